@@ -1,0 +1,1 @@
+//! File formats shared by the file and object-store connectors.

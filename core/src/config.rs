@@ -1,0 +1,525 @@
+//! `sync.toml`: one file that says what to move, from where, to where and how.
+//!
+//! ```toml
+//! client = "acme"                 # optional: the client this folder belongs to
+//!
+//! [source]
+//! type = "file"                   # a connector name (`ferry connectors`)
+//! path = "data/*.csv"             # the connector's own fields (`ferry spec file`)
+//!
+//! [destination]
+//! type = "sqlite"
+//! path = "acme.db"
+//!
+//! [[streams]]                     # optional: without it every stream is synced (append)
+//! name = "customers"
+//! mode = "upsert"                 # append | overwrite | upsert
+//! primary_key = ["id"]
+//! cursor = "updated_at"           # read incrementally by this column
+//!
+//! [run]                           # optional tuning
+//! state = ".ferry/state.json"
+//! concurrency = 4
+//! ```
+//!
+//! Errors name the file, line and column and suggest the nearest valid key; the CLI
+//! shows the offending line with a caret ([`render_snippet`]). Parsing is pure: no
+//! connection is made until `check` or `sync`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::catalog::WriteMode;
+use crate::secret::{self, ResolveContext};
+use crate::{Error, ErrorKind, Result};
+
+/// A config file's path and text, shared by every node parsed from it.
+#[derive(Debug)]
+pub struct ConfigFile {
+    /// The path as given.
+    pub path: PathBuf,
+    /// The whole text.
+    pub text: &'static str,
+}
+
+impl ConfigFile {
+    /// One-based line and column of byte `offset`.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        (line, col)
+    }
+
+    /// An [`ErrorKind::ConfigInvalid`] error at byte `offset`, with file/line/column context.
+    pub fn error_at(&self, offset: Option<usize>, message: impl Into<String>) -> Error {
+        let mut e = Error::config(message).with("file", self.path.display());
+        if let Some(o) = offset {
+            let (line, col) = self.line_col(o);
+            e = e.with("line", line).with("column", col);
+        }
+        e
+    }
+}
+
+/// One table of a config file (a connector's section), kept with its positions so that
+/// the connector's typed config can be parsed later with positioned errors.
+#[derive(Clone)]
+pub struct ConfigNode {
+    value: Spanned<DeValue<'static>>,
+    file: Arc<ConfigFile>,
+    /// Dotted path of this node in the file (`source`, `destination`).
+    path: String,
+    ctx: ResolveContext,
+}
+
+impl std::fmt::Debug for ConfigNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConfigNode({} in {})", self.path, self.file.path.display())
+    }
+}
+
+impl ConfigNode {
+    /// Parses this node into a connector's config type. Secret references are resolved
+    /// now; unknown or missing fields and wrong types are positioned errors.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        let de = toml::de::ValueDeserializer::from(self.value.clone());
+        let (result, clear) =
+            secret::with_context(self.ctx.clone(), || serde_path_to_error::deserialize::<_, T>(de));
+        if !clear.is_empty() {
+            tracing::warn!(
+                "{}: [{}] holds a secret in clear text; store it with `ferry secrets set NAME` and write \"${{secret:NAME}}\"",
+                self.file.path.display(),
+                self.path
+            );
+        }
+        result.map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = improve_message(inner.message());
+            let at = if field == "." { self.path.clone() } else { format!("{}.{}", self.path, field) };
+            self.file
+                .error_at(inner.span().map(|s| s.start), format!("{msg} (in `{at}`)"))
+        })
+    }
+
+    /// The file this node came from.
+    pub fn file(&self) -> &Arc<ConfigFile> {
+        &self.file
+    }
+
+    /// Where this node starts (byte offset), for errors about the node as a whole.
+    pub fn offset(&self) -> usize {
+        self.value.span().start
+    }
+
+    /// The folder relative paths in this node are relative to.
+    pub fn base_dir(&self) -> &Path {
+        &self.ctx.base_dir
+    }
+
+    /// A node made from TOML text (for tests and the conformance kit).
+    pub fn from_toml(text: &str, base_dir: impl Into<PathBuf>) -> Result<ConfigNode> {
+        let file = Arc::new(ConfigFile { path: "<inline>".into(), text: leak(text.to_string()) });
+        let table = DeTable::parse(file.text)
+            .map_err(|e| file.error_at(e.span().map(|s| s.start), first_line(e.message())))?;
+        let value = Spanned::new(table.span(), DeValue::Table(table.into_inner()));
+        Ok(ConfigNode {
+            value,
+            file,
+            path: "config".into(),
+            ctx: ResolveContext { base_dir: base_dir.into(), vault: None },
+        })
+    }
+}
+
+/// Config text lives for the whole process (a few KiB, read once), which lets parsed
+/// nodes keep zero-copy, positioned values without a lifetime.
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+/// Adds "did you mean" to serde's unknown-field and unknown-variant messages.
+fn improve_message(msg: &str) -> String {
+    for marker in ["unknown field `", "unknown variant `"] {
+        if let Some(rest) = msg.strip_prefix(marker) {
+            let Some((bad, tail)) = rest.split_once('`') else { break };
+            let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+            let what = if marker.contains("field") { "field" } else { "value" };
+            let mut out = format!("unknown {what} `{bad}`");
+            if let Some(best) = nearest(bad, expected.iter().copied()) {
+                out.push_str(&format!("; did you mean `{best}`?"));
+            }
+            if !expected.is_empty() {
+                out.push_str(&format!(" (valid: {})", expected.join(", ")));
+            }
+            return out;
+        }
+    }
+    msg.trim_end_matches('\n').to_string()
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely typo.
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// The source or destination section: its connector name and its own fields.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    /// The `type` value: a connector name.
+    pub kind: String,
+    /// Byte offset of the `type` value, for "unknown connector" errors.
+    pub kind_offset: usize,
+    /// The section without `type`, parsed by the connector with [`ConfigNode::parse`].
+    pub node: ConfigNode,
+}
+
+/// One `[[streams]]` entry: which source stream to sync, and how.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// The source stream's name, as `ferry discover` lists it.
+    pub name: String,
+    /// Name at the destination (default: the same name).
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// How to write: `append` (default), `overwrite` or `upsert`.
+    #[serde(default)]
+    pub mode: Option<WriteMode>,
+    /// Columns identifying a row (default: the source's primary key). Needed by `upsert`.
+    #[serde(default)]
+    pub primary_key: Option<Vec<String>>,
+    /// Read incrementally by this column (default: full refresh, or the source's default
+    /// cursor when `incremental = true`).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Read incrementally (default: true when `cursor` is set).
+    #[serde(default)]
+    pub incremental: Option<bool>,
+}
+
+impl StreamConfig {
+    /// A stream entry with defaults.
+    pub fn named(name: impl Into<String>) -> Self {
+        StreamConfig {
+            name: name.into(),
+            destination: None,
+            mode: None,
+            primary_key: None,
+            cursor: None,
+            incremental: None,
+        }
+    }
+
+    /// Whether this stream is read incrementally.
+    pub fn is_incremental(&self) -> bool {
+        self.incremental.unwrap_or(self.cursor.is_some())
+    }
+
+    /// The destination name.
+    pub fn destination_name(&self) -> &str {
+        self.destination.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// `[run]`: how the runtime behaves. Every field has a sensible default.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// State file, relative to the config file (default `.ferry/state.json`).
+    pub state: PathBuf,
+    /// Streams synced at the same time (default 4).
+    pub concurrency: usize,
+    /// Rows per batch (default 8192).
+    pub batch_size: usize,
+    /// Batches buffered between a source and its sink; bounds memory (default 4).
+    pub channel_capacity: usize,
+    /// Commit state at most this often, in seconds (default 5); a checkpoint is held
+    /// until then, so fewer flushes slow the load down.
+    pub commit_interval_secs: f64,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            state: PathBuf::from(".ferry/state.json"),
+            concurrency: 4,
+            batch_size: crate::source::DEFAULT_BATCH_SIZE,
+            channel_capacity: 4,
+            commit_interval_secs: 5.0,
+        }
+    }
+}
+
+/// A loaded `sync.toml`.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// The file.
+    pub file: Arc<ConfigFile>,
+    /// The folder of the file; relative paths are relative to it.
+    pub dir: PathBuf,
+    /// The client this folder belongs to.
+    pub client: Option<String>,
+    /// `[source]`.
+    pub source: ConnectorConfig,
+    /// `[destination]`.
+    pub destination: ConnectorConfig,
+    /// `[[streams]]` (empty: every stream the source offers).
+    pub streams: Vec<StreamConfig>,
+    /// `[run]`.
+    pub run: RunSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopLevel {
+    #[serde(default)]
+    client: Option<String>,
+    #[serde(default)]
+    streams: Vec<StreamConfig>,
+    #[serde(default)]
+    run: RunSettings,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &["client", "source", "destination", "streams", "run"];
+
+impl SyncConfig {
+    /// Reads and parses `path`. Connector sections are checked later, by the connector.
+    pub fn load(path: impl AsRef<Path>, ctx: ResolveContext) -> Result<SyncConfig> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(e, "cannot read the config file", path))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let ctx = ResolveContext { base_dir: dir.clone(), ..ctx };
+        Self::parse(path, text, dir, ctx)
+    }
+
+    /// Parses config text as if read from `path`.
+    pub fn parse(path: &Path, text: String, dir: PathBuf, ctx: ResolveContext) -> Result<SyncConfig> {
+        let file = Arc::new(ConfigFile { path: path.to_path_buf(), text: leak(text) });
+        let parsed = DeTable::parse(file.text)
+            .map_err(|e| file.error_at(e.span().map(|s| s.start), first_line(e.message())))?;
+        let whole_span = parsed.span();
+        let mut table = parsed.into_inner();
+
+        for (k, _) in table.iter() {
+            let key: &str = k.get_ref();
+            if !TOP_LEVEL_KEYS.contains(&key) {
+                let mut msg = format!("unknown top-level key `{key}`");
+                if let Some(best) = nearest(key, TOP_LEVEL_KEYS.iter().copied()) {
+                    msg.push_str(&format!("; did you mean `{best}`?"));
+                }
+                msg.push_str(&format!(" (valid: {})", TOP_LEVEL_KEYS.join(", ")));
+                return Err(file.error_at(Some(k.span().start), msg));
+            }
+        }
+
+        let mut section = |name: &str| -> Result<ConnectorConfig> {
+            let key = table.keys().find(|k| k.get_ref() == name).cloned();
+            let Some(key) = key else {
+                return Err(file.error_at(
+                    Some(whole_span.end),
+                    format!("missing `[{name}]` section: add one with `type = \"<connector>\"` (see `ferry connectors`)"),
+                ));
+            };
+            let value = table.remove(&key).expect("key exists");
+            let span = value.span();
+            let DeValue::Table(mut t) = value.into_inner() else {
+                return Err(file.error_at(Some(span.start), format!("`{name}` must be a table")));
+            };
+            let tkey = t.keys().find(|k| k.get_ref() == "type").cloned();
+            let Some(tkey) = tkey else {
+                return Err(file.error_at(
+                    Some(key.span().start),
+                    format!("`[{name}]` has no `type`: add `type = \"<connector>\"` (see `ferry connectors`)"),
+                ));
+            };
+            let tval = t.remove(&tkey).expect("key exists");
+            let kind_offset = tval.span().start;
+            let Some(kind) = tval.get_ref().as_str().map(str::to_string) else {
+                return Err(file.error_at(Some(kind_offset), format!("`{name}.type` must be a string")));
+            };
+            Ok(ConnectorConfig {
+                kind,
+                kind_offset,
+                node: ConfigNode {
+                    value: Spanned::new(span, DeValue::Table(t)),
+                    file: file.clone(),
+                    path: name.to_string(),
+                    ctx: ctx.clone(),
+                },
+            })
+        };
+        let source = section("source")?;
+        let destination = section("destination")?;
+
+        let rest = ConfigNode {
+            value: Spanned::new(whole_span, DeValue::Table(table)),
+            file: file.clone(),
+            path: "config".into(),
+            ctx: ctx.clone(),
+        };
+        let top: TopLevel = rest.parse().map_err(|e| {
+            // errors from the rest of the file read better without the `(in config.x)` suffix
+            let msg = e.message().replace("(in `config.", "(in `");
+            let mut out = Error::config(msg);
+            for (k, v) in e.context() {
+                out = out.with(k, v);
+            }
+            out
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        for s in &top.streams {
+            if !seen.insert(s.name.as_str()) {
+                return Err(file.error_at(
+                    find_offset(file.text, &format!("\"{}\"", s.name), 1),
+                    format!("stream `{}` is listed twice in [[streams]]", s.name),
+                ));
+            }
+        }
+        if top.run.concurrency == 0 || top.run.batch_size == 0 || top.run.channel_capacity == 0 {
+            return Err(file.error_at(
+                find_offset(file.text, "[run]", 0),
+                "[run] concurrency, batch_size and channel_capacity must be at least 1",
+            ));
+        }
+        Ok(SyncConfig {
+            file,
+            dir,
+            client: top.client,
+            source,
+            destination,
+            streams: top.streams,
+            run: top.run,
+        })
+    }
+
+    /// The state file's path.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join(&self.run.state)
+    }
+
+    /// The stream entry named `name`, if listed.
+    pub fn stream(&self, name: &str) -> Option<&StreamConfig> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// An error positioned at the first occurrence of `needle` in the file (e.g. a stream name).
+    pub fn error_near(&self, needle: &str, message: impl Into<String>) -> Error {
+        self.file.error_at(find_offset(self.file.text, needle, 0), message)
+    }
+}
+
+fn find_offset(text: &str, needle: &str, skip: usize) -> Option<usize> {
+    text.match_indices(needle).nth(skip).map(|(i, _)| i)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+/// Renders `line` of `text` with a caret under `column`, for a person reading the error:
+///
+/// ```text
+///   --> sync.toml:7:1
+///    |
+///  7 | pasword = "x"
+///    | ^
+/// ```
+pub fn render_snippet(path: &str, text: &str, line: usize, column: usize) -> String {
+    let Some(src) = text.lines().nth(line.saturating_sub(1)) else {
+        return format!("  --> {path}:{line}:{column}\n");
+    };
+    let num = line.to_string();
+    let pad = " ".repeat(num.len());
+    let caret_pad: String = src
+        .chars()
+        .take(column.saturating_sub(1))
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    format!("{pad}--> {path}:{line}:{column}\n{pad} |\n{num} | {src}\n{pad} | {caret_pad}^\n")
+}
+
+/// Checks that an error is a config error (`ErrorKind::ConfigInvalid`).
+pub fn is_config_error(e: &Error) -> bool {
+    e.kind() == ErrorKind::ConfigInvalid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<SyncConfig> {
+        SyncConfig::parse(Path::new("sync.toml"), text.to_string(), ".".into(), ResolveContext::default())
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Conn {
+        path: String,
+        password: Option<crate::Secret>,
+    }
+
+    #[test]
+    fn parses_sections_and_streams() {
+        let c = load("[source]\ntype = \"file\"\npath = \"a.csv\"\n[destination]\ntype = \"sqlite\"\npath = \"x.db\"\n[[streams]]\nname = \"a\"\nmode = \"upsert\"\ncursor = \"id\"\n").unwrap();
+        assert_eq!(c.source.kind, "file");
+        assert_eq!(c.destination.kind, "sqlite");
+        assert_eq!(c.streams[0].mode, Some(WriteMode::Upsert));
+        assert!(c.streams[0].is_incremental());
+        let conn: Conn = c.source.node.parse().unwrap();
+        assert_eq!(conn.path, "a.csv");
+    }
+
+    #[test]
+    fn unknown_field_is_positioned_with_suggestion() {
+        let c = load("[source]\ntype = \"file\"\npath = \"a\"\npasword = \"x\"\n[destination]\ntype = \"x\"\n").unwrap();
+        let e = c.source.node.parse::<Conn>().unwrap_err();
+        assert_eq!(e.context_value("line"), Some("4"), "{e}");
+        assert_eq!(e.context_value("column"), Some("1"), "{e}");
+        assert!(e.message().contains("did you mean `password`"), "{e}");
+    }
+
+    #[test]
+    fn top_level_and_stream_errors_are_positioned() {
+        let e = load("clinet = \"a\"\n[source]\ntype=\"f\"\n[destination]\ntype=\"g\"\n").unwrap_err();
+        assert!(e.message().contains("did you mean `client`"), "{e}");
+        assert_eq!(e.context_value("line"), Some("1"));
+        let e = load("[source]\ntype=\"f\"\n[destination]\ntype=\"g\"\n[[streams]]\nname=\"a\"\nmode=\"upsrt\"\n").unwrap_err();
+        assert!(e.message().contains("did you mean `upsert`"), "{e}");
+        assert_eq!(e.context_value("line"), Some("7"), "{e}");
+        let e = load("[source]\ntype=\"f\"\n").unwrap_err();
+        assert!(e.message().contains("missing `[destination]`"), "{e}");
+        let e = load("[source\ntype=\"f\"\n").unwrap_err();
+        assert_eq!(e.context_value("line"), Some("1"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let c = load("[source]\ntype = \"file\"\npath = 5\n[destination]\ntype = \"x\"\n").unwrap();
+        let e = c.source.node.parse::<Conn>().unwrap_err();
+        assert!(e.message().contains("source.path"), "{e}");
+        assert_eq!(e.context_value("line"), Some("3"));
+    }
+
+    #[test]
+    fn snippet_has_caret() {
+        let s = render_snippet("sync.toml", "a\n  bad = 1\n", 2, 3);
+        assert!(s.contains("2 |   bad = 1"), "{s}");
+        assert!(s.ends_with("  |   ^\n"), "{s:?}");
+    }
+}

@@ -1,0 +1,34 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod catalog;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod redact;
+pub mod registry;
+pub mod report;
+pub mod runtime;
+pub mod secret;
+pub mod sink;
+pub mod source;
+pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod types;
+pub mod values;
+
+pub use arrow_array;
+pub use arrow_schema;
+pub use async_trait::async_trait;
+
+pub use catalog::{Catalog, ReadMode, StreamInfo, WriteMode};
+pub use config::{ConfigNode, StreamConfig, SyncConfig};
+pub use error::{Error, ErrorKind, Result, ResultExt};
+pub use registry::{BuildContext, ConnectorDef, Registry};
+pub use report::{RunReport, StreamReport};
+pub use runtime::{RunOptions, Runtime};
+pub use secret::Secret;
+pub use sink::{Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary};
+pub use source::{Message, MessageStream, Position, ReadRequest, Rejected, Source};
+pub use types::FerryType;

@@ -1,0 +1,145 @@
+//! The list of connectors a binary knows, and how a config section becomes a
+//! `Source` or `Sink`.
+//!
+//! A connector crate exposes one `register(&mut Registry)` function that adds a
+//! [`ConnectorDef`]; the `ferry` binary calls each crate's `register` once. Config
+//! types give `ferry spec` its JSON Schema, so the docs never drift from the code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::{nearest, ConfigNode, ConnectorConfig};
+use crate::{Error, Result, Sink, Source};
+
+/// What a connector's build function gets besides its config.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// Folder of the config file; relative paths are relative to it.
+    pub base_dir: PathBuf,
+}
+
+type SourceFn = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<dyn Source>> + Send + Sync>;
+type SinkFn = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<dyn Sink>> + Send + Sync>;
+
+/// One connector: its name, what it is, and how to build its source and/or sink.
+#[derive(Clone)]
+pub struct ConnectorDef {
+    /// The `type` written in `sync.toml`.
+    pub name: &'static str,
+    /// One line saying what it connects to.
+    pub description: &'static str,
+    source: Option<(serde_json::Value, SourceFn)>,
+    sink: Option<(serde_json::Value, SinkFn)>,
+}
+
+impl ConnectorDef {
+    /// A connector with neither source nor sink yet.
+    pub fn new(name: &'static str, description: &'static str) -> Self {
+        ConnectorDef { name, description, source: None, sink: None }
+    }
+
+    /// Adds a source built from config type `C`.
+    pub fn with_source<C, F>(mut self, build: F) -> Self
+    where
+        C: DeserializeOwned + schemars::JsonSchema + 'static,
+        F: Fn(C, &BuildContext) -> Result<Arc<dyn Source>> + Send + Sync + 'static,
+    {
+        let spec = serde_json::to_value(schemars::schema_for!(C)).expect("schema serializes");
+        self.source = Some((spec, Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx))));
+        self
+    }
+
+    /// Adds a sink built from config type `C`.
+    pub fn with_sink<C, F>(mut self, build: F) -> Self
+    where
+        C: DeserializeOwned + schemars::JsonSchema + 'static,
+        F: Fn(C, &BuildContext) -> Result<Arc<dyn Sink>> + Send + Sync + 'static,
+    {
+        let spec = serde_json::to_value(schemars::schema_for!(C)).expect("schema serializes");
+        self.sink = Some((spec, Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx))));
+        self
+    }
+
+    /// Whether it can be a source.
+    pub fn is_source(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// Whether it can be a destination.
+    pub fn is_sink(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// The JSON Schemas of its source and destination configs.
+    pub fn spec(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        out.insert("connector".into(), self.name.into());
+        out.insert("description".into(), self.description.into());
+        if let Some((s, _)) = &self.source {
+            out.insert("source".into(), s.clone());
+        }
+        if let Some((s, _)) = &self.sink {
+            out.insert("destination".into(), s.clone());
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+/// Every connector this binary knows.
+#[derive(Clone, Default)]
+pub struct Registry {
+    defs: Vec<ConnectorDef>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Adds a connector (a later one with the same name replaces the earlier).
+    pub fn add(&mut self, def: ConnectorDef) {
+        self.defs.retain(|d| d.name != def.name);
+        self.defs.push(def);
+    }
+
+    /// All connectors, in registration order.
+    pub fn all(&self) -> &[ConnectorDef] {
+        &self.defs
+    }
+
+    /// The connector named `name`, or an error suggesting the nearest name.
+    pub fn get(&self, name: &str) -> Result<&ConnectorDef> {
+        self.defs.iter().find(|d| d.name == name).ok_or_else(|| {
+            let names = self.defs.iter().map(|d| d.name);
+            let mut msg = format!("unknown connector `{name}`");
+            if let Some(best) = nearest(name, names.clone()) {
+                msg.push_str(&format!("; did you mean `{best}`?"));
+            }
+            msg.push_str(&format!(" (known: {})", names.collect::<Vec<_>>().join(", ")));
+            Error::config(msg)
+        })
+    }
+
+    /// Builds the source a `[source]` section describes.
+    pub fn build_source(&self, cfg: &ConnectorConfig) -> Result<Arc<dyn Source>> {
+        let file = cfg.node.file();
+        let def = self.get(&cfg.kind).map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
+        let (_, build) = def.source.as_ref().ok_or_else(|| {
+            file.error_at(Some(cfg.kind_offset), format!("connector `{}` cannot be a source", def.name))
+        })?;
+        build(&cfg.node, &BuildContext { base_dir: cfg.node.base_dir().to_path_buf() })
+    }
+
+    /// Builds the sink a `[destination]` section describes.
+    pub fn build_sink(&self, cfg: &ConnectorConfig) -> Result<Arc<dyn Sink>> {
+        let file = cfg.node.file();
+        let def = self.get(&cfg.kind).map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
+        let (_, build) = def.sink.as_ref().ok_or_else(|| {
+            file.error_at(Some(cfg.kind_offset), format!("connector `{}` cannot be a destination", def.name))
+        })?;
+        build(&cfg.node, &BuildContext { base_dir: cfg.node.base_dir().to_path_buf() })
+    }
+}

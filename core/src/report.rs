@@ -1,0 +1,160 @@
+//! The run report: what each stream read, wrote and how fast, as JSON and as text.
+
+use serde::Serialize;
+
+use crate::sink::Output;
+
+/// How a stream or run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Everything was written and state committed.
+    Succeeded,
+    /// It failed; state holds the last committed checkpoint.
+    Failed,
+    /// Stopped by Ctrl-C; state holds the last committed checkpoint.
+    Cancelled,
+}
+
+/// One stream's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    /// Source stream name.
+    pub stream: String,
+    /// Destination name.
+    pub destination: String,
+    /// `full_refresh` or `incremental`.
+    pub read_mode: crate::ReadMode,
+    /// `append`, `overwrite` or `upsert`.
+    pub write_mode: crate::WriteMode,
+    /// How it ended.
+    pub status: Status,
+    /// Rows the source yielded (good and rejected).
+    pub rows_read: u64,
+    /// Rows the sink accepted.
+    pub rows_written: u64,
+    /// Rows rejected (malformed, failed validation).
+    pub rows_rejected: u64,
+    /// Rows the source said it would yield, when it could tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_expected: Option<u64>,
+    /// In-memory size of the rows moved, in bytes.
+    pub bytes: u64,
+    /// Wall time, seconds.
+    pub duration_secs: f64,
+    /// rows_read / duration.
+    pub rows_per_sec: f64,
+    /// Committed state before the run.
+    pub state_before: Option<serde_json::Value>,
+    /// Committed state after the run.
+    pub state_after: Option<serde_json::Value>,
+    /// Fingerprint of the schema written.
+    pub schema_fingerprint: String,
+    /// Files, objects or tables written.
+    pub outputs: Vec<Output>,
+    /// The error, if it failed (redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Unique id of this run.
+    pub run_id: String,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// End, RFC 3339 UTC.
+    pub finished_at: String,
+    /// Wall time, seconds.
+    pub duration_secs: f64,
+    /// Source connector type.
+    pub source: String,
+    /// Destination connector type.
+    pub destination: String,
+    /// Failed if any stream failed, cancelled if stopped.
+    pub status: Status,
+    /// Per stream.
+    pub streams: Vec<StreamReport>,
+    /// How many times the leak guard had to scrub a secret from output.
+    pub redactions: u64,
+}
+
+impl RunReport {
+    /// Rows read over all streams.
+    pub fn rows_read(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows_read).sum()
+    }
+
+    /// Rows written over all streams.
+    pub fn rows_written(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows_written).sum()
+    }
+
+    /// The report as pretty JSON, passed through the leak guard.
+    pub fn to_json(&self) -> String {
+        crate::redact::redact(&serde_json::to_string_pretty(self).expect("report serializes"))
+    }
+
+    /// A human summary: one line per stream and a total.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let w = self.streams.iter().map(|s| s.stream.len()).max().unwrap_or(6).max(6);
+        out.push_str(&format!(
+            "{:<w$}  {:>12}  {:>12}  {:>9}  {:>10}  {:>8}  status\n",
+            "stream", "rows read", "written", "rejected", "rows/s", "time"
+        ));
+        for s in &self.streams {
+            out.push_str(&format!(
+                "{:<w$}  {:>12}  {:>12}  {:>9}  {:>10}  {:>7.2}s  {}\n",
+                s.stream,
+                group(s.rows_read),
+                group(s.rows_written),
+                group(s.rows_rejected),
+                group(s.rows_per_sec as u64),
+                s.duration_secs,
+                match s.status {
+                    Status::Succeeded => "ok".to_string(),
+                    Status::Cancelled => "cancelled".to_string(),
+                    Status::Failed => format!("FAILED: {}", s.error.as_deref().unwrap_or("")),
+                }
+            ));
+        }
+        out.push_str(&format!(
+            "{} rows read, {} written in {:.2}s; run {} {}\n",
+            group(self.rows_read()),
+            group(self.rows_written()),
+            self.duration_secs,
+            self.run_id,
+            match self.status {
+                Status::Succeeded => "succeeded",
+                Status::Failed => "FAILED",
+                Status::Cancelled => "was cancelled",
+            }
+        ));
+        crate::redact::redact(&out)
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(super::group(0), "0");
+        assert_eq!(super::group(1234567), "1,234,567");
+        assert_eq!(super::group(100), "100");
+    }
+}

@@ -1,0 +1,447 @@
+//! The pipeline: source → bounded channel → sink, per stream, several streams at once.
+//!
+//! Why a bounded channel: memory stays at `channel_capacity` batches per stream no
+//! matter how fast the source is, because a full channel makes the source wait
+//! (backpressure). Why checkpoints travel *in* the stream: a checkpoint is committed
+//! only after the sink flushed every batch before it, which is what makes a rerun
+//! after a crash neither lose rows nor (for upsert) duplicate them.
+//!
+//! Everything a run would refuse (an unknown stream, a mode the sink cannot do,
+//! upsert without a primary key) is checked by [`Runtime::plan`] before a row is read.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, ReadMode, StreamInfo, WriteMode};
+use crate::config::{RunSettings, StreamConfig, SyncConfig};
+use crate::report::{RunReport, Status, StreamReport};
+use crate::sink::{Durability, Sink, StreamWriter, WriteRequest};
+use crate::source::{Message, ReadRequest, Source};
+use crate::state::StateStore;
+use crate::types::{schema_fingerprint, with_keys};
+use crate::{Error, ErrorKind, Result, ResultExt};
+
+/// Hears about progress, to draw progress bars or log lines.
+pub trait Observer: Send + Sync {
+    /// A stream starts.
+    fn stream_started(&self, _stream: &str) {}
+    /// The source expects this many rows in total.
+    fn expected(&self, _stream: &str, _rows: u64) {}
+    /// Rows and bytes written so far (cumulative).
+    fn progress(&self, _stream: &str, _rows: u64, _bytes: u64) {}
+    /// A stream ended.
+    fn stream_finished(&self, _report: &StreamReport) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// One stream, fully resolved: what to read and how to write it.
+#[derive(Debug, Clone)]
+pub struct StreamTask {
+    /// The source's description of the stream.
+    pub info: StreamInfo,
+    /// The read request (state filled in).
+    pub read: ReadRequest,
+    /// The write request.
+    pub write: WriteRequest,
+}
+
+/// Options of one run, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Sync only these streams (default: those in config, or all).
+    pub only: Option<Vec<String>>,
+    /// Ignore saved state and read everything.
+    pub full_refresh: bool,
+    /// Stop each stream after about this many rows; state is then not saved.
+    pub limit: Option<u64>,
+    /// The run id (default: a new one).
+    pub run_id: Option<String>,
+}
+
+/// Runs syncs between one source and one sink.
+pub struct Runtime {
+    /// Where rows come from.
+    pub source: Arc<dyn Source>,
+    /// Where rows go.
+    pub sink: Arc<dyn Sink>,
+    /// Committed state.
+    pub state: Arc<StateStore>,
+    /// `[run]` settings.
+    pub settings: RunSettings,
+    /// Progress listener.
+    pub observer: Arc<dyn Observer>,
+    /// Cancelled on Ctrl-C.
+    pub cancel: CancellationToken,
+}
+
+impl Runtime {
+    /// A runtime with default settings, no observer and a fresh cancel token.
+    pub fn new(source: Arc<dyn Source>, sink: Arc<dyn Sink>, state: Arc<StateStore>) -> Self {
+        Runtime {
+            source,
+            sink,
+            state,
+            settings: RunSettings::default(),
+            observer: Arc::new(Silent),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Resolves the streams to sync and checks, before reading anything, that each
+    /// exists, that its modes are supported and that it has the keys it needs.
+    pub fn plan(
+        &self,
+        catalog: &Catalog,
+        streams: &[StreamConfig],
+        opts: &RunOptions,
+        config: Option<&SyncConfig>,
+        run_id: &str,
+    ) -> Result<Vec<StreamTask>> {
+        let positioned = |needle: &str, msg: String| match config {
+            Some(c) => c.error_near(needle, msg),
+            None => Error::config(msg),
+        };
+        let selected: Vec<StreamConfig> = if streams.is_empty() {
+            catalog.streams.iter().map(|s| StreamConfig::named(&s.name)).collect()
+        } else {
+            streams.to_vec()
+        };
+        if let Some(only) = &opts.only {
+            for name in only {
+                if !selected.iter().any(|s| &s.name == name) {
+                    return Err(Error::config(format!(
+                        "--streams names `{name}`, which is not among the streams to sync ({})",
+                        selected.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            }
+        }
+        let caps = self.sink.capabilities();
+        let mut tasks = Vec::new();
+        for sc in selected {
+            if opts.only.as_ref().is_some_and(|o| !o.contains(&sc.name)) {
+                continue;
+            }
+            let needle = format!("\"{}\"", sc.name);
+            let info = catalog.get(&sc.name).ok_or_else(|| {
+                let mut msg = format!("stream `{}` is not offered by the source", sc.name);
+                if let Some(best) = crate::config::nearest(&sc.name, catalog.names()) {
+                    msg.push_str(&format!("; did you mean `{best}`?"));
+                }
+                msg.push_str(&format!(" (`ferry discover` lists: {})", catalog.names().join(", ")));
+                positioned(&needle, msg).with("stream", &sc.name)
+            })?;
+            let mode = sc.mode.unwrap_or(WriteMode::Append);
+            if !caps.modes.contains(&mode) {
+                return Err(positioned(
+                    &needle,
+                    format!("the destination cannot {mode} (it supports: {})",
+                        caps.modes.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")),
+                )
+                .with("stream", &sc.name));
+            }
+            let primary_key = sc.primary_key.clone().unwrap_or_else(|| info.primary_key.clone());
+            for k in &primary_key {
+                if info.schema.field_with_name(k).is_err() {
+                    return Err(positioned(&needle, format!("primary key column `{k}` is not in stream `{}`", sc.name)).with("stream", &sc.name));
+                }
+            }
+            if mode == WriteMode::Upsert && primary_key.is_empty() {
+                return Err(positioned(
+                    &needle,
+                    format!("stream `{}` is written with upsert but has no primary key: add `primary_key = [\"id\"]`", sc.name),
+                )
+                .with("stream", &sc.name));
+            }
+            let incremental = sc.is_incremental();
+            let cursor = if incremental {
+                if !info.supports_incremental() {
+                    return Err(positioned(&needle, format!("stream `{}` cannot be read incrementally", sc.name)).with("stream", &sc.name));
+                }
+                let c = sc.cursor.clone().or_else(|| info.default_cursor.clone());
+                if let Some(c) = &c {
+                    if info.schema.field_with_name(c).is_err() && !info.cursor_candidates.contains(c) {
+                        return Err(positioned(
+                            &needle,
+                            format!("cursor `{c}` is not a column of stream `{}` (candidates: {})", sc.name, info.cursor_candidates.join(", ")),
+                        )
+                        .with("stream", &sc.name));
+                    }
+                }
+                c
+            } else {
+                None
+            };
+            let state = if incremental && !opts.full_refresh { self.state.get(&sc.name) } else { None };
+            let read = ReadRequest {
+                stream: sc.name.clone(),
+                mode: if incremental { ReadMode::Incremental } else { ReadMode::FullRefresh },
+                cursor: cursor.clone(),
+                state,
+                limit: opts.limit,
+                batch_size: self.settings.batch_size,
+            };
+            let schema = with_keys(&info.schema, &primary_key, cursor.as_deref().filter(|c| info.schema.field_with_name(c).is_ok()));
+            let write = WriteRequest {
+                stream: sc.destination_name().to_string(),
+                schema,
+                mode,
+                run_id: run_id.to_string(),
+            };
+            tasks.push(StreamTask { info: info.clone(), read, write });
+        }
+        Ok(tasks)
+    }
+
+    /// Discovers, plans and runs every stream; the report says what happened to each.
+    /// Errors only for what stops the run before any stream starts.
+    pub async fn sync(&self, streams: &[StreamConfig], opts: &RunOptions, config: Option<&SyncConfig>, names: (&str, &str)) -> Result<RunReport> {
+        let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
+        let catalog = self.source.discover().await?;
+        let tasks = self.plan(&catalog, streams, opts, config, &run_id)?;
+        Ok(self.run(tasks, opts, &run_id, names).await)
+    }
+
+    /// Runs planned streams, `concurrency` at a time.
+    pub async fn run(&self, tasks: Vec<StreamTask>, opts: &RunOptions, run_id: &str, names: (&str, &str)) -> RunReport {
+        let started = chrono::Utc::now();
+        let clock = Instant::now();
+        let order: Vec<String> = tasks.iter().map(|t| t.read.stream.clone()).collect();
+        let mut reports: Vec<StreamReport> = futures::stream::iter(tasks)
+            .map(|t| self.run_stream(t, opts))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        reports.sort_by_key(|r| order.iter().position(|n| n == &r.stream));
+        let status = if reports.iter().any(|r| r.status == Status::Failed) {
+            Status::Failed
+        } else if reports.iter().any(|r| r.status == Status::Cancelled) {
+            Status::Cancelled
+        } else {
+            Status::Succeeded
+        };
+        RunReport {
+            run_id: run_id.to_string(),
+            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_secs: clock.elapsed().as_secs_f64(),
+            source: names.0.to_string(),
+            destination: names.1.to_string(),
+            status,
+            streams: reports,
+            redactions: crate::redact::hits(),
+        }
+    }
+
+    async fn run_stream(&self, task: StreamTask, opts: &RunOptions) -> StreamReport {
+        let clock = Instant::now();
+        self.observer.stream_started(&task.read.stream);
+        let mut rep = StreamReport {
+            stream: task.read.stream.clone(),
+            destination: task.write.stream.clone(),
+            read_mode: task.read.mode,
+            write_mode: task.write.mode,
+            status: Status::Succeeded,
+            rows_read: 0,
+            rows_written: 0,
+            rows_rejected: 0,
+            rows_expected: None,
+            bytes: 0,
+            duration_secs: 0.0,
+            rows_per_sec: 0.0,
+            state_before: task.read.state.clone(),
+            state_after: task.read.state.clone(),
+            schema_fingerprint: schema_fingerprint(&task.write.schema),
+            outputs: Vec::new(),
+            error: None,
+        };
+        if let Err(e) = self.stream_inner(&task, opts, &mut rep).await {
+            rep.status = if e.kind() == ErrorKind::Cancelled { Status::Cancelled } else { Status::Failed };
+            let e = e.with("stream", &task.read.stream);
+            tracing::error!(stream = %task.read.stream, "{}", crate::redact::redact(&e.to_string()));
+            rep.error = Some(crate::redact::redact(&e.to_string()));
+        }
+        rep.state_after = self.state.get(&task.read.stream).or(rep.state_after);
+        rep.duration_secs = clock.elapsed().as_secs_f64();
+        rep.rows_per_sec = if rep.duration_secs > 0.0 { rep.rows_read as f64 / rep.duration_secs } else { 0.0 };
+        self.observer.stream_finished(&rep);
+        rep
+    }
+
+    async fn stream_inner(&self, task: &StreamTask, opts: &RunOptions, rep: &mut StreamReport) -> Result<()> {
+        let mut writer = self.sink.open(task.write.clone()).await.ctx("destination", &task.write.stream)?;
+        match self.pump(task, opts, writer.as_mut(), rep).await {
+            Ok(pending) => {
+                let summary = writer.close().await?;
+                rep.outputs = summary.outputs;
+                if let Some(state) = pending {
+                    self.commit(task, state)?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(stream = %task.read.stream, "abort after failure also failed: {abort}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn commit(&self, task: &StreamTask, state: serde_json::Value) -> Result<()> {
+        if task.read.mode != ReadMode::Incremental {
+            return Ok(());
+        }
+        let run_id = &task.write.run_id;
+        self.state.commit(&task.read.stream, state, run_id)?;
+        tracing::debug!(stream = %task.read.stream, "state committed");
+        Ok(())
+    }
+
+    /// Moves messages from the source to the writer; returns the checkpoint still to
+    /// commit once the writer is closed.
+    async fn pump(
+        &self,
+        task: &StreamTask,
+        opts: &RunOptions,
+        writer: &mut dyn StreamWriter,
+        rep: &mut StreamReport,
+    ) -> Result<Option<serde_json::Value>> {
+        let mut messages = self.source.read(task.read.clone()).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(self.settings.channel_capacity.max(1));
+        let producer = tokio::spawn(async move {
+            while let Some(m) = messages.next().await {
+                let last = m.is_err();
+                if tx.send(m).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        let _stop_producer = AbortOnDrop(producer);
+        let schema = task.write.schema.clone();
+        let interval = Duration::from_secs_f64(self.settings.commit_interval_secs.max(0.0));
+        let mut last_commit = Instant::now();
+        let mut pending: Option<serde_json::Value> = None;
+        let limit = opts.limit;
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => {
+                    return Err(Error::new(ErrorKind::Cancelled, "cancelled; state holds the last flushed checkpoint"));
+                }
+                m = rx.recv() => m,
+            };
+            let Some(msg) = msg else { break };
+            match msg? {
+                Message::Batch(batch) => {
+                    let mut batch = conform(&schema, batch)?;
+                    if let Some(limit) = limit {
+                        let left = limit.saturating_sub(rep.rows_read) as usize;
+                        if batch.num_rows() > left {
+                            batch = batch.slice(0, left);
+                        }
+                    }
+                    let n = batch.num_rows() as u64;
+                    let bytes = batch_bytes(&batch);
+                    if n > 0 {
+                        writer.write(batch).await?;
+                    }
+                    rep.rows_read += n;
+                    rep.rows_written += n;
+                    rep.bytes += bytes;
+                    self.observer.progress(&task.read.stream, rep.rows_written, rep.bytes);
+                    if limit.is_some_and(|l| rep.rows_read >= l) {
+                        break;
+                    }
+                }
+                Message::Checkpoint(state) => {
+                    pending = Some(state);
+                    if last_commit.elapsed() >= interval {
+                        if writer.flush().await? == Durability::Durable {
+                            if let Some(s) = pending.take() {
+                                self.commit(task, s)?;
+                            }
+                        }
+                        last_commit = Instant::now();
+                    }
+                }
+                Message::Rejected(r) => {
+                    rep.rows_read += 1;
+                    rep.rows_rejected += 1;
+                    let mut e = Error::data(format!("malformed record: {}", r.message));
+                    if let Some(f) = &r.position.file {
+                        e = e.with("file", f);
+                    }
+                    if let Some(l) = r.position.line {
+                        e = e.with("line", l);
+                    }
+                    if let Some(c) = r.position.column {
+                        e = e.with("column", c);
+                    }
+                    if let Some(k) = &r.position.key {
+                        e = e.with("at", k);
+                    }
+                    return Err(e);
+                }
+                Message::Estimate(n) => {
+                    rep.rows_expected = Some(n);
+                    self.observer.expected(&task.read.stream, n);
+                }
+            }
+        }
+        writer.flush().await?;
+        // a trial run (`--limit`) must not move the incremental window
+        Ok(if limit.is_some() { None } else { pending })
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Checks a batch has the stream's columns and types, and gives it the stream's schema
+/// (with its key metadata). Errors name the column.
+pub fn conform(schema: &arrow_schema::SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
+    let got = batch.schema();
+    if got.fields().len() != schema.fields().len() {
+        return Err(Error::new(
+            ErrorKind::SchemaMismatch,
+            format!("source sent {} columns, the stream's schema has {}", got.fields().len(), schema.fields().len()),
+        ));
+    }
+    for (g, w) in got.fields().iter().zip(schema.fields()) {
+        if g.name() != w.name() || g.data_type() != w.data_type() {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                format!("source sent column `{}` {}, the stream's schema has `{}` {}", g.name(), g.data_type(), w.name(), w.data_type()),
+            ));
+        }
+    }
+    RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
+        Error::new(ErrorKind::SchemaMismatch, format!("batch does not fit the stream's schema: {e}"))
+    })
+}
+
+/// Bytes held by a batch's values (not counting spare capacity).
+pub fn batch_bytes(batch: &RecordBatch) -> u64 {
+    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64).sum()
+}
+
+/// A new run id: UTC time plus random bits, sortable and unique enough for file names.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u32(std::process::id());
+    format!("{}-{:06x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), h.finish() & 0xff_ffff)
+}

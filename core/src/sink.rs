@@ -1,0 +1,120 @@
+//! The `Sink` trait: what a connector implements to be written to.
+//!
+//! A sink opens one [`StreamWriter`] per stream. The contract that keeps data and
+//! state consistent is in [`StreamWriter::flush`]: the runtime only commits a
+//! checkpoint once the sink says everything before it is durable.
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::catalog::WriteMode;
+use crate::Result;
+
+/// What to open: one destination stream, its schema and how to write it.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    /// Destination stream name (table, file stem, object prefix).
+    pub stream: String,
+    /// Schema of the batches that will be written (primary key in its metadata).
+    pub schema: SchemaRef,
+    /// Append, overwrite or upsert.
+    pub mode: WriteMode,
+    /// The run's id, for names that must be unique per run (staging tables, object keys).
+    pub run_id: String,
+}
+
+impl WriteRequest {
+    /// The primary key (from the schema's metadata).
+    pub fn primary_key(&self) -> Vec<String> {
+        crate::types::primary_key(&self.schema)
+    }
+}
+
+/// When data a writer has flushed becomes safe from a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Everything written so far is durable now: the runtime commits state at once.
+    Durable,
+    /// Data becomes durable only when the writer is closed (a staged overwrite, a file
+    /// written under a temporary name): the runtime holds state until `close` succeeds.
+    AtClose,
+}
+
+/// One thing a writer produced: a file, an object or a table, for the run report and receipt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Output {
+    /// `file`, `object` or `table`.
+    pub kind: String,
+    /// Path, URL or table name (never with credentials).
+    pub location: String,
+    /// Rows written there by this run.
+    pub rows: u64,
+    /// Bytes written, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Hex SHA-256 of the bytes (files) or an order-independent digest of the rows (tables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// What a writer did, returned by [`StreamWriter::close`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WriteSummary {
+    /// Rows accepted.
+    pub rows: u64,
+    /// What was produced.
+    pub outputs: Vec<Output>,
+}
+
+/// Writes one stream's batches.
+#[async_trait]
+pub trait StreamWriter: Send {
+    /// Takes a batch. May buffer; nothing is promised until `flush`.
+    async fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// Makes everything written so far durable (or staged, see [`Durability`]).
+    async fn flush(&mut self) -> Result<Durability>;
+
+    /// Finishes the stream (swap staged data in, rename temp files) and reports.
+    async fn close(self: Box<Self>) -> Result<WriteSummary>;
+
+    /// Gives up: discards staged data where possible. Called after a failure or Ctrl-C.
+    async fn abort(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a sink can do; the runtime refuses an unsupported mode before reading a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkCapabilities {
+    /// Write modes supported.
+    pub modes: Vec<WriteMode>,
+}
+
+impl Default for SinkCapabilities {
+    fn default() -> Self {
+        SinkCapabilities { modes: vec![WriteMode::Append, WriteMode::Overwrite] }
+    }
+}
+
+/// A system Ferry can write to.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Makes the cheapest real round trip and says precisely what failed.
+    async fn check(&self) -> Result<()>;
+
+    /// Opens a writer for one stream, creating the destination if needed.
+    async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>>;
+
+    /// The modes this sink supports.
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities::default()
+    }
+
+    /// The destination's current schema of `stream` (for plans and schema checks), if it exists.
+    async fn describe(&self, _stream: &str) -> Result<Option<SchemaRef>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,133 @@
+//! The `Source` trait: what a connector implements to be read from.
+//!
+//! A source answers three questions (`check`, `discover`, `read`) and nothing
+//! else: no retries policy, no state files, no progress bars. The runtime owns
+//! all of that, so a connector stays small and every connector behaves alike.
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::catalog::{Catalog, ReadMode};
+use crate::Result;
+
+/// What to read: one stream, how, and from where the last run stopped.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    /// The stream's name, as in the catalog.
+    pub stream: String,
+    /// Full refresh or incremental.
+    pub mode: ReadMode,
+    /// Cursor column for incremental reads (`None`: the stream's default).
+    pub cursor: Option<String>,
+    /// The state of the last checkpoint committed for this stream (incremental reads only).
+    pub state: Option<serde_json::Value>,
+    /// Stop after about this many rows (a first try with `--limit`).
+    pub limit: Option<u64>,
+    /// Preferred rows per batch.
+    pub batch_size: usize,
+}
+
+impl ReadRequest {
+    /// A full-refresh read of `stream` with default settings.
+    pub fn full(stream: impl Into<String>) -> Self {
+        ReadRequest {
+            stream: stream.into(),
+            mode: ReadMode::FullRefresh,
+            cursor: None,
+            state: None,
+            limit: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+
+    /// An incremental read of `stream` resuming from `state`.
+    pub fn incremental(stream: impl Into<String>, state: Option<serde_json::Value>) -> Self {
+        ReadRequest { mode: ReadMode::Incremental, state, ..ReadRequest::full(stream) }
+    }
+}
+
+/// Default rows per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
+/// Where a record came from, so an error or a quarantined row can be found again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Position {
+    /// File or object name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// One-based line in that file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// One-based column (field number for CSV).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
+    /// Page number, offset or key for sources without lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(x) = &self.file {
+            parts.push(format!("file {x}"));
+        }
+        if let Some(x) = self.line {
+            parts.push(format!("line {x}"));
+        }
+        if let Some(x) = self.column {
+            parts.push(format!("column {x}"));
+        }
+        if let Some(x) = &self.key {
+            parts.push(format!("at {x}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// A record the source could not turn into a row (malformed CSV, bad JSON, a value
+/// that does not fit its column). The runtime fails the stream on it, or quarantines it
+/// when configured; it is never dropped silently.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejected {
+    /// Where it was.
+    pub position: Position,
+    /// The raw record as read (lossy UTF-8), for the quarantine file.
+    pub raw: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// What a source's read yields.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Message {
+    /// Rows.
+    Batch(RecordBatch),
+    /// Everything yielded before this is covered by `state`: once the sink has flushed it,
+    /// the runtime commits `state`, and a later incremental read resumes from it.
+    Checkpoint(serde_json::Value),
+    /// A record that could not be read.
+    Rejected(Rejected),
+    /// How many rows the source expects to yield in total, when it can tell cheaply.
+    Estimate(u64),
+}
+
+/// A stream of [`Message`]s, ending after the last one.
+pub type MessageStream = BoxStream<'static, Result<Message>>;
+
+/// A system Ferry can read from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Makes the cheapest real round trip (open the file, `SELECT 1`, one GET) and
+    /// says precisely what failed.
+    async fn check(&self) -> Result<()>;
+
+    /// Lists the streams and their schemas.
+    async fn discover(&self) -> Result<Catalog>;
+
+    /// Reads one stream. Batches must match the discovered schema of the stream.
+    /// Checkpoints should come every few batches so a crash loses little work.
+    async fn read(&self, request: ReadRequest) -> Result<MessageStream>;
+}

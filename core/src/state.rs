@@ -1,0 +1,199 @@
+//! Per-stream state, committed atomically and only after the sink flushed.
+//!
+//! The state file is what makes an incremental rerun continue where the last one
+//! stopped. Two rules keep it honest: it is written atomically (temp file, fsync,
+//! rename, fsync of the folder), so a crash leaves the old or the new file and never
+//! half of one; and the runtime commits a stream's checkpoint only once the sink has
+//! made every row before it durable, so state never claims rows that were lost.
+//!
+//! Format (version 1, JSON):
+//! ```json
+//! {"version": 1, "client": "acme",
+//!  "streams": {"orders": {"state": {...}, "run_id": "...", "committed_at": "..."}}}
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, ErrorKind, Result};
+
+/// Version of the state file format written by this build.
+pub const STATE_VERSION: u32 = 1;
+
+/// One stream's committed state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamState {
+    /// The connector's opaque checkpoint.
+    pub state: serde_json::Value,
+    /// The run that committed it.
+    pub run_id: String,
+    /// When (RFC 3339, UTC).
+    pub committed_at: String,
+}
+
+/// The whole state file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateFile {
+    /// Format version.
+    pub version: u32,
+    /// The client the folder belongs to, when the config names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// State per stream.
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamState>,
+}
+
+/// The state file of one client folder, shared by all streams of a run.
+#[derive(Debug)]
+pub struct StateStore {
+    path: PathBuf,
+    client: Option<String>,
+    inner: Mutex<StateFile>,
+}
+
+impl StateStore {
+    /// Opens `path` (a missing file is an empty state). A corrupt file, a newer format or
+    /// another client's file is an error: better to stop than to re-sync or skip data.
+    pub fn open(path: impl Into<PathBuf>, client: Option<&str>) -> Result<StateStore> {
+        let path = path.into();
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let f: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::new(ErrorKind::DataInvalid, format!("state file is not valid: {e}; restore it or run `ferry state reset`"))
+                        .with("file", path.display())
+                })?;
+                if f.version > STATE_VERSION {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("state file has format version {}, this Ferry reads up to {STATE_VERSION}", f.version),
+                    )
+                    .with("file", path.display()));
+                }
+                if let (Some(mine), Some(theirs)) = (client, f.client.as_deref()) {
+                    if mine != theirs {
+                        return Err(Error::new(
+                            ErrorKind::ConfigInvalid,
+                            format!("state file belongs to client `{theirs}`, but this config is for `{mine}`: it was copied from another client's folder"),
+                        )
+                        .with("file", path.display()));
+                    }
+                }
+                f
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile {
+                version: STATE_VERSION,
+                client: client.map(str::to_string),
+                streams: BTreeMap::new(),
+            },
+            Err(e) => return Err(Error::io(e, "cannot read the state file", &path)),
+        };
+        Ok(StateStore { path, client: client.map(str::to_string), inner: Mutex::new(file) })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The committed state of `stream`.
+    pub fn get(&self, stream: &str) -> Option<serde_json::Value> {
+        self.lock().streams.get(stream).map(|s| s.state.clone())
+    }
+
+    /// A copy of the whole file.
+    pub fn snapshot(&self) -> StateFile {
+        self.lock().clone()
+    }
+
+    /// Commits `state` for `stream` and writes the file atomically.
+    pub fn commit(&self, stream: &str, state: serde_json::Value, run_id: &str) -> Result<()> {
+        let mut f = self.lock();
+        f.version = STATE_VERSION;
+        if f.client.is_none() {
+            f.client = self.client.clone();
+        }
+        f.streams.insert(
+            stream.to_string(),
+            StreamState {
+                state,
+                run_id: run_id.to_string(),
+                committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            },
+        );
+        write_atomic(&self.path, &serde_json::to_vec_pretty(&*f)?)
+    }
+
+    /// Forgets the state of `stream`, or of every stream; returns the names removed.
+    pub fn reset(&self, stream: Option<&str>) -> Result<Vec<String>> {
+        let mut f = self.lock();
+        let removed: Vec<String> = match stream {
+            Some(s) => f.streams.remove(s).map(|_| vec![s.to_string()]).unwrap_or_default(),
+            None => std::mem::take(&mut f.streams).into_keys().collect(),
+        };
+        if !removed.is_empty() {
+            write_atomic(&self.path, &serde_json::to_vec_pretty(&*f)?)?;
+        }
+        Ok(removed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StateFile> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new file:
+/// a temp file in the same folder, fsync, rename over, fsync the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(e, "cannot create folder", dir))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(e, "cannot write file atomically", path)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_reopen_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".ferry/state.json");
+        let s = StateStore::open(&p, Some("acme")).unwrap();
+        assert_eq!(s.get("a"), None);
+        s.commit("a", serde_json::json!({"cursor": 5}), "r1").unwrap();
+        let s = StateStore::open(&p, Some("acme")).unwrap();
+        assert_eq!(s.get("a"), Some(serde_json::json!({"cursor": 5})));
+        let err = StateStore::open(&p, Some("globex")).unwrap_err();
+        assert!(err.to_string().contains("belongs to client `acme`"), "{err}");
+        assert_eq!(s.reset(None).unwrap(), vec!["a".to_string()]);
+        assert_eq!(StateStore::open(&p, None).unwrap().get("a"), None);
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        std::fs::write(&p, "{not json").unwrap();
+        let err = StateStore::open(&p, None).unwrap_err();
+        assert!(err.to_string().contains("state.json"), "{err}");
+    }
+}
