@@ -363,7 +363,7 @@ impl Runtime {
                 }
                 Message::Checkpoint(state) => {
                     pending = Some(state);
-                    if last_commit.elapsed() >= interval {
+                    if limit.is_none() && last_commit.elapsed() >= interval {
                         if writer.flush().await? == Durability::Durable {
                             if let Some(s) = pending.take() {
                                 self.commit(task, s)?;
