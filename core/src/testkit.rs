@@ -360,6 +360,23 @@ pub async fn read_matches_discover(f: &dyn SourceFixture) {
     }
 }
 
+/// For a source as configured (no fixture): `check` passes, and every stream's batches
+/// have exactly the discovered columns and types. Reads at most `limit` rows per stream.
+pub async fn source_reads_match_discover(source: &dyn Source, limit: u64) {
+    source.check().await.expect("check passes on a working source");
+    let catalog = source.discover().await.expect("discover works");
+    assert!(!catalog.streams.is_empty(), "discover listed no streams");
+    for info in &catalog.streams {
+        let mut req = ReadRequest::full(&info.name);
+        req.limit = Some(limit);
+        for b in read_all(source, req).await {
+            let got: Vec<_> = b.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+            let want: Vec<_> = info.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+            assert_eq!(got, want, "stream `{}`: batch schema differs from discovered schema", info.name);
+        }
+    }
+}
+
 /// Every Ferry type survives being stored in the system and read back by the source.
 pub async fn source_roundtrip_all_types(f: &dyn SourceFixture) {
     let name = fresh_name("kit_types");
