@@ -1,0 +1,339 @@
+//! The `[source]` and `[destination]` sections of `type = "file"`.
+//!
+//! Validation here is pure (no file is touched): which fields go together, that type
+//! names parse, that delimiters are single ASCII characters. Paths are resolved and
+//! files opened only by `check`, `discover`, `read` and `open`.
+
+use std::collections::BTreeMap;
+
+use ferry_core::codec::{parse_type_overrides, CsvOptions, Format, DEFAULT_SAMPLE_ROWS};
+use ferry_core::{Error, FerryType, Result};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// `[source] type = "file"`: CSV or JSON Lines files in a local folder.
+///
+/// Give either `path` (one stream) or `streams` (several). Column types are inferred from
+/// the first rows of the first matching file; `columns` overrides any of them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// A file or glob pattern (`customers.csv`, `in/orders_*.csv`, `in/**/*.jsonl`),
+    /// relative to the config file's folder; all matching files form one stream.
+    /// Set this or `streams` (no default).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Name of the stream `path` makes (default: the pattern's file name without its
+    /// extension and wildcards, e.g. `orders` for `in/orders_*.csv`).
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// Several streams: `[{ name = "customers", path = "in/customers*.csv" }, …]`; each may
+    /// also set `format`, `columns` and `primary_key` (default: none; set this or `path`).
+    #[serde(default)]
+    pub streams: Vec<FileStreamConfig>,
+    /// `csv` or `jsonl` (default: from the extension: `.csv`/`.tsv` are csv,
+    /// `.jsonl`/`.ndjson` are jsonl).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// CSV quote character (default `"`); a quote inside a quoted field is doubled.
+    #[serde(default = "default_quote")]
+    pub quote: char,
+    /// Whether the first line of a CSV file names the columns (default true; without a
+    /// header the columns are `column_1`, `column_2` …).
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
+    #[serde(default)]
+    pub null: String,
+    /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
+    /// (default: none, every type inferred). Types: bool, int64, float64, decimal(p,s),
+    /// string, binary, date, timestamp, json.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Columns that identify a row, e.g. `["id"]` (default: none).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// Records read from the start of the first file to infer column types (default 1000).
+    #[serde(default = "default_sample_rows")]
+    pub sample_rows: usize,
+}
+
+/// One entry of the source's `streams` list.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileStreamConfig {
+    /// Stream name (required).
+    pub name: String,
+    /// A file or glob pattern, relative to the config file's folder (required).
+    pub path: String,
+    /// `csv` or `jsonl` (default: the source's `format`, else from the extension).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Column types for this stream (default: the source's `columns`).
+    #[serde(default)]
+    pub columns: Option<BTreeMap<String, String>>,
+    /// Primary key of this stream (default: the source's `primary_key`).
+    #[serde(default)]
+    pub primary_key: Option<Vec<String>>,
+}
+
+/// `[destination] type = "file"`: one CSV or JSON Lines file per stream in a folder.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// Output folder, relative to the config file's folder; created when missing
+    /// (required). Stream `s` is written to `<path>/s.csv` or `<path>/s.jsonl`.
+    pub path: String,
+    /// `csv` or `jsonl` (default `csv`).
+    #[serde(default = "default_format")]
+    pub format: Format,
+    /// CSV field separator, one ASCII character (default `,`).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// CSV quote character (default `"`).
+    #[serde(default = "default_quote")]
+    pub quote: char,
+    /// Whether CSV files start with a header row (default true). Appending to an
+    /// existing file never writes a second header.
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// CSV text written for NULL (default `""`, an empty cell).
+    #[serde(default)]
+    pub null: String,
+}
+
+fn default_quote() -> char {
+    '"'
+}
+fn default_delimiter() -> char {
+    ','
+}
+fn default_true() -> bool {
+    true
+}
+fn default_sample_rows() -> usize {
+    DEFAULT_SAMPLE_ROWS
+}
+fn default_format() -> Format {
+    Format::Csv
+}
+
+/// One ASCII byte from a config character.
+pub(crate) fn ascii(c: char, field: &str) -> Result<u8> {
+    if c.is_ascii() && c != '\n' && c != '\r' {
+        Ok(c as u8)
+    } else {
+        Err(Error::config(format!(
+            "`{field}` must be one ASCII character other than a line break, not {c:?}"
+        )))
+    }
+}
+
+/// One stream of the source, validated (paths not yet resolved).
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSpec {
+    pub name: String,
+    pub pattern: String,
+    pub format: Format,
+    pub csv: CsvOptions,
+    pub columns: Vec<(String, FerryType)>,
+    pub primary_key: Vec<String>,
+    pub sample_rows: usize,
+}
+
+impl FileSourceConfig {
+    /// Checks the fields fit together and resolves defaults, without touching a file.
+    pub(crate) fn specs(&self) -> Result<Vec<StreamSpec>> {
+        if self.sample_rows == 0 {
+            return Err(Error::config("`sample_rows` must be at least 1"));
+        }
+        let quote = ascii(self.quote, "quote")?;
+        let delimiter = self.delimiter.map(|d| ascii(d, "delimiter")).transpose()?;
+        let single;
+        let entries: &[FileStreamConfig] = match (&self.path, self.streams.is_empty()) {
+            (Some(_), false) => {
+                return Err(Error::config("set either `path` (one stream) or `streams` (several), not both"))
+            }
+            (None, true) => {
+                return Err(Error::config(
+                    "no files named: set `path = \"data/*.csv\"` or `streams = [{ name = \"…\", path = \"…\" }]`",
+                ))
+            }
+            (Some(path), true) => {
+                let name = match &self.stream {
+                    Some(s) => s.clone(),
+                    None => stream_name(path).ok_or_else(|| {
+                        Error::config(format!("cannot name the stream after `{path}`: set `stream = \"name\"`"))
+                    })?,
+                };
+                single = [FileStreamConfig { name, path: path.clone(), format: None, columns: None, primary_key: None }];
+                &single
+            }
+            (None, false) => {
+                if self.stream.is_some() {
+                    return Err(Error::config(
+                        "`stream` names the stream of `path`; with `streams`, name each entry instead",
+                    ));
+                }
+                &self.streams
+            }
+        };
+        let mut specs: Vec<StreamSpec> = Vec::new();
+        for entry in entries {
+            let (name, pattern) = (entry.name.clone(), entry.path.as_str());
+            let format = entry.format.or(self.format);
+            let columns = entry.columns.as_ref().unwrap_or(&self.columns);
+            let primary_key = entry.primary_key.as_ref().unwrap_or(&self.primary_key);
+            if name.trim().is_empty() {
+                return Err(Error::config("a stream name is empty"));
+            }
+            if specs.iter().any(|s| s.name == name) {
+                return Err(Error::config(format!(
+                    "stream `{name}` is named twice in `streams`"
+                )));
+            }
+            if pattern.trim().is_empty() {
+                return Err(Error::config(format!("stream `{name}`: `path` is empty")));
+            }
+            let format = match format.or_else(|| Format::from_path(pattern)) {
+                Some(f) => f,
+                None => {
+                    return Err(Error::config(format!(
+                        "cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"` or `format = \"jsonl\"`"
+                    )))
+                }
+            };
+            let is_tsv = pattern.to_ascii_lowercase().ends_with(".tsv");
+            let csv = CsvOptions {
+                delimiter: delimiter.unwrap_or(if is_tsv { b'\t' } else { b',' }),
+                quote,
+                has_header: self.header,
+                null_text: self.null.clone(),
+            };
+            csv.validate()?;
+            let columns =
+                parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
+            specs.push(StreamSpec {
+                name,
+                pattern: pattern.to_string(),
+                format,
+                csv,
+                columns,
+                primary_key: primary_key.clone(),
+                sample_rows: self.sample_rows,
+            });
+        }
+        Ok(specs)
+    }
+}
+
+impl FileSinkConfig {
+    /// The CSV layout this config asks for.
+    pub(crate) fn csv(&self) -> Result<CsvOptions> {
+        let csv = CsvOptions {
+            delimiter: ascii(self.delimiter, "delimiter")?,
+            quote: ascii(self.quote, "quote")?,
+            has_header: self.header,
+            null_text: self.null.clone(),
+        };
+        csv.validate()?;
+        Ok(csv)
+    }
+}
+
+/// The stream name a pattern implies: its file name without extension, wildcards and
+/// character classes, trimmed of `_-. `; else the folder's name likewise. `None` if both
+/// are empty.
+pub(crate) fn stream_name(pattern: &str) -> Option<String> {
+    let clean = |s: &str| {
+        let mut out = String::new();
+        let mut in_class = false;
+        for c in s.chars() {
+            match c {
+                '[' => in_class = true,
+                ']' if in_class => in_class = false,
+                _ if in_class => {}
+                '*' | '?' => {}
+                c => out.push(c),
+            }
+        }
+        out.trim_matches(|c: char| matches!(c, '_' | '-' | '.' | ' '))
+            .to_string()
+    };
+    let pattern = pattern.trim_end_matches('/');
+    let (dir, file) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    let stem = match file.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains(['*', '?', '[']) && !stem.is_empty() => stem,
+        _ => file,
+    };
+    let name = clean(stem);
+    if !name.is_empty() {
+        return Some(name);
+    }
+    let folder = clean(dir.rsplit('/').next().unwrap_or(""));
+    (!folder.is_empty()).then_some(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_from_patterns() {
+        assert_eq!(stream_name("customers.csv").as_deref(), Some("customers"));
+        assert_eq!(
+            stream_name("in/customers*.csv").as_deref(),
+            Some("customers")
+        );
+        assert_eq!(
+            stream_name("in/orders_[0-9]*.jsonl").as_deref(),
+            Some("orders")
+        );
+        assert_eq!(stream_name("data/*.csv").as_deref(), Some("data"));
+        assert_eq!(stream_name("/tmp/x/**/*.csv").as_deref(), None);
+        assert_eq!(stream_name("a.b.csv").as_deref(), Some("a.b"));
+    }
+
+    fn parse(toml_text: &str) -> FileSourceConfig {
+        let node = ferry_core::ConfigNode::from_toml(toml_text, ".").unwrap();
+        node.parse().unwrap()
+    }
+
+    #[test]
+    fn specs_resolve_defaults_and_refuse_nonsense() {
+        let s = parse(
+            "path = \"in/orders_*.tsv\"\ncolumns = { id = \"int64\" }\nprimary_key = [\"id\"]",
+        )
+        .specs()
+        .unwrap();
+        assert_eq!(s[0].name, "orders");
+        assert_eq!(s[0].format, Format::Csv);
+        assert_eq!(s[0].csv.delimiter, b'\t');
+        assert_eq!(s[0].columns, vec![("id".to_string(), FerryType::Int64)]);
+        let s = parse("streams = [{ name = \"a\", path = \"a.csv\" }, { name = \"b\", path = \"b.data\", format = \"jsonl\", primary_key = [] }]\nprimary_key = [\"id\"]").specs().unwrap();
+        assert_eq!((s[0].primary_key.len(), s[1].primary_key.len()), (1, 0));
+        assert_eq!(s[1].format, Format::Jsonl);
+        for (text, needle) in [
+            ("", "no files named"),
+            ("path = \"a.csv\"\nstreams = [{ name = \"a\", path = \"a.csv\" }]", "not both"),
+            ("path = \"data/*\"", "set `format"),
+            ("path = \"a.csv\"\ncolumns = { id = \"varchar\" }", "unknown type `varchar`"),
+            ("path = \"a.csv\"\ndelimiter = \"é\"", "ASCII"),
+            ("streams = [{ name = \"a\", path = \"a.csv\" }, { name = \"a\", path = \"b.csv\" }]", "named twice"),
+        ] {
+            let err = parse(text).specs().unwrap_err();
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let node = ferry_core::ConfigNode::from_toml("pth = \"a.csv\"", ".").unwrap();
+        let err = node.parse::<FileSourceConfig>().unwrap_err();
+        assert!(err.to_string().contains("did you mean `path`"), "{err}");
+    }
+}

@@ -1,0 +1,696 @@
+//! The file connector against real temp folders: the shared conformance kit for CSV and
+//! JSON Lines, plus what is particular to files (bad rows, globs, missing paths, appends).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use ferry_core::arrow_array::cast::AsArray;
+use ferry_core::arrow_array::types::Int64Type;
+use ferry_core::arrow_array::RecordBatch;
+use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::codec::{CsvOptions, Format, FormatReader, FormatWriter};
+use ferry_core::config::ConnectorConfig;
+use ferry_core::testkit::{self, Fidelity, SinkFixture, SourceFixture};
+use ferry_core::{
+    async_trait, ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Registry, Rejected,
+    Result, Sink, Source, WriteMode, WriteRequest,
+};
+use futures::StreamExt;
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    ferry_connector_file::register(&mut r);
+    r
+}
+
+fn node(toml: &str, base: &Path) -> Result<ConnectorConfig> {
+    Ok(ConnectorConfig {
+        kind: "file".into(),
+        kind_offset: 0,
+        node: ConfigNode::from_toml(toml, base)?,
+    })
+}
+
+fn source(toml: &str, base: &Path) -> Result<Arc<dyn Source>> {
+    registry().build_source(&node(toml, base)?)
+}
+
+fn sink(toml: &str, base: &Path) -> Result<Arc<dyn Sink>> {
+    registry().build_sink(&node(toml, base)?)
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Io, e.to_string())
+}
+
+/// Writes `batch` to `path` with the codec writer.
+fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<()> {
+    let file = File::create(path).map_err(io)?;
+    let mut w = FormatWriter::new(
+        format,
+        BufWriter::new(file),
+        batch.schema(),
+        &CsvOptions::default(),
+    )?;
+    w.write_batch(batch)?;
+    w.into_inner()?
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?;
+    Ok(())
+}
+
+/// `{ id = "int64", … }`: the batch's exact types, as a `columns` override.
+fn columns_toml(schema: &SchemaRef) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} = \"{}\"",
+                f.name(),
+                FerryType::of(f).expect("ferry type")
+            )
+        })
+        .collect();
+    format!("{{ {} }}", cols.join(", "))
+}
+
+/// Every message of a read.
+async fn messages(source: &dyn Source, request: ReadRequest) -> Vec<Message> {
+    let mut s = source.read(request).await.expect("read starts");
+    let mut out = Vec::new();
+    while let Some(m) = s.next().await {
+        out.push(m.expect("read goes on"));
+    }
+    out
+}
+
+fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>, Vec<serde_json::Value>) {
+    let (mut b, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for m in msgs {
+        match m {
+            Message::Batch(x) => b.push(x),
+            Message::Rejected(x) => r.push(x),
+            Message::Checkpoint(x) => c.push(x),
+            _ => {}
+        }
+    }
+    (b, r, c)
+}
+
+fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect()
+}
+
+// ----------------------------------------------------------------------------------------
+// The conformance kit
+
+struct SourceFix {
+    format: Format,
+    dirs: Mutex<HashMap<String, tempfile::TempDir>>,
+    scratch: tempfile::TempDir,
+}
+
+impl SourceFix {
+    fn new(format: Format) -> Self {
+        SourceFix {
+            format,
+            dirs: Mutex::new(HashMap::new()),
+            scratch: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn dir(&self, stream: &str) -> PathBuf {
+        self.dirs.lock().unwrap()[stream].path().to_path_buf()
+    }
+
+    fn file(&self, stream: &str, n: u32) -> PathBuf {
+        self.dir(stream)
+            .join(format!("{stream}_{n:04}.{}", self.format.extension()))
+    }
+}
+
+#[async_trait]
+impl SourceFixture for SourceFix {
+    async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
+        let dir = tempfile::tempdir().map_err(io)?;
+        let ext = self.format.extension();
+        write_file(
+            &dir.path().join(format!("{stream}_0001.{ext}")),
+            self.format,
+            batch,
+        )?;
+        let toml = format!(
+            "path = \"{stream}_*.{ext}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            columns_toml(&batch.schema())
+        );
+        let src = source(&toml, dir.path())?;
+        self.dirs.lock().unwrap().insert(stream.to_string(), dir);
+        Ok(src)
+    }
+
+    async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
+        let first = std::fs::metadata(self.file(stream, 1))
+            .map_err(io)?
+            .modified()
+            .map_err(io)?;
+        let path = self.file(stream, 2);
+        write_file(&path, self.format, batch)?;
+        let f = File::options().write(true).open(&path).map_err(io)?;
+        f.set_modified(first + Duration::from_secs(10)).map_err(io)
+    }
+
+    fn cursor(&self) -> Option<String> {
+        None
+    }
+
+    fn broken(&self) -> Option<Arc<dyn Source>> {
+        let ext = self.format.extension();
+        Some(
+            source(
+                &format!("path = \"missing-folder/*.{ext}\""),
+                self.scratch.path(),
+            )
+            .expect("config is valid"),
+        )
+    }
+
+    fn fidelity(&self) -> Fidelity {
+        Fidelity {
+            empty_string_is_null: self.format == Format::Csv,
+            typed: true,
+        }
+    }
+}
+
+struct SinkFix {
+    format: Format,
+    dir: tempfile::TempDir,
+    sink: Arc<dyn Sink>,
+}
+
+impl SinkFix {
+    fn new(format: Format) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = sink(
+            &format!("path = \"out\"\nformat = \"{format}\""),
+            dir.path(),
+        )
+        .unwrap();
+        SinkFix { format, dir, sink }
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+}
+
+/// Every row of a file, read with the codec reader; a rejected record is an error.
+fn read_file(path: &Path, format: Format, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let reader = FormatReader::new(
+        format,
+        File::open(path).map_err(io)?,
+        schema.clone(),
+        &CsvOptions::default(),
+    )?;
+    let mut out = Vec::new();
+    for m in reader {
+        match m? {
+            Message::Batch(b) => out.push(b),
+            Message::Rejected(r) => {
+                return Err(Error::data(format!(
+                    "written file has a bad record at {}: {}",
+                    r.position, r.message
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl SinkFixture for SinkFix {
+    fn sink(&self) -> Arc<dyn Sink> {
+        self.sink.clone()
+    }
+
+    async fn read_back(&self, stream: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        read_file(
+            &self
+                .out()
+                .join(format!("{stream}.{}", self.format.extension())),
+            self.format,
+            schema,
+        )
+    }
+
+    fn fidelity(&self) -> Fidelity {
+        Fidelity {
+            empty_string_is_null: self.format == Format::Csv,
+            typed: true,
+        }
+    }
+}
+
+/// Temp files left in the output folder (there must be none after a run, failed or not).
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_source_conformance() {
+    testkit::run_source_suite(&SourceFix::new(Format::Csv)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_source_conformance() {
+    testkit::run_source_suite(&SourceFix::new(Format::Jsonl)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_sink_conformance() {
+    let f = SinkFix::new(Format::Csv);
+    testkit::run_sink_suite(&f).await;
+    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_sink_conformance() {
+    let f = SinkFix::new(Format::Jsonl);
+    testkit::run_sink_suite(&f).await;
+    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
+}
+
+// ----------------------------------------------------------------------------------------
+// Files in particular
+
+#[tokio::test]
+async fn malformed_csv_rows_are_rejected_with_their_lines_and_good_rows_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = b"\xEF\xBB\xBFid,name,amount\n".to_vec(); // line 1, with a BOM
+    data.extend_from_slice(b"1,plain,1.5\n"); // 2
+    data.extend_from_slice(b"2,\"two\nlines, quoted\",2.5\n"); // 3-4
+    data.extend_from_slice(b"3,ragged\n"); // 5
+    data.extend_from_slice(b"4,bad \xFF utf8,4.5\n"); // 6
+    data.extend_from_slice(b"x,bad int,5.5\n"); // 7
+    data.extend_from_slice(b"\n"); // 8 (blank, skipped)
+    data.extend_from_slice(b"6,last,6.5"); // 9, no final newline
+    std::fs::write(dir.path().join("people.csv"), &data).unwrap();
+    let src = source("path = \"people.csv\"\ncolumns = { id = \"int64\", name = \"string\", amount = \"float64\" }", dir.path()).unwrap();
+    let catalog = src.discover().await.unwrap();
+    assert_eq!(catalog.names(), vec!["people"]);
+    let (batches, rejected, checkpoints) =
+        split(messages(src.as_ref(), ReadRequest::full("people")).await);
+    assert_eq!(ids(&batches), vec![1, 2, 6]);
+    let names: Vec<_> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(1)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(names[1], "two\nlines, quoted");
+    let at: Vec<_> = rejected
+        .iter()
+        .map(|r| (r.position.line, r.position.column))
+        .collect();
+    assert_eq!(
+        at,
+        vec![(Some(5), None), (Some(6), Some(2)), (Some(7), Some(1))]
+    );
+    assert!(rejected
+        .iter()
+        .all(|r| r.position.file.as_deref() == Some("people.csv")));
+    assert_eq!(rejected[0].raw, "3,ragged");
+    assert!(
+        rejected[0].message.contains("expected 3 fields, found 2"),
+        "{}",
+        rejected[0].message
+    );
+    assert!(
+        rejected[1].message.contains("UTF-8"),
+        "{}",
+        rejected[1].message
+    );
+    assert!(
+        rejected[2].message.contains("column `id`: expected int64"),
+        "{}",
+        rejected[2].message
+    );
+    assert_eq!(checkpoints.len(), 1);
+}
+
+#[tokio::test]
+async fn a_glob_reads_every_matching_file_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("orders_2.csv"), "id,total\n3,30\n4,40\n").unwrap();
+    std::fs::write(input.join("orders_1.csv"), "id,total\n1,10\n2,20.5\n").unwrap();
+    std::fs::write(input.join("orders_3.csv"), "total,id\n50,5\n").unwrap(); // other column order
+    std::fs::write(input.join("other.csv"), "x\n1\n").unwrap();
+    std::fs::write(input.join(".orders_9.csv"), "id,total\n9,9\n").unwrap(); // hidden: skipped
+    std::fs::write(
+        input.join("customers.jsonl"),
+        "{\"id\":1,\"tags\":[\"a\"]}\n",
+    )
+    .unwrap();
+    let src = source(
+        "streams = [{ name = \"orders\", path = \"in/orders_*.csv\" }, { name = \"customers\", path = \"in/*.jsonl\", primary_key = [\"id\"] }]",
+        dir.path(),
+    )
+    .unwrap();
+    src.check().await.unwrap();
+    let catalog = src.discover().await.unwrap();
+    assert_eq!(catalog.names(), vec!["orders", "customers"]);
+    let orders = catalog.get("orders").unwrap();
+    let types: Vec<_> = orders
+        .schema
+        .fields()
+        .iter()
+        .map(|f| FerryType::of(f).unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        vec![FerryType::Int64, FerryType::Float64],
+        "inferred from the first file"
+    );
+    assert!(orders.supports_incremental());
+    assert_eq!(catalog.get("customers").unwrap().primary_key, vec!["id"]);
+    let (batches, rejected, checkpoints) =
+        split(messages(src.as_ref(), ReadRequest::full("orders")).await);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(ids(&batches), vec![1, 2, 3, 4, 5]);
+    assert_eq!(checkpoints.len(), 3, "one checkpoint per file");
+    let (batches, _, _) = split(messages(src.as_ref(), ReadRequest::full("customers")).await);
+    assert_eq!(batches[0].column(1).as_string::<i32>().value(0), "[\"a\"]");
+
+    // the default stream name comes from the pattern
+    let src = source("path = \"in/orders_*.csv\"", dir.path()).unwrap();
+    assert_eq!(src.discover().await.unwrap().names(), vec!["orders"]);
+}
+
+#[tokio::test]
+async fn incremental_rereads_only_new_or_modified_files_and_limit_stops_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = SystemTime::now() - Duration::from_secs(3600);
+    for (i, rows) in [(1, "1\n2\n"), (2, "3\n4\n"), (3, "5\n6\n")] {
+        let p = dir.path().join(format!("f{i}.csv"));
+        std::fs::write(&p, format!("id\n{rows}")).unwrap();
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t0 + Duration::from_secs(i))
+            .unwrap();
+    }
+    let src = source("path = \"f*.csv\"", dir.path()).unwrap();
+    src.discover().await.unwrap();
+    let (b, _, cps) = split(messages(src.as_ref(), ReadRequest::incremental("f", None)).await);
+    assert_eq!(ids(&b), vec![1, 2, 3, 4, 5, 6]);
+    let state = cps.last().unwrap().clone();
+    assert_eq!(state["path"], "f3.csv");
+
+    // nothing changed: nothing read
+    let (b, _, _) = split(
+        messages(
+            src.as_ref(),
+            ReadRequest::incremental("f", Some(state.clone())),
+        )
+        .await,
+    );
+    assert!(b.is_empty());
+
+    // f1 rewritten: only f1 is read again, whole
+    let p = dir.path().join("f1.csv");
+    std::fs::write(&p, "id\n1\n2\n7\n").unwrap();
+    let (b, _, cps) =
+        split(messages(src.as_ref(), ReadRequest::incremental("f", Some(state))).await);
+    assert_eq!(ids(&b), vec![1, 2, 7]);
+    assert_eq!(cps.last().unwrap()["path"], "f1.csv");
+
+    // a new file sharing the mark's modification time (coarse file system clocks) and
+    // sorting before the last file read is still read
+    let state = cps.last().unwrap().clone();
+    let p = dir.path().join("f0.csv");
+    std::fs::write(&p, "id\n8\n").unwrap();
+    let same = std::fs::metadata(dir.path().join("f1.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(same)
+        .unwrap();
+    let (b, _, cps) =
+        split(messages(src.as_ref(), ReadRequest::incremental("f", Some(state))).await);
+    assert_eq!(ids(&b), vec![8]);
+    let state = cps.last().unwrap().clone();
+    assert_eq!(state["paths"], serde_json::json!(["f1.csv", "f0.csv"]));
+    let (b, _, _) = split(messages(src.as_ref(), ReadRequest::incremental("f", Some(state))).await);
+    assert!(b.is_empty());
+
+    // a state that is not a file position is an error, not a silent full read
+    let err = src
+        .read(ReadRequest::incremental(
+            "f",
+            Some(serde_json::json!({"cursor": 3})),
+        ))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("ferry state reset"), "{err}");
+
+    // a cursor column is refused rather than ignored
+    let mut req = ReadRequest::incremental("f", None);
+    req.cursor = Some("id".into());
+    let err = src.read(req).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+
+    // --limit: stops after about that many rows
+    let mut req = ReadRequest::full("f");
+    req.limit = Some(4);
+    req.batch_size = 1;
+    let (b, _, _) = split(messages(src.as_ref(), req).await);
+    assert_eq!(ids(&b), vec![8, 1, 2, 7]);
+}
+
+#[tokio::test]
+async fn missing_paths_are_named_precisely() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/a.txt"), "x").unwrap();
+    for (path, needle) in [
+        ("missing/clients.csv", "no such folder"),
+        ("in/clients.csv", "no such file"),
+        ("nowhere/*/x_*.csv", "no such folder"),
+        ("in/*.csv", "no file matches `in/*.csv`"),
+    ] {
+        let src = source(&format!("path = \"{path}\""), dir.path()).unwrap();
+        let err = src.check().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{path}: {err}");
+        assert!(err.to_string().contains(needle), "{path}: {err}");
+        let err = src.discover().await.unwrap_err();
+        assert!(err.to_string().contains(needle), "{path}: {err}");
+    }
+    let src = source("path = \"in\"\nformat = \"csv\"", dir.path()).unwrap();
+    let err = src.check().await.unwrap_err();
+    assert!(err.to_string().contains("is a folder, not a file"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_config_is_refused_before_any_file_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, needle) in [
+        ("pth = \"x.csv\"", "did you mean `path`"),
+        ("path = \"x.parquet\"", "set `format"),
+        (
+            "path = \"x.csv\"\ncolumns = { id = \"integer64\" }",
+            "unknown type `integer64`",
+        ),
+    ] {
+        let err = source(toml, dir.path()).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::ConfigInvalid, "{toml}: {err}");
+        assert!(err.to_string().contains(needle), "{toml}: {err}");
+    }
+    std::fs::write(dir.path().join("x.csv"), "id,name\n1,a\n").unwrap();
+    let src = source("path = \"x.csv\"\nprimary_key = [\"key\"]", dir.path()).unwrap();
+    let err = src.discover().await.unwrap_err();
+    assert!(err.to_string().contains("primary_key names `key`"), "{err}");
+    let src = source(
+        "path = \"x.csv\"\ncolumns = { nme = \"string\" }",
+        dir.path(),
+    )
+    .unwrap();
+    let err = src.discover().await.unwrap_err();
+    assert!(err.to_string().contains("did you mean `name`"), "{err}");
+}
+
+#[tokio::test]
+async fn sink_appends_carefully_and_checks_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    snk.check().await.unwrap();
+    assert!(
+        !dir.path().join("out").exists(),
+        "check must not create the folder"
+    );
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let batch = testkit::simple_batch(1, 2, "a");
+    let request = |mode| WriteRequest {
+        stream: "s".into(),
+        schema: batch.schema(),
+        mode,
+        run_id: "r1".into(),
+    };
+
+    // an existing file without a final line break, same header
+    std::fs::write(out.join("s.csv"), "id,name,version\n0,z,1").unwrap();
+    let mut w = snk.open(request(WriteMode::Append)).await.unwrap();
+    w.write(batch.clone()).await.unwrap();
+    w.flush().await.unwrap();
+    let summary = w.close().await.unwrap();
+    assert_eq!(summary.rows, 2);
+    assert_eq!(summary.outputs[0].kind, "file");
+    assert!(summary.outputs[0].location.ends_with("s.csv"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("s.csv")).unwrap(),
+        "id,name,version\n0,z,1\n1,a-1,1\n2,a-2,1\n"
+    );
+
+    // another header: refused, file untouched
+    std::fs::write(out.join("t.csv"), "id,other\n1,2\n").unwrap();
+    let err = snk
+        .open(WriteRequest {
+            stream: "t".into(),
+            ..request(WriteMode::Append)
+        })
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("t.csv")).unwrap(),
+        "id,other\n1,2\n"
+    );
+
+    // an aborted append leaves the file as of its last flush
+    let mut w = snk.open(request(WriteMode::Append)).await.unwrap();
+    w.write(testkit::simple_batch(3, 1, "b")).await.unwrap();
+    w.flush().await.unwrap();
+    w.write(testkit::simple_batch(4, 1000, "lost"))
+        .await
+        .unwrap();
+    w.abort().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("s.csv")).unwrap(),
+        "id,name,version\n0,z,1\n1,a-1,1\n2,a-2,1\n3,b-3,1\n"
+    );
+
+    // an aborted overwrite leaves the old file and no temp file
+    let mut w = snk.open(request(WriteMode::Overwrite)).await.unwrap();
+    w.write(testkit::simple_batch(10, 5, "new")).await.unwrap();
+    w.abort().await.unwrap();
+    assert!(std::fs::read_to_string(out.join("s.csv"))
+        .unwrap()
+        .starts_with("id,name,version\n0,z,1\n"));
+    assert_eq!(leftovers(&out), Vec::<String>::new());
+
+    // upsert and odd stream names are refused
+    let err = snk.open(request(WriteMode::Upsert)).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let err = snk
+        .open(WriteRequest {
+            stream: "../x".into(),
+            ..request(WriteMode::Append)
+        })
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("cannot be a file name"), "{err}");
+
+    // a folder that cannot be made
+    std::fs::write(dir.path().join("plain"), "x").unwrap();
+    let err = sink("path = \"plain/out\"", dir.path())
+        .unwrap()
+        .check()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is a file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_to_jsonl_through_the_runtime_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "id,name,joined,score\n1,Ada,2024-01-02,1.5\n2,\"Bob, Jr.\",2024-02-03,\n",
+    )
+    .unwrap();
+    let src = source("path = \"people.csv\"\nprimary_key = [\"id\"]", dir.path()).unwrap();
+    let snk = sink("path = \"out\"\nformat = \"jsonl\"", dir.path()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let rt = testkit::runtime(src, snk, state.path());
+    let report = rt
+        .sync(&[], &Default::default(), None, ("file", "file"))
+        .await
+        .unwrap();
+    assert_eq!(report.rows_written(), 2, "{}", report.summary());
+    let text = std::fs::read_to_string(dir.path().join("out/people.jsonl")).unwrap();
+    assert_eq!(
+        text,
+        "{\"id\":1,\"name\":\"Ada\",\"joined\":\"2024-01-02\",\"score\":1.5}\n{\"id\":2,\"name\":\"Bob, Jr.\",\"joined\":\"2024-02-03\",\"score\":null}\n"
+    );
+    let back = source("path = \"out/people.jsonl\"", dir.path()).unwrap();
+    let info = back.discover().await.unwrap();
+    let types: Vec<_> = info.streams[0]
+        .schema
+        .fields()
+        .iter()
+        .map(|f| FerryType::of(f).unwrap().to_string())
+        .collect();
+    assert_eq!(types, vec!["int64", "string", "date", "float64"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_row_fails_the_run_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("n.csv"), "id\n1\n2\nthree\n4\n").unwrap();
+    let src = source("path = \"n.csv\"\ncolumns = { id = \"int64\" }", dir.path()).unwrap();
+    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let rt = testkit::runtime(src, snk, state.path());
+    let report = rt
+        .sync(&[], &Default::default(), None, ("file", "file"))
+        .await
+        .unwrap();
+    let err = report.streams[0].error.clone().unwrap();
+    assert!(
+        err.contains("n.csv") && err.contains("line 4") && err.contains("expected int64"),
+        "{err}"
+    );
+}
