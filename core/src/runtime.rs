@@ -265,7 +265,7 @@ impl Runtime {
         if let Err(e) = self.stream_inner(&task, opts, &mut rep).await {
             rep.status = if e.kind() == ErrorKind::Cancelled { Status::Cancelled } else { Status::Failed };
             let e = e.with("stream", &task.read.stream);
-            tracing::error!(stream = %task.read.stream, "{}", crate::redact::redact(&e.to_string()));
+            tracing::debug!(stream = %task.read.stream, "stream failed: {}", crate::redact::redact(&e.to_string()));
             rep.error = Some(crate::redact::redact(&e.to_string()));
         }
         rep.state_after = self.state.get(&task.read.stream).or(rep.state_after);

@@ -1,0 +1,231 @@
+//! One function per command.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferry_core::report::Status;
+use ferry_core::secret::ResolveContext;
+use ferry_core::state::StateStore;
+use ferry_core::{Error, ErrorKind, FerryType, RunOptions, Runtime, SyncConfig};
+use tokio_util::sync::CancellationToken;
+
+use super::output::{exit_code, render_error};
+use super::progress::Progress;
+use super::{Cli, Command, StateAction};
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Sync { config, streams, full_refresh, limit, report } => {
+            let opts = RunOptions { only: streams, full_refresh, limit, run_id: None };
+            sync_all(&config, &opts, report.as_deref()).await
+        }
+        Command::Check { config } => check(&config).await,
+        Command::Discover { config, json } => discover(&config, json).await,
+        Command::Spec { connector } => spec(&connector),
+        Command::Connectors => connectors(),
+        Command::State { action } => state(action),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ferry", &mut std::io::stdout());
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprint!("{}", render_error(&e));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<SyncConfig, Error> {
+    SyncConfig::load(path, ResolveContext::default())
+}
+
+async fn sync_all(configs: &[PathBuf], opts: &RunOptions, report: Option<&Path>) -> Result<u8, Error> {
+    let mut worst = 0;
+    let mut reports = Vec::new();
+    for path in configs {
+        if configs.len() > 1 {
+            println!("== {}", path.display());
+        }
+        let r = sync_one(path, opts).await?;
+        print!("{}", r.summary());
+        let code = match r.status {
+            Status::Succeeded => 0,
+            Status::Failed => 1,
+            Status::Cancelled => 130,
+        };
+        worst = worst.max(code);
+        reports.push(r);
+        if code != 0 {
+            break;
+        }
+    }
+    if let Some(p) = report {
+        let json = if reports.len() == 1 {
+            reports[0].to_json()
+        } else {
+            ferry_core::redact::redact(&serde_json::to_string_pretty(&reports).expect("reports serialize"))
+        };
+        ferry_core::state::write_atomic(p, json.as_bytes())?;
+    }
+    Ok(worst)
+}
+
+async fn sync_one(path: &Path, opts: &RunOptions) -> Result<ferry_core::RunReport, Error> {
+    let cfg = load(path)?;
+    let registry = crate::registry();
+    let source = registry.build_source(&cfg.source)?;
+    let sink = registry.build_sink(&cfg.destination)?;
+    let state = Arc::new(StateStore::open(cfg.state_path(), cfg.client.as_deref())?);
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping: finishing nothing new, committing only what was flushed (Ctrl-C again to force)");
+            on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let mut rt = Runtime::new(source, sink, state);
+    rt.settings = cfg.run.clone();
+    rt.observer = Arc::new(Progress::new());
+    rt.cancel = cancel;
+    let result = rt
+        .sync(&cfg.streams, opts, Some(&cfg), (&cfg.source.kind, &cfg.destination.kind))
+        .await;
+    watcher.abort();
+    result
+}
+
+async fn check(path: &Path) -> Result<u8, Error> {
+    let cfg = load(path)?;
+    let registry = crate::registry();
+    let source = registry.build_source(&cfg.source);
+    let sink = registry.build_sink(&cfg.destination);
+    let (src_result, dst_result) = tokio::join!(
+        async {
+            match &source {
+                Ok(s) => s.check().await,
+                Err(e) => Err(clone_err(e)),
+            }
+        },
+        async {
+            match &sink {
+                Ok(s) => s.check().await,
+                Err(e) => Err(clone_err(e)),
+            }
+        }
+    );
+    let mut failed = false;
+    println!("{:<12} {:<10} status", "connection", "connector");
+    for (role, kind, res) in [
+        ("source", &cfg.source.kind, src_result),
+        ("destination", &cfg.destination.kind, dst_result),
+    ] {
+        match res {
+            Ok(()) => println!("{role:<12} {kind:<10} ok"),
+            Err(e) => {
+                failed = true;
+                println!("{role:<12} {kind:<10} FAILED ({}): {}", e.kind(), ferry_core::redact::redact(&e.to_string()));
+                if let Some(h) = e.kind().hint() {
+                    println!("{:<23} hint: {h}", "");
+                }
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn clone_err(e: &Error) -> Error {
+    let mut out = Error::new(e.kind(), e.message());
+    for (k, v) in e.context() {
+        out = out.with(k, v);
+    }
+    out
+}
+
+async fn discover(path: &Path, json: bool) -> Result<u8, Error> {
+    let cfg = load(path)?;
+    let source = crate::registry().build_source(&cfg.source)?;
+    let catalog = source.discover().await?;
+    if json {
+        let streams: Vec<_> = catalog.streams.iter().map(|s| s.to_json()).collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "streams": streams })).expect("json"));
+        return Ok(0);
+    }
+    for s in &catalog.streams {
+        let incremental = if s.supports_incremental() && s.cursor_candidates.is_empty() {
+            "incremental by the source's own position".to_string()
+        } else if s.supports_incremental() {
+            format!("incremental by {}", s.cursor_candidates.join(" | "))
+        } else {
+            "full refresh only".into()
+        };
+        let pk = if s.primary_key.is_empty() { "none".to_string() } else { s.primary_key.join(", ") };
+        println!("{}  (primary key: {pk}; {incremental})", s.name);
+        for f in s.schema.fields() {
+            let ty = FerryType::of(f).map(|t| t.to_string()).unwrap_or_else(|| f.data_type().to_string());
+            println!("  {:<24} {:<16} {}", f.name(), ty, if f.is_nullable() { "null" } else { "not null" });
+        }
+        println!();
+    }
+    Ok(0)
+}
+
+fn spec(connector: &str) -> Result<u8, Error> {
+    let registry = crate::registry();
+    let def = registry.get(connector)?;
+    println!("{}", serde_json::to_string_pretty(&def.spec()).expect("json"));
+    Ok(0)
+}
+
+fn connectors() -> Result<u8, Error> {
+    println!("{:<12} {:<7} {:<12} description", "connector", "source", "destination");
+    for d in crate::registry().all() {
+        println!(
+            "{:<12} {:<7} {:<12} {}",
+            d.name,
+            if d.is_source() { "yes" } else { "-" },
+            if d.is_sink() { "yes" } else { "-" },
+            d.description
+        );
+    }
+    Ok(0)
+}
+
+fn state(action: StateAction) -> Result<u8, Error> {
+    match action {
+        StateAction::Show { config, stream } => {
+            let cfg = load(&config)?;
+            let store = StateStore::open(cfg.state_path(), cfg.client.as_deref())?;
+            let snap = store.snapshot();
+            let value = match &stream {
+                Some(s) => serde_json::to_value(snap.streams.get(s).ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, format!("no state saved for stream `{s}`"))
+                        .with("file", store.path().display())
+                })?),
+                None => serde_json::to_value(&snap),
+            }
+            .expect("state serializes");
+            println!("{}", ferry_core::redact::redact(&serde_json::to_string_pretty(&value).expect("json")));
+            Ok(0)
+        }
+        StateAction::Reset { config, stream } => {
+            let cfg = load(&config)?;
+            let store = StateStore::open(cfg.state_path(), cfg.client.as_deref())?;
+            let removed = store.reset(stream.as_deref())?;
+            if removed.is_empty() {
+                println!("no state to reset");
+            } else {
+                println!("reset state of: {}", removed.join(", "));
+            }
+            Ok(0)
+        }
+    }
+}

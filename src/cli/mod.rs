@@ -1,0 +1,124 @@
+//! The command line: parses arguments, runs one command, turns errors into messages.
+//!
+//! Exit codes: 0 ok, 1 the sync (or a check) failed, 2 the configuration is wrong,
+//! 130 interrupted with Ctrl-C.
+
+mod commands;
+mod logging;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::render_error;
+
+/// Ferry moves data between your clients' systems: whole, validated, protected.
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). `RUST_LOG` also works.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Ferry's commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Copy the configured streams from the source to the destination.
+    Sync {
+        /// Config file(s); several run one after the other.
+        #[arg(short, long = "config", default_value = "sync.toml")]
+        config: Vec<PathBuf>,
+        /// Only these streams (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        streams: Option<Vec<String>>,
+        /// Ignore saved state: read everything again.
+        #[arg(long)]
+        full_refresh: bool,
+        /// Stop each stream after N rows (a first try; state is not saved).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Write the run report as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Test every connection and say what is wrong with each.
+    Check {
+        /// Config file.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: PathBuf,
+    },
+    /// List the source's streams and their schemas.
+    Discover {
+        /// Config file.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a connector's config as JSON Schema.
+    Spec {
+        /// Connector name (see `ferry connectors`).
+        connector: String,
+    },
+    /// List the connectors this build knows.
+    Connectors,
+    /// Show or reset incremental state.
+    State {
+        /// What to do.
+        #[command(subcommand)]
+        action: StateAction,
+    },
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `ferry state …`
+#[derive(Subcommand, Debug)]
+pub enum StateAction {
+    /// Print the committed state of every stream (or one).
+    Show {
+        /// Config file.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: PathBuf,
+        /// Only this stream.
+        #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Forget the state of every stream (or one): the next sync reads everything.
+    Reset {
+        /// Config file.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: PathBuf,
+        /// Only this stream.
+        #[arg(long)]
+        stream: Option<String>,
+    },
+}
+
+/// Runs the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(commands::run(cli));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
+}

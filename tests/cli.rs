@@ -1,0 +1,164 @@
+//! The `ferry` binary, used as a new user would: in a temporary copy of the quickstart.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn ferry(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("ferry").unwrap().current_dir(dir).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// A temp folder holding a copy of examples/quickstart.
+fn quickstart() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("quickstart");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    for f in ["sync.toml", "orders.toml", "customers.csv"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    (tmp, dir)
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn written(report: &serde_json::Value, stream: &str) -> u64 {
+    let runs = report.as_array().cloned().unwrap_or_else(|| vec![report.clone()]);
+    runs.iter()
+        .flat_map(|r| r["streams"].as_array().cloned().unwrap_or_default())
+        .find(|s| s["stream"] == stream)
+        .map(|s| s["rows_written"].as_u64().unwrap())
+        .unwrap_or_else(|| panic!("no stream {stream} in report"))
+}
+
+#[test]
+fn quickstart_sync_then_incremental_rerun() {
+    let (_tmp, dir) = quickstart();
+    let o = ferry(&dir, &["sync", "-c", "sync.toml", "-c", "orders.toml", "--report", "r1.json"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "sync failed:\n{out}\n{err}");
+    assert!(out.contains("customers") && out.contains("orders") && out.contains("succeeded"), "{out}");
+    let r1 = report(&dir.join("r1.json"));
+    assert_eq!(written(&r1, "customers"), 50);
+    assert_eq!(written(&r1, "orders"), 10_000);
+    assert!(dir.join("out/quickstart.db").exists());
+
+    // More orders arrive: only those are read; the unchanged CSV is not reread.
+    let cfg = std::fs::read_to_string(dir.join("orders.toml")).unwrap().replace("rows = 10000", "rows = 12500");
+    std::fs::write(dir.join("orders.toml"), cfg).unwrap();
+    let o = ferry(&dir, &["sync", "-c", "sync.toml", "-c", "orders.toml", "--report", "r2.json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let r2 = report(&dir.join("r2.json"));
+    assert_eq!(written(&r2, "customers"), 0, "unchanged file was read again");
+    assert_eq!(written(&r2, "orders"), 2_500, "incremental rerun did not read exactly the new rows");
+
+    // state show knows both streams; reset makes the next run read everything again
+    let o = ferry(&dir, &["state", "show", "-c", "orders.toml"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("\"orders\"") && out.contains("12500"), "{out}");
+    let o = ferry(&dir, &["state", "reset", "-c", "orders.toml", "--stream", "orders"]);
+    assert!(text(&o).0.contains("reset state of: orders"));
+    // appending the same ids again is refused by the primary key, never silently duplicated
+    let o = ferry(&dir, &["sync", "-c", "orders.toml", "--report", "r3.json"]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("UNIQUE") && out.contains("upsert"), "{out}");
+    assert_eq!(written(&report(&dir.join("r3.json")), "orders"), 0);
+    // with upsert, a full re-read is idempotent
+    let cfg = std::fs::read_to_string(dir.join("orders.toml")).unwrap().replace("mode = \"append\"", "mode = \"upsert\"");
+    std::fs::write(dir.join("orders.toml"), cfg).unwrap();
+    let o = ferry(&dir, &["sync", "-c", "orders.toml", "--report", "r4.json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(written(&report(&dir.join("r4.json")), "orders"), 12_500);
+}
+
+#[test]
+fn limit_is_a_trial_that_saves_no_state() {
+    let (_tmp, dir) = quickstart();
+    let o = ferry(&dir, &["sync", "-c", "orders.toml", "--limit", "100", "--report", "r.json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(written(&report(&dir.join("r.json")), "orders"), 100);
+    let o = ferry(&dir, &["state", "show", "-c", "orders.toml"]);
+    assert!(!text(&o).0.contains("\"orders\""), "a --limit run saved state");
+}
+
+#[test]
+fn check_discover_spec_connectors() {
+    let (_tmp, dir) = quickstart();
+    let o = ferry(&dir, &["check", "-c", "sync.toml"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("source") && out.contains("destination") && out.matches(" ok").count() == 2, "{out}");
+
+    let o = ferry(&dir, &["discover", "-c", "sync.toml"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("customers") && out.contains("balance") && out.contains("decimal(12,2)"), "{out}");
+    let o = ferry(&dir, &["discover", "-c", "orders.toml", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["streams"][0]["name"], "orders");
+    assert_eq!(v["streams"][0]["primary_key"][0], "id");
+
+    let o = ferry(&dir, &["spec", "sqlite"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["destination"]["properties"]["path"].is_object(), "{v}");
+    let o = ferry(&dir, &["spec", "sqlit"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("did you mean `sqlite`"));
+
+    let o = ferry(&dir, &["connectors"]);
+    let (out, _) = text(&o);
+    for c in ["file", "generate", "sqlite"] {
+        assert!(out.contains(c), "{out}");
+    }
+}
+
+#[test]
+fn check_names_the_failing_connection() {
+    let (_tmp, dir) = quickstart();
+    let cfg = std::fs::read_to_string(dir.join("sync.toml")).unwrap().replace("customers.csv", "missing/clients.csv");
+    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    let o = ferry(&dir, &["check", "-c", "sync.toml"]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("source") && out.contains("FAILED") && out.contains("missing"), "{out}");
+    assert!(out.contains("destination") && out.contains("ok"), "{out}");
+}
+
+#[test]
+fn config_errors_are_positioned_with_a_suggestion() {
+    let (_tmp, dir) = quickstart();
+    let cases = [
+        ("[source]\ntype = \"file\"\npth = \"x.csv\"\n[destination]\ntype = \"sqlite\"\npath = \"o.db\"\n", "did you mean `path`", "sync.toml:3:1"),
+        ("[source]\ntype = \"fiel\"\npath = \"x.csv\"\n[destination]\ntype = \"sqlite\"\npath = \"o.db\"\n", "did you mean `file`", "sync.toml:2:8"),
+        ("[source]\ntype = \"file\"\npath = \"customers.csv\"\n[destination]\ntype = \"sqlite\"\npath = \"o.db\"\n[[streams]]\nname = \"customer\"\n", "did you mean `customers`", "sync.toml:8:8"),
+        ("[source]\ntype = \"file\"\npath = \"customers.csv\"\n[destination]\ntype = \"sqlite\"\npath = 3\n", "invalid type", "sync.toml:6:8"),
+        ("[source\ntype = \"file\"\n", "", "sync.toml:1:"),
+    ];
+    for (cfg, needle, at) in cases {
+        std::fs::write(dir.join("bad.toml"), cfg).unwrap();
+        std::fs::copy(dir.join("bad.toml"), dir.join("sync.toml")).unwrap();
+        let o = ferry(&dir, &["sync", "-c", "sync.toml"]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "config error must exit 2:\n{err}");
+        assert!(err.contains(needle), "expected `{needle}` in:\n{err}");
+        assert!(err.contains(at), "expected position `{at}` in:\n{err}");
+        assert!(err.contains('^'), "no caret under the error:\n{err}");
+    }
+}
+
+#[test]
+fn completions_generate() {
+    let (_tmp, dir) = quickstart();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = ferry(&dir, &["completions", shell]);
+        assert!(o.status.success());
+        assert!(String::from_utf8_lossy(&o.stdout).contains("sync"));
+    }
+}
