@@ -1,0 +1,141 @@
+//! The `[source]` and `[destination]` sections of the `sqlite` connector.
+//!
+//! Parsing and [`SqliteSourceConfig::validate`] are pure: no file is opened until
+//! `check`, `discover`, `read` or `open`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use ferry_core::{Error, FerryType, Result};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Default wait for a lock held by another connection, in milliseconds.
+pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
+
+fn default_busy_timeout_ms() -> u64 {
+    DEFAULT_BUSY_TIMEOUT_MS
+}
+
+/// Configuration of a `sqlite` source.
+///
+/// ```toml
+/// [source]
+/// type = "sqlite"
+/// path = "crm.db"
+/// tables = ["customers", "orders"]
+/// queries = [{ name = "big_orders", sql = "SELECT id, total FROM orders WHERE total > 1000", cursor = "id" }]
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSourceConfig {
+    /// Path of the database file, relative to the config file's folder (required). It is
+    /// opened read-only and must exist.
+    pub path: PathBuf,
+    /// Tables and views to offer as streams (default: every table and view, except
+    /// SQLite's own `sqlite_*` tables and Ferry's `_ferry_stage_*` staging tables).
+    /// `tables = []` offers only the `queries`.
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// Custom query streams, each a read-only `SELECT` (default: none).
+    #[serde(default)]
+    pub queries: Vec<SqliteQuery>,
+    /// How long to wait for a lock held by another connection, in milliseconds (default 5000).
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+/// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteQuery {
+    /// The stream's name (required), unique among tables, views and queries.
+    pub name: String,
+    /// One read-only `SELECT` statement (required). Incremental reads wrap it as
+    /// `SELECT * FROM (<sql>) WHERE cursor > ? ORDER BY cursor`.
+    pub sql: String,
+    /// Columns that identify a row (default: none).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// The cursor used when the stream config names none (default: the first int64,
+    /// timestamp or date column).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Ferry types of result columns, e.g. `{ total = "decimal(12,2)" }` (default: taken
+    /// from the declared type of the column the value comes from; `string` for
+    /// expressions such as `count(*)`).
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// Configuration of a `sqlite` destination.
+///
+/// ```toml
+/// [destination]
+/// type = "sqlite"
+/// path = "out/acme.db"
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSinkConfig {
+    /// Path of the database file, relative to the config file's folder (required). The
+    /// file and its folder are created if missing.
+    pub path: PathBuf,
+    /// How long to wait for a lock held by another connection, in milliseconds (default 5000).
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+impl SqliteSourceConfig {
+    /// Checks what serde cannot, without I/O: query names and SQL present and unique,
+    /// column types valid, table names not empty.
+    pub fn validate(&self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Err(Error::config(
+                "`path` is empty: name the SQLite file to read",
+            ));
+        }
+        for t in self.tables.iter().flatten() {
+            if t.trim().is_empty() {
+                return Err(Error::config("`tables` lists an empty name"));
+            }
+        }
+        let mut names = HashSet::new();
+        for q in &self.queries {
+            if q.name.trim().is_empty() {
+                return Err(Error::config("a query in `queries` has an empty `name`"));
+            }
+            if !names.insert(q.name.to_ascii_lowercase()) {
+                return Err(Error::config(format!("two queries are named `{}`", q.name)));
+            }
+            if q.sql.trim().trim_end_matches(';').trim().is_empty() {
+                return Err(Error::config(format!(
+                    "query `{}` has an empty `sql`",
+                    q.name
+                )));
+            }
+            for (col, ty) in &q.columns {
+                if FerryType::parse(ty).is_none() {
+                    return Err(Error::config(format!(
+                        "query `{}`: column `{col}` has unknown type `{ty}` (known: {})",
+                        q.name,
+                        FerryType::NAMES.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SqliteSinkConfig {
+    /// Checks what serde cannot, without I/O.
+    pub fn validate(&self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Err(Error::config(
+                "`path` is empty: name the SQLite file to write",
+            ));
+        }
+        Ok(())
+    }
+}

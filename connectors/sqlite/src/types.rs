@@ -1,0 +1,655 @@
+//! Type mapping between Ferry's nine types and SQLite, both ways.
+//!
+//! SQLite stores five storage classes (NULL, INTEGER, REAL, TEXT, BLOB) and keeps the
+//! *declared* type of a column only as text that decides its affinity. Ferry writes
+//! declared types that say which Ferry type a column holds and that make SQLite keep
+//! the value exactly:
+//!
+//! | Ferry type     | declared type       | stored as                                   |
+//! |----------------|---------------------|---------------------------------------------|
+//! | `bool`         | `BOOLEAN`           | INTEGER 0 / 1                               |
+//! | `int64`        | `BIGINT`            | INTEGER (a single-column int64 primary key is declared `INTEGER`: it becomes the rowid) |
+//! | `float64`      | `DOUBLE`            | REAL (NaN as the text `NaN`, which SQLite would turn into NULL) |
+//! | `decimal(p,s)` | `DECIMAL_TEXT(p,s)` | TEXT, exact (`DECIMAL(p,s)` would have NUMERIC affinity, which turns `-9999999999999999.9999` into a rounded number) |
+//! | `string`       | `TEXT`              | TEXT                                        |
+//! | `binary`       | `BLOB`              | BLOB                                        |
+//! | `date`         | `DATE`              | TEXT `YYYY-MM-DD`                           |
+//! | `timestamp`    | `TIMESTAMPTZ`       | TEXT RFC 3339 UTC, always 6 fractional digits, so text order is time order |
+//! | `json`         | `JSON_TEXT`         | TEXT, exact (`JSON` would have NUMERIC affinity: the document `1.50` would become `1.5`) |
+//!
+//! Reading maps declared types back, including those other tools write (see
+//! [`ferry_type`]); a column without a declared type reads as `string`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use ferry_core::arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+};
+use ferry_core::arrow_array::cast::AsArray;
+use ferry_core::arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType};
+use ferry_core::arrow_array::{Array, ArrayRef, RecordBatch};
+use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
+use ferry_core::types::{DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
+use ferry_core::values::{days_to_date, parse_bool, preview, write_text, ColumnBuilder};
+use ferry_core::FerryType;
+use rusqlite::types::{Null, ValueRef};
+use rusqlite::Statement;
+
+/// The declared type Ferry gives a column of type `ty`.
+pub fn declared_type(ty: FerryType) -> String {
+    match ty {
+        FerryType::Bool => "BOOLEAN".into(),
+        FerryType::Int64 => "BIGINT".into(),
+        FerryType::Float64 => "DOUBLE".into(),
+        FerryType::Decimal { precision, scale } => format!("DECIMAL_TEXT({precision},{scale})"),
+        FerryType::String => "TEXT".into(),
+        FerryType::Binary => "BLOB".into(),
+        FerryType::Date => "DATE".into(),
+        FerryType::Timestamp => "TIMESTAMPTZ".into(),
+        FerryType::Json => "JSON_TEXT".into(),
+    }
+}
+
+/// The Ferry type of a column declared `declared` (case-insensitive).
+///
+/// Besides Ferry's own names it knows what other tools write: `INTEGER`, `INT`,
+/// `SMALLINT` … → int64; `REAL`, `FLOAT`, `DOUBLE PRECISION` → float64;
+/// `VARCHAR(n)`, `CHAR(n)`, `CLOB` … → string; `DECIMAL(p,s)` / `NUMERIC(p,s)` →
+/// decimal (without precision: decimal(38,9)); `DATETIME`, `TIMESTAMP` → timestamp;
+/// `JSON`, `JSONB` → json; `BYTEA`, `VARBINARY` → binary. Other names follow SQLite's
+/// affinity rules (contains `INT` → int64, `CHAR`/`CLOB`/`TEXT` → string, `BLOB` →
+/// binary, `REAL`/`FLOA`/`DOUB` → float64); anything else, and no declared type, is string.
+pub fn ferry_type(declared: &str) -> FerryType {
+    let upper = declared.trim().to_ascii_uppercase();
+    let (base, args) = match upper.find('(') {
+        Some(i) => (
+            &upper[..i],
+            Some(upper[i + 1..].trim_end().trim_end_matches(')')),
+        ),
+        None => (upper.as_str(), None),
+    };
+    let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
+    match base.as_str() {
+        "" => FerryType::String,
+        "BOOLEAN" | "BOOL" => FerryType::Bool,
+        "BIGINT" | "INTEGER" | "INT" | "INT2" | "INT4" | "INT8" | "SMALLINT" | "TINYINT"
+        | "MEDIUMINT" | "UNSIGNED BIG INT" | "SERIAL" | "BIGSERIAL" => FerryType::Int64,
+        "DOUBLE" | "DOUBLE PRECISION" | "REAL" | "FLOAT" | "FLOAT4" | "FLOAT8" => {
+            FerryType::Float64
+        }
+        "DECIMAL" | "NUMERIC" | "DECIMAL_TEXT" => decimal(args),
+        "TEXT" | "VARCHAR" | "CHAR" | "CHARACTER" | "CHARACTER VARYING" | "VARYING CHARACTER"
+        | "NCHAR" | "NATIVE CHARACTER" | "NVARCHAR" | "CLOB" | "STRING" | "UUID" => {
+            FerryType::String
+        }
+        "BLOB" | "BYTEA" | "BINARY" | "VARBINARY" => FerryType::Binary,
+        "DATE" => FerryType::Date,
+        "TIMESTAMPTZ"
+        | "TIMESTAMP"
+        | "DATETIME"
+        | "TIMESTAMP WITH TIME ZONE"
+        | "TIMESTAMP WITHOUT TIME ZONE"
+        | "DATETIME2"
+        | "DATETIMEOFFSET" => FerryType::Timestamp,
+        "JSON" | "JSONB" | "JSON_TEXT" => FerryType::Json,
+        other if other.contains("INT") => FerryType::Int64,
+        other if ["CHAR", "CLOB", "TEXT"].iter().any(|s| other.contains(s)) => FerryType::String,
+        other if other.contains("BLOB") => FerryType::Binary,
+        other if ["REAL", "FLOA", "DOUB"].iter().any(|s| other.contains(s)) => FerryType::Float64,
+        _ => FerryType::String,
+    }
+}
+
+fn decimal(args: Option<&str>) -> FerryType {
+    let Some(args) = args else {
+        return FerryType::Decimal {
+            precision: DEFAULT_DECIMAL_PRECISION,
+            scale: DEFAULT_DECIMAL_SCALE,
+        };
+    };
+    let mut parts = args.split(',').map(|p| p.trim().parse::<u32>().ok());
+    let (p, s) = match (parts.next().flatten(), parts.next()) {
+        (Some(p), None) => (p, 0),
+        (Some(p), Some(Some(s))) if parts.next().is_none() => (p, s),
+        _ => return FerryType::String,
+    };
+    if (1..=38).contains(&p) && s <= p {
+        FerryType::Decimal {
+            precision: p as u8,
+            scale: s as i8,
+        }
+    } else {
+        // wider than Arrow's Decimal128: keep the exact text
+        FerryType::String
+    }
+}
+
+/// Whether a column of type `existing` can take values of type `incoming` without
+/// losing anything (same type, JSON into text, or a decimal that fits).
+pub fn compatible(existing: FerryType, incoming: FerryType) -> bool {
+    match (existing, incoming) {
+        (a, b) if a == b => true,
+        (FerryType::String, FerryType::Json) => true,
+        (
+            FerryType::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            FerryType::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s1 >= s2 && (p1 as i16 - s1 as i16) >= (p2 as i16 - s2 as i16),
+        _ => false,
+    }
+}
+
+/// Whether discovery offers a column of this type as a cursor candidate.
+pub(crate) fn is_cursor_candidate(ty: FerryType) -> bool {
+    matches!(
+        ty,
+        FerryType::Int64 | FerryType::Timestamp | FerryType::Date
+    )
+}
+
+/// Whether a column of this type can serve as a cursor at all (ordered the way its
+/// values are: numbers numerically, dates and timestamps and text as text).
+pub(crate) fn cursor_supported(ty: FerryType) -> bool {
+    matches!(
+        ty,
+        FerryType::Int64
+            | FerryType::Float64
+            | FerryType::Date
+            | FerryType::Timestamp
+            | FerryType::String
+    )
+}
+
+/// Appends `us` (microseconds since the epoch) as RFC 3339 UTC with exactly six
+/// fractional digits (`2024-05-01T12:00:00.250000Z`): fixed width, so comparing the
+/// text compares the instants, which incremental reads by a timestamp cursor rely on.
+pub fn format_timestamp(us: i64, out: &mut String) {
+    const DAY: i64 = 86_400_000_000;
+    let days = us.div_euclid(DAY);
+    let rem = us.rem_euclid(DAY);
+    let (secs, frac) = (rem / 1_000_000, rem % 1_000_000);
+    match i32::try_from(days).ok().and_then(days_to_date) {
+        Some(d) => {
+            let _ = write!(
+                out,
+                "{d}T{:02}:{:02}:{:02}.{frac:06}Z",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            );
+        }
+        None => out.push_str(&ferry_core::values::format_timestamp_micros(us)),
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Reading: SQLite values into Arrow columns.
+
+/// One column being read. Numbers, text and bytes go straight into Arrow builders;
+/// decimals, dates, timestamps and JSON go through Ferry's shared text parsing, so they
+/// mean the same as in every other connector.
+enum Col {
+    Bool(BooleanBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Str(StringBuilder),
+    Bin(BinaryBuilder),
+    Parsed(ColumnBuilder),
+}
+
+impl Col {
+    fn new(ty: FerryType, capacity: usize) -> Col {
+        match ty {
+            FerryType::Bool => Col::Bool(BooleanBuilder::with_capacity(capacity)),
+            FerryType::Int64 => Col::Int(Int64Builder::with_capacity(capacity)),
+            FerryType::Float64 => Col::Float(Float64Builder::with_capacity(capacity)),
+            FerryType::String => Col::Str(StringBuilder::with_capacity(capacity, capacity * 16)),
+            FerryType::Binary => Col::Bin(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            _ => Col::Parsed(ColumnBuilder::new(ty, capacity)),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Col::Bool(b) => b.append_null(),
+            Col::Int(b) => b.append_null(),
+            Col::Float(b) => b.append_null(),
+            Col::Str(b) => b.append_null(),
+            Col::Bin(b) => b.append_null(),
+            Col::Parsed(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Col::Bool(b) => Arc::new(b.finish()),
+            Col::Int(b) => Arc::new(b.finish()),
+            Col::Float(b) => Arc::new(b.finish()),
+            Col::Str(b) => Arc::new(b.finish()),
+            Col::Bin(b) => Arc::new(b.finish()),
+            Col::Parsed(b) => b.finish(),
+        }
+    }
+
+    /// Appends a non-NULL value, or appends nothing and says what was wrong.
+    fn append(
+        &mut self,
+        ty: FerryType,
+        v: ValueRef<'_>,
+        scratch: &mut String,
+    ) -> Result<(), String> {
+        let bad = |v: ValueRef<'_>| format!("expected {ty}, found {}", describe(v));
+        match (self, v) {
+            (Col::Bool(b), ValueRef::Integer(i)) => b.append_value(i != 0),
+            (Col::Bool(b), ValueRef::Real(f)) => b.append_value(f != 0.0),
+            (Col::Bool(b), ValueRef::Text(t)) => {
+                b.append_value(parse_bool(utf8(t)?).ok_or_else(|| bad(v))?)
+            }
+            (Col::Int(b), ValueRef::Integer(i)) => b.append_value(i),
+            // an integral REAL within i64 (2^63 itself is not)
+            (Col::Int(b), ValueRef::Real(f))
+                if f.fract() == 0.0
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+            {
+                b.append_value(f as i64)
+            }
+            (Col::Int(b), ValueRef::Text(t)) => {
+                b.append_value(utf8(t)?.trim().parse::<i64>().map_err(|_| bad(v))?)
+            }
+            (Col::Float(b), ValueRef::Real(f)) => b.append_value(f),
+            (Col::Float(b), ValueRef::Integer(i)) => b.append_value(i as f64),
+            (Col::Float(b), ValueRef::Text(t)) => {
+                b.append_value(utf8(t)?.trim().parse::<f64>().map_err(|_| bad(v))?)
+            }
+            (Col::Str(b), ValueRef::Text(t)) => b.append_value(utf8(t)?),
+            (Col::Str(b), ValueRef::Blob(t)) => b.append_value(utf8(t)?),
+            (Col::Str(b), ValueRef::Integer(i)) => {
+                scratch.clear();
+                let _ = write!(scratch, "{i}");
+                b.append_value(&*scratch)
+            }
+            (Col::Str(b), ValueRef::Real(f)) => {
+                scratch.clear();
+                let _ = write!(scratch, "{f:?}");
+                b.append_value(&*scratch)
+            }
+            (Col::Bin(b), ValueRef::Blob(x) | ValueRef::Text(x)) => b.append_value(x),
+            (Col::Parsed(c), ValueRef::Text(t)) => c.append_text(utf8(t)?)?,
+            (Col::Parsed(c), ValueRef::Integer(i))
+                if matches!(ty, FerryType::Decimal { .. } | FerryType::Json) =>
+            {
+                scratch.clear();
+                let _ = write!(scratch, "{i}");
+                c.append_text(scratch)?
+            }
+            (Col::Parsed(c), ValueRef::Real(f))
+                if f.is_finite() && matches!(ty, FerryType::Decimal { .. } | FerryType::Json) =>
+            {
+                scratch.clear();
+                // decimals take the plain digits; JSON takes the shortest exact form
+                if ty == FerryType::Json {
+                    let _ = write!(scratch, "{f:?}");
+                } else {
+                    let _ = write!(scratch, "{f}");
+                }
+                c.append_text(scratch)?
+            }
+            (_, ValueRef::Null) => return Err("NULL reached a typed append".into()),
+            _ => return Err(bad(v)),
+        }
+        Ok(())
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|_| "text is not valid UTF-8".to_string())
+}
+
+/// A short description of a SQLite value for error messages: `integer 42`, `text `abc``.
+pub(crate) fn describe(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => format!("integer {i}"),
+        ValueRef::Real(f) => format!("real {f:?}"),
+        ValueRef::Text(t) => format!("text `{}`", preview(&String::from_utf8_lossy(t))),
+        ValueRef::Blob(b) => format!("a blob of {} bytes", b.len()),
+    }
+}
+
+/// The JSON form of a SQLite value, for the raw text of a rejected row.
+pub(crate) fn value_json(v: ValueRef<'_>) -> serde_json::Value {
+    match v {
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Integer(i) => i.into(),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .unwrap_or_else(|| format!("{f:?}").into()),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+        ValueRef::Blob(b) => format!("<{} bytes>", b.len()).into(),
+    }
+}
+
+/// A value that could not be read into its column.
+#[derive(Debug)]
+pub(crate) struct BadValue {
+    /// Zero-based column index.
+    pub column: usize,
+    /// What was wrong, naming the column.
+    pub message: String,
+}
+
+/// Builds batches of one schema from SQLite rows, keeping rows whole.
+pub(crate) struct RowBuilder {
+    schema: SchemaRef,
+    types: Vec<FerryType>,
+    nullable: Vec<bool>,
+    cols: Vec<Col>,
+    capacity: usize,
+    rows: usize,
+    scratch: String,
+}
+
+impl RowBuilder {
+    /// A builder for `schema` (every field a Ferry type) with room for `capacity` rows.
+    pub fn new(schema: SchemaRef, capacity: usize) -> RowBuilder {
+        let types: Vec<FerryType> = schema
+            .fields()
+            .iter()
+            .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
+            .collect();
+        let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
+        let cols = types.iter().map(|t| Col::new(*t, capacity)).collect();
+        RowBuilder {
+            schema,
+            types,
+            nullable,
+            cols,
+            capacity,
+            rows: 0,
+            scratch: String::new(),
+        }
+    }
+
+    /// Rows appended since the last batch was taken.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Appends one row. On a bad value nothing of the row stays in the builder, but the
+    /// good rows before it are taken out as a batch (returned with the error), so a
+    /// batch never holds part of a row.
+    pub fn push(&mut self, row: &rusqlite::Row<'_>) -> Result<(), (BadValue, Option<RecordBatch>)> {
+        for i in 0..self.cols.len() {
+            let v = match row.get_ref(i) {
+                Ok(v) => v,
+                Err(e) => return Err(self.cut(i, format!("cannot read the value: {e}"))),
+            };
+            let result = if v == ValueRef::Null {
+                if self.nullable[i] {
+                    self.cols[i].append_null();
+                    Ok(())
+                } else {
+                    Err("NULL in a column that does not allow NULL".to_string())
+                }
+            } else {
+                self.cols[i].append(self.types[i], v, &mut self.scratch)
+            };
+            if let Err(m) = result {
+                return Err(self.cut(i, m));
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// After column `failed` of the current row failed: completes the row with NULLs,
+    /// takes the columns, and keeps only the rows before it.
+    fn cut(&mut self, failed: usize, message: String) -> (BadValue, Option<RecordBatch>) {
+        for c in &mut self.cols[failed..] {
+            c.append_null();
+        }
+        let good = self.rows;
+        let arrays: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|c| c.finish().slice(0, good))
+            .collect();
+        self.rows = 0;
+        let name = self.schema.field(failed).name().clone();
+        let bad = BadValue {
+            column: failed,
+            message: format!("column `{name}`: {message}"),
+        };
+        let batch = (good > 0)
+            .then(|| RecordBatch::try_new(self.schema.clone(), arrays).ok())
+            .flatten();
+        (bad, batch)
+    }
+
+    /// Takes the rows appended so far as a batch.
+    pub fn finish(&mut self) -> ferry_core::Result<RecordBatch> {
+        let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(|c| c.finish()).collect();
+        self.rows = 0;
+        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| {
+            ferry_core::Error::internal(format!("columns of a read batch disagree: {e}"))
+        })
+    }
+
+    /// The batch capacity the builder was made for.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Writing: Arrow values bound to statement parameters.
+
+/// One column of a batch being written, typed once per batch so each value binds
+/// without a lookup.
+pub(crate) enum Binder<'a> {
+    Bool(&'a ferry_core::arrow_array::BooleanArray),
+    Int(&'a ferry_core::arrow_array::Int64Array),
+    Float(&'a ferry_core::arrow_array::Float64Array),
+    Text(&'a ferry_core::arrow_array::StringArray),
+    Bin(&'a ferry_core::arrow_array::BinaryArray),
+    Timestamp(&'a ferry_core::arrow_array::TimestampMicrosecondArray),
+    /// Decimal and date: their exact text forms.
+    AsText(&'a dyn Array, FerryType),
+}
+
+impl<'a> Binder<'a> {
+    /// A binder for `array` of Ferry type `ty`.
+    pub fn new(array: &'a dyn Array, ty: FerryType) -> Binder<'a> {
+        match ty {
+            FerryType::Bool => Binder::Bool(array.as_boolean()),
+            FerryType::Int64 => Binder::Int(array.as_primitive::<Int64Type>()),
+            FerryType::Float64 => Binder::Float(array.as_primitive()),
+            FerryType::String | FerryType::Json => Binder::Text(array.as_string::<i32>()),
+            FerryType::Binary => Binder::Bin(array.as_binary::<i32>()),
+            FerryType::Timestamp => {
+                Binder::Timestamp(array.as_primitive::<TimestampMicrosecondType>())
+            }
+            FerryType::Date => {
+                let _ = array.as_primitive::<Date32Type>();
+                Binder::AsText(array, ty)
+            }
+            FerryType::Decimal { .. } => Binder::AsText(array, ty),
+        }
+    }
+
+    /// Binds row `row` to parameter `index` (one-based) of `stmt`.
+    #[inline]
+    pub fn bind(
+        &self,
+        stmt: &mut Statement<'_>,
+        index: usize,
+        row: usize,
+        scratch: &mut String,
+    ) -> rusqlite::Result<()> {
+        let array: &dyn Array = match self {
+            Binder::Bool(a) => *a,
+            Binder::Int(a) => *a,
+            Binder::Float(a) => *a,
+            Binder::Text(a) => *a,
+            Binder::Bin(a) => *a,
+            Binder::Timestamp(a) => *a,
+            Binder::AsText(a, _) => *a,
+        };
+        if array.is_null(row) {
+            return stmt.raw_bind_parameter(index, Null);
+        }
+        match self {
+            Binder::Bool(a) => stmt.raw_bind_parameter(index, a.value(row) as i64),
+            Binder::Int(a) => stmt.raw_bind_parameter(index, a.value(row)),
+            Binder::Float(a) => {
+                let f = a.value(row);
+                if f.is_nan() {
+                    // SQLite stores a NaN REAL as NULL; the text survives a REAL column
+                    stmt.raw_bind_parameter(index, "NaN")
+                } else {
+                    stmt.raw_bind_parameter(index, f)
+                }
+            }
+            Binder::Text(a) => stmt.raw_bind_parameter(index, a.value(row)),
+            Binder::Bin(a) => stmt.raw_bind_parameter(index, a.value(row)),
+            Binder::Timestamp(a) => {
+                scratch.clear();
+                format_timestamp(a.value(row), scratch);
+                stmt.raw_bind_parameter(index, scratch.as_str())
+            }
+            Binder::AsText(a, ty) => {
+                scratch.clear();
+                write_text(*a, *ty, row, scratch);
+                stmt.raw_bind_parameter(index, scratch.as_str())
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Schemas.
+
+/// One column of a table or view, as `pragma table_info` describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnInfo {
+    pub name: String,
+    pub declared: String,
+    pub not_null: bool,
+    pub has_default: bool,
+    /// One-based position in the primary key, 0 when not part of it.
+    pub pk: usize,
+}
+
+/// The Arrow schema of a table's columns (primary key in its metadata), and its key.
+pub(crate) fn table_schema(columns: &[ColumnInfo]) -> (Schema, Vec<String>) {
+    let mut pk: Vec<&ColumnInfo> = columns.iter().filter(|c| c.pk > 0).collect();
+    pk.sort_by_key(|c| c.pk);
+    let key: Vec<String> = pk.iter().map(|c| c.name.clone()).collect();
+    // an INTEGER PRIMARY KEY is the rowid: never NULL, even without NOT NULL
+    let rowid_alias = pk.len() == 1 && pk[0].declared.trim().eq_ignore_ascii_case("INTEGER");
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|c| {
+            let not_null = c.not_null || (rowid_alias && c.pk == 1);
+            ferry_type(&c.declared).field(c.name.clone(), !not_null)
+        })
+        .collect();
+    (Schema::new(fields), key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_types_round_trip() {
+        for name in [
+            "bool",
+            "int64",
+            "float64",
+            "decimal(20,4)",
+            "decimal(38,0)",
+            "string",
+            "binary",
+            "date",
+            "timestamp",
+            "json",
+        ] {
+            let t = FerryType::parse(name).unwrap();
+            assert_eq!(ferry_type(&declared_type(t)), t, "{name}");
+        }
+    }
+
+    #[test]
+    fn other_tools_declared_types() {
+        let d = |p, s| FerryType::Decimal {
+            precision: p,
+            scale: s,
+        };
+        let cases = [
+            ("INTEGER", FerryType::Int64),
+            ("int", FerryType::Int64),
+            ("unsigned big int", FerryType::Int64),
+            ("REAL", FerryType::Float64),
+            ("float", FerryType::Float64),
+            ("double precision", FerryType::Float64),
+            ("VARCHAR(255)", FerryType::String),
+            ("character varying(10)", FerryType::String),
+            ("NCHAR(5)", FerryType::String),
+            ("CLOB", FerryType::String),
+            ("NUMERIC(10,2)", d(10, 2)),
+            ("decimal(12)", d(12, 0)),
+            ("DECIMAL", d(38, 9)),
+            ("NUMERIC(60,2)", FerryType::String),
+            ("DATETIME", FerryType::Timestamp),
+            ("timestamp", FerryType::Timestamp),
+            ("DATE", FerryType::Date),
+            ("JSON", FerryType::Json),
+            ("BLOB", FerryType::Binary),
+            ("", FerryType::String),
+            ("BOOLEAN", FerryType::Bool),
+            ("MYINTEGERTYPE", FerryType::Int64),
+            ("LONGTEXT", FerryType::String),
+            ("MONEY", FerryType::String),
+        ];
+        for (decl, want) in cases {
+            assert_eq!(ferry_type(decl), want, "{decl}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_and_ordered() {
+        let mut a = String::new();
+        format_timestamp(1_714_564_800_250_000, &mut a);
+        assert_eq!(a, "2024-05-01T12:00:00.250000Z");
+        let mut b = String::new();
+        format_timestamp(-1, &mut b);
+        assert_eq!(b, "1969-12-31T23:59:59.999999Z");
+        let mut c = String::new();
+        format_timestamp(1_714_564_800_000_000, &mut c);
+        assert!(c < a, "{c} sorts before {a}");
+        assert_eq!(
+            ferry_core::values::parse_timestamp_micros(&a),
+            Some(1_714_564_800_250_000)
+        );
+    }
+
+    #[test]
+    fn compatibility() {
+        let d = |p, s| FerryType::Decimal {
+            precision: p,
+            scale: s,
+        };
+        assert!(compatible(FerryType::String, FerryType::Json));
+        assert!(!compatible(FerryType::Json, FerryType::String));
+        assert!(compatible(d(12, 2), d(10, 2)));
+        assert!(!compatible(d(10, 2), d(10, 3)));
+        assert!(!compatible(FerryType::Int64, FerryType::Float64));
+    }
+}
