@@ -16,7 +16,8 @@ use ferry_core::arrow_array::RecordBatch;
 use ferry_core::secret::ResolveContext;
 use ferry_core::state::StateStore;
 use ferry_core::{
-    async_trait, Durability, RunOptions, Runtime, Sink, StreamWriter, SyncConfig, WriteRequest, WriteSummary,
+    async_trait, Durability, RunOptions, Runtime, Sink, StreamWriter, SyncConfig, WriteRequest,
+    WriteSummary,
 };
 
 struct Args {
@@ -27,7 +28,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { rows: 5_000_000, small_mb: 100, big_mb: 2048, dir: PathBuf::from("target/bench") };
+    let mut a = Args {
+        rows: 5_000_000,
+        small_mb: 100,
+        big_mb: 2048,
+        dir: PathBuf::from("target/bench"),
+    };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < v.len() {
@@ -85,7 +91,10 @@ impl StreamWriter for CountingWriter {
         Ok(Durability::Durable)
     }
     async fn close(self: Box<Self>) -> ferry_core::Result<WriteSummary> {
-        Ok(WriteSummary { rows: self.0, outputs: vec![] })
+        Ok(WriteSummary {
+            rows: self.0,
+            outputs: vec![],
+        })
     }
 }
 
@@ -110,10 +119,27 @@ async fn run(dir: &Path, name: &str, toml: &str, sink: Option<Arc<dyn Sink>>) ->
     rt.settings = cfg.run.clone();
     reset_peak_rss();
     let t = Instant::now();
-    let report = rt.sync(&cfg.streams, &RunOptions::default(), Some(&cfg), ("bench", "bench")).await.unwrap();
+    let report = rt
+        .sync(
+            &cfg.streams,
+            &RunOptions::default(),
+            Some(&cfg),
+            ("bench", "bench"),
+        )
+        .await
+        .unwrap();
     let secs = t.elapsed().as_secs_f64();
-    assert_eq!(report.status, ferry_core::report::Status::Succeeded, "{}", report.summary());
-    Step { rows: report.rows_written(), secs, peak_mb: peak_rss_mb() }
+    assert_eq!(
+        report.status,
+        ferry_core::report::Status::Succeeded,
+        "{}",
+        report.summary()
+    );
+    Step {
+        rows: report.rows_written(),
+        secs,
+        peak_mb: peak_rss_mb(),
+    }
 }
 
 fn line(what: &str, s: &Step, bytes: u64) {
@@ -148,7 +174,11 @@ async fn main() {
     let a = args();
     std::fs::create_dir_all(&a.dir).unwrap();
     let dir = a.dir.canonicalize().unwrap();
-    println!("Ferry benchmark: {} rows of 8 columns (generate preset `bench`), folder {}\n", ferry_core::report::group(a.rows), dir.display());
+    println!(
+        "Ferry benchmark: {} rows of 8 columns (generate preset `bench`), folder {}\n",
+        ferry_core::report::group(a.rows),
+        dir.display()
+    );
 
     // 1. the data set
     let data = dir.join("data");
@@ -170,13 +200,23 @@ async fn main() {
         }
         n += k as u64;
     }
-    let base = Step { rows: a.rows, secs: t.elapsed().as_secs_f64(), peak_mb: peak_rss_mb() };
+    let base = Step {
+        rows: a.rows,
+        secs: t.elapsed().as_secs_f64(),
+        peak_mb: peak_rss_mb(),
+    };
     assert_eq!(n, size);
     line("baseline: raw read of the CSV", &base, size);
 
     // 3. parsing alone, 4. into SQLite, 5. into JSON Lines
     let src = csv_source(&csv);
-    let s = run(&dir, "parse", &format!("{src}[destination]\ntype = \"file\"\npath = \"unused\"\n"), Some(Arc::new(CountingSink))).await;
+    let s = run(
+        &dir,
+        "parse",
+        &format!("{src}[destination]\ntype = \"file\"\npath = \"unused\"\n"),
+        Some(Arc::new(CountingSink)),
+    )
+    .await;
     line("CSV parse (→ counting sink)", &s, size);
     let db = dir.join("bench.db");
     for ext in ["", "-wal", "-shm"] {
@@ -197,8 +237,21 @@ async fn main() {
         run(&dir, &format!("gen{mb}"), &gen_csv(rows, &d), None).await;
         let f = d.join("bench.csv");
         let bytes = std::fs::metadata(&f).unwrap().len();
-        let s = run(&dir, &format!("parse{mb}"), &format!("{}[destination]\ntype = \"file\"\npath = \"unused\"\n", csv_source(&f)), Some(Arc::new(CountingSink))).await;
-        line(&format!("CSV parse, {:.0} MB input", bytes as f64 / 1e6), &s, bytes);
+        let s = run(
+            &dir,
+            &format!("parse{mb}"),
+            &format!(
+                "{}[destination]\ntype = \"file\"\npath = \"unused\"\n",
+                csv_source(&f)
+            ),
+            Some(Arc::new(CountingSink)),
+        )
+        .await;
+        line(
+            &format!("CSV parse, {:.0} MB input", bytes as f64 / 1e6),
+            &s,
+            bytes,
+        );
         peaks.push(s.peak_mb);
         let _ = std::fs::remove_dir_all(&d);
     }

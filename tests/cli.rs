@@ -6,11 +6,19 @@ use std::process::Output;
 use assert_cmd::Command;
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry").unwrap().current_dir(dir).args(args).output().unwrap()
+    Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// A temp folder holding a copy of examples/quickstart.
@@ -30,7 +38,10 @@ fn report(path: &Path) -> serde_json::Value {
 }
 
 fn written(report: &serde_json::Value, stream: &str) -> u64 {
-    let runs = report.as_array().cloned().unwrap_or_else(|| vec![report.clone()]);
+    let runs = report
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![report.clone()]);
     runs.iter()
         .flat_map(|r| r["streams"].as_array().cloned().unwrap_or_default())
         .find(|s| s["stream"] == stream)
@@ -41,29 +52,67 @@ fn written(report: &serde_json::Value, stream: &str) -> u64 {
 #[test]
 fn quickstart_sync_then_incremental_rerun() {
     let (_tmp, dir) = quickstart();
-    let o = ferry(&dir, &["sync", "-c", "sync.toml", "-c", "orders.toml", "--report", "r1.json"]);
+    let o = ferry(
+        &dir,
+        &[
+            "sync",
+            "-c",
+            "sync.toml",
+            "-c",
+            "orders.toml",
+            "--report",
+            "r1.json",
+        ],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "sync failed:\n{out}\n{err}");
-    assert!(out.contains("customers") && out.contains("orders") && out.contains("succeeded"), "{out}");
+    assert!(
+        out.contains("customers") && out.contains("orders") && out.contains("succeeded"),
+        "{out}"
+    );
     let r1 = report(&dir.join("r1.json"));
     assert_eq!(written(&r1, "customers"), 50);
     assert_eq!(written(&r1, "orders"), 10_000);
     assert!(dir.join("out/quickstart.db").exists());
 
     // More orders arrive: only those are read; the unchanged CSV is not reread.
-    let cfg = std::fs::read_to_string(dir.join("orders.toml")).unwrap().replace("rows = 10000", "rows = 12500");
+    let cfg = std::fs::read_to_string(dir.join("orders.toml"))
+        .unwrap()
+        .replace("rows = 10000", "rows = 12500");
     std::fs::write(dir.join("orders.toml"), cfg).unwrap();
-    let o = ferry(&dir, &["sync", "-c", "sync.toml", "-c", "orders.toml", "--report", "r2.json"]);
+    let o = ferry(
+        &dir,
+        &[
+            "sync",
+            "-c",
+            "sync.toml",
+            "-c",
+            "orders.toml",
+            "--report",
+            "r2.json",
+        ],
+    );
     assert!(o.status.success(), "{:?}", text(&o));
     let r2 = report(&dir.join("r2.json"));
-    assert_eq!(written(&r2, "customers"), 0, "unchanged file was read again");
-    assert_eq!(written(&r2, "orders"), 2_500, "incremental rerun did not read exactly the new rows");
+    assert_eq!(
+        written(&r2, "customers"),
+        0,
+        "unchanged file was read again"
+    );
+    assert_eq!(
+        written(&r2, "orders"),
+        2_500,
+        "incremental rerun did not read exactly the new rows"
+    );
 
     // state show knows both streams; reset makes the next run read everything again
     let o = ferry(&dir, &["state", "show", "-c", "orders.toml"]);
     let (out, _) = text(&o);
     assert!(out.contains("\"orders\"") && out.contains("12500"), "{out}");
-    let o = ferry(&dir, &["state", "reset", "-c", "orders.toml", "--stream", "orders"]);
+    let o = ferry(
+        &dir,
+        &["state", "reset", "-c", "orders.toml", "--stream", "orders"],
+    );
     assert!(text(&o).0.contains("reset state of: orders"));
     // appending the same ids again is refused by the primary key, never silently duplicated
     let o = ferry(&dir, &["sync", "-c", "orders.toml", "--report", "r3.json"]);
@@ -72,7 +121,9 @@ fn quickstart_sync_then_incremental_rerun() {
     assert!(out.contains("UNIQUE") && out.contains("upsert"), "{out}");
     assert_eq!(written(&report(&dir.join("r3.json")), "orders"), 0);
     // with upsert, a full re-read is idempotent
-    let cfg = std::fs::read_to_string(dir.join("orders.toml")).unwrap().replace("mode = \"append\"", "mode = \"upsert\"");
+    let cfg = std::fs::read_to_string(dir.join("orders.toml"))
+        .unwrap()
+        .replace("mode = \"append\"", "mode = \"upsert\"");
     std::fs::write(dir.join("orders.toml"), cfg).unwrap();
     let o = ferry(&dir, &["sync", "-c", "orders.toml", "--report", "r4.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
@@ -82,11 +133,25 @@ fn quickstart_sync_then_incremental_rerun() {
 #[test]
 fn limit_is_a_trial_that_saves_no_state() {
     let (_tmp, dir) = quickstart();
-    let o = ferry(&dir, &["sync", "-c", "orders.toml", "--limit", "100", "--report", "r.json"]);
+    let o = ferry(
+        &dir,
+        &[
+            "sync",
+            "-c",
+            "orders.toml",
+            "--limit",
+            "100",
+            "--report",
+            "r.json",
+        ],
+    );
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(written(&report(&dir.join("r.json")), "orders"), 100);
     let o = ferry(&dir, &["state", "show", "-c", "orders.toml"]);
-    assert!(!text(&o).0.contains("\"orders\""), "a --limit run saved state");
+    assert!(
+        !text(&o).0.contains("\"orders\""),
+        "a --limit run saved state"
+    );
 }
 
 #[test]
@@ -95,11 +160,17 @@ fn check_discover_spec_connectors() {
     let o = ferry(&dir, &["check", "-c", "sync.toml"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
-    assert!(out.contains("source") && out.contains("destination") && out.matches(" ok").count() == 2, "{out}");
+    assert!(
+        out.contains("source") && out.contains("destination") && out.matches(" ok").count() == 2,
+        "{out}"
+    );
 
     let o = ferry(&dir, &["discover", "-c", "sync.toml"]);
     let (out, _) = text(&o);
-    assert!(out.contains("customers") && out.contains("balance") && out.contains("decimal(12,2)"), "{out}");
+    assert!(
+        out.contains("customers") && out.contains("balance") && out.contains("decimal(12,2)"),
+        "{out}"
+    );
     let o = ferry(&dir, &["discover", "-c", "orders.toml", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["streams"][0]["name"], "orders");
@@ -122,12 +193,17 @@ fn check_discover_spec_connectors() {
 #[test]
 fn check_names_the_failing_connection() {
     let (_tmp, dir) = quickstart();
-    let cfg = std::fs::read_to_string(dir.join("sync.toml")).unwrap().replace("customers.csv", "missing/clients.csv");
+    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
+        .unwrap()
+        .replace("customers.csv", "missing/clients.csv");
     std::fs::write(dir.join("sync.toml"), cfg).unwrap();
     let o = ferry(&dir, &["check", "-c", "sync.toml"]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("source") && out.contains("FAILED") && out.contains("missing"), "{out}");
+    assert!(
+        out.contains("source") && out.contains("FAILED") && out.contains("missing"),
+        "{out}"
+    );
     assert!(out.contains("destination") && out.contains("ok"), "{out}");
 }
 

@@ -53,7 +53,12 @@ impl ConfigFile {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, col)
     }
 
@@ -81,7 +86,12 @@ pub struct ConfigNode {
 
 impl std::fmt::Debug for ConfigNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ConfigNode({} in {})", self.path, self.file.path.display())
+        write!(
+            f,
+            "ConfigNode({} in {})",
+            self.path,
+            self.file.path.display()
+        )
     }
 }
 
@@ -90,8 +100,9 @@ impl ConfigNode {
     /// now; unknown or missing fields and wrong types are positioned errors.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
         let de = toml::de::ValueDeserializer::from(self.value.clone());
-        let (result, clear) =
-            secret::with_context(self.ctx.clone(), || serde_path_to_error::deserialize::<_, T>(de));
+        let (result, clear) = secret::with_context(self.ctx.clone(), || {
+            serde_path_to_error::deserialize::<_, T>(de)
+        });
         if !clear.is_empty() {
             tracing::warn!(
                 "{}: [{}] holds a secret in clear text; store it with `ferry secrets set NAME` and write \"${{secret:NAME}}\"",
@@ -103,7 +114,11 @@ impl ConfigNode {
             let field = e.path().to_string();
             let inner = e.into_inner();
             let msg = improve_message(inner.message());
-            let at = if field == "." { self.path.clone() } else { format!("{}.{}", self.path, field) };
+            let at = if field == "." {
+                self.path.clone()
+            } else {
+                format!("{}.{}", self.path, field)
+            };
             self.file
                 .error_at(inner.span().map(|s| s.start), format!("{msg} (in `{at}`)"))
         })
@@ -126,7 +141,10 @@ impl ConfigNode {
 
     /// A node made from TOML text (for tests and the conformance kit).
     pub fn from_toml(text: &str, base_dir: impl Into<PathBuf>) -> Result<ConfigNode> {
-        let file = Arc::new(ConfigFile { path: "<inline>".into(), text: leak(text.to_string()) });
+        let file = Arc::new(ConfigFile {
+            path: "<inline>".into(),
+            text: leak(text.to_string()),
+        });
         let table = DeTable::parse(file.text)
             .map_err(|e| file.error_at(e.span().map(|s| s.start), first_line(e.message())))?;
         let value = Spanned::new(table.span(), DeValue::Table(table.into_inner()));
@@ -134,7 +152,10 @@ impl ConfigNode {
             value,
             file,
             path: "config".into(),
-            ctx: ResolveContext { base_dir: base_dir.into(), vault: None },
+            ctx: ResolveContext {
+                base_dir: base_dir.into(),
+                vault: None,
+            },
         })
     }
 }
@@ -149,9 +170,15 @@ fn leak(text: String) -> &'static str {
 fn improve_message(msg: &str) -> String {
     for marker in ["unknown field `", "unknown variant `"] {
         if let Some(rest) = msg.strip_prefix(marker) {
-            let Some((bad, tail)) = rest.split_once('`') else { break };
+            let Some((bad, tail)) = rest.split_once('`') else {
+                break;
+            };
             let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
-            let what = if marker.contains("field") { "field" } else { "value" };
+            let what = if marker.contains("field") {
+                "field"
+            } else {
+                "value"
+            };
             let mut out = format!("unknown {what} `{bad}`");
             if let Some(best) = nearest(bad, expected.iter().copied()) {
                 out.push_str(&format!("; did you mean `{best}`?"));
@@ -302,14 +329,29 @@ impl SyncConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(e, "cannot read the config file", path))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let ctx = ResolveContext { base_dir: dir.clone(), ..ctx };
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let ctx = ResolveContext {
+            base_dir: dir.clone(),
+            ..ctx
+        };
         Self::parse(path, text, dir, ctx)
     }
 
     /// Parses config text as if read from `path`.
-    pub fn parse(path: &Path, text: String, dir: PathBuf, ctx: ResolveContext) -> Result<SyncConfig> {
-        let file = Arc::new(ConfigFile { path: path.to_path_buf(), text: leak(text) });
+    pub fn parse(
+        path: &Path,
+        text: String,
+        dir: PathBuf,
+        ctx: ResolveContext,
+    ) -> Result<SyncConfig> {
+        let file = Arc::new(ConfigFile {
+            path: path.to_path_buf(),
+            text: leak(text),
+        });
         let parsed = DeTable::parse(file.text)
             .map_err(|e| file.error_at(e.span().map(|s| s.start), first_line(e.message())))?;
         let whole_span = parsed.span();
@@ -350,7 +392,9 @@ impl SyncConfig {
             let tval = t.remove(&tkey).expect("key exists");
             let kind_offset = tval.span().start;
             let Some(kind) = tval.get_ref().as_str().map(str::to_string) else {
-                return Err(file.error_at(Some(kind_offset), format!("`{name}.type` must be a string")));
+                return Err(
+                    file.error_at(Some(kind_offset), format!("`{name}.type` must be a string"))
+                );
             };
             Ok(ConnectorConfig {
                 kind,
@@ -419,7 +463,8 @@ impl SyncConfig {
 
     /// An error positioned at the first occurrence of `needle` in the file (e.g. a stream name).
     pub fn error_near(&self, needle: &str, message: impl Into<String>) -> Error {
-        self.file.error_at(find_offset(self.file.text, needle, 0), message)
+        self.file
+            .error_at(find_offset(self.file.text, needle, 0), message)
     }
 }
 
@@ -463,7 +508,12 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<SyncConfig> {
-        SyncConfig::parse(Path::new("sync.toml"), text.to_string(), ".".into(), ResolveContext::default())
+        SyncConfig::parse(
+            Path::new("sync.toml"),
+            text.to_string(),
+            ".".into(),
+            ResolveContext::default(),
+        )
     }
 
     #[derive(Deserialize, Debug)]
@@ -496,7 +546,8 @@ mod tests {
 
     #[test]
     fn top_level_and_stream_errors_are_positioned() {
-        let e = load("clinet = \"a\"\n[source]\ntype=\"f\"\n[destination]\ntype=\"g\"\n").unwrap_err();
+        let e =
+            load("clinet = \"a\"\n[source]\ntype=\"f\"\n[destination]\ntype=\"g\"\n").unwrap_err();
         assert!(e.message().contains("did you mean `client`"), "{e}");
         assert_eq!(e.context_value("line"), Some("1"));
         let e = load("[source]\ntype=\"f\"\n[destination]\ntype=\"g\"\n[[streams]]\nname=\"a\"\nmode=\"upsrt\"\n").unwrap_err();

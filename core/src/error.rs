@@ -56,16 +56,22 @@ impl ErrorKind {
     /// A short hint a person can act on, shown under the error by the CLI.
     pub fn hint(self) -> Option<&'static str> {
         Some(match self {
-            ErrorKind::ConfigInvalid => "fix the configuration file; `ferry spec <connector>` lists every field",
+            ErrorKind::ConfigInvalid => {
+                "fix the configuration file; `ferry spec <connector>` lists every field"
+            }
             ErrorKind::NotFound => "check the name; `ferry discover` lists what exists",
             ErrorKind::AuthFailed => "check the user name and the secret it refers to",
-            ErrorKind::PermissionDenied => "grant the missing permission to the user Ferry connects as",
+            ErrorKind::PermissionDenied => {
+                "grant the missing permission to the user Ferry connects as"
+            }
             ErrorKind::Unreachable => "check host, port, network and TLS settings",
             ErrorKind::RateLimited => "lower the request rate or retry later",
             ErrorKind::Temporary => "retry; the failure looked temporary",
             ErrorKind::DataInvalid => "fix the input, or configure a quarantine for bad rows",
             ErrorKind::SchemaMismatch => "align the schemas, or change the stream's write mode",
-            ErrorKind::Unsupported => "choose a mode or type the connector supports (`ferry connectors`)",
+            ErrorKind::Unsupported => {
+                "choose a mode or type the connector supports (`ferry connectors`)"
+            }
             _ => return None,
         })
     }

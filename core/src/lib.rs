@@ -29,6 +29,8 @@ pub use registry::{BuildContext, ConnectorDef, Registry};
 pub use report::{RunReport, StreamReport};
 pub use runtime::{RunOptions, Runtime};
 pub use secret::Secret;
-pub use sink::{Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary};
+pub use sink::{
+    Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary,
+};
 pub use source::{Message, MessageStream, Position, ReadRequest, Rejected, Source};
 pub use types::FerryType;

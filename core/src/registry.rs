@@ -37,7 +37,12 @@ pub struct ConnectorDef {
 impl ConnectorDef {
     /// A connector with neither source nor sink yet.
     pub fn new(name: &'static str, description: &'static str) -> Self {
-        ConnectorDef { name, description, source: None, sink: None }
+        ConnectorDef {
+            name,
+            description,
+            source: None,
+            sink: None,
+        }
     }
 
     /// Adds a source built from config type `C`.
@@ -47,7 +52,10 @@ impl ConnectorDef {
         F: Fn(C, &BuildContext) -> Result<Arc<dyn Source>> + Send + Sync + 'static,
     {
         let spec = serde_json::to_value(schemars::schema_for!(C)).expect("schema serializes");
-        self.source = Some((spec, Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx))));
+        self.source = Some((
+            spec,
+            Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx)),
+        ));
         self
     }
 
@@ -58,7 +66,10 @@ impl ConnectorDef {
         F: Fn(C, &BuildContext) -> Result<Arc<dyn Sink>> + Send + Sync + 'static,
     {
         let spec = serde_json::to_value(schemars::schema_for!(C)).expect("schema serializes");
-        self.sink = Some((spec, Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx))));
+        self.sink = Some((
+            spec,
+            Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx)),
+        ));
         self
     }
 
@@ -118,7 +129,10 @@ impl Registry {
             if let Some(best) = nearest(name, names.clone()) {
                 msg.push_str(&format!("; did you mean `{best}`?"));
             }
-            msg.push_str(&format!(" (known: {})", names.collect::<Vec<_>>().join(", ")));
+            msg.push_str(&format!(
+                " (known: {})",
+                names.collect::<Vec<_>>().join(", ")
+            ));
             Error::config(msg)
         })
     }
@@ -126,20 +140,40 @@ impl Registry {
     /// Builds the source a `[source]` section describes.
     pub fn build_source(&self, cfg: &ConnectorConfig) -> Result<Arc<dyn Source>> {
         let file = cfg.node.file();
-        let def = self.get(&cfg.kind).map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
+        let def = self
+            .get(&cfg.kind)
+            .map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
         let (_, build) = def.source.as_ref().ok_or_else(|| {
-            file.error_at(Some(cfg.kind_offset), format!("connector `{}` cannot be a source", def.name))
+            file.error_at(
+                Some(cfg.kind_offset),
+                format!("connector `{}` cannot be a source", def.name),
+            )
         })?;
-        build(&cfg.node, &BuildContext { base_dir: cfg.node.base_dir().to_path_buf() })
+        build(
+            &cfg.node,
+            &BuildContext {
+                base_dir: cfg.node.base_dir().to_path_buf(),
+            },
+        )
     }
 
     /// Builds the sink a `[destination]` section describes.
     pub fn build_sink(&self, cfg: &ConnectorConfig) -> Result<Arc<dyn Sink>> {
         let file = cfg.node.file();
-        let def = self.get(&cfg.kind).map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
+        let def = self
+            .get(&cfg.kind)
+            .map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
         let (_, build) = def.sink.as_ref().ok_or_else(|| {
-            file.error_at(Some(cfg.kind_offset), format!("connector `{}` cannot be a destination", def.name))
+            file.error_at(
+                Some(cfg.kind_offset),
+                format!("connector `{}` cannot be a destination", def.name),
+            )
         })?;
-        build(&cfg.node, &BuildContext { base_dir: cfg.node.base_dir().to_path_buf() })
+        build(
+            &cfg.node,
+            &BuildContext {
+                base_dir: cfg.node.base_dir().to_path_buf(),
+            },
+        )
     }
 }

@@ -99,7 +99,13 @@ impl RunReport {
     /// A human summary: one line per stream and a total.
     pub fn summary(&self) -> String {
         let mut out = String::new();
-        let w = self.streams.iter().map(|s| s.stream.len()).max().unwrap_or(6).max(6);
+        let w = self
+            .streams
+            .iter()
+            .map(|s| s.stream.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         out.push_str(&format!(
             "{:<w$}  {:>12}  {:>12}  {:>9}  {:>10}  {:>8}  status\n",
             "stream", "rows read", "written", "rejected", "rows/s", "time"

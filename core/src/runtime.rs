@@ -109,7 +109,11 @@ impl Runtime {
             None => Error::config(msg),
         };
         let selected: Vec<StreamConfig> = if streams.is_empty() {
-            catalog.streams.iter().map(|s| StreamConfig::named(&s.name)).collect()
+            catalog
+                .streams
+                .iter()
+                .map(|s| StreamConfig::named(&s.name))
+                .collect()
         } else {
             streams.to_vec()
         };
@@ -118,7 +122,11 @@ impl Runtime {
                 if !selected.iter().any(|s| &s.name == name) {
                     return Err(Error::config(format!(
                         "--streams names `{name}`, which is not among the streams to sync ({})",
-                        selected.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                        selected
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
             }
@@ -135,22 +143,38 @@ impl Runtime {
                 if let Some(best) = crate::config::nearest(&sc.name, catalog.names()) {
                     msg.push_str(&format!("; did you mean `{best}`?"));
                 }
-                msg.push_str(&format!(" (`ferry discover` lists: {})", catalog.names().join(", ")));
+                msg.push_str(&format!(
+                    " (`ferry discover` lists: {})",
+                    catalog.names().join(", ")
+                ));
                 positioned(&needle, msg).with("stream", &sc.name)
             })?;
             let mode = sc.mode.unwrap_or(WriteMode::Append);
             if !caps.modes.contains(&mode) {
                 return Err(positioned(
                     &needle,
-                    format!("the destination cannot {mode} (it supports: {})",
-                        caps.modes.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "the destination cannot {mode} (it supports: {})",
+                        caps.modes
+                            .iter()
+                            .map(|m| m.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 )
                 .with("stream", &sc.name));
             }
-            let primary_key = sc.primary_key.clone().unwrap_or_else(|| info.primary_key.clone());
+            let primary_key = sc
+                .primary_key
+                .clone()
+                .unwrap_or_else(|| info.primary_key.clone());
             for k in &primary_key {
                 if info.schema.field_with_name(k).is_err() {
-                    return Err(positioned(&needle, format!("primary key column `{k}` is not in stream `{}`", sc.name)).with("stream", &sc.name));
+                    return Err(positioned(
+                        &needle,
+                        format!("primary key column `{k}` is not in stream `{}`", sc.name),
+                    )
+                    .with("stream", &sc.name));
                 }
             }
             if mode == WriteMode::Upsert && primary_key.is_empty() {
@@ -163,14 +187,24 @@ impl Runtime {
             let incremental = sc.is_incremental();
             let cursor = if incremental {
                 if !info.supports_incremental() {
-                    return Err(positioned(&needle, format!("stream `{}` cannot be read incrementally", sc.name)).with("stream", &sc.name));
+                    return Err(positioned(
+                        &needle,
+                        format!("stream `{}` cannot be read incrementally", sc.name),
+                    )
+                    .with("stream", &sc.name));
                 }
                 let c = sc.cursor.clone().or_else(|| info.default_cursor.clone());
                 if let Some(c) = &c {
-                    if info.schema.field_with_name(c).is_err() && !info.cursor_candidates.contains(c) {
+                    if info.schema.field_with_name(c).is_err()
+                        && !info.cursor_candidates.contains(c)
+                    {
                         return Err(positioned(
                             &needle,
-                            format!("cursor `{c}` is not a column of stream `{}` (candidates: {})", sc.name, info.cursor_candidates.join(", ")),
+                            format!(
+                                "cursor `{c}` is not a column of stream `{}` (candidates: {})",
+                                sc.name,
+                                info.cursor_candidates.join(", ")
+                            ),
                         )
                         .with("stream", &sc.name));
                     }
@@ -179,30 +213,54 @@ impl Runtime {
             } else {
                 None
             };
-            let state = if incremental && !opts.full_refresh { self.state.get(&sc.name) } else { None };
+            let state = if incremental && !opts.full_refresh {
+                self.state.get(&sc.name)
+            } else {
+                None
+            };
             let read = ReadRequest {
                 stream: sc.name.clone(),
-                mode: if incremental { ReadMode::Incremental } else { ReadMode::FullRefresh },
+                mode: if incremental {
+                    ReadMode::Incremental
+                } else {
+                    ReadMode::FullRefresh
+                },
                 cursor: cursor.clone(),
                 state,
                 limit: opts.limit,
                 batch_size: self.settings.batch_size,
             };
-            let schema = with_keys(&info.schema, &primary_key, cursor.as_deref().filter(|c| info.schema.field_with_name(c).is_ok()));
+            let schema = with_keys(
+                &info.schema,
+                &primary_key,
+                cursor
+                    .as_deref()
+                    .filter(|c| info.schema.field_with_name(c).is_ok()),
+            );
             let write = WriteRequest {
                 stream: sc.destination_name().to_string(),
                 schema,
                 mode,
                 run_id: run_id.to_string(),
             };
-            tasks.push(StreamTask { info: info.clone(), read, write });
+            tasks.push(StreamTask {
+                info: info.clone(),
+                read,
+                write,
+            });
         }
         Ok(tasks)
     }
 
     /// Discovers, plans and runs every stream; the report says what happened to each.
     /// Errors only for what stops the run before any stream starts.
-    pub async fn sync(&self, streams: &[StreamConfig], opts: &RunOptions, config: Option<&SyncConfig>, names: (&str, &str)) -> Result<RunReport> {
+    pub async fn sync(
+        &self,
+        streams: &[StreamConfig],
+        opts: &RunOptions,
+        config: Option<&SyncConfig>,
+        names: (&str, &str),
+    ) -> Result<RunReport> {
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
         let catalog = self.source.discover().await?;
         let tasks = self.plan(&catalog, streams, opts, config, &run_id)?;
@@ -210,7 +268,13 @@ impl Runtime {
     }
 
     /// Runs planned streams, `concurrency` at a time.
-    pub async fn run(&self, tasks: Vec<StreamTask>, opts: &RunOptions, run_id: &str, names: (&str, &str)) -> RunReport {
+    pub async fn run(
+        &self,
+        tasks: Vec<StreamTask>,
+        opts: &RunOptions,
+        run_id: &str,
+        names: (&str, &str),
+    ) -> RunReport {
         let started = chrono::Utc::now();
         let clock = Instant::now();
         let order: Vec<String> = tasks.iter().map(|t| t.read.stream.clone()).collect();
@@ -263,20 +327,37 @@ impl Runtime {
             error: None,
         };
         if let Err(e) = self.stream_inner(&task, opts, &mut rep).await {
-            rep.status = if e.kind() == ErrorKind::Cancelled { Status::Cancelled } else { Status::Failed };
+            rep.status = if e.kind() == ErrorKind::Cancelled {
+                Status::Cancelled
+            } else {
+                Status::Failed
+            };
             let e = e.with("stream", &task.read.stream);
             tracing::debug!(stream = %task.read.stream, "stream failed: {}", crate::redact::redact(&e.to_string()));
             rep.error = Some(crate::redact::redact(&e.to_string()));
         }
         rep.state_after = self.state.get(&task.read.stream).or(rep.state_after);
         rep.duration_secs = clock.elapsed().as_secs_f64();
-        rep.rows_per_sec = if rep.duration_secs > 0.0 { rep.rows_read as f64 / rep.duration_secs } else { 0.0 };
+        rep.rows_per_sec = if rep.duration_secs > 0.0 {
+            rep.rows_read as f64 / rep.duration_secs
+        } else {
+            0.0
+        };
         self.observer.stream_finished(&rep);
         rep
     }
 
-    async fn stream_inner(&self, task: &StreamTask, opts: &RunOptions, rep: &mut StreamReport) -> Result<()> {
-        let mut writer = self.sink.open(task.write.clone()).await.ctx("destination", &task.write.stream)?;
+    async fn stream_inner(
+        &self,
+        task: &StreamTask,
+        opts: &RunOptions,
+        rep: &mut StreamReport,
+    ) -> Result<()> {
+        let mut writer = self
+            .sink
+            .open(task.write.clone())
+            .await
+            .ctx("destination", &task.write.stream)?;
         match self.pump(task, opts, writer.as_mut(), rep).await {
             Ok(pending) => {
                 let summary = writer.close().await?;
@@ -356,7 +437,8 @@ impl Runtime {
                     rep.rows_read += n;
                     rep.rows_written += n;
                     rep.bytes += bytes;
-                    self.observer.progress(&task.read.stream, rep.rows_written, rep.bytes);
+                    self.observer
+                        .progress(&task.read.stream, rep.rows_written, rep.bytes);
                     if limit.is_some_and(|l| rep.rows_read >= l) {
                         break;
                     }
@@ -416,32 +498,58 @@ pub fn conform(schema: &arrow_schema::SchemaRef, batch: RecordBatch) -> Result<R
     if got.fields().len() != schema.fields().len() {
         return Err(Error::new(
             ErrorKind::SchemaMismatch,
-            format!("source sent {} columns, the stream's schema has {}", got.fields().len(), schema.fields().len()),
+            format!(
+                "source sent {} columns, the stream's schema has {}",
+                got.fields().len(),
+                schema.fields().len()
+            ),
         ));
     }
     for (g, w) in got.fields().iter().zip(schema.fields()) {
         if g.name() != w.name() || g.data_type() != w.data_type() {
             return Err(Error::new(
                 ErrorKind::SchemaMismatch,
-                format!("source sent column `{}` {}, the stream's schema has `{}` {}", g.name(), g.data_type(), w.name(), w.data_type()),
+                format!(
+                    "source sent column `{}` {}, the stream's schema has `{}` {}",
+                    g.name(),
+                    g.data_type(),
+                    w.name(),
+                    w.data_type()
+                ),
             ));
         }
     }
     RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| {
-        Error::new(ErrorKind::SchemaMismatch, format!("batch does not fit the stream's schema: {e}"))
+        Error::new(
+            ErrorKind::SchemaMismatch,
+            format!("batch does not fit the stream's schema: {e}"),
+        )
     })
 }
 
 /// Bytes held by a batch's values (not counting spare capacity).
 pub fn batch_bytes(batch: &RecordBatch) -> u64 {
-    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64).sum()
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
+        .sum()
 }
 
 /// A new run id: UTC time plus random bits, sortable and unique enough for file names.
 pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.write_u32(std::process::id());
-    format!("{}-{:06x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), h.finish() & 0xff_ffff)
+    format!(
+        "{}-{:06x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        h.finish() & 0xff_ffff
+    )
 }

@@ -118,7 +118,13 @@ thread_local! {
 /// thread; returns what `f` returned and the secrets that were written in clear text.
 pub fn with_context<T>(ctx: ResolveContext, f: impl FnOnce() -> T) -> (T, Vec<SecretString>) {
     let previous = CONTEXT.with(|c| {
-        std::mem::replace(&mut *c.borrow_mut(), State { ctx, clear_text: Vec::new() })
+        std::mem::replace(
+            &mut *c.borrow_mut(),
+            State {
+                ctx,
+                clear_text: Vec::new(),
+            },
+        )
     });
     let out = f();
     let state = CONTEXT.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous));
@@ -142,7 +148,10 @@ pub fn resolve(raw: &str) -> Result<String> {
         }
         out.push_str(&rest[..i]);
         let end = rest[i..].find('}').ok_or_else(|| {
-            Error::config(format!("unclosed reference `{}`: write ${{kind:name}}", &rest[i..]))
+            Error::config(format!(
+                "unclosed reference `{}`: write ${{kind:name}}",
+                &rest[i..]
+            ))
         })?;
         let reference = &rest[i + 2..i + end];
         out.push_str(&resolve_one(reference)?);
@@ -199,11 +208,17 @@ mod tests {
     #[test]
     fn references_resolve_inline() {
         std::env::set_var("FERRY_TEST_SECRET_REF", "pw");
-        assert_eq!(resolve("a:${env:FERRY_TEST_SECRET_REF}@b").unwrap(), "a:pw@b");
+        assert_eq!(
+            resolve("a:${env:FERRY_TEST_SECRET_REF}@b").unwrap(),
+            "a:pw@b"
+        );
         assert_eq!(resolve("cost $${x}").unwrap(), "cost ${x}");
         let err = resolve("${env:FERRY_TEST_NOT_SET_123}").unwrap_err();
         assert!(err.to_string().contains("FERRY_TEST_NOT_SET_123"));
         assert!(resolve("${nope:x}").is_err());
-        assert!(resolve("${secret:x}").unwrap_err().to_string().contains("ferry secrets set x"));
+        assert!(resolve("${secret:x}")
+            .unwrap_err()
+            .to_string()
+            .contains("ferry secrets set x"));
     }
 }

@@ -95,7 +95,9 @@ pub struct SinkCapabilities {
 
 impl Default for SinkCapabilities {
     fn default() -> Self {
-        SinkCapabilities { modes: vec![WriteMode::Append, WriteMode::Overwrite] }
+        SinkCapabilities {
+            modes: vec![WriteMode::Append, WriteMode::Overwrite],
+        }
     }
 }
 

@@ -43,7 +43,11 @@ impl ReadRequest {
 
     /// An incremental read of `stream` resuming from `state`.
     pub fn incremental(stream: impl Into<String>, state: Option<serde_json::Value>) -> Self {
-        ReadRequest { mode: ReadMode::Incremental, state, ..ReadRequest::full(stream) }
+        ReadRequest {
+            mode: ReadMode::Incremental,
+            state,
+            ..ReadRequest::full(stream)
+        }
     }
 }
 

@@ -64,8 +64,13 @@ impl StateStore {
         let file = match std::fs::read(&path) {
             Ok(bytes) => {
                 let f: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::new(ErrorKind::DataInvalid, format!("state file is not valid: {e}; restore it or run `ferry state reset`"))
-                        .with("file", path.display())
+                    Error::new(
+                        ErrorKind::DataInvalid,
+                        format!(
+                            "state file is not valid: {e}; restore it or run `ferry state reset`"
+                        ),
+                    )
+                    .with("file", path.display())
                 })?;
                 if f.version > STATE_VERSION {
                     return Err(Error::new(
@@ -92,7 +97,11 @@ impl StateStore {
             },
             Err(e) => return Err(Error::io(e, "cannot read the state file", &path)),
         };
-        Ok(StateStore { path, client: client.map(str::to_string), inner: Mutex::new(file) })
+        Ok(StateStore {
+            path,
+            client: client.map(str::to_string),
+            inner: Mutex::new(file),
+        })
     }
 
     /// The file's path.
@@ -132,7 +141,11 @@ impl StateStore {
     pub fn reset(&self, stream: Option<&str>) -> Result<Vec<String>> {
         let mut f = self.lock();
         let removed: Vec<String> = match stream {
-            Some(s) => f.streams.remove(s).map(|_| vec![s.to_string()]).unwrap_or_default(),
+            Some(s) => f
+                .streams
+                .remove(s)
+                .map(|_| vec![s.to_string()])
+                .unwrap_or_default(),
             None => std::mem::take(&mut f.streams).into_keys().collect(),
         };
         if !removed.is_empty() {
@@ -149,7 +162,10 @@ impl StateStore {
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file:
 /// a temp file in the same folder, fsync, rename over, fsync the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(e, "cannot create folder", dir))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -179,11 +195,15 @@ mod tests {
         let p = dir.path().join(".ferry/state.json");
         let s = StateStore::open(&p, Some("acme")).unwrap();
         assert_eq!(s.get("a"), None);
-        s.commit("a", serde_json::json!({"cursor": 5}), "r1").unwrap();
+        s.commit("a", serde_json::json!({"cursor": 5}), "r1")
+            .unwrap();
         let s = StateStore::open(&p, Some("acme")).unwrap();
         assert_eq!(s.get("a"), Some(serde_json::json!({"cursor": 5})));
         let err = StateStore::open(&p, Some("globex")).unwrap_err();
-        assert!(err.to_string().contains("belongs to client `acme`"), "{err}");
+        assert!(
+            err.to_string().contains("belongs to client `acme`"),
+            "{err}"
+        );
         assert_eq!(s.reset(None).unwrap(), vec!["a".to_string()]);
         assert_eq!(StateStore::open(&p, None).unwrap().get("a"), None);
     }

@@ -237,7 +237,9 @@ pub fn check_schema(schema: &Schema) -> crate::Result<()> {
 pub fn schema_fingerprint(schema: &Schema) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for f in schema.fields() {
-        let t = FerryType::of(f).map(|t| t.to_string()).unwrap_or_else(|| f.data_type().to_string());
+        let t = FerryType::of(f)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| f.data_type().to_string());
         for b in format!("{}:{}:{};", f.name(), t, f.is_nullable()).bytes() {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -252,7 +254,17 @@ mod tests {
 
     #[test]
     fn parse_and_display_round_trip() {
-        for name in ["bool", "int64", "float64", "decimal(18,2)", "string", "binary", "date", "timestamp", "json"] {
+        for name in [
+            "bool",
+            "int64",
+            "float64",
+            "decimal(18,2)",
+            "string",
+            "binary",
+            "date",
+            "timestamp",
+            "json",
+        ] {
             let t = FerryType::parse(name).unwrap();
             assert_eq!(t.to_string(), name);
             assert_eq!(FerryType::of(&t.field("c", true)), Some(t));

@@ -48,7 +48,9 @@ impl ColumnBuilder {
             FerryType::String | FerryType::Json => {
                 Inner::String(StringBuilder::with_capacity(capacity, capacity * 16))
             }
-            FerryType::Binary => Inner::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            FerryType::Binary => {
+                Inner::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
             FerryType::Date => Inner::Date(Date32Builder::with_capacity(capacity)),
             FerryType::Timestamp => {
                 Inner::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
@@ -104,13 +106,18 @@ impl ColumnBuilder {
             Inner::Int64(b) => b.append_value(s.trim().parse::<i64>().map_err(|_| bad())?),
             Inner::Float64(b) => b.append_value(s.trim().parse::<f64>().map_err(|_| bad())?),
             Inner::Decimal(b) => {
-                let FerryType::Decimal { precision, scale } = ty else { unreachable!() };
-                let v = arrow_cast::parse::parse_decimal::<Decimal128Type>(s.trim(), precision, scale)
-                    .map_err(|_| bad())?;
+                let FerryType::Decimal { precision, scale } = ty else {
+                    unreachable!()
+                };
+                let v =
+                    arrow_cast::parse::parse_decimal::<Decimal128Type>(s.trim(), precision, scale)
+                        .map_err(|_| bad())?;
                 b.append_value(v)
             }
             Inner::String(b) => {
-                if ty == FerryType::Json && serde_json::from_str::<serde::de::IgnoredAny>(s).is_err() {
+                if ty == FerryType::Json
+                    && serde_json::from_str::<serde::de::IgnoredAny>(s).is_err()
+                {
                     return Err(format!("expected a JSON document, found `{}`", preview(s)));
                 }
                 b.append_value(s)
@@ -146,7 +153,13 @@ impl ColumnBuilder {
                 b.append_value(n.as_i64().unwrap_or_default() * 1_000_000)
             }
             (J::Object(_) | J::Array(_), Inner::String(b)) => b.append_value(v.to_string()),
-            _ => return Err(format!("expected {}, found `{}`", self.ty, preview(&v.to_string()))),
+            _ => {
+                return Err(format!(
+                    "expected {}, found `{}`",
+                    self.ty,
+                    preview(&v.to_string())
+                ))
+            }
         }
         Ok(())
     }
@@ -158,7 +171,9 @@ impl ColumnBuilder {
             Inner::Int64(b) => Arc::new(b.finish()),
             Inner::Float64(b) => Arc::new(b.finish()),
             Inner::Decimal(b) => {
-                let FerryType::Decimal { precision, scale } = self.ty else { unreachable!() };
+                let FerryType::Decimal { precision, scale } = self.ty else {
+                    unreachable!()
+                };
                 Arc::new(
                     b.finish()
                         .with_precision_and_scale(precision, scale)
@@ -202,7 +217,12 @@ impl BatchBuilder {
             .iter()
             .map(|f| ColumnBuilder::new(FerryType::of(f).expect("checked"), capacity))
             .collect();
-        Ok(BatchBuilder { schema, columns, bad: Vec::new(), rows: 0 })
+        Ok(BatchBuilder {
+            schema,
+            columns,
+            bad: Vec::new(),
+            rows: 0,
+        })
     }
 
     /// The schema rows are built for.
@@ -290,7 +310,11 @@ impl BatchBuilder {
                 }),
             };
             if let Err(message) = result {
-                failure = Some(FieldError { column: i, name: field.name().clone(), message });
+                failure = Some(FieldError {
+                    column: i,
+                    name: field.name().clone(),
+                    message,
+                });
             }
         }
         self.end_row(failure)
@@ -408,7 +432,11 @@ pub fn write_text(array: &dyn Array, ty: FerryType, row: usize, out: &mut String
         return false;
     }
     match ty {
-        FerryType::Bool => out.push_str(if array.as_boolean().value(row) { "true" } else { "false" }),
+        FerryType::Bool => out.push_str(if array.as_boolean().value(row) {
+            "true"
+        } else {
+            "false"
+        }),
         FerryType::Int64 => {
             let _ = write!(out, "{}", array.as_primitive::<Int64Type>().value(row));
         }
@@ -473,7 +501,13 @@ mod tests {
             (FerryType::Bool, "true"),
             (FerryType::Int64, "-42"),
             (FerryType::Float64, "1.5"),
-            (FerryType::Decimal { precision: 20, scale: 3 }, "12345678901234.567"),
+            (
+                FerryType::Decimal {
+                    precision: 20,
+                    scale: 3,
+                },
+                "12345678901234.567",
+            ),
             (FerryType::String, "héllo, \"world\""),
             (FerryType::Binary, "AAEC/w=="),
             (FerryType::Date, "2024-02-29"),
@@ -486,7 +520,11 @@ mod tests {
             let arr = b.finish();
             let mut out = String::new();
             assert!(write_text(arr.as_ref(), ty, 0, &mut out));
-            let expected = if ty == FerryType::Timestamp { "2024-05-01T12:00:00.250Z" } else { text };
+            let expected = if ty == FerryType::Timestamp {
+                "2024-05-01T12:00:00.250Z"
+            } else {
+                text
+            };
             assert_eq!(out, expected, "{ty}");
         }
     }
@@ -495,7 +533,10 @@ mod tests {
     fn timestamps_accept_common_forms() {
         let a = parse_timestamp_micros("2024-01-02T03:04:05Z").unwrap();
         assert_eq!(parse_timestamp_micros("2024-01-02 03:04:05").unwrap(), a);
-        assert_eq!(parse_timestamp_micros("2024-01-02T05:04:05+02:00").unwrap(), a);
+        assert_eq!(
+            parse_timestamp_micros("2024-01-02T05:04:05+02:00").unwrap(),
+            a
+        );
         assert!(parse_timestamp_micros("yesterday").is_none());
     }
 
@@ -513,6 +554,9 @@ mod tests {
         b.push_text_row([Some("3"), None], "").unwrap();
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);
-        assert_eq!(batch.column(0).as_primitive::<Int64Type>().values(), &[1, 3]);
+        assert_eq!(
+            batch.column(0).as_primitive::<Int64Type>().values(),
+            &[1, 3]
+        );
     }
 }

@@ -18,7 +18,14 @@ impl SinkFixture for MemoryFixture {
         stream: &str,
         _schema: &ferry_core::arrow_schema::SchemaRef,
     ) -> ferry_core::Result<Vec<ferry_core::arrow_array::RecordBatch>> {
-        Ok(self.0.tables.lock().unwrap().get(stream).cloned().unwrap_or_default())
+        Ok(self
+            .0
+            .tables
+            .lock()
+            .unwrap()
+            .get(stream)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -31,30 +38,53 @@ async fn memory_sink_passes_the_kit() {
 async fn limit_stops_early_and_commits_no_state() {
     let dir = tempfile::tempdir().unwrap();
     let schema = testkit::simple_batch(1, 0, "").schema();
-    let batches = (0..10).map(|i| testkit::simple_batch(i * 10 + 1, 10, "x")).collect();
+    let batches = (0..10)
+        .map(|i| testkit::simple_batch(i * 10 + 1, 10, "x"))
+        .collect();
     let source = Arc::new(MemorySource::new("s", schema, batches));
     let sink = MemorySink::default();
     let rt = testkit::runtime(source, Arc::new(sink.clone()), dir.path());
     let mut sc = StreamConfig::named("s");
     sc.incremental = Some(true);
-    let opts = RunOptions { limit: Some(25), ..Default::default() };
+    let opts = RunOptions {
+        limit: Some(25),
+        ..Default::default()
+    };
     let report = rt.sync(&[sc], &opts, None, ("m", "m")).await.unwrap();
     assert_eq!(report.status, Status::Succeeded);
     assert_eq!(report.rows_written(), 25);
-    assert!(rt.state.get("s").is_none(), "a --limit trial run moved the incremental window");
+    assert!(
+        rt.state.get("s").is_none(),
+        "a --limit trial run moved the incremental window"
+    );
 }
 
 #[tokio::test]
 async fn plan_refuses_unknown_stream_and_upsert_without_key() {
     let dir = tempfile::tempdir().unwrap();
-    let schema = ferry_core::arrow_schema::Schema::new(vec![ferry_core::FerryType::Int64.field("n", false)]);
+    let schema =
+        ferry_core::arrow_schema::Schema::new(vec![ferry_core::FerryType::Int64.field("n", false)]);
     let source = Arc::new(MemorySource::new("s", Arc::new(schema), vec![]));
     let rt = testkit::runtime(source, Arc::new(MemorySink::default()), dir.path());
-    let err = rt.sync(&[StreamConfig::named("t")], &RunOptions::default(), None, ("m", "m")).await.unwrap_err();
-    assert!(err.to_string().contains("stream `t` is not offered"), "{err}");
+    let err = rt
+        .sync(
+            &[StreamConfig::named("t")],
+            &RunOptions::default(),
+            None,
+            ("m", "m"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("stream `t` is not offered"),
+        "{err}"
+    );
     let mut sc = StreamConfig::named("s");
     sc.mode = Some(WriteMode::Upsert);
-    let err = rt.sync(&[sc], &RunOptions::default(), None, ("m", "m")).await.unwrap_err();
+    let err = rt
+        .sync(&[sc], &RunOptions::default(), None, ("m", "m"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("cannot upsert"), "{err}");
 }
 
@@ -62,9 +92,21 @@ async fn plan_refuses_unknown_stream_and_upsert_without_key() {
 async fn cancel_stops_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let schema = testkit::simple_batch(1, 0, "").schema();
-    let source = Arc::new(MemorySource::new("s", schema, vec![testkit::simple_batch(1, 1, "x")]));
+    let source = Arc::new(MemorySource::new(
+        "s",
+        schema,
+        vec![testkit::simple_batch(1, 1, "x")],
+    ));
     let rt = testkit::runtime(source, Arc::new(MemorySink::default()), dir.path());
     rt.cancel.cancel();
-    let report = rt.sync(&[StreamConfig::named("s")], &RunOptions::default(), None, ("m", "m")).await.unwrap();
+    let report = rt
+        .sync(
+            &[StreamConfig::named("s")],
+            &RunOptions::default(),
+            None,
+            ("m", "m"),
+        )
+        .await
+        .unwrap();
     assert_eq!(report.status, Status::Cancelled);
 }

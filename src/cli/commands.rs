@@ -16,8 +16,19 @@ use super::{Cli, Command, StateAction};
 
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Sync { config, streams, full_refresh, limit, report } => {
-            let opts = RunOptions { only: streams, full_refresh, limit, run_id: None };
+        Command::Sync {
+            config,
+            streams,
+            full_refresh,
+            limit,
+            report,
+        } => {
+            let opts = RunOptions {
+                only: streams,
+                full_refresh,
+                limit,
+                run_id: None,
+            };
             sync_all(&config, &opts, report.as_deref()).await
         }
         Command::Check { config } => check(&config).await,
@@ -44,7 +55,11 @@ fn load(path: &Path) -> Result<SyncConfig, Error> {
     SyncConfig::load(path, ResolveContext::default())
 }
 
-async fn sync_all(configs: &[PathBuf], opts: &RunOptions, report: Option<&Path>) -> Result<u8, Error> {
+async fn sync_all(
+    configs: &[PathBuf],
+    opts: &RunOptions,
+    report: Option<&Path>,
+) -> Result<u8, Error> {
     let mut worst = 0;
     let mut reports = Vec::new();
     for path in configs {
@@ -68,7 +83,9 @@ async fn sync_all(configs: &[PathBuf], opts: &RunOptions, report: Option<&Path>)
         let json = if reports.len() == 1 {
             reports[0].to_json()
         } else {
-            ferry_core::redact::redact(&serde_json::to_string_pretty(&reports).expect("reports serialize"))
+            ferry_core::redact::redact(
+                &serde_json::to_string_pretty(&reports).expect("reports serialize"),
+            )
         };
         ferry_core::state::write_atomic(p, json.as_bytes())?;
     }
@@ -97,7 +114,12 @@ async fn sync_one(path: &Path, opts: &RunOptions) -> Result<ferry_core::RunRepor
     rt.observer = Arc::new(Progress::new());
     rt.cancel = cancel;
     let result = rt
-        .sync(&cfg.streams, opts, Some(&cfg), (&cfg.source.kind, &cfg.destination.kind))
+        .sync(
+            &cfg.streams,
+            opts,
+            Some(&cfg),
+            (&cfg.source.kind, &cfg.destination.kind),
+        )
         .await;
     watcher.abort();
     result
@@ -132,7 +154,11 @@ async fn check(path: &Path) -> Result<u8, Error> {
             Ok(()) => println!("{role:<12} {kind:<10} ok"),
             Err(e) => {
                 failed = true;
-                println!("{role:<12} {kind:<10} FAILED ({}): {}", e.kind(), ferry_core::redact::redact(&e.to_string()));
+                println!(
+                    "{role:<12} {kind:<10} FAILED ({}): {}",
+                    e.kind(),
+                    ferry_core::redact::redact(&e.to_string())
+                );
                 if let Some(h) = e.kind().hint() {
                     println!("{:<23} hint: {h}", "");
                 }
@@ -156,7 +182,10 @@ async fn discover(path: &Path, json: bool) -> Result<u8, Error> {
     let catalog = source.discover().await?;
     if json {
         let streams: Vec<_> = catalog.streams.iter().map(|s| s.to_json()).collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "streams": streams })).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "streams": streams })).expect("json")
+        );
         return Ok(0);
     }
     for s in &catalog.streams {
@@ -167,11 +196,22 @@ async fn discover(path: &Path, json: bool) -> Result<u8, Error> {
         } else {
             "full refresh only".into()
         };
-        let pk = if s.primary_key.is_empty() { "none".to_string() } else { s.primary_key.join(", ") };
+        let pk = if s.primary_key.is_empty() {
+            "none".to_string()
+        } else {
+            s.primary_key.join(", ")
+        };
         println!("{}  (primary key: {pk}; {incremental})", s.name);
         for f in s.schema.fields() {
-            let ty = FerryType::of(f).map(|t| t.to_string()).unwrap_or_else(|| f.data_type().to_string());
-            println!("  {:<24} {:<16} {}", f.name(), ty, if f.is_nullable() { "null" } else { "not null" });
+            let ty = FerryType::of(f)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| f.data_type().to_string());
+            println!(
+                "  {:<24} {:<16} {}",
+                f.name(),
+                ty,
+                if f.is_nullable() { "null" } else { "not null" }
+            );
         }
         println!();
     }
@@ -181,12 +221,18 @@ async fn discover(path: &Path, json: bool) -> Result<u8, Error> {
 fn spec(connector: &str) -> Result<u8, Error> {
     let registry = crate::registry();
     let def = registry.get(connector)?;
-    println!("{}", serde_json::to_string_pretty(&def.spec()).expect("json"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&def.spec()).expect("json")
+    );
     Ok(0)
 }
 
 fn connectors() -> Result<u8, Error> {
-    println!("{:<12} {:<7} {:<12} description", "connector", "source", "destination");
+    println!(
+        "{:<12} {:<7} {:<12} description",
+        "connector", "source", "destination"
+    );
     for d in crate::registry().all() {
         println!(
             "{:<12} {:<7} {:<12} {}",
@@ -207,13 +253,19 @@ fn state(action: StateAction) -> Result<u8, Error> {
             let snap = store.snapshot();
             let value = match &stream {
                 Some(s) => serde_json::to_value(snap.streams.get(s).ok_or_else(|| {
-                    Error::new(ErrorKind::NotFound, format!("no state saved for stream `{s}`"))
-                        .with("file", store.path().display())
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!("no state saved for stream `{s}`"),
+                    )
+                    .with("file", store.path().display())
                 })?),
                 None => serde_json::to_value(&snap),
             }
             .expect("state serializes");
-            println!("{}", ferry_core::redact::redact(&serde_json::to_string_pretty(&value).expect("json")));
+            println!(
+                "{}",
+                ferry_core::redact::redact(&serde_json::to_string_pretty(&value).expect("json"))
+            );
             Ok(0)
         }
         StateAction::Reset { config, stream } => {

@@ -7,9 +7,11 @@ use ferry_core::{Error, ErrorKind};
 /// caret when the error has a position, and a hint. Passed through the leak guard.
 pub fn render_error(e: &Error) -> String {
     let mut out = format!("error: {e}\n");
-    if let (Some(file), Some(line), Some(col)) =
-        (e.context_value("file"), e.context_value("line"), e.context_value("column"))
-    {
+    if let (Some(file), Some(line), Some(col)) = (
+        e.context_value("file"),
+        e.context_value("line"),
+        e.context_value("column"),
+    ) {
         let line: usize = line.parse().unwrap_or(0);
         let col: usize = col.parse().unwrap_or(0);
         if let Ok(text) = std::fs::read_to_string(file) {

@@ -25,7 +25,10 @@ impl Progress {
         let bars = std::io::stderr()
             .is_terminal()
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8)));
-        Progress { bars, streams: Mutex::new(HashMap::new()) }
+        Progress {
+            bars,
+            streams: Mutex::new(HashMap::new()),
+        }
     }
 
     fn style(total: bool) -> ProgressStyle {
@@ -51,7 +54,14 @@ impl Observer for Progress {
             eprintln!("{stream}: started");
         }
         let now = Instant::now();
-        self.streams.lock().unwrap().insert(stream.to_string(), Entry { bar, started: now, last_log: now });
+        self.streams.lock().unwrap().insert(
+            stream.to_string(),
+            Entry {
+                bar,
+                started: now,
+                last_log: now,
+            },
+        );
     }
 
     fn expected(&self, stream: &str, rows: u64) {
@@ -63,13 +73,19 @@ impl Observer for Progress {
 
     fn progress(&self, stream: &str, rows: u64, _bytes: u64) {
         let mut streams = self.streams.lock().unwrap();
-        let Some(e) = streams.get_mut(stream) else { return };
+        let Some(e) = streams.get_mut(stream) else {
+            return;
+        };
         match &e.bar {
             Some(b) => b.set_position(rows),
             None if e.last_log.elapsed() >= Duration::from_secs(5) => {
                 e.last_log = Instant::now();
                 let secs = e.started.elapsed().as_secs_f64().max(0.001);
-                eprintln!("{stream}: {} rows ({} rows/s)", group(rows), group((rows as f64 / secs) as u64));
+                eprintln!(
+                    "{stream}: {} rows ({} rows/s)",
+                    group(rows),
+                    group((rows as f64 / secs) as u64)
+                );
             }
             None => {}
         }
@@ -78,8 +94,16 @@ impl Observer for Progress {
     fn stream_finished(&self, report: &StreamReport) {
         let entry = self.streams.lock().unwrap().remove(&report.stream);
         let msg = match &report.error {
-            None => format!("{}: done, {} rows", report.stream, group(report.rows_written)),
-            Some(e) => format!("{}: failed after {} rows: {e}", report.stream, group(report.rows_written)),
+            None => format!(
+                "{}: done, {} rows",
+                report.stream,
+                group(report.rows_written)
+            ),
+            Some(e) => format!(
+                "{}: failed after {} rows: {e}",
+                report.stream,
+                group(report.rows_written)
+            ),
         };
         match entry.and_then(|e| e.bar) {
             Some(b) => b.finish_and_clear(),
