@@ -235,6 +235,9 @@ pub struct StreamConfig {
     /// Read incrementally (default: true when `cursor` is set).
     #[serde(default)]
     pub incremental: Option<bool>,
+    /// Steps applied to every batch, in order (`hash`, `encrypt`, `mask`, `drop` …).
+    #[serde(default)]
+    pub transforms: Vec<crate::transform::TransformConfig>,
 }
 
 impl StreamConfig {
@@ -247,6 +250,7 @@ impl StreamConfig {
             primary_key: None,
             cursor: None,
             incremental: None,
+            transforms: Vec::new(),
         }
     }
 

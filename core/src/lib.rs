@@ -15,8 +15,10 @@ pub mod source;
 pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod transform;
 pub mod types;
 pub mod values;
+pub mod vault;
 
 pub use arrow_array;
 pub use arrow_schema;

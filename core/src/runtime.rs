@@ -22,6 +22,7 @@ use crate::report::{RunReport, Status, StreamReport};
 use crate::sink::{Durability, Sink, StreamWriter, WriteRequest};
 use crate::source::{Message, ReadRequest, Source};
 use crate::state::StateStore;
+use crate::transform::{self, Transform};
 use crate::types::{schema_fingerprint, with_keys};
 use crate::{Error, ErrorKind, Result, ResultExt};
 
@@ -42,14 +43,36 @@ pub struct Silent;
 impl Observer for Silent {}
 
 /// One stream, fully resolved: what to read and how to write it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StreamTask {
     /// The source's description of the stream.
     pub info: StreamInfo,
     /// The read request (state filled in).
     pub read: ReadRequest,
-    /// The write request.
+    /// The schema batches arrive in (the source's, with keys).
+    pub source_schema: arrow_schema::SchemaRef,
+    /// Steps applied to each batch before it is written.
+    pub transforms: Vec<Arc<dyn Transform>>,
+    /// The write request (its schema is the schema after the transforms).
     pub write: WriteRequest,
+}
+
+impl std::fmt::Debug for StreamTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTask")
+            .field("stream", &self.read.stream)
+            .field("read", &self.read.mode)
+            .field("write", &self.write.mode)
+            .field(
+                "transforms",
+                &self
+                    .transforms
+                    .iter()
+                    .map(|t| t.describe())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Options of one run, from the command line.
@@ -230,12 +253,39 @@ impl Runtime {
                 limit: opts.limit,
                 batch_size: self.settings.batch_size,
             };
-            let schema = with_keys(
+            let source_schema = with_keys(
                 &info.schema,
                 &primary_key,
                 cursor
                     .as_deref()
                     .filter(|c| info.schema.field_with_name(c).is_ok()),
+            );
+            let transforms = sc
+                .transforms
+                .iter()
+                .map(|t| t.build())
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| {
+                    positioned(&needle, e.message().to_string()).with("stream", &sc.name)
+                })?;
+            let out = transform::output_schema(&transforms, source_schema.clone())
+                .map_err(|e| positioned(&needle, e.to_string()).with("stream", &sc.name))?;
+            for k in &primary_key {
+                if out.field_with_name(k).is_err() {
+                    return Err(positioned(
+                        &needle,
+                        format!(
+                            "a transform removes primary key column `{k}` of stream `{}`",
+                            sc.name
+                        ),
+                    )
+                    .with("stream", &sc.name));
+                }
+            }
+            let schema = with_keys(
+                &out,
+                &primary_key,
+                cursor.as_deref().filter(|c| out.field_with_name(c).is_ok()),
             );
             let write = WriteRequest {
                 stream: sc.destination_name().to_string(),
@@ -246,6 +296,8 @@ impl Runtime {
             tasks.push(StreamTask {
                 info: info.clone(),
                 read,
+                source_schema,
+                transforms,
                 write,
             });
         }
@@ -407,6 +459,7 @@ impl Runtime {
         });
         let _stop_producer = AbortOnDrop(producer);
         let schema = task.write.schema.clone();
+        let source_schema = task.source_schema.clone();
         let interval = Duration::from_secs_f64(self.settings.commit_interval_secs.max(0.0));
         let mut last_commit = Instant::now();
         let mut pending: Option<serde_json::Value> = None;
@@ -422,7 +475,10 @@ impl Runtime {
             let Some(msg) = msg else { break };
             match msg? {
                 Message::Batch(batch) => {
-                    let mut batch = conform(&schema, batch)?;
+                    let mut batch = conform(&source_schema, batch)?;
+                    if !task.transforms.is_empty() {
+                        batch = conform(&schema, transform::apply_all(&task.transforms, batch)?)?;
+                    }
                     if let Some(limit) = limit {
                         let left = limit.saturating_sub(rep.rows_read) as usize;
                         if batch.num_rows() > left {

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::output::{exit_code, render_error};
 use super::progress::Progress;
-use super::{Cli, Command, StateAction};
+use super::secrets::{self, ClientFolder};
+use super::{Cli, Command, KeysAction, SecretsAction, StateAction};
 
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -36,6 +37,20 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Spec { connector } => spec(&connector),
         Command::Connectors => connectors(),
         Command::State { action } => state(action),
+        Command::Secrets { action, config } => match ClientFolder::of(&config) {
+            Ok(folder) => match action {
+                SecretsAction::Set { name } => secrets::set(&folder, &name),
+                SecretsAction::List => secrets::list(&folder),
+                SecretsAction::Rm { name } => secrets::remove(&folder, &name),
+                SecretsAction::Rotate => secrets::rotate(&folder),
+            },
+            Err(e) => Err(e),
+        },
+        Command::Keys {
+            action: KeysAction::Generate { kind, name, force },
+            config,
+        } => ClientFolder::of(&config)
+            .and_then(|f| secrets::generate(&f, kind, name.as_deref(), force)),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "ferry", &mut std::io::stdout());
@@ -51,8 +66,14 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Loads a config; `${secret:…}` references open the client's vault on first use.
 fn load(path: &Path) -> Result<SyncConfig, Error> {
-    SyncConfig::load(path, ResolveContext::default())
+    let folder = ClientFolder::of(path)?;
+    let ctx = ResolveContext {
+        vault: Some(folder.resolver()),
+        ..ResolveContext::default()
+    };
+    SyncConfig::load(path, ctx)
 }
 
 async fn sync_all(

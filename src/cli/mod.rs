@@ -7,6 +7,7 @@ mod commands;
 mod logging;
 mod output;
 mod progress;
+mod secrets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,10 +78,64 @@ pub enum Command {
         #[command(subcommand)]
         action: StateAction,
     },
+    /// Manage the client's encrypted vault of secrets.
+    Secrets {
+        /// What to do.
+        #[command(subcommand)]
+        action: SecretsAction,
+        /// The client's config file; the vault is `.ferry/secrets.vault` beside it.
+        #[arg(short, long, default_value = "sync.toml", global = true)]
+        config: PathBuf,
+    },
+    /// Generate keys into the vault (signing keys for receipts, field keys).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+        /// The client's config file; the vault is `.ferry/secrets.vault` beside it.
+        #[arg(short, long, default_value = "sync.toml", global = true)]
+        config: PathBuf,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `ferry secrets …`
+#[derive(Subcommand, Debug)]
+pub enum SecretsAction {
+    /// Store a secret; the value is read from a hidden prompt, or stdin when piped.
+    Set {
+        /// Name to refer to it by: `${secret:NAME}`.
+        name: String,
+    },
+    /// List the names of stored secrets (never their values).
+    List,
+    /// Remove a secret.
+    Rm {
+        /// The name.
+        name: String,
+    },
+    /// Re-encrypt the vault under a new passphrase or key
+    /// (`FERRY_NEW_PASSPHRASE` / `FERRY_NEW_MASTER_KEY`, or a prompt).
+    Rotate,
+}
+
+/// `ferry keys …`
+#[derive(Subcommand, Debug)]
+pub enum KeysAction {
+    /// Make a new key and store it in the vault; prints the public half, if any.
+    Generate {
+        /// What kind of key.
+        kind: secrets::KeyKind,
+        /// Vault name to store it under (default: age_identity, signing_key, field_key, hash_key).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an existing key of that name.
+        #[arg(long)]
+        force: bool,
     },
 }
 
