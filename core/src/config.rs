@@ -280,6 +280,12 @@ pub struct RunSettings {
     /// Commit state at most this often, in seconds (default 5); a checkpoint is held
     /// until then, so fewer flushes slow the load down.
     pub commit_interval_secs: f64,
+    /// Folder for delivery receipts, relative to the config file (default `.ferry/receipts`).
+    pub receipts: PathBuf,
+    /// Vault entry holding the Ed25519 key that signs receipts (default `signing_key`).
+    pub signing_key: String,
+    /// The client's vault, relative to the config file (default `.ferry/secrets.vault`).
+    pub vault: PathBuf,
 }
 
 impl Default for RunSettings {
@@ -290,6 +296,9 @@ impl Default for RunSettings {
             batch_size: crate::source::DEFAULT_BATCH_SIZE,
             channel_capacity: 4,
             commit_interval_secs: 5.0,
+            receipts: PathBuf::from(".ferry/receipts"),
+            signing_key: "signing_key".into(),
+            vault: PathBuf::from(".ferry/secrets.vault"),
         }
     }
 }

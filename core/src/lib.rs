@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod age;
 pub mod catalog;
 pub mod codec;
 pub mod config;
+pub mod digest;
 pub mod error;
+pub mod receipt;
 pub mod redact;
 pub mod registry;
 pub mod report;

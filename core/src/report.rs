@@ -1,11 +1,11 @@
 //! The run report: what each stream read, wrote and how fast, as JSON and as text.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sink::Output;
 
 /// How a stream or run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Everything was written and state committed.
@@ -52,6 +52,8 @@ pub struct StreamReport {
     pub schema_fingerprint: String,
     /// Files, objects or tables written.
     pub outputs: Vec<Output>,
+    /// Order-independent digest of the rows written by this run (see [`crate::digest`]).
+    pub rows_digest: String,
     /// The error, if it failed (redacted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

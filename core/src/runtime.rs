@@ -376,6 +376,7 @@ impl Runtime {
             state_after: task.read.state.clone(),
             schema_fingerprint: schema_fingerprint(&task.write.schema),
             outputs: Vec::new(),
+            rows_digest: String::new(),
             error: None,
         };
         if let Err(e) = self.stream_inner(&task, opts, &mut rep).await {
@@ -463,6 +464,7 @@ impl Runtime {
         let interval = Duration::from_secs_f64(self.settings.commit_interval_secs.max(0.0));
         let mut last_commit = Instant::now();
         let mut pending: Option<serde_json::Value> = None;
+        let mut digest = crate::digest::RowDigest::new();
         let limit = opts.limit;
         loop {
             let msg = tokio::select! {
@@ -485,6 +487,7 @@ impl Runtime {
                             batch = batch.slice(0, left);
                         }
                     }
+                    digest.add_batch(&batch);
                     let n = batch.num_rows() as u64;
                     let bytes = batch_bytes(&batch);
                     if n > 0 {
@@ -535,6 +538,7 @@ impl Runtime {
             }
         }
         writer.flush().await?;
+        rep.rows_digest = digest.to_receipt_string();
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use ferry_core::receipt::Receipt;
 use ferry_core::report::Status;
 use ferry_core::secret::ResolveContext;
 use ferry_core::state::StateStore;
@@ -37,6 +38,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Spec { connector } => spec(&connector),
         Command::Connectors => connectors(),
         Command::State { action } => state(action),
+        Command::Verify {
+            receipt,
+            pubkey,
+            config,
+        } => super::verify::verify(&receipt, pubkey.as_deref(), config.as_deref()).await,
         Command::Secrets { action, config } => match ClientFolder::of(&config) {
             Ok(folder) => match action {
                 SecretsAction::Set { name } => secrets::set(&folder, &name),
@@ -67,7 +73,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Loads a config; `${secret:…}` references open the client's vault on first use.
-fn load(path: &Path) -> Result<SyncConfig, Error> {
+pub(super) fn load(path: &Path) -> Result<SyncConfig, Error> {
     let folder = ClientFolder::of(path)?;
     let ctx = ResolveContext {
         vault: Some(folder.resolver()),
@@ -87,8 +93,9 @@ async fn sync_all(
         if configs.len() > 1 {
             println!("== {}", path.display());
         }
-        let r = sync_one(path, opts).await?;
+        let (r, receipt) = sync_one(path, opts).await?;
         print!("{}", r.summary());
+        println!("{}", ferry_core::redact::redact(&receipt));
         let code = match r.status {
             Status::Succeeded => 0,
             Status::Failed => 1,
@@ -113,7 +120,10 @@ async fn sync_all(
     Ok(worst)
 }
 
-async fn sync_one(path: &Path, opts: &RunOptions) -> Result<ferry_core::RunReport, Error> {
+async fn sync_one(
+    path: &Path,
+    opts: &RunOptions,
+) -> Result<(ferry_core::RunReport, String), Error> {
     let cfg = load(path)?;
     let registry = crate::registry();
     let source = registry.build_source(&cfg.source)?;
@@ -143,7 +153,51 @@ async fn sync_one(path: &Path, opts: &RunOptions) -> Result<ferry_core::RunRepor
         )
         .await;
     watcher.abort();
-    result
+    let report = result?;
+    let note = write_receipt(&cfg, &report);
+    Ok((report, note))
+}
+
+/// Writes the run's receipt, signed when the vault holds the signing key; returns a line
+/// saying where it went. A receipt that cannot be written is reported, not fatal.
+fn write_receipt(cfg: &SyncConfig, report: &ferry_core::RunReport) -> String {
+    let receipt = match Receipt::from_report(report, cfg.client.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return format!("receipt: not written: {e}"),
+    };
+    let folder = match ClientFolder::of(&cfg.file.path) {
+        Ok(f) => f,
+        Err(e) => return format!("receipt: not written: {e}"),
+    };
+    let (signed, how) = if folder.vault.exists() {
+        match ferry_core::secret::Vault::get(folder.resolver().as_ref(), &cfg.run.signing_key) {
+            Ok(key) => match receipt.clone().sign(&key) {
+                Ok(s) => {
+                    let pk = s
+                        .signature
+                        .as_ref()
+                        .map(|s| s.public_key.clone())
+                        .unwrap_or_default();
+                    (s, format!("signed by {pk}"))
+                }
+                Err(e) => (receipt.unsigned(), format!("UNSIGNED: {}", e.message())),
+            },
+            Err(e) => (receipt.unsigned(), format!("UNSIGNED: {}", e.message())),
+        }
+    } else {
+        (
+            receipt.unsigned(),
+            "UNSIGNED: run `ferry keys generate signing` to sign receipts".to_string(),
+        )
+    };
+    let path = cfg
+        .dir
+        .join(&cfg.run.receipts)
+        .join(format!("{}.json", report.run_id));
+    match signed.write(&path) {
+        Ok(()) => format!("receipt: {} ({how})", path.display()),
+        Err(e) => format!("receipt: not written: {e}"),
+    }
 }
 
 async fn check(path: &Path) -> Result<u8, Error> {

@@ -8,6 +8,7 @@ mod logging;
 mod output;
 mod progress;
 mod secrets;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,17 @@ pub enum Command {
         /// The client's config file; the vault is `.ferry/secrets.vault` beside it.
         #[arg(short, long, default_value = "sync.toml", global = true)]
         config: PathBuf,
+    },
+    /// Check a delivery receipt: its signature, and that its outputs are unchanged.
+    Verify {
+        /// The receipt file (`.ferry/receipts/<run>.json`).
+        receipt: PathBuf,
+        /// The signer's public key (base64) or a file holding it.
+        #[arg(long)]
+        pubkey: Option<String>,
+        /// The config of the run, to read tables back from its destination.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
     /// Print shell completions.
     Completions {

@@ -1,0 +1,428 @@
+//! Signed delivery receipts: what a run delivered, in a form the client can check.
+//!
+//! Every sync writes a receipt (`.ferry/receipts/<run id>.json`): the run, its source and
+//! destination connectors (never their settings, which may hold secrets), and per stream
+//! the row counts, the schema fingerprint, the state before and after, and for each output
+//! a digest: `sha256:<hex>` of a file's bytes, or `rows-sha256-sum:<hex>` of a table's rows
+//! (see [`crate::digest`]). It is signed with Ed25519 (ring) by a key from the client's
+//! vault; the client keeps the public key and runs `ferry verify` (or any Ed25519 tool).
+//!
+//! File format `ferry-receipt/v1` (JSON):
+//!
+//! ```json
+//! {"receipt": {"format": "ferry-receipt/v1", "run_id": "...", ...},
+//!  "signature": {"algorithm": "ed25519", "public_key": "<base64, 32 bytes>", "value": "<base64, 64 bytes>"}}
+//! ```
+//!
+//! The signature covers the *canonical* bytes of the `receipt` object: JSON with no
+//! whitespace, object keys sorted by byte order of their UTF-8, strings escaped as
+//! serde_json does (only `"`, `\\` and control characters), integers in decimal. Receipts
+//! hold no floating-point numbers, so an independent verifier can rebuild these bytes.
+//! `signature` is `null` when the run had no signing key.
+
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{file_sha256, FILE_PREFIX, ROWS_PREFIX};
+use crate::report::{RunReport, Status};
+use crate::{Error, ErrorKind, Result, Secret, WriteMode};
+
+/// The format tag of receipts written by this build.
+pub const FORMAT: &str = "ferry-receipt/v1";
+
+/// One output of a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptOutput {
+    /// `file`, `object` or `table`.
+    pub kind: String,
+    /// Where (path, URL or `file#table`).
+    pub location: String,
+    /// Rows written there by the run.
+    pub rows: u64,
+    /// Bytes, where known.
+    pub bytes: Option<u64>,
+    /// `sha256:<hex>` (files, objects) or `rows-sha256-sum:<hex>` (tables).
+    pub digest: Option<String>,
+}
+
+/// One stream of a receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptStream {
+    /// Source stream.
+    pub stream: String,
+    /// Destination name.
+    pub destination: String,
+    /// `append`, `overwrite` or `upsert`.
+    pub write_mode: WriteMode,
+    /// `succeeded`, `failed` or `cancelled`.
+    pub status: Status,
+    /// Rows read from the source.
+    pub rows_read: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Rows rejected.
+    pub rows_rejected: u64,
+    /// Fingerprint of the schema written.
+    pub schema_fingerprint: String,
+    /// Order-independent digest of the rows written by this run.
+    pub rows_digest: String,
+    /// State before the run.
+    pub state_before: Option<serde_json::Value>,
+    /// State after the run.
+    pub state_after: Option<serde_json::Value>,
+    /// What was written.
+    pub outputs: Vec<ReceiptOutput>,
+}
+
+/// The signed part of a receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The run id.
+    pub run_id: String,
+    /// The client the folder belongs to.
+    pub client: Option<String>,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// End, RFC 3339.
+    pub finished_at: String,
+    /// Source connector type.
+    pub source: String,
+    /// Destination connector type.
+    pub destination: String,
+    /// Outcome of the run.
+    pub status: Status,
+    /// Ferry version that wrote it.
+    pub ferry_version: String,
+    /// Per stream.
+    pub streams: Vec<ReceiptStream>,
+}
+
+/// An Ed25519 signature over a receipt's canonical bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// The signer's public key, base64 (32 bytes).
+    pub public_key: String,
+    /// The signature, base64 (64 bytes).
+    pub value: String,
+}
+
+/// A receipt file: the receipt and its signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedReceipt {
+    /// What was delivered.
+    pub receipt: Receipt,
+    /// Who vouches for it (`None`: unsigned).
+    pub signature: Option<Signature>,
+}
+
+impl Receipt {
+    /// Builds a receipt from a run report; local file outputs without a digest are hashed now.
+    pub fn from_report(report: &RunReport, client: Option<&str>) -> Result<Receipt> {
+        let mut streams = Vec::new();
+        for s in &report.streams {
+            let mut outputs = Vec::new();
+            for o in &s.outputs {
+                let mut digest = o.digest.clone();
+                if digest.is_none() && o.kind == "file" && Path::new(&o.location).is_file() {
+                    digest = Some(file_sha256(Path::new(&o.location))?);
+                }
+                if digest.is_none() && o.kind == "table" && s.write_mode == WriteMode::Overwrite {
+                    digest = Some(s.rows_digest.clone());
+                }
+                let mut location = o.location.clone();
+                if o.kind == "file" {
+                    if let Ok(abs) = std::fs::canonicalize(&o.location) {
+                        location = abs.display().to_string();
+                    }
+                }
+                outputs.push(ReceiptOutput {
+                    kind: o.kind.clone(),
+                    location,
+                    rows: o.rows,
+                    bytes: o.bytes,
+                    digest,
+                });
+            }
+            streams.push(ReceiptStream {
+                stream: s.stream.clone(),
+                destination: s.destination.clone(),
+                write_mode: s.write_mode,
+                status: s.status,
+                rows_read: s.rows_read,
+                rows_written: s.rows_written,
+                rows_rejected: s.rows_rejected,
+                schema_fingerprint: s.schema_fingerprint.clone(),
+                rows_digest: s.rows_digest.clone(),
+                state_before: s.state_before.clone(),
+                state_after: s.state_after.clone(),
+                outputs,
+            });
+        }
+        Ok(Receipt {
+            format: FORMAT.into(),
+            run_id: report.run_id.clone(),
+            client: client.map(str::to_string),
+            started_at: report.started_at.clone(),
+            finished_at: report.finished_at.clone(),
+            source: report.source.clone(),
+            destination: report.destination.clone(),
+            status: report.status,
+            ferry_version: env!("CARGO_PKG_VERSION").into(),
+            streams,
+        })
+    }
+
+    /// The canonical bytes the signature covers.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let v = serde_json::to_value(self).expect("receipt serializes");
+        let mut out = Vec::new();
+        write_canonical(&v, &mut out);
+        out
+    }
+
+    /// Signs with an Ed25519 key (PKCS#8, base64, as `ferry keys generate signing` stores it).
+    pub fn sign(self, pkcs8_b64: &Secret) -> Result<SignedReceipt> {
+        let der = B64
+            .decode(pkcs8_b64.expose().trim())
+            .map_err(|_| Error::config("the signing key is not base64 PKCS#8 (make one with `ferry keys generate signing`)"))?;
+        let pair = Ed25519KeyPair::from_pkcs8(&der)
+            .map_err(|_| Error::config("the signing key is not an Ed25519 PKCS#8 key (make one with `ferry keys generate signing`)"))?;
+        let sig = pair.sign(&self.canonical_bytes());
+        Ok(SignedReceipt {
+            signature: Some(Signature {
+                algorithm: "ed25519".into(),
+                public_key: B64.encode(pair.public_key().as_ref()),
+                value: B64.encode(sig.as_ref()),
+            }),
+            receipt: self,
+        })
+    }
+
+    /// An unsigned receipt.
+    pub fn unsigned(self) -> SignedReceipt {
+        SignedReceipt {
+            receipt: self,
+            signature: None,
+        }
+    }
+}
+
+impl SignedReceipt {
+    /// Reads a receipt file.
+    pub fn read(path: &Path) -> Result<SignedReceipt> {
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(e, "cannot read the receipt", path))?;
+        let r: SignedReceipt = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(ErrorKind::DataInvalid, format!("not a Ferry receipt: {e}"))
+                .with("file", path.display())
+        })?;
+        if r.receipt.format != FORMAT {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("receipt format `{}` is not `{FORMAT}`", r.receipt.format),
+            )
+            .with("file", path.display()));
+        }
+        Ok(r)
+    }
+
+    /// Writes the receipt as pretty JSON, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        crate::state::write_atomic(path, crate::redact::redact(&text).as_bytes())
+    }
+
+    /// Checks the signature. With `expected_key` (base64), also checks it is that key's.
+    /// Returns the signer's public key.
+    pub fn verify_signature(&self, expected_key: Option<&str>) -> Result<String> {
+        let sig = self.signature.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::AuthFailed,
+                "the receipt is not signed (the run had no signing key in the vault)",
+            )
+        })?;
+        if sig.algorithm != "ed25519" {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("unknown signature algorithm `{}`", sig.algorithm),
+            ));
+        }
+        if let Some(k) = expected_key {
+            if k.trim() != sig.public_key {
+                return Err(Error::new(
+                    ErrorKind::AuthFailed,
+                    "the receipt was signed by a different key than the one given",
+                ));
+            }
+        }
+        let key = B64
+            .decode(&sig.public_key)
+            .map_err(|_| Error::data("the receipt's public key is not base64"))?;
+        let value = B64
+            .decode(&sig.value)
+            .map_err(|_| Error::data("the receipt's signature is not base64"))?;
+        UnparsedPublicKey::new(&ED25519, key)
+            .verify(&self.receipt.canonical_bytes(), &value)
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::AuthFailed,
+                    "the signature does not match: the receipt was changed after signing",
+                )
+            })?;
+        Ok(sig.public_key.clone())
+    }
+}
+
+/// The verdict on one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputCheck {
+    /// Recomputed digest matches.
+    Ok,
+    /// Recomputed digest differs.
+    Changed,
+    /// The output is gone.
+    Missing,
+    /// Cannot be recomputed from here (no digest, remote, or a table not fully written by this run).
+    Unverifiable,
+}
+
+impl std::fmt::Display for OutputCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputCheck::Ok => "ok",
+            OutputCheck::Changed => "CHANGED",
+            OutputCheck::Missing => "MISSING",
+            OutputCheck::Unverifiable => "not checked",
+        })
+    }
+}
+
+/// Recomputes a file output's digest.
+pub fn check_file(output: &ReceiptOutput) -> OutputCheck {
+    let Some(want) = &output.digest else {
+        return OutputCheck::Unverifiable;
+    };
+    if !want.starts_with(FILE_PREFIX) {
+        return OutputCheck::Unverifiable;
+    }
+    let path = PathBuf::from(&output.location);
+    if !path.exists() {
+        return OutputCheck::Missing;
+    }
+    match file_sha256(&path) {
+        Ok(got) if &got == want => OutputCheck::Ok,
+        Ok(_) => OutputCheck::Changed,
+        Err(_) => OutputCheck::Missing,
+    }
+}
+
+/// Compares a table output's digest with a digest of the table's current rows.
+pub fn check_table(output: &ReceiptOutput, current: &crate::digest::RowDigest) -> OutputCheck {
+    match &output.digest {
+        Some(d) if d.starts_with(ROWS_PREFIX) => {
+            if *d == current.to_receipt_string() {
+                OutputCheck::Ok
+            } else {
+                OutputCheck::Changed
+            }
+        }
+        _ => OutputCheck::Unverifiable,
+    }
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value as J;
+    match v {
+        J::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(serde_json::to_string(k).expect("string").as_bytes());
+                out.push(b':');
+                write_canonical(&m[*k], out);
+            }
+            out.push(b'}');
+        }
+        J::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(b']');
+        }
+        other => out.extend_from_slice(serde_json::to_string(other).expect("scalar").as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt() -> Receipt {
+        Receipt {
+            format: FORMAT.into(),
+            run_id: "r1".into(),
+            client: Some("acme".into()),
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            source: "file".into(),
+            destination: "sqlite".into(),
+            status: Status::Succeeded,
+            ferry_version: "0".into(),
+            streams: vec![],
+        }
+    }
+
+    fn key() -> (Secret, String) {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        (
+            Secret::new(B64.encode(pkcs8.as_ref())),
+            B64.encode(pair.public_key().as_ref()),
+        )
+    }
+
+    #[test]
+    fn sign_verify_and_detect_tampering() {
+        let (sk, pk) = key();
+        let signed = receipt().sign(&sk).unwrap();
+        assert_eq!(signed.verify_signature(Some(&pk)).unwrap(), pk);
+        let mut changed = signed.clone();
+        changed.receipt.run_id = "r2".into();
+        assert_eq!(
+            changed.verify_signature(None).unwrap_err().kind(),
+            ErrorKind::AuthFailed
+        );
+        let (_, other) = key();
+        assert!(signed.verify_signature(Some(&other)).is_err());
+        assert!(receipt().unsigned().verify_signature(None).is_err());
+    }
+
+    #[test]
+    fn canonical_bytes_sort_keys_without_whitespace() {
+        let mut out = Vec::new();
+        write_canonical(
+            &serde_json::json!({"b": 1, "a": [true, null, "x\n"]}),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":[true,null,"x\n"],"b":1}"#
+        );
+    }
+}
