@@ -238,3 +238,77 @@ fn completions_generate() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("sync"));
     }
 }
+
+#[test]
+fn streams_filter_runs_only_the_named_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("sync.toml"),
+        "[source]\ntype = \"generate\"\nstreams = [{ name = \"users\", preset = \"users\", rows = 30 }, { name = \"orders\", preset = \"orders\", rows = 40 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n",
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "--streams", "orders", "--report", "r.json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let r = report(&dir.join("r.json"));
+    assert_eq!(r["streams"].as_array().unwrap().len(), 1);
+    assert_eq!(written(&r, "orders"), 40);
+    let o = ferry(dir, &["sync", "--streams", "ordres"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("ordres"), "{:?}", text(&o));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_with_exit_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("sync.toml"),
+        "[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n[run]\ncommit_interval_secs = 0\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .current_dir(dir)
+        .args(["sync", "--report", "r.json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until rows are flowing (state is committed at every checkpoint here)
+    let state = dir.join(".ferry/state.json");
+    let start = std::time::Instant::now();
+    while !state.exists() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "no state committed within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cancelled"), "{stdout}");
+    let r = report(&dir.join("r.json"));
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let id = committed["streams"]["bench"]["state"]["id"]
+        .as_u64()
+        .unwrap();
+    let rows = r["streams"][0]["rows_written"].as_u64().unwrap();
+    assert!(
+        id > 0 && id <= rows,
+        "committed state id {id} is beyond the {rows} rows written"
+    );
+    assert!(rows < 50_000_000, "the run was not stopped");
+}
