@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Everything runs in this one process, through the same config loading and runtime
-//! as `ferry sync`. Each step resets the kernel's peak-RSS counter first
-//! (`/proc/self/clear_refs`), so the peak printed is that step's own.
+//! as `ferry sync`. Each step runs in a child process of this binary, so the peak
+//! RSS printed (the kernel's VmHWM) is that step's own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,10 +62,6 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 /// A destination that only counts: isolates the reading side.
 #[derive(Clone, Default)]
 struct CountingSink;
@@ -104,20 +100,52 @@ struct Step {
     peak_mb: f64,
 }
 
-/// Runs the sync described by `toml` (written to `dir/name.toml`), optionally into `sink`.
-async fn run(dir: &Path, name: &str, toml: &str, sink: Option<Arc<dyn Sink>>) -> Step {
+/// Runs the sync described by `toml` (written to `dir/name.toml`) in a child process of
+/// this binary, so the peak RSS printed is that step's alone; `counting` replaces the
+/// destination by a sink that only counts rows.
+async fn run(dir: &Path, name: &str, toml: &str, counting: bool) -> Step {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
-    let cfg = SyncConfig::load(&path, ResolveContext::default()).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--step",
+            path.to_str().unwrap(),
+            if counting { "counting" } else { "real" },
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "step {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    Step {
+        rows: v[0] as u64,
+        secs: v[1],
+        peak_mb: v[2],
+    }
+}
+
+/// The child side of [`run`]: one sync, then `rows secs peak_mib` on stdout.
+async fn step(path: &Path, counting: bool) {
+    let cfg = SyncConfig::load(path, ResolveContext::default()).unwrap();
     let registry = ferry::registry();
     let source = registry.build_source(&cfg.source).unwrap();
-    let sink = sink.unwrap_or_else(|| registry.build_sink(&cfg.destination).unwrap());
-    let state_path = dir.join(format!(".{name}.state.json"));
+    let sink: Arc<dyn Sink> = if counting {
+        Arc::new(CountingSink)
+    } else {
+        registry.build_sink(&cfg.destination).unwrap()
+    };
+    let state_path = path.with_extension("state.json");
     let _ = std::fs::remove_file(&state_path);
     let state = Arc::new(StateStore::open(state_path, None).unwrap());
     let mut rt = Runtime::new(source, sink, state);
     rt.settings = cfg.run.clone();
-    reset_peak_rss();
     let t = Instant::now();
     let report = rt
         .sync(
@@ -135,11 +163,7 @@ async fn run(dir: &Path, name: &str, toml: &str, sink: Option<Arc<dyn Sink>>) ->
         "{}",
         report.summary()
     );
-    Step {
-        rows: report.rows_written(),
-        secs,
-        peak_mb: peak_rss_mb(),
-    }
+    println!("{} {secs} {}", report.rows_written(), peak_rss_mb());
 }
 
 fn line(what: &str, s: &Step, bytes: u64) {
@@ -171,6 +195,10 @@ fn csv_source(csv: &Path) -> String {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--step") {
+        return step(Path::new(&argv[2]), argv[3] == "counting").await;
+    }
     let a = args();
     std::fs::create_dir_all(&a.dir).unwrap();
     let dir = a.dir.canonicalize().unwrap();
@@ -182,13 +210,12 @@ async fn main() {
 
     // 1. the data set
     let data = dir.join("data");
-    let s = run(&dir, "gen", &gen_csv(a.rows, &data), None).await;
+    let s = run(&dir, "gen", &gen_csv(a.rows, &data), false).await;
     let csv = data.join("bench.csv");
     let size = std::fs::metadata(&csv).unwrap().len();
     line("generate → CSV (write)", &s, size);
 
     // 2. baseline: read the same bytes without parsing
-    reset_peak_rss();
     let t = Instant::now();
     let mut f = std::fs::File::open(&csv).unwrap();
     let mut buf = vec![0u8; 8 << 20];
@@ -214,7 +241,7 @@ async fn main() {
         &dir,
         "parse",
         &format!("{src}[destination]\ntype = \"file\"\npath = \"unused\"\n"),
-        Some(Arc::new(CountingSink)),
+        true,
     )
     .await;
     line("CSV parse (→ counting sink)", &s, size);
@@ -222,9 +249,9 @@ async fn main() {
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
     }
-    let s = run(&dir, "sqlite", &format!("{src}[destination]\ntype = \"sqlite\"\npath = \"{}\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n", db.display()), None).await;
+    let s = run(&dir, "sqlite", &format!("{src}[destination]\ntype = \"sqlite\"\npath = \"{}\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n", db.display()), false).await;
     line("CSV → SQLite (overwrite)", &s, size);
-    let s = run(&dir, "jsonl", &format!("{src}[destination]\ntype = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n", dir.join("jsonl").display()), None).await;
+    let s = run(&dir, "jsonl", &format!("{src}[destination]\ntype = \"file\"\npath = \"{}\"\nformat = \"jsonl\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n", dir.join("jsonl").display()), false).await;
     line("CSV → JSONL (overwrite)", &s, size);
 
     // 6. memory stays flat as the input grows
@@ -234,7 +261,7 @@ async fn main() {
     for mb in [a.small_mb, a.big_mb] {
         let rows = ((mb as f64 * 1e6) / per_row) as u64;
         let d = dir.join(format!("size{mb}"));
-        run(&dir, &format!("gen{mb}"), &gen_csv(rows, &d), None).await;
+        run(&dir, &format!("gen{mb}"), &gen_csv(rows, &d), false).await;
         let f = d.join("bench.csv");
         let bytes = std::fs::metadata(&f).unwrap().len();
         let s = run(
@@ -244,7 +271,7 @@ async fn main() {
                 "{}[destination]\ntype = \"file\"\npath = \"unused\"\n",
                 csv_source(&f)
             ),
-            Some(Arc::new(CountingSink)),
+            true,
         )
         .await;
         line(
