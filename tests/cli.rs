@@ -268,7 +268,7 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         "[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n[run]\ncommit_interval_secs = 0\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
         .current_dir(dir)
         .args(["sync", "--report", "r.json"])
         .stdout(std::process::Stdio::piped())

@@ -231,3 +231,55 @@ fn keys_generate_and_rotate() {
         "{out}"
     );
 }
+
+#[test]
+fn encrypt_and_decrypt_files_with_an_identity_from_the_vault() {
+    let tmp = client_folder();
+    let dir = tmp.path();
+    let o = ferry(dir, &["keys", "generate", "age"], None);
+    assert!(o.status.success(), "{}", all_text(&o));
+    let public = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(public.starts_with("age1"), "{public}");
+    let o = ferry(
+        dir,
+        &[
+            "encrypt",
+            "customers.csv",
+            "-r",
+            &public,
+            "-o",
+            "customers.csv.age",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", all_text(&o));
+    let sealed = std::fs::read(dir.join("customers.csv.age")).unwrap();
+    assert!(sealed.starts_with(b"age-encryption.org/v1"));
+    assert!(!String::from_utf8_lossy(&sealed).contains("Lovelace"));
+    let o = ferry(
+        dir,
+        &["decrypt", "customers.csv.age", "-o", "back.csv"],
+        None,
+    );
+    assert!(o.status.success(), "{}", all_text(&o));
+    assert_eq!(
+        std::fs::read(dir.join("back.csv")).unwrap(),
+        std::fs::read(dir.join("customers.csv")).unwrap()
+    );
+    // a tampered file: clear error, no plaintext left behind
+    let mut bad = sealed.clone();
+    let n = bad.len();
+    bad[n - 20] ^= 1;
+    std::fs::write(dir.join("bad.age"), bad).unwrap();
+    let o = ferry(dir, &["decrypt", "bad.age", "-o", "bad.csv"], None);
+    assert!(!o.status.success());
+    assert!(
+        !dir.join("bad.csv").exists(),
+        "a failed decryption left plaintext behind"
+    );
+}

@@ -238,6 +238,26 @@ pub struct StreamConfig {
     /// Steps applied to every batch, in order (`hash`, `encrypt`, `mask`, `drop` …).
     #[serde(default)]
     pub transforms: Vec<crate::transform::TransformConfig>,
+    /// Checks on every row after the transforms (`not_null`, `unique`, `regex` …).
+    #[serde(default)]
+    pub checks: Vec<crate::validate::CheckConfig>,
+    /// What to do with a record the source cannot read: `fail` (default) or `quarantine`.
+    #[serde(default)]
+    pub on_bad_record: BadRecordPolicy,
+    /// Fail the stream when more than this share of rows is rejected (0.0–1.0; default: no limit).
+    #[serde(default)]
+    pub max_bad_ratio: Option<f64>,
+}
+
+/// What to do with a record the source cannot read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRecordPolicy {
+    /// Stop the stream with an error naming the record's position (default).
+    #[default]
+    Fail,
+    /// Write it to the quarantine file and go on.
+    Quarantine,
 }
 
 impl StreamConfig {
@@ -251,6 +271,9 @@ impl StreamConfig {
             cursor: None,
             incremental: None,
             transforms: Vec::new(),
+            checks: Vec::new(),
+            on_bad_record: BadRecordPolicy::Fail,
+            max_bad_ratio: None,
         }
     }
 
@@ -286,6 +309,8 @@ pub struct RunSettings {
     pub signing_key: String,
     /// The client's vault, relative to the config file (default `.ferry/secrets.vault`).
     pub vault: PathBuf,
+    /// Folder for quarantined records, relative to the config file (default `.ferry/quarantine`).
+    pub quarantine: PathBuf,
 }
 
 impl Default for RunSettings {
@@ -299,6 +324,7 @@ impl Default for RunSettings {
             receipts: PathBuf::from(".ferry/receipts"),
             signing_key: "signing_key".into(),
             vault: PathBuf::from(".ferry/secrets.vault"),
+            quarantine: PathBuf::from(".ferry/quarantine"),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod quarantine;
 pub mod receipt;
 pub mod redact;
 pub mod registry;
@@ -20,6 +21,7 @@ pub mod state;
 pub mod testkit;
 pub mod transform;
 pub mod types;
+pub mod validate;
 pub mod values;
 pub mod vault;
 

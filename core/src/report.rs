@@ -54,6 +54,9 @@ pub struct StreamReport {
     pub outputs: Vec<Output>,
     /// Order-independent digest of the rows written by this run (see [`crate::digest`]).
     pub rows_digest: String,
+    /// Per validation check: how many rows failed it, with examples.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::validate::CheckReport>,
     /// The error, if it failed (redacted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -127,6 +130,27 @@ impl RunReport {
                     Status::Failed => format!("FAILED: {}", s.error.as_deref().unwrap_or("")),
                 }
             ));
+        }
+        for s in &self.streams {
+            let mut failing: Vec<_> = s.checks.iter().filter(|c| c.failed > 0).collect();
+            failing.sort_by_key(|c| std::cmp::Reverse(c.failed));
+            for c in failing.iter().take(5) {
+                out.push_str(&format!(
+                    "  {}: check {} ({:?}) failed for {} rows, e.g. {}\n",
+                    s.stream,
+                    c.check,
+                    c.severity,
+                    group(c.failed),
+                    c.examples.join("; ")
+                ));
+            }
+            if s.rows_rejected > 0 {
+                out.push_str(&format!(
+                    "  {}: {} rows quarantined\n",
+                    s.stream,
+                    group(s.rows_rejected)
+                ));
+            }
         }
         out.push_str(&format!(
             "{} rows read, {} written in {:.2}s; run {} {}\n",

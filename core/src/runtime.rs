@@ -17,13 +17,16 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, ReadMode, StreamInfo, WriteMode};
+use crate::config::BadRecordPolicy;
 use crate::config::{RunSettings, StreamConfig, SyncConfig};
+use crate::quarantine::{Quarantine, QuarantineRecord};
 use crate::report::{RunReport, Status, StreamReport};
 use crate::sink::{Durability, Sink, StreamWriter, WriteRequest};
 use crate::source::{Message, ReadRequest, Source};
 use crate::state::StateStore;
 use crate::transform::{self, Transform};
 use crate::types::{schema_fingerprint, with_keys};
+use crate::validate::{CheckConfig, Validator};
 use crate::{Error, ErrorKind, Result, ResultExt};
 
 /// Hears about progress, to draw progress bars or log lines.
@@ -55,6 +58,12 @@ pub struct StreamTask {
     pub transforms: Vec<Arc<dyn Transform>>,
     /// The write request (its schema is the schema after the transforms).
     pub write: WriteRequest,
+    /// Checks run on every batch after the transforms.
+    pub checks: Vec<CheckConfig>,
+    /// What to do with records the source cannot read.
+    pub on_bad_record: BadRecordPolicy,
+    /// Fail when more than this share of rows is rejected.
+    pub max_bad_ratio: Option<f64>,
 }
 
 impl std::fmt::Debug for StreamTask {
@@ -102,12 +111,20 @@ pub struct Runtime {
     pub observer: Arc<dyn Observer>,
     /// Cancelled on Ctrl-C.
     pub cancel: CancellationToken,
+    /// Where rejected records go (default: `quarantine/` beside the state file).
+    pub quarantine: Arc<Quarantine>,
 }
 
 impl Runtime {
     /// A runtime with default settings, no observer and a fresh cancel token.
     pub fn new(source: Arc<dyn Source>, sink: Arc<dyn Sink>, state: Arc<StateStore>) -> Self {
+        let dir = state
+            .path()
+            .parent()
+            .map(|p| p.join("quarantine"))
+            .unwrap_or_else(|| "quarantine".into());
         Runtime {
+            quarantine: Arc::new(Quarantine::new(dir)),
             source,
             sink,
             state,
@@ -293,12 +310,27 @@ impl Runtime {
                 mode,
                 run_id: run_id.to_string(),
             };
+            Validator::new(&sc.checks, &write.schema).map_err(|e| {
+                positioned(&needle, e.message().to_string()).with("stream", &sc.name)
+            })?;
+            if sc.max_bad_ratio.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+                return Err(positioned(
+                    &needle,
+                    format!(
+                        "max_bad_ratio of stream `{}` must be between 0 and 1",
+                        sc.name
+                    ),
+                ));
+            }
             tasks.push(StreamTask {
                 info: info.clone(),
                 read,
                 source_schema,
                 transforms,
                 write,
+                checks: sc.checks.clone(),
+                on_bad_record: sc.on_bad_record,
+                max_bad_ratio: sc.max_bad_ratio,
             });
         }
         Ok(tasks)
@@ -377,6 +409,7 @@ impl Runtime {
             schema_fingerprint: schema_fingerprint(&task.write.schema),
             outputs: Vec::new(),
             rows_digest: String::new(),
+            checks: Vec::new(),
             error: None,
         };
         if let Err(e) = self.stream_inner(&task, opts, &mut rep).await {
@@ -465,7 +498,14 @@ impl Runtime {
         let mut last_commit = Instant::now();
         let mut pending: Option<serde_json::Value> = None;
         let mut digest = crate::digest::RowDigest::new();
+        let mut validator = Validator::new(&task.checks, &schema)?;
+        let stream = task.read.stream.as_str();
+        let quarantine = |rep: &mut StreamReport, rec: QuarantineRecord| -> Result<()> {
+            rep.rows_rejected += 1;
+            self.quarantine.put(&rec)
+        };
         let limit = opts.limit;
+        let result: Result<()> = async {
         loop {
             let msg = tokio::select! {
                 biased;
@@ -487,13 +527,30 @@ impl Runtime {
                             batch = batch.slice(0, left);
                         }
                     }
+                    rep.rows_read += batch.num_rows() as u64;
+                    if !validator.is_empty() {
+                        let first_row = rep.rows_read - batch.num_rows() as u64;
+                        let outcome = validator.check(batch)?;
+                        for (record, f) in outcome.rejected {
+                            let position = crate::source::Position { key: Some(format!("row {}", first_row + f.row as u64 + 1)), ..Default::default() };
+                            quarantine(rep, QuarantineRecord {
+                                run_id: task.write.run_id.clone(),
+                                stream: stream.to_string(),
+                                position,
+                                check: f.check,
+                                message: f.message,
+                                record: Some(record),
+                                raw: None,
+                            })?;
+                        }
+                        batch = outcome.batch;
+                    }
                     digest.add_batch(&batch);
                     let n = batch.num_rows() as u64;
                     let bytes = batch_bytes(&batch);
                     if n > 0 {
                         writer.write(batch).await?;
                     }
-                    rep.rows_read += n;
                     rep.rows_written += n;
                     rep.bytes += bytes;
                     self.observer
@@ -505,6 +562,7 @@ impl Runtime {
                 Message::Checkpoint(state) => {
                     pending = Some(state);
                     if limit.is_none() && last_commit.elapsed() >= interval {
+                        self.quarantine.flush(stream)?;
                         if writer.flush().await? == Durability::Durable {
                             if let Some(s) = pending.take() {
                                 self.commit(task, s)?;
@@ -512,6 +570,18 @@ impl Runtime {
                         }
                         last_commit = Instant::now();
                     }
+                }
+                Message::Rejected(r) if task.on_bad_record == BadRecordPolicy::Quarantine => {
+                    rep.rows_read += 1;
+                    quarantine(rep, QuarantineRecord {
+                        run_id: task.write.run_id.clone(),
+                        stream: stream.to_string(),
+                        position: r.position,
+                        check: "parse".into(),
+                        message: r.message,
+                        record: None,
+                        raw: Some(r.raw),
+                    })?;
                 }
                 Message::Rejected(r) => {
                     rep.rows_read += 1;
@@ -529,7 +599,7 @@ impl Runtime {
                     if let Some(k) = &r.position.key {
                         e = e.with("at", k);
                     }
-                    return Err(e);
+                    return Err(e.with("hint", "set `on_bad_record = \"quarantine\"` on the stream to keep going"));
                 }
                 Message::Estimate(n) => {
                     rep.rows_expected = Some(n);
@@ -537,11 +607,31 @@ impl Runtime {
                 }
             }
         }
+        validator.finish()?;
+        check_ratio(task, rep)
+        }
+        .await;
+        rep.checks = validator.report();
+        self.quarantine.flush(stream)?;
+        result?;
         writer.flush().await?;
         rep.rows_digest = digest.to_receipt_string();
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }
+}
+
+/// Fails when the share of rejected rows passed the stream's `max_bad_ratio`.
+fn check_ratio(task: &StreamTask, rep: &StreamReport) -> Result<()> {
+    if let Some(max) = task.max_bad_ratio {
+        if rep.rows_read > 0 && rep.rows_rejected as f64 / rep.rows_read as f64 > max {
+            return Err(Error::data(format!(
+                "{} of {} rows rejected, more than max_bad_ratio {max}; see the quarantine file",
+                rep.rows_rejected, rep.rows_read
+            )));
+        }
+    }
+    Ok(())
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

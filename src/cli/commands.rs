@@ -38,6 +38,25 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Spec { connector } => spec(&connector),
         Command::Connectors => connectors(),
         Command::State { action } => state(action),
+        Command::Encrypt {
+            input,
+            output,
+            recipients,
+        } => super::crypto::encrypt(
+            input.as_deref(),
+            output.as_deref(),
+            &recipients,
+            Path::new("."),
+        )
+        .map(|()| 0),
+        Command::Decrypt {
+            input,
+            output,
+            identity,
+            config,
+        } => decrypt(&config, &identity)
+            .and_then(|id| super::crypto::decrypt(input.as_deref(), output.as_deref(), &id))
+            .map(|()| 0),
         Command::Verify {
             receipt,
             pubkey,
@@ -57,6 +76,23 @@ pub async fn run(cli: Cli) -> ExitCode {
             config,
         } => ClientFolder::of(&config)
             .and_then(|f| secrets::generate(&f, kind, name.as_deref(), force)),
+        Command::Init {
+            client,
+            source,
+            destination,
+            dir,
+        } => super::init::init(
+            &client,
+            source.as_deref(),
+            destination.as_deref(),
+            dir.as_deref(),
+        ),
+        Command::NewConnector {
+            name,
+            source,
+            sink,
+            dir,
+        } => super::scaffold::new_connector(&name, source, sink, &dir),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "ferry", &mut std::io::stdout());
@@ -142,6 +178,9 @@ async fn sync_one(
     });
     let mut rt = Runtime::new(source, sink, state);
     rt.settings = cfg.run.clone();
+    rt.quarantine = Arc::new(ferry_core::quarantine::Quarantine::new(
+        cfg.dir.join(&cfg.run.quarantine),
+    ));
     rt.observer = Arc::new(Progress::new());
     rt.cancel = cancel;
     let result = rt
@@ -241,6 +280,18 @@ async fn check(path: &Path) -> Result<u8, Error> {
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Resolves a `${…}` reference (or literal identity) against the client's vault.
+fn decrypt(config: &Path, identity: &str) -> Result<ferry_core::Secret, Error> {
+    let folder = ClientFolder::of(config)?;
+    let ctx = ResolveContext {
+        vault: Some(folder.resolver()),
+        base_dir: ".".into(),
+    };
+    let (value, _) =
+        ferry_core::secret::with_context(ctx, || ferry_core::secret::resolve(identity));
+    Ok(ferry_core::Secret::new(value?))
 }
 
 fn clone_err(e: &Error) -> Error {

@@ -4,9 +4,12 @@
 //! 130 interrupted with Ctrl-C.
 
 mod commands;
+mod crypto;
+mod init;
 mod logging;
 mod output;
 mod progress;
+mod scaffold;
 mod secrets;
 mod verify;
 
@@ -107,6 +110,65 @@ pub enum Command {
         /// The config of the run, to read tables back from its destination.
         #[arg(short, long)]
         config: Option<PathBuf>,
+    },
+    /// Create a client folder, ready to check and sync.
+    ///
+    /// Writes sync.toml (every field of the chosen connectors, explained), .ferry/,
+    /// .gitignore and a README with the next commands. Never overwrites a folder.
+    Init {
+        /// The client's name (also the folder's, unless --dir).
+        client: String,
+        /// Source connector (default `file`; asked on a terminal).
+        #[arg(long)]
+        source: Option<String>,
+        /// Destination connector (default `sqlite`; asked on a terminal).
+        #[arg(long)]
+        destination: Option<String>,
+        /// The folder to create (default: ./<client>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Create a connector crate and register it.
+    ///
+    /// Writes connectors/<name>/, a working source and/or sink that passes the conformance
+    /// kit, and adds its lines to the root Cargo.toml and src/lib.rs. Never overwrites.
+    NewConnector {
+        /// Lowercase letters, digits and `-` (e.g. `acme-erp`).
+        name: String,
+        /// With a source (default: both a source and a sink).
+        #[arg(long)]
+        source: bool,
+        /// With a sink, i.e. a destination (default: both).
+        #[arg(long)]
+        sink: bool,
+        /// A folder inside the Ferry workspace.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Encrypt a file (or stdin) to age recipients, in the standard age v1 format.
+    Encrypt {
+        /// Input file (default: stdin).
+        input: Option<PathBuf>,
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// An `age1…` public key, or `file:PATH` of a recipients file; repeat for several.
+        #[arg(short, long = "recipient", required = true)]
+        recipients: Vec<String>,
+    },
+    /// Decrypt an age file (or stdin) with an identity from the vault.
+    Decrypt {
+        /// Input file (default: stdin).
+        input: Option<PathBuf>,
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The identity: a reference such as `${secret:age_identity}` (default) or `${file:key.txt}`.
+        #[arg(short, long, default_value = "${secret:age_identity}")]
+        identity: String,
+        /// The client's config file; the vault is `.ferry/secrets.vault` beside it.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: PathBuf,
     },
     /// Print shell completions.
     Completions {

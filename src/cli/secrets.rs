@@ -178,6 +178,8 @@ pub fn rotate(folder: &ClientFolder) -> Result<u8> {
 /// Key kinds `ferry keys generate` makes.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum KeyKind {
+    /// An age X25519 identity, for files delivered to or received from the client.
+    Age,
     /// An Ed25519 key pair that signs delivery receipts.
     Signing,
     /// A 32-byte AES-256-GCM key for the `encrypt` field transform.
@@ -189,6 +191,7 @@ pub enum KeyKind {
 impl KeyKind {
     fn default_name(self) -> &'static str {
         match self {
+            KeyKind::Age => "age_identity",
             KeyKind::Signing => "signing_key",
             KeyKind::Field => "field_key",
             KeyKind::Hash => "hash_key",
@@ -216,6 +219,11 @@ pub fn generate(
         return Err(Error::config(format!("the vault already has `{name}`: pass --force to replace it, or --name to pick another name")));
     }
     let public = match kind {
+        KeyKind::Age => {
+            let (identity, public) = ferry_core::age::generate_identity();
+            v.set(name, &identity)?;
+            Some(public)
+        }
         KeyKind::Signing => {
             let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
                 .map_err(|_| Error::internal("cannot generate an Ed25519 key"))?;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ferry_core::codec::{parse_type_overrides, CsvOptions, Format, DEFAULT_SAMPLE_ROWS};
-use ferry_core::{Error, FerryType, Result};
+use ferry_core::{Error, FerryType, Result, Secret};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -59,6 +59,15 @@ pub struct FileSourceConfig {
     /// Records read from the start of the first file to infer column types (default 1000).
     #[serde(default = "default_sample_rows")]
     pub sample_rows: usize,
+    /// The age secret key(s) that decrypt files ending in `.age`, one `AGE-SECRET-KEY-1…`
+    /// per line, as a reference: `"${secret:acme_age_key}"` (default: none; an `.age`
+    /// file is then an error). `orders.csv.age` is read as `orders.csv`.
+    #[serde(default)]
+    pub identity: Option<Secret>,
+    /// The passphrase of `.age` files encrypted with one (`age -p`), as a reference
+    /// (default: none). May be set with `identity`: each is tried.
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
 }
 
 /// One entry of the source's `streams` list.
@@ -103,6 +112,28 @@ pub struct FileSinkConfig {
     /// CSV text written for NULL (default `""`, an empty cell).
     #[serde(default)]
     pub null: String,
+    /// Encrypt every file in the standard age format, so only the client can read it
+    /// (`age -d -i key.txt orders.csv.age`): `{ recipients = ["age1…", "file:keys/acme.pub"] }`
+    /// or `{ passphrase = "${secret:…}" }` (default: not encrypted). Files are then named
+    /// `<stream>.<ext>.age`, and only `overwrite` is supported.
+    #[serde(default)]
+    pub encrypt: Option<EncryptConfig>,
+}
+
+/// The destination's `encrypt` table: who can decrypt the files (age v1).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptConfig {
+    /// The client's age public keys: `age1…` inline, or `file:<path>` (or a plain path)
+    /// of a recipients file with one key per line and `#` comments, relative to the config
+    /// file's folder. Each key can decrypt on its own (default: none; set this or
+    /// `passphrase`).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A passphrase instead of public keys, as a reference (`"${secret:…}"`); the age
+    /// format allows it only alone, so not with `recipients` (default: none).
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
 }
 
 fn default_quote() -> char {
@@ -165,7 +196,7 @@ impl FileSourceConfig {
             (Some(path), true) => {
                 let name = match &self.stream {
                     Some(s) => s.clone(),
-                    None => stream_name(path).ok_or_else(|| {
+                    None => stream_name(without_age(path)).ok_or_else(|| {
                         Error::config(format!("cannot name the stream after `{path}`: set `stream = \"name\"`"))
                     })?,
                 };
@@ -198,7 +229,9 @@ impl FileSourceConfig {
             if pattern.trim().is_empty() {
                 return Err(Error::config(format!("stream `{name}`: `path` is empty")));
             }
-            let format = match format.or_else(|| Format::from_path(pattern)) {
+            // `orders.csv.age` is an encrypted `orders.csv`
+            let plain = without_age(pattern);
+            let format = match format.or_else(|| Format::from_path(plain)) {
                 Some(f) => f,
                 None => {
                     return Err(Error::config(format!(
@@ -206,7 +239,7 @@ impl FileSourceConfig {
                     )))
                 }
             };
-            let is_tsv = pattern.to_ascii_lowercase().ends_with(".tsv");
+            let is_tsv = plain.to_ascii_lowercase().ends_with(".tsv");
             let csv = CsvOptions {
                 delimiter: delimiter.unwrap_or(if is_tsv { b'\t' } else { b',' }),
                 quote,
@@ -242,6 +275,17 @@ impl FileSinkConfig {
         };
         csv.validate()?;
         Ok(csv)
+    }
+}
+
+/// `pattern` without a final `.age` (in any case), so `orders_*.csv.age` is seen as
+/// `orders_*.csv` for its format and stream name.
+pub(crate) fn without_age(pattern: &str) -> &str {
+    let n = pattern.len();
+    if n > 4 && pattern.is_char_boundary(n - 4) && pattern[n - 4..].eq_ignore_ascii_case(".age") {
+        &pattern[..n - 4]
+    } else {
+        pattern
     }
 }
 
@@ -296,6 +340,12 @@ mod tests {
         assert_eq!(stream_name("data/*.csv").as_deref(), Some("data"));
         assert_eq!(stream_name("/tmp/x/**/*.csv").as_deref(), None);
         assert_eq!(stream_name("a.b.csv").as_deref(), Some("a.b"));
+        assert_eq!(
+            stream_name(without_age("in/orders_*.csv.age")).as_deref(),
+            Some("orders")
+        );
+        assert_eq!(without_age("a.AGE"), "a");
+        assert_eq!(without_age(".age"), ".age");
     }
 
     fn parse(toml_text: &str) -> FileSourceConfig {
@@ -317,6 +367,11 @@ mod tests {
         let s = parse("streams = [{ name = \"a\", path = \"a.csv\" }, { name = \"b\", path = \"b.data\", format = \"jsonl\", primary_key = [] }]\nprimary_key = [\"id\"]").specs().unwrap();
         assert_eq!((s[0].primary_key.len(), s[1].primary_key.len()), (1, 0));
         assert_eq!(s[1].format, Format::Jsonl);
+        let s = parse("path = \"in/orders_*.tsv.age\"").specs().unwrap();
+        assert_eq!(
+            (s[0].name.as_str(), s[0].format, s[0].csv.delimiter),
+            ("orders", Format::Csv, b'\t')
+        );
         for (text, needle) in [
             ("", "no files named"),
             ("path = \"a.csv\"\nstreams = [{ name = \"a\", path = \"a.csv\" }]", "not both"),

@@ -7,14 +7,14 @@ mod source;
 
 use std::sync::Arc;
 
-pub use config::{FileSinkConfig, FileSourceConfig, FileStreamConfig};
+pub use config::{EncryptConfig, FileSinkConfig, FileSourceConfig, FileStreamConfig};
 
 /// The connector's name, the `type` written in `sync.toml`.
 pub const NAME: &str = "file";
 
 /// One line saying what the connector connects to, for `ferry connectors`.
 const DESCRIPTION: &str =
-    "CSV and JSON Lines files in a local folder (read by glob pattern, written one file per stream)";
+    "CSV and JSON Lines files in a local folder (read by glob pattern, written one file per stream), optionally age-encrypted";
 
 /// Adds the `file` source and destination to `registry`.
 pub fn register(registry: &mut ferry_core::Registry) {

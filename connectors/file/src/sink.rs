@@ -8,13 +8,23 @@
 //!   runtime commits state for is on disk. `abort` cuts the file back to its length at the
 //!   last flush, so a failed run leaves no half-written row.
 //!
+//! - `encrypt` writes `<stream>.<ext>.age` instead: the same rows, encrypted in the
+//!   standard age v1 format to the configured recipients as they are written (one 64 KiB
+//!   chunk in memory), so the client reads them with the `age` command and no Ferry.
+//!   Only `overwrite` is supported: an age file is sealed by its last chunk and cannot be
+//!   appended to, so `append` is refused at `open` (and not offered in the capabilities,
+//!   so a sync refuses it before reading a row). The temp-file-then-rename rule holds: a
+//!   failed run leaves the old file, and a half-written age file never takes its place.
+//!
 //! Rows are converted and written on a blocking thread through a `BufWriter`; memory is
 //! one batch, whatever the stream's size.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use ferry_core::age::{self, EncryptingWriter, Recipients};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::codec::{infer_csv, CsvOptions, Format, FormatWriter, InferOptions};
 use ferry_core::{
@@ -32,6 +42,8 @@ pub(crate) struct FileSink {
     dir: PathBuf,
     format: Format,
     csv: CsvOptions,
+    /// Who the files are encrypted for (none: plain files).
+    encrypt: Option<Arc<Recipients>>,
 }
 
 impl FileSink {
@@ -40,10 +52,18 @@ impl FileSink {
             return Err(Error::config("`path` (the output folder) is empty"));
         }
         let csv = config.csv()?;
+        let encrypt = match &config.encrypt {
+            None => None,
+            Some(e) => Some(Arc::new(
+                Recipients::new(&e.recipients, e.passphrase.as_ref(), base_dir)
+                    .map_err(|err| Error::config(format!("`encrypt`: {}", err.message())))?,
+            )),
+        };
         Ok(FileSink {
             dir: base_dir.join(&config.path),
             format: config.format,
             csv,
+            encrypt,
         })
     }
 }
@@ -94,7 +114,7 @@ fn check_dir(dir: &Path) -> Result<()> {
 }
 
 /// Refuses stream names that are not plain file names.
-fn file_name(stream: &str, format: Format) -> Result<String> {
+fn file_name(stream: &str, format: Format, encrypted: bool) -> Result<String> {
     let bad = stream.is_empty()
         || stream.starts_with('.')
         || stream.contains(['/', '\\', '\0'])
@@ -104,7 +124,12 @@ fn file_name(stream: &str, format: Format) -> Result<String> {
             "stream name `{stream}` cannot be a file name (it must not be empty, start with `.`, or hold `/` or `\\`); rename it with `destination = \"…\"` in [[streams]]"
         )));
     }
-    Ok(format!("{stream}.{}", format.extension()))
+    let mut name = format!("{stream}.{}", format.extension());
+    if encrypted {
+        name.push('.');
+        name.push_str(age::EXTENSION);
+    }
+    Ok(name)
 }
 
 /// The column names of an existing CSV file's header.
@@ -145,26 +170,84 @@ impl Sink for FileSink {
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        let name = file_name(&request.stream, self.format)?;
+        let name = file_name(&request.stream, self.format, self.encrypt.is_some())?;
         if request.mode == WriteMode::Upsert {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 "the file destination cannot upsert (it supports append and overwrite)",
             ));
         }
+        if request.mode == WriteMode::Append && self.encrypt.is_some() {
+            return Err(Error::config(format!(
+                "stream `{}`: an encrypted (age) file cannot be appended to: set `mode = \"overwrite\"` for it in [[streams]], or remove `encrypt` from [destination]",
+                request.stream
+            )));
+        }
         let (dir, format, csv) = (self.dir.clone(), self.format, self.csv.clone());
-        let writer = blocking(move || FileWriter::open(dir, name, format, csv, request)).await?;
+        let encrypt = self.encrypt.clone();
+        let writer =
+            blocking(move || FileWriter::open(dir, name, format, csv, encrypt, request)).await?;
         Ok(Box::new(writer))
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            modes: vec![WriteMode::Append, WriteMode::Overwrite],
+        let modes = if self.encrypt.is_some() {
+            vec![WriteMode::Overwrite]
+        } else {
+            vec![WriteMode::Append, WriteMode::Overwrite]
+        };
+        SinkCapabilities { modes }
+    }
+}
+
+/// Where a format writer's bytes go: the file itself, or an age encryptor in front of it.
+enum Out {
+    Plain(File),
+    Age(EncryptingWriter<File>),
+}
+
+impl Out {
+    /// Seals an age file's last chunk; returns the file.
+    fn finish(self) -> Result<File> {
+        match self {
+            Out::Plain(f) => Ok(f),
+            Out::Age(w) => w.finish(),
+        }
+    }
+
+    /// Fsyncs a plain file's data (an age file is only ever made durable at close).
+    fn sync_data(&self) -> std::io::Result<()> {
+        match self {
+            Out::Plain(f) => f.sync_data(),
+            Out::Age(_) => Ok(()),
         }
     }
 }
 
-type Inner = FormatWriter<BufWriter<File>>;
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Out::Plain(f) => f.write(buf),
+            Out::Age(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Plain(f) => f.write_all(buf),
+            Out::Age(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Plain(f) => f.flush(),
+            Out::Age(w) => w.flush(),
+        }
+    }
+}
+
+type Inner = FormatWriter<BufWriter<Out>>;
 
 /// Writes one stream's file.
 struct FileWriter {
@@ -183,6 +266,8 @@ struct FileWriter {
     durable_len: u64,
     /// Whether this run created the file (append).
     created: bool,
+    /// Whether the file is age-encrypted.
+    encrypted: bool,
 }
 
 impl FileWriter {
@@ -191,6 +276,7 @@ impl FileWriter {
         name: String,
         format: Format,
         csv: CsvOptions,
+        encrypt: Option<Arc<Recipients>>,
         request: WriteRequest,
     ) -> Result<Self> {
         std::fs::create_dir_all(&dir)
@@ -206,9 +292,19 @@ impl FileWriter {
             let temp = dir.join(format!(".{name}.{run}.tmp"));
             let file = File::create(&temp)
                 .map_err(|e| Error::io(e, "cannot create a temporary file", &temp))?;
+            let out = match &encrypt {
+                None => Out::Plain(file),
+                Some(recipients) => match age::encrypt_writer(recipients, file) {
+                    Ok(w) => Out::Age(w),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&temp);
+                        return Err(e.with("file", temp.display()));
+                    }
+                },
+            };
             let inner = FormatWriter::new(
                 format,
-                BufWriter::with_capacity(WRITE_BUFFER, file),
+                BufWriter::with_capacity(WRITE_BUFFER, out),
                 stream_schema,
                 &csv,
             )?;
@@ -222,6 +318,7 @@ impl FileWriter {
                 prefix: 0,
                 durable_len: 0,
                 created: true,
+                encrypted: encrypt.is_some(),
             });
         }
         let (start_len, existed) = match std::fs::metadata(&target) {
@@ -275,7 +372,7 @@ impl FileWriter {
         };
         let inner = FormatWriter::new(
             format,
-            BufWriter::with_capacity(WRITE_BUFFER, file),
+            BufWriter::with_capacity(WRITE_BUFFER, Out::Plain(file)),
             stream_schema,
             &csv,
         )?;
@@ -289,6 +386,7 @@ impl FileWriter {
             prefix,
             durable_len: start_len,
             created: !existed,
+            encrypted: false,
         })
     }
 
@@ -354,13 +452,19 @@ impl StreamWriter for FileWriter {
             self.temp.clone(),
             self.dir.clone(),
         );
-        blocking(move || {
+        let on_disk = blocking(move || {
             let file = inner
                 .into_inner()?
                 .into_inner()
-                .map_err(|e| Error::io(e.into_error(), "cannot write", &written))?;
+                .map_err(|e| Error::io(e.into_error(), "cannot write", &written))?
+                .finish()
+                .map_err(|e| e.with("file", written.display()))?;
             file.sync_all()
                 .map_err(|e| Error::io(e, "cannot fsync", &written))?;
+            let on_disk = file
+                .metadata()
+                .map_err(|e| Error::io(e, "cannot read file details", &written))?
+                .len();
             drop(file);
             if let Some(temp) = &temp {
                 std::fs::rename(temp, &target).map_err(|e| {
@@ -368,14 +472,29 @@ impl StreamWriter for FileWriter {
                 })?;
             }
             sync_dir(&dir);
-            Ok(())
+            Ok(on_disk)
         })
-        .await?;
+        .await;
+        let on_disk = match on_disk {
+            Ok(n) => n,
+            Err(e) => {
+                // never leave a temp file behind, encrypted or not
+                if let Some(temp) = &self.temp {
+                    let _ = std::fs::remove_file(temp);
+                }
+                return Err(e);
+            }
+        };
         let output = Output {
             kind: "file".into(),
             location: self.target.display().to_string(),
             rows,
-            bytes: Some(bytes + self.prefix),
+            // an age file's own size; a plain file's bytes written by this run
+            bytes: Some(if self.encrypted {
+                on_disk
+            } else {
+                bytes + self.prefix
+            }),
             digest: None,
         };
         Ok(WriteSummary {

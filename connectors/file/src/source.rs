@@ -1,6 +1,11 @@
 //! Reading CSV and JSON Lines files: one stream per pattern, files in order, each file
 //! streamed on a blocking thread through a bounded channel, a checkpoint after each.
 //!
+//! Files ending in `.age` are decrypted while they are read (age v1, with the source's
+//! `identity` and/or `passphrase`): each 64 KiB chunk is authenticated before its rows are
+//! parsed, so no altered row is ever read, and a damaged or truncated file fails the read
+//! with [`ErrorKind::DataInvalid`] (a key that does not fit: [`ErrorKind::AuthFailed`]).
+//!
 //! Incremental reads are file-granular: the state is a high-water mark, the modification
 //! time of the newest file read in full, with the paths read at exactly that time (so a
 //! file system with coarse timestamps cannot hide a file that shares one). A rerun reads,
@@ -9,10 +14,12 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
+use ferry_core::age::{self, Identities};
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::codec::{infer, FormatReader, InferOptions};
 use ferry_core::types::with_keys;
@@ -47,6 +54,8 @@ struct FileStream {
     resolved: PathBuf,
     /// Whether the pattern has wildcards.
     wildcards: bool,
+    /// What decrypts `.age` files (none: such a file is an error).
+    identities: Option<Arc<Identities>>,
 }
 
 /// A file matching a stream's pattern.
@@ -152,10 +161,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 impl FileSource {
     pub(crate) fn new(config: FileSourceConfig, base_dir: &Path) -> Result<Self> {
+        let identities = match (&config.identity, &config.passphrase) {
+            (None, None) => None,
+            (keys, passphrase) => Some(Arc::new(
+                Identities::new(keys.as_ref(), passphrase.as_ref())
+                    .map_err(|e| Error::config(format!("`identity`: {}", e.message())))?,
+            )),
+        };
         let streams = config
             .specs()?
             .into_iter()
-            .map(|spec| FileStream::new(spec, base_dir))
+            .map(|spec| FileStream::new(spec, base_dir, identities.clone()))
             .collect::<Result<Vec<_>>>()?;
         Ok(FileSource {
             streams,
@@ -189,7 +205,7 @@ impl FileSource {
 }
 
 impl FileStream {
-    fn new(spec: StreamSpec, base_dir: &Path) -> Result<Self> {
+    fn new(spec: StreamSpec, base_dir: &Path, identities: Option<Arc<Identities>>) -> Result<Self> {
         let pattern = Path::new(&spec.pattern);
         let (glob, resolved) = if pattern.is_absolute() {
             (spec.pattern.clone(), pattern.to_path_buf())
@@ -221,7 +237,14 @@ impl FileStream {
             glob,
             resolved,
             wildcards,
+            identities,
         })
+    }
+
+    /// Opens a file for reading, decrypting it if its name ends in `.age` (this reads and
+    /// authenticates the age header, so a key that does not fit fails here).
+    fn open(&self, entry: &Entry) -> Result<Input> {
+        open_input(&entry.path, &entry.shown, self.identities.as_deref())
     }
 
     /// The folder the pattern starts in: everything before its first wildcard component.
@@ -319,13 +342,19 @@ impl FileStream {
     fn infer(&self) -> Result<SchemaRef> {
         let files = self.list()?;
         let first = &files[0];
-        let file = File::open(&first.path).map_err(|e| Error::io(e, "cannot open", &first.path))?;
+        let input = self
+            .open(first)
+            .map_err(|e| e.with("stream", &self.spec.name))?;
         let options = InferOptions {
             sample_rows: self.spec.sample_rows,
             overrides: self.spec.columns.clone(),
         };
-        let schema = infer(self.spec.format, file, &self.spec.csv, &options)
-            .map_err(|e| e.with("file", &first.shown).with("stream", &self.spec.name))?;
+        let failure = input.failure.clone();
+        let schema = infer(self.spec.format, input, &self.spec.csv, &options).map_err(|e| {
+            restore(e, &failure)
+                .with("file", &first.shown)
+                .with("stream", &self.spec.name)
+        })?;
         for k in &self.spec.primary_key {
             if schema.field_with_name(k).is_err() {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -340,6 +369,55 @@ impl FileStream {
     }
 }
 
+/// A file being read: plain, or decrypted on the fly. Remembers a decryption failure so
+/// its kind survives the codec, which reports every read error as I/O.
+struct Input {
+    inner: Box<dyn Read + Send>,
+    failure: Failure,
+}
+
+/// The first decryption failure (kind and message) an [`Input`] met.
+type Failure = Arc<Mutex<Option<(ErrorKind, String)>>>;
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if let Some(d) = age::decryption_error(e) {
+                let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert_with(|| (d.kind(), d.message().to_string()));
+            }
+        })
+    }
+}
+
+/// `e`, or the decryption failure behind it with its own kind.
+fn restore(e: Error, failure: &Failure) -> Error {
+    match failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some((kind, message)) => Error::new(kind, message),
+        None => e,
+    }
+}
+
+/// Opens `path` (shown as `shown`), decrypting it when its name ends in `.age`.
+fn open_input(path: &Path, shown: &str, identities: Option<&Identities>) -> Result<Input> {
+    let file = File::open(path).map_err(|e| Error::io(e, "cannot open", path))?;
+    let inner: Box<dyn Read + Send> = if age::is_age_path(path) {
+        let Some(ids) = identities else {
+            return Err(Error::config(format!(
+                "`{shown}` is encrypted (age), and the source has no key to read it: set `identity = \"${{secret:…}}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`"
+            ))
+            .with("file", shown));
+        };
+        Box::new(age::decrypt_reader(ids, file).map_err(|e| e.with("file", shown))?)
+    } else {
+        Box::new(file)
+    };
+    Ok(Input {
+        inner,
+        failure: Arc::default(),
+    })
+}
+
 /// What a reading thread needs.
 struct Job {
     format: ferry_core::codec::Format,
@@ -348,6 +426,7 @@ struct Job {
     files: Vec<Entry>,
     /// The mark the read starts from (incremental reads).
     mark: Option<Mark>,
+    identities: Option<Arc<Identities>>,
     limit: Option<u64>,
     batch_size: usize,
 }
@@ -366,14 +445,15 @@ fn read_files(job: Job, tx: &tokio::sync::mpsc::Sender<Result<Message>>) {
     let mut mark = job.mark.clone();
     let mut rows = 0u64;
     for (i, entry) in job.files.iter().enumerate() {
-        let file = match File::open(&entry.path) {
+        let input = match open_input(&entry.path, &entry.shown, job.identities.as_deref()) {
             Ok(f) => f,
             Err(e) => {
-                let _ = tx.blocking_send(Err(Error::io(e, "cannot open", &entry.path)));
+                let _ = tx.blocking_send(Err(e));
                 return;
             }
         };
-        let reader = match FormatReader::new(job.format, file, job.schema.clone(), &job.csv) {
+        let failure = input.failure.clone();
+        let reader = match FormatReader::new(job.format, input, job.schema.clone(), &job.csv) {
             Ok(r) => r
                 .with_file(entry.shown.clone())
                 .with_batch_size(job.batch_size),
@@ -384,6 +464,11 @@ fn read_files(job: Job, tx: &tokio::sync::mpsc::Sender<Result<Message>>) {
         };
         for msg in reader {
             let failed = msg.is_err();
+            let msg = msg.map_err(|e| match restore(e, &failure) {
+                // a decryption failure names no file yet
+                e if e.context_value("file").is_none() => e.with("file", &entry.shown),
+                e => e,
+            });
             if let Ok(Message::Batch(b)) = &msg {
                 rows += b.num_rows() as u64;
             }
@@ -413,9 +498,9 @@ impl Source for FileSource {
         blocking(move || {
             for s in &streams {
                 let files = s.list()?;
-                let first = &files[0].path;
-                File::open(first)
-                    .map_err(|e| Error::io(e, "cannot open", first).with("stream", &s.spec.name))?;
+                // for an `.age` file this also checks the key fits
+                s.open(&files[0])
+                    .map_err(|e| e.with("stream", &s.spec.name))?;
             }
             Ok(())
         })
@@ -492,6 +577,7 @@ impl Source for FileSource {
             schema,
             files,
             mark,
+            identities: stream.identities.clone(),
             limit: request.limit,
             batch_size: request.batch_size.max(1),
         };

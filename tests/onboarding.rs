@@ -1,0 +1,328 @@
+//! Onboarding, driven as a person would: `ferry init` a client folder and sync from it
+//! without an edit; `ferry new-connector` into a stand-in workspace; the custom connector
+//! example runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn ferry(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn init_makes_a_folder_that_syncs_without_an_edit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ferry(
+        tmp.path(),
+        &[
+            "init",
+            "acme",
+            "--source",
+            "generate",
+            "--destination",
+            "sqlite",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = tmp.path().join("acme");
+    for f in ["sync.toml", ".gitignore", "README.md"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(dir.join(".ferry").is_dir());
+    let cfg = std::fs::read_to_string(dir.join("sync.toml")).unwrap();
+    assert!(cfg.contains("client = \"acme\""), "{cfg}");
+    assert!(cfg.contains("type = \"generate\""), "{cfg}");
+    assert!(cfg.contains("path = \"out/acme.db\""), "{cfg}");
+    // optional fields are there, commented out, with their doc
+    assert!(cfg.contains("\n# seed = 42\n"), "{cfg}");
+    assert!(cfg.contains("# Seed of every generated value"), "{cfg}");
+    let ignore = std::fs::read_to_string(dir.join(".gitignore")).unwrap();
+    for entry in [".ferry/", "*.db", "out/"] {
+        assert!(ignore.lines().any(|l| l == entry), "{entry}: {ignore}");
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    for cmd in [
+        "ferry secrets set",
+        "ferry check",
+        "ferry discover",
+        "ferry sync --limit 100",
+        "ferry sync ",
+    ] {
+        assert!(readme.contains(cmd), "{cmd}: {readme}");
+    }
+
+    let o = ferry(&dir, &["check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok"));
+
+    // the README's order: a trial, the real run, a rerun that finds nothing new
+    let o = ferry(&dir, &["sync", "--limit", "100"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("200 rows read, 200 written"),
+        "{}",
+        text(&o)
+    );
+    let o = ferry(&dir, &["sync"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(out.contains("users") && out.contains("orders"), "{out}");
+    assert!(out.contains("6,000 rows read, 6,000 written"), "{out}");
+    assert!(dir.join("out/acme.db").is_file());
+    let o = ferry(&dir, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0 rows read, 0 written"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn init_defaults_to_files_and_says_where_they_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    // stdin is not a terminal here: no questions, the defaults
+    let o = ferry(tmp.path(), &["init", "globex", "--dir", "clients/globex"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = tmp.path().join("clients/globex");
+    let cfg = std::fs::read_to_string(dir.join("sync.toml")).unwrap();
+    assert!(cfg.contains("client = \"globex\""), "{cfg}");
+    assert!(cfg.contains("type = \"file\"") && cfg.contains("type = \"sqlite\""));
+    assert!(cfg.contains("\npath = \"data/*.csv\"\n"), "{cfg}");
+    assert!(dir.join("data").is_dir());
+    // no data yet: check fails, and says what it looked for
+    let o = ferry(&dir, &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("data/*.csv"), "{}", text(&o));
+
+    std::fs::write(dir.join("data/customers.csv"), "id,name\n1,Ada\n2,Grace\n").unwrap();
+    let o = ferry(&dir, &["check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = ferry(&dir, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 rows read, 2 written"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn init_never_overwrites_and_suggests_connectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("acme")).unwrap();
+    std::fs::write(tmp.path().join("acme/notes.txt"), "mine").unwrap();
+    let o = ferry(tmp.path(), &["init", "acme"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("already exists"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("acme")).unwrap().count(),
+        1,
+        "init touched an existing folder"
+    );
+    // an existing empty folder is fine
+    std::fs::create_dir_all(tmp.path().join("empty")).unwrap();
+    let o = ferry(tmp.path(), &["init", "empty", "--source", "generate"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = ferry(tmp.path(), &["init", "x", "--source", "sqlit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("did you mean `sqlite`"), "{}", text(&o));
+    let o = ferry(tmp.path(), &["init", "x", "--destination", "generate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot be a destination"), "{}", text(&o));
+    assert!(
+        !tmp.path().join("x").exists(),
+        "a refused init left a folder"
+    );
+}
+
+/// Every file under `dir`, relative path → contents.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A stand-in workspace: the real root Cargo.toml and src/lib.rs, an empty connectors/.
+/// (Compiling a generated connector is proven by hand; see the crate's conformance test.)
+fn stand_in_workspace() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(tmp.path().join("src")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("connectors")).unwrap();
+    std::fs::copy(root.join("Cargo.toml"), tmp.path().join("Cargo.toml")).unwrap();
+    std::fs::copy(root.join("src/lib.rs"), tmp.path().join("src/lib.rs")).unwrap();
+    tmp
+}
+
+#[test]
+fn new_connector_writes_a_crate_and_registers_it_once() {
+    let ws = stand_in_workspace();
+    let before = snapshot(ws.path());
+    // run from a subfolder: the workspace is found by walking up
+    let o = ferry(
+        &ws.path().join("src"),
+        &["new-connector", "acme-erp", "--source", "--sink"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let after = snapshot(ws.path());
+    let dir = Path::new("connectors/acme-erp");
+    for f in [
+        "Cargo.toml",
+        "README.md",
+        "src/lib.rs",
+        "src/config.rs",
+        "src/source.rs",
+        "src/sink.rs",
+        "tests/conformance.rs",
+    ] {
+        assert!(after.contains_key(&dir.join(f)), "{f} missing");
+    }
+    let manifest = &after[Path::new("connectors/acme-erp/Cargo.toml")];
+    assert!(
+        manifest.contains("name = \"ferry-connector-acme-erp\""),
+        "{manifest}"
+    );
+    let lib = &after[Path::new("connectors/acme-erp/src/lib.rs")];
+    assert!(
+        lib.contains("pub const NAME: &str = \"acme-erp\";"),
+        "{lib}"
+    );
+    assert!(lib.contains("pub fn register("), "{lib}");
+    let config = &after[Path::new("connectors/acme-erp/src/config.rs")];
+    assert!(
+        config.contains("deny_unknown_fields") && config.contains("JsonSchema"),
+        "{config}"
+    );
+    let test = &after[Path::new("connectors/acme-erp/tests/conformance.rs")];
+    assert!(test.contains("testkit::run_source_suite"), "{test}");
+    assert!(test.contains("testkit::run_sink_suite"), "{test}");
+    for f in ["src/source.rs", "src/sink.rs"] {
+        assert!(
+            !after[&dir.join(f)].contains("todo!"),
+            "{f} is not implemented"
+        );
+    }
+
+    // the two registration lines, each in sorted place
+    let root = &after[Path::new("Cargo.toml")];
+    let deps: Vec<&str> = root
+        .lines()
+        .filter(|l| l.starts_with("ferry-connector-"))
+        .collect();
+    assert!(
+        deps.contains(&"ferry-connector-acme-erp = { path = \"connectors/acme-erp\" }"),
+        "{root}"
+    );
+    let mut sorted = deps.clone();
+    sorted.sort();
+    assert_eq!(deps, sorted);
+    let lib = &after[Path::new("src/lib.rs")];
+    let calls: Vec<&str> = lib
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ferry_connector_"))
+        .collect();
+    assert!(
+        calls.contains(&"ferry_connector_acme_erp::register(&mut r);"),
+        "{lib}"
+    );
+    let mut sorted = calls.clone();
+    sorted.sort();
+    assert_eq!(calls, sorted);
+    // nothing else changed
+    for (path, old) in &before {
+        if path != Path::new("Cargo.toml") && path != Path::new("src/lib.rs") {
+            assert_eq!(&after[path], old, "{} changed", path.display());
+        }
+    }
+    assert_eq!(
+        root.lines().count(),
+        before[Path::new("Cargo.toml")].lines().count() + 1
+    );
+    assert_eq!(
+        lib.lines().count(),
+        before[Path::new("src/lib.rs")].lines().count() + 1
+    );
+
+    // twice changes nothing
+    let o = ferry(
+        ws.path(),
+        &["new-connector", "acme-erp", "--source", "--sink"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(snapshot(ws.path()), after, "a second run changed files");
+}
+
+#[test]
+fn new_connector_sink_only_and_bad_names() {
+    let ws = stand_in_workspace();
+    let o = ferry(
+        ws.path(),
+        &["new-connector", "s3", "--sink", "--dir", "connectors"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = ws.path().join("connectors/s3");
+    assert!(dir.join("src/sink.rs").is_file());
+    assert!(!dir.join("src/source.rs").exists());
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains(".with_sink(") && !lib.contains(".with_source("));
+    let test = std::fs::read_to_string(dir.join("tests/conformance.rs")).unwrap();
+    assert!(test.contains("run_sink_suite") && !test.contains("run_source_suite"));
+
+    for bad in ["Acme", "acme_erp", "9lives", "acme-"] {
+        let o = ferry(ws.path(), &["new-connector", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+        assert!(text(&o).contains("lowercase letters"), "{}", text(&o));
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let o = ferry(outside.path(), &["new-connector", "acme"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no Ferry workspace"), "{}", text(&o));
+}
+
+#[test]
+fn custom_connector_example_runs() {
+    let o = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", "custom_connector"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        out.contains("  > {") && out.contains("\"square\":25"),
+        "{out}"
+    );
+    assert!(out.contains("5 rows read, 5 written"), "{out}");
+    assert!(out.contains("0 rows read, 0 written"), "{out}");
+    assert!(out.contains("committed state: {\"id\":5}"), "{out}");
+}

@@ -1,0 +1,180 @@
+//! Transforms, checks and quarantine, driven through the CLI: every bad row ends in the
+//! quarantine file with its position, every good row reaches the destination, and
+//! rows read = rows written + rows rejected.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn ferry(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const COLUMNS: &str =
+    "columns = { id = \"int64\", name = \"string\", amount = \"float64\", status = \"string\" }";
+
+fn setup(stream_extra: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_rows.csv");
+    std::fs::copy(src, tmp.path().join("orders.csv")).unwrap();
+    std::fs::write(
+        tmp.path().join("sync.toml"),
+        format!(
+            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\nincremental = true\n{stream_extra}\n"
+        ),
+    )
+    .unwrap();
+    tmp
+}
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap()
+}
+
+fn quarantined(dir: &Path) -> Vec<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(dir.join(".ferry/quarantine/orders.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn written_ids(dir: &Path) -> Vec<i64> {
+    let text = std::fs::read_to_string(dir.join("out/orders.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_rows_fail_by_default_naming_file_and_line() {
+    let tmp = setup("");
+    let o = ferry(tmp.path(), &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("orders.csv") && out(&o).contains("line 5"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        !tmp.path().join(".ferry/state.json").exists(),
+        "a failed stream committed state"
+    );
+}
+
+#[test]
+fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
+    let tmp = setup(
+        "on_bad_record = \"quarantine\"\nchecks = [\n  { type = \"range\", column = \"amount\", min = 0 },\n  { type = \"allowed\", column = \"status\", values = [\"paid\", \"open\"], severity = \"warn\" },\n  { type = \"not_null\", columns = [\"name\"] },\n]\n",
+    );
+    let dir = tmp.path();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("quarantined") && summary.contains("check allowed(status)"),
+        "{summary}"
+    );
+
+    // parse errors: ragged (line 5), invalid UTF-8 (line 6), bad int (line 7)
+    let q = quarantined(dir);
+    let parse_lines: Vec<u64> = q
+        .iter()
+        .filter(|r| r["check"] == "parse")
+        .map(|r| r["position"]["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(parse_lines, vec![5, 6, 7], "{q:?}");
+    assert!(q.iter().all(|r| r["position"]["file"]
+        .as_str()
+        .is_some_and(|f| f.ends_with("orders.csv"))
+        || r["check"] != "parse"));
+    // check failures: range (id 6) and not_null (id 8), with the row
+    let mut check_ids: Vec<i64> = q
+        .iter()
+        .filter(|r| r["check"] != "parse")
+        .map(|r| r["record"]["id"].as_i64().unwrap())
+        .collect();
+    check_ids.sort();
+    assert_eq!(check_ids, vec![6, 8]);
+    // warn keeps the row: 7 is delivered
+    assert_eq!(written_ids(dir), vec![1, 2, 7, 9]);
+
+    let r = report(dir);
+    let s = &r["streams"][0];
+    let (read, written, rejected) = (
+        s["rows_read"].as_u64().unwrap(),
+        s["rows_written"].as_u64().unwrap(),
+        s["rows_rejected"].as_u64().unwrap(),
+    );
+    assert_eq!((read, written, rejected), (9, 4, 5));
+    assert_eq!(read, written + rejected, "accounting identity broken");
+    let warn = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "allowed(status)")
+        .unwrap();
+    assert_eq!(warn["failed"], 1);
+}
+
+#[test]
+fn fail_severity_commits_no_state() {
+    let tmp = setup("on_bad_record = \"quarantine\"\nchecks = [{ type = \"range\", column = \"amount\", min = 0, severity = \"fail\" }]\n");
+    let dir = tmp.path();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("check range(amount) failed"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        !dir.join(".ferry/state.json").exists(),
+        "a failed check committed state"
+    );
+    assert!(
+        !dir.join("out/orders.jsonl").exists(),
+        "an overwrite that failed a check replaced the output"
+    );
+}
+
+#[test]
+fn max_bad_ratio_fails_the_run() {
+    let tmp = setup("on_bad_record = \"quarantine\"\nmax_bad_ratio = 0.2\n");
+    let dir = tmp.path();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("max_bad_ratio"), "{}", out(&o));
+    let s = &report(dir)["streams"][0];
+    assert_eq!(
+        s["rows_read"].as_u64().unwrap(),
+        s["rows_written"].as_u64().unwrap() + s["rows_rejected"].as_u64().unwrap()
+    );
+    assert!(!dir.join(".ferry/state.json").exists());
+}
+
+#[test]
+fn unknown_check_column_is_a_config_error() {
+    let tmp = setup("checks = [{ type = \"not_null\", columns = [\"nmae\"] }]\n");
+    let o = ferry(tmp.path(), &["sync"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("did you mean `name`"), "{}", out(&o));
+}
