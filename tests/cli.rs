@@ -312,3 +312,45 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
     );
     assert!(rows < 50_000_000, "the run was not stopped");
 }
+
+#[test]
+fn dry_run_shows_rows_and_writes_nothing() {
+    let (_tmp, dir) = quickstart();
+    let o = ferry(&dir, &["sync", "-c", "sync.toml", "--dry-run"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("would upsert into `customers`") && out.contains("\"id\":1"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was written"), "{out}");
+    assert!(
+        !dir.join("out").exists(),
+        "a dry run created the destination"
+    );
+    assert!(
+        !dir.join(".ferry").exists(),
+        "a dry run saved state, receipts or quarantine"
+    );
+}
+
+#[test]
+fn clear_text_secret_gets_a_warning() {
+    let (_tmp, dir) = quickstart();
+    let cfg = std::fs::read_to_string(dir.join("sync.toml")).unwrap().replace(
+        "[[streams]]\nname = \"customers\"",
+        "[[streams]]\nname = \"customers\"\ntransforms = [{ type = \"hash\", column = \"email\", key = \"plain-text-key-0123456789\" }]",
+    );
+    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    let o = ferry(&dir, &["sync", "-c", "sync.toml", "--dry-run"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        err.contains("clear text") && err.contains("${secret:NAME}"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("plain-text-key-0123456789"),
+        "the warning printed the secret: {err}"
+    );
+}

@@ -24,14 +24,16 @@ pub async fn run(cli: Cli) -> ExitCode {
             full_refresh,
             limit,
             report,
+            dry_run,
         } => {
+            let limit = if dry_run { limit.or(Some(1000)) } else { limit };
             let opts = RunOptions {
                 only: streams,
                 full_refresh,
                 limit,
                 run_id: None,
             };
-            sync_all(&config, &opts, report.as_deref()).await
+            sync_all(&config, &opts, report.as_deref(), dry_run).await
         }
         Command::Check { config } => check(&config).await,
         Command::Discover { config, json } => discover(&config, json).await,
@@ -122,6 +124,7 @@ async fn sync_all(
     configs: &[PathBuf],
     opts: &RunOptions,
     report: Option<&Path>,
+    dry_run: bool,
 ) -> Result<u8, Error> {
     let mut worst = 0;
     let mut reports = Vec::new();
@@ -129,7 +132,7 @@ async fn sync_all(
         if configs.len() > 1 {
             println!("== {}", path.display());
         }
-        let (r, receipt) = sync_one(path, opts).await?;
+        let (r, receipt) = sync_one(path, opts, dry_run).await?;
         print!("{}", r.summary());
         println!("{}", ferry_core::redact::redact(&receipt));
         let code = match r.status {
@@ -159,11 +162,16 @@ async fn sync_all(
 async fn sync_one(
     path: &Path,
     opts: &RunOptions,
+    dry_run: bool,
 ) -> Result<(ferry_core::RunReport, String), Error> {
     let cfg = load(path)?;
     let registry = crate::registry();
     let source = registry.build_source(&cfg.source)?;
-    let sink = registry.build_sink(&cfg.destination)?;
+    let mut sink = registry.build_sink(&cfg.destination)?;
+    let preview = dry_run.then(|| Arc::new(super::dry_run::DryRunSink::new(sink.clone())));
+    if let Some(p) = &preview {
+        sink = p.clone();
+    }
     let state = Arc::new(StateStore::open(cfg.state_path(), cfg.client.as_deref())?);
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
@@ -178,9 +186,14 @@ async fn sync_one(
     });
     let mut rt = Runtime::new(source, sink, state);
     rt.settings = cfg.run.clone();
-    rt.quarantine = Arc::new(ferry_core::quarantine::Quarantine::new(
-        cfg.dir.join(&cfg.run.quarantine),
-    ));
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::io(e, "cannot make a temp folder", "/tmp"))?;
+    let quarantine_dir = if dry_run {
+        scratch.path().to_path_buf()
+    } else {
+        cfg.dir.join(&cfg.run.quarantine)
+    };
+    rt.quarantine = Arc::new(ferry_core::quarantine::Quarantine::new(quarantine_dir));
     rt.observer = Arc::new(Progress::new());
     rt.cancel = cancel;
     let result = rt
@@ -193,6 +206,13 @@ async fn sync_one(
         .await;
     watcher.abort();
     let report = result?;
+    if let Some(p) = preview {
+        let note = format!(
+            "{}dry run: nothing was written, no state or receipt saved",
+            p.render()
+        );
+        return Ok((report, note));
+    }
     let note = write_receipt(&cfg, &report);
     Ok((report, note))
 }

@@ -5,6 +5,7 @@
 
 mod commands;
 mod crypto;
+mod dry_run;
 mod init;
 mod logging;
 mod output;
@@ -53,6 +54,10 @@ pub enum Command {
         /// Write the run report as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Read a sample (1,000 rows per stream, or --limit), transform and validate it,
+        /// write nothing, and show what would be written.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Test every connection and say what is wrong with each.
     Check {

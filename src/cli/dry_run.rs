@@ -1,0 +1,100 @@
+//! `ferry sync --dry-run`: read a sample, transform and validate it, write nothing, and
+//! show what would be written.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use ferry_core::arrow_array::RecordBatch;
+use ferry_core::{
+    async_trait, Durability, Result, Sink, SinkCapabilities, StreamWriter, WriteRequest,
+    WriteSummary,
+};
+
+/// Rows shown per stream.
+const SHOWN: usize = 5;
+
+/// Stands in for the real destination: same capabilities (so the plan is the same),
+/// keeps the first rows of each stream, writes nothing.
+pub struct DryRunSink {
+    inner: Arc<dyn Sink>,
+    pub seen: Arc<Mutex<BTreeMap<String, (String, Vec<serde_json::Value>)>>>,
+}
+
+impl DryRunSink {
+    pub fn new(inner: Arc<dyn Sink>) -> Self {
+        DryRunSink {
+            inner,
+            seen: Arc::default(),
+        }
+    }
+
+    /// The sample rows per destination, as text for the terminal.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (stream, (mode, rows)) in self.seen.lock().unwrap().iter() {
+            out.push_str(&format!(
+                "would {mode} into `{stream}`; first rows as they would be written:\n"
+            ));
+            for r in rows {
+                out.push_str(&format!("  {r}\n"));
+            }
+        }
+        ferry_core::redact::redact(&out)
+    }
+}
+
+struct DryRunWriter {
+    stream: String,
+    seen: Arc<Mutex<BTreeMap<String, (String, Vec<serde_json::Value>)>>>,
+    rows: u64,
+}
+
+#[async_trait]
+impl Sink for DryRunSink {
+    async fn check(&self) -> Result<()> {
+        self.inner.check().await
+    }
+
+    async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
+        self.seen.lock().unwrap().insert(
+            request.stream.clone(),
+            (request.mode.to_string(), Vec::new()),
+        );
+        Ok(Box::new(DryRunWriter {
+            stream: request.stream,
+            seen: self.seen.clone(),
+            rows: 0,
+        }))
+    }
+
+    fn capabilities(&self) -> SinkCapabilities {
+        self.inner.capabilities()
+    }
+}
+
+#[async_trait]
+impl StreamWriter for DryRunWriter {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let mut seen = self.seen.lock().unwrap();
+        let rows = &mut seen.get_mut(&self.stream).expect("opened").1;
+        for r in 0..batch.num_rows() {
+            if rows.len() >= SHOWN {
+                break;
+            }
+            rows.push(ferry_core::validate::row_json(&batch, r));
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<Durability> {
+        Ok(Durability::AtClose)
+    }
+
+    async fn close(self: Box<Self>) -> Result<WriteSummary> {
+        Ok(WriteSummary {
+            rows: self.rows,
+            outputs: vec![],
+        })
+    }
+}
