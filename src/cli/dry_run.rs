@@ -10,6 +10,9 @@ use ferry_core::{
     WriteSummary,
 };
 
+/// Destination stream → (write mode, first rows).
+type Samples = Arc<Mutex<BTreeMap<String, (String, Vec<serde_json::Value>)>>>;
+
 /// Rows shown per stream.
 const SHOWN: usize = 5;
 
@@ -17,7 +20,7 @@ const SHOWN: usize = 5;
 /// keeps the first rows of each stream, writes nothing.
 pub struct DryRunSink {
     inner: Arc<dyn Sink>,
-    pub seen: Arc<Mutex<BTreeMap<String, (String, Vec<serde_json::Value>)>>>,
+    pub seen: Samples,
 }
 
 impl DryRunSink {
@@ -45,7 +48,7 @@ impl DryRunSink {
 
 struct DryRunWriter {
     stream: String,
-    seen: Arc<Mutex<BTreeMap<String, (String, Vec<serde_json::Value>)>>>,
+    seen: Samples,
     rows: u64,
 }
 
