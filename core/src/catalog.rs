@@ -39,6 +39,19 @@ pub enum ReadMode {
 }
 
 /// One stream a source offers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferry_core::{arrow_schema::Schema, FerryType, StreamInfo};
+///
+/// let schema = Arc::new(Schema::new(vec![
+///     FerryType::Int64.field("id", false),
+///     FerryType::Timestamp.field("updated_at", true),
+/// ]));
+/// let info = StreamInfo::new("orders", schema).with_primary_key(["id"]).incremental(["updated_at"]);
+/// assert!(info.supports_incremental());
+/// assert_eq!(info.default_cursor.as_deref(), Some("updated_at"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamInfo {
     /// Stream name, unique within the source (a table, a file pattern, an API resource).

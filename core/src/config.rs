@@ -75,6 +75,21 @@ impl ConfigFile {
 
 /// One table of a config file (a connector's section), kept with its positions so that
 /// the connector's typed config can be parsed later with positioned errors.
+///
+/// ```
+/// use ferry_core::ConfigNode;
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Conn { path: String }
+///
+/// let node = ConfigNode::from_toml("path = \"a.db\"", ".").unwrap();
+/// assert_eq!(node.parse::<Conn>().unwrap().path, "a.db");
+/// let typo = ConfigNode::from_toml("pth = \"a.db\"", ".").unwrap();
+/// let err = typo.parse::<Conn>().err().unwrap();
+/// assert!(err.to_string().contains("did you mean `path`"));
+/// assert_eq!(err.context_value("line"), Some("1"));
+/// ```
 #[derive(Clone)]
 pub struct ConfigNode {
     value: Spanned<DeValue<'static>>,

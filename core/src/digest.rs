@@ -25,6 +25,19 @@ pub const FILE_PREFIX: &str = "sha256:";
 pub const ROWS_PREFIX: &str = "rows-sha256-sum:";
 
 /// An order-independent digest of rows.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferry_core::{arrow_array::{Int64Array, RecordBatch}, arrow_schema::Schema, digest::RowDigest, FerryType};
+///
+/// let schema = Arc::new(Schema::new(vec![FerryType::Int64.field("id", false)]));
+/// let batch = |ids: Vec<i64>| RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids))]).unwrap();
+/// let (mut a, mut b) = (RowDigest::new(), RowDigest::new());
+/// a.add_batch(&batch(vec![1, 2, 3]));
+/// b.add_batch(&batch(vec![3, 1]));
+/// b.add_batch(&batch(vec![2]));
+/// assert_eq!(a, b); // same rows, any order
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowDigest {
     sum: [u8; 32],

@@ -86,6 +86,15 @@ impl fmt::Display for ErrorKind {
 }
 
 /// Ferry's error: a kind, a message, where it happened, and what caused it.
+///
+/// ```
+/// use ferry_core::{Error, ErrorKind};
+///
+/// let e = Error::new(ErrorKind::NotFound, "no table `orders`").with("stream", "orders");
+/// assert_eq!(e.to_string(), "no table `orders` (stream orders)");
+/// assert!(!e.is_retryable());
+/// assert!(Error::new(ErrorKind::RateLimited, "slow down").is_retryable());
+/// ```
 #[derive(thiserror::Error)]
 pub struct Error {
     kind: ErrorKind,

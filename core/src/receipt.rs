@@ -79,6 +79,29 @@ pub struct ReceiptStream {
 }
 
 /// The signed part of a receipt.
+///
+/// A receipt is built from a run report by the CLI; signing and checking it:
+///
+/// ```
+/// use base64::Engine;
+/// use ferry_core::receipt::{Receipt, FORMAT};
+/// use ferry_core::report::Status;
+/// use ferry_core::Secret;
+///
+/// let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+/// let key = Secret::new(base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref()));
+/// let receipt = Receipt {
+///     format: FORMAT.into(), run_id: "r1".into(), client: Some("acme".into()),
+///     started_at: "2026-01-01T00:00:00Z".into(), finished_at: "2026-01-01T00:00:01Z".into(),
+///     source: "file".into(), destination: "sqlite".into(), status: Status::Succeeded,
+///     ferry_version: "0.1.0".into(), streams: vec![],
+/// };
+/// let signed = receipt.sign(&key).unwrap();
+/// let public = signed.verify_signature(None).unwrap();
+/// let mut forged = signed.clone();
+/// forged.receipt.run_id = "r2".into();
+/// assert!(forged.verify_signature(Some(&public)).is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
     /// [`FORMAT`].

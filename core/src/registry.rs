@@ -99,6 +99,16 @@ impl ConnectorDef {
 }
 
 /// Every connector this binary knows.
+///
+/// ```
+/// use ferry_core::{ConnectorDef, Registry};
+///
+/// let mut r = Registry::new();
+/// r.add(ConnectorDef::new("acme", "the ACME ERP"));
+/// assert!(r.get("acme").is_ok());
+/// let err = r.get("acm").err().unwrap();
+/// assert!(err.to_string().contains("did you mean `acme`"));
+/// ```
 #[derive(Clone, Default)]
 pub struct Registry {
     defs: Vec<ConnectorDef>,

@@ -23,6 +23,16 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{Error, ErrorKind, Result};
 
 /// A credential or other sensitive string. Prints as `[redacted]`.
+///
+/// ```
+/// use ferry_core::Secret;
+///
+/// let s = Secret::new("hunter2-password");
+/// assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+/// assert_eq!(s.expose(), "hunter2-password");
+/// // every resolved secret is also scrubbed from any text passed through the leak guard
+/// assert_eq!(ferry_core::redact::redact("pw=hunter2-password"), "pw=[redacted]");
+/// ```
 #[derive(Clone)]
 pub struct Secret(SecretString);
 

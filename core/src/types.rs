@@ -40,6 +40,15 @@ pub const DEFAULT_DECIMAL_PRECISION: u8 = 38;
 pub const DEFAULT_DECIMAL_SCALE: i8 = 9;
 
 /// One of the nine value types every connector maps to and from.
+/// ```
+/// use ferry_core::FerryType;
+///
+/// let t = FerryType::parse("decimal(18,2)").unwrap();
+/// let field = t.field("amount", true);
+/// assert_eq!(FerryType::of(&field), Some(t));
+/// assert_eq!(t.to_string(), "decimal(18,2)");
+/// assert!(FerryType::parse("varchar").is_none());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FerryType {
     /// true / false.

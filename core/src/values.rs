@@ -190,6 +190,21 @@ impl ColumnBuilder {
 
 /// Builds a [`RecordBatch`] row by row, from text or JSON values, keeping rows whole:
 /// a row with one bad value is left out of the batch entirely and reported by the caller.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferry_core::{arrow_schema::Schema, values::BatchBuilder, FerryType};
+///
+/// let schema = Arc::new(Schema::new(vec![
+///     FerryType::Int64.field("id", false),
+///     FerryType::Date.field("day", true),
+/// ]));
+/// let mut b = BatchBuilder::new(schema, 2).unwrap();
+/// b.push_text_row([Some("1"), Some("2024-02-29")], "").unwrap();
+/// let bad = b.push_text_row([Some("two"), None], "").unwrap_err();
+/// assert_eq!(bad.name, "id");
+/// assert_eq!(b.finish().unwrap().num_rows(), 1); // the bad row is left out whole
+/// ```
 pub struct BatchBuilder {
     schema: SchemaRef,
     columns: Vec<ColumnBuilder>,
