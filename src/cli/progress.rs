@@ -33,11 +33,15 @@ impl Progress {
 
     fn style(total: bool) -> ProgressStyle {
         let t = if total {
-            "{prefix:>16} {bar:30} {human_pos}/{human_len} rows  {per_sec}  {elapsed}"
+            "{prefix:>16} {bar:30} {human_pos}/{human_len} rows  {rps}  {elapsed}"
         } else {
-            "{prefix:>16} {spinner} {human_pos} rows  {per_sec}  {elapsed}"
+            "{prefix:>16} {spinner} {human_pos} rows  {rps}  {elapsed}"
         };
-        ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar())
+        ProgressStyle::with_template(t)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("rps", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{} rows/s", group(s.per_sec() as u64));
+            })
     }
 }
 
