@@ -14,5 +14,6 @@ pub fn registry() -> Registry {
     ferry_connector_file::register(&mut r);
     ferry_connector_generate::register(&mut r);
     ferry_connector_sqlite::register(&mut r);
+    ferry_connector_mysql::register(&mut r);
     r
 }

@@ -1,0 +1,382 @@
+//! The `[source]` and `[destination]` sections of the `mysql` connector.
+//!
+//! Parsing and `validate` are pure: nothing connects until `check`, `discover`, `read`
+//! or `open`. The connection fields are the same on both sides (serde cannot combine
+//! `flatten` with `deny_unknown_fields`, so each config lists them); both turn into one
+//! [`crate::core::ConnSettings`], whose `Debug` never shows the password.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use ferry_core::{Error, FerryType, Result, Secret};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::core::ConnSettings;
+
+/// Default host.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// Default port.
+pub const DEFAULT_PORT: u16 = 3306;
+
+/// Configuration of a `mysql` source (MySQL or MariaDB).
+///
+/// ```toml
+/// [source]
+/// type = "mysql"
+/// host = "db.internal"
+/// database = "crm"
+/// user = "ferry_reader"
+/// password = "${secret:crm_password}"
+/// tables = ["customers", "orders"]
+/// queries = [{ name = "big_orders", sql = "SELECT id, total FROM orders WHERE total > 1000", primary_key = ["id"], cursor = "id" }]
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSourceConfig {
+    /// Server host name or IP address (default `127.0.0.1`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Server TCP port (default 3306).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database (schema) to read (required, here or in `url`).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// User name (required, here or in `url`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password (default: none). Write a reference such as `${secret:NAME}`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Encrypt the connection with TLS (rustls) and verify the server's certificate
+    /// (default false).
+    #[serde(default)]
+    pub tls: Option<bool>,
+    /// PEM file of the certificate authority that signed the server's certificate,
+    /// relative to the config file (default: the public web roots). Implies `tls = true`.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// All of the above in one URL, `mysql://user:password@host:port/database`
+    /// (default: none; `?ssl-mode=REQUIRED` turns TLS on). A secret: write a reference
+    /// such as `${secret:NAME}`. Use either `url` or `host`/`port`/`database`/`user`;
+    /// `password` may go beside a URL without one.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// Tables and views to offer as streams (default: every table and view of the
+    /// database, except Ferry's `_ferry_*` staging tables). `tables = []` offers only
+    /// the `queries`.
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// Custom query streams, each one read-only `SELECT` (default: none).
+    #[serde(default)]
+    pub queries: Vec<MysqlQuery>,
+}
+
+/// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlQuery {
+    /// The stream's name (required), unique among tables, views and queries.
+    pub name: String,
+    /// One read-only `SELECT` statement (required). It runs in a read-only transaction.
+    /// Incremental reads wrap it as `SELECT * FROM (<sql>) AS q WHERE cursor > ? ORDER BY cursor`.
+    pub sql: String,
+    /// Columns that identify a row (default: none).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// The cursor used when the stream config names none (default: the first int64,
+    /// timestamp or date column).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Ferry types of result columns, e.g. `{ total = "decimal(12,2)" }` (default: taken
+    /// from the result's column metadata).
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// Configuration of a `mysql` destination (MySQL or MariaDB).
+///
+/// ```toml
+/// [destination]
+/// type = "mysql"
+/// host = "db.internal"
+/// database = "warehouse"
+/// user = "ferry_writer"
+/// password = "${secret:warehouse_password}"
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSinkConfig {
+    /// Server host name or IP address (default `127.0.0.1`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Server TCP port (default 3306).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database (schema) to write into (required, here or in `url`); it must exist.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// User name (required, here or in `url`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password (default: none). Write a reference such as `${secret:NAME}`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Encrypt the connection with TLS (rustls) and verify the server's certificate
+    /// (default false).
+    #[serde(default)]
+    pub tls: Option<bool>,
+    /// PEM file of the certificate authority that signed the server's certificate,
+    /// relative to the config file (default: the public web roots). Implies `tls = true`.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// All of the above in one URL, `mysql://user:password@host:port/database`
+    /// (default: none; `?ssl-mode=REQUIRED` turns TLS on). A secret: write a reference
+    /// such as `${secret:NAME}`. Use either `url` or `host`/`port`/`database`/`user`;
+    /// `password` may go beside a URL without one.
+    #[serde(default)]
+    pub url: Option<Secret>,
+}
+
+/// The connection fields both sides share, borrowed.
+struct Fields<'a> {
+    host: &'a Option<String>,
+    port: Option<u16>,
+    database: &'a Option<String>,
+    user: &'a Option<String>,
+    password: &'a Option<Secret>,
+    tls: Option<bool>,
+    tls_ca: &'a Option<PathBuf>,
+    url: &'a Option<Secret>,
+}
+
+impl MysqlSourceConfig {
+    /// A source config for `settings` offering every table and view.
+    pub fn from_settings(settings: &ConnSettings) -> Self {
+        MysqlSourceConfig {
+            host: Some(settings.host.clone()),
+            port: Some(settings.port),
+            database: Some(settings.database.clone()),
+            user: Some(settings.user.clone()),
+            password: settings.password.clone(),
+            tls: Some(settings.tls),
+            tls_ca: settings.tls_ca.clone(),
+            url: None,
+            tables: None,
+            queries: Vec::new(),
+        }
+    }
+
+    /// Checks what serde cannot, without I/O, and returns the connection settings
+    /// (`tls_ca` taken relative to `base_dir`).
+    pub fn validate(&self, base_dir: &Path) -> Result<ConnSettings> {
+        for t in self.tables.iter().flatten() {
+            if t.trim().is_empty() {
+                return Err(Error::config("`tables` lists an empty name"));
+            }
+        }
+        let mut names = HashSet::new();
+        for q in &self.queries {
+            if q.name.trim().is_empty() {
+                return Err(Error::config("a query in `queries` has an empty `name`"));
+            }
+            if !names.insert(q.name.to_lowercase()) {
+                return Err(Error::config(format!("two queries are named `{}`", q.name)));
+            }
+            if crate::core::clean_sql(&q.sql).is_empty() {
+                return Err(Error::config(format!(
+                    "query `{}` has an empty `sql`",
+                    q.name
+                )));
+            }
+            for (col, ty) in &q.columns {
+                if FerryType::parse(ty).is_none() {
+                    return Err(Error::config(format!(
+                        "query `{}`: column `{col}` has unknown type `{ty}` (known: {})",
+                        q.name,
+                        FerryType::NAMES.join(", ")
+                    )));
+                }
+            }
+        }
+        settings(
+            Fields {
+                host: &self.host,
+                port: self.port,
+                database: &self.database,
+                user: &self.user,
+                password: &self.password,
+                tls: self.tls,
+                tls_ca: &self.tls_ca,
+                url: &self.url,
+            },
+            base_dir,
+        )
+    }
+}
+
+impl MysqlSinkConfig {
+    /// A destination config for `settings`.
+    pub fn from_settings(settings: &ConnSettings) -> Self {
+        MysqlSinkConfig {
+            host: Some(settings.host.clone()),
+            port: Some(settings.port),
+            database: Some(settings.database.clone()),
+            user: Some(settings.user.clone()),
+            password: settings.password.clone(),
+            tls: Some(settings.tls),
+            tls_ca: settings.tls_ca.clone(),
+            url: None,
+        }
+    }
+
+    /// Checks what serde cannot, without I/O, and returns the connection settings.
+    pub fn validate(&self, base_dir: &Path) -> Result<ConnSettings> {
+        settings(
+            Fields {
+                host: &self.host,
+                port: self.port,
+                database: &self.database,
+                user: &self.user,
+                password: &self.password,
+                tls: self.tls,
+                tls_ca: &self.tls_ca,
+                url: &self.url,
+            },
+            base_dir,
+        )
+    }
+}
+
+fn settings(f: Fields<'_>, base_dir: &Path) -> Result<ConnSettings> {
+    let mut s = match f.url {
+        Some(url) => {
+            let clash: Vec<&str> = [
+                ("host", f.host.is_some()),
+                ("port", f.port.is_some()),
+                ("database", f.database.is_some()),
+                ("user", f.user.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| n)
+            .collect();
+            if !clash.is_empty() {
+                return Err(Error::config(format!(
+                    "give either `url` or `{}`, not both",
+                    clash.join("`, `")
+                )));
+            }
+            let mut s = ConnSettings::from_url(url.expose())?;
+            if let Some(p) = f.password {
+                if s.password.is_some() {
+                    return Err(Error::config(
+                        "the password is given twice, in `url` and in `password`; keep one",
+                    ));
+                }
+                s.password = Some(p.clone());
+            }
+            if f.tls == Some(false) && s.tls {
+                return Err(Error::config(
+                    "`tls = false` contradicts the `ssl-mode` of `url`",
+                ));
+            }
+            s.tls |= f.tls.unwrap_or(false);
+            s
+        }
+        None => ConnSettings {
+            host: f.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_string()),
+            port: f.port.unwrap_or(DEFAULT_PORT),
+            database: f.database.clone().unwrap_or_default(),
+            user: f.user.clone().unwrap_or_default(),
+            password: f.password.clone(),
+            tls: f.tls.unwrap_or(false),
+            tls_ca: None,
+        },
+    };
+    if s.host.trim().is_empty() {
+        return Err(Error::config("`host` is empty"));
+    }
+    if s.port == 0 {
+        return Err(Error::config(
+            "`port` is 0; MySQL listens on 3306 by default",
+        ));
+    }
+    if s.user.is_empty() {
+        return Err(Error::config(
+            "no user: set `user` (or put it in `url`, mysql://USER@host/database)",
+        ));
+    }
+    if s.database.trim().is_empty() {
+        return Err(Error::config(
+            "no database: set `database` (or put it in `url`, mysql://host/DATABASE)",
+        ));
+    }
+    if let Some(ca) = f.tls_ca {
+        if f.tls == Some(false) {
+            return Err(Error::config(
+                "`tls_ca` needs TLS, but `tls = false`; remove one",
+            ));
+        }
+        s.tls = true;
+        s.tls_ca = Some(if ca.is_absolute() {
+            ca.clone()
+        } else {
+            base_dir.join(ca)
+        });
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(toml_text: &str) -> Result<ConnSettings> {
+        let node = ferry_core::ConfigNode::from_toml(toml_text, "/cfg")?;
+        node.parse::<MysqlSourceConfig>()?
+            .validate(Path::new("/cfg"))
+    }
+
+    #[test]
+    fn defaults_and_url() {
+        let s = src("database = \"crm\"\nuser = \"root\"\n").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.user.as_str(), s.tls),
+            ("127.0.0.1", 3306, "root", false)
+        );
+        let s =
+            src("url = \"mysql://u%40x:p%2Fw@db.example:3307/crm?ssl-mode=REQUIRED\"\n").unwrap();
+        assert_eq!(s.host, "db.example");
+        assert_eq!(s.port, 3307);
+        assert_eq!(s.user, "u@x");
+        assert_eq!(s.password.as_ref().unwrap().expose(), "p/w");
+        assert_eq!(s.database, "crm");
+        assert!(s.tls);
+        let s = src("url = \"mysql://u@h/crm\"\npassword = \"pw-1234\"\n").unwrap();
+        assert_eq!(s.password.as_ref().unwrap().expose(), "pw-1234");
+        let s = src("database = \"x\"\nuser = \"u\"\ntls_ca = \"ca.pem\"\n").unwrap();
+        assert!(s.tls);
+        assert_eq!(s.tls_ca.unwrap(), Path::new("/cfg/ca.pem"));
+    }
+
+    #[test]
+    fn refusals_never_echo_the_url() {
+        for bad in [
+            "host = \"h\"",
+            "url = \"mysql://u:sekrit-canary@h:3306/db\"\nhost = \"h\"",
+            "url = \"postgres://u:sekrit-canary@h/db\"",
+            "url = \"mysql://u:sekrit-canary@h:99999/db\"",
+            "url = \"mysql://u:sekrit-canary@h/db?pool_max=3\"",
+            "url = \"mysql://u:sekrit-canary@h/\"",
+            "url = \"mysql://u:sekrit-canary@h/db\"\npassword = \"again\"",
+            "database = \"d\"\nqueries = [{ name = \"q\", sql = \" ; \" }]",
+            "database = \"d\"\nbogus = 1",
+        ] {
+            let e = src(bad).unwrap_err();
+            assert_eq!(e.kind(), ferry_core::ErrorKind::ConfigInvalid, "{bad}: {e}");
+            assert!(!format!("{e} {e:?}").contains("sekrit-canary"), "{e:?}");
+        }
+    }
+}
