@@ -13,7 +13,7 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     ferry_connector_file::register(&mut r);
     ferry_connector_generate::register(&mut r);
-    ferry_connector_sqlite::register(&mut r);
     ferry_connector_mysql::register(&mut r);
+    ferry_connector_sqlite::register(&mut r);
     r
 }

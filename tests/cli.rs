@@ -354,3 +354,34 @@ fn clear_text_secret_gets_a_warning() {
         "the warning printed the secret: {err}"
     );
 }
+
+#[test]
+fn filtered_rows_are_counted_and_metadata_carries_the_run_id() {
+    let (_tmp, dir) = quickstart();
+    std::fs::write(
+        dir.join("f.toml"),
+        "[source]\ntype = \"file\"\npath = \"customers.csv\"\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"customers\"\nmode = \"overwrite\"\ntransforms = [\n  { type = \"filter\", expr = \"id <= 10\" },\n  { type = \"metadata\", columns = [\"_ferry_run_id\"] },\n]\n",
+    )
+    .unwrap();
+    let o = ferry(&dir, &["sync", "-c", "f.toml", "--report", "r.json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let r = report(&dir.join("r.json"));
+    let s = &r["streams"][0];
+    assert_eq!(
+        (
+            s["rows_read"].as_u64(),
+            s["rows_written"].as_u64(),
+            s["rows_filtered"].as_u64()
+        ),
+        (Some(50), Some(10), Some(40))
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.join("out/customers.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["_ferry_run_id"], r["run_id"]);
+}

@@ -35,6 +35,8 @@ pub struct StreamReport {
     pub rows_written: u64,
     /// Rows rejected (malformed, failed validation).
     pub rows_rejected: u64,
+    /// Rows a `filter` transform removed on purpose (rows_read = written + rejected + filtered).
+    pub rows_filtered: u64,
     /// Rows the source said it would yield, when it could tell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_expected: Option<u64>,

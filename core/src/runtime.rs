@@ -280,7 +280,7 @@ impl Runtime {
             let transforms = sc
                 .transforms
                 .iter()
-                .map(|t| t.build())
+                .map(|t| t.build_for_run(run_id))
                 .collect::<Result<Vec<_>>>()
                 .map_err(|e| {
                     positioned(&needle, e.message().to_string()).with("stream", &sc.name)
@@ -400,6 +400,7 @@ impl Runtime {
             rows_read: 0,
             rows_written: 0,
             rows_rejected: 0,
+            rows_filtered: 0,
             rows_expected: None,
             bytes: 0,
             duration_secs: 0.0,
@@ -518,18 +519,21 @@ impl Runtime {
             match msg? {
                 Message::Batch(batch) => {
                     let mut batch = conform(&source_schema, batch)?;
-                    if !task.transforms.is_empty() {
-                        batch = conform(&schema, transform::apply_all(&task.transforms, batch)?)?;
-                    }
                     if let Some(limit) = limit {
                         let left = limit.saturating_sub(rep.rows_read) as usize;
                         if batch.num_rows() > left {
                             batch = batch.slice(0, left);
                         }
                     }
-                    rep.rows_read += batch.num_rows() as u64;
+                    let arrived = batch.num_rows() as u64;
+                    if !task.transforms.is_empty() {
+                        batch = conform(&schema, transform::apply_all(&task.transforms, batch)?)?;
+                    }
+                    // rows a `filter` transform removed are read, and neither written nor rejected
+                    rep.rows_read += arrived;
+                    rep.rows_filtered += arrived.saturating_sub(batch.num_rows() as u64);
                     if !validator.is_empty() {
-                        let first_row = rep.rows_read - batch.num_rows() as u64;
+                        let first_row = rep.rows_read - arrived;
                         let outcome = validator.check(batch)?;
                         for (record, f) in outcome.rejected {
                             let position = crate::source::Position { key: Some(format!("row {}", first_row + f.row as u64 + 1)), ..Default::default() };

@@ -16,7 +16,50 @@
 //!
 //! Keys are secrets: write `${secret:NAME}` (the vault) or `${env:NAME}`. An encryption
 //! key is 32 bytes, base64; a hash key is any string of at least 16 bytes.
+//!
+//! Reshaping and cleaning:
+//!
+//! | transform | config | what it does |
+//! |-----------|--------|--------------|
+//! | `rename` | `{ type = "rename", from = "a", to = "b" }` | renames a column in place |
+//! | `select` | `{ type = "select", columns = ["b", "a"] }` | keeps only these columns, in this order |
+//! | `cast` | `{ type = "cast", column = "a", to = "int64", on_error = "fail" }` | converts a column to a Ferry type; a value that does not convert fails the stream (naming column and value) or, with `on_error = "null"`, becomes NULL |
+//! | `trim` | `{ type = "trim", columns = ["a"] }` | strips leading and trailing whitespace (string and json columns) |
+//! | `lowercase`, `uppercase` | `{ type = "lowercase", columns = ["a"] }` | Unicode case mapping (string columns) |
+//! | `default` | `{ type = "default", column = "a", value = 0 }` | NULL becomes `value` (checked against the column's type before the run; the column becomes NOT NULL) |
+//! | `filter` | `{ type = "filter", expr = "amount > 0 && status != \"void\"" }` | keeps the rows where the expression is true |
+//! | `derive` | `{ type = "derive", column = "total", expr = "amount * quantity", as = "float64" }` | a new column (or a replaced one, in place) from an expression |
+//! | `parse_timestamp` | `{ type = "parse_timestamp", column = "a", format = "%d/%m/%Y %H:%M", timezone = "Europe/Paris" }` | string → timestamp with a strftime format, in an IANA zone or a fixed offset (`+02:00`; default `UTC`) |
+//! | `flatten` | `{ type = "flatten", column = "address", fields = { city = "string", zip = "string" } }` | listed top-level keys of a json column become columns `<prefix><key>` (prefix default `<column>_`), in place of the column |
+//! | `metadata` | `{ type = "metadata", columns = ["_ferry_synced_at", "_ferry_run_id"] }` | constant columns: when the run started and its id |
+//!
+//! Every transform knows its exact output schema before the run: a missing column, an
+//! unknown type, a default that does not fit, an expression that names no column or mixes
+//! types are config errors naming the transform, found by `ferry check`/`sync` before a row
+//! is read.
+//!
+//! Expressions (`filter`, `derive`) use the [evalexpr](https://docs.rs/evalexpr/11.3.1)
+//! language, evaluated per row: columns are variables (`amount`, `status`; a column whose
+//! name is not an identifier must be renamed first), with `+ - * / % ^`, `== != < <= > >=`,
+//! `&& || !`, string literals in double quotes, `if(cond, a, b)`, `min`, `max`, `floor`,
+//! `round`, `len`, `str::to_lowercase`, `str::trim`, `contains` … and two functions added for
+//! NULL: `is_null(x)` and `coalesce(x, y, …)`. Values: int64 → integer, float64 and decimal →
+//! float (decimals lose exactness), bool → boolean, string/json/binary → string, date →
+//! `"2024-05-01"`, timestamp → `"2024-05-01T12:00:00.000000Z"` (fixed width, so `<` on
+//! timestamps is chronological and `created_at >= "2024-05-01"` works). Integer division
+//! truncates (`7 / 2 == 3`; write `7 / 2.0`); `==` compares types strictly (`1 == 1.0` is
+//! false; `<` and `>` do not). NULL is `()`: an operation that fails because an operand is
+//! NULL yields NULL, so `filter` drops the row and `derive` writes NULL; `&&`, `||` and `!`
+//! follow SQL's three-valued logic (`NULL || true` is true, `NULL && false` is false).
+//! Unlike SQL, `==` and `!=` compare NULL as a value: `x == ()` is true for NULL, and
+//! `status != "void"` is true when `status` is NULL. `is_null(x)` and `coalesce` test and
+//! replace NULL explicitly (`if` evaluates both branches, so it cannot guard against NULL).
+//! Any other error while evaluating a row (a division by zero) fails the stream, naming the
+//! transform. Expressions made only of columns, constants, arithmetic, comparisons and
+//! `&&`/`||`/`!` are evaluated a whole batch at a time, with the same results (tested
+//! against the per-row path); the rest row by row.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
@@ -33,6 +76,9 @@ use crate::types::FerryType;
 use crate::values::write_text;
 use crate::{Error, ErrorKind, Result, Secret};
 
+mod columns;
+mod expr;
+
 /// One step applied to every batch of a stream.
 pub trait Transform: Send + Sync {
     /// A short description for plans and errors (`hash(email)`).
@@ -44,6 +90,16 @@ pub trait Transform: Send + Sync {
 }
 
 /// A transform as written in `sync.toml` (`transforms = [{ type = "hash", column = "email", key = "${secret:k}" }]`).
+///
+/// ```
+/// use ferry_core::transform::TransformConfig;
+/// use ferry_core::Secret;
+///
+/// let t = TransformConfig::Mask { column: "phone".into(), keep_last: 4 }.build().unwrap();
+/// assert_eq!(t.describe(), "mask(phone)");
+/// let short = TransformConfig::Hash { column: "email".into(), key: Secret::new("short") };
+/// assert!(short.build().is_err()); // hash keys must be at least 16 bytes
+/// ```
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TransformConfig {
@@ -74,15 +130,148 @@ pub enum TransformConfig {
         /// The columns.
         columns: Vec<String>,
     },
+    /// Rename a column (in place).
+    Rename {
+        /// The column's current name.
+        from: String,
+        /// Its new name (must not be taken).
+        to: String,
+    },
+    /// Keep only these columns, in this order.
+    Select {
+        /// The columns to keep.
+        columns: Vec<String>,
+    },
+    /// Convert a column to another Ferry type.
+    Cast {
+        /// The column.
+        column: String,
+        /// The Ferry type to convert to (`int64`, `float64`, `decimal(12,2)`, `date`, `timestamp`, `bool`, `string`, `json` …).
+        to: String,
+        /// What a value that does not convert does: `fail` the stream (default) or become `null`.
+        #[serde(default)]
+        on_error: OnError,
+    },
+    /// Strip leading and trailing whitespace (string and json columns).
+    Trim {
+        /// The columns.
+        columns: Vec<String>,
+    },
+    /// Convert text to lower case (string columns).
+    Lowercase {
+        /// The columns.
+        columns: Vec<String>,
+    },
+    /// Convert text to upper case (string columns).
+    Uppercase {
+        /// The columns.
+        columns: Vec<String>,
+    },
+    /// Replace NULL by a value (the column becomes NOT NULL).
+    Default {
+        /// The column.
+        column: String,
+        /// The value, as TOML (`0`, `1.5`, `"unknown"`, `true`, `"2024-01-01"`); it must fit the column's type.
+        value: serde_json::Value,
+    },
+    /// Keep only the rows where an expression is true (rows where it is false or NULL are left out).
+    Filter {
+        /// A boolean expression over the row's columns (`amount > 0 && status != "void"`).
+        expr: String,
+    },
+    /// Add a column computed from an expression (or replace a column of the same name, in place).
+    Derive {
+        /// The new column's name.
+        column: String,
+        /// The expression over the row's columns (`amount * quantity`).
+        expr: String,
+        /// The new column's Ferry type (`float64`, `int64`, `string`, `bool` …).
+        #[serde(rename = "as")]
+        as_type: String,
+    },
+    /// Parse a string column into a timestamp.
+    ParseTimestamp {
+        /// The column (string); it becomes a timestamp column.
+        column: String,
+        /// A strftime format (`%d/%m/%Y %H:%M:%S`; a date-only format means midnight). A format with an offset (`%z`) ignores `timezone`.
+        format: String,
+        /// The zone of the local times: an IANA name (`Europe/Paris`), a fixed offset (`+02:00`) or `UTC` (default).
+        #[serde(default = "default_timezone")]
+        timezone: String,
+        /// What a value that does not parse does: `fail` the stream (default) or become `null`.
+        #[serde(default)]
+        on_error: OnError,
+    },
+    /// Turn listed top-level keys of a json column into columns, in place of the column.
+    Flatten {
+        /// The json (or string) column holding JSON objects.
+        column: String,
+        /// Prefix of the new columns' names (default `<column>_`; `""` for the bare keys).
+        #[serde(default)]
+        prefix: Option<String>,
+        /// The keys to extract and their Ferry types (`{ city = "string", zip = "int64" }`); columns come in key order.
+        fields: BTreeMap<String, String>,
+        /// What a value that is not a JSON object, or a key that does not convert, does: `fail` (default) or `null`.
+        #[serde(default)]
+        on_error: OnError,
+    },
+    /// Add constant columns describing the run.
+    Metadata {
+        /// Which: `_ferry_synced_at` (timestamp: when the run started) and/or `_ferry_run_id` (string).
+        columns: Vec<String>,
+    },
+}
+
+/// What a transform does with a value it cannot convert.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Stop the stream with an error naming the column and the value (default).
+    #[default]
+    Fail,
+    /// Write NULL instead (the column becomes nullable).
+    Null,
 }
 
 fn default_keep() -> usize {
     4
 }
 
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+/// What a transform may know about the run it is built for (`metadata` uses it).
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// The run id (`None`: the caller did not say; `_ferry_run_id` is then refused).
+    pub run_id: Option<String>,
+    /// When the run started (`_ferry_synced_at`).
+    pub synced_at: chrono::DateTime<chrono::Utc>,
+}
+
 impl TransformConfig {
-    /// Builds the transform, checking keys (no I/O).
+    /// Builds the transform, checking keys, types, formats and expressions (no I/O).
+    /// `metadata` gets the current time and no run id: use [`TransformConfig::build_for_run`].
     pub fn build(&self) -> Result<Arc<dyn Transform>> {
+        self.build_with(&RunInfo {
+            run_id: None,
+            synced_at: chrono::Utc::now(),
+        })
+    }
+
+    /// Builds the transform for run `run_id` (its `metadata` columns hold that id and now).
+    pub fn build_for_run(&self, run_id: &str) -> Result<Arc<dyn Transform>> {
+        self.build_with(&RunInfo {
+            run_id: Some(run_id.to_string()),
+            synced_at: chrono::Utc::now(),
+        })
+    }
+
+    /// Builds the transform with what it may know about the run.
+    pub fn build_with(&self, run: &RunInfo) -> Result<Arc<dyn Transform>> {
         Ok(match self {
             TransformConfig::Hash { column, key } => {
                 if key.expose().len() < 16 {
@@ -110,8 +299,77 @@ impl TransformConfig {
                 how: How::Mask(*keep_last),
             }),
             TransformConfig::Drop { columns } => Arc::new(DropColumns(columns.clone())),
+            TransformConfig::Rename { from, to } => columns::rename(from, to)?,
+            TransformConfig::Select { columns } => columns::select(columns)?,
+            TransformConfig::Cast {
+                column,
+                to,
+                on_error,
+            } => columns::cast(column, to, *on_error)?,
+            TransformConfig::Trim { columns } => columns::text(columns, columns::TextOp::Trim)?,
+            TransformConfig::Lowercase { columns } => {
+                columns::text(columns, columns::TextOp::Lower)?
+            }
+            TransformConfig::Uppercase { columns } => {
+                columns::text(columns, columns::TextOp::Upper)?
+            }
+            TransformConfig::Default { column, value } => columns::default(column, value)?,
+            TransformConfig::Filter { expr } => expr::filter(expr)?,
+            TransformConfig::Derive {
+                column,
+                expr,
+                as_type,
+            } => expr::derive(column, expr, as_type)?,
+            TransformConfig::ParseTimestamp {
+                column,
+                format,
+                timezone,
+                on_error,
+            } => columns::parse_timestamp(column, format, timezone, *on_error)?,
+            TransformConfig::Flatten {
+                column,
+                prefix,
+                fields,
+                on_error,
+            } => columns::flatten(column, prefix.as_deref(), fields, *on_error)?,
+            TransformConfig::Metadata { columns } => columns::metadata(columns, run)?,
         })
     }
+}
+
+/// Parses a Ferry type name for transform `what`, as a config error listing the valid names.
+fn parse_type(name: &str, what: &str) -> Result<FerryType> {
+    FerryType::parse(name).ok_or_else(|| {
+        Error::config(format!(
+            "{what}: unknown type `{name}` (valid: {})",
+            FerryType::NAMES.join(", ")
+        ))
+    })
+}
+
+/// The Ferry type of column `i` (String for a type outside the model).
+fn type_at(schema: &Schema, i: usize) -> FerryType {
+    FerryType::of(schema.field(i)).unwrap_or(FerryType::String)
+}
+
+/// A schema with `fields` and `input`'s metadata.
+fn schema_like(input: &Schema, fields: Vec<Field>) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
+}
+
+/// `input`'s fields, owned.
+fn fields_of(input: &Schema) -> Vec<Field> {
+    input.fields().iter().map(|f| f.as_ref().clone()).collect()
+}
+
+/// A config error when `name` is already a column of `schema` (for transforms adding columns).
+fn ensure_free(schema: &Schema, name: &str, what: &str) -> Result<()> {
+    if schema.field_with_name(name).is_ok() {
+        return Err(Error::config(format!(
+            "{what}: column `{name}` already exists"
+        )));
+    }
+    Ok(())
 }
 
 enum How {

@@ -5,15 +5,44 @@
 //! severity `error` is taken out of the batch and quarantined with the check's name and
 //! message; `warn` only counts it (and keeps a few examples for the summary); `fail`
 //! stops the stream at once, before its state is committed. Stream-level checks
-//! (`row_count`) run when the stream ends.
+//! (`row_count`, `freshness`) run when the stream ends; they have no row to quarantine, so
+//! `error` acts like `fail` for them.
+//!
+//! | check | config | fails a row when |
+//! |-------|--------|------------------|
+//! | `not_null` | `{ type = "not_null", columns = ["id"] }` | a column is NULL |
+//! | `unique` | `{ type = "unique", columns = ["id"] }` | the values were seen before in this run (memory grows with distinct values) |
+//! | `regex` | `{ type = "regex", column = "email", pattern = "^.+@.+$" }` | the text does not match |
+//! | `range` | `{ type = "range", column = "amount", min = 0, max = 1e9 }` | the number is outside the bounds |
+//! | `allowed` | `{ type = "allowed", column = "status", values = ["paid"] }` | the text is not listed |
+//! | `max_length` | `{ type = "max_length", column = "country", max = 2 }` | more characters |
+//! | `type` | `{ type = "type", column = "zip", is = "int64" }` | a string column's text does not parse as the type (the parser every text source uses) |
+//! | `referential` | `{ type = "referential", column = "customer_id", stream = "customers", stream_column = "id" }` | the value is not among the values `customers` delivered in this run (compared as text) |
+//! | `freshness` | `{ type = "freshness", column = "updated_at", max_age = "24h" }` | at the end: the newest value (timestamp or date) is older than `max_age` (`90s`, `30m`, `24h`, `7d`, `2w`, `1h30m`), or there is none |
+//! | `row_count` | `{ type = "row_count", min = 1, max = 1e6, max_change = 0.5 }` | at the end: rows outside [min, max], or more than 50% more or fewer rows than the last run |
+//!
+//! NULL passes every row check but `not_null` (and `unique`, where NULLs are equal).
+//!
+//! Two checks need the runtime's help: `referential` reads values another stream of the
+//! same run delivered ([`References`]: the runtime runs that stream first and shares what
+//! its [`Validator`] collected), and `row_count`'s `max_change` compares with the previous
+//! run's count ([`RunContext::previous_rows`]). Without that help `referential` fails the
+//! stream with a config error, and `max_change` has nothing to compare with and passes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+};
 use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_schema::Schema;
 use serde::{Deserialize, Serialize};
 
 use crate::types::FerryType;
-use crate::values::{preview, to_json, write_text};
+use crate::values::{format_timestamp_micros, preview, to_json, write_text, ColumnBuilder};
 use crate::{Error, ErrorKind, Result};
 
 /// What happens to a row that fails a check.
@@ -95,7 +124,8 @@ pub enum CheckConfig {
         #[serde(default)]
         severity: Severity,
     },
-    /// The stream yields between `min` and `max` rows (checked at the end of the stream).
+    /// The stream yields between `min` and `max` rows, and about as many as last time
+    /// (checked at the end of the stream).
     RowCount {
         /// Fewest rows expected.
         #[serde(default)]
@@ -103,7 +133,43 @@ pub enum CheckConfig {
         /// Most rows expected.
         #[serde(default)]
         max: Option<u64>,
+        /// Largest change against the last run's count, as a share (`0.5`: at most 50% more
+        /// or fewer rows). Passes when there is no previous count.
+        #[serde(default)]
+        max_change: Option<f64>,
         /// fail (default for this check: an unexpected count stops the run) or warn.
+        #[serde(default = "fail")]
+        severity: Severity,
+    },
+    /// A string column's text parses as a Ferry type (NULL passes).
+    Type {
+        /// The column (string or json).
+        column: String,
+        /// The type its text must parse as (`int64`, `float64`, `decimal(12,2)`, `date`, `timestamp`, `bool`, `json` …).
+        is: String,
+        /// error (default), warn or fail.
+        #[serde(default)]
+        severity: Severity,
+    },
+    /// Every value is among the values another stream of the same run delivered (NULL passes).
+    Referential {
+        /// The column holding the references.
+        column: String,
+        /// The referenced stream (its source name, as in `[[streams]]`); it runs first.
+        stream: String,
+        /// The referenced stream's column (values compare by their text form).
+        stream_column: String,
+        /// error (default), warn or fail.
+        #[serde(default)]
+        severity: Severity,
+    },
+    /// The newest value of a timestamp or date column is recent (checked at the end of the stream).
+    Freshness {
+        /// The column (timestamp or date).
+        column: String,
+        /// How old the newest value may be: `90s`, `30m`, `24h`, `7d`, `2w`, or a sum like `1h30m`.
+        max_age: String,
+        /// fail (default for this check) or warn.
         #[serde(default = "fail")]
         severity: Severity,
     },
@@ -126,14 +192,124 @@ pub struct CheckReport {
     pub examples: Vec<String>,
 }
 
+/// A hasher for integers, values that are already hashes and short strings: a folded
+/// 64×64-bit multiply by a random odd key per set, several times faster than SipHash, and
+/// with the key unknown in advance, values cannot be chosen to collide.
+#[derive(Debug, Clone, Copy)]
+struct FoldHash(u64);
+
+impl Default for FoldHash {
+    fn default() -> Self {
+        FoldHash(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1)
+    }
+}
+
+impl BuildHasher for FoldHash {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher {
+            key: self.0,
+            state: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FoldHasher {
+    key: u64,
+    state: u64,
+}
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.state
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        let m = u128::from(self.state ^ v) * u128::from(self.key);
+        self.state = (m as u64) ^ ((m >> 64) as u64);
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64)
+    }
+}
+
+/// A set of integers or hashes.
+type IntSet<T> = HashSet<T, FoldHash>;
+
+/// The int64 values a `unique` check has seen. Values arriving in increasing order (ids
+/// read in key order, the common case) are appended to a sorted list; the others go to a
+/// hash set. Every value above the list's last is new, so in-order data costs one
+/// comparison and 8 bytes per value.
+#[derive(Default)]
+struct SeenInts {
+    sorted: Vec<i64>,
+    others: IntSet<i64>,
+    null: bool,
+}
+
+impl SeenInts {
+    /// Records `v`; false when it was seen before.
+    fn insert(&mut self, v: i64) -> bool {
+        match self.sorted.last() {
+            // every value in `others` arrived below the list's last at the time
+            None => {
+                self.sorted.push(v);
+                true
+            }
+            Some(last) if v > *last => {
+                self.sorted.push(v);
+                true
+            }
+            Some(_) => self.sorted.binary_search(&v).is_err() && self.others.insert(v),
+        }
+    }
+}
+
+/// Keys a `unique` check has seen.
+enum Seen {
+    /// One int64 column (the common `unique(id)`).
+    Int(SeenInts),
+    /// Anything else: each row's values, encoded without loss.
+    Bytes(HashSet<Vec<u8>>),
+}
+
 enum Kind {
     NotNull(Vec<usize>),
-    Unique(Vec<usize>, HashSet<Vec<u8>>),
+    Unique(Vec<usize>, Seen),
     Regex(usize, regex::Regex),
     Range(usize, Option<f64>, Option<f64>),
-    Allowed(usize, HashSet<String>),
+    Allowed(usize, HashSet<String, FoldHash>),
     MaxLength(usize, usize),
-    RowCount(Option<u64>, Option<u64>),
+    Type(usize, ColumnBuilder),
+    Referential {
+        col: usize,
+        stream: String,
+        column: String,
+        references: Option<References>,
+        values: Option<Arc<IntSet<u64>>>,
+    },
+    Freshness {
+        col: usize,
+        max_age: chrono::TimeDelta,
+        written: String,
+        newest: Option<i64>,
+    },
+    RowCount {
+        min: Option<u64>,
+        max: Option<u64>,
+        max_change: Option<f64>,
+        previous: Option<u64>,
+    },
 }
 
 struct Check {
@@ -155,10 +331,175 @@ pub struct Failure {
     pub message: String,
 }
 
+/// What the runtime tells a stream's checks about the run around it.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// The stream's source name (as in `[[streams]]`), which other streams' `referential`
+    /// checks use.
+    pub stream: String,
+    /// Values shared between the streams of the run ([`References::plan`]); `None`: this
+    /// stream's `referential` checks cannot run and fail it with a config error.
+    pub references: Option<References>,
+    /// The stream's row count in its last successful run, for `row_count`'s `max_change`
+    /// ([`Validator::rows`] gives this run's).
+    pub previous_rows: Option<u64>,
+}
+
+/// Values the streams of one run share for `referential` checks.
+///
+/// The runtime's part, in order:
+/// 1. after planning, [`References::plan`] with every stream's name, delivered schema and
+///    checks: it validates the references and returns the order to run streams in (waves:
+///    a stream only references streams of earlier waves);
+/// 2. each stream's validator is made with [`Validator::for_run`], the context holding
+///    this `References` (clones share it): it collects the values of columns other
+///    streams reference, from the rows it lets through;
+/// 3. once a stream's writer closed successfully, [`Validator::publish`] hands its values
+///    over; a stream whose referenced stream failed or did not publish fails at its first
+///    batch, naming the referenced stream.
+///
+/// Values are kept as 64-bit hashes of their text form (8 bytes each, plus the set's
+/// overhead): memory grows with the referenced column's distinct values, and a missing
+/// value slips through only on a hash collision (about n/2^64 per lookup).
+#[derive(Debug, Clone, Default)]
+pub struct References {
+    inner: Arc<Mutex<RefState>>,
+}
+
+#[derive(Debug, Default)]
+struct RefState {
+    /// Stream → its columns that other streams reference.
+    wanted: HashMap<String, Vec<String>>,
+    /// (stream, column) → values, once the stream published them.
+    published: HashMap<(String, String), Arc<IntSet<u64>>>,
+}
+
+impl References {
+    /// Plans the `referential` checks of a run. `streams` holds each stream's source name,
+    /// the schema it delivers (after transforms) and its checks. Returns the shared values
+    /// and the order to run the streams in: waves of indexes into `streams`, each stream
+    /// referencing only streams of earlier waves. Config errors: a referenced stream that is
+    /// not in the run, a column it does not deliver, a stream referencing itself, a cycle.
+    pub fn plan(
+        streams: &[(&str, &Schema, &[CheckConfig])],
+    ) -> Result<(References, Vec<Vec<usize>>)> {
+        let mut state = RefState::default();
+        let mut deps: Vec<HashSet<usize>> = vec![HashSet::new(); streams.len()];
+        for (i, (name, _, checks)) in streams.iter().enumerate() {
+            for c in checks.iter() {
+                let CheckConfig::Referential {
+                    column,
+                    stream,
+                    stream_column,
+                    ..
+                } = c
+                else {
+                    continue;
+                };
+                let what = format!("check referential({column}) of stream `{name}`");
+                let Some(j) = streams.iter().position(|(n, _, _)| n == stream) else {
+                    let mut msg = format!(
+                        "{what}: stream `{stream}` is not synced in this run (it must be, to provide the values)"
+                    );
+                    if let Some(best) =
+                        crate::config::nearest(stream, streams.iter().map(|(n, _, _)| *n))
+                    {
+                        msg.push_str(&format!("; did you mean `{best}`?"));
+                    }
+                    return Err(Error::config(msg));
+                };
+                if j == i {
+                    return Err(Error::config(format!(
+                        "{what}: a stream cannot reference itself"
+                    )));
+                }
+                col(streams[j].1, stream_column, &what)?;
+                deps[i].insert(j);
+                let wanted = state.wanted.entry(stream.clone()).or_default();
+                if !wanted.contains(stream_column) {
+                    wanted.push(stream_column.clone());
+                }
+            }
+        }
+        let mut done = vec![false; streams.len()];
+        let mut waves = Vec::new();
+        while done.iter().any(|d| !d) {
+            let wave: Vec<usize> = (0..streams.len())
+                .filter(|i| !done[*i] && deps[*i].iter().all(|j| done[*j]))
+                .collect();
+            if wave.is_empty() {
+                let cycle: Vec<&str> = (0..streams.len())
+                    .filter(|i| !done[*i])
+                    .map(|i| streams[i].0)
+                    .collect();
+                return Err(Error::config(format!(
+                    "referential checks form a cycle between streams {}",
+                    cycle.join(", ")
+                )));
+            }
+            for i in &wave {
+                done[*i] = true;
+            }
+            waves.push(wave);
+        }
+        Ok((
+            References {
+                inner: Arc::new(Mutex::new(state)),
+            },
+            waves,
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RefState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The columns of `stream` other streams reference.
+    pub fn wanted(&self, stream: &str) -> Vec<String> {
+        self.lock().wanted.get(stream).cloned().unwrap_or_default()
+    }
+
+    /// Whether `stream` published the values of `column` (it finished successfully).
+    pub fn is_published(&self, stream: &str, column: &str) -> bool {
+        self.get(stream, column).is_some()
+    }
+
+    fn get(&self, stream: &str, column: &str) -> Option<Arc<IntSet<u64>>> {
+        self.lock()
+            .published
+            .get(&(stream.to_string(), column.to_string()))
+            .cloned()
+    }
+
+    fn publish(&self, stream: &str, column: &str, values: IntSet<u64>) {
+        self.lock()
+            .published
+            .insert((stream.to_string(), column.to_string()), Arc::new(values));
+    }
+}
+
+/// The hash `referential` compares values by (their text form).
+fn value_hash(text: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(text.as_bytes());
+    h.finish()
+}
+
+/// Values of a column collected for other streams' `referential` checks.
+struct Collector {
+    column: String,
+    col: usize,
+    values: IntSet<u64>,
+}
+
 /// The checks of one stream, with their running counts.
 pub struct Validator {
     checks: Vec<Check>,
     rows: u64,
+    stream: String,
+    references: Option<References>,
+    collect: Vec<Collector>,
+    text: String,
 }
 
 /// What validating one batch produced.
@@ -170,10 +511,13 @@ pub struct Outcome {
     pub rejected: Vec<(serde_json::Value, Failure)>,
 }
 
-fn col(schema: &arrow_schema::Schema, name: &str, check: &str) -> Result<usize> {
+fn col(schema: &Schema, name: &str, check: &str) -> Result<usize> {
     schema.index_of(name).map_err(|_| {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let mut msg = format!("check {check}: no column `{name}`");
+        let mut msg = format!("{check}: no column `{name}`");
+        if !check.starts_with("check ") {
+            msg = format!("check {msg}");
+        }
         if let Some(best) = crate::config::nearest(name, names.iter().copied()) {
             msg.push_str(&format!("; did you mean `{best}`?"));
         }
@@ -181,9 +525,368 @@ fn col(schema: &arrow_schema::Schema, name: &str, check: &str) -> Result<usize> 
     })
 }
 
+fn type_of(schema: &Schema, c: usize) -> FerryType {
+    FerryType::of(schema.field(c)).unwrap_or(FerryType::String)
+}
+
+/// Parses `90s`, `30m`, `24h`, `7d`, `2w` and sums of them (`1h30m`).
+pub fn parse_duration(s: &str) -> Option<chrono::TimeDelta> {
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    let mut parts = 0;
+    for ch in s.trim().chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        if ch == ' ' && num.is_empty() {
+            continue;
+        }
+        let n: i64 = num.parse().ok()?;
+        num.clear();
+        let unit: i64 = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        parts += 1;
+    }
+    if !num.is_empty() || parts == 0 || total == 0 {
+        return None;
+    }
+    chrono::TimeDelta::try_seconds(total)
+}
+
+/// `3d 4h`, `5h 2m`, `42s`: an age for messages.
+fn human(d: chrono::TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else if mins > 0 {
+        format!("{mins}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Calls `f(row, text)` for every non-NULL value of column `c` (strings as they are, other
+/// types in their text form).
+fn each_text(batch: &RecordBatch, c: usize, buf: &mut String, mut f: impl FnMut(usize, &str)) {
+    let col = batch.column(c);
+    let ty = type_of(batch.schema_ref(), c);
+    if matches!(ty, FerryType::String | FerryType::Json) {
+        let a = col.as_string::<i32>();
+        if a.null_count() == 0 {
+            for r in 0..a.len() {
+                f(r, a.value(r));
+            }
+        } else {
+            for r in 0..a.len() {
+                if a.is_valid(r) {
+                    f(r, a.value(r));
+                }
+            }
+        }
+        return;
+    }
+    for r in 0..col.len() {
+        buf.clear();
+        if write_text(col.as_ref(), ty, r, buf) {
+            f(r, buf);
+        }
+    }
+}
+
+/// Appends row `r` of column `c` to a `unique` key, without loss and unambiguously.
+fn encode(batch: &RecordBatch, c: usize, r: usize, key: &mut Vec<u8>, buf: &mut String) {
+    let col = batch.column(c);
+    if col.is_null(r) {
+        key.push(0);
+        return;
+    }
+    key.push(1);
+    let mut bytes = |b: &[u8]| {
+        key.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        key.extend_from_slice(b);
+    };
+    match type_of(batch.schema_ref(), c) {
+        FerryType::Int64 => bytes(&col.as_primitive::<Int64Type>().value(r).to_le_bytes()),
+        FerryType::Float64 => bytes(
+            &col.as_primitive::<Float64Type>()
+                .value(r)
+                .to_bits()
+                .to_le_bytes(),
+        ),
+        FerryType::String | FerryType::Json => bytes(col.as_string::<i32>().value(r).as_bytes()),
+        ty => {
+            buf.clear();
+            write_text(col.as_ref(), ty, r, buf);
+            bytes(buf.as_bytes());
+        }
+    }
+}
+
+/// The newest value of a timestamp or date column, in microseconds since the epoch.
+fn newest(batch: &RecordBatch, c: usize) -> Option<i64> {
+    let col = batch.column(c);
+    match type_of(batch.schema_ref(), c) {
+        FerryType::Timestamp => col
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .flatten()
+            .max(),
+        FerryType::Date => col
+            .as_primitive::<Date32Type>()
+            .iter()
+            .flatten()
+            .max()
+            .map(|d| d as i64 * 86_400_000_000),
+        _ => None,
+    }
+}
+
+impl Kind {
+    /// Pushes `(row, message)` for each row of `batch` that fails, in row order.
+    fn scan(
+        &mut self,
+        batch: &RecordBatch,
+        name: &str,
+        buf: &mut String,
+        out: &mut Vec<(usize, String)>,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        match self {
+            Kind::NotNull(cols) => {
+                if cols.iter().all(|c| batch.column(*c).null_count() == 0) {
+                    return Ok(());
+                }
+                for r in 0..n {
+                    if let Some(c) = cols.iter().find(|c| batch.column(**c).is_null(r)) {
+                        out.push((
+                            r,
+                            format!("`{}` is NULL", batch.schema_ref().field(*c).name()),
+                        ));
+                    }
+                }
+            }
+            Kind::Unique(cols, Seen::Int(seen)) => {
+                let a = batch.column(cols[0]).as_primitive::<Int64Type>();
+                for r in 0..n {
+                    let dup = if a.is_null(r) {
+                        std::mem::replace(&mut seen.null, true)
+                    } else {
+                        !seen.insert(a.value(r))
+                    };
+                    if dup {
+                        out.push((r, "duplicate value in this run".to_string()));
+                    }
+                }
+            }
+            Kind::Unique(cols, Seen::Bytes(seen)) => {
+                let mut key = Vec::new();
+                for r in 0..n {
+                    key.clear();
+                    for c in cols.iter() {
+                        encode(batch, *c, r, &mut key, buf);
+                    }
+                    if seen.contains(key.as_slice()) {
+                        out.push((r, "duplicate value in this run".to_string()));
+                    } else {
+                        seen.insert(key.clone());
+                    }
+                }
+            }
+            Kind::Regex(c, re) => each_text(batch, *c, buf, |r, t| {
+                if !re.is_match(t) {
+                    out.push((
+                        r,
+                        format!("`{}` does not match {}", preview(t), re.as_str()),
+                    ));
+                }
+            }),
+            Kind::Range(c, min, max) => {
+                let (min, max) = (*min, *max);
+                let bad = |v: f64| min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m);
+                let msg =
+                    |t: String| format!("{t} is outside [{}, {}]", fmt_bound(min), fmt_bound(max));
+                let column = batch.column(*c);
+                match type_of(batch.schema_ref(), *c) {
+                    FerryType::Int64 => {
+                        let a = column.as_primitive::<Int64Type>();
+                        for (r, v) in a.values().iter().enumerate() {
+                            if bad(*v as f64) && a.is_valid(r) {
+                                out.push((r, msg(v.to_string())));
+                            }
+                        }
+                    }
+                    FerryType::Float64 => {
+                        let a = column.as_primitive::<Float64Type>();
+                        for (r, v) in a.values().iter().enumerate() {
+                            if bad(*v) && a.is_valid(r) {
+                                out.push((r, msg(v.to_string())));
+                            }
+                        }
+                    }
+                    FerryType::Decimal { scale, .. } => {
+                        let a = column.as_primitive::<Decimal128Type>();
+                        let div = 10f64.powi(scale as i32);
+                        for (r, v) in a.values().iter().enumerate() {
+                            if bad(*v as f64 / div) && a.is_valid(r) {
+                                out.push((r, msg(a.value_as_string(r))));
+                            }
+                        }
+                    }
+                    _ => each_text(batch, *c, buf, |r, t| {
+                        if t.parse::<f64>().is_ok_and(bad) {
+                            out.push((r, msg(t.to_string())));
+                        }
+                    }),
+                }
+            }
+            Kind::Allowed(c, set) => each_text(batch, *c, buf, |r, t| {
+                if !set.contains(t) {
+                    out.push((r, format!("`{}` is not an allowed value", preview(t))));
+                }
+            }),
+            Kind::MaxLength(c, max) => {
+                let max = *max;
+                each_text(batch, *c, buf, |r, t| {
+                    if t.len() > max && t.chars().count() > max {
+                        out.push((
+                            r,
+                            format!("{} characters, more than {max}", t.chars().count()),
+                        ));
+                    }
+                })
+            }
+            // every text parses as a string
+            Kind::Type(_, builder) if builder.ferry_type() == FerryType::String => {}
+            Kind::Type(c, builder) => {
+                let ty = builder.ferry_type();
+                each_text(batch, *c, buf, |r, t| {
+                    if builder.append_text(t).is_err() {
+                        out.push((r, format!("`{}` is not a valid {ty}", preview(t))));
+                    }
+                });
+                builder.finish();
+            }
+            Kind::Referential {
+                col,
+                stream,
+                column,
+                references,
+                values,
+            } => {
+                if values.is_none() {
+                    let Some(refs) = references else {
+                        return Err(Error::config(format!(
+                            "check {name} needs the values of stream `{stream}`, but this runtime \
+                             does not share values between the streams of a run"
+                        )));
+                    };
+                    *values = Some(refs.get(stream, column).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::DataInvalid,
+                            format!(
+                                "check {name}: stream `{stream}` did not deliver its values in this run \
+                                 (it failed, or was not run before this stream)"
+                            ),
+                        )
+                    })?);
+                }
+                let set = values.as_ref().expect("set above");
+                each_text(batch, *col, buf, |r, t| {
+                    if !set.contains(&value_hash(t)) {
+                        out.push((r, format!("`{}` is not in `{stream}.{column}`", preview(t))));
+                    }
+                });
+            }
+            Kind::Freshness {
+                col, newest: best, ..
+            } => {
+                if let Some(v) = newest(batch, *col) {
+                    *best = Some(best.map_or(v, |b| b.max(v)));
+                }
+            }
+            Kind::RowCount { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The end-of-stream verdict of a stream-level check: the problem, if any.
+    fn at_end(&self, rows: u64, schema_col: &str) -> Option<String> {
+        match self {
+            Kind::RowCount {
+                min,
+                max,
+                max_change,
+                previous,
+            } => {
+                if min.is_some_and(|m| rows < m) || max.is_some_and(|m| rows > m) {
+                    return Some(format!(
+                        "{rows} rows, expected between {} and {}",
+                        fmt_count(*min),
+                        fmt_count(*max)
+                    ));
+                }
+                let (Some(limit), Some(prev)) = (max_change, previous) else {
+                    return None;
+                };
+                let change = (rows as f64 - *prev as f64).abs() / (*prev).max(1) as f64;
+                (change > *limit).then(|| {
+                    format!(
+                        "{rows} rows against {prev} in the last run: a change of {:.1}%, more than max_change {:.1}%",
+                        change * 100.0,
+                        limit * 100.0
+                    )
+                })
+            }
+            Kind::Freshness {
+                max_age,
+                written,
+                newest,
+                ..
+            } => {
+                let Some(t) = newest else {
+                    return Some(format!("no value of `{schema_col}` in this run"));
+                };
+                let age = chrono::TimeDelta::microseconds(
+                    chrono::Utc::now().timestamp_micros().saturating_sub(*t),
+                );
+                (age > *max_age).then(|| {
+                    format!(
+                        "the newest `{schema_col}` is {} ({} old), older than max_age {written}",
+                        format_timestamp_micros(*t),
+                        human(age)
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Validator {
-    /// Builds the checks against the schema the stream delivers (after transforms).
-    pub fn new(configs: &[CheckConfig], schema: &arrow_schema::Schema) -> Result<Validator> {
+    /// Builds the checks against the schema the stream delivers (after transforms), outside
+    /// any run: `referential` checks fail at the first batch, `max_change` has nothing to
+    /// compare with. The runtime uses [`Validator::for_run`].
+    pub fn new(configs: &[CheckConfig], schema: &Schema) -> Result<Validator> {
+        Self::for_run(configs, schema, &RunContext::default())
+    }
+
+    /// Builds the checks of one stream of a run.
+    pub fn for_run(
+        configs: &[CheckConfig],
+        schema: &Schema,
+        ctx: &RunContext,
+    ) -> Result<Validator> {
         let mut checks = Vec::new();
         for c in configs {
             let (name, severity, kind) = match c {
@@ -197,11 +900,16 @@ impl Validator {
                 }
                 CheckConfig::Unique { columns, severity } => {
                     let n = format!("unique({})", columns.join(", "));
-                    let idx = columns
+                    let idx: Vec<usize> = columns
                         .iter()
                         .map(|x| col(schema, x, &n))
                         .collect::<Result<_>>()?;
-                    (n, *severity, Kind::Unique(idx, HashSet::new()))
+                    let seen = if idx.len() == 1 && type_of(schema, idx[0]) == FerryType::Int64 {
+                        Seen::Int(SeenInts::default())
+                    } else {
+                        Seen::Bytes(HashSet::new())
+                    };
+                    (n, *severity, Kind::Unique(idx, seen))
                 }
                 CheckConfig::Regex {
                     column,
@@ -245,7 +953,13 @@ impl Validator {
                     (
                         n.clone(),
                         *severity,
-                        Kind::Allowed(col(schema, column, &n)?, values.iter().cloned().collect()),
+                        Kind::Allowed(
+                            col(schema, column, &n)?,
+                            values
+                                .iter()
+                                .cloned()
+                                .collect::<HashSet<String, FoldHash>>(),
+                        ),
                     )
                 }
                 CheckConfig::MaxLength {
@@ -260,11 +974,97 @@ impl Validator {
                         Kind::MaxLength(col(schema, column, &n)?, *max),
                     )
                 }
-                CheckConfig::RowCount { min, max, severity } => (
-                    "row_count".to_string(),
-                    *severity,
-                    Kind::RowCount(*min, *max),
-                ),
+                CheckConfig::RowCount {
+                    min,
+                    max,
+                    max_change,
+                    severity,
+                } => {
+                    if max_change.is_some_and(|m| m.is_nan() || m < 0.0) {
+                        return Err(Error::config(
+                            "check row_count: max_change must be 0 or more (0.5 allows 50% more or fewer rows than the last run)",
+                        ));
+                    }
+                    (
+                        "row_count".to_string(),
+                        *severity,
+                        Kind::RowCount {
+                            min: *min,
+                            max: *max,
+                            max_change: *max_change,
+                            previous: ctx.previous_rows,
+                        },
+                    )
+                }
+                CheckConfig::Type {
+                    column,
+                    is,
+                    severity,
+                } => {
+                    let n = format!("type({column})");
+                    let i = col(schema, column, &n)?;
+                    let have = type_of(schema, i);
+                    if !matches!(have, FerryType::String | FerryType::Json) {
+                        return Err(Error::config(format!(
+                            "check {n}: column `{column}` is {have}, not text; the type check is for string columns"
+                        )));
+                    }
+                    let ty = FerryType::parse(is).ok_or_else(|| {
+                        Error::config(format!(
+                            "check {n}: unknown type `{is}` (valid: {})",
+                            FerryType::NAMES.join(", ")
+                        ))
+                    })?;
+                    (n, *severity, Kind::Type(i, ColumnBuilder::new(ty, 0)))
+                }
+                CheckConfig::Referential {
+                    column,
+                    stream,
+                    stream_column,
+                    severity,
+                } => {
+                    let n = format!("referential({column})");
+                    (
+                        n.clone(),
+                        *severity,
+                        Kind::Referential {
+                            col: col(schema, column, &n)?,
+                            stream: stream.clone(),
+                            column: stream_column.clone(),
+                            references: ctx.references.clone(),
+                            values: None,
+                        },
+                    )
+                }
+                CheckConfig::Freshness {
+                    column,
+                    max_age,
+                    severity,
+                } => {
+                    let n = format!("freshness({column})");
+                    let i = col(schema, column, &n)?;
+                    let have = type_of(schema, i);
+                    if !matches!(have, FerryType::Timestamp | FerryType::Date) {
+                        return Err(Error::config(format!(
+                            "check {n}: column `{column}` is {have}, not a timestamp or date"
+                        )));
+                    }
+                    let age = parse_duration(max_age).ok_or_else(|| {
+                        Error::config(format!(
+                            "check {n}: max_age `{max_age}` is not a duration like `90s`, `30m`, `24h`, `7d`, `2w` or `1h30m`"
+                        ))
+                    })?;
+                    (
+                        n,
+                        *severity,
+                        Kind::Freshness {
+                            col: i,
+                            max_age: age,
+                            written: max_age.clone(),
+                            newest: None,
+                        },
+                    )
+                }
             };
             checks.push(Check {
                 name,
@@ -274,65 +1074,49 @@ impl Validator {
                 examples: Vec::new(),
             });
         }
-        Ok(Validator { checks, rows: 0 })
+        let mut collect = Vec::new();
+        if let Some(refs) = &ctx.references {
+            for column in refs.wanted(&ctx.stream) {
+                let what = format!("check referential of another stream on `{}`", ctx.stream);
+                collect.push(Collector {
+                    col: col(schema, &column, &what)?,
+                    column,
+                    values: IntSet::default(),
+                });
+            }
+        }
+        Ok(Validator {
+            checks,
+            rows: 0,
+            stream: ctx.stream.clone(),
+            references: ctx.references.clone(),
+            collect,
+            text: String::new(),
+        })
     }
 
-    /// Whether there are no checks.
+    /// Whether there is nothing to do (no checks, no values to collect for other streams).
     pub fn is_empty(&self) -> bool {
-        self.checks.is_empty()
+        self.checks.is_empty() && self.collect.is_empty()
+    }
+
+    /// Rows checked so far (for the runtime to remember as the next run's `previous_rows`).
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Checks one batch. Errors (kind `DataInvalid`) when a `fail` check fails.
     pub fn check(&mut self, batch: RecordBatch) -> Result<Outcome> {
         let n = batch.num_rows();
         self.rows += n as u64;
-        let mut first_error: Vec<Option<Failure>> = vec![None; n];
-        let mut text = String::new();
+        let mut first_error: Vec<Option<Failure>> = Vec::new();
+        let mut fails: Vec<(usize, String)> = Vec::new();
         for check in &mut self.checks {
-            #[allow(clippy::needless_range_loop)] // r indexes the batch's columns too
-            for r in 0..n {
-                let problem = match &mut check.kind {
-                    Kind::NotNull(cols) => cols
-                        .iter()
-                        .find(|c| batch.column(**c).is_null(r))
-                        .map(|c| format!("`{}` is NULL", batch.schema().field(*c).name())),
-                    Kind::Unique(cols, seen) => {
-                        let mut key = Vec::new();
-                        for c in cols.iter() {
-                            text.clear();
-                            let ty = FerryType::of(batch.schema().field(*c))
-                                .unwrap_or(FerryType::String);
-                            if write_text(batch.column(*c).as_ref(), ty, r, &mut text) {
-                                key.extend_from_slice(text.as_bytes());
-                            } else {
-                                key.push(0);
-                            }
-                            key.push(0x1f);
-                        }
-                        (!seen.insert(key)).then(|| "duplicate value in this run".to_string())
-                    }
-                    Kind::Regex(c, re) => value_text(&batch, *c, r, &mut text)
-                        .filter(|t| !re.is_match(t))
-                        .map(|t| format!("`{}` does not match {}", preview(t), re.as_str())),
-                    Kind::Range(c, min, max) => {
-                        value_text(&batch, *c, r, &mut text).and_then(|t| {
-                            let v: f64 = t.parse().ok()?;
-                            let low = min.is_some_and(|m| v < m);
-                            let high = max.is_some_and(|m| v > m);
-                            (low || high).then(|| {
-                                format!("{t} is outside [{}, {}]", fmt_bound(*min), fmt_bound(*max))
-                            })
-                        })
-                    }
-                    Kind::Allowed(c, set) => value_text(&batch, *c, r, &mut text)
-                        .filter(|t| !set.contains(*t))
-                        .map(|t| format!("`{}` is not an allowed value", preview(t))),
-                    Kind::MaxLength(c, max) => value_text(&batch, *c, r, &mut text)
-                        .filter(|t| t.chars().count() > *max)
-                        .map(|t| format!("{} characters, more than {max}", t.chars().count())),
-                    Kind::RowCount(..) => None,
-                };
-                let Some(message) = problem else { continue };
+            fails.clear();
+            check
+                .kind
+                .scan(&batch, &check.name, &mut self.text, &mut fails)?;
+            for (r, message) in fails.drain(..) {
                 check.failed += 1;
                 if check.examples.len() < 3 {
                     check.examples.push(preview(&message));
@@ -347,6 +1131,9 @@ impl Validator {
                         .with("row", r));
                     }
                     Severity::Error => {
+                        if first_error.is_empty() {
+                            first_error = vec![None; n];
+                        }
                         if first_error[r].is_none() {
                             first_error[r] = Some(Failure {
                                 row: r,
@@ -358,48 +1145,64 @@ impl Validator {
                 }
             }
         }
-        if first_error.iter().all(Option::is_none) {
-            return Ok(Outcome {
-                batch,
-                rejected: Vec::new(),
+        let (batch, rejected) = if first_error.is_empty() {
+            (batch, Vec::new())
+        } else {
+            let keep =
+                BooleanArray::from(first_error.iter().map(Option::is_none).collect::<Vec<_>>());
+            let rejected = first_error
+                .into_iter()
+                .flatten()
+                .map(|f| (row_json(&batch, f.row), f))
+                .collect();
+            (
+                arrow_select::filter::filter_record_batch(&batch, &keep)?,
+                rejected,
+            )
+        };
+        for c in &mut self.collect {
+            let values = &mut c.values;
+            each_text(&batch, c.col, &mut self.text, |_, t| {
+                values.insert(value_hash(t));
             });
         }
-        let keep = BooleanArray::from(first_error.iter().map(Option::is_none).collect::<Vec<_>>());
-        let rejected = first_error
-            .into_iter()
-            .flatten()
-            .map(|f| (row_json(&batch, f.row), f))
-            .collect();
-        Ok(Outcome {
-            batch: arrow_select::filter::filter_record_batch(&batch, &keep)?,
-            rejected,
-        })
+        Ok(Outcome { batch, rejected })
     }
 
-    /// Runs the end-of-stream checks; errors when a `fail` one fails.
+    /// Runs the end-of-stream checks; errors when a `fail` (or `error`) one fails.
     pub fn finish(&mut self) -> Result<()> {
         let rows = self.rows;
         for check in &mut self.checks {
-            if let Kind::RowCount(min, max) = check.kind {
-                let bad = min.is_some_and(|m| rows < m) || max.is_some_and(|m| rows > m);
-                if bad {
-                    check.failed += 1;
-                    let msg = format!(
-                        "{rows} rows, expected between {} and {}",
-                        fmt_count(min),
-                        fmt_count(max)
-                    );
-                    check.examples.push(msg.clone());
-                    if check.severity == Severity::Fail || check.severity == Severity::Error {
-                        return Err(Error::new(
-                            ErrorKind::DataInvalid,
-                            format!("check row_count failed: {msg}"),
-                        ));
-                    }
-                }
+            let column = check
+                .name
+                .split_once('(')
+                .map(|(_, c)| c.trim_end_matches(')'))
+                .unwrap_or_default()
+                .to_string();
+            let Some(msg) = check.kind.at_end(rows, &column) else {
+                continue;
+            };
+            check.failed += 1;
+            check.examples.push(preview(&msg));
+            if check.severity != Severity::Warn {
+                return Err(Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("check {} failed: {msg}", check.name),
+                ));
             }
         }
         Ok(())
+    }
+
+    /// Hands the values collected for other streams' `referential` checks to the run's
+    /// [`References`]; the runtime calls it once the stream's rows are durable.
+    pub fn publish(&mut self) {
+        let Some(refs) = &self.references else {
+            return;
+        };
+        for c in self.collect.drain(..) {
+            refs.publish(&self.stream, &c.column, c.values);
+        }
     }
 
     /// Figures per check.
@@ -422,12 +1225,6 @@ fn fmt_bound(b: Option<f64>) -> String {
 
 fn fmt_count(b: Option<u64>) -> String {
     b.map(|x| x.to_string()).unwrap_or_else(|| "…".into())
-}
-
-fn value_text<'a>(batch: &RecordBatch, c: usize, r: usize, buf: &'a mut String) -> Option<&'a str> {
-    buf.clear();
-    let ty = FerryType::of(batch.schema().field(c)).unwrap_or(FerryType::String);
-    write_text(batch.column(c).as_ref(), ty, r, buf).then_some(buf.as_str())
 }
 
 /// One row as a JSON object (for quarantine files).
@@ -568,5 +1365,266 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("did you mean `email`"), "{e}");
+    }
+
+    fn with_text(col: &str, values: Vec<Option<&str>>) -> RecordBatch {
+        let n = values.len() as i64;
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            FerryType::Int64.field("id", false),
+            FerryType::String.field(col, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow_array::Int64Array::from((1..=n).collect::<Vec<_>>())),
+                Arc::new(arrow_array::StringArray::from(values)),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rejected_ids(out: &Outcome) -> Vec<i64> {
+        out.rejected
+            .iter()
+            .map(|(row, _)| row["id"].as_i64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn type_check_parses_text_like_the_sources() {
+        let b = with_text(
+            "zip",
+            vec![Some("75001"), Some("7500A"), None, Some(" 12 ")],
+        );
+        let mut v = Validator::new(
+            &parse(r#"checks = [{ type = "type", column = "zip", is = "int64" }]"#),
+            &b.schema(),
+        )
+        .unwrap();
+        let out = v.check(b.clone()).unwrap();
+        assert_eq!(rejected_ids(&out), [2]);
+        assert!(out.rejected[0]
+            .1
+            .message
+            .contains("`7500A` is not a valid int64"));
+        let mut v = Validator::new(
+            &parse(r#"checks = [{ type = "type", column = "zip", is = "date" }]"#),
+            &b.schema(),
+        )
+        .unwrap();
+        assert_eq!(rejected_ids(&v.check(b.clone()).unwrap()), [1, 2, 4]);
+        let e = Validator::new(
+            &parse(r#"checks = [{ type = "type", column = "id", is = "int64" }]"#),
+            &b.schema(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("not text"), "{e}");
+        assert!(Validator::new(
+            &parse(r#"checks = [{ type = "type", column = "zip", is = "integr" }]"#),
+            &b.schema()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn referential_uses_values_another_stream_delivered() {
+        let customers = with_text("email", vec![Some("a"), Some("b")]);
+        let orders = {
+            let schema = Arc::new(arrow_schema::Schema::new(vec![
+                FerryType::Int64.field("id", false),
+                FerryType::Int64.field("customer_id", true),
+            ]));
+            RecordBatch::try_new(
+                schema,
+                vec![
+                    Arc::new(arrow_array::Int64Array::from(vec![10, 11, 12, 13])),
+                    Arc::new(arrow_array::Int64Array::from(vec![
+                        Some(1),
+                        Some(3),
+                        None,
+                        Some(2),
+                    ])),
+                ],
+            )
+            .unwrap()
+        };
+        let order_checks = parse(
+            r#"checks = [{ type = "referential", column = "customer_id", stream = "customers", stream_column = "id" }]"#,
+        );
+        let no_checks: Vec<CheckConfig> = Vec::new();
+        let (os, cs) = (orders.schema(), customers.schema());
+        let (refs, waves) = References::plan(&[
+            ("orders", os.as_ref(), &order_checks),
+            ("customers", cs.as_ref(), &no_checks),
+        ])
+        .unwrap();
+        assert_eq!(waves, vec![vec![1], vec![0]], "customers runs first");
+
+        // customers: no checks of its own, but it collects `id` for orders
+        let ctx = |stream: &str| RunContext {
+            stream: stream.into(),
+            references: Some(refs.clone()),
+            previous_rows: None,
+        };
+        let mut c = Validator::for_run(&no_checks, &cs, &ctx("customers")).unwrap();
+        assert!(!c.is_empty());
+        c.check(customers).unwrap();
+        // orders before customers published: a clear error
+        let mut o = Validator::for_run(&order_checks, &os, &ctx("orders")).unwrap();
+        let e = o.check(orders.clone()).unwrap_err();
+        assert!(e.to_string().contains("did not deliver"), "{e}");
+        c.publish();
+        let mut o = Validator::for_run(&order_checks, &os, &ctx("orders")).unwrap();
+        let out = o.check(orders.clone()).unwrap();
+        assert_eq!(
+            out.rejected
+                .iter()
+                .map(|(r, _)| r["id"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            [11]
+        );
+        assert!(out.rejected[0].1.message.contains("not in `customers.id`"));
+
+        // outside a run: a config error at the first batch
+        let mut o = Validator::new(&order_checks, &os).unwrap();
+        assert_eq!(
+            o.check(orders).unwrap_err().kind(),
+            ErrorKind::ConfigInvalid
+        );
+
+        // planning errors
+        let e = References::plan(&[("orders", os.as_ref(), &order_checks)])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not synced in this run"), "{e}");
+        let bad_col = parse(
+            r#"checks = [{ type = "referential", column = "customer_id", stream = "customers", stream_column = "idd" }]"#,
+        );
+        let e = References::plan(&[
+            ("orders", os.as_ref(), &bad_col),
+            ("customers", cs.as_ref(), &no_checks),
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("did you mean `id`"), "{e}");
+        let back = parse(
+            r#"checks = [{ type = "referential", column = "id", stream = "orders", stream_column = "id" }]"#,
+        );
+        let e = References::plan(&[
+            ("orders", os.as_ref(), &order_checks),
+            ("customers", cs.as_ref(), &back),
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn freshness_checks_the_newest_value_at_the_end() {
+        let now = chrono::Utc::now().timestamp_micros();
+        let ts = |v: Vec<Option<i64>>| {
+            let schema = Arc::new(arrow_schema::Schema::new(vec![
+                FerryType::Timestamp.field("at", true)
+            ]));
+            RecordBatch::try_new(
+                schema,
+                vec![Arc::new(
+                    arrow_array::TimestampMicrosecondArray::from(v).with_timezone("UTC"),
+                )],
+            )
+            .unwrap()
+        };
+        let hour = 3_600_000_000i64;
+        let cfg = parse(r#"checks = [{ type = "freshness", column = "at", max_age = "2h" }]"#);
+        let mut v = Validator::new(&cfg, &ts(vec![]).schema()).unwrap();
+        v.check(ts(vec![Some(now - 30 * hour), None])).unwrap();
+        v.check(ts(vec![Some(now - hour)])).unwrap();
+        v.finish().unwrap();
+        let mut v = Validator::new(&cfg, &ts(vec![]).schema()).unwrap();
+        v.check(ts(vec![Some(now - 30 * hour)])).unwrap();
+        let e = v.finish().unwrap_err();
+        assert!(e.to_string().contains("1d 6h old"), "{e}");
+        let mut v = Validator::new(&cfg, &ts(vec![]).schema()).unwrap();
+        assert!(v
+            .finish()
+            .unwrap_err()
+            .to_string()
+            .contains("no value of `at`"));
+        let warn = parse(
+            r#"checks = [{ type = "freshness", column = "at", max_age = "1h30m", severity = "warn" }]"#,
+        );
+        let mut v = Validator::new(&warn, &ts(vec![]).schema()).unwrap();
+        v.check(ts(vec![Some(now - 2 * hour)])).unwrap();
+        v.finish().unwrap();
+        assert_eq!(v.report()[0].failed, 1);
+        for bad in ["24", "h", "3x", "0s", ""] {
+            let cfg = parse(&format!(
+                r#"checks = [{{ type = "freshness", column = "at", max_age = "{bad}" }}]"#
+            ));
+            assert!(Validator::new(&cfg, &ts(vec![]).schema()).is_err(), "{bad}");
+        }
+        assert!(
+            Validator::new(&cfg, &batch().schema()).is_err(),
+            "no column `at`"
+        );
+        assert_eq!(parse_duration("1h30m"), chrono::TimeDelta::try_minutes(90));
+        assert_eq!(parse_duration("2w"), chrono::TimeDelta::try_days(14));
+    }
+
+    #[test]
+    fn row_count_max_change_against_the_last_run() {
+        let cfg = parse(r#"checks = [{ type = "row_count", max_change = 0.5 }]"#);
+        let run = |previous: Option<u64>| {
+            let ctx = RunContext {
+                previous_rows: previous,
+                ..Default::default()
+            };
+            let mut v = Validator::for_run(&cfg, &batch().schema(), &ctx).unwrap();
+            v.check(batch()).unwrap();
+            assert_eq!(v.rows(), 4);
+            v.finish()
+        };
+        run(None).unwrap();
+        run(Some(6)).unwrap(); // -33%
+        run(Some(3)).unwrap(); // +33%
+        let e = run(Some(10)).unwrap_err(); // -60%
+        assert!(e.to_string().contains("4 rows against 10"), "{e}");
+        assert!(run(Some(2)).is_err()); // +100%
+        let neg = parse(r#"checks = [{ type = "row_count", max_change = -1 }]"#);
+        assert!(Validator::new(&neg, &batch().schema()).is_err());
+    }
+
+    #[test]
+    fn unique_ints_in_and_out_of_order() {
+        let mut seen = SeenInts::default();
+        let values = [5, 7, 9, 3, 8, 12, 7, 3, 10, 12, 4, 5, 13];
+        let fresh: Vec<bool> = values.iter().map(|v| seen.insert(*v)).collect();
+        assert_eq!(
+            fresh,
+            [true, true, true, true, true, true, false, false, true, false, true, false, true]
+        );
+    }
+
+    #[test]
+    fn unique_over_several_columns_and_strings() {
+        let cfg = parse(r#"checks = [{ type = "unique", columns = ["status", "id"] }]"#);
+        let mut v = Validator::new(&cfg, &batch().schema()).unwrap();
+        assert!(v.check(batch()).unwrap().rejected.is_empty());
+        assert_eq!(
+            v.check(batch()).unwrap().rejected.len(),
+            4,
+            "second batch repeats"
+        );
+        let cfg = parse(r#"checks = [{ type = "unique", columns = ["email"] }]"#);
+        let mut v = Validator::new(&cfg, &batch().schema()).unwrap();
+        assert!(v.check(batch()).unwrap().rejected.is_empty());
+        let b = with_text("email", vec![None, None, Some("x"), Some("x")]);
+        let mut v = Validator::new(&cfg, &b.schema()).unwrap();
+        assert_eq!(
+            rejected_ids(&v.check(b).unwrap()),
+            [2, 4],
+            "NULLs are equal"
+        );
     }
 }

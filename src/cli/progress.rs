@@ -39,9 +39,12 @@ impl Progress {
         };
         ProgressStyle::with_template(t)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .with_key("rps", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{} rows/s", group(s.per_sec() as u64));
-            })
+            .with_key(
+                "rps",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{} rows/s", group(s.per_sec() as u64));
+                },
+            )
     }
 }
 

@@ -1,0 +1,273 @@
+//! What transforms and checks cost (not a test: run it, read the figures).
+//!
+//! ```sh
+//! cargo run --release --example validate_bench -- [--rows 5000000] [--rounds 2] [--only 3]
+//! ```
+//!
+//! `--only N` runs just setup N (0 none, 1 transforms, 2 checks, 3 both), for profiling.
+//!
+//! It then times each stage alone, on one thread, over the same batches: the source, the
+//! runtime's receipt digest (of the rows as read, and as they are after the transforms), the
+//! transforms and the checks, in nanoseconds per row. In the pipeline the source runs on
+//! one core and everything else on another, so the slower of the two sets the rate.
+//!
+//! Streams the `generate` connector's `bench` preset (8 columns) through the same config
+//! parsing and runtime as `ferry sync` into a sink that only counts, with no transforms
+//! and no checks, then with 5 transforms, 10 checks, and both; each setup runs `--rounds`
+//! times, interleaved, and the best round is shown. Target: 10 checks and 5 transforms
+//! cost less than 30% of the plain rate.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use ferry_core::arrow_array::RecordBatch;
+use ferry_core::digest::RowDigest;
+use ferry_core::secret::ResolveContext;
+use ferry_core::state::StateStore;
+use ferry_core::transform::{apply_all, output_schema};
+use ferry_core::validate::Validator;
+use ferry_core::{
+    async_trait, Durability, Message, ReadRequest, RunOptions, Runtime, Sink, StreamWriter,
+    SyncConfig, WriteRequest, WriteSummary,
+};
+
+/// A destination that only counts, so the figures are the pipeline's own.
+struct CountingSink;
+struct CountingWriter(u64);
+
+#[async_trait]
+impl Sink for CountingSink {
+    async fn check(&self) -> ferry_core::Result<()> {
+        Ok(())
+    }
+    async fn open(&self, _: WriteRequest) -> ferry_core::Result<Box<dyn StreamWriter>> {
+        Ok(Box::new(CountingWriter(0)))
+    }
+}
+
+#[async_trait]
+impl StreamWriter for CountingWriter {
+    async fn write(&mut self, batch: RecordBatch) -> ferry_core::Result<()> {
+        self.0 += batch.num_rows() as u64;
+        Ok(())
+    }
+    async fn flush(&mut self) -> ferry_core::Result<Durability> {
+        Ok(Durability::Durable)
+    }
+    async fn close(self: Box<Self>) -> ferry_core::Result<WriteSummary> {
+        Ok(WriteSummary {
+            rows: self.0,
+            outputs: vec![],
+        })
+    }
+}
+
+/// The five transforms: two text cleanups, a cast, a derived column and a filter (which
+/// keeps every row, so all setups deliver the same rows).
+const TRANSFORMS: &str = r#"transforms = [
+  { type = "trim", columns = ["name"] },
+  { type = "lowercase", columns = ["email"] },
+  { type = "cast", column = "quantity", to = "float64" },
+  { type = "derive", column = "total", expr = "amount * quantity", as = "float64" },
+  { type = "filter", expr = "amount > 0 && active != ()" },
+]
+"#;
+
+/// The ten checks (all pass on this data, so no row goes to the quarantine).
+const CHECKS: &str = r#"checks = [
+  { type = "not_null", columns = ["id", "email", "country"] },
+  { type = "unique", columns = ["id"] },
+  { type = "regex", column = "email", pattern = "^[^@]+@[^@]+$" },
+  { type = "range", column = "amount", min = 0, max = 1000 },
+  { type = "range", column = "quantity", min = 1, max = 20 },
+  { type = "allowed", column = "country", values = ["DE", "FR", "NL", "BE", "AT", "CH", "IT", "ES", "PT", "GB", "IE", "SE", "NO", "DK", "FI", "PL", "CZ", "US", "CA", "BR", "MX", "JP", "IN", "AU", "ZA"] },
+  { type = "max_length", column = "name", max = 64 },
+  { type = "max_length", column = "country", max = 2 },
+  { type = "freshness", column = "created_at", max_age = "36500d" },
+  { type = "row_count", min = 1 },
+]
+"#;
+
+fn config(dir: &Path, rows: u64, extra: &str) -> SyncConfig {
+    let text = format!(
+        "[source]\ntype = \"generate\"\nseed = 7\nstreams = [{{ name = \"bench\", preset = \"bench\", rows = {rows} }}]\n\
+         [destination]\ntype = \"file\"\npath = \"unused\"\n\
+         [[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n{extra}"
+    );
+    SyncConfig::parse(
+        &dir.join("bench.toml"),
+        text,
+        dir.to_path_buf(),
+        ResolveContext::default(),
+    )
+    .expect("the bench config parses")
+}
+
+/// Runs one sync of `rows` generated rows with `extra` in its `[[streams]]` entry;
+/// returns (rows written, seconds).
+async fn run(dir: &Path, rows: u64, extra: &str) -> (u64, f64) {
+    let cfg = config(dir, rows, extra);
+    let source = ferry::registry()
+        .build_source(&cfg.source)
+        .expect("the generate source builds");
+    let state_path = dir.join("state.json");
+    let _ = std::fs::remove_file(&state_path);
+    let state = Arc::new(StateStore::open(state_path, None).unwrap());
+    let mut rt = Runtime::new(source, Arc::new(CountingSink), state);
+    rt.settings = cfg.run.clone();
+    let t = Instant::now();
+    let report = rt
+        .sync(
+            &cfg.streams,
+            &RunOptions::default(),
+            Some(&cfg),
+            ("generate", "counting"),
+        )
+        .await
+        .expect("the run starts");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        report.status,
+        ferry_core::report::Status::Succeeded,
+        "{}",
+        report.summary()
+    );
+    let s = &report.streams[0];
+    assert_eq!(s.rows_rejected, 0, "a check failed on the bench data");
+    (s.rows_written, secs)
+}
+
+/// Times each stage alone over the same batches; prints nanoseconds per row.
+async fn breakdown(dir: &Path, rows: u64) {
+    let cfg = config(dir, rows, &format!("{TRANSFORMS}{CHECKS}"));
+    let source = ferry::registry().build_source(&cfg.source).unwrap();
+    let catalog = source.discover().await.unwrap();
+    let schema = catalog.get("bench").unwrap().schema.clone();
+    let stream = &cfg.streams[0];
+    let steps: Vec<_> = stream
+        .transforms
+        .iter()
+        .map(|t| t.build().unwrap())
+        .collect();
+    let out = output_schema(&steps, schema).unwrap();
+    let mut validator = Validator::new(&stream.checks, &out).unwrap();
+    let (mut before, mut after) = (RowDigest::new(), RowDigest::new());
+    let mut t = [Duration::ZERO; 5];
+    let mut messages = source.read(ReadRequest::full("bench")).await.unwrap();
+    let mut n = 0u64;
+    loop {
+        let clock = Instant::now();
+        let Some(m) = messages.next().await else {
+            break;
+        };
+        t[0] += clock.elapsed();
+        let Message::Batch(batch) = m.unwrap() else {
+            continue;
+        };
+        n += batch.num_rows() as u64;
+        let clock = Instant::now();
+        before.add_batch(&batch);
+        t[1] += clock.elapsed();
+        let clock = Instant::now();
+        let batch = apply_all(&steps, batch).unwrap();
+        t[2] += clock.elapsed();
+        let clock = Instant::now();
+        let outcome = validator.check(batch).unwrap();
+        t[3] += clock.elapsed();
+        let clock = Instant::now();
+        after.add_batch(&outcome.batch);
+        t[4] += clock.elapsed();
+    }
+    validator.finish().unwrap();
+    let ns = |d: Duration| d.as_nanos() as f64 / n as f64;
+    println!(
+        "\nCPU per row, each stage alone on one thread ({} rows):",
+        ferry_core::report::group(n)
+    );
+    for (what, d) in [
+        ("source (generate)", t[0]),
+        ("runtime digest, rows as read", t[1]),
+        ("5 transforms", t[2]),
+        ("10 checks", t[3]),
+        ("runtime digest, rows transformed", t[4]),
+    ] {
+        println!("  {what:<34} {:>7.1} ns/row", ns(d));
+    }
+    println!(
+        "  → the consumer side goes from {:.0} to {:.0} ns/row; of the {:.0} added, {:.0} are the transforms and checks, {:.0} the digest of the wider, float-heavier rows",
+        ns(t[1]),
+        ns(t[2] + t[3] + t[4]),
+        ns(t[2] + t[3] + t[4]) - ns(t[1]),
+        ns(t[2] + t[3]),
+        ns(t[4]) - ns(t[1])
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let mut rows: u64 = 5_000_000;
+    let mut rounds: usize = 2;
+    let mut only: Option<usize> = None;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let value = pair.get(1).map(String::as_str).unwrap_or_default();
+        match pair[0].as_str() {
+            "--rows" => rows = value.parse().expect("--rows N"),
+            "--rounds" => rounds = value.parse().expect("--rounds N"),
+            "--only" => only = Some(value.parse().expect("--only 0..=3")),
+            other => panic!(
+                "unknown argument {other}; see the doc comment of examples/validate_bench.rs"
+            ),
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    println!(
+        "Ferry transforms and checks: {} rows of the generate `bench` preset → counting sink, best of {rounds}\n",
+        ferry_core::report::group(rows)
+    );
+    let setups = [
+        ("no transforms, no checks", String::new()),
+        ("5 transforms", TRANSFORMS.to_string()),
+        ("10 checks", CHECKS.to_string()),
+        ("5 transforms + 10 checks", format!("{TRANSFORMS}{CHECKS}")),
+    ];
+    let mut best = vec![f64::INFINITY; setups.len()];
+    for _ in 0..rounds {
+        for (i, (_, extra)) in setups.iter().enumerate() {
+            if only.is_some_and(|o| o != i) {
+                continue;
+            }
+            let (n, secs) = run(tmp.path(), rows, extra).await;
+            assert_eq!(n, rows, "rows were lost");
+            best[i] = best[i].min(secs);
+        }
+    }
+    if let Some(o) = only {
+        let (what, _) = &setups[o];
+        println!(
+            "{what:<28} {:>7.2}s  {:>12} rows/s",
+            best[o],
+            ferry_core::report::group((rows as f64 / best[o]) as u64)
+        );
+        return;
+    }
+    let base = rows as f64 / best[0];
+    for ((what, _), secs) in setups.iter().zip(&best) {
+        let rate = rows as f64 / secs;
+        println!(
+            "{what:<28} {:>7.2}s  {:>12} rows/s  {:>+7.1}% vs none",
+            secs,
+            ferry_core::report::group(rate as u64),
+            (base / rate - 1.0) * 100.0
+        );
+    }
+    let slower = (best[3] / best[0] - 1.0) * 100.0;
+    println!(
+        "\n10 checks + 5 transforms take {slower:.1}% more time than none (target: under 30%): {}",
+        if slower < 30.0 { "met" } else { "NOT met" }
+    );
+    breakdown(tmp.path(), rows).await;
+}
