@@ -14,6 +14,7 @@ pub fn registry() -> Registry {
     ferry_connector_file::register(&mut r);
     ferry_connector_generate::register(&mut r);
     ferry_connector_mysql::register(&mut r);
+    ferry_connector_postgres::register(&mut r);
     ferry_connector_sqlite::register(&mut r);
     r
 }

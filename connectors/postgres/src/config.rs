@@ -1,0 +1,612 @@
+//! The `[source]` and `[destination]` sections of the `postgres` connector.
+//!
+//! Parsing and `validate` are pure: nothing connects until `check`, `discover`, `read`
+//! or `open`. The connection fields are the same on both sides (serde cannot combine
+//! `flatten` with `deny_unknown_fields`, so each config lists them); both turn into one
+//! [`ConnSettings`], whose `Debug` never shows the password.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use ferry_core::{Error, Result, Secret};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::core::ConnSettings;
+
+/// Default host.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// Default port.
+pub const DEFAULT_PORT: u16 = 5432;
+/// Default schema read from and written to.
+pub const DEFAULT_SCHEMA: &str = "public";
+/// Default `application_name` of Ferry's sessions (visible in `pg_stat_activity`).
+pub const DEFAULT_APPLICATION_NAME: &str = "ferry";
+
+/// How the connection uses TLS (the names and meanings of libpq's `sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it, without checking its certificate; plain text otherwise.
+    Prefer,
+    /// Always use TLS, without checking the server's certificate (encrypts, does not authenticate).
+    Require,
+    /// Always use TLS, and check that the certificate is signed by a trusted authority
+    /// (the system's, or `ca_file`) and names the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The name written in config files and URLs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    fn parse(s: &str) -> Option<SslMode> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+/// Configuration of a `postgres` source.
+///
+/// ```toml
+/// [source]
+/// type = "postgres"
+/// host = "db.internal"
+/// database = "crm"
+/// user = "ferry_reader"
+/// password = "${secret:crm_password}"
+/// sslmode = "verify-full"
+/// schemas = ["public", "sales"]
+/// queries = [{ name = "big_orders", sql = "SELECT id, total FROM orders WHERE total > 1000", primary_key = ["id"], cursor = "id" }]
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSourceConfig {
+    /// Server host name or IP address (default `127.0.0.1`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Server TCP port (default `5432`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database to read (required, here or in `url`).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// User name (required, here or in `url`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password (default: none). Write a reference such as `${secret:NAME}`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// TLS: `disable`, `prefer`, `require` or `verify-full` (default `prefer`, or
+    /// `verify-full` when `ca_file` is set). `prefer` and `require` encrypt without
+    /// checking the certificate; `verify-full` checks it against the system's trusted
+    /// authorities (or `ca_file`) and the host name.
+    #[serde(default)]
+    pub sslmode: Option<SslMode>,
+    /// PEM file of the authority that signed the server's certificate, relative to the
+    /// config file, e.g. `certs/db-ca.pem` (default: the system's trusted authorities).
+    /// Used by `verify-full`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// All connection fields in one URL, `postgres://user:password@host:port/database`
+    /// (default: none; `?sslmode=…` and `?application_name=…` are read too). A secret:
+    /// write a reference such as `${secret:NAME}`, or one inside the URL
+    /// (`postgres://ferry:${secret:pg_password}@db/crm`). Use either `url` or
+    /// `host`/`port`/`database`/`user`; `password` may go beside a URL without one.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// Name of Ferry's sessions in `pg_stat_activity` (default `ferry`).
+    #[serde(default)]
+    pub application_name: Option<String>,
+    /// Schemas whose tables and views are offered (default `["public"]`). Streams of the
+    /// first schema are named by table (`orders`), those of the others `schema.table`.
+    #[serde(default)]
+    pub schemas: Option<Vec<String>>,
+    /// Streams to offer, by name as `ferry discover` lists them (default: every table,
+    /// view, materialized view and foreign table of `schemas`, except Ferry's `_ferry_*`
+    /// staging tables). `tables = []` offers only the `queries`.
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// Custom query streams, each one read-only `SELECT` (default: none).
+    #[serde(default)]
+    pub queries: Vec<PostgresQuery>,
+}
+
+/// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresQuery {
+    /// The stream's name (required), unique among tables, views and queries.
+    pub name: String,
+    /// One `SELECT` (or `VALUES`, `TABLE`, `WITH … SELECT`) statement (required). It runs
+    /// in a read-only transaction, wrapped as `SELECT … FROM (<sql>) AS q`; incremental
+    /// reads add `WHERE cursor > … ORDER BY cursor`. Column types are the result's (cast
+    /// in SQL to choose one, e.g. `total::numeric(12,2)`).
+    pub sql: String,
+    /// Columns that identify a row (default: none).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// The cursor used when the stream config names none (default: the first int64,
+    /// timestamp or date column).
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Configuration of a `postgres` destination.
+///
+/// ```toml
+/// [destination]
+/// type = "postgres"
+/// host = "warehouse.internal"
+/// database = "analytics"
+/// user = "ferry_writer"
+/// password = "${secret:warehouse_password}"
+/// sslmode = "verify-full"
+/// schema = "acme"
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkConfig {
+    /// Server host name or IP address (default `127.0.0.1`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Server TCP port (default `5432`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database to write into (required, here or in `url`); it must exist.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// User name (required, here or in `url`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password (default: none). Write a reference such as `${secret:NAME}`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// TLS: `disable`, `prefer`, `require` or `verify-full` (default `prefer`, or
+    /// `verify-full` when `ca_file` is set). `prefer` and `require` encrypt without
+    /// checking the certificate; `verify-full` checks it against the system's trusted
+    /// authorities (or `ca_file`) and the host name.
+    #[serde(default)]
+    pub sslmode: Option<SslMode>,
+    /// PEM file of the authority that signed the server's certificate, relative to the
+    /// config file, e.g. `certs/db-ca.pem` (default: the system's trusted authorities).
+    /// Used by `verify-full`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// All connection fields in one URL, `postgres://user:password@host:port/database`
+    /// (default: none; `?sslmode=…` and `?application_name=…` are read too). A secret:
+    /// write a reference such as `${secret:NAME}`, or one inside the URL
+    /// (`postgres://ferry:${secret:pg_password}@db/crm`). Use either `url` or
+    /// `host`/`port`/`database`/`user`; `password` may go beside a URL without one.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// Name of Ferry's sessions in `pg_stat_activity` (default `ferry`).
+    #[serde(default)]
+    pub application_name: Option<String>,
+    /// Schema the tables are written into (default `public`); created if missing.
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+/// The connection fields both sides share, borrowed.
+struct Fields<'a> {
+    host: &'a Option<String>,
+    port: Option<u16>,
+    database: &'a Option<String>,
+    user: &'a Option<String>,
+    password: &'a Option<Secret>,
+    sslmode: Option<SslMode>,
+    ca_file: &'a Option<PathBuf>,
+    url: &'a Option<Secret>,
+    application_name: &'a Option<String>,
+}
+
+impl PostgresSourceConfig {
+    /// A source config for `settings`, offering every table and view of `schemas`.
+    pub fn from_settings(settings: &ConnSettings, schemas: &[&str]) -> Self {
+        PostgresSourceConfig {
+            host: Some(settings.host.clone()),
+            port: Some(settings.port),
+            database: Some(settings.database.clone()),
+            user: Some(settings.user.clone()),
+            password: settings.password.clone(),
+            sslmode: Some(settings.sslmode),
+            ca_file: settings.ca_file.clone(),
+            url: None,
+            application_name: Some(settings.application_name.clone()),
+            schemas: Some(schemas.iter().map(|s| s.to_string()).collect()),
+            tables: None,
+            queries: Vec::new(),
+        }
+    }
+
+    /// The schemas to read (`schemas`, or `["public"]`).
+    pub fn schema_list(&self) -> Vec<String> {
+        self.schemas
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_SCHEMA.to_string()])
+    }
+
+    /// Checks what serde cannot, without I/O, and returns the connection settings
+    /// (`ca_file` taken relative to `base_dir`).
+    pub fn validate(&self, base_dir: &Path) -> Result<ConnSettings> {
+        let schemas = self.schema_list();
+        if schemas.is_empty() {
+            return Err(Error::config(
+                "`schemas` is empty: name at least one schema (default [\"public\"])",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for s in &schemas {
+            if s.trim().is_empty() {
+                return Err(Error::config("`schemas` lists an empty name"));
+            }
+            if !seen.insert(s) {
+                return Err(Error::config(format!("`schemas` lists `{s}` twice")));
+            }
+            check_ident(s, "`schemas`")?;
+        }
+        for t in self.tables.iter().flatten() {
+            if t.trim().is_empty() {
+                return Err(Error::config("`tables` lists an empty name"));
+            }
+        }
+        let mut names = HashSet::new();
+        for q in &self.queries {
+            if q.name.trim().is_empty() {
+                return Err(Error::config("a query in `queries` has an empty `name`"));
+            }
+            if !names.insert(q.name.as_str()) {
+                return Err(Error::config(format!("two queries are named `{}`", q.name)));
+            }
+            if crate::core::clean_sql(&q.sql).is_empty() {
+                return Err(Error::config(format!(
+                    "query `{}` has an empty `sql`",
+                    q.name
+                )));
+            }
+            if q.sql.contains('\0') {
+                return Err(Error::config(format!(
+                    "query `{}` contains a NUL character",
+                    q.name
+                )));
+            }
+            if q.primary_key.iter().any(|k| k.trim().is_empty()) {
+                return Err(Error::config(format!(
+                    "query `{}` lists an empty `primary_key` column",
+                    q.name
+                )));
+            }
+            if q.cursor.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                return Err(Error::config(format!(
+                    "query `{}` has an empty `cursor`",
+                    q.name
+                )));
+            }
+        }
+        settings(
+            Fields {
+                host: &self.host,
+                port: self.port,
+                database: &self.database,
+                user: &self.user,
+                password: &self.password,
+                sslmode: self.sslmode,
+                ca_file: &self.ca_file,
+                url: &self.url,
+                application_name: &self.application_name,
+            },
+            base_dir,
+        )
+    }
+}
+
+impl PostgresSinkConfig {
+    /// A destination config for `settings`, writing into `schema`.
+    pub fn from_settings(settings: &ConnSettings, schema: &str) -> Self {
+        PostgresSinkConfig {
+            host: Some(settings.host.clone()),
+            port: Some(settings.port),
+            database: Some(settings.database.clone()),
+            user: Some(settings.user.clone()),
+            password: settings.password.clone(),
+            sslmode: Some(settings.sslmode),
+            ca_file: settings.ca_file.clone(),
+            url: None,
+            application_name: Some(settings.application_name.clone()),
+            schema: Some(schema.to_string()),
+        }
+    }
+
+    /// The schema written into (`schema`, or `public`).
+    pub fn schema_name(&self) -> String {
+        self.schema
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SCHEMA.to_string())
+    }
+
+    /// Checks what serde cannot, without I/O, and returns the connection settings.
+    pub fn validate(&self, base_dir: &Path) -> Result<ConnSettings> {
+        let schema = self.schema_name();
+        if schema.trim().is_empty() {
+            return Err(Error::config("`schema` is empty (default \"public\")"));
+        }
+        check_ident(&schema, "`schema`")?;
+        settings(
+            Fields {
+                host: &self.host,
+                port: self.port,
+                database: &self.database,
+                user: &self.user,
+                password: &self.password,
+                sslmode: self.sslmode,
+                ca_file: &self.ca_file,
+                url: &self.url,
+                application_name: &self.application_name,
+            },
+            base_dir,
+        )
+    }
+}
+
+/// PostgreSQL names cannot hold NUL and are cut at 63 bytes: refuse rather than
+/// silently use another name.
+fn check_ident(name: &str, what: &str) -> Result<()> {
+    if name.contains('\0') {
+        return Err(Error::config(format!(
+            "{what}: `{name}` contains a NUL character"
+        )));
+    }
+    if name.len() > crate::core::MAX_IDENT {
+        return Err(Error::config(format!(
+            "{what}: `{name}` is longer than PostgreSQL's {} bytes",
+            crate::core::MAX_IDENT
+        )));
+    }
+    Ok(())
+}
+
+fn settings(f: Fields<'_>, base_dir: &Path) -> Result<ConnSettings> {
+    let mut explicit_mode = f.sslmode;
+    let mut s = match f.url {
+        Some(url) => {
+            let clash: Vec<&str> = [
+                ("host", f.host.is_some()),
+                ("port", f.port.is_some()),
+                ("database", f.database.is_some()),
+                ("user", f.user.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| n)
+            .collect();
+            if !clash.is_empty() {
+                return Err(Error::config(format!(
+                    "give either `url` or `{}`, not both",
+                    clash.join("`, `")
+                )));
+            }
+            let (mut s, from_url) = ConnSettings::parse_url(url.expose())?;
+            if let Some(p) = f.password {
+                if s.password.is_some() {
+                    return Err(Error::config(
+                        "the password is given twice, in `url` and in `password`; keep one",
+                    ));
+                }
+                s.password = Some(p.clone());
+            }
+            if let (Some(a), Some(b)) = (from_url.sslmode, f.sslmode) {
+                if a != b {
+                    return Err(Error::config(format!(
+                        "`sslmode = \"{}\"` contradicts the `sslmode={}` of `url`; keep one",
+                        b.name(),
+                        a.name()
+                    )));
+                }
+            }
+            if from_url.application_name && f.application_name.is_some() {
+                return Err(Error::config(
+                    "`application_name` is given twice, in `url` and as a field; keep one",
+                ));
+            }
+            if from_url.ca_file.is_some() && f.ca_file.is_some() {
+                return Err(Error::config(
+                    "the CA file is given twice, as `sslrootcert` in `url` and as `ca_file`; keep one",
+                ));
+            }
+            explicit_mode = from_url.sslmode.or(f.sslmode);
+            s.sslmode = explicit_mode.unwrap_or(SslMode::Prefer);
+            s.ca_file = from_url.ca_file;
+            s
+        }
+        None => ConnSettings {
+            host: f.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_string()),
+            port: f.port.unwrap_or(DEFAULT_PORT),
+            database: f.database.clone().unwrap_or_default(),
+            user: f.user.clone().unwrap_or_default(),
+            password: f.password.clone(),
+            sslmode: f.sslmode.unwrap_or(SslMode::Prefer),
+            ca_file: None,
+            application_name: DEFAULT_APPLICATION_NAME.to_string(),
+        },
+    };
+    if let Some(name) = f.application_name {
+        s.application_name = name.clone();
+    }
+    if let Some(ca) = f.ca_file.clone().or(s.ca_file.take()) {
+        if explicit_mode.is_some_and(|m| m != SslMode::VerifyFull) {
+            return Err(Error::config(format!(
+                "`ca_file` is only used with `sslmode = \"verify-full\"`, but sslmode is `{}`; \
+                 remove one",
+                s.sslmode.name()
+            )));
+        }
+        s.sslmode = SslMode::VerifyFull;
+        s.ca_file = Some(if ca.is_absolute() {
+            ca
+        } else {
+            base_dir.join(ca)
+        });
+    }
+    if s.host.trim().is_empty() {
+        return Err(Error::config("`host` is empty"));
+    }
+    if s.port == 0 {
+        return Err(Error::config(
+            "`port` is 0; PostgreSQL listens on 5432 by default",
+        ));
+    }
+    if s.user.is_empty() {
+        return Err(Error::config(
+            "no user: set `user` (or put it in `url`, postgres://USER@host/database)",
+        ));
+    }
+    if s.database.trim().is_empty() {
+        return Err(Error::config(
+            "no database: set `database` (or put it in `url`, postgres://host/DATABASE)",
+        ));
+    }
+    for (what, v) in [
+        ("host", &s.host),
+        ("user", &s.user),
+        ("database", &s.database),
+        ("application_name", &s.application_name),
+    ] {
+        if v.contains('\0') {
+            return Err(Error::config(format!("`{what}` contains a NUL character")));
+        }
+    }
+    Ok(s)
+}
+
+/// What a URL said besides host, port, user, password and database.
+#[derive(Debug, Default)]
+pub(crate) struct UrlExtras {
+    pub sslmode: Option<SslMode>,
+    pub application_name: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl UrlExtras {
+    /// Reads one `?key=value` of a connection URL into `s`. Errors never repeat a value.
+    pub(crate) fn apply(&mut self, key: &str, value: &str, s: &mut ConnSettings) -> Result<()> {
+        match key {
+            "sslmode" => {
+                let mode = SslMode::parse(value).ok_or_else(|| {
+                    Error::config(
+                        "`url` has an `sslmode` Ferry does not know; use disable, prefer, require or verify-full",
+                    )
+                })?;
+                self.sslmode = Some(mode);
+            }
+            "application_name" => {
+                s.application_name = value.to_string();
+                self.application_name = true;
+            }
+            "sslrootcert" => self.ca_file = Some(PathBuf::from(value)),
+            other => {
+                return Err(Error::config(format!(
+                    "`url` has parameter `{other}`, which Ferry does not read; only `sslmode`, \
+                     `sslrootcert` and `application_name` are read, other settings are fields of \
+                     the connector (`ferry spec postgres`)"
+                )))
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::ErrorKind;
+
+    fn src(toml_text: &str) -> Result<ConnSettings> {
+        let node = ferry_core::ConfigNode::from_toml(toml_text, "/cfg")?;
+        node.parse::<PostgresSourceConfig>()?
+            .validate(Path::new("/cfg"))
+    }
+
+    #[test]
+    fn defaults_and_url() {
+        let s = src("database = \"crm\"\nuser = \"postgres\"\n").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.user.as_str(), s.sslmode),
+            ("127.0.0.1", 5432, "postgres", SslMode::Prefer)
+        );
+        assert_eq!(s.application_name, "ferry");
+        let s = src(
+            "url = \"postgresql://u%40x:p%2Fw@db.example:5433/crm?sslmode=require&application_name=nightly\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.host, "db.example");
+        assert_eq!(s.port, 5433);
+        assert_eq!(s.user, "u@x");
+        assert_eq!(s.password.as_ref().unwrap().expose(), "p/w");
+        assert_eq!(s.database, "crm");
+        assert_eq!(s.sslmode, SslMode::Require);
+        assert_eq!(s.application_name, "nightly");
+        let s = src("url = \"postgres://u@[::1]/crm\"\npassword = \"pw-1234\"\n").unwrap();
+        assert_eq!(s.host, "::1");
+        assert_eq!(s.location(), "postgres://[::1]:5432/crm");
+        assert_eq!(s.password.as_ref().unwrap().expose(), "pw-1234");
+        let s = src("database = \"x\"\nuser = \"u\"\nca_file = \"ca.pem\"\n").unwrap();
+        assert_eq!(s.sslmode, SslMode::VerifyFull);
+        assert_eq!(s.ca_file.unwrap(), Path::new("/cfg/ca.pem"));
+        let s = src("database = \"x\"\nuser = \"u\"\nsslmode = \"verify-full\"\n").unwrap();
+        assert_eq!(s.sslmode, SslMode::VerifyFull);
+        assert!(s.ca_file.is_none());
+    }
+
+    #[test]
+    fn refusals_never_echo_the_url() {
+        for bad in [
+            "host = \"h\"",
+            "url = \"postgres://u:sekrit-canary@h:5432/db\"\nhost = \"h\"",
+            "url = \"mysql://u:sekrit-canary@h/db\"",
+            "url = \"postgres://u:sekrit-canary@h:99999/db\"",
+            "url = \"postgres://u:sekrit-canary@h/db?pool_max=3\"",
+            "url = \"postgres://u:sekrit-canary@h/db?sslmode=sekrit-canary\"",
+            "url = \"postgres://u:sekrit-canary@h/\"",
+            "url = \"postgres://u:sekrit-canary@h/db\"\npassword = \"again\"",
+            "url = \"postgres://u:sekrit-canary@h/db?sslmode=disable\"\nsslmode = \"require\"",
+            "url = \"sekrit-canary\"",
+            "database = \"d\"\nuser = \"u\"\nsslmode = \"require\"\nca_file = \"x.pem\"",
+            "database = \"d\"\nuser = \"u\"\nsslmode = \"verify-ca\"",
+            "database = \"d\"\nuser = \"u\"\nqueries = [{ name = \"q\", sql = \" ; \" }]",
+            "database = \"d\"\nuser = \"u\"\nschemas = []",
+            "database = \"d\"\nbogus = 1",
+        ] {
+            let e = src(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{bad}: {e}");
+            assert!(!format!("{e} {e:?}").contains("sekrit-canary"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let s = src("url = \"postgres://u:sekrit-canary@h/db\"\n").unwrap();
+        assert!(!format!("{s:?}").contains("sekrit-canary"));
+        let node = ferry_core::ConfigNode::from_toml(
+            "url = \"postgres://u:sekrit-canary@h/db\"\n",
+            "/cfg",
+        )
+        .unwrap();
+        let cfg: PostgresSinkConfig = node.parse().unwrap();
+        assert!(!format!("{cfg:?}").contains("sekrit-canary"));
+    }
+}

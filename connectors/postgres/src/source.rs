@@ -1,0 +1,887 @@
+//! The `postgres` source: tables, views and configured queries of one database.
+//!
+//! A read runs `COPY (SELECT …) TO STDOUT (FORMAT binary)` in a read-only
+//! `REPEATABLE READ` transaction (the estimate and the rows see one snapshot) and turns
+//! the rows into batches as they arrive: memory holds one batch, never the result. The
+//! batches go through a bounded channel, and the driver stops reading the socket while
+//! it is full, so a slow destination makes the server wait.
+//!
+//! Incremental reads add `WHERE cursor > '<saved value>' ORDER BY cursor` and save
+//! `{"cursor": "<last value as text>", "column": "<cursor>"}`. A checkpoint is emitted
+//! only where the next row's cursor differs from the last emitted one, so every row
+//! sharing the checkpointed value has been emitted: a resume neither misses nor repeats
+//! rows that tie on the cursor.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
+use ferry_core::types::with_keys;
+use ferry_core::{
+    BuildContext, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadMode,
+    ReadRequest, Rejected, Result, ResultExt, Source, StreamInfo,
+};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, CopyOutStream};
+
+use crate::config::{PostgresQuery, PostgresSourceConfig};
+use crate::core::{
+    self, literal, qualified, quote, retry, ConnSettings, Pg, PgResultExt, RelKind, Relation,
+};
+use crate::types::{self, CopyReader, Next, PgKind, PgType, RowBuilder};
+
+/// Batches buffered between the reading task and the pipeline.
+const CHANNEL_BATCHES: usize = 2;
+/// Alias of a configured query in the statements that wrap it.
+const QUERY_ALIAS: &str = "_ferry_q";
+
+/// Reads tables, views and queries of a PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pg: Pg,
+    schemas: Vec<String>,
+    tables: Option<Vec<String>>,
+    queries: Vec<PostgresQuery>,
+}
+
+impl std::fmt::Debug for PostgresSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSource")
+            .field("settings", &self.inner.pg.settings)
+            .field("schemas", &self.inner.schemas)
+            .finish()
+    }
+}
+
+impl PostgresSource {
+    /// A source for `cfg` (`ca_file` relative to `ctx.base_dir`). Checks the config
+    /// without connecting.
+    pub fn new(cfg: PostgresSourceConfig, ctx: &BuildContext) -> Result<Self> {
+        let settings = cfg.validate(&ctx.base_dir)?;
+        let schemas = cfg.schema_list();
+        Ok(PostgresSource {
+            inner: Arc::new(Inner {
+                pg: Pg::new(settings).with_search_path(&schemas),
+                schemas,
+                tables: cfg.tables,
+                queries: cfg.queries,
+            }),
+        })
+    }
+
+    /// A source offering every table and view of `schemas` on the server of `settings`.
+    pub fn from_settings(settings: ConnSettings, schemas: &[&str]) -> Self {
+        let mut schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
+        if schemas.is_empty() {
+            schemas.push(crate::config::DEFAULT_SCHEMA.to_string());
+        }
+        PostgresSource {
+            inner: Arc::new(Inner {
+                pg: Pg::new(settings).with_search_path(&schemas),
+                schemas,
+                tables: None,
+                queries: Vec::new(),
+            }),
+        }
+    }
+
+    /// Where it connects.
+    pub fn settings(&self) -> &ConnSettings {
+        &self.inner.pg.settings
+    }
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    async fn check(&self) -> Result<()> {
+        let inner = &self.inner;
+        let s = &inner.pg.settings;
+        let client = inner.pg.connect().await?;
+        client.simple_query("SELECT 1").await.pg(s)?;
+        let found = core::schema_access(&client, &inner.schemas, s).await?;
+        for schema in &inner.schemas {
+            match found.iter().find(|(n, _)| n == schema) {
+                None => {
+                    let all = client
+                        .query(
+                            "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
+                             AND nspname <> 'information_schema' ORDER BY 1",
+                            &[],
+                        )
+                        .await
+                        .pg(s)?;
+                    let names: Vec<String> = all.iter().map(|r| r.get(0)).collect();
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "schema `{schema}` does not exist in database `{}` (it has: {})",
+                            s.database,
+                            names.join(", ")
+                        ),
+                    )
+                    .with("server", s.location()));
+                }
+                Some((_, false)) => {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "user `{}` may not use schema `{schema}`; run `GRANT USAGE ON SCHEMA {} TO {}` (and SELECT on its tables)",
+                            s.user,
+                            quote(schema),
+                            quote(&s.user)
+                        ),
+                    )
+                    .with("server", s.location()))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn discover(&self) -> Result<Catalog> {
+        let inner = self.inner.clone();
+        retry(|| discover(&inner)).await
+    }
+
+    async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
+        let inner = self.inner.clone();
+        let stream = request.stream.clone();
+        let (client, plan, copy, first) = retry(|| setup(&inner, &request))
+            .await
+            .ctx("stream", &stream)?;
+        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        let settings = inner.pg.settings.clone();
+        let batch_size = request.batch_size.max(1);
+        tokio::spawn(async move {
+            let finished = match pump(&plan, copy, first, batch_size, &tx, &settings).await {
+                Ok(finished) => finished,
+                Err(e) => {
+                    let _ = tx.send(Err(e.with("stream", &plan.stream))).await;
+                    false
+                }
+            };
+            if finished {
+                // read-only: nothing to commit; ending the transaction frees the snapshot
+                let _ = client.batch_execute("ROLLBACK").await;
+            } else if let Ok(tls) = inner.pg.tls() {
+                // the reader stopped early: the driver would read the rest of the COPY
+                // to the end, so ask the server to stop sending it
+                let cancel = client.cancel_token();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    cancel.cancel_query(tls),
+                )
+                .await;
+            }
+        });
+        Ok(
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
+                .boxed(),
+        )
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Discovery
+
+/// Where a stream's rows come from.
+#[derive(Debug, Clone)]
+enum Origin {
+    Table(Relation),
+    /// A configured query (trailing `;` removed).
+    Query(String),
+}
+
+/// A stream: what discovery says about it, where it comes from, its columns' types.
+struct Stream {
+    info: StreamInfo,
+    origin: Origin,
+    types: Vec<PgType>,
+}
+
+impl Inner {
+    /// The stream name of a relation: its name in the first schema, `schema.name` else.
+    fn stream_name(&self, rel: &Relation) -> String {
+        if rel.schema == self.schemas[0] {
+            rel.name.clone()
+        } else {
+            format!("{}.{}", rel.schema, rel.name)
+        }
+    }
+}
+
+async fn discover(inner: &Inner) -> Result<Catalog> {
+    let s = &inner.pg.settings;
+    let client = inner.pg.connect().await?;
+    client.batch_execute("BEGIN READ ONLY").await.pg(s)?;
+    let relations: Vec<Relation> = core::relations(&client, &inner.schemas, None, s)
+        .await?
+        .into_iter()
+        .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
+        .collect();
+    let mut streams = Vec::new();
+    match &inner.tables {
+        None => {
+            for rel in &relations {
+                streams.push(table_stream(inner, rel).info);
+            }
+        }
+        Some(list) => {
+            for name in list {
+                let rel = pick(inner, &relations, name)
+                    .ok_or_else(|| not_found(inner, name, &relations))?;
+                streams.push(table_stream(inner, rel).info);
+            }
+        }
+    }
+    for q in &inner.queries {
+        streams.push(query_stream(&client, q, s).await?.info);
+    }
+    for (i, st) in streams.iter().enumerate() {
+        if streams[..i].iter().any(|o| o.name == st.name) {
+            return Err(Error::config(format!(
+                "two streams are named `{}` (a query has the name of a table or view, or a table is listed twice); rename the query",
+                st.name
+            )));
+        }
+    }
+    let _ = client.batch_execute("COMMIT").await;
+    Ok(Catalog::new(streams))
+}
+
+/// The relation whose stream name is `name` (exactly, else the one equal ignoring case).
+fn pick<'a>(inner: &Inner, relations: &'a [Relation], name: &str) -> Option<&'a Relation> {
+    relations
+        .iter()
+        .find(|r| inner.stream_name(r) == name)
+        .or_else(|| {
+            let mut same = relations
+                .iter()
+                .filter(|r| inner.stream_name(r).eq_ignore_ascii_case(name));
+            match (same.next(), same.next()) {
+                (Some(r), None) => Some(r),
+                _ => None,
+            }
+        })
+}
+
+fn not_found(inner: &Inner, name: &str, relations: &[Relation]) -> Error {
+    let mut names: Vec<String> = relations.iter().map(|r| inner.stream_name(r)).collect();
+    names.extend(inner.queries.iter().map(|q| q.name.clone()));
+    Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "no table, view or query `{name}` in schema{} {} (there are: {})",
+            if inner.schemas.len() > 1 { "s" } else { "" },
+            inner.schemas.join(", "),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+    )
+    .with("server", inner.pg.settings.location())
+}
+
+fn table_stream(inner: &Inner, rel: &Relation) -> Stream {
+    let fields: Vec<Field> = rel
+        .columns
+        .iter()
+        .map(|c| c.ty.ferry_type().field(&c.name, !c.not_null))
+        .collect();
+    let types: Vec<PgType> = rel.columns.iter().map(|c| c.ty.clone()).collect();
+    let info = stream_info(
+        &inner.stream_name(rel),
+        Schema::new(fields),
+        &types,
+        rel.primary_key(),
+        None,
+    );
+    Stream {
+        info,
+        origin: Origin::Table(rel.clone()),
+        types,
+    }
+}
+
+/// A stream's description: schema with keys, cursor candidates (the configured `cursor`
+/// first, then a single-column int64 primary key, then columns named like an update
+/// time, then the other int64, timestamp and date columns in order).
+fn stream_info(
+    name: &str,
+    schema: Schema,
+    types: &[PgType],
+    key: Vec<String>,
+    cursor: Option<&str>,
+) -> StreamInfo {
+    let mut ranked: Vec<(u8, usize, String)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| {
+            types::cursor_supported(&types[*i])
+                && FerryType::of(f).is_some_and(types::is_cursor_candidate)
+        })
+        .map(|(i, f)| {
+            let lower = f.name().to_ascii_lowercase();
+            let rank = if cursor == Some(f.name().as_str()) {
+                0
+            } else if key.len() == 1 && key[0] == *f.name() {
+                1
+            } else if lower.contains("updated") || lower.contains("modified") {
+                2
+            } else {
+                3
+            };
+            (rank, i, f.name().clone())
+        })
+        .collect();
+    ranked.sort();
+    let mut candidates: Vec<String> = ranked.into_iter().map(|(_, _, n)| n).collect();
+    if let Some(c) = cursor {
+        if !candidates.iter().any(|n| n == c) {
+            candidates.insert(0, c.to_string());
+        }
+    }
+    // a numeric, float, text or uuid column can be named as the cursor though not offered
+    let incremental = types.iter().any(crate::types::cursor_supported);
+    let schema = with_keys(&schema, &key, candidates.first().map(String::as_str));
+    let info = StreamInfo::new(name, schema).with_primary_key(key);
+    if incremental {
+        info.incremental(candidates)
+    } else {
+        info
+    }
+}
+
+/// The stream of a configured query: columns and types of its prepared result.
+async fn query_stream(client: &Client, q: &PostgresQuery, s: &ConnSettings) -> Result<Stream> {
+    let sql = core::clean_sql(&q.sql).to_string();
+    let bad = |msg: String| Error::config(format!("query `{}`: {msg}", q.name));
+    let stmt = client
+        .prepare(&format!("SELECT * FROM ({sql}) AS {QUERY_ALIAS}"))
+        .await
+        .map_err(|e| {
+            let mapped = core::map_err(e, s);
+            let kind = match mapped.kind() {
+                k @ (ErrorKind::Temporary
+                | ErrorKind::Unreachable
+                | ErrorKind::PermissionDenied
+                | ErrorKind::NotFound) => k,
+                _ => ErrorKind::ConfigInvalid,
+            };
+            Error::new(
+                kind,
+                format!(
+                    "query `{}` is not valid (it must be one SELECT): {}",
+                    q.name,
+                    mapped.message()
+                ),
+            )
+            .with("server", s.location())
+        })?;
+    if stmt.columns().is_empty() {
+        return Err(bad("returns no columns".into()));
+    }
+    let mut fields: Vec<Field> = Vec::new();
+    let mut types = Vec::new();
+    for col in stmt.columns() {
+        let name = col.name().to_string();
+        if fields.iter().any(|f| *f.name() == name) {
+            return Err(bad(format!(
+                "returns two columns named `{name}`; give one an alias (`AS other`)"
+            )));
+        }
+        let ty = PgType::from_driver(col.type_(), col.type_modifier());
+        fields.push(ty.ferry_type().field(name, true));
+        types.push(ty);
+    }
+    let listed: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+    let has = |c: &str| {
+        listed
+            .iter()
+            .find(|n| *n == c)
+            .or_else(|| listed.iter().find(|n| n.eq_ignore_ascii_case(c)))
+            .cloned()
+    };
+    let mut key = Vec::new();
+    for k in &q.primary_key {
+        key.push(has(k).ok_or_else(|| {
+            bad(format!(
+                "primary key column `{k}` is not returned (it returns: {})",
+                listed.join(", ")
+            ))
+        })?);
+    }
+    let cursor = match &q.cursor {
+        Some(c) => {
+            let name = has(c).ok_or_else(|| {
+                bad(format!(
+                    "cursor `{c}` is not returned (it returns: {})",
+                    listed.join(", ")
+                ))
+            })?;
+            let i = listed.iter().position(|n| *n == name).expect("found above");
+            if !types::cursor_supported(&types[i]) {
+                return Err(bad(format!(
+                    "cursor `{c}` is of type {}; a cursor must be a number, text, uuid, date or timestamp",
+                    types[i].sql
+                )));
+            }
+            Some(name)
+        }
+        None => None,
+    };
+    let info = stream_info(&q.name, Schema::new(fields), &types, key, cursor.as_deref());
+    Ok(Stream {
+        info,
+        origin: Origin::Query(sql),
+        types,
+    })
+}
+
+/// The stream named `name`: a configured query, or a table or view the config offers.
+async fn resolve(inner: &Inner, client: &Client, name: &str) -> Result<Stream> {
+    let s = &inner.pg.settings;
+    if let Some(q) = inner.queries.iter().find(|q| q.name == name) {
+        return query_stream(client, q, s).await;
+    }
+    // `schema.table` of a later schema, else a table of the first schema
+    let mut wanted = vec![(inner.schemas[0].clone(), name.to_string())];
+    if let Some((schema, table)) = name.split_once('.') {
+        if inner.schemas[1..].iter().any(|x| x == schema) {
+            wanted.insert(0, (schema.to_string(), table.to_string()));
+        }
+    }
+    for (schema, table) in &wanted {
+        let found = core::relations(client, std::slice::from_ref(schema), Some(table), s).await?;
+        let found: Vec<Relation> = found
+            .into_iter()
+            .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
+            .collect();
+        let Some(rel) = pick(inner, &found, name) else {
+            continue;
+        };
+        let offered = match &inner.tables {
+            None => true,
+            Some(list) => list
+                .iter()
+                .any(|t| t == name || t.eq_ignore_ascii_case(&inner.stream_name(rel))),
+        };
+        if offered {
+            return Ok(table_stream(inner, rel));
+        }
+    }
+    let all = core::relations(client, &inner.schemas, None, s).await?;
+    let all: Vec<Relation> = all
+        .into_iter()
+        .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
+        .filter(|r| match &inner.tables {
+            None => true,
+            Some(list) => list
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&inner.stream_name(r))),
+        })
+        .collect();
+    Err(not_found(inner, name, &all))
+}
+
+// ----------------------------------------------------------------------------------------
+// Reading
+
+/// Everything a read needs, decided before the first row.
+struct ReadPlan {
+    stream: String,
+    schema: SchemaRef,
+    kinds: Vec<PgKind>,
+    copy_sql: String,
+    /// Column index, name and kind of the cursor (incremental reads).
+    cursor: Option<(usize, String, PgKind)>,
+    /// What to send first: the expected number of rows.
+    estimate: Option<u64>,
+}
+
+/// Connects, opens the read transaction, plans the read, estimates its size, starts the
+/// COPY and waits for its first data (the server sends the header with the first row),
+/// so a query that fails at once fails `read` itself. Safe to repeat: nothing has been
+/// emitted yet.
+async fn setup(
+    inner: &Inner,
+    req: &ReadRequest,
+) -> Result<(Client, ReadPlan, Pin<Box<CopyOutStream>>, Option<Bytes>)> {
+    let s = &inner.pg.settings;
+    let client = inner.pg.connect().await?;
+    // one snapshot for the estimate and the rows; read-only also keeps queries honest
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .pg(s)?;
+    let stream = resolve(inner, &client, &req.stream).await?;
+    let mut plan = plan(&stream, req)?;
+    if req.mode == ReadMode::FullRefresh {
+        if let Origin::Table(rel) = &stream.origin {
+            plan.estimate = estimate(&client, rel, s)
+                .await?
+                .map(|n| req.limit.map_or(n, |l| l.min(n)));
+        }
+    }
+    let explain = |e: tokio_postgres::Error| {
+        let e = core::map_err(e, s);
+        match e.kind() {
+            // a configured query that is wrong, or tries to write
+            ErrorKind::ConfigInvalid => {
+                let m = e.message().to_string();
+                core::with_message(e, format!("stream `{}`: {m}", req.stream))
+            }
+            _ => e,
+        }
+    };
+    let mut copy = Box::pin(
+        client
+            .copy_out(plan.copy_sql.as_str())
+            .await
+            .map_err(explain)?,
+    );
+    let first = match copy.next().await {
+        Some(Ok(chunk)) => Some(chunk),
+        Some(Err(e)) => return Err(explain(e)),
+        None => None,
+    };
+    Ok((client, plan, copy, first))
+}
+
+/// Rows expected from a full read of `rel`: exact (`count(*)`) for small tables, from
+/// the planner's statistics for large ones, none for views and foreign tables.
+async fn estimate(client: &Client, rel: &Relation, s: &ConnSettings) -> Result<Option<u64>> {
+    let name = qualified(&rel.schema, &rel.name);
+    let count = || async {
+        let row = client
+            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+            .await
+            .pg(s)?;
+        Ok::<_, Error>(Some(row.get::<_, i64>(0).max(0) as u64))
+    };
+    match rel.kind {
+        RelKind::View | RelKind::Foreign => Ok(None),
+        RelKind::Partitioned => Ok((rel.reltuples >= 0.0).then(|| rel.reltuples.round() as u64)),
+        RelKind::Table | RelKind::MaterializedView => {
+            let row = client
+                .query_one(
+                    "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::int8",
+                    &[&name],
+                )
+                .await
+                .pg(s)?;
+            let pages: i64 = row.get(0);
+            if pages < 1_280 {
+                // up to 10 MB: counting is cheap and exact
+                count().await
+            } else if rel.reltuples >= 0.0 && rel.relpages > 0 {
+                // the planner's way: rows per page from the last ANALYZE times pages now
+                Ok(Some(
+                    (rel.reltuples / rel.relpages as f64 * pages as f64).round() as u64,
+                ))
+            } else if pages < 12_800 {
+                count().await
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
+    let schema = stream.info.schema.clone();
+    let mut cursor = None;
+    let mut after: Option<String> = None;
+    if req.mode == ReadMode::Incremental {
+        let name = req
+            .cursor
+            .clone()
+            .or_else(|| stream.info.default_cursor.clone())
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "stream `{}` has no int64, timestamp or date column to read incrementally by; name a cursor column",
+                    req.stream
+                ))
+            })?;
+        let index = schema
+            .fields()
+            .iter()
+            .position(|f| *f.name() == name)
+            .or_else(|| {
+                schema
+                    .fields()
+                    .iter()
+                    .position(|f| f.name().eq_ignore_ascii_case(&name))
+            })
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "cursor `{name}` is not a column of stream `{}`",
+                    req.stream
+                ))
+            })?;
+        let ty = &stream.types[index];
+        if !types::cursor_supported(ty) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "cursor `{name}` is of type {}; a cursor must be a number, text, uuid, date or timestamp",
+                    ty.sql
+                ),
+            ));
+        }
+        let field = schema.field(index).name().clone();
+        after = saved_cursor(req.state.as_ref(), &field)?;
+        cursor = Some((index, field, ty.kind));
+    }
+    let column_sql = |name: &str| match &stream.origin {
+        Origin::Table(_) => quote(name),
+        Origin::Query(_) => format!("{QUERY_ALIAS}.{}", quote(name)),
+    };
+    let select: Vec<String> = schema
+        .fields()
+        .iter()
+        .zip(&stream.types)
+        .map(|(f, t)| {
+            let c = column_sql(f.name());
+            if t.kind == PgKind::Other {
+                // arrays, enums, ranges, intervals …: their JSON form
+                format!("to_json({c}) AS {}", quote(f.name()))
+            } else {
+                c
+            }
+        })
+        .collect();
+    let from = match &stream.origin {
+        Origin::Table(rel) => qualified(&rel.schema, &rel.name),
+        Origin::Query(sql) => format!("({sql}) AS {QUERY_ALIAS}"),
+    };
+    let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
+    if let Some((_, name, _)) = &cursor {
+        let c = column_sql(name);
+        match &after {
+            Some(value) => {
+                // an untyped literal takes the column's type: compared as the column compares
+                sql.push_str(&format!(" WHERE {c} > {} ORDER BY {c}", literal(value)));
+            }
+            // NULL cursors first, so the last row (whose value is saved) has one
+            None => sql.push_str(&format!(" ORDER BY {c} NULLS FIRST")),
+        }
+    }
+    if let Some(limit) = req.limit {
+        sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
+    }
+    Ok(ReadPlan {
+        stream: req.stream.clone(),
+        schema,
+        kinds: stream.types.iter().map(|t| t.kind).collect(),
+        copy_sql: format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
+        cursor,
+        estimate: None,
+    })
+}
+
+/// The cursor value of a saved state, checking it was taken with the same cursor column.
+fn saved_cursor(state: Option<&serde_json::Value>, column: &str) -> Result<Option<String>> {
+    let Some(state) = state else { return Ok(None) };
+    if let Some(saved) = state.get("column").and_then(|c| c.as_str()) {
+        if saved != column {
+            return Err(Error::config(format!(
+                "the saved state was taken with cursor `{saved}`, this run reads by `{column}`; \
+                 sync with --full-refresh (or `ferry state reset`) to start over"
+            )));
+        }
+    }
+    let value = match state.get("cursor") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    if value.as_deref().is_some_and(|v| v.contains('\0')) {
+        return Err(Error::data(
+            "the saved cursor holds a NUL character; reset the stream's state",
+        ));
+    }
+    Ok(value)
+}
+
+/// The cursor value of the last row emitted, kept without allocating per row.
+#[derive(Default)]
+struct LastCursor {
+    set: bool,
+    null: bool,
+    bytes: Vec<u8>,
+}
+
+impl LastCursor {
+    fn remember(&mut self, v: Option<&[u8]>) {
+        self.set = true;
+        self.null = v.is_none();
+        self.bytes.clear();
+        if let Some(v) = v {
+            self.bytes.extend_from_slice(v);
+        }
+    }
+
+    /// Whether `v` equals the remembered value as `=` sees it.
+    fn same(&self, kind: PgKind, v: Option<&[u8]>) -> bool {
+        match (self.set, self.null, v) {
+            (false, ..) => false,
+            (true, true, None) => true,
+            (true, false, Some(v)) => types::same_value(kind, &self.bytes, v),
+            _ => false,
+        }
+    }
+
+    /// The state to save: `None` until a row with a non-NULL cursor was emitted.
+    fn state(&self, column: &str, kind: PgKind) -> Result<Option<serde_json::Value>> {
+        if !self.set || self.null {
+            return Ok(None);
+        }
+        let text = types::value_text(kind, &self.bytes).map_err(|m| {
+            Error::data(format!("cannot save cursor `{column}`: {m}")).with("column", column)
+        })?;
+        Ok(Some(
+            serde_json::json!({ "cursor": text, "column": column }),
+        ))
+    }
+}
+
+type Tx = mpsc::Sender<Result<Message>>;
+
+/// Streams the COPY's rows into `tx` as batches, checkpoints and rejected rows.
+/// Returns whether it read to the end (`false`: the receiver is gone).
+async fn pump(
+    plan: &ReadPlan,
+    mut copy: Pin<Box<CopyOutStream>>,
+    first: Option<Bytes>,
+    batch_size: usize,
+    tx: &Tx,
+    s: &ConnSettings,
+) -> Result<bool> {
+    macro_rules! send {
+        ($m:expr) => {
+            if tx.send(Ok($m)).await.is_err() {
+                return Ok(false);
+            }
+        };
+    }
+    if let Some(n) = plan.estimate {
+        send!(Message::Estimate(n));
+    }
+    let ncols = plan.kinds.len();
+    let mut reader = CopyReader::new();
+    if let Some(chunk) = first {
+        reader.feed(&chunk);
+    }
+    let mut fields: Vec<Option<(usize, usize)>> = Vec::with_capacity(ncols);
+    let mut builder = RowBuilder::new(plan.schema.clone(), plan.kinds.clone(), batch_size);
+    let mut last = LastCursor::default();
+    let mut read: u64 = 0;
+    loop {
+        loop {
+            let len = match reader
+                .next_row(ncols, &mut fields)
+                .map_err(|m| Error::internal(format!("reading COPY data: {m}")))?
+            {
+                Next::Row(len) => len,
+                Next::More | Next::End => break,
+            };
+            let data = &reader.data()[..len];
+            let cursor_value = |i: usize| -> Option<&[u8]> { fields[i].map(|(a, b)| &data[a..b]) };
+            if builder.len() >= builder.capacity() {
+                // a checkpoint only where the cursor changes: every row tying with the
+                // checkpointed value is in the batches before it
+                let boundary = match &plan.cursor {
+                    Some((i, _, kind)) => !last.same(*kind, cursor_value(*i)),
+                    None => true,
+                };
+                send!(Message::Batch(builder.finish()?));
+                if boundary {
+                    let state = match &plan.cursor {
+                        Some((_, name, kind)) => last.state(name, *kind)?,
+                        None => Some(serde_json::json!({ "rows": read })),
+                    };
+                    if let Some(st) = state {
+                        send!(Message::Checkpoint(st));
+                    }
+                }
+            }
+            read += 1;
+            let pushed = builder.push(data, &fields);
+            if let Some((i, _, _)) = &plan.cursor {
+                last.remember(cursor_value(*i));
+            }
+            if let Err((bad, good)) = pushed {
+                if let Some(good) = good {
+                    send!(Message::Batch(good));
+                }
+                let raw: serde_json::Map<String, serde_json::Value> = plan
+                    .schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let v = match cursor_value(i) {
+                            None => serde_json::Value::Null,
+                            Some(v) => types::value_text(plan.kinds[i], v)
+                                .map(serde_json::Value::String)
+                                .unwrap_or_else(|_| format!("<{} bytes>", v.len()).into()),
+                        };
+                        (f.name().clone(), v)
+                    })
+                    .collect();
+                send!(Message::Rejected(Rejected {
+                    position: ferry_core::Position {
+                        file: None,
+                        line: None,
+                        column: Some(bad.column as u64 + 1),
+                        key: Some(format!("{} row {read}", plan.stream)),
+                    },
+                    raw: serde_json::Value::Object(raw).to_string(),
+                    message: bad.message,
+                }));
+            }
+            reader.consume(len);
+        }
+        if reader.ended() {
+            break;
+        }
+        match copy.next().await {
+            Some(Ok(chunk)) => reader.feed(&chunk),
+            Some(Err(e)) => return Err(core::map_err(e, s)),
+            None => break,
+        }
+    }
+    if !reader.ended() {
+        return Err(Error::new(
+            ErrorKind::Temporary,
+            "the COPY data ended early; the read is incomplete",
+        ));
+    }
+    // drain the end of the COPY (the command's completion)
+    while let Some(m) = copy.next().await {
+        m.map_err(|e| core::map_err(e, s))?;
+    }
+    if builder.len() > 0 {
+        send!(Message::Batch(builder.finish()?));
+    }
+    let state = match &plan.cursor {
+        Some((_, name, kind)) => last.state(name, *kind)?,
+        None => Some(serde_json::json!({ "rows": read })),
+    };
+    if let Some(st) = state {
+        send!(Message::Checkpoint(st));
+    }
+    Ok(true)
+}

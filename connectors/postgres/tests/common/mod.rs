@@ -1,0 +1,266 @@
+//! The test server and a fresh schema per fixture.
+//!
+//! Tests run against the real PostgreSQL at 127.0.0.1:5432 (`FERRY_TEST_PG_URL`
+//! overrides it). Each fixture works in a schema of its own with a random name, dropped
+//! when the fixture goes. A server that is down fails the tests with how to start it.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource, PostgresSourceConfig};
+use ferry_core::arrow_array::RecordBatch;
+use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::testkit::{self, SinkFixture, SourceFixture};
+use ferry_core::{
+    async_trait, BuildContext, ConfigNode, ReadRequest, Result, Sink, Source, WriteMode,
+    WriteRequest, WriteSummary,
+};
+
+pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
+
+pub fn server_url() -> String {
+    std::env::var("FERRY_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
+}
+
+/// The test server's settings.
+pub fn server() -> ConnSettings {
+    ConnSettings::from_url(&server_url()).expect("FERRY_TEST_PG_URL is a postgres:// URL")
+}
+
+pub fn down(s: &ConnSettings, e: &(dyn std::error::Error + 'static)) -> ! {
+    let mut why = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        why.push_str(&format!(": {c}"));
+        next = c.source();
+    }
+    panic!(
+        "PostgreSQL is not reachable on {}:{}: start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start` ({why})",
+        s.host, s.port
+    )
+}
+
+/// A plain driver connection to the test server (for setting up and inspecting).
+pub async fn admin_to(s: &ConnSettings, database: &str) -> tokio_postgres::Client {
+    let mut c = tokio_postgres::Config::new();
+    c.host(&s.host)
+        .port(s.port)
+        .user(&s.user)
+        .dbname(database)
+        .application_name("ferry-tests")
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(p) = &s.password {
+        c.password(p.expose());
+    }
+    match c.connect(tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        Err(e) => down(s, &e),
+    }
+}
+
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A fresh schema on the test server, dropped when the fixture goes.
+pub struct Fixture {
+    pub server: ConnSettings,
+    pub schema: String,
+    pub sink: Arc<PostgresSink>,
+}
+
+impl Fixture {
+    pub async fn new() -> Fixture {
+        let server = server();
+        let schema = testkit::fresh_name("ferry_test").to_lowercase();
+        let admin = admin_to(&server, &server.database).await;
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {}", quote(&schema)))
+            .await
+            .expect("create the test schema");
+        let sink = Arc::new(PostgresSink::from_settings(server.clone(), &schema));
+        Fixture {
+            server,
+            schema,
+            sink,
+        }
+    }
+
+    pub fn source(&self) -> Arc<PostgresSource> {
+        Arc::new(PostgresSource::from_settings(
+            self.server.clone(),
+            &[&self.schema],
+        ))
+    }
+
+    /// A source configured in TOML: the connection fields and `schemas = [<fixture's>]`
+    /// unless `extra` sets them, plus `extra`.
+    pub fn source_with(&self, extra: &str) -> PostgresSource {
+        let s = &self.server;
+        let mut toml = format!(
+            "host = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{}\"\n",
+            s.host, s.port, s.user, s.database,
+        );
+        if !extra.contains("sslmode") {
+            toml.push_str(&format!("sslmode = \"{}\"\n", s.sslmode.name()));
+        }
+        if let Some(p) = &s.password {
+            toml.push_str(&format!("password = \"{}\"\n", p.expose()));
+        }
+        if !extra.contains("schemas") {
+            toml.push_str(&format!("schemas = [\"{}\"]\n", self.schema));
+        }
+        toml.push_str(extra);
+        let dir = std::env::temp_dir();
+        let cfg: PostgresSourceConfig =
+            ConfigNode::from_toml(&toml, &dir).unwrap().parse().unwrap();
+        PostgresSource::new(cfg, &BuildContext { base_dir: dir }).unwrap()
+    }
+
+    /// A driver connection whose `search_path` is the fixture's schema.
+    pub async fn admin(&self) -> tokio_postgres::Client {
+        let c = admin_to(&self.server, &self.server.database).await;
+        c.batch_execute(&format!(
+            "SET search_path = {}, public; SET TIME ZONE 'UTC'",
+            quote(&self.schema)
+        ))
+        .await
+        .unwrap();
+        c
+    }
+
+    /// Runs statements (separated by `;`) in the fixture's schema.
+    pub async fn sql(&self, sql: &str) {
+        self.admin()
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+
+    /// The rows of a query, every value as text (`NULL` as None).
+    pub async fn rows_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let msgs = self
+            .admin()
+            .await
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// One value of a query, as text.
+    pub async fn value(&self, sql: &str) -> String {
+        self.rows_text(sql).await[0][0]
+            .clone()
+            .unwrap_or_else(|| "NULL".into())
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let schema = self.schema.clone();
+        // a Drop cannot await: drop the schema from a thread with its own runtime
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let c = admin_to(&server, &server.database).await;
+                let _ = c
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                        quote(&schema)
+                    ))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+pub fn request(stream: &str, schema: SchemaRef, mode: WriteMode) -> WriteRequest {
+    WriteRequest {
+        stream: stream.into(),
+        schema,
+        mode,
+        run_id: ferry_core::runtime::new_run_id(),
+    }
+}
+
+pub async fn write(
+    sink: &dyn Sink,
+    stream: &str,
+    mode: WriteMode,
+    batches: &[RecordBatch],
+) -> Result<WriteSummary> {
+    let mut w = sink
+        .open(request(stream, batches[0].schema(), mode))
+        .await?;
+    for b in batches {
+        w.write(b.clone()).await?;
+    }
+    w.flush().await?;
+    w.close().await
+}
+
+#[async_trait]
+impl SinkFixture for Fixture {
+    fn sink(&self) -> Arc<dyn Sink> {
+        self.sink.clone()
+    }
+
+    async fn read_back(&self, stream: &str, _schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        let source = self.source();
+        if source.discover().await?.get(stream).is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(testkit::read_all(source.as_ref(), ReadRequest::full(stream)).await)
+    }
+}
+
+#[async_trait]
+impl SourceFixture for Fixture {
+    async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
+        write(
+            self.sink.as_ref(),
+            stream,
+            WriteMode::Append,
+            std::slice::from_ref(batch),
+        )
+        .await?;
+        Ok(self.source())
+    }
+
+    async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
+        write(
+            self.sink.as_ref(),
+            stream,
+            WriteMode::Append,
+            std::slice::from_ref(batch),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn broken(&self) -> Option<Arc<dyn Source>> {
+        let mut s = self.server.clone();
+        s.port = 1;
+        Some(Arc::new(PostgresSource::from_settings(s, &[&self.schema])))
+    }
+}
