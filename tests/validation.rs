@@ -178,3 +178,44 @@ fn unknown_check_column_is_a_config_error() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("did you mean `name`"), "{}", out(&o));
 }
+
+#[test]
+fn referential_check_runs_the_referenced_stream_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cfg = |users: u64| {
+        format!(
+            "[source]\ntype = \"generate\"\nstreams = [{{ name = \"orders\", preset = \"orders\", rows = 200 }}, {{ name = \"users\", preset = \"users\", rows = {users} }}]\n\
+             [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n\
+             [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\nchecks = [{{ type = \"referential\", column = \"user_id\", stream = \"users\", stream_column = \"id\" }}]\n\
+             [[streams]]\nname = \"users\"\nmode = \"overwrite\"\n"
+        )
+    };
+    // every user exists: nothing rejected, although orders is listed first
+    std::fs::write(dir.join("sync.toml"), cfg(1000)).unwrap();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let s = &report(dir)["streams"][0];
+    assert_eq!(
+        (
+            s["stream"].as_str(),
+            s["rows_written"].as_u64(),
+            s["rows_rejected"].as_u64()
+        ),
+        (Some("orders"), Some(200), Some(0))
+    );
+    // only users 1..=10 exist: orders of other users are quarantined, the identity holds
+    std::fs::write(dir.join("sync.toml"), cfg(10)).unwrap();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let s = &report(dir)["streams"][0];
+    let (read, written, rejected) = (
+        s["rows_read"].as_u64().unwrap(),
+        s["rows_written"].as_u64().unwrap(),
+        s["rows_rejected"].as_u64().unwrap(),
+    );
+    assert!(rejected > 100 && written > 0, "{s}");
+    assert_eq!(read, written + rejected);
+    let q = std::fs::read_to_string(dir.join(".ferry/quarantine/orders.jsonl")).unwrap();
+    assert!(q.contains("referential"), "{q}");
+}

@@ -26,7 +26,7 @@ use crate::source::{Message, ReadRequest, Source};
 use crate::state::StateStore;
 use crate::transform::{self, Transform};
 use crate::types::{schema_fingerprint, with_keys};
-use crate::validate::{CheckConfig, Validator};
+use crate::validate::{CheckConfig, References, RunContext, Validator};
 use crate::{Error, ErrorKind, Result, ResultExt};
 
 /// Hears about progress, to draw progress bars or log lines.
@@ -362,11 +362,46 @@ impl Runtime {
         let started = chrono::Utc::now();
         let clock = Instant::now();
         let order: Vec<String> = tasks.iter().map(|t| t.read.stream.clone()).collect();
-        let mut reports: Vec<StreamReport> = futures::stream::iter(tasks)
-            .map(|t| self.run_stream(t, opts))
+        // `referential` checks need the referenced streams to finish first: run in waves
+        let shapes: Vec<(&str, &arrow_schema::Schema, &[CheckConfig])> = tasks
+            .iter()
+            .map(|t| {
+                (
+                    t.read.stream.as_str(),
+                    t.write.schema.as_ref(),
+                    t.checks.as_slice(),
+                )
+            })
+            .collect();
+        let (references, waves) = match References::plan(&shapes) {
+            Ok((r, w)) => (Some(r), w),
+            Err(e) => {
+                tracing::warn!("referential checks cannot run: {e}");
+                (None, vec![(0..tasks.len()).collect()])
+            }
+        };
+        let mut slots: Vec<Option<StreamTask>> = tasks.into_iter().map(Some).collect();
+        let mut reports: Vec<StreamReport> = Vec::new();
+        for wave in waves {
+            let wave_tasks: Vec<StreamTask> = wave
+                .iter()
+                .filter_map(|i| slots.get_mut(*i).and_then(Option::take))
+                .collect();
+            let mut done: Vec<StreamReport> = futures::stream::iter(wave_tasks)
+                .map(|t| self.run_stream(t, opts, references.clone()))
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            reports.append(&mut done);
+        }
+        // streams no wave named (should not happen) still run
+        let rest: Vec<StreamTask> = slots.into_iter().flatten().collect();
+        let mut done: Vec<StreamReport> = futures::stream::iter(rest)
+            .map(|t| self.run_stream(t, opts, references.clone()))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
+        reports.append(&mut done);
         reports.sort_by_key(|r| order.iter().position(|n| n == &r.stream));
         let status = if reports.iter().any(|r| r.status == Status::Failed) {
             Status::Failed
@@ -388,7 +423,12 @@ impl Runtime {
         }
     }
 
-    async fn run_stream(&self, task: StreamTask, opts: &RunOptions) -> StreamReport {
+    async fn run_stream(
+        &self,
+        task: StreamTask,
+        opts: &RunOptions,
+        references: Option<References>,
+    ) -> StreamReport {
         let clock = Instant::now();
         self.observer.stream_started(&task.read.stream);
         let mut rep = StreamReport {
@@ -413,7 +453,7 @@ impl Runtime {
             checks: Vec::new(),
             error: None,
         };
-        if let Err(e) = self.stream_inner(&task, opts, &mut rep).await {
+        if let Err(e) = self.stream_inner(&task, opts, &mut rep, references).await {
             rep.status = if e.kind() == ErrorKind::Cancelled {
                 Status::Cancelled
             } else {
@@ -439,16 +479,28 @@ impl Runtime {
         task: &StreamTask,
         opts: &RunOptions,
         rep: &mut StreamReport,
+        references: Option<References>,
     ) -> Result<()> {
+        let ctx = RunContext {
+            stream: task.read.stream.clone(),
+            references,
+            previous_rows: None,
+        };
+        let mut validator = Validator::for_run(&task.checks, &task.write.schema, &ctx)?;
         let mut writer = self
             .sink
             .open(task.write.clone())
             .await
             .ctx("destination", &task.write.stream)?;
-        match self.pump(task, opts, writer.as_mut(), rep).await {
+        match self
+            .pump(task, opts, writer.as_mut(), rep, &mut validator)
+            .await
+        {
             Ok(pending) => {
                 let summary = writer.close().await?;
                 rep.outputs = summary.outputs;
+                // only values that were really written may satisfy other streams' checks
+                validator.publish();
                 if let Some(state) = pending {
                     self.commit(task, state)?;
                 }
@@ -481,6 +533,7 @@ impl Runtime {
         opts: &RunOptions,
         writer: &mut dyn StreamWriter,
         rep: &mut StreamReport,
+        validator: &mut Validator,
     ) -> Result<Option<serde_json::Value>> {
         let mut messages = self.source.read(task.read.clone()).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(self.settings.channel_capacity.max(1));
@@ -499,7 +552,7 @@ impl Runtime {
         let mut last_commit = Instant::now();
         let mut pending: Option<serde_json::Value> = None;
         let mut digest = crate::digest::RowDigest::new();
-        let mut validator = Validator::new(&task.checks, &schema)?;
+
         let stream = task.read.stream.as_str();
         let quarantine = |rep: &mut StreamReport, rec: QuarantineRecord| -> Result<()> {
             rep.rows_rejected += 1;
