@@ -432,7 +432,7 @@ impl Transform for Protect {
             match &self.how {
                 How::Hash(key) => {
                     let tag = hmac::sign(key, text.as_bytes());
-                    out.append_value(hex(tag.as_ref()));
+                    out.append_value(crate::digest::hex(tag.as_ref()));
                 }
                 How::Encrypt(key) => {
                     let mut nonce = [0u8; NONCE_LEN];
@@ -497,16 +497,6 @@ impl Transform for DropColumns {
             .collect();
         Ok(batch.project(&keep)?)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(H[(b >> 4) as usize] as char);
-        s.push(H[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// Decrypts a value written by the `encrypt` transform for `column` with `key` (32 bytes, base64).
