@@ -262,6 +262,10 @@ pub struct StreamConfig {
     /// Fail the stream when more than this share of rows is rejected (0.0–1.0; default: no limit).
     #[serde(default)]
     pub max_bad_ratio: Option<f64>,
+    /// What to do when the destination's columns differ: `evolve`, `freeze` or `fail`
+    /// (default: add new columns, refuse every other change). See [`crate::schema_change`].
+    #[serde(default)]
+    pub on_schema_change: crate::schema_change::OnSchemaChange,
 }
 
 /// What to do with a record the source cannot read.
@@ -289,6 +293,7 @@ impl StreamConfig {
             checks: Vec::new(),
             on_bad_record: BadRecordPolicy::Fail,
             max_bad_ratio: None,
+            on_schema_change: Default::default(),
         }
     }
 
@@ -357,6 +362,8 @@ pub struct SyncConfig {
     pub source: ConnectorConfig,
     /// `[destination]`.
     pub destination: ConnectorConfig,
+    /// `client` in `[destination]`: the client the destination belongs to.
+    pub destination_client: Option<String>,
     /// `[[streams]]` (empty: every stream the source offers).
     pub streams: Vec<StreamConfig>,
     /// `[run]`.
@@ -423,7 +430,7 @@ impl SyncConfig {
             }
         }
 
-        let mut section = |name: &str| -> Result<ConnectorConfig> {
+        let mut section = |name: &str| -> Result<(ConnectorConfig, Option<String>)> {
             let key = table.keys().find(|k| k.get_ref() == name).cloned();
             let Some(key) = key else {
                 return Err(file.error_at(
@@ -444,25 +451,44 @@ impl SyncConfig {
                 ));
             };
             let tval = t.remove(&tkey).expect("key exists");
+            // `client` on the destination binds it to a client (not a connector field)
+            let owner = match t.keys().find(|k| k.get_ref() == "client").cloned() {
+                Some(ckey) if name == "destination" => {
+                    let v = t.remove(&ckey).expect("key exists");
+                    match v.get_ref().as_str() {
+                        Some(c) => Some(c.to_string()),
+                        None => {
+                            return Err(file.error_at(
+                                Some(v.span().start),
+                                "`destination.client` must be a string (the client id)",
+                            ))
+                        }
+                    }
+                }
+                _ => None,
+            };
             let kind_offset = tval.span().start;
             let Some(kind) = tval.get_ref().as_str().map(str::to_string) else {
                 return Err(
                     file.error_at(Some(kind_offset), format!("`{name}.type` must be a string"))
                 );
             };
-            Ok(ConnectorConfig {
-                kind,
-                kind_offset,
-                node: ConfigNode {
-                    value: Spanned::new(span, DeValue::Table(t)),
-                    file: file.clone(),
-                    path: name.to_string(),
-                    ctx: ctx.clone(),
+            Ok((
+                ConnectorConfig {
+                    kind,
+                    kind_offset,
+                    node: ConfigNode {
+                        value: Spanned::new(span, DeValue::Table(t)),
+                        file: file.clone(),
+                        path: name.to_string(),
+                        ctx: ctx.clone(),
+                    },
                 },
-            })
+                owner,
+            ))
         };
-        let source = section("source")?;
-        let destination = section("destination")?;
+        let (source, _) = section("source")?;
+        let (destination, destination_client) = section("destination")?;
 
         let rest = ConfigNode {
             value: Spanned::new(whole_span, DeValue::Table(table)),
@@ -494,12 +520,21 @@ impl SyncConfig {
                 "[run] concurrency, batch_size and channel_capacity must be at least 1",
             ));
         }
+        if let (Some(mine), Some(theirs)) = (&top.client, &destination_client) {
+            if mine != theirs {
+                return Err(file.error_at(
+                    find_offset(file.text, "[destination]", 0),
+                    format!("the destination belongs to client `{theirs}`, but this folder is client `{mine}`: refusing to write one client's data into another's destination"),
+                ).with("client", mine));
+            }
+        }
         Ok(SyncConfig {
             file,
             dir,
             client: top.client,
             source,
             destination,
+            destination_client,
             streams: top.streams,
             run: top.run,
         })

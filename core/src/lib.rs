@@ -13,6 +13,7 @@ pub mod redact;
 pub mod registry;
 pub mod report;
 pub mod runtime;
+pub mod schema_change;
 pub mod secret;
 pub mod sink;
 pub mod source;

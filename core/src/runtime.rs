@@ -346,9 +346,40 @@ impl Runtime {
         names: (&str, &str),
     ) -> Result<RunReport> {
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
+        if let Some(client) = config.and_then(|c| c.client.as_deref()) {
+            self.check_owner(client).await?;
+        }
         let catalog = self.source.discover().await?;
-        let tasks = self.plan(&catalog, streams, opts, config, &run_id)?;
+        let mut tasks = self.plan(&catalog, streams, opts, config, &run_id)?;
+        // schema changes are decided (and refused) before a row is read
+        let found =
+            crate::schema_change::reconcile(self.sink.as_ref(), &mut tasks, streams).await?;
+        if let Some(e) = found.iter().find_map(|r| r.decision.error(&r.stream)) {
+            return Err(e);
+        }
         Ok(self.run(tasks, opts, &run_id, names).await)
+    }
+
+    /// Refuses, before a row is read, a destination bound to another client; binds an
+    /// unbound one to `client` (tenant binding, see SECURITY.md).
+    pub async fn check_owner(&self, client: &str) -> Result<()> {
+        match self.sink.owner().await? {
+            Some(owner) if owner != client => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "the destination is bound to client `{owner}`, but this folder is client `{client}`: \
+                     refusing to write one client's data into another's destination (nothing was read)"
+                ),
+            )
+            .with("client", client)),
+            Some(_) => Ok(()),
+            None => {
+                if self.sink.set_owner(client).await? {
+                    tracing::info!("destination bound to client `{client}`");
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Runs planned streams, `concurrency` at a time.

@@ -119,4 +119,22 @@ pub trait Sink: Send + Sync {
     async fn describe(&self, _stream: &str) -> Result<Option<SchemaRef>> {
         Ok(None)
     }
+
+    /// Rows the destination of `stream` holds now, when it can tell cheaply (for
+    /// `ferry plan`: "overwrite will replace table orders: 1,204 rows now"). `None`: unknown.
+    async fn count(&self, _stream: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// The client this destination was bound to by an earlier sync (a tag it keeps:
+    /// a `_ferry_owner` table, a marker file), or `None` if unbound or tags are unsupported.
+    async fn owner(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Binds the destination to `client` (first sync of a folder that names its client).
+    /// Returns `false` when this sink keeps no tags.
+    async fn set_owner(&self, _client: &str) -> Result<bool> {
+        Ok(false)
+    }
 }

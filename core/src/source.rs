@@ -121,6 +121,18 @@ pub enum Message {
 /// A stream of [`Message`]s, ending after the last one.
 pub type MessageStream = BoxStream<'static, Result<Message>>;
 
+/// A [`Source::count`] for sources whose read starts with a [`Message::Estimate`] that
+/// costs nothing (a `COUNT(*)` in the read's own snapshot, a configured row count): starts
+/// the read, takes the estimate and drops the stream. `None` if the first message is not one.
+pub async fn count_by_estimate(source: &dyn Source, request: &ReadRequest) -> Result<Option<u64>> {
+    use futures::StreamExt;
+    let mut stream = source.read(request.clone()).await?;
+    Ok(match stream.next().await.transpose()? {
+        Some(Message::Estimate(n)) => Some(n),
+        _ => None,
+    })
+}
+
 /// A system Ferry can read from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -134,4 +146,10 @@ pub trait Source: Send + Sync {
     /// Reads one stream. Batches must match the discovered schema of the stream.
     /// Checkpoints should come every few batches so a crash loses little work.
     async fn read(&self, request: ReadRequest) -> Result<MessageStream>;
+
+    /// How many rows `read(request)` would yield, when the source can count cheaply
+    /// (`COUNT(*)`, a listing, a configured total) — for `ferry plan`. `None`: unknown.
+    async fn count(&self, _request: &ReadRequest) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }

@@ -35,6 +35,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             sync_all(&config, &opts, report.as_deref(), dry_run).await
         }
+        Command::Plan {
+            config,
+            streams,
+            full_refresh,
+        } => super::plan::plan(&config, streams, full_refresh).await,
         Command::Check { config } => check(&config).await,
         Command::Discover { config, json } => discover(&config, json).await,
         Command::Spec { connector } => spec(&connector),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use ferry_core::arrow_array::RecordBatch;
+use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
     async_trait, Durability, Result, Sink, SinkCapabilities, StreamWriter, WriteRequest,
     WriteSummary,
@@ -72,6 +73,14 @@ impl Sink for DryRunSink {
 
     fn capabilities(&self) -> SinkCapabilities {
         self.inner.capabilities()
+    }
+
+    async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
+        self.inner.describe(stream).await
+    }
+
+    async fn owner(&self) -> Result<Option<String>> {
+        self.inner.owner().await
     }
 }
 

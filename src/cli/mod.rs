@@ -9,6 +9,7 @@ mod dry_run;
 mod init;
 mod logging;
 mod output;
+mod plan;
 mod progress;
 mod scaffold;
 mod secrets;
@@ -58,6 +59,20 @@ pub enum Command {
         /// write nothing, and show what would be written.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Show what `sync` would do (schema changes, destructive writes, rows to move)
+    /// without writing anything. Exit 0: nothing would change; 3: something would;
+    /// 1: the sync would refuse.
+    Plan {
+        /// Config file.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: std::path::PathBuf,
+        /// Only these streams (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        streams: Option<Vec<String>>,
+        /// Plan a full refresh (ignore saved state).
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Test every connection and say what is wrong with each.
     Check {

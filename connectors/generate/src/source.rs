@@ -348,6 +348,10 @@ impl Source for GenerateSource {
         };
         Ok(futures::stream::iter(batches).boxed())
     }
+
+    async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
+        ferry_core::source::count_by_estimate(self, request).await
+    }
 }
 
 /// The messages of one read: an estimate, then each batch followed by its checkpoint.

@@ -12,6 +12,8 @@ use crate::types::ColumnInfo;
 
 /// Prefix of the staging tables an overwrite writes into before the swap.
 pub(crate) const STAGING_PREFIX: &str = "_ferry_stage_";
+/// The table holding the client a database is bound to (see `Sink::owner`).
+pub(crate) const OWNER_TABLE: &str = "_ferry_owner";
 
 /// Maps a SQLite error to a Ferry error of the right kind, naming the file.
 /// The one place that decides kinds: retries and hints depend on it, never on text.
@@ -180,7 +182,7 @@ pub(crate) fn open_read_write(path: &Path, busy_timeout_ms: u64) -> Result<(Conn
 
 /// Whether `name` is one of Ferry's staging tables.
 pub(crate) fn is_staging(name: &str) -> bool {
-    name.starts_with(STAGING_PREFIX)
+    name.starts_with(STAGING_PREFIX) || name == OWNER_TABLE
 }
 
 /// The staging table of an overwrite of `table` by run `run_id`.

@@ -270,25 +270,108 @@ impl Sink for SqliteSink {
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
+        self.inspect(stream, |_, r| {
+            let (schema, key) = types::table_schema(&r.columns);
+            Ok(with_keys(&schema, &key, None))
+        })
+        .await
+    }
+
+    async fn owner(&self) -> Result<Option<String>> {
+        self.read_owner().await
+    }
+
+    async fn set_owner(&self, client: &str) -> Result<bool> {
+        let client = client.to_string();
+        with_db(&self.shared, move |db| {
+            let path = db.path.clone();
+            db.conn
+                .execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (client TEXT NOT NULL); DELETE FROM {t};",
+                    t = quote(core::OWNER_TABLE)
+                ))
+                .sql(&path)?;
+            db.conn
+                .execute(
+                    &format!(
+                        "INSERT INTO {} (client) VALUES (?1)",
+                        quote(core::OWNER_TABLE)
+                    ),
+                    [&client],
+                )
+                .sql(&path)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn count(&self, stream: &str) -> Result<Option<u64>> {
+        self.inspect(stream, |conn, r| {
+            let n: i64 = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM {}", core::quote(&r.name)),
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot count rows of `{}`: {e}", r.name),
+                    )
+                })?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+}
+
+impl SqliteSink {
+    async fn read_owner(&self) -> Result<Option<String>> {
+        let owner = self
+            .inspect(core::OWNER_TABLE, |conn, r| {
+                conn.query_row(
+                    &format!("SELECT client FROM {} LIMIT 1", quote(&r.name)),
+                    [],
+                    |row| row.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot read the destination's owner tag: {e}"),
+                    )
+                })
+            })
+            .await?;
+        Ok(owner.flatten())
+    }
+
+    /// Runs `f` on the table or view `stream` names, if the database and it exist.
+    async fn inspect<T: Send + 'static>(
+        &self,
+        stream: &str,
+        f: impl FnOnce(&rusqlite::Connection, &core::Relation) -> Result<T> + Send + 'static,
+    ) -> Result<Option<T>> {
         let shared = self.shared.clone();
         let stream = stream.to_string();
-        tokio::task::spawn_blocking(move || -> Result<Option<SchemaRef>> {
+        tokio::task::spawn_blocking(move || -> Result<Option<T>> {
             let guard = shared
                 .db
                 .lock()
                 .map_err(|_| Error::internal("an earlier SQLite operation panicked"))?;
-            let rel = match guard.as_ref() {
-                Some(db) => core::relation(&db.conn, &stream, &shared.path)?,
+            let opened;
+            let conn = match guard.as_ref() {
+                Some(db) => &db.conn,
                 None if shared.path.exists() => {
-                    let conn = core::open_read_only(&shared.path, shared.busy_timeout_ms)?;
-                    core::relation(&conn, &stream, &shared.path)?
+                    opened = core::open_read_only(&shared.path, shared.busy_timeout_ms)?;
+                    &opened
                 }
-                None => None,
+                None => return Ok(None),
             };
-            Ok(rel.map(|r| {
-                let (schema, key) = types::table_schema(&r.columns);
-                with_keys(&schema, &key, None)
-            }))
+            match core::relation(conn, &stream, &shared.path)? {
+                Some(r) => f(conn, &r).map(Some),
+                None => Ok(None),
+            }
         })
         .await
         .map_err(|e| Error::internal(format!("SQLite worker failed: {e}")))?

@@ -128,6 +128,10 @@ impl Source for SqliteSource {
                 .boxed(),
         )
     }
+
+    async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
+        ferry_core::source::count_by_estimate(self, request).await
+    }
 }
 
 // ----------------------------------------------------------------------------------------

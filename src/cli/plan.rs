@@ -1,0 +1,158 @@
+//! `ferry plan`: what `ferry sync` would do, per stream, without writing anything.
+//!
+//! It resolves the run exactly as `sync` does (same [`Runtime::plan`], same schema
+//! policy via [`schema_change::reconcile`]), then asks the destination what is there now
+//! and the source how much it would read. Exit codes, for CI gates: 0 nothing would
+//! change, 3 something would, 1 the sync would refuse (a schema change its policy forbids).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ferry_core::report::group;
+use ferry_core::schema_change::{self, Reconciled};
+use ferry_core::state::StateStore;
+use ferry_core::{Error, ReadMode, RunOptions, Runtime, WriteMode};
+
+/// Exit code when the plan would change something.
+pub const CHANGES: u8 = 3;
+
+pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) -> Result<u8, Error> {
+    let cfg = super::commands::load(path)?;
+    let registry = crate::registry();
+    let source = registry.build_source(&cfg.source)?;
+    let sink = registry.build_sink(&cfg.destination)?;
+    let state = Arc::new(StateStore::open(cfg.state_path(), cfg.client.as_deref())?);
+    let mut rt = Runtime::new(source.clone(), sink.clone(), state);
+    rt.settings = cfg.run.clone();
+    let opts = RunOptions {
+        only,
+        full_refresh,
+        ..RunOptions::default()
+    };
+    let catalog = source.discover().await?;
+    let mut tasks = rt.plan(&catalog, &cfg.streams, &opts, Some(&cfg), "plan")?;
+    let found = schema_change::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
+
+    println!(
+        "plan for {} ({} → {}{})",
+        path.display(),
+        cfg.source.kind,
+        cfg.destination.kind,
+        cfg.client
+            .as_deref()
+            .map(|c| format!(", client {c}"))
+            .unwrap_or_default()
+    );
+    let (mut changing, mut refused) = (0, 0);
+    for (task, r) in tasks.iter().zip(&found) {
+        let now = sink.count(&task.write.stream).await.unwrap_or(None);
+        let to_read = source.count(&task.read).await.unwrap_or(None);
+        let mut changes = !r.diff.is_empty() || to_read != Some(0);
+        let key = task.write.primary_key();
+        println!();
+        println!(
+            "stream {} → {} ({}{})",
+            task.read.stream,
+            task.write.stream,
+            task.write.mode,
+            if key.is_empty() || task.write.mode != WriteMode::Upsert {
+                String::new()
+            } else {
+                format!(" on {}", key.join(", "))
+            }
+        );
+        schema_lines(r);
+        let rows_now = now.map(|n| format!("{} rows now", group(n)));
+        let effect = match (task.write.mode, r.exists) {
+            (_, false) => format!("create {} and load it", task.write.stream),
+            (WriteMode::Overwrite, true) => {
+                changes = true;
+                format!(
+                    "overwrite will replace {}{}",
+                    task.write.stream,
+                    rows_now.map(|n| format!(": {n}")).unwrap_or_default()
+                )
+            }
+            (WriteMode::Append, true) => format!(
+                "append to {}{}",
+                task.write.stream,
+                rows_now
+                    .map(|n| format!(" ({n}); nothing is removed"))
+                    .unwrap_or_default()
+            ),
+            (WriteMode::Upsert, true) => format!(
+                "upsert into {}{}; rows with an existing key are replaced",
+                task.write.stream,
+                rows_now.map(|n| format!(" ({n})")).unwrap_or_default()
+            ),
+        };
+        println!("  write:       {effect}");
+        match task.read.mode {
+            ReadMode::Incremental => println!(
+                "  incremental: by {} from {} → newest in the source",
+                task.read
+                    .cursor
+                    .as_deref()
+                    .unwrap_or("the source's position"),
+                task.read
+                    .state
+                    .as_ref()
+                    .map(|s| shorten(&s.to_string()))
+                    .unwrap_or_else(|| "the beginning (no state yet)".into())
+            ),
+            ReadMode::FullRefresh => println!("  read:        everything (full refresh)"),
+        }
+        println!(
+            "  estimate:    {}",
+            to_read
+                .map(|n| format!("{} rows to move", group(n)))
+                .unwrap_or_else(|| "unknown (the source cannot count cheaply)".into())
+        );
+        if r.decision.refusal.is_some() {
+            refused += 1;
+        } else if changes {
+            changing += 1;
+        }
+    }
+    println!();
+    if refused > 0 {
+        println!("{refused} stream(s) would be refused by `ferry sync`; nothing was written");
+        return Ok(1);
+    }
+    if changing == 0 {
+        println!("nothing would change");
+        Ok(0)
+    } else {
+        println!("{changing} stream(s) would change; nothing was written");
+        Ok(CHANGES)
+    }
+}
+
+fn schema_lines(r: &Reconciled) {
+    if !r.exists {
+        println!("  schema:      new destination, created from the stream's schema");
+        return;
+    }
+    if r.diff.is_empty() {
+        println!("  schema:      unchanged");
+        return;
+    }
+    println!("  schema:      {} difference(s)", r.diff.changes.len());
+    for c in &r.diff.changes {
+        println!("    {c}");
+    }
+    for a in &r.decision.actions {
+        println!("    → {a}");
+    }
+    if let Some(why) = &r.decision.refusal {
+        println!("    REFUSED: {why}");
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 100 {
+        format!("{}…", s.chars().take(100).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,227 @@
+//! Safety rails as a user meets them: `ferry plan`, schema-change policies, tenant binding.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn ferry(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// A client folder syncing `people.csv` into `db` (relative or absolute) with `extra`
+/// lines in the stream entry.
+fn folder(dir: &Path, client: &str, db: &str, extra: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    write(
+        dir,
+        "sync.toml",
+        &format!(
+            r#"client = "{client}"
+
+[source]
+type = "file"
+path = "people.csv"
+primary_key = ["id"]
+
+[destination]
+type = "sqlite"
+path = "{db}"
+
+[[streams]]
+name = "people"
+mode = "upsert"
+{extra}
+"#
+        ),
+    );
+}
+
+/// Reads one integer from `db` with the sqlite connector's own source (a query stream).
+fn count(db: &Path, sql: &str) -> i64 {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "q.toml",
+        &format!(
+            r#"[source]
+type = "sqlite"
+path = "{}"
+tables = []
+queries = [{{ name = "q", sql = "{sql}" }}]
+
+[destination]
+type = "file"
+path = "out"
+format = "jsonl"
+"#,
+            db.display()
+        ),
+    );
+    let o = ferry(dir.path(), &["sync", "-c", "q.toml"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = std::fs::read_to_string(dir.path().join("out/q.jsonl")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    // a query column has no declared type: it arrives as text
+    let n = v.as_object().unwrap().values().next().unwrap();
+    n.as_i64()
+        .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a count: {n}"))
+}
+
+#[test]
+fn plan_shows_a_dropped_column_and_the_policies_decide() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("acme");
+    folder(&dir, "acme", "out.db", "");
+    write(&dir, "people.csv", "id,name,age\n1,Ann,30\n2,Bob,41\n");
+
+    // first plan: a new destination, rows would move → exit 3
+    let o = ferry(&dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(out(&o).contains("create people"), "{}", out(&o));
+    let o = ferry(&dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+
+    // upstream drops `age`
+    write(&dir, "people.csv", "id,name\n3,Cy\n");
+    let o = ferry(&dir, &["plan"]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("- age (int64): no longer in the source"),
+        "{text}"
+    );
+    assert!(text.contains("REFUSED"), "{text}");
+    assert!(text.contains("upsert into people (2 rows now)"), "{text}");
+
+    // the default refuses the sync too, before anything is written
+    let o = ferry(&dir, &["sync"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("`age`"), "{}", out(&o));
+
+    // freeze refuses
+    folder(&dir, "acme", "out.db", "on_schema_change = \"freeze\"");
+    let o = ferry(&dir, &["sync"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("on_schema_change = \"freeze\""),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        count(&dir.join("out.db"), "SELECT COUNT(*) AS n FROM people"),
+        2
+    );
+
+    // evolve keeps the column, written as NULL
+    folder(&dir, "acme", "out.db", "on_schema_change = \"evolve\"");
+    let o = ferry(&dir, &["plan"]);
+    assert!(
+        out(&o).contains("keep column age, written as NULL"),
+        "{}",
+        out(&o)
+    );
+    let o = ferry(&dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        count(
+            &dir.join("out.db"),
+            "SELECT COUNT(*) AS n FROM people WHERE age IS NULL AND name = 'Cy'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn plan_exit_code_is_zero_when_nothing_would_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "sync.toml",
+        r#"[source]
+type = "generate"
+streams = [{ name = "orders", preset = "orders", rows = 500 }]
+
+[destination]
+type = "sqlite"
+path = "out.db"
+
+[[streams]]
+name = "orders"
+cursor = "id"
+"#,
+    );
+    let o = ferry(dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(out(&o).contains("500 rows to move"), "{}", out(&o));
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("0 rows to move"), "{}", out(&o));
+    assert!(out(&o).contains("nothing would change"), "{}", out(&o));
+}
+
+#[test]
+fn a_destination_bound_to_another_client_is_refused_before_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shared_db = tmp.path().join("shared.db");
+    let db = shared_db.display().to_string();
+    let acme = tmp.path().join("acme");
+    folder(&acme, "acme", &db, "");
+    write(&acme, "people.csv", "id,name\n1,Ann\n");
+    let o = ferry(&acme, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+
+    // another client's folder pointing at the same database; its source does not even
+    // exist, so reaching the source at all would fail differently
+    let globex = tmp.path().join("globex");
+    folder(&globex, "globex", &db, "");
+    let o = ferry(&globex, &["sync"]);
+    let text = out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("bound to client `acme`"), "{text}");
+    assert!(text.contains("nothing was read"), "{text}");
+    assert!(!globex.join(".ferry/state.json").exists());
+
+    // the owner of the destination still syncs
+    write(&acme, "people.csv", "id,name\n1,Ann\n2,Bo\n");
+    let o = ferry(&acme, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+
+    // a destination declared for another client is refused when the config loads
+    folder(&acme, "acme", &db, "");
+    let text = std::fs::read_to_string(acme.join("sync.toml"))
+        .unwrap()
+        .replace(
+            "type = \"sqlite\"",
+            "type = \"sqlite\"\nclient = \"globex\"",
+        );
+    write(&acme, "sync.toml", &text);
+    let o = ferry(&acme, &["sync"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        out(&o).contains("belongs to client `globex`"),
+        "{}",
+        out(&o)
+    );
+}
