@@ -225,3 +225,55 @@ fn a_destination_bound_to_another_client_is_refused_before_reading() {
         out(&o)
     );
 }
+
+#[test]
+fn a_database_read_states_its_completeness_in_report_and_receipt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "load.toml",
+        r#"[source]
+type = "generate"
+streams = [{ name = "orders", preset = "orders", rows = 300 }]
+
+[destination]
+type = "sqlite"
+path = "src.db"
+"#,
+    );
+    let o = ferry(dir, &["sync", "-c", "load.toml"]);
+    assert!(o.status.success(), "{}", out(&o));
+    write(
+        dir,
+        "sync.toml",
+        r#"[source]
+type = "sqlite"
+path = "src.db"
+
+[destination]
+type = "file"
+path = "out"
+"#,
+    );
+    let o = ferry(
+        dir,
+        &["sync", "--require-complete", "--report", "report.json"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let s = &report["streams"][0];
+    assert_eq!(s["rows_total"], 300, "{s}");
+    assert_eq!(s["complete"], true, "{s}");
+    let receipts: Vec<_> = std::fs::read_dir(dir.join(".ferry/receipts"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        receipts
+            .iter()
+            .any(|r| r.contains("\"complete\":true") || r.contains("\"complete\": true")),
+        "{receipts:?}"
+    );
+}

@@ -66,6 +66,12 @@ pub struct ReceiptStream {
     pub rows_written: u64,
     /// Rows rejected.
     pub rows_rejected: u64,
+    /// The true total the source reported for this read (a `COUNT(*)`, an API's total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_total: Option<u64>,
+    /// Whether every reported row was read (`rows_read == rows_total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete: Option<bool>,
     /// Fingerprint of the schema written.
     pub schema_fingerprint: String,
     /// Order-independent digest of the rows written by this run.
@@ -182,6 +188,8 @@ impl Receipt {
                 rows_read: s.rows_read,
                 rows_written: s.rows_written,
                 rows_rejected: s.rows_rejected,
+                rows_total: s.rows_total,
+                complete: s.complete,
                 schema_fingerprint: s.schema_fingerprint.clone(),
                 rows_digest: s.rows_digest.clone(),
                 state_before: s.state_before.clone(),

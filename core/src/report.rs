@@ -40,6 +40,13 @@ pub struct StreamReport {
     /// Rows the source said it would yield, when it could tell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_expected: Option<u64>,
+    /// The true total the source reported ([`crate::Message::Total`]), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_total: Option<u64>,
+    /// Whether every row the source reported was read (`rows_read == rows_total`);
+    /// `None` when the source reports no total or the run was a `--limit` trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete: Option<bool>,
     /// In-memory size of the rows moved, in bytes.
     pub bytes: u64,
     /// Wall time, seconds.
@@ -144,6 +151,14 @@ impl RunReport {
                     c.severity,
                     group(c.failed),
                     c.examples.join("; ")
+                ));
+            }
+            if let (Some(false), Some(total)) = (s.complete, s.rows_total) {
+                out.push_str(&format!(
+                    "  {}: INCOMPLETE: the source reported {} rows, {} were read\n",
+                    s.stream,
+                    group(total),
+                    group(s.rows_read)
                 ));
             }
             if s.rows_rejected > 0 {

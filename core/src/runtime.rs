@@ -95,6 +95,10 @@ pub struct RunOptions {
     pub limit: Option<u64>,
     /// The run id (default: a new one).
     pub run_id: Option<String>,
+    /// Fail a stream whose rows read differ from the total its source reported
+    /// ([`Message::Total`]), before its state is committed. Checkpoints are then held
+    /// to the end of the stream.
+    pub require_complete: bool,
 }
 
 /// Runs syncs between one source and one sink.
@@ -473,6 +477,8 @@ impl Runtime {
             rows_rejected: 0,
             rows_filtered: 0,
             rows_expected: None,
+            rows_total: None,
+            complete: None,
             bytes: 0,
             duration_secs: 0.0,
             rows_per_sec: 0.0,
@@ -649,7 +655,8 @@ impl Runtime {
                 }
                 Message::Checkpoint(state) => {
                     pending = Some(state);
-                    if limit.is_none() && last_commit.elapsed() >= interval {
+                    // with --require-complete nothing is committed before the end
+                    if limit.is_none() && !opts.require_complete && last_commit.elapsed() >= interval {
                         self.quarantine.flush(stream)?;
                         if writer.flush().await? == Durability::Durable {
                             if let Some(s) = pending.take() {
@@ -693,10 +700,16 @@ impl Runtime {
                     rep.rows_expected = Some(n);
                     self.observer.expected(&task.read.stream, n);
                 }
+                Message::Total(n) => {
+                    rep.rows_total = Some(n);
+                    rep.rows_expected = Some(limit.map_or(n, |l| l.min(n)));
+                    self.observer.expected(&task.read.stream, n);
+                }
             }
         }
         validator.finish()?;
-        check_ratio(task, rep)
+        check_ratio(task, rep)?;
+        check_complete(rep, limit, opts.require_complete)
         }
         .await;
         rep.checks = validator.report();
@@ -707,6 +720,29 @@ impl Runtime {
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }
+}
+
+/// Records whether the stream read every row its source reported; fails on a mismatch
+/// when the run requires completeness.
+fn check_complete(rep: &mut StreamReport, limit: Option<u64>, required: bool) -> Result<()> {
+    if limit.is_some() {
+        return Ok(());
+    }
+    if let Some(total) = rep.rows_total {
+        let complete = rep.rows_read == total;
+        rep.complete = Some(complete);
+        if !complete && required {
+            return Err(Error::data(format!(
+                "incomplete: the source reported {total} rows but {} were read; nothing of this stream's state was committed (--require-complete)",
+                rep.rows_read
+            )));
+        }
+    } else if required {
+        tracing::warn!(
+            "the source reports no total for this stream: completeness cannot be checked"
+        );
+    }
+    Ok(())
 }
 
 /// Fails when the share of rejected rows passed the stream's `max_bad_ratio`.

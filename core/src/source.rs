@@ -116,19 +116,25 @@ pub enum Message {
     Rejected(Rejected),
     /// How many rows the source expects to yield in total, when it can tell cheaply.
     Estimate(u64),
+    /// The true total of rows this read must yield, as the source system itself reports
+    /// it (a `COUNT(*)` in the read's own snapshot, an API's reported total). The run
+    /// report compares it with the rows read (`complete`), and `--require-complete` fails
+    /// the stream, before its state is committed, when they differ. Also an estimate.
+    Total(u64),
 }
 
 /// A stream of [`Message`]s, ending after the last one.
 pub type MessageStream = BoxStream<'static, Result<Message>>;
 
-/// A [`Source::count`] for sources whose read starts with a [`Message::Estimate`] that
+/// A [`Source::count`] for sources whose read starts with a [`Message::Estimate`] (or
+/// [`Message::Total`]) that
 /// costs nothing (a `COUNT(*)` in the read's own snapshot, a configured row count): starts
 /// the read, takes the estimate and drops the stream. `None` if the first message is not one.
 pub async fn count_by_estimate(source: &dyn Source, request: &ReadRequest) -> Result<Option<u64>> {
     use futures::StreamExt;
     let mut stream = source.read(request.clone()).await?;
     Ok(match stream.next().await.transpose()? {
-        Some(Message::Estimate(n)) => Some(n),
+        Some(Message::Estimate(n) | Message::Total(n)) => Some(n),
         _ => None,
     })
 }

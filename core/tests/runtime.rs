@@ -110,3 +110,76 @@ async fn cancel_stops_the_run() {
         .unwrap();
     assert_eq!(report.status, Status::Cancelled);
 }
+
+/// A source that claims a total it may not deliver (an API reporting 500 rows, serving 450).
+struct Claims {
+    inner: MemorySource,
+    total: u64,
+}
+
+#[ferry_core::async_trait]
+impl ferry_core::Source for Claims {
+    async fn check(&self) -> ferry_core::Result<()> {
+        Ok(())
+    }
+    async fn discover(&self) -> ferry_core::Result<ferry_core::Catalog> {
+        self.inner.discover().await
+    }
+    async fn read(
+        &self,
+        request: ferry_core::ReadRequest,
+    ) -> ferry_core::Result<ferry_core::MessageStream> {
+        use futures::StreamExt;
+        let total = futures::stream::iter([Ok(ferry_core::Message::Total(self.total))]);
+        Ok(total.chain(self.inner.read(request).await?).boxed())
+    }
+}
+
+#[tokio::test]
+async fn completeness_is_reported_and_required() {
+    let schema = testkit::simple_batch(1, 0, "").schema();
+    let batches: Vec<_> = (0..9)
+        .map(|i| testkit::simple_batch(i * 50 + 1, 50, "x"))
+        .collect();
+    let mut sc = StreamConfig::named("s");
+    sc.incremental = Some(true);
+    for (total, require) in [(450, true), (500, false), (500, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Arc::new(Claims {
+            inner: MemorySource::new("s", schema.clone(), batches.clone()),
+            total,
+        });
+        let rt = testkit::runtime(source, Arc::new(MemorySink::default()), dir.path());
+        let opts = RunOptions {
+            require_complete: require,
+            ..Default::default()
+        };
+        let report = rt
+            .sync(std::slice::from_ref(&sc), &opts, None, ("m", "m"))
+            .await
+            .unwrap();
+        let s = &report.streams[0];
+        assert_eq!(s.rows_read, 450);
+        assert_eq!(s.rows_total, Some(total));
+        assert_eq!(s.complete, Some(total == 450), "total {total}");
+        let committed = rt.state.get("s");
+        if total == 500 && require {
+            assert_eq!(report.status, Status::Failed);
+            assert!(s
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("reported 500 rows but 450"));
+            // no checkpoint of the stream was committed, not even an early one
+            assert_eq!(committed, None);
+            assert!(
+                report.summary().contains("INCOMPLETE"),
+                "{}",
+                report.summary()
+            );
+        } else {
+            assert_eq!(report.status, Status::Succeeded, "{:?}", s.error);
+            assert_eq!(committed, Some(serde_json::json!({ "batch": 9 })));
+        }
+    }
+}

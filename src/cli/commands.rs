@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             limit,
             report,
             dry_run,
+            require_complete,
         } => {
             let limit = if dry_run { limit.or(Some(1000)) } else { limit };
             let opts = RunOptions {
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 full_refresh,
                 limit,
                 run_id: None,
+                require_complete,
             };
             sync_all(&config, &opts, report.as_deref(), dry_run).await
         }

@@ -55,6 +55,10 @@ pub enum Command {
         /// Write the run report as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Fail a stream whose source reported a total (a COUNT(*), an API's total) that
+        /// differs from the rows read; its state is then not committed.
+        #[arg(long)]
+        require_complete: bool,
         /// Read a sample (1,000 rows per stream, or --limit), transform and validate it,
         /// write nothing, and show what would be written.
         #[arg(long)]

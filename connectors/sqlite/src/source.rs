@@ -613,7 +613,11 @@ fn pump(conn: &Connection, plan: &ReadPlan, req: &ReadRequest, file: &Path, tx: 
             .sql(file)
             .ctx("table", &plan.stream)?;
         let n = n.max(0) as u64;
-        send!(Message::Estimate(plan.limit.map_or(n, |l| l.min(n))));
+        // counted in the read's own transaction: the exact total, unless a limit cuts it
+        send!(match plan.limit {
+            None => Message::Total(n),
+            Some(l) => Message::Estimate(l.min(n)),
+        });
     }
     let batch_size = req.batch_size.max(1);
     let mut stmt = conn.prepare_cached(&plan.sql).sql(file)?;

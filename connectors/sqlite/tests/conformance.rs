@@ -495,7 +495,7 @@ async fn estimate_limit_and_missing_things() {
     let source = f.create("ten", &id_v_batch(&pairs)).await.unwrap();
     let estimate = |msgs: &[Message]| {
         msgs.iter().find_map(|m| match m {
-            Message::Estimate(n) => Some(*n),
+            Message::Estimate(n) | Message::Total(n) => Some(*n),
             _ => None,
         })
     };
