@@ -122,6 +122,21 @@ impl Sink for MysqlSink {
             .filter(|r| r.name == stream)
             .map(|r| with_keys(&types::table_schema(&r.columns), &r.primary_key, None)))
     }
+
+    async fn count(&self, stream: &str) -> Result<Option<u64>> {
+        let s = &*self.settings;
+        let mut conn = core::connect(s).await?;
+        let server = Server::of(&mut conn, s).await?;
+        let n = match core::relation(&mut conn, s, server, stream).await? {
+            Some(r) if r.name == stream => {
+                let sql = format!("SELECT COUNT(*) FROM {}", qualified(s, &r.name));
+                conn.query_first::<u64, _>(sql).await.my(s)?
+            }
+            _ => None,
+        };
+        let _ = conn.disconnect().await;
+        Ok(n)
+    }
 }
 
 // ----------------------------------------------------------------------------------------

@@ -124,6 +124,39 @@ pub struct PostgresSourceConfig {
     /// Custom query streams, each one read-only `SELECT` (default: none).
     #[serde(default)]
     pub queries: Vec<PostgresQuery>,
+    /// Streams whose full reads are split by key ranges and read over several
+    /// connections at once (default: none, every read is one `COPY`), e.g.
+    /// `parallel = [{ stream = "orders", partitions = 4 }]`.
+    #[serde(default)]
+    pub parallel: Vec<ParallelRead>,
+    /// Count every full read of a table exactly (`SELECT count(*)` in the read's own
+    /// snapshot), so the run report can prove the read complete (`--require-complete`)
+    /// for large tables too (default false: tables up to 10 MB are counted exactly,
+    /// larger ones estimated from the planner's statistics).
+    #[serde(default)]
+    pub exact_count: bool,
+}
+
+/// Most connections one parallel read opens.
+pub const MAX_PARTITIONS: u16 = 64;
+
+/// A stream read in key ranges: `{ stream = "orders", partitions = 4, column = "id" }`.
+///
+/// Only full refreshes are split; incremental reads of the stream stay one ordered
+/// `COPY` (their checkpoints need the cursor's order).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelRead {
+    /// The stream, as `ferry discover` names it (a table, view or query).
+    pub stream: String,
+    /// How many key ranges are read at once, each over its own connection (1–64;
+    /// 1 reads serially).
+    pub partitions: u16,
+    /// The integer column (`smallint`, `integer`, `bigint`) the ranges split (default:
+    /// the table's primary key when it is one integer column; without one the read
+    /// is serial, with a warning).
+    #[serde(default)]
+    pub column: Option<String>,
 }
 
 /// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
@@ -231,6 +264,8 @@ impl PostgresSourceConfig {
             schemas: Some(schemas.iter().map(|s| s.to_string()).collect()),
             tables: None,
             queries: Vec::new(),
+            parallel: Vec::new(),
+            exact_count: false,
         }
     }
 
@@ -295,6 +330,33 @@ impl PostgresSourceConfig {
                 return Err(Error::config(format!(
                     "query `{}` has an empty `cursor`",
                     q.name
+                )));
+            }
+        }
+        let mut parallel = HashSet::new();
+        for p in &self.parallel {
+            if p.stream.trim().is_empty() {
+                return Err(Error::config(
+                    "an entry of `parallel` has an empty `stream`",
+                ));
+            }
+            if !parallel.insert(p.stream.as_str()) {
+                return Err(Error::config(format!(
+                    "`parallel` lists stream `{}` twice",
+                    p.stream
+                )));
+            }
+            if p.partitions == 0 || p.partitions > MAX_PARTITIONS {
+                return Err(Error::config(format!(
+                    "`parallel`: stream `{}` has `partitions = {}`; use 1 to {MAX_PARTITIONS} \
+                     (each is one connection)",
+                    p.stream, p.partitions
+                )));
+            }
+            if p.column.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                return Err(Error::config(format!(
+                    "`parallel`: stream `{}` has an empty `column`",
+                    p.stream
                 )));
             }
         }
@@ -590,6 +652,10 @@ mod tests {
             "database = \"d\"\nuser = \"u\"\nqueries = [{ name = \"q\", sql = \" ; \" }]",
             "database = \"d\"\nuser = \"u\"\nschemas = []",
             "database = \"d\"\nbogus = 1",
+            "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 0 }]",
+            "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 65 }]",
+            "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 2 }, { stream = \"t\", partitions = 3 }]",
+            "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 2, column = \"\" }]",
         ] {
             let e = src(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{bad}: {e}");

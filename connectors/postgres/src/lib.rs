@@ -10,7 +10,7 @@ pub mod types;
 use std::sync::Arc;
 
 pub use crate::core::ConnSettings;
-pub use config::{PostgresQuery, PostgresSinkConfig, PostgresSourceConfig, SslMode};
+pub use config::{ParallelRead, PostgresQuery, PostgresSinkConfig, PostgresSourceConfig, SslMode};
 pub use sink::PostgresSink;
 pub use source::PostgresSource;
 

@@ -174,6 +174,20 @@ impl Sink for PostgresSink {
             with_keys(&Schema::new(fields), &r.primary_key(), None)
         }))
     }
+
+    async fn count(&self, stream: &str) -> Result<Option<u64>> {
+        let s = &self.inner.pg.settings;
+        let client = self.inner.pg.connect_retrying().await?;
+        let Some(r) = core::find_relation(&client, &self.inner.schema, stream, s).await? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT count(*) FROM {}",
+            core::qualified(&r.schema, &r.name)
+        );
+        let n: i64 = client.query_one(&sql, &[]).await.pg(s)?.get(0);
+        Ok(Some(n.max(0) as u64))
+    }
 }
 
 // ----------------------------------------------------------------------------------------

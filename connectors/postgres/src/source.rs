@@ -11,6 +11,11 @@
 //! only where the next row's cursor differs from the last emitted one, so every row
 //! sharing the checkpointed value has been emitted: a resume neither misses nor repeats
 //! rows that tie on the cursor.
+//!
+//! Full reads of a stream listed in `parallel` are split by key ranges and read over
+//! several connections at once (see [`parallel`]).
+
+mod parallel;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyOutStream};
 
-use crate::config::{PostgresQuery, PostgresSourceConfig};
+use crate::config::{ParallelRead, PostgresQuery, PostgresSourceConfig};
 use crate::core::{
     self, literal, qualified, quote, retry, ConnSettings, Pg, PgResultExt, RelKind, Relation,
 };
@@ -49,6 +54,8 @@ struct Inner {
     schemas: Vec<String>,
     tables: Option<Vec<String>>,
     queries: Vec<PostgresQuery>,
+    parallel: Vec<ParallelRead>,
+    exact_count: bool,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -72,6 +79,8 @@ impl PostgresSource {
                 schemas,
                 tables: cfg.tables,
                 queries: cfg.queries,
+                parallel: cfg.parallel,
+                exact_count: cfg.exact_count,
             }),
         })
     }
@@ -88,6 +97,8 @@ impl PostgresSource {
                 schemas,
                 tables: None,
                 queries: Vec::new(),
+                parallel: Vec::new(),
+                exact_count: false,
             }),
         }
     }
@@ -154,39 +165,72 @@ impl Source for PostgresSource {
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         let inner = self.inner.clone();
         let stream = request.stream.clone();
+        if let Some(p) = inner
+            .parallel
+            .iter()
+            .find(|p| p.stream == stream && p.partitions > 1)
+        {
+            if request.mode == ReadMode::Incremental {
+                tracing::warn!(
+                    "stream `{stream}`: `parallel` splits full refreshes only; this incremental \
+                     read is one ordered COPY (its checkpoints need the cursor's order)"
+                );
+            } else if request.limit.is_none() {
+                if let Some(rx) = parallel::read(&inner, &request, p)
+                    .await
+                    .ctx("stream", &stream)?
+                {
+                    return Ok(receive(rx));
+                }
+            }
+        }
         let (client, plan, copy, first) = retry(|| setup(&inner, &request))
             .await
             .ctx("stream", &stream)?;
         let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-        let settings = inner.pg.settings.clone();
         let batch_size = request.batch_size.max(1);
         tokio::spawn(async move {
-            let finished = match pump(&plan, copy, first, batch_size, &tx, &settings).await {
-                Ok(finished) => finished,
-                Err(e) => {
-                    let _ = tx.send(Err(e.with("stream", &plan.stream))).await;
-                    false
-                }
-            };
-            if finished {
-                // read-only: nothing to commit; ending the transaction frees the snapshot
-                let _ = client.batch_execute("ROLLBACK").await;
-            } else if let Ok(tls) = inner.pg.tls() {
-                // the reader stopped early: the driver would read the rest of the COPY
-                // to the end, so ask the server to stop sending it
-                let cancel = client.cancel_token();
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    cancel.cancel_query(tls),
-                )
-                .await;
-            }
+            run_copy(&inner, client, &plan, copy, first, batch_size, &tx).await;
         });
-        Ok(
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
-                .boxed(),
-        )
+        Ok(receive(rx))
     }
+}
+
+/// The messages of a channel as a stream.
+fn receive(rx: mpsc::Receiver<Result<Message>>) -> MessageStream {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }).boxed()
+}
+
+/// Streams one started COPY into `tx` (an error as the last message), then ends the
+/// read transaction, or cancels the COPY when the reader stopped early. Returns whether
+/// every row was sent.
+async fn run_copy(
+    inner: &Inner,
+    client: Client,
+    plan: &ReadPlan,
+    copy: Pin<Box<CopyOutStream>>,
+    first: Option<Bytes>,
+    batch_size: usize,
+    tx: &Tx,
+) -> bool {
+    let finished = match pump(plan, copy, first, batch_size, tx, &inner.pg.settings).await {
+        Ok(finished) => finished,
+        Err(e) => {
+            let _ = tx.send(Err(e.with("stream", &plan.stream))).await;
+            false
+        }
+    };
+    if finished {
+        // read-only: nothing to commit; ending the transaction frees the snapshot
+        let _ = client.batch_execute("ROLLBACK").await;
+    } else if let Ok(tls) = inner.pg.tls() {
+        // the reader stopped early: the driver would read the rest of the COPY
+        // to the end, so ask the server to stop sending it
+        let cancel = client.cancel_token();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), cancel.cancel_query(tls))
+            .await;
+    }
+    finished
 }
 
 // ----------------------------------------------------------------------------------------
@@ -503,11 +547,26 @@ struct ReadPlan {
     stream: String,
     schema: SchemaRef,
     kinds: Vec<PgKind>,
+    /// `SELECT <columns> FROM <relation or (query) AS q>` (plus the incremental read's
+    /// `WHERE … ORDER BY …` and the `LIMIT`).
+    select_sql: String,
+    /// `FROM` target: the quoted relation, or `(query) AS q`.
+    from_sql: String,
+    /// How each column is named in `select_sql` (`"id"`, `_ferry_q."id"`).
+    column_sql: Vec<String>,
     copy_sql: String,
+    /// Rejected rows are named `<row_label> row <n>` (the stream, or one of its ranges).
+    row_label: String,
+    /// Whether the read sends checkpoints (a parallel read's ranges leave them to the
+    /// merger).
+    checkpoints: bool,
     /// Column index, name and kind of the cursor (incremental reads).
     cursor: Option<(usize, String, PgKind)>,
     /// What to send first: the expected number of rows.
     estimate: Option<u64>,
+    /// Whether `estimate` is an exact count in the read's snapshot (sent as the stream's
+    /// [`Message::Total`], which the run checks for completeness).
+    exact: bool,
 }
 
 /// Connects, opens the read transaction, plans the read, estimates its size, starts the
@@ -529,9 +588,10 @@ async fn setup(
     let mut plan = plan(&stream, req)?;
     if req.mode == ReadMode::FullRefresh {
         if let Origin::Table(rel) = &stream.origin {
-            plan.estimate = estimate(&client, rel, s)
-                .await?
-                .map(|n| req.limit.map_or(n, |l| l.min(n)));
+            if let Some((n, exact)) = estimate(&client, rel, s, inner.exact_count).await? {
+                plan.estimate = Some(req.limit.map_or(n, |l| l.min(n)));
+                plan.exact = exact && req.limit.is_none();
+            }
         }
     }
     let explain = |e: tokio_postgres::Error| {
@@ -559,20 +619,31 @@ async fn setup(
     Ok((client, plan, copy, first))
 }
 
-/// Rows expected from a full read of `rel`: exact (`count(*)`) for small tables, from
-/// the planner's statistics for large ones, none for views and foreign tables.
-async fn estimate(client: &Client, rel: &Relation, s: &ConnSettings) -> Result<Option<u64>> {
+/// Rows expected from a full read of `rel`, and whether the figure is exact: a
+/// `count(*)` for small tables (or every table when `always_exact`), the planner's
+/// statistics for large ones, none for views and foreign tables.
+pub(crate) async fn estimate(
+    client: &Client,
+    rel: &Relation,
+    s: &ConnSettings,
+    always_exact: bool,
+) -> Result<Option<(u64, bool)>> {
     let name = qualified(&rel.schema, &rel.name);
     let count = || async {
         let row = client
             .query_one(&format!("SELECT count(*) FROM {name}"), &[])
             .await
             .pg(s)?;
-        Ok::<_, Error>(Some(row.get::<_, i64>(0).max(0) as u64))
+        Ok::<_, Error>(Some((row.get::<_, i64>(0).max(0) as u64, true)))
     };
+    if always_exact && rel.kind != RelKind::Foreign {
+        return count().await;
+    }
     match rel.kind {
         RelKind::View | RelKind::Foreign => Ok(None),
-        RelKind::Partitioned => Ok((rel.reltuples >= 0.0).then(|| rel.reltuples.round() as u64)),
+        RelKind::Partitioned => {
+            Ok((rel.reltuples >= 0.0).then(|| (rel.reltuples.round() as u64, false)))
+        }
         RelKind::Table | RelKind::MaterializedView => {
             let row = client
                 .query_one(
@@ -587,9 +658,10 @@ async fn estimate(client: &Client, rel: &Relation, s: &ConnSettings) -> Result<O
                 count().await
             } else if rel.reltuples >= 0.0 && rel.relpages > 0 {
                 // the planner's way: rows per page from the last ANALYZE times pages now
-                Ok(Some(
+                Ok(Some((
                     (rel.reltuples / rel.relpages as f64 * pages as f64).round() as u64,
-                ))
+                    false,
+                )))
             } else if pages < 12_800 {
                 count().await
             } else {
@@ -683,12 +755,27 @@ fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
     }
     Ok(ReadPlan {
         stream: req.stream.clone(),
-        schema,
+        schema: schema.clone(),
         kinds: stream.types.iter().map(|t| t.kind).collect(),
-        copy_sql: format!("COPY ({sql}) TO STDOUT (FORMAT binary)"),
+        copy_sql: copy_sql(&sql),
+        select_sql: sql,
+        from_sql: from,
+        column_sql: schema
+            .fields()
+            .iter()
+            .map(|f| column_sql(f.name()))
+            .collect(),
+        row_label: req.stream.clone(),
+        checkpoints: true,
         cursor,
         estimate: None,
+        exact: false,
     })
+}
+
+/// `COPY (<select>) TO STDOUT` in the binary format.
+fn copy_sql(select: &str) -> String {
+    format!("COPY ({select}) TO STDOUT (FORMAT binary)")
 }
 
 /// The cursor value of a saved state, checking it was taken with the same cursor column.
@@ -777,7 +864,11 @@ async fn pump(
         };
     }
     if let Some(n) = plan.estimate {
-        send!(Message::Estimate(n));
+        send!(if plan.exact {
+            Message::Total(n)
+        } else {
+            Message::Estimate(n)
+        });
     }
     let ncols = plan.kinds.len();
     let mut reader = CopyReader::new();
@@ -807,7 +898,7 @@ async fn pump(
                     None => true,
                 };
                 send!(Message::Batch(builder.finish()?));
-                if boundary {
+                if boundary && plan.checkpoints {
                     let state = match &plan.cursor {
                         Some((_, name, kind)) => last.state(name, *kind)?,
                         None => Some(serde_json::json!({ "rows": read })),
@@ -846,7 +937,7 @@ async fn pump(
                         file: None,
                         line: None,
                         column: Some(bad.column as u64 + 1),
-                        key: Some(format!("{} row {read}", plan.stream)),
+                        key: Some(format!("{} row {read}", plan.row_label)),
                     },
                     raw: serde_json::Value::Object(raw).to_string(),
                     message: bad.message,
@@ -875,6 +966,9 @@ async fn pump(
     }
     if builder.len() > 0 {
         send!(Message::Batch(builder.finish()?));
+    }
+    if !plan.checkpoints {
+        return Ok(true);
     }
     let state = match &plan.cursor {
         Some((_, name, kind)) => last.state(name, *kind)?,

@@ -544,17 +544,29 @@ async fn estimate_limit_and_missing_things() {
     let source = f.create("ten", &id_v_batch(&pairs)).await.unwrap();
     let estimate = |msgs: &[Message]| {
         msgs.iter().find_map(|m| match m {
-            Message::Estimate(n) => Some(*n),
+            Message::Estimate(n) | Message::Total(n) => Some(*n),
             _ => None,
         })
     };
     let all = messages(source.as_ref(), ReadRequest::full("ten")).await;
     assert_eq!(estimate(&all), Some(10));
+    // a small table is counted in the read's snapshot: the exact total, for completeness
+    assert!(
+        matches!(all.first(), Some(Message::Total(10))),
+        "{:?}",
+        all.first()
+    );
     let mut req = ReadRequest::full("ten");
     req.limit = Some(3);
     req.batch_size = 2;
     let some = messages(source.as_ref(), req).await;
     assert_eq!(estimate(&some), Some(3));
+    // a limited read is not the whole table: an estimate only
+    assert!(
+        matches!(some.first(), Some(Message::Estimate(3))),
+        "{:?}",
+        some.first()
+    );
     let n: usize = some
         .iter()
         .map(|m| match m {

@@ -1,0 +1,451 @@
+//! Ferry against `psql` on PostgreSQL, and PostgreSQL → MySQL (not a test: run it,
+//! read the figures).
+//!
+//! ```sh
+//! cargo run --release --example db_bench -- [--rows 2000000] [--dir target/db_bench] \
+//!     [--pg postgres://postgres@127.0.0.1:5432/test?sslmode=disable] \
+//!     [--mysql mysql://root@127.0.0.1:3306/test] [--keep]
+//! ```
+//!
+//! One run generates a CSV (the `bench` preset of the `generate` connector: 8 columns
+//! of ints, text, float, timestamp and bool), then times, on the same data:
+//! `psql \copy … FROM` (the baseline) against Ferry's CSV → PostgreSQL (append), Ferry's
+//! PostgreSQL → CSV against `psql \copy (SELECT …) TO`, a parallel read, and Ferry's
+//! PostgreSQL → MySQL. Every Ferry step runs in a child process of this binary through
+//! the config loading and runtime of `ferry sync`, so each peak RSS (VmHWM) is the
+//! step's own; psql's comes from `/usr/bin/time` when installed. Needs `psql` on the
+//! PATH. Works in the schema `ferry_bench` and the MySQL database `ferry_bench`,
+//! both dropped at the end (`--keep` keeps them and the step configs, e.g. to profile
+//! one step: `perf record target/release/examples/db_bench --step target/db_bench/pg_csv.toml real`).
+//! Each timed load starts after a `CHECKPOINT`, so one step's WAL does not slow the
+//! next. Target: CSV → PostgreSQL ≥ 0.8× psql, peak RSS < 150 MB.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_core::arrow_array::RecordBatch;
+use ferry_core::secret::ResolveContext;
+use ferry_core::state::StateStore;
+use ferry_core::{
+    async_trait, Durability, RunOptions, Runtime, Sink, StreamWriter, SyncConfig, WriteRequest,
+    WriteSummary,
+};
+use mysql_async::prelude::Queryable;
+
+const SCHEMA: &str = "ferry_bench";
+const COLUMNS: &str =
+    "id bigint, name text, email text, amount double precision, quantity bigint, \
+                       created_at timestamptz, active boolean, country text";
+
+struct Args {
+    rows: u64,
+    dir: PathBuf,
+    pg: String,
+    mysql: String,
+    keep: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rows: 2_000_000,
+        dir: PathBuf::from("target/db_bench"),
+        pg: "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into(),
+        mysql: "mysql://root@127.0.0.1:3306/test".into(),
+        keep: false,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let next = v.get(i + 1).cloned().unwrap_or_default();
+        match v[i].as_str() {
+            "--rows" => a.rows = next.parse().expect("--rows N"),
+            "--dir" => a.dir = PathBuf::from(next),
+            "--pg" => a.pg = next,
+            "--mysql" => a.mysql = next,
+            "--keep" => {
+                a.keep = true;
+                i += 1;
+                continue;
+            }
+            other => {
+                panic!("unknown argument {other}; see the doc comment of examples/db_bench.rs")
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+/// Peak resident memory of this process, in MiB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// A destination that only counts: isolates the reading side.
+#[derive(Clone, Default)]
+struct CountingSink;
+struct CountingWriter(u64);
+
+#[async_trait]
+impl Sink for CountingSink {
+    async fn check(&self) -> ferry_core::Result<()> {
+        Ok(())
+    }
+    async fn open(&self, _: WriteRequest) -> ferry_core::Result<Box<dyn StreamWriter>> {
+        Ok(Box::new(CountingWriter(0)))
+    }
+}
+
+#[async_trait]
+impl StreamWriter for CountingWriter {
+    async fn write(&mut self, batch: RecordBatch) -> ferry_core::Result<()> {
+        self.0 += batch.num_rows() as u64;
+        Ok(())
+    }
+    async fn flush(&mut self) -> ferry_core::Result<Durability> {
+        Ok(Durability::Durable)
+    }
+    async fn close(self: Box<Self>) -> ferry_core::Result<WriteSummary> {
+        Ok(WriteSummary {
+            rows: self.0,
+            outputs: vec![],
+        })
+    }
+}
+
+struct Step {
+    rows: u64,
+    secs: f64,
+    peak_mb: f64,
+}
+
+/// Runs the sync of `toml` (written to `dir/name.toml`) in a child process of this
+/// binary; `counting` replaces the destination by a sink that only counts.
+fn run(dir: &Path, name: &str, toml: &str, counting: bool) -> Step {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--step",
+            path.to_str().unwrap(),
+            if counting { "counting" } else { "real" },
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "step {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    Step {
+        rows: v[0] as u64,
+        secs: v[1],
+        peak_mb: v[2],
+    }
+}
+
+/// The child side of [`run`]: one sync, then `rows secs peak_mib` on stdout.
+async fn step(path: &Path, counting: bool) {
+    let cfg = SyncConfig::load(path, ResolveContext::default()).unwrap();
+    let registry = ferry::registry();
+    let source = registry.build_source(&cfg.source).unwrap();
+    let sink: Arc<dyn Sink> = if counting {
+        Arc::new(CountingSink)
+    } else {
+        registry.build_sink(&cfg.destination).unwrap()
+    };
+    let state_path = path.with_extension("state.json");
+    let _ = std::fs::remove_file(&state_path);
+    let state = Arc::new(StateStore::open(state_path, None).unwrap());
+    let mut rt = Runtime::new(source, sink, state);
+    rt.settings = cfg.run.clone();
+    let t = Instant::now();
+    let report = rt
+        .sync(
+            &cfg.streams,
+            &RunOptions::default(),
+            Some(&cfg),
+            ("bench", "bench"),
+        )
+        .await
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        report.status,
+        ferry_core::report::Status::Succeeded,
+        "{}",
+        report.summary()
+    );
+    println!("{} {secs} {}", report.rows_written(), peak_rss_mb());
+}
+
+/// Runs `psql <url> -c <command>`, timed, with its peak RSS when `/usr/bin/time` exists.
+fn psql(url: &str, command: &str, rows: u64) -> Step {
+    let timed = Path::new("/usr/bin/time").exists();
+    let mut cmd = if timed {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "%M", "psql"]);
+        c
+    } else {
+        Command::new("psql")
+    };
+    cmd.args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command]);
+    let t = Instant::now();
+    let out = cmd.output().expect("psql runs (is it installed?)");
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "psql -c {command}: {err}");
+    let peak_mb = if timed {
+        err.lines()
+            .last()
+            .and_then(|l| l.trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    } else {
+        f64::NAN
+    };
+    Step {
+        rows,
+        secs,
+        peak_mb,
+    }
+}
+
+fn sql(url: &str, command: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            command,
+        ])
+        .output()
+        .expect("psql runs (is it installed?)");
+    assert!(
+        out.status.success(),
+        "psql -c {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn line(what: &str, s: &Step, bytes: u64, baseline: Option<&Step>) {
+    let ratio = baseline
+        .map(|b| format!("{:>5.2}× psql", b.secs / s.secs))
+        .unwrap_or_default();
+    println!(
+        "{what:<36} {:>11} rows {:>7.2}s {:>11} rows/s {:>7.1} MB/s  peak RSS {:>6.1} MiB  {ratio}",
+        ferry_core::report::group(s.rows),
+        s.secs,
+        ferry_core::report::group((s.rows as f64 / s.secs) as u64),
+        bytes as f64 / 1e6 / s.secs,
+        s.peak_mb
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--step") {
+        return step(Path::new(&argv[2]), argv[3] == "counting").await;
+    }
+    let a = args();
+    std::fs::create_dir_all(&a.dir).unwrap();
+    let dir = a.dir.canonicalize().unwrap();
+    let pg = &a.pg;
+    println!(
+        "Ferry vs psql: {} rows of 8 columns (generate preset `bench`), folder {}\n",
+        ferry_core::report::group(a.rows),
+        dir.display()
+    );
+
+    // the data set
+    let data = dir.join("data");
+    let s = run(
+        &dir,
+        "gen",
+        &format!(
+            "[source]\ntype = \"generate\"\nseed = 7\nstreams = [{{ name = \"bench\", preset = \"bench\", rows = {} }}]\n\
+             [destination]\ntype = \"file\"\npath = \"{}\"\nformat = \"csv\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n",
+            a.rows,
+            data.display()
+        ),
+        false,
+    );
+    let csv = data.join("bench.csv");
+    let size = std::fs::metadata(&csv).unwrap().len();
+    line("generate → CSV", &s, size, None);
+
+    sql(
+        pg,
+        &format!(
+            "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}; \
+             CREATE TABLE {SCHEMA}.by_psql ({COLUMNS}); CREATE TABLE {SCHEMA}.bench ({COLUMNS})"
+        ),
+    );
+    let pg_url = |extra: &str| format!("url = \"{pg}\"\n{extra}");
+    // flushes the WAL of the steps before (needs a superuser; else best effort)
+    let checkpoint = || {
+        let _ = Command::new("psql")
+            .args([pg.as_str(), "-X", "-q", "-c", "CHECKPOINT"])
+            .output();
+    };
+
+    // CSV → PostgreSQL
+    println!();
+    checkpoint();
+    let base_in = psql(
+        pg,
+        &format!(
+            "\\copy {SCHEMA}.by_psql FROM '{}' CSV HEADER",
+            csv.display()
+        ),
+        a.rows,
+    );
+    line("psql \\copy FROM (baseline)", &base_in, size, None);
+    checkpoint();
+    let s = run(
+        &dir,
+        "csv_pg",
+        &format!(
+            "[source]\ntype = \"file\"\npath = \"{}\"\n\
+             columns = {{ id = \"int64\", name = \"string\", email = \"string\", amount = \"float64\", quantity = \"int64\", created_at = \"timestamp\", active = \"bool\", country = \"string\" }}\n\
+             [destination]\ntype = \"postgres\"\n{}[[streams]]\nname = \"bench\"\nmode = \"append\"\n",
+            csv.display(),
+            pg_url(&format!("schema = \"{SCHEMA}\"\n"))
+        ),
+        false,
+    );
+    line("Ferry CSV → PostgreSQL (append)", &s, size, Some(&base_in));
+    let ratio_in = base_in.secs / s.secs;
+    let peak_in = s.peak_mb;
+    let same = sql(
+        pg,
+        &format!(
+            "SELECT (SELECT count(*) FROM {SCHEMA}.bench) || ' ' || \
+             (SELECT count(*) FROM (SELECT * FROM {SCHEMA}.bench EXCEPT SELECT * FROM {SCHEMA}.by_psql) d)"
+        ),
+    );
+    assert_eq!(
+        same,
+        format!("{} 0", a.rows),
+        "Ferry's table differs from psql's (rows, rows not in psql's)"
+    );
+
+    // PostgreSQL → CSV
+    println!();
+    let out_csv = dir.join("by_psql.csv");
+    let base_out = psql(
+        pg,
+        &format!(
+            "\\copy (SELECT * FROM {SCHEMA}.bench) TO '{}' CSV HEADER",
+            out_csv.display()
+        ),
+        a.rows,
+    );
+    let out_size = std::fs::metadata(&out_csv).unwrap().len();
+    line(
+        "psql \\copy (SELECT …) TO (baseline)",
+        &base_out,
+        out_size,
+        None,
+    );
+    let pg_source = |extra: &str| {
+        format!(
+            "[source]\ntype = \"postgres\"\n{}",
+            pg_url(&format!(
+                "schemas = [\"{SCHEMA}\"]\ntables = [\"bench\"]\n{extra}"
+            ))
+        )
+    };
+    let s = run(
+        &dir,
+        "pg_csv",
+        &format!(
+            "{}[destination]\ntype = \"file\"\npath = \"{}\"\nformat = \"csv\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n",
+            pg_source(""),
+            dir.join("by_ferry").display()
+        ),
+        false,
+    );
+    line("Ferry PostgreSQL → CSV", &s, out_size, Some(&base_out));
+    let s = run(
+        &dir,
+        "pg_read",
+        &format!(
+            "{}[destination]\ntype = \"file\"\npath = \"unused\"\n",
+            pg_source("")
+        ),
+        true,
+    );
+    line(
+        "Ferry PostgreSQL read (→ counting)",
+        &s,
+        out_size,
+        Some(&base_out),
+    );
+    let s = run(
+        &dir,
+        "pg_read4",
+        &format!(
+            "{}[destination]\ntype = \"file\"\npath = \"unused\"\n",
+            pg_source("parallel = [{ stream = \"bench\", partitions = 4, column = \"id\" }]\n")
+        ),
+        true,
+    );
+    line("  … 4 key ranges at once", &s, out_size, Some(&base_out));
+
+    // PostgreSQL → MySQL
+    println!();
+    checkpoint();
+    let opts = mysql_async::Opts::from_url(&a.mysql).expect("--mysql URL");
+    let mut m = mysql_async::Conn::new(opts)
+        .await
+        .expect("MySQL/MariaDB reachable");
+    m.query_drop("DROP DATABASE IF EXISTS ferry_bench; CREATE DATABASE ferry_bench")
+        .await
+        .unwrap();
+    let (base, _) = a.mysql.rsplit_once('/').expect("mysql://…/database");
+    let s = run(
+        &dir,
+        "pg_mysql",
+        &format!(
+            "{}[destination]\ntype = \"mysql\"\nurl = \"{base}/ferry_bench\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n",
+            pg_source("")
+        ),
+        false,
+    );
+    line("Ferry PostgreSQL → MySQL (overwrite)", &s, out_size, None);
+    let n: Option<u64> = m
+        .query_first("SELECT count(*) FROM ferry_bench.bench")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(a.rows), "rows in MySQL");
+    if !a.keep {
+        m.query_drop("DROP DATABASE ferry_bench").await.unwrap();
+        sql(pg, &format!("DROP SCHEMA {SCHEMA} CASCADE"));
+    }
+    let _ = m.disconnect().await;
+
+    println!(
+        "\nCSV → PostgreSQL: {ratio_in:.2}× psql (target ≥ 0.80), peak RSS {peak_in:.1} MiB (target < 150)"
+    );
+}
