@@ -11,10 +11,14 @@ use ferry_core::Registry;
 /// Every connector this build of Ferry knows. Adding a connector is one line here.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
+    ferry_connector_airbyte::register(&mut r);
     ferry_connector_file::register(&mut r);
     ferry_connector_generate::register(&mut r);
+    ferry_connector_http::register(&mut r);
     ferry_connector_mysql::register(&mut r);
     ferry_connector_postgres::register(&mut r);
+    ferry_connector_s3::register(&mut r);
+    ferry_connector_singer::register(&mut r);
     ferry_connector_sqlite::register(&mut r);
     r
 }

@@ -50,7 +50,10 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 fn no_leak(case: &str, config: &str, prepare: impl FnOnce(&Path)) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    assert!(config.contains("${env:FERRY_CANARY}"), "{case}: no canary planted");
+    assert!(
+        config.contains("${env:FERRY_CANARY}"),
+        "{case}: no canary planted"
+    );
     std::fs::write(dir.join("sync.toml"), config).unwrap();
     prepare(dir);
     let mut sync_out = String::new();
@@ -212,4 +215,67 @@ transforms = [
         |_| {},
     );
     assert!(out.contains("succeeded"), "{out}");
+}
+
+#[test]
+fn http_token_and_webhook_secret() {
+    // nothing listens on port 9: every request fails, and the errors must not carry the token
+    let out = no_leak(
+        "http bearer token (unreachable API)",
+        r#"[source]
+type = "http"
+base_url = "http://127.0.0.1:9/v1"
+auth = { type = "bearer", token = "${env:FERRY_CANARY}" }
+retry = { attempts = 1 }
+
+[[source.streams]]
+name = "items"
+path = "/items"
+columns = { id = "int64" }
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#,
+        |_| {},
+    );
+    assert!(!out.contains("succeeded"), "{out}");
+
+    let out = no_leak(
+        "webhook secret (unreachable receiver)",
+        &format!(
+            r#"{GENERATE}
+[destination]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+secret = "${{env:FERRY_CANARY}}"
+retry = {{ attempts = 1 }}
+"#
+        ),
+        |_| {},
+    );
+    assert!(!out.contains("succeeded"), "{out}");
+}
+
+#[test]
+fn s3_keys() {
+    // nothing listens on port 9: every request fails, and no key may show in the errors
+    let out = no_leak(
+        "s3 secret key and session token (unreachable endpoint)",
+        &format!(
+            r#"{GENERATE}
+[destination]
+type = "s3"
+bucket = "acme"
+endpoint = "http://127.0.0.1:9"
+force_path_style = true
+region = "us-east-1"
+access_key_id = "AKIA${{env:FERRY_CANARY}}"
+secret_access_key = "${{env:FERRY_CANARY}}"
+session_token = "${{env:FERRY_CANARY}}"
+"#
+        ),
+        |_| {},
+    );
+    assert!(!out.contains("succeeded"), "{out}");
 }

@@ -277,3 +277,121 @@ path = "out"
         "{receipts:?}"
     );
 }
+
+#[test]
+fn a_failed_stream_leaves_a_bundle_that_replays_and_holds_no_secret() {
+    const KEY: &str = "bundle-canary-key-0123456789abcdef";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "people.csv",
+        "id,email,code\n1,ann@example.com,12\n2,bob@example.com,x9\n",
+    );
+    write(
+        dir,
+        "sync.toml",
+        r#"[source]
+type = "file"
+path = "people.csv"
+columns = { code = "string" }
+
+[destination]
+type = "sqlite"
+path = "out.db"
+
+[[streams]]
+name = "people"
+transforms = [
+  { type = "hash", column = "email", key = "${env:BUNDLE_KEY}" },
+  { type = "cast", column = "code", to = "int64" },
+]
+"#,
+    );
+    let run = |args: &[&str]| {
+        Command::cargo_bin("ferry")
+            .unwrap()
+            .current_dir(dir)
+            .env("BUNDLE_KEY", KEY)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["sync"]);
+    let text = out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("debug bundle: "), "{text}");
+    let bundles: Vec<_> = std::fs::read_dir(dir.join(".ferry/bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    let b = &bundles[0];
+    for f in [
+        "bundle.json",
+        "error.txt",
+        "schema.json",
+        "rows.jsonl",
+        "state.json",
+        "replay.toml",
+    ] {
+        let body = std::fs::read_to_string(b.join(f)).unwrap_or_else(|_| panic!("no {f}"));
+        for secret in [KEY, "ann@example.com", "bob@example.com"] {
+            assert!(!body.contains(secret), "{secret} is in {f}:\n{body}");
+        }
+    }
+    let rows = std::fs::read_to_string(b.join("rows.jsonl")).unwrap();
+    assert!(rows.contains("x9"), "{rows}");
+    assert_eq!(rows.lines().count(), 2, "{rows}");
+    let meta = std::fs::read_to_string(b.join("bundle.json")).unwrap();
+    assert!(meta.contains("\"stage\": \"transform\""), "{meta}");
+
+    let o = run(&["replay", b.to_str().unwrap()]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("reproduced:"), "{text}");
+    assert!(text.contains("x9"), "{text}");
+    assert!(!text.contains(KEY), "{text}");
+}
+
+#[test]
+fn plan_counts_rows_in_a_postgres_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let table = format!("rails_plan_{}", std::process::id());
+    write(
+        dir,
+        "sync.toml",
+        &format!(
+            r#"[source]
+type = "generate"
+streams = [{{ name = "orders", preset = "orders", rows = 120 }}]
+
+[destination]
+type = "postgres"
+host = "127.0.0.1"
+database = "test"
+user = "postgres"
+
+[[streams]]
+name = "orders"
+destination = "{table}"
+mode = "overwrite"
+"#
+        ),
+    );
+    let o = ferry(dir, &["sync"]);
+    assert!(
+        o.status.success(),
+        "PostgreSQL must run on 127.0.0.1:5432 (.ci/run starts it): {}",
+        out(&o)
+    );
+    let o = ferry(dir, &["plan"]);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(&format!("overwrite will replace {table}: 120 rows now")),
+        "{text}"
+    );
+    assert!(text.contains("120 rows to move"), "{text}");
+}

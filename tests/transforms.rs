@@ -317,3 +317,108 @@ checks = [{ type = "not_null", columns = ["id"] }]"#,
         assert!(!tmp.path().join("out").exists(), "{cfg}: rows were written");
     }
 }
+
+#[test]
+fn cast_error_names_the_row_when_it_fails_the_stream() {
+    let tmp = setup(r#"transforms = [{ type = "cast", column = "amount", to = "float64" }]"#);
+    let o = ferry(tmp.path(), &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let text = out(&o);
+    // stream, row (the 2nd of the file) and column
+    assert!(
+        text.contains("stream people") && text.contains("row 2") && text.contains("column amount"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cast_error_goes_to_quarantine_with_the_original_value_when_the_stream_says_so() {
+    let tmp = setup(
+        r#"on_bad_record = "quarantine"
+transforms = [
+  { type = "trim", columns = ["name"] },
+  { type = "cast", column = "amount", to = "float64" },
+]
+"#,
+    );
+    let dir = tmp.path();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    // the other rows go on, converted
+    let rows = written(dir);
+    assert_eq!(ids(&rows), [1, 3, 4, 5]);
+    assert_eq!(rows[0]["amount"], 10.5);
+    let q = quarantined(dir);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["check"], "cast(amount, float64)");
+    assert_eq!(q[0]["position"]["key"], "row 2");
+    // the original value, and the column named in the message
+    assert_eq!(q[0]["record"]["amount"], "x");
+    assert_eq!(q[0]["record"]["id"], 2);
+    let msg = q[0]["message"].as_str().unwrap();
+    assert!(msg.contains("`amount`") && msg.contains("`x`"), "{msg}");
+    let (read, written, rejected, filtered) = counts(dir);
+    assert_eq!((read, written, rejected, filtered), (5, 4, 1, 0));
+    assert_eq!(read, written + rejected + filtered);
+}
+
+#[test]
+fn protected_values_stay_out_of_cast_errors_quarantine_and_the_summary() {
+    // `amount` is cast, then hashed: its clear value must not appear anywhere
+    let key = "k3y-0123456789abcdef";
+    for quarantine in [false, true] {
+        let tmp = setup(&format!(
+            r#"on_bad_record = "{}"
+transforms = [
+  {{ type = "cast", column = "amount", to = "float64" }},
+  {{ type = "hash", column = "amount", key = "${{env:FERRY_TEST_HASH_KEY}}" }},
+  {{ type = "hash", column = "email", key = "${{env:FERRY_TEST_HASH_KEY}}" }},
+]
+checks = [{{ type = "regex", column = "email", pattern = "@", severity = "warn" }}]
+"#,
+            if quarantine { "quarantine" } else { "fail" }
+        ));
+        let dir = tmp.path();
+        let o = Command::cargo_bin("ferry")
+            .unwrap()
+            .current_dir(dir)
+            .env("FERRY_TEST_HASH_KEY", key)
+            .args(["sync", "--report", "r.json"])
+            .output()
+            .unwrap();
+        let text = out(&o);
+        let q =
+            std::fs::read_to_string(dir.join(".ferry/quarantine/people.jsonl")).unwrap_or_default();
+        let report = std::fs::read_to_string(dir.join("r.json")).unwrap_or_default();
+        for shown in [&text, &q, &report] {
+            assert!(
+                !shown.contains("`x`"),
+                "a protected value was shown: {shown}"
+            );
+            assert!(
+                !shown.contains("example.com"),
+                "a protected value was shown: {shown}"
+            );
+            assert!(!shown.contains(key), "the key was shown: {shown}");
+        }
+        if quarantine {
+            assert!(o.status.success(), "{text}");
+            // the check's examples are of the delivered (hashed) values
+            assert!(text.contains("check regex(email)"), "{text}");
+            let q: Vec<serde_json::Value> = q
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(q.len(), 1, "{q:?}");
+            assert_eq!(q[0]["record"]["amount"], "[protected]");
+            assert_eq!(q[0]["record"]["email"], "[protected]");
+            assert_eq!(q[0]["record"]["id"], 2);
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{text}");
+            assert!(
+                text.contains("hash(amount)") && text.contains("row 2"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -219,3 +219,156 @@ fn referential_check_runs_the_referenced_stream_first() {
     let q = std::fs::read_to_string(dir.join(".ferry/quarantine/orders.jsonl")).unwrap();
     assert!(q.contains("referential"), "{q}");
 }
+
+#[test]
+fn row_count_max_change_compares_with_the_last_successful_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let run = |rows: u64, severity: &str| {
+        std::fs::write(
+            dir.join("sync.toml"),
+            format!(
+                "[source]\ntype = \"generate\"\nstreams = [{{ name = \"orders\", preset = \"orders\", rows = {rows} }}]\n\
+                 [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n\
+                 [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n\
+                 checks = [{{ type = \"row_count\", max_change = 0.5, severity = \"{severity}\" }}]\n"
+            ),
+        )
+        .unwrap();
+        ferry(dir, &["sync", "--report", "r.json"])
+    };
+    let kept = || -> Option<u64> {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(".ferry/state.json")).ok()?)
+                .unwrap();
+        state["row_counts"]["orders"]["rows"].as_u64()
+    };
+    let check = |field: &str| report(dir)["streams"][0]["checks"][0][field].clone();
+
+    // first run: nothing to compare with, passes with a note; its count is kept
+    let o = run(100, "fail");
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        check("note")
+            .as_str()
+            .is_some_and(|n| n.contains("no row count")),
+        "{}",
+        report(dir)
+    );
+    assert!(out(&o).contains("max_change not checked"), "{}", out(&o));
+    assert_eq!(kept(), Some(100));
+
+    // 40 rows against 100 is a 60% change: fails, and the kept count stays 100
+    let o = run(40, "fail");
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("40 rows against 100"), "{}", out(&o));
+    assert_eq!(kept(), Some(100), "a failed run replaced the kept count");
+
+    // with severity warn it is counted and reported, the run succeeds
+    let o = run(40, "warn");
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(check("failed"), 1);
+    assert_eq!(check("note"), serde_json::Value::Null);
+    assert_eq!(kept(), Some(40));
+
+    // 55 against 40 is 37.5%: within 50%
+    let o = run(55, "fail");
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(check("failed"), 0);
+    assert_eq!(kept(), Some(55));
+}
+
+#[test]
+fn quarantine_can_go_through_the_destination_connector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_rows.csv");
+    std::fs::copy(src, dir.join("orders.csv")).unwrap();
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\
+             [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\non_bad_record = \"quarantine\"\n\
+             checks = [{{ type = \"range\", column = \"amount\", min = 0 }}]\n\
+             [run]\nquarantine = {{ destination = \"destination\", stream = \"{{stream}}_rejects\" }}\n"
+        ),
+    )
+    .unwrap();
+    // read the quarantine table back through the sqlite source
+    std::fs::write(
+        dir.join("back.toml"),
+        "[source]\ntype = \"sqlite\"\npath = \"out.db\"\n[destination]\ntype = \"file\"\npath = \"back\"\nformat = \"jsonl\"\n\
+         [[streams]]\nname = \"orders_rejects\"\nmode = \"overwrite\"\n[run]\nstate = \"back-state.json\"\n",
+    )
+    .unwrap();
+    let read_back = || -> Vec<serde_json::Value> {
+        let o = ferry(dir, &["sync", "-c", "back.toml"]);
+        assert!(o.status.success(), "{}", out(&o));
+        std::fs::read_to_string(dir.join("back/orders_rejects.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let json = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let s = &report(dir)["streams"][0];
+    let (read, written, rejected) = (
+        s["rows_read"].as_u64().unwrap(),
+        s["rows_written"].as_u64().unwrap(),
+        s["rows_rejected"].as_u64().unwrap(),
+    );
+    assert_eq!(read, written + rejected);
+    assert_eq!(rejected, 4, "3 malformed rows and amount -5: {s}");
+    assert!(
+        !dir.join(".ferry/quarantine/orders.jsonl").exists(),
+        "records went to the JSON Lines file instead"
+    );
+
+    let rows = read_back();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let run_id = report(dir)["run_id"].as_str().unwrap().to_string();
+    assert!(rows
+        .iter()
+        .all(|r| r["run_id"] == run_id.as_str() && r["stream"] == "orders"));
+    let mut lines: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["check"] == "parse")
+        .map(|r| json(&r["position"])["line"].as_u64().unwrap())
+        .collect();
+    lines.sort();
+    assert_eq!(lines, vec![5, 6, 7]);
+    assert!(rows
+        .iter()
+        .filter(|r| r["check"] == "parse")
+        .all(|r| r["raw"].is_string() && r["record"].is_null()));
+    let range: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["check"] == "range(amount)")
+        .collect();
+    assert_eq!(range.len(), 1);
+    assert_eq!(json(&range[0]["record"])["id"], 6);
+    assert!(range[0]["message"].as_str().unwrap().contains("-5"));
+
+    // a second run appends its own records
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(read_back().len(), 8);
+
+    // a destination the config does not have is a config error
+    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
+        .unwrap()
+        .replace(
+            "destination = \"destination\"",
+            "destination = \"warehouse\"",
+        );
+    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    let o = ferry(dir, &["sync"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("`warehouse`"), "{}", out(&o));
+}

@@ -535,6 +535,25 @@ impl<R: Read> Read for DecryptingReader<R> {
     }
 }
 
+/// Seeks in the plaintext (Parquet inside age needs random access): the chunk holding
+/// the new position is authenticated before any byte of it is released. A seek relative
+/// to the end authenticates the last chunk, so a truncated file fails here.
+impl<R: Read + io::Seek> io::Seek for DecryptingReader<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        if let Some((kind, message)) = &self.failed {
+            return Err(io::Error::new(*kind, Error::data(message.clone())));
+        }
+        match self.inner.seek(pos) {
+            Ok(p) => {
+                self.position = p;
+                Ok(p)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
 /// The Ferry error inside an I/O error from a [`DecryptingReader`] (a damaged or
 /// truncated file), if it is one.
 pub fn decryption_error(e: &io::Error) -> Option<&Error> {

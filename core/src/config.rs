@@ -256,7 +256,8 @@ pub struct StreamConfig {
     /// Checks on every row after the transforms (`not_null`, `unique`, `regex` …).
     #[serde(default)]
     pub checks: Vec<crate::validate::CheckConfig>,
-    /// What to do with a record the source cannot read: `fail` (default) or `quarantine`.
+    /// What to do with a record the source cannot read, or a row whose value a transform
+    /// cannot convert (a `cast` with `on_error = "fail"`): `fail` (default) or `quarantine`.
     #[serde(default)]
     pub on_bad_record: BadRecordPolicy,
     /// Fail the stream when more than this share of rows is rejected (0.0–1.0; default: no limit).
@@ -329,8 +330,46 @@ pub struct RunSettings {
     pub signing_key: String,
     /// The client's vault, relative to the config file (default `.ferry/secrets.vault`).
     pub vault: PathBuf,
-    /// Folder for quarantined records, relative to the config file (default `.ferry/quarantine`).
-    pub quarantine: PathBuf,
+    /// Where rejected records go: a folder of JSON Lines files, relative to the config file
+    /// (default `.ferry/quarantine`), or `{ destination = "destination", stream =
+    /// "{stream}_quarantine" }` to write them through the config's destination connector.
+    pub quarantine: QuarantineTarget,
+}
+
+/// `[run] quarantine`: where rejected records go.
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum QuarantineTarget {
+    /// A folder with one JSON Lines file per stream, relative to the config file.
+    Folder(PathBuf),
+    /// A destination connector of this config.
+    Destination(QuarantineDestination),
+}
+
+/// Rejected records written through a destination connector, in append mode.
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineDestination {
+    /// The connector section to write through: `destination` (the config's `[destination]`).
+    pub destination: String,
+    /// The stream (table) name; `{stream}` stands for the source stream (default
+    /// `{stream}_quarantine`).
+    #[serde(default = "default_quarantine_stream")]
+    pub stream: String,
+}
+
+fn default_quarantine_stream() -> String {
+    "{stream}_quarantine".into()
+}
+
+impl QuarantineTarget {
+    /// The folder, when records go to JSON Lines files.
+    pub fn folder(&self) -> Option<&Path> {
+        match self {
+            QuarantineTarget::Folder(p) => Some(p),
+            QuarantineTarget::Destination(_) => None,
+        }
+    }
 }
 
 impl Default for RunSettings {
@@ -344,7 +383,7 @@ impl Default for RunSettings {
             receipts: PathBuf::from(".ferry/receipts"),
             signing_key: "signing_key".into(),
             vault: PathBuf::from(".ferry/secrets.vault"),
-            quarantine: PathBuf::from(".ferry/quarantine"),
+            quarantine: QuarantineTarget::Folder(PathBuf::from(".ferry/quarantine")),
         }
     }
 }
@@ -511,6 +550,23 @@ impl SyncConfig {
                 return Err(file.error_at(
                     find_offset(file.text, &format!("\"{}\"", s.name), 1),
                     format!("stream `{}` is listed twice in [[streams]]", s.name),
+                ));
+            }
+        }
+        if let QuarantineTarget::Destination(q) = &top.run.quarantine {
+            if q.destination != "destination" {
+                return Err(file.error_at(
+                    find_offset(file.text, &format!("\"{}\"", q.destination), 0),
+                    format!(
+                        "[run] quarantine names destination `{}`, but this config has one destination section: `destination`",
+                        q.destination
+                    ),
+                ));
+            }
+            if !q.stream.contains("{stream}") {
+                return Err(file.error_at(
+                    find_offset(file.text, "quarantine", 0),
+                    "[run] quarantine `stream` must contain `{stream}` (e.g. \"{stream}_quarantine\"), so each stream's records have their own table",
                 ));
             }
         }

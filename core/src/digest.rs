@@ -2,17 +2,48 @@
 //! digest of table rows.
 //!
 //! The row digest lets a receipt say "these exact rows" about a table, where rows have no
-//! order. Each row is encoded as text — for every column in schema order, the value's
-//! canonical text ([`crate::values::write_text`]: RFC 3339 UTC timestamps, base64 binary,
-//! exact decimals) followed by the byte 0x1F, or the single byte 0x00 followed by 0x1F for
-//! NULL — and hashed with SHA-256. The row digests, read as 256-bit big-endian unsigned
-//! integers, are added modulo 2^256. Addition is commutative, so any order gives the same
-//! sum, and a duplicated row changes it (unlike XOR).
+//! order. Each row is encoded as bytes, the encoding is hashed with SHA-256, and the row
+//! hashes, read as 256-bit big-endian unsigned integers, are added modulo 2^256. Addition is
+//! commutative, so any order gives the same sum, and a duplicated row changes it (unlike XOR).
+//!
+//! Two row encodings exist; the digest's prefix names the one used:
+//!
+//! - `rows2-sha256-sum:` (written since receipt format v2): a binary encoding defined on
+//!   Ferry's nine logical types, not on Arrow's physical types, so the same rows read back
+//!   from any destination give the same digest (an `Int32` column hashes like `Int64`, a
+//!   millisecond timestamp like a microsecond one, `LargeUtf8` like `Utf8`, `decimal(18,2)`
+//!   `1.50` like `decimal(38,9)` `1.500000000`). For every column in schema order, a NULL is
+//!   the byte `0x00`; any other value is a type tag and its bytes:
+//!
+//!   | tag | logical type | bytes after the tag |
+//!   |-----|--------------|---------------------|
+//!   | `0x01` | bool | `0x00` false, `0x01` true |
+//!   | `0x02` | int64 (any Arrow integer) | the value, 8 bytes, big-endian two's complement |
+//!   | `0x03` | float64 (any Arrow float) | IEEE 754 bits, 8 bytes big-endian; `-0.0` as `0.0`, every NaN as `0x7FF8000000000000` |
+//!   | `0x04` | decimal | the scale (1 byte, two's complement) and the unscaled value (16 bytes, big-endian two's complement), with trailing zeros removed: while the scale is positive and the unscaled value divisible by 10, both go down (`1.50` → 15, scale 1; zero → 0, scale 0) |
+//!   | `0x05` | string and json (text) | the UTF-8 length as unsigned LEB128, then the bytes |
+//!   | `0x06` | binary | the length as unsigned LEB128, then the bytes |
+//!   | `0x07` | date | days since 1970-01-01, 4 bytes big-endian two's complement |
+//!   | `0x08` | timestamp | microseconds since 1970-01-01T00:00:00Z, 8 bytes big-endian two's complement |
+//!   | `0x09` | anything else | Arrow's display text, length as unsigned LEB128, then the bytes |
+//!
+//!   String and json share a tag because many destinations keep JSON as plain text.
+//!
+//! - `rows-sha256-sum:` (receipt format v1): each value's canonical text
+//!   ([`crate::values::write_text`]) followed by the byte 0x1F, NULL as 0x00 then 0x1F. It
+//!   formats every value as text, which cost several times more; it is kept so that v1
+//!   receipts still verify ([`RowDigest::for_digest`]).
 
 use std::io::Read;
 use std::path::Path;
 
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_buffer::NullBuffer;
+use arrow_schema::{DataType, TimeUnit};
 use ring::digest::{Context, SHA256};
 
 use crate::types::FerryType;
@@ -21,8 +52,30 @@ use crate::{Error, Result};
 
 /// Prefix of a file digest in receipts.
 pub const FILE_PREFIX: &str = "sha256:";
-/// Prefix of a row digest in receipts.
-pub const ROWS_PREFIX: &str = "rows-sha256-sum:";
+/// Prefix of a row digest with the binary encoding (receipt format v2).
+pub const ROWS_PREFIX: &str = "rows2-sha256-sum:";
+/// Prefix of a row digest with the text encoding (receipt format v1).
+pub const ROWS_TEXT_PREFIX: &str = "rows-sha256-sum:";
+
+/// How rows are encoded before hashing (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowEncoding {
+    /// Type-tagged binary values (`rows2-sha256-sum:`), the default.
+    #[default]
+    Binary,
+    /// Canonical text of each value (`rows-sha256-sum:`), for v1 receipts.
+    Text,
+}
+
+impl RowEncoding {
+    /// The prefix of digests in this encoding.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            RowEncoding::Binary => ROWS_PREFIX,
+            RowEncoding::Text => ROWS_TEXT_PREFIX,
+        }
+    }
+}
 
 /// An order-independent digest of rows.
 ///
@@ -38,20 +91,81 @@ pub const ROWS_PREFIX: &str = "rows-sha256-sum:";
 /// b.add_batch(&batch(vec![2]));
 /// assert_eq!(a, b); // same rows, any order
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RowDigest {
-    sum: [u8; 32],
+    /// The sum, as four 64-bit limbs, most significant first.
+    sum: [u64; 4],
     rows: u64,
+    encoding: RowEncoding,
+    /// The current row's encoding (reused).
+    buf: Vec<u8>,
 }
 
+impl PartialEq for RowDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.sum == other.sum && self.rows == other.rows && self.encoding == other.encoding
+    }
+}
+impl Eq for RowDigest {}
+
 impl RowDigest {
-    /// A digest of no rows.
+    /// A digest of no rows, binary encoding.
     pub fn new() -> Self {
         RowDigest::default()
     }
 
+    /// A digest of no rows in `encoding`.
+    pub fn with_encoding(encoding: RowEncoding) -> Self {
+        RowDigest {
+            encoding,
+            ..RowDigest::default()
+        }
+    }
+
+    /// An empty digest in the encoding a receipt's digest string names (`None`: not a row
+    /// digest, or an encoding this build does not know).
+    pub fn for_digest(digest: &str) -> Option<Self> {
+        [RowEncoding::Binary, RowEncoding::Text]
+            .into_iter()
+            .find(|e| digest.starts_with(e.prefix()))
+            .map(Self::with_encoding)
+    }
+
+    /// The encoding.
+    pub fn encoding(&self) -> RowEncoding {
+        self.encoding
+    }
+
     /// Adds every row of `batch`.
     pub fn add_batch(&mut self, batch: &RecordBatch) {
+        match self.encoding {
+            RowEncoding::Binary => self.add_binary(batch),
+            RowEncoding::Text => self.add_text(batch),
+        }
+    }
+
+    fn add_binary(&mut self, batch: &RecordBatch) {
+        let owned: Vec<ArrayRef> = batch.columns().iter().map(canonical).collect();
+        let cols: Vec<(Col<'_>, Option<&NullBuffer>)> = owned
+            .iter()
+            .map(|a| (Col::of(a.as_ref()), a.nulls()))
+            .collect();
+        let mut buf = std::mem::take(&mut self.buf);
+        for r in 0..batch.num_rows() {
+            buf.clear();
+            for (col, nulls) in &cols {
+                if nulls.is_some_and(|n| n.is_null(r)) {
+                    buf.push(0);
+                } else {
+                    col.encode(r, &mut buf);
+                }
+            }
+            self.add_row_hash(&buf);
+        }
+        self.buf = buf;
+    }
+
+    fn add_text(&mut self, batch: &RecordBatch) {
         let schema = batch.schema();
         let types: Vec<FerryType> = schema
             .fields()
@@ -67,10 +181,22 @@ impl RowDigest {
                 }
                 text.push('\u{1f}');
             }
-            let d = ring::digest::digest(&SHA256, text.as_bytes());
-            add_256(&mut self.sum, d.as_ref());
-            self.rows += 1;
+            self.add_row_hash(text.as_bytes());
         }
+    }
+
+    fn add_row_hash(&mut self, encoded: &[u8]) {
+        let d = ring::digest::digest(&SHA256, encoded);
+        let d = d.as_ref();
+        let mut carry = false;
+        for i in (0..4).rev() {
+            let limb = u64::from_be_bytes(d[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            let (s1, c1) = self.sum[i].overflowing_add(limb);
+            let (s2, c2) = s1.overflowing_add(carry as u64);
+            self.sum[i] = s2;
+            carry = c1 || c2;
+        }
+        self.rows += 1;
     }
 
     /// Rows added.
@@ -78,19 +204,190 @@ impl RowDigest {
         self.rows
     }
 
-    /// `rows-sha256-sum:<64 hex>`.
+    /// `rows2-sha256-sum:<64 hex>` (or `rows-sha256-sum:` for the text encoding).
     pub fn to_receipt_string(&self) -> String {
-        format!("{ROWS_PREFIX}{}", hex(&self.sum))
+        let mut bytes = [0u8; 32];
+        for (i, limb) in self.sum.iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&limb.to_be_bytes());
+        }
+        format!("{}{}", self.encoding.prefix(), hex(&bytes))
     }
 }
 
-fn add_256(acc: &mut [u8; 32], x: &[u8]) {
-    let mut carry = 0u16;
-    for i in (0..32).rev() {
-        let s = acc[i] as u16 + x[i] as u16 + carry;
-        acc[i] = s as u8;
-        carry = s >> 8;
+/// `array` with its logical type's canonical Arrow type (Int64, Float64, Decimal128, Utf8
+/// or LargeUtf8, Binary or LargeBinary, Date32, Timestamp(µs), Boolean, Null), or as it is
+/// when it has none (then hashed as display text).
+fn canonical(array: &ArrayRef) -> ArrayRef {
+    use DataType as D;
+    let to = match array.data_type() {
+        D::Boolean
+        | D::Int64
+        | D::Float64
+        | D::Decimal128(..)
+        | D::Utf8
+        | D::LargeUtf8
+        | D::Binary
+        | D::LargeBinary
+        | D::Date32
+        | D::Null
+        | D::Timestamp(TimeUnit::Microsecond, _) => return array.clone(),
+        D::Int8 | D::Int16 | D::Int32 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => D::Int64,
+        D::Float16 | D::Float32 => D::Float64,
+        D::Decimal32(p, s) | D::Decimal64(p, s) => D::Decimal128(*p, *s),
+        D::Decimal256(_, s) => D::Decimal128(38, *s),
+        D::Utf8View => D::Utf8,
+        D::BinaryView | D::FixedSizeBinary(_) => D::Binary,
+        D::Date64 => D::Date32,
+        D::Timestamp(_, tz) => D::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        D::Dictionary(_, value) => {
+            return match arrow_cast::cast(array, value) {
+                Ok(a) => canonical(&a),
+                Err(_) => array.clone(),
+            }
+        }
+        _ => return array.clone(),
+    };
+    // refuse lossy casts (an out-of-range UInt64, a Decimal256 beyond 38 digits): such a
+    // column is hashed as display text instead
+    let opts = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    arrow_cast::cast_with_options(array, &to, &opts).unwrap_or_else(|_| array.clone())
+}
+
+/// A column, viewed for encoding.
+enum Col<'a> {
+    Null,
+    Bool(&'a BooleanArray),
+    Int(&'a [i64]),
+    Float(&'a [f64]),
+    Decimal(&'a [i128], i8),
+    Text(&'a dyn Array),
+    Binary(&'a dyn Array),
+    Date(&'a [i32]),
+    Timestamp(&'a [i64]),
+    Other(arrow_cast::display::ArrayFormatter<'a>),
+}
+
+impl<'a> Col<'a> {
+    fn of(a: &'a dyn Array) -> Col<'a> {
+        use DataType as D;
+        match a.data_type() {
+            D::Null => Col::Null,
+            D::Boolean => Col::Bool(a.as_boolean()),
+            D::Int64 => Col::Int(a.as_primitive::<Int64Type>().values()),
+            D::Float64 => Col::Float(a.as_primitive::<Float64Type>().values()),
+            D::Decimal128(_, s) => Col::Decimal(a.as_primitive::<Decimal128Type>().values(), *s),
+            D::Utf8 | D::LargeUtf8 => Col::Text(a),
+            D::Binary | D::LargeBinary => Col::Binary(a),
+            D::Date32 => Col::Date(a.as_primitive::<Date32Type>().values()),
+            D::Timestamp(TimeUnit::Microsecond, _) => {
+                Col::Timestamp(a.as_primitive::<TimestampMicrosecondType>().values())
+            }
+            _ => match arrow_cast::display::ArrayFormatter::try_new(a, &Default::default()) {
+                Ok(f) => Col::Other(f),
+                Err(_) => Col::Null,
+            },
+        }
     }
+
+    /// Appends the tag and bytes of row `r` (not NULL).
+    #[inline]
+    fn encode(&self, r: usize, buf: &mut Vec<u8>) {
+        match self {
+            Col::Null => buf.push(0),
+            Col::Bool(a) => buf.extend_from_slice(&[0x01, a.value(r) as u8]),
+            Col::Int(v) => {
+                buf.push(0x02);
+                buf.extend_from_slice(&v[r].to_be_bytes());
+            }
+            Col::Float(v) => {
+                let x = v[r];
+                let bits = if x.is_nan() {
+                    0x7FF8_0000_0000_0000
+                } else if x == 0.0 {
+                    0
+                } else {
+                    x.to_bits()
+                };
+                buf.push(0x03);
+                buf.extend_from_slice(&bits.to_be_bytes());
+            }
+            Col::Decimal(v, scale) => {
+                let (unscaled, scale) = normalize_decimal(v[r], *scale);
+                buf.push(0x04);
+                buf.push(scale as u8);
+                buf.extend_from_slice(&unscaled.to_be_bytes());
+            }
+            Col::Text(a) => {
+                let s = match a.data_type() {
+                    DataType::Utf8 => a.as_string::<i32>().value(r),
+                    _ => a.as_string::<i64>().value(r),
+                };
+                bytes(0x05, s.as_bytes(), buf);
+            }
+            Col::Binary(a) => {
+                let b = match a.data_type() {
+                    DataType::Binary => a.as_binary::<i32>().value(r),
+                    _ => a.as_binary::<i64>().value(r),
+                };
+                bytes(0x06, b, buf);
+            }
+            Col::Date(v) => {
+                buf.push(0x07);
+                buf.extend_from_slice(&v[r].to_be_bytes());
+            }
+            Col::Timestamp(v) => {
+                buf.push(0x08);
+                buf.extend_from_slice(&v[r].to_be_bytes());
+            }
+            Col::Other(f) => {
+                let s = f.value(r).to_string();
+                bytes(0x09, s.as_bytes(), buf);
+            }
+        }
+    }
+}
+
+/// Tag, LEB128 length, bytes.
+#[inline]
+fn bytes(tag: u8, b: &[u8], buf: &mut Vec<u8>) {
+    buf.push(tag);
+    let mut n = b.len() as u64;
+    loop {
+        let low = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            buf.push(low);
+            break;
+        }
+        buf.push(low | 0x80);
+    }
+    buf.extend_from_slice(b);
+}
+
+/// Removes trailing zeros while the scale is positive (`150`, scale 2 → `15`, scale 1).
+#[inline]
+fn normalize_decimal(v: i128, scale: i8) -> (i128, i8) {
+    if v == 0 {
+        return (0, 0);
+    }
+    let mut s = scale;
+    // most values fit 64 bits, where division is several times cheaper
+    if let Ok(mut w) = i64::try_from(v) {
+        while s > 0 && w % 10 == 0 {
+            w /= 10;
+            s -= 1;
+        }
+        return (w as i128, s);
+    }
+    let mut w = v;
+    while s > 0 && w % 10 == 0 {
+        w /= 10;
+        s -= 1;
+    }
+    (w, s)
 }
 
 /// Lower-case hex of bytes.
@@ -125,39 +422,201 @@ pub fn file_sha256(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::{
+        Date64Array, Decimal128Array, Float32Array, Float64Array, Int32Array, Int64Array,
+        LargeStringArray, StringArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+    };
+    use arrow_schema::{Field, Schema};
     use std::sync::Arc;
 
     fn batch(ids: &[i64]) -> RecordBatch {
-        let schema = Arc::new(arrow_schema::Schema::new(vec![
-            FerryType::Int64.field("id", false)
-        ]));
-        RecordBatch::try_new(
-            schema,
-            vec![Arc::new(arrow_array::Int64Array::from(ids.to_vec()))],
-        )
-        .unwrap()
+        let schema = Arc::new(Schema::new(vec![FerryType::Int64.field("id", false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids.to_vec()))]).unwrap()
+    }
+
+    fn digest_of(cols: Vec<ArrayRef>) -> String {
+        let fields: Vec<Field> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        let mut d = RowDigest::new();
+        d.add_batch(&b);
+        d.to_receipt_string()
     }
 
     #[test]
     fn order_independent_but_counts_duplicates() {
-        let mut a = RowDigest::new();
-        a.add_batch(&batch(&[1, 2, 3]));
-        let mut b = RowDigest::new();
-        b.add_batch(&batch(&[3]));
-        b.add_batch(&batch(&[2, 1]));
-        assert_eq!(a, b);
-        let mut c = RowDigest::new();
-        c.add_batch(&batch(&[1, 2, 3, 3]));
-        assert_ne!(a.to_receipt_string(), c.to_receipt_string());
-        assert!(a.to_receipt_string().starts_with(ROWS_PREFIX));
+        for enc in [RowEncoding::Binary, RowEncoding::Text] {
+            let mut a = RowDigest::with_encoding(enc);
+            a.add_batch(&batch(&[1, 2, 3]));
+            let mut b = RowDigest::with_encoding(enc);
+            b.add_batch(&batch(&[3]));
+            b.add_batch(&batch(&[2, 1]));
+            assert_eq!(a, b);
+            assert_eq!(a.to_receipt_string(), b.to_receipt_string());
+            let mut c = RowDigest::with_encoding(enc);
+            c.add_batch(&batch(&[1, 2, 3, 3]));
+            assert_ne!(a.to_receipt_string(), c.to_receipt_string());
+            assert!(a.to_receipt_string().starts_with(enc.prefix()));
+        }
+        assert_ne!(
+            RowDigest::new().to_receipt_string(),
+            RowDigest::with_encoding(RowEncoding::Text).to_receipt_string()
+        );
+    }
+
+    #[test]
+    fn known_value_of_one_row() {
+        // one row (7, "ab", NULL): 02 00..07 | 05 02 'a' 'b' | 00, hashed with SHA-256
+        let d = digest_of(vec![
+            Arc::new(Int64Array::from(vec![7])),
+            Arc::new(StringArray::from(vec!["ab"])),
+            Arc::new(Float64Array::from(vec![None])),
+        ]);
+        let mut enc = vec![0x02, 0, 0, 0, 0, 0, 0, 0, 7, 0x05, 2, b'a', b'b', 0x00];
+        let want = hex(ring::digest::digest(&SHA256, &enc).as_ref());
+        assert_eq!(d, format!("{ROWS_PREFIX}{want}"));
+        enc[8] = 8;
+        assert_ne!(
+            d,
+            format!(
+                "{ROWS_PREFIX}{}",
+                hex(ring::digest::digest(&SHA256, &enc).as_ref())
+            )
+        );
+    }
+
+    #[test]
+    fn physical_types_of_one_logical_type_hash_alike() {
+        let ints = digest_of(vec![Arc::new(Int64Array::from(vec![
+            Some(1),
+            None,
+            Some(-5),
+        ]))]);
+        let int32 = digest_of(vec![Arc::new(Int32Array::from(vec![
+            Some(1),
+            None,
+            Some(-5),
+        ]))]);
+        assert_eq!(ints, int32);
+        let f64s = digest_of(vec![Arc::new(Float64Array::from(vec![1.5, -0.0]))]);
+        let f32s = digest_of(vec![Arc::new(Float32Array::from(vec![1.5, 0.0]))]);
+        assert_eq!(f64s, f32s);
+        let text = digest_of(vec![Arc::new(StringArray::from(vec!["x", "ü"]))]);
+        let large = digest_of(vec![Arc::new(LargeStringArray::from(vec!["x", "ü"]))]);
+        assert_eq!(text, large);
+        let micros = digest_of(vec![Arc::new(
+            TimestampMicrosecondArray::from(vec![1_700_000_000_123_000]).with_timezone("UTC"),
+        )]);
+        let millis = digest_of(vec![Arc::new(
+            TimestampMillisecondArray::from(vec![1_700_000_000_123]).with_timezone("+02:00"),
+        )]);
+        assert_eq!(micros, millis);
+        let dates32 = digest_of(vec![Arc::new(arrow_array::Date32Array::from(vec![19_000]))]);
+        let dates64 = digest_of(vec![Arc::new(Date64Array::from(vec![19_000 * 86_400_000]))]);
+        assert_eq!(dates32, dates64);
+        let d2 = digest_of(vec![Arc::new(
+            Decimal128Array::from(vec![150, 0, -12_345])
+                .with_precision_and_scale(18, 2)
+                .unwrap(),
+        )]);
+        let d9 = digest_of(vec![Arc::new(
+            Decimal128Array::from(vec![1_500_000_000, 0, -123_450_000_000])
+                .with_precision_and_scale(38, 9)
+                .unwrap(),
+        )]);
+        assert_eq!(d2, d9);
+        // but different logical types, or values, differ
+        assert_ne!(
+            ints,
+            digest_of(vec![Arc::new(StringArray::from(vec![
+                Some("1"),
+                None,
+                Some("-5")
+            ]))])
+        );
+        assert_ne!(
+            d2,
+            digest_of(vec![Arc::new(
+                Decimal128Array::from(vec![151, 0, -12_345])
+                    .with_precision_and_scale(18, 2)
+                    .unwrap(),
+            )])
+        );
+        assert_ne!(
+            micros,
+            digest_of(vec![Arc::new(
+                TimestampMicrosecondArray::from(vec![1_700_000_000_123_001]).with_timezone("UTC"),
+            )])
+        );
+    }
+
+    #[test]
+    fn values_cannot_run_into_each_other() {
+        // ("ab", "c") and ("a", "bc") encode differently thanks to the length prefix
+        let a = digest_of(vec![
+            Arc::new(StringArray::from(vec!["ab"])),
+            Arc::new(StringArray::from(vec!["c"])),
+        ]);
+        let b = digest_of(vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(StringArray::from(vec!["bc"])),
+        ]);
+        assert_ne!(a, b);
+        // NULL differs from the empty string
+        let null = digest_of(vec![Arc::new(StringArray::from(vec![None::<&str>]))]);
+        let empty = digest_of(vec![Arc::new(StringArray::from(vec![""]))]);
+        assert_ne!(null, empty);
+    }
+
+    #[test]
+    fn long_values_use_multi_byte_lengths() {
+        let mut buf = Vec::new();
+        bytes(0x05, &[b'x'; 300], &mut buf);
+        assert_eq!(&buf[..3], &[0x05, 0xAC, 0x02]); // 300 = 0b10_0101100
+        assert_eq!(buf.len(), 303);
+    }
+
+    #[test]
+    fn picks_the_encoding_a_digest_names() {
+        assert_eq!(
+            RowDigest::for_digest("rows-sha256-sum:00")
+                .unwrap()
+                .encoding(),
+            RowEncoding::Text
+        );
+        assert_eq!(
+            RowDigest::for_digest("rows2-sha256-sum:00")
+                .unwrap()
+                .encoding(),
+            RowEncoding::Binary
+        );
+        assert!(RowDigest::for_digest("sha256:00").is_none());
     }
 
     #[test]
     fn addition_carries() {
-        let mut acc = [0xffu8; 32];
-        let mut one = [0u8; 32];
-        one[31] = 1;
-        add_256(&mut acc, &one);
-        assert_eq!(acc, [0u8; 32]);
+        let mut d = RowDigest {
+            sum: [u64::MAX; 4],
+            ..RowDigest::default()
+        };
+        // adding any hash to 2^256 - 1 is adding hash - 1 mod 2^256: check one limb carries
+        let before = d.sum;
+        d.add_row_hash(b"x");
+        let h = ring::digest::digest(&SHA256, b"x");
+        let mut want = [0u8; 32];
+        // (2^256 - 1) + h = h - 1 (mod 2^256)
+        want.copy_from_slice(h.as_ref());
+        for i in (0..32).rev() {
+            if want[i] > 0 {
+                want[i] -= 1;
+                break;
+            }
+            want[i] = 0xff;
+        }
+        assert_ne!(before, d.sum);
+        assert!(d.to_receipt_string().ends_with(&hex(&want)));
     }
 }

@@ -3,14 +3,14 @@
 //! Every sync writes a receipt (`.ferry/receipts/<run id>.json`): the run, its source and
 //! destination connectors (never their settings, which may hold secrets), and per stream
 //! the row counts, the schema fingerprint, the state before and after, and for each output
-//! a digest: `sha256:<hex>` of a file's bytes, or `rows-sha256-sum:<hex>` of a table's rows
+//! a digest: `sha256:<hex>` of a file's bytes, or `rows2-sha256-sum:<hex>` of a table's rows
 //! (see [`crate::digest`]). It is signed with Ed25519 (ring) by a key from the client's
 //! vault; the client keeps the public key and runs `ferry verify` (or any Ed25519 tool).
 //!
-//! File format `ferry-receipt/v1` (JSON):
+//! File format `ferry-receipt/v2` (JSON):
 //!
 //! ```json
-//! {"receipt": {"format": "ferry-receipt/v1", "run_id": "...", ...},
+//! {"receipt": {"format": "ferry-receipt/v2", "run_id": "...", ...},
 //!  "signature": {"algorithm": "ed25519", "public_key": "<base64, 32 bytes>", "value": "<base64, 64 bytes>"}}
 //! ```
 //!
@@ -19,6 +19,10 @@
 //! serde_json does (only `"`, `\\` and control characters), integers in decimal. Receipts
 //! hold no floating-point numbers, so an independent verifier can rebuild these bytes.
 //! `signature` is `null` when the run had no signing key.
+//!
+//! Versions: v2 (written now) has the same fields as v1; its row digests use the binary row
+//! encoding (`rows2-sha256-sum:`). v1 receipts (text encoding, `rows-sha256-sum:`) are still
+//! read and verified: the digest's prefix says which encoding to recompute.
 
 use std::path::{Path, PathBuf};
 
@@ -27,12 +31,14 @@ use base64::Engine;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{file_sha256, FILE_PREFIX, ROWS_PREFIX};
+use crate::digest::{file_sha256, RowDigest, FILE_PREFIX};
 use crate::report::{RunReport, Status};
 use crate::{Error, ErrorKind, Result, Secret, WriteMode};
 
 /// The format tag of receipts written by this build.
-pub const FORMAT: &str = "ferry-receipt/v1";
+pub const FORMAT: &str = "ferry-receipt/v2";
+/// Every format tag this build reads and verifies.
+pub const FORMATS_READ: &[&str] = &["ferry-receipt/v1", FORMAT];
 
 /// One output of a stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +51,8 @@ pub struct ReceiptOutput {
     pub rows: u64,
     /// Bytes, where known.
     pub bytes: Option<u64>,
-    /// `sha256:<hex>` (files, objects) or `rows-sha256-sum:<hex>` (tables).
+    /// `sha256:<hex>` (files, objects) or `rows2-sha256-sum:<hex>` (tables; `rows-sha256-sum:`
+    /// in v1 receipts).
     pub digest: Option<String>,
 }
 
@@ -255,10 +262,14 @@ impl SignedReceipt {
             Error::new(ErrorKind::DataInvalid, format!("not a Ferry receipt: {e}"))
                 .with("file", path.display())
         })?;
-        if r.receipt.format != FORMAT {
+        if !FORMATS_READ.contains(&r.receipt.format.as_str()) {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("receipt format `{}` is not `{FORMAT}`", r.receipt.format),
+                format!(
+                    "receipt format `{}` is not one this Ferry reads ({}); a newer Ferry may read it",
+                    r.receipt.format,
+                    FORMATS_READ.join(", ")
+                ),
             )
             .with("file", path.display()));
         }
@@ -355,10 +366,17 @@ pub fn check_file(output: &ReceiptOutput) -> OutputCheck {
     }
 }
 
-/// Compares a table output's digest with a digest of the table's current rows.
-pub fn check_table(output: &ReceiptOutput, current: &crate::digest::RowDigest) -> OutputCheck {
+/// An empty row digest in the encoding of a table output's digest, to feed the table's
+/// current rows to (`None`: the output has no row digest this build can recompute).
+pub fn table_digest(output: &ReceiptOutput) -> Option<RowDigest> {
+    output.digest.as_deref().and_then(RowDigest::for_digest)
+}
+
+/// Compares a table output's digest with a digest of the table's current rows (made with
+/// [`table_digest`], so in the same encoding).
+pub fn check_table(output: &ReceiptOutput, current: &RowDigest) -> OutputCheck {
     match &output.digest {
-        Some(d) if d.starts_with(ROWS_PREFIX) => {
+        Some(d) if d.starts_with(current.encoding().prefix()) => {
             if *d == current.to_receipt_string() {
                 OutputCheck::Ok
             } else {
@@ -442,6 +460,74 @@ mod tests {
         let (_, other) = key();
         assert!(signed.verify_signature(Some(&other)).is_err());
         assert!(receipt().unsigned().verify_signature(None).is_err());
+    }
+
+    #[test]
+    fn v1_receipts_still_read_and_verify_unknown_formats_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sk, pk) = key();
+        let mut v1 = receipt();
+        v1.format = "ferry-receipt/v1".into();
+        let path = dir.path().join("v1.json");
+        v1.sign(&sk).unwrap().write(&path).unwrap();
+        let read = SignedReceipt::read(&path).unwrap();
+        assert_eq!(read.receipt.format, "ferry-receipt/v1");
+        assert_eq!(read.verify_signature(Some(&pk)).unwrap(), pk);
+
+        let mut v9 = receipt();
+        v9.format = "ferry-receipt/v9".into();
+        let path = dir.path().join("v9.json");
+        v9.unsigned().write(&path).unwrap();
+        let e = SignedReceipt::read(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(
+            e.to_string().contains("ferry-receipt/v9")
+                && e.to_string().contains("ferry-receipt/v1, ferry-receipt/v2")
+                && e.to_string().contains("v9.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn table_outputs_are_checked_in_the_encoding_their_digest_names() {
+        use crate::digest::{RowEncoding, ROWS_TEXT_PREFIX};
+        use std::sync::Arc;
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            crate::FerryType::Int64.field("id", false)
+        ]));
+        let batch = |ids: Vec<i64>| {
+            arrow_array::RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(arrow_array::Int64Array::from(ids))],
+            )
+            .unwrap()
+        };
+        for enc in [RowEncoding::Text, RowEncoding::Binary] {
+            let mut written = RowDigest::with_encoding(enc);
+            written.add_batch(&batch(vec![1, 2, 3]));
+            let output = ReceiptOutput {
+                kind: "table".into(),
+                location: "t".into(),
+                rows: 3,
+                bytes: None,
+                digest: Some(written.to_receipt_string()),
+            };
+            let mut same = table_digest(&output).unwrap();
+            assert_eq!(same.encoding(), enc);
+            same.add_batch(&batch(vec![3, 2, 1]));
+            assert_eq!(check_table(&output, &same), OutputCheck::Ok);
+            let mut other = table_digest(&output).unwrap();
+            other.add_batch(&batch(vec![3, 2, 4]));
+            assert_eq!(check_table(&output, &other), OutputCheck::Changed);
+            // a digest in the other encoding is never taken as a match
+            let mut wrong = RowDigest::with_encoding(match enc {
+                RowEncoding::Text => RowEncoding::Binary,
+                RowEncoding::Binary => RowEncoding::Text,
+            });
+            wrong.add_batch(&batch(vec![1, 2, 3]));
+            assert_eq!(check_table(&output, &wrong), OutputCheck::Unverifiable);
+        }
+        assert!(ROWS_TEXT_PREFIX.starts_with("rows-sha256"));
     }
 
     #[test]

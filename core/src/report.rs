@@ -47,6 +47,10 @@ pub struct StreamReport {
     /// `None` when the source reports no total or the run was a `--limit` trial.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
+    /// When the stream failed on a batch: its first rows as they were at the failing step,
+    /// for a debug bundle. Never serialized into reports.
+    #[serde(skip)]
+    pub failed_sample: Option<FailedSample>,
     /// In-memory size of the rows moved, in bytes.
     pub bytes: u64,
     /// Wall time, seconds.
@@ -69,6 +73,21 @@ pub struct StreamReport {
     /// The error, if it failed (redacted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The first rows of the batch a stream failed on, as they were at the failing step.
+#[derive(Debug, Clone)]
+pub struct FailedSample {
+    /// `transform` (rows as read, before the transforms), `check` or `write` (rows after
+    /// the transforms).
+    pub stage: &'static str,
+    /// The rows' schema.
+    pub schema: arrow_schema::SchemaRef,
+    /// Up to [`crate::runtime::SAMPLE_ROWS`] rows as JSON objects. Columns a `hash`,
+    /// `encrypt` or `mask` transform protects are `null` in rows taken before the transforms.
+    pub rows: Vec<serde_json::Value>,
+    /// The columns so masked.
+    pub masked: Vec<String>,
 }
 
 /// A whole run.
@@ -159,6 +178,14 @@ impl RunReport {
                     s.stream,
                     group(total),
                     group(s.rows_read)
+                ));
+            }
+            for c in s.checks.iter().filter(|c| c.note.is_some()) {
+                out.push_str(&format!(
+                    "  {}: check {}: {}\n",
+                    s.stream,
+                    c.check,
+                    c.note.as_deref().unwrap_or_default()
                 ));
             }
             if s.rows_rejected > 0 {

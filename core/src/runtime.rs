@@ -64,6 +64,9 @@ pub struct StreamTask {
     pub on_bad_record: BadRecordPolicy,
     /// Fail when more than this share of rows is rejected.
     pub max_bad_ratio: Option<f64>,
+    /// Columns a `hash`, `encrypt` or `mask` transform protects: masked in any sample of
+    /// rows taken before the transforms ran (debug bundles).
+    pub protected: Vec<String>,
 }
 
 impl std::fmt::Debug for StreamTask {
@@ -335,6 +338,16 @@ impl Runtime {
                 checks: sc.checks.clone(),
                 on_bad_record: sc.on_bad_record,
                 max_bad_ratio: sc.max_bad_ratio,
+                protected: sc
+                    .transforms
+                    .iter()
+                    .filter_map(|t| match t {
+                        transform::TransformConfig::Hash { column, .. }
+                        | transform::TransformConfig::Encrypt { column, .. }
+                        | transform::TransformConfig::Mask { column, .. } => Some(column.clone()),
+                        _ => None,
+                    })
+                    .collect(),
             });
         }
         Ok(tasks)
@@ -479,6 +492,7 @@ impl Runtime {
             rows_expected: None,
             rows_total: None,
             complete: None,
+            failed_sample: None,
             bytes: 0,
             duration_secs: 0.0,
             rows_per_sec: 0.0,
@@ -518,10 +532,18 @@ impl Runtime {
         rep: &mut StreamReport,
         references: Option<References>,
     ) -> Result<()> {
+        // `row_count`'s `max_change` compares with the last successful run's count; a trial
+        // (`--limit`) or a full re-read of an incremental stream is not comparable
+        let counts_rows = opts.limit.is_none() && wants_row_count(&task.checks);
+        let comparable = !(opts.full_refresh && task.read.mode == ReadMode::Incremental);
         let ctx = RunContext {
             stream: task.read.stream.clone(),
             references,
-            previous_rows: None,
+            previous_rows: if counts_rows && comparable {
+                self.state.previous_rows(&task.read.stream)
+            } else {
+                None
+            },
         };
         let mut validator = Validator::for_run(&task.checks, &task.write.schema, &ctx)?;
         let mut writer = self
@@ -540,6 +562,13 @@ impl Runtime {
                 validator.publish();
                 if let Some(state) = pending {
                     self.commit(task, state)?;
+                }
+                if counts_rows {
+                    self.state.record_rows(
+                        &task.read.stream,
+                        validator.rows(),
+                        &task.write.run_id,
+                    )?;
                 }
                 Ok(())
             }
@@ -616,15 +645,49 @@ impl Runtime {
                         }
                     }
                     let arrived = batch.num_rows() as u64;
-                    if !task.transforms.is_empty() {
-                        batch = conform(&schema, transform::apply_all(&task.transforms, batch)?)?;
-                    }
-                    // rows a `filter` transform removed are read, and neither written nor rejected
+                    // what a debug bundle keeps if this batch fails: the rows as they were
+                    // when it failed (protected columns masked before the transforms ran)
+                    let raw = batch.clone();
+                    let first_row = rep.rows_read;
                     rep.rows_read += arrived;
-                    rep.rows_filtered += arrived.saturating_sub(batch.num_rows() as u64);
+                    let mut spared = 0u64;
+                    if !task.transforms.is_empty() {
+                        // a row a step cannot convert (a bad `cast`) is set aside, then
+                        // quarantined (`on_bad_record = "quarantine"`) or the stream fails naming it
+                        let (out, bad) = transform::apply_all_sparing(&task.transforms, batch)
+                            .inspect_err(|_| rep.failed_sample = Some(sample("transform", &raw, &task.protected)))?;
+                        for b in bad {
+                            let row = b.row.map(|r| first_row + r as u64 + 1);
+                            if task.on_bad_record != BadRecordPolicy::Quarantine {
+                                rep.failed_sample = Some(sample("transform", &raw, &task.protected));
+                                let mut e = b.error;
+                                if let Some(r) = row {
+                                    e = e.with("row", r);
+                                }
+                                return Err(e);
+                            }
+                            spared += 1;
+                            let position = crate::source::Position { key: row.map(|r| format!("row {r}")), ..Default::default() };
+                            quarantine(rep, QuarantineRecord {
+                                run_id: task.write.run_id.clone(),
+                                stream: stream.to_string(),
+                                position,
+                                check: b.step,
+                                message: b.error.message().to_string(),
+                                record: Some(b.record),
+                                raw: None,
+                            })?;
+                        }
+                        batch = conform(&schema, out)
+                            .inspect_err(|_| rep.failed_sample = Some(sample("transform", &raw, &task.protected)))?;
+                    }
+                    let transformed = batch.clone();
+                    let keep_sample = |rep: &mut StreamReport, stage| rep.failed_sample = Some(sample(stage, &transformed, &[]));
+                    // rows a `filter` transform removed are read, and neither written nor rejected
+                    rep.rows_filtered +=
+                        arrived.saturating_sub(batch.num_rows() as u64 + spared);
                     if !validator.is_empty() {
-                        let first_row = rep.rows_read - arrived;
-                        let outcome = validator.check(batch)?;
+                        let outcome = validator.check(batch).inspect_err(|_| keep_sample(rep, "check"))?;
                         for (record, f) in outcome.rejected {
                             let position = crate::source::Position { key: Some(format!("row {}", first_row + f.row as u64 + 1)), ..Default::default() };
                             quarantine(rep, QuarantineRecord {
@@ -643,7 +706,10 @@ impl Runtime {
                     let n = batch.num_rows() as u64;
                     let bytes = batch_bytes(&batch);
                     if n > 0 {
-                        writer.write(batch).await?;
+                        if let Err(e) = writer.write(batch).await {
+                            keep_sample(rep, "write");
+                            return Err(e);
+                        }
                     }
                     rep.rows_written += n;
                     rep.bytes += bytes;
@@ -657,7 +723,7 @@ impl Runtime {
                     pending = Some(state);
                     // with --require-complete nothing is committed before the end
                     if limit.is_none() && !opts.require_complete && last_commit.elapsed() >= interval {
-                        self.quarantine.flush(stream)?;
+                        self.quarantine.flush_async(stream).await?;
                         if writer.flush().await? == Durability::Durable {
                             if let Some(s) = pending.take() {
                                 self.commit(task, s)?;
@@ -713,12 +779,46 @@ impl Runtime {
         }
         .await;
         rep.checks = validator.report();
-        self.quarantine.flush(stream)?;
+        // rejected records are kept even when the stream fails
+        self.quarantine.finish(stream).await?;
         result?;
         writer.flush().await?;
         rep.rows_digest = digest.to_receipt_string();
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
+    }
+}
+
+/// Rows kept from a failing batch for a debug bundle.
+pub const SAMPLE_ROWS: usize = 20;
+
+/// The first [`SAMPLE_ROWS`] rows of `batch` as JSON, `protected` columns set to null.
+fn sample(
+    stage: &'static str,
+    batch: &RecordBatch,
+    protected: &[String],
+) -> crate::report::FailedSample {
+    let masked: Vec<String> = protected
+        .iter()
+        .filter(|c| batch.schema().field_with_name(c).is_ok())
+        .cloned()
+        .collect();
+    let rows = (0..batch.num_rows().min(SAMPLE_ROWS))
+        .map(|r| {
+            let mut row = crate::validate::row_json(batch, r);
+            if let Some(m) = row.as_object_mut() {
+                for c in &masked {
+                    m.insert(c.clone(), serde_json::Value::Null);
+                }
+            }
+            row
+        })
+        .collect();
+    crate::report::FailedSample {
+        stage,
+        schema: batch.schema(),
+        rows,
+        masked,
     }
 }
 
@@ -743,6 +843,19 @@ fn check_complete(rep: &mut StreamReport, limit: Option<u64>, required: bool) ->
         );
     }
     Ok(())
+}
+
+/// Whether a stream has a `row_count` check with `max_change` (its count is then kept).
+fn wants_row_count(checks: &[CheckConfig]) -> bool {
+    checks.iter().any(|c| {
+        matches!(
+            c,
+            CheckConfig::RowCount {
+                max_change: Some(_),
+                ..
+            }
+        )
+    })
 }
 
 /// Fails when the share of rejected rows passed the stream's `max_bad_ratio`.

@@ -9,8 +9,12 @@
 //! Format (version 1, JSON):
 //! ```json
 //! {"version": 1, "client": "acme",
-//!  "streams": {"orders": {"state": {...}, "run_id": "...", "committed_at": "..."}}}
+//!  "streams": {"orders": {"state": {...}, "run_id": "...", "committed_at": "..."}},
+//!  "row_counts": {"orders": {"rows": 1200, "run_id": "...", "committed_at": "..."}}}
 //! ```
+//!
+//! `row_counts` (optional; older files have none, and older builds ignore it) holds the rows
+//! each stream with a `row_count` check's `max_change` delivered in its last successful run.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -46,6 +50,20 @@ pub struct StateFile {
     /// State per stream.
     #[serde(default)]
     pub streams: BTreeMap<String, StreamState>,
+    /// Rows per stream in its last successful run (for `row_count`'s `max_change`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub row_counts: BTreeMap<String, RowCount>,
+}
+
+/// A stream's row count in its last successful run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowCount {
+    /// Rows checked (after the transforms).
+    pub rows: u64,
+    /// The run that counted them.
+    pub run_id: String,
+    /// When (RFC 3339, UTC).
+    pub committed_at: String,
 }
 
 /// The state file of one client folder, shared by all streams of a run.
@@ -94,6 +112,7 @@ impl StateStore {
                 version: STATE_VERSION,
                 client: client.map(str::to_string),
                 streams: BTreeMap::new(),
+                row_counts: BTreeMap::new(),
             },
             Err(e) => return Err(Error::io(e, "cannot read the state file", &path)),
         };
@@ -137,16 +156,48 @@ impl StateStore {
         write_atomic(&self.path, &serde_json::to_vec_pretty(&*f)?)
     }
 
-    /// Forgets the state of `stream`, or of every stream; returns the names removed.
+    /// The rows `stream` delivered in its last successful run, when recorded.
+    pub fn previous_rows(&self, stream: &str) -> Option<u64> {
+        self.lock().row_counts.get(stream).map(|c| c.rows)
+    }
+
+    /// Records the rows `stream` delivered in a successful run and writes the file atomically.
+    pub fn record_rows(&self, stream: &str, rows: u64, run_id: &str) -> Result<()> {
+        let mut f = self.lock();
+        f.version = STATE_VERSION;
+        if f.client.is_none() {
+            f.client = self.client.clone();
+        }
+        f.row_counts.insert(
+            stream.to_string(),
+            RowCount {
+                rows,
+                run_id: run_id.to_string(),
+                committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            },
+        );
+        write_atomic(&self.path, &serde_json::to_vec_pretty(&*f)?)
+    }
+
+    /// Forgets the state (and recorded row count) of `stream`, or of every stream; returns
+    /// the names removed.
     pub fn reset(&self, stream: Option<&str>) -> Result<Vec<String>> {
         let mut f = self.lock();
         let removed: Vec<String> = match stream {
-            Some(s) => f
-                .streams
-                .remove(s)
-                .map(|_| vec![s.to_string()])
-                .unwrap_or_default(),
-            None => std::mem::take(&mut f.streams).into_keys().collect(),
+            Some(s) => {
+                let had_count = f.row_counts.remove(s).is_some();
+                match f.streams.remove(s) {
+                    Some(_) => vec![s.to_string()],
+                    None if had_count => vec![s.to_string()],
+                    None => Vec::new(),
+                }
+            }
+            None => {
+                let mut names: std::collections::BTreeSet<String> =
+                    std::mem::take(&mut f.streams).into_keys().collect();
+                names.extend(std::mem::take(&mut f.row_counts).into_keys());
+                names.into_iter().collect()
+            }
         };
         if !removed.is_empty() {
             write_atomic(&self.path, &serde_json::to_vec_pretty(&*f)?)?;
@@ -225,6 +276,31 @@ mod tests {
         );
         assert_eq!(s.reset(None).unwrap(), vec!["a".to_string()]);
         assert_eq!(StateStore::open(&p, None).unwrap().get("a"), None);
+    }
+
+    #[test]
+    fn row_counts_are_kept_beside_the_state_and_old_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        // a file written before row counts existed
+        std::fs::write(
+            &p,
+            r#"{"version": 1, "streams": {"a": {"state": {"c": 1}, "run_id": "r0", "committed_at": "x"}}}"#,
+        )
+        .unwrap();
+        let s = StateStore::open(&p, None).unwrap();
+        assert_eq!(s.previous_rows("a"), None);
+        s.record_rows("b", 100, "r1").unwrap();
+        let s = StateStore::open(&p, None).unwrap();
+        assert_eq!(s.previous_rows("b"), Some(100));
+        assert_eq!(s.get("a"), Some(serde_json::json!({"c": 1})));
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.contains("\"row_counts\"") && text.contains("\"version\": 1"),
+            "{text}"
+        );
+        assert_eq!(s.reset(Some("b")).unwrap(), vec!["b".to_string()]);
+        assert_eq!(StateStore::open(&p, None).unwrap().previous_rows("b"), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! |-----------|--------|--------------|
 //! | `rename` | `{ type = "rename", from = "a", to = "b" }` | renames a column in place |
 //! | `select` | `{ type = "select", columns = ["b", "a"] }` | keeps only these columns, in this order |
-//! | `cast` | `{ type = "cast", column = "a", to = "int64", on_error = "fail" }` | converts a column to a Ferry type; a value that does not convert fails the stream (naming column and value) or, with `on_error = "null"`, becomes NULL |
+//! | `cast` | `{ type = "cast", column = "a", to = "int64", on_error = "fail" }` | converts a column to a Ferry type; a value that does not convert fails the stream (naming row, column and value), or with the stream's `on_bad_record = "quarantine"` sends its row to the quarantine (the original value kept, the other rows go on), or with `on_error = "null"` becomes NULL |
 //! | `trim` | `{ type = "trim", columns = ["a"] }` | strips leading and trailing whitespace (string and json columns) |
 //! | `lowercase`, `uppercase` | `{ type = "lowercase", columns = ["a"] }` | Unicode case mapping (string columns) |
 //! | `default` | `{ type = "default", column = "a", value = 0 }` | NULL becomes `value` (checked against the column's type before the run; the column becomes NOT NULL) |
@@ -87,6 +87,11 @@ pub trait Transform: Send + Sync {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
     /// Rewrites one batch (its schema is the input schema given to `output_schema`).
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch>;
+    /// Columns (of this step's input) whose clear values must not leave the pipeline: the
+    /// protected and dropped ones. Rows set aside before this step are shown without them.
+    fn hides(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A transform as written in `sync.toml` (`transforms = [{ type = "hash", column = "email", key = "${secret:k}" }]`).
@@ -148,7 +153,8 @@ pub enum TransformConfig {
         column: String,
         /// The Ferry type to convert to (`int64`, `float64`, `decimal(12,2)`, `date`, `timestamp`, `bool`, `string`, `json` …).
         to: String,
-        /// What a value that does not convert does: `fail` the stream (default) or become `null`.
+        /// What a value that does not convert does: `fail` the stream (default; with the
+        /// stream's `on_bad_record = "quarantine"`, only its row goes to the quarantine) or become `null`.
         #[serde(default)]
         on_error: OnError,
     },
@@ -465,6 +471,10 @@ impl Transform for Protect {
         let out_schema = self.output_schema(&schema)?;
         Ok(RecordBatch::try_new(out_schema, cols)?)
     }
+
+    fn hides(&self) -> Vec<String> {
+        vec![self.column.clone()]
+    }
 }
 
 struct DropColumns(Vec<String>);
@@ -496,6 +506,10 @@ impl Transform for DropColumns {
             .filter(|i| !self.0.contains(schema.field(*i).name()))
             .collect();
         Ok(batch.project(&keep)?)
+    }
+
+    fn hides(&self) -> Vec<String> {
+        self.0.clone()
     }
 }
 
@@ -534,12 +548,143 @@ pub fn decrypt_field(key_b64: &str, column: &str, value: &str) -> Result<String>
 
 /// Applies `steps` in order.
 pub fn apply_all(steps: &[Arc<dyn Transform>], mut batch: RecordBatch) -> Result<RecordBatch> {
-    for s in steps {
+    for (i, s) in steps.iter().enumerate() {
         batch = s
             .apply(batch)
-            .map_err(|e| e.with("transform", s.describe()))?;
+            .map_err(|e| hide_value(e, &steps[i..]).with("transform", s.describe()))?;
     }
     Ok(batch)
+}
+
+/// A row a transform could not convert, set aside by [`apply_all_sparing`].
+#[derive(Debug)]
+pub struct Spared {
+    /// Its index in the batch given to [`apply_all_sparing`], when known (a `filter` before
+    /// the failing step renumbers rows).
+    pub row: Option<usize>,
+    /// The step that failed (`cast(amount, int64)`).
+    pub step: String,
+    /// The column, when the step names it.
+    pub column: Option<String>,
+    /// The row as it entered the failing step, so with the value that did not convert;
+    /// columns a later step protects or drops read `[protected]`.
+    pub record: serde_json::Value,
+    /// Why (names the column and the value, unless the value is protected later).
+    pub error: Error,
+}
+
+/// Like [`apply_all`], but a row that a step rejects on its own (a data error such as a
+/// value `cast` cannot convert) is taken out and returned instead of failing the batch;
+/// the other rows go on. Other errors still fail. The failing rows are found by applying
+/// the step to halves of the batch, so the cost is only paid by batches that hold one.
+pub fn apply_all_sparing(
+    steps: &[Arc<dyn Transform>],
+    mut batch: RecordBatch,
+) -> Result<(RecordBatch, Vec<Spared>)> {
+    let mut spared = Vec::new();
+    // index in the given batch of each row of `batch`, while it is known
+    let mut origin: Option<Vec<usize>> = Some((0..batch.num_rows()).collect());
+    for (i, s) in steps.iter().enumerate() {
+        let rows_in = batch.num_rows();
+        let first = match s.apply(batch.clone()) {
+            Ok(out) => Ok(out),
+            Err(e) if e.kind() == ErrorKind::DataInvalid => Err(e),
+            Err(e) => return Err(hide_value(e, &steps[i..]).with("transform", s.describe())),
+        };
+        let out = match first {
+            Ok(out) => out,
+            Err(e) => {
+                let mut bad = Vec::new();
+                find_bad_rows(s.as_ref(), &batch, 0, rows_in, &mut bad)?;
+                if bad.is_empty() {
+                    // the batch fails, but no row alone does: not a row's fault
+                    return Err(hide_value(e, &steps[i..]).with("transform", s.describe()));
+                }
+                let hidden: Vec<String> = steps[i..].iter().flat_map(|t| t.hides()).collect();
+                let mut keep = vec![true; rows_in];
+                for (r, err) in bad {
+                    keep[r] = false;
+                    let mut record = crate::validate::row_json(&batch, r);
+                    if let serde_json::Value::Object(m) = &mut record {
+                        for h in &hidden {
+                            if let Some(v) = m.get_mut(h) {
+                                *v = serde_json::Value::String("[protected]".into());
+                            }
+                        }
+                    }
+                    spared.push(Spared {
+                        row: origin.as_ref().map(|o| o[r]),
+                        step: s.describe(),
+                        column: err.context_value("column").map(str::to_string),
+                        record,
+                        error: hide_value(err, &steps[i..]).with("transform", s.describe()),
+                    });
+                }
+                if let Some(o) = &mut origin {
+                    let mut k = keep.iter();
+                    o.retain(|_| *k.next().expect("one flag per row"));
+                }
+                let mask = arrow_array::BooleanArray::from(keep);
+                batch = arrow_select::filter::filter_record_batch(&batch, &mask)?;
+                s.apply(batch.clone())
+                    .map_err(|e| hide_value(e, &steps[i..]).with("transform", s.describe()))?
+            }
+        };
+        if out.num_rows() != batch.num_rows() {
+            origin = None;
+        }
+        batch = out;
+    }
+    Ok((batch, spared))
+}
+
+/// Pushes `(row, error)` for each row of `batch[lo..lo + len]` that `step` rejects alone.
+fn find_bad_rows(
+    step: &dyn Transform,
+    batch: &RecordBatch,
+    lo: usize,
+    len: usize,
+    out: &mut Vec<(usize, Error)>,
+) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    match step.apply(batch.slice(lo, len)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::DataInvalid => {
+            if len == 1 {
+                out.push((lo, e));
+                Ok(())
+            } else {
+                let half = len / 2;
+                find_bad_rows(step, batch, lo, half, out)?;
+                find_bad_rows(step, batch, lo + half, len - half, out)
+            }
+        }
+        Err(e) => Err(e.with("transform", step.describe())),
+    }
+}
+
+/// An error about a value of a column that `steps` (the failing one and those after it)
+/// protect or drop, without the value: its clear text must not reach reports or logs.
+fn hide_value(e: Error, steps: &[Arc<dyn Transform>]) -> Error {
+    let Some(column) = e.context_value("column").map(str::to_string) else {
+        return e;
+    };
+    let Some(by) = steps.iter().find(|t| t.hides().contains(&column)) else {
+        return e;
+    };
+    let mut hidden = Error::new(
+        e.kind(),
+        format!(
+            "column `{column}`: a value did not convert (not shown: {} protects or drops the column)",
+            by.describe()
+        ),
+    );
+    for (k, v) in e.context() {
+        hidden = hidden.with(k, v);
+    }
+    hidden
 }
 
 /// The schema after `steps`, in order.
@@ -556,6 +701,85 @@ pub fn output_schema(steps: &[Arc<dyn Transform>], mut schema: SchemaRef) -> Res
 mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
+
+    fn cast(column: &str, to: &str) -> Arc<dyn Transform> {
+        TransformConfig::Cast {
+            column: column.into(),
+            to: to.into(),
+            on_error: OnError::Fail,
+        }
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn sparing_sets_aside_only_the_rows_that_do_not_convert() {
+        let schema = Arc::new(Schema::new(vec![
+            FerryType::Int64.field("id", false),
+            FerryType::String.field("qty", true),
+        ]));
+        let ids: Vec<i64> = (0..100).collect();
+        let qty: Vec<Option<String>> = ids
+            .iter()
+            .map(|i| match i {
+                7 => Some("seven".to_string()),
+                63 => Some("1e999x".to_string()),
+                50 => None,
+                i => Some(i.to_string()),
+            })
+            .collect();
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow_array::Int64Array::from(ids)),
+                Arc::new(arrow_array::StringArray::from(qty)),
+            ],
+        )
+        .unwrap();
+        let steps = vec![cast("qty", "int64")];
+        // strict: the batch fails, naming column and value
+        let e = apply_all(&steps, b.clone()).unwrap_err();
+        assert_eq!(e.context_value("column"), Some("qty"));
+        assert!(e.to_string().contains("`seven`"), "{e}");
+        // sparing: rows 7 and 63 set aside with their original values, 98 rows go on
+        let (out, spared) = apply_all_sparing(&steps, b).unwrap();
+        assert_eq!(out.num_rows(), 98);
+        let rows: Vec<Option<usize>> = spared.iter().map(|s| s.row).collect();
+        assert_eq!(rows, vec![Some(7), Some(63)]);
+        assert_eq!(spared[0].record["qty"], "seven");
+        assert_eq!(spared[0].record["id"], 7);
+        assert_eq!(spared[0].column.as_deref(), Some("qty"));
+        assert_eq!(spared[0].step, "cast(qty, int64)");
+        assert!(spared[1].error.to_string().contains("1e999x"));
+        let got = out
+            .column(1)
+            .as_primitive::<arrow_array::types::Int64Type>();
+        assert_eq!(got.value(7), 8); // row 7 is gone
+        assert!(got.is_null(49)); // row 50 (NULL) kept, now at 49
+    }
+
+    #[test]
+    fn values_of_protected_columns_never_show_in_errors_or_spared_rows() {
+        let key = Secret::new("0123456789abcdef0123");
+        let steps = vec![
+            cast("phone", "int64"),
+            TransformConfig::Hash {
+                column: "phone".into(),
+                key,
+            }
+            .build()
+            .unwrap(),
+        ];
+        let e = apply_all(&steps, batch()).unwrap_err();
+        assert!(!e.to_string().contains("7946"), "{e}");
+        assert!(e.to_string().contains("hash(phone)"), "{e}");
+        let (out, spared) = apply_all_sparing(&steps, batch()).unwrap();
+        assert_eq!(out.num_rows(), 1);
+        assert_eq!(spared.len(), 1);
+        assert_eq!(spared[0].record["phone"], "[protected]");
+        assert_eq!(spared[0].record["email"], "ada@example.com");
+        assert!(!spared[0].error.to_string().contains("7946"));
+    }
 
     fn batch() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

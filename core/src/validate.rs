@@ -26,8 +26,10 @@
 //! Two checks need the runtime's help: `referential` reads values another stream of the
 //! same run delivered ([`References`]: the runtime runs that stream first and shares what
 //! its [`Validator`] collected), and `row_count`'s `max_change` compares with the previous
-//! run's count ([`RunContext::previous_rows`]). Without that help `referential` fails the
-//! stream with a config error, and `max_change` has nothing to compare with and passes.
+//! run's count ([`RunContext::previous_rows`]; the runtime keeps each stream's count in the
+//! state file after a successful run, see [`crate::state::StateStore::record_rows`]). Without
+//! that help `referential` fails the stream with a config error, and `max_change` has nothing
+//! to compare with and passes, with a note in the report.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -190,6 +192,9 @@ pub struct CheckReport {
     pub failed: u64,
     /// Up to three failing values (as delivered: protected fields are already protected).
     pub examples: Vec<String>,
+    /// Something to know about the verdict (`max_change` with no previous run to compare).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A hasher for integers, values that are already hashes and short strings: a folded
@@ -318,6 +323,7 @@ struct Check {
     kind: Kind,
     failed: u64,
     examples: Vec<String>,
+    note: Option<String>,
 }
 
 /// A row that failed a check: its index in the batch, the check and why.
@@ -1072,6 +1078,7 @@ impl Validator {
                 kind,
                 failed: 0,
                 examples: Vec::new(),
+                note: None,
             });
         }
         let mut collect = Vec::new();
@@ -1179,6 +1186,16 @@ impl Validator {
                 .map(|(_, c)| c.trim_end_matches(')'))
                 .unwrap_or_default()
                 .to_string();
+            if let Kind::RowCount {
+                max_change: Some(_),
+                previous: None,
+                ..
+            } = check.kind
+            {
+                check.note = Some(format!(
+                    "max_change not checked: no row count of a previous successful run; {rows} rows kept to compare the next run with"
+                ));
+            }
             let Some(msg) = check.kind.at_end(rows, &column) else {
                 continue;
             };
@@ -1214,6 +1231,7 @@ impl Validator {
                 severity: c.severity,
                 failed: c.failed,
                 examples: c.examples.clone(),
+                note: c.note.clone(),
             })
             .collect()
     }

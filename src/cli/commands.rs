@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             report,
             dry_run,
             require_complete,
+            debug_bundle,
         } => {
             let limit = if dry_run { limit.or(Some(1000)) } else { limit };
             let opts = RunOptions {
@@ -35,13 +36,21 @@ pub async fn run(cli: Cli) -> ExitCode {
                 run_id: None,
                 require_complete,
             };
-            sync_all(&config, &opts, report.as_deref(), dry_run).await
+            sync_all(
+                &config,
+                &opts,
+                report.as_deref(),
+                dry_run,
+                debug_bundle.as_deref(),
+            )
+            .await
         }
         Command::Plan {
             config,
             streams,
             full_refresh,
         } => super::plan::plan(&config, streams, full_refresh).await,
+        Command::Replay { bundle } => super::bundle::replay(&bundle).await,
         Command::Check { config } => check(&config).await,
         Command::Discover { config, json } => discover(&config, json).await,
         Command::Spec { connector } => spec(&connector),
@@ -132,6 +141,7 @@ async fn sync_all(
     opts: &RunOptions,
     report: Option<&Path>,
     dry_run: bool,
+    bundle_dir: Option<&Path>,
 ) -> Result<u8, Error> {
     let mut worst = 0;
     let mut reports = Vec::new();
@@ -139,7 +149,7 @@ async fn sync_all(
         if configs.len() > 1 {
             println!("== {}", path.display());
         }
-        let (r, receipt) = sync_one(path, opts, dry_run).await?;
+        let (r, receipt) = sync_one(path, opts, dry_run, bundle_dir).await?;
         print!("{}", r.summary());
         println!("{}", ferry_core::redact::redact(&receipt));
         let code = match r.status {
@@ -166,10 +176,11 @@ async fn sync_all(
     Ok(worst)
 }
 
-async fn sync_one(
+pub(super) async fn sync_one(
     path: &Path,
     opts: &RunOptions,
     dry_run: bool,
+    bundle_dir: Option<&Path>,
 ) -> Result<(ferry_core::RunReport, String), Error> {
     let cfg = load(path)?;
     let registry = crate::registry();
@@ -195,12 +206,16 @@ async fn sync_one(
     rt.settings = cfg.run.clone();
     let scratch =
         tempfile::tempdir().map_err(|e| Error::io(e, "cannot make a temp folder", "/tmp"))?;
-    let quarantine_dir = if dry_run {
-        scratch.path().to_path_buf()
-    } else {
-        cfg.dir.join(&cfg.run.quarantine)
-    };
-    rt.quarantine = Arc::new(ferry_core::quarantine::Quarantine::new(quarantine_dir));
+    rt.quarantine = Arc::new(match (&cfg.run.quarantine, dry_run) {
+        (_, true) => ferry_core::quarantine::Quarantine::new(scratch.path()),
+        (ferry_core::config::QuarantineTarget::Folder(dir), false) => {
+            ferry_core::quarantine::Quarantine::new(cfg.dir.join(dir))
+        }
+        // the only destination section there is (checked when the config was read)
+        (ferry_core::config::QuarantineTarget::Destination(q), false) => {
+            ferry_core::quarantine::Quarantine::to_sink(rt.sink.clone(), &q.stream)?
+        }
+    });
     rt.observer = Arc::new(Progress::new());
     rt.cancel = cancel;
     let result = rt
@@ -220,7 +235,14 @@ async fn sync_one(
         );
         return Ok((report, note));
     }
-    let note = write_receipt(&cfg, &report);
+    let mut note = write_receipt(&cfg, &report);
+    for b in super::bundle::write_all(&cfg, &report, bundle_dir) {
+        note.push_str(&format!(
+            "\ndebug bundle: {} (`ferry replay {}` re-runs the failing step)",
+            b.display(),
+            b.display()
+        ));
+    }
     Ok((report, note))
 }
 

@@ -470,7 +470,11 @@ fn example_value(
             return render_value(&t);
         }
     }
-    if let Some(v) = example.and_then(|t| t.get(name)) {
+    // an example written as `[[section.name]]` tables has no inline form: skip it
+    if let Some(v) = example
+        .and_then(|t| t.get(name))
+        .filter(|v| format!("v = {v}").parse::<toml::Table>().is_ok())
+    {
         return v.clone();
     }
     let doc = prop["description"].as_str().unwrap_or("");

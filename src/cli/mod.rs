@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 the sync (or a check) failed, 2 the configuration is wrong,
 //! 130 interrupted with Ctrl-C.
 
+mod bundle;
 mod commands;
 mod crypto;
 mod dry_run;
@@ -59,6 +60,10 @@ pub enum Command {
         /// differs from the rows read; its state is then not committed.
         #[arg(long)]
         require_complete: bool,
+        /// Where a failed stream's debug bundle goes (default `.ferry/bundles/` beside
+        /// the config); `ferry replay <bundle>` re-runs it.
+        #[arg(long, value_name = "DIR")]
+        debug_bundle: Option<PathBuf>,
         /// Read a sample (1,000 rows per stream, or --limit), transform and validate it,
         /// write nothing, and show what would be written.
         #[arg(long)]
@@ -77,6 +82,12 @@ pub enum Command {
         /// Plan a full refresh (ignore saved state).
         #[arg(long)]
         full_refresh: bool,
+    },
+    /// Re-run the failing step recorded in a debug bundle (written by a failed `sync`)
+    /// against its recorded rows, writing nothing. Exit 0: the failure reproduces.
+    Replay {
+        /// The bundle folder (`.ferry/bundles/<run id>-<stream>`).
+        bundle: PathBuf,
     },
     /// Test every connection and say what is wrong with each.
     Check {

@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-use ferry_core::digest::RowDigest;
-use ferry_core::receipt::{check_file, check_table, OutputCheck, SignedReceipt};
+use ferry_core::receipt::{check_file, check_table, table_digest, OutputCheck, SignedReceipt};
 use ferry_core::{Error, ReadRequest, Result};
 use futures_util::StreamExt;
 
@@ -66,9 +65,9 @@ pub async fn verify(receipt: &Path, pubkey: Option<&str>, config: Option<&Path>)
         for o in &s.outputs {
             let verdict = match o.kind.as_str() {
                 "file" => check_file(o),
-                "table" => match (&source, s.write_mode) {
-                    (Some(src), ferry_core::WriteMode::Overwrite) => {
-                        let mut digest = RowDigest::new();
+                "table" => match (&source, s.write_mode, table_digest(o)) {
+                    // the digest's prefix names its row encoding (v1 receipts: text)
+                    (Some(src), ferry_core::WriteMode::Overwrite, Some(mut digest)) => {
                         let mut msgs = src.read(ReadRequest::full(&s.destination)).await?;
                         while let Some(m) = msgs.next().await {
                             if let ferry_core::Message::Batch(b) = m? {

@@ -6,15 +6,21 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::codec::{parse_type_overrides, CsvOptions, Format, DEFAULT_SAMPLE_ROWS};
+use ferry_core::codec::{
+    detect, parse_type_overrides, Compression, CsvOptions, Format, ParquetCompression,
+    ParquetOptions, DEFAULT_ROW_GROUP_ROWS, DEFAULT_SAMPLE_ROWS,
+};
 use ferry_core::{Error, FerryType, Result, Secret};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// `[source] type = "file"`: CSV or JSON Lines files in a local folder.
+/// `[source] type = "file"`: CSV, JSON Lines or Parquet files in a local folder, each
+/// optionally gzip- or zstd-compressed and/or age-encrypted.
 ///
 /// Give either `path` (one stream) or `streams` (several). Column types are inferred from
-/// the first rows of the first matching file; `columns` overrides any of them.
+/// the first rows of the first matching file (Parquet: from its footer); `columns`
+/// overrides any of them. A file's layers are read from its name, outside in:
+/// `orders.csv.gz.age` is decrypted, then gunzipped, then read as CSV.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
@@ -31,10 +37,16 @@ pub struct FileSourceConfig {
     /// also set `format`, `columns` and `primary_key` (default: none; set this or `path`).
     #[serde(default)]
     pub streams: Vec<FileStreamConfig>,
-    /// `csv` or `jsonl` (default: from the extension: `.csv`/`.tsv` are csv,
-    /// `.jsonl`/`.ndjson` are jsonl).
+    /// `csv`, `jsonl` or `parquet` (default: from the extension under any `.gz`, `.zst`
+    /// and `.age`: `.csv`/`.tsv` are csv, `.jsonl`/`.ndjson` are jsonl, `.parquet`/`.pq`
+    /// are parquet).
     #[serde(default)]
     pub format: Option<Format>,
+    /// `none`, `gzip` or `zstd`: how CSV and JSON Lines files are compressed (default: from
+    /// each file's extension: `.gz`/`.gzip` are gzip, `.zst`/`.zstd` are zstd, others none).
+    /// Parquet compresses inside the file and takes none.
+    #[serde(default)]
+    pub compression: Option<Compression>,
     /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files).
     #[serde(default)]
     pub delimiter: Option<char>,
@@ -78,9 +90,13 @@ pub struct FileStreamConfig {
     pub name: String,
     /// A file or glob pattern, relative to the config file's folder (required).
     pub path: String,
-    /// `csv` or `jsonl` (default: the source's `format`, else from the extension).
+    /// `csv`, `jsonl` or `parquet` (default: the source's `format`, else from the extension).
     #[serde(default)]
     pub format: Option<Format>,
+    /// `none`, `gzip` or `zstd` (default: the source's `compression`, else from each
+    /// file's extension).
+    #[serde(default)]
+    pub compression: Option<Compression>,
     /// Column types for this stream (default: the source's `columns`).
     #[serde(default)]
     pub columns: Option<BTreeMap<String, String>>,
@@ -89,16 +105,35 @@ pub struct FileStreamConfig {
     pub primary_key: Option<Vec<String>>,
 }
 
-/// `[destination] type = "file"`: one CSV or JSON Lines file per stream in a folder.
+/// `[destination] type = "file"`: one CSV, JSON Lines or Parquet file per stream in a
+/// folder, optionally compressed and/or age-encrypted.
+///
+/// The file name says how to read it back: `orders.csv`, `orders.csv.gz`,
+/// `orders.jsonl.zst`, `orders.parquet`, and `.age` after any of them when encrypted.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
     /// Output folder, relative to the config file's folder; created when missing
-    /// (required). Stream `s` is written to `<path>/s.csv` or `<path>/s.jsonl`.
+    /// (required). Stream `s` is written to `<path>/s.csv`, `<path>/s.jsonl` or
+    /// `<path>/s.parquet` (plus `.gz` / `.zst` and `.age` as configured).
     pub path: String,
-    /// `csv` or `jsonl` (default `csv`).
+    /// `csv`, `jsonl` or `parquet` (default `csv`).
     #[serde(default = "default_format")]
     pub format: Format,
+    /// `none`, `gzip` or `zstd`: compress the whole CSV or JSON Lines file, which is then
+    /// named `<stream>.csv.gz` / `<stream>.jsonl.zst` (default `none`). Compressed files
+    /// are only written with `overwrite`. Parquet compresses inside the file: see
+    /// `parquet_compression`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Parquet column compression: `zstd`, `snappy`, `gzip`, `lz4` or `none` (default
+    /// `zstd`).
+    #[serde(default)]
+    pub parquet_compression: ParquetCompression,
+    /// Rows per Parquet row group (default 131072): the writer holds one row group in
+    /// memory, encoded and compressed, and readers can skip or parallelise by row group.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
     /// CSV field separator, one ASCII character (default `,`).
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
@@ -151,6 +186,9 @@ fn default_sample_rows() -> usize {
 fn default_format() -> Format {
     Format::Csv
 }
+fn default_row_group_rows() -> usize {
+    DEFAULT_ROW_GROUP_ROWS
+}
 
 /// One ASCII byte from a config character.
 pub(crate) fn ascii(c: char, field: &str) -> Result<u8> {
@@ -169,6 +207,8 @@ pub(crate) struct StreamSpec {
     pub name: String,
     pub pattern: String,
     pub format: Format,
+    /// Set in config; `None`: from each file's name.
+    pub compression: Option<Compression>,
     pub csv: CsvOptions,
     pub columns: Vec<(String, FerryType)>,
     pub primary_key: Vec<String>,
@@ -196,11 +236,11 @@ impl FileSourceConfig {
             (Some(path), true) => {
                 let name = match &self.stream {
                     Some(s) => s.clone(),
-                    None => stream_name(without_age(path)).ok_or_else(|| {
+                    None => stream_name(without_layers(path)).ok_or_else(|| {
                         Error::config(format!("cannot name the stream after `{path}`: set `stream = \"name\"`"))
                     })?,
                 };
-                single = [FileStreamConfig { name, path: path.clone(), format: None, columns: None, primary_key: None }];
+                single = [FileStreamConfig { name, path: path.clone(), format: None, compression: None, columns: None, primary_key: None }];
                 &single
             }
             (None, false) => {
@@ -229,17 +269,26 @@ impl FileSourceConfig {
             if pattern.trim().is_empty() {
                 return Err(Error::config(format!("stream `{name}`: `path` is empty")));
             }
-            // `orders.csv.age` is an encrypted `orders.csv`
-            let plain = without_age(pattern);
-            let format = match format.or_else(|| Format::from_path(plain)) {
+            // `orders.csv.gz.age` is a gzipped `orders.csv`, encrypted
+            let detected = detect(pattern);
+            let format = match format.or(detected.format) {
                 Some(f) => f,
                 None => {
                     return Err(Error::config(format!(
-                        "cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"` or `format = \"jsonl\"`"
+                        "cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"`, `\"jsonl\"` or `\"parquet\"`"
                     )))
                 }
             };
-            let is_tsv = plain.to_ascii_lowercase().ends_with(".tsv");
+            let compression = entry.compression.or(self.compression);
+            let compressed = compression.unwrap_or(detected.compression) != Compression::None;
+            if format == Format::Parquet && compressed {
+                return Err(Error::config(format!(
+                    "stream `{name}`: a Parquet file compresses inside itself and cannot be read through gzip or zstd (it needs random access): unpack it first, or remove `compression`"
+                )));
+            }
+            let is_tsv = without_layers(pattern)
+                .to_ascii_lowercase()
+                .ends_with(".tsv");
             let csv = CsvOptions {
                 delimiter: delimiter.unwrap_or(if is_tsv { b'\t' } else { b',' }),
                 quote,
@@ -254,6 +303,7 @@ impl FileSourceConfig {
                 name,
                 pattern: pattern.to_string(),
                 format,
+                compression,
                 csv,
                 columns,
                 primary_key: primary_key.clone(),
@@ -265,6 +315,24 @@ impl FileSourceConfig {
 }
 
 impl FileSinkConfig {
+    /// The Parquet options this config asks for.
+    pub(crate) fn parquet(&self) -> Result<ParquetOptions> {
+        if self.row_group_rows == 0 {
+            return Err(Error::config("`row_group_rows` must be at least 1"));
+        }
+        if self.format == Format::Parquet && self.compression != Compression::None {
+            return Err(Error::config(format!(
+                "`compression = \"{}\"` is for CSV and JSON Lines: Parquet compresses inside the file; set `parquet_compression = \"{}\"` instead",
+                self.compression,
+                self.compression
+            )));
+        }
+        Ok(ParquetOptions {
+            compression: self.parquet_compression,
+            row_group_rows: self.row_group_rows,
+        })
+    }
+
     /// The CSV layout this config asks for.
     pub(crate) fn csv(&self) -> Result<CsvOptions> {
         let csv = CsvOptions {
@@ -287,6 +355,16 @@ pub(crate) fn without_age(pattern: &str) -> &str {
     } else {
         pattern
     }
+}
+
+/// `pattern` without a final `.age` and then a final compression extension (`.gz`,
+/// `.gzip`, `.zst`, `.zstd`), so `orders_*.csv.gz.age` is seen as `orders_*.csv`.
+pub(crate) fn without_layers(pattern: &str) -> &str {
+    let rest = without_age(pattern);
+    if Compression::from_path(rest) == Compression::None {
+        return rest;
+    }
+    rest.rsplit_once('.').map_or(rest, |(a, _)| a)
 }
 
 /// The stream name a pattern implies: its file name without extension, wildcards and
@@ -345,6 +423,12 @@ mod tests {
             Some("orders")
         );
         assert_eq!(without_age("a.AGE"), "a");
+        assert_eq!(
+            stream_name(without_layers("in/orders_*.csv.gz.age")).as_deref(),
+            Some("orders")
+        );
+        assert_eq!(without_layers("a.parquet"), "a.parquet");
+        assert_eq!(without_layers("a.jsonl.ZST"), "a.jsonl");
         assert_eq!(without_age(".age"), ".age");
     }
 
@@ -367,6 +451,27 @@ mod tests {
         let s = parse("streams = [{ name = \"a\", path = \"a.csv\" }, { name = \"b\", path = \"b.data\", format = \"jsonl\", primary_key = [] }]\nprimary_key = [\"id\"]").specs().unwrap();
         assert_eq!((s[0].primary_key.len(), s[1].primary_key.len()), (1, 0));
         assert_eq!(s[1].format, Format::Jsonl);
+        let s = parse("path = \"in/x.tsv.gz\"").specs().unwrap();
+        assert_eq!(
+            (
+                s[0].name.as_str(),
+                s[0].format,
+                s[0].csv.delimiter,
+                s[0].compression
+            ),
+            ("x", Format::Csv, b'\t', None)
+        );
+        let s = parse("path = \"in/*.parquet\"\nstream = \"p\"")
+            .specs()
+            .unwrap();
+        assert_eq!(s[0].format, Format::Parquet);
+        let s = parse("path = \"in/x.data\"\nformat = \"jsonl\"\ncompression = \"zstd\"")
+            .specs()
+            .unwrap();
+        assert_eq!(
+            (s[0].format, s[0].compression),
+            (Format::Jsonl, Some(Compression::Zstd))
+        );
         let s = parse("path = \"in/orders_*.tsv.age\"").specs().unwrap();
         assert_eq!(
             (s[0].name.as_str(), s[0].format, s[0].csv.delimiter),
@@ -376,6 +481,8 @@ mod tests {
             ("", "no files named"),
             ("path = \"a.csv\"\nstreams = [{ name = \"a\", path = \"a.csv\" }]", "not both"),
             ("path = \"data/*\"", "set `format"),
+            ("path = \"a.parquet.gz\"", "compresses inside"),
+            ("path = \"a.parquet\"\ncompression = \"gzip\"", "compresses inside"),
             ("path = \"a.csv\"\ncolumns = { id = \"varchar\" }", "unknown type `varchar`"),
             ("path = \"a.csv\"\ndelimiter = \"é\"", "ASCII"),
             ("streams = [{ name = \"a\", path = \"a.csv\" }, { name = \"a\", path = \"b.csv\" }]", "named twice"),

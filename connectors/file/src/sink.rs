@@ -1,4 +1,10 @@
-//! Writing one CSV or JSON Lines file per stream.
+//! Writing one CSV, JSON Lines or Parquet file per stream.
+//!
+//! Bytes go through the shared codec layers, inside out: format writer → compression
+//! (`compression`, CSV and JSON Lines only; Parquet compresses its column chunks itself) →
+//! age encryption (`encrypt`) → a hashing writer → the file. The name says the layers:
+//! `<stream>.csv.gz.age`. The receipt's size and SHA-256 are of the final file on disk,
+//! taken as it is written.
 //!
 //! - `overwrite` writes `.<stream>.<ext>.<run id>.tmp` in the same folder and, at `close`,
 //!   fsyncs it and renames it over `<stream>.<ext>`: readers see the old file or the whole
@@ -16,8 +22,11 @@
 //!   so a sync refuses it before reading a row). The temp-file-then-rename rule holds: a
 //!   failed run leaves the old file, and a half-written age file never takes its place.
 //!
+//! - A compressed or Parquet file is, like an age file, complete only when closed (a gzip
+//!   or zstd trailer, a Parquet footer), so those too are written with `overwrite` only.
+//!
 //! Rows are converted and written on a blocking thread through a `BufWriter`; memory is
-//! one batch, whatever the stream's size.
+//! one batch (Parquet: one row group, encoded), whatever the stream's size.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -26,7 +35,10 @@ use std::sync::Arc;
 
 use ferry_core::age::{self, EncryptingWriter, Recipients};
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::codec::{infer_csv, CsvOptions, Format, FormatWriter, InferOptions};
+use ferry_core::codec::{
+    infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
+    InferOptions, WriteOptions,
+};
 use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
@@ -40,10 +52,32 @@ const WRITE_BUFFER: usize = 256 << 10;
 /// The file destination.
 pub(crate) struct FileSink {
     dir: PathBuf,
-    format: Format,
-    csv: CsvOptions,
+    layout: Layout,
     /// Who the files are encrypted for (none: plain files).
     encrypt: Option<Arc<Recipients>>,
+}
+
+/// How a stream's file is laid out.
+#[derive(Debug, Clone)]
+struct Layout {
+    format: Format,
+    options: WriteOptions,
+    compression: Compression,
+}
+
+impl Layout {
+    /// Why the file cannot be appended to (`None`: it can).
+    fn no_append(&self, encrypted: bool) -> Option<&'static str> {
+        if encrypted {
+            Some("an encrypted (age) file cannot be appended to: set `mode = \"overwrite\"` for it in [[streams]], or remove `encrypt` from [destination]")
+        } else if self.format == Format::Parquet {
+            Some("a Parquet file cannot be appended to (its footer indexes every row group): set `mode = \"overwrite\"` for it in [[streams]]")
+        } else if self.compression != Compression::None {
+            Some("a compressed file cannot be appended to here: set `mode = \"overwrite\"` for it in [[streams]], or `compression = \"none\"` in [destination]")
+        } else {
+            None
+        }
+    }
 }
 
 impl FileSink {
@@ -52,6 +86,7 @@ impl FileSink {
             return Err(Error::config("`path` (the output folder) is empty"));
         }
         let csv = config.csv()?;
+        let parquet = config.parquet()?;
         let encrypt = match &config.encrypt {
             None => None,
             Some(e) => Some(Arc::new(
@@ -61,8 +96,15 @@ impl FileSink {
         };
         Ok(FileSink {
             dir: base_dir.join(&config.path),
-            format: config.format,
-            csv,
+            layout: Layout {
+                format: config.format,
+                options: WriteOptions { csv, parquet },
+                compression: if config.format == Format::Parquet {
+                    Compression::None
+                } else {
+                    config.compression
+                },
+            },
             encrypt,
         })
     }
@@ -114,7 +156,7 @@ fn check_dir(dir: &Path) -> Result<()> {
 }
 
 /// Refuses stream names that are not plain file names.
-fn file_name(stream: &str, format: Format, encrypted: bool) -> Result<String> {
+fn file_name(stream: &str, layout: &Layout, encrypted: bool) -> Result<String> {
     let bad = stream.is_empty()
         || stream.starts_with('.')
         || stream.contains(['/', '\\', '\0'])
@@ -124,7 +166,11 @@ fn file_name(stream: &str, format: Format, encrypted: bool) -> Result<String> {
             "stream name `{stream}` cannot be a file name (it must not be empty, start with `.`, or hold `/` or `\\`); rename it with `destination = \"…\"` in [[streams]]"
         )));
     }
-    let mut name = format!("{stream}.{}", format.extension());
+    let mut name = format!("{stream}.{}", layout.format.extension());
+    if let Some(ext) = layout.compression.extension() {
+        name.push('.');
+        name.push_str(ext);
+    }
     if encrypted {
         name.push('.');
         name.push_str(age::EXTENSION);
@@ -170,28 +216,27 @@ impl Sink for FileSink {
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        let name = file_name(&request.stream, self.format, self.encrypt.is_some())?;
+        let name = file_name(&request.stream, &self.layout, self.encrypt.is_some())?;
         if request.mode == WriteMode::Upsert {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 "the file destination cannot upsert (it supports append and overwrite)",
             ));
         }
-        if request.mode == WriteMode::Append && self.encrypt.is_some() {
-            return Err(Error::config(format!(
-                "stream `{}`: an encrypted (age) file cannot be appended to: set `mode = \"overwrite\"` for it in [[streams]], or remove `encrypt` from [destination]",
-                request.stream
-            )));
+        if request.mode == WriteMode::Append {
+            if let Some(why) = self.layout.no_append(self.encrypt.is_some()) {
+                return Err(Error::config(format!("stream `{}`: {why}", request.stream)));
+            }
         }
-        let (dir, format, csv) = (self.dir.clone(), self.format, self.csv.clone());
+        let (dir, layout) = (self.dir.clone(), self.layout.clone());
         let encrypt = self.encrypt.clone();
         let writer =
-            blocking(move || FileWriter::open(dir, name, format, csv, encrypt, request)).await?;
+            blocking(move || FileWriter::open(dir, name, layout, encrypt, request)).await?;
         Ok(Box::new(writer))
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        let modes = if self.encrypt.is_some() {
+        let modes = if self.layout.no_append(self.encrypt.is_some()).is_some() {
             vec![WriteMode::Overwrite]
         } else {
             vec![WriteMode::Append, WriteMode::Overwrite]
@@ -200,15 +245,16 @@ impl Sink for FileSink {
     }
 }
 
-/// Where a format writer's bytes go: the file itself, or an age encryptor in front of it.
+/// Where the (compressed) bytes go: the file itself, or an age encryptor in front of it;
+/// either way through a hash of what lands on disk.
 enum Out {
-    Plain(File),
-    Age(EncryptingWriter<File>),
+    Plain(HashingWriter<File>),
+    Age(EncryptingWriter<HashingWriter<File>>),
 }
 
 impl Out {
-    /// Seals an age file's last chunk; returns the file.
-    fn finish(self) -> Result<File> {
+    /// Seals an age file's last chunk; returns the hashed file.
+    fn finish(self) -> Result<HashingWriter<File>> {
         match self {
             Out::Plain(f) => Ok(f),
             Out::Age(w) => w.finish(),
@@ -218,7 +264,7 @@ impl Out {
     /// Fsyncs a plain file's data (an age file is only ever made durable at close).
     fn sync_data(&self) -> std::io::Result<()> {
         match self {
-            Out::Plain(f) => f.sync_data(),
+            Out::Plain(f) => f.get_ref().sync_data(),
             Out::Age(_) => Ok(()),
         }
     }
@@ -247,7 +293,7 @@ impl Write for Out {
     }
 }
 
-type Inner = FormatWriter<BufWriter<Out>>;
+type Inner = FormatWriter<BufWriter<CompressWriter<Out>>>;
 
 /// Writes one stream's file.
 struct FileWriter {
@@ -266,19 +312,22 @@ struct FileWriter {
     durable_len: u64,
     /// Whether this run created the file (append).
     created: bool,
-    /// Whether the file is age-encrypted.
-    encrypted: bool,
 }
 
 impl FileWriter {
     fn open(
         dir: PathBuf,
         name: String,
-        format: Format,
-        csv: CsvOptions,
+        layout: Layout,
         encrypt: Option<Arc<Recipients>>,
         request: WriteRequest,
     ) -> Result<Self> {
+        let Layout {
+            format,
+            options,
+            compression,
+        } = layout;
+        let csv = options.csv.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(e, "cannot create the output folder", &dir))?;
         let target = dir.join(&name);
@@ -292,6 +341,7 @@ impl FileWriter {
             let temp = dir.join(format!(".{name}.{run}.tmp"));
             let file = File::create(&temp)
                 .map_err(|e| Error::io(e, "cannot create a temporary file", &temp))?;
+            let file = HashingWriter::new(file);
             let out = match &encrypt {
                 None => Out::Plain(file),
                 Some(recipients) => match age::encrypt_writer(recipients, file) {
@@ -302,12 +352,21 @@ impl FileWriter {
                     }
                 },
             };
-            let inner = FormatWriter::new(
-                format,
-                BufWriter::with_capacity(WRITE_BUFFER, out),
-                stream_schema,
-                &csv,
-            )?;
+            let started = CompressWriter::new(out, compression).and_then(|out| {
+                FormatWriter::with_options(
+                    format,
+                    BufWriter::with_capacity(WRITE_BUFFER, out),
+                    stream_schema,
+                    &options,
+                )
+            });
+            let inner = match started {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e.with("file", temp.display()));
+                }
+            };
             return Ok(FileWriter {
                 inner: Some(inner),
                 mode: request.mode,
@@ -318,7 +377,6 @@ impl FileWriter {
                 prefix: 0,
                 durable_len: 0,
                 created: true,
-                encrypted: encrypt.is_some(),
             });
         }
         let (start_len, existed) = match std::fs::metadata(&target) {
@@ -370,9 +428,10 @@ impl FileWriter {
             has_header: csv.has_header && start_len == 0,
             ..csv
         };
+        let out = CompressWriter::new(Out::Plain(HashingWriter::new(file)), Compression::None)?;
         let inner = FormatWriter::new(
             format,
-            BufWriter::with_capacity(WRITE_BUFFER, Out::Plain(file)),
+            BufWriter::with_capacity(WRITE_BUFFER, out),
             stream_schema,
             &csv,
         )?;
@@ -386,7 +445,6 @@ impl FileWriter {
             prefix,
             durable_len: start_len,
             created: !existed,
-            encrypted: false,
         })
     }
 
@@ -430,6 +488,7 @@ impl StreamWriter for FileWriter {
                 inner
                     .get_ref()
                     .get_ref()
+                    .get_ref()
                     .sync_data()
                     .map_err(|e| Error::io(e, "cannot fsync", &path))
             });
@@ -445,26 +504,26 @@ impl StreamWriter for FileWriter {
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
         let inner = self.take()?;
-        let (rows, bytes) = (inner.rows(), inner.bytes());
+        let rows = inner.rows();
         let (written, target, temp, dir) = (
             self.written().to_path_buf(),
             self.target.clone(),
             self.temp.clone(),
             self.dir.clone(),
         );
-        let on_disk = blocking(move || {
-            let file = inner
-                .into_inner()?
+        let finished = blocking(move || {
+            let hashed = inner
+                .into_inner()
+                .map_err(|e| e.with("file", written.display()))?
                 .into_inner()
                 .map_err(|e| Error::io(e.into_error(), "cannot write", &written))?
                 .finish()
+                .and_then(Out::finish)
                 .map_err(|e| e.with("file", written.display()))?;
+            let (digest, written_bytes) = (hashed.digest(), hashed.bytes());
+            let file = hashed.into_inner();
             file.sync_all()
                 .map_err(|e| Error::io(e, "cannot fsync", &written))?;
-            let on_disk = file
-                .metadata()
-                .map_err(|e| Error::io(e, "cannot read file details", &written))?
-                .len();
             drop(file);
             if let Some(temp) = &temp {
                 std::fs::rename(temp, &target).map_err(|e| {
@@ -472,10 +531,10 @@ impl StreamWriter for FileWriter {
                 })?;
             }
             sync_dir(&dir);
-            Ok(on_disk)
+            Ok((digest, written_bytes))
         })
         .await;
-        let on_disk = match on_disk {
+        let (digest, written_bytes) = match finished {
             Ok(n) => n,
             Err(e) => {
                 // never leave a temp file behind, encrypted or not
@@ -489,13 +548,10 @@ impl StreamWriter for FileWriter {
             kind: "file".into(),
             location: self.target.display().to_string(),
             rows,
-            // an age file's own size; a plain file's bytes written by this run
-            bytes: Some(if self.encrypted {
-                on_disk
-            } else {
-                bytes + self.prefix
-            }),
-            digest: None,
+            // the bytes this run put on disk: the whole file, unless appended to
+            bytes: Some(written_bytes + self.prefix),
+            // of the whole file as written (an appended file is hashed by the receipt)
+            digest: (self.mode == WriteMode::Overwrite).then_some(digest),
         };
         Ok(WriteSummary {
             rows,

@@ -1,5 +1,10 @@
-//! Reading CSV and JSON Lines files: one stream per pattern, files in order, each file
-//! streamed on a blocking thread through a bounded channel, a checkpoint after each.
+//! Reading CSV, JSON Lines and Parquet files: one stream per pattern, files in order, each
+//! file streamed on a blocking thread through a bounded channel, a checkpoint after each.
+//!
+//! Each file goes through the shared codec layers (`ferry_core::codec`): decrypted when its
+//! name ends in `.age`, decompressed when it ends in `.gz`/`.zst` (or as `compression`
+//! says), then parsed. Parquet is read row group by row group with random access; an
+//! encrypted Parquet file is decrypted chunk by chunk where Parquet seeks, never whole.
 //!
 //! Files ending in `.age` are decrypted while they are read (age v1, with the source's
 //! `identity` and/or `passphrase`): each 64 KiB chunk is authenticated before its rows are
@@ -19,9 +24,12 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
-use ferry_core::age::{self, Identities};
+use ferry_core::age::{self, DecryptingReader, Identities};
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{infer, FormatReader, InferOptions};
+use ferry_core::codec::{
+    decompress, detect, infer, infer_parquet_with, Bytes, ChunkReader, Compression, Format,
+    FormatReader, InferOptions, Length, SeekChunks,
+};
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, Catalog, Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest, Result,
@@ -242,9 +250,15 @@ impl FileStream {
     }
 
     /// Opens a file for reading, decrypting it if its name ends in `.age` (this reads and
-    /// authenticates the age header, so a key that does not fit fails here).
+    /// authenticates the age header, so a key that does not fit fails here) and
+    /// decompressing it as its name or the config says.
     fn open(&self, entry: &Entry) -> Result<Input> {
-        open_input(&entry.path, &entry.shown, self.identities.as_deref())
+        open_input(
+            &entry.path,
+            &entry.shown,
+            self.identities.as_deref(),
+            compression_of(self.spec.compression, entry),
+        )
     }
 
     /// The folder the pattern starts in: everything before its first wildcard component.
@@ -342,19 +356,31 @@ impl FileStream {
     fn infer(&self) -> Result<SchemaRef> {
         let files = self.list()?;
         let first = &files[0];
-        let input = self
-            .open(first)
-            .map_err(|e| e.with("stream", &self.spec.name))?;
         let options = InferOptions {
             sample_rows: self.spec.sample_rows,
             overrides: self.spec.columns.clone(),
         };
+        if self.spec.format == Format::Parquet {
+            let chunks = open_chunks(&first.path, &first.shown, self.identities.as_deref())
+                .map_err(|e| e.with("stream", &self.spec.name))?;
+            let schema = infer_parquet_with(&chunks, &options)
+                .map_err(|e| e.with("file", &first.shown).with("stream", &self.spec.name))?;
+            return self.keyed(schema);
+        }
+        let input = self
+            .open(first)
+            .map_err(|e| e.with("stream", &self.spec.name))?;
         let failure = input.failure.clone();
         let schema = infer(self.spec.format, input, &self.spec.csv, &options).map_err(|e| {
             restore(e, &failure)
                 .with("file", &first.shown)
                 .with("stream", &self.spec.name)
         })?;
+        self.keyed(schema)
+    }
+
+    /// `schema` with the configured primary key, which must name its columns.
+    fn keyed(&self, schema: SchemaRef) -> Result<SchemaRef> {
         for k in &self.spec.primary_key {
             if schema.field_with_name(k).is_err() {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -369,17 +395,21 @@ impl FileStream {
     }
 }
 
-/// A file being read: plain, or decrypted on the fly. Remembers a decryption failure so
-/// its kind survives the codec, which reports every read error as I/O.
+/// A file being read: its bytes decrypted and decompressed on the fly. Remembers a
+/// decryption failure so its kind survives the codec, which reports every read error as
+/// I/O.
 struct Input {
     inner: Box<dyn Read + Send>,
     failure: Failure,
 }
 
-/// The first decryption failure (kind and message) an [`Input`] met.
-type Failure = Arc<Mutex<Option<(ErrorKind, String)>>>;
+/// Records the first decryption failure of the reader under it.
+struct Watch {
+    inner: Box<dyn Read + Send>,
+    failure: Failure,
+}
 
-impl Read for Input {
+impl Read for Watch {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read(buf).inspect_err(|e| {
             if let Some(d) = age::decryption_error(e) {
@@ -387,6 +417,15 @@ impl Read for Input {
                 slot.get_or_insert_with(|| (d.kind(), d.message().to_string()));
             }
         })
+    }
+}
+
+/// The first decryption failure (kind and message) an [`Input`] met.
+type Failure = Arc<Mutex<Option<(ErrorKind, String)>>>;
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
     }
 }
 
@@ -398,29 +437,128 @@ fn restore(e: Error, failure: &Failure) -> Error {
     }
 }
 
-/// Opens `path` (shown as `shown`), decrypting it when its name ends in `.age`.
-fn open_input(path: &Path, shown: &str, identities: Option<&Identities>) -> Result<Input> {
+/// The compression of a file: as configured, else as its name says.
+fn compression_of(configured: Option<Compression>, entry: &Entry) -> Compression {
+    configured.unwrap_or_else(|| detect(&entry.shown).compression)
+}
+
+/// Opens `path` (shown as `shown`) and, when its name ends in `.age`, starts decrypting it
+/// (reading and authenticating the age header).
+fn open_plain(
+    path: &Path,
+    shown: &str,
+    identities: Option<&Identities>,
+) -> Result<std::result::Result<File, DecryptingReader<File>>> {
     let file = File::open(path).map_err(|e| Error::io(e, "cannot open", path))?;
-    let inner: Box<dyn Read + Send> = if age::is_age_path(path) {
-        let Some(ids) = identities else {
-            return Err(Error::config(format!(
-                "`{shown}` is encrypted (age), and the source has no key to read it: set `identity = \"${{secret:…}}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`"
-            ))
-            .with("file", shown));
-        };
-        Box::new(age::decrypt_reader(ids, file).map_err(|e| e.with("file", shown))?)
-    } else {
-        Box::new(file)
+    if !age::is_age_path(path) {
+        return Ok(Ok(file));
+    }
+    let Some(ids) = identities else {
+        return Err(Error::config(format!(
+            "`{shown}` is encrypted (age), and the source has no key to read it: set `identity = \"${{secret:…}}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`"
+        ))
+        .with("file", shown));
     };
-    Ok(Input {
-        inner,
-        failure: Arc::default(),
+    Ok(Err(
+        age::decrypt_reader(ids, file).map_err(|e| e.with("file", shown))?
+    ))
+}
+
+/// Opens `path` (shown as `shown`) as a stream: decrypted when its name ends in `.age`,
+/// then decompressed with `compression`.
+fn open_input(
+    path: &Path,
+    shown: &str,
+    identities: Option<&Identities>,
+    compression: Compression,
+) -> Result<Input> {
+    let failure: Failure = Arc::default();
+    let plain: Box<dyn Read + Send> = match open_plain(path, shown, identities)? {
+        Ok(file) => Box::new(file),
+        Err(decrypting) => Box::new(Watch {
+            inner: Box::new(decrypting),
+            failure: failure.clone(),
+        }),
+    };
+    let inner = decompress(plain, compression).map_err(|e| e.with("file", shown))?;
+    Ok(Input { inner, failure })
+}
+
+/// A Parquet file opened for random access: the file itself, or its plaintext when it is
+/// age-encrypted (decrypted chunk by chunk where Parquet reads, never whole).
+enum Chunks {
+    Plain(File),
+    Age(SeekChunks<DecryptingReader<File>>),
+}
+
+impl Length for Chunks {
+    fn len(&self) -> u64 {
+        match self {
+            Chunks::Plain(f) => Length::len(f),
+            Chunks::Age(c) => c.len(),
+        }
+    }
+}
+
+impl ChunkReader for Chunks {
+    type T = Box<dyn Read + Send>;
+
+    fn get_read(&self, start: u64) -> ferry_core::codec::parquet::ParquetResult<Self::T> {
+        Ok(match self {
+            Chunks::Plain(f) => Box::new(f.get_read(start)?),
+            Chunks::Age(c) => Box::new(c.get_read(start)?),
+        })
+    }
+
+    fn get_bytes(
+        &self,
+        start: u64,
+        length: usize,
+    ) -> ferry_core::codec::parquet::ParquetResult<Bytes> {
+        match self {
+            Chunks::Plain(f) => f.get_bytes(start, length),
+            Chunks::Age(c) => c.get_bytes(start, length),
+        }
+    }
+}
+
+/// Opens a Parquet file for random access (see [`Chunks`]).
+fn open_chunks(path: &Path, shown: &str, identities: Option<&Identities>) -> Result<Chunks> {
+    Ok(match open_plain(path, shown, identities)? {
+        Ok(file) => Chunks::Plain(file),
+        Err(decrypting) => {
+            Chunks::Age(SeekChunks::new(decrypting).map_err(|e| e.with("file", shown))?)
+        }
     })
+}
+
+/// A reader of one file of `job`, and where its decryption failures are recorded.
+fn open_reader(job: &Job, entry: &Entry) -> Result<(FormatReader<Input>, Failure)> {
+    if job.format == Format::Parquet {
+        let chunks = open_chunks(&entry.path, &entry.shown, job.identities.as_deref())?;
+        return Ok((
+            FormatReader::parquet(chunks, job.schema.clone())?,
+            Failure::default(),
+        ));
+    }
+    let input = open_input(
+        &entry.path,
+        &entry.shown,
+        job.identities.as_deref(),
+        compression_of(job.compression, entry),
+    )?;
+    let failure = input.failure.clone();
+    Ok((
+        FormatReader::new(job.format, input, job.schema.clone(), &job.csv)?,
+        failure,
+    ))
 }
 
 /// What a reading thread needs.
 struct Job {
-    format: ferry_core::codec::Format,
+    format: Format,
+    /// Set in config; `None`: from each file's name.
+    compression: Option<Compression>,
     csv: ferry_core::codec::CsvOptions,
     schema: SchemaRef,
     files: Vec<Entry>,
@@ -445,23 +583,18 @@ fn read_files(job: Job, tx: &tokio::sync::mpsc::Sender<Result<Message>>) {
     let mut mark = job.mark.clone();
     let mut rows = 0u64;
     for (i, entry) in job.files.iter().enumerate() {
-        let input = match open_input(&entry.path, &entry.shown, job.identities.as_deref()) {
-            Ok(f) => f,
+        let reader = match open_reader(&job, entry) {
+            Ok((r, failure)) => (
+                r.with_file(entry.shown.clone())
+                    .with_batch_size(job.batch_size),
+                failure,
+            ),
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
         };
-        let failure = input.failure.clone();
-        let reader = match FormatReader::new(job.format, input, job.schema.clone(), &job.csv) {
-            Ok(r) => r
-                .with_file(entry.shown.clone())
-                .with_batch_size(job.batch_size),
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
+        let (reader, failure) = reader;
         for msg in reader {
             let failed = msg.is_err();
             let msg = msg.map_err(|e| match restore(e, &failure) {
@@ -573,6 +706,7 @@ impl Source for FileSource {
         }
         let job = Job {
             format: stream.spec.format,
+            compression: stream.spec.compression,
             csv: stream.spec.csv.clone(),
             schema,
             files,

@@ -12,7 +12,7 @@ use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{CsvOptions, Format, FormatReader, FormatWriter};
+use ferry_core::codec::{decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter};
 use ferry_core::config::ConnectorConfig;
 use ferry_core::testkit::{self, Fidelity, SinkFixture, SourceFixture};
 use ferry_core::{
@@ -192,19 +192,29 @@ impl SourceFixture for SourceFix {
 
 struct SinkFix {
     format: Format,
+    compression: Compression,
     dir: tempfile::TempDir,
     sink: Arc<dyn Sink>,
 }
 
 impl SinkFix {
     fn new(format: Format) -> Self {
+        Self::compressed(format, Compression::None)
+    }
+
+    fn compressed(format: Format, compression: Compression) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sink = sink(
-            &format!("path = \"out\"\nformat = \"{format}\""),
+            &format!("path = \"out\"\nformat = \"{format}\"\ncompression = \"{compression}\""),
             dir.path(),
         )
         .unwrap();
-        SinkFix { format, dir, sink }
+        SinkFix {
+            format,
+            compression,
+            dir,
+            sink,
+        }
     }
 
     fn out(&self) -> PathBuf {
@@ -212,17 +222,28 @@ impl SinkFix {
     }
 }
 
-/// Every row of a file, read with the codec reader; a rejected record is an error.
-fn read_file(path: &Path, format: Format, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+/// Every row of a file compressed with `compression`, read with the codec reader; a
+/// rejected record is an error.
+fn read_compressed(
+    path: &Path,
+    format: Format,
+    compression: Compression,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let reader = FormatReader::new(
-        format,
-        File::open(path).map_err(io)?,
-        schema.clone(),
-        &CsvOptions::default(),
-    )?;
+    let file = File::open(path).map_err(io)?;
+    let reader = if format == Format::Parquet {
+        FormatReader::parquet(file, schema.clone())?
+    } else {
+        FormatReader::new(
+            format,
+            decompress(Box::new(file), compression)?,
+            schema.clone(),
+            &CsvOptions::default(),
+        )?
+    };
     let mut out = Vec::new();
     for m in reader {
         match m? {
@@ -246,11 +267,14 @@ impl SinkFixture for SinkFix {
     }
 
     async fn read_back(&self, stream: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-        read_file(
-            &self
-                .out()
-                .join(format!("{stream}.{}", self.format.extension())),
+        let mut name = format!("{stream}.{}", self.format.extension());
+        if let Some(ext) = self.compression.extension() {
+            name = format!("{name}.{ext}");
+        }
+        read_compressed(
+            &self.out().join(name),
             self.format,
+            self.compression,
             schema,
         )
     }
@@ -297,6 +321,30 @@ async fn jsonl_sink_conformance() {
     let f = SinkFix::new(Format::Jsonl);
     testkit::run_sink_suite(&f).await;
     assert_eq!(leftovers(&f.out()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_source_conformance() {
+    testkit::run_source_suite(&SourceFix::new(Format::Parquet)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_sink_conformance() {
+    let f = SinkFix::new(Format::Parquet);
+    testkit::run_sink_suite(&f).await;
+    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_sink_conformance() {
+    for (format, compression) in [
+        (Format::Csv, Compression::Gzip),
+        (Format::Jsonl, Compression::Zstd),
+    ] {
+        let f = SinkFix::compressed(format, compression);
+        testkit::run_sink_suite(&f).await;
+        assert_eq!(leftovers(&f.out()), Vec::<String>::new());
+    }
 }
 
 // ----------------------------------------------------------------------------------------
@@ -526,7 +574,7 @@ async fn bad_config_is_refused_before_any_file_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     for (toml, needle) in [
         ("pth = \"x.csv\"", "did you mean `path`"),
-        ("path = \"x.parquet\"", "set `format"),
+        ("path = \"x.xlsx\"", "set `format"),
         (
             "path = \"x.csv\"\ncolumns = { id = \"integer64\" }",
             "unknown type `integer64`",

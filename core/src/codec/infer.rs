@@ -82,6 +82,7 @@ pub fn infer<R: Read>(
     match format {
         Format::Csv => infer_csv(input, csv, options),
         Format::Jsonl => infer_jsonl(input, options),
+        Format::Parquet => Err(super::parquet_needs_random_access()),
     }
 }
 
@@ -183,7 +184,7 @@ pub fn infer_jsonl<R: Read>(input: R, options: &InferOptions) -> Result<SchemaRe
 
 /// Applies overrides; a name not among the columns is added when `may_add`, else an error
 /// (with the nearest existing name when it looks like a typo).
-fn apply_overrides(
+pub(crate) fn apply_overrides(
     columns: &mut Vec<(String, FerryType)>,
     overrides: &[(String, FerryType)],
     may_add: bool,

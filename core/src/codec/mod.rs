@@ -1,24 +1,55 @@
-//! File formats shared by the file and object-store connectors: CSV and JSON Lines.
+//! File formats shared by the file and object-store connectors: CSV, JSON Lines and
+//! Parquet, optionally compressed (gzip, zstd) and optionally encrypted (age).
 //!
-//! Everything here works on `std::io::Read` / `std::io::Write`, never on paths, so the
-//! same code reads a local file, a decompressing stream or an object-store download.
+//! Everything here works on `std::io::Read` / `std::io::Write` (Parquet: on a
+//! [`ChunkReader`], since its index is at the end), never on paths, so the same code reads
+//! a local file, a decompressing stream or an object-store download.
 //!
-//! - **Readers** ([`CsvReader`], [`JsonlReader`], or [`FormatReader`] for either) are
-//!   iterators of [`Message`]s: `Batch`es of up to `batch_size` rows and a
+//! ## Layers
+//!
+//! Reading, from the bytes at rest to rows:
+//!
+//! ```text
+//! bytes ── age decrypt (name ends in .age) ── decompress (.gz / .zst) ── format reader ── batches
+//! ```
+//!
+//! and writing is the same in reverse: format writer → [`CompressWriter`] → age
+//! [`crate::age::encrypt_writer`] → bytes. [`detect`] reads the layers off a name from the
+//! outside in (`orders.csv.gz.age`: age, then gzip, then CSV), which is also the order
+//! the names are built in. Each layer streams: memory is one age chunk (64 KiB), the
+//! compressor's window and one batch. Encryption is outermost so an encrypted file shows
+//! nothing, not even how well it compresses; compression sits inside it because
+//! ciphertext does not compress.
+//!
+//! Parquet compresses inside the file (per column chunk, [`ParquetOptions::compression`])
+//! and is never wrapped in gzip or zstd. It needs random access to read, so an encrypted
+//! Parquet file is read through [`crate::age`]'s seekable decryption where the bytes are
+//! local (see the file connector), and refused with a clear message elsewhere.
+//!
+//! ## Pieces
+//!
+//! - **Readers** ([`CsvReader`], [`JsonlReader`], [`ParquetReader`], or [`FormatReader`]
+//!   for any) are iterators of [`Message`]s: `Batch`es of up to `batch_size` rows and a
 //!   `Rejected` for every record that cannot become a row (a ragged CSV row, invalid
-//!   UTF-8, bad JSON, a value that does not parse as its column's type). A bad record never
-//!   stops the reader and is never dropped silently: the runtime decides whether it fails
-//!   the run or goes to quarantine. Readers stream: memory is one batch plus one record.
-//! - **Writers** ([`CsvWriter`], [`JsonlWriter`], or [`FormatWriter`]) take batches and
-//!   count rows and bytes. Values are written with [`crate::values::write_text`] and
-//!   [`crate::values::to_json`], so every connector spells a value the same way.
+//!   UTF-8, bad JSON, a value that does not parse or convert to its column's type). A bad
+//!   record never stops the reader and is never dropped silently: the runtime decides
+//!   whether it fails the run or goes to quarantine. Readers stream: memory is one batch
+//!   plus one record (Parquet: plus one row group's column chunks).
+//! - **Writers** ([`CsvWriter`], [`JsonlWriter`], [`ParquetWriter`], or [`FormatWriter`])
+//!   take batches and count rows and bytes. Text values are written with
+//!   [`crate::values::write_text`] and [`crate::values::to_json`], so every connector
+//!   spells a value the same way.
 //! - **Inference** ([`infer()`], [`infer_csv`], [`infer_jsonl`]) picks the narrowest Ferry
 //!   type per column from a sample of the first records, with per-column overrides that
-//!   always win.
+//!   always win; [`infer_parquet`] reads the types from the footer.
+//! - **Compression** ([`Compression`], [`decompress`], [`CompressWriter`]) and names
+//!   ([`detect`]); [`HashingWriter`] gives the SHA-256 of what lands on disk.
 
+pub mod compress;
 pub mod csv;
 pub mod infer;
 pub mod jsonl;
+pub mod parquet;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -27,11 +58,19 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde::{Deserialize, Serialize};
 
+pub use self::compress::{
+    decompress, detect, CompressWriter, Compression, Detected, HashingWriter,
+};
 pub use self::csv::{CsvOptions, CsvReader, CsvWriter};
 pub use self::infer::{
     infer, infer_csv, infer_jsonl, parse_type_overrides, InferOptions, DEFAULT_SAMPLE_ROWS,
 };
 pub use self::jsonl::{JsonlReader, JsonlWriter};
+pub use self::parquet::{
+    infer_parquet, infer_parquet_with, Bytes, ChunkReader, Length, ParquetCompression,
+    ParquetError, ParquetOptions, ParquetReader, ParquetResult, ParquetWriter, SeekChunks,
+    DEFAULT_ROW_GROUP_ROWS,
+};
 
 use crate::source::Message;
 use crate::{Error, ErrorKind, Result};
@@ -49,16 +88,20 @@ pub enum Format {
     Csv,
     /// JSON Lines: one JSON object per line, UTF-8.
     Jsonl,
+    /// Apache Parquet (columnar, compressed inside; read with random access).
+    Parquet,
 }
 
 impl Format {
     /// The format a file name's extension names: `.csv`/`.tsv` → CSV,
-    /// `.jsonl`/`.ndjson` → JSON Lines; `None` for anything else.
+    /// `.jsonl`/`.ndjson` → JSON Lines, `.parquet`/`.pq` → Parquet; `None` for anything
+    /// else (see [`detect`] for names with compression and `.age`).
     pub fn from_path(path: impl AsRef<Path>) -> Option<Format> {
         let ext = path.as_ref().extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "csv" | "tsv" => Some(Format::Csv),
             "jsonl" | "ndjson" => Some(Format::Jsonl),
+            "parquet" | "pq" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -68,6 +111,7 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
         }
     }
 }
@@ -78,7 +122,12 @@ impl std::fmt::Display for Format {
     }
 }
 
-/// A reader of either format, yielding [`Message`]s (see the module docs).
+/// A reader of any format, yielding [`Message`]s (see the module docs).
+///
+/// `R` is the `Read` type of the text formats. The Parquet variant holds a
+/// [`ParquetReader`], which is not generic (it keeps its [`ChunkReader`] type-erased), so
+/// every variant fits one `FormatReader<R>`: build CSV and JSON Lines readers with
+/// [`FormatReader::new`] and Parquet ones with [`FormatReader::parquet`].
 // one long-lived value per input, never stored in bulk: the size difference does not matter
 #[allow(clippy::large_enum_variant)]
 pub enum FormatReader<R: Read> {
@@ -86,16 +135,38 @@ pub enum FormatReader<R: Read> {
     Csv(CsvReader<R>),
     /// A JSON Lines reader.
     Jsonl(JsonlReader<R>),
+    /// A Parquet reader.
+    Parquet(ParquetReader),
+}
+
+/// The error for a Parquet file offered as a plain stream.
+pub(crate) fn parquet_needs_random_access() -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "Parquet needs random access to the file (its index is at the end), not a stream: use `FormatReader::parquet` / `infer_parquet` with a `ChunkReader`",
+    )
 }
 
 impl<R: Read> FormatReader<R> {
     /// A reader of `format` producing batches of `schema` from `input`; `csv` is used
-    /// for CSV only. No I/O happens until the first call to `next`.
+    /// for CSV only. No I/O happens until the first call to `next`. Parquet cannot be read
+    /// from a stream: use [`FormatReader::parquet`].
     pub fn new(format: Format, input: R, schema: SchemaRef, csv: &CsvOptions) -> Result<Self> {
         Ok(match format {
             Format::Csv => FormatReader::Csv(CsvReader::new(input, schema, csv)?),
             Format::Jsonl => FormatReader::Jsonl(JsonlReader::new(input, schema)?),
+            Format::Parquet => return Err(parquet_needs_random_access()),
         })
+    }
+
+    /// A Parquet reader of `input` producing batches of `schema`, row group by row group
+    /// (see [`ParquetReader`]). `R` is free: name it where the compiler cannot tell, e.g.
+    /// `FormatReader::<std::fs::File>::parquet(file, schema)`.
+    pub fn parquet<C: ChunkReader + 'static>(input: C, schema: SchemaRef) -> Result<Self>
+    where
+        C::T: Send + 'static,
+    {
+        Ok(FormatReader::Parquet(ParquetReader::new(input, schema)?))
     }
 
     /// Names the input in the positions of rejected records and in errors.
@@ -103,6 +174,7 @@ impl<R: Read> FormatReader<R> {
         match self {
             FormatReader::Csv(r) => FormatReader::Csv(r.with_file(file)),
             FormatReader::Jsonl(r) => FormatReader::Jsonl(r.with_file(file)),
+            FormatReader::Parquet(r) => FormatReader::Parquet(r.with_file(file)),
         }
     }
 
@@ -111,6 +183,7 @@ impl<R: Read> FormatReader<R> {
         match self {
             FormatReader::Csv(r) => FormatReader::Csv(r.with_batch_size(batch_size)),
             FormatReader::Jsonl(r) => FormatReader::Jsonl(r.with_batch_size(batch_size)),
+            FormatReader::Parquet(r) => FormatReader::Parquet(r.with_batch_size(batch_size)),
         }
     }
 
@@ -119,6 +192,7 @@ impl<R: Read> FormatReader<R> {
         match self {
             FormatReader::Csv(r) => r.rows(),
             FormatReader::Jsonl(r) => r.rows(),
+            FormatReader::Parquet(r) => r.rows(),
         }
     }
 
@@ -127,6 +201,7 @@ impl<R: Read> FormatReader<R> {
         match self {
             FormatReader::Csv(r) => r.rejected(),
             FormatReader::Jsonl(r) => r.rejected(),
+            FormatReader::Parquet(r) => r.rejected(),
         }
     }
 }
@@ -138,27 +213,62 @@ impl<R: Read> Iterator for FormatReader<R> {
         match self {
             FormatReader::Csv(r) => r.next(),
             FormatReader::Jsonl(r) => r.next(),
+            FormatReader::Parquet(r) => r.next(),
         }
     }
 }
 
-/// A writer of either format.
+/// How a [`FormatWriter`] lays out what it writes: the CSV layout and the Parquet options
+/// (each used by its format only).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WriteOptions {
+    /// CSV layout.
+    pub csv: CsvOptions,
+    /// Parquet column compression and row-group size.
+    pub parquet: ParquetOptions,
+}
+
+/// A writer of any format. `W: Send` because the Parquet writer requires it.
 // one long-lived value per output, never stored in bulk: the size difference does not matter
 #[allow(clippy::large_enum_variant)]
-pub enum FormatWriter<W: Write> {
+pub enum FormatWriter<W: Write + Send> {
     /// A CSV writer.
     Csv(CsvWriter<W>),
     /// A JSON Lines writer.
     Jsonl(JsonlWriter<W>),
+    /// A Parquet writer.
+    Parquet(ParquetWriter<W>),
 }
 
-impl<W: Write> FormatWriter<W> {
+impl<W: Write + Send> FormatWriter<W> {
     /// A writer of `format` for batches of `schema`; `csv` is used for CSV only (a header
-    /// row is written at once when `csv.has_header`).
+    /// row is written at once when `csv.has_header`). Parquet gets the default
+    /// [`ParquetOptions`]; use [`FormatWriter::with_options`] to choose.
     pub fn new(format: Format, out: W, schema: SchemaRef, csv: &CsvOptions) -> Result<Self> {
+        Self::with_options(
+            format,
+            out,
+            schema,
+            &WriteOptions {
+                csv: csv.clone(),
+                parquet: ParquetOptions::default(),
+            },
+        )
+    }
+
+    /// A writer of `format` for batches of `schema`, laid out as `options` says.
+    pub fn with_options(
+        format: Format,
+        out: W,
+        schema: SchemaRef,
+        options: &WriteOptions,
+    ) -> Result<Self> {
         Ok(match format {
-            Format::Csv => FormatWriter::Csv(CsvWriter::new(out, schema, csv)?),
+            Format::Csv => FormatWriter::Csv(CsvWriter::new(out, schema, &options.csv)?),
             Format::Jsonl => FormatWriter::Jsonl(JsonlWriter::new(out, schema)?),
+            Format::Parquet => {
+                FormatWriter::Parquet(ParquetWriter::new(out, schema, &options.parquet)?)
+            }
         })
     }
 
@@ -167,14 +277,17 @@ impl<W: Write> FormatWriter<W> {
         match self {
             FormatWriter::Csv(w) => w.write_batch(batch),
             FormatWriter::Jsonl(w) => w.write_batch(batch),
+            FormatWriter::Parquet(w) => w.write_batch(batch),
         }
     }
 
-    /// Pushes buffered bytes to the inner writer and flushes it.
+    /// Pushes buffered bytes to the inner writer and flushes it. Parquet: only finished
+    /// row groups; the file is readable once [`Self::into_inner`] wrote the footer.
     pub fn flush(&mut self) -> Result<()> {
         match self {
             FormatWriter::Csv(w) => w.flush(),
             FormatWriter::Jsonl(w) => w.flush(),
+            FormatWriter::Parquet(w) => w.flush(),
         }
     }
 
@@ -183,14 +296,17 @@ impl<W: Write> FormatWriter<W> {
         match self {
             FormatWriter::Csv(w) => w.rows(),
             FormatWriter::Jsonl(w) => w.rows(),
+            FormatWriter::Parquet(w) => w.rows(),
         }
     }
 
-    /// Bytes handed to the inner writer so far, header included; exact after [`Self::flush`].
+    /// Bytes handed to the inner writer so far, header included; exact after [`Self::flush`]
+    /// (Parquet: after [`Self::into_inner`]).
     pub fn bytes(&self) -> u64 {
         match self {
             FormatWriter::Csv(w) => w.bytes(),
             FormatWriter::Jsonl(w) => w.bytes(),
+            FormatWriter::Parquet(w) => w.bytes(),
         }
     }
 
@@ -199,14 +315,17 @@ impl<W: Write> FormatWriter<W> {
         match self {
             FormatWriter::Csv(w) => w.get_ref(),
             FormatWriter::Jsonl(w) => w.get_ref(),
+            FormatWriter::Parquet(w) => w.get_ref(),
         }
     }
 
-    /// Flushes and returns the inner writer.
+    /// Flushes and returns the inner writer (Parquet: after writing the last row group
+    /// and the footer).
     pub fn into_inner(self) -> Result<W> {
         match self {
             FormatWriter::Csv(w) => w.into_inner(),
             FormatWriter::Jsonl(w) => w.into_inner(),
+            FormatWriter::Parquet(w) => w.into_inner(),
         }
     }
 }
@@ -264,6 +383,8 @@ mod tests {
         assert_eq!(Format::from_path("a.ndjson"), Some(Format::Jsonl));
         assert_eq!(Format::from_path("a.jsonl"), Some(Format::Jsonl));
         assert_eq!(Format::from_path("a.json"), None);
+        assert_eq!(Format::from_path("x/a.Parquet"), Some(Format::Parquet));
+        assert_eq!(Format::from_path("a.pq"), Some(Format::Parquet));
         assert_eq!(Format::from_path("a"), None);
     }
 }

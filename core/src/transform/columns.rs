@@ -40,9 +40,10 @@ fn bad_value(what: &str, column: &str, value: &str, why: &str) -> Error {
         "{what}: column `{column}`: {why}: `{}`",
         preview(value)
     ))
+    .with("column", column)
     .with(
         "hint",
-        "set `on_error = \"null\"` on the transform to write NULL instead",
+        "set `on_error = \"null\"` on the transform to write NULL instead, or `on_bad_record = \"quarantine\"` on the stream to set the row aside",
     )
 }
 

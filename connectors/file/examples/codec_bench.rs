@@ -1,0 +1,166 @@
+//! One-off parse-speed comparison of the shared codecs on the same rows: CSV, CSV.gz,
+//! JSON Lines.zst and Parquet (zstd), written and then read back through
+//! `ferry_core::codec`. Not a timed test; run in release mode:
+//!
+//! ```sh
+//! cargo run --release -p ferry-connector-file --example codec_bench -- 1000000
+//! ```
+
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_core::arrow_array::{
+    ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use ferry_core::arrow_schema::{Schema, SchemaRef};
+use ferry_core::codec::{
+    decompress, CompressWriter, Compression, CsvOptions, Format, FormatReader, FormatWriter,
+    WriteOptions,
+};
+use ferry_core::{FerryType, Message};
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        FerryType::Int64.field("id", false),
+        FerryType::String.field("name", true),
+        FerryType::Decimal {
+            precision: 12,
+            scale: 2,
+        }
+        .field("amount", true),
+        FerryType::Timestamp.field("at", true),
+        FerryType::Bool.field("flag", true),
+        FerryType::Float64.field("ratio", true),
+    ]))
+}
+
+fn batch(first: i64, n: usize) -> RecordBatch {
+    let ids: Vec<i64> = (first..first + n as i64).collect();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.clone())),
+        Arc::new(StringArray::from(
+            ids.iter()
+                .map(|i| format!("customer {} of region {}", i, i % 17))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            Decimal128Array::from(
+                ids.iter()
+                    .map(|i| ((i * 37) % 1_000_000) as i128)
+                    .collect::<Vec<_>>(),
+            )
+            .with_precision_and_scale(12, 2)
+            .unwrap(),
+        ),
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                ids.iter()
+                    .map(|i| 1_700_000_000_000_000 + i * 1_000_003)
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(BooleanArray::from(
+            ids.iter().map(|i| i % 3 == 0).collect::<Vec<_>>(),
+        )),
+        Arc::new(Float64Array::from(
+            ids.iter().map(|i| *i as f64 / 7.0).collect::<Vec<_>>(),
+        )),
+    ];
+    RecordBatch::try_new(schema(), cols).unwrap()
+}
+
+fn write(path: &std::path::Path, format: Format, compression: Compression, rows: usize) {
+    let out = CompressWriter::new(File::create(path).unwrap(), compression).unwrap();
+    let mut w = FormatWriter::with_options(
+        format,
+        BufWriter::with_capacity(256 << 10, out),
+        schema(),
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let mut done = 0;
+    while done < rows {
+        let n = 8192.min(rows - done);
+        w.write_batch(&batch(done as i64, n)).unwrap();
+        done += n;
+    }
+    w.into_inner()
+        .unwrap()
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .unwrap()
+        .finish()
+        .unwrap()
+        .sync_all()
+        .unwrap();
+}
+
+fn count(reader: impl Iterator<Item = ferry_core::Result<Message>>) -> usize {
+    let mut rows = 0;
+    for m in reader {
+        match m.unwrap() {
+            Message::Batch(b) => rows += b.num_rows(),
+            Message::Rejected(r) => panic!("rejected: {r:?}"),
+            _ => {}
+        }
+    }
+    rows
+}
+
+fn main() {
+    let rows: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("csv", Format::Csv, Compression::None),
+        ("csv.gz", Format::Csv, Compression::Gzip),
+        ("csv.zst", Format::Csv, Compression::Zstd),
+        ("jsonl.zst", Format::Jsonl, Compression::Zstd),
+        ("parquet", Format::Parquet, Compression::None),
+    ];
+    println!("{rows} rows, 6 columns (int64, string, decimal, timestamp, bool, float64)");
+    println!(
+        "{:<10} {:>10} {:>9} {:>14} {:>9} {:>14}",
+        "file", "MB", "write s", "write rows/s", "read s", "read rows/s"
+    );
+    for (name, format, compression) in cases {
+        let path = dir.path().join(format!("bench.{name}"));
+        let t = Instant::now();
+        write(&path, format, compression, rows);
+        let write_s = t.elapsed().as_secs_f64();
+        let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+        let t = Instant::now();
+        let got = if format == Format::Parquet {
+            count(
+                FormatReader::<File>::parquet(File::open(&path).unwrap(), schema())
+                    .unwrap()
+                    .with_batch_size(8192),
+            )
+        } else {
+            let input: Box<dyn Read + Send> = Box::new(File::open(&path).unwrap());
+            count(
+                FormatReader::new(
+                    format,
+                    decompress(input, compression).unwrap(),
+                    schema(),
+                    &CsvOptions::default(),
+                )
+                .unwrap()
+                .with_batch_size(8192),
+            )
+        };
+        let read_s = t.elapsed().as_secs_f64();
+        assert_eq!(got, rows);
+        println!(
+            "{name:<10} {mb:>10.1} {write_s:>9.2} {:>14.0} {read_s:>9.2} {:>14.0}",
+            rows as f64 / write_s,
+            rows as f64 / read_s
+        );
+    }
+}

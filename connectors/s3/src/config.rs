@@ -1,0 +1,799 @@
+//! The `[source]` and `[destination]` sections of `type = "s3"`.
+//!
+//! Validation here is pure (no request is made): which fields go together, that type
+//! names and patterns parse, that sizes are in range. The bucket is reached only by
+//! `check`, `discover`, `read` and `open`.
+
+use std::collections::BTreeMap;
+
+use ferry_core::codec::{
+    detect, parse_type_overrides, Compression, CsvOptions, Format, ParquetCompression,
+    ParquetOptions, WriteOptions, DEFAULT_ROW_GROUP_ROWS, DEFAULT_SAMPLE_ROWS,
+};
+use ferry_core::{Error, FerryType, Result, Secret};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::client::Connection;
+
+/// Smallest part S3 accepts in a multipart upload (all parts but the last).
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+/// Largest part S3 accepts.
+pub const MAX_PART_SIZE: u64 = 5 << 30;
+/// Parts per multipart upload S3 allows.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// `[source] type = "s3"`: CSV or JSON Lines objects in an S3 bucket (AWS S3 or any
+/// S3-compatible store: MinIO, Ceph, R2, GCS interoperability).
+///
+/// Give either `path` (one stream) or `streams` (several): each is a key pattern under
+/// `prefix`. Column types are inferred from the first rows of the first matching object
+/// (in key order); `columns` overrides any of them.
+///
+/// ```toml
+/// [source]
+/// type = "s3"
+/// bucket = "acme-exports"
+/// region = "eu-west-1"
+/// prefix = "daily/"
+/// path = "orders/*.csv.gz"
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3SourceConfig {
+    /// Bucket name (required).
+    pub bucket: String,
+    /// Key prefix every pattern is relative to, e.g. `exports/acme/` (default: none, the
+    /// whole bucket).
+    #[serde(default)]
+    pub prefix: String,
+    /// A key pattern under `prefix` (`orders.csv`, `orders/*.csv.gz`, `2024/**/*.jsonl`):
+    /// `*` and `?` stay within one `/` segment, `**` crosses them. All matching objects form
+    /// one stream. Set this or `streams` (no default).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Name of the stream `path` makes (default: the pattern's last segment without its
+    /// extensions and wildcards, e.g. `orders` for `orders_*.csv.gz`).
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// Several streams: `[{ name = "orders", path = "orders/*.csv" }, …]`; each may also
+    /// set `format`, `compression`, `columns` and `primary_key` (default: none; set this or
+    /// `path`).
+    #[serde(default)]
+    pub streams: Vec<S3StreamConfig>,
+    /// `csv`, `jsonl` or `parquet` (default: from the key's extension: `.csv`/`.tsv`,
+    /// `.jsonl`/`.ndjson`, `.parquet`/`.pq`, before any `.gz`/`.zst`/`.age`).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// `none`, `gzip` or `zstd` (default: from each key's extension, `.gz` or `.zst`).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` keys).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// CSV quote character (default `"`).
+    #[serde(default = "default_quote")]
+    pub quote: char,
+    /// Whether the first line of a CSV object names the columns (default true).
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
+    #[serde(default)]
+    pub null: String,
+    /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
+    /// (default: none, every type inferred).
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Columns that identify a row, e.g. `["id"]` (default: none).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// Records read from the start of the first object to infer column types (default 1000).
+    #[serde(default = "default_sample_rows")]
+    pub sample_rows: usize,
+    /// The age secret key(s) that decrypt objects ending in `.age`, as a reference:
+    /// `"${secret:acme_age_key}"` (default: none; an `.age` object is then an error).
+    #[serde(default)]
+    pub identity: Option<Secret>,
+    /// The passphrase of `.age` objects encrypted with one, as a reference (default: none).
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+    /// AWS region, e.g. `eu-west-1` (default: from `AWS_REGION` or the AWS profile; with
+    /// `endpoint` set and no region found, `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint URL of an S3-compatible store, e.g. `http://127.0.0.1:9000` for MinIO or
+    /// `https://<account>.r2.cloudflarestorage.com` (default: AWS S3).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`; most
+    /// S3-compatible stores need it (default false).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Access key id, as a reference: `"${secret:s3_access_key_id}"` (default: none, the
+    /// AWS default credential chain: environment, profile, web identity, ECS, EC2 IMDS).
+    #[serde(default)]
+    pub access_key_id: Option<Secret>,
+    /// Secret access key, as a reference (required with `access_key_id`).
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Session token of temporary credentials, as a reference (default: none).
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// Role to assume (STS AssumeRole) with the credentials above or the default chain,
+    /// e.g. `arn:aws:iam::123456789012:role/ferry-reader` (default: none).
+    #[serde(default)]
+    pub assume_role_arn: Option<String>,
+}
+
+/// One entry of the source's `streams` list.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3StreamConfig {
+    /// Stream name (required).
+    pub name: String,
+    /// A key pattern under the source's `prefix` (required).
+    pub path: String,
+    /// `csv`, `jsonl` or `parquet` (default: the source's `format`, else from the extension).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// `none`, `gzip` or `zstd` (default: the source's `compression`, else from each key).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Column types for this stream (default: the source's `columns`).
+    #[serde(default)]
+    pub columns: Option<BTreeMap<String, String>>,
+    /// Primary key of this stream (default: the source's `primary_key`).
+    #[serde(default)]
+    pub primary_key: Option<Vec<String>>,
+}
+
+/// Server-side encryption of written objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum Sse {
+    /// SSE-S3: keys managed by S3.
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS: keys in AWS KMS (`sse_kms_key_id`, or the bucket's default KMS key).
+    #[serde(rename = "aws:kms")]
+    Kms,
+}
+
+/// `[destination] type = "s3"`: objects written by multipart upload, one or more per
+/// stream and run.
+///
+/// ```toml
+/// [destination]
+/// type = "s3"
+/// bucket = "acme-imports"
+/// region = "eu-west-1"
+/// prefix = "ferry/"
+/// format = "csv"
+/// ```
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3SinkConfig {
+    /// Bucket name (required).
+    pub bucket: String,
+    /// Key prefix of every object written, e.g. `imports/acme/` (default: none).
+    #[serde(default)]
+    pub prefix: String,
+    /// Key of each object under `prefix` (default `{stream}/{date}/{run_id}-{n}.{ext}`).
+    /// Placeholders: `{stream}` the stream name, `{date}` the run's UTC date
+    /// (`2024-05-01`), `{time}` its UTC time (`120501`), `{run_id}` the run's id, `{n}` the
+    /// object's number within the stream and run (`0001`, `0002` … as objects roll over),
+    /// `{ext}` the extension (`csv`, `jsonl.gz`, `csv.zst.age` …). `{run_id}` and `{n}` are
+    /// required (keys must never collide); `overwrite` also needs the key to start with
+    /// `{stream}/`, the folder it replaces.
+    #[serde(default = "default_key_template")]
+    pub key_template: String,
+    /// `csv`, `jsonl` or `parquet` (default `csv`).
+    #[serde(default = "default_format")]
+    pub format: Format,
+    /// `none`, `gzip` or `zstd`: of the whole object for CSV and JSON Lines (default
+    /// `none`), of the column chunks inside the file for Parquet (default `zstd`).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Parquet: rows per row group (default 131072). The writer holds one row group in
+    /// memory, encoded and compressed.
+    #[serde(default)]
+    pub row_group_rows: Option<usize>,
+    /// CSV field separator, one ASCII character (default `,`).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// CSV quote character (default `"`).
+    #[serde(default = "default_quote")]
+    pub quote: char,
+    /// Whether CSV objects start with a header row (default true).
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// CSV text written for NULL (default `""`, an empty cell).
+    #[serde(default)]
+    pub null: String,
+    /// Bytes per uploaded part, at least 5 MiB (the S3 minimum), at most 5 GiB (default
+    /// 8 MiB). Memory per open stream is about one part.
+    #[serde(default = "default_part_size")]
+    pub part_size: u64,
+    /// Start a new object once the current one holds about this many bytes (default: no
+    /// limit but S3's 10,000 parts).
+    #[serde(default)]
+    pub max_object_bytes: Option<u64>,
+    /// Start a new object once the current one holds this many rows (default: no limit).
+    #[serde(default)]
+    pub max_object_rows: Option<u64>,
+    /// Server-side encryption: `"AES256"` (SSE-S3) or `"aws:kms"` (SSE-KMS) (default:
+    /// none, the bucket's default encryption applies).
+    #[serde(default)]
+    pub sse: Option<Sse>,
+    /// KMS key id or ARN for `sse = "aws:kms"` (default: the bucket's or account's default
+    /// KMS key).
+    #[serde(default)]
+    pub sse_kms_key_id: Option<String>,
+    /// Encrypt every object in the standard age format before upload, so only the client
+    /// can read it: `{ recipients = ["age1…", "file:keys/acme.pub"] }` or
+    /// `{ passphrase = "${secret:…}" }` (default: not encrypted). Keys then end in `.age`.
+    #[serde(default)]
+    pub encrypt: Option<EncryptConfig>,
+    /// AWS region (default: from `AWS_REGION` or the AWS profile; with `endpoint` set and
+    /// no region found, `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint URL of an S3-compatible store (default: AWS S3).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket/key` (default false).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Access key id, as a reference (default: none, the AWS default credential chain).
+    #[serde(default)]
+    pub access_key_id: Option<Secret>,
+    /// Secret access key, as a reference (required with `access_key_id`).
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Session token of temporary credentials, as a reference (default: none).
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// Role to assume (STS AssumeRole), e.g. `arn:aws:iam::123456789012:role/ferry-writer`
+    /// (default: none).
+    #[serde(default)]
+    pub assume_role_arn: Option<String>,
+}
+
+/// The destination's `encrypt` table: who can decrypt the objects (age v1).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptConfig {
+    /// The client's age public keys: `age1…` inline, or `file:<path>` of a recipients file
+    /// relative to the config file's folder (default: none; set this or `passphrase`).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A passphrase instead of public keys, as a reference (default: none).
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+}
+
+fn default_quote() -> char {
+    '"'
+}
+fn default_delimiter() -> char {
+    ','
+}
+fn default_true() -> bool {
+    true
+}
+fn default_sample_rows() -> usize {
+    DEFAULT_SAMPLE_ROWS
+}
+fn default_format() -> Format {
+    Format::Csv
+}
+fn default_part_size() -> u64 {
+    8 << 20
+}
+/// The default `key_template`.
+pub const DEFAULT_KEY_TEMPLATE: &str = "{stream}/{date}/{run_id}-{n}.{ext}";
+fn default_key_template() -> String {
+    DEFAULT_KEY_TEMPLATE.to_string()
+}
+
+/// One ASCII byte from a config character.
+fn ascii(c: char, field: &str) -> Result<u8> {
+    if c.is_ascii() && c != '\n' && c != '\r' {
+        Ok(c as u8)
+    } else {
+        Err(Error::config(format!(
+            "`{field}` must be one ASCII character other than a line break, not {c:?}"
+        )))
+    }
+}
+
+/// A prefix as S3 wants it: no leading `/`; a non-empty one ends in `/` unless the user
+/// meant a key prefix such as `exports/2024-`.
+fn clean_prefix(prefix: &str) -> String {
+    prefix.trim_start_matches('/').to_string()
+}
+
+/// One stream of the source, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSpec {
+    pub name: String,
+    /// The pattern as configured (for messages).
+    pub pattern: String,
+    /// The full key pattern (prefix + pattern).
+    pub glob: glob::Pattern,
+    /// The longest literal key prefix of the pattern: what is listed.
+    pub list_prefix: String,
+    /// Configured format (else per key).
+    pub format: Option<Format>,
+    /// Configured compression (else per key).
+    pub compression: Option<Compression>,
+    pub csv: CsvOptions,
+    pub columns: Vec<(String, FerryType)>,
+    pub primary_key: Vec<String>,
+    pub sample_rows: usize,
+}
+
+impl StreamSpec {
+    /// Whether `key` belongs to this stream.
+    pub fn matches(&self, key: &str) -> bool {
+        key.starts_with(&self.list_prefix) && self.glob.matches_with(key, match_options())
+    }
+}
+
+/// `*` and `?` stop at `/`; `**` crosses it; hidden names are not special for keys.
+pub(crate) fn match_options() -> glob::MatchOptions {
+    glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    }
+}
+
+impl S3SourceConfig {
+    /// The connection part of the config.
+    pub(crate) fn connection(&self) -> Result<Connection> {
+        Connection::new(
+            &self.bucket,
+            self.region.clone(),
+            self.endpoint.clone(),
+            self.force_path_style,
+            self.access_key_id.clone(),
+            self.secret_access_key.clone(),
+            self.session_token.clone(),
+            self.assume_role_arn.clone(),
+        )
+    }
+
+    /// Checks the fields fit together and resolves defaults, without a request.
+    pub(crate) fn specs(&self) -> Result<Vec<StreamSpec>> {
+        if self.sample_rows == 0 {
+            return Err(Error::config("`sample_rows` must be at least 1"));
+        }
+        let quote = ascii(self.quote, "quote")?;
+        let delimiter = self.delimiter.map(|d| ascii(d, "delimiter")).transpose()?;
+        let prefix = clean_prefix(&self.prefix);
+        let single;
+        let entries: &[S3StreamConfig] = match (&self.path, self.streams.is_empty()) {
+            (Some(_), false) => {
+                return Err(Error::config(
+                    "set either `path` (one stream) or `streams` (several), not both",
+                ))
+            }
+            (None, true) => {
+                return Err(Error::config(
+                    "no objects named: set `path = \"orders/*.csv\"` or `streams = [{ name = \"…\", path = \"…\" }]`",
+                ))
+            }
+            (Some(path), true) => {
+                let name = match &self.stream {
+                    Some(s) => s.clone(),
+                    None => stream_name(path).ok_or_else(|| {
+                        Error::config(format!(
+                            "cannot name the stream after `{path}`: set `stream = \"name\"`"
+                        ))
+                    })?,
+                };
+                single = [S3StreamConfig {
+                    name,
+                    path: path.clone(),
+                    format: None,
+                    compression: None,
+                    columns: None,
+                    primary_key: None,
+                }];
+                &single
+            }
+            (None, false) => {
+                if self.stream.is_some() {
+                    return Err(Error::config(
+                        "`stream` names the stream of `path`; with `streams`, name each entry instead",
+                    ));
+                }
+                &self.streams
+            }
+        };
+        let mut specs: Vec<StreamSpec> = Vec::new();
+        for entry in entries {
+            let name = entry.name.clone();
+            if name.trim().is_empty() {
+                return Err(Error::config("a stream name is empty"));
+            }
+            if specs.iter().any(|s| s.name == name) {
+                return Err(Error::config(format!(
+                    "stream `{name}` is named twice in `streams`"
+                )));
+            }
+            let pattern = entry.path.trim_start_matches('/');
+            if pattern.trim().is_empty() {
+                return Err(Error::config(format!("stream `{name}`: `path` is empty")));
+            }
+            let full = format!("{}{}", glob::Pattern::escape(&prefix), pattern);
+            let glob = glob::Pattern::new(&full).map_err(|e| {
+                Error::config(format!(
+                    "stream `{name}`: `path = \"{}\"` is not a valid pattern: {}",
+                    entry.path, e.msg
+                ))
+            })?;
+            let literal = pattern
+                .find(['*', '?', '['])
+                .map_or(pattern, |i| &pattern[..i]);
+            let list_prefix = format!("{prefix}{literal}");
+            let format = entry.format.or(self.format);
+            let wildcards = literal.len() != pattern.len();
+            if format.is_none() && detect(pattern).format.is_none() && !wildcards {
+                return Err(Error::config(format!(
+                    "stream `{name}`: cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"`, `\"jsonl\"` or `\"parquet\"`"
+                )));
+            }
+            let is_tsv = strip_suffixes(pattern)
+                .to_ascii_lowercase()
+                .ends_with(".tsv");
+            let csv = CsvOptions {
+                delimiter: delimiter.unwrap_or(if is_tsv { b'\t' } else { b',' }),
+                quote,
+                has_header: self.header,
+                null_text: self.null.clone(),
+            };
+            csv.validate()?;
+            let columns = entry.columns.as_ref().unwrap_or(&self.columns);
+            let columns =
+                parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
+            specs.push(StreamSpec {
+                name,
+                pattern: entry.path.clone(),
+                glob,
+                list_prefix,
+                format,
+                compression: entry.compression.or(self.compression),
+                csv,
+                columns,
+                primary_key: entry
+                    .primary_key
+                    .clone()
+                    .unwrap_or_else(|| self.primary_key.clone()),
+                sample_rows: self.sample_rows,
+            });
+        }
+        Ok(specs)
+    }
+}
+
+/// The destination's settings, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct SinkSpec {
+    pub prefix: String,
+    pub template: KeyTemplate,
+    pub format: Format,
+    /// Compression of the whole object (never for Parquet, which compresses inside).
+    pub compression: Compression,
+    pub options: WriteOptions,
+    pub part_size: usize,
+    pub max_object_bytes: u64,
+    pub max_object_rows: u64,
+    pub sse: Option<Sse>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+impl S3SinkConfig {
+    /// The connection part of the config.
+    pub(crate) fn connection(&self) -> Result<Connection> {
+        Connection::new(
+            &self.bucket,
+            self.region.clone(),
+            self.endpoint.clone(),
+            self.force_path_style,
+            self.access_key_id.clone(),
+            self.secret_access_key.clone(),
+            self.session_token.clone(),
+            self.assume_role_arn.clone(),
+        )
+    }
+
+    /// Checks the fields fit together, without a request.
+    pub(crate) fn spec(&self) -> Result<SinkSpec> {
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
+            return Err(Error::config(format!(
+                "`part_size` must be between 5 MiB ({MIN_PART_SIZE}) and 5 GiB ({MAX_PART_SIZE}) bytes, not {}",
+                self.part_size
+            )));
+        }
+        if self.max_object_bytes == Some(0) || self.max_object_rows == Some(0) {
+            return Err(Error::config(
+                "`max_object_bytes` and `max_object_rows` must be at least 1",
+            ));
+        }
+        if self.sse_kms_key_id.is_some() && self.sse != Some(Sse::Kms) {
+            return Err(Error::config("`sse_kms_key_id` needs `sse = \"aws:kms\"`"));
+        }
+        let csv = CsvOptions {
+            delimiter: ascii(self.delimiter, "delimiter")?,
+            quote: ascii(self.quote, "quote")?,
+            has_header: self.header,
+            null_text: self.null.clone(),
+        };
+        csv.validate()?;
+        let template = KeyTemplate::parse(&self.key_template)?;
+        if self.row_group_rows == Some(0) {
+            return Err(Error::config("`row_group_rows` must be at least 1"));
+        }
+        if self.row_group_rows.is_some() && self.format != Format::Parquet {
+            return Err(Error::config(
+                "`row_group_rows` is for `format = \"parquet\"` only",
+            ));
+        }
+        let (compression, parquet) = match self.format {
+            Format::Parquet => (
+                Compression::None,
+                ParquetOptions {
+                    compression: match self.compression {
+                        None | Some(Compression::Zstd) => ParquetCompression::Zstd,
+                        Some(Compression::Gzip) => ParquetCompression::Gzip,
+                        Some(Compression::None) => ParquetCompression::None,
+                    },
+                    row_group_rows: self.row_group_rows.unwrap_or(DEFAULT_ROW_GROUP_ROWS),
+                },
+            ),
+            _ => (
+                self.compression.unwrap_or_default(),
+                ParquetOptions::default(),
+            ),
+        };
+        Ok(SinkSpec {
+            prefix: clean_prefix(&self.prefix),
+            template,
+            format: self.format,
+            compression,
+            options: WriteOptions { csv, parquet },
+            part_size: self.part_size as usize,
+            max_object_bytes: self
+                .max_object_bytes
+                .unwrap_or(self.part_size.saturating_mul(MAX_PARTS - 16)),
+            max_object_rows: self.max_object_rows.unwrap_or(u64::MAX),
+            sse: self.sse,
+            sse_kms_key_id: self.sse_kms_key_id.clone(),
+        })
+    }
+}
+
+/// One piece of a key template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Piece {
+    Text(String),
+    Stream,
+    Date,
+    Time,
+    RunId,
+    N,
+    Ext,
+}
+
+/// A parsed `key_template`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyTemplate {
+    pieces: Vec<Piece>,
+}
+
+/// What a key is made of, besides the template.
+pub(crate) struct KeyParts<'a> {
+    pub stream: &'a str,
+    pub date: &'a str,
+    pub time: &'a str,
+    pub run_id: &'a str,
+    pub n: u64,
+    pub ext: &'a str,
+}
+
+impl KeyTemplate {
+    pub(crate) fn parse(text: &str) -> Result<Self> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest.find('}').ok_or_else(|| {
+                        Error::config(format!("`key_template = \"{text}\"`: a `{{` is not closed"))
+                    })?;
+                    let piece = match &rest[1..end] {
+                        "stream" => Piece::Stream,
+                        "date" => Piece::Date,
+                        "time" => Piece::Time,
+                        "run_id" => Piece::RunId,
+                        "n" => Piece::N,
+                        "ext" => Piece::Ext,
+                        other => {
+                            return Err(Error::config(format!(
+                                "`key_template = \"{text}\"`: unknown placeholder `{{{other}}}` (known: {{stream}}, {{date}}, {{time}}, {{run_id}}, {{n}}, {{ext}})"
+                            )))
+                        }
+                    };
+                    pieces.push(piece);
+                    rest = &rest[end + 1..];
+                }
+                Some(i) => {
+                    pieces.push(Piece::Text(rest[..i].to_string()));
+                    rest = &rest[i..];
+                }
+                None => {
+                    pieces.push(Piece::Text(rest.to_string()));
+                    rest = "";
+                }
+            }
+        }
+        if pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Text(t) if t.contains('}')))
+        {
+            return Err(Error::config(format!(
+                "`key_template = \"{text}\"`: a `}}` without its `{{`"
+            )));
+        }
+        for (need, name) in [(Piece::RunId, "{run_id}"), (Piece::N, "{n}")] {
+            if !pieces.contains(&need) {
+                return Err(Error::config(format!(
+                    "`key_template = \"{text}\"` lacks `{name}`: without it two objects could get the same key and one would replace the other"
+                )));
+            }
+        }
+        if matches!(pieces.first(), Some(Piece::Text(t)) if t.starts_with('/')) {
+            return Err(Error::config(format!(
+                "`key_template = \"{text}\"` must not start with `/`"
+            )));
+        }
+        Ok(KeyTemplate { pieces })
+    }
+
+    /// The key (under the prefix) for `parts`.
+    pub(crate) fn render(&self, parts: &KeyParts<'_>) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Stream => out.push_str(parts.stream),
+                Piece::Date => out.push_str(parts.date),
+                Piece::Time => out.push_str(parts.time),
+                Piece::RunId => out.push_str(parts.run_id),
+                Piece::N => out.push_str(&format!("{:04}", parts.n)),
+                Piece::Ext => out.push_str(parts.ext),
+            }
+        }
+        out
+    }
+
+    /// The folder holding exactly one stream's objects (`overwrite` replaces it): the
+    /// template up to `{stream}/`, when it starts with literal text and `{stream}` followed
+    /// by a `/`. `None` when objects of several streams could share a folder.
+    pub(crate) fn stream_folder(&self, stream: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut pieces = self.pieces.iter();
+        for p in pieces.by_ref() {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Stream => break,
+                _ => return None,
+            }
+        }
+        match pieces.next() {
+            Some(Piece::Text(t))
+                if t.starts_with('/') && (out.is_empty() || out.ends_with('/')) =>
+            {
+                Some(format!("{out}{stream}/"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `key` without its compression and `.age` suffixes (`a.csv.gz.age` → `a.csv`).
+pub(crate) fn strip_suffixes(key: &str) -> &str {
+    let mut k = key;
+    loop {
+        let lower = k.to_ascii_lowercase();
+        let cut = [".age", ".gz", ".gzip", ".zst", ".zstd"]
+            .iter()
+            .find(|s| lower.ends_with(*s) && lower.len() > s.len());
+        match cut {
+            Some(s) => k = &k[..k.len() - s.len()],
+            None => return k,
+        }
+    }
+}
+
+/// The stream name a pattern implies: its last segment without extensions, wildcards and
+/// character classes, trimmed of `_-. `; else the folder's name likewise.
+pub(crate) fn stream_name(pattern: &str) -> Option<String> {
+    let clean = |s: &str| {
+        let mut out = String::new();
+        let mut in_class = false;
+        for c in s.chars() {
+            match c {
+                '[' => in_class = true,
+                ']' if in_class => in_class = false,
+                _ if in_class => {}
+                '*' | '?' => {}
+                c => out.push(c),
+            }
+        }
+        out.trim_matches(|c: char| matches!(c, '_' | '-' | '.' | ' '))
+            .to_string()
+    };
+    let pattern = strip_suffixes(pattern.trim_end_matches('/'));
+    let (dir, file) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    let stem = match file.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains(['*', '?', '[']) && !stem.is_empty() => stem,
+        _ => file,
+    };
+    let name = clean(stem);
+    if !name.is_empty() {
+        return Some(name);
+    }
+    let folder = clean(dir.rsplit('/').next().unwrap_or(""));
+    (!folder.is_empty()).then_some(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_from_patterns() {
+        assert_eq!(stream_name("orders_*.csv.gz").as_deref(), Some("orders"));
+        assert_eq!(
+            stream_name("in/customers*.csv.zst.age").as_deref(),
+            Some("customers")
+        );
+        assert_eq!(stream_name("daily/*.jsonl").as_deref(), Some("daily"));
+        assert_eq!(stream_name("**/*.csv").as_deref(), None);
+        assert_eq!(strip_suffixes("a.csv.gz.age"), "a.csv");
+    }
+
+    #[test]
+    fn key_templates() {
+        let t = KeyTemplate::parse(DEFAULT_KEY_TEMPLATE).unwrap();
+        let parts = KeyParts {
+            stream: "orders",
+            date: "2024-05-01",
+            time: "120000",
+            run_id: "r1",
+            n: 2,
+            ext: "csv.gz",
+        };
+        assert_eq!(t.render(&parts), "orders/2024-05-01/r1-0002.csv.gz");
+        assert_eq!(t.stream_folder("orders").as_deref(), Some("orders/"));
+        let t = KeyTemplate::parse("out/{stream}/{run_id}_{n}.{ext}").unwrap();
+        assert_eq!(t.stream_folder("s").as_deref(), Some("out/s/"));
+        let t = KeyTemplate::parse("{date}/{stream}-{run_id}-{n}.{ext}").unwrap();
+        assert_eq!(t.stream_folder("s"), None);
+        let t = KeyTemplate::parse("{stream}-{run_id}-{n}.{ext}").unwrap();
+        assert_eq!(t.stream_folder("s"), None);
+        for (bad, needle) in [
+            ("{stream}/{n}.csv", "lacks `{run_id}`"),
+            ("{stream}/{run_id}.csv", "lacks `{n}`"),
+            ("{stream}/{rn}-{n}", "unknown placeholder `{rn}`"),
+            ("{stream/{run_id}-{n}", "unknown placeholder"),
+            ("{stream}/{run_id}-{n", "not closed"),
+        ] {
+            let e = KeyTemplate::parse(bad).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod bridged;
+pub mod config;
+pub mod process;
+pub mod schema;
+mod sink;
+mod source;
+pub mod venv;
+
+use std::sync::Arc;
+
+pub use bridged::BridgedConfig;
+pub use config::{CatalogFlag, SingerSinkConfig, SingerSourceConfig};
+pub use sink::SingerSink;
+pub use source::SingerSource;
+
+/// The connector's name, the `type` written in `sync.toml`.
+pub const NAME: &str = "singer";
+
+/// One line saying what the connector connects to, for `ferry connectors`.
+const DESCRIPTION: &str =
+    "any Singer tap (source) or target (destination), installed from PyPI into a managed venv and run unchanged";
+
+/// Adds the `singer` source and destination to `registry`.
+pub fn register(registry: &mut ferry_core::Registry) {
+    registry.add(
+        ferry_core::ConnectorDef::new(NAME, DESCRIPTION)
+            .with_source(|cfg: SingerSourceConfig, ctx| {
+                Ok(Arc::new(SingerSource::new(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Source>)
+            })
+            .with_sink(|cfg: SingerSinkConfig, ctx| {
+                Ok(Arc::new(SingerSink::new(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Sink>)
+            }),
+    );
+}

@@ -1,0 +1,340 @@
+//! The Singer bridge with real packages from PyPI, installed by the bridge itself into a
+//! venv cache shared by all test runs (`target/ferry-test-venvs`, or `$FERRY_VENV_DIR`):
+//! meltanolabs-tap-postgres reading the local PostgreSQL into SQLite incrementally, and
+//! Ferry's generate source into target-jsonl.
+//!
+//! Needs PostgreSQL on 127.0.0.1:5432 (user postgres, no password, database `test`) and
+//! PyPI reachable for the first install (about a minute per package; later runs reuse it).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_connector_generate::{GenerateConfig, GenerateSource};
+use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource, SingerSourceConfig};
+use ferry_connector_sqlite::SqliteSink;
+use ferry_core::report::Status;
+use ferry_core::{testkit, ConfigNode, RunOptions, Source, StreamConfig, WriteMode};
+
+/// Points the bridge at the shared venv cache (unless the caller chose one).
+fn shared_venvs() -> PathBuf {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("FERRY_VENV_DIR").is_none() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ferry-test-venvs");
+            std::env::set_var("FERRY_VENV_DIR", dir);
+        }
+    });
+    PathBuf::from(std::env::var_os("FERRY_VENV_DIR").unwrap())
+}
+
+async fn pg() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed on 127.0.0.1:5432 (user postgres, db test); start it (`.ci/run` does): {e}")
+    });
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test]
+async fn tap_postgres_into_sqlite_incrementally() {
+    let venvs = shared_venvs();
+    let client = pg().await;
+    // a schema of its own, so discovery lists only this test's table
+    let schema = testkit::fresh_name("ferry_singer");
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema};
+             CREATE TABLE {schema}.orders (id int PRIMARY KEY, name text, amount numeric(10,2),
+                 created timestamptz, day date, paid bool, meta jsonb);
+             INSERT INTO {schema}.orders VALUES
+                 (1, 'a', 1.50, '2024-01-01T10:00:00+02:00', '2024-01-01', true, '{{\"x\": 1}}'),
+                 (2, 'b', 2.25, '2024-01-02T10:00:00Z', NULL, false, NULL),
+                 (3, 'c', NULL, NULL, '2024-01-03', NULL, '[1, 2]');"
+        ))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+        package = "meltanolabs-tap-postgres"
+        version = "0.10.0"
+        config = {{ host = "127.0.0.1", port = 5432, user = "postgres", password = "", database = "test", filter_schemas = ["{schema}"] }}
+        "#
+    );
+    let cfg: SingerSourceConfig = ConfigNode::from_toml(&toml, dir.path())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let source = Arc::new(SingerSource::new(cfg, dir.path()).unwrap());
+    source.check().await.unwrap();
+    eprintln!(
+        "tap-postgres ready (install + discovery) in {:.1}s, venvs in {}",
+        started.elapsed().as_secs_f64(),
+        venvs.display()
+    );
+    // a wrong port fails check with a kind the CLI can hint on, and the tap's own words
+    let wrong: SingerSourceConfig = ConfigNode::from_toml(&toml.replace("5432", "1"), dir.path())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let e = SingerSource::new(wrong, dir.path())
+        .unwrap()
+        .check()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ferry_core::ErrorKind::Unreachable, "{e}");
+    assert!(
+        e.to_string()
+            .contains("`meltanolabs-tap-postgres` exited with status 1 during discovery"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("Connection refused"),
+        "the stderr tail: {e}"
+    );
+
+    let stream = format!("{schema}-orders");
+    let catalog = source.discover().await.unwrap();
+    let info = catalog
+        .get(&stream)
+        .unwrap_or_else(|| panic!("{:?}", catalog.names()));
+    assert_eq!(info.primary_key, vec!["id".to_string()]);
+    let cols: Vec<String> = info
+        .schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), ferry_core::FerryType::of(f).unwrap()))
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            "id int64",
+            "name string",
+            "amount float64",
+            "created timestamp",
+            "day date",
+            "paid bool",
+            "meta json"
+        ]
+    );
+
+    let db = dir.path().join("out.db");
+    let rt = testkit::runtime(
+        source.clone(),
+        Arc::new(SqliteSink::from_path(&db)),
+        dir.path(),
+    );
+    let mut sc = StreamConfig::named(&stream);
+    sc.destination = Some("orders".into());
+    sc.cursor = Some("id".into());
+    sc.mode = Some(WriteMode::Upsert);
+    let opts = RunOptions::default();
+    let run = || rt.sync(std::slice::from_ref(&sc), &opts, None, ("singer", "sqlite"));
+    let report = run().await.unwrap();
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    assert_eq!(report.streams[0].rows_read, 3);
+    let state = rt.state.get(&stream).unwrap();
+    assert_eq!(
+        state["bookmarks"][&stream]["replication_key_value"], 3,
+        "{state}"
+    );
+
+    let sql = rusqlite::Connection::open(&db).unwrap();
+    let (created, meta): (String, String) = sql
+        .query_row("SELECT created, meta FROM orders WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(
+        created.starts_with("2024-01-01T08:00:00"),
+        "timestamps are UTC: {created}"
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&meta).unwrap()["x"],
+        1
+    );
+
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.orders (id, name) VALUES (4, 'd'), (5, 'e');"
+        ))
+        .await
+        .unwrap();
+    let report = run().await.unwrap();
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    // Singer SDK taps re-send the row at the bookmark (`>=`): upsert makes that harmless
+    assert_eq!(
+        report.streams[0].rows_read, 3,
+        "rows 4 and 5, and 3 again at the bookmark"
+    );
+    let count: i64 = sql
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 5);
+    assert_eq!(
+        rt.state.get(&stream).unwrap()["bookmarks"][&stream]["replication_key_value"],
+        5
+    );
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn generate_into_target_jsonl() {
+    shared_venvs();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let gen: GenerateConfig = ConfigNode::from_toml(
+        "seed = 7\nstreams = [{ name = \"users\", preset = \"users\", rows = 250 }]",
+        dir.path(),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    let source = Arc::new(GenerateSource::new(gen).unwrap());
+    let toml = format!(
+        "package = \"target-jsonl\"\nversion = \"0.1.4\"\necho_timeout_secs = 1\nconfig = {{ destination_path = {:?}, do_timestamp_file = false }}\n",
+        out.display().to_string()
+    );
+    let cfg: SingerSinkConfig = ConfigNode::from_toml(&toml, dir.path())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sink = Arc::new(SingerSink::new(cfg, dir.path()).unwrap());
+    ferry_core::Sink::check(sink.as_ref()).await.unwrap();
+    let rt = testkit::runtime(source.clone(), sink, dir.path());
+    let report = rt
+        .sync(
+            &[StreamConfig::named("users")],
+            &RunOptions::default(),
+            None,
+            ("generate", "singer"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    assert_eq!(report.streams[0].rows_written, 250);
+
+    let text = std::fs::read_to_string(out.join("users.jsonl")).unwrap();
+    let got: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 250);
+    // what the target wrote is what the source produced
+    let expected = testkit::read_all(source.as_ref(), ferry_core::ReadRequest::full("users")).await;
+    let schema = expected[0].schema();
+    let mut want = Vec::new();
+    for b in &expected {
+        for row in 0..b.num_rows() {
+            let mut m = serde_json::Map::new();
+            for (i, f) in schema.fields().iter().enumerate() {
+                let ty = ferry_core::FerryType::of(f).unwrap();
+                m.insert(
+                    f.name().clone(),
+                    ferry_core::values::to_json(b.column(i).as_ref(), ty, row),
+                );
+            }
+            want.push(serde_json::Value::Object(m));
+        }
+    }
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn generate_into_target_postgres() {
+    shared_venvs();
+    let client = pg().await;
+    let schema = testkit::fresh_name("ferry_target");
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gen: GenerateConfig = ConfigNode::from_toml(
+        "seed = 3\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 300 }]",
+        dir.path(),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    let source = Arc::new(GenerateSource::new(gen).unwrap());
+    let toml = format!(
+        r#"
+        package = "meltanolabs-target-postgres"
+        version = "0.8.1"
+        echo_timeout_secs = 2
+        config = {{ host = "127.0.0.1", port = 5432, user = "postgres", password = "", database = "test", default_target_schema = "{schema}" }}
+        "#
+    );
+    let cfg: SingerSinkConfig = ConfigNode::from_toml(&toml, dir.path())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sink = Arc::new(SingerSink::new(cfg, dir.path()).unwrap());
+    let started = std::time::Instant::now();
+    ferry_core::Sink::check(sink.as_ref()).await.unwrap();
+    eprintln!(
+        "target-postgres ready (install) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let rt = testkit::runtime(source.clone(), sink, dir.path());
+    let report = rt
+        .sync(
+            &[StreamConfig::named("orders")],
+            &RunOptions::default(),
+            None,
+            ("generate", "singer"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    assert_eq!(report.streams[0].rows_written, 300);
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT id), sum(id)::bigint FROM {schema}.orders"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (300, 300, 300 * 301 / 2)
+    );
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

@@ -1,0 +1,175 @@
+//! A canary secret in a bridged tap's config reaches the tap (which checks its hash and
+//! prints the value on stderr, as a careless tap would) but never appears in an error, in
+//! logs captured at trace level, or in any file left on disk after the run.
+//!
+//! One test in its own binary: it points TMPDIR at a folder of its own to inspect what the
+//! bridge leaves there.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ferry_connector_singer::{SingerSource, SingerSourceConfig};
+use ferry_connector_sqlite::SqliteSink;
+use ferry_core::report::Status;
+use ferry_core::{testkit, ConfigNode, RunOptions, StreamConfig};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys;print(hashlib.sha256(sys.argv[1].encode()).hexdigest())",
+            s,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn canary_secret_reaches_the_tap_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::env::set_var("TMPDIR", tmp.path());
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let canary = format!("canary-{}", testkit::fresh_name("pw"));
+    std::env::set_var("FERRY_TEST_CANARY", &canary);
+    let tap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_tap.py");
+    let work = tmp.path().join("client");
+    std::fs::create_dir_all(&work).unwrap();
+    let source = |mode: &str| {
+        let toml = format!(
+            "executable = {:?}\nconfig = {{ mode = {mode:?}, rows = 6, password = \"${{env:FERRY_TEST_CANARY}}\", expect_sha256 = {:?} }}\n",
+            tap.display().to_string(),
+            sha256_hex(&canary)
+        );
+        let cfg: SingerSourceConfig = ConfigNode::from_toml(&toml, &work)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            !format!("{cfg:?}").contains(&canary),
+            "the config prints redacted"
+        );
+        Arc::new(SingerSource::new(cfg, &work).unwrap())
+    };
+    let db = work.join("out.db");
+    let mut sc = StreamConfig::named("items");
+    sc.cursor = Some("id".into());
+    sc.mode = Some(ferry_core::WriteMode::Upsert);
+
+    // a healthy run: the tap got the secret, from a private file that is gone afterwards
+    let rt = testkit::runtime(source("ok"), Arc::new(SqliteSink::from_path(&db)), &work);
+    let report = rt
+        .sync(
+            std::slice::from_ref(&sc),
+            &RunOptions::default(),
+            None,
+            ("singer", "sqlite"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    let sql = rusqlite::Connection::open(&db).unwrap();
+    let (ok, mode, path): (bool, String, String) = sql
+        .query_row(
+            "SELECT min(secret_ok), min(config_mode), min(config_path) FROM items",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(ok, "the tap received the canary");
+    assert_eq!(mode, "0o600", "the tap's config file is private");
+    assert!(
+        !Path::new(&path).exists(),
+        "the tap's config file is deleted after the run"
+    );
+    assert!(path.starts_with(&*tmp.path().to_string_lossy()), "{path}");
+
+    // failing runs: the tap prints the secret on stderr, then dies
+    for mode in ["die", "fail_at_end", "garbage"] {
+        let rt = testkit::runtime(source(mode), Arc::new(SqliteSink::from_path(&db)), &work);
+        let report = rt
+            .sync(
+                std::slice::from_ref(&sc),
+                &RunOptions {
+                    full_refresh: true,
+                    ..Default::default()
+                },
+                None,
+                ("singer", "sqlite"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.status, Status::Failed, "{mode}");
+        let err = report.streams[0].error.clone().unwrap();
+        assert!(
+            !err.contains(&canary),
+            "{mode}: the error leaks the secret: {err}"
+        );
+        assert!(
+            err.contains("password=[redacted]"),
+            "{mode}: the stderr tail is there, redacted: {err}"
+        );
+    }
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("password=[redacted]"),
+        "the tap's stderr is logged: {logs}"
+    );
+    assert!(!logs.contains(&canary), "the logs leak the secret");
+
+    let mut files = Vec::new();
+    files_under(tmp.path(), &mut files);
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.starts_with("ferry-tap-"),
+            "a temp file was left behind: {}",
+            f.display()
+        );
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&canary),
+            "{} holds the secret",
+            f.display()
+        );
+    }
+    assert!(files.iter().any(|f| f.ends_with("state.json")), "{files:?}");
+}
