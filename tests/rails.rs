@@ -395,3 +395,67 @@ mode = "overwrite"
     );
     assert!(text.contains("120 rows to move"), "{text}");
 }
+
+#[test]
+fn a_postgres_schema_bound_to_another_client_is_refused() {
+    let schema = format!("rails_owner_{}", std::process::id());
+    let psql = |sql: &str| {
+        let o = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                sql,
+            ])
+            .output()
+            .expect("psql runs (PostgreSQL client; .ci/run starts the server)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |client: &str| {
+        format!(
+            r#"client = "{client}"
+
+[source]
+type = "generate"
+streams = [{{ name = "orders", preset = "orders", rows = 50 }}]
+
+[destination]
+type = "postgres"
+host = "127.0.0.1"
+database = "test"
+user = "postgres"
+schema = "{schema}"
+
+[[streams]]
+name = "orders"
+mode = "overwrite"
+"#
+        )
+    };
+    let acme = tmp.path().join("acme");
+    let globex = tmp.path().join("globex");
+    for (dir, client) in [(&acme, "acme"), (&globex, "globex")] {
+        std::fs::create_dir_all(dir).unwrap();
+        write(dir, "sync.toml", &config(client));
+    }
+    let o = ferry(&acme, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(&globex, &["sync"]);
+    let text = out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("bound to client `acme`"), "{text}");
+    let o = ferry(&acme, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    // the tag sits in the destination schema
+    assert!(psql(&format!("SELECT client FROM {schema}._ferry_owner")).contains("acme"));
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}

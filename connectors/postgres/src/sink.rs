@@ -175,6 +175,49 @@ impl Sink for PostgresSink {
         }))
     }
 
+    async fn owner(&self) -> Result<Option<String>> {
+        let s = &self.inner.pg.settings;
+        let client = self.inner.pg.connect_retrying().await?;
+        let table = qualified(&self.inner.schema, OWNER_TABLE);
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .pg(s)?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        let row = client
+            .query_opt(&format!("SELECT client FROM {table} LIMIT 1"), &[])
+            .await
+            .pg(s)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Writes the `_ferry_owner` tag table in the destination schema. A destination where
+    /// it cannot be written stays unbound, with a warning: binding must not block a sync.
+    async fn set_owner(&self, owner: &str) -> Result<bool> {
+        let s = &self.inner.pg.settings;
+        let client = self.inner.pg.connect_retrying().await?;
+        let table = qualified(&self.inner.schema, OWNER_TABLE);
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (client text NOT NULL); DELETE FROM {table}; \
+             INSERT INTO {table} (client) VALUES ({})",
+            core::literal(owner)
+        );
+        match client
+            .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+            .await
+            .pg(s)
+        {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!("the destination could not be tagged with its client: {e}");
+                Ok(false)
+            }
+        }
+    }
+
     async fn count(&self, stream: &str) -> Result<Option<u64>> {
         let s = &self.inner.pg.settings;
         let client = self.inner.pg.connect_retrying().await?;
@@ -192,6 +235,9 @@ impl Sink for PostgresSink {
 
 // ----------------------------------------------------------------------------------------
 // Opening a stream
+
+/// The one-row table naming the client a destination schema belongs to.
+const OWNER_TABLE: &str = "_ferry_owner";
 
 /// What a writer writes to, fixed at open.
 struct Target {
