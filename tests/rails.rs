@@ -196,6 +196,9 @@ fn a_destination_bound_to_another_client_is_refused_before_reading() {
     // exist, so reaching the source at all would fail differently
     let globex = tmp.path().join("globex");
     folder(&globex, "globex", &db, "");
+    let o = ferry(&globex, &["plan"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("bound to client `acme`"), "{}", out(&o));
     let o = ferry(&globex, &["sync"]);
     let text = out(&o);
     assert!(!o.status.success(), "{text}");

@@ -29,6 +29,18 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
         full_refresh,
         ..RunOptions::default()
     };
+    // a destination bound to another client: refused before the source is even asked
+    let binding = match cfg.client.as_deref() {
+        Some(client) => match sink.owner().await? {
+            Some(owner) if owner != client => {
+                println!("plan for {}: REFUSED: the destination is bound to client `{owner}`, not `{client}`; nothing was read or written", path.display());
+                return Ok(1);
+            }
+            Some(_) => Some(format!("destination: bound to client {client}")),
+            None => Some(format!("destination: not bound yet; the first sync binds it to client {client} where it keeps tags")),
+        },
+        None => None,
+    };
     let catalog = source.discover().await?;
     let mut tasks = rt.plan(&catalog, &cfg.streams, &opts, Some(&cfg), "plan")?;
     let found = schema_change::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
@@ -43,6 +55,9 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             .map(|c| format!(", client {c}"))
             .unwrap_or_default()
     );
+    if let Some(b) = binding {
+        println!("{b}");
+    }
     let (mut changing, mut refused) = (0, 0);
     for (task, r) in tasks.iter().zip(&found) {
         let now = sink.count(&task.write.stream).await.unwrap_or(None);
@@ -116,7 +131,7 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
     }
     println!();
     if refused > 0 {
-        println!("{refused} stream(s) would be refused by `ferry sync`; nothing was written");
+        println!("`ferry sync` would refuse ({refused} refusal(s)); nothing was written");
         return Ok(1);
     }
     if changing == 0 {
