@@ -7,6 +7,7 @@ pub mod codec;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod exchange;
 pub mod quarantine;
 pub mod receipt;
 pub mod redact;

@@ -51,6 +51,10 @@ pub struct StreamReport {
     /// for a debug bundle. Never serialized into reports.
     #[serde(skip)]
     pub failed_sample: Option<FailedSample>,
+    /// When the stream failed: the last requests its source made and their answers
+    /// ([`crate::exchange`]), for a debug bundle. Never serialized into reports.
+    #[serde(skip)]
+    pub exchanges: Vec<crate::exchange::Exchange>,
     /// In-memory size of the rows moved, in bytes.
     pub bytes: u64,
     /// Wall time, seconds.

@@ -493,6 +493,7 @@ impl Runtime {
             rows_total: None,
             complete: None,
             failed_sample: None,
+            exchanges: Vec::new(),
             bytes: 0,
             duration_secs: 0.0,
             rows_per_sec: 0.0,
@@ -625,6 +626,7 @@ impl Runtime {
             self.quarantine.put(&rec)
         };
         let limit = opts.limit;
+        let mut exchanges = crate::exchange::Recorder::new(&task.protected);
         let result: Result<()> = async {
         loop {
             let msg = tokio::select! {
@@ -771,6 +773,7 @@ impl Runtime {
                     rep.rows_expected = Some(limit.map_or(n, |l| l.min(n)));
                     self.observer.expected(&task.read.stream, n);
                 }
+                Message::Exchange(x) => exchanges.push(*x),
             }
         }
         validator.finish()?;
@@ -779,6 +782,9 @@ impl Runtime {
         }
         .await;
         rep.checks = validator.report();
+        if result.is_err() {
+            rep.exchanges = exchanges.into_vec(); // for the debug bundle
+        }
         // rejected records are kept even when the stream fails
         self.quarantine.finish(stream).await?;
         result?;

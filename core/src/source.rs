@@ -121,6 +121,9 @@ pub enum Message {
     /// report compares it with the rows read (`complete`), and `--require-complete` fails
     /// the stream, before its state is committed, when they differ. Also an estimate.
     Total(u64),
+    /// One attempt of a request the source made, credentials left out, for the debug
+    /// bundle of a stream that fails ([`crate::exchange`]). The runtime keeps the last few.
+    Exchange(Box<crate::exchange::Exchange>),
 }
 
 /// A stream of [`Message`]s, ending after the last one.

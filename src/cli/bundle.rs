@@ -2,21 +2,27 @@
 //!
 //! `ferry sync` writes one per failed stream into `.ferry/bundles/<run id>-<stream>/`
 //! (or `--debug-bundle DIR`); `ferry replay <bundle>` runs the recorded rows through the
-//! stream's transforms and checks again, writing nothing. A bundle (format
+//! stream's transforms and checks again, or, for a stream that failed reading an API,
+//! reads it again from the recorded HTTP answers; writing nothing. A bundle (format
 //! `ferry-bundle/v1`) holds:
 //!
-//! | file          | what                                                                   |
-//! |---------------|------------------------------------------------------------------------|
-//! | `bundle.json` | format, Ferry version, run id, client, stream, failing stage, error    |
-//! | `error.txt`   | the error as the CLI showed it                                         |
-//! | `schema.json` | the sample rows' columns and Ferry types                               |
-//! | `rows.jsonl`  | up to 20 rows of the failing batch, as they were at the failing stage |
-//! | `state.json`  | the stream's committed state when the run started                      |
-//! | `replay.toml` | a config that reads `rows.jsonl` and runs the stream's steps again      |
+//! | file              | what                                                               |
+//! |-------------------|--------------------------------------------------------------------|
+//! | `bundle.json`     | format, Ferry version, run id, client, stream, failing stage, error, what `replay` will do (`rows`, `http` or none) |
+//! | `error.txt`       | the error as the CLI showed it (message and its context)           |
+//! | `config.toml`     | the run's config, clear-text values of secret-looking keys `[redacted]` |
+//! | `schema.json`     | the sample rows' columns and Ferry types                           |
+//! | `rows.jsonl`      | up to 20 rows of the failing batch, as they were at the failing stage |
+//! | `exchanges.jsonl` | the last 10 HTTP request attempts of an `http` stream and their answers |
+//! | `state.json`      | the stream's committed state when the run started                  |
+//! | `replay.toml`     | a config that runs the stream's steps again (on `rows.jsonl`, or on the recorded API) |
+//! | `replay-state.json` | (HTTP replays of incremental streams) that state, so the same pages are asked for |
 //!
-//! No secret and no protected value is in a bundle: the config is rebuilt from references
+//! No secret and no protected value is in a bundle: configs keep references
 //! (`${secret:…}`), never resolved values; every file passes the leak guard; rows taken
-//! before the transforms have the columns of `hash`/`encrypt`/`mask` transforms set to null.
+//! before the transforms have the columns of `hash`/`encrypt`/`mask` transforms set to null;
+//! recorded exchanges carry no credential and have those columns nulled in their bodies
+//! ([`ferry_core::exchange`]); the HTTP replay config has no `auth` at all.
 
 use std::path::{Path, PathBuf};
 
@@ -94,7 +100,30 @@ fn write_one(
         "rows": sample.map_or(0, |x| x.rows.len()),
         "error": s.error,
     });
+    let replay = if sample.is_some() {
+        Some("rows")
+    } else if !s.exchanges.is_empty() && cfg.source.kind == ferry_connector_http::SOURCE_NAME {
+        Some("http")
+    } else {
+        None
+    };
+    let mut meta = meta;
+    meta["exchanges"] = s.exchanges.len().into();
+    meta["replay"] = replay.into();
     put(folder, "bundle.json", &pretty(&meta))?;
+    put(
+        folder,
+        "config.toml",
+        &config_without_secrets(cfg.file.text)?,
+    )?;
+    if !s.exchanges.is_empty() {
+        let lines: String = s
+            .exchanges
+            .iter()
+            .map(|x| format!("{}\n", serde_json::to_string(x).expect("json")))
+            .collect();
+        put(folder, "exchanges.jsonl", &lines)?;
+    }
     put(
         folder,
         "error.txt",
@@ -110,8 +139,154 @@ fn write_one(
         let rows: String = sample.rows.iter().map(|r| format!("{r}\n")).collect();
         put(folder, "rows.jsonl", &rows)?;
         put(folder, "replay.toml", &replay_config(cfg, s, sample)?)?;
+    } else if replay == Some("http") {
+        put(folder, "replay.toml", &http_replay_config(cfg, s)?)?;
+        if let Some(state) = &s.state_before {
+            // the read resumes where the failed one did, so it asks for the same pages
+            ferry_core::state::StateStore::open(
+                folder.join("replay-state.json"),
+                cfg.client.as_deref(),
+            )?
+            .commit(&s.stream, state.clone(), "bundle")?;
+        }
     }
     Ok(())
+}
+
+/// Key names whose clear-text values are secrets (values that are `${…}` references
+/// are kept: they name a secret, they do not hold it).
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "secret",
+    "key",
+    "credential",
+    "private",
+    "signing",
+];
+
+/// The config as written, clear-text values of secret-looking keys replaced by
+/// `[redacted]` (references such as `${secret:x}` stay; registered secrets are scrubbed
+/// by the leak guard when the file is written).
+fn config_without_secrets(text: &str) -> Result<String, Error> {
+    fn walk(v: &mut toml::Value, key: &str) {
+        match v {
+            toml::Value::String(s) => {
+                let k = key.to_ascii_lowercase();
+                if !s.trim_start().starts_with("${") && SECRET_KEYS.iter().any(|w| k.contains(w)) {
+                    *s = "[redacted]".into();
+                }
+            }
+            toml::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, key)),
+            toml::Value::Table(t) => t.iter_mut().for_each(|(k, x)| walk(x, k)),
+            _ => {}
+        }
+    }
+    let mut table: toml::Value =
+        toml::Value::Table(text.parse().map_err(|e| {
+            Error::config(format!("cannot re-read the config for the bundle: {e}"))
+        })?);
+    walk(&mut table, "");
+    Ok(format!(
+        "# The config of the failed run, clear-text secret values replaced by [redacted].\n{}",
+        toml::to_string(&table).map_err(|e| Error::config(format!("bundle config: {e}")))?
+    ))
+}
+
+/// The original config's `[[streams]]` entry of `stream` (empty when none names it).
+fn stream_entry(original: &toml::Table, stream: &str) -> toml::Table {
+    original
+        .get("streams")
+        .and_then(|v| v.as_array())
+        .and_then(|a| {
+            a.iter()
+                .filter_map(|t| t.as_table())
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(stream))
+                .cloned()
+        })
+        .unwrap_or_default()
+}
+
+/// `[run]` of a replay: the client's vault (transforms may need its keys), state and
+/// quarantine inside the bundle.
+fn replay_run(cfg: &SyncConfig) -> toml::Table {
+    let vault = cfg.dir.join(&cfg.run.vault);
+    let mut run = toml::Table::new();
+    run.insert(
+        "vault".into(),
+        std::path::absolute(&vault)
+            .unwrap_or(vault)
+            .display()
+            .to_string()
+            .into(),
+    );
+    run.insert("state".into(), "replay-state.json".into());
+    run.insert("quarantine".into(), "replay-quarantine".into());
+    run
+}
+
+/// A destination that is never written: replays run as dry runs.
+fn replay_destination() -> toml::Table {
+    let mut destination = toml::Table::new();
+    destination.insert("type".into(), "file".into());
+    destination.insert("path".into(), "replay-out".into());
+    destination.insert("format".into(), "jsonl".into());
+    destination
+}
+
+/// A config reading the stream from the recorded API again: the original `http` source
+/// without its credentials (`base_url` is pointed at the replay server when replaying),
+/// the stream's own entry (transforms, checks, incremental reads from the recorded state).
+fn http_replay_config(cfg: &SyncConfig, s: &StreamReport) -> Result<String, Error> {
+    let original: toml::Table = cfg
+        .file
+        .text
+        .parse()
+        .map_err(|e| Error::config(format!("cannot re-read the config for the bundle: {e}")))?;
+    let source = original
+        .get("source")
+        .cloned()
+        .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
+    let source = with_json(source, |m| {
+        ferry_connector_http::replay::source_for_replay(m, None)
+    })?;
+    let mut entry = stream_entry(&original, &s.stream);
+    entry.insert("name".into(), s.stream.clone().into());
+    for k in ["destination", "mode"] {
+        entry.remove(k);
+    }
+    entry.insert("mode".into(), "append".into());
+    let mut top = toml::Table::new();
+    if let Some(c) = &cfg.client {
+        top.insert("client".into(), c.clone().into());
+    }
+    top.insert("source".into(), source);
+    top.insert("destination".into(), replay_destination().into());
+    top.insert("streams".into(), toml::Value::Array(vec![entry.into()]));
+    top.insert("run".into(), replay_run(cfg).into());
+    Ok(format!(
+        "# Written by `ferry sync` for `ferry replay`: stream `{}` read again from the API\n\
+         # answers recorded in exchanges.jsonl, through its transforms and checks.\n\
+         # Nothing is written anywhere; the source has no credentials (none are needed).\n{}",
+        s.stream,
+        toml::to_string(&top).map_err(|e| Error::config(format!("bundle config: {e}")))?
+    ))
+}
+
+/// Applies `f` to a TOML table seen as a JSON object (the connector's own rewrite).
+fn with_json(
+    v: toml::Value,
+    f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<(), Error>,
+) -> Result<toml::Value, Error> {
+    let mut json = serde_json::to_value(&v)
+        .map_err(|e| Error::internal(format!("bundle config as JSON: {e}")))?;
+    let map = json
+        .as_object_mut()
+        .ok_or_else(|| Error::config("the config's [source] is not a table"))?;
+    f(map)?;
+    toml::Value::try_from(json).map_err(|e| Error::internal(format!("bundle config: {e}")))
 }
 
 fn pretty(v: &serde_json::Value) -> String {
@@ -147,16 +322,7 @@ fn replay_config(
         .text
         .parse()
         .map_err(|e| Error::config(format!("cannot re-read the config for the bundle: {e}")))?;
-    let mut entry = original
-        .get("streams")
-        .and_then(|v| v.as_array())
-        .and_then(|a| {
-            a.iter()
-                .filter_map(|t| t.as_table())
-                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(s.stream.as_str()))
-                .cloned()
-        })
-        .unwrap_or_default();
+    let mut entry = stream_entry(&original, &s.stream);
     entry.insert("name".into(), s.stream.clone().into());
     for k in ["cursor", "incremental", "destination", "mode"] {
         entry.remove(k);
@@ -182,22 +348,8 @@ fn replay_config(
         "streams".into(),
         toml::Value::Array(vec![stream_src.into()]),
     );
-    let mut destination = toml::Table::new();
-    destination.insert("type".into(), "file".into());
-    destination.insert("path".into(), "replay-out".into());
-    destination.insert("format".into(), "jsonl".into());
-    let vault = cfg.dir.join(&cfg.run.vault);
-    let mut run = toml::Table::new();
-    run.insert(
-        "vault".into(),
-        std::path::absolute(&vault)
-            .unwrap_or(vault)
-            .display()
-            .to_string()
-            .into(),
-    );
-    run.insert("state".into(), "replay-state.json".into());
-    run.insert("quarantine".into(), "replay-quarantine".into());
+    let destination = replay_destination();
+    let run = replay_run(cfg);
     let mut top = toml::Table::new();
     if let Some(c) = &cfg.client {
         top.insert("client".into(), c.clone().into());
@@ -238,6 +390,9 @@ pub async fn replay(dir: &Path) -> Result<u8, Error> {
     let stream = meta["stream"].as_str().unwrap_or_default().to_string();
     let recorded = meta["error"].as_str().unwrap_or_default().to_string();
     let config = dir.join("replay.toml");
+    if meta["replay"] == "http" && config.exists() {
+        return replay_http(dir, &stream, &recorded).await;
+    }
     if !config.exists() {
         return Err(Error::config(format!(
             "{}: the bundle holds no rows to replay (the stream failed before its first batch); its error was: {recorded}",
@@ -267,6 +422,97 @@ pub async fn replay(dir: &Path) -> Result<u8, Error> {
         }
         None => {
             println!("not reproduced: the rows pass now (recorded: {recorded})");
+            Ok(1)
+        }
+    }
+}
+
+/// `ferry replay` of a stream that failed reading an API: its recorded answers served on
+/// loopback, the stream read from them again (a dry run). Reproduced when the read fails
+/// with the recorded error (the replay server's address read as the recorded API's).
+async fn replay_http(dir: &Path, stream: &str, recorded: &str) -> Result<u8, Error> {
+    let path = dir.join("exchanges.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(e, "cannot read the bundle", &path))?;
+    let mut exchanges = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        exchanges.push(
+            serde_json::from_str::<ferry_core::exchange::Exchange>(line)
+                .map_err(|e| ferry_connector_http::replay::bad_recording(&path, i + 1, e))?,
+        );
+    }
+    let origin = ferry_connector_http::replay::recorded_origin(&exchanges).unwrap_or_default();
+    let server = ferry_connector_http::replay::ReplayServer::start(exchanges.clone()).await?;
+    println!(
+        "replaying stream `{stream}` from {} recorded HTTP exchanges ({origin} answered by {}) in {}",
+        exchanges.len(),
+        server.origin(),
+        dir.display()
+    );
+    let config = dir.join("replay.toml");
+    let mut table: toml::Table = std::fs::read_to_string(&config)
+        .map_err(|e| Error::io(e, "cannot read the bundle", &config))?
+        .parse()
+        .map_err(|e| Error::config(format!("{}: {e}", config.display())))?;
+    let source = table
+        .remove("source")
+        .ok_or_else(|| Error::config(format!("{}: no [source]", config.display())))?;
+    let here = server.origin().to_string();
+    let source = with_json(source, |m| {
+        ferry_connector_http::replay::source_for_replay(m, Some(&here))
+    })?;
+    table.insert("source".into(), source);
+    let run_config = dir.join("replay-run.toml");
+    ferry_core::state::write_atomic_private(
+        &run_config,
+        toml::to_string(&table)
+            .map_err(|e| Error::config(format!("replay config: {e}")))?
+            .as_bytes(),
+    )?;
+    let opts = RunOptions::default();
+    let outcome = super::commands::sync_one(&run_config, &opts, true, None).await;
+    let now = match outcome {
+        Ok((report, _)) => report
+            .streams
+            .iter()
+            .find(|s| s.stream == stream)
+            .and_then(|s| s.error.clone()),
+        Err(e) => Some(ferry_core::redact::redact(&e.to_string())),
+    };
+    // URLs in the error name the replay server; read them as the recorded API's
+    let now = now.map(|e| {
+        if origin.is_empty() {
+            e
+        } else {
+            e.replace(&here, &origin)
+        }
+    });
+    let misses = server.misses();
+    drop(server);
+    match now {
+        Some(now) if now == recorded => {
+            println!("reproduced: {now}");
+            Ok(0)
+        }
+        _ if !misses.is_empty() => {
+            println!(
+                "not reproduced: the read asked for `{}`, which the recording does not hold (a bundle keeps the last {} exchanges of a stream; recorded: {recorded})",
+                misses[0],
+                ferry_core::exchange::KEEP
+            );
+            Ok(1)
+        }
+        Some(now) => {
+            println!("not reproduced: the replay failed differently: {now}");
+            println!("recorded: {recorded}");
+            Ok(1)
+        }
+        None => {
+            println!("not reproduced: the recorded answers read without error now (recorded: {recorded})");
             Ok(1)
         }
     }

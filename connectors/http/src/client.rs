@@ -28,7 +28,7 @@ use crate::config::{ClientSettings, RetryConfig};
 pub const SIGNATURE_HEADER: &str = "X-Ferry-Signature";
 
 /// Query parameter names whose values are hidden in URLs shown to people.
-const SENSITIVE_PARAMS: &[&str] = &[
+pub(crate) const SENSITIVE_PARAMS: &[&str] = &[
     "key",
     "token",
     "secret",
@@ -100,7 +100,8 @@ pub struct HttpClient {
 
 /// Why one attempt failed.
 enum Failure {
-    Status(StatusCode, HeaderMap, String),
+    /// Status, headers, a snippet of the body for errors, the body for a debug bundle.
+    Status(StatusCode, HeaderMap, String, Vec<u8>),
     Transport(Error, bool),
 }
 
@@ -165,7 +166,17 @@ impl HttpClient {
 
     /// Makes the request with auth, retrying as the module docs say.
     pub async fn execute(&self, spec: &RequestSpec) -> Result<Reply> {
-        self.run(spec, true).await
+        self.run(spec, true, None).await
+    }
+
+    /// [`Self::execute`], adding every attempt to `log` (credentials left out), for a
+    /// debug bundle ([`ferry_core::exchange`]).
+    pub async fn execute_recorded(
+        &self,
+        spec: &RequestSpec,
+        log: &mut Vec<ferry_core::exchange::Exchange>,
+    ) -> Result<Reply> {
+        self.run(spec, true, Some(log)).await
     }
 
     /// Makes the request without auth (the token request itself).
@@ -174,10 +185,15 @@ impl HttpClient {
         spec: &'a RequestSpec,
     ) -> futures::future::BoxFuture<'a, Result<Reply>> {
         // boxed: fetching a token is a request, and requests fetch tokens
-        Box::pin(self.run(spec, false))
+        Box::pin(self.run(spec, false, None))
     }
 
-    async fn run(&self, spec: &RequestSpec, with_auth: bool) -> Result<Reply> {
+    async fn run(
+        &self,
+        spec: &RequestSpec,
+        with_auth: bool,
+        mut log: Option<&mut Vec<ferry_core::exchange::Exchange>>,
+    ) -> Result<Reply> {
         let shown = self.safe_url(&spec.url);
         let mut attempt: u32 = 0;
         let mut refreshed = false;
@@ -187,7 +203,11 @@ impl HttpClient {
                 l.until_ready().await;
             }
             let started = Instant::now();
-            let failure = match self.attempt(spec, with_auth).await? {
+            let outcome = self.attempt(spec, with_auth).await;
+            if let Some(log) = log.as_deref_mut() {
+                log.push(self.exchange(spec, &shown, attempt, started, &outcome));
+            }
+            let failure = match outcome? {
                 Ok(reply) => {
                     tracing::debug!(
                         method = %spec.method,
@@ -202,7 +222,7 @@ impl HttpClient {
                 Err(f) => f,
             };
             let (retryable, wait_hint, describe) = match &failure {
-                Failure::Status(s, headers, _) => {
+                Failure::Status(s, headers, ..) => {
                     let code = s.as_u16();
                     if code == 401 && with_auth && self.auth.refreshable() && !refreshed {
                         tracing::debug!(url = %shown, "401: fetching a new OAuth 2.0 token");
@@ -300,8 +320,8 @@ impl HttpClient {
             }
         }
         if !status.is_success() {
-            let snippet = snippet(resp).await;
-            return Ok(Err(Failure::Status(status, headers, snippet)));
+            let (snippet, raw) = snippet(resp).await;
+            return Ok(Err(Failure::Status(status, headers, snippet, raw)));
         }
         match read_body(resp, self.max_body).await {
             Ok(body) => Ok(Ok(Reply {
@@ -316,6 +336,60 @@ impl HttpClient {
             ))
             .with("url", self.safe_url(&spec.url))),
             Err(BodyError::Transport(e)) => Ok(Err(self.transport(e))),
+        }
+    }
+
+    /// What a bundle keeps of one attempt.
+    fn exchange(
+        &self,
+        spec: &RequestSpec,
+        shown: &str,
+        attempt: u32,
+        started: Instant,
+        outcome: &Result<std::result::Result<Reply, Failure>>,
+    ) -> ferry_core::exchange::Exchange {
+        let sent = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")))
+            .chain(
+                spec.headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or(""))),
+            )
+            .chain(spec.content_type.map(|c| ("content-type", c)));
+        let x = ferry_core::exchange::Exchange {
+            method: spec.method.to_string(),
+            url: shown.to_string(),
+            attempt,
+            what: spec.what.clone(),
+            status: None,
+            request_headers: ferry_core::exchange::safe_headers(sent),
+            response_headers: Vec::new(),
+            body: String::new(),
+            truncated: false,
+            error: None,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        let answered = |x: ferry_core::exchange::Exchange, status: StatusCode, h: &HeaderMap| {
+            ferry_core::exchange::Exchange {
+                status: Some(status.as_u16()),
+                response_headers: ferry_core::exchange::safe_headers(
+                    h.iter()
+                        .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or(""))),
+                ),
+                ..x
+            }
+        };
+        match outcome {
+            Ok(Ok(reply)) => answered(x, reply.status, &reply.headers).with_body(&reply.body),
+            Ok(Err(Failure::Status(status, headers, _, raw))) => {
+                answered(x, *status, headers).with_body(raw)
+            }
+            Ok(Err(Failure::Transport(e, _))) | Err(e) => ferry_core::exchange::Exchange {
+                error: Some(ferry_core::redact::redact(e.message())),
+                ..x
+            },
         }
     }
 
@@ -359,7 +433,7 @@ impl HttpClient {
             format!(" after {attempts} attempts")
         };
         let e = match failure {
-            Failure::Status(s, _, body) => {
+            Failure::Status(s, _, body, _) => {
                 let reason = s.canonical_reason().unwrap_or("");
                 let body = if body.is_empty() {
                     String::new()
@@ -517,23 +591,25 @@ async fn read_body(
     Ok(body)
 }
 
-/// The first 200 characters of an error answer, scrubbed of secrets.
-async fn snippet(mut resp: reqwest::Response) -> String {
+/// The first 200 characters of an error answer, scrubbed of secrets, and the answer's
+/// first [`ferry_core::exchange::MAX_BODY`] bytes.
+async fn snippet(mut resp: reqwest::Response) -> (String, Vec<u8>) {
     let mut body = Vec::new();
-    while body.len() < 2048 {
+    while body.len() < ferry_core::exchange::MAX_BODY {
         match resp.chunk().await {
             Ok(Some(c)) => body.extend_from_slice(&c),
             _ => break,
         }
     }
-    let text = String::from_utf8_lossy(&body);
+    let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
     let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    ferry_core::redact::redact(
+    let snippet = ferry_core::redact::redact(
         &ferry_core::values::preview(&text)
             .chars()
             .take(200)
             .collect::<String>(),
-    )
+    );
+    (snippet, body)
 }
 
 #[cfg(test)]

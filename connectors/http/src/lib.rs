@@ -8,6 +8,7 @@ pub mod config;
 mod cursor;
 pub mod paginate;
 mod records;
+pub mod replay;
 mod sink;
 mod source;
 

@@ -143,6 +143,7 @@ impl Inner {
             label,
             keep_raw,
             last_digest: None,
+            log: None,
         }
     }
 
@@ -330,9 +331,29 @@ struct Pages<'a> {
     keep_raw: bool,
     /// SHA-256 of the last page's body, to notice an API that ignores the page parameter.
     last_digest: Option<Vec<u8>>,
+    /// Exchanges of a read not yet handed on ([`Pages::next_recorded`]); `None` while
+    /// sampling or checking, which record nothing.
+    log: Option<Vec<ferry_core::exchange::Exchange>>,
 }
 
 impl Pages<'_> {
+    /// Records every request of these pages, for [`Pages::next_recorded`].
+    fn recorded(mut self) -> Self {
+        self.log = Some(Vec::new());
+        self
+    }
+
+    /// [`Pages::next`], first handing `out` the exchanges it made (the failing one too),
+    /// for the debug bundle of a stream that fails.
+    async fn next_recorded(&mut self, out: &Out) -> Result<Option<Page>> {
+        let page = self.next().await;
+        for x in self.log.iter_mut().flat_map(|l| l.drain(..)) {
+            // a closed channel is noticed by the next batch sent
+            let _ = out.send(Message::Exchange(Box::new(x))).await;
+        }
+        page
+    }
+
     async fn next(&mut self) -> Result<Option<Page>> {
         let Some(url) = self.next.take() else {
             return Ok(None);
@@ -341,11 +362,12 @@ impl Pages<'_> {
         let n = self.number;
         let name = &self.spec.name;
         let what = format!("{}page {n}", self.label);
-        let reply = self
-            .client
-            .execute(&RequestSpec::get(url.clone(), &what))
-            .await
-            .map_err(|e| e.with("stream", name).with("page", n))?;
+        let request = RequestSpec::get(url.clone(), &what);
+        let reply = match self.log.as_mut() {
+            Some(log) => self.client.execute_recorded(&request, log).await,
+            None => self.client.execute(&request).await,
+        }
+        .map_err(|e| e.with("stream", name).with("page", n))?;
         let shown = self.client.safe_url(&url);
         let body: Value = serde_json::from_slice(&reply.body).map_err(|e| {
             Error::data(format!(
@@ -670,9 +692,9 @@ async fn produce(
     match &spec.parent {
         None => {
             let url = inner.listing_url(spec, &spec.path, &extra_params)?;
-            let mut pages = inner.pages(spec, url, String::new(), false);
+            let mut pages = inner.pages(spec, url, String::new(), false).recorded();
             while !out.done() {
-                let Some(page) = pages.next().await? else {
+                let Some(page) = pages.next_recorded(out).await? else {
                     break;
                 };
                 let shown = inner.client.safe_url(&page.url);
@@ -700,8 +722,8 @@ async fn produce(
         Some(parent_name) => {
             let parent = inner.spec(parent_name)?;
             let url = inner.listing_url(parent, &parent.path, &[])?;
-            let mut parents = inner.pages(parent, url, String::new(), false);
-            'parents: while let Some(ppage) = parents.next().await? {
+            let mut parents = inner.pages(parent, url, String::new(), false).recorded();
+            'parents: while let Some(ppage) = parents.next_recorded(out).await? {
                 let parent_shown = inner.client.safe_url(&ppage.url);
                 for (i, prec) in page_records(&ppage, parent).into_iter().enumerate() {
                     if out.done() {
@@ -732,9 +754,9 @@ async fn produce(
                     };
                     let label = format!("{parent_name} page {} record {}, ", ppage.number, i + 1);
                     let extra = Inner::parent_values(spec, prec);
-                    let mut pages = inner.pages(spec, url, label.clone(), false);
+                    let mut pages = inner.pages(spec, url, label.clone(), false).recorded();
                     while !out.done() {
-                        let Some(page) = pages.next().await? else {
+                        let Some(page) = pages.next_recorded(out).await? else {
                             break;
                         };
                         let shown = inner.client.safe_url(&page.url);

@@ -1,0 +1,277 @@
+//! A stream that fails reading a REST API leaves a debug bundle with the HTTP exchanges,
+//! holding no secret and no protected value, and `ferry replay` reproduces the failure
+//! from the recording alone (the API is gone by then).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+const TOKEN: &str = "canary-bearer-5b1d0c7e-token";
+const HASH_KEY: &str = "canary-hash-key-0a9f33c2d1";
+const EMAILS: [&str; 3] = ["ann@example.com", "bob@example.com", "cat@example.com"];
+
+fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::cargo_bin("ferry").unwrap();
+    c.current_dir(dir)
+        .env(
+            "FERRY_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .env_remove("FERRY_PASSPHRASE")
+        .args(args);
+    if let Some(s) = stdin {
+        c.write_stdin(s);
+    }
+    c.output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// How the fake API answers page 2.
+#[derive(Clone, Copy)]
+enum Page2 {
+    /// 500 every time (retries run out).
+    Fails,
+    /// 200 with a body that is not JSON.
+    Malformed,
+}
+
+/// Serves `/v1/people?page=N` to a bearer `TOKEN`: page 1 two people, page 2 as told.
+/// Returns the port; the server lives as long as `rt`.
+fn api(rt: &tokio::runtime::Runtime, page2: Page2) -> u16 {
+    let handler = move |uri: Uri, headers: HeaderMap| async move {
+        if headers.get("authorization").and_then(|v| v.to_str().ok())
+            != Some(&format!("Bearer {TOKEN}"))
+        {
+            return (StatusCode::UNAUTHORIZED, "who are you").into_response();
+        }
+        let page = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|p| p.strip_prefix("page="))
+            .unwrap_or("1")
+            .to_string();
+        let json = |body: String| -> Response {
+            ([("content-type", "application/json")], body).into_response()
+        };
+        match (page.as_str(), page2) {
+            ("1", _) => json(format!(
+                r#"{{"data":[{{"id":1,"name":"Ann","email":"{}"}},{{"id":2,"name":"Bob","email":"{}"}}]}}"#,
+                EMAILS[0], EMAILS[1]
+            )),
+            ("2", Page2::Fails) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"database on fire"}"#,
+            )
+                .into_response(),
+            ("2", Page2::Malformed) => json(format!(
+                r#"{{"data":[{{"id":3,"name":"Cat","email":"{}"}},{{"id":4,"name":"#,
+                EMAILS[2]
+            )),
+            _ => json(r#"{"data":[]}"#.to_string()),
+        }
+    };
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(handler);
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// A client folder reading the API at `port` (bearer token and hash key in its vault)
+/// into SQLite, `email` protected by a `hash` transform.
+fn folder(dir: &Path, port: u16) {
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            r#"client = "acme"
+
+[source]
+type = "http"
+base_url = "http://127.0.0.1:{port}/v1"
+auth = {{ type = "bearer", token = "${{secret:api_token}}" }}
+pagination = {{ type = "page", param = "page" }}
+sample_pages = 1
+retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}
+
+[[source.streams]]
+name = "people"
+path = "/people"
+records = "data"
+primary_key = ["id"]
+
+[destination]
+type = "sqlite"
+path = "out.db"
+
+[[streams]]
+name = "people"
+transforms = [{{ type = "hash", column = "email", key = "${{secret:hash_key}}" }}]
+"#
+        ),
+    )
+    .unwrap();
+    for (name, value) in [("api_token", TOKEN), ("hash_key", HASH_KEY)] {
+        let o = ferry(dir, &["secrets", "set", name], Some(value));
+        assert!(o.status.success(), "{}", out(&o));
+    }
+}
+
+/// Runs a failing `ferry sync`; returns the one bundle folder it wrote.
+fn failing_sync(dir: &Path) -> PathBuf {
+    let o = ferry(dir, &["sync"], None);
+    let text = out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("debug bundle: "), "{text}");
+    let bundles: Vec<_> = std::fs::read_dir(dir.join(".ferry/bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    bundles.into_iter().next().unwrap()
+}
+
+fn exchanges(bundle: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(bundle.join("exchanges.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// No file of the bundle holds the token, the hash key or a clear email.
+fn assert_clean(bundle: &Path) {
+    let mut files = 0;
+    for e in std::fs::read_dir(bundle).unwrap() {
+        let path = e.unwrap().path();
+        let body = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        files += 1;
+        for secret in [TOKEN, HASH_KEY].iter().chain(EMAILS.iter()) {
+            assert!(
+                !body.contains(secret),
+                "{secret} is in {}:\n{body}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 6, "{files} files in {}", bundle.display());
+}
+
+fn replay(dir: &Path, bundle: &Path) -> (Option<i32>, String) {
+    let o = ferry(dir, &["replay", bundle.to_str().unwrap()], None);
+    (o.status.code(), out(&o))
+}
+
+#[test]
+fn a_500_after_retries_is_recorded_and_replayed_without_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = api(&rt, Page2::Fails);
+    folder(dir, port);
+    let bundle = failing_sync(dir);
+
+    let xs = exchanges(&bundle);
+    let status = |page: &str| -> Vec<u64> {
+        xs.iter()
+            .filter(|x| {
+                x["url"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("page={page}"))
+            })
+            .map(|x| x["status"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(status("1"), [200], "{xs:#?}");
+    assert_eq!(status("2"), [500, 500], "{xs:#?}");
+    let last = xs.last().unwrap();
+    assert_eq!(last["attempt"], 2, "{last:#}");
+    assert!(last["body"].as_str().unwrap().contains("database on fire"));
+    // page 1's protected column is masked in the recorded body, the others are kept
+    let first = xs[0]["body"].as_str().unwrap();
+    assert!(
+        first.contains(r#""email":null"#) && first.contains("Ann"),
+        "{first}"
+    );
+    assert!(xs
+        .iter()
+        .all(|x| !x.to_string().to_lowercase().contains("authorization")));
+    let meta = std::fs::read_to_string(bundle.join("bundle.json")).unwrap();
+    assert!(meta.contains(r#""replay": "http""#), "{meta}");
+    let config = std::fs::read_to_string(bundle.join("config.toml")).unwrap();
+    assert!(config.contains("${secret:api_token}"), "{config}");
+    assert_clean(&bundle);
+
+    // the API is gone: only the recording can answer now
+    drop(rt);
+    let (code, text) = replay(dir, &bundle);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("reproduced: page 2: GET answered 500"),
+        "{text}"
+    );
+    assert!(!text.contains("not reproduced"), "{text}");
+    for secret in [TOKEN, HASH_KEY] {
+        assert!(!text.contains(secret), "{text}");
+    }
+
+    // an API that answers page 2 now: the failure is gone
+    let fixed: String = xs
+        .iter()
+        .map(|x| {
+            let mut x = x.clone();
+            if x["status"] == 500 {
+                x["status"] = 200.into();
+                x["body"] = r#"{"data":[]}"#.into();
+            }
+            format!("{x}\n")
+        })
+        .collect();
+    std::fs::write(bundle.join("exchanges.jsonl"), fixed).unwrap();
+    let (code, text) = replay(dir, &bundle);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("not reproduced"), "{text}");
+}
+
+#[test]
+fn a_malformed_page_is_recorded_masked_and_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = api(&rt, Page2::Malformed);
+    folder(dir, port);
+    let bundle = failing_sync(dir);
+
+    let xs = exchanges(&bundle);
+    let last = xs.last().unwrap();
+    assert_eq!(last["status"], 200, "{last:#}");
+    let body = last["body"].as_str().unwrap();
+    // still malformed, the email masked in the text
+    assert!(
+        body.contains(r#""email":null"#) && body.contains("Cat"),
+        "{body}"
+    );
+    assert!(serde_json::from_str::<serde_json::Value>(body).is_err());
+    assert_clean(&bundle);
+
+    drop(rt);
+    let (code, text) = replay(dir, &bundle);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("reproduced: page 2 of stream `people` is not valid JSON"),
+        "{text}"
+    );
+}
