@@ -213,6 +213,10 @@ fn a_500_after_retries_is_recorded_and_replayed_without_the_api() {
     assert!(meta.contains(r#""replay": "http""#), "{meta}");
     let config = std::fs::read_to_string(bundle.join("config.toml")).unwrap();
     assert!(config.contains("${secret:api_token}"), "{config}");
+    let entry = std::fs::read_to_string(bundle.join("catalog.json")).unwrap();
+    assert!(entry.contains(r#""name": "email""#), "{entry}");
+    let error = std::fs::read_to_string(bundle.join("error.txt")).unwrap();
+    assert!(error.contains("GET answered 500"), "{error}");
     assert_clean(&bundle);
 
     // the API is gone: only the recording can answer now

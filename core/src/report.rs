@@ -55,6 +55,10 @@ pub struct StreamReport {
     /// ([`crate::exchange`]), for a debug bundle. Never serialized into reports.
     #[serde(skip)]
     pub exchanges: Vec<crate::exchange::Exchange>,
+    /// When the stream failed: its catalog entry (`ferry discover --json`'s form) and the
+    /// error's causes, outermost first (redacted), for a debug bundle. Never serialized.
+    #[serde(skip)]
+    pub failure_context: Option<(serde_json::Value, Vec<String>)>,
     /// In-memory size of the rows moved, in bytes.
     pub bytes: u64,
     /// Wall time, seconds.

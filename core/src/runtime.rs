@@ -494,6 +494,7 @@ impl Runtime {
             complete: None,
             failed_sample: None,
             exchanges: Vec::new(),
+            failure_context: None,
             bytes: 0,
             duration_secs: 0.0,
             rows_per_sec: 0.0,
@@ -514,6 +515,13 @@ impl Runtime {
             let e = e.with("stream", &task.read.stream);
             tracing::debug!(stream = %task.read.stream, "stream failed: {}", crate::redact::redact(&e.to_string()));
             rep.error = Some(crate::redact::redact(&e.to_string()));
+            let causes = std::iter::successors(std::error::Error::source(&e), |c| c.source());
+            rep.failure_context = Some((
+                task.info.to_json(),
+                causes
+                    .map(|c| crate::redact::redact(&c.to_string()))
+                    .collect(),
+            ));
         }
         rep.state_after = self.state.get(&task.read.stream).or(rep.state_after);
         rep.duration_secs = clock.elapsed().as_secs_f64();

@@ -8,8 +8,9 @@
 //!
 //! | file              | what                                                               |
 //! |-------------------|--------------------------------------------------------------------|
-//! | `bundle.json`     | format, Ferry version, run id, client, stream, failing stage, error, what `replay` will do (`rows`, `http` or none) |
-//! | `error.txt`       | the error as the CLI showed it (message and its context)           |
+//! | `bundle.json`     | format, Ferry version, run id, client, stream, failing stage, error and its causes, what `replay` will do (`rows`, `http` or none) |
+//! | `error.txt`       | the error as the CLI showed it (message and its context), then its causes |
+//! | `catalog.json`    | the stream's catalog entry: columns, Ferry types, keys, read modes |
 //! | `config.toml`     | the run's config, clear-text values of secret-looking keys `[redacted]` |
 //! | `schema.json`     | the sample rows' columns and Ferry types                           |
 //! | `rows.jsonl`      | up to 20 rows of the failing batch, as they were at the failing stage |
@@ -107,10 +108,15 @@ fn write_one(
     } else {
         None
     };
+    let (entry, causes) = s.failure_context.clone().unwrap_or_default();
     let mut meta = meta;
+    meta["error_causes"] = causes.clone().into();
     meta["exchanges"] = s.exchanges.len().into();
     meta["replay"] = replay.into();
     put(folder, "bundle.json", &pretty(&meta))?;
+    if !entry.is_null() {
+        put(folder, "catalog.json", &pretty(&entry))?;
+    }
     put(
         folder,
         "config.toml",
@@ -124,11 +130,11 @@ fn write_one(
             .collect();
         put(folder, "exchanges.jsonl", &lines)?;
     }
-    put(
-        folder,
-        "error.txt",
-        s.error.as_deref().unwrap_or("(no error text)"),
-    )?;
+    let mut error = s.error.clone().unwrap_or_else(|| "(no error text)".into());
+    for c in &causes {
+        error.push_str(&format!("\ncaused by: {c}"));
+    }
+    put(folder, "error.txt", &format!("{error}\n"))?;
     put(
         folder,
         "state.json",

@@ -137,7 +137,71 @@ impl Sink for MysqlSink {
         let _ = conn.disconnect().await;
         Ok(n)
     }
+
+    /// The client in the database's one-row `_ferry_owner` table, if it has one.
+    async fn owner(&self) -> Result<Option<String>> {
+        let s = &*self.settings;
+        let mut conn = core::connect(s).await?;
+        let tagged: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = ? AND table_name = ?",
+                (&s.database, OWNER_TABLE),
+            )
+            .await
+            .my(s)?;
+        let owner = if tagged.unwrap_or(0) > 0 {
+            conn.query_first::<String, _>(format!(
+                "SELECT client FROM {} LIMIT 1",
+                qualified(s, OWNER_TABLE)
+            ))
+            .await
+            .my(s)?
+        } else {
+            None
+        };
+        let _ = conn.disconnect().await;
+        Ok(owner)
+    }
+
+    /// Writes the `_ferry_owner` tag table in the database. A database where it cannot
+    /// be written stays unbound, with a warning: binding must not block a sync.
+    async fn set_owner(&self, owner: &str) -> Result<bool> {
+        let s = &*self.settings;
+        let mut conn = core::connect(s).await?;
+        let table = qualified(s, OWNER_TABLE);
+        // the CREATE commits on its own (DDL); the replacement of the row is one transaction
+        let tagged = async {
+            exec(
+                &mut conn,
+                s,
+                format!("CREATE TABLE IF NOT EXISTS {table} (client VARCHAR(255) NOT NULL) ENGINE=InnoDB"),
+            )
+            .await?;
+            let mut tx = conn
+                .start_transaction(mysql_async::TxOpts::default())
+                .await
+                .my(s)?;
+            tx.query_drop(format!("DELETE FROM {table}")).await.my(s)?;
+            tx.exec_drop(format!("INSERT INTO {table} (client) VALUES (?)"), (owner,))
+                .await
+                .my(s)?;
+            tx.commit().await.my(s)
+        }
+        .await;
+        let _ = conn.disconnect().await;
+        match tagged {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!("the destination could not be tagged with its client: {e}");
+                Ok(false)
+            }
+        }
+    }
 }
+
+/// The table holding the client a database is bound to (tenant binding).
+const OWNER_TABLE: &str = "_ferry_owner";
 
 // ----------------------------------------------------------------------------------------
 // Opening a stream

@@ -1579,6 +1579,28 @@ async fn registers_with_documented_config() {
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
 }
 
+/// Tenant binding: the database keeps whose it is in a one-row `_ferry_owner` table.
+#[tokio::test]
+async fn the_owner_tag_is_kept_in_one_row() {
+    let f = Fixture::new().await;
+    assert_eq!(
+        f.sink.owner().await.unwrap(),
+        None,
+        "a fresh database is unbound"
+    );
+    assert!(f.sink.set_owner("acme").await.unwrap());
+    assert_eq!(f.sink.owner().await.unwrap().as_deref(), Some("acme"));
+    // a new sink (a later run) reads the same tag
+    let later = MysqlSink::from_settings(f.settings.clone());
+    assert_eq!(later.owner().await.unwrap().as_deref(), Some("acme"));
+    assert!(later.set_owner("it's globex").await.unwrap());
+    assert_eq!(
+        f.sink.owner().await.unwrap().as_deref(),
+        Some("it's globex")
+    );
+    assert_eq!(f.count("SELECT COUNT(*) FROM _ferry_owner").await, 1);
+}
+
 /// Needs a server with TLS: `FERRY_TEST_MYSQL_TLS_URL` (e.g. `mysql://root@127.0.0.1:3307/mysql`)
 /// and `FERRY_TEST_MYSQL_TLS_CA` (the PEM of the CA that signed its certificate).
 #[tokio::test]
