@@ -43,6 +43,8 @@ enum Page2 {
     Fails,
     /// 200 with a body that is not JSON.
     Malformed,
+    /// No answer within the client's `timeout_secs`.
+    Hangs,
 }
 
 /// Serves `/v1/people?page=N` to a bearer `TOKEN`: page 1 two people, page 2 as told.
@@ -78,6 +80,10 @@ fn api(rt: &tokio::runtime::Runtime, page2: Page2) -> u16 {
                 r#"{{"data":[{{"id":3,"name":"Cat","email":"{}"}},{{"id":4,"name":"#,
                 EMAILS[2]
             )),
+            ("2", Page2::Hangs) => {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                json(r#"{"data":[]}"#.to_string())
+            }
             _ => json(r#"{"data":[]}"#.to_string()),
         }
     };
@@ -105,6 +111,7 @@ auth = {{ type = "bearer", token = "${{secret:api_token}}" }}
 pagination = {{ type = "page", param = "page" }}
 sample_pages = 1
 retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}
+timeout_secs = 0.5
 
 [[source.streams]]
 name = "people"
@@ -276,6 +283,38 @@ fn a_malformed_page_is_recorded_masked_and_replayed() {
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("reproduced: page 2 of stream `people` is not valid JSON"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_timeout_is_recorded_and_replayed_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = api(&rt, Page2::Hangs);
+    folder(dir, port);
+    let bundle = failing_sync(dir);
+
+    let xs = exchanges(&bundle);
+    let timed_out: Vec<_> = xs.iter().filter(|x| x["status"].is_null()).collect();
+    assert_eq!(timed_out.len(), 2, "{xs:#?}");
+    assert!(
+        timed_out[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("timeout_secs"),
+        "{xs:#?}"
+    );
+    assert_clean(&bundle);
+
+    drop(rt);
+    let (code, text) = replay(dir, &bundle);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "reproduced: page 2: GET failed after 2 attempts: no complete answer within 0.5 s"
+        ),
         "{text}"
     );
 }

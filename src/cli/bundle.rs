@@ -18,6 +18,7 @@
 //! | `state.json`      | the stream's committed state when the run started                  |
 //! | `replay.toml`     | a config that runs the stream's steps again (on `rows.jsonl`, or on the recorded API) |
 //! | `replay-state.json` | (HTTP replays of incremental streams) that state, so the same pages are asked for |
+//! | `replay-run.toml` | written by `ferry replay` of an HTTP bundle: `replay.toml` pointed at its loopback server |
 //!
 //! No secret and no protected value is in a bundle: configs keep references
 //! (`${secret:…}`), never resolved values; every file passes the leak guard; rows taken
