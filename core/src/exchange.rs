@@ -4,12 +4,13 @@
 //! every request of a read (the failing last one included: a 500 body, a malformed page,
 //! a timeout). The runtime keeps the last [`KEEP`] of each stream in a [`Recorder`] and,
 //! when the stream fails, hands them to the run report, so `ferry sync` can write them
-//! into the bundle and `ferry replay` can answer the same requests from them.
+//! into the bundle and `ferry replay` can answer the same requests from them. Nothing of
+//! them is written or logged unless the stream fails.
 //!
 //! Nothing secret is kept: the source leaves out credentials (auth headers, key-carrying
 //! query values, cookies: see [`safe_headers`]) and the recorder sets the values of
 //! columns a `hash`, `encrypt` or `mask` transform protects to `null` in every body
-//! ([`mask_body`]), before anything is stored.
+//! ([`mask_body`]) before it hands them on.
 
 use std::collections::VecDeque;
 
@@ -114,7 +115,9 @@ pub fn safe_headers<'a>(
         .collect()
 }
 
-/// The last [`KEEP`] exchanges of one stream, bodies masked as they arrive.
+/// The last [`KEEP`] exchanges of one stream. Bodies are masked when handed out
+/// ([`Recorder::into_vec`], once, when the stream fails), not as they arrive: a read that
+/// succeeds never pays for it.
 #[derive(Debug, Default)]
 pub struct Recorder {
     ring: VecDeque<Exchange>,
@@ -130,20 +133,26 @@ impl Recorder {
         }
     }
 
-    /// Keeps `x` (masked), dropping the oldest beyond [`KEEP`].
-    pub fn push(&mut self, mut x: Exchange) {
-        if !self.protected.is_empty() {
-            x.body = mask_body(&x.body, &self.protected);
-        }
+    /// Keeps `x`, dropping the oldest beyond [`KEEP`].
+    pub fn push(&mut self, x: Exchange) {
         if self.ring.len() == KEEP {
             self.ring.pop_front();
         }
         self.ring.push_back(x);
     }
 
-    /// The exchanges kept, oldest first.
+    /// The exchanges kept, oldest first, protected columns masked in their bodies.
     pub fn into_vec(self) -> Vec<Exchange> {
-        self.ring.into()
+        let protected = self.protected;
+        self.ring
+            .into_iter()
+            .map(|mut x| {
+                if !protected.is_empty() {
+                    x.body = mask_body(&x.body, &protected);
+                }
+                x
+            })
+            .collect()
     }
 }
 
