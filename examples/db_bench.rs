@@ -20,19 +20,15 @@
 //! Each timed load starts after a `CHECKPOINT`, so one step's WAL does not slow the
 //! next. Target: CSV → PostgreSQL ≥ 0.8× psql, peak RSS < 150 MB.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Instant;
 
-use ferry_core::arrow_array::RecordBatch;
-use ferry_core::secret::ResolveContext;
-use ferry_core::state::StateStore;
-use ferry_core::{
-    async_trait, Durability, RunOptions, Runtime, Sink, StreamWriter, SyncConfig, WriteRequest,
-    WriteSummary,
-};
 use mysql_async::prelude::Queryable;
+use support::{run, Step};
 
 const SCHEMA: &str = "ferry_bench";
 const COLUMNS: &str =
@@ -76,121 +72,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-/// Peak resident memory of this process, in MiB.
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-/// A destination that only counts: isolates the reading side.
-#[derive(Clone, Default)]
-struct CountingSink;
-struct CountingWriter(u64);
-
-#[async_trait]
-impl Sink for CountingSink {
-    async fn check(&self) -> ferry_core::Result<()> {
-        Ok(())
-    }
-    async fn open(&self, _: WriteRequest) -> ferry_core::Result<Box<dyn StreamWriter>> {
-        Ok(Box::new(CountingWriter(0)))
-    }
-}
-
-#[async_trait]
-impl StreamWriter for CountingWriter {
-    async fn write(&mut self, batch: RecordBatch) -> ferry_core::Result<()> {
-        self.0 += batch.num_rows() as u64;
-        Ok(())
-    }
-    async fn flush(&mut self) -> ferry_core::Result<Durability> {
-        Ok(Durability::Durable)
-    }
-    async fn close(self: Box<Self>) -> ferry_core::Result<WriteSummary> {
-        Ok(WriteSummary {
-            rows: self.0,
-            outputs: vec![],
-        })
-    }
-}
-
-struct Step {
-    rows: u64,
-    secs: f64,
-    peak_mb: f64,
-}
-
-/// Runs the sync of `toml` (written to `dir/name.toml`) in a child process of this
-/// binary; `counting` replaces the destination by a sink that only counts.
-fn run(dir: &Path, name: &str, toml: &str, counting: bool) -> Step {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, toml).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--step",
-            path.to_str().unwrap(),
-            if counting { "counting" } else { "real" },
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "step {name} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
-    Step {
-        rows: v[0] as u64,
-        secs: v[1],
-        peak_mb: v[2],
-    }
-}
-
-/// The child side of [`run`]: one sync, then `rows secs peak_mib` on stdout.
-async fn step(path: &Path, counting: bool) {
-    let cfg = SyncConfig::load(path, ResolveContext::default()).unwrap();
-    let registry = ferry::registry();
-    let source = registry.build_source(&cfg.source).unwrap();
-    let sink: Arc<dyn Sink> = if counting {
-        Arc::new(CountingSink)
-    } else {
-        registry.build_sink(&cfg.destination).unwrap()
-    };
-    let state_path = path.with_extension("state.json");
-    let _ = std::fs::remove_file(&state_path);
-    let state = Arc::new(StateStore::open(state_path, None).unwrap());
-    let mut rt = Runtime::new(source, sink, state);
-    rt.settings = cfg.run.clone();
-    let t = Instant::now();
-    let report = rt
-        .sync(
-            &cfg.streams,
-            &RunOptions::default(),
-            Some(&cfg),
-            ("bench", "bench"),
-        )
-        .await
-        .unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(
-        report.status,
-        ferry_core::report::Status::Succeeded,
-        "{}",
-        report.summary()
-    );
-    println!("{} {secs} {}", report.rows_written(), peak_rss_mb());
 }
 
 /// Runs `psql <url> -c <command>`, timed, with its peak RSS when `/usr/bin/time` exists.
@@ -263,9 +144,8 @@ fn line(what: &str, s: &Step, bytes: u64, baseline: Option<&Step>) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("--step") {
-        return step(Path::new(&argv[2]), argv[3] == "counting").await;
+    if support::step_if_asked().await {
+        return;
     }
     let a = args();
     std::fs::create_dir_all(&a.dir).unwrap();
@@ -279,17 +159,7 @@ async fn main() {
 
     // the data set
     let data = dir.join("data");
-    let s = run(
-        &dir,
-        "gen",
-        &format!(
-            "[source]\ntype = \"generate\"\nseed = 7\nstreams = [{{ name = \"bench\", preset = \"bench\", rows = {} }}]\n\
-             [destination]\ntype = \"file\"\npath = \"{}\"\nformat = \"csv\"\n[[streams]]\nname = \"bench\"\nmode = \"overwrite\"\n",
-            a.rows,
-            data.display()
-        ),
-        false,
-    );
+    let s = run(&dir, "gen", &support::gen_csv(a.rows, &data), false);
     let csv = data.join("bench.csv");
     let size = std::fs::metadata(&csv).unwrap().len();
     line("generate → CSV", &s, size, None);
@@ -326,10 +196,8 @@ async fn main() {
         &dir,
         "csv_pg",
         &format!(
-            "[source]\ntype = \"file\"\npath = \"{}\"\n\
-             columns = {{ id = \"int64\", name = \"string\", email = \"string\", amount = \"float64\", quantity = \"int64\", created_at = \"timestamp\", active = \"bool\", country = \"string\" }}\n\
-             [destination]\ntype = \"postgres\"\n{}[[streams]]\nname = \"bench\"\nmode = \"append\"\n",
-            csv.display(),
+            "{}[destination]\ntype = \"postgres\"\n{}[[streams]]\nname = \"bench\"\nmode = \"append\"\n",
+            support::csv_source(&csv),
             pg_url(&format!("schema = \"{SCHEMA}\"\n"))
         ),
         false,
