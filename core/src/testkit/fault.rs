@@ -50,6 +50,9 @@ pub enum Ending {
     Close,
     /// Both sockets are closed with `SO_LINGER` 0: the peers get a TCP reset (RST).
     Reset,
+    /// Not closed at all: the proxy hangs (see [`FaultProxy::hang`]) until healed, on
+    /// every connection.
+    Hang,
 }
 
 /// What the proxy has done so far.
@@ -204,6 +207,12 @@ impl FaultProxy {
         self.cut_after(direction, bytes, Ending::Reset, 1);
     }
 
+    /// Forwards `bytes` more bytes in `direction`, then hangs (see [`FaultProxy::hang`]):
+    /// a server that stops answering in the middle of a response or an upload.
+    pub fn hang_after(&self, direction: Direction, bytes: u64) {
+        self.cut_after(direction, bytes, Ending::Hang, 1);
+    }
+
     /// The general cut: after `bytes` more bytes in `direction`, end the connection
     /// carrying the next byte with `ending`; `times` cuts in a row, each after `bytes`
     /// (`u64::MAX`: every connection, until [`FaultProxy::heal`]).
@@ -217,8 +226,12 @@ impl FaultProxy {
         });
     }
 
-    /// Ends every open connection at once with `ending`; new connections pass.
+    /// Ends every open connection at once with `ending`; new connections pass
+    /// ([`Ending::Hang`] hangs them all, new ones too).
     pub fn cut_now(&self, ending: Ending) {
+        if ending == Ending::Hang {
+            return self.hang();
+        }
         self.shared.kill.send_modify(|(generation, how)| {
             *generation += 1;
             *how = ending;
@@ -378,8 +391,19 @@ async fn pump(
             }
             counter.fetch_add(pass as u64, Ordering::SeqCst);
         }
-        if let Some(how) = ending {
-            return End::Cut(how);
+        match ending {
+            None => {}
+            Some(Ending::Hang) => {
+                shared.steady.send_modify(|s| s.hang = true);
+                if steady.wait_for(|s| !s.hang).await.is_err() {
+                    return End::Eof;
+                }
+                if to.write_all(&buf[pass..n]).await.is_err() {
+                    return End::Eof;
+                }
+                counter.fetch_add((n - pass) as u64, Ordering::SeqCst);
+            }
+            Some(how) => return End::Cut(how),
         }
     }
 }
@@ -477,6 +501,23 @@ mod tests {
             read_to_end(&mut c).await,
             Err(std::io::ErrorKind::ConnectionReset)
         );
+    }
+
+    #[tokio::test]
+    async fn hang_after_forwards_then_holds() {
+        let proxy = FaultProxy::start(echo().await).await.unwrap();
+        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        proxy.hang_after(Direction::ToClient, 2);
+        c.write_all(b"abcd").await.unwrap();
+        let mut got = [0u8; 2];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ab");
+        let more = tokio::time::timeout(Duration::from_millis(300), c.read_exact(&mut got)).await;
+        assert!(more.is_err(), "the rest is held back");
+        proxy.heal();
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"cd", "and forwarded once healed");
+        assert_eq!(proxy.stats().cut, 0);
     }
 
     #[tokio::test]
