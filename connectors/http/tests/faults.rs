@@ -123,12 +123,12 @@ fn connector(kind: &str, toml: &str) -> ferry_core::config::ConnectorConfig {
     }
 }
 
-/// The API's `items` stream at `addr`, with 1 s timeouts and 2 attempts.
+/// The API's `items` stream at `addr`: 1 s per request, 0.5 s to connect, 2 attempts.
 fn http_source(addr: std::net::SocketAddr) -> Arc<dyn Source> {
     let toml = format!(
         r#"base_url = "http://{addr}"
 timeout_secs = 1
-connect_timeout_secs = 1
+connect_timeout_secs = 0.5
 retry = {{ attempts = 2, initial_backoff_ms = 50 }}
 pagination = {{ type = "page", size_param = "per_page", size = {PER_PAGE} }}
 
@@ -360,4 +360,44 @@ async fn hang_mid_post_times_out_with_position_and_rerun_completes() {
     let rt = runtime(http_source(source_addr), webhook(hook_addr), dir.path());
     succeeded(&sync(&rt).await);
     assert_received_whole(&received);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_that_hangs_times_out_naming_connect_timeout() {
+    // a listener whose accept queue is full drops new SYNs, so connecting hangs (the
+    // proxy cannot show this: it accepts every connection)
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(Ok(s)) = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        queued.push(s);
+        assert!(queued.len() < 64, "the accept queue never filled");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        http_source(addr),
+        Arc::new(MemorySink::default()),
+        dir.path(),
+    );
+    let e = bounded(
+        "the sync",
+        rt.sync(&[stream()], &RunOptions::default(), None, ("http", "x")),
+    )
+    .await
+    .expect_err("discovery cannot connect");
+    eprintln!("the sync failed with: {e}");
+    assert!(
+        e.to_string().contains(
+            "GET failed after 2 attempts: no connection within 0.5 s (connect_timeout_secs)"
+        ),
+        "{e}"
+    );
+    drop((listener, queued));
 }
