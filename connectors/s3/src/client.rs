@@ -246,3 +246,31 @@ impl std::fmt::Debug for Connection {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_default_and_refuse_nonsense() {
+        let d = Timeouts::from_fields(None, None, None, None).unwrap();
+        assert_eq!(d, Timeouts::default());
+        assert_eq!(
+            (d.read.as_secs(), d.stall.as_secs(), d.attempts),
+            (120, 20, 3)
+        );
+        let t = Timeouts::from_fields(Some(1.5), Some(2.0), Some(3.0), Some(1)).unwrap();
+        assert_eq!(t.connect.as_millis(), 1500);
+        assert_eq!(t.attempts, 1);
+        for (c, r, s, a) in [
+            (Some(0.0), None, None, None),
+            (None, Some(-1.0), None, None),
+            (None, None, Some(f64::NAN), None),
+            (None, None, None, Some(0)),
+            (None, None, None, Some(11)),
+        ] {
+            let e = Timeouts::from_fields(c, r, s, a).unwrap_err();
+            assert_eq!(e.kind(), ferry_core::ErrorKind::ConfigInvalid, "{e}");
+        }
+    }
+}

@@ -289,6 +289,10 @@ async fn hang_mid_upload_times_out_and_rerun_completes() {
         error.contains("; full refresh, nothing is committed"),
         "{error}"
     );
+    eprintln!(
+        "open uploads after the failed run: {:?}",
+        server.open_uploads()
+    );
     drop(p);
     let dir = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(memory_source(), s3_sink(&server.toml(BUCKET)), dir.path());
