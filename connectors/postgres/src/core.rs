@@ -56,7 +56,7 @@ pub struct ConnSettings {
     /// How long connecting (TCP, TLS and login) may take.
     pub connect_timeout: Duration,
     /// How long any one wait for the connected server may take before the connection
-    /// is given up as hung (see [`DEFAULT_READ_TIMEOUT`]).
+    /// is given up as hung (default 600 s).
     pub read_timeout: Duration,
 }
 
