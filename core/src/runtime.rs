@@ -513,8 +513,10 @@ impl Runtime {
                 Status::Failed
             };
             let e = e.with("stream", &task.read.stream);
-            tracing::debug!(stream = %task.read.stream, "stream failed: {}", crate::redact::redact(&e.to_string()));
-            rep.error = Some(crate::redact::redact(&e.to_string()));
+            // where a rerun resumes, so a person knows what the failure cost
+            let text = format!("{e}; {}", self.resume_point(&task));
+            tracing::debug!(stream = %task.read.stream, "stream failed: {}", crate::redact::redact(&text));
+            rep.error = Some(crate::redact::redact(&text));
             let causes = std::iter::successors(std::error::Error::source(&e), |c| c.source());
             rep.failure_context = Some((
                 task.info.to_json(),
@@ -532,6 +534,18 @@ impl Runtime {
         };
         self.observer.stream_finished(&rep);
         rep
+    }
+
+    /// Where a rerun of a failed stream starts: its last committed state (compact JSON),
+    /// or the beginning.
+    fn resume_point(&self, task: &StreamTask) -> String {
+        if task.read.mode != ReadMode::Incremental {
+            return "full refresh, nothing is committed: a rerun starts from the beginning".into();
+        }
+        match self.state.get(&task.read.stream) {
+            Some(state) => format!("last committed: {state}"),
+            None => "nothing committed yet: a rerun starts from the beginning".into(),
+        }
     }
 
     async fn stream_inner(

@@ -95,6 +95,7 @@ pub struct HttpClient {
     headers: Vec<(HeaderName, HeaderValue)>,
     retry: RetryConfig,
     timeout: Duration,
+    connect_timeout: Duration,
     max_body: u64,
 }
 
@@ -114,8 +115,9 @@ impl HttpClient {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let timeout = Duration::from_secs_f64(settings.timeout_secs);
+        let connect_timeout = Duration::from_secs_f64(settings.connect_timeout_secs);
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs_f64(settings.connect_timeout_secs))
+            .connect_timeout(connect_timeout)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
@@ -154,6 +156,7 @@ impl HttpClient {
             headers,
             retry: settings.retry.clone(),
             timeout,
+            connect_timeout,
             max_body: settings.max_body_bytes,
         }))
     }
@@ -396,7 +399,17 @@ impl HttpClient {
     fn transport(&self, e: reqwest::Error) -> Failure {
         let (timeout, connect, builder) = (e.is_timeout(), e.is_connect(), e.is_builder());
         let text = ferry_core::redact::redact(&chain(&e.without_url()));
-        if timeout {
+        if timeout && connect {
+            // reqwest reports a connect timeout as both: it is the connect limit that ran out
+            let secs = self.connect_timeout.as_secs_f64();
+            Failure::Transport(
+                Error::new(
+                    ErrorKind::Unreachable,
+                    format!("no connection within {secs} s (connect_timeout_secs)"),
+                ),
+                true,
+            )
+        } else if timeout {
             let secs = self.timeout.as_secs_f64();
             Failure::Transport(
                 Error::new(

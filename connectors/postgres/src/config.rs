@@ -112,6 +112,16 @@ pub struct PostgresSourceConfig {
     /// Name of Ferry's sessions in `pg_stat_activity` (default `ferry`).
     #[serde(default)]
     pub application_name: Option<String>,
+    /// Seconds connecting (TCP, TLS and login) may take before the attempt is given up
+    /// (default 15). Connecting is retried up to 4 times.
+    #[serde(default)]
+    pub connect_timeout_secs: Option<f64>,
+    /// Seconds Ferry waits for any one answer of the connected server (a statement's
+    /// result, the next COPY data, the acknowledgement of rows sent) before it gives the
+    /// connection up as hung, e.g. half-open after a network failure (default 600). Raise
+    /// it for queries that run longer than that before their first row.
+    #[serde(default)]
+    pub read_timeout_secs: Option<f64>,
     /// Schemas whose tables and views are offered (default `["public"]`). Streams of the
     /// first schema are named by table (`orders`), those of the others `schema.table`.
     #[serde(default)]
@@ -230,6 +240,16 @@ pub struct PostgresSinkConfig {
     /// Name of Ferry's sessions in `pg_stat_activity` (default `ferry`).
     #[serde(default)]
     pub application_name: Option<String>,
+    /// Seconds connecting (TCP, TLS and login) may take before the attempt is given up
+    /// (default 15). Connecting is retried up to 4 times.
+    #[serde(default)]
+    pub connect_timeout_secs: Option<f64>,
+    /// Seconds Ferry waits for any one answer of the connected server (a statement's
+    /// result, the next COPY data, the acknowledgement of rows sent) before it gives the
+    /// connection up as hung, e.g. half-open after a network failure (default 600). Raise
+    /// it for queries that run longer than that before their first row.
+    #[serde(default)]
+    pub read_timeout_secs: Option<f64>,
     /// Schema the tables are written into (default `public`); created if missing.
     #[serde(default)]
     pub schema: Option<String>,
@@ -246,6 +266,8 @@ struct Fields<'a> {
     ca_file: &'a Option<PathBuf>,
     url: &'a Option<Secret>,
     application_name: &'a Option<String>,
+    connect_timeout_secs: Option<f64>,
+    read_timeout_secs: Option<f64>,
 }
 
 impl PostgresSourceConfig {
@@ -261,6 +283,8 @@ impl PostgresSourceConfig {
             ca_file: settings.ca_file.clone(),
             url: None,
             application_name: Some(settings.application_name.clone()),
+            connect_timeout_secs: Some(settings.connect_timeout.as_secs_f64()),
+            read_timeout_secs: Some(settings.read_timeout.as_secs_f64()),
             schemas: Some(schemas.iter().map(|s| s.to_string()).collect()),
             tables: None,
             queries: Vec::new(),
@@ -371,6 +395,8 @@ impl PostgresSourceConfig {
                 ca_file: &self.ca_file,
                 url: &self.url,
                 application_name: &self.application_name,
+                connect_timeout_secs: self.connect_timeout_secs,
+                read_timeout_secs: self.read_timeout_secs,
             },
             base_dir,
         )
@@ -390,6 +416,8 @@ impl PostgresSinkConfig {
             ca_file: settings.ca_file.clone(),
             url: None,
             application_name: Some(settings.application_name.clone()),
+            connect_timeout_secs: Some(settings.connect_timeout.as_secs_f64()),
+            read_timeout_secs: Some(settings.read_timeout.as_secs_f64()),
             schema: Some(schema.to_string()),
         }
     }
@@ -419,6 +447,8 @@ impl PostgresSinkConfig {
                 ca_file: &self.ca_file,
                 url: &self.url,
                 application_name: &self.application_name,
+                connect_timeout_secs: self.connect_timeout_secs,
+                read_timeout_secs: self.read_timeout_secs,
             },
             base_dir,
         )
@@ -504,8 +534,16 @@ fn settings(f: Fields<'_>, base_dir: &Path) -> Result<ConnSettings> {
             sslmode: f.sslmode.unwrap_or(SslMode::Prefer),
             ca_file: None,
             application_name: DEFAULT_APPLICATION_NAME.to_string(),
+            connect_timeout: crate::core::DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: crate::core::DEFAULT_READ_TIMEOUT,
         },
     };
+    if let Some(t) = f.connect_timeout_secs {
+        s.connect_timeout = seconds(t, "connect_timeout_secs")?;
+    }
+    if let Some(t) = f.read_timeout_secs {
+        s.read_timeout = seconds(t, "read_timeout_secs")?;
+    }
     if let Some(name) = f.application_name {
         s.application_name = name.clone();
     }
@@ -553,6 +591,16 @@ fn settings(f: Fields<'_>, base_dir: &Path) -> Result<ConnSettings> {
         }
     }
     Ok(s)
+}
+
+/// A timeout field as a duration: more than 0 and at most a day.
+fn seconds(value: f64, field: &str) -> Result<std::time::Duration> {
+    if !(value > 0.0 && value <= 86_400.0) {
+        return Err(Error::config(format!(
+            "`{field}` is {value}; give seconds above 0 and at most 86400"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 /// What a URL said besides host, port, user, password and database.
@@ -611,6 +659,12 @@ mod tests {
             ("127.0.0.1", 5432, "postgres", SslMode::Prefer)
         );
         assert_eq!(s.application_name, "ferry");
+        assert_eq!(s.connect_timeout, crate::core::DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(s.read_timeout.as_secs(), 600);
+        let s = src("database = \"crm\"\nuser = \"u\"\nconnect_timeout_secs = 2.5\nread_timeout_secs = 30\n")
+            .unwrap();
+        assert_eq!(s.connect_timeout.as_millis(), 2500);
+        assert_eq!(s.read_timeout.as_secs(), 30);
         let s = src(
             "url = \"postgresql://u%40x:p%2Fw@db.example:5433/crm?sslmode=require&application_name=nightly\"\n",
         )
@@ -651,6 +705,8 @@ mod tests {
             "database = \"d\"\nuser = \"u\"\nsslmode = \"verify-ca\"",
             "database = \"d\"\nuser = \"u\"\nqueries = [{ name = \"q\", sql = \" ; \" }]",
             "database = \"d\"\nuser = \"u\"\nschemas = []",
+            "database = \"d\"\nuser = \"u\"\nread_timeout_secs = 0",
+            "database = \"d\"\nuser = \"u\"\nconnect_timeout_secs = -1",
             "database = \"d\"\nbogus = 1",
             "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 0 }]",
             "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 65 }]",

@@ -19,8 +19,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::{SslMode, UrlExtras, DEFAULT_APPLICATION_NAME, DEFAULT_HOST, DEFAULT_PORT};
 use crate::types::PgType;
 
-/// How long connecting (TCP, TLS and login) may take.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long connecting (TCP, TLS and login) may take, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long Ferry waits, by default, for any one answer of a connected server (a
+/// statement's result, the next COPY data, the acknowledgement of COPY data sent).
+/// Generous: a query that sorts a large table sends nothing until it has sorted.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(600);
 /// PostgreSQL's limit on identifier length, in bytes (longer names are cut silently).
 pub(crate) const MAX_IDENT: usize = 63;
 /// Prefix of every table Ferry makes for itself; discovery never lists them.
@@ -49,6 +53,11 @@ pub struct ConnSettings {
     pub ca_file: Option<PathBuf>,
     /// `application_name` of the sessions.
     pub application_name: String,
+    /// How long connecting (TCP, TLS and login) may take.
+    pub connect_timeout: Duration,
+    /// How long any one wait for the connected server may take before the connection
+    /// is given up as hung (default 600 s).
+    pub read_timeout: Duration,
 }
 
 impl ConnSettings {
@@ -106,6 +115,8 @@ impl ConnSettings {
             sslmode: SslMode::Prefer,
             ca_file: None,
             application_name: DEFAULT_APPLICATION_NAME.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         };
         let mut extras = UrlExtras::default();
         for (k, v) in u.query_pairs() {
@@ -140,9 +151,14 @@ impl ConnSettings {
             .user(&self.user)
             .dbname(&self.database)
             .application_name(&self.application_name)
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(self.connect_timeout)
+            // a server (or the path to it) that vanished without closing the connection
+            // is noticed by the kernel: idle keepalives, and data left unacknowledged
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(60))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            .tcp_user_timeout(self.read_timeout)
             .ssl_mode(match self.sslmode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -209,30 +225,25 @@ impl Pg {
         let tls = self.tls()?;
         let config = s.pg_config();
         let fut = config.connect(tls);
-        let (client, connection) =
-            match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), fut).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(map_err_at(e, s, true)),
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Unreachable,
-                        format!(
-                            "PostgreSQL at {} did not answer within {} s",
-                            s.host_port(),
-                            CONNECT_TIMEOUT.as_secs()
-                        ),
-                    )
-                    .with("server", s.location()))
-                }
-            };
+        // the driver's own timeout covers each step; this one the whole login
+        let (client, connection) = match tokio::time::timeout(s.connect_timeout, fut).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) if e.to_string().starts_with("timeout waiting for server") => {
+                return Err(connect_timed_out(s))
+            }
+            Ok(Err(e)) => return Err(map_err_at(e, s, true)),
+            Err(_) => return Err(connect_timed_out(s)),
+        };
         tokio::spawn(async move {
             // ends when the client is dropped; errors surface on the client's calls
             let _ = connection.await;
         });
-        client
-            .batch_execute(&self.session_sql)
-            .await
-            .map_err(|e| map_err(e, s))?;
+        within(
+            s,
+            "setting the session up",
+            client.batch_execute(&self.session_sql),
+        )
+        .await?;
         Ok(client)
     }
 
@@ -240,6 +251,73 @@ impl Pg {
     /// or shutting down, too many connections).
     pub async fn connect_retrying(&self) -> Result<Client> {
         retry(|| self.connect()).await
+    }
+}
+
+fn connect_timed_out(s: &ConnSettings) -> Error {
+    Error::new(
+        ErrorKind::Unreachable,
+        format!(
+            "connecting to PostgreSQL at {} timed out: no login within {} (`connect_timeout_secs`)",
+            s.host_port(),
+            secs(s.connect_timeout)
+        ),
+    )
+    .with("server", s.location())
+}
+
+/// `1.5 s`, `600 s`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// Waits for `fut`, an exchange with the connected server, at most `read_timeout`. A
+/// server that sends nothing for that long is taken as hung (a half-open connection,
+/// a stalled network path): the error says what was waited for, and is temporary, so
+/// operations that are safe to repeat are repeated on a new connection.
+pub(crate) async fn within<T, E, F>(s: &ConnSettings, what: &str, fut: F) -> Result<T>
+where
+    F: Future<Output = std::result::Result<T, E>>,
+    E: Into<PgFailure>,
+{
+    match tokio::time::timeout(s.read_timeout, fut).await {
+        Ok(r) => r.map_err(|e| match e.into() {
+            PgFailure::Driver(e) => map_err(e, s),
+            PgFailure::Ferry(e) => e,
+        }),
+        Err(_) => Err(timed_out(s, what)),
+    }
+}
+
+/// The error of an exchange that took longer than `read_timeout`.
+pub(crate) fn timed_out(s: &ConnSettings, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Temporary,
+        format!(
+            "PostgreSQL at {} did not answer within {} while {what}; the connection was given up \
+             as hung (`read_timeout_secs` sets the limit)",
+            s.host_port(),
+            secs(s.read_timeout)
+        ),
+    )
+    .with("server", s.location())
+}
+
+/// A failure of the driver or of Ferry, so [`within`] takes both kinds of futures.
+pub(crate) enum PgFailure {
+    Driver(tokio_postgres::Error),
+    Ferry(Error),
+}
+
+impl From<tokio_postgres::Error> for PgFailure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgFailure::Driver(e)
+    }
+}
+
+impl From<Error> for PgFailure {
+    fn from(e: Error) -> Self {
+        PgFailure::Ferry(e)
     }
 }
 
@@ -520,7 +598,8 @@ pub(crate) fn with_message(e: Error, message: String) -> Error {
 
 /// Whether `e` is worth repeating an operation that is safe to repeat.
 pub(crate) fn is_transient(e: &Error) -> bool {
-    e.kind() == ErrorKind::Temporary
+    // unreachable too: a connection refused or cut while logging in is worth another try
+    matches!(e.kind(), ErrorKind::Temporary | ErrorKind::Unreachable)
 }
 
 /// Runs `f` until it succeeds, fails with a lasting error, or [`ATTEMPTS`] are used,

@@ -39,13 +39,15 @@ use tokio_postgres::{Client, CopyInSink};
 
 use crate::config::PostgresSinkConfig;
 use crate::core::{
-    self, is_transient, qualified, quote, retry, ConnSettings, Pg, PgResultExt, RelKind, Relation,
-    MAX_IDENT,
+    self, is_transient, qualified, quote, retry, within, ConnSettings, Pg, PgResultExt, RelKind,
+    Relation, MAX_IDENT,
 };
 use crate::types::{self, BatchEncoder, Enc, PgKind};
 
 /// Bytes of encoded rows sent to the server at once.
 const CHUNK: usize = 1 << 20;
+/// What a flush waits for, in a timeout's message.
+const COMMITTING: &str = "committing the rows written since the last flush (COPY end, COMMIT)";
 /// The temporary table an upsert copies into (one per connection).
 const UPSERT_TABLE: &str = "_ferry_upsert";
 
@@ -100,6 +102,8 @@ impl PostgresSink {
 #[async_trait]
 impl Sink for PostgresSink {
     async fn check(&self) -> Result<()> {
+        let settings = self.inner.pg.settings.clone();
+        within::<_, Error, _>(&settings, "checking the destination schema", async {
         let s = &self.inner.pg.settings;
         let schema = &self.inner.schema;
         let client = self.inner.pg.connect().await?;
@@ -135,11 +139,14 @@ impl Sink for PostgresSink {
             ));
         }
         Ok(())
+        }).await
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let inner = self.inner.clone();
-        let (client, target) = retry(|| open_target(&inner, &request))
+        let s = &inner.pg.settings;
+        let what = "opening the table (connecting, creating or fitting it)";
+        let (client, target) = retry(|| within(s, what, open_target(&inner, &request)))
             .await
             .ctx("table", &request.stream)?;
         Ok(Box::new(PgWriter {
@@ -148,6 +155,7 @@ impl Sink for PostgresSink {
             target,
             copy: None,
             in_tx: false,
+            committing: false,
             broken: false,
             outcome_unknown: false,
             rows: 0,
@@ -162,74 +170,90 @@ impl Sink for PostgresSink {
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
-        let s = &self.inner.pg.settings;
-        let client = self.inner.pg.connect_retrying().await?;
-        let rel = core::find_relation(&client, &self.inner.schema, stream, s).await?;
-        Ok(rel.map(|r| {
-            let fields: Vec<_> = r
-                .columns
-                .iter()
-                .map(|c| c.ty.ferry_type().field(&c.name, !c.not_null))
-                .collect();
-            with_keys(&Schema::new(fields), &r.primary_key(), None)
-        }))
+        let settings = self.inner.pg.settings.clone();
+        within::<_, Error, _>(&settings, "reading the table's definition", async {
+            let s = &self.inner.pg.settings;
+            let client = self.inner.pg.connect_retrying().await?;
+            let rel = core::find_relation(&client, &self.inner.schema, stream, s).await?;
+            Ok(rel.map(|r| {
+                let fields: Vec<_> = r
+                    .columns
+                    .iter()
+                    .map(|c| c.ty.ferry_type().field(&c.name, !c.not_null))
+                    .collect();
+                with_keys(&Schema::new(fields), &r.primary_key(), None)
+            }))
+        })
+        .await
     }
 
     async fn owner(&self) -> Result<Option<String>> {
-        let s = &self.inner.pg.settings;
-        let client = self.inner.pg.connect_retrying().await?;
-        let table = qualified(&self.inner.schema, OWNER_TABLE);
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-            .await
-            .pg(s)?
-            .get(0);
-        if !exists {
-            return Ok(None);
-        }
-        let row = client
-            .query_opt(&format!("SELECT client FROM {table} LIMIT 1"), &[])
-            .await
-            .pg(s)?;
-        Ok(row.map(|r| r.get(0)))
+        let settings = self.inner.pg.settings.clone();
+        within::<_, Error, _>(&settings, "reading the destination's owner tag", async {
+            let s = &self.inner.pg.settings;
+            let client = self.inner.pg.connect_retrying().await?;
+            let table = qualified(&self.inner.schema, OWNER_TABLE);
+            let exists: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                .await
+                .pg(s)?
+                .get(0);
+            if !exists {
+                return Ok(None);
+            }
+            let row = client
+                .query_opt(&format!("SELECT client FROM {table} LIMIT 1"), &[])
+                .await
+                .pg(s)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+        .await
     }
 
     /// Writes the `_ferry_owner` tag table in the destination schema. A destination where
     /// it cannot be written stays unbound, with a warning: binding must not block a sync.
     async fn set_owner(&self, owner: &str) -> Result<bool> {
-        let s = &self.inner.pg.settings;
-        let client = self.inner.pg.connect_retrying().await?;
-        let table = qualified(&self.inner.schema, OWNER_TABLE);
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {table} (client text NOT NULL); DELETE FROM {table}; \
+        let settings = self.inner.pg.settings.clone();
+        within::<_, Error, _>(&settings, "writing the destination's owner tag", async {
+            let s = &self.inner.pg.settings;
+            let client = self.inner.pg.connect_retrying().await?;
+            let table = qualified(&self.inner.schema, OWNER_TABLE);
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {table} (client text NOT NULL); DELETE FROM {table}; \
              INSERT INTO {table} (client) VALUES ({})",
-            core::literal(owner)
-        );
-        match client
-            .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
-            .await
-            .pg(s)
-        {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                tracing::warn!("the destination could not be tagged with its client: {e}");
-                Ok(false)
+                core::literal(owner)
+            );
+            match client
+                .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+                .await
+                .pg(s)
+            {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    tracing::warn!("the destination could not be tagged with its client: {e}");
+                    Ok(false)
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn count(&self, stream: &str) -> Result<Option<u64>> {
-        let s = &self.inner.pg.settings;
-        let client = self.inner.pg.connect_retrying().await?;
-        let Some(r) = core::find_relation(&client, &self.inner.schema, stream, s).await? else {
-            return Ok(None);
-        };
-        let sql = format!(
-            "SELECT count(*) FROM {}",
-            core::qualified(&r.schema, &r.name)
-        );
-        let n: i64 = client.query_one(&sql, &[]).await.pg(s)?.get(0);
-        Ok(Some(n.max(0) as u64))
+        let settings = self.inner.pg.settings.clone();
+        within::<_, Error, _>(&settings, "counting the table's rows", async {
+            let s = &self.inner.pg.settings;
+            let client = self.inner.pg.connect_retrying().await?;
+            let Some(r) = core::find_relation(&client, &self.inner.schema, stream, s).await? else {
+                return Ok(None);
+            };
+            let sql = format!(
+                "SELECT count(*) FROM {}",
+                core::qualified(&r.schema, &r.name)
+            );
+            let n: i64 = client.query_one(&sql, &[]).await.pg(s)?.get(0);
+            Ok(Some(n.max(0) as u64))
+        })
+        .await
     }
 }
 
@@ -692,6 +716,8 @@ struct PgWriter {
     target: Target,
     copy: Option<Pin<Box<CopyInSink<Bytes>>>>,
     in_tx: bool,
+    /// `COMMIT` was sent and its answer not yet received.
+    committing: bool,
     /// A failure left the transaction unusable: the rows since the last flush are gone.
     broken: bool,
     /// The connection was lost during `COMMIT`: whether it committed is unknown.
@@ -724,16 +750,43 @@ impl PgWriter {
         self.broken = true;
         // dropping an unfinished COPY makes the driver send CopyFail
         self.copy = None;
-        let e = if is_transient(&e) && !self.outcome_unknown {
-            let message = format!(
-                "{}; the rows written since the last flush were not committed",
-                e.message()
-            );
-            core::with_message(e, message)
+        if self.committing {
+            // lost (or timed out) between sending COMMIT and hearing back
+            self.outcome_unknown = true;
+        }
+        let e = if is_transient(&e) {
+            let what = if self.outcome_unknown {
+                "it is unknown whether the rows since the last flush were committed"
+            } else {
+                "the rows written since the last flush were not committed"
+            };
+            if e.message().contains(what) {
+                e
+            } else {
+                let message = format!("{}; {what}", e.message());
+                core::with_message(e, message)
+            }
         } else {
             e
         };
         e.with("table", &self.target.table)
+    }
+
+    /// Waits at most `read_timeout` for `f` of this writer (a COPY write, a commit).
+    async fn bounded<T>(
+        &mut self,
+        what: &str,
+        f: impl AsyncFnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let wait = self.inner.pg.settings.read_timeout;
+        match tokio::time::timeout(wait, f(self)).await {
+            Ok(r) => r,
+            Err(_) => {
+                // the connection is taken as hung: nothing more is sent on it
+                self.client = None;
+                Err(core::timed_out(&self.inner.pg.settings, what))
+            }
+        }
     }
 
     async fn start_copy(&mut self) -> Result<()> {
@@ -857,6 +910,7 @@ impl PgWriter {
                 }
             }
         }
+        self.committing = true;
         self.client()?.batch_execute("COMMIT").await.map_err(|e| {
             let e = core::map_err(e, &s);
             if is_transient(&e) {
@@ -869,6 +923,7 @@ impl PgWriter {
                 e
             }
         })?;
+        self.committing = false;
         self.in_tx = false;
         Ok(())
     }
@@ -883,15 +938,15 @@ impl PgWriter {
         loop {
             let result = match self.client.as_ref() {
                 Some(c) => {
-                    swap_once(
+                    let once = swap_once(
                         c,
                         &self.inner.schema,
                         &self.target,
                         &staging,
                         attempt > 1,
                         &s,
-                    )
-                    .await
+                    );
+                    within(&s, "swapping the staging table in", once).await
                 }
                 None => Err(Error::new(ErrorKind::Temporary, "no connection")),
             };
@@ -1016,7 +1071,12 @@ impl StreamWriter for PgWriter {
         if self.broken {
             return Err(self.lost());
         }
-        match self.write_inner(&batch).await {
+        let written = self
+            .bounded("writing COPY data", async |w: &mut Self| {
+                w.write_inner(&batch).await
+            })
+            .await;
+        match written {
             Ok(()) => {
                 self.rows += batch.num_rows() as u64;
                 Ok(())
@@ -1029,7 +1089,7 @@ impl StreamWriter for PgWriter {
         if self.broken {
             return Err(self.lost());
         }
-        if let Err(e) = self.commit().await {
+        if let Err(e) = self.bounded(COMMITTING, Self::commit).await {
             return Err(self.fail(e));
         }
         Ok(match self.target.mode {
@@ -1042,7 +1102,7 @@ impl StreamWriter for PgWriter {
         if self.broken {
             return Err(self.lost());
         }
-        if let Err(e) = self.commit().await {
+        if let Err(e) = self.bounded(COMMITTING, Self::commit).await {
             return Err(self.fail(e));
         }
         if self.target.mode == WriteMode::Overwrite {
@@ -1065,7 +1125,14 @@ impl StreamWriter for PgWriter {
         let s = self.settings().clone();
         if self.in_tx {
             if let Some(c) = &self.client {
-                let _ = c.batch_execute("ROLLBACK").await;
+                let rollback = c.batch_execute("ROLLBACK");
+                if tokio::time::timeout(s.read_timeout, rollback)
+                    .await
+                    .is_err()
+                {
+                    // hung: the server rolls back when the connection ends
+                    self.client = None;
+                }
             }
         }
         if let Some(staging) = self.target.staging.clone() {
@@ -1074,14 +1141,16 @@ impl StreamWriter for PgWriter {
                 qualified(&self.inner.schema, &staging)
             );
             let on_this = match &self.client {
-                Some(c) if !c.is_closed() => c.batch_execute(&drop_sql).await.pg(&s),
+                Some(c) if !c.is_closed() => {
+                    within(&s, "dropping the staging table", c.batch_execute(&drop_sql)).await
+                }
                 _ => Err(Error::new(ErrorKind::Temporary, "no connection")),
             };
             if on_this.is_err() {
                 let pg = &self.inner.pg;
                 retry(|| async {
                     let c = pg.connect().await?;
-                    c.batch_execute(&drop_sql).await.pg(&s)
+                    within(&s, "dropping the staging table", c.batch_execute(&drop_sql)).await
                 })
                 .await
                 .ctx("table", &self.target.table)?;

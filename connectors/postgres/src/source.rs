@@ -34,7 +34,8 @@ use tokio_postgres::{Client, CopyOutStream};
 
 use crate::config::{ParallelRead, PostgresQuery, PostgresSourceConfig};
 use crate::core::{
-    self, literal, qualified, quote, retry, ConnSettings, Pg, PgResultExt, RelKind, Relation,
+    self, literal, qualified, quote, retry, within, ConnSettings, Pg, PgResultExt, RelKind,
+    Relation,
 };
 use crate::types::{self, CopyReader, Next, PgKind, PgType, RowBuilder};
 
@@ -112,13 +113,29 @@ impl PostgresSource {
 #[async_trait]
 impl Source for PostgresSource {
     async fn check(&self) -> Result<()> {
-        let inner = &self.inner;
+        let s = &self.inner.pg.settings;
+        within(s, "checking access to the schemas", check(&self.inner)).await
+    }
+
+    async fn discover(&self) -> Result<Catalog> {
+        let inner = self.inner.clone();
         let s = &inner.pg.settings;
-        let client = inner.pg.connect().await?;
-        client.simple_query("SELECT 1").await.pg(s)?;
-        let found = core::schema_access(&client, &inner.schemas, s).await?;
-        for schema in &inner.schemas {
-            match found.iter().find(|(n, _)| n == schema) {
+        retry(|| within(s, "discovering the streams", discover(&inner))).await
+    }
+
+    async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
+        read(self.inner.clone(), request).await
+    }
+}
+
+/// Connects and checks the schemas exist and may be read.
+async fn check(inner: &Inner) -> Result<()> {
+    let s = &inner.pg.settings;
+    let client = inner.pg.connect().await?;
+    client.simple_query("SELECT 1").await.pg(s)?;
+    let found = core::schema_access(&client, &inner.schemas, s).await?;
+    for schema in &inner.schemas {
+        match found.iter().find(|(n, _)| n == schema) {
                 None => {
                     let all = client
                         .query(
@@ -153,47 +170,43 @@ impl Source for PostgresSource {
                 }
                 Some(_) => {}
             }
-        }
-        Ok(())
     }
+    Ok(())
+}
 
-    async fn discover(&self) -> Result<Catalog> {
-        let inner = self.inner.clone();
-        retry(|| discover(&inner)).await
-    }
-
-    async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
-        let inner = self.inner.clone();
-        let stream = request.stream.clone();
-        if let Some(p) = inner
-            .parallel
-            .iter()
-            .find(|p| p.stream == stream && p.partitions > 1)
-        {
-            if request.mode == ReadMode::Incremental {
-                tracing::warn!(
-                    "stream `{stream}`: `parallel` splits full refreshes only; this incremental \
+/// Starts a read: a parallel one when configured, else one COPY (its start retried).
+async fn read(inner: Arc<Inner>, request: ReadRequest) -> Result<MessageStream> {
+    let stream = request.stream.clone();
+    if let Some(p) = inner
+        .parallel
+        .iter()
+        .find(|p| p.stream == stream && p.partitions > 1)
+    {
+        if request.mode == ReadMode::Incremental {
+            tracing::warn!(
+                "stream `{stream}`: `parallel` splits full refreshes only; this incremental \
                      read is one ordered COPY (its checkpoints need the cursor's order)"
-                );
-            } else if request.limit.is_none() {
-                if let Some(rx) = parallel::read(&inner, &request, p)
-                    .await
-                    .ctx("stream", &stream)?
-                {
-                    return Ok(receive(rx));
-                }
+            );
+        } else if request.limit.is_none() {
+            if let Some(rx) = parallel::read(&inner, &request, p)
+                .await
+                .ctx("stream", &stream)?
+            {
+                return Ok(receive(rx));
             }
         }
-        let (client, plan, copy, first) = retry(|| setup(&inner, &request))
-            .await
-            .ctx("stream", &stream)?;
-        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-        let batch_size = request.batch_size.max(1);
-        tokio::spawn(async move {
-            run_copy(&inner, client, &plan, copy, first, batch_size, &tx).await;
-        });
-        Ok(receive(rx))
     }
+    let s = &inner.pg.settings;
+    let what = "starting the read (the query and its first COPY data)";
+    let (client, plan, copy, first) = retry(|| within(s, what, setup(&inner, &request)))
+        .await
+        .ctx("stream", &stream)?;
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+    let batch_size = request.batch_size.max(1);
+    tokio::spawn(async move {
+        run_copy(&inner, client, &plan, copy, first, batch_size, &tx).await;
+    });
+    Ok(receive(rx))
 }
 
 /// The messages of a channel as a stream.
@@ -220,9 +233,10 @@ async fn run_copy(
             false
         }
     };
+    let wait = inner.pg.settings.read_timeout;
     if finished {
         // read-only: nothing to commit; ending the transaction frees the snapshot
-        let _ = client.batch_execute("ROLLBACK").await;
+        let _ = tokio::time::timeout(wait, client.batch_execute("ROLLBACK")).await;
     } else if let Ok(tls) = inner.pg.tls() {
         // the reader stopped early: the driver would read the rest of the COPY
         // to the end, so ask the server to stop sending it
@@ -948,10 +962,11 @@ async fn pump(
         if reader.ended() {
             break;
         }
-        match copy.next().await {
-            Some(Ok(chunk)) => reader.feed(&chunk),
-            Some(Err(e)) => return Err(core::map_err(e, s)),
-            None => break,
+        match tokio::time::timeout(s.read_timeout, copy.next()).await {
+            Ok(Some(Ok(chunk))) => reader.feed(&chunk),
+            Ok(Some(Err(e))) => return Err(core::map_err(e, s)),
+            Ok(None) => break,
+            Err(_) => return Err(core::timed_out(s, "reading COPY data")),
         }
     }
     if !reader.ended() {
@@ -961,8 +976,12 @@ async fn pump(
         ));
     }
     // drain the end of the COPY (the command's completion)
-    while let Some(m) = copy.next().await {
-        m.map_err(|e| core::map_err(e, s))?;
+    loop {
+        match tokio::time::timeout(s.read_timeout, copy.next()).await {
+            Ok(Some(m)) => m.map(drop).map_err(|e| core::map_err(e, s))?,
+            Ok(None) => break,
+            Err(_) => return Err(core::timed_out(s, "ending the COPY")),
+        }
     }
     if builder.len() > 0 {
         send!(Message::Batch(builder.finish()?));

@@ -12,12 +12,70 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    SharedCredentialsProvider,
+    SharedCredentialsProvider, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use ferry_core::{Error, Result, Secret};
 use tokio::sync::OnceCell;
+
+/// How long requests may take and how often they are tried: what stops a hung
+/// connection (a half-open socket, a stalled network path) from stopping a sync.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Timeouts {
+    /// A TCP/TLS connection.
+    pub connect: Duration,
+    /// From a request's start to the first byte of the answer.
+    pub read: Duration,
+    /// An upload or download moving no data (the SDK's stalled-stream protection).
+    pub stall: Duration,
+    /// Attempts per request (the SDK's standard retries, with backoff).
+    pub attempts: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(120),
+            stall: Duration::from_secs(20),
+            attempts: 3,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The `*_timeout_secs` and `max_attempts` fields, defaults where unset.
+    pub(crate) fn from_fields(
+        connect: Option<f64>,
+        read: Option<f64>,
+        stall: Option<f64>,
+        attempts: Option<u32>,
+    ) -> Result<Self> {
+        let d = Timeouts::default();
+        let secs = |v: Option<f64>, field: &str, default: Duration| -> Result<Duration> {
+            match v {
+                None => Ok(default),
+                Some(v) if v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+                Some(v) => Err(Error::config(format!(
+                    "`{field}` is {v}; give seconds above 0 and at most 86400"
+                ))),
+            }
+        };
+        let attempts = attempts.unwrap_or(d.attempts);
+        if !(1..=10).contains(&attempts) {
+            return Err(Error::config(format!(
+                "`max_attempts` is {attempts}; give 1 (no retries) to 10"
+            )));
+        }
+        Ok(Timeouts {
+            connect: secs(connect, "connect_timeout_secs", d.connect)?,
+            read: secs(read, "read_timeout_secs", d.read)?,
+            stall: secs(stall, "stall_timeout_secs", d.stall)?,
+            attempts,
+        })
+    }
+}
 
 /// Where and as whom to connect (validated, not yet connected).
 #[derive(Clone)]
@@ -28,6 +86,7 @@ pub(crate) struct Connection {
     force_path_style: bool,
     keys: Option<(Secret, Secret, Option<Secret>)>,
     assume_role_arn: Option<String>,
+    timeouts: Timeouts,
     /// The client, built on first use.
     client: Arc<OnceCell<Client>>,
 }
@@ -43,6 +102,7 @@ impl Connection {
         secret_access_key: Option<Secret>,
         session_token: Option<Secret>,
         assume_role_arn: Option<String>,
+        timeouts: Timeouts,
     ) -> Result<Self> {
         let bucket = bucket.trim();
         if bucket.is_empty() {
@@ -95,6 +155,7 @@ impl Connection {
             force_path_style,
             keys,
             assume_role_arn,
+            timeouts,
             client: Arc::default(),
         })
     }
@@ -109,12 +170,20 @@ impl Connection {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build_https();
+        let t = self.timeouts;
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(t.connect)
+            .read_timeout(t.read)
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
-            .timeout_config(timeouts);
+            .timeout_config(timeouts)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(t.attempts))
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .grace_period(t.stall)
+                    .build(),
+            );
         if let Some(r) = &self.region {
             loader = loader.region(Region::new(r.clone()));
         }
@@ -173,6 +242,35 @@ impl std::fmt::Debug for Connection {
             .field("endpoint", &self.endpoint)
             .field("keys", &self.keys.as_ref().map(|_| "[redacted]"))
             .field("assume_role_arn", &self.assume_role_arn)
+            .field("timeouts", &self.timeouts)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_default_and_refuse_nonsense() {
+        let d = Timeouts::from_fields(None, None, None, None).unwrap();
+        assert_eq!(d, Timeouts::default());
+        assert_eq!(
+            (d.read.as_secs(), d.stall.as_secs(), d.attempts),
+            (120, 20, 3)
+        );
+        let t = Timeouts::from_fields(Some(1.5), Some(2.0), Some(3.0), Some(1)).unwrap();
+        assert_eq!(t.connect.as_millis(), 1500);
+        assert_eq!(t.attempts, 1);
+        for (c, r, s, a) in [
+            (Some(0.0), None, None, None),
+            (None, Some(-1.0), None, None),
+            (None, None, Some(f64::NAN), None),
+            (None, None, None, Some(0)),
+            (None, None, None, Some(11)),
+        ] {
+            let e = Timeouts::from_fields(c, r, s, a).unwrap_err();
+            assert_eq!(e.kind(), ferry_core::ErrorKind::ConfigInvalid, "{e}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use ferry_core::{Error, FerryType, Result, Secret};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::client::Connection;
+use crate::client::{Connection, Timeouts};
 
 /// Smallest part S3 accepts in a multipart upload (all parts but the last).
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -123,6 +123,22 @@ pub struct S3SourceConfig {
     /// e.g. `arn:aws:iam::123456789012:role/ferry-reader` (default: none).
     #[serde(default)]
     pub assume_role_arn: Option<String>,
+    /// Seconds to wait for a TCP/TLS connection to S3 (default 10).
+    #[serde(default)]
+    pub connect_timeout_secs: Option<f64>,
+    /// Seconds a request may take until S3's answer starts, counted from the request's
+    /// start (a part's upload included); then the attempt is given up and retried
+    /// (default 120).
+    #[serde(default)]
+    pub read_timeout_secs: Option<f64>,
+    /// Seconds an upload or download may move no data at all before it is given up as
+    /// stalled (a hung connection) and retried, or resumed for downloads (default 20).
+    #[serde(default)]
+    pub stall_timeout_secs: Option<f64>,
+    /// Attempts of each request, the first included, when it fails on the network, times
+    /// out, is throttled or gets a 5xx answer (default 3).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
 }
 
 /// One entry of the source's `streams` list.
@@ -256,6 +272,22 @@ pub struct S3SinkConfig {
     /// (default: none).
     #[serde(default)]
     pub assume_role_arn: Option<String>,
+    /// Seconds to wait for a TCP/TLS connection to S3 (default 10).
+    #[serde(default)]
+    pub connect_timeout_secs: Option<f64>,
+    /// Seconds a request may take until S3's answer starts, counted from the request's
+    /// start (a part's upload included); then the attempt is given up and retried
+    /// (default 120).
+    #[serde(default)]
+    pub read_timeout_secs: Option<f64>,
+    /// Seconds an upload or download may move no data at all before it is given up as
+    /// stalled (a hung connection) and retried, or resumed for downloads (default 20).
+    #[serde(default)]
+    pub stall_timeout_secs: Option<f64>,
+    /// Attempts of each request, the first included, when it fails on the network, times
+    /// out, is throttled or gets a 5xx answer (default 3).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
 }
 
 /// The destination's `encrypt` table: who can decrypt the objects (age v1).
@@ -360,6 +392,12 @@ impl S3SourceConfig {
             self.secret_access_key.clone(),
             self.session_token.clone(),
             self.assume_role_arn.clone(),
+            Timeouts::from_fields(
+                self.connect_timeout_secs,
+                self.read_timeout_secs,
+                self.stall_timeout_secs,
+                self.max_attempts,
+            )?,
         )
     }
 
@@ -506,6 +544,12 @@ impl S3SinkConfig {
             self.secret_access_key.clone(),
             self.session_token.clone(),
             self.assume_role_arn.clone(),
+            Timeouts::from_fields(
+                self.connect_timeout_secs,
+                self.read_timeout_secs,
+                self.stall_timeout_secs,
+                self.max_attempts,
+            )?,
         )
     }
 

@@ -118,7 +118,13 @@ pub(crate) fn open_blocking(
         inner: Box::new(std::io::empty()),
         resumes: 0,
     };
-    r.inner = r.get(0)?;
+    let (inner, answered) = r.get(0)?;
+    r.inner = inner;
+    // a listing without ETags (some S3-compatible stores): the first answer's ETag pins
+    // the version, so a resumed read cannot mix two
+    if r.etag.is_none() {
+        r.etag = answered.filter(|e| !e.is_empty());
+    }
     Ok(Box::new(r))
 }
 
@@ -139,8 +145,8 @@ struct Resuming {
 }
 
 impl Resuming {
-    /// The body from byte `from` on.
-    fn get(&self, from: u64) -> Result<Box<dyn Read + Send>> {
+    /// The body from byte `from` on, and the ETag of the answer.
+    fn get(&self, from: u64) -> Result<(Box<dyn Read + Send>, Option<String>)> {
         let mut req = self.client.get_object().bucket(&self.bucket).key(&self.key);
         if from > 0 {
             req = req.range(format!("bytes={from}-"));
@@ -158,11 +164,11 @@ impl Resuming {
                 },
             )
         })?;
+        let etag = out.e_tag.clone();
         let body = Box::pin(out.body.into_async_read());
-        Ok(Box::new(SyncIoBridge::new_with_handle(
-            body,
-            self.handle.clone(),
-        )))
+        let reader: Box<dyn Read + Send> =
+            Box::new(SyncIoBridge::new_with_handle(body, self.handle.clone()));
+        Ok((reader, etag))
     }
 }
 
@@ -181,7 +187,7 @@ impl Read for Resuming {
                     self.resumes += 1;
                     backoff(self.resumes);
                     match self.get(self.pos) {
-                        Ok(inner) => self.inner = inner,
+                        Ok((inner, _)) => self.inner = inner,
                         Err(again) => {
                             return Err(std::io::Error::other(format!(
                                 "reading s3://{}/{} failed at byte {} ({e}), and resuming failed: {again}",

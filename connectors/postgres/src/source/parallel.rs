@@ -32,7 +32,7 @@ use super::{
     copy_sql, estimate, plan, resolve, run_copy, Inner, Origin, ReadPlan, Stream, CHANNEL_BATCHES,
 };
 use crate::config::ParallelRead;
-use crate::core::{self, literal, retry, PgResultExt};
+use crate::core::{self, literal, retry, within, PgResultExt};
 use crate::types::PgKind;
 
 type Started = (Client, Pin<Box<CopyOutStream>>, Option<Bytes>);
@@ -54,7 +54,9 @@ pub(super) async fn read(
     req: &ReadRequest,
     p: &ParallelRead,
 ) -> Result<Option<mpsc::Receiver<Result<Message>>>> {
-    let Some(prep) = retry(|| prepare(inner, req, p)).await? else {
+    let s = &inner.pg.settings;
+    let what = "planning the parallel read";
+    let Some(prep) = retry(|| within(s, what, prepare(inner, req, p))).await? else {
         return Ok(None);
     };
     let n = prep.ranges.len();
@@ -71,10 +73,11 @@ pub(super) async fn read(
             None => prep.plan.copy_sql.clone(),
         };
         let snapshot = prep.snapshot.clone();
-        async move { retry(|| open_range(inner, &snapshot, &sql)).await }
+        let what = "starting a range's COPY";
+        async move { retry(|| within(s, what, open_range(inner, &snapshot, &sql))).await }
     }))
     .await?;
-    let _ = prep.client.batch_execute("ROLLBACK").await;
+    let _ = tokio::time::timeout(s.read_timeout, prep.client.batch_execute("ROLLBACK")).await;
     drop(prep.client);
 
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);

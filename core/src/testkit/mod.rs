@@ -16,6 +16,8 @@
 //! # }
 //! ```
 
+pub mod fault;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,351 @@
+//! Network faults between Ferry and PostgreSQL, injected by a TCP proxy
+//! ([`ferry_core::testkit::fault`]): added latency, connections cut or reset while
+//! connecting, in the middle of a COPY read and of a COPY write, and half-open
+//! connections that hang. Each test drives a real sync through the runtime on the real
+//! server at 127.0.0.1:5432 (`FERRY_TEST_PG_URL` overrides it) and checks what a person
+//! would: the data is whole, or the error names the stream, what failed and the last
+//! committed position, and a rerun without faults completes without duplicates.
+
+mod common;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Fixture;
+use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
+use ferry_core::report::{RunReport, Status};
+use ferry_core::testkit::fault::{Direction, Ending, FaultProxy};
+use ferry_core::testkit::{self};
+use ferry_core::{RunOptions, Runtime, Sink, Source, StreamConfig, WriteMode};
+
+/// Rows of the source table: about 1 MB of binary COPY data, 20 batches.
+const ROWS: i64 = 20_000;
+const BATCH: usize = 1_000;
+/// Bytes let through before a fault mid-stream: past discovery and the read's start,
+/// well before the end of the data.
+const MID: u64 = 300_000;
+/// The timeout the hang tests configure.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Fails a test that would hang instead of letting it wait for ever.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not end within 60 s"))
+}
+
+/// A fixture with table `src` (ROWS rows, primary key `id`) in its schema.
+async fn fixture() -> Fixture {
+    let f = Fixture::new().await;
+    f.sql(&format!(
+        "CREATE TABLE src (id int8 PRIMARY KEY, v text NOT NULL); \
+         INSERT INTO src SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g"
+    ))
+    .await;
+    f
+}
+
+fn server_addr(s: &ConnSettings) -> SocketAddr {
+    (s.host.as_str(), s.port)
+        .to_socket_addrs()
+        .expect("the test server's address resolves")
+        .next()
+        .expect("an address")
+}
+
+/// A proxy in front of the fixture's server.
+async fn proxy(f: &Fixture) -> FaultProxy {
+    FaultProxy::start(server_addr(&f.server))
+        .await
+        .expect("the proxy starts")
+}
+
+/// The fixture's settings pointed at `proxy`, with the test's short timeouts.
+fn via(f: &Fixture, proxy: &FaultProxy) -> ConnSettings {
+    let mut s = f.server.clone();
+    s.host = "127.0.0.1".into();
+    s.port = proxy.port();
+    s.connect_timeout = TIMEOUT;
+    s.read_timeout = TIMEOUT;
+    s
+}
+
+fn source(f: &Fixture, s: ConnSettings) -> Arc<dyn Source> {
+    Arc::new(PostgresSource::from_settings(s, &[&f.schema]))
+}
+
+fn sink(f: &Fixture, s: ConnSettings) -> Arc<dyn Sink> {
+    Arc::new(PostgresSink::from_settings(s, &f.schema))
+}
+
+/// `src` read incrementally by `id` and upserted into `dst`.
+fn stream() -> StreamConfig {
+    let mut sc = StreamConfig::named("src");
+    sc.destination = Some("dst".into());
+    sc.mode = Some(WriteMode::Upsert);
+    sc.incremental = Some(true);
+    sc.cursor = Some("id".into());
+    sc
+}
+
+/// A runtime committing every checkpoint, state in `dir`.
+fn runtime(source: Arc<dyn Source>, sink: Arc<dyn Sink>, dir: &std::path::Path) -> Runtime {
+    let mut rt = testkit::runtime(source, sink, dir);
+    rt.settings.batch_size = BATCH;
+    rt
+}
+
+async fn sync(rt: &Runtime) -> RunReport {
+    bounded(
+        "the sync",
+        rt.sync(&[stream()], &RunOptions::default(), None, ("pg", "pg")),
+    )
+    .await
+    .expect("the sync starts")
+}
+
+/// `dst` holds every row of `src` once, with its value.
+async fn assert_whole(f: &Fixture) {
+    let got = f
+        .rows_text(
+            "SELECT count(*), count(DISTINCT id), \
+             count(*) FILTER (WHERE d.v = md5(d.id::text)) FROM dst d",
+        )
+        .await;
+    let n = ROWS.to_string();
+    assert_eq!(
+        got[0],
+        vec![Some(n.clone()), Some(n.clone()), Some(n)],
+        "rows, distinct keys, right values"
+    );
+}
+
+/// The stream failed, and its error names the stream and where a rerun resumes.
+fn failure(report: &RunReport) -> String {
+    assert_eq!(report.status, Status::Failed, "{report:?}");
+    let error = report.streams[0].error.clone().expect("an error");
+    eprintln!("the stream failed with: {error}");
+    assert!(error.contains("stream src"), "names the stream: {error}");
+    assert!(
+        error.contains("; last committed: {") || error.contains("; nothing committed yet"),
+        "says where a rerun resumes: {error}"
+    );
+    error
+}
+
+/// A rerun without faults completes, from the committed position, without duplicates.
+async fn rerun_completes(f: &Fixture, dir: &std::path::Path) {
+    let direct = f.server.clone();
+    let rt = runtime(source(f, direct.clone()), sink(f, direct), dir);
+    let report = sync(&rt).await;
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    assert_whole(f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_changes_nothing() {
+    let f = fixture().await;
+    let p = proxy(&f).await;
+    p.set_latency(Duration::from_millis(2));
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = via(&f, &p);
+    s.read_timeout = Duration::from_secs(60);
+    let rt = runtime(source(&f, s.clone()), sink(&f, s), dir.path());
+    let report = sync(&rt).await;
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    assert_eq!(report.rows_written(), ROWS as u64);
+    assert_whole(&f).await;
+    let st = p.stats();
+    assert!(
+        st.to_client > 1_000_000 && st.to_target > 1_000_000,
+        "{st:?}"
+    );
+}
+
+/// A connection cut or reset while logging in is retried: the sync does not notice.
+async fn cut_at_connect(ending: Ending) {
+    let f = fixture().await;
+    let p = proxy(&f).await;
+    // the first connection (discovery's) is cut at its first answer; later ones pass
+    p.cut_after(Direction::ToClient, 0, ending, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(source(&f, via(&f, &p)), sink(&f, via(&f, &p)), dir.path());
+    let report = sync(&rt).await;
+    assert_eq!(
+        report.status,
+        Status::Succeeded,
+        "{:?}",
+        report.streams[0].error
+    );
+    assert_eq!(p.stats().cut, 1, "the fault happened");
+    assert_whole(&f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_dropped_while_connecting_is_retried() {
+    cut_at_connect(Ending::Close).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_reset_while_connecting_is_retried() {
+    cut_at_connect(Ending::Reset).await;
+}
+
+/// The source's connection ends in the middle of the COPY: rows were already handed
+/// on, so nothing retries; the stream fails with its position and a rerun completes.
+async fn cut_mid_read(ending: Ending) {
+    let f = fixture().await;
+    let p = proxy(&f).await;
+    p.cut_after(Direction::ToClient, MID, ending, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        source(&f, via(&f, &p)),
+        sink(&f, f.server.clone()),
+        dir.path(),
+    );
+    let report = sync(&rt).await;
+    let error = failure(&report);
+    assert!(
+        error.contains("was lost"),
+        "says the connection was lost: {error}"
+    );
+    assert!(
+        error.contains("last committed: {"),
+        "some batches were committed: {error}"
+    );
+    assert!(report.streams[0].rows_written < ROWS as u64);
+    drop(p);
+    rerun_completes(&f, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_dropped_mid_read_fails_with_position_and_rerun_completes() {
+    cut_mid_read(Ending::Close).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_reset_mid_read_fails_with_position_and_rerun_completes() {
+    cut_mid_read(Ending::Reset).await;
+}
+
+/// The destination's connection ends in the middle of a COPY of rows: the rows since
+/// the last flush are lost with it, the stream fails saying so, and a rerun completes.
+async fn cut_mid_write(ending: Ending) {
+    let f = fixture().await;
+    let p = proxy(&f).await;
+    p.cut_after(Direction::ToTarget, MID, ending, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        source(&f, f.server.clone()),
+        sink(&f, via(&f, &p)),
+        dir.path(),
+    );
+    let report = sync(&rt).await;
+    let error = failure(&report);
+    assert!(
+        error.contains("was lost"),
+        "says the connection was lost: {error}"
+    );
+    assert!(
+        error.contains("since the last flush"),
+        "says what happened to the unflushed rows: {error}"
+    );
+    assert!(error.contains("table dst"), "names the table: {error}");
+    drop(p);
+    rerun_completes(&f, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_dropped_mid_write_fails_with_position_and_rerun_completes() {
+    cut_mid_write(Ending::Close).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_reset_mid_write_fails_with_position_and_rerun_completes() {
+    cut_mid_write(Ending::Reset).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_while_connecting_times_out() {
+    let f = fixture().await;
+    let p = proxy(&f).await;
+    p.hang();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        source(&f, via(&f, &p)),
+        sink(&f, f.server.clone()),
+        dir.path(),
+    );
+    let e = bounded(
+        "the sync",
+        rt.sync(&[stream()], &RunOptions::default(), None, ("pg", "pg")),
+    )
+    .await
+    .expect_err("discovery cannot connect");
+    eprintln!("the sync failed with: {e}");
+    assert!(
+        e.to_string()
+            .contains("timed out: no login within 2 s (`connect_timeout_secs`)"),
+        "{e}"
+    );
+    // connecting is retried: every attempt was accepted and hung
+    assert!(p.stats().accepted > 1, "{:?}", p.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_mid_read_times_out_with_position() {
+    let f = fixture().await;
+    let p = proxy(&f).await;
+    p.hang_after(Direction::ToClient, MID);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        source(&f, via(&f, &p)),
+        sink(&f, f.server.clone()),
+        dir.path(),
+    );
+    let report = sync(&rt).await;
+    let error = failure(&report);
+    assert!(
+        error.contains("did not answer within 2 s while reading COPY data"),
+        "says what timed out: {error}"
+    );
+    assert!(error.contains("last committed: {"), "{error}");
+    drop(p);
+    rerun_completes(&f, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_mid_write_times_out_with_position() {
+    let f = fixture().await;
+    let p = proxy(&f).await;
+    p.hang_after(Direction::ToTarget, MID);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        source(&f, f.server.clone()),
+        sink(&f, via(&f, &p)),
+        dir.path(),
+    );
+    let report = sync(&rt).await;
+    let error = failure(&report);
+    // where it hangs depends on socket buffers: sending COPY data, or waiting for the
+    // COPY's end or the COMMIT to be acknowledged
+    assert!(
+        error.contains("did not answer within 2 s while writing COPY data")
+            || error.contains("did not answer within 2 s while committing"),
+        "says what timed out: {error}"
+    );
+    assert!(error.contains("table dst"), "{error}");
+    drop(p);
+    rerun_completes(&f, dir.path()).await;
+}
