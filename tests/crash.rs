@@ -17,6 +17,9 @@
 //! Reproduce a failure with the seed its message prints: `FERRY_CRASH_SEED=<seed> cargo
 //! test --test crash`. Needs PostgreSQL on 127.0.0.1:5432 (`FERRY_TEST_PG_URL`).
 
+#[path = "support/s3.rs"]
+mod s3;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -638,7 +641,7 @@ impl Pg {
     fn exec(&self, sql: &str) {
         self.rt
             .block_on(self.client.batch_execute(sql))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     }
 
     fn rows(&self, sql: &str, ctx: &str) -> Vec<Row> {
@@ -749,4 +752,169 @@ commit_interval_secs = 0.2
     };
     write_csv(pair.client.path(), PG_ROWS, CSV_FILES);
     crash_suite(&pair);
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL → S3
+
+const S3_ROWS: i64 = 250_000;
+/// About 9 MB of CSV per object: each a multipart upload of two parts (5 MiB, the least
+/// S3 allows, then the rest), so kills land in open uploads, between objects and in the
+/// deletion of the old ones.
+const S3_OBJECT_ROWS: i64 = 100_000;
+
+struct PgToS3 {
+    client: Client,
+    pg: Pg,
+    schema: String,
+    server: s3::Server,
+    /// Kills that left a multipart upload open (the next run must abort it).
+    left_open: std::cell::Cell<usize>,
+    /// Kills that left objects of the killed run beside the previous run's.
+    left_extra: std::cell::Cell<usize>,
+}
+
+impl Drop for PgToS3 {
+    fn drop(&mut self) {
+        let _ = self.pg.rt.block_on(self.pg.client.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.schema
+        )));
+    }
+}
+
+impl PgToS3 {
+    /// The rows of every object under `orders/`, parsed.
+    fn object_rows(&self, ctx: &str) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for key in self.server.keys("out", "orders/") {
+            let bytes = self.server.get("out", &key);
+            let mut csv = csv::Reader::from_reader(bytes.as_slice());
+            for rec in csv.records() {
+                let rec = rec.unwrap_or_else(|e| panic!("{ctx}: {key} is not CSV: {e}"));
+                let field = |i: usize| rec.get(i).unwrap_or_default().to_string();
+                let int = |i: usize| {
+                    field(i)
+                        .parse::<i64>()
+                        .unwrap_or_else(|e| panic!("{ctx}: {key}: `{}` ({e})", field(i)))
+                };
+                rows.push(Row {
+                    id: int(0),
+                    name: field(1),
+                    qty: int(2),
+                });
+            }
+        }
+        rows
+    }
+
+    fn assert_no_open_upload(&self, ctx: &str) {
+        let left = self.server.open_upload_files();
+        assert!(
+            left.is_empty(),
+            "{ctx}: multipart uploads left open in the store: {left:?}"
+        );
+    }
+}
+
+impl Pair for PgToS3 {
+    fn name(&self) -> &str {
+        "postgres→s3"
+    }
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn reset(&self) {
+        // overwrite replaces the stream's objects whatever a killed run left: the bucket
+        // is kept from episode to episode on purpose
+    }
+    fn after_kill(&self, ctx: &str) {
+        if !self.server.open_upload_files().is_empty() {
+            self.left_open.set(self.left_open.get() + 1);
+        }
+        if self.server.keys("out", "orders/").len()
+            > (S3_ROWS as u64).div_ceil(S3_OBJECT_ROWS as u64) as usize
+        {
+            self.left_extra.set(self.left_extra.get() + 1);
+        }
+        // a killed run's journal names what it had in flight, for the next run to clean up
+        let journals = self.client.path().join(".ferry/s3-uploads");
+        if let Ok(dir) = std::fs::read_dir(&journals) {
+            for e in dir.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                if let Err(err) = serde_json::from_str::<serde_json::Value>(&text) {
+                    panic!(
+                        "{ctx}: the upload journal {} is not whole ({err}): {text}",
+                        e.path().display()
+                    );
+                }
+            }
+        }
+    }
+    fn check(&self, ctx: &str) {
+        let mut got = self.object_rows(ctx);
+        assert_exact(&mut got, &expected(S3_ROWS), "objects under orders/", ctx);
+        self.assert_no_open_upload(ctx);
+        let journals = self.client.path().join(".ferry/s3-uploads");
+        let left: Vec<_> = std::fs::read_dir(&journals)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "{ctx}: a completed run left upload journals: {left:?}"
+        );
+    }
+}
+
+#[test]
+fn postgres_to_s3_overwrite_survives_sigkill() {
+    let pg = Pg::connect();
+    let schema = fresh_schema("s3");
+    pg.exec(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         CREATE TABLE \"{schema}\".orders (id bigint PRIMARY KEY, name text NOT NULL, qty bigint NOT NULL);
+         INSERT INTO \"{schema}\".orders
+           SELECT g, 'customer ' || g || ', \"vip\"', (g * 7919) % 1000 FROM generate_series(1::bigint, {S3_ROWS}) g;"
+    ));
+    let server = s3::Server::start(&["out"]);
+    let toml = format!(
+        r#"client = "acme"
+
+[source]
+type = "postgres"
+url = "{}"
+schemas = ["{schema}"]
+tables = ["orders"]
+
+[destination]
+type = "s3"
+{}key_template = "{{stream}}/{{run_id}}-{{n}}.{{ext}}"
+format = "csv"
+part_size = 5242880
+max_object_rows = {S3_OBJECT_ROWS}
+
+[[streams]]
+name = "orders"
+mode = "overwrite"
+
+[run]
+commit_interval_secs = 0.2
+"#,
+        pg_url(),
+        server.toml("out")
+    );
+    let pair = PgToS3 {
+        client: Client::new(&toml),
+        pg,
+        schema,
+        server,
+        left_open: Default::default(),
+        left_extra: Default::default(),
+    };
+    crash_suite(&pair);
+    println!(
+        "postgres→s3: {} kills left a multipart upload open, {} left extra objects; the next runs removed them all",
+        pair.left_open.get(),
+        pair.left_extra.get()
+    );
 }

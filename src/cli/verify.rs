@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 /// Checks the signature (against `pubkey`, a base64 key or a file holding one, when given)
 /// and recomputes every output it can reach. Tables are read back through the config's
 /// destination when `config` is given and the stream was overwritten (the table then holds
-/// exactly the run's rows).
+/// exactly the run's rows); S3 objects are downloaded and hashed again when `config` is
+/// given.
 pub async fn verify(receipt: &Path, pubkey: Option<&str>, config: Option<&Path>) -> Result<u8> {
     let signed = SignedReceipt::read(receipt)?;
     let expected = match pubkey {
@@ -67,6 +68,12 @@ pub async fn verify(receipt: &Path, pubkey: Option<&str>, config: Option<&Path>)
                             }
                         }
                         check_table(o, &digest)
+                    }
+                    _ => OutputCheck::Unverifiable,
+                },
+                "object" => match &cfg {
+                    Some(cfg) if cfg.destination.kind == ferry_connector_s3::NAME => {
+                        ferry_connector_s3::check_object(&cfg.destination, o).await?
                     }
                     _ => OutputCheck::Unverifiable,
                 },
