@@ -201,6 +201,38 @@ impl Server {
         })
     }
 
+    pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.rt.block_on(async {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(body))
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+                });
+        })
+    }
+
+    pub fn delete(&self, bucket: &str, key: &str) {
+        self.rt.block_on(async {
+            self.client
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "delete {key}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(e)
+                    )
+                });
+        })
+    }
+
     /// Every key under `prefix`, in order.
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         self.rt.block_on(async {
