@@ -122,6 +122,9 @@ enum Ended {
 struct Client {
     dir: tempfile::TempDir,
     pubkey: String,
+    /// Most temp files of interrupted state writes seen in `.ferry/` at once (harmless:
+    /// the state file itself is whole; reported so they are not forgotten).
+    stale_temps: std::cell::Cell<usize>,
 }
 
 impl Client {
@@ -138,7 +141,11 @@ impl Client {
             .expect("a public key")
             .trim()
             .to_string();
-        Client { dir, pubkey }
+        Client {
+            dir,
+            pubkey,
+            stale_temps: Default::default(),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -192,6 +199,17 @@ impl Client {
     /// The state file is absent, or whole and valid (atomic writes: never half a file).
     fn assert_state_valid(&self, ctx: &str) {
         let path = self.state_path();
+        let temps = std::fs::read_dir(self.path().join(".ferry"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.starts_with(".state.json.") && n.ends_with(".tmp")
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        self.stale_temps.set(self.stale_temps.get().max(temps));
         match std::fs::read(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => panic!("{ctx}: cannot read the state file: {e}"),
@@ -370,8 +388,9 @@ fn crash_suite(pair: &dyn Pair) {
         episode += 1;
     }
     println!(
-        "{}: seed {seed}, {killed} runs killed of {attempts} ({episode} episodes), all checks passed",
+        "{}: seed {seed}, {killed} runs killed of {attempts} ({episode} episodes), all checks passed; state temp files left by kills: {}",
         pair.name(),
+        client.stale_temps.get()
     );
     assert!(
         killed >= KILLS,

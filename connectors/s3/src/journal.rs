@@ -77,8 +77,10 @@ impl Journal {
         &self.path
     }
 
-    /// What a killed run left in this journal, if anything.
+    /// What a killed run left in this journal, if anything. Also removes the temp files of
+    /// journal writes a kill interrupted (the journal itself is then the one before).
     pub(crate) fn leftover(&self) -> Result<Option<Entries>> {
+        self.sweep_temps();
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -145,6 +147,23 @@ impl Journal {
         let mut e = self.lock();
         e.objects.clear();
         remove(&self.path)
+    }
+
+    /// Removes `.<journal name>.<pid>.tmp` files (what `write_atomic` leaves when killed).
+    fn sweep_temps(&self) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && n.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     fn update(&self, change: impl FnOnce(&mut Entries)) -> Result<()> {

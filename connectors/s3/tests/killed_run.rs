@@ -76,8 +76,14 @@ async fn the_next_open_cleans_up_after_a_killed_run() {
             !server.open_uploads().is_empty(),
             "{mode:?}: an upload is open"
         );
-        let journal: Vec<_> = std::fs::read_dir(&journals).unwrap().collect();
-        assert_eq!(journal.len(), 1, "{mode:?}: one journal");
+        let journal: Vec<_> = std::fs::read_dir(&journals)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(journal.len(), 1, "{mode:?}: one journal: {journal:?}");
+        // a journal write the kill interrupted leaves a temp file beside it
+        let temp = journals.join(format!(".{}.4242.tmp", journal[0]));
+        std::fs::write(&temp, b"{\"vers").unwrap();
 
         // run 2 opens the stream: run 1's upload is aborted, its object deleted
         let snk = sink(&server, folder.path());
@@ -86,6 +92,10 @@ async fn the_next_open_cleans_up_after_a_killed_run() {
             server.open_uploads().is_empty(),
             "{mode:?}: left open: {:?}",
             server.open_uploads()
+        );
+        assert!(
+            !temp.exists(),
+            "{mode:?}: the interrupted write's temp file is gone"
         );
         assert!(
             server.keys(BUCKET, "s/").await.is_empty(),
