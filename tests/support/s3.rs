@@ -23,10 +23,24 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 pub const ACCESS_KEY: &str = "ferry-test-access-key";
 pub const SECRET_KEY: &str = "ferry-test-secret-key-0123456789";
 
-/// `s3s-fs`, plus ListMultipartUploads.
+/// `s3s-fs`, plus ListMultipartUploads, with each request run to its end as S3 does.
+///
+/// `s3s-fs` works in several steps (CompleteMultipartUpload drops the upload's record, then
+/// moves its parts one by one), and the HTTP server drops a request's work when its client
+/// goes: a client killed mid-request would leave parts no request can reach, which S3 never
+/// does. So each request runs on its own task, to the end, and an abort waits for the
+/// parts being written (S3 frees the parts of an aborted upload itself).
 struct Fs {
-    fs: s3s_fs::FileSystem,
+    fs: std::sync::Arc<s3s_fs::FileSystem>,
     root: PathBuf,
+    parts: std::sync::Arc<tokio::sync::RwLock<()>>,
+}
+
+/// Runs `work` on its own task, so a client that goes does not cut it short.
+async fn to_the_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = S3Result<T>> + Send + 'static,
+) -> S3Result<T> {
+    tokio::spawn(work).await.expect("the S3 handler panicked")
 }
 
 macro_rules! fs_with_list_uploads {
@@ -35,9 +49,34 @@ macro_rules! fs_with_list_uploads {
         impl S3 for Fs {
             $(
                 async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
-                    S3::$op(&self.fs, req).await
+                    let fs = self.fs.clone();
+                    to_the_end(async move { S3::$op(&*fs, req).await }).await
                 }
             )*
+
+            async fn upload_part(
+                &self,
+                req: S3Request<UploadPartInput>,
+            ) -> S3Result<S3Response<UploadPartOutput>> {
+                let (fs, parts) = (self.fs.clone(), self.parts.clone());
+                to_the_end(async move {
+                    let _writing = parts.read_owned().await;
+                    S3::upload_part(&*fs, req).await
+                })
+                .await
+            }
+
+            async fn abort_multipart_upload(
+                &self,
+                req: S3Request<AbortMultipartUploadInput>,
+            ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+                let (fs, parts) = (self.fs.clone(), self.parts.clone());
+                to_the_end(async move {
+                    let _alone = parts.write_owned().await;
+                    S3::abort_multipart_upload(&*fs, req).await
+                })
+                .await
+            }
 
             async fn list_multipart_uploads(
                 &self,
@@ -67,7 +106,6 @@ macro_rules! fs_with_list_uploads {
 }
 
 fs_with_list_uploads! {
-    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     delete_object: DeleteObjectInput => DeleteObjectOutput,
@@ -80,7 +118,6 @@ fs_with_list_uploads! {
     list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
     list_parts: ListPartsInput => ListPartsOutput,
     put_object: PutObjectInput => PutObjectOutput,
-    upload_part: UploadPartInput => UploadPartOutput,
 }
 
 /// `(bucket, key, upload id)` of every multipart upload `s3s-fs` keeps open in `root`.
@@ -128,8 +165,9 @@ impl Server {
             std::fs::create_dir(root.path().join(b)).expect("bucket folder");
         }
         let fs = Fs {
-            fs: s3s_fs::FileSystem::new(root.path()).expect("s3s-fs starts"),
+            fs: std::sync::Arc::new(s3s_fs::FileSystem::new(root.path()).expect("s3s-fs starts")),
             root: root.path().to_path_buf(),
+            parts: Default::default(),
         };
         let service = {
             let mut b = S3ServiceBuilder::new(fs);
