@@ -145,3 +145,50 @@ fn unsigned_receipt_without_a_vault() {
         "an unsigned receipt must not verify"
     );
 }
+
+#[path = "support/s3.rs"]
+mod s3;
+
+#[test]
+fn object_receipt_is_checked_against_the_bucket() {
+    let server = s3::Server::start(&["delivered"]);
+    let tmp = folder(&format!(
+        "type = \"s3\"\n{}key_template = \"{{stream}}/{{run_id}}-{{n}}.{{ext}}\"",
+        server.toml("delivered")
+    ));
+    let dir = tmp.path();
+    let o = ferry(dir, &["keys", "generate", "signing"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let receipt = only_receipt(dir);
+    let r = receipt.to_str().unwrap();
+    let o = ferry(dir, &["verify", r, "-c", "sync.toml"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("ok         object s3://delivered/customers/"),
+        "{}",
+        out(&o)
+    );
+
+    // the delivered object changed in the bucket, then went
+    let keys = server.keys("delivered", "customers/");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let mut bytes = server.get("delivered", &keys[0]);
+    bytes.extend_from_slice(b"999,Mallory,m@example.com,XX,2024-01-01,1.00,2025-01-01T00:00:00Z\n");
+    server.put("delivered", &keys[0], bytes);
+    let o = ferry(dir, &["verify", r, "-c", "sync.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("CHANGED    object"), "{}", out(&o));
+    server.delete("delivered", &keys[0]);
+    let o = ferry(dir, &["verify", r, "-c", "sync.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("MISSING    object"), "{}", out(&o));
+    // without the config the bucket cannot be reached: reported, not a failure
+    let o = ferry(dir, &["verify", r]);
+    assert!(
+        o.status.success() && out(&o).contains("not checked object"),
+        "{}",
+        out(&o)
+    );
+}

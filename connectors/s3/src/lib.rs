@@ -4,14 +4,17 @@
 mod client;
 pub mod config;
 mod error;
+mod journal;
 mod object;
 mod sink;
 mod source;
 mod upload;
+mod verify;
 
 use std::sync::Arc;
 
 pub use config::{EncryptConfig, S3SinkConfig, S3SourceConfig, S3StreamConfig};
+pub use verify::check_object;
 
 /// The connector's name, the `type` written in `sync.toml`.
 pub const NAME: &str = "s3";

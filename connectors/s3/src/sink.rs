@@ -10,6 +10,8 @@
 //!   template). A failed overwrite leaves the old objects.
 //! - `abort` aborts the open multipart upload and deletes the objects this writer had
 //!   already completed (rolled over), so a failed run leaves the bucket as it was.
+//! - A killed run cannot abort: what it had in flight is in its [`Journal`], which the
+//!   next open of the stream reads to abort those uploads and delete those objects.
 //! - The outputs name each object (`s3://bucket/key`), its rows, bytes and the SHA-256 of
 //!   the bytes uploaded (after compression and encryption: what a client downloads).
 
@@ -31,10 +33,15 @@ use tokio::runtime::Handle;
 use crate::client::Connection;
 use crate::config::{KeyParts, S3SinkConfig, SinkSpec};
 use crate::error::{map, At, Op};
+use crate::journal::{self, Journal};
 use crate::object::{blocking, Listing};
 use crate::upload::{self, Completed, ObjectUpload, SseSettings, Tracker};
 
 const WRITE_BUFFER: usize = 256 << 10;
+
+/// Where the journals of in-flight uploads live, relative to the config's folder (beside
+/// the state file's default place, so a client folder keeps both).
+pub(crate) const JOURNAL_FOLDER: &str = ".ferry/s3-uploads";
 
 /// The S3 destination.
 pub(crate) struct S3Sink {
@@ -46,6 +53,8 @@ struct Shared {
     conn: Connection,
     spec: SinkSpec,
     encrypt: Option<Arc<Recipients>>,
+    /// Folder of the upload journals.
+    journals: std::path::PathBuf,
 }
 
 impl S3Sink {
@@ -63,6 +72,7 @@ impl S3Sink {
                 conn: config.connection()?,
                 spec,
                 encrypt,
+                journals: base_dir.join(JOURNAL_FOLDER),
             }),
         })
     }
@@ -211,6 +221,27 @@ impl Sink for S3Sink {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             .collect();
+        let bucket = self.shared.conn.bucket.as_str();
+        let journal = Arc::new(Journal::new(
+            &self.shared.journals,
+            &self.shared.conn.url(&spec.prefix),
+            &request.stream,
+            bucket,
+            &run_id,
+        ));
+        if let Some(left) = journal.leftover()? {
+            // a run that was killed: abort its uploads, delete the objects it completed
+            let done = journal::recover(&client, &journal, &left)
+                .await
+                .map_err(|e| e.with("stream", &request.stream))?;
+            tracing::info!(
+                stream = %request.stream,
+                "cleaned up after run {} (killed?): {} multipart upload(s) aborted, {} object(s) it completed deleted",
+                left.run_id,
+                done.aborted,
+                done.deleted
+            );
+        }
         Ok(Box::new(S3Writer {
             core: Some(Core {
                 shared: self.shared.clone(),
@@ -225,7 +256,8 @@ impl Sink for S3Sink {
                 n: 0,
                 current: None,
                 done: Vec::new(),
-                tracker: Arc::default(),
+                tracker: Arc::new(Tracker::new(Some(journal.clone()))),
+                journal,
             }),
             folder,
         }))
@@ -309,6 +341,8 @@ struct Core {
     /// Objects completed, with their rows.
     done: Vec<(Completed, u64)>,
     tracker: Arc<Tracker>,
+    /// What is in flight, for the next run should this one be killed.
+    journal: Arc<Journal>,
 }
 
 impl Core {
@@ -328,6 +362,7 @@ impl Core {
     fn start(&mut self) -> Result<()> {
         self.n += 1;
         let key = self.key(self.n);
+        self.journal.started(&key)?;
         let spec = &self.shared.spec;
         let upload = ObjectUpload::new(
             self.handle.clone(),
@@ -385,7 +420,7 @@ impl Core {
         match result {
             Ok(done) => {
                 self.done.push((done, cur.rows));
-                Ok(())
+                self.journal.completed(&key)
             }
             Err(e) => Err(self.explain(e, &key)),
         }
@@ -559,6 +594,10 @@ impl StreamWriter for S3Writer {
             .await;
             return Err(e);
         }
+        // the objects are the run's now (its state is committed next): a crash from here
+        // on must not delete them. Old objects left by a crash in the sweep below are
+        // removed by the next overwrite.
+        core.journal.clear()?;
         if let Some(folder) = &self.folder {
             // overwrite: the new objects are all complete; now remove the rest of the folder
             let bucket = core.shared.conn.bucket.clone();
@@ -593,7 +632,8 @@ impl StreamWriter for S3Writer {
 }
 
 impl S3Writer {
-    /// Aborts the open multipart upload and deletes the objects completed so far.
+    /// Aborts the open multipart upload and deletes the objects completed so far; then
+    /// clears the journal (kept when something could not be undone: the next run retries).
     async fn discard(&mut self) -> Result<()> {
         let Some(core) = self.core.take() else {
             return Ok(());
@@ -608,6 +648,11 @@ impl S3Writer {
         let keys: Vec<String> = core.done.iter().map(|(c, _)| c.key.clone()).collect();
         if let Err(e) = delete_keys(&core.client, &bucket, &keys).await {
             first_err.get_or_insert(e);
+        }
+        if first_err.is_none() {
+            if let Err(e) = core.journal.clear() {
+                first_err = Some(e);
+            }
         }
         match first_err {
             Some(e) => Err(e.with("stream", &core.stream)),

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Sse;
 use crate::error::{map, At, Op};
+use crate::journal::Journal;
 
 /// Server-side encryption settings for new objects.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +43,8 @@ impl SseSettings {
 /// What an open upload shares with its stream writer.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
+    /// Where a started multipart upload's id is journaled, for the run after a crash.
+    journal: Option<Arc<Journal>>,
     /// `(key, upload id)` of the multipart upload in progress.
     open: Mutex<Option<(String, String)>>,
     /// Bytes handed to the current object so far.
@@ -51,6 +54,13 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
+    pub(crate) fn new(journal: Option<Arc<Journal>>) -> Self {
+        Tracker {
+            journal,
+            ..Tracker::default()
+        }
+    }
+
     /// Bytes of the current object so far (what the size limit looks at).
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
@@ -161,6 +171,9 @@ impl ObjectUpload {
         })?;
         self.tracker
             .set_open(Some((self.key.clone(), id.to_string())));
+        if let Some(j) = &self.tracker.journal {
+            j.named(&self.key, id)?;
+        }
         Ok(id.to_string())
     }
 
