@@ -617,7 +617,12 @@ impl Runtime {
         let interval = Duration::from_secs_f64(self.settings.commit_interval_secs.max(0.0));
         let mut last_commit = Instant::now();
         let mut pending: Option<serde_json::Value> = None;
-        let mut digest = crate::digest::RowDigest::new();
+        // the receipt's row digest is summed on other threads, overlapping the transforms,
+        // checks and writes (it costs more per row than most of them)
+        let mut digest = crate::digest::BackgroundDigest::start(
+            digest_workers(),
+            self.settings.channel_capacity.max(1),
+        );
 
         let stream = task.read.stream.as_str();
         let quarantine = |rep: &mut StreamReport, rec: QuarantineRecord| -> Result<()> {
@@ -702,7 +707,7 @@ impl Runtime {
                         }
                         batch = outcome.batch;
                     }
-                    digest.add_batch(&batch);
+                    digest.add(batch.clone()).await?;
                     let n = batch.num_rows() as u64;
                     let bytes = batch_bytes(&batch);
                     if n > 0 {
@@ -783,10 +788,16 @@ impl Runtime {
         self.quarantine.finish(stream).await?;
         result?;
         writer.flush().await?;
-        rep.rows_digest = digest.to_receipt_string();
+        rep.rows_digest = digest.finish().await?.to_receipt_string();
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }
+}
+
+/// Threads that sum a stream's row digest: two when the machine has two cores or more, so
+/// hashing can use a core the source and the writer leave idle.
+fn digest_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 /// Rows kept from a failing batch for a debug bundle.
