@@ -603,10 +603,24 @@ impl Runtime {
     ) -> Result<Option<serde_json::Value>> {
         let mut messages = self.source.read(task.read.clone()).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(self.settings.channel_capacity.max(1));
+        // batches are transformed ahead, on blocking threads, while the pump checks and
+        // writes earlier ones; not with --limit, where the rows to transform depend on the
+        // rows counted before
+        let ahead = (!task.transforms.is_empty() && opts.limit.is_none())
+            .then(|| (task.source_schema.clone(), task.transforms.clone()));
         let producer = tokio::spawn(async move {
             while let Some(m) = messages.next().await {
                 let last = m.is_err();
-                if tx.send(m).await.is_err() || last {
+                let staged = match (m, &ahead) {
+                    (Ok(Message::Batch(batch)), Some((schema, steps))) => {
+                        let (schema, steps) = (schema.clone(), steps.clone());
+                        Staged::Batch(tokio::task::spawn_blocking(move || {
+                            prepare(&schema, &steps, batch)
+                        }))
+                    }
+                    (m, _) => Staged::Message(m),
+                };
+                if tx.send(staged).await.is_err() || last {
                     break;
                 }
             }
@@ -640,9 +654,19 @@ impl Runtime {
                 m = rx.recv() => m,
             };
             let Some(msg) = msg else { break };
-            match msg? {
+            let (msg, mut prepared) = match msg {
+                Staged::Message(m) => (m?, None),
+                Staged::Batch(handle) => {
+                    let p = handle.await.map_err(|e| Error::internal(format!("a transform task failed: {e}")))??;
+                    (Message::Batch(p.raw.clone()), Some(p))
+                }
+            };
+            match msg {
                 Message::Batch(batch) => {
-                    let mut batch = conform(&source_schema, batch)?;
+                    let mut batch = match &prepared {
+                        Some(p) => p.raw.clone(),
+                        None => conform(&source_schema, batch)?,
+                    };
                     if let Some(limit) = limit {
                         let left = limit.saturating_sub(rep.rows_read) as usize;
                         if batch.num_rows() > left {
@@ -659,7 +683,11 @@ impl Runtime {
                     if !task.transforms.is_empty() {
                         // a row a step cannot convert (a bad `cast`) is set aside, then
                         // quarantined (`on_bad_record = "quarantine"`) or the stream fails naming it
-                        let (out, bad) = transform::apply_all_sparing(&task.transforms, batch)
+                        let transformed = match prepared.take() {
+                            Some(p) => p.transformed,
+                            None => transform::apply_all_sparing(&task.transforms, batch),
+                        };
+                        let (out, bad) = transformed
                             .inspect_err(|_| rep.failed_sample = Some(sample("transform", &raw, &task.protected)))?;
                         for b in bad {
                             let row = b.row.map(|r| first_row + r as u64 + 1);
@@ -792,6 +820,33 @@ impl Runtime {
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }
+}
+
+/// What the pump receives from the source's task.
+enum Staged {
+    /// A message as the source sent it (a batch to conform and transform in the pump).
+    Message(Result<Message>),
+    /// A batch being conformed and transformed on a blocking thread.
+    Batch(tokio::task::JoinHandle<Result<Prepared>>),
+}
+
+/// A batch conformed to the stream's schema, and what its transforms made of it.
+struct Prepared {
+    /// The batch as read (with the stream's schema).
+    raw: RecordBatch,
+    /// [`transform::apply_all_sparing`] of it.
+    transformed: Result<(RecordBatch, Vec<transform::Spared>)>,
+}
+
+/// Conforms `batch` to `schema` and applies `steps` (the pump's first steps, done ahead).
+fn prepare(
+    schema: &arrow_schema::SchemaRef,
+    steps: &[Arc<dyn Transform>],
+    batch: RecordBatch,
+) -> Result<Prepared> {
+    let raw = conform(schema, batch)?;
+    let transformed = transform::apply_all_sparing(steps, raw.clone());
+    Ok(Prepared { raw, transformed })
 }
 
 /// Threads that sum a stream's row digest: two when the machine has two cores or more, so
