@@ -64,8 +64,9 @@ pub struct StreamTask {
     pub on_bad_record: BadRecordPolicy,
     /// Fail when more than this share of rows is rejected.
     pub max_bad_ratio: Option<f64>,
-    /// Columns a `hash`, `encrypt` or `mask` transform protects: masked in any sample of
-    /// rows taken before the transforms ran (debug bundles).
+    /// Columns a `hash`, `encrypt`, `mask` or `drop` transform protects (by their source
+    /// names, through renames): masked in any sample of rows taken before the transforms
+    /// ran (debug bundles), and never shown in a malformed record's raw text.
     pub protected: Vec<String>,
 }
 
@@ -329,6 +330,7 @@ impl Runtime {
                     ),
                 ));
             }
+            let protected = transform::hidden_before(&transforms);
             tasks.push(StreamTask {
                 info: info.clone(),
                 read,
@@ -338,16 +340,7 @@ impl Runtime {
                 checks: sc.checks.clone(),
                 on_bad_record: sc.on_bad_record,
                 max_bad_ratio: sc.max_bad_ratio,
-                protected: sc
-                    .transforms
-                    .iter()
-                    .filter_map(|t| match t {
-                        transform::TransformConfig::Hash { column, .. }
-                        | transform::TransformConfig::Encrypt { column, .. }
-                        | transform::TransformConfig::Mask { column, .. } => Some(column.clone()),
-                        _ => None,
-                    })
-                    .collect(),
+                protected,
             });
         }
         Ok(tasks)
@@ -680,15 +673,18 @@ impl Runtime {
                     let first_row = rep.rows_read;
                     rep.rows_read += arrived;
                     let mut spared = 0u64;
+                    // where each row that reaches the checks was in this batch as read
+                    let mut origin: Option<Vec<usize>> = None;
                     if !task.transforms.is_empty() {
                         // a row a step cannot convert (a bad `cast`) is set aside, then
                         // quarantined (`on_bad_record = "quarantine"`) or the stream fails naming it
                         let transformed = match prepared.take() {
                             Some(p) => p.transformed,
-                            None => transform::apply_all_sparing(&task.transforms, batch),
+                            None => transform::apply_all_tracked(&task.transforms, batch),
                         };
-                        let (out, bad) = transformed
+                        let transform::Transformed { batch: out, spared: bad, origin: o } = transformed
                             .inspect_err(|_| rep.failed_sample = Some(sample("transform", &raw, &task.protected)))?;
+                        origin = o;
                         for b in bad {
                             let row = b.row.map(|r| first_row + r as u64 + 1);
                             if task.on_bad_record != BadRecordPolicy::Quarantine {
@@ -722,7 +718,9 @@ impl Runtime {
                     if !validator.is_empty() {
                         let outcome = validator.check(batch).inspect_err(|_| keep_sample(rep, "check"))?;
                         for (record, f) in outcome.rejected {
-                            let position = crate::source::Position { key: Some(format!("row {}", first_row + f.row as u64 + 1)), ..Default::default() };
+                            // no position rather than a wrong one, when a step lost track
+                            let row = if task.transforms.is_empty() { Some(f.row) } else { origin.as_ref().and_then(|o| o.get(f.row).copied()) };
+                            let position = crate::source::Position { key: row.map(|r| format!("row {}", first_row + r as u64 + 1)), ..Default::default() };
                             quarantine(rep, QuarantineRecord {
                                 run_id: task.write.run_id.clone(),
                                 stream: stream.to_string(),
@@ -766,6 +764,7 @@ impl Runtime {
                     }
                 }
                 Message::Rejected(r) if task.on_bad_record == BadRecordPolicy::Quarantine => {
+                    let r = withhold_if_protected(r, &task.protected);
                     rep.rows_read += 1;
                     quarantine(rep, QuarantineRecord {
                         run_id: task.write.run_id.clone(),
@@ -774,10 +773,11 @@ impl Runtime {
                         check: "parse".into(),
                         message: r.message,
                         record: None,
-                        raw: Some(r.raw),
+                        raw: task.protected.is_empty().then_some(r.raw),
                     })?;
                 }
                 Message::Rejected(r) => {
+                    let r = withhold_if_protected(r, &task.protected);
                     rep.rows_read += 1;
                     rep.rows_rejected += 1;
                     let mut e = Error::data(format!("malformed record: {}", r.message));
@@ -822,6 +822,25 @@ impl Runtime {
     }
 }
 
+/// A malformed record of a stream that protects columns, without its raw text and the
+/// source's message: either can hold a protected column's clear value (the record could not
+/// be split into columns, so that value cannot be cut out). Its position stays, to find the
+/// record in the source.
+fn withhold_if_protected(
+    mut r: crate::source::Rejected,
+    protected: &[String],
+) -> crate::source::Rejected {
+    if protected.is_empty() {
+        return r;
+    }
+    r.raw = String::new();
+    r.message = format!(
+        "the record could not be read (its text and the reason are withheld: this stream protects {})",
+        protected.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    );
+    r
+}
+
 /// What the pump receives from the source's task.
 enum Staged {
     /// A message as the source sent it (a batch to conform and transform in the pump).
@@ -834,8 +853,8 @@ enum Staged {
 struct Prepared {
     /// The batch as read (with the stream's schema).
     raw: RecordBatch,
-    /// [`transform::apply_all_sparing`] of it.
-    transformed: Result<(RecordBatch, Vec<transform::Spared>)>,
+    /// [`transform::apply_all_tracked`] of it.
+    transformed: Result<transform::Transformed>,
 }
 
 /// Conforms `batch` to `schema` and applies `steps` (the pump's first steps, done ahead).
@@ -845,7 +864,7 @@ fn prepare(
     batch: RecordBatch,
 ) -> Result<Prepared> {
     let raw = conform(schema, batch)?;
-    let transformed = transform::apply_all_sparing(steps, raw.clone());
+    let transformed = transform::apply_all_tracked(steps, raw.clone());
     Ok(Prepared { raw, transformed })
 }
 

@@ -955,6 +955,10 @@ impl Transform for Filter {
     }
 
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        Ok(self.apply_keeping(batch)?.0)
+    }
+
+    fn apply_keeping(&self, batch: RecordBatch) -> Result<(RecordBatch, Option<Vec<bool>>)> {
         let what = self.describe();
         let n = batch.num_rows();
         let fast = Fast::plan(&self.0, batch.schema_ref()).and_then(|f| f.keep(&self.0, &batch));
@@ -977,12 +981,11 @@ impl Transform for Filter {
             }
         }
         if keep.iter().all(|k| *k) {
-            return Ok(batch);
+            return Ok((batch, None));
         }
-        Ok(arrow_select::filter::filter_record_batch(
-            &batch,
-            &BooleanArray::from(keep),
-        )?)
+        let out =
+            arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?;
+        Ok((out, Some(keep)))
     }
 }
 
