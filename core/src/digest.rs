@@ -97,8 +97,10 @@ pub struct RowDigest {
     sum: [u64; 4],
     rows: u64,
     encoding: RowEncoding,
-    /// The current row's encoding (reused).
+    /// The current chunk's row encodings (reused).
     buf: Vec<u8>,
+    /// Where each row of the chunk starts, then ends, in `buf` (reused).
+    pos: Vec<usize>,
 }
 
 impl PartialEq for RowDigest {
@@ -151,18 +153,41 @@ impl RowDigest {
             .map(|a| (Col::of(a.as_ref()), a.nulls()))
             .collect();
         let mut buf = std::mem::take(&mut self.buf);
-        for r in 0..batch.num_rows() {
-            buf.clear();
+        let mut pos = std::mem::take(&mut self.pos);
+        let mut texts = Vec::new();
+        let n = batch.num_rows();
+        // a chunk of rows at a time, encoded column by column (one tight loop per column
+        // instead of a dispatch per value); a chunk's encodings stay in the CPU's cache
+        for start in (0..n).step_by(CHUNK_ROWS) {
+            let m = CHUNK_ROWS.min(n - start);
+            pos.clear();
+            pos.resize(m, 0);
             for (col, nulls) in &cols {
-                if nulls.is_some_and(|n| n.is_null(r)) {
-                    buf.push(0);
-                } else {
-                    col.encode(r, &mut buf);
-                }
+                col.add_lengths(start, *nulls, &mut pos, &mut texts);
             }
-            self.add_row_hash(&buf);
+            // lengths → where each row's encoding starts
+            let mut total = 0;
+            for p in pos.iter_mut() {
+                let len = *p;
+                *p = total;
+                total += len;
+            }
+            buf.clear();
+            buf.resize(total, 0);
+            let mut formatted = texts.iter();
+            for (col, nulls) in &cols {
+                col.write(start, *nulls, &mut pos, &mut buf, &mut formatted);
+            }
+            // each position now is where its row's encoding ends
+            let mut begin = 0;
+            for &end in &pos {
+                self.add_row_hash(&buf[begin..end]);
+                begin = end;
+            }
+            texts.clear();
         }
         self.buf = buf;
+        self.pos = pos;
     }
 
     fn add_text(&mut self, batch: &RecordBatch) {
@@ -199,6 +224,20 @@ impl RowDigest {
         self.rows += 1;
     }
 
+    /// Adds the rows of `other` (same encoding), as if they had been added to `self`: a
+    /// digest can be computed in parts, on several threads, and summed.
+    pub fn merge(&mut self, other: &RowDigest) {
+        debug_assert_eq!(self.encoding, other.encoding);
+        let mut carry = false;
+        for i in (0..4).rev() {
+            let (s1, c1) = self.sum[i].overflowing_add(other.sum[i]);
+            let (s2, c2) = s1.overflowing_add(carry as u64);
+            self.sum[i] = s2;
+            carry = c1 || c2;
+        }
+        self.rows += other.rows;
+    }
+
     /// Rows added.
     pub fn rows(&self) -> u64 {
         self.rows
@@ -211,6 +250,67 @@ impl RowDigest {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&limb.to_be_bytes());
         }
         format!("{}{}", self.encoding.prefix(), hex(&bytes))
+    }
+}
+
+/// A [`RowDigest`] computed on background threads, so hashing overlaps the rest of the
+/// pipeline (the runtime's receipt digest costs more per row than most transforms).
+///
+/// Batches wait in a bounded queue (`capacity` batches, then [`BackgroundDigest::add`]
+/// waits: memory stays bounded); each of the `workers` threads sums its own digest, and
+/// [`BackgroundDigest::finish`] adds them up, which the sum's order independence allows.
+/// Dropping it unfinished stops the workers after their current batch.
+pub struct BackgroundDigest {
+    tx: tokio::sync::mpsc::Sender<RecordBatch>,
+    workers: Vec<tokio::task::JoinHandle<RowDigest>>,
+}
+
+impl BackgroundDigest {
+    /// Starts `workers` threads (at least one) behind a queue of `capacity` batches.
+    pub fn start(workers: usize, capacity: usize) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel::<RecordBatch>(capacity.max(1));
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let workers = (0..workers.max(1))
+            .map(|_| {
+                let rx = rx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut digest = RowDigest::new();
+                    loop {
+                        // the lock is held while waiting, so one thread waits and the
+                        // others hash
+                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                        let Some(batch) = next else { break };
+                        digest.add_batch(&batch);
+                    }
+                    digest
+                })
+            })
+            .collect();
+        BackgroundDigest { tx, workers }
+    }
+
+    /// Queues `batch`; waits while the queue is full.
+    pub async fn add(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.tx
+            .send(batch)
+            .await
+            .map_err(|_| Error::internal("the row digest stopped"))
+    }
+
+    /// Waits for the queued batches and returns the digest of every batch added.
+    pub async fn finish(self) -> Result<RowDigest> {
+        drop(self.tx);
+        let mut total = RowDigest::new();
+        for w in self.workers {
+            let part = w
+                .await
+                .map_err(|e| Error::internal(format!("the row digest failed: {e}")))?;
+            total.merge(&part);
+        }
+        Ok(total)
     }
 }
 
@@ -256,17 +356,38 @@ fn canonical(array: &ArrayRef) -> ArrayRef {
     arrow_cast::cast_with_options(array, &to, &opts).unwrap_or_else(|_| array.clone())
 }
 
+/// Rows encoded together before they are hashed.
+const CHUNK_ROWS: usize = 1024;
+
+/// The offsets of a string or binary column.
+#[derive(Clone, Copy)]
+enum Offsets<'a> {
+    Small(&'a [i32]),
+    Large(&'a [i64]),
+}
+
+impl Offsets<'_> {
+    /// The byte range of row `r` in the values.
+    #[inline]
+    fn range(&self, r: usize) -> std::ops::Range<usize> {
+        match self {
+            Offsets::Small(o) => o[r] as usize..o[r + 1] as usize,
+            Offsets::Large(o) => o[r] as usize..o[r + 1] as usize,
+        }
+    }
+}
+
 /// A column, viewed for encoding.
 enum Col<'a> {
     Null,
     Bool(&'a BooleanArray),
-    Int(&'a [i64]),
+    /// Int64 (tag 0x02) and timestamps (0x08): 8 bytes big-endian.
+    Word(u8, &'a [i64]),
     Float(&'a [f64]),
     Decimal(&'a [i128], i8),
-    Text(&'a dyn Array),
-    Binary(&'a dyn Array),
+    /// Text (tag 0x05) and binary (0x06): offsets and values.
+    Bytes(u8, Offsets<'a>, &'a [u8]),
     Date(&'a [i32]),
-    Timestamp(&'a [i64]),
     Other(arrow_cast::display::ArrayFormatter<'a>),
 }
 
@@ -276,14 +397,28 @@ impl<'a> Col<'a> {
         match a.data_type() {
             D::Null => Col::Null,
             D::Boolean => Col::Bool(a.as_boolean()),
-            D::Int64 => Col::Int(a.as_primitive::<Int64Type>().values()),
+            D::Int64 => Col::Word(0x02, a.as_primitive::<Int64Type>().values()),
             D::Float64 => Col::Float(a.as_primitive::<Float64Type>().values()),
             D::Decimal128(_, s) => Col::Decimal(a.as_primitive::<Decimal128Type>().values(), *s),
-            D::Utf8 | D::LargeUtf8 => Col::Text(a),
-            D::Binary | D::LargeBinary => Col::Binary(a),
+            D::Utf8 => {
+                let s = a.as_string::<i32>();
+                Col::Bytes(0x05, Offsets::Small(s.value_offsets()), s.values())
+            }
+            D::LargeUtf8 => {
+                let s = a.as_string::<i64>();
+                Col::Bytes(0x05, Offsets::Large(s.value_offsets()), s.values())
+            }
+            D::Binary => {
+                let b = a.as_binary::<i32>();
+                Col::Bytes(0x06, Offsets::Small(b.value_offsets()), b.values())
+            }
+            D::LargeBinary => {
+                let b = a.as_binary::<i64>();
+                Col::Bytes(0x06, Offsets::Large(b.value_offsets()), b.values())
+            }
             D::Date32 => Col::Date(a.as_primitive::<Date32Type>().values()),
             D::Timestamp(TimeUnit::Microsecond, _) => {
-                Col::Timestamp(a.as_primitive::<TimestampMicrosecondType>().values())
+                Col::Word(0x08, a.as_primitive::<TimestampMicrosecondType>().values())
             }
             _ => match arrow_cast::display::ArrayFormatter::try_new(a, &Default::default()) {
                 Ok(f) => Col::Other(f),
@@ -292,17 +427,85 @@ impl<'a> Col<'a> {
         }
     }
 
-    /// Appends the tag and bytes of row `r` (not NULL).
-    #[inline]
-    fn encode(&self, r: usize, buf: &mut Vec<u8>) {
-        match self {
-            Col::Null => buf.push(0),
-            Col::Bool(a) => buf.extend_from_slice(&[0x01, a.value(r) as u8]),
-            Col::Int(v) => {
-                buf.push(0x02);
-                buf.extend_from_slice(&v[r].to_be_bytes());
+    /// Adds the encoded length of each row `start + i` to `lens[i]`; the display text of
+    /// `Other` values is made here, once, and kept in `texts` for [`Col::write`].
+    fn add_lengths(
+        &self,
+        start: usize,
+        nulls: Option<&NullBuffer>,
+        lens: &mut [usize],
+        texts: &mut Vec<String>,
+    ) {
+        let width = match self {
+            Col::Null => 1,
+            Col::Bool(_) => 2,
+            Col::Word(..) | Col::Float(_) => 9,
+            Col::Decimal(..) => 18,
+            Col::Date(_) => 5,
+            Col::Bytes(_, offsets, _) => {
+                for (i, len) in lens.iter_mut().enumerate() {
+                    let r = start + i;
+                    *len += if nulls.is_some_and(|n| n.is_null(r)) {
+                        1
+                    } else {
+                        let b = offsets.range(r).len();
+                        1 + leb128_len(b) + b
+                    };
+                }
+                return;
             }
-            Col::Float(v) => {
+            Col::Other(f) => {
+                for (i, len) in lens.iter_mut().enumerate() {
+                    let r = start + i;
+                    *len += if nulls.is_some_and(|n| n.is_null(r)) {
+                        1
+                    } else {
+                        let s = f.value(r).to_string();
+                        let b = s.len();
+                        texts.push(s);
+                        1 + leb128_len(b) + b
+                    };
+                }
+                return;
+            }
+        };
+        match nulls {
+            Some(n) if n.null_count() > 0 => {
+                for (i, len) in lens.iter_mut().enumerate() {
+                    *len += if n.is_null(start + i) { 1 } else { width };
+                }
+            }
+            _ => lens.iter_mut().for_each(|len| *len += width),
+        }
+    }
+
+    /// Writes the value of each row `start + i` at `pos[i]` in `buf` (a NULL as `0x00`, else
+    /// its tag and bytes) and moves `pos[i]` past it.
+    fn write(
+        &self,
+        start: usize,
+        nulls: Option<&NullBuffer>,
+        pos: &mut [usize],
+        buf: &mut [u8],
+        texts: &mut std::slice::Iter<'_, String>,
+    ) {
+        let nulls = nulls.filter(|n| n.null_count() > 0);
+        match self {
+            Col::Null => each(start, nulls, pos, buf, |_, buf, p| {
+                buf[p] = 0;
+                p + 1
+            }),
+            Col::Bool(a) => each(start, nulls, pos, buf, |r, buf, p| {
+                buf[p] = 0x01;
+                buf[p + 1] = a.value(r) as u8;
+                p + 2
+            }),
+            Col::Word(tag, v) => each(start, nulls, pos, buf, |r, buf, p| {
+                buf[p] = *tag;
+                buf[p + 1..p + 9].copy_from_slice(&v[r].to_be_bytes());
+                p + 9
+            }),
+            Col::Float(v) => each(start, nulls, pos, buf, |r, buf, p| {
                 let x = v[r];
                 let bits = if x.is_nan() {
                     0x7FF8_0000_0000_0000
@@ -311,60 +514,91 @@ impl<'a> Col<'a> {
                 } else {
                     x.to_bits()
                 };
-                buf.push(0x03);
-                buf.extend_from_slice(&bits.to_be_bytes());
-            }
-            Col::Decimal(v, scale) => {
+                buf[p] = 0x03;
+                buf[p + 1..p + 9].copy_from_slice(&bits.to_be_bytes());
+                p + 9
+            }),
+            Col::Decimal(v, scale) => each(start, nulls, pos, buf, |r, buf, p| {
                 let (unscaled, scale) = normalize_decimal(v[r], *scale);
-                buf.push(0x04);
-                buf.push(scale as u8);
-                buf.extend_from_slice(&unscaled.to_be_bytes());
+                buf[p] = 0x04;
+                buf[p + 1] = scale as u8;
+                buf[p + 2..p + 18].copy_from_slice(&unscaled.to_be_bytes());
+                p + 18
+            }),
+            Col::Date(v) => each(start, nulls, pos, buf, |r, buf, p| {
+                buf[p] = 0x07;
+                buf[p + 1..p + 5].copy_from_slice(&v[r].to_be_bytes());
+                p + 5
+            }),
+            Col::Bytes(tag, offsets, values) => each(start, nulls, pos, buf, |r, buf, p| {
+                put_bytes(*tag, &values[offsets.range(r)], buf, p)
+            }),
+            Col::Other(_) => each(start, nulls, pos, buf, |_, buf, p| {
+                let s = texts
+                    .next()
+                    .expect("one text per value, made by add_lengths");
+                put_bytes(0x09, s.as_bytes(), buf, p)
+            }),
+        }
+    }
+}
+
+/// Calls `put(row, buf, at)` (which returns where the value ends) for each non-NULL row
+/// `start + i` at `pos[i]`, writes `0x00` for a NULL, and moves `pos[i]` past the value.
+#[inline(always)]
+fn each(
+    start: usize,
+    nulls: Option<&NullBuffer>,
+    pos: &mut [usize],
+    buf: &mut [u8],
+    mut put: impl FnMut(usize, &mut [u8], usize) -> usize,
+) {
+    match nulls {
+        None => {
+            for (i, p) in pos.iter_mut().enumerate() {
+                *p = put(start + i, buf, *p);
             }
-            Col::Text(a) => {
-                let s = match a.data_type() {
-                    DataType::Utf8 => a.as_string::<i32>().value(r),
-                    _ => a.as_string::<i64>().value(r),
-                };
-                bytes(0x05, s.as_bytes(), buf);
-            }
-            Col::Binary(a) => {
-                let b = match a.data_type() {
-                    DataType::Binary => a.as_binary::<i32>().value(r),
-                    _ => a.as_binary::<i64>().value(r),
-                };
-                bytes(0x06, b, buf);
-            }
-            Col::Date(v) => {
-                buf.push(0x07);
-                buf.extend_from_slice(&v[r].to_be_bytes());
-            }
-            Col::Timestamp(v) => {
-                buf.push(0x08);
-                buf.extend_from_slice(&v[r].to_be_bytes());
-            }
-            Col::Other(f) => {
-                let s = f.value(r).to_string();
-                bytes(0x09, s.as_bytes(), buf);
+        }
+        Some(n) => {
+            for (i, p) in pos.iter_mut().enumerate() {
+                let r = start + i;
+                if n.is_null(r) {
+                    buf[*p] = 0;
+                    *p += 1;
+                } else {
+                    *p = put(r, buf, *p);
+                }
             }
         }
     }
 }
 
-/// Tag, LEB128 length, bytes.
+/// Bytes an unsigned LEB128 encoding of `n` takes.
 #[inline]
-fn bytes(tag: u8, b: &[u8], buf: &mut Vec<u8>) {
-    buf.push(tag);
+fn leb128_len(n: usize) -> usize {
+    let bits = usize::BITS - (n | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+/// Writes tag, LEB128 length and bytes at `p`; returns where they end.
+#[inline]
+fn put_bytes(tag: u8, b: &[u8], buf: &mut [u8], mut p: usize) -> usize {
+    buf[p] = tag;
+    p += 1;
     let mut n = b.len() as u64;
     loop {
         let low = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            buf.push(low);
+            buf[p] = low;
+            p += 1;
             break;
         }
-        buf.push(low | 0x80);
+        buf[p] = low | 0x80;
+        p += 1;
     }
-    buf.extend_from_slice(b);
+    buf[p..p + b.len()].copy_from_slice(b);
+    p + b.len()
 }
 
 /// Removes trailing zeros while the scale is positive (`150`, scale 2 → `15`, scale 1).
@@ -573,10 +807,12 @@ mod tests {
 
     #[test]
     fn long_values_use_multi_byte_lengths() {
-        let mut buf = Vec::new();
-        bytes(0x05, &[b'x'; 300], &mut buf);
+        let mut buf = vec![0; 303];
+        assert_eq!(put_bytes(0x05, &[b'x'; 300], &mut buf, 0), 303);
         assert_eq!(&buf[..3], &[0x05, 0xAC, 0x02]); // 300 = 0b10_0101100
-        assert_eq!(buf.len(), 303);
+        for (n, len) in [(0, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3)] {
+            assert_eq!(leb128_len(n), len, "{n}");
+        }
     }
 
     #[test]
@@ -594,6 +830,196 @@ mod tests {
             RowEncoding::Binary
         );
         assert!(RowDigest::for_digest("sha256:00").is_none());
+    }
+
+    /// The row encoding as first written, one value at a time: the reference the chunked
+    /// encoder must match byte for byte.
+    fn reference_digest(batch: &RecordBatch) -> String {
+        let owned: Vec<ArrayRef> = batch.columns().iter().map(canonical).collect();
+        let mut d = RowDigest::new();
+        for r in 0..batch.num_rows() {
+            let mut buf = Vec::new();
+            for a in &owned {
+                if a.nulls().is_some_and(|n| n.is_null(r)) {
+                    buf.push(0);
+                    continue;
+                }
+                let text = |tag: u8, b: &[u8], buf: &mut Vec<u8>| {
+                    buf.push(tag);
+                    let mut n = b.len() as u64;
+                    loop {
+                        let low = (n & 0x7f) as u8;
+                        n >>= 7;
+                        if n == 0 {
+                            buf.push(low);
+                            break;
+                        }
+                        buf.push(low | 0x80);
+                    }
+                    buf.extend_from_slice(b);
+                };
+                match a.data_type() {
+                    DataType::Null => buf.push(0),
+                    DataType::Boolean => buf.extend_from_slice(&[1, a.as_boolean().value(r) as u8]),
+                    DataType::Int64 => {
+                        buf.push(2);
+                        buf.extend_from_slice(
+                            &a.as_primitive::<Int64Type>().value(r).to_be_bytes(),
+                        );
+                    }
+                    DataType::Float64 => {
+                        let x = a.as_primitive::<Float64Type>().value(r);
+                        let bits = if x.is_nan() {
+                            0x7FF8_0000_0000_0000
+                        } else if x == 0.0 {
+                            0
+                        } else {
+                            x.to_bits()
+                        };
+                        buf.push(3);
+                        buf.extend_from_slice(&bits.to_be_bytes());
+                    }
+                    DataType::Decimal128(_, s) => {
+                        let (u, s) =
+                            normalize_decimal(a.as_primitive::<Decimal128Type>().value(r), *s);
+                        buf.extend_from_slice(&[4, s as u8]);
+                        buf.extend_from_slice(&u.to_be_bytes());
+                    }
+                    DataType::Utf8 => text(5, a.as_string::<i32>().value(r).as_bytes(), &mut buf),
+                    DataType::LargeUtf8 => {
+                        text(5, a.as_string::<i64>().value(r).as_bytes(), &mut buf)
+                    }
+                    DataType::Binary => text(6, a.as_binary::<i32>().value(r), &mut buf),
+                    DataType::LargeBinary => text(6, a.as_binary::<i64>().value(r), &mut buf),
+                    DataType::Date32 => {
+                        buf.push(7);
+                        buf.extend_from_slice(
+                            &a.as_primitive::<Date32Type>().value(r).to_be_bytes(),
+                        );
+                    }
+                    DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                        buf.push(8);
+                        buf.extend_from_slice(
+                            &a.as_primitive::<TimestampMicrosecondType>()
+                                .value(r)
+                                .to_be_bytes(),
+                        );
+                    }
+                    _ => {
+                        let f = arrow_cast::display::ArrayFormatter::try_new(
+                            a.as_ref(),
+                            &Default::default(),
+                        )
+                        .unwrap();
+                        text(9, f.value(r).to_string().as_bytes(), &mut buf);
+                    }
+                }
+            }
+            d.add_row_hash(&buf);
+        }
+        d.to_receipt_string()
+    }
+
+    #[test]
+    fn chunked_encoding_matches_the_value_by_value_reference() {
+        use arrow_array::{
+            BinaryArray, BooleanArray, Date32Array, LargeBinaryArray, NullArray,
+            Time64MicrosecondArray,
+        };
+        // more rows than a chunk, NULLs at irregular places, long values, every type
+        let n = CHUNK_ROWS * 2 + 37;
+        let some = |r: usize| r % 7 != 3;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter(
+                (0..n).map(|r| some(r).then_some(r as i64 - 900)),
+            )),
+            Arc::new(Int32Array::from_iter((0..n).map(|r| Some(r as i32)))),
+            Arc::new(Float64Array::from_iter((0..n).map(|r| match r % 5 {
+                0 => Some(f64::NAN),
+                1 => Some(-0.0),
+                2 => None,
+                _ => Some(r as f64 / 3.0),
+            }))),
+            Arc::new(
+                Decimal128Array::from_iter((0..n).map(|r| (r % 4 != 0).then_some(r as i128 * 50)))
+                    .with_precision_and_scale(38, 3)
+                    .unwrap(),
+            ),
+            Arc::new(StringArray::from_iter((0..n).map(|r| {
+                (r % 11 != 0)
+                    .then(|| "é".repeat(r % 90) + &"x".repeat(if r == 5 { 300 } else { 0 }))
+            }))),
+            Arc::new(LargeStringArray::from_iter_values(
+                (0..n).map(|r| format!("l{r}")),
+            )),
+            Arc::new(BinaryArray::from_iter(
+                (0..n).map(|r| some(r).then(|| vec![r as u8; r % 3])),
+            )),
+            Arc::new(LargeBinaryArray::from_iter_values(
+                (0..n).map(|r| vec![1u8; r % 2]),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                (0..n).map(|r| (r % 3 != 0).then_some(r % 2 == 0)),
+            )),
+            Arc::new(Date32Array::from_iter(
+                (0..n).map(|r| some(r + 1).then_some(r as i32 - 5)),
+            )),
+            Arc::new(
+                TimestampMillisecondArray::from_iter(
+                    (0..n).map(|r| some(r + 2).then_some(r as i64)),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(Time64MicrosecondArray::from_iter(
+                (0..n).map(|r| some(r).then_some(r as i64)),
+            )),
+            Arc::new(NullArray::new(n)),
+        ];
+        let fields: Vec<Field> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        for b in [
+            batch.clone(),
+            batch.slice(13, n - 20),
+            batch.slice(0, 1),
+            batch.slice(5, 0),
+        ] {
+            let mut d = RowDigest::new();
+            d.add_batch(&b);
+            assert_eq!(d.rows(), b.num_rows() as u64);
+            assert_eq!(d.to_receipt_string(), reference_digest(&b));
+        }
+    }
+
+    #[test]
+    fn parts_merge_into_the_whole() {
+        let mut whole = RowDigest::new();
+        whole.add_batch(&batch(&[1, 2, 3, 4]));
+        let (mut a, mut b) = (RowDigest::new(), RowDigest::new());
+        a.add_batch(&batch(&[4, 1]));
+        b.add_batch(&batch(&[3, 2]));
+        a.merge(&b);
+        assert_eq!(a, whole);
+        assert_eq!(a.to_receipt_string(), whole.to_receipt_string());
+        let mut c = RowDigest::new();
+        c.add_batch(&batch(&[3]));
+        a.merge(&c);
+        assert_ne!(a, whole);
+        // a carry crosses every limb
+        let mut d = RowDigest {
+            sum: [0, u64::MAX, u64::MAX, u64::MAX],
+            rows: 1,
+            ..RowDigest::default()
+        };
+        d.merge(&RowDigest {
+            sum: [0, 0, 0, 1],
+            rows: 2,
+            ..RowDigest::default()
+        });
+        assert_eq!((d.sum, d.rows), ([1, 0, 0, 0], 3));
     }
 
     #[test]

@@ -64,8 +64,9 @@ pub struct StreamTask {
     pub on_bad_record: BadRecordPolicy,
     /// Fail when more than this share of rows is rejected.
     pub max_bad_ratio: Option<f64>,
-    /// Columns a `hash`, `encrypt` or `mask` transform protects: masked in any sample of
-    /// rows taken before the transforms ran (debug bundles).
+    /// Columns a `hash`, `encrypt`, `mask` or `drop` transform protects (by their source
+    /// names, through renames): masked in any sample of rows taken before the transforms
+    /// ran (debug bundles), and never shown in a malformed record's raw text.
     pub protected: Vec<String>,
 }
 
@@ -329,6 +330,7 @@ impl Runtime {
                     ),
                 ));
             }
+            let protected = transform::hidden_before(&transforms);
             tasks.push(StreamTask {
                 info: info.clone(),
                 read,
@@ -338,16 +340,7 @@ impl Runtime {
                 checks: sc.checks.clone(),
                 on_bad_record: sc.on_bad_record,
                 max_bad_ratio: sc.max_bad_ratio,
-                protected: sc
-                    .transforms
-                    .iter()
-                    .filter_map(|t| match t {
-                        transform::TransformConfig::Hash { column, .. }
-                        | transform::TransformConfig::Encrypt { column, .. }
-                        | transform::TransformConfig::Mask { column, .. } => Some(column.clone()),
-                        _ => None,
-                    })
-                    .collect(),
+                protected,
             });
         }
         Ok(tasks)
@@ -626,10 +619,24 @@ impl Runtime {
     ) -> Result<Option<serde_json::Value>> {
         let mut messages = self.source.read(task.read.clone()).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(self.settings.channel_capacity.max(1));
+        // batches are transformed ahead, on blocking threads, while the pump checks and
+        // writes earlier ones; not with --limit, where the rows to transform depend on the
+        // rows counted before
+        let ahead = (!task.transforms.is_empty() && opts.limit.is_none())
+            .then(|| (task.source_schema.clone(), task.transforms.clone()));
         let producer = tokio::spawn(async move {
             while let Some(m) = messages.next().await {
                 let last = m.is_err();
-                if tx.send(m).await.is_err() || last {
+                let staged = match (m, &ahead) {
+                    (Ok(Message::Batch(batch)), Some((schema, steps))) => {
+                        let (schema, steps) = (schema.clone(), steps.clone());
+                        Staged::Batch(tokio::task::spawn_blocking(move || {
+                            prepare(&schema, &steps, batch)
+                        }))
+                    }
+                    (m, _) => Staged::Message(m),
+                };
+                if tx.send(staged).await.is_err() || last {
                     break;
                 }
             }
@@ -640,7 +647,12 @@ impl Runtime {
         let interval = Duration::from_secs_f64(self.settings.commit_interval_secs.max(0.0));
         let mut last_commit = Instant::now();
         let mut pending: Option<serde_json::Value> = None;
-        let mut digest = crate::digest::RowDigest::new();
+        // the receipt's row digest is summed on other threads, overlapping the transforms,
+        // checks and writes (it costs more per row than most of them)
+        let mut digest = crate::digest::BackgroundDigest::start(
+            digest_workers(),
+            self.settings.channel_capacity.max(1),
+        );
 
         let stream = task.read.stream.as_str();
         let quarantine = |rep: &mut StreamReport, rec: QuarantineRecord| -> Result<()> {
@@ -659,9 +671,19 @@ impl Runtime {
                 m = rx.recv() => m,
             };
             let Some(msg) = msg else { break };
-            match msg? {
+            let (msg, mut prepared) = match msg {
+                Staged::Message(m) => (m?, None),
+                Staged::Batch(handle) => {
+                    let p = handle.await.map_err(|e| Error::internal(format!("a transform task failed: {e}")))??;
+                    (Message::Batch(p.raw.clone()), Some(p))
+                }
+            };
+            match msg {
                 Message::Batch(batch) => {
-                    let mut batch = conform(&source_schema, batch)?;
+                    let mut batch = match &prepared {
+                        Some(p) => p.raw.clone(),
+                        None => conform(&source_schema, batch)?,
+                    };
                     if let Some(limit) = limit {
                         let left = limit.saturating_sub(rep.rows_read) as usize;
                         if batch.num_rows() > left {
@@ -675,11 +697,18 @@ impl Runtime {
                     let first_row = rep.rows_read;
                     rep.rows_read += arrived;
                     let mut spared = 0u64;
+                    // where each row that reaches the checks was in this batch as read
+                    let mut origin: Option<Vec<usize>> = None;
                     if !task.transforms.is_empty() {
                         // a row a step cannot convert (a bad `cast`) is set aside, then
                         // quarantined (`on_bad_record = "quarantine"`) or the stream fails naming it
-                        let (out, bad) = transform::apply_all_sparing(&task.transforms, batch)
+                        let transformed = match prepared.take() {
+                            Some(p) => p.transformed,
+                            None => transform::apply_all_tracked(&task.transforms, batch),
+                        };
+                        let transform::Transformed { batch: out, spared: bad, origin: o } = transformed
                             .inspect_err(|_| rep.failed_sample = Some(sample("transform", &raw, &task.protected)))?;
+                        origin = o;
                         for b in bad {
                             let row = b.row.map(|r| first_row + r as u64 + 1);
                             if task.on_bad_record != BadRecordPolicy::Quarantine {
@@ -713,7 +742,9 @@ impl Runtime {
                     if !validator.is_empty() {
                         let outcome = validator.check(batch).inspect_err(|_| keep_sample(rep, "check"))?;
                         for (record, f) in outcome.rejected {
-                            let position = crate::source::Position { key: Some(format!("row {}", first_row + f.row as u64 + 1)), ..Default::default() };
+                            // no position rather than a wrong one, when a step lost track
+                            let row = if task.transforms.is_empty() { Some(f.row) } else { origin.as_ref().and_then(|o| o.get(f.row).copied()) };
+                            let position = crate::source::Position { key: row.map(|r| format!("row {}", first_row + r as u64 + 1)), ..Default::default() };
                             quarantine(rep, QuarantineRecord {
                                 run_id: task.write.run_id.clone(),
                                 stream: stream.to_string(),
@@ -726,7 +757,7 @@ impl Runtime {
                         }
                         batch = outcome.batch;
                     }
-                    digest.add_batch(&batch);
+                    digest.add(batch.clone()).await?;
                     let n = batch.num_rows() as u64;
                     let bytes = batch_bytes(&batch);
                     if n > 0 {
@@ -757,6 +788,7 @@ impl Runtime {
                     }
                 }
                 Message::Rejected(r) if task.on_bad_record == BadRecordPolicy::Quarantine => {
+                    let r = withhold_if_protected(r, &task.protected);
                     rep.rows_read += 1;
                     quarantine(rep, QuarantineRecord {
                         run_id: task.write.run_id.clone(),
@@ -765,10 +797,11 @@ impl Runtime {
                         check: "parse".into(),
                         message: r.message,
                         record: None,
-                        raw: Some(r.raw),
+                        raw: task.protected.is_empty().then_some(r.raw),
                     })?;
                 }
                 Message::Rejected(r) => {
+                    let r = withhold_if_protected(r, &task.protected);
                     rep.rows_read += 1;
                     rep.rows_rejected += 1;
                     let mut e = Error::data(format!("malformed record: {}", r.message));
@@ -811,10 +844,62 @@ impl Runtime {
         self.quarantine.finish(stream).await?;
         result?;
         writer.flush().await?;
-        rep.rows_digest = digest.to_receipt_string();
+        rep.rows_digest = digest.finish().await?.to_receipt_string();
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }
+}
+
+/// A malformed record of a stream that protects columns, without its raw text and the
+/// source's message: either can hold a protected column's clear value (the record could not
+/// be split into columns, so that value cannot be cut out). Its position stays, to find the
+/// record in the source.
+fn withhold_if_protected(
+    mut r: crate::source::Rejected,
+    protected: &[String],
+) -> crate::source::Rejected {
+    if protected.is_empty() {
+        return r;
+    }
+    r.raw = String::new();
+    r.message = format!(
+        "the record could not be read (its text and the reason are withheld: this stream protects {})",
+        protected.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    );
+    r
+}
+
+/// What the pump receives from the source's task.
+enum Staged {
+    /// A message as the source sent it (a batch to conform and transform in the pump).
+    Message(Result<Message>),
+    /// A batch being conformed and transformed on a blocking thread.
+    Batch(tokio::task::JoinHandle<Result<Prepared>>),
+}
+
+/// A batch conformed to the stream's schema, and what its transforms made of it.
+struct Prepared {
+    /// The batch as read (with the stream's schema).
+    raw: RecordBatch,
+    /// [`transform::apply_all_tracked`] of it.
+    transformed: Result<transform::Transformed>,
+}
+
+/// Conforms `batch` to `schema` and applies `steps` (the pump's first steps, done ahead).
+fn prepare(
+    schema: &arrow_schema::SchemaRef,
+    steps: &[Arc<dyn Transform>],
+    batch: RecordBatch,
+) -> Result<Prepared> {
+    let raw = conform(schema, batch)?;
+    let transformed = transform::apply_all_tracked(steps, raw.clone());
+    Ok(Prepared { raw, transformed })
+}
+
+/// Threads that sum a stream's row digest: two when the machine has two cores or more, so
+/// hashing can use a core the source and the writer leave idle.
+fn digest_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 /// Rows kept from a failing batch for a debug bundle.

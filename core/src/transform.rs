@@ -92,6 +92,17 @@ pub trait Transform: Send + Sync {
     fn hides(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Like [`Transform::apply`], and, for a step that removes rows (a `filter`), which input
+    /// rows it kept (`None`: every row stays where it was, or the step cannot say), so that
+    /// the runtime can still name a later failing row by its position in the source.
+    fn apply_keeping(&self, batch: RecordBatch) -> Result<(RecordBatch, Option<Vec<bool>>)> {
+        Ok((self.apply(batch)?, None))
+    }
+    /// The column this step renames and its new name (`rename`), so that a column protected
+    /// after the rename is known by its earlier name too.
+    fn renames(&self) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// A transform as written in `sync.toml` (`transforms = [{ type = "hash", column = "email", key = "${secret:k}" }]`).
@@ -559,8 +570,8 @@ pub fn apply_all(steps: &[Arc<dyn Transform>], mut batch: RecordBatch) -> Result
 /// A row a transform could not convert, set aside by [`apply_all_sparing`].
 #[derive(Debug)]
 pub struct Spared {
-    /// Its index in the batch given to [`apply_all_sparing`], when known (a `filter` before
-    /// the failing step renumbers rows).
+    /// Its index in the batch given to [`apply_all_sparing`] (`None` when an earlier step
+    /// changed the rows without saying which it kept).
     pub row: Option<usize>,
     /// The step that failed (`cast(amount, int64)`).
     pub step: String,
@@ -579,14 +590,35 @@ pub struct Spared {
 /// the step to halves of the batch, so the cost is only paid by batches that hold one.
 pub fn apply_all_sparing(
     steps: &[Arc<dyn Transform>],
-    mut batch: RecordBatch,
+    batch: RecordBatch,
 ) -> Result<(RecordBatch, Vec<Spared>)> {
+    let t = apply_all_tracked(steps, batch)?;
+    Ok((t.batch, t.spared))
+}
+
+/// What [`apply_all_tracked`] made of a batch.
+#[derive(Debug)]
+pub struct Transformed {
+    /// The rows that went through every step.
+    pub batch: RecordBatch,
+    /// The rows set aside.
+    pub spared: Vec<Spared>,
+    /// For each row of `batch`, its index in the batch given (`None` when a step changed
+    /// the rows without saying which it kept).
+    pub origin: Option<Vec<usize>>,
+}
+
+/// [`apply_all_sparing`], also telling where each remaining row came from.
+pub fn apply_all_tracked(
+    steps: &[Arc<dyn Transform>],
+    mut batch: RecordBatch,
+) -> Result<Transformed> {
     let mut spared = Vec::new();
     // index in the given batch of each row of `batch`, while it is known
     let mut origin: Option<Vec<usize>> = Some((0..batch.num_rows()).collect());
     for (i, s) in steps.iter().enumerate() {
         let rows_in = batch.num_rows();
-        let first = match s.apply(batch.clone()) {
+        let first = match s.apply_keeping(batch.clone()) {
             Ok(out) => Ok(out),
             Err(e) if e.kind() == ErrorKind::DataInvalid => Err(e),
             Err(e) => return Err(hide_value(e, &steps[i..]).with("transform", s.describe())),
@@ -600,7 +632,7 @@ pub fn apply_all_sparing(
                     // the batch fails, but no row alone does: not a row's fault
                     return Err(hide_value(e, &steps[i..]).with("transform", s.describe()));
                 }
-                let hidden: Vec<String> = steps[i..].iter().flat_map(|t| t.hides()).collect();
+                let hidden = hidden_before(&steps[i..]);
                 let mut keep = vec![true; rows_in];
                 for (r, err) in bad {
                     keep[r] = false;
@@ -626,16 +658,31 @@ pub fn apply_all_sparing(
                 }
                 let mask = arrow_array::BooleanArray::from(keep);
                 batch = arrow_select::filter::filter_record_batch(&batch, &mask)?;
-                s.apply(batch.clone())
+                s.apply_keeping(batch.clone())
                     .map_err(|e| hide_value(e, &steps[i..]).with("transform", s.describe()))?
             }
         };
-        if out.num_rows() != batch.num_rows() {
+        let (out, kept) = out;
+        match kept {
+            Some(kept) if kept.len() == batch.num_rows() => {
+                if let Some(o) = &mut origin {
+                    let mut k = kept.iter();
+                    o.retain(|_| *k.next().expect("one flag per row"));
+                }
+            }
+            _ if out.num_rows() != batch.num_rows() => origin = None,
+            _ => {}
+        }
+        if origin.as_ref().is_some_and(|o| o.len() != out.num_rows()) {
             origin = None;
         }
         batch = out;
     }
-    Ok((batch, spared))
+    Ok(Transformed {
+        batch,
+        spared,
+        origin,
+    })
 }
 
 /// Pushes `(row, error)` for each row of `batch[lo..lo + len]` that `step` rejects alone.
@@ -671,7 +718,21 @@ fn hide_value(e: Error, steps: &[Arc<dyn Transform>]) -> Error {
     let Some(column) = e.context_value("column").map(str::to_string) else {
         return e;
     };
-    let Some(by) = steps.iter().find(|t| t.hides().contains(&column)) else {
+    // follow the column through renames to the step that protects it
+    let mut name = column.clone();
+    let mut by = None;
+    for t in steps {
+        if t.hides().contains(&name) {
+            by = Some(t);
+            break;
+        }
+        if let Some((from, to)) = t.renames() {
+            if from == name {
+                name = to;
+            }
+        }
+    }
+    let Some(by) = by else {
         return e;
     };
     let mut hidden = Error::new(
@@ -685,6 +746,27 @@ fn hide_value(e: Error, steps: &[Arc<dyn Transform>]) -> Error {
         hidden = hidden.with(k, v);
     }
     hidden
+}
+
+/// The columns of the batches `steps` receive whose clear values `steps` protect or drop
+/// (`hash`, `encrypt`, `mask`, `drop`), by their names before the steps: a column renamed
+/// and then hashed is known by its first name.
+pub fn hidden_before(steps: &[Arc<dyn Transform>]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for s in steps.iter().rev() {
+        // the names collected so far are those after this step: take them back through it
+        if let Some((from, to)) = s.renames() {
+            for n in names.iter_mut().filter(|n| **n == to) {
+                n.clone_from(&from);
+            }
+        }
+        for h in s.hides() {
+            if !names.contains(&h) {
+                names.push(h);
+            }
+        }
+    }
+    names
 }
 
 /// The schema after `steps`, in order.
@@ -779,6 +861,94 @@ mod tests {
         assert_eq!(spared[0].record["phone"], "[protected]");
         assert_eq!(spared[0].record["email"], "ada@example.com");
         assert!(!spared[0].error.to_string().contains("7946"));
+    }
+
+    #[test]
+    fn protection_follows_a_column_through_renames() {
+        let key = Secret::new("0123456789abcdef0123");
+        let rename = |from: &str, to: &str| {
+            TransformConfig::Rename {
+                from: from.into(),
+                to: to.into(),
+            }
+            .build()
+            .unwrap()
+        };
+        let steps = vec![
+            cast("phone", "int64"),
+            rename("phone", "tel"),
+            TransformConfig::Hash {
+                column: "tel".into(),
+                key,
+            }
+            .build()
+            .unwrap(),
+            rename("email", "mail"),
+            TransformConfig::Drop {
+                columns: vec!["mail".into()],
+            }
+            .build()
+            .unwrap(),
+        ];
+        let mut hidden = hidden_before(&steps);
+        hidden.sort();
+        assert_eq!(hidden, ["email", "phone"]);
+        assert_eq!(hidden_before(&steps[3..]), ["email"]);
+        // the value that does not convert, in a column hashed after a rename, is not shown
+        let e = apply_all(&steps, batch()).unwrap_err();
+        assert!(!e.to_string().contains("7946"), "{e}");
+        assert!(e.to_string().contains("hash(tel)"), "{e}");
+        let (_, spared) = apply_all_sparing(&steps, batch()).unwrap();
+        assert_eq!(spared.len(), 1);
+        assert_eq!(spared[0].record["phone"], "[protected]");
+        assert_eq!(spared[0].record["email"], "[protected]");
+        assert!(!spared[0].error.to_string().contains("7946"));
+    }
+
+    #[test]
+    fn rows_are_tracked_through_a_filter() {
+        let schema = Arc::new(Schema::new(vec![
+            FerryType::Int64.field("id", false),
+            FerryType::String.field("qty", true),
+        ]));
+        let ids: Vec<i64> = (0..10).collect();
+        let qty: Vec<String> = ids
+            .iter()
+            .map(|i| {
+                if *i == 7 {
+                    "seven".into()
+                } else {
+                    i.to_string()
+                }
+            })
+            .collect();
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow_array::Int64Array::from(ids)),
+                Arc::new(arrow_array::StringArray::from(qty)),
+            ],
+        )
+        .unwrap();
+        let filter = TransformConfig::Filter {
+            expr: "id % 3 != 0".into(),
+        }
+        .build()
+        .unwrap();
+        let steps = vec![filter.clone(), cast("qty", "int64"), filter];
+        let t = apply_all_tracked(&steps, b.clone()).unwrap();
+        // 0, 3, 6, 9 filtered, 7 does not convert: the spared row keeps its position
+        let rows: Vec<Option<usize>> = t.spared.iter().map(|s| s.row).collect();
+        assert_eq!(rows, vec![Some(7)]);
+        assert_eq!(t.origin, Some(vec![1, 2, 4, 5, 8]));
+        let ids = t
+            .batch
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>();
+        assert_eq!(ids.values().to_vec(), [1, 2, 4, 5, 8]);
+        // the filter alone
+        let t = apply_all_tracked(&steps[2..], b).unwrap();
+        assert_eq!(t.origin, Some(vec![1, 2, 4, 5, 7, 8]));
     }
 
     fn batch() -> RecordBatch {

@@ -43,6 +43,9 @@ use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_schema::Schema;
 use serde::{Deserialize, Serialize};
 
+mod pattern;
+use pattern::Pattern;
+
 use crate::types::FerryType;
 use crate::values::{format_timestamp_micros, preview, to_json, write_text, ColumnBuilder};
 use crate::{Error, ErrorKind, Result};
@@ -280,6 +283,44 @@ impl SeenInts {
     }
 }
 
+/// The values an `allowed` check accepts. When every one is at most 7 bytes long (country
+/// and status codes), a value is looked up as one integer (its bytes and its length), which
+/// costs a fraction of hashing and comparing text.
+enum AllowedSet {
+    Short(IntSet<u64>),
+    Text(HashSet<String, FoldHash>),
+}
+
+impl AllowedSet {
+    fn new(values: &[String]) -> AllowedSet {
+        if values.iter().all(|v| v.len() <= 7) {
+            AllowedSet::Short(values.iter().filter_map(|v| short_key(v)).collect())
+        } else {
+            AllowedSet::Text(values.iter().cloned().collect())
+        }
+    }
+
+    fn contains(&self, t: &str) -> bool {
+        match self {
+            AllowedSet::Short(set) => short_key(t).is_some_and(|k| set.contains(&k)),
+            AllowedSet::Text(set) => set.contains(t),
+        }
+    }
+}
+
+/// A text of at most 7 bytes as one integer: the bytes, then the length in the top byte (so
+/// `"A"` and `"A\0"` differ); `None` for longer text.
+fn short_key(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() > 7 {
+        return None;
+    }
+    let mut k = [0u8; 8];
+    k[..b.len()].copy_from_slice(b);
+    k[7] = b.len() as u8;
+    Some(u64::from_le_bytes(k))
+}
+
 /// Keys a `unique` check has seen.
 enum Seen {
     /// One int64 column (the common `unique(id)`).
@@ -291,9 +332,9 @@ enum Seen {
 enum Kind {
     NotNull(Vec<usize>),
     Unique(Vec<usize>, Seen),
-    Regex(usize, regex::Regex),
+    Regex(usize, Box<Pattern>),
     Range(usize, Option<f64>, Option<f64>),
-    Allowed(usize, HashSet<String, FoldHash>),
+    Allowed(usize, AllowedSet),
     MaxLength(usize, usize),
     Type(usize, ColumnBuilder),
     Referential {
@@ -761,6 +802,25 @@ impl Kind {
                     out.push((r, format!("`{}` is not an allowed value", preview(t))));
                 }
             }),
+            Kind::MaxLength(c, max)
+                if matches!(
+                    type_of(batch.schema_ref(), *c),
+                    FerryType::String | FerryType::Json
+                ) =>
+            {
+                // a text is never longer in characters than in bytes: only values with
+                // more bytes than `max` (read from the offsets) are counted
+                let max = *max;
+                let a = batch.column(*c).as_string::<i32>();
+                for (r, w) in a.value_offsets().windows(2).enumerate() {
+                    if (w[1] - w[0]) as usize > max && a.is_valid(r) {
+                        let chars = a.value(r).chars().count();
+                        if chars > max {
+                            out.push((r, format!("{chars} characters, more than {max}")));
+                        }
+                    }
+                }
+            }
             Kind::MaxLength(c, max) => {
                 let max = *max;
                 each_text(batch, *c, buf, |r, t| {
@@ -923,12 +983,12 @@ impl Validator {
                     severity,
                 } => {
                     let n = format!("regex({column})");
-                    let re = regex::Regex::new(pattern)
+                    let re = Pattern::new(pattern)
                         .map_err(|e| Error::config(format!("check {n}: invalid pattern: {e}")))?;
                     (
                         n.clone(),
                         *severity,
-                        Kind::Regex(col(schema, column, &n)?, re),
+                        Kind::Regex(col(schema, column, &n)?, Box::new(re)),
                     )
                 }
                 CheckConfig::Range {
@@ -959,13 +1019,7 @@ impl Validator {
                     (
                         n.clone(),
                         *severity,
-                        Kind::Allowed(
-                            col(schema, column, &n)?,
-                            values
-                                .iter()
-                                .cloned()
-                                .collect::<HashSet<String, FoldHash>>(),
-                        ),
+                        Kind::Allowed(col(schema, column, &n)?, AllowedSet::new(values)),
                     )
                 }
                 CheckConfig::MaxLength {
@@ -1293,6 +1347,66 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn allowed_short_values_are_looked_up_exactly() {
+        let short = AllowedSet::new(&[
+            "DE".into(),
+            "".into(),
+            "A".into(),
+            "ü".into(),
+            "seven77".into(),
+        ]);
+        assert!(matches!(short, AllowedSet::Short(_)));
+        for yes in ["DE", "", "A", "ü", "seven77"] {
+            assert!(short.contains(yes), "{yes}");
+        }
+        for no in [
+            "de", "D", "DE ", "A\0", "\0", "seven778", "seven7", "u", "eight888",
+        ] {
+            assert!(!short.contains(no), "{no:?}");
+        }
+        let long = AllowedSet::new(&["DE".into(), "eight888".into()]);
+        assert!(matches!(long, AllowedSet::Text(_)));
+        assert!(long.contains("DE") && long.contains("eight888"));
+        assert!(!long.contains("eight88") && !long.contains("de"));
+    }
+
+    #[test]
+    fn max_length_counts_characters_of_text_from_the_offsets() {
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            FerryType::String.field("s", true)
+        ]));
+        let values = arrow_array::StringArray::from(vec![
+            Some("toolongvalue"),
+            Some("üüü"),
+            Some("üüüü"),
+            None,
+            Some("abc"),
+            Some("abcd"),
+            Some(""),
+        ]);
+        // a slice: its offsets do not start at 0
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)])
+            .unwrap()
+            .slice(1, 6);
+        let checks = parse(r#"checks = [{ type = "max_length", column = "s", max = 3 }]"#);
+        let mut v = Validator::new(&checks, &schema).unwrap();
+        let out = v.check(batch).unwrap();
+        let bad: Vec<(usize, &str)> = out
+            .rejected
+            .iter()
+            .map(|(_, f)| (f.row, f.message.as_str()))
+            .collect();
+        assert_eq!(
+            bad,
+            vec![
+                (1, "4 characters, more than 3"),
+                (4, "4 characters, more than 3")
+            ]
+        );
+        assert_eq!(out.batch.num_rows(), 4);
     }
 
     fn parse(toml_text: &str) -> Vec<CheckConfig> {

@@ -102,6 +102,10 @@ impl Transform for Rename {
         let schema = self.output_schema(batch.schema_ref())?;
         rebuild(schema, batch.columns().to_vec(), &self.describe())
     }
+
+    fn renames(&self) -> Option<(String, String)> {
+        Some((self.from.clone(), self.to.clone()))
+    }
 }
 
 // ---------------------------------------------------------------- select

@@ -867,6 +867,35 @@ impl Fast {
         Some(v.into_iter().map(|x| x == Some(true)).collect())
     }
 
+    /// Derive into float64: the column straight from whole-column floats, when the
+    /// expression gives floats and every one is finite; `None`: [`Fast::values`] and the
+    /// per-row path decide (they give the same column, or the error).
+    fn float64(&self, expr: &Compiled, batch: &RecordBatch) -> Option<ArrayRef> {
+        let Logic::Leaf(t, slots) = &self.top else {
+            return None;
+        };
+        if t.ty() != Ty::Float {
+            return None;
+        }
+        let cols = Self::columns(expr, batch)?;
+        let c = settle(eval_term(t, &cols, batch.num_rows()), slots, &cols)?;
+        let Vals::Float(v) = c.vals else {
+            return None;
+        };
+        if v.iter()
+            .zip(&c.state)
+            .any(|(x, s)| *s == OK && !x.is_finite())
+        {
+            return None;
+        }
+        let nulls = c
+            .state
+            .iter()
+            .any(|s| *s != OK)
+            .then(|| arrow_buffer::NullBuffer::from_iter(c.state.iter().map(|s| *s == OK)));
+        Some(Arc::new(arrow_array::Float64Array::new(v.into(), nulls)))
+    }
+
     /// Derive: the values as evalexpr values (numbers and booleans only); `None` for the
     /// per-row path.
     fn values(&self, expr: &Compiled, batch: &RecordBatch) -> Option<Vec<Value>> {
@@ -926,6 +955,10 @@ impl Transform for Filter {
     }
 
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        Ok(self.apply_keeping(batch)?.0)
+    }
+
+    fn apply_keeping(&self, batch: RecordBatch) -> Result<(RecordBatch, Option<Vec<bool>>)> {
         let what = self.describe();
         let n = batch.num_rows();
         let fast = Fast::plan(&self.0, batch.schema_ref()).and_then(|f| f.keep(&self.0, &batch));
@@ -948,12 +981,11 @@ impl Transform for Filter {
             }
         }
         if keep.iter().all(|k| *k) {
-            return Ok(batch);
+            return Ok((batch, None));
         }
-        Ok(arrow_select::filter::filter_record_batch(
-            &batch,
-            &BooleanArray::from(keep),
-        )?)
+        let out =
+            arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?;
+        Ok((out, Some(keep)))
     }
 }
 
@@ -1102,10 +1134,17 @@ impl Transform for Derive {
         let out_schema = self.output_schema(batch.schema_ref())?;
         let n = batch.num_rows();
         let mut b = ColumnBuilder::new(self.ty, n);
-        let fast =
-            Fast::plan(&self.expr, batch.schema_ref()).and_then(|f| f.values(&self.expr, &batch));
+        let plan = Fast::plan(&self.expr, batch.schema_ref());
         let mut direct: Option<ArrayRef> = None;
-        if let Some(values) = fast {
+        if self.ty == FerryType::Float64 {
+            direct = plan.as_ref().and_then(|f| f.float64(&self.expr, &batch));
+        }
+        let fast = match direct {
+            Some(_) => None,
+            None => plan.and_then(|f| f.values(&self.expr, &batch)),
+        };
+        if direct.is_some() {
+        } else if let Some(values) = fast {
             direct = self.direct(&values);
             if direct.is_none() {
                 for v in values {
@@ -1397,8 +1436,12 @@ mod tests {
             "x / 0 > 1",
             "-a > 0",
             "a * b",
+            "d * 2",
+            "a * 1.5",
+            "b / 2.0",
         ];
         let mut planned = 0;
+        let mut floats = 0;
         for text in exprs {
             let c = compile(text, "t").unwrap();
             let mut ev = Evaluator::new(&c, &batch, "t").unwrap();
@@ -1410,11 +1453,28 @@ mod tests {
             planned += 1;
             let got = fast.values(&c, &batch);
             match slow {
-                Err(e) => assert!(
-                    got.is_none(),
-                    "{text}: per row fails ({e}), whole column gave {got:?}"
-                ),
+                Err(e) => {
+                    assert!(
+                        got.is_none(),
+                        "{text}: per row fails ({e}), whole column gave {got:?}"
+                    );
+                    assert!(fast.float64(&c, &batch).is_none(), "{text}: float64");
+                }
                 Ok(slow) => {
+                    // the float64 column built straight from the floats is the column the
+                    // general whole-column path builds
+                    if let Some(column) = fast.float64(&c, &batch) {
+                        floats += 1;
+                        let d = Derive {
+                            column: "t".into(),
+                            expr: compile(text, "t").unwrap(),
+                            ty: FerryType::Float64,
+                        };
+                        let want = d
+                            .direct(got.as_ref().expect("planned"))
+                            .unwrap_or_else(|| panic!("{text}: float64 where direct declines"));
+                        assert_eq!(column.to_data(), want.to_data(), "{text}: float64");
+                    }
                     let got = got.unwrap_or_else(|| panic!("{text}: whole column declined"));
                     let slow: Vec<String> = slow
                         .into_iter()
@@ -1432,6 +1492,10 @@ mod tests {
             }
         }
         assert_eq!(planned, exprs.len());
+        assert_eq!(
+            floats, 3,
+            "d * 2, a * 1.5 and b / 2.0 (NaN and infinity decline)"
+        );
         // functions, string concatenation, dates: the per-row path
         for text in [
             "str::to_lowercase(s) == \"p\"",
