@@ -304,6 +304,16 @@ impl<R: Read + Seek + Send + 'static> ChunkReader for SeekChunks<R> {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        // offsets and lengths come from the file's footer: check them before allocating
+        if start
+            .checked_add(length as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(ParquetError::EOF(format!(
+                "the file's index asks for {length} bytes at offset {start}, past its end ({} bytes): it is damaged",
+                self.len
+            )));
+        }
         let mut r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         r.seek(SeekFrom::Start(start))?;
         let mut buf = vec![0; length];
