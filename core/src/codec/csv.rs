@@ -11,6 +11,10 @@
 //!   not is a rejected record, not an error.
 //! - Quoted fields may hold the delimiter, doubled quotes and line breaks.
 //! - Blank lines are skipped.
+//! - NULL is the null text (default empty): a cell holding exactly it reads as NULL, so
+//!   with the default an empty string or empty binary value is written as an empty cell
+//!   and reads back as NULL, and with another null text (e.g. `\N`) a string equal to it
+//!   does. CSV has no other way to tell them apart; JSON Lines and Parquet keep both.
 //! - A record with a different number of fields than the header (or the schema, without a
 //!   header) is rejected, as is a record with a value that does not parse as its column's
 //!   type. The rest of the file is still read.
