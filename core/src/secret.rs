@@ -228,6 +228,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_file_is_read_only_up_to_a_bound() {
+        let e = read_secret_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+    }
+
+    #[test]
     fn secret_never_prints() {
         let s = Secret::new("hunter2-canary");
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");

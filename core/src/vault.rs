@@ -442,6 +442,20 @@ mod tests {
     }
 
     #[test]
+    fn a_header_cannot_ask_for_endless_key_stretching() {
+        let body = B64.encode([0u8; 64]);
+        for (iterations, refused) in [(u32::MAX, "more than"), (99_999, "too few")] {
+            let text = format!(
+                "{MAGIC}\n{{\"client\":null,\"kdf\":\"pbkdf2-hmac-sha256\",\"iterations\":{iterations},\"salt\":\"AAAA\"}}\n{body}\n"
+            );
+            let e =
+                VaultFile::from_bytes("v.vault", text.as_bytes(), None, &pass("pw")).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+            assert!(e.message().contains(refused), "{e}");
+        }
+    }
+
+    #[test]
     fn round_trip_wrong_key_tamper_and_client_binding() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".ferry/secrets.vault");
