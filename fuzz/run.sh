@@ -29,8 +29,8 @@ for t in "${TARGETS[@]}"; do
     -max_total_time="$DURATION" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
     -print_final_stats=1 >"logs/$t.log" 2>&1
   rc=$?
-  runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
   crashes=$(ls "artifacts/$t" 2>/dev/null | wc -l)
   line="$t: ${DURATION}s, ${runs:-?} runs, ${rate:-?} exec/s, exit $rc, artifacts ${crashes}"
   echo "$line"
