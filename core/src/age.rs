@@ -349,6 +349,23 @@ impl Identities {
         self.passphrase.is_some()
     }
 
+    /// Lowers (or raises, up to 30) the highest scrypt work factor (log2 N) a passphrase
+    /// identity accepts; default [`MAX_PASSPHRASE_WORK_FACTOR`]. A file's header names its
+    /// own work factor, so this bounds the memory (128 · 8 · 2^N bytes) and time any file
+    /// can make decryption spend: lower it where files come from parties you do not trust,
+    /// as the fuzz targets do. No effect without a passphrase.
+    pub fn set_max_work_factor(&mut self, log_n: u8) -> Result<()> {
+        if !(1..=30).contains(&log_n) {
+            return Err(Error::config(format!(
+                "scrypt work factor must be 1 to 30, not {log_n}"
+            )));
+        }
+        if let Some(p) = &mut self.passphrase {
+            p.set_max_work_factor(log_n);
+        }
+        Ok(())
+    }
+
     fn iter(&self) -> impl Iterator<Item = &dyn ::age::Identity> {
         self.keys
             .iter()
@@ -477,11 +494,13 @@ pub fn encrypt_writer<W: Write>(recipients: &Recipients, out: W) -> Result<Encry
 /// whose inner error is a Ferry [`Error`] ([`ErrorKind::DataInvalid`]): recover it with
 /// [`decryption_error`]. Once it failed, every later read fails the same way.
 pub struct DecryptingReader<R: Read> {
-    inner: ::age::stream::StreamReader<R>,
+    inner: ::age::stream::StreamReader<io::BufReader<HeaderLimit<R>>>,
     /// Plaintext bytes released so far.
     position: u64,
     /// The first failure, repeated on every later read.
     failed: Option<(io::ErrorKind, String)>,
+    /// Plaintext length, once a seek authenticated it.
+    len: Option<u64>,
 }
 
 impl<R: Read> DecryptingReader<R> {
@@ -543,12 +562,42 @@ impl<R: Read + io::Seek> io::Seek for DecryptingReader<R> {
         if let Some((kind, message)) = &self.failed {
             return Err(io::Error::new(*kind, Error::data(message.clone())));
         }
-        match self.inner.seek(pos) {
+        // The `age` crate panics when it reads after a seek past the end that stayed in
+        // the last chunk (a damaged Parquet footer asks for such offsets): so seek to an
+        // absolute position, never past the end; reads there return nothing.
+        let result: io::Result<u64> = (|| {
+            let len = match self.len {
+                Some(l) => l,
+                None => {
+                    let l = self.inner.seek(io::SeekFrom::End(0))?;
+                    self.len = Some(l);
+                    l
+                }
+            };
+            let target = match pos {
+                io::SeekFrom::Start(p) => Some(p),
+                io::SeekFrom::Current(d) => self.position.checked_add_signed(d),
+                io::SeekFrom::End(d) => len.checked_add_signed(d),
+            }
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "cannot seek before the start")
+            })?;
+            self.inner.seek(io::SeekFrom::Start(target.min(len)))?;
+            Ok(target)
+        })();
+        match result {
             Ok(p) => {
                 self.position = p;
                 Ok(p)
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::InvalidInput
+                ) =>
+            {
+                Err(e)
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -565,7 +614,14 @@ pub fn decryption_error(e: &io::Error) -> Option<&Error> {
 /// [`ErrorKind::AuthFailed`]; input that is not an age file, or whose header is damaged
 /// or truncated, is [`ErrorKind::DataInvalid`].
 pub fn decrypt_reader<R: Read>(identities: &Identities, input: R) -> Result<DecryptingReader<R>> {
-    let decryptor = ::age::Decryptor::new(input).map_err(header_error)?;
+    let input = io::BufReader::new(HeaderLimit {
+        inner: input,
+        header: 0,
+        matched: 0,
+        done: false,
+        stanzas: 0,
+    });
+    let decryptor = ::age::Decryptor::new_buffered(input).map_err(header_error)?;
     let scrypt = decryptor.is_scrypt();
     let inner = decryptor
         .decrypt(identities.iter())
@@ -596,7 +652,82 @@ pub fn decrypt_reader<R: Read>(identities: &Identities, input: R) -> Result<Decr
         inner,
         position: 0,
         failed: None,
+        len: None,
     })
+}
+
+/// Largest age header read, in bytes (an X25519 recipient's stanza is 98). The `age`
+/// crate re-parses the header from its start after every line it reads, so a long header
+/// costs time quadratic in its size: past this bound the file is refused.
+pub const MAX_HEADER_BYTES: u64 = 16 << 10;
+
+/// Most stanzas (recipients) an age header may have, for the same reason.
+pub const MAX_STANZAS: u32 = 128;
+
+/// Passes an age file through, failing once more than [`MAX_HEADER_BYTES`] went by
+/// without the end of the header (the line after `\n---`, the header MAC's).
+struct HeaderLimit<R> {
+    inner: R,
+    /// Header bytes seen so far.
+    header: u64,
+    /// Bytes of `\n---` matched so far (4: now inside the MAC line).
+    matched: usize,
+    /// Whether the header's end went by.
+    done: bool,
+    /// Stanzas (lines starting `->`) seen so far.
+    stanzas: u32,
+}
+
+#[derive(Debug)]
+struct HeaderTooLarge;
+
+impl fmt::Display for HeaderTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the age header is larger than {MAX_HEADER_BYTES} bytes or {MAX_STANZAS} recipients"
+        )
+    }
+}
+
+impl std::error::Error for HeaderTooLarge {}
+
+impl<R: Read> Read for HeaderLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return self.inner.read(buf);
+        }
+        if self.header > MAX_HEADER_BYTES || self.stanzas > MAX_STANZAS {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, HeaderTooLarge));
+        }
+        // small reads while in the header, so the buffer above never holds much past a bound
+        let n = buf.len().min(256);
+        let n = self.inner.read(&mut buf[..n])?;
+        for &b in &buf[..n] {
+            self.header += 1;
+            self.matched = match (self.matched, b) {
+                (4, b'\n') => {
+                    self.done = true;
+                    break;
+                }
+                (4, _) => 4,
+                (_, b'\n') => 1,
+                (1..=3, b'-') => self.matched + 1,
+                (2, b'>') => {
+                    self.stanzas += 1;
+                    0
+                }
+                _ => 0,
+            };
+        }
+        Ok(n)
+    }
+}
+
+impl<R: io::Seek> io::Seek for HeaderLimit<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
 fn header_error(e: DecryptError) -> Error {
@@ -604,6 +735,10 @@ fn header_error(e: DecryptError) -> Error {
         DecryptError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             "the age file is truncated inside its header (or empty)".to_string()
         }
+        DecryptError::Io(e) if e.get_ref().is_some_and(|i| i.is::<HeaderTooLarge>()) => format!(
+            "the age file's header is larger than {} KiB or has more than {MAX_STANZAS} recipients: it is damaged, or not an age file",
+            MAX_HEADER_BYTES >> 10
+        ),
         DecryptError::Io(e) => {
             return Error::new(ErrorKind::Io, format!("cannot read the age file: {e}"))
         }
@@ -617,7 +752,7 @@ fn header_error(e: DecryptError) -> Error {
             "the file is in an age format version Ferry does not know (only v1)".to_string()
         }
         DecryptError::ExcessiveWork { required, .. } => format!(
-            "the age file's passphrase work factor 2^{required} is above the limit 2^{MAX_PASSPHRASE_WORK_FACTOR}"
+            "the age file's passphrase work factor 2^{required} is above the limit this reader accepts (2^{MAX_PASSPHRASE_WORK_FACTOR} unless lowered)"
         ),
         DecryptError::DecryptionFailed | DecryptError::KeyDecryptionFailed => {
             "the age file's header is damaged or was altered (a key stanza does not decrypt)"

@@ -258,7 +258,14 @@ impl SignedReceipt {
     pub fn read(path: &Path) -> Result<SignedReceipt> {
         let bytes =
             std::fs::read(path).map_err(|e| Error::io(e, "cannot read the receipt", path))?;
-        let r: SignedReceipt = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a receipt file's `bytes`, as [`SignedReceipt::read`] does once it read
+    /// `path` (named in errors). Any bytes are safe here: what is not a receipt of a
+    /// format this Ferry reads is an error, never a panic.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<SignedReceipt> {
+        let r: SignedReceipt = serde_json::from_slice(bytes).map_err(|e| {
             Error::new(ErrorKind::DataInvalid, format!("not a Ferry receipt: {e}"))
                 .with("file", path.display())
         })?;

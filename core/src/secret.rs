@@ -141,6 +141,25 @@ pub fn with_context<T>(ctx: ResolveContext, f: impl FnOnce() -> T) -> (T, Vec<Se
     (out, state.clear_text)
 }
 
+/// Largest `${file:…}` secret read: a key or a password is a few KiB at most, and without
+/// a bound `${file:/dev/zero}` would fill memory.
+const MAX_SECRET_FILE: u64 = 1 << 20;
+
+fn read_secret_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SECRET_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {} KiB", MAX_SECRET_FILE >> 10),
+        ));
+    }
+    Ok(text)
+}
+
 /// Replaces every `${env:…}`, `${file:…}` and `${secret:…}` in `raw` by its value.
 /// `$${` stands for a literal `${`. Errors name the reference, never a value.
 pub fn resolve(raw: &str) -> Result<String> {
@@ -187,7 +206,7 @@ fn resolve_one(reference: &str) -> Result<String> {
         }),
         "file" => {
             let path = ctx.base_dir.join(arg);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            let text = read_secret_file(&path).map_err(|e| {
                 Error::io(e, &format!("cannot read secret file from `${{file:{arg}}}`"), &path)
             })?;
             Ok(text.trim_end_matches(['\n', '\r']).to_string())
@@ -207,6 +226,12 @@ fn resolve_one(reference: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_is_read_only_up_to_a_bound() {
+        let e = read_secret_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+    }
 
     #[test]
     fn secret_never_prints() {

@@ -39,6 +39,10 @@ use crate::{Error, ErrorKind, Result};
 pub const MAGIC: &str = "ferry-vault/v1";
 /// PBKDF2 iterations for new vaults (OWASP 2023 guidance for PBKDF2-HMAC-SHA256).
 pub const PBKDF2_ITERATIONS: u32 = 600_000;
+/// Most PBKDF2 iterations a vault header may ask for (about 10 s of work): the count is
+/// read from the file, so without a bound a damaged or hostile vault could make opening
+/// it run for hours.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 /// Environment variable holding the vault passphrase.
 pub const PASSPHRASE_ENV: &str = "FERRY_PASSPHRASE";
 /// Environment variable holding a raw 32-byte key, base64 (for CI).
@@ -129,6 +133,12 @@ fn derive(header: &Header, source: &KeySource) -> Result<SecretBox<[u8; 32]>> {
             let iterations = std::num::NonZeroU32::new(iterations)
                 .filter(|n| n.get() >= 100_000)
                 .ok_or_else(|| Error::new(ErrorKind::DataInvalid, "vault header has too few PBKDF2 iterations"))?;
+            if iterations.get() > MAX_PBKDF2_ITERATIONS {
+                return Err(Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("vault header asks for {iterations} PBKDF2 iterations, more than the {MAX_PBKDF2_ITERATIONS} Ferry accepts"),
+                ));
+            }
             let mut key = [0u8; 32];
             ring::pbkdf2::derive(
                 ring::pbkdf2::PBKDF2_HMAC_SHA256,
@@ -204,13 +214,28 @@ impl VaultFile {
         source: &KeySource,
     ) -> Result<VaultFile> {
         let path = path.into();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::io(e, "cannot read the vault", &path))?;
-        let mut lines = text.lines();
+        let bytes =
+            std::fs::read(&path).map_err(|e| Error::io(e, "cannot read the vault", &path))?;
+        Self::from_bytes(path, &bytes, client, source)
+    }
+
+    /// Decrypts a vault file's `bytes`, as [`VaultFile::open`] does once it read `path`
+    /// (named in errors and used by [`VaultFile::save`]). Any bytes are safe here: what
+    /// is not a vault is an error, never a panic, and the work a file can ask for is
+    /// bounded ([`MAX_PBKDF2_ITERATIONS`]).
+    pub fn from_bytes(
+        path: impl Into<PathBuf>,
+        bytes: &[u8],
+        client: Option<&str>,
+        source: &KeySource,
+    ) -> Result<VaultFile> {
+        let path = path.into();
         let bad = |what: &str| {
             Error::new(ErrorKind::DataInvalid, format!("not a Ferry vault: {what}"))
                 .with("file", path.display())
         };
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not UTF-8 text"))?;
+        let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
             return Err(bad(&format!("the first line is not `{MAGIC}`")));
         }
@@ -414,6 +439,20 @@ mod tests {
 
     fn pass(p: &str) -> KeySource {
         KeySource::Passphrase(SecretString::from(p.to_string()))
+    }
+
+    #[test]
+    fn a_header_cannot_ask_for_endless_key_stretching() {
+        let body = B64.encode([0u8; 64]);
+        for (iterations, refused) in [(u32::MAX, "more than"), (99_999, "too few")] {
+            let text = format!(
+                "{MAGIC}\n{{\"client\":null,\"kdf\":\"pbkdf2-hmac-sha256\",\"iterations\":{iterations},\"salt\":\"AAAA\"}}\n{body}\n"
+            );
+            let e =
+                VaultFile::from_bytes("v.vault", text.as_bytes(), None, &pass("pw")).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+            assert!(e.message().contains(refused), "{e}");
+        }
     }
 
     #[test]

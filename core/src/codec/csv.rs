@@ -11,6 +11,10 @@
 //!   not is a rejected record, not an error.
 //! - Quoted fields may hold the delimiter, doubled quotes and line breaks.
 //! - Blank lines are skipped.
+//! - NULL is the null text (default empty): a cell holding exactly it reads as NULL, so
+//!   with the default an empty string or empty binary value is written as an empty cell
+//!   and reads back as NULL, and with another null text (e.g. `\N`) a string equal to it
+//!   does. CSV has no other way to tell them apart; JSON Lines and Parquet keep both.
 //! - A record with a different number of fields than the header (or the schema, without a
 //!   header) is rejected, as is a record with a value that does not parse as its column's
 //!   type. The rest of the file is still read.
@@ -90,18 +94,29 @@ impl CsvOptions {
 /// Column names from header cells: trimmed; an empty name becomes `column_N` (N is the
 /// one-based position) and a repeated name gets a suffix `_2`, `_3` …
 pub(crate) fn column_names<'a>(cells: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    use std::collections::{HashMap, HashSet};
     let mut out: Vec<String> = Vec::new();
+    // names taken, and the next suffix to try per base name: linear in the header's size
+    // (a header of 20,000 `a`s must not take a search per suffix per column)
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut next: HashMap<String, usize> = HashMap::new();
     for (i, cell) in cells.into_iter().enumerate() {
         let base = match cell.trim() {
             "" => format!("column_{}", i + 1),
             s => s.to_string(),
         };
         let mut name = base.clone();
-        let mut k = 2;
-        while out.contains(&name) {
-            name = format!("{base}_{k}");
-            k += 1;
+        if taken.contains(&name) {
+            let k = next.entry(base.clone()).or_insert(2);
+            loop {
+                name = format!("{base}_{k}");
+                *k += 1;
+                if !taken.contains(&name) {
+                    break;
+                }
+            }
         }
+        taken.insert(name.clone());
         out.push(name);
     }
     out
@@ -359,9 +374,21 @@ impl<R: Read> CsvReader<R> {
             .with("line", self.records.line()));
         }
         let names = column_names((0..self.records.len()).map(|i| self.records.text(i)));
+        // by name through maps: a header may have thousands of columns
+        let in_schema: std::collections::HashSet<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let in_file: std::collections::HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let unknown: Vec<&str> = names
             .iter()
-            .filter(|n| self.schema.field_with_name(n).is_err())
+            .filter(|n| !in_schema.contains(n.as_str()))
             .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
@@ -385,7 +412,7 @@ impl<R: Read> CsvReader<R> {
             .schema
             .fields()
             .iter()
-            .map(|f| names.iter().position(|n| n == f.name()))
+            .map(|f| in_file.get(f.name().as_str()).copied())
             .collect();
         self.width = names.len();
         Ok(())

@@ -6,11 +6,17 @@
 //! to columns by name; a missing key or `null` is NULL; keys the schema does not have are
 //! ignored. Values convert as [`crate::values::ColumnBuilder::append_json`] says (a JSON
 //! column keeps any value as a document; strings parse as the column's type).
+//!
+//! Writing: values as [`crate::values::to_json`] spells them, except that float64 NaN and
+//! infinities, which JSON cannot hold, are written as the strings `"NaN"`, `"inf"` and
+//! `"-inf"` (read back as the same floats). A JSON column's document is embedded as JSON,
+//! so its key order and spacing are not kept, and the document `null` reads back as NULL.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 
 use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
@@ -274,6 +280,14 @@ impl<W: Write> JsonlWriter<W> {
                 self.line.extend_from_slice(&self.keys[i]);
                 if *ty == FerryType::String && !column.is_null(row) {
                     serde_json::to_writer(&mut self.line, column.as_string::<i32>().value(row))?;
+                } else if *ty == FerryType::Float64
+                    && !column.is_null(row)
+                    && !column.as_primitive::<Float64Type>().value(row).is_finite()
+                {
+                    // JSON has no NaN or infinity: write "NaN" / "inf" / "-inf" as strings,
+                    // which the reader parses back (`null` would lose the value)
+                    let v = column.as_primitive::<Float64Type>().value(row);
+                    serde_json::to_writer(&mut self.line, &v.to_string())?;
                 } else {
                     serde_json::to_writer(&mut self.line, &to_json(column.as_ref(), *ty, row))?;
                 }

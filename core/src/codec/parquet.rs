@@ -174,10 +174,28 @@ fn json_columns(meta: &ArrowReaderMetadata) -> Vec<bool> {
 }
 
 fn load(input: &impl ChunkReader) -> Result<ArrowReaderMetadata> {
-    ArrowReaderMetadata::load(input, Default::default()).map_err(|e| {
-        Error::data(format!(
-            "not a readable Parquet file (its footer is missing or damaged; is the file cut short?): {e}"
-        ))
+    guarded("its footer", || {
+        ArrowReaderMetadata::load(input, Default::default()).map_err(|e| {
+            Error::data(format!(
+                "not a readable Parquet file (its footer is missing or damaged; is the file cut short?): {e}"
+            ))
+        })
+    })
+}
+
+/// Runs `f`, turning a panic into a data error. The `parquet` crate panics on some
+/// damaged files (found by fuzzing: definition levels that overrun their buffer) instead
+/// of returning an error; a damaged input must never take the process down.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::data(format!(
+            "the Parquet file is damaged: decoding {what} failed ({why})"
+        )))
     })
 }
 
@@ -304,6 +322,16 @@ impl<R: Read + Seek + Send + 'static> ChunkReader for SeekChunks<R> {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        // offsets and lengths come from the file's footer: check them before allocating
+        if start
+            .checked_add(length as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(ParquetError::EOF(format!(
+                "the file's index asks for {length} bytes at offset {start}, past its end ({} bytes): it is damaged",
+                self.len
+            )));
+        }
         let mut r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         r.seek(SeekFrom::Start(start))?;
         let mut buf = vec![0; length];
@@ -738,8 +766,10 @@ impl Iterator for ParquetReader {
             if self.done {
                 return None;
             }
-            if let Err(e) = self.step() {
+            let what = format!("row group {}", self.row_group);
+            if let Err(e) = guarded(&what, || self.step()) {
                 self.done = true;
+                self.current = None;
                 self.pending.push_back(Err(super::in_file(e, &self.file)));
             }
         }

@@ -1,0 +1,246 @@
+//! The entry points every fuzz target calls, one per reader of untrusted bytes.
+//!
+//! This file is compiled twice: into the `ferry-fuzz` crate (for `cargo fuzz`) and, by
+//! `#[path]`, into `core/tests/fuzz_regressions.rs`, which runs every kept input through
+//! the same function in CI. So it uses only `ferry_core`'s public API and `std`.
+//!
+//! Each function takes arbitrary bytes and returns `Ok` (with a count of what it read) or
+//! the reader's error. A panic, a hang or an unbounded allocation is a bug in Ferry. The
+//! functions also check a few invariants a reader must keep (e.g. the rows it reports are
+//! the rows it yielded), with `assert!`, so breaking one shows up as a crash.
+//!
+//! Input layout: the CSV and JSON Lines targets use the first byte as flags (delimiter,
+//! header, null text) and the rest as the file; every other target takes the whole input
+//! as the file.
+
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ferry_core::age::{decrypt_reader, Identities};
+use ferry_core::codec::{
+    infer_csv, infer_jsonl, infer_parquet, Bytes, CsvOptions, CsvReader, InferOptions, JsonlReader,
+    ParquetReader,
+};
+use ferry_core::config::SyncConfig;
+use ferry_core::receipt::{table_digest, SignedReceipt};
+use ferry_core::secret::ResolveContext;
+use ferry_core::vault::{KeySource, VaultFile};
+use ferry_core::{Message, Result, Secret};
+
+/// The X25519 secret key the `age_decrypt` target decrypts with (its seeds are encrypted
+/// to it). A fixed test key: it protects nothing.
+pub const AGE_KEY: &str =
+    "AGE-SECRET-KEY-1QYPQXPQ9QCRSSZG2PVXQ6RS0ZQG3YYC5Z5TPWXQERGD3C8G7RUSQGPQYEE";
+
+/// The passphrase the `age_decrypt` target also tries.
+pub const AGE_PASSPHRASE: &str = "fuzz passphrase";
+
+/// Highest scrypt work factor the `age_decrypt` target accepts: a file names its own, and
+/// 2^22 (the default limit) costs 4 GiB and seconds per input.
+pub const AGE_MAX_WORK_FACTOR: u8 = 12;
+
+/// The raw vault key the `vault_open` target opens with.
+pub const VAULT_KEY: [u8; 32] = [7; 32];
+
+/// The Ed25519 public key (base64) the `receipt_verify` target expects receipts to be
+/// signed with (an all-zero key: no signature verifies against it, which is the point).
+pub const RECEIPT_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// Rows per batch in the readers: small, so batch boundaries are crossed often.
+const BATCH: usize = 7;
+
+/// Records sampled by inference: enough to see type changes, few enough to stay fast.
+const SAMPLE: usize = 64;
+
+/// Splits the flag byte off a CSV / JSON Lines input.
+fn flags(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((f, rest)) => (*f, rest),
+        None => (0, data),
+    }
+}
+
+/// CSV with schema inference: the first byte picks the delimiter (bits 0–1: `,` `;` tab
+/// `|`), no header (bit 2) and `NULL` as the null text (bit 3).
+pub fn csv_read(data: &[u8]) -> Result<u64> {
+    let (f, body) = flags(data);
+    let csv = CsvOptions {
+        delimiter: [b',', b';', b'\t', b'|'][(f & 3) as usize],
+        has_header: f & 4 == 0,
+        null_text: if f & 8 != 0 {
+            "NULL".into()
+        } else {
+            String::new()
+        },
+        ..CsvOptions::default()
+    };
+    let options = InferOptions {
+        sample_rows: SAMPLE,
+        overrides: Vec::new(),
+    };
+    let schema = infer_csv(body, &csv, &options)?;
+    let mut reader = CsvReader::new(body, schema, &csv)?
+        .with_file("fuzz.csv")
+        .with_batch_size(BATCH);
+    let mut rows = 0u64;
+    for m in reader.by_ref() {
+        rows += count(m?);
+    }
+    assert_eq!(rows, reader.rows(), "CSV reader's row count is off");
+    Ok(rows)
+}
+
+/// JSON Lines with schema inference (the first byte is reserved as a flag byte, unused).
+pub fn jsonl_read(data: &[u8]) -> Result<u64> {
+    let (_, body) = flags(data);
+    let options = InferOptions {
+        sample_rows: SAMPLE,
+        overrides: Vec::new(),
+    };
+    let schema = infer_jsonl(body, &options)?;
+    let mut reader = JsonlReader::new(body, schema)?
+        .with_file("fuzz.jsonl")
+        .with_batch_size(BATCH);
+    let mut rows = 0u64;
+    for m in reader.by_ref() {
+        rows += count(m?);
+    }
+    assert_eq!(rows, reader.rows(), "JSON Lines reader's row count is off");
+    Ok(rows)
+}
+
+/// A Parquet file: the schema from its footer, then every row group.
+pub fn parquet_read(data: &[u8]) -> Result<u64> {
+    let bytes = Bytes::copy_from_slice(data);
+    let schema = infer_parquet(&bytes)?;
+    let mut reader = ParquetReader::new(bytes, schema)?
+        .with_file("fuzz.parquet")
+        .with_batch_size(BATCH);
+    let mut rows = 0u64;
+    for m in reader.by_ref() {
+        rows += count(m?);
+    }
+    assert_eq!(rows, reader.rows(), "Parquet reader's row count is off");
+    Ok(rows)
+}
+
+/// Rows in a message (and sanity checks on it).
+fn count(m: Message) -> u64 {
+    match m {
+        Message::Batch(b) => {
+            assert!(b.num_rows() > 0, "a reader yielded an empty batch");
+            assert!(
+                b.num_rows() <= BATCH,
+                "a batch is larger than the batch size"
+            );
+            b.num_rows() as u64
+        }
+        Message::Rejected(r) => {
+            assert!(!r.message.is_empty(), "a rejection without a message");
+            0
+        }
+        _ => 0,
+    }
+}
+
+/// A `sync.toml` (`SyncConfig::parse`), resolved against a folder that does not exist, so
+/// relative `${file:…}` references fail; returns the number of streams.
+pub fn config_load(data: &[u8]) -> Result<u64> {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Ok(0);
+    };
+    let dir = PathBuf::from("/nonexistent/ferry-fuzz");
+    let ctx = ResolveContext {
+        base_dir: dir.clone(),
+        vault: None,
+    };
+    let cfg = SyncConfig::parse(Path::new("fuzz/sync.toml"), text.to_string(), dir, ctx)?;
+    Ok(cfg.streams.len() as u64)
+}
+
+fn age_identities() -> &'static (Identities, Identities) {
+    static IDS: OnceLock<(Identities, Identities)> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let keys = Identities::parse(&Secret::new(AGE_KEY)).expect("fixed key parses");
+        let mut pass =
+            Identities::passphrase(&Secret::new(AGE_PASSPHRASE)).expect("fixed passphrase");
+        pass.set_max_work_factor(AGE_MAX_WORK_FACTOR)
+            .expect("work factor in range");
+        (keys, pass)
+    })
+}
+
+/// An age file, decrypted with a fixed key and with a passphrase, streamed to the end and
+/// (when it opens) also read by seeking, as Parquet inside age is; returns the plaintext
+/// bytes, or the last error when no identity could read the whole file.
+pub fn age_decrypt(data: &[u8]) -> Result<u64> {
+    let (keys, pass) = age_identities();
+    let mut outcome = Ok(0);
+    for ids in [keys, pass] {
+        match age_read(ids, data) {
+            Ok(n) => return Ok(n),
+            Err(e) => outcome = Err(e),
+        }
+    }
+    outcome
+}
+
+fn age_read(ids: &Identities, data: &[u8]) -> Result<u64> {
+    let mut r = decrypt_reader(ids, data)?;
+    let streamed = ferry_core::age::copy(&mut r, &mut std::io::sink(), None, None);
+    let mut r = decrypt_reader(ids, Cursor::new(data))?;
+    let mut buf = [0u8; 512];
+    if let Ok(end) = r.seek(SeekFrom::End(0)) {
+        if let Ok(n) = &streamed {
+            assert_eq!(end, *n, "seeking to the end disagrees with streaming");
+        }
+        for at in [
+            0,
+            end / 2,
+            end.saturating_sub(1),
+            end,
+            end + 10,
+            end + 100_000,
+        ] {
+            if r.seek(SeekFrom::Start(at)).is_ok() {
+                let n = r.read(&mut buf).unwrap_or(0) as u64;
+                assert!(n == 0 || at + n <= end, "read past the end after a seek");
+            }
+        }
+    }
+    let _ = r.seek(SeekFrom::Current(-1));
+    let _ = r.read(&mut buf);
+    streamed
+}
+
+/// A vault file, opened with a fixed raw key; returns the number of secrets.
+pub fn vault_open(data: &[u8]) -> Result<u64> {
+    let key = KeySource::Raw(Box::new(VAULT_KEY).into());
+    let vault = VaultFile::from_bytes("fuzz.vault", data, Some("acme"), &key)?;
+    let names = vault.names();
+    for n in &names {
+        assert!(vault.get(n).is_some(), "a listed secret is missing");
+    }
+    Ok(names.len() as u64)
+}
+
+/// A receipt file: parsed, its signature checked against the key it names and against
+/// [`RECEIPT_KEY`], every table digest parsed; returns the number of outputs.
+pub fn receipt_verify(data: &[u8]) -> Result<u64> {
+    let signed = SignedReceipt::from_bytes(data, Path::new("fuzz-receipt.json"))?;
+    let _ = signed.verify_signature(None);
+    assert!(
+        signed.verify_signature(Some(RECEIPT_KEY)).is_err(),
+        "a receipt verified against a key nobody holds"
+    );
+    let _ = signed.receipt.canonical_bytes();
+    let mut outputs = 0;
+    for s in &signed.receipt.streams {
+        for o in &s.outputs {
+            let _ = table_digest(o);
+            outputs += 1;
+        }
+    }
+    Ok(outputs)
+}
