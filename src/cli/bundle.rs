@@ -538,4 +538,3 @@ fn without_resume_point(error: &str) -> &str {
     .min()
     .map_or(error, |i| &error[..i])
 }
-

@@ -220,10 +220,19 @@ async fn cut_mid_read(ending: Ending) {
         error.contains("was lost"),
         "says the connection was lost: {error}"
     );
-    assert!(
-        error.contains("last committed: {"),
-        "some batches were committed: {error}"
-    );
+    if ending == Ending::Close {
+        assert!(
+            error.contains("last committed: {"),
+            "some batches were committed: {error}"
+        );
+    } else {
+        // a reset discards what the client had not read yet from its socket, so how many
+        // batches got through before it depends on timing; the resume point is named
+        assert!(
+            error.contains("last committed: {") || error.contains("nothing committed yet"),
+            "names where a rerun resumes: {error}"
+        );
+    }
     assert!(report.streams[0].rows_written < ROWS as u64);
     drop(p);
     rerun_completes(&f, dir.path()).await;

@@ -51,12 +51,14 @@ async fn server() -> Server {
     server
 }
 
-/// Connection lines for `bucket` through `proxy`, with short timeouts and 2 attempts.
+/// Connection lines for `bucket` through `proxy`, with short timeouts and 2 attempts (5 s
+/// for reads: long enough that a loaded CI machine does not time out a request the
+/// proxy did not hang).
 fn via(proxy: &FaultProxy) -> String {
     format!(
         "bucket = \"{BUCKET}\"\nendpoint = \"http://{}\"\nforce_path_style = true\n\
          region = \"us-east-1\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\
-         connect_timeout_secs = 2\nread_timeout_secs = 2\nstall_timeout_secs = 2\nmax_attempts = 2\n",
+         connect_timeout_secs = 2\nread_timeout_secs = 5\nstall_timeout_secs = 5\nmax_attempts = 2\n",
         proxy.addr(),
         common::ACCESS_KEY,
         common::SECRET_KEY
