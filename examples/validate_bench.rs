@@ -140,6 +140,16 @@ async fn breakdown(dir: &Path, rows: u64) {
         .collect();
     let out = output_schema(&steps, schema).unwrap();
     let mut validator = Validator::new(&stream.checks, &out).unwrap();
+    // each check alone, to say which costs what
+    let mut alone: Vec<(String, Validator, Duration)> = stream
+        .checks
+        .iter()
+        .map(|c| {
+            let v = Validator::new(std::slice::from_ref(c), &out).unwrap();
+            (v.report()[0].check.clone(), v, Duration::ZERO)
+        })
+        .collect();
+    let mut step_time = vec![Duration::ZERO; steps.len()];
     let (mut before, mut after) = (RowDigest::new(), RowDigest::new());
     let mut t = [Duration::ZERO; 5];
     let mut messages = source.read(ReadRequest::full("bench")).await.unwrap();
@@ -157,9 +167,20 @@ async fn breakdown(dir: &Path, rows: u64) {
         let clock = Instant::now();
         before.add_batch(&batch);
         t[1] += clock.elapsed();
+        let mut b = batch.clone();
         let clock = Instant::now();
         let batch = apply_all(&steps, batch).unwrap();
         t[2] += clock.elapsed();
+        for (i, s) in steps.iter().enumerate() {
+            let clock = Instant::now();
+            b = s.apply(b).unwrap();
+            step_time[i] += clock.elapsed();
+        }
+        for (_, v, d) in &mut alone {
+            let clock = Instant::now();
+            v.check(batch.clone()).unwrap();
+            *d += clock.elapsed();
+        }
         let clock = Instant::now();
         let outcome = validator.check(batch).unwrap();
         t[3] += clock.elapsed();
@@ -181,6 +202,12 @@ async fn breakdown(dir: &Path, rows: u64) {
         ("runtime digest, rows transformed", t[4]),
     ] {
         println!("  {what:<34} {:>7.1} ns/row", ns(d));
+    }
+    for (s, d) in steps.iter().zip(&step_time) {
+        println!("    {:<32} {:>7.1} ns/row", s.describe(), ns(*d));
+    }
+    for (what, _, d) in &alone {
+        println!("    {:<32} {:>7.1} ns/row", what, ns(*d));
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(

@@ -255,31 +255,52 @@ impl Hasher for FoldHasher {
 type IntSet<T> = HashSet<T, FoldHash>;
 
 /// The int64 values a `unique` check has seen. Values arriving in increasing order (ids
-/// read in key order, the common case) are appended to a sorted list; the others go to a
-/// hash set. Every value above the list's last is new, so in-order data costs one
-/// comparison and 8 bytes per value.
+/// read in key order, the common case) are kept as runs of consecutive values (a start and
+/// a length): ids 1..=5,000,000 are one run of 12 bytes, and each value costs one
+/// comparison. Values at or below the last run's end go to a hash set, unless a run holds
+/// them already.
 #[derive(Default)]
 struct SeenInts {
-    sorted: Vec<i64>,
+    /// First value of each run, increasing.
+    starts: Vec<i64>,
+    /// Each run's length minus one (a run longer than `u32::MAX + 1` values goes on as a
+    /// new run).
+    extra: Vec<u32>,
     others: IntSet<i64>,
     null: bool,
 }
 
 impl SeenInts {
+    /// The last value of run `i`.
+    fn end(&self, i: usize) -> i64 {
+        self.starts[i] + i64::from(self.extra[i])
+    }
+
     /// Records `v`; false when it was seen before.
+    #[inline]
     fn insert(&mut self, v: i64) -> bool {
-        match self.sorted.last() {
-            // every value in `others` arrived below the list's last at the time
-            None => {
-                self.sorted.push(v);
-                true
+        let Some(last) = self.starts.len().checked_sub(1) else {
+            self.starts.push(v);
+            self.extra.push(0);
+            return true;
+        };
+        let end = self.end(last);
+        if v > end {
+            // every value in `others` arrived at or below a run's end at the time
+            if v == end + 1 && self.extra[last] < u32::MAX {
+                self.extra[last] += 1;
+            } else {
+                self.starts.push(v);
+                self.extra.push(0);
             }
-            Some(last) if v > *last => {
-                self.sorted.push(v);
-                true
-            }
-            Some(_) => self.sorted.binary_search(&v).is_err() && self.others.insert(v),
+            return true;
         }
+        // the run that starts at or before v, if any, holds it when it ends at or after v
+        let i = self.starts.partition_point(|s| *s <= v);
+        if i > 0 && v <= self.end(i - 1) {
+            return false;
+        }
+        self.others.insert(v)
     }
 }
 
@@ -311,14 +332,21 @@ impl AllowedSet {
 /// A text of at most 7 bytes as one integer: the bytes, then the length in the top byte (so
 /// `"A"` and `"A\0"` differ); `None` for longer text.
 fn short_key(t: &str) -> Option<u64> {
-    let b = t.as_bytes();
+    short_key_bytes(t.as_bytes())
+}
+
+/// [`short_key`] of UTF-8 bytes.
+#[inline]
+fn short_key_bytes(b: &[u8]) -> Option<u64> {
     if b.len() > 7 {
         return None;
     }
-    let mut k = [0u8; 8];
-    k[..b.len()].copy_from_slice(b);
-    k[7] = b.len() as u8;
-    Some(u64::from_le_bytes(k))
+    // byte by byte: a copy of a variable length calls `memcpy`, which costs more
+    let mut k = (b.len() as u64) << 56;
+    for (i, x) in b.iter().enumerate() {
+        k |= u64::from(*x) << (8 * i);
+    }
+    Some(k)
 }
 
 /// Keys a `unique` check has seen.
@@ -750,6 +778,17 @@ impl Kind {
                     }
                 }
             }
+            Kind::Regex(c, re)
+                if matches!(
+                    type_of(batch.schema_ref(), *c),
+                    FerryType::String | FerryType::Json
+                ) =>
+            {
+                let pattern = re.as_str().to_string();
+                re.scan(batch.column(*c).as_string::<i32>(), |r, t| {
+                    out.push((r, format!("`{}` does not match {pattern}", preview(t))));
+                })
+            }
             Kind::Regex(c, re) => each_text(batch, *c, buf, |r, t| {
                 if !re.is_match(t) {
                     out.push((
@@ -795,6 +834,23 @@ impl Kind {
                             out.push((r, msg(t.to_string())));
                         }
                     }),
+                }
+            }
+            Kind::Allowed(c, AllowedSet::Short(set))
+                if matches!(
+                    type_of(batch.schema_ref(), *c),
+                    FerryType::String | FerryType::Json
+                ) =>
+            {
+                // straight from the offsets and bytes: no `&str` per value
+                let a = batch.column(*c).as_string::<i32>();
+                let data = a.value_data();
+                for (r, w) in a.value_offsets().windows(2).enumerate() {
+                    let bytes = &data[w[0] as usize..w[1] as usize];
+                    if !short_key_bytes(bytes).is_some_and(|k| set.contains(&k)) && a.is_valid(r) {
+                        let t = a.value(r);
+                        out.push((r, format!("`{}` is not an allowed value", preview(t))));
+                    }
                 }
             }
             Kind::Allowed(c, set) => each_text(batch, *c, buf, |r, t| {
@@ -1736,6 +1792,42 @@ mod tests {
             fresh,
             [true, true, true, true, true, true, false, false, true, false, true, false, true]
         );
+        // consecutive ids are one run
+        let mut seen = SeenInts::default();
+        assert!((1..=100_000).all(|v| seen.insert(v)));
+        assert_eq!(seen.starts.len(), 1);
+        assert!(!seen.insert(1) && !seen.insert(50_000) && !seen.insert(100_000));
+        assert!(seen.others.is_empty());
+    }
+
+    #[test]
+    fn unique_ints_agree_with_a_hash_set() {
+        // runs, gaps, repeats, descents and the ends of the i64 range, against a plain set
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20 {
+            let mut seen = SeenInts::default();
+            let mut plain = std::collections::HashSet::new();
+            let mut v: i64 = if round == 0 { i64::MAX - 50 } else { 0 };
+            for _ in 0..5_000 {
+                v = match next() % 8 {
+                    0..=3 => v.saturating_add(1),
+                    4 => v.saturating_add((next() % 5) as i64),
+                    5 => v.saturating_sub((next() % 40) as i64),
+                    6 => (next() % 3_000) as i64,
+                    _ => v,
+                };
+                if round == 1 && next() % 100 == 0 {
+                    v = i64::MIN + (next() % 3) as i64;
+                }
+                assert_eq!(seen.insert(v), plain.insert(v), "round {round}, value {v}");
+            }
+        }
     }
 
     #[test]
