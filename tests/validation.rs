@@ -114,6 +114,14 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
         .collect();
     check_ids.sort();
     assert_eq!(check_ids, vec![6, 8]);
+    // … at their place among all the records read, the malformed ones included
+    let mut keys: Vec<&str> = q
+        .iter()
+        .filter(|r| r["check"] != "parse")
+        .map(|r| r["position"]["key"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["row 6", "row 8"]);
     // warn keeps the row: 7 is delivered
     assert_eq!(written_ids(dir), vec![1, 2, 7, 9]);
 
@@ -133,6 +141,48 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
         .find(|c| c["check"] == "allowed(status)")
         .unwrap();
     assert_eq!(warn["failed"], 1);
+}
+
+#[test]
+fn a_check_failure_names_its_record_also_before_a_malformed_one() {
+    // records 1 and 4 fail the range check; records 2 (ragged) and 5 (not a number) are
+    // malformed, in the middle of the batch
+    let csv = "id,name,amount,status\n1,Ada,-1,paid\n2,Bob,20\n3,Cy,30,paid\n4,Di,-4,paid\n5,Ed,x,paid\n6,Flo,60,paid\n";
+    for transforms in [
+        "",
+        "transforms = [{ type = \"trim\", columns = [\"name\"] }]\n",
+    ] {
+        let tmp = setup(&format!(
+            "on_bad_record = \"quarantine\"\n{transforms}checks = [{{ type = \"range\", column = \"amount\", min = 0 }}]\n"
+        ));
+        let dir = tmp.path();
+        std::fs::write(dir.join("orders.csv"), csv).unwrap();
+        let o = ferry(dir, &["sync"]);
+        assert!(o.status.success(), "{}", out(&o));
+        let q = quarantined(dir);
+        let at: Vec<(String, String)> = q
+            .iter()
+            .map(|r| {
+                let p = &r["position"];
+                let where_ = match p["line"].as_u64() {
+                    Some(l) => format!("line {l}"),
+                    None => p["key"].as_str().unwrap().to_string(),
+                };
+                (r["check"].as_str().unwrap().to_string(), where_)
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("range(amount)", "row 1"),
+            ("parse", "line 3"),
+            ("range(amount)", "row 4"),
+            ("parse", "line 6"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(at, want, "{transforms}{q:?}");
+        assert_eq!(written_ids(dir), vec![3, 6], "{transforms}");
+    }
 }
 
 #[test]

@@ -613,8 +613,33 @@ impl SyncConfig {
     }
 }
 
+/// Byte offset of the `skip`-th occurrence (0-based) of `needle` outside comments: a
+/// config that `ferry init` wrote holds commented examples with the same names.
 fn find_offset(text: &str, needle: &str, skip: usize) -> Option<usize> {
-    text.match_indices(needle).nth(skip).map(|(i, _)| i)
+    text.match_indices(needle)
+        .filter(|(i, _)| !in_comment(text, *i))
+        .nth(skip)
+        .map(|(i, _)| i)
+}
+
+/// Whether byte `at` of TOML `text` is inside a comment: after a `#` on its line that no
+/// string holds (basic strings with escapes, and literal strings).
+fn in_comment(text: &str, at: usize) -> bool {
+    let start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text[start..at].chars() {
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '#' => return true,
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None => {}
+        }
+    }
+    false
 }
 
 fn first_line(s: &str) -> String {
@@ -667,6 +692,23 @@ mod tests {
     struct Conn {
         path: String,
         password: Option<crate::Secret>,
+    }
+
+    #[test]
+    fn positions_skip_names_in_comments() {
+        let text = "# streams = [{ name = \"customers\" }]\n\
+                    [source] # \"customers\" again\n\
+                    x = \"a # b\" # \"customers\"\n\
+                    y = 'it''s' # \"customers\"\n\
+                    z = \"q\\\"#\" # \"customers\"\n\
+                    [[streams]]\n\
+                    name = \"customers\"\n\
+                    path = \"# \\\"customers\\\"\"\n";
+        let at = find_offset(text, "\"customers\"", 0).unwrap();
+        assert!(text[..at].ends_with("name = "), "{:?}", &text[..at]);
+        // a `#` inside a string opens no comment
+        assert!(!in_comment(text, text.find("b\"").unwrap()));
+        assert!(find_offset(text, "\"customers\"", 1).is_none());
     }
 
     #[test]

@@ -363,8 +363,12 @@ pub fn check_file(output: &ReceiptOutput) -> OutputCheck {
         return OutputCheck::Unverifiable;
     }
     let path = PathBuf::from(&output.location);
-    if !path.exists() {
-        return OutputCheck::Missing;
+    // only a regular file is read: a receipt from elsewhere may name a device or a pipe
+    // (`/dev/zero` would never end), and Ferry only ever delivers regular files
+    match std::fs::metadata(&path) {
+        Err(_) => return OutputCheck::Missing,
+        Ok(m) if !m.is_file() => return OutputCheck::Changed,
+        Ok(_) => {}
     }
     match file_sha256(&path) {
         Ok(got) if &got == want => OutputCheck::Ok,
@@ -451,6 +455,35 @@ mod tests {
             Secret::new(B64.encode(pkcs8.as_ref())),
             B64.encode(pair.public_key().as_ref()),
         )
+    }
+
+    #[test]
+    fn only_regular_files_are_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.csv");
+        std::fs::write(&file, "id\n1\n").unwrap();
+        let delivered = file_sha256(&file).unwrap();
+        let output = |location: &Path| ReceiptOutput {
+            kind: "file".into(),
+            location: location.display().to_string(),
+            rows: 1,
+            bytes: Some(5),
+            digest: Some(delivered.clone()),
+        };
+        assert_eq!(check_file(&output(&file)), OutputCheck::Ok);
+        std::fs::write(&file, "id\n2\n").unwrap();
+        assert_eq!(check_file(&output(&file)), OutputCheck::Changed);
+        assert_eq!(
+            check_file(&output(&dir.path().join("gone.csv"))),
+            OutputCheck::Missing
+        );
+        // a folder, and a device that never ends: answered at once, never read
+        assert_eq!(check_file(&output(dir.path())), OutputCheck::Changed);
+        #[cfg(unix)]
+        assert_eq!(
+            check_file(&output(Path::new("/dev/zero"))),
+            OutputCheck::Changed
+        );
     }
 
     #[test]

@@ -172,11 +172,12 @@ impl RunReport {
             failing.sort_by_key(|c| std::cmp::Reverse(c.failed));
             for c in failing.iter().take(5) {
                 out.push_str(&format!(
-                    "  {}: check {} ({:?}) failed for {} rows, e.g. {}\n",
+                    "  {}: check {} (severity {}) failed for {} row{}, e.g. {}\n",
                     s.stream,
                     c.check,
                     c.severity,
                     group(c.failed),
+                    if c.failed == 1 { "" } else { "s" },
                     c.examples.join("; ")
                 ));
             }

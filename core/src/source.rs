@@ -112,7 +112,11 @@ pub enum Message {
     /// Everything yielded before this is covered by `state`: once the sink has flushed it,
     /// the runtime commits `state`, and a later incremental read resumes from it.
     Checkpoint(serde_json::Value),
-    /// A record that could not be read.
+    /// A record that could not be read. Rows and rejected records are yielded in the order
+    /// they were read: the rows before a rejected record come in earlier batches, the rows
+    /// after it in later ones (flush the batch being built first). The runtime numbers a
+    /// stream's rows by that order (`row N` in quarantine files, counting rejected records
+    /// too), so a check failure names the record it is about.
     Rejected(Rejected),
     /// How many rows the source expects to yield in total, when it can tell cheaply.
     Estimate(u64),

@@ -79,6 +79,7 @@ impl StateStore {
     /// another client's file is an error: better to stop than to re-sync or skip data.
     pub fn open(path: impl Into<PathBuf>, client: Option<&str>) -> Result<StateStore> {
         let path = path.into();
+        sweep_stale_temps(&path);
         let file = match std::fs::read(&path) {
             Ok(bytes) => {
                 let f: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
@@ -222,6 +223,47 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_mode(path, bytes, Some(0o600))
 }
 
+/// Removes the temporary files that interrupted atomic writes of `path` left behind
+/// (`.<name>.<pid>.tmp`, see [`write_atomic`]) when their process no longer runs: a run
+/// killed while writing its state leaves one, and the state itself is intact (the rename
+/// never happened). Where a process cannot be looked up (not Linux), the files stay.
+fn sweep_stale_temps(path: &Path) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_runs(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (true where that cannot be told).
+fn process_runs(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
 fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     let dir = path
         .parent()
@@ -258,6 +300,32 @@ fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn temp_files_of_dead_writers_are_swept_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // pid 4294967 is above Linux's limit (2^22), so no process has it
+        let dead = dir.path().join(".state.json.4294967.tmp");
+        let mine = dir
+            .path()
+            .join(format!(".state.json.{}.tmp", std::process::id()));
+        let other = dir.path().join(".other.json.4294967.tmp");
+        for f in [&dead, &mine, &other] {
+            std::fs::write(f, "{").unwrap();
+        }
+        let store = StateStore::open(&path, None).unwrap();
+        assert!(!dead.exists(), "a dead writer's temp file stays");
+        assert!(
+            mine.exists() && other.exists(),
+            "a live or unrelated file went"
+        );
+        store
+            .commit("s", serde_json::json!({"cursor": 1}), "r1")
+            .unwrap();
+        assert!(path.exists());
+    }
 
     #[test]
     fn commit_reopen_reset() {

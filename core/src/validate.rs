@@ -65,6 +65,16 @@ pub enum Severity {
     Fail,
 }
 
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warn => "warn",
+            Severity::Fail => "fail",
+        })
+    }
+}
+
 /// A check as written in `sync.toml` (`checks = [{ type = "not_null", columns = ["id"] }]`).
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -488,6 +488,8 @@ impl Protocol for AirbyteReader {
                     )
                 })?;
                 if let Err(f) = self.builder.push_json_row(data) {
+                    // the rows before it go first, so every row keeps its place
+                    self.flush_rows(out)?;
                     out.push(Message::Rejected(Rejected {
                         position: Position {
                             line: Some(n),

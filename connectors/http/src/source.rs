@@ -566,6 +566,14 @@ impl Out {
         Ok(Ok(()))
     }
 
+    /// Sends a rejected record, after the rows read before it (see `Message::Rejected`).
+    async fn reject(&mut self, r: Rejected) -> Result<std::result::Result<(), Stopped>> {
+        if let Err(s) = self.flush().await? {
+            return Ok(Err(s));
+        }
+        Ok(self.send(Message::Rejected(r)).await)
+    }
+
     fn done(&self) -> bool {
         self.limit.is_some_and(|l| self.rows >= l)
     }
@@ -612,7 +620,7 @@ async fn rows_of_page(
                 raw: rec.to_string(),
                 message: format!("expected a JSON object, found {}", kind(rec)),
             };
-            if out.send(Message::Rejected(r)).await.is_err() {
+            if out.reject(r).await?.is_err() {
                 return Ok(Err(Stopped));
             }
             continue;
@@ -644,7 +652,7 @@ async fn rows_of_page(
                     raw: rec.to_string(),
                     message: format!("column `{}`: {}", f.name, f.message),
                 };
-                if out.send(Message::Rejected(r)).await.is_err() {
+                if out.reject(r).await?.is_err() {
                     return Ok(Err(Stopped));
                 }
             }
@@ -746,7 +754,7 @@ async fn produce(
                                 raw: prec.to_string(),
                                 message,
                             };
-                            if out.send(Message::Rejected(r)).await.is_err() {
+                            if out.reject(r).await?.is_err() {
                                 return Ok(());
                             }
                             continue;

@@ -468,7 +468,7 @@ impl Core {
                 location: self.shared.conn.url(&c.key),
                 rows: *rows,
                 bytes: Some(c.bytes),
-                digest: Some(c.sha256.clone()),
+                digest: Some(format!("{}{}", ferry_core::digest::FILE_PREFIX, c.sha256)),
             })
             .collect()
     }

@@ -282,8 +282,11 @@ async fn every_codec_round_trips_through_s3() {
                     let key = o.location.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
                     let bytes = server.get(BUCKET, key).await;
                     assert_eq!(o.bytes, Some(bytes.len() as u64));
-                    let digest = ferry_core::digest::hex(
-                        ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref(),
+                    let digest = format!(
+                        "sha256:{}",
+                        ferry_core::digest::hex(
+                            ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref(),
+                        )
                     );
                     assert_eq!(o.digest.as_deref(), Some(digest.as_str()), "{key}");
                     assert_eq!(
@@ -561,8 +564,10 @@ async fn large_objects_use_several_parts_and_roll_over() {
         );
         let key = o.location.strip_prefix("s3://data/").unwrap();
         let bytes = server.get(BUCKET, key).await;
-        let digest =
-            ferry_core::digest::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+        let digest = format!(
+            "sha256:{}",
+            ferry_core::digest::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+        );
         assert_eq!(o.digest.as_deref(), Some(digest.as_str()));
     }
     let total: u64 = summary.outputs.iter().map(|o| o.rows).sum();

@@ -474,6 +474,8 @@ impl Protocol for SingerReader {
                     .and_then(Value::as_object)
                     .ok_or_else(|| bad("sent a RECORD whose `record` is not an object".into()))?;
                 if let Err(f) = self.builder.push_json_row(record) {
+                    // the rows before it go first, so every row keeps its place
+                    self.flush_rows(out)?;
                     out.push(Message::Rejected(Rejected {
                         position: Position {
                             line: Some(n),

@@ -432,7 +432,7 @@ impl<R: Read> CsvReader<R> {
             return self.finish_batch();
         }
         if let Some((column, message)) = self.push_record() {
-            self.reject(column, message);
+            self.reject(column, message)?;
         }
         if self
             .builder
@@ -494,7 +494,9 @@ impl<R: Read> CsvReader<R> {
         }
     }
 
-    fn reject(&mut self, column: Option<u64>, message: String) {
+    fn reject(&mut self, column: Option<u64>, message: String) -> Result<()> {
+        // the rows read before it go first (see `Message::Rejected`)
+        self.finish_batch()?;
         self.rejected += 1;
         let position = Position {
             file: self.file.clone(),
@@ -507,6 +509,7 @@ impl<R: Read> CsvReader<R> {
             raw: self.records.raw_text(),
             message,
         })));
+        Ok(())
     }
 
     fn finish_batch(&mut self) -> Result<()> {

@@ -153,8 +153,10 @@ impl<R: Read> JsonlReader<R> {
             )),
         };
         if let Some((column, message)) = failure {
-            self.rejected += 1;
             let raw = String::from_utf8_lossy(bytes).into_owned();
+            // the rows read before it go first (see `Message::Rejected`)
+            self.finish_batch()?;
+            self.rejected += 1;
             let position = Position {
                 file: self.file.clone(),
                 line: Some(self.line),

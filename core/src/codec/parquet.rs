@@ -589,30 +589,40 @@ impl ParquetReader {
         }
         let out = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::internal(format!("Parquet batch does not fit its schema: {e}")))?;
-        if bad_rows > 0 {
-            let group = self.row_group;
-            let offset = plan.offsets.get(group).copied().unwrap_or(0);
-            for (row, failure) in failures.into_iter().enumerate() {
-                let Some((column, message)) = failure else {
-                    continue;
-                };
-                let in_group = first + row;
-                self.rejected += 1;
-                self.pending.push_back(Ok(Message::Rejected(Rejected {
-                    position: Position {
-                        file: self.file.clone(),
-                        line: None,
-                        column: Some(column as u64 + 1),
-                        key: Some(format!(
-                            "row group {group}, row {in_group} (row {} of the file, counting from 0)",
-                            offset + in_group as u64
-                        )),
-                    },
-                    raw: raw_row(&batch, row),
-                    message,
-                })));
+        // the good rows and the rejected ones go out in the order they were read (see
+        // `Message::Rejected`): the rows before a rejected one in a batch of their own
+        let group = self.row_group;
+        let offset = plan.offsets.get(group).copied().unwrap_or(0);
+        let mut done = 0; // rows of `out` sent
+        let mut good = 0; // rows of `out` before the current row
+        for (row, failure) in failures.into_iter().enumerate() {
+            let Some((column, message)) = failure else {
+                good += 1;
+                continue;
+            };
+            if good > done {
+                self.rows += (good - done) as u64;
+                self.pending
+                    .push_back(Ok(Message::Batch(out.slice(done, good - done))));
+                done = good;
             }
+            let in_group = first + row;
+            self.rejected += 1;
+            self.pending.push_back(Ok(Message::Rejected(Rejected {
+                position: Position {
+                    file: self.file.clone(),
+                    line: None,
+                    column: Some(column as u64 + 1),
+                    key: Some(format!(
+                        "row group {group}, row {in_group} (row {} of the file, counting from 0)",
+                        offset + in_group as u64
+                    )),
+                },
+                raw: raw_row(&batch, row),
+                message,
+            })));
         }
+        let out = out.slice(done, out.num_rows() - done);
         if out.num_rows() > 0 {
             self.rows += out.num_rows() as u64;
             self.pending.push_back(Ok(Message::Batch(out)));

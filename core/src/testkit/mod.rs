@@ -297,7 +297,8 @@ impl Source for MemorySource {
     }
 }
 
-/// A sink keeping every stream in memory (append, overwrite and upsert by `id`).
+/// A sink keeping every stream in memory (append and overwrite; it offers no upsert, so
+/// the runtime refuses an upsert stream to it).
 #[derive(Default, Clone)]
 pub struct MemorySink {
     /// Destination stream → rows written.
