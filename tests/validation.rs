@@ -141,6 +141,23 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
         .find(|c| c["check"] == "allowed(status)")
         .unwrap();
     assert_eq!(warn["failed"], 1);
+    // the malformed records are counted beside the checks, with where and why
+    let parse = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "parse")
+        .unwrap();
+    assert_eq!(parse["failed"], 3);
+    let first = parse["examples"][0].as_str().unwrap();
+    assert!(
+        first.contains("orders.csv:5: ") && first.contains("fields"),
+        "{first}"
+    );
+    assert!(
+        summary.contains("check parse (severity error) failed for 3 rows"),
+        "{summary}"
+    );
 }
 
 #[test]

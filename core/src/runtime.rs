@@ -721,6 +721,7 @@ impl Runtime {
                             }
                             spared += 1;
                             let position = crate::source::Position { key: row.map(|r| format!("row {r}")), ..Default::default() };
+                            tally(rep, &b.step, &position, b.error.message());
                             quarantine(rep, QuarantineRecord {
                                 run_id: task.write.run_id.clone(),
                                 stream: stream.to_string(),
@@ -790,6 +791,7 @@ impl Runtime {
                 Message::Rejected(r) if task.on_bad_record == BadRecordPolicy::Quarantine => {
                     let r = withhold_if_protected(r, &task.protected);
                     rep.rows_read += 1;
+                    tally(rep, "parse", &r.position, &r.message);
                     quarantine(rep, QuarantineRecord {
                         run_id: task.write.run_id.clone(),
                         stream: stream.to_string(),
@@ -836,7 +838,9 @@ impl Runtime {
         check_complete(rep, limit, opts.require_complete)
         }
         .await;
-        rep.checks = validator.report();
+        // the checks, then the records quarantined before them (`parse`, a transform)
+        let before = std::mem::replace(&mut rep.checks, validator.report());
+        rep.checks.extend(before);
         if result.is_err() {
             rep.exchanges = exchanges.into_vec(); // for the debug bundle
         }
@@ -854,6 +858,49 @@ impl Runtime {
 /// source's message: either can hold a protected column's clear value (the record could not
 /// be split into columns, so that value cannot be cut out). Its position stays, to find the
 /// record in the source.
+/// Counts a record quarantined before the checks (malformed: `parse`; or a transform
+/// could not convert it) in the stream's report, beside the checks, with up to three
+/// examples (where, and why: never the record itself).
+fn tally(rep: &mut StreamReport, what: &str, position: &crate::source::Position, why: &str) {
+    let i = match rep.checks.iter().position(|c| c.check == what) {
+        Some(i) => i,
+        None => {
+            rep.checks.push(crate::validate::CheckReport {
+                check: what.to_string(),
+                severity: crate::validate::Severity::Error,
+                failed: 0,
+                examples: Vec::new(),
+                note: None,
+            });
+            rep.checks.len() - 1
+        }
+    };
+    let c = &mut rep.checks[i];
+    c.failed += 1;
+    if c.examples.len() < 3 {
+        // `file:line:column` as compilers write it, or the key (`row 7`, `page 2 record 3`)
+        let mut at = position.file.clone().unwrap_or_default();
+        if let Some(line) = position.line {
+            at.push_str(&format!(":{line}"));
+            if let Some(column) = position.column {
+                at.push_str(&format!(":{column}"));
+            }
+        }
+        if let Some(k) = &position.key {
+            at = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at} ({k})")
+            };
+        }
+        let mut short: String = why.chars().take(100).collect();
+        if short.len() < why.len() {
+            short.push('…');
+        }
+        c.examples.push(format!("{at}: {short}"));
+    }
+}
+
 fn withhold_if_protected(
     mut r: crate::source::Rejected,
     protected: &[String],
