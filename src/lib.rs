@@ -4,6 +4,8 @@
 //! connectors exist. Everything else lives in `ferry-core` (traits, runtime) and in
 //! one crate per connector under `connectors/`.
 
+// the CLI's doc comments are its `--help` text, where `<client>` is a placeholder, not HTML
+#[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
 
 use ferry_core::Registry;

@@ -134,20 +134,16 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
     );
     assert_eq!((read, written, rejected), (9, 4, 5));
     assert_eq!(read, written + rejected, "accounting identity broken");
-    let warn = s["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "allowed(status)")
-        .unwrap();
-    assert_eq!(warn["failed"], 1);
+    let check = |name: &str| -> serde_json::Value {
+        let checks = s["checks"].as_array().unwrap();
+        let found = checks.iter().find(|c| c["check"] == name);
+        found
+            .unwrap_or_else(|| panic!("no {name} in {checks:?}"))
+            .clone()
+    };
+    assert_eq!(check("allowed(status)")["failed"], 1);
     // the malformed records are counted beside the checks, with where and why
-    let parse = s["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "parse")
-        .unwrap();
+    let parse = check("parse");
     assert_eq!(parse["failed"], 3);
     let first = parse["examples"][0].as_str().unwrap();
     assert!(

@@ -13,7 +13,7 @@
 //! rows that tie on the cursor.
 //!
 //! Full reads of a stream listed in `parallel` are split by key ranges and read over
-//! several connections at once (see [`parallel`]).
+//! several connections at once (see the `parallel` module).
 
 mod parallel;
 

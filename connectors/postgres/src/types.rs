@@ -20,7 +20,7 @@
 //!
 //! Writing creates `boolean`, `bigint`, `double precision`, `numeric(p,s)`, `text`,
 //! `bytea`, `date`, `timestamptz` and `jsonb` columns, and also fills existing columns
-//! of related types (see [`encoder`]).
+//! of related types (see the `encoder` module).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
