@@ -246,9 +246,13 @@ async fn hang_mid_download_times_out_and_rerun_completes() {
     let error = report.streams[0].error.clone().unwrap();
     eprintln!("the stream failed with: {error}");
     assert!(error.contains("stream rows"), "names the stream: {error}");
+    // the hang starts at the first byte after MID bytes reached the client, counted over
+    // every connection: usually in an object's body, but on a loaded machine the bytes a
+    // socket buffered for the schema sample before it was dropped may move it into the
+    // read's listing, which is then what timed out
     assert!(
-        error.contains("s3://data/in/part-"),
-        "names the object: {error}"
+        error.contains("s3://data/in/part-") || error.contains("for s3://data/in/:"),
+        "names the object, or the listing it came from: {error}"
     );
     assert!(
         error.contains("; full refresh, nothing is committed: a rerun starts from the beginning"),
