@@ -8,6 +8,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod exchange;
+pub mod file_column;
 pub mod quarantine;
 pub mod receipt;
 pub mod redact;

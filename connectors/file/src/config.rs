@@ -71,6 +71,11 @@ pub struct FileSourceConfig {
     /// Records read from the start of the first file to infer column types (default 1000).
     #[serde(default = "default_sample_rows")]
     pub sample_rows: usize,
+    /// Adds a text column of this name to every stream, holding the file each row was read
+    /// from, as listed (relative to the config file's folder), e.g. `"_ferry_source_file"`
+    /// (default: none). It must not name a column the files have.
+    #[serde(default)]
+    pub file_column: Option<String>,
     /// The age secret key(s) that decrypt files ending in `.age`, one `AGE-SECRET-KEY-1…`
     /// per line, as a reference: `"${secret:acme_age_key}"` (default: none; an `.age`
     /// file is then an error). `orders.csv.age` is read as `orders.csv`.
@@ -213,6 +218,8 @@ pub(crate) struct StreamSpec {
     pub columns: Vec<(String, FerryType)>,
     pub primary_key: Vec<String>,
     pub sample_rows: usize,
+    /// The column that names each row's file, if any.
+    pub file_column: Option<String>,
 }
 
 impl FileSourceConfig {
@@ -308,6 +315,7 @@ impl FileSourceConfig {
                 columns,
                 primary_key: primary_key.clone(),
                 sample_rows: self.sample_rows,
+                file_column: self.file_column.clone(),
             });
         }
         Ok(specs)

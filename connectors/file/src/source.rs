@@ -32,8 +32,8 @@ use ferry_core::codec::{
 };
 use ferry_core::types::with_keys;
 use ferry_core::{
-    async_trait, Catalog, Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest, Result,
-    Source, StreamInfo,
+    async_trait, file_column, Catalog, Error, ErrorKind, Message, MessageStream, ReadMode,
+    ReadRequest, Result, Source, StreamInfo,
 };
 use futures::StreamExt;
 
@@ -391,7 +391,11 @@ impl FileStream {
                 )));
             }
         }
-        Ok(with_keys(&schema, &self.spec.primary_key, None))
+        let schema = with_keys(&schema, &self.spec.primary_key, None);
+        match &self.spec.file_column {
+            Some(name) => file_column::extend(&schema, name, &self.spec.name),
+            None => Ok(schema),
+        }
     }
 }
 
@@ -560,7 +564,10 @@ struct Job {
     /// Set in config; `None`: from each file's name.
     compression: Option<Compression>,
     csv: ferry_core::codec::CsvOptions,
+    /// The columns the files hold.
     schema: SchemaRef,
+    /// With `file_column`: the stream's schema, `schema` and the file column last.
+    with_file: Option<SchemaRef>,
     files: Vec<Entry>,
     /// The mark the read starts from (incremental reads).
     mark: Option<Mark>,
@@ -602,6 +609,12 @@ fn read_files(job: Job, tx: &tokio::sync::mpsc::Sender<Result<Message>>) {
                 e if e.context_value("file").is_none() => e.with("file", &entry.shown),
                 e => e,
             });
+            let msg = match (msg, &job.with_file) {
+                (Ok(Message::Batch(b)), Some(schema)) => {
+                    file_column::add(b, schema, &entry.shown).map(Message::Batch)
+                }
+                (m, _) => m,
+            };
             if let Ok(Message::Batch(b)) = &msg {
                 rows += b.num_rows() as u64;
             }
@@ -704,11 +717,17 @@ impl Source for FileSource {
             // oldest first, so each checkpoint is a plain high-water mark
             files.sort_by(|a, b| a.key().cmp(&b.key()));
         }
+        // the files hold every column but the file column, which is last
+        let (schema, with_file) = match &stream.spec.file_column {
+            Some(_) => (file_column::of_files(&schema), Some(schema)),
+            None => (schema, None),
+        };
         let job = Job {
             format: stream.spec.format,
             compression: stream.spec.compression,
             csv: stream.spec.csv.clone(),
             schema,
+            with_file,
             files,
             mark,
             identities: stream.identities.clone(),

@@ -468,3 +468,53 @@ async fn damaged_input_fails_clearly_naming_the_file() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn file_column_names_each_rows_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("in")).unwrap();
+    std::fs::write(dir.join("in/a.csv"), "id,name\n1,x\n2,y\n").unwrap();
+    std::fs::write(dir.join("in/b.csv"), "id,name\n3,z\n").unwrap();
+    let toml = "path = \"in/*.csv\"\nstream = \"rows\"\nfile_column = \"_ferry_source_file\"\n";
+    let src = source(toml, dir).unwrap();
+    // discover lists it, last, as text
+    let catalog = src.discover().await.unwrap();
+    let schema = catalog.get("rows").unwrap().schema.clone();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "name", "_ferry_source_file"]);
+    assert_eq!(FerryType::of(schema.field(2)).unwrap(), FerryType::String);
+    // batch size 1: every batch is one file's
+    let (batches, rejected) = split(read(src.as_ref(), "rows", 1).await.unwrap());
+    assert!(rejected.is_empty());
+    let mut got = Vec::new();
+    for b in &batches {
+        assert_eq!(b.schema(), schema, "batches have the discovered schema");
+        let ids = ferry_core::arrow_array::cast::AsArray::as_primitive::<
+            ferry_core::arrow_array::types::Int64Type,
+        >(b.column(0));
+        let files = ferry_core::arrow_array::cast::AsArray::as_string::<i32>(b.column(2));
+        for r in 0..b.num_rows() {
+            got.push((ids.value(r), files.value(r).to_string()));
+        }
+    }
+    got.sort();
+    let want: Vec<(i64, String)> = [(1, "a"), (2, "a"), (3, "b")]
+        .iter()
+        .map(|(id, f)| (*id, format!("in/{f}.csv")))
+        .collect();
+    assert_eq!(got, want);
+    // a name the files already have is refused, naming it
+    let clash = source(
+        "path = \"in/*.csv\"\nstream = \"rows\"\nfile_column = \"name\"\n",
+        dir,
+    )
+    .unwrap()
+    .discover()
+    .await
+    .unwrap_err();
+    assert!(
+        clash.to_string().contains("`file_column = \"name\"`"),
+        "{clash}"
+    );
+}

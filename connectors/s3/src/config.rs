@@ -90,6 +90,11 @@ pub struct S3SourceConfig {
     /// Records read from the start of the first object to infer column types (default 1000).
     #[serde(default = "default_sample_rows")]
     pub sample_rows: usize,
+    /// Adds a text column of this name to every stream, holding the object each row was
+    /// read from (`s3://bucket/key`), e.g. `"_ferry_source_file"` (default: none). It must
+    /// not name a column the objects have.
+    #[serde(default)]
+    pub file_column: Option<String>,
     /// The age secret key(s) that decrypt objects ending in `.age`, as a reference:
     /// `"${secret:acme_age_key}"` (default: none; an `.age` object is then an error).
     #[serde(default)]
@@ -362,6 +367,8 @@ pub(crate) struct StreamSpec {
     pub columns: Vec<(String, FerryType)>,
     pub primary_key: Vec<String>,
     pub sample_rows: usize,
+    /// The column that names each row's object, if any.
+    pub file_column: Option<String>,
 }
 
 impl StreamSpec {
@@ -510,6 +517,7 @@ impl S3SourceConfig {
                     .clone()
                     .unwrap_or_else(|| self.primary_key.clone()),
                 sample_rows: self.sample_rows,
+                file_column: self.file_column.clone(),
             });
         }
         Ok(specs)

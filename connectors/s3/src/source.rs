@@ -23,6 +23,7 @@ use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::codec::{
     decompress, detect, infer, infer_parquet_with, Compression, Format, FormatReader, InferOptions,
 };
+use ferry_core::file_column;
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, Catalog, Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest, Result,
@@ -225,7 +226,11 @@ impl S3Source {
                 )));
             }
         }
-        Ok(with_keys(&schema, &spec.primary_key, None))
+        let schema = with_keys(&schema, &spec.primary_key, None);
+        match &spec.file_column {
+            Some(name) => file_column::extend(&schema, name, &spec.name),
+            None => Ok(schema),
+        }
     }
 
     fn cached(&self, name: &str) -> Option<SchemaRef> {
@@ -353,7 +358,10 @@ struct Job {
     client: Client,
     bucket: String,
     spec: Arc<StreamSpec>,
+    /// The columns the objects hold.
     schema: SchemaRef,
+    /// With `file_column`: the stream's schema, `schema` and the object column last.
+    with_file: Option<SchemaRef>,
     incremental: bool,
     mark: Option<Mark>,
     identities: Option<Arc<Identities>>,
@@ -469,6 +477,13 @@ impl Job {
                 e if e.context_value("file").is_none() => e.with("object", &o.key),
                 e => e,
             });
+            let msg = match (msg, &self.with_file) {
+                (Ok(Message::Batch(b)), Some(schema)) => {
+                    let url = format!("s3://{}/{}", self.bucket, o.key);
+                    file_column::add(b, schema, &url).map(Message::Batch)
+                }
+                (m, _) => m,
+            };
             if let Ok(Message::Batch(b)) = &msg {
                 self.rows += b.num_rows() as u64;
             }
@@ -578,11 +593,17 @@ impl Source for S3Source {
         } else {
             None
         };
+        // the objects hold every column but the object column, which is last
+        let (schema, with_file) = match &spec.file_column {
+            Some(_) => (file_column::of_files(&schema), Some(schema)),
+            None => (schema, None),
+        };
         let job = Job {
             client: self.conn.client().await?,
             bucket: self.conn.bucket.clone(),
             spec,
             schema,
+            with_file,
             incremental,
             mark,
             identities: self.identities.clone(),

@@ -374,6 +374,56 @@ async fn more_than_one_page_of_keys_is_read_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_column_names_each_rows_object() {
+    let server = Server::start(&[BUCKET]).await;
+    server.put(BUCKET, "fc/a.csv", b"id\n1\n2\n".to_vec()).await;
+    server.put(BUCKET, "fc/b.csv", b"id\n3\n".to_vec()).await;
+    let toml = format!(
+        "{}path = \"fc/*.csv\"\nfile_column = \"_ferry_source_file\"\n",
+        server.toml(BUCKET)
+    );
+    let src = source(&toml).unwrap();
+    let schema = src
+        .discover()
+        .await
+        .unwrap()
+        .get("fc")
+        .unwrap()
+        .schema
+        .clone();
+    assert_eq!(schema.field(1).name(), "_ferry_source_file");
+    let msgs = messages(src.as_ref(), ReadRequest::full("fc"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for m in &msgs {
+        if let Message::Batch(b) = m {
+            assert_eq!(b.schema(), schema);
+            let ids = b.column(0).as_primitive::<Int64Type>();
+            let files = b.column(1).as_string::<i32>();
+            for r in 0..b.num_rows() {
+                got.push((ids.value(r), files.value(r).to_string()));
+            }
+        }
+    }
+    got.sort();
+    let url = |k: &str| format!("s3://{BUCKET}/fc/{k}.csv");
+    assert_eq!(got, [(1, url("a")), (2, url("a")), (3, url("b"))]);
+    let clash = source(&format!(
+        "{}path = \"fc/*.csv\"\nfile_column = \"id\"\n",
+        server.toml(BUCKET)
+    ))
+    .unwrap()
+    .discover()
+    .await
+    .unwrap_err();
+    assert!(
+        clash.to_string().contains("`file_column = \"id\"`"),
+        "{clash}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_picks_up_new_and_overwritten_objects_once() {
     let server = Server::start(&[BUCKET]).await;
     server
