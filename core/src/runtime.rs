@@ -854,10 +854,6 @@ impl Runtime {
     }
 }
 
-/// A malformed record of a stream that protects columns, without its raw text and the
-/// source's message: either can hold a protected column's clear value (the record could not
-/// be split into columns, so that value cannot be cut out). Its position stays, to find the
-/// record in the source.
 /// Counts a record quarantined before the checks (malformed: `parse`; or a transform
 /// could not convert it) in the stream's report, beside the checks, with up to three
 /// examples (where, and why: never the record itself).
@@ -878,29 +874,18 @@ fn tally(rep: &mut StreamReport, what: &str, position: &crate::source::Position,
     let c = &mut rep.checks[i];
     c.failed += 1;
     if c.examples.len() < 3 {
-        // `file:line:column` as compilers write it, or the key (`row 7`, `page 2 record 3`)
-        let mut at = position.file.clone().unwrap_or_default();
-        if let Some(line) = position.line {
-            at.push_str(&format!(":{line}"));
-            if let Some(column) = position.column {
-                at.push_str(&format!(":{column}"));
-            }
-        }
-        if let Some(k) = &position.key {
-            at = if at.is_empty() {
-                k.clone()
-            } else {
-                format!("{at} ({k})")
-            };
-        }
-        let mut short: String = why.chars().take(100).collect();
-        if short.len() < why.len() {
-            short.push('…');
-        }
-        c.examples.push(format!("{at}: {short}"));
+        c.examples.push(format!(
+            "{}: {}",
+            position.short(),
+            crate::values::preview_n(why, 100)
+        ));
     }
 }
 
+/// A malformed record of a stream that protects columns, without its raw text and the
+/// source's message: either can hold a protected column's clear value (the record could not
+/// be split into columns, so that value cannot be cut out). Its position stays, to find the
+/// record in the source.
 fn withhold_if_protected(
     mut r: crate::source::Rejected,
     protected: &[String],

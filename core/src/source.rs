@@ -71,6 +71,25 @@ pub struct Position {
     pub key: Option<String>,
 }
 
+impl Position {
+    /// `file:line:column` as compilers write it, then the key (`orders.csv:5:2`,
+    /// `row 7`, `in/a.json (page 2 record 3)`), for summaries.
+    pub fn short(&self) -> String {
+        let mut at = self.file.clone().unwrap_or_default();
+        if let Some(line) = self.line {
+            at.push_str(&format!(":{line}"));
+            if let Some(column) = self.column {
+                at.push_str(&format!(":{column}"));
+            }
+        }
+        match &self.key {
+            Some(k) if at.is_empty() => k.clone(),
+            Some(k) => format!("{at} ({k})"),
+            None => at,
+        }
+    }
+}
+
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();

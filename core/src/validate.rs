@@ -610,6 +610,14 @@ fn col(schema: &Schema, name: &str, check: &str) -> Result<usize> {
     })
 }
 
+/// Whether column `c` of `batch` is text (string or json), stored as a `StringArray`.
+fn is_text(batch: &RecordBatch, c: usize) -> bool {
+    matches!(
+        type_of(batch.schema_ref(), c),
+        FerryType::String | FerryType::Json
+    )
+}
+
 fn type_of(schema: &Schema, c: usize) -> FerryType {
     FerryType::of(schema.field(c)).unwrap_or(FerryType::String)
 }
@@ -788,12 +796,7 @@ impl Kind {
                     }
                 }
             }
-            Kind::Regex(c, re)
-                if matches!(
-                    type_of(batch.schema_ref(), *c),
-                    FerryType::String | FerryType::Json
-                ) =>
-            {
+            Kind::Regex(c, re) if is_text(batch, *c) => {
                 let pattern = re.as_str().to_string();
                 re.scan(batch.column(*c).as_string::<i32>(), |r, t| {
                     out.push((r, format!("`{}` does not match {pattern}", preview(t))));
@@ -846,12 +849,7 @@ impl Kind {
                     }),
                 }
             }
-            Kind::Allowed(c, AllowedSet::Short(set))
-                if matches!(
-                    type_of(batch.schema_ref(), *c),
-                    FerryType::String | FerryType::Json
-                ) =>
-            {
+            Kind::Allowed(c, AllowedSet::Short(set)) if is_text(batch, *c) => {
                 // straight from the offsets and bytes: no `&str` per value
                 let a = batch.column(*c).as_string::<i32>();
                 let data = a.value_data();
@@ -868,12 +866,7 @@ impl Kind {
                     out.push((r, format!("`{}` is not an allowed value", preview(t))));
                 }
             }),
-            Kind::MaxLength(c, max)
-                if matches!(
-                    type_of(batch.schema_ref(), *c),
-                    FerryType::String | FerryType::Json
-                ) =>
-            {
+            Kind::MaxLength(c, max) if is_text(batch, *c) => {
                 // a text is never longer in characters than in bytes: only values with
                 // more bytes than `max` (read from the offsets) are counted
                 let max = *max;

@@ -377,7 +377,12 @@ fn col_len_short(col: &ColumnBuilder, rows_before: usize) -> bool {
 
 /// At most 64 characters of a value, for error messages.
 pub fn preview(s: &str) -> String {
-    let mut out: String = s.chars().take(64).collect();
+    preview_n(s, 64)
+}
+
+/// At most `n` characters of `s`, then `…` when some were cut.
+pub fn preview_n(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).collect();
     if out.len() < s.len() {
         out.push('…');
     }
