@@ -553,6 +553,32 @@ impl SyncConfig {
                 ));
             }
         }
+        for s in &top.streams {
+            if s.on_schema_change == crate::schema_change::OnSchemaChange::Replace
+                && s.mode != Some(WriteMode::Overwrite)
+            {
+                return Err(file
+                    .error_at(
+                        find_offset(file.text, "replace", 0),
+                        format!(
+                            "stream `{}` has `on_schema_change = \"replace\"`, which rebuilds the destination, \
+                             but is written with `mode = \"{}\"`, which keeps its rows: use `mode = \"overwrite\"`, \
+                             or `evolve` / `freeze` / `fail`",
+                            s.name,
+                            s.mode.unwrap_or(WriteMode::Append)
+                        ),
+                    )
+                    .with("stream", &s.name));
+            }
+            if s.mode == Some(WriteMode::Overwrite) && s.is_incremental() {
+                return Err(file
+                    .error_at(
+                        find_offset(file.text, &format!("\"{}\"", s.name), 0),
+                        overwrite_incremental(s),
+                    )
+                    .with("stream", &s.name));
+            }
+        }
         if let QuarantineTarget::Destination(q) = &top.run.quarantine {
             if q.destination != "destination" {
                 return Err(file.error_at(
@@ -560,6 +586,15 @@ impl SyncConfig {
                     format!(
                         "[run] quarantine names destination `{}`, but this config has one destination section: `destination`",
                         q.destination
+                    ),
+                ));
+            }
+            if crate::sink::is_reserved(&q.stream) {
+                return Err(file.error_at(
+                    find_offset(file.text, "quarantine", 0),
+                    format!(
+                        "[run] quarantine `stream` must not start with `{}`: those names are Ferry's own",
+                        crate::sink::RESERVED_PREFIX
                     ),
                 ));
             }
@@ -611,6 +646,23 @@ impl SyncConfig {
         self.file
             .error_at(find_offset(self.file.text, needle, 0), message)
     }
+}
+
+/// Why `mode = "overwrite"` with an incremental read is refused: overwrite replaces the
+/// whole destination with what this run read, and an incremental run reads only the rows
+/// new since the last one, so the destination would lose every row it held before.
+pub fn overwrite_incremental(s: &StreamConfig) -> String {
+    let how = match &s.cursor {
+        Some(c) => format!("`cursor = \"{c}\"`"),
+        None => "`incremental = true`".to_string(),
+    };
+    format!(
+        "stream `{}` is written with `mode = \"overwrite\"` but read incrementally ({how}): \
+         each run would replace the whole destination with only the rows new since the last run. \
+         Remove {how} to replace the destination with a full read each run, or use \
+         `mode = \"append\"` or `mode = \"upsert\"` to add the new rows to what is there",
+        s.name
+    )
 }
 
 /// Byte offset of the `skip`-th occurrence (0-based) of `needle` outside comments: a

@@ -68,7 +68,9 @@ impl ErrorKind {
             ErrorKind::RateLimited => "lower the request rate or retry later",
             ErrorKind::Temporary => "retry; the failure looked temporary",
             ErrorKind::DataInvalid => "fix the input, or configure a quarantine for bad rows",
-            ErrorKind::SchemaMismatch => "align the schemas, or change the stream's write mode",
+            ErrorKind::SchemaMismatch => {
+                "`ferry plan` shows the differences; `on_schema_change` on the stream decides what a change does"
+            }
             ErrorKind::Unsupported => {
                 "choose a mode or type the connector supports (`ferry connectors`)"
             }

@@ -197,6 +197,19 @@ impl Runtime {
                 ));
                 positioned(&needle, msg).with("stream", &sc.name)
             })?;
+            if crate::sink::is_reserved(sc.destination_name()) {
+                return Err(positioned(
+                    &needle,
+                    format!(
+                        "stream `{}` would be written as `{}`: names starting with `{}` are Ferry's own \
+                         (the client tag, staging tables); set `destination = \"...\"` on the stream to another name",
+                        sc.name,
+                        sc.destination_name(),
+                        crate::sink::RESERVED_PREFIX
+                    ),
+                )
+                .with("stream", &sc.name));
+            }
             let mode = sc.mode.unwrap_or(WriteMode::Append);
             if !caps.modes.contains(&mode) {
                 return Err(positioned(
@@ -211,6 +224,13 @@ impl Runtime {
                     ),
                 )
                 .with("stream", &sc.name));
+            }
+            // also checked when the config is read; here for configs built in code
+            if mode == WriteMode::Overwrite && sc.is_incremental() {
+                return Err(
+                    positioned(&needle, crate::config::overwrite_incremental(&sc))
+                        .with("stream", &sc.name),
+                );
             }
             let primary_key = sc
                 .primary_key
@@ -356,24 +376,55 @@ impl Runtime {
         names: (&str, &str),
     ) -> Result<RunReport> {
         let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
-        if let Some(client) = config.and_then(|c| c.client.as_deref()) {
-            self.check_owner(client).await?;
+        if opts.limit.is_some() && !self.sink.rolls_back() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "`--limit` is a trial: it writes through the destination and then takes the rows back, \
+                 and this destination cannot take rows back (nothing was read or written). \
+                 Run `ferry sync --dry-run` to see the first rows as they would be written, without writing",
+            )
+            .with("hint", "run `ferry sync --dry-run`, or `ferry plan`"));
+        }
+        match config.and_then(|c| c.client.as_deref()) {
+            Some(client) => self.check_owner(client).await?,
+            None => self.check_unnamed().await?,
         }
         let catalog = self.source.discover().await?;
         let mut tasks = self.plan(&catalog, streams, opts, config, &run_id)?;
         // schema changes are decided (and refused) before a row is read
         let found =
             crate::schema_change::reconcile(self.sink.as_ref(), &mut tasks, streams).await?;
-        if let Some(e) = found.iter().find_map(|r| r.decision.error(&r.stream)) {
-            return Err(e);
+        // a refused stream fails on its own; the others are independent and run
+        let (mut ready, mut refused): (Vec<StreamTask>, Vec<(StreamTask, Error)>) =
+            (Vec::new(), Vec::new());
+        for (task, r) in tasks.into_iter().zip(&found) {
+            match r.decision.error(&r.stream) {
+                Some(e) => refused.push((task, e)),
+                None => ready.push(task),
+            }
         }
-        Ok(self.run(tasks, opts, &run_id, names).await)
+        if ready.is_empty() && refused.len() == 1 {
+            // nothing else would run: the refusal is the run's error, as before
+            return Err(refused.pop().expect("one").1);
+        }
+        Ok(self.run_all(ready, refused, opts, &run_id, names).await)
     }
 
     /// Refuses, before a row is read, a destination bound to another client; binds an
     /// unbound one to `client` (tenant binding, see SECURITY.md).
     pub async fn check_owner(&self, client: &str) -> Result<()> {
-        match self.sink.owner().await? {
+        let owner = match self.sink.owner().await? {
+            Some(owner) => Some(owner),
+            // insert-if-absent: a concurrent sync that bound it first wins, and is named
+            None => {
+                let bound = self.sink.bind_owner(client).await?;
+                if bound.as_deref() == Some(client) {
+                    tracing::info!("destination bound to client `{client}`");
+                }
+                bound
+            }
+        };
+        match owner {
             Some(owner) if owner != client => Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
@@ -382,13 +433,26 @@ impl Runtime {
                 ),
             )
             .with("client", client)),
-            Some(_) => Ok(()),
-            None => {
-                if self.sink.set_owner(client).await? {
-                    tracing::info!("destination bound to client `{client}`");
-                }
-                Ok(())
-            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses, before a row is read, a destination bound to a client when the folder
+    /// names none: an unnamed folder must not write into any client's destination.
+    pub async fn check_unnamed(&self) -> Result<()> {
+        match self.sink.owner().await? {
+            Some(owner) => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "the destination is bound to client `{owner}`, but this folder names no client: \
+                     refusing to write into a client's destination from an unnamed folder (nothing was read)"
+                ),
+            )
+            .with(
+                "hint",
+                format!("if this folder is `{owner}`'s, add `client = \"{owner}\"` at the top of sync.toml"),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -400,9 +464,29 @@ impl Runtime {
         run_id: &str,
         names: (&str, &str),
     ) -> RunReport {
+        self.run_all(tasks, Vec::new(), opts, run_id, names).await
+    }
+
+    /// Runs `tasks`, and reports each of `refused` as failed with its error, unrun.
+    async fn run_all(
+        &self,
+        tasks: Vec<StreamTask>,
+        refused: Vec<(StreamTask, Error)>,
+        opts: &RunOptions,
+        run_id: &str,
+        names: (&str, &str),
+    ) -> RunReport {
         let started = chrono::Utc::now();
         let clock = Instant::now();
-        let order: Vec<String> = tasks.iter().map(|t| t.read.stream.clone()).collect();
+        let order: Vec<String> = tasks
+            .iter()
+            .chain(refused.iter().map(|(t, _)| t))
+            .map(|t| t.read.stream.clone())
+            .collect();
+        let mut reports: Vec<StreamReport> = Vec::new();
+        for (task, e) in refused {
+            reports.push(self.run_stream(task, opts, None, Some(e)).await);
+        }
         // `referential` checks need the referenced streams to finish first: run in waves
         let shapes: Vec<(&str, &arrow_schema::Schema, &[CheckConfig])> = tasks
             .iter()
@@ -421,16 +505,22 @@ impl Runtime {
                 (None, vec![(0..tasks.len()).collect()])
             }
         };
+        // a trial (`--limit`) runs one stream at a time: a sink whose streams share a
+        // transaction (sqlite) must not commit one stream's trial rows while closing another
+        let concurrency = if opts.limit.is_some() {
+            1
+        } else {
+            self.settings.concurrency.max(1)
+        };
         let mut slots: Vec<Option<StreamTask>> = tasks.into_iter().map(Some).collect();
-        let mut reports: Vec<StreamReport> = Vec::new();
         for wave in waves {
             let wave_tasks: Vec<StreamTask> = wave
                 .iter()
                 .filter_map(|i| slots.get_mut(*i).and_then(Option::take))
                 .collect();
             let mut done: Vec<StreamReport> = futures::stream::iter(wave_tasks)
-                .map(|t| self.run_stream(t, opts, references.clone()))
-                .buffer_unordered(self.settings.concurrency.max(1))
+                .map(|t| self.run_stream(t, opts, references.clone(), None))
+                .buffer_unordered(concurrency)
                 .collect()
                 .await;
             reports.append(&mut done);
@@ -438,8 +528,8 @@ impl Runtime {
         // streams no wave named (should not happen) still run
         let rest: Vec<StreamTask> = slots.into_iter().flatten().collect();
         let mut done: Vec<StreamReport> = futures::stream::iter(rest)
-            .map(|t| self.run_stream(t, opts, references.clone()))
-            .buffer_unordered(self.settings.concurrency.max(1))
+            .map(|t| self.run_stream(t, opts, references.clone(), None))
+            .buffer_unordered(concurrency)
             .collect()
             .await;
         reports.append(&mut done);
@@ -469,6 +559,7 @@ impl Runtime {
         task: StreamTask,
         opts: &RunOptions,
         references: Option<References>,
+        refusal: Option<Error>,
     ) -> StreamReport {
         let clock = Instant::now();
         self.observer.stream_started(&task.read.stream);
@@ -499,7 +590,12 @@ impl Runtime {
             checks: Vec::new(),
             error: None,
         };
-        if let Err(e) = self.stream_inner(&task, opts, &mut rep, references).await {
+        let outcome = match refusal {
+            // refused before a row was read (a schema change its policy forbids)
+            Some(e) => Err(e),
+            None => self.stream_inner(&task, opts, &mut rep, references).await,
+        };
+        if let Err(e) = outcome {
             rep.status = if e.kind() == ErrorKind::Cancelled {
                 Status::Cancelled
             } else {
@@ -571,6 +667,16 @@ impl Runtime {
             .pump(task, opts, writer.as_mut(), rep, &mut validator)
             .await
         {
+            Ok(_) if opts.limit.is_some() => {
+                // a trial: everything went through the destination; now take it all back
+                writer
+                    .abort()
+                    .await
+                    .ctx("destination", &task.write.stream)?;
+                // other streams' `referential` checks of the trial see the trial's values
+                validator.publish();
+                Ok(())
+            }
             Ok(pending) => {
                 let summary = writer.close().await?;
                 rep.outputs = summary.outputs;
@@ -847,7 +953,10 @@ impl Runtime {
         // rejected records are kept even when the stream fails
         self.quarantine.finish(stream).await?;
         result?;
-        writer.flush().await?;
+        if limit.is_none() {
+            // a trial is aborted, never flushed: a flush may commit its rows
+            writer.flush().await?;
+        }
         rep.rows_digest = digest.finish().await?.to_receipt_string();
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })

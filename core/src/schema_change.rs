@@ -11,7 +11,12 @@
 //! | column removed           | refuse          | kept, filled with NULL    | refuse              | refuse |
 //! | column type changed      | refuse          | refuse                    | refuse              | refuse |
 //!
-//! A destination column is never dropped or narrowed: no policy does that. `ferry plan`
+//! An `overwrite` stream rebuilds its destination from the stream's schema at every run,
+//! so it may also take `replace`: every change is accepted, and the new table has the
+//! stream's columns and types (added, removed and retyped alike). `replace` on another
+//! write mode is refused when the config is read.
+//!
+//! Apart from `replace`, a destination column is never dropped or narrowed. `ferry plan`
 //! shows the same decision `ferry sync` applies.
 
 use std::sync::Arc;
@@ -37,6 +42,9 @@ pub enum OnSchemaChange {
     Freeze,
     /// Any change refuses the run.
     Fail,
+    /// `overwrite` streams only: the destination is rebuilt with the stream's columns and
+    /// types, whatever changed.
+    Replace,
     /// Not set: additive changes evolve, every other change refuses.
     #[default]
     #[serde(skip)]
@@ -223,6 +231,15 @@ pub fn decide(diff: &SchemaDiff, policy: OnSchemaChange, destination: &Schema) -
     let mut refused = Vec::new();
     for c in &diff.changes {
         match (c, policy) {
+            (Change::Added { column, ty }, Replace) => d
+                .actions
+                .push(format!("replace: add column {column} ({ty})")),
+            (Change::Removed { column, .. }, Replace) => {
+                d.actions.push(format!("replace: drop column {column}"))
+            }
+            (Change::TypeChanged { column, to, .. }, Replace) => d
+                .actions
+                .push(format!("replace: column {column} becomes {to}")),
             (Change::Added { column, ty }, Default | Evolve) => {
                 d.actions.push(format!("add column {column} ({ty})"))
             }
@@ -300,7 +317,7 @@ pub async fn reconcile(
             .describe(&task.write.stream)
             .await
             .map_err(|e| e.with("stream", &task.read.stream))?;
-        let (exists, diff, decision) = match &current {
+        let (exists, diff, mut decision) = match &current {
             None => (false, SchemaDiff::default(), Decision::default()),
             Some(dest) => {
                 let diff = SchemaDiff::between(dest, &task.write.schema);
@@ -308,6 +325,20 @@ pub async fn reconcile(
                 (true, diff, decision)
             }
         };
+        if let Some(why) = &mut decision.refusal {
+            // the way out that fits the stream's write mode
+            if task.write.mode == crate::WriteMode::Overwrite {
+                why.push_str(
+                    "; this stream is overwritten: `on_schema_change = \"replace\"` rebuilds \
+                     its destination with the stream's columns and types",
+                );
+            } else {
+                why.push_str(
+                    "; change the destination's column by hand, or write the stream with \
+                     `mode = \"overwrite\"` and `on_schema_change = \"replace\"`",
+                );
+            }
+        }
         if decision.refusal.is_none() {
             if let Some(t) = decision.transform() {
                 task.write.schema = t.output_schema(&task.write.schema)?;

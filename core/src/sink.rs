@@ -115,6 +115,16 @@ pub trait Sink: Send + Sync {
         SinkCapabilities::default()
     }
 
+    /// Whether a writer's [`StreamWriter::abort`], called before any `flush`, takes back
+    /// every row it was given and drops what it staged, leaving the destination's rows as
+    /// they were. `ferry sync --limit` is a trial on that promise: it writes through the
+    /// real destination (proving access and types) and then aborts. A sink that cannot
+    /// take rows back (a webhook: the receiver already has them) keeps the default `false`,
+    /// and `--limit` is refused for it before a row is read.
+    fn rolls_back(&self) -> bool {
+        false
+    }
+
     /// The destination's current schema of `stream` (for plans and schema checks), if it exists.
     async fn describe(&self, _stream: &str) -> Result<Option<SchemaRef>> {
         Ok(None)
@@ -132,9 +142,23 @@ pub trait Sink: Send + Sync {
         Ok(None)
     }
 
-    /// Binds the destination to `client` (first sync of a folder that names its client).
-    /// Returns `false` when this sink keeps no tags.
-    async fn set_owner(&self, _client: &str) -> Result<bool> {
-        Ok(false)
+    /// Binds an unbound destination to `client` (first sync of a folder that names its
+    /// client), atomically: insert-if-absent, never replace. Returns the client the
+    /// destination is bound to afterwards (`client`, or another one that bound it first,
+    /// e.g. a concurrent sync), or `None` when this sink keeps no tags or could not write
+    /// one.
+    async fn bind_owner(&self, _client: &str) -> Result<Option<String>> {
+        Ok(None)
     }
+}
+
+/// Prefix of the names Ferry keeps for itself in a destination (`_ferry_owner`, staging
+/// tables): no stream may be written under one.
+pub const RESERVED_PREFIX: &str = "_ferry_";
+
+/// Whether `name` is reserved for Ferry's own tables and files (any case: SQLite and
+/// MySQL compare table names without it).
+pub fn is_reserved(name: &str) -> bool {
+    name.len() >= RESERVED_PREFIX.len()
+        && name.as_bytes()[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())
 }

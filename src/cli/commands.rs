@@ -206,10 +206,15 @@ pub(super) async fn sync_one(
     rt.settings = cfg.run.clone();
     let scratch =
         tempfile::tempdir().map_err(|e| Error::io(e, "cannot make a temp folder", "/tmp"))?;
-    rt.quarantine = Arc::new(match (&cfg.run.quarantine, dry_run) {
-        (_, true) => ferry_core::quarantine::Quarantine::new(scratch.path()),
-        (ferry_core::config::QuarantineTarget::Folder(dir), false) => {
+    // a trial (`--limit`) leaves nothing at the destination: not its rejected records either
+    let trial = dry_run || opts.limit.is_some();
+    rt.quarantine = Arc::new(match (&cfg.run.quarantine, trial) {
+        (_, true) if dry_run => ferry_core::quarantine::Quarantine::new(scratch.path()),
+        (ferry_core::config::QuarantineTarget::Folder(dir), _) => {
             ferry_core::quarantine::Quarantine::new(cfg.dir.join(dir))
+        }
+        (ferry_core::config::QuarantineTarget::Destination(_), true) => {
+            ferry_core::quarantine::Quarantine::new(scratch.path())
         }
         // the only destination section there is (checked when the config was read)
         (ferry_core::config::QuarantineTarget::Destination(q), false) => {
@@ -233,6 +238,22 @@ pub(super) async fn sync_one(
             "{}dry run: nothing was written, no state or receipt saved",
             p.render()
         );
+        return Ok((report, note));
+    }
+    if let Some(n) = opts.limit {
+        // a receipt signs what the destination holds; a trial leaves it holding nothing new
+        let note = if report.status == Status::Succeeded {
+            format!(
+                "trial (--limit {n}): up to {n} rows per stream were written through the destination \
+                 and then rolled back; no rows were kept, no state or receipt saved. \
+                 `ferry sync` without --limit loads everything"
+            )
+        } else {
+            format!(
+                "trial (--limit {n}) failed: what it wrote was rolled back; no rows were kept, \
+                 no state or receipt saved"
+            )
+        };
         return Ok((report, note));
     }
     let mut note = write_receipt(&cfg, &report);

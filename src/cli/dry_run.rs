@@ -71,6 +71,11 @@ impl Sink for DryRunSink {
         }))
     }
 
+    // nothing is ever written
+    fn rolls_back(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> SinkCapabilities {
         self.inner.capabilities()
     }

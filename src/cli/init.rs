@@ -250,8 +250,8 @@ fn render_sync_toml(
 /// `[[streams]]` for every stream the source offers as configured, when it can tell
 /// without anything more (a source needing data files or a reachable server cannot yet):
 /// upserted by the stream's primary key where the destination can, and read
-/// incrementally by its default cursor, so `sync --limit 100` followed by `sync`, and
-/// every rerun, write each row once. Otherwise one commented example.
+/// incrementally by its default cursor, so every rerun writes each row once (a trial,
+/// `sync --limit 100`, keeps no rows). Otherwise one commented example.
 fn render_streams(sync_toml: &str, folder: &Path) -> String {
     let Some((streams, upsert)) = discover(sync_toml, folder) else {
         return STREAMS_EXAMPLE.to_string();
@@ -689,7 +689,7 @@ fn next_steps(source: &str, secrets: &[SecretRef]) -> Vec<(String, String)> {
         ("ferry discover", "streams, columns, types and keys"),
         (
             "ferry sync --limit 100",
-            "a first try; saves no state (the next sync reads these rows again)",
+            "a trial: writes 100 rows per stream and rolls them back (proves access and types; keeps nothing)",
         ),
         ("ferry sync", "the real run"),
     ] {

@@ -39,7 +39,13 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             Some(_) => Some(format!("destination: bound to client {client}")),
             None => Some(format!("destination: not bound yet; the first sync binds it to client {client} where it keeps tags")),
         },
-        None => None,
+        None => match sink.owner().await? {
+            Some(owner) => {
+                println!("plan for {}: REFUSED: the destination is bound to client `{owner}`, but this folder names no client (add `client = \"{owner}\"` if it is theirs); nothing was read or written", path.display());
+                return Ok(1);
+            }
+            None => None,
+        },
     };
     let catalog = source.discover().await?;
     let mut tasks = rt.plan(&catalog, &cfg.streams, &opts, Some(&cfg), "plan")?;
@@ -114,6 +120,10 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
                     .as_ref()
                     .map(|s| shorten(&s.to_string()))
                     .unwrap_or_else(|| "the beginning (no state yet)".into())
+            ),
+            // overwrite with an incremental read is refused when the config is read
+            ReadMode::FullRefresh if task.write.mode == WriteMode::Overwrite => println!(
+                "  read:        everything (full refresh): overwrite replaces the destination with it"
             ),
             ReadMode::FullRefresh => println!("  read:        everything (full refresh)"),
         }

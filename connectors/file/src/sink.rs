@@ -235,6 +235,11 @@ impl Sink for FileSink {
         Ok(Box::new(writer))
     }
 
+    // abort deletes an overwrite's temp file and cuts an appended file back to its last flush
+    fn rolls_back(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> SinkCapabilities {
         let modes = if self.layout.no_append(self.encrypt.is_some()).is_some() {
             vec![WriteMode::Overwrite]

@@ -106,6 +106,11 @@ impl Sink for MysqlSink {
         }
     }
 
+    // abort rolls the writer's open transaction back and drops an overwrite's staging table
+    fn rolls_back(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> SinkCapabilities {
         SinkCapabilities {
             modes: vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert],
@@ -164,37 +169,60 @@ impl Sink for MysqlSink {
         Ok(owner)
     }
 
-    /// Writes the `_ferry_owner` tag table in the database. A database where it cannot
-    /// be written stays unbound, with a warning: binding must not block a sync.
-    async fn set_owner(&self, owner: &str) -> Result<bool> {
+    /// Writes the `_ferry_owner` tag table in the database if it holds no client yet
+    /// (insert-if-absent, under a named lock, so two syncs binding at once cannot both
+    /// win), and answers the client it holds then. A database where it cannot be written
+    /// stays unbound, with a warning: binding must not block a sync.
+    async fn bind_owner(&self, owner: &str) -> Result<Option<String>> {
         let s = &*self.settings;
         let mut conn = core::connect(s).await?;
         let table = qualified(s, OWNER_TABLE);
-        // the CREATE commits on its own (DDL); the replacement of the row is one transaction
-        let tagged = async {
-            exec(
-                &mut conn,
-                s,
-                format!("CREATE TABLE IF NOT EXISTS {table} (client VARCHAR(255) NOT NULL) ENGINE=InnoDB"),
-            )
-            .await?;
-            let mut tx = conn
-                .start_transaction(mysql_async::TxOpts::default())
+        // one lock per database; the CREATE commits on its own (DDL), so the lock, not a
+        // transaction, is what makes check-and-insert one step
+        let lock = format!("ferry_owner.{}", s.database);
+        let bound = async {
+            let got: Option<i64> = conn
+                .exec_first("SELECT COALESCE(GET_LOCK(?, 30), 0)", (lock.as_str(),))
                 .await
                 .my(s)?;
-            tx.query_drop(format!("DELETE FROM {table}")).await.my(s)?;
-            tx.exec_drop(format!("INSERT INTO {table} (client) VALUES (?)"), (owner,))
+            if got != Some(1) {
+                return Ok(Err(Error::new(
+                    ErrorKind::Temporary,
+                    "another sync held the destination's owner lock for 30 s: retry",
+                )));
+            }
+            let tagged = async {
+                exec(
+                    &mut conn,
+                    s,
+                    format!("CREATE TABLE IF NOT EXISTS {table} (client VARCHAR(255) NOT NULL) ENGINE=InnoDB"),
+                )
+                .await?;
+                conn.exec_drop(
+                    format!("INSERT INTO {table} (client) SELECT ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM {table})"),
+                    (owner,),
+                )
                 .await
                 .my(s)?;
-            tx.commit().await.my(s)
+                conn.query_first::<String, _>(format!("SELECT client FROM {table} LIMIT 1"))
+                    .await
+                    .my(s)
+            }
+            .await;
+            let _ = conn
+                .exec_drop("DO RELEASE_LOCK(?)", (lock.as_str(),))
+                .await;
+            tagged.map(Ok)
         }
         .await;
         let _ = conn.disconnect().await;
-        match tagged {
-            Ok(()) => Ok(true),
+        match bound {
+            // not knowing who won must not let this sync write: an error, not "unbound"
+            Ok(Err(busy)) => Err(busy),
+            Ok(Ok(c)) => Ok(c),
             Err(e) => {
                 tracing::warn!("the destination could not be tagged with its client: {e}");
-                Ok(false)
+                Ok(None)
             }
         }
     }

@@ -1588,16 +1588,22 @@ async fn the_owner_tag_is_kept_in_one_row() {
         None,
         "a fresh database is unbound"
     );
-    assert!(f.sink.set_owner("acme").await.unwrap());
+    // a second sync that also saw it unbound (a race) binds after the first one
+    let racer = MysqlSink::from_settings(f.settings.clone());
+    assert_eq!(racer.owner().await.unwrap(), None);
+    assert_eq!(
+        f.sink.bind_owner("acme").await.unwrap().as_deref(),
+        Some("acme")
+    );
     assert_eq!(f.sink.owner().await.unwrap().as_deref(), Some("acme"));
+    // insert-if-absent: the loser is told the winner, and the tag is not replaced
+    assert_eq!(
+        racer.bind_owner("it's globex").await.unwrap().as_deref(),
+        Some("acme")
+    );
     // a new sink (a later run) reads the same tag
     let later = MysqlSink::from_settings(f.settings.clone());
     assert_eq!(later.owner().await.unwrap().as_deref(), Some("acme"));
-    assert!(later.set_owner("it's globex").await.unwrap());
-    assert_eq!(
-        f.sink.owner().await.unwrap().as_deref(),
-        Some("it's globex")
-    );
     assert_eq!(f.count("SELECT COUNT(*) FROM _ferry_owner").await, 1);
 }
 

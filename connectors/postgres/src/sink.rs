@@ -163,6 +163,11 @@ impl Sink for PostgresSink {
         }))
     }
 
+    // abort cancels the COPY, rolls the open transaction back and drops the staging table
+    fn rolls_back(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> SinkCapabilities {
         SinkCapabilities {
             modes: vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert],
@@ -210,28 +215,42 @@ impl Sink for PostgresSink {
         .await
     }
 
-    /// Writes the `_ferry_owner` tag table in the destination schema. A destination where
-    /// it cannot be written stays unbound, with a warning: binding must not block a sync.
-    async fn set_owner(&self, owner: &str) -> Result<bool> {
+    /// Writes the `_ferry_owner` tag table in the destination schema if it holds no
+    /// client yet (insert-if-absent, under a transaction-scoped advisory lock, so two syncs
+    /// binding at once cannot both win), and answers the client it holds then. A
+    /// destination where it cannot be written stays unbound, with a warning: binding must
+    /// not block a sync.
+    async fn bind_owner(&self, owner: &str) -> Result<Option<String>> {
         let settings = self.inner.pg.settings.clone();
         within::<_, Error, _>(&settings, "writing the destination's owner tag", async {
             let s = &self.inner.pg.settings;
             let client = self.inner.pg.connect_retrying().await?;
             let table = qualified(&self.inner.schema, OWNER_TABLE);
             let sql = format!(
-                "CREATE TABLE IF NOT EXISTS {table} (client text NOT NULL); DELETE FROM {table}; \
-             INSERT INTO {table} (client) VALUES ({})",
-                core::literal(owner)
+                "SELECT pg_advisory_xact_lock(hashtext({lock})); \
+                 CREATE TABLE IF NOT EXISTS {table} (client text NOT NULL); \
+                 INSERT INTO {table} (client) SELECT {me} WHERE NOT EXISTS (SELECT 1 FROM {table})",
+                lock = core::literal(&table),
+                me = core::literal(owner)
             );
-            match client
-                .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
-                .await
-                .pg(s)
-            {
-                Ok(()) => Ok(true),
+            let bound = async {
+                client
+                    .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+                    .await
+                    .pg(s)?;
+                let row = client
+                    .query_one(&format!("SELECT client FROM {table} LIMIT 1"), &[])
+                    .await
+                    .pg(s)?;
+                Ok::<String, Error>(row.get(0))
+            }
+            .await;
+            match bound {
+                Ok(c) => Ok(Some(c)),
                 Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
                     tracing::warn!("the destination could not be tagged with its client: {e}");
-                    Ok(false)
+                    Ok(None)
                 }
             }
         })

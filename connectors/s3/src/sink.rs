@@ -263,6 +263,11 @@ impl Sink for S3Sink {
         }))
     }
 
+    // abort aborts the open upload and deletes the objects this writer completed
+    fn rolls_back(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> SinkCapabilities {
         SinkCapabilities {
             modes: vec![WriteMode::Append, WriteMode::Overwrite],

@@ -263,6 +263,12 @@ impl Sink for SqliteSink {
         }))
     }
 
+    // abort rolls back, or deletes, the rows written since the last flush (the runtime runs a
+    // trial one stream at a time, so no other stream's commit makes them durable first)
+    fn rolls_back(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> SinkCapabilities {
         SinkCapabilities {
             modes: vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert],
@@ -281,26 +287,31 @@ impl Sink for SqliteSink {
         self.read_owner().await
     }
 
-    async fn set_owner(&self, client: &str) -> Result<bool> {
+    /// Insert-if-absent inside one `BEGIN IMMEDIATE` transaction: SQLite's write lock
+    /// serialises two processes binding at once, and the second finds the first's tag.
+    async fn bind_owner(&self, client: &str) -> Result<Option<String>> {
         let client = client.to_string();
         with_db(&self.shared, move |db| {
-            let path = db.path.clone();
-            db.conn
-                .execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (client TEXT NOT NULL); DELETE FROM {t};",
-                    t = quote(core::OWNER_TABLE)
+            let t = quote(core::OWNER_TABLE);
+            let owner = db.atomically(|conn, file| {
+                conn.execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (client TEXT NOT NULL)"
                 ))
-                .sql(&path)?;
-            db.conn
-                .execute(
+                .sql(file)?;
+                conn.execute(
                     &format!(
-                        "INSERT INTO {} (client) VALUES (?1)",
-                        quote(core::OWNER_TABLE)
+                        "INSERT INTO {t} (client) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM {t})"
                     ),
                     [&client],
                 )
-                .sql(&path)?;
-            Ok(true)
+                .sql(file)?;
+                conn.query_row(&format!("SELECT client FROM {t} LIMIT 1"), [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .sql(file)
+            })?;
+            db.commit()?;
+            Ok(Some(owner))
         })
         .await
     }

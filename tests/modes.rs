@@ -1,0 +1,516 @@
+//! Write modes against reads, the first try, and schema changes, driven through `ferry`
+//! as a person would:
+//!
+//! - `mode = "overwrite"` with an incremental read is refused when the config is read;
+//! - `ferry sync --limit N` is a trial that every destination takes back: a trial, then
+//!   the real sync, then another trial, leave exactly the source's rows (sqlite, postgres,
+//!   mysql, file, s3; append with and without a key, upsert, overwrite), and a destination
+//!   that cannot take rows back (webhook) refuses it;
+//! - an `overwrite` stream whose upstream type changed is replaced under its own policy,
+//!   and a refused stream does not stop the others.
+//!
+//! The postgres and mysql tests need PostgreSQL on 127.0.0.1:5432 (`FERRY_TEST_PG_URL`)
+//! and MySQL/MariaDB on 127.0.0.1:3306 (`FERRY_TEST_MYSQL_URL`); `.ci/run` starts both.
+
+#[path = "support/s3.rs"]
+mod s3;
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use mysql_async::prelude::Queryable;
+
+fn ferry(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A client folder with `sync.toml` = `toml`.
+fn folder(toml: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("sync.toml"), toml).unwrap();
+    tmp
+}
+
+const ROWS: u64 = 300;
+
+/// A source of four 300-row streams, one per way of writing.
+fn generate() -> String {
+    format!(
+        r#"[source]
+type = "generate"
+streams = [
+  {{ name = "plain", preset = "users", rows = {ROWS} }},
+  {{ name = "keyed", preset = "users", rows = {ROWS} }},
+  {{ name = "merged", preset = "users", rows = {ROWS} }},
+  {{ name = "replaced", preset = "users", rows = {ROWS} }},
+]
+"#
+    )
+}
+
+/// Appended without a key (a kept trial duplicates rows), appended with one (a kept trial
+/// makes the real sync fail), upserted, overwritten.
+const FOUR_WAYS: &str = r#"
+[[streams]]
+name = "plain"
+mode = "append"
+primary_key = []
+
+[[streams]]
+name = "keyed"
+mode = "append"
+
+[[streams]]
+name = "merged"
+mode = "upsert"
+
+[[streams]]
+name = "replaced"
+mode = "overwrite"
+"#;
+
+const STREAMS: [&str; 4] = ["plain", "keyed", "merged", "replaced"];
+
+/// Trial, sync, trial: after each step every stream holds what `expect` says (`None`:
+/// no rows, the table may or may not be there), read by `count`.
+fn trial_sync_trial(dir: &Path, count: &dyn Fn(&str) -> (u64, u64)) {
+    let o = ferry(dir, &["sync", "--limit", "100"]);
+    assert!(o.status.success(), "trial: {}", text(&o));
+    assert!(
+        text(&o).contains("rolled back") && text(&o).contains("no rows were kept"),
+        "the trial says what it wrote: {}",
+        text(&o)
+    );
+    for s in STREAMS {
+        assert_eq!(count(s).0, 0, "stream {s}: the trial left rows");
+    }
+    assert!(
+        !dir.join(".ferry/receipts").exists()
+            || std::fs::read_dir(dir.join(".ferry/receipts"))
+                .unwrap()
+                .count()
+                == 0,
+        "a trial wrote a receipt"
+    );
+    let o = ferry(dir, &["state", "show"]);
+    assert!(!text(&o).contains("\"keyed\""), "a trial saved state");
+
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "sync after the trial: {}", text(&o));
+    for s in STREAMS {
+        assert_eq!(count(s), (ROWS, ROWS), "stream {s}: (rows, distinct ids)");
+    }
+
+    // a second trial: `keyed` may fail, as an append of the same keys would (SQLite and
+    // MySQL check keys per row; PostgreSQL at the end of a COPY, which a trial never
+    // reaches); either way nothing changes
+    let o = ferry(dir, &["sync", "--limit", "100"]);
+    assert!(
+        text(&o).contains("rolled back"),
+        "second trial: {}",
+        text(&o)
+    );
+    for s in STREAMS {
+        assert_eq!(count(s), (ROWS, ROWS), "stream {s} after a second trial");
+    }
+}
+
+#[test]
+fn overwrite_with_an_incremental_read_is_refused() {
+    for (how, line) in [
+        ("cursor", "cursor = \"id\""),
+        ("incremental", "incremental = true"),
+    ] {
+        let tmp = folder(&format!(
+            "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n[[streams]]\nname = \"keyed\"\nmode = \"overwrite\"\n{line}\n",
+            generate()
+        ));
+        for cmd in [&["plan"][..], &["sync"][..], &["check"][..]] {
+            let o = ferry(tmp.path(), cmd);
+            assert_eq!(o.status.code(), Some(2), "{how} {cmd:?}: {}", text(&o));
+            let t = text(&o);
+            assert!(
+                t.contains("overwrite")
+                    && t.contains("read incrementally")
+                    && t.contains("only the rows new since the last run")
+                    && t.contains("append"),
+                "{how} {cmd:?}: {t}"
+            );
+            assert!(t.contains("sync.toml:"), "positioned: {t}");
+        }
+        assert!(
+            !tmp.path().join("out.db").exists(),
+            "{how}: something was written"
+        );
+    }
+}
+
+#[test]
+fn trial_then_sync_sqlite() {
+    let tmp = folder(&format!(
+        "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n{FOUR_WAYS}",
+        generate()
+    ));
+    let db = tmp.path().join("out.db");
+    trial_sync_trial(tmp.path(), &|s| {
+        let Ok(conn) = rusqlite::Connection::open(&db) else {
+            return (0, 0);
+        };
+        conn.query_row(
+            &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM \"{s}\""),
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .unwrap_or((0, 0))
+    });
+}
+
+#[test]
+fn trial_then_sync_file() {
+    let tmp = folder(&format!(
+        "{}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n{}",
+        generate(),
+        // a file is appended or overwritten (upsert is not offered)
+        FOUR_WAYS.replace("mode = \"upsert\"", "mode = \"append\"")
+    ));
+    let out = tmp.path().join("out");
+    trial_sync_trial(tmp.path(), &|s| {
+        let Ok(body) = std::fs::read_to_string(out.join(format!("{s}.jsonl"))) else {
+            return (0, 0);
+        };
+        let ids: Vec<i64> = body
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        (ids.len() as u64, distinct.len() as u64)
+    });
+    // nothing half-written or temporary stays beside the files
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".jsonl") && !n.starts_with('.')),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn trial_then_sync_s3() {
+    let server = s3::Server::start(&["trial"]);
+    let tmp = folder(&format!(
+        "{}\n[destination]\ntype = \"s3\"\n{}format = \"jsonl\"\n{}",
+        generate(),
+        server.toml("trial"),
+        FOUR_WAYS.replace("mode = \"upsert\"", "mode = \"append\"")
+    ));
+    trial_sync_trial(tmp.path(), &|s| {
+        let mut ids = Vec::new();
+        for key in server.keys("trial", &format!("{s}/")) {
+            let body = String::from_utf8(server.get("trial", &key)).unwrap();
+            for l in body.lines() {
+                ids.push(
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                        .as_i64()
+                        .unwrap(),
+                );
+            }
+        }
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        (ids.len() as u64, distinct.len() as u64)
+    });
+    assert!(
+        server.open_upload_files().is_empty(),
+        "a trial left an upload open"
+    );
+}
+
+fn pg_url() -> String {
+    std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+}
+
+fn mysql_url() -> String {
+    std::env::var("FERRY_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn pg() -> tokio_postgres::Client {
+    match tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        Err(e) => panic!(
+            "PostgreSQL is not reachable at {} ({e}): start it with \
+             `pg_ctlcluster --skip-systemctl-redirect 15 main start` (or run `.ci/run`)",
+            pg_url()
+        ),
+    }
+}
+
+async fn mysql(url: &str) -> mysql_async::Conn {
+    let opts = mysql_async::Opts::from_url(url).expect("FERRY_TEST_MYSQL_URL");
+    mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
+        panic!(
+            "MySQL/MariaDB is not reachable at {url} ({e}): start it with \
+             `service mariadb start` (or run `.ci/run`)"
+        )
+    })
+}
+
+/// `mysql_url()` with another database.
+fn mysql_url_for(db: &str) -> String {
+    let url = mysql_url();
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("a mysql:// URL with a database");
+    format!("{base}/{db}")
+}
+
+/// A fresh name for a schema or database of one test.
+fn fresh(prefix: &str) -> String {
+    ferry_core::testkit::fresh_name(prefix).to_lowercase()
+}
+
+#[test]
+fn trial_then_sync_postgres() {
+    let schema = fresh("ferry_trial");
+    block(async {
+        pg().await
+            .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+            .await
+            .unwrap()
+    });
+    let tmp = folder(&format!(
+        "{}\n[destination]\ntype = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"\n{FOUR_WAYS}",
+        generate(),
+        pg_url()
+    ));
+    let count = |s: &str| -> (u64, u64) {
+        block(async {
+            let c = pg().await;
+            match c
+                .query_one(
+                    &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM \"{schema}\".\"{s}\""),
+                    &[],
+                )
+                .await
+            {
+                Ok(r) => (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64),
+                Err(_) => (0, 0),
+            }
+        })
+    };
+    trial_sync_trial(tmp.path(), &count);
+    block(async {
+        pg().await
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .unwrap()
+    });
+}
+
+#[test]
+fn trial_then_sync_mysql() {
+    let db = fresh("ferry_trial");
+    block(async {
+        let mut m = mysql(&mysql_url()).await;
+        m.query_drop(format!("CREATE DATABASE `{db}`"))
+            .await
+            .unwrap();
+        let _ = m.disconnect().await;
+    });
+    let tmp = folder(&format!(
+        "{}\n[destination]\ntype = \"mysql\"\nurl = \"{}\"\n{FOUR_WAYS}",
+        generate(),
+        mysql_url_for(&db)
+    ));
+    let count = |s: &str| -> (u64, u64) {
+        block(async {
+            let mut m = mysql(&mysql_url_for(&db)).await;
+            let r: Result<Option<(u64, u64)>, _> = m
+                .query_first(format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM `{s}`"))
+                .await;
+            let _ = m.disconnect().await;
+            r.ok().flatten().unwrap_or((0, 0))
+        })
+    };
+    trial_sync_trial(tmp.path(), &count);
+    block(async {
+        let mut m = mysql(&mysql_url()).await;
+        m.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+        let _ = m.disconnect().await;
+    });
+}
+
+#[test]
+fn a_destination_that_cannot_take_rows_back_refuses_a_trial() {
+    // nothing listens on port 9: had the trial started, it would have tried to POST
+    let tmp = folder(&format!(
+        "{}\n[destination]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nretry = {{ attempts = 1 }}\n",
+        generate()
+    ));
+    let o = ferry(tmp.path(), &["sync", "--limit", "100"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("cannot take rows back") && t.contains("--dry-run"),
+        "the refusal says why and what to run instead: {t}"
+    );
+    assert!(
+        !t.contains("127.0.0.1:9"),
+        "the trial tried the receiver: {t}"
+    );
+}
+
+/// Two streams into one SQLite file: `scores` (overwritten) with a `score` column of
+/// type `ty`, and `users` (appended), independent of it.
+fn two_streams(ty: &str, policy: &str) -> String {
+    format!(
+        r#"[source]
+type = "generate"
+streams = [
+  {{ name = "scores", rows = 50, columns = [{{ name = "score", type = "{ty}" }}] }},
+  {{ name = "users", preset = "users", rows = 40 }},
+]
+
+[destination]
+type = "sqlite"
+path = "out.db"
+
+[[streams]]
+name = "scores"
+mode = "overwrite"
+{policy}
+
+[[streams]]
+name = "users"
+mode = "append"
+primary_key = []
+"#
+    )
+}
+
+fn sqlite_one(db: &Path, sql: &str) -> String {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(n) => n.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+}
+
+#[test]
+fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
+    let tmp = folder(&two_streams("int64", ""));
+    let dir = tmp.path();
+    let db = dir.join("out.db");
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        sqlite_one(&db, "SELECT typeof(score) FROM scores LIMIT 1"),
+        "integer"
+    );
+
+    // upstream, `score` becomes text: the default refuses `scores`, and says what fits an
+    // overwrite; `users` is independent and loads anyway; the run still fails
+    std::fs::write(dir.join("sync.toml"), two_streams("string", "")).unwrap();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("on_schema_change = \\\"replace\\\"")
+            || t.contains("on_schema_change = \"replace\""),
+        "{t}"
+    );
+    assert!(!t.contains("change the stream's write mode"), "{t}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let status = |s: &str| {
+        r["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["stream"] == s)
+            .map(|x| x["status"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no stream {s} in {r}"))
+    };
+    assert_eq!(status("scores"), "failed");
+    assert_eq!(status("users"), "succeeded");
+    assert_eq!(sqlite_one(&db, "SELECT COUNT(*) FROM users"), "80");
+    assert_eq!(
+        sqlite_one(&db, "SELECT typeof(score) FROM scores LIMIT 1"),
+        "integer"
+    );
+
+    // `replace`: the plan says what happens, and the sync rebuilds the table as text
+    std::fs::write(
+        dir.join("sync.toml"),
+        two_streams("string", "on_schema_change = \"replace\""),
+    )
+    .unwrap();
+    let o = ferry(dir, &["plan"]);
+    assert!(
+        text(&o).contains("replace: column score becomes string"),
+        "{}",
+        text(&o)
+    );
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        sqlite_one(&db, "SELECT typeof(score) FROM scores LIMIT 1"),
+        "text"
+    );
+    assert_eq!(sqlite_one(&db, "SELECT COUNT(*) FROM scores"), "50");
+
+    // `replace` on a stream that keeps its rows is refused when the config is read
+    std::fs::write(
+        dir.join("sync.toml"),
+        two_streams("string", "").replace(
+            "mode = \"append\"\nprimary_key = []",
+            "mode = \"append\"\nprimary_key = []\non_schema_change = \"replace\"",
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("mode = \\\"overwrite\\\"") || text(&o).contains("mode = \"overwrite\""),
+        "{}",
+        text(&o)
+    );
+}
