@@ -3,6 +3,7 @@
 
 pub mod age;
 pub mod catalog;
+pub mod checksums;
 pub mod codec;
 pub mod config;
 pub mod digest;
@@ -19,7 +20,9 @@ pub mod schema_change;
 pub mod secret;
 pub mod sink;
 pub mod source;
+pub mod sshsig;
 pub mod state;
+pub mod strict_json;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod transform;

@@ -20,6 +20,13 @@
 //! hold no floating-point numbers, so an independent verifier can rebuild these bytes.
 //! `signature` is `null` when the run had no signing key.
 //!
+//! Outputs are named relative to the destination's root (a file by its path under the
+//! file destination's folder), so a receipt shows no local folder layout and matches a
+//! copied delivery; receipts of earlier builds named files by absolute path and still
+//! verify. Reading is strict (unknown fields and repeated keys are refused), and a
+//! receipt is written exactly as signed (no redaction afterwards): it holds no secret by
+//! construction.
+//!
 //! Versions: v2 (written now) has the same fields as v1; its row digests use the binary row
 //! encoding (`rows2-sha256-sum:`). v1 receipts (text encoding, `rows-sha256-sum:`) are still
 //! read and verified: the digest's prefix says which encoding to recompute.
@@ -42,6 +49,7 @@ pub const FORMATS_READ: &[&str] = &["ferry-receipt/v1", FORMAT];
 
 /// One output of a stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiptOutput {
     /// `file`, `object` or `table`.
     pub kind: String,
@@ -58,6 +66,7 @@ pub struct ReceiptOutput {
 
 /// One stream of a receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiptStream {
     /// Source stream.
     pub stream: String,
@@ -116,6 +125,7 @@ pub struct ReceiptStream {
 /// assert!(forged.verify_signature(Some(&public)).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// [`FORMAT`].
     pub format: String,
@@ -141,6 +151,7 @@ pub struct Receipt {
 
 /// An Ed25519 signature over a receipt's canonical bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Signature {
     /// Always `ed25519`.
     pub algorithm: String,
@@ -152,6 +163,7 @@ pub struct Signature {
 
 /// A receipt file: the receipt and its signature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedReceipt {
     /// What was delivered.
     pub receipt: Receipt,
@@ -167,21 +179,20 @@ impl Receipt {
             let mut outputs = Vec::new();
             for o in &s.outputs {
                 let mut digest = o.digest.clone();
-                if digest.is_none() && o.kind == "file" && Path::new(&o.location).is_file() {
-                    digest = Some(file_sha256(Path::new(&o.location))?);
+                let local = match &o.root {
+                    Some(root) => root.join(&o.location),
+                    None => PathBuf::from(&o.location),
+                };
+                if digest.is_none() && o.kind == "file" && local.is_file() {
+                    digest = Some(file_sha256(&local)?);
                 }
                 if digest.is_none() && o.kind == "table" && s.write_mode == WriteMode::Overwrite {
                     digest = Some(s.rows_digest.clone());
                 }
-                let mut location = o.location.clone();
-                if o.kind == "file" {
-                    if let Ok(abs) = std::fs::canonicalize(&o.location) {
-                        location = abs.display().to_string();
-                    }
-                }
                 outputs.push(ReceiptOutput {
                     kind: o.kind.clone(),
-                    location,
+                    // as the sink named it: a file relative to the delivery's root
+                    location: o.location.clone(),
                     rows: o.rows,
                     bytes: o.bytes,
                     digest,
@@ -228,11 +239,7 @@ impl Receipt {
 
     /// Signs with an Ed25519 key (PKCS#8, base64, as `ferry keys generate signing` stores it).
     pub fn sign(self, pkcs8_b64: &Secret) -> Result<SignedReceipt> {
-        let der = B64
-            .decode(pkcs8_b64.expose().trim())
-            .map_err(|_| Error::config("the signing key is not base64 PKCS#8 (make one with `ferry keys generate signing`)"))?;
-        let pair = Ed25519KeyPair::from_pkcs8(&der)
-            .map_err(|_| Error::config("the signing key is not an Ed25519 PKCS#8 key (make one with `ferry keys generate signing`)"))?;
+        let pair = signing_pair(pkcs8_b64)?;
         let sig = pair.sign(&self.canonical_bytes());
         Ok(SignedReceipt {
             signature: Some(Signature {
@@ -253,6 +260,33 @@ impl Receipt {
     }
 }
 
+/// The Ed25519 key pair of a signing key as the vault stores it (PKCS#8, base64).
+pub fn signing_pair(pkcs8_b64: &Secret) -> Result<Ed25519KeyPair> {
+    let der = B64.decode(pkcs8_b64.expose().trim()).map_err(|_| {
+        Error::config(
+            "the signing key is not base64 PKCS#8 (make one with `ferry keys generate signing`)",
+        )
+    })?;
+    Ed25519KeyPair::from_pkcs8(&der)
+        .map_err(|_| Error::config("the signing key is not an Ed25519 PKCS#8 key (make one with `ferry keys generate signing`)"))
+}
+
+/// A public key as given to `ferry verify --pubkey`: base64 of the 32 bytes, or an OpenSSH
+/// `ssh-ed25519 …` line (a `.pub` file, an `allowed_signers` line). Returns the base64 form
+/// receipts carry.
+pub fn parse_public_key(text: &str) -> Result<String> {
+    let text = text.trim();
+    if let Some(key) = crate::sshsig::parse_public_key_line(text) {
+        return Ok(B64.encode(key));
+    }
+    match B64.decode(text) {
+        Ok(key) if key.len() == 32 => Ok(B64.encode(key)),
+        _ => Err(Error::config(
+            "the public key is neither base64 of 32 bytes nor an `ssh-ed25519 …` line (`ferry keys show signing` prints both)",
+        )),
+    }
+}
+
 impl SignedReceipt {
     /// Reads a receipt file.
     pub fn read(path: &Path) -> Result<SignedReceipt> {
@@ -264,11 +298,17 @@ impl SignedReceipt {
     /// Parses a receipt file's `bytes`, as [`SignedReceipt::read`] does once it read
     /// `path` (named in errors). Any bytes are safe here: what is not a receipt of a
     /// format this Ferry reads is an error, never a panic.
+    ///
+    /// Reading is strict, so a receipt has exactly one meaning and all of it is signed: a
+    /// field this format does not have, or a key repeated in any object (serde_json would
+    /// keep the last, silently), is refused.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<SignedReceipt> {
-        let r: SignedReceipt = serde_json::from_slice(bytes).map_err(|e| {
+        let invalid = |e: serde_json::Error| {
             Error::new(ErrorKind::DataInvalid, format!("not a Ferry receipt: {e}"))
                 .with("file", path.display())
-        })?;
+        };
+        crate::strict_json::no_duplicate_keys(bytes).map_err(invalid)?;
+        let r: SignedReceipt = serde_json::from_slice(bytes).map_err(invalid)?;
         if !FORMATS_READ.contains(&r.receipt.format.as_str()) {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -283,14 +323,17 @@ impl SignedReceipt {
         Ok(r)
     }
 
-    /// Writes the receipt as pretty JSON, atomically.
+    /// Writes the receipt as pretty JSON, atomically, exactly as signed: it is not passed
+    /// through the leak guard, which would change signed bytes wherever a secret's text
+    /// happens to occur (and mark where). A receipt holds no secret by construction:
+    /// connector types, never settings; stream names, cursors and output names.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)?;
-        crate::state::write_atomic(path, crate::redact::redact(&text).as_bytes())
+        crate::state::write_atomic(path, text.as_bytes())
     }
 
-    /// Checks the signature. With `expected_key` (base64), also checks it is that key's.
-    /// Returns the signer's public key.
+    /// Checks the signature. With `expected_key` (base64, or an `ssh-ed25519 …` line), also
+    /// checks it is that key's. Returns the signer's public key (base64).
     pub fn verify_signature(&self, expected_key: Option<&str>) -> Result<String> {
         let sig = self.signature.as_ref().ok_or_else(|| {
             Error::new(
@@ -305,7 +348,7 @@ impl SignedReceipt {
             ));
         }
         if let Some(k) = expected_key {
-            if k.trim() != sig.public_key {
+            if parse_public_key(k)? != sig.public_key {
                 return Err(Error::new(
                     ErrorKind::AuthFailed,
                     "the receipt was signed by a different key than the one given",
@@ -354,23 +397,42 @@ impl std::fmt::Display for OutputCheck {
     }
 }
 
-/// Recomputes a file output's digest.
-pub fn check_file(output: &ReceiptOutput) -> OutputCheck {
+/// Where a file output is on this machine: a relative location (receipts name files
+/// relative to the delivery's root) under `dir`; an absolute one (receipts of earlier
+/// builds) as written, or its file name under `dir` when one is given (a delivery copied
+/// into one folder). `Err`: why it cannot be found (a relative location and no `dir`).
+pub fn file_path(
+    output: &ReceiptOutput,
+    dir: Option<&Path>,
+) -> std::result::Result<PathBuf, String> {
+    let location = Path::new(&output.location);
+    match dir {
+        Some(dir) if location.is_absolute() => match location.file_name() {
+            Some(name) => Ok(dir.join(name)),
+            None => Err(format!("`{}` names no file", output.location)),
+        },
+        Some(dir) => Ok(dir.join(location)),
+        None if location.is_absolute() => Ok(location.to_path_buf()),
+        None => Err("the receipt names it relative to the delivery folder: pass --dir DIR (the folder holding the delivered files) or -c sync.toml".into()),
+    }
+}
+
+/// Recomputes the digest of a file output, found at `path` (see [`file_path`]).
+pub fn check_file(output: &ReceiptOutput, path: &Path) -> OutputCheck {
     let Some(want) = &output.digest else {
         return OutputCheck::Unverifiable;
     };
     if !want.starts_with(FILE_PREFIX) {
         return OutputCheck::Unverifiable;
     }
-    let path = PathBuf::from(&output.location);
     // only a regular file is read: a receipt from elsewhere may name a device or a pipe
     // (`/dev/zero` would never end), and Ferry only ever delivers regular files
-    match std::fs::metadata(&path) {
+    match std::fs::metadata(path) {
         Err(_) => return OutputCheck::Missing,
         Ok(m) if !m.is_file() => return OutputCheck::Changed,
         Ok(_) => {}
     }
-    match file_sha256(&path) {
+    match file_sha256(path) {
         Ok(got) if &got == want => OutputCheck::Ok,
         Ok(_) => OutputCheck::Changed,
         Err(_) => OutputCheck::Missing,
@@ -463,26 +525,49 @@ mod tests {
         let file = dir.path().join("out.csv");
         std::fs::write(&file, "id\n1\n").unwrap();
         let delivered = file_sha256(&file).unwrap();
-        let output = |location: &Path| ReceiptOutput {
+        let output = ReceiptOutput {
             kind: "file".into(),
-            location: location.display().to_string(),
+            location: "out.csv".into(),
             rows: 1,
             bytes: Some(5),
             digest: Some(delivered.clone()),
         };
-        assert_eq!(check_file(&output(&file)), OutputCheck::Ok);
+        let check = |path: &Path| check_file(&output, path);
+        assert_eq!(check(&file), OutputCheck::Ok);
         std::fs::write(&file, "id\n2\n").unwrap();
-        assert_eq!(check_file(&output(&file)), OutputCheck::Changed);
-        assert_eq!(
-            check_file(&output(&dir.path().join("gone.csv"))),
-            OutputCheck::Missing
-        );
+        assert_eq!(check(&file), OutputCheck::Changed);
+        assert_eq!(check(&dir.path().join("gone.csv")), OutputCheck::Missing);
         // a folder, and a device that never ends: answered at once, never read
-        assert_eq!(check_file(&output(dir.path())), OutputCheck::Changed);
+        assert_eq!(check(dir.path()), OutputCheck::Changed);
         #[cfg(unix)]
+        assert_eq!(check(Path::new("/dev/zero")), OutputCheck::Changed);
+    }
+
+    #[test]
+    fn relative_locations_are_found_under_the_delivery_folder_absolute_ones_as_written() {
+        let output = |location: &str| ReceiptOutput {
+            kind: "file".into(),
+            location: location.into(),
+            rows: 1,
+            bytes: None,
+            digest: None,
+        };
+        let copy = Path::new("/tmp/copy");
         assert_eq!(
-            check_file(&output(Path::new("/dev/zero"))),
-            OutputCheck::Changed
+            file_path(&output("sub/a.csv"), Some(copy)).unwrap(),
+            copy.join("sub/a.csv")
+        );
+        assert!(file_path(&output("a.csv"), None)
+            .unwrap_err()
+            .contains("--dir"));
+        // receipts of earlier builds: absolute paths
+        assert_eq!(
+            file_path(&output("/home/eng/out/a.csv"), None).unwrap(),
+            Path::new("/home/eng/out/a.csv")
+        );
+        assert_eq!(
+            file_path(&output("/home/eng/out/a.csv"), Some(copy)).unwrap(),
+            copy.join("a.csv")
         );
     }
 

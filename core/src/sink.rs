@@ -47,8 +47,13 @@ pub enum Durability {
 pub struct Output {
     /// `file`, `object` or `table`.
     pub kind: String,
-    /// Path, URL or table name (never with credentials).
+    /// Path, URL or table name (never with credentials). A file's path is relative to
+    /// [`Output::root`], so receipts do not show the machine's folder layout.
     pub location: String,
+    /// The local folder a file's `location` is relative to (the destination's root; `None`
+    /// for other kinds). Shown in the run report, never written to a receipt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<std::path::PathBuf>,
     /// Rows written there by this run.
     pub rows: u64,
     /// Bytes written, where known.

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ferry_core::receipt::Receipt;
 use ferry_core::report::Status;
 use ferry_core::secret::ResolveContext;
 use ferry_core::state::StateStore;
@@ -79,7 +78,16 @@ pub async fn run(cli: Cli) -> ExitCode {
             receipt,
             pubkey,
             config,
-        } => super::verify::verify(&receipt, pubkey.as_deref(), config.as_deref()).await,
+            dir,
+        } => {
+            super::verify::verify(
+                &receipt,
+                pubkey.as_deref(),
+                config.as_deref(),
+                dir.as_deref(),
+            )
+            .await
+        }
         Command::Secrets { action, config } => match ClientFolder::of(&config) {
             Ok(folder) => match action {
                 SecretsAction::Set { name } => secrets::set(&folder, &name),
@@ -94,6 +102,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             config,
         } => ClientFolder::of(&config)
             .and_then(|f| secrets::generate(&f, kind, name.as_deref(), force)),
+        Command::Keys {
+            action: KeysAction::Show { kind, name },
+            config,
+        } => ClientFolder::of(&config).and_then(|f| secrets::show(&f, kind, name.as_deref())),
         Command::Init {
             client,
             source,
@@ -256,7 +268,7 @@ pub(super) async fn sync_one(
         };
         return Ok((report, note));
     }
-    let mut note = write_receipt(&cfg, &report);
+    let mut note = super::receipt::write(&cfg, &report);
     for b in super::bundle::write_all(&cfg, &report, bundle_dir) {
         note.push_str(&format!(
             "\ndebug bundle: {} (`ferry replay {}` re-runs the failing step)",
@@ -265,48 +277,6 @@ pub(super) async fn sync_one(
         ));
     }
     Ok((report, note))
-}
-
-/// Writes the run's receipt, signed when the vault holds the signing key; returns a line
-/// saying where it went. A receipt that cannot be written is reported, not fatal.
-fn write_receipt(cfg: &SyncConfig, report: &ferry_core::RunReport) -> String {
-    let receipt = match Receipt::from_report(report, cfg.client.as_deref()) {
-        Ok(r) => r,
-        Err(e) => return format!("receipt: not written: {e}"),
-    };
-    let folder = match ClientFolder::of(&cfg.file.path) {
-        Ok(f) => f,
-        Err(e) => return format!("receipt: not written: {e}"),
-    };
-    let (signed, how) = if folder.vault.exists() {
-        match ferry_core::secret::Vault::get(folder.resolver().as_ref(), &cfg.run.signing_key) {
-            Ok(key) => match receipt.clone().sign(&key) {
-                Ok(s) => {
-                    let pk = s
-                        .signature
-                        .as_ref()
-                        .map(|s| s.public_key.clone())
-                        .unwrap_or_default();
-                    (s, format!("signed by {pk}"))
-                }
-                Err(e) => (receipt.unsigned(), format!("UNSIGNED: {}", e.message())),
-            },
-            Err(e) => (receipt.unsigned(), format!("UNSIGNED: {}", e.message())),
-        }
-    } else {
-        (
-            receipt.unsigned(),
-            "UNSIGNED: run `ferry keys generate signing` to sign receipts".to_string(),
-        )
-    };
-    let path = cfg
-        .dir
-        .join(&cfg.run.receipts)
-        .join(format!("{}.json", report.run_id));
-    match signed.write(&path) {
-        Ok(()) => format!("receipt: {} ({how})", path.display()),
-        Err(e) => format!("receipt: not written: {e}"),
-    }
 }
 
 async fn check(path: &Path) -> Result<u8, Error> {

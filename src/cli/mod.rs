@@ -12,6 +12,7 @@ mod logging;
 mod output;
 mod plan;
 mod progress;
+mod receipt;
 mod scaffold;
 mod secrets;
 mod verify;
@@ -136,15 +137,24 @@ pub enum Command {
         config: PathBuf,
     },
     /// Check a delivery receipt: its signature, and that its outputs are unchanged.
+    ///
+    /// Exit 0: signed by the --pubkey key and no output changed or missing; 1: the
+    /// signature failed (or the receipt is unsigned), or an output changed or is missing;
+    /// 3: the signature is valid but no --pubkey was given to say whose it should be.
     Verify {
         /// The receipt file (`.ferry/receipts/<run>.json`).
         receipt: PathBuf,
-        /// The signer's public key (base64) or a file holding it.
+        /// The signer's public key (base64, or an `ssh-ed25519 …` line) or a file holding it.
         #[arg(long)]
         pubkey: Option<String>,
-        /// The config of the run, to read tables back from its destination.
+        /// The config of the run, to read tables back from its destination (and find
+        /// the files of a file destination).
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// The folder holding the delivered files (a copy of the delivery), which the
+        /// receipt's file names are relative to.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Create a client folder, ready to check and sync.
     ///
@@ -245,6 +255,15 @@ pub enum KeysAction {
         /// Replace an existing key of that name.
         #[arg(long)]
         force: bool,
+    },
+    /// Print the public half of a key in the vault (`signing`: the base64 key for
+    /// `ferry verify --pubkey` and the `allowed_signers` line for `ssh-keygen -Y verify`).
+    Show {
+        /// What kind of key.
+        kind: secrets::KeyKind,
+        /// Vault name it is stored under (default: signing_key).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 

@@ -1109,7 +1109,14 @@ impl StreamWriter for JsonlWriter {
             rows: self.rows,
             outputs: vec![Output {
                 kind: "file".into(),
-                location: self.target.display().to_string(),
+                // relative to the destination's root: receipts name no local folders
+                location: self
+                    .target
+                    .strip_prefix(&self.dir)
+                    .unwrap_or(&self.target)
+                    .display()
+                    .to_string(),
+                root: Some(self.dir.clone()),
                 rows: self.rows,
                 bytes: Some(self.bytes),
                 digest: None,

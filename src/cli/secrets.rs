@@ -230,7 +230,7 @@ pub fn generate(
             let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
                 .map_err(|_| Error::internal("cannot read the generated Ed25519 key"))?;
             v.set(name, &Secret::new(B64.encode(pkcs8.as_ref())))?;
-            Some(B64.encode(ring::signature::KeyPair::public_key(&pair).as_ref()))
+            Some(signing_public(&pair))
         }
         KeyKind::Field | KeyKind::Hash => {
             v.set(name, &Secret::new(B64.encode(random32()?)))?;
@@ -245,5 +245,42 @@ pub fn generate(
     if let Some(p) = public {
         println!("public key (safe to share):\n{p}");
     }
+    Ok(0)
+}
+
+/// The public half of a signing key, for the client: the `allowed_signers` line that
+/// `ssh-keygen -Y verify` takes for a file delivery's `SHA256SUMS.sig`, then (last, the
+/// form `ferry verify --pubkey` and receipts use) the base64 key.
+fn signing_public(pair: &ring::signature::Ed25519KeyPair) -> String {
+    let public = ring::signature::KeyPair::public_key(pair).as_ref();
+    format!(
+        "allowed_signers line (for `ssh-keygen -Y verify -I {} -n {}`):\n{}\nbase64 (for `ferry verify --pubkey`):\n{}",
+        ferry_core::sshsig::IDENTITY,
+        ferry_core::sshsig::NAMESPACE,
+        ferry_core::sshsig::allowed_signers_line(public),
+        B64.encode(public)
+    )
+}
+
+/// `ferry keys show signing`: prints the public half of the vault's signing key.
+pub fn show(folder: &ClientFolder, kind: KeyKind, name: Option<&str>) -> Result<u8> {
+    let name = name.unwrap_or(kind.default_name());
+    let KeyKind::Signing = kind else {
+        return Err(Error::config(
+            "only a signing key has a public half to show here (`ferry keys show signing`)",
+        ));
+    };
+    let v = folder.open()?;
+    let key = v.get(name).ok_or_else(|| {
+        Error::config(format!(
+            "the vault has no `{name}`: make one with `ferry keys generate signing`"
+        ))
+        .with("file", folder.vault.display())
+    })?;
+    let pair = ferry_core::receipt::signing_pair(&key)?;
+    println!(
+        "public key of `{name}` (safe to share):\n{}",
+        signing_public(&pair)
+    );
     Ok(0)
 }

@@ -551,7 +551,15 @@ impl StreamWriter for FileWriter {
         };
         let output = Output {
             kind: "file".into(),
-            location: self.target.display().to_string(),
+            // relative to the destination folder: receipts name no local folders, and a
+            // client checks a copied delivery against them
+            location: self
+                .target
+                .strip_prefix(&self.dir)
+                .unwrap_or(&self.target)
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/"),
+            root: Some(self.dir.clone()),
             rows,
             // the bytes this run put on disk: the whole file, unless appended to
             bytes: Some(written_bytes + self.prefix),

@@ -296,7 +296,15 @@ async fn an_aborted_encrypted_overwrite_keeps_the_old_file() {
     w.flush().await.unwrap();
     let summary = w.close().await.unwrap();
     let out = base.join("out/s.jsonl.age");
-    assert_eq!(summary.outputs[0].location, out.display().to_string());
+    // named relative to the destination folder, which the output carries as its root
+    assert_eq!(summary.outputs[0].location, "s.jsonl.age");
+    assert_eq!(
+        summary.outputs[0]
+            .root
+            .as_ref()
+            .map(|r| r.join("s.jsonl.age")),
+        Some(out.clone())
+    );
     assert_eq!(
         summary.outputs[0].bytes,
         Some(std::fs::metadata(&out).unwrap().len()),

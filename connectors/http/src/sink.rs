@@ -232,6 +232,7 @@ impl StreamWriter for WebhookWriter {
             outputs: vec![Output {
                 kind: "webhook".into(),
                 location: self.location.clone(),
+                root: None,
                 rows: self.rows,
                 bytes: Some(self.bytes),
                 digest: Some(self.digest.to_receipt_string()),

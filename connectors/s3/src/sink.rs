@@ -471,6 +471,7 @@ impl Core {
             .map(|(c, rows)| Output {
                 kind: "object".into(),
                 location: self.shared.conn.url(&c.key),
+                root: None,
                 rows: *rows,
                 bytes: Some(c.bytes),
                 digest: Some(format!("{}{}", ferry_core::digest::FILE_PREFIX, c.sha256)),

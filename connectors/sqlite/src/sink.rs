@@ -602,7 +602,14 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         write_to,
         mode: req.mode,
         types,
-        location: format!("{}#{table}", db.path.display()),
+        // the database's file name, not its folder: receipts name no local folders
+        location: format!(
+            "{}#{table}",
+            db.path.file_name().map_or_else(
+                || db.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            )
+        ),
         path: db.path.clone(),
     })
 }
