@@ -435,4 +435,61 @@ mod tests {
         let err = StateStore::open(&p, None).unwrap_err();
         assert!(err.to_string().contains("state.json"), "{err}");
     }
+
+    fn config(dir: &Path, name: &str, extra: &str) -> SyncConfig {
+        let text = format!(
+            "[source]\ntype = \"generate\"\n[destination]\ntype = \"sqlite\"\npath = \"{name}.db\"\n{extra}"
+        );
+        SyncConfig::parse(
+            &dir.join(name),
+            text,
+            dir.to_path_buf(),
+            crate::secret::ResolveContext::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_explicit_version_1_file_is_adopted_in_place_only_by_exclusive_access() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mine.json");
+        std::fs::write(
+            &p,
+            r#"{"version": 1, "streams": {"a": {"state": {"c": 7}, "run_id": "r0", "committed_at": "x"}}}"#,
+        )
+        .unwrap();
+        let a = config(dir.path(), "a.toml", "[run]\nstate = \"mine.json\"\n");
+        let b = config(dir.path(), "b.toml", "[run]\nstate = \"mine.json\"\n");
+        // looking does not take it over
+        let seen = StateStore::open_pipeline(&b, Access::Read).unwrap();
+        assert_eq!(seen.get("a"), Some(serde_json::json!({"c": 7})));
+        assert!(
+            seen.note().unwrap().contains("takes it over"),
+            "{:?}",
+            seen.note()
+        );
+        drop(seen);
+        let s = StateStore::open_pipeline(&a, Access::Exclusive("test")).unwrap();
+        assert_eq!(s.get("a"), Some(serde_json::json!({"c": 7})));
+        let note = s.note().unwrap();
+        assert!(
+            note.contains("now belongs to pipeline `a.toml → sqlite path=a.toml.db`"),
+            "{note}"
+        );
+        drop(s);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.contains("\"version\": 2") && text.contains("\"a.toml\""),
+            "{text}"
+        );
+        let again = StateStore::open_pipeline(&a, Access::Exclusive("test")).unwrap();
+        assert_eq!(again.note(), None, "said twice");
+        drop(again);
+        let err = StateStore::open_pipeline(&b, Access::Read).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConfigInvalid);
+        assert!(
+            err.to_string().contains("belongs to pipeline `a.toml"),
+            "{err}"
+        );
+    }
 }
