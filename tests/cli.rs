@@ -276,9 +276,16 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         .spawn()
         .unwrap();
     // wait until rows are flowing (state is committed at every checkpoint here)
-    let state = dir.join(".ferry/state.json");
+    // the pipeline's state file, `.ferry/state/<pipeline>.json`
+    let state_file = || {
+        std::fs::read_dir(dir.join(".ferry/state"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "json"))
+    };
     let start = std::time::Instant::now();
-    while !state.exists() {
+    while state_file().is_none() {
         assert!(
             start.elapsed().as_secs() < 60,
             "no state committed within 60 s"
@@ -301,7 +308,7 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
     assert!(stdout.contains("cancelled"), "{stdout}");
     let r = report(&dir.join("r.json"));
     let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(state_file().unwrap()).unwrap()).unwrap();
     let id = committed["streams"]["bench"]["state"]["id"]
         .as_u64()
         .unwrap();

@@ -152,8 +152,17 @@ impl Client {
         self.dir.path()
     }
 
+    /// The pipeline's state file, `.ferry/state/<pipeline>.json` (a path that does not
+    /// exist while there is none).
     fn state_path(&self) -> PathBuf {
-        self.path().join(".ferry/state.json")
+        let dir = self.path().join(".ferry/state");
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "json"))
+            .unwrap_or_else(|| dir.join("none.json"))
     }
 
     fn ferry(&self, args: &[&str]) -> Output {
@@ -199,12 +208,12 @@ impl Client {
     /// The state file is absent, or whole and valid (atomic writes: never half a file).
     fn assert_state_valid(&self, ctx: &str) {
         let path = self.state_path();
-        let temps = std::fs::read_dir(self.path().join(".ferry"))
+        let temps = std::fs::read_dir(self.path().join(".ferry/state"))
             .map(|d| {
                 d.flatten()
                     .filter(|e| {
                         let n = e.file_name().to_string_lossy().into_owned();
-                        n.starts_with(".state.json.") && n.ends_with(".tmp")
+                        n.starts_with('.') && n.ends_with(".tmp")
                     })
                     .count()
             })

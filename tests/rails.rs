@@ -204,7 +204,7 @@ fn a_destination_bound_to_another_client_is_refused_before_reading() {
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("bound to client `acme`"), "{text}");
     assert!(text.contains("nothing was read"), "{text}");
-    assert!(!globex.join(".ferry/state.json").exists());
+    assert!(!globex.join(".ferry/state").exists());
 
     // the owner of the destination still syncs
     write(&acme, "people.csv", "id,name\n1,Ann\n2,Bo\n");

@@ -111,8 +111,13 @@ fn canary_secret_never_reaches_any_output() {
         let bytes = std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_no_canary(f, &bytes);
     }
-    if let Ok(state) = std::fs::read(dir.join(".ferry/state.json")) {
-        assert_no_canary("state file", &state);
+    // every pipeline's state file
+    for f in std::fs::read_dir(dir.join(".ferry/state"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        assert_no_canary("state file", &std::fs::read(f.path()).unwrap());
     }
 }
 

@@ -75,7 +75,7 @@ fn malformed_rows_fail_by_default_naming_file_and_line() {
         out(&o)
     );
     assert!(
-        !tmp.path().join(".ferry/state.json").exists(),
+        !tmp.path().join(".ferry/state").exists(),
         "a failed stream committed state"
     );
 }
@@ -210,7 +210,7 @@ fn fail_severity_commits_no_state() {
         out(&o)
     );
     assert!(
-        !dir.join(".ferry/state.json").exists(),
+        !dir.join(".ferry/state").exists(),
         "a failed check committed state"
     );
     assert!(
@@ -231,7 +231,7 @@ fn max_bad_ratio_fails_the_run() {
         s["rows_read"].as_u64().unwrap(),
         s["rows_written"].as_u64().unwrap() + s["rows_rejected"].as_u64().unwrap()
     );
-    assert!(!dir.join(".ferry/state.json").exists());
+    assert!(!dir.join(".ferry/state").exists());
 }
 
 #[test]
@@ -301,9 +301,13 @@ fn row_count_max_change_compares_with_the_last_successful_run() {
         ferry(dir, &["sync", "--report", "r.json"])
     };
     let kept = || -> Option<u64> {
+        // the pipeline's state file, `.ferry/state/<pipeline>.json`
+        let file = std::fs::read_dir(dir.join(".ferry/state"))
+            .ok()?
+            .flatten()
+            .next()?;
         let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(".ferry/state.json")).ok()?)
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(file.path()).ok()?).unwrap();
         state["row_counts"]["orders"]["rows"].as_u64()
     };
     let check = |field: &str| report(dir)["streams"][0]["checks"][0][field].clone();

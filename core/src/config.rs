@@ -313,7 +313,9 @@ impl StreamConfig {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSettings {
-    /// State file, relative to the config file (default `.ferry/state.json`).
+    /// State file, relative to the config file (default: one file per pipeline,
+    /// `.ferry/state/<config>-<hash>.json`, see [`crate::state`]). A file set here belongs
+    /// to this config and its destination; another config naming it is refused.
     pub state: PathBuf,
     /// Streams synced at the same time (default 4).
     pub concurrency: usize,
@@ -631,9 +633,10 @@ impl SyncConfig {
         })
     }
 
-    /// The state file's path.
+    /// The state file's path: this pipeline's (see [`crate::state::StatePaths`]).
     pub fn state_path(&self) -> PathBuf {
-        self.dir.join(&self.run.state)
+        let pipeline = crate::state::Pipeline::of(self);
+        crate::state::StatePaths::of(self, &pipeline).file
     }
 
     /// The stream entry named `name`, if listed.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ferry_core::report::Status;
 use ferry_core::secret::ResolveContext;
-use ferry_core::state::StateStore;
+use ferry_core::state::{Access, StateStore};
 use ferry_core::{Error, ErrorKind, FerryType, RunOptions, Runtime, SyncConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -202,7 +202,22 @@ pub(super) async fn sync_one(
     if let Some(p) = &preview {
         sink = p.clone();
     }
-    let state = Arc::new(StateStore::open(cfg.state_path(), cfg.client.as_deref())?);
+    // the run id is chosen here so that the pipeline's lock can name the run holding it
+    let mut opts = opts.clone();
+    let run_id = opts
+        .run_id
+        .get_or_insert_with(ferry_core::runtime::new_run_id)
+        .clone();
+    let holder = format!("sync run {run_id}");
+    let access = if dry_run {
+        Access::Read
+    } else {
+        Access::Exclusive(&holder)
+    };
+    let state = Arc::new(StateStore::open_pipeline(&cfg, access)?);
+    if let (Some(note), false) = (state.note(), dry_run) {
+        eprintln!("{note}");
+    }
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     let watcher = tokio::spawn(async move {
@@ -238,7 +253,7 @@ pub(super) async fn sync_one(
     let result = rt
         .sync(
             &cfg.streams,
-            opts,
+            &opts,
             Some(&cfg),
             (&cfg.source.kind, &cfg.destination.kind),
         )
@@ -415,16 +430,23 @@ fn state(action: StateAction) -> Result<u8, Error> {
     match action {
         StateAction::Show { config, stream } => {
             let cfg = load(&config)?;
-            let store = StateStore::open(cfg.state_path(), cfg.client.as_deref())?;
+            let store = StateStore::open_pipeline(&cfg, Access::Read)?;
+            if let Some(note) = store.note() {
+                eprintln!("{note}");
+            }
             let snap = store.snapshot();
             let value = match &stream {
-                Some(s) => serde_json::to_value(snap.streams.get(s).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::NotFound,
-                        format!("no state saved for stream `{s}`"),
-                    )
-                    .with("file", store.path().display())
-                })?),
+                Some(s) => {
+                    known_stream(&cfg, &store, s)?;
+                    serde_json::to_value(snap.streams.get(s).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::NotFound,
+                            format!("no state saved for stream `{s}`: its next sync reads it from the start"),
+                        )
+                        .with("stream", s)
+                        .with("file", store.path().display())
+                    })?)
+                }
                 None => serde_json::to_value(&snap),
             }
             .expect("state serializes");
@@ -436,14 +458,54 @@ fn state(action: StateAction) -> Result<u8, Error> {
         }
         StateAction::Reset { config, stream } => {
             let cfg = load(&config)?;
-            let store = StateStore::open(cfg.state_path(), cfg.client.as_deref())?;
+            let store = StateStore::open_pipeline(&cfg, Access::Exclusive("state reset"))?;
+            if let Some(note) = store.note() {
+                eprintln!("{note}");
+            }
+            if let Some(s) = &stream {
+                known_stream(&cfg, &store, s)?;
+            }
             let removed = store.reset(stream.as_deref())?;
+            let pipeline = store.pipeline().map(|p| p.describe()).unwrap_or_default();
             if removed.is_empty() {
-                println!("no state to reset");
+                println!("no state to reset (pipeline `{pipeline}`)");
             } else {
-                println!("reset state of: {}", removed.join(", "));
+                println!(
+                    "reset state of: {} (pipeline `{pipeline}`)",
+                    removed.join(", ")
+                );
             }
             Ok(0)
         }
     }
+}
+
+/// `stream` is one the config lists or one with saved state; otherwise a usage error
+/// (exit 2) naming those that are.
+fn known_stream(cfg: &SyncConfig, store: &StateStore, stream: &str) -> Result<(), Error> {
+    let mut known: Vec<String> = store.stream_names();
+    known.extend(cfg.streams.iter().map(|s| s.name.clone()));
+    known.sort();
+    known.dedup();
+    if known.iter().any(|k| k == stream) {
+        return Ok(());
+    }
+    let listed = if known.is_empty() {
+        "none (the config lists no streams and nothing was synced yet)".to_string()
+    } else {
+        known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let near = ferry_core::config::nearest(stream, known.iter().map(String::as_str))
+        .map(|n| format!("did you mean `{n}`? "))
+        .unwrap_or_default();
+    Err(Error::new(
+        ErrorKind::ConfigInvalid,
+        format!("no stream `{stream}` in this pipeline; {near}streams it knows: {listed}"),
+    )
+    .with("stream", stream)
+    .with("file", store.path().display()))
 }

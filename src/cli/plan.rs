@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ferry_core::report::group;
 use ferry_core::schema_change::{self, Reconciled};
-use ferry_core::state::StateStore;
+use ferry_core::state::{Access, StateStore};
 use ferry_core::{Error, ReadMode, RunOptions, Runtime, WriteMode};
 
 /// Exit code when the plan would change something.
@@ -21,7 +21,7 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
     let registry = crate::registry();
     let source = registry.build_source(&cfg.source)?;
     let sink = registry.build_sink(&cfg.destination)?;
-    let state = Arc::new(StateStore::open(cfg.state_path(), cfg.client.as_deref())?);
+    let state = Arc::new(StateStore::open_pipeline(&cfg, Access::Read)?);
     let mut rt = Runtime::new(source.clone(), sink.clone(), state);
     rt.settings = cfg.run.clone();
     let opts = RunOptions {
