@@ -10,7 +10,7 @@ use ferry_core::state::{Access, StateStore};
 use ferry_core::{Error, ErrorKind, FerryType, RunOptions, Runtime, SyncConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::output::{exit_code, render_error};
+use super::output::{emit, exit_code, hint, render_error};
 use super::progress::Progress;
 use super::secrets::{self, ClientFolder};
 use super::{Cli, Command, KeysAction, SecretsAction, StateAction};
@@ -125,8 +125,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => super::scaffold::new_connector(&name, source, sink, &dir),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "ferry", &mut std::io::stdout());
-            Ok(0)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "ferry", &mut script);
+            emit(&String::from_utf8_lossy(&script)).map(|()| 0)
         }
     };
     match result {
@@ -140,6 +141,13 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 /// Loads a config; `${secret:…}` references open the client's vault on first use.
 pub(super) fn load(path: &Path) -> Result<SyncConfig, Error> {
+    if !path.exists() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no config file at {}", path.display()),
+        )
+        .with("config", path.display()));
+    }
     let folder = ClientFolder::of(path)?;
     let ctx = ResolveContext {
         vault: Some(folder.resolver()),
@@ -294,25 +302,17 @@ pub(super) async fn sync_one(
     Ok((report, note))
 }
 
+/// Tests both connections, then finds what `plan` and `sync` would refuse before a row
+/// is read (a stream the source does not offer, a mode, cursor, transform or check that
+/// does not fit, a schema change the policy forbids, another client's destination), with
+/// the same messages and exit codes.
 async fn check(path: &Path) -> Result<u8, Error> {
     let cfg = load(path)?;
     let registry = crate::registry();
-    let source = registry.build_source(&cfg.source);
-    let sink = registry.build_sink(&cfg.destination);
-    let (src_result, dst_result) = tokio::join!(
-        async {
-            match &source {
-                Ok(s) => s.check().await,
-                Err(e) => Err(clone_err(e)),
-            }
-        },
-        async {
-            match &sink {
-                Ok(s) => s.check().await,
-                Err(e) => Err(clone_err(e)),
-            }
-        }
-    );
+    // a connector section that does not parse stops `sync` here too: same message, exit 2
+    let source = registry.build_source(&cfg.source)?;
+    let sink = registry.build_sink(&cfg.destination)?;
+    let (src_result, dst_result) = tokio::join!(source.check(), sink.check());
     let mut failed = false;
     println!("{:<12} {:<10} status", "connection", "connector");
     for (role, kind, res) in [
@@ -328,47 +328,93 @@ async fn check(path: &Path) -> Result<u8, Error> {
                     e.kind(),
                     ferry_core::redact::redact(&e.to_string())
                 );
-                if let Some(h) = e.kind().hint() {
+                if let Some(h) = hint(&e) {
                     println!("{:<23} hint: {h}", "");
                 }
             }
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    if failed {
+        return Ok(1);
+    }
+    if let Some(client) = cfg.client.as_deref() {
+        if let Some(owner) = sink.owner().await?.filter(|o| o != client) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("the destination is bound to client `{owner}`, but this folder is client `{client}`: `ferry sync` would refuse it"),
+            )
+            .with("client", client));
+        }
+    }
+    let catalog = source.discover().await?;
+    let mut rt = Runtime::new(
+        source,
+        sink.clone(),
+        Arc::new(StateStore::open(cfg.state_path(), cfg.client.as_deref())?),
+    );
+    rt.settings = cfg.run.clone();
+    let mut tasks = rt.plan(
+        &catalog,
+        &cfg.streams,
+        &RunOptions::default(),
+        Some(&cfg),
+        "check",
+    )?;
+    let found =
+        ferry_core::schema_change::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
+    if let Some(e) = found.iter().find_map(|r| r.decision.error(&r.stream)) {
+        return Err(e);
+    }
+    let names: Vec<&str> = tasks.iter().map(|t| t.read.stream.as_str()).collect();
+    println!(
+        "{:<12} {:<10} ready: {} stream(s), planned as `sync` plans them: {}",
+        "streams",
+        "",
+        names.len(),
+        names.join(", ")
+    );
+    Ok(0)
 }
 
-/// Resolves a `${…}` reference (or literal identity) against the client's vault.
+/// Resolves a `${…}` reference, a path to an identity file, or a literal identity
+/// (against the client's vault).
 fn decrypt(config: &Path, identity: &str) -> Result<ferry_core::Secret, Error> {
     let folder = ClientFolder::of(config)?;
     let ctx = ResolveContext {
         vault: Some(folder.resolver()),
         base_dir: ".".into(),
     };
+    // a plain path, as `age -i key.txt` takes it
+    let reference;
+    let identity = if identity.contains("${") || identity.starts_with("AGE-SECRET-KEY-") {
+        identity
+    } else if Path::new(identity).is_file() {
+        reference = format!("${{file:{identity}}}");
+        &reference
+    } else {
+        return Err(Error::config(format!(
+            "no identity file at `{identity}`, and it is not a reference such as `${{secret:age_identity}}`"
+        ))
+        .with("identity", identity));
+    };
     let (value, _) =
         ferry_core::secret::with_context(ctx, || ferry_core::secret::resolve(identity));
     Ok(ferry_core::Secret::new(value?))
 }
 
-fn clone_err(e: &Error) -> Error {
-    let mut out = Error::new(e.kind(), e.message());
-    for (k, v) in e.context() {
-        out = out.with(k, v);
-    }
-    out
-}
-
 async fn discover(path: &Path, json: bool) -> Result<u8, Error> {
+    use std::fmt::Write;
     let cfg = load(path)?;
     let source = crate::registry().build_source(&cfg.source)?;
     let catalog = source.discover().await?;
     if json {
         let streams: Vec<_> = catalog.streams.iter().map(|s| s.to_json()).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "streams": streams })).expect("json")
-        );
+        let text =
+            serde_json::to_string_pretty(&serde_json::json!({ "streams": streams })).expect("json");
+        emit(&format!("{text}\n"))?;
         return Ok(0);
     }
+    let mut out = String::new();
     for s in &catalog.streams {
         let incremental = if s.supports_incremental() && s.cursor_candidates.is_empty() {
             "incremental by the source's own position".to_string()
@@ -382,47 +428,48 @@ async fn discover(path: &Path, json: bool) -> Result<u8, Error> {
         } else {
             s.primary_key.join(", ")
         };
-        println!("{}  (primary key: {pk}; {incremental})", s.name);
+        let _ = writeln!(out, "{}  (primary key: {pk}; {incremental})", s.name);
         for f in s.schema.fields() {
             let ty = FerryType::of(f)
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| f.data_type().to_string());
-            println!(
+            let _ = writeln!(
+                out,
                 "  {:<24} {:<16} {}",
                 f.name(),
                 ty,
                 if f.is_nullable() { "null" } else { "not null" }
             );
         }
-        println!();
+        out.push('\n');
     }
+    emit(&out)?;
     Ok(0)
 }
 
 fn spec(connector: &str) -> Result<u8, Error> {
     let registry = crate::registry();
     let def = registry.get(connector)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&def.spec()).expect("json")
-    );
+    let text = serde_json::to_string_pretty(&def.spec()).expect("json");
+    emit(&format!("{text}\n"))?;
     Ok(0)
 }
 
 fn connectors() -> Result<u8, Error> {
-    println!(
-        "{:<12} {:<7} {:<12} description",
+    let mut out = format!(
+        "{:<12} {:<7} {:<12} description\n",
         "connector", "source", "destination"
     );
     for d in crate::registry().all() {
-        println!(
-            "{:<12} {:<7} {:<12} {}",
+        out.push_str(&format!(
+            "{:<12} {:<7} {:<12} {}\n",
             d.name,
             if d.is_source() { "yes" } else { "-" },
             if d.is_sink() { "yes" } else { "-" },
             d.description
-        );
+        ));
     }
+    emit(&out)?;
     Ok(0)
 }
 
@@ -450,10 +497,9 @@ fn state(action: StateAction) -> Result<u8, Error> {
                 None => serde_json::to_value(&snap),
             }
             .expect("state serializes");
-            println!(
-                "{}",
-                ferry_core::redact::redact(&serde_json::to_string_pretty(&value).expect("json"))
-            );
+            let text =
+                ferry_core::redact::redact(&serde_json::to_string_pretty(&value).expect("json"));
+            emit(&format!("{text}\n"))?;
             Ok(0)
         }
         StateAction::Reset { config, stream } => {

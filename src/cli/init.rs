@@ -233,7 +233,7 @@ fn render_sync_toml(
     let mut out = format!(
         "# Ferry sync for client `{client}` (written by `ferry init`).\n\
          # Every field of each connector is listed with its meaning: required ones are set,\n\
-         # optional ones are commented out at an example or their default.\n\
+         # optional ones are commented out at their default (an example when none applies).\n\
          # `ferry spec {}` and `ferry spec {}` print the full schemas.\n\n\
          client = {}\n",
         src.name,
@@ -410,6 +410,9 @@ fn section_fields(
             .iter()
             .find(|(c, r, f, _)| *c == def.name && *r == role && f == name)
             .map(|(_, _, _, v)| v.replace("{client}", client));
+        let doc = prop["description"].as_str().unwrap_or("");
+        // "required, here or in `url`": not required by the schema, but needed to connect
+        let needed = required.contains(&name.as_str()) || doc.contains("(required");
         let value = if is_secret(prop, defs) {
             let reference = format!("{}_{}", def.name.replace('-', "_"), name);
             let value = toml_string(&format!("${{secret:{reference}}}"));
@@ -417,10 +420,13 @@ fn section_fields(
                 name: reference,
                 section: role.section(),
                 field: name.clone(),
-                active: required.contains(&name.as_str()),
+                active: needed,
             });
             value
         } else if let Some(v) = preset.clone() {
+            v
+        } else if let Some(v) = (!needed).then(|| doc_default(prop)).flatten() {
+            // commented out at its real default: uncommenting it changes nothing
             v
         } else {
             example_value(name, prop, defs, example.as_ref())
@@ -429,7 +435,7 @@ fn section_fields(
             name: name.clone(),
             doc: prop["description"].as_str().map(str::to_string),
             value,
-            active: required.contains(&name.as_str()) || preset.is_some(),
+            active: needed || preset.is_some(),
         });
     }
     fields
@@ -506,6 +512,38 @@ fn snippet_after(doc: &str, marker: &str, takes_string: bool) -> Option<String> 
         return t.get("v").map(render_value);
     }
     takes_string.then(|| toml_string(text))
+}
+
+/// The field's default as its doc states it (`(default 15)`, ``(default `prefer`)``,
+/// `(default false: …)`) or as the schema records it; `None` when the default is not a
+/// value (`default: none`, `default: every table`).
+fn doc_default(prop: &Value) -> Option<String> {
+    match prop.get("default") {
+        // an empty list or table says less than an example of what goes there
+        Some(Value::Array(a)) if a.is_empty() => return None,
+        Some(Value::Object(o)) if o.is_empty() => return None,
+        Some(v) => {
+            if let Some(t) = json_to_toml(v) {
+                return Some(render_value(&t));
+            }
+        }
+        None => {}
+    }
+    let doc = prop["description"].as_str()?.replace('\n', " ");
+    let start = doc.find("(default ")? + "(default ".len();
+    let rest = &doc[start..];
+    if let Some(quoted) = rest.strip_prefix('`') {
+        let text = &quoted[..quoted.find('`')?];
+        // a quoted default is a value as written: TOML, else a string (an enum's name)
+        return snippet_after(&format!("`{text}`"), "`", true);
+    }
+    let end = rest.find([' ', ')', ',', ';', ':'])?;
+    if rest[end..].starts_with(' ') {
+        return None; // a figure with a unit (`8 MiB`): the schema's default, if any, says it
+    }
+    let token = &rest[..end];
+    let v = format!("v = {token}").parse::<toml::Table>().ok()?;
+    v.get("v").map(render_value)
 }
 
 /// `prop` with `$ref`s followed and a nullable `anyOf` unwrapped.

@@ -1,7 +1,8 @@
 //! The command line: parses arguments, runs one command, turns errors into messages.
 //!
-//! Exit codes: 0 ok, 1 the sync (or a check) failed, 2 the configuration is wrong,
-//! 130 interrupted with Ctrl-C.
+//! Exit codes (one table for every command, in `output.rs` and the README): 0 ok,
+//! 1 the run or a check failed, 2 the configuration or command line is wrong,
+//! 3 `plan`: something would change, 130 interrupted with Ctrl-C.
 
 mod bundle;
 mod commands;
@@ -71,8 +72,8 @@ pub enum Command {
         dry_run: bool,
     },
     /// Show what `sync` would do (schema changes, destructive writes, rows to move)
-    /// without writing anything. Exit 0: nothing would change; 3: something would;
-    /// 1: the sync would refuse.
+    /// without writing anything. Exit 0: nothing would change; 3: something would, or
+    /// the source cannot count what it would read; 1: the sync would refuse.
     Plan {
         /// Config file.
         #[arg(short, long, default_value = "sync.toml")]
@@ -208,7 +209,8 @@ pub enum Command {
         /// Output file (default: stdout).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// The identity: a reference such as `${secret:age_identity}` (default) or `${file:key.txt}`.
+        /// The identity: a file (`key.txt`, as `age -i` takes) or a reference such as
+        /// `${secret:age_identity}` (default) or `${file:key.txt}`.
         #[arg(short, long, default_value = "${secret:age_identity}")]
         identity: String,
         /// The client's config file; the vault is `.ferry/secrets.vault` beside it.
@@ -292,6 +294,7 @@ pub enum StateAction {
 
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
+    output::quiet_broken_pipe();
     let cli = Cli::parse();
     logging::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

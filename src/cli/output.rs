@@ -1,7 +1,17 @@
-//! Turning errors into messages a person can act on.
+//! Turning errors into messages a person can act on, and exit codes.
+//!
+//! Exit codes, the same for every command (README "Exit codes", held by `tests/cli_ux.rs`):
+//! 0 ok (for `plan`: nothing would change), 1 the run, a connection or a check failed,
+//! 2 the configuration or the command line is wrong (a missing config file included),
+//! 3 `plan` only: something would change, or it cannot tell, 130 interrupted (Ctrl-C).
+
+use std::io::Write;
 
 use ferry_core::config::render_snippet;
 use ferry_core::{Error, ErrorKind};
+
+/// Exit code: the configuration or the command line is wrong.
+pub const CONFIG: u8 = 2;
 
 /// The full text shown for an error: the message, the offending config line with a
 /// caret when the error has a position, and a hint. Passed through the leak guard.
@@ -20,17 +30,82 @@ pub fn render_error(e: &Error) -> String {
             }
         }
     }
-    if let Some(h) = e.kind().hint() {
+    if let Some(h) = hint(e) {
         out.push_str(&format!("  hint: {h}\n"));
     }
     ferry_core::redact::redact(&out)
 }
 
+/// The next step for this error: from its kind, made precise by where it happened
+/// (a vault, a config file that is not there, a destination bound to another client).
+pub fn hint(e: &Error) -> Option<String> {
+    let file = e.context_value("file").unwrap_or("");
+    let vault = file.ends_with(".vault");
+    let h = match e.kind() {
+        ErrorKind::AuthFailed if vault => {
+            "the vault did not open with this passphrase or key: type the client's vault \
+             passphrase again, or set FERRY_PASSPHRASE / FERRY_MASTER_KEY to the one it was made with"
+        }
+        ErrorKind::PermissionDenied if vault => {
+            "run the command in that client's folder, or give this client its own vault \
+             (`ferry secrets set NAME` creates one)"
+        }
+        ErrorKind::PermissionDenied if e.context_value("client").is_some() => {
+            "point this config's [destination] at this client's own system, or run the \
+             other client's folder (tenant binding: SECURITY.md)"
+        }
+        ErrorKind::NotFound if e.context_value("config").is_some() => {
+            "check the path given with -c (default: sync.toml in the current folder); \
+             `ferry init <client>` creates a client folder with one"
+        }
+        ErrorKind::NotFound if !file.is_empty() && e.context_value("stream").is_none() => {
+            "check the path, and that Ferry runs in the folder you expect"
+        }
+        ErrorKind::ConfigInvalid if e.context_value("identity").is_some() => {
+            "give an age identity: a file holding `AGE-SECRET-KEY-1…` (`-i key.txt`), or a \
+             vault reference such as `${secret:age_identity}` (`ferry keys generate age`)"
+        }
+        kind => return kind.hint().map(str::to_string),
+    };
+    Some(h.to_string())
+}
+
 /// The exit code for an error that stopped a command.
 pub fn exit_code(e: &Error) -> u8 {
     match e.kind() {
-        ErrorKind::ConfigInvalid => 2,
+        ErrorKind::ConfigInvalid => CONFIG,
+        ErrorKind::NotFound if e.context_value("config").is_some() => CONFIG,
         ErrorKind::Cancelled => 130,
         _ => 1,
     }
+}
+
+/// Prints `text` to stdout. A reader that left early (`| head`, `| less` quit) ends
+/// the output quietly instead of failing: there is no one left to tell.
+pub fn emit(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io(e, "cannot write the output", "stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Backstop for the `println!`s outside [`emit`]: a closed stdout pipe ends the process
+/// quietly with 0 instead of a "Broken pipe" panic.
+pub fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

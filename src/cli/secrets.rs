@@ -144,9 +144,8 @@ pub fn set(folder: &ClientFolder, name: &str) -> Result<u8> {
 
 pub fn list(folder: &ClientFolder) -> Result<u8> {
     let v = folder.open()?;
-    for n in v.names() {
-        println!("{n}");
-    }
+    let names: String = v.names().into_iter().map(|n| format!("{n}\n")).collect();
+    super::output::emit(&names)?;
     Ok(0)
 }
 

@@ -12,6 +12,8 @@
 //! sharing the checkpointed value has been emitted: a resume neither misses nor repeats
 //! rows that tie on the cursor.
 
+mod count;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -125,6 +127,9 @@ impl Source for MysqlSource {
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
                 .boxed(),
         )
+    }
+    async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
+        count::count(&self.inner, request).await
     }
 }
 

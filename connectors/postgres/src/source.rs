@@ -15,6 +15,7 @@
 //! Full reads of a stream listed in `parallel` are split by key ranges and read over
 //! several connections at once (see the `parallel` module).
 
+mod count;
 mod parallel;
 
 use std::pin::Pin;
@@ -125,6 +126,10 @@ impl Source for PostgresSource {
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         read(self.inner.clone(), request).await
+    }
+
+    async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
+        count::count(&self.inner, request).await
     }
 }
 

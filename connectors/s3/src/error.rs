@@ -73,9 +73,27 @@ where
             let status = s.raw().status();
             service(s.err().code(), s.err().message(), status, op, &at)
         }
+        // the SDK's account of each place it looked (IMDS token errors …) is a screen long:
+        // one line says where, the full chain is in the debug log (-vv)
+        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
+            if no_credentials(&chain) =>
+        {
+            tracing::debug!("AWS credential chain for {}: {chain}", at.target());
+            Error::new(
+                ErrorKind::AuthFailed,
+                format!(
+                    "no AWS credentials found for {}; Ferry looked in {WHERE}",
+                    at.target()
+                ),
+            )
+        }
         SdkError::TimeoutError(_) => Error::new(
             ErrorKind::Unreachable,
-            format!("S3 did not answer in time while trying to {} {}", op.what(), at.target()),
+            format!(
+                "S3 did not answer in time while trying to {} {}",
+                op.what(),
+                at.target()
+            ),
         ),
         SdkError::DispatchFailure(d) if d.is_user() => Error::new(
             ErrorKind::ConfigInvalid,
@@ -83,16 +101,15 @@ where
         ),
         SdkError::DispatchFailure(_) => Error::new(
             ErrorKind::Unreachable,
-            format!("cannot reach S3 for {}: {chain} (check `endpoint`, `region` and the network)", at.target()),
+            format!(
+                "cannot reach S3 for {}: {chain} (check `endpoint`, `region` and the network)",
+                at.target()
+            ),
         ),
         SdkError::ResponseError(_) => Error::new(
             ErrorKind::Temporary,
-            format!("S3's answer for {} was cut off or unreadable: {chain}", at.target()),
-        ),
-        SdkError::ConstructionFailure(_) if mentions_credentials(&chain) => Error::new(
-            ErrorKind::AuthFailed,
             format!(
-                "no usable AWS credentials for {}: {chain}. Set `access_key_id` and `secret_access_key`, or configure the default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance role)",
+                "S3's answer for {} was cut off or unreadable: {chain}",
                 at.target()
             ),
         ),
@@ -112,7 +129,13 @@ where
     }
 }
 
-fn mentions_credentials(chain: &str) -> bool {
+/// Where the S3 connector looks for credentials, in order.
+pub(crate) const WHERE: &str = "the config (`access_key_id`, `secret_access_key`), then the AWS default chain: \
+     the environment (AWS_ACCESS_KEY_ID), the profile (AWS_PROFILE, ~/.aws/credentials, ~/.aws/config), \
+     web identity, ECS and the EC2 instance metadata service";
+
+/// Whether the failure is that no credentials could be loaded (not a refused request).
+fn no_credentials(chain: &str) -> bool {
     let c = chain.to_ascii_lowercase();
     c.contains("credential") || c.contains("identity")
 }

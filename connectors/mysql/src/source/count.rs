@@ -1,0 +1,42 @@
+//! How many rows a read would yield, for `ferry plan`: the optimizer's figure for a large
+//! table (a `COUNT(*)` for a small one) on a full read, a `COUNT(*)` of the rows past the
+//! saved cursor on an incremental one. Configured queries are not run to be counted.
+
+use ferry_core::{ReadMode, ReadRequest, Result, ResultExt};
+use mysql_async::prelude::Queryable;
+
+use super::{plan, Inner, COUNT_BELOW};
+use crate::core::{self, quote, MyResultExt};
+
+pub(super) async fn count(inner: &Inner, req: &ReadRequest) -> Result<Option<u64>> {
+    if inner.cfg.queries.iter().any(|q| q.name == req.stream) {
+        return Ok(None);
+    }
+    let s = &inner.conn;
+    let mut conn = core::connect(s).await?;
+    let plan = plan(inner, &mut conn, req).await?;
+    let n = match (&plan.estimate, req.mode) {
+        (Some((_, Some(guess))), _) if *guess >= COUNT_BELOW => Some(*guess),
+        (Some((table, _)), _) => {
+            let sql = format!(
+                "SELECT COUNT(*) FROM {}.{}",
+                quote(&s.database),
+                quote(table)
+            );
+            let n: Option<u64> = conn.query_first(sql).await.my(s).ctx("table", table)?;
+            Some(n.unwrap_or(0))
+        }
+        (None, ReadMode::Incremental) => {
+            let sql = format!("SELECT COUNT(*) FROM ({}) AS `_ferry_count`", plan.sql);
+            let n: Option<u64> = conn
+                .exec_first(sql, plan.params.clone())
+                .await
+                .my(s)
+                .ctx("stream", &req.stream)?;
+            Some(n.unwrap_or(0))
+        }
+        (None, ReadMode::FullRefresh) => None,
+    };
+    let _ = conn.disconnect().await;
+    Ok(n.map(|n| req.limit.map_or(n, |l| l.min(n))))
+}

@@ -1,0 +1,604 @@
+//! The command line's manners, as a user meets them: `check` finds what `sync` would
+//! refuse, `plan`'s estimates and exit codes, hints that name the next step, one table
+//! of exit codes, quiet ends when a pipe closes, one line for missing S3 credentials,
+//! `init` templates at their real defaults, and the README's test command.
+//!
+//! The PostgreSQL test needs the server on 127.0.0.1:5432 (`FERRY_TEST_PG_URL`); `.ci/test`
+//! starts it.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use assert_cmd::Command;
+
+fn ferry(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .env_remove("FERRY_PASSPHRASE")
+        .env_remove("FERRY_MASTER_KEY")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+const GENERATE: &str = r#"[source]
+type = "generate"
+streams = [{ name = "orders", preset = "orders", rows = 50 }]
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#;
+
+// ---------------------------------------------------------------------------------------
+// item 15: pipes
+
+/// Runs `ferry args` with its stdout a pipe whose reader has gone (as `| head -1` leaves it).
+fn with_closed_stdout(dir: &Path, args: &[&str]) -> Output {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "sync.toml", GENERATE);
+    for args in [
+        &["spec", "postgres"][..],
+        &["connectors"],
+        &["discover", "--json"],
+        &["discover"],
+        &["completions", "bash"],
+    ] {
+        let o = with_closed_stdout(dir, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "ferry {args:?}: {err}"
+        );
+        assert_eq!(o.status.code(), Some(0), "ferry {args:?}: {err}");
+    }
+    // the vault's names too
+    let o = Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .env("FERRY_PASSPHRASE", "pipe test passphrase")
+        .args(["secrets", "set", "token"])
+        .write_stdin("value")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .current_dir(dir)
+        .env("FERRY_PASSPHRASE", "pipe test passphrase")
+        .args(["secrets", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// item 14: hints and exit codes
+
+#[test]
+fn a_missing_config_file_exits_2_and_says_how_to_make_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    for cmd in ["check", "sync", "plan", "discover"] {
+        let o = ferry(tmp.path(), &[cmd, "-c", "nope.toml"]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", out(&o));
+        let text = out(&o);
+        assert!(
+            text.contains("no config file at nope.toml"),
+            "{cmd}: {text}"
+        );
+        assert!(text.contains("ferry init"), "{cmd}: {text}");
+        assert!(!text.contains("ferry discover"), "{cmd}: {text}");
+    }
+}
+
+#[test]
+fn a_wrong_vault_passphrase_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "sync.toml", GENERATE);
+    let o = Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .env("FERRY_PASSPHRASE", "the right one")
+        .args(["secrets", "set", "token"])
+        .write_stdin("value")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let o = Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .env("FERRY_PASSPHRASE", "a wrong one")
+        .args(["secrets", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("hint:") && text.contains("passphrase"),
+        "{text}"
+    );
+    assert!(!text.contains("user name"), "{text}");
+}
+
+#[test]
+fn a_destination_of_another_client_gets_a_hint_about_tenants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "sync.toml", &format!("client = \"acme\"\n{GENERATE}"));
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    write(
+        dir,
+        "sync.toml",
+        &format!("client = \"globex\"\n{GENERATE}"),
+    );
+    for cmd in ["sync", "check"] {
+        let o = ferry(dir, &[cmd]);
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {}", out(&o));
+        let text = out(&o);
+        assert!(text.contains("bound to client `acme`"), "{cmd}: {text}");
+        assert!(
+            text.contains("hint:") && text.contains("tenant"),
+            "{cmd}: {text}"
+        );
+        assert!(
+            !text.contains("grant the missing permission"),
+            "{cmd}: {text}"
+        );
+    }
+}
+
+#[test]
+fn decrypt_takes_an_identity_file_as_age_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (secret, public) = ferry_core::age::generate_identity();
+    write(dir, "key.txt", &format!("{}\n", secret.expose()));
+    write(dir, "plain.txt", "hello age\n");
+    let o = ferry(
+        dir,
+        &["encrypt", "-r", &public, "-o", "plain.txt.age", "plain.txt"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["decrypt", "--identity", "key.txt", "plain.txt.age"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello age\n");
+    // a path that is not there: named, with what -i takes
+    let o = ferry(dir, &["decrypt", "-i", "nokey.txt", "plain.txt.age"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    let text = out(&o);
+    assert!(text.contains("no identity file at `nokey.txt`"), "{text}");
+    assert!(text.contains("AGE-SECRET-KEY-1"), "{text}");
+    assert!(!text.contains("fix the configuration file"), "{text}");
+}
+
+#[test]
+fn readme_has_one_exit_code_table_the_commands_keep() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("## Exit codes")
+        .expect("README has an `## Exit codes` section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let codes: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|c| c.chars().all(|ch| ch.is_ascii_digit()) && !c.is_empty())
+        .collect();
+    assert_eq!(codes, ["0", "1", "2", "3", "130"], "{section}");
+
+    // 2 for a config typo, from every command that reads the config
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "sync.toml",
+        &GENERATE.replace(
+            "type = \"generate\"\n",
+            "type = \"generate\"\npth = \"x\"\n",
+        ),
+    );
+    for cmd in ["check", "sync", "plan", "discover"] {
+        let o = ferry(dir, &[cmd]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", out(&o));
+        assert!(out(&o).contains("pth"), "{cmd}: {}", out(&o));
+    }
+    // 2 for a command-line mistake
+    let o = ferry(dir, &["sync", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    // 0, then 1 when a connection fails
+    write(dir, "sync.toml", GENERATE);
+    let o = ferry(dir, &["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    write(dir, "blocker", "a file where a folder should be");
+    write(
+        dir,
+        "sync.toml",
+        &GENERATE.replace("path = \"out.db\"", "path = \"blocker/out.db\""),
+    );
+    let o = ferry(dir, &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+}
+
+// ---------------------------------------------------------------------------------------
+// item 9: check finds what sync would refuse
+
+#[test]
+fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases = [
+        // a stream name typo
+        "[[streams]]\nname = \"ordrs\"\n",
+        // a derive expression that does not compile
+        "[[streams]]\nname = \"orders\"\ntransforms = [{ type = \"derive\", column = \"x\", expr = \"amount *\", as = \"float64\" }]\n",
+        // a cursor that is not a column
+        "[[streams]]\nname = \"orders\"\ncursor = \"nope\"\n",
+    ];
+    for extra in cases {
+        write(dir, "sync.toml", &format!("{GENERATE}\n{extra}"));
+        let check = ferry(dir, &["check"]);
+        let sync = ferry(dir, &["sync"]);
+        assert_eq!(check.status.code(), Some(2), "{extra}\n{}", out(&check));
+        assert_eq!(sync.status.code(), Some(2), "{extra}\n{}", out(&sync));
+        // the same positioned message
+        let check_err = String::from_utf8_lossy(&check.stderr);
+        let sync_err = String::from_utf8_lossy(&sync.stderr);
+        assert!(check_err.contains("sync.toml:"), "{check_err}");
+        assert_eq!(check_err, sync_err, "{extra}");
+        assert!(!dir.join("out.db").exists() || extra.contains("ordrs"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// item 10: plan's estimates and exit codes (PostgreSQL)
+
+fn pg_url() -> String {
+    std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+}
+
+async fn pg() -> tokio_postgres::Client {
+    let cfg: tokio_postgres::Config = pg_url().parse().expect("FERRY_TEST_PG_URL");
+    match cfg.connect(tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        Err(e) => panic!(
+            "PostgreSQL is not reachable at {} ({e}): run `.ci/test`, which starts it",
+            pg_url()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
+    let schema = format!("cliux_plan_{}", std::process::id());
+    let db = pg().await;
+    db.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.orders (id bigint PRIMARY KEY, total numeric(10,2));
+         INSERT INTO {schema}.orders SELECT g, g * 1.5 FROM generate_series(1, 4) g;"
+    ))
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    write(
+        &dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"orders\"\ncursor = \"id\"\n",
+            pg_url()
+        ),
+    );
+    let run = |args: &'static [&'static str]| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || ferry(&dir, args))
+    };
+    let o = run(&["plan"]).await.unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        out(&o).contains("estimate:    4 rows to move"),
+        "{}",
+        out(&o)
+    );
+    let o = run(&["sync"]).await.unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let o = run(&["plan"]).await.unwrap();
+    assert!(
+        out(&o).contains("estimate:    0 rows to move"),
+        "{}",
+        out(&o)
+    );
+    assert!(out(&o).contains("nothing would change"), "{}", out(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    db.batch_execute(&format!(
+        "INSERT INTO {schema}.orders VALUES (5, 7.5), (6, 9)"
+    ))
+    .await
+    .unwrap();
+    let o = run(&["plan"]).await.unwrap();
+    assert!(
+        out(&o).contains("estimate:    2 rows to move"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    // a full refresh: the table's size
+    let o = run(&["plan", "--full-refresh"]).await.unwrap();
+    assert!(
+        out(&o).contains("estimate:    6 rows to move"),
+        "{}",
+        out(&o)
+    );
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// item 16: S3 without credentials
+
+#[test]
+fn s3_without_credentials_says_so_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "sync.toml",
+        r#"[source]
+type = "generate"
+streams = [{ name = "orders", preset = "orders", rows = 5 }]
+
+[destination]
+type = "s3"
+bucket = "cliux-no-credentials"
+region = "us-east-1"
+endpoint = "http://127.0.0.1:9"
+"#,
+    );
+    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let o = cmd
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
+        // the instance metadata service answers nothing here, at once
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+        .args(["check"])
+        .output()
+        .unwrap();
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("no AWS credentials found"))
+        .unwrap_or_else(|| panic!("no one-line credentials message:\n{text}"));
+    assert!(
+        line.contains("AWS_ACCESS_KEY_ID") && line.contains("instance metadata"),
+        "{line}"
+    );
+    assert!(!text.to_lowercase().contains("imds"), "{text}");
+    assert!(text.lines().count() <= 6, "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// item 13: init templates
+
+/// `(default X)` in a doc comment, as the value a field would be written with.
+fn stated_default(doc: &str) -> Option<String> {
+    let start = doc.find("(default ")? + "(default ".len();
+    let rest = &doc[start..];
+    if let Some(q) = rest.strip_prefix('`') {
+        return Some(q[..q.find('`')?].to_string());
+    }
+    let end = rest.find([' ', ')', ',', ';', ':'])?;
+    if rest[end..].starts_with(' ') {
+        return None; // `8 MiB`: a figure with a unit
+    }
+    let token = &rest[..end];
+    format!("v = {token}")
+        .parse::<toml::Table>()
+        .ok()
+        .map(|_| token.to_string())
+}
+
+#[test]
+fn init_templates_show_real_defaults_and_set_what_is_required() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = ferry(tmp.path(), &["connectors"]);
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    let mut pairs = Vec::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() >= 3 {
+            if cols[1] == "yes" {
+                pairs.push((cols[0].to_string(), "sqlite".to_string()));
+            }
+            if cols[2] == "yes" {
+                pairs.push(("generate".to_string(), cols[0].to_string()));
+            }
+        }
+    }
+    assert!(pairs.len() >= 10, "{text}");
+    let mut checked = 0;
+    for (i, (src, dst)) in pairs.iter().enumerate() {
+        let folder = tmp.path().join(format!("c{i}"));
+        let o = ferry(
+            tmp.path(),
+            &[
+                "init",
+                "acme",
+                "--source",
+                src,
+                "--destination",
+                dst,
+                "--dir",
+                folder.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{src} -> {dst}: {}", out(&o));
+        let toml_text = std::fs::read_to_string(folder.join("sync.toml")).unwrap();
+        // every commented field is shown at the default its doc states
+        let mut doc = String::new();
+        for line in toml_text.lines() {
+            match line.strip_prefix("# ") {
+                Some(l)
+                    if l.contains(" = ") && !l.starts_with(' ') && doc.contains("(default ") =>
+                {
+                    let (key, value) = l.split_once(" = ").unwrap();
+                    if let Some(want) = stated_default(&doc) {
+                        let as_toml = |v: &str| {
+                            format!("v = {v}")
+                                .parse::<toml::Table>()
+                                .map(|t| match t["v"].clone() {
+                                    // 10 and 10.0 state the same default
+                                    toml::Value::Integer(i) => toml::Value::Float(i as f64),
+                                    v => v,
+                                })
+                                .unwrap_or_else(|_| toml::Value::String(v.to_string()))
+                        };
+                        assert_eq!(
+                            as_toml(value.trim()),
+                            as_toml(&want),
+                            "{src} -> {dst}: `{key}`, doc: {doc}"
+                        );
+                        checked += 1;
+                    }
+                    doc.clear();
+                }
+                Some(l) => {
+                    doc.push_str(l);
+                    doc.push(' ');
+                }
+                None => doc.clear(),
+            }
+        }
+        // fields a connection cannot do without are set
+        for line in toml_text.lines() {
+            assert!(
+                !line.starts_with("# database = ") && !line.starts_with("# user = "),
+                "{src} -> {dst}: required field commented out:\n{toml_text}"
+            );
+        }
+        assert!(
+            !toml_text.contains("timeout_secs = 0.0"),
+            "{src} -> {dst}:\n{toml_text}"
+        );
+    }
+    assert!(checked > 20, "only {checked} defaults were checked");
+    let pg = std::fs::read_to_string(
+        tmp.path()
+            .join(format!(
+                "c{}",
+                pairs.iter().position(|(s, _)| s == "postgres").unwrap()
+            ))
+            .join("sync.toml"),
+    )
+    .unwrap();
+    assert!(pg.contains("\n# connect_timeout_secs = 15\n"), "{pg}");
+    assert!(pg.contains("\ndatabase = "), "{pg}");
+    assert!(pg.contains("\nuser = "), "{pg}");
+}
+
+// ---------------------------------------------------------------------------------------
+// item 12: the README's test command installs what the tests need
+
+#[test]
+fn the_readme_test_command_installs_what_the_tests_need() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let setup = &readme[readme.find("## Set up (two commands)").unwrap()..];
+    let setup = &setup[..setup[3..].find("\n## ").unwrap() + 3];
+    let commands: Vec<&str> = setup
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b[..b.find("```").unwrap()].trim())
+        .collect();
+    assert_eq!(commands.len(), 2, "{setup}");
+    assert_eq!(commands[1], ".ci/test", "{setup}");
+    let script = std::fs::read_to_string(root.join(".ci/test")).unwrap();
+    assert!(
+        script.contains("cargo test --workspace --no-fail-fast"),
+        "{script}"
+    );
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.contains("\n.ci/test\n"), "{ci}");
+    // every Debian package a test asks for when it is missing is installed by the script
+    let mut asked = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if p.is_dir() && !name.starts_with('.') && name != "target" && name != "examples" {
+                stack.push(p);
+            } else if name.ends_with(".rs") && p != root.join("tests/cli_ux.rs") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                for (i, _) in text.match_indices("apt-get install ") {
+                    let pkg: String = text[i + 16..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
+                    asked.push((pkg, p.display().to_string()));
+                }
+            }
+        }
+    }
+    assert!(asked.iter().any(|(p, _)| p == "age"), "{asked:?}");
+    for (pkg, file) in asked {
+        assert!(
+            script.contains(&format!("need+=({pkg})")),
+            "{file} asks for `apt-get install {pkg}`, which .ci/test does not install"
+        );
+    }
+}
