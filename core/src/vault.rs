@@ -48,6 +48,90 @@ pub const PASSPHRASE_ENV: &str = "FERRY_PASSPHRASE";
 /// Environment variable holding a raw 32-byte key, base64 (for CI).
 pub const MASTER_KEY_ENV: &str = "FERRY_MASTER_KEY";
 
+/// Environment variable holding the new passphrase of `ferry secrets rotate`.
+pub const NEW_PASSPHRASE_ENV: &str = "FERRY_NEW_PASSPHRASE";
+/// Environment variable holding the new raw key of `ferry secrets rotate`.
+pub const NEW_MASTER_KEY_ENV: &str = "FERRY_NEW_MASTER_KEY";
+/// Every variable that unlocks a vault: taken out of the environment by [`take_key_env`].
+pub const KEY_ENV_VARS: [&str; 4] = [
+    MASTER_KEY_ENV,
+    PASSPHRASE_ENV,
+    NEW_MASTER_KEY_ENV,
+    NEW_PASSPHRASE_ENV,
+];
+
+/// The key variables as they were when [`take_key_env`] ran (set once, never in the
+/// environment again).
+static TAKEN: std::sync::OnceLock<Vec<(&'static str, SecretString)>> = std::sync::OnceLock::new();
+
+/// Reads the vault's key variables ([`KEY_ENV_VARS`]) into memory and removes them from
+/// this process's environment, so no child process (a Singer tap, an Airbyte connector, a
+/// pip install) inherits them, and on Linux their text is overwritten where
+/// `/proc/<pid>/environ` shows it. Call it first thing in `main`, before any other thread
+/// starts: changing the environment while another thread reads it is undefined behaviour.
+/// Later calls do nothing.
+pub fn take_key_env() {
+    if TAKEN.get().is_some() {
+        return;
+    }
+    let mut kept = Vec::new();
+    for name in KEY_ENV_VARS {
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        // a value that is not UTF-8 counts as unset, as `std::env::var` reads it
+        if let Some(text) = value.to_str() {
+            kept.push((name, SecretString::from(text.to_string())));
+        }
+        drop(value);
+        wipe_in_place(name);
+        std::env::remove_var(name);
+    }
+    let _ = TAKEN.set(kept);
+}
+
+/// The value of key variable `name`: what [`take_key_env`] kept once it ran, the
+/// environment before (libraries and tests that never call it).
+pub fn key_env(name: &str) -> Option<SecretString> {
+    match TAKEN.get() {
+        Some(kept) => kept
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| SecretString::from(v.expose_secret().to_string())),
+        None => std::env::var(name).ok().map(SecretString::from),
+    }
+}
+
+/// Overwrites the value of `name` with NUL bytes in the environment block the process
+/// started with: removing a variable only unlinks it, and `/proc/<pid>/environ` (readable
+/// by every process of the same user, a tap included) shows that block.
+#[cfg(target_os = "linux")]
+fn wipe_in_place(name: &str) {
+    extern "C" {
+        static mut environ: *mut *mut std::ffi::c_char;
+    }
+    let prefix = format!("{name}=");
+    // SAFETY: called before any other thread exists (see `take_key_env`); every entry of
+    // `environ` is a NUL-terminated string we may write within its length.
+    unsafe {
+        let mut entry = environ;
+        if entry.is_null() {
+            return;
+        }
+        while !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if text.starts_with(prefix.as_bytes()) {
+                let len = text.len() - prefix.len();
+                std::ptr::write_bytes((*entry).add(prefix.len()), 0, len);
+            }
+            entry = entry.add(1);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn wipe_in_place(_name: &str) {}
+
 /// How the vault key is obtained.
 pub enum KeySource {
     /// A passphrase, stretched with PBKDF2.
@@ -59,8 +143,8 @@ pub enum KeySource {
 impl KeySource {
     /// The key source from the environment: `FERRY_MASTER_KEY` wins over `FERRY_PASSPHRASE`.
     pub fn from_env() -> Option<KeySource> {
-        if let Ok(k) = std::env::var(MASTER_KEY_ENV) {
-            return Some(match B64.decode(k.trim()) {
+        if let Some(k) = key_env(MASTER_KEY_ENV) {
+            return Some(match B64.decode(k.expose_secret().trim()) {
                 Ok(bytes) if bytes.len() == 32 => {
                     let mut key = [0u8; 32];
                     key.copy_from_slice(&bytes);
@@ -69,9 +153,7 @@ impl KeySource {
                 _ => KeySource::Passphrase(SecretString::from(String::new())),
             });
         }
-        std::env::var(PASSPHRASE_ENV)
-            .ok()
-            .map(|p| KeySource::Passphrase(SecretString::from(p)))
+        key_env(PASSPHRASE_ENV).map(KeySource::Passphrase)
     }
 }
 

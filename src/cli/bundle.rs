@@ -18,7 +18,7 @@
 //! | `state.json`      | the stream's committed state when the run started                  |
 //! | `replay.toml`     | a config that runs the stream's steps again (on `rows.jsonl`, or on the recorded API) |
 //! | `replay-state.json` | (HTTP replays of incremental streams) that state, so the same pages are asked for |
-//! | `replay-run.toml` | written by `ferry replay` of an HTTP bundle: `replay.toml` pointed at its loopback server |
+//! | `replay-run.toml` | written by `ferry replay`: the config it runs, built from the recorded data (`replay.toml` is read as a hint only, see `bundle_replay`) |
 //!
 //! No secret and no protected value is in a bundle: configs keep references
 //! (`${secret:…}`), never resolved values; every file passes the leak guard; rows taken
@@ -216,26 +216,17 @@ fn stream_entry(original: &toml::Table, stream: &str) -> toml::Table {
         .unwrap_or_default()
 }
 
-/// `[run]` of a replay: the client's vault (transforms may need its keys), state and
-/// quarantine inside the bundle.
-fn replay_run(cfg: &SyncConfig) -> toml::Table {
-    let vault = cfg.dir.join(&cfg.run.vault);
+/// `[run]` of a replay: state and quarantine inside the bundle, and no vault (`ferry
+/// replay` gives transform keys throwaway values, see [`super::bundle_replay`]).
+fn replay_run() -> toml::Table {
     let mut run = toml::Table::new();
-    run.insert(
-        "vault".into(),
-        std::path::absolute(&vault)
-            .unwrap_or(vault)
-            .display()
-            .to_string()
-            .into(),
-    );
     run.insert("state".into(), "replay-state.json".into());
     run.insert("quarantine".into(), "replay-quarantine".into());
     run
 }
 
 /// A destination that is never written: replays run as dry runs.
-fn replay_destination() -> toml::Table {
+pub(super) fn replay_destination() -> toml::Table {
     let mut destination = toml::Table::new();
     destination.insert("type".into(), "file".into());
     destination.insert("path".into(), "replay-out".into());
@@ -272,7 +263,7 @@ fn http_replay_config(cfg: &SyncConfig, s: &StreamReport) -> Result<String, Erro
     top.insert("source".into(), source);
     top.insert("destination".into(), replay_destination().into());
     top.insert("streams".into(), toml::Value::Array(vec![entry.into()]));
-    top.insert("run".into(), replay_run(cfg).into());
+    top.insert("run".into(), replay_run().into());
     Ok(format!(
         "# Written by `ferry sync` for `ferry replay`: stream `{}` read again from the API\n\
          # answers recorded in exchanges.jsonl, through its transforms and checks.\n\
@@ -283,7 +274,7 @@ fn http_replay_config(cfg: &SyncConfig, s: &StreamReport) -> Result<String, Erro
 }
 
 /// Applies `f` to a TOML table seen as a JSON object (the connector's own rewrite).
-fn with_json(
+pub(super) fn with_json(
     v: toml::Value,
     f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<(), Error>,
 ) -> Result<toml::Value, Error> {
@@ -356,7 +347,7 @@ fn replay_config(
         toml::Value::Array(vec![stream_src.into()]),
     );
     let destination = replay_destination();
-    let run = replay_run(cfg);
+    let run = replay_run();
     let mut top = toml::Table::new();
     if let Some(c) = &cfg.client {
         top.insert("client".into(), c.clone().into());
@@ -398,7 +389,7 @@ pub async fn replay(dir: &Path) -> Result<u8, Error> {
     let recorded = meta["error"].as_str().unwrap_or_default().to_string();
     let config = dir.join("replay.toml");
     if meta["replay"] == "http" && config.exists() {
-        return replay_http(dir, &stream, &recorded).await;
+        return replay_http(dir, &meta, &stream, &recorded).await;
     }
     if !config.exists() {
         return Err(Error::config(format!(
@@ -406,14 +397,17 @@ pub async fn replay(dir: &Path) -> Result<u8, Error> {
             dir.display()
         )));
     }
+    let built = super::bundle_replay::build(dir, &meta, &stream, None)?;
     println!(
         "replaying stream `{stream}` ({} rows, failed at the {} step) from {}",
         meta["rows"],
         meta["stage"].as_str().unwrap_or("?"),
         dir.display()
     );
+    say_stand_ins(&built);
     let opts = RunOptions::default();
-    let (report, _) = super::commands::sync_one(&config, &opts, true, None).await?;
+    let (report, _) = super::commands::sync_one(&built.config, &opts, true, None).await?;
+    drop(built);
     let s = report.streams.iter().find(|s| s.stream == stream);
     match s.and_then(|s| s.error.clone()) {
         Some(now) => {
@@ -437,7 +431,12 @@ pub async fn replay(dir: &Path) -> Result<u8, Error> {
 /// `ferry replay` of a stream that failed reading an API: its recorded answers served on
 /// loopback, the stream read from them again (a dry run). Reproduced when the read fails
 /// with the recorded error (the replay server's address read as the recorded API's).
-async fn replay_http(dir: &Path, stream: &str, recorded: &str) -> Result<u8, Error> {
+async fn replay_http(
+    dir: &Path,
+    meta: &serde_json::Value,
+    stream: &str,
+    recorded: &str,
+) -> Result<u8, Error> {
     let path = dir.join("exchanges.jsonl");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::io(e, "cannot read the bundle", &path))?;
@@ -453,6 +452,14 @@ async fn replay_http(dir: &Path, stream: &str, recorded: &str) -> Result<u8, Err
         );
     }
     let origin = ferry_connector_http::replay::recorded_origin(&exchanges).unwrap_or_default();
+    // the config is built (or refused) before the server listens
+    let pending = "http://127.0.0.1:1";
+    drop(super::bundle_replay::build(
+        dir,
+        meta,
+        stream,
+        Some(pending),
+    )?);
     let server = ferry_connector_http::replay::ReplayServer::start(exchanges.clone()).await?;
     println!(
         "replaying stream `{stream}` from {} recorded HTTP exchanges ({origin} answered by {}) in {}",
@@ -460,28 +467,12 @@ async fn replay_http(dir: &Path, stream: &str, recorded: &str) -> Result<u8, Err
         server.origin(),
         dir.display()
     );
-    let config = dir.join("replay.toml");
-    let mut table: toml::Table = std::fs::read_to_string(&config)
-        .map_err(|e| Error::io(e, "cannot read the bundle", &config))?
-        .parse()
-        .map_err(|e| Error::config(format!("{}: {e}", config.display())))?;
-    let source = table
-        .remove("source")
-        .ok_or_else(|| Error::config(format!("{}: no [source]", config.display())))?;
     let here = server.origin().to_string();
-    let source = with_json(source, |m| {
-        ferry_connector_http::replay::source_for_replay(m, Some(&here))
-    })?;
-    table.insert("source".into(), source);
-    let run_config = dir.join("replay-run.toml");
-    ferry_core::state::write_atomic_private(
-        &run_config,
-        toml::to_string(&table)
-            .map_err(|e| Error::config(format!("replay config: {e}")))?
-            .as_bytes(),
-    )?;
+    let built = super::bundle_replay::build(dir, meta, stream, Some(&here))?;
+    say_stand_ins(&built);
     let opts = RunOptions::default();
-    let outcome = super::commands::sync_one(&run_config, &opts, true, None).await;
+    let outcome = super::commands::sync_one(&built.config, &opts, true, None).await;
+    drop(built);
     let now = match outcome {
         Ok((report, _)) => report
             .streams
@@ -522,6 +513,15 @@ async fn replay_http(dir: &Path, stream: &str, recorded: &str) -> Result<u8, Err
             println!("not reproduced: the recorded answers read without error now (recorded: {recorded})");
             Ok(1)
         }
+    }
+}
+
+fn say_stand_ins(built: &super::bundle_replay::Built) {
+    if built.stand_ins > 0 {
+        println!(
+            "{} transform key(s) replaced by throwaway keys: a replay opens no vault (hashed and encrypted values differ from the run's)",
+            built.stand_ins
+        );
     }
 }
 

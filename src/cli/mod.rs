@@ -5,9 +5,11 @@
 //! 3 `plan`: something would change, 130 interrupted with Ctrl-C.
 
 mod bundle;
+mod bundle_replay;
 mod commands;
 mod crypto;
 mod dry_run;
+mod harden;
 mod init;
 mod logging;
 mod output;
@@ -294,6 +296,10 @@ pub enum StateAction {
 
 /// Runs the CLI with the process's arguments.
 pub fn main() -> ExitCode {
+    // first, while this is the only thread: the vault's key leaves the environment, so
+    // no child process (tap, connector, pip) inherits it
+    ferry_core::vault::take_key_env();
+    harden::process();
     output::quiet_broken_pipe();
     let cli = Cli::parse();
     logging::init(cli.verbose);

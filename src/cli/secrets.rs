@@ -12,7 +12,7 @@ use base64::Engine;
 use ferry_core::vault::{KeySource, LazyVault, VaultFile, MASTER_KEY_ENV, PASSPHRASE_ENV};
 use ferry_core::{Error, ErrorKind, Result, Secret};
 use ring::rand::{SecureRandom, SystemRandom};
-use secrecy::{SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 /// A client folder: where its config, vault and state live, and which client it is.
 pub struct ClientFolder {
@@ -97,9 +97,9 @@ fn prompt_key(label: &str, confirm: bool) -> Result<KeySource> {
 }
 
 fn new_key() -> Result<KeySource> {
-    if let Ok(k) = std::env::var("FERRY_NEW_MASTER_KEY") {
+    if let Some(k) = ferry_core::vault::key_env(ferry_core::vault::NEW_MASTER_KEY_ENV) {
         let bytes = B64
-            .decode(k.trim())
+            .decode(k.expose_secret().trim())
             .ok()
             .filter(|b| b.len() == 32)
             .ok_or_else(|| Error::config("FERRY_NEW_MASTER_KEY must be 32 bytes, base64"))?;
@@ -107,8 +107,8 @@ fn new_key() -> Result<KeySource> {
         key.copy_from_slice(&bytes);
         return Ok(KeySource::Raw(SecretBox::new(Box::new(key))));
     }
-    if let Ok(p) = std::env::var("FERRY_NEW_PASSPHRASE") {
-        return Ok(KeySource::Passphrase(SecretString::from(p)));
+    if let Some(p) = ferry_core::vault::key_env(ferry_core::vault::NEW_PASSPHRASE_ENV) {
+        return Ok(KeySource::Passphrase(p));
     }
     prompt_key("New vault passphrase", true)
 }

@@ -40,4 +40,10 @@ pub struct AirbyteSourceConfig {
     /// and deleted after each command. `ferry check` names missing required settings.
     #[serde(default)]
     pub config: BridgedConfig,
+    /// Environment variables the connector gets besides the minimal set Ferry passes (PATH,
+    /// HOME, locale, temp folder, proxy and CA settings; never Ferry's own `FERRY_*`),
+    /// e.g. `env = { GOOGLE_APPLICATION_CREDENTIALS = "key.json" }` (default: none).
+    /// Values may be secret references, resolved and redacted like `config`'s.
+    #[serde(default)]
+    pub env: BridgedConfig,
 }

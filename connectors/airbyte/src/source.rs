@@ -40,6 +40,8 @@ pub struct AirbyteSource {
     launch: Launch,
     base_dir: PathBuf,
     config: BridgedConfig,
+    /// The config's `env`: variables the child gets besides the minimal set.
+    env: BridgedConfig,
     discovered: tokio::sync::Mutex<Option<Arc<Discovered>>>,
 }
 
@@ -65,6 +67,7 @@ impl AirbyteSource {
             launch,
             base_dir,
             config: cfg.config,
+            env: cfg.env,
             discovered: tokio::sync::Mutex::new(None),
         })
     }
@@ -89,13 +92,13 @@ impl AirbyteSource {
         let mut args: Vec<OsString> = vec![cmd.into()];
         let mut files = Vec::new();
         if with_config {
-            let f = process::secret_file(&self.config.expose(), "airbyte-config")?;
+            let f = process::secret_file(&self.base_dir, &self.config.expose(), "airbyte-config")?;
             args.push("--config".into());
             args.push(f.path().into());
             files.push(f);
         }
         let name = self.launch.display_name();
-        let mut run = process::spawn(&program, &name, args, false, files)?;
+        let mut run = process::spawn(&program, &name, args, false, files, &self.env)?;
         let mut lines = run.stdout.take().expect("stdout is piped");
         let mut out = Vec::new();
         let mut failure = None;
@@ -352,8 +355,8 @@ impl Source for AirbyteSource {
         }
         let catalog = json!({ "streams": [configured] });
         let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.config.expose(), "airbyte-config")?;
-        let catalog_file = process::secret_file(&catalog, "airbyte-catalog")?;
+        let config = process::secret_file(&self.base_dir, &self.config.expose(), "airbyte-config")?;
+        let catalog_file = process::secret_file(&self.base_dir, &catalog, "airbyte-catalog")?;
         let mut args: Vec<OsString> = vec![
             "read".into(),
             "--config".into(),
@@ -363,13 +366,13 @@ impl Source for AirbyteSource {
         ];
         let mut files = vec![config, catalog_file];
         if let Some(state) = request.state.as_ref().filter(|s| !s.is_null()) {
-            let f = process::secret_file(&state_arg(state), "airbyte-state")?;
+            let f = process::secret_file(&self.base_dir, &state_arg(state), "airbyte-state")?;
             args.push("--state".into());
             args.push(f.path().into());
             files.push(f);
         }
         let name = self.launch.display_name();
-        let run = process::spawn(&program, &name, args, false, files)?;
+        let run = process::spawn(&program, &name, args, false, files, &self.env)?;
         let reader = AirbyteReader {
             who: self.who(),
             name,

@@ -41,6 +41,12 @@ pub struct SingerSourceConfig {
     /// the run.
     #[serde(default)]
     pub config: BridgedConfig,
+    /// Environment variables the tap gets besides the minimal set Ferry passes (PATH,
+    /// HOME, locale, temp folder, proxy and CA settings; never Ferry's own `FERRY_*`),
+    /// e.g. `env = { GOOGLE_APPLICATION_CREDENTIALS = "key.json" }` (default: none).
+    /// Values may be secret references, resolved and redacted like `config`'s.
+    #[serde(default)]
+    pub env: BridgedConfig,
     /// How the catalog is passed: `catalog` (`--catalog`, Singer SDK and most taps) or
     /// `properties` (`--properties`, older singer-python taps) (default `catalog`).
     #[serde(default)]
@@ -89,6 +95,12 @@ pub struct SingerSinkConfig {
     /// deleted after the run.
     #[serde(default)]
     pub config: BridgedConfig,
+    /// Environment variables the target gets besides the minimal set Ferry passes (PATH,
+    /// HOME, locale, temp folder, proxy and CA settings; never Ferry's own `FERRY_*`),
+    /// e.g. `env = { GOOGLE_APPLICATION_CREDENTIALS = "key.json" }` (default: none).
+    /// Values may be secret references, resolved and redacted like `config`'s.
+    #[serde(default)]
+    pub env: BridgedConfig,
     /// How long a flush waits for the target to echo Ferry's STATE marker on stdout,
     /// in seconds (default 10). A target that echoes in time makes each flush durable; one
     /// that does not (many echo only at the end) is treated as durable only when it exits

@@ -1,12 +1,19 @@
 //! Running a bridged program (a Singer tap or target, an Airbyte connector) as a child
-//! process: its config in a 0600 temp file that is deleted when the run ends, its stdout
-//! read line by line with line numbers, its stderr sent to Ferry's log with secrets
-//! removed and its last lines kept for error messages.
+//! process: its config in a 0600 file under `.ferry/tmp/` that is deleted when the run
+//! ends, its stdout read line by line with line numbers, its stderr sent to Ferry's log
+//! with secrets removed and its last lines kept for error messages.
 //!
-//! Why temp files and not arguments or environment variables: the Singer and Airbyte
+//! Why files and not arguments or environment variables: the Singer and Airbyte
 //! protocols take config, catalog and state as file paths, and a file readable only by
 //! this user and removed after the run is the narrowest place a resolved secret can be
-//! put. The child is killed if Ferry drops it (a `--limit` reached, a failed stream).
+//! put. Why `.ferry/tmp/` beside the config and not the system temp folder: a run killed
+//! with SIGKILL cannot delete its files, and the next run in the client folder removes
+//! them ([`sweep`]); a shared temp folder would keep them until reboot.
+//!
+//! The child is third-party code: it gets a minimal environment ([`PASSED_ENV`], the
+//! venv's variables, the config's `env`), never Ferry's own variables, and it dies with
+//! Ferry: killed if Ferry drops it (a `--limit` reached, a failed stream) and, on Linux,
+//! sent SIGKILL by the kernel when Ferry itself dies (`PR_SET_PDEATHSIG`).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -22,8 +29,44 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
+use crate::bridged::BridgedConfig;
+
 /// Lines of stderr kept for error messages.
 const TAIL_LINES: usize = 20;
+
+/// The only variables of Ferry's environment a bridged program gets (besides `LC_*`):
+/// what finds programs and the home folder, the locale and time zone, the temp folder,
+/// the proxy and CA bundle settings that let it reach its API, and what Windows needs to
+/// start Python. Anything else (cloud credentials, `FERRY_*`) is passed only when the
+/// config's `env` names it.
+pub const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "SYSTEMROOT",
+    "WINDIR",
+    "USERPROFILE",
+    "APPDATA",
+    "LOCALAPPDATA",
+    "PATHEXT",
+    "COMSPEC",
+];
 
 /// `s` cut to at most `n` characters (an ellipsis marks a cut).
 pub fn clip(s: &str, n: usize) -> String {
@@ -34,26 +77,139 @@ pub fn clip(s: &str, n: usize) -> String {
     out
 }
 
-/// Writes `value` as JSON to a new temp file readable only by this user (mode 0600),
-/// deleted when the returned handle is dropped.
-pub fn secret_file(value: &serde_json::Value, what: &str) -> Result<tempfile::NamedTempFile> {
-    let mut file = tempfile::Builder::new()
-        .prefix(&format!("ferry-{what}-"))
-        .suffix(".json")
-        .tempfile()
-        .map_err(|e| Error::io(e, "cannot create a temp file", std::env::temp_dir()))?;
+/// Where a client folder's bridge files live while a child runs: `<base_dir>/.ferry/tmp`.
+pub fn private_dir(base_dir: &Path) -> PathBuf {
+    base_dir.join(".ferry").join("tmp")
+}
+
+/// Writes `value` as JSON to a new file readable only by this user (mode 0600) in
+/// [`private_dir`] (created mode 0700), deleted when the returned handle is dropped. Files
+/// left there by runs that died first are removed ([`sweep`]).
+pub fn secret_file(
+    base_dir: &Path,
+    value: &serde_json::Value,
+    what: &str,
+) -> Result<tempfile::NamedTempFile> {
+    let dir = private_dir(base_dir);
+    make_private_dir(&dir)?;
+    sweep(&dir);
+    let prefix = format!("ferry-{}-{what}-", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".json");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(e, "cannot restrict a temp file", file.path()))?;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
     }
+    let mut file = builder
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(e, "cannot create a private file", &dir))?;
     let text = serde_json::to_vec(value).map_err(|e| Error::internal(e.to_string()))?;
     file.write_all(&text)
         .and_then(|_| file.flush())
-        .map_err(|e| Error::io(e, "cannot write a temp file", file.path()))?;
+        .map_err(|e| Error::io(e, "cannot write a private file", file.path()))?;
     Ok(file)
+}
+
+fn make_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(e, "cannot create the folder for bridge files", dir))
+}
+
+/// Removes the files in `dir` that runs no longer alive left behind (a Ferry killed with
+/// SIGKILL deletes nothing). A file names the process that wrote it
+/// (`ferry-<pid>-<what>-….json`); on Linux a file is stale when that process is gone, on
+/// other systems when it is more than a day old. Returns the files removed.
+pub fn sweep(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ferry-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !alive(pid, &path) && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(target: "ferry::bridge", file = %path.display(), "removed a bridge file left by a run that died");
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+#[cfg(target_os = "linux")]
+fn alive(pid: u32, _file: &Path) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn alive(_pid: u32, file: &Path) -> bool {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age < Duration::from_secs(24 * 3600))
+}
+
+/// The variables a child starts with: [`PASSED_ENV`] and `LC_*` from Ferry's
+/// environment, `VIRTUAL_ENV` and the venv's `bin` first on `PATH` when `program` is in a
+/// venv, then the config's `env` (values may be secret references, resolved).
+pub fn child_env(program: &Path, extra: &BridgedConfig) -> Result<Vec<(OsString, OsString)>> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            k.to_str().is_some_and(|k| {
+                (PASSED_ENV.contains(&k) || k.starts_with("LC_")) && !k.starts_with("FERRY_")
+            })
+        })
+        .collect();
+    let venv = program
+        .parent()
+        .and_then(Path::parent)
+        .filter(|d| d.join("pyvenv.cfg").is_file());
+    if let Some(venv) = venv {
+        let bin = program.parent().expect("a venv program has a folder");
+        let old = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&old)),
+        )
+        .unwrap_or(old);
+        env.retain(|(k, _)| k != "PATH");
+        env.push(("PATH".into(), path));
+        env.push(("VIRTUAL_ENV".into(), venv.as_os_str().to_owned()));
+    }
+    for (name, value) in extra.expose().as_object().into_iter().flatten() {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(Error::config(format!(
+                    "`env.{name}` must be a string: env = {{ {name} = \"value\" }}"
+                ))
+                .with("field", format!("env.{name}")))
+            }
+        };
+        env.retain(|(k, _)| k != name.as_str());
+        env.push((name.into(), text.into()));
+    }
+    // Python writes stdout in blocks when it is a pipe; line by line keeps the protocol live
+    env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+    Ok(env)
 }
 
 /// The last lines a child wrote on stderr (secrets removed), filled by a background task.
@@ -100,15 +256,19 @@ pub struct Running {
     _files: Vec<tempfile::NamedTempFile>,
 }
 
-/// Starts `program args…`; `files` are kept (and deleted) with the child.
+/// Starts `program args…` with [`child_env`] (`env` is the config's); `files` are kept
+/// (and deleted) with the child.
 pub fn spawn(
     program: &Path,
     name: &str,
     args: Vec<OsString>,
     with_stdin: bool,
     files: Vec<tempfile::NamedTempFile>,
+    env: &BridgedConfig,
 ) -> Result<Running> {
     let mut cmd = Command::new(program);
+    cmd.env_clear().envs(child_env(program, env)?);
+    die_with_parent(&mut cmd);
     cmd.args(&args)
         .stdin(if with_stdin {
             Stdio::piped()
@@ -118,8 +278,6 @@ pub fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // Python writes stdout in blocks when it is a pipe; line by line keeps the protocol live
-    cmd.env("PYTHONUNBUFFERED", "1");
     let mut child = cmd.spawn().map_err(|e| {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
             ErrorKind::NotFound
@@ -151,6 +309,31 @@ pub fn spawn(
         _files: files,
     })
 }
+
+/// On Linux, the kernel sends the child SIGKILL when the thread that started it ends:
+/// Ferry killed with SIGKILL (no destructor runs) does not leave a tap running. The
+/// thread is a runtime worker, which lives as long as Ferry's runtime.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (prctl, getppid, kill).
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Ferry died between fork and prctl: the signal will never come
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
 
 async fn log_stderr(stderr: impl AsyncRead + Unpin, name: String, tail: StderrTail) {
     let mut lines = Lines::new(stderr);
@@ -384,7 +567,9 @@ mod tests {
 
     #[test]
     fn secret_file_is_private_and_removed() {
-        let f = secret_file(&serde_json::json!({"password": "x"}), "test").unwrap();
+        let base = tempfile::tempdir().unwrap();
+        let f = secret_file(base.path(), &serde_json::json!({"password": "x"}), "test").unwrap();
+        assert_eq!(f.path().parent().unwrap(), private_dir(base.path()));
         let path = f.path().to_path_buf();
         #[cfg(unix)]
         {

@@ -36,6 +36,8 @@ pub struct SingerSink {
     launch: Launch,
     base_dir: PathBuf,
     config: BridgedConfig,
+    /// The config's `env`: variables the child gets besides the minimal set.
+    env: BridgedConfig,
     echo_timeout: Duration,
 }
 
@@ -60,6 +62,7 @@ impl SingerSink {
             launch,
             base_dir,
             config: cfg.config,
+            env: cfg.env,
             echo_timeout: Duration::from_secs_f64(cfg.echo_timeout_secs),
         })
     }
@@ -76,6 +79,7 @@ impl Sink for SingerSink {
             vec!["--help".into()],
             false,
             Vec::new(),
+            &self.env,
         )?;
         let _ = tokio::time::timeout(Duration::from_secs(60), run.wait("")).await;
         Ok(())
@@ -89,10 +93,10 @@ impl Sink for SingerSink {
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.config.expose(), "target-config")?;
+        let config = process::secret_file(&self.base_dir, &self.config.expose(), "target-config")?;
         let args: Vec<OsString> = vec!["--config".into(), config.path().into()];
         let name = self.launch.display_name();
-        let mut run = process::spawn(&program, &name, args, true, vec![config])?;
+        let mut run = process::spawn(&program, &name, args, true, vec![config], &self.env)?;
         let stdout = run.stdout.take().expect("stdout is piped");
         let (tx, rx) = watch::channel(None::<String>);
         let echoes = tokio::spawn(read_echoes(stdout, name.clone(), tx));

@@ -43,6 +43,8 @@ pub struct SingerSource {
     launch: Launch,
     base_dir: PathBuf,
     config: BridgedConfig,
+    /// The config's `env`: variables the child gets besides the minimal set.
+    env: BridgedConfig,
     catalog_flag: CatalogFlag,
     /// The tap's catalog from the last discovery, and Ferry's view of it.
     discovered: tokio::sync::Mutex<Option<Arc<Discovered>>>,
@@ -70,6 +72,7 @@ impl SingerSource {
             launch,
             base_dir,
             config: cfg.config,
+            env: cfg.env,
             catalog_flag: cfg.catalog_flag,
             discovered: tokio::sync::Mutex::new(None),
         })
@@ -91,10 +94,10 @@ impl SingerSource {
 
     async fn run_discovery(&self) -> Result<Discovered> {
         let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.config.expose(), "tap-config")?;
+        let config = process::secret_file(&self.base_dir, &self.config.expose(), "tap-config")?;
         let args: Vec<OsString> =
             vec!["--config".into(), config.path().into(), "--discover".into()];
-        let mut run = process::spawn(&program, &self.tap(), args, false, vec![config])?;
+        let mut run = process::spawn(&program, &self.tap(), args, false, vec![config], &self.env)?;
         let mut text = String::new();
         let mut lines = run.stdout.take().expect("stdout is piped");
         while let Some((_, line)) = lines
@@ -355,8 +358,8 @@ impl Source for SingerSource {
         };
         let catalog = select(&d.raw, &request.stream, cursor.as_deref())?;
         let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.config.expose(), "tap-config")?;
-        let catalog_file = process::secret_file(&catalog, "tap-catalog")?;
+        let config = process::secret_file(&self.base_dir, &self.config.expose(), "tap-config")?;
+        let catalog_file = process::secret_file(&self.base_dir, &catalog, "tap-catalog")?;
         let flag = match self.catalog_flag {
             CatalogFlag::Catalog => "--catalog",
             CatalogFlag::Properties => "--properties",
@@ -369,7 +372,7 @@ impl Source for SingerSource {
         ];
         let mut files = vec![config, catalog_file];
         if let Some(state) = request.state.as_ref().filter(|s| !s.is_null()) {
-            let f = process::secret_file(state, "tap-state")?;
+            let f = process::secret_file(&self.base_dir, state, "tap-state")?;
             args.push("--state".into());
             args.push(f.path().into());
             files.push(f);
@@ -380,7 +383,7 @@ impl Source for SingerSource {
             info.schema.clone(),
             request.batch_size.max(1),
         )?;
-        let run = process::spawn(&program, &self.tap(), args, false, files)?;
+        let run = process::spawn(&program, &self.tap(), args, false, files, &self.env)?;
         Ok(process::message_stream(run, reader))
     }
 }

