@@ -42,8 +42,10 @@
 //! language, evaluated per row: columns are variables (`amount`, `status`; a column whose
 //! name is not an identifier must be renamed first), with `+ - * / % ^`, `== != < <= > >=`,
 //! `&& || !`, string literals in double quotes, `if(cond, a, b)`, `min`, `max`, `floor`,
-//! `round`, `len`, `str::to_lowercase`, `str::trim`, `contains` … and two functions added for
-//! NULL: `is_null(x)` and `coalesce(x, y, …)`. Values: int64 → integer, float64 and decimal →
+//! `round`, `len`, `str::to_lowercase`, `str::trim` … and Ferry's own: `is_null(x)`,
+//! `coalesce(x, y, …)`, `replace`, `regex_replace`, `regex_matches`, `split`, `pad_left`,
+//! `pad_right`, `substring` (`docs/transforms.md` documents every function; an unknown name
+//! is a config error when the transform is built). Values: int64 → integer, float64 and decimal →
 //! float (decimals lose exactness), bool → boolean, string/json/binary → string, date →
 //! `"2024-05-01"`, timestamp → `"2024-05-01T12:00:00.000000Z"` (fixed width, so `<` on
 //! timestamps is chronological and `created_at >= "2024-05-01"` works). Integer division
