@@ -305,14 +305,8 @@ impl Runtime {
                     .as_deref()
                     .filter(|c| info.schema.field_with_name(c).is_ok()),
             );
-            let transforms = sc
-                .transforms
-                .iter()
-                .map(|t| t.build_for_run(run_id))
-                .collect::<Result<Vec<_>>>()
-                .map_err(|e| {
-                    positioned(&needle, e.message().to_string()).with("stream", &sc.name)
-                })?;
+            let run = transform::RunInfo::starting_now(run_id);
+            let transforms = transform::build_stream(config, &sc, &run)?;
             let out = transform::output_schema(&transforms, source_schema.clone())
                 .map_err(|e| positioned(&needle, e.to_string()).with("stream", &sc.name))?;
             for k in &primary_key {

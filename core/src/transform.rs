@@ -42,8 +42,10 @@
 //! language, evaluated per row: columns are variables (`amount`, `status`; a column whose
 //! name is not an identifier must be renamed first), with `+ - * / % ^`, `== != < <= > >=`,
 //! `&& || !`, string literals in double quotes, `if(cond, a, b)`, `min`, `max`, `floor`,
-//! `round`, `len`, `str::to_lowercase`, `str::trim`, `contains` … and two functions added for
-//! NULL: `is_null(x)` and `coalesce(x, y, …)`. Values: int64 → integer, float64 and decimal →
+//! `round`, `len`, `str::to_lowercase`, `str::trim` … and Ferry's own: `is_null(x)`,
+//! `coalesce(x, y, …)`, `replace`, `regex_replace`, `regex_matches`, `split`, `pad_left`,
+//! `pad_right`, `substring` (`docs/transforms.md` documents every function; an unknown name
+//! is a config error when the transform is built). Values: int64 → integer, float64 and decimal →
 //! float (decimals lose exactness), bool → boolean, string/json/binary → string, date →
 //! `"2024-05-01"`, timestamp → `"2024-05-01T12:00:00.000000Z"` (fixed width, so `<` on
 //! timestamps is chronological and `created_at >= "2024-05-01"` works). Integer division
@@ -78,6 +80,12 @@ use crate::{Error, ErrorKind, Result, Secret};
 
 mod columns;
 mod expr;
+mod field_key;
+mod functions;
+mod stream;
+
+pub use field_key::FieldKey;
+pub use stream::build_stream;
 
 /// One step applied to every batch of a stream.
 pub trait Transform: Send + Sync {
@@ -269,7 +277,39 @@ pub struct RunInfo {
     pub synced_at: chrono::DateTime<chrono::Utc>,
 }
 
+impl RunInfo {
+    /// Run `run_id`, starting now.
+    pub fn starting_now(run_id: &str) -> RunInfo {
+        RunInfo {
+            run_id: Some(run_id.to_string()),
+            synced_at: chrono::Utc::now(),
+        }
+    }
+}
+
 impl TransformConfig {
+    /// The transform's `type` as written in the config (`filter`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransformConfig::Hash { .. } => "hash",
+            TransformConfig::Encrypt { .. } => "encrypt",
+            TransformConfig::Mask { .. } => "mask",
+            TransformConfig::Drop { .. } => "drop",
+            TransformConfig::Rename { .. } => "rename",
+            TransformConfig::Select { .. } => "select",
+            TransformConfig::Cast { .. } => "cast",
+            TransformConfig::Trim { .. } => "trim",
+            TransformConfig::Lowercase { .. } => "lowercase",
+            TransformConfig::Uppercase { .. } => "uppercase",
+            TransformConfig::Default { .. } => "default",
+            TransformConfig::Filter { .. } => "filter",
+            TransformConfig::Derive { .. } => "derive",
+            TransformConfig::ParseTimestamp { .. } => "parse_timestamp",
+            TransformConfig::Flatten { .. } => "flatten",
+            TransformConfig::Metadata { .. } => "metadata",
+        }
+    }
+
     /// Builds the transform, checking keys, types, formats and expressions (no I/O).
     /// `metadata` gets the current time and no run id: use [`TransformConfig::build_for_run`].
     pub fn build(&self) -> Result<Arc<dyn Transform>> {
@@ -524,37 +564,10 @@ impl Transform for DropColumns {
     }
 }
 
-/// Decrypts a value written by the `encrypt` transform for `column` with `key` (32 bytes, base64).
+/// Decrypts a value written by the `encrypt` transform for `column` with `key` (32 bytes,
+/// base64); [`FieldKey`] decrypts many with one key.
 pub fn decrypt_field(key_b64: &str, column: &str, value: &str) -> Result<String> {
-    let key = B64
-        .decode(key_b64.trim())
-        .ok()
-        .filter(|b| b.len() == 32)
-        .ok_or_else(|| Error::config("the key must be 32 bytes, base64"))?;
-    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("32 bytes"));
-    let data = B64
-        .decode(value.trim())
-        .map_err(|_| Error::data("the value is not base64"))?;
-    if data.len() < NONCE_LEN + 16 {
-        return Err(Error::data(
-            "the value is too short to be an encrypted field",
-        ));
-    }
-    let (nonce, sealed) = data.split_at(NONCE_LEN);
-    let mut sealed = sealed.to_vec();
-    let plain = k
-        .open_in_place(
-            Nonce::try_assume_unique_for_key(nonce).expect("12 bytes"),
-            Aad::from(column.as_bytes()),
-            &mut sealed,
-        )
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::AuthFailed,
-                "cannot decrypt: wrong key or column, or the value was changed",
-            )
-        })?;
-    String::from_utf8(plain.to_vec()).map_err(|_| Error::data("the decrypted value is not UTF-8"))
+    FieldKey::parse(&Secret::new(key_b64))?.decrypt(column, value)
 }
 
 /// Applies `steps` in order.

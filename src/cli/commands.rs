@@ -106,6 +106,27 @@ pub async fn run(cli: Cli) -> ExitCode {
             action: KeysAction::Show { kind, name },
             config,
         } => ClientFolder::of(&config).and_then(|f| secrets::show(&f, kind, name.as_deref())),
+        Command::Keys {
+            action: KeysAction::Export { kind, name },
+            config,
+        } => ClientFolder::of(&config).and_then(|f| secrets::export(&f, kind, name.as_deref())),
+        Command::DecryptColumns {
+            input,
+            output,
+            key_file,
+            columns,
+            format,
+        } => super::decrypt_columns::run(
+            input.as_deref(),
+            output.as_deref(),
+            &key_file,
+            &columns,
+            format,
+        )
+        .map(|n| {
+            eprintln!("decrypted {n} values");
+            0
+        }),
         Command::Init {
             client,
             source,
@@ -308,6 +329,11 @@ pub(super) async fn sync_one(
 /// the same messages and exit codes.
 async fn check(path: &Path) -> Result<u8, Error> {
     let cfg = load(path)?;
+    // transforms need no connection to be checked: a typo fails before any is opened
+    let run = ferry_core::transform::RunInfo::starting_now("check");
+    for sc in &cfg.streams {
+        ferry_core::transform::build_stream(Some(&cfg), sc, &run)?;
+    }
     let registry = crate::registry();
     // a connector section that does not parse stops `sync` here too: same message, exit 2
     let source = registry.build_source(&cfg.source)?;

@@ -8,6 +8,7 @@ mod bundle;
 mod bundle_replay;
 mod commands;
 mod crypto;
+mod decrypt_columns;
 mod dry_run;
 mod harden;
 mod init;
@@ -219,6 +220,27 @@ pub enum Command {
         #[arg(short, long, default_value = "sync.toml")]
         config: PathBuf,
     },
+    /// Decrypt columns an `encrypt` transform protected, in a CSV or JSONL file.
+    ///
+    /// For the client who holds the field key (`ferry keys export field` prints it). The
+    /// format is in SECURITY.md, to decrypt with other tools too.
+    DecryptColumns {
+        /// Input file, `.csv` or `.jsonl` (default: stdin, with --format).
+        input: Option<PathBuf>,
+        /// Output file (default: stdout); written only when every value decrypted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// A file holding the field key (32 bytes, base64).
+        #[arg(long)]
+        key_file: PathBuf,
+        /// Columns to decrypt (comma-separated or repeated); `COLUMN=NAME` for a column
+        /// renamed after it was encrypted under NAME.
+        #[arg(long, required = true, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// The input's format (default: from its extension).
+        #[arg(long, value_enum)]
+        format: Option<decrypt_columns::Format>,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -266,6 +288,17 @@ pub enum KeysAction {
         /// What kind of key.
         kind: secrets::KeyKind,
         /// Vault name it is stored under (default: signing_key).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print a field (or hash) key from the vault, to hand to the client who may decrypt.
+    ///
+    /// Whoever holds a field key can read every value encrypted with it: send it over a
+    /// channel you would send the data itself over, never with the data.
+    Export {
+        /// What kind of key (`field` or `hash`; age and signing keys have public halves).
+        kind: secrets::KeyKind,
+        /// Its vault name (default: field_key, hash_key).
         #[arg(long)]
         name: Option<String>,
     },

@@ -188,6 +188,15 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    fn cli_name(self) -> &'static str {
+        match self {
+            KeyKind::Age => "age",
+            KeyKind::Signing => "signing",
+            KeyKind::Field => "field",
+            KeyKind::Hash => "hash",
+        }
+    }
+
     fn default_name(self) -> &'static str {
         match self {
             KeyKind::Age => "age_identity",
@@ -244,6 +253,49 @@ pub fn generate(
     if let Some(p) = public {
         println!("public key (safe to share):\n{p}");
     }
+    if matches!(kind, KeyKind::Field) {
+        println!(
+            "the client needs this key to decrypt the columns: `ferry keys export field{}` prints it (see SECURITY.md)",
+            if name == kind.default_name() { String::new() } else { format!(" --name {name}") }
+        );
+    }
+    Ok(0)
+}
+
+/// Prints a field or hash key for the client who may decrypt (or join on) those columns;
+/// the warning goes to stderr so that `> key.txt` holds just the key.
+pub fn export(folder: &ClientFolder, kind: KeyKind, name: Option<&str>) -> Result<u8> {
+    if matches!(kind, KeyKind::Age | KeyKind::Signing) {
+        return Err(Error::config(format!(
+            "`keys export` prints field and hash keys only: an {} key's secret half stays in the vault (its public half was printed by `keys generate`)",
+            if matches!(kind, KeyKind::Age) { "age" } else { "signing" }
+        )));
+    }
+    let name = name.unwrap_or(kind.default_name());
+    let v = folder.open()?;
+    let key = v.get(name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no key named `{name}` in the vault: `ferry keys generate {}` makes one",
+                kind.cli_name()
+            ),
+        )
+        .with("file", folder.vault.display())
+    })?;
+    if matches!(kind, KeyKind::Field) {
+        // refuse to hand over something that is not a field key (a password stored under that name)
+        ferry_core::transform::FieldKey::parse(&key).map_err(|_| {
+            Error::config(format!(
+                "`{name}` in the vault is not a field key (32 bytes, base64)"
+            ))
+        })?;
+    }
+    eprintln!(
+        "WARNING: this is the secret key `{name}`: whoever holds it can {} every value protected with it. Hand it to the client over a channel you trust, separately from the data, and never commit it.",
+        if matches!(kind, KeyKind::Field) { "decrypt" } else { "recompute the tokens of" }
+    );
+    println!("{}", key.expose());
     Ok(0)
 }
 

@@ -16,6 +16,7 @@ use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{Schema, SchemaRef};
 use evalexpr::{Context, EvalexprError, EvalexprResult, Node, Operator, Value};
 
+use super::functions::{self, Regexes};
 use super::{column_index, fields_of, parse_type, schema_like, type_at, Transform};
 use crate::types::FerryType;
 use crate::values::{days_to_date, preview, ColumnBuilder};
@@ -26,11 +27,14 @@ struct Compiled {
     text: String,
     node: Node,
     vars: Vec<String>,
+    regexes: Regexes,
 }
 
 fn compile(expr: &str, what: &str) -> Result<Compiled> {
     let node = evalexpr::build_operator_tree(expr)
         .map_err(|e| Error::config(format!("{what}: invalid expression: {e}")))?;
+    functions::check_names(&node, what)?;
+    let regexes = Regexes::compile(&node, what)?;
     let mut vars: Vec<String> = Vec::new();
     for v in node.iter_variable_identifiers() {
         if !vars.iter().any(|x| x == v) {
@@ -41,6 +45,7 @@ fn compile(expr: &str, what: &str) -> Result<Compiled> {
         text: expr.to_string(),
         node,
         vars,
+        regexes,
     })
 }
 
@@ -48,6 +53,7 @@ fn compile(expr: &str, what: &str) -> Result<Compiled> {
 struct Row<'a> {
     names: &'a [String],
     values: &'a [Value],
+    regexes: &'a Regexes,
 }
 
 impl Context for Row<'_> {
@@ -59,20 +65,11 @@ impl Context for Row<'_> {
     }
 
     fn call_function(&self, identifier: &str, argument: &Value) -> EvalexprResult<Value> {
-        match identifier {
-            "is_null" => Ok(Value::Boolean(matches!(argument, Value::Empty))),
-            "coalesce" => Ok(match argument {
-                Value::Tuple(values) => values
-                    .iter()
-                    .find(|v| !matches!(v, Value::Empty))
-                    .cloned()
-                    .unwrap_or(Value::Empty),
-                v => v.clone(),
-            }),
-            _ => Err(EvalexprError::FunctionIdentifierNotFound(
+        functions::call(identifier, argument, self.regexes).unwrap_or_else(|| {
+            Err(EvalexprError::FunctionIdentifierNotFound(
                 identifier.to_string(),
-            )),
-        }
+            ))
+        })
     }
 
     fn are_builtin_functions_disabled(&self) -> bool {
@@ -278,6 +275,7 @@ impl Compiled {
         let row = Row {
             names: &self.vars,
             values: &values,
+            regexes: &self.regexes,
         };
         match eval3(&self.node, &row) {
             Ok(v) => Ok(Some(v)),
@@ -318,6 +316,7 @@ impl<'a> Evaluator<'a> {
         let row = Row {
             names: &self.expr.vars,
             values: &self.values,
+            regexes: &self.expr.regexes,
         };
         match eval3(&self.expr.node, &row) {
             Ok(Value::Empty) => Ok(None),
@@ -1286,6 +1285,154 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("does not fit"), "{e}");
         assert!(build(r#"{ type = "derive", column = "x", expr = "1", as = "intt" }"#).is_err());
+    }
+
+    /// `derive(t, string)` of `expr` over the test batch, as Option<String> per row.
+    fn texts(expr: &str) -> Vec<Option<String>> {
+        let out = run(&format!(
+            "{{ type = \"derive\", column = \"t\", expr = {}, as = \"string\" }}",
+            toml::Value::String(expr.into())
+        ))
+        .unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let c = out.column(out.num_columns() - 1).as_string::<i32>();
+        (0..c.len())
+            .map(|r| (!c.is_null(r)).then(|| c.value(r).to_string()))
+            .collect()
+    }
+
+    fn s(v: &[Option<&str>]) -> Vec<Option<String>> {
+        v.iter().map(|x| x.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn text_functions_work_per_row_and_pass_null_through() {
+        // status: paid, void, paid, NULL
+        assert_eq!(
+            texts(r#"replace(status, "a", "A")"#),
+            s(&[Some("pAid"), Some("void"), Some("pAid"), None])
+        );
+        assert_eq!(
+            texts(r#"replace(status, "", "x")"#)[0].as_deref(),
+            Some("paid")
+        );
+        assert_eq!(
+            texts(r#"regex_replace(status, "[aeiou]+", "<$0>")"#),
+            s(&[Some("p<ai>d"), Some("v<oi>d"), Some("p<ai>d"), None])
+        );
+        assert_eq!(
+            texts(r#"regex_replace(status, "^(.)(.*)$", "${2}-$1")"#)[1].as_deref(),
+            Some("oid-v")
+        );
+        assert_eq!(
+            texts(
+                r#"split("a;b;;c", ";", 2) + split("a;b;;c", ";", -1) + split("a;b", ";", 9) + "|" + split(status, "i", 1)"#
+            ),
+            s(&[Some("bc|pa"), Some("bc|vo"), Some("bc|pa"), None])
+        );
+        assert_eq!(
+            texts(r#"pad_left(id, 4, "0") + pad_right(status, 6, ".")"#),
+            s(&[
+                Some("0001paid.."),
+                Some("0002void.."),
+                Some("0003paid.."),
+                None
+            ])
+        );
+        assert_eq!(
+            texts(r#"pad_left("abcdef", 3)"#)[0].as_deref(),
+            Some("abcdef")
+        );
+        assert_eq!(texts(r#"pad_left("é", 3, "·")"#)[0].as_deref(), Some("··é"));
+        assert_eq!(
+            texts(
+                r#"substring(status, 2, 2) + "|" + substring("héllo", 2) + "|" + substring("abc", 0, 2) + "|" + substring("abc", 5)"#
+            ),
+            s(&[
+                Some("ai|éllo|a|"),
+                Some("oi|éllo|a|"),
+                Some("ai|éllo|a|"),
+                None
+            ])
+        );
+        assert_eq!(
+            texts(r#"coalesce(status, "none")"#),
+            s(&[Some("paid"), Some("void"), Some("paid"), Some("none")])
+        );
+        assert_eq!(texts(r#"coalesce(status)"#)[3], None);
+        assert_eq!(
+            texts(r#"str::from(regex_matches(coalesce(status, ""), "^p"))"#),
+            s(&[Some("true"), Some("false"), Some("true"), Some("false")])
+        );
+        // evalexpr's byte-offset substring errs instead of panicking inside a character
+        let e = run(r#"{ type = "derive", column = "t", expr = "str::substring(\"é\", 1)", as = "string" }"#)
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::DataInvalid, "{e}");
+        // values that cannot work are data errors naming the transform
+        let e = run(
+            r#"{ type = "derive", column = "t", expr = "split(status, \",\", 0)", as = "string" }"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("count from 1"), "{e}");
+        let e = run(r#"{ type = "derive", column = "t", expr = "pad_left(status, 100000)", as = "string" }"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("between 0 and 10000"), "{e}");
+    }
+
+    #[test]
+    fn function_mistakes_are_config_errors_when_built() {
+        let e = build(r#"{ type = "filter", expr = "repalce(status, \"a\", \"b\") == \"x\"" }"#)
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::ConfigInvalid);
+        assert!(
+            e.to_string()
+                .contains("unknown function `repalce`; did you mean `replace`?"),
+            "{e}"
+        );
+        let e = build(r#"{ type = "filter", expr = "frobnicate(status)" }"#)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("unknown function `frobnicate`"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("did you mean"), "{e}");
+        let e = build(r#"{ type = "derive", column = "t", expr = "regex_replace(status, status, \"x\")", as = "string" }"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("must be a string literal"), "{e}");
+        let e = build(r#"{ type = "derive", column = "t", expr = "regex_replace(status, \"(\", \"x\")", as = "string" }"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("invalid pattern"), "{e}");
+        let long = "a".repeat(functions::MAX_PATTERN + 1);
+        let e = build(&format!(
+            r#"{{ type = "filter", expr = "regex_matches(status, \"{long}\")" }}"#
+        ))
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("at most 1000"), "{e}");
+        // a pattern that would compile into a huge automaton is refused, not built
+        let e = build(
+            r#"{ type = "filter", expr = "regex_matches(status, \"\\\\w{1000}\\\\w{1000}\")" }"#,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("invalid pattern"), "{e}");
+        // wrong argument types and counts are found before the run
+        let e = run(
+            r#"{ type = "derive", column = "t", expr = "replace(status, \"a\")", as = "string" }"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::ConfigInvalid, "{e}");
+        let e = run(
+            r#"{ type = "derive", column = "t", expr = "pad_left(status, \"5\")", as = "string" }"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::ConfigInvalid, "{e}");
+        let e = run(r#"{ type = "derive", column = "t", expr = "replace(status == \"a\", \"a\", \"b\")", as = "string" }"#)
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::ConfigInvalid, "{e}");
     }
 
     #[test]
