@@ -48,6 +48,15 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// Runs every command on `config` in a fresh folder and asserts the canary is nowhere;
 /// returns the sync's output so the caller can check the run did what was meant.
 fn no_leak(case: &str, config: &str, prepare: impl FnOnce(&Path)) -> String {
+    no_leak_of(case, config, &[], prepare)
+}
+
+/// [`no_leak`], and none of the `derived` forms of the canary (what Ferry computes from
+/// it and sends: basic auth's base64 …) is anywhere either.
+fn no_leak_of(case: &str, config: &str, derived: &[String], prepare: impl FnOnce(&Path)) -> String {
+    let forbidden: Vec<&str> = std::iter::once(CANARY)
+        .chain(derived.iter().map(String::as_str))
+        .collect();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     assert!(
@@ -66,11 +75,13 @@ fn no_leak(case: &str, config: &str, prepare: impl FnOnce(&Path)) -> String {
     ] {
         let o = ferry(dir, args);
         let t = text(&o);
-        assert!(
-            !t.contains(CANARY),
-            "{case}: the canary leaked into `ferry {}`:\n{t}",
-            args.join(" ")
-        );
+        for c in &forbidden {
+            assert!(
+                !t.contains(c),
+                "{case}: the canary ({c}) leaked into `ferry {}`:\n{t}",
+                args.join(" ")
+            );
+        }
         if args[1] == "sync" && args.len() == 4 {
             sync_out = t;
         }
@@ -85,11 +96,13 @@ fn no_leak(case: &str, config: &str, prepare: impl FnOnce(&Path)) -> String {
     }
     for f in found {
         let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
-            "{case}: the canary leaked into {}",
-            f.display()
-        );
+        for c in &forbidden {
+            assert!(
+                !bytes.windows(c.len()).any(|w| w == c.as_bytes()),
+                "{case}: the canary ({c}) leaked into {}",
+                f.display()
+            );
+        }
     }
     sync_out
 }
@@ -278,4 +291,268 @@ session_token = "${{env:FERRY_CANARY}}"
         |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
+}
+
+#[test]
+fn a_reference_inside_a_longer_string() {
+    // the tap gets a DSN holding the canary and prints the password alone, as a
+    // careless program would: only the DSN as a whole was registered before
+    let out = no_leak(
+        "password inside a singer tap's DSN",
+        r#"[source]
+type = "singer"
+executable = "./tap.py"
+config = { dsn = "postgresql://tap:${env:FERRY_CANARY}@127.0.0.1:1/db" }
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#,
+        |dir| {
+            let tap = dir.join("tap.py");
+            std::fs::write(
+                &tap,
+                "#!/usr/bin/env python3\n\
+                 import json, sys\n\
+                 cfg = json.load(open(sys.argv[sys.argv.index('--config') + 1]))\n\
+                 pw = cfg['dsn'].split('://')[1].split('@')[0].split(':')[1]\n\
+                 print('tap: login refused with password ' + pw, file=sys.stderr, flush=True)\n\
+                 sys.exit(1)\n",
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tap, std::fs::Permissions::from_mode(0o755)).unwrap();
+        },
+    );
+    assert!(
+        out.contains("login refused with password [redacted]"),
+        "the tap's line is shown, the password masked:\n{out}"
+    );
+}
+
+/// Serves `answer` on loopback for as long as `rt` lives; returns the port.
+fn serve(
+    rt: &tokio::runtime::Runtime,
+    answer: impl Fn(&axum::http::Uri, &axum::http::HeaderMap) -> axum::response::Response
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+) -> u16 {
+    let handler = move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+        let answer = answer.clone();
+        async move { answer(&uri, &headers) }
+    };
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(handler);
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+#[test]
+fn http_basic_auth_base64_and_a_redirect_holding_the_key() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // an API that echoes the credentials it got in its error on page 2 (as some do): the
+    // error shows the start of the body, the debug bundle records all of it
+    let api = serve(&rt, |uri, headers| {
+        if !uri.query().unwrap_or("").contains("page=2") {
+            return (
+                [("content-type", "application/json")],
+                r#"{"data":[{"id":1}]}"#,
+            )
+                .into_response();
+        }
+        let got = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (
+            StatusCode::BAD_REQUEST,
+            format!(r#"{{"error":"bad credentials","got":"{got}"}}"#),
+        )
+            .into_response()
+    });
+    // `apiuser:` is 8 bytes: the canary's own base64 (registered) is not a part of this one
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("apiuser:{CANARY}"))
+    };
+    let out = no_leak_of(
+        "http basic auth (credentials echoed)",
+        &format!(
+            r#"[source]
+type = "http"
+base_url = "http://127.0.0.1:{api}/v1"
+auth = {{ type = "basic", username = "apiuser", password = "${{env:FERRY_CANARY}}" }}
+pagination = {{ type = "page", param = "page" }}
+sample_pages = 1
+retry = {{ attempts = 1 }}
+
+[[source.streams]]
+name = "items"
+path = "/items"
+columns = {{ id = "int64" }}
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#
+        ),
+        std::slice::from_ref(&b64),
+        |_| {},
+    );
+    assert!(out.contains("debug bundle: "), "{out}");
+    assert!(out.contains(r#""got":"Basic [redacted]"#), "{out}");
+
+    // a redirect to another server that copies the query key into its Location: the
+    // error names where it pointed, the key masked
+    let api = serve(&rt, |uri, _| {
+        let to = format!("http://127.0.0.2:9/steal?{}", uri.query().unwrap_or(""));
+        (StatusCode::FOUND, [("location", to)], "").into_response()
+    });
+    let out = no_leak(
+        "http query key (redirected to another server)",
+        &format!(
+            r#"[source]
+type = "http"
+base_url = "http://127.0.0.1:{api}/v1"
+auth = {{ type = "api_key", name = "token", value = "${{env:FERRY_CANARY}}", in = "query" }}
+retry = {{ attempts = 1 }}
+
+[[source.streams]]
+name = "items"
+path = "/items"
+columns = {{ id = "int64" }}
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#
+        ),
+        |_| {},
+    );
+    assert!(
+        out.contains("to http://127.0.0.2:9/steal?token=[redacted]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_mistyped_secret_field_is_not_shown() {
+    // `pasword` is no field, so it is never read as a secret: the error must not print
+    // its line as written, nor the value in serde's message
+    let out = no_leak(
+        "mistyped password field",
+        &format!(
+            r#"{GENERATE}
+[destination]
+type = "postgres"
+host = "127.0.0.1"
+database = "test"
+user = "postgres"
+pasword = "${{env:FERRY_CANARY}}"
+"#
+        ),
+        |_| {},
+    );
+    assert!(out.contains("did you mean `password`"), "{out}");
+    for (case, line) in [
+        ("clear text", format!(r#"pasword = "{CANARY}""#)),
+        ("a number", "password = 731946285017".to_string()),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = format!(
+            "{GENERATE}\n[destination]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\n{line}\n"
+        );
+        std::fs::write(tmp.path().join("sync.toml"), config).unwrap();
+        let o = ferry(tmp.path(), &["sync"]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{case}: {t}");
+        assert!(
+            t.contains(" = ***"),
+            "{case}: the line is shown, masked:\n{t}"
+        );
+        assert!(!t.contains(CANARY), "{case}: {t}");
+        assert!(!t.contains("731946285017"), "{case}: {t}");
+    }
+}
+
+#[test]
+fn credential_headers_written_in_clear_stay_out_of_bundles() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    const HEADER_TOKEN: &str = "hdr-canary-3c81f0aa";
+    const COOKIE: &str = "cookie-canary-77d2e915";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = serve(&rt, |uri, _| {
+        if uri.query().unwrap_or("").contains("page=2") {
+            (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response()
+        } else {
+            (
+                [("content-type", "application/json")],
+                r#"{"data":[{"id":1}]}"#,
+            )
+                .into_response()
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("sync.toml"),
+        format!(
+            r#"[source]
+type = "http"
+base_url = "http://127.0.0.1:{api}/v1"
+headers = {{ Authorization = "Bearer {HEADER_TOKEN}", Cookie = "theme=dark; sid={COOKIE}", Accept = "application/json" }}
+pagination = {{ type = "page", param = "page" }}
+sample_pages = 1
+retry = {{ attempts = 1 }}
+
+[[source.streams]]
+name = "items"
+path = "/items"
+columns = {{ id = "int64" }}
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#
+        ),
+    )
+    .unwrap();
+    let o = ferry(tmp.path(), &["sync"]);
+    let t = text(&o);
+    assert!(t.contains("debug bundle: "), "{t}");
+    let bundles: Vec<_> = std::fs::read_dir(tmp.path().join(".ferry/bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    let replay = std::fs::read_to_string(bundles[0].join("replay.toml")).unwrap();
+    assert!(replay.contains("Accept"), "{replay}");
+    assert!(
+        !replay.contains("Authorization") && !replay.contains("Cookie"),
+        "{replay}"
+    );
+    let config = std::fs::read_to_string(bundles[0].join("config.toml")).unwrap();
+    assert!(
+        config.contains("Authorization = \"[redacted]\""),
+        "{config}"
+    );
+    let mut found = Vec::new();
+    files(tmp.path(), &mut found);
+    for f in found {
+        let body = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        for c in [HEADER_TOKEN, COOKIE] {
+            assert!(!body.contains(c), "{c} is in {}:\n{body}", f.display());
+        }
+    }
+    for c in [HEADER_TOKEN, COOKIE] {
+        assert!(!t.contains(c), "{t}");
+    }
 }

@@ -34,6 +34,9 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod snippet;
+pub use snippet::render_snippet;
+
 use crate::catalog::WriteMode;
 use crate::secret::{self, ResolveContext};
 use crate::{Error, ErrorKind, Result};
@@ -204,7 +207,25 @@ fn improve_message(msg: &str) -> String {
             return out;
         }
     }
-    msg.trim_end_matches('\n').to_string()
+    without_value(msg.trim_end_matches('\n'))
+}
+
+/// serde's "invalid type: integer `12345678`, expected a string" without the value: the
+/// field may be a secret written without quotes (`password = 12345678`), and the line
+/// with the caret already shows where it is.
+fn without_value(msg: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = msg.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(at) = rest.rfind(", expected ") else {
+            continue;
+        };
+        let (found, expected) = rest.split_at(at);
+        let kind = found.split(['`', '"']).next().unwrap_or(found).trim_end();
+        return format!("{prefix}{kind}{expected}");
+    }
+    msg.to_string()
 }
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo.
@@ -701,28 +722,6 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_string()
 }
 
-/// Renders `line` of `text` with a caret under `column`, for a person reading the error:
-///
-/// ```text
-///   --> sync.toml:7:1
-///    |
-///  7 | pasword = "x"
-///    | ^
-/// ```
-pub fn render_snippet(path: &str, text: &str, line: usize, column: usize) -> String {
-    let Some(src) = text.lines().nth(line.saturating_sub(1)) else {
-        return format!("  --> {path}:{line}:{column}\n");
-    };
-    let num = line.to_string();
-    let pad = " ".repeat(num.len());
-    let caret_pad: String = src
-        .chars()
-        .take(column.saturating_sub(1))
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
-    format!("{pad}--> {path}:{line}:{column}\n{pad} |\n{num} | {src}\n{pad} | {caret_pad}^\n")
-}
-
 /// Checks that an error is a config error (`ErrorKind::ConfigInvalid`).
 pub fn is_config_error(e: &Error) -> bool {
     e.kind() == ErrorKind::ConfigInvalid
@@ -810,9 +809,25 @@ mod tests {
     }
 
     #[test]
+    fn wrong_type_messages_do_not_repeat_the_value() {
+        let c = load("[source]\ntype = \"file\"\npath = \"a\"\npassword = 12345678\n[destination]\ntype = \"x\"\n").unwrap();
+        let e = c.source.node.parse::<Conn>().unwrap_err();
+        assert!(!e.to_string().contains("12345678"), "{e}");
+        assert!(
+            e.message()
+                .contains("invalid type: integer, expected a string"),
+            "{e}"
+        );
+        assert_eq!(
+            without_value(r#"invalid value: string "a, expected b", expected one of x"#),
+            "invalid value: string, expected one of x"
+        );
+    }
+
+    #[test]
     fn snippet_has_caret() {
         let s = render_snippet("sync.toml", "a\n  bad = 1\n", 2, 3);
-        assert!(s.contains("2 |   bad = 1"), "{s}");
+        assert!(s.contains("2 |   bad = ***"), "{s}");
         assert!(s.ends_with("  |   ^\n"), "{s:?}");
     }
 }

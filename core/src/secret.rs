@@ -10,8 +10,8 @@
 //! * `${secret:name}`: the client's encrypted vault (see SECURITY.md).
 //!
 //! References may stand inside a longer string (`postgres://u:${env:PW}@db/x`).
-//! Every resolved value is also registered with [`crate::redact`], which scrubs it from
-//! any text Ferry prints or writes.
+//! Every resolved value — each reference's own value and the whole string — is also
+//! registered with [`crate::redact`], which scrubs it from any text Ferry prints or writes.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -183,7 +183,10 @@ pub fn resolve(raw: &str) -> Result<String> {
             ))
         })?;
         let reference = &rest[i + 2..i + end];
-        out.push_str(&resolve_one(reference)?);
+        let value = resolve_one(reference)?;
+        // the part alone is a secret too: a DSN's password may be printed without the DSN
+        crate::redact::register(&value);
+        out.push_str(&value);
         rest = &rest[i + end + 1..];
     }
     out.push_str(rest);
@@ -238,6 +241,18 @@ mod tests {
         let s = Secret::new("hunter2-canary");
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
+    }
+
+    #[test]
+    fn a_reference_inside_a_longer_string_registers_its_own_value() {
+        std::env::set_var("FERRY_TEST_INLINE_PW", "inline-pw-6d2f0a");
+        let s: Secret =
+            serde_json::from_str(r#""postgresql://u:${env:FERRY_TEST_INLINE_PW}@h/db""#).unwrap();
+        assert_eq!(s.expose(), "postgresql://u:inline-pw-6d2f0a@h/db");
+        assert_eq!(
+            crate::redact::redact("login failed, password inline-pw-6d2f0a"),
+            "login failed, password [redacted]"
+        );
     }
 
     #[test]

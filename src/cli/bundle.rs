@@ -172,7 +172,17 @@ const SECRET_KEYS: &[&str] = &[
     "credential",
     "private",
     "signing",
+    "authorization",
+    "cookie",
+    "session",
 ];
+
+/// Whether a key's value is a secret: a name in [`SECRET_KEYS`], or a header such as
+/// `X-Auth` (an `auth` word; `author` is no secret).
+fn secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEYS.iter().any(|w| k.contains(w)) || k.split(['-', '_', '.']).any(|w| w == "auth")
+}
 
 /// The config as written, clear-text values of secret-looking keys replaced by
 /// `[redacted]` (references such as `${secret:x}` stay; registered secrets are scrubbed
@@ -180,11 +190,8 @@ const SECRET_KEYS: &[&str] = &[
 fn config_without_secrets(text: &str) -> Result<String, Error> {
     fn walk(v: &mut toml::Value, key: &str) {
         match v {
-            toml::Value::String(s) => {
-                let k = key.to_ascii_lowercase();
-                if !s.trim_start().starts_with("${") && SECRET_KEYS.iter().any(|w| k.contains(w)) {
-                    *s = "[redacted]".into();
-                }
+            toml::Value::String(s) if !s.trim_start().starts_with("${") && secret_key(key) => {
+                *s = "[redacted]".into();
             }
             toml::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, key)),
             toml::Value::Table(t) => t.iter_mut().for_each(|(k, x)| walk(x, k)),

@@ -71,8 +71,36 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
+/// Registers with the leak guard what this auth puts on the wire besides the secret
+/// itself (which [`Secret`] registered when it was read): a basic-auth header's base64 of
+/// `user:password` matches neither the password nor its base64, and a query key is
+/// form-encoded (`+` for a space) where the guard knows only percent-encoding.
+fn register_derived(config: &AuthConfig) {
+    use ferry_core::redact::register;
+    let b64 = |s: &str| s.strip_prefix("Basic ").unwrap_or(s).to_string();
+    match config {
+        AuthConfig::ApiKey { value, .. } => register(&form_encode(value.expose())),
+        AuthConfig::Bearer { .. } => {}
+        AuthConfig::Basic { username, password } => {
+            register(&b64(&basic(username, password.expose())));
+        }
+        AuthConfig::Oauth2 {
+            client_id,
+            client_secret,
+            ..
+        } => {
+            let secret = form_encode(client_secret.expose());
+            register(&b64(&basic(&form_encode(client_id), &secret)));
+            register(&secret);
+        }
+    }
+}
+
 impl Auth {
     pub(crate) fn new(config: Option<AuthConfig>) -> Self {
+        if let Some(c) = &config {
+            register_derived(c);
+        }
         Auth {
             config,
             token: Mutex::new(None),
@@ -198,10 +226,12 @@ impl Auth {
             what: "token request".into(),
         };
         let reply = client.execute_without_auth(&spec).await.map_err(|e| {
-            if matches!(
-                e.kind(),
-                ErrorKind::ConfigInvalid | ErrorKind::NotFound | ErrorKind::PermissionDenied
-            ) {
+            if e.context_value("status").is_some()
+                && matches!(
+                    e.kind(),
+                    ErrorKind::ConfigInvalid | ErrorKind::NotFound | ErrorKind::PermissionDenied
+                )
+            {
                 Error::new(
                     ErrorKind::AuthFailed,
                     format!("the token endpoint refused the client: {}", e.message()),
@@ -254,4 +284,38 @@ impl Auth {
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub(crate) fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_basic_auth_sends_is_redacted() {
+        let password = Secret::new("basic-pw-c41e7b");
+        let sent = basic("apiuser", password.expose());
+        let b64 = sent.strip_prefix("Basic ").unwrap().to_string();
+        Auth::new(Some(AuthConfig::Basic {
+            username: "apiuser".into(),
+            password,
+        }));
+        assert_eq!(
+            ferry_core::redact::redact(&format!("got {b64}")),
+            "got [redacted]"
+        );
+    }
+
+    #[test]
+    fn a_form_encoded_query_key_is_redacted() {
+        let value = Secret::new("query key 9e2b");
+        Auth::new(Some(AuthConfig::ApiKey {
+            name: "key".into(),
+            value,
+            location: KeyLocation::Query,
+        }));
+        assert_eq!(
+            ferry_core::redact::redact("?key=query+key+9e2b"),
+            "?key=[redacted]"
+        );
+    }
 }

@@ -9,6 +9,12 @@
 //! again once. Anything else fails at once, mapped to an [`ErrorKind`] by
 //! [`status_kind`]. URLs in errors and logs lose their user info and the values of
 //! query parameters that carry keys; headers are never logged.
+//!
+//! Redirects are followed only within the origin (scheme, host, port) the request was
+//! made to, at most [`MAX_REDIRECTS`] of them, and no `Referer` is ever sent: a 3xx to
+//! another server would otherwise receive the custom auth headers, the query key (in
+//! `Referer`), a webhook's rows and their signature. A redirect elsewhere fails, naming
+//! where it pointed ([`redirect_policy`]).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -27,6 +33,9 @@ use crate::config::{ClientSettings, RetryConfig};
 /// The header carrying a webhook body's signature.
 pub const SIGNATURE_HEADER: &str = "X-Ferry-Signature";
 
+/// Redirects followed for one request, all within its origin.
+pub const MAX_REDIRECTS: usize = 5;
+
 /// Query parameter names whose values are hidden in URLs shown to people.
 pub(crate) const SENSITIVE_PARAMS: &[&str] = &[
     "key",
@@ -39,6 +48,50 @@ pub(crate) const SENSITIVE_PARAMS: &[&str] = &[
     "auth",
     "credential",
 ];
+
+/// Header names (lowercase fragments) whose values are credentials: never recorded,
+/// registered with the leak guard, dropped from replay configs.
+const SECRET_HEADER_PARTS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "session",
+    "token",
+    "key",
+    "secret",
+    "password",
+    "passwd",
+    "signature",
+    "credential",
+];
+
+/// Whether header `name` carries a credential: `Authorization`, `Cookie`, `X-Session-Id`,
+/// `X-Api-Key`, `X-Auth` …
+pub fn is_secret_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_HEADER_PARTS.iter().any(|p| lower.contains(p))
+        || lower.split(['-', '_']).any(|w| w == "auth")
+}
+
+/// Registers a credential header's value with the leak guard: the whole value, the
+/// part after an auth scheme (`Bearer <token>`) and each cookie's value — those parts
+/// only from 8 characters on, since `theme=dark` would otherwise scrub every "dark".
+fn register_header_value(value: &str) {
+    use ferry_core::redact::register;
+    register(value);
+    let part = |p: &str| {
+        if p.trim().len() >= 8 {
+            register(p.trim());
+        }
+    };
+    if let Some((_, rest)) = value.trim().split_once(' ') {
+        part(rest);
+    }
+    for pair in value.split(';') {
+        if let Some((_, v)) = pair.split_once('=') {
+            part(v);
+        }
+    }
+}
 
 /// One request to make (and remake on retry).
 #[derive(Clone)]
@@ -119,7 +172,8 @@ impl HttpClient {
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(redirect_policy(query_key(settings)))
+            .referer(false)
             .build()
             .map_err(|e| {
                 Error::new(
@@ -144,8 +198,12 @@ impl HttpClient {
         for (k, v) in &settings.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| Error::config(format!("header `{k}` is not a valid name")))?;
-            let value = HeaderValue::from_str(v)
+            let mut value = HeaderValue::from_str(v)
                 .map_err(|_| Error::config(format!("header `{k}` has an invalid value")))?;
+            if is_secret_header(k) {
+                register_header_value(v);
+                value.set_sensitive(true);
+            }
             headers.retain(|(n, _)| *n != name);
             headers.push((name, value));
         }
@@ -397,6 +455,10 @@ impl HttpClient {
     }
 
     fn transport(&self, e: reqwest::Error) -> Failure {
+        if let Some(refused) = refused_redirect(&e) {
+            // not retried: the server will point elsewhere again
+            return Failure::Transport(Error::config(refused.to_string()), false);
+        }
         let (timeout, connect, builder) = (e.is_timeout(), e.is_connect(), e.is_builder());
         let text = ferry_core::redact::redact(&chain(&e.without_url()));
         if timeout && connect {
@@ -488,6 +550,71 @@ impl HttpClient {
         let jitter = 0.5 + (u16::from_le_bytes(b) as f64 / 65536.0) / 2.0;
         Duration::from_millis((base as f64 * jitter) as u64)
     }
+}
+
+/// The query parameter that carries the API key, if the settings put one there.
+fn query_key(settings: &ClientSettings) -> Option<String> {
+    match &settings.auth {
+        Some(crate::config::AuthConfig::ApiKey {
+            name,
+            location: crate::config::KeyLocation::Query,
+            ..
+        }) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// Why a redirect was not followed; its text names where the redirect pointed (shown as
+/// [`safe_url`] shows URLs).
+#[derive(Debug)]
+pub(crate) struct RedirectRefused(String);
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// The refusal of [`redirect_policy`] somewhere in `e`'s causes.
+fn refused_redirect(e: &reqwest::Error) -> Option<&RedirectRefused> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(r) = s.downcast_ref::<RedirectRefused>() {
+            return Some(r);
+        }
+        src = s.source();
+    }
+    None
+}
+
+/// Follows a redirect only to the origin of the request's first URL, at most
+/// [`MAX_REDIRECTS`] times. reqwest's own policy drops only `Authorization` and `Cookie`
+/// on a cross-host hop; a custom key header, a signature and a webhook body would
+/// still go along, so the hop itself is refused (the rule pagination applies too).
+pub(crate) fn redirect_policy(query_key: Option<String>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let shown = safe_url(attempt.url(), query_key.as_deref());
+        let status = attempt.status().as_u16();
+        if attempt.url().origin() != first.origin() {
+            let msg = format!(
+                "the server redirected ({status}) to {shown}, another origin than {}; Ferry sends credentials and rows only to the origin configured: if the API really moved there, put that address in the config",
+                first.origin().ascii_serialization()
+            );
+            return attempt.error(RedirectRefused(msg));
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            let msg = format!(
+                "more than {MAX_REDIRECTS} redirects (the last, {status}, to {shown}): the server may loop; put the final address in the config"
+            );
+            return attempt.error(RedirectRefused(msg));
+        }
+        attempt.follow()
+    })
 }
 
 /// The error kind an HTTP status means.
@@ -616,12 +743,13 @@ async fn snippet(mut resp: reqwest::Response) -> (String, Vec<u8>) {
     }
     let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
     let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let snippet = ferry_core::redact::redact(
-        &ferry_core::values::preview(&text)
-            .chars()
-            .take(200)
-            .collect::<String>(),
-    );
+    // scrubbed before it is cut: a secret cut in two is no longer recognised, and its
+    // first half would show
+    let text = ferry_core::redact::redact(&text);
+    let snippet = ferry_core::values::preview(&text)
+        .chars()
+        .take(200)
+        .collect::<String>();
     (snippet, body)
 }
 
@@ -635,6 +763,29 @@ mod tests {
         assert_eq!(
             safe_url(&u, Some("api_key")),
             "https://api.test/x?page=2&api_key=[redacted]&my_key=[redacted]&q=a+b"
+        );
+    }
+
+    #[test]
+    fn credential_headers_are_known() {
+        for h in [
+            "Authorization",
+            "Cookie",
+            "X-Session-Id",
+            "X-Api-Key",
+            "X-Auth",
+            "Proxy-Authorization",
+        ] {
+            assert!(is_secret_header(h), "{h}");
+        }
+        for h in ["Accept", "X-Author", "User-Agent", "Content-Type"] {
+            assert!(!is_secret_header(h), "{h}");
+        }
+        register_header_value("Bearer hdr-token-0b7d3e");
+        register_header_value("theme=dark; sid=cookie-val-81f2");
+        assert_eq!(
+            ferry_core::redact::redact("hdr-token-0b7d3e cookie-val-81f2 dark"),
+            "[redacted] [redacted] dark"
         );
     }
 

@@ -34,15 +34,17 @@ pub fn recorded_origin(exchanges: &[Exchange]) -> Option<String> {
 pub fn source_for_replay(source: &mut Map<String, Value>, origin: Option<&str>) -> Result<()> {
     source.remove("auth");
     let is_secret = |v: &Value| v.as_str().is_some_and(|s| s.contains("${secret:"));
-    for key in ["headers", "params"] {
-        if let Some(Value::Object(m)) = source.get_mut(key) {
-            m.retain(|_, v| !is_secret(v));
-        }
+    if let Some(Value::Object(m)) = source.get_mut("headers") {
+        // an `Authorization` or `Cookie` written in clear is a credential all the same
+        m.retain(|k, v| !is_secret(v) && !crate::client::is_secret_header(k));
+    }
+    if let Some(Value::Object(m)) = source.get_mut("params") {
+        m.retain(|k, v| !is_secret(v) && !secret_param(k));
     }
     if let Some(Value::Array(streams)) = source.get_mut("streams") {
         for s in streams.iter_mut().filter_map(Value::as_object_mut) {
             if let Some(Value::Object(m)) = s.get_mut("params") {
-                m.retain(|_, v| !is_secret(v));
+                m.retain(|k, v| !is_secret(v) && !secret_param(k));
             }
         }
     }
@@ -63,6 +65,14 @@ pub fn source_for_replay(source: &mut Map<String, Value>, origin: Option<&str>) 
         source.insert("base_url".into(), Value::String(u.to_string()));
     }
     Ok(())
+}
+
+/// Whether query parameter `name` carries a key (its values are not recorded either).
+fn secret_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    crate::client::SENSITIVE_PARAMS
+        .iter()
+        .any(|s| lower.contains(s))
 }
 
 /// What a request is matched on: method, path and the query pairs that were recorded in
@@ -291,5 +301,27 @@ mod tests {
         assert_eq!(s["base_url"], "http://127.0.0.1:4000/v1");
         assert_eq!(s["headers"]["Accept"], "application/json");
         assert_eq!(s["streams"][0]["params"]["q"], "1");
+    }
+
+    #[test]
+    fn credential_headers_and_key_parameters_go_even_in_clear() {
+        let mut s: Map<String, Value> = serde_json::from_str(
+            r#"{"base_url":"https://api.example.com/v1",
+                "headers":{"Accept":"application/json","Authorization":"Basic YTpi","Cookie":"sid=abc","X-Session-Id":"s1"},
+                "params":{"api_key":"k1","q":"1"},
+                "streams":[{"name":"a","path":"/a","params":{"token":"t1","n":"2"}}]}"#,
+        )
+        .unwrap();
+        source_for_replay(&mut s, None).unwrap();
+        let headers: Vec<&String> = s["headers"].as_object().unwrap().keys().collect();
+        assert_eq!(headers, ["Accept"]);
+        let params: Vec<&String> = s["params"].as_object().unwrap().keys().collect();
+        assert_eq!(params, ["q"]);
+        let params: Vec<&String> = s["streams"][0]["params"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(params, ["n"]);
     }
 }

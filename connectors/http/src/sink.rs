@@ -62,12 +62,14 @@ impl Sink for WebhookSink {
         spec.method = Method::HEAD;
         match self.client.execute(&spec).await {
             Ok(_) => Ok(()),
-            // answered, but not to HEAD (405) or not for a stream named `check` (404): reachable
+            // answered, but not to HEAD (405) or not for a stream named `check` (404):
+            // reachable (a refused redirect has no status, and is an error)
             Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConfigInvalid | ErrorKind::NotFound | ErrorKind::Unsupported
-                ) =>
+                if e.context_value("status").is_some()
+                    && matches!(
+                        e.kind(),
+                        ErrorKind::ConfigInvalid | ErrorKind::NotFound | ErrorKind::Unsupported
+                    ) =>
             {
                 Ok(())
             }
