@@ -280,6 +280,10 @@ fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
         let check_err = String::from_utf8_lossy(&check.stderr);
         let sync_err = String::from_utf8_lossy(&sync.stderr);
         assert!(check_err.contains("sync.toml:"), "{check_err}");
+        assert!(
+            check_err.contains("hint: fix the stream's entry"),
+            "{check_err}"
+        );
         assert_eq!(check_err, sync_err, "{extra}");
         assert!(!dir.join("out.db").exists() || extra.contains("ordrs"));
     }

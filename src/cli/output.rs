@@ -61,6 +61,10 @@ pub fn hint(e: &Error) -> Option<String> {
         ErrorKind::NotFound if !file.is_empty() && e.context_value("stream").is_none() => {
             "check the path, and that Ferry runs in the folder you expect"
         }
+        ErrorKind::ConfigInvalid if e.context_value("stream").is_some() => {
+            "fix the stream's entry at the line shown; `ferry discover` lists the source's \
+             streams, columns and cursors"
+        }
         ErrorKind::ConfigInvalid if e.context_value("identity").is_some() => {
             "give an age identity: a file holding `AGE-SECRET-KEY-1…` (`-i key.txt`), or a \
              vault reference such as `${secret:age_identity}` (`ferry keys generate age`)"
