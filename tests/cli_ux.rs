@@ -432,6 +432,8 @@ endpoint = "http://127.0.0.1:9"
         "{line}"
     );
     assert!(!text.to_lowercase().contains("imds"), "{text}");
+    assert!(text.contains("hint: set `access_key_id`"), "{text}");
+    assert!(!text.contains("user name"), "{text}");
     assert!(text.lines().count() <= 6, "{text}");
 }
 

@@ -46,6 +46,10 @@ pub fn hint(e: &Error) -> Option<String> {
             "the vault did not open with this passphrase or key: type the client's vault \
              passphrase again, or set FERRY_PASSPHRASE / FERRY_MASTER_KEY to the one it was made with"
         }
+        ErrorKind::AuthFailed if e.context_value("bucket").is_some() => {
+            "set `access_key_id` and `secret_access_key` as references (`ferry secrets set \
+             s3_key`, then `\"${secret:s3_key}\"`), or give credentials where the AWS chain looks"
+        }
         ErrorKind::PermissionDenied if vault => {
             "run the command in that client's folder, or give this client its own vault \
              (`ferry secrets set NAME` creates one)"
