@@ -280,6 +280,10 @@ fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
         let check_err = String::from_utf8_lossy(&check.stderr);
         let sync_err = String::from_utf8_lossy(&sync.stderr);
         assert!(check_err.contains("sync.toml:"), "{check_err}");
+        assert!(
+            check_err.contains("hint: fix the stream's entry"),
+            "{check_err}"
+        );
         assert_eq!(check_err, sync_err, "{extra}");
         assert!(!dir.join("out.db").exists() || extra.contains("ordrs"));
     }
@@ -428,6 +432,8 @@ endpoint = "http://127.0.0.1:9"
         "{line}"
     );
     assert!(!text.to_lowercase().contains("imds"), "{text}");
+    assert!(text.contains("hint: set `access_key_id`"), "{text}");
+    assert!(!text.contains("user name"), "{text}");
     assert!(text.lines().count() <= 6, "{text}");
 }
 
@@ -601,4 +607,107 @@ fn the_readme_test_command_installs_what_the_tests_need() {
             "{file} asks for `apt-get install {pkg}`, which .ci/test does not install"
         );
     }
+}
+
+fn mysql_url() -> String {
+    std::env::var("FERRY_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_counts_mysql_rows_past_the_cursor() {
+    use mysql_async::prelude::Queryable;
+    let db = format!("cliux_plan_{}", std::process::id());
+    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
+        panic!(
+            "MySQL/MariaDB is not reachable at {} ({e}): run `.ci/test`, which starts it",
+            mysql_url()
+        )
+    });
+    conn.query_drop(format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
+         CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, total DECIMAL(10,2));
+         INSERT INTO {db}.orders VALUES (1, 1.5), (2, 3), (3, 4.5);"
+    ))
+    .await
+    .unwrap();
+    let (base, _) = mysql_url()
+        .rsplit_once('/')
+        .map(|(b, d)| (b.to_string(), d.to_string()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    write(
+        &dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"mysql\"\nurl = \"{base}/{db}\"\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"orders\"\ncursor = \"id\"\n"
+        ),
+    );
+    let run = |args: &'static [&'static str]| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || ferry(&dir, args))
+    };
+    let o = run(&["plan"]).await.unwrap();
+    assert!(
+        out(&o).contains("estimate:    3 rows to move"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    let o = run(&["sync"]).await.unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let o = run(&["plan"]).await.unwrap();
+    assert!(
+        out(&o).contains("estimate:    0 rows to move"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    conn.query_drop(format!("INSERT INTO {db}.orders VALUES (4, 6)"))
+        .await
+        .unwrap();
+    let o = run(&["plan"]).await.unwrap();
+    assert!(
+        out(&o).contains("estimate:    1 rows to move"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    conn.query_drop(format!("DROP DATABASE {db}"))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn plan_exits_0_when_no_file_is_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "people.csv", "id,name\n1,Ann\n2,Bo\n");
+    write(
+        dir,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"people.csv\"\n\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+         [[streams]]\nname = \"people\"\nincremental = true\n",
+    );
+    let o = ferry(dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["plan"]);
+    assert!(
+        out(&o).contains("estimate:    0 rows to move"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    // a rewritten file is read again: something would change
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(dir, "people.csv", "id,name\n1,Ann\n2,Bo\n3,Cy\n");
+    let o = ferry(dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
 }

@@ -2,8 +2,9 @@
 //!
 //! The `sync.toml` it writes is generated from each connector's JSON Schema (the same
 //! schema `ferry spec` prints), so it never drifts from the code: every field appears
-//! with its doc comment; required fields are set, optional ones commented out. Values
-//! come from, in order: the few presets below (fields whose generic example would not
+//! with its doc comment; required fields (by the schema, or "(required" in the doc) are
+//! set, optional ones commented out at their default, so uncommenting one changes
+//! nothing. Other values come from, in order: the few presets below (fields whose generic example would not
 //! fit a fresh client folder), the TOML example in the connector's config doc, an
 //! `e.g. \`…\`` in the field's doc, the field's default, and a placeholder of its type.
 //! Secret fields get a `${secret:…}` reference, never a value.

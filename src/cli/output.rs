@@ -46,6 +46,10 @@ pub fn hint(e: &Error) -> Option<String> {
             "the vault did not open with this passphrase or key: type the client's vault \
              passphrase again, or set FERRY_PASSPHRASE / FERRY_MASTER_KEY to the one it was made with"
         }
+        ErrorKind::AuthFailed if e.context_value("bucket").is_some() => {
+            "set `access_key_id` and `secret_access_key` as references (`ferry secrets set \
+             s3_key`, then `\"${secret:s3_key}\"`), or give credentials where the AWS chain looks"
+        }
         ErrorKind::PermissionDenied if vault => {
             "run the command in that client's folder, or give this client its own vault \
              (`ferry secrets set NAME` creates one)"
@@ -60,6 +64,10 @@ pub fn hint(e: &Error) -> Option<String> {
         }
         ErrorKind::NotFound if !file.is_empty() && e.context_value("stream").is_none() => {
             "check the path, and that Ferry runs in the folder you expect"
+        }
+        ErrorKind::ConfigInvalid if e.context_value("stream").is_some() => {
+            "fix the stream's entry at the line shown; `ferry discover` lists the source's \
+             streams, columns and cursors"
         }
         ErrorKind::ConfigInvalid if e.context_value("identity").is_some() => {
             "give an age identity: a file holding `AGE-SECRET-KEY-1…` (`-i key.txt`), or a \

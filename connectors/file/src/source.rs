@@ -671,6 +671,26 @@ impl Source for FileSource {
         Ok(Catalog::new(infos))
     }
 
+    /// For `ferry plan`: 0 when an incremental read has no new or changed file to read
+    /// (a listing, nothing opened); unknown otherwise (rows are known only by reading).
+    async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
+        if request.mode != ReadMode::Incremental || request.cursor.is_some() {
+            return Ok(None);
+        }
+        let stream = self.stream(&request.stream)?.clone();
+        let state = request.state.clone().unwrap_or(serde_json::Value::Null);
+        let Some(mark) = Mark::parse(&request.stream, &state)? else {
+            return Ok(None);
+        };
+        let files = blocking(move || match stream.list() {
+            Ok(files) => Ok(files),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        })
+        .await?;
+        Ok(files.iter().all(|f| mark.covers(f)).then_some(0))
+    }
+
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         let stream = self.stream(&request.stream)?.clone();
         let schema = match self.cached(&request.stream) {
