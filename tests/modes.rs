@@ -150,7 +150,11 @@ fn overwrite_with_an_incremental_read_is_refused() {
                     && t.contains("append"),
                 "{how} {cmd:?}: {t}"
             );
-            assert!(t.contains("sync.toml:"), "positioned: {t}");
+            // at the stream's entry, not where the source names the stream
+            assert!(
+                t.contains("sync.toml:") && t.contains("| name = \"keyed\""),
+                "positioned: {t}"
+            );
         }
         assert!(
             !tmp.path().join("out.db").exists(),

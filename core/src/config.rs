@@ -594,11 +594,13 @@ impl SyncConfig {
                     .with("stream", &s.name));
             }
             if s.mode == Some(WriteMode::Overwrite) && s.is_incremental() {
+                // at the stream's entry, not where the source names the stream
+                let entries = find_offset(file.text, "[[streams]]", 0).unwrap_or(0);
+                let at = file.text[entries..]
+                    .find(&format!("\"{}\"", s.name))
+                    .map(|i| i + entries);
                 return Err(file
-                    .error_at(
-                        find_offset(file.text, &format!("\"{}\"", s.name), 0),
-                        overwrite_incremental(s),
-                    )
+                    .error_at(at, overwrite_incremental(s))
                     .with("stream", &s.name));
             }
         }
