@@ -45,7 +45,7 @@ fn written(report: &serde_json::Value, stream: &str) -> u64 {
     runs.iter()
         .flat_map(|r| r["streams"].as_array().cloned().unwrap_or_default())
         .find(|s| s["stream"] == stream)
-        .map(|s| s["rows_written"].as_u64().unwrap())
+        .map(|s| s["rows_committed"].as_u64().unwrap())
         .unwrap_or_else(|| panic!("no stream {stream} in report"))
 }
 
@@ -312,7 +312,7 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
     let id = committed["streams"]["bench"]["state"]["id"]
         .as_u64()
         .unwrap();
-    let rows = r["streams"][0]["rows_written"].as_u64().unwrap();
+    let rows = r["streams"][0]["rows_committed"].as_u64().unwrap();
     assert!(
         id > 0 && id <= rows,
         "committed state id {id} is beyond the {rows} rows written"
@@ -377,7 +377,7 @@ fn filtered_rows_are_counted_and_metadata_carries_the_run_id() {
     assert_eq!(
         (
             s["rows_read"].as_u64(),
-            s["rows_written"].as_u64(),
+            s["rows_committed"].as_u64(),
             s["rows_filtered"].as_u64()
         ),
         (Some(50), Some(10), Some(40))

@@ -75,7 +75,7 @@ fn init_makes_a_folder_that_syncs_without_an_edit() {
     let o = ferry(&dir, &["sync", "--limit", "100"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("200 rows read, 200 written"),
+        String::from_utf8_lossy(&o.stdout).contains("200 rows read, 200 committed"),
         "{}",
         text(&o)
     );
@@ -83,12 +83,12 @@ fn init_makes_a_folder_that_syncs_without_an_edit() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
     assert!(out.contains("users") && out.contains("orders"), "{out}");
-    assert!(out.contains("6,000 rows read, 6,000 written"), "{out}");
+    assert!(out.contains("6,000 rows read, 6,000 committed"), "{out}");
     assert!(dir.join("out/acme.db").is_file());
     let o = ferry(&dir, &["sync"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("0 rows read, 0 written"),
+        String::from_utf8_lossy(&o.stdout).contains("0 rows read, 0 committed"),
         "{}",
         text(&o)
     );
@@ -117,7 +117,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
     let o = ferry(&dir, &["sync"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("2 rows read, 2 written"),
+        String::from_utf8_lossy(&o.stdout).contains("2 rows read, 2 committed"),
         "{}",
         text(&o)
     );
@@ -322,7 +322,7 @@ fn custom_connector_example_runs() {
         out.contains("  > {") && out.contains("\"square\":25"),
         "{out}"
     );
-    assert!(out.contains("5 rows read, 5 written"), "{out}");
-    assert!(out.contains("0 rows read, 0 written"), "{out}");
+    assert!(out.contains("5 rows read, 5 committed"), "{out}");
+    assert!(out.contains("0 rows read, 0 committed"), "{out}");
     assert!(out.contains("committed state: {\"id\":5}"), "{out}");
 }

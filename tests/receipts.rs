@@ -118,7 +118,7 @@ fn signed_receipt_for_files_detects_changes() {
     // a changed receipt: the signature no longer matches
     let tampered = std::fs::read_to_string(&receipt)
         .unwrap()
-        .replace("\"rows_written\": 50", "\"rows_written\": 49");
+        .replace("\"rows_committed\": 50", "\"rows_committed\": 49");
     std::fs::write(&receipt, tampered).unwrap();
     let o = ferry(dir, &["verify", r]);
     assert_eq!(o.status.code(), Some(1));

@@ -128,7 +128,7 @@ async fn sync(source: ConnectorConfig, sink: ConnectorConfig, stream: &str, to: 
         "{stream} → {to}: {:?}",
         report.streams[0].error
     );
-    assert_eq!(report.rows_written(), rows, "{stream} → {to}");
+    assert_eq!(report.rows_committed(), rows, "{stream} → {to}");
 }
 
 const CREATE: &str = "

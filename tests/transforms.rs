@@ -38,10 +38,16 @@ const COLUMNS: &str = "columns = { id = \"int64\", name = \"string\", email = \"
 fn setup(stream_extra: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("people.csv"), CSV).unwrap();
+    // these five rows reject one or two on purpose: more than the default max_bad_ratio
+    let ratio = if stream_extra.contains("max_bad_ratio") {
+        ""
+    } else {
+        "max_bad_ratio = 1\n"
+    };
     std::fs::write(
         tmp.path().join("sync.toml"),
         format!(
-            "[source]\ntype = \"file\"\npath = \"people.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"people\"\nmode = \"overwrite\"\n{stream_extra}\n"
+            "[source]\ntype = \"file\"\npath = \"people.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"people\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
         ),
     )
     .unwrap();
@@ -81,7 +87,7 @@ fn counts(dir: &Path) -> (u64, u64, u64, u64) {
     let n = |k: &str| s[k].as_u64().unwrap_or(0);
     (
         n("rows_read"),
-        n("rows_written"),
+        n("rows_committed"),
         n("rows_rejected"),
         n("rows_filtered"),
     )

@@ -31,10 +31,16 @@ fn setup(stream_extra: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_rows.csv");
     std::fs::copy(src, tmp.path().join("orders.csv")).unwrap();
+    // the fixture's rows are mostly bad on purpose: more than the default max_bad_ratio
+    let ratio = if stream_extra.contains("max_bad_ratio") {
+        ""
+    } else {
+        "max_bad_ratio = 1\n"
+    };
     std::fs::write(
         tmp.path().join("sync.toml"),
         format!(
-            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\nincremental = true\n{stream_extra}\n"
+            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\nincremental = true\n{ratio}{stream_extra}\n"
         ),
     )
     .unwrap();
@@ -129,7 +135,7 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
     let s = &r["streams"][0];
     let (read, written, rejected) = (
         s["rows_read"].as_u64().unwrap(),
-        s["rows_written"].as_u64().unwrap(),
+        s["rows_committed"].as_u64().unwrap(),
         s["rows_rejected"].as_u64().unwrap(),
     );
     assert_eq!((read, written, rejected), (9, 4, 5));
@@ -184,16 +190,33 @@ fn a_check_failure_names_its_record_also_before_a_malformed_one() {
                 (r["check"].as_str().unwrap().to_string(), where_)
             })
             .collect();
+        // a row failing a check carries its file and line like a malformed record does
         let want: Vec<(String, String)> = [
-            ("range(amount)", "row 1"),
+            ("range(amount)", "line 2"),
             ("parse", "line 3"),
-            ("range(amount)", "row 4"),
+            ("range(amount)", "line 5"),
             ("parse", "line 6"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
         assert_eq!(at, want, "{transforms}{q:?}");
+        // … and its number in the stream, counting the malformed records before it
+        let checked: Vec<(&str, &str)> = q
+            .iter()
+            .filter(|r| r["check"] != "parse")
+            .map(|r| {
+                (
+                    r["position"]["file"].as_str().unwrap(),
+                    r["position"]["key"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            checked,
+            [("orders.csv", "row 1"), ("orders.csv", "row 4")],
+            "{transforms}"
+        );
         assert_eq!(written_ids(dir), vec![3, 6], "{transforms}");
     }
 }
@@ -227,9 +250,13 @@ fn max_bad_ratio_fails_the_run() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("max_bad_ratio"), "{}", out(&o));
     let s = &report(dir)["streams"][0];
+    let n = |k: &str| s[k].as_u64().unwrap();
+    // the overwrite never replaced the output: nothing of it was committed
+    assert!(!dir.join("out/orders.jsonl").exists());
+    assert_eq!(n("rows_committed"), 0);
     assert_eq!(
-        s["rows_read"].as_u64().unwrap(),
-        s["rows_written"].as_u64().unwrap() + s["rows_rejected"].as_u64().unwrap()
+        n("rows_read"),
+        n("rows_committed") + n("rows_rejected") + n("rows_filtered") + n("rows_uncommitted")
     );
     assert!(!dir.join(".ferry/state").exists());
 }
@@ -250,7 +277,7 @@ fn referential_check_runs_the_referenced_stream_first() {
         format!(
             "[source]\ntype = \"generate\"\nstreams = [{{ name = \"orders\", preset = \"orders\", rows = 200 }}, {{ name = \"users\", preset = \"users\", rows = {users} }}]\n\
              [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n\
-             [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\nchecks = [{{ type = \"referential\", column = \"user_id\", stream = \"users\", stream_column = \"id\" }}]\n\
+             [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\nmax_bad_ratio = 1\nchecks = [{{ type = \"referential\", column = \"user_id\", stream = \"users\", stream_column = \"id\" }}]\n\
              [[streams]]\nname = \"users\"\nmode = \"overwrite\"\n"
         )
     };
@@ -262,7 +289,7 @@ fn referential_check_runs_the_referenced_stream_first() {
     assert_eq!(
         (
             s["stream"].as_str(),
-            s["rows_written"].as_u64(),
+            s["rows_committed"].as_u64(),
             s["rows_rejected"].as_u64()
         ),
         (Some("orders"), Some(200), Some(0))
@@ -274,7 +301,7 @@ fn referential_check_runs_the_referenced_stream_first() {
     let s = &report(dir)["streams"][0];
     let (read, written, rejected) = (
         s["rows_read"].as_u64().unwrap(),
-        s["rows_written"].as_u64().unwrap(),
+        s["rows_committed"].as_u64().unwrap(),
         s["rows_rejected"].as_u64().unwrap(),
     );
     assert!(rejected > 100 && written > 0, "{s}");
@@ -355,7 +382,7 @@ fn quarantine_can_go_through_the_destination_connector() {
         dir.join("sync.toml"),
         format!(
             "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\
-             [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\non_bad_record = \"quarantine\"\n\
+             [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\non_bad_record = \"quarantine\"\nmax_bad_ratio = 1\n\
              checks = [{{ type = \"range\", column = \"amount\", min = 0 }}]\n\
              [run]\nquarantine = {{ destination = \"destination\", stream = \"{{stream}}_rejects\" }}\n"
         ),
@@ -387,7 +414,7 @@ fn quarantine_can_go_through_the_destination_connector() {
     let s = &report(dir)["streams"][0];
     let (read, written, rejected) = (
         s["rows_read"].as_u64().unwrap(),
-        s["rows_written"].as_u64().unwrap(),
+        s["rows_committed"].as_u64().unwrap(),
         s["rows_rejected"].as_u64().unwrap(),
     );
     assert_eq!(read, written + rejected);

@@ -281,7 +281,8 @@ pub struct StreamConfig {
     /// cannot convert (a `cast` with `on_error = "fail"`): `fail` (default) or `quarantine`.
     #[serde(default)]
     pub on_bad_record: BadRecordPolicy,
-    /// Fail the stream when more than this share of rows is rejected (0.0–1.0; default: no limit).
+    /// Fail the stream when more than this share of rows is rejected (0.0–1.0; default:
+    /// [`crate::runtime::DEFAULT_MAX_BAD_RATIO`], 0.1; 1 accepts any share).
     #[serde(default)]
     pub max_bad_ratio: Option<f64>,
     /// What to do when the destination's columns differ: `evolve`, `freeze` or `fail`

@@ -45,5 +45,5 @@ pub use secret::Secret;
 pub use sink::{
     Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary,
 };
-pub use source::{Message, MessageStream, Position, ReadRequest, Rejected, Source};
+pub use source::{Message, MessageStream, Position, ReadRequest, Rejected, RowPositions, Source};
 pub use types::FerryType;

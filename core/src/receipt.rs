@@ -78,10 +78,25 @@ pub struct ReceiptStream {
     pub status: Status,
     /// Rows read from the source.
     pub rows_read: u64,
-    /// Rows written.
-    pub rows_written: u64,
+    /// Rows durable at the destination (see [`crate::report::StreamReport::rows_committed`]).
+    /// `None` in receipts written before Ferry counted committed rows: see `rows_written`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_committed: Option<u64>,
+    /// Rows handed to the destination, in receipts written before `rows_committed`
+    /// (kept so their signatures still verify; it counted rows a failed run never
+    /// committed). `None` in new receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_written: Option<u64>,
     /// Rows rejected.
     pub rows_rejected: u64,
+    /// Rows a `filter` transform removed (`None` in older receipts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_filtered: Option<u64>,
+    /// Rows read but not committed, rejected or filtered: a stream that stopped early
+    /// (`None` in older receipts). `rows_read = rows_committed + rows_rejected +
+    /// rows_filtered + rows_uncommitted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_uncommitted: Option<u64>,
     /// The true total the source reported for this read (a `COUNT(*)`, an API's total).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_total: Option<u64>,
@@ -204,8 +219,11 @@ impl Receipt {
                 write_mode: s.write_mode,
                 status: s.status,
                 rows_read: s.rows_read,
-                rows_written: s.rows_written,
+                rows_committed: Some(s.rows_committed),
+                rows_written: None,
                 rows_rejected: s.rows_rejected,
+                rows_filtered: Some(s.rows_filtered),
+                rows_uncommitted: Some(s.rows_uncommitted),
                 rows_total: s.rows_total,
                 complete: s.complete,
                 schema_fingerprint: s.schema_fingerprint.clone(),
@@ -653,6 +671,39 @@ mod tests {
             assert_eq!(check_table(&output, &wrong), OutputCheck::Unverifiable);
         }
         assert!(ROWS_TEXT_PREFIX.starts_with("rows-sha256"));
+    }
+
+    #[test]
+    fn receipts_with_rows_written_still_verify() {
+        // a receipt as Ferry wrote it before `rows_committed`: signed over its own fields
+        let (sk, pk) = key();
+        let mut old = serde_json::json!({
+            "format": "ferry-receipt/v2", "run_id": "r1", "client": null,
+            "started_at": "a", "finished_at": "b", "source": "file", "destination": "sqlite",
+            "status": "succeeded", "ferry_version": "0",
+            "streams": [{
+                "stream": "s", "destination": "s", "write_mode": "append", "status": "succeeded",
+                "rows_read": 3, "rows_written": 3, "rows_rejected": 0,
+                "schema_fingerprint": "f", "rows_digest": "d",
+                "state_before": null, "state_after": null, "outputs": []
+            }]
+        });
+        let mut bytes = Vec::new();
+        write_canonical(&old, &mut bytes);
+        let der = B64.decode(sk.expose()).unwrap();
+        let sig = Ed25519KeyPair::from_pkcs8(&der).unwrap().sign(&bytes);
+        old["signature"] = serde_json::json!({
+            "algorithm": "ed25519", "public_key": pk, "value": B64.encode(sig.as_ref())
+        });
+        let wrapped = serde_json::json!({"receipt": {}, "signature": old["signature"].clone()});
+        let mut file = wrapped;
+        old.as_object_mut().unwrap().remove("signature");
+        file["receipt"] = old;
+        let read =
+            SignedReceipt::from_bytes(file.to_string().as_bytes(), Path::new("old.json")).unwrap();
+        let s = &read.receipt.streams[0];
+        assert_eq!((s.rows_written, s.rows_committed), (Some(3), None));
+        assert_eq!(read.verify_signature(Some(&pk)).unwrap(), pk);
     }
 
     #[test]

@@ -31,12 +31,18 @@ pub struct StreamReport {
     pub status: Status,
     /// Rows the source yielded (good and rejected).
     pub rows_read: u64,
-    /// Rows the sink accepted.
-    pub rows_written: u64,
-    /// Rows rejected (malformed, failed validation).
+    /// Rows durable at the destination: covered by a flush the sink called durable, or by
+    /// the writer's successful close. Rows handed to a writer that then failed or was
+    /// cancelled are not committed (its `abort` discards them).
+    pub rows_committed: u64,
+    /// Rows rejected (malformed, failed validation); they are in the quarantine.
     pub rows_rejected: u64,
-    /// Rows a `filter` transform removed on purpose (rows_read = written + rejected + filtered).
+    /// Rows a `filter` transform removed on purpose.
     pub rows_filtered: u64,
+    /// Rows read but neither committed, rejected nor filtered: the rows of a stream that
+    /// stopped early (failed check, source or sink error, Ctrl-C). Always
+    /// `rows_read = rows_committed + rows_rejected + rows_filtered + rows_uncommitted`.
+    pub rows_uncommitted: u64,
     /// Rows the source said it would yield, when it could tell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_expected: Option<u64>,
@@ -119,6 +125,9 @@ pub struct RunReport {
     pub streams: Vec<StreamReport>,
     /// How many times the leak guard had to scrub a secret from output.
     pub redactions: u64,
+    /// A `--dry-run`: nothing was written, the counts say what would have been.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl RunReport {
@@ -127,9 +136,14 @@ impl RunReport {
         self.streams.iter().map(|s| s.rows_read).sum()
     }
 
-    /// Rows written over all streams.
-    pub fn rows_written(&self) -> u64 {
-        self.streams.iter().map(|s| s.rows_written).sum()
+    /// Rows committed (durable at the destination) over all streams.
+    pub fn rows_committed(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows_committed).sum()
+    }
+
+    /// Rows read but not committed, rejected or filtered, over all streams.
+    pub fn rows_uncommitted(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows_uncommitted).sum()
     }
 
     /// The report as pretty JSON, passed through the leak guard.
@@ -137,7 +151,8 @@ impl RunReport {
         crate::redact::redact(&serde_json::to_string_pretty(self).expect("report serializes"))
     }
 
-    /// A human summary: one line per stream and a total.
+    /// A human summary: one line per stream and a total. A dry run says what *would* be
+    /// written and quarantined: it wrote nothing.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let w = self
@@ -147,17 +162,34 @@ impl RunReport {
             .max()
             .unwrap_or(6)
             .max(6);
+        let (written, rejected) = if self.dry_run {
+            ("would write", "would reject")
+        } else {
+            ("committed", "rejected")
+        };
+        let uncommitted = self.rows_uncommitted() > 0;
         out.push_str(&format!(
-            "{:<w$}  {:>12}  {:>12}  {:>9}  {:>10}  {:>8}  status\n",
-            "stream", "rows read", "written", "rejected", "rows/s", "time"
+            "{:<w$}  {:>12}  {:>12}  {:>12}  {:>9}",
+            "stream", "rows read", written, rejected, "filtered"
         ));
+        if uncommitted {
+            out.push_str(&format!("  {:>12}", "uncommitted"));
+        }
+        out.push_str(&format!("  {:>10}  {:>8}  status\n", "rows/s", "time"));
         for s in &self.streams {
             out.push_str(&format!(
-                "{:<w$}  {:>12}  {:>12}  {:>9}  {:>10}  {:>7.2}s  {}\n",
+                "{:<w$}  {:>12}  {:>12}  {:>12}  {:>9}",
                 s.stream,
                 group(s.rows_read),
-                group(s.rows_written),
+                group(s.rows_committed),
                 group(s.rows_rejected),
+                group(s.rows_filtered),
+            ));
+            if uncommitted {
+                out.push_str(&format!("  {:>12}", group(s.rows_uncommitted)));
+            }
+            out.push_str(&format!(
+                "  {:>10}  {:>7.2}s  {}\n",
                 group(s.rows_per_sec as u64),
                 s.duration_secs,
                 match s.status {
@@ -198,25 +230,55 @@ impl RunReport {
                 ));
             }
             if s.rows_rejected > 0 {
+                out.push_str(&if self.dry_run {
+                    format!(
+                        "  {}: would quarantine {} rows\n",
+                        s.stream,
+                        group(s.rows_rejected)
+                    )
+                } else {
+                    format!(
+                        "  {}: {} rows quarantined\n",
+                        s.stream,
+                        group(s.rows_rejected)
+                    )
+                });
+            }
+            if s.rows_uncommitted > 0 {
                 out.push_str(&format!(
-                    "  {}: {} rows quarantined\n",
+                    "  {}: {} rows read but not committed (the stream stopped before they were durable; a rerun reads them again)\n",
                     s.stream,
-                    group(s.rows_rejected)
+                    group(s.rows_uncommitted)
                 ));
             }
         }
-        out.push_str(&format!(
-            "{} rows read, {} written in {:.2}s; run {} {}\n",
-            group(self.rows_read()),
-            group(self.rows_written()),
-            self.duration_secs,
-            self.run_id,
-            match self.status {
-                Status::Succeeded => "succeeded",
-                Status::Failed => "FAILED",
-                Status::Cancelled => "was cancelled",
-            }
-        ));
+        let ending = match self.status {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "FAILED",
+            Status::Cancelled => "was cancelled",
+        };
+        if self.dry_run {
+            out.push_str(&format!(
+                "{} rows read, would write {} in {:.2}s; dry run {} {ending}\n",
+                group(self.rows_read()),
+                group(self.rows_committed()),
+                self.duration_secs,
+                self.run_id,
+            ));
+        } else {
+            out.push_str(&format!(
+                "{} rows read, {} committed{} in {:.2}s; run {} {ending}\n",
+                group(self.rows_read()),
+                group(self.rows_committed()),
+                if uncommitted {
+                    format!(", {} uncommitted", group(self.rows_uncommitted()))
+                } else {
+                    String::new()
+                },
+                self.duration_secs,
+                self.run_id,
+            ));
+        }
         crate::redact::redact(&out)
     }
 }

@@ -22,11 +22,11 @@ use crate::config::{RunSettings, StreamConfig, SyncConfig};
 use crate::quarantine::{Quarantine, QuarantineRecord};
 use crate::report::{RunReport, Status, StreamReport};
 use crate::sink::{Durability, Sink, StreamWriter, WriteRequest};
-use crate::source::{Message, ReadRequest, Source};
+use crate::source::{Message, Position, ReadRequest, RowPositions, Source};
 use crate::state::StateStore;
 use crate::transform::{self, Transform};
 use crate::types::{schema_fingerprint, with_keys};
-use crate::validate::{CheckConfig, References, RunContext, Validator};
+use crate::validate::{CheckConfig, CountOf, References, RunContext, Validator};
 use crate::{Error, ErrorKind, Result, ResultExt};
 
 /// Hears about progress, to draw progress bars or log lines.
@@ -545,6 +545,7 @@ impl Runtime {
             status,
             streams: reports,
             redactions: crate::redact::hits(),
+            dry_run: false,
         }
     }
 
@@ -564,9 +565,10 @@ impl Runtime {
             write_mode: task.write.mode,
             status: Status::Succeeded,
             rows_read: 0,
-            rows_written: 0,
+            rows_committed: 0,
             rows_rejected: 0,
             rows_filtered: 0,
+            rows_uncommitted: 0,
             rows_expected: None,
             rows_total: None,
             complete: None,
@@ -608,6 +610,11 @@ impl Runtime {
                     .collect(),
             ));
         }
+        // what neither reached the destination durably nor was set aside: the rows of the
+        // batches the writer held when the stream stopped, and of the batch it stopped on
+        rep.rows_uncommitted = rep
+            .rows_read
+            .saturating_sub(rep.rows_committed + rep.rows_rejected + rep.rows_filtered);
         rep.state_after = self.state.get(&task.read.stream).or(rep.state_after);
         rep.duration_secs = clock.elapsed().as_secs_f64();
         rep.rows_per_sec = if rep.duration_secs > 0.0 {
@@ -642,6 +649,9 @@ impl Runtime {
         // (`--limit`) or a full re-read of an incremental stream is not comparable
         let counts_rows = opts.limit.is_none() && wants_row_count(&task.checks);
         let comparable = !(opts.full_refresh && task.read.mode == ReadMode::Incremental);
+        let incremental = task.read.mode == ReadMode::Incremental;
+        // the destination's count after a run is kept beside the run's, under its own key
+        let destination_key = format!("{} (destination)", task.read.stream);
         let ctx = RunContext {
             stream: task.read.stream.clone(),
             references,
@@ -650,6 +660,13 @@ impl Runtime {
             } else {
                 None
             },
+            // a trial run's count is no baseline; a full re-read still fills the same table
+            previous_destination_rows: if opts.limit.is_none() {
+                self.state.previous_rows(&destination_key)
+            } else {
+                None
+            },
+            incremental,
         };
         let mut validator = Validator::for_run(&task.checks, &task.write.schema, &ctx)?;
         let mut writer = self
@@ -673,18 +690,44 @@ impl Runtime {
             }
             Ok(pending) => {
                 let summary = writer.close().await?;
+                committed(rep);
                 rep.outputs = summary.outputs;
                 // only values that were really written may satisfy other streams' checks
                 validator.publish();
                 if let Some(state) = pending {
                     self.commit(task, state)?;
                 }
-                if counts_rows {
+                if counts_rows && validator.keeps_count(CountOf::Run) {
                     self.state.record_rows(
                         &task.read.stream,
                         validator.rows(),
                         &task.write.run_id,
                     )?;
+                }
+                if validator.counts_destination() {
+                    // asked once this run's rows are committed, so its own rows count; a
+                    // failure here leaves them (and the state) committed: they are there
+                    let held = self.sink.count(&task.write.stream).await?;
+                    let verdict = validator.finish_destination(held);
+                    let n = validator.report().len();
+                    for (mine, now) in rep.checks.iter_mut().zip(validator.report()).take(n) {
+                        *mine = now;
+                    }
+                    verdict.map_err(|e| {
+                        let e = e.with("hint", "this run's rows and state are committed: the count is of what the destination holds now");
+                        match held {
+                            Some(h) => e.with("destination_rows", h),
+                            None => e,
+                        }
+                    })?;
+                    if let (Some(held), true, None) = (
+                        held,
+                        validator.keeps_count(CountOf::Destination),
+                        opts.limit,
+                    ) {
+                        self.state
+                            .record_rows(&destination_key, held, &task.write.run_id)?;
+                    }
                 }
                 Ok(())
             }
@@ -761,6 +804,8 @@ impl Runtime {
         };
         let limit = opts.limit;
         let mut exchanges = crate::exchange::Recorder::new(&task.protected);
+        // where the rows of the next batch were read (file sources say, before each batch)
+        let mut positions: Option<Box<RowPositions>> = None;
         let result: Result<()> = async {
         loop {
             let msg = tokio::select! {
@@ -791,6 +836,8 @@ impl Runtime {
                         }
                     }
                     let arrived = batch.num_rows() as u64;
+                    let at = positions.take();
+                    let at = at.as_deref();
                     // what a debug bundle keeps if this batch fails: the rows as they were
                     // when it failed (protected columns masked before the transforms ran)
                     let raw = batch.clone();
@@ -810,17 +857,16 @@ impl Runtime {
                             .inspect_err(|_| rep.failed_sample = Some(sample("transform", &raw, &task.protected)))?;
                         origin = o;
                         for b in bad {
-                            let row = b.row.map(|r| first_row + r as u64 + 1);
+                            let position = b.row.map(|r| row_position(at, first_row, r));
                             if task.on_bad_record != BadRecordPolicy::Quarantine {
                                 rep.failed_sample = Some(sample("transform", &raw, &task.protected));
-                                let mut e = b.error;
-                                if let Some(r) = row {
-                                    e = e.with("row", r);
-                                }
-                                return Err(e);
+                                return Err(match (b.row, &position) {
+                                    (Some(r), Some(p)) => locate(b.error, first_row + r as u64 + 1, p),
+                                    _ => b.error,
+                                });
                             }
                             spared += 1;
-                            let position = crate::source::Position { key: row.map(|r| format!("row {r}")), ..Default::default() };
+                            let position = position.unwrap_or_default();
                             tally(rep, &b.step, &position, b.error.message());
                             quarantine(rep, QuarantineRecord {
                                 run_id: task.write.run_id.clone(),
@@ -841,11 +887,23 @@ impl Runtime {
                     rep.rows_filtered +=
                         arrived.saturating_sub(batch.num_rows() as u64 + spared);
                     if !validator.is_empty() {
-                        let outcome = validator.check(batch).inspect_err(|_| keep_sample(rep, "check"))?;
+                        // a row of the checked batch, as it was read; none rather than a
+                        // wrong one, when a step lost track
+                        let as_read = |r: usize| if task.transforms.is_empty() { Some(r) } else { origin.as_ref().and_then(|o| o.get(r).copied()) };
+                        let outcome = match validator.check(batch) {
+                            Ok(o) => o,
+                            Err(e) => {
+                                keep_sample(rep, "check");
+                                // a `fail` check names the row by its place in the batch
+                                let read = e.context_value("row").and_then(|r| r.parse().ok()).and_then(as_read);
+                                return Err(match read {
+                                    Some(r) => locate(e, first_row + r as u64 + 1, &row_position(at, first_row, r)),
+                                    None => e,
+                                });
+                            }
+                        };
                         for (record, f) in outcome.rejected {
-                            // no position rather than a wrong one, when a step lost track
-                            let row = if task.transforms.is_empty() { Some(f.row) } else { origin.as_ref().and_then(|o| o.get(f.row).copied()) };
-                            let position = crate::source::Position { key: row.map(|r| format!("row {}", first_row + r as u64 + 1)), ..Default::default() };
+                            let position = as_read(f.row).map(|r| row_position(at, first_row, r)).unwrap_or_default();
                             quarantine(rep, QuarantineRecord {
                                 run_id: task.write.run_id.clone(),
                                 stream: stream.to_string(),
@@ -867,10 +925,14 @@ impl Runtime {
                             return Err(e);
                         }
                     }
-                    rep.rows_written += n;
+                    // with the writer, not durable until a durable flush or the close
+                    rep.rows_uncommitted += n;
                     rep.bytes += bytes;
-                    self.observer
-                        .progress(&task.read.stream, rep.rows_written, rep.bytes);
+                    self.observer.progress(
+                        &task.read.stream,
+                        rep.rows_committed + rep.rows_uncommitted,
+                        rep.bytes,
+                    );
                     if limit.is_some_and(|l| rep.rows_read >= l) {
                         break;
                     }
@@ -881,6 +943,7 @@ impl Runtime {
                     if limit.is_none() && !opts.require_complete && last_commit.elapsed() >= interval {
                         self.quarantine.flush_async(stream).await?;
                         if writer.flush().await? == Durability::Durable {
+                            committed(rep);
                             if let Some(s) = pending.take() {
                                 self.commit(task, s)?;
                             }
@@ -904,8 +967,8 @@ impl Runtime {
                 }
                 Message::Rejected(r) => {
                     let r = withhold_if_protected(r, &task.protected);
+                    // read, and neither quarantined nor committed: it stops the stream
                     rep.rows_read += 1;
-                    rep.rows_rejected += 1;
                     let mut e = Error::data(format!("malformed record: {}", r.message));
                     if let Some(f) = &r.position.file {
                         e = e.with("file", f);
@@ -931,6 +994,7 @@ impl Runtime {
                     self.observer.expected(&task.read.stream, n);
                 }
                 Message::Exchange(x) => exchanges.push(*x),
+                Message::Positions(p) => positions = Some(p),
             }
         }
         validator.finish()?;
@@ -947,14 +1011,53 @@ impl Runtime {
         // rejected records are kept even when the stream fails
         self.quarantine.finish(stream).await?;
         result?;
-        if limit.is_none() {
-            // a trial is aborted, never flushed: a flush may commit its rows
-            writer.flush().await?;
+        // a trial is aborted, never flushed: a flush may commit its rows
+        if limit.is_none() && writer.flush().await? == Durability::Durable {
+            committed(rep);
         }
         rep.rows_digest = digest.finish().await?.to_receipt_string();
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }
+}
+
+/// Where row `index` of a batch as read is: its number in the stream (`row N`, counting
+/// rejected records too) and, when the source said, its file and line.
+fn row_position(at: Option<&RowPositions>, first_row: u64, index: usize) -> Position {
+    let key = Some(format!("row {}", first_row + index as u64 + 1));
+    at.and_then(|p| p.at(index, key.clone()))
+        .unwrap_or(Position {
+            key,
+            ..Default::default()
+        })
+}
+
+/// `e` about stream row `row` at `p`: its `row` (a place in a batch, or none) replaced by
+/// the row's number in the stream, with the file and line it was read from.
+fn locate(e: Error, row: u64, p: &Position) -> Error {
+    let mut out = if e.context_value("row").is_some() {
+        let mut fresh = Error::new(e.kind(), e.message());
+        for (k, v) in e.context().iter().filter(|(k, _)| *k != "row") {
+            fresh = fresh.with(k, v);
+        }
+        fresh
+    } else {
+        e
+    };
+    if let Some(f) = &p.file {
+        out = out.with("file", f);
+    }
+    if let Some(l) = p.line {
+        out = out.with("line", l);
+    }
+    out.with("row", row)
+}
+
+/// The rows handed to the writer are durable now (a durable flush, or the writer closed).
+/// While a stream runs, `rows_uncommitted` counts the rows the writer holds.
+fn committed(rep: &mut StreamReport) {
+    rep.rows_committed += rep.rows_uncommitted;
+    rep.rows_uncommitted = 0;
 }
 
 /// Counts a record quarantined before the checks (malformed: `parse`; or a transform
@@ -1106,15 +1209,28 @@ fn wants_row_count(checks: &[CheckConfig]) -> bool {
     })
 }
 
-/// Fails when the share of rejected rows passed the stream's `max_bad_ratio`.
+/// The share of rejected rows above which a stream fails when it sets no `max_bad_ratio`:
+/// a run that sets most of its rows aside has not delivered the data, whatever the policy.
+pub const DEFAULT_MAX_BAD_RATIO: f64 = 0.1;
+
+/// Fails when the share of rejected rows passed the stream's `max_bad_ratio` (or
+/// [`DEFAULT_MAX_BAD_RATIO`]).
 fn check_ratio(task: &StreamTask, rep: &StreamReport) -> Result<()> {
-    if let Some(max) = task.max_bad_ratio {
-        if rep.rows_read > 0 && rep.rows_rejected as f64 / rep.rows_read as f64 > max {
-            return Err(Error::data(format!(
-                "{} of {} rows rejected, more than max_bad_ratio {max}; see the quarantine file",
-                rep.rows_rejected, rep.rows_read
-            )));
-        }
+    let max = task.max_bad_ratio.unwrap_or(DEFAULT_MAX_BAD_RATIO);
+    if rep.rows_read > 0 && rep.rows_rejected as f64 / rep.rows_read as f64 > max {
+        let which = if task.max_bad_ratio.is_some() {
+            format!("max_bad_ratio {max}")
+        } else {
+            format!("the default max_bad_ratio {max}")
+        };
+        return Err(Error::data(format!(
+            "{} of {} rows rejected, more than {which}; see the quarantine file",
+            rep.rows_rejected, rep.rows_read
+        ))
+        .with(
+            "hint",
+            "fix the source, or set `max_bad_ratio` on the stream (1 accepts any share)",
+        ));
     }
     Ok(())
 }

@@ -147,6 +147,32 @@ pub enum Message {
     /// One attempt of a request the source made, credentials left out, for the debug
     /// bundle of a stream that fails ([`crate::exchange`]). The runtime keeps the last few.
     Exchange(Box<crate::exchange::Exchange>),
+    /// Where each row of the next `Batch` was read (file and line), sent just before it by
+    /// sources that know (the file formats): the runtime then positions a rejected or
+    /// failing row as `data/customers.csv:301 (row 300)`, not only `row 300`.
+    Positions(Box<RowPositions>),
+}
+
+/// Where the rows of one batch were read: one file, a line per row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowPositions {
+    /// The file or object the rows came from, when named.
+    pub file: Option<String>,
+    /// The one-based line each row starts on, in the batch's order (a CSV record with
+    /// line breaks in a quoted field: the line it starts on).
+    pub lines: Vec<u64>,
+}
+
+impl RowPositions {
+    /// The position of row `index` of the batch (`None` past its end), with `key`.
+    pub fn at(&self, index: usize, key: Option<String>) -> Option<Position> {
+        self.lines.get(index).map(|line| Position {
+            file: self.file.clone(),
+            line: Some(*line),
+            column: None,
+            key,
+        })
+    }
 }
 
 /// A stream of [`Message`]s, ending after the last one.

@@ -19,7 +19,7 @@
 //! | `type` | `{ type = "type", column = "zip", is = "int64" }` | a string column's text does not parse as the type (the parser every text source uses) |
 //! | `referential` | `{ type = "referential", column = "customer_id", stream = "customers", stream_column = "id" }` | the value is not among the values `customers` delivered in this run (compared as text) |
 //! | `freshness` | `{ type = "freshness", column = "updated_at", max_age = "24h" }` | at the end: the newest value (timestamp or date) is older than `max_age` (`90s`, `30m`, `24h`, `7d`, `2w`, `1h30m`), or there is none |
-//! | `row_count` | `{ type = "row_count", min = 1, max = 1e6, max_change = 0.5 }` | at the end: rows outside [min, max], or more than 50% more or fewer rows than the last run |
+//! | `row_count` | `{ type = "row_count", min = 1, max = 1e6, max_change = 0.5, of = "run" }` | at the end: rows outside [min, max], or more than 50% more or fewer rows than the last run; `of = "destination"` (the default for incremental streams) counts the rows the destination holds after the run instead of the rows this run read |
 //!
 //! NULL passes every row check but `not_null` (and `unique`, where NULLs are equal).
 //!
@@ -73,6 +73,17 @@ impl std::fmt::Display for Severity {
             Severity::Fail => "fail",
         })
     }
+}
+
+/// What a `row_count` check counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CountOf {
+    /// The rows this run read (after the transforms, before the checks reject any).
+    Run,
+    /// The rows the destination holds once this run's rows are committed (asked of the
+    /// destination: SQLite, PostgreSQL and MySQL can tell).
+    Destination,
 }
 
 /// A check as written in `sync.toml` (`checks = [{ type = "not_null", columns = ["id"] }]`).
@@ -140,7 +151,8 @@ pub enum CheckConfig {
         severity: Severity,
     },
     /// The stream yields between `min` and `max` rows, and about as many as last time
-    /// (checked at the end of the stream).
+    /// (checked at the end of the stream); or, with `of = "destination"`, the destination
+    /// holds that many once the run's rows are committed.
     RowCount {
         /// Fewest rows expected.
         #[serde(default)]
@@ -152,6 +164,12 @@ pub enum CheckConfig {
         /// or fewer rows). Passes when there is no previous count.
         #[serde(default)]
         max_change: Option<f64>,
+        /// What is counted: `run` (the rows this run read, after the transforms) or
+        /// `destination` (the rows the destination table holds after the run). Default:
+        /// `destination` for an incremental stream (a quiet rerun reads no row, and the
+        /// table still holds them all), `run` otherwise.
+        #[serde(default)]
+        of: Option<CountOf>,
         /// fail (default for this check: an unexpected count stops the run) or warn.
         #[serde(default = "fail")]
         severity: Severity,
@@ -393,6 +411,7 @@ enum Kind {
         max: Option<u64>,
         max_change: Option<f64>,
         previous: Option<u64>,
+        of: CountOf,
     },
 }
 
@@ -428,6 +447,12 @@ pub struct RunContext {
     /// The stream's row count in its last successful run, for `row_count`'s `max_change`
     /// ([`Validator::rows`] gives this run's).
     pub previous_rows: Option<u64>,
+    /// The destination's row count after the stream's last successful run, for
+    /// `row_count`'s `max_change` with `of = "destination"`.
+    pub previous_destination_rows: Option<u64>,
+    /// The stream is read incrementally: `row_count` then counts the destination's rows
+    /// unless it says `of = "run"`.
+    pub incremental: bool,
 }
 
 /// Values the streams of one run share for `referential` checks.
@@ -953,10 +978,15 @@ impl Kind {
                 max,
                 max_change,
                 previous,
+                of,
             } => {
+                let what = match of {
+                    CountOf::Run => "rows",
+                    CountOf::Destination => "rows at the destination",
+                };
                 if min.is_some_and(|m| rows < m) || max.is_some_and(|m| rows > m) {
                     return Some(format!(
-                        "{rows} rows, expected between {} and {}",
+                        "{rows} {what}, expected between {} and {}",
                         fmt_count(*min),
                         fmt_count(*max)
                     ));
@@ -967,7 +997,7 @@ impl Kind {
                 let change = (rows as f64 - *prev as f64).abs() / (*prev).max(1) as f64;
                 (change > *limit).then(|| {
                     format!(
-                        "{rows} rows against {prev} in the last run: a change of {:.1}%, more than max_change {:.1}%",
+                        "{rows} {what} against {prev} after the last run: a change of {:.1}%, more than max_change {:.1}%",
                         change * 100.0,
                         limit * 100.0
                     )
@@ -1097,21 +1127,34 @@ impl Validator {
                     min,
                     max,
                     max_change,
+                    of,
                     severity,
                 } => {
+                    let of = of.unwrap_or(if ctx.incremental {
+                        CountOf::Destination
+                    } else {
+                        CountOf::Run
+                    });
                     if max_change.is_some_and(|m| m.is_nan() || m < 0.0) {
                         return Err(Error::config(
                             "check row_count: max_change must be 0 or more (0.5 allows 50% more or fewer rows than the last run)",
                         ));
                     }
                     (
-                        "row_count".to_string(),
+                        match of {
+                            CountOf::Run => "row_count".to_string(),
+                            CountOf::Destination => "row_count(destination)".to_string(),
+                        },
                         *severity,
                         Kind::RowCount {
                             min: *min,
                             max: *max,
                             max_change: *max_change,
-                            previous: ctx.previous_rows,
+                            previous: match of {
+                                CountOf::Run => ctx.previous_rows,
+                                CountOf::Destination => ctx.previous_destination_rows,
+                            },
+                            of,
                         },
                     )
                 }
@@ -1289,10 +1332,20 @@ impl Validator {
         Ok(Outcome { batch, rejected })
     }
 
-    /// Runs the end-of-stream checks; errors when a `fail` (or `error`) one fails.
+    /// Runs the end-of-stream checks; errors when a `fail` (or `error`) one fails. The
+    /// checks of the destination's count wait for [`Validator::finish_destination`].
     pub fn finish(&mut self) -> Result<()> {
         let rows = self.rows;
         for check in &mut self.checks {
+            if matches!(
+                check.kind,
+                Kind::RowCount {
+                    of: CountOf::Destination,
+                    ..
+                }
+            ) {
+                continue;
+            }
             let column = check
                 .name
                 .split_once('(')
@@ -1312,6 +1365,69 @@ impl Validator {
             let Some(msg) = check.kind.at_end(rows, &column) else {
                 continue;
             };
+            check.failed += 1;
+            check.examples.push(preview(&msg));
+            if check.severity != Severity::Warn {
+                return Err(Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("check {} failed: {msg}", check.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a `row_count` check counts the destination's rows (the runtime then asks
+    /// the destination, once the stream's rows are committed, and calls
+    /// [`Validator::finish_destination`]).
+    pub fn counts_destination(&self) -> bool {
+        self.checks.iter().any(|c| {
+            matches!(
+                c.kind,
+                Kind::RowCount {
+                    of: CountOf::Destination,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// Whether a `row_count` check of `of` compares with the last run (`max_change`): its
+    /// count is then kept for the next run.
+    pub fn keeps_count(&self, of: CountOf) -> bool {
+        self.checks
+            .iter()
+            .any(|c| matches!(c.kind, Kind::RowCount { max_change: Some(_), of: o, .. } if o == of))
+    }
+
+    /// Runs the `row_count` checks of the destination with the rows `destination` says
+    /// it holds (`None`: it cannot tell, and the check says it could not be answered);
+    /// errors when a `fail` (or `error`) one fails.
+    pub fn finish_destination(&mut self, destination: Option<u64>) -> Result<()> {
+        for check in &mut self.checks {
+            let Kind::RowCount {
+                of: CountOf::Destination,
+                max_change,
+                previous,
+                ..
+            } = &check.kind
+            else {
+                continue;
+            };
+            let msg = match destination {
+                None => Some(
+                    "cannot be answered: the destination cannot count its rows (use `of = \"run\"` to count the rows of the run)".to_string(),
+                ),
+                Some(rows) => {
+                    if max_change.is_some() && previous.is_none() {
+                        check.note = Some(format!(
+                            "max_change not checked: no row count of a previous successful run; {rows} rows at the destination kept to compare the next run with"
+                        ));
+                    }
+                    check.kind.at_end(rows, "")
+                }
+            };
+            let Some(msg) = msg else { continue };
             check.failed += 1;
             check.examples.push(preview(&msg));
             if check.severity != Severity::Warn {
@@ -1656,7 +1772,7 @@ mod tests {
         let ctx = |stream: &str| RunContext {
             stream: stream.into(),
             references: Some(refs.clone()),
-            previous_rows: None,
+            ..Default::default()
         };
         let mut c = Validator::for_run(&no_checks, &cs, &ctx("customers")).unwrap();
         assert!(!c.is_empty());

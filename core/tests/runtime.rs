@@ -52,7 +52,7 @@ async fn limit_stops_early_and_commits_no_state() {
     };
     let report = rt.sync(&[sc], &opts, None, ("m", "m")).await.unwrap();
     assert_eq!(report.status, Status::Succeeded);
-    assert_eq!(report.rows_written(), 25);
+    assert_eq!(report.rows_committed(), 25);
     assert!(
         rt.state.get("s").is_none(),
         "a --limit trial run moved the incremental window"
@@ -198,6 +198,8 @@ async fn quarantine_positions_survive_a_filter() {
         let source = Arc::new(MemorySource::new("s", schema, batches));
         let rt = testkit::runtime(source, Arc::new(MemorySink::default()), dir.path());
         let mut sc = StreamConfig::named("s");
+        // 4 of 20 rows rejected on purpose: more than the default max_bad_ratio
+        sc.max_bad_ratio = Some(1.0);
         sc.transforms = vec![serde_json::from_value(
             serde_json::json!({ "type": "filter", "expr": "id % 3 != 0" }),
         )
@@ -216,7 +218,7 @@ async fn quarantine_positions_survive_a_filter() {
         assert_eq!(
             (
                 s.rows_read,
-                s.rows_written,
+                s.rows_committed,
                 s.rows_rejected,
                 s.rows_filtered
             ),
@@ -281,6 +283,7 @@ async fn malformed_records_do_not_leak_protected_columns() {
         );
         let mut sc = StreamConfig::named("s");
         sc.on_bad_record = ferry_core::config::BadRecordPolicy::Quarantine;
+        sc.max_bad_ratio = Some(1.0); // 1 of 3 rows is malformed on purpose
         if protect {
             sc.transforms = vec![serde_json::from_value(serde_json::json!(
                 { "type": "hash", "column": "name", "key": "0123456789abcdef0123" }

@@ -230,7 +230,7 @@ impl Observer for Progress {
         }
     }
     fn stream_finished(&self, report: &StreamReport) {
-        println!("progress {} {}", report.rows_written, report.bytes);
+        println!("progress {} {}", report.rows_committed, report.bytes);
     }
 }
 
@@ -279,6 +279,6 @@ pub async fn step_if_asked() -> bool {
         "{}",
         report.summary()
     );
-    println!("done {} {secs} {}", report.rows_written(), peak_rss_mb());
+    println!("done {} {secs} {}", report.rows_committed(), peak_rss_mb());
     true
 }

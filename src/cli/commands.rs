@@ -288,8 +288,9 @@ pub(super) async fn sync_one(
         )
         .await;
     watcher.abort();
-    let report = result?;
+    let mut report = result?;
     if let Some(p) = preview {
+        report.dry_run = true;
         let note = format!(
             "{}dry run: nothing was written, no state or receipt saved",
             p.render()

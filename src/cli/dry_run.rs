@@ -11,8 +11,8 @@ use ferry_core::{
     WriteSummary,
 };
 
-/// Destination stream → (write mode, first rows).
-type Samples = Arc<Mutex<BTreeMap<String, (String, Vec<serde_json::Value>)>>>;
+/// Destination stream → (write mode, first rows, rows it would write).
+type Samples = Arc<Mutex<BTreeMap<String, (String, Vec<serde_json::Value>, u64)>>>;
 
 /// Rows shown per stream.
 const SHOWN: usize = 5;
@@ -35,9 +35,9 @@ impl DryRunSink {
     /// The sample rows per destination, as text for the terminal.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for (stream, (mode, rows)) in self.seen.lock().unwrap().iter() {
+        for (stream, (mode, rows, _)) in self.seen.lock().unwrap().iter() {
             out.push_str(&format!(
-                "would {mode} into `{stream}`; first rows as they would be written:\n"
+                "would {mode} into `{stream}`; its first rows would be:\n"
             ));
             for r in rows {
                 out.push_str(&format!("  {r}\n"));
@@ -62,7 +62,7 @@ impl Sink for DryRunSink {
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         self.seen.lock().unwrap().insert(
             request.stream.clone(),
-            (request.mode.to_string(), Vec::new()),
+            (request.mode.to_string(), Vec::new(), 0),
         );
         Ok(Box::new(DryRunWriter {
             stream: request.stream,
@@ -87,13 +87,28 @@ impl Sink for DryRunSink {
     async fn owner(&self) -> Result<Option<String>> {
         self.inner.owner().await
     }
+
+    /// What the destination would hold after the run (for `row_count` checks of the
+    /// destination): what it holds now and the rows the run would write (an overwrite:
+    /// only those; an upsert: at most that many).
+    async fn count(&self, stream: &str) -> Result<Option<u64>> {
+        let now = self.inner.count(stream).await?;
+        let seen = self.seen.lock().unwrap().get(stream).cloned();
+        Ok(match seen {
+            Some((mode, _, n)) if mode == "overwrite" => Some(n),
+            Some((_, _, n)) => now.map(|c| c + n),
+            None => now,
+        })
+    }
 }
 
 #[async_trait]
 impl StreamWriter for DryRunWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         let mut seen = self.seen.lock().unwrap();
-        let rows = &mut seen.get_mut(&self.stream).expect("opened").1;
+        let entry = seen.get_mut(&self.stream).expect("opened");
+        entry.2 += batch.num_rows() as u64;
+        let rows = &mut entry.1;
         for r in 0..batch.num_rows() {
             if rows.len() >= SHOWN {
                 break;

@@ -102,14 +102,15 @@ impl Observer for Progress {
         let entry = self.streams.lock().unwrap().remove(&report.stream);
         let msg = match &report.error {
             None => format!(
-                "{}: done, {} rows",
+                "{}: done, {} rows committed",
                 report.stream,
-                group(report.rows_written)
+                group(report.rows_committed)
             ),
             Some(e) => format!(
-                "{}: failed after {} rows: {e}",
+                "{}: failed after {} rows read, {} committed: {e}",
                 report.stream,
-                group(report.rows_written)
+                group(report.rows_read),
+                group(report.rows_committed)
             ),
         };
         match entry.and_then(|e| e.bar) {

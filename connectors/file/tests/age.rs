@@ -188,7 +188,7 @@ async fn encrypted_files_round_trip_through_the_runtime() {
         )
         .await
         .unwrap();
-    assert_eq!(report.rows_written(), 2, "{}", report.summary());
+    assert_eq!(report.rows_committed(), 2, "{}", report.summary());
     let out = base.join("out/people.csv.age");
     assert!(!base.join("out/people.csv").exists(), "no plaintext output");
     let bytes = std::fs::read(&out).unwrap();
@@ -227,7 +227,7 @@ async fn encrypted_files_round_trip_through_the_runtime() {
         .sync(&[], &Default::default(), None, ("file", "file"))
         .await
         .unwrap();
-    assert_eq!(report.rows_written(), 2, "{}", report.summary());
+    assert_eq!(report.rows_committed(), 2, "{}", report.summary());
     assert_eq!(
         std::fs::read_to_string(base.join("plain/people.jsonl")).unwrap(),
         "{\"id\":1,\"name\":\"Ada\",\"joined\":\"2024-01-02\",\"score\":1.5}\n{\"id\":2,\"name\":\"Bob, Jr.\",\"joined\":\"2024-02-03\",\"score\":null}\n"

@@ -707,7 +707,7 @@ async fn csv_to_jsonl_through_the_runtime_and_back() {
         .sync(&[], &Default::default(), None, ("file", "file"))
         .await
         .unwrap();
-    assert_eq!(report.rows_written(), 2, "{}", report.summary());
+    assert_eq!(report.rows_committed(), 2, "{}", report.summary());
     let text = std::fs::read_to_string(dir.path().join("out/people.jsonl")).unwrap();
     assert_eq!(
         text,

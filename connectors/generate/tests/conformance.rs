@@ -432,7 +432,7 @@ async fn limit_is_respected() {
         .await
         .unwrap();
     assert_eq!(report.status, Status::Succeeded);
-    assert_eq!(report.rows_written(), 120);
+    assert_eq!(report.rows_committed(), 120);
     assert!(rt.state.get("s").is_none(), "a limited run saved state");
 }
 
@@ -469,7 +469,7 @@ async fn incremental_by(cursor: &str) {
                 "{:?}",
                 report.streams[0].error
             );
-            (report.rows_written(), rt.state.get("users"))
+            (report.rows_committed(), rt.state.get("users"))
         }
     };
     assert_eq!(

@@ -330,7 +330,7 @@ async fn incremental_rerun_moves_only_new_and_updated_records() {
         )
         .await
         .unwrap();
-    assert_eq!(r.rows_written(), 7, "{:?}", r.streams[0].error);
+    assert_eq!(r.rows_committed(), 7, "{:?}", r.streams[0].error);
     let state = rt.state.get("customers").unwrap();
     assert_eq!(state["cursor"], "2024-01-07T00:00:00Z");
     // customer 3 is updated, customer 8 is new; the API's `updated_since` is inclusive,
@@ -349,7 +349,7 @@ async fn incremental_rerun_moves_only_new_and_updated_records() {
         )
         .await
         .unwrap();
-    assert_eq!(r.rows_written(), 2, "{:?}", r.streams[0].error);
+    assert_eq!(r.rows_committed(), 2, "{:?}", r.streams[0].error);
     let log = api.state.log.lock().unwrap().clone();
     assert!(
         log.iter()
@@ -375,7 +375,7 @@ async fn incremental_rerun_moves_only_new_and_updated_records() {
         )
         .await
         .unwrap();
-    assert_eq!(r.rows_written(), 0, "nothing new, nothing read");
+    assert_eq!(r.rows_committed(), 0, "nothing new, nothing read");
 }
 
 fn single(api: &Api, path: &str, extra: &str) -> HttpSource {
@@ -542,7 +542,7 @@ async fn webhook_batches_are_signed_and_a_retried_batch_keeps_its_idempotency_ke
         )
         .await
         .unwrap();
-    assert_eq!(r.rows_written(), 5, "{:?}", r.streams[0].error);
+    assert_eq!(r.rows_committed(), 5, "{:?}", r.streams[0].error);
     let h = api.state.hooks.lock().unwrap();
     assert_eq!(h.bad_signatures, 0);
     let rows = &h.rows["orders"];

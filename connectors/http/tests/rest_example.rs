@@ -36,7 +36,7 @@ async fn the_rest_example_syncs_the_demo_api_incrementally() {
     let written = |r: &ferry_core::RunReport| -> Vec<(String, u64)> {
         r.streams
             .iter()
-            .map(|s| (s.stream.clone(), s.rows_written))
+            .map(|s| (s.stream.clone(), s.rows_committed))
             .collect()
     };
     let r = rt
@@ -54,7 +54,7 @@ async fn the_rest_example_syncs_the_demo_api_incrementally() {
         .sync(&cfg.streams, &opts, Some(&cfg), ("http", "sqlite"))
         .await
         .unwrap();
-    assert_eq!(r.streams[0].rows_written, 0, "a rerun reads no customer");
+    assert_eq!(r.streams[0].rows_committed, 0, "a rerun reads no customer");
     let touched = reqwest_free_post(addr).await;
     assert!(touched.contains("updated"), "{touched}");
     let r = rt
@@ -62,7 +62,7 @@ async fn the_rest_example_syncs_the_demo_api_incrementally() {
         .await
         .unwrap();
     assert_eq!(
-        r.streams[0].rows_written, 2,
+        r.streams[0].rows_committed, 2,
         "the updated and the added customer move"
     );
     assert!(dir.path().join("out/rest.db").is_file());

@@ -70,7 +70,7 @@ mode = "upsert"
     let opts = RunOptions::default();
     let run = || rt.sync(&cfg.streams, &opts, Some(&cfg), ("http", "sqlite"));
     let r = run().await.unwrap();
-    let rows: Vec<u64> = r.streams.iter().map(|s| s.rows_written).collect();
+    let rows: Vec<u64> = r.streams.iter().map(|s| s.rows_committed).collect();
     assert_eq!(
         rows,
         vec![7, 7],
@@ -83,7 +83,7 @@ mode = "upsert"
     }
     let r = run().await.unwrap();
     assert_eq!(
-        r.streams[0].rows_written, 1,
+        r.streams[0].rows_committed, 1,
         "only the updated customer moves"
     );
     let db = ferry_connector_sqlite::SqliteSource::from_path(dir.path().join("out.db"));

@@ -411,7 +411,7 @@ async fn incremental_rerun_picks_up_new_and_updated_rows() {
             "{:?}",
             report.streams[0].error
         );
-        report.rows_written()
+        report.rows_committed()
     };
     assert_eq!(run().await, 3);
     assert_eq!(
@@ -1346,7 +1346,7 @@ async fn mysql_to_mysql_through_the_runtime() {
         )
         .await
         .unwrap();
-    assert_eq!(report.rows_written(), 5);
+    assert_eq!(report.rows_committed(), 5);
     assert_eq!(to.count("SELECT COUNT(*) FROM orders").await, 1005);
     // a full overwrite through the runtime: the report names the table, no credentials
     let mut sc = StreamConfig::named("orders");

@@ -206,7 +206,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
         "{:?}",
         report.streams[0].error
     );
-    assert_eq!(report.rows_written(), 50);
+    assert_eq!(report.rows_committed(), 50);
     assert_eq!(
         report.streams[0].rows_expected, None,
         "incremental reads give no estimate"
@@ -242,7 +242,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
         report.streams[0].error
     );
     assert_eq!(
-        report.rows_written(),
+        report.rows_committed(),
         5,
         "exactly the updated and new rows move"
     );
@@ -260,7 +260,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
     );
     // and nothing again
     let report = sync(&rt, &sc).await;
-    assert_eq!(report.rows_written(), 0);
+    assert_eq!(report.rows_committed(), 0);
 }
 
 #[tokio::test]
@@ -1179,7 +1179,7 @@ async fn a_connection_killed_mid_load_fails_the_run_and_the_rerun_has_no_duplica
         report.streams[0].error
     );
     assert_eq!(
-        report.rows_written(),
+        report.rows_committed(),
         (batches as u64 - committed) * rows_per as u64
     );
     let total = (batches * rows_per).to_string();

@@ -164,7 +164,7 @@ async fn main() {
         .expect("sync");
     let secs = started.elapsed().as_secs_f64();
     let peak = common::peak_rss();
-    assert_eq!(report.rows_written(), rows, "{}", report.summary());
+    assert_eq!(report.rows_committed(), rows, "{}", report.summary());
     let keys = server.keys(BUCKET, "export/").await;
     let mut objects = Vec::new();
     for k in &keys {
@@ -234,7 +234,7 @@ async fn main() {
         .expect("sync");
     let secs = started.elapsed().as_secs_f64();
     let peak = common::peak_rss();
-    assert_eq!(report.rows_written(), rows, "{}", report.summary());
+    assert_eq!(report.rows_committed(), rows, "{}", report.summary());
     println!(
         "S3 parquet → SQLite: {rows} rows in {secs:.2}s = {:.0} rows/s, {:.1} MB/s of Parquet, peak RSS {} MB",
         rows as f64 / secs,

@@ -115,7 +115,7 @@ fn succeeded(report: &RunReport) {
         "{:?}",
         report.streams[0].error
     );
-    assert_eq!(report.rows_written(), (OBJECTS * ROWS_EACH) as u64);
+    assert_eq!(report.rows_committed(), (OBJECTS * ROWS_EACH) as u64);
 }
 
 /// The memory sink holds every source row once.

@@ -329,7 +329,7 @@ async fn a_sync_toml_with_type_singer_works_through_the_registry() {
         "{:?}",
         report.streams[0].error
     );
-    assert_eq!(report.rows_written(), 4);
+    assert_eq!(report.rows_committed(), 4);
 
     std::fs::write(&path, text.replace("executable", "executabel")).unwrap();
     let cfg = ferry_core::SyncConfig::load(&path, ctx).unwrap();
@@ -359,7 +359,7 @@ async fn a_limited_run_stops_the_tap_and_saves_no_state() {
         "{:?}",
         report.streams[0].error
     );
-    assert_eq!(report.streams[0].rows_written, 5);
+    assert_eq!(report.streams[0].rows_committed, 5);
     assert!(
         rt.state.get("items").is_none(),
         "a trial run saves no state"

@@ -236,7 +236,7 @@ async fn generate_into_target_jsonl() {
         "{:?}",
         report.streams[0].error
     );
-    assert_eq!(report.streams[0].rows_written, 250);
+    assert_eq!(report.streams[0].rows_committed, 250);
 
     let text = std::fs::read_to_string(out.join("users.jsonl")).unwrap();
     let got: Vec<serde_json::Value> = text
@@ -317,7 +317,7 @@ async fn generate_into_target_postgres() {
         "{:?}",
         report.streams[0].error
     );
-    assert_eq!(report.streams[0].rows_written, 300);
+    assert_eq!(report.streams[0].rows_committed, 300);
     let row = client
         .query_one(
             &format!("SELECT count(*), count(DISTINCT id), sum(id)::bigint FROM {schema}.orders"),

@@ -114,8 +114,11 @@ struct Db {
     dirty: HashSet<u64>,
     /// Writers whose uncommitted rows a failed commit discarded.
     lost: HashSet<u64>,
-    /// Rowid ranges each appending writer inserted in the open transaction, so an
-    /// aborted stream can take its rows back out while other streams' rows stay.
+    /// Rowid ranges each appending writer inserted since its own last flush, so an
+    /// aborted stream can take its rows back out while other streams' rows stay. Another
+    /// writer's commit makes them durable too, but they stay here: the run counts a
+    /// stream's rows committed only at that stream's own durable flush, so an abort must
+    /// still remove them (the report says what the table holds).
     pending: HashMap<u64, Vec<(i64, i64)>>,
     next_writer: u64,
     dir_synced: bool,
@@ -188,7 +191,6 @@ impl Db {
             return Err(err);
         }
         self.dirty.clear();
-        self.pending.clear();
         self.sync()
     }
 
@@ -196,7 +198,6 @@ impl Db {
     fn discard(&mut self) {
         let dirty: Vec<u64> = self.dirty.drain().collect();
         self.lost.extend(dirty);
-        self.pending.clear();
     }
 
     /// Fails if a failed commit discarded rows of writer `id` (and forgets it).
@@ -880,7 +881,10 @@ impl StreamWriter for SqliteWriter {
         let t = self.target.clone();
         with_db(&self.shared, move |db| {
             db.check_lost(t.id)?;
-            db.commit()
+            db.commit()?;
+            // this stream's rows are counted committed now: an abort leaves them
+            db.pending.remove(&t.id);
+            Ok(())
         })
         .await
         .ctx("table", &self.target.table)?;
@@ -895,6 +899,7 @@ impl StreamWriter for SqliteWriter {
         with_db(&self.shared, move |db| {
             db.check_lost(t.id)?;
             db.commit()?;
+            db.pending.remove(&t.id);
             if t.mode == WriteMode::Overwrite {
                 // readers see the old table or the new one, never neither: one transaction
                 let swapped = db.atomically(|conn, file| {
@@ -940,24 +945,24 @@ impl StreamWriter for SqliteWriter {
         let t = self.target.clone();
         with_db(&self.shared, move |db| {
             db.lost.remove(&t.id);
-            if db.dirty.remove(&t.id) {
-                let ranges = db.pending.remove(&t.id).unwrap_or_default();
-                if db.dirty.is_empty() && db.in_transaction() {
-                    // only this writer's rows are uncommitted: roll them back
-                    db.conn.execute_batch("ROLLBACK").sql(&t.path)?;
-                    db.pending.clear();
-                } else if let Some(undo) = &t.undo_sql {
-                    // other streams' rows share the transaction: delete just ours
-                    db.atomically(|conn, file| {
-                        let mut stmt = conn.prepare_cached(undo).sql(file)?;
-                        for (first, last) in ranges {
-                            stmt.execute([first, last]).sql(file)?;
-                        }
-                        Ok(())
-                    })?;
-                }
-                // upserts stay: applying them again on a rerun changes nothing
+            let ranges = db.pending.remove(&t.id).unwrap_or_default();
+            if db.dirty.remove(&t.id) && db.dirty.is_empty() && db.in_transaction() {
+                // only this writer's rows are uncommitted: roll them back
+                db.conn.execute_batch("ROLLBACK").sql(&t.path)?;
             }
+            if let (Some(undo), false) = (&t.undo_sql, ranges.is_empty()) {
+                // rows other streams' commits made durable, or that share the open
+                // transaction with theirs: delete just ours, for good
+                db.atomically(|conn, file| {
+                    let mut stmt = conn.prepare_cached(undo).sql(file)?;
+                    for (first, last) in ranges {
+                        stmt.execute([first, last]).sql(file)?;
+                    }
+                    Ok(())
+                })?;
+                db.commit()?;
+            }
+            // upserts stay: applying them again on a rerun changes nothing
             if t.mode == WriteMode::Overwrite {
                 db.atomically(|conn, file| {
                     conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&t.write_to)))

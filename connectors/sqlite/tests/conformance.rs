@@ -1016,7 +1016,7 @@ async fn sqlite_to_sqlite_through_the_runtime() {
         )
         .await
         .unwrap();
-    assert_eq!(report.rows_written(), 5);
+    assert_eq!(report.rows_committed(), 5);
     assert_eq!(
         ids(&to
             .read_back("orders", &testkit::all_types_schema())

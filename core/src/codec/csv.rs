@@ -29,7 +29,7 @@ use arrow_schema::SchemaRef;
 use csv_core::ReadRecordResult;
 
 use super::{in_file, io_error, Counting, MAX_RECORD_BYTES};
-use crate::source::{Message, Position, Rejected, DEFAULT_BATCH_SIZE};
+use crate::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
 use crate::types::{check_schema, FerryType};
 use crate::values::{write_text, BatchBuilder};
 use crate::{Error, ErrorKind, Result};
@@ -298,6 +298,8 @@ pub struct CsvReader<R: Read> {
     mapping: Vec<Option<usize>>,
     /// Fields every record must have.
     width: usize,
+    /// The line each row of the batch being built starts on.
+    lines: Vec<u64>,
     started: bool,
     done: bool,
     pending: VecDeque<Result<Message>>,
@@ -320,6 +322,7 @@ impl<R: Read> CsvReader<R> {
             builder: None,
             mapping: Vec::new(),
             width: 0,
+            lines: Vec::new(),
             started: false,
             done: false,
             pending: VecDeque::new(),
@@ -481,6 +484,7 @@ impl<R: Read> CsvReader<R> {
         match builder.push_text_row(cells, null_text) {
             Ok(()) => {
                 self.rows += 1;
+                self.lines.push(records.line());
                 None
             }
             Err(e) => {
@@ -515,7 +519,13 @@ impl<R: Read> CsvReader<R> {
     fn finish_batch(&mut self) -> Result<()> {
         if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
             let batch = b.finish()?;
+            let lines = std::mem::take(&mut self.lines);
             if batch.num_rows() > 0 {
+                self.pending
+                    .push_back(Ok(Message::Positions(Box::new(RowPositions {
+                        file: self.file.clone(),
+                        lines,
+                    }))));
                 self.pending.push_back(Ok(Message::Batch(batch)));
             }
         }
@@ -687,6 +697,7 @@ mod tests {
             match m.unwrap() {
                 Message::Batch(b) => batches.push(b),
                 Message::Rejected(r) => rejected.push(r),
+                Message::Positions(_) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -926,6 +937,7 @@ mod tests {
         for m in CsvReader::new(data.as_bytes(), s, &CsvOptions::default()).unwrap() {
             match m.unwrap() {
                 Message::Batch(b) => n += b.num_rows(),
+                Message::Positions(_) => {}
                 other => panic!("{other:?}"),
             }
         }

@@ -21,7 +21,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::{in_file, io_error, strip_bom, Counting, MAX_RECORD_BYTES};
-use crate::source::{Message, Position, Rejected, DEFAULT_BATCH_SIZE};
+use crate::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
 use crate::types::{check_schema, FerryType};
 use crate::values::{to_json, BatchBuilder};
 use crate::{Error, ErrorKind, Result};
@@ -43,6 +43,8 @@ pub struct JsonlReader<R: Read> {
     pending: VecDeque<Result<Message>>,
     rows: u64,
     rejected: u64,
+    /// The line of each row of the batch being built.
+    lines: Vec<u64>,
 }
 
 impl<R: Read> JsonlReader<R> {
@@ -61,6 +63,7 @@ impl<R: Read> JsonlReader<R> {
             pending: VecDeque::new(),
             rows: 0,
             rejected: 0,
+            lines: Vec::new(),
         })
     }
 
@@ -142,6 +145,7 @@ impl<R: Read> JsonlReader<R> {
                 match builder.push_json_row(&row) {
                     Ok(()) => {
                         self.rows += 1;
+                        self.lines.push(self.line);
                         None
                     }
                     Err(e) => Some((None, format!("column `{}`: {}", e.name, e.message))),
@@ -182,7 +186,13 @@ impl<R: Read> JsonlReader<R> {
     fn finish_batch(&mut self) -> Result<()> {
         if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
             let batch = b.finish()?;
+            let lines = std::mem::take(&mut self.lines);
             if batch.num_rows() > 0 {
+                self.pending
+                    .push_back(Ok(Message::Positions(Box::new(RowPositions {
+                        file: self.file.clone(),
+                        lines,
+                    }))));
                 self.pending.push_back(Ok(Message::Batch(batch)));
             }
         }
@@ -359,6 +369,7 @@ mod tests {
             match m.unwrap() {
                 Message::Batch(b) => batches.push(b),
                 Message::Rejected(r) => rejected.push(r),
+                Message::Positions(_) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }

@@ -600,7 +600,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
         "first incremental run failed: {:?}",
         report.streams[0].error
     );
-    assert_eq!(report.rows_written(), 3);
+    assert_eq!(report.rows_committed(), 3);
     assert!(
         rt.state.get(&name).is_some(),
         "an incremental run committed no state"
@@ -660,7 +660,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
         .await
         .expect("third run");
     assert_eq!(
-        report.rows_written(),
+        report.rows_committed(),
         0,
         "a rerun with nothing new yielded rows again"
     );

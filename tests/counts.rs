@@ -1,0 +1,470 @@
+//! What a run reports and signs is what the destination holds: in every ending (success,
+//! a failed check, a source error, a destination error, Ctrl-C) the report's and the
+//! receipt's `rows_committed` equal a `count(*)` at the destination, and
+//! rows read = committed + rejected + filtered + uncommitted. Also: `--dry-run` says
+//! "would", the default `max_bad_ratio`, `row_count`'s `of`, and file rows' positions.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn ferry(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `files` CSV files `data/part_NN.csv` of `rows` rows each, ids 1, 2, … across them.
+fn data(dir: &Path, files: usize, rows: usize) {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    for f in 0..files {
+        let mut text = String::from("id,n\n");
+        for r in 0..rows {
+            let id = f * rows + r + 1;
+            text.push_str(&format!("{id},{id}\n"));
+        }
+        std::fs::write(dir.join(format!("data/part_{:02}.csv", f + 1)), text).unwrap();
+    }
+}
+
+const SOURCE: &str = "[source]\ntype = \"file\"\npath = \"data/part_*.csv\"\nstream = \"orders\"\ncolumns = { id = \"int64\", n = \"int64\" }\n";
+
+/// A folder syncing `data/` into SQLite table `orders`.
+fn sqlite_folder(stream_extra: &str, run: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("sync.toml"),
+        format!(
+            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\n{stream_extra}\n[run]\n{run}\n"
+        ),
+    )
+    .unwrap();
+    tmp
+}
+
+/// Rows of `table` in `db` (0 when the table does not exist).
+fn sqlite_count(db: &Path, table: &str) -> u64 {
+    if !db.exists() {
+        return 0;
+    }
+    let c = rusqlite::Connection::open(db).unwrap();
+    let exists: bool = c
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if !exists {
+        return 0;
+    }
+    c.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap() as u64
+}
+
+/// The report's and the newest receipt's figures of the only stream.
+#[derive(Debug, PartialEq)]
+struct Figures {
+    read: u64,
+    committed: u64,
+    rejected: u64,
+    filtered: u64,
+    uncommitted: u64,
+    status: String,
+}
+
+fn figures(v: &serde_json::Value) -> Figures {
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no `{k}` in {v:#}"));
+    Figures {
+        read: n("rows_read"),
+        committed: n("rows_committed"),
+        rejected: n("rows_rejected"),
+        filtered: n("rows_filtered"),
+        uncommitted: n("rows_uncommitted"),
+        status: v["status"].as_str().unwrap().to_string(),
+    }
+}
+
+fn report(dir: &Path) -> Figures {
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    figures(&r["streams"][0])
+}
+
+fn receipt(dir: &Path) -> Figures {
+    let folder = dir.join(".ferry/receipts");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("no receipts in {}: {e}", folder.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(files.last().unwrap()).unwrap()).unwrap();
+    assert!(
+        r["receipt"]["streams"][0].get("rows_written").is_none(),
+        "new receipts say rows_committed"
+    );
+    figures(&r["receipt"]["streams"][0])
+}
+
+/// The report and the receipt agree, the identity holds, and what they call committed is
+/// what `held` (the destination's own count) says.
+fn assert_honest(dir: &Path, held: u64) -> Figures {
+    let rep = report(dir);
+    assert_eq!(rep, receipt(dir), "the report and the receipt differ");
+    assert_eq!(
+        rep.read,
+        rep.committed + rep.rejected + rep.filtered + rep.uncommitted,
+        "rows read = committed + rejected + filtered + uncommitted: {rep:?}"
+    );
+    assert_eq!(
+        rep.committed, held,
+        "the report says {} committed, the destination holds {held}: {rep:?}",
+        rep.committed
+    );
+    rep
+}
+
+#[test]
+fn success_commits_every_row_the_table_holds() {
+    let tmp = sqlite_folder("", "batch_size = 10\ncommit_interval_secs = 0");
+    let dir = tmp.path();
+    data(dir, 10, 10);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    assert_eq!((f.read, f.committed, f.uncommitted), (100, 100, 0));
+    let text = out(&o);
+    assert!(text.contains("100 rows read, 100 committed in"), "{text}");
+    assert!(!text.contains("uncommitted"), "{text}");
+}
+
+#[test]
+fn a_fail_check_reports_only_the_rows_the_table_holds() {
+    let check = "checks = [{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }]";
+    // the issue's case: one file, one transaction: nothing committed, 60 rows read
+    let tmp = sqlite_folder(check, "batch_size = 10");
+    let dir = tmp.path();
+    data(dir, 1, 100);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    assert_eq!(
+        (f.read, f.committed, f.uncommitted),
+        (60, 0, 60),
+        "{}",
+        out(&o)
+    );
+    let text = out(&o);
+    assert!(
+        text.contains("60 rows read, 0 committed, 60 uncommitted"),
+        "{text}"
+    );
+    // the failing row is named by file, line and its number in the stream
+    assert!(
+        text.contains("part_01.csv") && text.contains("line 57") && text.contains("row 56"),
+        "{text}"
+    );
+
+    // ten files, a durable flush after each: the five files before the failing row stay
+    let tmp = sqlite_folder(check, "batch_size = 10\ncommit_interval_secs = 0");
+    let dir = tmp.path();
+    data(dir, 10, 10);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+    assert_eq!(f.status, "failed");
+    assert!(
+        out(&o).contains("part_06.csv") && out(&o).contains("line 7"),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn a_source_error_reports_only_the_rows_the_table_holds() {
+    let tmp = sqlite_folder("", "batch_size = 10\ncommit_interval_secs = 0");
+    let dir = tmp.path();
+    data(dir, 10, 10);
+    // file 6 breaks off in the middle: a record with one field (on_bad_record = fail)
+    std::fs::write(
+        dir.join("data/part_06.csv"),
+        "id,n\n51,51\n52,52\n53\n54,54\n",
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("part_06.csv"), "{}", out(&o));
+    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    // the malformed record failed the stream: it is uncommitted, not quarantined
+    assert_eq!(f.rejected, 0, "{f:?}");
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+}
+
+#[test]
+fn a_destination_error_reports_only_the_rows_the_table_holds() {
+    let tmp = sqlite_folder(
+        "primary_key = [\"id\"]",
+        "batch_size = 10\ncommit_interval_secs = 0",
+    );
+    let dir = tmp.path();
+    // the table already holds id 75: appending it again fails in the destination
+    std::fs::create_dir_all(dir.join("seed")).unwrap();
+    std::fs::write(dir.join("seed/orders.csv"), "id,n\n75,0\n").unwrap();
+    std::fs::write(
+        dir.join("seed.toml"),
+        "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = { id = \"int64\", n = \"int64\" }\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nprimary_key = [\"id\"]\n\
+         [run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "-c", "seed.toml"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let before = sqlite_count(&dir.join("out.db"), "orders");
+    assert_eq!(before, 1);
+
+    data(dir, 10, 10);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("already in the table"), "{}", out(&o));
+    let held = sqlite_count(&dir.join("out.db"), "orders") - before;
+    let f = assert_honest(dir, held);
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+}
+
+#[test]
+fn ctrl_c_reports_only_the_rows_the_table_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("sync.toml"),
+        "[source]\ntype = \"generate\"\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 20000000 }]\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
+         [run]\nbatch_size = 2000\ncommit_interval_secs = 0.2\n",
+    )
+    .unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("ferry");
+    let mut child = std::process::Command::new(bin)
+        .current_dir(dir)
+        .args(["sync", "--report", "r.json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until rows are being committed, then press Ctrl-C
+    let started = std::time::Instant::now();
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+    while size("out.db") + size("out.db-wal") < 512 * 1024 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the sync wrote nothing in two minutes"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("`kill` (procps) sends the SIGINT");
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", out(&o));
+    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    assert_eq!(f.status, "cancelled");
+    assert!(f.committed > 0 && f.read < 20_000_000, "{f:?}");
+}
+
+#[test]
+fn a_fail_check_into_postgres_reports_only_the_rows_the_table_holds() {
+    let url = std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into());
+    let table = format!("counts_fail_check_{}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir, 10, 10);
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "{SOURCE}[destination]\ntype = \"postgres\"\nurl = \"{url}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
+             checks = [{{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }}]\n\
+             [run]\nbatch_size = 10\ncommit_interval_secs = 0\n"
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = rt.block_on(async {
+        let cfg: tokio_postgres::Config = url.parse().expect("FERRY_TEST_PG_URL");
+        let (client, conn) = cfg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {url} ({e}): start it (see the README's test \
+                 command) or set FERRY_TEST_PG_URL"
+                )
+            });
+        tokio::spawn(conn);
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM \"{table}\""), &[])
+            .await
+            .unwrap()
+            .get(0);
+        let _ = client
+            .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
+            .await;
+        n as u64
+    });
+    let f = assert_honest(dir, held);
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+}
+
+#[test]
+fn dry_run_says_what_it_would_write() {
+    let tmp = sqlite_folder(
+        "on_bad_record = \"quarantine\"\nmax_bad_ratio = 1\nchecks = [{ type = \"range\", column = \"n\", max = 95 }]",
+        "",
+    );
+    let dir = tmp.path();
+    data(dir, 1, 100);
+    let o = ferry(dir, &["sync", "--dry-run"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("100 rows read, would write 95 in"), "{text}");
+    assert!(text.contains("orders: would quarantine 5 rows"), "{text}");
+    assert!(text.contains("would write"), "{text}");
+    // only the closing note may say `written` ("dry run: nothing was written")
+    for line in text
+        .lines()
+        .filter(|l| !l.contains("dry run: nothing was written"))
+    {
+        for word in ["written", "quarantined", "committed"] {
+            assert!(
+                !line.contains(word),
+                "a dry run says `{word}`: {line}\n{text}"
+            );
+        }
+    }
+    assert_eq!(sqlite_count(&dir.join("out.db"), "orders"), 0);
+}
+
+#[test]
+fn most_rows_rejected_fails_by_default() {
+    // 4 of 5 rows fail a check: quarantined, and the run fails
+    let tmp = sqlite_folder(
+        "on_bad_record = \"quarantine\"\nchecks = [{ type = \"range\", column = \"n\", max = 1 }]",
+        "",
+    );
+    let dir = tmp.path();
+    data(dir, 1, 5);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("4 of 5 rows rejected, more than the default max_bad_ratio 0.1"),
+        "{}",
+        out(&o)
+    );
+    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    assert_eq!(f.rejected, 4);
+    // a stream may accept any share, saying so
+    let tmp = sqlite_folder(
+        "on_bad_record = \"quarantine\"\nmax_bad_ratio = 1\nchecks = [{ type = \"range\", column = \"n\", max = 1 }]",
+        "",
+    );
+    let dir = tmp.path();
+    data(dir, 1, 5);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_honest(dir, 1);
+}
+
+#[test]
+fn row_count_of_an_incremental_stream_counts_the_destination() {
+    let tmp = sqlite_folder(
+        "incremental = true\nchecks = [{ type = \"row_count\", min = 1 }]",
+        "",
+    );
+    let dir = tmp.path();
+    data(dir, 1, 3);
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    // a quiet rerun reads nothing new; the table still holds 3 rows: the check passes
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(report(dir).read, 0);
+
+    // counting the run instead: the quiet rerun has 0 rows and fails
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
+             checks = [{{ type = \"row_count\", min = 1, of = \"run\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("0 rows, expected between 1 and"),
+        "{}",
+        out(&o)
+    );
+
+    // the destination's count, too few: fails after the rows are committed, saying so
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
+             checks = [{{ type = \"row_count\", min = 10 }}]\n"
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("check row_count(destination) failed: 3 rows at the destination, expected between 10 and"),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn row_count_of_a_destination_that_cannot_count_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir, 1, 3);
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "{SOURCE}[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\n\
+             checks = [{{ type = \"row_count\", min = 1, of = \"destination\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("cannot be answered: the destination cannot count its rows"),
+        "{}",
+        out(&o)
+    );
+}
