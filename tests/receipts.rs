@@ -347,7 +347,7 @@ fn tool(name: &str, package: &str) -> std::process::Command {
         .status();
     assert!(
         probe.is_ok(),
-        "`{name}` is not installed: this test checks a delivery with the client's own tools (apt-get install {package})"
+        "`{name}` is not installed: this test checks a delivery with the client's own tools (Debian package `{package}`)"
     );
     std::process::Command::new(name)
 }
