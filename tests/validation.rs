@@ -40,7 +40,7 @@ fn setup(stream_extra: &str) -> tempfile::TempDir {
     std::fs::write(
         tmp.path().join("sync.toml"),
         format!(
-            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\nincremental = true\n{ratio}{stream_extra}\n"
+            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
         ),
     )
     .unwrap();
@@ -225,6 +225,15 @@ fn a_check_failure_names_its_record_also_before_a_malformed_one() {
 fn fail_severity_commits_no_state() {
     let tmp = setup("on_bad_record = \"quarantine\"\nchecks = [{ type = \"range\", column = \"amount\", min = 0, severity = \"fail\" }]\n");
     let dir = tmp.path();
+    // read incrementally (so there is state to keep back) and appended: an overwrite with a
+    // cursor is refused at config time
+    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
+        .unwrap()
+        .replace(
+            "mode = \"overwrite\"",
+            "mode = \"append\"\nincremental = true",
+        );
+    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -236,10 +245,13 @@ fn fail_severity_commits_no_state() {
         !dir.join(".ferry/state").exists(),
         "a failed check committed state"
     );
-    assert!(
-        !dir.join("out/orders.jsonl").exists(),
-        "an overwrite that failed a check replaced the output"
+    let kept = std::fs::read_to_string(dir.join("out/orders.jsonl")).unwrap_or_default();
+    assert_eq!(
+        kept.lines().count(),
+        0,
+        "an append that failed a check kept rows: {kept}"
     );
+    assert_eq!(report(dir)["streams"][0]["rows_committed"], 0);
 }
 
 #[test]

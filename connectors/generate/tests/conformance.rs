@@ -432,7 +432,9 @@ async fn limit_is_respected() {
         .await
         .unwrap();
     assert_eq!(report.status, Status::Succeeded);
-    assert_eq!(report.rows_committed(), 120);
+    assert_eq!(report.streams[0].rows_read, 120);
+    assert_eq!(report.rows_committed(), 0, "a trial keeps no rows");
+    assert!(sink.tables.lock().unwrap().values().all(|b| b.is_empty()));
     assert!(rt.state.get("s").is_none(), "a limited run saved state");
 }
 

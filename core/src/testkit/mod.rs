@@ -328,6 +328,11 @@ impl Sink for MemorySink {
             modes: vec![WriteMode::Append, WriteMode::Overwrite],
         }
     }
+    /// Rows stay staged in the writer until a flush or close, and a `--limit` trial does
+    /// neither: its abort drops them.
+    fn rolls_back(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
