@@ -291,6 +291,7 @@ pub(super) async fn sync_one(
     let mut report = result?;
     if let Some(p) = preview {
         report.dry_run = true;
+        report.trial = false;
         let note = format!(
             "{}dry run: nothing was written, no state or receipt saved",
             p.render()
@@ -580,5 +581,5 @@ fn known_stream(cfg: &SyncConfig, store: &StateStore, stream: &str) -> Result<()
         format!("no stream `{stream}` in this pipeline; {near}streams it knows: {listed}"),
     )
     .with("stream", stream)
-    .with("file", store.path().display()))
+    .with("state", store.path().display()))
 }

@@ -101,6 +101,13 @@ impl Observer for Progress {
     fn stream_finished(&self, report: &StreamReport) {
         let entry = self.streams.lock().unwrap().remove(&report.stream);
         let msg = match &report.error {
+            // a successful stream leaves rows uncommitted only in a trial, which rolls back
+            None if report.rows_uncommitted > 0 => format!(
+                "{}: done, {} rows written and rolled back (trial), {} kept",
+                report.stream,
+                group(report.rows_uncommitted),
+                group(report.rows_committed)
+            ),
             None => format!(
                 "{}: done, {} rows committed",
                 report.stream,
