@@ -364,6 +364,13 @@ fn dry_run_says_what_it_would_write() {
             );
         }
     }
+    // the progress line (stderr) neither: a dry run wrote nothing to roll back
+    let progress = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        progress.contains("orders: done, 100 rows read (dry run: nothing written)"),
+        "{progress}"
+    );
+    assert!(!progress.contains("rolled back"), "{progress}");
     assert_eq!(sqlite_count(&dir.join("out.db"), "orders"), 0);
 }
 

@@ -203,6 +203,11 @@ fn a_trial_says_it_kept_nothing_and_skips_the_destination_count() {
         "{t}"
     );
     assert!(!t.contains("uncommitted"), "{t}");
+    // the per-stream progress line (stderr, not a terminal) says the same
+    assert!(
+        t.contains("keyed: done, 100 rows written and rolled back (trial), 0 kept"),
+        "{t}"
+    );
     assert!(
         t.contains("check row_count(destination): not checked: a trial (--limit) rolls back"),
         "{t}"

@@ -277,7 +277,7 @@ pub(super) async fn sync_one(
             ferry_core::quarantine::Quarantine::to_sink(rt.sink.clone(), &q.stream)?
         }
     });
-    rt.observer = Arc::new(Progress::new());
+    rt.observer = Arc::new(Progress::new(dry_run));
     rt.cancel = cancel;
     let result = rt
         .sync(
@@ -292,6 +292,15 @@ pub(super) async fn sync_one(
     if let Some(p) = preview {
         report.dry_run = true;
         report.trial = false;
+        // a dry run is run as a trial, which commits nothing; what a stream that finished
+        // let through is what it *would* write ("would write" in the summary)
+        for s in report
+            .streams
+            .iter_mut()
+            .filter(|s| s.status == Status::Succeeded)
+        {
+            s.rows_committed += std::mem::take(&mut s.rows_uncommitted);
+        }
         let note = format!(
             "{}dry run: nothing was written, no state or receipt saved",
             p.render()
