@@ -3,6 +3,11 @@
 //! receipt's `rows_committed` equal a `count(*)` at the destination, and
 //! rows read = committed + rejected + filtered + uncommitted. Also: `--dry-run` says
 //! "would", the default `max_bad_ratio`, `row_count`'s `of`, and file rows' positions.
+//!
+//! SQLite for every ending (and several streams sharing its transaction), PostgreSQL for a
+//! failed check, MySQL/MariaDB for success, a failed check and a destination error. The
+//! MySQL tests need MariaDB on 127.0.0.1:3306 (`FERRY_TEST_MYSQL_URL`, database `test`);
+//! `.ci/run` starts it.
 
 use std::path::Path;
 use std::process::Output;
