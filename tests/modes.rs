@@ -241,6 +241,26 @@ fn a_trial_says_it_kept_nothing_and_skips_the_destination_count() {
         .query_row("SELECT count(*) FROM keyed", [], |r| r.get(0))
         .unwrap_or(0);
     assert_eq!(held, 0, "the trial left rows");
+
+    // a trial that fails says it kept nothing, too
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n[[streams]]\nname = \"keyed\"\n\
+             checks = [{{ type = \"range\", column = \"id\", max = 50, severity = \"fail\" }}]\n",
+            generate()
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "--limit", "100"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("rows read, what the trial wrote was rolled back, 0 kept")
+            && t.contains("FAILED")
+            && !t.contains("uncommitted"),
+        "{t}"
+    );
 }
 
 #[test]

@@ -285,14 +285,16 @@ impl RunReport {
         } else if self.trial {
             // a trial keeps nothing: say so, not "0 committed, N uncommitted"
             let what = if self.status == Status::Succeeded {
-                "written and rolled back"
+                format!(
+                    "{} written and rolled back (trial)",
+                    group(self.rows_uncommitted())
+                )
             } else {
-                "not kept, what was written rolled back"
+                "what the trial wrote was rolled back".to_string()
             };
             out.push_str(&format!(
-                "{} rows read, {} {what} (trial), {} kept in {:.2}s; trial run {} {ending}\n",
+                "{} rows read, {what}, {} kept in {:.2}s; trial run {} {ending}\n",
                 group(self.rows_read()),
-                group(self.rows_uncommitted()),
                 group(self.rows_committed()),
                 self.duration_secs,
                 self.run_id,
