@@ -3,6 +3,11 @@
 //! receipt's `rows_committed` equal a `count(*)` at the destination, and
 //! rows read = committed + rejected + filtered + uncommitted. Also: `--dry-run` says
 //! "would", the default `max_bad_ratio`, `row_count`'s `of`, and file rows' positions.
+//!
+//! SQLite for every ending (and several streams sharing its transaction), PostgreSQL for a
+//! failed check, MySQL/MariaDB for success, a failed check and a destination error. The
+//! MySQL tests need MariaDB on 127.0.0.1:3306 (`FERRY_TEST_MYSQL_URL`, database `test`);
+//! `.ci/run` starts it.
 
 use std::path::Path;
 use std::process::Output;
@@ -364,6 +369,13 @@ fn dry_run_says_what_it_would_write() {
             );
         }
     }
+    // the progress line (stderr) neither: a dry run wrote nothing to roll back
+    let progress = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        progress.contains("orders: done, 100 rows read (dry run: nothing written)"),
+        "{progress}"
+    );
+    assert!(!progress.contains("rolled back"), "{progress}");
     assert_eq!(sqlite_count(&dir.join("out.db"), "orders"), 0);
 }
 
@@ -467,4 +479,221 @@ fn row_count_of_a_destination_that_cannot_count_says_so() {
         "{}",
         out(&o)
     );
+}
+
+/// Figures of stream `name` in the report (`r.json`) and in the newest receipt, which
+/// must agree; the identity must hold; and `committed` must be `held`.
+fn assert_honest_stream(dir: &Path, name: &str, held: u64) -> Figures {
+    let pick = |streams: &serde_json::Value| {
+        streams
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stream"] == name)
+            .map(figures)
+            .unwrap_or_else(|| panic!("no stream `{name}` in {streams:#}"))
+    };
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let rep = pick(&r["streams"]);
+    let folder = dir.join(".ferry/receipts");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("no receipts in {}: {e}", folder.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let signed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(files.last().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        rep,
+        pick(&signed["receipt"]["streams"]),
+        "{name}: the report and the receipt differ"
+    );
+    assert_eq!(
+        rep.read,
+        rep.committed + rep.rejected + rep.filtered + rep.uncommitted,
+        "{name}: rows read = committed + rejected + filtered + uncommitted: {rep:?}"
+    );
+    assert_eq!(
+        rep.committed, held,
+        "{name}: the report says {} committed, the destination holds {held}: {rep:?}",
+        rep.committed
+    );
+    rep
+}
+
+/// SQLite streams share one transaction: a short stream's close commits it while a long
+/// stream still has rows written but not flushed; when the long one then fails, its rows
+/// must go (they were never counted committed) and the receipt must equal the tables.
+#[test]
+fn a_stream_failing_after_another_streams_commit_leaves_none_of_its_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("sync.toml"),
+        "[source]\ntype = \"generate\"\nstreams = [\n  { name = \"short\", preset = \"users\", rows = 50 },\n  \
+         { name = \"long\", preset = \"users\", rows = 300000 },\n]\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\
+         [[streams]]\nname = \"short\"\n\
+         [[streams]]\nname = \"long\"\n\
+         checks = [{ type = \"range\", column = \"id\", max = 150000, severity = \"fail\" }]\n\
+         [run]\nconcurrency = 2\nbatch_size = 1000\ncommit_interval_secs = 3600\n",
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("check range(id) failed") || out(&o).contains("range(id)"),
+        "{}",
+        out(&o)
+    );
+    let db = dir.join("out.db");
+    let short = assert_honest_stream(dir, "short", sqlite_count(&db, "short"));
+    assert_eq!((short.committed, short.status.as_str()), (50, "succeeded"));
+    let long = assert_honest_stream(dir, "long", sqlite_count(&db, "long"));
+    assert_eq!(long.status, "failed");
+    assert!(
+        long.read >= 150_000,
+        "the long stream failed early: {long:?}"
+    );
+    // the case this test is about: `short` committed the shared transaction while `long`
+    // was still writing (it read 150,000 rows; `short` closes after 50)
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let secs = |n: &str| {
+        r["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stream"] == n)
+            .unwrap()["duration_secs"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(secs("short") < secs("long"), "{r:#}");
+    assert_eq!(long.committed, 0, "{long:?}");
+}
+
+fn mysql_url() -> String {
+    std::env::var("FERRY_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// Runs `sql` on the test MySQL/MariaDB; `count`: returns `SELECT count(*)` of it.
+fn mysql_exec(sql: &str, count: bool) -> u64 {
+    use mysql_async::prelude::Queryable;
+    let url = mysql_url();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let opts = mysql_async::Opts::from_url(&url).expect("FERRY_TEST_MYSQL_URL");
+            let mut c = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
+                panic!(
+                    "MySQL/MariaDB is not reachable at {url} ({e}): start it with \
+                     `service mariadb start` (or run `.ci/run`), or set FERRY_TEST_MYSQL_URL"
+                )
+            });
+            let n = if count {
+                c.query_first::<u64, _>(sql).await.unwrap().unwrap_or(0)
+            } else {
+                c.query_drop(sql).await.unwrap();
+                0
+            };
+            let _ = c.disconnect().await;
+            n
+        })
+}
+
+/// A folder syncing `data/` into MySQL table `table` of the test database.
+fn mysql_folder(dir: &Path, table: &str, stream_extra: &str) {
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "{SOURCE}[destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
+             {stream_extra}\n[run]\nbatch_size = 10\ncommit_interval_secs = 0\n",
+            mysql_url()
+        ),
+    )
+    .unwrap();
+}
+
+/// Drops `table` when the test ends, passed or not.
+struct DropMysql(String);
+
+impl Drop for DropMysql {
+    fn drop(&mut self) {
+        mysql_exec(&format!("DROP TABLE IF EXISTS `{}`", self.0), false);
+    }
+}
+
+#[test]
+fn mysql_success_commits_every_row_the_table_holds() {
+    let table = format!("counts_ok_{}", std::process::id());
+    let _drop = DropMysql(table.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir, 10, 10);
+    mysql_folder(dir, &table, "");
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let held = mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true);
+    let f = assert_honest(dir, held);
+    assert_eq!((f.read, f.committed, f.uncommitted), (100, 100, 0));
+}
+
+#[test]
+fn mysql_fail_check_reports_only_the_rows_the_table_holds() {
+    let table = format!("counts_fail_check_{}", std::process::id());
+    let _drop = DropMysql(table.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir, 10, 10);
+    mysql_folder(
+        dir,
+        &table,
+        "checks = [{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }]",
+    );
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let held = mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true);
+    let f = assert_honest(dir, held);
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+    assert_eq!(f.status, "failed");
+}
+
+#[test]
+fn mysql_destination_error_reports_only_the_rows_the_table_holds() {
+    let table = format!("counts_sink_error_{}", std::process::id());
+    let _drop = DropMysql(table.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // the table already holds id 75: appending it again fails in the destination
+    std::fs::create_dir_all(dir.join("seed")).unwrap();
+    std::fs::write(dir.join("seed/orders.csv"), "id,n\n75,0\n").unwrap();
+    std::fs::write(
+        dir.join("seed.toml"),
+        format!(
+            "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = {{ id = \"int64\", n = \"int64\" }}\n\
+             [destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
+             primary_key = [\"id\"]\n[run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
+            mysql_url()
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "-c", "seed.toml"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true),
+        1
+    );
+    data(dir, 10, 10);
+    mysql_folder(dir, &table, "primary_key = [\"id\"]");
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("already in the table"), "{}", out(&o));
+    let held = mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true) - 1;
+    let f = assert_honest(dir, held);
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
 }

@@ -183,6 +183,86 @@ fn trial_then_sync_sqlite() {
     });
 }
 
+/// A trial's summary says what it did (wrote, rolled back, kept nothing), its JSON report
+/// keeps read = committed + rejected + filtered + uncommitted, and a `row_count` of the
+/// destination, which the trial rolled back, is reported as not checked, saying why.
+#[test]
+fn a_trial_says_it_kept_nothing_and_skips_the_destination_count() {
+    let tmp = folder(&format!(
+        "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n[[streams]]\nname = \"keyed\"\n\
+         checks = [{{ type = \"row_count\", of = \"destination\", min = 1000, severity = \"fail\" }}]\n",
+        generate()
+    ));
+    let dir = tmp.path();
+    let o = ferry(dir, &["sync", "--limit", "100", "--report", "r.json"]);
+    let t = text(&o);
+    // min = 1000 fails against any count this destination could give: the check did not run
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("100 rows read, 100 written and rolled back (trial), 0 kept"),
+        "{t}"
+    );
+    assert!(!t.contains("uncommitted"), "{t}");
+    // the per-stream progress line (stderr, not a terminal) says the same
+    assert!(
+        t.contains("keyed: done, 100 rows written and rolled back (trial), 0 kept"),
+        "{t}"
+    );
+    assert!(
+        t.contains("check row_count(destination): not checked: a trial (--limit) rolls back"),
+        "{t}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["trial"], true, "{r:#}");
+    let s = &r["streams"][0];
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("no `{k}` in {s:#}"));
+    assert_eq!(
+        (n("rows_read"), n("rows_committed"), n("rows_uncommitted")),
+        (100, 0, 100),
+        "{s:#}"
+    );
+    assert_eq!(
+        n("rows_read"),
+        n("rows_committed") + n("rows_rejected") + n("rows_filtered") + n("rows_uncommitted")
+    );
+    let check = &s["checks"][0];
+    assert_eq!(check["check"], "row_count(destination)", "{s:#}");
+    assert_eq!(check["failed"], 0, "{s:#}");
+    assert!(
+        check["note"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("not checked"),
+        "{s:#}"
+    );
+    let conn = rusqlite::Connection::open(dir.join("out.db")).unwrap();
+    let held: i64 = conn
+        .query_row("SELECT count(*) FROM keyed", [], |r| r.get(0))
+        .unwrap_or(0);
+    assert_eq!(held, 0, "the trial left rows");
+
+    // a trial that fails says it kept nothing, too
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n[[streams]]\nname = \"keyed\"\n\
+             checks = [{{ type = \"range\", column = \"id\", max = 50, severity = \"fail\" }}]\n",
+            generate()
+        ),
+    )
+    .unwrap();
+    let o = ferry(dir, &["sync", "--limit", "100"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("rows read, what the trial wrote was rolled back, 0 kept")
+            && t.contains("FAILED")
+            && !t.contains("uncommitted"),
+        "{t}"
+    );
+}
+
 #[test]
 fn trial_then_sync_file() {
     let tmp = folder(&format!(

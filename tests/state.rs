@@ -226,6 +226,13 @@ fn state_commands_name_the_streams_when_the_stream_is_unknown() {
                 && text.contains("streams it knows: `customers`"),
             "state {cmd}: {text}"
         );
+        // a hint about --stream, not about fixing a config file that has no error
+        assert!(
+            text.contains("hint: give --stream one of the streams named above")
+                && !text.contains("fix the configuration file")
+                && !text.contains("fix the stream's entry"),
+            "state {cmd}: {text}"
+        );
     }
     // nothing was reset
     let kept = all(&ok(
@@ -293,6 +300,12 @@ fn a_second_run_of_one_pipeline_is_refused_naming_the_first() {
     assert!(
         text.contains("pipeline `sync.toml → sqlite path=out.db` is already in use by sync run")
             && text.contains(&format!("(pid {} on ", first.id())),
+        "{text}"
+    );
+    // its own next step, not the generic "retry" of a temporary failure
+    assert!(
+        text.contains("hint: wait for the run named above to end, or stop it")
+            && !text.contains("the failure looked temporary"),
         "{text}"
     );
     // a reset would pull the state from under the run: refused too

@@ -274,6 +274,11 @@ streams = [{ name = "intruder", preset = "users", rows = 20 }]
             t.contains("client = \"acme\""),
             "{kind:?} {cmd}: the way out: {t}"
         );
+        // no permission is missing: the hint must not send the user to grant one
+        assert!(
+            !t.contains("grant the missing permission"),
+            "{kind:?} {cmd}: {t}"
+        );
     }
     assert_eq!(
         d.rows("intruder"),

@@ -128,6 +128,10 @@ pub struct RunReport {
     /// A `--dry-run`: nothing was written, the counts say what would have been.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// A `--limit` trial: what it wrote went through the destination and was rolled
+    /// back; its rows are `rows_uncommitted`, none are committed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trial: bool,
 }
 
 impl RunReport {
@@ -164,16 +168,23 @@ impl RunReport {
             .max(6);
         let (written, rejected) = if self.dry_run {
             ("would write", "would reject")
+        } else if self.trial {
+            ("kept", "rejected")
         } else {
             ("committed", "rejected")
         };
         let uncommitted = self.rows_uncommitted() > 0;
+        let rolled_back = if self.trial {
+            "rolled back"
+        } else {
+            "uncommitted"
+        };
         out.push_str(&format!(
             "{:<w$}  {:>12}  {:>12}  {:>12}  {:>9}",
             "stream", "rows read", written, rejected, "filtered"
         ));
         if uncommitted {
-            out.push_str(&format!("  {:>12}", "uncommitted"));
+            out.push_str(&format!("  {:>12}", rolled_back));
         }
         out.push_str(&format!("  {:>10}  {:>8}  status\n", "rows/s", "time"));
         for s in &self.streams {
@@ -244,7 +255,13 @@ impl RunReport {
                     )
                 });
             }
-            if s.rows_uncommitted > 0 {
+            if s.rows_uncommitted > 0 && self.trial {
+                out.push_str(&format!(
+                    "  {}: {} rows read and not kept (trial: what it wrote was rolled back)\n",
+                    s.stream,
+                    group(s.rows_uncommitted)
+                ));
+            } else if s.rows_uncommitted > 0 {
                 out.push_str(&format!(
                     "  {}: {} rows read but not committed (the stream stopped before they were durable; a rerun reads them again)\n",
                     s.stream,
@@ -260,6 +277,23 @@ impl RunReport {
         if self.dry_run {
             out.push_str(&format!(
                 "{} rows read, would write {} in {:.2}s; dry run {} {ending}\n",
+                group(self.rows_read()),
+                group(self.rows_committed()),
+                self.duration_secs,
+                self.run_id,
+            ));
+        } else if self.trial {
+            // a trial keeps nothing: say so, not "0 committed, N uncommitted"
+            let what = if self.status == Status::Succeeded {
+                format!(
+                    "{} written and rolled back (trial)",
+                    group(self.rows_uncommitted())
+                )
+            } else {
+                "what the trial wrote was rolled back".to_string()
+            };
+            out.push_str(&format!(
+                "{} rows read, {what}, {} kept in {:.2}s; trial run {} {ending}\n",
                 group(self.rows_read()),
                 group(self.rows_committed()),
                 self.duration_secs,

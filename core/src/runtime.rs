@@ -546,6 +546,7 @@ impl Runtime {
             streams: reports,
             redactions: crate::redact::hits(),
             dry_run: false,
+            trial: opts.limit.is_some(),
         }
     }
 
@@ -686,6 +687,16 @@ impl Runtime {
                     .ctx("destination", &task.write.stream)?;
                 // other streams' `referential` checks of the trial see the trial's values
                 validator.publish();
+                // the destination holds none of the trial's rows: its count would say nothing
+                if validator.counts_destination() {
+                    validator.skip_destination(
+                        "not checked: a trial (--limit) rolls back what it wrote, so the destination's count says nothing about this run",
+                    );
+                    let n = validator.report().len();
+                    for (mine, now) in rep.checks.iter_mut().zip(validator.report()).take(n) {
+                        *mine = now;
+                    }
+                }
                 Ok(())
             }
             Ok(pending) => {

@@ -277,7 +277,7 @@ pub(super) async fn sync_one(
             ferry_core::quarantine::Quarantine::to_sink(rt.sink.clone(), &q.stream)?
         }
     });
-    rt.observer = Arc::new(Progress::new());
+    rt.observer = Arc::new(Progress::new(dry_run));
     rt.cancel = cancel;
     let result = rt
         .sync(
@@ -291,6 +291,16 @@ pub(super) async fn sync_one(
     let mut report = result?;
     if let Some(p) = preview {
         report.dry_run = true;
+        report.trial = false;
+        // a dry run is run as a trial, which commits nothing; what a stream that finished
+        // let through is what it *would* write ("would write" in the summary)
+        for s in report
+            .streams
+            .iter_mut()
+            .filter(|s| s.status == Status::Succeeded)
+        {
+            s.rows_committed += std::mem::take(&mut s.rows_uncommitted);
+        }
         let note = format!(
             "{}dry run: nothing was written, no state or receipt saved",
             p.render()
@@ -580,5 +590,5 @@ fn known_stream(cfg: &SyncConfig, store: &StateStore, stream: &str) -> Result<()
         format!("no stream `{stream}` in this pipeline; {near}streams it knows: {listed}"),
     )
     .with("stream", stream)
-    .with("file", store.path().display()))
+    .with("state", store.path().display()))
 }

@@ -58,6 +58,17 @@ pub fn hint(e: &Error) -> Option<String> {
             "point this config's [destination] at this client's own system, or run the \
              other client's folder (tenant binding: SECURITY.md)"
         }
+        // an owner refusal that carries its own way out: no permission is missing
+        ErrorKind::PermissionDenied if e.context_value("hint").is_some() => return None,
+        // the pipeline's lock (`.ferry/locks/…`): retrying at once would be refused again
+        ErrorKind::Temporary if file.ends_with(".lock") => {
+            "wait for the run named above to end, or stop it (Ctrl-C in its terminal, or \
+             `kill` its pid); a run that dies releases the lock by itself"
+        }
+        ErrorKind::ConfigInvalid if e.context_value("state").is_some() => {
+            "give --stream one of the streams named above, or leave --stream out to act on \
+             every stream of the pipeline"
+        }
         ErrorKind::NotFound if e.context_value("config").is_some() => {
             "check the path given with -c (default: sync.toml in the current folder); \
              `ferry init <client>` creates a client folder with one"

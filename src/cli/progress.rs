@@ -11,6 +11,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
     bars: Option<MultiProgress>,
+    /// A `--dry-run`: nothing is written, so nothing is "written and rolled back".
+    dry_run: bool,
     streams: Mutex<HashMap<String, Entry>>,
 }
 
@@ -21,12 +23,13 @@ struct Entry {
 }
 
 impl Progress {
-    pub fn new() -> Self {
+    pub fn new(dry_run: bool) -> Self {
         let bars = std::io::stderr()
             .is_terminal()
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8)));
         Progress {
             bars,
+            dry_run,
             streams: Mutex::new(HashMap::new()),
         }
     }
@@ -101,6 +104,18 @@ impl Observer for Progress {
     fn stream_finished(&self, report: &StreamReport) {
         let entry = self.streams.lock().unwrap().remove(&report.stream);
         let msg = match &report.error {
+            // a successful stream leaves rows uncommitted only in a trial, which rolls back
+            None if report.rows_uncommitted > 0 && self.dry_run => format!(
+                "{}: done, {} rows read (dry run: nothing written)",
+                report.stream,
+                group(report.rows_read)
+            ),
+            None if report.rows_uncommitted > 0 => format!(
+                "{}: done, {} rows written and rolled back (trial), {} kept",
+                report.stream,
+                group(report.rows_uncommitted),
+                group(report.rows_committed)
+            ),
             None => format!(
                 "{}: done, {} rows committed",
                 report.stream,
