@@ -711,3 +711,152 @@ fn plan_exits_0_when_no_file_is_new() {
     let o = ferry(dir, &["plan"]);
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
 }
+
+/// The row figure of plan's `estimate:` line for the first stream, and the line.
+fn estimate_of(o: &Output) -> (Option<u64>, String) {
+    let text = out(o);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("estimate:"))
+        .unwrap_or_else(|| panic!("no estimate line:\n{text}"))
+        .trim()
+        .to_string();
+    let digits: String = line["estimate:".len()..]
+        .trim_start()
+        .trim_start_matches('~')
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    (digits.parse().ok(), line)
+}
+
+fn people_csv(from: u64, to: u64) -> String {
+    let mut s = String::from("id,name,city\n");
+    for i in from..to {
+        s.push_str(&format!("{i},person number {i},Town{}\n", i % 7));
+    }
+    s
+}
+
+#[test]
+fn plan_estimates_csv_files_from_their_sizes_and_counts_parquet_footers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("people")).unwrap();
+    // 3 files, 12,000 rows, ~330 KB: more than the 64 KiB sample, so sizes must be used
+    for (n, (from, to)) in [(0, 4000), (4000, 8000), (8000, 12000)].iter().enumerate() {
+        write(dir, &format!("people/p{n}.csv"), &people_csv(*from, *to));
+    }
+    let bytes: u64 = (0..3)
+        .map(|n| {
+            std::fs::metadata(dir.join(format!("people/p{n}.csv")))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    write(
+        dir,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"people/*.csv\"\n\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+         [[streams]]\nname = \"people\"\nincremental = true\n",
+    );
+    let o = ferry(dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    let (rows, line) = estimate_of(&o);
+    let rows = rows.unwrap_or_else(|| panic!("no row figure: {line}"));
+    // an estimate, shown as one: within 10 % of the 12,000 rows, never as a bare count
+    assert!((10_800..=13_200).contains(&rows), "{line}");
+    assert!(
+        line.contains('~') && line.contains("(an estimate)"),
+        "{line}"
+    );
+    let size = format!("{:.1} KB", bytes as f64 / 1e3);
+    assert!(
+        line.contains(&format!("from 3 files, {size}")),
+        "{line} ({bytes} bytes)"
+    );
+
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["plan"]);
+    assert!(
+        estimate_of(&o)
+            .1
+            .contains("0 rows to move (no new or changed file)"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    // a new file: only it is estimated
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(dir, "people/p3.csv", &people_csv(12000, 12500));
+    let o = ferry(dir, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert!((450..=550).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(line.contains("from 1 file,"), "{line}");
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+
+    // Parquet (written by a file destination): its footer gives the exact count, shown as one
+    let pq = dir.join("pq");
+    std::fs::create_dir(&pq).unwrap();
+    write(
+        &pq,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"../people/p[012].csv\"\n\n\
+         [destination]\ntype = \"file\"\npath = \"../out\"\nformat = \"parquet\"\n\n\
+         [[streams]]\nname = \"p\"\nmode = \"overwrite\"\n",
+    );
+    let o = ferry(&pq, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let sub = dir.join("back");
+    std::fs::create_dir(&sub).unwrap();
+    write(
+        &sub,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"../out/p.parquet\"\n\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+         [[streams]]\nname = \"p\"\n",
+    );
+    let o = ferry(&sub, &["plan"]);
+    let (_, line) = estimate_of(&o);
+    assert!(
+        line.starts_with("estimate:    12,000 rows to move from 1 file,"),
+        "{line}"
+    );
+}
+
+#[test]
+fn plan_says_rows_unknown_for_compressed_files_but_names_files_and_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "people.csv", &people_csv(0, 500));
+    // the file destination writes the gzip file that the second config reads
+    write(
+        dir,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"people.csv\"\n\n\
+         [destination]\ntype = \"file\"\npath = \"out\"\ncompression = \"gzip\"\n\n\
+         [[streams]]\nname = \"people\"\nmode = \"overwrite\"\n",
+    );
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let sub = dir.join("back");
+    std::fs::create_dir(&sub).unwrap();
+    write(
+        &sub,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"../out/people.csv.gz\"\n\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+         [[streams]]\nname = \"people\"\n",
+    );
+    let o = ferry(&sub, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert_eq!(rows, None, "{line}");
+    assert!(
+        line.contains("unknown number of rows from 1 file,"),
+        "{line}"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+}
