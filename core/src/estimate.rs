@@ -66,6 +66,14 @@ pub fn bytes_per_row(sample: &[u8], whole: bool, format: Format, csv_header: boo
     if format == Format::Parquet {
         return None;
     }
+    let (bytes, rows) = rows_in(sample, whole, format == Format::Csv && csv_header)?;
+    (rows > 0).then(|| bytes as f64 / rows as f64)
+}
+
+/// The bytes and rows of the complete lines of `sample` (the last line counts when `whole`,
+/// even without a line end), after its first line when `skip_first` (a CSV header, or the
+/// cut-off line a sample from the middle starts in). Blank lines are bytes but not rows.
+fn rows_in(sample: &[u8], whole: bool, skip_first: bool) -> Option<(usize, usize)> {
     // rows end at line ends; a quoted CSV field with line breaks makes this a little high
     let mut ends: Vec<usize> = sample
         .iter()
@@ -77,7 +85,7 @@ pub fn bytes_per_row(sample: &[u8], whole: bool, format: Format, csv_header: boo
         ends.push(sample.len());
     }
     let mut start = 0;
-    if format == Format::Csv && csv_header {
+    if skip_first {
         start = *ends.first()?;
         ends.remove(0);
     }
@@ -91,7 +99,23 @@ pub fn bytes_per_row(sample: &[u8], whole: bool, format: Format, csv_header: boo
         })
         .count();
     let last = *ends.last()?;
-    (rows > 0).then(|| (last - start) as f64 / rows as f64)
+    Some((last - start, rows))
+}
+
+/// [`SAMPLE_BYTES`] from the middle of a file of more than twice that (`None` for a smaller
+/// one, which the first bytes describe well enough): rows often grow along a file (longer
+/// ids, later dates), so the start alone would overestimate.
+pub fn middle_sample<R: ChunkReader>(file: &R) -> Result<Option<(Vec<u8>, bool)>> {
+    let len = file.len();
+    if len <= 2 * SAMPLE_BYTES as u64 {
+        return Ok(None);
+    }
+    let input = file
+        .get_read(len / 2)
+        .map_err(|e| Error::data(format!("cannot read the middle of the file: {e}")))?;
+    let (bytes, whole) = sample(input)
+        .map_err(|e| Error::data(format!("cannot read the middle of the file: {e}")))?;
+    Ok(Some((bytes, whole)))
 }
 
 /// The bytes of a CSV header line at the start of `sample` (0 for JSON Lines or no header):
@@ -107,20 +131,31 @@ pub fn header_len(sample: &[u8], format: Format, csv_header: bool) -> u64 {
 }
 
 /// Estimates the rows of plain (uncompressed, unencrypted) CSV or JSON Lines files,
-/// `files` of them holding `bytes`, from `sample`, the start of one of them.
+/// `files` of them holding `bytes`, from `head`, the start of one of them (`whole`: all of
+/// it), and `middle`, a [`middle_sample`] of the same file.
 pub fn rows_of_plain_files(
-    sample: &[u8],
-    whole: bool,
+    head: (&[u8], bool),
+    middle: Option<(&[u8], bool)>,
     files: u64,
     bytes: u64,
     format: Format,
     csv_header: bool,
 ) -> Option<u64> {
-    let header = header_len(sample, format, csv_header);
-    let per_row = bytes_per_row(sample, whole, format, csv_header)?;
+    if format == Format::Parquet {
+        return None;
+    }
+    let header = header_len(head.0, format, csv_header);
+    let (mut n, mut rows) = rows_in(head.0, head.1, format == Format::Csv && csv_header)?;
+    // the middle sample starts inside a line: that line is not counted
+    if let Some((b, r)) = middle.and_then(|(m, whole)| rows_in(m, whole, true)) {
+        (n, rows) = (n + b, rows + r);
+    }
+    if rows == 0 {
+        return None;
+    }
     Some(rows_from_bytes(
         bytes.saturating_sub(header.saturating_mul(files)),
-        per_row,
+        n as f64 / rows as f64,
     ))
 }
 
@@ -167,6 +202,25 @@ mod tests {
         assert_eq!(bytes_per_row(b"id,name\n", true, Format::Csv, true), None);
         let per = bytes_per_row(b"{\"a\":1}\n{\"a\":2}\n", true, Format::Jsonl, true).unwrap();
         assert!((per - 8.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_middle_sample_skips_its_cut_line_and_weighs_in() {
+        let head = b"id\n1\n2\n";
+        // rows of 2 bytes at the start, 4 in the middle (the first, cut line not counted)
+        let middle = b"99\n100\n101\n10";
+        let rows = rows_of_plain_files((head, false), None, 1, 303, Format::Csv, true);
+        assert_eq!(rows, Some(150));
+        let rows = rows_of_plain_files(
+            (head, false),
+            Some((middle, false)),
+            1,
+            303,
+            Format::Csv,
+            true,
+        );
+        // (4 + 8) bytes over 4 rows: 3 bytes a row
+        assert_eq!(rows, Some(100));
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! (all of them, or for an incremental read the new or changed ones), then
 //! - Parquet: the exact row counts of their footers (only footers are read);
 //! - plain CSV / JSON Lines: their bytes over the average row size of the first 64 KiB of
-//!   the first one, an estimate;
+//!   the first one (and 64 KiB from its middle, for a larger file), an estimate;
 //! - compressed or age-encrypted CSV / JSON Lines: rows unknown (stored bytes say little
 //!   about rows; decompressing to learn would be a read), files and bytes still shown.
 
 use ferry_core::codec::{Compression, Format};
-use ferry_core::estimate::{parquet_rows, rows_of_plain_files, sample};
+use ferry_core::estimate::{middle_sample, parquet_rows, rows_of_plain_files, sample};
 use ferry_core::{age, Error, ErrorKind, Estimate, Result};
 
 use super::{compression_of, open_chunks, Entry, FileStream, Mark};
@@ -52,10 +52,11 @@ pub(super) fn estimate(stream: &FileStream, mark: Option<&Mark>) -> Result<Estim
     let first = &files[0];
     let file =
         std::fs::File::open(&first.path).map_err(|e| Error::io(e, "cannot open", &first.path))?;
+    let middle = middle_sample(&file).map_err(|e| e.with("file", &first.shown))?;
     let (head, whole) = sample(file).map_err(|e| Error::io(e, "cannot read", &first.path))?;
     e.rows = rows_of_plain_files(
-        &head,
-        whole,
+        (&head, whole),
+        middle.as_ref().map(|(m, w)| (m.as_slice(), *w)),
         files.len() as u64,
         bytes,
         spec.format,

@@ -3,13 +3,14 @@
 //! - Parquet: the exact row counts of their footers (ranged GETs of the footer only; up
 //!   to [`MAX_FOOTERS`] objects, beyond that rows unknown);
 //! - plain CSV / JSON Lines: their bytes over the average row size of the first 64 KiB of
-//!   the first object (one GET, cut short), an estimate;
+//!   the first object (one GET, cut short; and 64 KiB from its middle, a ranged GET, for a
+//!   larger object), an estimate;
 //! - compressed or age-encrypted CSV / JSON Lines: rows unknown, objects and bytes shown.
 
 use std::sync::Arc;
 
 use ferry_core::codec::{Compression, Format};
-use ferry_core::estimate::{parquet_rows, rows_of_plain_files, sample};
+use ferry_core::estimate::{middle_sample, parquet_rows, rows_of_plain_files, sample};
 use ferry_core::{Error, Estimate, Result};
 
 use super::{Codec, Mark, S3Source};
@@ -83,14 +84,25 @@ pub(super) async fn estimate(
         return Ok(e);
     }
     let first = todo.swap_remove(0);
-    let (head, whole) = blocking(move |handle| {
+    let (head, whole, middle) = blocking(move |handle| {
         let raw = open_blocking(&handle, &client, &bucket, &first.key, Some(&first.etag))?;
-        sample(raw).map_err(|e| Error::data(format!("cannot read `{}`: {e}", first.key)))
+        let (head, whole) =
+            sample(raw).map_err(|e| Error::data(format!("cannot read `{}`: {e}", first.key)))?;
+        let ranged = RangedObject {
+            handle,
+            client,
+            bucket,
+            key: first.key.clone(),
+            etag: first.etag,
+            size: first.size,
+        };
+        let middle = middle_sample(&ranged).map_err(|e| e.with("object", &first.key))?;
+        Ok((head, whole, middle))
     })
     .await?;
     e.rows = rows_of_plain_files(
-        &head,
-        whole,
+        (&head, whole),
+        middle.as_ref().map(|(m, w)| (m.as_slice(), *w)),
         e.files.unwrap_or(1),
         bytes,
         format,
