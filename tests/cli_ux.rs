@@ -860,3 +860,43 @@ fn plan_says_rows_unknown_for_compressed_files_but_names_files_and_bytes() {
     );
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
+    let schema = format!("cliux_planest_{}", std::process::id());
+    let db = pg().await;
+    // ~20 MB, past the 10 MB under which plan counts exactly: the planner's figure is used
+    db.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.events (id bigint PRIMARY KEY, body text);
+         INSERT INTO {schema}.events SELECT g, repeat('x', 100) FROM generate_series(1, 150000) g;
+         ANALYZE {schema}.events;"
+    ))
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    write(
+        &dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"events\"\n",
+            pg_url()
+        ),
+    );
+    let o = tokio::task::spawn_blocking(move || ferry(&dir, &["plan"]))
+        .await
+        .unwrap();
+    let (rows, line) = estimate_of(&o);
+    assert!((135_000..=165_000).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(
+        line.contains('~') && line.contains("(an estimate)"),
+        "{line}"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
