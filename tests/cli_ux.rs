@@ -900,3 +900,56 @@ async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
+    use mysql_async::prelude::Queryable;
+    let db = format!("cliux_planest_{}", std::process::id());
+    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
+        panic!(
+            "MySQL/MariaDB is not reachable at {} ({e}): run `.ci/test`, which starts it",
+            mysql_url()
+        )
+    });
+    // past the 100,000 rows under which plan counts exactly: the optimizer's figure is used
+    conn.query_drop(format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
+         CREATE TABLE {db}.events (id BIGINT PRIMARY KEY, body VARCHAR(20)) ENGINE=InnoDB;
+         INSERT INTO {db}.events
+           WITH RECURSIVE a(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM a WHERE n < 399)
+           SELECT x.n * 400 + y.n, 'some body' FROM a x, a y WHERE x.n < 375;
+         ANALYZE TABLE {db}.events;"
+    ))
+    .await
+    .unwrap();
+    let (base, _) = mysql_url()
+        .rsplit_once('/')
+        .map(|(b, d)| (b.to_string(), d.to_string()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    write(
+        &dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"mysql\"\nurl = \"{base}/{db}\"\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"events\"\n"
+        ),
+    );
+    let o = tokio::task::spawn_blocking(move || ferry(&dir, &["plan"]))
+        .await
+        .unwrap();
+    let (rows, line) = estimate_of(&o);
+    // InnoDB's figure is rough (sampled pages): within a third of the 150,000 rows
+    assert!((100_000..=200_000).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(
+        line.contains('~') && line.contains("(an estimate)"),
+        "{line}"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    conn.query_drop(format!("DROP DATABASE {db}"))
+        .await
+        .unwrap();
+}
