@@ -11,6 +11,11 @@ use std::process::{Output, Stdio};
 
 use assert_cmd::Command;
 
+// plan over S3: the root tests' in-process S3 server
+#[path = "support/s3.rs"]
+#[allow(dead_code)]
+mod s3;
+
 fn ferry(dir: &Path, args: &[&str]) -> Output {
     Command::cargo_bin("ferry")
         .unwrap()
@@ -952,4 +957,54 @@ async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
     conn.query_drop(format!("DROP DATABASE {db}"))
         .await
         .unwrap();
+}
+
+#[test]
+fn plan_estimates_s3_objects_and_exits_0_when_none_is_new() {
+    let server = s3::Server::start(&["planest"]);
+    server.put("planest", "people/a.csv", people_csv(0, 5000).into_bytes());
+    server.put(
+        "planest",
+        "people/b.csv",
+        people_csv(5000, 10000).into_bytes(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"s3\"\n{}path = \"people/*.csv\"\nstream = \"people\"\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"people\"\nincremental = true\n",
+            server.toml("planest")
+        ),
+    );
+    let o = ferry(dir, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert!((9_000..=11_000).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(line.contains("(an estimate) from 2 files,"), "{line}");
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["plan"]);
+    assert!(
+        estimate_of(&o)
+            .1
+            .contains("0 rows to move (no new or changed file)"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    server.put(
+        "planest",
+        "people/c.csv",
+        people_csv(10000, 10100).into_bytes(),
+    );
+    let o = ferry(dir, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert!((90..=110).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(line.contains("from 1 file,"), "{line}");
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
 }
