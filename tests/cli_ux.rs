@@ -13,7 +13,6 @@ use assert_cmd::Command;
 
 // plan over S3: the root tests' in-process S3 server
 #[path = "support/s3.rs"]
-#[allow(dead_code)]
 mod s3;
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
