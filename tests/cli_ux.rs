@@ -11,6 +11,10 @@ use std::process::{Output, Stdio};
 
 use assert_cmd::Command;
 
+// plan over S3: the root tests' in-process S3 server
+#[path = "support/s3.rs"]
+mod s3;
+
 fn ferry(dir: &Path, args: &[&str]) -> Output {
     Command::cargo_bin("ferry")
         .unwrap()
@@ -709,5 +713,297 @@ fn plan_exits_0_when_no_file_is_new() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     write(dir, "people.csv", "id,name\n1,Ann\n2,Bo\n3,Cy\n");
     let o = ferry(dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+}
+
+/// The row figure of plan's `estimate:` line for the first stream, and the line.
+fn estimate_of(o: &Output) -> (Option<u64>, String) {
+    let text = out(o);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("estimate:"))
+        .unwrap_or_else(|| panic!("no estimate line:\n{text}"))
+        .trim()
+        .to_string();
+    let digits: String = line["estimate:".len()..]
+        .trim_start()
+        .trim_start_matches('~')
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    (digits.parse().ok(), line)
+}
+
+fn people_csv(from: u64, to: u64) -> String {
+    let mut s = String::from("id,name,city\n");
+    for i in from..to {
+        s.push_str(&format!("{i},person number {i},Town{}\n", i % 7));
+    }
+    s
+}
+
+#[test]
+fn plan_estimates_csv_files_from_their_sizes_and_counts_parquet_footers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("people")).unwrap();
+    // 3 files, 12,000 rows, ~330 KB: more than the 64 KiB sample, so sizes must be used
+    for (n, (from, to)) in [(0, 4000), (4000, 8000), (8000, 12000)].iter().enumerate() {
+        write(dir, &format!("people/p{n}.csv"), &people_csv(*from, *to));
+    }
+    let bytes: u64 = (0..3)
+        .map(|n| {
+            std::fs::metadata(dir.join(format!("people/p{n}.csv")))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    write(
+        dir,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"people/*.csv\"\n\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+         [[streams]]\nname = \"people\"\nincremental = true\n",
+    );
+    let o = ferry(dir, &["plan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    let (rows, line) = estimate_of(&o);
+    let rows = rows.unwrap_or_else(|| panic!("no row figure: {line}"));
+    // an estimate, shown as one: within 10 % of the 12,000 rows, never as a bare count
+    assert!((10_800..=13_200).contains(&rows), "{line}");
+    assert!(
+        line.contains('~') && line.contains("(an estimate)"),
+        "{line}"
+    );
+    let size = format!("{:.1} KB", bytes as f64 / 1e3);
+    assert!(
+        line.contains(&format!("from 3 files, {size}")),
+        "{line} ({bytes} bytes)"
+    );
+
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["plan"]);
+    assert!(
+        estimate_of(&o)
+            .1
+            .contains("0 rows to move (no new or changed file)"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    // a new file: only it is estimated
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(dir, "people/p3.csv", &people_csv(12000, 12500));
+    let o = ferry(dir, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert!((450..=550).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(line.contains("from 1 file,"), "{line}");
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+
+    // Parquet (written by a file destination): its footer gives the exact count, shown as one
+    let pq = dir.join("pq");
+    std::fs::create_dir(&pq).unwrap();
+    write(
+        &pq,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"../people/p[012].csv\"\n\n\
+         [destination]\ntype = \"file\"\npath = \"../out\"\nformat = \"parquet\"\n\n\
+         [[streams]]\nname = \"p\"\nmode = \"overwrite\"\n",
+    );
+    let o = ferry(&pq, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let sub = dir.join("back");
+    std::fs::create_dir(&sub).unwrap();
+    write(
+        &sub,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"../out/p.parquet\"\n\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+         [[streams]]\nname = \"p\"\n",
+    );
+    let o = ferry(&sub, &["plan"]);
+    let (_, line) = estimate_of(&o);
+    assert!(
+        line.starts_with("estimate:    12,000 rows to move from 1 file,"),
+        "{line}"
+    );
+}
+
+#[test]
+fn plan_says_rows_unknown_for_compressed_files_but_names_files_and_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "people.csv", &people_csv(0, 500));
+    // the file destination writes the gzip file that the second config reads
+    write(
+        dir,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"people.csv\"\n\n\
+         [destination]\ntype = \"file\"\npath = \"out\"\ncompression = \"gzip\"\n\n\
+         [[streams]]\nname = \"people\"\nmode = \"overwrite\"\n",
+    );
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let sub = dir.join("back");
+    std::fs::create_dir(&sub).unwrap();
+    write(
+        &sub,
+        "sync.toml",
+        "[source]\ntype = \"file\"\npath = \"../out/people.csv.gz\"\n\n\
+         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+         [[streams]]\nname = \"people\"\n",
+    );
+    let o = ferry(&sub, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert_eq!(rows, None, "{line}");
+    assert!(
+        line.contains("unknown number of rows from 1 file,"),
+        "{line}"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
+    let schema = format!("cliux_planest_{}", std::process::id());
+    let db = pg().await;
+    // ~20 MB, past the 10 MB under which plan counts exactly: the planner's figure is used
+    db.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.events (id bigint PRIMARY KEY, body text);
+         INSERT INTO {schema}.events SELECT g, repeat('x', 100) FROM generate_series(1, 150000) g;
+         ANALYZE {schema}.events;"
+    ))
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    write(
+        &dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"events\"\n",
+            pg_url()
+        ),
+    );
+    let o = tokio::task::spawn_blocking(move || ferry(&dir, &["plan"]))
+        .await
+        .unwrap();
+    let (rows, line) = estimate_of(&o);
+    assert!((135_000..=165_000).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(
+        line.contains('~') && line.contains("(an estimate)"),
+        "{line}"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
+    use mysql_async::prelude::Queryable;
+    let db = format!("cliux_planest_{}", std::process::id());
+    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
+        panic!(
+            "MySQL/MariaDB is not reachable at {} ({e}): run `.ci/test`, which starts it",
+            mysql_url()
+        )
+    });
+    // past the 100,000 rows under which plan counts exactly: the optimizer's figure is used
+    conn.query_drop(format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
+         CREATE TABLE {db}.events (id BIGINT PRIMARY KEY, body VARCHAR(20)) ENGINE=InnoDB;
+         INSERT INTO {db}.events
+           WITH RECURSIVE a(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM a WHERE n < 399)
+           SELECT x.n * 400 + y.n, 'some body' FROM a x, a y WHERE x.n < 375;
+         ANALYZE TABLE {db}.events;"
+    ))
+    .await
+    .unwrap();
+    let (base, _) = mysql_url()
+        .rsplit_once('/')
+        .map(|(b, d)| (b.to_string(), d.to_string()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    write(
+        &dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"mysql\"\nurl = \"{base}/{db}\"\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"events\"\n"
+        ),
+    );
+    let o = tokio::task::spawn_blocking(move || ferry(&dir, &["plan"]))
+        .await
+        .unwrap();
+    let (rows, line) = estimate_of(&o);
+    // InnoDB's figure is rough (sampled pages): within a third of the 150,000 rows
+    assert!((100_000..=200_000).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(
+        line.contains('~') && line.contains("(an estimate)"),
+        "{line}"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    conn.query_drop(format!("DROP DATABASE {db}"))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn plan_estimates_s3_objects_and_exits_0_when_none_is_new() {
+    let server = s3::Server::start(&["planest"]);
+    server.put("planest", "people/a.csv", people_csv(0, 5000).into_bytes());
+    server.put(
+        "planest",
+        "people/b.csv",
+        people_csv(5000, 10000).into_bytes(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "sync.toml",
+        &format!(
+            "[source]\ntype = \"s3\"\n{}path = \"people/*.csv\"\nstream = \"people\"\n\n\
+             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
+             [[streams]]\nname = \"people\"\nincremental = true\n",
+            server.toml("planest")
+        ),
+    );
+    let o = ferry(dir, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert!((9_000..=11_000).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(line.contains("(an estimate) from 2 files,"), "{line}");
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["plan"]);
+    assert!(
+        estimate_of(&o)
+            .1
+            .contains("0 rows to move (no new or changed file)"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    server.put(
+        "planest",
+        "people/c.csv",
+        people_csv(10000, 10100).into_bytes(),
+    );
+    let o = ferry(dir, &["plan"]);
+    let (rows, line) = estimate_of(&o);
+    assert!((90..=110).contains(&rows.unwrap_or(0)), "{line}");
+    assert!(line.contains("from 1 file,"), "{line}");
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
 }

@@ -210,4 +210,11 @@ pub trait Source: Send + Sync {
     async fn count(&self, _request: &ReadRequest) -> Result<Option<u64>> {
         Ok(None)
     }
+
+    /// How much `read(request)` would yield, told apart as a count or an estimate (file
+    /// sizes, a sample), with the files and bytes it would open — for `ferry plan`.
+    /// By default [`Source::count`]'s figure, as an exact count. `None`: unknown.
+    async fn estimate(&self, request: &ReadRequest) -> Result<Option<crate::Estimate>> {
+        Ok(self.count(request).await?.map(crate::Estimate::exact))
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ferry_core::report::group;
 use ferry_core::schema_change::{self, Reconciled};
 use ferry_core::state::{Access, StateStore};
-use ferry_core::{Error, ReadMode, RunOptions, Runtime, WriteMode};
+use ferry_core::{Error, Estimate, ReadMode, RunOptions, Runtime, WriteMode};
 
 /// Exit code when the plan would change something.
 pub const CHANGES: u8 = 3;
@@ -67,8 +67,9 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
     let (mut changing, mut refused) = (0, 0);
     for (task, r) in tasks.iter().zip(&found) {
         let now = sink.count(&task.write.stream).await.unwrap_or(None);
-        let to_read = source.count(&task.read).await.unwrap_or(None);
-        let mut changes = !r.diff.is_empty() || to_read != Some(0);
+        let to_read = source.estimate(&task.read).await.unwrap_or(None);
+        // only a certain "nothing" (a count, not a guess) lets plan say nothing changes
+        let mut changes = !r.diff.is_empty() || !to_read.is_some_and(|e| e.is_nothing());
         let key = task.write.primary_key();
         println!();
         println!(
@@ -127,12 +128,7 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             ),
             ReadMode::FullRefresh => println!("  read:        everything (full refresh)"),
         }
-        println!(
-            "  estimate:    {}",
-            to_read
-                .map(|n| format!("{} rows to move", group(n)))
-                .unwrap_or_else(|| "unknown (the source cannot count cheaply)".into())
-        );
+        println!("  estimate:    {}", estimate_line(to_read.as_ref()));
         if r.decision.refusal.is_some() {
             refused += 1;
         } else if changes {
@@ -171,6 +167,34 @@ fn schema_lines(r: &Reconciled) {
     }
     if let Some(why) = &r.decision.refusal {
         println!("    REFUSED: {why}");
+    }
+}
+
+/// `1,234 rows to move` for a count, `~1,200 rows to move (an estimate) …` for a guess, never mixed up.
+fn estimate_line(e: Option<&Estimate>) -> String {
+    let Some(e) = e else {
+        return "unknown (the source cannot count cheaply)".into();
+    };
+    let files = match (e.files, e.bytes) {
+        (Some(1), Some(b)) => format!(" from 1 file, {}", size(b)),
+        (Some(f), Some(b)) => format!(" from {} files, {}", group(f), size(b)),
+        _ => String::new(),
+    };
+    match (e.rows, e.exact) {
+        (Some(0), true) if e.files == Some(0) => "0 rows to move (no new or changed file)".into(),
+        (Some(n), true) => format!("{} rows to move{files}", group(n)),
+        (Some(n), false) => format!("~{} rows to move (an estimate){files}", group(n)),
+        (None, _) => format!("unknown number of rows{files}"),
+    }
+}
+
+/// Bytes for people: `512 B`, `3.4 KB`, `12.0 MB` (powers of 1000, as file managers show).
+fn size(b: u64) -> String {
+    match b {
+        0..=999 => format!("{b} B"),
+        1_000..=999_999 => format!("{:.1} KB", b as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", b as f64 / 1e6),
+        _ => format!("{:.1} GB", b as f64 / 1e9),
     }
 }
 

@@ -32,12 +32,14 @@ use ferry_core::codec::{
 };
 use ferry_core::types::with_keys;
 use ferry_core::{
-    async_trait, file_column, Catalog, Error, ErrorKind, Message, MessageStream, ReadMode,
-    ReadRequest, Result, Source, StreamInfo,
+    async_trait, file_column, Catalog, Error, ErrorKind, Estimate, Message, MessageStream,
+    ReadMode, ReadRequest, Result, Source, StreamInfo,
 };
 use futures::StreamExt;
 
 use crate::config::{FileSourceConfig, StreamSpec};
+
+mod estimate;
 
 /// Messages buffered between a file-reading thread and the runtime: memory stays at a few
 /// batches whatever the file size.
@@ -671,24 +673,31 @@ impl Source for FileSource {
         Ok(Catalog::new(infos))
     }
 
-    /// For `ferry plan`: 0 when an incremental read has no new or changed file to read
-    /// (a listing, nothing opened); unknown otherwise (rows are known only by reading).
+    /// An exact count only: Parquet footers, or 0 when no file is new or changed.
     async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
-        if request.mode != ReadMode::Incremental || request.cursor.is_some() {
+        Ok(self
+            .estimate(request)
+            .await?
+            .filter(|e| e.exact)
+            .and_then(|e| e.rows))
+    }
+
+    /// For `ferry plan`: the files a read would take, their bytes and rows (see
+    /// [`estimate`]); certainly nothing when an incremental read has no new or changed file.
+    async fn estimate(&self, request: &ReadRequest) -> Result<Option<Estimate>> {
+        let incremental = request.mode == ReadMode::Incremental;
+        if incremental && request.cursor.is_some() {
             return Ok(None);
         }
         let stream = self.stream(&request.stream)?.clone();
         let state = request.state.clone().unwrap_or(serde_json::Value::Null);
-        let Some(mark) = Mark::parse(&request.stream, &state)? else {
-            return Ok(None);
+        let mark = if incremental {
+            Mark::parse(&request.stream, &state)?
+        } else {
+            None
         };
-        let files = blocking(move || match stream.list() {
-            Ok(files) => Ok(files),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e),
-        })
-        .await?;
-        Ok(files.iter().all(|f| mark.covers(f)).then_some(0))
+        let e = blocking(move || estimate::estimate(&stream, mark.as_ref())).await?;
+        Ok(Some(e.limited(request.limit)))
     }
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {

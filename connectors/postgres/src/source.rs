@@ -131,6 +131,10 @@ impl Source for PostgresSource {
     async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
         count::count(&self.inner, request).await
     }
+
+    async fn estimate(&self, request: &ReadRequest) -> Result<Option<ferry_core::Estimate>> {
+        count::estimate_rows(&self.inner, request).await
+    }
 }
 
 /// Connects and checks the schemas exist and may be read.

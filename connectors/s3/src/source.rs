@@ -26,8 +26,8 @@ use ferry_core::codec::{
 use ferry_core::file_column;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    async_trait, Catalog, Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest, Result,
-    Source, StreamInfo,
+    async_trait, Catalog, Error, ErrorKind, Estimate, Message, MessageStream, ReadMode,
+    ReadRequest, Result, Source, StreamInfo,
 };
 use futures::StreamExt;
 use tokio::runtime::Handle;
@@ -37,6 +37,8 @@ use crate::client::Connection;
 use crate::config::{S3SourceConfig, StreamSpec};
 use crate::error::{map, At, Op};
 use crate::object::{blocking, open_blocking, Listing, ObjectInfo, RangedObject};
+
+mod estimate;
 
 /// Messages buffered between the reading thread and the runtime.
 const CHANNEL_CAPACITY: usize = 2;
@@ -562,6 +564,35 @@ impl Source for S3Source {
             );
         }
         Ok(Catalog::new(infos))
+    }
+
+    /// An exact count only: Parquet footers, or 0 when no object is new or changed.
+    async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
+        Ok(self
+            .estimate(request)
+            .await?
+            .filter(|e| e.exact)
+            .and_then(|e| e.rows))
+    }
+
+    /// For `ferry plan`: the objects a read would take, their bytes and rows (see
+    /// [`estimate`]); certainly nothing when an incremental read has no new or changed object.
+    async fn estimate(&self, request: &ReadRequest) -> Result<Option<Estimate>> {
+        let incremental = request.mode == ReadMode::Incremental;
+        if incremental && request.cursor.is_some() {
+            return Ok(None);
+        }
+        let spec = self.stream(&request.stream)?.clone();
+        let state = request.state.clone().unwrap_or(serde_json::Value::Null);
+        let mark = if incremental {
+            Mark::parse(&request.stream, &state)?
+        } else {
+            None
+        };
+        let e = estimate::estimate(self, &spec, mark.as_ref())
+            .await
+            .map_err(|e| e.with("stream", &spec.name))?;
+        Ok(Some(e.limited(request.limit)))
     }
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {

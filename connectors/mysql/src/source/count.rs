@@ -2,13 +2,18 @@
 //! table (a `COUNT(*)` for a small one) on a full read, a `COUNT(*)` of the rows past the
 //! saved cursor on an incremental one. Configured queries are not run to be counted.
 
-use ferry_core::{ReadMode, ReadRequest, Result, ResultExt};
+use ferry_core::{Estimate, ReadMode, ReadRequest, Result, ResultExt};
 use mysql_async::prelude::Queryable;
 
 use super::{plan, Inner, COUNT_BELOW};
 use crate::core::{self, quote, MyResultExt};
 
 pub(super) async fn count(inner: &Inner, req: &ReadRequest) -> Result<Option<u64>> {
+    Ok(estimate_rows(inner, req).await?.and_then(|e| e.rows))
+}
+
+/// The same figure, marked exact (a `COUNT(*)`) or not (the optimizer's).
+pub(super) async fn estimate_rows(inner: &Inner, req: &ReadRequest) -> Result<Option<Estimate>> {
     if inner.cfg.queries.iter().any(|q| q.name == req.stream) {
         return Ok(None);
     }
@@ -16,7 +21,10 @@ pub(super) async fn count(inner: &Inner, req: &ReadRequest) -> Result<Option<u64
     let mut conn = core::connect(s).await?;
     let plan = plan(inner, &mut conn, req).await?;
     let n = match (&plan.estimate, req.mode) {
-        (Some((_, Some(guess))), _) if *guess >= COUNT_BELOW => Some(*guess),
+        (Some((_, Some(guess))), _) if *guess >= COUNT_BELOW => Some(Estimate {
+            rows: Some(*guess),
+            ..Estimate::default()
+        }),
         (Some((table, _)), _) => {
             let sql = format!(
                 "SELECT COUNT(*) FROM {}.{}",
@@ -24,7 +32,7 @@ pub(super) async fn count(inner: &Inner, req: &ReadRequest) -> Result<Option<u64
                 quote(table)
             );
             let n: Option<u64> = conn.query_first(sql).await.my(s).ctx("table", table)?;
-            Some(n.unwrap_or(0))
+            Some(Estimate::exact(n.unwrap_or(0)))
         }
         (None, ReadMode::Incremental) => {
             let sql = format!("SELECT COUNT(*) FROM ({}) AS `_ferry_count`", plan.sql);
@@ -33,10 +41,10 @@ pub(super) async fn count(inner: &Inner, req: &ReadRequest) -> Result<Option<u64
                 .await
                 .my(s)
                 .ctx("stream", &req.stream)?;
-            Some(n.unwrap_or(0))
+            Some(Estimate::exact(n.unwrap_or(0)))
         }
         (None, ReadMode::FullRefresh) => None,
     };
     let _ = conn.disconnect().await;
-    Ok(n.map(|n| req.limit.map_or(n, |l| l.min(n))))
+    Ok(n.map(|e| e.limited(req.limit)))
 }
