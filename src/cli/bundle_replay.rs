@@ -321,3 +321,7 @@ mod tests {
         assert_eq!(find_reference(&v, "s").as_deref(), Some("s.a[1].b"));
     }
 }
+
+#[cfg(test)]
+#[path = "bundle_replay_props.rs"]
+mod props;
