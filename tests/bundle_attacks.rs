@@ -230,3 +230,27 @@ fn an_honest_bundle_replays_with_throwaway_keys_and_no_vault() {
         "throwaway keys are removed"
     );
 }
+
+/// Found by the property test in src/cli/bundle_replay_props.rs: a `file:` base_url could
+/// not be moved onto the replay server and was left as `file://127.0.0.1/…`.
+#[test]
+fn an_http_bundle_whose_base_url_is_not_http_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = bundle(
+        tmp.path(),
+        "http",
+        &format!(
+            "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"file:///etc/passwd\"\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"
+        ),
+    );
+    let o = ferry(tmp.path(), &["replay", b.to_str().unwrap()], None);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("refusing to replay this bundle"), "{out}");
+    assert!(out.contains("replay.toml"), "names the file: {out}");
+    assert!(
+        out.contains("`base_url` is a `file:` URL, not http(s)"),
+        "{out}"
+    );
+    assert!(!out.contains("reproduced"), "{out}");
+}

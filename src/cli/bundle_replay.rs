@@ -212,8 +212,14 @@ fn http_source(dir: &Path, written: &toml::Table, origin: &str) -> Result<toml::
             format!("its source is `{kind}`; an HTTP replay reads only the recorded exchanges"),
         ));
     }
+    // what the source cannot be replayed from (no or a non-http `base_url`) was written
+    // into the bundle: a refusal naming its file, not a config error
     let source = super::bundle::with_json(source, |m| {
         ferry_connector_http::replay::source_for_replay(m, Some(origin))
+    })
+    .map_err(|e| match e.kind() {
+        ErrorKind::ConfigInvalid => refused(dir, e.message().to_string()),
+        _ => e,
     })?;
     if let Some(at) = find_reference(&source, "source") {
         return Err(refused(
@@ -321,3 +327,7 @@ mod tests {
         assert_eq!(find_reference(&v, "s").as_deref(), Some("s.a[1].b"));
     }
 }
+
+#[cfg(test)]
+#[path = "bundle_replay_props.rs"]
+mod props;

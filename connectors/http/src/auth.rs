@@ -83,6 +83,8 @@ fn register_derived(config: &AuthConfig) {
         AuthConfig::Bearer { .. } => {}
         AuthConfig::Basic { username, password } => {
             register(&b64(&basic(username, password.expose())));
+            // a password pasted into a query or form is form-encoded (`+` for a space)
+            register(&form_encode(password.expose()));
         }
         AuthConfig::Oauth2 {
             client_id,

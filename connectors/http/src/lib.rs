@@ -7,6 +7,8 @@ pub mod client;
 pub mod config;
 mod cursor;
 pub mod paginate;
+#[cfg(test)]
+mod props;
 mod records;
 pub mod replay;
 mod sink;

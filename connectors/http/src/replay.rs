@@ -55,6 +55,14 @@ pub fn source_for_replay(source: &mut Map<String, Value>, origin: Option<&str>) 
             .ok_or_else(|| Error::config("the bundle's source has no `base_url`"))?;
         let mut u = Url::parse(base)
             .map_err(|e| Error::config(format!("the bundle's `base_url` is not a URL: {e}")))?;
+        // `set_scheme` cannot turn `file:` or `mailto:` into http and would fail silently,
+        // leaving the replay pointed elsewhere than the replay server
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(Error::config(format!(
+                "the bundle's `base_url` is a `{}:` URL, not http(s)",
+                u.scheme()
+            )));
+        }
         let to = Url::parse(origin)
             .map_err(|e| Error::internal(format!("replay origin {origin}: {e}")))?;
         let _ = u.set_scheme(to.scheme());
@@ -285,6 +293,20 @@ mod tests {
         assert_eq!(key("GET", &recorded), key("get", &asked));
         let other = Url::parse("http://127.0.0.1:9/v1/x?size=5&page=3").unwrap();
         assert_ne!(key("GET", &recorded), key("GET", &other));
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_http_is_refused_not_left_pointing_elsewhere() {
+        for base in [
+            "file:///etc/passwd",
+            "mailto:ops@example.com",
+            "data:text/plain,hi",
+        ] {
+            let mut s = Map::new();
+            s.insert("base_url".into(), base.into());
+            let e = source_for_replay(&mut s, Some("http://127.0.0.1:9")).unwrap_err();
+            assert!(e.to_string().contains("not http(s)"), "{base}: {e}");
+        }
     }
 
     #[test]
