@@ -1,0 +1,1 @@
+//! Reading: query streams, tie-safe cursor reads, row builders that keep rows whole.

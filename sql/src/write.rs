@@ -1,0 +1,1 @@
+//! Writing: staged overwrite and swap, upsert through a temp table, additive evolution.
