@@ -49,9 +49,9 @@ fn args() -> Args {
 fn line(what: &str, s: &Step, bytes: u64) {
     println!(
         "{what:<34} {:>12} rows  {:>7.2}s  {:>12} rows/s  {:>8.1} MB/s  peak RSS {:>7.1} MiB",
-        ferry_core::report::group(s.rows),
+        ferry_engine::report::group(s.rows),
         s.secs,
-        ferry_core::report::group((s.rows as f64 / s.secs) as u64),
+        ferry_engine::report::group((s.rows as f64 / s.secs) as u64),
         bytes as f64 / 1e6 / s.secs,
         s.peak_mb
     );
@@ -67,7 +67,7 @@ async fn main() {
     let dir = a.dir.canonicalize().unwrap();
     println!(
         "Ferry benchmark: {} rows of 8 columns (generate preset `bench`), folder {}\n",
-        ferry_core::report::group(a.rows),
+        ferry_engine::report::group(a.rows),
         dir.display()
     );
 

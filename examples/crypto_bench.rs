@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use ferry_core::age::{self, Identities, Recipients};
+use ferry_formats::age::{self, Identities, Recipients};
 
 struct Args {
     mb: u64,

@@ -134,9 +134,9 @@ fn line(what: &str, s: &Step, bytes: u64, baseline: Option<&Step>) {
         .unwrap_or_default();
     println!(
         "{what:<36} {:>11} rows {:>7.2}s {:>11} rows/s {:>7.1} MB/s  peak RSS {:>6.1} MiB  {ratio}",
-        ferry_core::report::group(s.rows),
+        ferry_engine::report::group(s.rows),
         s.secs,
-        ferry_core::report::group((s.rows as f64 / s.secs) as u64),
+        ferry_engine::report::group((s.rows as f64 / s.secs) as u64),
         bytes as f64 / 1e6 / s.secs,
         s.peak_mb
     );
@@ -153,7 +153,7 @@ async fn main() {
     let pg = &a.pg;
     println!(
         "Ferry vs psql: {} rows of 8 columns (generate preset `bench`), folder {}\n",
-        ferry_core::report::group(a.rows),
+        ferry_engine::report::group(a.rows),
         dir.display()
     );
 

@@ -31,12 +31,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use ferry_core::digest::RowDigest;
 use ferry_core::secret::ResolveContext;
-use ferry_core::state::StateStore;
-use ferry_core::transform::{apply_all, output_schema};
-use ferry_core::validate::Validator;
-use ferry_core::{Message, ReadRequest, RunOptions, Runtime, SyncConfig};
+use ferry_core::{Message, ReadRequest};
+use ferry_engine::state::StateStore;
+use ferry_engine::transform::{apply_all, output_schema};
+use ferry_engine::validate::Validator;
+use ferry_engine::{RunOptions, Runtime, SyncConfig};
+use ferry_formats::digest::RowDigest;
 use support::CountingSink;
 
 /// The five transforms: two text cleanups, a cast, a derived column and a filter (which
@@ -117,7 +118,7 @@ async fn run(dir: &Path, rows: u64, extra: &str) -> (u64, f64) {
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(
         report.status,
-        ferry_core::report::Status::Succeeded,
+        ferry_engine::report::Status::Succeeded,
         "{}",
         report.summary()
     );
@@ -192,7 +193,7 @@ async fn breakdown(dir: &Path, rows: u64) {
     let ns = |d: Duration| d.as_nanos() as f64 / n as f64;
     println!(
         "\nCPU per row, each stage alone on one thread ({} rows):",
-        ferry_core::report::group(n)
+        ferry_engine::report::group(n)
     );
     for (what, d) in [
         ("source (generate)", t[0]),
@@ -240,7 +241,7 @@ async fn main() {
     let tmp = tempfile::tempdir().unwrap();
     println!(
         "Ferry transforms and checks: {} rows of the generate `bench` preset → counting sink, best of {rounds}\n",
-        ferry_core::report::group(rows)
+        ferry_engine::report::group(rows)
     );
     let setups = [
         ("no transforms, no checks", String::new()),
@@ -269,7 +270,7 @@ async fn main() {
         println!(
             "{what:<28} {:>7.2}s  {:>12} rows/s",
             best[o],
-            ferry_core::report::group((rows as f64 / best[o]) as u64)
+            ferry_engine::report::group((rows as f64 / best[o]) as u64)
         );
         return;
     }
@@ -279,7 +280,7 @@ async fn main() {
         println!(
             "{what:<28} {:>7.2}s  {:>12} rows/s  {:>+7.1}% vs none   CPU {:>6.2}s {:>+7.1}%",
             secs,
-            ferry_core::report::group(rate as u64),
+            ferry_engine::report::group(rate as u64),
             (base / rate - 1.0) * 100.0,
             cpu,
             (cpu / best_cpu[0] - 1.0) * 100.0

@@ -189,7 +189,7 @@ fn a_destination_of_another_client_gets_a_hint_about_tenants() {
 fn decrypt_takes_an_identity_file_as_age_does() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (secret, public) = ferry_core::age::generate_identity();
+    let (secret, public) = ferry_formats::age::generate_identity();
     write(dir, "key.txt", &format!("{}\n", secret.expose()));
     write(dir, "plain.txt", "hello age\n");
     let o = ferry(

@@ -234,7 +234,7 @@ impl Client {
                         && json.get("streams").is_some_and(|s| s.is_object()),
                     "{ctx}: the state file is not a state: {json}"
                 );
-                if let Err(e) = ferry_core::state::StateStore::open(&path, Some("acme")) {
+                if let Err(e) = ferry_engine::state::StateStore::open(&path, Some("acme")) {
                     panic!("{ctx}: ferry refuses the state file: {e}");
                 }
             }

@@ -387,7 +387,7 @@ fn mysql_url_for(db: &str) -> String {
 
 /// A fresh name for a schema or database of one test.
 fn fresh(prefix: &str) -> String {
-    ferry_core::testkit::fresh_name(prefix).to_lowercase()
+    ferry_testkit::fresh_name(prefix).to_lowercase()
 }
 
 #[test]

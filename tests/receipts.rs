@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use ferry_core::receipt::SignedReceipt;
+use ferry_engine::receipt::SignedReceipt;
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
     Command::cargo_bin("ferry")
@@ -235,7 +235,7 @@ fn file_delivery() -> (tempfile::TempDir, String) {
 
 /// Signs `receipt` with a key of the test's own (an attacker's, or an earlier build's
 /// signer); returns the signed receipt and the public key (base64).
-fn sign_with_own_key(receipt: ferry_core::receipt::Receipt) -> (SignedReceipt, String) {
+fn sign_with_own_key(receipt: ferry_engine::receipt::Receipt) -> (SignedReceipt, String) {
     use base64::Engine;
     use ring::signature::KeyPair;
     let pkcs8 =
@@ -420,8 +420,8 @@ fn a_file_delivery_checks_with_sha256sum_and_ssh_keygen() {
 
 #[test]
 fn edited_receipts_are_refused_even_where_the_signature_would_still_match() {
-    use ferry_core::receipt::{Receipt, ReceiptStream, FORMAT};
-    use ferry_core::report::Status;
+    use ferry_engine::receipt::{Receipt, ReceiptStream, FORMAT};
+    use ferry_engine::report::Status;
     let dir = tempfile::tempdir().unwrap();
     let receipt = Receipt {
         format: FORMAT.into(),

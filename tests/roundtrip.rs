@@ -10,8 +10,10 @@
 use std::sync::Arc;
 
 use ferry_core::config::ConnectorConfig;
-use ferry_core::report::Status;
-use ferry_core::{testkit, ConfigNode, RunOptions, StreamConfig, WriteMode};
+use ferry_core::{ConfigNode, WriteMode};
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit as testkit;
 use mysql_async::prelude::Queryable;
 
 fn pg_url() -> String {

@@ -1,7 +1,7 @@
 //! State belongs to one pipeline (a config file and its destination), one run of a
 //! pipeline at a time, and older folder-wide state files are taken over once; state and
 //! vault writes never follow a planted symlink (receipts share their writer:
-//! `ferry_core::state::write_atomic`, tested with planted names in its module).
+//! `ferry_engine::state::write_atomic`, tested with planted names in its module).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

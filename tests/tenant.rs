@@ -101,7 +101,7 @@ struct Dest {
 
 impl Dest {
     fn new(kind: Kind) -> Dest {
-        let place = ferry_core::testkit::fresh_name("ferry_tenant").to_lowercase();
+        let place = ferry_testkit::fresh_name("ferry_tenant").to_lowercase();
         match kind {
             Kind::Sqlite => {}
             Kind::Postgres => block(async {

@@ -167,3 +167,27 @@ pub fn is_reserved(name: &str) -> bool {
     name.len() >= RESERVED_PREFIX.len()
         && name.as_bytes()[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())
 }
+
+/// The verdict on one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputCheck {
+    /// Recomputed digest matches.
+    Ok,
+    /// Recomputed digest differs.
+    Changed,
+    /// The output is gone.
+    Missing,
+    /// Cannot be recomputed from here (no digest, remote, or a table not fully written by this run).
+    Unverifiable,
+}
+
+impl std::fmt::Display for OutputCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputCheck::Ok => "ok",
+            OutputCheck::Changed => "CHANGED",
+            OutputCheck::Missing => "MISSING",
+            OutputCheck::Unverifiable => "not checked",
+        })
+    }
+}

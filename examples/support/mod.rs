@@ -15,14 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::report::StreamReport;
-use ferry_core::runtime::Observer;
 use ferry_core::secret::ResolveContext;
-use ferry_core::state::StateStore;
-use ferry_core::{
-    async_trait, Durability, RunOptions, Runtime, Sink, StreamWriter, SyncConfig, WriteRequest,
-    WriteSummary,
-};
+use ferry_core::{async_trait, Durability, Sink, StreamWriter, WriteRequest, WriteSummary};
+use ferry_engine::report::StreamReport;
+use ferry_engine::runtime::Observer;
+use ferry_engine::state::StateStore;
+use ferry_engine::{RunOptions, Runtime, SyncConfig};
 
 /// The columns of the `generate` connector's `bench` preset, for a CSV source.
 pub const BENCH_COLUMNS: &str = "columns = { id = \"int64\", name = \"string\", email = \"string\", amount = \"float64\", quantity = \"int64\", created_at = \"timestamp\", active = \"bool\", country = \"string\" }";
@@ -275,7 +273,7 @@ pub async fn step_if_asked() -> bool {
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(
         report.status,
-        ferry_core::report::Status::Succeeded,
+        ferry_engine::report::Status::Succeeded,
         "{}",
         report.summary()
     );

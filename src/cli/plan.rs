@@ -8,10 +8,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_core::report::group;
-use ferry_core::schema_change::{self, Reconciled};
-use ferry_core::state::{Access, StateStore};
-use ferry_core::{Error, Estimate, ReadMode, RunOptions, Runtime, WriteMode};
+use ferry_core::{Error, Estimate, ReadMode, WriteMode};
+use ferry_engine::report::group;
+use ferry_engine::schema_change::{self, Reconciled};
+use ferry_engine::state::{Access, StateStore};
+use ferry_engine::{RunOptions, Runtime};
 
 /// Exit code when the plan would change something.
 pub const CHANGES: u8 = 3;

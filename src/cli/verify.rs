@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_core::receipt::{
+use ferry_core::{Error, ReadRequest, Result};
+use ferry_engine::receipt::{
     check_file, check_table, file_path, parse_public_key, table_digest, OutputCheck, ReceiptOutput,
     SignedReceipt,
 };
-use ferry_core::{Error, ReadRequest, Result};
 use futures_util::StreamExt;
 
 /// Exit code when everything checked is fine but no key was pinned with `--pubkey`: a
@@ -105,7 +105,7 @@ pub async fn verify(
                 },
                 "object" => match &cfg {
                     Some(cfg) if cfg.destination.kind == ferry_connector_s3::NAME => {
-                        let v = ferry_connector_s3::check_object(&cfg.destination, o).await?;
+                        let v = ferry_connector_s3::check_object(&cfg.destination, &o.location, o.digest.as_deref()).await?;
                         (
                             v,
                             (v == OutputCheck::Unverifiable).then(|| {
@@ -133,7 +133,7 @@ pub async fn verify(
                 verdict.to_string(),
                 o.kind,
                 o.location,
-                ferry_core::report::group(o.rows),
+                ferry_engine::report::group(o.rows),
                 why.map(|w| format!(": {w}")).unwrap_or_default()
             );
         }
@@ -163,7 +163,7 @@ fn check_file_output(
             Some("the receipt has no digest for it".into()),
         );
     };
-    if !digest.starts_with(ferry_core::digest::FILE_PREFIX) {
+    if !digest.starts_with(ferry_formats::digest::FILE_PREFIX) {
         return (
             OutputCheck::Unverifiable,
             Some(format!("its digest `{digest}` is not a file's sha256")),
@@ -187,7 +187,7 @@ fn check_file_output(
 }
 
 /// The folder a config's file destination writes into (`None`: not a file destination).
-fn file_destination_root(cfg: &ferry_core::config::SyncConfig) -> Result<Option<PathBuf>> {
+fn file_destination_root(cfg: &ferry_engine::config::SyncConfig) -> Result<Option<PathBuf>> {
     if cfg.destination.kind != ferry_connector_file::NAME {
         return Ok(None);
     }
@@ -197,7 +197,7 @@ fn file_destination_root(cfg: &ferry_core::config::SyncConfig) -> Result<Option<
 
 /// The destination of `cfg` as a source, to read its tables back.
 fn read_back(
-    cfg: &ferry_core::config::SyncConfig,
+    cfg: &ferry_engine::config::SyncConfig,
 ) -> Result<std::sync::Arc<dyn ferry_core::Source>> {
     crate::registry()
         .build_source(&cfg.destination)
@@ -212,10 +212,10 @@ fn read_back(
         })
 }
 
-fn status(s: ferry_core::report::Status) -> &'static str {
+fn status(s: ferry_engine::report::Status) -> &'static str {
     match s {
-        ferry_core::report::Status::Succeeded => "succeeded",
-        ferry_core::report::Status::Failed => "failed",
-        ferry_core::report::Status::Cancelled => "cancelled",
+        ferry_engine::report::Status::Succeeded => "succeeded",
+        ferry_engine::report::Status::Failed => "failed",
+        ferry_engine::report::Status::Cancelled => "cancelled",
     }
 }

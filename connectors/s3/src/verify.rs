@@ -3,29 +3,30 @@
 //! again, so a client can tell an object changed or went missing since delivery.
 
 use ferry_core::config::ConnectorConfig;
-use ferry_core::receipt::{OutputCheck, ReceiptOutput};
+use ferry_core::sink::OutputCheck;
 use ferry_core::{ErrorKind, Result};
 
 use crate::config::S3SinkConfig;
 use crate::error::{map, At, Op};
 
-/// Checks one `object` output of a receipt against the bucket of `destination` (an `s3`
-/// destination config). An object of another bucket, or without a digest, is not checked.
+/// Checks one `object` output of a receipt (its `location` and `digest`) against the bucket
+/// of `destination` (an `s3` destination config). An object of another bucket, or without a
+/// digest, is not checked.
 pub async fn check_object(
     destination: &ConnectorConfig,
-    output: &ReceiptOutput,
+    location: &str,
+    digest: Option<&str>,
 ) -> Result<OutputCheck> {
     let config: S3SinkConfig = destination.node.parse()?;
     let conn = config.connection()?;
-    let Some(want) = output.digest.as_deref() else {
+    let Some(want) = digest else {
         return Ok(OutputCheck::Unverifiable);
     };
     // `sha256:<hex>`, or the bare hex of earlier receipts
     let want = want
-        .strip_prefix(ferry_core::digest::FILE_PREFIX)
+        .strip_prefix(ferry_formats::digest::FILE_PREFIX)
         .unwrap_or(want);
-    let Some(key) = output
-        .location
+    let Some(key) = location
         .strip_prefix("s3://")
         .and_then(|rest| rest.strip_prefix(conn.bucket.as_str()))
         .and_then(|rest| rest.strip_prefix('/'))
@@ -63,7 +64,7 @@ pub async fn check_object(
     })? {
         sha.update(&chunk);
     }
-    let got = ferry_core::digest::hex(sha.finish().as_ref());
+    let got = ferry_formats::digest::hex(sha.finish().as_ref());
     Ok(if got == want {
         OutputCheck::Ok
     } else {
