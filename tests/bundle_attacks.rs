@@ -4,32 +4,18 @@
 //! attacker's host and must see no connection). An honest bundle whose transform keys
 //! are vault references still replays, with throwaway keys and no vault.
 
+mod support;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out as text, Setup};
 
 const PASSPHRASE: &str = "bundle attack test passphrase";
 
 fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = Command::cargo_bin("ferry").unwrap();
-    c.current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args);
-    if let Some(s) = stdin {
-        c.write_stdin(s);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    ferry_in(dir).passphrase(PASSPHRASE).run(args, stdin)
 }
 
 /// The attacker's host: a loopback port that must never be connected to.
@@ -209,14 +195,9 @@ fn an_honest_bundle_replays_with_throwaway_keys_and_no_vault() {
         ),
     );
     // no key in the environment and no `hash_key` in any vault: nothing is opened
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(tmp.path())
-        .env_remove("FERRY_PASSPHRASE")
-        .env_remove("FERRY_MASTER_KEY")
-        .args(["replay", b.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = ferry_in(tmp.path())
+        .no_vault_key()
+        .run(&["replay", b.to_str().unwrap()], None);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(

@@ -1,52 +1,27 @@
 //! The `ferry` binary, used as a new user would: in a temporary copy of the quickstart.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod support;
 
-use assert_cmd::Command;
+use std::path::PathBuf;
 
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use support::cli::{ferry, out_split as text};
+use support::{cli, folder, read};
 
 /// A temp folder holding a copy of examples/quickstart.
 fn quickstart() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("quickstart");
     std::fs::create_dir_all(&dir).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
     for f in ["sync.toml", "orders.toml", "customers.csv"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        folder::copy_from_repo(&format!("examples/quickstart/{f}"), &dir, f);
     }
     (tmp, dir)
 }
 
-fn report(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 fn written(report: &serde_json::Value, stream: &str) -> u64 {
-    let runs = report
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| vec![report.clone()]);
-    runs.iter()
-        .flat_map(|r| r["streams"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["stream"] == stream)
-        .map(|s| s["rows_committed"].as_u64().unwrap())
-        .unwrap_or_else(|| panic!("no stream {stream} in report"))
+    read::stream(report, stream)["rows_committed"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
@@ -70,7 +45,7 @@ fn quickstart_sync_then_incremental_rerun() {
         out.contains("customers") && out.contains("orders") && out.contains("succeeded"),
         "{out}"
     );
-    let r1 = report(&dir.join("r1.json"));
+    let r1 = read::json(&dir.join("r1.json"));
     assert_eq!(written(&r1, "customers"), 50);
     assert_eq!(written(&r1, "orders"), 10_000);
     assert!(dir.join("out/quickstart.db").exists());
@@ -93,7 +68,7 @@ fn quickstart_sync_then_incremental_rerun() {
         ],
     );
     assert!(o.status.success(), "{:?}", text(&o));
-    let r2 = report(&dir.join("r2.json"));
+    let r2 = read::json(&dir.join("r2.json"));
     assert_eq!(
         written(&r2, "customers"),
         0,
@@ -119,7 +94,7 @@ fn quickstart_sync_then_incremental_rerun() {
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("UNIQUE") && out.contains("upsert"), "{out}");
-    assert_eq!(written(&report(&dir.join("r3.json")), "orders"), 0);
+    assert_eq!(written(&read::json(&dir.join("r3.json")), "orders"), 0);
     // with upsert, a full re-read is idempotent
     let cfg = std::fs::read_to_string(dir.join("orders.toml"))
         .unwrap()
@@ -127,7 +102,7 @@ fn quickstart_sync_then_incremental_rerun() {
     std::fs::write(dir.join("orders.toml"), cfg).unwrap();
     let o = ferry(&dir, &["sync", "-c", "orders.toml", "--report", "r4.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
-    assert_eq!(written(&report(&dir.join("r4.json")), "orders"), 12_500);
+    assert_eq!(written(&read::json(&dir.join("r4.json")), "orders"), 12_500);
 }
 
 #[test]
@@ -147,14 +122,9 @@ fn limit_is_a_trial_that_saves_no_state() {
     );
     assert!(o.status.success(), "{:?}", text(&o));
     // a trial reads 100 rows, writes them through SQLite and takes them back
-    let r = report(&dir.join("r.json"));
+    let r = read::json(&dir.join("r.json"));
     assert_eq!(written(&r, "orders"), 0);
-    let runs = r.as_array().cloned().unwrap_or_else(|| vec![r.clone()]);
-    let orders = runs
-        .iter()
-        .flat_map(|r| r["streams"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["stream"] == "orders")
-        .unwrap();
+    let orders = read::stream(&r, "orders");
     assert_eq!(orders["rows_read"], 100, "{orders}");
     let o = ferry(&dir, &["state", "show", "-c", "orders.toml"]);
     assert!(
@@ -259,7 +229,7 @@ fn streams_filter_runs_only_the_named_stream() {
     .unwrap();
     let o = ferry(dir, &["sync", "--streams", "orders", "--report", "r.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let r = report(&dir.join("r.json"));
+    let r = read::json(&dir.join("r.json"));
     assert_eq!(r["streams"].as_array().unwrap().len(), 1);
     assert_eq!(written(&r, "orders"), 40);
     let o = ferry(dir, &["sync", "--streams", "ordres"]);
@@ -277,22 +247,10 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         "[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n[run]\ncommit_interval_secs = 0\n",
     )
     .unwrap();
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .current_dir(dir)
-        .args(["sync", "--report", "r.json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cli::spawn(dir, &["sync", "--report", "r.json"]);
     // wait until rows are flowing (state is committed at every checkpoint here)
     // the pipeline's state file, `.ferry/state/<pipeline>.json`
-    let state_file = || {
-        std::fs::read_dir(dir.join(".ferry/state"))
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "json"))
-    };
+    let state_file = || read::state_files(dir).into_iter().next();
     let start = std::time::Instant::now();
     while state_file().is_none() {
         assert!(
@@ -301,11 +259,7 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    cli::interrupt(&child);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -315,9 +269,8 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("cancelled"), "{stdout}");
-    let r = report(&dir.join("r.json"));
-    let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state_file().unwrap()).unwrap()).unwrap();
+    let r = read::json(&dir.join("r.json"));
+    let committed = read::json(&state_file().unwrap());
     let id = committed["streams"]["bench"]["state"]["id"]
         .as_u64()
         .unwrap();
@@ -381,7 +334,7 @@ fn filtered_rows_are_counted_and_metadata_carries_the_run_id() {
     .unwrap();
     let o = ferry(&dir, &["sync", "-c", "f.toml", "--report", "r.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let r = report(&dir.join("r.json"));
+    let r = read::json(&dir.join("r.json"));
     let s = &r["streams"][0];
     assert_eq!(
         (
@@ -391,13 +344,6 @@ fn filtered_rows_are_counted_and_metadata_carries_the_run_id() {
         ),
         (Some(50), Some(10), Some(40))
     );
-    let first: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(dir.join("out/customers.jsonl"))
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let first = &read::jsonl(&dir.join("out/customers.jsonl"))[0];
     assert_eq!(first["_ferry_run_id"], r["run_id"]);
 }

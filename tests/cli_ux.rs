@@ -9,33 +9,17 @@
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use assert_cmd::Command;
-
 // plan over S3: the root tests' in-process S3 server
 #[path = "support/s3.rs"]
 mod s3;
+mod support;
+
+use support::cli::{self, ferry_in, out, Setup};
+use support::db::{mysql, mysql_url, mysql_url_for, pg, pg_url};
+use support::folder::{self, write};
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env_remove("FERRY_PASSPHRASE")
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
+    ferry_in(dir).no_vault_key().run(args, None)
 }
 
 const GENERATE: &str = r#"[source]
@@ -52,13 +36,7 @@ path = "out.db"
 
 /// Runs `ferry args` with its stdout a pipe whose reader has gone (as `| head -1` leaves it).
 fn with_closed_stdout(dir: &Path, args: &[&str]) -> Output {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cli::spawn(dir, args);
     drop(child.stdout.take());
     child.wait_with_output().unwrap()
 }
@@ -84,17 +62,11 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert_eq!(o.status.code(), Some(0), "ferry {args:?}: {err}");
     }
     // the vault's names too
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "pipe test passphrase")
-        .args(["secrets", "set", "token"])
-        .write_stdin("value")
-        .output()
-        .unwrap();
+        .run(&["secrets", "set", "token"], Some("value"));
     assert!(o.status.success(), "{}", out(&o));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .current_dir(dir)
+    let mut child = cli::process_in(dir)
         .env("FERRY_PASSPHRASE", "pipe test passphrase")
         .args(["secrets", "list"])
         .stdout(Stdio::piped())
@@ -132,22 +104,13 @@ fn a_wrong_vault_passphrase_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write(dir, "sync.toml", GENERATE);
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "the right one")
-        .args(["secrets", "set", "token"])
-        .write_stdin("value")
-        .output()
-        .unwrap();
+        .run(&["secrets", "set", "token"], Some("value"));
     assert!(o.status.success(), "{}", out(&o));
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "a wrong one")
-        .args(["secrets", "list"])
-        .output()
-        .unwrap();
+        .run(&["secrets", "list"], None);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     let text = out(&o);
     assert!(
@@ -211,8 +174,7 @@ fn decrypt_takes_an_identity_file_as_age_does() {
 
 #[test]
 fn readme_has_one_exit_code_table_the_commands_keep() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(folder::repo("README.md")).unwrap();
     let start = readme
         .find("## Exit codes")
         .expect("README has an `## Exit codes` section");
@@ -295,27 +257,6 @@ fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
 
 // ---------------------------------------------------------------------------------------
 // item 10: plan's estimates and exit codes (PostgreSQL)
-
-fn pg_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
-}
-
-async fn pg() -> tokio_postgres::Client {
-    let cfg: tokio_postgres::Config = pg_url().parse().expect("FERRY_TEST_PG_URL");
-    match cfg.connect(tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {} ({e}): run `.ci/test`, which starts it",
-            pg_url()
-        ),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
@@ -406,14 +347,13 @@ region = "us-east-1"
 endpoint = "http://127.0.0.1:9"
 "#,
     );
-    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    let mut cmd = ferry_in(dir);
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") {
             cmd.env_remove(k);
         }
     }
     let o = cmd
-        .current_dir(dir)
         .env("HOME", dir)
         .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
         .env(
@@ -613,22 +553,11 @@ fn the_readme_test_command_installs_what_the_tests_need() {
     }
 }
 
-fn mysql_url() -> String {
-    std::env::var("FERRY_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_counts_mysql_rows_past_the_cursor() {
     use mysql_async::prelude::Queryable;
     let db = format!("cliux_plan_{}", std::process::id());
-    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at {} ({e}): run `.ci/test`, which starts it",
-            mysql_url()
-        )
-    });
+    let mut conn = mysql(&mysql_url()).await;
     conn.query_drop(format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
          CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, total DECIMAL(10,2));
@@ -636,17 +565,14 @@ async fn plan_counts_mysql_rows_past_the_cursor() {
     ))
     .await
     .unwrap();
-    let (base, _) = mysql_url()
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_string(), d.to_string()))
-        .unwrap();
+    let url = mysql_url_for(&db);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     write(
         &dir,
         "sync.toml",
         &format!(
-            "[source]\ntype = \"mysql\"\nurl = \"{base}/{db}\"\n\n\
+            "[source]\ntype = \"mysql\"\nurl = \"{url}\"\n\n\
              [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
              [[streams]]\nname = \"orders\"\ncursor = \"id\"\n"
         ),
@@ -909,13 +835,7 @@ async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
 async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
     use mysql_async::prelude::Queryable;
     let db = format!("cliux_planest_{}", std::process::id());
-    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at {} ({e}): run `.ci/test`, which starts it",
-            mysql_url()
-        )
-    });
+    let mut conn = mysql(&mysql_url()).await;
     // past the 100,000 rows under which plan counts exactly: the optimizer's figure is used
     conn.query_drop(format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
@@ -927,17 +847,14 @@ async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
     ))
     .await
     .unwrap();
-    let (base, _) = mysql_url()
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_string(), d.to_string()))
-        .unwrap();
+    let url = mysql_url_for(&db);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     write(
         &dir,
         "sync.toml",
         &format!(
-            "[source]\ntype = \"mysql\"\nurl = \"{base}/{db}\"\n\n\
+            "[source]\ntype = \"mysql\"\nurl = \"{url}\"\n\n\
              [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
              [[streams]]\nname = \"events\"\n"
         ),

@@ -3,30 +3,21 @@
 //! a wrong key or column name leaves nothing behind, and SECURITY.md's Python snippet
 //! decrypts the same values with a standard library.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out, Setup};
+use support::folder;
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    ferry_in(dir)
         .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+        .run(args, None)
 }
 
 /// Row 2 has no ssn (NULL); names hold commas and quotes.
@@ -45,21 +36,16 @@ fn read_csv(text: &str) -> Vec<Vec<String>> {
 /// A client folder whose sync encrypts `ssn` and `salary` into `out/people.<format>`; the
 /// field key is generated in its vault and exported to `field_key.txt`.
 fn delivered(format: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config(&format!(
+        "[source]\ntype = \"file\"\npath = \"people.csv\"\ncolumns = {{ id = \"int64\", name = \"string\", ssn = \"string\", salary = \"int64\" }}\n\
+         [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"{format}\"\n\
+         [[streams]]\nname = \"people\"\ntransforms = [\n\
+           {{ type = \"encrypt\", column = \"ssn\", key = \"${{secret:field_key}}\" }},\n\
+           {{ type = \"encrypt\", column = \"salary\", key = \"${{secret:field_key}}\" }},\n\
+         ]\n"
+    ));
     let d = tmp.path();
-    std::fs::write(d.join("people.csv"), SOURCE).unwrap();
-    std::fs::write(
-        d.join("sync.toml"),
-        format!(
-            "[source]\ntype = \"file\"\npath = \"people.csv\"\ncolumns = {{ id = \"int64\", name = \"string\", ssn = \"string\", salary = \"int64\" }}\n\
-             [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"{format}\"\n\
-             [[streams]]\nname = \"people\"\ntransforms = [\n\
-               {{ type = \"encrypt\", column = \"ssn\", key = \"${{secret:field_key}}\" }},\n\
-               {{ type = \"encrypt\", column = \"salary\", key = \"${{secret:field_key}}\" }},\n\
-             ]\n"
-        ),
-    )
-    .unwrap();
+    folder::write(d, "people.csv", SOURCE);
     let o = ferry(d, &["keys", "generate", "field"]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(
@@ -211,7 +197,7 @@ fn a_wrong_key_or_column_leaves_no_output_and_never_shows_a_value() {
 
 /// The Python block of SECURITY.md's field encryption section, exactly as written there.
 fn security_md_snippet() -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SECURITY.md")).unwrap();
+    let doc = std::fs::read_to_string(folder::repo("SECURITY.md")).unwrap();
     let start = doc
         .find("```python\n# decrypt_field.py")
         .expect("SECURITY.md has the decrypt_field.py snippet");

@@ -3,35 +3,18 @@
 //! delivery. At every step the destination is compared with what Ferry printed, reported
 //! and signed: the rule is that those say exactly what happened there.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out as all, Setup};
+use support::read::{json, receipts};
 
 const PASSPHRASE: &str = "first hour passphrase";
 
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn all(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn run(dir: &Path, args: &[&str], code: i32) -> String {
-    let o = ferry(dir, args);
+    let o = ferry_in(dir).passphrase(PASSPHRASE).run(args, None);
     assert_eq!(
         o.status.code(),
         Some(code),
@@ -63,18 +46,6 @@ fn tables(db: &Path) -> BTreeMap<String, i64> {
         out.insert(n, rows);
     }
     out
-}
-
-fn receipts(dir: &Path) -> Vec<PathBuf> {
-    let mut r: Vec<PathBuf> = std::fs::read_dir(dir.join(".ferry/receipts"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    r.sort();
-    r
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// Per stream: (read, committed, rejected, filtered, uncommitted) of a receipt or report.

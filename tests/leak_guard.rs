@@ -6,43 +6,30 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 and MariaDB/MySQL on 127.0.0.1:3306 (`.ci/run`
 //! starts both).
 
-use std::path::Path;
+mod support;
+
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out as text, Setup};
+use support::{folder, http};
 
 const CANARY: &str = "cAnArY-91b4e2-leak-guard";
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    ferry_in(dir)
         .env("FERRY_CANARY", CANARY)
         .env("FERRY_PASSPHRASE", "leak guard test passphrase")
         .env_remove("RUST_LOG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+        .run(args, None)
 }
 
 /// Every file under `dir` except the config (which holds only the `${env:…}` reference).
-fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.file_name().is_some_and(|n| n != "sync.toml") {
-            out.push(p);
-        }
-    }
+fn files(dir: &Path) -> Vec<PathBuf> {
+    folder::files(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "sync.toml"))
+        .collect()
 }
 
 /// Runs every command on `config` in a fresh folder and asserts the canary is nowhere;
@@ -86,8 +73,7 @@ fn no_leak_of(case: &str, config: &str, derived: &[String], prepare: impl FnOnce
             sync_out = t;
         }
     }
-    let mut found = Vec::new();
-    files(dir, &mut found);
+    let found = files(dir);
     if sync_out.contains("succeeded") {
         assert!(
             found.iter().any(|f| f.ends_with("report.json")),
@@ -309,19 +295,17 @@ type = "sqlite"
 path = "out.db"
 "#,
         |dir| {
-            let tap = dir.join("tap.py");
-            std::fs::write(
-                &tap,
+            folder::write(
+                dir,
+                "tap.py",
                 "#!/usr/bin/env python3\n\
                  import json, sys\n\
                  cfg = json.load(open(sys.argv[sys.argv.index('--config') + 1]))\n\
                  pw = cfg['dsn'].split('://')[1].split('@')[0].split(':')[1]\n\
                  print('tap: login refused with password ' + pw, file=sys.stderr, flush=True)\n\
                  sys.exit(1)\n",
-            )
-            .unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tap, std::fs::Permissions::from_mode(0o755)).unwrap();
+            );
+            folder::make_executable(&dir.join("tap.py"));
         },
     );
     assert!(
@@ -339,17 +323,13 @@ fn serve(
         + Sync
         + 'static,
 ) -> u16 {
-    let handler = move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
-        let answer = answer.clone();
-        async move { answer(&uri, &headers) }
-    };
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().fallback(handler);
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    http::serve(
+        rt,
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let answer = answer.clone();
+            async move { answer(&uri, &headers) }
+        },
+    )
 }
 
 #[test]
@@ -361,11 +341,7 @@ fn http_basic_auth_base64_and_a_redirect_holding_the_key() {
     // error shows the start of the body, the debug bundle records all of it
     let api = serve(&rt, |uri, headers| {
         if !uri.query().unwrap_or("").contains("page=2") {
-            return (
-                [("content-type", "application/json")],
-                r#"{"data":[{"id":1}]}"#,
-            )
-                .into_response();
+            return http::json(r#"{"data":[{"id":1}]}"#);
         }
         let got = headers
             .get("authorization")
@@ -494,11 +470,7 @@ fn credential_headers_written_in_clear_stay_out_of_bundles() {
         if uri.query().unwrap_or("").contains("page=2") {
             (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response()
         } else {
-            (
-                [("content-type", "application/json")],
-                r#"{"data":[{"id":1}]}"#,
-            )
-                .into_response()
+            http::json(r#"{"data":[{"id":1}]}"#)
         }
     });
     let tmp = tempfile::tempdir().unwrap();
@@ -544,9 +516,7 @@ path = "out.db"
         config.contains("Authorization = \"[redacted]\""),
         "{config}"
     );
-    let mut found = Vec::new();
-    files(tmp.path(), &mut found);
-    for f in found {
+    for f in files(tmp.path()) {
         let body = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
         for c in [HEADER_TOKEN, COOKIE] {
             assert!(!body.contains(c), "{c} is in {}:\n{body}", f.display());

@@ -1,30 +1,12 @@
 //! Safety rails as a user meets them: `ferry plan`, schema-change policies, tenant binding.
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
-}
+use support::cli::{ferry, ferry_in, out, Setup};
+use support::folder::write;
+use support::read;
 
 /// A client folder syncing `people.csv` into `db` (relative or absolute) with `extra`
 /// lines in the stream entry.
@@ -264,14 +246,13 @@ path = "out"
         &["sync", "--require-complete", "--report", "report.json"],
     );
     assert!(o.status.success(), "{}", out(&o));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let report = read::json(&dir.join("report.json"));
     let s = &report["streams"][0];
     assert_eq!(s["rows_total"], 300, "{s}");
     assert_eq!(s["complete"], true, "{s}");
-    let receipts: Vec<_> = std::fs::read_dir(dir.join(".ferry/receipts"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+    let receipts: Vec<_> = read::receipts(dir)
+        .iter()
+        .map(|r| std::fs::read_to_string(r).unwrap())
         .collect();
     assert!(
         receipts
@@ -311,23 +292,12 @@ transforms = [
 ]
 "#,
     );
-    let run = |args: &[&str]| {
-        Command::cargo_bin("ferry")
-            .unwrap()
-            .current_dir(dir)
-            .env("BUNDLE_KEY", KEY)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| ferry_in(dir).env("BUNDLE_KEY", KEY).run(args, None);
     let o = run(&["sync"]);
     let text = out(&o);
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("debug bundle: "), "{text}");
-    let bundles: Vec<_> = std::fs::read_dir(dir.join(".ferry/bundles"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let bundles = read::bundles(dir);
     assert_eq!(bundles.len(), 1, "{bundles:?}");
     let b = &bundles[0];
     for f in [

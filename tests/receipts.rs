@@ -1,41 +1,29 @@
 //! Every sync writes a receipt; `ferry verify` checks its signature and its outputs.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use ferry_core::receipt::SignedReceipt;
+use support::cli::{ferry_in, out, Setup, MASTER_KEY};
+use support::folder::{self, with_config};
+use support::read::only_receipt;
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env(
-            "FERRY_MASTER_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env_remove("FERRY_PASSPHRASE")
-        .args(args)
-        .output()
-        .unwrap()
+    ferry_in(dir).master_key(MASTER_KEY).run(args, None)
 }
 
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
+/// The quickstart's customers, in a folder that syncs them to `destination`.
 fn folder(destination: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/customers.csv");
-    std::fs::copy(src, tmp.path().join("customers.csv")).unwrap();
-    let cfg = format!(
+    let tmp = with_config(&format!(
         "client = \"acme\"\n[source]\ntype = \"file\"\npath = \"customers.csv\"\n[destination]\n{destination}\n[[streams]]\nname = \"customers\"\nmode = \"overwrite\"\n"
+    ));
+    folder::copy_from_repo(
+        "examples/quickstart/customers.csv",
+        tmp.path(),
+        "customers.csv",
     );
-    std::fs::write(tmp.path().join("sync.toml"), cfg).unwrap();
     tmp
 }
 
@@ -49,15 +37,6 @@ fn public_key(dir: &Path) -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-fn only_receipt(dir: &Path) -> PathBuf {
-    let mut r: Vec<_> = std::fs::read_dir(dir.join(".ferry/receipts"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(r.len(), 1, "expected one receipt: {r:?}");
-    r.pop().unwrap()
 }
 
 #[test]
@@ -546,8 +525,11 @@ fn a_secret_that_occurs_in_a_stream_name_leaves_the_receipt_intact() {
     let name = "acme-customers-export";
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/customers.csv");
-    std::fs::copy(src, dir.join(format!("{name}.csv"))).unwrap();
+    folder::copy_from_repo(
+        "examples/quickstart/customers.csv",
+        dir,
+        &format!("{name}.csv"),
+    );
     std::fs::write(
         dir.join("sync.toml"),
         format!(
@@ -558,17 +540,10 @@ fn a_secret_that_occurs_in_a_stream_name_leaves_the_receipt_intact() {
     assert!(ferry(dir, &["keys", "generate", "signing"])
         .status
         .success());
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env(
-            "FERRY_MASTER_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
+    let o = ferry_in(dir)
+        .env("FERRY_MASTER_KEY", MASTER_KEY)
         .env("RECEIPT_TEST_HASH_KEY", name)
-        .arg("sync")
-        .output()
-        .unwrap();
+        .run(&["sync"], None);
     assert!(o.status.success(), "{}", out(&o));
     let receipt = only_receipt(dir);
     let text = std::fs::read_to_string(&receipt).unwrap();
@@ -577,20 +552,17 @@ fn a_secret_that_occurs_in_a_stream_name_leaves_the_receipt_intact() {
         "the receipt was changed after signing: {text}"
     );
     let public = public_key(dir);
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env("RECEIPT_TEST_HASH_KEY", name)
-        .args([
+    let o = ferry_in(dir).env("RECEIPT_TEST_HASH_KEY", name).run(
+        &[
             "verify",
             receipt.to_str().unwrap(),
             "-c",
             "sync.toml",
             "--pubkey",
             &public,
-        ])
-        .output()
-        .unwrap();
+        ],
+        None,
+    );
     assert_eq!(code(&o), Some(0), "{}", out(&o));
     assert!(out(&o).contains("signature  ok"), "{}", out(&o));
 }

@@ -2,32 +2,19 @@
 //! a sync, a failing sync, `check`, `-vv` logs and the JSON report, and shows up in
 //! none of them, nor in the state file or the vault's bytes.
 
+mod support;
+
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out as all_text, Setup};
+use support::folder;
 
 const CANARY: &str = "canary-7f3e9a-Sup3rS3cret-value";
 const PASSPHRASE: &str = "correct horse battery staple";
 
 fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = Command::cargo_bin("ferry").unwrap();
-    c.current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args);
-    if let Some(s) = stdin {
-        c.write_stdin(s);
-    }
-    c.output().unwrap()
-}
-
-fn all_text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    ferry_in(dir).passphrase(PASSPHRASE).run(args, stdin)
 }
 
 fn assert_no_canary(what: &str, bytes: &[u8]) {
@@ -39,11 +26,7 @@ fn assert_no_canary(what: &str, bytes: &[u8]) {
 }
 
 fn client_folder() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/customers.csv");
-    std::fs::copy(src, tmp.path().join("customers.csv")).unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
+    let tmp = folder::with_config(
         r#"client = "acme"
 [source]
 type = "file"
@@ -60,8 +43,12 @@ transforms = [
   { type = "drop", columns = ["balance"] },
 ]
 "#,
-    )
-    .unwrap();
+    );
+    folder::copy_from_repo(
+        "examples/quickstart/customers.csv",
+        tmp.path(),
+        "customers.csv",
+    );
     tmp
 }
 
@@ -170,13 +157,9 @@ fn vault_is_bound_to_its_client_and_needs_the_key() {
     let o = ferry(dir, &["secrets", "set", "hash_key"], Some(CANARY));
     assert!(o.status.success(), "{}", all_text(&o));
     // wrong passphrase
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "wrong")
-        .args(["sync"])
-        .output()
-        .unwrap();
+        .run(&["sync"], None);
     assert!(!o.status.success());
     assert!(
         all_text(&o).contains("wrong passphrase"),
@@ -209,27 +192,19 @@ fn keys_generate_and_rotate() {
     assert!(!o.status.success(), "replacing a key needs --force");
     let o = ferry(dir, &["keys", "generate", "field"], None);
     assert!(o.status.success());
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", PASSPHRASE)
         .env("FERRY_NEW_PASSPHRASE", "a new passphrase")
-        .args(["secrets", "rotate"])
-        .output()
-        .unwrap();
+        .run(&["secrets", "rotate"], None);
     assert!(o.status.success(), "{}", all_text(&o));
     let o = ferry(dir, &["secrets", "list"], None);
     assert!(
         !o.status.success(),
         "the old passphrase still opens the rotated vault"
     );
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "a new passphrase")
-        .args(["secrets", "list"])
-        .output()
-        .unwrap();
+        .run(&["secrets", "list"], None);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("field_key") && out.contains("signing_key"),

@@ -2,71 +2,42 @@
 //! quarantine file with its position, every good row reaches the destination, and
 //! rows read = rows written + rows rejected.
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::cli::{ferry, out};
+use support::{folder, read};
 
 const COLUMNS: &str =
     "columns = { id = \"int64\", name = \"string\", amount = \"float64\", status = \"string\" }";
 
 fn setup(stream_extra: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_rows.csv");
-    std::fs::copy(src, tmp.path().join("orders.csv")).unwrap();
     // the fixture's rows are mostly bad on purpose: more than the default max_bad_ratio
     let ratio = if stream_extra.contains("max_bad_ratio") {
         ""
     } else {
         "max_bad_ratio = 1\n"
     };
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
-        ),
-    )
-    .unwrap();
+    let tmp = folder::with_config(&format!(
+        "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
+    ));
+    folder::copy_from_repo("tests/data/bad_rows.csv", tmp.path(), "orders.csv");
     tmp
 }
 
 fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap()
+    read::json(&dir.join("r.json"))
 }
 
 fn quarantined(dir: &Path) -> Vec<serde_json::Value> {
-    let text =
-        std::fs::read_to_string(dir.join(".ferry/quarantine/orders.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read::quarantined(dir, "orders")
 }
 
 fn written_ids(dir: &Path) -> Vec<i64> {
-    let text = std::fs::read_to_string(dir.join("out/orders.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
+    read::jsonl_or_none(&dir.join("out/orders.jsonl"))
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
         .collect()
 }
 
@@ -341,13 +312,8 @@ fn row_count_max_change_compares_with_the_last_successful_run() {
     };
     let kept = || -> Option<u64> {
         // the pipeline's state file, `.ferry/state/<pipeline>.json`
-        let file = std::fs::read_dir(dir.join(".ferry/state"))
-            .ok()?
-            .flatten()
-            .next()?;
-        let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(file.path()).ok()?).unwrap();
-        state["row_counts"]["orders"]["rows"].as_u64()
+        let file = read::state_files(dir).into_iter().next()?;
+        read::json(&file)["row_counts"]["orders"]["rows"].as_u64()
     };
     let check = |field: &str| report(dir)["streams"][0]["checks"][0][field].clone();
 
@@ -388,8 +354,7 @@ fn row_count_max_change_compares_with_the_last_successful_run() {
 fn quarantine_can_go_through_the_destination_connector() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_rows.csv");
-    std::fs::copy(src, dir.join("orders.csv")).unwrap();
+    folder::copy_from_repo("tests/data/bad_rows.csv", dir, "orders.csv");
     std::fs::write(
         dir.join("sync.toml"),
         format!(
@@ -410,11 +375,7 @@ fn quarantine_can_go_through_the_destination_connector() {
     let read_back = || -> Vec<serde_json::Value> {
         let o = ferry(dir, &["sync", "-c", "back.toml"]);
         assert!(o.status.success(), "{}", out(&o));
-        std::fs::read_to_string(dir.join("back/orders_rejects.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read::jsonl(&dir.join("back/orders_rejects.jsonl"))
     };
     let json = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
