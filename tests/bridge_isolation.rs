@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use support::cli::{self, ferry_in, out as text, Setup};
-use support::{folder, read};
+use support::folder::{make_executable, write};
+use support::read;
 
 const PASSPHRASE: &str = "canary-passphrase-6c1f0e-vault";
 const NEW_PASSPHRASE: &str = "canary-new-passphrase-93ad27";
@@ -75,11 +76,12 @@ fn ferry_cmd(dir: &Path) -> Command {
 /// A client folder whose source is the tap above; `password` is how the tap's password
 /// is written in its config.
 fn folder(dir: &Path, password: &str) {
-    folder::write(dir, "tap.py", TAP);
+    write(dir, "tap.py", TAP);
     #[cfg(unix)]
-    folder::make_executable(&dir.join("tap.py"));
-    std::fs::write(
-        dir.join("sync.toml"),
+    make_executable(&dir.join("tap.py"));
+    write(
+        dir,
+        "sync.toml",
         format!(
             r#"client = "acme"
 
@@ -99,8 +101,7 @@ name = "items"
 "#,
             out = dir.join("seen.json").display()
         ),
-    )
-    .unwrap();
+    );
 }
 
 fn seen(dir: &Path) -> serde_json::Value {
@@ -172,7 +173,7 @@ fn a_killed_sync_leaves_no_tap_and_its_config_file_is_swept() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     folder(dir, "${env:TAP_TEST_PASSWORD}");
-    std::fs::write(dir.join("slow"), "").unwrap();
+    write(dir, "slow", "");
 
     let mut ferry = cli::process_in(dir);
     ferry

@@ -4,7 +4,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::cli::{ferry, out_split as text};
+use support::cli::{ferry, out_split as text, words};
 use support::{cli, folder, read};
 
 /// A temp folder holding a copy of examples/quickstart.
@@ -29,15 +29,7 @@ fn quickstart_sync_then_incremental_rerun() {
     let (_tmp, dir) = quickstart();
     let o = ferry(
         &dir,
-        &[
-            "sync",
-            "-c",
-            "sync.toml",
-            "-c",
-            "orders.toml",
-            "--report",
-            "r1.json",
-        ],
+        &words("sync -c sync.toml -c orders.toml --report r1.json"),
     );
     let (out, err) = text(&o);
     assert!(o.status.success(), "sync failed:\n{out}\n{err}");
@@ -51,21 +43,10 @@ fn quickstart_sync_then_incremental_rerun() {
     assert!(dir.join("out/quickstart.db").exists());
 
     // More orders arrive: only those are read; the unchanged CSV is not reread.
-    let cfg = std::fs::read_to_string(dir.join("orders.toml"))
-        .unwrap()
-        .replace("rows = 10000", "rows = 12500");
-    std::fs::write(dir.join("orders.toml"), cfg).unwrap();
+    folder::edit(&dir, "orders.toml", "rows = 10000", "rows = 12500");
     let o = ferry(
         &dir,
-        &[
-            "sync",
-            "-c",
-            "sync.toml",
-            "-c",
-            "orders.toml",
-            "--report",
-            "r2.json",
-        ],
+        &words("sync -c sync.toml -c orders.toml --report r2.json"),
     );
     assert!(o.status.success(), "{:?}", text(&o));
     let r2 = read::json(&dir.join("r2.json"));
@@ -96,10 +77,12 @@ fn quickstart_sync_then_incremental_rerun() {
     assert!(out.contains("UNIQUE") && out.contains("upsert"), "{out}");
     assert_eq!(written(&read::json(&dir.join("r3.json")), "orders"), 0);
     // with upsert, a full re-read is idempotent
-    let cfg = std::fs::read_to_string(dir.join("orders.toml"))
-        .unwrap()
-        .replace("mode = \"append\"", "mode = \"upsert\"");
-    std::fs::write(dir.join("orders.toml"), cfg).unwrap();
+    folder::edit(
+        &dir,
+        "orders.toml",
+        "mode = \"append\"",
+        "mode = \"upsert\"",
+    );
     let o = ferry(&dir, &["sync", "-c", "orders.toml", "--report", "r4.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(written(&read::json(&dir.join("r4.json")), "orders"), 12_500);
@@ -110,15 +93,7 @@ fn limit_is_a_trial_that_saves_no_state() {
     let (_tmp, dir) = quickstart();
     let o = ferry(
         &dir,
-        &[
-            "sync",
-            "-c",
-            "orders.toml",
-            "--limit",
-            "100",
-            "--report",
-            "r.json",
-        ],
+        &words("sync -c orders.toml --limit 100 --report r.json"),
     );
     assert!(o.status.success(), "{:?}", text(&o));
     // a trial reads 100 rows, writes them through SQLite and takes them back
@@ -172,10 +147,7 @@ fn check_discover_spec_connectors() {
 #[test]
 fn check_names_the_failing_connection() {
     let (_tmp, dir) = quickstart();
-    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace("customers.csv", "missing/clients.csv");
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(&dir, "sync.toml", "customers.csv", "missing/clients.csv");
     let o = ferry(&dir, &["check", "-c", "sync.toml"]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
@@ -197,7 +169,7 @@ fn config_errors_are_positioned_with_a_suggestion() {
         ("[source\ntype = \"file\"\n", "", "sync.toml:1:"),
     ];
     for (cfg, needle, at) in cases {
-        std::fs::write(dir.join("bad.toml"), cfg).unwrap();
+        folder::write(&dir, "bad.toml", cfg);
         std::fs::copy(dir.join("bad.toml"), dir.join("sync.toml")).unwrap();
         let o = ferry(&dir, &["sync", "-c", "sync.toml"]);
         let (_, err) = text(&o);
@@ -220,13 +192,8 @@ fn completions_generate() {
 
 #[test]
 fn streams_filter_runs_only_the_named_stream() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [{ name = \"users\", preset = \"users\", rows = 30 }, { name = \"orders\", preset = \"orders\", rows = 40 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n");
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [{ name = \"users\", preset = \"users\", rows = 30 }, { name = \"orders\", preset = \"orders\", rows = 40 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n",
-    )
-    .unwrap();
     let o = ferry(dir, &["sync", "--streams", "orders", "--report", "r.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let r = read::json(&dir.join("r.json"));
@@ -240,13 +207,8 @@ fn streams_filter_runs_only_the_named_stream() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_cleanly_with_exit_130() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n[run]\ncommit_interval_secs = 0\n");
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n[run]\ncommit_interval_secs = 0\n",
-    )
-    .unwrap();
     let child = cli::spawn(dir, &["sync", "--report", "r.json"]);
     // wait until rows are flowing (state is committed at every checkpoint here)
     // the pipeline's state file, `.ferry/state/<pipeline>.json`
@@ -306,11 +268,7 @@ fn dry_run_shows_rows_and_writes_nothing() {
 #[test]
 fn clear_text_secret_gets_a_warning() {
     let (_tmp, dir) = quickstart();
-    let cfg = std::fs::read_to_string(dir.join("sync.toml")).unwrap().replace(
-        "[[streams]]\nname = \"customers\"",
-        "[[streams]]\nname = \"customers\"\ntransforms = [{ type = \"hash\", column = \"email\", key = \"plain-text-key-0123456789\" }]",
-    );
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(&dir, "sync.toml", "[[streams]]\nname = \"customers\"", "[[streams]]\nname = \"customers\"\ntransforms = [{ type = \"hash\", column = \"email\", key = \"plain-text-key-0123456789\" }]");
     let o = ferry(&dir, &["sync", "-c", "sync.toml", "--dry-run"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
@@ -327,11 +285,11 @@ fn clear_text_secret_gets_a_warning() {
 #[test]
 fn filtered_rows_are_counted_and_metadata_carries_the_run_id() {
     let (_tmp, dir) = quickstart();
-    std::fs::write(
-        dir.join("f.toml"),
+    folder::write(
+        &dir,
+        "f.toml",
         "[source]\ntype = \"file\"\npath = \"customers.csv\"\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"customers\"\nmode = \"overwrite\"\ntransforms = [\n  { type = \"filter\", expr = \"id <= 10\" },\n  { type = \"metadata\", columns = [\"_ferry_run_id\"] },\n]\n",
-    )
-    .unwrap();
+    );
     let o = ferry(&dir, &["sync", "-c", "f.toml", "--report", "r.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let r = read::json(&dir.join("r.json"));

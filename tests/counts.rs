@@ -15,6 +15,7 @@ use std::path::Path;
 
 use support::cli::{self, ferry, out};
 use support::db::{self, mysql_url};
+use support::folder;
 use support::{read, sqlite};
 
 /// `files` CSV files `data/part_NN.csv` of `rows` rows each, ids 1, 2, … across them.
@@ -32,17 +33,16 @@ fn data(dir: &Path, files: usize, rows: usize) {
 
 const SOURCE: &str = "[source]\ntype = \"file\"\npath = \"data/part_*.csv\"\nstream = \"orders\"\ncolumns = { id = \"int64\", n = \"int64\" }\n";
 
+/// A config syncing `data/` into SQLite table `orders`.
+fn sqlite_config(stream_extra: &str, run: &str) -> String {
+    format!(
+        "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\n{stream_extra}\n[run]\n{run}\n"
+    )
+}
+
 /// A folder syncing `data/` into SQLite table `orders`.
 fn sqlite_folder(stream_extra: &str, run: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\n{stream_extra}\n[run]\n{run}\n"
-        ),
-    )
-    .unwrap();
-    tmp
+    folder::with_config(&sqlite_config(stream_extra, run))
 }
 
 /// Rows of `table` in `db` (0 when the table does not exist).
@@ -179,11 +179,7 @@ fn a_source_error_reports_only_the_rows_the_table_holds() {
     let dir = tmp.path();
     data(dir, 10, 10);
     // file 6 breaks off in the middle: a record with one field (on_bad_record = fail)
-    std::fs::write(
-        dir.join("data/part_06.csv"),
-        "id,n\n51,51\n52,52\n53\n54,54\n",
-    )
-    .unwrap();
+    folder::write(dir, "data/part_06.csv", "id,n\n51,51\n52,52\n53\n54,54\n");
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("part_06.csv"), "{}", out(&o));
@@ -202,14 +198,14 @@ fn a_destination_error_reports_only_the_rows_the_table_holds() {
     let dir = tmp.path();
     // the table already holds id 75: appending it again fails in the destination
     std::fs::create_dir_all(dir.join("seed")).unwrap();
-    std::fs::write(dir.join("seed/orders.csv"), "id,n\n75,0\n").unwrap();
-    std::fs::write(
-        dir.join("seed.toml"),
+    folder::write(dir, "seed/orders.csv", "id,n\n75,0\n");
+    folder::write(
+        dir,
+        "seed.toml",
         "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = { id = \"int64\", n = \"int64\" }\n\
          [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nprimary_key = [\"id\"]\n\
          [run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "-c", "seed.toml"]);
     assert!(o.status.success(), "{}", out(&o));
     let before = sqlite_count(&dir.join("out.db"), "orders");
@@ -226,15 +222,10 @@ fn a_destination_error_reports_only_the_rows_the_table_holds() {
 
 #[test]
 fn ctrl_c_reports_only_the_rows_the_table_holds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 20000000 }]\n\
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 20000000 }]\n\
          [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
-         [run]\nbatch_size = 2000\ncommit_interval_secs = 0.2\n",
-    )
-    .unwrap();
+         [run]\nbatch_size = 2000\ncommit_interval_secs = 0.2\n");
+    let dir = tmp.path();
     let mut child = cli::spawn(dir, &["sync", "--report", "r.json"]);
     // wait until rows are being committed, then press Ctrl-C
     let started = std::time::Instant::now();
@@ -262,15 +253,15 @@ fn a_fail_check_into_postgres_reports_only_the_rows_the_table_holds() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     data(dir, 10, 10);
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "{SOURCE}[destination]\ntype = \"postgres\"\nurl = \"{url}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
              checks = [{{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }}]\n\
              [run]\nbatch_size = 10\ncommit_interval_secs = 0\n"
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     let held = db::block(async {
@@ -371,14 +362,8 @@ fn row_count_of_an_incremental_stream_counts_the_destination() {
     assert_eq!(report(dir).read, 0);
 
     // counting the run instead: the quiet rerun has 0 rows and fails
-    std::fs::write(
-        dir.join("sync.toml"),
-        format!(
-            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
-             checks = [{{ type = \"row_count\", min = 1, of = \"run\" }}]\n"
-        ),
-    )
-    .unwrap();
+    let of_run = "incremental = true\nchecks = [{ type = \"row_count\", min = 1, of = \"run\" }]";
+    folder::write(dir, "sync.toml", sqlite_config(of_run, ""));
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -388,14 +373,8 @@ fn row_count_of_an_incremental_stream_counts_the_destination() {
     );
 
     // the destination's count, too few: fails after the rows are committed, saying so
-    std::fs::write(
-        dir.join("sync.toml"),
-        format!(
-            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
-             checks = [{{ type = \"row_count\", min = 10 }}]\n"
-        ),
-    )
-    .unwrap();
+    let too_few = "incremental = true\nchecks = [{ type = \"row_count\", min = 10 }]";
+    folder::write(dir, "sync.toml", sqlite_config(too_few, ""));
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -410,14 +389,14 @@ fn row_count_of_a_destination_that_cannot_count_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     data(dir, 1, 3);
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "{SOURCE}[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\n\
              checks = [{{ type = \"row_count\", min = 1, of = \"destination\" }}]\n"
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -432,19 +411,14 @@ fn row_count_of_a_destination_that_cannot_count_says_so() {
 /// must go (they were never counted committed) and the receipt must equal the tables.
 #[test]
 fn a_stream_failing_after_another_streams_commit_leaves_none_of_its_rows() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [\n  { name = \"short\", preset = \"users\", rows = 50 },\n  \
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [\n  { name = \"short\", preset = \"users\", rows = 50 },\n  \
          { name = \"long\", preset = \"users\", rows = 300000 },\n]\n\
          [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\
          [[streams]]\nname = \"short\"\n\
          [[streams]]\nname = \"long\"\n\
          checks = [{ type = \"range\", column = \"id\", max = 150000, severity = \"fail\" }]\n\
-         [run]\nconcurrency = 2\nbatch_size = 1000\ncommit_interval_secs = 3600\n",
-    )
-    .unwrap();
+         [run]\nconcurrency = 2\nbatch_size = 1000\ncommit_interval_secs = 3600\n");
+    let dir = tmp.path();
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -487,15 +461,15 @@ fn mysql_exec(sql: &str, count: bool) -> u64 {
 
 /// A folder syncing `data/` into MySQL table `table` of the test database.
 fn mysql_folder(dir: &Path, table: &str, stream_extra: &str) {
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "{SOURCE}[destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
              {stream_extra}\n[run]\nbatch_size = 10\ncommit_interval_secs = 0\n",
             mysql_url()
         ),
-    )
-    .unwrap();
+    );
 }
 
 /// Drops `table` when the test ends, passed or not.
@@ -550,17 +524,17 @@ fn mysql_destination_error_reports_only_the_rows_the_table_holds() {
     let dir = tmp.path();
     // the table already holds id 75: appending it again fails in the destination
     std::fs::create_dir_all(dir.join("seed")).unwrap();
-    std::fs::write(dir.join("seed/orders.csv"), "id,n\n75,0\n").unwrap();
-    std::fs::write(
-        dir.join("seed.toml"),
+    folder::write(dir, "seed/orders.csv", "id,n\n75,0\n");
+    folder::write(
+        dir,
+        "seed.toml",
         format!(
             "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = {{ id = \"int64\", n = \"int64\" }}\n\
              [destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
              primary_key = [\"id\"]\n[run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
             mysql_url()
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "-c", "seed.toml"]);
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(

@@ -130,12 +130,7 @@ impl Client {
             .output()
             .expect("ferry runs");
         assert!(o.status.success(), "keys generate signing: {}", out(&o));
-        let pubkey = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .last()
-            .expect("a public key")
-            .trim()
-            .to_string();
+        let pubkey = cli::last_line(&o);
         Client {
             dir,
             pubkey,

@@ -63,7 +63,7 @@ fn delivered(format: &str) -> tempfile::TempDir {
         44,
         "stdout holds only the base64 key: {key:?}"
     );
-    std::fs::write(d.join("field_key.txt"), &key).unwrap();
+    folder::write(d, "field_key.txt", &key);
     let o = ferry(d, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
     tmp
@@ -145,7 +145,7 @@ fn a_wrong_key_or_column_leaves_no_output_and_never_shows_a_value() {
     let o = ferry(d, &["keys", "generate", "field", "--name", "other"]);
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(d, &["keys", "export", "field", "--name", "other"]);
-    std::fs::write(d.join("other.txt"), &o.stdout).unwrap();
+    folder::write(d, "other.txt", &o.stdout);
     let args = |key: &'static str, cols: &'static str| {
         vec![
             "decrypt-columns",
@@ -187,7 +187,7 @@ fn a_wrong_key_or_column_leaves_no_output_and_never_shows_a_value() {
     );
 
     // a key that is not a field key, and keys that must stay in the vault
-    std::fs::write(d.join("bad.txt"), "not a key").unwrap();
+    folder::write(d, "bad.txt", "not a key");
     let text = out(&ferry(d, &args("bad.txt", "ssn")));
     assert!(text.contains("32 bytes, base64"), "{text}");
     let o = ferry(d, &["keys", "export", "signing"]);
@@ -219,7 +219,7 @@ fn the_documented_python_snippet_decrypts_what_ferry_delivered() {
     }
     let tmp = delivered("csv");
     let d = tmp.path();
-    std::fs::write(d.join("decrypt_field.py"), security_md_snippet()).unwrap();
+    folder::write(d, "decrypt_field.py", security_md_snippet());
     let sent = read_csv(&std::fs::read_to_string(d.join("out/people.csv")).unwrap());
     for (col, i) in [("ssn", 2), ("salary", 3)] {
         let values: String = sent.iter().map(|r| format!("{}\n", r[i])).collect();

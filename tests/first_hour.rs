@@ -8,7 +8,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use support::cli::{ferry_in, out as all, Setup};
+use support::cli::{ferry_in, out as all, words, Setup};
+use support::folder;
 use support::read::{json, receipts};
 
 const PASSPHRASE: &str = "first hour passphrase";
@@ -79,14 +80,7 @@ fn a_first_hour_ends_with_the_destination_and_every_receipt_agreeing() {
     let tmp = tempfile::tempdir().unwrap();
     run(
         tmp.path(),
-        &[
-            "init",
-            "acme",
-            "--source",
-            "generate",
-            "--destination",
-            "sqlite",
-        ],
+        &words("init acme --source generate --destination sqlite"),
         0,
     );
     let dir = tmp.path().join("acme");
@@ -160,7 +154,7 @@ fn a_first_hour_ends_with_the_destination_and_every_receipt_agreeing() {
             "[[streams]]\nname = \"{stream}\"\nmode = \"append\"\ncursor = \"id\"\n"
         ));
     }
-    std::fs::write(dir.join("deliver.toml"), deliver).unwrap();
+    folder::write(&dir, "deliver.toml", deliver);
     let before = receipts(&dir);
     run(&dir, &["sync", "-c", "deliver.toml"], 0);
     let new: Vec<PathBuf> = receipts(&dir)

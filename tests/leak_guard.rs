@@ -50,7 +50,7 @@ fn no_leak_of(case: &str, config: &str, derived: &[String], prepare: impl FnOnce
         config.contains("${env:FERRY_CANARY}"),
         "{case}: no canary planted"
     );
-    std::fs::write(dir.join("sync.toml"), config).unwrap();
+    folder::write(dir, "sync.toml", config);
     prepare(dir);
     let mut sync_out = String::new();
     for args in [
@@ -103,6 +103,28 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
         % 1_000_000
+}
+
+/// An HTTP source at `base_url` with `settings` (auth, paging …) and one try a request,
+/// its stream `items` read into SQLite.
+fn http_items(base_url: &str, settings: &str) -> String {
+    format!(
+        r#"[source]
+type = "http"
+base_url = "{base_url}"
+{settings}
+retry = {{ attempts = 1 }}
+
+[[source.streams]]
+name = "items"
+path = "/items"
+columns = {{ id = "int64" }}
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#
+    )
 }
 
 const GENERATE: &str = r#"[source]
@@ -221,21 +243,10 @@ fn http_token_and_webhook_secret() {
     // nothing listens on port 9: every request fails, and the errors must not carry the token
     let out = no_leak(
         "http bearer token (unreachable API)",
-        r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:9/v1"
-auth = { type = "bearer", token = "${env:FERRY_CANARY}" }
-retry = { attempts = 1 }
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = { id = "int64" }
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#,
+        &http_items(
+            "http://127.0.0.1:9/v1",
+            r#"auth = { type = "bearer", token = "${env:FERRY_CANARY}" }"#,
+        ),
         |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
@@ -361,24 +372,11 @@ fn http_basic_auth_base64_and_a_redirect_holding_the_key() {
     };
     let out = no_leak_of(
         "http basic auth (credentials echoed)",
-        &format!(
-            r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:{api}/v1"
-auth = {{ type = "basic", username = "apiuser", password = "${{env:FERRY_CANARY}}" }}
-pagination = {{ type = "page", param = "page" }}
-sample_pages = 1
-retry = {{ attempts = 1 }}
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#
+        &http_items(
+            &format!("http://127.0.0.1:{api}/v1"),
+            r#"auth = { type = "basic", username = "apiuser", password = "${env:FERRY_CANARY}" }
+pagination = { type = "page", param = "page" }
+sample_pages = 1"#,
         ),
         std::slice::from_ref(&b64),
         |_| {},
@@ -394,22 +392,9 @@ path = "out.db"
     });
     let out = no_leak(
         "http query key (redirected to another server)",
-        &format!(
-            r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:{api}/v1"
-auth = {{ type = "api_key", name = "token", value = "${{env:FERRY_CANARY}}", in = "query" }}
-retry = {{ attempts = 1 }}
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#
+        &http_items(
+            &format!("http://127.0.0.1:{api}/v1"),
+            r#"auth = { type = "api_key", name = "token", value = "${env:FERRY_CANARY}", in = "query" }"#,
         ),
         |_| {},
     );
@@ -446,7 +431,7 @@ pasword = "${{env:FERRY_CANARY}}"
         let config = format!(
             "{GENERATE}\n[destination]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\n{line}\n"
         );
-        std::fs::write(tmp.path().join("sync.toml"), config).unwrap();
+        folder::write(tmp.path(), "sync.toml", &config);
         let o = ferry(tmp.path(), &["sync"]);
         let t = text(&o);
         assert_eq!(o.status.code(), Some(2), "{case}: {t}");
@@ -473,30 +458,14 @@ fn credential_headers_written_in_clear_stay_out_of_bundles() {
             http::json(r#"{"data":[{"id":1}]}"#)
         }
     });
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:{api}/v1"
-headers = {{ Authorization = "Bearer {HEADER_TOKEN}", Cookie = "theme=dark; sid={COOKIE}", Accept = "application/json" }}
+    let tmp = folder::with_config(&http_items(
+        &format!("http://127.0.0.1:{api}/v1"),
+        &format!(
+            r#"headers = {{ Authorization = "Bearer {HEADER_TOKEN}", Cookie = "theme=dark; sid={COOKIE}", Accept = "application/json" }}
 pagination = {{ type = "page", param = "page" }}
-sample_pages = 1
-retry = {{ attempts = 1 }}
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#
+sample_pages = 1"#
         ),
-    )
-    .unwrap();
+    ));
     let o = ferry(tmp.path(), &["sync"]);
     let t = text(&o);
     assert!(t.contains("debug bundle: "), "{t}");

@@ -21,7 +21,7 @@ use std::path::Path;
 use mysql_async::prelude::Queryable;
 use support::cli::{ferry, out_apart as text};
 use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
-use support::folder::with_config as folder;
+use support::folder::{with_config as folder, write};
 use support::{read, sqlite};
 
 const ROWS: u64 = 300;
@@ -211,15 +211,15 @@ fn a_trial_says_it_kept_nothing_and_skips_the_destination_count() {
     assert_eq!(held, 0, "the trial left rows");
 
     // a trial that fails says it kept nothing, too
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         format!(
             "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n[[streams]]\nname = \"keyed\"\n\
              checks = [{{ type = \"range\", column = \"id\", max = 50, severity = \"fail\" }}]\n",
             generate()
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "--limit", "100"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
@@ -444,7 +444,7 @@ fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
 
     // upstream, `score` becomes text: the default refuses `scores`, and says what fits an
     // overwrite; `users` is independent and loads anyway; the run still fails
-    std::fs::write(dir.join("sync.toml"), two_streams("string", "")).unwrap();
+    write(dir, "sync.toml", two_streams("string", ""));
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
@@ -465,11 +465,11 @@ fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
     );
 
     // `replace`: the plan says what happens, and the sync rebuilds the table as text
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         two_streams("string", "on_schema_change = \"replace\""),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["plan"]);
     assert!(
         text(&o).contains("replace: column score becomes string"),
@@ -485,14 +485,14 @@ fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
     assert_eq!(sqlite_one(&db, "SELECT COUNT(*) FROM scores"), "50");
 
     // `replace` on a stream that keeps its rows is refused when the config is read
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         two_streams("string", "").replace(
             "mode = \"append\"\nprimary_key = []",
             "mode = \"append\"\nprimary_key = []\non_schema_change = \"replace\"",
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use support::cli::{ferry, out_apart as text};
+use support::cli::{ferry, out_apart as text, words};
 use support::folder;
 
 #[test]
@@ -15,14 +15,7 @@ fn init_makes_a_folder_that_syncs_without_an_edit() {
     let tmp = tempfile::tempdir().unwrap();
     let o = ferry(
         tmp.path(),
-        &[
-            "init",
-            "acme",
-            "--source",
-            "generate",
-            "--destination",
-            "sqlite",
-        ],
+        &words("init acme --source generate --destination sqlite"),
     );
     assert!(o.status.success(), "{}", text(&o));
     let dir = tmp.path().join("acme");
@@ -97,7 +90,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("data/*.csv"), "{}", text(&o));
 
-    std::fs::write(dir.join("data/customers.csv"), "id,name\n1,Ada\n2,Grace\n").unwrap();
+    folder::write(&dir, "data/customers.csv", "id,name\n1,Ada\n2,Grace\n");
     let o = ferry(&dir, &["check"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = ferry(&dir, &["sync"]);
@@ -113,7 +106,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
 fn init_never_overwrites_and_suggests_connectors() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("acme")).unwrap();
-    std::fs::write(tmp.path().join("acme/notes.txt"), "mine").unwrap();
+    folder::write(tmp.path(), "acme/notes.txt", "mine");
     let o = ferry(tmp.path(), &["init", "acme"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("already exists"), "{}", text(&o));

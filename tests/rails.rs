@@ -5,7 +5,7 @@ mod support;
 use std::path::Path;
 
 use support::cli::{ferry, ferry_in, out, Setup};
-use support::folder::write;
+use support::folder::{edit, with_config, write};
 use support::read;
 
 /// A client folder syncing `people.csv` into `db` (relative or absolute) with `extra`
@@ -15,7 +15,7 @@ fn folder(dir: &Path, client: &str, db: &str, extra: &str) {
     write(
         dir,
         "sync.toml",
-        &format!(
+        format!(
             r#"client = "{client}"
 
 [source]
@@ -42,7 +42,7 @@ fn count(db: &Path, sql: &str) -> i64 {
     write(
         dir.path(),
         "q.toml",
-        &format!(
+        format!(
             r#"[source]
 type = "sqlite"
 path = "{}"
@@ -134,11 +134,7 @@ fn plan_shows_a_dropped_column_and_the_policies_decide() {
 
 #[test]
 fn plan_exit_code_is_zero_when_nothing_would_change() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write(
-        dir,
-        "sync.toml",
+    let tmp = with_config(
         r#"[source]
 type = "generate"
 streams = [{ name = "orders", preset = "orders", rows = 500 }]
@@ -152,6 +148,7 @@ name = "orders"
 cursor = "id"
 "#,
     );
+    let dir = tmp.path();
     let o = ferry(dir, &["plan"]);
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     assert!(out(&o).contains("500 rows to move"), "{}", out(&o));
@@ -195,13 +192,12 @@ fn a_destination_bound_to_another_client_is_refused_before_reading() {
 
     // a destination declared for another client is refused when the config loads
     folder(&acme, "acme", &db, "");
-    let text = std::fs::read_to_string(acme.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "type = \"sqlite\"",
-            "type = \"sqlite\"\nclient = \"globex\"",
-        );
-    write(&acme, "sync.toml", &text);
+    edit(
+        &acme,
+        "sync.toml",
+        "type = \"sqlite\"",
+        "type = \"sqlite\"\nclient = \"globex\"",
+    );
     let o = ferry(&acme, &["sync"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(
@@ -335,7 +331,7 @@ fn plan_counts_rows_in_a_postgres_destination() {
     write(
         dir,
         "sync.toml",
-        &format!(
+        format!(
             r#"[source]
 type = "generate"
 streams = [{{ name = "orders", preset = "orders", rows = 120 }}]
@@ -418,7 +414,7 @@ mode = "overwrite"
     let globex = tmp.path().join("globex");
     for (dir, client) in [(&acme, "acme"), (&globex, "globex")] {
         std::fs::create_dir_all(dir).unwrap();
-        write(dir, "sync.toml", &config(client));
+        write(dir, "sync.toml", config(client));
     }
     let o = ferry(&acme, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));

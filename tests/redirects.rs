@@ -15,6 +15,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use support::cli::{ferry_in, out as text, Setup};
+use support::folder;
 use support::{http, sqlite};
 
 const KEY: &str = "redirect-canary-key-4f1a9c";
@@ -97,8 +98,7 @@ path = "out.db"
 
 /// Runs `ferry sync` on `config`; it must fail naming the other server, which got nothing.
 fn refused(config: &str, thief_port: u16, thief_log: &Log, status: u16) -> String {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sync.toml"), config).unwrap();
+    let tmp = folder::with_config(config);
     let o = ferry(tmp.path(), &["sync"]);
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
@@ -176,7 +176,7 @@ fn a_redirect_within_the_api_is_followed_without_referer() {
     });
     let tmp = tempfile::tempdir().unwrap();
     let auth = r#"{ type = "api_key", name = "api_key", value = "${env:API_KEY}", in = "query" }"#;
-    std::fs::write(tmp.path().join("sync.toml"), http_source(api, auth)).unwrap();
+    folder::write(tmp.path(), "sync.toml", http_source(api, auth));
     let o = ferry(tmp.path(), &["sync"]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
@@ -226,8 +226,7 @@ retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}
     assert!(posted[0].body.contains("\"id\""), "{:#?}", posted[0]);
 
     // `ferry check` says the same, instead of calling the receiver reachable
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sync.toml"), &config).unwrap();
+    let tmp = folder::with_config(&config);
     let o = ferry(tmp.path(), &["check"]);
     let t = text(&o);
     assert!(!o.status.success(), "{t}");

@@ -10,6 +10,7 @@ use std::process::Output;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use support::cli::{ferry_in, out, Setup, MASTER_KEY};
+use support::folder::write;
 use support::{http, read};
 
 const TOKEN: &str = "canary-bearer-5b1d0c7e-token";
@@ -75,8 +76,9 @@ fn api(rt: &tokio::runtime::Runtime, page2: Page2) -> u16 {
 /// A client folder reading the API at `port` (bearer token and hash key in its vault)
 /// into SQLite, `email` protected by a `hash` transform.
 fn folder(dir: &Path, port: u16) {
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         format!(
             r#"client = "acme"
 
@@ -104,8 +106,7 @@ name = "people"
 transforms = [{{ type = "hash", column = "email", key = "${{secret:hash_key}}" }}]
 "#
         ),
-    )
-    .unwrap();
+    );
     for (name, value) in [("api_token", TOKEN), ("hash_key", HASH_KEY)] {
         let o = ferry(dir, &["secrets", "set", name], Some(value));
         assert!(o.status.success(), "{}", out(&o));
@@ -220,7 +221,7 @@ fn a_500_after_retries_is_recorded_and_replayed_without_the_api() {
             format!("{x}\n")
         })
         .collect();
-    std::fs::write(bundle.join("exchanges.jsonl"), fixed).unwrap();
+    write(&bundle, "exchanges.jsonl", fixed);
     let (code, text) = replay(dir, &bundle);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("not reproduced"), "{text}");

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use support::cli::{ferry_in, out as all_text, Setup};
+use support::cli::{self, ferry_in, out as all_text, Setup};
 use support::folder;
 
 const CANARY: &str = "canary-7f3e9a-Sup3rS3cret-value";
@@ -81,7 +81,7 @@ fn canary_secret_never_reaches_any_output() {
     let bad = std::fs::read_to_string(dir.join("sync.toml"))
         .unwrap()
         .replace("type = \"hash\"", "type = \"encrypt\"");
-    std::fs::write(dir.join("bad.toml"), bad).unwrap();
+    folder::write(dir, "bad.toml", &bad);
     let o = ferry(
         dir,
         &["-vv", "sync", "-c", "bad.toml", "--report", "bad.json"],
@@ -167,10 +167,7 @@ fn vault_is_bound_to_its_client_and_needs_the_key() {
         all_text(&o)
     );
     // the same vault under another client's config is refused
-    let other = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace("client = \"acme\"", "client = \"globex\"");
-    std::fs::write(dir.join("sync.toml"), other).unwrap();
+    folder::edit(dir, "sync.toml", "client = \"acme\"", "client = \"globex\"");
     let o = ferry(dir, &["sync"], None);
     assert!(!o.status.success());
     assert!(
@@ -218,12 +215,7 @@ fn encrypt_and_decrypt_files_with_an_identity_from_the_vault() {
     let dir = tmp.path();
     let o = ferry(dir, &["keys", "generate", "age"], None);
     assert!(o.status.success(), "{}", all_text(&o));
-    let public = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let public = cli::last_line(&o);
     assert!(public.starts_with("age1"), "{public}");
     let o = ferry(
         dir,
@@ -255,7 +247,7 @@ fn encrypt_and_decrypt_files_with_an_identity_from_the_vault() {
     let mut bad = sealed.clone();
     let n = bad.len();
     bad[n - 20] ^= 1;
-    std::fs::write(dir.join("bad.age"), bad).unwrap();
+    folder::write(dir, "bad.age", &bad);
     let o = ferry(dir, &["decrypt", "bad.age", "-o", "bad.csv"], None);
     assert!(!o.status.success());
     assert!(

@@ -57,12 +57,12 @@ fn client_folder(rows: u32) -> tempfile::TempDir {
     write(
         dir,
         "sync.toml",
-        &format!("{source}[destination]\ntype = \"sqlite\"\npath = \"dest.db\"\n{stream}"),
+        format!("{source}[destination]\ntype = \"sqlite\"\npath = \"dest.db\"\n{stream}"),
     );
     write(
         dir,
         "deliver.toml",
-        &format!("{source}[destination]\ntype = \"file\"\npath = \"out\"\n{stream}"),
+        format!("{source}[destination]\ntype = \"file\"\npath = \"out\"\n{stream}"),
     );
     tmp
 }

@@ -14,6 +14,7 @@ use ferry_core::Sink;
 use mysql_async::prelude::Queryable;
 use support::cli::{self, ferry, out_apart as text};
 use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
+use support::folder;
 use support::{connector, sqlite};
 
 #[derive(Clone, Copy, Debug)]
@@ -83,15 +84,15 @@ impl Dest {
         let top = client
             .map(|c| format!("client = \"{c}\"\n\n"))
             .unwrap_or_default();
-        std::fs::write(
-            dir.join("sync.toml"),
+        folder::write(
+            &dir,
+            "sync.toml",
             format!(
                 "{top}{rest}\n[destination]\ntype = \"{}\"\n{}",
                 self.connector(),
                 self.fields()
             ),
-        )
-        .unwrap();
+        );
         dir
     }
 

@@ -146,7 +146,7 @@ fn a_check_failure_names_its_record_also_before_a_malformed_one() {
             "on_bad_record = \"quarantine\"\n{transforms}checks = [{{ type = \"range\", column = \"amount\", min = 0 }}]\n"
         ));
         let dir = tmp.path();
-        std::fs::write(dir.join("orders.csv"), csv).unwrap();
+        folder::write(dir, "orders.csv", csv);
         let o = ferry(dir, &["sync"]);
         assert!(o.status.success(), "{}", out(&o));
         let q = quarantined(dir);
@@ -198,13 +198,12 @@ fn fail_severity_commits_no_state() {
     let dir = tmp.path();
     // read incrementally (so there is state to keep back) and appended: an overwrite with a
     // cursor is refused at config time
-    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "mode = \"overwrite\"",
-            "mode = \"append\"\nincremental = true",
-        );
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(
+        dir,
+        "sync.toml",
+        "mode = \"overwrite\"",
+        "mode = \"append\"\nincremental = true",
+    );
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -265,7 +264,7 @@ fn referential_check_runs_the_referenced_stream_first() {
         )
     };
     // every user exists: nothing rejected, although orders is listed first
-    std::fs::write(dir.join("sync.toml"), cfg(1000)).unwrap();
+    folder::write(dir, "sync.toml", cfg(1000));
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
     let s = &report(dir)["streams"][0];
@@ -278,7 +277,7 @@ fn referential_check_runs_the_referenced_stream_first() {
         (Some("orders"), Some(200), Some(0))
     );
     // only users 1..=10 exist: orders of other users are quarantined, the identity holds
-    std::fs::write(dir.join("sync.toml"), cfg(10)).unwrap();
+    folder::write(dir, "sync.toml", cfg(10));
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
     let s = &report(dir)["streams"][0];
@@ -298,16 +297,16 @@ fn row_count_max_change_compares_with_the_last_successful_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let run = |rows: u64, severity: &str| {
-        std::fs::write(
-            dir.join("sync.toml"),
+        folder::write(
+            dir,
+            "sync.toml",
             format!(
                 "[source]\ntype = \"generate\"\nstreams = [{{ name = \"orders\", preset = \"orders\", rows = {rows} }}]\n\
                  [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n\
                  [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n\
                  checks = [{{ type = \"row_count\", max_change = 0.5, severity = \"{severity}\" }}]\n"
             ),
-        )
-        .unwrap();
+        );
         ferry(dir, &["sync", "--report", "r.json"])
     };
     let kept = || -> Option<u64> {
@@ -355,23 +354,23 @@ fn quarantine_can_go_through_the_destination_connector() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     folder::copy_from_repo("tests/data/bad_rows.csv", dir, "orders.csv");
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\
              [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\non_bad_record = \"quarantine\"\nmax_bad_ratio = 1\n\
              checks = [{{ type = \"range\", column = \"amount\", min = 0 }}]\n\
              [run]\nquarantine = {{ destination = \"destination\", stream = \"{{stream}}_rejects\" }}\n"
         ),
-    )
-    .unwrap();
+    );
     // read the quarantine table back through the sqlite source
-    std::fs::write(
-        dir.join("back.toml"),
+    folder::write(
+        dir,
+        "back.toml",
         "[source]\ntype = \"sqlite\"\npath = \"out.db\"\n[destination]\ntype = \"file\"\npath = \"back\"\nformat = \"jsonl\"\n\
          [[streams]]\nname = \"orders_rejects\"\nmode = \"overwrite\"\n[run]\nstate = \"back-state.json\"\n",
-    )
-    .unwrap();
+    );
     let read_back = || -> Vec<serde_json::Value> {
         let o = ferry(dir, &["sync", "-c", "back.toml"]);
         assert!(o.status.success(), "{}", out(&o));
@@ -428,13 +427,12 @@ fn quarantine_can_go_through_the_destination_connector() {
     assert_eq!(read_back().len(), 8);
 
     // a destination the config does not have is a config error
-    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "destination = \"destination\"",
-            "destination = \"warehouse\"",
-        );
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(
+        dir,
+        "sync.toml",
+        "destination = \"destination\"",
+        "destination = \"warehouse\"",
+    );
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("`warehouse`"), "{}", out(&o));

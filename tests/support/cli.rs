@@ -119,3 +119,18 @@ pub fn out_split(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// The words of `line` (split at spaces): a command line written as one string.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
+/// The last line `o` printed on stdout, trimmed (where `keys` prints a public key).
+pub fn last_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .expect("a last line on stdout")
+        .trim()
+        .to_string()
+}

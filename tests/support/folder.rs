@@ -15,9 +15,9 @@ pub fn copy_from_repo(from: &str, dir: &Path, to: &str) {
     std::fs::copy(repo(from), dir.join(to)).unwrap();
 }
 
-/// Writes `text` to `dir/name`.
-pub fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
+/// Writes `contents` to `dir/name`.
+pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) {
+    std::fs::write(dir.join(name), contents).unwrap();
 }
 
 /// A temporary client folder whose `sync.toml` is `toml`.
@@ -49,4 +49,10 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 pub fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Replaces `from` with `to` in the file `dir/name` (a config a test changes).
+pub fn edit(dir: &Path, name: &str, from: &str, to: &str) {
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    write(dir, name, text.replace(from, to));
 }
