@@ -33,10 +33,9 @@ use futures::StreamExt;
 
 use ferry_core::digest::RowDigest;
 use ferry_core::secret::ResolveContext;
-use ferry_core::state::StateStore;
 use ferry_core::transform::{apply_all, output_schema};
 use ferry_core::validate::Validator;
-use ferry_core::{Message, ReadRequest, RunOptions, Runtime, SyncConfig};
+use ferry_core::{Message, ReadRequest, Sink, SyncConfig};
 use support::CountingSink;
 
 /// The five transforms: two text cleanups, a cast, a derived column and a filter (which
@@ -99,28 +98,9 @@ async fn run(dir: &Path, rows: u64, extra: &str) -> (u64, f64) {
     let source = ferry::registry()
         .build_source(&cfg.source)
         .expect("the generate source builds");
-    let state_path = dir.join("state.json");
-    let _ = std::fs::remove_file(&state_path);
-    let state = Arc::new(StateStore::open(state_path, None).unwrap());
-    let mut rt = Runtime::new(source, Arc::new(CountingSink), state);
-    rt.settings = cfg.run.clone();
-    let t = Instant::now();
-    let report = rt
-        .sync(
-            &cfg.streams,
-            &RunOptions::default(),
-            Some(&cfg),
-            ("generate", "counting"),
-        )
-        .await
-        .expect("the run starts");
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(
-        report.status,
-        ferry_core::report::Status::Succeeded,
-        "{}",
-        report.summary()
-    );
+    let run = (source, Arc::new(CountingSink) as Arc<dyn Sink>, None);
+    let state = dir.join("state.json");
+    let (report, secs) = support::sync_once(&cfg, run, &state, ("generate", "counting")).await;
     let s = &report.streams[0];
     assert_eq!(s.rows_rejected, 0, "a check failed on the bench data");
     (s.rows_committed, secs)

@@ -249,21 +249,15 @@ fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
     let schema = format!("cliux_plan_{}", std::process::id());
-    let db = pg().await;
-    db.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.orders (id bigint PRIMARY KEY, total numeric(10,2));
-         INSERT INTO {schema}.orders SELECT g, g * 1.5 FROM generate_series(1, 4) g;"
-    ))
-    .await
-    .unwrap();
-    let tmp = into_sqlite(
+    let db = pg_schema(
+        &schema,
         &format!(
-            "type = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]",
-            pg_url()
+            "CREATE TABLE {schema}.orders (id bigint PRIMARY KEY, total numeric(10,2));
+             INSERT INTO {schema}.orders SELECT g, g * 1.5 FROM generate_series(1, 4) g;"
         ),
-        "name = \"orders\"\ncursor = \"id\"\n",
-    );
+    )
+    .await;
+    let tmp = into_sqlite(&pg_source(&schema), "name = \"orders\"\ncursor = \"id\"\n");
     let dir = tmp.path();
     assert_plan(&ferry_blocking(dir, &["plan"]).await, 4, 3);
     let o = ferry_blocking(dir, &["sync"]).await;
@@ -517,18 +511,15 @@ fn the_readme_test_command_installs_what_the_tests_need() {
 async fn plan_counts_mysql_rows_past_the_cursor() {
     use mysql_async::prelude::Queryable;
     let db = format!("cliux_plan_{}", std::process::id());
-    let mut conn = mysql(&mysql_url()).await;
-    conn.query_drop(format!(
-        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
-         CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, total DECIMAL(10,2));
-         INSERT INTO {db}.orders VALUES (1, 1.5), (2, 3), (3, 4.5);"
-    ))
-    .await
-    .unwrap();
-    let tmp = into_sqlite(
-        &format!("type = \"mysql\"\nurl = \"{}\"", mysql_url_for(&db)),
-        "name = \"orders\"\ncursor = \"id\"\n",
-    );
+    let mut conn = mysql_database(
+        &db,
+        &format!(
+            "CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, total DECIMAL(10,2));
+             INSERT INTO {db}.orders VALUES (1, 1.5), (2, 3), (3, 4.5);"
+        ),
+    )
+    .await;
+    let tmp = into_sqlite(&mysql_source(&db), "name = \"orders\"\ncursor = \"id\"\n");
     let dir = tmp.path();
     assert_plan(&ferry_blocking(dir, &["plan"]).await, 3, 3);
     let o = ferry_blocking(dir, &["sync"]).await;
@@ -581,6 +572,42 @@ async fn ferry_blocking(dir: &Path, args: &'static [&'static str]) -> Output {
     tokio::task::spawn_blocking(move || ferry(&dir, args))
         .await
         .unwrap()
+}
+
+/// A fresh PostgreSQL schema `schema` made by `sql`, and a client of the test server.
+async fn pg_schema(schema: &str, sql: &str) -> tokio_postgres::Client {
+    let db = pg().await;
+    db.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};\n{sql}"
+    ))
+    .await
+    .unwrap();
+    db
+}
+
+/// The `[source]` fields reading the PostgreSQL schema `schema`.
+fn pg_source(schema: &str) -> String {
+    format!(
+        "type = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]",
+        pg_url()
+    )
+}
+
+/// A fresh MySQL database `db` made by `sql`, and a connection to the test server.
+async fn mysql_database(db: &str, sql: &str) -> mysql_async::Conn {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql(&mysql_url()).await;
+    conn.query_drop(format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};\n{sql}"
+    ))
+    .await
+    .unwrap();
+    conn
+}
+
+/// The `[source]` fields reading the MySQL database `db`.
+fn mysql_source(db: &str) -> String {
+    format!("type = \"mysql\"\nurl = \"{}\"", mysql_url_for(db))
 }
 
 /// `o` is a plan whose first stream has `rows` rows to move (counted), exiting `code`.
@@ -756,23 +783,17 @@ fn plan_says_rows_unknown_for_compressed_files_but_names_files_and_bytes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
     let schema = format!("cliux_planest_{}", std::process::id());
-    let db = pg().await;
     // ~20 MB, past the 10 MB under which plan counts exactly: the planner's figure is used
-    db.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.events (id bigint PRIMARY KEY, body text);
-         INSERT INTO {schema}.events SELECT g, repeat('x', 100) FROM generate_series(1, 150000) g;
-         ANALYZE {schema}.events;"
-    ))
-    .await
-    .unwrap();
-    let tmp = into_sqlite(
+    let db = pg_schema(
+        &schema,
         &format!(
-            "type = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]",
-            pg_url()
+            "CREATE TABLE {schema}.events (id bigint PRIMARY KEY, body text);
+             INSERT INTO {schema}.events SELECT g, repeat('x', 100) FROM generate_series(1, 150000) g;
+             ANALYZE {schema}.events;"
         ),
-        "name = \"events\"\n",
-    );
+    )
+    .await;
+    let tmp = into_sqlite(&pg_source(&schema), "name = \"events\"\n");
     let o = ferry_blocking(tmp.path(), &["plan"]).await;
     let line = assert_estimate(&o, 135_000..=165_000, "(an estimate)");
     assert!(line.contains('~'), "{line}");
@@ -785,22 +806,19 @@ async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
 async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
     use mysql_async::prelude::Queryable;
     let db = format!("cliux_planest_{}", std::process::id());
-    let mut conn = mysql(&mysql_url()).await;
     // past the 100,000 rows under which plan counts exactly: the optimizer's figure is used
-    conn.query_drop(format!(
-        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
-         CREATE TABLE {db}.events (id BIGINT PRIMARY KEY, body VARCHAR(20)) ENGINE=InnoDB;
-         INSERT INTO {db}.events
-           WITH RECURSIVE a(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM a WHERE n < 399)
-           SELECT x.n * 400 + y.n, 'some body' FROM a x, a y WHERE x.n < 375;
-         ANALYZE TABLE {db}.events;"
-    ))
-    .await
-    .unwrap();
-    let tmp = into_sqlite(
-        &format!("type = \"mysql\"\nurl = \"{}\"", mysql_url_for(&db)),
-        "name = \"events\"\n",
-    );
+    let mut conn = mysql_database(
+        &db,
+        &format!(
+            "CREATE TABLE {db}.events (id BIGINT PRIMARY KEY, body VARCHAR(20)) ENGINE=InnoDB;
+             INSERT INTO {db}.events
+               WITH RECURSIVE a(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM a WHERE n < 399)
+               SELECT x.n * 400 + y.n, 'some body' FROM a x, a y WHERE x.n < 375;
+             ANALYZE TABLE {db}.events;"
+        ),
+    )
+    .await;
+    let tmp = into_sqlite(&mysql_source(&db), "name = \"events\"\n");
     let o = ferry_blocking(tmp.path(), &["plan"]).await;
     // InnoDB's figure is rough (sampled pages): within a third of the 150,000 rows
     let line = assert_estimate(&o, 100_000..=200_000, "(an estimate)");

@@ -34,12 +34,13 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs every command on `config` in a fresh folder and asserts the canary is nowhere;
 /// returns the sync's output so the caller can check the run did what was meant.
-fn no_leak(case: &str, config: &str, prepare: impl FnOnce(&Path)) -> String {
-    no_leak_of(case, config, &[], prepare)
+fn no_leak(case: &str, config: &str) -> String {
+    no_leak_of(case, config, &[], |_| {})
 }
 
-/// [`no_leak`], and none of the `derived` forms of the canary (what Ferry computes from
-/// it and sends: basic auth's base64 …) is anywhere either.
+/// [`no_leak`] once `prepare` has made the folder ready, and none of the `derived` forms
+/// of the canary (what Ferry computes from it and sends: basic auth's base64 …) is
+/// anywhere either.
 fn no_leak_of(case: &str, config: &str, derived: &[String], prepare: impl FnOnce(&Path)) -> String {
     let forbidden: Vec<&str> = std::iter::once(CANARY)
         .chain(derived.iter().map(String::as_str))
@@ -132,6 +133,11 @@ type = "generate"
 streams = [{ name = "users", preset = "users", rows = 50 }]
 "#;
 
+/// The generated users, into the destination whose fields are `destination`.
+fn users_into(destination: &str) -> String {
+    format!("{GENERATE}\n[destination]\n{destination}")
+}
+
 #[test]
 fn postgres_url_and_password() {
     // PostgreSQL here trusts loopback, so the canary password is accepted: the run succeeds
@@ -147,17 +153,14 @@ queries = [{ name = "q", sql = "SELECT 1::bigint AS x" }]
 type = "sqlite"
 path = "out.db"
 "#,
-        |_| {},
     );
     assert!(out.contains("succeeded"), "{out}");
 
     let table = unique("leak_pg");
     let out = no_leak(
         "postgres sink password",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "postgres"
+        &users_into(&format!(
+            r#"type = "postgres"
 host = "127.0.0.1"
 database = "test"
 user = "postgres"
@@ -167,8 +170,7 @@ password = "${{env:FERRY_CANARY}}"
 name = "users"
 destination = "{table}"
 "#
-        ),
-        |_| {},
+        )),
     );
     assert!(out.contains("succeeded"), "{out}");
 }
@@ -190,25 +192,21 @@ password = "${env:FERRY_CANARY}"
 type = "sqlite"
 path = "out.db"
 "#,
-        |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
 
     let table = unique("leak_my");
     let out = no_leak(
         "mysql sink url (refused)",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "mysql"
+        &users_into(&format!(
+            r#"type = "mysql"
 url = "mysql://root:${{env:FERRY_CANARY}}@127.0.0.1:3306/test"
 
 [[streams]]
 name = "users"
 destination = "{table}"
 "#
-        ),
-        |_| {},
+        )),
     );
     assert!(!out.contains("succeeded"), "{out}");
 }
@@ -217,23 +215,20 @@ destination = "{table}"
 fn file_passphrase_and_transform_keys() {
     let out = no_leak(
         "file sink passphrase + hash/encrypt keys",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "file"
+        &users_into(
+            r#"type = "file"
 path = "out"
 format = "csv"
-encrypt = {{ passphrase = "${{env:FERRY_CANARY}}" }}
+encrypt = { passphrase = "${env:FERRY_CANARY}" }
 
 [[streams]]
 name = "users"
 mode = "overwrite"
 transforms = [
-  {{ type = "hash", column = "email", key = "${{env:FERRY_CANARY}}" }},
+  { type = "hash", column = "email", key = "${env:FERRY_CANARY}" },
 ]
-"#
+"#,
         ),
-        |_| {},
     );
     assert!(out.contains("succeeded"), "{out}");
 }
@@ -247,22 +242,18 @@ fn http_token_and_webhook_secret() {
             "http://127.0.0.1:9/v1",
             r#"auth = { type = "bearer", token = "${env:FERRY_CANARY}" }"#,
         ),
-        |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
 
     let out = no_leak(
         "webhook secret (unreachable receiver)",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "webhook"
+        &users_into(
+            r#"type = "webhook"
 url = "http://127.0.0.1:9/hook"
-secret = "${{env:FERRY_CANARY}}"
-retry = {{ attempts = 1 }}
-"#
+secret = "${env:FERRY_CANARY}"
+retry = { attempts = 1 }
+"#,
         ),
-        |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
 }
@@ -272,20 +263,17 @@ fn s3_keys() {
     // nothing listens on port 9: every request fails, and no key may show in the errors
     let out = no_leak(
         "s3 secret key and session token (unreachable endpoint)",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "s3"
+        &users_into(
+            r#"type = "s3"
 bucket = "acme"
 endpoint = "http://127.0.0.1:9"
 force_path_style = true
 region = "us-east-1"
-access_key_id = "AKIA${{env:FERRY_CANARY}}"
-secret_access_key = "${{env:FERRY_CANARY}}"
-session_token = "${{env:FERRY_CANARY}}"
-"#
+access_key_id = "AKIA${env:FERRY_CANARY}"
+secret_access_key = "${env:FERRY_CANARY}"
+session_token = "${env:FERRY_CANARY}"
+"#,
         ),
-        |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
 }
@@ -294,7 +282,7 @@ session_token = "${{env:FERRY_CANARY}}"
 fn a_reference_inside_a_longer_string() {
     // the tap gets a DSN holding the canary and prints the password alone, as a
     // careless program would: only the DSN as a whole was registered before
-    let out = no_leak(
+    let out = no_leak_of(
         "password inside a singer tap's DSN",
         r#"[source]
 type = "singer"
@@ -305,6 +293,7 @@ config = { dsn = "postgresql://tap:${env:FERRY_CANARY}@127.0.0.1:1/db" }
 type = "sqlite"
 path = "out.db"
 "#,
+        &[],
         |dir| {
             folder::write(
                 dir,
@@ -396,7 +385,6 @@ sample_pages = 1"#,
             &format!("http://127.0.0.1:{api}/v1"),
             r#"auth = { type = "api_key", name = "token", value = "${env:FERRY_CANARY}", in = "query" }"#,
         ),
-        |_| {},
     );
     assert!(
         out.contains("to http://127.0.0.2:9/steal?token=[redacted]"),
@@ -410,17 +398,14 @@ fn a_mistyped_secret_field_is_not_shown() {
     // its line as written, nor the value in serde's message
     let out = no_leak(
         "mistyped password field",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "postgres"
+        &users_into(
+            r#"type = "postgres"
 host = "127.0.0.1"
 database = "test"
 user = "postgres"
-pasword = "${{env:FERRY_CANARY}}"
-"#
+pasword = "${env:FERRY_CANARY}"
+"#,
         ),
-        |_| {},
     );
     assert!(out.contains("did you mean `password`"), "{out}");
     for (case, line) in [

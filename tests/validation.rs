@@ -30,6 +30,12 @@ fn report(dir: &Path) -> serde_json::Value {
     read::json(&dir.join("r.json"))
 }
 
+/// (rows read, committed, rejected) of a report's stream `s`.
+fn figures(s: &serde_json::Value) -> (u64, u64, u64) {
+    let n = |k: &str| s[k].as_u64().unwrap();
+    (n("rows_read"), n("rows_committed"), n("rows_rejected"))
+}
+
 fn quarantined(dir: &Path) -> Vec<serde_json::Value> {
     read::quarantined(dir, "orders")
 }
@@ -104,11 +110,7 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
 
     let r = report(dir);
     let s = &r["streams"][0];
-    let (read, written, rejected) = (
-        s["rows_read"].as_u64().unwrap(),
-        s["rows_committed"].as_u64().unwrap(),
-        s["rows_rejected"].as_u64().unwrap(),
-    );
+    let (read, written, rejected) = figures(s);
     assert_eq!((read, written, rejected), (9, 4, 5));
     assert_eq!(read, written + rejected, "accounting identity broken");
     let check = |name: &str| -> serde_json::Value {
@@ -281,11 +283,7 @@ fn referential_check_runs_the_referenced_stream_first() {
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
     let s = &report(dir)["streams"][0];
-    let (read, written, rejected) = (
-        s["rows_read"].as_u64().unwrap(),
-        s["rows_committed"].as_u64().unwrap(),
-        s["rows_rejected"].as_u64().unwrap(),
-    );
+    let (read, written, rejected) = figures(s);
     assert!(rejected > 100 && written > 0, "{s}");
     assert_eq!(read, written + rejected);
     let q = std::fs::read_to_string(dir.join(".ferry/quarantine/orders.jsonl")).unwrap();
@@ -384,11 +382,7 @@ fn quarantine_can_go_through_the_destination_connector() {
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
     let s = &report(dir)["streams"][0];
-    let (read, written, rejected) = (
-        s["rows_read"].as_u64().unwrap(),
-        s["rows_committed"].as_u64().unwrap(),
-        s["rows_rejected"].as_u64().unwrap(),
-    );
+    let (read, written, rejected) = figures(s);
     assert_eq!(read, written + rejected);
     assert_eq!(rejected, 4, "3 malformed rows and amount -5: {s}");
     assert!(
