@@ -67,20 +67,19 @@ pub fn process_in(dir: &Path) -> std::process::Command {
 
 /// Starts `ferry args` in `dir`, its stdout and stderr piped to the test.
 pub fn spawn(dir: &Path, args: &[&str]) -> Child {
-    process_in(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    start(dir, args, Stdio::piped)
 }
 
 /// Starts `ferry args` in `dir`, its stdout and stderr thrown away.
 pub fn spawn_quiet(dir: &Path, args: &[&str]) -> Child {
+    start(dir, args, Stdio::null)
+}
+
+fn start(dir: &Path, args: &[&str], output: fn() -> Stdio) -> Child {
     process_in(dir)
         .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(output())
+        .stderr(output())
         .spawn()
         .unwrap()
 }
