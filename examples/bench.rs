@@ -53,13 +53,7 @@ async fn main() {
         return;
     }
     let a = args();
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let dir = a.dir.canonicalize().unwrap();
-    println!(
-        "Ferry benchmark: {} rows of 8 columns (generate preset `bench`), folder {}\n",
-        ferry_core::report::group(a.rows),
-        dir.display()
-    );
+    let dir = support::work_dir("Ferry benchmark", a.rows, &a.dir);
 
     // 1. the data set
     let data = dir.join("data");

@@ -132,14 +132,8 @@ async fn main() {
         return;
     }
     let a = args();
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let dir = a.dir.canonicalize().unwrap();
+    let dir = support::work_dir("Ferry vs psql", a.rows, &a.dir);
     let pg = &a.pg;
-    println!(
-        "Ferry vs psql: {} rows of 8 columns (generate preset `bench`), folder {}\n",
-        ferry_core::report::group(a.rows),
-        dir.display()
-    );
 
     // the data set
     let data = dir.join("data");

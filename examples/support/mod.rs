@@ -114,6 +114,19 @@ pub fn read_args(example: &str, switches: &[&str], mut set: impl FnMut(&str, Str
     }
 }
 
+/// Makes the example's folder `dir` and returns its full path, saying what the example
+/// measures (`what`) on `rows` rows of the `bench` preset.
+pub fn work_dir(what: &str, rows: u64, dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    println!(
+        "{what}: {} rows of 8 columns (generate preset `bench`), folder {}\n",
+        ferry_core::report::group(rows),
+        dir.display()
+    );
+    dir
+}
+
 /// What one step did.
 pub struct Step {
     /// Rows written.
