@@ -15,8 +15,7 @@ use std::path::Path;
 
 use support::cli::{self, ferry, out};
 use support::db::{self, mysql_url};
-use support::folder;
-use support::{read, sqlite};
+use support::{folder, read, sqlite};
 
 /// `files` CSV files `data/part_NN.csv` of `rows` rows each, ids 1, 2, … across them.
 fn data(dir: &Path, files: usize, rows: usize) {

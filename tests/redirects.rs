@@ -15,8 +15,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use support::cli::{ferry_in, out as text, Setup};
-use support::folder;
-use support::{http, sqlite};
+use support::{folder, http, sqlite};
 
 const KEY: &str = "redirect-canary-key-4f1a9c";
 const SECRET: &str = "redirect-canary-whsec-7d20e1";

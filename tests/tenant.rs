@@ -14,8 +14,7 @@ use ferry_core::Sink;
 use mysql_async::prelude::Queryable;
 use support::cli::{self, ferry, out_apart as text};
 use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
-use support::folder;
-use support::{connector, sqlite};
+use support::{connector, folder, sqlite};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
