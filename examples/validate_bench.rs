@@ -32,11 +32,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use ferry_core::secret::ResolveContext;
-use ferry_core::{Message, ReadRequest};
-use ferry_engine::state::StateStore;
+use ferry_core::{Message, ReadRequest, Sink};
 use ferry_engine::transform::{apply_all, output_schema};
 use ferry_engine::validate::Validator;
-use ferry_engine::{RunOptions, Runtime, SyncConfig};
+use ferry_engine::SyncConfig;
 use ferry_formats::digest::RowDigest;
 use support::CountingSink;
 
@@ -100,28 +99,9 @@ async fn run(dir: &Path, rows: u64, extra: &str) -> (u64, f64) {
     let source = ferry::registry()
         .build_source(&cfg.source)
         .expect("the generate source builds");
-    let state_path = dir.join("state.json");
-    let _ = std::fs::remove_file(&state_path);
-    let state = Arc::new(StateStore::open(state_path, None).unwrap());
-    let mut rt = Runtime::new(source, Arc::new(CountingSink), state);
-    rt.settings = cfg.run.clone();
-    let t = Instant::now();
-    let report = rt
-        .sync(
-            &cfg.streams,
-            &RunOptions::default(),
-            Some(&cfg),
-            ("generate", "counting"),
-        )
-        .await
-        .expect("the run starts");
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(
-        report.status,
-        ferry_engine::report::Status::Succeeded,
-        "{}",
-        report.summary()
-    );
+    let run = (source, Arc::new(CountingSink) as Arc<dyn Sink>, None);
+    let state = dir.join("state.json");
+    let (report, secs) = support::sync_once(&cfg, run, &state, ("generate", "counting")).await;
     let s = &report.streams[0];
     assert_eq!(s.rows_rejected, 0, "a check failed on the bench data");
     (s.rows_committed, secs)
