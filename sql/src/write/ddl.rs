@@ -1,0 +1,210 @@
+//! The statements writing needs, built from a [`Dialect`]: creating a table from a
+//! stream's schema, adding columns, inserting, and upserting by key.
+
+use ferry_core::arrow_schema::Schema;
+use ferry_core::FerryType;
+
+use super::dialect::{Dialect, KeyPart};
+
+/// `"a", "b"`: `names` quoted and joined.
+pub fn column_list<D: Dialect + ?Sized>(d: &D, names: &[impl AsRef<str>]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| d.quote(n.as_ref())).collect();
+    quoted.join(", ")
+}
+
+/// The definition of a new column: name, type, `NOT NULL` for a key column or one the
+/// stream says is never NULL.
+fn column_def<D: Dialect + ?Sized>(
+    d: &D,
+    name: &str,
+    ty: FerryType,
+    not_null: bool,
+    key: KeyPart,
+) -> String {
+    let null = if not_null { " NOT NULL" } else { d.nullable() };
+    format!("{} {}{null}", d.quote(name), d.column_type(ty, key))
+}
+
+/// `CREATE TABLE name (…)` with `schema`'s columns and `key` as primary key.
+pub fn create_table<D: Dialect + ?Sized>(
+    d: &D,
+    name: &str,
+    schema: &Schema,
+    key: &[String],
+) -> String {
+    let mut defs: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = FerryType::of(f).expect("a checked schema");
+            let part = match (key.contains(f.name()), key.len()) {
+                (false, _) => KeyPart::No,
+                (true, 1) => KeyPart::Sole,
+                (true, _) => KeyPart::Part,
+            };
+            column_def(
+                d,
+                f.name(),
+                ty,
+                !f.is_nullable() || part != KeyPart::No,
+                part,
+            )
+        })
+        .collect();
+    if !key.is_empty() {
+        let constraint = d
+            .key_constraint(name)
+            .map(|c| format!("CONSTRAINT {} ", d.quote(&c)))
+            .unwrap_or_default();
+        defs.push(format!("{constraint}PRIMARY KEY ({})", column_list(d, key)));
+    }
+    format!(
+        "CREATE TABLE {} ({}){}",
+        d.qualified(name),
+        defs.join(", "),
+        d.table_options()
+    )
+}
+
+/// The statements that add nullable columns `add` (name, type) to `table`.
+pub fn add_columns<D: Dialect + ?Sized>(
+    d: &D,
+    table: &str,
+    add: &[(String, FerryType)],
+) -> Vec<String> {
+    let defs: Vec<String> = add
+        .iter()
+        .map(|(name, ty)| {
+            format!(
+                "ADD COLUMN {}",
+                column_def(d, name, *ty, false, KeyPart::No)
+            )
+        })
+        .collect();
+    let alter = format!("ALTER TABLE {} ", d.qualified(table));
+    if d.one_alter() && !defs.is_empty() {
+        vec![format!("{alter}{}", defs.join(", "))]
+    } else {
+        defs.iter().map(|def| format!("{alter}{def}")).collect()
+    }
+}
+
+/// `INSERT INTO table ("a", "b")`, for the values to follow.
+pub fn insert_into<D: Dialect + ?Sized>(d: &D, table: &str, columns: &[impl AsRef<str>]) -> String {
+    format!(
+        "INSERT INTO {} ({})",
+        d.qualified(table),
+        column_list(d, columns)
+    )
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` (or `DO NOTHING` when every
+/// column is in the key): an insert that updates the row of a key already there.
+pub fn on_conflict<D: Dialect + ?Sized>(d: &D, columns: &[String], key: &[String]) -> String {
+    let sets: Vec<String> = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{0} = EXCLUDED.{0}", d.quote(c)))
+        .collect();
+    let on = format!(" ON CONFLICT ({}) DO ", column_list(d, key));
+    match sets.is_empty() {
+        true => format!("{on}NOTHING"),
+        false => format!("{on}UPDATE SET {}", sets.join(", ")),
+    }
+}
+
+/// Upsert through a temporary table (PostgreSQL): rows are copied into `temp`, which
+/// every commit empties, and this statement merges them into `table`:
+/// `INSERT … SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE … WHERE changed`.
+/// The last copied row of each key wins (`ctid` is the copy order in `temp`), and rows
+/// equal to the stored ones are left alone, so a rerun changes nothing. `compared(c)`
+/// is how column `c` is compared (`json` has no equality: its text).
+pub fn merge_from_temp<D: Dialect + ?Sized>(
+    d: &D,
+    table: &str,
+    temp: &str,
+    columns: &[String],
+    key: &[String],
+    compared: impl Fn(&str, &str) -> String,
+) -> String {
+    let cols = column_list(d, columns);
+    let keys = column_list(d, key);
+    let mut sql = format!(
+        "INSERT INTO {} AS t ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {temp} \
+         ORDER BY {keys}, ctid DESC{}",
+        d.qualified(table),
+        on_conflict(d, columns, key)
+    );
+    let rest: Vec<&String> = columns.iter().filter(|c| !key.contains(c)).collect();
+    if !rest.is_empty() {
+        let old: Vec<String> = rest.iter().map(|c| compared("t", c)).collect();
+        let new: Vec<String> = rest.iter().map(|c| compared("EXCLUDED", c)).collect();
+        sql.push_str(&format!(
+            " WHERE ({}) IS DISTINCT FROM ({})",
+            old.join(", "),
+            new.join(", ")
+        ));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::test_dialect::Plain;
+    use ferry_core::arrow_schema::Schema;
+
+    #[test]
+    fn tables_and_columns() {
+        let schema = Schema::new(vec![
+            FerryType::Int64.field("id", false),
+            FerryType::String.field("name", true),
+        ]);
+        assert_eq!(
+            create_table(&Plain, "t", &schema, &["id".into()]),
+            "CREATE TABLE \"t\" (\"id\" int64 key NOT NULL, \"name\" string, PRIMARY KEY (\"id\"))"
+        );
+        assert_eq!(
+            add_columns(
+                &Plain,
+                "t",
+                &[("a".into(), FerryType::Date), ("b".into(), FerryType::Json)]
+            ),
+            [
+                "ALTER TABLE \"t\" ADD COLUMN \"a\" date",
+                "ALTER TABLE \"t\" ADD COLUMN \"b\" json"
+            ]
+        );
+        assert_eq!(
+            insert_into(&Plain, "t", &["a", "b"]),
+            "INSERT INTO \"t\" (\"a\", \"b\")"
+        );
+    }
+
+    #[test]
+    fn merge_statement() {
+        let sql = merge_from_temp(
+            &Plain,
+            "t",
+            "tmp",
+            &["id".into(), "name".into()],
+            &["id".into()],
+            |p, c| format!("{p}.{}", Plain.quote(c)),
+        );
+        assert!(sql.contains("DISTINCT ON (\"id\")"), "{sql}");
+        assert!(
+            sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\""),
+            "{sql}"
+        );
+        assert!(sql.contains("IS DISTINCT FROM"), "{sql}");
+        let sql = merge_from_temp(
+            &Plain,
+            "t",
+            "tmp",
+            &["id".into()],
+            &["id".into()],
+            |p, c| format!("{p}.{c}"),
+        );
+        assert!(sql.ends_with("DO NOTHING"), "{sql}");
+    }
+}
