@@ -21,11 +21,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::sink::NameMatch;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    BuildContext, Durability, Error, ErrorKind, FerryType, Output, Result, ResultExt, Sink,
-    SinkCapabilities, StreamWriter, WriteMode, WriteRequest, WriteSummary,
+    BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, SinkCapabilities,
+    StreamWriter, WriteMode, WriteRequest,
 };
+use ferry_sql::write::ddl::{insert_into, on_conflict};
+use ferry_sql::write::{
+    duplicate_key, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table, TableWriter,
+};
+use futures::FutureExt;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{SqliteSinkConfig, DEFAULT_BUSY_TIMEOUT_MS};
@@ -257,11 +263,24 @@ impl Sink for SqliteSink {
         let target = with_db(&self.shared, move |db| open_target(db, &req))
             .await
             .ctx("table", &request.stream)?;
-        Ok(Box::new(SqliteWriter {
+        let types = request
+            .schema
+            .fields()
+            .iter()
+            .map(|f| FerryType::of(f).expect("checked"));
+        let (location, target) = (target.location.clone(), Arc::new(target));
+        let load = SqliteLoad {
             shared: self.shared.clone(),
-            target: Arc::new(target),
-            rows: 0,
-        }))
+            target,
+        };
+        let writer = TableWriter::new(
+            load,
+            &request.stream,
+            request.mode,
+            types.collect(),
+            location,
+        );
+        Ok(Box::new(writer))
     }
 
     // abort rolls back, or deletes, the rows written since the last flush (the runtime runs a
@@ -467,117 +486,118 @@ fn check_blocking(shared: &Shared) -> Result<()> {
 /// What a writer writes to, fixed at open.
 struct Target {
     id: u64,
-    /// The destination table.
+    /// The destination table, and where rows go: it, or an overwrite's staging table.
     table: String,
-    /// Where rows go: the table, or the staging table of an overwrite.
     write_to: String,
     mode: WriteMode,
     insert_sql: String,
     /// `DELETE ... WHERE rowid BETWEEN ?1 AND ?2` (append into a rowid table), to undo
     /// an aborted stream's uncommitted rows.
     undo_sql: Option<String>,
-    types: Vec<FerryType>,
     location: String,
     path: PathBuf,
 }
 
-fn schema_error(message: String, table: &str) -> Error {
-    Error::new(ErrorKind::SchemaMismatch, message).with("table", table)
+/// SQLite's SQL and catalog, for the shared writing code.
+struct Ddl<'a> {
+    conn: &'a Connection,
+    file: &'a Path,
+}
+
+impl Dialect for Ddl<'_> {
+    /// The declared type.
+    type Type = String;
+
+    fn system(&self) -> &'static str {
+        "SQLite"
+    }
+
+    fn names(&self) -> NameMatch {
+        NameMatch::AsciiCaseless
+    }
+
+    fn quote(&self, name: &str) -> String {
+        quote(name)
+    }
+
+    fn column_type(&self, ty: FerryType, key: KeyPart) -> String {
+        // a sole int64 key declared INTEGER becomes the rowid: no separate index
+        match (key, ty) {
+            (KeyPart::Sole, FerryType::Int64) => "INTEGER".into(),
+            _ => types::declared_type(ty),
+        }
+    }
+
+    fn takes(&self, declared: &String, ty: FerryType) -> bool {
+        types::compatible(types::ferry_type(declared), ty)
+    }
+
+    fn describe(&self, declared: &String) -> String {
+        format!("{} (declared `{declared}`)", types::ferry_type(declared))
+    }
+
+    fn unique_index_sql(&self, table: &str, columns: &str) -> String {
+        format!("CREATE UNIQUE INDEX ... ON {} ({columns})", quote(table))
+    }
+
+    fn staging(&self, table: &str, run_id: &str) -> Staging {
+        Staging::by_run_id(table, run_id, None)
+    }
+}
+
+impl Driver for Ddl<'_> {
+    async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).sql(self.file)
+    }
+
+    async fn table(&mut self, name: &str) -> Result<Option<Table<String>>> {
+        let Some(rel) = core::relation(self.conn, name, self.file)? else {
+            return Ok(None);
+        };
+        if rel.kind == Kind::View {
+            let m = format!("`{name}` is a view; Ferry writes tables");
+            return Err(Error::new(ErrorKind::Unsupported, m));
+        }
+        let rowid_key = rowid_alias(&rel);
+        let columns = rel.columns.iter().map(|c| Existing {
+            name: c.name.clone(),
+            required: c.not_null && !c.has_default && rowid_key != Some(c.name.as_str()),
+            generated: false,
+            ty: c.declared.clone(),
+        });
+        let columns = columns.collect();
+        Ok(Some(Table {
+            name: rel.name.clone(),
+            columns,
+        }))
+    }
+
+    async fn tables_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
+        core::tables_with_prefix(self.conn, prefix, self.file)
+    }
+
+    async fn has_unique_key(&mut self, table: &str, key: &[String]) -> Result<bool> {
+        let rel = core::relation(self.conn, table, self.file)?
+            .ok_or_else(|| Error::internal("table vanished"))?;
+        core::has_unique_key(self.conn, &rel, key, self.file)
+    }
+}
+
+/// The column an `INTEGER PRIMARY KEY` makes the rowid (SQLite fills it in).
+fn rowid_alias(rel: &Relation) -> Option<&str> {
+    let pk: Vec<_> = rel.columns.iter().filter(|c| c.pk > 0).collect();
+    (pk.len() == 1 && pk[0].declared.trim().eq_ignore_ascii_case("INTEGER"))
+        .then(|| pk[0].name.as_str())
 }
 
 fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
-    let table = req.stream.as_str();
-    let schema = &req.schema;
-    if table.is_empty() {
-        return Err(Error::config("the destination table name is empty"));
-    }
-    ferry_core::types::check_schema(schema)?;
-    if schema.fields().is_empty() {
-        return Err(schema_error(
-            format!("stream `{table}` has no columns to write"),
-            table,
-        ));
-    }
-    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
-    for (i, n) in names.iter().enumerate() {
-        if names[..i].iter().any(|o| o.eq_ignore_ascii_case(n)) {
-            return Err(schema_error(
-                format!(
-                    "columns `{n}` and `{}` differ only in case, which SQLite cannot tell apart",
-                    names[..i]
-                        .iter()
-                        .find(|o| o.eq_ignore_ascii_case(n))
-                        .expect("found")
-                ),
-                table,
-            ));
-        }
-    }
-    let key = req.primary_key();
-    for k in &key {
-        if !names.contains(&k) {
-            return Err(schema_error(
-                format!("primary key column `{k}` is not in the stream's schema"),
-                table,
-            ));
-        }
-    }
-    if req.mode == WriteMode::Upsert && key.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("upsert into `{table}` needs a primary key; set `primary_key` on the stream"),
-        )
-        .with("table", table));
-    }
-    let write_to = db.atomically(|conn, file| {
-        let existing = core::relation(conn, table, file)?;
-        if existing.as_ref().is_some_and(|r| r.kind == Kind::View) {
-            return Err(Error::new(ErrorKind::Unsupported, format!("`{table}` is a view; Ferry writes tables")));
-        }
-        match req.mode {
-            WriteMode::Overwrite => {
-                let staging = core::staging_name(table, &req.run_id);
-                // staging tables of crashed overwrites of this table
-                let prefix = format!("{}{table}_", core::STAGING_PREFIX);
-                for old in core::tables_with_prefix(conn, &prefix, file)? {
-                    if old == staging {
-                        return Err(Error::new(
-                            ErrorKind::ConfigInvalid,
-                            format!("table `{table}` is already being overwritten by another stream of this run"),
-                        ));
-                    }
-                    if core::looks_like_run_id(&old[prefix.len()..]) {
-                        conn.execute_batch(&format!("DROP TABLE {}", quote(&old))).sql(file)?;
-                    }
-                }
-                create_table(conn, &staging, schema, &key, file)?;
-                Ok(staging)
-            }
-            WriteMode::Append | WriteMode::Upsert => {
-                match &existing {
-                    None => create_table(conn, table, schema, &key, file)?,
-                    Some(rel) => evolve(conn, rel, schema, file)?,
-                }
-                if req.mode == WriteMode::Upsert {
-                    let rel = core::relation(conn, table, file)?.ok_or_else(|| Error::internal("table vanished"))?;
-                    if !core::has_unique_key(conn, &rel, &key, file)? {
-                        return Err(schema_error(
-                            format!(
-                                "upsert needs a PRIMARY KEY or UNIQUE index on ({}) of table `{}`, which it lacks; \
-                                 add one (`CREATE UNIQUE INDEX ... ON {} ({})`) or write with mode = \"append\"",
-                                key.join(", "),
-                                rel.name,
-                                quote(&rel.name),
-                                key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
-                            ),
-                            table,
-                        ));
-                    }
-                }
-                Ok(table.to_string())
-            }
-        }
+    let ready = db.atomically(|conn, file| {
+        // SQLite's driver never waits: its futures are ready when polled
+        prepare(&mut Ddl { conn, file }, req)
+            .now_or_never()
+            .unwrap_or_else(|| Err(Error::internal("a SQLite call did not finish at once")))
     })?;
+    let write_to = ready.write_to().to_string();
     let undo_sql = match req.mode {
         WriteMode::Append => rowid_name(&db.conn, &write_to, &db.path)?.map(|rowid| {
             format!(
@@ -588,29 +608,31 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         _ => None,
     };
     db.commit()?;
-    let types: Vec<FerryType> = schema
-        .fields()
-        .iter()
-        .map(|f| FerryType::of(f).expect("checked"))
-        .collect();
+    let ddl = Ddl {
+        conn: &db.conn,
+        file: &db.path,
+    };
+    let mut insert_sql = insert_into(&ddl, &write_to, &ready.names());
+    let params: Vec<String> = (1..=ready.columns.len()).map(|i| format!("?{i}")).collect();
+    insert_sql.push_str(&format!(" VALUES ({})", params.join(", ")));
+    if req.mode == WriteMode::Upsert {
+        insert_sql.push_str(&on_conflict(&ddl, &ready.names(), &ready.table_key(req)));
+    }
     let id = db.next_writer;
     db.next_writer += 1;
+    let file = db.path.file_name().map_or_else(
+        || db.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     Ok(Target {
         id,
-        table: table.to_string(),
-        insert_sql: insert_sql(&write_to, schema, &key, req.mode),
+        table: ready.table.clone(),
+        insert_sql,
         undo_sql,
         write_to,
         mode: req.mode,
-        types,
         // the database's file name, not its folder: receipts name no local folders
-        location: format!(
-            "{}#{table}",
-            db.path.file_name().map_or_else(
-                || db.path.display().to_string(),
-                |n| n.to_string_lossy().into_owned()
-            )
-        ),
+        location: format!("{file}#{}", req.stream),
         path: db.path.clone(),
     })
 }
@@ -632,9 +654,7 @@ fn rowid_name(conn: &Connection, table: &str, file: &Path) -> Result<Option<&'st
     let Some(rel) = core::relation(conn, table, file)? else {
         return Ok(None);
     };
-    let pk: Vec<_> = rel.columns.iter().filter(|c| c.pk > 0).collect();
-    let alias = (pk.len() == 1 && pk[0].declared.trim().eq_ignore_ascii_case("INTEGER"))
-        .then(|| pk[0].name.as_str());
+    let alias = rowid_alias(&rel);
     Ok(["rowid", "_rowid_", "oid"].into_iter().find(|name| {
         rel.columns
             .iter()
@@ -642,152 +662,13 @@ fn rowid_name(conn: &Connection, table: &str, file: &Path) -> Result<Option<&'st
     }))
 }
 
-fn create_table(
-    conn: &Connection,
-    name: &str,
-    schema: &SchemaRef,
-    key: &[String],
-    file: &Path,
-) -> Result<()> {
-    let mut defs: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = FerryType::of(f).expect("checked");
-            let in_key = key.iter().any(|k| k == f.name());
-            // a sole int64 key declared INTEGER becomes the rowid: no separate index
-            let decl = if in_key && key.len() == 1 && ty == FerryType::Int64 {
-                "INTEGER".to_string()
-            } else {
-                types::declared_type(ty)
-            };
-            let not_null = if !f.is_nullable() || in_key {
-                " NOT NULL"
-            } else {
-                ""
-            };
-            format!("{} {decl}{not_null}", quote(f.name()))
-        })
-        .collect();
-    if !key.is_empty() {
-        defs.push(format!(
-            "PRIMARY KEY ({})",
-            key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    conn.execute_batch(&format!(
-        "CREATE TABLE {} ({})",
-        quote(name),
-        defs.join(", ")
-    ))
-    .sql(file)
-}
-
-/// Fits an existing table to the stream: a missing nullable column is added; anything
-/// else that does not fit is a `SchemaMismatch` naming the table and column.
-fn evolve(conn: &Connection, rel: &Relation, schema: &SchemaRef, file: &Path) -> Result<()> {
-    let table = &rel.name;
-    for f in schema.fields() {
-        let ty = FerryType::of(f).expect("checked");
-        match rel
-            .columns
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(f.name()))
-        {
-            Some(c) => {
-                let existing = types::ferry_type(&c.declared);
-                if !types::compatible(existing, ty) {
-                    return Err(schema_error(
-                        format!(
-                            "column `{}` of table `{table}` is {existing} (declared `{}`), but the stream sends {ty}; \
-                             change the column, or write with mode = \"overwrite\" to replace the table",
-                            c.name, c.declared
-                        ),
-                        table,
-                    )
-                    .with("column", &c.name));
-                }
-            }
-            None if f.is_nullable() => {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {} ADD COLUMN {} {}",
-                    quote(table),
-                    quote(f.name()),
-                    types::declared_type(ty)
-                ))
-                .sql(file)?;
-            }
-            None => {
-                return Err(schema_error(
-                    format!(
-                        "column `{}` is not in table `{table}`, and the stream says it is never NULL, so it cannot be \
-                         added to the rows already there; add it by hand, or write with mode = \"overwrite\"",
-                        f.name()
-                    ),
-                    table,
-                )
-                .with("column", f.name()));
-            }
-        }
-    }
-    let rowid_key = {
-        let pk: Vec<_> = rel.columns.iter().filter(|c| c.pk > 0).collect();
-        (pk.len() == 1 && pk[0].declared.trim().eq_ignore_ascii_case("INTEGER"))
-            .then(|| pk[0].name.clone())
-    };
-    for c in &rel.columns {
-        let sent = schema
-            .fields()
-            .iter()
-            .any(|f| f.name().eq_ignore_ascii_case(&c.name));
-        if !sent && c.not_null && !c.has_default && rowid_key.as_ref() != Some(&c.name) {
-            return Err(schema_error(
-                format!(
-                    "table `{table}` requires column `{}` (NOT NULL, no default), which the stream does not send",
-                    c.name
-                ),
-                table,
-            )
-            .with("column", &c.name));
-        }
-    }
-    Ok(())
-}
-
-fn insert_sql(table: &str, schema: &SchemaRef, key: &[String], mode: WriteMode) -> String {
-    let cols: Vec<String> = schema.fields().iter().map(|f| quote(f.name())).collect();
-    let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let mut sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        quote(table),
-        cols.join(", "),
-        params.join(", ")
-    );
-    if mode == WriteMode::Upsert {
-        let updates: Vec<String> = schema
-            .fields()
-            .iter()
-            .filter(|f| !key.contains(f.name()))
-            .map(|f| format!("{0} = excluded.{0}", quote(f.name())))
-            .collect();
-        let keys: Vec<String> = key.iter().map(|k| quote(k)).collect();
-        sql.push_str(&format!(" ON CONFLICT ({}) DO ", keys.join(", ")));
-        if updates.is_empty() {
-            sql.push_str("NOTHING");
-        } else {
-            sql.push_str(&format!("UPDATE SET {}", updates.join(", ")));
-        }
-    }
-    sql
-}
-
 // ----------------------------------------------------------------------------------------
 // Writing
 
-struct SqliteWriter {
+/// Moves a stream's rows through the sink's one connection.
+struct SqliteLoad {
     shared: Arc<Shared>,
     target: Arc<Target>,
-    rows: u64,
 }
 
 /// Inserts every row of `batch`; returns the rowid ranges inserted when `t` can undo.
@@ -797,24 +678,11 @@ fn insert_batch(
     batch: &RecordBatch,
     file: &Path,
 ) -> Result<Vec<(i64, i64)>> {
-    let schema = batch.schema();
-    let fits = schema.fields().len() == t.types.len()
-        && schema
-            .fields()
-            .iter()
-            .zip(&t.types)
-            .all(|(f, ty)| FerryType::of(f) == Some(*ty));
-    if !fits {
-        return Err(schema_error(
-            "a batch does not have the schema the stream was opened with".into(),
-            &t.table,
-        ));
-    }
     let binders: Vec<Binder<'_>> = batch
         .columns()
         .iter()
-        .zip(&t.types)
-        .map(|(a, ty)| Binder::new(a.as_ref(), *ty))
+        .zip(batch.schema().fields())
+        .map(|(a, f)| Binder::new(a.as_ref(), FerryType::of(f).expect("checked")))
         .collect();
     let mut stmt = conn.prepare_cached(&t.insert_sql).sql(file)?;
     let mut scratch = String::new();
@@ -832,14 +700,7 @@ fn insert_batch(
             );
             let err = core::map_err(e, file);
             if duplicate && t.mode == WriteMode::Append {
-                return Err(Error::new(
-                    ErrorKind::DataInvalid,
-                    format!(
-                        "{}: a row with this key is already in the table (write with mode = \"upsert\" to update it)",
-                        err.message()
-                    ),
-                )
-                .with("file", file.display()));
+                return Err(Error::data(duplicate_key(err.message())).with("file", file.display()));
             }
             return Err(err);
         }
@@ -855,13 +716,9 @@ fn insert_batch(
 }
 
 #[async_trait]
-impl StreamWriter for SqliteWriter {
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let t = self.target.clone();
-        let n = batch.num_rows() as u64;
+impl Load for SqliteLoad {
+    async fn write(&mut self, batch: &RecordBatch, _before: u64) -> Result<()> {
+        let (t, batch) = (self.target.clone(), batch.clone());
         with_db(&self.shared, move |db| {
             db.check_lost(t.id)?;
             let ranges = db.atomically(|conn, file| insert_batch(conn, &t, &batch, file))?;
@@ -872,12 +729,9 @@ impl StreamWriter for SqliteWriter {
             Ok(())
         })
         .await
-        .ctx("table", &self.target.table)?;
-        self.rows += n;
-        Ok(())
     }
 
-    async fn flush(&mut self) -> Result<Durability> {
+    async fn commit(&mut self) -> Result<()> {
         let t = self.target.clone();
         with_db(&self.shared, move |db| {
             db.check_lost(t.id)?;
@@ -887,61 +741,33 @@ impl StreamWriter for SqliteWriter {
             Ok(())
         })
         .await
-        .ctx("table", &self.target.table)?;
-        Ok(match self.target.mode {
-            WriteMode::Overwrite => Durability::AtClose,
-            _ => Durability::Durable,
-        })
     }
 
-    async fn close(self: Box<Self>) -> Result<WriteSummary> {
+    async fn finish(&mut self) -> Result<()> {
+        if self.target.mode != WriteMode::Overwrite {
+            return Ok(());
+        }
         let t = self.target.clone();
         with_db(&self.shared, move |db| {
-            db.check_lost(t.id)?;
-            db.commit()?;
-            db.pending.remove(&t.id);
-            if t.mode == WriteMode::Overwrite {
-                // readers see the old table or the new one, never neither: one transaction
-                let swapped = db.atomically(|conn, file| {
-                    conn.execute_batch(&format!(
-                        "DROP TABLE IF EXISTS {0}; ALTER TABLE {1} RENAME TO {0};",
-                        quote(&t.table),
-                        quote(&t.write_to)
-                    ))
-                    .sql(file)
-                });
-                match swapped {
-                    Ok(()) => db.commit()?,
-                    Err(e) => {
-                        // the old table is intact; the staged rows cannot be used
-                        let _ = db.atomically(|conn, file| {
-                            conn.execute_batch(&format!(
-                                "DROP TABLE IF EXISTS {}",
-                                quote(&t.write_to)
-                            ))
-                            .sql(file)
-                        });
-                        let _ = db.commit();
-                        return Err(e);
-                    }
+            // readers see the old table or the new one, never neither: one transaction
+            let (table, staging) = (quote(&t.table), quote(&t.write_to));
+            let swap =
+                format!("DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};");
+            match db.atomically(|conn, file| conn.execute_batch(&swap).sql(file)) {
+                Ok(()) => db.commit(),
+                Err(e) => {
+                    // the old table is intact; the staged rows cannot be used
+                    let drop = format!("DROP TABLE IF EXISTS {staging}");
+                    let _ = db.atomically(|conn, file| conn.execute_batch(&drop).sql(file));
+                    let _ = db.commit();
+                    Err(e)
                 }
             }
-            Ok(())
         })
         .await
-        .ctx("table", &self.target.table)?;
-        Ok(WriteSummary {
-            rows: self.rows,
-            outputs: vec![Output {
-                kind: "table".into(),
-                location: self.target.location.clone(),
-                rows: self.rows,
-                ..Default::default()
-            }],
-        })
     }
 
-    async fn abort(self: Box<Self>) -> Result<()> {
+    async fn abort(&mut self) -> Result<()> {
         let t = self.target.clone();
         with_db(&self.shared, move |db| {
             db.lost.remove(&t.id);
@@ -973,6 +799,5 @@ impl StreamWriter for SqliteWriter {
             Ok(())
         })
         .await
-        .ctx("table", &self.target.table)
     }
 }
