@@ -10,6 +10,7 @@ mod dialect;
 pub mod fit;
 pub mod naming;
 mod prepare;
+pub mod single;
 #[cfg(test)]
 mod test_dialect;
 mod writer;

@@ -14,9 +14,8 @@
 //! then fsyncs the WAL file itself, once, before it answers `Durable`. A crash, even a
 //! power loss, therefore never loses rows whose state the runtime committed.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
@@ -28,6 +27,7 @@ use ferry_core::{
     StreamWriter, WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
+use ferry_sql::write::single::{self, Session, Shared};
 use ferry_sql::write::{
     duplicate_key, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table, TableWriter,
 };
@@ -41,23 +41,17 @@ use crate::types::{self, Binder};
 /// Writes streams into tables of a SQLite file.
 #[derive(Clone)]
 pub struct SqliteSink {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     path: PathBuf,
     busy_timeout_ms: u64,
-    db: Mutex<Option<Db>>,
+    db: Arc<single::Connection<Sqlite>>,
 }
 
 impl SqliteSink {
     /// A sink for `cfg`, its `path` taken relative to `ctx.base_dir`. Opens nothing yet.
     pub fn new(cfg: SqliteSinkConfig, ctx: &BuildContext) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self::with_timeout(
-            core::resolve(&ctx.base_dir, &cfg.path),
-            cfg.busy_timeout_ms,
-        ))
+        let path = core::resolve(&ctx.base_dir, &cfg.path);
+        Ok(Self::with_timeout(path, cfg.busy_timeout_ms))
     }
 
     /// A sink writing to the file at `path` with default settings.
@@ -66,156 +60,58 @@ impl SqliteSink {
     }
 
     fn with_timeout(path: PathBuf, busy_timeout_ms: u64) -> Self {
+        let file = path.clone();
+        let db = single::Connection::new(move || Sqlite::open(&file, busy_timeout_ms));
         SqliteSink {
-            shared: Arc::new(Shared {
-                path,
-                busy_timeout_ms,
-                db: Mutex::new(None),
-            }),
+            path,
+            busy_timeout_ms,
+            db: Arc::new(db),
         }
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        &self.path
     }
 }
 
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // closing checkpoints the WAL into the file, which can take a while: not on an
-        // async worker thread
-        let db = self.db.get_mut().ok().and_then(Option::take);
-        if let (Some(db), Ok(rt)) = (db, tokio::runtime::Handle::try_current()) {
-            rt.spawn_blocking(move || drop(db));
-        }
-    }
-}
-
-/// Runs `f` on the shared connection (opened on first use) on a blocking thread.
-async fn with_db<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&mut Db) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut guard = shared.db.lock().map_err(|_| {
-            Error::internal("an earlier SQLite operation panicked; the connection is unusable")
-        })?;
-        if guard.is_none() {
-            *guard = Some(Db::open(&shared.path, shared.busy_timeout_ms)?);
-        }
-        f(guard.as_mut().expect("opened above"))
-    })
-    .await
-    .map_err(|e| Error::internal(format!("SQLite worker failed: {e}")))?
-}
-
-/// The one connection of a sink and who has rows in its open transaction.
-struct Db {
+/// The sink's one connection (see [`single`]) and its file.
+struct Sqlite {
     conn: Connection,
     path: PathBuf,
     wal: bool,
-    /// Writers with rows in the open, uncommitted transaction.
-    dirty: HashSet<u64>,
-    /// Writers whose uncommitted rows a failed commit discarded.
-    lost: HashSet<u64>,
-    /// Rowid ranges each appending writer inserted since its own last flush, so an
-    /// aborted stream can take its rows back out while other streams' rows stay. Another
-    /// writer's commit makes them durable too, but they stay here: the run counts a
-    /// stream's rows committed only at that stream's own durable flush, so an abort must
-    /// still remove them (the report says what the table holds).
-    pending: HashMap<u64, Vec<(i64, i64)>>,
-    next_writer: u64,
     dir_synced: bool,
 }
 
-impl Db {
-    fn open(path: &Path, busy_timeout_ms: u64) -> Result<Db> {
+type Db = Shared<Sqlite>;
+
+impl Sqlite {
+    fn open(path: &Path, busy_timeout_ms: u64) -> Result<Sqlite> {
         let (conn, wal) = core::open_read_write(path, busy_timeout_ms)?;
-        Ok(Db {
+        let path = path.to_path_buf();
+        Ok(Sqlite {
             conn,
-            path: path.to_path_buf(),
+            path,
             wal,
-            dirty: HashSet::new(),
-            lost: HashSet::new(),
-            pending: HashMap::new(),
-            next_writer: 1,
             dir_synced: false,
         })
     }
 
+    fn ddl(&self) -> Ddl<'_> {
+        Ddl {
+            conn: &self.conn,
+            file: &self.path,
+        }
+    }
+}
+
+impl Session for Sqlite {
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).sql(&self.path)
+    }
+
     fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
-    }
-
-    /// Runs `f` inside the open transaction (started if needed), all or nothing.
-    fn atomically<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
-        if !self.in_transaction() {
-            // IMMEDIATE: take the write lock now rather than fail to upgrade later
-            self.conn.execute_batch("BEGIN IMMEDIATE").sql(&self.path)?;
-        }
-        self.conn
-            .execute_batch("SAVEPOINT ferry_op")
-            .sql(&self.path)?;
-        match f(&self.conn, &self.path) {
-            Ok(v) => {
-                self.conn
-                    .execute_batch("RELEASE ferry_op")
-                    .sql(&self.path)?;
-                Ok(v)
-            }
-            Err(e) => {
-                if self.in_transaction() {
-                    let _ = self
-                        .conn
-                        .execute_batch("ROLLBACK TO ferry_op; RELEASE ferry_op");
-                    if self.dirty.is_empty() {
-                        // nobody else's rows: end the empty transaction, free the write lock
-                        let _ = self.conn.execute_batch("ROLLBACK");
-                    }
-                } else {
-                    // SQLite rolled the whole transaction back (disk full, I/O error …)
-                    self.discard();
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Commits the open transaction, then makes it durable.
-    fn commit(&mut self) -> Result<()> {
-        if !self.in_transaction() {
-            return Ok(());
-        }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let err = core::map_err(e, &self.path);
-            if self.in_transaction() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
-            self.discard();
-            return Err(err);
-        }
-        self.dirty.clear();
-        self.sync()
-    }
-
-    /// The open transaction is gone: every writer with rows in it lost them.
-    fn discard(&mut self) {
-        let dirty: Vec<u64> = self.dirty.drain().collect();
-        self.lost.extend(dirty);
-    }
-
-    /// Fails if a failed commit discarded rows of writer `id` (and forgets it).
-    fn check_lost(&mut self, id: u64) -> Result<()> {
-        if self.lost.remove(&id) {
-            return Err(Error::new(
-                ErrorKind::Io,
-                "rows written since the last flush were lost: a commit on this database failed",
-            )
-            .with("file", self.path.display()));
-        }
-        Ok(())
     }
 
     /// fsyncs the WAL (commits under `synchronous = NORMAL` do not), and the folder once
@@ -247,20 +143,26 @@ impl Db {
         }
         Ok(())
     }
+
+    fn named(&self, e: Error) -> Error {
+        e.with("file", self.path.display())
+    }
 }
 
 #[async_trait]
 impl Sink for SqliteSink {
     async fn check(&self) -> Result<()> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || check_blocking(&shared))
+        let (path, timeout) = (self.path.clone(), self.busy_timeout_ms);
+        self.db
+            .peek(move |_, db| check_blocking(db.as_ref(), &path, timeout))
             .await
-            .map_err(|e| Error::internal(format!("SQLite worker failed: {e}")))?
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let req = request.clone();
-        let target = with_db(&self.shared, move |db| open_target(db, &req))
+        let target = self
+            .db
+            .run(move |db| open_target(db, &req))
             .await
             .ctx("table", &request.stream)?;
         let types = request
@@ -270,7 +172,7 @@ impl Sink for SqliteSink {
             .map(|f| FerryType::of(f).expect("checked"));
         let (location, target) = (target.location.clone(), Arc::new(target));
         let load = SqliteLoad {
-            shared: self.shared.clone(),
+            db: self.db.clone(),
             target,
         };
         let writer = TableWriter::new(
@@ -311,29 +213,31 @@ impl Sink for SqliteSink {
     /// serialises two processes binding at once, and the second finds the first's tag.
     async fn bind_owner(&self, client: &str) -> Result<Option<String>> {
         let client = client.to_string();
-        with_db(&self.shared, move |db| {
-            let t = quote(core::OWNER_TABLE);
-            let owner = db.atomically(|conn, file| {
-                conn.execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (client TEXT NOT NULL)"
-                ))
-                .sql(file)?;
-                conn.execute(
-                    &format!(
+        self.db
+            .run(move |db| {
+                let t = quote(core::OWNER_TABLE);
+                let owner = db.atomically(|s| {
+                    let (conn, file) = (&s.conn, &s.path);
+                    conn.execute_batch(&format!(
+                        "CREATE TABLE IF NOT EXISTS {t} (client TEXT NOT NULL)"
+                    ))
+                    .sql(file)?;
+                    conn.execute(
+                        &format!(
                         "INSERT INTO {t} (client) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM {t})"
                     ),
-                    [&client],
-                )
-                .sql(file)?;
-                conn.query_row(&format!("SELECT client FROM {t} LIMIT 1"), [], |r| {
-                    r.get::<_, String>(0)
-                })
-                .sql(file)
-            })?;
-            db.commit()?;
-            Ok(Some(owner))
-        })
-        .await
+                        [&client],
+                    )
+                    .sql(file)?;
+                    conn.query_row(&format!("SELECT client FROM {t} LIMIT 1"), [], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .sql(file)
+                })?;
+                db.commit()?;
+                Ok(Some(owner))
+            })
+            .await
     }
 
     async fn count(&self, stream: &str) -> Result<Option<u64>> {
@@ -383,42 +287,33 @@ impl SqliteSink {
         stream: &str,
         f: impl FnOnce(&rusqlite::Connection, &core::Relation) -> Result<T> + Send + 'static,
     ) -> Result<Option<T>> {
-        let shared = self.shared.clone();
-        let stream = stream.to_string();
-        tokio::task::spawn_blocking(move || -> Result<Option<T>> {
-            let guard = shared
-                .db
-                .lock()
-                .map_err(|_| Error::internal("an earlier SQLite operation panicked"))?;
-            let opened;
-            let conn = match guard.as_ref() {
-                Some(db) => &db.conn,
-                None if shared.path.exists() => {
-                    opened = core::open_read_only(&shared.path, shared.busy_timeout_ms)?;
-                    &opened
+        let (path, timeout, stream) = (self.path.clone(), self.busy_timeout_ms, stream.to_string());
+        self.db
+            .peek(move |_, db| {
+                let opened;
+                let conn = match db.as_ref() {
+                    Some(db) => &db.session.conn,
+                    None if path.exists() => {
+                        opened = core::open_read_only(&path, timeout)?;
+                        &opened
+                    }
+                    None => return Ok(None),
+                };
+                match core::relation(conn, &stream, &path)? {
+                    Some(r) => f(conn, &r).map(Some),
+                    None => Ok(None),
                 }
-                None => return Ok(None),
-            };
-            match core::relation(conn, &stream, &shared.path)? {
-                Some(r) => f(conn, &r).map(Some),
-                None => Ok(None),
-            }
-        })
-        .await
-        .map_err(|e| Error::internal(format!("SQLite worker failed: {e}")))?
+            })
+            .await
     }
 }
 
 /// An existing file: a database we may write (schema readable, write lock obtainable).
 /// A missing one: its nearest existing folder is a writable folder.
-fn check_blocking(shared: &Shared) -> Result<()> {
-    let path = &shared.path;
-    let guard = shared
-        .db
-        .lock()
-        .map_err(|_| Error::internal("an earlier SQLite operation panicked"))?;
-    if let Some(db) = guard.as_ref() {
-        db.conn
+fn check_blocking(db: Option<&Db>, path: &Path, busy_timeout_ms: u64) -> Result<()> {
+    if let Some(db) = db {
+        db.session
+            .conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)
             })
@@ -438,7 +333,7 @@ fn check_blocking(shared: &Shared) -> Result<()> {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .sql(path)?;
-        conn.busy_timeout(std::time::Duration::from_millis(shared.busy_timeout_ms))
+        conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))
             .sql(path)?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
@@ -495,7 +390,6 @@ struct Target {
     /// an aborted stream's uncommitted rows.
     undo_sql: Option<String>,
     location: String,
-    path: PathBuf,
 }
 
 /// SQLite's SQL and catalog, for the shared writing code.
@@ -591,15 +485,16 @@ fn rowid_alias(rel: &Relation) -> Option<&str> {
 }
 
 fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
-    let ready = db.atomically(|conn, file| {
+    let ready = db.atomically(|s| {
         // SQLite's driver never waits: its futures are ready when polled
-        prepare(&mut Ddl { conn, file }, req)
+        prepare(&mut s.ddl(), req)
             .now_or_never()
             .unwrap_or_else(|| Err(Error::internal("a SQLite call did not finish at once")))
     })?;
     let write_to = ready.write_to().to_string();
+    let s = &db.session;
     let undo_sql = match req.mode {
-        WriteMode::Append => rowid_name(&db.conn, &write_to, &db.path)?.map(|rowid| {
+        WriteMode::Append => rowid_name(&s.conn, &write_to, &s.path)?.map(|rowid| {
             format!(
                 "DELETE FROM {} WHERE {rowid} BETWEEN ?1 AND ?2",
                 quote(&write_to)
@@ -608,20 +503,17 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         _ => None,
     };
     db.commit()?;
-    let ddl = Ddl {
-        conn: &db.conn,
-        file: &db.path,
-    };
+    let id = db.writer();
+    let s = &db.session;
+    let ddl = s.ddl();
     let mut insert_sql = insert_into(&ddl, &write_to, &ready.names());
     let params: Vec<String> = (1..=ready.columns.len()).map(|i| format!("?{i}")).collect();
     insert_sql.push_str(&format!(" VALUES ({})", params.join(", ")));
     if req.mode == WriteMode::Upsert {
         insert_sql.push_str(&on_conflict(&ddl, &ready.names(), &ready.table_key(req)));
     }
-    let id = db.next_writer;
-    db.next_writer += 1;
-    let file = db.path.file_name().map_or_else(
-        || db.path.display().to_string(),
+    let file = s.path.file_name().map_or_else(
+        || s.path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
     Ok(Target {
@@ -633,7 +525,6 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         mode: req.mode,
         // the database's file name, not its folder: receipts name no local folders
         location: format!("{file}#{}", req.stream),
-        path: db.path.clone(),
     })
 }
 
@@ -667,7 +558,7 @@ fn rowid_name(conn: &Connection, table: &str, file: &Path) -> Result<Option<&'st
 
 /// Moves a stream's rows through the sink's one connection.
 struct SqliteLoad {
-    shared: Arc<Shared>,
+    db: Arc<single::Connection<Sqlite>>,
     target: Arc<Target>,
 }
 
@@ -719,28 +610,19 @@ fn insert_batch(
 impl Load for SqliteLoad {
     async fn write(&mut self, batch: &RecordBatch, _before: u64) -> Result<()> {
         let (t, batch) = (self.target.clone(), batch.clone());
-        with_db(&self.shared, move |db| {
-            db.check_lost(t.id)?;
-            let ranges = db.atomically(|conn, file| insert_batch(conn, &t, &batch, file))?;
-            db.dirty.insert(t.id);
-            if !ranges.is_empty() {
-                db.pending.entry(t.id).or_default().extend(ranges);
-            }
-            Ok(())
-        })
-        .await
+        self.db
+            .run(move |db| {
+                db.check_lost(t.id)?;
+                let rows = db.atomically(|s| insert_batch(&s.conn, &t, &batch, &s.path))?;
+                db.wrote(t.id, rows);
+                Ok(())
+            })
+            .await
     }
 
     async fn commit(&mut self) -> Result<()> {
-        let t = self.target.clone();
-        with_db(&self.shared, move |db| {
-            db.check_lost(t.id)?;
-            db.commit()?;
-            // this stream's rows are counted committed now: an abort leaves them
-            db.pending.remove(&t.id);
-            Ok(())
-        })
-        .await
+        let id = self.target.id;
+        self.db.run(move |db| db.flush(id)).await
     }
 
     async fn finish(&mut self) -> Result<()> {
@@ -748,56 +630,53 @@ impl Load for SqliteLoad {
             return Ok(());
         }
         let t = self.target.clone();
-        with_db(&self.shared, move |db| {
-            // readers see the old table or the new one, never neither: one transaction
-            let (table, staging) = (quote(&t.table), quote(&t.write_to));
-            let swap =
-                format!("DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};");
-            match db.atomically(|conn, file| conn.execute_batch(&swap).sql(file)) {
-                Ok(()) => db.commit(),
-                Err(e) => {
-                    // the old table is intact; the staged rows cannot be used
-                    let drop = format!("DROP TABLE IF EXISTS {staging}");
-                    let _ = db.atomically(|conn, file| conn.execute_batch(&drop).sql(file));
-                    let _ = db.commit();
-                    Err(e)
+        self.db
+            .run(move |db| {
+                // readers see the old table or the new one, never neither: one transaction
+                let (table, staging) = (quote(&t.table), quote(&t.write_to));
+                let swap = format!(
+                    "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};"
+                );
+                match db.atomically(|s| s.exec(&swap)) {
+                    Ok(()) => db.commit(),
+                    Err(e) => {
+                        // the old table is intact; the staged rows cannot be used
+                        let _ =
+                            db.atomically(|s| s.exec(&format!("DROP TABLE IF EXISTS {staging}")));
+                        let _ = db.commit();
+                        Err(e)
+                    }
                 }
-            }
-        })
-        .await
+            })
+            .await
     }
 
     async fn abort(&mut self) -> Result<()> {
         let t = self.target.clone();
-        with_db(&self.shared, move |db| {
-            db.lost.remove(&t.id);
-            let ranges = db.pending.remove(&t.id).unwrap_or_default();
-            if db.dirty.remove(&t.id) && db.dirty.is_empty() && db.in_transaction() {
-                // only this writer's rows are uncommitted: roll them back
-                db.conn.execute_batch("ROLLBACK").sql(&t.path)?;
-            }
-            if let (Some(undo), false) = (&t.undo_sql, ranges.is_empty()) {
-                // rows other streams' commits made durable, or that share the open
-                // transaction with theirs: delete just ours, for good
-                db.atomically(|conn, file| {
-                    let mut stmt = conn.prepare_cached(undo).sql(file)?;
-                    for (first, last) in ranges {
-                        stmt.execute([first, last]).sql(file)?;
-                    }
-                    Ok(())
-                })?;
-                db.commit()?;
-            }
-            // upserts stay: applying them again on a rerun changes nothing
-            if t.mode == WriteMode::Overwrite {
-                db.atomically(|conn, file| {
-                    conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&t.write_to)))
-                        .sql(file)
-                })?;
-                db.commit()?;
-            }
-            Ok(())
-        })
-        .await
+        self.db
+            .run(move |db| {
+                let rows = db.abandon(t.id)?;
+                if let (Some(undo), false) = (&t.undo_sql, rows.is_empty()) {
+                    // rows other streams' commits made durable, or that share the open
+                    // transaction with theirs: delete just ours, for good
+                    db.atomically(|s| {
+                        let mut stmt = s.conn.prepare_cached(undo).sql(&s.path)?;
+                        for (first, last) in rows {
+                            stmt.execute([first, last]).sql(&s.path)?;
+                        }
+                        Ok(())
+                    })?;
+                    db.commit()?;
+                }
+                // upserts stay: applying them again on a rerun changes nothing
+                if t.mode == WriteMode::Overwrite {
+                    db.atomically(|s| {
+                        s.exec(&format!("DROP TABLE IF EXISTS {}", quote(&t.write_to)))
+                    })?;
+                    db.commit()?;
+                }
+                Ok(())
+            })
+            .await
     }
 }
