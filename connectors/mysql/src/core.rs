@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_sql::write::naming::FERRY_PREFIX;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
 
@@ -14,15 +15,6 @@ use crate::types::{self, ColumnInfo};
 
 /// How long connecting (TCP, TLS and login) may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Prefix of every table Ferry makes for itself (staging and swapped-out tables).
-pub(crate) const FERRY_PREFIX: &str = "_ferry_";
-/// Prefix of the staging tables an overwrite writes into before the swap.
-pub(crate) const STAGING_PREFIX: &str = "_ferry_stage_";
-/// Prefix of the old table an overwrite swaps out, dropped right after the swap.
-pub(crate) const OLD_PREFIX: &str = "_ferry_old_";
-/// MySQL's limit on identifier length, in characters.
-const MAX_IDENT: usize = 64;
 
 /// Where and how to connect. `Debug` shows no password (it is a [`Secret`]).
 #[derive(Debug, Clone)]
@@ -352,39 +344,6 @@ pub(crate) fn is_ferry_table(name: &str) -> bool {
     name.starts_with(FERRY_PREFIX)
 }
 
-/// FNV-1a 64 of `s`: a stable tag naming which table a staging table belongs to.
-fn tag(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{:012x}", h & 0xffff_ffff_ffff)
-}
-
-/// The prefix of every staging (or swapped-out) table of `table`: `<prefix><tag>_`.
-pub(crate) fn helper_prefix(prefix: &str, table: &str) -> String {
-    format!("{prefix}{}_", tag(table))
-}
-
-/// The staging (or swapped-out) table of `table` for run `run_id`:
-/// `<prefix><tag of table>_<run suffix>_<start of table>`, at most 64 characters.
-pub(crate) fn helper_name(prefix: &str, table: &str, run_id: &str) -> String {
-    let run: String = run_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .rev()
-        .take(6)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let mut name = format!("{}{run}_", helper_prefix(prefix, table));
-    let room = MAX_IDENT.saturating_sub(name.chars().count());
-    name.extend(table.chars().take(room));
-    name
-}
-
 /// The server's kind, for the few places MySQL and MariaDB differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Server {
@@ -694,19 +653,13 @@ mod tests {
     }
 
     #[test]
-    fn helper_names_fit_and_are_stable() {
-        let long = "t".repeat(80);
-        let n = helper_name(STAGING_PREFIX, &long, "20240501T120000Z-1a2b3c");
-        assert_eq!(n.chars().count(), 64);
-        assert!(n.starts_with(&helper_prefix(STAGING_PREFIX, &long)));
-        assert!(n.contains("_1a2b3c_"));
-        assert_ne!(
-            helper_prefix(STAGING_PREFIX, "orders"),
-            helper_prefix(STAGING_PREFIX, "Orders")
-        );
-        let short = helper_name(OLD_PREFIX, "orders", "20240501T120000Z-1a2b3c");
-        assert!(short.ends_with("_1a2b3c_orders"), "{short}");
-        assert!(is_ferry_table(&short));
+    fn helper_tables_are_ferry_tables() {
+        use ferry_sql::write::naming::{tagged_name, OLD_PREFIX, STAGING_PREFIX};
+        for prefix in [STAGING_PREFIX, OLD_PREFIX] {
+            let name = tagged_name(prefix, "orders", "20240501T120000Z-1a2b3c", 64);
+            assert!(is_ferry_table(&name), "{name}");
+        }
+        assert!(!is_ferry_table("orders"));
     }
 
     #[test]
