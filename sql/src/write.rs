@@ -9,6 +9,7 @@ pub mod ddl;
 mod dialect;
 pub mod fit;
 pub mod naming;
+pub mod owner;
 mod prepare;
 pub mod single;
 #[cfg(test)]

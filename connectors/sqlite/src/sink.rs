@@ -27,11 +27,11 @@ use ferry_core::{
     StreamWriter, WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
-use ferry_sql::write::single::{self, Session, Shared};
+use ferry_sql::write::single::{self, ready, Session, Shared};
 use ferry_sql::write::{
-    duplicate_key, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table, TableWriter,
+    duplicate_key, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table,
+    TableWriter,
 };
-use futures::FutureExt;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{SqliteSinkConfig, DEFAULT_BUSY_TIMEOUT_MS};
@@ -198,15 +198,19 @@ impl Sink for SqliteSink {
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
-        self.inspect(stream, |_, r| {
-            let (schema, key) = types::table_schema(&r.columns);
-            Ok(with_keys(&schema, &key, None))
+        let stream = stream.to_string();
+        self.inspect(move |d| {
+            let rel = core::relation(d.conn, &stream, d.file)?;
+            Ok(rel.map(|r| {
+                let (schema, key) = types::table_schema(&r.columns);
+                with_keys(&schema, &key, None)
+            }))
         })
         .await
     }
 
     async fn owner(&self) -> Result<Option<String>> {
-        self.read_owner().await
+        self.inspect(|mut d| ready(owner::read(&mut d))).await
     }
 
     /// Insert-if-absent inside one `BEGIN IMMEDIATE` transaction: SQLite's write lock
@@ -215,79 +219,38 @@ impl Sink for SqliteSink {
         let client = client.to_string();
         self.db
             .run(move |db| {
-                let t = quote(core::OWNER_TABLE);
-                let owner = db.atomically(|s| {
-                    let (conn, file) = (&s.conn, &s.path);
-                    conn.execute_batch(&format!(
-                        "CREATE TABLE IF NOT EXISTS {t} (client TEXT NOT NULL)"
-                    ))
-                    .sql(file)?;
-                    conn.execute(
-                        &format!(
-                        "INSERT INTO {t} (client) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM {t})"
-                    ),
-                        [&client],
-                    )
-                    .sql(file)?;
-                    conn.query_row(&format!("SELECT client FROM {t} LIMIT 1"), [], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .sql(file)
-                })?;
+                let bound = db.atomically(|s| ready(owner::bind(&mut s.ddl(), &client)))?;
                 db.commit()?;
-                Ok(Some(owner))
+                Ok(bound)
             })
             .await
     }
 
     async fn count(&self, stream: &str) -> Result<Option<u64>> {
-        self.inspect(stream, |conn, r| {
-            let n: i64 = conn
-                .query_row(
-                    &format!("SELECT COUNT(*) FROM {}", core::quote(&r.name)),
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot count rows of `{}`: {e}", r.name),
-                    )
-                })?;
-            Ok(n.max(0) as u64)
+        let stream = stream.to_string();
+        self.inspect(move |d| {
+            let Some(r) = core::relation(d.conn, &stream, d.file)? else {
+                return Ok(None);
+            };
+            let sql = format!("SELECT COUNT(*) FROM {}", quote(&r.name));
+            let n: i64 = d.conn.query_row(&sql, [], |row| row.get(0)).map_err(|e| {
+                let m = format!("cannot count rows of `{}`: {e}", r.name);
+                Error::new(ErrorKind::Io, m)
+            })?;
+            Ok(Some(n.max(0) as u64))
         })
         .await
     }
 }
 
 impl SqliteSink {
-    async fn read_owner(&self) -> Result<Option<String>> {
-        let owner = self
-            .inspect(core::OWNER_TABLE, |conn, r| {
-                conn.query_row(
-                    &format!("SELECT client FROM {} LIMIT 1", quote(&r.name)),
-                    [],
-                    |row| row.get::<_, String>(0),
-                )
-                .optional()
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot read the destination's owner tag: {e}"),
-                    )
-                })
-            })
-            .await?;
-        Ok(owner.flatten())
-    }
-
-    /// Runs `f` on the table or view `stream` names, if the database and it exist.
+    /// Runs `f` on the sink's connection, or on a read-only one while none is open;
+    /// `None` when the file does not exist.
     async fn inspect<T: Send + 'static>(
         &self,
-        stream: &str,
-        f: impl FnOnce(&rusqlite::Connection, &core::Relation) -> Result<T> + Send + 'static,
+        f: impl FnOnce(Ddl<'_>) -> Result<Option<T>> + Send + 'static,
     ) -> Result<Option<T>> {
-        let (path, timeout, stream) = (self.path.clone(), self.busy_timeout_ms, stream.to_string());
+        let (path, timeout) = (self.path.clone(), self.busy_timeout_ms);
         self.db
             .peek(move |_, db| {
                 let opened;
@@ -299,10 +262,7 @@ impl SqliteSink {
                     }
                     None => return Ok(None),
                 };
-                match core::relation(conn, &stream, &path)? {
-                    Some(r) => f(conn, &r).map(Some),
-                    None => Ok(None),
-                }
+                f(Ddl { conn, file: &path })
             })
             .await
     }
@@ -466,6 +426,13 @@ impl Driver for Ddl<'_> {
         }))
     }
 
+    async fn query_text(&mut self, sql: &str) -> Result<Option<String>> {
+        let row = self
+            .conn
+            .query_row(sql, [], |r| r.get::<_, Option<String>>(0));
+        Ok(row.optional().sql(self.file)?.flatten())
+    }
+
     async fn tables_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
         core::tables_with_prefix(self.conn, prefix, self.file)
     }
@@ -485,13 +452,11 @@ fn rowid_alias(rel: &Relation) -> Option<&str> {
 }
 
 fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
-    let ready = db.atomically(|s| {
+    let prep = db.atomically(|s| {
         // SQLite's driver never waits: its futures are ready when polled
-        prepare(&mut s.ddl(), req)
-            .now_or_never()
-            .unwrap_or_else(|| Err(Error::internal("a SQLite call did not finish at once")))
+        ready(prepare(&mut s.ddl(), req))
     })?;
-    let write_to = ready.write_to().to_string();
+    let write_to = prep.write_to().to_string();
     let s = &db.session;
     let undo_sql = match req.mode {
         WriteMode::Append => rowid_name(&s.conn, &write_to, &s.path)?.map(|rowid| {
@@ -506,11 +471,11 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
     let id = db.writer();
     let s = &db.session;
     let ddl = s.ddl();
-    let mut insert_sql = insert_into(&ddl, &write_to, &ready.names());
-    let params: Vec<String> = (1..=ready.columns.len()).map(|i| format!("?{i}")).collect();
+    let mut insert_sql = insert_into(&ddl, &write_to, &prep.names());
+    let params: Vec<String> = (1..=prep.columns.len()).map(|i| format!("?{i}")).collect();
     insert_sql.push_str(&format!(" VALUES ({})", params.join(", ")));
     if req.mode == WriteMode::Upsert {
-        insert_sql.push_str(&on_conflict(&ddl, &ready.names(), &ready.table_key(req)));
+        insert_sql.push_str(&on_conflict(&ddl, &prep.names(), &prep.table_key(req)));
     }
     let file = s.path.file_name().map_or_else(
         || s.path.display().to_string(),
@@ -518,7 +483,7 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
     );
     Ok(Target {
         id,
-        table: ready.table.clone(),
+        table: prep.table.clone(),
         insert_sql,
         undo_sql,
         write_to,

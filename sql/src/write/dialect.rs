@@ -76,6 +76,16 @@ pub trait Dialect {
         self.quote(table)
     }
 
+    /// `text` as a string literal.
+    fn literal(&self, text: &str) -> String {
+        format!("'{}'", text.replace('\'', "''"))
+    }
+
+    /// What a `SELECT` of values only needs where a table would go (` FROM DUAL`).
+    fn from_nothing(&self) -> &'static str {
+        ""
+    }
+
     /// Refuses a name the database cannot hold (too long, a character it forbids).
     fn check_name(&self, _name: &str, _of: NameOf, _table: &str) -> Result<()> {
         Ok(())
@@ -127,6 +137,9 @@ pub trait Dialect {
 pub trait Driver: Dialect {
     /// Runs a statement that returns no rows.
     async fn execute(&mut self, sql: &str) -> Result<()>;
+
+    /// The first column of the first row `sql` returns, as text (`None`: no row, NULL).
+    async fn query_text(&mut self, sql: &str) -> Result<Option<String>>;
 
     /// The table `name` names (compared as the database compares table names), or
     /// `None`. Something else by that name (a view) is an error the driver words.

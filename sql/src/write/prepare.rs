@@ -128,3 +128,121 @@ pub async fn prepare<D: Driver>(db: &mut D, req: &WriteRequest) -> Result<Prepar
     }
     Ok(prepared)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::dialect::Existing;
+    use crate::write::test_dialect::Fake;
+    use ferry_core::arrow_schema::Schema;
+    use ferry_core::types::with_keys;
+    use ferry_core::{ErrorKind, FerryType};
+    use futures::FutureExt;
+
+    const RUN: &str = "20240501T120000Z-1a2b3c";
+
+    fn request(mode: WriteMode, nullable_note: bool) -> WriteRequest {
+        let schema = Schema::new(vec![
+            FerryType::Int64.field("id", false),
+            FerryType::String.field("note", nullable_note),
+        ]);
+        WriteRequest {
+            stream: "orders".into(),
+            schema: with_keys(&schema, &["id".to_string()], None),
+            mode,
+            run_id: RUN.into(),
+        }
+    }
+
+    fn run(db: &mut Fake, req: &WriteRequest) -> Result<Prepared<FerryType>> {
+        prepare(db, req)
+            .now_or_never()
+            .expect("the fake answers at once")
+    }
+
+    #[test]
+    fn overwrite_drops_crashed_staging_tables_and_stages_anew() {
+        let mut db = Fake::default();
+        for t in [
+            "orders",
+            "_ferry_stage_orders_20230101T000000Z-abcdef",
+            "_ferry_stage_orders_x_20230101T000000Z-abcdef",
+        ] {
+            db.tables.insert(t.into(), vec![]);
+        }
+        let ready = run(&mut db, &request(WriteMode::Overwrite, true)).unwrap();
+        let staging = format!("_ferry_stage_orders_{RUN}");
+        assert_eq!(ready.write_to(), staging);
+        assert_eq!(ready.table, "orders");
+        let names: Vec<&String> = db.tables.keys().collect();
+        assert_eq!(
+            names,
+            [
+                &staging,
+                "_ferry_stage_orders_x_20230101T000000Z-abcdef",
+                "orders"
+            ]
+        );
+        // a second stream of the run overwriting the same table is refused
+        let e = run(&mut db, &request(WriteMode::Overwrite, true)).unwrap_err();
+        assert!(e.message().contains("already being overwritten"), "{e}");
+    }
+
+    #[test]
+    fn append_creates_or_fits_and_upsert_needs_a_unique_key() {
+        let mut db = Fake::default();
+        let ready = run(&mut db, &request(WriteMode::Append, true)).unwrap();
+        assert!(
+            db.log[0].starts_with("CREATE TABLE \"orders\""),
+            "{:?}",
+            db.log
+        );
+        assert!(ready.columns.iter().all(|c| c.existing.is_none()));
+        let id = Existing {
+            name: "ID".into(),
+            required: true,
+            generated: false,
+            ty: FerryType::Int64,
+        };
+        db.tables.insert("orders".into(), vec![id]);
+        let ready = run(&mut db, &request(WriteMode::Append, true)).unwrap();
+        assert_eq!(ready.names(), ["ID", "note"]);
+        assert_eq!(
+            db.log.last().unwrap(),
+            "ALTER TABLE \"orders\" ADD COLUMN \"note\" string"
+        );
+        let upsert = request(WriteMode::Upsert, true);
+        let e = run(&mut db, &upsert).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SchemaMismatch);
+        assert!(
+            e.message().contains("(ID) of table `orders`")
+                && e.message().contains("CREATE UNIQUE INDEX"),
+            "{e}"
+        );
+        db.unique.push("orders".into());
+        assert_eq!(run(&mut db, &upsert).unwrap().table_key(&upsert), ["ID"]);
+        // a required column the table lacks is refused before anything changes
+        let before = db.log.len();
+        let e = run(&mut db, &request(WriteMode::Append, false)).unwrap_err();
+        assert!(e.message().contains("never NULL"), "{e}");
+        assert_eq!(db.log.len(), before);
+    }
+
+    #[test]
+    fn requests_are_checked_first() {
+        let mut db = Fake::default();
+        let mut req = request(WriteMode::Append, true);
+        let schema = Schema::new(vec![
+            FerryType::Int64.field("id", false),
+            FerryType::Int64.field("ID", true),
+        ]);
+        req.schema = std::sync::Arc::new(schema);
+        let e = run(&mut db, &req).unwrap_err();
+        assert!(
+            e.message()
+                .contains("differ only in case, which Plain cannot"),
+            "{e}"
+        );
+        assert!(db.log.is_empty());
+    }
+}

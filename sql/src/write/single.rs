@@ -8,7 +8,9 @@
 //! marks every writer with rows in it, and their next flush fails instead.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use ferry_core::{Error, ErrorKind, Result};
 
@@ -22,6 +24,18 @@ pub trait Session: Send + 'static {
     fn sync(&mut self) -> Result<()>;
     /// `e` with the database named in its context.
     fn named(&self, e: Error) -> Error;
+}
+
+/// The result of `fut`, a call of a blocking driver's (a single-writer database's
+/// [`crate::write::Driver`] answers at once, its futures ready when first polled).
+pub fn ready<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match std::pin::pin!(fut).poll(&mut cx) {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(Error::internal(
+            "a blocking driver's call did not finish at once",
+        )),
+    }
 }
 
 /// Row ids a writer inserted, first to last.
