@@ -24,10 +24,10 @@ use ferry_core::{
     WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::insert_into;
-use ferry_sql::write::naming::{tagged_name, OLD_PREFIX, OWNER_TABLE};
+use ferry_sql::write::naming::{tagged_name, OLD_PREFIX};
 use ferry_sql::write::{
-    duplicate_key, mismatch, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf, Staging,
-    Table, TableWriter,
+    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
+    Staging, Table, TableWriter,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -160,36 +160,18 @@ impl Sink for MysqlSink {
     async fn owner(&self) -> Result<Option<String>> {
         let s = &*self.settings;
         let mut conn = core::connect(s).await?;
-        let tagged: Option<u64> = conn
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.tables \
-                 WHERE table_schema = ? AND table_name = ?",
-                (&s.database, OWNER_TABLE),
-            )
-            .await
-            .my(s)?;
-        let owner = if tagged.unwrap_or(0) > 0 {
-            conn.query_first::<String, _>(format!(
-                "SELECT client FROM {} LIMIT 1",
-                qualified(s, OWNER_TABLE)
-            ))
-            .await
-            .my(s)?
-        } else {
-            None
-        };
+        let owner = async { owner::read(&mut session(&mut conn, s).await?).await }.await;
         let _ = conn.disconnect().await;
-        Ok(owner)
+        owner
     }
 
     /// Writes the `_ferry_owner` tag table in the database if it holds no client yet
     /// (insert-if-absent, under a named lock, so two syncs binding at once cannot both
     /// win), and answers the client it holds then. A database where it cannot be written
     /// stays unbound, with a warning: binding must not block a sync.
-    async fn bind_owner(&self, owner: &str) -> Result<Option<String>> {
+    async fn bind_owner(&self, client: &str) -> Result<Option<String>> {
         let s = &*self.settings;
         let mut conn = core::connect(s).await?;
-        let table = qualified(s, OWNER_TABLE);
         // one lock per database; the CREATE commits on its own (DDL), so the lock, not a
         // transaction, is what makes check-and-insert one step
         let lock = format!("ferry_owner.{}", s.database);
@@ -204,27 +186,9 @@ impl Sink for MysqlSink {
                     "another sync held the destination's owner lock for 30 s: retry",
                 )));
             }
-            let tagged = async {
-                exec(
-                    &mut conn,
-                    s,
-                    format!("CREATE TABLE IF NOT EXISTS {table} (client VARCHAR(255) NOT NULL) ENGINE=InnoDB"),
-                )
-                .await?;
-                conn.exec_drop(
-                    format!("INSERT INTO {table} (client) SELECT ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM {table})"),
-                    (owner,),
-                )
-                .await
-                .my(s)?;
-                conn.query_first::<String, _>(format!("SELECT client FROM {table} LIMIT 1"))
-                    .await
-                    .my(s)
-            }
-            .await;
-            let _ = conn
-                .exec_drop("DO RELEASE_LOCK(?)", (lock.as_str(),))
-                .await;
+            let tagged =
+                async { owner::bind(&mut session(&mut conn, s).await?, client).await }.await;
+            let _ = conn.exec_drop("DO RELEASE_LOCK(?)", (lock.as_str(),)).await;
             tagged.map(Ok)
         }
         .await;
@@ -270,6 +234,17 @@ impl Dialect for My<'_> {
 
     fn qualified(&self, table: &str) -> String {
         qualified(self.s, table)
+    }
+
+    fn literal(&self, text: &str) -> String {
+        // the session's `sql_mode` keeps backslash escapes (see `session`)
+        let mut out = String::from("'");
+        types::escape_into(text, &mut out);
+        out + "'"
+    }
+
+    fn from_nothing(&self) -> &'static str {
+        " FROM DUAL"
     }
 
     fn check_name(&self, name: &str, of: NameOf, table: &str) -> Result<()> {
@@ -349,6 +324,11 @@ impl Driver for My<'_> {
         }))
     }
 
+    async fn query_text(&mut self, sql: &str) -> Result<Option<String>> {
+        let row: Option<Option<String>> = self.conn.query_first(sql).await.my(self.s)?;
+        Ok(row.flatten())
+    }
+
     async fn tables_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
         core::tables_with_prefix(self.conn, self.s, prefix).await
     }
@@ -358,6 +338,22 @@ impl Driver for My<'_> {
     }
 }
 
+/// Sets the session up for writing and reads what the SQL depends on.
+async fn session<'a>(conn: &'a mut Conn, s: &'a ConnSettings) -> Result<My<'a>> {
+    let mode = format!(
+        "SET SESSION sql_mode = '{SQL_MODE}', lock_wait_timeout = {LOCK_WAIT_TIMEOUT_SECS}"
+    );
+    conn.query_drop(mode).await.my(s)?;
+    let server = Server::of(conn, s).await?;
+    let collation = core::exact_collation(conn, s).await?;
+    Ok(My {
+        conn,
+        s,
+        server,
+        collation,
+    })
+}
+
 /// Sets the session up, creates or fits the table (MySQL commits each DDL statement on
 /// its own: all of it happens before rows), and prepares the `INSERT`s.
 async fn open_target(
@@ -365,27 +361,17 @@ async fn open_target(
     s: Arc<ConnSettings>,
     req: &WriteRequest,
 ) -> Result<MysqlLoad> {
-    let session = format!(
-        "SET SESSION sql_mode = '{SQL_MODE}', lock_wait_timeout = {LOCK_WAIT_TIMEOUT_SECS}"
-    );
-    conn.query_drop(session).await.my(&s)?;
-    let server = Server::of(conn, &s).await?;
-    let collation = core::exact_collation(conn, &s).await?;
-    let max_packet: Option<u64> = conn
+    let mut my = session(conn, &s).await?;
+    let max_packet: Option<u64> = my
+        .conn
         .query_first("SELECT @@max_allowed_packet")
         .await
         .my(&s)?;
     let chunk_bytes =
         (max_packet.unwrap_or(4 << 20) as usize / 2).clamp(16 << 10, BYTES_PER_STATEMENT);
-    let mut my = My {
-        conn,
-        s: &s,
-        server,
-        collation,
-    };
-    let ready = prepare(&mut my, req).await?;
-    let (names, key) = (ready.names(), ready.table_key(req));
-    let insert_prefix = format!("{} VALUES ", insert_into(&my, ready.write_to(), &names));
+    let prep = prepare(&mut my, req).await?;
+    let (names, key) = (prep.names(), prep.table_key(req));
+    let insert_prefix = format!("{} VALUES ", insert_into(&my, prep.write_to(), &names));
     let insert_suffix = match req.mode {
         WriteMode::Upsert => {
             let updates: Vec<String> = names
@@ -403,8 +389,8 @@ async fn open_target(
     };
     Ok(MysqlLoad {
         conn: None,
-        table: ready.table.clone(),
-        write_to: ready.write_to().to_string(),
+        table: prep.table.clone(),
+        write_to: prep.write_to().to_string(),
         settings: s,
         mode: req.mode,
         run_id: req.run_id.clone(),
