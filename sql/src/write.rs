@@ -11,6 +11,7 @@ pub mod fit;
 pub mod naming;
 pub mod owner;
 mod prepare;
+pub mod server;
 pub mod single;
 #[cfg(test)]
 mod test_dialect;

@@ -24,10 +24,12 @@ use ferry_core::{
     WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::insert_into;
+use ferry_sql::write::ddl::Values;
 use ferry_sql::write::naming::{tagged_name, OLD_PREFIX};
+use ferry_sql::write::server::{Session, Transacted};
 use ferry_sql::write::{
-    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
-    Staging, Table, TableWriter,
+    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, NameOf, Staging,
+    Table, TableWriter,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -100,21 +102,29 @@ impl Sink for MysqlSink {
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let s = self.settings.clone();
         let mut conn = core::connect(&s).await?;
-        let mut load = match open_target(&mut conn, s.clone(), &request).await {
-            Ok(load) => load,
+        let t = match open_target(&mut conn, s.clone(), &request).await {
+            Ok(t) => t,
             Err(e) => {
                 let _ = conn.disconnect().await;
                 return Err(e.with("table", &request.stream));
             }
         };
-        load.conn = Some(conn);
+        let table = t.table.clone();
+        let staging = (t.mode == WriteMode::Overwrite).then(|| qualified(&s, &t.write_to));
+        let load = Transacted::new(
+            MySession {
+                conn,
+                settings: s.clone(),
+                t,
+            },
+            staging,
+        );
         let types = request
             .schema
             .fields()
             .iter()
             .map(|f| FerryType::of(f).expect("checked"));
-        let location = format!("{}#{}", s.location(), load.table);
-        let table = load.table.clone();
+        let location = format!("{}#{table}", s.location());
         let writer = TableWriter::new(load, &table, request.mode, types.collect(), location);
         Ok(Box::new(writer))
     }
@@ -356,11 +366,7 @@ async fn session<'a>(conn: &'a mut Conn, s: &'a ConnSettings) -> Result<My<'a>> 
 
 /// Sets the session up, creates or fits the table (MySQL commits each DDL statement on
 /// its own: all of it happens before rows), and prepares the `INSERT`s.
-async fn open_target(
-    conn: &mut Conn,
-    s: Arc<ConnSettings>,
-    req: &WriteRequest,
-) -> Result<MysqlLoad> {
+async fn open_target(conn: &mut Conn, s: Arc<ConnSettings>, req: &WriteRequest) -> Result<Target> {
     let mut my = session(conn, &s).await?;
     let max_packet: Option<u64> = my
         .conn
@@ -387,18 +393,14 @@ async fn open_target(
         }
         _ => String::new(),
     };
-    Ok(MysqlLoad {
-        conn: None,
+    Ok(Target {
         table: prep.table.clone(),
         write_to: prep.write_to().to_string(),
-        settings: s,
         mode: req.mode,
         run_id: req.run_id.clone(),
         insert_prefix,
         insert_suffix,
         chunk_bytes,
-        in_tx: false,
-        lost: false,
     })
 }
 
@@ -407,18 +409,18 @@ fn qualified(s: &ConnSettings, table: &str) -> String {
     format!("{}.{}", quote(&s.database), quote(table))
 }
 
-async fn exec(conn: &mut Conn, s: &ConnSettings, sql: String) -> Result<()> {
-    conn.query_drop(sql).await.my(s)
-}
-
 // ----------------------------------------------------------------------------------------
 // Writing
 
-/// Moves a stream's rows over its own connection.
-struct MysqlLoad {
-    /// `None` once closed or aborted.
-    conn: Option<Conn>,
+/// A stream writer's own connection.
+struct MySession {
+    conn: Conn,
     settings: Arc<ConnSettings>,
+    t: Target,
+}
+
+/// What a writer writes to, fixed at open.
+struct Target {
     /// The destination table, and where rows go: it, or an overwrite's staging table.
     table: String,
     write_to: String,
@@ -430,33 +432,31 @@ struct MysqlLoad {
     insert_suffix: String,
     /// Bytes per statement.
     chunk_bytes: usize,
-    /// A transaction with rows is open.
-    in_tx: bool,
-    /// The server rolled the open transaction back (deadlock, lost connection): the
-    /// rows since the last flush are gone, so the next flush must fail.
-    lost: bool,
 }
 
-impl MysqlLoad {
-    fn conn(&mut self) -> Result<&mut Conn> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| Error::internal("the MySQL writer was already closed"))
-    }
-
-    fn check_lost(&self) -> Result<()> {
-        if self.lost {
-            return Err(Error::new(
-                ErrorKind::Temporary,
-                "rows written since the last flush were lost: the server rolled the transaction back",
-            ));
+impl MySession {
+    async fn send(&mut self, sql: String) -> Result<()> {
+        let e = match self.conn.query_drop(sql).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let duplicate = matches!(&e, mysql_async::Error::Server(se) if se.code == 1062);
+        let err = core::map_err(e, &self.settings);
+        match duplicate && self.t.mode == WriteMode::Append {
+            true => Err(Error::data(duplicate_key(err.message()))),
+            false => Err(err),
         }
-        Ok(())
+    }
+}
+
+#[async_trait]
+impl Session for MySession {
+    async fn exec(&mut self, sql: &str) -> Result<()> {
+        self.conn.query_drop(sql).await.my(&self.settings)
     }
 
-    /// Sends the batch's rows as `INSERT` statements.
+    /// Sends the batch's rows as multi-row `INSERT`s of escaped literals.
     async fn insert(&mut self, batch: &RecordBatch) -> Result<()> {
-        let s = self.settings.clone();
         let schema = batch.schema();
         let columns: Vec<Literal<'_>> = batch
             .columns()
@@ -464,19 +464,9 @@ impl MysqlLoad {
             .zip(schema.fields())
             .map(|(a, f)| Literal::new(a.as_ref(), FerryType::of(f).expect("checked")))
             .collect();
-        let (prefix, suffix, chunk_bytes, mode) = (
-            &self.insert_prefix,
-            &self.insert_suffix,
-            self.chunk_bytes,
-            self.mode,
-        );
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| Error::internal("the MySQL writer was already closed"))?;
-        let mut sql = String::with_capacity(chunk_bytes.min(1 << 20));
+        let (prefix, suffix) = (self.t.insert_prefix.clone(), self.t.insert_suffix.clone());
+        let mut values = Values::new(&prefix, &suffix, ROWS_PER_STATEMENT, self.t.chunk_bytes);
         let mut row_sql = String::new();
-        let mut in_stmt = 0usize;
         for row in 0..batch.num_rows() {
             row_sql.clear();
             row_sql.push('(');
@@ -485,148 +475,54 @@ impl MysqlLoad {
                     row_sql.push_str(", ");
                 }
                 c.push(row, &mut row_sql).map_err(|m| {
-                    Error::data(format!(
-                        "column `{}`, row {}: {m}",
-                        schema.field(i).name(),
-                        row + 1
-                    ))
+                    let column = schema.field(i).name();
+                    Error::data(format!("column `{column}`, row {}: {m}", row + 1))
                 })?;
             }
             row_sql.push(')');
-            if in_stmt > 0
-                && (in_stmt >= ROWS_PER_STATEMENT
-                    || sql.len() + row_sql.len() + suffix.len() > chunk_bytes)
-            {
-                sql.push_str(suffix);
-                conn.query_drop(sql.as_str())
-                    .await
-                    .map_err(|e| insert_error(e, &s, mode))?;
-                sql.clear();
-                in_stmt = 0;
+            if let Some(sql) = values.push(&row_sql) {
+                self.send(sql).await?;
             }
-            if in_stmt == 0 {
-                sql.push_str(prefix);
-            } else {
-                sql.push_str(", ");
-            }
-            sql.push_str(&row_sql);
-            in_stmt += 1;
         }
-        if in_stmt > 0 {
-            sql.push_str(suffix);
-            conn.query_drop(sql.as_str())
-                .await
-                .map_err(|e| insert_error(e, &s, mode))?;
+        match values.finish() {
+            Some(sql) => self.send(sql).await,
+            None => Ok(()),
         }
-        Ok(())
     }
-}
 
-fn insert_error(e: mysql_async::Error, s: &ConnSettings, mode: WriteMode) -> Error {
-    let duplicate = matches!(&e, mysql_async::Error::Server(se) if se.code == 1062);
-    let err = core::map_err(e, s);
-    if duplicate && mode == WriteMode::Append {
-        return Error::data(duplicate_key(err.message()));
-    }
-    err
-}
-
-#[async_trait]
-impl Load for MysqlLoad {
-    async fn write(&mut self, batch: &RecordBatch, _before: u64) -> Result<()> {
-        self.check_lost()?;
+    /// One atomic `RENAME TABLE` (old out, staging in), then the old table is dropped.
+    async fn swap(&mut self) -> Result<()> {
         let s = self.settings.clone();
-        if !self.in_tx {
-            self.conn()?.query_drop("START TRANSACTION").await.my(&s)?;
-            self.in_tx = true;
-        }
-        // each batch whole or not at all
-        self.conn()?
-            .query_drop("SAVEPOINT ferry_batch")
+        let exists: Option<String> = self
+            .conn
+            .exec_first(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (s.database.as_str(), self.t.table.as_str()),
+            )
             .await
             .my(&s)?;
-        if let Err(e) = self.insert(batch).await {
-            let undone = self
-                .conn()?
-                .query_drop("ROLLBACK TO SAVEPOINT ferry_batch")
+        let (table, staging) = (
+            qualified(&s, &self.t.table),
+            qualified(&s, &self.t.write_to),
+        );
+        if exists.is_none() {
+            return self
+                .exec(&format!("RENAME TABLE {staging} TO {table}"))
                 .await;
-            if undone.is_err() {
-                // the savepoint is gone with the whole transaction
-                self.lost = true;
-                self.in_tx = false;
-            }
-            return Err(e);
         }
+        let old = tagged_name(OLD_PREFIX, &self.t.table, &self.t.run_id, MAX_IDENT);
+        let old = qualified(&s, &old);
+        self.exec(&format!(
+            "RENAME TABLE {table} TO {old}, {staging} TO {table}"
+        ))
+        .await?;
+        // the new table is in place: failing to drop the old one only leaves a leftover
+        // that the next overwrite of this table drops
+        let _ = self.exec(&format!("DROP TABLE {old}")).await;
         Ok(())
     }
 
-    async fn commit(&mut self) -> Result<()> {
-        self.check_lost()?;
-        if self.in_tx {
-            let s = self.settings.clone();
-            let res = self.conn()?.query_drop("COMMIT").await.my(&s);
-            self.in_tx = false;
-            res?;
-        }
-        Ok(())
+    async fn close(self) {
+        let _ = self.conn.disconnect().await;
     }
-
-    async fn finish(&mut self) -> Result<()> {
-        let s = self.settings.clone();
-        let mut conn = self
-            .conn
-            .take()
-            .ok_or_else(|| Error::internal("the MySQL writer was already closed"))?;
-        if self.mode == WriteMode::Overwrite {
-            if let Err(e) = swap(&mut conn, &s, self).await {
-                // the old table is intact; the staged rows cannot be used
-                let drop = format!("DROP TABLE IF EXISTS {}", qualified(&s, &self.write_to));
-                let _ = conn.query_drop(drop).await;
-                let _ = conn.disconnect().await;
-                return Err(e);
-            }
-        }
-        let _ = conn.disconnect().await;
-        Ok(())
-    }
-
-    async fn abort(&mut self) -> Result<()> {
-        let s = self.settings.clone();
-        let Some(mut conn) = self.conn.take() else {
-            return Ok(());
-        };
-        let mut result = Ok(());
-        if self.in_tx {
-            result = conn.query_drop("ROLLBACK").await.my(&s);
-        }
-        if self.mode == WriteMode::Overwrite {
-            let drop = format!("DROP TABLE IF EXISTS {}", qualified(&s, &self.write_to));
-            result = result.and(conn.query_drop(drop).await.my(&s));
-        }
-        let _ = conn.disconnect().await;
-        result
-    }
-}
-
-/// Swaps the staging table in: one atomic `RENAME TABLE` (old out, staging in), then
-/// drops the old table.
-async fn swap(conn: &mut Conn, s: &ConnSettings, t: &MysqlLoad) -> Result<()> {
-    let exists: Option<String> = conn
-        .exec_first(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (s.database.as_str(), t.table.as_str()),
-        )
-        .await
-        .my(s)?;
-    let (table, staging) = (qualified(s, &t.table), qualified(s, &t.write_to));
-    if exists.is_none() {
-        return exec(conn, s, format!("RENAME TABLE {staging} TO {table}")).await;
-    }
-    let old = qualified(s, &tagged_name(OLD_PREFIX, &t.table, &t.run_id, MAX_IDENT));
-    let rename = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
-    exec(conn, s, rename).await?;
-    // the new table is in place: failing to drop the old one only leaves a leftover
-    // that the next overwrite of this table drops
-    let _ = exec(conn, s, format!("DROP TABLE {old}")).await;
-    Ok(())
 }

@@ -98,6 +98,56 @@ pub fn insert_into<D: Dialect + ?Sized>(d: &D, table: &str, columns: &[impl AsRe
     )
 }
 
+/// Multi-row `INSERT … VALUES (…), (…)` statements, each of at most `max_rows` rows
+/// and `max_bytes` bytes (a row longer than that goes alone).
+pub struct Values<'a> {
+    prefix: &'a str,
+    suffix: &'a str,
+    max_rows: usize,
+    max_bytes: usize,
+    sql: String,
+    rows: usize,
+}
+
+impl<'a> Values<'a> {
+    /// Statements `<prefix>(…), (…)<suffix>`.
+    pub fn new(prefix: &'a str, suffix: &'a str, max_rows: usize, max_bytes: usize) -> Self {
+        let sql = String::with_capacity(max_bytes.min(1 << 20));
+        Values {
+            prefix,
+            suffix,
+            max_rows,
+            max_bytes,
+            sql,
+            rows: 0,
+        }
+    }
+
+    /// Adds `row` (`(…)`); first returns the statement built so far when the row does
+    /// not fit in it.
+    pub fn push(&mut self, row: &str) -> Option<String> {
+        let full = self.rows > 0
+            && (self.rows >= self.max_rows
+                || self.sql.len() + row.len() + self.suffix.len() > self.max_bytes);
+        let done = if full { self.finish() } else { None };
+        self.sql
+            .push_str(if self.rows == 0 { self.prefix } else { ", " });
+        self.sql.push_str(row);
+        self.rows += 1;
+        done
+    }
+
+    /// The statement being built, if it has rows.
+    pub fn finish(&mut self) -> Option<String> {
+        if self.rows == 0 {
+            return None;
+        }
+        self.rows = 0;
+        self.sql.push_str(self.suffix);
+        Some(std::mem::take(&mut self.sql))
+    }
+}
+
 /// ` ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` (or `DO NOTHING` when every
 /// column is in the key): an insert that updates the row of a key already there.
 pub fn on_conflict<D: Dialect + ?Sized>(d: &D, columns: &[String], key: &[String]) -> String {
@@ -179,6 +229,26 @@ mod tests {
             insert_into(&Plain, "t", &["a", "b"]),
             "INSERT INTO \"t\" (\"a\", \"b\")"
         );
+    }
+
+    #[test]
+    fn values_are_cut_by_rows_and_bytes() {
+        let mut v = Values::new("INSERT INTO t VALUES ", ";", 2, 40);
+        assert_eq!(v.push("(1)"), None);
+        assert_eq!(v.push("(2)"), None);
+        assert_eq!(
+            v.push("(3)").as_deref(),
+            Some("INSERT INTO t VALUES (1), (2);")
+        );
+        assert_eq!(
+            v.push("('a long row of text')").as_deref(),
+            Some("INSERT INTO t VALUES (3);")
+        );
+        assert_eq!(
+            v.finish().as_deref(),
+            Some("INSERT INTO t VALUES ('a long row of text');")
+        );
+        assert_eq!(v.finish(), None);
     }
 
     #[test]
