@@ -28,9 +28,7 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(600);
 /// PostgreSQL's limit on identifier length, in bytes (longer names are cut silently).
 pub(crate) const MAX_IDENT: usize = 63;
 /// Prefix of every table Ferry makes for itself; discovery never lists them.
-pub(crate) const FERRY_PREFIX: &str = "_ferry_";
-/// Prefix of the staging tables an overwrite writes into before the swap.
-pub(crate) const STAGING_PREFIX: &str = "_ferry_stage_";
+pub(crate) use ferry_sql::write::naming::FERRY_PREFIX;
 /// Attempts of an operation that is safe to repeat, when it fails with a temporary error.
 const ATTEMPTS: u32 = 4;
 
@@ -684,39 +682,6 @@ pub(crate) fn clean_sql(sql: &str) -> &str {
         .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
 }
 
-/// Whether `s` has the shape of a run id Ferry generates (`20240501T120000Z-1a2b3c`).
-pub(crate) fn looks_like_run_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 23
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'T'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z'
-        && b[16] == b'-'
-        && b[17..].iter().all(|c| c.is_ascii_hexdigit())
-}
-
-/// FNV-1a 64 of `s`, hex: short stable names for long table names.
-pub(crate) fn short_hash(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// The part of the staging table names of `table` before the run id:
-/// `_ferry_stage_<table>_`, or `_ferry_stage_<hash>_` when that would be too long.
-pub(crate) fn staging_prefix(table: &str) -> String {
-    let plain = format!("{STAGING_PREFIX}{table}_");
-    if plain.len() + 23 <= MAX_IDENT {
-        plain
-    } else {
-        format!("{STAGING_PREFIX}{}_", short_hash(table))
-    }
-}
-
 // ----------------------------------------------------------------------------------------
 // Catalog
 
@@ -940,17 +905,6 @@ mod tests {
         assert_eq!(quote("a \"b\"; DROP"), "\"a \"\"b\"\"; DROP\"");
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal("a\\'b"), "E'a\\\\''b'");
-    }
-
-    #[test]
-    fn names() {
-        assert!(looks_like_run_id("20240501T120000Z-1a2b3c"));
-        assert!(!looks_like_run_id("orders"));
-        assert_eq!(staging_prefix("t"), "_ferry_stage_t_");
-        let long = "x".repeat(40);
-        let p = staging_prefix(&long);
-        assert!(p.len() + 23 <= MAX_IDENT, "{p}");
-        assert_eq!(p, staging_prefix(&long));
     }
 
     #[tokio::test]
