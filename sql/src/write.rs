@@ -21,4 +21,4 @@ pub use dialect::{Dialect, Driver, Existing, KeyPart, NameOf, Table};
 pub use fit::{fit, mismatch, Fit, Fitted};
 pub use naming::Staging;
 pub use prepare::{prepare, Prepared};
-pub use writer::{duplicate_key, Load, TableWriter};
+pub use writer::{capabilities, duplicate_key, Load, TableWriter};

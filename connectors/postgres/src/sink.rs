@@ -22,6 +22,7 @@
 //! committed state past the last flush, and the rerun resumes there.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ use ferry_core::{
     BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest,
 };
-use ferry_sql::write::ddl::{column_list, merge_from_temp};
+use ferry_sql::write::ddl::{column_list, temp_upsert};
 use ferry_sql::write::naming::OWNER_TABLE;
 use ferry_sql::write::{
     duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
@@ -179,9 +180,7 @@ impl Sink for PostgresSink {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            modes: vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert],
-        }
+        ferry_sql::write::capabilities()
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
@@ -230,10 +229,11 @@ impl Sink for PostgresSink {
                 Ok::<_, Error>(bound)
             }
             .await;
-            bound.or_else(|e| {
+            if let Err(e) = &bound {
+                let _ = conn.batch_execute("ROLLBACK").await;
                 tracing::warn!("the destination could not be tagged with its client: {e}");
-                Ok(None)
-            })
+            }
+            Ok(bound.unwrap_or(None))
         })
         .await
     }
@@ -471,69 +471,37 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
     let prep = prepare(&mut ddl, req).await?;
     client.batch_execute("COMMIT").await.pg(s)?;
 
-    let types: Vec<FerryType> = req
-        .schema
-        .fields()
-        .iter()
-        .map(|f| FerryType::of(f).expect("checked"))
-        .collect();
-    // an existing column's type, else the one Ferry created the column with
-    let pg_types: Vec<PgType> = prep
-        .columns
-        .iter()
-        .zip(&types)
-        .map(|(c, ty)| {
-            c.existing
-                .clone()
-                .unwrap_or_else(|| types::created_type(*ty))
-        })
-        .collect();
-    let encs = types
-        .iter()
-        .zip(&pg_types)
-        .map(|(ty, pg)| types::encoder(*ty, pg).expect("checked when fitted"))
-        .collect();
-    let columns = prep.names();
+    let (mut types, mut columns, mut encs) = (Vec::new(), Vec::new(), Vec::new());
+    let (key, write_to) = (prep.table_key(req), qualified(schema_name, prep.write_to()));
+    for (f, c) in req.schema.fields().iter().zip(prep.columns) {
+        let ty = FerryType::of(f).expect("checked");
+        // an existing column's type, else the one Ferry created the column with
+        let pg = c.existing.unwrap_or_else(|| types::created_type(ty));
+        encs.push(types::encoder(ty, &pg).expect("checked when fitted"));
+        types.push(ty);
+        columns.push((c.name, pg));
+    }
     let mut merge_sql = None;
     let write_to = match req.mode {
         WriteMode::Upsert => {
             // the temporary table has the destination's column types, so the same encoders fit
-            let defs: Vec<String> = columns
+            let typed: Vec<(String, String)> = columns
                 .iter()
-                .zip(&pg_types)
-                .map(|(c, pg)| format!("{} {}", quote(c), pg.sql))
+                .map(|(c, pg)| (c.clone(), pg.sql.clone()))
                 .collect();
-            let temp = format!(
-                "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DELETE ROWS",
-                quote(UPSERT_TABLE),
-                defs.join(", ")
-            );
-            client.batch_execute(&temp).await.pg(s)?;
-            let temp = format!("pg_temp.{}", quote(UPSERT_TABLE));
-            // `json` has no equality operator: compare its text
             let json: Vec<&String> = columns
                 .iter()
-                .zip(&pg_types)
                 .filter(|(_, pg)| pg.kind == PgKind::Json)
                 .map(|(c, _)| c)
                 .collect();
-            let compared = |prefix: &str, c: &str| match json.iter().any(|j| *j == c) {
-                true => format!("{prefix}.{}::text", quote(c)),
-                false => format!("{prefix}.{}", quote(c)),
-            };
-            let key = prep.table_key(req);
-            merge_sql = Some(merge_from_temp(
-                &ddl,
-                &prep.table,
-                &temp,
-                &columns,
-                &key,
-                compared,
-            ));
-            temp
+            let [create, merge] = temp_upsert(&ddl, &prep.table, UPSERT_TABLE, &typed, &key, &json);
+            client.batch_execute(&create).await.pg(s)?;
+            merge_sql = Some(merge);
+            format!("pg_temp.{}", quote(UPSERT_TABLE))
         }
-        _ => qualified(schema_name, prep.write_to()),
+        _ => write_to,
     };
+    let columns: Vec<String> = columns.into_iter().map(|(c, _)| c).collect();
     let copy_sql = format!(
         "COPY {write_to} ({}) FROM STDIN (FORMAT binary)",
         column_list(&ddl, &columns)
@@ -571,10 +539,6 @@ struct PgLoad {
 }
 
 impl PgLoad {
-    fn settings(&self) -> &ConnSettings {
-        &self.inner.pg.settings
-    }
-
     fn client(&self) -> Result<&Client> {
         self.client
             .as_ref()
@@ -586,7 +550,6 @@ impl PgLoad {
             ErrorKind::Temporary,
             "an earlier failure on this stream discarded the rows written since the last flush",
         )
-        .with("table", &self.target.table)
     }
 
     /// Marks the writer unusable after `e` and says what it means for the unflushed rows.
@@ -598,22 +561,19 @@ impl PgLoad {
             // lost (or timed out) between sending COMMIT and hearing back
             self.outcome_unknown = true;
         }
-        let e = if is_transient(&e) {
-            let what = if self.outcome_unknown {
-                "it is unknown whether the rows since the last flush were committed"
-            } else {
-                "the rows written since the last flush were not committed"
-            };
-            if e.message().contains(what) {
-                e
-            } else {
-                let message = format!("{}; {what}", e.message());
-                core::with_message(e, message)
-            }
+        if !is_transient(&e) {
+            return e;
+        }
+        let what = if self.outcome_unknown {
+            "it is unknown whether the rows since the last flush were committed"
         } else {
-            e
+            "the rows written since the last flush were not committed"
         };
-        e.with("table", &self.target.table)
+        if e.message().contains(what) {
+            return e;
+        }
+        let message = format!("{}; {what}", e.message());
+        core::with_message(e, message)
     }
 
     /// Waits at most `read_timeout` for `f` of this writer (a COPY write, a commit).
@@ -760,40 +720,23 @@ impl PgLoad {
     /// Swaps the staging table in, in one transaction; repeated on a new connection if
     /// the connection is lost (a staging table that is gone by then was swapped).
     async fn swap(&mut self) -> Result<()> {
-        let s = self.settings().clone();
-        let staging = self.target.staging.clone().expect("overwrite");
-        let mut attempt = 1;
-        let mut delay = Duration::from_millis(250);
-        loop {
-            let result = match self.client.as_ref() {
-                Some(c) => {
-                    let once = swap_once(
-                        c,
-                        &self.inner.schema,
-                        &self.target,
-                        &staging,
-                        attempt > 1,
-                        &s,
-                    );
-                    within(&s, "swapping the staging table in", once).await
-                }
-                None => Err(Error::new(ErrorKind::Temporary, "no connection")),
+        let (s, staging) = (
+            &self.inner.pg.settings.clone(),
+            &self.target.staging.clone().expect("overwrite"),
+        );
+        let (pg, schema, t) = (&self.inner.pg, &self.inner.schema, &self.target);
+        let (first, attempts) = (self.client.as_ref(), &AtomicU32::new(0));
+        retry(move || async move {
+            let (attempt, mut fresh) = (attempts.fetch_add(1, Ordering::Relaxed) + 1, None);
+            let client = match (attempt, first) {
+                (1, Some(c)) => c,
+                (1, None) => return Err(Error::new(ErrorKind::Temporary, "no connection")),
+                _ => fresh.insert(pg.connect().await?),
             };
-            match result {
-                Err(e) if is_transient(&e) && attempt < 4 => {
-                    tracing::warn!(
-                        "PostgreSQL: swapping in `{}` failed: {}; retrying",
-                        self.target.table,
-                        e.message()
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                    self.client = self.inner.pg.connect().await.ok();
-                }
-                other => return other,
-            }
-        }
+            let once = swap_once(client, schema, t, staging, attempt > 1, s);
+            within(s, "swapping the staging table in", once).await
+        })
+        .await
     }
 }
 
@@ -925,7 +868,7 @@ impl Load for PgLoad {
     async fn abort(&mut self) -> Result<()> {
         // an unfinished COPY is cancelled (CopyFail) when dropped
         self.copy = None;
-        let s = self.settings().clone();
+        let s = self.inner.pg.settings.clone();
         if self.in_tx {
             if let Some(c) = &self.client {
                 let rollback = c.batch_execute("ROLLBACK");

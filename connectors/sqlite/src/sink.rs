@@ -192,9 +192,7 @@ impl Sink for SqliteSink {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            modes: vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert],
-        }
+        ferry_sql::write::capabilities()
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {

@@ -163,39 +163,54 @@ pub fn on_conflict<D: Dialect + ?Sized>(d: &D, columns: &[String], key: &[String
     }
 }
 
-/// Upsert through a temporary table (PostgreSQL): rows are copied into `temp`, which
-/// every commit empties, and this statement merges them into `table`:
-/// `INSERT … SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE … WHERE changed`.
-/// The last copied row of each key wins (`ctid` is the copy order in `temp`), and rows
-/// equal to the stored ones are left alone, so a rerun changes nothing. `compared(c)`
-/// is how column `c` is compared (`json` has no equality: its text).
-pub fn merge_from_temp<D: Dialect + ?Sized>(
+/// Upsert through a temporary table (PostgreSQL): rows are copied into `temp` (the
+/// table's `columns`, name and type), which every commit empties, then merged into
+/// `table`: `INSERT … SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE … WHERE
+/// changed`. The last copied row of each key wins (`ctid` is the copy order in `temp`),
+/// and rows equal to the stored ones are left alone, so a rerun changes nothing. Columns
+/// in `as_text` are compared by their text (`json` has no equality). Returns the
+/// statements that create `temp` and that merge it.
+pub fn temp_upsert<D: Dialect + ?Sized>(
     d: &D,
     table: &str,
     temp: &str,
-    columns: &[String],
+    columns: &[(String, String)],
     key: &[String],
-    compared: impl Fn(&str, &str) -> String,
-) -> String {
-    let cols = column_list(d, columns);
-    let keys = column_list(d, key);
-    let mut sql = format!(
-        "INSERT INTO {} AS t ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {temp} \
+    as_text: &[&String],
+) -> [String; 2] {
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|(c, ty)| format!("{} {ty}", d.quote(c)))
+        .collect();
+    let create = format!(
+        "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DELETE ROWS",
+        d.quote(temp),
+        defs.join(", ")
+    );
+    let names: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
+    let (cols, keys) = (column_list(d, &names), column_list(d, key));
+    let mut merge = format!(
+        "INSERT INTO {} AS t ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM pg_temp.{} \
          ORDER BY {keys}, ctid DESC{}",
         d.qualified(table),
-        on_conflict(d, columns, key)
+        d.quote(temp),
+        on_conflict(d, &names, key)
     );
-    let rest: Vec<&String> = columns.iter().filter(|c| !key.contains(c)).collect();
+    let rest: Vec<&String> = names.iter().filter(|c| !key.contains(c)).collect();
     if !rest.is_empty() {
+        let compared = |prefix: &str, c: &String| match as_text.contains(&c) {
+            true => format!("{prefix}.{}::text", d.quote(c)),
+            false => format!("{prefix}.{}", d.quote(c)),
+        };
         let old: Vec<String> = rest.iter().map(|c| compared("t", c)).collect();
         let new: Vec<String> = rest.iter().map(|c| compared("EXCLUDED", c)).collect();
-        sql.push_str(&format!(
+        merge.push_str(&format!(
             " WHERE ({}) IS DISTINCT FROM ({})",
             old.join(", "),
             new.join(", ")
         ));
     }
-    sql
+    [create, merge]
 }
 
 #[cfg(test)]
@@ -253,28 +268,27 @@ mod tests {
 
     #[test]
     fn merge_statement() {
-        let sql = merge_from_temp(
-            &Plain,
-            "t",
-            "tmp",
-            &["id".into(), "name".into()],
-            &["id".into()],
-            |p, c| format!("{p}.{}", Plain.quote(c)),
+        let columns = [
+            ("id".to_string(), "bigint".to_string()),
+            ("doc".to_string(), "json".to_string()),
+        ];
+        let doc = "doc".to_string();
+        let [create, sql] = temp_upsert(&Plain, "t", "tmp", &columns, &["id".into()], &[&doc]);
+        assert_eq!(
+            create,
+            "CREATE TEMPORARY TABLE \"tmp\" (\"id\" bigint, \"doc\" json) ON COMMIT DELETE ROWS"
         );
         assert!(sql.contains("DISTINCT ON (\"id\")"), "{sql}");
+        assert!(sql.contains("FROM pg_temp.\"tmp\""), "{sql}");
         assert!(
-            sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\""),
+            sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"doc\" = EXCLUDED.\"doc\""),
             "{sql}"
         );
-        assert!(sql.contains("IS DISTINCT FROM"), "{sql}");
-        let sql = merge_from_temp(
-            &Plain,
-            "t",
-            "tmp",
-            &["id".into()],
-            &["id".into()],
-            |p, c| format!("{p}.{c}"),
+        assert!(
+            sql.ends_with("WHERE (t.\"doc\"::text) IS DISTINCT FROM (EXCLUDED.\"doc\"::text)"),
+            "{sql}"
         );
+        let [_, sql] = temp_upsert(&Plain, "t", "tmp", &columns[..1], &["id".into()], &[]);
         assert!(sql.ends_with("DO NOTHING"), "{sql}");
     }
 }

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{
-    Durability, FerryType, Output, Result, ResultExt, StreamWriter, WriteMode, WriteSummary,
+    Durability, FerryType, Output, Result, ResultExt, SinkCapabilities, StreamWriter, WriteMode,
+    WriteSummary,
 };
 
 use super::fit::mismatch;
@@ -108,6 +109,13 @@ impl<L: Load> StreamWriter for TableWriter<L> {
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.load.abort().await.ctx("table", &self.table)
     }
+}
+
+/// What a SQL destination supports: append, overwrite (staged, swapped in at close)
+/// and upsert by key.
+pub fn capabilities() -> SinkCapabilities {
+    let modes = vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert];
+    SinkCapabilities { modes }
 }
 
 /// The message of a duplicate key in append mode, saying how to update instead.
