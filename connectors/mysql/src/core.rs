@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_sql::settings::{Endpoint, Product};
 use ferry_sql::write::naming::FERRY_PREFIX;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
@@ -35,80 +36,68 @@ pub struct ConnSettings {
     pub tls_ca: Option<PathBuf>,
 }
 
-impl ConnSettings {
-    /// Parses `mysql://user:password@host:port/database[?ssl-mode=…]`. Errors never
-    /// repeat the URL (it may hold the password).
-    pub fn from_url(url: &str) -> Result<ConnSettings> {
-        let shape = "write it as mysql://user:password@host:port/database";
-        let u = url::Url::parse(url.trim())
-            .map_err(|e| Error::config(format!("`url` is not a valid URL ({e}); {shape}")))?;
-        if !matches!(u.scheme(), "mysql" | "mariadb") {
-            return Err(Error::config(format!(
-                "`url` has scheme `{}`; {shape}",
-                u.scheme()
-            )));
-        }
-        let decode = |s: &str, what: &str| -> Result<String> {
-            url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| Error::config(format!("the {what} in `url` is not valid")))
-        };
-        let host = u
-            .host_str()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| crate::config::DEFAULT_HOST.to_string());
-        let database = decode(u.path().trim_start_matches('/'), "database")?;
-        if database.contains('/') {
-            return Err(Error::config(format!(
-                "`url` has a path with more than a database name; {shape}"
-            )));
-        }
-        let mut tls = false;
-        for (k, v) in u.query_pairs() {
-            match (
-                k.to_ascii_lowercase().as_str(),
-                v.to_ascii_uppercase().as_str(),
-            ) {
-                ("ssl-mode" | "sslmode", "DISABLED" | "PREFERRED") => tls = false,
-                ("ssl-mode" | "sslmode", "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY") => {
-                    tls = true
-                }
-                ("tls" | "ssl", "TRUE" | "1") => tls = true,
-                ("tls" | "ssl", "FALSE" | "0") => tls = false,
-                (k, _) => {
-                    return Err(Error::config(format!(
-                        "`url` has parameter `{k}` with a value Ferry does not know; \
-                         only `ssl-mode` (DISABLED, REQUIRED, VERIFY_IDENTITY) is read, \
-                         other settings are fields of the connector (`ferry spec mysql`)"
-                    )))
-                }
+/// How MySQL's settings are read.
+pub(crate) const MYSQL: Product = Product {
+    name: "MySQL",
+    schemes: &["mysql", "mariadb"],
+    default_port: crate::config::DEFAULT_PORT,
+};
+
+/// Whether a URL's `?ssl-mode=…` (or `tls`, `ssl`) turns TLS on.
+pub(crate) fn url_tls(params: &[(String, String)]) -> Result<bool> {
+    let mut tls = false;
+    for (k, v) in params {
+        match (
+            k.to_ascii_lowercase().as_str(),
+            v.to_ascii_uppercase().as_str(),
+        ) {
+            ("ssl-mode" | "sslmode", "DISABLED" | "PREFERRED") => tls = false,
+            ("ssl-mode" | "sslmode", "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY") => tls = true,
+            ("tls" | "ssl", "TRUE" | "1") => tls = true,
+            ("tls" | "ssl", "FALSE" | "0") => tls = false,
+            (k, _) => {
+                return Err(Error::config(format!(
+                    "`url` has parameter `{k}` with a value Ferry does not know; \
+                     only `ssl-mode` (DISABLED, REQUIRED, VERIFY_IDENTITY) is read, \
+                     other settings are fields of the connector (`ferry spec mysql`)"
+                )))
             }
         }
-        let password = match u.password() {
-            Some(p) => Some(Secret::new(decode(p, "password")?)),
-            None => None,
-        };
-        Ok(ConnSettings {
+    }
+    Ok(tls)
+}
+
+impl ConnSettings {
+    /// Settings for `endpoint`, with TLS or not.
+    pub(crate) fn new(endpoint: Endpoint, tls: bool) -> ConnSettings {
+        let Endpoint {
             host,
-            port: u.port().unwrap_or(crate::config::DEFAULT_PORT),
+            port,
             database,
-            user: decode(u.username(), "user name")?,
+            user,
+            password,
+        } = endpoint;
+        ConnSettings {
+            host,
+            port,
+            database,
+            user,
             password,
             tls,
             tls_ca: None,
-        })
+        }
+    }
+
+    /// Parses `mysql://user:password@host:port/database[?ssl-mode=…]`. Errors never
+    /// repeat the URL (it may hold the password).
+    pub fn from_url(url: &str) -> Result<ConnSettings> {
+        let (endpoint, params) = MYSQL.parse_url(url)?;
+        Ok(ConnSettings::new(endpoint, url_tls(&params)?))
     }
 
     /// `mysql://host:port/database`: where data went, without credentials.
     pub fn location(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("mysql://{host}:{}/{}", self.port, self.database)
+        MYSQL.location(&self.host, self.port, &self.database)
     }
 
     fn opts(&self, with_database: bool) -> mysql_async::Opts {
