@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_sql::settings::{Endpoint, Product};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -16,7 +17,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::{SslMode, UrlExtras, DEFAULT_APPLICATION_NAME, DEFAULT_HOST, DEFAULT_PORT};
+use crate::config::{SslMode, UrlExtras, DEFAULT_APPLICATION_NAME, DEFAULT_PORT};
 use crate::types::PgType;
 
 /// How long connecting (TCP, TLS and login) may take, by default.
@@ -58,11 +59,46 @@ pub struct ConnSettings {
     pub read_timeout: Duration,
 }
 
+/// How PostgreSQL's settings are read.
+pub(crate) const POSTGRES: Product = Product {
+    name: "PostgreSQL",
+    schemes: &["postgres", "postgresql"],
+    default_port: DEFAULT_PORT,
+};
+
 impl ConnSettings {
+    /// Settings for `endpoint`, the others at their defaults.
+    pub(crate) fn new(endpoint: Endpoint) -> ConnSettings {
+        let Endpoint {
+            host,
+            port,
+            database,
+            user,
+            password,
+        } = endpoint;
+        ConnSettings {
+            host,
+            port,
+            database,
+            user,
+            password,
+            sslmode: SslMode::Prefer,
+            ca_file: None,
+            application_name: DEFAULT_APPLICATION_NAME.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+        }
+    }
+
     /// Parses `postgres://user:password@host:port/database[?sslmode=…]`. Errors never
     /// repeat the URL (it may hold the password).
     pub fn from_url(url: &str) -> Result<ConnSettings> {
-        let (mut s, extras) = Self::parse_url(url)?;
+        let (endpoint, params) = POSTGRES.parse_url(url)?;
+        let mut s = ConnSettings::new(endpoint);
+        let mut extras = UrlExtras::default();
+        for (k, v) in &params {
+            extras.apply(k, v, &mut s)?;
+        }
         if let Some(mode) = extras.sslmode {
             s.sslmode = mode;
         }
@@ -73,73 +109,14 @@ impl ConnSettings {
         Ok(s)
     }
 
-    pub(crate) fn parse_url(url: &str) -> Result<(ConnSettings, UrlExtras)> {
-        let shape = "write it as postgres://user:password@host:port/database";
-        let u = url::Url::parse(url.trim())
-            .map_err(|_| Error::config(format!("`url` is not a valid connection URL; {shape}")))?;
-        if !matches!(u.scheme(), "postgres" | "postgresql") {
-            return Err(Error::config(format!(
-                "`url` has scheme `{}`; {shape}",
-                u.scheme()
-            )));
-        }
-        let decode = |s: &str, what: &str| -> Result<String> {
-            url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| Error::config(format!("the {what} in `url` is not valid")))
-        };
-        let host = u
-            .host_str()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let database = decode(u.path().trim_start_matches('/'), "database")?;
-        if database.contains('/') {
-            return Err(Error::config(format!(
-                "`url` has a path with more than a database name; {shape}"
-            )));
-        }
-        let password = match u.password() {
-            Some(p) => Some(Secret::new(decode(p, "password")?)),
-            None => None,
-        };
-        let mut s = ConnSettings {
-            host,
-            port: u.port().unwrap_or(DEFAULT_PORT),
-            database,
-            user: decode(u.username(), "user name")?,
-            password,
-            sslmode: SslMode::Prefer,
-            ca_file: None,
-            application_name: DEFAULT_APPLICATION_NAME.to_string(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            read_timeout: DEFAULT_READ_TIMEOUT,
-        };
-        let mut extras = UrlExtras::default();
-        for (k, v) in u.query_pairs() {
-            extras.apply(&k, &v, &mut s)?;
-        }
-        Ok((s, extras))
-    }
-
     /// `postgres://host:port/database`: where data went, without credentials.
     pub fn location(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("postgres://{host}:{}/{}", self.port, self.database)
+        POSTGRES.location(&self.host, self.port, &self.database)
     }
 
     /// `host:port`, for messages.
     pub(crate) fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        ferry_sql::settings::host_port(&self.host, self.port)
     }
 
     fn pg_config(&self) -> tokio_postgres::Config {
