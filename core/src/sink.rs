@@ -236,3 +236,51 @@ impl WriteRequest {
         Ok(key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::with_keys;
+    use crate::{ErrorKind, FerryType};
+    use arrow_schema::Schema;
+
+    fn request(mode: WriteMode, columns: &[&str], key: &[&str]) -> WriteRequest {
+        let fields = columns.iter().map(|c| FerryType::Int64.field(*c, true));
+        let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+        WriteRequest {
+            stream: "t".into(),
+            schema: with_keys(&Schema::new(fields.collect::<Vec<_>>()), &key, None),
+            mode,
+            run_id: "run".into(),
+        }
+    }
+
+    #[test]
+    fn write_requests_are_checked_as_the_destination_compares_names() {
+        let ok = request(WriteMode::Upsert, &["id", "name"], &["id"]);
+        assert_eq!(ok.check("X", NameMatch::Exact).unwrap(), ["id"]);
+        let cased = request(WriteMode::Append, &["id", "ID"], &[]);
+        assert!(cased.check("X", NameMatch::Exact).is_ok());
+        let e = cased.check("SQLite", NameMatch::AsciiCaseless).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SchemaMismatch);
+        assert_eq!(e.context_value("table"), Some("t"));
+        assert!(
+            e.message().contains("which SQLite cannot tell apart"),
+            "{e}"
+        );
+        let e = request(WriteMode::Append, &["é", "É"], &[]).check("MySQL", NameMatch::Caseless);
+        assert!(e.is_err());
+        let e = request(WriteMode::Append, &["id", "id"], &[]).check("X", NameMatch::Exact);
+        assert!(e.unwrap_err().message().contains("two columns named `id`"));
+        let e = request(WriteMode::Append, &["id"], &["nope"]).check("X", NameMatch::Exact);
+        assert!(e.unwrap_err().message().contains("`nope`"));
+        let e = request(WriteMode::Upsert, &["id"], &[]).check("X", NameMatch::Exact);
+        assert_eq!(e.unwrap_err().kind(), ErrorKind::Unsupported);
+        let e = request(WriteMode::Append, &[], &[]).check("X", NameMatch::Exact);
+        assert!(e.unwrap_err().message().contains("no columns"));
+        let mut unnamed = request(WriteMode::Append, &["id"], &[]);
+        unnamed.stream.clear();
+        let e = unnamed.check("X", NameMatch::Exact).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    }
+}
