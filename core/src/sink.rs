@@ -30,6 +30,78 @@ impl WriteRequest {
     pub fn primary_key(&self) -> Vec<String> {
         crate::types::primary_key(&self.schema)
     }
+
+    /// Checks what every destination needs of a request before it creates anything, and
+    /// returns the primary key: a destination name, columns of Ferry's types (at least
+    /// one), no two columns that `system` (comparing names as `names` says) takes for one,
+    /// the key's columns in the schema, and a key to upsert by.
+    pub fn check(&self, system: &str, names: NameMatch) -> Result<Vec<String>> {
+        let table = self.stream.as_str();
+        let mismatch =
+            |m: String| crate::Error::new(crate::ErrorKind::SchemaMismatch, m).with("table", table);
+        if table.is_empty() {
+            return Err(crate::Error::config("the destination table name is empty"));
+        }
+        crate::types::check_schema(&self.schema)?;
+        let fields = self.schema.fields();
+        if fields.is_empty() {
+            return Err(mismatch(format!(
+                "stream `{table}` has no columns to write"
+            )));
+        }
+        for (i, f) in fields.iter().enumerate() {
+            let n = f.name();
+            if let Some(o) = fields[..i].iter().find(|o| names.same(o.name(), n)) {
+                let o = o.name();
+                return Err(mismatch(if o == n {
+                    format!("the stream has two columns named `{n}`")
+                } else {
+                    format!(
+                        "columns `{n}` and `{o}` differ only in case, \
+                         which {system} cannot tell apart"
+                    )
+                }));
+            }
+        }
+        let key = self.primary_key();
+        if let Some(k) = key.iter().find(|k| self.schema.field_with_name(k).is_err()) {
+            return Err(mismatch(format!(
+                "primary key column `{k}` is not in the stream's schema"
+            )));
+        }
+        if self.mode == WriteMode::Upsert && key.is_empty() {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Unsupported,
+                format!(
+                    "upsert into `{table}` needs a primary key; set `primary_key` on the stream"
+                ),
+            )
+            .with("table", table));
+        }
+        Ok(key)
+    }
+}
+
+/// How a destination compares column names: whether `id` and `ID` are one column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameMatch {
+    /// Byte for byte: `id` and `ID` are two columns (PostgreSQL's quoted names).
+    Exact,
+    /// ASCII letters without case (SQLite).
+    AsciiCaseless,
+    /// Every letter without case (MySQL).
+    Caseless,
+}
+
+impl NameMatch {
+    /// Whether the destination takes `a` and `b` for the same name.
+    pub fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            NameMatch::Exact => a == b,
+            NameMatch::AsciiCaseless => a.eq_ignore_ascii_case(b),
+            NameMatch::Caseless => a == b || a.to_lowercase() == b.to_lowercase(),
+        }
+    }
 }
 
 /// When data a writer has flushed becomes safe from a crash.
@@ -166,75 +238,6 @@ pub const RESERVED_PREFIX: &str = "_ferry_";
 pub fn is_reserved(name: &str) -> bool {
     name.len() >= RESERVED_PREFIX.len()
         && name.as_bytes()[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())
-}
-
-/// How a destination compares column names: whether `id` and `ID` are one column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameMatch {
-    /// Byte for byte: `id` and `ID` are two columns (PostgreSQL's quoted names).
-    Exact,
-    /// ASCII letters without case (SQLite).
-    AsciiCaseless,
-    /// Every letter without case (MySQL).
-    Caseless,
-}
-
-impl NameMatch {
-    /// Whether the destination takes `a` and `b` for the same name.
-    pub fn same(self, a: &str, b: &str) -> bool {
-        match self {
-            NameMatch::Exact => a == b,
-            NameMatch::AsciiCaseless => a.eq_ignore_ascii_case(b),
-            NameMatch::Caseless => a == b || a.to_lowercase() == b.to_lowercase(),
-        }
-    }
-}
-
-impl WriteRequest {
-    /// Checks what every destination needs of a request before it creates anything, and
-    /// returns the primary key: a destination name, columns of Ferry's types (at least
-    /// one), no two columns that `system` (comparing names as `names` says) takes for one,
-    /// the key's columns in the schema, and a key to upsert by.
-    pub fn check(&self, system: &str, names: NameMatch) -> Result<Vec<String>> {
-        let table = self.stream.as_str();
-        let mismatch =
-            |m: String| crate::Error::new(crate::ErrorKind::SchemaMismatch, m).with("table", table);
-        if table.is_empty() {
-            return Err(crate::Error::config("the destination table name is empty"));
-        }
-        crate::types::check_schema(&self.schema)?;
-        let fields = self.schema.fields();
-        if fields.is_empty() {
-            return Err(mismatch(format!(
-                "stream `{table}` has no columns to write"
-            )));
-        }
-        for (i, f) in fields.iter().enumerate() {
-            let n = f.name();
-            if let Some(o) = fields[..i].iter().find(|o| names.same(o.name(), n)) {
-                return Err(mismatch(match o.name() == n {
-                    true => format!("the stream has two columns named `{n}`"),
-                    false => format!("columns `{n}` and `{}` differ only in case, which {system} cannot tell apart", o.name()),
-                }));
-            }
-        }
-        let key = self.primary_key();
-        if let Some(k) = key.iter().find(|k| self.schema.field_with_name(k).is_err()) {
-            return Err(mismatch(format!(
-                "primary key column `{k}` is not in the stream's schema"
-            )));
-        }
-        if self.mode == WriteMode::Upsert && key.is_empty() {
-            return Err(crate::Error::new(
-                crate::ErrorKind::Unsupported,
-                format!(
-                    "upsert into `{table}` needs a primary key; set `primary_key` on the stream"
-                ),
-            )
-            .with("table", table));
-        }
-        Ok(key)
-    }
 }
 
 #[cfg(test)]
