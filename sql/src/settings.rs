@@ -10,6 +10,9 @@
 pub use ferry_core::Secret;
 use ferry_core::{Error, Result};
 
+/// A URL's query parameters, `(key, value)`, in order.
+pub type Params = Vec<(String, String)>;
+
 /// What differs between servers in reading their settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Product {
@@ -74,7 +77,7 @@ impl Product {
 
     /// Parses `scheme://user:password@host:port/database?…`: the endpoint, and the
     /// query's parameters for the connector to read. Errors never repeat the URL.
-    pub fn parse_url(&self, url: &str) -> Result<(Endpoint, Vec<(String, String)>)> {
+    pub fn parse_url(&self, url: &str) -> Result<(Endpoint, Params)> {
         let shape = format!(
             "write it as {}://user:password@host:port/database",
             self.schemes[0]
@@ -125,7 +128,7 @@ impl Product {
     /// The endpoint `f` gives: the one `url` says (then `host`, `port`, `database` and
     /// `user` may not be given too, and `password` only when the URL has none), with the
     /// URL's query parameters; else the fields, with defaults.
-    pub fn endpoint(&self, f: &Fields<'_>) -> Result<(Endpoint, Option<Vec<(String, String)>>)> {
+    pub fn endpoint(&self, f: &Fields<'_>) -> Result<(Endpoint, Option<Params>)> {
         let Some(url) = f.url else {
             let endpoint = Endpoint {
                 host: f.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_string()),

@@ -251,7 +251,7 @@ impl Dialect for My<'_> {
         out + "'"
     }
 
-    fn from_nothing(&self) -> &'static str {
+    fn dual(&self) -> &'static str {
         " FROM DUAL"
     }
 

@@ -82,7 +82,7 @@ pub trait Dialect {
     }
 
     /// What a `SELECT` of values only needs where a table would go (` FROM DUAL`).
-    fn from_nothing(&self) -> &'static str {
+    fn dual(&self) -> &'static str {
         ""
     }
 

@@ -30,7 +30,7 @@ pub async fn bind<D: Driver>(db: &mut D, client: &str) -> Result<Option<String>>
     );
     db.execute(&create).await?;
     let me = db.literal(client);
-    let from = db.from_nothing();
+    let from = db.dual();
     db.execute(&format!(
         "INSERT INTO {t} (client) SELECT {me}{from} WHERE NOT EXISTS (SELECT 1 FROM {t})"
     ))
