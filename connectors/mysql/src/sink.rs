@@ -119,13 +119,8 @@ impl Sink for MysqlSink {
             },
             staging,
         );
-        let types = request
-            .schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).expect("checked"));
         let location = format!("{}#{table}", s.location());
-        let writer = TableWriter::new(load, &table, request.mode, types.collect(), location);
+        let writer = TableWriter::new(load, &table, &request, location);
         Ok(Box::new(writer))
     }
 

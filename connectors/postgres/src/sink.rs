@@ -157,7 +157,7 @@ impl Sink for PostgresSink {
         let (client, target) = retry(|| within(s, what, open_target(&inner, &request)))
             .await
             .ctx("table", &request.stream)?;
-        let (table, types) = (target.table.clone(), target.types.clone());
+        let table = target.table.clone();
         let location = format!("{}#{}.{table}", s.location(), inner.schema);
         let load = PgLoad {
             inner: self.inner.clone(),
@@ -170,7 +170,7 @@ impl Sink for PostgresSink {
             outcome_unknown: false,
             buf: BytesMut::with_capacity(CHUNK + 64 * 1024),
         };
-        let writer = TableWriter::new(load, &table, request.mode, types, location);
+        let writer = TableWriter::new(load, &table, &request, location);
         Ok(Box::new(writer))
     }
 
@@ -869,22 +869,17 @@ impl Load for PgLoad {
         // an unfinished COPY is cancelled (CopyFail) when dropped
         self.copy = None;
         let s = self.inner.pg.settings.clone();
-        if self.in_tx {
-            if let Some(c) = &self.client {
-                let rollback = c.batch_execute("ROLLBACK");
-                if tokio::time::timeout(s.read_timeout, rollback)
-                    .await
-                    .is_err()
-                {
-                    // hung: the server rolls back when the connection ends
-                    self.client = None;
-                }
+        if let (true, Some(c)) = (self.in_tx, &self.client) {
+            let rollback = tokio::time::timeout(s.read_timeout, c.batch_execute("ROLLBACK"));
+            if rollback.await.is_err() {
+                // hung: the server rolls back when the connection ends
+                self.client = None;
             }
         }
-        if let Some(staging) = self.target.staging.clone() {
+        if let Some(staging) = &self.target.staging {
             let drop_sql = format!(
                 "DROP TABLE IF EXISTS {}",
-                qualified(&self.inner.schema, &staging)
+                qualified(&self.inner.schema, staging)
             );
             let on_this = match &self.client {
                 Some(c) if !c.is_closed() => {

@@ -165,23 +165,12 @@ impl Sink for SqliteSink {
             .run(move |db| open_target(db, &req))
             .await
             .ctx("table", &request.stream)?;
-        let types = request
-            .schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).expect("checked"));
         let (location, target) = (target.location.clone(), Arc::new(target));
         let load = SqliteLoad {
             db: self.db.clone(),
             target,
         };
-        let writer = TableWriter::new(
-            load,
-            &request.stream,
-            request.mode,
-            types.collect(),
-            location,
-        );
+        let writer = TableWriter::new(load, &request.stream, &request, location);
         Ok(Box::new(writer))
     }
 

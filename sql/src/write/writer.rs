@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{
     Durability, FerryType, Output, Result, ResultExt, SinkCapabilities, StreamWriter, WriteMode,
-    WriteSummary,
+    WriteRequest, WriteSummary,
 };
 
 use super::fit::mismatch;
@@ -39,15 +39,15 @@ pub struct TableWriter<L> {
 }
 
 impl<L: Load> TableWriter<L> {
-    /// A writer of batches with column types `types` into `table` (named so in errors),
-    /// reported at `location` (where the rows went, without credentials).
-    pub fn new(
-        load: L,
-        table: &str,
-        mode: WriteMode,
-        types: Vec<FerryType>,
-        location: String,
-    ) -> Self {
+    /// A writer of `req`'s batches into `table` (named so in errors), reported at
+    /// `location` (where the rows went, without credentials).
+    pub fn new(load: L, table: &str, req: &WriteRequest, location: String) -> Self {
+        let types = req
+            .schema
+            .fields()
+            .iter()
+            .map(|f| FerryType::of(f).expect("a checked schema"));
+        let (types, mode) = (types.collect(), req.mode);
         TableWriter {
             load,
             table: table.to_string(),
