@@ -89,6 +89,9 @@ pub struct StreamReport {
     pub error: Option<String>,
 }
 
+/// Rows kept from a failing batch for a debug bundle.
+pub const SAMPLE_ROWS: usize = 20;
+
 /// The first rows of the batch a stream failed on, as they were at the failing step.
 #[derive(Debug, Clone)]
 pub struct FailedSample {
@@ -97,7 +100,7 @@ pub struct FailedSample {
     pub stage: &'static str,
     /// The rows' schema.
     pub schema: arrow_schema::SchemaRef,
-    /// Up to [`crate::runtime::SAMPLE_ROWS`] rows as JSON objects. Columns a `hash`,
+    /// Up to [`SAMPLE_ROWS`] rows as JSON objects. Columns a `hash`,
     /// `encrypt` or `mask` transform protects are `null` in rows taken before the transforms.
     pub rows: Vec<serde_json::Value>,
     /// The columns so masked.

@@ -16,10 +16,14 @@ use arrow_array::RecordBatch;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::config::DEFAULT_MAX_BAD_RATIO;
+pub use crate::report::SAMPLE_ROWS;
+
 use crate::config::BadRecordPolicy;
 use crate::config::{RunSettings, StreamConfig, SyncConfig};
 use crate::quarantine::{Quarantine, QuarantineRecord};
 use crate::report::{RunReport, Status, StreamReport};
+use crate::schema_change::{reconcile_stream, Decision, Reconciled};
 use crate::state::StateStore;
 use crate::transform::{self, Transform};
 use crate::validate::{CheckConfig, CountOf, References, RunContext, Validator};
@@ -86,6 +90,43 @@ impl std::fmt::Debug for StreamTask {
             )
             .finish()
     }
+}
+
+impl StreamTask {
+    /// Makes the task's batches fit a schema-change decision: the step that conforms them,
+    /// and the write schema after it. Nothing for a refused decision (the stream does not run).
+    pub fn apply(&mut self, decision: &Decision) -> Result<()> {
+        if decision.refusal.is_none() {
+            if let Some(t) = decision.transform() {
+                self.write.schema = t.output_schema(&self.write.schema)?;
+                self.transforms.push(t);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Describes each task's destination, applies its stream's `on_schema_change` policy and,
+/// where the decision needs it, adds the step that makes batches fit (and updates the
+/// task's write schema). Refusals are returned in [`Decision::refusal`], not as errors,
+/// so `ferry plan` can show all of them; [`Runtime::sync`] stops on the first.
+pub async fn reconcile(
+    sink: &dyn Sink,
+    tasks: &mut [StreamTask],
+    streams: &[StreamConfig],
+) -> Result<Vec<Reconciled>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks.iter_mut() {
+        let policy = streams
+            .iter()
+            .find(|s| s.name == task.read.stream)
+            .map(|s| s.on_schema_change)
+            .unwrap_or_default();
+        let found = reconcile_stream(sink, &task.read.stream, &task.write, policy).await?;
+        task.apply(&found.decision)?;
+        out.push(found);
+    }
+    Ok(out)
 }
 
 /// Options of one run, from the command line.
@@ -306,7 +347,7 @@ impl Runtime {
                     .filter(|c| info.schema.field_with_name(c).is_ok()),
             );
             let run = transform::RunInfo::starting_now(run_id);
-            let transforms = transform::build_stream(config, &sc, &run)?;
+            let transforms = crate::config::build_stream(config, &sc, &run)?;
             let out = transform::output_schema(&transforms, source_schema.clone())
                 .map_err(|e| positioned(&needle, e.to_string()).with("stream", &sc.name))?;
             for k in &primary_key {
@@ -386,8 +427,7 @@ impl Runtime {
         let catalog = self.source.discover().await?;
         let mut tasks = self.plan(&catalog, streams, opts, config, &run_id)?;
         // schema changes are decided (and refused) before a row is read
-        let found =
-            crate::schema_change::reconcile(self.sink.as_ref(), &mut tasks, streams).await?;
+        let found = reconcile(self.sink.as_ref(), &mut tasks, streams).await?;
         // a refused stream fails on its own; the others are independent and run
         let (mut ready, mut refused): (Vec<StreamTask>, Vec<(StreamTask, Error)>) =
             (Vec::new(), Vec::new());
@@ -1151,9 +1191,6 @@ fn digest_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
-/// Rows kept from a failing batch for a debug bundle.
-pub const SAMPLE_ROWS: usize = 20;
-
 /// The first [`SAMPLE_ROWS`] rows of `batch` as JSON, `protected` columns set to null.
 fn sample(
     stage: &'static str,
@@ -1167,7 +1204,7 @@ fn sample(
         .collect();
     let rows = (0..batch.num_rows().min(SAMPLE_ROWS))
         .map(|r| {
-            let mut row = crate::validate::row_json(batch, r);
+            let mut row = crate::rows::row_json(batch, r);
             if let Some(m) = row.as_object_mut() {
                 for c in &masked {
                     m.insert(c.clone(), serde_json::Value::Null);
@@ -1219,10 +1256,6 @@ fn wants_row_count(checks: &[CheckConfig]) -> bool {
         )
     })
 }
-
-/// The share of rejected rows above which a stream fails when it sets no `max_bad_ratio`:
-/// a run that sets most of its rows aside has not delivered the data, whatever the policy.
-pub const DEFAULT_MAX_BAD_RATIO: f64 = 0.1;
 
 /// Fails when the share of rejected rows passed the stream's `max_bad_ratio` (or
 /// [`DEFAULT_MAX_BAD_RATIO`]).

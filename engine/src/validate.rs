@@ -46,8 +46,9 @@ use serde::{Deserialize, Serialize};
 mod pattern;
 use pattern::Pattern;
 
+use crate::rows::row_json;
 use ferry_core::types::FerryType;
-use ferry_core::values::{format_timestamp_micros, preview, to_json, write_text, ColumnBuilder};
+use ferry_core::values::{format_timestamp_micros, preview, write_text, ColumnBuilder};
 use ferry_core::{Error, ErrorKind, Result};
 
 /// What happens to a row that fails a check.
@@ -1488,17 +1489,6 @@ fn fmt_bound(b: Option<f64>) -> String {
 
 fn fmt_count(b: Option<u64>) -> String {
     b.map(|x| x.to_string()).unwrap_or_else(|| "…".into())
-}
-
-/// One row as a JSON object (for quarantine files).
-pub fn row_json(batch: &RecordBatch, r: usize) -> serde_json::Value {
-    let schema = batch.schema();
-    let mut m = serde_json::Map::new();
-    for (i, f) in schema.fields().iter().enumerate() {
-        let ty = FerryType::of(f).unwrap_or(FerryType::String);
-        m.insert(f.name().clone(), to_json(batch.column(i).as_ref(), ty, r));
-    }
-    serde_json::Value::Object(m)
 }
 
 #[cfg(test)]
