@@ -22,6 +22,22 @@ struct Check {
     note: Option<String>,
 }
 
+impl Check {
+    /// Counts an end-of-stream verdict that failed (`msg`: why); errors unless the check
+    /// only warns.
+    fn fails_at_end(&mut self, msg: String) -> Result<()> {
+        self.failed += 1;
+        self.examples.push(preview(&msg));
+        if self.severity != Severity::Warn {
+            return Err(Error::new(
+                ErrorKind::DataInvalid,
+                format!("check {} failed: {msg}", self.name),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A row that failed a check: its index in the batch, the check and why.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -198,14 +214,7 @@ impl Validator {
             let Some(msg) = check.kind.at_end(rows, &column) else {
                 continue;
             };
-            check.failed += 1;
-            check.examples.push(preview(&msg));
-            if check.severity != Severity::Warn {
-                return Err(Error::new(
-                    ErrorKind::DataInvalid,
-                    format!("check {} failed: {msg}", check.name),
-                ));
-            }
+            check.fails_at_end(msg)?;
         }
         Ok(())
     }
@@ -261,14 +270,7 @@ impl Validator {
                 }
             };
             let Some(msg) = msg else { continue };
-            check.failed += 1;
-            check.examples.push(preview(&msg));
-            if check.severity != Severity::Warn {
-                return Err(Error::new(
-                    ErrorKind::DataInvalid,
-                    format!("check {} failed: {msg}", check.name),
-                ));
-            }
+            check.fails_at_end(msg)?;
         }
         Ok(())
     }
