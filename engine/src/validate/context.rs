@@ -12,7 +12,7 @@ pub struct RunContext {
     /// stream's `referential` checks cannot run and fail it with a config error.
     pub references: Option<References>,
     /// The stream's row count in its last successful run, for `row_count`'s `max_change`
-    /// ([`Validator::rows`] gives this run's).
+    /// ([`Validator::rows`](super::Validator::rows) gives this run's).
     pub previous_rows: Option<u64>,
     /// The destination's row count after the stream's last successful run, for
     /// `row_count`'s `max_change` with `of = "destination"`.

@@ -19,10 +19,10 @@ use ferry_core::{Error, ErrorKind, Result};
 /// 1. after planning, [`References::plan`] with every stream's name, delivered schema and
 ///    checks: it validates the references and returns the order to run streams in (waves:
 ///    a stream only references streams of earlier waves);
-/// 2. each stream's validator is made with [`Validator::for_run`], the context holding
+/// 2. each stream's validator is made with [`Validator::for_run`](super::Validator::for_run), the context holding
 ///    this `References` (clones share it): it collects the values of columns other
 ///    streams reference, from the rows it lets through;
-/// 3. once a stream's writer closed successfully, [`Validator::publish`] hands its values
+/// 3. once a stream's writer closed successfully, [`Validator::publish`](super::Validator::publish) hands its values
 ///    over; a stream whose referenced stream failed or did not publish fails at its first
 ///    batch, naming the referenced stream.
 ///
