@@ -35,6 +35,9 @@ use ferry_core::suggest::nearest;
 use ferry_core::{Error, Result};
 use serde::Deserialize;
 
+mod transforms;
+pub use transforms::build_stream;
+
 /// One `[[streams]]` entry: which source stream to sync, and how.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,7 +71,7 @@ pub struct StreamConfig {
     #[serde(default)]
     pub on_bad_record: BadRecordPolicy,
     /// Fail the stream when more than this share of rows is rejected (0.0–1.0; default:
-    /// [`crate::runtime::DEFAULT_MAX_BAD_RATIO`], 0.1; 1 accepts any share).
+    /// [`DEFAULT_MAX_BAD_RATIO`], 0.1; 1 accepts any share).
     #[serde(default)]
     pub max_bad_ratio: Option<f64>,
     /// What to do when the destination's columns differ: `evolve`, `freeze` or `fail`
@@ -76,6 +79,10 @@ pub struct StreamConfig {
     #[serde(default)]
     pub on_schema_change: crate::schema_change::OnSchemaChange,
 }
+
+/// The share of rejected rows above which a stream fails when it sets no `max_bad_ratio`:
+/// a run that sets most of its rows aside has not delivered the data, whatever the policy.
+pub const DEFAULT_MAX_BAD_RATIO: f64 = 0.1;
 
 /// What to do with a record the source cannot read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -437,12 +444,6 @@ impl SyncConfig {
             streams: top.streams,
             run: top.run,
         })
-    }
-
-    /// The state file's path: this pipeline's (see [`crate::state::StatePaths`]).
-    pub fn state_path(&self) -> PathBuf {
-        let pipeline = crate::state::Pipeline::of(self);
-        crate::state::StatePaths::of(self, &pipeline).file
     }
 
     /// The stream entry named `name`, if listed.

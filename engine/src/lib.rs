@@ -10,6 +10,7 @@ pub mod config;
 pub mod quarantine;
 pub mod receipt;
 pub mod report;
+pub mod rows;
 pub mod runtime;
 pub mod schema_change;
 pub mod sshsig;

@@ -4,7 +4,7 @@
 //! destination connectors (never their settings, which may hold secrets), and per stream
 //! the row counts, the schema fingerprint, the state before and after, and for each output
 //! a digest: `sha256:<hex>` of a file's bytes, or `rows2-sha256-sum:<hex>` of a table's rows
-//! (see [`crate::digest`]). It is signed with Ed25519 (ring) by a key from the client's
+//! (see [`ferry_formats::digest`]). It is signed with Ed25519 (ring) by a key from the client's
 //! vault; the client keeps the public key and runs `ferry verify` (or any Ed25519 tool).
 //!
 //! File format `ferry-receipt/v2` (JSON):

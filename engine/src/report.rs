@@ -58,7 +58,7 @@ pub struct StreamReport {
     #[serde(skip)]
     pub failed_sample: Option<FailedSample>,
     /// When the stream failed: the last requests its source made and their answers
-    /// ([`crate::exchange`]), for a debug bundle. Never serialized into reports.
+    /// ([`ferry_core::exchange`]), for a debug bundle. Never serialized into reports.
     #[serde(skip)]
     pub exchanges: Vec<ferry_core::exchange::Exchange>,
     /// When the stream failed: its catalog entry (`ferry discover --json`'s form) and the
@@ -79,7 +79,7 @@ pub struct StreamReport {
     pub schema_fingerprint: String,
     /// Files, objects or tables written.
     pub outputs: Vec<Output>,
-    /// Order-independent digest of the rows written by this run (see [`crate::digest`]).
+    /// Order-independent digest of the rows written by this run (see [`ferry_formats::digest`]).
     pub rows_digest: String,
     /// Per validation check: how many rows failed it, with examples.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -89,6 +89,9 @@ pub struct StreamReport {
     pub error: Option<String>,
 }
 
+/// Rows kept from a failing batch for a debug bundle.
+pub const SAMPLE_ROWS: usize = 20;
+
 /// The first rows of the batch a stream failed on, as they were at the failing step.
 #[derive(Debug, Clone)]
 pub struct FailedSample {
@@ -97,7 +100,7 @@ pub struct FailedSample {
     pub stage: &'static str,
     /// The rows' schema.
     pub schema: arrow_schema::SchemaRef,
-    /// Up to [`crate::runtime::SAMPLE_ROWS`] rows as JSON objects. Columns a `hash`,
+    /// Up to [`SAMPLE_ROWS`] rows as JSON objects. Columns a `hash`,
     /// `encrypt` or `mask` transform protects are `null` in rows taken before the transforms.
     pub rows: Vec<serde_json::Value>,
     /// The columns so masked.

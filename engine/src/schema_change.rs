@@ -26,6 +26,7 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use crate::transform::Transform;
+use ferry_core::sink::WriteRequest;
 use ferry_core::types::FerryType;
 use ferry_core::{Error, ErrorKind, Result};
 
@@ -297,63 +298,49 @@ pub struct Reconciled {
     pub decision: Decision,
 }
 
-/// Describes each task's destination, applies its stream's `on_schema_change` policy and,
-/// where the decision needs it, adds the step that makes batches fit (and updates the
-/// task's write schema). Refusals are returned in [`Decision::refusal`], not as errors,
-/// so `ferry plan` can show all of them; [`Runtime::sync`](crate::Runtime::sync) stops on the first.
-pub async fn reconcile(
+/// Describes `stream`'s destination and applies the stream's `on_schema_change` policy to
+/// the schema about to be written (`write.schema`). A refusal is returned in
+/// [`Decision::refusal`], not as an error, so `ferry plan` can show all of them; the
+/// runtime applies the decision to its stream (`runtime::reconcile`).
+pub async fn reconcile_stream(
     sink: &dyn ferry_core::Sink,
-    tasks: &mut [crate::runtime::StreamTask],
-    streams: &[crate::StreamConfig],
-) -> Result<Vec<Reconciled>> {
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks.iter_mut() {
-        let policy = streams
-            .iter()
-            .find(|s| s.name == task.read.stream)
-            .map(|s| s.on_schema_change)
-            .unwrap_or_default();
-        let current = sink
-            .describe(&task.write.stream)
-            .await
-            .map_err(|e| e.with("stream", &task.read.stream))?;
-        let (exists, diff, mut decision) = match &current {
-            None => (false, SchemaDiff::default(), Decision::default()),
-            Some(dest) => {
-                let diff = SchemaDiff::between(dest, &task.write.schema);
-                let decision = decide(&diff, policy, dest);
-                (true, diff, decision)
-            }
-        };
-        if let Some(why) = &mut decision.refusal {
-            // the way out that fits the stream's write mode
-            if task.write.mode == ferry_core::WriteMode::Overwrite {
-                why.push_str(
-                    "; this stream is overwritten: `on_schema_change = \"replace\"` rebuilds \
-                     its destination with the stream's columns and types",
-                );
-            } else {
-                why.push_str(
-                    "; change the destination's column by hand, or write the stream with \
-                     `mode = \"overwrite\"` and `on_schema_change = \"replace\"`",
-                );
-            }
+    stream: &str,
+    write: &WriteRequest,
+    policy: OnSchemaChange,
+) -> Result<Reconciled> {
+    let current = sink
+        .describe(&write.stream)
+        .await
+        .map_err(|e| e.with("stream", stream))?;
+    let (exists, diff, mut decision) = match &current {
+        None => (false, SchemaDiff::default(), Decision::default()),
+        Some(dest) => {
+            let diff = SchemaDiff::between(dest, &write.schema);
+            let decision = decide(&diff, policy, dest);
+            (true, diff, decision)
         }
-        if decision.refusal.is_none() {
-            if let Some(t) = decision.transform() {
-                task.write.schema = t.output_schema(&task.write.schema)?;
-                task.transforms.push(t);
-            }
+    };
+    if let Some(why) = &mut decision.refusal {
+        // the way out that fits the stream's write mode
+        if write.mode == ferry_core::WriteMode::Overwrite {
+            why.push_str(
+                "; this stream is overwritten: `on_schema_change = \"replace\"` rebuilds \
+                 its destination with the stream's columns and types",
+            );
+        } else {
+            why.push_str(
+                "; change the destination's column by hand, or write the stream with \
+                 `mode = \"overwrite\"` and `on_schema_change = \"replace\"`",
+            );
         }
-        out.push(Reconciled {
-            stream: task.read.stream.clone(),
-            destination: task.write.stream.clone(),
-            exists,
-            diff,
-            decision,
-        });
     }
-    Ok(out)
+    Ok(Reconciled {
+        stream: stream.to_string(),
+        destination: write.stream.clone(),
+        exists,
+        diff,
+        decision,
+    })
 }
 
 /// Drops discarded columns and appends NULL columns for kept destination columns.

@@ -82,10 +82,8 @@ mod columns;
 mod expr;
 mod field_key;
 mod functions;
-mod stream;
 
 pub use field_key::FieldKey;
-pub use stream::build_stream;
 
 /// One step applied to every batch of a stream.
 pub trait Transform: Send + Sync {
@@ -649,7 +647,7 @@ pub fn apply_all_tracked(
                 let mut keep = vec![true; rows_in];
                 for (r, err) in bad {
                     keep[r] = false;
-                    let mut record = crate::validate::row_json(&batch, r);
+                    let mut record = crate::rows::row_json(&batch, r);
                     if let serde_json::Value::Object(m) = &mut record {
                         for h in &hidden {
                             if let Some(v) = m.get_mut(h) {

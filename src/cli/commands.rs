@@ -344,7 +344,7 @@ async fn check(path: &Path) -> Result<u8, Error> {
     // transforms need no connection to be checked: a typo fails before any is opened
     let run = ferry_engine::transform::RunInfo::starting_now("check");
     for sc in &cfg.streams {
-        ferry_engine::transform::build_stream(Some(&cfg), sc, &run)?;
+        ferry_engine::config::build_stream(Some(&cfg), sc, &run)?;
     }
     let registry = crate::registry();
     // a connector section that does not parse stops `sync` here too: same message, exit 2
@@ -398,8 +398,7 @@ async fn check(path: &Path) -> Result<u8, Error> {
         Some(&cfg),
         "check",
     )?;
-    let found =
-        ferry_engine::schema_change::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
+    let found = ferry_engine::runtime::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
     if let Some(e) = found.iter().find_map(|r| r.decision.error(&r.stream)) {
         return Err(e);
     }

@@ -170,6 +170,15 @@ impl StatePaths {
     }
 }
 
+// here rather than in `config`: the config is read before, and without, any state
+impl SyncConfig {
+    /// The state file's path: this pipeline's (see [`StatePaths`]).
+    pub fn state_path(&self) -> PathBuf {
+        let pipeline = Pipeline::of(self);
+        StatePaths::of(self, &pipeline).file
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! The `regex` check's matcher: the `regex` crate's answer, found faster.
+//! The `regex` check: its matcher (the `regex` crate's answer, found faster) and its scan.
 //!
 //! `regex::Regex::is_match` pays a fixed cost per call (choosing a strategy, borrowing a
 //! cache from a pool, setting up the search) that dominates on short values such as e-mail
@@ -17,13 +17,17 @@
 //! - a value the DFA gives up on (it quits on a byte it cannot handle, or its cache thrashes)
 //!   goes to `regex`.
 
-use arrow_array::{Array, StringArray};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch, StringArray};
 use regex_automata::dfa::{dense, Automaton};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson::NFA;
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::start;
 use regex_automata::{Anchored, Input};
+
+use super::columns::{each_text, is_text};
+use ferry_core::values::preview;
 
 /// A compiled `regex` check pattern.
 pub(super) struct Pattern {
@@ -200,6 +204,34 @@ impl Pattern {
     #[cfg(test)]
     fn is_fast(&self) -> bool {
         self.dense.is_some() || self.fast.is_some()
+    }
+}
+
+impl Pattern {
+    /// Pushes `(row, message)` for each non-NULL value of column `c` (in its text form)
+    /// the pattern does not match: the `regex` check.
+    pub(super) fn scan_column(
+        &mut self,
+        batch: &RecordBatch,
+        c: usize,
+        buf: &mut String,
+        out: &mut Vec<(usize, String)>,
+    ) {
+        if is_text(batch, c) {
+            let pattern = self.as_str().to_string();
+            self.scan(batch.column(c).as_string::<i32>(), |r, t| {
+                out.push((r, format!("`{}` does not match {pattern}", preview(t))));
+            });
+            return;
+        }
+        each_text(batch, c, buf, |r, t| {
+            if !self.is_match(t) {
+                out.push((
+                    r,
+                    format!("`{}` does not match {}", preview(t), self.as_str()),
+                ));
+            }
+        })
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use toml::de::{DeTable, DeValue};
 
-use super::{RunInfo, Transform, TransformConfig};
-use crate::config::{StreamConfig, SyncConfig};
+use super::{StreamConfig, SyncConfig};
+use crate::transform::{RunInfo, Transform, TransformConfig};
 use ferry_core::{Error, Result};
 
 /// Builds `stream`'s transforms in order. An error names the stream and the transform
