@@ -2,10 +2,13 @@
 #![deny(missing_docs)]
 
 pub mod age;
+pub mod batcher;
 pub mod catalog;
+pub mod channel;
 pub mod checksums;
 pub mod codec;
 pub mod config;
+pub mod cursor;
 pub mod digest;
 pub mod error;
 pub mod estimate;
