@@ -1,1 +1,13 @@
-//! Reading: query streams, tie-safe cursor reads, row builders that keep rows whole.
+//! Reading: the `Query` streams of a config, the description of a stream (cursor
+//! candidates), the statement of a read (`... WHERE cursor > ? ORDER BY cursor`), and the
+//! pump that turns its rows into batches, tie-safe checkpoints and rejected rows.
+
+mod pump;
+mod query;
+mod select;
+mod stream;
+
+pub use pump::RowPump;
+pub use query::{clean_sql, invalid_query, query_columns, Query, QueryColumns};
+pub use select::{cursor_column, read_sql};
+pub use stream::{is_cursor_candidate, listing, stream_info, unique_names};
