@@ -36,6 +36,23 @@ impl Sender {
         self.tx.blocking_send(Ok(message)).is_ok()
     }
 
+    /// Sends `messages` in order; `false` as soon as the consumer is gone.
+    #[must_use = "stop producing when the consumer is gone"]
+    pub async fn send_all(&self, messages: impl IntoIterator<Item = Message>) -> bool {
+        for m in messages {
+            if !self.send(m).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// [`Sender::send_all`] from a blocking thread.
+    #[must_use = "stop producing when the consumer is gone"]
+    pub fn send_all_blocking(&self, messages: impl IntoIterator<Item = Message>) -> bool {
+        messages.into_iter().all(|m| self.send_blocking(m))
+    }
+
     /// Ends the stream with `error` (a consumer that is gone does not need it).
     pub async fn fail(&self, error: Error) {
         let _ = self.tx.send(Err(error)).await;
