@@ -4,10 +4,12 @@
 
 mod pump;
 mod query;
+mod rules;
 mod select;
 mod stream;
 
 pub use pump::RowPump;
 pub use query::{clean_sql, invalid_query, query_columns, Query, QueryColumns};
-pub use select::{cursor_column, read_sql};
-pub use stream::{is_cursor_candidate, listing, stream_info, unique_names};
+pub use rules::{is_cursor_candidate, Cursors};
+pub use select::{read_sql, ReadCursor};
+pub use stream::{listing, stream_info, unique_names};

@@ -5,7 +5,7 @@
 //! `flatten` with `deny_unknown_fields`, so each config lists them); both turn into one
 //! [`crate::core::ConnSettings`], whose `Debug` never shows the password.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferry_core::{Error, FerryType, Result, Secret};
@@ -74,26 +74,7 @@ pub struct MysqlSourceConfig {
 }
 
 /// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlQuery {
-    /// The stream's name (required), unique among tables, views and queries.
-    pub name: String,
-    /// One read-only `SELECT` statement (required). It runs in a read-only transaction.
-    /// Incremental reads wrap it as `SELECT * FROM (<sql>) AS q WHERE cursor > ? ORDER BY cursor`.
-    pub sql: String,
-    /// Columns that identify a row (default: none).
-    #[serde(default)]
-    pub primary_key: Vec<String>,
-    /// The cursor used when the stream config names none (default: the first int64,
-    /// timestamp or date column).
-    #[serde(default)]
-    pub cursor: Option<String>,
-    /// Ferry types of result columns, e.g. `{ total = "decimal(12,2)" }` (default: taken
-    /// from the result's column metadata).
-    #[serde(default)]
-    pub columns: BTreeMap<String, String>,
-}
+pub type MysqlQuery = ferry_sql::read::Query;
 
 /// Configuration of a `mysql` destination (MySQL or MariaDB).
 ///
@@ -184,7 +165,7 @@ impl MysqlSourceConfig {
             if !names.insert(q.name.to_lowercase()) {
                 return Err(Error::config(format!("two queries are named `{}`", q.name)));
             }
-            if crate::core::clean_sql(&q.sql).is_empty() {
+            if ferry_sql::read::clean_sql(&q.sql).is_empty() {
                 return Err(Error::config(format!(
                     "query `{}` has an empty `sql`",
                     q.name

@@ -17,18 +17,18 @@ use async_trait::async_trait;
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::batcher::Batcher;
 use ferry_core::channel::{self, Sender};
-use ferry_core::cursor::{saved_cursor, Case, Checkpointer};
+use ferry_core::cursor::Case;
 use ferry_core::{
-    BuildContext, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadMode,
-    ReadRequest, Result, ResultExt, Source, StreamInfo,
+    BuildContext, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadRequest,
+    Result, ResultExt, Source, StreamInfo,
 };
-use ferry_sql::read::{self as sql, Query, RowPump};
+use ferry_sql::read::{self as sql, Query, ReadCursor, RowPump};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use crate::config::{SqliteSourceConfig, DEFAULT_BUSY_TIMEOUT_MS};
 use crate::core::{self, quote, Kind, Relation, SqlResultExt};
-use crate::types::{self, LastCursor, ReadColumns};
+use crate::types::{self, Cursors, LastCursor, ReadColumns};
 
 /// Batches buffered between the reading thread and the pipeline.
 const CHANNEL_BATCHES: usize = 2;
@@ -178,27 +178,7 @@ fn not_found(name: &str, relations: &[(String, Kind)], file: &Path) -> Error {
 
 fn table_stream(rel: &Relation) -> StreamInfo {
     let (schema, key) = types::table_schema(&rel.columns);
-    stream_info(&rel.name, schema, key, None)
-}
-
-/// A stream's description; int64, timestamp and date columns are offered as cursors, and
-/// a string or float64 column can be named as one.
-fn stream_info(name: &str, schema: Schema, key: Vec<String>, cursor: Option<&str>) -> StreamInfo {
-    let of = |f: &ferry_core::arrow_schema::Field| FerryType::of(f);
-    let incremental = schema
-        .fields()
-        .iter()
-        .any(|f| of(f).is_some_and(types::cursor_supported));
-    let offered = |_: usize, f: &_| of(f).is_some_and(sql::is_cursor_candidate);
-    sql::stream_info(
-        name,
-        schema,
-        key,
-        cursor,
-        Case::Ignore,
-        offered,
-        incremental,
-    )
+    sql::stream_info(&rel.name, schema, key, None, &Cursors)
 }
 
 /// The stream of a configured query: columns from the prepared statement, types from
@@ -220,19 +200,13 @@ fn query_stream(conn: &Connection, q: &Query, file: &Path) -> Result<(StreamInfo
         let msg = format!("query `{}`: must be one read-only SELECT", q.name);
         return Err(in_file(Error::config(msg)));
     }
-    let result = stmt.columns().into_iter().map(|c| {
+    let result = stmt.columns().map(|c| {
         let ty = c.decl_type().map(types::ferry_type);
         (c.name().to_string(), ty.unwrap_or(FerryType::String))
     });
-    let cols = sql::query_columns(q, result, Case::Ignore, |_, ty| match ty {
-        ty if types::cursor_supported(ty) => Ok(()),
-        ty => Err(format!(
-            "{ty}; a cursor must be int64, float64, date, timestamp or string"
-        )),
-    })
-    .map_err(in_file)?;
+    let cols = sql::query_columns(q, result, &Cursors).map_err(in_file)?;
     let schema = Schema::new(cols.fields);
-    let info = stream_info(&q.name, schema, cols.key, cols.cursor.as_deref());
+    let info = sql::stream_info(&q.name, schema, cols.key, cols.cursor.as_deref(), &Cursors);
     Ok((info, sql))
 }
 
@@ -273,8 +247,8 @@ struct ReadPlan {
     schema: SchemaRef,
     sql: String,
     params: Vec<Value>,
-    /// Column index and name of the cursor (incremental reads).
-    cursor: Option<(usize, String)>,
+    /// The cursor of an incremental read.
+    cursor: Option<ReadCursor>,
     /// `SELECT count(*)` for the estimate (full reads of tables).
     count_sql: Option<String>,
     limit: Option<u64>,
@@ -283,23 +257,15 @@ struct ReadPlan {
 
 fn plan(inner: &Inner, conn: &Connection, req: &ReadRequest) -> Result<ReadPlan> {
     let (info, origin) = resolve(inner, conn, &req.stream)?;
-    let incremental = req.mode == ReadMode::Incremental;
-    let mut cursor = None;
+    let cursor = ReadCursor::of(req, &info, &Cursors)?;
     let mut params = Vec::new();
-    if incremental {
-        let (index, field) = sql::cursor_column(req, &info)?;
-        let name = field.name();
-        let ty = FerryType::of(field).unwrap_or(FerryType::String);
-        if !types::cursor_supported(ty) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("cursor `{name}` is {ty}; a cursor must be int64, float64, date, timestamp or string"),
-            ));
-        }
-        if let Some(value) = saved_cursor(req.state.as_ref(), name, Case::Ignore)? {
-            params.push(bind_value(&value, ty)?);
-        }
-        cursor = Some((index, name.clone()));
+    if let Some(ReadCursor {
+        after: Some(value),
+        ty,
+        ..
+    }) = &cursor
+    {
+        params.push(bind_value(value, *ty)?);
     }
     let base = match &origin {
         Origin::Table { name, columns, .. } => {
@@ -309,13 +275,13 @@ fn plan(inner: &Inner, conn: &Connection, req: &ReadRequest) -> Result<ReadPlan>
         Origin::Query { sql } if cursor.is_none() && req.limit.is_none() => sql.clone(),
         Origin::Query { sql } => format!("SELECT * FROM ({sql})"),
     };
-    let col = cursor.as_ref().map(|(_, name)| quote(name));
+    let col = cursor.as_ref().map(|c| quote(&c.name));
     let filter = (col.as_ref())
         .filter(|_| !params.is_empty())
         .map(|c| format!("{c} > ?1 COLLATE BINARY"));
     let order = col.map(|c| format!("{c} COLLATE BINARY"));
     // counting a table is a cheap b-tree walk; counting a view runs it, so views get none
-    let count_sql = match (&origin, incremental) {
+    let count_sql = match (&origin, cursor.is_some()) {
         (
             Origin::Table {
                 name, view: false, ..
@@ -377,10 +343,7 @@ fn pump(conn: &Connection, plan: &ReadPlan, file: &Path, tx: &Sender) -> Result<
         .sql(file)?;
     let columns = ReadColumns::new(&plan.schema, plan.batch_size);
     let batcher = Batcher::new(plan.schema.clone(), plan.batch_size, columns);
-    let checkpoints = match &plan.cursor {
-        Some((i, name)) => Checkpointer::cursor(*i, name, LastCursor::new(file)),
-        None => Checkpointer::rows(),
-    };
+    let checkpoints = ReadCursor::checkpointer(plan.cursor.as_ref(), |_| LastCursor::new(file));
     let mut pump =
         RowPump::new(batcher, checkpoints, &plan.stream).in_file(file.display().to_string());
     while let Some(row) = rows.next().sql(file).ctx("table", &plan.stream)? {

@@ -32,7 +32,7 @@ use ferry_core::arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecond
 use ferry_core::arrow_array::{Array, ArrayRef};
 use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
 use ferry_core::batcher::{Appender, Columns};
-use ferry_core::cursor::{Cursor, CursorOf};
+use ferry_core::cursor::{Case, Cursor, CursorOf};
 use ferry_core::types::{DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
 use ferry_core::values::{days_to_date, parse_bool, preview, write_text, ColumnBuilder};
 use ferry_core::FerryType;
@@ -150,17 +150,25 @@ pub fn compatible(existing: FerryType, incoming: FerryType) -> bool {
     }
 }
 
-/// Whether a column of this type can serve as a cursor at all (ordered the way its
-/// values are: numbers numerically, dates and timestamps and text as text).
-pub(crate) fn cursor_supported(ty: FerryType) -> bool {
-    matches!(
-        ty,
-        FerryType::Int64
+/// Which columns a read can go by: numbers, dates, timestamps and text, ordered the way
+/// their values are (numbers numerically, dates and timestamps and text as text).
+pub(crate) struct Cursors;
+
+impl ferry_sql::read::Cursors for Cursors {
+    const CASE: Case = Case::Ignore;
+
+    fn supported(&self, _: usize, ty: FerryType) -> Result<(), String> {
+        match ty {
+            FerryType::Int64
             | FerryType::Float64
             | FerryType::Date
             | FerryType::Timestamp
-            | FerryType::String
-    )
+            | FerryType::String => Ok(()),
+            ty => Err(format!(
+                "{ty}; a cursor must be int64, float64, date, timestamp or string"
+            )),
+        }
+    }
 }
 
 /// Appends `us` (microseconds since the epoch) as RFC 3339 UTC with exactly six

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use ferry_core::arrow_schema::Field;
-use ferry_core::cursor::Case;
 use ferry_core::{Error, ErrorKind, FerryType, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use super::rules::Cursors;
 
 /// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -61,15 +62,15 @@ pub struct QueryColumns {
 }
 
 /// Checks the result columns of `q` (names and the types the driver found, in order):
-/// names unique (as `case` compares), `columns` types known and naming returned columns,
-/// the primary key and cursor returned, the cursor accepted by `cursor_ok` (given its
-/// index and Ferry type; `Err` says why not). Errors are config errors naming the query.
-pub fn query_columns(
+/// names unique (as `rules` compares them), `columns` types known and naming returned
+/// columns, the primary key and cursor returned, the cursor one `rules` supports.
+/// Errors are config errors naming the query.
+pub fn query_columns<R: Cursors>(
     q: &Query,
     result: impl IntoIterator<Item = (String, FerryType)>,
-    case: Case,
-    cursor_ok: impl Fn(usize, FerryType) -> std::result::Result<(), String>,
+    rules: &R,
 ) -> Result<QueryColumns> {
+    let case = R::CASE;
     let bad = |msg: String| Error::config(format!("query `{}`: {msg}", q.name));
     let mut fields: Vec<Field> = Vec::new();
     for (name, found) in result {
@@ -118,7 +119,7 @@ pub fn query_columns(
         Some(c) => {
             let i = find(c).ok_or_else(|| missing(format!("cursor `{c}` is not returned")))?;
             let ty = FerryType::of(&fields[i]).expect("a Ferry field");
-            cursor_ok(i, ty).map_err(|why| bad(format!("cursor `{c}` is {why}")))?;
+            (rules.supported(i, ty)).map_err(|why| bad(format!("cursor `{c}` is {why}")))?;
             Some(listed[i].to_string())
         }
         None => None,
@@ -132,19 +133,31 @@ pub fn query_columns(
 
 #[cfg(test)]
 mod tests {
+    use ferry_core::cursor::Case;
+
     use super::*;
 
     fn query(toml_text: &str) -> Query {
         toml::from_str(toml_text).unwrap()
     }
 
-    fn columns(q: &Query, case: Case) -> Result<QueryColumns> {
+    /// Int64 cursors only; `EXACT`: column names as written.
+    struct Rules<const EXACT: bool>;
+
+    impl<const EXACT: bool> Cursors for Rules<EXACT> {
+        const CASE: Case = if EXACT { Case::Exact } else { Case::Ignore };
+        fn supported(&self, _: usize, ty: FerryType) -> std::result::Result<(), String> {
+            match ty {
+                FerryType::Int64 => Ok(()),
+                other => Err(format!("{other}; a cursor must be int64")),
+            }
+        }
+    }
+
+    fn columns(q: &Query) -> Result<QueryColumns> {
         let result = [("id", FerryType::Int64), ("Name", FerryType::String)]
             .map(|(n, t)| (n.to_string(), t));
-        query_columns(q, result, case, |_, ty| match ty {
-            FerryType::Int64 => Ok(()),
-            other => Err(format!("{other}; a cursor must be int64")),
-        })
+        query_columns(q, result, &Rules::<false>)
     }
 
     #[test]
@@ -152,7 +165,7 @@ mod tests {
         let q = query(
             "name = \"q\"\nsql = \"SELECT 1;\"\nprimary_key = [\"ID\"]\ncursor = \"Id\"\ncolumns = { name = \"json\" }",
         );
-        let c = columns(&q, Case::Ignore).unwrap();
+        let c = columns(&q).unwrap();
         assert_eq!(c.key, ["id"]);
         assert_eq!(c.cursor.as_deref(), Some("id"));
         assert_eq!(FerryType::of(&c.fields[1]), Some(FerryType::Json));
@@ -171,17 +184,17 @@ mod tests {
         ];
         for (extra, want) in cases {
             let q = query(&format!("name = \"q\"\nsql = \"x\"\n{extra}"));
-            let e = columns(&q, Case::Ignore).unwrap_err();
+            let e = columns(&q).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
             assert_eq!(e.message(), want);
         }
         let q = query("name = \"q\"\nsql = \"x\"");
         let twice =
             [("a", FerryType::Int64), ("A", FerryType::Int64)].map(|(n, t)| (n.to_string(), t));
-        let e = query_columns(&q, twice.clone(), Case::Ignore, |_, _| Ok(())).unwrap_err();
+        let e = query_columns(&q, twice.clone(), &Rules::<false>).unwrap_err();
         assert!(e.message().contains("two columns named `A`"), "{e}");
-        assert!(query_columns(&q, twice, Case::Exact, |_, _| Ok(())).is_ok());
-        let e = query_columns(&q, [], Case::Exact, |_, _| Ok(())).unwrap_err();
+        assert!(query_columns(&q, twice, &Rules::<true>).is_ok());
+        let e = query_columns(&q, [], &Rules::<true>).unwrap_err();
         assert_eq!(e.message(), "query `q`: returns no columns");
     }
 

@@ -1,39 +1,31 @@
 //! A stream's description: its schema with keys, and the columns it can be read
 //! incrementally by, best first.
 
-use ferry_core::arrow_schema::{Field, Schema};
+use ferry_core::arrow_schema::Schema;
 use ferry_core::cursor::Case;
 use ferry_core::types::with_keys;
 use ferry_core::{Error, FerryType, Result, StreamInfo};
 
-/// Whether discovery offers a column of this type as a cursor: int64, timestamp and
-/// date grow with the rows; a float64 or string column can still be named as one.
-pub fn is_cursor_candidate(ty: FerryType) -> bool {
-    matches!(
-        ty,
-        FerryType::Int64 | FerryType::Timestamp | FerryType::Date
-    )
-}
+use super::rules::Cursors;
 
 /// A stream's description: `schema` with its primary `key`, and as cursor candidates
-/// the columns `offered` accepts (given index and field), ranked: the configured
-/// `cursor` first (matched as `case` says), then a one-column primary key, then columns
-/// named like an update time, then the others in order. Incremental only when
-/// `incremental` (some column can serve as a cursor, offered or not).
-pub fn stream_info(
+/// the columns `rules` offers, ranked: the configured `cursor` first, then a one-column
+/// primary key, then columns named like an update time, then the others in order.
+/// Incremental when some column can serve as a cursor, offered or not.
+pub fn stream_info<R: Cursors>(
     name: &str,
     schema: Schema,
     key: Vec<String>,
     cursor: Option<&str>,
-    case: Case,
-    offered: impl Fn(usize, &Field) -> bool,
-    incremental: bool,
+    rules: &R,
 ) -> StreamInfo {
+    let case = R::CASE;
+    let ty = |i: usize| FerryType::of(schema.field(i)).unwrap_or(FerryType::String);
     let mut ranked: Vec<(u8, usize, String)> = schema
         .fields()
         .iter()
         .enumerate()
-        .filter(|(i, f)| offered(*i, f))
+        .filter(|(i, _)| rules.offered(*i, ty(*i)))
         .map(|(i, f)| {
             let lower = f.name().to_ascii_lowercase();
             let rank = if cursor.is_some_and(|c| case.same(c, f.name())) {
@@ -55,6 +47,7 @@ pub fn stream_info(
             candidates.insert(0, c.to_string());
         }
     }
+    let incremental = (0..schema.fields().len()).any(|i| rules.supported(i, ty(i)).is_ok());
     let schema = with_keys(&schema, &key, candidates.first().map(String::as_str));
     let info = StreamInfo::new(name, schema).with_primary_key(key);
     if incremental {
@@ -103,47 +96,38 @@ mod tests {
         ])
     }
 
-    fn candidate(_: usize, f: &Field) -> bool {
-        FerryType::of(f).is_some_and(is_cursor_candidate)
+    /// Int64, timestamp and float64 columns can be cursors; `EXACT`: names as written.
+    struct Rules<const EXACT: bool>;
+
+    impl<const EXACT: bool> Cursors for Rules<EXACT> {
+        const CASE: Case = if EXACT { Case::Exact } else { Case::Ignore };
+        fn supported(&self, _: usize, ty: FerryType) -> std::result::Result<(), String> {
+            match ty {
+                FerryType::Int64 | FerryType::Timestamp | FerryType::Float64 => Ok(()),
+                ty => Err(format!("{ty}")),
+            }
+        }
     }
 
     #[test]
     fn candidates_rank_cursor_key_update_time_then_order() {
-        let s = stream_info(
-            "t",
-            schema(),
-            vec!["id".into()],
-            None,
-            Case::Exact,
-            candidate,
-            true,
-        );
+        let s = stream_info("t", schema(), vec!["id".into()], None, &Rules::<true>);
         assert_eq!(s.cursor_candidates, ["id", "Updated_At", "created"]);
         assert_eq!(s.default_cursor.as_deref(), Some("id"));
         assert_eq!(s.primary_key, ["id"]);
         assert!(s.read_modes.contains(&ReadMode::Incremental));
-        let s = stream_info(
-            "t",
-            schema(),
-            vec![],
-            Some("CREATED"),
-            Case::Ignore,
-            candidate,
-            true,
-        );
+        let s = stream_info("t", schema(), vec![], Some("CREATED"), &Rules::<false>);
         assert_eq!(s.cursor_candidates, ["created", "Updated_At", "id"]);
-        // a configured cursor that is not offered (a float) still comes first
-        let s = stream_info(
-            "t",
-            schema(),
-            vec![],
-            Some("score"),
-            Case::Exact,
-            candidate,
-            true,
+        let s = stream_info("t", schema(), vec![], Some("CREATED"), &Rules::<true>);
+        assert_eq!(
+            s.cursor_candidates,
+            ["CREATED", "Updated_At", "created", "id"]
         );
+        // a configured cursor that is not offered (a float) still comes first
+        let s = stream_info("t", schema(), vec![], Some("score"), &Rules::<true>);
         assert_eq!(s.cursor_candidates[0], "score");
-        let s = stream_info("t", schema(), vec![], None, Case::Exact, candidate, false);
+        let text = Schema::new(vec![FerryType::String.field("name", true)]);
+        let s = stream_info("t", text, vec![], None, &Rules::<true>);
         assert_eq!(s.read_modes, [ReadMode::FullRefresh]);
     }
 
