@@ -678,12 +678,6 @@ pub(crate) fn literal(text: &str) -> String {
     s
 }
 
-/// A configured query without surrounding space and trailing `;`.
-pub(crate) fn clean_sql(sql: &str) -> &str {
-    sql.trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-}
-
 /// Whether `s` has the shape of a run id Ferry generates (`20240501T120000Z-1a2b3c`).
 pub(crate) fn looks_like_run_id(s: &str) -> bool {
     let b = s.as_bytes();
