@@ -17,6 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::source::{Message, MessageStream};
 
+/// Messages a read's channel holds by default: a batch waiting while the next is built.
+pub const CAPACITY: usize = 2;
+
 /// The producer's end of a message channel.
 #[derive(Clone)]
 pub struct Sender {
@@ -169,13 +172,14 @@ mod tests {
             2,
             || Ok(7u64),
             |n, tx| {
-                assert!(tx.send_blocking(Message::Estimate(n)));
+                assert!(tx.send_all_blocking([Message::Estimate(n), Message::Total(n)]));
                 Err(Error::data("row 2 is bad"))
             },
         )
         .await
         .unwrap();
         assert!(matches!(s.next().await, Some(Ok(Message::Estimate(7)))));
+        assert!(matches!(s.next().await, Some(Ok(Message::Total(7)))));
         assert_eq!(
             s.next().await.unwrap().unwrap_err().message(),
             "row 2 is bad"

@@ -8,8 +8,8 @@ mod rules;
 mod select;
 mod stream;
 
-pub use pump::RowPump;
+pub use pump::{expected_rows, RowPump};
 pub use query::{clean_sql, invalid_query, query_columns, Query, QueryColumns};
 pub use rules::{is_cursor_candidate, Cursors};
-pub use select::{read_sql, ReadCursor};
+pub use select::{read_sql, ReadCursor, QUERY_ALIAS};
 pub use stream::{listing, stream_info, unique_names};

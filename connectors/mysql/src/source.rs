@@ -33,8 +33,6 @@ use crate::config::MysqlSourceConfig;
 use crate::core::{self, quote, ConnSettings, Kind, MyResultExt, Relation, Server};
 use crate::types::{self, Cursors, LastCursor, ReadColumns};
 
-/// Batches buffered between the reading task and the pipeline.
-const CHANNEL_BATCHES: usize = 2;
 /// How long the server waits for the reader to take more rows (a slow destination may
 /// pause a read for a long time; the default 60 s would end the connection).
 const NET_WRITE_TIMEOUT_SECS: u32 = 86_400;
@@ -125,7 +123,7 @@ impl Source for MysqlSource {
             let plan = plan(&inner, &mut conn, &request).await?;
             Ok((inner, conn, plan))
         };
-        channel::spawn(CHANNEL_BATCHES, start, run)
+        channel::spawn(channel::CAPACITY, start, run)
             .await
             .map_err(|e| e.with("stream", &stream))
     }
@@ -300,7 +298,7 @@ async fn plan(inner: &Inner, conn: &mut Conn, req: &ReadRequest) -> Result<ReadP
         }
         Origin::Query { sql } if cursor.is_none() && req.limit.is_none() => sql.clone(),
         // on lines of their own: the query may end in a `-- comment`
-        Origin::Query { sql } => format!("SELECT * FROM (\n{sql}\n) AS `_ferry_q`"),
+        Origin::Query { sql } => format!("SELECT * FROM (\n{sql}\n) AS `{}`", sql::QUERY_ALIAS),
     };
     let order = cursor.as_ref().map(|c| match c.ty {
         FerryType::String => format!("CAST({} AS BINARY)", quote(&c.name)),

@@ -710,6 +710,20 @@ mod tests {
     }
 
     #[test]
+    fn a_query_takes_its_types_from_the_result() {
+        let e = src("database = \"d\"\nuser = \"u\"\nqueries = [{ name = \"q\", sql = \"SELECT 1 AS n\", columns = { n = \"string\" } }]")
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(
+            e.message()
+                .contains("query `q`: `columns` is not taken here"),
+            "{e}"
+        );
+        src("database = \"d\"\nuser = \"u\"\nqueries = [{ name = \"q\", sql = \"SELECT 1\" }]")
+            .unwrap();
+    }
+
+    #[test]
     fn debug_hides_the_password() {
         let s = src("url = \"postgres://u:sekrit-canary@h/db\"\n").unwrap();
         assert!(!format!("{s:?}").contains("sekrit-canary"));

@@ -27,10 +27,10 @@ use ferry_core::batcher::Batcher;
 use ferry_core::channel::{self, Sender};
 use ferry_core::cursor::{Case, Checkpointer};
 use ferry_core::{
-    BuildContext, Catalog, Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest, Result,
+    BuildContext, Catalog, Error, ErrorKind, MessageStream, ReadMode, ReadRequest, Result,
     ResultExt, Source, StreamInfo,
 };
-use ferry_sql::read::{self as sql, Query, ReadCursor, RowPump};
+use ferry_sql::read::{self as sql, Query, ReadCursor, RowPump, QUERY_ALIAS};
 use futures::StreamExt;
 use tokio_postgres::{Client, CopyOutStream};
 
@@ -40,11 +40,6 @@ use crate::core::{
     Relation,
 };
 use crate::types::{CopyReader, CopyRow, Cursors, LastCursor, Next, PgKind, PgType, ReadColumns};
-
-/// Batches buffered between the reading task and the pipeline.
-const CHANNEL_BATCHES: usize = 2;
-/// Alias of a configured query in the statements that wrap it.
-const QUERY_ALIAS: &str = "_ferry_q";
 
 /// Reads tables, views and queries of a PostgreSQL database.
 #[derive(Clone)]
@@ -211,7 +206,7 @@ async fn read(inner: Arc<Inner>, request: ReadRequest) -> Result<MessageStream> 
     let (client, plan, copy, first) = retry(|| within(s, what, setup(&inner, &request)))
         .await
         .ctx("stream", &stream)?;
-    let (tx, rx) = channel::channel(CHANNEL_BATCHES);
+    let (tx, rx) = channel::channel(channel::CAPACITY);
     let batch_size = request.batch_size.max(1);
     tokio::spawn(async move {
         run_copy(&inner, client, &plan, copy, first, batch_size, &tx).await;
@@ -285,11 +280,7 @@ async fn discover(inner: &Inner) -> Result<Catalog> {
     let s = &inner.pg.settings;
     let client = inner.pg.connect().await?;
     client.batch_execute("BEGIN READ ONLY").await.pg(s)?;
-    let relations: Vec<Relation> = core::relations(&client, &inner.schemas, None, s)
-        .await?
-        .into_iter()
-        .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
-        .collect();
+    let relations = relations(&client, &inner.schemas, None, s).await?;
     let mut streams = Vec::new();
     match &inner.tables {
         None => {
@@ -311,6 +302,18 @@ async fn discover(inner: &Inner) -> Result<Catalog> {
     sql::unique_names(&streams, Case::Exact)?;
     let _ = client.batch_execute("COMMIT").await;
     Ok(Catalog::new(streams))
+}
+
+/// The relations of `schemas` (or their `table`), but Ferry's staging tables.
+async fn relations(
+    client: &Client,
+    schemas: &[String],
+    table: Option<&str>,
+    s: &ConnSettings,
+) -> Result<Vec<Relation>> {
+    let all = core::relations(client, schemas, table, s).await?;
+    let ours = |r: &Relation| r.name.starts_with(core::FERRY_PREFIX);
+    Ok(all.into_iter().filter(|r| !ours(r)).collect())
 }
 
 /// The relation whose stream name is `name` (exactly, else the one equal ignoring case).
@@ -407,11 +410,7 @@ async fn resolve(inner: &Inner, client: &Client, name: &str) -> Result<Stream> {
         }
     }
     for (schema, table) in &wanted {
-        let found = core::relations(client, std::slice::from_ref(schema), Some(table), s).await?;
-        let found: Vec<Relation> = found
-            .into_iter()
-            .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
-            .collect();
+        let found = relations(client, std::slice::from_ref(schema), Some(table), s).await?;
         let Some(rel) = pick(inner, &found, name) else {
             continue;
         };
@@ -425,10 +424,8 @@ async fn resolve(inner: &Inner, client: &Client, name: &str) -> Result<Stream> {
             return Ok(table_stream(inner, rel));
         }
     }
-    let all = core::relations(client, &inner.schemas, None, s).await?;
-    let all: Vec<Relation> = all
-        .into_iter()
-        .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
+    let all = relations(client, &inner.schemas, None, s).await?;
+    let all: Vec<Relation> = (all.into_iter())
         .filter(|r| match &inner.tables {
             None => true,
             Some(list) => list
@@ -462,11 +459,11 @@ struct ReadPlan {
     checkpoints: bool,
     /// The cursor of an incremental read.
     cursor: Option<ReadCursor>,
-    /// What to send first: the expected number of rows.
-    estimate: Option<u64>,
-    /// Whether `estimate` is an exact count in the read's snapshot (sent as the stream's
-    /// [`Message::Total`], which the run checks for completeness).
-    exact: bool,
+    /// What to send first: the rows expected from the whole stream, and whether that is
+    /// an exact count in the read's snapshot (sent as [`ferry_core::Message::Total`],
+    /// which the run checks for completeness, unless `limit` cuts it).
+    estimate: Option<(u64, bool)>,
+    limit: Option<u64>,
 }
 
 /// Connects, opens the read transaction, plans the read, estimates its size, starts the
@@ -488,10 +485,7 @@ async fn setup(
     let mut plan = plan(&stream, req)?;
     if req.mode == ReadMode::FullRefresh {
         if let Origin::Table(rel) = &stream.origin {
-            if let Some((n, exact)) = estimate(&client, rel, s, inner.exact_count).await? {
-                plan.estimate = Some(req.limit.map_or(n, |l| l.min(n)));
-                plan.exact = exact && req.limit.is_none();
-            }
+            plan.estimate = estimate(&client, rel, s, inner.exact_count).await?;
         }
     }
     let explain = |e: tokio_postgres::Error| {
@@ -574,12 +568,10 @@ pub(crate) async fn estimate(
 fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
     let schema = stream.info.schema.clone();
     let cursor = ReadCursor::of(req, &stream.info, &Cursors(&stream.types))?;
-    if let Some(after) = cursor.as_ref().and_then(|c| c.after.as_deref()) {
-        if after.contains('\0') {
-            return Err(Error::data(
-                "the saved cursor holds a NUL character; reset the stream's state",
-            ));
-        }
+    let after = cursor.as_ref().and_then(|c| c.after.as_deref());
+    if after.is_some_and(|a| a.contains('\0')) {
+        let msg = "the saved cursor holds a NUL character; reset the stream's state";
+        return Err(Error::data(msg));
     }
     let column_sql = |name: &str| match &stream.origin {
         Origin::Table(_) => quote(name),
@@ -603,21 +595,19 @@ fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
         Origin::Table(rel) => qualified(&rel.schema, &rel.name),
         Origin::Query(sql) => format!("({sql}) AS {QUERY_ALIAS}"),
     };
-    let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
-    if let Some(ReadCursor { name, after, .. }) = &cursor {
-        let c = column_sql(name);
-        match after {
-            Some(value) => {
-                // an untyped literal takes the column's type: compared as the column compares
-                sql.push_str(&format!(" WHERE {c} > {} ORDER BY {c}", literal(value)));
-            }
-            // NULL cursors first, so the last row (whose value is saved) has one
-            None => sql.push_str(&format!(" ORDER BY {c} NULLS FIRST")),
+    let c = cursor.as_ref().map(|cur| column_sql(&cur.name));
+    // an untyped literal takes the column's type: compared as the column compares
+    let filter = (c.as_ref().zip(after)).map(|(c, v)| format!("{c} > {}", literal(v)));
+    // NULL cursors first, so the last row (whose value is saved) has one
+    let order = c.map(|c| {
+        if after.is_some() {
+            c
+        } else {
+            c + " NULLS FIRST"
         }
-    }
-    if let Some(limit) = req.limit {
-        sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
-    }
+    });
+    let select = format!("SELECT {} FROM {from}", select.join(", "));
+    let sql = sql::read_sql(select, filter.as_deref(), order.as_deref(), req.limit);
     Ok(ReadPlan {
         stream: req.stream.clone(),
         schema: schema.clone(),
@@ -634,7 +624,7 @@ fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
         checkpoints: true,
         cursor,
         estimate: None,
-        exact: false,
+        limit: req.limit,
     })
 }
 
@@ -653,13 +643,8 @@ async fn pump(
     tx: &Sender,
     s: &ConnSettings,
 ) -> Result<bool> {
-    if let Some(n) = plan.estimate {
-        let m = if plan.exact {
-            Message::Total(n)
-        } else {
-            Message::Estimate(n)
-        };
-        if !tx.send(m).await {
+    if let Some((n, exact)) = plan.estimate {
+        if !tx.send(sql::expected_rows(n, exact, plan.limit)).await {
             return Ok(false);
         }
     }
@@ -671,10 +656,9 @@ async fn pump(
     let mut fields: Vec<Option<(usize, usize)>> = Vec::with_capacity(ncols);
     let columns = ReadColumns::new(&plan.schema, plan.kinds.clone(), batch_size);
     let batcher = Batcher::new(plan.schema.clone(), batch_size, columns);
+    let keeper = |c: &ReadCursor| LastCursor::new(plan.kinds[c.index], &c.name);
     let checkpoints = match plan.checkpoints {
-        true => ReadCursor::checkpointer(plan.cursor.as_ref(), |c| {
-            LastCursor::new(plan.kinds[c.index], &c.name)
-        }),
+        true => ReadCursor::checkpointer(plan.cursor.as_ref(), keeper),
         false => Checkpointer::silent(),
     };
     let mut pump = RowPump::new(batcher, checkpoints, &plan.row_label);

@@ -19,8 +19,8 @@ use ferry_core::batcher::Batcher;
 use ferry_core::channel::{self, Sender};
 use ferry_core::cursor::Case;
 use ferry_core::{
-    BuildContext, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadRequest,
-    Result, ResultExt, Source, StreamInfo,
+    BuildContext, Catalog, Error, ErrorKind, FerryType, MessageStream, ReadRequest, Result,
+    ResultExt, Source, StreamInfo,
 };
 use ferry_sql::read::{self as sql, Query, ReadCursor, RowPump};
 use rusqlite::types::Value;
@@ -29,9 +29,6 @@ use rusqlite::Connection;
 use crate::config::{SqliteSourceConfig, DEFAULT_BUSY_TIMEOUT_MS};
 use crate::core::{self, quote, Kind, Relation, SqlResultExt};
 use crate::types::{self, Cursors, LastCursor, ReadColumns};
-
-/// Batches buffered between the reading thread and the pipeline.
-const CHANNEL_BATCHES: usize = 2;
 
 /// Reads tables, views and queries of a SQLite file.
 #[derive(Clone)]
@@ -122,7 +119,7 @@ impl Source for SqliteSource {
         let run = |(conn, plan, inner): (Connection, ReadPlan, Arc<Inner>), tx: &Sender| {
             pump(&conn, &plan, &inner.path, tx).map_err(|e| e.with("stream", &plan.stream))
         };
-        channel::spawn_blocking(CHANNEL_BATCHES, start, run)
+        channel::spawn_blocking(channel::CAPACITY, start, run)
             .await
             .map_err(|e| e.with("stream", &stream))
     }
@@ -329,10 +326,7 @@ fn pump(conn: &Connection, plan: &ReadPlan, file: &Path, tx: &Sender) -> Result<
             .ctx("table", &plan.stream)?;
         let n = n.max(0) as u64;
         // counted in the read's own transaction: the exact total, unless a limit cuts it
-        let m = match plan.limit {
-            None => Message::Total(n),
-            Some(l) => Message::Estimate(l.min(n)),
-        };
+        let m = sql::expected_rows(n, true, plan.limit);
         if !tx.send_blocking(m) {
             return Ok(());
         }

@@ -6,6 +6,16 @@ use ferry_core::batcher::{Appender, Batcher, Columns};
 use ferry_core::cursor::{Checkpointer, Cursor, CursorOf};
 use ferry_core::{Message, Position, Rejected, Result};
 
+/// The rows a read of `n` rows at most `limit` of which are read expects to yield:
+/// [`Message::Total`] when `n` is `exact` (counted in the read's own snapshot) and no
+/// limit cuts it, else [`Message::Estimate`].
+pub fn expected_rows(n: u64, exact: bool, limit: Option<u64>) -> Message {
+    match limit {
+        None if exact => Message::Total(n),
+        _ => Message::Estimate(limit.map_or(n, |l| l.min(n))),
+    }
+}
+
 /// Turns rows, one at a time, into the messages to send; the driver sends them.
 pub struct RowPump<A, C> {
     batcher: Batcher<A>,
@@ -192,6 +202,23 @@ mod tests {
                 at("3")
             ]
         );
+    }
+
+    #[test]
+    fn only_an_exact_uncut_count_is_a_total() {
+        assert!(matches!(expected_rows(9, true, None), Message::Total(9)));
+        assert!(matches!(
+            expected_rows(9, true, Some(4)),
+            Message::Estimate(4)
+        ));
+        assert!(matches!(
+            expected_rows(9, false, Some(20)),
+            Message::Estimate(9)
+        ));
+        assert!(matches!(
+            expected_rows(9, false, None),
+            Message::Estimate(9)
+        ));
     }
 
     #[test]

@@ -7,6 +7,9 @@ use ferry_core::{Error, ErrorKind, FerryType, ReadMode, ReadRequest, Result, Str
 
 use super::rules::Cursors;
 
+/// The alias of a configured query in the statements that wrap it.
+pub const QUERY_ALIAS: &str = "_ferry_q";
+
 /// The cursor of an incremental read, decided before the first row.
 #[derive(Debug, Clone)]
 pub struct ReadCursor {

@@ -28,9 +28,7 @@ use ferry_core::{Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest
 use futures::StreamExt;
 use tokio_postgres::{Client, CopyOutStream};
 
-use super::{
-    copy_sql, estimate, plan, resolve, run_copy, Inner, Origin, ReadPlan, Stream, CHANNEL_BATCHES,
-};
+use super::{copy_sql, estimate, plan, resolve, run_copy, Inner, Origin, ReadPlan, Stream};
 use crate::config::ParallelRead;
 use crate::core::{self, literal, retry, within, PgResultExt};
 use crate::types::PgKind;
@@ -80,8 +78,8 @@ pub(super) async fn read(
     let _ = tokio::time::timeout(s.read_timeout, prep.client.batch_execute("ROLLBACK")).await;
     drop(prep.client);
 
-    let (tx, rx) = channel::channel(CHANNEL_BATCHES);
-    let (wtx, mut wrx) = channel::channel(CHANNEL_BATCHES * n);
+    let (tx, rx) = channel::channel(channel::CAPACITY);
+    let (wtx, mut wrx) = channel::channel(channel::CAPACITY * n);
     let done = Arc::new(AtomicUsize::new(0));
     let batch_size = req.batch_size.max(1);
     for (i, (client, copy, first)) in opened.into_iter().enumerate() {
@@ -97,7 +95,7 @@ pub(super) async fn read(
             checkpoints: false,
             cursor: None,
             estimate: None,
-            exact: false,
+            limit: None,
         };
         let (inner, wtx, done) = (inner.clone(), wtx.clone(), done.clone());
         tokio::spawn(async move {
@@ -109,16 +107,14 @@ pub(super) async fn read(
         });
     }
     drop(wtx);
-    let (estimate, exact) = (prep.plan.estimate, prep.plan.exact);
+    let estimate = prep.plan.estimate;
     let stream = req.stream.clone();
     tokio::spawn(async move {
-        if let Some(e) = estimate {
-            let m = if exact {
-                Message::Total(e)
-            } else {
-                Message::Estimate(e)
-            };
-            if !tx.send(m).await {
+        if let Some((n, exact)) = estimate {
+            if !tx
+                .send(ferry_sql::read::expected_rows(n, exact, None))
+                .await
+            {
                 return;
             }
         }
@@ -177,10 +173,7 @@ async fn prepare(inner: &Inner, req: &ReadRequest, p: &ParallelRead) -> Result<O
     let mut plan = plan(&stream, req)?;
     debug_assert_eq!(req.mode, ReadMode::FullRefresh);
     if let Origin::Table(rel) = &stream.origin {
-        if let Some((n, exact)) = estimate(&client, rel, s, inner.exact_count).await? {
-            plan.estimate = Some(n);
-            plan.exact = exact;
-        }
+        plan.estimate = estimate(&client, rel, s, inner.exact_count).await?;
     }
     let snapshot: String = client
         .query_one("SELECT pg_export_snapshot()", &[])
