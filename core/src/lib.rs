@@ -2,8 +2,11 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod batcher;
 pub mod catalog;
+pub mod channel;
 pub mod config;
+pub mod cursor;
 pub mod decimal;
 pub mod error;
 pub mod estimate;

@@ -1,1 +1,15 @@
-//! Reading: query streams, tie-safe cursor reads, row builders that keep rows whole.
+//! Reading: the `Query` streams of a config, the description of a stream (cursor
+//! candidates), the statement of a read (`... WHERE cursor > ? ORDER BY cursor`), and the
+//! pump that turns its rows into batches, tie-safe checkpoints and rejected rows.
+
+mod pump;
+mod query;
+mod rules;
+mod select;
+mod stream;
+
+pub use pump::{expected_rows, RowPump};
+pub use query::{clean_sql, invalid_query, query_columns, Query, QueryColumns};
+pub use rules::{is_cursor_candidate, Cursors};
+pub use select::{read_sql, ReadCursor, QUERY_ALIAS};
+pub use stream::{listing, stream_info, unique_names};

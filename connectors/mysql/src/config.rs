@@ -5,13 +5,11 @@
 //! [`ferry_sql::server_config!`]); both turn into one [`crate::core::ConnSettings`], whose
 //! `Debug` never shows the password.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferry_core::{Error, FerryType, Result};
 use ferry_sql::settings::Fields;
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 use crate::core::{url_tls, ConnSettings, MYSQL};
 
@@ -83,26 +81,7 @@ mysql_config! {
 }
 
 /// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlQuery {
-    /// The stream's name (required), unique among tables, views and queries.
-    pub name: String,
-    /// One read-only `SELECT` statement (required). It runs in a read-only transaction.
-    /// Incremental reads wrap it as `SELECT * FROM (<sql>) AS q WHERE cursor > ? ORDER BY cursor`.
-    pub sql: String,
-    /// Columns that identify a row (default: none).
-    #[serde(default)]
-    pub primary_key: Vec<String>,
-    /// The cursor used when the stream config names none (default: the first int64,
-    /// timestamp or date column).
-    #[serde(default)]
-    pub cursor: Option<String>,
-    /// Ferry types of result columns, e.g. `{ total = "decimal(12,2)" }` (default: taken
-    /// from the result's column metadata).
-    #[serde(default)]
-    pub columns: BTreeMap<String, String>,
-}
+pub type MysqlQuery = ferry_sql::read::Query;
 
 mysql_config! {
     /// Configuration of a `mysql` destination (MySQL or MariaDB).
@@ -153,7 +132,7 @@ impl MysqlSourceConfig {
             if !names.insert(q.name.to_lowercase()) {
                 return Err(Error::config(format!("two queries are named `{}`", q.name)));
             }
-            if crate::core::clean_sql(&q.sql).is_empty() {
+            if ferry_sql::read::clean_sql(&q.sql).is_empty() {
                 return Err(Error::config(format!(
                     "query `{}` has an empty `sql`",
                     q.name

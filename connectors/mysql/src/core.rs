@@ -302,12 +302,6 @@ pub(crate) fn quote(name: &str) -> String {
     s
 }
 
-/// A query's text without surrounding space and trailing semicolons.
-pub(crate) fn clean_sql(sql: &str) -> &str {
-    sql.trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-}
-
 /// The text of a value read from `information_schema` (`""` for NULL).
 pub(crate) fn text(v: Option<&Value>) -> String {
     match v {

@@ -7,35 +7,32 @@
 //! makes the reader, and through TCP the server, wait.
 //!
 //! Incremental reads run `... WHERE cursor > ? ORDER BY cursor` and save
-//! `{"cursor": "<last value as text>", "column": "<cursor>"}`. A checkpoint is emitted
-//! only where the next row's cursor differs from the last emitted one, so every row
-//! sharing the checkpointed value has been emitted: a resume neither misses nor repeats
-//! rows that tie on the cursor.
+//! `{"cursor": "<last value as text>", "column": "<cursor>"}`, checkpointing only where
+//! the cursor changes, so rows that tie on it are neither missed nor repeated
+//! ([`ferry_core::cursor`]).
 
 mod count;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
-use ferry_core::types::with_keys;
+use ferry_core::arrow_schema::{Schema, SchemaRef};
+use ferry_core::batcher::Batcher;
+use ferry_core::channel::{self, Sender};
+use ferry_core::cursor::Case;
 use ferry_core::{
-    BuildContext, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadMode,
-    ReadRequest, Rejected, Result, ResultExt, Source, StreamInfo,
+    BuildContext, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadRequest,
+    Result, ResultExt, Source, StreamInfo,
 };
+use ferry_sql::read::{self as sql, Query, ReadCursor, RowPump};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{MysqlQuery, MysqlSourceConfig};
+use crate::config::MysqlSourceConfig;
 use crate::core::{self, quote, ConnSettings, Kind, MyResultExt, Relation, Server};
-use crate::types::{self, RowBuilder};
+use crate::types::{self, Cursors, LastCursor, ReadColumns};
 
-/// Batches buffered between the reading task and the pipeline.
-const CHANNEL_BATCHES: usize = 2;
-/// Below this many rows (by the optimizer's estimate) a table is counted exactly.
-const COUNT_BELOW: u64 = 100_000;
 /// How long the server waits for the reader to take more rows (a slow destination may
 /// pause a read for a long time; the default 60 s would end the connection).
 const NET_WRITE_TIMEOUT_SECS: u32 = 86_400;
@@ -109,25 +106,28 @@ impl Source for MysqlSource {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
-        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-        let (ready_tx, ready_rx) = oneshot::channel();
         let inner = self.inner.clone();
         let stream = request.stream.clone();
-        tokio::spawn(read_task(inner, request, tx, ready_tx));
-        match ready_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.with("stream", &stream)),
-            Err(_) => {
-                return Err(Error::internal(
-                    "the MySQL reader stopped before it started",
-                ))
-            }
-        }
-        Ok(
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
-                .boxed(),
-        )
+        let start = async move {
+            let s = &inner.conn;
+            let mut conn = core::connect(s).await?;
+            conn.query_drop(format!(
+                "SET SESSION net_write_timeout = {NET_WRITE_TIMEOUT_SECS}"
+            ))
+            .await
+            .my(s)?;
+            // one snapshot for the estimate and the rows; a query that writes is refused
+            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .await
+                .my(s)?;
+            let plan = plan(&inner, &mut conn, &request).await?;
+            Ok((inner, conn, plan))
+        };
+        channel::spawn(channel::CAPACITY, start, run)
+            .await
+            .map_err(|e| e.with("stream", &stream))
     }
+
     async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {
         count::count(&self.inner, request).await
     }
@@ -169,196 +169,61 @@ async fn discover(inner: &Inner, conn: &mut Conn) -> Result<Catalog> {
     for q in &inner.cfg.queries {
         streams.push(query_stream(conn, q, s).await?.0);
     }
-    for (i, st) in streams.iter().enumerate() {
-        if streams[..i].iter().any(|o| o.name == st.name) {
-            return Err(Error::config(format!(
-                "two streams are named `{}` (a query has the name of a table or view, or a table is listed twice); rename the query",
-                st.name
-            )));
-        }
-    }
+    sql::unique_names(&streams, Case::Exact)?;
     Ok(Catalog::new(streams))
 }
 
 fn not_found(name: &str, relations: &[(String, Kind)], s: &ConnSettings) -> Error {
-    let names: Vec<&str> = relations.iter().map(|(n, _)| n.as_str()).collect();
+    let names = sql::listing(relations.iter().map(|(n, _)| n.as_str()));
     Error::new(
         ErrorKind::NotFound,
         format!(
-            "no table or view `{name}` in database `{}` (it has: {})",
-            s.database,
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
+            "no table or view `{name}` in database `{}` (it has: {names})",
+            s.database
         ),
     )
     .with("server", s.location())
 }
 
 fn table_stream(rel: &Relation) -> StreamInfo {
-    stream_info(
-        &rel.name,
-        types::table_schema(&rel.columns),
-        rel.primary_key.clone(),
-        None,
-    )
-}
-
-/// Whether discovery offers a column of this type as a cursor: int64, timestamp, date,
-/// and whole decimals (`BIGINT UNSIGNED` keys).
-fn offered_cursor(ty: FerryType) -> bool {
-    types::is_cursor_candidate(ty) || matches!(ty, FerryType::Decimal { scale: 0, .. })
-}
-
-/// A stream's description: schema with keys, cursor candidates (the configured
-/// `cursor` first, then a one-column primary key, then columns named like an update
-/// time, then the other int64, timestamp and date columns in order).
-fn stream_info(name: &str, schema: Schema, key: Vec<String>, cursor: Option<&str>) -> StreamInfo {
-    let mut ranked: Vec<(u8, usize, String)> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| FerryType::of(f).is_some_and(offered_cursor))
-        .map(|(i, f)| {
-            let lower = f.name().to_lowercase();
-            let rank = if cursor.is_some_and(|c| c.eq_ignore_ascii_case(f.name())) {
-                0
-            } else if key.len() == 1 && key[0] == *f.name() {
-                1
-            } else if lower.contains("updated") || lower.contains("modified") {
-                2
-            } else {
-                3
-            };
-            (rank, i, f.name().clone())
-        })
-        .collect();
-    ranked.sort();
-    let mut candidates: Vec<String> = ranked.into_iter().map(|(_, _, n)| n).collect();
-    if let Some(c) = cursor {
-        if !candidates.iter().any(|n| n.eq_ignore_ascii_case(c)) {
-            candidates.insert(0, c.to_string());
-        }
-    }
-    let incremental = schema
-        .fields()
-        .iter()
-        .any(|f| FerryType::of(f).is_some_and(types::cursor_supported));
-    let schema = with_keys(&schema, &key, candidates.first().map(String::as_str));
-    let info = StreamInfo::new(name, schema).with_primary_key(key);
-    if incremental {
-        info.incremental(candidates)
-    } else {
-        info
-    }
+    let schema = types::table_schema(&rel.columns);
+    sql::stream_info(&rel.name, schema, rel.primary_key.clone(), None, &Cursors)
 }
 
 /// The stream of a configured query: columns and types from the prepared statement's
 /// metadata, overridden by `columns`.
 async fn query_stream(
     conn: &mut Conn,
-    q: &MysqlQuery,
+    q: &Query,
     s: &ConnSettings,
 ) -> Result<(StreamInfo, String)> {
-    let sql = core::clean_sql(&q.sql).to_string();
-    let bad = |msg: String| {
-        Error::config(format!("query `{}`: {msg}", q.name)).with("server", s.location())
-    };
+    let sql = sql::clean_sql(&q.sql).to_string();
+    let on_server = |e: Error| e.with("server", s.location());
+    let bad = |msg: &str| on_server(Error::config(format!("query `{}`: {msg}", q.name)));
+    let keep = [
+        ErrorKind::Temporary,
+        ErrorKind::Unreachable,
+        ErrorKind::PermissionDenied,
+        ErrorKind::AuthFailed,
+    ];
     let stmt = conn.prep(sql.as_str()).await.map_err(|e| {
-        let mapped = core::map_err(e, s);
-        let kind = match mapped.kind() {
-            k @ (ErrorKind::Temporary
-            | ErrorKind::Unreachable
-            | ErrorKind::PermissionDenied
-            | ErrorKind::AuthFailed) => k,
-            _ => ErrorKind::ConfigInvalid,
-        };
-        Error::new(
-            kind,
-            format!("query `{}` is not valid: {}", q.name, mapped.message()),
-        )
-        .with("server", s.location())
+        let what = format!("query `{}` is not valid", q.name);
+        on_server(sql::invalid_query(&what, core::map_err(e, s), &keep))
     })?;
     if stmt.num_params() > 0 {
-        return Err(bad(
-            "has `?` parameters; write the values into the query".into()
-        ));
+        return Err(bad("has `?` parameters; write the values into the query"));
     }
     let columns = stmt.columns();
     let _ = conn.close(stmt).await;
     if columns.is_empty() {
-        return Err(bad(
-            "returns no columns; it must be one read-only SELECT".into()
-        ));
+        return Err(bad("returns no columns; it must be one read-only SELECT"));
     }
-    let mut fields: Vec<Field> = Vec::new();
-    for col in columns.iter() {
-        let name = col.name_str().into_owned();
-        if fields.iter().any(|f| f.name().eq_ignore_ascii_case(&name)) {
-            return Err(bad(format!(
-                "returns two columns named `{name}`; give one an alias (`AS other`)"
-            )));
-        }
-        let ty = match q
-            .columns
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
-        {
-            Some((_, t)) => FerryType::parse(t)
-                .ok_or_else(|| bad(format!("column `{name}` has unknown type `{t}`")))?,
-            None => types::column_type_from_meta(col),
-        };
-        fields.push(ty.field(name, true));
-    }
-    let has = |c: &str| {
-        fields
-            .iter()
-            .find(|f| f.name().eq_ignore_ascii_case(c))
-            .map(|f| f.name().clone())
-    };
-    let listed: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
-    for c in q.columns.keys() {
-        if has(c).is_none() {
-            return Err(bad(format!(
-                "`columns` names `{c}`, which the query does not return (it returns: {})",
-                listed.join(", ")
-            )));
-        }
-    }
-    let mut key = Vec::new();
-    for k in &q.primary_key {
-        key.push(has(k).ok_or_else(|| {
-            bad(format!(
-                "primary key column `{k}` is not returned (it returns: {})",
-                listed.join(", ")
-            ))
-        })?);
-    }
-    let cursor = match &q.cursor {
-        Some(c) => {
-            let name = has(c).ok_or_else(|| {
-                bad(format!(
-                    "cursor `{c}` is not returned (it returns: {})",
-                    listed.join(", ")
-                ))
-            })?;
-            let f = fields
-                .iter()
-                .find(|f| *f.name() == name)
-                .expect("found above");
-            let ty = FerryType::of(f).expect("Ferry field");
-            if !types::cursor_supported(ty) {
-                return Err(bad(format!(
-                    "cursor `{c}` is {ty}; a cursor must be int64, decimal, float64, date, timestamp or string"
-                )));
-            }
-            Some(name)
-        }
-        None => None,
-    };
-    let info = stream_info(&q.name, Schema::new(fields), key, cursor.as_deref());
+    let result = columns
+        .iter()
+        .map(|c| (c.name_str().into_owned(), types::column_type_from_meta(c)));
+    let cols = sql::query_columns(q, result, &Cursors).map_err(on_server)?;
+    let schema = Schema::new(cols.fields);
+    let info = sql::stream_info(&q.name, schema, cols.key, cols.cursor.as_deref(), &Cursors);
     Ok((info, sql))
 }
 
@@ -390,58 +255,36 @@ struct ReadPlan {
     schema: SchemaRef,
     sql: String,
     params: Vec<Value>,
-    /// Column index, name and type of the cursor (incremental reads).
-    cursor: Option<(usize, String, FerryType)>,
+    /// The cursor of an incremental read.
+    cursor: Option<ReadCursor>,
     /// The table to estimate rows of (full reads of tables), with the optimizer's guess.
     estimate: Option<(String, Option<u64>)>,
     limit: Option<u64>,
+    batch_size: usize,
 }
 
 async fn plan(inner: &Inner, conn: &mut Conn, req: &ReadRequest) -> Result<ReadPlan> {
     let (info, origin) = resolve(inner, conn, &req.stream).await?;
-    let schema = info.schema.clone();
-    let incremental = req.mode == ReadMode::Incremental;
-    let mut cursor = None;
+    let cursor = ReadCursor::of(req, &info, &Cursors)?;
     let mut params = Vec::new();
     let mut filter = None;
-    if incremental {
-        let name = req.cursor.clone().or_else(|| info.default_cursor.clone()).ok_or_else(|| {
-            Error::config(format!(
-                "stream `{}` has no int64, timestamp or date column to read incrementally by; name a cursor column",
-                req.stream
-            ))
-        })?;
-        let (index, field) = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.name().eq_ignore_ascii_case(&name))
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "cursor `{name}` is not a column of stream `{}`",
-                    req.stream
-                ))
-            })?;
-        let ty = FerryType::of(field).unwrap_or(FerryType::String);
-        if !types::cursor_supported(ty) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("cursor `{name}` is {ty}; a cursor must be int64, decimal, float64, date, timestamp or string"),
-            ));
-        }
-        let col = quote(field.name());
-        if let Some(text) = saved_cursor(req.state.as_ref(), field.name())? {
-            let (param, compare) = bind_value(&text, ty)?;
-            params.push(param);
-            filter = Some(match (ty, compare) {
-                (FerryType::String, _) => format!("CAST({col} AS BINARY) > CAST(? AS BINARY)"),
-                (FerryType::Decimal { .. }, Compare::Decimal) => {
-                    format!("{col} > CAST(? AS DECIMAL(65,30))")
-                }
-                _ => format!("{col} > ?"),
-            });
-        }
-        cursor = Some((index, field.name().clone(), ty));
+    if let Some(ReadCursor {
+        after: Some(text),
+        ty,
+        name,
+        ..
+    }) = &cursor
+    {
+        let col = quote(name);
+        let (param, compare) = bind_value(text, *ty)?;
+        params.push(param);
+        filter = Some(match (ty, compare) {
+            (FerryType::String, _) => format!("CAST({col} AS BINARY) > CAST(? AS BINARY)"),
+            (FerryType::Decimal { .. }, Compare::Decimal) => {
+                format!("{col} > CAST(? AS DECIMAL(65,30))")
+            }
+            _ => format!("{col} > ?"),
+        });
     }
     let base = match &origin {
         Origin::Table(rel) => {
@@ -455,26 +298,14 @@ async fn plan(inner: &Inner, conn: &mut Conn, req: &ReadRequest) -> Result<ReadP
         }
         Origin::Query { sql } if cursor.is_none() && req.limit.is_none() => sql.clone(),
         // on lines of their own: the query may end in a `-- comment`
-        Origin::Query { sql } => format!("SELECT * FROM (\n{sql}\n) AS `_ferry_q`"),
+        Origin::Query { sql } => format!("SELECT * FROM (\n{sql}\n) AS `{}`", sql::QUERY_ALIAS),
     };
-    let mut sql = base;
-    if let Some(f) = filter {
-        sql.push_str(" WHERE ");
-        sql.push_str(&f);
-    }
-    if let Some((_, name, ty)) = &cursor {
-        let col = quote(name);
-        if *ty == FerryType::String {
-            sql.push_str(&format!(" ORDER BY CAST({col} AS BINARY)"));
-        } else {
-            sql.push_str(&format!(" ORDER BY {col}"));
-        }
-    }
-    if let Some(limit) = req.limit {
-        sql.push_str(&format!(" LIMIT {limit}"));
-    }
+    let order = cursor.as_ref().map(|c| match c.ty {
+        FerryType::String => format!("CAST({} AS BINARY)", quote(&c.name)),
+        _ => quote(&c.name),
+    });
     // counting runs a view's query: only tables get an estimate
-    let estimate = match (&origin, incremental) {
+    let estimate = match (&origin, cursor.is_some()) {
         (Origin::Table(rel), false) if rel.kind == Kind::Table => {
             Some((rel.name.clone(), rel.rows_estimate))
         }
@@ -482,30 +313,13 @@ async fn plan(inner: &Inner, conn: &mut Conn, req: &ReadRequest) -> Result<ReadP
     };
     Ok(ReadPlan {
         stream: req.stream.clone(),
-        schema,
-        sql,
+        schema: info.schema.clone(),
+        sql: sql::read_sql(base, filter.as_deref(), order.as_deref(), req.limit),
         params,
         cursor,
         estimate,
         limit: req.limit,
-    })
-}
-
-/// The cursor value of a saved state, checking it was taken with the same cursor column.
-fn saved_cursor(state: Option<&serde_json::Value>, column: &str) -> Result<Option<String>> {
-    let Some(state) = state else { return Ok(None) };
-    if let Some(saved) = state.get("column").and_then(|c| c.as_str()) {
-        if !saved.eq_ignore_ascii_case(column) {
-            return Err(Error::config(format!(
-                "the saved state was taken with cursor `{saved}`, this run reads by `{column}`; \
-                 sync with --full-refresh (or `ferry state reset`) to start over"
-            )));
-        }
-    }
-    Ok(match state.get("cursor") {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
+        batch_size: req.batch_size.max(1),
     })
 }
 
@@ -565,188 +379,54 @@ fn bind_value(text: &str, ty: FerryType) -> Result<(Value, Compare)> {
     })
 }
 
-/// The state saving `v` (the cursor of the last row emitted) as text; `None` for NULL.
-fn cursor_state(v: &Value, ty: FerryType, column: &str) -> Option<serde_json::Value> {
-    let text = match (v, ty) {
-        (Value::NULL, _) => return None,
-        (Value::Int(i), _) => i.to_string(),
-        (Value::UInt(u), _) => u.to_string(),
-        (Value::Double(f), _) => format!("{f:?}"),
-        // the exact value the server compares, not the shortest decimal form
-        (Value::Float(f), _) => format!("{:?}", *f as f64),
-        // a zero date (`0000-00-00`) reads as NULL, and saves no state either
-        (Value::Date(_, m, d, ..), _) if *m == 0 || *d == 0 => return None,
-        (Value::Date(y, m, d, ..), FerryType::Date) => format!("{y:04}-{m:02}-{d:02}"),
-        (Value::Date(y, m, d, h, mi, s, us), _) => {
-            format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
-        }
-        (Value::Bytes(b), _) => String::from_utf8_lossy(b).into_owned(),
-        (Value::Time(..), _) => return None,
-    };
-    Some(serde_json::json!({ "cursor": text, "column": column }))
-}
-
-type Tx = mpsc::Sender<Result<Message>>;
-
-/// How a pump ended.
-enum Flow {
-    /// Every row was sent.
-    Done,
-    /// The receiver went away: the rest of the result is not wanted.
-    Stopped,
-}
-
-async fn read_task(
-    inner: Arc<Inner>,
-    req: ReadRequest,
-    tx: Tx,
-    ready: oneshot::Sender<Result<()>>,
-) {
+/// Streams a planned read, then ends its transaction, or kills the query when the
+/// reader stopped early or it failed.
+async fn run((inner, mut conn, plan): (Arc<Inner>, Conn, ReadPlan), tx: Sender) -> Result<()> {
     let s = &inner.conn;
-    let setup = async {
-        let mut conn = core::connect(s).await?;
-        conn.query_drop(format!(
-            "SET SESSION net_write_timeout = {NET_WRITE_TIMEOUT_SECS}"
-        ))
-        .await
-        .my(s)?;
-        // one snapshot for the estimate and the rows; a query that writes is refused
-        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            .await
-            .my(s)?;
-        let plan = plan(&inner, &mut conn, &req).await?;
-        Ok::<_, Error>((conn, plan))
-    };
-    let (mut conn, plan) = match setup.await {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    if ready.send(Ok(())).is_err() {
-        let _ = conn.disconnect().await;
-        return;
-    }
     let id = conn.id();
-    match pump(&mut conn, &plan, &req, s, &tx).await {
-        Ok(Flow::Done) => {
-            let _ = conn.query_drop("COMMIT").await;
-            let _ = conn.disconnect().await;
-        }
-        Ok(Flow::Stopped) => {
-            // dropping a connection in the middle of a result would read it to its end
-            core::kill(s, id).await;
-        }
-        Err(e) => {
-            core::kill(s, id).await;
-            let _ = tx.send(Err(e.with("stream", &plan.stream))).await;
-        }
+    let pumped = pump(&mut conn, &plan, s, &tx).await;
+    if let Ok(true) = pumped {
+        let _ = conn.query_drop("COMMIT").await;
+        let _ = conn.disconnect().await;
+    } else {
+        // dropping a connection in the middle of a result would read it to its end
+        core::kill(s, id).await;
     }
+    pumped.map(drop).map_err(|e| e.with("stream", &plan.stream))
 }
 
-/// Streams the plan's rows into `tx` as batches, checkpoints and rejected rows.
-async fn pump(
-    conn: &mut Conn,
-    plan: &ReadPlan,
-    req: &ReadRequest,
-    s: &ConnSettings,
-    tx: &Tx,
-) -> Result<Flow> {
-    macro_rules! send {
-        ($m:expr) => {
-            if tx.send(Ok($m)).await.is_err() {
-                return Ok(Flow::Stopped);
-            }
-        };
-    }
+/// Streams the plan's rows into `tx` as batches, checkpoints and rejected rows. Returns
+/// whether it read to the end (`false`: the receiver is gone).
+async fn pump(conn: &mut Conn, plan: &ReadPlan, s: &ConnSettings, tx: &Sender) -> Result<bool> {
     if let Some((table, guess)) = &plan.estimate {
-        let n = match guess {
-            Some(n) if *n >= COUNT_BELOW => *n,
-            _ => {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM {}.{}",
-                    quote(&s.database),
-                    quote(table)
-                );
-                let n: Option<u64> = conn.query_first(sql).await.my(s).ctx("table", table)?;
-                n.unwrap_or(0)
-            }
-        };
-        send!(Message::Estimate(plan.limit.map_or(n, |l| l.min(n))));
+        let n = count::table_rows(conn, s, table, *guess).await?;
+        let n = n.rows.unwrap_or(0);
+        if !tx
+            .send(Message::Estimate(plan.limit.map_or(n, |l| l.min(n))))
+            .await
+        {
+            return Ok(false);
+        }
     }
-    let batch_size = req.batch_size.max(1);
     let mut result = conn
         .exec_iter(plan.sql.as_str(), plan.params.clone())
         .await
         .my(s)
         .ctx("table", &plan.stream)?;
-    let mut builder = RowBuilder::new(plan.schema.clone(), batch_size);
-    let mut last: Option<Value> = None;
-    let mut read: u64 = 0;
+    let columns = ReadColumns::new(&plan.schema, plan.batch_size);
+    let batcher = Batcher::new(plan.schema.clone(), plan.batch_size, columns);
+    let checkpoints = ReadCursor::checkpointer(plan.cursor.as_ref(), |c| LastCursor::new(c.ty));
+    let mut pump = RowPump::new(batcher, checkpoints, &plan.stream);
     // a statement without a result set (it cannot happen for a SELECT) reads as empty
     if let Some(mut rows) = result.stream::<Row>().await.my(s)? {
         while let Some(row) = rows.next().await {
             let row = row.my(s).ctx("table", &plan.stream)?;
-            if builder.len() >= builder.capacity() {
-                // a checkpoint only where the cursor changes: every row tying with the
-                // checkpointed value is in the batches before it
-                let boundary = match &plan.cursor {
-                    Some((i, _, _)) => last.as_ref() != row.as_ref(*i),
-                    None => true,
-                };
-                send!(Message::Batch(builder.finish()?));
-                if boundary {
-                    let state = match &plan.cursor {
-                        Some((_, name, ty)) => {
-                            last.as_ref().and_then(|v| cursor_state(v, *ty, name))
-                        }
-                        None => Some(serde_json::json!({ "rows": read })),
-                    };
-                    if let Some(st) = state {
-                        send!(Message::Checkpoint(st));
-                    }
-                }
-            }
-            read += 1;
-            let pushed = builder.push(&row);
-            if let Some((i, _, _)) = &plan.cursor {
-                last = row.as_ref(*i).cloned();
-            }
-            if let Err((bad, good)) = pushed {
-                if let Some(good) = good {
-                    send!(Message::Batch(good));
-                }
-                let raw: serde_json::Map<String, serde_json::Value> = plan
-                    .schema
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.name().clone(), types::value_json(row.as_ref(i))))
-                    .collect();
-                send!(Message::Rejected(Rejected {
-                    position: ferry_core::Position {
-                        file: None,
-                        line: None,
-                        column: Some(bad.column as u64 + 1),
-                        key: Some(format!("{} row {read}", plan.stream)),
-                    },
-                    raw: serde_json::Value::Object(raw).to_string(),
-                    message: bad.message,
-                }));
+            if !tx.send_all(pump.row(&row)?).await {
+                return Ok(false);
             }
         }
     }
     drop(result);
-    if builder.len() > 0 {
-        send!(Message::Batch(builder.finish()?));
-    }
-    let state = match &plan.cursor {
-        Some((_, name, ty)) => last.as_ref().and_then(|v| cursor_state(v, *ty, name)),
-        None => Some(serde_json::json!({ "rows": read })),
-    };
-    if let Some(st) = state {
-        send!(Message::Checkpoint(st));
-    }
-    Ok(Flow::Done)
+    let done = tx.send_all(pump.end()?).await;
+    Ok(done)
 }

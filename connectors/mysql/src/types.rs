@@ -27,8 +27,10 @@ use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::{
     Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
 };
-use ferry_core::arrow_array::{Array, ArrayRef, RecordBatch};
+use ferry_core::arrow_array::{Array, ArrayRef};
 use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
+use ferry_core::batcher::{Appender, Columns};
+use ferry_core::cursor::{Case, Cursor, CursorOf};
 use ferry_core::values::{preview, ColumnBuilder};
 use ferry_core::FerryType;
 use mysql_async::consts::{ColumnFlags, ColumnType};
@@ -197,25 +199,31 @@ pub fn compatible(existing: FerryType, incoming: FerryType) -> bool {
     }
 }
 
-/// Whether discovery offers a column of this type as a cursor candidate.
-pub(crate) fn is_cursor_candidate(ty: FerryType) -> bool {
-    matches!(
-        ty,
-        FerryType::Int64 | FerryType::Timestamp | FerryType::Date
-    )
-}
+/// Which columns a read can go by: numbers, dates, timestamps and text; discovery offers
+/// int64, timestamp, date and whole decimal (`BIGINT UNSIGNED` keys) columns.
+pub(crate) struct Cursors;
 
-/// Whether a column of this type can serve as a cursor at all.
-pub(crate) fn cursor_supported(ty: FerryType) -> bool {
-    matches!(
-        ty,
-        FerryType::Int64
+impl ferry_sql::read::Cursors for Cursors {
+    const CASE: Case = Case::Ignore;
+
+    fn supported(&self, _: usize, ty: FerryType) -> Result<(), String> {
+        match ty {
+            FerryType::Int64
             | FerryType::Float64
             | FerryType::Decimal { .. }
             | FerryType::Date
             | FerryType::Timestamp
-            | FerryType::String
-    )
+            | FerryType::String => Ok(()),
+            ty => Err(format!(
+                "{ty}; a cursor must be int64, decimal, float64, date, timestamp or string"
+            )),
+        }
+    }
+
+    fn offered(&self, _: usize, ty: FerryType) -> bool {
+        ferry_sql::read::is_cursor_candidate(ty)
+            || matches!(ty, FerryType::Decimal { scale: 0, .. })
+    }
 }
 
 /// The Arrow schema of a table's columns, and its primary key.
@@ -562,29 +570,20 @@ fn utf8(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|_| "text is not valid UTF-8".to_string())
 }
 
-/// A value that could not be read into its column.
-#[derive(Debug)]
-pub(crate) struct BadValue {
-    /// Zero-based column index.
-    pub column: usize,
-    /// What was wrong, naming the column.
-    pub message: String,
-}
-
-/// Builds batches of one schema from MySQL rows, keeping rows whole.
-pub(crate) struct RowBuilder {
-    schema: SchemaRef,
+/// The column builders of a read, filled from MySQL rows by a [`Batcher`], which keeps
+/// rows whole.
+///
+/// [`Batcher`]: ferry_core::batcher::Batcher
+pub(crate) struct ReadColumns {
     types: Vec<FerryType>,
     nullable: Vec<bool>,
     cols: Vec<Col>,
-    capacity: usize,
-    rows: usize,
     scratch: String,
 }
 
-impl RowBuilder {
-    /// A builder for `schema` (every field a Ferry type) with room for `capacity` rows.
-    pub fn new(schema: SchemaRef, capacity: usize) -> RowBuilder {
+impl ReadColumns {
+    /// Columns for `schema` (every field a Ferry type) with room for `capacity` rows.
+    pub fn new(schema: &SchemaRef, capacity: usize) -> ReadColumns {
         let types: Vec<FerryType> = schema
             .fields()
             .iter()
@@ -592,93 +591,102 @@ impl RowBuilder {
             .collect();
         let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
         let cols = types.iter().map(|t| Col::new(*t, capacity)).collect();
-        RowBuilder {
-            schema,
+        ReadColumns {
             types,
             nullable,
             cols,
-            capacity,
-            rows: 0,
             scratch: String::new(),
         }
     }
+}
 
-    /// Rows appended since the last batch was taken.
-    pub fn len(&self) -> usize {
-        self.rows
+impl Columns for ReadColumns {
+    fn append_null(&mut self, column: usize) {
+        self.cols[column].append_null();
     }
 
-    /// The batch capacity the builder was made for.
-    pub fn capacity(&self) -> usize {
-        self.capacity
+    fn finish(&mut self, column: usize) -> ArrayRef {
+        self.cols[column].finish()
     }
+}
 
-    /// Appends one row. On a bad value nothing of the row stays in the builder, but the
-    /// good rows before it are taken out as a batch (returned with the error), so a
-    /// batch never holds part of a row. A zero date (`0000-00-00`) reads as NULL where
-    /// the column allows NULL.
-    pub fn push(&mut self, row: &Row) -> Result<(), (BadValue, Option<RecordBatch>)> {
-        if row.len() != self.cols.len() {
-            let message = format!(
-                "the query returned {} columns, the stream's schema has {}",
-                row.len(),
-                self.cols.len()
-            );
-            return Err(self.cut(0, message));
+impl Appender<Row> for ReadColumns {
+    fn check(&self, row: &Row) -> Result<(), String> {
+        if row.len() == self.cols.len() {
+            return Ok(());
         }
-        for i in 0..self.cols.len() {
-            let v = row.as_ref(i).unwrap_or(&Value::NULL);
-            let result = if *v == Value::NULL || (is_zero_date(v) && self.nullable[i]) {
-                if self.nullable[i] {
-                    self.cols[i].append_null();
-                    Ok(())
-                } else {
-                    Err("NULL in a column that does not allow NULL".to_string())
-                }
-            } else {
-                let bit = matches!(v, Value::Bytes(_))
-                    && row.columns_ref()[i].column_type() == ColumnType::MYSQL_TYPE_BIT;
-                self.cols[i].append(self.types[i], v, bit, &mut self.scratch)
-            };
-            if let Err(m) = result {
-                return Err(self.cut(i, m));
+        Err(format!(
+            "the query returned {} columns, the stream's schema has {}",
+            row.len(),
+            self.cols.len()
+        ))
+    }
+
+    /// A zero date (`0000-00-00`) reads as NULL where the column allows NULL.
+    fn append(&mut self, row: &Row, i: usize) -> Result<bool, String> {
+        let v = row.as_ref(i).unwrap_or(&Value::NULL);
+        if *v == Value::NULL || (is_zero_date(v) && self.nullable[i]) {
+            return Ok(false);
+        }
+        let bit = matches!(v, Value::Bytes(_))
+            && row.columns_ref()[i].column_type() == ColumnType::MYSQL_TYPE_BIT;
+        self.cols[i].append(self.types[i], v, bit, &mut self.scratch)?;
+        Ok(true)
+    }
+
+    fn json(&self, row: &Row, i: usize) -> serde_json::Value {
+        value_json(row.as_ref(i))
+    }
+}
+
+/// The cursor value of the last row read, compared as the server's `=` does for values
+/// of one column, saved as text of the column's type `ty`.
+pub(crate) struct LastCursor {
+    ty: FerryType,
+    value: Option<Value>,
+}
+
+impl LastCursor {
+    /// A cursor of a column of type `ty`, nothing kept yet.
+    pub fn new(ty: FerryType) -> LastCursor {
+        LastCursor { ty, value: None }
+    }
+}
+
+impl Cursor for LastCursor {
+    /// The value as text; `None` for NULL.
+    fn saved(&self) -> ferry_core::Result<Option<serde_json::Value>> {
+        let Some(v) = &self.value else {
+            return Ok(None);
+        };
+        let text = match (v, self.ty) {
+            (Value::NULL, _) => return Ok(None),
+            (Value::Int(i), _) => i.to_string(),
+            (Value::UInt(u), _) => u.to_string(),
+            (Value::Double(f), _) => format!("{f:?}"),
+            // the exact value the server compares, not the shortest decimal form
+            (Value::Float(f), _) => format!("{:?}", *f as f64),
+            // a zero date (`0000-00-00`) reads as NULL, and saves no state either
+            (Value::Date(_, m, d, ..), _) if *m == 0 || *d == 0 => return Ok(None),
+            (Value::Date(y, m, d, ..), FerryType::Date) => format!("{y:04}-{m:02}-{d:02}"),
+            (Value::Date(y, m, d, h, mi, s, us), _) => {
+                format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
             }
-        }
-        self.rows += 1;
+            (Value::Bytes(b), _) => String::from_utf8_lossy(b).into_owned(),
+            (Value::Time(..), _) => return Ok(None),
+        };
+        Ok(Some(text.into()))
+    }
+}
+
+impl CursorOf<Row> for LastCursor {
+    fn keep(&mut self, row: &Row, column: usize) -> ferry_core::Result<()> {
+        self.value = row.as_ref(column).cloned();
         Ok(())
     }
 
-    /// After column `failed` of the current row failed: completes the row with NULLs,
-    /// takes the columns, and keeps only the rows before it.
-    fn cut(&mut self, failed: usize, message: String) -> (BadValue, Option<RecordBatch>) {
-        for c in &mut self.cols[failed..] {
-            c.append_null();
-        }
-        let good = self.rows;
-        let arrays: Vec<ArrayRef> = self
-            .cols
-            .iter_mut()
-            .map(|c| c.finish().slice(0, good))
-            .collect();
-        self.rows = 0;
-        let name = self.schema.field(failed).name().clone();
-        let bad = BadValue {
-            column: failed,
-            message: format!("column `{name}`: {message}"),
-        };
-        let batch = (good > 0)
-            .then(|| RecordBatch::try_new(self.schema.clone(), arrays).ok())
-            .flatten();
-        (bad, batch)
-    }
-
-    /// Takes the rows appended so far as a batch.
-    pub fn finish(&mut self) -> ferry_core::Result<RecordBatch> {
-        let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(|c| c.finish()).collect();
-        self.rows = 0;
-        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| {
-            ferry_core::Error::internal(format!("columns of a read batch disagree: {e}"))
-        })
+    fn same(&self, row: &Row, column: usize) -> ferry_core::Result<bool> {
+        Ok(self.value.as_ref() == row.as_ref(column))
     }
 }
 

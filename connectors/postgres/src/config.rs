@@ -184,25 +184,9 @@ pub struct ParallelRead {
     pub column: Option<String>,
 }
 
-/// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresQuery {
-    /// The stream's name (required), unique among tables, views and queries.
-    pub name: String,
-    /// One `SELECT` (or `VALUES`, `TABLE`, `WITH … SELECT`) statement (required). It runs
-    /// in a read-only transaction, wrapped as `SELECT … FROM (<sql>) AS q`; incremental
-    /// reads add `WHERE cursor > … ORDER BY cursor`. Column types are the result's (cast
-    /// in SQL to choose one, e.g. `total::numeric(12,2)`).
-    pub sql: String,
-    /// Columns that identify a row (default: none).
-    #[serde(default)]
-    pub primary_key: Vec<String>,
-    /// The cursor used when the stream config names none (default: the first int64,
-    /// timestamp or date column).
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
+/// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`. Its
+/// column types are the result's (cast in SQL to choose one): it takes no `columns`.
+pub type PostgresQuery = ferry_sql::read::Query;
 
 postgres_config! {
     /// Configuration of a `postgres` destination.
@@ -296,7 +280,13 @@ impl PostgresSourceConfig {
             if !names.insert(q.name.as_str()) {
                 return Err(Error::config(format!("two queries are named `{}`", q.name)));
             }
-            if crate::core::clean_sql(&q.sql).is_empty() {
+            if !q.columns.is_empty() {
+                return Err(Error::config(format!(
+                    "query `{}`: `columns` is not taken here: the result's types are used; cast in SQL to choose one (e.g. `total::numeric(12,2)`)",
+                    q.name
+                )));
+            }
+            if ferry_sql::read::clean_sql(&q.sql).is_empty() {
                 return Err(Error::config(format!(
                     "query `{}` has an empty `sql`",
                     q.name
@@ -600,6 +590,20 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{bad}: {e}");
             assert!(!format!("{e} {e:?}").contains("sekrit-canary"), "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_query_takes_its_types_from_the_result() {
+        let e = src("database = \"d\"\nuser = \"u\"\nqueries = [{ name = \"q\", sql = \"SELECT 1 AS n\", columns = { n = \"string\" } }]")
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(
+            e.message()
+                .contains("query `q`: `columns` is not taken here"),
+            "{e}"
+        );
+        src("database = \"d\"\nuser = \"u\"\nqueries = [{ name = \"q\", sql = \"SELECT 1\" }]")
+            .unwrap();
     }
 
     #[test]

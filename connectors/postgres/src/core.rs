@@ -653,12 +653,6 @@ pub(crate) fn literal(text: &str) -> String {
     s
 }
 
-/// A configured query without surrounding space and trailing `;`.
-pub(crate) fn clean_sql(sql: &str) -> &str {
-    sql.trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-}
-
 // ----------------------------------------------------------------------------------------
 // Catalog
 

@@ -7,10 +7,9 @@
 //! it is full, so a slow destination makes the server wait.
 //!
 //! Incremental reads add `WHERE cursor > '<saved value>' ORDER BY cursor` and save
-//! `{"cursor": "<last value as text>", "column": "<cursor>"}`. A checkpoint is emitted
-//! only where the next row's cursor differs from the last emitted one, so every row
-//! sharing the checkpointed value has been emitted: a resume neither misses nor repeats
-//! rows that tie on the cursor.
+//! `{"cursor": "<last value as text>", "column": "<cursor>"}`, checkpointing only where
+//! the cursor changes, so rows that tie on it are neither missed nor repeated
+//! ([`ferry_core::cursor`]).
 //!
 //! Full reads of a stream listed in `parallel` are split by key ranges and read over
 //! several connections at once (see the `parallel` module).
@@ -24,26 +23,23 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
-use ferry_core::types::with_keys;
+use ferry_core::batcher::Batcher;
+use ferry_core::channel::{self, Sender};
+use ferry_core::cursor::{Case, Checkpointer};
 use ferry_core::{
-    BuildContext, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadMode,
-    ReadRequest, Rejected, Result, ResultExt, Source, StreamInfo,
+    BuildContext, Catalog, Error, ErrorKind, MessageStream, ReadMode, ReadRequest, Result,
+    ResultExt, Source, StreamInfo,
 };
+use ferry_sql::read::{self as sql, Query, ReadCursor, RowPump, QUERY_ALIAS};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyOutStream};
 
-use crate::config::{ParallelRead, PostgresQuery, PostgresSourceConfig};
+use crate::config::{ParallelRead, PostgresSourceConfig};
 use crate::core::{
     self, literal, qualified, quote, retry, within, ConnSettings, Pg, PgResultExt, RelKind,
     Relation,
 };
-use crate::types::{self, CopyReader, Next, PgKind, PgType, RowBuilder};
-
-/// Batches buffered between the reading task and the pipeline.
-const CHANNEL_BATCHES: usize = 2;
-/// Alias of a configured query in the statements that wrap it.
-const QUERY_ALIAS: &str = "_ferry_q";
+use crate::types::{CopyReader, CopyRow, Cursors, LastCursor, Next, PgKind, PgType, ReadColumns};
 
 /// Reads tables, views and queries of a PostgreSQL database.
 #[derive(Clone)]
@@ -55,7 +51,7 @@ struct Inner {
     pg: Pg,
     schemas: Vec<String>,
     tables: Option<Vec<String>>,
-    queries: Vec<PostgresQuery>,
+    queries: Vec<Query>,
     parallel: Vec<ParallelRead>,
     exact_count: bool,
 }
@@ -201,7 +197,7 @@ async fn read(inner: Arc<Inner>, request: ReadRequest) -> Result<MessageStream> 
                 .await
                 .ctx("stream", &stream)?
             {
-                return Ok(receive(rx));
+                return Ok(rx);
             }
         }
     }
@@ -210,17 +206,12 @@ async fn read(inner: Arc<Inner>, request: ReadRequest) -> Result<MessageStream> 
     let (client, plan, copy, first) = retry(|| within(s, what, setup(&inner, &request)))
         .await
         .ctx("stream", &stream)?;
-    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+    let (tx, rx) = channel::channel(channel::CAPACITY);
     let batch_size = request.batch_size.max(1);
     tokio::spawn(async move {
         run_copy(&inner, client, &plan, copy, first, batch_size, &tx).await;
     });
-    Ok(receive(rx))
-}
-
-/// The messages of a channel as a stream.
-fn receive(rx: mpsc::Receiver<Result<Message>>) -> MessageStream {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }).boxed()
+    Ok(rx)
 }
 
 /// Streams one started COPY into `tx` (an error as the last message), then ends the
@@ -233,12 +224,12 @@ async fn run_copy(
     copy: Pin<Box<CopyOutStream>>,
     first: Option<Bytes>,
     batch_size: usize,
-    tx: &Tx,
+    tx: &Sender,
 ) -> bool {
     let finished = match pump(plan, copy, first, batch_size, tx, &inner.pg.settings).await {
         Ok(finished) => finished,
         Err(e) => {
-            let _ = tx.send(Err(e.with("stream", &plan.stream))).await;
+            tx.fail(e.with("stream", &plan.stream)).await;
             false
         }
     };
@@ -289,11 +280,7 @@ async fn discover(inner: &Inner) -> Result<Catalog> {
     let s = &inner.pg.settings;
     let client = inner.pg.connect().await?;
     client.batch_execute("BEGIN READ ONLY").await.pg(s)?;
-    let relations: Vec<Relation> = core::relations(&client, &inner.schemas, None, s)
-        .await?
-        .into_iter()
-        .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
-        .collect();
+    let relations = relations(&client, &inner.schemas, None, s).await?;
     let mut streams = Vec::new();
     match &inner.tables {
         None => {
@@ -312,16 +299,21 @@ async fn discover(inner: &Inner) -> Result<Catalog> {
     for q in &inner.queries {
         streams.push(query_stream(&client, q, s).await?.info);
     }
-    for (i, st) in streams.iter().enumerate() {
-        if streams[..i].iter().any(|o| o.name == st.name) {
-            return Err(Error::config(format!(
-                "two streams are named `{}` (a query has the name of a table or view, or a table is listed twice); rename the query",
-                st.name
-            )));
-        }
-    }
+    sql::unique_names(&streams, Case::Exact)?;
     let _ = client.batch_execute("COMMIT").await;
     Ok(Catalog::new(streams))
+}
+
+/// The relations of `schemas` (or their `table`), but Ferry's staging tables.
+async fn relations(
+    client: &Client,
+    schemas: &[String],
+    table: Option<&str>,
+    s: &ConnSettings,
+) -> Result<Vec<Relation>> {
+    let all = core::relations(client, schemas, table, s).await?;
+    let ours = |r: &Relation| r.name.starts_with(core::FERRY_PREFIX);
+    Ok(all.into_iter().filter(|r| !ours(r)).collect())
 }
 
 /// The relation whose stream name is `name` (exactly, else the one equal ignoring case).
@@ -349,11 +341,7 @@ fn not_found(inner: &Inner, name: &str, relations: &[Relation]) -> Error {
             "no table, view or query `{name}` in schema{} {} (there are: {})",
             if inner.schemas.len() > 1 { "s" } else { "" },
             inner.schemas.join(", "),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
+            sql::listing(names.iter().map(String::as_str))
         ),
     )
     .with("server", inner.pg.settings.location())
@@ -366,13 +354,9 @@ fn table_stream(inner: &Inner, rel: &Relation) -> Stream {
         .map(|c| c.ty.ferry_type().field(&c.name, !c.not_null))
         .collect();
     let types: Vec<PgType> = rel.columns.iter().map(|c| c.ty.clone()).collect();
-    let info = stream_info(
-        &inner.stream_name(rel),
-        Schema::new(fields),
-        &types,
-        rel.primary_key(),
-        None,
-    );
+    let name = inner.stream_name(rel);
+    let key = rel.primary_key();
+    let info = sql::stream_info(&name, Schema::new(fields), key, None, &Cursors(&types));
     Stream {
         info,
         origin: Origin::Table(rel.clone()),
@@ -380,135 +364,31 @@ fn table_stream(inner: &Inner, rel: &Relation) -> Stream {
     }
 }
 
-/// A stream's description: schema with keys, cursor candidates (the configured `cursor`
-/// first, then a single-column int64 primary key, then columns named like an update
-/// time, then the other int64, timestamp and date columns in order).
-fn stream_info(
-    name: &str,
-    schema: Schema,
-    types: &[PgType],
-    key: Vec<String>,
-    cursor: Option<&str>,
-) -> StreamInfo {
-    let mut ranked: Vec<(u8, usize, String)> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(i, f)| {
-            types::cursor_supported(&types[*i])
-                && FerryType::of(f).is_some_and(types::is_cursor_candidate)
-        })
-        .map(|(i, f)| {
-            let lower = f.name().to_ascii_lowercase();
-            let rank = if cursor == Some(f.name().as_str()) {
-                0
-            } else if key.len() == 1 && key[0] == *f.name() {
-                1
-            } else if lower.contains("updated") || lower.contains("modified") {
-                2
-            } else {
-                3
-            };
-            (rank, i, f.name().clone())
-        })
-        .collect();
-    ranked.sort();
-    let mut candidates: Vec<String> = ranked.into_iter().map(|(_, _, n)| n).collect();
-    if let Some(c) = cursor {
-        if !candidates.iter().any(|n| n == c) {
-            candidates.insert(0, c.to_string());
-        }
-    }
-    // a numeric, float, text or uuid column can be named as the cursor though not offered
-    let incremental = types.iter().any(crate::types::cursor_supported);
-    let schema = with_keys(&schema, &key, candidates.first().map(String::as_str));
-    let info = StreamInfo::new(name, schema).with_primary_key(key);
-    if incremental {
-        info.incremental(candidates)
-    } else {
-        info
-    }
-}
-
 /// The stream of a configured query: columns and types of its prepared result.
-async fn query_stream(client: &Client, q: &PostgresQuery, s: &ConnSettings) -> Result<Stream> {
-    let sql = core::clean_sql(&q.sql).to_string();
-    let bad = |msg: String| Error::config(format!("query `{}`: {msg}", q.name));
+async fn query_stream(client: &Client, q: &Query, s: &ConnSettings) -> Result<Stream> {
+    let sql = sql::clean_sql(&q.sql).to_string();
+    let keep = [
+        ErrorKind::Temporary,
+        ErrorKind::Unreachable,
+        ErrorKind::PermissionDenied,
+        ErrorKind::NotFound,
+    ];
     let stmt = client
         .prepare(&format!("SELECT * FROM ({sql}) AS {QUERY_ALIAS}"))
         .await
         .map_err(|e| {
-            let mapped = core::map_err(e, s);
-            let kind = match mapped.kind() {
-                k @ (ErrorKind::Temporary
-                | ErrorKind::Unreachable
-                | ErrorKind::PermissionDenied
-                | ErrorKind::NotFound) => k,
-                _ => ErrorKind::ConfigInvalid,
-            };
-            Error::new(
-                kind,
-                format!(
-                    "query `{}` is not valid (it must be one SELECT): {}",
-                    q.name,
-                    mapped.message()
-                ),
-            )
-            .with("server", s.location())
+            let what = format!("query `{}` is not valid (it must be one SELECT)", q.name);
+            sql::invalid_query(&what, core::map_err(e, s), &keep).with("server", s.location())
         })?;
-    if stmt.columns().is_empty() {
-        return Err(bad("returns no columns".into()));
-    }
-    let mut fields: Vec<Field> = Vec::new();
-    let mut types = Vec::new();
-    for col in stmt.columns() {
-        let name = col.name().to_string();
-        if fields.iter().any(|f| *f.name() == name) {
-            return Err(bad(format!(
-                "returns two columns named `{name}`; give one an alias (`AS other`)"
-            )));
-        }
-        let ty = PgType::from_driver(col.type_(), col.type_modifier());
-        fields.push(ty.ferry_type().field(name, true));
-        types.push(ty);
-    }
-    let listed: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
-    let has = |c: &str| {
-        listed
-            .iter()
-            .find(|n| *n == c)
-            .or_else(|| listed.iter().find(|n| n.eq_ignore_ascii_case(c)))
-            .cloned()
-    };
-    let mut key = Vec::new();
-    for k in &q.primary_key {
-        key.push(has(k).ok_or_else(|| {
-            bad(format!(
-                "primary key column `{k}` is not returned (it returns: {})",
-                listed.join(", ")
-            ))
-        })?);
-    }
-    let cursor = match &q.cursor {
-        Some(c) => {
-            let name = has(c).ok_or_else(|| {
-                bad(format!(
-                    "cursor `{c}` is not returned (it returns: {})",
-                    listed.join(", ")
-                ))
-            })?;
-            let i = listed.iter().position(|n| *n == name).expect("found above");
-            if !types::cursor_supported(&types[i]) {
-                return Err(bad(format!(
-                    "cursor `{c}` is of type {}; a cursor must be a number, text, uuid, date or timestamp",
-                    types[i].sql
-                )));
-            }
-            Some(name)
-        }
-        None => None,
-    };
-    let info = stream_info(&q.name, Schema::new(fields), &types, key, cursor.as_deref());
+    let columns = stmt.columns();
+    let types: Vec<PgType> = (columns.iter())
+        .map(|c| PgType::from_driver(c.type_(), c.type_modifier()))
+        .collect();
+    let result = (columns.iter().zip(&types)).map(|(c, t)| (c.name().to_string(), t.ferry_type()));
+    let cols = sql::query_columns(q, result, &Cursors(&types))?;
+    let schema = Schema::new(cols.fields);
+    let cursor = cols.cursor.as_deref();
+    let info = sql::stream_info(&q.name, schema, cols.key, cursor, &Cursors(&types));
     Ok(Stream {
         info,
         origin: Origin::Query(sql),
@@ -530,11 +410,7 @@ async fn resolve(inner: &Inner, client: &Client, name: &str) -> Result<Stream> {
         }
     }
     for (schema, table) in &wanted {
-        let found = core::relations(client, std::slice::from_ref(schema), Some(table), s).await?;
-        let found: Vec<Relation> = found
-            .into_iter()
-            .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
-            .collect();
+        let found = relations(client, std::slice::from_ref(schema), Some(table), s).await?;
         let Some(rel) = pick(inner, &found, name) else {
             continue;
         };
@@ -548,10 +424,8 @@ async fn resolve(inner: &Inner, client: &Client, name: &str) -> Result<Stream> {
             return Ok(table_stream(inner, rel));
         }
     }
-    let all = core::relations(client, &inner.schemas, None, s).await?;
-    let all: Vec<Relation> = all
-        .into_iter()
-        .filter(|r| !r.name.starts_with(core::FERRY_PREFIX))
+    let all = relations(client, &inner.schemas, None, s).await?;
+    let all: Vec<Relation> = (all.into_iter())
         .filter(|r| match &inner.tables {
             None => true,
             Some(list) => list
@@ -583,13 +457,13 @@ struct ReadPlan {
     /// Whether the read sends checkpoints (a parallel read's ranges leave them to the
     /// merger).
     checkpoints: bool,
-    /// Column index, name and kind of the cursor (incremental reads).
-    cursor: Option<(usize, String, PgKind)>,
-    /// What to send first: the expected number of rows.
-    estimate: Option<u64>,
-    /// Whether `estimate` is an exact count in the read's snapshot (sent as the stream's
-    /// [`Message::Total`], which the run checks for completeness).
-    exact: bool,
+    /// The cursor of an incremental read.
+    cursor: Option<ReadCursor>,
+    /// What to send first: the rows expected from the whole stream, and whether that is
+    /// an exact count in the read's snapshot (sent as [`ferry_core::Message::Total`],
+    /// which the run checks for completeness, unless `limit` cuts it).
+    estimate: Option<(u64, bool)>,
+    limit: Option<u64>,
 }
 
 /// Connects, opens the read transaction, plans the read, estimates its size, starts the
@@ -611,10 +485,7 @@ async fn setup(
     let mut plan = plan(&stream, req)?;
     if req.mode == ReadMode::FullRefresh {
         if let Origin::Table(rel) = &stream.origin {
-            if let Some((n, exact)) = estimate(&client, rel, s, inner.exact_count).await? {
-                plan.estimate = Some(req.limit.map_or(n, |l| l.min(n)));
-                plan.exact = exact && req.limit.is_none();
-            }
+            plan.estimate = estimate(&client, rel, s, inner.exact_count).await?;
         }
     }
     let explain = |e: tokio_postgres::Error| {
@@ -696,48 +567,11 @@ pub(crate) async fn estimate(
 
 fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
     let schema = stream.info.schema.clone();
-    let mut cursor = None;
-    let mut after: Option<String> = None;
-    if req.mode == ReadMode::Incremental {
-        let name = req
-            .cursor
-            .clone()
-            .or_else(|| stream.info.default_cursor.clone())
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "stream `{}` has no int64, timestamp or date column to read incrementally by; name a cursor column",
-                    req.stream
-                ))
-            })?;
-        let index = schema
-            .fields()
-            .iter()
-            .position(|f| *f.name() == name)
-            .or_else(|| {
-                schema
-                    .fields()
-                    .iter()
-                    .position(|f| f.name().eq_ignore_ascii_case(&name))
-            })
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "cursor `{name}` is not a column of stream `{}`",
-                    req.stream
-                ))
-            })?;
-        let ty = &stream.types[index];
-        if !types::cursor_supported(ty) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "cursor `{name}` is of type {}; a cursor must be a number, text, uuid, date or timestamp",
-                    ty.sql
-                ),
-            ));
-        }
-        let field = schema.field(index).name().clone();
-        after = saved_cursor(req.state.as_ref(), &field)?;
-        cursor = Some((index, field, ty.kind));
+    let cursor = ReadCursor::of(req, &stream.info, &Cursors(&stream.types))?;
+    let after = cursor.as_ref().and_then(|c| c.after.as_deref());
+    if after.is_some_and(|a| a.contains('\0')) {
+        let msg = "the saved cursor holds a NUL character; reset the stream's state";
+        return Err(Error::data(msg));
     }
     let column_sql = |name: &str| match &stream.origin {
         Origin::Table(_) => quote(name),
@@ -761,21 +595,19 @@ fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
         Origin::Table(rel) => qualified(&rel.schema, &rel.name),
         Origin::Query(sql) => format!("({sql}) AS {QUERY_ALIAS}"),
     };
-    let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
-    if let Some((_, name, _)) = &cursor {
-        let c = column_sql(name);
-        match &after {
-            Some(value) => {
-                // an untyped literal takes the column's type: compared as the column compares
-                sql.push_str(&format!(" WHERE {c} > {} ORDER BY {c}", literal(value)));
-            }
-            // NULL cursors first, so the last row (whose value is saved) has one
-            None => sql.push_str(&format!(" ORDER BY {c} NULLS FIRST")),
+    let c = cursor.as_ref().map(|cur| column_sql(&cur.name));
+    // an untyped literal takes the column's type: compared as the column compares
+    let filter = (c.as_ref().zip(after)).map(|(c, v)| format!("{c} > {}", literal(v)));
+    // NULL cursors first, so the last row (whose value is saved) has one
+    let order = c.map(|c| {
+        if after.is_some() {
+            c
+        } else {
+            c + " NULLS FIRST"
         }
-    }
-    if let Some(limit) = req.limit {
-        sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
-    }
+    });
+    let select = format!("SELECT {} FROM {from}", select.join(", "));
+    let sql = sql::read_sql(select, filter.as_deref(), order.as_deref(), req.limit);
     Ok(ReadPlan {
         stream: req.stream.clone(),
         schema: schema.clone(),
@@ -792,7 +624,7 @@ fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
         checkpoints: true,
         cursor,
         estimate: None,
-        exact: false,
+        limit: req.limit,
     })
 }
 
@@ -801,74 +633,6 @@ fn copy_sql(select: &str) -> String {
     format!("COPY ({select}) TO STDOUT (FORMAT binary)")
 }
 
-/// The cursor value of a saved state, checking it was taken with the same cursor column.
-fn saved_cursor(state: Option<&serde_json::Value>, column: &str) -> Result<Option<String>> {
-    let Some(state) = state else { return Ok(None) };
-    if let Some(saved) = state.get("column").and_then(|c| c.as_str()) {
-        if saved != column {
-            return Err(Error::config(format!(
-                "the saved state was taken with cursor `{saved}`, this run reads by `{column}`; \
-                 sync with --full-refresh (or `ferry state reset`) to start over"
-            )));
-        }
-    }
-    let value = match state.get("cursor") {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
-    if value.as_deref().is_some_and(|v| v.contains('\0')) {
-        return Err(Error::data(
-            "the saved cursor holds a NUL character; reset the stream's state",
-        ));
-    }
-    Ok(value)
-}
-
-/// The cursor value of the last row emitted, kept without allocating per row.
-#[derive(Default)]
-struct LastCursor {
-    set: bool,
-    null: bool,
-    bytes: Vec<u8>,
-}
-
-impl LastCursor {
-    fn remember(&mut self, v: Option<&[u8]>) {
-        self.set = true;
-        self.null = v.is_none();
-        self.bytes.clear();
-        if let Some(v) = v {
-            self.bytes.extend_from_slice(v);
-        }
-    }
-
-    /// Whether `v` equals the remembered value as `=` sees it.
-    fn same(&self, kind: PgKind, v: Option<&[u8]>) -> bool {
-        match (self.set, self.null, v) {
-            (false, ..) => false,
-            (true, true, None) => true,
-            (true, false, Some(v)) => types::same_value(kind, &self.bytes, v),
-            _ => false,
-        }
-    }
-
-    /// The state to save: `None` until a row with a non-NULL cursor was emitted.
-    fn state(&self, column: &str, kind: PgKind) -> Result<Option<serde_json::Value>> {
-        if !self.set || self.null {
-            return Ok(None);
-        }
-        let text = types::value_text(kind, &self.bytes).map_err(|m| {
-            Error::data(format!("cannot save cursor `{column}`: {m}")).with("column", column)
-        })?;
-        Ok(Some(
-            serde_json::json!({ "cursor": text, "column": column }),
-        ))
-    }
-}
-
-type Tx = mpsc::Sender<Result<Message>>;
-
 /// Streams the COPY's rows into `tx` as batches, checkpoints and rejected rows.
 /// Returns whether it read to the end (`false`: the receiver is gone).
 async fn pump(
@@ -876,22 +640,13 @@ async fn pump(
     mut copy: Pin<Box<CopyOutStream>>,
     first: Option<Bytes>,
     batch_size: usize,
-    tx: &Tx,
+    tx: &Sender,
     s: &ConnSettings,
 ) -> Result<bool> {
-    macro_rules! send {
-        ($m:expr) => {
-            if tx.send(Ok($m)).await.is_err() {
-                return Ok(false);
-            }
-        };
-    }
-    if let Some(n) = plan.estimate {
-        send!(if plan.exact {
-            Message::Total(n)
-        } else {
-            Message::Estimate(n)
-        });
+    if let Some((n, exact)) = plan.estimate {
+        if !tx.send(sql::expected_rows(n, exact, plan.limit)).await {
+            return Ok(false);
+        }
     }
     let ncols = plan.kinds.len();
     let mut reader = CopyReader::new();
@@ -899,9 +654,14 @@ async fn pump(
         reader.feed(&chunk);
     }
     let mut fields: Vec<Option<(usize, usize)>> = Vec::with_capacity(ncols);
-    let mut builder = RowBuilder::new(plan.schema.clone(), plan.kinds.clone(), batch_size);
-    let mut last = LastCursor::default();
-    let mut read: u64 = 0;
+    let columns = ReadColumns::new(&plan.schema, plan.kinds.clone(), batch_size);
+    let batcher = Batcher::new(plan.schema.clone(), batch_size, columns);
+    let keeper = |c: &ReadCursor| LastCursor::new(plan.kinds[c.index], &c.name);
+    let checkpoints = match plan.checkpoints {
+        true => ReadCursor::checkpointer(plan.cursor.as_ref(), keeper),
+        false => Checkpointer::silent(),
+    };
+    let mut pump = RowPump::new(batcher, checkpoints, &plan.row_label);
     loop {
         loop {
             let len = match reader
@@ -911,60 +671,12 @@ async fn pump(
                 Next::Row(len) => len,
                 Next::More | Next::End => break,
             };
-            let data = &reader.data()[..len];
-            let cursor_value = |i: usize| -> Option<&[u8]> { fields[i].map(|(a, b)| &data[a..b]) };
-            if builder.len() >= builder.capacity() {
-                // a checkpoint only where the cursor changes: every row tying with the
-                // checkpointed value is in the batches before it
-                let boundary = match &plan.cursor {
-                    Some((i, _, kind)) => !last.same(*kind, cursor_value(*i)),
-                    None => true,
-                };
-                send!(Message::Batch(builder.finish()?));
-                if boundary && plan.checkpoints {
-                    let state = match &plan.cursor {
-                        Some((_, name, kind)) => last.state(name, *kind)?,
-                        None => Some(serde_json::json!({ "rows": read })),
-                    };
-                    if let Some(st) = state {
-                        send!(Message::Checkpoint(st));
-                    }
-                }
-            }
-            read += 1;
-            let pushed = builder.push(data, &fields);
-            if let Some((i, _, _)) = &plan.cursor {
-                last.remember(cursor_value(*i));
-            }
-            if let Err((bad, good)) = pushed {
-                if let Some(good) = good {
-                    send!(Message::Batch(good));
-                }
-                let raw: serde_json::Map<String, serde_json::Value> = plan
-                    .schema
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| {
-                        let v = match cursor_value(i) {
-                            None => serde_json::Value::Null,
-                            Some(v) => types::value_text(plan.kinds[i], v)
-                                .map(serde_json::Value::String)
-                                .unwrap_or_else(|_| format!("<{} bytes>", v.len()).into()),
-                        };
-                        (f.name().clone(), v)
-                    })
-                    .collect();
-                send!(Message::Rejected(Rejected {
-                    position: ferry_core::Position {
-                        file: None,
-                        line: None,
-                        column: Some(bad.column as u64 + 1),
-                        key: Some(format!("{} row {read}", plan.row_label)),
-                    },
-                    raw: serde_json::Value::Object(raw).to_string(),
-                    message: bad.message,
-                }));
+            let row = CopyRow {
+                data: &reader.data()[..len],
+                fields: &fields,
+            };
+            if !tx.send_all(pump.row(&row)?).await {
+                return Ok(false);
             }
             reader.consume(len);
         }
@@ -992,18 +704,6 @@ async fn pump(
             Err(_) => return Err(core::timed_out(s, "ending the COPY")),
         }
     }
-    if builder.len() > 0 {
-        send!(Message::Batch(builder.finish()?));
-    }
-    if !plan.checkpoints {
-        return Ok(true);
-    }
-    let state = match &plan.cursor {
-        Some((_, name, kind)) => last.state(name, *kind)?,
-        None => Some(serde_json::json!({ "rows": read })),
-    };
-    if let Some(st) = state {
-        send!(Message::Checkpoint(st));
-    }
-    Ok(true)
+    let done = tx.send_all(pump.end()?).await;
+    Ok(done)
 }

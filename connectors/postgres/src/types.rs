@@ -39,6 +39,8 @@ use ferry_core::arrow_array::{
     Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::batcher::{Appender, Columns};
+use ferry_core::cursor::{Case, Cursor, CursorOf};
 use ferry_core::types::{DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
 use ferry_core::values::{days_to_date, format_timestamp_micros, preview};
 use ferry_core::FerryType;
@@ -236,19 +238,17 @@ pub(crate) fn created_type(ty: FerryType) -> PgType {
     }
 }
 
-/// Whether discovery offers a column of this type as a cursor candidate.
-pub(crate) fn is_cursor_candidate(ty: FerryType) -> bool {
-    matches!(
-        ty,
-        FerryType::Int64 | FerryType::Timestamp | FerryType::Date
-    )
-}
+/// Which columns of a stream (of these types) a read can go by: those `ORDER BY` orders
+/// and `>` compares the way their values are.
+pub(crate) struct Cursors<'a>(pub &'a [PgType]);
 
-/// Whether a column can serve as a cursor at all (ordered by `ORDER BY`, compared by `>`).
-pub(crate) fn cursor_supported(t: &PgType) -> bool {
-    matches!(
-        t.kind,
-        PgKind::Int2
+impl ferry_sql::read::Cursors for Cursors<'_> {
+    const CASE: Case = Case::Exact;
+
+    fn supported(&self, index: usize, _: FerryType) -> Result<(), String> {
+        let t = &self.0[index];
+        match t.kind {
+            PgKind::Int2
             | PgKind::Int4
             | PgKind::Int8
             | PgKind::Float4
@@ -258,8 +258,13 @@ pub(crate) fn cursor_supported(t: &PgType) -> bool {
             | PgKind::Uuid
             | PgKind::Date
             | PgKind::Timestamp
-            | PgKind::Timestamptz
-    )
+            | PgKind::Timestamptz => Ok(()),
+            _ => Err(format!(
+                "of type {}; a cursor must be a number, text, uuid, date or timestamp",
+                t.sql
+            )),
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------------------
@@ -732,109 +737,118 @@ pub(crate) fn same_value(kind: PgKind, a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// A value that could not be read into its column.
-#[derive(Debug)]
-pub(crate) struct BadValue {
-    /// Zero-based column index.
-    pub column: usize,
-    /// What was wrong, naming the column.
-    pub message: String,
+/// One row of binary COPY data: the row's bytes and where each value is in them
+/// (`None`: NULL).
+pub(crate) struct CopyRow<'a> {
+    pub data: &'a [u8],
+    pub fields: &'a [Option<(usize, usize)>],
 }
 
-/// Builds batches of one schema from binary COPY rows, keeping rows whole.
-pub(crate) struct RowBuilder {
-    schema: SchemaRef,
+impl CopyRow<'_> {
+    /// Value `i`'s bytes; `None` for NULL.
+    pub fn value(&self, i: usize) -> Option<&[u8]> {
+        self.fields[i].map(|(a, b)| &self.data[a..b])
+    }
+}
+
+/// The column builders of a read, filled from binary COPY rows by a [`Batcher`], which
+/// keeps rows whole.
+///
+/// [`Batcher`]: ferry_core::batcher::Batcher
+pub(crate) struct ReadColumns {
     kinds: Vec<PgKind>,
-    nullable: Vec<bool>,
     cols: Vec<Col>,
-    capacity: usize,
-    rows: usize,
 }
 
-impl RowBuilder {
-    /// A builder for `schema` whose columns arrive as `kinds`.
-    pub fn new(schema: SchemaRef, kinds: Vec<PgKind>, capacity: usize) -> RowBuilder {
+impl ReadColumns {
+    /// Columns for `schema` whose values arrive as `kinds`, with room for `capacity` rows.
+    pub fn new(schema: &SchemaRef, kinds: Vec<PgKind>, capacity: usize) -> ReadColumns {
         let cols = schema
             .fields()
             .iter()
             .map(|f| Col::new(FerryType::of(f).unwrap_or(FerryType::String), capacity))
             .collect();
-        let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
-        RowBuilder {
-            schema,
-            kinds,
-            nullable,
-            cols,
-            capacity,
-            rows: 0,
+        ReadColumns { kinds, cols }
+    }
+}
+
+impl Columns for ReadColumns {
+    fn append_null(&mut self, column: usize) {
+        self.cols[column].append_null();
+    }
+
+    fn finish(&mut self, column: usize) -> ArrayRef {
+        self.cols[column].finish()
+    }
+}
+
+impl Appender<CopyRow<'_>> for ReadColumns {
+    fn append(&mut self, row: &CopyRow<'_>, i: usize) -> Result<bool, String> {
+        let Some(v) = row.value(i) else {
+            return Ok(false);
+        };
+        self.cols[i].append(self.kinds[i], v)?;
+        Ok(true)
+    }
+
+    fn json(&self, row: &CopyRow<'_>, i: usize) -> serde_json::Value {
+        match row.value(i) {
+            None => serde_json::Value::Null,
+            Some(v) => value_text(self.kinds[i], v)
+                .map(serde_json::Value::String)
+                .unwrap_or_else(|_| format!("<{} bytes>", v.len()).into()),
         }
     }
+}
 
-    /// Rows appended since the last batch was taken.
-    pub fn len(&self) -> usize {
-        self.rows
-    }
+/// The cursor value of the last row read, kept without allocating per row, compared as
+/// `=` sees it ([`same_value`]) and saved as text.
+pub(crate) struct LastCursor {
+    kind: PgKind,
+    column: String,
+    null: bool,
+    bytes: Vec<u8>,
+}
 
-    /// The batch size the builder was made for.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Appends one row of `data` at `fields`. On a bad value nothing of the row stays,
-    /// and the good rows before it are taken out as a batch (returned with the error),
-    /// so a batch never holds part of a row.
-    pub fn push(
-        &mut self,
-        data: &[u8],
-        fields: &[Option<(usize, usize)>],
-    ) -> Result<(), (BadValue, Option<RecordBatch>)> {
-        for (i, field) in fields.iter().enumerate().take(self.cols.len()) {
-            let result = match *field {
-                None if self.nullable[i] => {
-                    self.cols[i].append_null();
-                    Ok(())
-                }
-                None => Err("NULL in a column that does not allow NULL".to_string()),
-                Some((a, b)) => self.cols[i].append(self.kinds[i], &data[a..b]),
-            };
-            if let Err(m) = result {
-                return Err(self.cut(i, m));
-            }
+impl LastCursor {
+    /// A cursor of column `column`, whose values arrive as `kind`; nothing kept yet.
+    pub fn new(kind: PgKind, column: &str) -> LastCursor {
+        LastCursor {
+            kind,
+            column: column.to_string(),
+            null: true,
+            bytes: Vec::new(),
         }
-        self.rows += 1;
+    }
+}
+
+impl Cursor for LastCursor {
+    fn saved(&self) -> ferry_core::Result<Option<serde_json::Value>> {
+        if self.null {
+            return Ok(None);
+        }
+        let text = value_text(self.kind, &self.bytes).map_err(|m| {
+            let c = &self.column;
+            ferry_core::Error::data(format!("cannot save cursor `{c}`: {m}")).with("column", c)
+        })?;
+        Ok(Some(text.into()))
+    }
+}
+
+impl CursorOf<CopyRow<'_>> for LastCursor {
+    fn keep(&mut self, row: &CopyRow<'_>, column: usize) -> ferry_core::Result<()> {
+        let v = row.value(column);
+        self.null = v.is_none();
+        self.bytes.clear();
+        self.bytes.extend_from_slice(v.unwrap_or_default());
         Ok(())
     }
 
-    /// After column `failed` of the current row failed (appending nothing): completes
-    /// the row with NULLs, takes the columns, and keeps only the rows before it.
-    fn cut(&mut self, failed: usize, message: String) -> (BadValue, Option<RecordBatch>) {
-        for c in &mut self.cols[failed..] {
-            c.append_null();
-        }
-        let good = self.rows;
-        let arrays: Vec<ArrayRef> = self
-            .cols
-            .iter_mut()
-            .map(|c| c.finish().slice(0, good))
-            .collect();
-        self.rows = 0;
-        let name = self.schema.field(failed).name().clone();
-        let bad = BadValue {
-            column: failed,
-            message: format!("column `{name}`: {message}"),
-        };
-        let batch = (good > 0)
-            .then(|| RecordBatch::try_new(self.schema.clone(), arrays).ok())
-            .flatten();
-        (bad, batch)
-    }
-
-    /// Takes the rows appended so far as a batch.
-    pub fn finish(&mut self) -> ferry_core::Result<RecordBatch> {
-        let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(|c| c.finish()).collect();
-        self.rows = 0;
-        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| {
-            ferry_core::Error::internal(format!("columns of a read batch disagree: {e}"))
+    fn same(&self, row: &CopyRow<'_>, column: usize) -> ferry_core::Result<bool> {
+        Ok(match (self.null, row.value(column)) {
+            (true, None) => true,
+            (false, Some(v)) => same_value(self.kind, &self.bytes, v),
+            _ => false,
         })
     }
 }

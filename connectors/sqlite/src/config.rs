@@ -3,7 +3,7 @@
 //! Parsing and [`SqliteSourceConfig::validate`] are pure: no file is opened until
 //! `check`, `discover`, `read` or `open`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use ferry_core::{Error, FerryType, Result};
@@ -46,27 +46,7 @@ pub struct SqliteSourceConfig {
 }
 
 /// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SqliteQuery {
-    /// The stream's name (required), unique among tables, views and queries.
-    pub name: String,
-    /// One read-only `SELECT` statement (required). Incremental reads wrap it as
-    /// `SELECT * FROM (<sql>) WHERE cursor > ? ORDER BY cursor`.
-    pub sql: String,
-    /// Columns that identify a row (default: none).
-    #[serde(default)]
-    pub primary_key: Vec<String>,
-    /// The cursor used when the stream config names none (default: the first int64,
-    /// timestamp or date column).
-    #[serde(default)]
-    pub cursor: Option<String>,
-    /// Ferry types of result columns, e.g. `{ total = "decimal(12,2)" }` (default: taken
-    /// from the declared type of the column the value comes from; `string` for
-    /// expressions such as `count(*)`).
-    #[serde(default)]
-    pub columns: BTreeMap<String, String>,
-}
+pub type SqliteQuery = ferry_sql::read::Query;
 
 /// Configuration of a `sqlite` destination.
 ///

@@ -21,6 +21,7 @@
 //! [`ferry_type`]); a column without a declared type reads as `string`.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_core::arrow_array::builder::{
@@ -28,13 +29,17 @@ use ferry_core::arrow_array::builder::{
 };
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType};
-use ferry_core::arrow_array::{Array, ArrayRef, RecordBatch};
+use ferry_core::arrow_array::{Array, ArrayRef};
 use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
+use ferry_core::batcher::{Appender, Columns};
+use ferry_core::cursor::{Case, Cursor, CursorOf};
 use ferry_core::types::{DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
 use ferry_core::values::{days_to_date, parse_bool, preview, write_text, ColumnBuilder};
 use ferry_core::FerryType;
 use rusqlite::types::{Null, ValueRef};
-use rusqlite::Statement;
+use rusqlite::{Row, Statement};
+
+use crate::core::SqlResultExt;
 
 /// The declared type Ferry gives a column of type `ty`.
 pub fn declared_type(ty: FerryType) -> String {
@@ -145,25 +150,25 @@ pub fn compatible(existing: FerryType, incoming: FerryType) -> bool {
     }
 }
 
-/// Whether discovery offers a column of this type as a cursor candidate.
-pub(crate) fn is_cursor_candidate(ty: FerryType) -> bool {
-    matches!(
-        ty,
-        FerryType::Int64 | FerryType::Timestamp | FerryType::Date
-    )
-}
+/// Which columns a read can go by: numbers, dates, timestamps and text, ordered the way
+/// their values are (numbers numerically, dates and timestamps and text as text).
+pub(crate) struct Cursors;
 
-/// Whether a column of this type can serve as a cursor at all (ordered the way its
-/// values are: numbers numerically, dates and timestamps and text as text).
-pub(crate) fn cursor_supported(ty: FerryType) -> bool {
-    matches!(
-        ty,
-        FerryType::Int64
+impl ferry_sql::read::Cursors for Cursors {
+    const CASE: Case = Case::Ignore;
+
+    fn supported(&self, _: usize, ty: FerryType) -> Result<(), String> {
+        match ty {
+            FerryType::Int64
             | FerryType::Float64
             | FerryType::Date
             | FerryType::Timestamp
-            | FerryType::String
-    )
+            | FerryType::String => Ok(()),
+            ty => Err(format!(
+                "{ty}; a cursor must be int64, float64, date, timestamp or string"
+            )),
+        }
+    }
 }
 
 /// Appends `us` (microseconds since the epoch) as RFC 3339 UTC with exactly six
@@ -335,115 +340,129 @@ pub(crate) fn value_json(v: ValueRef<'_>) -> serde_json::Value {
     }
 }
 
-/// A value that could not be read into its column.
-#[derive(Debug)]
-pub(crate) struct BadValue {
-    /// Zero-based column index.
-    pub column: usize,
-    /// What was wrong, naming the column.
-    pub message: String,
-}
-
-/// Builds batches of one schema from SQLite rows, keeping rows whole.
-pub(crate) struct RowBuilder {
-    schema: SchemaRef,
+/// The column builders of a read, filled from SQLite rows by a [`Batcher`], which
+/// keeps rows whole.
+///
+/// [`Batcher`]: ferry_core::batcher::Batcher
+pub(crate) struct ReadColumns {
     types: Vec<FerryType>,
-    nullable: Vec<bool>,
     cols: Vec<Col>,
-    capacity: usize,
-    rows: usize,
     scratch: String,
 }
 
-impl RowBuilder {
-    /// A builder for `schema` (every field a Ferry type) with room for `capacity` rows.
-    pub fn new(schema: SchemaRef, capacity: usize) -> RowBuilder {
+impl ReadColumns {
+    /// Columns for `schema` (every field a Ferry type) with room for `capacity` rows.
+    pub fn new(schema: &SchemaRef, capacity: usize) -> ReadColumns {
         let types: Vec<FerryType> = schema
             .fields()
             .iter()
             .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
             .collect();
-        let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
         let cols = types.iter().map(|t| Col::new(*t, capacity)).collect();
-        RowBuilder {
-            schema,
+        ReadColumns {
             types,
-            nullable,
             cols,
-            capacity,
-            rows: 0,
             scratch: String::new(),
         }
     }
+}
 
-    /// Rows appended since the last batch was taken.
-    pub fn len(&self) -> usize {
-        self.rows
+impl Columns for ReadColumns {
+    fn append_null(&mut self, column: usize) {
+        self.cols[column].append_null();
     }
 
-    /// Appends one row. On a bad value nothing of the row stays in the builder, but the
-    /// good rows before it are taken out as a batch (returned with the error), so a
-    /// batch never holds part of a row.
-    pub fn push(&mut self, row: &rusqlite::Row<'_>) -> Result<(), (BadValue, Option<RecordBatch>)> {
-        for i in 0..self.cols.len() {
-            let v = match row.get_ref(i) {
-                Ok(v) => v,
-                Err(e) => return Err(self.cut(i, format!("cannot read the value: {e}"))),
-            };
-            let result = if v == ValueRef::Null {
-                if self.nullable[i] {
-                    self.cols[i].append_null();
-                    Ok(())
-                } else {
-                    Err("NULL in a column that does not allow NULL".to_string())
-                }
-            } else {
-                self.cols[i].append(self.types[i], v, &mut self.scratch)
-            };
-            if let Err(m) = result {
-                return Err(self.cut(i, m));
-            }
+    fn finish(&mut self, column: usize) -> ArrayRef {
+        self.cols[column].finish()
+    }
+}
+
+impl Appender<Row<'_>> for ReadColumns {
+    fn append(&mut self, row: &Row<'_>, i: usize) -> Result<bool, String> {
+        let v = row
+            .get_ref(i)
+            .map_err(|e| format!("cannot read the value: {e}"))?;
+        if v == ValueRef::Null {
+            return Ok(false);
         }
-        self.rows += 1;
+        self.cols[i].append(self.types[i], v, &mut self.scratch)?;
+        Ok(true)
+    }
+
+    fn json(&self, row: &Row<'_>, i: usize) -> serde_json::Value {
+        row.get_ref(i).map(value_json).unwrap_or_default()
+    }
+}
+
+/// The cursor value of the last row read, kept without allocating per row, compared
+/// and saved as SQLite's `>` sees it (numbers by value, text byte by byte).
+pub(crate) struct LastCursor {
+    file: PathBuf,
+    value: Cur,
+}
+
+#[derive(Default)]
+enum Cur {
+    #[default]
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl LastCursor {
+    /// A cursor of a read of `file` (for errors), nothing kept yet.
+    pub fn new(file: &Path) -> LastCursor {
+        LastCursor {
+            file: file.to_path_buf(),
+            value: Cur::Null,
+        }
+    }
+}
+
+impl Cursor for LastCursor {
+    fn saved(&self) -> ferry_core::Result<Option<serde_json::Value>> {
+        let text = match &self.value {
+            Cur::Null => return Ok(None),
+            Cur::Int(i) => i.to_string(),
+            Cur::Real(f) => format!("{f:?}"),
+            Cur::Text(s) => s.clone(),
+            Cur::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+        };
+        Ok(Some(text.into()))
+    }
+}
+
+impl CursorOf<Row<'_>> for LastCursor {
+    fn keep(&mut self, row: &Row<'_>, column: usize) -> ferry_core::Result<()> {
+        let v = row.get_ref(column).sql(&self.file)?;
+        self.value = match (std::mem::take(&mut self.value), v) {
+            (_, ValueRef::Null) => Cur::Null,
+            (_, ValueRef::Integer(i)) => Cur::Int(i),
+            (_, ValueRef::Real(f)) => Cur::Real(f),
+            (Cur::Text(mut s), ValueRef::Text(t)) => {
+                s.clear();
+                s.push_str(&String::from_utf8_lossy(t));
+                Cur::Text(s)
+            }
+            (_, ValueRef::Text(t)) => Cur::Text(String::from_utf8_lossy(t).into_owned()),
+            (_, ValueRef::Blob(b)) => Cur::Blob(b.to_vec()),
+        };
         Ok(())
     }
 
-    /// After column `failed` of the current row failed: completes the row with NULLs,
-    /// takes the columns, and keeps only the rows before it.
-    fn cut(&mut self, failed: usize, message: String) -> (BadValue, Option<RecordBatch>) {
-        for c in &mut self.cols[failed..] {
-            c.append_null();
-        }
-        let good = self.rows;
-        let arrays: Vec<ArrayRef> = self
-            .cols
-            .iter_mut()
-            .map(|c| c.finish().slice(0, good))
-            .collect();
-        self.rows = 0;
-        let name = self.schema.field(failed).name().clone();
-        let bad = BadValue {
-            column: failed,
-            message: format!("column `{name}`: {message}"),
-        };
-        let batch = (good > 0)
-            .then(|| RecordBatch::try_new(self.schema.clone(), arrays).ok())
-            .flatten();
-        (bad, batch)
-    }
-
-    /// Takes the rows appended so far as a batch.
-    pub fn finish(&mut self) -> ferry_core::Result<RecordBatch> {
-        let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(|c| c.finish()).collect();
-        self.rows = 0;
-        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| {
-            ferry_core::Error::internal(format!("columns of a read batch disagree: {e}"))
+    fn same(&self, row: &Row<'_>, column: usize) -> ferry_core::Result<bool> {
+        Ok(match (&self.value, row.get_ref(column).sql(&self.file)?) {
+            (Cur::Null, ValueRef::Null) => true,
+            (Cur::Int(a), ValueRef::Integer(b)) => *a == b,
+            (Cur::Int(a), ValueRef::Real(b)) => (*a as f64) == b,
+            (Cur::Real(a), ValueRef::Integer(b)) => *a == b as f64,
+            (Cur::Real(a), ValueRef::Real(b)) => *a == b,
+            (Cur::Text(a), ValueRef::Text(b)) => a.as_bytes() == b,
+            (Cur::Blob(a), ValueRef::Blob(b)) => a.as_slice() == b,
+            _ => false,
         })
-    }
-
-    /// The batch capacity the builder was made for.
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 }
 

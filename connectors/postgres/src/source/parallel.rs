@@ -23,14 +23,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_core::{Error, ErrorKind, Message, ReadMode, ReadRequest, Result};
+use ferry_core::channel;
+use ferry_core::{Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest, Result};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyOutStream};
 
-use super::{
-    copy_sql, estimate, plan, resolve, run_copy, Inner, Origin, ReadPlan, Stream, CHANNEL_BATCHES,
-};
+use super::{copy_sql, estimate, plan, resolve, run_copy, Inner, Origin, ReadPlan, Stream};
 use crate::config::ParallelRead;
 use crate::core::{self, literal, retry, within, PgResultExt};
 use crate::types::PgKind;
@@ -53,7 +51,7 @@ pub(super) async fn read(
     inner: &Arc<Inner>,
     req: &ReadRequest,
     p: &ParallelRead,
-) -> Result<Option<mpsc::Receiver<Result<Message>>>> {
+) -> Result<Option<MessageStream>> {
     let s = &inner.pg.settings;
     let what = "planning the parallel read";
     let Some(prep) = retry(|| within(s, what, prepare(inner, req, p))).await? else {
@@ -80,8 +78,8 @@ pub(super) async fn read(
     let _ = tokio::time::timeout(s.read_timeout, prep.client.batch_execute("ROLLBACK")).await;
     drop(prep.client);
 
-    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    let (wtx, mut wrx) = mpsc::channel::<Result<Message>>(CHANNEL_BATCHES * n);
+    let (tx, rx) = channel::channel(channel::CAPACITY);
+    let (wtx, mut wrx) = channel::channel(channel::CAPACITY * n);
     let done = Arc::new(AtomicUsize::new(0));
     let batch_size = req.batch_size.max(1);
     for (i, (client, copy, first)) in opened.into_iter().enumerate() {
@@ -97,7 +95,7 @@ pub(super) async fn read(
             checkpoints: false,
             cursor: None,
             estimate: None,
-            exact: false,
+            limit: None,
         };
         let (inner, wtx, done) = (inner.clone(), wtx.clone(), done.clone());
         tokio::spawn(async move {
@@ -109,53 +107,53 @@ pub(super) async fn read(
         });
     }
     drop(wtx);
-    let (estimate, exact) = (prep.plan.estimate, prep.plan.exact);
+    let estimate = prep.plan.estimate;
     let stream = req.stream.clone();
     tokio::spawn(async move {
-        if let Some(e) = estimate {
-            let m = if exact {
-                Message::Total(e)
-            } else {
-                Message::Estimate(e)
-            };
-            if tx.send(Ok(m)).await.is_err() {
+        if let Some((n, exact)) = estimate {
+            if !tx
+                .send(ferry_sql::read::expected_rows(n, exact, None))
+                .await
+            {
                 return;
             }
         }
         let mut rows: u64 = 0;
-        while let Some(m) = wrx.recv().await {
+        while let Some(m) = wrx.next().await {
             match m {
                 Ok(Message::Batch(b)) => {
                     rows += b.num_rows() as u64;
-                    if tx.send(Ok(Message::Batch(b))).await.is_err() {
-                        return;
-                    }
                     // a flush point, not a resume position (see the module docs)
                     let state = serde_json::json!({ "rows": rows });
-                    if tx.send(Ok(Message::Checkpoint(state))).await.is_err() {
+                    if !tx
+                        .send_all([Message::Batch(b), Message::Checkpoint(state)])
+                        .await
+                    {
                         return;
                     }
                 }
                 Ok(other) => {
-                    if tx.send(Ok(other)).await.is_err() {
+                    if !tx.send(other).await {
                         return;
                     }
                 }
                 Err(e) => {
                     // dropping `wrx` on return stops the other ranges
-                    let _ = tx.send(Err(e)).await;
+                    tx.fail(e).await;
                     return;
                 }
             }
         }
-        let last = if done.load(Ordering::SeqCst) == n {
-            Ok(Message::Checkpoint(serde_json::json!({ "rows": rows })))
+        if done.load(Ordering::SeqCst) == n {
+            let _ = tx
+                .send(Message::Checkpoint(serde_json::json!({ "rows": rows })))
+                .await;
         } else {
-            Err(Error::internal(format!(
+            tx.fail(Error::internal(format!(
                 "stream `{stream}`: a range's reader stopped before its end; the read is incomplete"
             )))
-        };
-        let _ = tx.send(last).await;
+            .await;
+        }
     });
     Ok(Some(rx))
 }
@@ -175,10 +173,7 @@ async fn prepare(inner: &Inner, req: &ReadRequest, p: &ParallelRead) -> Result<O
     let mut plan = plan(&stream, req)?;
     debug_assert_eq!(req.mode, ReadMode::FullRefresh);
     if let Origin::Table(rel) = &stream.origin {
-        if let Some((n, exact)) = estimate(&client, rel, s, inner.exact_count).await? {
-            plan.estimate = Some(n);
-            plan.exact = exact;
-        }
+        plan.estimate = estimate(&client, rel, s, inner.exact_count).await?;
     }
     let snapshot: String = client
         .query_one("SELECT pg_export_snapshot()", &[])
