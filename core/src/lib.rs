@@ -16,6 +16,7 @@ pub mod receipt;
 pub mod redact;
 pub mod registry;
 pub mod report;
+pub mod retry;
 pub mod runtime;
 pub mod schema_change;
 pub mod secret;
