@@ -25,8 +25,8 @@ use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::codec::{CompressWriter, FormatWriter};
 use ferry_core::{
-    async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
-    StreamWriter, WriteMode, WriteRequest, WriteSummary,
+    async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
+    StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
 use tokio::runtime::Handle;
 
@@ -272,6 +272,10 @@ impl Sink for S3Sink {
         SinkCapabilities {
             modes: vec![WriteMode::Append, WriteMode::Overwrite],
         }
+    }
+
+    async fn verify_output(&self, output: &OutputRef) -> Result<Option<Verdict>> {
+        crate::verify::check_object(&self.shared.conn, output).await
     }
 }
 
