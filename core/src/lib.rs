@@ -1,35 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-pub mod age;
+pub mod atomic;
 pub mod catalog;
-pub mod checksums;
-pub mod codec;
 pub mod config;
-pub mod digest;
+pub mod decimal;
 pub mod error;
 pub mod estimate;
 pub mod exchange;
 pub mod file_column;
-pub mod quarantine;
-pub mod receipt;
 pub mod redact;
 pub mod registry;
-pub mod report;
 pub mod retry;
-pub mod runtime;
-pub mod schema_change;
 pub mod secret;
 pub mod sink;
 pub mod source;
-pub mod sshsig;
-pub mod state;
-pub mod strict_json;
-#[cfg(feature = "testkit")]
-pub mod testkit;
-pub mod transform;
+pub mod suggest;
 pub mod types;
-pub mod validate;
 pub mod values;
 pub mod vault;
 
@@ -38,12 +25,10 @@ pub use arrow_schema;
 pub use async_trait::async_trait;
 
 pub use catalog::{Catalog, ReadMode, StreamInfo, WriteMode};
-pub use config::{ConfigNode, StreamConfig, SyncConfig};
+pub use config::{ConfigNode, ConnectorConfig};
 pub use error::{Error, ErrorKind, Result, ResultExt};
 pub use estimate::Estimate;
 pub use registry::{BuildContext, ConnectorDef, Registry};
-pub use report::{RunReport, StreamReport};
-pub use runtime::{RunOptions, Runtime};
 pub use secret::Secret;
 pub use sink::{
     Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary,

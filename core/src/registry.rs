@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::config::{nearest, ConfigNode, ConnectorConfig};
+use crate::config::{ConfigNode, ConnectorConfig};
 use crate::source::Replay;
+use crate::suggest::nearest;
 use crate::{Error, Result, Sink, Source};
 
 /// What a connector's build function gets besides its config.

@@ -121,10 +121,9 @@ pub struct Rejected {
     /// What was wrong.
     pub message: String,
 }
-
-/// What a source's read yields.
+/// What a source's read yields. Exhaustive on purpose: the runtime handles every kind, and a
+/// new kind must make it fail to compile until it does.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Message {
     /// Rows.
     Batch(RecordBatch),

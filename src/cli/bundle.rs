@@ -28,8 +28,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_core::report::{FailedSample, Status, StreamReport};
-use ferry_core::{Error, ErrorKind, FerryType, Replay, RunOptions, SyncConfig};
+use ferry_core::{Error, ErrorKind, FerryType, Replay};
+use ferry_engine::report::{FailedSample, Status, StreamReport};
+use ferry_engine::{RunOptions, SyncConfig};
 
 /// The bundle format.
 pub const FORMAT: &str = "ferry-bundle/v1";
@@ -38,7 +39,7 @@ pub const FORMAT: &str = "ferry-bundle/v1";
 /// folders written.
 pub fn write_all(
     cfg: &SyncConfig,
-    report: &ferry_core::RunReport,
+    report: &ferry_engine::RunReport,
     dir: Option<&Path>,
 ) -> Vec<PathBuf> {
     let root = dir
@@ -71,7 +72,7 @@ fn safe(name: &str) -> String {
 }
 
 fn put(folder: &Path, name: &str, text: &str) -> Result<(), Error> {
-    ferry_core::state::write_atomic_private(
+    ferry_engine::state::write_atomic_private(
         &folder.join(name),
         ferry_core::redact::redact(text).as_bytes(),
     )
@@ -79,7 +80,7 @@ fn put(folder: &Path, name: &str, text: &str) -> Result<(), Error> {
 
 fn write_one(
     cfg: &SyncConfig,
-    report: &ferry_core::RunReport,
+    report: &ferry_engine::RunReport,
     s: &StreamReport,
     folder: &Path,
 ) -> Result<(), Error> {
@@ -162,7 +163,7 @@ fn write_one(
         )?;
         if let Some(state) = &s.state_before {
             // the read resumes where the failed one did, so it asks for the same pages
-            ferry_core::state::StateStore::open(
+            ferry_engine::state::StateStore::open(
                 folder.join("replay-state.json"),
                 cfg.client.as_deref(),
             )?

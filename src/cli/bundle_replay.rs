@@ -129,7 +129,7 @@ pub fn build(
     run.insert("quarantine".into(), "replay-quarantine".into());
     run.insert("vault".into(), "replay.vault".into());
     top.insert("run".into(), run.into());
-    ferry_core::state::write_atomic_private(
+    ferry_engine::state::write_atomic_private(
         &built.config,
         toml::to_string(&top)
             .map_err(|e| Error::config(format!("replay config: {e}")))?
@@ -282,7 +282,7 @@ fn stand_in_keys(dir: &Path, entry: &mut toml::Table, built: &mut Built) -> Resu
         std::fs::create_dir_all(&built.keys)
             .map_err(|e| Error::io(e, "cannot create the replay keys folder", dir))?;
         let name = format!("{}.key", built.stand_ins);
-        ferry_core::state::write_atomic_private(
+        ferry_engine::state::write_atomic_private(
             &built.keys.join(&name),
             base64::engine::general_purpose::STANDARD
                 .encode(bytes)

@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use ferry_core::config::SyncConfig;
-use ferry_core::receipt::{
+use ferry_core::{Error, OutputRef, ReadRequest, Result, Sink, Verdict};
+use ferry_engine::config::SyncConfig;
+use ferry_engine::receipt::{
     check_file, check_table, file_path, parse_public_key, table_digest, OutputCheck, ReceiptOutput,
     SignedReceipt,
 };
-use ferry_core::{Error, OutputRef, ReadRequest, Result, Sink, Verdict};
 use futures_util::StreamExt;
 
 /// Exit code when everything checked is fine but no key was pinned with `--pubkey`: a
@@ -130,7 +130,7 @@ pub async fn verify(
                 verdict.to_string(),
                 o.kind,
                 o.location,
-                ferry_core::report::group(o.rows),
+                ferry_engine::report::group(o.rows),
                 why.map(|w| format!(": {w}")).unwrap_or_default()
             );
         }
@@ -160,7 +160,7 @@ fn check_file_output(
             Some("the receipt has no digest for it".into()),
         );
     };
-    if !digest.starts_with(ferry_core::digest::FILE_PREFIX) {
+    if !digest.starts_with(ferry_formats::digest::FILE_PREFIX) {
         return (
             OutputCheck::Unverifiable,
             Some(format!("its digest `{digest}` is not a file's sha256")),
@@ -203,13 +203,12 @@ async fn check_by_destination(
     o: &ReceiptOutput,
 ) -> Result<(OutputCheck, Option<String>)> {
     // `sha256:<hex>`, or the bare hex of earlier receipts; a row digest is no hash of bytes
-    let sha256 =
-        o.digest
-            .as_deref()
-            .and_then(|d| match d.strip_prefix(ferry_core::digest::FILE_PREFIX) {
-                Some(hex) => Some(hex),
-                None => (!d.contains(':')).then_some(d),
-            });
+    let sha256 = o.digest.as_deref().and_then(|d| {
+        match d.strip_prefix(ferry_formats::digest::FILE_PREFIX) {
+            Some(hex) => Some(hex),
+            None => (!d.contains(':')).then_some(d),
+        }
+    });
     let output = OutputRef {
         kind: o.kind.clone(),
         location: o.location.clone(),
@@ -246,11 +245,11 @@ fn read_back(cfg: &SyncConfig) -> Result<std::sync::Arc<dyn ferry_core::Source>>
         })
 }
 
-fn status(s: ferry_core::report::Status) -> &'static str {
+fn status(s: ferry_engine::report::Status) -> &'static str {
     match s {
-        ferry_core::report::Status::Succeeded => "succeeded",
-        ferry_core::report::Status::Failed => "failed",
-        ferry_core::report::Status::Cancelled => "cancelled",
+        ferry_engine::report::Status::Succeeded => "succeeded",
+        ferry_engine::report::Status::Failed => "failed",
+        ferry_engine::report::Status::Cancelled => "cancelled",
     }
 }
 
@@ -283,7 +282,7 @@ mod tests {
             bytes: Some(10),
             digest: Some(format!(
                 "{}{}",
-                ferry_core::digest::FILE_PREFIX,
+                ferry_formats::digest::FILE_PREFIX,
                 "ab".repeat(32)
             )),
         };

@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::codec::{
+use ferry_core::{Error, FerryType, Result, Secret};
+use ferry_formats::codec::{
     detect, parse_type_overrides, Compression, CsvOptions, Format, ParquetCompression,
     ParquetOptions, DEFAULT_ROW_GROUP_ROWS, DEFAULT_SAMPLE_ROWS,
 };
-use ferry_core::{Error, FerryType, Result, Secret};
 use schemars::JsonSchema;
 use serde::Deserialize;
 

@@ -33,15 +33,15 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_core::age::{self, EncryptingWriter, Recipients};
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::codec::{
-    infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
-    InferOptions, WriteOptions,
-};
 use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
+};
+use ferry_formats::age::{self, EncryptingWriter, Recipients};
+use ferry_formats::codec::{
+    infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
+    InferOptions, WriteOptions,
 };
 
 use crate::config::FileSinkConfig;

@@ -24,16 +24,16 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
-use ferry_core::age::{self, DecryptingReader, Identities};
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{
-    decompress, detect, infer, infer_parquet_with, Bytes, ChunkReader, Compression, Format,
-    FormatReader, InferOptions, Length, SeekChunks,
-};
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, file_column, Catalog, Error, ErrorKind, Estimate, Message, MessageStream,
     ReadMode, ReadRequest, Result, Source, StreamInfo,
+};
+use ferry_formats::age::{self, DecryptingReader, Identities};
+use ferry_formats::codec::{
+    decompress, detect, infer, infer_parquet_with, Bytes, ChunkReader, Compression, Format,
+    FormatReader, InferOptions, Length, SeekChunks,
 };
 use futures::StreamExt;
 
@@ -509,7 +509,7 @@ impl Length for Chunks {
 impl ChunkReader for Chunks {
     type T = Box<dyn Read + Send>;
 
-    fn get_read(&self, start: u64) -> ferry_core::codec::parquet::ParquetResult<Self::T> {
+    fn get_read(&self, start: u64) -> ferry_formats::codec::parquet::ParquetResult<Self::T> {
         Ok(match self {
             Chunks::Plain(f) => Box::new(f.get_read(start)?),
             Chunks::Age(c) => Box::new(c.get_read(start)?),
@@ -520,7 +520,7 @@ impl ChunkReader for Chunks {
         &self,
         start: u64,
         length: usize,
-    ) -> ferry_core::codec::parquet::ParquetResult<Bytes> {
+    ) -> ferry_formats::codec::parquet::ParquetResult<Bytes> {
         match self {
             Chunks::Plain(f) => f.get_bytes(start, length),
             Chunks::Age(c) => c.get_bytes(start, length),
@@ -565,7 +565,7 @@ struct Job {
     format: Format,
     /// Set in config; `None`: from each file's name.
     compression: Option<Compression>,
-    csv: ferry_core::codec::CsvOptions,
+    csv: ferry_formats::codec::CsvOptions,
     /// The columns the files hold.
     schema: SchemaRef,
     /// With `file_column`: the stream's schema, `schema` and the file column last.

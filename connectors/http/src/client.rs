@@ -737,7 +737,7 @@ pub fn signature(secret: &Secret, unix: u64, body: &[u8]) -> String {
     ctx.update(format!("{unix}.").as_bytes());
     ctx.update(body);
     let tag = ctx.sign();
-    format!("t={unix},v1={}", ferry_core::digest::hex(tag.as_ref()))
+    format!("t={unix},v1={}", ferry_formats::digest::hex(tag.as_ref()))
 }
 
 fn unix_now() -> u64 {

@@ -268,13 +268,13 @@ fn pq(e: Error) -> parquet::errors::ParquetError {
     parquet::errors::ParquetError::External(Box::new(e))
 }
 
-impl ferry_core::codec::Length for RangedObject {
+impl ferry_formats::codec::Length for RangedObject {
     fn len(&self) -> u64 {
         self.size
     }
 }
 
-impl ferry_core::codec::ChunkReader for RangedObject {
+impl ferry_formats::codec::ChunkReader for RangedObject {
     type T = Box<dyn Read + Send>;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
@@ -293,9 +293,9 @@ impl ferry_core::codec::ChunkReader for RangedObject {
         &self,
         start: u64,
         length: usize,
-    ) -> parquet::errors::Result<ferry_core::codec::Bytes> {
+    ) -> parquet::errors::Result<ferry_formats::codec::Bytes> {
         if length == 0 {
-            return Ok(ferry_core::codec::Bytes::new());
+            return Ok(ferry_formats::codec::Bytes::new());
         }
         let out = self.get(start, Some(start + length as u64)).map_err(pq)?;
         let data = self

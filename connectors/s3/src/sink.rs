@@ -20,14 +20,14 @@ use std::sync::Arc;
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
-use ferry_core::age::{self, EncryptingWriter, Recipients};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{CompressWriter, FormatWriter};
 use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
     StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
+use ferry_formats::age::{self, EncryptingWriter, Recipients};
+use ferry_formats::codec::{CompressWriter, FormatWriter};
 use tokio::runtime::Handle;
 
 use crate::client::Connection;
@@ -478,7 +478,11 @@ impl Core {
                 root: None,
                 rows: *rows,
                 bytes: Some(c.bytes),
-                digest: Some(format!("{}{}", ferry_core::digest::FILE_PREFIX, c.sha256)),
+                digest: Some(format!(
+                    "{}{}",
+                    ferry_formats::digest::FILE_PREFIX,
+                    c.sha256
+                )),
             })
             .collect()
     }

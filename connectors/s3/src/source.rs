@@ -18,16 +18,16 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::Client;
-use ferry_core::age::{self, Identities};
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{
-    decompress, detect, infer, infer_parquet_with, Compression, Format, FormatReader, InferOptions,
-};
 use ferry_core::file_column;
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, Catalog, Error, ErrorKind, Estimate, Message, MessageStream, ReadMode,
     ReadRequest, Result, Source, StreamInfo,
+};
+use ferry_formats::age::{self, Identities};
+use ferry_formats::codec::{
+    decompress, detect, infer, infer_parquet_with, Compression, Format, FormatReader, InferOptions,
 };
 use futures::StreamExt;
 use tokio::runtime::Handle;

@@ -61,7 +61,7 @@ pub(crate) async fn check_object(conn: &Connection, output: &OutputRef) -> Resul
     })? {
         sha.update(&chunk);
     }
-    let got = ferry_core::digest::hex(sha.finish().as_ref());
+    let got = ferry_formats::digest::hex(sha.finish().as_ref());
     Ok(Some(if got == want {
         Verdict::Same
     } else {

@@ -6,9 +6,10 @@
 //! - compressed or age-encrypted CSV / JSON Lines: rows unknown (stored bytes say little
 //!   about rows; decompressing to learn would be a read), files and bytes still shown.
 
-use ferry_core::codec::{Compression, Format};
-use ferry_core::estimate::{middle_sample, parquet_rows, rows_of_plain_files, sample};
-use ferry_core::{age, Error, ErrorKind, Estimate, Result};
+use ferry_core::{Error, ErrorKind, Estimate, Result};
+use ferry_formats::age;
+use ferry_formats::codec::{Compression, Format};
+use ferry_formats::estimate::{middle_sample, parquet_rows, rows_of_plain_files, sample};
 
 use super::{compression_of, open_chunks, Entry, FileStream, Mark};
 

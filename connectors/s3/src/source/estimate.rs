@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use ferry_core::codec::{Compression, Format};
-use ferry_core::estimate::{middle_sample, parquet_rows, rows_of_plain_files, sample};
 use ferry_core::{Error, Estimate, Result};
+use ferry_formats::codec::{Compression, Format};
+use ferry_formats::estimate::{middle_sample, parquet_rows, rows_of_plain_files, sample};
 
 use super::{Codec, Mark, S3Source};
 use crate::config::StreamSpec;
