@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod file_column;
 pub mod redact;
 pub mod registry;
+pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;
@@ -35,5 +36,7 @@ pub use secret::Secret;
 pub use sink::{
     Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary,
 };
+pub use sink::{OutputRef, Verdict};
 pub use source::{Message, MessageStream, Position, ReadRequest, Rejected, RowPositions, Source};
+pub use source::{Replay, ReplayServer};
 pub use types::FerryType;

@@ -227,6 +227,48 @@ pub trait Sink: Send + Sync {
     async fn bind_owner(&self, _client: &str) -> Result<Option<String>> {
         Ok(None)
     }
+
+    // Optional abilities `ferry verify` asks for (the defaults: not offered).
+
+    /// Checks an output this destination delivered against what its receipt says
+    /// (`ferry verify`): fetches it again and compares its SHA-256. `None`, the default:
+    /// this destination cannot check outputs of that kind.
+    async fn verify_output(&self, _output: &OutputRef) -> Result<Option<Verdict>> {
+        Ok(None)
+    }
+
+    /// The local folder this destination writes its files into, which file outputs are
+    /// named relative to ([`Output::root`]). `None`, the default: it writes no local files.
+    fn delivery_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+/// A delivered output, as a receipt names it, for [`Sink::verify_output`] (the CLI makes
+/// one from a receipt's entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputRef {
+    /// `file`, `object` or `table`.
+    pub kind: String,
+    /// Where: a path, an object URL (`s3://bucket/key`) or a table.
+    pub location: String,
+    /// Hex SHA-256 of the bytes delivered, when the receipt has one.
+    pub sha256: Option<String>,
+    /// Bytes delivered, where known.
+    pub bytes: Option<u64>,
+}
+
+/// What checking a delivered output again found ([`Sink::verify_output`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It is as delivered.
+    Same,
+    /// Its bytes differ from what was delivered.
+    Changed,
+    /// It is gone.
+    Missing,
+    /// It cannot be checked from here; the text says why.
+    Unverifiable(String),
 }
 
 /// Prefix of the names Ferry keeps for itself in a destination (`_ferry_owner`, staging

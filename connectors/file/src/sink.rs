@@ -248,6 +248,10 @@ impl Sink for FileSink {
         };
         SinkCapabilities { modes }
     }
+
+    fn delivery_root(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
 }
 
 /// Where the (compressed) bytes go: the file itself, or an age encryptor in front of it;

@@ -417,6 +417,7 @@ async fn retry_after_in_seconds_and_as_a_date_is_honoured() {
     );
     let e = read(&s, ReadRequest::full("s")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    assert!(e.context_value("retry_after_secs").is_some(), "{e}");
 }
 
 #[tokio::test]

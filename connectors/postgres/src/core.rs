@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use ferry_core::retry::{Retry, RetryPolicy};
 use ferry_core::{Error, ErrorKind, Result, Secret};
 use ferry_sql::settings::{Endpoint, Product};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -32,6 +33,9 @@ pub(crate) const MAX_IDENT: usize = 63;
 pub(crate) use ferry_sql::write::naming::FERRY_PREFIX;
 /// Attempts of an operation that is safe to repeat, when it fails with a temporary error.
 const ATTEMPTS: u32 = 4;
+/// Waits between them: about 0.25 s, 0.5 s, 1 s (each jittered down to half).
+const RETRY: RetryPolicy =
+    RetryPolicy::new(ATTEMPTS, Duration::from_millis(250), Duration::from_secs(1));
 
 /// Where and how to connect. `Debug` shows no password (it is a [`Secret`]).
 #[derive(Debug, Clone)]
@@ -578,30 +582,33 @@ pub(crate) fn is_transient(e: &Error) -> bool {
 }
 
 /// Runs `f` until it succeeds, fails with a lasting error, or [`ATTEMPTS`] are used,
-/// waiting 0.25 s, 0.5 s, 1 s between attempts. Only for operations that are safe to
+/// waiting as [`RETRY`] says between attempts. Only for operations that are safe to
 /// repeat as a whole.
 pub(crate) async fn retry<T, F, Fut>(mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let mut delay = Duration::from_millis(250);
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
+    let classify = |e: &Error| {
+        if is_transient(e) {
+            Retry::Backoff
+        } else {
+            Retry::Never
+        }
+    };
+    RETRY
+        .run(
+            |_| f(),
+            classify,
+            |e, attempt, wait| {
                 tracing::warn!(
                     "PostgreSQL: {}; retrying in {} ms (attempt {attempt} of {ATTEMPTS})",
                     ferry_core::redact::redact(&e.to_string()),
-                    delay.as_millis()
+                    wait.as_millis()
                 );
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+            },
+        )
+        .await
 }
 
 // ----------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ mod verify;
 use std::sync::Arc;
 
 pub use config::{EncryptConfig, S3SinkConfig, S3SourceConfig, S3StreamConfig};
-pub use verify::check_object;
 
 /// The connector's name, the `type` written in `sync.toml`.
 pub const NAME: &str = "s3";

@@ -4,6 +4,7 @@
 use std::io::Read;
 
 use aws_sdk_s3::Client;
+use ferry_core::retry::RetryPolicy;
 use ferry_core::{Error, Result};
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
@@ -128,8 +129,13 @@ pub(crate) fn open_blocking(
     Ok(Box::new(r))
 }
 
-/// Times a cut-off body is resumed before the read fails.
-const MAX_RESUMES: u32 = 3;
+/// A cut-off body is resumed up to 3 times (4 reads in all) before the read fails,
+/// waiting about 0.2 s, 0.4 s, 0.8 s (each jittered down to half) before each resume.
+const RESUMES: RetryPolicy = RetryPolicy::new(
+    4,
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(800),
+);
 
 /// An object's body that resumes after a dropped connection (see [`open_blocking`]).
 struct Resuming {
@@ -183,9 +189,9 @@ impl Read for Resuming {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // only a body cut short by the network is resumed; with an ETag the
                 // resumed bytes are surely of the same object version
-                Err(e) if self.resumes < MAX_RESUMES && self.etag.is_some() => {
+                Err(e) if self.etag.is_some() && self.resumes + 1 < RESUMES.attempts() => {
                     self.resumes += 1;
-                    backoff(self.resumes);
+                    std::thread::sleep(RESUMES.backoff(self.resumes));
                     match self.get(self.pos) {
                         Ok((inner, _)) => self.inner = inner,
                         Err(again) => {
@@ -200,11 +206,6 @@ impl Read for Resuming {
             }
         }
     }
-}
-
-/// Waits a little longer before each resume (0.2 s, 0.4 s, 0.8 s).
-fn backoff(attempt: u32) {
-    std::thread::sleep(std::time::Duration::from_millis(100 << attempt.min(4)));
 }
 
 /// Runs `f` on a blocking thread, with a handle to the runtime for S3 calls.

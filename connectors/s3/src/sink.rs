@@ -23,8 +23,8 @@ use aws_sdk_s3::Client;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
-    StreamWriter, WriteMode, WriteRequest, WriteSummary,
+    async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
+    StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
 use ferry_formats::age::{self, EncryptingWriter, Recipients};
 use ferry_formats::codec::{CompressWriter, FormatWriter};
@@ -272,6 +272,10 @@ impl Sink for S3Sink {
         SinkCapabilities {
             modes: vec![WriteMode::Append, WriteMode::Overwrite],
         }
+    }
+
+    async fn verify_output(&self, output: &OutputRef) -> Result<Option<Verdict>> {
+        crate::verify::check_object(&self.shared.conn, output).await
     }
 }
 
