@@ -25,13 +25,18 @@ pub struct EncryptConfig {
     pub passphrase: Option<Secret>,
 }
 
-impl EncryptConfig {
-    /// The recipients, with key files read relative to `base_dir`.
-    pub fn recipients(&self, base_dir: &Path) -> Result<Arc<Recipients>> {
-        Recipients::new(&self.recipients, self.passphrase.as_ref(), base_dir)
-            .map(Arc::new)
-            .map_err(|e| Error::config(format!("`encrypt`: {}", e.message())))
-    }
+/// Who a destination's `encrypt` table encrypts for, key files read relative to
+/// `base_dir` (none: written plain).
+pub fn recipients(
+    encrypt: Option<&EncryptConfig>,
+    base_dir: &Path,
+) -> Result<Option<Arc<Recipients>>> {
+    let Some(e) = encrypt else {
+        return Ok(None);
+    };
+    Recipients::new(&e.recipients, e.passphrase.as_ref(), base_dir)
+        .map(|r| Some(Arc::new(r)))
+        .map_err(|e| Error::config(format!("`encrypt`: {}", e.message())))
 }
 
 /// What decrypts a source's `.age` files: its `identity` and/or `passphrase` (none: an

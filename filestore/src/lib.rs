@@ -27,7 +27,7 @@ mod source;
 mod store;
 
 pub use chunks::Chunks;
-pub use encrypt::{identities, EncryptConfig};
+pub use encrypt::{identities, recipients, EncryptConfig};
 pub use input::{need_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use naming::{is_tsv, stream_name, strip_layers};

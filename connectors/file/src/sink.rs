@@ -38,7 +38,7 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::{blocking, Sealed};
+use ferry_filestore::{blocking, recipients, Sealed};
 use ferry_formats::age::{self, Recipients};
 use ferry_formats::codec::{
     infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
@@ -87,11 +87,7 @@ impl FileSink {
         }
         let csv = config.csv()?;
         let parquet = config.parquet()?;
-        let encrypt = config
-            .encrypt
-            .as_ref()
-            .map(|e| e.recipients(base_dir))
-            .transpose()?;
+        let encrypt = recipients(config.encrypt.as_ref(), base_dir)?;
         Ok(FileSink {
             dir: base_dir.join(&config.path),
             layout: Layout {

@@ -26,6 +26,7 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
+use ferry_filestore::recipients;
 use ferry_formats::age::{self, Recipients};
 use ferry_formats::codec::{CompressWriter, FormatWriter};
 use tokio::runtime::Handle;
@@ -60,11 +61,7 @@ struct Shared {
 impl S3Sink {
     pub(crate) fn new(config: S3SinkConfig, base_dir: &std::path::Path) -> Result<Self> {
         let spec = config.spec()?;
-        let encrypt = config
-            .encrypt
-            .as_ref()
-            .map(|e| e.recipients(base_dir))
-            .transpose()?;
+        let encrypt = recipients(config.encrypt.as_ref(), base_dir)?;
         Ok(S3Sink {
             shared: Arc::new(Shared {
                 conn: config.connection()?,
