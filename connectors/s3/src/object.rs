@@ -35,11 +35,6 @@ impl ObjectInfo {
             size: o.size().unwrap_or(0).max(0) as u64,
         })
     }
-
-    /// The incremental order: oldest first, then by key.
-    pub(crate) fn order(&self) -> (u64, &str) {
-        (self.mtime_ns, &self.key)
-    }
 }
 
 /// Pages of a listing under `prefix` (ListObjectsV2, 1,000 keys a page), in key order.
