@@ -22,7 +22,7 @@ use ferry_core::arrow_array::{
 };
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::{ConfigNode, FerryType, RunOptions, StreamConfig, WriteMode, WriteRequest};
+use ferry_core::{FerryType, RunOptions, StreamConfig, WriteMode, WriteRequest};
 
 const BUCKET: &str = "bench";
 const BATCH: usize = 8192;
@@ -72,11 +72,7 @@ fn batch(first: u64, n: usize) -> RecordBatch {
 }
 
 fn connector(kind: &str, toml: &str) -> ConnectorConfig {
-    ConnectorConfig {
-        kind: kind.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, std::path::Path::new(".")).expect("config"),
-    }
+    ferry_core::testkit::connector_config(kind, toml, ".").expect("config")
 }
 
 fn registry() -> ferry_core::Registry {

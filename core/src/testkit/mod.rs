@@ -17,6 +17,9 @@
 //! ```
 
 pub mod fault;
+mod from_toml;
+#[cfg(feature = "testkit-s3")]
+pub mod s3_server;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +39,8 @@ use crate::state::StateStore;
 use crate::types::{with_keys, FerryType};
 use crate::values::{to_json, BatchBuilder};
 use crate::{Error, ErrorKind, Result};
+
+pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 
 /// How faithfully a destination or source keeps values; the kit compares accordingly.
 #[derive(Debug, Clone, Copy, Default)]
