@@ -3,6 +3,4 @@
 
 #![allow(dead_code, unused_imports)]
 
-pub use ferry_core::testkit::s3_server::{
-    BlockingS3Server as Server, ACCESS_KEY, SECRET_KEY,
-};
+pub use ferry_core::testkit::s3_server::{BlockingS3Server as Server, ACCESS_KEY, SECRET_KEY};

@@ -16,10 +16,13 @@
 //! # }
 //! ```
 
+mod documented;
 pub mod fault;
 mod from_toml;
+mod helpers;
 #[cfg(feature = "testkit-s3")]
 pub mod s3_server;
+pub mod sql;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -40,7 +43,9 @@ use crate::types::{with_keys, FerryType};
 use crate::values::{to_json, BatchBuilder};
 use crate::{Error, ErrorKind, Result};
 
+pub use documented::config_is_documented;
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
+pub use helpers::*;
 
 /// How faithfully a destination or source keeps values; the kit compares accordingly.
 #[derive(Debug, Clone, Copy, Default)]
@@ -722,7 +727,8 @@ pub async fn run_sink_suite(f: &dyn SinkFixture) {
     }
 }
 
-async fn write_stream(
+/// Writes `batches` to `stream` in one writer (write each, flush, close).
+pub async fn write_stream(
     sink: &dyn Sink,
     stream: &str,
     mode: WriteMode,

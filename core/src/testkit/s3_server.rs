@@ -313,9 +313,7 @@ pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
         .endpoint_url(endpoint)
         .force_path_style(true)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            access_key, secret_key, None, None, "test",
-        ))
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .http_client(
             aws_smithy_http_client::Builder::new()

@@ -1,0 +1,152 @@
+//! The SQL conformance suite: what every SQL connector (sqlite, mysql, postgres) promises
+//! beyond the kit's source and sink suites, checked on its real database: ties on the
+//! cursor, custom queries, estimates, schema evolution, staged overwrite, upsert keys,
+//! concurrent streams, a run through the runtime.
+//!
+//! A connector's test gives a [`SqlFixture`] (a fresh database, schema or file, and how to
+//! run SQL in it) and runs the checks, each in a test of its own with [`sql_suite!`]:
+//!
+//! ```ignore
+//! ferry_core::sql_suite!(Fixture::new().await; sink_suite, incremental_ties_are_never_split_or_repeated);
+//! ```
+//!
+//! The checks that need something in the connector's own dialect (a table made by hand,
+//! a custom query) take it as arguments. Every [`SqlFixture`] is also a
+//! [`SourceFixture`](super::SourceFixture) and a [`SinkFixture`](super::SinkFixture) (its
+//! streams are tables its sink writes), so the kit's suites run on it as well.
+//!
+//! [`sql_suite!`]: crate::sql_suite
+
+mod sink;
+mod source;
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+
+use super::{read_all, write_stream, SinkFixture, SourceFixture};
+use crate::catalog::WriteMode;
+use crate::sink::Sink;
+use crate::source::{ReadRequest, Source};
+use crate::Result;
+
+pub use sink::*;
+pub use source::*;
+
+/// A fresh database (or schema, or file) on a real SQL system, and how to inspect it.
+#[async_trait]
+pub trait SqlFixture: Send + Sync {
+    /// A second fresh fixture of the same kind (for runs from one database to another).
+    async fn another(&self) -> Self
+    where
+        Self: Sized;
+    /// The sink under test, writing into the fixture's database.
+    fn sink(&self) -> Arc<dyn Sink>;
+    /// A source reading the fixture's database.
+    fn source(&self) -> Arc<dyn Source>;
+    /// A source built from its TOML config: the fixture's connection lines, then `extra`
+    /// (`tables`, `queries`, …).
+    fn source_with(&self, extra: &str) -> Arc<dyn Source>;
+    /// A source whose connection fails (nothing listens there, no such file).
+    fn broken_source(&self) -> Arc<dyn Source>;
+    /// Runs statements (separated by `;`) in the fixture's database.
+    async fn sql(&self, statements: &str);
+    /// The rows of a query, every value as text (`NULL` as `None`).
+    async fn rows_text(&self, query: &str) -> Vec<Vec<Option<String>>>;
+    /// How many relations named `_ferry…` the database holds: Ferry's staging and helper
+    /// tables.
+    async fn ferry_tables(&self) -> i64;
+    /// `name` quoted as an identifier.
+    fn quote(&self, name: &str) -> String;
+    /// The `location` of the output the sink reports for table `table`.
+    fn location(&self, table: &str) -> String;
+
+    /// Every row of table `stream` as the source reads it (none if there is no such table).
+    async fn table_rows(&self, stream: &str) -> Result<Vec<RecordBatch>> {
+        table_rows(self.source().as_ref(), stream).await
+    }
+    /// The number a query counts (its first value).
+    async fn count(&self, query: &str) -> i64 {
+        let rows = self.rows_text(query).await;
+        let first = rows.first().and_then(|r| r.first()).cloned().flatten();
+        first
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{query} counted nothing: {rows:?}"))
+    }
+    /// Whether a whole read announces its exact row count first ([`Message::Total`]),
+    /// rather than an estimate ([`Message::Estimate`]).
+    ///
+    /// [`Message::Total`]: crate::Message::Total
+    /// [`Message::Estimate`]: crate::Message::Estimate
+    fn counts_whole_reads(&self) -> bool {
+        true
+    }
+    /// Whether rows of equal cursor value come in key order.
+    fn orders_ties_by_key(&self) -> bool {
+        true
+    }
+}
+
+/// Every row of table `stream` as `source` reads it (none if it has no such stream).
+pub async fn table_rows(source: &dyn Source, stream: &str) -> Result<Vec<RecordBatch>> {
+    if source.discover().await?.get(stream).is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(read_all(source, ReadRequest::full(stream)).await)
+}
+
+/// The kit's source suite, on tables the fixture's sink writes.
+pub async fn source_suite<F: SqlFixture>(f: &F) {
+    super::run_source_suite(f).await;
+}
+
+#[async_trait]
+impl<T: SqlFixture> SinkFixture for T {
+    fn sink(&self) -> Arc<dyn Sink> {
+        SqlFixture::sink(self)
+    }
+
+    async fn read_back(&self, stream: &str, _schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        self.table_rows(stream).await
+    }
+}
+
+#[async_trait]
+impl<T: SqlFixture> SourceFixture for T {
+    async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
+        self.append(stream, batch).await?;
+        Ok(self.source())
+    }
+
+    async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
+        let sink = SqlFixture::sink(self);
+        write_stream(
+            sink.as_ref(),
+            stream,
+            WriteMode::Append,
+            std::slice::from_ref(batch),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn broken(&self) -> Option<Arc<dyn Source>> {
+        Some(self.broken_source())
+    }
+}
+
+/// One `#[tokio::test]` per named check of [`testkit::sql`](crate::testkit::sql), each on
+/// its own fresh fixture (`$fixture`, an expression that may `.await`).
+#[macro_export]
+macro_rules! sql_suite {
+    ($fixture:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                $crate::testkit::sql::$check(&$fixture).await;
+            }
+        )*
+    };
+}
