@@ -75,6 +75,13 @@ pub trait SqlFixture: Send + Sync {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{query} counted nothing: {rows:?}"))
     }
+    /// Leaves what an overwrite of `table` killed mid-way leaves: by default the staging
+    /// table of a run long gone, `_ferry_stage_<table>_<run id>`.
+    async fn crash_an_overwrite(&self, table: &str) {
+        let staging = format!("_ferry_stage_{table}_20000101T000000Z-abcdef");
+        self.sql(&format!("CREATE TABLE {} (x int)", self.quote(&staging)))
+            .await;
+    }
     /// Whether a whole read announces its exact row count first ([`Message::Total`]),
     /// rather than an estimate ([`Message::Estimate`]).
     ///

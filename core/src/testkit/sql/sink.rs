@@ -248,7 +248,7 @@ pub async fn upsert_needs_a_unique_key<F: SqlFixture>(f: &F, table: &KeylessTabl
 /// An overwrite stages its rows until `close`: meanwhile readers see the old rows and
 /// discovery hides the staging table; `abort` leaves the old table and no staging table;
 /// `close` swaps in the new rows and reports the table; a view on the table follows the
-/// swap; a staging table left by a crashed run is dropped by the next overwrite.
+/// swap; what a crashed overwrite left is dropped by the next overwrite.
 pub async fn overwrite_stages_until_close_and_abort_leaves_the_old_table<F: SqlFixture>(f: &F) {
     let sink = SqlFixture::sink(f);
     write_stream(
@@ -288,12 +288,9 @@ pub async fn overwrite_stages_until_close_and_abort_leaves_the_old_table<F: SqlF
     assert_eq!(ids_in_t().await, vec![10, 11]);
     assert_eq!(f.ferry_tables().await, 0);
 
-    // a staging table left by a crashed run is cleaned up by the next overwrite
-    f.sql(&format!(
-        "CREATE TABLE {} (x int)",
-        f.quote("_ferry_stage_t_20000101T000000Z-abcdef")
-    ))
-    .await;
+    // what a crashed overwrite left is cleaned up by the next one
+    f.crash_an_overwrite("t").await;
+    assert_eq!(f.ferry_tables().await, 1);
     // and a view on the table follows the swap
     f.sql("CREATE VIEW t_names AS SELECT name FROM t").await;
     write_stream(
