@@ -16,7 +16,7 @@ use common::Fixture;
 use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
 use ferry_core::report::{RunReport, Status};
 use ferry_core::testkit::fault::{Direction, Ending, FaultProxy};
-use ferry_core::testkit::{self};
+use ferry_core::testkit::{self, sql::SqlFixture};
 use ferry_core::{RunOptions, Runtime, Sink, Source, StreamConfig, WriteMode};
 
 /// Rows of the source table: about 1 MB of binary COPY data, 20 batches.

@@ -8,14 +8,9 @@
 
 use std::sync::Arc;
 
-use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource, PostgresSourceConfig};
-use ferry_core::arrow_array::RecordBatch;
-use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::testkit::{self, SinkFixture, SourceFixture};
-use ferry_core::{
-    async_trait, BuildContext, ConfigNode, ReadRequest, Result, Sink, Source, WriteMode,
-    WriteRequest, WriteSummary,
-};
+use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
+use ferry_core::testkit::{self, sql::SqlFixture};
+use ferry_core::{async_trait, Sink, Source};
 
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
 
@@ -117,10 +112,7 @@ impl Fixture {
             toml.push_str(&format!("schemas = [\"{}\"]\n", self.schema));
         }
         toml.push_str(extra);
-        let dir = std::env::temp_dir();
-        let cfg: PostgresSourceConfig =
-            ConfigNode::from_toml(&toml, &dir).unwrap().parse().unwrap();
-        PostgresSource::new(cfg, &BuildContext { base_dir: dir }).unwrap()
+        testkit::from_toml(&toml, std::env::temp_dir(), PostgresSource::new).unwrap()
     }
 
     /// A driver connection whose `search_path` is the fixture's schema.
@@ -133,33 +125,6 @@ impl Fixture {
         .await
         .unwrap();
         c
-    }
-
-    /// Runs statements (separated by `;`) in the fixture's schema.
-    pub async fn sql(&self, sql: &str) {
-        self.admin()
-            .await
-            .batch_execute(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    }
-
-    /// The rows of a query, every value as text (`NULL` as None).
-    pub async fn rows_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let msgs = self
-            .admin()
-            .await
-            .simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-        msgs.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect()
     }
 
     /// One value of a query, as text.
@@ -194,73 +159,71 @@ impl Drop for Fixture {
     }
 }
 
-pub fn request(stream: &str, schema: SchemaRef, mode: WriteMode) -> WriteRequest {
-    WriteRequest {
-        stream: stream.into(),
-        schema,
-        mode,
-        run_id: ferry_core::runtime::new_run_id(),
-    }
-}
-
-pub async fn write(
-    sink: &dyn Sink,
-    stream: &str,
-    mode: WriteMode,
-    batches: &[RecordBatch],
-) -> Result<WriteSummary> {
-    let mut w = sink
-        .open(request(stream, batches[0].schema(), mode))
-        .await?;
-    for b in batches {
-        w.write(b.clone()).await?;
-    }
-    w.flush().await?;
-    w.close().await
-}
-
 #[async_trait]
-impl SinkFixture for Fixture {
+impl SqlFixture for Fixture {
+    async fn another(&self) -> Fixture {
+        Fixture::new().await
+    }
+
     fn sink(&self) -> Arc<dyn Sink> {
         self.sink.clone()
     }
 
-    async fn read_back(&self, stream: &str, _schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-        let source = self.source();
-        if source.discover().await?.get(stream).is_none() {
-            return Ok(Vec::new());
-        }
-        Ok(testkit::read_all(source.as_ref(), ReadRequest::full(stream)).await)
-    }
-}
-
-#[async_trait]
-impl SourceFixture for Fixture {
-    async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        write(
-            self.sink.as_ref(),
-            stream,
-            WriteMode::Append,
-            std::slice::from_ref(batch),
-        )
-        .await?;
-        Ok(self.source())
+    fn source(&self) -> Arc<dyn Source> {
+        Fixture::source(self)
     }
 
-    async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        write(
-            self.sink.as_ref(),
-            stream,
-            WriteMode::Append,
-            std::slice::from_ref(batch),
-        )
-        .await?;
-        Ok(())
+    fn source_with(&self, extra: &str) -> Arc<dyn Source> {
+        Arc::new(Fixture::source_with(self, extra))
     }
 
-    fn broken(&self) -> Option<Arc<dyn Source>> {
+    fn broken_source(&self) -> Arc<dyn Source> {
         let mut s = self.server.clone();
         s.port = 1;
-        Some(Arc::new(PostgresSource::from_settings(s, &[&self.schema])))
+        Arc::new(PostgresSource::from_settings(s, &[&self.schema]))
+    }
+
+    /// Runs statements (separated by `;`) in the fixture's schema.
+    async fn sql(&self, sql: &str) {
+        self.admin()
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+
+    /// The rows of a query, every value as text (`NULL` as None).
+    async fn rows_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let msgs = self
+            .admin()
+            .await
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn ferry_tables(&self) -> i64 {
+        self.count(&format!(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = '{}' AND c.relname LIKE '\\_ferry%'",
+            self.schema
+        ))
+        .await
+    }
+
+    fn quote(&self, name: &str) -> String {
+        quote(name)
+    }
+
+    fn location(&self, table: &str) -> String {
+        format!("{}#{}.{table}", self.server.location(), self.schema)
     }
 }
