@@ -16,6 +16,7 @@ use crate::sink::WriteRequest;
 use crate::source::{Message, ReadRequest, Rejected, Source};
 use crate::types::{with_keys, FerryType};
 use crate::values::BatchBuilder;
+use crate::Result;
 
 /// A row as JSON values by column name.
 pub type Row = BTreeMap<String, serde_json::Value>;
@@ -142,4 +143,30 @@ pub fn wide_batch(n: usize) -> RecordBatch {
             .expect("wide rows are valid");
     }
     b.finish().expect("wide batch builds")
+}
+
+/// Every message of a read; the first error ends it.
+pub async fn try_messages(source: &dyn Source, request: ReadRequest) -> Result<Vec<Message>> {
+    let mut s = source.read(request).await?;
+    let mut out = Vec::new();
+    while let Some(m) = s.next().await {
+        out.push(m?);
+    }
+    Ok(out)
+}
+
+/// `{ id = "int64", … }`: the schema's exact types, as a file source's `columns` override.
+pub fn columns_toml(schema: &SchemaRef) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} = \"{}\"",
+                f.name(),
+                FerryType::of(f).expect("ferry type")
+            )
+        })
+        .collect();
+    format!("{{ {} }}", cols.join(", "))
 }
