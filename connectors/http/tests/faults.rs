@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use ferry_core::report::{RunReport, Status};
 use ferry_core::testkit::fault::{Direction, Ending, FaultProxy};
 use ferry_core::testkit::{self, MemorySink};
-use ferry_core::{ConfigNode, Registry, RunOptions, Runtime, Sink, Source, StreamConfig};
+use ferry_core::{RunOptions, Runtime, Sink, Source, StreamConfig};
 use serde_json::{json, Value};
 
 /// Records the API serves, and records per page: 20 pages of about 12 kB.
@@ -109,20 +109,6 @@ async fn hook(State(r): State<Shared>, headers: HeaderMap, body: Bytes) -> Json<
     Json(json!({ "ok": true }))
 }
 
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    ferry_connector_http::register(&mut r);
-    r
-}
-
-fn connector(kind: &str, toml: &str) -> ferry_core::config::ConnectorConfig {
-    ferry_core::config::ConnectorConfig {
-        kind: kind.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, std::path::Path::new(".")).expect("valid TOML"),
-    }
-}
-
 /// The API's `items` stream at `addr`: 1 s per request, 0.5 s to connect, 2 attempts.
 fn http_source(addr: std::net::SocketAddr) -> Arc<dyn Source> {
     let toml = format!(
@@ -142,8 +128,7 @@ cursor_param = "updated_since"
 sorted_by_cursor = true
 "#
     );
-    registry()
-        .build_source(&connector("http", &toml))
+    testkit::source_from_toml(ferry_connector_http::register, "http", &toml, ".")
         .expect("the source config is valid")
 }
 
@@ -153,8 +138,7 @@ fn webhook(addr: std::net::SocketAddr) -> Arc<dyn Sink> {
         "url = \"http://{addr}/hook/{{stream}}\"\nbatch_size = 100\ntimeout_secs = 1\n\
          connect_timeout_secs = 1\nretry = {{ attempts = 2, initial_backoff_ms = 50 }}\n"
     );
-    registry()
-        .build_sink(&connector("webhook", &toml))
+    testkit::sink_from_toml(ferry_connector_http::register, "webhook", &toml, ".")
         .expect("the destination config is valid")
 }
 
