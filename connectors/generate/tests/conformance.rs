@@ -438,16 +438,8 @@ async fn incremental_by(cursor: &str) {
         let rt = testkit::runtime(source, Arc::new(sink.clone()), dir.path());
         let sc = sc.clone();
         async move {
-            let report = rt
-                .sync(&[sc], &RunOptions::default(), None, ("generate", "memory"))
-                .await
-                .unwrap();
-            assert_eq!(
-                report.status,
-                Status::Succeeded,
-                "{:?}",
-                report.streams[0].error
-            );
+            let report = testkit::sync(&rt, &[sc], ("generate", "memory")).await;
+            testkit::assert_succeeded(&report);
             (report.rows_committed(), rt.state.get("users"))
         }
     };

@@ -166,12 +166,7 @@ async fn sync(rt: &Runtime) -> RunReport {
 }
 
 fn succeeded(report: &RunReport) {
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
 }
 
 /// The memory sink holds every record, each once but (after a failed append run) those

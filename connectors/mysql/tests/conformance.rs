@@ -11,13 +11,12 @@ use ferry_connector_mysql::{
 };
 use ferry_core::arrow_array::{Int64Array, RecordBatch, StringArray};
 use ferry_core::arrow_schema::Schema;
-use ferry_core::report::Status;
 use ferry_core::testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
 use ferry_core::testkit::{self, ids, messages, request, rows, write_stream};
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, BuildContext, ConfigNode, Durability, ErrorKind, FerryType, Message, ReadRequest,
-    Registry, RunOptions, Secret, Sink, Source, StreamConfig, WriteMode,
+    Registry, Secret, Sink, Source, StreamConfig, WriteMode,
 };
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -322,21 +321,8 @@ async fn incremental_rerun_picks_up_new_and_updated_rows() {
     sc.mode = Some(WriteMode::Upsert);
     sc.cursor = Some("updated_at".into());
     let run = || async {
-        let report = rt
-            .sync(
-                std::slice::from_ref(&sc),
-                &RunOptions::default(),
-                None,
-                ("mysql", "mysql"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            report.status,
-            Status::Succeeded,
-            "{:?}",
-            report.streams[0].error
-        );
+        let report = testkit::sync(&rt, std::slice::from_ref(&sc), ("mysql", "mysql")).await;
+        testkit::assert_succeeded(&report);
         report.rows_committed()
     };
     assert_eq!(run().await, 3);

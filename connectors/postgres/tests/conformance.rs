@@ -21,19 +21,12 @@ use ferry_core::testkit::{self, ids, messages, request, rows, write_stream, Memo
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, Catalog, ConfigNode, Durability, ErrorKind, FerryType, Message, MessageStream,
-    ReadRequest, Registry, Result, RunOptions, Sink, Source, StreamConfig, WriteMode,
+    ReadRequest, Registry, Result, Sink, Source, StreamConfig, WriteMode,
 };
 use futures::StreamExt;
 
 async fn sync(rt: &ferry_core::Runtime, sc: &StreamConfig) -> ferry_core::RunReport {
-    rt.sync(
-        std::slice::from_ref(sc),
-        &RunOptions::default(),
-        None,
-        ("postgres", "postgres"),
-    )
-    .await
-    .expect("plan")
+    testkit::sync(&rt, std::slice::from_ref(sc), ("postgres", "postgres")).await
 }
 
 // ----------------------------------------------------------------------------------------
@@ -142,12 +135,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
     sc.mode = Some(WriteMode::Upsert);
     sc.destination = Some("accounts_copy".into());
     let report = sync(&rt, &sc).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 50);
     assert_eq!(
         report.streams[0].rows_expected, None,
@@ -177,12 +165,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
     )
     .await;
     let report = sync(&rt, &sc).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(
         report.rows_committed(),
         5,
@@ -813,12 +796,7 @@ async fn a_connection_killed_mid_load_fails_the_run_and_the_rerun_has_no_duplica
     );
     // the rerun resumes after the committed state and completes, without duplicates
     let report = sync(&rt, &sc).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(
         report.rows_committed(),
         (batches as u64 - committed) * rows_per as u64

@@ -139,12 +139,7 @@ async fn rerun_completes(f: &Fixture, dir: &std::path::Path) {
     let direct = f.server.clone();
     let rt = runtime(source(f, direct.clone()), sink(f, direct), dir);
     let report = sync(&rt).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_whole(f).await;
 }
 
@@ -158,12 +153,7 @@ async fn latency_changes_nothing() {
     s.read_timeout = Duration::from_secs(60);
     let rt = runtime(source(&f, s.clone()), sink(&f, s), dir.path());
     let report = sync(&rt).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), ROWS as u64);
     assert_whole(&f).await;
     let st = p.stats();
@@ -182,12 +172,7 @@ async fn cut_at_connect(ending: Ending) {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(source(&f, via(&f, &p)), sink(&f, via(&f, &p)), dir.path());
     let report = sync(&rt).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(p.stats().cut, 1, "the fault happened");
     assert_whole(&f).await;
 }

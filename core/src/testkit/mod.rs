@@ -20,6 +20,7 @@ mod documented;
 pub mod fault;
 mod from_toml;
 mod helpers;
+mod run;
 #[cfg(feature = "testkit-s3")]
 pub mod s3_server;
 pub mod sql;
@@ -46,6 +47,7 @@ use crate::{Error, ErrorKind, Result};
 pub use documented::config_is_documented;
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;
+pub use run::{assert_succeeded, sync};
 
 /// How faithfully a destination or source keeps values; the kit compares accordingly.
 #[derive(Debug, Clone, Copy, Default)]
