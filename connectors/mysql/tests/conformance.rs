@@ -106,22 +106,14 @@ fn opts(s: &ConnSettings, with_db: bool) -> mysql_async::Opts {
 impl Drop for Fixture {
     fn drop(&mut self) {
         let s = self.settings.clone();
-        // a runtime of its own: Drop cannot await, and may run inside the test's runtime
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = mysql_async::Conn::new(opts(&s, false)).await {
-                    let _ = c
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{}`", s.database))
-                        .await;
-                    let _ = c.disconnect().await;
-                }
-            });
-        })
-        .join();
+        testkit::on_own_runtime(async move {
+            if let Ok(mut c) = mysql_async::Conn::new(opts(&s, false)).await {
+                let _ = c
+                    .query_drop(format!("DROP DATABASE IF EXISTS `{}`", s.database))
+                    .await;
+                let _ = c.disconnect().await;
+            }
+        });
     }
 }
 
@@ -250,19 +242,15 @@ async fn custom_query_streams() {
         stats: "{ name = \"stats\", sql = \"SELECT COUNT(*) AS n, MAX(v) AS top, CONCAT('x', MIN(id)) AS label, AVG(v) AS avg4 FROM orders\", columns = { top = \"decimal(12,2)\" } }",
         writes: &["DELETE FROM orders"],
     };
-    let source = sql::custom_query_streams(&f, &queries).await;
-    let catalog = source.discover().await.unwrap();
-    let stats = catalog.get("stats").unwrap();
-    let ty = |n: &str| FerryType::of(stats.schema.field_with_name(n).unwrap()).unwrap();
-    assert_eq!(ty("label"), FerryType::String);
+    let q = sql::custom_query_streams(&f, &queries).await;
+    assert_eq!(q.stats_type("label"), FerryType::String);
     assert!(
-        matches!(ty("avg4"), FerryType::Decimal { scale: 4, .. }),
+        matches!(q.stats_type("avg4"), FerryType::Decimal { scale: 4, .. }),
         "{}",
-        ty("avg4")
+        q.stats_type("avg4")
     );
-    let s = rows(&testkit::read_all(source.as_ref(), ReadRequest::full("stats")).await);
-    assert_eq!(s[0]["label"], "x1");
-    assert_eq!(s[0]["avg4"], "275.0000");
+    assert_eq!(q.stats_row["label"], "x1");
+    assert_eq!(q.stats_row["avg4"], "275.0000");
     // a statement that returns rows but writes (MariaDB's INSERT … RETURNING) is
     // refused by the read-only transaction every read runs in
     let sneaky = f.source_with(

@@ -159,17 +159,10 @@ async fn custom_query_streams() {
         stats: "{ name = \"stats\", sql = \"SELECT count(*) AS n, max(v) AS top, 'x' || id AS label FROM orders\", columns = { n = \"int64\", top = \"decimal(12,2)\" } }",
         writes: &["DELETE FROM orders"],
     };
-    let source = sql::custom_query_streams(&f, &queries).await;
-    let catalog = source.discover().await.unwrap();
-    let label = catalog
-        .get("stats")
-        .unwrap()
-        .schema
-        .field_with_name("label")
-        .cloned();
+    let q = sql::custom_query_streams(&f, &queries).await;
     assert_eq!(
-        FerryType::of(&label.unwrap()),
-        Some(FerryType::String),
+        q.stats_type("label"),
+        FerryType::String,
         "an expression without a declared type reads as string"
     );
 }

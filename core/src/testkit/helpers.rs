@@ -170,3 +170,16 @@ pub fn columns_toml(schema: &SchemaRef) -> String {
         .collect();
     format!("{{ {} }}", cols.join(", "))
 }
+
+/// Runs `work` to its end on a thread with a runtime of its own: for a fixture's `Drop`,
+/// which cannot await and may run inside the test's runtime.
+pub fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work)
+    })
+    .join();
+}

@@ -139,23 +139,15 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let server = self.server.clone();
         let schema = self.schema.clone();
-        // a Drop cannot await: drop the schema from a thread with its own runtime
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let c = admin_to(&server, &server.database).await;
-                let _ = c
-                    .batch_execute(&format!(
-                        "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {} CASCADE",
-                        quote(&schema)
-                    ))
-                    .await;
-            });
-        })
-        .join();
+        testkit::on_own_runtime(async move {
+            let c = admin_to(&server, &server.database).await;
+            let _ = c
+                .batch_execute(&format!(
+                    "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                    quote(&schema)
+                ))
+                .await;
+        });
     }
 }
 

@@ -9,12 +9,10 @@ use arrow_schema::Schema;
 use super::SqlFixture;
 use crate::catalog::WriteMode;
 use crate::config::StreamConfig;
-use crate::report::Status;
-use crate::runtime::RunOptions;
-use crate::sink::Durability;
+use crate::sink::{Durability, Sink};
 use crate::testkit::{
-    all_types_batch, all_types_schema, ids, request, rows, run_sink_suite, runtime, simple_batch,
-    write_stream, SourceFixture,
+    all_types_batch, all_types_schema, assert_succeeded, ids, request, rows, run_sink_suite,
+    runtime, simple_batch, sync, write_stream, SourceFixture,
 };
 use crate::types::{primary_key, with_keys, FerryType};
 use crate::{Error, ErrorKind};
@@ -27,6 +25,21 @@ pub async fn sink_suite<F: SqlFixture>(f: &F) {
         0,
         "staging tables were left in the database"
     );
+}
+
+/// Table `people` with two rows of [`simple_batch`] (`id`, `name`, `version`); returns the
+/// sink.
+async fn people<F: SqlFixture>(f: &F) -> Arc<dyn Sink> {
+    let sink = SqlFixture::sink(f);
+    write_stream(
+        sink.as_ref(),
+        "people",
+        WriteMode::Append,
+        &[simple_batch(1, 2, "old")],
+    )
+    .await
+    .unwrap();
+    sink
 }
 
 /// `describe` gives back the schema that was written (names, types, nullability, key),
@@ -63,12 +76,11 @@ pub async fn describe_gives_the_written_schema<F: SqlFixture>(f: &F) {
 /// A stream with a new nullable column adds it to the table (older rows NULL), and a
 /// stream without it still appends.
 pub async fn a_new_nullable_column_is_added<F: SqlFixture>(f: &F) {
-    let sink = SqlFixture::sink(f);
-    let people = |batch: RecordBatch| {
+    let sink = people(f).await;
+    let append = |batch: RecordBatch| {
         let sink = sink.clone();
         async move { write_stream(sink.as_ref(), "people", WriteMode::Append, &[batch]).await }
     };
-    people(simple_batch(1, 2, "old")).await.unwrap();
     let old = simple_batch(3, 2, "new");
     let mut fields: Vec<_> = old
         .schema()
@@ -80,7 +92,7 @@ pub async fn a_new_nullable_column_is_added<F: SqlFixture>(f: &F) {
     let schema = with_keys(&Schema::new(fields), &["id".to_string()], None);
     let mut cols = old.columns().to_vec();
     cols.push(Arc::new(StringArray::from(vec![Some("hello"), None])));
-    people(RecordBatch::try_new(schema, cols).unwrap())
+    append(RecordBatch::try_new(schema, cols).unwrap())
         .await
         .unwrap();
     let described = sink.describe("people").await.unwrap().unwrap();
@@ -95,22 +107,14 @@ pub async fn a_new_nullable_column_is_added<F: SqlFixture>(f: &F) {
         vec![null.clone(), null.clone(), "hello".into(), null]
     );
     // and a stream without the new column still appends
-    people(simple_batch(5, 1, "later")).await.unwrap();
+    append(simple_batch(5, 1, "later")).await.unwrap();
     assert_eq!(rows(&f.table_rows("people").await.unwrap()).len(), 5);
 }
 
 /// A column arriving with another type (`version` as `changed`) is a schema mismatch
 /// naming table and column. Returns the error, for the dialect's own checks.
 pub async fn a_changed_column_type_is_refused<F: SqlFixture>(f: &F, changed: FerryType) -> Error {
-    let sink = SqlFixture::sink(f);
-    write_stream(
-        sink.as_ref(),
-        "people",
-        WriteMode::Append,
-        &[simple_batch(1, 2, "old")],
-    )
-    .await
-    .unwrap();
+    let sink = people(f).await;
     let schema = with_keys(
         &Schema::new(vec![
             FerryType::Int64.field("id", false),
@@ -136,15 +140,7 @@ pub async fn a_changed_column_type_is_refused<F: SqlFixture>(f: &F, changed: Fer
 
 /// A new column that may not be NULL cannot be added to existing rows.
 pub async fn a_new_not_null_column_is_refused<F: SqlFixture>(f: &F) {
-    let sink = SqlFixture::sink(f);
-    write_stream(
-        sink.as_ref(),
-        "people",
-        WriteMode::Append,
-        &[simple_batch(1, 2, "old")],
-    )
-    .await
-    .unwrap();
+    let sink = people(f).await;
     let schema = Schema::new(vec![
         FerryType::Int64.field("id", false),
         FerryType::Int64.field("rank", false),
@@ -161,15 +157,7 @@ pub async fn a_new_not_null_column_is_refused<F: SqlFixture>(f: &F) {
 /// Overwrite replaces the table, whatever its old shape; then a duplicate key in append
 /// mode is refused saying how to update instead.
 pub async fn overwrite_replaces_any_shape_and_a_duplicate_key_says_upsert<F: SqlFixture>(f: &F) {
-    let sink = SqlFixture::sink(f);
-    write_stream(
-        sink.as_ref(),
-        "people",
-        WriteMode::Append,
-        &[simple_batch(1, 2, "old")],
-    )
-    .await
-    .unwrap();
+    let sink = people(f).await;
     let schema = with_keys(
         &Schema::new(vec![
             FerryType::Int64.field("id", false),
@@ -365,21 +353,8 @@ pub async fn to_another_database_through_the_runtime<F: SqlFixture>(from: &F) {
     let run = |sc: StreamConfig| {
         let rt = &rt;
         async move {
-            let report = rt
-                .sync(
-                    std::slice::from_ref(&sc),
-                    &RunOptions::default(),
-                    None,
-                    ("kit", "kit"),
-                )
-                .await
-                .unwrap();
-            assert_eq!(
-                report.status,
-                Status::Succeeded,
-                "{:?}",
-                report.streams[0].error
-            );
+            let report = sync(rt, std::slice::from_ref(&sc), ("kit", "kit")).await;
+            assert_succeeded(&report);
             report
         }
     };

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use super::SqlFixture;
+use crate::catalog::StreamInfo;
 use crate::source::{Message, ReadRequest, Source};
 use crate::testkit::{
-    id_v_batch, ids, messages, read_all, rows, source_reads_match_discover, SourceFixture,
+    id_v_batch, ids, messages, read_all, rows, source_reads_match_discover, Row, SourceFixture,
 };
 use crate::types::FerryType;
 use crate::ErrorKind;
@@ -140,13 +141,32 @@ pub struct CustomQueries<'a> {
     pub writes: &'a [&'a str],
 }
 
+/// What [`custom_query_streams`] read, for the dialect's own checks.
+pub struct QueryStreams {
+    /// The source with the queries.
+    pub source: Arc<dyn Source>,
+    /// The `stats` stream as discovered.
+    pub stats: StreamInfo,
+    /// The one row of `stats`.
+    pub stats_row: Row,
+}
+
+impl QueryStreams {
+    /// The type of column `name` of `stats`.
+    pub fn stats_type(&self, name: &str) -> FerryType {
+        let field = self.stats.schema.field_with_name(name);
+        FerryType::of(field.unwrap_or_else(|e| panic!("stats.{name}: {e}")))
+            .unwrap_or_else(|| panic!("stats.{name} has no Ferry type"))
+    }
+}
+
 /// Queries are streams beside the tables, with keys, cursors and types; they read
 /// incrementally and with `--limit`; a query that writes is refused as a config error,
-/// naming it, and changes nothing. Returns the source, for the dialect's own checks.
+/// naming it, and changes nothing.
 pub async fn custom_query_streams<F: SqlFixture>(
     f: &F,
     queries: &CustomQueries<'_>,
-) -> Arc<dyn Source> {
+) -> QueryStreams {
     let orders: Vec<(i64, i64)> = (1..=10).map(|i| (i, i * 50)).collect();
     f.create("orders", &id_v_batch(&orders)).await.unwrap();
     let source = f.source_with(&format!(
@@ -176,7 +196,7 @@ pub async fn custom_query_streams<F: SqlFixture>(
         ids(&read_all(source.as_ref(), ReadRequest::full("big_orders")).await),
         vec![7, 8, 9, 10]
     );
-    let s = rows(&read_all(source.as_ref(), ReadRequest::full("stats")).await);
+    let mut s = rows(&read_all(source.as_ref(), ReadRequest::full("stats")).await);
     assert_eq!(s[0]["n"], 10);
     assert_eq!(s[0]["top"], "500.00");
     // incremental over a query, and --limit
@@ -200,5 +220,9 @@ pub async fn custom_query_streams<F: SqlFixture>(
         assert!(e.message().contains("oops"), "{e}");
     }
     assert_eq!(f.count("SELECT COUNT(*) FROM orders").await, 10);
-    source
+    QueryStreams {
+        source,
+        stats: stats.clone(),
+        stats_row: s.swap_remove(0),
+    }
 }
