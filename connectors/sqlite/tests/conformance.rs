@@ -468,35 +468,7 @@ async fn bulk_insert_speed() {
     let f = Fixture::new();
     let n = 1_000_000usize;
     let batch = 8192usize;
-    let batches: Vec<RecordBatch> = (0..n.div_ceil(batch))
-        .map(|i| {
-            let first = (i * batch) as i64 + 1;
-            let len = batch.min(n - i * batch);
-            testkit::simple_batch(first, len, "bench-row")
-        })
-        .collect();
-    for mode in [WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert] {
-        let table = format!("bench_{mode}");
-        let t = std::time::Instant::now();
-        let mut w = f
-            .sink
-            .open(request(&table, batches[0].schema(), mode))
-            .await
-            .unwrap();
-        for (i, b) in batches.iter().enumerate() {
-            w.write(b.clone()).await.unwrap();
-            if i % 16 == 15 {
-                w.flush().await.unwrap();
-            }
-        }
-        w.flush().await.unwrap();
-        w.close().await.unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "{mode:>9}: {n} rows in {secs:.2}s = {:.0} rows/s",
-            n as f64 / secs
-        );
-    }
+    testkit::bench_write_modes(f.sink.as_ref(), n, batch).await;
     // eight columns of mixed types, like the `bench` preset
     let wide = testkit::wide_batch(batch);
     let t = std::time::Instant::now();

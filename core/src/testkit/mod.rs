@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+mod bench;
 mod documented;
 pub mod fault;
 mod from_toml;
@@ -44,6 +45,7 @@ use crate::types::{with_keys, FerryType};
 use crate::values::{to_json, BatchBuilder};
 use crate::{Error, ErrorKind, Result};
 
+pub use bench::bench_write_modes;
 pub use documented::config_is_documented;
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;
