@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{io, sink, source};
+use common::{io, leftovers, sink, source};
 use ferry_core::age::{self, Identities, Recipients};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
@@ -80,18 +80,6 @@ fn read_encrypted(
         }
     }
     Ok(out)
-}
-
-/// Files starting with `.` left in a folder (temp files: there must be none after a run).
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn decrypt_to_string(path: &Path, ids: &Identities) -> String {

@@ -32,18 +32,7 @@ async fn sync(rt: &ferry_core::Runtime, sc: &StreamConfig) -> ferry_core::RunRep
 // ----------------------------------------------------------------------------------------
 // The shared kit and SQL suite
 
-ferry_core::sql_suite!(Fixture::new().await;
-    source_suite,
-    sink_suite,
-    incremental_ties_are_never_split_or_repeated,
-    estimate_limit_and_missing_things,
-    describe_gives_the_written_schema,
-    a_new_nullable_column_is_added,
-    a_new_not_null_column_is_refused,
-    overwrite_replaces_any_shape_and_a_duplicate_key_says_upsert,
-    overwrite_stages_until_close_and_abort_leaves_the_old_table,
-    to_another_database_through_the_runtime,
-);
+ferry_core::sql_suite!(Fixture::new().await);
 
 #[tokio::test]
 async fn a_changed_column_type_is_refused() {

@@ -20,3 +20,15 @@ pub fn sink(toml: &str, base: &Path) -> Result<Arc<dyn Sink>> {
 pub fn io(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, e.to_string())
 }
+
+/// Hidden files left in `dir` (temp files of unfinished writes).
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}

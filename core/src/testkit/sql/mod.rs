@@ -7,7 +7,8 @@
 //! run SQL in it) and runs the checks, each in a test of its own with [`sql_suite!`]:
 //!
 //! ```ignore
-//! ferry_core::sql_suite!(Fixture::new().await; sink_suite, incremental_ties_are_never_split_or_repeated);
+//! ferry_core::sql_suite!(Fixture::new().await);
+//! ferry_core::sql_suite!(Fixture::new().await; streams_write_in_parallel_and_an_aborted_stream_keeps_nothing_unflushed);
 //! ```
 //!
 //! The checks that need something in the connector's own dialect (a table made by hand,
@@ -144,10 +145,25 @@ impl<T: SqlFixture> SourceFixture for T {
     }
 }
 
-/// One `#[tokio::test]` per named check of [`testkit::sql`](crate::testkit::sql), each on
-/// its own fresh fixture (`$fixture`, an expression that may `.await`).
+/// One `#[tokio::test]` per check of [`testkit::sql`](crate::testkit::sql), each on its own
+/// fresh fixture (`$fixture`, an expression that may `.await`): without a list, the checks
+/// every SQL connector passes; with one, the named checks.
 #[macro_export]
 macro_rules! sql_suite {
+    ($fixture:expr) => {
+        $crate::sql_suite!($fixture;
+            source_suite,
+            sink_suite,
+            incremental_ties_are_never_split_or_repeated,
+            estimate_limit_and_missing_things,
+            describe_gives_the_written_schema,
+            a_new_nullable_column_is_added,
+            a_new_not_null_column_is_refused,
+            overwrite_replaces_any_shape_and_a_duplicate_key_says_upsert,
+            overwrite_stages_until_close_and_abort_leaves_the_old_table,
+            to_another_database_through_the_runtime,
+        );
+    };
     ($fixture:expr; $($check:ident),* $(,)?) => {
         $(
             #[::tokio::test]
