@@ -166,7 +166,7 @@ async fn sync(rt: &Runtime) -> RunReport {
 }
 
 fn succeeded(report: &RunReport) {
-    testkit::assert_succeeded(&report);
+    testkit::assert_succeeded(report);
 }
 
 /// The memory sink holds every record, each once but (after a failed append run) those

@@ -26,7 +26,7 @@ use ferry_core::{
 use futures::StreamExt;
 
 async fn sync(rt: &ferry_core::Runtime, sc: &StreamConfig) -> ferry_core::RunReport {
-    testkit::sync(&rt, std::slice::from_ref(sc), ("postgres", "postgres")).await
+    testkit::sync(rt, std::slice::from_ref(sc), ("postgres", "postgres")).await
 }
 
 // ----------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ async fn sync(rt: &Runtime) -> RunReport {
 }
 
 fn succeeded(report: &RunReport) {
-    testkit::assert_succeeded(&report);
+    testkit::assert_succeeded(report);
     assert_eq!(report.rows_committed(), (OBJECTS * ROWS_EACH) as u64);
 }
 

@@ -69,7 +69,7 @@ async fn sync(rt: &Runtime) -> RunReport {
     let mut sc = StreamConfig::named("items");
     sc.cursor = Some("id".into());
     sc.mode = Some(WriteMode::Upsert);
-    testkit::sync(&rt, std::slice::from_ref(&sc), ("singer", "sqlite")).await
+    testkit::sync(rt, std::slice::from_ref(&sc), ("singer", "sqlite")).await
 }
 
 #[tokio::test]
