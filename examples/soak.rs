@@ -25,10 +25,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
+use ferry_testkit::s3_server::S3Server;
 use support::{Sample, Step};
 
 const SCHEMA: &str = "ferry_soak";
@@ -74,35 +71,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-/// Starts an `s3s-fs` server over `root` (one bucket) on a free loopback port; returns
-/// its endpoint.
-async fn s3_server(root: &Path) -> String {
-    std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs starts");
-    let service = {
-        let mut b = S3ServiceBuilder::new(fs);
-        b.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        b.build()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    format!("http://{addr}")
 }
 
 /// Rows in the soak table (0 when there is none).
@@ -262,7 +230,12 @@ async fn main() {
     }
     let s3_root = dir.join("s3");
     let _ = std::fs::remove_dir_all(&s3_root);
-    let endpoint = s3_server(&s3_root).await;
+    let s3 = S3Server::builder(&[BUCKET])
+        .root(&s3_root)
+        .credentials(ACCESS_KEY, SECRET_KEY)
+        .start()
+        .await;
+    let endpoint = &s3.endpoint;
     let unload = soak_step(
         &dir,
         "pg_s3",

@@ -16,7 +16,15 @@
 //! # }
 //! ```
 
+mod bench;
+mod documented;
 pub mod fault;
+mod from_toml;
+mod helpers;
+mod run;
+#[cfg(feature = "s3")]
+pub mod s3_server;
+pub mod sql;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +46,12 @@ use ferry_engine::config::StreamConfig;
 use ferry_engine::report::Status;
 use ferry_engine::runtime::{RunOptions, Runtime};
 use ferry_engine::state::StateStore;
+
+pub use bench::bench_write_modes;
+pub use documented::config_is_documented;
+pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
+pub use helpers::*;
+pub use run::{assert_succeeded, sync};
 
 /// How faithfully a destination or source keeps values; the kit compares accordingly.
 #[derive(Debug, Clone, Copy, Default)]
@@ -719,7 +733,8 @@ pub async fn run_sink_suite(f: &dyn SinkFixture) {
     }
 }
 
-async fn write_stream(
+/// Writes `batches` to `stream` in one writer (write each, flush, close).
+pub async fn write_stream(
     sink: &dyn Sink,
     stream: &str,
     mode: WriteMode,

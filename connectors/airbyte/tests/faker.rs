@@ -101,21 +101,8 @@ async fn faker_into_postgres_resumes_its_state() {
     sc.mode = Some(WriteMode::Upsert);
 
     let rt = testkit::runtime(source.clone(), sink.clone(), &state_dir);
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions::default(),
-            None,
-            ("airbyte", "postgres"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    let report = testkit::sync(&rt, std::slice::from_ref(&sc), ("airbyte", "postgres")).await;
+    testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_read, 20);
     assert_eq!(
         report.streams[0].rows_expected,
@@ -159,21 +146,8 @@ async fn faker_into_postgres_resumes_its_state() {
     // second run, a fresh source process: the saved state goes back as --state, and faker
     // (always_updated = false) then has nothing new; without the state it would send all 20
     let rt = testkit::runtime(faker(dir.path(), config), sink.clone(), &state_dir);
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions::default(),
-            None,
-            ("airbyte", "postgres"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    let report = testkit::sync(&rt, std::slice::from_ref(&sc), ("airbyte", "postgres")).await;
+    testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_read, 0, "state was resumed");
     // and a full refresh ignores it
     let report = rt
@@ -256,15 +230,7 @@ async fn a_trace_error_fails_the_read_and_keeps_the_last_state() {
     sc.destination = Some(name.clone());
     sc.cursor = Some("id".into());
     let rt = testkit::runtime(source, sink, dir.path());
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions::default(),
-            None,
-            ("airbyte", "postgres"),
-        )
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, std::slice::from_ref(&sc), ("airbyte", "postgres")).await;
     assert_eq!(report.status, Status::Failed);
     let err = report.streams[0].error.clone().unwrap();
     assert!(

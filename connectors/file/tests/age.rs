@@ -2,6 +2,8 @@
 //! `identity` / `passphrase`, against real temp folders: a round trip through the runtime,
 //! the conformance kit with encryption on, and the failures a person must be told about.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -9,44 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::config::ConnectorConfig;
 use ferry_core::{
-    async_trait, ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Registry, Result,
-    Secret, Sink, Source, WriteMode, WriteRequest,
+    async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
+    WriteMode, WriteRequest,
 };
 use ferry_engine::StreamConfig;
 use ferry_formats::age::{self, Identities, Recipients};
 use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
 use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
 use futures::StreamExt;
-
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    ferry_connector_file::register(&mut r);
-    r
-}
-
-fn node(toml: &str, base: &Path) -> Result<ConnectorConfig> {
-    Ok(ConnectorConfig {
-        kind: "file".into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, base)?,
-    })
-}
-
-fn source(toml: &str, base: &Path) -> Result<Arc<dyn Source>> {
-    registry().build_source(&node(toml, base)?)
-}
-
-fn sink(toml: &str, base: &Path) -> Result<Arc<dyn Sink>> {
-    registry().build_sink(&node(toml, base)?)
-}
-
-fn io(e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, e.to_string())
-}
 
 /// A new key pair, the secret key written to `dir/<name>.key` and the public key to
 /// `dir/<name>.pub` (with a comment, as a recipients file).
@@ -59,22 +35,6 @@ fn key_files(dir: &Path, name: &str) -> (Secret, String) {
     )
     .unwrap();
     (secret, public)
-}
-
-/// `{ id = "int64", … }`: the batch's exact types, as a `columns` override.
-fn columns_toml(schema: &SchemaRef) -> String {
-    let cols: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} = \"{}\"",
-                f.name(),
-                FerryType::of(f).expect("ferry type")
-            )
-        })
-        .collect();
-    format!("{{ {} }}", cols.join(", "))
 }
 
 /// Writes `batch` to `path` as an age file for `recipients`.
@@ -121,18 +81,6 @@ fn read_encrypted(
         }
     }
     Ok(out)
-}
-
-/// Files starting with `.` left in a folder (temp files: there must be none after a run).
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn decrypt_to_string(path: &Path, ids: &Identities) -> String {
@@ -391,7 +339,7 @@ async fn encrypted_source_files_fail_clearly() {
     let src = source(
         &format!(
             "path = \"big.csv.age\"\nidentity = \"${{file:right.key}}\"\ncolumns = {}",
-            columns_toml(&batch.schema())
+            testkit::columns_toml(&batch.schema())
         ),
         base,
     )
@@ -579,7 +527,7 @@ impl SourceFixture for SourceFix {
         std::fs::write(dir.path().join("key.txt"), self.secret.expose()).map_err(io)?;
         let toml = format!(
             "path = \"{stream}_*.{ext}.age\"\nidentity = \"${{file:key.txt}}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
-            columns_toml(&batch.schema())
+            testkit::columns_toml(&batch.schema())
         );
         let src = source(&toml, dir.path())?;
         self.dirs.lock().unwrap().insert(stream.to_string(), dir);

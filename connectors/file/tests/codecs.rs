@@ -2,16 +2,17 @@
 //! format × compression × encryption round trip (sink, then source), Parquet streaming row
 //! group by row group, and damaged input failing clearly.
 
+mod common;
+
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::{sink, source};
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::config::ConnectorConfig;
 use ferry_core::{
-    ConfigNode, ErrorKind, FerryType, Message, ReadRequest, Registry, Rejected, Result, Sink,
-    Source, WriteMode, WriteRequest,
+    ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Source, WriteMode, WriteRequest,
 };
 use ferry_formats::age;
 use ferry_formats::codec::{
@@ -20,39 +21,6 @@ use ferry_formats::codec::{
 };
 use ferry_testkit::{self as testkit, Fidelity};
 use futures::StreamExt;
-
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    ferry_connector_file::register(&mut r);
-    r
-}
-
-fn node(toml: &str, base: &Path) -> Result<ConnectorConfig> {
-    Ok(ConnectorConfig {
-        kind: "file".into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, base)?,
-    })
-}
-
-fn source(toml: &str, base: &Path) -> Result<Arc<dyn Source>> {
-    registry().build_source(&node(toml, base)?)
-}
-
-fn sink(toml: &str, base: &Path) -> Result<Arc<dyn Sink>> {
-    registry().build_sink(&node(toml, base)?)
-}
-
-/// `{ id = "int64", … }`: the batch's exact types, as a `columns` override.
-fn columns_toml(batch: &RecordBatch) -> String {
-    let cols: Vec<String> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| format!("{} = \"{}\"", f.name(), FerryType::of(f).unwrap()))
-        .collect();
-    format!("{{ {} }}", cols.join(", "))
-}
 
 /// Every message of a full read; the first error ends it.
 async fn read(source: &dyn Source, stream: &str, batch_size: usize) -> Result<Vec<Message>> {
@@ -171,7 +139,10 @@ async fn every_format_compression_and_encryption_round_trips() {
                 // the footer, text formats with the types given
                 let mut src_toml = format!("path = \"{out}/{name}\"\nstream = \"orders\"\n");
                 if format != "parquet" {
-                    src_toml.push_str(&format!("columns = {}\n", columns_toml(&batch)));
+                    src_toml.push_str(&format!(
+                        "columns = {}\n",
+                        testkit::columns_toml(&batch.schema())
+                    ));
                 }
                 if encrypted {
                     src_toml.push_str("identity = \"${file:key.txt}\"\n");
@@ -417,7 +388,7 @@ async fn damaged_input_fails_clearly_naming_the_file() {
             let src = source(
                 &format!(
                     "path = \"{name}\"\nstream = \"t\"\ncolumns = {}",
-                    columns_toml(&batch)
+                    testkit::columns_toml(&batch.schema())
                 ),
                 dir.path(),
             )
@@ -452,7 +423,10 @@ async fn damaged_input_fails_clearly_naming_the_file() {
     // ... also when the schema is given and the read goes straight to the file
     let err = read(
         source(
-            &format!("path = \"cut.parquet\"\ncolumns = {}", columns_toml(&batch)),
+            &format!(
+                "path = \"cut.parquet\"\ncolumns = {}",
+                testkit::columns_toml(&batch.schema())
+            ),
             dir.path(),
         )
         .unwrap()

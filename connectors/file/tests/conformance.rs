@@ -1,6 +1,8 @@
 //! The file connector against real temp folders: the shared conformance kit for CSV and
 //! JSON Lines, plus what is particular to files (bad rows, globs, missing paths, appends).
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
@@ -8,46 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::config::ConnectorConfig;
 use ferry_core::{
-    async_trait, ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Registry, Rejected,
-    Result, Sink, Source, WriteMode, WriteRequest,
+    async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Sink, Source,
+    WriteMode, WriteRequest,
 };
 use ferry_formats::codec::{
     decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter,
 };
-use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
-use futures::StreamExt;
-
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    ferry_connector_file::register(&mut r);
-    r
-}
-
-fn node(toml: &str, base: &Path) -> Result<ConnectorConfig> {
-    Ok(ConnectorConfig {
-        kind: "file".into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, base)?,
-    })
-}
-
-fn source(toml: &str, base: &Path) -> Result<Arc<dyn Source>> {
-    registry().build_source(&node(toml, base)?)
-}
-
-fn sink(toml: &str, base: &Path) -> Result<Arc<dyn Sink>> {
-    registry().build_sink(&node(toml, base)?)
-}
-
-fn io(e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, e.to_string())
-}
+use ferry_testkit::{self as testkit, messages, Fidelity, SinkFixture, SourceFixture};
 
 /// Writes `batch` to `path` with the codec writer.
 fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<()> {
@@ -63,32 +38,6 @@ fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<()> {
         .into_inner()
         .map_err(|e| io(e.into_error()))?;
     Ok(())
-}
-
-/// `{ id = "int64", … }`: the batch's exact types, as a `columns` override.
-fn columns_toml(schema: &SchemaRef) -> String {
-    let cols: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} = \"{}\"",
-                f.name(),
-                FerryType::of(f).expect("ferry type")
-            )
-        })
-        .collect();
-    format!("{{ {} }}", cols.join(", "))
-}
-
-/// Every message of a read.
-async fn messages(source: &dyn Source, request: ReadRequest) -> Vec<Message> {
-    let mut s = source.read(request).await.expect("read starts");
-    let mut out = Vec::new();
-    while let Some(m) = s.next().await {
-        out.push(m.expect("read goes on"));
-    }
-    out
 }
 
 fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>, Vec<serde_json::Value>) {
@@ -151,7 +100,7 @@ impl SourceFixture for SourceFix {
         )?;
         let toml = format!(
             "path = \"{stream}_*.{ext}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
-            columns_toml(&batch.schema())
+            testkit::columns_toml(&batch.schema())
         );
         let src = source(&toml, dir.path())?;
         self.dirs.lock().unwrap().insert(stream.to_string(), dir);
@@ -287,18 +236,6 @@ impl SinkFixture for SinkFix {
             typed: true,
         }
     }
-}
-
-/// Temp files left in the output folder (there must be none after a run, failed or not).
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

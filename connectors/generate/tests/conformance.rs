@@ -1,21 +1,18 @@
 //! The `generate` source against the conformance kit and its own contract: determinism,
 //! incremental resume, limits and config errors.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ferry_connector_generate::{register, GenerateConfig, GenerateSource, NAME};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use ferry_core::arrow_array::{Array, RecordBatch};
-use ferry_core::config::ConnectorConfig;
 use ferry_core::{ConfigNode, ErrorKind, FerryType, Message, ReadRequest, Registry, Source};
 use ferry_engine::report::Status;
 use ferry_engine::{RunOptions, StreamConfig};
-use ferry_testkit::{self as testkit, Fidelity, MemorySink};
+use ferry_testkit::{self as testkit, messages, rows, MemorySink, Row};
 use futures::StreamExt;
-
-type Row = BTreeMap<String, serde_json::Value>;
 
 fn config(toml: &str) -> GenerateConfig {
     ConfigNode::from_toml(toml, ".")
@@ -34,28 +31,8 @@ fn one_stream(preset: &str, rows: u64) -> Arc<GenerateSource> {
     ))
 }
 
-/// Every message of a read.
-async fn messages(source: &dyn Source, request: ReadRequest) -> Vec<Message> {
-    let mut s = source.read(request).await.unwrap();
-    let mut out = Vec::new();
-    while let Some(m) = s.next().await {
-        out.push(m.unwrap());
-    }
-    out
-}
-
 async fn batches(source: &dyn Source, request: ReadRequest) -> Vec<RecordBatch> {
     testkit::read_all(source, request).await
-}
-
-fn rows(batches: &[RecordBatch]) -> Vec<Row> {
-    testkit::rows_by_id(
-        batches,
-        Fidelity {
-            typed: true,
-            ..Default::default()
-        },
-    )
 }
 
 fn full(stream: &str, batch_size: usize) -> ReadRequest {
@@ -459,16 +436,8 @@ async fn incremental_by(cursor: &str) {
         let rt = testkit::runtime(source, Arc::new(sink.clone()), dir.path());
         let sc = sc.clone();
         async move {
-            let report = rt
-                .sync(&[sc], &RunOptions::default(), None, ("generate", "memory"))
-                .await
-                .unwrap();
-            assert_eq!(
-                report.status,
-                Status::Succeeded,
-                "{:?}",
-                report.streams[0].error
-            );
+            let report = testkit::sync(&rt, &[sc], ("generate", "memory")).await;
+            testkit::assert_succeeded(&report);
             (report.rows_committed(), rt.state.get("users"))
         }
     };
@@ -641,25 +610,14 @@ async fn registered_under_its_name() {
     );
     assert!(props["streams"].is_object(), "{spec}");
 
-    let cfg = ConnectorConfig {
-        kind: NAME.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(
-            "streams = [{ name = \"b\", preset = \"bench\", rows = 10 }]",
-            ".",
-        )
-        .unwrap(),
-    };
-    let source = registry.build_source(&cfg).unwrap();
+    let toml = "streams = [{ name = \"b\", preset = \"bench\", rows = 10 }]";
+    let source = testkit::source_from_toml(register, NAME, toml, ".").unwrap();
     testkit::source_reads_match_discover(source.as_ref(), 10_000).await;
 
-    let bad = ConnectorConfig {
-        kind: NAME.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml("streams = [{ name = \"b\", preset = \"bnch\" }]", ".")
-            .unwrap(),
-    };
-    let e = registry.build_source(&bad).err().expect("unknown preset");
+    let bad = "streams = [{ name = \"b\", preset = \"bnch\" }]";
+    let e = testkit::source_from_toml(register, NAME, bad, ".")
+        .err()
+        .expect("unknown preset");
     assert!(e.to_string().contains("did you mean `bench`"), "{e}");
 }
 

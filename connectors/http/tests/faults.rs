@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ferry_core::{ConfigNode, Registry, Sink, Source};
+use ferry_core::{Sink, Source};
 use ferry_engine::report::{RunReport, Status};
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
@@ -110,20 +110,6 @@ async fn hook(State(r): State<Shared>, headers: HeaderMap, body: Bytes) -> Json<
     Json(json!({ "ok": true }))
 }
 
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    ferry_connector_http::register(&mut r);
-    r
-}
-
-fn connector(kind: &str, toml: &str) -> ferry_core::config::ConnectorConfig {
-    ferry_core::config::ConnectorConfig {
-        kind: kind.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, std::path::Path::new(".")).expect("valid TOML"),
-    }
-}
-
 /// The API's `items` stream at `addr`: 1 s per request, 0.5 s to connect, 2 attempts.
 fn http_source(addr: std::net::SocketAddr) -> Arc<dyn Source> {
     let toml = format!(
@@ -143,8 +129,7 @@ cursor_param = "updated_since"
 sorted_by_cursor = true
 "#
     );
-    registry()
-        .build_source(&connector("http", &toml))
+    testkit::source_from_toml(ferry_connector_http::register, "http", &toml, ".")
         .expect("the source config is valid")
 }
 
@@ -154,8 +139,7 @@ fn webhook(addr: std::net::SocketAddr) -> Arc<dyn Sink> {
         "url = \"http://{addr}/hook/{{stream}}\"\nbatch_size = 100\ntimeout_secs = 1\n\
          connect_timeout_secs = 1\nretry = {{ attempts = 2, initial_backoff_ms = 50 }}\n"
     );
-    registry()
-        .build_sink(&connector("webhook", &toml))
+    testkit::sink_from_toml(ferry_connector_http::register, "webhook", &toml, ".")
         .expect("the destination config is valid")
 }
 
@@ -183,12 +167,7 @@ async fn sync(rt: &Runtime) -> RunReport {
 }
 
 fn succeeded(report: &RunReport) {
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(report);
 }
 
 /// The memory sink holds every record, each once but (after a failed append run) those

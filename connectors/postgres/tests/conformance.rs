@@ -1,22 +1,19 @@
-//! The `postgres` connector against the conformance kit and its own contract, on the
-//! real PostgreSQL at 127.0.0.1:5432 (`FERRY_TEST_PG_URL` overrides it): ties on the
-//! cursor, reruns after updates, types of tables made by other tools, custom queries,
-//! schema evolution, staged overwrite, idempotent upsert, a connection killed mid-load.
-//! Every test works in a fresh schema of its own, dropped at the end.
+//! The `postgres` connector against the conformance kit and its SQL suite, and its own
+//! contract, on the real PostgreSQL at 127.0.0.1:5432 (`FERRY_TEST_PG_URL` overrides it):
+//! reruns after updates, types of tables made by other tools, custom queries, values that
+//! do not fit, native types, idempotent upsert, a connection killed mid-load. Every test
+//! works in a fresh schema of its own, dropped at the end.
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{request, write, Fixture};
+use common::Fixture;
 use ferry_connector_postgres::{
     register, PostgresSink, PostgresSinkConfig, PostgresSourceConfig, NAME,
 };
-use ferry_core::arrow_array::cast::AsArray;
-use ferry_core::arrow_array::types::Int64Type;
-use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::Schema;
 use ferry_core::types::with_keys;
 use ferry_core::{
@@ -24,151 +21,74 @@ use ferry_core::{
     ReadRequest, Registry, Result, Sink, Source, WriteMode,
 };
 use ferry_engine::report::Status;
-use ferry_engine::{RunOptions, StreamConfig};
-use ferry_testkit::{self as testkit, Fidelity, MemorySource, SourceFixture};
+use ferry_engine::StreamConfig;
+use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
+use ferry_testkit::{self as testkit, ids, messages, request, rows, write_stream, MemorySource};
 use futures::StreamExt;
 
-type Row = BTreeMap<String, serde_json::Value>;
-
-async fn messages(source: &dyn Source, request: ReadRequest) -> Vec<Message> {
-    let mut s = source
-        .read(request)
-        .await
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    let mut out = Vec::new();
-    while let Some(m) = s.next().await {
-        out.push(m.unwrap_or_else(|e| panic!("read midway: {e}")));
-    }
-    out
-}
-
-fn rows(batches: &[RecordBatch]) -> Vec<Row> {
-    testkit::rows_by_id(
-        batches,
-        Fidelity {
-            typed: true,
-            ..Default::default()
-        },
-    )
-}
-
-fn ids(batches: &[RecordBatch]) -> Vec<i64> {
-    batches
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-        .collect()
-}
-
-/// `id` (key) and `v` (the cursor), one row per pair.
-fn id_v_batch(pairs: &[(i64, i64)]) -> RecordBatch {
-    let schema = Schema::new(vec![
-        FerryType::Int64.field("id", false),
-        FerryType::Int64.field("v", true),
-    ]);
-    let schema = with_keys(&schema, &["id".to_string()], Some("v"));
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(
-            pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
-        )),
-    ];
-    RecordBatch::try_new(schema, cols).unwrap()
-}
-
 async fn sync(rt: &ferry_engine::Runtime, sc: &StreamConfig) -> ferry_engine::RunReport {
-    rt.sync(
-        std::slice::from_ref(sc),
-        &RunOptions::default(),
-        None,
-        ("postgres", "postgres"),
-    )
-    .await
-    .expect("plan")
+    testkit::sync(rt, std::slice::from_ref(sc), ("postgres", "postgres")).await
 }
 
 // ----------------------------------------------------------------------------------------
-// The shared kit
+// The shared kit and SQL suite
+
+ferry_testkit::sql_suite!(Fixture::new().await);
 
 #[tokio::test]
-async fn source_suite() {
-    testkit::run_source_suite(&Fixture::new().await).await;
+async fn a_changed_column_type_is_refused() {
+    let e = sql::a_changed_column_type_is_refused(&Fixture::new().await, FerryType::Date).await;
+    assert!(e.message().contains("bigint"), "{e}");
 }
 
 #[tokio::test]
-async fn sink_suite() {
+async fn upsert_needs_a_unique_key() {
+    let table = KeylessTable {
+        name: "nokey",
+        create: "CREATE TABLE nokey (id bigint, name text, version bigint)",
+        hint: "CREATE UNIQUE INDEX",
+        add_key: "CREATE UNIQUE INDEX ON nokey (id)",
+    };
+    sql::upsert_needs_a_unique_key(&Fixture::new().await, &table).await;
+}
+
+#[tokio::test]
+async fn custom_query_streams() {
     let f = Fixture::new().await;
-    testkit::run_sink_suite(&f).await;
-    // nothing of the kit's overwrites is left behind
-    let staged = f
-        .value(&format!(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = '{}' AND c.relname LIKE '\\_ferry\\_stage\\_%'",
-            f.schema
-        ))
+    let queries = CustomQueries {
+        big_orders: "SELECT id, v AS total FROM orders WHERE v > 300;",
+        // `top`: a cast in SQL chooses the type
+        stats: "{ name = \"stats\", sql = \"SELECT count(*) AS n, max(v)::numeric(12,2) AS top, 'x' || max(id) AS label, array_agg(id ORDER BY id) AS all_ids FROM orders\" }",
+        writes: &[
+            "DELETE FROM orders",
+            "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d",
+            "SELECT id FROM orders; DELETE FROM orders",
+        ],
+    };
+    let q = sql::custom_query_streams(&f, &queries).await;
+    assert_eq!(q.stats_type("label"), FerryType::String);
+    assert_eq!(q.stats_type("all_ids"), FerryType::Json);
+    assert_eq!(q.stats_row["label"], "x10");
+    assert_eq!(
+        q.stats_row["all_ids"],
+        serde_json::json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    );
+    // a function that writes is stopped by the read-only transaction
+    f.sql("CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'DELETE FROM orders RETURNING 1';")
         .await;
-    assert_eq!(staged, "0", "staging tables were left in the schema");
+    let bad = f.source_with("queries = [{ name = \"oops\", sql = \"SELECT sneaky() AS x\" }]\n");
+    let e = bad
+        .read(ReadRequest::full("oops"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
+    assert!(e.message().contains("read-only"), "{e}");
+    assert_eq!(f.value("SELECT count(*) FROM orders").await, "10");
 }
 
 // ----------------------------------------------------------------------------------------
 // Source
-
-#[tokio::test]
-async fn incremental_ties_are_never_split_or_repeated() {
-    let f = Fixture::new().await;
-    // cursor v: 1, 2, 2, 2, 3, 3, 4 — with batch_size 2 the run of 2s spans a boundary
-    let all = [(1, 1), (2, 2), (3, 2), (4, 2), (5, 3), (6, 3), (7, 4)];
-    let source = f.create("ties", &id_v_batch(&all)).await.unwrap();
-    let mut req = ReadRequest::incremental("ties", None);
-    req.cursor = Some("v".into());
-    req.batch_size = 2;
-    let msgs = messages(source.as_ref(), req.clone()).await;
-    let mut emitted: Vec<i64> = Vec::new();
-    let mut checkpoints = Vec::new();
-    for m in &msgs {
-        match m {
-            Message::Batch(b) => emitted.extend(ids(std::slice::from_ref(b))),
-            Message::Checkpoint(s) => {
-                let c: i64 = s["cursor"].as_str().unwrap().parse().unwrap();
-                assert_eq!(s["column"], "v");
-                // everything up to and including c is out, nothing after it
-                let want: Vec<i64> = all.iter().filter(|p| p.1 <= c).map(|p| p.0).collect();
-                let mut got = emitted.clone();
-                got.sort();
-                assert_eq!(
-                    got, want,
-                    "checkpoint {c} does not cover exactly the rows with v <= {c}"
-                );
-                checkpoints.push(c);
-            }
-            other => panic!("unexpected message {other:?}"),
-        }
-    }
-    assert_eq!(
-        checkpoints,
-        vec![2, 3, 4],
-        "checkpoints only where the cursor changes, and one at the end"
-    );
-    assert_eq!(emitted.len(), all.len());
-    // resuming from every checkpoint yields exactly the rows after it
-    for c in checkpoints {
-        let mut resume = req.clone();
-        resume.state = Some(serde_json::json!({ "cursor": c.to_string(), "column": "v" }));
-        let got = ids(&testkit::read_all(source.as_ref(), resume).await);
-        let want: Vec<i64> = all.iter().filter(|p| p.1 > c).map(|p| p.0).collect();
-        assert_eq!(got, want, "resume from {c}");
-    }
-    // a state taken with another cursor is refused, not misread
-    let mut other = req.clone();
-    other.state = Some(serde_json::json!({ "cursor": "3", "column": "id" }));
-    let e = source
-        .read(other)
-        .await
-        .err()
-        .expect("a state of another cursor must be refused");
-    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
-}
 
 #[tokio::test]
 async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
@@ -201,12 +121,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
     sc.mode = Some(WriteMode::Upsert);
     sc.destination = Some("accounts_copy".into());
     let report = sync(&rt, &sc).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 50);
     assert_eq!(
         report.streams[0].rows_expected, None,
@@ -236,12 +151,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
     )
     .await;
     let report = sync(&rt, &sc).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(
         report.rows_committed(),
         5,
@@ -453,146 +363,6 @@ async fn a_value_that_does_not_fit_is_rejected_naming_column_and_row() {
 }
 
 #[tokio::test]
-async fn custom_query_streams() {
-    let f = Fixture::new().await;
-    let orders: Vec<(i64, i64)> = (1..=10).map(|i| (i, i * 50)).collect();
-    f.create("orders", &id_v_batch(&orders)).await.unwrap();
-    let source = f.source_with(
-        r#"
-tables = ["orders"]
-queries = [
-  { name = "big_orders", sql = "SELECT id, v AS total FROM orders WHERE v > 300;", primary_key = ["id"], cursor = "id" },
-  { name = "stats", sql = "SELECT count(*) AS n, max(v)::numeric(12,2) AS top, 'x' || max(id) AS label, array_agg(id ORDER BY id) AS all_ids FROM orders" },
-]
-"#,
-    );
-    source.check().await.unwrap();
-    let catalog = source.discover().await.unwrap();
-    assert_eq!(catalog.names(), vec!["orders", "big_orders", "stats"]);
-    let big = catalog.get("big_orders").unwrap();
-    assert_eq!(big.primary_key, vec!["id"]);
-    assert_eq!(big.default_cursor.as_deref(), Some("id"));
-    assert_eq!(FerryType::of(big.schema.field(1)), Some(FerryType::Int64));
-    let stats = catalog.get("stats").unwrap();
-    let ty = |n: &str| FerryType::of(stats.schema.field_with_name(n).unwrap()).unwrap();
-    assert_eq!(ty("n"), FerryType::Int64);
-    assert_eq!(
-        ty("top"),
-        FerryType::Decimal {
-            precision: 12,
-            scale: 2
-        },
-        "a cast in SQL chooses the type"
-    );
-    assert_eq!(ty("label"), FerryType::String);
-    assert_eq!(ty("all_ids"), FerryType::Json);
-    testkit::source_reads_match_discover(&source, 100).await;
-    assert_eq!(
-        ids(&testkit::read_all(&source, ReadRequest::full("big_orders")).await),
-        vec![7, 8, 9, 10]
-    );
-    let s = rows(&testkit::read_all(&source, ReadRequest::full("stats")).await);
-    assert_eq!(s[0]["n"], 10);
-    assert_eq!(s[0]["top"], "500.00");
-    assert_eq!(s[0]["label"], "x10");
-    assert_eq!(
-        s[0]["all_ids"],
-        serde_json::json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
-    );
-    // incremental over a query, and --limit
-    let mut req = ReadRequest::incremental(
-        "big_orders",
-        Some(serde_json::json!({ "cursor": "8", "column": "id" })),
-    );
-    req.cursor = Some("id".into());
-    assert_eq!(ids(&testkit::read_all(&source, req).await), vec![9, 10]);
-    let mut req = ReadRequest::full("big_orders");
-    req.limit = Some(2);
-    assert_eq!(ids(&testkit::read_all(&source, req).await), vec![7, 8]);
-
-    // statements that write are refused as config errors, and nothing is changed
-    for sql in [
-        "DELETE FROM orders",
-        "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d",
-        "SELECT id FROM orders; DELETE FROM orders",
-    ] {
-        let bad = f.source_with(&format!(
-            "queries = [{{ name = \"oops\", sql = \"{sql}\" }}]\n"
-        ));
-        let e = bad.discover().await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{sql}: {e}");
-        assert!(e.message().contains("oops"), "{e}");
-    }
-    assert_eq!(f.value("SELECT count(*) FROM orders").await, "10");
-    // a function that writes is stopped by the read-only transaction
-    f.sql("CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'DELETE FROM orders RETURNING 1';")
-        .await;
-    let bad = f.source_with("queries = [{ name = \"oops\", sql = \"SELECT sneaky() AS x\" }]\n");
-    let e = bad
-        .read(ReadRequest::full("oops"))
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
-    assert!(e.message().contains("read-only"), "{e}");
-    assert_eq!(f.value("SELECT count(*) FROM orders").await, "10");
-}
-
-#[tokio::test]
-async fn estimate_limit_and_missing_things() {
-    let f = Fixture::new().await;
-    let pairs: Vec<(i64, i64)> = (1..=10).map(|i| (i, i)).collect();
-    let source = f.create("ten", &id_v_batch(&pairs)).await.unwrap();
-    let estimate = |msgs: &[Message]| {
-        msgs.iter().find_map(|m| match m {
-            Message::Estimate(n) | Message::Total(n) => Some(*n),
-            _ => None,
-        })
-    };
-    let all = messages(source.as_ref(), ReadRequest::full("ten")).await;
-    assert_eq!(estimate(&all), Some(10));
-    // a small table is counted in the read's snapshot: the exact total, for completeness
-    assert!(
-        matches!(all.first(), Some(Message::Total(10))),
-        "{:?}",
-        all.first()
-    );
-    let mut req = ReadRequest::full("ten");
-    req.limit = Some(3);
-    req.batch_size = 2;
-    let some = messages(source.as_ref(), req).await;
-    assert_eq!(estimate(&some), Some(3));
-    // a limited read is not the whole table: an estimate only
-    assert!(
-        matches!(some.first(), Some(Message::Estimate(3))),
-        "{:?}",
-        some.first()
-    );
-    let n: usize = some
-        .iter()
-        .map(|m| match m {
-            Message::Batch(b) => b.num_rows(),
-            _ => 0,
-        })
-        .sum();
-    assert_eq!(n, 3);
-    let e = source
-        .read(ReadRequest::full("nope"))
-        .await
-        .err()
-        .expect("unknown stream");
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(
-        e.message().contains("ten"),
-        "the error lists what exists: {e}"
-    );
-    let listed = f.source_with("tables = [\"ten\", \"missing\"]\n");
-    let e = listed.discover().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(e.message().contains("missing"), "{e}");
-}
-
-#[tokio::test]
 async fn a_reader_that_stops_early_stops_the_server() {
     let f = Fixture::new().await;
     let app = testkit::fresh_name("ferry_early");
@@ -637,10 +407,13 @@ async fn a_reader_that_stops_early_stops_the_server() {
 // ----------------------------------------------------------------------------------------
 // Sink
 
+// ----------------------------------------------------------------------------------------
+// Sink
+
 #[tokio::test]
 async fn values_are_stored_with_native_types() {
     let f = Fixture::new().await;
-    write(
+    write_stream(
         f.sink.as_ref(),
         "all",
         WriteMode::Append,
@@ -707,110 +480,11 @@ async fn values_are_stored_with_native_types() {
             ],
         ]
     );
-    // describe gives back the schema that was written
-    let described = f.sink.describe("all").await.unwrap().expect("table exists");
-    let pairs = |s: &Schema| {
-        s.fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable()))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(pairs(&described), pairs(&testkit::all_types_schema()));
-    assert_eq!(ferry_core::types::primary_key(&described), vec!["id"]);
-    assert!(f.sink.describe("nothing").await.unwrap().is_none());
 }
 
 #[tokio::test]
-async fn existing_tables_evolve_or_refuse_clearly() {
+async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() {
     let f = Fixture::new().await;
-    write(
-        f.sink.as_ref(),
-        "people",
-        WriteMode::Append,
-        &[testkit::simple_batch(1, 2, "old")],
-    )
-    .await
-    .unwrap();
-    // a new nullable column is added
-    let old = testkit::simple_batch(3, 2, "new");
-    let mut fields: Vec<_> = old
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(FerryType::String.field("note", true));
-    let schema = with_keys(&Schema::new(fields), &["id".to_string()], None);
-    let mut cols = old.columns().to_vec();
-    cols.push(Arc::new(StringArray::from(vec![Some("hello"), None])));
-    let newer = RecordBatch::try_new(schema, cols).unwrap();
-    write(f.sink.as_ref(), "people", WriteMode::Append, &[newer])
-        .await
-        .unwrap();
-    let described = f.sink.describe("people").await.unwrap().unwrap();
-    assert_eq!(described.fields().len(), 4);
-    assert_eq!(
-        f.rows_text("SELECT note FROM people ORDER BY id").await,
-        vec![
-            vec![None],
-            vec![None],
-            vec![Some("hello".into())],
-            vec![None]
-        ]
-    );
-    // and a stream without it still appends
-    write(
-        f.sink.as_ref(),
-        "people",
-        WriteMode::Append,
-        &[testkit::simple_batch(5, 1, "later")],
-    )
-    .await
-    .unwrap();
-    // a column of another type is a schema mismatch naming it
-    let schema = with_keys(
-        &Schema::new(vec![
-            FerryType::Int64.field("id", false),
-            FerryType::Date.field("version", true),
-        ]),
-        &["id".to_string()],
-        None,
-    );
-    let e = f
-        .sink
-        .open(request("people", schema, WriteMode::Append))
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
-    assert_eq!(e.context_value("column"), Some("version"));
-    assert_eq!(e.context_value("table"), Some("people"));
-    assert!(e.message().contains("bigint"), "{e}");
-    // a new column that may not be NULL cannot be added to existing rows
-    let schema = Schema::new(vec![
-        FerryType::Int64.field("id", false),
-        FerryType::Int64.field("rank", false),
-    ]);
-    let e = f
-        .sink
-        .open(request("people", Arc::new(schema), WriteMode::Append))
-        .await
-        .err()
-        .expect("refused");
-    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
-    assert!(e.message().contains("`rank`"), "{e}");
-    // a duplicate key in append mode says how to update instead
-    let e = write(
-        f.sink.as_ref(),
-        "people",
-        WriteMode::Append,
-        &[testkit::simple_batch(1, 1, "again")],
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
-    assert!(e.message().contains("upsert"), "{e}");
-
     // a table made by another tool: narrower and related types take the stream's values
     f.sql(
         "CREATE TABLE \"Legacy\" (id integer PRIMARY KEY, name varchar(10), ref uuid, seen timestamp,
@@ -841,7 +515,7 @@ async fn existing_tables_evolve_or_refuse_clearly() {
     )
     .unwrap();
     let batch = b.finish().unwrap();
-    write(
+    write_stream(
         f.sink.as_ref(),
         "legacy",
         WriteMode::Upsert,
@@ -849,7 +523,7 @@ async fn existing_tables_evolve_or_refuse_clearly() {
     )
     .await
     .unwrap();
-    write(f.sink.as_ref(), "legacy", WriteMode::Upsert, &[batch])
+    write_stream(f.sink.as_ref(), "legacy", WriteMode::Upsert, &[batch])
         .await
         .unwrap();
     assert_eq!(
@@ -870,7 +544,7 @@ async fn existing_tables_evolve_or_refuse_clearly() {
         .unwrap();
     b.push_text_row([Some("3000000000"), Some("ok"), None, None, None], "\0")
         .unwrap();
-    let e = write(
+    let e = write_stream(
         f.sink.as_ref(),
         "Legacy",
         WriteMode::Append,
@@ -887,7 +561,7 @@ async fn existing_tables_evolve_or_refuse_clearly() {
         "\0",
     )
     .unwrap();
-    let e = write(
+    let e = write_stream(
         f.sink.as_ref(),
         "Legacy",
         WriteMode::Append,
@@ -900,7 +574,7 @@ async fn existing_tables_evolve_or_refuse_clearly() {
     assert_eq!(f.value("SELECT count(*) FROM \"Legacy\"").await, "1");
     // a view is not a table
     f.sql("CREATE VIEW v AS SELECT 1 AS id").await;
-    let e = write(
+    let e = write_stream(
         f.sink.as_ref(),
         "v",
         WriteMode::Append,
@@ -916,7 +590,7 @@ async fn existing_tables_evolve_or_refuse_clearly() {
 async fn upsert_twice_is_idempotent_and_the_last_row_of_a_key_wins() {
     let f = Fixture::new().await;
     let first = testkit::simple_batch(1, 1000, "v1");
-    write(
+    write_stream(
         f.sink.as_ref(),
         "u",
         WriteMode::Upsert,
@@ -927,7 +601,7 @@ async fn upsert_twice_is_idempotent_and_the_last_row_of_a_key_wins() {
     let versions = "SELECT string_agg(xmin::text, ',' ORDER BY id) FROM u";
     let before = f.value(versions).await;
     // the same rows again: nothing changes, not even the row versions
-    let s = write(
+    let s = write_stream(
         f.sink.as_ref(),
         "u",
         WriteMode::Upsert,
@@ -966,66 +640,21 @@ async fn upsert_twice_is_idempotent_and_the_last_row_of_a_key_wins() {
         ]
     );
     assert_eq!(f.value("SELECT count(*) FROM u").await, "1002");
-
-    // an existing table without a key on the columns is refused with what to run
-    f.sql("CREATE TABLE nokey (id bigint, name text, version bigint)")
-        .await;
-    let e = write(
-        f.sink.as_ref(),
-        "nokey",
-        WriteMode::Upsert,
-        std::slice::from_ref(&first),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
-    assert!(e.message().contains("CREATE UNIQUE INDEX"), "{e}");
-    f.sql("CREATE UNIQUE INDEX ON nokey (id)").await;
-    write(f.sink.as_ref(), "nokey", WriteMode::Upsert, &[first])
-        .await
-        .unwrap();
-    assert_eq!(f.value("SELECT count(*) FROM nokey").await, "1000");
 }
 
 #[tokio::test]
-async fn overwrite_stages_until_close_and_abort_leaves_the_old_table() {
+async fn the_swapped_in_tables_key_takes_the_tables_name() {
     let f = Fixture::new().await;
-    write(
-        f.sink.as_ref(),
-        "t",
-        WriteMode::Overwrite,
-        &[testkit::simple_batch(1, 3, "old")],
-    )
-    .await
-    .unwrap();
-    let schema = testkit::simple_batch(1, 0, "").schema();
-    let ids_in_t = "SELECT string_agg(id::text, ',' ORDER BY id) FROM t";
-
-    let mut w = f
-        .sink
-        .open(request("t", schema.clone(), WriteMode::Overwrite))
+    for first in [1, 10] {
+        write_stream(
+            f.sink.as_ref(),
+            "t",
+            WriteMode::Overwrite,
+            &[testkit::simple_batch(first, 2, "x")],
+        )
         .await
         .unwrap();
-    w.write(testkit::simple_batch(10, 2, "new")).await.unwrap();
-    assert_eq!(w.flush().await.unwrap(), Durability::AtClose);
-    // mid-way: readers still see the old rows, and discovery hides the staging table
-    assert_eq!(f.value(ids_in_t).await, "1,2,3");
-    assert_eq!(f.source().discover().await.unwrap().names(), vec!["t"]);
-    w.abort().await.unwrap();
-    assert_eq!(f.value(ids_in_t).await, "1,2,3");
-    let staged = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE '\\_ferry%'";
-    assert_eq!(f.value(staged).await, "0", "abort left the staging table");
-
-    let mut w = f
-        .sink
-        .open(request("t", schema.clone(), WriteMode::Overwrite))
-        .await
-        .unwrap();
-    w.write(testkit::simple_batch(10, 2, "new")).await.unwrap();
-    w.flush().await.unwrap();
-    let summary = w.close().await.unwrap();
-    assert_eq!(summary.rows, 2);
-    assert_eq!(f.value(ids_in_t).await, "10,11");
+    }
     assert_eq!(
         f.value(
             "SELECT conname FROM pg_constraint WHERE conrelid = 't'::regclass AND contype = 'p'"
@@ -1034,26 +663,6 @@ async fn overwrite_stages_until_close_and_abort_leaves_the_old_table() {
         "t_pkey",
         "the swapped-in table's key takes the table's name"
     );
-
-    // a staging table left by a crashed run is cleaned up by the next overwrite
-    f.sql("CREATE TABLE \"_ferry_stage_t_20000101T000000Z-abcdef\" (x int)")
-        .await;
-    // a view on the table: the table is kept and its rows replaced, in one transaction
-    f.sql("CREATE VIEW t_names AS SELECT name FROM t").await;
-    write(
-        f.sink.as_ref(),
-        "t",
-        WriteMode::Overwrite,
-        &[testkit::simple_batch(20, 1, "z")],
-    )
-    .await
-    .unwrap();
-    assert_eq!(f.value(ids_in_t).await, "20");
-    assert_eq!(
-        f.value("SELECT string_agg(name, ',') FROM t_names").await,
-        "z-20"
-    );
-    assert_eq!(f.value(staged).await, "0");
 }
 
 /// Delays every checkpoint of a source: the writer sits in an open COPY meanwhile.
@@ -1173,12 +782,7 @@ async fn a_connection_killed_mid_load_fails_the_run_and_the_rerun_has_no_duplica
     );
     // the rerun resumes after the committed state and completes, without duplicates
     let report = sync(&rt, &sc).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(
         report.rows_committed(),
         (batches as u64 - committed) * rows_per as u64
@@ -1191,30 +795,21 @@ async fn a_connection_killed_mid_load_fails_the_run_and_the_rerun_has_no_duplica
 // ----------------------------------------------------------------------------------------
 // Config and registration
 
+// ----------------------------------------------------------------------------------------
+// Config and registration
+
 #[tokio::test]
 async fn registers_with_documented_config() {
     let mut registry = Registry::new();
     register(&mut registry);
     let def = registry.get(NAME).unwrap();
     assert!(def.is_source() && def.is_sink());
-    let spec = def.spec();
-    for side in ["source", "destination"] {
-        let props = &spec[side]["properties"];
-        for field in [
+    let spec = testkit::config_is_documented(
+        def,
+        &[
             "host", "port", "database", "user", "password", "sslmode", "ca_file", "url",
-        ] {
-            assert!(props[field].is_object(), "{side}.{field} missing: {spec}");
-        }
-        for (name, p) in props.as_object().unwrap() {
-            let doc = p["description"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{side}.{name} has no doc comment"));
-            assert!(
-                doc.contains("default") || doc.contains("required"),
-                "{side}.{name} does not state its default: {doc}"
-            );
-        }
-    }
+        ],
+    );
     assert!(spec["source"]["properties"]["schemas"].is_object());
     assert!(spec["destination"]["properties"]["schema"].is_object());
     let dir = tempfile::tempdir().unwrap();
@@ -1239,36 +834,8 @@ async fn copy_speed() {
     let f = Fixture::new().await;
     let n = 1_000_000usize;
     let batch = 8192usize;
-    let batches: Vec<RecordBatch> = (0..n.div_ceil(batch))
-        .map(|i| {
-            let first = (i * batch) as i64 + 1;
-            testkit::simple_batch(first, batch.min(n - i * batch), "bench-row")
-        })
-        .collect();
-    for mode in [WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert] {
-        let table = format!("bench_{mode}");
-        let t = std::time::Instant::now();
-        let mut w = f
-            .sink
-            .open(request(&table, batches[0].schema(), mode))
-            .await
-            .unwrap();
-        for (i, b) in batches.iter().enumerate() {
-            w.write(b.clone()).await.unwrap();
-            if i % 16 == 15 {
-                w.flush().await.unwrap();
-            }
-        }
-        w.flush().await.unwrap();
-        w.close().await.unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "{:>9}: {n} rows in {secs:.2}s = {:.0} rows/s",
-            mode.to_string(),
-            n as f64 / secs
-        );
-    }
-    let wide = wide_batch(batch);
+    testkit::bench_write_modes(f.sink.as_ref(), n, batch).await;
+    let wide = testkit::wide_batch(batch);
     let t = std::time::Instant::now();
     let mut w = f
         .sink
@@ -1302,44 +869,4 @@ async fn copy_speed() {
             got as f64 / secs
         );
     }
-}
-
-/// `n` rows of eight mixed columns (no key: rows repeat).
-fn wide_batch(n: usize) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        FerryType::Int64.field("id", false),
-        FerryType::Int64.field("qty", true),
-        FerryType::Float64.field("score", true),
-        FerryType::Decimal {
-            precision: 12,
-            scale: 2,
-        }
-        .field("amount", true),
-        FerryType::String.field("name", true),
-        FerryType::Date.field("day", true),
-        FerryType::Timestamp.field("at", true),
-        FerryType::Bool.field("flag", true),
-    ]));
-    let mut b = ferry_core::values::BatchBuilder::new(schema, n).unwrap();
-    for i in 0..n {
-        let cells = [
-            i.to_string(),
-            (i % 100).to_string(),
-            format!("{}.5", i % 1000),
-            format!("{}.{:02}", i * 7 % 100_000, i % 100),
-            format!("customer number {i}"),
-            format!("2024-{:02}-{:02}", i % 12 + 1, i % 28 + 1),
-            format!(
-                "2024-05-01T{:02}:{:02}:{:02}.{:06}Z",
-                i % 24,
-                i % 60,
-                i % 60,
-                i % 1_000_000
-            ),
-            (i % 2 == 0).to_string(),
-        ];
-        b.push_text_row(cells.iter().map(|c| Some(c.as_str())), "")
-            .unwrap();
-    }
-    b.finish().unwrap()
 }

@@ -12,7 +12,7 @@ use ferry_connector_postgres::{
     ConnSettings, PostgresSink, PostgresSinkConfig, PostgresSource, PostgresSourceConfig, SslMode,
 };
 use ferry_core::{BuildContext, ConfigNode, ErrorKind, ReadRequest, Secret, Sink, Source};
-use ferry_testkit::{self as testkit, SourceFixture};
+use ferry_testkit::{self as testkit, sql::SqlFixture, SourceFixture};
 use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -142,7 +142,7 @@ async fn permissions_are_reported_as_permission_denied() {
         assert!(e.message().contains("permission denied"), "{e}");
         // a destination schema the user may not create tables in
         let e = PostgresSink::from_settings(s.clone(), &f.schema)
-            .open(common::request(
+            .open(testkit::request(
                 "new_table",
                 testkit::simple_batch(1, 1, "x").schema(),
                 ferry_core::WriteMode::Append,

@@ -17,8 +17,8 @@ use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
 use ferry_core::{Sink, Source, WriteMode};
 use ferry_engine::report::{RunReport, Status};
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
-use ferry_testkit as testkit;
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
+use ferry_testkit::{self as testkit, sql::SqlFixture};
 
 /// Rows of the source table: about 1 MB of binary COPY data, 20 batches.
 const ROWS: i64 = 20_000;
@@ -140,12 +140,7 @@ async fn rerun_completes(f: &Fixture, dir: &std::path::Path) {
     let direct = f.server.clone();
     let rt = runtime(source(f, direct.clone()), sink(f, direct), dir);
     let report = sync(&rt).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_whole(f).await;
 }
 
@@ -159,12 +154,7 @@ async fn latency_changes_nothing() {
     s.read_timeout = Duration::from_secs(60);
     let rt = runtime(source(&f, s.clone()), sink(&f, s), dir.path());
     let report = sync(&rt).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), ROWS as u64);
     assert_whole(&f).await;
     let st = p.stats();
@@ -183,12 +173,7 @@ async fn cut_at_connect(ending: Ending) {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(source(&f, via(&f, &p)), sink(&f, via(&f, &p)), dir.path());
     let report = sync(&rt).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(p.stats().cut, 1, "the fault happened");
     assert_whole(&f).await;
 }

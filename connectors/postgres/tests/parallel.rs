@@ -8,21 +8,8 @@ mod common;
 use common::Fixture;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{ErrorKind, Message, ReadRequest, Source};
-use ferry_testkit::{self as testkit, Fidelity};
+use ferry_testkit::{self as testkit, messages, sql::SqlFixture, Fidelity};
 use futures::StreamExt;
-
-/// Every message of a read, failing the test on an error.
-async fn messages(source: &dyn Source, request: ReadRequest) -> Vec<Message> {
-    let mut s = source
-        .read(request)
-        .await
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    let mut out = Vec::new();
-    while let Some(m) = s.next().await {
-        out.push(m.unwrap_or_else(|e| panic!("read midway: {e}")));
-    }
-    out
-}
 
 fn batches(msgs: &[Message]) -> Vec<RecordBatch> {
     msgs.iter()

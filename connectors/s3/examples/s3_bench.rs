@@ -22,7 +22,7 @@ use ferry_core::arrow_array::{
 };
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::{ConfigNode, FerryType, WriteMode, WriteRequest};
+use ferry_core::{FerryType, WriteMode, WriteRequest};
 use ferry_engine::{RunOptions, StreamConfig};
 
 const BUCKET: &str = "bench";
@@ -73,11 +73,7 @@ fn batch(first: u64, n: usize) -> RecordBatch {
 }
 
 fn connector(kind: &str, toml: &str) -> ConnectorConfig {
-    ConnectorConfig {
-        kind: kind.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, std::path::Path::new(".")).expect("config"),
-    }
+    ferry_testkit::connector_config(kind, toml, ".").expect("config")
 }
 
 fn registry() -> ferry_core::Registry {

@@ -12,32 +12,16 @@ use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
-    WriteMode, WriteRequest,
+    async_trait, Error, ErrorKind, Message, ReadRequest, Result, Secret, Sink, Source, WriteMode,
+    WriteRequest,
 };
 use ferry_engine::StreamConfig;
 use ferry_formats::age;
 use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
-use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
+use ferry_testkit::{self as testkit, try_messages, Fidelity, SinkFixture, SourceFixture};
 use futures::StreamExt;
 
 const BUCKET: &str = "data";
-
-/// `{ id = "int64", … }`: the batch's exact types, as a `columns` override.
-fn columns_toml(schema: &SchemaRef) -> String {
-    let cols: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} = \"{}\"",
-                f.name(),
-                FerryType::of(f).expect("ferry type")
-            )
-        })
-        .collect();
-    format!("{{ {} }}", cols.join(", "))
-}
 
 /// `batch` encoded in `format`.
 fn encode(format: Format, batch: &RecordBatch) -> Vec<u8> {
@@ -73,15 +57,6 @@ fn decode(
             }
             _ => {}
         }
-    }
-    Ok(out)
-}
-
-async fn messages(source: &dyn Source, request: ReadRequest) -> Result<Vec<Message>> {
-    let mut s = source.read(request).await?;
-    let mut out = Vec::new();
-    while let Some(m) = s.next().await {
-        out.push(m?);
     }
     Ok(out)
 }
@@ -128,7 +103,7 @@ impl SourceFixture for SourceFix {
         source(&format!(
             "{}prefix = \"kit/\"\npath = \"{stream}/*.{ext}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
             self.server.toml(BUCKET),
-            columns_toml(&batch.schema())
+            testkit::columns_toml(&batch.schema())
         ))
     }
 
@@ -304,7 +279,7 @@ async fn every_codec_round_trips_through_s3() {
                 let mut src_toml = format!(
                     "{}prefix = \"rt/\"\npath = \"{stream}/*/*\"\nstream = \"s\"\nformat = \"{format}\"\ncolumns = {}\n",
                     server.toml(BUCKET),
-                    columns_toml(&input.schema())
+                    testkit::columns_toml(&input.schema())
                 );
                 if encrypted {
                     src_toml.push_str(&format!("identity = \"{}\"\n", identity.expose()));
@@ -359,7 +334,7 @@ async fn more_than_one_page_of_keys_is_read_whole() {
     let src = source(&format!("{}path = \"many/*.csv\"", server.toml(BUCKET))).unwrap();
     src.check().await.unwrap();
     src.discover().await.unwrap();
-    let msgs = messages(src.as_ref(), ReadRequest::full("many"))
+    let msgs = try_messages(src.as_ref(), ReadRequest::full("many"))
         .await
         .unwrap();
     let mut got = ids(&msgs);
@@ -368,7 +343,7 @@ async fn more_than_one_page_of_keys_is_read_whole() {
     assert_eq!(got, (0..n as i64).collect::<Vec<_>>());
     // full refresh ends with a mark covering everything: an incremental rerun reads nothing
     let state = last_checkpoint(&msgs);
-    let again = messages(src.as_ref(), ReadRequest::incremental("many", Some(state)))
+    let again = try_messages(src.as_ref(), ReadRequest::incremental("many", Some(state)))
         .await
         .unwrap();
     assert!(ids(&again).is_empty());
@@ -393,7 +368,7 @@ async fn file_column_names_each_rows_object() {
         .schema
         .clone();
     assert_eq!(schema.field(1).name(), "_ferry_source_file");
-    let msgs = messages(src.as_ref(), ReadRequest::full("fc"))
+    let msgs = try_messages(src.as_ref(), ReadRequest::full("fc"))
         .await
         .unwrap();
     let mut got = Vec::new();
@@ -437,7 +412,7 @@ async fn incremental_picks_up_new_and_overwritten_objects_once() {
     ))
     .unwrap();
     src.discover().await.unwrap();
-    let msgs = messages(src.as_ref(), ReadRequest::incremental("inc", None))
+    let msgs = try_messages(src.as_ref(), ReadRequest::incremental("inc", None))
         .await
         .unwrap();
     let mut first = ids(&msgs);
@@ -451,7 +426,7 @@ async fn incremental_picks_up_new_and_overwritten_objects_once() {
     let state = last_checkpoint(&msgs);
 
     // nothing changed: nothing read
-    let msgs = messages(
+    let msgs = try_messages(
         src.as_ref(),
         ReadRequest::incremental("inc", Some(state.clone())),
     )
@@ -465,7 +440,7 @@ async fn incremental_picks_up_new_and_overwritten_objects_once() {
     server
         .put(BUCKET, "inc/a.csv", b"id\n1\n2\n5\n".to_vec())
         .await;
-    let msgs = messages(src.as_ref(), ReadRequest::incremental("inc", Some(state)))
+    let msgs = try_messages(src.as_ref(), ReadRequest::incremental("inc", Some(state)))
         .await
         .unwrap();
     assert_eq!(ids(&msgs), vec![4, 1, 2, 5], "oldest first");
@@ -473,7 +448,7 @@ async fn incremental_picks_up_new_and_overwritten_objects_once() {
     assert_eq!(state["objects"][0]["key"], "inc/a.csv", "{state}");
 
     // and then nothing again
-    let msgs = messages(src.as_ref(), ReadRequest::incremental("inc", Some(state)))
+    let msgs = try_messages(src.as_ref(), ReadRequest::incremental("inc", Some(state)))
         .await
         .unwrap();
     assert!(ids(&msgs).is_empty());
@@ -493,7 +468,7 @@ async fn incremental_picks_up_new_and_overwritten_objects_once() {
     let mut req = ReadRequest::full("inc");
     req.limit = Some(1);
     req.batch_size = 1;
-    let msgs = messages(src.as_ref(), req).await.unwrap();
+    let msgs = try_messages(src.as_ref(), req).await.unwrap();
     assert_eq!(ids(&msgs).len(), 1);
 }
 

@@ -110,12 +110,7 @@ async fn sync(rt: &Runtime) -> RunReport {
 }
 
 fn succeeded(report: &RunReport) {
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(report);
     assert_eq!(report.rows_committed(), (OBJECTS * ROWS_EACH) as u64);
 }
 

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{node, registry, Server};
+use common::{sink_at, Server};
 use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use ferry_core::arrow_schema::{DataType, Field, Schema};
 use ferry_core::{Sink, WriteMode, WriteRequest};
@@ -34,7 +34,7 @@ fn sink(server: &Server, base: &Path) -> Arc<dyn Sink> {
         "{}key_template = \"{{stream}}/{{run_id}}-{{n}}.{{ext}}\"\nmax_object_rows = 30000\npart_size = 5242880\n",
         server.toml(BUCKET)
     );
-    registry().build_sink(&node(&toml, base).unwrap()).unwrap()
+    sink_at(&toml, base).unwrap()
 }
 
 fn request(run: &str, batch: &RecordBatch, mode: WriteMode) -> WriteRequest {

@@ -67,14 +67,7 @@ async fn sync(rt: &Runtime) -> RunReport {
     let mut sc = StreamConfig::named("items");
     sc.cursor = Some("id".into());
     sc.mode = Some(WriteMode::Upsert);
-    rt.sync(
-        std::slice::from_ref(&sc),
-        &RunOptions::default(),
-        None,
-        ("singer", "sqlite"),
-    )
-    .await
-    .unwrap()
+    testkit::sync(rt, std::slice::from_ref(&sc), ("singer", "sqlite")).await
 }
 
 #[tokio::test]
@@ -101,12 +94,7 @@ async fn a_tap_that_dies_midway_keeps_state_at_its_last_good_checkpoint() {
     // a rerun with a healthy tap resumes from the committed state
     let rt = s.runtime(fake_tap(s.dir.path(), "ok", 6));
     let report = sync(&rt).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(
         report.streams[0].rows_read, 3,
         "only ids 4..6 are read again"
@@ -321,12 +309,7 @@ async fn a_sync_toml_with_type_singer_works_through_the_registry() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 4);
 
     std::fs::write(&path, text.replace("executable", "executabel")).unwrap();
@@ -351,12 +334,7 @@ async fn a_limited_run_stops_the_tap_and_saves_no_state() {
         .sync(std::slice::from_ref(&sc), &opts, None, ("singer", "sqlite"))
         .await
         .unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     // a trial: 5 rows read and written through SQLite, then rolled back
     assert_eq!(report.streams[0].rows_read, 5);
     assert_eq!(report.streams[0].rows_committed, 0);

@@ -13,7 +13,6 @@ use ferry_connector_generate::{GenerateConfig, GenerateSource};
 use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource, SingerSourceConfig};
 use ferry_connector_sqlite::SqliteSink;
 use ferry_core::{ConfigNode, Source, WriteMode};
-use ferry_engine::report::Status;
 use ferry_engine::{RunOptions, StreamConfig};
 use ferry_testkit as testkit;
 
@@ -139,12 +138,7 @@ async fn tap_postgres_into_sqlite_incrementally() {
     let opts = RunOptions::default();
     let run = || rt.sync(std::slice::from_ref(&sc), &opts, None, ("singer", "sqlite"));
     let report = run().await.unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_read, 3);
     let state = rt.state.get(&stream).unwrap();
     assert_eq!(
@@ -174,12 +168,7 @@ async fn tap_postgres_into_sqlite_incrementally() {
         .await
         .unwrap();
     let report = run().await.unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    testkit::assert_succeeded(&report);
     // Singer SDK taps re-send the row at the bookmark (`>=`): upsert makes that harmless
     assert_eq!(
         report.streams[0].rows_read, 3,
@@ -223,21 +212,8 @@ async fn generate_into_target_jsonl() {
     let sink = Arc::new(SingerSink::new(cfg, dir.path()).unwrap());
     ferry_core::Sink::check(sink.as_ref()).await.unwrap();
     let rt = testkit::runtime(source.clone(), sink, dir.path());
-    let report = rt
-        .sync(
-            &[StreamConfig::named("users")],
-            &RunOptions::default(),
-            None,
-            ("generate", "singer"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    let report = testkit::sync(&rt, &[StreamConfig::named("users")], ("generate", "singer")).await;
+    testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_committed, 250);
 
     let text = std::fs::read_to_string(out.join("users.jsonl")).unwrap();
@@ -304,21 +280,13 @@ async fn generate_into_target_postgres() {
         started.elapsed().as_secs_f64()
     );
     let rt = testkit::runtime(source.clone(), sink, dir.path());
-    let report = rt
-        .sync(
-            &[StreamConfig::named("orders")],
-            &RunOptions::default(),
-            None,
-            ("generate", "singer"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    let report = testkit::sync(
+        &rt,
+        &[StreamConfig::named("orders")],
+        ("generate", "singer"),
+    )
+    .await;
+    testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_committed, 300);
     let row = client
         .query_one(

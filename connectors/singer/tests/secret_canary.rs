@@ -92,21 +92,8 @@ async fn canary_secret_reaches_the_tap_and_nothing_else() {
 
     // a healthy run: the tap got the secret, from a private file that is gone afterwards
     let rt = testkit::runtime(source("ok"), Arc::new(SqliteSink::from_path(&db)), &work);
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions::default(),
-            None,
-            ("singer", "sqlite"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "{:?}",
-        report.streams[0].error
-    );
+    let report = testkit::sync(&rt, std::slice::from_ref(&sc), ("singer", "sqlite")).await;
+    testkit::assert_succeeded(&report);
     let sql = rusqlite::Connection::open(&db).unwrap();
     let (ok, mode, path): (bool, String, String) = sql
         .query_row(

@@ -8,14 +8,9 @@
 
 use std::sync::Arc;
 
-use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource, PostgresSourceConfig};
-use ferry_core::arrow_array::RecordBatch;
-use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::{
-    async_trait, BuildContext, ConfigNode, ReadRequest, Result, Sink, Source, WriteMode,
-    WriteRequest, WriteSummary,
-};
-use ferry_testkit::{self as testkit, SinkFixture, SourceFixture};
+use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
+use ferry_core::{async_trait, Sink, Source};
+use ferry_testkit::{self as testkit, sql::SqlFixture};
 
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
 
@@ -117,10 +112,7 @@ impl Fixture {
             toml.push_str(&format!("schemas = [\"{}\"]\n", self.schema));
         }
         toml.push_str(extra);
-        let dir = std::env::temp_dir();
-        let cfg: PostgresSourceConfig =
-            ConfigNode::from_toml(&toml, &dir).unwrap().parse().unwrap();
-        PostgresSource::new(cfg, &BuildContext { base_dir: dir }).unwrap()
+        testkit::from_toml(&toml, std::env::temp_dir(), PostgresSource::new).unwrap()
     }
 
     /// A driver connection whose `search_path` is the fixture's schema.
@@ -135,8 +127,56 @@ impl Fixture {
         c
     }
 
+    /// One value of a query, as text.
+    pub async fn value(&self, sql: &str) -> String {
+        self.rows_text(sql).await[0][0]
+            .clone()
+            .unwrap_or_else(|| "NULL".into())
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let schema = self.schema.clone();
+        testkit::on_own_runtime(async move {
+            let c = admin_to(&server, &server.database).await;
+            let _ = c
+                .batch_execute(&format!(
+                    "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                    quote(&schema)
+                ))
+                .await;
+        });
+    }
+}
+
+#[async_trait]
+impl SqlFixture for Fixture {
+    async fn another(&self) -> Fixture {
+        Fixture::new().await
+    }
+
+    fn sink(&self) -> Arc<dyn Sink> {
+        self.sink.clone()
+    }
+
+    fn source(&self) -> Arc<dyn Source> {
+        Fixture::source(self)
+    }
+
+    fn source_with(&self, extra: &str) -> Arc<dyn Source> {
+        Arc::new(Fixture::source_with(self, extra))
+    }
+
+    fn broken_source(&self) -> Arc<dyn Source> {
+        let mut s = self.server.clone();
+        s.port = 1;
+        Arc::new(PostgresSource::from_settings(s, &[&self.schema]))
+    }
+
     /// Runs statements (separated by `;`) in the fixture's schema.
-    pub async fn sql(&self, sql: &str) {
+    async fn sql(&self, sql: &str) {
         self.admin()
             .await
             .batch_execute(sql)
@@ -145,7 +185,7 @@ impl Fixture {
     }
 
     /// The rows of a query, every value as text (`NULL` as None).
-    pub async fn rows_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+    async fn rows_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let msgs = self
             .admin()
             .await
@@ -162,105 +202,20 @@ impl Fixture {
             .collect()
     }
 
-    /// One value of a query, as text.
-    pub async fn value(&self, sql: &str) -> String {
-        self.rows_text(sql).await[0][0]
-            .clone()
-            .unwrap_or_else(|| "NULL".into())
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        let schema = self.schema.clone();
-        // a Drop cannot await: drop the schema from a thread with its own runtime
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let c = admin_to(&server, &server.database).await;
-                let _ = c
-                    .batch_execute(&format!(
-                        "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {} CASCADE",
-                        quote(&schema)
-                    ))
-                    .await;
-            });
-        })
-        .join();
-    }
-}
-
-pub fn request(stream: &str, schema: SchemaRef, mode: WriteMode) -> WriteRequest {
-    WriteRequest {
-        stream: stream.into(),
-        schema,
-        mode,
-        run_id: ferry_engine::runtime::new_run_id(),
-    }
-}
-
-pub async fn write(
-    sink: &dyn Sink,
-    stream: &str,
-    mode: WriteMode,
-    batches: &[RecordBatch],
-) -> Result<WriteSummary> {
-    let mut w = sink
-        .open(request(stream, batches[0].schema(), mode))
-        .await?;
-    for b in batches {
-        w.write(b.clone()).await?;
-    }
-    w.flush().await?;
-    w.close().await
-}
-
-#[async_trait]
-impl SinkFixture for Fixture {
-    fn sink(&self) -> Arc<dyn Sink> {
-        self.sink.clone()
+    async fn ferry_tables(&self) -> i64 {
+        self.count(&format!(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = '{}' AND c.relname LIKE '\\_ferry%'",
+            self.schema
+        ))
+        .await
     }
 
-    async fn read_back(&self, stream: &str, _schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-        let source = self.source();
-        if source.discover().await?.get(stream).is_none() {
-            return Ok(Vec::new());
-        }
-        Ok(testkit::read_all(source.as_ref(), ReadRequest::full(stream)).await)
-    }
-}
-
-#[async_trait]
-impl SourceFixture for Fixture {
-    async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        write(
-            self.sink.as_ref(),
-            stream,
-            WriteMode::Append,
-            std::slice::from_ref(batch),
-        )
-        .await?;
-        Ok(self.source())
+    fn quote(&self, name: &str) -> String {
+        quote(name)
     }
 
-    async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        write(
-            self.sink.as_ref(),
-            stream,
-            WriteMode::Append,
-            std::slice::from_ref(batch),
-        )
-        .await?;
-        Ok(())
-    }
-
-    fn broken(&self) -> Option<Arc<dyn Source>> {
-        let mut s = self.server.clone();
-        s.port = 1;
-        Some(Arc::new(PostgresSource::from_settings(s, &[&self.schema])))
+    fn location(&self, table: &str) -> String {
+        format!("{}#{}.{table}", self.server.location(), self.schema)
     }
 }

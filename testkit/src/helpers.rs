@@ -1,0 +1,185 @@
+//! Small helpers the connectors' own tests share: whole reads, row views, fixed batches
+//! and write requests.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_schema::{Schema, SchemaRef};
+use futures::StreamExt;
+
+use super::{rows_by_id, Fidelity};
+use ferry_core::catalog::WriteMode;
+use ferry_core::sink::WriteRequest;
+use ferry_core::source::{Message, ReadRequest, Rejected, Source};
+use ferry_core::types::{with_keys, FerryType};
+use ferry_core::values::BatchBuilder;
+use ferry_core::Result;
+
+/// A row as JSON values by column name.
+pub type Row = BTreeMap<String, serde_json::Value>;
+
+/// Every message of a read, failing the test on an error.
+pub async fn messages(source: &dyn Source, request: ReadRequest) -> Vec<Message> {
+    let mut s = source
+        .read(request)
+        .await
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    let mut out = Vec::new();
+    while let Some(m) = s.next().await {
+        out.push(m.unwrap_or_else(|e| panic!("read midway: {e}")));
+    }
+    out
+}
+
+/// The rows of `batches` sorted by `id`, with typed values.
+pub fn rows(batches: &[RecordBatch]) -> Vec<Row> {
+    rows_by_id(
+        batches,
+        Fidelity {
+            typed: true,
+            ..Default::default()
+        },
+    )
+}
+
+/// The int64 first column of `batches`, in order.
+pub fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect()
+}
+
+/// `id` (key) and `v` (the cursor), one row per pair.
+pub fn id_v_batch(pairs: &[(i64, i64)]) -> RecordBatch {
+    let schema = Schema::new(vec![
+        FerryType::Int64.field("id", false),
+        FerryType::Int64.field("v", true),
+    ]);
+    let schema = with_keys(&schema, &["id".to_string()], Some("v"));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(
+            pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
+        )),
+    ];
+    RecordBatch::try_new(schema, cols).expect("id/v batch builds")
+}
+
+/// A write request for `stream` with a fresh run id.
+pub fn request(stream: &str, schema: SchemaRef, mode: WriteMode) -> WriteRequest {
+    WriteRequest {
+        stream: stream.into(),
+        schema,
+        mode,
+        run_id: ferry_engine::runtime::new_run_id(),
+    }
+}
+
+/// The ids a read yielded, and for each rejected record the ids yielded before it.
+pub struct Rejections {
+    /// Ids of the rows read, in order.
+    pub seen: Vec<i64>,
+    /// Each rejected record with the ids read before it.
+    pub rejected: Vec<(Vec<i64>, Rejected)>,
+}
+
+/// Reads `stream` whole, keeping its rows' ids and its rejected records in order.
+pub async fn read_with_rejections(source: &dyn Source, stream: &str) -> Rejections {
+    let mut out = Rejections {
+        seen: Vec::new(),
+        rejected: Vec::new(),
+    };
+    for m in messages(source, ReadRequest::full(stream)).await {
+        match m {
+            Message::Batch(b) => out.seen.extend(ids(&[b])),
+            Message::Rejected(r) => out.rejected.push((out.seen.clone(), r)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `n` rows of eight mixed columns (no key: rows repeat), like the `bench` preset.
+pub fn wide_batch(n: usize) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        FerryType::Int64.field("id", false),
+        FerryType::Int64.field("qty", true),
+        FerryType::Float64.field("score", true),
+        FerryType::Decimal {
+            precision: 12,
+            scale: 2,
+        }
+        .field("amount", true),
+        FerryType::String.field("name", true),
+        FerryType::Date.field("day", true),
+        FerryType::Timestamp.field("at", true),
+        FerryType::Bool.field("flag", true),
+    ]));
+    let mut b = BatchBuilder::new(schema, n).expect("wide schema is valid");
+    for i in 0..n {
+        let cells = [
+            i.to_string(),
+            (i % 100).to_string(),
+            format!("{}.5", i % 1000),
+            format!("{}.{:02}", i * 7 % 100_000, i % 100),
+            format!("customer number {i}"),
+            format!("2024-{:02}-{:02}", i % 12 + 1, i % 28 + 1),
+            format!(
+                "2024-05-01T{:02}:{:02}:{:02}.{:06}Z",
+                i % 24,
+                i % 60,
+                i % 60,
+                i % 1_000_000
+            ),
+            (i % 2 == 0).to_string(),
+        ];
+        b.push_text_row(cells.iter().map(|c| Some(c.as_str())), "")
+            .expect("wide rows are valid");
+    }
+    b.finish().expect("wide batch builds")
+}
+
+/// Every message of a read; the first error ends it.
+pub async fn try_messages(source: &dyn Source, request: ReadRequest) -> Result<Vec<Message>> {
+    let mut s = source.read(request).await?;
+    let mut out = Vec::new();
+    while let Some(m) = s.next().await {
+        out.push(m?);
+    }
+    Ok(out)
+}
+
+/// `{ id = "int64", … }`: the schema's exact types, as a file source's `columns` override.
+pub fn columns_toml(schema: &SchemaRef) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} = \"{}\"",
+                f.name(),
+                FerryType::of(f).expect("ferry type")
+            )
+        })
+        .collect();
+    format!("{{ {} }}", cols.join(", "))
+}
+
+/// Runs `work` to its end on a thread with a runtime of its own: for a fixture's `Drop`,
+/// which cannot await and may run inside the test's runtime.
+pub fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work)
+    })
+    .join();
+}

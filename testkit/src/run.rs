@@ -1,0 +1,20 @@
+//! Running streams through the runtime in tests.
+
+use ferry_engine::config::StreamConfig;
+use ferry_engine::report::{RunReport, Status};
+use ferry_engine::runtime::{RunOptions, Runtime};
+
+/// Runs `streams` once with default options and no config file; `names` are the source's
+/// and the destination's connector names, for the report. Fails the test when the run
+/// cannot start.
+pub async fn sync(rt: &Runtime, streams: &[StreamConfig], names: (&str, &str)) -> RunReport {
+    rt.sync(streams, &RunOptions::default(), None, names)
+        .await
+        .unwrap_or_else(|e| panic!("the sync does not start: {e}"))
+}
+
+/// Fails the test, with the streams' errors, unless the run succeeded.
+pub fn assert_succeeded(report: &RunReport) {
+    let errors: Vec<_> = report.streams.iter().map(|s| &s.error).collect();
+    assert_eq!(report.status, Status::Succeeded, "{errors:?}");
+}
