@@ -30,31 +30,21 @@ fn args() -> Args {
         big_mb: 2048,
         dir: PathBuf::from("target/bench"),
     };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let next = v.get(i + 1).cloned().unwrap_or_default();
-        match v[i].as_str() {
+    support::read_args("bench", &[], |name, next| {
+        match name {
             "--rows" => a.rows = next.parse().expect("--rows N"),
             "--small-mb" => a.small_mb = next.parse().expect("--small-mb N"),
             "--big-mb" => a.big_mb = next.parse().expect("--big-mb N"),
             "--dir" => a.dir = PathBuf::from(next),
-            other => panic!("unknown argument {other}; see the doc comment of examples/bench.rs"),
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     a
 }
 
 fn line(what: &str, s: &Step, bytes: u64) {
-    println!(
-        "{what:<34} {:>12} rows  {:>7.2}s  {:>12} rows/s  {:>8.1} MB/s  peak RSS {:>7.1} MiB",
-        ferry_core::report::group(s.rows),
-        s.secs,
-        ferry_core::report::group((s.rows as f64 / s.secs) as u64),
-        bytes as f64 / 1e6 / s.secs,
-        s.peak_mb
-    );
+    println!("{what:<34} {}", s.figures(bytes));
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -63,13 +53,7 @@ async fn main() {
         return;
     }
     let a = args();
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let dir = a.dir.canonicalize().unwrap();
-    println!(
-        "Ferry benchmark: {} rows of 8 columns (generate preset `bench`), folder {}\n",
-        ferry_core::report::group(a.rows),
-        dir.display()
-    );
+    let dir = support::work_dir("Ferry benchmark", a.rows, &a.dir);
 
     // 1. the data set
     let data = dir.join("data");

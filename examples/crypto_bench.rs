@@ -16,13 +16,16 @@
 //! CPU-second (user + system time, from `/proc`), which is the throughput per core and
 //! the steadier figure on a busy machine. MB = 10^6 bytes of plaintext.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use ferry_core::age::{self, Identities, Recipients};
+use ferry_formats::age::{self, Identities, Recipients};
 
 struct Args {
     mb: u64,
@@ -36,20 +39,15 @@ fn args() -> Args {
         runs: 3,
         dir: PathBuf::from("target/bench"),
     };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let next = v.get(i + 1).cloned().unwrap_or_default();
-        match v[i].as_str() {
+    support::read_args("crypto_bench", &[], |name, next| {
+        match name {
             "--mb" => a.mb = next.parse().expect("--mb N (MiB)"),
             "--runs" => a.runs = next.parse::<u32>().expect("--runs N").max(1),
             "--dir" => a.dir = PathBuf::from(next),
-            other => {
-                panic!("unknown argument {other}; see the doc comment of examples/crypto_bench.rs")
-            }
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     a
 }
 

@@ -16,16 +16,16 @@ use std::sync::Arc;
 use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::report::Status;
-use ferry_core::state::StateStore;
 use ferry_core::types::with_keys;
 use ferry_core::values::to_json;
 use ferry_core::{
     async_trait, Catalog, ConfigNode, ConnectorDef, Durability, Error, ErrorKind, FerryType,
-    Message, MessageStream, ReadRequest, Registry, Result, RunOptions, Runtime, Sink,
-    SinkCapabilities, Source, StreamConfig, StreamInfo, StreamWriter, WriteMode, WriteRequest,
-    WriteSummary,
+    Message, MessageStream, ReadRequest, Registry, Result, Sink, SinkCapabilities, Source,
+    StreamInfo, StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
+use ferry_engine::report::Status;
+use ferry_engine::state::StateStore;
+use ferry_engine::{RunOptions, Runtime, StreamConfig};
 use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Deserialize;

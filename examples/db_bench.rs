@@ -51,26 +51,17 @@ fn args() -> Args {
         mysql: "mysql://root@127.0.0.1:3306/test".into(),
         keep: false,
     };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let next = v.get(i + 1).cloned().unwrap_or_default();
-        match v[i].as_str() {
+    support::read_args("db_bench", &["--keep"], |name, next| {
+        match name {
             "--rows" => a.rows = next.parse().expect("--rows N"),
             "--dir" => a.dir = PathBuf::from(next),
             "--pg" => a.pg = next,
             "--mysql" => a.mysql = next,
-            "--keep" => {
-                a.keep = true;
-                i += 1;
-                continue;
-            }
-            other => {
-                panic!("unknown argument {other}; see the doc comment of examples/db_bench.rs")
-            }
+            "--keep" => a.keep = true,
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     a
 }
 
@@ -132,14 +123,7 @@ fn line(what: &str, s: &Step, bytes: u64, baseline: Option<&Step>) {
     let ratio = baseline
         .map(|b| format!("{:>5.2}× psql", b.secs / s.secs))
         .unwrap_or_default();
-    println!(
-        "{what:<36} {:>11} rows {:>7.2}s {:>11} rows/s {:>7.1} MB/s  peak RSS {:>6.1} MiB  {ratio}",
-        ferry_core::report::group(s.rows),
-        s.secs,
-        ferry_core::report::group((s.rows as f64 / s.secs) as u64),
-        bytes as f64 / 1e6 / s.secs,
-        s.peak_mb
-    );
+    println!("{what:<36} {}  {ratio}", s.figures(bytes));
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -148,14 +132,8 @@ async fn main() {
         return;
     }
     let a = args();
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let dir = a.dir.canonicalize().unwrap();
+    let dir = support::work_dir("Ferry vs psql", a.rows, &a.dir);
     let pg = &a.pg;
-    println!(
-        "Ferry vs psql: {} rows of 8 columns (generate preset `bench`), folder {}\n",
-        ferry_core::report::group(a.rows),
-        dir.display()
-    );
 
     // the data set
     let data = dir.join("data");

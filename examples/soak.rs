@@ -154,8 +154,8 @@ async fn soak_step(dir: &Path, name: &str, what: &str, toml: String, every: f64)
             println!(
                 "  {:>6.0}s  {:>14}  {:>12}  {:>6.1} MiB",
                 s.t,
-                ferry_core::report::group(s.rows),
-                ferry_core::report::group(rate as u64),
+                ferry_engine::report::group(s.rows),
+                ferry_engine::report::group(rate as u64),
                 s.rss_mb
             );
         })
@@ -169,9 +169,9 @@ async fn soak_step(dir: &Path, name: &str, what: &str, toml: String, every: f64)
     std::fs::write(dir.join(format!("{name}.samples.csv")), csv).unwrap();
     println!(
         "  done: {} rows in {:.1} s, {} rows/s on average, peak RSS {:.1} MiB",
-        ferry_core::report::group(step.rows),
+        ferry_engine::report::group(step.rows),
         step.secs,
-        ferry_core::report::group((step.rows as f64 / step.secs) as u64),
+        ferry_engine::report::group((step.rows as f64 / step.secs) as u64),
         step.peak_mb
     );
     verdict(&samples);
@@ -198,8 +198,8 @@ fn verdict(samples: &[Sample]) {
         .fold(f64::MIN, f64::max);
     println!(
         "  rows/s: {} in the 2nd quarter, {} in the last ({:+.1}%)",
-        ferry_core::report::group(r1 as u64),
-        ferry_core::report::group(r2 as u64),
+        ferry_engine::report::group(r1 as u64),
+        ferry_engine::report::group(r2 as u64),
         (r2 / r1 - 1.0) * 100.0
     );
     println!(
@@ -219,7 +219,7 @@ async fn main() {
     let dir = a.dir.canonicalize().unwrap();
     println!(
         "Ferry soak: {} rows of 8 columns (generate preset `bench`), folder {}, a sample every {} s",
-        ferry_core::report::group(a.rows),
+        ferry_engine::report::group(a.rows),
         dir.display(),
         a.every
     );
@@ -233,7 +233,7 @@ async fn main() {
         let size = std::fs::metadata(&csv).unwrap().len();
         println!(
             "data set: {} rows, {:.2} GB CSV, written in {:.1} s",
-            ferry_core::report::group(gen.rows),
+            ferry_engine::report::group(gen.rows),
             size as f64 / 1e9,
             gen.secs
         );

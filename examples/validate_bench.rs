@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use ferry_core::digest::RowDigest;
 use ferry_core::secret::ResolveContext;
-use ferry_core::state::StateStore;
-use ferry_core::transform::{apply_all, output_schema};
-use ferry_core::validate::Validator;
-use ferry_core::{Message, ReadRequest, RunOptions, Runtime, SyncConfig};
+use ferry_core::{Message, ReadRequest, Sink};
+use ferry_engine::transform::{apply_all, output_schema};
+use ferry_engine::validate::Validator;
+use ferry_engine::SyncConfig;
+use ferry_formats::digest::RowDigest;
 use support::CountingSink;
 
 /// The five transforms: two text cleanups, a cast, a derived column and a filter (which
@@ -99,28 +99,9 @@ async fn run(dir: &Path, rows: u64, extra: &str) -> (u64, f64) {
     let source = ferry::registry()
         .build_source(&cfg.source)
         .expect("the generate source builds");
-    let state_path = dir.join("state.json");
-    let _ = std::fs::remove_file(&state_path);
-    let state = Arc::new(StateStore::open(state_path, None).unwrap());
-    let mut rt = Runtime::new(source, Arc::new(CountingSink), state);
-    rt.settings = cfg.run.clone();
-    let t = Instant::now();
-    let report = rt
-        .sync(
-            &cfg.streams,
-            &RunOptions::default(),
-            Some(&cfg),
-            ("generate", "counting"),
-        )
-        .await
-        .expect("the run starts");
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(
-        report.status,
-        ferry_core::report::Status::Succeeded,
-        "{}",
-        report.summary()
-    );
+    let run = (source, Arc::new(CountingSink) as Arc<dyn Sink>, None);
+    let state = dir.join("state.json");
+    let (report, secs) = support::sync_once(&cfg, run, &state, ("generate", "counting")).await;
     let s = &report.streams[0];
     assert_eq!(s.rows_rejected, 0, "a check failed on the bench data");
     (s.rows_committed, secs)
@@ -192,7 +173,7 @@ async fn breakdown(dir: &Path, rows: u64) {
     let ns = |d: Duration| d.as_nanos() as f64 / n as f64;
     println!(
         "\nCPU per row, each stage alone on one thread ({} rows):",
-        ferry_core::report::group(n)
+        ferry_engine::report::group(n)
     );
     for (what, d) in [
         ("source (generate)", t[0]),
@@ -240,7 +221,7 @@ async fn main() {
     let tmp = tempfile::tempdir().unwrap();
     println!(
         "Ferry transforms and checks: {} rows of the generate `bench` preset → counting sink, best of {rounds}\n",
-        ferry_core::report::group(rows)
+        ferry_engine::report::group(rows)
     );
     let setups = [
         ("no transforms, no checks", String::new()),
@@ -269,7 +250,7 @@ async fn main() {
         println!(
             "{what:<28} {:>7.2}s  {:>12} rows/s",
             best[o],
-            ferry_core::report::group((rows as f64 / best[o]) as u64)
+            ferry_engine::report::group((rows as f64 / best[o]) as u64)
         );
         return;
     }
@@ -279,7 +260,7 @@ async fn main() {
         println!(
             "{what:<28} {:>7.2}s  {:>12} rows/s  {:>+7.1}% vs none   CPU {:>6.2}s {:>+7.1}%",
             secs,
-            ferry_core::report::group(rate as u64),
+            ferry_engine::report::group(rate as u64),
             (base / rate - 1.0) * 100.0,
             cpu,
             (cpu / best_cpu[0] - 1.0) * 100.0

@@ -2,7 +2,7 @@
 # Runs every fuzz target for SECONDS each (default 60), one after another, and prints a
 # summary line per target (runs, exec/s, crashes). New inputs that grow coverage go to
 # fuzz/corpus/<target>/ (not committed); a crash is saved under fuzz/artifacts/<target>/:
-# fix it, then copy the input into core/tests/fuzz_regressions/<target>/ (CI runs those).
+# fix it, then copy the input into engine/tests/fuzz_regressions/<target>/ (CI runs those).
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #
@@ -25,7 +25,7 @@ summary=()
 for t in "${TARGETS[@]}"; do
   mkdir -p "corpus/$t"
   echo "== $t: ${DURATION}s"
-  cargo fuzz run -s none "$t" "corpus/$t" "../core/tests/fuzz_regressions/$t" -- \
+  cargo fuzz run -s none "$t" "corpus/$t" "../engine/tests/fuzz_regressions/$t" -- \
     -max_total_time="$DURATION" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
     -print_final_stats=1 >"logs/$t.log" 2>&1
   rc=$?

@@ -3,12 +3,16 @@
 //! killed with SIGKILL, whose leftover config file (resolved secrets) the next run
 //! removes. Needs `python3` on PATH (Debian: python3).
 
+mod support;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use support::cli::{self, ferry_in, out as text, Setup};
+use support::folder::{make_executable, write};
+use support::read;
 
 const PASSPHRASE: &str = "canary-passphrase-6c1f0e-vault";
 const NEW_PASSPHRASE: &str = "canary-new-passphrase-93ad27";
@@ -61,36 +65,23 @@ fn python_available() {
 }
 
 fn ferry_cmd(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("ferry").unwrap();
-    c.current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
+    let mut c = ferry_in(dir);
+    c.passphrase(PASSPHRASE)
         .env("FERRY_NEW_PASSPHRASE", NEW_PASSPHRASE)
         .env("TAP_TEST_PASSWORD", TAP_PASSWORD)
-        .env_remove("FERRY_MASTER_KEY")
         .env_remove("FERRY_NEW_MASTER_KEY");
     c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A client folder whose source is the tap above; `password` is how the tap's password
 /// is written in its config.
 fn folder(dir: &Path, password: &str) {
-    let tap = dir.join("tap.py");
-    std::fs::write(&tap, TAP).unwrap();
+    write(dir, "tap.py", TAP);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tap, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::write(
-        dir.join("sync.toml"),
+    make_executable(&dir.join("tap.py"));
+    write(
+        dir,
+        "sync.toml",
         format!(
             r#"client = "acme"
 
@@ -110,12 +101,11 @@ name = "items"
 "#,
             out = dir.join("seen.json").display()
         ),
-    )
-    .unwrap();
+    );
 }
 
 fn seen(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("seen.json")).unwrap()).unwrap()
+    read::json(&dir.join("seen.json"))
 }
 
 #[test]
@@ -124,14 +114,10 @@ fn a_tap_cannot_read_the_vault_key() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     folder(dir, "${secret:tap_pw}");
-    let o = ferry_cmd(dir)
-        .args(["secrets", "set", "tap_pw"])
-        .write_stdin(TAP_PASSWORD)
-        .output()
-        .unwrap();
+    let o = ferry_cmd(dir).run(&["secrets", "set", "tap_pw"], Some(TAP_PASSWORD));
     assert!(o.status.success(), "{}", text(&o));
 
-    let o = ferry_cmd(dir).arg("sync").output().unwrap();
+    let o = ferry_cmd(dir).run(&["sync"], None);
     assert!(o.status.success(), "{}", text(&o));
     let seen = seen(dir);
     // the tap got what it needs: its config (secret resolved) and its `env`
@@ -187,12 +173,10 @@ fn a_killed_sync_leaves_no_tap_and_its_config_file_is_swept() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     folder(dir, "${env:TAP_TEST_PASSWORD}");
-    std::fs::write(dir.join("slow"), "").unwrap();
+    write(dir, "slow", "");
 
-    let bin: PathBuf = assert_cmd::cargo::cargo_bin("ferry");
-    let mut ferry = std::process::Command::new(bin);
+    let mut ferry = cli::process_in(dir);
     ferry
-        .current_dir(dir)
         .arg("sync")
         .env("FERRY_PASSPHRASE", PASSPHRASE)
         .env("TAP_TEST_PASSWORD", TAP_PASSWORD)
@@ -231,7 +215,7 @@ fn a_killed_sync_leaves_no_tap_and_its_config_file_is_swept() {
 
     std::fs::remove_file(dir.join("slow")).unwrap();
     std::fs::remove_file(dir.join("seen.json")).unwrap();
-    let o = ferry_cmd(dir).arg("sync").output().unwrap();
+    let o = ferry_cmd(dir).run(&["sync"], None);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(

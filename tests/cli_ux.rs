@@ -9,33 +9,17 @@
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use assert_cmd::Command;
-
 // plan over S3: the root tests' in-process S3 server
 #[path = "support/s3.rs"]
 mod s3;
+mod support;
+
+use support::cli::{self, ferry_in, out, Setup};
+use support::db::{mysql, mysql_url, mysql_url_for, pg, pg_url};
+use support::folder::{self, write};
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env_remove("FERRY_PASSPHRASE")
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
+    ferry_in(dir).no_vault_key().run(args, None)
 }
 
 const GENERATE: &str = r#"[source]
@@ -52,22 +36,15 @@ path = "out.db"
 
 /// Runs `ferry args` with its stdout a pipe whose reader has gone (as `| head -1` leaves it).
 fn with_closed_stdout(dir: &Path, args: &[&str]) -> Output {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cli::spawn(dir, args);
     drop(child.stdout.take());
     child.wait_with_output().unwrap()
 }
 
 #[test]
 fn a_closed_pipe_ends_the_output_quietly() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config(GENERATE);
     let dir = tmp.path();
-    write(dir, "sync.toml", GENERATE);
     for args in [
         &["spec", "postgres"][..],
         &["connectors"],
@@ -84,17 +61,11 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert_eq!(o.status.code(), Some(0), "ferry {args:?}: {err}");
     }
     // the vault's names too
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "pipe test passphrase")
-        .args(["secrets", "set", "token"])
-        .write_stdin("value")
-        .output()
-        .unwrap();
+        .run(&["secrets", "set", "token"], Some("value"));
     assert!(o.status.success(), "{}", out(&o));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .current_dir(dir)
+    let mut child = cli::process_in(dir)
         .env("FERRY_PASSPHRASE", "pipe test passphrase")
         .args(["secrets", "list"])
         .stdout(Stdio::piped())
@@ -129,25 +100,15 @@ fn a_missing_config_file_exits_2_and_says_how_to_make_one() {
 
 #[test]
 fn a_wrong_vault_passphrase_says_so() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config(GENERATE);
     let dir = tmp.path();
-    write(dir, "sync.toml", GENERATE);
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "the right one")
-        .args(["secrets", "set", "token"])
-        .write_stdin("value")
-        .output()
-        .unwrap();
+        .run(&["secrets", "set", "token"], Some("value"));
     assert!(o.status.success(), "{}", out(&o));
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "a wrong one")
-        .args(["secrets", "list"])
-        .output()
-        .unwrap();
+        .run(&["secrets", "list"], None);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     let text = out(&o);
     assert!(
@@ -159,16 +120,11 @@ fn a_wrong_vault_passphrase_says_so() {
 
 #[test]
 fn a_destination_of_another_client_gets_a_hint_about_tenants() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config(&format!("client = \"acme\"\n{GENERATE}"));
     let dir = tmp.path();
-    write(dir, "sync.toml", &format!("client = \"acme\"\n{GENERATE}"));
     let o = ferry(dir, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
-    write(
-        dir,
-        "sync.toml",
-        &format!("client = \"globex\"\n{GENERATE}"),
-    );
+    write(dir, "sync.toml", format!("client = \"globex\"\n{GENERATE}"));
     for cmd in ["sync", "check"] {
         let o = ferry(dir, &[cmd]);
         assert_eq!(o.status.code(), Some(1), "{cmd}: {}", out(&o));
@@ -189,8 +145,8 @@ fn a_destination_of_another_client_gets_a_hint_about_tenants() {
 fn decrypt_takes_an_identity_file_as_age_does() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (secret, public) = ferry_core::age::generate_identity();
-    write(dir, "key.txt", &format!("{}\n", secret.expose()));
+    let (secret, public) = ferry_formats::age::generate_identity();
+    write(dir, "key.txt", format!("{}\n", secret.expose()));
     write(dir, "plain.txt", "hello age\n");
     let o = ferry(
         dir,
@@ -211,8 +167,7 @@ fn decrypt_takes_an_identity_file_as_age_does() {
 
 #[test]
 fn readme_has_one_exit_code_table_the_commands_keep() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(folder::repo("README.md")).unwrap();
     let start = readme
         .find("## Exit codes")
         .expect("README has an `## Exit codes` section");
@@ -227,16 +182,11 @@ fn readme_has_one_exit_code_table_the_commands_keep() {
     assert_eq!(codes, ["0", "1", "2", "3", "130"], "{section}");
 
     // 2 for a config typo, from every command that reads the config
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config(&GENERATE.replace(
+        "type = \"generate\"\n",
+        "type = \"generate\"\npth = \"x\"\n",
+    ));
     let dir = tmp.path();
-    write(
-        dir,
-        "sync.toml",
-        &GENERATE.replace(
-            "type = \"generate\"\n",
-            "type = \"generate\"\npth = \"x\"\n",
-        ),
-    );
     for cmd in ["check", "sync", "plan", "discover"] {
         let o = ferry(dir, &[cmd]);
         assert_eq!(o.status.code(), Some(2), "{cmd}: {}", out(&o));
@@ -253,7 +203,7 @@ fn readme_has_one_exit_code_table_the_commands_keep() {
     write(
         dir,
         "sync.toml",
-        &GENERATE.replace("path = \"out.db\"", "path = \"blocker/out.db\""),
+        GENERATE.replace("path = \"out.db\"", "path = \"blocker/out.db\""),
     );
     let o = ferry(dir, &["check"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
@@ -275,7 +225,7 @@ fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
         "[[streams]]\nname = \"orders\"\ncursor = \"nope\"\n",
     ];
     for extra in cases {
-        write(dir, "sync.toml", &format!("{GENERATE}\n{extra}"));
+        write(dir, "sync.toml", format!("{GENERATE}\n{extra}"));
         let check = ferry(dir, &["check"]);
         let sync = ferry(dir, &["sync"]);
         assert_eq!(check.status.code(), Some(2), "{extra}\n{}", out(&check));
@@ -296,85 +246,33 @@ fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
 // ---------------------------------------------------------------------------------------
 // item 10: plan's estimates and exit codes (PostgreSQL)
 
-fn pg_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
-}
-
-async fn pg() -> tokio_postgres::Client {
-    let cfg: tokio_postgres::Config = pg_url().parse().expect("FERRY_TEST_PG_URL");
-    match cfg.connect(tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {} ({e}): run `.ci/test`, which starts it",
-            pg_url()
-        ),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
     let schema = format!("cliux_plan_{}", std::process::id());
-    let db = pg().await;
-    db.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.orders (id bigint PRIMARY KEY, total numeric(10,2));
-         INSERT INTO {schema}.orders SELECT g, g * 1.5 FROM generate_series(1, 4) g;"
-    ))
-    .await
-    .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    write(
-        &dir,
-        "sync.toml",
+    let db = pg_schema(
+        &schema,
         &format!(
-            "[source]\ntype = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]\n\n\
-             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
-             [[streams]]\nname = \"orders\"\ncursor = \"id\"\n",
-            pg_url()
+            "CREATE TABLE {schema}.orders (id bigint PRIMARY KEY, total numeric(10,2));
+             INSERT INTO {schema}.orders SELECT g, g * 1.5 FROM generate_series(1, 4) g;"
         ),
-    );
-    let run = |args: &'static [&'static str]| {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || ferry(&dir, args))
-    };
-    let o = run(&["plan"]).await.unwrap();
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
-    assert!(
-        out(&o).contains("estimate:    4 rows to move"),
-        "{}",
-        out(&o)
-    );
-    let o = run(&["sync"]).await.unwrap();
+    )
+    .await;
+    let tmp = into_sqlite(&pg_source(&schema), "name = \"orders\"\ncursor = \"id\"\n");
+    let dir = tmp.path();
+    assert_plan(&ferry_blocking(dir, &["plan"]).await, 4, 3);
+    let o = ferry_blocking(dir, &["sync"]).await;
     assert!(o.status.success(), "{}", out(&o));
-    let o = run(&["plan"]).await.unwrap();
-    assert!(
-        out(&o).contains("estimate:    0 rows to move"),
-        "{}",
-        out(&o)
-    );
+    let o = ferry_blocking(dir, &["plan"]).await;
+    assert_plan(&o, 0, 0);
     assert!(out(&o).contains("nothing would change"), "{}", out(&o));
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     db.batch_execute(&format!(
         "INSERT INTO {schema}.orders VALUES (5, 7.5), (6, 9)"
     ))
     .await
     .unwrap();
-    let o = run(&["plan"]).await.unwrap();
-    assert!(
-        out(&o).contains("estimate:    2 rows to move"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert_plan(&ferry_blocking(dir, &["plan"]).await, 2, 3);
     // a full refresh: the table's size
-    let o = run(&["plan", "--full-refresh"]).await.unwrap();
+    let o = ferry_blocking(dir, &["plan", "--full-refresh"]).await;
     assert!(
         out(&o).contains("estimate:    6 rows to move"),
         "{}",
@@ -390,11 +288,7 @@ async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
 
 #[test]
 fn s3_without_credentials_says_so_in_one_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write(
-        dir,
-        "sync.toml",
+    let tmp = folder::with_config(
         r#"[source]
 type = "generate"
 streams = [{ name = "orders", preset = "orders", rows = 5 }]
@@ -406,14 +300,14 @@ region = "us-east-1"
 endpoint = "http://127.0.0.1:9"
 "#,
     );
-    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    let dir = tmp.path();
+    let mut cmd = ferry_in(dir);
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") {
             cmd.env_remove(k);
         }
     }
     let o = cmd
-        .current_dir(dir)
         .env("HOME", dir)
         .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
         .env(
@@ -613,74 +507,28 @@ fn the_readme_test_command_installs_what_the_tests_need() {
     }
 }
 
-fn mysql_url() -> String {
-    std::env::var("FERRY_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_counts_mysql_rows_past_the_cursor() {
     use mysql_async::prelude::Queryable;
     let db = format!("cliux_plan_{}", std::process::id());
-    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at {} ({e}): run `.ci/test`, which starts it",
-            mysql_url()
-        )
-    });
-    conn.query_drop(format!(
-        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
-         CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, total DECIMAL(10,2));
-         INSERT INTO {db}.orders VALUES (1, 1.5), (2, 3), (3, 4.5);"
-    ))
-    .await
-    .unwrap();
-    let (base, _) = mysql_url()
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_string(), d.to_string()))
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    write(
-        &dir,
-        "sync.toml",
+    let mut conn = mysql_database(
+        &db,
         &format!(
-            "[source]\ntype = \"mysql\"\nurl = \"{base}/{db}\"\n\n\
-             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
-             [[streams]]\nname = \"orders\"\ncursor = \"id\"\n"
+            "CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, total DECIMAL(10,2));
+             INSERT INTO {db}.orders VALUES (1, 1.5), (2, 3), (3, 4.5);"
         ),
-    );
-    let run = |args: &'static [&'static str]| {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || ferry(&dir, args))
-    };
-    let o = run(&["plan"]).await.unwrap();
-    assert!(
-        out(&o).contains("estimate:    3 rows to move"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
-    let o = run(&["sync"]).await.unwrap();
+    )
+    .await;
+    let tmp = into_sqlite(&mysql_source(&db), "name = \"orders\"\ncursor = \"id\"\n");
+    let dir = tmp.path();
+    assert_plan(&ferry_blocking(dir, &["plan"]).await, 3, 3);
+    let o = ferry_blocking(dir, &["sync"]).await;
     assert!(o.status.success(), "{}", out(&o));
-    let o = run(&["plan"]).await.unwrap();
-    assert!(
-        out(&o).contains("estimate:    0 rows to move"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_plan(&ferry_blocking(dir, &["plan"]).await, 0, 0);
     conn.query_drop(format!("INSERT INTO {db}.orders VALUES (4, 6)"))
         .await
         .unwrap();
-    let o = run(&["plan"]).await.unwrap();
-    assert!(
-        out(&o).contains("estimate:    1 rows to move"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert_plan(&ferry_blocking(dir, &["plan"]).await, 1, 3);
     conn.query_drop(format!("DROP DATABASE {db}"))
         .await
         .unwrap();
@@ -702,18 +550,99 @@ fn plan_exits_0_when_no_file_is_new() {
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     let o = ferry(dir, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
-    let o = ferry(dir, &["plan"]);
-    assert!(
-        out(&o).contains("estimate:    0 rows to move"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_plan(&ferry(dir, &["plan"]), 0, 0);
     // a rewritten file is read again: something would change
     std::thread::sleep(std::time::Duration::from_millis(20));
     write(dir, "people.csv", "id,name\n1,Ann\n2,Bo\n3,Cy\n");
     let o = ferry(dir, &["plan"]);
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+}
+
+/// A folder whose `sync.toml` reads `source` (the `[source]` fields) into SQLite `out.db`,
+/// with the `[[streams]]` entry `stream`.
+fn into_sqlite(source: &str, stream: &str) -> tempfile::TempDir {
+    folder::with_config(&format!(
+        "[source]\n{source}\n\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n[[streams]]\n{stream}"
+    ))
+}
+
+/// [`ferry`] from an async test, on a thread that may block.
+async fn ferry_blocking(dir: &Path, args: &'static [&'static str]) -> Output {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || ferry(&dir, args))
+        .await
+        .unwrap()
+}
+
+/// A fresh PostgreSQL schema `schema` made by `sql`, and a client of the test server.
+async fn pg_schema(schema: &str, sql: &str) -> tokio_postgres::Client {
+    let db = pg().await;
+    db.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};\n{sql}"
+    ))
+    .await
+    .unwrap();
+    db
+}
+
+/// The `[source]` fields reading the PostgreSQL schema `schema`.
+fn pg_source(schema: &str) -> String {
+    format!(
+        "type = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]",
+        pg_url()
+    )
+}
+
+/// A fresh MySQL database `db` made by `sql`, and a connection to the test server.
+async fn mysql_database(db: &str, sql: &str) -> mysql_async::Conn {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql(&mysql_url()).await;
+    conn.query_drop(format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};\n{sql}"
+    ))
+    .await
+    .unwrap();
+    conn
+}
+
+/// The `[source]` fields reading the MySQL database `db`.
+fn mysql_source(db: &str) -> String {
+    format!("type = \"mysql\"\nurl = \"{}\"", mysql_url_for(db))
+}
+
+/// `o` is a plan whose first stream has `rows` rows to move (counted), exiting `code`.
+fn assert_plan(o: &Output, rows: u64, code: i32) {
+    assert!(
+        out(o).contains(&format!("estimate:    {rows} rows to move")),
+        "{}",
+        out(o)
+    );
+    assert_eq!(o.status.code(), Some(code), "{}", out(o));
+}
+
+/// `o` is a plan whose first stream's estimate is in `rows` and whose line says `says`,
+/// exiting 3 (something would change); returns the line.
+fn assert_estimate(o: &Output, rows: std::ops::RangeInclusive<u64>, says: &str) -> String {
+    let (n, line) = estimate_of(o);
+    assert!(rows.contains(&n.unwrap_or(0)), "{line}");
+    assert!(line.contains(says), "{line}");
+    assert_eq!(o.status.code(), Some(3), "{}", out(o));
+    line
+}
+
+/// After `sync`, `plan` finds no new or changed file: 0 rows to move, exit 0.
+fn assert_nothing_new_after_sync(dir: &Path) {
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["plan"]);
+    assert!(
+        estimate_of(&o)
+            .1
+            .contains("0 rows to move (no new or changed file)"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
 }
 
 /// The row figure of plan's `estimate:` line for the first stream, and the line.
@@ -750,7 +679,7 @@ fn plan_estimates_csv_files_from_their_sizes_and_counts_parquet_footers() {
     std::fs::create_dir(dir.join("people")).unwrap();
     // 3 files, 12,000 rows, ~330 KB: more than the 64 KiB sample, so sizes must be used
     for (n, (from, to)) in [(0, 4000), (4000, 8000), (8000, 12000)].iter().enumerate() {
-        write(dir, &format!("people/p{n}.csv"), &people_csv(*from, *to));
+        write(dir, &format!("people/p{n}.csv"), people_csv(*from, *to));
     }
     let bytes: u64 = (0..3)
         .map(|n| {
@@ -782,25 +711,11 @@ fn plan_estimates_csv_files_from_their_sizes_and_counts_parquet_footers() {
         "{line} ({bytes} bytes)"
     );
 
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let o = ferry(dir, &["plan"]);
-    assert!(
-        estimate_of(&o)
-            .1
-            .contains("0 rows to move (no new or changed file)"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_nothing_new_after_sync(dir);
     // a new file: only it is estimated
     std::thread::sleep(std::time::Duration::from_millis(20));
-    write(dir, "people/p3.csv", &people_csv(12000, 12500));
-    let o = ferry(dir, &["plan"]);
-    let (rows, line) = estimate_of(&o);
-    assert!((450..=550).contains(&rows.unwrap_or(0)), "{line}");
-    assert!(line.contains("from 1 file,"), "{line}");
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    write(dir, "people/p3.csv", people_csv(12000, 12500));
+    assert_estimate(&ferry(dir, &["plan"]), 450..=550, "from 1 file,");
 
     // Parquet (written by a file destination): its footer gives the exact count, shown as one
     let pq = dir.join("pq");
@@ -835,7 +750,7 @@ fn plan_estimates_csv_files_from_their_sizes_and_counts_parquet_footers() {
 fn plan_says_rows_unknown_for_compressed_files_but_names_files_and_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "people.csv", &people_csv(0, 500));
+    write(dir, "people.csv", people_csv(0, 500));
     // the file destination writes the gzip file that the second config reads
     write(
         dir,
@@ -868,38 +783,20 @@ fn plan_says_rows_unknown_for_compressed_files_but_names_files_and_bytes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
     let schema = format!("cliux_planest_{}", std::process::id());
-    let db = pg().await;
     // ~20 MB, past the 10 MB under which plan counts exactly: the planner's figure is used
-    db.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.events (id bigint PRIMARY KEY, body text);
-         INSERT INTO {schema}.events SELECT g, repeat('x', 100) FROM generate_series(1, 150000) g;
-         ANALYZE {schema}.events;"
-    ))
-    .await
-    .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    write(
-        &dir,
-        "sync.toml",
+    let db = pg_schema(
+        &schema,
         &format!(
-            "[source]\ntype = \"postgres\"\nurl = \"{}\"\nschemas = [\"{schema}\"]\n\n\
-             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
-             [[streams]]\nname = \"events\"\n",
-            pg_url()
+            "CREATE TABLE {schema}.events (id bigint PRIMARY KEY, body text);
+             INSERT INTO {schema}.events SELECT g, repeat('x', 100) FROM generate_series(1, 150000) g;
+             ANALYZE {schema}.events;"
         ),
-    );
-    let o = tokio::task::spawn_blocking(move || ferry(&dir, &["plan"]))
-        .await
-        .unwrap();
-    let (rows, line) = estimate_of(&o);
-    assert!((135_000..=165_000).contains(&rows.unwrap_or(0)), "{line}");
-    assert!(
-        line.contains('~') && line.contains("(an estimate)"),
-        "{line}"
-    );
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    )
+    .await;
+    let tmp = into_sqlite(&pg_source(&schema), "name = \"events\"\n");
+    let o = ferry_blocking(tmp.path(), &["plan"]).await;
+    let line = assert_estimate(&o, 135_000..=165_000, "(an estimate)");
+    assert!(line.contains('~'), "{line}");
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
@@ -909,50 +806,23 @@ async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
 async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
     use mysql_async::prelude::Queryable;
     let db = format!("cliux_planest_{}", std::process::id());
-    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at {} ({e}): run `.ci/test`, which starts it",
-            mysql_url()
-        )
-    });
     // past the 100,000 rows under which plan counts exactly: the optimizer's figure is used
-    conn.query_drop(format!(
-        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
-         CREATE TABLE {db}.events (id BIGINT PRIMARY KEY, body VARCHAR(20)) ENGINE=InnoDB;
-         INSERT INTO {db}.events
-           WITH RECURSIVE a(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM a WHERE n < 399)
-           SELECT x.n * 400 + y.n, 'some body' FROM a x, a y WHERE x.n < 375;
-         ANALYZE TABLE {db}.events;"
-    ))
-    .await
-    .unwrap();
-    let (base, _) = mysql_url()
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_string(), d.to_string()))
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    write(
-        &dir,
-        "sync.toml",
+    let mut conn = mysql_database(
+        &db,
         &format!(
-            "[source]\ntype = \"mysql\"\nurl = \"{base}/{db}\"\n\n\
-             [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
-             [[streams]]\nname = \"events\"\n"
+            "CREATE TABLE {db}.events (id BIGINT PRIMARY KEY, body VARCHAR(20)) ENGINE=InnoDB;
+             INSERT INTO {db}.events
+               WITH RECURSIVE a(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM a WHERE n < 399)
+               SELECT x.n * 400 + y.n, 'some body' FROM a x, a y WHERE x.n < 375;
+             ANALYZE TABLE {db}.events;"
         ),
-    );
-    let o = tokio::task::spawn_blocking(move || ferry(&dir, &["plan"]))
-        .await
-        .unwrap();
-    let (rows, line) = estimate_of(&o);
+    )
+    .await;
+    let tmp = into_sqlite(&mysql_source(&db), "name = \"events\"\n");
+    let o = ferry_blocking(tmp.path(), &["plan"]).await;
     // InnoDB's figure is rough (sampled pages): within a third of the 150,000 rows
-    assert!((100_000..=200_000).contains(&rows.unwrap_or(0)), "{line}");
-    assert!(
-        line.contains('~') && line.contains("(an estimate)"),
-        "{line}"
-    );
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    let line = assert_estimate(&o, 100_000..=200_000, "(an estimate)");
+    assert!(line.contains('~'), "{line}");
     conn.query_drop(format!("DROP DATABASE {db}"))
         .await
         .unwrap();
@@ -967,43 +837,21 @@ fn plan_estimates_s3_objects_and_exits_0_when_none_is_new() {
         "people/b.csv",
         people_csv(5000, 10000).into_bytes(),
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write(
-        dir,
-        "sync.toml",
-        &format!(
-            "[source]\ntype = \"s3\"\n{}path = \"people/*.csv\"\nstream = \"people\"\n\n\
+    let tmp = folder::with_config(&format!(
+        "[source]\ntype = \"s3\"\n{}path = \"people/*.csv\"\nstream = \"people\"\n\n\
              [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n\
              [[streams]]\nname = \"people\"\nincremental = true\n",
-            server.toml("planest")
-        ),
-    );
+        server.toml("planest")
+    ));
+    let dir = tmp.path();
     let o = ferry(dir, &["plan"]);
-    let (rows, line) = estimate_of(&o);
-    assert!((9_000..=11_000).contains(&rows.unwrap_or(0)), "{line}");
-    assert!(line.contains("(an estimate) from 2 files,"), "{line}");
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let o = ferry(dir, &["plan"]);
-    assert!(
-        estimate_of(&o)
-            .1
-            .contains("0 rows to move (no new or changed file)"),
-        "{}",
-        out(&o)
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_estimate(&o, 9_000..=11_000, "(an estimate) from 2 files,");
+    assert_nothing_new_after_sync(dir);
     std::thread::sleep(std::time::Duration::from_millis(20));
     server.put(
         "planest",
         "people/c.csv",
         people_csv(10000, 10100).into_bytes(),
     );
-    let o = ferry(dir, &["plan"]);
-    let (rows, line) = estimate_of(&o);
-    assert!((90..=110).contains(&rows.unwrap_or(0)), "{line}");
-    assert!(line.contains("from 1 file,"), "{line}");
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert_estimate(&ferry(dir, &["plan"]), 90..=110, "from 1 file,");
 }

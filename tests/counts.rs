@@ -9,27 +9,13 @@
 //! MySQL tests need MariaDB on 127.0.0.1:3306 (`FERRY_TEST_MYSQL_URL`, database `test`);
 //! `.ci/run` starts it.
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::cli::{self, ferry, out};
+use support::db::{self, mysql_url};
+use support::{folder, read, sqlite};
 
 /// `files` CSV files `data/part_NN.csv` of `rows` rows each, ids 1, 2, … across them.
 fn data(dir: &Path, files: usize, rows: usize) {
@@ -46,39 +32,21 @@ fn data(dir: &Path, files: usize, rows: usize) {
 
 const SOURCE: &str = "[source]\ntype = \"file\"\npath = \"data/part_*.csv\"\nstream = \"orders\"\ncolumns = { id = \"int64\", n = \"int64\" }\n";
 
+/// A config syncing `data/` into SQLite table `orders`.
+fn sqlite_config(stream_extra: &str, run: &str) -> String {
+    format!(
+        "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\n{stream_extra}\n[run]\n{run}\n"
+    )
+}
+
 /// A folder syncing `data/` into SQLite table `orders`.
 fn sqlite_folder(stream_extra: &str, run: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\n{stream_extra}\n[run]\n{run}\n"
-        ),
-    )
-    .unwrap();
-    tmp
+    folder::with_config(&sqlite_config(stream_extra, run))
 }
 
 /// Rows of `table` in `db` (0 when the table does not exist).
 fn sqlite_count(db: &Path, table: &str) -> u64 {
-    if !db.exists() {
-        return 0;
-    }
-    let c = rusqlite::Connection::open(db).unwrap();
-    let exists: bool = c
-        .query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get(0),
-        )
-        .unwrap();
-    if !exists {
-        return 0;
-    }
-    c.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .unwrap() as u64
+    sqlite::rows(db, table).unwrap_or(0)
 }
 
 /// The report's and the newest receipt's figures of the only stream.
@@ -105,40 +73,43 @@ fn figures(v: &serde_json::Value) -> Figures {
 }
 
 fn report(dir: &Path) -> Figures {
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
-    figures(&r["streams"][0])
-}
-
-fn receipt(dir: &Path) -> Figures {
-    let folder = dir.join(".ferry/receipts");
-    let mut files: Vec<_> = std::fs::read_dir(&folder)
-        .unwrap_or_else(|e| panic!("no receipts in {}: {e}", folder.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(files.last().unwrap()).unwrap()).unwrap();
-    assert!(
-        r["receipt"]["streams"][0].get("rows_written").is_none(),
-        "new receipts say rows_committed"
-    );
-    figures(&r["receipt"]["streams"][0])
+    figures(&read::json(&dir.join("r.json"))["streams"][0])
 }
 
 /// The report and the receipt agree, the identity holds, and what they call committed is
 /// what `held` (the destination's own count) says.
 fn assert_honest(dir: &Path, held: u64) -> Figures {
-    let rep = report(dir);
-    assert_eq!(rep, receipt(dir), "the report and the receipt differ");
+    assert_honest_of(dir, None, held)
+}
+
+/// [`assert_honest`] for stream `name` of several (`None`: the only one); the figures are
+/// the report's (`r.json`) and the newest receipt's.
+fn assert_honest_of(dir: &Path, name: Option<&str>, held: u64) -> Figures {
+    let pick = |doc: &serde_json::Value| match name {
+        Some(n) => figures(read::stream(doc, n)),
+        None => figures(&doc["streams"][0]),
+    };
+    let what = name.map(|n| format!("{n}: ")).unwrap_or_default();
+    let rep = pick(&read::json(&dir.join("r.json")));
+    let signed = read::json(&read::newest_receipt(dir));
+    let streams = signed["receipt"]["streams"].as_array().unwrap();
+    assert!(
+        streams.iter().all(|s| s.get("rows_written").is_none()),
+        "new receipts say rows_committed"
+    );
+    assert_eq!(
+        rep,
+        pick(&signed["receipt"]),
+        "{what}the report and the receipt differ"
+    );
     assert_eq!(
         rep.read,
         rep.committed + rep.rejected + rep.filtered + rep.uncommitted,
-        "rows read = committed + rejected + filtered + uncommitted: {rep:?}"
+        "{what}rows read = committed + rejected + filtered + uncommitted: {rep:?}"
     );
     assert_eq!(
         rep.committed, held,
-        "the report says {} committed, the destination holds {held}: {rep:?}",
+        "{what}the report says {} committed, the destination holds {held}: {rep:?}",
         rep.committed
     );
     rep
@@ -207,11 +178,7 @@ fn a_source_error_reports_only_the_rows_the_table_holds() {
     let dir = tmp.path();
     data(dir, 10, 10);
     // file 6 breaks off in the middle: a record with one field (on_bad_record = fail)
-    std::fs::write(
-        dir.join("data/part_06.csv"),
-        "id,n\n51,51\n52,52\n53\n54,54\n",
-    )
-    .unwrap();
+    folder::write(dir, "data/part_06.csv", "id,n\n51,51\n52,52\n53\n54,54\n");
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("part_06.csv"), "{}", out(&o));
@@ -230,14 +197,14 @@ fn a_destination_error_reports_only_the_rows_the_table_holds() {
     let dir = tmp.path();
     // the table already holds id 75: appending it again fails in the destination
     std::fs::create_dir_all(dir.join("seed")).unwrap();
-    std::fs::write(dir.join("seed/orders.csv"), "id,n\n75,0\n").unwrap();
-    std::fs::write(
-        dir.join("seed.toml"),
+    folder::write(dir, "seed/orders.csv", "id,n\n75,0\n");
+    folder::write(
+        dir,
+        "seed.toml",
         "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = { id = \"int64\", n = \"int64\" }\n\
          [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nprimary_key = [\"id\"]\n\
          [run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "-c", "seed.toml"]);
     assert!(o.status.success(), "{}", out(&o));
     let before = sqlite_count(&dir.join("out.db"), "orders");
@@ -254,23 +221,11 @@ fn a_destination_error_reports_only_the_rows_the_table_holds() {
 
 #[test]
 fn ctrl_c_reports_only_the_rows_the_table_holds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 20000000 }]\n\
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 20000000 }]\n\
          [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
-         [run]\nbatch_size = 2000\ncommit_interval_secs = 0.2\n",
-    )
-    .unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("ferry");
-    let mut child = std::process::Command::new(bin)
-        .current_dir(dir)
-        .args(["sync", "--report", "r.json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+         [run]\nbatch_size = 2000\ncommit_interval_secs = 0.2\n");
+    let dir = tmp.path();
+    let mut child = cli::spawn(dir, &["sync", "--report", "r.json"]);
     // wait until rows are being committed, then press Ctrl-C
     let started = std::time::Instant::now();
     let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
@@ -282,11 +237,7 @@ fn ctrl_c_reports_only_the_rows_the_table_holds() {
         assert!(child.try_wait().unwrap().is_none(), "the sync ended early");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("`kill` (procps) sends the SIGINT");
-    assert!(sent.success());
+    cli::interrupt(&child);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", out(&o));
     let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
@@ -296,39 +247,24 @@ fn ctrl_c_reports_only_the_rows_the_table_holds() {
 
 #[test]
 fn a_fail_check_into_postgres_reports_only_the_rows_the_table_holds() {
-    let url = std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into());
+    let url = db::pg_url();
     let table = format!("counts_fail_check_{}", std::process::id());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     data(dir, 10, 10);
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "{SOURCE}[destination]\ntype = \"postgres\"\nurl = \"{url}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
              checks = [{{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }}]\n\
              [run]\nbatch_size = 10\ncommit_interval_secs = 0\n"
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let held = rt.block_on(async {
-        let cfg: tokio_postgres::Config = url.parse().expect("FERRY_TEST_PG_URL");
-        let (client, conn) = cfg
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL is not reachable at {url} ({e}): start it (see the README's test \
-                 command) or set FERRY_TEST_PG_URL"
-                )
-            });
-        tokio::spawn(conn);
+    let held = db::block(async {
+        let client = db::pg().await;
         let n: i64 = client
             .query_one(&format!("SELECT count(*) FROM \"{table}\""), &[])
             .await
@@ -425,14 +361,8 @@ fn row_count_of_an_incremental_stream_counts_the_destination() {
     assert_eq!(report(dir).read, 0);
 
     // counting the run instead: the quiet rerun has 0 rows and fails
-    std::fs::write(
-        dir.join("sync.toml"),
-        format!(
-            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
-             checks = [{{ type = \"row_count\", min = 1, of = \"run\" }}]\n"
-        ),
-    )
-    .unwrap();
+    let of_run = "incremental = true\nchecks = [{ type = \"row_count\", min = 1, of = \"run\" }]";
+    folder::write(dir, "sync.toml", sqlite_config(of_run, ""));
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -442,14 +372,8 @@ fn row_count_of_an_incremental_stream_counts_the_destination() {
     );
 
     // the destination's count, too few: fails after the rows are committed, saying so
-    std::fs::write(
-        dir.join("sync.toml"),
-        format!(
-            "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nincremental = true\n\
-             checks = [{{ type = \"row_count\", min = 10 }}]\n"
-        ),
-    )
-    .unwrap();
+    let too_few = "incremental = true\nchecks = [{ type = \"row_count\", min = 10 }]";
+    folder::write(dir, "sync.toml", sqlite_config(too_few, ""));
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -464,14 +388,14 @@ fn row_count_of_a_destination_that_cannot_count_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     data(dir, 1, 3);
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "{SOURCE}[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\n\
              checks = [{{ type = \"row_count\", min = 1, of = \"destination\" }}]\n"
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -481,65 +405,19 @@ fn row_count_of_a_destination_that_cannot_count_says_so() {
     );
 }
 
-/// Figures of stream `name` in the report (`r.json`) and in the newest receipt, which
-/// must agree; the identity must hold; and `committed` must be `held`.
-fn assert_honest_stream(dir: &Path, name: &str, held: u64) -> Figures {
-    let pick = |streams: &serde_json::Value| {
-        streams
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["stream"] == name)
-            .map(figures)
-            .unwrap_or_else(|| panic!("no stream `{name}` in {streams:#}"))
-    };
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
-    let rep = pick(&r["streams"]);
-    let folder = dir.join(".ferry/receipts");
-    let mut files: Vec<_> = std::fs::read_dir(&folder)
-        .unwrap_or_else(|e| panic!("no receipts in {}: {e}", folder.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let signed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(files.last().unwrap()).unwrap()).unwrap();
-    assert_eq!(
-        rep,
-        pick(&signed["receipt"]["streams"]),
-        "{name}: the report and the receipt differ"
-    );
-    assert_eq!(
-        rep.read,
-        rep.committed + rep.rejected + rep.filtered + rep.uncommitted,
-        "{name}: rows read = committed + rejected + filtered + uncommitted: {rep:?}"
-    );
-    assert_eq!(
-        rep.committed, held,
-        "{name}: the report says {} committed, the destination holds {held}: {rep:?}",
-        rep.committed
-    );
-    rep
-}
-
 /// SQLite streams share one transaction: a short stream's close commits it while a long
 /// stream still has rows written but not flushed; when the long one then fails, its rows
 /// must go (they were never counted committed) and the receipt must equal the tables.
 #[test]
 fn a_stream_failing_after_another_streams_commit_leaves_none_of_its_rows() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(
-        dir.join("sync.toml"),
-        "[source]\ntype = \"generate\"\nstreams = [\n  { name = \"short\", preset = \"users\", rows = 50 },\n  \
+    let tmp = folder::with_config("[source]\ntype = \"generate\"\nstreams = [\n  { name = \"short\", preset = \"users\", rows = 50 },\n  \
          { name = \"long\", preset = \"users\", rows = 300000 },\n]\n\
          [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\
          [[streams]]\nname = \"short\"\n\
          [[streams]]\nname = \"long\"\n\
          checks = [{ type = \"range\", column = \"id\", max = 150000, severity = \"fail\" }]\n\
-         [run]\nconcurrency = 2\nbatch_size = 1000\ncommit_interval_secs = 3600\n",
-    )
-    .unwrap();
+         [run]\nconcurrency = 2\nbatch_size = 1000\ncommit_interval_secs = 3600\n");
+    let dir = tmp.path();
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -548,9 +426,9 @@ fn a_stream_failing_after_another_streams_commit_leaves_none_of_its_rows() {
         out(&o)
     );
     let db = dir.join("out.db");
-    let short = assert_honest_stream(dir, "short", sqlite_count(&db, "short"));
+    let short = assert_honest_of(dir, Some("short"), sqlite_count(&db, "short"));
     assert_eq!((short.committed, short.status.as_str()), (50, "succeeded"));
-    let long = assert_honest_stream(dir, "long", sqlite_count(&db, "long"));
+    let long = assert_honest_of(dir, Some("long"), sqlite_count(&db, "long"));
     assert_eq!(long.status, "failed");
     assert!(
         long.read >= 150_000,
@@ -558,65 +436,39 @@ fn a_stream_failing_after_another_streams_commit_leaves_none_of_its_rows() {
     );
     // the case this test is about: `short` committed the shared transaction while `long`
     // was still writing (it read 150,000 rows; `short` closes after 50)
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
-    let secs = |n: &str| {
-        r["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["stream"] == n)
-            .unwrap()["duration_secs"]
-            .as_f64()
-            .unwrap()
-    };
+    let r = read::json(&dir.join("r.json"));
+    let secs = |n: &str| read::stream(&r, n)["duration_secs"].as_f64().unwrap();
     assert!(secs("short") < secs("long"), "{r:#}");
     assert_eq!(long.committed, 0, "{long:?}");
-}
-
-fn mysql_url() -> String {
-    std::env::var("FERRY_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
 }
 
 /// Runs `sql` on the test MySQL/MariaDB; `count`: returns `SELECT count(*)` of it.
 fn mysql_exec(sql: &str, count: bool) -> u64 {
     use mysql_async::prelude::Queryable;
-    let url = mysql_url();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let opts = mysql_async::Opts::from_url(&url).expect("FERRY_TEST_MYSQL_URL");
-            let mut c = mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-                panic!(
-                    "MySQL/MariaDB is not reachable at {url} ({e}): start it with \
-                     `service mariadb start` (or run `.ci/run`), or set FERRY_TEST_MYSQL_URL"
-                )
-            });
-            let n = if count {
-                c.query_first::<u64, _>(sql).await.unwrap().unwrap_or(0)
-            } else {
-                c.query_drop(sql).await.unwrap();
-                0
-            };
-            let _ = c.disconnect().await;
-            n
-        })
+    db::block(async {
+        let mut c = db::mysql(&mysql_url()).await;
+        let n = if count {
+            c.query_first::<u64, _>(sql).await.unwrap().unwrap_or(0)
+        } else {
+            c.query_drop(sql).await.unwrap();
+            0
+        };
+        let _ = c.disconnect().await;
+        n
+    })
 }
 
 /// A folder syncing `data/` into MySQL table `table` of the test database.
 fn mysql_folder(dir: &Path, table: &str, stream_extra: &str) {
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "{SOURCE}[destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
              {stream_extra}\n[run]\nbatch_size = 10\ncommit_interval_secs = 0\n",
             mysql_url()
         ),
-    )
-    .unwrap();
+    );
 }
 
 /// Drops `table` when the test ends, passed or not.
@@ -671,17 +523,17 @@ fn mysql_destination_error_reports_only_the_rows_the_table_holds() {
     let dir = tmp.path();
     // the table already holds id 75: appending it again fails in the destination
     std::fs::create_dir_all(dir.join("seed")).unwrap();
-    std::fs::write(dir.join("seed/orders.csv"), "id,n\n75,0\n").unwrap();
-    std::fs::write(
-        dir.join("seed.toml"),
+    folder::write(dir, "seed/orders.csv", "id,n\n75,0\n");
+    folder::write(
+        dir,
+        "seed.toml",
         format!(
             "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = {{ id = \"int64\", n = \"int64\" }}\n\
              [destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
              primary_key = [\"id\"]\n[run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
             mysql_url()
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "-c", "seed.toml"]);
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(

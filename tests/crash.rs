@@ -19,13 +19,17 @@
 
 #[path = "support/s3.rs"]
 mod s3;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+use support::cli::{self, out, MASTER_KEY};
+use support::db::{self, pg_url};
+use support::read;
+
 const DEFAULT_SEED: u64 = 20_261_201;
 /// Runs killed per pair, at least (episodes of two: a kill, then a kill of the rerun).
 const KILLS: usize = 24;
@@ -92,18 +96,9 @@ fn kill_fractions(rng: &mut Rng, n: usize) -> Vec<f64> {
 // ---------------------------------------------------------------------------------------
 // a client folder and the ferry binary
 
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn ferry_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.current_dir(dir)
-        .env("FERRY_MASTER_KEY", MASTER_KEY)
+    let mut c = cli::process_in(dir);
+    c.env("FERRY_MASTER_KEY", MASTER_KEY)
         .env_remove("FERRY_PASSPHRASE")
         .env_remove("RUST_LOG")
         .args(args);
@@ -135,12 +130,7 @@ impl Client {
             .output()
             .expect("ferry runs");
         assert!(o.status.success(), "keys generate signing: {}", out(&o));
-        let pubkey = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .last()
-            .expect("a public key")
-            .trim()
-            .to_string();
+        let pubkey = cli::last_line(&o);
         Client {
             dir,
             pubkey,
@@ -155,14 +145,10 @@ impl Client {
     /// The pipeline's state file, `.ferry/state/<pipeline>.json` (a path that does not
     /// exist while there is none).
     fn state_path(&self) -> PathBuf {
-        let dir = self.path().join(".ferry/state");
-        std::fs::read_dir(&dir)
+        read::state_files(self.path())
             .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "json"))
-            .unwrap_or_else(|| dir.join("none.json"))
+            .next()
+            .unwrap_or_else(|| self.path().join(".ferry/state/none.json"))
     }
 
     fn ferry(&self, args: &[&str]) -> Output {
@@ -234,7 +220,7 @@ impl Client {
                         && json.get("streams").is_some_and(|s| s.is_object()),
                     "{ctx}: the state file is not a state: {json}"
                 );
-                if let Err(e) = ferry_core::state::StateStore::open(&path, Some("acme")) {
+                if let Err(e) = ferry_engine::state::StateStore::open(&path, Some("acme")) {
                     panic!("{ctx}: ferry refuses the state file: {e}");
                 }
             }
@@ -246,10 +232,7 @@ impl Client {
     }
 
     fn receipts(&self) -> Vec<PathBuf> {
-        match std::fs::read_dir(self.path().join(".ferry/receipts")) {
-            Ok(d) => d.map(|e| e.expect("entry").path()).collect(),
-            Err(_) => Vec::new(),
-        }
+        read::receipts(self.path())
     }
 
     /// The one receipt written since `before` was taken.
@@ -630,11 +613,6 @@ commit_interval_secs = 0.2
 
 const PG_ROWS: i64 = 150_000;
 
-fn pg_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
-}
-
 /// A blocking PostgreSQL client on its own runtime (the tests are plain threads).
 struct Pg {
     rt: tokio::runtime::Runtime,
@@ -647,22 +625,7 @@ impl Pg {
             .enable_all()
             .build()
             .expect("runtime");
-        let cfg: tokio_postgres::Config = pg_url().parse().expect("FERRY_TEST_PG_URL");
-        let client = rt.block_on(async {
-            match cfg.connect(tokio_postgres::NoTls).await {
-                Ok((client, conn)) => {
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    client
-                }
-                Err(e) => panic!(
-                    "PostgreSQL is not reachable at {} ({e}): start it with \
-                     `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
-                    pg_url()
-                ),
-            }
-        });
+        let client = rt.block_on(db::pg());
         Pg { rt, client }
     }
 

@@ -2,27 +2,12 @@
 //! result and NULL handling on a real sync, and mistakes in function names and patterns
 //! caught by `ferry check` at the transform's line, before any connection or row.
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::cli::{ferry, out};
+use support::{folder, read};
 
 /// Row 3 has every text column empty (NULL).
 const CSV: &str = "id,name,phone,zip,path\n\
@@ -31,26 +16,17 @@ const CSV: &str = "id,name,phone,zip,path\n\
 3,,,,\n";
 
 fn setup(transforms: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("people.csv"), CSV).unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            "[source]\ntype = \"file\"\npath = \"people.csv\"\ncolumns = {{ id = \"int64\", name = \"string\", phone = \"string\", zip = \"int64\", path = \"string\" }}\n\
-             [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n\
-             [[streams]]\nname = \"people\"\nmode = \"overwrite\"\ntransforms = [\n{transforms}\n]\n"
-        ),
-    )
-    .unwrap();
+    let tmp = folder::with_config(&format!(
+        "[source]\ntype = \"file\"\npath = \"people.csv\"\ncolumns = {{ id = \"int64\", name = \"string\", phone = \"string\", zip = \"int64\", path = \"string\" }}\n\
+         [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n\
+         [[streams]]\nname = \"people\"\nmode = \"overwrite\"\ntransforms = [\n{transforms}\n]\n"
+    ));
+    folder::write(tmp.path(), "people.csv", CSV);
     tmp
 }
 
 fn rows(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("out/people.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read::jsonl(&dir.join("out/people.jsonl"))
 }
 
 /// Column `c` of every row, as text (NULL: None).

@@ -3,30 +3,21 @@
 //! a wrong key or column name leaves nothing behind, and SECURITY.md's Python snippet
 //! decrypts the same values with a standard library.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out, Setup};
+use support::folder;
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    ferry_in(dir)
         .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+        .run(args, None)
 }
 
 /// Row 2 has no ssn (NULL); names hold commas and quotes.
@@ -45,21 +36,16 @@ fn read_csv(text: &str) -> Vec<Vec<String>> {
 /// A client folder whose sync encrypts `ssn` and `salary` into `out/people.<format>`; the
 /// field key is generated in its vault and exported to `field_key.txt`.
 fn delivered(format: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = folder::with_config(&format!(
+        "[source]\ntype = \"file\"\npath = \"people.csv\"\ncolumns = {{ id = \"int64\", name = \"string\", ssn = \"string\", salary = \"int64\" }}\n\
+         [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"{format}\"\n\
+         [[streams]]\nname = \"people\"\ntransforms = [\n\
+           {{ type = \"encrypt\", column = \"ssn\", key = \"${{secret:field_key}}\" }},\n\
+           {{ type = \"encrypt\", column = \"salary\", key = \"${{secret:field_key}}\" }},\n\
+         ]\n"
+    ));
     let d = tmp.path();
-    std::fs::write(d.join("people.csv"), SOURCE).unwrap();
-    std::fs::write(
-        d.join("sync.toml"),
-        format!(
-            "[source]\ntype = \"file\"\npath = \"people.csv\"\ncolumns = {{ id = \"int64\", name = \"string\", ssn = \"string\", salary = \"int64\" }}\n\
-             [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"{format}\"\n\
-             [[streams]]\nname = \"people\"\ntransforms = [\n\
-               {{ type = \"encrypt\", column = \"ssn\", key = \"${{secret:field_key}}\" }},\n\
-               {{ type = \"encrypt\", column = \"salary\", key = \"${{secret:field_key}}\" }},\n\
-             ]\n"
-        ),
-    )
-    .unwrap();
+    folder::write(d, "people.csv", SOURCE);
     let o = ferry(d, &["keys", "generate", "field"]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(
@@ -77,7 +63,7 @@ fn delivered(format: &str) -> tempfile::TempDir {
         44,
         "stdout holds only the base64 key: {key:?}"
     );
-    std::fs::write(d.join("field_key.txt"), &key).unwrap();
+    folder::write(d, "field_key.txt", &key);
     let o = ferry(d, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
     tmp
@@ -159,7 +145,7 @@ fn a_wrong_key_or_column_leaves_no_output_and_never_shows_a_value() {
     let o = ferry(d, &["keys", "generate", "field", "--name", "other"]);
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(d, &["keys", "export", "field", "--name", "other"]);
-    std::fs::write(d.join("other.txt"), &o.stdout).unwrap();
+    folder::write(d, "other.txt", &o.stdout);
     let args = |key: &'static str, cols: &'static str| {
         vec![
             "decrypt-columns",
@@ -201,7 +187,7 @@ fn a_wrong_key_or_column_leaves_no_output_and_never_shows_a_value() {
     );
 
     // a key that is not a field key, and keys that must stay in the vault
-    std::fs::write(d.join("bad.txt"), "not a key").unwrap();
+    folder::write(d, "bad.txt", "not a key");
     let text = out(&ferry(d, &args("bad.txt", "ssn")));
     assert!(text.contains("32 bytes, base64"), "{text}");
     let o = ferry(d, &["keys", "export", "signing"]);
@@ -211,7 +197,7 @@ fn a_wrong_key_or_column_leaves_no_output_and_never_shows_a_value() {
 
 /// The Python block of SECURITY.md's field encryption section, exactly as written there.
 fn security_md_snippet() -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SECURITY.md")).unwrap();
+    let doc = std::fs::read_to_string(folder::repo("SECURITY.md")).unwrap();
     let start = doc
         .find("```python\n# decrypt_field.py")
         .expect("SECURITY.md has the decrypt_field.py snippet");
@@ -233,7 +219,7 @@ fn the_documented_python_snippet_decrypts_what_ferry_delivered() {
     }
     let tmp = delivered("csv");
     let d = tmp.path();
-    std::fs::write(d.join("decrypt_field.py"), security_md_snippet()).unwrap();
+    folder::write(d, "decrypt_field.py", security_md_snippet());
     let sent = read_csv(&std::fs::read_to_string(d.join("out/people.csv")).unwrap());
     for (col, i) in [("ssn", 2), ("salary", 3)] {
         let values: String = sent.iter().map(|r| format!("{}\n", r[i])).collect();

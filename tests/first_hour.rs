@@ -3,35 +3,19 @@
 //! delivery. At every step the destination is compared with what Ferry printed, reported
 //! and signed: the rule is that those say exactly what happened there.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out as all, words, Setup};
+use support::folder;
+use support::read::{json, receipts};
 
 const PASSPHRASE: &str = "first hour passphrase";
 
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn all(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn run(dir: &Path, args: &[&str], code: i32) -> String {
-    let o = ferry(dir, args);
+    let o = ferry_in(dir).passphrase(PASSPHRASE).run(args, None);
     assert_eq!(
         o.status.code(),
         Some(code),
@@ -65,18 +49,6 @@ fn tables(db: &Path) -> BTreeMap<String, i64> {
     out
 }
 
-fn receipts(dir: &Path) -> Vec<PathBuf> {
-    let mut r: Vec<PathBuf> = std::fs::read_dir(dir.join(".ferry/receipts"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    r.sort();
-    r
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 /// Per stream: (read, committed, rejected, filtered, uncommitted) of a receipt or report.
 fn counts(doc: &serde_json::Value, committed_key: &str) -> BTreeMap<String, [u64; 5]> {
     // a report of several configs is a list of runs; one config's is the run itself
@@ -108,14 +80,7 @@ fn a_first_hour_ends_with_the_destination_and_every_receipt_agreeing() {
     let tmp = tempfile::tempdir().unwrap();
     run(
         tmp.path(),
-        &[
-            "init",
-            "acme",
-            "--source",
-            "generate",
-            "--destination",
-            "sqlite",
-        ],
+        &words("init acme --source generate --destination sqlite"),
         0,
     );
     let dir = tmp.path().join("acme");
@@ -189,7 +154,7 @@ fn a_first_hour_ends_with_the_destination_and_every_receipt_agreeing() {
             "[[streams]]\nname = \"{stream}\"\nmode = \"append\"\ncursor = \"id\"\n"
         ));
     }
-    std::fs::write(dir.join("deliver.toml"), deliver).unwrap();
+    folder::write(&dir, "deliver.toml", deliver);
     let before = receipts(&dir);
     run(&dir, &["sync", "-c", "deliver.toml"], 0);
     let new: Vec<PathBuf> = receipts(&dir)

@@ -6,53 +6,41 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 and MariaDB/MySQL on 127.0.0.1:3306 (`.ci/run`
 //! starts both).
 
-use std::path::Path;
+mod support;
+
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{ferry_in, out as text, Setup};
+use support::{folder, http};
 
 const CANARY: &str = "cAnArY-91b4e2-leak-guard";
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    ferry_in(dir)
         .env("FERRY_CANARY", CANARY)
         .env("FERRY_PASSPHRASE", "leak guard test passphrase")
         .env_remove("RUST_LOG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+        .run(args, None)
 }
 
 /// Every file under `dir` except the config (which holds only the `${env:…}` reference).
-fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.file_name().is_some_and(|n| n != "sync.toml") {
-            out.push(p);
-        }
-    }
+fn files(dir: &Path) -> Vec<PathBuf> {
+    folder::files(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "sync.toml"))
+        .collect()
 }
 
 /// Runs every command on `config` in a fresh folder and asserts the canary is nowhere;
 /// returns the sync's output so the caller can check the run did what was meant.
-fn no_leak(case: &str, config: &str, prepare: impl FnOnce(&Path)) -> String {
-    no_leak_of(case, config, &[], prepare)
+fn no_leak(case: &str, config: &str) -> String {
+    no_leak_of(case, config, &[], |_| {})
 }
 
-/// [`no_leak`], and none of the `derived` forms of the canary (what Ferry computes from
-/// it and sends: basic auth's base64 …) is anywhere either.
+/// [`no_leak`] once `prepare` has made the folder ready, and none of the `derived` forms
+/// of the canary (what Ferry computes from it and sends: basic auth's base64 …) is
+/// anywhere either.
 fn no_leak_of(case: &str, config: &str, derived: &[String], prepare: impl FnOnce(&Path)) -> String {
     let forbidden: Vec<&str> = std::iter::once(CANARY)
         .chain(derived.iter().map(String::as_str))
@@ -63,7 +51,7 @@ fn no_leak_of(case: &str, config: &str, derived: &[String], prepare: impl FnOnce
         config.contains("${env:FERRY_CANARY}"),
         "{case}: no canary planted"
     );
-    std::fs::write(dir.join("sync.toml"), config).unwrap();
+    folder::write(dir, "sync.toml", config);
     prepare(dir);
     let mut sync_out = String::new();
     for args in [
@@ -86,8 +74,7 @@ fn no_leak_of(case: &str, config: &str, derived: &[String], prepare: impl FnOnce
             sync_out = t;
         }
     }
-    let mut found = Vec::new();
-    files(dir, &mut found);
+    let found = files(dir);
     if sync_out.contains("succeeded") {
         assert!(
             found.iter().any(|f| f.ends_with("report.json")),
@@ -119,10 +106,37 @@ fn rand_suffix() -> u128 {
         % 1_000_000
 }
 
+/// An HTTP source at `base_url` with `settings` (auth, paging …) and one try a request,
+/// its stream `items` read into SQLite.
+fn http_items(base_url: &str, settings: &str) -> String {
+    format!(
+        r#"[source]
+type = "http"
+base_url = "{base_url}"
+{settings}
+retry = {{ attempts = 1 }}
+
+[[source.streams]]
+name = "items"
+path = "/items"
+columns = {{ id = "int64" }}
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#
+    )
+}
+
 const GENERATE: &str = r#"[source]
 type = "generate"
 streams = [{ name = "users", preset = "users", rows = 50 }]
 "#;
+
+/// The generated users, into the destination whose fields are `destination`.
+fn users_into(destination: &str) -> String {
+    format!("{GENERATE}\n[destination]\n{destination}")
+}
 
 #[test]
 fn postgres_url_and_password() {
@@ -139,17 +153,14 @@ queries = [{ name = "q", sql = "SELECT 1::bigint AS x" }]
 type = "sqlite"
 path = "out.db"
 "#,
-        |_| {},
     );
     assert!(out.contains("succeeded"), "{out}");
 
     let table = unique("leak_pg");
     let out = no_leak(
         "postgres sink password",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "postgres"
+        &users_into(&format!(
+            r#"type = "postgres"
 host = "127.0.0.1"
 database = "test"
 user = "postgres"
@@ -159,8 +170,7 @@ password = "${{env:FERRY_CANARY}}"
 name = "users"
 destination = "{table}"
 "#
-        ),
-        |_| {},
+        )),
     );
     assert!(out.contains("succeeded"), "{out}");
 }
@@ -182,25 +192,21 @@ password = "${env:FERRY_CANARY}"
 type = "sqlite"
 path = "out.db"
 "#,
-        |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
 
     let table = unique("leak_my");
     let out = no_leak(
         "mysql sink url (refused)",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "mysql"
+        &users_into(&format!(
+            r#"type = "mysql"
 url = "mysql://root:${{env:FERRY_CANARY}}@127.0.0.1:3306/test"
 
 [[streams]]
 name = "users"
 destination = "{table}"
 "#
-        ),
-        |_| {},
+        )),
     );
     assert!(!out.contains("succeeded"), "{out}");
 }
@@ -209,23 +215,20 @@ destination = "{table}"
 fn file_passphrase_and_transform_keys() {
     let out = no_leak(
         "file sink passphrase + hash/encrypt keys",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "file"
+        &users_into(
+            r#"type = "file"
 path = "out"
 format = "csv"
-encrypt = {{ passphrase = "${{env:FERRY_CANARY}}" }}
+encrypt = { passphrase = "${env:FERRY_CANARY}" }
 
 [[streams]]
 name = "users"
 mode = "overwrite"
 transforms = [
-  {{ type = "hash", column = "email", key = "${{env:FERRY_CANARY}}" }},
+  { type = "hash", column = "email", key = "${env:FERRY_CANARY}" },
 ]
-"#
+"#,
         ),
-        |_| {},
     );
     assert!(out.contains("succeeded"), "{out}");
 }
@@ -235,37 +238,22 @@ fn http_token_and_webhook_secret() {
     // nothing listens on port 9: every request fails, and the errors must not carry the token
     let out = no_leak(
         "http bearer token (unreachable API)",
-        r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:9/v1"
-auth = { type = "bearer", token = "${env:FERRY_CANARY}" }
-retry = { attempts = 1 }
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = { id = "int64" }
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#,
-        |_| {},
+        &http_items(
+            "http://127.0.0.1:9/v1",
+            r#"auth = { type = "bearer", token = "${env:FERRY_CANARY}" }"#,
+        ),
     );
     assert!(!out.contains("succeeded"), "{out}");
 
     let out = no_leak(
         "webhook secret (unreachable receiver)",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "webhook"
+        &users_into(
+            r#"type = "webhook"
 url = "http://127.0.0.1:9/hook"
-secret = "${{env:FERRY_CANARY}}"
-retry = {{ attempts = 1 }}
-"#
+secret = "${env:FERRY_CANARY}"
+retry = { attempts = 1 }
+"#,
         ),
-        |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
 }
@@ -275,20 +263,17 @@ fn s3_keys() {
     // nothing listens on port 9: every request fails, and no key may show in the errors
     let out = no_leak(
         "s3 secret key and session token (unreachable endpoint)",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "s3"
+        &users_into(
+            r#"type = "s3"
 bucket = "acme"
 endpoint = "http://127.0.0.1:9"
 force_path_style = true
 region = "us-east-1"
-access_key_id = "AKIA${{env:FERRY_CANARY}}"
-secret_access_key = "${{env:FERRY_CANARY}}"
-session_token = "${{env:FERRY_CANARY}}"
-"#
+access_key_id = "AKIA${env:FERRY_CANARY}"
+secret_access_key = "${env:FERRY_CANARY}"
+session_token = "${env:FERRY_CANARY}"
+"#,
         ),
-        |_| {},
     );
     assert!(!out.contains("succeeded"), "{out}");
 }
@@ -297,7 +282,7 @@ session_token = "${{env:FERRY_CANARY}}"
 fn a_reference_inside_a_longer_string() {
     // the tap gets a DSN holding the canary and prints the password alone, as a
     // careless program would: only the DSN as a whole was registered before
-    let out = no_leak(
+    let out = no_leak_of(
         "password inside a singer tap's DSN",
         r#"[source]
 type = "singer"
@@ -308,20 +293,19 @@ config = { dsn = "postgresql://tap:${env:FERRY_CANARY}@127.0.0.1:1/db" }
 type = "sqlite"
 path = "out.db"
 "#,
+        &[],
         |dir| {
-            let tap = dir.join("tap.py");
-            std::fs::write(
-                &tap,
+            folder::write(
+                dir,
+                "tap.py",
                 "#!/usr/bin/env python3\n\
                  import json, sys\n\
                  cfg = json.load(open(sys.argv[sys.argv.index('--config') + 1]))\n\
                  pw = cfg['dsn'].split('://')[1].split('@')[0].split(':')[1]\n\
                  print('tap: login refused with password ' + pw, file=sys.stderr, flush=True)\n\
                  sys.exit(1)\n",
-            )
-            .unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tap, std::fs::Permissions::from_mode(0o755)).unwrap();
+            );
+            folder::make_executable(&dir.join("tap.py"));
         },
     );
     assert!(
@@ -339,17 +323,13 @@ fn serve(
         + Sync
         + 'static,
 ) -> u16 {
-    let handler = move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
-        let answer = answer.clone();
-        async move { answer(&uri, &headers) }
-    };
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().fallback(handler);
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    http::serve(
+        rt,
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let answer = answer.clone();
+            async move { answer(&uri, &headers) }
+        },
+    )
 }
 
 #[test]
@@ -361,11 +341,7 @@ fn http_basic_auth_base64_and_a_redirect_holding_the_key() {
     // error shows the start of the body, the debug bundle records all of it
     let api = serve(&rt, |uri, headers| {
         if !uri.query().unwrap_or("").contains("page=2") {
-            return (
-                [("content-type", "application/json")],
-                r#"{"data":[{"id":1}]}"#,
-            )
-                .into_response();
+            return http::json(r#"{"data":[{"id":1}]}"#);
         }
         let got = headers
             .get("authorization")
@@ -385,24 +361,11 @@ fn http_basic_auth_base64_and_a_redirect_holding_the_key() {
     };
     let out = no_leak_of(
         "http basic auth (credentials echoed)",
-        &format!(
-            r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:{api}/v1"
-auth = {{ type = "basic", username = "apiuser", password = "${{env:FERRY_CANARY}}" }}
-pagination = {{ type = "page", param = "page" }}
-sample_pages = 1
-retry = {{ attempts = 1 }}
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#
+        &http_items(
+            &format!("http://127.0.0.1:{api}/v1"),
+            r#"auth = { type = "basic", username = "apiuser", password = "${env:FERRY_CANARY}" }
+pagination = { type = "page", param = "page" }
+sample_pages = 1"#,
         ),
         std::slice::from_ref(&b64),
         |_| {},
@@ -418,24 +381,10 @@ path = "out.db"
     });
     let out = no_leak(
         "http query key (redirected to another server)",
-        &format!(
-            r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:{api}/v1"
-auth = {{ type = "api_key", name = "token", value = "${{env:FERRY_CANARY}}", in = "query" }}
-retry = {{ attempts = 1 }}
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#
+        &http_items(
+            &format!("http://127.0.0.1:{api}/v1"),
+            r#"auth = { type = "api_key", name = "token", value = "${env:FERRY_CANARY}", in = "query" }"#,
         ),
-        |_| {},
     );
     assert!(
         out.contains("to http://127.0.0.2:9/steal?token=[redacted]"),
@@ -449,17 +398,14 @@ fn a_mistyped_secret_field_is_not_shown() {
     // its line as written, nor the value in serde's message
     let out = no_leak(
         "mistyped password field",
-        &format!(
-            r#"{GENERATE}
-[destination]
-type = "postgres"
+        &users_into(
+            r#"type = "postgres"
 host = "127.0.0.1"
 database = "test"
 user = "postgres"
-pasword = "${{env:FERRY_CANARY}}"
-"#
+pasword = "${env:FERRY_CANARY}"
+"#,
         ),
-        |_| {},
     );
     assert!(out.contains("did you mean `password`"), "{out}");
     for (case, line) in [
@@ -470,7 +416,7 @@ pasword = "${{env:FERRY_CANARY}}"
         let config = format!(
             "{GENERATE}\n[destination]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\n{line}\n"
         );
-        std::fs::write(tmp.path().join("sync.toml"), config).unwrap();
+        folder::write(tmp.path(), "sync.toml", &config);
         let o = ferry(tmp.path(), &["sync"]);
         let t = text(&o);
         assert_eq!(o.status.code(), Some(2), "{case}: {t}");
@@ -494,37 +440,17 @@ fn credential_headers_written_in_clear_stay_out_of_bundles() {
         if uri.query().unwrap_or("").contains("page=2") {
             (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response()
         } else {
-            (
-                [("content-type", "application/json")],
-                r#"{"data":[{"id":1}]}"#,
-            )
-                .into_response()
+            http::json(r#"{"data":[{"id":1}]}"#)
         }
     });
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            r#"[source]
-type = "http"
-base_url = "http://127.0.0.1:{api}/v1"
-headers = {{ Authorization = "Bearer {HEADER_TOKEN}", Cookie = "theme=dark; sid={COOKIE}", Accept = "application/json" }}
+    let tmp = folder::with_config(&http_items(
+        &format!("http://127.0.0.1:{api}/v1"),
+        &format!(
+            r#"headers = {{ Authorization = "Bearer {HEADER_TOKEN}", Cookie = "theme=dark; sid={COOKIE}", Accept = "application/json" }}
 pagination = {{ type = "page", param = "page" }}
-sample_pages = 1
-retry = {{ attempts = 1 }}
-
-[[source.streams]]
-name = "items"
-path = "/items"
-columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#
+sample_pages = 1"#
         ),
-    )
-    .unwrap();
+    ));
     let o = ferry(tmp.path(), &["sync"]);
     let t = text(&o);
     assert!(t.contains("debug bundle: "), "{t}");
@@ -544,9 +470,7 @@ path = "out.db"
         config.contains("Authorization = \"[redacted]\""),
         "{config}"
     );
-    let mut found = Vec::new();
-    files(tmp.path(), &mut found);
-    for f in found {
+    for f in files(tmp.path()) {
         let body = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
         for c in [HEADER_TOKEN, COOKIE] {
             assert!(!body.contains(c), "{c} is in {}:\n{body}", f.display());

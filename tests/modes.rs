@@ -14,36 +14,15 @@
 
 #[path = "support/s3.rs"]
 mod s3;
+mod support;
 
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
 use mysql_async::prelude::Queryable;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A client folder with `sync.toml` = `toml`.
-fn folder(toml: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sync.toml"), toml).unwrap();
-    tmp
-}
+use support::cli::{ferry, out_apart as text};
+use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
+use support::folder::{with_config as folder, write};
+use support::{read, sqlite};
 
 const ROWS: u64 = 300;
 
@@ -98,14 +77,7 @@ fn trial_sync_trial(dir: &Path, count: &dyn Fn(&str) -> (u64, u64)) {
     for s in STREAMS {
         assert_eq!(count(s).0, 0, "stream {s}: the trial left rows");
     }
-    assert!(
-        !dir.join(".ferry/receipts").exists()
-            || std::fs::read_dir(dir.join(".ferry/receipts"))
-                .unwrap()
-                .count()
-                == 0,
-        "a trial wrote a receipt"
-    );
+    assert!(read::receipts(dir).is_empty(), "a trial wrote a receipt");
     let o = ferry(dir, &["state", "show"]);
     assert!(!text(&o).contains("\"keyed\""), "a trial saved state");
 
@@ -212,8 +184,7 @@ fn a_trial_says_it_kept_nothing_and_skips_the_destination_count() {
         t.contains("check row_count(destination): not checked: a trial (--limit) rolls back"),
         "{t}"
     );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let r = read::json(&dir.join("r.json"));
     assert_eq!(r["trial"], true, "{r:#}");
     let s = &r["streams"][0];
     let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("no `{k}` in {s:#}"));
@@ -236,22 +207,19 @@ fn a_trial_says_it_kept_nothing_and_skips_the_destination_count() {
             .starts_with("not checked"),
         "{s:#}"
     );
-    let conn = rusqlite::Connection::open(dir.join("out.db")).unwrap();
-    let held: i64 = conn
-        .query_row("SELECT count(*) FROM keyed", [], |r| r.get(0))
-        .unwrap_or(0);
+    let held = sqlite::rows(&dir.join("out.db"), "keyed").unwrap_or(0);
     assert_eq!(held, 0, "the trial left rows");
 
     // a trial that fails says it kept nothing, too
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         format!(
             "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\n[[streams]]\nname = \"keyed\"\n\
              checks = [{{ type = \"range\", column = \"id\", max = 50, severity = \"fail\" }}]\n",
             generate()
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync", "--limit", "100"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
@@ -330,64 +298,6 @@ fn trial_then_sync_s3() {
         server.open_upload_files().is_empty(),
         "a trial left an upload open"
     );
-}
-
-fn pg_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
-}
-
-fn mysql_url() -> String {
-    std::env::var("FERRY_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-async fn pg() -> tokio_postgres::Client {
-    match tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {} ({e}): start it with \
-             `pg_ctlcluster --skip-systemctl-redirect 15 main start` (or run `.ci/run`)",
-            pg_url()
-        ),
-    }
-}
-
-async fn mysql(url: &str) -> mysql_async::Conn {
-    let opts = mysql_async::Opts::from_url(url).expect("FERRY_TEST_MYSQL_URL");
-    mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at {url} ({e}): start it with \
-             `service mariadb start` (or run `.ci/run`)"
-        )
-    })
-}
-
-/// `mysql_url()` with another database.
-fn mysql_url_for(db: &str) -> String {
-    let url = mysql_url();
-    let (base, _) = url
-        .rsplit_once('/')
-        .expect("a mysql:// URL with a database");
-    format!("{base}/{db}")
-}
-
-/// A fresh name for a schema or database of one test.
-fn fresh(prefix: &str) -> String {
-    ferry_core::testkit::fresh_name(prefix).to_lowercase()
 }
 
 #[test]
@@ -534,7 +444,7 @@ fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
 
     // upstream, `score` becomes text: the default refuses `scores`, and says what fits an
     // overwrite; `users` is independent and loads anyway; the run still fails
-    std::fs::write(dir.join("sync.toml"), two_streams("string", "")).unwrap();
+    write(dir, "sync.toml", two_streams("string", ""));
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
@@ -544,17 +454,8 @@ fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
         "{t}"
     );
     assert!(!t.contains("change the stream's write mode"), "{t}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
-    let status = |s: &str| {
-        r["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["stream"] == s)
-            .map(|x| x["status"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("no stream {s} in {r}"))
-    };
+    let r = read::json(&dir.join("r.json"));
+    let status = |s: &str| read::stream(&r, s)["status"].as_str().unwrap().to_string();
     assert_eq!(status("scores"), "failed");
     assert_eq!(status("users"), "succeeded");
     assert_eq!(sqlite_one(&db, "SELECT COUNT(*) FROM users"), "80");
@@ -564,11 +465,11 @@ fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
     );
 
     // `replace`: the plan says what happens, and the sync rebuilds the table as text
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         two_streams("string", "on_schema_change = \"replace\""),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["plan"]);
     assert!(
         text(&o).contains("replace: column score becomes string"),
@@ -584,14 +485,14 @@ fn an_overwrite_stream_takes_an_upstream_type_change_and_others_go_on() {
     assert_eq!(sqlite_one(&db, "SELECT COUNT(*) FROM scores"), "50");
 
     // `replace` on a stream that keeps its rows is refused when the config is read
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         two_streams("string", "").replace(
             "mode = \"append\"\nprimary_key = []",
             "mode = \"append\"\nprimary_key = []\non_schema_change = \"replace\"",
         ),
-    )
-    .unwrap();
+    );
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(

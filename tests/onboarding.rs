@@ -2,42 +2,20 @@
 //! without an edit; `ferry new-connector` into a stand-in workspace; the custom connector
 //! example runs.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::cli::{ferry, out_apart as text, words};
+use support::folder;
 
 #[test]
 fn init_makes_a_folder_that_syncs_without_an_edit() {
     let tmp = tempfile::tempdir().unwrap();
     let o = ferry(
         tmp.path(),
-        &[
-            "init",
-            "acme",
-            "--source",
-            "generate",
-            "--destination",
-            "sqlite",
-        ],
+        &words("init acme --source generate --destination sqlite"),
     );
     assert!(o.status.success(), "{}", text(&o));
     let dir = tmp.path().join("acme");
@@ -112,7 +90,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("data/*.csv"), "{}", text(&o));
 
-    std::fs::write(dir.join("data/customers.csv"), "id,name\n1,Ada\n2,Grace\n").unwrap();
+    folder::write(&dir, "data/customers.csv", "id,name\n1,Ada\n2,Grace\n");
     let o = ferry(&dir, &["check"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = ferry(&dir, &["sync"]);
@@ -128,7 +106,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
 fn init_never_overwrites_and_suggests_connectors() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("acme")).unwrap();
-    std::fs::write(tmp.path().join("acme/notes.txt"), "mine").unwrap();
+    folder::write(tmp.path(), "acme/notes.txt", "mine");
     let o = ferry(tmp.path(), &["init", "acme"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("already exists"), "{}", text(&o));
@@ -156,31 +134,24 @@ fn init_never_overwrites_and_suggests_connectors() {
 
 /// Every file under `dir`, relative path → contents.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-                out.insert(rel, std::fs::read_to_string(&p).unwrap());
-            }
-        }
-    }
-    out
+    folder::files(dir)
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p.strip_prefix(dir).unwrap().to_path_buf(), text)
+        })
+        .collect()
 }
 
 /// A stand-in workspace: the real root Cargo.toml and src/lib.rs, an empty connectors/.
 /// (Compiling a generated connector is proven by hand; see the crate's conformance test.)
 fn stand_in_workspace() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(tmp.path().join("src")).unwrap();
     std::fs::create_dir_all(tmp.path().join("connectors")).unwrap();
-    std::fs::copy(root.join("Cargo.toml"), tmp.path().join("Cargo.toml")).unwrap();
-    std::fs::copy(root.join("src/lib.rs"), tmp.path().join("src/lib.rs")).unwrap();
+    for f in ["Cargo.toml", "src/lib.rs"] {
+        folder::copy_from_repo(f, tmp.path(), f);
+    }
     tmp
 }
 

@@ -1,30 +1,12 @@
 //! Safety rails as a user meets them: `ferry plan`, schema-change policies, tenant binding.
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
-}
+use support::cli::{ferry, ferry_in, out, Setup};
+use support::folder::{edit, with_config, write};
+use support::read;
 
 /// A client folder syncing `people.csv` into `db` (relative or absolute) with `extra`
 /// lines in the stream entry.
@@ -33,7 +15,7 @@ fn folder(dir: &Path, client: &str, db: &str, extra: &str) {
     write(
         dir,
         "sync.toml",
-        &format!(
+        format!(
             r#"client = "{client}"
 
 [source]
@@ -60,7 +42,7 @@ fn count(db: &Path, sql: &str) -> i64 {
     write(
         dir.path(),
         "q.toml",
-        &format!(
+        format!(
             r#"[source]
 type = "sqlite"
 path = "{}"
@@ -152,11 +134,7 @@ fn plan_shows_a_dropped_column_and_the_policies_decide() {
 
 #[test]
 fn plan_exit_code_is_zero_when_nothing_would_change() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write(
-        dir,
-        "sync.toml",
+    let tmp = with_config(
         r#"[source]
 type = "generate"
 streams = [{ name = "orders", preset = "orders", rows = 500 }]
@@ -170,6 +148,7 @@ name = "orders"
 cursor = "id"
 "#,
     );
+    let dir = tmp.path();
     let o = ferry(dir, &["plan"]);
     assert_eq!(o.status.code(), Some(3), "{}", out(&o));
     assert!(out(&o).contains("500 rows to move"), "{}", out(&o));
@@ -213,13 +192,12 @@ fn a_destination_bound_to_another_client_is_refused_before_reading() {
 
     // a destination declared for another client is refused when the config loads
     folder(&acme, "acme", &db, "");
-    let text = std::fs::read_to_string(acme.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "type = \"sqlite\"",
-            "type = \"sqlite\"\nclient = \"globex\"",
-        );
-    write(&acme, "sync.toml", &text);
+    edit(
+        &acme,
+        "sync.toml",
+        "type = \"sqlite\"",
+        "type = \"sqlite\"\nclient = \"globex\"",
+    );
     let o = ferry(&acme, &["sync"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(
@@ -264,14 +242,13 @@ path = "out"
         &["sync", "--require-complete", "--report", "report.json"],
     );
     assert!(o.status.success(), "{}", out(&o));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let report = read::json(&dir.join("report.json"));
     let s = &report["streams"][0];
     assert_eq!(s["rows_total"], 300, "{s}");
     assert_eq!(s["complete"], true, "{s}");
-    let receipts: Vec<_> = std::fs::read_dir(dir.join(".ferry/receipts"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+    let receipts: Vec<_> = read::receipts(dir)
+        .iter()
+        .map(|r| std::fs::read_to_string(r).unwrap())
         .collect();
     assert!(
         receipts
@@ -311,23 +288,12 @@ transforms = [
 ]
 "#,
     );
-    let run = |args: &[&str]| {
-        Command::cargo_bin("ferry")
-            .unwrap()
-            .current_dir(dir)
-            .env("BUNDLE_KEY", KEY)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| ferry_in(dir).env("BUNDLE_KEY", KEY).run(args, None);
     let o = run(&["sync"]);
     let text = out(&o);
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("debug bundle: "), "{text}");
-    let bundles: Vec<_> = std::fs::read_dir(dir.join(".ferry/bundles"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let bundles = read::bundles(dir);
     assert_eq!(bundles.len(), 1, "{bundles:?}");
     let b = &bundles[0];
     for f in [
@@ -365,7 +331,7 @@ fn plan_counts_rows_in_a_postgres_destination() {
     write(
         dir,
         "sync.toml",
-        &format!(
+        format!(
             r#"[source]
 type = "generate"
 streams = [{{ name = "orders", preset = "orders", rows = 120 }}]
@@ -448,7 +414,7 @@ mode = "overwrite"
     let globex = tmp.path().join("globex");
     for (dir, client) in [(&acme, "acme"), (&globex, "globex")] {
         std::fs::create_dir_all(dir).unwrap();
-        write(dir, "sync.toml", &config(client));
+        write(dir, "sync.toml", config(client));
     }
     let o = ferry(&acme, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));

@@ -1,41 +1,29 @@
 //! Every sync writes a receipt; `ferry verify` checks its signature and its outputs.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
-use ferry_core::receipt::SignedReceipt;
+use ferry_engine::receipt::SignedReceipt;
+use support::cli::{self, ferry_in, out, Setup, MASTER_KEY};
+use support::folder::{copy_from_repo, with_config, write};
+use support::read::only_receipt;
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env(
-            "FERRY_MASTER_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env_remove("FERRY_PASSPHRASE")
-        .args(args)
-        .output()
-        .unwrap()
+    ferry_in(dir).master_key(MASTER_KEY).run(args, None)
 }
 
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
+/// The quickstart's customers, in a folder that syncs them to `destination`.
 fn folder(destination: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/customers.csv");
-    std::fs::copy(src, tmp.path().join("customers.csv")).unwrap();
-    let cfg = format!(
+    let tmp = with_config(&format!(
         "client = \"acme\"\n[source]\ntype = \"file\"\npath = \"customers.csv\"\n[destination]\n{destination}\n[[streams]]\nname = \"customers\"\nmode = \"overwrite\"\n"
+    ));
+    copy_from_repo(
+        "examples/quickstart/customers.csv",
+        tmp.path(),
+        "customers.csv",
     );
-    std::fs::write(tmp.path().join("sync.toml"), cfg).unwrap();
     tmp
 }
 
@@ -43,21 +31,21 @@ fn folder(destination: &str) -> tempfile::TempDir {
 fn public_key(dir: &Path) -> String {
     let o = ferry(dir, &["keys", "show", "signing"]);
     assert!(o.status.success(), "{}", out(&o));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string()
+    cli::last_line(&o)
 }
 
-fn only_receipt(dir: &Path) -> PathBuf {
-    let mut r: Vec<_> = std::fs::read_dir(dir.join(".ferry/receipts"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(r.len(), 1, "expected one receipt: {r:?}");
-    r.pop().unwrap()
+/// A folder with a signing key whose sync of `customers.csv` to `destination` succeeded;
+/// returns it, the run's receipt and the key's public half (base64).
+fn signed_delivery(destination: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let tmp = folder(destination);
+    let dir = tmp.path();
+    let o = ferry(dir, &["keys", "generate", "signing"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["sync"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let receipt = only_receipt(dir);
+    let public = public_key(dir);
+    (tmp, receipt, public)
 }
 
 #[test]
@@ -66,12 +54,7 @@ fn signed_receipt_for_files_detects_changes() {
     let dir = tmp.path();
     let o = ferry(dir, &["keys", "generate", "signing"]);
     assert!(o.status.success(), "{}", out(&o));
-    let public = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let public = cli::last_line(&o);
     let o = ferry(dir, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("signed by"), "{}", out(&o));
@@ -127,16 +110,9 @@ fn signed_receipt_for_files_detects_changes() {
 
 #[test]
 fn table_receipt_is_checked_against_the_table() {
-    let tmp = folder("type = \"sqlite\"\npath = \"out.db\"");
+    let (tmp, receipt, public) = signed_delivery("type = \"sqlite\"\npath = \"out.db\"");
     let dir = tmp.path();
-    assert!(ferry(dir, &["keys", "generate", "signing"])
-        .status
-        .success());
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let receipt = only_receipt(dir);
     let r = receipt.to_str().unwrap();
-    let public = public_key(dir);
     let o = ferry(dir, &["verify", r, "-c", "sync.toml", "--pubkey", &public]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(
@@ -176,18 +152,12 @@ mod s3;
 #[test]
 fn object_receipt_is_checked_against_the_bucket() {
     let server = s3::Server::start(&["delivered"]);
-    let tmp = folder(&format!(
+    let (tmp, receipt, public) = signed_delivery(&format!(
         "type = \"s3\"\n{}key_template = \"{{stream}}/{{run_id}}-{{n}}.{{ext}}\"",
         server.toml("delivered")
     ));
     let dir = tmp.path();
-    let o = ferry(dir, &["keys", "generate", "signing"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let receipt = only_receipt(dir);
     let r = receipt.to_str().unwrap();
-    let public = public_key(dir);
     let o = ferry(dir, &["verify", r, "-c", "sync.toml", "--pubkey", &public]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(
@@ -220,22 +190,16 @@ fn object_receipt_is_checked_against_the_bucket() {
     );
 }
 
-/// A folder syncing `customers.csv` into the file destination `out/`, with a signing key;
+/// A folder whose sync of `customers.csv` into the file destination `out/` was signed;
 /// returns it and the key's public half (base64).
 fn file_delivery() -> (tempfile::TempDir, String) {
-    let tmp = folder("type = \"file\"\npath = \"out\"\nformat = \"csv\"");
-    let dir = tmp.path();
-    let o = ferry(dir, &["keys", "generate", "signing"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let public = public_key(dir);
+    let (tmp, _, public) = signed_delivery("type = \"file\"\npath = \"out\"\nformat = \"csv\"");
     (tmp, public)
 }
 
 /// Signs `receipt` with a key of the test's own (an attacker's, or an earlier build's
 /// signer); returns the signed receipt and the public key (base64).
-fn sign_with_own_key(receipt: ferry_core::receipt::Receipt) -> (SignedReceipt, String) {
+fn sign_with_own_key(receipt: ferry_engine::receipt::Receipt) -> (SignedReceipt, String) {
     use base64::Engine;
     use ring::signature::KeyPair;
     let pkcs8 =
@@ -300,7 +264,7 @@ fn a_delivery_copied_into_one_folder_verifies_with_dir() {
     );
 
     // a changed copy is caught
-    std::fs::write(copy.path().join("customers.csv"), "id\n1\n").unwrap();
+    write(copy.path(), "customers.csv", "id\n1\n");
     let o = ferry(copy.path(), &["verify", r, "--dir", d, "--pubkey", &public]);
     assert_eq!(code(&o), Some(1), "{}", out(&o));
     assert!(
@@ -408,7 +372,7 @@ fn a_file_delivery_checks_with_sha256sum_and_ssh_keygen() {
     let (ok, text) = ssh_verify(&forged);
     assert!(!ok, "a changed SHA256SUMS verified: {text}");
     // a changed file fails sha256sum
-    std::fs::write(out_dir.join("customers.csv"), "id\n1\n").unwrap();
+    write(&out_dir, "customers.csv", "id\n1\n");
     let o = tool("sha256sum", "coreutils")
         .current_dir(&out_dir)
         .args(["-c", "SHA256SUMS"])
@@ -420,8 +384,8 @@ fn a_file_delivery_checks_with_sha256sum_and_ssh_keygen() {
 
 #[test]
 fn edited_receipts_are_refused_even_where_the_signature_would_still_match() {
-    use ferry_core::receipt::{Receipt, ReceiptStream, FORMAT};
-    use ferry_core::report::Status;
+    use ferry_engine::receipt::{Receipt, ReceiptStream, FORMAT};
+    use ferry_engine::report::Status;
     let dir = tempfile::tempdir().unwrap();
     let receipt = Receipt {
         format: FORMAT.into(),
@@ -509,7 +473,7 @@ fn a_receipt_re_signed_with_another_key_is_not_trusted_without_the_pinned_key() 
         .lines()
         .find(|l| l.starts_with("ferry namespaces="))
         .unwrap();
-    std::fs::write(dir.join("allowed_signers"), line).unwrap();
+    write(dir, "allowed_signers", line);
     let o = ferry(
         dir,
         &[
@@ -546,29 +510,25 @@ fn a_secret_that_occurs_in_a_stream_name_leaves_the_receipt_intact() {
     let name = "acme-customers-export";
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/customers.csv");
-    std::fs::copy(src, dir.join(format!("{name}.csv"))).unwrap();
-    std::fs::write(
-        dir.join("sync.toml"),
+    copy_from_repo(
+        "examples/quickstart/customers.csv",
+        dir,
+        &format!("{name}.csv"),
+    );
+    write(
+        dir,
+        "sync.toml",
         format!(
             "client = \"acme\"\n[source]\ntype = \"file\"\npath = \"{name}.csv\"\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"csv\"\n[[streams]]\nname = \"{name}\"\nmode = \"overwrite\"\ntransforms = [{{ type = \"hash\", column = \"email\", key = \"${{env:RECEIPT_TEST_HASH_KEY}}\" }}]\n"
         ),
-    )
-    .unwrap();
+    );
     assert!(ferry(dir, &["keys", "generate", "signing"])
         .status
         .success());
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env(
-            "FERRY_MASTER_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
+    let o = ferry_in(dir)
+        .env("FERRY_MASTER_KEY", MASTER_KEY)
         .env("RECEIPT_TEST_HASH_KEY", name)
-        .arg("sync")
-        .output()
-        .unwrap();
+        .run(&["sync"], None);
     assert!(o.status.success(), "{}", out(&o));
     let receipt = only_receipt(dir);
     let text = std::fs::read_to_string(&receipt).unwrap();
@@ -577,20 +537,17 @@ fn a_secret_that_occurs_in_a_stream_name_leaves_the_receipt_intact() {
         "the receipt was changed after signing: {text}"
     );
     let public = public_key(dir);
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env("RECEIPT_TEST_HASH_KEY", name)
-        .args([
+    let o = ferry_in(dir).env("RECEIPT_TEST_HASH_KEY", name).run(
+        &[
             "verify",
             receipt.to_str().unwrap(),
             "-c",
             "sync.toml",
             "--pubkey",
             &public,
-        ])
-        .output()
-        .unwrap();
+        ],
+        None,
+    );
     assert_eq!(code(&o), Some(0), "{}", out(&o));
     assert!(out(&o).contains("signature  ok"), "{}", out(&o));
 }

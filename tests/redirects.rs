@@ -5,14 +5,17 @@
 //! must receive no request at all. Redirects within the API's origin are still followed,
 //! without a `Referer` (which would carry a query key).
 
+mod support;
+
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
-use assert_cmd::Command;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use support::cli::{ferry_in, out as text, Setup};
+use support::{folder, http, sqlite};
 
 const KEY: &str = "redirect-canary-key-4f1a9c";
 const SECRET: &str = "redirect-canary-whsec-7d20e1";
@@ -51,24 +54,12 @@ where
             answer(&seen)
         }
     };
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().fallback(handler);
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, log)
+    (http::serve(rt, handler), log)
 }
 
 /// The other server: answers every request with rows, as a hostile host would.
 fn thief(rt: &tokio::runtime::Runtime) -> (u16, Log) {
-    serve(rt, |_| {
-        (
-            [("content-type", "application/json")],
-            r#"{"data":[{"id":666}]}"#,
-        )
-            .into_response()
-    })
+    serve(rt, |_| http::json(r#"{"data":[{"id":666}]}"#))
 }
 
 fn redirect(status: StatusCode, to: String) -> Response {
@@ -76,23 +67,11 @@ fn redirect(status: StatusCode, to: String) -> Response {
 }
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    ferry_in(dir)
         .env("API_KEY", KEY)
         .env("HOOK_SECRET", SECRET)
         .env_remove("RUST_LOG")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+        .run(args, None)
 }
 
 fn http_source(api: u16, auth: &str) -> String {
@@ -118,8 +97,7 @@ path = "out.db"
 
 /// Runs `ferry sync` on `config`; it must fail naming the other server, which got nothing.
 fn refused(config: &str, thief_port: u16, thief_log: &Log, status: u16) -> String {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sync.toml"), config).unwrap();
+    let tmp = folder::with_config(config);
     let o = ferry(tmp.path(), &["sync"]);
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
@@ -192,16 +170,12 @@ fn a_redirect_within_the_api_is_followed_without_referer() {
         if seen.uri.starts_with("/v1/items") {
             redirect(StatusCode::MOVED_PERMANENTLY, "/v2/items".into())
         } else {
-            (
-                [("content-type", "application/json")],
-                r#"{"data":[{"id":1},{"id":2}]}"#,
-            )
-                .into_response()
+            http::json(r#"{"data":[{"id":1},{"id":2}]}"#)
         }
     });
     let tmp = tempfile::tempdir().unwrap();
     let auth = r#"{ type = "api_key", name = "api_key", value = "${env:API_KEY}", in = "query" }"#;
-    std::fs::write(tmp.path().join("sync.toml"), http_source(api, auth)).unwrap();
+    folder::write(tmp.path(), "sync.toml", http_source(api, auth));
     let o = ferry(tmp.path(), &["sync"]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
@@ -213,11 +187,7 @@ fn a_redirect_within_the_api_is_followed_without_referer() {
     for s in moved {
         assert!(s.headers.iter().all(|(k, _)| k != "referer"), "{s:#?}");
     }
-    let db = rusqlite::Connection::open(tmp.path().join("out.db")).unwrap();
-    let n: i64 = db
-        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(sqlite::rows(&tmp.path().join("out.db"), "items"), Some(2));
 }
 
 #[test]
@@ -255,8 +225,7 @@ retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}
     assert!(posted[0].body.contains("\"id\""), "{:#?}", posted[0]);
 
     // `ferry check` says the same, instead of calling the receiver reachable
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sync.toml"), &config).unwrap();
+    let tmp = folder::with_config(&config);
     let o = ferry(tmp.path(), &["check"]);
     let t = text(&o);
     assert!(!o.status.success(), "{t}");

@@ -2,38 +2,23 @@
 //! holding no secret and no protected value, and `ferry replay` reproduces the failure
 //! from the recording alone (the API is gone by then).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use support::cli::{ferry_in, out, Setup, MASTER_KEY};
+use support::folder::write;
+use support::{http, read};
 
 const TOKEN: &str = "canary-bearer-5b1d0c7e-token";
 const HASH_KEY: &str = "canary-hash-key-0a9f33c2d1";
 const EMAILS: [&str; 3] = ["ann@example.com", "bob@example.com", "cat@example.com"];
 
 fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = Command::cargo_bin("ferry").unwrap();
-    c.current_dir(dir)
-        .env(
-            "FERRY_MASTER_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env_remove("FERRY_PASSPHRASE")
-        .args(args);
-    if let Some(s) = stdin {
-        c.write_stdin(s);
-    }
-    c.output().unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    ferry_in(dir).master_key(MASTER_KEY).run(args, stdin)
 }
 
 /// How the fake API answers page 2.
@@ -63,9 +48,7 @@ fn api(rt: &tokio::runtime::Runtime, page2: Page2) -> u16 {
             .find_map(|p| p.strip_prefix("page="))
             .unwrap_or("1")
             .to_string();
-        let json = |body: String| -> Response {
-            ([("content-type", "application/json")], body).into_response()
-        };
+        let json = |body: String| -> Response { http::json(body) };
         match (page.as_str(), page2) {
             ("1", _) => json(format!(
                 r#"{{"data":[{{"id":1,"name":"Ann","email":"{}"}},{{"id":2,"name":"Bob","email":"{}"}}]}}"#,
@@ -87,20 +70,15 @@ fn api(rt: &tokio::runtime::Runtime, page2: Page2) -> u16 {
             _ => json(r#"{"data":[]}"#.to_string()),
         }
     };
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().fallback(handler);
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+    http::serve(rt, handler)
 }
 
 /// A client folder reading the API at `port` (bearer token and hash key in its vault)
 /// into SQLite, `email` protected by a `hash` transform.
 fn folder(dir: &Path, port: u16) {
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         format!(
             r#"client = "acme"
 
@@ -128,8 +106,7 @@ name = "people"
 transforms = [{{ type = "hash", column = "email", key = "${{secret:hash_key}}" }}]
 "#
         ),
-    )
-    .unwrap();
+    );
     for (name, value) in [("api_token", TOKEN), ("hash_key", HASH_KEY)] {
         let o = ferry(dir, &["secrets", "set", name], Some(value));
         assert!(o.status.success(), "{}", out(&o));
@@ -142,20 +119,13 @@ fn failing_sync(dir: &Path) -> PathBuf {
     let text = out(&o);
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("debug bundle: "), "{text}");
-    let bundles: Vec<_> = std::fs::read_dir(dir.join(".ferry/bundles"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let bundles = read::bundles(dir);
     assert_eq!(bundles.len(), 1, "{bundles:?}");
     bundles.into_iter().next().unwrap()
 }
 
 fn exchanges(bundle: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(bundle.join("exchanges.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read::jsonl(&bundle.join("exchanges.jsonl"))
 }
 
 /// No file of the bundle holds the token, the hash key or a clear email.
@@ -251,7 +221,7 @@ fn a_500_after_retries_is_recorded_and_replayed_without_the_api() {
             format!("{x}\n")
         })
         .collect();
-    std::fs::write(bundle.join("exchanges.jsonl"), fixed).unwrap();
+    write(&bundle, "exchanges.jsonl", fixed);
     let (code, text) = replay(dir, &bundle);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("not reproduced"), "{text}");

@@ -7,61 +7,30 @@
 //! 127.0.0.1:3306 (`FERRY_TEST_MYSQL_URL`); `.ci/run` starts both. A fresh schema and a
 //! fresh database are used and dropped at the end.
 
+mod support;
+
 use std::sync::Arc;
 
 use ferry_core::config::ConnectorConfig;
-use ferry_core::report::Status;
-use ferry_core::{testkit, ConfigNode, RunOptions, StreamConfig, WriteMode};
+use ferry_core::WriteMode;
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit as testkit;
 use mysql_async::prelude::Queryable;
+use support::db::{self, mysql_url, mysql_url_for, pg_url};
 
-fn pg_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
-}
-
-fn mysql_url() -> String {
-    std::env::var("FERRY_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-/// `mysql_url()` with another database.
-fn mysql_url_for(db: &str) -> String {
-    let url = mysql_url();
-    let (base, _) = url
-        .rsplit_once('/')
-        .expect("a mysql:// URL with a database");
-    format!("{base}/{db}")
-}
-
+/// A client of the test PostgreSQL, its session in UTC.
 async fn pg() -> tokio_postgres::Client {
-    let cfg: tokio_postgres::Config = pg_url().parse().expect("FERRY_TEST_PG_URL");
-    match cfg.connect(tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
-                .batch_execute("SET TIME ZONE 'UTC'")
-                .await
-                .expect("session");
-            client
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {} ({e}): start it with \
-             `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
-            pg_url()
-        ),
-    }
+    let client = db::pg().await;
+    client
+        .batch_execute("SET TIME ZONE 'UTC'")
+        .await
+        .expect("session");
+    client
 }
 
 async fn mysql() -> mysql_async::Conn {
-    let opts = mysql_async::Opts::from_url(&mysql_url()).expect("FERRY_TEST_MYSQL_URL");
-    mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at 127.0.0.1:3306 ({e}): start it with \
-             `service mariadb start` (or run `.ci/run`)"
-        )
-    })
+    db::mysql(&mysql_url()).await
 }
 
 /// The fresh PostgreSQL schema and MySQL database, dropped when it goes.
@@ -74,11 +43,7 @@ impl Drop for Places {
     fn drop(&mut self) {
         let (schema, database) = (self.schema.clone(), self.database.clone());
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
+            db::block(async {
                 let _ = pg()
                     .await
                     .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
@@ -95,11 +60,7 @@ impl Drop for Places {
 }
 
 fn connector(kind: &str, toml: &str) -> ConnectorConfig {
-    ConnectorConfig {
-        kind: kind.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, std::env::temp_dir()).expect("config"),
-    }
+    support::connector::section(kind, toml, &std::env::temp_dir())
 }
 
 /// Syncs `stream` from `source` to `sink` (overwrite, named `to` there) and checks it
@@ -206,7 +167,7 @@ async fn text_rows(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_survives_postgres_to_mysql_to_postgres() {
-    let tag = testkit::fresh_name("ferry_rt").to_lowercase();
+    let tag = db::fresh("ferry_rt");
     let places = Places {
         schema: tag.clone(),
         database: tag.clone(),

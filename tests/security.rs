@@ -2,32 +2,19 @@
 //! a sync, a failing sync, `check`, `-vv` logs and the JSON report, and shows up in
 //! none of them, nor in the state file or the vault's bytes.
 
+mod support;
+
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{self, ferry_in, out as all_text, Setup};
+use support::folder;
 
 const CANARY: &str = "canary-7f3e9a-Sup3rS3cret-value";
 const PASSPHRASE: &str = "correct horse battery staple";
 
 fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = Command::cargo_bin("ferry").unwrap();
-    c.current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args);
-    if let Some(s) = stdin {
-        c.write_stdin(s);
-    }
-    c.output().unwrap()
-}
-
-fn all_text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    ferry_in(dir).passphrase(PASSPHRASE).run(args, stdin)
 }
 
 fn assert_no_canary(what: &str, bytes: &[u8]) {
@@ -39,11 +26,7 @@ fn assert_no_canary(what: &str, bytes: &[u8]) {
 }
 
 fn client_folder() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/customers.csv");
-    std::fs::copy(src, tmp.path().join("customers.csv")).unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
+    let tmp = folder::with_config(
         r#"client = "acme"
 [source]
 type = "file"
@@ -60,8 +43,12 @@ transforms = [
   { type = "drop", columns = ["balance"] },
 ]
 "#,
-    )
-    .unwrap();
+    );
+    folder::copy_from_repo(
+        "examples/quickstart/customers.csv",
+        tmp.path(),
+        "customers.csv",
+    );
     tmp
 }
 
@@ -94,7 +81,7 @@ fn canary_secret_never_reaches_any_output() {
     let bad = std::fs::read_to_string(dir.join("sync.toml"))
         .unwrap()
         .replace("type = \"hash\"", "type = \"encrypt\"");
-    std::fs::write(dir.join("bad.toml"), bad).unwrap();
+    folder::write(dir, "bad.toml", &bad);
     let o = ferry(
         dir,
         &["-vv", "sync", "-c", "bad.toml", "--report", "bad.json"],
@@ -170,13 +157,9 @@ fn vault_is_bound_to_its_client_and_needs_the_key() {
     let o = ferry(dir, &["secrets", "set", "hash_key"], Some(CANARY));
     assert!(o.status.success(), "{}", all_text(&o));
     // wrong passphrase
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "wrong")
-        .args(["sync"])
-        .output()
-        .unwrap();
+        .run(&["sync"], None);
     assert!(!o.status.success());
     assert!(
         all_text(&o).contains("wrong passphrase"),
@@ -184,10 +167,7 @@ fn vault_is_bound_to_its_client_and_needs_the_key() {
         all_text(&o)
     );
     // the same vault under another client's config is refused
-    let other = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace("client = \"acme\"", "client = \"globex\"");
-    std::fs::write(dir.join("sync.toml"), other).unwrap();
+    folder::edit(dir, "sync.toml", "client = \"acme\"", "client = \"globex\"");
     let o = ferry(dir, &["sync"], None);
     assert!(!o.status.success());
     assert!(
@@ -209,27 +189,19 @@ fn keys_generate_and_rotate() {
     assert!(!o.status.success(), "replacing a key needs --force");
     let o = ferry(dir, &["keys", "generate", "field"], None);
     assert!(o.status.success());
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", PASSPHRASE)
         .env("FERRY_NEW_PASSPHRASE", "a new passphrase")
-        .args(["secrets", "rotate"])
-        .output()
-        .unwrap();
+        .run(&["secrets", "rotate"], None);
     assert!(o.status.success(), "{}", all_text(&o));
     let o = ferry(dir, &["secrets", "list"], None);
     assert!(
         !o.status.success(),
         "the old passphrase still opens the rotated vault"
     );
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
+    let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "a new passphrase")
-        .args(["secrets", "list"])
-        .output()
-        .unwrap();
+        .run(&["secrets", "list"], None);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("field_key") && out.contains("signing_key"),
@@ -243,12 +215,7 @@ fn encrypt_and_decrypt_files_with_an_identity_from_the_vault() {
     let dir = tmp.path();
     let o = ferry(dir, &["keys", "generate", "age"], None);
     assert!(o.status.success(), "{}", all_text(&o));
-    let public = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let public = cli::last_line(&o);
     assert!(public.starts_with("age1"), "{public}");
     let o = ferry(
         dir,
@@ -280,7 +247,7 @@ fn encrypt_and_decrypt_files_with_an_identity_from_the_vault() {
     let mut bad = sealed.clone();
     let n = bad.len();
     bad[n - 20] ^= 1;
-    std::fs::write(dir.join("bad.age"), bad).unwrap();
+    folder::write(dir, "bad.age", &bad);
     let o = ferry(dir, &["decrypt", "bad.age", "-o", "bad.csv"], None);
     assert!(!o.status.success());
     assert!(

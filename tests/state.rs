@@ -1,33 +1,23 @@
 //! State belongs to one pipeline (a config file and its destination), one run of a
 //! pipeline at a time, and older folder-wide state files are taken over once; state and
 //! vault writes never follow a planted symlink (receipts share their writer:
-//! `ferry_core::state::write_atomic`, tested with planted names in its module).
+//! `ferry_engine::state::write_atomic`, tested with planted names in its module).
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use support::cli::{self, ferry_in, out as all, Setup};
+use support::folder::{self, write};
+use support::read::state_files;
+use support::sqlite;
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
 fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn all(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    ferry_in(dir).passphrase(PASSPHRASE).run(args, None)
 }
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
@@ -64,42 +54,27 @@ fn client_folder(rows: u32) -> tempfile::TempDir {
     add_customers(dir, 1, rows);
     let source = "[source]\ntype = \"sqlite\"\npath = \"src.db\"\n";
     let stream = "[[streams]]\nname = \"customers\"\ncursor = \"updated_at\"\n";
-    std::fs::write(
-        dir.join("sync.toml"),
+    write(
+        dir,
+        "sync.toml",
         format!("{source}[destination]\ntype = \"sqlite\"\npath = \"dest.db\"\n{stream}"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("deliver.toml"),
+    );
+    write(
+        dir,
+        "deliver.toml",
         format!("{source}[destination]\ntype = \"file\"\npath = \"out\"\n{stream}"),
-    )
-    .unwrap();
+    );
     tmp
 }
 
-fn dest_rows(dir: &Path) -> i64 {
-    let db = rusqlite::Connection::open(dir.join("dest.db")).unwrap();
-    db.query_row("SELECT count(*) FROM customers", [], |r| r.get(0))
-        .unwrap()
+fn dest_rows(dir: &Path) -> u64 {
+    sqlite::rows(&dir.join("dest.db"), "customers").unwrap()
 }
 
 /// Data lines of the delivered CSV (the header not counted).
 fn csv_rows(dir: &Path) -> usize {
     let text = std::fs::read_to_string(dir.join("out/customers.csv")).unwrap();
     text.lines().count().saturating_sub(1)
-}
-
-fn state_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(".ferry/state"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 #[test]
@@ -247,26 +222,16 @@ fn state_commands_name_the_streams_when_the_stream_is_unknown() {
 
 /// A sync of 50 M generated rows: runs until killed.
 fn slow_folder() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("sync.toml"),
+    folder::with_config(
         "[source]\ntype = \"generate\"\nstreams = [{ name = \"bench\", preset = \"bench\", rows = 50000000 }]\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"bench\"\ncursor = \"id\"\n",
     )
-    .unwrap();
-    tmp
 }
 
 /// Starts `ferry sync` and waits until it holds the pipeline's lock (its name is in it).
 // the caller kills and waits for the child it gets back
 #[allow(clippy::zombie_processes)]
 fn start_holder(dir: &Path) -> std::process::Child {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .current_dir(dir)
-        .args(["sync", "-c", "sync.toml"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cli::spawn_quiet(dir, &["sync", "-c", "sync.toml"]);
     let start = Instant::now();
     let pid = format!("\"pid\":{}", child.id());
     loop {
@@ -350,14 +315,7 @@ fn state_vault_and_receipt_writes_do_not_follow_planted_symlinks() {
     std::fs::create_dir_all(dir.join(".ferry/receipts")).unwrap();
     let vault = dir.join(".ferry/secrets.vault");
     symlink(&victim, &vault).unwrap();
-    let o = Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .env("FERRY_PASSPHRASE", PASSPHRASE)
-        .env_remove("FERRY_MASTER_KEY")
-        .args(["keys", "generate", "signing"])
-        .output()
-        .unwrap();
+    let o = ferry(dir, &["keys", "generate", "signing"]);
     // an existing (symlinked) vault that is not a vault may be refused; either way the
     // file it points to is never written
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");

@@ -8,82 +8,13 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 (`FERRY_TEST_PG_URL`) and MySQL/MariaDB on
 //! 127.0.0.1:3306 (`FERRY_TEST_MYSQL_URL`); `.ci/run` starts both.
 
-use std::path::Path;
-use std::process::Output;
+mod support;
 
-use assert_cmd::Command;
-use ferry_core::config::ConnectorConfig;
-use ferry_core::{ConfigNode, Sink};
+use ferry_core::Sink;
 use mysql_async::prelude::Queryable;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn pg_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
-}
-
-fn mysql_url() -> String {
-    std::env::var("FERRY_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-fn mysql_url_for(db: &str) -> String {
-    let url = mysql_url();
-    let (base, _) = url
-        .rsplit_once('/')
-        .expect("a mysql:// URL with a database");
-    format!("{base}/{db}")
-}
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-async fn pg() -> tokio_postgres::Client {
-    match tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            client
-        }
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {} ({e}): start it with \
-             `pg_ctlcluster --skip-systemctl-redirect 15 main start` (or run `.ci/run`)",
-            pg_url()
-        ),
-    }
-}
-
-async fn mysql(url: &str) -> mysql_async::Conn {
-    let opts = mysql_async::Opts::from_url(url).expect("FERRY_TEST_MYSQL_URL");
-    mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at {url} ({e}): start it with \
-             `service mariadb start` (or run `.ci/run`)"
-        )
-    })
-}
+use support::cli::{self, ferry, out_apart as text};
+use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
+use support::{connector, folder, sqlite};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -101,7 +32,7 @@ struct Dest {
 
 impl Dest {
     fn new(kind: Kind) -> Dest {
-        let place = ferry_core::testkit::fresh_name("ferry_tenant").to_lowercase();
+        let place = fresh("ferry_tenant");
         match kind {
             Kind::Sqlite => {}
             Kind::Postgres => block(async {
@@ -152,15 +83,15 @@ impl Dest {
         let top = client
             .map(|c| format!("client = \"{c}\"\n\n"))
             .unwrap_or_default();
-        std::fs::write(
-            dir.join("sync.toml"),
+        folder::write(
+            &dir,
+            "sync.toml",
             format!(
                 "{top}{rest}\n[destination]\ntype = \"{}\"\n{}",
                 self.connector(),
                 self.fields()
             ),
-        )
-        .unwrap();
+        );
         dir
     }
 
@@ -168,11 +99,7 @@ impl Dest {
     fn rows(&self, table: &str) -> Option<i64> {
         match self.kind {
             Kind::Sqlite => {
-                let conn = rusqlite::Connection::open(self.tmp.path().join("shared.db")).ok()?;
-                conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| {
-                    r.get(0)
-                })
-                .ok()
+                sqlite::rows(&self.tmp.path().join("shared.db"), table).map(|n| n as i64)
             }
             Kind::Postgres => block(async {
                 pg().await
@@ -199,14 +126,8 @@ impl Dest {
 
     /// A sink on this destination, as `ferry sync` builds it.
     fn sink(&self) -> std::sync::Arc<dyn Sink> {
-        let node = ConfigNode::from_toml(&self.fields(), self.tmp.path()).unwrap();
-        ferry::registry()
-            .build_sink(&ConnectorConfig {
-                kind: self.connector().into(),
-                kind_offset: 0,
-                node,
-            })
-            .unwrap()
+        let section = connector::section(self.connector(), &self.fields(), self.tmp.path());
+        ferry::registry().build_sink(&section).unwrap()
     }
 }
 
@@ -376,16 +297,7 @@ fn binding_is_insert_if_absent(kind: Kind) {
         .collect();
     let children: Vec<(String, std::process::Child)> = folders
         .iter()
-        .map(|(c, dir)| {
-            let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-                .current_dir(dir)
-                .args(["sync"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            (c.clone(), child)
-        })
+        .map(|(c, dir)| (c.clone(), cli::spawn_quiet(dir, &["sync"])))
         .collect();
     let mut winners = std::collections::BTreeSet::new();
     for (c, mut child) in children {
@@ -401,47 +313,26 @@ fn binding_is_insert_if_absent(kind: Kind) {
     assert_eq!(d.rows("_ferry_owner"), Some(1), "{kind:?}");
 }
 
-#[test]
-fn sqlite_unnamed_folder() {
-    an_unnamed_folder_is_refused(Kind::Sqlite);
+/// One test per destination kind for each case.
+macro_rules! per_kind {
+    ($($case:ident: $sqlite:ident, $postgres:ident, $mysql:ident;)+) => {$(
+        #[test]
+        fn $sqlite() {
+            $case(Kind::Sqlite);
+        }
+        #[test]
+        fn $postgres() {
+            $case(Kind::Postgres);
+        }
+        #[test]
+        fn $mysql() {
+            $case(Kind::Mysql);
+        }
+    )+};
 }
 
-#[test]
-fn postgres_unnamed_folder() {
-    an_unnamed_folder_is_refused(Kind::Postgres);
-}
-
-#[test]
-fn mysql_unnamed_folder() {
-    an_unnamed_folder_is_refused(Kind::Mysql);
-}
-
-#[test]
-fn sqlite_reserved_name() {
-    a_stream_cannot_take_the_tags_name(Kind::Sqlite);
-}
-
-#[test]
-fn postgres_reserved_name() {
-    a_stream_cannot_take_the_tags_name(Kind::Postgres);
-}
-
-#[test]
-fn mysql_reserved_name() {
-    a_stream_cannot_take_the_tags_name(Kind::Mysql);
-}
-
-#[test]
-fn sqlite_bind_race() {
-    binding_is_insert_if_absent(Kind::Sqlite);
-}
-
-#[test]
-fn postgres_bind_race() {
-    binding_is_insert_if_absent(Kind::Postgres);
-}
-
-#[test]
-fn mysql_bind_race() {
-    binding_is_insert_if_absent(Kind::Mysql);
+per_kind! {
+    an_unnamed_folder_is_refused: sqlite_unnamed_folder, postgres_unnamed_folder, mysql_unnamed_folder;
+    a_stream_cannot_take_the_tags_name: sqlite_reserved_name, postgres_reserved_name, mysql_reserved_name;
+    binding_is_insert_if_absent: sqlite_bind_race, postgres_bind_race, mysql_bind_race;
 }

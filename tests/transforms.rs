@@ -3,27 +3,12 @@
 //! config, config mistakes caught before a row is read, and the accounting identity
 //! rows read = rows written + rows rejected (+ rows filtered, once the report counts them).
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::cli::{ferry, ferry_in, out, Setup};
+use support::{folder, read};
 
 /// Five people; row 2 has an amount that is not a number, row 3 no email and no address.
 const CSV: &str = "id,name,email,amount,qty,status,address,seen\n\
@@ -36,30 +21,21 @@ const CSV: &str = "id,name,email,amount,qty,status,address,seen\n\
 const COLUMNS: &str = "columns = { id = \"int64\", name = \"string\", email = \"string\", amount = \"string\", qty = \"int64\", status = \"string\", address = \"json\", seen = \"string\" }";
 
 fn setup(stream_extra: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("people.csv"), CSV).unwrap();
     // these five rows reject one or two on purpose: more than the default max_bad_ratio
     let ratio = if stream_extra.contains("max_bad_ratio") {
         ""
     } else {
         "max_bad_ratio = 1\n"
     };
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            "[source]\ntype = \"file\"\npath = \"people.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"people\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
-        ),
-    )
-    .unwrap();
+    let tmp = folder::with_config(&format!(
+        "[source]\ntype = \"file\"\npath = \"people.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"people\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
+    ));
+    folder::write(tmp.path(), "people.csv", CSV);
     tmp
 }
 
 fn written(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("out/people.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read::jsonl_or_none(&dir.join("out/people.jsonl"))
 }
 
 fn written_lines(dir: &Path) -> Vec<String> {
@@ -71,18 +47,13 @@ fn written_lines(dir: &Path) -> Vec<String> {
 }
 
 fn quarantined(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join(".ferry/quarantine/people.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read::quarantined(dir, "people")
 }
 
 /// (rows_read, rows_written, rows_rejected, rows_filtered) of the report's only stream;
 /// `rows_filtered` is 0 while the report has no such field.
 fn counts(dir: &Path) -> (u64, u64, u64, u64) {
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let r = read::json(&dir.join("r.json"));
     let s = &r["streams"][0];
     let n = |k: &str| s[k].as_u64().unwrap_or(0);
     (
@@ -385,13 +356,9 @@ checks = [{{ type = "regex", column = "email", pattern = "@", severity = "warn" 
             if quarantine { "quarantine" } else { "fail" }
         ));
         let dir = tmp.path();
-        let o = Command::cargo_bin("ferry")
-            .unwrap()
-            .current_dir(dir)
+        let o = ferry_in(dir)
             .env("FERRY_TEST_HASH_KEY", key)
-            .args(["sync", "--report", "r.json"])
-            .output()
-            .unwrap();
+            .run(&["sync", "--report", "r.json"], None);
         let text = out(&o);
         let q =
             std::fs::read_to_string(dir.join(".ferry/quarantine/people.jsonl")).unwrap_or_default();

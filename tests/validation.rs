@@ -2,71 +2,48 @@
 //! quarantine file with its position, every good row reaches the destination, and
 //! rows read = rows written + rows rejected.
 
+mod support;
+
 use std::path::Path;
-use std::process::Output;
 
-use assert_cmd::Command;
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("ferry")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::cli::{ferry, out};
+use support::{folder, read};
 
 const COLUMNS: &str =
     "columns = { id = \"int64\", name = \"string\", amount = \"float64\", status = \"string\" }";
 
 fn setup(stream_extra: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_rows.csv");
-    std::fs::copy(src, tmp.path().join("orders.csv")).unwrap();
     // the fixture's rows are mostly bad on purpose: more than the default max_bad_ratio
     let ratio = if stream_extra.contains("max_bad_ratio") {
         ""
     } else {
         "max_bad_ratio = 1\n"
     };
-    std::fs::write(
-        tmp.path().join("sync.toml"),
-        format!(
-            "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
-        ),
-    )
-    .unwrap();
+    let tmp = folder::with_config(&format!(
+        "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
+    ));
+    folder::copy_from_repo("tests/data/bad_rows.csv", tmp.path(), "orders.csv");
     tmp
 }
 
 fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap()
+    read::json(&dir.join("r.json"))
+}
+
+/// (rows read, committed, rejected) of a report's stream `s`.
+fn figures(s: &serde_json::Value) -> (u64, u64, u64) {
+    let n = |k: &str| s[k].as_u64().unwrap();
+    (n("rows_read"), n("rows_committed"), n("rows_rejected"))
 }
 
 fn quarantined(dir: &Path) -> Vec<serde_json::Value> {
-    let text =
-        std::fs::read_to_string(dir.join(".ferry/quarantine/orders.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read::quarantined(dir, "orders")
 }
 
 fn written_ids(dir: &Path) -> Vec<i64> {
-    let text = std::fs::read_to_string(dir.join("out/orders.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
+    read::jsonl_or_none(&dir.join("out/orders.jsonl"))
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
         .collect()
 }
 
@@ -133,11 +110,7 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
 
     let r = report(dir);
     let s = &r["streams"][0];
-    let (read, written, rejected) = (
-        s["rows_read"].as_u64().unwrap(),
-        s["rows_committed"].as_u64().unwrap(),
-        s["rows_rejected"].as_u64().unwrap(),
-    );
+    let (read, written, rejected) = figures(s);
     assert_eq!((read, written, rejected), (9, 4, 5));
     assert_eq!(read, written + rejected, "accounting identity broken");
     let check = |name: &str| -> serde_json::Value {
@@ -175,7 +148,7 @@ fn a_check_failure_names_its_record_also_before_a_malformed_one() {
             "on_bad_record = \"quarantine\"\n{transforms}checks = [{{ type = \"range\", column = \"amount\", min = 0 }}]\n"
         ));
         let dir = tmp.path();
-        std::fs::write(dir.join("orders.csv"), csv).unwrap();
+        folder::write(dir, "orders.csv", csv);
         let o = ferry(dir, &["sync"]);
         assert!(o.status.success(), "{}", out(&o));
         let q = quarantined(dir);
@@ -227,13 +200,12 @@ fn fail_severity_commits_no_state() {
     let dir = tmp.path();
     // read incrementally (so there is state to keep back) and appended: an overwrite with a
     // cursor is refused at config time
-    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "mode = \"overwrite\"",
-            "mode = \"append\"\nincremental = true",
-        );
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(
+        dir,
+        "sync.toml",
+        "mode = \"overwrite\"",
+        "mode = \"append\"\nincremental = true",
+    );
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -294,7 +266,7 @@ fn referential_check_runs_the_referenced_stream_first() {
         )
     };
     // every user exists: nothing rejected, although orders is listed first
-    std::fs::write(dir.join("sync.toml"), cfg(1000)).unwrap();
+    folder::write(dir, "sync.toml", cfg(1000));
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
     let s = &report(dir)["streams"][0];
@@ -307,15 +279,11 @@ fn referential_check_runs_the_referenced_stream_first() {
         (Some("orders"), Some(200), Some(0))
     );
     // only users 1..=10 exist: orders of other users are quarantined, the identity holds
-    std::fs::write(dir.join("sync.toml"), cfg(10)).unwrap();
+    folder::write(dir, "sync.toml", cfg(10));
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
     let s = &report(dir)["streams"][0];
-    let (read, written, rejected) = (
-        s["rows_read"].as_u64().unwrap(),
-        s["rows_committed"].as_u64().unwrap(),
-        s["rows_rejected"].as_u64().unwrap(),
-    );
+    let (read, written, rejected) = figures(s);
     assert!(rejected > 100 && written > 0, "{s}");
     assert_eq!(read, written + rejected);
     let q = std::fs::read_to_string(dir.join(".ferry/quarantine/orders.jsonl")).unwrap();
@@ -327,27 +295,22 @@ fn row_count_max_change_compares_with_the_last_successful_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let run = |rows: u64, severity: &str| {
-        std::fs::write(
-            dir.join("sync.toml"),
+        folder::write(
+            dir,
+            "sync.toml",
             format!(
                 "[source]\ntype = \"generate\"\nstreams = [{{ name = \"orders\", preset = \"orders\", rows = {rows} }}]\n\
                  [destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n\
                  [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n\
                  checks = [{{ type = \"row_count\", max_change = 0.5, severity = \"{severity}\" }}]\n"
             ),
-        )
-        .unwrap();
+        );
         ferry(dir, &["sync", "--report", "r.json"])
     };
     let kept = || -> Option<u64> {
         // the pipeline's state file, `.ferry/state/<pipeline>.json`
-        let file = std::fs::read_dir(dir.join(".ferry/state"))
-            .ok()?
-            .flatten()
-            .next()?;
-        let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(file.path()).ok()?).unwrap();
-        state["row_counts"]["orders"]["rows"].as_u64()
+        let file = read::state_files(dir).into_iter().next()?;
+        read::json(&file)["row_counts"]["orders"]["rows"].as_u64()
     };
     let check = |field: &str| report(dir)["streams"][0]["checks"][0][field].clone();
 
@@ -388,33 +351,28 @@ fn row_count_max_change_compares_with_the_last_successful_run() {
 fn quarantine_can_go_through_the_destination_connector() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad_rows.csv");
-    std::fs::copy(src, dir.join("orders.csv")).unwrap();
-    std::fs::write(
-        dir.join("sync.toml"),
+    folder::copy_from_repo("tests/data/bad_rows.csv", dir, "orders.csv");
+    folder::write(
+        dir,
+        "sync.toml",
         format!(
             "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n\
              [[streams]]\nname = \"orders\"\nmode = \"overwrite\"\non_bad_record = \"quarantine\"\nmax_bad_ratio = 1\n\
              checks = [{{ type = \"range\", column = \"amount\", min = 0 }}]\n\
              [run]\nquarantine = {{ destination = \"destination\", stream = \"{{stream}}_rejects\" }}\n"
         ),
-    )
-    .unwrap();
+    );
     // read the quarantine table back through the sqlite source
-    std::fs::write(
-        dir.join("back.toml"),
+    folder::write(
+        dir,
+        "back.toml",
         "[source]\ntype = \"sqlite\"\npath = \"out.db\"\n[destination]\ntype = \"file\"\npath = \"back\"\nformat = \"jsonl\"\n\
          [[streams]]\nname = \"orders_rejects\"\nmode = \"overwrite\"\n[run]\nstate = \"back-state.json\"\n",
-    )
-    .unwrap();
+    );
     let read_back = || -> Vec<serde_json::Value> {
         let o = ferry(dir, &["sync", "-c", "back.toml"]);
         assert!(o.status.success(), "{}", out(&o));
-        std::fs::read_to_string(dir.join("back/orders_rejects.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read::jsonl(&dir.join("back/orders_rejects.jsonl"))
     };
     let json = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
@@ -424,11 +382,7 @@ fn quarantine_can_go_through_the_destination_connector() {
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
     let s = &report(dir)["streams"][0];
-    let (read, written, rejected) = (
-        s["rows_read"].as_u64().unwrap(),
-        s["rows_committed"].as_u64().unwrap(),
-        s["rows_rejected"].as_u64().unwrap(),
-    );
+    let (read, written, rejected) = figures(s);
     assert_eq!(read, written + rejected);
     assert_eq!(rejected, 4, "3 malformed rows and amount -5: {s}");
     assert!(
@@ -467,13 +421,12 @@ fn quarantine_can_go_through_the_destination_connector() {
     assert_eq!(read_back().len(), 8);
 
     // a destination the config does not have is a config error
-    let cfg = std::fs::read_to_string(dir.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "destination = \"destination\"",
-            "destination = \"warehouse\"",
-        );
-    std::fs::write(dir.join("sync.toml"), cfg).unwrap();
+    folder::edit(
+        dir,
+        "sync.toml",
+        "destination = \"destination\"",
+        "destination = \"warehouse\"",
+    );
     let o = ferry(dir, &["sync"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("`warehouse`"), "{}", out(&o));

@@ -1,37 +1,25 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-pub mod age;
+pub mod atomic;
 pub mod batcher;
 pub mod catalog;
 pub mod channel;
-pub mod checksums;
-pub mod codec;
 pub mod config;
 pub mod cursor;
-pub mod digest;
+pub mod decimal;
 pub mod error;
 pub mod estimate;
 pub mod exchange;
 pub mod file_column;
-pub mod quarantine;
-pub mod receipt;
 pub mod redact;
 pub mod registry;
-pub mod report;
-pub mod runtime;
-pub mod schema_change;
+pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;
-pub mod sshsig;
-pub mod state;
-pub mod strict_json;
-#[cfg(feature = "testkit")]
-pub mod testkit;
-pub mod transform;
+pub mod suggest;
 pub mod types;
-pub mod validate;
 pub mod values;
 pub mod vault;
 
@@ -40,15 +28,15 @@ pub use arrow_schema;
 pub use async_trait::async_trait;
 
 pub use catalog::{Catalog, ReadMode, StreamInfo, WriteMode};
-pub use config::{ConfigNode, StreamConfig, SyncConfig};
+pub use config::{ConfigNode, ConnectorConfig};
 pub use error::{Error, ErrorKind, Result, ResultExt};
 pub use estimate::Estimate;
 pub use registry::{BuildContext, ConnectorDef, Registry};
-pub use report::{RunReport, StreamReport};
-pub use runtime::{RunOptions, Runtime};
 pub use secret::Secret;
 pub use sink::{
     Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary,
 };
+pub use sink::{OutputRef, Verdict};
 pub use source::{Message, MessageStream, Position, ReadRequest, Rejected, RowPositions, Source};
+pub use source::{Replay, ReplayServer};
 pub use types::FerryType;

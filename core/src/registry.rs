@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::config::{nearest, ConfigNode, ConnectorConfig};
+use crate::config::{ConfigNode, ConnectorConfig};
+use crate::source::Replay;
+use crate::suggest::nearest;
 use crate::{Error, Result, Sink, Source};
 
 /// What a connector's build function gets besides its config.
@@ -32,6 +34,7 @@ pub struct ConnectorDef {
     pub description: &'static str,
     source: Option<(serde_json::Value, SourceFn)>,
     sink: Option<(serde_json::Value, SinkFn)>,
+    replay: Option<Arc<dyn Replay>>,
 }
 
 impl ConnectorDef {
@@ -42,6 +45,7 @@ impl ConnectorDef {
             description,
             source: None,
             sink: None,
+            replay: None,
         }
     }
 
@@ -71,6 +75,22 @@ impl ConnectorDef {
             Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx)),
         ));
         self
+    }
+
+    /// Adds the replay of the exchanges its source records (`ferry replay`, see [`Replay`]).
+    pub fn with_replay(mut self, replay: impl Replay + 'static) -> Self {
+        self.replay = Some(Arc::new(replay));
+        self
+    }
+
+    /// The replay of the exchanges its source records, if it offers one.
+    ///
+    /// ```
+    /// let def = ferry_core::ConnectorDef::new("acme", "the ACME ERP");
+    /// assert!(def.replay().is_none(), "none unless offered");
+    /// ```
+    pub fn replay(&self) -> Option<Arc<dyn Replay>> {
+        self.replay.clone()
     }
 
     /// Whether it can be a source.

@@ -30,6 +30,78 @@ impl WriteRequest {
     pub fn primary_key(&self) -> Vec<String> {
         crate::types::primary_key(&self.schema)
     }
+
+    /// Checks what every destination needs of a request before it creates anything, and
+    /// returns the primary key: a destination name, columns of Ferry's types (at least
+    /// one), no two columns that `system` (comparing names as `names` says) takes for one,
+    /// the key's columns in the schema, and a key to upsert by.
+    pub fn check(&self, system: &str, names: NameMatch) -> Result<Vec<String>> {
+        let table = self.stream.as_str();
+        let mismatch =
+            |m: String| crate::Error::new(crate::ErrorKind::SchemaMismatch, m).with("table", table);
+        if table.is_empty() {
+            return Err(crate::Error::config("the destination table name is empty"));
+        }
+        crate::types::check_schema(&self.schema)?;
+        let fields = self.schema.fields();
+        if fields.is_empty() {
+            return Err(mismatch(format!(
+                "stream `{table}` has no columns to write"
+            )));
+        }
+        for (i, f) in fields.iter().enumerate() {
+            let n = f.name();
+            if let Some(o) = fields[..i].iter().find(|o| names.same(o.name(), n)) {
+                let o = o.name();
+                return Err(mismatch(if o == n {
+                    format!("the stream has two columns named `{n}`")
+                } else {
+                    format!(
+                        "columns `{n}` and `{o}` differ only in case, \
+                         which {system} cannot tell apart"
+                    )
+                }));
+            }
+        }
+        let key = self.primary_key();
+        if let Some(k) = key.iter().find(|k| self.schema.field_with_name(k).is_err()) {
+            return Err(mismatch(format!(
+                "primary key column `{k}` is not in the stream's schema"
+            )));
+        }
+        if self.mode == WriteMode::Upsert && key.is_empty() {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Unsupported,
+                format!(
+                    "upsert into `{table}` needs a primary key; set `primary_key` on the stream"
+                ),
+            )
+            .with("table", table));
+        }
+        Ok(key)
+    }
+}
+
+/// How a destination compares column names: whether `id` and `ID` are one column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameMatch {
+    /// Byte for byte: `id` and `ID` are two columns (PostgreSQL's quoted names).
+    Exact,
+    /// ASCII letters without case (SQLite).
+    AsciiCaseless,
+    /// Every letter without case (MySQL).
+    Caseless,
+}
+
+impl NameMatch {
+    /// Whether the destination takes `a` and `b` for the same name.
+    pub fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            NameMatch::Exact => a == b,
+            NameMatch::AsciiCaseless => a.eq_ignore_ascii_case(b),
+            NameMatch::Caseless => a == b || a.to_lowercase() == b.to_lowercase(),
+        }
+    }
 }
 
 /// When data a writer has flushed becomes safe from a crash.
@@ -155,6 +227,48 @@ pub trait Sink: Send + Sync {
     async fn bind_owner(&self, _client: &str) -> Result<Option<String>> {
         Ok(None)
     }
+
+    // Optional abilities `ferry verify` asks for (the defaults: not offered).
+
+    /// Checks an output this destination delivered against what its receipt says
+    /// (`ferry verify`): fetches it again and compares its SHA-256. `None`, the default:
+    /// this destination cannot check outputs of that kind.
+    async fn verify_output(&self, _output: &OutputRef) -> Result<Option<Verdict>> {
+        Ok(None)
+    }
+
+    /// The local folder this destination writes its files into, which file outputs are
+    /// named relative to ([`Output::root`]). `None`, the default: it writes no local files.
+    fn delivery_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+/// A delivered output, as a receipt names it, for [`Sink::verify_output`] (the CLI makes
+/// one from a receipt's entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputRef {
+    /// `file`, `object` or `table`.
+    pub kind: String,
+    /// Where: a path, an object URL (`s3://bucket/key`) or a table.
+    pub location: String,
+    /// Hex SHA-256 of the bytes delivered, when the receipt has one.
+    pub sha256: Option<String>,
+    /// Bytes delivered, where known.
+    pub bytes: Option<u64>,
+}
+
+/// What checking a delivered output again found ([`Sink::verify_output`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It is as delivered.
+    Same,
+    /// Its bytes differ from what was delivered.
+    Changed,
+    /// It is gone.
+    Missing,
+    /// It cannot be checked from here; the text says why.
+    Unverifiable(String),
 }
 
 /// Prefix of the names Ferry keeps for itself in a destination (`_ferry_owner`, staging
@@ -166,4 +280,76 @@ pub const RESERVED_PREFIX: &str = "_ferry_";
 pub fn is_reserved(name: &str) -> bool {
     name.len() >= RESERVED_PREFIX.len()
         && name.as_bytes()[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())
+}
+
+/// The verdict on one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputCheck {
+    /// Recomputed digest matches.
+    Ok,
+    /// Recomputed digest differs.
+    Changed,
+    /// The output is gone.
+    Missing,
+    /// Cannot be recomputed from here (no digest, remote, or a table not fully written by this run).
+    Unverifiable,
+}
+
+impl std::fmt::Display for OutputCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputCheck::Ok => "ok",
+            OutputCheck::Changed => "CHANGED",
+            OutputCheck::Missing => "MISSING",
+            OutputCheck::Unverifiable => "not checked",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::with_keys;
+    use crate::{ErrorKind, FerryType};
+    use arrow_schema::Schema;
+
+    fn request(mode: WriteMode, columns: &[&str], key: &[&str]) -> WriteRequest {
+        let fields = columns.iter().map(|c| FerryType::Int64.field(*c, true));
+        let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+        WriteRequest {
+            stream: "t".into(),
+            schema: with_keys(&Schema::new(fields.collect::<Vec<_>>()), &key, None),
+            mode,
+            run_id: "run".into(),
+        }
+    }
+
+    #[test]
+    fn write_requests_are_checked_as_the_destination_compares_names() {
+        let ok = request(WriteMode::Upsert, &["id", "name"], &["id"]);
+        assert_eq!(ok.check("X", NameMatch::Exact).unwrap(), ["id"]);
+        let cased = request(WriteMode::Append, &["id", "ID"], &[]);
+        assert!(cased.check("X", NameMatch::Exact).is_ok());
+        let e = cased.check("SQLite", NameMatch::AsciiCaseless).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SchemaMismatch);
+        assert_eq!(e.context_value("table"), Some("t"));
+        assert!(
+            e.message().contains("which SQLite cannot tell apart"),
+            "{e}"
+        );
+        let e = request(WriteMode::Append, &["é", "É"], &[]).check("MySQL", NameMatch::Caseless);
+        assert!(e.is_err());
+        let e = request(WriteMode::Append, &["id", "id"], &[]).check("X", NameMatch::Exact);
+        assert!(e.unwrap_err().message().contains("two columns named `id`"));
+        let e = request(WriteMode::Append, &["id"], &["nope"]).check("X", NameMatch::Exact);
+        assert!(e.unwrap_err().message().contains("`nope`"));
+        let e = request(WriteMode::Upsert, &["id"], &[]).check("X", NameMatch::Exact);
+        assert_eq!(e.unwrap_err().kind(), ErrorKind::Unsupported);
+        let e = request(WriteMode::Append, &[], &[]).check("X", NameMatch::Exact);
+        assert!(e.unwrap_err().message().contains("no columns"));
+        let mut unnamed = request(WriteMode::Append, &["id"], &[]);
+        unnamed.stream.clear();
+        let e = unnamed.check("X", NameMatch::Exact).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    }
 }

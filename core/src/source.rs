@@ -121,10 +121,9 @@ pub struct Rejected {
     /// What was wrong.
     pub message: String,
 }
-
-/// What a source's read yields.
+/// What a source's read yields. Exhaustive on purpose: the runtime handles every kind, and a
+/// new kind must make it fail to compile until it does.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Message {
     /// Rows.
     Batch(RecordBatch),
@@ -217,4 +216,40 @@ pub trait Source: Send + Sync {
     async fn estimate(&self, request: &ReadRequest) -> Result<Option<crate::Estimate>> {
         Ok(self.count(request).await?.map(crate::Estimate::exact))
     }
+}
+
+/// Replaying what a source recorded ([`Message::Exchange`]) for `ferry replay` of a debug
+/// bundle: a server on loopback answering from the recording, and the source's config
+/// pointed at it. A connector whose source records exchanges offers one with
+/// [`crate::ConnectorDef::with_replay`] (none by default). It works on the config's text,
+/// not on a built source: a bundle may come from anyone, and building its source would
+/// read the secrets it refers to.
+#[async_trait]
+pub trait Replay: Send + Sync {
+    /// Makes a `[source]` section fit for a replay: without credentials, and, given
+    /// `origin` (a [`ReplayServer::origin`]), reading from it. A section that cannot be
+    /// replayed is an [`crate::ErrorKind::ConfigInvalid`] error saying why.
+    fn source_for_replay(
+        &self,
+        source: &mut serde_json::Map<String, serde_json::Value>,
+        origin: Option<&str>,
+    ) -> Result<()>;
+
+    /// Starts a server on a free loopback port answering from `exchanges`.
+    async fn serve(
+        &self,
+        exchanges: Vec<crate::exchange::Exchange>,
+    ) -> Result<Box<dyn ReplayServer>>;
+}
+
+/// A running replay server ([`Replay::serve`]); it stops when dropped.
+pub trait ReplayServer: Send + Sync {
+    /// Where it listens (`http://127.0.0.1:<port>`).
+    fn origin(&self) -> &str;
+
+    /// The origin of the recorded system it stands in for, when the recording names one.
+    fn recorded_origin(&self) -> Option<String>;
+
+    /// The requests the recording held no answer for.
+    fn misses(&self) -> Vec<String>;
 }

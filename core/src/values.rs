@@ -109,9 +109,7 @@ impl ColumnBuilder {
                 let FerryType::Decimal { precision, scale } = ty else {
                     unreachable!()
                 };
-                let v =
-                    arrow_cast::parse::parse_decimal::<Decimal128Type>(s.trim(), precision, scale)
-                        .map_err(|_| bad())?;
+                let v = crate::decimal::parse_decimal(s, precision, scale).ok_or_else(bad)?;
                 b.append_value(v)
             }
             Inner::String(b) => {

@@ -391,7 +391,7 @@ impl VaultFile {
         let mut body = nonce.to_vec();
         body.extend_from_slice(&plain);
         let text = format!("{MAGIC}\n{header_line}\n{}\n", B64.encode(&body));
-        crate::state::write_atomic_private(&self.path, text.as_bytes())
+        crate::atomic::write_atomic_private(&self.path, text.as_bytes())
     }
 
     /// The file's path.
@@ -456,7 +456,7 @@ impl crate::secret::Vault for VaultResolver {
         self.0.get(name).ok_or_else(|| {
             let mut msg = format!("no secret named `{name}` in the vault");
             let names = self.0.names();
-            if let Some(best) = crate::config::nearest(name, names.iter().map(String::as_str)) {
+            if let Some(best) = crate::suggest::nearest(name, names.iter().map(String::as_str)) {
                 msg.push_str(&format!("; did you mean `{best}`?"));
             }
             msg.push_str(&format!(": add it with `ferry secrets set {name}`"));

@@ -15,14 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::report::StreamReport;
-use ferry_core::runtime::Observer;
 use ferry_core::secret::ResolveContext;
-use ferry_core::state::StateStore;
-use ferry_core::{
-    async_trait, Durability, RunOptions, Runtime, Sink, StreamWriter, SyncConfig, WriteRequest,
-    WriteSummary,
-};
+use ferry_core::{async_trait, Durability, Sink, Source, StreamWriter, WriteRequest, WriteSummary};
+use ferry_engine::report::StreamReport;
+use ferry_engine::runtime::Observer;
+use ferry_engine::state::StateStore;
+use ferry_engine::{RunOptions, RunReport, Runtime, SyncConfig};
 
 /// The columns of the `generate` connector's `bench` preset, for a CSV source.
 pub const BENCH_COLUMNS: &str = "columns = { id = \"int64\", name = \"string\", email = \"string\", amount = \"float64\", quantity = \"int64\", created_at = \"timestamp\", active = \"bool\", country = \"string\" }";
@@ -93,6 +91,40 @@ impl StreamWriter for CountingWriter {
     }
 }
 
+/// Reads the example's command line: each `--name value` pair, or a bare `--name` that is
+/// one of `switches` (with an empty value), goes to `set`, which says whether it knows it.
+pub fn read_args(example: &str, switches: &[&str], mut set: impl FnMut(&str, String) -> bool) {
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let switch = switches.contains(&v[i].as_str());
+        let value = match switch {
+            true => String::new(),
+            false => v.get(i + 1).cloned().unwrap_or_default(),
+        };
+        if !set(&v[i], value) {
+            panic!(
+                "unknown argument {}; see the doc comment of examples/{example}.rs",
+                v[i]
+            );
+        }
+        i += if switch { 1 } else { 2 };
+    }
+}
+
+/// Makes the example's folder `dir` and returns its full path, saying what the example
+/// measures (`what`) on `rows` rows of the `bench` preset.
+pub fn work_dir(what: &str, rows: u64, dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    println!(
+        "{what}: {} rows of 8 columns (generate preset `bench`), folder {}\n",
+        ferry_engine::report::group(rows),
+        dir.display()
+    );
+    dir
+}
+
 /// What one step did.
 pub struct Step {
     /// Rows written.
@@ -101,6 +133,20 @@ pub struct Step {
     pub secs: f64,
     /// The child's peak RSS, in MiB.
     pub peak_mb: f64,
+}
+
+impl Step {
+    /// Its figures for a table line: rows, seconds, rows/s, MB/s of `bytes`, peak RSS.
+    pub fn figures(&self, bytes: u64) -> String {
+        format!(
+            "{:>12} rows  {:>7.2}s  {:>12} rows/s  {:>8.1} MB/s  peak RSS {:>7.1} MiB",
+            ferry_engine::report::group(self.rows),
+            self.secs,
+            ferry_engine::report::group((self.rows as f64 / self.secs) as u64),
+            bytes as f64 / 1e6 / self.secs,
+            self.peak_mb
+        )
+    }
 }
 
 /// Writes `toml` to `dir/name.toml` and starts its step in a child process of this
@@ -252,33 +298,48 @@ pub async fn step_if_asked() -> bool {
     } else {
         registry.build_sink(&cfg.destination).unwrap()
     };
-    let state_path = path.with_extension("state.json");
-    let _ = std::fs::remove_file(&state_path);
-    let state = Arc::new(StateStore::open(state_path, None).unwrap());
+    let observer = progress.then(|| {
+        Arc::new(Progress {
+            last: Mutex::new(Instant::now()),
+        }) as Arc<dyn Observer>
+    });
+    let run = (source, sink, observer);
+    let state = path.with_extension("state.json");
+    let (report, secs) = sync_once(&cfg, run, &state, ("bench", "bench")).await;
+    println!("done {} {secs} {}", report.rows_committed(), peak_rss_mb());
+    true
+}
+
+/// The source, the destination and (if any) the observer of one run.
+pub type Run = (Arc<dyn Source>, Arc<dyn Sink>, Option<Arc<dyn Observer>>);
+
+/// Syncs `cfg`'s streams once, as `ferry sync` does, from fresh state at `state_path`
+/// (`names`: the source's and destination's in the report); the run must succeed.
+/// Returns its report and its wall time in seconds.
+pub async fn sync_once(
+    cfg: &SyncConfig,
+    (source, sink, observer): Run,
+    state_path: &Path,
+    names: (&str, &str),
+) -> (RunReport, f64) {
+    let _ = std::fs::remove_file(state_path);
+    let state = Arc::new(StateStore::open(state_path.to_path_buf(), None).unwrap());
     let mut rt = Runtime::new(source, sink, state);
     rt.settings = cfg.run.clone();
-    if progress {
-        rt.observer = Arc::new(Progress {
-            last: Mutex::new(Instant::now()),
-        });
+    if let Some(observer) = observer {
+        rt.observer = observer;
     }
     let t = Instant::now();
     let report = rt
-        .sync(
-            &cfg.streams,
-            &RunOptions::default(),
-            Some(&cfg),
-            ("bench", "bench"),
-        )
+        .sync(&cfg.streams, &RunOptions::default(), Some(cfg), names)
         .await
-        .unwrap();
+        .expect("the run starts");
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(
         report.status,
-        ferry_core::report::Status::Succeeded,
+        ferry_engine::report::Status::Succeeded,
         "{}",
         report.summary()
     );
-    println!("done {} {secs} {}", report.rows_committed(), peak_rss_mb());
-    true
+    (report, secs)
 }

@@ -1,8 +1,8 @@
 //! The entry points every fuzz target calls, one per reader of untrusted bytes.
 //!
 //! This file is compiled twice: into the `ferry-fuzz` crate (for `cargo fuzz`) and, by
-//! `#[path]`, into `core/tests/fuzz_regressions.rs`, which runs every kept input through
-//! the same function in CI. So it uses only `ferry_core`'s public API and `std`.
+//! `#[path]`, into `engine/tests/fuzz_regressions.rs`, which runs every kept input through
+//! the same function in CI. So it uses only the public API of Ferry's crates and `std`.
 //!
 //! Each function takes arbitrary bytes and returns `Ok` (with a count of what it read) or
 //! the reader's error. A panic, a hang or an unbounded allocation is a bug in Ferry. The
@@ -17,16 +17,16 @@ use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ferry_core::age::{decrypt_reader, Identities};
-use ferry_core::codec::{
-    infer_csv, infer_jsonl, infer_parquet, Bytes, CsvOptions, CsvReader, InferOptions, JsonlReader,
-    ParquetReader,
-};
-use ferry_core::config::SyncConfig;
-use ferry_core::receipt::{table_digest, SignedReceipt};
 use ferry_core::secret::ResolveContext;
 use ferry_core::vault::{KeySource, VaultFile};
 use ferry_core::{Message, Result, Secret};
+use ferry_engine::config::SyncConfig;
+use ferry_engine::receipt::{table_digest, SignedReceipt};
+use ferry_formats::age::{decrypt_reader, Identities};
+use ferry_formats::codec::{
+    infer_csv, infer_jsonl, infer_parquet, Bytes, CsvOptions, CsvReader, InferOptions, JsonlReader,
+    ParquetReader,
+};
 
 /// The X25519 secret key the `age_decrypt` target decrypts with (its seeds are encrypted
 /// to it). A fixed test key: it protects nothing.
@@ -188,7 +188,7 @@ pub fn age_decrypt(data: &[u8]) -> Result<u64> {
 
 fn age_read(ids: &Identities, data: &[u8]) -> Result<u64> {
     let mut r = decrypt_reader(ids, data)?;
-    let streamed = ferry_core::age::copy(&mut r, &mut std::io::sink(), None, None);
+    let streamed = ferry_formats::age::copy(&mut r, &mut std::io::sink(), None, None);
     let mut r = decrypt_reader(ids, Cursor::new(data))?;
     let mut buf = [0u8; 512];
     if let Ok(end) = r.seek(SeekFrom::End(0)) {

@@ -4,4 +4,5 @@
 #![deny(missing_docs)]
 
 pub mod read;
+pub mod settings;
 pub mod write;

@@ -28,8 +28,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_core::report::{FailedSample, Status, StreamReport};
-use ferry_core::{Error, FerryType, RunOptions, SyncConfig};
+use ferry_core::{Error, ErrorKind, FerryType, Replay};
+use ferry_engine::report::{FailedSample, Status, StreamReport};
+use ferry_engine::{RunOptions, SyncConfig};
 
 /// The bundle format.
 pub const FORMAT: &str = "ferry-bundle/v1";
@@ -38,7 +39,7 @@ pub const FORMAT: &str = "ferry-bundle/v1";
 /// folders written.
 pub fn write_all(
     cfg: &SyncConfig,
-    report: &ferry_core::RunReport,
+    report: &ferry_engine::RunReport,
     dir: Option<&Path>,
 ) -> Vec<PathBuf> {
     let root = dir
@@ -71,7 +72,7 @@ fn safe(name: &str) -> String {
 }
 
 fn put(folder: &Path, name: &str, text: &str) -> Result<(), Error> {
-    ferry_core::state::write_atomic_private(
+    ferry_engine::state::write_atomic_private(
         &folder.join(name),
         ferry_core::redact::redact(text).as_bytes(),
     )
@@ -79,7 +80,7 @@ fn put(folder: &Path, name: &str, text: &str) -> Result<(), Error> {
 
 fn write_one(
     cfg: &SyncConfig,
-    report: &ferry_core::RunReport,
+    report: &ferry_engine::RunReport,
     s: &StreamReport,
     folder: &Path,
 ) -> Result<(), Error> {
@@ -102,10 +103,18 @@ fn write_one(
         "rows": sample.map_or(0, |x| x.rows.len()),
         "error": s.error,
     });
+    // recorded exchanges replay when the source's connector offers it (the `http` source)
+    let replayer = match sample {
+        None if !s.exchanges.is_empty() => crate::registry()
+            .get(&cfg.source.kind)
+            .ok()
+            .and_then(|d| d.replay()),
+        _ => None,
+    };
     let replay = if sample.is_some() {
         Some("rows")
-    } else if !s.exchanges.is_empty() && cfg.source.kind == ferry_connector_http::SOURCE_NAME {
-        Some("http")
+    } else if replayer.is_some() {
+        Some(cfg.source.kind.as_str())
     } else {
         None
     };
@@ -146,11 +155,15 @@ fn write_one(
         let rows: String = sample.rows.iter().map(|r| format!("{r}\n")).collect();
         put(folder, "rows.jsonl", &rows)?;
         put(folder, "replay.toml", &replay_config(cfg, s, sample)?)?;
-    } else if replay == Some("http") {
-        put(folder, "replay.toml", &http_replay_config(cfg, s)?)?;
+    } else if let Some(replayer) = &replayer {
+        put(
+            folder,
+            "replay.toml",
+            &exchanges_replay_config(cfg, s, replayer.as_ref())?,
+        )?;
         if let Some(state) = &s.state_before {
             // the read resumes where the failed one did, so it asks for the same pages
-            ferry_core::state::StateStore::open(
+            ferry_engine::state::StateStore::open(
                 folder.join("replay-state.json"),
                 cfg.client.as_deref(),
             )?
@@ -241,10 +254,15 @@ pub(super) fn replay_destination() -> toml::Table {
     destination
 }
 
-/// A config reading the stream from the recorded API again: the original `http` source
-/// without its credentials (`base_url` is pointed at the replay server when replaying),
-/// the stream's own entry (transforms, checks, incremental reads from the recorded state).
-fn http_replay_config(cfg: &SyncConfig, s: &StreamReport) -> Result<String, Error> {
+/// A config reading the stream from the recorded API again: the original source without
+/// its credentials (the `http` source's `base_url` is pointed at the replay server when
+/// replaying), the stream's own entry (transforms, checks, incremental reads from the
+/// recorded state).
+fn exchanges_replay_config(
+    cfg: &SyncConfig,
+    s: &StreamReport,
+    replayer: &dyn Replay,
+) -> Result<String, Error> {
     let original: toml::Table = cfg
         .file
         .text
@@ -254,9 +272,7 @@ fn http_replay_config(cfg: &SyncConfig, s: &StreamReport) -> Result<String, Erro
         .get("source")
         .cloned()
         .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
-    let source = with_json(source, |m| {
-        ferry_connector_http::replay::source_for_replay(m, None)
-    })?;
+    let source = with_json(source, |m| replayer.source_for_replay(m, None))?;
     let mut entry = stream_entry(&original, &s.stream);
     entry.insert("name".into(), s.stream.clone().into());
     for k in ["destination", "mode"] {
@@ -395,8 +411,12 @@ pub async fn replay(dir: &Path) -> Result<u8, Error> {
     let stream = meta["stream"].as_str().unwrap_or_default().to_string();
     let recorded = meta["error"].as_str().unwrap_or_default().to_string();
     let config = dir.join("replay.toml");
-    if meta["replay"] == "http" && config.exists() {
-        return replay_http(dir, &meta, &stream, &recorded).await;
+    // a connector's name: its recorded exchanges replay, if it (still) offers that
+    let replayer = meta["replay"]
+        .as_str()
+        .and_then(|kind| crate::registry().get(kind).ok()?.replay());
+    if let Some(replayer) = replayer.filter(|_| config.exists()) {
+        return replay_exchanges(dir, &meta, &stream, &recorded, replayer.as_ref()).await;
     }
     if !config.exists() {
         return Err(Error::config(format!(
@@ -436,13 +456,15 @@ pub async fn replay(dir: &Path) -> Result<u8, Error> {
 }
 
 /// `ferry replay` of a stream that failed reading an API: its recorded answers served on
-/// loopback, the stream read from them again (a dry run). Reproduced when the read fails
-/// with the recorded error (the replay server's address read as the recorded API's).
-async fn replay_http(
+/// loopback by `replayer`, the stream read from them again (a dry run). Reproduced when
+/// the read fails with the recorded error (the replay server's address read as the
+/// recorded API's).
+async fn replay_exchanges(
     dir: &Path,
     meta: &serde_json::Value,
     stream: &str,
     recorded: &str,
+    replayer: &dyn Replay,
 ) -> Result<u8, Error> {
     let path = dir.join("exchanges.jsonl");
     let text = std::fs::read_to_string(&path)
@@ -455,10 +477,9 @@ async fn replay_http(
     {
         exchanges.push(
             serde_json::from_str::<ferry_core::exchange::Exchange>(line)
-                .map_err(|e| ferry_connector_http::replay::bad_recording(&path, i + 1, e))?,
+                .map_err(|e| bad_recording(&path, i + 1, e))?,
         );
     }
-    let origin = ferry_connector_http::replay::recorded_origin(&exchanges).unwrap_or_default();
     // the config is built (or refused) before the server listens
     let pending = "http://127.0.0.1:1";
     drop(super::bundle_replay::build(
@@ -467,7 +488,8 @@ async fn replay_http(
         stream,
         Some(pending),
     )?);
-    let server = ferry_connector_http::replay::ReplayServer::start(exchanges.clone()).await?;
+    let server = replayer.serve(exchanges.clone()).await?;
+    let origin = server.recorded_origin().unwrap_or_default();
     println!(
         "replaying stream `{stream}` from {} recorded HTTP exchanges ({origin} answered by {}) in {}",
         exchanges.len(),
@@ -521,6 +543,17 @@ async fn replay_http(
             Ok(1)
         }
     }
+}
+
+/// The error for a bundle whose recording cannot be read.
+fn bad_recording(path: &Path, line: usize, e: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::ConfigInvalid,
+        format!(
+            "{}: line {line} is not a recorded exchange: {e}",
+            path.display()
+        ),
+    )
 }
 
 fn say_stand_ins(built: &super::bundle_replay::Built) {

@@ -5,9 +5,10 @@
 //! is kept; everything else is Ferry's:
 //!
 //! * source: `rows.jsonl` with the columns of `schema.json` (a `rows` replay), or the
-//!   recorded `http` source without credentials pointed at the loopback replay server (an
-//!   `http` replay). A `replay.toml` naming any other source is refused: a replay never
-//!   reaches a network system.
+//!   recorded source without credentials pointed at the loopback replay server (a replay
+//!   of recorded exchanges, which the `http` source offers: [`ferry_core::Replay`]). A
+//!   `replay.toml` naming any other source is refused: a replay never reaches a network
+//!   system.
 //! * destination: a file in the bundle, never written (replays are dry runs).
 //! * `[run]`: state and quarantine in the bundle; a vault outside the bundle is refused.
 //! * references: a transform's `key` (`hash`, `encrypt`) gets a throwaway key made for
@@ -80,7 +81,7 @@ pub fn build(
 
     check_vault(dir, &written)?;
     let source = match http_origin {
-        Some(origin) => http_source(dir, &written, origin)?,
+        Some(origin) => exchanges_source(dir, &written, meta, origin)?,
         None => rows_source(dir, &written, stream)?,
     };
     let dest_kind = written
@@ -128,7 +129,7 @@ pub fn build(
     run.insert("quarantine".into(), "replay-quarantine".into());
     run.insert("vault".into(), "replay.vault".into());
     top.insert("run".into(), run.into());
-    ferry_core::state::write_atomic_private(
+    ferry_engine::state::write_atomic_private(
         &built.config,
         toml::to_string(&top)
             .map_err(|e| Error::config(format!("replay config: {e}")))?
@@ -195,9 +196,16 @@ fn rows_source(dir: &Path, written: &toml::Table, stream: &str) -> Result<toml::
     Ok(out.into())
 }
 
-/// An http replay reads the written `http` source, its credentials removed and its
-/// `base_url` on the replay server; any reference left in it is refused.
-fn http_source(dir: &Path, written: &toml::Table, origin: &str) -> Result<toml::Value, Error> {
+/// An exchanges replay reads the written source (of a connector that replays what it
+/// recorded, the one `bundle.json` names when it names one), its credentials removed and
+/// pointed at the replay server (the `http` source: its `base_url`); any reference left
+/// in it is refused.
+fn exchanges_source(
+    dir: &Path,
+    written: &toml::Table,
+    meta: &serde_json::Value,
+    origin: &str,
+) -> Result<toml::Value, Error> {
     let source = written
         .get("source")
         .cloned()
@@ -206,21 +214,26 @@ fn http_source(dir: &Path, written: &toml::Table, origin: &str) -> Result<toml::
         .get("type")
         .and_then(|t| t.as_str())
         .unwrap_or("(none)");
-    if kind != ferry_connector_http::SOURCE_NAME {
+    let recorded_by = meta["replay"].as_str();
+    let replayer = crate::registry()
+        .get(kind)
+        .ok()
+        .and_then(|d| d.replay())
+        .filter(|_| recorded_by.is_none_or(|r| r == kind));
+    let Some(replayer) = replayer else {
+        let by = recorded_by.map_or(String::new(), |r| format!(" of `{r}`"));
         return Err(refused(
             dir,
-            format!("its source is `{kind}`; an HTTP replay reads only the recorded exchanges"),
+            format!("its source is `{kind}`; a replay{by} reads only the recorded exchanges"),
         ));
-    }
+    };
     // what the source cannot be replayed from (no or a non-http `base_url`) was written
     // into the bundle: a refusal naming its file, not a config error
-    let source = super::bundle::with_json(source, |m| {
-        ferry_connector_http::replay::source_for_replay(m, Some(origin))
-    })
-    .map_err(|e| match e.kind() {
-        ErrorKind::ConfigInvalid => refused(dir, e.message().to_string()),
-        _ => e,
-    })?;
+    let source = super::bundle::with_json(source, |m| replayer.source_for_replay(m, Some(origin)))
+        .map_err(|e| match e.kind() {
+            ErrorKind::ConfigInvalid => refused(dir, e.message().to_string()),
+            _ => e,
+        })?;
     if let Some(at) = find_reference(&source, "source") {
         return Err(refused(
             dir,
@@ -269,7 +282,7 @@ fn stand_in_keys(dir: &Path, entry: &mut toml::Table, built: &mut Built) -> Resu
         std::fs::create_dir_all(&built.keys)
             .map_err(|e| Error::io(e, "cannot create the replay keys folder", dir))?;
         let name = format!("{}.key", built.stand_ins);
-        ferry_core::state::write_atomic_private(
+        ferry_engine::state::write_atomic_private(
             &built.keys.join(&name),
             base64::engine::general_purpose::STANDARD
                 .encode(bytes)

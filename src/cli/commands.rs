@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ferry_core::report::Status;
 use ferry_core::secret::ResolveContext;
-use ferry_core::state::{Access, StateStore};
-use ferry_core::{Error, ErrorKind, FerryType, RunOptions, Runtime, SyncConfig};
+use ferry_core::{Error, ErrorKind, FerryType};
+use ferry_engine::report::Status;
+use ferry_engine::state::{Access, StateStore};
+use ferry_engine::{RunOptions, Runtime, SyncConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{emit, exit_code, hint, render_error};
@@ -212,7 +213,7 @@ async fn sync_all(
                 &serde_json::to_string_pretty(&reports).expect("reports serialize"),
             )
         };
-        ferry_core::state::write_atomic(p, json.as_bytes())?;
+        ferry_engine::state::write_atomic(p, json.as_bytes())?;
     }
     Ok(worst)
 }
@@ -222,7 +223,7 @@ pub(super) async fn sync_one(
     opts: &RunOptions,
     dry_run: bool,
     bundle_dir: Option<&Path>,
-) -> Result<(ferry_core::RunReport, String), Error> {
+) -> Result<(ferry_engine::RunReport, String), Error> {
     let cfg = load(path)?;
     let registry = crate::registry();
     let source = registry.build_source(&cfg.source)?;
@@ -235,7 +236,7 @@ pub(super) async fn sync_one(
     let mut opts = opts.clone();
     let run_id = opts
         .run_id
-        .get_or_insert_with(ferry_core::runtime::new_run_id)
+        .get_or_insert_with(ferry_engine::runtime::new_run_id)
         .clone();
     let holder = format!("sync run {run_id}");
     let access = if dry_run {
@@ -265,16 +266,16 @@ pub(super) async fn sync_one(
     // a trial (`--limit`) leaves nothing at the destination: not its rejected records either
     let trial = dry_run || opts.limit.is_some();
     rt.quarantine = Arc::new(match (&cfg.run.quarantine, trial) {
-        (_, true) if dry_run => ferry_core::quarantine::Quarantine::new(scratch.path()),
-        (ferry_core::config::QuarantineTarget::Folder(dir), _) => {
-            ferry_core::quarantine::Quarantine::new(cfg.dir.join(dir))
+        (_, true) if dry_run => ferry_engine::quarantine::Quarantine::new(scratch.path()),
+        (ferry_engine::config::QuarantineTarget::Folder(dir), _) => {
+            ferry_engine::quarantine::Quarantine::new(cfg.dir.join(dir))
         }
-        (ferry_core::config::QuarantineTarget::Destination(_), true) => {
-            ferry_core::quarantine::Quarantine::new(scratch.path())
+        (ferry_engine::config::QuarantineTarget::Destination(_), true) => {
+            ferry_engine::quarantine::Quarantine::new(scratch.path())
         }
         // the only destination section there is (checked when the config was read)
-        (ferry_core::config::QuarantineTarget::Destination(q), false) => {
-            ferry_core::quarantine::Quarantine::to_sink(rt.sink.clone(), &q.stream)?
+        (ferry_engine::config::QuarantineTarget::Destination(q), false) => {
+            ferry_engine::quarantine::Quarantine::to_sink(rt.sink.clone(), &q.stream)?
         }
     });
     rt.observer = Arc::new(Progress::new(dry_run));
@@ -341,9 +342,9 @@ pub(super) async fn sync_one(
 async fn check(path: &Path) -> Result<u8, Error> {
     let cfg = load(path)?;
     // transforms need no connection to be checked: a typo fails before any is opened
-    let run = ferry_core::transform::RunInfo::starting_now("check");
+    let run = ferry_engine::transform::RunInfo::starting_now("check");
     for sc in &cfg.streams {
-        ferry_core::transform::build_stream(Some(&cfg), sc, &run)?;
+        ferry_engine::config::build_stream(Some(&cfg), sc, &run)?;
     }
     let registry = crate::registry();
     // a connector section that does not parse stops `sync` here too: same message, exit 2
@@ -397,8 +398,7 @@ async fn check(path: &Path) -> Result<u8, Error> {
         Some(&cfg),
         "check",
     )?;
-    let found =
-        ferry_core::schema_change::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
+    let found = ferry_engine::runtime::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
     if let Some(e) = found.iter().find_map(|r| r.decision.error(&r.stream)) {
         return Err(e);
     }
@@ -582,7 +582,7 @@ fn known_stream(cfg: &SyncConfig, store: &StateStore, stream: &str) -> Result<()
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let near = ferry_core::config::nearest(stream, known.iter().map(String::as_str))
+    let near = ferry_core::suggest::nearest(stream, known.iter().map(String::as_str))
         .map(|n| format!("did you mean `{n}`? "))
         .unwrap_or_default();
     Err(Error::new(

@@ -10,8 +10,8 @@
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::Path;
 
-use ferry_core::age::{self, Identities, Recipients};
 use ferry_core::{Error, Result, Secret};
+use ferry_formats::age::{self, Identities, Recipients};
 
 /// Encrypts `input` (standard input when `None`) for `recipients` (`age1…` public keys,
 /// or `file:<path>` / paths of recipients files, relative to `base_dir`) into `output`

@@ -10,8 +10,8 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ferry_core::transform::FieldKey;
 use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_engine::transform::FieldKey;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 /// The file formats `decrypt-columns` reads and writes.
@@ -146,7 +146,7 @@ fn at(e: Error, row: u64, t: &Target) -> Error {
 
 fn missing(t: &Target, present: &[&str]) -> Error {
     let mut msg = format!("no column `{}` in the file", t.name);
-    if let Some(best) = ferry_core::config::nearest(&t.name, present.iter().copied()) {
+    if let Some(best) = ferry_core::suggest::nearest(&t.name, present.iter().copied()) {
         msg.push_str(&format!("; did you mean `{best}`?"));
     }
     msg.push_str(&format!(" (columns: {})", present.join(", ")));

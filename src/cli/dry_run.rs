@@ -113,7 +113,7 @@ impl StreamWriter for DryRunWriter {
             if rows.len() >= SHOWN {
                 break;
             }
-            rows.push(ferry_core::validate::row_json(&batch, r));
+            rows.push(ferry_engine::rows::row_json(&batch, r));
         }
         self.rows += batch.num_rows() as u64;
         Ok(())

@@ -14,7 +14,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use ferry_core::secret::ResolveContext;
-use ferry_core::{ConnectorDef, Error, ErrorKind, Registry, Result, SyncConfig};
+use ferry_core::{ConnectorDef, Error, ErrorKind, Registry, Result};
+use ferry_engine::SyncConfig;
 use serde_json::{Map, Value};
 use toml::de::{DeTable, DeValue};
 

@@ -1,17 +1,19 @@
 //! `ferry plan`: what `ferry sync` would do, per stream, without writing anything.
 //!
 //! It resolves the run exactly as `sync` does (same [`Runtime::plan`], same schema
-//! policy via [`schema_change::reconcile`]), then asks the destination what is there now
+//! policy via [`reconcile`]), then asks the destination what is there now
 //! and the source how much it would read. Exit codes, for CI gates: 0 nothing would
 //! change, 3 something would, 1 the sync would refuse (a schema change its policy forbids).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_core::report::group;
-use ferry_core::schema_change::{self, Reconciled};
-use ferry_core::state::{Access, StateStore};
-use ferry_core::{Error, Estimate, ReadMode, RunOptions, Runtime, WriteMode};
+use ferry_core::{Error, Estimate, ReadMode, WriteMode};
+use ferry_engine::report::group;
+use ferry_engine::runtime::reconcile;
+use ferry_engine::schema_change::Reconciled;
+use ferry_engine::state::{Access, StateStore};
+use ferry_engine::{RunOptions, Runtime};
 
 /// Exit code when the plan would change something.
 pub const CHANGES: u8 = 3;
@@ -49,7 +51,7 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
     };
     let catalog = source.discover().await?;
     let mut tasks = rt.plan(&catalog, &cfg.streams, &opts, Some(&cfg), "plan")?;
-    let found = schema_change::reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
+    let found = reconcile(sink.as_ref(), &mut tasks, &cfg.streams).await?;
 
     println!(
         "plan for {} ({} → {}{})",

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ferry_core::report::{group, StreamReport};
-use ferry_core::runtime::Observer;
+use ferry_engine::report::{group, StreamReport};
+use ferry_engine::runtime::Observer;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {

@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ferry_core::receipt::{signing_pair, Receipt, ReceiptOutput};
-use ferry_core::{checksums, sshsig, Secret, SyncConfig};
+use ferry_core::Secret;
+use ferry_engine::receipt::{signing_pair, Receipt, ReceiptOutput};
+use ferry_engine::{checksums, sshsig, SyncConfig};
 
 use super::secrets::ClientFolder;
 
 /// Writes the run's receipt, signed when the vault holds the signing key, and the
 /// checksums of its files; returns lines saying where they went. What cannot be written
 /// is reported, not fatal.
-pub fn write(cfg: &SyncConfig, report: &ferry_core::RunReport) -> String {
+pub fn write(cfg: &SyncConfig, report: &ferry_engine::RunReport) -> String {
     let receipt = match Receipt::from_report(report, cfg.client.as_deref()) {
         Ok(r) => r,
         Err(e) => return format!("receipt: not written: {e}"),
@@ -64,7 +65,7 @@ fn signing_key(cfg: &SyncConfig) -> Result<Secret, String> {
 /// The receipt's file outputs, grouped by the local folder they were delivered into (the
 /// report's outputs and the receipt's are in the same order).
 fn file_outputs(
-    report: &ferry_core::RunReport,
+    report: &ferry_engine::RunReport,
     receipt: &Receipt,
 ) -> BTreeMap<PathBuf, Vec<ReceiptOutput>> {
     let mut by_root: BTreeMap<PathBuf, Vec<ReceiptOutput>> = BTreeMap::new();
@@ -93,13 +94,13 @@ fn write_checksums(
     };
     let sums = root.join(checksums::FILE_NAME);
     let sig = root.join(checksums::SIG_FILE_NAME);
-    if let Err(e) = ferry_core::state::write_atomic(&sums, text.as_bytes()) {
+    if let Err(e) = ferry_engine::state::write_atomic(&sums, text.as_bytes()) {
         return format!("checksums: not written: {e}");
     }
     let signed = key.map(|k| {
         signing_pair(k).and_then(|pair| {
             let armored = sshsig::sign(&pair, sshsig::NAMESPACE, text.as_bytes());
-            ferry_core::state::write_atomic(&sig, armored.as_bytes())
+            ferry_engine::state::write_atomic(&sig, armored.as_bytes())
         })
     });
     match signed {

@@ -344,7 +344,7 @@ serde_json = "1.0.154"
     s.push_str(
         r#"
 [dev-dependencies]
-ferry-core = { path = "../../core", features = ["testkit"] }
+ferry-testkit = { path = "../../testkit" }
 tempfile = "3.27.0"
 tokio = { version = "1.54.1", features = ["macros", "rt-multi-thread"] }
 "#,
@@ -543,8 +543,8 @@ use std::sync::{Arc, RwLock};
 
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::{Schema, SchemaRef};
-use ferry_core::config::nearest;
 use ferry_core::cursor::{saved_cursor, ByValue, Case, Checkpointer};
+use ferry_core::suggest::nearest;
 use ferry_core::types::with_keys;
 use ferry_core::values::{parse_date, parse_timestamp_micros, BatchBuilder};
 use ferry_core::{
@@ -1128,7 +1128,7 @@ fn conformance_rs(source: bool, sink: bool) -> String {
     let mut s = String::from(
         r#"//! The `__NAME__` connector against the shared conformance kit, and its own checks.
 //!
-//! The kit (`ferry_core::testkit`) is the contract every connector keeps: all nine Ferry
+//! The kit (`ferry_testkit`) is the contract every connector keeps: all nine Ferry
 //! types survive, incremental reads resume exactly, a failed write commits no state, an
 //! overwrite that fails leaves the old data. Keep these tests green while replacing the
 //! scaffold with calls to your system: point the fixtures at a real (test) instance.
@@ -1146,7 +1146,7 @@ use std::sync::Arc;
         s.push_str("use ferry_core::arrow_schema::SchemaRef;\n");
     }
     s.push_str(
-        "use ferry_core::config::ConnectorConfig;\nuse ferry_core::testkit::{self, SinkFixture, SourceFixture};\n",
+        "use ferry_core::config::ConnectorConfig;\nuse ferry_testkit::{self as testkit, SinkFixture, SourceFixture};\n",
     );
     s.push_str(
         "use ferry_core::{async_trait, ConfigNode, Error, ErrorKind, Registry, Result, Sink, Source};\n",

@@ -228,7 +228,7 @@ pub fn generate(
     }
     let public = match kind {
         KeyKind::Age => {
-            let (identity, public) = ferry_core::age::generate_identity();
+            let (identity, public) = ferry_formats::age::generate_identity();
             v.set(name, &identity)?;
             Some(public)
         }
@@ -285,7 +285,7 @@ pub fn export(folder: &ClientFolder, kind: KeyKind, name: Option<&str>) -> Resul
     })?;
     if matches!(kind, KeyKind::Field) {
         // refuse to hand over something that is not a field key (a password stored under that name)
-        ferry_core::transform::FieldKey::parse(&key).map_err(|_| {
+        ferry_engine::transform::FieldKey::parse(&key).map_err(|_| {
             Error::config(format!(
                 "`{name}` in the vault is not a field key (32 bytes, base64)"
             ))
@@ -306,9 +306,9 @@ fn signing_public(pair: &ring::signature::Ed25519KeyPair) -> String {
     let public = ring::signature::KeyPair::public_key(pair).as_ref();
     format!(
         "allowed_signers line (for `ssh-keygen -Y verify -I {} -n {}`):\n{}\nbase64 (for `ferry verify --pubkey`):\n{}",
-        ferry_core::sshsig::IDENTITY,
-        ferry_core::sshsig::NAMESPACE,
-        ferry_core::sshsig::allowed_signers_line(public),
+        ferry_engine::sshsig::IDENTITY,
+        ferry_engine::sshsig::NAMESPACE,
+        ferry_engine::sshsig::allowed_signers_line(public),
         B64.encode(public)
     )
 }
@@ -328,7 +328,7 @@ pub fn show(folder: &ClientFolder, kind: KeyKind, name: Option<&str>) -> Result<
         ))
         .with("file", folder.vault.display())
     })?;
-    let pair = ferry_core::receipt::signing_pair(&key)?;
+    let pair = ferry_engine::receipt::signing_pair(&key)?;
     println!(
         "public key of `{name}` (safe to share):\n{}",
         signing_public(&pair)

@@ -1,12 +1,13 @@
 //! `ferry verify receipt.json`: check a delivery receipt's signature and its outputs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ferry_core::receipt::{
+use ferry_core::{Error, OutputRef, ReadRequest, Result, Sink, Verdict};
+use ferry_engine::config::SyncConfig;
+use ferry_engine::receipt::{
     check_file, check_table, file_path, parse_public_key, table_digest, OutputCheck, ReceiptOutput,
     SignedReceipt,
 };
-use ferry_core::{Error, ReadRequest, Result};
 use futures_util::StreamExt;
 
 /// Exit code when everything checked is fine but no key was pinned with `--pubkey`: a
@@ -15,10 +16,11 @@ pub const NOT_PINNED: u8 = 3;
 
 /// Checks the signature (against `pubkey`, a base64 key, an `ssh-ed25519 …` line, or a
 /// file holding one, when given) and recomputes every output it can reach. Files are
-/// looked for under `dir` (a copied delivery), else under the config's file destination;
-/// tables are read back through the config's destination when the stream was overwritten
-/// (the table then holds exactly the run's rows); S3 objects are downloaded and hashed
-/// again when `config` is given. Returns 0, 1, or [`NOT_PINNED`].
+/// looked for under `dir` (a copied delivery), else under the folder the config's
+/// destination delivers into ([`Sink::delivery_root`]); tables are read back through the
+/// config's destination when the stream was overwritten (the table then holds exactly the
+/// run's rows); other outputs (S3 objects) are checked by the config's destination when it
+/// can ([`Sink::verify_output`]). Returns 0, 1, or [`NOT_PINNED`].
 pub async fn verify(
     receipt: &Path,
     pubkey: Option<&str>,
@@ -62,11 +64,8 @@ pub async fn verify(
         Some(c) => Some(super::commands::load(c)?),
         None => None,
     };
-    let files_root = match (dir, &cfg) {
-        (Some(d), _) => Some(d.to_path_buf()),
-        (None, Some(cfg)) => file_destination_root(cfg)?,
-        (None, None) => None,
-    };
+    // the destination, built only when an output needs it
+    let mut sink: Option<std::sync::Arc<dyn Sink>> = None;
     // the destination read back as a source, built only when a table needs it (a
     // destination-only field, such as postgres' `schema`, may not parse as a source)
     let mut source: Option<std::sync::Arc<dyn ferry_core::Source>> = None;
@@ -74,7 +73,14 @@ pub async fn verify(
     for s in &r.streams {
         for o in &s.outputs {
             let (verdict, why) = match o.kind.as_str() {
-                "file" => check_file_output(o, dir, files_root.as_deref()),
+                "file" => {
+                    let files_root = match (dir, &cfg) {
+                        (Some(d), _) => Some(d.to_path_buf()),
+                        (None, Some(cfg)) => destination(cfg, &mut sink)?.delivery_root(),
+                        (None, None) => None,
+                    };
+                    check_file_output(o, dir, files_root.as_deref())
+                }
                 "table" => match (&cfg, s.write_mode, table_digest(o)) {
                     // the digest's prefix names its row encoding (v1 receipts: text)
                     (Some(cfg), ferry_core::WriteMode::Overwrite, Some(mut digest)) => {
@@ -103,25 +109,16 @@ pub async fn verify(
                         Some("pass -c sync.toml to read the table back from the destination".to_string()),
                     ),
                 },
-                "object" => match &cfg {
-                    Some(cfg) if cfg.destination.kind == ferry_connector_s3::NAME => {
-                        let v = ferry_connector_s3::check_object(&cfg.destination, o).await?;
-                        (
-                            v,
-                            (v == OutputCheck::Unverifiable).then(|| {
-                                "it has no digest, or is not in the config's bucket".to_string()
-                            }),
-                        )
+                _ => match &cfg {
+                    Some(cfg) => {
+                        let dest = destination(cfg, &mut sink)?;
+                        check_by_destination(dest.as_ref(), &cfg.destination.kind, o).await?
                     }
-                    _ => (
+                    None => (
                         OutputCheck::Unverifiable,
-                        Some("pass -c sync.toml (its s3 destination) to download it".to_string()),
+                        Some("pass -c sync.toml (its destination) to download it".to_string()),
                     ),
                 },
-                other => (
-                    OutputCheck::Unverifiable,
-                    Some(format!("a `{other}` output cannot be read back")),
-                ),
             };
             match verdict {
                 OutputCheck::Changed | OutputCheck::Missing => bad = true,
@@ -133,7 +130,7 @@ pub async fn verify(
                 verdict.to_string(),
                 o.kind,
                 o.location,
-                ferry_core::report::group(o.rows),
+                ferry_engine::report::group(o.rows),
                 why.map(|w| format!(": {w}")).unwrap_or_default()
             );
         }
@@ -163,7 +160,7 @@ fn check_file_output(
             Some("the receipt has no digest for it".into()),
         );
     };
-    if !digest.starts_with(ferry_core::digest::FILE_PREFIX) {
+    if !digest.starts_with(ferry_formats::digest::FILE_PREFIX) {
         return (
             OutputCheck::Unverifiable,
             Some(format!("its digest `{digest}` is not a file's sha256")),
@@ -186,19 +183,55 @@ fn check_file_output(
     }
 }
 
-/// The folder a config's file destination writes into (`None`: not a file destination).
-fn file_destination_root(cfg: &ferry_core::config::SyncConfig) -> Result<Option<PathBuf>> {
-    if cfg.destination.kind != ferry_connector_file::NAME {
-        return Ok(None);
+/// The destination of `cfg`, built on first use.
+fn destination(
+    cfg: &SyncConfig,
+    built: &mut Option<std::sync::Arc<dyn Sink>>,
+) -> Result<std::sync::Arc<dyn Sink>> {
+    if let Some(sink) = built {
+        return Ok(sink.clone());
     }
-    let sink: ferry_connector_file::FileSinkConfig = cfg.destination.node.parse()?;
-    Ok(Some(cfg.dir.join(sink.path)))
+    let sink = crate::registry().build_sink(&cfg.destination)?;
+    Ok(built.insert(sink).clone())
+}
+
+/// An output's verdict as destination `sink` (of type `kind`) checks it, and why it was
+/// not checked (when it was not).
+async fn check_by_destination(
+    sink: &dyn Sink,
+    kind: &str,
+    o: &ReceiptOutput,
+) -> Result<(OutputCheck, Option<String>)> {
+    // `sha256:<hex>`, or the bare hex of earlier receipts; a row digest is no hash of bytes
+    let sha256 = o.digest.as_deref().and_then(|d| {
+        match d.strip_prefix(ferry_formats::digest::FILE_PREFIX) {
+            Some(hex) => Some(hex),
+            None => (!d.contains(':')).then_some(d),
+        }
+    });
+    let output = OutputRef {
+        kind: o.kind.clone(),
+        location: o.location.clone(),
+        sha256: sha256.map(str::to_string),
+        bytes: o.bytes,
+    };
+    Ok(match sink.verify_output(&output).await? {
+        Some(Verdict::Same) => (OutputCheck::Ok, None),
+        Some(Verdict::Changed) => (OutputCheck::Changed, None),
+        Some(Verdict::Missing) => (OutputCheck::Missing, None),
+        Some(Verdict::Unverifiable(why)) => (OutputCheck::Unverifiable, Some(why)),
+        None => (
+            OutputCheck::Unverifiable,
+            Some(format!(
+                "the destination (`{kind}`) cannot check `{}` outputs",
+                o.kind
+            )),
+        ),
+    })
 }
 
 /// The destination of `cfg` as a source, to read its tables back.
-fn read_back(
-    cfg: &ferry_core::config::SyncConfig,
-) -> Result<std::sync::Arc<dyn ferry_core::Source>> {
+fn read_back(cfg: &SyncConfig) -> Result<std::sync::Arc<dyn ferry_core::Source>> {
     crate::registry()
         .build_source(&cfg.destination)
         .map_err(|e| {
@@ -212,10 +245,53 @@ fn read_back(
         })
 }
 
-fn status(s: ferry_core::report::Status) -> &'static str {
+fn status(s: ferry_engine::report::Status) -> &'static str {
     match s {
-        ferry_core::report::Status::Succeeded => "succeeded",
-        ferry_core::report::Status::Failed => "failed",
-        ferry_core::report::Status::Cancelled => "cancelled",
+        ferry_engine::report::Status::Succeeded => "succeeded",
+        ferry_engine::report::Status::Failed => "failed",
+        ferry_engine::report::Status::Cancelled => "cancelled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::{async_trait, StreamWriter, WriteRequest};
+
+    use super::*;
+
+    /// A destination that offers none of the optional abilities.
+    struct Plain;
+
+    #[async_trait]
+    impl Sink for Plain {
+        async fn check(&self) -> Result<()> {
+            Ok(())
+        }
+
+        async fn open(&self, _: WriteRequest) -> Result<Box<dyn StreamWriter>> {
+            Err(Error::internal("not written to"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_destination_without_the_ability_cannot_check_and_says_so() {
+        let o = ReceiptOutput {
+            kind: "object".into(),
+            location: "s3://b/k".into(),
+            rows: 3,
+            bytes: Some(10),
+            digest: Some(format!(
+                "{}{}",
+                ferry_formats::digest::FILE_PREFIX,
+                "ab".repeat(32)
+            )),
+        };
+        let (verdict, why) = check_by_destination(&Plain, "plain", &o).await.unwrap();
+        assert_eq!(verdict, OutputCheck::Unverifiable);
+        assert_eq!(
+            why.as_deref(),
+            Some("the destination (`plain`) cannot check `object` outputs")
+        );
+        assert_eq!(Plain.delivery_root(), None, "and names no folder of files");
     }
 }

@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use ferry_connector_airbyte::{AirbyteSource, AirbyteSourceConfig};
 use ferry_connector_postgres::{ConnSettings, PostgresSink};
-use ferry_core::report::Status;
-use ferry_core::{testkit, ConfigNode, ErrorKind, RunOptions, Source, StreamConfig, WriteMode};
+use ferry_core::{ConfigNode, ErrorKind, Source, WriteMode};
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit as testkit;
 
 fn shared_venvs() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -16,11 +16,11 @@ use ferry_core::arrow_array::{
     TimestampMicrosecondArray,
 };
 use ferry_core::arrow_schema::{Schema, SchemaRef};
-use ferry_core::codec::{
+use ferry_core::{FerryType, Message};
+use ferry_formats::codec::{
     decompress, CompressWriter, Compression, CsvOptions, Format, FormatReader, FormatWriter,
     WriteOptions,
 };
-use ferry_core::{FerryType, Message};
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

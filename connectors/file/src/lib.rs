@@ -21,8 +21,7 @@ pub fn register(registry: &mut ferry_core::Registry) {
     registry.add(
         ferry_core::ConnectorDef::new(NAME, DESCRIPTION)
             .with_source(|cfg: FileSourceConfig, ctx| {
-                Ok(Arc::new(source::FileSource::new(cfg, &ctx.base_dir)?)
-                    as Arc<dyn ferry_core::Source>)
+                Ok(Arc::new(source::source(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Source>)
             })
             .with_sink(|cfg: FileSinkConfig, ctx| {
                 Ok(Arc::new(sink::FileSink::new(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Sink>)

@@ -33,19 +33,19 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_core::age::{self, EncryptingWriter, Recipients};
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::codec::{
-    infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
-    InferOptions, WriteOptions,
-};
 use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
+use ferry_filestore::{blocking, recipients, Sealed};
+use ferry_formats::age::{self, Recipients};
+use ferry_formats::codec::{
+    infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
+    InferOptions, WriteOptions,
+};
 
 use crate::config::FileSinkConfig;
-use crate::source::blocking;
 
 const WRITE_BUFFER: usize = 256 << 10;
 
@@ -87,13 +87,7 @@ impl FileSink {
         }
         let csv = config.csv()?;
         let parquet = config.parquet()?;
-        let encrypt = match &config.encrypt {
-            None => None,
-            Some(e) => Some(Arc::new(
-                Recipients::new(&e.recipients, e.passphrase.as_ref(), base_dir)
-                    .map_err(|err| Error::config(format!("`encrypt`: {}", err.message())))?,
-            )),
-        };
+        let encrypt = recipients(config.encrypt.as_ref(), base_dir)?;
         Ok(FileSink {
             dir: base_dir.join(&config.path),
             layout: Layout {
@@ -212,7 +206,7 @@ fn sync_dir(dir: &Path) {
 impl Sink for FileSink {
     async fn check(&self) -> Result<()> {
         let dir = self.dir.clone();
-        blocking(move || check_dir(&dir)).await
+        blocking("file", move || check_dir(&dir)).await
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
@@ -230,8 +224,10 @@ impl Sink for FileSink {
         }
         let (dir, layout) = (self.dir.clone(), self.layout.clone());
         let encrypt = self.encrypt.clone();
-        let writer =
-            blocking(move || FileWriter::open(dir, name, layout, encrypt, request)).await?;
+        let writer = blocking("file", move || {
+            FileWriter::open(dir, name, layout, encrypt, request)
+        })
+        .await?;
         Ok(Box::new(writer))
     }
 
@@ -248,53 +244,21 @@ impl Sink for FileSink {
         };
         SinkCapabilities { modes }
     }
+
+    fn delivery_root(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
 }
 
 /// Where the (compressed) bytes go: the file itself, or an age encryptor in front of it;
 /// either way through a hash of what lands on disk.
-enum Out {
-    Plain(HashingWriter<File>),
-    Age(EncryptingWriter<HashingWriter<File>>),
-}
+type Out = Sealed<HashingWriter<File>>;
 
-impl Out {
-    /// Seals an age file's last chunk; returns the hashed file.
-    fn finish(self) -> Result<HashingWriter<File>> {
-        match self {
-            Out::Plain(f) => Ok(f),
-            Out::Age(w) => w.finish(),
-        }
-    }
-
-    /// Fsyncs a plain file's data (an age file is only ever made durable at close).
-    fn sync_data(&self) -> std::io::Result<()> {
-        match self {
-            Out::Plain(f) => f.get_ref().sync_data(),
-            Out::Age(_) => Ok(()),
-        }
-    }
-}
-
-impl Write for Out {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Out::Plain(f) => f.write(buf),
-            Out::Age(w) => w.write(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Out::Plain(f) => f.write_all(buf),
-            Out::Age(w) => w.write_all(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Out::Plain(f) => f.flush(),
-            Out::Age(w) => w.flush(),
-        }
+/// Fsyncs a plain file's data (an age file is only ever made durable at close).
+fn sync_data(out: &Out) -> std::io::Result<()> {
+    match out {
+        Sealed::Plain(f) => f.get_ref().sync_data(),
+        Sealed::Age(_) => Ok(()),
     }
 }
 
@@ -348,9 +312,9 @@ impl FileWriter {
                 .map_err(|e| Error::io(e, "cannot create a temporary file", &temp))?;
             let file = HashingWriter::new(file);
             let out = match &encrypt {
-                None => Out::Plain(file),
+                None => Sealed::Plain(file),
                 Some(recipients) => match age::encrypt_writer(recipients, file) {
-                    Ok(w) => Out::Age(w),
+                    Ok(w) => Sealed::Age(w),
                     Err(e) => {
                         let _ = std::fs::remove_file(&temp);
                         return Err(e.with("file", temp.display()));
@@ -433,7 +397,7 @@ impl FileWriter {
             has_header: csv.has_header && start_len == 0,
             ..csv
         };
-        let out = CompressWriter::new(Out::Plain(HashingWriter::new(file)), Compression::None)?;
+        let out = CompressWriter::new(Sealed::Plain(HashingWriter::new(file)), Compression::None)?;
         let inner = FormatWriter::new(
             format,
             BufWriter::with_capacity(WRITE_BUFFER, out),
@@ -470,7 +434,7 @@ impl StreamWriter for FileWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         let mut inner = self.take()?;
         let path = self.written().to_path_buf();
-        let (inner, result) = blocking(move || {
+        let (inner, result) = blocking("file", move || {
             let r = inner
                 .write_batch(&batch)
                 .map_err(|e| e.with("file", path.display()));
@@ -488,13 +452,9 @@ impl StreamWriter for FileWriter {
         }
         let mut inner = self.take()?;
         let path = self.target.clone();
-        let (inner, result) = blocking(move || {
+        let (inner, result) = blocking("file", move || {
             let r = inner.flush().and_then(|()| {
-                inner
-                    .get_ref()
-                    .get_ref()
-                    .get_ref()
-                    .sync_data()
+                sync_data(inner.get_ref().get_ref().get_ref())
                     .map_err(|e| Error::io(e, "cannot fsync", &path))
             });
             Ok((inner, r))
@@ -516,14 +476,14 @@ impl StreamWriter for FileWriter {
             self.temp.clone(),
             self.dir.clone(),
         );
-        let finished = blocking(move || {
+        let finished = blocking("file", move || {
             let hashed = inner
                 .into_inner()
                 .map_err(|e| e.with("file", written.display()))?
                 .into_inner()
                 .map_err(|e| Error::io(e.into_error(), "cannot write", &written))?
                 .finish()
-                .and_then(Out::finish)
+                .and_then(Sealed::finish)
                 .map_err(|e| e.with("file", written.display()))?;
             let (digest, written_bytes) = (hashed.digest(), hashed.bytes());
             let file = hashed.into_inner();
@@ -576,7 +536,7 @@ impl StreamWriter for FileWriter {
         let inner = self.inner.take();
         let (temp, target) = (self.temp.clone(), self.target.clone());
         let (durable_len, created) = (self.durable_len, self.created);
-        blocking(move || {
+        blocking("file", move || {
             // dropping pushes out buffered bytes; what lies past the last flush is cut below
             drop(inner);
             if let Some(temp) = temp {

@@ -9,16 +9,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_core::age::{self, Identities, Recipients};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{CsvOptions, Format, FormatReader, FormatWriter};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::testkit::{self, Fidelity, SinkFixture, SourceFixture};
 use ferry_core::{
     async_trait, ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Registry, Result,
-    Secret, Sink, Source, StreamConfig, WriteMode, WriteRequest,
+    Secret, Sink, Source, WriteMode, WriteRequest,
 };
+use ferry_engine::StreamConfig;
+use ferry_formats::age::{self, Identities, Recipients};
+use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
+use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
 use futures::StreamExt;
 
 fn registry() -> Registry {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_core::age::{self, Identities, Recipients};
 use ferry_core::{ErrorKind, Secret};
+use ferry_formats::age::{self, Identities, Recipients};
 
 const MISSING: &str = "the `age` CLI is missing: apt-get install age";
 

@@ -7,18 +7,18 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ferry_core::age;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::codec::{
-    Bytes, ChunkReader, FormatReader, Length, ParquetCompression, ParquetOptions, ParquetResult,
-    ParquetWriter,
-};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::testkit::{self, Fidelity};
 use ferry_core::{
     ConfigNode, ErrorKind, FerryType, Message, ReadRequest, Registry, Rejected, Result, Sink,
     Source, WriteMode, WriteRequest,
 };
+use ferry_formats::age;
+use ferry_formats::codec::{
+    Bytes, ChunkReader, FormatReader, Length, ParquetCompression, ParquetOptions, ParquetResult,
+    ParquetWriter,
+};
+use ferry_testkit::{self as testkit, Fidelity};
 use futures::StreamExt;
 
 fn registry() -> Registry {
@@ -153,7 +153,7 @@ async fn every_format_compression_and_encryption_round_trips() {
                 assert_eq!(bytes, std::fs::metadata(&path).unwrap().len(), "{case}");
                 assert_eq!(
                     digest,
-                    ferry_core::digest::file_sha256(&path).unwrap(),
+                    ferry_formats::digest::file_sha256(&path).unwrap(),
                     "{case}"
                 );
                 let raw = std::fs::read(&path).unwrap();
@@ -308,7 +308,7 @@ async fn parquet_streams_row_group_by_row_group() {
     let data = Bytes::from(std::fs::read(&path).unwrap());
     let total = data.len() as u64;
     let asked = Arc::new(AtomicU64::new(0));
-    let schema = ferry_core::codec::infer_parquet(&data).unwrap();
+    let schema = ferry_formats::codec::infer_parquet(&data).unwrap();
     let mut reader = FormatReader::<File>::parquet(
         Counting {
             data: data.clone(),

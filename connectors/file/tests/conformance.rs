@@ -12,13 +12,15 @@ use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::testkit::{self, Fidelity, SinkFixture, SourceFixture};
 use ferry_core::{
     async_trait, ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Registry, Rejected,
     Result, Sink, Source, WriteMode, WriteRequest,
 };
+use ferry_formats::codec::{
+    decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter,
+};
+use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
 use futures::StreamExt;
 
 fn registry() -> Registry {

@@ -62,7 +62,7 @@ impl GenerateSource {
         self.streams.iter().find(|s| s.name == name).ok_or_else(|| {
             let names: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
             let mut msg = format!("stream `{name}` is not generated");
-            if let Some(best) = ferry_core::config::nearest(name, names.iter().copied()) {
+            if let Some(best) = ferry_core::suggest::nearest(name, names.iter().copied()) {
                 msg.push_str(&format!("; did you mean `{best}`?"));
             }
             msg.push_str(&format!(" (streams: {})", names.join(", ")));

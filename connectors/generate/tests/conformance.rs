@@ -9,12 +9,10 @@ use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use ferry_core::arrow_array::{Array, RecordBatch};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::report::Status;
-use ferry_core::testkit::{self, Fidelity, MemorySink};
-use ferry_core::{
-    ConfigNode, ErrorKind, FerryType, Message, ReadRequest, Registry, RunOptions, Source,
-    StreamConfig,
-};
+use ferry_core::{ConfigNode, ErrorKind, FerryType, Message, ReadRequest, Registry, Source};
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit::{self as testkit, Fidelity, MemorySink};
 use futures::StreamExt;
 
 type Row = BTreeMap<String, serde_json::Value>;

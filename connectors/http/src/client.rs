@@ -2,10 +2,10 @@
 //! auth, retries, `Retry-After`, timeouts, a client-side rate limit and errors that
 //! name the URL without secrets.
 //!
-//! Retried: connection failures, timeouts, a broken body, 408, 429 and every 5xx but
-//! 501, up to `retry.attempts` in all, waiting `initial_backoff_ms · 2ⁿ` (at most
-//! `max_backoff_ms`) times a random factor in [0.5, 1), or what `Retry-After` asks
-//! (seconds or an HTTP date). A 401 with OAuth 2.0 fetches a new token and tries
+//! Retried (by the policy of [`ferry_core::retry`]): connection failures, timeouts, a
+//! broken body, 408, 429 and every 5xx but 501, up to `retry.attempts` in all, waiting
+//! `initial_backoff_ms · 2ⁿ` (at most `max_backoff_ms`) times a random factor in
+//! [0.5, 1), or what `Retry-After` asks (seconds or an HTTP date). A 401 with OAuth 2.0 fetches a new token and tries
 //! again once. Anything else fails at once, mapped to an [`ErrorKind`] by
 //! [`status_kind`]. URLs in errors and logs lose their user info and the values of
 //! query parameters that carry keys; headers are never logged.
@@ -17,14 +17,15 @@
 //! where it pointed ([`redirect_policy`]).
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ferry_core::retry::{Retry, RetryPolicy};
 use ferry_core::{Error, ErrorKind, Result, Secret};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, StatusCode};
-use ring::rand::SecureRandom;
 use url::Url;
 
 use crate::auth::{Apply, Auth};
@@ -146,7 +147,7 @@ pub struct HttpClient {
     auth: Auth,
     limiter: Option<DefaultDirectRateLimiter>,
     headers: Vec<(HeaderName, HeaderValue)>,
-    retry: RetryConfig,
+    retry: RetryPolicy,
     timeout: Duration,
     connect_timeout: Duration,
     max_body: u64,
@@ -157,6 +158,50 @@ enum Failure {
     /// Status, headers, a snippet of the body for errors, the body for a debug bundle.
     Status(StatusCode, HeaderMap, String, Vec<u8>),
     Transport(Error, bool),
+}
+
+impl Failure {
+    /// Whether (and when) the request may be made again.
+    fn retry(&self) -> Retry {
+        match self {
+            Failure::Status(s, headers, ..) => {
+                let code = s.as_u16();
+                if !(code == 408 || code == 429 || (code >= 500 && code != 501)) {
+                    Retry::Never
+                } else if let Some(wait) = retry_after(headers) {
+                    Retry::After(wait)
+                } else {
+                    Retry::Backoff
+                }
+            }
+            Failure::Transport(_, true) => Retry::Backoff,
+            Failure::Transport(_, false) => Retry::Never,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Failure::Status(s, ..) => format!("status {}", s.as_u16()),
+            Failure::Transport(e, _) => e.message().to_string(),
+        }
+    }
+}
+
+/// How a request ended when it did not succeed: an error that ends it at once, or a
+/// failed attempt the retry policy judges.
+enum Ended {
+    Error(Error),
+    Failed(Failure),
+}
+
+/// The retry policy `retry = { … }` configures.
+fn policy(retry: &RetryConfig) -> RetryPolicy {
+    RetryPolicy::new(
+        retry.attempts,
+        Duration::from_millis(retry.initial_backoff_ms),
+        Duration::from_millis(retry.max_backoff_ms),
+    )
+    .with_max_requested(Duration::from_secs(retry.max_retry_after_secs))
 }
 
 impl HttpClient {
@@ -212,7 +257,7 @@ impl HttpClient {
             auth: Auth::new(settings.auth.clone()),
             limiter,
             headers,
-            retry: settings.retry.clone(),
+            retry: policy(&settings.retry),
             timeout,
             connect_timeout,
             max_body: settings.max_body_bytes,
@@ -253,72 +298,92 @@ impl HttpClient {
         &self,
         spec: &RequestSpec,
         with_auth: bool,
-        mut log: Option<&mut Vec<ferry_core::exchange::Exchange>>,
+        log: Option<&mut Vec<ferry_core::exchange::Exchange>>,
     ) -> Result<Reply> {
         let shown = self.safe_url(&spec.url);
-        let mut attempt: u32 = 0;
-        let mut refreshed = false;
-        loop {
-            attempt += 1;
-            if let Some(l) = &self.limiter {
-                l.until_ready().await;
-            }
-            let started = Instant::now();
-            let outcome = self.attempt(spec, with_auth).await;
-            if let Some(log) = log.as_deref_mut() {
-                log.push(self.exchange(spec, &shown, attempt, started, &outcome));
-            }
-            let failure = match outcome? {
-                Ok(reply) => {
-                    tracing::debug!(
-                        method = %spec.method,
-                        url = %shown,
-                        status = reply.status.as_u16(),
-                        bytes = reply.body.len(),
-                        ms = started.elapsed().as_millis() as u64,
-                        "HTTP request"
-                    );
-                    return Ok(reply);
-                }
-                Err(f) => f,
-            };
-            let (retryable, wait_hint, describe) = match &failure {
-                Failure::Status(s, headers, ..) => {
-                    let code = s.as_u16();
-                    if code == 401 && with_auth && self.auth.refreshable() && !refreshed {
-                        tracing::debug!(url = %shown, "401: fetching a new OAuth 2.0 token");
-                        self.auth.invalidate().await;
-                        refreshed = true;
-                        attempt -= 1;
-                        continue;
+        // shared by the attempts (each a future of its own): the log, the attempt made
+        // last, and whether the one OAuth 2.0 token refresh was used
+        let log = Mutex::new(log);
+        let tried = AtomicU32::new(0);
+        let refreshed = AtomicBool::new(false);
+        let (shown, log, tried, refreshed) = (&shown, &log, &tried, &refreshed);
+        let outcome = self
+            .retry
+            .run(
+                |attempt| async move {
+                    tried.store(attempt, Ordering::Relaxed);
+                    loop {
+                        if let Some(l) = &self.limiter {
+                            l.until_ready().await;
+                        }
+                        let started = Instant::now();
+                        let outcome = self.attempt(spec, with_auth).await;
+                        if let Some(log) = log.lock().unwrap_or_else(|e| e.into_inner()).as_deref_mut() {
+                            log.push(self.exchange(spec, shown, attempt, started, &outcome));
+                        }
+                        match outcome {
+                            Err(e) => return Err(Ended::Error(e)),
+                            Ok(Ok(reply)) => {
+                                tracing::debug!(
+                                    method = %spec.method,
+                                    url = %shown,
+                                    status = reply.status.as_u16(),
+                                    bytes = reply.body.len(),
+                                    ms = started.elapsed().as_millis() as u64,
+                                    "HTTP request"
+                                );
+                                return Ok(reply);
+                            }
+                            Ok(Err(Failure::Status(s, ..)))
+                                if s.as_u16() == 401
+                                    && with_auth
+                                    && self.auth.refreshable()
+                                    && !refreshed.swap(true, Ordering::Relaxed) =>
+                            {
+                                // the same attempt again, with a new token
+                                tracing::debug!(url = %shown, "401: fetching a new OAuth 2.0 token");
+                                self.auth.invalidate().await;
+                            }
+                            Ok(Err(f)) => return Err(Ended::Failed(f)),
+                        }
                     }
-                    let retryable = code == 408 || code == 429 || (code >= 500 && code != 501);
-                    (retryable, retry_after(headers), format!("status {code}"))
-                }
-                Failure::Transport(e, retryable) => (*retryable, None, e.message().to_string()),
-            };
-            if retryable && attempt < self.retry.attempts {
-                let wait = match wait_hint {
-                    Some(w) if w > Duration::from_secs(self.retry.max_retry_after_secs) => {
-                        return Err(self
-                            .give_up(spec, &shown, failure, attempt)
-                            .with("retry_after_secs", w.as_secs()));
+                },
+                |ended| match ended {
+                    Ended::Error(_) => Retry::Never,
+                    Ended::Failed(f) => f.retry(),
+                },
+                |ended, attempt, wait| {
+                    if let Ended::Failed(f) = ended {
+                        tracing::warn!(
+                            method = %spec.method,
+                            url = %shown,
+                            what = %spec.what,
+                            attempt,
+                            wait_ms = wait.as_millis() as u64,
+                            "request failed ({}); retrying",
+                            f.describe()
+                        );
                     }
-                    Some(w) => w,
-                    None => self.backoff(attempt),
+                },
+            )
+            .await;
+        match outcome {
+            Ok(reply) => Ok(reply),
+            Err(Ended::Error(e)) => Err(e),
+            Err(Ended::Failed(f)) => {
+                let attempts = tried.load(Ordering::Relaxed);
+                // retryable, with attempts left: given up because the server asked to wait
+                // longer than `max_retry_after_secs`
+                let asked = match f.retry() {
+                    Retry::After(w) if attempts < self.retry.attempts() => Some(w),
+                    _ => None,
                 };
-                tracing::warn!(
-                    method = %spec.method,
-                    url = %shown,
-                    what = %spec.what,
-                    attempt,
-                    wait_ms = wait.as_millis() as u64,
-                    "request failed ({describe}); retrying"
-                );
-                tokio::time::sleep(wait).await;
-                continue;
+                let e = self.give_up(spec, shown, f, attempts);
+                Err(match asked {
+                    Some(w) => e.with("retry_after_secs", w.as_secs()),
+                    None => e,
+                })
             }
-            return Err(self.give_up(spec, &shown, failure, attempt));
         }
     }
 
@@ -538,18 +603,6 @@ impl HttpClient {
         };
         e.with("url", shown)
     }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry
-            .initial_backoff_ms
-            .saturating_mul(1u64 << (attempt - 1).min(30))
-            .min(self.retry.max_backoff_ms);
-        let mut b = [0u8; 2];
-        let _ = ring::rand::SystemRandom::new().fill(&mut b);
-        let jitter = 0.5 + (u16::from_le_bytes(b) as f64 / 65536.0) / 2.0;
-        Duration::from_millis((base as f64 * jitter) as u64)
-    }
 }
 
 /// The query parameter that carries the API key, if the settings put one there.
@@ -684,7 +737,7 @@ pub fn signature(secret: &Secret, unix: u64, body: &[u8]) -> String {
     ctx.update(format!("{unix}.").as_bytes());
     ctx.update(body);
     let tag = ctx.sign();
-    format!("t={unix},v1={}", ferry_core::digest::hex(tag.as_ref()))
+    format!("t={unix},v1={}", ferry_formats::digest::hex(tag.as_ref()))
 }
 
 fn unix_now() -> u64 {

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::codec::parse_type_overrides;
 use ferry_core::{Error, FerryType, Result, Secret};
+use ferry_formats::codec::parse_type_overrides;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use url::Url;

@@ -39,7 +39,8 @@ pub fn register(registry: &mut ferry_core::Registry) {
         )
         .with_source(|cfg: HttpSourceConfig, _ctx| {
             Ok(Arc::new(HttpSource::new(cfg)?) as Arc<dyn ferry_core::Source>)
-        }),
+        })
+        .with_replay(replay::HttpReplay),
     );
     registry.add(
         ferry_core::ConnectorDef::new(

@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{infer_jsonl, InferOptions};
 use ferry_core::FerryType;
+use ferry_formats::codec::{infer_jsonl, InferOptions};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

@@ -15,10 +15,29 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferry_core::exchange::Exchange;
-use ferry_core::{Error, ErrorKind, Result};
+use ferry_core::{Error, Result};
 use http_body_util::Full;
 use serde_json::{Map, Value};
 use url::Url;
+
+/// The replay the `http` source offers ([`ferry_core::Replay`]): [`source_for_replay`]
+/// and a [`ReplayServer`].
+pub struct HttpReplay;
+
+#[ferry_core::async_trait]
+impl ferry_core::Replay for HttpReplay {
+    fn source_for_replay(
+        &self,
+        source: &mut Map<String, Value>,
+        origin: Option<&str>,
+    ) -> Result<()> {
+        source_for_replay(source, origin)
+    }
+
+    async fn serve(&self, exchanges: Vec<Exchange>) -> Result<Box<dyn ferry_core::ReplayServer>> {
+        Ok(Box::new(ReplayServer::start(exchanges).await?))
+    }
+}
 
 /// The origin (`scheme://host:port`) of the first recorded exchange.
 pub fn recorded_origin(exchanges: &[Exchange]) -> Option<String> {
@@ -128,6 +147,8 @@ impl Recording {
 /// A loopback HTTP server answering from a recording; stops when dropped.
 pub struct ReplayServer {
     origin: String,
+    /// The recorded API's origin (empty: unknown).
+    recorded: String,
     recording: Arc<Mutex<Recording>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -165,6 +186,7 @@ impl ReplayServer {
         }));
         let shared = recording.clone();
         let here = origin.clone();
+        let recorded_at = recorded.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (shared, recorded, here) = (shared.clone(), recorded.clone(), here.clone());
@@ -195,6 +217,7 @@ impl ReplayServer {
         });
         Ok(ReplayServer {
             origin,
+            recorded: recorded_at,
             recording,
             task,
         })
@@ -212,6 +235,20 @@ impl ReplayServer {
             .unwrap_or_else(|e| e.into_inner())
             .misses
             .clone()
+    }
+}
+
+impl ferry_core::ReplayServer for ReplayServer {
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn recorded_origin(&self) -> Option<String> {
+        (!self.recorded.is_empty()).then(|| self.recorded.clone())
+    }
+
+    fn misses(&self) -> Vec<String> {
+        ReplayServer::misses(self)
     }
 }
 
@@ -269,17 +306,6 @@ async fn respond(
         }
     }
     Ok(r)
-}
-
-/// The error for a bundle whose recording cannot be read.
-pub fn bad_recording(path: &std::path::Path, line: usize, e: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorKind::ConfigInvalid,
-        format!(
-            "{}: line {line} is not a recorded exchange: {e}",
-            path.display()
-        ),
-    )
 }
 
 #[cfg(test)]

@@ -20,12 +20,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::digest::RowDigest;
 use ferry_core::values::to_json;
 use ferry_core::{
     Durability, Error, ErrorKind, FerryType, Output, Result, Sink, SinkCapabilities, StreamWriter,
     WriteMode, WriteRequest, WriteSummary,
 };
+use ferry_formats::digest::RowDigest;
 use reqwest::header::HeaderValue;
 use reqwest::Method;
 
@@ -133,7 +133,7 @@ pub fn idempotency_key(run_id: &str, stream: &str, batch: u64) -> String {
         &ring::digest::SHA256,
         format!("{run_id}\n{stream}\n{batch}").as_bytes(),
     );
-    ferry_core::digest::hex(d.as_ref())
+    ferry_formats::digest::hex(d.as_ref())
 }
 
 impl WebhookWriter {

@@ -10,10 +10,9 @@ use ferry_connector_http::{HttpSource, HttpSourceConfig, WebhookSink, WebhookSin
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::testkit::{self, MemorySink};
-use ferry_core::{
-    ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Sink, Source, StreamConfig,
-};
+use ferry_core::{ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Sink, Source};
+use ferry_engine::StreamConfig;
+use ferry_testkit::{self as testkit, MemorySink};
 use futures::StreamExt;
 
 fn source(api: &Api, toml: &str) -> HttpSource {
@@ -418,6 +417,7 @@ async fn retry_after_in_seconds_and_as_a_date_is_honoured() {
     );
     let e = read(&s, ReadRequest::full("s")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    assert!(e.context_value("retry_after_secs").is_some(), "{e}");
 }
 
 #[tokio::test]
@@ -523,7 +523,7 @@ async fn webhook_batches_are_signed_and_a_retried_batch_keeps_its_idempotency_ke
     }
     let sink = hook_sink(&api, "format = \"ndjson\"");
     sink.check().await.unwrap();
-    let src = ferry_core::testkit::MemorySource::new(
+    let src = ferry_testkit::MemorySource::new(
         "orders",
         testkit::simple_batch(1, 0, "").schema(),
         vec![

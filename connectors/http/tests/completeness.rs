@@ -8,9 +8,10 @@ use axum::extract::{RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use ferry_connector_http::{HttpSource, HttpSourceConfig};
-use ferry_core::report::Status;
-use ferry_core::testkit::{self, MemorySink};
-use ferry_core::{ConfigNode, RunOptions, StreamConfig};
+use ferry_core::ConfigNode;
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit::{self as testkit, MemorySink};
 use serde_json::{json, Value};
 
 /// 450 records in pages of 50, and `meta.total` saying `claimed`.

@@ -11,9 +11,9 @@ use common::{start, Api};
 use ferry_connector_http::{HttpSource, HttpSourceConfig, WebhookSink, WebhookSinkConfig};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::testkit::{self, SinkFixture, SourceFixture};
 use ferry_core::values::{to_json, BatchBuilder};
 use ferry_core::{ConfigNode, FerryType, Result, Sink, Source};
+use ferry_testkit::{self as testkit, SinkFixture, SourceFixture};
 use serde_json::Value;
 
 struct Fix {

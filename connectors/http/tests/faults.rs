@@ -1,5 +1,5 @@
 //! Network faults between Ferry and an HTTP API, injected by a TCP proxy
-//! ([`ferry_core::testkit::fault`]) in front of a small axum server started here: added
+//! ([`ferry_testkit::fault`]) in front of a small axum server started here: added
 //! latency, connections dropped or reset in the middle of a page or of a webhook POST
 //! (both retried: GETs are idempotent, and a retried POST keeps its `Idempotency-Key`),
 //! and half-open connections that hang (`timeout_secs` fires on every attempt; the
@@ -15,10 +15,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ferry_core::report::{RunReport, Status};
-use ferry_core::testkit::fault::{Direction, Ending, FaultProxy};
-use ferry_core::testkit::{self, MemorySink};
-use ferry_core::{ConfigNode, Registry, RunOptions, Runtime, Sink, Source, StreamConfig};
+use ferry_core::{ConfigNode, Registry, Sink, Source};
+use ferry_engine::report::{RunReport, Status};
+use ferry_engine::{RunOptions, Runtime, StreamConfig};
+use ferry_testkit::fault::{Direction, Ending, FaultProxy};
+use ferry_testkit::{self as testkit, MemorySink};
 use serde_json::{json, Value};
 
 /// Records the API serves, and records per page: 20 pages of about 12 kB.

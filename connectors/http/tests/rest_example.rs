@@ -5,9 +5,10 @@
 #[path = "../examples/support/demo_server.rs"]
 mod demo_server;
 
-use ferry_core::config::SyncConfig;
 use ferry_core::secret::ResolveContext;
-use ferry_core::{Registry, RunOptions};
+use ferry_core::Registry;
+use ferry_engine::config::SyncConfig;
+use ferry_engine::RunOptions;
 
 #[tokio::test]
 async fn the_rest_example_syncs_the_demo_api_incrementally() {
@@ -31,9 +32,9 @@ async fn the_rest_example_syncs_the_demo_api_incrementally() {
     ferry_connector_sqlite::register(&mut registry);
     let source = registry.build_source(&cfg.source).unwrap();
     let sink = registry.build_sink(&cfg.destination).unwrap();
-    let rt = ferry_core::testkit::runtime(source, sink, dir.path());
+    let rt = ferry_testkit::runtime(source, sink, dir.path());
     let opts = RunOptions::default();
-    let written = |r: &ferry_core::RunReport| -> Vec<(String, u64)> {
+    let written = |r: &ferry_engine::RunReport| -> Vec<(String, u64)> {
         r.streams
             .iter()
             .map(|s| (s.stream.clone(), s.rows_committed))

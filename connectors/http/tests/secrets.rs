@@ -154,13 +154,13 @@ async fn no_secret_in_errors_or_trace_logs() {
     let mut w = sink
         .open(ferry_core::WriteRequest {
             stream: "x".into(),
-            schema: ferry_core::testkit::simple_batch(1, 0, "").schema(),
+            schema: ferry_testkit::simple_batch(1, 0, "").schema(),
             mode: ferry_core::WriteMode::Append,
             run_id: "r".into(),
         })
         .await
         .unwrap();
-    w.write(ferry_core::testkit::simple_batch(1, 2, "a"))
+    w.write(ferry_testkit::simple_batch(1, 2, "a"))
         .await
         .unwrap();
     errors.push(w.flush().await.unwrap_err());

@@ -3,9 +3,10 @@
 
 mod common;
 
-use ferry_core::config::SyncConfig;
 use ferry_core::secret::ResolveContext;
-use ferry_core::{Registry, RunOptions, Source};
+use ferry_core::{Registry, Source};
+use ferry_engine::config::SyncConfig;
+use ferry_engine::RunOptions;
 
 #[tokio::test]
 async fn a_sync_toml_pulls_the_api_into_sqlite_incrementally() {
@@ -66,7 +67,7 @@ mode = "upsert"
     assert!(registry.get("webhook").unwrap().is_sink());
     let source = registry.build_source(&cfg.source).unwrap();
     let sink = registry.build_sink(&cfg.destination).unwrap();
-    let rt = ferry_core::testkit::runtime(source, sink, dir.path());
+    let rt = ferry_testkit::runtime(source, sink, dir.path());
     let opts = RunOptions::default();
     let run = || rt.sync(&cfg.streams, &opts, Some(&cfg), ("http", "sqlite"));
     let r = run().await.unwrap();
@@ -90,7 +91,7 @@ mode = "upsert"
     let cat = db.discover().await.unwrap();
     let info = cat.get("customers").unwrap();
     assert!(info.schema.field_with_name("address_city").is_ok());
-    let got = ferry_core::testkit::read_all(&db, ferry_core::ReadRequest::full("customers")).await;
+    let got = ferry_testkit::read_all(&db, ferry_core::ReadRequest::full("customers")).await;
     assert_eq!(
         got.iter().map(|b| b.num_rows()).sum::<usize>(),
         7,

@@ -1,135 +1,102 @@
 //! The `[source]` and `[destination]` sections of the `mysql` connector.
 //!
 //! Parsing and `validate` are pure: nothing connects until `check`, `discover`, `read`
-//! or `open`. The connection fields are the same on both sides (serde cannot combine
-//! `flatten` with `deny_unknown_fields`, so each config lists them); both turn into one
-//! [`crate::core::ConnSettings`], whose `Debug` never shows the password.
+//! or `open`. The connection fields are the same on both sides (written in by
+//! [`ferry_sql::server_config!`]); both turn into one [`crate::core::ConnSettings`], whose
+//! `Debug` never shows the password.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use ferry_core::{Error, FerryType, Result, Secret};
-use schemars::JsonSchema;
-use serde::Deserialize;
+use ferry_core::{Error, FerryType, Result};
+use ferry_sql::settings::Fields;
 
-use crate::core::ConnSettings;
+use crate::core::{url_tls, ConnSettings, MYSQL};
 
 /// Default host.
-pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_HOST: &str = ferry_sql::settings::DEFAULT_HOST;
 /// Default port.
 pub const DEFAULT_PORT: u16 = 3306;
 
-/// Configuration of a `mysql` source (MySQL or MariaDB).
-///
-/// ```toml
-/// [source]
-/// type = "mysql"
-/// host = "db.internal"
-/// database = "crm"
-/// user = "ferry_reader"
-/// password = "${secret:crm_password}"
-/// tables = ["customers", "orders"]
-/// queries = [{ name = "big_orders", sql = "SELECT id, total FROM orders WHERE total > 1000", primary_key = ["id"], cursor = "id" }]
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlSourceConfig {
-    /// Server host name or IP address (default `127.0.0.1`).
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Server TCP port (default 3306).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// The database (schema) to read (required, here or in `url`).
-    #[serde(default)]
-    pub database: Option<String>,
-    /// User name (required, here or in `url`).
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Password (default: none). Write a reference such as `${secret:NAME}`.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// Encrypt the connection with TLS (rustls) and verify the server's certificate
-    /// (default false).
-    #[serde(default)]
-    pub tls: Option<bool>,
-    /// PEM file of the certificate authority that signed the server's certificate,
-    /// relative to the config file (default: the public web roots). Implies `tls = true`.
-    #[serde(default)]
-    pub tls_ca: Option<PathBuf>,
-    /// All of the above in one URL, `mysql://user:password@host:port/database`
-    /// (default: none; `?ssl-mode=REQUIRED` turns TLS on). A secret: write a reference
-    /// such as `${secret:NAME}`. Use either `url` or `host`/`port`/`database`/`user`;
-    /// `password` may go beside a URL without one.
-    #[serde(default)]
-    pub url: Option<Secret>,
-    /// Tables and views to offer as streams (default: every table and view of the
-    /// database, except Ferry's `_ferry_*` staging tables). `tables = []` offers only
-    /// the `queries`.
-    #[serde(default)]
-    pub tables: Option<Vec<String>>,
-    /// Custom query streams, each one read-only `SELECT` (default: none).
-    #[serde(default)]
-    pub queries: Vec<MysqlQuery>,
+/// The `url` field's documentation, the same on both sides.
+macro_rules! url_doc {
+    () => {
+        "All of the above in one URL, `mysql://user:password@host:port/database` \
+         (default: none; `?ssl-mode=REQUIRED` turns TLS on). A secret: write a reference \
+         such as `${secret:NAME}`. Use either `url` or `host`/`port`/`database`/`user`; \
+         `password` may go beside a URL without one."
+    };
+}
+
+/// A config with the connection fields (the `tls` ones are MySQL's).
+macro_rules! mysql_config {
+    ($(#[$meta:meta])* pub struct $name:ident { database: $database:expr, $($rest:tt)* }) => {
+        ferry_sql::server_config! {
+            $(#[$meta])*
+            pub struct $name {
+                port: 3306,
+                database: $database,
+                url: url_doc!(),
+                tls {
+                    /// Encrypt the connection with TLS (rustls) and verify the server's
+                    /// certificate (default false).
+                    #[serde(default)]
+                    pub tls: Option<bool>,
+                    /// PEM file of the certificate authority that signed the server's
+                    /// certificate, relative to the config file (default: the public web
+                    /// roots). Implies `tls = true`.
+                    #[serde(default)]
+                    pub tls_ca: Option<PathBuf>,
+                }
+                $($rest)*
+            }
+        }
+    };
+}
+
+mysql_config! {
+    /// Configuration of a `mysql` source (MySQL or MariaDB).
+    ///
+    /// ```toml
+    /// [source]
+    /// type = "mysql"
+    /// host = "db.internal"
+    /// database = "crm"
+    /// user = "ferry_reader"
+    /// password = "${secret:crm_password}"
+    /// tables = ["customers", "orders"]
+    /// queries = [{ name = "big_orders", sql = "SELECT id, total FROM orders WHERE total > 1000", primary_key = ["id"], cursor = "id" }]
+    /// ```
+    pub struct MysqlSourceConfig {
+        database: "The database (schema) to read (required, here or in `url`).",
+        /// Tables and views to offer as streams (default: every table and view of the
+        /// database, except Ferry's `_ferry_*` staging tables). `tables = []` offers only
+        /// the `queries`.
+        #[serde(default)]
+        pub tables: Option<Vec<String>>,
+        /// Custom query streams, each one read-only `SELECT` (default: none).
+        #[serde(default)]
+        pub queries: Vec<MysqlQuery>,
+    }
 }
 
 /// A stream defined by a query: `{ name = "big_orders", sql = "SELECT ..." }`.
 pub type MysqlQuery = ferry_sql::read::Query;
 
-/// Configuration of a `mysql` destination (MySQL or MariaDB).
-///
-/// ```toml
-/// [destination]
-/// type = "mysql"
-/// host = "db.internal"
-/// database = "warehouse"
-/// user = "ferry_writer"
-/// password = "${secret:warehouse_password}"
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MysqlSinkConfig {
-    /// Server host name or IP address (default `127.0.0.1`).
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Server TCP port (default 3306).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// The database (schema) to write into (required, here or in `url`); it must exist.
-    #[serde(default)]
-    pub database: Option<String>,
-    /// User name (required, here or in `url`).
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Password (default: none). Write a reference such as `${secret:NAME}`.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// Encrypt the connection with TLS (rustls) and verify the server's certificate
-    /// (default false).
-    #[serde(default)]
-    pub tls: Option<bool>,
-    /// PEM file of the certificate authority that signed the server's certificate,
-    /// relative to the config file (default: the public web roots). Implies `tls = true`.
-    #[serde(default)]
-    pub tls_ca: Option<PathBuf>,
-    /// All of the above in one URL, `mysql://user:password@host:port/database`
-    /// (default: none; `?ssl-mode=REQUIRED` turns TLS on). A secret: write a reference
-    /// such as `${secret:NAME}`. Use either `url` or `host`/`port`/`database`/`user`;
-    /// `password` may go beside a URL without one.
-    #[serde(default)]
-    pub url: Option<Secret>,
-}
-
-/// The connection fields both sides share, borrowed.
-struct Fields<'a> {
-    host: &'a Option<String>,
-    port: Option<u16>,
-    database: &'a Option<String>,
-    user: &'a Option<String>,
-    password: &'a Option<Secret>,
-    tls: Option<bool>,
-    tls_ca: &'a Option<PathBuf>,
-    url: &'a Option<Secret>,
+mysql_config! {
+    /// Configuration of a `mysql` destination (MySQL or MariaDB).
+    ///
+    /// ```toml
+    /// [destination]
+    /// type = "mysql"
+    /// host = "db.internal"
+    /// database = "warehouse"
+    /// user = "ferry_writer"
+    /// password = "${secret:warehouse_password}"
+    /// ```
+    pub struct MysqlSinkConfig {
+        database: "The database (schema) to write into (required, here or in `url`); it must exist.",
+    }
 }
 
 impl MysqlSourceConfig {
@@ -181,19 +148,7 @@ impl MysqlSourceConfig {
                 }
             }
         }
-        settings(
-            Fields {
-                host: &self.host,
-                port: self.port,
-                database: &self.database,
-                user: &self.user,
-                password: &self.password,
-                tls: self.tls,
-                tls_ca: &self.tls_ca,
-                url: &self.url,
-            },
-            base_dir,
-        )
+        settings(self.server_fields(), self.tls, &self.tls_ca, base_dir)
     }
 }
 
@@ -214,88 +169,27 @@ impl MysqlSinkConfig {
 
     /// Checks what serde cannot, without I/O, and returns the connection settings.
     pub fn validate(&self, base_dir: &Path) -> Result<ConnSettings> {
-        settings(
-            Fields {
-                host: &self.host,
-                port: self.port,
-                database: &self.database,
-                user: &self.user,
-                password: &self.password,
-                tls: self.tls,
-                tls_ca: &self.tls_ca,
-                url: &self.url,
-            },
-            base_dir,
-        )
+        settings(self.server_fields(), self.tls, &self.tls_ca, base_dir)
     }
 }
 
-fn settings(f: Fields<'_>, base_dir: &Path) -> Result<ConnSettings> {
-    let mut s = match f.url {
-        Some(url) => {
-            let clash: Vec<&str> = [
-                ("host", f.host.is_some()),
-                ("port", f.port.is_some()),
-                ("database", f.database.is_some()),
-                ("user", f.user.is_some()),
-            ]
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(n, _)| n)
-            .collect();
-            if !clash.is_empty() {
-                return Err(Error::config(format!(
-                    "give either `url` or `{}`, not both",
-                    clash.join("`, `")
-                )));
-            }
-            let mut s = ConnSettings::from_url(url.expose())?;
-            if let Some(p) = f.password {
-                if s.password.is_some() {
-                    return Err(Error::config(
-                        "the password is given twice, in `url` and in `password`; keep one",
-                    ));
-                }
-                s.password = Some(p.clone());
-            }
-            if f.tls == Some(false) && s.tls {
-                return Err(Error::config(
-                    "`tls = false` contradicts the `ssl-mode` of `url`",
-                ));
-            }
-            s.tls |= f.tls.unwrap_or(false);
-            s
-        }
-        None => ConnSettings {
-            host: f.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_string()),
-            port: f.port.unwrap_or(DEFAULT_PORT),
-            database: f.database.clone().unwrap_or_default(),
-            user: f.user.clone().unwrap_or_default(),
-            password: f.password.clone(),
-            tls: f.tls.unwrap_or(false),
-            tls_ca: None,
-        },
-    };
-    if s.host.trim().is_empty() {
-        return Err(Error::config("`host` is empty"));
-    }
-    if s.port == 0 {
+fn settings(
+    f: Fields<'_>,
+    tls: Option<bool>,
+    tls_ca: &Option<PathBuf>,
+    base_dir: &Path,
+) -> Result<ConnSettings> {
+    let (endpoint, params) = MYSQL.endpoint(&f)?;
+    let from_url = params.as_deref().map(url_tls).transpose()?.unwrap_or(false);
+    if tls == Some(false) && from_url {
         return Err(Error::config(
-            "`port` is 0; MySQL listens on 3306 by default",
+            "`tls = false` contradicts the `ssl-mode` of `url`",
         ));
     }
-    if s.user.is_empty() {
-        return Err(Error::config(
-            "no user: set `user` (or put it in `url`, mysql://USER@host/database)",
-        ));
-    }
-    if s.database.trim().is_empty() {
-        return Err(Error::config(
-            "no database: set `database` (or put it in `url`, mysql://host/DATABASE)",
-        ));
-    }
-    if let Some(ca) = f.tls_ca {
-        if f.tls == Some(false) {
+    MYSQL.check(&endpoint)?;
+    let mut s = ConnSettings::new(endpoint, from_url || tls.unwrap_or(false));
+    if let Some(ca) = tls_ca {
+        if tls == Some(false) {
             return Err(Error::config(
                 "`tls_ca` needs TLS, but `tls = false`; remove one",
             ));

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_sql::settings::{Endpoint, Product};
+use ferry_sql::write::naming::FERRY_PREFIX;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
 
@@ -14,15 +16,6 @@ use crate::types::{self, ColumnInfo};
 
 /// How long connecting (TCP, TLS and login) may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Prefix of every table Ferry makes for itself (staging and swapped-out tables).
-pub(crate) const FERRY_PREFIX: &str = "_ferry_";
-/// Prefix of the staging tables an overwrite writes into before the swap.
-pub(crate) const STAGING_PREFIX: &str = "_ferry_stage_";
-/// Prefix of the old table an overwrite swaps out, dropped right after the swap.
-pub(crate) const OLD_PREFIX: &str = "_ferry_old_";
-/// MySQL's limit on identifier length, in characters.
-const MAX_IDENT: usize = 64;
 
 /// Where and how to connect. `Debug` shows no password (it is a [`Secret`]).
 #[derive(Debug, Clone)]
@@ -43,80 +36,68 @@ pub struct ConnSettings {
     pub tls_ca: Option<PathBuf>,
 }
 
-impl ConnSettings {
-    /// Parses `mysql://user:password@host:port/database[?ssl-mode=…]`. Errors never
-    /// repeat the URL (it may hold the password).
-    pub fn from_url(url: &str) -> Result<ConnSettings> {
-        let shape = "write it as mysql://user:password@host:port/database";
-        let u = url::Url::parse(url.trim())
-            .map_err(|e| Error::config(format!("`url` is not a valid URL ({e}); {shape}")))?;
-        if !matches!(u.scheme(), "mysql" | "mariadb") {
-            return Err(Error::config(format!(
-                "`url` has scheme `{}`; {shape}",
-                u.scheme()
-            )));
-        }
-        let decode = |s: &str, what: &str| -> Result<String> {
-            url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| Error::config(format!("the {what} in `url` is not valid")))
-        };
-        let host = u
-            .host_str()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| crate::config::DEFAULT_HOST.to_string());
-        let database = decode(u.path().trim_start_matches('/'), "database")?;
-        if database.contains('/') {
-            return Err(Error::config(format!(
-                "`url` has a path with more than a database name; {shape}"
-            )));
-        }
-        let mut tls = false;
-        for (k, v) in u.query_pairs() {
-            match (
-                k.to_ascii_lowercase().as_str(),
-                v.to_ascii_uppercase().as_str(),
-            ) {
-                ("ssl-mode" | "sslmode", "DISABLED" | "PREFERRED") => tls = false,
-                ("ssl-mode" | "sslmode", "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY") => {
-                    tls = true
-                }
-                ("tls" | "ssl", "TRUE" | "1") => tls = true,
-                ("tls" | "ssl", "FALSE" | "0") => tls = false,
-                (k, _) => {
-                    return Err(Error::config(format!(
-                        "`url` has parameter `{k}` with a value Ferry does not know; \
-                         only `ssl-mode` (DISABLED, REQUIRED, VERIFY_IDENTITY) is read, \
-                         other settings are fields of the connector (`ferry spec mysql`)"
-                    )))
-                }
+/// How MySQL's settings are read.
+pub(crate) const MYSQL: Product = Product {
+    name: "MySQL",
+    schemes: &["mysql", "mariadb"],
+    default_port: crate::config::DEFAULT_PORT,
+};
+
+/// Whether a URL's `?ssl-mode=…` (or `tls`, `ssl`) turns TLS on.
+pub(crate) fn url_tls(params: &[(String, String)]) -> Result<bool> {
+    let mut tls = false;
+    for (k, v) in params {
+        match (
+            k.to_ascii_lowercase().as_str(),
+            v.to_ascii_uppercase().as_str(),
+        ) {
+            ("ssl-mode" | "sslmode", "DISABLED" | "PREFERRED") => tls = false,
+            ("ssl-mode" | "sslmode", "REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY") => tls = true,
+            ("tls" | "ssl", "TRUE" | "1") => tls = true,
+            ("tls" | "ssl", "FALSE" | "0") => tls = false,
+            (k, _) => {
+                return Err(Error::config(format!(
+                    "`url` has parameter `{k}` with a value Ferry does not know; \
+                     only `ssl-mode` (DISABLED, REQUIRED, VERIFY_IDENTITY) is read, \
+                     other settings are fields of the connector (`ferry spec mysql`)"
+                )))
             }
         }
-        let password = match u.password() {
-            Some(p) => Some(Secret::new(decode(p, "password")?)),
-            None => None,
-        };
-        Ok(ConnSettings {
+    }
+    Ok(tls)
+}
+
+impl ConnSettings {
+    /// Settings for `endpoint`, with TLS or not.
+    pub(crate) fn new(endpoint: Endpoint, tls: bool) -> ConnSettings {
+        let Endpoint {
             host,
-            port: u.port().unwrap_or(crate::config::DEFAULT_PORT),
+            port,
             database,
-            user: decode(u.username(), "user name")?,
+            user,
+            password,
+        } = endpoint;
+        ConnSettings {
+            host,
+            port,
+            database,
+            user,
             password,
             tls,
             tls_ca: None,
-        })
+        }
+    }
+
+    /// Parses `mysql://user:password@host:port/database[?ssl-mode=…]`. Errors never
+    /// repeat the URL (it may hold the password).
+    pub fn from_url(url: &str) -> Result<ConnSettings> {
+        let (endpoint, params) = MYSQL.parse_url(url)?;
+        Ok(ConnSettings::new(endpoint, url_tls(&params)?))
     }
 
     /// `mysql://host:port/database`: where data went, without credentials.
     pub fn location(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("mysql://{host}:{}/{}", self.port, self.database)
+        MYSQL.location(&self.host, self.port, &self.database)
     }
 
     fn opts(&self, with_database: bool) -> mysql_async::Opts {
@@ -344,39 +325,6 @@ fn number(v: Option<&Value>) -> Option<u64> {
 /// Whether `name` is a table Ferry made for itself.
 pub(crate) fn is_ferry_table(name: &str) -> bool {
     name.starts_with(FERRY_PREFIX)
-}
-
-/// FNV-1a 64 of `s`: a stable tag naming which table a staging table belongs to.
-fn tag(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{:012x}", h & 0xffff_ffff_ffff)
-}
-
-/// The prefix of every staging (or swapped-out) table of `table`: `<prefix><tag>_`.
-pub(crate) fn helper_prefix(prefix: &str, table: &str) -> String {
-    format!("{prefix}{}_", tag(table))
-}
-
-/// The staging (or swapped-out) table of `table` for run `run_id`:
-/// `<prefix><tag of table>_<run suffix>_<start of table>`, at most 64 characters.
-pub(crate) fn helper_name(prefix: &str, table: &str, run_id: &str) -> String {
-    let run: String = run_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .rev()
-        .take(6)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let mut name = format!("{}{run}_", helper_prefix(prefix, table));
-    let room = MAX_IDENT.saturating_sub(name.chars().count());
-    name.extend(table.chars().take(room));
-    name
 }
 
 /// The server's kind, for the few places MySQL and MariaDB differ.
@@ -688,19 +636,13 @@ mod tests {
     }
 
     #[test]
-    fn helper_names_fit_and_are_stable() {
-        let long = "t".repeat(80);
-        let n = helper_name(STAGING_PREFIX, &long, "20240501T120000Z-1a2b3c");
-        assert_eq!(n.chars().count(), 64);
-        assert!(n.starts_with(&helper_prefix(STAGING_PREFIX, &long)));
-        assert!(n.contains("_1a2b3c_"));
-        assert_ne!(
-            helper_prefix(STAGING_PREFIX, "orders"),
-            helper_prefix(STAGING_PREFIX, "Orders")
-        );
-        let short = helper_name(OLD_PREFIX, "orders", "20240501T120000Z-1a2b3c");
-        assert!(short.ends_with("_1a2b3c_orders"), "{short}");
-        assert!(is_ferry_table(&short));
+    fn helper_tables_are_ferry_tables() {
+        use ferry_sql::write::naming::{tagged_name, OLD_PREFIX, STAGING_PREFIX};
+        for prefix in [STAGING_PREFIX, OLD_PREFIX] {
+            let name = tagged_name(prefix, "orders", "20240501T120000Z-1a2b3c", 64);
+            assert!(is_ferry_table(&name), "{name}");
+        }
+        assert!(!is_ferry_table("orders"));
     }
 
     #[test]

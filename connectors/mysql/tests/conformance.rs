@@ -13,14 +13,14 @@ use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use ferry_core::arrow_schema::{Schema, SchemaRef};
-use ferry_core::report::Status;
-use ferry_core::testkit::{self, Fidelity, SinkFixture, SourceFixture};
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, BuildContext, ConfigNode, Durability, ErrorKind, FerryType, Message, ReadRequest,
-    Registry, Result, RunOptions, Secret, Sink, Source, StreamConfig, WriteMode, WriteRequest,
-    WriteSummary,
+    Registry, Result, Secret, Sink, Source, WriteMode, WriteRequest, WriteSummary,
 };
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 
@@ -222,7 +222,7 @@ fn request(stream: &str, schema: SchemaRef, mode: WriteMode) -> WriteRequest {
         stream: stream.into(),
         schema,
         mode,
-        run_id: ferry_core::runtime::new_run_id(),
+        run_id: ferry_engine::runtime::new_run_id(),
     }
 }
 

@@ -1,21 +1,22 @@
 //! The `[source]` and `[destination]` sections of the `postgres` connector.
 //!
 //! Parsing and `validate` are pure: nothing connects until `check`, `discover`, `read`
-//! or `open`. The connection fields are the same on both sides (serde cannot combine
-//! `flatten` with `deny_unknown_fields`, so each config lists them); both turn into one
-//! [`ConnSettings`], whose `Debug` never shows the password.
+//! or `open`. The connection fields are the same on both sides (written in by
+//! [`ferry_sql::server_config!`]); both turn into one [`ConnSettings`], whose `Debug`
+//! never shows the password.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use ferry_core::{Error, Result, Secret};
+use ferry_core::{Error, Result};
+use ferry_sql::settings::Fields;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::core::ConnSettings;
+use crate::core::{ConnSettings, POSTGRES};
 
 /// Default host.
-pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_HOST: &str = ferry_sql::settings::DEFAULT_HOST;
 /// Default port.
 pub const DEFAULT_PORT: u16 = 5432;
 /// Default schema read from and written to.
@@ -36,6 +37,65 @@ pub enum SslMode {
     /// Always use TLS, and check that the certificate is signed by a trusted authority
     /// (the system's, or `ca_file`) and names the host connected to.
     VerifyFull,
+}
+
+/// A config with the connection fields (the TLS ones, the session name and the
+/// timeouts are PostgreSQL's).
+macro_rules! postgres_config {
+    ($(#[$meta:meta])* pub struct $name:ident { database: $database:expr, $($rest:tt)* }) => {
+        ferry_sql::server_config! {
+            $(#[$meta])*
+            pub struct $name {
+                port: 5432,
+                database: $database,
+                url: "All connection fields in one URL, `postgres://user:password@host:port/database` \
+                      (default: none; `?sslmode=…` and `?application_name=…` are read too). A \
+                      secret: write a reference such as `${secret:NAME}`, or one inside the URL \
+                      (`postgres://ferry:${secret:pg_password}@db/crm`). Use either `url` or \
+                      `host`/`port`/`database`/`user`; `password` may go beside a URL without one.",
+                tls {
+                    /// TLS: `disable`, `prefer`, `require` or `verify-full` (default `prefer`, or
+                    /// `verify-full` when `ca_file` is set). `prefer` and `require` encrypt without
+                    /// checking the certificate; `verify-full` checks it against the system's trusted
+                    /// authorities (or `ca_file`) and the host name.
+                    #[serde(default)]
+                    pub sslmode: Option<SslMode>,
+                    /// PEM file of the authority that signed the server's certificate, relative to the
+                    /// config file, e.g. `certs/db-ca.pem` (default: the system's trusted authorities).
+                    /// Used by `verify-full`.
+                    #[serde(default)]
+                    pub ca_file: Option<PathBuf>,
+                }
+                /// Name of Ferry's sessions in `pg_stat_activity` (default `ferry`).
+                #[serde(default)]
+                pub application_name: Option<String>,
+                /// Seconds connecting (TCP, TLS and login) may take before the attempt is given up
+                /// (default 15). Connecting is retried up to 4 times.
+                #[serde(default)]
+                pub connect_timeout_secs: Option<f64>,
+                /// Seconds Ferry waits for any one answer of the connected server (a statement's
+                /// result, the next COPY data, the acknowledgement of rows sent) before it gives the
+                /// connection up as hung, e.g. half-open after a network failure (default 600). Raise
+                /// it for queries that run longer than that before their first row.
+                #[serde(default)]
+                pub read_timeout_secs: Option<f64>,
+                $($rest)*
+            }
+        }
+
+        impl $name {
+            /// The connection fields only PostgreSQL has.
+            fn extra(&self) -> Extra<'_> {
+                Extra {
+                    sslmode: self.sslmode,
+                    ca_file: &self.ca_file,
+                    application_name: &self.application_name,
+                    connect_timeout_secs: self.connect_timeout_secs,
+                    read_timeout_secs: self.read_timeout_secs,
+                }
+            }
+        }
+    };
 }
 
 impl SslMode {
@@ -60,68 +120,22 @@ impl SslMode {
     }
 }
 
-/// Configuration of a `postgres` source.
-///
-/// ```toml
-/// [source]
-/// type = "postgres"
-/// host = "db.internal"
-/// database = "crm"
-/// user = "ferry_reader"
-/// password = "${secret:crm_password}"
-/// sslmode = "verify-full"
-/// schemas = ["public", "sales"]
-/// queries = [{ name = "big_orders", sql = "SELECT id, total FROM orders WHERE total > 1000", primary_key = ["id"], cursor = "id" }]
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresSourceConfig {
-    /// Server host name or IP address (default `127.0.0.1`).
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Server TCP port (default `5432`).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// The database to read (required, here or in `url`).
-    #[serde(default)]
-    pub database: Option<String>,
-    /// User name (required, here or in `url`).
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Password (default: none). Write a reference such as `${secret:NAME}`.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// TLS: `disable`, `prefer`, `require` or `verify-full` (default `prefer`, or
-    /// `verify-full` when `ca_file` is set). `prefer` and `require` encrypt without
-    /// checking the certificate; `verify-full` checks it against the system's trusted
-    /// authorities (or `ca_file`) and the host name.
-    #[serde(default)]
-    pub sslmode: Option<SslMode>,
-    /// PEM file of the authority that signed the server's certificate, relative to the
-    /// config file, e.g. `certs/db-ca.pem` (default: the system's trusted authorities).
-    /// Used by `verify-full`.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// All connection fields in one URL, `postgres://user:password@host:port/database`
-    /// (default: none; `?sslmode=…` and `?application_name=…` are read too). A secret:
-    /// write a reference such as `${secret:NAME}`, or one inside the URL
-    /// (`postgres://ferry:${secret:pg_password}@db/crm`). Use either `url` or
-    /// `host`/`port`/`database`/`user`; `password` may go beside a URL without one.
-    #[serde(default)]
-    pub url: Option<Secret>,
-    /// Name of Ferry's sessions in `pg_stat_activity` (default `ferry`).
-    #[serde(default)]
-    pub application_name: Option<String>,
-    /// Seconds connecting (TCP, TLS and login) may take before the attempt is given up
-    /// (default 15). Connecting is retried up to 4 times.
-    #[serde(default)]
-    pub connect_timeout_secs: Option<f64>,
-    /// Seconds Ferry waits for any one answer of the connected server (a statement's
-    /// result, the next COPY data, the acknowledgement of rows sent) before it gives the
-    /// connection up as hung, e.g. half-open after a network failure (default 600). Raise
-    /// it for queries that run longer than that before their first row.
-    #[serde(default)]
-    pub read_timeout_secs: Option<f64>,
+postgres_config! {
+    /// Configuration of a `postgres` source.
+    ///
+    /// ```toml
+    /// [source]
+    /// type = "postgres"
+    /// host = "db.internal"
+    /// database = "crm"
+    /// user = "ferry_reader"
+    /// password = "${secret:crm_password}"
+    /// sslmode = "verify-full"
+    /// schemas = ["public", "sales"]
+    /// queries = [{ name = "big_orders", sql = "SELECT id, total FROM orders WHERE total > 1000", primary_key = ["id"], cursor = "id" }]
+    /// ```
+    pub struct PostgresSourceConfig {
+        database: "The database to read (required, here or in `url`).",
     /// Schemas whose tables and views are offered (default `["public"]`). Streams of the
     /// first schema are named by table (`orders`), those of the others `schema.table`.
     #[serde(default)]
@@ -145,6 +159,7 @@ pub struct PostgresSourceConfig {
     /// larger ones estimated from the planner's statistics).
     #[serde(default)]
     pub exact_count: bool,
+    }
 }
 
 /// Most connections one parallel read opens.
@@ -173,82 +188,31 @@ pub struct ParallelRead {
 /// column types are the result's (cast in SQL to choose one): it takes no `columns`.
 pub type PostgresQuery = ferry_sql::read::Query;
 
-/// Configuration of a `postgres` destination.
-///
-/// ```toml
-/// [destination]
-/// type = "postgres"
-/// host = "warehouse.internal"
-/// database = "analytics"
-/// user = "ferry_writer"
-/// password = "${secret:warehouse_password}"
-/// sslmode = "verify-full"
-/// schema = "acme"
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresSinkConfig {
-    /// Server host name or IP address (default `127.0.0.1`).
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Server TCP port (default `5432`).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// The database to write into (required, here or in `url`); it must exist.
-    #[serde(default)]
-    pub database: Option<String>,
-    /// User name (required, here or in `url`).
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Password (default: none). Write a reference such as `${secret:NAME}`.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// TLS: `disable`, `prefer`, `require` or `verify-full` (default `prefer`, or
-    /// `verify-full` when `ca_file` is set). `prefer` and `require` encrypt without
-    /// checking the certificate; `verify-full` checks it against the system's trusted
-    /// authorities (or `ca_file`) and the host name.
-    #[serde(default)]
-    pub sslmode: Option<SslMode>,
-    /// PEM file of the authority that signed the server's certificate, relative to the
-    /// config file, e.g. `certs/db-ca.pem` (default: the system's trusted authorities).
-    /// Used by `verify-full`.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// All connection fields in one URL, `postgres://user:password@host:port/database`
-    /// (default: none; `?sslmode=…` and `?application_name=…` are read too). A secret:
-    /// write a reference such as `${secret:NAME}`, or one inside the URL
-    /// (`postgres://ferry:${secret:pg_password}@db/crm`). Use either `url` or
-    /// `host`/`port`/`database`/`user`; `password` may go beside a URL without one.
-    #[serde(default)]
-    pub url: Option<Secret>,
-    /// Name of Ferry's sessions in `pg_stat_activity` (default `ferry`).
-    #[serde(default)]
-    pub application_name: Option<String>,
-    /// Seconds connecting (TCP, TLS and login) may take before the attempt is given up
-    /// (default 15). Connecting is retried up to 4 times.
-    #[serde(default)]
-    pub connect_timeout_secs: Option<f64>,
-    /// Seconds Ferry waits for any one answer of the connected server (a statement's
-    /// result, the next COPY data, the acknowledgement of rows sent) before it gives the
-    /// connection up as hung, e.g. half-open after a network failure (default 600). Raise
-    /// it for queries that run longer than that before their first row.
-    #[serde(default)]
-    pub read_timeout_secs: Option<f64>,
-    /// Schema the tables are written into (default `public`); created if missing.
-    #[serde(default)]
-    pub schema: Option<String>,
+postgres_config! {
+    /// Configuration of a `postgres` destination.
+    ///
+    /// ```toml
+    /// [destination]
+    /// type = "postgres"
+    /// host = "warehouse.internal"
+    /// database = "analytics"
+    /// user = "ferry_writer"
+    /// password = "${secret:warehouse_password}"
+    /// sslmode = "verify-full"
+    /// schema = "acme"
+    /// ```
+    pub struct PostgresSinkConfig {
+        database: "The database to write into (required, here or in `url`); it must exist.",
+        /// Schema the tables are written into (default `public`); created if missing.
+        #[serde(default)]
+        pub schema: Option<String>,
+    }
 }
 
-/// The connection fields both sides share, borrowed.
-struct Fields<'a> {
-    host: &'a Option<String>,
-    port: Option<u16>,
-    database: &'a Option<String>,
-    user: &'a Option<String>,
-    password: &'a Option<Secret>,
+/// The connection fields only PostgreSQL has, borrowed.
+struct Extra<'a> {
     sslmode: Option<SslMode>,
     ca_file: &'a Option<PathBuf>,
-    url: &'a Option<Secret>,
     application_name: &'a Option<String>,
     connect_timeout_secs: Option<f64>,
     read_timeout_secs: Option<f64>,
@@ -374,22 +338,7 @@ impl PostgresSourceConfig {
                 )));
             }
         }
-        settings(
-            Fields {
-                host: &self.host,
-                port: self.port,
-                database: &self.database,
-                user: &self.user,
-                password: &self.password,
-                sslmode: self.sslmode,
-                ca_file: &self.ca_file,
-                url: &self.url,
-                application_name: &self.application_name,
-                connect_timeout_secs: self.connect_timeout_secs,
-                read_timeout_secs: self.read_timeout_secs,
-            },
-            base_dir,
-        )
+        settings(self.server_fields(), self.extra(), base_dir)
     }
 }
 
@@ -426,22 +375,7 @@ impl PostgresSinkConfig {
             return Err(Error::config("`schema` is empty (default \"public\")"));
         }
         check_ident(&schema, "`schema`")?;
-        settings(
-            Fields {
-                host: &self.host,
-                port: self.port,
-                database: &self.database,
-                user: &self.user,
-                password: &self.password,
-                sslmode: self.sslmode,
-                ca_file: &self.ca_file,
-                url: &self.url,
-                application_name: &self.application_name,
-                connect_timeout_secs: self.connect_timeout_secs,
-                read_timeout_secs: self.read_timeout_secs,
-            },
-            base_dir,
-        )
+        settings(self.server_fields(), self.extra(), base_dir)
     }
 }
 
@@ -462,82 +396,49 @@ fn check_ident(name: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn settings(f: Fields<'_>, base_dir: &Path) -> Result<ConnSettings> {
-    let mut explicit_mode = f.sslmode;
-    let mut s = match f.url {
-        Some(url) => {
-            let clash: Vec<&str> = [
-                ("host", f.host.is_some()),
-                ("port", f.port.is_some()),
-                ("database", f.database.is_some()),
-                ("user", f.user.is_some()),
-            ]
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(n, _)| n)
-            .collect();
-            if !clash.is_empty() {
+fn settings(f: Fields<'_>, x: Extra<'_>, base_dir: &Path) -> Result<ConnSettings> {
+    let (endpoint, params) = POSTGRES.endpoint(&f)?;
+    POSTGRES.check(&endpoint)?;
+    let mut s = ConnSettings::new(endpoint);
+    let mut explicit_mode = x.sslmode;
+    if let Some(params) = params {
+        let mut from_url = UrlExtras::default();
+        for (k, v) in &params {
+            from_url.apply(k, v, &mut s)?;
+        }
+        if let (Some(a), Some(b)) = (from_url.sslmode, x.sslmode) {
+            if a != b {
                 return Err(Error::config(format!(
-                    "give either `url` or `{}`, not both",
-                    clash.join("`, `")
+                    "`sslmode = \"{}\"` contradicts the `sslmode={}` of `url`; keep one",
+                    b.name(),
+                    a.name()
                 )));
             }
-            let (mut s, from_url) = ConnSettings::parse_url(url.expose())?;
-            if let Some(p) = f.password {
-                if s.password.is_some() {
-                    return Err(Error::config(
-                        "the password is given twice, in `url` and in `password`; keep one",
-                    ));
-                }
-                s.password = Some(p.clone());
-            }
-            if let (Some(a), Some(b)) = (from_url.sslmode, f.sslmode) {
-                if a != b {
-                    return Err(Error::config(format!(
-                        "`sslmode = \"{}\"` contradicts the `sslmode={}` of `url`; keep one",
-                        b.name(),
-                        a.name()
-                    )));
-                }
-            }
-            if from_url.application_name && f.application_name.is_some() {
-                return Err(Error::config(
-                    "`application_name` is given twice, in `url` and as a field; keep one",
-                ));
-            }
-            if from_url.ca_file.is_some() && f.ca_file.is_some() {
-                return Err(Error::config(
-                    "the CA file is given twice, as `sslrootcert` in `url` and as `ca_file`; keep one",
-                ));
-            }
-            explicit_mode = from_url.sslmode.or(f.sslmode);
-            s.sslmode = explicit_mode.unwrap_or(SslMode::Prefer);
-            s.ca_file = from_url.ca_file;
-            s
         }
-        None => ConnSettings {
-            host: f.host.clone().unwrap_or_else(|| DEFAULT_HOST.to_string()),
-            port: f.port.unwrap_or(DEFAULT_PORT),
-            database: f.database.clone().unwrap_or_default(),
-            user: f.user.clone().unwrap_or_default(),
-            password: f.password.clone(),
-            sslmode: f.sslmode.unwrap_or(SslMode::Prefer),
-            ca_file: None,
-            application_name: DEFAULT_APPLICATION_NAME.to_string(),
-            connect_timeout: crate::core::DEFAULT_CONNECT_TIMEOUT,
-            read_timeout: crate::core::DEFAULT_READ_TIMEOUT,
-        },
-    };
-    if let Some(t) = f.connect_timeout_secs {
+        if from_url.application_name && x.application_name.is_some() {
+            return Err(Error::config(
+                "`application_name` is given twice, in `url` and as a field; keep one",
+            ));
+        }
+        if from_url.ca_file.is_some() && x.ca_file.is_some() {
+            return Err(Error::config(
+                "the CA file is given twice, as `sslrootcert` in `url` and as `ca_file`; keep one",
+            ));
+        }
+        explicit_mode = from_url.sslmode.or(x.sslmode);
+        s.ca_file = from_url.ca_file;
+    }
+    s.sslmode = explicit_mode.unwrap_or(SslMode::Prefer);
+    if let Some(t) = x.connect_timeout_secs {
         s.connect_timeout = seconds(t, "connect_timeout_secs")?;
     }
-    if let Some(t) = f.read_timeout_secs {
+    if let Some(t) = x.read_timeout_secs {
         s.read_timeout = seconds(t, "read_timeout_secs")?;
     }
-    if let Some(name) = f.application_name {
+    if let Some(name) = x.application_name {
         s.application_name = name.clone();
     }
-    if let Some(ca) = f.ca_file.clone().or(s.ca_file.take()) {
+    if let Some(ca) = x.ca_file.clone().or(s.ca_file.take()) {
         if explicit_mode.is_some_and(|m| m != SslMode::VerifyFull) {
             return Err(Error::config(format!(
                 "`ca_file` is only used with `sslmode = \"verify-full\"`, but sslmode is `{}`; \
@@ -551,24 +452,6 @@ fn settings(f: Fields<'_>, base_dir: &Path) -> Result<ConnSettings> {
         } else {
             base_dir.join(ca)
         });
-    }
-    if s.host.trim().is_empty() {
-        return Err(Error::config("`host` is empty"));
-    }
-    if s.port == 0 {
-        return Err(Error::config(
-            "`port` is 0; PostgreSQL listens on 5432 by default",
-        ));
-    }
-    if s.user.is_empty() {
-        return Err(Error::config(
-            "no user: set `user` (or put it in `url`, postgres://USER@host/database)",
-        ));
-    }
-    if s.database.trim().is_empty() {
-        return Err(Error::config(
-            "no database: set `database` (or put it in `url`, postgres://host/DATABASE)",
-        ));
     }
     for (what, v) in [
         ("host", &s.host),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use ferry_core::retry::{Retry, RetryPolicy};
 use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_sql::settings::{Endpoint, Product};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -16,7 +18,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::{SslMode, UrlExtras, DEFAULT_APPLICATION_NAME, DEFAULT_HOST, DEFAULT_PORT};
+use crate::config::{SslMode, UrlExtras, DEFAULT_APPLICATION_NAME, DEFAULT_PORT};
 use crate::types::PgType;
 
 /// How long connecting (TCP, TLS and login) may take, by default.
@@ -28,11 +30,12 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(600);
 /// PostgreSQL's limit on identifier length, in bytes (longer names are cut silently).
 pub(crate) const MAX_IDENT: usize = 63;
 /// Prefix of every table Ferry makes for itself; discovery never lists them.
-pub(crate) const FERRY_PREFIX: &str = "_ferry_";
-/// Prefix of the staging tables an overwrite writes into before the swap.
-pub(crate) const STAGING_PREFIX: &str = "_ferry_stage_";
+pub(crate) use ferry_sql::write::naming::FERRY_PREFIX;
 /// Attempts of an operation that is safe to repeat, when it fails with a temporary error.
 const ATTEMPTS: u32 = 4;
+/// Waits between them: about 0.25 s, 0.5 s, 1 s (each jittered down to half).
+const RETRY: RetryPolicy =
+    RetryPolicy::new(ATTEMPTS, Duration::from_millis(250), Duration::from_secs(1));
 
 /// Where and how to connect. `Debug` shows no password (it is a [`Secret`]).
 #[derive(Debug, Clone)]
@@ -60,11 +63,46 @@ pub struct ConnSettings {
     pub read_timeout: Duration,
 }
 
+/// How PostgreSQL's settings are read.
+pub(crate) const POSTGRES: Product = Product {
+    name: "PostgreSQL",
+    schemes: &["postgres", "postgresql"],
+    default_port: DEFAULT_PORT,
+};
+
 impl ConnSettings {
+    /// Settings for `endpoint`, the others at their defaults.
+    pub(crate) fn new(endpoint: Endpoint) -> ConnSettings {
+        let Endpoint {
+            host,
+            port,
+            database,
+            user,
+            password,
+        } = endpoint;
+        ConnSettings {
+            host,
+            port,
+            database,
+            user,
+            password,
+            sslmode: SslMode::Prefer,
+            ca_file: None,
+            application_name: DEFAULT_APPLICATION_NAME.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+        }
+    }
+
     /// Parses `postgres://user:password@host:port/database[?sslmode=…]`. Errors never
     /// repeat the URL (it may hold the password).
     pub fn from_url(url: &str) -> Result<ConnSettings> {
-        let (mut s, extras) = Self::parse_url(url)?;
+        let (endpoint, params) = POSTGRES.parse_url(url)?;
+        let mut s = ConnSettings::new(endpoint);
+        let mut extras = UrlExtras::default();
+        for (k, v) in &params {
+            extras.apply(k, v, &mut s)?;
+        }
         if let Some(mode) = extras.sslmode {
             s.sslmode = mode;
         }
@@ -75,73 +113,14 @@ impl ConnSettings {
         Ok(s)
     }
 
-    pub(crate) fn parse_url(url: &str) -> Result<(ConnSettings, UrlExtras)> {
-        let shape = "write it as postgres://user:password@host:port/database";
-        let u = url::Url::parse(url.trim())
-            .map_err(|_| Error::config(format!("`url` is not a valid connection URL; {shape}")))?;
-        if !matches!(u.scheme(), "postgres" | "postgresql") {
-            return Err(Error::config(format!(
-                "`url` has scheme `{}`; {shape}",
-                u.scheme()
-            )));
-        }
-        let decode = |s: &str, what: &str| -> Result<String> {
-            url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| Error::config(format!("the {what} in `url` is not valid")))
-        };
-        let host = u
-            .host_str()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let database = decode(u.path().trim_start_matches('/'), "database")?;
-        if database.contains('/') {
-            return Err(Error::config(format!(
-                "`url` has a path with more than a database name; {shape}"
-            )));
-        }
-        let password = match u.password() {
-            Some(p) => Some(Secret::new(decode(p, "password")?)),
-            None => None,
-        };
-        let mut s = ConnSettings {
-            host,
-            port: u.port().unwrap_or(DEFAULT_PORT),
-            database,
-            user: decode(u.username(), "user name")?,
-            password,
-            sslmode: SslMode::Prefer,
-            ca_file: None,
-            application_name: DEFAULT_APPLICATION_NAME.to_string(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            read_timeout: DEFAULT_READ_TIMEOUT,
-        };
-        let mut extras = UrlExtras::default();
-        for (k, v) in u.query_pairs() {
-            extras.apply(&k, &v, &mut s)?;
-        }
-        Ok((s, extras))
-    }
-
     /// `postgres://host:port/database`: where data went, without credentials.
     pub fn location(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("postgres://{host}:{}/{}", self.port, self.database)
+        POSTGRES.location(&self.host, self.port, &self.database)
     }
 
     /// `host:port`, for messages.
     pub(crate) fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        ferry_sql::settings::host_port(&self.host, self.port)
     }
 
     fn pg_config(&self) -> tokio_postgres::Config {
@@ -603,30 +582,33 @@ pub(crate) fn is_transient(e: &Error) -> bool {
 }
 
 /// Runs `f` until it succeeds, fails with a lasting error, or [`ATTEMPTS`] are used,
-/// waiting 0.25 s, 0.5 s, 1 s between attempts. Only for operations that are safe to
+/// waiting as [`RETRY`] says between attempts. Only for operations that are safe to
 /// repeat as a whole.
 pub(crate) async fn retry<T, F, Fut>(mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let mut delay = Duration::from_millis(250);
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
+    let classify = |e: &Error| {
+        if is_transient(e) {
+            Retry::Backoff
+        } else {
+            Retry::Never
+        }
+    };
+    RETRY
+        .run(
+            |_| f(),
+            classify,
+            |e, attempt, wait| {
                 tracing::warn!(
                     "PostgreSQL: {}; retrying in {} ms (attempt {attempt} of {ATTEMPTS})",
                     ferry_core::redact::redact(&e.to_string()),
-                    delay.as_millis()
+                    wait.as_millis()
                 );
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+            },
+        )
+        .await
 }
 
 // ----------------------------------------------------------------------------------------
@@ -676,39 +658,6 @@ pub(crate) fn literal(text: &str) -> String {
     }
     s.push('\'');
     s
-}
-
-/// Whether `s` has the shape of a run id Ferry generates (`20240501T120000Z-1a2b3c`).
-pub(crate) fn looks_like_run_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 23
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'T'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z'
-        && b[16] == b'-'
-        && b[17..].iter().all(|c| c.is_ascii_hexdigit())
-}
-
-/// FNV-1a 64 of `s`, hex: short stable names for long table names.
-pub(crate) fn short_hash(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// The part of the staging table names of `table` before the run id:
-/// `_ferry_stage_<table>_`, or `_ferry_stage_<hash>_` when that would be too long.
-pub(crate) fn staging_prefix(table: &str) -> String {
-    let plain = format!("{STAGING_PREFIX}{table}_");
-    if plain.len() + 23 <= MAX_IDENT {
-        plain
-    } else {
-        format!("{STAGING_PREFIX}{}_", short_hash(table))
-    }
 }
 
 // ----------------------------------------------------------------------------------------
@@ -934,17 +883,6 @@ mod tests {
         assert_eq!(quote("a \"b\"; DROP"), "\"a \"\"b\"\"; DROP\"");
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal("a\\'b"), "E'a\\\\''b'");
-    }
-
-    #[test]
-    fn names() {
-        assert!(looks_like_run_id("20240501T120000Z-1a2b3c"));
-        assert!(!looks_like_run_id("orders"));
-        assert_eq!(staging_prefix("t"), "_ferry_stage_t_");
-        let long = "x".repeat(40);
-        let p = staging_prefix(&long);
-        assert!(p.len() + 23 <= MAX_IDENT, "{p}");
-        assert_eq!(p, staging_prefix(&long));
     }
 
     #[tokio::test]

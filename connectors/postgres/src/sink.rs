@@ -22,6 +22,7 @@
 //! committed state past the last flush, and the rerun resumes there.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,10 +30,17 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::{Schema, SchemaRef};
+use ferry_core::sink::NameMatch;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    BuildContext, Durability, Error, ErrorKind, FerryType, Output, Result, ResultExt, Sink,
-    SinkCapabilities, StreamWriter, WriteMode, WriteRequest, WriteSummary,
+    BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, SinkCapabilities,
+    StreamWriter, WriteMode, WriteRequest,
+};
+use ferry_sql::write::ddl::{column_list, temp_upsert};
+use ferry_sql::write::naming::OWNER_TABLE;
+use ferry_sql::write::{
+    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
+    Staging, Table, TableWriter,
 };
 use futures::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
@@ -40,9 +48,9 @@ use tokio_postgres::{Client, CopyInSink};
 use crate::config::PostgresSinkConfig;
 use crate::core::{
     self, is_transient, qualified, quote, retry, within, ConnSettings, Pg, PgResultExt, RelKind,
-    Relation, MAX_IDENT,
+    MAX_IDENT,
 };
-use crate::types::{self, BatchEncoder, Enc, PgKind};
+use crate::types::{self, BatchEncoder, Enc, PgKind, PgType};
 
 /// Bytes of encoded rows sent to the server at once.
 const CHUNK: usize = 1 << 20;
@@ -149,7 +157,9 @@ impl Sink for PostgresSink {
         let (client, target) = retry(|| within(s, what, open_target(&inner, &request)))
             .await
             .ctx("table", &request.stream)?;
-        Ok(Box::new(PgWriter {
+        let table = target.table.clone();
+        let location = format!("{}#{}.{table}", s.location(), inner.schema);
+        let load = PgLoad {
             inner: self.inner.clone(),
             client: Some(client),
             target,
@@ -158,9 +168,10 @@ impl Sink for PostgresSink {
             committing: false,
             broken: false,
             outcome_unknown: false,
-            rows: 0,
             buf: BytesMut::with_capacity(CHUNK + 64 * 1024),
-        }))
+        };
+        let writer = TableWriter::new(load, &table, &request, location);
+        Ok(Box::new(writer))
     }
 
     // abort cancels the COPY, rolls the open transaction back and drops the staging table
@@ -169,9 +180,7 @@ impl Sink for PostgresSink {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            modes: vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert],
-        }
+        ferry_sql::write::capabilities()
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
@@ -195,22 +204,8 @@ impl Sink for PostgresSink {
     async fn owner(&self) -> Result<Option<String>> {
         let settings = self.inner.pg.settings.clone();
         within::<_, Error, _>(&settings, "reading the destination's owner tag", async {
-            let s = &self.inner.pg.settings;
             let client = self.inner.pg.connect_retrying().await?;
-            let table = qualified(&self.inner.schema, OWNER_TABLE);
-            let exists: bool = client
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-                .await
-                .pg(s)?
-                .get(0);
-            if !exists {
-                return Ok(None);
-            }
-            let row = client
-                .query_opt(&format!("SELECT client FROM {table} LIMIT 1"), &[])
-                .await
-                .pg(s)?;
-            Ok(row.map(|r| r.get(0)))
+            owner::read(&mut self.ddl(&client)).await
         })
         .await
     }
@@ -220,39 +215,25 @@ impl Sink for PostgresSink {
     /// binding at once cannot both win), and answers the client it holds then. A
     /// destination where it cannot be written stays unbound, with a warning: binding must
     /// not block a sync.
-    async fn bind_owner(&self, owner: &str) -> Result<Option<String>> {
+    async fn bind_owner(&self, client: &str) -> Result<Option<String>> {
         let settings = self.inner.pg.settings.clone();
         within::<_, Error, _>(&settings, "writing the destination's owner tag", async {
             let s = &self.inner.pg.settings;
-            let client = self.inner.pg.connect_retrying().await?;
-            let table = qualified(&self.inner.schema, OWNER_TABLE);
-            let sql = format!(
-                "SELECT pg_advisory_xact_lock(hashtext({lock})); \
-                 CREATE TABLE IF NOT EXISTS {table} (client text NOT NULL); \
-                 INSERT INTO {table} (client) SELECT {me} WHERE NOT EXISTS (SELECT 1 FROM {table})",
-                lock = core::literal(&table),
-                me = core::literal(owner)
-            );
+            let conn = self.inner.pg.connect_retrying().await?;
+            let lock = core::literal(&qualified(&self.inner.schema, OWNER_TABLE));
             let bound = async {
-                client
-                    .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
-                    .await
-                    .pg(s)?;
-                let row = client
-                    .query_one(&format!("SELECT client FROM {table} LIMIT 1"), &[])
-                    .await
-                    .pg(s)?;
-                Ok::<String, Error>(row.get(0))
+                let begin = format!("BEGIN; SELECT pg_advisory_xact_lock(hashtext({lock}))");
+                conn.batch_execute(&begin).await.pg(s)?;
+                let bound = owner::bind(&mut self.ddl(&conn), client).await?;
+                conn.batch_execute("COMMIT").await.pg(s)?;
+                Ok::<_, Error>(bound)
             }
             .await;
-            match bound {
-                Ok(c) => Ok(Some(c)),
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    tracing::warn!("the destination could not be tagged with its client: {e}");
-                    Ok(None)
-                }
+            if let Err(e) = &bound {
+                let _ = conn.batch_execute("ROLLBACK").await;
+                tracing::warn!("the destination could not be tagged with its client: {e}");
             }
+            Ok(bound.unwrap_or(None))
         })
         .await
     }
@@ -276,11 +257,18 @@ impl Sink for PostgresSink {
     }
 }
 
+impl PostgresSink {
+    fn ddl<'a>(&'a self, client: &'a Client) -> PgDdl<'a> {
+        PgDdl {
+            client,
+            schema: &self.inner.schema,
+            s: &self.inner.pg.settings,
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------------------
 // Opening a stream
-
-/// The one-row table naming the client a destination schema belongs to.
-const OWNER_TABLE: &str = "_ferry_owner";
 
 /// What a writer writes to, fixed at open.
 struct Target {
@@ -296,33 +284,144 @@ struct Target {
     copy_sql: String,
     /// `INSERT … ON CONFLICT` from the temporary table (upsert).
     merge_sql: Option<String>,
-    location: String,
 }
 
-fn mismatch(message: String, table: &str) -> Error {
-    Error::new(ErrorKind::SchemaMismatch, message).with("table", table)
+/// PostgreSQL's SQL and catalog for one schema, on one connection, for the shared
+/// writing code.
+struct PgDdl<'a> {
+    client: &'a Client,
+    schema: &'a str,
+    s: &'a ConnSettings,
 }
 
-fn check_name(name: &str, what: &str, table: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(mismatch(format!("a {what} name is empty"), table));
+impl Dialect for PgDdl<'_> {
+    type Type = PgType;
+
+    fn system(&self) -> &'static str {
+        "PostgreSQL"
     }
-    if name.contains('\0') {
-        return Err(mismatch(
-            format!("{what} `{name}` contains a NUL character"),
-            table,
-        ));
+
+    fn names(&self) -> NameMatch {
+        NameMatch::Exact
     }
-    if name.len() > MAX_IDENT {
-        return Err(mismatch(
+
+    /// A table created without quotes is stored in lower case.
+    fn lookup(&self) -> NameMatch {
+        NameMatch::AsciiCaseless
+    }
+
+    fn quote(&self, name: &str) -> String {
+        quote(name)
+    }
+
+    fn qualified(&self, table: &str) -> String {
+        qualified(self.schema, table)
+    }
+
+    fn literal(&self, text: &str) -> String {
+        core::literal(text)
+    }
+
+    fn check_name(&self, name: &str, of: NameOf, table: &str) -> Result<()> {
+        let what = match of {
+            NameOf::Table => "table",
+            NameOf::Column => "column",
+            NameOf::Staging => "staging table",
+        };
+        let problem = if name.is_empty() {
+            format!("a {what} name is empty")
+        } else if name.contains('\0') {
+            format!("{what} `{name}` contains a NUL character")
+        } else if name.len() > MAX_IDENT {
             format!(
                 "{what} name `{name}` is longer than PostgreSQL's {MAX_IDENT} bytes; rename it \
                  (a `destination` for the stream, or a transform)"
-            ),
-            table,
-        ));
+            )
+        } else {
+            return Ok(());
+        };
+        Err(mismatch(problem, table))
     }
-    Ok(())
+
+    fn column_type(&self, ty: FerryType, _key: KeyPart) -> String {
+        types::ddl_type(ty)
+    }
+
+    fn key_constraint(&self, table: &str) -> Option<String> {
+        Some(pkey_name(table))
+    }
+
+    fn takes(&self, column: &PgType, ty: FerryType) -> bool {
+        types::encoder(ty, column).is_some()
+    }
+
+    fn describe(&self, column: &PgType) -> String {
+        format!("`{}`", column.sql)
+    }
+
+    fn unique_index_sql(&self, table: &str, columns: &str) -> String {
+        format!(
+            "CREATE UNIQUE INDEX ON {} ({columns})",
+            self.qualified(table)
+        )
+    }
+
+    fn staging(&self, table: &str, run_id: &str) -> Staging {
+        // `open` is repeated on a lost connection: it may find its own staging table
+        let own_is_leftover = true;
+        Staging {
+            own_is_leftover,
+            ..Staging::by_run_id(table, run_id, Some(MAX_IDENT))
+        }
+    }
+}
+
+impl Driver for PgDdl<'_> {
+    async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).await.pg(self.s)
+    }
+
+    async fn query_text(&mut self, sql: &str) -> Result<Option<String>> {
+        let row = self.client.query_opt(sql, &[]).await.pg(self.s)?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+    }
+
+    async fn table(&mut self, name: &str) -> Result<Option<Table<PgType>>> {
+        let Some(rel) = core::find_relation(self.client, self.schema, name, self.s).await? else {
+            return Ok(None);
+        };
+        let kind = match rel.kind {
+            RelKind::Table | RelKind::Partitioned => {
+                let columns = rel.columns.into_iter().map(|c| Existing {
+                    name: c.name,
+                    required: c.not_null && !c.has_default,
+                    generated: false,
+                    ty: c.ty,
+                });
+                let columns = columns.collect();
+                return Ok(Some(Table {
+                    name: rel.name,
+                    columns,
+                }));
+            }
+            RelKind::View => "view",
+            RelKind::MaterializedView => "materialized view",
+            RelKind::Foreign => "foreign table",
+        };
+        let m = format!(
+            "`{}` is a {kind}, not a table; write to another destination name",
+            rel.name
+        );
+        Err(mismatch(m, &rel.name))
+    }
+
+    async fn tables_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
+        core::tables_with_prefix(self.client, self.schema, prefix, self.s).await
+    }
+
+    async fn has_unique_key(&mut self, table: &str, key: &[String]) -> Result<bool> {
+        core::has_unique_key(self.client, self.schema, table, key, self.s).await
+    }
 }
 
 /// `name_pkey`, cut to PostgreSQL's limit on a character boundary.
@@ -339,40 +438,6 @@ fn pkey_name(table: &str) -> String {
 async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Target)> {
     let s = &inner.pg.settings;
     let schema_name = &inner.schema;
-    let stream = req.stream.as_str();
-    check_name(stream, "table", stream)?;
-    let schema = &req.schema;
-    ferry_core::types::check_schema(schema)?;
-    if schema.fields().is_empty() {
-        return Err(mismatch(
-            format!("stream `{stream}` has no columns to write"),
-            stream,
-        ));
-    }
-    for (i, f) in schema.fields().iter().enumerate() {
-        check_name(f.name(), "column", stream)?;
-        if schema.fields()[..i].iter().any(|o| o.name() == f.name()) {
-            return Err(mismatch(
-                format!("the stream has two columns named `{}`", f.name()),
-                stream,
-            ));
-        }
-    }
-    let key = req.primary_key();
-    for k in &key {
-        if schema.field_with_name(k).is_err() {
-            return Err(mismatch(
-                format!("primary key column `{k}` is not in the stream's schema"),
-                stream,
-            ));
-        }
-    }
-    let types: Vec<FerryType> = schema
-        .fields()
-        .iter()
-        .map(|f| FerryType::of(f).expect("checked"))
-        .collect();
-
     let client = inner.pg.connect().await?;
     client
         .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
@@ -382,7 +447,7 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
     client
         .execute(
             "SELECT pg_advisory_xact_lock(hashtext($1))",
-            &[&format!("ferry:{schema_name}.{stream}")],
+            &[&format!("ferry:{schema_name}.{}", req.stream)],
         )
         .await
         .pg(s)?;
@@ -395,126 +460,55 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
         .pg(s)?
         .is_some();
     if !has_schema {
-        client
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                quote(schema_name)
-            ))
-            .await
-            .pg(s)?;
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema_name));
+        client.batch_execute(&create).await.pg(s)?;
     }
-    let existing = core::find_relation(&client, schema_name, stream, s).await?;
-    let table = existing
-        .as_ref()
-        .map(|r| r.name.clone())
-        .unwrap_or_else(|| stream.to_string());
-    let mut staging = None;
-    let (columns, encs) = match req.mode {
-        WriteMode::Overwrite => {
-            // staging tables of crashed runs of this table go first
-            let prefix = core::staging_prefix(&table);
-            for old in core::tables_with_prefix(&client, schema_name, &prefix, s).await? {
-                if core::looks_like_run_id(&old[prefix.len()..]) {
-                    client
-                        .batch_execute(&format!(
-                            "DROP TABLE IF EXISTS {}",
-                            qualified(schema_name, &old)
-                        ))
-                        .await
-                        .pg(s)?;
-                }
-            }
-            let name = format!("{prefix}{}", req.run_id);
-            check_name(&name, "staging table", stream)?;
-            create_table(&client, schema_name, &name, schema, &key, s).await?;
-            staging = Some(name);
-            created_columns(schema, &types)
-        }
-        WriteMode::Append | WriteMode::Upsert => {
-            let fitted = match &existing {
-                None => {
-                    create_table(&client, schema_name, &table, schema, &key, s).await?;
-                    created_columns(schema, &types)
-                }
-                Some(rel) => evolve(&client, rel, schema, &types, s).await?,
-            };
-            if req.mode == WriteMode::Upsert {
-                let real_key: Vec<String> = key
-                    .iter()
-                    .map(|k| {
-                        let i = schema.index_of(k).expect("checked");
-                        fitted.0[i].clone()
-                    })
-                    .collect();
-                if !core::has_unique_key(&client, schema_name, &table, &real_key, s).await? {
-                    let cols: Vec<String> = real_key.iter().map(|k| quote(k)).collect();
-                    return Err(mismatch(
-                        format!(
-                            "upsert needs a PRIMARY KEY or UNIQUE index on ({}) of table `{table}`, which it lacks; \
-                             add one (`CREATE UNIQUE INDEX ON {} ({})`) or write with mode = \"append\"",
-                            real_key.join(", "),
-                            qualified(schema_name, &table),
-                            cols.join(", ")
-                        ),
-                        &table,
-                    ));
-                }
-            }
-            fitted
-        }
+    let mut ddl = PgDdl {
+        client: &client,
+        schema: schema_name,
+        s,
     };
+    let prep = prepare(&mut ddl, req).await?;
     client.batch_execute("COMMIT").await.pg(s)?;
 
-    let col_list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    let col_list = col_list.join(", ");
+    let (mut types, mut columns, mut encs) = (Vec::new(), Vec::new(), Vec::new());
+    let (key, write_to) = (prep.table_key(req), qualified(schema_name, prep.write_to()));
+    for (f, c) in req.schema.fields().iter().zip(prep.columns) {
+        let ty = FerryType::of(f).expect("checked");
+        // an existing column's type, else the one Ferry created the column with
+        let pg = c.existing.unwrap_or_else(|| types::created_type(ty));
+        encs.push(types::encoder(ty, &pg).expect("checked when fitted"));
+        types.push(ty);
+        columns.push((c.name, pg));
+    }
     let mut merge_sql = None;
     let write_to = match req.mode {
-        WriteMode::Overwrite => qualified(schema_name, staging.as_deref().expect("set above")),
-        WriteMode::Append => qualified(schema_name, &table),
         WriteMode::Upsert => {
             // the temporary table has the destination's column types, so the same encoders fit
-            let rel = core::find_relation(&client, schema_name, &table, s)
-                .await?
-                .ok_or_else(|| Error::internal("the table vanished after it was opened"))?;
-            let defs: Vec<String> = columns
+            let typed: Vec<(String, String)> = columns
                 .iter()
-                .map(|c| {
-                    let ty = rel
-                        .columns
-                        .iter()
-                        .find(|x| x.name == *c)
-                        .map(|x| x.ty.sql.clone())
-                        .unwrap_or_else(|| "text".into());
-                    format!("{} {ty}", quote(c))
-                })
+                .map(|(c, pg)| (c.clone(), pg.sql.clone()))
                 .collect();
-            client
-                .batch_execute(&format!(
-                    "CREATE TEMPORARY TABLE {} ({}) ON COMMIT DELETE ROWS",
-                    quote(UPSERT_TABLE),
-                    defs.join(", ")
-                ))
-                .await
-                .pg(s)?;
-            let real_key: Vec<String> = key
+            let json: Vec<&String> = columns
                 .iter()
-                .map(|k| columns[schema.index_of(k).expect("checked")].clone())
+                .filter(|(_, pg)| pg.kind == PgKind::Json)
+                .map(|(c, _)| c)
                 .collect();
-            merge_sql = Some(merge_sql_for(
-                schema_name,
-                &table,
-                &columns,
-                &real_key,
-                &rel,
-            ));
+            let [create, merge] = temp_upsert(&ddl, &prep.table, UPSERT_TABLE, &typed, &key, &json);
+            client.batch_execute(&create).await.pg(s)?;
+            merge_sql = Some(merge);
             format!("pg_temp.{}", quote(UPSERT_TABLE))
         }
+        _ => write_to,
     };
-    let copy_sql = format!("COPY {write_to} ({col_list}) FROM STDIN (FORMAT binary)");
+    let columns: Vec<String> = columns.into_iter().map(|(c, _)| c).collect();
+    let copy_sql = format!(
+        "COPY {write_to} ({}) FROM STDIN (FORMAT binary)",
+        column_list(&ddl, &columns)
+    );
     let target = Target {
-        location: format!("{}#{schema_name}.{table}", s.location()),
-        table,
-        staging,
+        table: prep.table.clone(),
+        staging: prep.staging.clone(),
         mode: req.mode,
         columns,
         types,
@@ -525,211 +519,11 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
     Ok((client, target))
 }
 
-/// Column names and encoders of a table Ferry creates from the stream's schema.
-fn created_columns(schema: &SchemaRef, types: &[FerryType]) -> (Vec<String>, Vec<Enc>) {
-    let names = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let encs = types
-        .iter()
-        .map(|t| types::encoder(*t, &types::created_type(*t)).expect("a created column fits"))
-        .collect();
-    (names, encs)
-}
-
-async fn create_table(
-    client: &Client,
-    schema_name: &str,
-    table: &str,
-    schema: &SchemaRef,
-    key: &[String],
-    s: &ConnSettings,
-) -> Result<()> {
-    let mut defs: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = FerryType::of(f).expect("checked");
-            let not_null = !f.is_nullable() || key.contains(f.name());
-            format!(
-                "{} {}{}",
-                quote(f.name()),
-                types::ddl_type(ty),
-                if not_null { " NOT NULL" } else { "" }
-            )
-        })
-        .collect();
-    if !key.is_empty() {
-        let cols: Vec<String> = key.iter().map(|k| quote(k)).collect();
-        defs.push(format!(
-            "CONSTRAINT {} PRIMARY KEY ({})",
-            quote(&pkey_name(table)),
-            cols.join(", ")
-        ));
-    }
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {} ({})",
-            qualified(schema_name, table),
-            defs.join(", ")
-        ))
-        .await
-        .pg(s)
-}
-
-/// Fits an existing table to the stream: each stream column is matched to a table
-/// column (same name, else the one name equal ignoring case) whose type takes its
-/// values; a missing nullable column is added. Anything else is a `SchemaMismatch`
-/// naming the table and column.
-async fn evolve(
-    client: &Client,
-    rel: &Relation,
-    schema: &SchemaRef,
-    types: &[FerryType],
-    s: &ConnSettings,
-) -> Result<(Vec<String>, Vec<Enc>)> {
-    let table = &rel.name;
-    if !matches!(rel.kind, RelKind::Table | RelKind::Partitioned) {
-        return Err(mismatch(
-            format!(
-                "`{table}` is a {}, not a table; write to another destination name",
-                match rel.kind {
-                    RelKind::View => "view",
-                    RelKind::MaterializedView => "materialized view",
-                    _ => "foreign table",
-                }
-            ),
-            table,
-        ));
-    }
-    let mut names = Vec::new();
-    let mut encs = Vec::new();
-    for (f, ty) in schema.fields().iter().zip(types) {
-        let found = rel
-            .columns
-            .iter()
-            .find(|c| c.name == *f.name())
-            .or_else(|| {
-                let mut same = rel
-                    .columns
-                    .iter()
-                    .filter(|c| c.name.eq_ignore_ascii_case(f.name()));
-                match (same.next(), same.next()) {
-                    (Some(c), None) => Some(c),
-                    _ => None,
-                }
-            });
-        match found {
-            Some(c) => {
-                let enc = types::encoder(*ty, &c.ty).ok_or_else(|| {
-                    mismatch(
-                        format!(
-                            "column `{}` of table `{table}` is `{}`, which cannot hold the stream's {ty} values; \
-                             change the column, or write with mode = \"overwrite\" to replace the table",
-                            c.name, c.ty.sql
-                        ),
-                        table,
-                    )
-                    .with("column", &c.name)
-                })?;
-                names.push(c.name.clone());
-                encs.push(enc);
-            }
-            None if f.is_nullable() => {
-                client
-                    .batch_execute(&format!(
-                        "ALTER TABLE {} ADD COLUMN {} {}",
-                        qualified(&rel.schema, table),
-                        quote(f.name()),
-                        types::ddl_type(*ty)
-                    ))
-                    .await
-                    .pg(s)?;
-                names.push(f.name().clone());
-                encs.push(types::encoder(*ty, &types::created_type(*ty)).expect("fits"));
-            }
-            None => {
-                return Err(mismatch(
-                    format!(
-                        "column `{}` is not in table `{table}`, and the stream says it is never NULL, so it cannot be \
-                         added to the rows already there; add it by hand, or write with mode = \"overwrite\"",
-                        f.name()
-                    ),
-                    table,
-                )
-                .with("column", f.name()));
-            }
-        }
-    }
-    for c in &rel.columns {
-        if c.not_null && !c.has_default && !names.contains(&c.name) {
-            return Err(mismatch(
-                format!(
-                    "table `{table}` requires column `{}` (NOT NULL, no default), which the stream does not send",
-                    c.name
-                ),
-                table,
-            )
-            .with("column", &c.name));
-        }
-    }
-    Ok((names, encs))
-}
-
-/// `INSERT … SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE … WHERE changed`:
-/// the last copied row of each key wins (`ctid` is the copy order in the temporary
-/// table, which every commit empties), and rows equal to the stored ones are left alone.
-fn merge_sql_for(
-    schema_name: &str,
-    table: &str,
-    columns: &[String],
-    key: &[String],
-    rel: &Relation,
-) -> String {
-    let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    let keys: Vec<String> = key.iter().map(|k| quote(k)).collect();
-    let rest: Vec<&String> = columns.iter().filter(|c| !key.contains(c)).collect();
-    let mut sql = format!(
-        "INSERT INTO {} AS t ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM pg_temp.{} \
-         ORDER BY {keys}, ctid DESC ON CONFLICT ({keys}) DO ",
-        qualified(schema_name, table),
-        quote(UPSERT_TABLE),
-        cols = cols.join(", "),
-        keys = keys.join(", "),
-    );
-    if rest.is_empty() {
-        sql.push_str("NOTHING");
-        return sql;
-    }
-    let sets: Vec<String> = rest
-        .iter()
-        .map(|c| format!("{0} = EXCLUDED.{0}", quote(c)))
-        .collect();
-    // `json` has no equality operator: compare its text
-    let cmp = |prefix: &str, c: &str| {
-        let is_json = rel
-            .columns
-            .iter()
-            .any(|x| x.name == c && x.ty.kind == PgKind::Json);
-        if is_json {
-            format!("{prefix}.{}::text", quote(c))
-        } else {
-            format!("{prefix}.{}", quote(c))
-        }
-    };
-    let old: Vec<String> = rest.iter().map(|c| cmp("t", c)).collect();
-    let new: Vec<String> = rest.iter().map(|c| cmp("EXCLUDED", c)).collect();
-    sql.push_str(&format!(
-        "UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
-        sets.join(", "),
-        old.join(", "),
-        new.join(", ")
-    ));
-    sql
-}
-
 // ----------------------------------------------------------------------------------------
 // Writing
 
-struct PgWriter {
+/// Moves a stream's rows through its own connection.
+struct PgLoad {
     inner: Arc<Inner>,
     client: Option<Client>,
     target: Target,
@@ -741,15 +535,10 @@ struct PgWriter {
     broken: bool,
     /// The connection was lost during `COMMIT`: whether it committed is unknown.
     outcome_unknown: bool,
-    rows: u64,
     buf: BytesMut,
 }
 
-impl PgWriter {
-    fn settings(&self) -> &ConnSettings {
-        &self.inner.pg.settings
-    }
-
+impl PgLoad {
     fn client(&self) -> Result<&Client> {
         self.client
             .as_ref()
@@ -761,7 +550,6 @@ impl PgWriter {
             ErrorKind::Temporary,
             "an earlier failure on this stream discarded the rows written since the last flush",
         )
-        .with("table", &self.target.table)
     }
 
     /// Marks the writer unusable after `e` and says what it means for the unflushed rows.
@@ -773,22 +561,19 @@ impl PgWriter {
             // lost (or timed out) between sending COMMIT and hearing back
             self.outcome_unknown = true;
         }
-        let e = if is_transient(&e) {
-            let what = if self.outcome_unknown {
-                "it is unknown whether the rows since the last flush were committed"
-            } else {
-                "the rows written since the last flush were not committed"
-            };
-            if e.message().contains(what) {
-                e
-            } else {
-                let message = format!("{}; {what}", e.message());
-                core::with_message(e, message)
-            }
+        if !is_transient(&e) {
+            return e;
+        }
+        let what = if self.outcome_unknown {
+            "it is unknown whether the rows since the last flush were committed"
         } else {
-            e
+            "the rows written since the last flush were not committed"
         };
-        e.with("table", &self.target.table)
+        if e.message().contains(what) {
+            return e;
+        }
+        let message = format!("{}; {what}", e.message());
+        core::with_message(e, message)
     }
 
     /// Waits at most `read_timeout` for `f` of this writer (a COPY write, a commit).
@@ -840,20 +625,8 @@ impl PgWriter {
         copy.send(chunk).await.pg(&s)
     }
 
-    async fn write_inner(&mut self, batch: &RecordBatch) -> Result<()> {
-        let schema = batch.schema();
-        let fits = schema.fields().len() == self.target.types.len()
-            && schema
-                .fields()
-                .iter()
-                .zip(&self.target.types)
-                .all(|(f, ty)| FerryType::of(f) == Some(*ty));
-        if !fits {
-            return Err(mismatch(
-                "a batch does not have the schema the stream was opened with".into(),
-                &self.target.table,
-            ));
-        }
+    /// Encodes `batch` into the open COPY (started if needed); `before` rows came first.
+    async fn write_inner(&mut self, batch: &RecordBatch, before: u64) -> Result<()> {
         if self.copy.is_none() {
             self.start_copy().await?;
         }
@@ -863,7 +636,7 @@ impl PgWriter {
                 let column = &self.target.columns[bad.column];
                 return Err(Error::data(format!("column `{column}`: {}", bad.message))
                     .with("column", column)
-                    .with("row", self.rows + row as u64 + 1));
+                    .with("row", before + row as u64 + 1));
             }
             if self.buf.len() >= CHUNK {
                 self.send_buf().await?;
@@ -884,10 +657,7 @@ impl PgWriter {
                 if e.context_value("sqlstate") == Some("23505")
                     && self.target.mode == WriteMode::Append
                 {
-                    let m = format!(
-                        "{}; write with mode = \"upsert\" to update rows whose key is already there",
-                        e.message()
-                    );
+                    let m = duplicate_key(e.message());
                     core::with_message(e, m)
                 } else {
                     e
@@ -950,40 +720,23 @@ impl PgWriter {
     /// Swaps the staging table in, in one transaction; repeated on a new connection if
     /// the connection is lost (a staging table that is gone by then was swapped).
     async fn swap(&mut self) -> Result<()> {
-        let s = self.settings().clone();
-        let staging = self.target.staging.clone().expect("overwrite");
-        let mut attempt = 1;
-        let mut delay = Duration::from_millis(250);
-        loop {
-            let result = match self.client.as_ref() {
-                Some(c) => {
-                    let once = swap_once(
-                        c,
-                        &self.inner.schema,
-                        &self.target,
-                        &staging,
-                        attempt > 1,
-                        &s,
-                    );
-                    within(&s, "swapping the staging table in", once).await
-                }
-                None => Err(Error::new(ErrorKind::Temporary, "no connection")),
+        let (s, staging) = (
+            &self.inner.pg.settings.clone(),
+            &self.target.staging.clone().expect("overwrite"),
+        );
+        let (pg, schema, t) = (&self.inner.pg, &self.inner.schema, &self.target);
+        let (first, attempts) = (self.client.as_ref(), &AtomicU32::new(0));
+        retry(move || async move {
+            let (attempt, mut fresh) = (attempts.fetch_add(1, Ordering::Relaxed) + 1, None);
+            let client = match (attempt, first) {
+                (1, Some(c)) => c,
+                (1, None) => return Err(Error::new(ErrorKind::Temporary, "no connection")),
+                _ => fresh.insert(pg.connect().await?),
             };
-            match result {
-                Err(e) if is_transient(&e) && attempt < 4 => {
-                    tracing::warn!(
-                        "PostgreSQL: swapping in `{}` failed: {}; retrying",
-                        self.target.table,
-                        e.message()
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                    self.client = self.inner.pg.connect().await.ok();
-                }
-                other => return other,
-            }
-        }
+            let once = swap_once(client, schema, t, staging, attempt > 1, s);
+            within(s, "swapping the staging table in", once).await
+        })
+        .await
     }
 }
 
@@ -1082,82 +835,51 @@ async fn swap_once(
 }
 
 #[async_trait]
-impl StreamWriter for PgWriter {
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
+impl Load for PgLoad {
+    async fn write(&mut self, batch: &RecordBatch, before: u64) -> Result<()> {
         if self.broken {
             return Err(self.lost());
         }
         let written = self
             .bounded("writing COPY data", async |w: &mut Self| {
-                w.write_inner(&batch).await
+                w.write_inner(batch, before).await
             })
             .await;
-        match written {
-            Ok(()) => {
-                self.rows += batch.num_rows() as u64;
-                Ok(())
-            }
+        written.map_err(|e| self.fail(e))
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        if self.broken {
+            return Err(self.lost());
+        }
+        match self.bounded(COMMITTING, Self::commit).await {
+            Ok(()) => Ok(()),
             Err(e) => Err(self.fail(e)),
         }
     }
 
-    async fn flush(&mut self) -> Result<Durability> {
-        if self.broken {
-            return Err(self.lost());
+    async fn finish(&mut self) -> Result<()> {
+        match self.target.mode {
+            WriteMode::Overwrite => self.swap().await,
+            _ => Ok(()),
         }
-        if let Err(e) = self.bounded(COMMITTING, Self::commit).await {
-            return Err(self.fail(e));
-        }
-        Ok(match self.target.mode {
-            WriteMode::Overwrite => Durability::AtClose,
-            _ => Durability::Durable,
-        })
     }
 
-    async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
-        if self.broken {
-            return Err(self.lost());
-        }
-        if let Err(e) = self.bounded(COMMITTING, Self::commit).await {
-            return Err(self.fail(e));
-        }
-        if self.target.mode == WriteMode::Overwrite {
-            self.swap().await.ctx("table", &self.target.table)?;
-        }
-        Ok(WriteSummary {
-            rows: self.rows,
-            outputs: vec![Output {
-                kind: "table".into(),
-                location: self.target.location.clone(),
-                rows: self.rows,
-                ..Default::default()
-            }],
-        })
-    }
-
-    async fn abort(mut self: Box<Self>) -> Result<()> {
+    async fn abort(&mut self) -> Result<()> {
         // an unfinished COPY is cancelled (CopyFail) when dropped
         self.copy = None;
-        let s = self.settings().clone();
-        if self.in_tx {
-            if let Some(c) = &self.client {
-                let rollback = c.batch_execute("ROLLBACK");
-                if tokio::time::timeout(s.read_timeout, rollback)
-                    .await
-                    .is_err()
-                {
-                    // hung: the server rolls back when the connection ends
-                    self.client = None;
-                }
+        let s = self.inner.pg.settings.clone();
+        if let (true, Some(c)) = (self.in_tx, &self.client) {
+            let rollback = tokio::time::timeout(s.read_timeout, c.batch_execute("ROLLBACK"));
+            if rollback.await.is_err() {
+                // hung: the server rolls back when the connection ends
+                self.client = None;
             }
         }
-        if let Some(staging) = self.target.staging.clone() {
+        if let Some(staging) = &self.target.staging {
             let drop_sql = format!(
                 "DROP TABLE IF EXISTS {}",
-                qualified(&self.inner.schema, &staging)
+                qualified(&self.inner.schema, staging)
             );
             let on_this = match &self.client {
                 Some(c) if !c.is_closed() => {
@@ -1171,8 +893,7 @@ impl StreamWriter for PgWriter {
                     let c = pg.connect().await?;
                     within(&s, "dropping the staging table", c.batch_execute(&drop_sql)).await
                 })
-                .await
-                .ctx("table", &self.target.table)?;
+                .await?;
             }
         }
         Ok(())
@@ -1187,32 +908,5 @@ mod tests {
     fn key_constraint_names_fit() {
         assert_eq!(pkey_name("t"), "t_pkey");
         assert!(pkey_name(&"x".repeat(63)).len() <= MAX_IDENT);
-    }
-
-    #[test]
-    fn merge_statement() {
-        let rel = Relation {
-            schema: "s".into(),
-            name: "t".into(),
-            kind: RelKind::Table,
-            columns: vec![],
-            reltuples: -1.0,
-            relpages: 0,
-        };
-        let sql = merge_sql_for(
-            "s",
-            "t",
-            &["id".into(), "name".into()],
-            &["id".into()],
-            &rel,
-        );
-        assert!(sql.contains("DISTINCT ON (\"id\")"), "{sql}");
-        assert!(
-            sql.contains("ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\""),
-            "{sql}"
-        );
-        assert!(sql.contains("IS DISTINCT FROM"), "{sql}");
-        let sql = merge_sql_for("s", "t", &["id".into()], &["id".into()], &rel);
-        assert!(sql.ends_with("DO NOTHING"), "{sql}");
     }
 }

@@ -18,13 +18,14 @@ use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use ferry_core::arrow_schema::Schema;
-use ferry_core::report::Status;
-use ferry_core::testkit::{self, Fidelity, MemorySource, SourceFixture};
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, Catalog, ConfigNode, Durability, ErrorKind, FerryType, Message, MessageStream,
-    ReadRequest, Registry, Result, RunOptions, Sink, Source, StreamConfig, WriteMode,
+    ReadRequest, Registry, Result, Sink, Source, WriteMode,
 };
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit::{self as testkit, Fidelity, MemorySource, SourceFixture};
 use futures::StreamExt;
 
 type Row = BTreeMap<String, serde_json::Value>;
@@ -76,7 +77,7 @@ fn id_v_batch(pairs: &[(i64, i64)]) -> RecordBatch {
     RecordBatch::try_new(schema, cols).unwrap()
 }
 
-async fn sync(rt: &ferry_core::Runtime, sc: &StreamConfig) -> ferry_core::RunReport {
+async fn sync(rt: &ferry_engine::Runtime, sc: &StreamConfig) -> ferry_engine::RunReport {
     rt.sync(
         std::slice::from_ref(sc),
         &RunOptions::default(),

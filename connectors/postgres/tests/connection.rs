@@ -11,8 +11,8 @@ use common::{admin_to, quote, server, Fixture};
 use ferry_connector_postgres::{
     ConnSettings, PostgresSink, PostgresSinkConfig, PostgresSource, PostgresSourceConfig, SslMode,
 };
-use ferry_core::testkit::{self, SourceFixture};
 use ferry_core::{BuildContext, ConfigNode, ErrorKind, ReadRequest, Secret, Sink, Source};
+use ferry_testkit::{self as testkit, SourceFixture};
 use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

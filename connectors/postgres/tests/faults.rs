@@ -1,5 +1,5 @@
 //! Network faults between Ferry and PostgreSQL, injected by a TCP proxy
-//! ([`ferry_core::testkit::fault`]): added latency, connections cut or reset while
+//! ([`ferry_testkit::fault`]): added latency, connections cut or reset while
 //! connecting, in the middle of a COPY read and of a COPY write, and half-open
 //! connections that hang. Each test drives a real sync through the runtime on the real
 //! server at 127.0.0.1:5432 (`FERRY_TEST_PG_URL` overrides it) and checks what a person
@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use common::Fixture;
 use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
-use ferry_core::report::{RunReport, Status};
-use ferry_core::testkit::fault::{Direction, Ending, FaultProxy};
-use ferry_core::testkit::{self};
-use ferry_core::{RunOptions, Runtime, Sink, Source, StreamConfig, WriteMode};
+use ferry_core::{Sink, Source, WriteMode};
+use ferry_engine::report::{RunReport, Status};
+use ferry_engine::{RunOptions, Runtime, StreamConfig};
+use ferry_testkit as testkit;
+use ferry_testkit::fault::{Direction, Ending, FaultProxy};
 
 /// Rows of the source table: about 1 MB of binary COPY data, 20 batches.
 const ROWS: i64 = 20_000;

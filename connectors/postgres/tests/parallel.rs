@@ -7,8 +7,8 @@ mod common;
 
 use common::Fixture;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::testkit::{self, Fidelity};
 use ferry_core::{ErrorKind, Message, ReadRequest, Source};
+use ferry_testkit::{self as testkit, Fidelity};
 use futures::StreamExt;
 
 /// Every message of a read, failing the test on an error.

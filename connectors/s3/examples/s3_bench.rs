@@ -22,7 +22,8 @@ use ferry_core::arrow_array::{
 };
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::config::ConnectorConfig;
-use ferry_core::{ConfigNode, FerryType, RunOptions, StreamConfig, WriteMode, WriteRequest};
+use ferry_core::{ConfigNode, FerryType, WriteMode, WriteRequest};
+use ferry_engine::{RunOptions, StreamConfig};
 
 const BUCKET: &str = "bench";
 const BATCH: usize = 8192;
@@ -150,7 +151,7 @@ async fn main() {
         .expect("sqlite source");
     let sink = reg.build_sink(&connector("s3", &s3)).expect("s3 sink");
     let state = tempfile::tempdir().expect("state");
-    let rt = ferry_core::testkit::runtime(source, sink, state.path());
+    let rt = ferry_testkit::runtime(source, sink, state.path());
     reset_peak();
     let started = Instant::now();
     let report = rt
@@ -220,7 +221,7 @@ async fn main() {
         ))
         .expect("sqlite sink");
     let state = tempfile::tempdir().expect("state");
-    let rt = ferry_core::testkit::runtime(source, sink, state.path());
+    let rt = ferry_testkit::runtime(source, sink, state.path());
     reset_peak();
     let started = Instant::now();
     let report = rt

@@ -6,13 +6,16 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::codec::{
-    detect, parse_type_overrides, Compression, CsvOptions, Format, ParquetCompression,
-    ParquetOptions, WriteOptions, DEFAULT_ROW_GROUP_ROWS, DEFAULT_SAMPLE_ROWS,
+use ferry_core::{Error, Result, Secret};
+use ferry_filestore::{csv_options, defaults, SourceOptions, Stream};
+use ferry_formats::codec::{
+    detect, Compression, Format, ParquetCompression, ParquetOptions, WriteOptions,
+    DEFAULT_ROW_GROUP_ROWS,
 };
-use ferry_core::{Error, FerryType, Result, Secret};
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+pub use ferry_filestore::{EncryptConfig, StreamConfig as S3StreamConfig};
 
 use crate::client::{Connection, Timeouts};
 
@@ -72,10 +75,10 @@ pub struct S3SourceConfig {
     #[serde(default)]
     pub delimiter: Option<char>,
     /// CSV quote character (default `"`).
-    #[serde(default = "default_quote")]
+    #[serde(default = "defaults::quote")]
     pub quote: char,
     /// Whether the first line of a CSV object names the columns (default true).
-    #[serde(default = "default_true")]
+    #[serde(default = "defaults::header")]
     pub header: bool,
     /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
     #[serde(default)]
@@ -88,7 +91,7 @@ pub struct S3SourceConfig {
     #[serde(default)]
     pub primary_key: Vec<String>,
     /// Records read from the start of the first object to infer column types (default 1000).
-    #[serde(default = "default_sample_rows")]
+    #[serde(default = "defaults::sample_rows")]
     pub sample_rows: usize,
     /// Adds a text column of this name to every stream, holding the object each row was
     /// read from (`s3://bucket/key`), e.g. `"_ferry_source_file"` (default: none). It must
@@ -146,28 +149,6 @@ pub struct S3SourceConfig {
     pub max_attempts: Option<u32>,
 }
 
-/// One entry of the source's `streams` list.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct S3StreamConfig {
-    /// Stream name (required).
-    pub name: String,
-    /// A key pattern under the source's `prefix` (required).
-    pub path: String,
-    /// `csv`, `jsonl` or `parquet` (default: the source's `format`, else from the extension).
-    #[serde(default)]
-    pub format: Option<Format>,
-    /// `none`, `gzip` or `zstd` (default: the source's `compression`, else from each key).
-    #[serde(default)]
-    pub compression: Option<Compression>,
-    /// Column types for this stream (default: the source's `columns`).
-    #[serde(default)]
-    pub columns: Option<BTreeMap<String, String>>,
-    /// Primary key of this stream (default: the source's `primary_key`).
-    #[serde(default)]
-    pub primary_key: Option<Vec<String>>,
-}
-
 /// Server-side encryption of written objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum Sse {
@@ -208,7 +189,7 @@ pub struct S3SinkConfig {
     #[serde(default = "default_key_template")]
     pub key_template: String,
     /// `csv`, `jsonl` or `parquet` (default `csv`).
-    #[serde(default = "default_format")]
+    #[serde(default = "defaults::format")]
     pub format: Format,
     /// `none`, `gzip` or `zstd`: of the whole object for CSV and JSON Lines (default
     /// `none`), of the column chunks inside the file for Parquet (default `zstd`).
@@ -219,13 +200,13 @@ pub struct S3SinkConfig {
     #[serde(default)]
     pub row_group_rows: Option<usize>,
     /// CSV field separator, one ASCII character (default `,`).
-    #[serde(default = "default_delimiter")]
+    #[serde(default = "defaults::delimiter")]
     pub delimiter: char,
     /// CSV quote character (default `"`).
-    #[serde(default = "default_quote")]
+    #[serde(default = "defaults::quote")]
     pub quote: char,
     /// Whether CSV objects start with a header row (default true).
-    #[serde(default = "default_true")]
+    #[serde(default = "defaults::header")]
     pub header: bool,
     /// CSV text written for NULL (default `""`, an empty cell).
     #[serde(default)]
@@ -295,34 +276,6 @@ pub struct S3SinkConfig {
     pub max_attempts: Option<u32>,
 }
 
-/// The destination's `encrypt` table: who can decrypt the objects (age v1).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EncryptConfig {
-    /// The client's age public keys: `age1…` inline, or `file:<path>` of a recipients file
-    /// relative to the config file's folder (default: none; set this or `passphrase`).
-    #[serde(default)]
-    pub recipients: Vec<String>,
-    /// A passphrase instead of public keys, as a reference (default: none).
-    #[serde(default)]
-    pub passphrase: Option<Secret>,
-}
-
-fn default_quote() -> char {
-    '"'
-}
-fn default_delimiter() -> char {
-    ','
-}
-fn default_true() -> bool {
-    true
-}
-fn default_sample_rows() -> usize {
-    DEFAULT_SAMPLE_ROWS
-}
-fn default_format() -> Format {
-    Format::Csv
-}
 fn default_part_size() -> u64 {
     8 << 20
 }
@@ -332,46 +285,22 @@ fn default_key_template() -> String {
     DEFAULT_KEY_TEMPLATE.to_string()
 }
 
-/// One ASCII byte from a config character.
-fn ascii(c: char, field: &str) -> Result<u8> {
-    if c.is_ascii() && c != '\n' && c != '\r' {
-        Ok(c as u8)
-    } else {
-        Err(Error::config(format!(
-            "`{field}` must be one ASCII character other than a line break, not {c:?}"
-        )))
-    }
-}
-
 /// A prefix as S3 wants it: no leading `/`; a non-empty one ends in `/` unless the user
 /// meant a key prefix such as `exports/2024-`.
 fn clean_prefix(prefix: &str) -> String {
     prefix.trim_start_matches('/').to_string()
 }
 
-/// One stream of the source, validated.
+/// Where one stream's objects are: its key pattern under the prefix.
 #[derive(Debug, Clone)]
-pub(crate) struct StreamSpec {
-    pub name: String,
-    /// The pattern as configured (for messages).
-    pub pattern: String,
+pub(crate) struct KeyPattern {
     /// The full key pattern (prefix + pattern).
     pub glob: glob::Pattern,
     /// The longest literal key prefix of the pattern: what is listed.
     pub list_prefix: String,
-    /// Configured format (else per key).
-    pub format: Option<Format>,
-    /// Configured compression (else per key).
-    pub compression: Option<Compression>,
-    pub csv: CsvOptions,
-    pub columns: Vec<(String, FerryType)>,
-    pub primary_key: Vec<String>,
-    pub sample_rows: usize,
-    /// The column that names each row's object, if any.
-    pub file_column: Option<String>,
 }
 
-impl StreamSpec {
+impl KeyPattern {
     /// Whether `key` belongs to this stream.
     pub fn matches(&self, key: &str) -> bool {
         key.starts_with(&self.list_prefix) && self.glob.matches_with(key, match_options())
@@ -408,119 +337,54 @@ impl S3SourceConfig {
         )
     }
 
-    /// Checks the fields fit together and resolves defaults, without a request.
-    pub(crate) fn specs(&self) -> Result<Vec<StreamSpec>> {
-        if self.sample_rows == 0 {
-            return Err(Error::config("`sample_rows` must be at least 1"));
+    /// The format fields, for the shared validation.
+    fn options(&self) -> SourceOptions {
+        SourceOptions {
+            path: self.path.clone(),
+            stream: self.stream.clone(),
+            streams: self.streams.clone(),
+            format: self.format,
+            compression: self.compression,
+            delimiter: self.delimiter,
+            quote: self.quote,
+            header: self.header,
+            null: self.null.clone(),
+            columns: self.columns.clone(),
+            primary_key: self.primary_key.clone(),
+            sample_rows: self.sample_rows,
+            file_column: self.file_column.clone(),
         }
-        let quote = ascii(self.quote, "quote")?;
-        let delimiter = self.delimiter.map(|d| ascii(d, "delimiter")).transpose()?;
+    }
+
+    /// Checks the fields fit together and resolves defaults, without a request.
+    pub(crate) fn streams(&self) -> Result<Vec<Stream<KeyPattern>>> {
         let prefix = clean_prefix(&self.prefix);
-        let single;
-        let entries: &[S3StreamConfig] = match (&self.path, self.streams.is_empty()) {
-            (Some(_), false) => {
-                return Err(Error::config(
-                    "set either `path` (one stream) or `streams` (several), not both",
-                ))
-            }
-            (None, true) => {
-                return Err(Error::config(
-                    "no objects named: set `path = \"orders/*.csv\"` or `streams = [{ name = \"…\", path = \"…\" }]`",
-                ))
-            }
-            (Some(path), true) => {
-                let name = match &self.stream {
-                    Some(s) => s.clone(),
-                    None => stream_name(path).ok_or_else(|| {
-                        Error::config(format!(
-                            "cannot name the stream after `{path}`: set `stream = \"name\"`"
-                        ))
-                    })?,
-                };
-                single = [S3StreamConfig {
-                    name,
-                    path: path.clone(),
-                    format: None,
-                    compression: None,
-                    columns: None,
-                    primary_key: None,
-                }];
-                &single
-            }
-            (None, false) => {
-                if self.stream.is_some() {
-                    return Err(Error::config(
-                        "`stream` names the stream of `path`; with `streams`, name each entry instead",
-                    ));
-                }
-                &self.streams
-            }
-        };
-        let mut specs: Vec<StreamSpec> = Vec::new();
-        for entry in entries {
-            let name = entry.name.clone();
-            if name.trim().is_empty() {
-                return Err(Error::config("a stream name is empty"));
-            }
-            if specs.iter().any(|s| s.name == name) {
-                return Err(Error::config(format!(
-                    "stream `{name}` is named twice in `streams`"
-                )));
-            }
-            let pattern = entry.path.trim_start_matches('/');
-            if pattern.trim().is_empty() {
-                return Err(Error::config(format!("stream `{name}`: `path` is empty")));
-            }
+        let mut streams = Vec::new();
+        for spec in self.options().specs("object")? {
+            let (name, pattern) = (&spec.name, spec.pattern.trim_start_matches('/'));
             let full = format!("{}{}", glob::Pattern::escape(&prefix), pattern);
             let glob = glob::Pattern::new(&full).map_err(|e| {
                 Error::config(format!(
                     "stream `{name}`: `path = \"{}\"` is not a valid pattern: {}",
-                    entry.path, e.msg
+                    spec.pattern, e.msg
                 ))
             })?;
             let literal = pattern
                 .find(['*', '?', '['])
                 .map_or(pattern, |i| &pattern[..i]);
-            let list_prefix = format!("{prefix}{literal}");
-            let format = entry.format.or(self.format);
             let wildcards = literal.len() != pattern.len();
-            if format.is_none() && detect(pattern).format.is_none() && !wildcards {
+            if spec.format.is_none() && detect(pattern).format.is_none() && !wildcards {
                 return Err(Error::config(format!(
                     "stream `{name}`: cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"`, `\"jsonl\"` or `\"parquet\"`"
                 )));
             }
-            let is_tsv = strip_suffixes(pattern)
-                .to_ascii_lowercase()
-                .ends_with(".tsv");
-            let csv = CsvOptions {
-                delimiter: delimiter.unwrap_or(if is_tsv { b'\t' } else { b',' }),
-                quote,
-                has_header: self.header,
-                null_text: self.null.clone(),
-            };
-            csv.validate()?;
-            let columns = entry.columns.as_ref().unwrap_or(&self.columns);
-            let columns =
-                parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
-            specs.push(StreamSpec {
-                name,
-                pattern: entry.path.clone(),
-                glob,
-                list_prefix,
-                format,
-                compression: entry.compression.or(self.compression),
-                csv,
-                columns,
-                primary_key: entry
-                    .primary_key
-                    .clone()
-                    .unwrap_or_else(|| self.primary_key.clone()),
-                sample_rows: self.sample_rows,
-                file_column: self.file_column.clone(),
+            let list_prefix = format!("{prefix}{literal}");
+            streams.push(Stream {
+                spec,
+                place: KeyPattern { glob, list_prefix },
             });
         }
-        Ok(specs)
+        Ok(streams)
     }
 }
 
@@ -577,13 +441,7 @@ impl S3SinkConfig {
         if self.sse_kms_key_id.is_some() && self.sse != Some(Sse::Kms) {
             return Err(Error::config("`sse_kms_key_id` needs `sse = \"aws:kms\"`"));
         }
-        let csv = CsvOptions {
-            delimiter: ascii(self.delimiter, "delimiter")?,
-            quote: ascii(self.quote, "quote")?,
-            has_header: self.header,
-            null_text: self.null.clone(),
-        };
-        csv.validate()?;
+        let csv = csv_options(self.delimiter, self.quote, self.header, &self.null)?;
         let template = KeyTemplate::parse(&self.key_template)?;
         if self.row_group_rows == Some(0) {
             return Err(Error::config("`row_group_rows` must be at least 1"));
@@ -755,68 +613,9 @@ impl KeyTemplate {
     }
 }
 
-/// `key` without its compression and `.age` suffixes (`a.csv.gz.age` → `a.csv`).
-pub(crate) fn strip_suffixes(key: &str) -> &str {
-    let mut k = key;
-    loop {
-        let lower = k.to_ascii_lowercase();
-        let cut = [".age", ".gz", ".gzip", ".zst", ".zstd"]
-            .iter()
-            .find(|s| lower.ends_with(*s) && lower.len() > s.len());
-        match cut {
-            Some(s) => k = &k[..k.len() - s.len()],
-            None => return k,
-        }
-    }
-}
-
-/// The stream name a pattern implies: its last segment without extensions, wildcards and
-/// character classes, trimmed of `_-. `; else the folder's name likewise.
-pub(crate) fn stream_name(pattern: &str) -> Option<String> {
-    let clean = |s: &str| {
-        let mut out = String::new();
-        let mut in_class = false;
-        for c in s.chars() {
-            match c {
-                '[' => in_class = true,
-                ']' if in_class => in_class = false,
-                _ if in_class => {}
-                '*' | '?' => {}
-                c => out.push(c),
-            }
-        }
-        out.trim_matches(|c: char| matches!(c, '_' | '-' | '.' | ' '))
-            .to_string()
-    };
-    let pattern = strip_suffixes(pattern.trim_end_matches('/'));
-    let (dir, file) = pattern.rsplit_once('/').unwrap_or(("", pattern));
-    let stem = match file.rsplit_once('.') {
-        Some((stem, ext)) if !ext.contains(['*', '?', '[']) && !stem.is_empty() => stem,
-        _ => file,
-    };
-    let name = clean(stem);
-    if !name.is_empty() {
-        return Some(name);
-    }
-    let folder = clean(dir.rsplit('/').next().unwrap_or(""));
-    (!folder.is_empty()).then_some(folder)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stream_names_from_patterns() {
-        assert_eq!(stream_name("orders_*.csv.gz").as_deref(), Some("orders"));
-        assert_eq!(
-            stream_name("in/customers*.csv.zst.age").as_deref(),
-            Some("customers")
-        );
-        assert_eq!(stream_name("daily/*.jsonl").as_deref(), Some("daily"));
-        assert_eq!(stream_name("**/*.csv").as_deref(), None);
-        assert_eq!(strip_suffixes("a.csv.gz.age"), "a.csv");
-    }
 
     #[test]
     fn key_templates() {

@@ -61,7 +61,7 @@ impl Journal {
     /// The journal of `stream` written to `url` (`s3://bucket/prefix`) under `folder`.
     pub(crate) fn new(folder: &Path, url: &str, stream: &str, bucket: &str, run_id: &str) -> Self {
         let hash = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
-        let hash = ferry_core::digest::hex(&hash.as_ref()[..8]);
+        let hash = ferry_formats::digest::hex(&hash.as_ref()[..8]);
         Journal {
             path: folder.join(format!("{stream}-{hash}.json")),
             entries: Mutex::new(Entries {
@@ -170,7 +170,7 @@ impl Journal {
         let mut e = self.lock();
         change(&mut e);
         let bytes = serde_json::to_vec_pretty(&*e)?;
-        ferry_core::state::write_atomic(&self.path, &bytes)
+        ferry_core::atomic::write_atomic(&self.path, &bytes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {

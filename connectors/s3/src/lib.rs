@@ -14,7 +14,6 @@ mod verify;
 use std::sync::Arc;
 
 pub use config::{EncryptConfig, S3SinkConfig, S3SourceConfig, S3StreamConfig};
-pub use verify::check_object;
 
 /// The connector's name, the `type` written in `sync.toml`.
 pub const NAME: &str = "s3";
@@ -27,7 +26,7 @@ pub fn register(registry: &mut ferry_core::Registry) {
     registry.add(
         ferry_core::ConnectorDef::new(NAME, DESCRIPTION)
             .with_source(|cfg: S3SourceConfig, _ctx| {
-                Ok(Arc::new(source::S3Source::new(cfg)?) as Arc<dyn ferry_core::Source>)
+                Ok(Arc::new(source::source(cfg)?) as Arc<dyn ferry_core::Source>)
             })
             .with_sink(|cfg: S3SinkConfig, ctx| {
                 Ok(Arc::new(sink::S3Sink::new(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Sink>)

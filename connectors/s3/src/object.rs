@@ -4,6 +4,7 @@
 use std::io::Read;
 
 use aws_sdk_s3::Client;
+use ferry_core::retry::RetryPolicy;
 use ferry_core::{Error, Result};
 use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
@@ -33,11 +34,6 @@ impl ObjectInfo {
             etag: o.e_tag().unwrap_or("").to_string(),
             size: o.size().unwrap_or(0).max(0) as u64,
         })
-    }
-
-    /// The incremental order: oldest first, then by key.
-    pub(crate) fn order(&self) -> (u64, &str) {
-        (self.mtime_ns, &self.key)
     }
 }
 
@@ -128,8 +124,13 @@ pub(crate) fn open_blocking(
     Ok(Box::new(r))
 }
 
-/// Times a cut-off body is resumed before the read fails.
-const MAX_RESUMES: u32 = 3;
+/// A cut-off body is resumed up to 3 times (4 reads in all) before the read fails,
+/// waiting about 0.2 s, 0.4 s, 0.8 s (each jittered down to half) before each resume.
+const RESUMES: RetryPolicy = RetryPolicy::new(
+    4,
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(800),
+);
 
 /// An object's body that resumes after a dropped connection (see [`open_blocking`]).
 struct Resuming {
@@ -183,9 +184,9 @@ impl Read for Resuming {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // only a body cut short by the network is resumed; with an ETag the
                 // resumed bytes are surely of the same object version
-                Err(e) if self.resumes < MAX_RESUMES && self.etag.is_some() => {
+                Err(e) if self.etag.is_some() && self.resumes + 1 < RESUMES.attempts() => {
                     self.resumes += 1;
-                    backoff(self.resumes);
+                    std::thread::sleep(RESUMES.backoff(self.resumes));
                     match self.get(self.pos) {
                         Ok((inner, _)) => self.inner = inner,
                         Err(again) => {
@@ -200,11 +201,6 @@ impl Read for Resuming {
             }
         }
     }
-}
-
-/// Waits a little longer before each resume (0.2 s, 0.4 s, 0.8 s).
-fn backoff(attempt: u32) {
-    std::thread::sleep(std::time::Duration::from_millis(100 << attempt.min(4)));
 }
 
 /// Runs `f` on a blocking thread, with a handle to the runtime for S3 calls.
@@ -267,13 +263,13 @@ fn pq(e: Error) -> parquet::errors::ParquetError {
     parquet::errors::ParquetError::External(Box::new(e))
 }
 
-impl ferry_core::codec::Length for RangedObject {
+impl ferry_formats::codec::Length for RangedObject {
     fn len(&self) -> u64 {
         self.size
     }
 }
 
-impl ferry_core::codec::ChunkReader for RangedObject {
+impl ferry_formats::codec::ChunkReader for RangedObject {
     type T = Box<dyn Read + Send>;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
@@ -292,9 +288,9 @@ impl ferry_core::codec::ChunkReader for RangedObject {
         &self,
         start: u64,
         length: usize,
-    ) -> parquet::errors::Result<ferry_core::codec::Bytes> {
+    ) -> parquet::errors::Result<ferry_formats::codec::Bytes> {
         if length == 0 {
-            return Ok(ferry_core::codec::Bytes::new());
+            return Ok(ferry_formats::codec::Bytes::new());
         }
         let out = self.get(start, Some(start + length as u64)).map_err(pq)?;
         let data = self

@@ -15,19 +15,20 @@
 //! - The outputs name each object (`s3://bucket/key`), its rows, bytes and the SHA-256 of
 //!   the bytes uploaded (after compression and encryption: what a client downloads).
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::sync::Arc;
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
-use ferry_core::age::{self, EncryptingWriter, Recipients};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{CompressWriter, FormatWriter};
 use ferry_core::{
-    async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
-    StreamWriter, WriteMode, WriteRequest, WriteSummary,
+    async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
+    StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
+use ferry_filestore::recipients;
+use ferry_formats::age::{self, Recipients};
+use ferry_formats::codec::{CompressWriter, FormatWriter};
 use tokio::runtime::Handle;
 
 use crate::client::Connection;
@@ -60,13 +61,7 @@ struct Shared {
 impl S3Sink {
     pub(crate) fn new(config: S3SinkConfig, base_dir: &std::path::Path) -> Result<Self> {
         let spec = config.spec()?;
-        let encrypt = match &config.encrypt {
-            None => None,
-            Some(e) => Some(Arc::new(
-                Recipients::new(&e.recipients, e.passphrase.as_ref(), base_dir)
-                    .map_err(|err| Error::config(format!("`encrypt`: {}", err.message())))?,
-            )),
-        };
+        let encrypt = recipients(config.encrypt.as_ref(), base_dir)?;
         Ok(S3Sink {
             shared: Arc::new(Shared {
                 conn: config.connection()?,
@@ -273,6 +268,10 @@ impl Sink for S3Sink {
             modes: vec![WriteMode::Append, WriteMode::Overwrite],
         }
     }
+
+    async fn verify_output(&self, output: &OutputRef) -> Result<Option<Verdict>> {
+        crate::verify::check_object(&self.shared.conn, output).await
+    }
 }
 
 impl S3Sink {
@@ -285,40 +284,7 @@ impl S3Sink {
 }
 
 /// Where the compressed bytes go: the upload, or an age encryptor in front of it.
-enum Sealed {
-    Plain(ObjectUpload),
-    Age(EncryptingWriter<ObjectUpload>),
-}
-
-impl Sealed {
-    fn finish(self) -> Result<ObjectUpload> {
-        match self {
-            Sealed::Plain(u) => Ok(u),
-            Sealed::Age(w) => w.finish(),
-        }
-    }
-}
-
-impl Write for Sealed {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sealed::Plain(u) => u.write(buf),
-            Sealed::Age(w) => w.write(buf),
-        }
-    }
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Sealed::Plain(u) => u.write_all(buf),
-            Sealed::Age(w) => w.write_all(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sealed::Plain(u) => u.flush(),
-            Sealed::Age(w) => w.flush(),
-        }
-    }
-}
+type Sealed = ferry_filestore::Sealed<ObjectUpload>;
 
 type Encoder = FormatWriter<BufWriter<CompressWriter<Sealed>>>;
 
@@ -474,7 +440,11 @@ impl Core {
                 root: None,
                 rows: *rows,
                 bytes: Some(c.bytes),
-                digest: Some(format!("{}{}", ferry_core::digest::FILE_PREFIX, c.sha256)),
+                digest: Some(format!(
+                    "{}{}",
+                    ferry_formats::digest::FILE_PREFIX,
+                    c.sha256
+                )),
             })
             .collect()
     }

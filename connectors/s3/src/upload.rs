@@ -286,7 +286,7 @@ impl ObjectUpload {
         Ok(Completed {
             key: self.key.clone(),
             bytes: self.bytes,
-            sha256: ferry_core::digest::hex(sha.finish().as_ref()),
+            sha256: ferry_formats::digest::hex(sha.finish().as_ref()),
         })
     }
 }

@@ -2,35 +2,33 @@
 //! with the SHA-256 of its bytes; the object is downloaded (streamed, not held) and hashed
 //! again, so a client can tell an object changed or went missing since delivery.
 
-use ferry_core::config::ConnectorConfig;
-use ferry_core::receipt::{OutputCheck, ReceiptOutput};
-use ferry_core::{ErrorKind, Result};
+use ferry_core::{ErrorKind, OutputRef, Result, Verdict};
 
-use crate::config::S3SinkConfig;
+use crate::client::Connection;
 use crate::error::{map, At, Op};
 
-/// Checks one `object` output of a receipt against the bucket of `destination` (an `s3`
-/// destination config). An object of another bucket, or without a digest, is not checked.
-pub async fn check_object(
-    destination: &ConnectorConfig,
-    output: &ReceiptOutput,
-) -> Result<OutputCheck> {
-    let config: S3SinkConfig = destination.node.parse()?;
-    let conn = config.connection()?;
-    let Some(want) = output.digest.as_deref() else {
-        return Ok(OutputCheck::Unverifiable);
+/// Checks one `object` output of a receipt against the bucket of `conn` (the
+/// destination's). An object of another bucket, or without a digest, is not checked;
+/// outputs of other kinds are not this destination's to check (`None`).
+pub(crate) async fn check_object(conn: &Connection, output: &OutputRef) -> Result<Option<Verdict>> {
+    if output.kind != "object" {
+        return Ok(None);
+    }
+    let Some(want) = output.sha256.as_deref() else {
+        return Ok(Some(Verdict::Unverifiable(
+            "the receipt has no digest for it".into(),
+        )));
     };
-    // `sha256:<hex>`, or the bare hex of earlier receipts
-    let want = want
-        .strip_prefix(ferry_core::digest::FILE_PREFIX)
-        .unwrap_or(want);
     let Some(key) = output
         .location
         .strip_prefix("s3://")
         .and_then(|rest| rest.strip_prefix(conn.bucket.as_str()))
         .and_then(|rest| rest.strip_prefix('/'))
     else {
-        return Ok(OutputCheck::Unverifiable);
+        return Ok(Some(Verdict::Unverifiable(format!(
+            "it is not in the config's bucket `{}`",
+            conn.bucket
+        ))));
     };
     let client = conn.client().await?;
     let at = At {
@@ -48,7 +46,7 @@ pub async fn check_object(
         Err(e) => {
             let e = map(e, Op::Get, at);
             return match e.kind() {
-                ErrorKind::NotFound => Ok(OutputCheck::Missing),
+                ErrorKind::NotFound => Ok(Some(Verdict::Missing)),
                 _ => Err(e),
             };
         }
@@ -63,10 +61,10 @@ pub async fn check_object(
     })? {
         sha.update(&chunk);
     }
-    let got = ferry_core::digest::hex(sha.finish().as_ref());
-    Ok(if got == want {
-        OutputCheck::Ok
+    let got = ferry_formats::digest::hex(sha.finish().as_ref());
+    Ok(Some(if got == want {
+        Verdict::Same
     } else {
-        OutputCheck::Changed
-    })
+        Verdict::Changed
+    }))
 }

@@ -7,17 +7,18 @@ mod common;
 use std::sync::Arc;
 
 use common::{sink, source, Server};
-use ferry_core::age;
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::codec::{CsvOptions, Format, FormatReader, FormatWriter};
-use ferry_core::testkit::{self, Fidelity, SinkFixture, SourceFixture};
 use ferry_core::{
     async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
-    StreamConfig, WriteMode, WriteRequest,
+    WriteMode, WriteRequest,
 };
+use ferry_engine::StreamConfig;
+use ferry_formats::age;
+use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
+use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
 use futures::StreamExt;
 
 const BUCKET: &str = "data";
@@ -284,7 +285,7 @@ async fn every_codec_round_trips_through_s3() {
                     assert_eq!(o.bytes, Some(bytes.len() as u64));
                     let digest = format!(
                         "sha256:{}",
-                        ferry_core::digest::hex(
+                        ferry_formats::digest::hex(
                             ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref(),
                         )
                     );
@@ -294,7 +295,7 @@ async fn every_codec_round_trips_through_s3() {
                         encrypted,
                         "{key}"
                     );
-                    let d = ferry_core::codec::detect(key);
+                    let d = ferry_formats::codec::detect(key);
                     assert_eq!((d.format, d.encrypted), (Some(format), encrypted), "{key}");
                     if format != Format::Parquet {
                         assert_eq!(d.compression.name(), compression, "{key}");
@@ -561,7 +562,7 @@ async fn an_aborted_upload_leaves_no_object_and_no_open_upload() {
         )
         .await
         .unwrap();
-    assert_eq!(report.status, ferry_core::report::Status::Failed);
+    assert_eq!(report.status, ferry_engine::report::Status::Failed);
     assert!(
         server.keys(BUCKET, "ab/").await.is_empty(),
         "{:?}",
@@ -616,7 +617,9 @@ async fn large_objects_use_several_parts_and_roll_over() {
         let bytes = server.get(BUCKET, key).await;
         let digest = format!(
             "sha256:{}",
-            ferry_core::digest::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+            ferry_formats::digest::hex(
+                ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
+            )
         );
         assert_eq!(o.digest.as_deref(), Some(digest.as_str()));
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::{source, Server};
 use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use ferry_core::codec::{CompressWriter, Compression, CsvOptions, Format, FormatWriter};
 use ferry_core::{Message, ReadRequest, Source};
+use ferry_formats::codec::{CompressWriter, Compression, CsvOptions, Format, FormatWriter};
 use futures::StreamExt;
 
 const BUCKET: &str = "estimates";

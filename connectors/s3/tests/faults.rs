@@ -1,5 +1,5 @@
 //! Network faults between Ferry and S3, injected by a TCP proxy
-//! ([`ferry_core::testkit::fault`]) in front of the in-process s3s-fs server: added
+//! ([`ferry_testkit::fault`]) in front of the in-process s3s-fs server: added
 //! latency, connections dropped or reset in the middle of a download and of a part
 //! upload (the SDK retries requests, and a cut-off download resumes with a ranged GET),
 //! and half-open connections that hang (the SDK's stalled-stream protection and read
@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{sink, source, Server};
-use ferry_core::report::{RunReport, Status};
-use ferry_core::testkit::fault::{Direction, Ending, FaultProxy};
-use ferry_core::testkit::{self, MemorySink, MemorySource};
-use ferry_core::{RunOptions, Runtime, Sink, Source, StreamConfig};
+use ferry_core::{Sink, Source};
+use ferry_engine::report::{RunReport, Status};
+use ferry_engine::{RunOptions, Runtime, StreamConfig};
+use ferry_testkit::fault::{Direction, Ending, FaultProxy};
+use ferry_testkit::{self as testkit, MemorySink, MemorySource};
 
 const BUCKET: &str = "data";
 /// Objects of the source, and rows in each: about 2 MB of CSV in all.

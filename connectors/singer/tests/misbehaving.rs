@@ -7,12 +7,10 @@ use std::sync::Arc;
 
 use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource, SingerSourceConfig};
 use ferry_connector_sqlite::SqliteSink;
-use ferry_core::report::{RunReport, Status};
-use ferry_core::testkit;
-use ferry_core::{
-    ConfigNode, Durability, FerryType, RunOptions, Runtime, Sink, Source, StreamConfig, WriteMode,
-    WriteRequest,
-};
+use ferry_core::{ConfigNode, Durability, FerryType, Sink, Source, WriteMode, WriteRequest};
+use ferry_engine::report::{RunReport, Status};
+use ferry_engine::{RunOptions, Runtime, StreamConfig};
+use ferry_testkit as testkit;
 
 fn fixture(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -309,7 +307,7 @@ async fn a_sync_toml_with_type_singer_works_through_the_registry() {
         base_dir: dir.path().to_path_buf(),
         vault: None,
     };
-    let cfg = ferry_core::SyncConfig::load(&path, ctx.clone()).unwrap();
+    let cfg = ferry_engine::SyncConfig::load(&path, ctx.clone()).unwrap();
     let source = r.build_source(&cfg.source).unwrap();
     source.check().await.unwrap();
     let sink = r.build_sink(&cfg.destination).unwrap();
@@ -332,7 +330,7 @@ async fn a_sync_toml_with_type_singer_works_through_the_registry() {
     assert_eq!(report.rows_committed(), 4);
 
     std::fs::write(&path, text.replace("executable", "executabel")).unwrap();
-    let cfg = ferry_core::SyncConfig::load(&path, ctx).unwrap();
+    let cfg = ferry_engine::SyncConfig::load(&path, ctx).unwrap();
     let e = r.build_source(&cfg.source).err().unwrap();
     assert_eq!(e.kind(), ferry_core::ErrorKind::ConfigInvalid);
     assert!(e.to_string().contains("executabel"), "{e}");

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use ferry_connector_generate::{GenerateConfig, GenerateSource};
 use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource, SingerSourceConfig};
 use ferry_connector_sqlite::SqliteSink;
-use ferry_core::report::Status;
-use ferry_core::{testkit, ConfigNode, RunOptions, Source, StreamConfig, WriteMode};
+use ferry_core::{ConfigNode, Source, WriteMode};
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit as testkit;
 
 /// Points the bridge at the shared venv cache (unless the caller chose one).
 fn shared_venvs() -> PathBuf {

@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use ferry_connector_singer::{SingerSource, SingerSourceConfig};
 use ferry_connector_sqlite::SqliteSink;
-use ferry_core::report::Status;
-use ferry_core::{testkit, ConfigNode, RunOptions, StreamConfig};
+use ferry_core::ConfigNode;
+use ferry_engine::report::Status;
+use ferry_engine::{RunOptions, StreamConfig};
+use ferry_testkit as testkit;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

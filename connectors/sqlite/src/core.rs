@@ -10,10 +10,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::types::ColumnInfo;
 
-/// Prefix of the staging tables an overwrite writes into before the swap.
-pub(crate) const STAGING_PREFIX: &str = "_ferry_stage_";
-/// The table holding the client a database is bound to (see `Sink::owner`).
-pub(crate) const OWNER_TABLE: &str = "_ferry_owner";
+pub(crate) use ferry_sql::write::naming::{OWNER_TABLE, STAGING_PREFIX};
 
 /// Maps a SQLite error to a Ferry error of the right kind, naming the file.
 /// The one place that decides kinds: retries and hints depend on it, never on text.
@@ -185,23 +182,6 @@ pub(crate) fn is_staging(name: &str) -> bool {
     name.starts_with(STAGING_PREFIX) || name == OWNER_TABLE
 }
 
-/// The staging table of an overwrite of `table` by run `run_id`.
-pub(crate) fn staging_name(table: &str, run_id: &str) -> String {
-    format!("{STAGING_PREFIX}{table}_{run_id}")
-}
-
-/// Whether `s` has the shape of a run id Ferry generates (`20240501T120000Z-1a2b3c`).
-pub(crate) fn looks_like_run_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 23
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'T'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z'
-        && b[16] == b'-'
-        && b[17..].iter().all(|c| c.is_ascii_hexdigit())
-}
-
 /// Table or view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -370,12 +350,5 @@ mod tests {
     fn quoting_is_safe() {
         assert_eq!(quote("plain"), "\"plain\"");
         assert_eq!(quote("a \"b\"; DROP"), "\"a \"\"b\"\"; DROP\"");
-    }
-
-    #[test]
-    fn run_ids() {
-        assert!(looks_like_run_id("20240501T120000Z-1a2b3c"));
-        assert!(!looks_like_run_id("20240501T120000Z-1a2b3c_x"));
-        assert!(!looks_like_run_id("orders"));
     }
 }

@@ -14,17 +14,23 @@
 //! then fsyncs the WAL file itself, once, before it answers `Durable`. A crash, even a
 //! power loss, therefore never loses rows whose state the runtime committed.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::sink::NameMatch;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    BuildContext, Durability, Error, ErrorKind, FerryType, Output, Result, ResultExt, Sink,
-    SinkCapabilities, StreamWriter, WriteMode, WriteRequest, WriteSummary,
+    BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, SinkCapabilities,
+    StreamWriter, WriteMode, WriteRequest,
+};
+use ferry_sql::write::ddl::{insert_into, on_conflict};
+use ferry_sql::write::single::{self, ready, Session, Shared};
+use ferry_sql::write::{
+    duplicate_key, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table,
+    TableWriter,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
@@ -35,23 +41,17 @@ use crate::types::{self, Binder};
 /// Writes streams into tables of a SQLite file.
 #[derive(Clone)]
 pub struct SqliteSink {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     path: PathBuf,
     busy_timeout_ms: u64,
-    db: Mutex<Option<Db>>,
+    db: Arc<single::Connection<Sqlite>>,
 }
 
 impl SqliteSink {
     /// A sink for `cfg`, its `path` taken relative to `ctx.base_dir`. Opens nothing yet.
     pub fn new(cfg: SqliteSinkConfig, ctx: &BuildContext) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self::with_timeout(
-            core::resolve(&ctx.base_dir, &cfg.path),
-            cfg.busy_timeout_ms,
-        ))
+        let path = core::resolve(&ctx.base_dir, &cfg.path);
+        Ok(Self::with_timeout(path, cfg.busy_timeout_ms))
     }
 
     /// A sink writing to the file at `path` with default settings.
@@ -60,156 +60,58 @@ impl SqliteSink {
     }
 
     fn with_timeout(path: PathBuf, busy_timeout_ms: u64) -> Self {
+        let file = path.clone();
+        let db = single::Connection::new(move || Sqlite::open(&file, busy_timeout_ms));
         SqliteSink {
-            shared: Arc::new(Shared {
-                path,
-                busy_timeout_ms,
-                db: Mutex::new(None),
-            }),
+            path,
+            busy_timeout_ms,
+            db: Arc::new(db),
         }
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        &self.path
     }
 }
 
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // closing checkpoints the WAL into the file, which can take a while: not on an
-        // async worker thread
-        let db = self.db.get_mut().ok().and_then(Option::take);
-        if let (Some(db), Ok(rt)) = (db, tokio::runtime::Handle::try_current()) {
-            rt.spawn_blocking(move || drop(db));
-        }
-    }
-}
-
-/// Runs `f` on the shared connection (opened on first use) on a blocking thread.
-async fn with_db<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&mut Db) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut guard = shared.db.lock().map_err(|_| {
-            Error::internal("an earlier SQLite operation panicked; the connection is unusable")
-        })?;
-        if guard.is_none() {
-            *guard = Some(Db::open(&shared.path, shared.busy_timeout_ms)?);
-        }
-        f(guard.as_mut().expect("opened above"))
-    })
-    .await
-    .map_err(|e| Error::internal(format!("SQLite worker failed: {e}")))?
-}
-
-/// The one connection of a sink and who has rows in its open transaction.
-struct Db {
+/// The sink's one connection (see [`single`]) and its file.
+struct Sqlite {
     conn: Connection,
     path: PathBuf,
     wal: bool,
-    /// Writers with rows in the open, uncommitted transaction.
-    dirty: HashSet<u64>,
-    /// Writers whose uncommitted rows a failed commit discarded.
-    lost: HashSet<u64>,
-    /// Rowid ranges each appending writer inserted since its own last flush, so an
-    /// aborted stream can take its rows back out while other streams' rows stay. Another
-    /// writer's commit makes them durable too, but they stay here: the run counts a
-    /// stream's rows committed only at that stream's own durable flush, so an abort must
-    /// still remove them (the report says what the table holds).
-    pending: HashMap<u64, Vec<(i64, i64)>>,
-    next_writer: u64,
     dir_synced: bool,
 }
 
-impl Db {
-    fn open(path: &Path, busy_timeout_ms: u64) -> Result<Db> {
+type Db = Shared<Sqlite>;
+
+impl Sqlite {
+    fn open(path: &Path, busy_timeout_ms: u64) -> Result<Sqlite> {
         let (conn, wal) = core::open_read_write(path, busy_timeout_ms)?;
-        Ok(Db {
+        let path = path.to_path_buf();
+        Ok(Sqlite {
             conn,
-            path: path.to_path_buf(),
+            path,
             wal,
-            dirty: HashSet::new(),
-            lost: HashSet::new(),
-            pending: HashMap::new(),
-            next_writer: 1,
             dir_synced: false,
         })
     }
 
+    fn ddl(&self) -> Ddl<'_> {
+        Ddl {
+            conn: &self.conn,
+            file: &self.path,
+        }
+    }
+}
+
+impl Session for Sqlite {
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).sql(&self.path)
+    }
+
     fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
-    }
-
-    /// Runs `f` inside the open transaction (started if needed), all or nothing.
-    fn atomically<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
-        if !self.in_transaction() {
-            // IMMEDIATE: take the write lock now rather than fail to upgrade later
-            self.conn.execute_batch("BEGIN IMMEDIATE").sql(&self.path)?;
-        }
-        self.conn
-            .execute_batch("SAVEPOINT ferry_op")
-            .sql(&self.path)?;
-        match f(&self.conn, &self.path) {
-            Ok(v) => {
-                self.conn
-                    .execute_batch("RELEASE ferry_op")
-                    .sql(&self.path)?;
-                Ok(v)
-            }
-            Err(e) => {
-                if self.in_transaction() {
-                    let _ = self
-                        .conn
-                        .execute_batch("ROLLBACK TO ferry_op; RELEASE ferry_op");
-                    if self.dirty.is_empty() {
-                        // nobody else's rows: end the empty transaction, free the write lock
-                        let _ = self.conn.execute_batch("ROLLBACK");
-                    }
-                } else {
-                    // SQLite rolled the whole transaction back (disk full, I/O error …)
-                    self.discard();
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Commits the open transaction, then makes it durable.
-    fn commit(&mut self) -> Result<()> {
-        if !self.in_transaction() {
-            return Ok(());
-        }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let err = core::map_err(e, &self.path);
-            if self.in_transaction() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
-            self.discard();
-            return Err(err);
-        }
-        self.dirty.clear();
-        self.sync()
-    }
-
-    /// The open transaction is gone: every writer with rows in it lost them.
-    fn discard(&mut self) {
-        let dirty: Vec<u64> = self.dirty.drain().collect();
-        self.lost.extend(dirty);
-    }
-
-    /// Fails if a failed commit discarded rows of writer `id` (and forgets it).
-    fn check_lost(&mut self, id: u64) -> Result<()> {
-        if self.lost.remove(&id) {
-            return Err(Error::new(
-                ErrorKind::Io,
-                "rows written since the last flush were lost: a commit on this database failed",
-            )
-            .with("file", self.path.display()));
-        }
-        Ok(())
     }
 
     /// fsyncs the WAL (commits under `synchronous = NORMAL` do not), and the folder once
@@ -241,27 +143,35 @@ impl Db {
         }
         Ok(())
     }
+
+    fn named(&self, e: Error) -> Error {
+        e.with("file", self.path.display())
+    }
 }
 
 #[async_trait]
 impl Sink for SqliteSink {
     async fn check(&self) -> Result<()> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || check_blocking(&shared))
+        let (path, timeout) = (self.path.clone(), self.busy_timeout_ms);
+        self.db
+            .peek(move |_, db| check_blocking(db.as_ref(), &path, timeout))
             .await
-            .map_err(|e| Error::internal(format!("SQLite worker failed: {e}")))?
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let req = request.clone();
-        let target = with_db(&self.shared, move |db| open_target(db, &req))
+        let target = self
+            .db
+            .run(move |db| open_target(db, &req))
             .await
             .ctx("table", &request.stream)?;
-        Ok(Box::new(SqliteWriter {
-            shared: self.shared.clone(),
-            target: Arc::new(target),
-            rows: 0,
-        }))
+        let (location, target) = (target.location.clone(), Arc::new(target));
+        let load = SqliteLoad {
+            db: self.db.clone(),
+            target,
+        };
+        let writer = TableWriter::new(load, &request.stream, &request, location);
+        Ok(Box::new(writer))
     }
 
     // abort rolls back, or deletes, the rows written since the last flush (the runtime runs a
@@ -271,135 +181,86 @@ impl Sink for SqliteSink {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            modes: vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert],
-        }
+        ferry_sql::write::capabilities()
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
-        self.inspect(stream, |_, r| {
-            let (schema, key) = types::table_schema(&r.columns);
-            Ok(with_keys(&schema, &key, None))
+        let stream = stream.to_string();
+        self.inspect(move |d| {
+            let rel = core::relation(d.conn, &stream, d.file)?;
+            Ok(rel.map(|r| {
+                let (schema, key) = types::table_schema(&r.columns);
+                with_keys(&schema, &key, None)
+            }))
         })
         .await
     }
 
     async fn owner(&self) -> Result<Option<String>> {
-        self.read_owner().await
+        self.inspect(|mut d| ready(owner::read(&mut d))).await
     }
 
     /// Insert-if-absent inside one `BEGIN IMMEDIATE` transaction: SQLite's write lock
     /// serialises two processes binding at once, and the second finds the first's tag.
     async fn bind_owner(&self, client: &str) -> Result<Option<String>> {
         let client = client.to_string();
-        with_db(&self.shared, move |db| {
-            let t = quote(core::OWNER_TABLE);
-            let owner = db.atomically(|conn, file| {
-                conn.execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (client TEXT NOT NULL)"
-                ))
-                .sql(file)?;
-                conn.execute(
-                    &format!(
-                        "INSERT INTO {t} (client) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM {t})"
-                    ),
-                    [&client],
-                )
-                .sql(file)?;
-                conn.query_row(&format!("SELECT client FROM {t} LIMIT 1"), [], |r| {
-                    r.get::<_, String>(0)
-                })
-                .sql(file)
-            })?;
-            db.commit()?;
-            Ok(Some(owner))
-        })
-        .await
+        self.db
+            .run(move |db| {
+                let bound = db.atomically(|s| ready(owner::bind(&mut s.ddl(), &client)))?;
+                db.commit()?;
+                Ok(bound)
+            })
+            .await
     }
 
     async fn count(&self, stream: &str) -> Result<Option<u64>> {
-        self.inspect(stream, |conn, r| {
-            let n: i64 = conn
-                .query_row(
-                    &format!("SELECT COUNT(*) FROM {}", core::quote(&r.name)),
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot count rows of `{}`: {e}", r.name),
-                    )
-                })?;
-            Ok(n.max(0) as u64)
+        let stream = stream.to_string();
+        self.inspect(move |d| {
+            let Some(r) = core::relation(d.conn, &stream, d.file)? else {
+                return Ok(None);
+            };
+            let sql = format!("SELECT COUNT(*) FROM {}", quote(&r.name));
+            let n: i64 = d.conn.query_row(&sql, [], |row| row.get(0)).map_err(|e| {
+                let m = format!("cannot count rows of `{}`: {e}", r.name);
+                Error::new(ErrorKind::Io, m)
+            })?;
+            Ok(Some(n.max(0) as u64))
         })
         .await
     }
 }
 
 impl SqliteSink {
-    async fn read_owner(&self) -> Result<Option<String>> {
-        let owner = self
-            .inspect(core::OWNER_TABLE, |conn, r| {
-                conn.query_row(
-                    &format!("SELECT client FROM {} LIMIT 1", quote(&r.name)),
-                    [],
-                    |row| row.get::<_, String>(0),
-                )
-                .optional()
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot read the destination's owner tag: {e}"),
-                    )
-                })
-            })
-            .await?;
-        Ok(owner.flatten())
-    }
-
-    /// Runs `f` on the table or view `stream` names, if the database and it exist.
+    /// Runs `f` on the sink's connection, or on a read-only one while none is open;
+    /// `None` when the file does not exist.
     async fn inspect<T: Send + 'static>(
         &self,
-        stream: &str,
-        f: impl FnOnce(&rusqlite::Connection, &core::Relation) -> Result<T> + Send + 'static,
+        f: impl FnOnce(Ddl<'_>) -> Result<Option<T>> + Send + 'static,
     ) -> Result<Option<T>> {
-        let shared = self.shared.clone();
-        let stream = stream.to_string();
-        tokio::task::spawn_blocking(move || -> Result<Option<T>> {
-            let guard = shared
-                .db
-                .lock()
-                .map_err(|_| Error::internal("an earlier SQLite operation panicked"))?;
-            let opened;
-            let conn = match guard.as_ref() {
-                Some(db) => &db.conn,
-                None if shared.path.exists() => {
-                    opened = core::open_read_only(&shared.path, shared.busy_timeout_ms)?;
-                    &opened
-                }
-                None => return Ok(None),
-            };
-            match core::relation(conn, &stream, &shared.path)? {
-                Some(r) => f(conn, &r).map(Some),
-                None => Ok(None),
-            }
-        })
-        .await
-        .map_err(|e| Error::internal(format!("SQLite worker failed: {e}")))?
+        let (path, timeout) = (self.path.clone(), self.busy_timeout_ms);
+        self.db
+            .peek(move |_, db| {
+                let opened;
+                let conn = match db.as_ref() {
+                    Some(db) => &db.session.conn,
+                    None if path.exists() => {
+                        opened = core::open_read_only(&path, timeout)?;
+                        &opened
+                    }
+                    None => return Ok(None),
+                };
+                f(Ddl { conn, file: &path })
+            })
+            .await
     }
 }
 
 /// An existing file: a database we may write (schema readable, write lock obtainable).
 /// A missing one: its nearest existing folder is a writable folder.
-fn check_blocking(shared: &Shared) -> Result<()> {
-    let path = &shared.path;
-    let guard = shared
-        .db
-        .lock()
-        .map_err(|_| Error::internal("an earlier SQLite operation panicked"))?;
-    if let Some(db) = guard.as_ref() {
-        db.conn
+fn check_blocking(db: Option<&Db>, path: &Path, busy_timeout_ms: u64) -> Result<()> {
+    if let Some(db) = db {
+        db.session
+            .conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)
             })
@@ -419,7 +280,7 @@ fn check_blocking(shared: &Shared) -> Result<()> {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .sql(path)?;
-        conn.busy_timeout(std::time::Duration::from_millis(shared.busy_timeout_ms))
+        conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))
             .sql(path)?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
@@ -467,119 +328,125 @@ fn check_blocking(shared: &Shared) -> Result<()> {
 /// What a writer writes to, fixed at open.
 struct Target {
     id: u64,
-    /// The destination table.
+    /// The destination table, and where rows go: it, or an overwrite's staging table.
     table: String,
-    /// Where rows go: the table, or the staging table of an overwrite.
     write_to: String,
     mode: WriteMode,
     insert_sql: String,
     /// `DELETE ... WHERE rowid BETWEEN ?1 AND ?2` (append into a rowid table), to undo
     /// an aborted stream's uncommitted rows.
     undo_sql: Option<String>,
-    types: Vec<FerryType>,
     location: String,
-    path: PathBuf,
 }
 
-fn schema_error(message: String, table: &str) -> Error {
-    Error::new(ErrorKind::SchemaMismatch, message).with("table", table)
+/// SQLite's SQL and catalog, for the shared writing code.
+struct Ddl<'a> {
+    conn: &'a Connection,
+    file: &'a Path,
+}
+
+impl Dialect for Ddl<'_> {
+    /// The declared type.
+    type Type = String;
+
+    fn system(&self) -> &'static str {
+        "SQLite"
+    }
+
+    fn names(&self) -> NameMatch {
+        NameMatch::AsciiCaseless
+    }
+
+    fn quote(&self, name: &str) -> String {
+        quote(name)
+    }
+
+    fn column_type(&self, ty: FerryType, key: KeyPart) -> String {
+        // a sole int64 key declared INTEGER becomes the rowid: no separate index
+        match (key, ty) {
+            (KeyPart::Sole, FerryType::Int64) => "INTEGER".into(),
+            _ => types::declared_type(ty),
+        }
+    }
+
+    fn takes(&self, declared: &String, ty: FerryType) -> bool {
+        types::compatible(types::ferry_type(declared), ty)
+    }
+
+    fn describe(&self, declared: &String) -> String {
+        format!("{} (declared `{declared}`)", types::ferry_type(declared))
+    }
+
+    fn unique_index_sql(&self, table: &str, columns: &str) -> String {
+        format!("CREATE UNIQUE INDEX ... ON {} ({columns})", quote(table))
+    }
+
+    fn staging(&self, table: &str, run_id: &str) -> Staging {
+        Staging::by_run_id(table, run_id, None)
+    }
+}
+
+impl Driver for Ddl<'_> {
+    async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).sql(self.file)
+    }
+
+    async fn table(&mut self, name: &str) -> Result<Option<Table<String>>> {
+        let Some(rel) = core::relation(self.conn, name, self.file)? else {
+            return Ok(None);
+        };
+        if rel.kind == Kind::View {
+            let m = format!("`{name}` is a view; Ferry writes tables");
+            return Err(Error::new(ErrorKind::Unsupported, m));
+        }
+        let rowid_key = rowid_alias(&rel);
+        let columns = rel.columns.iter().map(|c| Existing {
+            name: c.name.clone(),
+            required: c.not_null && !c.has_default && rowid_key != Some(c.name.as_str()),
+            generated: false,
+            ty: c.declared.clone(),
+        });
+        let columns = columns.collect();
+        Ok(Some(Table {
+            name: rel.name.clone(),
+            columns,
+        }))
+    }
+
+    async fn query_text(&mut self, sql: &str) -> Result<Option<String>> {
+        let row = self
+            .conn
+            .query_row(sql, [], |r| r.get::<_, Option<String>>(0));
+        Ok(row.optional().sql(self.file)?.flatten())
+    }
+
+    async fn tables_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
+        core::tables_with_prefix(self.conn, prefix, self.file)
+    }
+
+    async fn has_unique_key(&mut self, table: &str, key: &[String]) -> Result<bool> {
+        let rel = core::relation(self.conn, table, self.file)?
+            .ok_or_else(|| Error::internal("table vanished"))?;
+        core::has_unique_key(self.conn, &rel, key, self.file)
+    }
+}
+
+/// The column an `INTEGER PRIMARY KEY` makes the rowid (SQLite fills it in).
+fn rowid_alias(rel: &Relation) -> Option<&str> {
+    let pk: Vec<_> = rel.columns.iter().filter(|c| c.pk > 0).collect();
+    (pk.len() == 1 && pk[0].declared.trim().eq_ignore_ascii_case("INTEGER"))
+        .then(|| pk[0].name.as_str())
 }
 
 fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
-    let table = req.stream.as_str();
-    let schema = &req.schema;
-    if table.is_empty() {
-        return Err(Error::config("the destination table name is empty"));
-    }
-    ferry_core::types::check_schema(schema)?;
-    if schema.fields().is_empty() {
-        return Err(schema_error(
-            format!("stream `{table}` has no columns to write"),
-            table,
-        ));
-    }
-    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
-    for (i, n) in names.iter().enumerate() {
-        if names[..i].iter().any(|o| o.eq_ignore_ascii_case(n)) {
-            return Err(schema_error(
-                format!(
-                    "columns `{n}` and `{}` differ only in case, which SQLite cannot tell apart",
-                    names[..i]
-                        .iter()
-                        .find(|o| o.eq_ignore_ascii_case(n))
-                        .expect("found")
-                ),
-                table,
-            ));
-        }
-    }
-    let key = req.primary_key();
-    for k in &key {
-        if !names.contains(&k) {
-            return Err(schema_error(
-                format!("primary key column `{k}` is not in the stream's schema"),
-                table,
-            ));
-        }
-    }
-    if req.mode == WriteMode::Upsert && key.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("upsert into `{table}` needs a primary key; set `primary_key` on the stream"),
-        )
-        .with("table", table));
-    }
-    let write_to = db.atomically(|conn, file| {
-        let existing = core::relation(conn, table, file)?;
-        if existing.as_ref().is_some_and(|r| r.kind == Kind::View) {
-            return Err(Error::new(ErrorKind::Unsupported, format!("`{table}` is a view; Ferry writes tables")));
-        }
-        match req.mode {
-            WriteMode::Overwrite => {
-                let staging = core::staging_name(table, &req.run_id);
-                // staging tables of crashed overwrites of this table
-                let prefix = format!("{}{table}_", core::STAGING_PREFIX);
-                for old in core::tables_with_prefix(conn, &prefix, file)? {
-                    if old == staging {
-                        return Err(Error::new(
-                            ErrorKind::ConfigInvalid,
-                            format!("table `{table}` is already being overwritten by another stream of this run"),
-                        ));
-                    }
-                    if core::looks_like_run_id(&old[prefix.len()..]) {
-                        conn.execute_batch(&format!("DROP TABLE {}", quote(&old))).sql(file)?;
-                    }
-                }
-                create_table(conn, &staging, schema, &key, file)?;
-                Ok(staging)
-            }
-            WriteMode::Append | WriteMode::Upsert => {
-                match &existing {
-                    None => create_table(conn, table, schema, &key, file)?,
-                    Some(rel) => evolve(conn, rel, schema, file)?,
-                }
-                if req.mode == WriteMode::Upsert {
-                    let rel = core::relation(conn, table, file)?.ok_or_else(|| Error::internal("table vanished"))?;
-                    if !core::has_unique_key(conn, &rel, &key, file)? {
-                        return Err(schema_error(
-                            format!(
-                                "upsert needs a PRIMARY KEY or UNIQUE index on ({}) of table `{}`, which it lacks; \
-                                 add one (`CREATE UNIQUE INDEX ... ON {} ({})`) or write with mode = \"append\"",
-                                key.join(", "),
-                                rel.name,
-                                quote(&rel.name),
-                                key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
-                            ),
-                            table,
-                        ));
-                    }
-                }
-                Ok(table.to_string())
-            }
-        }
+    let prep = db.atomically(|s| {
+        // SQLite's driver never waits: its futures are ready when polled
+        ready(prepare(&mut s.ddl(), req))
     })?;
+    let write_to = prep.write_to().to_string();
+    let s = &db.session;
     let undo_sql = match req.mode {
-        WriteMode::Append => rowid_name(&db.conn, &write_to, &db.path)?.map(|rowid| {
+        WriteMode::Append => rowid_name(&s.conn, &write_to, &s.path)?.map(|rowid| {
             format!(
                 "DELETE FROM {} WHERE {rowid} BETWEEN ?1 AND ?2",
                 quote(&write_to)
@@ -588,30 +455,28 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         _ => None,
     };
     db.commit()?;
-    let types: Vec<FerryType> = schema
-        .fields()
-        .iter()
-        .map(|f| FerryType::of(f).expect("checked"))
-        .collect();
-    let id = db.next_writer;
-    db.next_writer += 1;
+    let id = db.writer();
+    let s = &db.session;
+    let ddl = s.ddl();
+    let mut insert_sql = insert_into(&ddl, &write_to, &prep.names());
+    let params: Vec<String> = (1..=prep.columns.len()).map(|i| format!("?{i}")).collect();
+    insert_sql.push_str(&format!(" VALUES ({})", params.join(", ")));
+    if req.mode == WriteMode::Upsert {
+        insert_sql.push_str(&on_conflict(&ddl, &prep.names(), &prep.table_key(req)));
+    }
+    let file = s.path.file_name().map_or_else(
+        || s.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     Ok(Target {
         id,
-        table: table.to_string(),
-        insert_sql: insert_sql(&write_to, schema, &key, req.mode),
+        table: prep.table.clone(),
+        insert_sql,
         undo_sql,
         write_to,
         mode: req.mode,
-        types,
         // the database's file name, not its folder: receipts name no local folders
-        location: format!(
-            "{}#{table}",
-            db.path.file_name().map_or_else(
-                || db.path.display().to_string(),
-                |n| n.to_string_lossy().into_owned()
-            )
-        ),
-        path: db.path.clone(),
+        location: format!("{file}#{}", req.stream),
     })
 }
 
@@ -632,9 +497,7 @@ fn rowid_name(conn: &Connection, table: &str, file: &Path) -> Result<Option<&'st
     let Some(rel) = core::relation(conn, table, file)? else {
         return Ok(None);
     };
-    let pk: Vec<_> = rel.columns.iter().filter(|c| c.pk > 0).collect();
-    let alias = (pk.len() == 1 && pk[0].declared.trim().eq_ignore_ascii_case("INTEGER"))
-        .then(|| pk[0].name.as_str());
+    let alias = rowid_alias(&rel);
     Ok(["rowid", "_rowid_", "oid"].into_iter().find(|name| {
         rel.columns
             .iter()
@@ -642,152 +505,13 @@ fn rowid_name(conn: &Connection, table: &str, file: &Path) -> Result<Option<&'st
     }))
 }
 
-fn create_table(
-    conn: &Connection,
-    name: &str,
-    schema: &SchemaRef,
-    key: &[String],
-    file: &Path,
-) -> Result<()> {
-    let mut defs: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = FerryType::of(f).expect("checked");
-            let in_key = key.iter().any(|k| k == f.name());
-            // a sole int64 key declared INTEGER becomes the rowid: no separate index
-            let decl = if in_key && key.len() == 1 && ty == FerryType::Int64 {
-                "INTEGER".to_string()
-            } else {
-                types::declared_type(ty)
-            };
-            let not_null = if !f.is_nullable() || in_key {
-                " NOT NULL"
-            } else {
-                ""
-            };
-            format!("{} {decl}{not_null}", quote(f.name()))
-        })
-        .collect();
-    if !key.is_empty() {
-        defs.push(format!(
-            "PRIMARY KEY ({})",
-            key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    conn.execute_batch(&format!(
-        "CREATE TABLE {} ({})",
-        quote(name),
-        defs.join(", ")
-    ))
-    .sql(file)
-}
-
-/// Fits an existing table to the stream: a missing nullable column is added; anything
-/// else that does not fit is a `SchemaMismatch` naming the table and column.
-fn evolve(conn: &Connection, rel: &Relation, schema: &SchemaRef, file: &Path) -> Result<()> {
-    let table = &rel.name;
-    for f in schema.fields() {
-        let ty = FerryType::of(f).expect("checked");
-        match rel
-            .columns
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(f.name()))
-        {
-            Some(c) => {
-                let existing = types::ferry_type(&c.declared);
-                if !types::compatible(existing, ty) {
-                    return Err(schema_error(
-                        format!(
-                            "column `{}` of table `{table}` is {existing} (declared `{}`), but the stream sends {ty}; \
-                             change the column, or write with mode = \"overwrite\" to replace the table",
-                            c.name, c.declared
-                        ),
-                        table,
-                    )
-                    .with("column", &c.name));
-                }
-            }
-            None if f.is_nullable() => {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {} ADD COLUMN {} {}",
-                    quote(table),
-                    quote(f.name()),
-                    types::declared_type(ty)
-                ))
-                .sql(file)?;
-            }
-            None => {
-                return Err(schema_error(
-                    format!(
-                        "column `{}` is not in table `{table}`, and the stream says it is never NULL, so it cannot be \
-                         added to the rows already there; add it by hand, or write with mode = \"overwrite\"",
-                        f.name()
-                    ),
-                    table,
-                )
-                .with("column", f.name()));
-            }
-        }
-    }
-    let rowid_key = {
-        let pk: Vec<_> = rel.columns.iter().filter(|c| c.pk > 0).collect();
-        (pk.len() == 1 && pk[0].declared.trim().eq_ignore_ascii_case("INTEGER"))
-            .then(|| pk[0].name.clone())
-    };
-    for c in &rel.columns {
-        let sent = schema
-            .fields()
-            .iter()
-            .any(|f| f.name().eq_ignore_ascii_case(&c.name));
-        if !sent && c.not_null && !c.has_default && rowid_key.as_ref() != Some(&c.name) {
-            return Err(schema_error(
-                format!(
-                    "table `{table}` requires column `{}` (NOT NULL, no default), which the stream does not send",
-                    c.name
-                ),
-                table,
-            )
-            .with("column", &c.name));
-        }
-    }
-    Ok(())
-}
-
-fn insert_sql(table: &str, schema: &SchemaRef, key: &[String], mode: WriteMode) -> String {
-    let cols: Vec<String> = schema.fields().iter().map(|f| quote(f.name())).collect();
-    let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let mut sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        quote(table),
-        cols.join(", "),
-        params.join(", ")
-    );
-    if mode == WriteMode::Upsert {
-        let updates: Vec<String> = schema
-            .fields()
-            .iter()
-            .filter(|f| !key.contains(f.name()))
-            .map(|f| format!("{0} = excluded.{0}", quote(f.name())))
-            .collect();
-        let keys: Vec<String> = key.iter().map(|k| quote(k)).collect();
-        sql.push_str(&format!(" ON CONFLICT ({}) DO ", keys.join(", ")));
-        if updates.is_empty() {
-            sql.push_str("NOTHING");
-        } else {
-            sql.push_str(&format!("UPDATE SET {}", updates.join(", ")));
-        }
-    }
-    sql
-}
-
 // ----------------------------------------------------------------------------------------
 // Writing
 
-struct SqliteWriter {
-    shared: Arc<Shared>,
+/// Moves a stream's rows through the sink's one connection.
+struct SqliteLoad {
+    db: Arc<single::Connection<Sqlite>>,
     target: Arc<Target>,
-    rows: u64,
 }
 
 /// Inserts every row of `batch`; returns the rowid ranges inserted when `t` can undo.
@@ -797,24 +521,11 @@ fn insert_batch(
     batch: &RecordBatch,
     file: &Path,
 ) -> Result<Vec<(i64, i64)>> {
-    let schema = batch.schema();
-    let fits = schema.fields().len() == t.types.len()
-        && schema
-            .fields()
-            .iter()
-            .zip(&t.types)
-            .all(|(f, ty)| FerryType::of(f) == Some(*ty));
-    if !fits {
-        return Err(schema_error(
-            "a batch does not have the schema the stream was opened with".into(),
-            &t.table,
-        ));
-    }
     let binders: Vec<Binder<'_>> = batch
         .columns()
         .iter()
-        .zip(&t.types)
-        .map(|(a, ty)| Binder::new(a.as_ref(), *ty))
+        .zip(batch.schema().fields())
+        .map(|(a, f)| Binder::new(a.as_ref(), FerryType::of(f).expect("checked")))
         .collect();
     let mut stmt = conn.prepare_cached(&t.insert_sql).sql(file)?;
     let mut scratch = String::new();
@@ -832,14 +543,7 @@ fn insert_batch(
             );
             let err = core::map_err(e, file);
             if duplicate && t.mode == WriteMode::Append {
-                return Err(Error::new(
-                    ErrorKind::DataInvalid,
-                    format!(
-                        "{}: a row with this key is already in the table (write with mode = \"upsert\" to update it)",
-                        err.message()
-                    ),
-                )
-                .with("file", file.display()));
+                return Err(Error::data(duplicate_key(err.message())).with("file", file.display()));
             }
             return Err(err);
         }
@@ -855,124 +559,76 @@ fn insert_batch(
 }
 
 #[async_trait]
-impl StreamWriter for SqliteWriter {
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
+impl Load for SqliteLoad {
+    async fn write(&mut self, batch: &RecordBatch, _before: u64) -> Result<()> {
+        let (t, batch) = (self.target.clone(), batch.clone());
+        self.db
+            .run(move |db| {
+                db.check_lost(t.id)?;
+                let rows = db.atomically(|s| insert_batch(&s.conn, &t, &batch, &s.path))?;
+                db.wrote(t.id, rows);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        let id = self.target.id;
+        self.db.run(move |db| db.flush(id)).await
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.target.mode != WriteMode::Overwrite {
             return Ok(());
         }
         let t = self.target.clone();
-        let n = batch.num_rows() as u64;
-        with_db(&self.shared, move |db| {
-            db.check_lost(t.id)?;
-            let ranges = db.atomically(|conn, file| insert_batch(conn, &t, &batch, file))?;
-            db.dirty.insert(t.id);
-            if !ranges.is_empty() {
-                db.pending.entry(t.id).or_default().extend(ranges);
-            }
-            Ok(())
-        })
-        .await
-        .ctx("table", &self.target.table)?;
-        self.rows += n;
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<Durability> {
-        let t = self.target.clone();
-        with_db(&self.shared, move |db| {
-            db.check_lost(t.id)?;
-            db.commit()?;
-            // this stream's rows are counted committed now: an abort leaves them
-            db.pending.remove(&t.id);
-            Ok(())
-        })
-        .await
-        .ctx("table", &self.target.table)?;
-        Ok(match self.target.mode {
-            WriteMode::Overwrite => Durability::AtClose,
-            _ => Durability::Durable,
-        })
-    }
-
-    async fn close(self: Box<Self>) -> Result<WriteSummary> {
-        let t = self.target.clone();
-        with_db(&self.shared, move |db| {
-            db.check_lost(t.id)?;
-            db.commit()?;
-            db.pending.remove(&t.id);
-            if t.mode == WriteMode::Overwrite {
+        self.db
+            .run(move |db| {
                 // readers see the old table or the new one, never neither: one transaction
-                let swapped = db.atomically(|conn, file| {
-                    conn.execute_batch(&format!(
-                        "DROP TABLE IF EXISTS {0}; ALTER TABLE {1} RENAME TO {0};",
-                        quote(&t.table),
-                        quote(&t.write_to)
-                    ))
-                    .sql(file)
-                });
-                match swapped {
-                    Ok(()) => db.commit()?,
+                let (table, staging) = (quote(&t.table), quote(&t.write_to));
+                let swap = format!(
+                    "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};"
+                );
+                match db.atomically(|s| s.exec(&swap)) {
+                    Ok(()) => db.commit(),
                     Err(e) => {
                         // the old table is intact; the staged rows cannot be used
-                        let _ = db.atomically(|conn, file| {
-                            conn.execute_batch(&format!(
-                                "DROP TABLE IF EXISTS {}",
-                                quote(&t.write_to)
-                            ))
-                            .sql(file)
-                        });
+                        let _ =
+                            db.atomically(|s| s.exec(&format!("DROP TABLE IF EXISTS {staging}")));
                         let _ = db.commit();
-                        return Err(e);
+                        Err(e)
                     }
                 }
-            }
-            Ok(())
-        })
-        .await
-        .ctx("table", &self.target.table)?;
-        Ok(WriteSummary {
-            rows: self.rows,
-            outputs: vec![Output {
-                kind: "table".into(),
-                location: self.target.location.clone(),
-                rows: self.rows,
-                ..Default::default()
-            }],
-        })
+            })
+            .await
     }
 
-    async fn abort(self: Box<Self>) -> Result<()> {
+    async fn abort(&mut self) -> Result<()> {
         let t = self.target.clone();
-        with_db(&self.shared, move |db| {
-            db.lost.remove(&t.id);
-            let ranges = db.pending.remove(&t.id).unwrap_or_default();
-            if db.dirty.remove(&t.id) && db.dirty.is_empty() && db.in_transaction() {
-                // only this writer's rows are uncommitted: roll them back
-                db.conn.execute_batch("ROLLBACK").sql(&t.path)?;
-            }
-            if let (Some(undo), false) = (&t.undo_sql, ranges.is_empty()) {
-                // rows other streams' commits made durable, or that share the open
-                // transaction with theirs: delete just ours, for good
-                db.atomically(|conn, file| {
-                    let mut stmt = conn.prepare_cached(undo).sql(file)?;
-                    for (first, last) in ranges {
-                        stmt.execute([first, last]).sql(file)?;
-                    }
-                    Ok(())
-                })?;
-                db.commit()?;
-            }
-            // upserts stay: applying them again on a rerun changes nothing
-            if t.mode == WriteMode::Overwrite {
-                db.atomically(|conn, file| {
-                    conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&t.write_to)))
-                        .sql(file)
-                })?;
-                db.commit()?;
-            }
-            Ok(())
-        })
-        .await
-        .ctx("table", &self.target.table)
+        self.db
+            .run(move |db| {
+                let rows = db.abandon(t.id)?;
+                if let (Some(undo), false) = (&t.undo_sql, rows.is_empty()) {
+                    // rows other streams' commits made durable, or that share the open
+                    // transaction with theirs: delete just ours, for good
+                    db.atomically(|s| {
+                        let mut stmt = s.conn.prepare_cached(undo).sql(&s.path)?;
+                        for (first, last) in rows {
+                            stmt.execute([first, last]).sql(&s.path)?;
+                        }
+                        Ok(())
+                    })?;
+                    db.commit()?;
+                }
+                // upserts stay: applying them again on a rerun changes nothing
+                if t.mode == WriteMode::Overwrite {
+                    db.atomically(|s| {
+                        s.exec(&format!("DROP TABLE IF EXISTS {}", quote(&t.write_to)))
+                    })?;
+                    db.commit()?;
+                }
+                Ok(())
+            })
+            .await
     }
 }

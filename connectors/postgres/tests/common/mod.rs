@@ -11,11 +11,11 @@ use std::sync::Arc;
 use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource, PostgresSourceConfig};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::testkit::{self, SinkFixture, SourceFixture};
 use ferry_core::{
     async_trait, BuildContext, ConfigNode, ReadRequest, Result, Sink, Source, WriteMode,
     WriteRequest, WriteSummary,
 };
+use ferry_testkit::{self as testkit, SinkFixture, SourceFixture};
 
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
 
@@ -199,7 +199,7 @@ pub fn request(stream: &str, schema: SchemaRef, mode: WriteMode) -> WriteRequest
         stream: stream.into(),
         schema,
         mode,
-        run_id: ferry_core::runtime::new_run_id(),
+        run_id: ferry_engine::runtime::new_run_id(),
     }
 }
 

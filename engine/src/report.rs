@@ -1,0 +1,344 @@
+//! The run report: what each stream read, wrote and how fast, as JSON and as text.
+
+use serde::{Deserialize, Serialize};
+
+use ferry_core::sink::Output;
+
+/// How a stream or run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Everything was written and state committed.
+    Succeeded,
+    /// It failed; state holds the last committed checkpoint.
+    Failed,
+    /// Stopped by Ctrl-C; state holds the last committed checkpoint.
+    Cancelled,
+}
+
+/// One stream's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    /// Source stream name.
+    pub stream: String,
+    /// Destination name.
+    pub destination: String,
+    /// `full_refresh` or `incremental`.
+    pub read_mode: ferry_core::ReadMode,
+    /// `append`, `overwrite` or `upsert`.
+    pub write_mode: ferry_core::WriteMode,
+    /// How it ended.
+    pub status: Status,
+    /// Rows the source yielded (good and rejected).
+    pub rows_read: u64,
+    /// Rows durable at the destination: covered by a flush the sink called durable, or by
+    /// the writer's successful close. Rows handed to a writer that then failed or was
+    /// cancelled are not committed (its `abort` discards them).
+    pub rows_committed: u64,
+    /// Rows rejected (malformed, failed validation); they are in the quarantine.
+    pub rows_rejected: u64,
+    /// Rows a `filter` transform removed on purpose.
+    pub rows_filtered: u64,
+    /// Rows read but neither committed, rejected nor filtered: the rows of a stream that
+    /// stopped early (failed check, source or sink error, Ctrl-C). Always
+    /// `rows_read = rows_committed + rows_rejected + rows_filtered + rows_uncommitted`.
+    pub rows_uncommitted: u64,
+    /// Rows the source said it would yield, when it could tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_expected: Option<u64>,
+    /// The true total the source reported ([`ferry_core::Message::Total`]), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_total: Option<u64>,
+    /// Whether every row the source reported was read (`rows_read == rows_total`);
+    /// `None` when the source reports no total or the run was a `--limit` trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete: Option<bool>,
+    /// When the stream failed on a batch: its first rows as they were at the failing step,
+    /// for a debug bundle. Never serialized into reports.
+    #[serde(skip)]
+    pub failed_sample: Option<FailedSample>,
+    /// When the stream failed: the last requests its source made and their answers
+    /// ([`ferry_core::exchange`]), for a debug bundle. Never serialized into reports.
+    #[serde(skip)]
+    pub exchanges: Vec<ferry_core::exchange::Exchange>,
+    /// When the stream failed: its catalog entry (`ferry discover --json`'s form) and the
+    /// error's causes, outermost first (redacted), for a debug bundle. Never serialized.
+    #[serde(skip)]
+    pub failure_context: Option<(serde_json::Value, Vec<String>)>,
+    /// In-memory size of the rows moved, in bytes.
+    pub bytes: u64,
+    /// Wall time, seconds.
+    pub duration_secs: f64,
+    /// rows_read / duration.
+    pub rows_per_sec: f64,
+    /// Committed state before the run.
+    pub state_before: Option<serde_json::Value>,
+    /// Committed state after the run.
+    pub state_after: Option<serde_json::Value>,
+    /// Fingerprint of the schema written.
+    pub schema_fingerprint: String,
+    /// Files, objects or tables written.
+    pub outputs: Vec<Output>,
+    /// Order-independent digest of the rows written by this run (see [`ferry_formats::digest`]).
+    pub rows_digest: String,
+    /// Per validation check: how many rows failed it, with examples.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::validate::CheckReport>,
+    /// The error, if it failed (redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Rows kept from a failing batch for a debug bundle.
+pub const SAMPLE_ROWS: usize = 20;
+
+/// The first rows of the batch a stream failed on, as they were at the failing step.
+#[derive(Debug, Clone)]
+pub struct FailedSample {
+    /// `transform` (rows as read, before the transforms), `check` or `write` (rows after
+    /// the transforms).
+    pub stage: &'static str,
+    /// The rows' schema.
+    pub schema: arrow_schema::SchemaRef,
+    /// Up to [`SAMPLE_ROWS`] rows as JSON objects. Columns a `hash`,
+    /// `encrypt` or `mask` transform protects are `null` in rows taken before the transforms.
+    pub rows: Vec<serde_json::Value>,
+    /// The columns so masked.
+    pub masked: Vec<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Unique id of this run.
+    pub run_id: String,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// End, RFC 3339 UTC.
+    pub finished_at: String,
+    /// Wall time, seconds.
+    pub duration_secs: f64,
+    /// Source connector type.
+    pub source: String,
+    /// Destination connector type.
+    pub destination: String,
+    /// Failed if any stream failed, cancelled if stopped.
+    pub status: Status,
+    /// Per stream.
+    pub streams: Vec<StreamReport>,
+    /// How many times the leak guard had to scrub a secret from output.
+    pub redactions: u64,
+    /// A `--dry-run`: nothing was written, the counts say what would have been.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// A `--limit` trial: what it wrote went through the destination and was rolled
+    /// back; its rows are `rows_uncommitted`, none are committed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trial: bool,
+}
+
+impl RunReport {
+    /// Rows read over all streams.
+    pub fn rows_read(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows_read).sum()
+    }
+
+    /// Rows committed (durable at the destination) over all streams.
+    pub fn rows_committed(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows_committed).sum()
+    }
+
+    /// Rows read but not committed, rejected or filtered, over all streams.
+    pub fn rows_uncommitted(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows_uncommitted).sum()
+    }
+
+    /// The report as pretty JSON, passed through the leak guard.
+    pub fn to_json(&self) -> String {
+        ferry_core::redact::redact(&serde_json::to_string_pretty(self).expect("report serializes"))
+    }
+
+    /// A human summary: one line per stream and a total. A dry run says what *would* be
+    /// written and quarantined: it wrote nothing.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let w = self
+            .streams
+            .iter()
+            .map(|s| s.stream.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let (written, rejected) = if self.dry_run {
+            ("would write", "would reject")
+        } else if self.trial {
+            ("kept", "rejected")
+        } else {
+            ("committed", "rejected")
+        };
+        let uncommitted = self.rows_uncommitted() > 0;
+        let rolled_back = if self.trial {
+            "rolled back"
+        } else {
+            "uncommitted"
+        };
+        out.push_str(&format!(
+            "{:<w$}  {:>12}  {:>12}  {:>12}  {:>9}",
+            "stream", "rows read", written, rejected, "filtered"
+        ));
+        if uncommitted {
+            out.push_str(&format!("  {:>12}", rolled_back));
+        }
+        out.push_str(&format!("  {:>10}  {:>8}  status\n", "rows/s", "time"));
+        for s in &self.streams {
+            out.push_str(&format!(
+                "{:<w$}  {:>12}  {:>12}  {:>12}  {:>9}",
+                s.stream,
+                group(s.rows_read),
+                group(s.rows_committed),
+                group(s.rows_rejected),
+                group(s.rows_filtered),
+            ));
+            if uncommitted {
+                out.push_str(&format!("  {:>12}", group(s.rows_uncommitted)));
+            }
+            out.push_str(&format!(
+                "  {:>10}  {:>7.2}s  {}\n",
+                group(s.rows_per_sec as u64),
+                s.duration_secs,
+                match s.status {
+                    Status::Succeeded => "ok".to_string(),
+                    Status::Cancelled => "cancelled".to_string(),
+                    Status::Failed => format!("FAILED: {}", s.error.as_deref().unwrap_or("")),
+                }
+            ));
+        }
+        for s in &self.streams {
+            let mut failing: Vec<_> = s.checks.iter().filter(|c| c.failed > 0).collect();
+            failing.sort_by_key(|c| std::cmp::Reverse(c.failed));
+            for c in failing.iter().take(5) {
+                out.push_str(&format!(
+                    "  {}: check {} (severity {}) failed for {} row{}, e.g. {}\n",
+                    s.stream,
+                    c.check,
+                    c.severity,
+                    group(c.failed),
+                    if c.failed == 1 { "" } else { "s" },
+                    c.examples.join("; ")
+                ));
+            }
+            if let (Some(false), Some(total)) = (s.complete, s.rows_total) {
+                out.push_str(&format!(
+                    "  {}: INCOMPLETE: the source reported {} rows, {} were read\n",
+                    s.stream,
+                    group(total),
+                    group(s.rows_read)
+                ));
+            }
+            for c in s.checks.iter().filter(|c| c.note.is_some()) {
+                out.push_str(&format!(
+                    "  {}: check {}: {}\n",
+                    s.stream,
+                    c.check,
+                    c.note.as_deref().unwrap_or_default()
+                ));
+            }
+            if s.rows_rejected > 0 {
+                out.push_str(&if self.dry_run {
+                    format!(
+                        "  {}: would quarantine {} rows\n",
+                        s.stream,
+                        group(s.rows_rejected)
+                    )
+                } else {
+                    format!(
+                        "  {}: {} rows quarantined\n",
+                        s.stream,
+                        group(s.rows_rejected)
+                    )
+                });
+            }
+            if s.rows_uncommitted > 0 && self.trial {
+                out.push_str(&format!(
+                    "  {}: {} rows read and not kept (trial: what it wrote was rolled back)\n",
+                    s.stream,
+                    group(s.rows_uncommitted)
+                ));
+            } else if s.rows_uncommitted > 0 {
+                out.push_str(&format!(
+                    "  {}: {} rows read but not committed (the stream stopped before they were durable; a rerun reads them again)\n",
+                    s.stream,
+                    group(s.rows_uncommitted)
+                ));
+            }
+        }
+        let ending = match self.status {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "FAILED",
+            Status::Cancelled => "was cancelled",
+        };
+        if self.dry_run {
+            out.push_str(&format!(
+                "{} rows read, would write {} in {:.2}s; dry run {} {ending}\n",
+                group(self.rows_read()),
+                group(self.rows_committed()),
+                self.duration_secs,
+                self.run_id,
+            ));
+        } else if self.trial {
+            // a trial keeps nothing: say so, not "0 committed, N uncommitted"
+            let what = if self.status == Status::Succeeded {
+                format!(
+                    "{} written and rolled back (trial)",
+                    group(self.rows_uncommitted())
+                )
+            } else {
+                "what the trial wrote was rolled back".to_string()
+            };
+            out.push_str(&format!(
+                "{} rows read, {what}, {} kept in {:.2}s; trial run {} {ending}\n",
+                group(self.rows_read()),
+                group(self.rows_committed()),
+                self.duration_secs,
+                self.run_id,
+            ));
+        } else {
+            out.push_str(&format!(
+                "{} rows read, {} committed{} in {:.2}s; run {} {ending}\n",
+                group(self.rows_read()),
+                group(self.rows_committed()),
+                if uncommitted {
+                    format!(", {} uncommitted", group(self.rows_uncommitted()))
+                } else {
+                    String::new()
+                },
+                self.duration_secs,
+                self.run_id,
+            ));
+        }
+        ferry_core::redact::redact(&out)
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(super::group(0), "0");
+        assert_eq!(super::group(1234567), "1,234,567");
+        assert_eq!(super::group(100), "100");
+    }
+}

@@ -1,0 +1,142 @@
+//! Opening a file's bytes for the codec readers: decrypted when its name ends in `.age`,
+//! then decompressed when it ends in `.gz`/`.zst` (or as the config says).
+//!
+//! Each 64 KiB age chunk is authenticated before its rows are parsed, so no altered row is
+//! ever read; a damaged or truncated file fails the read with `DataInvalid`, a key that
+//! does not fit with `AuthFailed`. The codec reports every read error as I/O, so the
+//! decryption failure is recorded on the side ([`Failure::restore`]) to keep its kind.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use ferry_core::{Error, ErrorKind, Result};
+use ferry_formats::age::{self, Identities};
+use ferry_formats::codec::{decompress, detect, Compression, Format};
+
+use crate::options::StreamSpec;
+
+/// How to decode one file: from the stream's settings, else from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codec {
+    /// Its format.
+    pub format: Format,
+    /// Its compression (of the whole file).
+    pub compression: Compression,
+    /// Whether it is age-encrypted (its name ends in `.age`).
+    pub encrypted: bool,
+}
+
+impl Codec {
+    /// How to decode the file `name` of `spec`; `noun` names it in messages.
+    pub fn of(spec: &StreamSpec, name: &str, noun: &str) -> Result<Codec> {
+        let d = detect(name);
+        let format = spec.format.or(d.format).ok_or_else(|| {
+            Error::config(format!(
+                "cannot tell the format of {noun} `{name}` from its extension: set `format = \"csv\"` or `format = \"jsonl\"` for stream `{}`",
+                spec.name
+            ))
+        })?;
+        let compression = spec.compression.unwrap_or(d.compression);
+        if format == Format::Parquet && compression != Compression::None {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "`{name}` is a {compression}-compressed Parquet {noun}: Parquet compresses inside the file and must not be wrapped; write `.parquet` {noun}s"
+                ),
+            )
+            .with("stream", &spec.name));
+        }
+        Ok(Codec {
+            format,
+            compression,
+            encrypted: d.encrypted,
+        })
+    }
+
+    /// The decoded bytes of `raw`, the file `name` (named by `noun` in error context).
+    pub fn input(
+        &self,
+        raw: Box<dyn Read + Send>,
+        name: &str,
+        noun: &'static str,
+        identities: Option<&Identities>,
+    ) -> Result<Input> {
+        let failure = Failure::default();
+        let plain: Box<dyn Read + Send> = if self.encrypted {
+            let ids = need_key(identities, name, noun)?;
+            let reader = age::decrypt_reader(ids, raw).map_err(|e| e.with(noun, name))?;
+            Box::new(Watch {
+                inner: Box::new(reader),
+                failure: failure.clone(),
+            })
+        } else {
+            raw
+        };
+        let inner = decompress(plain, self.compression).map_err(|e| e.with(noun, name))?;
+        Ok(Input { inner, failure })
+    }
+}
+
+/// The keys that decrypt `name`, or the error saying there are none.
+pub fn need_key<'a>(
+    identities: Option<&'a Identities>,
+    name: &str,
+    noun: &'static str,
+) -> Result<&'a Identities> {
+    identities.ok_or_else(|| {
+        Error::config(format!(
+            "`{name}` is encrypted (age), and the source has no key to read it: set `identity = \"${{secret:…}}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`"
+        ))
+        .with(noun, name)
+    })
+}
+
+/// A file's bytes, decrypted and decompressed on the fly.
+pub struct Input {
+    inner: Box<dyn Read + Send>,
+    failure: Failure,
+}
+
+impl Input {
+    /// Where this input records its decryption failure.
+    pub fn failure(&self) -> Failure {
+        self.failure.clone()
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// The first decryption failure (kind and message) an [`Input`] met.
+#[derive(Clone, Default)]
+pub struct Failure(Arc<Mutex<Option<(ErrorKind, String)>>>);
+
+impl Failure {
+    /// `e`, or the decryption failure behind it with its own kind.
+    pub fn restore(&self, e: Error) -> Error {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some((kind, message)) => Error::new(kind, message),
+            None => e,
+        }
+    }
+}
+
+/// Records the first decryption failure of the reader under it.
+struct Watch {
+    inner: Box<dyn Read + Send>,
+    failure: Failure,
+}
+
+impl Read for Watch {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if let Some(d) = age::decryption_error(e) {
+                let mut slot = self.failure.0.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert_with(|| (d.kind(), d.message().to_string()));
+            }
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! What Ferry's file-like stores share (a local folder, S3, and SFTP next): a store lists
+//! a stream's files and opens them ([`Store`]); everything else is here, written once.
+//!
+//! - [`SourceOptions`]: the format options of a source (`path`/`streams`, `format`,
+//!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O.
+//! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age decryption,
+//!   gzip/zstd) for the codec readers, or with random access for Parquet.
+//! - [`Mark`]: the incremental listing mark (which files are new or changed since the
+//!   saved state) and its state JSON.
+//! - [`StoreSource`]: the `Source` itself: check, discover, count and estimate over a
+//!   listing, and the reading thread.
+//! - [`Sealed`], [`EncryptConfig`], [`csv_options`]: the pieces destinations share.
+//!
+//! Depends on the contract (`ferry-core`) and the formats (`ferry-formats`) only.
+#![deny(missing_docs)]
+
+mod chunks;
+mod encrypt;
+mod estimate;
+mod input;
+mod mark;
+mod naming;
+mod options;
+mod output;
+mod read;
+mod source;
+mod store;
+
+pub use chunks::Chunks;
+pub use encrypt::{identities, recipients, EncryptConfig};
+pub use input::{need_key, Codec, Failure, Input};
+pub use mark::{order, Listed, Mark, StateShape};
+pub use naming::{is_tsv, stream_name, strip_layers};
+pub use options::{ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec};
+pub use output::Sealed;
+pub use source::StoreSource;
+pub use store::{Listing, Store, Stream};
+
+use ferry_core::{Error, Result};
+
+/// Runs blocking file work off the async threads; `noun` names the work in the error of
+/// a task that died.
+pub async fn blocking<T: Send + 'static>(
+    noun: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("the {noun} task failed: {e}")))?
+}

@@ -1,0 +1,106 @@
+//! What a pattern's name says: the stream it makes, and its name under the layers.
+
+use ferry_formats::codec::Compression;
+
+/// `name` without its final `.age` and compression suffixes (`.gz`, `.gzip`, `.zst`,
+/// `.zstd`, in any case and order): `orders_*.csv.gz.age` is seen as `orders_*.csv` for its
+/// stream name and whether it is a `.tsv`.
+pub fn strip_layers(name: &str) -> &str {
+    let mut rest = name;
+    loop {
+        let n = rest.len();
+        let age =
+            n > 4 && rest.is_char_boundary(n - 4) && rest[n - 4..].eq_ignore_ascii_case(".age");
+        if age {
+            rest = &rest[..n - 4];
+        } else if Compression::from_path(rest) != Compression::None {
+            match rest.rsplit_once('.') {
+                Some((stem, _)) if !stem.is_empty() => rest = stem,
+                _ => return rest,
+            }
+        } else {
+            return rest;
+        }
+    }
+}
+
+/// Whether a pattern names tab-separated files (`.tsv` under any layers).
+pub fn is_tsv(pattern: &str) -> bool {
+    strip_layers(pattern).to_ascii_lowercase().ends_with(".tsv")
+}
+
+/// The stream name a pattern implies: its last segment without layers, extension,
+/// wildcards and character classes, trimmed of `_-. `; else the folder's name likewise.
+/// `None` if both are empty.
+pub fn stream_name(pattern: &str) -> Option<String> {
+    let clean = |s: &str| {
+        let mut out = String::new();
+        let mut in_class = false;
+        for c in s.chars() {
+            match c {
+                '[' => in_class = true,
+                ']' if in_class => in_class = false,
+                _ if in_class => {}
+                '*' | '?' => {}
+                c => out.push(c),
+            }
+        }
+        out.trim_matches(|c: char| matches!(c, '_' | '-' | '.' | ' '))
+            .to_string()
+    };
+    let pattern = strip_layers(pattern.trim_end_matches('/'));
+    let (dir, file) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    let stem = match file.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains(['*', '?', '[']) && !stem.is_empty() => stem,
+        _ => file,
+    };
+    let name = clean(stem);
+    if !name.is_empty() {
+        return Some(name);
+    }
+    let folder = clean(dir.rsplit('/').next().unwrap_or(""));
+    (!folder.is_empty()).then_some(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_from_patterns() {
+        assert_eq!(stream_name("customers.csv").as_deref(), Some("customers"));
+        assert_eq!(
+            stream_name("in/customers*.csv").as_deref(),
+            Some("customers")
+        );
+        assert_eq!(
+            stream_name("in/orders_[0-9]*.jsonl").as_deref(),
+            Some("orders")
+        );
+        assert_eq!(stream_name("data/*.csv").as_deref(), Some("data"));
+        assert_eq!(stream_name("/tmp/x/**/*.csv").as_deref(), None);
+        assert_eq!(stream_name("a.b.csv").as_deref(), Some("a.b"));
+        assert_eq!(
+            stream_name(strip_layers("in/orders_*.csv.age")).as_deref(),
+            Some("orders")
+        );
+        assert_eq!(strip_layers("a.AGE"), "a");
+        assert_eq!(
+            stream_name(strip_layers("in/orders_*.csv.gz.age")).as_deref(),
+            Some("orders")
+        );
+        assert_eq!(strip_layers("a.parquet"), "a.parquet");
+        assert_eq!(strip_layers("a.jsonl.ZST"), "a.jsonl");
+        assert_eq!(strip_layers(".age"), ".age");
+        // as S3 keys
+        assert_eq!(stream_name("orders_*.csv.gz").as_deref(), Some("orders"));
+        assert_eq!(
+            stream_name("in/customers*.csv.zst.age").as_deref(),
+            Some("customers")
+        );
+        assert_eq!(stream_name("daily/*.jsonl").as_deref(), Some("daily"));
+        assert_eq!(stream_name("**/*.csv").as_deref(), None);
+        assert_eq!(strip_layers("a.csv.gz.age"), "a.csv");
+        assert!(is_tsv("in/x.tsv.gz.age") && !is_tsv("in/x.csv"));
+    }
+}

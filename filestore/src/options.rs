@@ -1,0 +1,238 @@
+//! The format options of a file-like source: which streams, how their files are parsed.
+//!
+//! Each connector's config declares these fields itself, with its own docs, and converts
+//! them into [`SourceOptions`]: serde's `flatten` would lose what `deny_unknown_fields`
+//! gives users (the "did you mean" suggestion and the position of a wrong field).
+//! Validation here is pure: no file is touched.
+
+use std::collections::BTreeMap;
+
+use ferry_core::{Error, FerryType, Result};
+use ferry_formats::codec::{parse_type_overrides, Compression, CsvOptions, Format};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::naming::{is_tsv, stream_name};
+
+/// One entry of a source's `streams` list.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Stream name (required).
+    pub name: String,
+    /// A pattern, as the source's `path` (required).
+    pub path: String,
+    /// `csv`, `jsonl` or `parquet` (default: the source's `format`, else from the extension).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// `none`, `gzip` or `zstd` (default: the source's `compression`, else from each
+    /// name's extension).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Column types for this stream (default: the source's `columns`).
+    #[serde(default)]
+    pub columns: Option<BTreeMap<String, String>>,
+    /// Primary key of this stream (default: the source's `primary_key`).
+    #[serde(default)]
+    pub primary_key: Option<Vec<String>>,
+}
+
+/// The fields every file-like source config has, as the user wrote them.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// One stream's pattern.
+    pub path: Option<String>,
+    /// Name of the `path` stream.
+    pub stream: Option<String>,
+    /// Several streams.
+    pub streams: Vec<StreamConfig>,
+    /// Format of every stream (else from each name).
+    pub format: Option<Format>,
+    /// Compression of every stream (else from each name).
+    pub compression: Option<Compression>,
+    /// CSV field separator (else `,`, or a tab for `.tsv`).
+    pub delimiter: Option<char>,
+    /// CSV quote character.
+    pub quote: char,
+    /// Whether CSV files start with a header.
+    pub header: bool,
+    /// CSV text that means NULL.
+    pub null: String,
+    /// Column types that win over inference.
+    pub columns: BTreeMap<String, String>,
+    /// Columns that identify a row.
+    pub primary_key: Vec<String>,
+    /// Records read to infer column types.
+    pub sample_rows: usize,
+    /// The column naming each row's file.
+    pub file_column: Option<String>,
+}
+
+/// One stream of a source, validated (its pattern not yet resolved by the store).
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Stream name.
+    pub name: String,
+    /// The pattern as configured (for messages).
+    pub pattern: String,
+    /// Set in config; `None`: from each name.
+    pub format: Option<Format>,
+    /// Set in config; `None`: from each name.
+    pub compression: Option<Compression>,
+    /// How CSV files are laid out.
+    pub csv: CsvOptions,
+    /// Column types that win over inference.
+    pub columns: Vec<(String, FerryType)>,
+    /// Columns that identify a row.
+    pub primary_key: Vec<String>,
+    /// Records read to infer column types.
+    pub sample_rows: usize,
+    /// The column that names each row's file, if any.
+    pub file_column: Option<String>,
+}
+
+impl SourceOptions {
+    /// Checks the fields fit together and resolves defaults; `noun` names what the
+    /// patterns match in messages (`file`, `object`).
+    pub fn specs(&self, noun: &str) -> Result<Vec<StreamSpec>> {
+        if self.sample_rows == 0 {
+            return Err(Error::config("`sample_rows` must be at least 1"));
+        }
+        let quote = ascii(self.quote, "quote")?;
+        let delimiter = self.delimiter.map(|d| ascii(d, "delimiter")).transpose()?;
+        let single;
+        let entries: &[StreamConfig] = match (&self.path, self.streams.is_empty()) {
+            (Some(_), false) => {
+                return Err(Error::config(
+                    "set either `path` (one stream) or `streams` (several), not both",
+                ))
+            }
+            (None, true) => {
+                return Err(Error::config(format!(
+                    "no {noun}s named: set `path = \"data/*.csv\"` or `streams = [{{ name = \"…\", path = \"…\" }}]`"
+                )))
+            }
+            (Some(path), true) => {
+                let name = match &self.stream {
+                    Some(s) => s.clone(),
+                    None => stream_name(path).ok_or_else(|| {
+                        Error::config(format!(
+                            "cannot name the stream after `{path}`: set `stream = \"name\"`"
+                        ))
+                    })?,
+                };
+                single = [StreamConfig {
+                    name,
+                    path: path.clone(),
+                    format: None,
+                    compression: None,
+                    columns: None,
+                    primary_key: None,
+                }];
+                &single
+            }
+            (None, false) => {
+                if self.stream.is_some() {
+                    return Err(Error::config(
+                        "`stream` names the stream of `path`; with `streams`, name each entry instead",
+                    ));
+                }
+                &self.streams
+            }
+        };
+        let mut specs: Vec<StreamSpec> = Vec::new();
+        for entry in entries {
+            let name = entry.name.clone();
+            if name.trim().is_empty() {
+                return Err(Error::config("a stream name is empty"));
+            }
+            if specs.iter().any(|s| s.name == name) {
+                return Err(Error::config(format!(
+                    "stream `{name}` is named twice in `streams`"
+                )));
+            }
+            if entry.path.trim_start_matches('/').trim().is_empty() {
+                return Err(Error::config(format!("stream `{name}`: `path` is empty")));
+            }
+            let csv = CsvOptions {
+                delimiter: delimiter.unwrap_or(if is_tsv(&entry.path) { b'\t' } else { b',' }),
+                quote,
+                has_header: self.header,
+                null_text: self.null.clone(),
+            };
+            csv.validate()?;
+            let columns = entry.columns.as_ref().unwrap_or(&self.columns);
+            let columns =
+                parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
+            specs.push(StreamSpec {
+                name,
+                pattern: entry.path.clone(),
+                format: entry.format.or(self.format),
+                compression: entry.compression.or(self.compression),
+                csv,
+                columns,
+                primary_key: entry
+                    .primary_key
+                    .clone()
+                    .unwrap_or_else(|| self.primary_key.clone()),
+                sample_rows: self.sample_rows,
+                file_column: self.file_column.clone(),
+            });
+        }
+        Ok(specs)
+    }
+}
+
+/// One ASCII byte from a config character.
+pub fn ascii(c: char, field: &str) -> Result<u8> {
+    if c.is_ascii() && c != '\n' && c != '\r' {
+        Ok(c as u8)
+    } else {
+        Err(Error::config(format!(
+            "`{field}` must be one ASCII character other than a line break, not {c:?}"
+        )))
+    }
+}
+
+/// The CSV layout a destination's `delimiter`, `quote`, `header` and `null` ask for.
+pub fn csv_options(delimiter: char, quote: char, header: bool, null: &str) -> Result<CsvOptions> {
+    let csv = CsvOptions {
+        delimiter: ascii(delimiter, "delimiter")?,
+        quote: ascii(quote, "quote")?,
+        has_header: header,
+        null_text: null.to_string(),
+    };
+    csv.validate()?;
+    Ok(csv)
+}
+
+/// Defaults of the format fields, for `#[serde(default = "…")]` in the connectors' configs.
+pub mod defaults {
+    use ferry_formats::codec::{Format, DEFAULT_ROW_GROUP_ROWS, DEFAULT_SAMPLE_ROWS};
+
+    /// `"`.
+    pub fn quote() -> char {
+        '"'
+    }
+    /// `,`.
+    pub fn delimiter() -> char {
+        ','
+    }
+    /// true.
+    pub fn header() -> bool {
+        true
+    }
+    /// 1000 records.
+    pub fn sample_rows() -> usize {
+        DEFAULT_SAMPLE_ROWS
+    }
+    /// CSV.
+    pub fn format() -> Format {
+        Format::Csv
+    }
+    /// 131072 rows.
+    pub fn row_group_rows() -> usize {
+        DEFAULT_ROW_GROUP_ROWS
+    }
+}

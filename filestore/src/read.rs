@@ -1,0 +1,162 @@
+//! The reading thread of a stream: files one after the other (a full refresh in name
+//! order, an incremental read oldest first after the mark), each streamed through its
+//! codec reader, batches handed back through a bounded channel, checkpoints between files.
+
+use std::sync::Arc;
+
+use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::{file_column, Error, Message, Result};
+use ferry_formats::age::Identities;
+use ferry_formats::codec::{Format, FormatReader};
+use tokio::sync::mpsc::Sender;
+
+use crate::input::{Failure, Input};
+use crate::mark::{order, Listed, Mark};
+use crate::store::{Listing, Store, Stream};
+
+/// What the reading thread needs.
+pub(crate) struct Job<S: Store> {
+    pub store: Arc<S>,
+    pub stream: Arc<Stream<S::Place>>,
+    /// The columns the files hold.
+    pub schema: SchemaRef,
+    /// With `file_column`: the stream's schema, `schema` and the file column last.
+    pub with_file: Option<SchemaRef>,
+    pub incremental: bool,
+    /// The mark the read starts from (incremental reads).
+    pub mark: Mark,
+    pub identities: Option<Arc<Identities>>,
+    pub limit: Option<u64>,
+    pub batch_size: usize,
+    pub rows: u64,
+}
+
+/// Reading stopped: the receiver is gone, the limit was reached, or an error was sent.
+pub(crate) struct Stop;
+
+type Tx = Sender<Result<Message>>;
+
+impl<S: Store> Job<S> {
+    /// Reads every file the read takes, sending batches, rejections and checkpoints.
+    pub fn run(mut self, tx: &Tx) -> std::result::Result<(), Stop> {
+        let listing = self.store.list(&self.stream);
+        let listing = listing.map_err(|e| self.fail(tx, e))?;
+        let files = match (self.incremental, listing) {
+            (false, Listing::Pages(pages)) => return self.pages(tx, pages),
+            (false, Listing::Whole(files)) => files,
+            (true, listing) => {
+                let mark = &self.mark;
+                let mut files = listing
+                    .collect(|f| !mark.covers(f))
+                    .map_err(|e| self.fail(tx, e))?;
+                // oldest first, so each checkpoint is a plain high-water mark
+                files.sort_by(|a, b| order(a).cmp(&order(b)));
+                files
+            }
+        };
+        // the checkpoint after a file covers the files, oldest first, up to the first one
+        // still unread: a plain high-water mark when reading oldest first, and still
+        // correct in name order (full refresh), where it may lag behind
+        let n = files.len();
+        let mut by_age: Vec<usize> = (0..n).collect();
+        by_age.sort_by(|&a, &b| order(&files[a]).cmp(&order(&files[b])));
+        let mut done = vec![false; n];
+        let mut covered = 0;
+        for (i, file) in files.iter().enumerate() {
+            self.file(tx, file)?;
+            done[i] = true;
+            while covered < n && done[by_age[covered]] {
+                self.mark.advance(&files[by_age[covered]]);
+                covered += 1;
+            }
+            self.send(tx, Ok(Message::Checkpoint(self.mark.state())))?;
+        }
+        Ok(())
+    }
+
+    /// A full refresh of a paged listing, one page held at a time: the mark of everything
+    /// read is only valid once everything was read, so it is sent at the end.
+    fn pages(
+        mut self,
+        tx: &Tx,
+        pages: Box<dyn Iterator<Item = Result<Vec<S::Entry>>> + Send>,
+    ) -> std::result::Result<(), Stop> {
+        for page in pages {
+            let page = page.map_err(|e| self.fail(tx, e))?;
+            for file in &page {
+                self.file(tx, file)?;
+                self.mark.advance(file);
+            }
+        }
+        let state = self.mark.state();
+        if !state.is_null() {
+            self.send(tx, Ok(Message::Checkpoint(state)))?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, tx: &Tx, m: Result<Message>) -> std::result::Result<(), Stop> {
+        let failed = m.is_err();
+        if tx.blocking_send(m).is_err() || failed {
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
+    fn fail(&self, tx: &Tx, e: Error) -> Stop {
+        let _ = tx.blocking_send(Err(e.with("stream", &self.stream.spec.name)));
+        Stop
+    }
+
+    /// A reader of one file, and where its decryption failures are recorded.
+    fn open(&self, file: &S::Entry) -> Result<(FormatReader<Input>, Failure)> {
+        let store = &self.store;
+        let codec = store.codec(&self.stream.spec, file)?;
+        if codec.format == Format::Parquet {
+            let chunks = store.chunks(file, &codec, self.identities.as_deref())?;
+            let reader = FormatReader::parquet(chunks, self.schema.clone())?;
+            return Ok((reader, Failure::default()));
+        }
+        let raw = store.open(file)?;
+        let input = codec.input(raw, file.name(), S::NOUN, self.identities.as_deref())?;
+        let failure = input.failure();
+        let reader = FormatReader::new(
+            codec.format,
+            input,
+            self.schema.clone(),
+            &self.stream.spec.csv,
+        )?;
+        Ok((reader, failure))
+    }
+
+    /// Streams one file's rows.
+    fn file(&mut self, tx: &Tx, file: &S::Entry) -> std::result::Result<(), Stop> {
+        let name = file.name();
+        let (reader, failure) = match self.open(file) {
+            Ok(r) => r,
+            Err(e) => return Err(self.fail(tx, e.with(S::NOUN, name))),
+        };
+        let reader = reader.with_file(name).with_batch_size(self.batch_size);
+        for msg in reader {
+            let msg = msg.map_err(|e| match failure.restore(e) {
+                // a decryption failure names no file yet
+                e if e.context_value("file").is_none() => e.with(S::NOUN, name),
+                e => e,
+            });
+            let msg = match (msg, &self.with_file) {
+                (Ok(Message::Batch(b)), Some(schema)) => {
+                    file_column::add(b, schema, &self.store.location(file)).map(Message::Batch)
+                }
+                (m, _) => m,
+            };
+            if let Ok(Message::Batch(b)) = &msg {
+                self.rows += b.num_rows() as u64;
+            }
+            self.send(tx, msg)?;
+            if self.limit.is_some_and(|l| self.rows >= l) {
+                return Err(Stop);
+            }
+        }
+        Ok(())
+    }
+}

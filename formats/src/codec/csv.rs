@@ -1,0 +1,952 @@
+//! CSV: a streaming reader that turns records into batches, and a writer.
+//!
+//! The reader drives `csv-core` over its own buffer rather than using `csv::Reader`, for
+//! two things a person fixing a bad file needs: the exact line a record starts on (blank
+//! lines and `\r\n` endings included) and the record's raw text. It reuses one field
+//! buffer for every record and checks UTF-8 per field, so a row costs no allocation
+//! beyond the Arrow builders.
+//!
+//! Rules:
+//! - A UTF-8 byte-order mark at the start is skipped. Input must be UTF-8; a field that is
+//!   not is a rejected record, not an error.
+//! - Quoted fields may hold the delimiter, doubled quotes and line breaks.
+//! - Blank lines are skipped.
+//! - NULL is the null text (default empty): a cell holding exactly it reads as NULL, so
+//!   with the default an empty string or empty binary value is written as an empty cell
+//!   and reads back as NULL, and with another null text (e.g. `\N`) a string equal to it
+//!   does. CSV has no other way to tell them apart; JSON Lines and Parquet keep both.
+//! - A record with a different number of fields than the header (or the schema, without a
+//!   header) is rejected, as is a record with a value that does not parse as its column's
+//!   type. The rest of the file is still read.
+//! - With a header, columns are matched to the schema by name, in any order; a schema
+//!   column the file lacks is NULL, and a file column the schema lacks is an error.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use csv_core::ReadRecordResult;
+
+use super::{in_file, io_error, Counting, MAX_RECORD_BYTES};
+use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
+use ferry_core::types::{check_schema, FerryType};
+use ferry_core::values::{write_text, BatchBuilder};
+use ferry_core::{Error, ErrorKind, Result};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+const INPUT_BUFFER: usize = 256 << 10;
+
+/// How a CSV file is laid out. The encoding is always UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// Field separator, one ASCII byte (default `,`).
+    pub delimiter: u8,
+    /// Quote character, one ASCII byte (default `"`); a quote inside a quoted field is doubled.
+    pub quote: u8,
+    /// Whether the first record names the columns (default true). Without a header the
+    /// columns are named `column_1`, `column_2` …
+    pub has_header: bool,
+    /// A cell holding exactly this text is NULL (default `""`: an empty cell is NULL).
+    /// Writers write NULL as this text.
+    pub null_text: String,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: b',',
+            quote: b'"',
+            has_header: true,
+            null_text: String::new(),
+        }
+    }
+}
+
+impl CsvOptions {
+    /// Checks the delimiter and quote are distinct ASCII bytes other than a line break.
+    pub fn validate(&self) -> Result<()> {
+        for (what, b) in [("delimiter", self.delimiter), ("quote", self.quote)] {
+            if !b.is_ascii() || b == b'\n' || b == b'\r' {
+                return Err(Error::config(format!(
+                    "CSV {what} must be one ASCII character other than a line break, not {:?}",
+                    b as char
+                )));
+            }
+        }
+        if self.delimiter == self.quote {
+            return Err(Error::config(format!(
+                "CSV delimiter and quote are both {:?}; they must differ",
+                self.delimiter as char
+            )));
+        }
+        Ok(())
+    }
+
+    fn core_reader(&self) -> csv_core::Reader {
+        csv_core::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .quote(self.quote)
+            .build()
+    }
+}
+
+/// Column names from header cells: trimmed; an empty name becomes `column_N` (N is the
+/// one-based position) and a repeated name gets a suffix `_2`, `_3` …
+pub(crate) fn column_names<'a>(cells: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    use std::collections::{HashMap, HashSet};
+    let mut out: Vec<String> = Vec::new();
+    // names taken, and the next suffix to try per base name: linear in the header's size
+    // (a header of 20,000 `a`s must not take a search per suffix per column)
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut next: HashMap<String, usize> = HashMap::new();
+    for (i, cell) in cells.into_iter().enumerate() {
+        let base = match cell.trim() {
+            "" => format!("column_{}", i + 1),
+            s => s.to_string(),
+        };
+        let mut name = base.clone();
+        if taken.contains(&name) {
+            let k = next.entry(base.clone()).or_insert(2);
+            loop {
+                name = format!("{base}_{k}");
+                *k += 1;
+                if !taken.contains(&name) {
+                    break;
+                }
+            }
+        }
+        taken.insert(name.clone());
+        out.push(name);
+    }
+    out
+}
+
+/// Positional names `column_1` … `column_n`, for files without a header.
+pub(crate) fn positional_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("column_{i}")).collect()
+}
+
+/// Raw CSV records, one at a time, with the line each starts on and its raw text.
+pub(crate) struct Records<R> {
+    input: BufReader<R>,
+    core: csv_core::Reader,
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    len: usize,
+    raw: Vec<u8>,
+    line: u64,
+    end_line: u64,
+    bom_checked: bool,
+}
+
+impl<R: Read> Records<R> {
+    pub(crate) fn new(input: R, options: &CsvOptions) -> Self {
+        Records {
+            input: BufReader::with_capacity(INPUT_BUFFER, input),
+            core: options.core_reader(),
+            fields: vec![0; 1024],
+            ends: vec![0; 32],
+            len: 0,
+            raw: Vec::with_capacity(1024),
+            line: 0,
+            end_line: 0,
+            bom_checked: false,
+        }
+    }
+
+    /// Reads the next record; `false` at the end of the input.
+    pub(crate) fn read(&mut self) -> Result<bool> {
+        let read_error = |e| io_error(e, "cannot read CSV input");
+        if !self.bom_checked {
+            self.bom_checked = true;
+            if self.input.fill_buf().map_err(read_error)?.starts_with(BOM) {
+                self.input.consume(BOM.len());
+            }
+        }
+        self.raw.clear();
+        let line_before = self.core.line();
+        let (mut outlen, mut endlen) = (0, 0);
+        loop {
+            let input = self.input.fill_buf().map_err(read_error)?;
+            let (res, nin, nout, nend) =
+                self.core
+                    .read_record(input, &mut self.fields[outlen..], &mut self.ends[endlen..]);
+            self.raw.extend_from_slice(&input[..nin]);
+            self.input.consume(nin);
+            outlen += nout;
+            endlen += nend;
+            match res {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => {
+                    let n = self.fields.len() * 2;
+                    self.fields.resize(n, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                ReadRecordResult::Record => {
+                    self.len = endlen;
+                    let lead = self
+                        .raw
+                        .iter()
+                        .take_while(|b| matches!(b, b'\r' | b'\n'))
+                        .filter(|b| **b == b'\n')
+                        .count();
+                    self.line = line_before + lead as u64;
+                    self.end_line = self.core.line();
+                    return Ok(true);
+                }
+                ReadRecordResult::End => {
+                    self.len = 0;
+                    return Ok(false);
+                }
+            }
+            if self.raw.len() > MAX_RECORD_BYTES {
+                let start = line_before
+                    + self
+                        .raw
+                        .iter()
+                        .take_while(|b| matches!(b, b'\r' | b'\n'))
+                        .filter(|b| **b == b'\n')
+                        .count() as u64;
+                return Err(Error::data(format!(
+                    "the record starting on line {start} is larger than {} MiB: is a quote left open?",
+                    MAX_RECORD_BYTES >> 20
+                ))
+                .with("line", start));
+            }
+        }
+    }
+
+    /// Fields in the current record.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes of field `i` (zero-based) of the current record.
+    pub(crate) fn field(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.fields[start..self.ends[i]]
+    }
+
+    /// Field `i` as text; empty when it is not UTF-8 (check with [`Self::invalid_utf8`] first).
+    pub(crate) fn text(&self, i: usize) -> &str {
+        std::str::from_utf8(self.field(i)).unwrap_or_default()
+    }
+
+    /// The first field that is not valid UTF-8 (zero-based), with the offset of its first bad byte.
+    pub(crate) fn invalid_utf8(&self) -> Option<(usize, usize)> {
+        let all = &self.fields[..if self.len == 0 {
+            0
+        } else {
+            self.ends[self.len - 1]
+        }];
+        if all.is_ascii() {
+            return None;
+        }
+        (0..self.len).find_map(|i| {
+            std::str::from_utf8(self.field(i))
+                .err()
+                .map(|e| (i, e.valid_up_to()))
+        })
+    }
+
+    /// One-based line the current record starts on.
+    pub(crate) fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The last line the current record touches.
+    fn last_line(&self) -> u64 {
+        let ends_in_newline = self.raw.last() == Some(&b'\n');
+        self.end_line
+            .saturating_sub(ends_in_newline as u64)
+            .max(self.line)
+    }
+
+    /// The current record as it was in the input (lossy UTF-8, without the line ending).
+    pub(crate) fn raw_text(&self) -> String {
+        let start = self
+            .raw
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap_or(self.raw.len());
+        let end = self
+            .raw
+            .iter()
+            .rposition(|b| !matches!(b, b'\r' | b'\n'))
+            .map_or(start, |e| e + 1);
+        String::from_utf8_lossy(&self.raw[start..end.max(start)]).into_owned()
+    }
+}
+
+/// Reads CSV into [`Message`]s: batches of the given schema and a [`Rejected`] for each
+/// malformed record (see the module docs for the rules). An iterator; it reads nothing
+/// until the first call to `next`. An `Err` item (unreadable input, a header that does not
+/// fit the schema) ends the iteration.
+pub struct CsvReader<R: Read> {
+    records: Records<R>,
+    schema: SchemaRef,
+    null_text: String,
+    has_header: bool,
+    file: Option<String>,
+    batch_size: usize,
+    builder: Option<BatchBuilder>,
+    /// Schema column → zero-based field in the file.
+    mapping: Vec<Option<usize>>,
+    /// Fields every record must have.
+    width: usize,
+    /// The line each row of the batch being built starts on.
+    lines: Vec<u64>,
+    started: bool,
+    done: bool,
+    pending: VecDeque<Result<Message>>,
+    rows: u64,
+    rejected: u64,
+}
+
+impl<R: Read> CsvReader<R> {
+    /// A reader of `input` producing batches of `schema` (every column a Ferry type).
+    pub fn new(input: R, schema: SchemaRef, options: &CsvOptions) -> Result<Self> {
+        options.validate()?;
+        check_schema(&schema)?;
+        Ok(CsvReader {
+            records: Records::new(input, options),
+            schema,
+            null_text: options.null_text.clone(),
+            has_header: options.has_header,
+            file: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+            builder: None,
+            mapping: Vec::new(),
+            width: 0,
+            lines: Vec::new(),
+            started: false,
+            done: false,
+            pending: VecDeque::new(),
+            rows: 0,
+            rejected: 0,
+        })
+    }
+
+    /// Names the input (a file or object name) in positions and errors.
+    pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// Sets the rows per batch (default [`DEFAULT_BATCH_SIZE`]; at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Good rows read so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Records rejected so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Reads the header (if any) and maps the file's fields to the schema's columns.
+    fn start(&mut self) -> Result<()> {
+        let columns = self.schema.fields().len();
+        self.builder = Some(BatchBuilder::new(
+            self.schema.clone(),
+            self.batch_size.min(1 << 16),
+        )?);
+        if !self.has_header {
+            self.mapping = (0..columns).map(Some).collect();
+            self.width = columns;
+            return Ok(());
+        }
+        if !self.records.read()? {
+            self.done = true;
+            return Ok(());
+        }
+        if let Some((i, _)) = self.records.invalid_utf8() {
+            return Err(Error::data(format!(
+                "the header row is not valid UTF-8 (field {})",
+                i + 1
+            ))
+            .with("line", self.records.line()));
+        }
+        let names = column_names((0..self.records.len()).map(|i| self.records.text(i)));
+        // by name through maps: a header may have thousands of columns
+        let in_schema: std::collections::HashSet<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let in_file: std::collections::HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let unknown: Vec<&str> = names
+            .iter()
+            .filter(|n| !in_schema.contains(n.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            let known: Vec<&str> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "the header has column(s) {} that the stream's schema does not have (schema: {})",
+                    unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                    known.join(", ")
+                ),
+            )
+            .with("line", self.records.line()));
+        }
+        self.mapping = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| in_file.get(f.name().as_str()).copied())
+            .collect();
+        self.width = names.len();
+        Ok(())
+    }
+
+    /// Reads one record; queues a batch when one is full, or a rejection.
+    fn step(&mut self) -> Result<()> {
+        if !self.started {
+            self.started = true;
+            self.start()?;
+            if self.done {
+                return Ok(());
+            }
+        }
+        if !self.records.read()? {
+            self.done = true;
+            return self.finish_batch();
+        }
+        if let Some((column, message)) = self.push_record() {
+            self.reject(column, message)?;
+        }
+        if self
+            .builder
+            .as_ref()
+            .is_some_and(|b| b.len() >= self.batch_size)
+        {
+            self.finish_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the current record to the batch; on failure, the field number (one-based)
+    /// and what was wrong.
+    fn push_record(&mut self) -> Option<(Option<u64>, String)> {
+        let CsvReader {
+            records,
+            builder,
+            mapping,
+            null_text,
+            width,
+            ..
+        } = self;
+        let n = records.len();
+        if n != *width {
+            let mut msg = format!("expected {width} fields, found {n}");
+            if records.last_line() > records.line() {
+                msg.push_str(&format!(
+                    " (the record spans lines {}–{}: is a quote left open?)",
+                    records.line(),
+                    records.last_line()
+                ));
+            }
+            return Some((None, msg));
+        }
+        if let Some((i, at)) = records.invalid_utf8() {
+            return Some((
+                Some(i as u64 + 1),
+                format!(
+                    "field {} is not valid UTF-8 (bad byte at offset {at})",
+                    i + 1
+                ),
+            ));
+        }
+        let builder = builder.as_mut()?;
+        let cells = mapping.iter().map(|m| m.map(|j| records.text(j)));
+        match builder.push_text_row(cells, null_text) {
+            Ok(()) => {
+                self.rows += 1;
+                self.lines.push(records.line());
+                None
+            }
+            Err(e) => {
+                let field = mapping
+                    .get(e.column)
+                    .copied()
+                    .flatten()
+                    .map(|j| j as u64 + 1);
+                Some((field, format!("column `{}`: {}", e.name, e.message)))
+            }
+        }
+    }
+
+    fn reject(&mut self, column: Option<u64>, message: String) -> Result<()> {
+        // the rows read before it go first (see `Message::Rejected`)
+        self.finish_batch()?;
+        self.rejected += 1;
+        let position = Position {
+            file: self.file.clone(),
+            line: Some(self.records.line()),
+            column,
+            key: None,
+        };
+        self.pending.push_back(Ok(Message::Rejected(Rejected {
+            position,
+            raw: self.records.raw_text(),
+            message,
+        })));
+        Ok(())
+    }
+
+    fn finish_batch(&mut self) -> Result<()> {
+        if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
+            let batch = b.finish()?;
+            let lines = std::mem::take(&mut self.lines);
+            if batch.num_rows() > 0 {
+                self.pending
+                    .push_back(Ok(Message::Positions(Box::new(RowPositions {
+                        file: self.file.clone(),
+                        lines,
+                    }))));
+                self.pending.push_back(Ok(Message::Batch(batch)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Iterator for CsvReader<R> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Some(m);
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.step() {
+                self.done = true;
+                self.pending.push_back(Err(in_file(e, &self.file)));
+            }
+        }
+    }
+}
+
+/// Writes batches as CSV: a header row (when `has_header`), then one record per row;
+/// values as [`write_text`] spells them, NULL as `null_text`. Fields are quoted only when
+/// needed. Buffered; call [`CsvWriter::flush`] or [`CsvWriter::into_inner`] at the end.
+pub struct CsvWriter<W: Write> {
+    out: ::csv::Writer<Counting<W>>,
+    types: Vec<FerryType>,
+    null_text: String,
+    cell: String,
+    rows: u64,
+}
+
+fn write_error(e: ::csv::Error) -> Error {
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(e) => io_error(e, "cannot write CSV"),
+        other => Error::internal(format!("cannot write CSV: {other:?}")),
+    }
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// A writer of batches of `schema` to `out`; writes the header at once when `options.has_header`.
+    pub fn new(out: W, schema: SchemaRef, options: &CsvOptions) -> Result<Self> {
+        options.validate()?;
+        check_schema(&schema)?;
+        let types = schema
+            .fields()
+            .iter()
+            .filter_map(|f| FerryType::of(f))
+            .collect();
+        let out = ::csv::WriterBuilder::new()
+            .delimiter(options.delimiter)
+            .quote(options.quote)
+            .buffer_capacity(64 << 10)
+            .from_writer(Counting {
+                inner: out,
+                bytes: 0,
+            });
+        let mut w = CsvWriter {
+            out,
+            types,
+            null_text: options.null_text.clone(),
+            cell: String::new(),
+            rows: 0,
+        };
+        if options.has_header && !schema.fields().is_empty() {
+            w.out
+                .write_record(schema.fields().iter().map(|f| f.name().as_bytes()))
+                .map_err(write_error)?;
+        }
+        Ok(w)
+    }
+
+    /// Writes every row of `batch`.
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_columns() != self.types.len() {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "batch has {} columns, the CSV writer {}",
+                    batch.num_columns(),
+                    self.types.len()
+                ),
+            ));
+        }
+        let columns = batch.columns();
+        for row in 0..batch.num_rows() {
+            for (column, ty) in columns.iter().zip(&self.types) {
+                self.cell.clear();
+                let value = if write_text(column.as_ref(), *ty, row, &mut self.cell) {
+                    self.cell.as_bytes()
+                } else {
+                    self.null_text.as_bytes()
+                };
+                self.out.write_field(value).map_err(write_error)?;
+            }
+            self.out.write_record(None::<&[u8]>).map_err(write_error)?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Pushes buffered bytes to the inner writer and flushes it.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .map_err(|e| io_error(e, "cannot write CSV"))
+    }
+
+    /// Rows written so far (the header not counted).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes handed to the inner writer so far; exact after [`Self::flush`].
+    pub fn bytes(&self) -> u64 {
+        self.out.get_ref().bytes
+    }
+
+    /// The inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out.get_ref().inner
+    }
+
+    /// Flushes and returns the inner writer.
+    pub fn into_inner(self) -> Result<W> {
+        self.out.into_inner().map(|c| c.inner).map_err(|e| {
+            io_error(
+                std::io::Error::new(e.error().kind(), e.error().to_string()),
+                "cannot write CSV",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_schema::Schema;
+
+    use super::*;
+
+    fn schema(cols: &[(&str, FerryType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, t)| t.field(*n, true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    fn read(
+        data: &[u8],
+        schema: SchemaRef,
+        options: &CsvOptions,
+    ) -> (Vec<RecordBatch>, Vec<Rejected>) {
+        let reader = CsvReader::new(data, schema, options)
+            .unwrap()
+            .with_file("t.csv")
+            .with_batch_size(2);
+        let (mut batches, mut rejected) = (Vec::new(), Vec::new());
+        for m in reader {
+            match m.unwrap() {
+                Message::Batch(b) => batches.push(b),
+                Message::Rejected(r) => rejected.push(r),
+                Message::Positions(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (batches, rejected)
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect()
+    }
+
+    fn strings(batches: &[RecordBatch], col: usize) -> Vec<Option<String>> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(col)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_quotes_embedded_newlines_and_bom() {
+        let data = "\u{feff}id,name\n1,\"a, \"\"b\"\"\"\n2,\"line1\nline2\"\n3,\n".as_bytes();
+        let s = schema(&[("id", FerryType::Int64), ("name", FerryType::String)]);
+        let (batches, rejected) = read(data, s, &CsvOptions::default());
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(ids(&batches), vec![1, 2, 3]);
+        assert_eq!(
+            strings(&batches, 1),
+            vec![Some("a, \"b\"".into()), Some("line1\nline2".into()), None]
+        );
+        assert!(batches.iter().all(|b| b.num_rows() <= 2));
+    }
+
+    #[test]
+    fn bad_records_are_rejected_with_positions_and_the_rest_is_read() {
+        let mut data =
+            b"id,name,n\r\n1,a,10\r\n\r\n2,b\r\n3,\"multi\r\nline\",30\r\n4,c,x\r\n".to_vec();
+        data.extend_from_slice(b"5,\xff\xfe,50\r\n6,f,60,extra\r\n7,g,70");
+        let s = schema(&[
+            ("id", FerryType::Int64),
+            ("name", FerryType::String),
+            ("n", FerryType::Int64),
+        ]);
+        let (batches, rejected) = read(&data, s, &CsvOptions::default());
+        assert_eq!(ids(&batches), vec![1, 3, 7]);
+        let got: Vec<_> = rejected
+            .iter()
+            .map(|r| (r.position.line, r.position.column))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(4), None),
+                (Some(7), Some(3)),
+                (Some(8), Some(2)),
+                (Some(9), None)
+            ]
+        );
+        assert_eq!(rejected[0].raw, "2,b");
+        assert!(
+            rejected[0].message.contains("expected 3 fields, found 2"),
+            "{}",
+            rejected[0].message
+        );
+        assert_eq!(rejected[1].raw, "4,c,x");
+        assert!(
+            rejected[1].message.contains("column `n`: expected int64"),
+            "{}",
+            rejected[1].message
+        );
+        assert!(
+            rejected[2].message.contains("not valid UTF-8"),
+            "{}",
+            rejected[2].message
+        );
+        assert_eq!(rejected[2].raw, "5,\u{fffd}\u{fffd},50");
+        assert_eq!(rejected[3].raw, "6,f,60,extra");
+        assert_eq!(rejected[0].position.file.as_deref(), Some("t.csv"));
+    }
+
+    #[test]
+    fn open_quote_is_rejected_and_names_the_lines() {
+        let data = b"id,name\n\"open,1\n2,b\n";
+        let s = schema(&[("id", FerryType::Int64), ("name", FerryType::String)]);
+        let (batches, rejected) = read(data, s, &CsvOptions::default());
+        assert!(batches.is_empty());
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].position.line, Some(2));
+        assert!(
+            rejected[0].message.contains("spans lines 2–3"),
+            "{}",
+            rejected[0].message
+        );
+    }
+
+    #[test]
+    fn header_maps_columns_by_name_and_rejects_unknown_ones() {
+        let s = schema(&[
+            ("id", FerryType::Int64),
+            ("name", FerryType::String),
+            ("missing", FerryType::Int64),
+        ]);
+        let (batches, rejected) = read(b"name,id\nx,1\n", s.clone(), &CsvOptions::default());
+        assert!(rejected.is_empty());
+        assert_eq!(ids(&batches), vec![1]);
+        assert_eq!(strings(&batches, 1), vec![Some("x".into())]);
+        assert!(batches[0].column(2).is_null(0));
+        let err = CsvReader::new(&b"id,other\n1,2\n"[..], s, &CsvOptions::default())
+            .unwrap()
+            .with_file("f.csv")
+            .find_map(|m| m.err())
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+        assert!(
+            err.to_string().contains("`other`") && err.to_string().contains("f.csv"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn options_delimiter_quote_null_and_no_header() {
+        let opts = CsvOptions {
+            delimiter: b';',
+            quote: b'\'',
+            has_header: false,
+            null_text: "NULL".into(),
+        };
+        let s = schema(&[
+            ("column_1", FerryType::Int64),
+            ("column_2", FerryType::String),
+        ]);
+        let (batches, rejected) = read(b"1;'a;b'\n2;NULL\n3;\n", s, &opts);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(
+            strings(&batches, 1),
+            vec![Some("a;b".into()), None, Some(String::new())]
+        );
+        assert!(CsvOptions {
+            delimiter: b'"',
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn empty_input_and_header_only_yield_nothing() {
+        let s = schema(&[("id", FerryType::Int64)]);
+        assert_eq!(read(b"", s.clone(), &CsvOptions::default()).0.len(), 0);
+        assert_eq!(read(b"id\n", s, &CsvOptions::default()).0.len(), 0);
+    }
+
+    #[test]
+    fn writer_round_trips_through_the_reader() {
+        let s = schema(&[
+            ("id", FerryType::Int64),
+            ("name", FerryType::String),
+            ("at", FerryType::Timestamp),
+        ]);
+        let mut b = BatchBuilder::new(s.clone(), 3).unwrap();
+        b.push_text_row(
+            [Some("1"), Some("a,\"b\"\nc"), Some("2024-01-02T03:04:05Z")],
+            "\0",
+        )
+        .unwrap();
+        b.push_text_row([Some("2"), None, None], "\0").unwrap();
+        let batch = b.finish().unwrap();
+        let mut w = CsvWriter::new(Vec::new(), s.clone(), &CsvOptions::default()).unwrap();
+        w.write_batch(&batch).unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.rows(), 2);
+        let bytes = w.bytes();
+        let out = w.into_inner().unwrap();
+        assert_eq!(bytes, out.len() as u64);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "id,name,at\n1,\"a,\"\"b\"\"\nc\",2024-01-02T03:04:05Z\n2,,\n"
+        );
+        let (batches, rejected) = read(&out, s, &CsvOptions::default());
+        assert!(rejected.is_empty());
+        let back = arrow_select::concat::concat_batches(&batch.schema(), &batches).unwrap();
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn single_column_null_survives_as_quoted_empty() {
+        let s = schema(&[("name", FerryType::String)]);
+        let mut b = BatchBuilder::new(s.clone(), 2).unwrap();
+        b.push_text_row([None], "").unwrap();
+        b.push_text_row([Some("x")], "").unwrap();
+        let mut w = CsvWriter::new(Vec::new(), s.clone(), &CsvOptions::default()).unwrap();
+        w.write_batch(&b.finish().unwrap()).unwrap();
+        let out = w.into_inner().unwrap();
+        assert_eq!(out, b"name\n\"\"\nx\n");
+        let (batches, _) = read(&out, s, &CsvOptions::default());
+        assert_eq!(strings(&batches, 0), vec![None, Some("x".into())]);
+    }
+
+    /// Throughput on 8 mixed columns; run with
+    /// `cargo test -p ferry-core --release codec::csv::tests::throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let rows = 1_000_000;
+        let mut data = String::from("id,name,email,amount,quantity,created_at,active,country\n");
+        for i in 0..rows {
+            data.push_str(&format!(
+                "{i},Name {i},user{i}@example.com,{}.{:02},{},2024-05-{:02}T12:{:02}:00Z,{},{}\n",
+                i % 10_000,
+                i % 100,
+                i % 50,
+                i % 28 + 1,
+                i % 60,
+                if i % 2 == 0 { "true" } else { "false" },
+                ["GB", "US", "DE", "FR"][i % 4]
+            ));
+        }
+        let s = schema(&[
+            ("id", FerryType::Int64),
+            ("name", FerryType::String),
+            ("email", FerryType::String),
+            ("amount", FerryType::Float64),
+            ("quantity", FerryType::Int64),
+            ("created_at", FerryType::Timestamp),
+            ("active", FerryType::Bool),
+            ("country", FerryType::String),
+        ]);
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for m in CsvReader::new(data.as_bytes(), s, &CsvOptions::default()).unwrap() {
+            match m.unwrap() {
+                Message::Batch(b) => n += b.num_rows(),
+                Message::Positions(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(n, rows);
+        println!(
+            "{:.0} rows/s, {:.0} MB/s",
+            rows as f64 / secs,
+            data.len() as f64 / 1e6 / secs
+        );
+    }
+}

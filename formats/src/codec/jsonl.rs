@@ -1,0 +1,449 @@
+//! JSON Lines: one JSON object per line, read into batches and written from them.
+//!
+//! Rules: a UTF-8 byte-order mark at the start is skipped; blank lines are skipped; a line
+//! that is not a JSON object, or whose values do not fit their columns, is a rejected
+//! record with its line number, and the rest of the input is still read. Keys are matched
+//! to columns by name; a missing key or `null` is NULL; keys the schema does not have are
+//! ignored. Values convert as [`ferry_core::values::ColumnBuilder::append_json`] says (a JSON
+//! column keeps any value as a document; strings parse as the column's type).
+//!
+//! Writing: values as [`ferry_core::values::to_json`] spells them, except that float64 NaN and
+//! infinities, which JSON cannot hold, are written as the strings `"NaN"`, `"inf"` and
+//! `"-inf"` (read back as the same floats). A JSON column's document is embedded as JSON,
+//! so its key order and spacing are not kept, and the document `null` reads back as NULL.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use super::{in_file, io_error, strip_bom, Counting, MAX_RECORD_BYTES};
+use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
+use ferry_core::types::{check_schema, FerryType};
+use ferry_core::values::{to_json, BatchBuilder};
+use ferry_core::{Error, ErrorKind, Result};
+
+const INPUT_BUFFER: usize = 256 << 10;
+
+/// Reads JSON Lines into [`Message`]s: batches of the given schema and a [`Rejected`] for
+/// each bad line (see the module docs). An iterator; it reads nothing until the first call
+/// to `next`. An `Err` item (unreadable input, an overlong line) ends the iteration.
+pub struct JsonlReader<R: Read> {
+    input: BufReader<R>,
+    line_buf: Vec<u8>,
+    line: u64,
+    schema: SchemaRef,
+    file: Option<String>,
+    batch_size: usize,
+    builder: Option<BatchBuilder>,
+    done: bool,
+    pending: VecDeque<Result<Message>>,
+    rows: u64,
+    rejected: u64,
+    /// The line of each row of the batch being built.
+    lines: Vec<u64>,
+}
+
+impl<R: Read> JsonlReader<R> {
+    /// A reader of `input` producing batches of `schema` (every column a Ferry type).
+    pub fn new(input: R, schema: SchemaRef) -> Result<Self> {
+        check_schema(&schema)?;
+        Ok(JsonlReader {
+            input: BufReader::with_capacity(INPUT_BUFFER, input),
+            line_buf: Vec::with_capacity(1024),
+            line: 0,
+            schema,
+            file: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+            builder: None,
+            done: false,
+            pending: VecDeque::new(),
+            rows: 0,
+            rejected: 0,
+            lines: Vec::new(),
+        })
+    }
+
+    /// Names the input (a file or object name) in positions and errors.
+    pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// Sets the rows per batch (default [`DEFAULT_BATCH_SIZE`]; at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Good rows read so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Lines rejected so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Reads the next line into `line_buf` (without its line ending); `false` at the end.
+    fn read_line(&mut self) -> Result<bool> {
+        self.line_buf.clear();
+        let limit = MAX_RECORD_BYTES as u64 + 2;
+        let n = (&mut self.input)
+            .take(limit)
+            .read_until(b'\n', &mut self.line_buf)
+            .map_err(|e| io_error(e, "cannot read JSON Lines input"))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.line += 1;
+        if n as u64 == limit && self.line_buf.last() != Some(&b'\n') {
+            return Err(Error::data(format!(
+                "line {} is longer than {} MiB: is this really JSON Lines (one object per line)?",
+                self.line,
+                MAX_RECORD_BYTES >> 20
+            ))
+            .with("line", self.line));
+        }
+        while matches!(self.line_buf.last(), Some(b'\n' | b'\r')) {
+            self.line_buf.pop();
+        }
+        Ok(true)
+    }
+
+    fn step(&mut self) -> Result<()> {
+        if self.builder.is_none() {
+            self.builder = Some(BatchBuilder::new(
+                self.schema.clone(),
+                self.batch_size.min(1 << 16),
+            )?);
+        }
+        if !self.read_line()? {
+            self.done = true;
+            return self.finish_batch();
+        }
+        let bytes = if self.line == 1 {
+            strip_bom(&self.line_buf)
+        } else {
+            &self.line_buf[..]
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let failure = match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(e) => {
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg);
+                Some((Some(e.column() as u64), format!("invalid JSON: {msg}")))
+            }
+            Ok(serde_json::Value::Object(row)) => {
+                let builder = self.builder.as_mut().expect("created above");
+                match builder.push_json_row(&row) {
+                    Ok(()) => {
+                        self.rows += 1;
+                        self.lines.push(self.line);
+                        None
+                    }
+                    Err(e) => Some((None, format!("column `{}`: {}", e.name, e.message))),
+                }
+            }
+            Ok(other) => Some((
+                None,
+                format!("expected a JSON object, found {}", kind(&other)),
+            )),
+        };
+        if let Some((column, message)) = failure {
+            let raw = String::from_utf8_lossy(bytes).into_owned();
+            // the rows read before it go first (see `Message::Rejected`)
+            self.finish_batch()?;
+            self.rejected += 1;
+            let position = Position {
+                file: self.file.clone(),
+                line: Some(self.line),
+                column,
+                key: None,
+            };
+            self.pending.push_back(Ok(Message::Rejected(Rejected {
+                position,
+                raw,
+                message,
+            })));
+        }
+        if self
+            .builder
+            .as_ref()
+            .is_some_and(|b| b.len() >= self.batch_size)
+        {
+            self.finish_batch()?;
+        }
+        Ok(())
+    }
+
+    fn finish_batch(&mut self) -> Result<()> {
+        if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
+            let batch = b.finish()?;
+            let lines = std::mem::take(&mut self.lines);
+            if batch.num_rows() > 0 {
+                self.pending
+                    .push_back(Ok(Message::Positions(Box::new(RowPositions {
+                        file: self.file.clone(),
+                        lines,
+                    }))));
+                self.pending.push_back(Ok(Message::Batch(batch)));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+impl<R: Read> Iterator for JsonlReader<R> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Some(m);
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.step() {
+                self.done = true;
+                self.pending.push_back(Err(in_file(e, &self.file)));
+            }
+        }
+    }
+}
+
+/// Writes batches as JSON Lines: one object per row, keys in schema order, values as
+/// [`to_json`] spells them (NULL as `null`). Buffered per row; wrap a file in a
+/// `BufWriter`, and call [`JsonlWriter::flush`] or [`JsonlWriter::into_inner`] at the end.
+pub struct JsonlWriter<W: Write> {
+    out: Counting<W>,
+    /// `"name":` of each column, JSON-escaped once.
+    keys: Vec<Vec<u8>>,
+    types: Vec<FerryType>,
+    line: Vec<u8>,
+    rows: u64,
+}
+
+impl<W: Write> JsonlWriter<W> {
+    /// A writer of batches of `schema` to `out`.
+    pub fn new(out: W, schema: SchemaRef) -> Result<Self> {
+        check_schema(&schema)?;
+        let mut keys = Vec::new();
+        for f in schema.fields() {
+            let mut k = serde_json::to_vec(f.name())?;
+            k.push(b':');
+            keys.push(k);
+        }
+        let types = schema
+            .fields()
+            .iter()
+            .filter_map(|f| FerryType::of(f))
+            .collect();
+        Ok(JsonlWriter {
+            out: Counting {
+                inner: out,
+                bytes: 0,
+            },
+            keys,
+            types,
+            line: Vec::with_capacity(1024),
+            rows: 0,
+        })
+    }
+
+    /// Writes every row of `batch`.
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_columns() != self.types.len() {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "batch has {} columns, the JSON Lines writer {}",
+                    batch.num_columns(),
+                    self.types.len()
+                ),
+            ));
+        }
+        let columns = batch.columns();
+        for row in 0..batch.num_rows() {
+            self.line.clear();
+            self.line.push(b'{');
+            for (i, (column, ty)) in columns.iter().zip(&self.types).enumerate() {
+                if i > 0 {
+                    self.line.push(b',');
+                }
+                self.line.extend_from_slice(&self.keys[i]);
+                if *ty == FerryType::String && !column.is_null(row) {
+                    serde_json::to_writer(&mut self.line, column.as_string::<i32>().value(row))?;
+                } else if *ty == FerryType::Float64
+                    && !column.is_null(row)
+                    && !column.as_primitive::<Float64Type>().value(row).is_finite()
+                {
+                    // JSON has no NaN or infinity: write "NaN" / "inf" / "-inf" as strings,
+                    // which the reader parses back (`null` would lose the value)
+                    let v = column.as_primitive::<Float64Type>().value(row);
+                    serde_json::to_writer(&mut self.line, &v.to_string())?;
+                } else {
+                    serde_json::to_writer(&mut self.line, &to_json(column.as_ref(), *ty, row))?;
+                }
+            }
+            self.line.extend_from_slice(b"}\n");
+            self.out
+                .write_all(&self.line)
+                .map_err(|e| io_error(e, "cannot write JSON Lines"))?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Flushes the inner writer.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .map_err(|e| io_error(e, "cannot write JSON Lines"))
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes handed to the inner writer so far.
+    pub fn bytes(&self) -> u64 {
+        self.out.bytes
+    }
+
+    /// The inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out.inner
+    }
+
+    /// Flushes and returns the inner writer.
+    pub fn into_inner(mut self) -> Result<W> {
+        self.flush()?;
+        Ok(self.out.inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::types::Int64Type;
+    use arrow_schema::Schema;
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            FerryType::Int64.field("id", true),
+            FerryType::String.field("name", true),
+            FerryType::Json.field("doc", true),
+        ]))
+    }
+
+    fn read(data: &[u8]) -> (Vec<RecordBatch>, Vec<Rejected>) {
+        let r = JsonlReader::new(data, schema())
+            .unwrap()
+            .with_file("t.jsonl")
+            .with_batch_size(2);
+        let (mut batches, mut rejected) = (Vec::new(), Vec::new());
+        for m in r {
+            match m.unwrap() {
+                Message::Batch(b) => batches.push(b),
+                Message::Rejected(r) => rejected.push(r),
+                Message::Positions(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (batches, rejected)
+    }
+
+    #[test]
+    fn reads_objects_skips_blank_lines_and_rejects_bad_ones() {
+        let data = "\u{feff}{\"id\":1,\"name\":\"a\",\"doc\":{\"x\":[1]}}\n\n  \r\n{\"id\":\"x\"}\n{bad json\n[1,2]\n{\"id\":3,\"extra\":true}\r\n{\"id\":4,\"name\":null}";
+        let (batches, rejected) = read(data.as_bytes());
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(ids, vec![1, 3, 4]);
+        let lines: Vec<_> = rejected.iter().map(|r| r.position.line.unwrap()).collect();
+        assert_eq!(lines, vec![4, 5, 6]);
+        assert!(
+            rejected[0].message.contains("column `id`: expected int64"),
+            "{}",
+            rejected[0].message
+        );
+        assert!(
+            rejected[1].message.starts_with("invalid JSON"),
+            "{}",
+            rejected[1].message
+        );
+        assert!(
+            !rejected[1].message.contains("at line"),
+            "{}",
+            rejected[1].message
+        );
+        assert!(
+            rejected[2].message.contains("found an array"),
+            "{}",
+            rejected[2].message
+        );
+        assert_eq!(rejected[1].raw, "{bad json");
+        assert_eq!(
+            batches[0].column(2).as_string::<i32>().value(0),
+            "{\"x\":[1]}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_rejected() {
+        let (_, rejected) = read(b"{\"id\":1,\"name\":\"\xff\"}\n{\"id\":2}\n");
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].position.line, Some(1));
+    }
+
+    #[test]
+    fn writer_round_trips_through_the_reader() {
+        let mut b = BatchBuilder::new(schema(), 3).unwrap();
+        b.push_text_row([Some("1"), Some("é \"q\"\n"), Some("{\"a\":1}")], "\0")
+            .unwrap();
+        b.push_text_row([Some("2"), None, None], "\0").unwrap();
+        b.push_text_row([Some("3"), Some(""), Some("\"s\"")], "\0")
+            .unwrap();
+        let batch = b.finish().unwrap();
+        let mut w = JsonlWriter::new(Vec::new(), schema()).unwrap();
+        w.write_batch(&batch).unwrap();
+        assert_eq!(w.rows(), 3);
+        let bytes = w.bytes();
+        let out = w.into_inner().unwrap();
+        assert_eq!(bytes, out.len() as u64);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "{\"id\":1,\"name\":\"é \\\"q\\\"\\n\",\"doc\":{\"a\":1}}"
+        );
+        let (batches, rejected) = read(&out);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let back = arrow_select::concat::concat_batches(&schema(), &batches).unwrap();
+        assert_eq!(back, batch);
+    }
+}

@@ -1,0 +1,10 @@
+//! How Ferry's rows become bytes and back, for every connector that reads or writes files:
+//! CSV, JSON Lines and Parquet ([`codec`]), gzip/zstd and age encryption around them, type
+//! inference, estimates from file sizes, and the row and file digests receipts are made of.
+//! Depends on the contract (`ferry-core`) only.
+#![deny(missing_docs)]
+
+pub mod age;
+pub mod codec;
+pub mod digest;
+pub mod estimate;

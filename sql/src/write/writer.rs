@@ -1,0 +1,124 @@
+//! The stream writer every SQL destination uses: it checks batches, counts rows, says
+//! when they are durable and reports; the database's [`Load`] moves the rows.
+
+use async_trait::async_trait;
+use ferry_core::arrow_array::RecordBatch;
+use ferry_core::{
+    Durability, FerryType, Output, Result, ResultExt, SinkCapabilities, StreamWriter, WriteMode,
+    WriteRequest, WriteSummary,
+};
+
+use super::fit::mismatch;
+
+/// The database's half of a stream writer.
+#[async_trait]
+pub trait Load: Send {
+    /// Writes `batch`'s rows into the open transaction (begun if needed), all of them
+    /// or none. `before` rows of the stream came before it (for row numbers in errors).
+    async fn write(&mut self, batch: &RecordBatch, before: u64) -> Result<()>;
+
+    /// Commits what was written since the last commit, durably.
+    async fn commit(&mut self) -> Result<()>;
+
+    /// After the last commit: swaps an overwrite's staging table in, lets the
+    /// connection go.
+    async fn finish(&mut self) -> Result<()>;
+
+    /// Gives up: rolls back what was not committed, drops an overwrite's staging table.
+    async fn abort(&mut self) -> Result<()>;
+}
+
+/// A [`StreamWriter`] into one table, over the database's [`Load`].
+pub struct TableWriter<L> {
+    load: L,
+    table: String,
+    mode: WriteMode,
+    types: Vec<FerryType>,
+    location: String,
+    rows: u64,
+}
+
+impl<L: Load> TableWriter<L> {
+    /// A writer of `req`'s batches into `table` (named so in errors), reported at
+    /// `location` (where the rows went, without credentials).
+    pub fn new(load: L, table: &str, req: &WriteRequest, location: String) -> Self {
+        let types = req
+            .schema
+            .fields()
+            .iter()
+            .map(|f| FerryType::of(f).expect("a checked schema"));
+        let (types, mode) = (types.collect(), req.mode);
+        TableWriter {
+            load,
+            table: table.to_string(),
+            mode,
+            types,
+            location,
+            rows: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl<L: Load> StreamWriter for TableWriter<L> {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let schema = batch.schema();
+        let fits = schema.fields().len() == self.types.len()
+            && schema
+                .fields()
+                .iter()
+                .zip(&self.types)
+                .all(|(f, ty)| FerryType::of(f) == Some(*ty));
+        if !fits {
+            let m = "a batch does not have the schema the stream was opened with";
+            return Err(mismatch(m.into(), &self.table));
+        }
+        self.load
+            .write(&batch, self.rows)
+            .await
+            .ctx("table", &self.table)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<Durability> {
+        self.load.commit().await.ctx("table", &self.table)?;
+        Ok(match self.mode {
+            WriteMode::Overwrite => Durability::AtClose,
+            _ => Durability::Durable,
+        })
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
+        self.load.commit().await.ctx("table", &self.table)?;
+        self.load.finish().await.ctx("table", &self.table)?;
+        Ok(WriteSummary {
+            rows: self.rows,
+            outputs: vec![Output {
+                kind: "table".into(),
+                location: self.location.clone(),
+                rows: self.rows,
+                ..Default::default()
+            }],
+        })
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.load.abort().await.ctx("table", &self.table)
+    }
+}
+
+/// What a SQL destination supports: append, overwrite (staged, swapped in at close)
+/// and upsert by key.
+pub fn capabilities() -> SinkCapabilities {
+    let modes = vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert];
+    SinkCapabilities { modes }
+}
+
+/// The message of a duplicate key in append mode, saying how to update instead.
+pub fn duplicate_key(message: &str) -> String {
+    format!("{message}: a row with this key is already in the table (write with mode = \"upsert\" to update it)")
+}

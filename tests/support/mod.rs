@@ -1,0 +1,18 @@
+//! What the CLI tests share: running the `ferry` binary and reading what it printed
+//! ([`cli`]), client folders ([`folder`]), what a run leaves behind ([`read`]), SQLite
+//! destinations ([`sqlite`]), the test databases ([`db`]), a connector's config section
+//! ([`connector`]) and a loopback HTTP server ([`http`]).
+//!
+//! Each test file takes it with `mod support;`; the in-process S3 server stays apart
+//! (`#[path = "support/s3.rs"] mod s3;`), for the tests that need it.
+
+// every test binary uses only a part of this
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod connector;
+pub mod db;
+pub mod folder;
+pub mod http;
+pub mod read;
+pub mod sqlite;
