@@ -152,6 +152,38 @@ impl<C: Cursor> Checkpointer<C> {
     }
 }
 
+/// A [`Cursor`] for rows whose cursor value is cheap to take whole: `of` gives a row's
+/// value as compared for ties (`K`) and as saved (`None`: NULL, nothing to save).
+pub struct ByValue<F, K> {
+    of: F,
+    last: Option<(K, Value)>,
+}
+
+impl<F, K> ByValue<F, K> {
+    /// A cursor reading rows with `of`.
+    pub fn new(of: F) -> Self {
+        ByValue { of, last: None }
+    }
+}
+
+impl<F, K> Cursor for ByValue<F, K> {
+    fn saved(&self) -> Result<Option<Value>> {
+        Ok(self.last.as_ref().map(|(_, v)| v.clone()))
+    }
+}
+
+impl<R: ?Sized, F: Fn(&R) -> Option<(K, Value)>, K: PartialEq> CursorOf<R> for ByValue<F, K> {
+    fn keep(&mut self, row: &R, _: usize) -> Result<()> {
+        self.last = (self.of)(row);
+        Ok(())
+    }
+
+    fn same(&self, row: &R, _: usize) -> Result<bool> {
+        let next = (self.of)(row);
+        Ok(next.as_ref().map(|(k, _)| k) == self.last.as_ref().map(|(k, _)| k))
+    }
+}
+
 /// The cursor value of a saved `state` as text (a number saved as one reads as its
 /// digits), checking the state was taken with cursor `column`. `None`: no state, or a
 /// state without a value (nothing read yet).
@@ -276,6 +308,36 @@ mod tests {
         );
         let out = read(Checkpointer::silent(), &rows, 2);
         assert!(out.iter().all(|(_, c)| c.is_none()));
+    }
+
+    #[test]
+    fn a_cursor_by_value_saves_what_the_rows_hold() {
+        // rows whose cursor is written as a number or as text, ordered by its value
+        let of = |r: &Value| {
+            let v = r.get("at")?;
+            let k = v.as_i64().or_else(|| v.as_str()?.parse().ok())?;
+            Some((k, v.clone()))
+        };
+        let rows = [
+            json!({ "at": 1 }),
+            json!({ "at": "1" }),
+            json!({ "at": 2 }),
+            json!({}),
+        ];
+        let mut c = Checkpointer::cursor(0, "at", ByValue::new(of));
+        c.read(&rows[0]).unwrap();
+        assert_eq!(c.before(&rows[1]).unwrap(), None, "1 and \"1\" tie");
+        c.read(&rows[1]).unwrap();
+        let cp = c.before(&rows[2]).unwrap().unwrap();
+        assert_eq!(cp, json!({ "cursor": "1", "column": "at" }));
+        c.read(&rows[2]).unwrap();
+        assert_eq!(c.last().unwrap().unwrap()["cursor"], 2);
+        c.read(&rows[3]).unwrap();
+        assert_eq!(
+            c.last().unwrap(),
+            None,
+            "a row without a cursor saves nothing"
+        );
     }
 
     #[test]

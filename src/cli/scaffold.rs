@@ -543,6 +543,7 @@ use std::sync::{Arc, RwLock};
 
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::{Schema, SchemaRef};
+use ferry_core::cursor::{saved_cursor, ByValue, Case, Checkpointer};
 use ferry_core::suggest::nearest;
 use ferry_core::types::with_keys;
 use ferry_core::values::{parse_date, parse_timestamp_micros, BatchBuilder};
@@ -551,7 +552,7 @@ use ferry_core::{
     ReadRequest, Result, Source, StreamInfo,
 };
 use futures::StreamExt;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::config::{StreamDef, __TYPE__SourceConfig};
 
@@ -780,9 +781,9 @@ impl Source for __TYPE__Source {
         let schema = stream.info.schema.clone();
         let batch_size = request.batch_size.max(1);
 
-        // Which rows, in which order, and the checkpoint after each batch.
-        let mut rows: Vec<(Option<Key>, Row)>;
-        let mut cursor = None;
+        // Which rows, in which order, and where a checkpoint may follow a batch.
+        let mut rows = stream.rows;
+        let mut checkpoints = Checkpointer::silent();
         if request.mode == ReadMode::Incremental {
             let (column, ty) = stream.cursor.clone().ok_or_else(|| {
                 Error::new(
@@ -796,29 +797,22 @@ impl Source for __TYPE__Source {
                     format!("stream `{}` is read incrementally by `{column}`, not `{asked}`", request.stream),
                 ));
             }
-            let after = match &request.state {
+            // the cursor value the last run saved: this one reads the rows after it
+            let after = match saved_cursor(request.state.as_ref(), &column, Case::Exact)? {
                 None => None,
-                Some(state) if state["column"] == column.as_str() => Some(
-                    key(ty, &state["cursor"]).ok_or_else(|| bad_state(&request.stream))?,
-                ),
-                Some(_) => return Err(bad_state(&request.stream)),
+                Some(text) => {
+                    let bad = format!("the saved cursor `{text}` is not a {ty}; reset the state");
+                    Some(key(ty, &Value::String(text)).ok_or_else(|| Error::data(bad))?)
+                }
             };
-            rows = stream
-                .rows
-                .into_iter()
-                .map(|r| (key(ty, r.get(&column).unwrap_or(&Value::Null)), r))
-                .filter(|(k, _)| match (&after, k) {
-                    (None, _) => true,
-                    (Some(a), Some(k)) => k > a,
-                    // rows without a cursor value are read by the first run only
-                    (Some(_), None) => false,
-                })
-                .collect();
+            let key_of = |r: &Row| key(ty, r.get(&column).unwrap_or(&Value::Null));
+            // rows without a cursor value are read by the first run only
+            rows.retain(|r| after.is_none() || key_of(r) > after);
             // NULLs first, then by cursor; stable, so ties keep their order
-            rows.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-            cursor = Some(column);
-        } else {
-            rows = stream.rows.into_iter().map(|r| (None, r)).collect();
+            rows.sort_by(|a, b| key_of(a).partial_cmp(&key_of(b)).unwrap_or(std::cmp::Ordering::Equal));
+            let c = column.clone();
+            let last = ByValue::new(move |r: &Row| r.get(&c).and_then(|v| Some((key(ty, v)?, v.clone()))));
+            checkpoints = Checkpointer::cursor(schema.index_of(&column)?, &column, last);
         }
         if let Some(limit) = request.limit {
             rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -828,22 +822,19 @@ impl Source for __TYPE__Source {
         if request.mode == ReadMode::FullRefresh {
             messages.push(Ok(Message::Estimate(rows.len() as u64)));
         }
+        // The checkpointer offers a checkpoint only where the next row's cursor differs: a
+        // resume reads rows with a greater cursor, so one inside a tie would skip the rest.
         let mut chunks: Vec<(Vec<Row>, Option<Value>)> = Vec::new();
-        let mut rest = rows.into_iter().peekable();
-        while rest.peek().is_some() {
-            let chunk: Vec<(Option<Key>, Row)> = rest.by_ref().take(batch_size).collect();
-            let (last_key, last_row) = chunk.last().expect("a chunk has rows");
-            // Checkpoint only where the next row's cursor differs: a resume reads rows with a
-            // greater cursor, so a checkpoint inside a run of equal values would skip the rest.
-            let next_key = rest.peek().map(|(k, _)| k);
-            let checkpoint = match (&cursor, last_key) {
-                (Some(column), Some(k)) if next_key != Some(&Some(k.clone())) => Some(json!({
-                    "column": column,
-                    "cursor": last_row[column.as_str()],
-                })),
-                _ => None,
-            };
-            chunks.push((chunk.into_iter().map(|(_, r)| r).collect(), checkpoint));
+        let mut chunk = Vec::new();
+        for row in rows {
+            if chunk.len() == batch_size {
+                chunks.push((std::mem::take(&mut chunk), checkpoints.before(&row)?));
+            }
+            checkpoints.read(&row)?;
+            chunk.push(row);
+        }
+        if !chunk.is_empty() {
+            chunks.push((chunk, checkpoints.last()?));
         }
         // Batches are built as the runtime pulls them, so memory holds one batch at a time.
         let batches = futures::stream::iter(chunks).flat_map(move |(rows, checkpoint)| {
@@ -853,12 +844,6 @@ impl Source for __TYPE__Source {
         });
         Ok(futures::stream::iter(messages).chain(batches).boxed())
     }
-}
-
-fn bad_state(stream: &str) -> Error {
-    Error::config(format!(
-        "the saved state of stream `{stream}` was not written by this source's cursor; run `ferry state reset --stream {stream}` or sync with --full-refresh"
-    ))
 }
 
 /// One Arrow batch of `rows` (checked when they were added, so this does not fail).
