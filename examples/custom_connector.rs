@@ -15,17 +15,18 @@ use std::sync::Arc;
 
 use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use ferry_core::arrow_schema::{Schema, SchemaRef};
-use ferry_core::config::ConnectorConfig;
 use ferry_core::types::with_keys;
 use ferry_core::values::to_json;
 use ferry_core::{
-    async_trait, Catalog, ConfigNode, ConnectorDef, Durability, Error, ErrorKind, FerryType,
-    Message, MessageStream, ReadRequest, Registry, Result, Sink, SinkCapabilities, Source,
-    StreamInfo, StreamWriter, WriteMode, WriteRequest, WriteSummary,
+    async_trait, Catalog, ConnectorDef, Durability, Error, ErrorKind, FerryType, Message,
+    MessageStream, ReadRequest, Registry, Result, Sink, SinkCapabilities, Source, StreamInfo,
+    StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
 use ferry_engine::report::Status;
 use ferry_engine::state::StateStore;
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
+// the conformance kit builds a `[source]`/`[destination]` section from TOML text
+use ferry_testkit::connector_config;
 use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -67,8 +68,7 @@ impl SquaresSource {
 #[async_trait]
 impl Source for SquaresSource {
     async fn check(&self) -> Result<()> {
-        // a real source makes its cheapest round trip here (`SELECT 1`, one GET)
-        Ok(())
+        Ok(()) // a real source makes its cheapest round trip here (`SELECT 1`, one GET)
     }
 
     async fn discover(&self) -> Result<Catalog> {
@@ -89,26 +89,26 @@ impl Source for SquaresSource {
             .as_ref()
             .and_then(|s| s["id"].as_i64())
             .unwrap_or(0);
-        let ids: Vec<i64> = (after + 1..=self.config.count).collect();
-        let schema = self.schema();
-        let mut messages = Vec::new();
-        for chunk in ids.chunks(request.batch_size.max(1)) {
+        let (schema, count, size) = (
+            self.schema(),
+            self.config.count,
+            request.batch_size.max(1) as i64,
+        );
+        // lazily, a batch and the checkpoint that covers it at a time
+        let chunks = (after + 1..=count).step_by(size as usize).map(move |from| {
+            let ids: Vec<i64> = (from..=(from + size - 1).min(count)).collect();
             let columns: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(chunk.to_vec())),
-                Arc::new(Int64Array::from_iter_values(chunk.iter().map(|i| i * i))),
+                Arc::new(Int64Array::from_iter_values(ids.iter().copied())),
+                Arc::new(Int64Array::from_iter_values(ids.iter().map(|i| i * i))),
                 Arc::new(StringArray::from_iter_values(
-                    chunk.iter().map(|i| format!("row {i}")),
+                    ids.iter().map(|i| format!("row {i}")),
                 )),
             ];
-            messages.push(Ok(Message::Batch(RecordBatch::try_new(
-                schema.clone(),
-                columns,
-            )?)));
-            // everything before this point is covered by this state
-            let last = chunk[chunk.len() - 1];
-            messages.push(Ok(Message::Checkpoint(serde_json::json!({ "id": last }))));
-        }
-        Ok(futures::stream::iter(messages).boxed())
+            let batch = RecordBatch::try_new(schema.clone(), columns).map_err(Error::from);
+            let state = serde_json::json!({ "id": ids[ids.len() - 1] });
+            [batch.map(Message::Batch), Ok(Message::Checkpoint(state))]
+        });
+        Ok(futures::stream::iter(chunks.flatten()).boxed())
     }
 }
 
@@ -138,7 +138,7 @@ struct PrintWriter {
 #[async_trait]
 impl Sink for PrintSink {
     async fn check(&self) -> Result<()> {
-        Ok(())
+        Ok(()) // a real sink checks it can write, and leaves nothing behind
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
@@ -215,21 +215,16 @@ fn registry() -> Registry {
     r
 }
 
-/// A `[source]`/`[destination]` section from TOML text.
-fn section(kind: &str, toml: &str, dir: &std::path::Path) -> Result<ConnectorConfig> {
-    Ok(ConnectorConfig {
-        kind: kind.into(),
-        kind_offset: 0,
-        node: ConfigNode::from_toml(toml, dir)?,
-    })
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
     let registry = registry();
-    let source = registry.build_source(&section("squares", "count = 5\n", dir.path())?)?;
-    let sink = registry.build_sink(&section("print", "prefix = \"  > \"\n", dir.path())?)?;
+    let source = registry.build_source(&connector_config("squares", "count = 5\n", dir.path())?)?;
+    let sink = registry.build_sink(&connector_config(
+        "print",
+        "prefix = \"  > \"\n",
+        dir.path(),
+    )?)?;
     let state = Arc::new(StateStore::open(dir.path().join("state.json"), None)?);
     let runtime = Runtime::new(source, sink, state);
 
