@@ -37,6 +37,8 @@ pub use sink::{
     Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary,
 };
 pub use sink::{OutputRef, Verdict};
-pub use source::{Message, MessageStream, Position, ReadRequest, Rejected, RowPositions, Source};
+pub use source::{
+    Message, MessageStream, Position, ReadRequest, Rejected, RowPositions, Settled, Source,
+};
 pub use source::{Replay, ReplayServer};
 pub use types::FerryType;

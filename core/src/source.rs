@@ -216,6 +216,53 @@ pub trait Source: Send + Sync {
     async fn estimate(&self, request: &ReadRequest) -> Result<Option<crate::Estimate>> {
         Ok(self.count(request).await?.map(crate::Estimate::exact))
     }
+
+    /// Checkpoint `state` of `stream` (one this source yielded) is committed: every row
+    /// read before it is durable at the destination and, for an incremental read, `state`
+    /// is saved. The source may now let go of what it read up to there, e.g. move the
+    /// files it covers to an archive folder or delete them (`after_read`). Called by the
+    /// runtime after each committed checkpoint, in order, never in a trial (`--limit`) or
+    /// a dry run, and not at all when the stream fails before its first commit.
+    ///
+    /// What it did, file by file, goes into the run report. A failure here cannot undo the
+    /// commit, so it does not fail the run: report it in [`Settled::error`] (or return an
+    /// `Err`, which the runtime reports as a warning). Default: nothing to do.
+    async fn committed(&self, _stream: &str, _state: &serde_json::Value) -> Result<Vec<Settled>> {
+        Ok(Vec::new())
+    }
+}
+
+/// What a source did with one thing it read once its rows were committed
+/// ([`Source::committed`]): a file archived or deleted, or why that failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settled {
+    /// The file or object, as the stream names it (`in/orders_1.csv`).
+    pub item: String,
+    /// What was done or meant: `archived to in/processed/orders_1.csv`, `deleted`.
+    pub action: String,
+    /// Why it could not be done (the item stays where it was); `None` when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Settled {
+    /// `item` was dealt with as `action` says.
+    pub fn done(item: impl Into<String>, action: impl Into<String>) -> Self {
+        Settled {
+            item: item.into(),
+            action: action.into(),
+            error: None,
+        }
+    }
+
+    /// `action` on `item` failed with `error`.
+    pub fn failed(item: impl Into<String>, action: impl Into<String>, error: impl Into<String>) -> Self {
+        Settled {
+            item: item.into(),
+            action: action.into(),
+            error: Some(error.into()),
+        }
+    }
 }
 
 /// Replaying what a source recorded ([`Message::Exchange`]) for `ferry replay` of a debug

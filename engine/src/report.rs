@@ -84,6 +84,11 @@ pub struct StreamReport {
     /// Per validation check: how many rows failed it, with examples.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::validate::CheckReport>,
+    /// What the source did with the files it read once their rows and state were
+    /// committed (`after_read`: archived, deleted), and what it could not do: a warning,
+    /// the run still succeeded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settled: Vec<ferry_core::Settled>,
     /// The error, if it failed (redacted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -258,6 +263,7 @@ impl RunReport {
                     )
                 });
             }
+            settled_lines(&mut out, s);
             if s.rows_uncommitted > 0 && self.trial {
                 out.push_str(&format!(
                     "  {}: {} rows read and not kept (trial: what it wrote was rolled back)\n",
@@ -317,6 +323,35 @@ impl RunReport {
             ));
         }
         ferry_core::redact::redact(&out)
+    }
+}
+
+/// Files shown by name in the summary, per stream, before "and N more".
+const SETTLED_SHOWN: usize = 5;
+
+/// What the source did with the files it read (`after_read`), and every failure, which is
+/// a warning: the rows and state are committed.
+fn settled_lines(out: &mut String, s: &StreamReport) {
+    let (done, failed): (Vec<_>, Vec<_>) = s.settled.iter().partition(|x| x.error.is_none());
+    for d in done.iter().take(SETTLED_SHOWN) {
+        out.push_str(&format!("  {}: {} {}\n", s.stream, d.item, d.action));
+    }
+    if done.len() > SETTLED_SHOWN {
+        out.push_str(&format!(
+            "  {}: and {} more files {}\n",
+            s.stream,
+            group((done.len() - SETTLED_SHOWN) as u64),
+            done[0].action.split(' ').next().unwrap_or_default()
+        ));
+    }
+    for f in failed {
+        out.push_str(&format!(
+            "  {}: WARNING: {} not {}: {}\n",
+            s.stream,
+            f.item,
+            f.action,
+            f.error.as_deref().unwrap_or_default()
+        ));
     }
 }
 

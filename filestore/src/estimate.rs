@@ -13,6 +13,7 @@ use ferry_formats::codec::{Compression, Format};
 use ferry_formats::estimate::{middle_sample, parquet_rows, rows_of_plain_files, sample};
 
 use crate::mark::{Listed, Mark};
+use crate::pick::listing;
 use crate::store::{Store, Stream};
 
 /// The estimate of reading `stream` after `mark`.
@@ -22,7 +23,7 @@ pub(crate) fn estimate<S: Store>(
     mark: &Mark,
     identities: Option<&Identities>,
 ) -> Result<Estimate> {
-    let files = store.list(stream)?.collect(|f| !mark.covers(f))?;
+    let files = listing(store, stream)?.collect(|f| !mark.covers(f))?;
     if files.is_empty() {
         return Ok(Estimate::nothing());
     }

@@ -9,29 +9,39 @@
 //!   saved state) and its state JSON.
 //! - [`StoreSource`]: the `Source` itself: check, discover, count and estimate over a
 //!   listing, and the reading thread.
+//! - `after_read` ([`AfterRead`]): archiving or deleting a file once the state that covers
+//!   it is committed ([`ferry_core::Source::committed`]); `newest_only` and `name_date`
+//!   ([`NameDate`]): which files a stream reads, in what order.
 //! - [`Sealed`], [`EncryptConfig`], [`csv_options`]: the pieces destinations share.
 //!
 //! Depends on the contract (`ferry-core`) and the formats (`ferry-formats`) only.
 #![deny(missing_docs)]
 
+mod after;
 mod chunks;
 mod encrypt;
 mod estimate;
 mod input;
 mod mark;
+mod name_date;
 mod naming;
 mod options;
 mod output;
+mod pick;
 mod read;
 mod source;
 mod store;
 
+pub use after::{archived_name, pattern_root, AfterRead};
 pub use chunks::Chunks;
 pub use encrypt::{identities, recipients, EncryptConfig};
 pub use input::{need_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
+pub use name_date::{Found, NameDate};
 pub use naming::{is_tsv, stream_name, strip_layers};
-pub use options::{ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec};
+pub use options::{
+    ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec, DEFAULT_ARCHIVE,
+};
 pub use output::Sealed;
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};

@@ -12,6 +12,8 @@ use ferry_formats::codec::{parse_type_overrides, Compression, CsvOptions, Format
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::after::AfterRead;
+use crate::name_date::NameDate;
 use crate::naming::{is_tsv, stream_name};
 
 /// One entry of a source's `streams` list.
@@ -66,6 +68,14 @@ pub struct SourceOptions {
     pub sample_rows: usize,
     /// The column naming each row's file.
     pub file_column: Option<String>,
+    /// What to do with a file once its rows and state are committed.
+    pub after_read: AfterRead,
+    /// The archive folder, relative to each stream's root (`after_read = "archive"`).
+    pub archive_to: Option<String>,
+    /// Read only the newest file of each stream's pattern.
+    pub newest_only: bool,
+    /// The date in the files' names (`"%Y%m%d"`), which orders them.
+    pub name_date: Option<String>,
 }
 
 /// One stream of a source, validated (its pattern not yet resolved by the store).
@@ -89,6 +99,16 @@ pub struct StreamSpec {
     pub sample_rows: usize,
     /// The column that names each row's file, if any.
     pub file_column: Option<String>,
+    /// What to do with a file once its rows and state are committed.
+    pub after_read: AfterRead,
+    /// The archive folder below the stream's root, without slashes at its ends
+    /// (`after_read = "archive"`; default `processed`).
+    pub archive_to: String,
+    /// Read only the newest file (by the date in its name with `name_date`, else by its
+    /// modification time).
+    pub newest_only: bool,
+    /// The date in the files' names, which orders them.
+    pub name_date: Option<NameDate>,
 }
 
 impl SourceOptions {
@@ -99,6 +119,8 @@ impl SourceOptions {
             return Err(Error::config("`sample_rows` must be at least 1"));
         }
         let quote = ascii(self.quote, "quote")?;
+        let archive_to = archive_to(self.after_read, self.archive_to.as_deref())?;
+        let name_date = self.name_date.as_deref().map(NameDate::parse).transpose()?;
         let delimiter = self.delimiter.map(|d| ascii(d, "delimiter")).transpose()?;
         let single;
         let entries: &[StreamConfig] = match (&self.path, self.streams.is_empty()) {
@@ -178,11 +200,42 @@ impl SourceOptions {
                     .unwrap_or_else(|| self.primary_key.clone()),
                 sample_rows: self.sample_rows,
                 file_column: self.file_column.clone(),
+                after_read: self.after_read,
+                archive_to: archive_to.clone(),
+                newest_only: self.newest_only,
+                name_date: name_date.clone(),
             });
         }
         Ok(specs)
     }
 }
+
+/// The archive folder `archive_to` names: a plain relative folder (default `processed`),
+/// and only with `after_read = "archive"`.
+fn archive_to(after_read: AfterRead, archive_to: Option<&str>) -> Result<String> {
+    let Some(text) = archive_to else {
+        return Ok(DEFAULT_ARCHIVE.to_string());
+    };
+    if after_read != AfterRead::Archive {
+        return Err(Error::config(format!(
+            "`archive_to = \"{text}\"` is for `after_read = \"archive\"`: set that too, or remove `archive_to`"
+        )));
+    }
+    let folder = text.trim_end_matches('/');
+    let bad = folder.is_empty()
+        || folder.starts_with('/')
+        || folder.contains(['*', '?', '[', '\\'])
+        || folder.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+    if bad {
+        return Err(Error::config(format!(
+            "`archive_to = \"{text}\"` must be a folder below the stream's root (the pattern's folder before its first wildcard), such as `\"{DEFAULT_ARCHIVE}\"` or `\"done/2024\"`: no leading `/`, `..`, `.` or wildcards"
+        )));
+    }
+    Ok(folder.to_string())
+}
+
+/// The archive folder when `archive_to` is not set.
+pub const DEFAULT_ARCHIVE: &str = "processed";
 
 /// One ASCII byte from a config character.
 pub fn ascii(c: char, field: &str) -> Result<u8> {

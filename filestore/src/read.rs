@@ -10,13 +10,17 @@ use ferry_formats::age::Identities;
 use ferry_formats::codec::{Format, FormatReader};
 use tokio::sync::mpsc::Sender;
 
+use crate::after::Pending;
 use crate::input::{Failure, Input};
+use crate::pick::listing;
 use crate::mark::{order, Listed, Mark};
 use crate::store::{Listing, Store, Stream};
 
 /// What the reading thread needs.
 pub(crate) struct Job<S: Store> {
     pub store: Arc<S>,
+    /// Where each file read in full is noted, for `after_read`.
+    pub pending: Arc<Pending<S::Entry>>,
     pub stream: Arc<Stream<S::Place>>,
     /// The columns the files hold.
     pub schema: SchemaRef,
@@ -39,7 +43,7 @@ type Tx = Sender<Result<Message>>;
 impl<S: Store> Job<S> {
     /// Reads every file the read takes, sending batches, rejections and checkpoints.
     pub fn run(mut self, tx: &Tx) -> std::result::Result<(), Stop> {
-        let listing = self.store.list(&self.stream);
+        let listing = listing(&*self.store, &self.stream);
         let listing = listing.map_err(|e| self.fail(tx, e))?;
         let files = match (self.incremental, listing) {
             (false, Listing::Pages(pages)) => return self.pages(tx, pages),
@@ -49,8 +53,11 @@ impl<S: Store> Job<S> {
                 let mut files = listing
                     .collect(|f| !mark.covers(f))
                     .map_err(|e| self.fail(tx, e))?;
-                // oldest first, so each checkpoint is a plain high-water mark
-                files.sort_by(|a, b| order(a).cmp(&order(b)));
+                // oldest first, so each checkpoint is a plain high-water mark; with
+                // `name_date`, in the order of the names' dates, where it may lag behind
+                if self.stream.spec.name_date.is_none() {
+                    files.sort_by(|a, b| order(a).cmp(&order(b)));
+                }
                 files
             }
         };
@@ -64,6 +71,7 @@ impl<S: Store> Job<S> {
         let mut covered = 0;
         for (i, file) in files.iter().enumerate() {
             self.file(tx, file)?;
+            self.pending.read(&self.stream.spec.name, file);
             done[i] = true;
             while covered < n && done[by_age[covered]] {
                 self.mark.advance(&files[by_age[covered]]);
@@ -85,6 +93,7 @@ impl<S: Store> Job<S> {
             let page = page.map_err(|e| self.fail(tx, e))?;
             for file in &page {
                 self.file(tx, file)?;
+                self.pending.read(&self.stream.spec.name, file);
                 self.mark.advance(file);
             }
         }

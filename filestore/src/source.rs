@@ -12,13 +12,15 @@ use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, file_column, Catalog, Error, ErrorKind, Estimate, MessageStream, ReadMode,
-    ReadRequest, Result, Source, StreamInfo,
+    ReadRequest, Result, Settled, Source, StreamInfo,
 };
 use ferry_formats::age::Identities;
 use ferry_formats::codec::{infer, infer_parquet_with, Format, InferOptions};
 use futures::StreamExt;
 
+use crate::after::{settle, AfterRead, Pending};
 use crate::blocking;
+use crate::pick::listing;
 use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
 use crate::read::Job;
@@ -36,6 +38,8 @@ pub struct StoreSource<S: Store> {
     identities: Option<Arc<Identities>>,
     /// Schemas found by the last `discover`, so `read` yields exactly what it announced.
     schemas: Mutex<HashMap<String, SchemaRef>>,
+    /// The files read in full and not yet archived or deleted (`after_read`).
+    pending: Arc<Pending<S::Entry>>,
 }
 
 impl<S: Store> StoreSource<S> {
@@ -50,6 +54,7 @@ impl<S: Store> StoreSource<S> {
             streams: streams.into_iter().map(Arc::new).collect(),
             identities,
             schemas: Mutex::new(HashMap::new()),
+            pending: Arc::new(Pending::new()),
         }
     }
 
@@ -108,7 +113,7 @@ impl<S: Store> StoreSource<S> {
 
 /// The first file of a stream in name order; the store's precise error when there is none.
 fn first<S: Store>(store: &S, stream: &Stream<S::Place>) -> Result<S::Entry> {
-    match store.list(stream)?.first()? {
+    match listing(store, stream)?.first()? {
         Some(f) => Ok(f),
         None => Err(store.nothing_found(stream)),
     }
@@ -248,12 +253,15 @@ impl<S: Store> Source for StoreSource<S> {
             Some(_) => (file_column::of_files(&schema), Some(schema)),
             None => (schema, None),
         };
+        let incremental = request.mode == ReadMode::Incremental;
+        self.pending.start(&stream.spec.name, incremental);
         let job = Job {
             store: self.store.clone(),
+            pending: self.pending.clone(),
             stream,
             schema,
             with_file,
-            incremental: request.mode == ReadMode::Incremental,
+            incremental,
             mark,
             identities: self.identities.clone(),
             limit: request.limit,
@@ -272,5 +280,16 @@ impl<S: Store> Source for StoreSource<S> {
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
                 .boxed(),
         )
+    }
+
+    /// Archives or deletes (`after_read`) the files read in full that the committed
+    /// checkpoint's mark covers; nothing for `after_read = "leave"`.
+    async fn committed(&self, stream: &str, state: &serde_json::Value) -> Result<Vec<Settled>> {
+        let s = self.stream(stream)?;
+        if s.spec.after_read == AfterRead::Leave {
+            return Ok(Vec::new());
+        }
+        let (store, pending, state) = (self.store.clone(), self.pending.clone(), state.clone());
+        blocking(S::NOUN, move || settle(&*store, &s, &pending, S::STATE, &state)).await
     }
 }

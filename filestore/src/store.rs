@@ -65,6 +65,31 @@ pub trait Store: Send + Sync + 'static {
         entry.name().to_string()
     }
 
+    /// The folder (or key prefix) a stream's pattern starts in, as [`Listed::name`] gives
+    /// names, ending in `/` (empty: the top): `archive_to` is below it. Default: the
+    /// configured pattern up to the `/` before its first wildcard ([`crate::pattern_root`]).
+    fn root(&self, stream: &Stream<Self::Place>) -> String {
+        crate::after::pattern_root(&stream.spec.pattern)
+    }
+
+    /// Moves a file that was read to `to` (a name as [`Listed::name`] gives them, in the
+    /// stream's archive folder), making folders as needed, atomically where the store can
+    /// (a rename; else a copy made durable, then the original removed). Never replaces
+    /// a file: `Ok(false)` when `to` exists, nothing moved. A store that can tell the file
+    /// changed since `entry` was listed (another modification time, size or version)
+    /// refuses with an error saying so: its new rows were not read. Default: unsupported.
+    fn rename(&self, entry: &Self::Entry, to: &str) -> Result<bool> {
+        let _ = (entry, to);
+        Err(crate::after::unsupported(Self::NOUN, "move"))
+    }
+
+    /// Deletes a file that was read, with the same refusal as [`Store::rename`] when it
+    /// changed since it was listed. Default: unsupported.
+    fn remove(&self, entry: &Self::Entry) -> Result<()> {
+        let _ = entry;
+        Err(crate::after::unsupported(Self::NOUN, "delete"))
+    }
+
     /// Parquet footers an estimate reads at most, beyond which its rows are unknown
     /// (default: all; a remote store pays a request or two per footer).
     fn max_footers(&self) -> usize {
@@ -102,6 +127,22 @@ impl<E> Listing<E> {
                 }
                 Ok(None)
             }
+        }
+    }
+
+    /// The same listing without the files `keep` drops.
+    pub fn filter(self, keep: impl Fn(&E) -> bool + Send + 'static) -> Listing<E>
+    where
+        E: 'static,
+    {
+        match self {
+            Listing::Whole(mut entries) => {
+                entries.retain(|e| keep(e));
+                Listing::Whole(entries)
+            }
+            Listing::Pages(pages) => Listing::Pages(Box::new(pages.map(move |page| {
+                page.map(|p| p.into_iter().filter(|e| keep(e)).collect())
+            }))),
         }
     }
 

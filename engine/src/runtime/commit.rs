@@ -4,16 +4,33 @@
 use super::{Runtime, StreamTask};
 use crate::report::StreamReport;
 use ferry_core::catalog::ReadMode;
-use ferry_core::Result;
+use ferry_core::{Result, Settled};
 
 impl Runtime {
-    pub(super) fn commit(&self, task: &StreamTask, state: serde_json::Value) -> Result<()> {
-        if task.read.mode != ReadMode::Incremental {
-            return Ok(());
+    /// Commits a checkpoint whose rows are durable: saves its state (incremental reads),
+    /// then tells the source, which may now archive or delete what the checkpoint covers
+    /// (never before: a crash in between leaves the files where they were). What the
+    /// source did or failed to do goes into the report; its failure fails nothing.
+    pub(super) async fn commit(
+        &self,
+        task: &StreamTask,
+        state: serde_json::Value,
+        rep: &mut StreamReport,
+    ) -> Result<()> {
+        let stream = &task.read.stream;
+        if task.read.mode == ReadMode::Incremental {
+            let run_id = &task.write.run_id;
+            self.state.commit(stream, state.clone(), run_id)?;
+            tracing::debug!(stream = %stream, "state committed");
         }
-        let run_id = &task.write.run_id;
-        self.state.commit(&task.read.stream, state, run_id)?;
-        tracing::debug!(stream = %task.read.stream, "state committed");
+        match self.source.committed(stream, &state).await {
+            Ok(settled) => rep.settled.extend(settled),
+            Err(e) => {
+                let e = ferry_core::redact::redact(&e.to_string());
+                tracing::warn!(stream = %stream, "after the commit: {e}");
+                rep.settled.push(Settled::failed("the files read", "archived or deleted", e));
+            }
+        }
         Ok(())
     }
 }

@@ -79,7 +79,7 @@ impl Runtime {
                 // only values that were really written may satisfy other streams' checks
                 validator.publish();
                 if let Some(state) = pending {
-                    self.commit(task, state)?;
+                    self.commit(task, state, rep).await?;
                 }
                 if counts_rows && validator.keeps_count(CountOf::Run) {
                     self.state.record_rows(

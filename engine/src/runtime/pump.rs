@@ -199,7 +199,7 @@ impl Runtime {
                         if writer.flush().await? == Durability::Durable {
                             committed(rep);
                             if let Some(s) = pending.take() {
-                                self.commit(task, s)?;
+                                self.commit(task, s, rep).await?;
                             }
                         }
                         last_commit = Instant::now();

@@ -48,6 +48,7 @@ impl Runtime {
             outputs: Vec::new(),
             rows_digest: String::new(),
             checks: Vec::new(),
+            settled: Vec::new(),
             error: None,
         };
         let outcome = match refusal {
