@@ -25,6 +25,49 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_mode(path, bytes, 0o600)
 }
 
+/// Moves the file `from` to `to` (whose folder must exist), durably: a rename within one
+/// filesystem; across filesystems a copy to a temporary file beside `to`, fsynced and
+/// renamed into place, then `from` removed. Either way both folders are fsynced, so a
+/// crash leaves the file at one place or the other (across filesystems, possibly both),
+/// never half of it. Replaces a file at `to`: check first when it must not.
+pub fn move_file(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => copy_across(from, to)?,
+        Err(e) => return Err(Error::io(e, "cannot move", from)),
+    }
+    sync_folder(folder_of(to));
+    sync_folder(folder_of(from));
+    Ok(())
+}
+
+/// The copy of [`move_file`] across filesystems.
+fn copy_across(from: &Path, to: &Path) -> Result<()> {
+    let dir = folder_of(to);
+    let name = to.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let prefix = temp_prefix(name, std::process::id());
+    let (tmp_path, mut file) = create_temp(dir, &prefix, 0o666)?;
+    let copied = (|| -> std::io::Result<()> {
+        let mut src = std::fs::File::open(from)?;
+        std::io::copy(&mut src, &mut file)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp_path, to)
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(Error::io(e, "cannot copy across filesystems", from));
+    }
+    sync_folder(dir);
+    std::fs::remove_file(from).map_err(|e| Error::io(e, "copied, but cannot remove", from))
+}
+
+/// Makes a folder's entries durable (best effort: not every system can open a folder).
+fn sync_folder(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 /// The folder `path` is in (`.` for a bare file name).
 fn folder_of(path: &Path) -> &Path {
     path.parent()
@@ -152,6 +195,31 @@ fn process_runs(pid: u32) -> bool {
         Path::new("/proc").join(pid.to_string()).exists()
     } else {
         true
+    }
+}
+
+#[cfg(test)]
+mod move_tests {
+    use super::*;
+
+    #[test]
+    fn moves_and_copies_across() {
+        let dir = std::env::temp_dir().join(format!("ferry-move-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("to")).unwrap();
+        let (a, b, c) = (dir.join("a.csv"), dir.join("to/a.csv"), dir.join("to/c.csv"));
+        std::fs::write(&a, b"id\n1\n").unwrap();
+        move_file(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(std::fs::read(&b).unwrap(), b"id\n1\n");
+        // what a move across filesystems does
+        copy_across(&b, &c).unwrap();
+        assert!(!b.exists());
+        assert_eq!(std::fs::read(&c).unwrap(), b"id\n1\n");
+        let left: Vec<_> = std::fs::read_dir(dir.join("to")).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left");
+        let e = move_file(&dir.join("gone.csv"), &c).unwrap_err().to_string();
+        assert!(e.contains("gone.csv"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 

@@ -40,6 +40,20 @@ pub(crate) fn listing<S: Store>(store: &S, stream: &Stream<S::Place>) -> Result<
     Ok(Listing::Whole(files))
 }
 
+/// The newest file of the stream's archive folder (`after_read = "archive"`), if any.
+pub(crate) fn newest_archived<S: Store>(
+    store: &S,
+    stream: &Stream<S::Place>,
+) -> Result<Option<S::Entry>> {
+    let spec = &stream.spec;
+    if spec.after_read != AfterRead::Archive {
+        return Ok(None);
+    }
+    let folder = archive_folder(&store.root(stream), &spec.archive_to);
+    let archived = store.archived(stream, &folder)?;
+    Ok(archived.into_iter().max_by(|a, b| order(a).cmp(&order(b))))
+}
+
 /// `files` in the order of the dates in their names (then by name); an error naming a
 /// file that has none.
 fn by_date<E: Listed>(files: Vec<E>, date: &NameDate, noun: &str) -> Result<Vec<E>> {

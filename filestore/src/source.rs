@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 use crate::after::{settle, AfterRead, Pending};
 use crate::blocking;
-use crate::pick::listing;
+use crate::pick::{listing, newest_archived};
 use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
 use crate::read::Job;
@@ -111,12 +111,17 @@ impl<S: Store> StoreSource<S> {
     }
 }
 
-/// The first file of a stream in name order; the store's precise error when there is none.
+/// The first file of a stream in name order; with `after_read = "archive"` and none left,
+/// the newest archived one (a drop folder is often empty, and its columns are still
+/// known); the store's precise error when there is none.
 fn first<S: Store>(store: &S, stream: &Stream<S::Place>) -> Result<S::Entry> {
-    match listing(store, stream)?.first()? {
-        Some(f) => Ok(f),
-        None => Err(store.nothing_found(stream)),
+    if let Some(f) = listing(store, stream)?.first()? {
+        return Ok(f);
     }
+    if let Some(f) = newest_archived(store, stream)? {
+        return Ok(f);
+    }
+    Err(store.nothing_found(stream))
 }
 
 /// Infers a stream's schema from its first file, with the configured key and file column.

@@ -72,6 +72,15 @@ pub trait Store: Send + Sync + 'static {
         crate::after::pattern_root(&stream.spec.pattern)
     }
 
+    /// The files in the stream's archive folder `folder` (a name prefix ending in `/`, as
+    /// [`Store::root`] and `archive_to` make it) that match the pattern below its root,
+    /// to infer the columns of a stream whose files were all archived (a drop folder is
+    /// often empty). Default: none (such a stream is then an error until a file comes).
+    fn archived(&self, stream: &Stream<Self::Place>, folder: &str) -> Result<Vec<Self::Entry>> {
+        let _ = (stream, folder);
+        Ok(Vec::new())
+    }
+
     /// Moves a file that was read to `to` (a name as [`Listed::name`] gives them, in the
     /// stream's archive folder), making folders as needed, atomically where the store can
     /// (a rename; else a copy made durable, then the original removed). Never replaces

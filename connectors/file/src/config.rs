@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, SourceOptions, StreamSpec};
+use ferry_filestore::{csv_options, defaults, AfterRead, SourceOptions, StreamSpec};
 use ferry_formats::codec::{
     detect, Compression, CsvOptions, Format, ParquetCompression, ParquetOptions,
 };
@@ -87,6 +87,30 @@ pub struct FileSourceConfig {
     /// (default: none). May be set with `identity`: each is tried.
     #[serde(default)]
     pub passphrase: Option<Secret>,
+    /// What to do with a file once its rows are committed at the destination and the
+    /// state that covers it is saved: `leave` it (default), `archive` it (move it to
+    /// `archive_to`) or `delete` it. Never before that commit, never in a `--limit` trial
+    /// or a `--dry-run`. A file that cannot be moved or deleted is a warning in the run
+    /// summary, naming it; the run still succeeds.
+    #[serde(default)]
+    pub after_read: AfterRead,
+    /// With `after_read = "archive"`: the folder files are moved to, relative to the
+    /// stream's root, the pattern's folder before its first wildcard (default
+    /// `processed`: `in/orders_*.csv` archives `in/orders_1.csv` as
+    /// `in/processed/orders_1.csv`). Subfolders below the root are kept; a name already
+    /// archived gets `-2`, `-3` … before its extensions. Files in it are never read.
+    #[serde(default)]
+    pub archive_to: Option<String>,
+    /// Read only the newest file matching the pattern: the one with the latest date in
+    /// its name with `name_date`, else the latest modified (default false).
+    #[serde(default)]
+    pub newest_only: bool,
+    /// The date in the files' names, written as for `date +FORMAT`: `"%Y%m%d"` finds
+    /// 20240131 in `orders_20240131.csv`; `%Y` `%m` `%d` `%H` `%M` `%S` and literal text
+    /// (default: none). Files are then read in the order of these dates, and a matching
+    /// file without one is an error naming it.
+    #[serde(default)]
+    pub name_date: Option<String>,
 }
 
 /// `[destination] type = "file"`: one CSV, JSON Lines or Parquet file per stream in a
@@ -156,6 +180,10 @@ impl FileSourceConfig {
             primary_key: self.primary_key.clone(),
             sample_rows: self.sample_rows,
             file_column: self.file_column.clone(),
+            after_read: self.after_read,
+            archive_to: self.archive_to.clone(),
+            newest_only: self.newest_only,
+            name_date: self.name_date.clone(),
         }
     }
 

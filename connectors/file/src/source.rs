@@ -165,15 +165,10 @@ impl Store for Folder {
             if !meta.is_file() {
                 continue;
             }
-            let mtime_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64);
             out.push(Entry {
                 shown: self.shown(&path),
                 path,
-                mtime_ns,
+                mtime_ns: mtime_ns(&meta),
                 size: meta.len(),
             });
         }
@@ -232,4 +227,71 @@ impl Store for Folder {
     fn probe(&self, entry: &Entry) -> Result<()> {
         self.open(entry).map(drop)
     }
+
+    /// The folder before the pattern's first wildcard, as paths are shown.
+    fn root(&self, stream: &Stream<Pattern>) -> String {
+        let root = self.shown(&stream.place.root());
+        if root.is_empty() || root.ends_with('/') {
+            root
+        } else {
+            format!("{root}/")
+        }
+    }
+
+    /// The pattern below its root, matched in the archive folder.
+    fn archived(&self, stream: &Stream<Pattern>, folder: &str) -> Result<Vec<Entry>> {
+        let pattern = &stream.spec.pattern;
+        let below = &pattern[ferry_filestore::pattern_root(pattern).len()..];
+        let mut spec = stream.spec.clone();
+        spec.pattern = format!("{folder}{below}");
+        let place = Pattern::new(&spec, &self.base_dir)?;
+        match self.list(&Stream { spec, place })? {
+            Listing::Whole(files) => Ok(files),
+            Listing::Pages(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// A rename within the filesystem; across filesystems a copy made durable, then the
+    /// original removed ([`ferry_core::atomic::move_file`]).
+    fn rename(&self, entry: &Entry, to: &str) -> Result<bool> {
+        let target = self.base_dir.join(to);
+        if target.symlink_metadata().is_ok() {
+            return Ok(false);
+        }
+        unchanged(entry)?;
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(e, "cannot create the archive folder", dir))?;
+        }
+        ferry_core::atomic::move_file(&entry.path, &target)?;
+        Ok(true)
+    }
+
+    fn remove(&self, entry: &Entry) -> Result<()> {
+        unchanged(entry)?;
+        std::fs::remove_file(&entry.path).map_err(|e| Error::io(e, "cannot delete", &entry.path))
+    }
+}
+
+/// Refuses to move or delete a file that changed since it was listed (and read): its new
+/// rows were not read, and the next run reads it again as it is left in place.
+fn unchanged(entry: &Entry) -> Result<()> {
+    let meta = std::fs::metadata(&entry.path)
+        .map_err(|e| Error::io(e, "cannot read file details", &entry.path))?;
+    if mtime_ns(&meta) != entry.mtime_ns || meta.len() != entry.size {
+        return Err(Error::data(format!(
+            "`{}` changed since it was read (now {} bytes, modified again)",
+            entry.shown,
+            meta.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A file's modification time, nanoseconds since the epoch (0 when unknown).
+fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64)
 }

@@ -1,0 +1,349 @@
+//! `after_read`: files are archived or deleted once their rows are committed and the
+//! state that covers them is saved, never before; and `newest_only` / `name_date`.
+//!
+//! The guarantee when a run dies between the sink's commit and the state's commit (here:
+//! a sink whose `close` makes the rows durable and then fails, which is what the runtime
+//! sees of a run killed at that point): the files stay where they were, the state still
+//! covers only what it covered before, and the next run reads again exactly the files
+//! after that state — each of their rows is written once more (at least once per file:
+//! `append` holds them twice, `upsert` on a primary key once), and no row is lost.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{sink, source};
+use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::{
+    async_trait, Durability, ReadRequest, Result, Sink, SinkCapabilities, Source, StreamWriter,
+    WriteRequest, WriteSummary,
+};
+use ferry_engine::config::StreamConfig;
+use ferry_engine::report::{RunReport, Status};
+use ferry_engine::runtime::RunOptions;
+use ferry_testkit as testkit;
+
+fn incremental(name: &str) -> Vec<StreamConfig> {
+    vec![serde_json::from_value(serde_json::json!({ "name": name, "incremental": true })).unwrap()]
+}
+
+async fn run(
+    src: Arc<dyn Source>,
+    snk: Arc<dyn Sink>,
+    state: &Path,
+    streams: &[StreamConfig],
+    opts: &RunOptions,
+) -> RunReport {
+    let rt = testkit::runtime(src, snk, state);
+    rt.sync(streams, opts, None, ("file", "file")).await.unwrap()
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().map(String::from).collect()
+}
+
+const SOURCE: &str = "path = \"in/orders_*.csv\"\nafter_read = \"archive\"\ncolumns = { id = \"int64\" }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_archived_after_the_commit_and_never_read_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    std::fs::write(dir.path().join("in/orders_2.csv"), "id,v\n3,c\n").unwrap();
+    let streams = incremental("orders");
+    let go = || async {
+        let src = source(SOURCE, dir.path()).unwrap();
+        let snk = sink("path = \"out\"", dir.path()).unwrap();
+        run(src, snk, state.path(), &streams, &RunOptions::default()).await
+    };
+
+    let report = go().await;
+    testkit::assert_succeeded(&report);
+    assert_eq!(report.rows_committed(), 3);
+    assert_eq!(files(&dir.path().join("in")), ["processed"]);
+    assert_eq!(
+        files(&dir.path().join("in/processed")),
+        ["orders_1.csv", "orders_2.csv"]
+    );
+    let summary = report.summary();
+    assert!(
+        summary.contains("orders: in/orders_1.csv archived to in/processed/orders_1.csv"),
+        "{summary}"
+    );
+    assert_eq!(report.streams[0].settled.len(), 2);
+
+    // a new file: only it is read, then archived beside the others
+    std::fs::write(dir.path().join("in/orders_3.csv"), "id,v\n4,d\n").unwrap();
+    let report = go().await;
+    testkit::assert_succeeded(&report);
+    assert_eq!(report.rows_committed(), 1, "{}", report.summary());
+    assert_eq!(
+        files(&dir.path().join("in/processed")),
+        ["orders_1.csv", "orders_2.csv", "orders_3.csv"]
+    );
+
+    // an empty drop folder: nothing read, the columns known from the archive
+    let report = go().await;
+    testkit::assert_succeeded(&report);
+    assert_eq!(report.rows_read(), 0, "{}", report.summary());
+
+    // a file of a name archived before is archived beside it, not over it
+    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n5,e\n").unwrap();
+    let report = go().await;
+    testkit::assert_succeeded(&report);
+    assert_eq!(
+        files(&dir.path().join("in/processed")),
+        ["orders_1-2.csv", "orders_1.csv", "orders_2.csv", "orders_3.csv"]
+    );
+    assert_eq!(
+        lines(&dir.path().join("out/orders.csv")),
+        ["id,v", "1,a", "2,b", "3,c", "4,d", "5,e"],
+        "every row once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_only_what_was_read_and_a_trial_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    std::fs::write(dir.path().join("in/other.csv"), "id,v\n9,z\n").unwrap();
+    let toml = "path = \"in/orders_*.csv\"\nafter_read = \"delete\"";
+    let streams = incremental("orders");
+
+    // a trial (--limit) and a dry run roll back: nothing is deleted
+    let src = source(toml, dir.path()).unwrap();
+    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    let trial = RunOptions {
+        limit: Some(1),
+        ..Default::default()
+    };
+    let report = run(src, snk, state.path(), &streams, &trial).await;
+    testkit::assert_succeeded(&report);
+    assert!(report.streams[0].settled.is_empty());
+    assert_eq!(files(&dir.path().join("in")), ["orders_1.csv", "other.csv"]);
+
+    let src = source(toml, dir.path()).unwrap();
+    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    let report = run(src, snk, state.path(), &streams, &RunOptions::default()).await;
+    testkit::assert_succeeded(&report);
+    assert_eq!(report.rows_committed(), 2);
+    assert_eq!(files(&dir.path().join("in")), ["other.csv"], "only the stream's file");
+    assert!(report.summary().contains("in/orders_1.csv deleted"));
+}
+
+/// A sink that writes through the file sink, holds its rows to the close, and then fails
+/// the close: before the inner close (nothing committed), or after it (the rows durable,
+/// the run dying before its state is saved).
+struct Failing {
+    inner: Arc<dyn Sink>,
+    after_commit: bool,
+}
+
+struct FailingWriter {
+    inner: Box<dyn StreamWriter>,
+    after_commit: bool,
+}
+
+#[async_trait]
+impl Sink for Failing {
+    async fn check(&self) -> Result<()> {
+        self.inner.check().await
+    }
+    async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
+        Ok(Box::new(FailingWriter {
+            inner: self.inner.open(request).await?,
+            after_commit: self.after_commit,
+        }))
+    }
+    fn capabilities(&self) -> SinkCapabilities {
+        self.inner.capabilities()
+    }
+    async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
+        self.inner.describe(stream).await
+    }
+}
+
+#[async_trait]
+impl StreamWriter for FailingWriter {
+    async fn write(&mut self, batch: ferry_core::arrow_array::RecordBatch) -> Result<()> {
+        self.inner.write(batch).await
+    }
+    async fn flush(&mut self) -> Result<Durability> {
+        Ok(Durability::AtClose)
+    }
+    async fn close(self: Box<Self>) -> Result<WriteSummary> {
+        if self.after_commit {
+            self.inner.close().await?;
+            return Err(ferry_core::Error::internal("killed after the sink's commit"));
+        }
+        self.inner.abort().await?;
+        Err(ferry_core::Error::internal("the destination failed"))
+    }
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.inner.abort().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_archived_before_the_state_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    let streams = incremental("orders");
+    let go = |after_commit: Option<bool>| {
+        let (dir, state, streams) = (dir.path(), state.path(), &streams);
+        async move {
+            let src = source(SOURCE, dir).unwrap();
+            let file_sink = sink("path = \"out\"", dir).unwrap();
+            let snk: Arc<dyn Sink> = match after_commit {
+                Some(after_commit) => Arc::new(Failing {
+                    inner: file_sink,
+                    after_commit,
+                }),
+                None => file_sink,
+            };
+            run(src, snk, state, streams, &RunOptions::default()).await
+        }
+    };
+
+    // run 1 commits and archives orders_1
+    testkit::assert_succeeded(&go(None).await);
+    std::fs::write(dir.path().join("in/orders_2.csv"), "id,v\n3,c\n").unwrap();
+    let state_before = std::fs::read_to_string(state.path().join("state.json")).unwrap();
+
+    // the destination fails: nothing committed, nothing archived
+    let report = go(Some(false)).await;
+    assert_eq!(report.status, Status::Failed);
+    assert!(report.streams[0].settled.is_empty());
+    assert_eq!(files(&dir.path().join("in")), ["orders_2.csv", "processed"]);
+
+    // killed after the sink's commit, before the state's: the file stays, its rows are in
+    let report = go(Some(true)).await;
+    assert_eq!(report.status, Status::Failed);
+    assert!(report.streams[0].settled.is_empty());
+    assert_eq!(files(&dir.path().join("in")), ["orders_2.csv", "processed"]);
+    let after = std::fs::read_to_string(state.path().join("state.json")).unwrap();
+    let covered = |s: &str| s.contains("orders_2.csv");
+    assert!(!covered(&after) && !covered(&state_before), "state unchanged");
+    assert_eq!(
+        lines(&dir.path().join("out/orders.csv")),
+        ["id,v", "1,a", "2,b", "3,c"]
+    );
+
+    // the next run reads exactly orders_2 again (not orders_1), then archives it
+    let report = go(None).await;
+    testkit::assert_succeeded(&report);
+    assert_eq!(report.rows_read(), 1);
+    assert_eq!(files(&dir.path().join("in")), ["processed"]);
+    assert_eq!(
+        lines(&dir.path().join("out/orders.csv")),
+        ["id,v", "1,a", "2,b", "3,c", "3,c"],
+        "append: the rows of the file read twice are there twice, none lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_archived_is_a_warning_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n").unwrap();
+    // a file where the archive folder should be
+    std::fs::write(dir.path().join("in/done"), "not a folder").unwrap();
+    let toml = format!("{SOURCE}\narchive_to = \"done\"");
+    let src = source(&toml, dir.path()).unwrap();
+    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    let report = run(src, snk, state.path(), &incremental("orders"), &RunOptions::default()).await;
+    testkit::assert_succeeded(&report);
+    assert_eq!(report.rows_committed(), 1);
+    let summary = report.summary();
+    assert!(
+        summary.contains("WARNING: in/orders_1.csv not archived to in/done/orders_1.csv")
+            && summary.contains("the saved state covers it"),
+        "{summary}"
+    );
+    assert!(dir.path().join("in/orders_1.csv").exists());
+}
+
+/// A file with `mtime` seconds since the epoch as its modification time.
+fn write_at(path: &Path, text: &str, mtime: u64) {
+    std::fs::write(path, text).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+async fn ids(src: &dyn Source, stream: &str) -> Result<Vec<i64>> {
+    let msgs = testkit::try_messages(src, ReadRequest::full(stream)).await?;
+    let batches: Vec<_> = msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            ferry_core::Message::Batch(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    Ok(testkit::ids(&batches))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_only_and_the_date_in_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    // by name: a, b, c; by the date in the name: c, a, b; by modification: b, c, a
+    write_at(&base.join("a_20240105.csv"), "id\n1\n", 3_000);
+    write_at(&base.join("b_20240301.csv"), "id\n2\n", 1_000);
+    write_at(&base.join("c_20231231.csv"), "id\n3\n", 2_000);
+    let read = |toml: &'static str| async move {
+        let src = source(toml, base).unwrap();
+        ids(&*src, "s").await
+    };
+    let p = "path = \"*.csv\"\nstream = \"s\"";
+    assert_eq!(read(p).await.unwrap(), [1, 2, 3]);
+    let dated = "path = \"*.csv\"\nstream = \"s\"\nname_date = \"_%Y%m%d\"";
+    assert_eq!(read(dated).await.unwrap(), [3, 1, 2], "in date order");
+    let newest = "path = \"*.csv\"\nstream = \"s\"\nnewest_only = true";
+    assert_eq!(read(newest).await.unwrap(), [1], "the latest modified");
+    let newest_dated =
+        "path = \"*.csv\"\nstream = \"s\"\nnewest_only = true\nname_date = \"%Y%m%d\"";
+    assert_eq!(read(newest_dated).await.unwrap(), [2], "the latest date");
+
+    // a file without a date is an error naming it, never skipped
+    write_at(&base.join("d_final.csv"), "id\n4\n", 4_000);
+    let e = read(dated).await.unwrap_err().to_string();
+    assert!(
+        e.contains("`d_final.csv` has no date like `name_date = \"_%Y%m%d\"`"),
+        "{e}"
+    );
+    for (toml, needle) in [
+        ("path = \"*.csv\"\nname_date = \"%d%m\"", "no `%Y`"),
+        ("path = \"*.csv\"\narchive_to = \"x\"", "is for `after_read = \"archive\"`"),
+        (
+            "path = \"*.csv\"\nafter_read = \"archive\"\narchive_to = \"../x\"",
+            "below the stream's root",
+        ),
+        ("path = \"*.csv\"\nafter_read = \"move\"", "after_read"),
+    ] {
+        let e = source(toml, base).err().expect(toml).to_string();
+        assert!(e.contains(needle), "{toml}: {e}");
+    }
+}
