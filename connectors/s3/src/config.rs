@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, SourceOptions, Stream};
+use ferry_filestore::{csv_options, defaults, AfterRead, SourceOptions, Stream};
 use ferry_formats::codec::{
     detect, Compression, Format, ParquetCompression, ParquetOptions, WriteOptions,
     DEFAULT_ROW_GROUP_ROWS,
@@ -105,6 +105,31 @@ pub struct S3SourceConfig {
     /// The passphrase of `.age` objects encrypted with one, as a reference (default: none).
     #[serde(default)]
     pub passphrase: Option<Secret>,
+    /// What to do with an object once its rows are committed at the destination and the
+    /// state that covers it is saved: `leave` it (default), `archive` it (copy it under
+    /// `archive_to`, then delete it) or `delete` it. Never before that commit, never in a
+    /// `--limit` trial or a `--dry-run`. An object changed since it was read (another
+    /// ETag) is left in place; a failure is a warning in the run summary naming the
+    /// object, and the run still succeeds. Needs s3:PutObject and s3:DeleteObject.
+    #[serde(default)]
+    pub after_read: AfterRead,
+    /// With `after_read = "archive"`: the folder objects are moved to, relative to the
+    /// stream's root, the pattern's folder before its first wildcard, under `prefix`
+    /// (default `processed`: `in/orders_*.csv` archives `in/orders_1.csv` as
+    /// `in/processed/orders_1.csv`). A key archived before gets `-2`, `-3` … before its
+    /// extensions. Objects in it are never read. One CopyObject each: at most 5 GiB.
+    #[serde(default)]
+    pub archive_to: Option<String>,
+    /// Read only the newest object matching the pattern: the one with the latest date in
+    /// its name with `name_date`, else the latest modified (default false).
+    #[serde(default)]
+    pub newest_only: bool,
+    /// The date in the objects' names, written as for `date +FORMAT`: `"%Y%m%d"` finds
+    /// 20240131 in `orders_20240131.csv`; `%Y` `%m` `%d` `%H` `%M` `%S` and literal text
+    /// (default: none). Objects are then read in the order of these dates, and a matching
+    /// object without one is an error naming it.
+    #[serde(default)]
+    pub name_date: Option<String>,
     /// AWS region, e.g. `eu-west-1` (default: from `AWS_REGION` or the AWS profile; with
     /// `endpoint` set and no region found, `us-east-1`).
     #[serde(default)]
@@ -353,6 +378,10 @@ impl S3SourceConfig {
             primary_key: self.primary_key.clone(),
             sample_rows: self.sample_rows,
             file_column: self.file_column.clone(),
+            after_read: self.after_read,
+            archive_to: self.archive_to.clone(),
+            newest_only: self.newest_only,
+            name_date: self.name_date.clone(),
         }
     }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod archive;
 mod client;
 pub mod config;
 mod error;

@@ -22,7 +22,8 @@ use ferry_formats::codec::Format;
 use tokio::runtime::Handle;
 
 use crate::client::Connection;
-use crate::config::{KeyPattern, S3SourceConfig};
+use crate::archive;
+use crate::config::{match_options, KeyPattern, S3SourceConfig};
 use crate::error::{map, At, Op};
 use crate::object::{open_blocking, Listing as Pages, ObjectInfo, RangedObject};
 
@@ -177,5 +178,42 @@ impl Store for Bucket {
 
     fn max_footers(&self) -> usize {
         MAX_FOOTERS
+    }
+
+    /// The pattern's literal prefix up to its last `/`.
+    fn root(&self, stream: &Stream<KeyPattern>) -> String {
+        let p = &stream.place.list_prefix;
+        p[..p.rfind('/').map_or(0, |i| i + 1)].to_string()
+    }
+
+    /// The objects under `folder` that match the pattern below its root.
+    fn archived(&self, stream: &Stream<KeyPattern>, folder: &str) -> Result<Vec<ObjectInfo>> {
+        let pattern = stream.spec.pattern.trim_start_matches('/');
+        let below = &pattern[ferry_filestore::pattern_root(pattern).len()..];
+        let glob = glob::Pattern::new(&format!("{}{below}", glob::Pattern::escape(folder)))
+            .map_err(|e| Error::config(format!("the archive folder `{folder}`: {}", e.msg)))?;
+        let (handle, client) = self.client()?;
+        let mut pages = Pages::new(&client, &self.conn.bucket, folder);
+        let mut out = Vec::new();
+        while let Some(page) = handle.block_on(pages.next()) {
+            let page = page?;
+            out.extend(
+                page.into_iter()
+                    .filter(|o| glob.matches_with(&o.key, match_options())),
+            );
+        }
+        Ok(out)
+    }
+
+    /// CopyObject (if the ETag is still the one read), then DeleteObject.
+    fn rename(&self, o: &ObjectInfo, to: &str) -> Result<bool> {
+        let (handle, client) = self.client()?;
+        archive::archive(&handle, &client, &self.conn.bucket, o, to)
+    }
+
+    /// DeleteObject, if the ETag is still the one read.
+    fn remove(&self, o: &ObjectInfo) -> Result<()> {
+        let (handle, client) = self.client()?;
+        archive::remove(&handle, &client, &self.conn.bucket, o)
     }
 }
