@@ -19,6 +19,7 @@
 
 mod after;
 mod chunks;
+mod columns;
 mod encrypt;
 mod estimate;
 mod input;

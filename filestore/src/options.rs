@@ -76,6 +76,8 @@ pub struct SourceOptions {
     pub newest_only: bool,
     /// The date in the files' names (`"%Y%m%d"`), which orders them.
     pub name_date: Option<String>,
+    /// The date column holding each row's `name_date`.
+    pub name_date_column: Option<String>,
 }
 
 /// One stream of a source, validated (its pattern not yet resolved by the store).
@@ -109,6 +111,9 @@ pub struct StreamSpec {
     pub newest_only: bool,
     /// The date in the files' names, which orders them.
     pub name_date: Option<NameDate>,
+    /// The date column added last (after the file column), holding each row's
+    /// `name_date`.
+    pub name_date_column: Option<String>,
 }
 
 impl SourceOptions {
@@ -121,6 +126,11 @@ impl SourceOptions {
         let quote = ascii(self.quote, "quote")?;
         let archive_to = archive_to(self.after_read, self.archive_to.as_deref())?;
         let name_date = self.name_date.as_deref().map(NameDate::parse).transpose()?;
+        if let (Some(column), None) = (&self.name_date_column, &name_date) {
+            return Err(Error::config(format!(
+                "`name_date_column = \"{column}\"` holds the date in each file's name: set `name_date` too (e.g. `name_date = \"%Y%m%d\"`)"
+            )));
+        }
         let delimiter = self.delimiter.map(|d| ascii(d, "delimiter")).transpose()?;
         let single;
         let entries: &[StreamConfig] = match (&self.path, self.streams.is_empty()) {
@@ -204,6 +214,7 @@ impl SourceOptions {
                 archive_to: archive_to.clone(),
                 newest_only: self.newest_only,
                 name_date: name_date.clone(),
+                name_date_column: self.name_date_column.clone(),
             });
         }
         Ok(specs)

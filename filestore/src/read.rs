@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::{file_column, Error, Message, Result};
+use ferry_core::{Error, Message, Result};
 use ferry_formats::age::Identities;
 use ferry_formats::codec::{Format, FormatReader};
 use tokio::sync::mpsc::Sender;
 
 use crate::after::Pending;
+use crate::columns;
 use crate::input::{Failure, Input};
 use crate::pick::listing;
 use crate::mark::{order, Listed, Mark};
@@ -24,7 +25,8 @@ pub(crate) struct Job<S: Store> {
     pub stream: Arc<Stream<S::Place>>,
     /// The columns the files hold.
     pub schema: SchemaRef,
-    /// With `file_column`: the stream's schema, `schema` and the file column last.
+    /// With `file_column` or `name_date_column`: the stream's schema, `schema` and the
+    /// added columns last.
     pub with_file: Option<SchemaRef>,
     pub incremental: bool,
     /// The mark the read starts from (incremental reads).
@@ -154,7 +156,9 @@ impl<S: Store> Job<S> {
             });
             let msg = match (msg, &self.with_file) {
                 (Ok(Message::Batch(b)), Some(schema)) => {
-                    file_column::add(b, schema, &self.store.location(file)).map(Message::Batch)
+                    let location = self.store.location(file);
+                    columns::add(b, schema, &self.stream.spec, file, &location)
+                        .map(Message::Batch)
                 }
                 (m, _) => m,
             };

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    async_trait, file_column, Catalog, Error, ErrorKind, Estimate, MessageStream, ReadMode,
+    async_trait, Catalog, Error, ErrorKind, Estimate, MessageStream, ReadMode,
     ReadRequest, Result, Settled, Source, StreamInfo,
 };
 use ferry_formats::age::Identities;
@@ -20,6 +20,7 @@ use futures::StreamExt;
 
 use crate::after::{settle, AfterRead, Pending};
 use crate::blocking;
+use crate::columns;
 use crate::pick::{listing, newest_archived};
 use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
@@ -160,10 +161,7 @@ fn infer_schema<S: Store>(
         }
     }
     let schema = with_keys(&schema, &spec.primary_key, None);
-    match &spec.file_column {
-        Some(name) => file_column::extend(&schema, name, &spec.name),
-        None => Ok(schema),
-    }
+    columns::extend(&schema, spec)
 }
 
 /// Checks a stream's first file can be read (for an `.age` file: that the key fits).
@@ -253,10 +251,10 @@ impl<S: Store> Source for StoreSource<S> {
             ));
         };
         let schema = self.schema(&stream).await?;
-        // the files hold every column but the file column, which is last
-        let (schema, with_file) = match &stream.spec.file_column {
-            Some(_) => (file_column::of_files(&schema), Some(schema)),
-            None => (schema, None),
+        // the files hold every column but the added ones (file, date), which are last
+        let (schema, with_file) = match columns::added(&stream.spec) {
+            0 => (schema, None),
+            n => (columns::of_files(&schema, n), Some(schema)),
         };
         let incremental = request.mode == ReadMode::Incremental;
         self.pending.start(&stream.spec.name, incremental);

@@ -88,8 +88,8 @@ pub struct FileSourceConfig {
     #[serde(default)]
     pub passphrase: Option<Secret>,
     /// What to do with a file once its rows are committed at the destination and the
-    /// state that covers it is saved: `leave` it (default), `archive` it (move it to
-    /// `archive_to`) or `delete` it. Never before that commit, never in a `--limit` trial
+    /// state that covers it is saved: `leave` it, `archive` it (move it to `archive_to`)
+    /// or `delete` it (default `leave`). Never before that commit, never in a `--limit` trial
     /// or a `--dry-run`. A file that cannot be moved or deleted is a warning in the run
     /// summary, naming it; the run still succeeds.
     #[serde(default)]
@@ -111,6 +111,11 @@ pub struct FileSourceConfig {
     /// file without one is an error naming it.
     #[serde(default)]
     pub name_date: Option<String>,
+    /// Adds a date column of this name, after any `file_column`, holding the date of
+    /// `name_date` in each row's file name, e.g. `"file_date"` (default: none; needs
+    /// `name_date`).
+    #[serde(default)]
+    pub name_date_column: Option<String>,
 }
 
 /// `[destination] type = "file"`: one CSV, JSON Lines or Parquet file per stream in a
@@ -184,6 +189,7 @@ impl FileSourceConfig {
             archive_to: self.archive_to.clone(),
             newest_only: self.newest_only,
             name_date: self.name_date.clone(),
+            name_date_column: self.name_date_column.clone(),
         }
     }
 

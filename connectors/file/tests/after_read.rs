@@ -347,3 +347,36 @@ async fn newest_only_and_the_date_in_the_name() {
         assert!(e.contains(needle), "{toml}: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_date_in_the_name_as_a_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders_20240131.csv"), "id\n1\n2\n").unwrap();
+    std::fs::write(dir.path().join("orders_20240201.csv"), "id\n3\n").unwrap();
+    let toml = "path = \"orders_*.csv\"\nname_date = \"%Y%m%d\"\nname_date_column = \"file_date\"\nfile_column = \"file\"";
+    let src = source(toml, dir.path()).unwrap();
+    let catalog = src.discover().await.unwrap();
+    let names: Vec<_> = catalog.streams[0]
+        .schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(names, ["id:Int64", "file:Utf8", "file_date:Date32"]);
+    let msgs = testkit::messages(&*src, ReadRequest::full("orders")).await;
+    let mut rows = Vec::new();
+    for m in msgs {
+        if let ferry_core::Message::Batch(b) = m {
+            rows.extend(testkit::rows(&[b]));
+        }
+    }
+    let text: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(text[0].contains("2024-01-31") && text[0].contains("orders_20240131.csv"), "{text:?}");
+    assert!(text[2].contains("2024-02-01"), "{text:?}");
+    let e = source("path = \"*.csv\"\nname_date_column = \"d\"", dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("set `name_date` too"), "{e}");
+}

@@ -106,10 +106,10 @@ pub struct S3SourceConfig {
     #[serde(default)]
     pub passphrase: Option<Secret>,
     /// What to do with an object once its rows are committed at the destination and the
-    /// state that covers it is saved: `leave` it (default), `archive` it (copy it under
-    /// `archive_to`, then delete it) or `delete` it. Never before that commit, never in a
-    /// `--limit` trial or a `--dry-run`. An object changed since it was read (another
-    /// ETag) is left in place; a failure is a warning in the run summary naming the
+    /// state that covers it is saved: `leave` it, `archive` it (copy it under
+    /// `archive_to`, then delete it) or `delete` it (default `leave`). Never before that
+    /// commit, never in a `--limit` trial or a `--dry-run`. An object changed since it was
+    /// read (another ETag) is left in place; a failure is a warning in the run summary naming the
     /// object, and the run still succeeds. Needs s3:PutObject and s3:DeleteObject.
     #[serde(default)]
     pub after_read: AfterRead,
@@ -130,6 +130,11 @@ pub struct S3SourceConfig {
     /// object without one is an error naming it.
     #[serde(default)]
     pub name_date: Option<String>,
+    /// Adds a date column of this name, after any `file_column`, holding the date of
+    /// `name_date` in each row's object name, e.g. `"file_date"` (default: none; needs
+    /// `name_date`).
+    #[serde(default)]
+    pub name_date_column: Option<String>,
     /// AWS region, e.g. `eu-west-1` (default: from `AWS_REGION` or the AWS profile; with
     /// `endpoint` set and no region found, `us-east-1`).
     #[serde(default)]
@@ -382,6 +387,7 @@ impl S3SourceConfig {
             archive_to: self.archive_to.clone(),
             newest_only: self.newest_only,
             name_date: self.name_date.clone(),
+            name_date_column: self.name_date_column.clone(),
         }
     }
 
