@@ -48,3 +48,22 @@ fn sync_archives_what_it_committed_and_says_so() {
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("0 rows read"), "{out}");
 }
+
+#[test]
+fn init_and_spec_document_the_new_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ferry(tmp.path(), &["init", "globex", "--dir", "globex"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let cfg = std::fs::read_to_string(tmp.path().join("globex/sync.toml")).unwrap();
+    for line in [
+        "# after_read = \"leave\"\n",
+        "# archive_to = \"processed\"\n",
+        "# newest_only = false\n",
+        "# name_date = ",
+    ] {
+        assert!(cfg.contains(line), "{line}: {cfg}");
+    }
+    let o = ferry(tmp.path(), &["spec", "file"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("after_read") && out.contains("name_date_column"), "{out}");
+}

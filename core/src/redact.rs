@@ -53,7 +53,9 @@ pub fn hits() -> u64 {
     HITS.load(Ordering::Relaxed)
 }
 
-fn url_encode(s: &str) -> String {
+/// `s` percent-encoded as in a URL's query or path segment: every byte but letters, digits
+/// and `-_.~` (also how an S3 copy source's key segments are written).
+pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -114,15 +114,8 @@ fn changed(o: &ObjectInfo) -> Error {
 /// `bucket/key` as CopyObject's `x-amz-copy-source` wants it: the key URL-encoded, its
 /// slashes kept.
 fn copy_source(bucket: &str, key: &str) -> String {
-    let mut out = format!("{bucket}/");
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let segments: Vec<String> = key.split('/').map(ferry_core::redact::url_encode).collect();
+    format!("{bucket}/{}", segments.join("/"))
 }
 
 #[cfg(test)]
