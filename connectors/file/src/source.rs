@@ -280,9 +280,8 @@ fn unchanged(entry: &Entry) -> Result<()> {
         .map_err(|e| Error::io(e, "cannot read file details", &entry.path))?;
     if mtime_ns(&meta) != entry.mtime_ns || meta.len() != entry.size {
         return Err(Error::data(format!(
-            "`{}` changed since it was read (now {} bytes, modified again)",
-            entry.shown,
-            meta.len()
+            "`{}` changed since it was read (its size or modification time is not the one read)",
+            entry.shown
         )));
     }
     Ok(())

@@ -380,3 +380,39 @@ async fn the_date_in_the_name_as_a_column() {
         .to_string();
     assert!(e.contains("set `name_date` too"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_it_was_read_is_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let (a, b) = (
+        dir.path().join("in/orders_a.csv"),
+        dir.path().join("in/orders_b.csv"),
+    );
+    write_at(&a, "id,v\n1,a\n", 1_000);
+    write_at(&b, "id,v\n2,b\n", 2_000);
+    let src = source(SOURCE, dir.path()).unwrap();
+    let msgs = testkit::messages(&*src, ReadRequest::incremental("orders", None)).await;
+    let states: Vec<_> = msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            ferry_core::Message::Checkpoint(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states.len(), 2, "a checkpoint after each file");
+    // the client appends to `b` after it was read
+    write_at(&b, "id,v\n2,b\n3,c\n", 3_000);
+    // the first checkpoint covers `a` only
+    let settled = src.committed("orders", &states[0]).await.unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].item, "in/orders_a.csv");
+    assert!(settled[0].error.is_none(), "{settled:?}");
+    let settled = src.committed("orders", &states[1]).await.unwrap();
+    assert_eq!(settled.len(), 1);
+    let e = settled[0].error.as_deref().unwrap_or_default();
+    assert!(e.contains("changed since it was read"), "{e}");
+    assert!(b.exists() && !a.exists());
+    // committed again: nothing left to do
+    assert!(src.committed("orders", &states[1]).await.unwrap().is_empty());
+}
