@@ -65,5 +65,8 @@ fn init_and_spec_document_the_new_fields() {
     }
     let o = ferry(tmp.path(), &["spec", "file"]);
     let (out, _) = text(&o);
-    assert!(out.contains("after_read") && out.contains("name_date_column"), "{out}");
+    assert!(
+        out.contains("after_read") && out.contains("name_date_column"),
+        "{out}"
+    );
 }

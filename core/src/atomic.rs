@@ -206,7 +206,11 @@ mod move_tests {
     fn moves_and_copies_across() {
         let dir = std::env::temp_dir().join(format!("ferry-move-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("to")).unwrap();
-        let (a, b, c) = (dir.join("a.csv"), dir.join("to/a.csv"), dir.join("to/c.csv"));
+        let (a, b, c) = (
+            dir.join("a.csv"),
+            dir.join("to/a.csv"),
+            dir.join("to/c.csv"),
+        );
         std::fs::write(&a, b"id\n1\n").unwrap();
         move_file(&a, &b).unwrap();
         assert!(!a.exists());
@@ -217,7 +221,9 @@ mod move_tests {
         assert_eq!(std::fs::read(&c).unwrap(), b"id\n1\n");
         let left: Vec<_> = std::fs::read_dir(dir.join("to")).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file is left");
-        let e = move_file(&dir.join("gone.csv"), &c).unwrap_err().to_string();
+        let e = move_file(&dir.join("gone.csv"), &c)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gone.csv"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -256,7 +256,11 @@ impl Settled {
     }
 
     /// `action` on `item` failed with `error`.
-    pub fn failed(item: impl Into<String>, action: impl Into<String>, error: impl Into<String>) -> Self {
+    pub fn failed(
+        item: impl Into<String>,
+        action: impl Into<String>,
+        error: impl Into<String>,
+    ) -> Self {
         Settled {
             item: item.into(),
             action: action.into(),

@@ -52,18 +52,18 @@ pub(crate) fn add(
     let n = batch.num_rows();
     let mut columns = batch.columns().to_vec();
     if spec.file_column.is_some() {
-        columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            location, n,
-        ))));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(location, n),
+        )));
     }
     if spec.name_date_column.is_some() {
         let date = spec.name_date.as_ref().and_then(|d| d.find(file.name()));
-        let days = date.map(|d| d.days()).ok_or_else(|| {
-            Error::data(format!("`{}` has no date in its name", file.name()))
-        })?;
-        columns.push(Arc::new(Date32Array::from_iter_values(std::iter::repeat_n(
-            days, n,
-        ))));
+        let days = date
+            .map(|d| d.days())
+            .ok_or_else(|| Error::data(format!("`{}` has no date in its name", file.name())))?;
+        columns.push(Arc::new(Date32Array::from_iter_values(
+            std::iter::repeat_n(days, n),
+        )));
     }
     RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| Error::internal(format!("cannot add the file's columns: {e}")))

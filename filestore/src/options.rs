@@ -236,7 +236,9 @@ fn archive_to(after_read: AfterRead, archive_to: Option<&str>) -> Result<String>
     let bad = folder.is_empty()
         || folder.starts_with('/')
         || folder.contains(['*', '?', '[', '\\'])
-        || folder.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+        || folder
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..");
     if bad {
         return Err(Error::config(format!(
             "`archive_to = \"{text}\"` must be a folder below the stream's root (the pattern's folder before its first wildcard), such as `\"{DEFAULT_ARCHIVE}\"` or `\"done/2024\"`: no leading `/`, `..`, `.` or wildcards"

@@ -13,8 +13,8 @@ use tokio::sync::mpsc::Sender;
 use crate::after::Pending;
 use crate::columns;
 use crate::input::{Failure, Input};
-use crate::pick::listing;
 use crate::mark::{order, Listed, Mark};
+use crate::pick::listing;
 use crate::store::{Listing, Store, Stream};
 
 /// What the reading thread needs.
@@ -157,8 +157,7 @@ impl<S: Store> Job<S> {
             let msg = match (msg, &self.with_file) {
                 (Ok(Message::Batch(b)), Some(schema)) => {
                     let location = self.store.location(file);
-                    columns::add(b, schema, &self.stream.spec, file, &location)
-                        .map(Message::Batch)
+                    columns::add(b, schema, &self.stream.spec, file, &location).map(Message::Batch)
                 }
                 (m, _) => m,
             };

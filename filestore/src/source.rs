@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    async_trait, Catalog, Error, ErrorKind, Estimate, MessageStream, ReadMode,
-    ReadRequest, Result, Settled, Source, StreamInfo,
+    async_trait, Catalog, Error, ErrorKind, Estimate, MessageStream, ReadMode, ReadRequest, Result,
+    Settled, Source, StreamInfo,
 };
 use ferry_formats::age::Identities;
 use ferry_formats::codec::{infer, infer_parquet_with, Format, InferOptions};
@@ -21,9 +21,9 @@ use futures::StreamExt;
 use crate::after::{settle, AfterRead, Pending};
 use crate::blocking;
 use crate::columns;
-use crate::pick::{listing, newest_archived};
 use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
+use crate::pick::{listing, newest_archived};
 use crate::read::Job;
 use crate::store::{Store, Stream};
 
@@ -293,6 +293,9 @@ impl<S: Store> Source for StoreSource<S> {
             return Ok(Vec::new());
         }
         let (store, pending, state) = (self.store.clone(), self.pending.clone(), state.clone());
-        blocking(S::NOUN, move || settle(&*store, &s, &pending, S::STATE, &state)).await
+        blocking(S::NOUN, move || {
+            settle(&*store, &s, &pending, S::STATE, &state)
+        })
+        .await
     }
 }

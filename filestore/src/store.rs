@@ -149,9 +149,11 @@ impl<E> Listing<E> {
                 entries.retain(|e| keep(e));
                 Listing::Whole(entries)
             }
-            Listing::Pages(pages) => Listing::Pages(Box::new(pages.map(move |page| {
-                page.map(|p| p.into_iter().filter(|e| keep(e)).collect())
-            }))),
+            Listing::Pages(pages) => {
+                Listing::Pages(Box::new(pages.map(move |page| {
+                    page.map(|p| p.into_iter().filter(|e| keep(e)).collect())
+                })))
+            }
         }
     }
 

@@ -36,7 +36,9 @@ async fn run(
     opts: &RunOptions,
 ) -> RunReport {
     let rt = testkit::runtime(src, snk, state);
-    rt.sync(streams, opts, None, ("file", "file")).await.unwrap()
+    rt.sync(streams, opts, None, ("file", "file"))
+        .await
+        .unwrap()
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -54,7 +56,8 @@ fn lines(path: &Path) -> Vec<String> {
     text.lines().map(String::from).collect()
 }
 
-const SOURCE: &str = "path = \"in/orders_*.csv\"\nafter_read = \"archive\"\ncolumns = { id = \"int64\" }";
+const SOURCE: &str =
+    "path = \"in/orders_*.csv\"\nafter_read = \"archive\"\ncolumns = { id = \"int64\" }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_are_archived_after_the_commit_and_never_read_twice() {
@@ -106,7 +109,12 @@ async fn files_are_archived_after_the_commit_and_never_read_twice() {
     testkit::assert_succeeded(&report);
     assert_eq!(
         files(&dir.path().join("in/processed")),
-        ["orders_1-2.csv", "orders_1.csv", "orders_2.csv", "orders_3.csv"]
+        [
+            "orders_1-2.csv",
+            "orders_1.csv",
+            "orders_2.csv",
+            "orders_3.csv"
+        ]
     );
     assert_eq!(
         lines(&dir.path().join("out/orders.csv")),
@@ -142,7 +150,11 @@ async fn delete_removes_only_what_was_read_and_a_trial_touches_nothing() {
     let report = run(src, snk, state.path(), &streams, &RunOptions::default()).await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 2);
-    assert_eq!(files(&dir.path().join("in")), ["other.csv"], "only the stream's file");
+    assert_eq!(
+        files(&dir.path().join("in")),
+        ["other.csv"],
+        "only the stream's file"
+    );
     assert!(report.summary().contains("in/orders_1.csv deleted"));
 }
 
@@ -189,7 +201,9 @@ impl StreamWriter for FailingWriter {
     async fn close(self: Box<Self>) -> Result<WriteSummary> {
         if self.after_commit {
             self.inner.close().await?;
-            return Err(ferry_core::Error::internal("killed after the sink's commit"));
+            return Err(ferry_core::Error::internal(
+                "killed after the sink's commit",
+            ));
         }
         self.inner.abort().await?;
         Err(ferry_core::Error::internal("the destination failed"))
@@ -240,7 +254,10 @@ async fn nothing_is_archived_before_the_state_is_committed() {
     assert_eq!(files(&dir.path().join("in")), ["orders_2.csv", "processed"]);
     let after = std::fs::read_to_string(state.path().join("state.json")).unwrap();
     let covered = |s: &str| s.contains("orders_2.csv");
-    assert!(!covered(&after) && !covered(&state_before), "state unchanged");
+    assert!(
+        !covered(&after) && !covered(&state_before),
+        "state unchanged"
+    );
     assert_eq!(
         lines(&dir.path().join("out/orders.csv")),
         ["id,v", "1,a", "2,b", "3,c"]
@@ -269,7 +286,14 @@ async fn a_file_that_cannot_be_archived_is_a_warning_naming_it() {
     let toml = format!("{SOURCE}\narchive_to = \"done\"");
     let src = source(&toml, dir.path()).unwrap();
     let snk = sink("path = \"out\"", dir.path()).unwrap();
-    let report = run(src, snk, state.path(), &incremental("orders"), &RunOptions::default()).await;
+    let report = run(
+        src,
+        snk,
+        state.path(),
+        &incremental("orders"),
+        &RunOptions::default(),
+    )
+    .await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 1);
     let summary = report.summary();
@@ -336,7 +360,10 @@ async fn newest_only_and_the_date_in_the_name() {
     );
     for (toml, needle) in [
         ("path = \"*.csv\"\nname_date = \"%d%m\"", "no `%Y`"),
-        ("path = \"*.csv\"\narchive_to = \"x\"", "is for `after_read = \"archive\"`"),
+        (
+            "path = \"*.csv\"\narchive_to = \"x\"",
+            "is for `after_read = \"archive\"`",
+        ),
         (
             "path = \"*.csv\"\nafter_read = \"archive\"\narchive_to = \"../x\"",
             "below the stream's root",
@@ -372,7 +399,10 @@ async fn the_date_in_the_name_as_a_column() {
     }
     let text: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
     assert_eq!(rows.len(), 3);
-    assert!(text[0].contains("2024-01-31") && text[0].contains("orders_20240131.csv"), "{text:?}");
+    assert!(
+        text[0].contains("2024-01-31") && text[0].contains("orders_20240131.csv"),
+        "{text:?}"
+    );
     assert!(text[2].contains("2024-02-01"), "{text:?}");
     let e = source("path = \"*.csv\"\nname_date_column = \"d\"", dir.path())
         .err()
@@ -414,5 +444,9 @@ async fn a_file_changed_after_it_was_read_is_left_in_place() {
     assert!(e.contains("changed since it was read"), "{e}");
     assert!(b.exists() && !a.exists());
     // committed again: nothing left to do
-    assert!(src.committed("orders", &states[1]).await.unwrap().is_empty());
+    assert!(src
+        .committed("orders", &states[1])
+        .await
+        .unwrap()
+        .is_empty());
 }

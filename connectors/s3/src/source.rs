@@ -21,8 +21,8 @@ use ferry_formats::age::Identities;
 use ferry_formats::codec::Format;
 use tokio::runtime::Handle;
 
-use crate::client::Connection;
 use crate::archive;
+use crate::client::Connection;
 use crate::config::{match_options, KeyPattern, S3SourceConfig};
 use crate::error::{map, At, Op};
 use crate::object::{open_blocking, Listing as Pages, ObjectInfo, RangedObject};

@@ -16,7 +16,10 @@ use ferry_testkit::{FailingSink, MemorySink};
 const BUCKET: &str = "drops";
 
 fn incremental() -> Vec<StreamConfig> {
-    vec![serde_json::from_value(serde_json::json!({ "name": "orders", "incremental": true })).unwrap()]
+    vec![
+        serde_json::from_value(serde_json::json!({ "name": "orders", "incremental": true }))
+            .unwrap(),
+    ]
 }
 
 async fn run(
@@ -30,9 +33,14 @@ async fn run(
         server.toml(BUCKET)
     );
     let rt = ferry_testkit::runtime(source(&toml).unwrap(), sink, state);
-    rt.sync(&incremental(), &RunOptions::default(), None, ("s3", "memory"))
-        .await
-        .unwrap()
+    rt.sync(
+        &incremental(),
+        &RunOptions::default(),
+        None,
+        ("s3", "memory"),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +64,11 @@ async fn objects_are_archived_or_deleted_only_after_the_commit() {
     assert_eq!(report.status, Status::Failed, "{}", report.summary());
     assert_eq!(
         server.keys(BUCKET, "acme/").await,
-        ["acme/in/orders_1.csv", "acme/in/orders_2 b.csv", "acme/in/other.csv"]
+        [
+            "acme/in/orders_1.csv",
+            "acme/in/orders_2 b.csv",
+            "acme/in/other.csv"
+        ]
     );
 
     let sink = MemorySink::default();
@@ -97,7 +109,11 @@ async fn objects_are_archived_or_deleted_only_after_the_commit() {
     .await;
     ferry_testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 1);
-    assert!(report.summary().contains("acme/in/orders_3.csv deleted"), "{}", report.summary());
+    assert!(
+        report.summary().contains("acme/in/orders_3.csv deleted"),
+        "{}",
+        report.summary()
+    );
     assert_eq!(
         server.keys(BUCKET, "acme/in/orders").await,
         Vec::<String>::new()

@@ -28,7 +28,8 @@ impl Runtime {
             Err(e) => {
                 let e = ferry_core::redact::redact(&e.to_string());
                 tracing::warn!(stream = %stream, "after the commit: {e}");
-                rep.settled.push(Settled::failed("the files read", "archived or deleted", e));
+                rep.settled
+                    .push(Settled::failed("the files read", "archived or deleted", e));
             }
         }
         Ok(())
