@@ -94,6 +94,46 @@ pub struct StreamReport {
     pub error: Option<String>,
 }
 
+impl StreamReport {
+    /// The report of a stream before it ran: nothing read, succeeded so far.
+    pub fn new(
+        stream: &str,
+        destination: &str,
+        read_mode: ferry_core::ReadMode,
+        write_mode: ferry_core::WriteMode,
+    ) -> Self {
+        StreamReport {
+            stream: stream.to_string(),
+            destination: destination.to_string(),
+            read_mode,
+            write_mode,
+            status: Status::Succeeded,
+            rows_read: 0,
+            rows_committed: 0,
+            rows_rejected: 0,
+            rows_filtered: 0,
+            rows_uncommitted: 0,
+            rows_expected: None,
+            rows_total: None,
+            complete: None,
+            failed_sample: None,
+            exchanges: Vec::new(),
+            failure_context: None,
+            bytes: 0,
+            duration_secs: 0.0,
+            rows_per_sec: 0.0,
+            state_before: None,
+            state_after: None,
+            schema_fingerprint: String::new(),
+            outputs: Vec::new(),
+            rows_digest: String::new(),
+            checks: Vec::new(),
+            settled: Vec::new(),
+            error: None,
+        }
+    }
+}
+
 /// Rows kept from a failing batch for a debug bundle.
 pub const SAMPLE_ROWS: usize = 20;
 
@@ -375,5 +415,41 @@ mod tests {
         assert_eq!(super::group(0), "0");
         assert_eq!(super::group(1234567), "1,234,567");
         assert_eq!(super::group(100), "100");
+    }
+
+    #[test]
+    fn settled_files_are_listed_and_failures_are_warnings() {
+        use ferry_core::Settled;
+        let mut settled: Vec<Settled> = (1..=7)
+            .map(|i| {
+                Settled::done(
+                    format!("in/{i}.csv"),
+                    format!("archived to in/done/{i}.csv"),
+                )
+            })
+            .collect();
+        settled.push(Settled::failed("in/8.csv", "deleted", "permission denied"));
+        let mut s = super::StreamReport::new(
+            "orders",
+            "orders",
+            ferry_core::ReadMode::Incremental,
+            ferry_core::WriteMode::Append,
+        );
+        s.settled = settled;
+        let mut out = String::new();
+        super::settled_lines(&mut out, &s);
+        assert_eq!(
+            out,
+            "  orders: in/1.csv archived to in/done/1.csv\n\
+             \x20 orders: in/2.csv archived to in/done/2.csv\n\
+             \x20 orders: in/3.csv archived to in/done/3.csv\n\
+             \x20 orders: in/4.csv archived to in/done/4.csv\n\
+             \x20 orders: in/5.csv archived to in/done/5.csv\n\
+             \x20 orders: and 2 more files archived\n\
+             \x20 orders: WARNING: in/8.csv not deleted: permission denied\n"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["settled"][7]["error"], "permission denied");
+        assert!(json["settled"][0].get("error").is_none());
     }
 }

@@ -89,7 +89,7 @@ impl<E: Listed + Clone> Pending<E> {
         map.insert(stream.to_string(), (incremental, Vec::new()));
     }
 
-    /// `file` of `stream` was read in full.
+    /// `file` of `stream` was read in full (noted only for a stream [`Pending::start`]ed).
     pub fn read(&self, stream: &str, file: &E) {
         let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, files)) = map.get_mut(stream) {

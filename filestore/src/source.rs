@@ -257,7 +257,11 @@ impl<S: Store> Source for StoreSource<S> {
             n => (columns::of_files(&schema, n), Some(schema)),
         };
         let incremental = request.mode == ReadMode::Incremental;
-        self.pending.start(&stream.spec.name, incremental);
+        // files read are only noted when something is to be done with them: a full
+        // refresh of a million objects otherwise holds one listing page
+        if stream.spec.after_read != AfterRead::Leave {
+            self.pending.start(&stream.spec.name, incremental);
+        }
         let job = Job {
             store: self.store.clone(),
             pending: self.pending.clone(),

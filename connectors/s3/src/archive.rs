@@ -17,10 +17,6 @@ pub(crate) fn archive(
     o: &ObjectInfo,
     to: &str,
 ) -> Result<bool> {
-    let at = |key| At {
-        bucket,
-        key: Some(key),
-    };
     if exists(handle, client, bucket, to)?.is_some() {
         return Ok(false);
     }
@@ -40,7 +36,7 @@ pub(crate) fn archive(
         if precondition {
             return Err(changed(o));
         }
-        return Err(map(e, Op::Put, at(to)));
+        return Err(map(e, Op::Put, At::object(bucket, to)));
     }
     delete(handle, client, bucket, &o.key)?;
     Ok(true)
@@ -78,29 +74,15 @@ fn exists(
             h.content_length().unwrap_or(0).max(0) as u64,
         ))),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-        Err(e) => Err(map(
-            e,
-            Op::Get,
-            At {
-                bucket,
-                key: Some(key),
-            },
-        )),
+        Err(e) => Err(map(e, Op::Get, At::object(bucket, key))),
     }
 }
 
 fn delete(handle: &Handle, client: &Client, bucket: &str, key: &str) -> Result<()> {
     let del = client.delete_object().bucket(bucket).key(key);
-    handle.block_on(del.send()).map_err(|e| {
-        map(
-            e,
-            Op::Delete,
-            At {
-                bucket,
-                key: Some(key),
-            },
-        )
-    })?;
+    handle
+        .block_on(del.send())
+        .map_err(|e| map(e, Op::Delete, At::object(bucket, key)))?;
     Ok(())
 }
 

@@ -52,7 +52,15 @@ pub(crate) struct At<'a> {
     pub key: Option<&'a str>,
 }
 
-impl At<'_> {
+impl<'a> At<'a> {
+    /// An object.
+    pub fn object(bucket: &'a str, key: &'a str) -> Self {
+        At {
+            bucket,
+            key: Some(key),
+        }
+    }
+
     fn target(&self) -> String {
         match self.key {
             Some(k) => format!("s3://{}/{k}", self.bucket),

@@ -22,35 +22,15 @@ impl Runtime {
     ) -> StreamReport {
         let clock = Instant::now();
         self.observer.stream_started(&task.read.stream);
-        let mut rep = StreamReport {
-            stream: task.read.stream.clone(),
-            destination: task.write.stream.clone(),
-            read_mode: task.read.mode,
-            write_mode: task.write.mode,
-            status: Status::Succeeded,
-            rows_read: 0,
-            rows_committed: 0,
-            rows_rejected: 0,
-            rows_filtered: 0,
-            rows_uncommitted: 0,
-            rows_expected: None,
-            rows_total: None,
-            complete: None,
-            failed_sample: None,
-            exchanges: Vec::new(),
-            failure_context: None,
-            bytes: 0,
-            duration_secs: 0.0,
-            rows_per_sec: 0.0,
-            state_before: task.read.state.clone(),
-            state_after: task.read.state.clone(),
-            schema_fingerprint: schema_fingerprint(&task.write.schema),
-            outputs: Vec::new(),
-            rows_digest: String::new(),
-            checks: Vec::new(),
-            settled: Vec::new(),
-            error: None,
-        };
+        let mut rep = StreamReport::new(
+            &task.read.stream,
+            &task.write.stream,
+            task.read.mode,
+            task.write.mode,
+        );
+        rep.state_before = task.read.state.clone();
+        rep.state_after = task.read.state.clone();
+        rep.schema_fingerprint = schema_fingerprint(&task.write.schema);
         let outcome = match refusal {
             // refused before a row was read (a schema change its policy forbids)
             Some(e) => Err(e),
