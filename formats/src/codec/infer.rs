@@ -26,6 +26,8 @@ use std::sync::Arc;
 use arrow_schema::{Schema, SchemaRef};
 
 use super::csv::{column_names, positional_names, CsvOptions, Records};
+use super::encoding::{DecodeReader, Encoding};
+use super::number::NumberFormat;
 use super::{strip_bom, Format, MAX_RECORD_BYTES};
 use ferry_core::types::FerryType;
 use ferry_core::values::{parse_date, parse_timestamp_micros};
@@ -81,7 +83,7 @@ pub fn infer<R: Read>(
 ) -> Result<SchemaRef> {
     match format {
         Format::Csv => infer_csv(input, csv, options),
-        Format::Jsonl => infer_jsonl(input, options),
+        Format::Jsonl => infer_jsonl_in(input, csv.encoding, options),
         Format::Parquet => Err(super::parquet_needs_random_access()),
     }
 }
@@ -95,11 +97,7 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
     let mut names: Option<Vec<String>> = None;
     if csv.has_header && records.read()? {
         if let Some((i, _)) = records.invalid_utf8() {
-            return Err(Error::data(format!(
-                "the header row is not valid UTF-8 (field {})",
-                i + 1
-            ))
-            .with("line", records.line()));
+            return Err(records.undecodable_header(i));
         }
         names = Some(column_names((0..records.len()).map(|i| records.text(i))));
     }
@@ -108,6 +106,7 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
         .map(|n| vec![Guess::default(); n.len()])
         .unwrap_or_default();
     let mut sampled = 0;
+    let mut plain = String::new();
     while sampled < options.sample_rows && records.read()? {
         if names.is_none() {
             names = Some(positional_names(records.len()));
@@ -120,7 +119,7 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
         for (i, g) in guesses.iter_mut().enumerate() {
             let s = records.text(i);
             if s != csv.null_text {
-                g.see(text_kinds(s));
+                g.see(kinds_in(s, &csv.numbers, &mut plain));
             }
         }
     }
@@ -137,7 +136,16 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
 /// Infers the schema of JSON Lines `input` from the first `sample_rows` objects: columns
 /// in the order their keys first appear. Lines that are not JSON objects are skipped.
 pub fn infer_jsonl<R: Read>(input: R, options: &InferOptions) -> Result<SchemaRef> {
-    let mut input = BufReader::new(input);
+    infer_jsonl_in(input, None, options)
+}
+
+/// [`infer_jsonl`] of input in `encoding`.
+fn infer_jsonl_in<R: Read>(
+    input: R,
+    encoding: Option<&'static Encoding>,
+    options: &InferOptions,
+) -> Result<SchemaRef> {
+    let mut input = BufReader::new(DecodeReader::new(input, encoding));
     let mut line = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
@@ -288,6 +296,19 @@ impl Guess {
             }
         }
         FerryType::String
+    }
+}
+
+/// The types a CSV value fits when numbers are written as `numbers` says (`1.234,56`).
+fn kinds_in(s: &str, numbers: &NumberFormat, plain: &mut String) -> u8 {
+    if numbers.is_plain() {
+        return text_kinds(s);
+    }
+    let other = text_kinds(s) & !(INT | FLOAT);
+    if numbers.normalize(s, plain) {
+        other | (text_kinds(plain) & (INT | FLOAT))
+    } else {
+        other
     }
 }
 
