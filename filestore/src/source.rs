@@ -15,9 +15,7 @@ use ferry_core::{
     ReadRequest, Result, Source, StreamInfo,
 };
 use ferry_formats::age::Identities;
-use ferry_formats::codec::{
-    infer, infer_parquet_with, one_column_warning, Format, InferOptions,
-};
+use ferry_formats::codec::{infer, infer_parquet_with, one_column_warning, Format, InferOptions};
 use futures::StreamExt;
 
 use crate::blocking;

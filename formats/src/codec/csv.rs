@@ -443,7 +443,8 @@ impl<R: Read> Records<R> {
     /// The last line the current record touches.
     fn last_line(&self) -> u64 {
         let ends_in_newline = self.cur.raw.last() == Some(&b'\n');
-        self.cur.end_line
+        self.cur
+            .end_line
             .saturating_sub(ends_in_newline as u64)
             .max(self.cur.line)
     }
@@ -1082,6 +1083,133 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    fn floats(batches: &[RecordBatch], col: usize) -> Vec<Option<f64>> {
+        use arrow_array::types::Float64Type;
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(col)
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cp1252_semicolons_decimal_commas_preamble_and_footer() {
+        // what Excel writes on a German Windows: cp1252, `;`, `1.234,56`
+        let data = b"Export vom 01.02.2024\r\n\r\nid;name;amount\r\n1;M\xfcller;1.234,56\r\n2;Fran\xe7ois;-7,5\r\n3;x;1,2,3\r\nSumme;;1.227,06\r\n";
+        let s = schema(&[
+            ("id", FerryType::Int64),
+            ("name", FerryType::String),
+            ("amount", FerryType::Float64),
+        ]);
+        let opts = CsvOptions {
+            sniff_delimiter: true,
+            skip_rows: 2,
+            skip_footer_rows: 1,
+            numbers: NumberFormat {
+                decimal: ',',
+                thousands: Some('.'),
+            },
+            encoding: Some(encoding_rs::WINDOWS_1252),
+            ..Default::default()
+        };
+        let (batches, rejected) = read(data, s.clone(), &opts);
+        assert_eq!(ids(&batches), vec![1, 2]);
+        assert_eq!(
+            strings(&batches, 1),
+            vec![Some("Müller".into()), Some("François".into())]
+        );
+        assert_eq!(floats(&batches, 2), vec![Some(1234.56), Some(-7.5)]);
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert_eq!(rejected[0].position.line, Some(6));
+        assert_eq!(rejected[0].position.column, Some(3));
+        assert!(
+            rejected[0]
+                .message
+                .contains("`1,2,3` is not a number written with decimal separator ','"),
+            "{}",
+            rejected[0].message
+        );
+        // the same file read as UTF-8: every accented row rejected, naming the encoding
+        let opts = CsvOptions {
+            encoding: None,
+            ..opts
+        };
+        let (batches, rejected) = read(data, s, &opts);
+        assert!(batches.is_empty());
+        assert_eq!(rejected.len(), 3);
+        assert_eq!(rejected[0].position.line, Some(4));
+        assert_eq!(rejected[0].position.column, Some(2));
+        assert_eq!(rejected[0].raw, "1;M\u{fffd}ller;1.234,56");
+        assert!(
+            rejected[0].message.contains(
+                "not valid UTF-8; it looks like windows-1252: set encoding = \"windows-1252\""
+            ),
+            "{}",
+            rejected[0].message
+        );
+    }
+
+    #[test]
+    fn an_unmappable_row_is_rejected_and_the_rest_read() {
+        let s = schema(&[("id", FerryType::Int64), ("name", FerryType::String)]);
+        let opts = CsvOptions {
+            encoding: Some(encoding_rs::SHIFT_JIS),
+            ..Default::default()
+        };
+        let (batches, rejected) = read(b"id,name\n1,a\n2,\x85\x20\n3,c\n", s, &opts);
+        assert_eq!(ids(&batches), vec![1, 3]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].position.line, Some(3));
+        assert!(
+            rejected[0].message.contains("not valid shift_jis"),
+            "{}",
+            rejected[0].message
+        );
+    }
+
+    #[test]
+    fn utf16_with_a_mark_and_sniffed_tabs() {
+        let text = "id\tname\n1\tZoë\n2\t\"a\tb\"\n";
+        let mut data = vec![0xFF, 0xFE];
+        data.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        let s = schema(&[("id", FerryType::Int64), ("name", FerryType::String)]);
+        let opts = CsvOptions {
+            sniff_delimiter: true,
+            ..Default::default()
+        };
+        let (batches, rejected) = read(&data, s, &opts);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(ids(&batches), vec![1, 2]);
+        assert_eq!(
+            strings(&batches, 1),
+            vec![Some("Zoë".into()), Some("a\tb".into())]
+        );
+    }
+
+    #[test]
+    fn footer_is_held_back_across_batches_and_short_files() {
+        let s = schema(&[("id", FerryType::Int64)]);
+        let opts = CsvOptions {
+            skip_footer_rows: 2,
+            ..Default::default()
+        };
+        let (batches, rejected) = read(b"id\n1\n2\n3\n4\n5\ntotal\n\nend\n", s.clone(), &opts);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(ids(&batches), vec![1, 2, 3, 4, 5]);
+        let (batches, _) = read(b"id\nfooter\n", s.clone(), &opts);
+        assert!(batches.is_empty());
+        // more lines to skip than the file has
+        let opts = CsvOptions {
+            skip_rows: 5,
+            ..Default::default()
+        };
+        assert!(read(b"a\nb\n", s, &opts).0.is_empty());
     }
 
     #[test]

@@ -145,7 +145,12 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
     }
     let pairs = sample.len() / 2;
     let even = sample.iter().step_by(2).filter(|b| **b == 0).count();
-    let odd = sample.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
+    let odd = sample
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|b| **b == 0)
+        .count();
     match (even, odd) {
         (0, n) if n * 10 >= pairs * 9 => Some(UTF_16LE),
         (n, 0) if n * 10 >= pairs * 9 => Some(UTF_16BE),
@@ -294,7 +299,9 @@ impl<R: Read> DecodeReader<R> {
                 DecoderResult::InputEmpty if last => self.finished = true,
                 DecoderResult::InputEmpty | DecoderResult::OutputFull => {}
             }
-            if !self.out.is_empty() && (self.out.len() >= BUFFER / 2 || self.raw_at == self.raw.len()) {
+            if !self.out.is_empty()
+                && (self.out.len() >= BUFFER / 2 || self.raw_at == self.raw.len())
+            {
                 return Ok(true);
             }
         }
@@ -369,7 +376,10 @@ mod tests {
         assert_eq!(parse_encoding("latin1").unwrap(), encoding_rs::WINDOWS_1252);
         assert_eq!(parse_encoding("CP1252").unwrap(), encoding_rs::WINDOWS_1252);
         assert_eq!(parse_encoding("utf-16").unwrap(), UTF_16LE);
-        assert_eq!(parse_encoding(" Shift_JIS ").unwrap(), encoding_rs::SHIFT_JIS);
+        assert_eq!(
+            parse_encoding(" Shift_JIS ").unwrap(),
+            encoding_rs::SHIFT_JIS
+        );
         let err = parse_encoding("windows-1225").unwrap_err().to_string();
         assert!(err.contains("did you mean `windows-1252`"), "{err}");
         let err = parse_encoding("klingon").unwrap_err().to_string();

@@ -463,6 +463,75 @@ mod tests {
     }
 
     #[test]
+    fn csv_local_numbers_encoding_and_dialect() {
+        let data = b"Bericht\nid;name;amount;day;code\n1;M\xfcller;1.234,56;2024-01-02;01.02.2024\n2;B;7;2024-01-03;1\nSumme;;1.241,56;;\n";
+        let csv = CsvOptions {
+            sniff_delimiter: true,
+            skip_rows: 1,
+            skip_footer_rows: 1,
+            numbers: NumberFormat {
+                decimal: ',',
+                thousands: Some('.'),
+            },
+            encoding: Some(encoding_rs::WINDOWS_1252),
+            ..Default::default()
+        };
+        let s = infer_csv(&data[..], &csv, &InferOptions::default()).unwrap();
+        assert_eq!(
+            types(&s),
+            pairs(&[
+                ("id", "int64"),
+                ("name", "string"),
+                ("amount", "float64"),
+                ("day", "date"),
+                ("code", "string"),
+            ])
+        );
+        // with plain numbers `1.234,56` is text; the footer would make `id` text too
+        let plain = CsvOptions {
+            numbers: NumberFormat::default(),
+            skip_footer_rows: 0,
+            ..csv.clone()
+        };
+        let s = infer_csv(&data[..], &plain, &InferOptions::default()).unwrap();
+        assert_eq!(
+            types(&s)[..3],
+            pairs(&[("id", "string"), ("name", "string"), ("amount", "string")])
+        );
+        // a cp1252 header without `encoding` names the likely one
+        let err = infer_csv(
+            &b"id;Stra\xdfe\n1;2\n"[..],
+            &CsvOptions {
+                sniff_delimiter: true,
+                ..Default::default()
+            },
+            &InferOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("field 2") && err.contains("set encoding = \"windows-1252\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn jsonl_in_utf16_and_cp1252() {
+        let text = "{\"id\":1,\"name\":\"Zoë\"}\n";
+        let mut data = vec![0xFE, 0xFF];
+        data.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        let s = infer_jsonl(&data[..], &InferOptions::default()).unwrap();
+        assert_eq!(types(&s), pairs(&[("id", "int64"), ("name", "string")]));
+        let csv = CsvOptions {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+            ..Default::default()
+        };
+        let cp = b"{\"M\xfcller\":1}\n";
+        let s = infer(Format::Jsonl, &cp[..], &csv, &InferOptions::default()).unwrap();
+        assert_eq!(types(&s), pairs(&[("Müller", "int64")]));
+    }
+
+    #[test]
     fn csv_without_header_names_columns_by_position() {
         let opts = CsvOptions {
             has_header: false,

@@ -434,10 +434,27 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_rejected() {
-        let (_, rejected) = read(b"{\"id\":1,\"name\":\"\xff\"}\n{\"id\":2}\n");
+    fn invalid_utf8_is_rejected_with_a_hint() {
+        let (_, rejected) = read(b"{\"id\":1,\"name\":\"Jos\xe9 M\xfcller\"}\n{\"id\":2}\n");
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].position.line, Some(1));
+        assert!(
+            rejected[0]
+                .message
+                .contains("set encoding = \"windows-1252\""),
+            "{}",
+            rejected[0].message
+        );
+        let r = JsonlReader::new(&b"{\"id\":1,\"name\":\"Jos\xe9\"}\n"[..], schema())
+            .unwrap()
+            .with_encoding(Some(encoding_rs::WINDOWS_1252));
+        let names: Vec<String> = r
+            .filter_map(|m| match m.unwrap() {
+                Message::Batch(b) => Some(b.column(1).as_string::<i32>().value(0).to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, vec!["José".to_string()]);
     }
 
     #[test]

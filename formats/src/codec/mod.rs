@@ -69,17 +69,17 @@ pub use self::compress::{
 };
 pub use self::csv::{CsvOptions, CsvReader, CsvWriter};
 pub use self::encoding::{parse_encoding, DecodeReader, Encoding, TextEncoding};
-pub use self::number::NumberFormat;
-pub use self::sniff::{one_column_warning, sniff_delimiter};
 pub use self::infer::{
     infer, infer_csv, infer_jsonl, parse_type_overrides, InferOptions, DEFAULT_SAMPLE_ROWS,
 };
 pub use self::jsonl::{JsonlReader, JsonlWriter};
+pub use self::number::NumberFormat;
 pub use self::parquet::{
     infer_parquet, infer_parquet_with, Bytes, ChunkReader, Length, ParquetCompression,
     ParquetError, ParquetOptions, ParquetReader, ParquetResult, ParquetWriter, SeekChunks,
     DEFAULT_ROW_GROUP_ROWS,
 };
+pub use self::sniff::{one_column_warning, sniff_delimiter};
 
 use ferry_core::source::Message;
 use ferry_core::{Error, ErrorKind, Result};

@@ -82,7 +82,11 @@ impl NumberFormat {
                 group += 1;
                 whole += 1;
             } else if self.is_thousands(c) {
-                let ok = if groups == 0 { (1..=3).contains(&group) } else { group == 3 };
+                let ok = if groups == 0 {
+                    (1..=3).contains(&group)
+                } else {
+                    group == 3
+                };
                 if !ok {
                     return false;
                 }
@@ -156,7 +160,20 @@ mod tests {
         assert_eq!(norm(DE, "+12").as_deref(), Some("12"));
         assert_eq!(norm(DE, "1,5e3").as_deref(), Some("1.5e3"));
         assert_eq!(norm(DE, "1234,5").as_deref(), Some("1234.5"));
-        for bad in ["1.5", "01.02.2024", "1.23,4", "1..234", "1,2,3", "", "-", ",", "abc", "1e", "2024-01-01", "1.234."] {
+        for bad in [
+            "1.5",
+            "01.02.2024",
+            "1.23,4",
+            "1..234",
+            "1,2,3",
+            "",
+            "-",
+            ",",
+            "abc",
+            "1e",
+            "2024-01-01",
+            "1.234.",
+        ] {
             assert_eq!(norm(DE, bad), None, "{bad}");
         }
     }
@@ -176,8 +193,18 @@ mod tests {
         assert_eq!(norm(comma, "1234,56").as_deref(), Some("1234.56"));
         assert_eq!(norm(comma, "1.234,56"), None);
         assert!(NumberFormat::default().is_plain());
-        assert!(NumberFormat { decimal: 'x', thousands: None }.validate().is_err());
-        assert!(NumberFormat { decimal: ',', thousands: Some(',') }.validate().is_err());
+        assert!(NumberFormat {
+            decimal: 'x',
+            thousands: None
+        }
+        .validate()
+        .is_err());
+        assert!(NumberFormat {
+            decimal: ',',
+            thousands: Some(',')
+        }
+        .validate()
+        .is_err());
         assert!(DE.validate().is_ok());
     }
 }

@@ -88,10 +88,12 @@ fn field_counts(sample: &[u8], d: u8, quote: u8, complete: bool) -> Vec<usize> {
 /// likely the delimiter is wrong. `None` when the header looks fine.
 pub fn one_column_warning(columns: &[&str]) -> Option<String> {
     let [name] = columns else { return None };
-    let found = [';', '|', '\t']
-        .into_iter()
-        .find(|c| name.contains(*c))?;
-    let shown = if found == '\t' { "\\t".to_string() } else { found.to_string() };
+    let found = [';', '|', '\t'].into_iter().find(|c| name.contains(*c))?;
+    let shown = if found == '\t' {
+        "\\t".to_string()
+    } else {
+        found.to_string()
+    };
     Some(format!(
         "the file has one column, `{}`, whose name holds `{shown}`: is the delimiter wrong? Set `delimiter = \"{shown}\"` (or remove `delimiter` to let Ferry guess it)",
         ferry_core::values::preview(name)
