@@ -137,7 +137,13 @@ pub fn text_read(data: &[u8]) -> Result<u64> {
         .read_to_end(&mut whole)
         .expect("reading from memory");
     let mut cut = Vec::new();
-    let mut reader = DecodeReader::new(Trickle { data: body, step: 0 }, encoding);
+    let mut reader = DecodeReader::new(
+        Trickle {
+            data: body,
+            step: 0,
+        },
+        encoding,
+    );
     let mut buf = [0u8; 5];
     loop {
         let n = reader.read(&mut buf).expect("reading from memory");
