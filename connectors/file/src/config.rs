@@ -49,8 +49,9 @@ pub struct FileSourceConfig {
     /// Parquet compresses inside the file and takes none.
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// CSV field separator, one ASCII character (default: guessed from each file's first
-    /// lines among `,` `;` tab `|`, keeping `,` when unclear; a tab for `.tsv` files).
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files;
+    /// when unset, each file's first lines decide among `,` `;` tab `|`, keeping the
+    /// default when unclear).
     #[serde(default)]
     pub delimiter: Option<char>,
     /// CSV quote character (default `"`); a quote inside a quoted field is doubled.

@@ -71,8 +71,9 @@ pub struct S3SourceConfig {
     /// `none`, `gzip` or `zstd` (default: from each key's extension, `.gz` or `.zst`).
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// CSV field separator, one ASCII character (default: guessed from each object's first
-    /// lines among `,` `;` tab `|`, keeping `,` when unclear; a tab for `.tsv` keys).
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` keys;
+    /// when unset, each object's first lines decide among `,` `;` tab `|`, keeping the
+    /// default when unclear).
     #[serde(default)]
     pub delimiter: Option<char>,
     /// CSV quote character (default `"`).
