@@ -59,6 +59,17 @@ async fn read(source: &dyn Source, stream: &str) -> Result<(Vec<RecordBatch>, Ve
     Ok((batches, rejected))
 }
 
+/// The source `config` builds, discovered as `sync` does, then stream `stream` read in full.
+async fn discover_and_read(
+    dir: &Path,
+    config: &str,
+    stream: &str,
+) -> (Vec<RecordBatch>, Vec<Rejected>) {
+    let src = source(config, dir).unwrap();
+    src.discover().await.unwrap();
+    read(&*src, stream).await.unwrap()
+}
+
 /// Every row as text, as Ferry spells values.
 fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
@@ -152,9 +163,8 @@ with open("in/people.csv", "w", encoding="cp1252", newline="") as f:
     f.write("id;name\r\n1;Smith\r\n2;Müller\r\n3;Jones\r\n")
 "#,
     );
-    let src = source("path = \"in/people.csv\"", dir.path()).unwrap();
-    src.discover().await.unwrap();
-    let (batches, rejected) = read(&*src, "people").await.unwrap();
+    let (batches, rejected) =
+        discover_and_read(dir.path(), "path = \"in/people.csv\"", "people").await;
     assert_eq!(rows(&batches), [["1", "Smith"], ["3", "Jones"]]);
     assert_eq!(rejected.len(), 1);
     let r = &rejected[0];
@@ -180,14 +190,11 @@ with open("in/pipes.csv", "w", encoding="utf-8-sig", newline="") as f:
     f.write("id|note\n1|a,b\n2|c;d\n")
 "#,
     );
-    let src = source("path = \"in/orders.csv\"", dir.path()).unwrap();
-    src.discover().await.unwrap();
-    let (batches, rejected) = read(&*src, "orders").await.unwrap();
+    let (batches, rejected) =
+        discover_and_read(dir.path(), "path = \"in/orders.csv\"", "orders").await;
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(rows(&batches), [["1", "Zoë", "3"], ["2", "東京", "4"]]);
-    let src = source("path = \"in/pipes.csv\"", dir.path()).unwrap();
-    src.discover().await.unwrap();
-    let (batches, _) = read(&*src, "pipes").await.unwrap();
+    let (batches, _) = discover_and_read(dir.path(), "path = \"in/pipes.csv\"", "pipes").await;
     assert_eq!(rows(&batches), [["1", "a,b"], ["2", "c;d"]]);
 }
 

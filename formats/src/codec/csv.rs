@@ -899,6 +899,23 @@ impl<W: Write> CsvWriter<W> {
     }
 }
 
+/// A German Excel export's layout, for tests: cp1252, the delimiter guessed, `1.234,56`,
+/// `skip_rows` title lines and a totals line.
+#[cfg(test)]
+pub(crate) fn german_export(skip_rows: usize) -> CsvOptions {
+    CsvOptions {
+        sniff_delimiter: true,
+        skip_rows,
+        skip_footer_rows: 1,
+        numbers: NumberFormat {
+            decimal: ',',
+            thousands: Some('.'),
+        },
+        encoding: Some(encoding_rs::WINDOWS_1252),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -1107,17 +1124,7 @@ mod tests {
             ("name", FerryType::String),
             ("amount", FerryType::Float64),
         ]);
-        let opts = CsvOptions {
-            sniff_delimiter: true,
-            skip_rows: 2,
-            skip_footer_rows: 1,
-            numbers: NumberFormat {
-                decimal: ',',
-                thousands: Some('.'),
-            },
-            encoding: Some(encoding_rs::WINDOWS_1252),
-            ..Default::default()
-        };
+        let opts = german_export(2);
         let (batches, rejected) = read(data, s.clone(), &opts);
         assert_eq!(ids(&batches), vec![1, 2]);
         assert_eq!(

@@ -465,17 +465,7 @@ mod tests {
     #[test]
     fn csv_local_numbers_encoding_and_dialect() {
         let data = b"Bericht\nid;name;amount;day;code\n1;M\xfcller;1.234,56;2024-01-02;01.02.2024\n2;B;7;2024-01-03;1\nSumme;;1.241,56;;\n";
-        let csv = CsvOptions {
-            sniff_delimiter: true,
-            skip_rows: 1,
-            skip_footer_rows: 1,
-            numbers: NumberFormat {
-                decimal: ',',
-                thousands: Some('.'),
-            },
-            encoding: Some(encoding_rs::WINDOWS_1252),
-            ..Default::default()
-        };
+        let csv = super::super::csv::german_export(1);
         let s = infer_csv(&data[..], &csv, &InferOptions::default()).unwrap();
         assert_eq!(
             types(&s),
