@@ -57,14 +57,16 @@ fn one_column_with_semicolons_in_its_name_is_warned_about() {
         "delimiter = \",\"\nencoding = \"windows-1252\"\nskip_rows = 1",
         "",
     );
-    let o = ferry(tmp.path(), &["sync"]);
-    let (_, stderr) = out_split(&o);
-    assert!(
-        stderr.contains(
-            "stream `kunden`, file `in/kunden.csv`: the file has one column, `id;name;amount`"
-        ) && stderr.contains("Set `delimiter = \";\"`"),
-        "{stderr}"
-    );
+    for command in ["check", "discover", "sync"] {
+        let o = ferry(tmp.path(), &[command]);
+        let (_, stderr) = out_split(&o);
+        assert!(
+            stderr.contains(
+                "stream `kunden`, file `in/kunden.csv`: the file has one column, `id;name;amount`"
+            ) && stderr.contains("Set `delimiter = \";\"`"),
+            "{command}: {stderr}"
+        );
+    }
     // without `delimiter`, Ferry guesses `;` and says nothing
     let tmp = setup(
         "encoding = \"windows-1252\"\nskip_rows = 1",

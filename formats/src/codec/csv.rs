@@ -46,6 +46,8 @@ use ferry_core::values::{preview, write_text, BatchBuilder};
 use ferry_core::{Error, ErrorKind, Result};
 
 const INPUT_BUFFER: usize = 256 << 10;
+/// The most footer records a reader holds back.
+pub const MAX_FOOTER_ROWS: usize = 10_000;
 /// The most a delimiter sniff looks at.
 const SNIFF_BYTES: u64 = 64 << 10;
 
@@ -108,6 +110,12 @@ impl CsvOptions {
             return Err(Error::config(format!(
                 "CSV delimiter and quote are both {:?}; they must differ",
                 self.delimiter as char
+            )));
+        }
+        if self.skip_footer_rows > MAX_FOOTER_ROWS {
+            return Err(Error::config(format!(
+                "`skip_footer_rows` is {}: at most {MAX_FOOTER_ROWS} records are held back (they are kept in memory until the file ends)",
+                self.skip_footer_rows
             )));
         }
         self.numbers.validate()
@@ -688,7 +696,7 @@ impl<R: Read> CsvReader<R> {
         // numbers written the local way, rewritten plain into `scratch`
         let local = !numbers.is_plain();
         let rewrite = |c: usize, j: usize| local && numeric[c] && records.text(j) != null_text;
-        for (c, j) in mapping.iter().enumerate() {
+        for (c, j) in mapping.iter().enumerate().filter(|_| local) {
             let Some(j) = *j else { continue };
             if rewrite(c, j) && !numbers.normalize(records.text(j), &mut scratch[c]) {
                 let thousands = match numbers.thousands {
@@ -1211,6 +1219,11 @@ mod tests {
         assert_eq!(ids(&batches), vec![1, 2, 3, 4, 5]);
         let (batches, _) = read(b"id\nfooter\n", s.clone(), &opts);
         assert!(batches.is_empty());
+        let too_many = CsvOptions {
+            skip_footer_rows: MAX_FOOTER_ROWS + 1,
+            ..Default::default()
+        };
+        assert!(too_many.validate().is_err());
         // more lines to skip than the file has
         let opts = CsvOptions {
             skip_rows: 5,
