@@ -18,6 +18,7 @@ type Entry = fn(&[u8]) -> ferry_core::Result<u64>;
 const TARGETS: &[(&str, Entry)] = &[
     ("csv_read", entries::csv_read),
     ("jsonl_read", entries::jsonl_read),
+    ("text_read", entries::text_read),
     ("parquet_read", entries::parquet_read),
     ("config_load", entries::config_load),
     ("age_decrypt", entries::age_decrypt),

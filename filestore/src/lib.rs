@@ -41,7 +41,8 @@ pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
 pub use naming::{is_tsv, stream_name, strip_layers};
 pub use options::{
-    ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec, DEFAULT_ARCHIVE,
+    ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec, TextOptions,
+    DEFAULT_ARCHIVE,
 };
 pub use output::Sealed;
 pub use source::StoreSource;

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, FerryType, Result};
-use ferry_formats::codec::{parse_type_overrides, Compression, CsvOptions, Format};
+use ferry_formats::codec::{
+    parse_type_overrides, Compression, CsvOptions, Format, NumberFormat, TextEncoding,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -78,6 +80,24 @@ pub struct SourceOptions {
     pub name_date: Option<String>,
     /// The date column holding each row's `name_date`.
     pub name_date_column: Option<String>,
+    /// Encoding and CSV dialect.
+    pub text: TextOptions,
+}
+
+/// How text files are written, beyond delimiter and quote: the encoding, lines around the
+/// data, and how numbers are written. Everything defaults to plain UTF-8 CSV.
+#[derive(Debug, Clone, Default)]
+pub struct TextOptions {
+    /// Text encoding of CSV and JSON Lines files (else UTF-8, or UTF-16 by its mark).
+    pub encoding: Option<TextEncoding>,
+    /// CSV lines before the header to skip.
+    pub skip_rows: usize,
+    /// CSV records at the end of each file to ignore.
+    pub skip_footer_rows: usize,
+    /// Decimal separator of numeric CSV columns (else `.`).
+    pub decimal_separator: Option<char>,
+    /// Thousands separator of numeric CSV columns (else none).
+    pub thousands_separator: Option<char>,
 }
 
 /// One stream of a source, validated (its pattern not yet resolved by the store).
@@ -186,11 +206,21 @@ impl SourceOptions {
             if entry.path.trim_start_matches('/').trim().is_empty() {
                 return Err(Error::config(format!("stream `{name}`: `path` is empty")));
             }
+            let tsv = is_tsv(&entry.path);
             let csv = CsvOptions {
-                delimiter: delimiter.unwrap_or(if is_tsv(&entry.path) { b'\t' } else { b',' }),
+                delimiter: delimiter.unwrap_or(if tsv { b'\t' } else { b',' }),
                 quote,
                 has_header: self.header,
                 null_text: self.null.clone(),
+                // a `.tsv` name says the delimiter as clearly as config does
+                sniff_delimiter: delimiter.is_none() && !tsv,
+                skip_rows: self.text.skip_rows,
+                skip_footer_rows: self.text.skip_footer_rows,
+                numbers: NumberFormat {
+                    decimal: self.text.decimal_separator.unwrap_or('.'),
+                    thousands: self.text.thousands_separator,
+                },
+                encoding: self.text.encoding.map(|e| e.0),
             };
             csv.validate()?;
             let columns = entry.columns.as_ref().unwrap_or(&self.columns);
@@ -268,6 +298,7 @@ pub fn csv_options(delimiter: char, quote: char, header: bool, null: &str) -> Re
         quote: ascii(quote, "quote")?,
         has_header: header,
         null_text: null.to_string(),
+        ..CsvOptions::default()
     };
     csv.validate()?;
     Ok(csv)

@@ -15,7 +15,7 @@ use ferry_core::{
     Settled, Source, StreamInfo,
 };
 use ferry_formats::age::Identities;
-use ferry_formats::codec::{infer, infer_parquet_with, Format, InferOptions};
+use ferry_formats::codec::{infer, infer_parquet_with, one_column_warning, Format, InferOptions};
 use futures::StreamExt;
 
 use crate::after::{settle, AfterRead, Pending};
@@ -146,8 +146,13 @@ fn infer_schema<S: Store>(
         }
         let input = codec.input(store.open(&first)?, name, S::NOUN, identities)?;
         let failure = input.failure();
-        infer(codec.format, input, &spec.csv, &options)
-            .map_err(|e| failure.restore(e).with(S::NOUN, name))
+        let schema = infer(codec.format, input, &spec.csv, &options)
+            .map_err(|e| failure.restore(e).with(S::NOUN, name))?;
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        if let Some(warning) = one_column_warning(&names).filter(|_| codec.format == Format::Csv) {
+            tracing::warn!("stream `{}`, {} `{name}`: {warning}", spec.name, S::NOUN);
+        }
+        Ok(schema)
     };
     let schema = files().map_err(|e| e.with("stream", &spec.name))?;
     for k in &spec.primary_key {

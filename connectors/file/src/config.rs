@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, AfterRead, SourceOptions, StreamSpec};
+use ferry_filestore::{csv_options, defaults, AfterRead, SourceOptions, StreamSpec, TextOptions};
 use ferry_formats::codec::{
-    detect, Compression, CsvOptions, Format, ParquetCompression, ParquetOptions,
+    detect, Compression, CsvOptions, Format, ParquetCompression, ParquetOptions, TextEncoding,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -49,7 +49,9 @@ pub struct FileSourceConfig {
     /// Parquet compresses inside the file and takes none.
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files).
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files;
+    /// when unset, each file's first lines decide among `,` `;` tab `|`, keeping the
+    /// default when unclear).
     #[serde(default)]
     pub delimiter: Option<char>,
     /// CSV quote character (default `"`); a quote inside a quoted field is doubled.
@@ -62,6 +64,26 @@ pub struct FileSourceConfig {
     /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
     #[serde(default)]
     pub null: String,
+    /// Text encoding of CSV and JSON Lines files: any WHATWG label, e.g. `"windows-1252"`
+    /// (also `"latin1"`, `"cp1252"`), `"iso-8859-15"`, `"utf-16"`, `"utf-16be"`,
+    /// `"shift_jis"` (default: UTF-8; a UTF-16 byte-order mark is followed either way). A row
+    /// with bytes the encoding cannot map is rejected with its file and line.
+    #[serde(default)]
+    pub encoding: Option<TextEncoding>,
+    /// CSV lines to skip before the header, such as a title or an export date (default 0).
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// CSV records to ignore at the end of each file, such as a totals line (default 0).
+    #[serde(default)]
+    pub skip_footer_rows: usize,
+    /// Decimal separator of numeric CSV columns (int64, float64, decimal), e.g. `","` for
+    /// `1234,56` (default `.`). Type inference reads numbers the same way.
+    #[serde(default)]
+    pub decimal_separator: Option<char>,
+    /// Thousands separator of numeric CSV columns, e.g. `"."` for `1.234,56`, or `" "`
+    /// (which also matches no-break spaces) (default: none).
+    #[serde(default)]
+    pub thousands_separator: Option<char>,
     /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
     /// (default: none, every type inferred). Types: bool, int64, float64, decimal(p,s),
     /// string, binary, date, timestamp, json.
@@ -190,6 +212,13 @@ impl FileSourceConfig {
             newest_only: self.newest_only,
             name_date: self.name_date.clone(),
             name_date_column: self.name_date_column.clone(),
+            text: TextOptions {
+                encoding: self.encoding,
+                skip_rows: self.skip_rows,
+                skip_footer_rows: self.skip_footer_rows,
+                decimal_separator: self.decimal_separator,
+                thousands_separator: self.thousands_separator,
+            },
         }
     }
 

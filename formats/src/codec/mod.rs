@@ -10,7 +10,7 @@
 //! Reading, from the bytes at rest to rows:
 //!
 //! ```text
-//! bytes ── age decrypt (name ends in .age) ── decompress (.gz / .zst) ── format reader ── batches
+//! bytes ── age decrypt (name ends in .age) ── decompress (.gz / .zst) ── decode (CSV, JSON Lines) ── format reader ── batches
 //! ```
 //!
 //! and writing is the same in reverse: format writer → [`CompressWriter`] → age
@@ -44,12 +44,18 @@
 //!   always win; [`infer_parquet`] reads the types from the footer.
 //! - **Compression** ([`Compression`], [`decompress`], [`CompressWriter`]) and names
 //!   ([`detect`]); [`HashingWriter`] gives the SHA-256 of what lands on disk.
+//! - **Text** ([`encoding`]): decoding from legacy encodings and UTF-16 ([`DecodeReader`],
+//!   [`parse_encoding`]); CSV dialects: the delimiter guessed from the first lines
+//!   ([`sniff`]) and numbers written the local way, `1.234,56` ([`NumberFormat`]).
 
 pub mod compress;
 pub mod csv;
+pub mod encoding;
 pub mod infer;
 pub mod jsonl;
+pub mod number;
 pub mod parquet;
+pub mod sniff;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -62,15 +68,18 @@ pub use self::compress::{
     decompress, detect, CompressWriter, Compression, Detected, HashingWriter,
 };
 pub use self::csv::{CsvOptions, CsvReader, CsvWriter};
+pub use self::encoding::{parse_encoding, DecodeReader, Encoding, TextEncoding};
 pub use self::infer::{
     infer, infer_csv, infer_jsonl, parse_type_overrides, InferOptions, DEFAULT_SAMPLE_ROWS,
 };
 pub use self::jsonl::{JsonlReader, JsonlWriter};
+pub use self::number::NumberFormat;
 pub use self::parquet::{
     infer_parquet, infer_parquet_with, Bytes, ChunkReader, Length, ParquetCompression,
     ParquetError, ParquetOptions, ParquetReader, ParquetResult, ParquetWriter, SeekChunks,
     DEFAULT_ROW_GROUP_ROWS,
 };
+pub use self::sniff::{one_column_warning, sniff_delimiter};
 
 use ferry_core::source::Message;
 use ferry_core::{Error, ErrorKind, Result};
@@ -84,9 +93,9 @@ pub const MAX_RECORD_BYTES: usize = 64 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// Comma-separated values (or any other single-byte delimiter), UTF-8.
+    /// Comma-separated values (or any other single-byte delimiter); UTF-8 unless `encoding` says otherwise.
     Csv,
-    /// JSON Lines: one JSON object per line, UTF-8.
+    /// JSON Lines: one JSON object per line; UTF-8 unless `encoding` says otherwise.
     Jsonl,
     /// Apache Parquet (columnar, compressed inside; read with random access).
     Parquet,
@@ -154,7 +163,9 @@ impl<R: Read> FormatReader<R> {
     pub fn new(format: Format, input: R, schema: SchemaRef, csv: &CsvOptions) -> Result<Self> {
         Ok(match format {
             Format::Csv => FormatReader::Csv(CsvReader::new(input, schema, csv)?),
-            Format::Jsonl => FormatReader::Jsonl(JsonlReader::new(input, schema)?),
+            Format::Jsonl => {
+                FormatReader::Jsonl(JsonlReader::new(input, schema)?.with_encoding(csv.encoding))
+            }
             Format::Parquet => return Err(parquet_needs_random_access()),
         })
     }
