@@ -5,6 +5,8 @@
 //!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O.
 //! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age decryption,
 //!   gzip/zstd) for the codec readers, or with random access for Parquet.
+//! - Archives (`drop.zip`, `drop.tar.gz`): the entries a stream takes ([`ArchiveSpec`],
+//!   `inner`) and the zip-bomb limits ([`ArchiveLimits`]), read through the same codecs.
 //! - [`Mark`]: the incremental listing mark (which files are new or changed since the
 //!   saved state) and its state JSON.
 //! - [`StoreSource`]: the `Source` itself: check, discover, count and estimate over a
@@ -25,16 +27,20 @@ mod output;
 mod read;
 mod source;
 mod store;
+mod unpack;
 
 pub use chunks::Chunks;
 pub use encrypt::{identities, recipients, EncryptConfig};
 pub use input::{need_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use naming::{is_tsv, stream_name, strip_layers};
-pub use options::{ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec};
+pub use options::{
+    ascii, csv_options, defaults, SheetConfig, SourceOptions, StreamConfig, StreamSpec,
+};
 pub use output::Sealed;
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};
+pub use unpack::{entry_name, ArchiveLimits, ArchiveSpec};
 
 use ferry_core::{Error, Result};
 

@@ -8,11 +8,14 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, FerryType, Result};
-use ferry_formats::codec::{parse_type_overrides, Compression, CsvOptions, Format};
+use ferry_formats::codec::{
+    parse_type_overrides, CellRange, Compression, CsvOptions, ExcelOptions, Format, Sheet,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::naming::{is_tsv, stream_name};
+use crate::unpack::{ArchiveLimits, ArchiveSpec};
 
 /// One entry of a source's `streams` list.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -35,6 +38,35 @@ pub struct StreamConfig {
     /// Primary key of this stream (default: the source's `primary_key`).
     #[serde(default)]
     pub primary_key: Option<Vec<String>>,
+    /// The workbook sheet of this stream, by name or one-based position (default: the
+    /// source's `sheet`).
+    #[serde(default)]
+    pub sheet: Option<SheetConfig>,
+}
+
+/// A sheet of a workbook as configured: `sheet = "Orders"` or `sheet = 2`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SheetConfig {
+    /// The one-based position of the sheet.
+    Index(usize),
+    /// The sheet's name.
+    Name(String),
+}
+
+impl SheetConfig {
+    fn sheet(&self) -> Result<Sheet> {
+        match self {
+            SheetConfig::Index(0) => Err(Error::config(
+                "`sheet = 0`: sheets are counted from 1 (`sheet = 1` is the first)",
+            )),
+            SheetConfig::Index(i) => Ok(Sheet::Index(*i)),
+            SheetConfig::Name(n) if n.trim().is_empty() => {
+                Err(Error::config("`sheet` is empty: name a sheet, or give its position"))
+            }
+            SheetConfig::Name(n) => Ok(Sheet::Name(n.clone())),
+        }
+    }
 }
 
 /// The fields every file-like source config has, as the user wrote them.
@@ -66,6 +98,16 @@ pub struct SourceOptions {
     pub sample_rows: usize,
     /// The column naming each row's file.
     pub file_column: Option<String>,
+    /// Workbooks: the sheet to read (else the first).
+    pub sheet: Option<SheetConfig>,
+    /// Workbooks: the one-based row naming the columns (0: none).
+    pub header_row: Option<u32>,
+    /// Workbooks: the cells to read, `B3:F200`.
+    pub range: Option<String>,
+    /// Archives: the entries to read, `*.csv` (else every entry of a known format).
+    pub inner: Option<String>,
+    /// Archives: how much one may unpack to.
+    pub archive_limits: Option<ArchiveLimits>,
 }
 
 /// One stream of a source, validated (its pattern not yet resolved by the store).
@@ -89,6 +131,10 @@ pub struct StreamSpec {
     pub sample_rows: usize,
     /// The column that names each row's file, if any.
     pub file_column: Option<String>,
+    /// How workbooks are read.
+    pub excel: ExcelOptions,
+    /// How archives are read.
+    pub archive: ArchiveSpec,
 }
 
 impl SourceOptions {
@@ -128,6 +174,7 @@ impl SourceOptions {
                     compression: None,
                     columns: None,
                     primary_key: None,
+                    sheet: None,
                 }];
                 &single
             }
@@ -139,6 +186,28 @@ impl SourceOptions {
                 }
                 &self.streams
             }
+        };
+        let range = self.range.as_deref().map(CellRange::parse).transpose()?;
+        if let (Some(r), Some(h)) = (range, self.header_row) {
+            if h != 0 && (h - 1 < r.first_row || r.last_row.is_some_and(|l| h - 1 > l)) {
+                return Err(Error::config(format!(
+                    "`header_row = {h}` is outside `range = \"{}\"`: the header must be one of its rows (or 0 for none)",
+                    self.range.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let inner = self
+            .inner
+            .as_deref()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| {
+                    Error::config(format!("`inner = \"{p}\"` is not a valid pattern: {}", e.msg))
+                })
+            })
+            .transpose()?;
+        let archive = ArchiveSpec {
+            inner,
+            limits: self.archive_limits.map(Into::into).unwrap_or_default(),
         };
         let mut specs: Vec<StreamSpec> = Vec::new();
         for entry in entries {
@@ -165,6 +234,14 @@ impl SourceOptions {
             let columns =
                 parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
+            let sheet = entry
+                .sheet
+                .as_ref()
+                .or(self.sheet.as_ref())
+                .map(SheetConfig::sheet)
+                .transpose()
+                .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?
+                .unwrap_or_default();
             specs.push(StreamSpec {
                 name,
                 pattern: entry.path.clone(),
@@ -178,6 +255,12 @@ impl SourceOptions {
                     .unwrap_or_else(|| self.primary_key.clone()),
                 sample_rows: self.sample_rows,
                 file_column: self.file_column.clone(),
+                excel: ExcelOptions {
+                    sheet,
+                    header_row: self.header_row,
+                    range,
+                },
+                archive: archive.clone(),
             });
         }
         Ok(specs)

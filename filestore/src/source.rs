@@ -15,7 +15,9 @@ use ferry_core::{
     ReadRequest, Result, Source, StreamInfo,
 };
 use ferry_formats::age::Identities;
-use ferry_formats::codec::{infer, infer_parquet_with, Format, InferOptions};
+use ferry_formats::codec::{
+    infer, infer_excel, infer_parquet_with, ChunkCursor, Format, InferOptions,
+};
 use futures::StreamExt;
 
 use crate::blocking;
@@ -23,6 +25,7 @@ use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
 use crate::read::Job;
 use crate::store::{Store, Stream};
+use crate::unpack::infer_archive;
 
 /// Messages buffered between a reading thread and the runtime: memory stays at a few
 /// batches whatever the file size.
@@ -129,9 +132,18 @@ fn infer_schema<S: Store>(
             sample_rows: spec.sample_rows,
             overrides: spec.columns.clone(),
         };
+        if codec.archive.is_some() {
+            return infer_archive(store, &first, &codec, spec, identities, &options)
+                .map_err(|e| e.with(S::NOUN, name));
+        }
         if codec.format == Format::Parquet {
             let chunks = store.chunks(&first, &codec, identities)?;
             return infer_parquet_with(&chunks, &options).map_err(|e| e.with(S::NOUN, name));
+        }
+        if codec.format == Format::Excel {
+            let chunks = ChunkCursor::new(store.chunks(&first, &codec, identities)?);
+            return infer_excel(chunks, Some(name), &spec.excel, &options)
+                .map_err(|e| e.with(S::NOUN, name));
         }
         let input = codec.input(store.open(&first)?, name, S::NOUN, identities)?;
         let failure = input.failure();

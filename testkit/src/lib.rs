@@ -24,6 +24,7 @@ mod helpers;
 mod run;
 #[cfg(feature = "s3")]
 pub mod s3_server;
+pub mod python;
 pub mod sql;
 
 use std::collections::BTreeMap;
