@@ -25,6 +25,7 @@ mod naming;
 mod options;
 mod output;
 mod read;
+mod sheets;
 mod source;
 mod store;
 mod unpack;

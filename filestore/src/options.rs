@@ -133,6 +133,8 @@ pub struct StreamSpec {
     pub file_column: Option<String>,
     /// How workbooks are read.
     pub excel: ExcelOptions,
+    /// `sheet = "*"`: a stream per sheet, `<name>_<sheet>` (`excel.sheet` is then unused).
+    pub every_sheet: bool,
     /// How archives are read.
     pub archive: ArchiveSpec,
 }
@@ -234,10 +236,10 @@ impl SourceOptions {
             let columns =
                 parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
-            let sheet = entry
-                .sheet
-                .as_ref()
-                .or(self.sheet.as_ref())
+            let sheet = entry.sheet.as_ref().or(self.sheet.as_ref());
+            let every_sheet = sheet == Some(&SheetConfig::Name("*".into()));
+            let sheet = sheet
+                .filter(|_| !every_sheet)
                 .map(SheetConfig::sheet)
                 .transpose()
                 .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?
@@ -261,6 +263,7 @@ impl SourceOptions {
                     range,
                 },
                 archive: archive.clone(),
+                every_sheet,
             });
         }
         Ok(specs)

@@ -24,6 +24,7 @@ use crate::blocking;
 use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
 use crate::read::Job;
+use crate::sheets::expand;
 use crate::store::{Store, Stream};
 use crate::unpack::infer_archive;
 
@@ -34,7 +35,11 @@ const CHANNEL_CAPACITY: usize = 2;
 /// A [`Source`] over a store's streams.
 pub struct StoreSource<S: Store> {
     store: Arc<S>,
+    /// The streams as configured.
     streams: Vec<Arc<Stream<S::Place>>>,
+    /// The streams offered: as configured, with `sheet = "*"` ones made a stream per
+    /// sheet (found once, when first needed).
+    offered: tokio::sync::OnceCell<Vec<Arc<Stream<S::Place>>>>,
     /// What decrypts `.age` files (none: such a file is an error).
     identities: Option<Arc<Identities>>,
     /// Schemas found by the last `discover`, so `read` yields exactly what it announced.
@@ -51,15 +56,33 @@ impl<S: Store> StoreSource<S> {
         StoreSource {
             store: Arc::new(store),
             streams: streams.into_iter().map(Arc::new).collect(),
+            offered: tokio::sync::OnceCell::new(),
             identities,
             schemas: Mutex::new(HashMap::new()),
         }
     }
 
-    fn stream(&self, name: &str) -> Result<Arc<Stream<S::Place>>> {
-        let found = self.streams.iter().find(|s| s.spec.name == name);
+    /// The streams offered (see `offered`).
+    async fn streams(&self) -> Result<&[Arc<Stream<S::Place>>]> {
+        let offered = self.offered.get_or_try_init(|| async {
+            if !self.streams.iter().any(|s| s.spec.every_sheet) {
+                return Ok(self.streams.clone());
+            }
+            let (store, streams, ids) = (
+                self.store.clone(),
+                self.streams.clone(),
+                self.identities.clone(),
+            );
+            blocking(S::NOUN, move || expand(&*store, &streams, ids.as_deref())).await
+        });
+        Ok(offered.await?.as_slice())
+    }
+
+    async fn stream(&self, name: &str) -> Result<Arc<Stream<S::Place>>> {
+        let streams = self.streams().await?;
+        let found = streams.iter().find(|s| s.spec.name == name);
         found.cloned().ok_or_else(|| {
-            let names: Vec<&str> = self.streams.iter().map(|s| s.spec.name.as_str()).collect();
+            let names: Vec<&str> = streams.iter().map(|s| s.spec.name.as_str()).collect();
             Error::new(
                 ErrorKind::NotFound,
                 format!(
@@ -190,7 +213,7 @@ impl<S: Store> Source for StoreSource<S> {
     async fn check(&self) -> Result<()> {
         let (store, streams, ids) = (
             self.store.clone(),
-            self.streams.clone(),
+            self.streams().await?.to_vec(),
             self.identities.clone(),
         );
         blocking(S::NOUN, move || {
@@ -206,7 +229,7 @@ impl<S: Store> Source for StoreSource<S> {
 
     async fn discover(&self) -> Result<Catalog> {
         let mut infos = Vec::new();
-        for stream in &self.streams {
+        for stream in self.streams().await? {
             let schema = self.infer(stream).await?;
             let info = StreamInfo::new(stream.spec.name.clone(), schema);
             infos.push(info.incremental(std::iter::empty::<String>()));
@@ -230,7 +253,7 @@ impl<S: Store> Source for StoreSource<S> {
         let Some(mark) = self.mark(request)? else {
             return Ok(None);
         };
-        let stream = self.stream(&request.stream)?;
+        let stream = self.stream(&request.stream).await?;
         let (store, ids) = (self.store.clone(), self.identities.clone());
         let e = blocking(S::NOUN, move || {
             estimate(&*store, &stream, &mark, ids.as_deref())
@@ -241,7 +264,7 @@ impl<S: Store> Source for StoreSource<S> {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
-        let stream = self.stream(&request.stream)?;
+        let stream = self.stream(&request.stream).await?;
         let Some(mark) = self.mark(&request)? else {
             // rows are not filtered by a column: rather refuse than reread whole files
             return Err(Error::new(

@@ -61,9 +61,9 @@ file_column = "_file"
     );
 
     let (batches, rejected) = split(messages(&*src, ReadRequest::full("q1")).await);
-    let rows = rows(&batches);
-    assert_eq!(rows.len(), 13);
-    let first = &rows[0];
+    let q1 = rows(&batches);
+    assert_eq!(q1.len(), 13);
+    let first = &q1[0];
     assert_eq!(first["id"], json!(1));
     assert_eq!(first["name"], json!("Zoë Ñandú"));
     assert_eq!(first["amount"], json!(10.25));
@@ -72,7 +72,7 @@ file_column = "_file"
     // the formula `=C2*2`, read as the value saved with it
     assert_eq!(first["double"], json!(20.5));
     // merged G3:G4: the value in G3, NULL in G4; G5 empty
-    let notes: Vec<_> = rows.iter().take(4).map(|r| r["note"].clone()).collect();
+    let notes: Vec<_> = q1.iter().take(4).map(|r| r["note"].clone()).collect();
     assert_eq!(notes, [json!("first"), json!("merged note"), json!(null), json!(null)]);
     // row 14 holds `n/a` in the float column: rejected, naming file, sheet and row
     assert_eq!(rejected.len(), 1);
@@ -119,6 +119,13 @@ async fn header_row_range_xls_and_ods() {
         assert!(rejected.is_empty());
         assert_eq!(rows(&batches)[0]["name"], json!("Zoë"), "{file}");
     }
+    // every sheet, a stream each
+    let src = source("path = \"orders.xlsx\"\nsheet = \"*\"", dir.path()).unwrap();
+    let catalog = src.discover().await.unwrap();
+    let names: Vec<_> = catalog.streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["orders_Q1", "orders_Q2"]);
+    let (batches, _) = split(messages(&*src, ReadRequest::full("orders_Q2")).await);
+    assert_eq!(rows(&batches)[0]["city"], json!("Genève"));
     // a sheet that does not exist: the sheets it has, and the nearest
     let src = source("path = \"orders.xlsx\"\nsheet = \"Q3\"", dir.path()).unwrap();
     let err = src.discover().await.unwrap_err().to_string();
@@ -184,11 +191,11 @@ async fn zip_and_tar_gz_entries_are_read_each_with_its_format() {
         );
         let src = source(&toml, dir.path()).unwrap();
         let (batches, rejected) = split(messages(&*src, ReadRequest::full("orders")).await);
-        let rows = rows(&batches);
-        let ids: Vec<_> = rows.iter().map(|r| r["id"].clone()).collect();
+        let got = rows(&batches);
+        let ids: Vec<_> = got.iter().map(|r| r["id"].clone()).collect();
         assert_eq!(ids, [json!(1), json!(2), json!(3), json!(5)], "{archive}");
         assert_eq!(
-            rows[2]["_file"],
+            got[2]["_file"],
             json!(format!("{archive}!export/orders_2.csv")),
             "{archive}"
         );

@@ -101,8 +101,10 @@ pub struct S3SourceConfig {
     #[serde(default)]
     pub file_column: Option<String>,
     /// Workbooks (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`): the sheet to read, by name
-    /// (`"Orders"`) or one-based position (`2`) (default: the first sheet). Several sheets
-    /// of one workbook are several `streams`, each with its own `sheet`.
+    /// (`"Orders"`) or one-based position (`2`), or `"*"` for every sheet, each its own
+    /// stream named `<stream>_<sheet>` (`orders_Q1`; characters other than letters, digits
+    /// and `-` become `_`) (default: the first sheet). Several sheets of one workbook may
+    /// also be several `streams`, each with its own `sheet`.
     #[serde(default)]
     pub sheet: Option<SheetConfig>,
     /// Workbooks: the one-based row that names the columns; rows above it are not read
