@@ -61,9 +61,9 @@ impl SheetConfig {
                 "`sheet = 0`: sheets are counted from 1 (`sheet = 1` is the first)",
             )),
             SheetConfig::Index(i) => Ok(Sheet::Index(*i)),
-            SheetConfig::Name(n) if n.trim().is_empty() => {
-                Err(Error::config("`sheet` is empty: name a sheet, or give its position"))
-            }
+            SheetConfig::Name(n) if n.trim().is_empty() => Err(Error::config(
+                "`sheet` is empty: name a sheet, or give its position",
+            )),
             SheetConfig::Name(n) => Ok(Sheet::Name(n.clone())),
         }
     }
@@ -203,7 +203,10 @@ impl SourceOptions {
             .as_deref()
             .map(|p| {
                 glob::Pattern::new(p).map_err(|e| {
-                    Error::config(format!("`inner = \"{p}\"` is not a valid pattern: {}", e.msg))
+                    Error::config(format!(
+                        "`inner = \"{p}\"` is not a valid pattern: {}",
+                        e.msg
+                    ))
                 })
             })
             .transpose()?;

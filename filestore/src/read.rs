@@ -176,19 +176,26 @@ impl<S: Store> Job<S> {
         let (name, location) = (file.name(), store.location(file));
         let ids = self.identities.clone();
         let mut stopped = false;
-        let read = entries(&*store, file, codec, &stream.spec, ids.as_deref(), &mut |entry, data, breach| {
-            let shown = entry_name(name, entry);
-            let reader = entry_reader(&stream.spec, entry, &shown, data, self.schema.clone())?;
-            let reader = reader.with_batch_size(self.batch_size);
-            let at = entry_name(&location, entry);
-            match self.pump(tx, reader, &at, &|e| breach.explain(e)) {
-                Ok(()) => Ok(Flow::Next),
-                Err(Stop) => {
-                    stopped = true;
-                    Ok(Flow::Stop)
+        let read = entries(
+            &*store,
+            file,
+            codec,
+            &stream.spec,
+            ids.as_deref(),
+            &mut |entry, data, breach| {
+                let shown = entry_name(name, entry);
+                let reader = entry_reader(&stream.spec, entry, &shown, data, self.schema.clone())?;
+                let reader = reader.with_batch_size(self.batch_size);
+                let at = entry_name(&location, entry);
+                match self.pump(tx, reader, &at, &|e| breach.explain(e)) {
+                    Ok(()) => Ok(Flow::Next),
+                    Err(Stop) => {
+                        stopped = true;
+                        Ok(Flow::Stop)
+                    }
                 }
-            }
-        });
+            },
+        );
         match read {
             Err(e) => Err(self.fail(tx, e.with(S::NOUN, name))),
             Ok(()) if stopped => Err(Stop),

@@ -45,7 +45,10 @@ pub(crate) fn expand<S: Store>(
             one.name = format!("{}_{}", spec.name, clean(&sheet));
             one.excel.sheet = Sheet::Name(sheet);
             one.every_sheet = false;
-            if out.iter().any(|o: &Arc<Stream<S::Place>>| o.spec.name == one.name) {
+            if out
+                .iter()
+                .any(|o: &Arc<Stream<S::Place>>| o.spec.name == one.name)
+            {
                 return Err(Error::config(format!(
                     "stream `{}` is made twice by `sheet = \"*\"` (two sheets differ only in characters other than letters and digits): name the streams with `streams = [{{ name = …, sheet = … }}]`",
                     one.name

@@ -152,8 +152,16 @@ pub(crate) fn entries<S: Store>(
             };
             let input = plain.input(store.open(file)?, name, S::NOUN, identities)?;
             let failure = input.failure();
-            archive::entries(kind, Box::new(input), name, limits, &breach, &keep, &mut per_entry)
-                .map_err(|e| failure.restore(e))
+            archive::entries(
+                kind,
+                Box::new(input),
+                name,
+                limits,
+                &breach,
+                &keep,
+                &mut per_entry,
+            )
+            .map_err(|e| failure.restore(e))
         }
     }
 }
@@ -168,9 +176,7 @@ pub(crate) fn entry_reader<'a>(
 ) -> Result<FormatReader<Box<dyn Read + 'a>>> {
     let codec = entry_codec(spec, entry, shown)?;
     let reader = match codec.format {
-        Format::Parquet => {
-            FormatReader::parquet(archive::spool(data, shown)?, schema)?
-        }
+        Format::Parquet => FormatReader::parquet(archive::spool(data, shown)?, schema)?,
         Format::Excel => FormatReader::excel(
             archive::spool(data, shown)?,
             Some(entry),
@@ -199,9 +205,12 @@ pub(crate) fn infer_entry(
     let codec = entry_codec(spec, entry, shown)?;
     match codec.format {
         Format::Parquet => infer_parquet_with(&archive::spool(data, shown)?, options),
-        Format::Excel => {
-            infer_excel(archive::spool(data, shown)?, Some(entry), &spec.excel, options)
-        }
+        Format::Excel => infer_excel(
+            archive::spool(data, shown)?,
+            Some(entry),
+            &spec.excel,
+            options,
+        ),
         format => match codec.compression {
             Compression::None => infer(format, data, &spec.csv, options),
             c => {
@@ -223,19 +232,23 @@ pub(crate) fn infer_archive<S: Store>(
     options: &InferOptions,
 ) -> Result<SchemaRef> {
     let mut schema = None;
-    entries(store, file, codec, spec, identities, &mut |entry, data, _| {
-        let shown = entry_name(file.name(), entry);
-        schema = Some(infer_entry(spec, entry, &shown, data, options)?);
-        Ok(Flow::Stop)
-    })?;
+    entries(
+        store,
+        file,
+        codec,
+        spec,
+        identities,
+        &mut |entry, data, _| {
+            let shown = entry_name(file.name(), entry);
+            schema = Some(infer_entry(spec, entry, &shown, data, options)?);
+            Ok(Flow::Stop)
+        },
+    )?;
     schema.ok_or_else(|| {
-        let which = spec
-            .archive
-            .inner
-            .as_ref()
-            .map_or("an extension Ferry reads (`.csv`, `.jsonl`, `.parquet`, `.xlsx` …)".to_string(), |p| {
-                format!("`inner = \"{}\"`", p.as_str())
-            });
+        let which = spec.archive.inner.as_ref().map_or(
+            "an extension Ferry reads (`.csv`, `.jsonl`, `.parquet`, `.xlsx` …)".to_string(),
+            |p| format!("`inner = \"{}\"`", p.as_str()),
+        );
         Error::new(
             ErrorKind::NotFound,
             format!(

@@ -193,8 +193,7 @@ fn bad_archive(archive: &str, kind: ArchiveKind, e: impl std::fmt::Display) -> E
 
 /// Whether an entry is junk a packer adds (macOS resource forks), never data.
 fn junk(name: &str) -> bool {
-    name.starts_with("__MACOSX/")
-        || name.rsplit('/').next().is_some_and(|f| f.starts_with("._"))
+    name.starts_with("__MACOSX/") || name.rsplit('/').next().is_some_and(|f| f.starts_with("._"))
 }
 
 /// Calls `each` with the name and bytes of every file entry of the zip `input` (named
@@ -318,9 +317,7 @@ pub fn tar_entries<R: Read>(
         breach,
     };
     let mut tar = tar::Archive::new(unpacked);
-    let entries = tar
-        .entries()
-        .map_err(|e| bad_archive(archive, kind, e))?;
+    let entries = tar.entries().map_err(|e| bad_archive(archive, kind, e))?;
     let mut seen = 0u64;
     for entry in entries {
         let entry = entry.map_err(|e| breach.explain(bad_archive(archive, kind, e)))?;
@@ -383,8 +380,12 @@ pub fn spool(mut input: impl Read, name: &str) -> Result<std::fs::File> {
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot make a temporary file: {e}")))?;
     io::copy(&mut input, &mut file)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read `{name}`: {e}")))?;
-    file.rewind()
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot rewind a temporary file: {e}")))?;
+    file.rewind().map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot rewind a temporary file: {e}"),
+        )
+    })?;
     Ok(file)
 }
 
@@ -394,7 +395,10 @@ mod tests {
 
     #[test]
     fn kinds_from_names() {
-        assert_eq!(ArchiveKind::of("in/a.ZIP"), Some((ArchiveKind::Zip, "in/a")));
+        assert_eq!(
+            ArchiveKind::of("in/a.ZIP"),
+            Some((ArchiveKind::Zip, "in/a"))
+        );
         assert_eq!(ArchiveKind::of("a.tar.gz"), Some((ArchiveKind::TarGz, "a")));
         assert_eq!(ArchiveKind::of("a.tgz"), Some((ArchiveKind::TarGz, "a")));
         assert_eq!(ArchiveKind::of("a.tar"), Some((ArchiveKind::Tar, "a")));

@@ -131,7 +131,8 @@ fn first_sheet_is_typed_like_csv_with_dates_formulas_and_merged_cells() {
     assert_eq!(r.position.file.as_deref(), Some("orders.xlsx"));
     assert_eq!((r.position.line, r.position.column), (Some(14), Some(3)));
     assert!(
-        r.message.starts_with("sheet \"Q1\", row 14, cell C14: column `amount`"),
+        r.message
+            .starts_with("sheet \"Q1\", row 14, cell C14: column `amount`"),
         "{}",
         r.message
     );
@@ -143,7 +144,11 @@ fn first_sheet_is_typed_like_csv_with_dates_formulas_and_merged_cells() {
 fn sheets_by_name_and_position() {
     let names = sheet_names(File::open(fixtures().join("orders.xlsx")).unwrap(), None).unwrap();
     assert_eq!(names, ["Q1", "Q2"]);
-    for sheet in [Sheet::Name("Q2".into()), Sheet::Name("q2".into()), Sheet::Index(2)] {
+    for sheet in [
+        Sheet::Name("Q2".into()),
+        Sheet::Name("q2".into()),
+        Sheet::Index(2),
+    ] {
         let options = ExcelOptions {
             sheet,
             ..ExcelOptions::default()
@@ -182,10 +187,7 @@ fn the_1904_date_system() {
     let schema = schema("mac.xlsx", &options, &InferOptions::default());
     assert_eq!(FerryType::of(schema.field(1)), Some(FerryType::Date));
     let (rows, _, _) = read("mac.xlsx", schema, &options);
-    assert_eq!(
-        rows,
-        [[s("1"), s("2024-01-31")], [s("2"), s("1999-12-31")]]
-    );
+    assert_eq!(rows, [[s("1"), s("2024-01-31")], [s("2"), s("1999-12-31")]]);
 }
 
 #[test]
@@ -249,13 +251,21 @@ fn xls_and_ods() {
     }
     let (rows, ..) = read(
         "orders.xls",
-        schema("orders.xls", &ExcelOptions::default(), &InferOptions::default()),
+        schema(
+            "orders.xls",
+            &ExcelOptions::default(),
+            &InferOptions::default(),
+        ),
         &ExcelOptions::default(),
     );
     assert_eq!(rows[0][2], s("2024-02-29"));
     let (rows, ..) = read(
         "orders.ods",
-        schema("orders.ods", &ExcelOptions::default(), &InferOptions::default()),
+        schema(
+            "orders.ods",
+            &ExcelOptions::default(),
+            &InferOptions::default(),
+        ),
         &ExcelOptions::default(),
     );
     assert_eq!(rows[1], [s("2"), s("Léa"), s("2024-03-02")]);
@@ -279,6 +289,9 @@ fn damaged_workbooks_are_errors_not_panics() {
             &InferOptions::default(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("not a readable workbook"), "{name}: {err}");
+        assert!(
+            err.to_string().contains("not a readable workbook"),
+            "{name}: {err}"
+        );
     }
 }

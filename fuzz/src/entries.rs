@@ -149,8 +149,8 @@ pub fn excel_read(data: &[u8]) -> Result<u64> {
             overrides: Vec::new(),
         };
         let schema = infer_excel(Cursor::new(body), Some(name), &excel, &options)?;
-        let mut reader = ExcelReader::new(Cursor::new(body), Some(name), schema, &excel)?
-            .with_batch_size(BATCH);
+        let mut reader =
+            ExcelReader::new(Cursor::new(body), Some(name), schema, &excel)?.with_batch_size(BATCH);
         let mut n = 0u64;
         for m in reader.by_ref() {
             n += count(m?);
@@ -173,17 +173,31 @@ pub fn archive_read(data: &[u8]) -> Result<u64> {
     let breach = Breach::default();
     let mut total = 0u64;
     let mut each = |_: &str, r: &mut dyn Read| -> Result<Flow> {
-        let n = std::io::copy(r, &mut std::io::sink()).map_err(|e| {
-            ferry_core::Error::data(format!("cannot read an entry: {e}"))
-        })?;
+        let n = std::io::copy(r, &mut std::io::sink())
+            .map_err(|e| ferry_core::Error::data(format!("cannot read an entry: {e}")))?;
         total += n;
         assert!(total <= limits.expanded_bytes, "unpacked past the limit");
         Ok(Flow::Next)
     };
     if f & 1 == 1 {
-        tar_entries(body, true, "fuzz.tar.gz", &limits, &breach, &|_| true, &mut each)?;
+        tar_entries(
+            body,
+            true,
+            "fuzz.tar.gz",
+            &limits,
+            &breach,
+            &|_| true,
+            &mut each,
+        )?;
     } else {
-        zip_entries(Cursor::new(body), "fuzz.zip", &limits, &breach, &|_| true, &mut each)?;
+        zip_entries(
+            Cursor::new(body),
+            "fuzz.zip",
+            &limits,
+            &breach,
+            &|_| true,
+            &mut each,
+        )?;
     }
     Ok(total)
 }

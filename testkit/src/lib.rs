@@ -21,10 +21,10 @@ mod documented;
 pub mod fault;
 mod from_toml;
 mod helpers;
+pub mod python;
 mod run;
 #[cfg(feature = "s3")]
 pub mod s3_server;
-pub mod python;
 pub mod sql;
 
 use std::collections::BTreeMap;

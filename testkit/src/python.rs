@@ -52,6 +52,10 @@ pub fn workbooks(dir: &Path) {
     run_python(
         WORKBOOKS_PY,
         &[dir],
-        &[("xlsxwriter", "xlsxwriter"), ("xlwt", "xlwt"), ("odf", "odfpy")],
+        &[
+            ("xlsxwriter", "xlsxwriter"),
+            ("xlwt", "xlwt"),
+            ("odf", "odfpy"),
+        ],
     );
 }

@@ -10,8 +10,8 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
-use std::sync::Arc;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_core::arrow_array::{
@@ -202,21 +202,31 @@ wb.close()
         .arg(rows.to_string())
         .status();
     if !made.is_ok_and(|s| s.success()) {
-        println!("xlsx: skipped (needs python3 with xlsxwriter: python3 -m pip install xlsxwriter)");
+        println!(
+            "xlsx: skipped (needs python3 with xlsxwriter: python3 -m pip install xlsxwriter)"
+        );
         return;
     }
     let write_s = t.elapsed().as_secs_f64();
     println!("\nExcel beside CSV, {rows} rows (xlsx written by XlsxWriter in {write_s:.1} s)");
-    println!("{:<10} {:>10} {:>9} {:>14}", "file", "MB", "read s", "read rows/s");
+    println!(
+        "{:<10} {:>10} {:>9} {:>14}",
+        "file", "MB", "read s", "read rows/s"
+    );
     for (name, path) in [("csv", &csv), ("xlsx", &xlsx)] {
         let mb = std::fs::metadata(path).unwrap().len() as f64 / 1e6;
         let t = Instant::now();
         let file = File::open(path).unwrap();
         let got = if name == "xlsx" {
             count(
-                FormatReader::<File>::excel(file, Some("bench.xlsx"), schema(), &ExcelOptions::default())
-                    .unwrap()
-                    .with_batch_size(8192),
+                FormatReader::<File>::excel(
+                    file,
+                    Some("bench.xlsx"),
+                    schema(),
+                    &ExcelOptions::default(),
+                )
+                .unwrap()
+                .with_batch_size(8192),
             )
         } else {
             count(

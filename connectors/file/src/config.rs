@@ -214,7 +214,11 @@ impl FileSourceConfig {
             };
             let compressed = spec.compression.unwrap_or(detected.compression) != Compression::None;
             if format.random_access() && compressed {
-                let what = if format == Format::Excel { "a workbook" } else { "a Parquet file" };
+                let what = if format == Format::Excel {
+                    "a workbook"
+                } else {
+                    "a Parquet file"
+                };
                 return Err(Error::config(format!(
                     "stream `{}`: {what} compresses inside itself and cannot be read through gzip or zstd (it needs random access): unpack it first, or remove `compression`",
                     spec.name

@@ -73,14 +73,23 @@ file_column = "_file"
     assert_eq!(first["double"], json!(20.5));
     // merged G3:G4: the value in G3, NULL in G4; G5 empty
     let notes: Vec<_> = q1.iter().take(4).map(|r| r["note"].clone()).collect();
-    assert_eq!(notes, [json!("first"), json!("merged note"), json!(null), json!(null)]);
+    assert_eq!(
+        notes,
+        [
+            json!("first"),
+            json!("merged note"),
+            json!(null),
+            json!(null)
+        ]
+    );
     // row 14 holds `n/a` in the float column: rejected, naming file, sheet and row
     assert_eq!(rejected.len(), 1);
     let r = &rejected[0];
     assert_eq!(r.position.file.as_deref(), Some("orders.xlsx"));
     assert_eq!(r.position.line, Some(14));
     assert!(
-        r.message.contains("sheet \"Q1\", row 14, cell C14: column `amount`"),
+        r.message
+            .contains("sheet \"Q1\", row 14, cell C14: column `amount`"),
         "{}",
         r.message
     );
@@ -216,8 +225,11 @@ async fn zip_and_tar_gz_entries_are_read_each_with_its_format() {
     let (batches, _) = split(messages(&*src, ReadRequest::full("q2")).await);
     assert_eq!(rows(&batches)[1]["city"], json!("Zürich"));
     // an inner pattern nothing matches
-    let src = source("path = \"drop.zip\"\nstream = \"x\"\ninner = \"*.parquet\"", dir.path())
-        .unwrap();
+    let src = source(
+        "path = \"drop.zip\"\nstream = \"x\"\ninner = \"*.parquet\"",
+        dir.path(),
+    )
+    .unwrap();
     let err = src.discover().await.unwrap_err().to_string();
     assert!(
         err.contains("archive `drop.zip` holds no file matching `inner = \"*.parquet\"`"),
@@ -258,7 +270,9 @@ async fn zip_bombs_are_refused_naming_the_archive_and_the_limit() {
     )
     .await;
     assert!(
-        err.contains("archive `many.zip` holds 12 entries, more than 10 (`archive_limits.entries`)"),
+        err.contains(
+            "archive `many.zip` holds 12 entries, more than 10 (`archive_limits.entries`)"
+        ),
         "{err}"
     );
     let err = read_err(

@@ -158,8 +158,12 @@ impl Store for Bucket {
     /// Refuses encrypted Parquet: it needs random access, which age over S3 does not give.
     fn codec(&self, spec: &ferry_filestore::StreamSpec, o: &ObjectInfo) -> Result<Codec> {
         let codec = Codec::of(spec, &o.key, Self::NOUN)?;
-        if codec.format.random_access() && codec.encrypted {
-            let what = if codec.format == Format::Excel { "workbook" } else { "Parquet" };
+        if codec.format.random_access() && codec.encrypted && codec.archive.is_none() {
+            let what = if codec.format == Format::Excel {
+                "workbook"
+            } else {
+                "Parquet"
+            };
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(

@@ -48,8 +48,8 @@ impl<C: ChunkReader> Read for ChunkCursor<C> {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let in_block = self.pos >= self.block_start
-            && self.pos < self.block_start + self.block.len() as u64;
+        let in_block =
+            self.pos >= self.block_start && self.pos < self.block_start + self.block.len() as u64;
         if !in_block {
             let want = BLOCK.min((self.len - self.pos) as usize);
             self.block = self
@@ -79,9 +79,8 @@ impl<C: ChunkReader> Seek for ChunkCursor<C> {
             SeekFrom::End(d) => self.len.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = target.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")
-        })?;
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         Ok(self.pos)
     }
 }

@@ -19,7 +19,7 @@
 //! A row with a cell that does not fit its column's type is a [`Rejected`] naming the
 //! file, the sheet, the row and the cell, and the rest of the sheet is still read.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -104,10 +104,9 @@ fn cell(text: &str) -> Option<(u32, Option<u32>)> {
     {
         return None;
     }
-    let col = letters
-        .bytes()
-        .fold(0u32, |n, c| n * 26 + u32::from(c.to_ascii_uppercase() - b'A' + 1))
-        - 1;
+    let col = letters.bytes().fold(0u32, |n, c| {
+        n * 26 + u32::from(c.to_ascii_uppercase() - b'A' + 1)
+    }) - 1;
     let row = match digits {
         "" => None,
         d => Some(d.parse::<u32>().ok().filter(|&r| r >= 1)? - 1),
@@ -156,7 +155,8 @@ fn kind<R: Read + Seek>(input: &mut R, name: Option<&str>) -> Result<Kind> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let mut magic = [0u8; 4];
-    let n = read_up_to(input, &mut magic).map_err(|e| super::io_error(e, "cannot read the workbook"))?;
+    let n = read_up_to(input, &mut magic)
+        .map_err(|e| super::io_error(e, "cannot read the workbook"))?;
     input
         .rewind()
         .map_err(|e| super::io_error(e, "cannot read the workbook"))?;
@@ -279,11 +279,7 @@ fn load<R: Read + Seek>(input: R, name: Option<&str>, options: &ExcelOptions) ->
         Some(h) => (h + 1).max(first),
         None => first,
     };
-    let rows = if empty {
-        (1, 0)
-    } else {
-        (data_first, last)
-    };
+    let rows = if empty { (1, 0) } else { (data_first, last) };
     Ok(Loaded {
         sheet,
         cells,
@@ -348,7 +344,13 @@ fn cell_text<'a>(cell: &'a Data, buf: &'a mut String) -> Option<&'a str> {
             let serial = d.as_f64();
             if d.is_duration() {
                 let total = (serial * 86_400.0).round() as i64;
-                let _ = write!(buf, "{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
+                let _ = write!(
+                    buf,
+                    "{}:{:02}:{:02}",
+                    total / 3600,
+                    total / 60 % 60,
+                    total % 60
+                );
             } else if (0.0..1.0).contains(&serial) && y < 1904 {
                 // a time of day without a date (1900 system: day 0)
                 let _ = write!(buf, "{h:02}:{mi:02}:{s:02}");
@@ -395,8 +397,7 @@ pub fn infer_excel<R: Read + Seek>(
     let rows = (loaded.rows.0..=loaded.rows.1)
         .filter_map(|r| loaded.row(r))
         .take(options.sample_rows);
-    infer_text_rows(names, rows, options)
-        .map_err(|e| e.with("sheet", &loaded.sheet))
+    infer_text_rows(names, rows, options).map_err(|e| e.with("sheet", &loaded.sheet))
 }
 
 /// Reads one sheet of a workbook into [`Message`]s: batches of the given schema, a
@@ -491,13 +492,30 @@ impl ExcelReader {
             return Ok(());
         }
         let names = self.loaded.names();
+        // by name through maps: a sheet may have thousands of columns
+        let in_schema: HashSet<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let in_sheet: HashMap<&str, u32> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), first + i as u32))
+            .collect();
         let unknown: Vec<&str> = names
             .iter()
-            .filter(|n| self.schema.field_with_name(n).is_err())
+            .filter(|n| !in_schema.contains(n.as_str()))
             .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
-            let known: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let known: Vec<&str> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             return Err(Error::new(
                 ErrorKind::SchemaMismatch,
                 format!(
@@ -513,12 +531,7 @@ impl ExcelReader {
             .schema
             .fields()
             .iter()
-            .map(|f| {
-                names
-                    .iter()
-                    .position(|n| n == f.name())
-                    .map(|i| first + i as u32)
-            })
+            .map(|f| in_sheet.get(f.name().as_str()).copied())
             .collect();
         Ok(())
     }
@@ -656,7 +669,10 @@ mod tests {
             }
         );
         let open = CellRange::parse("aa1:ab").unwrap();
-        assert_eq!((open.first_col, open.last_col, open.last_row), (26, 27, None));
+        assert_eq!(
+            (open.first_col, open.last_col, open.last_row),
+            (26, 27, None)
+        );
         for bad in ["B3", "B:F9", "F3:B9", "B9:F3", "B0:F3", "3B:F4", "ABCD1:F2"] {
             assert!(CellRange::parse(bad).is_err(), "{bad}");
         }

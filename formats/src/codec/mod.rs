@@ -211,7 +211,9 @@ impl<R: Read> FormatReader<R> {
         schema: SchemaRef,
         options: &ExcelOptions,
     ) -> Result<Self> {
-        Ok(FormatReader::Excel(ExcelReader::new(input, name, schema, options)?))
+        Ok(FormatReader::Excel(ExcelReader::new(
+            input, name, schema, options,
+        )?))
     }
 
     /// Names the input in the positions of rejected records and in errors.
