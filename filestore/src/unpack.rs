@@ -14,7 +14,7 @@ use std::io::Read;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{Error, ErrorKind, Result};
 use ferry_formats::age::Identities;
-use ferry_formats::archive::{self, ArchiveKind, Breach, Flow, Limits};
+use ferry_formats::archive::{self, ArchiveKind, Breach, Flow, Limits, Unpack};
 use ferry_formats::codec::{
     decompress, detect, infer, infer_excel, infer_parquet_with, ChunkCursor, Compression, Format,
     FormatReader, InferOptions,
@@ -135,14 +135,18 @@ pub(crate) fn entries<S: Store>(
     let Some(kind) = codec.archive else {
         return Err(Error::internal(format!("`{name}` is not an archive")));
     };
-    let breach = Breach::default();
-    let limits = &spec.archive.limits;
     let keep = |entry: &str| spec.archive.keeps(entry);
-    let mut per_entry = |entry: &str, data: &mut dyn Read| each(entry, data, &breach);
+    let how = Unpack {
+        archive: name,
+        limits: spec.archive.limits,
+        breach: Breach::default(),
+        keep: &keep,
+    };
+    let mut per_entry = |entry: &str, data: &mut dyn Read| each(entry, data, &how.breach);
     match kind {
         ArchiveKind::Zip if !codec.encrypted => {
             let chunks = ChunkCursor::new(store.chunks(file, codec, identities)?);
-            archive::zip_entries(chunks, name, limits, &breach, &keep, &mut per_entry)
+            archive::zip_entries(chunks, &how, &mut per_entry)
         }
         _ => {
             // decrypted as it streams (a zip is then spooled to a temporary file)
@@ -152,16 +156,8 @@ pub(crate) fn entries<S: Store>(
             };
             let input = plain.input(store.open(file)?, name, S::NOUN, identities)?;
             let failure = input.failure();
-            archive::entries(
-                kind,
-                Box::new(input),
-                name,
-                limits,
-                &breach,
-                &keep,
-                &mut per_entry,
-            )
-            .map_err(|e| failure.restore(e))
+            archive::entries(kind, Box::new(input), &how, &mut per_entry)
+                .map_err(|e| failure.restore(e))
         }
     }
 }

@@ -191,23 +191,38 @@ fn bad_archive(archive: &str, kind: ArchiveKind, e: impl std::fmt::Display) -> E
     Error::data(format!("`{archive}` is not a readable {kind} archive: {e}")).with("file", archive)
 }
 
+/// How to read one archive: its name (for errors), its limits, where a limit crossed is
+/// recorded, and which entries to read.
+pub struct Unpack<'a> {
+    /// The archive's name in errors.
+    pub archive: &'a str,
+    /// How much it may unpack to.
+    pub limits: Limits,
+    /// Where a limit crossed inside a callback is recorded.
+    pub breach: Breach,
+    /// Whether an entry (by its path in the archive) is read.
+    pub keep: &'a dyn Fn(&str) -> bool,
+}
+
 /// Whether an entry is junk a packer adds (macOS resource forks), never data.
 fn junk(name: &str) -> bool {
     name.starts_with("__MACOSX/") || name.rsplit('/').next().is_some_and(|f| f.starts_with("._"))
 }
 
-/// Calls `each` with the name and bytes of every file entry of the zip `input` (named
-/// `archive` in errors) that `keep` keeps, in the archive's order, within `limits`.
-/// A limit crossed inside `each` surfaces as `each`'s error; pass it through
-/// [`Breach::explain`] (the `breach` given here) to name the limit.
+/// Calls `each` with the name and bytes of every file entry of the zip `input` that
+/// `how` keeps, in the archive's order, within its limits. A limit crossed inside `each`
+/// is `each`'s error; it is explained (named) through `how.breach`.
 pub fn zip_entries<R: Read + Seek>(
     input: R,
-    archive: &str,
-    limits: &Limits,
-    breach: &Breach,
-    keep: &dyn Fn(&str) -> bool,
+    how: &Unpack<'_>,
     each: &mut dyn FnMut(&str, &mut dyn Read) -> Result<Flow>,
 ) -> Result<()> {
+    let Unpack {
+        archive,
+        limits,
+        breach,
+        keep,
+    } = how;
     let mut zip =
         zip::ZipArchive::new(input).map_err(|e| bad_archive(archive, ArchiveKind::Zip, e))?;
     if zip.len() as u64 > limits.entries {
@@ -277,17 +292,20 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// Calls `each` with the name and bytes of every file entry of the tar `input` (gzipped
-/// when `gzip`; named `archive` in errors) that `keep` keeps, in order, within `limits`;
-/// streamed: an entry is read as the archive is.
+/// when `gzip`) that `how` keeps, in order, within its limits; streamed: an entry is read
+/// as the archive is.
 pub fn tar_entries<R: Read>(
     input: R,
     gzip: bool,
-    archive: &str,
-    limits: &Limits,
-    breach: &Breach,
-    keep: &dyn Fn(&str) -> bool,
+    how: &Unpack<'_>,
     each: &mut dyn FnMut(&str, &mut dyn Read) -> Result<Flow>,
 ) -> Result<()> {
+    let Unpack {
+        archive,
+        limits,
+        breach,
+        keep,
+    } = how;
     let kind = if gzip {
         ArchiveKind::TarGz
     } else {
@@ -356,19 +374,13 @@ pub fn tar_entries<R: Read>(
 pub fn entries(
     kind: ArchiveKind,
     input: Box<dyn Read + Send>,
-    archive: &str,
-    limits: &Limits,
-    breach: &Breach,
-    keep: &dyn Fn(&str) -> bool,
+    how: &Unpack<'_>,
     each: &mut dyn FnMut(&str, &mut dyn Read) -> Result<Flow>,
 ) -> Result<()> {
     match kind {
-        ArchiveKind::Zip => {
-            let file = spool(input, archive)?;
-            zip_entries(file, archive, limits, breach, keep, each)
-        }
-        ArchiveKind::TarGz => tar_entries(input, true, archive, limits, breach, keep, each),
-        ArchiveKind::Tar => tar_entries(input, false, archive, limits, breach, keep, each),
+        ArchiveKind::Zip => zip_entries(spool(input, how.archive)?, how, each),
+        ArchiveKind::TarGz => tar_entries(input, true, how, each),
+        ArchiveKind::Tar => tar_entries(input, false, how, each),
     }
 }
 

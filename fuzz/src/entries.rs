@@ -23,7 +23,7 @@ use ferry_core::{Message, Result, Secret};
 use ferry_engine::config::SyncConfig;
 use ferry_engine::receipt::{table_digest, SignedReceipt};
 use ferry_formats::age::{decrypt_reader, Identities};
-use ferry_formats::archive::{tar_entries, zip_entries, Breach, Flow, Limits};
+use ferry_formats::archive::{tar_entries, zip_entries, Breach, Flow, Limits, Unpack};
 use ferry_formats::codec::{
     infer_csv, infer_excel, infer_jsonl, infer_parquet, sheet_names, Bytes, CsvOptions, CsvReader,
     ExcelOptions, ExcelReader, InferOptions, JsonlReader, ParquetReader, Sheet,
@@ -170,7 +170,16 @@ pub fn archive_read(data: &[u8]) -> Result<u64> {
         expanded_bytes: 8 << 20,
         ratio: 100,
     };
-    let breach = Breach::default();
+    let how = Unpack {
+        archive: if f & 1 == 1 {
+            "fuzz.tar.gz"
+        } else {
+            "fuzz.zip"
+        },
+        limits,
+        breach: Breach::default(),
+        keep: &|_| true,
+    };
     let mut total = 0u64;
     let mut each = |_: &str, r: &mut dyn Read| -> Result<Flow> {
         let n = std::io::copy(r, &mut std::io::sink())
@@ -180,24 +189,9 @@ pub fn archive_read(data: &[u8]) -> Result<u64> {
         Ok(Flow::Next)
     };
     if f & 1 == 1 {
-        tar_entries(
-            body,
-            true,
-            "fuzz.tar.gz",
-            &limits,
-            &breach,
-            &|_| true,
-            &mut each,
-        )?;
+        tar_entries(body, true, &how, &mut each)?;
     } else {
-        zip_entries(
-            Cursor::new(body),
-            "fuzz.zip",
-            &limits,
-            &breach,
-            &|_| true,
-            &mut each,
-        )?;
+        zip_entries(Cursor::new(body), &how, &mut each)?;
     }
     Ok(total)
 }

@@ -9,22 +9,10 @@ mod common;
 use std::path::Path;
 
 use common::source;
-use ferry_core::{FerryType, Message, ReadRequest, Rejected, Result, Source};
+use ferry_core::{FerryType, Message, ReadRequest, Result, Source};
 use ferry_testkit::python::{run_python, workbooks};
-use ferry_testkit::{messages, rows, try_messages};
+use ferry_testkit::{messages, rows, split, try_messages};
 use serde_json::json;
-
-fn split(msgs: Vec<Message>) -> (Vec<ferry_core::arrow_array::RecordBatch>, Vec<Rejected>) {
-    let (mut b, mut r) = (Vec::new(), Vec::new());
-    for m in msgs {
-        match m {
-            Message::Batch(x) => b.push(x),
-            Message::Rejected(x) => r.push(x),
-            _ => {}
-        }
-    }
-    (b, r)
-}
 
 async fn types(source: &dyn Source, stream: &str) -> Vec<(String, FerryType)> {
     let catalog = source.discover().await.unwrap();
