@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use ferry_core::{Error, FerryType, Result};
 use ferry_formats::codec::{
-    parse_type_overrides, Compression, CsvOptions, Format, NumberFormat, TextEncoding,
+    parse_type_overrides, CellRange, Compression, CsvOptions, ExcelOptions, Format, NumberFormat,
+    Sheet, TextEncoding,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use crate::after::AfterRead;
 use crate::name_date::NameDate;
 use crate::naming::{is_tsv, stream_name};
+use crate::unpack::{ArchiveLimits, ArchiveSpec};
 
 /// One entry of a source's `streams` list.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -39,6 +41,35 @@ pub struct StreamConfig {
     /// Primary key of this stream (default: the source's `primary_key`).
     #[serde(default)]
     pub primary_key: Option<Vec<String>>,
+    /// The workbook sheet of this stream, by name or one-based position (default: the
+    /// source's `sheet`).
+    #[serde(default)]
+    pub sheet: Option<SheetConfig>,
+}
+
+/// A sheet of a workbook as configured: `sheet = "Orders"` or `sheet = 2`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SheetConfig {
+    /// The one-based position of the sheet.
+    Index(usize),
+    /// The sheet's name.
+    Name(String),
+}
+
+impl SheetConfig {
+    fn sheet(&self) -> Result<Sheet> {
+        match self {
+            SheetConfig::Index(0) => Err(Error::config(
+                "`sheet = 0`: sheets are counted from 1 (`sheet = 1` is the first)",
+            )),
+            SheetConfig::Index(i) => Ok(Sheet::Index(*i)),
+            SheetConfig::Name(n) if n.trim().is_empty() => Err(Error::config(
+                "`sheet` is empty: name a sheet, or give its position",
+            )),
+            SheetConfig::Name(n) => Ok(Sheet::Name(n.clone())),
+        }
+    }
 }
 
 /// The fields every file-like source config has, as the user wrote them.
@@ -82,6 +113,16 @@ pub struct SourceOptions {
     pub name_date_column: Option<String>,
     /// Encoding and CSV dialect.
     pub text: TextOptions,
+    /// Workbooks: the sheet to read (else the first).
+    pub sheet: Option<SheetConfig>,
+    /// Workbooks: the one-based row naming the columns (0: none).
+    pub header_row: Option<u32>,
+    /// Workbooks: the cells to read, `B3:F200`.
+    pub range: Option<String>,
+    /// Archives: the entries to read, `*.csv` (else every entry of a known format).
+    pub inner: Option<String>,
+    /// Archives: how much one may unpack to.
+    pub archive_limits: Option<ArchiveLimits>,
 }
 
 /// How text files are written, beyond delimiter and quote: the encoding, lines around the
@@ -134,6 +175,12 @@ pub struct StreamSpec {
     /// The date column added last (after the file column), holding each row's
     /// `name_date`.
     pub name_date_column: Option<String>,
+    /// How workbooks are read.
+    pub excel: ExcelOptions,
+    /// `sheet = "*"`: a stream per sheet, `<name>_<sheet>` (`excel.sheet` is then unused).
+    pub every_sheet: bool,
+    /// How archives are read.
+    pub archive: ArchiveSpec,
 }
 
 impl SourceOptions {
@@ -180,6 +227,7 @@ impl SourceOptions {
                     compression: None,
                     columns: None,
                     primary_key: None,
+                    sheet: None,
                 }];
                 &single
             }
@@ -191,6 +239,31 @@ impl SourceOptions {
                 }
                 &self.streams
             }
+        };
+        let range = self.range.as_deref().map(CellRange::parse).transpose()?;
+        if let (Some(r), Some(h)) = (range, self.header_row) {
+            if h != 0 && (h - 1 < r.first_row || r.last_row.is_some_and(|l| h - 1 > l)) {
+                return Err(Error::config(format!(
+                    "`header_row = {h}` is outside `range = \"{}\"`: the header must be one of its rows (or 0 for none)",
+                    self.range.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let inner = self
+            .inner
+            .as_deref()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| {
+                    Error::config(format!(
+                        "`inner = \"{p}\"` is not a valid pattern: {}",
+                        e.msg
+                    ))
+                })
+            })
+            .transpose()?;
+        let archive = ArchiveSpec {
+            inner,
+            limits: self.archive_limits.map(Into::into).unwrap_or_default(),
         };
         let mut specs: Vec<StreamSpec> = Vec::new();
         for entry in entries {
@@ -227,6 +300,14 @@ impl SourceOptions {
             let columns =
                 parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
+            let sheet = entry.sheet.as_ref().or(self.sheet.as_ref());
+            let every_sheet = sheet == Some(&SheetConfig::Name("*".into()));
+            let sheet = sheet
+                .filter(|_| !every_sheet)
+                .map(SheetConfig::sheet)
+                .transpose()
+                .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?
+                .unwrap_or_default();
             specs.push(StreamSpec {
                 name,
                 pattern: entry.path.clone(),
@@ -245,6 +326,13 @@ impl SourceOptions {
                 newest_only: self.newest_only,
                 name_date: name_date.clone(),
                 name_date_column: self.name_date_column.clone(),
+                excel: ExcelOptions {
+                    sheet,
+                    header_row: self.header_row,
+                    range,
+                },
+                archive: archive.clone(),
+                every_sheet,
             });
         }
         Ok(specs)

@@ -9,9 +9,9 @@
 //! functions also check a few invariants a reader must keep (e.g. the rows it reports are
 //! the rows it yielded), with `assert!`, so breaking one shows up as a crash.
 //!
-//! Input layout: the CSV, JSON Lines and text targets use the first byte as flags
-//! (delimiter, header, null text; encoding and dialect) and the rest as the file; every other target takes the whole input
-//! as the file.
+//! Input layout: the CSV, JSON Lines, text, Excel and archive targets use the first byte as
+//! flags (delimiter, header, null text; encoding and dialect; the workbook or archive kind)
+//! and the rest as the file; every other target takes the whole input as the file.
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -23,9 +23,11 @@ use ferry_core::{Message, Result, Secret};
 use ferry_engine::config::SyncConfig;
 use ferry_engine::receipt::{table_digest, SignedReceipt};
 use ferry_formats::age::{decrypt_reader, Identities};
+use ferry_formats::archive::{tar_entries, zip_entries, Breach, Flow, Limits, Unpack};
 use ferry_formats::codec::{
-    infer_csv, infer_jsonl, infer_parquet, parse_encoding, sniff_delimiter, Bytes, CsvOptions,
-    CsvReader, DecodeReader, InferOptions, JsonlReader, NumberFormat, ParquetReader,
+    infer_csv, infer_excel, infer_jsonl, infer_parquet, parse_encoding, sheet_names,
+    sniff_delimiter, Bytes, CsvOptions, CsvReader, DecodeReader, ExcelOptions, ExcelReader,
+    InferOptions, JsonlReader, NumberFormat, ParquetReader, Sheet,
 };
 
 /// The X25519 secret key the `age_decrypt` target decrypts with (its seeds are encrypted
@@ -211,6 +213,76 @@ pub fn parquet_read(data: &[u8]) -> Result<u64> {
     }
     assert_eq!(rows, reader.rows(), "Parquet reader's row count is off");
     Ok(rows)
+}
+
+/// A workbook (the first byte picks the kind: bit 0 `.ods`, bit 1 `.xls`, else `.xlsx`;
+/// bit 2 reads without a header; the rest is the file): every sheet, the schema inferred
+/// from each, then every row.
+pub fn excel_read(data: &[u8]) -> Result<u64> {
+    let (f, body) = flags(data);
+    let name = match f & 3 {
+        1 => "fuzz.ods",
+        2 => "fuzz.xls",
+        _ => "fuzz.xlsx",
+    };
+    let sheets = sheet_names(Cursor::new(body), Some(name))?;
+    let mut rows = 0u64;
+    for sheet in sheets.iter().take(4) {
+        let excel = ExcelOptions {
+            sheet: Sheet::Name(sheet.clone()),
+            header_row: (f & 4 != 0).then_some(0),
+            range: None,
+        };
+        let options = InferOptions {
+            sample_rows: SAMPLE,
+            overrides: Vec::new(),
+        };
+        let schema = infer_excel(Cursor::new(body), Some(name), &excel, &options)?;
+        let mut reader =
+            ExcelReader::new(Cursor::new(body), Some(name), schema, &excel)?.with_batch_size(BATCH);
+        let mut n = 0u64;
+        for m in reader.by_ref() {
+            n += count(m?);
+        }
+        assert_eq!(n, reader.rows(), "Excel reader's row count is off");
+        rows += n;
+    }
+    Ok(rows)
+}
+
+/// An archive (the first byte: bit 0 a tar.gz, else a zip; the rest is the file), held to
+/// small limits: every entry read to the end; returns the bytes unpacked.
+pub fn archive_read(data: &[u8]) -> Result<u64> {
+    let (f, body) = flags(data);
+    let limits = Limits {
+        entries: 64,
+        expanded_bytes: 8 << 20,
+        ratio: 100,
+    };
+    let how = Unpack {
+        archive: if f & 1 == 1 {
+            "fuzz.tar.gz"
+        } else {
+            "fuzz.zip"
+        },
+        limits,
+        breach: Breach::default(),
+        keep: &|_| true,
+    };
+    let mut total = 0u64;
+    let mut each = |_: &str, r: &mut dyn Read| -> Result<Flow> {
+        let n = std::io::copy(r, &mut std::io::sink())
+            .map_err(|e| ferry_core::Error::data(format!("cannot read an entry: {e}")))?;
+        total += n;
+        assert!(total <= limits.expanded_bytes, "unpacked past the limit");
+        Ok(Flow::Next)
+    };
+    if f & 1 == 1 {
+        tar_entries(body, true, &how, &mut each)?;
+    } else {
+        zip_entries(Cursor::new(body), &how, &mut each)?;
+    }
+    Ok(total)
 }
 
 /// Rows in a message (and sanity checks on it).

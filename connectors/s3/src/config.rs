@@ -7,7 +7,11 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, AfterRead, SourceOptions, Stream, TextOptions};
+use ferry_filestore::{
+    csv_options, defaults, AfterRead, ArchiveLimits, SheetConfig, SourceOptions, Stream,
+    TextOptions,
+};
+use ferry_formats::archive::ArchiveKind;
 use ferry_formats::codec::{
     detect, Compression, Format, ParquetCompression, ParquetOptions, TextEncoding, WriteOptions,
     DEFAULT_ROW_GROUP_ROWS,
@@ -64,8 +68,9 @@ pub struct S3SourceConfig {
     /// `path`).
     #[serde(default)]
     pub streams: Vec<S3StreamConfig>,
-    /// `csv`, `jsonl` or `parquet` (default: from the key's extension: `.csv`/`.tsv`,
-    /// `.jsonl`/`.ndjson`, `.parquet`/`.pq`, before any `.gz`/`.zst`/`.age`).
+    /// `csv`, `jsonl`, `parquet` or `excel` (default: from the key's extension:
+    /// `.csv`/`.tsv`, `.jsonl`/`.ndjson`, `.parquet`/`.pq`, `.xlsx`/`.xlsm`/`.xlsb`/`.xls`/
+    /// `.ods`, before any `.gz`/`.zst`/`.age`).
     #[serde(default)]
     pub format: Option<Format>,
     /// `none`, `gzip` or `zstd` (default: from each key's extension, `.gz` or `.zst`).
@@ -120,6 +125,34 @@ pub struct S3SourceConfig {
     /// not name a column the objects have.
     #[serde(default)]
     pub file_column: Option<String>,
+    /// Workbooks (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`): the sheet to read, by name
+    /// (`"Orders"`) or one-based position (`2`), or `"*"` for every sheet, each its own
+    /// stream named `<stream>_<sheet>` (`orders_Q1`; characters other than letters, digits
+    /// and `-` become `_`) (default: the first sheet). Several sheets of one workbook may
+    /// also be several `streams`, each with its own `sheet`.
+    #[serde(default)]
+    pub sheet: Option<SheetConfig>,
+    /// Workbooks: the one-based row that names the columns; rows above it are not read
+    /// (default: the first row of `range`, else the sheet's first row with a value; `0`:
+    /// no header, the columns are `column_1`, `column_2` …).
+    #[serde(default)]
+    pub header_row: Option<u32>,
+    /// Workbooks: the block of cells to read, e.g. `"B3:F200"`, or `"B3:F"` down to the
+    /// last row (default: every used cell of the sheet).
+    #[serde(default)]
+    pub range: Option<String>,
+    /// Archives (`.zip`, `.tar.gz`, `.tgz`, `.tar`, under any `.age`): the files inside to
+    /// read, a pattern matched against each entry's path in the archive, where `*` also
+    /// crosses folders, e.g. `"*.csv"` or `"export/orders_*.csv"` (default: every entry
+    /// whose extension names a format; others are skipped). Each is read with the format
+    /// its own name says; rows name it as `drop.zip!orders.csv`.
+    #[serde(default)]
+    pub inner: Option<String>,
+    /// Archives: how much one archive may unpack to before it is refused as a likely zip
+    /// bomb: `{ entries = 10000, expanded_bytes = 17179869184, ratio = 100 }` (the
+    /// defaults; `ratio`: times its compressed size an entry may grow, past its first MiB).
+    #[serde(default)]
+    pub archive_limits: Option<ArchiveLimits>,
     /// The age secret key(s) that decrypt objects ending in `.age`, as a reference:
     /// `"${secret:acme_age_key}"` (default: none; an `.age` object is then an error).
     #[serde(default)]
@@ -417,6 +450,11 @@ impl S3SourceConfig {
                 decimal_separator: self.decimal_separator,
                 thousands_separator: self.thousands_separator,
             },
+            sheet: self.sheet.clone(),
+            header_row: self.header_row,
+            range: self.range.clone(),
+            inner: self.inner.clone(),
+            archive_limits: self.archive_limits,
         }
     }
 
@@ -437,7 +475,9 @@ impl S3SourceConfig {
                 .find(['*', '?', '['])
                 .map_or(pattern, |i| &pattern[..i]);
             let wildcards = literal.len() != pattern.len();
-            if spec.format.is_none() && detect(pattern).format.is_none() && !wildcards {
+            let bare = pattern.strip_suffix(".age").unwrap_or(pattern);
+            let archive = ArchiveKind::of(bare).is_some();
+            if spec.format.is_none() && detect(pattern).format.is_none() && !wildcards && !archive {
                 return Err(Error::config(format!(
                     "stream `{name}`: cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"`, `\"jsonl\"` or `\"parquet\"`"
                 )));
@@ -504,6 +544,9 @@ impl S3SinkConfig {
         }
         if self.sse_kms_key_id.is_some() && self.sse != Some(Sse::Kms) {
             return Err(Error::config("`sse_kms_key_id` needs `sse = \"aws:kms\"`"));
+        }
+        if self.format == Format::Excel {
+            return Err(ferry_formats::codec::excel_not_written());
         }
         let csv = csv_options(self.delimiter, self.quote, self.header, &self.null)?;
         let template = KeyTemplate::parse(&self.key_template)?;

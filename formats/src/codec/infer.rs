@@ -85,6 +85,7 @@ pub fn infer<R: Read>(
         Format::Csv => infer_csv(input, csv, options),
         Format::Jsonl => infer_jsonl_in(input, csv.encoding, options),
         Format::Parquet => Err(super::parquet_needs_random_access()),
+        Format::Excel => Err(super::excel_needs_random_access()),
     }
 }
 
@@ -187,6 +188,30 @@ fn infer_jsonl_in<R: Read>(
         .zip(guesses.iter().map(Guess::resolve))
         .collect();
     apply_overrides(&mut columns, &options.overrides, true)?;
+    Ok(to_schema(columns))
+}
+
+/// Infers a schema from column `names` and rows of text cells (`None`: NULL), as CSV
+/// would: for readers that turn their cells into text first (Excel).
+pub(crate) fn infer_text_rows(
+    names: Vec<String>,
+    rows: impl Iterator<Item = Vec<Option<String>>>,
+    options: &InferOptions,
+) -> Result<SchemaRef> {
+    let mut guesses = vec![Guess::default(); names.len()];
+    for row in rows {
+        for (g, cell) in guesses.iter_mut().zip(&row) {
+            if let Some(s) = cell.as_deref().filter(|s| !s.is_empty()) {
+                g.see(text_kinds(s));
+            }
+        }
+    }
+    let mut columns: Vec<(String, FerryType)> = names
+        .into_iter()
+        .zip(guesses.iter().map(Guess::resolve))
+        .collect();
+    let may_add = columns.is_empty();
+    apply_overrides(&mut columns, &options.overrides, may_add)?;
     Ok(to_schema(columns))
 }
 
