@@ -24,6 +24,8 @@ mod helpers;
 mod run;
 #[cfg(feature = "s3")]
 pub mod s3_server;
+#[cfg(feature = "sftp")]
+pub mod sftp_server;
 pub mod sql;
 
 use std::collections::BTreeMap;
