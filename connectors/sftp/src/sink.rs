@@ -87,7 +87,7 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// Creates `dir` and its missing parents.
-fn make_dir(server: &Server, sftp: &Sftp, dir: &str) -> Result<()> {
+pub(crate) fn make_dir(server: &Server, sftp: &Sftp, dir: &str) -> Result<()> {
     if dir == "." || dir == "/" || sftp.stat(Path::new(dir)).is_ok() {
         return Ok(());
     }

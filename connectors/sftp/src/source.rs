@@ -187,6 +187,79 @@ impl Remote {
     }
 }
 
+// What happens to a file once its rows are committed (`after_read`): the storage layer's
+// `Store::rename`/`remove`/`archived`, kept inherent here until the trait has them.
+#[cfg_attr(not(test), allow(dead_code))]
+impl Remote {
+    /// Refuses to move or delete a file that changed since it was listed (and read): its
+    /// new rows were not read, and the next run reads it again as it is left in place.
+    fn unchanged(&self, entry: &Entry) -> Result<()> {
+        let path = &entry.file.path;
+        let stat = self
+            .shared
+            .with(|sftp| sftp.stat(Path::new(path)))?
+            .map_err(|e| self.server().error(e, &format!("cannot read the details of `{path}`")))?;
+        if stat.size != Some(entry.file.size) || stat.mtime.unwrap_or(0) != entry.file.mtime {
+            return Err(Error::data(format!(
+                "`{path}` changed on {} since it was read (now {} bytes, modified again): it is left in place and read again next run",
+                self.server().url(),
+                stat.size.unwrap_or(0)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Moves a file that was read to `to` (a path as [`Listed::name`] gives them),
+    /// making folders as needed. Never replaces a file: `Ok(false)` when `to` exists
+    /// (SFTP's rename refuses an existing target, so this holds even in a race).
+    pub(crate) fn rename(&self, entry: &Entry, to: &str) -> Result<bool> {
+        let exists = self.shared.with(|sftp| sftp.lstat(Path::new(to)))?;
+        if exists.is_ok() {
+            return Ok(false);
+        }
+        self.unchanged(entry)?;
+        let conn = self.shared.conn()?;
+        if let Some((dir, _)) = to.rsplit_once('/') {
+            crate::sink::make_dir(self.server(), &conn.sftp, if dir.is_empty() { "/" } else { dir })?;
+        }
+        let from = &entry.file.path;
+        match conn.sftp.rename(Path::new(from), Path::new(to), None) {
+            Ok(()) => Ok(true),
+            Err(_) if conn.sftp.lstat(Path::new(to)).is_ok() => Ok(false),
+            Err(e) => Err(self
+                .server()
+                .error(e, &format!("cannot move `{from}` to `{to}`"))),
+        }
+    }
+
+    /// Deletes a file that was read (refused when it changed since it was listed).
+    pub(crate) fn remove(&self, entry: &Entry) -> Result<()> {
+        self.unchanged(entry)?;
+        let path = &entry.file.path;
+        self.shared
+            .with(|sftp| sftp.unlink(Path::new(path)))?
+            .map_err(|e| self.server().error(e, &format!("cannot delete `{path}`")))
+    }
+
+    /// The files of the archive folder `folder` (ending in `/`) that match the stream's
+    /// pattern below its root.
+    pub(crate) fn archived(&self, stream: &Stream<Pattern>, folder: &str) -> Result<Vec<Entry>> {
+        let pattern = &stream.spec.pattern;
+        let root = &stream.place.root;
+        let below = match root.as_str() {
+            "." => pattern.as_str(),
+            r => pattern
+                .strip_prefix(r)
+                .map_or(pattern.as_str(), |p| p.trim_start_matches('/')),
+        };
+        let place = Pattern::new(&format!("{folder}{below}"))?;
+        let mut out = Vec::new();
+        self.walk(&place, &place.root, place.depth, &mut out)?;
+        out.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+        Ok(out)
+    }
+}
+
 fn is_link(stat: &FileStat) -> bool {
     stat.perm.is_some_and(|p| p & 0o170000 == 0o120000)
 }
@@ -262,5 +335,137 @@ impl Store for Remote {
 
     fn max_footers(&self) -> usize {
         1000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use ferry_testkit::sftp_server::{SftpServer, PASSWORD, USER};
+
+    use super::*;
+
+    fn remote(server: &SftpServer, paths: &[&str]) -> (Remote, Vec<Stream<Pattern>>) {
+        let mut toml = format!(
+            "host = \"127.0.0.1\"\nport = {}\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\nhost_key = \"{}\"\nstreams = [",
+            server.port(),
+            server.host_key()
+        );
+        for (i, p) in paths.iter().enumerate() {
+            toml.push_str(&format!("{{ name = \"s{i}\", path = \"{p}\" }},"));
+        }
+        toml.push_str("]\nformat = \"csv\"\n");
+        let config: SftpSourceConfig = ferry_core::ConfigNode::from_toml(&toml, ".")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let streams = config
+            .specs()
+            .unwrap()
+            .into_iter()
+            .map(|spec| {
+                let place = Pattern::new(&spec.pattern).unwrap();
+                Stream { spec, place }
+            })
+            .collect();
+        let shared = Arc::new(Shared::new(config.server(Path::new(".")).unwrap()));
+        (Remote { shared }, streams)
+    }
+
+    fn names(remote: &Remote, stream: &Stream<Pattern>) -> Vec<String> {
+        match remote.list(stream).unwrap() {
+            Listing::Whole(v) => v.into_iter().map(|e| e.file.path).collect(),
+            Listing::Pages(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn patterns_list_the_files_they_name_and_say_why_when_none() {
+        let server = SftpServer::start();
+        for f in ["in/a.csv", "in/b.csv", "in/.hidden.csv", "in/sub/c.csv", "in/sub/deep/d.csv", "other/x.csv"] {
+            server.put(f, b"id\n1\n");
+        }
+        let abs = format!("{}/in/*.csv", server.root().display());
+        let (r, s) = remote(
+            &server,
+            &["in/*.csv", "in/**/*.csv", "in/*/c.csv", "in/b.csv", &abs, "nope/*.csv", "in/z*.csv"],
+        );
+        assert_eq!(names(&r, &s[0]), ["in/a.csv", "in/b.csv"]);
+        assert_eq!(
+            names(&r, &s[1]),
+            ["in/a.csv", "in/b.csv", "in/sub/c.csv", "in/sub/deep/d.csv"]
+        );
+        assert_eq!(names(&r, &s[2]), ["in/sub/c.csv"]);
+        assert_eq!(names(&r, &s[3]), ["in/b.csv"]);
+        let root = server.root().display().to_string();
+        assert_eq!(names(&r, &s[4]), [format!("{root}/in/a.csv"), format!("{root}/in/b.csv")]);
+        assert!(names(&r, &s[5]).is_empty());
+        let e = r.nothing_found(&s[5]).to_string();
+        assert!(e.contains("no such folder `nope`"), "{e}");
+        let e = r.nothing_found(&s[6]).to_string();
+        assert!(e.contains("no file matches `in/z*.csv` on sftp://127.0.0.1:"), "{e}");
+    }
+
+    #[test]
+    fn read_files_are_archived_or_deleted_only_when_unchanged() {
+        let server = SftpServer::start();
+        server.put("in/a.csv", b"id\n1\n");
+        server.put("in/b.csv", b"id\n2\n");
+        server.put("in/c.csv", b"id\n3\n");
+        server.put("in/archive/b.csv", b"id\n9\n");
+        let (r, s) = remote(&server, &["in/*.csv"]);
+        let listed = match r.list(&s[0]).unwrap() {
+            Listing::Whole(v) => v,
+            Listing::Pages(_) => unreachable!(),
+        };
+        // moved, folders made
+        assert!(r.rename(&listed[0], "in/archive/2026/a.csv").unwrap());
+        assert!(server.root().join("in/archive/2026/a.csv").exists());
+        assert!(!server.root().join("in/a.csv").exists());
+        // never over an existing file
+        assert!(!r.rename(&listed[1], "in/archive/b.csv").unwrap());
+        assert_eq!(std::fs::read(server.root().join("in/archive/b.csv")).unwrap(), b"id\n9\n");
+        assert_eq!(
+            names(&r, &s[0]),
+            ["in/b.csv", "in/c.csv"],
+            "the archive folder is not part of the stream"
+        );
+        assert_eq!(
+            r.archived(&s[0], "in/archive/").unwrap().iter().map(|e| e.file.path.as_str()).collect::<Vec<_>>(),
+            ["in/archive/b.csv"]
+        );
+        // a file that grew since it was read stays
+        std::fs::write(server.root().join("in/c.csv"), b"id\n3\n4\n").unwrap();
+        let e = r.remove(&listed[2]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DataInvalid);
+        assert!(e.to_string().contains("`in/c.csv` changed"), "{e}");
+        assert!(server.root().join("in/c.csv").exists());
+        r.remove(&listed[1]).unwrap();
+        assert!(!server.root().join("in/b.csv").exists());
+    }
+
+    #[test]
+    fn a_folder_the_user_may_not_enter_is_permission_denied_naming_it() {
+        let server = SftpServer::start();
+        server.put("in/a.csv", b"id\n1\n");
+        // owned by root, closed to everyone else
+        let locked = server.root().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::write(locked.join("x.csv"), b"id\n1\n").unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (r, s) = remote(&server, &["in/*.csv", "locked/*.csv"]);
+        let e = r.list(&s[1]).err().expect("refused");
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains("cannot list the folder `locked`"), "{e}");
+        // the archive folder
+        let listed = match r.list(&s[0]).unwrap() {
+            Listing::Whole(v) => v,
+            Listing::Pages(_) => unreachable!(),
+        };
+        let e = r.rename(&listed[0], "locked/archive/a.csv").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains("locked/archive"), "{e}");
+        assert!(server.root().join("in/a.csv").exists(), "the file stays");
     }
 }
