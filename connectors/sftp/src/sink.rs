@@ -192,7 +192,13 @@ impl Sink for SftpSink {
         if output.kind != KIND {
             return Ok(None);
         }
-        let Some(want) = output.sha256.clone() else {
+        // bare hex from `ferry verify` (older receipts), or `sha256:<hex>`
+        let want = output.sha256.as_deref().map(|d| {
+            d.strip_prefix(ferry_formats::digest::FILE_PREFIX)
+                .unwrap_or(d)
+                .to_string()
+        });
+        let Some(want) = want else {
             return Ok(Some(Verdict::Unverifiable(
                 "the receipt has no digest for it".into(),
             )));
