@@ -324,27 +324,11 @@ impl Upload {
         };
         let hashed = finish_delivery(inner).map_err(upload_failed)?;
         let (digest, bytes) = (hashed.digest(), hashed.bytes());
-        let mut file = hashed
+        let file = hashed
             .into_inner()
             .into_inner()
             .map_err(|e| upload_failed(Error::io(e.into_error(), "cannot write", temp)))?;
-        match file.fsync() {
-            // a server without fsync@openssh.com: closing is all it offers
-            Err(e) if matches!(e.code(), ErrorCode::SFTP(8)) || e.code() == ErrorCode::Session(-31) => {}
-            r => r.map_err(|e| server.error(e, &format!("cannot fsync `{temp}`")))?,
-        }
-        file.close()
-            .map_err(|e| server.error(e, &format!("cannot close `{temp}`")))?;
-        drop(file);
-        let (sftp, target_path) = (&conn.sftp, Path::new(target));
-        if sftp.lstat(target_path).is_ok() {
-            sftp.unlink(target_path).map_err(|e| {
-                server.error(e, &format!("cannot replace the earlier delivery `{target}`"))
-            })?;
-        }
-        sftp.rename(Path::new(temp), target_path, None).map_err(|e| {
-            server.error(e, &format!("cannot move the finished `{temp}` to `{target}`"))
-        })?;
+        publish(file, conn, server, temp, target)?;
         Ok((digest, bytes))
     }
 }
@@ -412,6 +396,29 @@ impl StreamWriter for Upload {
         })
         .await
     }
+}
+
+/// Makes a finished temp file durable (`fsync@openssh.com` where the server has it),
+/// closes it, and moves it to its final name (removing an earlier delivery first: SFTP v3
+/// renames only to a free name).
+pub(crate) fn publish(mut file: File, conn: &Conn, server: &Server, temp: &str, target: &str) -> Result<()> {
+    match file.fsync() {
+        // a server without fsync@openssh.com: closing is all it offers
+        Err(e) if matches!(e.code(), ErrorCode::SFTP(8) | ErrorCode::Session(-31)) => {}
+        r => r.map_err(|e| server.error(e, &format!("cannot fsync `{temp}`")))?,
+    }
+    file.close()
+        .map_err(|e| server.error(e, &format!("cannot close `{temp}`")))?;
+    drop(file);
+    let (sftp, target_path) = (&conn.sftp, Path::new(target));
+    if sftp.lstat(target_path).is_ok() {
+        sftp.unlink(target_path).map_err(|e| {
+            server.error(e, &format!("cannot replace the earlier delivery `{target}`"))
+        })?;
+    }
+    sftp.rename(Path::new(temp), target_path, None).map_err(|e| {
+        server.error(e, &format!("cannot move the finished `{temp}` to `{target}`"))
+    })
 }
 
 /// Removes a temp file, on a new session when the writer's broke (best effort: a temp
