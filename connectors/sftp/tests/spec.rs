@@ -16,7 +16,7 @@ fn the_config_documents_itself_and_offers_no_way_around_the_host_key() {
         let props = spec[side]["properties"].as_object().unwrap();
         for secret in ["password", "private_key", "private_key_passphrase"] {
             let text = props[secret].to_string();
-            assert!(text.contains("${secret:"), "{side}.{secret} is written as a reference: {text}");
+            assert!(text.contains("#/$defs/Secret"), "{side}.{secret} is a Secret: {text}");
         }
         for name in props.keys() {
             let n = name.to_ascii_lowercase();
