@@ -58,7 +58,10 @@ fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
     let tmp = with_config(&sync_toml(&server, server.host_key(), &recipient));
     let dir = tmp.path();
     copy_from_repo("examples/quickstart/customers.csv", dir, "local.csv");
-    for (name, value) in [("acme_sftp_password", PASSWORD), ("acme_sftp_key", key.private.as_str())] {
+    for (name, value) in [
+        ("acme_sftp_password", PASSWORD),
+        ("acme_sftp_key", key.private.as_str()),
+    ] {
         let o = ferry(dir, &["secrets", "set", name], Some(value));
         assert!(o.status.success(), "{}", out(&o));
     }
@@ -93,14 +96,36 @@ fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
     let receipt = only_receipt(dir);
     let r = receipt.to_str().unwrap();
     let text = std::fs::read_to_string(&receipt).unwrap();
-    assert!(text.contains(&format!("sftp://127.0.0.1:{}/incoming/customers.csv.age", server.port())), "{text}");
-    let o = ferry(dir, &["verify", r, "--pubkey", &public, "-c", "sync.toml"], None);
+    assert!(
+        text.contains(&format!(
+            "sftp://127.0.0.1:{}/incoming/customers.csv.age",
+            server.port()
+        )),
+        "{text}"
+    );
+    let o = ferry(
+        dir,
+        &["verify", r, "--pubkey", &public, "-c", "sync.toml"],
+        None,
+    );
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("ok         sftp sftp://"), "{}", out(&o));
     std::fs::write(incoming.join("customers.csv.age"), b"tampered").unwrap();
-    let o = ferry(dir, &["verify", r, "--pubkey", &public, "-c", "sync.toml"], None);
-    assert!(!o.status.success(), "a changed delivery must not verify: {}", out(&o));
-    assert!(out(&o).contains("CHANGED") || out(&o).to_lowercase().contains("changed"), "{}", out(&o));
+    let o = ferry(
+        dir,
+        &["verify", r, "--pubkey", &public, "-c", "sync.toml"],
+        None,
+    );
+    assert!(
+        !o.status.success(),
+        "a changed delivery must not verify: {}",
+        out(&o)
+    );
+    assert!(
+        out(&o).contains("CHANGED") || out(&o).to_lowercase().contains("changed"),
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]
@@ -111,14 +136,25 @@ fn a_wrong_host_key_stops_the_run_naming_the_presented_fingerprint() {
     let (_, recipient) = ferry_formats::age::generate_identity();
     let tmp = with_config(&sync_toml(&server, other.host_key(), &recipient));
     let dir = tmp.path();
-    let o = ferry(dir, &["secrets", "set", "acme_sftp_password"], Some(PASSWORD));
+    let o = ferry(
+        dir,
+        &["secrets", "set", "acme_sftp_password"],
+        Some(PASSWORD),
+    );
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(dir, &["secrets", "set", "acme_sftp_key"], Some("unused"));
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(dir, &["sync"], None);
     assert!(!o.status.success());
     let text = out(&o);
-    assert!(text.contains("presented host key ssh-ed25519 SHA256:"), "{text}");
+    assert!(
+        text.contains("presented host key ssh-ed25519 SHA256:"),
+        "{text}"
+    );
     assert!(!text.contains(PASSWORD), "{text}");
-    assert!(!server.log().contains("password for"), "no credential was sent: {}", server.log());
+    assert!(
+        !server.log().contains("password for"),
+        "no credential was sent: {}",
+        server.log()
+    );
 }

@@ -132,10 +132,23 @@ impl SftpServer {
         give_to_user(&root);
         let host_key = dir.path().join("host_ed25519");
         run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "ferry-test-host", "-f"])
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "ferry-test-host",
+                "-f",
+            ])
             .arg(&host_key));
         let public = std::fs::read_to_string(host_key.with_extension("pub")).expect("host key");
-        let public = public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let public = public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         std::fs::write(dir.path().join("authorized_keys"), "").expect("authorized_keys");
         for _ in 0..5 {
             let port = free_port();

@@ -103,7 +103,11 @@ async fn main() {
     let key = server.user_key(KeyKind::Ed25519, "");
     let key_file = local.path().join("id_ed25519");
     std::fs::write(&key_file, &key.private).unwrap();
-    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let known_hosts = local.path().join("known_hosts");
     std::fs::write(&known_hosts, server.known_hosts_line() + "\n").unwrap();
     let login = format!(
@@ -122,20 +126,33 @@ async fn main() {
         "file: {:.0} MiB CSV, {rows} rows, on a real sshd over loopback",
         size as f64 / (1 << 20) as f64
     );
-    println!(
-        "{:<40} {:>10} {:>10}",
-        "", "MiB/s", "seconds"
-    );
+    println!("{:<40} {:>10} {:>10}", "", "MiB/s", "seconds");
 
     // download: bytes only
     let start = Instant::now();
-    let n = ferry_connector_sftp::bench::download(&login, "bench/big/data.csv", &mut std::io::sink())
-        .unwrap();
+    let n =
+        ferry_connector_sftp::bench::download(&login, "bench/big/data.csv", &mut std::io::sink())
+            .unwrap();
     assert_eq!(n, size);
     let ferry_down = start.elapsed().as_secs_f64();
-    let cli_down = sftp_cli(&server, &key_file, &known_hosts, "get bench/big/data.csv /dev/null\n");
-    println!("{:<40} {:>10.1} {:>10.2}", "download, Ferry (libssh2)", mbps(size, ferry_down), ferry_down);
-    println!("{:<40} {:>10.1} {:>10.2}", "download, OpenSSH sftp client", mbps(size, cli_down), cli_down);
+    let cli_down = sftp_cli(
+        &server,
+        &key_file,
+        &known_hosts,
+        "get bench/big/data.csv /dev/null\n",
+    );
+    println!(
+        "{:<40} {:>10.1} {:>10.2}",
+        "download, Ferry (libssh2)",
+        mbps(size, ferry_down),
+        ferry_down
+    );
+    println!(
+        "{:<40} {:>10.1} {:>10.2}",
+        "download, OpenSSH sftp client",
+        mbps(size, cli_down),
+        cli_down
+    );
 
     // upload: the same file back, under a temp name then renamed
     let start = Instant::now();
@@ -143,23 +160,44 @@ async fn main() {
     let n = ferry_connector_sftp::bench::upload(&login, "bench/up_ferry.csv", &mut input).unwrap();
     assert_eq!(n, size);
     let ferry_up = start.elapsed().as_secs_f64();
-    assert_eq!(std::fs::metadata(server.root().join("bench/up_ferry.csv")).unwrap().len(), size);
+    assert_eq!(
+        std::fs::metadata(server.root().join("bench/up_ferry.csv"))
+            .unwrap()
+            .len(),
+        size
+    );
     let cli_up = sftp_cli(
         &server,
         &key_file,
         &known_hosts,
         &format!("put {} bench/up_cli.csv\n", big.display()),
     );
-    println!("{:<40} {:>10.1} {:>10.2}", "upload, Ferry (temp name + rename)", mbps(size, ferry_up), ferry_up);
-    println!("{:<40} {:>10.1} {:>10.2}", "upload, OpenSSH sftp client", mbps(size, cli_up), cli_up);
+    println!(
+        "{:<40} {:>10.1} {:>10.2}",
+        "upload, Ferry (temp name + rename)",
+        mbps(size, ferry_up),
+        ferry_up
+    );
+    println!(
+        "{:<40} {:>10.1} {:>10.2}",
+        "upload, OpenSSH sftp client",
+        mbps(size, cli_up),
+        cli_up
+    );
     let _ = std::fs::remove_file(server.root().join("bench/up_ferry.csv"));
     let _ = std::fs::remove_file(server.root().join("bench/up_cli.csv"));
 
     // the source end to end (CSV parsed to batches), and its peak memory
     let rss_start = peak_rss_mib();
-    let (small_rows, _) = read_rows(&format!("{login}path = \"bench/small/data.csv\"\nstream = \"data\"\n")).await;
+    let (small_rows, _) = read_rows(&format!(
+        "{login}path = \"bench/small/data.csv\"\nstream = \"data\"\n"
+    ))
+    .await;
     let rss_small = peak_rss_mib();
-    let (read, secs) = read_rows(&format!("{login}path = \"bench/big/data.csv\"\nstream = \"data\"\n")).await;
+    let (read, secs) = read_rows(&format!(
+        "{login}path = \"bench/big/data.csv\"\nstream = \"data\"\n"
+    ))
+    .await;
     let rss_big = peak_rss_mib();
     assert_eq!(read, rows);
     println!(

@@ -241,7 +241,9 @@ impl Login<'_> {
             return Err(Error::config("`host` (the SFTP server) is empty"));
         }
         if self.user.trim().is_empty() {
-            return Err(Error::config("`user` (who logs in to the SFTP server) is empty"));
+            return Err(Error::config(
+                "`user` (who logs in to the SFTP server) is empty",
+            ));
         }
         if self.password.is_none() && self.private_key.is_none() {
             return Err(Error::config(
@@ -256,7 +258,11 @@ impl Login<'_> {
         if self.timeout_secs == 0 {
             return Err(Error::config("`timeout_secs` must be at least 1"));
         }
-        let pin = Pin::new(self.host_key.as_deref(), self.known_hosts.as_deref(), base_dir)?;
+        let pin = Pin::new(
+            self.host_key.as_deref(),
+            self.known_hosts.as_deref(),
+            base_dir,
+        )?;
         Ok(Server {
             host: host.to_string(),
             port: self.port,

@@ -227,7 +227,8 @@ fn hashed_match(field: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPPkE/MLP/3h0QPTeY1ZkAhn8kLOMPHpBYc2f6FspVkm";
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPPkE/MLP/3h0QPTeY1ZkAhn8kLOMPHpBYc2f6FspVkm";
 
     #[test]
     fn fingerprints_are_as_ssh_keygen_prints_them() {
@@ -238,7 +239,11 @@ mod tests {
             "SHA256:2zWBx8yualCi0B5jpnApy/ZW1y6vlBuTPGiZZuuzISI"
         );
         assert_eq!(k.algorithm, "ssh-ed25519");
-        let e = HostKey::parse("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIPPkE/MLP/3h0QPTeY1ZkAhn8kLOMPHpBYc2f6FspVkm", "`host_key`").unwrap_err();
+        let e = HostKey::parse(
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIPPkE/MLP/3h0QPTeY1ZkAhn8kLOMPHpBYc2f6FspVkm",
+            "`host_key`",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("labelled `ssh-rsa`"), "{e}");
         assert!(HostKey::parse("AAAA", "k").is_err());
     }

@@ -144,10 +144,10 @@ impl RemoteFile {
 
     fn handle_at(&self, start: u64) -> ParquetResult<File> {
         let mut f = self.conn.sftp.open(&self.sftp_path).map_err(|e| {
-            ParquetError::External(Box::new(self.server.error(
-                e,
-                &format!("cannot open `{}`", self.sftp_path.display()),
-            )))
+            ParquetError::External(Box::new(
+                self.server
+                    .error(e, &format!("cannot open `{}`", self.sftp_path.display())),
+            ))
         })?;
         f.seek(SeekFrom::Start(start))
             .map_err(|e| ParquetError::External(Box::new(e)))?;
@@ -177,7 +177,10 @@ impl ChunkReader for RemoteFile {
     type T = BufReader<File>;
 
     fn get_read(&self, start: u64) -> ParquetResult<Self::T> {
-        Ok(BufReader::with_capacity(READ_BUFFER, self.handle_at(start)?))
+        Ok(BufReader::with_capacity(
+            READ_BUFFER,
+            self.handle_at(start)?,
+        ))
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> ParquetResult<Bytes> {

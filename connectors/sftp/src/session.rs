@@ -223,7 +223,10 @@ impl Shared {
     }
 
     /// Runs `f` on the kept session; a broken link is retried once on a new one.
-    pub fn with<T>(&self, mut f: impl FnMut(&Sftp) -> std::result::Result<T, ssh2::Error>) -> Result<std::result::Result<T, ssh2::Error>> {
+    pub fn with<T>(
+        &self,
+        mut f: impl FnMut(&Sftp) -> std::result::Result<T, ssh2::Error>,
+    ) -> Result<std::result::Result<T, ssh2::Error>> {
         let conn = self.conn()?;
         match f(&conn.sftp) {
             Err(e) if is_link(&e) => {

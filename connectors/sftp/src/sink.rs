@@ -134,7 +134,10 @@ fn check_dir(server: &Server, sftp: &Sftp, dir: &str) -> Result<()> {
             ErrorKind::PermissionDenied,
             format!("cannot write in `{at}` on {}: {why}", server.url()),
         )
-        .with("hint", "the user needs write permission on the output folder")
+        .with(
+            "hint",
+            "the user needs write permission on the output folder",
+        )
     })
 }
 
@@ -171,8 +174,10 @@ impl Sink for SftpSink {
             self.dir.clone(),
             self.layout.clone(),
         );
-        let writer = blocking("sftp", move || Upload::start(server, dir, name, &layout, request))
-            .await?;
+        let writer = blocking("sftp", move || {
+            Upload::start(server, dir, name, &layout, request)
+        })
+        .await?;
         Ok(Box::new(writer))
     }
 
@@ -319,7 +324,11 @@ impl Upload {
         let upload_failed = |e: Error| {
             Error::new(
                 e.kind(),
-                format!("uploading `{temp}` to {} failed: {}", server.url(), e.message()),
+                format!(
+                    "uploading `{temp}` to {} failed: {}",
+                    server.url(),
+                    e.message()
+                ),
             )
         };
         let hashed = finish_delivery(inner).map_err(upload_failed)?;
@@ -401,7 +410,13 @@ impl StreamWriter for Upload {
 /// Makes a finished temp file durable (`fsync@openssh.com` where the server has it),
 /// closes it, and moves it to its final name (removing an earlier delivery first: SFTP v3
 /// renames only to a free name).
-pub(crate) fn publish(mut file: File, conn: &Conn, server: &Server, temp: &str, target: &str) -> Result<()> {
+pub(crate) fn publish(
+    mut file: File,
+    conn: &Conn,
+    server: &Server,
+    temp: &str,
+    target: &str,
+) -> Result<()> {
     match file.fsync() {
         // a server without fsync@openssh.com: closing is all it offers
         Err(e) if matches!(e.code(), ErrorCode::SFTP(8) | ErrorCode::Session(-31)) => {}
@@ -413,12 +428,19 @@ pub(crate) fn publish(mut file: File, conn: &Conn, server: &Server, temp: &str, 
     let (sftp, target_path) = (&conn.sftp, Path::new(target));
     if sftp.lstat(target_path).is_ok() {
         sftp.unlink(target_path).map_err(|e| {
-            server.error(e, &format!("cannot replace the earlier delivery `{target}`"))
+            server.error(
+                e,
+                &format!("cannot replace the earlier delivery `{target}`"),
+            )
         })?;
     }
-    sftp.rename(Path::new(temp), target_path, None).map_err(|e| {
-        server.error(e, &format!("cannot move the finished `{temp}` to `{target}`"))
-    })
+    sftp.rename(Path::new(temp), target_path, None)
+        .map_err(|e| {
+            server.error(
+                e,
+                &format!("cannot move the finished `{temp}` to `{target}`"),
+            )
+        })
 }
 
 /// Removes a temp file, on a new session when the writer's broke (best effort: a temp

@@ -75,7 +75,9 @@ impl Pattern {
             .position(|p| has_wildcards(p))
             .unwrap_or(parts.len() - 1);
         if parts.last().is_none_or(|p| p.is_empty()) {
-            return Err(invalid("it names a folder; add a file pattern such as `/*.csv`"));
+            return Err(invalid(
+                "it names a folder; add a file pattern such as `/*.csv`",
+            ));
         }
         let root = match parts[..literal].join("/") {
             r if r.is_empty() && pattern.starts_with('/') => "/".to_string(),
@@ -140,10 +142,14 @@ impl Remote {
     }
 
     /// Every file under `dir` the pattern can reach, `depth` folders deep.
-    fn walk(&self, place: &Pattern, dir: &str, depth: Option<usize>, out: &mut Vec<Entry>) -> Result<()> {
-        let listed = self
-            .shared
-            .with(|sftp| sftp.readdir(Path::new(dir)))?;
+    fn walk(
+        &self,
+        place: &Pattern,
+        dir: &str,
+        depth: Option<usize>,
+        out: &mut Vec<Entry>,
+    ) -> Result<()> {
+        let listed = self.shared.with(|sftp| sftp.readdir(Path::new(dir)))?;
         let listed = match listed {
             Ok(l) => l,
             // a folder that is not there holds nothing; `nothing_found` says why
@@ -198,7 +204,10 @@ impl Remote {
         let stat = self
             .shared
             .with(|sftp| sftp.stat(Path::new(path)))?
-            .map_err(|e| self.server().error(e, &format!("cannot read the details of `{path}`")))?;
+            .map_err(|e| {
+                self.server()
+                    .error(e, &format!("cannot read the details of `{path}`"))
+            })?;
         if stat.size != Some(entry.file.size) || stat.mtime.unwrap_or(0) != entry.file.mtime {
             return Err(Error::data(format!(
                 "`{path}` changed on {} since it was read (now {} bytes, modified again): it is left in place and read again next run",
@@ -220,7 +229,11 @@ impl Remote {
         self.unchanged(entry)?;
         let conn = self.shared.conn()?;
         if let Some((dir, _)) = to.rsplit_once('/') {
-            crate::sink::make_dir(self.server(), &conn.sftp, if dir.is_empty() { "/" } else { dir })?;
+            crate::sink::make_dir(
+                self.server(),
+                &conn.sftp,
+                if dir.is_empty() { "/" } else { dir },
+            )?;
         }
         let from = &entry.file.path;
         match conn.sftp.rename(Path::new(from), Path::new(to), None) {
@@ -284,9 +297,7 @@ impl Store for Remote {
     fn nothing_found(&self, stream: &Stream<Pattern>) -> Error {
         let (spec, place) = (&stream.spec, &stream.place);
         let url = self.server().url();
-        let root = self
-            .shared
-            .with(|sftp| sftp.stat(Path::new(&place.root)));
+        let root = self.shared.with(|sftp| sftp.stat(Path::new(&place.root)));
         let msg = match root {
             Ok(Err(e)) if e.code() == ErrorCode::SFTP(2) => format!(
                 "no such folder `{}` on {url} (from `path = \"{}\"`)",
@@ -383,13 +394,28 @@ mod tests {
     #[test]
     fn patterns_list_the_files_they_name_and_say_why_when_none() {
         let server = SftpServer::start();
-        for f in ["in/a.csv", "in/b.csv", "in/.hidden.csv", "in/sub/c.csv", "in/sub/deep/d.csv", "other/x.csv"] {
+        for f in [
+            "in/a.csv",
+            "in/b.csv",
+            "in/.hidden.csv",
+            "in/sub/c.csv",
+            "in/sub/deep/d.csv",
+            "other/x.csv",
+        ] {
             server.put(f, b"id\n1\n");
         }
         let abs = format!("{}/in/*.csv", server.root().display());
         let (r, s) = remote(
             &server,
-            &["in/*.csv", "in/**/*.csv", "in/*/c.csv", "in/b.csv", &abs, "nope/*.csv", "in/z*.csv"],
+            &[
+                "in/*.csv",
+                "in/**/*.csv",
+                "in/*/c.csv",
+                "in/b.csv",
+                &abs,
+                "nope/*.csv",
+                "in/z*.csv",
+            ],
         );
         assert_eq!(names(&r, &s[0]), ["in/a.csv", "in/b.csv"]);
         assert_eq!(
@@ -399,12 +425,18 @@ mod tests {
         assert_eq!(names(&r, &s[2]), ["in/sub/c.csv"]);
         assert_eq!(names(&r, &s[3]), ["in/b.csv"]);
         let root = server.root().display().to_string();
-        assert_eq!(names(&r, &s[4]), [format!("{root}/in/a.csv"), format!("{root}/in/b.csv")]);
+        assert_eq!(
+            names(&r, &s[4]),
+            [format!("{root}/in/a.csv"), format!("{root}/in/b.csv")]
+        );
         assert!(names(&r, &s[5]).is_empty());
         let e = r.nothing_found(&s[5]).to_string();
         assert!(e.contains("no such folder `nope`"), "{e}");
         let e = r.nothing_found(&s[6]).to_string();
-        assert!(e.contains("no file matches `in/z*.csv` on sftp://127.0.0.1:"), "{e}");
+        assert!(
+            e.contains("no file matches `in/z*.csv` on sftp://127.0.0.1:"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -425,14 +457,21 @@ mod tests {
         assert!(!server.root().join("in/a.csv").exists());
         // never over an existing file
         assert!(!r.rename(&listed[1], "in/archive/b.csv").unwrap());
-        assert_eq!(std::fs::read(server.root().join("in/archive/b.csv")).unwrap(), b"id\n9\n");
+        assert_eq!(
+            std::fs::read(server.root().join("in/archive/b.csv")).unwrap(),
+            b"id\n9\n"
+        );
         assert_eq!(
             names(&r, &s[0]),
             ["in/b.csv", "in/c.csv"],
             "the archive folder is not part of the stream"
         );
         assert_eq!(
-            r.archived(&s[0], "in/archive/").unwrap().iter().map(|e| e.file.path.as_str()).collect::<Vec<_>>(),
+            r.archived(&s[0], "in/archive/")
+                .unwrap()
+                .iter()
+                .map(|e| e.file.path.as_str())
+                .collect::<Vec<_>>(),
             ["in/archive/b.csv"]
         );
         // a file that grew since it was read stays
@@ -457,7 +496,10 @@ mod tests {
         let (r, s) = remote(&server, &["in/*.csv", "locked/*.csv"]);
         let e = r.list(&s[1]).err().expect("refused");
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
-        assert!(e.to_string().contains("cannot list the folder `locked`"), "{e}");
+        assert!(
+            e.to_string().contains("cannot list the folder `locked`"),
+            "{e}"
+        );
         // the archive folder
         let listed = match r.list(&s[0]).unwrap() {
             Listing::Whole(v) => v,

@@ -31,7 +31,11 @@ async fn password_login_reads_a_file() {
     src.check().await.unwrap();
     let batches = ferry_testkit::read_all(src.as_ref(), ferry_core::ReadRequest::full("in")).await;
     assert_eq!(ferry_testkit::ids(&batches), vec![1, 2]);
-    assert!(server.log().contains("Accepted password for ferrytest"), "{}", server.log());
+    assert!(
+        server.log().contains("Accepted password for ferrytest"),
+        "{}",
+        server.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,9 +60,12 @@ async fn private_keys_in_openssh_and_pem_formats_log_in_with_and_without_passphr
             creds.push_str(&format!("\nprivate_key_passphrase = \"{passphrase}\""));
         }
         let src = source(&with(&server, &creds)).unwrap();
-        src.check()
-            .await
-            .unwrap_or_else(|e| panic!("{kind:?} key (passphrase {passphrase:?}): {e}\n{}", server.log()));
+        src.check().await.unwrap_or_else(|e| {
+            panic!(
+                "{kind:?} key (passphrase {passphrase:?}): {e}\n{}",
+                server.log()
+            )
+        });
         assert!(
             server.log().contains("Accepted publickey for ferrytest"),
             "sshd did not log a key login: {}",
@@ -67,7 +74,11 @@ async fn private_keys_in_openssh_and_pem_formats_log_in_with_and_without_passphr
         if !passphrase.is_empty() {
             // the same key with a wrong passphrase is refused, saying so
             let creds = creds.replace(passphrase, "wrong");
-            let e = source(&with(&server, &creds)).unwrap().check().await.unwrap_err();
+            let e = source(&with(&server, &creds))
+                .unwrap()
+                .check()
+                .await
+                .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{kind:?}: {e}");
             assert!(e.to_string().contains("passphrase"), "{e}");
         }
@@ -82,7 +93,10 @@ async fn a_wrong_password_is_refused_as_auth_failed_without_showing_it() {
     let e = src.check().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");
     let text = e.to_string();
-    assert!(text.contains("refused user `ferrytest` with its password"), "{text}");
+    assert!(
+        text.contains("refused user `ferrytest` with its password"),
+        "{text}"
+    );
     assert!(!text.contains("not-the-password"), "{text}");
     // and the right one passes
     let ok = source(&with(&server, &format!("password = \"{PASSWORD}\""))).unwrap();
@@ -114,7 +128,10 @@ async fn a_server_presenting_another_host_key_is_refused_naming_its_fingerprint(
     let fingerprint = printed.split_whitespace().nth(1).unwrap();
     assert!(fingerprint.starts_with("SHA256:"), "{printed}");
     let text = e.to_string();
-    assert!(text.contains(&format!("ssh-ed25519 {fingerprint}")), "{text}");
+    assert!(
+        text.contains(&format!("ssh-ed25519 {fingerprint}")),
+        "{text}"
+    );
     assert!(text.contains("`host_key`"), "{text}");
     // no password was sent to the impostor
     assert!(
@@ -145,19 +162,40 @@ async fn known_hosts_files_pin_the_key_too() {
         .output()
         .unwrap();
     assert!(hashed.status.success());
-    assert!(std::fs::read_to_string(dir.path().join("hashed")).unwrap().starts_with("|1|"));
+    assert!(std::fs::read_to_string(dir.path().join("hashed"))
+        .unwrap()
+        .starts_with("|1|"));
     for file in ["good", "hashed"] {
-        source_at(&toml(file), dir.path()).unwrap().check().await.unwrap_or_else(|e| panic!("{file}: {e}"));
+        source_at(&toml(file), dir.path())
+            .unwrap()
+            .check()
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     let other = SftpServer::start();
     let wrong = format!("[127.0.0.1]:{} {}\n", server.port(), other.host_key());
     std::fs::write(dir.path().join("wrong"), wrong).unwrap();
-    let e = source_at(&toml("wrong"), dir.path()).unwrap().check().await.unwrap_err();
+    let e = source_at(&toml("wrong"), dir.path())
+        .unwrap()
+        .check()
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");
     assert!(e.to_string().contains("known_hosts"), "{e}");
-    std::fs::write(dir.path().join("none"), "other.example ".to_string() + server.host_key()).unwrap();
-    let e = source_at(&toml("none"), dir.path()).unwrap().check().await.unwrap_err();
-    assert!(e.to_string().contains("has no key for `[127.0.0.1]:"), "{e}");
+    std::fs::write(
+        dir.path().join("none"),
+        "other.example ".to_string() + server.host_key(),
+    )
+    .unwrap();
+    let e = source_at(&toml("none"), dir.path())
+        .unwrap()
+        .check()
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("has no key for `[127.0.0.1]:"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -165,5 +203,9 @@ fn a_config_without_a_host_key_pin_is_refused() {
     let toml = format!("host = \"h\"\nuser = \"u\"\npassword = \"{PASSWORD}\"\npath = \"*.csv\"\n");
     let e = source(&toml).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
-    assert!(e.to_string().contains("never accepts an unknown server key"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("never accepts an unknown server key"),
+        "{e}"
+    );
 }

@@ -29,7 +29,11 @@ async fn delivered_files_read_back_with_the_same_values_in_every_format_and_laye
         }
         let s = sink(&login(&server, &dest)).unwrap();
         let mut w = s
-            .open(testkit::request(&stream, batch.schema(), WriteMode::Overwrite))
+            .open(testkit::request(
+                &stream,
+                batch.schema(),
+                WriteMode::Overwrite,
+            ))
             .await
             .unwrap();
         w.write(batch.clone()).await.unwrap();
@@ -40,7 +44,10 @@ async fn delivered_files_read_back_with_the_same_values_in_every_format_and_laye
             (f, "gzip") => format!("{f}.gz"),
             (f, _) => format!("{f}.zst"),
         };
-        let name = format!("exchange/{stream}/{stream}.{ext}{}", if encrypted { ".age" } else { "" });
+        let name = format!(
+            "exchange/{stream}/{stream}.{ext}{}",
+            if encrypted { ".age" } else { "" }
+        );
         assert!(location.ends_with(&name), "{location} names {name}");
         assert!(server.root().join(&name).exists());
         let mut src = format!(
@@ -52,7 +59,10 @@ async fn delivered_files_read_back_with_the_same_values_in_every_format_and_laye
         }
         let src = source(&login(&server, &src)).unwrap();
         let got = testkit::read_all(src.as_ref(), ReadRequest::full(&stream)).await;
-        let fid = Fidelity { empty_string_is_null: format == "csv", typed: true };
+        let fid = Fidelity {
+            empty_string_is_null: format == "csv",
+            typed: true,
+        };
         assert_eq!(
             testkit::rows_by_id(&got, fid),
             testkit::rows_by_id(std::slice::from_ref(&batch), fid),
@@ -66,7 +76,10 @@ async fn delivered_files_are_verified_against_their_receipt() {
     let server = SftpServer::start();
     let s = sink(&login(&server, "path = \"out\"")).unwrap();
     let batch = all_types_batch();
-    let mut w = s.open(testkit::request("v", batch.schema(), WriteMode::Overwrite)).await.unwrap();
+    let mut w = s
+        .open(testkit::request("v", batch.schema(), WriteMode::Overwrite))
+        .await
+        .unwrap();
     w.write(batch).await.unwrap();
     let out = w.close().await.unwrap().outputs.remove(0);
     assert_eq!(out.kind, "sftp");
@@ -76,14 +89,30 @@ async fn delivered_files_are_verified_against_their_receipt() {
         kind: out.kind.clone(),
         location: out.location.clone(),
         // as `ferry verify` passes it: the hex of `sha256:<hex>`
-        sha256: out.digest.as_deref().and_then(|d| d.strip_prefix("sha256:")).map(str::to_string),
+        sha256: out
+            .digest
+            .as_deref()
+            .and_then(|d| d.strip_prefix("sha256:"))
+            .map(str::to_string),
         bytes: out.bytes,
     };
-    assert_eq!(s.verify_output(&reference).await.unwrap(), Some(Verdict::Same));
+    assert_eq!(
+        s.verify_output(&reference).await.unwrap(),
+        Some(Verdict::Same)
+    );
     std::fs::write(server.root().join("out/v.csv"), b"id\n1\n").unwrap();
-    assert_eq!(s.verify_output(&reference).await.unwrap(), Some(Verdict::Changed));
+    assert_eq!(
+        s.verify_output(&reference).await.unwrap(),
+        Some(Verdict::Changed)
+    );
     std::fs::remove_file(server.root().join("out/v.csv")).unwrap();
-    assert_eq!(s.verify_output(&reference).await.unwrap(), Some(Verdict::Missing));
-    let other = OutputRef { kind: "object".into(), ..reference };
+    assert_eq!(
+        s.verify_output(&reference).await.unwrap(),
+        Some(Verdict::Missing)
+    );
+    let other = OutputRef {
+        kind: "object".into(),
+        ..reference
+    };
     assert_eq!(s.verify_output(&other).await.unwrap(), None);
 }

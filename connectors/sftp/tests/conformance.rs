@@ -14,7 +14,9 @@ use common::{login, names, sink, source, SftpServer};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{async_trait, Error, ErrorKind, Message, Result, Sink, Source};
-use ferry_formats::codec::{decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter};
+use ferry_formats::codec::{
+    decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter,
+};
 use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
 
 fn io(e: std::io::Error) -> Error {
@@ -25,14 +27,26 @@ fn io(e: std::io::Error) -> Error {
 fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<()> {
     std::fs::create_dir_all(path.parent().unwrap()).map_err(io)?;
     let file = File::create(path).map_err(io)?;
-    let mut w = FormatWriter::new(format, BufWriter::new(file), batch.schema(), &CsvOptions::default())?;
+    let mut w = FormatWriter::new(
+        format,
+        BufWriter::new(file),
+        batch.schema(),
+        &CsvOptions::default(),
+    )?;
     w.write_batch(batch)?;
-    w.into_inner()?.into_inner().map_err(|e| io(e.into_error()))?;
+    w.into_inner()?
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?;
     Ok(())
 }
 
 /// Every row of a local copy of a written file; a rejected record is an error.
-fn read_file(path: &Path, format: Format, compression: Compression, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+fn read_file(
+    path: &Path,
+    format: Format,
+    compression: Compression,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
@@ -40,13 +54,23 @@ fn read_file(path: &Path, format: Format, compression: Compression, schema: &Sch
     let reader = if format == Format::Parquet {
         FormatReader::parquet(file, schema.clone())?
     } else {
-        FormatReader::new(format, decompress(Box::new(file), compression)?, schema.clone(), &CsvOptions::default())?
+        FormatReader::new(
+            format,
+            decompress(Box::new(file), compression)?,
+            schema.clone(),
+            &CsvOptions::default(),
+        )?
     };
     let mut out = Vec::new();
     for m in reader {
         match m? {
             Message::Batch(b) => out.push(b),
-            Message::Rejected(r) => return Err(Error::data(format!("bad record at {}: {}", r.position, r.message))),
+            Message::Rejected(r) => {
+                return Err(Error::data(format!(
+                    "bad record at {}: {}",
+                    r.position, r.message
+                )))
+            }
             _ => {}
         }
     }
@@ -60,7 +84,10 @@ struct SourceFix {
 
 impl SourceFix {
     fn file(&self, stream: &str, n: u32) -> PathBuf {
-        self.server.root().join(format!("{stream}/{stream}_{n:04}.{}", self.format.extension()))
+        self.server.root().join(format!(
+            "{stream}/{stream}_{n:04}.{}",
+            self.format.extension()
+        ))
     }
 }
 
@@ -81,7 +108,10 @@ impl SourceFixture for SourceFix {
     }
 
     async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        let first = std::fs::metadata(self.file(stream, 1)).map_err(io)?.modified().map_err(io)?;
+        let first = std::fs::metadata(self.file(stream, 1))
+            .map_err(io)?
+            .modified()
+            .map_err(io)?;
         let path = self.file(stream, 2);
         write_file(&path, self.format, batch)?;
         let f = File::options().write(true).open(&path).map_err(io)?;
@@ -99,7 +129,10 @@ impl SourceFixture for SourceFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity { empty_string_is_null: self.format == Format::Csv, typed: true }
+        Fidelity {
+            empty_string_is_null: self.format == Format::Csv,
+            typed: true,
+        }
     }
 }
 
@@ -115,10 +148,17 @@ impl SinkFix {
         let server = SftpServer::start();
         let sink = sink(&login(
             &server,
-            &format!("path = \"deliveries/out\"\nformat = \"{format}\"\ncompression = \"{compression}\""),
+            &format!(
+                "path = \"deliveries/out\"\nformat = \"{format}\"\ncompression = \"{compression}\""
+            ),
         ))
         .unwrap();
-        SinkFix { server, format, compression, sink }
+        SinkFix {
+            server,
+            format,
+            compression,
+            sink,
+        }
     }
 
     fn out(&self) -> PathBuf {
@@ -137,18 +177,29 @@ impl SinkFixture for SinkFix {
         if let Some(ext) = self.compression.extension() {
             name = format!("{name}.{ext}");
         }
-        read_file(&self.out().join(name), self.format, self.compression, schema)
+        read_file(
+            &self.out().join(name),
+            self.format,
+            self.compression,
+            schema,
+        )
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity { empty_string_is_null: self.format == Format::Csv, typed: true }
+        Fidelity {
+            empty_string_is_null: self.format == Format::Csv,
+            typed: true,
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_conformance_csv_jsonl_parquet() {
     for format in [Format::Csv, Format::Jsonl, Format::Parquet] {
-        let f = SourceFix { server: SftpServer::start(), format };
+        let f = SourceFix {
+            server: SftpServer::start(),
+            format,
+        };
         testkit::run_source_suite(&f).await;
     }
 }
@@ -164,7 +215,14 @@ async fn sink_conformance_csv_jsonl_parquet_and_compressed() {
     ] {
         let f = SinkFix::new(format, compression);
         testkit::run_sink_suite(&f).await;
-        let hidden: Vec<String> = names(&f.out()).into_iter().filter(|n| n.starts_with('.')).collect();
-        assert_eq!(hidden, Vec::<String>::new(), "{format}/{compression}: temp files left");
+        let hidden: Vec<String> = names(&f.out())
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert_eq!(
+            hidden,
+            Vec::<String>::new(),
+            "{format}/{compression}: temp files left"
+        );
     }
 }

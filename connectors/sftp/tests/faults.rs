@@ -63,7 +63,12 @@ async fn a_download_cut_mid_file_resumes_on_a_new_connection() {
     server.put("drop/big.csv", &big_csv());
     for ending in [Ending::Reset, Ending::Close] {
         let p = proxy(&server).await;
-        let src = source(&via(&server, &p, "path = \"drop/big.csv\"\ncolumns = { id = \"int64\" }")).unwrap();
+        let src = source(&via(
+            &server,
+            &p,
+            "path = \"drop/big.csv\"\ncolumns = { id = \"int64\" }",
+        ))
+        .unwrap();
         src.discover().await.unwrap();
         // past discovery's sample, well inside the file
         p.cut_after(Direction::ToClient, 3_000_000, ending, 1);
@@ -74,8 +79,15 @@ async fn a_download_cut_mid_file_resumes_on_a_new_connection() {
         testkit::assert_succeeded(&report);
         let stats = p.stats();
         assert_eq!(stats.cut, 1, "{ending:?}: the fault happened");
-        assert!(stats.accepted >= 2, "{ending:?}: resumed on a new connection: {stats:?}");
-        assert_eq!(ids(&mem, "big"), (1..=ROWS).collect::<Vec<_>>(), "{ending:?}: every row once, in order");
+        assert!(
+            stats.accepted >= 2,
+            "{ending:?}: resumed on a new connection: {stats:?}"
+        );
+        assert_eq!(
+            ids(&mem, "big"),
+            (1..=ROWS).collect::<Vec<_>>(),
+            "{ending:?}: every row once, in order"
+        );
     }
 }
 
@@ -84,7 +96,12 @@ async fn a_link_that_keeps_breaking_fails_the_read_clearly_and_commits_nothing()
     let server = SftpServer::start();
     server.put("drop/big.csv", &big_csv());
     let p = proxy(&server).await;
-    let src = source(&via(&server, &p, "path = \"drop/big.csv\"\ncolumns = { id = \"int64\" }")).unwrap();
+    let src = source(&via(
+        &server,
+        &p,
+        "path = \"drop/big.csv\"\ncolumns = { id = \"int64\" }",
+    ))
+    .unwrap();
     src.discover().await.unwrap();
     // every connection breaks after 1.5 MB: three resumes do not get through 8 MB
     p.cut_after(Direction::ToClient, 1_500_000, Ending::Reset, u64::MAX);
@@ -97,10 +114,19 @@ async fn a_link_that_keeps_breaking_fails_the_read_clearly_and_commits_nothing()
     assert_eq!(report.status, Status::Failed);
     let error = report.streams[0].error.clone().unwrap_or_default();
     assert!(error.contains("drop/big.csv"), "{error}");
-    assert!(error.contains("did not resume after 3 reconnects"), "{error}");
+    assert!(
+        error.contains("did not resume after 3 reconnects"),
+        "{error}"
+    );
     assert_eq!(report.rows_committed(), 0);
-    assert!(rt.state.get("big").is_none(), "no state was committed for a file not read whole");
-    assert!(ids(&mem, "big").is_empty(), "no row reached the destination");
+    assert!(
+        rt.state.get("big").is_none(),
+        "no state was committed for a file not read whole"
+    );
+    assert!(
+        ids(&mem, "big").is_empty(),
+        "no row reached the destination"
+    );
 }
 
 /// Stream `rows`, overwritten (what an SFTP delivery does).
@@ -145,8 +171,16 @@ async fn an_upload_cut_mid_file_leaves_the_earlier_delivery_and_no_temp_file() {
     assert_eq!(report.status, Status::Failed, "the upload broke");
     assert_eq!(p.stats().cut, 1);
     assert_eq!(report.rows_committed(), 0);
-    assert_eq!(lines(&target), Some(10_001), "the earlier delivery stands, whole");
-    assert_eq!(common::names(&server.root().join("out")), vec!["rows.csv"], "no temp file is left");
+    assert_eq!(
+        lines(&target),
+        Some(10_001),
+        "the earlier delivery stands, whole"
+    );
+    assert_eq!(
+        common::names(&server.root().join("out")),
+        vec!["rows.csv"],
+        "no temp file is left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +192,9 @@ async fn a_client_polling_the_final_name_never_sees_half_a_file() {
         async move {
             let dir = tempfile::tempdir().unwrap();
             let rt = testkit::runtime(rows(n, tag), sink, dir.path());
-            testkit::assert_succeeded(&testkit::sync(&rt, &[overwrite()], ("memory", "sftp")).await);
+            testkit::assert_succeeded(
+                &testkit::sync(&rt, &[overwrite()], ("memory", "sftp")).await,
+            );
         }
     };
     deliver(10_000, "old").await;
@@ -180,7 +216,10 @@ async fn a_client_polling_the_final_name_never_sees_half_a_file() {
     watcher.join().unwrap();
     assert_eq!(lines(&target), Some(200_001));
     let seen = seen.lock().unwrap().clone();
-    assert!(seen.contains(&10_001), "the old file was there while the new one was written: {seen:?}");
+    assert!(
+        seen.contains(&10_001),
+        "the old file was there while the new one was written: {seen:?}"
+    );
     assert!(
         seen.iter().all(|n| *n == 10_001 || *n == 200_001),
         "a partial file was visible under the final name: {seen:?}"
