@@ -2,15 +2,16 @@
 //! download through the resuming reader and an upload through the temp-name-then-rename
 //! delivery, as the source and destination use them.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use ferry_core::{ConfigNode, Error, Result};
 
 use crate::config::SftpSourceConfig;
-use crate::remote::{Listed, Resuming, READ_BUFFER};
+use crate::remote::{Listed, Resuming};
 use crate::session::Server;
 use crate::sink::publish;
+use crate::upload::Pipelined;
 
 /// The server a `[source]` section (TOML) names.
 fn server(toml: &str) -> Result<Server> {
@@ -45,11 +46,11 @@ pub fn upload(toml: &str, path: &str, input: &mut impl Read) -> Result<u64> {
         .sftp
         .create(Path::new(&temp))
         .map_err(|e| server.error(e, "cannot create"))?;
-    let mut w = BufWriter::with_capacity(READ_BUFFER, file);
+    let mut w = Pipelined::new(file);
     let n = std::io::copy(input, &mut w).map_err(|e| Error::io(e, "cannot upload", path))?;
     let file = w
         .into_inner()
-        .map_err(|e| Error::io(e.into_error(), "cannot upload", path))?;
+        .map_err(|e| Error::io(e, "cannot upload", path))?;
     publish(file, &conn, &server, &temp, path)?;
     Ok(n)
 }

@@ -9,6 +9,7 @@ mod remote;
 mod session;
 mod sink;
 mod source;
+mod upload;
 
 use std::sync::Arc;
 

@@ -14,7 +14,7 @@
 //!
 //! Only `overwrite` is offered: each run delivers whole files.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +31,7 @@ use ssh2::{ErrorCode, File, Sftp};
 use crate::config::SftpSinkConfig;
 use crate::remote::READ_BUFFER;
 use crate::session::{Conn, Server, Shared};
+use crate::upload::Pipelined;
 
 /// The output kind receipts name these files by.
 const KIND: &str = "sftp";
@@ -247,8 +248,8 @@ impl Sink for SftpSink {
     }
 }
 
-/// The remote file, written in 1 MiB requests (libssh2 pipelines a large write).
-type Remote = BufWriter<File>;
+/// The remote file, its write requests pipelined.
+type Remote = Pipelined;
 
 /// One stream's file being uploaded under its temp name.
 struct Upload {
@@ -283,7 +284,7 @@ impl Upload {
             .create(Path::new(&temp))
             .map_err(|e| server.error(e, &format!("cannot create `{temp}`")))?;
         let inner = delivery(
-            BufWriter::with_capacity(READ_BUFFER, file),
+            Pipelined::new(file),
             layout.encrypt.as_deref(),
             layout.compression,
             layout.format,
@@ -336,7 +337,7 @@ impl Upload {
         let file = hashed
             .into_inner()
             .into_inner()
-            .map_err(|e| upload_failed(Error::io(e.into_error(), "cannot write", temp)))?;
+            .map_err(|e| upload_failed(Error::io(e, "cannot write", temp)))?;
         publish(file, conn, server, temp, target)?;
         Ok((digest, bytes))
     }
