@@ -157,7 +157,8 @@ async fn main() {
     // upload: the same file back, under a temp name then renamed
     let start = Instant::now();
     let mut input = std::fs::File::open(&big).unwrap();
-    let n = ferry_connector_sftp::bench::upload(&login, "bench/up_ferry.csv", &mut input).unwrap();
+    let (n, publish) =
+        ferry_connector_sftp::bench::upload(&login, "bench/up_ferry.csv", &mut input).unwrap();
     assert_eq!(n, size);
     let ferry_up = start.elapsed().as_secs_f64();
     assert_eq!(
@@ -173,7 +174,7 @@ async fn main() {
         &format!("put {} bench/up_cli.csv\n", big.display()),
     );
     println!(
-        "{:<40} {:>10.1} {:>10.2}",
+        "{:<40} {:>10.1} {:>10.2}   (of which {publish:.2} s fsync on the server, close, rename)",
         "upload, Ferry (temp name + rename)",
         mbps(size, ferry_up),
         ferry_up

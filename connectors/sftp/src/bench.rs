@@ -36,8 +36,9 @@ pub fn download(toml: &str, path: &str, out: &mut impl Write) -> Result<u64> {
     std::io::copy(&mut reader, out).map_err(|e| Error::io(e, "cannot download", path))
 }
 
-/// Uploads `input` to `path` (as `.<name>.bench.tmp`, then renamed); returns the bytes.
-pub fn upload(toml: &str, path: &str, input: &mut impl Read) -> Result<u64> {
+/// Uploads `input` to `path` (as `.<name>.bench.tmp`, then renamed); returns the bytes
+/// and the seconds the last step took (fsync on the server, close, rename).
+pub fn upload(toml: &str, path: &str, input: &mut impl Read) -> Result<(u64, f64)> {
     let server = server(toml)?;
     let conn = server.connect()?;
     let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
@@ -51,6 +52,7 @@ pub fn upload(toml: &str, path: &str, input: &mut impl Read) -> Result<u64> {
     let file = w
         .into_inner()
         .map_err(|e| Error::io(e, "cannot upload", path))?;
+    let start = std::time::Instant::now();
     publish(file, &conn, &server, &temp, path)?;
-    Ok(n)
+    Ok((n, start.elapsed().as_secs_f64()))
 }
