@@ -20,6 +20,7 @@ pub fn registry() -> Registry {
     ferry_connector_mysql::register(&mut r);
     ferry_connector_postgres::register(&mut r);
     ferry_connector_s3::register(&mut r);
+    ferry_connector_sftp::register(&mut r);
     ferry_connector_singer::register(&mut r);
     ferry_connector_sqlite::register(&mut r);
     r

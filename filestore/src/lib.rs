@@ -43,12 +43,12 @@ pub use encrypt::{identities, recipients, EncryptConfig};
 pub use input::{need_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
-pub use naming::{is_tsv, stream_name, strip_layers};
+pub use naming::{delivery_name, is_tsv, stream_name, strip_layers};
 pub use options::{
     ascii, csv_options, defaults, SheetConfig, SourceOptions, StreamConfig, StreamSpec,
     TextOptions, DEFAULT_ARCHIVE,
 };
-pub use output::Sealed;
+pub use output::{delivery, finish_delivery, Delivery, Sealed};
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};
 pub use unpack::{entry_name, ArchiveLimits, ArchiveSpec};

@@ -1,6 +1,7 @@
 //! What a pattern's name says: the stream it makes, and its name under the layers.
 
-use ferry_formats::codec::Compression;
+use ferry_core::{Error, Result};
+use ferry_formats::codec::{Compression, Format};
 
 /// `name` without its final `.age` and compression suffixes (`.gz`, `.gzip`, `.zst`,
 /// `.zstd`, in any case and order): `orders_*.csv.gz.age` is seen as `orders_*.csv` for its
@@ -22,6 +23,36 @@ pub fn strip_layers(name: &str) -> &str {
             return rest;
         }
     }
+}
+
+/// The file a destination writes stream `stream` to, its name saying its layers:
+/// `orders.csv`, `orders.csv.gz`, `orders.jsonl.zst.age`. Refuses a stream name that is not
+/// a plain file name.
+pub fn delivery_name(
+    stream: &str,
+    format: Format,
+    compression: Compression,
+    encrypted: bool,
+) -> Result<String> {
+    let bad = stream.is_empty()
+        || stream.starts_with('.')
+        || stream.contains(['/', '\\', '\0'])
+        || stream.chars().any(char::is_control);
+    if bad {
+        return Err(Error::config(format!(
+            "stream name `{stream}` cannot be a file name (it must not be empty, start with `.`, or hold `/` or `\\`); rename it with `destination = \"…\"` in [[streams]]"
+        )));
+    }
+    let mut name = format!("{stream}.{}", format.extension());
+    if let Some(ext) = compression.extension() {
+        name.push('.');
+        name.push_str(ext);
+    }
+    if encrypted {
+        name.push('.');
+        name.push_str(ferry_formats::age::EXTENSION);
+    }
+    Ok(name)
 }
 
 /// Whether a pattern names tab-separated files (`.tsv` under any layers).

@@ -1,10 +1,14 @@
 //! Where a destination's (compressed) bytes go: the file itself, or an age encryptor in
-//! front of it.
+//! front of it; and the whole writer stack of a delivered file ([`delivery`]).
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
-use ferry_core::Result;
-use ferry_formats::age::EncryptingWriter;
+use ferry_core::arrow_schema::SchemaRef;
+use ferry_core::{Error, Result};
+use ferry_formats::age::{self, EncryptingWriter, Recipients};
+use ferry_formats::codec::{
+    CompressWriter, Compression, Format, FormatWriter, HashingWriter, WriteOptions,
+};
 
 /// A file being written, plain or age-encrypted.
 pub enum Sealed<W: Write> {
@@ -45,4 +49,48 @@ impl<W: Write> Write for Sealed<W> {
             Sealed::Age(w) => w.flush(),
         }
     }
+}
+
+/// A delivered file's writer stack, inside out: format writer → buffer → compression →
+/// age encryption (when sealed) → a hash of the bytes that land → `W`.
+pub type Delivery<W> = FormatWriter<BufWriter<CompressWriter<Sealed<HashingWriter<W>>>>>;
+
+/// Starts writing a delivered file to `out`: encrypted to `encrypt` when given, compressed
+/// with `compression`, in `format` for batches of `schema`, through a `buffer`-byte buffer.
+pub fn delivery<W: Write + Send>(
+    out: W,
+    encrypt: Option<&Recipients>,
+    compression: Compression,
+    format: Format,
+    schema: SchemaRef,
+    options: &WriteOptions,
+    buffer: usize,
+) -> Result<Delivery<W>> {
+    let hashed = HashingWriter::new(out);
+    let sealed = match encrypt {
+        None => Sealed::Plain(hashed),
+        Some(recipients) => Sealed::Age(age::encrypt_writer(recipients, hashed)?),
+    };
+    let compressed = CompressWriter::new(sealed, compression)?;
+    FormatWriter::with_options(
+        format,
+        BufWriter::with_capacity(buffer, compressed),
+        schema,
+        options,
+    )
+}
+
+/// Ends a delivered file: the format's footer, the compression trailer, the last age
+/// chunk; returns the hash and the writer under it (not flushed).
+pub fn finish_delivery<W: Write + Send>(w: Delivery<W>) -> Result<HashingWriter<W>> {
+    w.into_inner()?
+        .into_inner()
+        .map_err(|e| {
+            Error::new(
+                ferry_core::ErrorKind::Io,
+                format!("cannot write: {}", e.error()),
+            )
+        })?
+        .finish()
+        .and_then(Sealed::finish)
 }

@@ -224,6 +224,9 @@ const PRESETS: &[(&str, Role, &str, &str)] = &[
     ("file", Role::Source, "path", "\"data/*.csv\""),
     ("file", Role::Destination, "path", "\"out\""),
     ("sqlite", Role::Destination, "path", "\"out/{client}.db\""),
+    // the sftp source needs `path` or `streams` too; deliveries go to the client's drop folder
+    ("sftp", Role::Source, "path", "\"outgoing/*.csv\""),
+    ("sftp", Role::Destination, "path", "\"incoming\""),
 ];
 
 fn render_sync_toml(

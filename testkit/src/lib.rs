@@ -25,6 +25,8 @@ pub mod python;
 mod run;
 #[cfg(feature = "s3")]
 pub mod s3_server;
+#[cfg(feature = "sftp")]
+pub mod sftp_server;
 pub mod sql;
 
 use std::collections::BTreeMap;

@@ -38,7 +38,7 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::{blocking, recipients, Sealed};
+use ferry_filestore::{blocking, delivery_name, recipients, Sealed};
 use ferry_formats::age::{self, Recipients};
 use ferry_formats::codec::{
     infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
@@ -151,25 +151,7 @@ fn check_dir(dir: &Path) -> Result<()> {
 
 /// Refuses stream names that are not plain file names.
 fn file_name(stream: &str, layout: &Layout, encrypted: bool) -> Result<String> {
-    let bad = stream.is_empty()
-        || stream.starts_with('.')
-        || stream.contains(['/', '\\', '\0'])
-        || stream.chars().any(char::is_control);
-    if bad {
-        return Err(Error::config(format!(
-            "stream name `{stream}` cannot be a file name (it must not be empty, start with `.`, or hold `/` or `\\`); rename it with `destination = \"…\"` in [[streams]]"
-        )));
-    }
-    let mut name = format!("{stream}.{}", layout.format.extension());
-    if let Some(ext) = layout.compression.extension() {
-        name.push('.');
-        name.push_str(ext);
-    }
-    if encrypted {
-        name.push('.');
-        name.push_str(age::EXTENSION);
-    }
-    Ok(name)
+    delivery_name(stream, layout.format, layout.compression, encrypted)
 }
 
 /// The column names of an existing CSV file's header.

@@ -1,0 +1,363 @@
+//! The `[source]` and `[destination]` sections of `type = "sftp"`.
+//!
+//! Validation here is pure (nothing is connected to): the server's address, that a way to
+//! log in and a host-key pin are given, the format fields. The server is reached only by
+//! `check`, `discover`, `read` and `open`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferry_core::{Error, Result, Secret};
+use ferry_filestore::{csv_options, defaults, SourceOptions, StreamSpec};
+use ferry_formats::codec::{
+    Compression, CsvOptions, Format, ParquetCompression, ParquetOptions, WriteOptions,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use ferry_filestore::{EncryptConfig, StreamConfig as SftpStreamConfig};
+
+use crate::hostkey::Pin;
+use crate::session::Server;
+
+fn default_port() -> u16 {
+    22
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+/// `[source] type = "sftp"`: CSV, JSON Lines or Parquet files on an SFTP server, each
+/// optionally gzip- or zstd-compressed and/or age-encrypted.
+///
+/// ```toml
+/// [source]
+/// type = "sftp"
+/// host = "sftp.acme.example"
+/// user = "ferry"
+/// private_key = "${secret:acme_sftp_key}"
+/// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
+/// path = "outgoing/orders_*.csv"
+/// ```
+///
+/// Give either `path` (one stream) or `streams` (several). The server's host key must be
+/// pinned (`host_key` or `known_hosts`): a server presenting another key is refused.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SftpSourceConfig {
+    /// The server's host name or IP address, e.g. `sftp.acme.example` (required).
+    pub host: String,
+    /// The server's SSH port (default 22).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The user to log in as, e.g. `ferry` (required).
+    pub user: String,
+    /// The user's password, as a reference: `"${secret:acme_sftp_password}"` (default:
+    /// none; set this and/or `private_key`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The user's private key (OpenSSH `BEGIN OPENSSH PRIVATE KEY` or PEM format), as a
+    /// reference: `"${secret:acme_sftp_key}"` or `"${file:keys/id_ed25519}"` (default: none;
+    /// set this and/or `password`; tried first when both are set).
+    #[serde(default)]
+    pub private_key: Option<Secret>,
+    /// The passphrase of `private_key` when it has one, as a reference (default: none).
+    #[serde(default)]
+    pub private_key_passphrase: Option<Secret>,
+    /// The server's public host key as `ssh-keyscan` or the server's
+    /// `/etc/ssh/ssh_host_*_key.pub` prints it, e.g. `"ssh-ed25519 AAAAC3Nz…"`; a server
+    /// presenting any other key is refused (default: none; set this or `known_hosts`).
+    #[serde(default)]
+    pub host_key: Option<String>,
+    /// A known_hosts file (OpenSSH format, hashed names allowed) holding the server's key,
+    /// relative to the config file's folder, e.g. `"keys/known_hosts"` (default: none; set
+    /// this or `host_key`).
+    #[serde(default)]
+    pub known_hosts: Option<String>,
+    /// Seconds to wait for the server to connect or answer before the run fails
+    /// (default 30).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// A file or glob pattern on the server (`orders.csv`, `outgoing/orders_*.csv`,
+    /// `outgoing/**/*.jsonl`), relative to the folder the server logs the user into, or
+    /// absolute; all matching files form one stream. Set this or `streams` (no default).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Name of the stream `path` makes (default: the pattern's file name without its
+    /// extension and wildcards, e.g. `orders` for `outgoing/orders_*.csv`).
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// Several streams: `[{ name = "customers", path = "out/customers*.csv" }, …]`; each may
+    /// also set `format`, `columns` and `primary_key` (default: none; set this or `path`).
+    #[serde(default)]
+    pub streams: Vec<SftpStreamConfig>,
+    /// `csv`, `jsonl` or `parquet` (default: from the extension under any `.gz`, `.zst`
+    /// and `.age`).
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// `none`, `gzip` or `zstd`: how CSV and JSON Lines files are compressed (default: from
+    /// each file's extension).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// CSV quote character (default `"`).
+    #[serde(default = "defaults::quote")]
+    pub quote: char,
+    /// Whether the first line of a CSV file names the columns (default true).
+    #[serde(default = "defaults::header")]
+    pub header: bool,
+    /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
+    #[serde(default)]
+    pub null: String,
+    /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
+    /// (default: none, every type inferred).
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Columns that identify a row, e.g. `["id"]` (default: none).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// Records read from the start of the first file to infer column types (default 1000).
+    #[serde(default = "defaults::sample_rows")]
+    pub sample_rows: usize,
+    /// Adds a text column of this name to every stream, holding the file each row was read
+    /// from (`sftp://host/path`), e.g. `"_ferry_source_file"` (default: none).
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// The age secret key(s) that decrypt files ending in `.age`, as a reference:
+    /// `"${secret:acme_age_key}"` (default: none; an `.age` file is then an error).
+    #[serde(default)]
+    pub identity: Option<Secret>,
+    /// The passphrase of `.age` files encrypted with one (`age -p`), as a reference
+    /// (default: none).
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+}
+
+/// `[destination] type = "sftp"`: one CSV, JSON Lines or Parquet file per stream in a
+/// folder on an SFTP server, optionally compressed and/or age-encrypted.
+///
+/// ```toml
+/// [destination]
+/// type = "sftp"
+/// host = "sftp.acme.example"
+/// user = "ferry"
+/// private_key = "${secret:acme_sftp_key}"
+/// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
+/// path = "incoming"
+/// ```
+///
+/// Each file is uploaded under a temporary name (`.<name>.<run id>.tmp`) and renamed to
+/// its final name only once complete, so the client never picks up half a file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SftpSinkConfig {
+    /// The server's host name or IP address, e.g. `sftp.acme.example` (required).
+    pub host: String,
+    /// The server's SSH port (default 22).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The user to log in as, e.g. `ferry` (required).
+    pub user: String,
+    /// The user's password, as a reference: `"${secret:acme_sftp_password}"` (default:
+    /// none; set this and/or `private_key`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The user's private key (OpenSSH or PEM format), as a reference:
+    /// `"${secret:acme_sftp_key}"` (default: none; set this and/or `password`).
+    #[serde(default)]
+    pub private_key: Option<Secret>,
+    /// The passphrase of `private_key` when it has one, as a reference (default: none).
+    #[serde(default)]
+    pub private_key_passphrase: Option<Secret>,
+    /// The server's public host key, e.g. `"ssh-ed25519 AAAAC3Nz…"`; a server presenting
+    /// any other key is refused (default: none; set this or `known_hosts`).
+    #[serde(default)]
+    pub host_key: Option<String>,
+    /// A known_hosts file holding the server's key, relative to the config file's folder
+    /// (default: none; set this or `host_key`).
+    #[serde(default)]
+    pub known_hosts: Option<String>,
+    /// Seconds to wait for the server to connect or answer before the run fails
+    /// (default 30).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Folder on the server, relative to the login folder or absolute; created when
+    /// missing (required). Stream `s` is written to `<path>/s.csv` (plus `.gz` / `.zst`
+    /// and `.age` as configured).
+    pub path: String,
+    /// `csv`, `jsonl` or `parquet` (default `csv`).
+    #[serde(default = "defaults::format")]
+    pub format: Format,
+    /// `none`, `gzip` or `zstd`: compress the whole CSV or JSON Lines file (default `none`).
+    #[serde(default)]
+    pub compression: Compression,
+    /// Parquet column compression: `zstd`, `snappy`, `gzip`, `lz4` or `none` (default
+    /// `zstd`).
+    #[serde(default)]
+    pub parquet_compression: ParquetCompression,
+    /// Rows per Parquet row group (default 131072).
+    #[serde(default = "defaults::row_group_rows")]
+    pub row_group_rows: usize,
+    /// CSV field separator, one ASCII character (default `,`).
+    #[serde(default = "defaults::delimiter")]
+    pub delimiter: char,
+    /// CSV quote character (default `"`).
+    #[serde(default = "defaults::quote")]
+    pub quote: char,
+    /// Whether CSV files start with a header row (default true).
+    #[serde(default = "defaults::header")]
+    pub header: bool,
+    /// CSV text written for NULL (default `""`, an empty cell).
+    #[serde(default)]
+    pub null: String,
+    /// Encrypt every file in the standard age format: `{ recipients = ["age1…"] }` or
+    /// `{ passphrase = "${secret:…}" }` (default: not encrypted). Files are then named
+    /// `<stream>.<ext>.age`.
+    #[serde(default)]
+    pub encrypt: Option<EncryptConfig>,
+}
+
+/// The connection fields both sections have.
+struct Login<'a> {
+    host: &'a str,
+    port: u16,
+    user: &'a str,
+    password: &'a Option<Secret>,
+    private_key: &'a Option<Secret>,
+    private_key_passphrase: &'a Option<Secret>,
+    host_key: &'a Option<String>,
+    known_hosts: &'a Option<String>,
+    timeout_secs: u64,
+}
+
+impl Login<'_> {
+    /// The server, validated without connecting.
+    fn server(&self, base_dir: &Path) -> Result<Server> {
+        let host = self.host.trim();
+        if host.is_empty() {
+            return Err(Error::config("`host` (the SFTP server) is empty"));
+        }
+        if self.user.trim().is_empty() {
+            return Err(Error::config(
+                "`user` (who logs in to the SFTP server) is empty",
+            ));
+        }
+        if self.password.is_none() && self.private_key.is_none() {
+            return Err(Error::config(
+                "the SFTP source/destination has no way to log in: set `password = \"${secret:…}\"` or `private_key = \"${secret:…}\"`",
+            ));
+        }
+        if self.private_key_passphrase.is_some() && self.private_key.is_none() {
+            return Err(Error::config(
+                "`private_key_passphrase` is set without `private_key`",
+            ));
+        }
+        if self.timeout_secs == 0 {
+            return Err(Error::config("`timeout_secs` must be at least 1"));
+        }
+        let pin = Pin::new(
+            self.host_key.as_deref(),
+            self.known_hosts.as_deref(),
+            base_dir,
+        )?;
+        Ok(Server {
+            host: host.to_string(),
+            port: self.port,
+            user: self.user.to_string(),
+            password: self.password.clone(),
+            private_key: self.private_key.clone(),
+            private_key_passphrase: self.private_key_passphrase.clone(),
+            pin,
+            timeout_secs: self.timeout_secs,
+        })
+    }
+}
+
+impl SftpSourceConfig {
+    /// The server this source reads from.
+    pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
+        Login {
+            host: &self.host,
+            port: self.port,
+            user: &self.user,
+            password: &self.password,
+            private_key: &self.private_key,
+            private_key_passphrase: &self.private_key_passphrase,
+            host_key: &self.host_key,
+            known_hosts: &self.known_hosts,
+            timeout_secs: self.timeout_secs,
+        }
+        .server(base_dir)
+    }
+
+    /// The format fields, for the shared validation.
+    pub(crate) fn specs(&self) -> Result<Vec<StreamSpec>> {
+        SourceOptions {
+            path: self.path.clone(),
+            stream: self.stream.clone(),
+            streams: self.streams.clone(),
+            format: self.format,
+            compression: self.compression,
+            delimiter: self.delimiter,
+            quote: self.quote,
+            header: self.header,
+            null: self.null.clone(),
+            columns: self.columns.clone(),
+            primary_key: self.primary_key.clone(),
+            sample_rows: self.sample_rows,
+            file_column: self.file_column.clone(),
+            after_read: Default::default(),
+            archive_to: None,
+            newest_only: false,
+            name_date: None,
+            name_date_column: None,
+            text: Default::default(),
+            sheet: None,
+            header_row: None,
+            range: None,
+            inner: None,
+            archive_limits: None,
+        }
+        .specs("file")
+    }
+}
+
+impl SftpSinkConfig {
+    /// The server this destination writes to.
+    pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
+        Login {
+            host: &self.host,
+            port: self.port,
+            user: &self.user,
+            password: &self.password,
+            private_key: &self.private_key,
+            private_key_passphrase: &self.private_key_passphrase,
+            host_key: &self.host_key,
+            known_hosts: &self.known_hosts,
+            timeout_secs: self.timeout_secs,
+        }
+        .server(base_dir)
+    }
+
+    /// How files are written.
+    pub(crate) fn write_options(&self) -> Result<(WriteOptions, Compression)> {
+        if self.row_group_rows == 0 {
+            return Err(Error::config("`row_group_rows` must be at least 1"));
+        }
+        if self.format == Format::Parquet && self.compression != Compression::None {
+            return Err(Error::config(format!(
+                "`compression = \"{}\"` is for CSV and JSON Lines: Parquet compresses inside the file; set `parquet_compression = \"{}\"` instead",
+                self.compression, self.compression
+            )));
+        }
+        let csv: CsvOptions = csv_options(self.delimiter, self.quote, self.header, &self.null)?;
+        let parquet = ParquetOptions {
+            compression: self.parquet_compression,
+            row_group_rows: self.row_group_rows,
+        };
+        Ok((WriteOptions { csv, parquet }, self.compression))
+    }
+}

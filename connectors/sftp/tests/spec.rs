@@ -1,0 +1,59 @@
+//! `ferry spec sftp`: every field documented with its default, secrets as references, and
+//! no way to switch host-key checking off.
+
+use ferry_core::Registry;
+
+#[test]
+fn the_config_documents_itself_and_offers_no_way_around_the_host_key() {
+    let mut r = Registry::new();
+    ferry_connector_sftp::register(&mut r);
+    let def = r.get("sftp").expect("registered");
+    let spec = ferry_testkit::config_is_documented(
+        def,
+        &[
+            "host",
+            "port",
+            "user",
+            "password",
+            "private_key",
+            "private_key_passphrase",
+            "host_key",
+            "known_hosts",
+            "path",
+            "format",
+            "compression",
+        ],
+    );
+    for side in ["source", "destination"] {
+        let props = spec[side]["properties"].as_object().unwrap();
+        for secret in ["password", "private_key", "private_key_passphrase"] {
+            let text = props[secret].to_string();
+            assert!(
+                text.contains("#/$defs/Secret"),
+                "{side}.{secret} is a Secret: {text}"
+            );
+        }
+        for name in props.keys() {
+            let n = name.to_ascii_lowercase();
+            assert!(
+                !(n.contains("insecure")
+                    || n.contains("strict")
+                    || n.contains("accept")
+                    || n.contains("verify")),
+                "{side}.{name} looks like a way to skip host-key checking"
+            );
+        }
+        let required: Vec<&str> = spec[side]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert!(
+            required.contains(&"host") && required.contains(&"user"),
+            "{side}: {required:?}"
+        );
+    }
+    assert!(spec["source"]["properties"].get("identity").is_some());
+    assert!(spec["destination"]["properties"].get("encrypt").is_some());
+}

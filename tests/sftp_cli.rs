@@ -1,0 +1,160 @@
+//! `ferry` with the `sftp` connector both ends, against a real sshd (the kit's): logins from
+//! the vault, a client's CSV drop read and delivered back age-encrypted under a temp name,
+//! the receipt verified by downloading the delivery again, and a wrong host key refused
+//! naming its fingerprint.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use ferry_testkit::sftp_server::{KeyKind, SftpServer, PASSWORD, USER};
+use support::cli::{ferry_in, out, Setup, MASTER_KEY};
+use support::folder::{copy_from_repo, with_config};
+use support::read::only_receipt;
+
+fn ferry(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    ferry_in(dir).master_key(MASTER_KEY).run(args, stdin)
+}
+
+fn sync_toml(server: &SftpServer, host_key: &str, recipient: &str) -> String {
+    format!(
+        "client = \"acme\"
+[source]
+type = \"sftp\"
+host = \"127.0.0.1\"
+port = {port}
+user = \"{USER}\"
+password = \"${{secret:acme_sftp_password}}\"
+host_key = \"{host_key}\"
+path = \"outgoing/*.csv\"
+stream = \"customers\"
+
+[destination]
+type = \"sftp\"
+host = \"127.0.0.1\"
+port = {port}
+user = \"{USER}\"
+private_key = \"${{secret:acme_sftp_key}}\"
+host_key = \"{host_key}\"
+path = \"incoming\"
+encrypt = {{ recipients = [\"{recipient}\"] }}
+
+[[streams]]
+name = \"customers\"
+mode = \"overwrite\"
+",
+        port = server.port()
+    )
+}
+
+#[test]
+fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
+    let server = SftpServer::start();
+    let drop = std::fs::read(support::folder::repo("examples/quickstart/customers.csv")).unwrap();
+    server.put("outgoing/customers.csv", &drop);
+    let key = server.user_key(KeyKind::Ed25519, "");
+    let (identity, recipient) = ferry_formats::age::generate_identity();
+    let tmp = with_config(&sync_toml(&server, server.host_key(), &recipient));
+    let dir = tmp.path();
+    copy_from_repo("examples/quickstart/customers.csv", dir, "local.csv");
+    for (name, value) in [
+        ("acme_sftp_password", PASSWORD),
+        ("acme_sftp_key", key.private.as_str()),
+    ] {
+        let o = ferry(dir, &["secrets", "set", name], Some(value));
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    let o = ferry(dir, &["keys", "generate", "signing"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    let public = support::cli::last_line(&o);
+    let o = ferry(dir, &["check"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["sync"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(!out(&o).contains(PASSWORD), "{}", out(&o));
+
+    // the delivery: whole, encrypted to the client, no temp file left
+    let incoming = server.root().join("incoming");
+    let names: Vec<String> = std::fs::read_dir(&incoming)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["customers.csv.age"]);
+    let sealed = std::fs::read(incoming.join("customers.csv.age")).unwrap();
+    let ids = ferry_formats::age::Identities::parse(&identity).unwrap();
+    let mut plain = String::new();
+    std::io::Read::read_to_string(
+        &mut ferry_formats::age::decrypt_reader(&ids, std::io::Cursor::new(sealed)).unwrap(),
+        &mut plain,
+    )
+    .unwrap();
+    let source_rows = String::from_utf8(drop).unwrap().lines().count();
+    assert_eq!(plain.lines().count(), source_rows, "{plain}");
+
+    // the receipt names it by URL and `ferry verify` downloads it again
+    let receipt = only_receipt(dir);
+    let r = receipt.to_str().unwrap();
+    let text = std::fs::read_to_string(&receipt).unwrap();
+    assert!(
+        text.contains(&format!(
+            "sftp://127.0.0.1:{}/incoming/customers.csv.age",
+            server.port()
+        )),
+        "{text}"
+    );
+    let o = ferry(
+        dir,
+        &["verify", r, "--pubkey", &public, "-c", "sync.toml"],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("ok         sftp sftp://"), "{}", out(&o));
+    std::fs::write(incoming.join("customers.csv.age"), b"tampered").unwrap();
+    let o = ferry(
+        dir,
+        &["verify", r, "--pubkey", &public, "-c", "sync.toml"],
+        None,
+    );
+    assert!(
+        !o.status.success(),
+        "a changed delivery must not verify: {}",
+        out(&o)
+    );
+    assert!(
+        out(&o).contains("CHANGED") || out(&o).to_lowercase().contains("changed"),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn a_wrong_host_key_stops_the_run_naming_the_presented_fingerprint() {
+    let server = SftpServer::start();
+    server.put("outgoing/customers.csv", b"id\n1\n");
+    let other = SftpServer::start();
+    let (_, recipient) = ferry_formats::age::generate_identity();
+    let tmp = with_config(&sync_toml(&server, other.host_key(), &recipient));
+    let dir = tmp.path();
+    let o = ferry(
+        dir,
+        &["secrets", "set", "acme_sftp_password"],
+        Some(PASSWORD),
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["secrets", "set", "acme_sftp_key"], Some("unused"));
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry(dir, &["sync"], None);
+    assert!(!o.status.success());
+    let text = out(&o);
+    assert!(
+        text.contains("presented host key ssh-ed25519 SHA256:"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+    assert!(
+        !server.log().contains("password for"),
+        "no credential was sent: {}",
+        server.log()
+    );
+}
