@@ -1,5 +1,5 @@
 //! How Ferry's rows become bytes and back, for every connector that reads or writes files:
-//! CSV, JSON Lines and Parquet ([`codec`]), gzip/zstd and age encryption around them, type
+//! CSV, JSON Lines and Parquet ([`codec`]), gzip/zstd, age and OpenPGP encryption around them, type
 //! inference, estimates from file sizes, and the row and file digests receipts are made of.
 //! Depends on the contract (`ferry-core`) only.
 #![deny(missing_docs)]
@@ -8,3 +8,4 @@ pub mod age;
 pub mod codec;
 pub mod digest;
 pub mod estimate;
+pub mod pgp;
