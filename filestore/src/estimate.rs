@@ -52,7 +52,7 @@ pub(crate) fn estimate<S: Store>(
     let format = codecs[0].format;
     let plain = codecs
         .iter()
-        .all(|c| c.format == format && c.compression == Compression::None && !c.encrypted);
+        .all(|c| c.format == format && c.compression == Compression::None && !c.encrypted && !c.pgp);
     if !plain {
         return Ok(e);
     }

@@ -3,13 +3,14 @@
 //!
 //! - [`SourceOptions`]: the format options of a source (`path`/`streams`, `format`,
 //!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O.
-//! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age decryption,
-//!   gzip/zstd) for the codec readers, or with random access for Parquet.
+//! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age or OpenPGP
+//!   decryption, gzip/zstd) for the codec readers, or with random access for Parquet.
 //! - [`Mark`]: the incremental listing mark (which files are new or changed since the
 //!   saved state) and its state JSON.
 //! - [`StoreSource`]: the `Source` itself: check, discover, count and estimate over a
 //!   listing, and the reading thread.
-//! - [`Sealed`], [`EncryptConfig`], [`csv_options`]: the pieces destinations share.
+//! - [`Sealing`], [`Sealed`], [`EncryptConfig`], [`csv_options`]: the pieces destinations
+//!   share (age or OpenPGP encryption of what they write).
 //!
 //! Depends on the contract (`ferry-core`) and the formats (`ferry-formats`) only.
 #![deny(missing_docs)]
@@ -27,12 +28,12 @@ mod source;
 mod store;
 
 pub use chunks::Chunks;
-pub use encrypt::{identities, recipients, EncryptConfig};
-pub use input::{need_key, Codec, Failure, Input};
+pub use encrypt::{identities, pgp_decryptor, pgp_encryptor, recipients, EncryptConfig};
+pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use naming::{is_tsv, stream_name, strip_layers};
 pub use options::{ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec};
-pub use output::Sealed;
+pub use output::{Sealed, Sealing};
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};
 

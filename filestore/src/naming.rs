@@ -2,9 +2,10 @@
 
 use ferry_formats::codec::Compression;
 
-/// `name` without its final `.age` and compression suffixes (`.gz`, `.gzip`, `.zst`,
-/// `.zstd`, in any case and order): `orders_*.csv.gz.age` is seen as `orders_*.csv` for its
-/// stream name and whether it is a `.tsv`.
+/// `name` without its final encryption (`.age`, OpenPGP `.pgp`/`.gpg`/`.asc`) and
+/// compression suffixes (`.gz`, `.gzip`, `.zst`, `.zstd`, in any case and order):
+/// `orders_*.csv.gz.age` and `orders_*.csv.gz.pgp` are seen as `orders_*.csv` for their
+/// stream name and whether they are a `.tsv`.
 pub fn strip_layers(name: &str) -> &str {
     let mut rest = name;
     loop {
@@ -13,6 +14,8 @@ pub fn strip_layers(name: &str) -> &str {
             n > 4 && rest.is_char_boundary(n - 4) && rest[n - 4..].eq_ignore_ascii_case(".age");
         if age {
             rest = &rest[..n - 4];
+        } else if let Some(stem) = ferry_formats::pgp::strip_extension(rest) {
+            rest = stem;
         } else if Compression::from_path(rest) != Compression::None {
             match rest.rsplit_once('.') {
                 Some((stem, _)) if !stem.is_empty() => rest = stem,
@@ -102,5 +105,12 @@ mod tests {
         assert_eq!(stream_name("**/*.csv").as_deref(), None);
         assert_eq!(strip_layers("a.csv.gz.age"), "a.csv");
         assert!(is_tsv("in/x.tsv.gz.age") && !is_tsv("in/x.csv"));
+        assert_eq!(strip_layers("orders.csv.gz.pgp"), "orders.csv");
+        assert_eq!(strip_layers("orders.csv.GPG"), "orders.csv");
+        assert_eq!(
+            stream_name(strip_layers("in/orders_*.csv.asc")).as_deref(),
+            Some("orders")
+        );
+        assert!(is_tsv("in/x.tsv.gpg"));
     }
 }

@@ -8,6 +8,7 @@ use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{file_column, Error, Message, Result};
 use ferry_formats::age::Identities;
 use ferry_formats::codec::{Format, FormatReader};
+use ferry_formats::pgp::Decryptor;
 use tokio::sync::mpsc::Sender;
 
 use crate::input::{Failure, Input};
@@ -26,6 +27,7 @@ pub(crate) struct Job<S: Store> {
     /// The mark the read starts from (incremental reads).
     pub mark: Mark,
     pub identities: Option<Arc<Identities>>,
+    pub pgp: Option<Arc<Decryptor>>,
     pub limit: Option<u64>,
     pub batch_size: usize,
     pub rows: u64,
@@ -118,7 +120,8 @@ impl<S: Store> Job<S> {
             return Ok((reader, Failure::default()));
         }
         let raw = store.open(file)?;
-        let input = codec.input(raw, file.name(), S::NOUN, self.identities.as_deref())?;
+        let (ids, pgp) = (self.identities.as_deref(), self.pgp.as_deref());
+        let input = codec.input(raw, file.name(), S::NOUN, ids, pgp)?;
         let failure = input.failure();
         let reader = FormatReader::new(
             codec.format,

@@ -16,6 +16,7 @@ use ferry_core::{
 };
 use ferry_formats::age::Identities;
 use ferry_formats::codec::{infer, infer_parquet_with, Format, InferOptions};
+use ferry_formats::pgp::Decryptor;
 use futures::StreamExt;
 
 use crate::blocking;
@@ -34,6 +35,8 @@ pub struct StoreSource<S: Store> {
     streams: Vec<Arc<Stream<S::Place>>>,
     /// What decrypts `.age` files (none: such a file is an error).
     identities: Option<Arc<Identities>>,
+    /// What decrypts OpenPGP files (none: such a file is an error).
+    pgp: Option<Arc<Decryptor>>,
     /// Schemas found by the last `discover`, so `read` yields exactly what it announced.
     schemas: Mutex<HashMap<String, SchemaRef>>,
 }
@@ -49,8 +52,16 @@ impl<S: Store> StoreSource<S> {
             store: Arc::new(store),
             streams: streams.into_iter().map(Arc::new).collect(),
             identities,
+            pgp: None,
             schemas: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Decrypts OpenPGP files (`.pgp`, `.gpg`, `.asc`) with `pgp` (none: such a file is
+    /// an error naming the settings to add).
+    pub fn with_pgp(mut self, pgp: Option<Arc<Decryptor>>) -> Self {
+        self.pgp = pgp;
+        self
     }
 
     fn stream(&self, name: &str) -> Result<Arc<Stream<S::Place>>> {
@@ -70,7 +81,11 @@ impl<S: Store> StoreSource<S> {
     /// Infers the stream's schema, and keeps it for `read`.
     async fn infer(&self, stream: &Arc<Stream<S::Place>>) -> Result<SchemaRef> {
         let (store, s, ids) = (self.store.clone(), stream.clone(), self.identities.clone());
-        let schema = blocking(S::NOUN, move || infer_schema(&*store, &s, ids.as_deref())).await?;
+        let pgp = self.pgp.clone();
+        let schema = blocking(S::NOUN, move || {
+            infer_schema(&*store, &s, ids.as_deref(), pgp.as_deref())
+        })
+        .await?;
         self.schemas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -119,6 +134,7 @@ fn infer_schema<S: Store>(
     store: &S,
     stream: &Stream<S::Place>,
     identities: Option<&Identities>,
+    pgp: Option<&Decryptor>,
 ) -> Result<SchemaRef> {
     let spec = &stream.spec;
     let files = || -> Result<SchemaRef> {
@@ -133,7 +149,7 @@ fn infer_schema<S: Store>(
             let chunks = store.chunks(&first, &codec, identities)?;
             return infer_parquet_with(&chunks, &options).map_err(|e| e.with(S::NOUN, name));
         }
-        let input = codec.input(store.open(&first)?, name, S::NOUN, identities)?;
+        let input = codec.input(store.open(&first)?, name, S::NOUN, identities, pgp)?;
         let failure = input.failure();
         infer(codec.format, input, &spec.csv, &options)
             .map_err(|e| failure.restore(e).with(S::NOUN, name))
@@ -156,20 +172,27 @@ fn infer_schema<S: Store>(
     }
 }
 
-/// Checks a stream's first file can be read (for an `.age` file: that the key fits).
+/// Checks a stream's first file can be read (for an `.age` or OpenPGP file: that the key
+/// fits; the payload of an OpenPGP file is not read).
 fn check_stream<S: Store>(
     store: &S,
     stream: &Stream<S::Place>,
     identities: Option<&Identities>,
+    pgp: Option<&Decryptor>,
 ) -> Result<()> {
     let first = first(store, stream)?;
     let codec = store.codec(&stream.spec, &first)?;
+    if codec.pgp {
+        let (name, noun) = (first.name(), S::NOUN);
+        let keys = crate::input::need_pgp_key(pgp, name, noun)?;
+        return keys.check(store.open(&first)?).map_err(|e| e.with(noun, name));
+    }
     if !codec.encrypted {
         return store.probe(&first);
     }
     let raw = store.open(&first)?;
     codec
-        .input(raw, first.name(), S::NOUN, identities)
+        .input(raw, first.name(), S::NOUN, identities, None)
         .map(|_| ())
 }
 
@@ -181,10 +204,11 @@ impl<S: Store> Source for StoreSource<S> {
             self.streams.clone(),
             self.identities.clone(),
         );
+        let pgp = self.pgp.clone();
         blocking(S::NOUN, move || {
             store.check()?;
             for s in &streams {
-                check_stream(&*store, s, ids.as_deref())
+                check_stream(&*store, s, ids.as_deref(), pgp.as_deref())
                     .map_err(|e| e.with("stream", &s.spec.name))?;
             }
             Ok(())
@@ -256,6 +280,7 @@ impl<S: Store> Source for StoreSource<S> {
             incremental: request.mode == ReadMode::Incremental,
             mark,
             identities: self.identities.clone(),
+            pgp: self.pgp.clone(),
             limit: request.limit,
             batch_size: request.batch_size.max(1),
             rows: 0,
