@@ -50,7 +50,11 @@ fn client_folder(p: &Parties) -> tempfile::TempDir {
     for d in ["keys", "in", "back"] {
         std::fs::create_dir(tmp.path().join(d)).unwrap();
     }
-    folder::write(tmp.path(), "keys/client.asc", p.client.export_public(CLIENT));
+    folder::write(
+        tmp.path(),
+        "keys/client.asc",
+        p.client.export_public(CLIENT),
+    );
     folder::write(tmp.path(), "keys/ferry.asc", p.us.export_public(US));
     tmp
 }
@@ -93,7 +97,13 @@ fn encrypt(g: &Gpg, dir: &Path, name: &str, plain: &[u8], recipient: &str, signe
     std::fs::create_dir_all(dir.join("in")).unwrap();
     let src = dir.join(format!("{name}.plain"));
     std::fs::write(&src, plain).unwrap();
-    g.encrypt(&src, &dir.join("in").join(name), recipient, signer.map(|s| (s, None)), false);
+    g.encrypt(
+        &src,
+        &dir.join("in").join(name),
+        recipient,
+        signer.map(|s| (s, None)),
+        false,
+    );
     std::fs::remove_file(src).unwrap();
 }
 
@@ -118,9 +128,23 @@ fn a_signed_gpg_drop_loads_and_a_signed_delivery_opens_with_gpg() {
     let tmp = client_folder(&p);
     let dir = tmp.path();
     // two files of the stream: one plain CSV inside, one gzipped inside (`.csv.gz.pgp`)
-    encrypt(&p.client, dir, "orders_1.csv.gpg", ORDERS.as_bytes(), US, Some(CLIENT));
+    encrypt(
+        &p.client,
+        dir,
+        "orders_1.csv.gpg",
+        ORDERS.as_bytes(),
+        US,
+        Some(CLIENT),
+    );
     let more = "id,customer,total,placed\n4,Ünal,0.99,2024-03-01\n";
-    encrypt(&p.client, dir, "orders_2.csv.gz.pgp", &gzip(more), US, Some(CLIENT));
+    encrypt(
+        &p.client,
+        dir,
+        "orders_2.csv.gz.pgp",
+        &gzip(more),
+        US,
+        Some(CLIENT),
+    );
     folder::write(dir, "sync.toml", drop_config("orders_*"));
 
     let o = ferry(dir, &p, PASS, &["check"]);
@@ -137,7 +161,8 @@ fn a_signed_gpg_drop_loads_and_a_signed_delivery_opens_with_gpg() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    rows.iter_mut().for_each(|r| r.2 = r.2.trim_end_matches('0').trim_end_matches('.').to_string());
+    rows.iter_mut()
+        .for_each(|r| r.2 = r.2.trim_end_matches('0').trim_end_matches('.').to_string());
     assert_eq!(
         rows,
         vec![
@@ -173,10 +198,19 @@ mode = "overwrite"
     assert!(o.status.success(), "{}", text(&o));
     let sealed = dir.join("outbox/orders.csv.gpg");
     let bytes = std::fs::read(&sealed).unwrap();
-    assert!(!bytes.windows(8).any(|w| w == b"customer"), "the delivery is not encrypted");
-    let (plain, stderr) = p.client.decrypt(&sealed).unwrap_or_else(|e| panic!("gpg -d: {e}"));
+    assert!(
+        !bytes.windows(8).any(|w| w == b"customer"),
+        "the delivery is not encrypted"
+    );
+    let (plain, stderr) = p
+        .client
+        .decrypt(&sealed)
+        .unwrap_or_else(|e| panic!("gpg -d: {e}"));
     assert_eq!(String::from_utf8(plain).unwrap(), ORDERS);
-    assert!(stderr.contains("Good signature from \"ferry@example.com"), "{stderr}");
+    assert!(
+        stderr.contains("Good signature from \"ferry@example.com"),
+        "{stderr}"
+    );
 }
 
 /// Runs the drop `sync.toml` on `in/<file>` and asserts it failed with `expect` in its
@@ -190,9 +224,15 @@ fn fails(dir: &Path, p: &Parties, passphrase: &str, file: &str, expect: &str) {
     assert!(t.contains(expect), "{file}: expected `{expect}` in:\n{t}");
     // a wrong passphrase fails when the config is read, before any file
     if !expect.contains("passphrase") {
-        assert!(t.contains(file), "{file}: the error does not name the file:\n{t}");
+        assert!(
+            t.contains(file),
+            "{file}: the error does not name the file:\n{t}"
+        );
     }
-    assert!(!t.contains(PASS) && !t.contains("PRIVATE KEY"), "{file}: a secret shows:\n{t}");
+    assert!(
+        !t.contains(PASS) && !t.contains("PRIVATE KEY"),
+        "{file}: a secret shows:\n{t}"
+    );
     assert_eq!(
         sqlite::rows(&dir.join("out.db"), "orders").unwrap_or(0),
         0,
@@ -208,9 +248,20 @@ fn faults_fail_the_file_with_no_row_committed() {
     // many rows, so a streaming reader would have committed some before the end
     let mut big = String::from("id,customer,total,placed\n");
     for i in 0..20_000 {
-        big.push_str(&format!("{i},customer {i},{}.{:02},2024-01-02\n", i % 500, i % 100));
+        big.push_str(&format!(
+            "{i},customer {i},{}.{:02},2024-01-02\n",
+            i % 500,
+            i % 100
+        ));
     }
-    encrypt(&p.client, dir, "good.csv.gpg", big.as_bytes(), US, Some(CLIENT));
+    encrypt(
+        &p.client,
+        dir,
+        "good.csv.gpg",
+        big.as_bytes(),
+        US,
+        Some(CLIENT),
+    );
     let good = std::fs::read(dir.join("in/good.csv.gpg")).unwrap();
 
     // a byte flipped in the middle
@@ -218,20 +269,45 @@ fn faults_fail_the_file_with_no_row_committed() {
     let mid = bad.len() / 2;
     bad[mid] ^= 0x01;
     folder::write(dir, "in/tampered.csv.gpg", &bad);
-    fails(dir, &p, PASS, "tampered.csv.gpg", "damaged, cut short or altered");
+    fails(
+        dir,
+        &p,
+        PASS,
+        "tampered.csv.gpg",
+        "damaged, cut short or altered",
+    );
 
     // cut short
     folder::write(dir, "in/truncated.csv.gpg", &good[..good.len() * 2 / 3]);
-    fails(dir, &p, PASS, "truncated.csv.gpg", "damaged, cut short or altered");
+    fails(
+        dir,
+        &p,
+        PASS,
+        "truncated.csv.gpg",
+        "damaged, cut short or altered",
+    );
 
     // wrong passphrase for our key
-    fails(dir, &p, "not the passphrase", "good.csv.gpg", "wrong passphrase");
+    fails(
+        dir,
+        &p,
+        "not the passphrase",
+        "good.csv.gpg",
+        "wrong passphrase",
+    );
 
     // encrypted to another key than ours
     let other = Gpg::new();
     other.gen_key("other@example.com", None);
     p.client.import(&other.export_public("other@example.com"));
-    encrypt(&p.client, dir, "other.csv.gpg", big.as_bytes(), "other@example.com", Some(CLIENT));
+    encrypt(
+        &p.client,
+        dir,
+        "other.csv.gpg",
+        big.as_bytes(),
+        "other@example.com",
+        Some(CLIENT),
+    );
     fails(dir, &p, PASS, "other.csv.gpg", "cannot decrypt the file");
 
     // unsigned, while the client's signature is required
@@ -242,8 +318,21 @@ fn faults_fail_the_file_with_no_row_committed() {
     let mallory = Gpg::new();
     mallory.gen_key("mallory@example.com", None);
     mallory.import(&p.us.export_public(US));
-    encrypt(&mallory, dir, "forged.csv.gpg", big.as_bytes(), US, Some("mallory@example.com"));
-    fails(dir, &p, PASS, "forged.csv.gpg", "not a valid signature by the client's key");
+    encrypt(
+        &mallory,
+        dir,
+        "forged.csv.gpg",
+        big.as_bytes(),
+        US,
+        Some("mallory@example.com"),
+    );
+    fails(
+        dir,
+        &p,
+        PASS,
+        "forged.csv.gpg",
+        "not a valid signature by the client's key",
+    );
 
     // and the good file still loads every row
     folder::write(dir, "sync.toml", drop_config("good.csv.gpg"));
@@ -257,7 +346,14 @@ fn an_encrypted_file_without_a_key_says_what_to_set() {
     let p = parties();
     let tmp = client_folder(&p);
     let dir = tmp.path();
-    encrypt(&p.client, dir, "orders.csv.gpg", ORDERS.as_bytes(), US, None);
+    encrypt(
+        &p.client,
+        dir,
+        "orders.csv.gpg",
+        ORDERS.as_bytes(),
+        US,
+        None,
+    );
     folder::write(
         dir,
         "sync.toml",

@@ -50,9 +50,9 @@ pub(crate) fn estimate<S: Store>(
         return Ok(e);
     }
     let format = codecs[0].format;
-    let plain = codecs
-        .iter()
-        .all(|c| c.format == format && c.compression == Compression::None && !c.encrypted && !c.pgp);
+    let plain = codecs.iter().all(|c| {
+        c.format == format && c.compression == Compression::None && !c.encrypted && !c.pgp
+    });
     if !plain {
         return Ok(e);
     }

@@ -185,7 +185,9 @@ fn check_stream<S: Store>(
     if codec.pgp {
         let (name, noun) = (first.name(), S::NOUN);
         let keys = crate::input::need_pgp_key(pgp, name, noun)?;
-        return keys.check(store.open(&first)?).map_err(|e| e.with(noun, name));
+        return keys
+            .check(store.open(&first)?)
+            .map_err(|e| e.with(noun, name));
     }
     if !codec.encrypted {
         return store.probe(&first);

@@ -13,18 +13,7 @@ use ferry_core::{ErrorKind, Secret};
 use ferry_formats::pgp::{self, Decryptor, Encryptor, PublicKeys, SecretKeys};
 use ferry_testkit::gpg::Gpg;
 
-/// Deterministic bytes, `len` long.
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut x: u32 = 0x9E37_79B9 ^ u32::from(seed);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use ferry_testkit::noise as data;
 
 /// Us and a client, each with a keyring; the client knows our public key and we know theirs.
 struct Parties {
@@ -65,17 +54,31 @@ impl Parties {
         let pass = self.passphrase.map(Secret::new);
         let keys = SecretKeys::parse(&self.our_secret, pass.as_ref()).unwrap();
         let verify = verify.then(|| {
-            PublicKeys::parse(&[self.client_public.clone()], Path::new("."), "pgp_verify_key")
-                .unwrap()
+            PublicKeys::parse(
+                &[self.client_public.clone()],
+                Path::new("."),
+                "pgp_verify_key",
+            )
+            .unwrap()
         });
         Decryptor::new(keys, verify)
     }
 
     /// The client encrypts `plain` to us (signed unless `unsigned`); returns the file.
-    fn client_sends(&self, dir: &Path, plain: &[u8], signed: bool, armor: bool) -> std::path::PathBuf {
+    fn client_sends(
+        &self,
+        dir: &Path,
+        plain: &[u8],
+        signed: bool,
+        armor: bool,
+    ) -> std::path::PathBuf {
         let src = dir.join("orders.csv");
         std::fs::write(&src, plain).unwrap();
-        let dst = dir.join(if armor { "orders.csv.asc" } else { "orders.csv.gpg" });
+        let dst = dir.join(if armor {
+            "orders.csv.asc"
+        } else {
+            "orders.csv.gpg"
+        });
         let signer = signed.then_some((CLIENT, None));
         self.client.encrypt(&src, &dst, US, signer, armor);
         dst
@@ -93,18 +96,30 @@ fn gpg_encrypts_and_signs_ferry_decrypts_and_verifies() {
     let p = parties(None);
     let dir = tempfile::tempdir().unwrap();
     let dec = p.decryptor(true);
-    for (len, armor) in [(0, false), (1, true), (100_003, false), (3 << 20, false), (70_000, true)] {
+    for (len, armor) in [
+        (0, false),
+        (1, true),
+        (100_003, false),
+        (3 << 20, false),
+        (70_000, true),
+    ] {
         let plain = data(len, len as u8);
         let file = p.client_sends(dir.path(), &plain, true, armor);
         let out = dec.decrypt(std::fs::File::open(&file).unwrap()).unwrap();
         assert_eq!(out.len(), len as u64);
         assert_eq!(out.signed_by(), Some(p.client_fp.as_str()));
-        assert!(read_all(out) == plain, "{len} bytes, armor {armor}: plaintext differs");
+        assert!(
+            read_all(out) == plain,
+            "{len} bytes, armor {armor}: plaintext differs"
+        );
     }
     // without a signature requirement, an unsigned file reads too
     let plain = data(5000, 9);
     let file = p.client_sends(dir.path(), &plain, false, false);
-    let out = p.decryptor(false).decrypt(std::fs::File::open(&file).unwrap()).unwrap();
+    let out = p
+        .decryptor(false)
+        .decrypt(std::fs::File::open(&file).unwrap())
+        .unwrap();
     assert_eq!(out.signed_by(), None);
     assert_eq!(read_all(out), plain);
 }
@@ -115,7 +130,10 @@ fn a_key_protected_by_a_passphrase_needs_the_right_one() {
     let dir = tempfile::tempdir().unwrap();
     let plain = data(10_000, 1);
     let file = p.client_sends(dir.path(), &plain, true, false);
-    let out = p.decryptor(true).decrypt(std::fs::File::open(&file).unwrap()).unwrap();
+    let out = p
+        .decryptor(true)
+        .decrypt(std::fs::File::open(&file).unwrap())
+        .unwrap();
     assert_eq!(read_all(out), plain);
 
     let wrong = SecretKeys::parse(&p.our_secret, Some(&Secret::new("battery staple"))).unwrap_err();
@@ -161,14 +179,17 @@ fn faults_fail_with_a_clear_error_and_no_plaintext() {
     let src = dir.path().join("x.csv");
     std::fs::write(&src, &plain).unwrap();
     let dst = dir.path().join("x.csv.gpg");
-    p.client.encrypt(&src, &dst, "other@example.com", Some((CLIENT, None)), false);
+    p.client
+        .encrypt(&src, &dst, "other@example.com", Some((CLIENT, None)), false);
     let e = dec.decrypt(std::fs::File::open(&dst).unwrap()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");
     assert!(e.message().contains("cannot decrypt the file"), "{e}");
 
     // unsigned when a signature is required
     let unsigned = p.client_sends(dir.path(), &plain, false, false);
-    let e = dec.decrypt(std::fs::File::open(&unsigned).unwrap()).unwrap_err();
+    let e = dec
+        .decrypt(std::fs::File::open(&unsigned).unwrap())
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
     assert!(e.message().contains("not signed"), "{e}");
 
@@ -177,10 +198,22 @@ fn faults_fail_with_a_clear_error_and_no_plaintext() {
     mallory.gen_key("mallory@example.com", None);
     mallory.import(&p.our_public);
     let forged = dir.path().join("forged.csv.gpg");
-    mallory.encrypt(&src, &forged, US, Some(("mallory@example.com", None)), false);
-    let e = dec.decrypt(std::fs::File::open(&forged).unwrap()).unwrap_err();
+    mallory.encrypt(
+        &src,
+        &forged,
+        US,
+        Some(("mallory@example.com", None)),
+        false,
+    );
+    let e = dec
+        .decrypt(std::fs::File::open(&forged).unwrap())
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
-    assert!(e.message().contains("not a valid signature by the client's key"), "{e}");
+    assert!(
+        e.message()
+            .contains("not a valid signature by the client's key"),
+        "{e}"
+    );
 
     // the secret key never shows in an error
     for e in [e] {
@@ -213,28 +246,46 @@ fn ferry_encrypts_and_signs_gpg_decrypts_and_verifies() {
                 w.write_all(chunk).unwrap();
             }
             w.finish().unwrap().sync_all().unwrap();
-            let (got, stderr) = p.client.decrypt(&path).unwrap_or_else(|e| panic!("gpg -d: {e}"));
-            assert!(got == plain, "{len} bytes, armor {armor}: gpg's plaintext differs");
-            assert!(stderr.contains("Good signature from \"ferry@example.com"), "{stderr}");
+            let (got, stderr) = p
+                .client
+                .decrypt(&path)
+                .unwrap_or_else(|e| panic!("gpg -d: {e}"));
+            assert!(
+                got == plain,
+                "{len} bytes, armor {armor}: gpg's plaintext differs"
+            );
+            assert!(
+                stderr.contains("Good signature from \"ferry@example.com"),
+                "{stderr}"
+            );
             // and Ferry reads its own delivery back
             let back = Decryptor::new(
-                SecretKeys::parse(&Secret::new(p.client.export_secret(CLIENT, None)), None).unwrap(),
+                SecretKeys::parse(&Secret::new(p.client.export_secret(CLIENT, None)), None)
+                    .unwrap(),
                 Some(PublicKeys::parse(&[p.our_public.clone()], Path::new("."), "k").unwrap()),
             );
-            assert_eq!(read_all(back.decrypt(std::fs::File::open(&path).unwrap()).unwrap()), plain);
+            assert_eq!(
+                read_all(back.decrypt(std::fs::File::open(&path).unwrap()).unwrap()),
+                plain
+            );
         }
     }
     drop(signer);
     // a writer dropped before `finish` leaves a file gpg refuses
     let enc = Arc::new(
-        Encryptor::from_entries(&[p.client_public.clone()], Path::new("."), "r", None, false).unwrap(),
+        Encryptor::from_entries(&[p.client_public.clone()], Path::new("."), "r", None, false)
+            .unwrap(),
     );
     let path = dir.path().join("cut.csv.gpg");
     {
-        let mut w = pgp::encrypt_writer(&enc, "cut.csv", std::fs::File::create(&path).unwrap()).unwrap();
+        let mut w =
+            pgp::encrypt_writer(&enc, "cut.csv", std::fs::File::create(&path).unwrap()).unwrap();
         w.write_all(&data(1_500_000, 3)).unwrap();
     }
-    let e = p.client.decrypt(&path).map(|(plain, err)| (plain.len(), err));
+    let e = p
+        .client
+        .decrypt(&path)
+        .map(|(plain, err)| (plain.len(), err));
     assert!(e.is_err(), "an abandoned delivery decrypted: {e:?}");
     let _ = &p.us;
 }
@@ -256,11 +307,20 @@ fn rsa_keys_work_both_ways() {
         SecretKeys::parse(&Secret::new(us.export_secret(US, None)), None).unwrap(),
         Some(PublicKeys::parse(&[client.export_public(CLIENT)], Path::new("."), "k").unwrap()),
     );
-    assert_eq!(read_all(dec.decrypt(std::fs::File::open(&dst).unwrap()).unwrap()), plain);
+    assert_eq!(
+        read_all(dec.decrypt(std::fs::File::open(&dst).unwrap()).unwrap()),
+        plain
+    );
 
     let enc = Arc::new(
-        Encryptor::from_entries(&[client.export_public(CLIENT)], Path::new("."), "r", None, false)
-            .unwrap(),
+        Encryptor::from_entries(
+            &[client.export_public(CLIENT)],
+            Path::new("."),
+            "r",
+            None,
+            false,
+        )
+        .unwrap(),
     );
     let out = dir.path().join("b.csv.gpg");
     let mut w = pgp::encrypt_writer(&enc, "b.csv", std::fs::File::create(&out).unwrap()).unwrap();
@@ -281,8 +341,12 @@ fn key_files_and_mistakes_in_key_settings() {
         assert_eq!(k.fingerprints(), vec![p.client_fp.clone()], "{entry}");
     }
     // a secret key where a public key belongs: refused, and not shown
-    let e = PublicKeys::parse(&[p.our_secret.expose().to_string()], dir.path(), "pgp_recipients")
-        .unwrap_err();
+    let e = PublicKeys::parse(
+        &[p.our_secret.expose().to_string()],
+        dir.path(),
+        "pgp_recipients",
+    )
+    .unwrap_err();
     assert!(e.message().contains("is a secret key"), "{e}");
     assert!(!e.to_string().contains("PRIVATE KEY BLOCK"), "{e}");
     // a public key where our secret key belongs
@@ -290,11 +354,19 @@ fn key_files_and_mistakes_in_key_settings() {
     assert!(e.message().contains("public key block"), "{e}");
     // a missing file, a file that is not a key
     let e = PublicKeys::parse(&["nope.asc".into()], dir.path(), "pgp_recipients").unwrap_err();
-    assert!(e.message().contains("neither an armored public key block nor an existing key file"), "{e}");
+    assert!(
+        e.message()
+            .contains("neither an armored public key block nor an existing key file"),
+        "{e}"
+    );
     std::fs::write(dir.path().join("junk.asc"), "hello").unwrap();
     let e = PublicKeys::parse(&["junk.asc".into()], dir.path(), "pgp_recipients").unwrap_err();
     assert!(e.message().contains("is not an OpenPGP public key"), "{e}");
     // garbage as our secret key: an error that does not echo it
-    let e = SecretKeys::parse(&Secret::new("-----BEGIN PGP PRIVATE KEY BLOCK-----\nzzzz\n"), None).unwrap_err();
+    let e = SecretKeys::parse(
+        &Secret::new("-----BEGIN PGP PRIVATE KEY BLOCK-----\nzzzz\n"),
+        None,
+    )
+    .unwrap_err();
     assert!(!e.to_string().contains("zzzz"), "{e}");
 }

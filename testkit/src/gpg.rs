@@ -76,8 +76,8 @@ impl Gpg {
     }
 
     /// Makes a key pair for `uid` (an e-mail address), protected by `passphrase` when
-    /// given (ed25519 for signing, cv25519 for encryption: GnuPG's default); returns its
-    /// fingerprint.
+    /// given (ed25519 for signing, cv25519 for encryption: GnuPG's `future-default`, the
+    /// default of GnuPG 2.3 and later); returns its fingerprint.
     pub fn gen_key(&self, uid: &str, passphrase: Option<&str>) -> String {
         self.ok(&[
             "--pinentry-mode",
@@ -86,7 +86,7 @@ impl Gpg {
             passphrase.unwrap_or(""),
             "--quick-gen-key",
             uid,
-            "default",
+            "future-default",
             "default",
             "never",
         ]);

@@ -315,7 +315,9 @@ impl FileWriter {
                 .map_err(|e| Error::io(e, "cannot create a temporary file", &temp))?;
             let file = HashingWriter::new(file);
             // the name inside an OpenPGP file: the delivery's without `.gpg`
-            let inner = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+            let inner = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(stem, _)| stem);
             let out = match &encrypt {
                 None => Sealed::Plain(file),
                 Some(sealing) => match sealing.seal(file, inner) {

@@ -136,9 +136,12 @@ impl Decryptor {
             None => None,
             Some(keys) => Some(verified(&msg, keys)?),
         };
-        spool
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot rewind the plaintext spool: {e}")))?;
+        spool.seek(SeekFrom::Start(0)).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot rewind the plaintext spool: {e}"),
+            )
+        })?;
         Ok(Plaintext {
             spool,
             len,
@@ -204,11 +207,7 @@ fn copy(msg: &mut Message<'_>, spool: &mut SpooledTempFile) -> Result<u64> {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(damaged(&format!(
-                    "{e}, after {total} bytes of plaintext"
-                )))
-            }
+            Err(e) => return Err(damaged(&format!("{e}, after {total} bytes of plaintext"))),
         };
         spool.write_all(&buf[..n]).map_err(|e| {
             Error::new(

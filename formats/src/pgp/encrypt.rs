@@ -186,7 +186,11 @@ fn seal<W: Write>(enc: &Encryptor, name: String, rx: Receiver<Vec<u8>>, mut out:
         }
     }
     if let Some(signer) = &enc.signer {
-        builder.sign(signer.signing_key(), signer.password(), HashAlgorithm::Sha256);
+        builder.sign(
+            signer.signing_key(),
+            signer.password(),
+            HashAlgorithm::Sha256,
+        );
     }
     if enc.armor {
         builder

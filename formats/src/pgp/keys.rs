@@ -63,7 +63,9 @@ impl SecretKeys {
             keys.push(key);
         }
         if keys.is_empty() {
-            return Err(Error::config("the PGP secret key block holds no secret key"));
+            return Err(Error::config(
+                "the PGP secret key block holds no secret key",
+            ));
         }
         let passphrase = match passphrase {
             Some(p) if p.is_empty() => return Err(Error::config("the PGP passphrase is empty")),
@@ -142,7 +144,10 @@ impl fmt::Debug for SecretKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretKeys")
             .field("fingerprints", &self.fingerprints())
-            .field("passphrase", &self.passphrase.as_ref().map(|_| "[redacted]"))
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
