@@ -55,7 +55,7 @@ impl Parties {
         let keys = SecretKeys::parse(&self.our_secret, pass.as_ref()).unwrap();
         let verify = verify.then(|| {
             PublicKeys::parse(
-                &[self.client_public.clone()],
+                std::slice::from_ref(&self.client_public),
                 Path::new("."),
                 "pgp_verify_key",
             )
@@ -216,9 +216,7 @@ fn faults_fail_with_a_clear_error_and_no_plaintext() {
     );
 
     // the secret key never shows in an error
-    for e in [e] {
-        assert!(!e.to_string().contains("PRIVATE KEY"), "{e}");
-    }
+    assert!(!e.to_string().contains("PRIVATE KEY"), "{e}");
 }
 
 #[test]
@@ -228,7 +226,7 @@ fn ferry_encrypts_and_signs_gpg_decrypts_and_verifies() {
     let signer = SecretKeys::parse(&p.our_secret, Some(&Secret::new("s3cret"))).unwrap();
     for armor in [false, true] {
         let enc = Encryptor::from_entries(
-            &[p.client_public.clone()],
+            std::slice::from_ref(&p.client_public),
             Path::new("."),
             "pgp_recipients",
             Some(SecretKeys::parse(&p.our_secret, Some(&Secret::new("s3cret"))).unwrap()),
@@ -262,7 +260,10 @@ fn ferry_encrypts_and_signs_gpg_decrypts_and_verifies() {
             let back = Decryptor::new(
                 SecretKeys::parse(&Secret::new(p.client.export_secret(CLIENT, None)), None)
                     .unwrap(),
-                Some(PublicKeys::parse(&[p.our_public.clone()], Path::new("."), "k").unwrap()),
+                Some(
+                    PublicKeys::parse(std::slice::from_ref(&p.our_public), Path::new("."), "k")
+                        .unwrap(),
+                ),
             );
             assert_eq!(
                 read_all(back.decrypt(std::fs::File::open(&path).unwrap()).unwrap()),
@@ -273,8 +274,14 @@ fn ferry_encrypts_and_signs_gpg_decrypts_and_verifies() {
     drop(signer);
     // a writer dropped before `finish` leaves a file gpg refuses
     let enc = Arc::new(
-        Encryptor::from_entries(&[p.client_public.clone()], Path::new("."), "r", None, false)
-            .unwrap(),
+        Encryptor::from_entries(
+            std::slice::from_ref(&p.client_public),
+            Path::new("."),
+            "r",
+            None,
+            false,
+        )
+        .unwrap(),
     );
     let path = dir.path().join("cut.csv.gpg");
     {

@@ -160,11 +160,12 @@ impl Decryptor {
         let recipients: Vec<String> = match &msg {
             Message::Encrypted { esk, .. } => esk
                 .iter()
-                .filter_map(|e| match e {
-                    Esk::PublicKeyEncryptedSessionKey(p) => {
-                        Some(p.id().map(|id| hex(id.as_ref())).unwrap_or_else(|_| "(a key fingerprint)".into()))
-                    }
-                    Esk::SymKeyEncryptedSessionKey(_) => Some("(a passphrase)".into()),
+                .map(|e| match e {
+                    Esk::PublicKeyEncryptedSessionKey(p) => match p.id() {
+                        Ok(id) => hex(id.as_ref()),
+                        Err(_) => "(a key given by fingerprint)".into(),
+                    },
+                    Esk::SymKeyEncryptedSessionKey(_) => "(a passphrase)".into(),
                 })
                 .collect(),
             _ => {
