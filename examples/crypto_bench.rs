@@ -1,4 +1,4 @@
-//! age encryption throughput (not a test: run it, read the figures).
+//! age and OpenPGP encryption throughput (not a test: run it, read the figures).
 //!
 //! ```sh
 //! cargo run --release --example crypto_bench -- [--mb 1024] [--runs 3] [--dir target/bench]
@@ -7,7 +7,10 @@
 //! For one generated file (default 1 GiB of incompressible bytes) it times, in the same
 //! run and on the same disk: a plain read + write copy (the baseline), Ferry's encryption
 //! and decryption (`ferry_core::age`, streaming to a file), and the `age` command's
-//! encryption and decryption of the same file (if `age` is installed). Every step is
+//! encryption and decryption of the same file (if `age` is installed); then the same for
+//! OpenPGP: Ferry's (`ferry_formats::pgp`, rPGP; decryption includes spooling the plaintext
+//! to a temporary file and reading it back, as a source does) against `gpg` (if installed),
+//! each party with its own keyring, no compression inside (`gpg -z 0`). Every step is
 //! single-threaded, reads a file the page cache holds and writes one without fsync, so
 //! the figures compare the work of each, not the disk.
 //!
@@ -26,6 +29,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use ferry_formats::age::{self, Identities, Recipients};
+use ferry_formats::pgp::{self, Decryptor, Encryptor, PublicKeys, SecretKeys};
+use ferry_testkit::gpg::Gpg;
 
 struct Args {
     mb: u64,
@@ -279,6 +284,88 @@ fn main() {
     }
     println!(
         "Ferry / plain copy: encrypt {:.2}x, decrypt {:.2}x",
+        enc / base,
+        dec / base
+    );
+    openpgp(d, &plain, bytes, a.runs, base);
+}
+
+/// Ferry's OpenPGP against `gpg`, both ways, on the same file.
+fn openpgp(d: &Path, plain: &Path, bytes: u64, runs: u32, base: f64) {
+    let installed = Command::new("gpg").arg("--version").output().ok();
+    let Some(version) = installed.filter(|o| o.status.success()).map(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        text.lines().next().unwrap_or("gpg").to_string()
+    }) else {
+        println!("gpg: not installed (Debian package gnupg), so OpenPGP not measured");
+        return;
+    };
+    let (us, client) = (Gpg::new(), Gpg::new());
+    us.gen_key("bench-ferry@example.com", None);
+    client.gen_key("bench-client@example.com", None);
+    us.import(&client.export_public("bench-client@example.com"));
+    client.import(&us.export_public("bench-ferry@example.com"));
+    let client_key = client.export_public("bench-client@example.com");
+    let recipients = PublicKeys::parse(&[client_key], d, "pgp_recipients").unwrap();
+    let encryptor = std::sync::Arc::new(Encryptor::new(recipients, None, false).unwrap());
+    let our_secret = ferry_core::Secret::new(us.export_secret("bench-ferry@example.com", None));
+    let decryptor = Decryptor::new(SecretKeys::parse(&our_secret, None).unwrap(), None);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    // Ferry encrypts to the client; the client's gpg decrypts
+    let sealed = d.join("ferry.gpg");
+    let enc = measure("Ferry OpenPGP encrypt", bytes, runs, || {
+        let out = BufWriter::with_capacity(256 << 10, File::create(&sealed).unwrap());
+        let mut w = pgp::encrypt_writer(&encryptor, "plain.bin", out).unwrap();
+        let mut r = File::open(plain).unwrap();
+        std::io::copy(&mut r, &mut w).unwrap();
+        w.finish().unwrap().flush().unwrap();
+    });
+    warm(&sealed);
+    let gpg_out = d.join("gpg.out");
+    let gpg_dec = measure(&format!("{version} decrypt"), bytes, runs, || {
+        client.ok(&["--yes", "--output", &s(&gpg_out), "--decrypt", &s(&sealed)]);
+    });
+    assert!(
+        same(plain, &gpg_out),
+        "gpg -d of Ferry's file changed the data"
+    );
+    std::fs::remove_file(&gpg_out).unwrap();
+
+    // the client's gpg encrypts to us; Ferry decrypts (spool, authenticate, read)
+    let theirs = d.join("client.gpg");
+    let gpg_enc = measure(&format!("{version} encrypt"), bytes, runs, || {
+        client.ok(&[
+            "--yes",
+            "--trust-model",
+            "always",
+            "-z",
+            "0",
+            "--recipient",
+            "bench-ferry@example.com",
+            "--output",
+            &s(&theirs),
+            "--encrypt",
+            &s(plain),
+        ]);
+    });
+    warm(&theirs);
+    let opened = d.join("ferry-pgp.out");
+    let dec = measure("Ferry OpenPGP decrypt (spooled)", bytes, runs, || {
+        let mut p = decryptor.decrypt(File::open(&theirs).unwrap()).unwrap();
+        let mut w = BufWriter::with_capacity(256 << 10, File::create(&opened).unwrap());
+        std::io::copy(&mut p, &mut w).unwrap();
+        w.flush().unwrap();
+    });
+    assert!(
+        same(plain, &opened),
+        "Ferry's OpenPGP decryption changed the data"
+    );
+    std::fs::remove_file(&opened).unwrap();
+    println!(
+        "Ferry / gpg (OpenPGP): encrypt {:.2}x, decrypt {:.2}x; Ferry OpenPGP / plain copy: encrypt {:.2}x, decrypt {:.2}x",
+        enc / gpg_enc,
+        dec / gpg_dec,
         enc / base,
         dec / base
     );

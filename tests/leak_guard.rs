@@ -480,3 +480,64 @@ sample_pages = 1"#
         assert!(!t.contains(c), "{t}");
     }
 }
+
+#[test]
+fn pgp_secret_key_and_passphrase() {
+    use ferry_testkit::gpg::Gpg;
+    // our OpenPGP key is protected by a passphrase; the canary is given as the (wrong) one
+    let us = Gpg::new();
+    let client = Gpg::new();
+    us.gen_key("leak-guard@example.com", Some("the right passphrase"));
+    client.gen_key("client@example.com", None);
+    client.import(&us.export_public("leak-guard@example.com"));
+    let secret = us.export_secret("leak-guard@example.com", Some("the right passphrase"));
+    let client_public = client.export_public("client@example.com");
+    let out = no_leak_of(
+        "file source pgp_passphrase (wrong)",
+        r#"[source]
+type = "file"
+path = "orders.csv.gpg"
+pgp_secret_key = "${file:keys/ours.asc}"
+pgp_passphrase = "${env:FERRY_CANARY}"
+
+[destination]
+type = "sqlite"
+path = "out.db"
+"#,
+        &[],
+        |dir| {
+            std::fs::create_dir(dir.join("keys")).unwrap();
+            folder::write(dir, "keys/ours.asc", &secret);
+            folder::write(dir, "orders.plain", "id\n1\n");
+            client.encrypt(
+                &dir.join("orders.plain"),
+                &dir.join("orders.csv.gpg"),
+                "leak-guard@example.com",
+                None,
+                false,
+            );
+        },
+    );
+    assert!(
+        !out.contains("succeeded") && out.contains("wrong passphrase"),
+        "{out}"
+    );
+
+    // the canary as the signing key of a delivery: not a key, and never echoed
+    let out = no_leak_of(
+        "file sink encrypt.pgp_sign_key (not a key)",
+        &users_into(
+            r#"type = "file"
+path = "out"
+encrypt = { pgp_recipients = ["file:client.asc"], pgp_sign_key = "${env:FERRY_CANARY}" }
+
+[[streams]]
+name = "users"
+mode = "overwrite"
+"#,
+        ),
+        &[],
+        |dir| folder::write(dir, "client.asc", &client_public),
+    );
+    assert!(!out.contains("succeeded"), "{out}");
+}

@@ -24,6 +24,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("archive_read", entries::archive_read),
     ("config_load", entries::config_load),
     ("age_decrypt", entries::age_decrypt),
+    ("pgp_decrypt", entries::pgp_decrypt),
     ("vault_open", entries::vault_open),
     ("receipt_verify", entries::receipt_verify),
 ];

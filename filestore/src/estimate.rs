@@ -59,9 +59,9 @@ pub(crate) fn estimate<S: Store>(
         // a workbook's bytes say nothing about its rows
         return Ok(e);
     }
-    let plain = codecs
-        .iter()
-        .all(|c| c.format == format && c.compression == Compression::None && !c.encrypted);
+    let plain = codecs.iter().all(|c| {
+        c.format == format && c.compression == Compression::None && !c.encrypted && !c.pgp
+    });
     if !plain {
         return Ok(e);
     }

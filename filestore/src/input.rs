@@ -1,10 +1,16 @@
-//! Opening a file's bytes for the codec readers: decrypted when its name ends in `.age`,
-//! then decompressed when it ends in `.gz`/`.zst` (or as the config says).
+//! Opening a file's bytes for the codec readers: decrypted when its name ends in `.age` or
+//! in `.pgp`/`.gpg`/`.asc` (OpenPGP), then decompressed when it ends in `.gz`/`.zst` (or
+//! as the config says).
 //!
 //! Each 64 KiB age chunk is authenticated before its rows are parsed, so no altered row is
 //! ever read; a damaged or truncated file fails the read with `DataInvalid`, a key that
 //! does not fit with `AuthFailed`. The codec reports every read error as I/O, so the
 //! decryption failure is recorded on the side ([`Failure::restore`]) to keep its kind.
+//!
+//! An OpenPGP file is checked at its end (MDC or AEAD tag, signature), so it is decrypted
+//! whole into a spool and authenticated before its first row is parsed (see
+//! `ferry_formats::pgp`): its failures happen here, when the file is opened, with their
+//! own kinds.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -13,6 +19,7 @@ use ferry_core::{Error, ErrorKind, Result};
 use ferry_formats::age::{self, Identities};
 use ferry_formats::archive::ArchiveKind;
 use ferry_formats::codec::{decompress, detect, Compression, Format};
+use ferry_formats::pgp::Decryptor;
 
 use crate::options::StreamSpec;
 
@@ -28,13 +35,16 @@ pub struct Codec {
     /// The archive it is (`.zip`, `.tar.gz` …, under any `.age`), whose entries are read
     /// each by its own name (`format` and `compression` are then the entries' defaults).
     pub archive: Option<ArchiveKind>,
+    /// Whether it is OpenPGP-encrypted (its name ends in `.pgp`, `.gpg` or `.asc`).
+    pub pgp: bool,
 }
 
 impl Codec {
     /// How to decode the file `name` of `spec`; `noun` names it in messages.
     pub fn of(spec: &StreamSpec, name: &str, noun: &str) -> Result<Codec> {
         let d = detect(name);
-        let bare = match d.encrypted {
+        // `.age`, `.pgp`, `.gpg` and `.asc` are all four bytes
+        let bare = match d.encrypted || d.pgp {
             true => &name[..name.len() - ".age".len()],
             false => name,
         };
@@ -43,6 +53,7 @@ impl Codec {
                 format: spec.format.unwrap_or(Format::Csv),
                 compression: Compression::None,
                 encrypted: d.encrypted,
+                pgp: d.pgp,
                 archive: Some(kind),
             });
         }
@@ -66,24 +77,40 @@ impl Codec {
             )
             .with("stream", &spec.name));
         }
+        if format == Format::Parquet && d.pgp {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "`{name}` is an OpenPGP-encrypted Parquet {noun}: Ferry reads CSV and JSON Lines inside OpenPGP; ask for `.csv.gpg`, or decrypt it first (`gpg -d`)"
+                ),
+            )
+            .with("stream", &spec.name));
+        }
         Ok(Codec {
             format,
             compression,
             encrypted: d.encrypted,
             archive: None,
+            pgp: d.pgp,
         })
     }
 
-    /// The decoded bytes of `raw`, the file `name` (named by `noun` in error context).
+    /// The decoded bytes of `raw`, the file `name` (named by `noun` in error context): an
+    /// age file is decrypted with `identities` as it is read, an OpenPGP file with `pgp`
+    /// whole, before this returns.
     pub fn input(
         &self,
         raw: Box<dyn Read + Send>,
         name: &str,
         noun: &'static str,
         identities: Option<&Identities>,
+        pgp: Option<&Decryptor>,
     ) -> Result<Input> {
         let failure = Failure::default();
-        let plain: Box<dyn Read + Send> = if self.encrypted {
+        let plain: Box<dyn Read + Send> = if self.pgp {
+            let keys = need_pgp_key(pgp, name, noun)?;
+            Box::new(keys.decrypt(raw).map_err(|e| e.with(noun, name))?)
+        } else if self.encrypted {
             let ids = need_key(identities, name, noun)?;
             let reader = age::decrypt_reader(ids, raw).map_err(|e| e.with(noun, name))?;
             Box::new(Watch {
@@ -107,6 +134,20 @@ pub fn need_key<'a>(
     identities.ok_or_else(|| {
         Error::config(format!(
             "`{name}` is encrypted (age), and the source has no key to read it: set `identity = \"${{secret:…}}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`"
+        ))
+        .with(noun, name)
+    })
+}
+
+/// The OpenPGP keys that decrypt `name`, or the error saying there are none.
+pub fn need_pgp_key<'a>(
+    pgp: Option<&'a Decryptor>,
+    name: &str,
+    noun: &'static str,
+) -> Result<&'a Decryptor> {
+    pgp.ok_or_else(|| {
+        Error::config(format!(
+            "`{name}` is encrypted (OpenPGP), and the source has no key to read it: set `pgp_secret_key = \"${{secret:…}}\"` (our armored secret key it was encrypted to) and, if the key is protected, `pgp_passphrase`"
         ))
         .with(noun, name)
     })

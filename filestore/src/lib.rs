@@ -3,8 +3,8 @@
 //!
 //! - [`SourceOptions`]: the format options of a source (`path`/`streams`, `format`,
 //!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O.
-//! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age decryption,
-//!   gzip/zstd) for the codec readers, or with random access for Parquet.
+//! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age or OpenPGP
+//!   decryption, gzip/zstd) for the codec readers, or with random access for Parquet.
 //! - Archives (`drop.zip`, `drop.tar.gz`): the entries a stream takes ([`ArchiveSpec`],
 //!   `inner`) and the zip-bomb limits ([`ArchiveLimits`]), read through the same codecs.
 //! - [`Mark`]: the incremental listing mark (which files are new or changed since the
@@ -14,7 +14,8 @@
 //! - `after_read` ([`AfterRead`]): archiving or deleting a file once the state that covers
 //!   it is committed ([`ferry_core::Source::committed`]); `newest_only` and `name_date`
 //!   ([`NameDate`]): which files a stream reads, in what order.
-//! - [`Sealed`], [`EncryptConfig`], [`csv_options`]: the pieces destinations share.
+//! - [`Sealing`], [`Sealed`], [`EncryptConfig`], [`csv_options`]: the pieces destinations
+//!   share (age or OpenPGP encryption of what they write).
 //!
 //! Depends on the contract (`ferry-core`) and the formats (`ferry-formats`) only.
 #![deny(missing_docs)]
@@ -39,8 +40,8 @@ mod unpack;
 
 pub use after::{archived_name, pattern_root, AfterRead};
 pub use chunks::Chunks;
-pub use encrypt::{identities, recipients, EncryptConfig};
-pub use input::{need_key, Codec, Failure, Input};
+pub use encrypt::{identities, pgp_decryptor, pgp_encryptor, recipients, EncryptConfig};
+pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
 pub use naming::{delivery_name, is_tsv, stream_name, strip_layers};
@@ -48,7 +49,7 @@ pub use options::{
     ascii, csv_options, defaults, SheetConfig, SourceOptions, StreamConfig, StreamSpec,
     TextOptions, DEFAULT_ARCHIVE,
 };
-pub use output::{delivery, finish_delivery, Delivery, Sealed};
+pub use output::{delivery, finish_delivery, Delivery, Sealed, Sealing};
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};
 pub use unpack::{entry_name, ArchiveLimits, ArchiveSpec};

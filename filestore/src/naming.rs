@@ -3,9 +3,10 @@
 use ferry_core::{Error, Result};
 use ferry_formats::codec::{Compression, Format};
 
-/// `name` without its final `.age` and compression suffixes (`.gz`, `.gzip`, `.zst`,
-/// `.zstd`, in any case and order): `orders_*.csv.gz.age` is seen as `orders_*.csv` for its
-/// stream name and whether it is a `.tsv`.
+/// `name` without its final encryption (`.age`, OpenPGP `.pgp`/`.gpg`/`.asc`) and
+/// compression suffixes (`.gz`, `.gzip`, `.zst`, `.zstd`, in any case and order):
+/// `orders_*.csv.gz.age` and `orders_*.csv.gz.pgp` are seen as `orders_*.csv` for their
+/// stream name and whether they are a `.tsv`.
 pub fn strip_layers(name: &str) -> &str {
     let mut rest = name;
     loop {
@@ -14,6 +15,8 @@ pub fn strip_layers(name: &str) -> &str {
             n > 4 && rest.is_char_boundary(n - 4) && rest[n - 4..].eq_ignore_ascii_case(".age");
         if age {
             rest = &rest[..n - 4];
+        } else if let Some(stem) = ferry_formats::pgp::strip_extension(rest) {
+            rest = stem;
         } else if Compression::from_path(rest) != Compression::None {
             match rest.rsplit_once('.') {
                 Some((stem, _)) if !stem.is_empty() => rest = stem,
@@ -26,13 +29,13 @@ pub fn strip_layers(name: &str) -> &str {
 }
 
 /// The file a destination writes stream `stream` to, its name saying its layers:
-/// `orders.csv`, `orders.csv.gz`, `orders.jsonl.zst.age`. Refuses a stream name that is not
+/// `orders.csv`, `orders.csv.gz`, `orders.jsonl.zst.age`, `orders.csv.gpg`. Refuses a stream name that is not
 /// a plain file name.
 pub fn delivery_name(
     stream: &str,
     format: Format,
     compression: Compression,
-    encrypted: bool,
+    sealing: Option<&crate::output::Sealing>,
 ) -> Result<String> {
     let bad = stream.is_empty()
         || stream.starts_with('.')
@@ -48,9 +51,9 @@ pub fn delivery_name(
         name.push('.');
         name.push_str(ext);
     }
-    if encrypted {
+    if let Some(sealing) = sealing {
         name.push('.');
-        name.push_str(ferry_formats::age::EXTENSION);
+        name.push_str(sealing.extension());
     }
     Ok(name)
 }
@@ -133,5 +136,12 @@ mod tests {
         assert_eq!(stream_name("**/*.csv").as_deref(), None);
         assert_eq!(strip_layers("a.csv.gz.age"), "a.csv");
         assert!(is_tsv("in/x.tsv.gz.age") && !is_tsv("in/x.csv"));
+        assert_eq!(strip_layers("orders.csv.gz.pgp"), "orders.csv");
+        assert_eq!(strip_layers("orders.csv.GPG"), "orders.csv");
+        assert_eq!(
+            stream_name(strip_layers("in/orders_*.csv.asc")).as_deref(),
+            Some("orders")
+        );
+        assert!(is_tsv("in/x.tsv.gpg"));
     }
 }

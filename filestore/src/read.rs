@@ -12,6 +12,7 @@ use ferry_core::{Error, Message, Result};
 use ferry_formats::age::Identities;
 use ferry_formats::archive::Flow;
 use ferry_formats::codec::{ChunkCursor, Format, FormatReader};
+use ferry_formats::pgp::Decryptor;
 use tokio::sync::mpsc::Sender;
 
 use crate::after::Pending;
@@ -37,6 +38,7 @@ pub(crate) struct Job<S: Store> {
     /// The mark the read starts from (incremental reads).
     pub mark: Mark,
     pub identities: Option<Arc<Identities>>,
+    pub pgp: Option<Arc<Decryptor>>,
     pub limit: Option<u64>,
     pub batch_size: usize,
     pub rows: u64,
@@ -144,7 +146,8 @@ impl<S: Store> Job<S> {
             return Ok((reader, Failure::default()));
         }
         let raw = store.open(file)?;
-        let input = codec.input(raw, file.name(), S::NOUN, self.identities.as_deref())?;
+        let (ids, pgp) = (self.identities.as_deref(), self.pgp.as_deref());
+        let input = codec.input(raw, file.name(), S::NOUN, ids, pgp)?;
         let failure = input.failure();
         let reader = FormatReader::new(
             codec.format,
@@ -185,7 +188,7 @@ impl<S: Store> Job<S> {
     ) -> std::result::Result<(), Stop> {
         let (store, stream) = (self.store.clone(), self.stream.clone());
         let (name, location) = (file.name(), store.location(file));
-        let ids = self.identities.clone();
+        let (ids, pgp) = (self.identities.clone(), self.pgp.clone());
         let mut stopped = false;
         let read = entries(
             &*store,
@@ -193,6 +196,7 @@ impl<S: Store> Job<S> {
             codec,
             &stream.spec,
             ids.as_deref(),
+            pgp.as_deref(),
             &mut |entry, data, breach| {
                 let shown = entry_name(name, entry);
                 let reader = entry_reader(&stream.spec, entry, &shown, data, self.schema.clone())?;

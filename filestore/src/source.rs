@@ -18,6 +18,7 @@ use ferry_formats::age::Identities;
 use ferry_formats::codec::{
     infer, infer_excel, infer_parquet_with, one_column_warning, ChunkCursor, Format, InferOptions,
 };
+use ferry_formats::pgp::Decryptor;
 use futures::StreamExt;
 
 use crate::after::{settle, AfterRead, Pending};
@@ -45,6 +46,8 @@ pub struct StoreSource<S: Store> {
     offered: tokio::sync::OnceCell<Vec<Arc<Stream<S::Place>>>>,
     /// What decrypts `.age` files (none: such a file is an error).
     identities: Option<Arc<Identities>>,
+    /// What decrypts OpenPGP files (none: such a file is an error).
+    pgp: Option<Arc<Decryptor>>,
     /// Schemas found by the last `discover`, so `read` yields exactly what it announced.
     schemas: Mutex<HashMap<String, SchemaRef>>,
     /// The files read in full and not yet archived or deleted (`after_read`).
@@ -63,9 +66,17 @@ impl<S: Store> StoreSource<S> {
             streams: streams.into_iter().map(Arc::new).collect(),
             offered: tokio::sync::OnceCell::new(),
             identities,
+            pgp: None,
             schemas: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new()),
         }
+    }
+
+    /// Decrypts OpenPGP files (`.pgp`, `.gpg`, `.asc`) with `pgp` (none: such a file is
+    /// an error naming the settings to add).
+    pub fn with_pgp(mut self, pgp: Option<Arc<Decryptor>>) -> Self {
+        self.pgp = pgp;
+        self
     }
 
     /// The streams offered (see `offered`).
@@ -102,7 +113,11 @@ impl<S: Store> StoreSource<S> {
     /// Infers the stream's schema, and keeps it for `read`.
     async fn infer(&self, stream: &Arc<Stream<S::Place>>) -> Result<SchemaRef> {
         let (store, s, ids) = (self.store.clone(), stream.clone(), self.identities.clone());
-        let schema = blocking(S::NOUN, move || infer_schema(&*store, &s, ids.as_deref())).await?;
+        let pgp = self.pgp.clone();
+        let schema = blocking(S::NOUN, move || {
+            infer_schema(&*store, &s, ids.as_deref(), pgp.as_deref())
+        })
+        .await?;
         self.schemas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -156,6 +171,7 @@ fn infer_schema<S: Store>(
     store: &S,
     stream: &Stream<S::Place>,
     identities: Option<&Identities>,
+    pgp: Option<&Decryptor>,
 ) -> Result<SchemaRef> {
     let spec = &stream.spec;
     let files = || -> Result<SchemaRef> {
@@ -167,7 +183,7 @@ fn infer_schema<S: Store>(
             overrides: spec.columns.clone(),
         };
         if codec.archive.is_some() {
-            return infer_archive(store, &first, &codec, spec, identities, &options)
+            return infer_archive(store, &first, &codec, spec, identities, pgp, &options)
                 .map_err(|e| e.with(S::NOUN, name));
         }
         if codec.format == Format::Parquet {
@@ -179,7 +195,7 @@ fn infer_schema<S: Store>(
             return infer_excel(chunks, Some(name), &spec.excel, &options)
                 .map_err(|e| e.with(S::NOUN, name));
         }
-        let input = codec.input(store.open(&first)?, name, S::NOUN, identities)?;
+        let input = codec.input(store.open(&first)?, name, S::NOUN, identities, pgp)?;
         let failure = input.failure();
         let schema = infer(codec.format, input, &spec.csv, &options)
             .map_err(|e| failure.restore(e).with(S::NOUN, name))?;
@@ -204,20 +220,29 @@ fn infer_schema<S: Store>(
     columns::extend(&schema, spec)
 }
 
-/// Checks a stream's first file can be read (for an `.age` file: that the key fits).
+/// Checks a stream's first file can be read (for an `.age` or OpenPGP file: that the key
+/// fits; the payload of an OpenPGP file is not read).
 fn check_stream<S: Store>(
     store: &S,
     stream: &Stream<S::Place>,
     identities: Option<&Identities>,
+    pgp: Option<&Decryptor>,
 ) -> Result<()> {
     let first = first(store, stream)?;
     let codec = store.codec(&stream.spec, &first)?;
+    if codec.pgp {
+        let (name, noun) = (first.name(), S::NOUN);
+        let keys = crate::input::need_pgp_key(pgp, name, noun)?;
+        return keys
+            .check(store.open(&first)?)
+            .map_err(|e| e.with(noun, name));
+    }
     if !codec.encrypted {
         return store.probe(&first);
     }
     let raw = store.open(&first)?;
     codec
-        .input(raw, first.name(), S::NOUN, identities)
+        .input(raw, first.name(), S::NOUN, identities, None)
         .map(|_| ())
 }
 
@@ -229,10 +254,11 @@ impl<S: Store> Source for StoreSource<S> {
             self.streams().await?.to_vec(),
             self.identities.clone(),
         );
+        let pgp = self.pgp.clone();
         blocking(S::NOUN, move || {
             store.check()?;
             for s in &streams {
-                check_stream(&*store, s, ids.as_deref())
+                check_stream(&*store, s, ids.as_deref(), pgp.as_deref())
                     .map_err(|e| e.with("stream", &s.spec.name))?;
             }
             Ok(())
@@ -311,6 +337,7 @@ impl<S: Store> Source for StoreSource<S> {
             incremental,
             mark,
             identities: self.identities.clone(),
+            pgp: self.pgp.clone(),
             limit: request.limit,
             batch_size: request.batch_size.max(1),
             rows: 0,

@@ -19,6 +19,7 @@ use ferry_formats::codec::{
     decompress, detect, infer, infer_excel, infer_parquet_with, ChunkCursor, Compression, Format,
     FormatReader, InferOptions,
 };
+use ferry_formats::pgp::Decryptor;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -99,11 +100,11 @@ pub fn entry_name(archive: &str, entry: &str) -> String {
 /// How to decode the entry `shown` (its name in messages), named `entry` in the archive.
 fn entry_codec(spec: &StreamSpec, entry: &str, shown: &str) -> Result<Codec> {
     let d = detect(entry);
-    if d.encrypted || ArchiveKind::of(entry).is_some() {
+    if d.encrypted || d.pgp || ArchiveKind::of(entry).is_some() {
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!(
-                "`{shown}` is encrypted or an archive itself, inside an archive: only one archive layer, with encryption outside it (`drop.zip.age`), is read; narrow `inner` to leave it out"
+                "`{shown}` is encrypted or an archive itself, inside an archive: only one archive layer, with encryption outside it (`drop.zip.age`, `drop.zip.gpg`), is read; narrow `inner` to leave it out"
             ),
         ));
     }
@@ -117,6 +118,7 @@ fn entry_codec(spec: &StreamSpec, entry: &str, shown: &str) -> Result<Codec> {
         format,
         compression: d.compression,
         encrypted: false,
+        pgp: false,
         archive: None,
     })
 }
@@ -129,6 +131,7 @@ pub(crate) fn entries<S: Store>(
     codec: &Codec,
     spec: &StreamSpec,
     identities: Option<&Identities>,
+    pgp: Option<&Decryptor>,
     each: &mut dyn FnMut(&str, &mut dyn Read, &Breach) -> Result<Flow>,
 ) -> Result<()> {
     let name = file.name();
@@ -144,7 +147,7 @@ pub(crate) fn entries<S: Store>(
     };
     let mut per_entry = |entry: &str, data: &mut dyn Read| each(entry, data, &how.breach);
     match kind {
-        ArchiveKind::Zip if !codec.encrypted => {
+        ArchiveKind::Zip if !codec.encrypted && !codec.pgp => {
             let chunks = ChunkCursor::new(store.chunks(file, codec, identities)?);
             archive::zip_entries(chunks, &how, &mut per_entry)
         }
@@ -154,7 +157,7 @@ pub(crate) fn entries<S: Store>(
                 compression: Compression::None,
                 ..*codec
             };
-            let input = plain.input(store.open(file)?, name, S::NOUN, identities)?;
+            let input = plain.input(store.open(file)?, name, S::NOUN, identities, pgp)?;
             let failure = input.failure();
             archive::entries(kind, Box::new(input), &how, &mut per_entry)
                 .map_err(|e| failure.restore(e))
@@ -225,6 +228,7 @@ pub(crate) fn infer_archive<S: Store>(
     codec: &Codec,
     spec: &StreamSpec,
     identities: Option<&Identities>,
+    pgp: Option<&Decryptor>,
     options: &InferOptions,
 ) -> Result<SchemaRef> {
     let mut schema = None;
@@ -234,6 +238,7 @@ pub(crate) fn infer_archive<S: Store>(
         codec,
         spec,
         identities,
+        pgp,
         &mut |entry, data, _| {
             let shown = entry_name(file.name(), entry);
             schema = Some(infer_entry(spec, entry, &shown, data, options)?);

@@ -29,6 +29,7 @@ use ferry_formats::codec::{
     sniff_delimiter, Bytes, CsvOptions, CsvReader, DecodeReader, ExcelOptions, ExcelReader,
     InferOptions, JsonlReader, NumberFormat, ParquetReader, Sheet,
 };
+use ferry_formats::pgp::{Decryptor, PublicKeys, SecretKeys};
 
 /// The X25519 secret key the `age_decrypt` target decrypts with (its seeds are encrypted
 /// to it). A fixed test key: it protects nothing.
@@ -41,6 +42,14 @@ pub const AGE_PASSPHRASE: &str = "fuzz passphrase";
 /// Highest scrypt work factor the `age_decrypt` target accepts: a file names its own, and
 /// 2^22 (the default limit) costs 4 GiB and seconds per input.
 pub const AGE_MAX_WORK_FACTOR: u8 = 12;
+
+/// The OpenPGP secret key the `pgp_decrypt` target decrypts with, and the client public key
+/// whose signature it requires (fixed test keys made by `fuzz/pgp/make_seeds.sh` with gpg,
+/// which also made the kept inputs: they protect nothing).
+pub const PGP_SECRET_KEY: &str = include_str!("../pgp/ferry.sec.asc");
+
+/// See [`PGP_SECRET_KEY`].
+pub const PGP_CLIENT_KEY: &str = include_str!("../pgp/client.pub.asc");
 
 /// The raw vault key the `vault_open` target opens with.
 pub const VAULT_KEY: [u8; 32] = [7; 32];
@@ -403,4 +412,39 @@ pub fn receipt_verify(data: &[u8]) -> Result<u64> {
         }
     }
     Ok(outputs)
+}
+
+fn pgp_decryptor() -> &'static Decryptor {
+    static KEYS: OnceLock<Decryptor> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let keys = SecretKeys::parse(&Secret::new(PGP_SECRET_KEY), None).expect("fixed key");
+        let client = PublicKeys::parse(&[PGP_CLIENT_KEY.to_string()], Path::new("."), "fuzz")
+            .expect("fixed client key");
+        Decryptor::new(keys, Some(client))
+    })
+}
+
+/// An OpenPGP file (binary or armored), decrypted with a fixed key, its signature by a
+/// fixed client key required; returns the plaintext bytes once authenticated.
+pub fn pgp_decrypt(data: &[u8]) -> Result<u64> {
+    let keys = pgp_decryptor();
+    // the cheap check (session key only) must not panic either
+    let checked = keys.check(data);
+    let mut plain = keys.decrypt(data)?;
+    assert!(checked.is_ok(), "decrypted a file the check refused");
+    let mut n = 0u64;
+    let mut buf = [0u8; 4096];
+    loop {
+        match plain.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(e) => panic!("reading a spooled plaintext failed: {e}"),
+        }
+    }
+    assert_eq!(
+        n,
+        plain.len(),
+        "the plaintext length disagrees with what was read"
+    );
+    Ok(n)
 }

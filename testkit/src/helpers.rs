@@ -196,3 +196,17 @@ pub fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'stat
     })
     .join();
 }
+
+/// Deterministic bytes of every value, `len` long, different per `seed` (xorshift): test
+/// payloads that do not compress and are the same on every run.
+pub fn noise(len: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = 0x9E37_79B9 ^ u32::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}

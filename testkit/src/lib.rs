@@ -20,6 +20,7 @@ mod bench;
 mod documented;
 pub mod fault;
 mod from_toml;
+pub mod gpg;
 mod helpers;
 pub mod python;
 mod run;

@@ -22,12 +22,14 @@ use serde::Deserialize;
 pub use ferry_filestore::{EncryptConfig, StreamConfig as FileStreamConfig};
 
 /// `[source] type = "file"`: CSV, JSON Lines, Parquet or Excel files in a local folder,
-/// each optionally gzip- or zstd-compressed (not Parquet or Excel) and/or age-encrypted.
+/// each optionally gzip- or zstd-compressed (not Parquet or Excel) and/or age- or
+/// OpenPGP-encrypted.
 ///
 /// Give either `path` (one stream) or `streams` (several). Column types are inferred from
 /// the first rows of the first matching file (Parquet: from its footer); `columns`
 /// overrides any of them. A file's layers are read from its name, outside in:
-/// `orders.csv.gz.age` is decrypted, then gunzipped, then read as CSV.
+/// `orders.csv.gz.age` (or `orders.csv.gz.gpg`) is decrypted, then gunzipped, then read as
+/// CSV.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
@@ -46,8 +48,8 @@ pub struct FileSourceConfig {
     #[serde(default)]
     pub streams: Vec<FileStreamConfig>,
     /// `csv`, `jsonl`, `parquet` or `excel` (default: from the extension under any `.gz`,
-    /// `.zst` and `.age`: `.csv`/`.tsv` are csv, `.jsonl`/`.ndjson` are jsonl,
-    /// `.parquet`/`.pq` are parquet, `.xlsx`/`.xlsm`/`.xlsb`/`.xls`/`.ods` are excel).
+    /// `.zst`, `.age` and `.pgp`/`.gpg`/`.asc`: `.csv`/`.tsv` are csv, `.jsonl`/`.ndjson` are
+    /// jsonl, `.parquet`/`.pq` are parquet, `.xlsx`/`.xlsm`/`.xlsb`/`.xls`/`.ods` are excel).
     #[serde(default)]
     pub format: Option<Format>,
     /// `none`, `gzip` or `zstd`: how CSV and JSON Lines files are compressed (default: from
@@ -172,6 +174,24 @@ pub struct FileSourceConfig {
     /// `name_date`).
     #[serde(default)]
     pub name_date_column: Option<String>,
+    /// Our OpenPGP secret key, armored (`gpg --export-secret-keys --armor`), that decrypts
+    /// files ending in `.pgp`, `.gpg` or `.asc`, as a reference: `"${secret:our_pgp_key}"`
+    /// (default: none; such a file is then an error). `orders.csv.gz.gpg` is decrypted,
+    /// then gunzipped, then read as CSV. A file is decrypted and authenticated whole
+    /// (spooled to a temporary file) before its first row is read.
+    #[serde(default)]
+    pub pgp_secret_key: Option<Secret>,
+    /// The passphrase that unlocks `pgp_secret_key`, as a reference (default: none; needed
+    /// when the key is protected).
+    #[serde(default)]
+    pub pgp_passphrase: Option<Secret>,
+    /// The client's OpenPGP public key: when set, every OpenPGP file must carry a valid
+    /// signature by it (`gpg --sign --encrypt`), or the file fails and none of its rows is
+    /// read. An armored block inline, or `file:<path>` (or a plain path) of a key file
+    /// (`gpg --export --armor`), relative to the config file's folder (default: none;
+    /// signatures are not checked).
+    #[serde(default)]
+    pub pgp_verify_key: Option<String>,
 }
 
 /// `[destination] type = "file"`: one CSV, JSON Lines or Parquet file per stream in a
@@ -218,8 +238,10 @@ pub struct FileSinkConfig {
     pub null: String,
     /// Encrypt every file in the standard age format, so only the client can read it
     /// (`age -d -i key.txt orders.csv.age`): `{ recipients = ["age1…", "file:keys/acme.pub"] }`
-    /// or `{ passphrase = "${secret:…}" }` (default: not encrypted). Files are then named
-    /// `<stream>.<ext>.age`, and only `overwrite` is supported.
+    /// or `{ passphrase = "${secret:…}" }`; or in OpenPGP (`gpg --decrypt orders.csv.gpg`):
+    /// `{ pgp_recipients = ["file:keys/acme.asc"], pgp_sign_key = "${secret:our_pgp_key}" }`
+    /// (default: not encrypted). Files are then named `<stream>.<ext>.age` (or `.gpg`),
+    /// and only `overwrite` is supported.
     #[serde(default)]
     pub encrypt: Option<EncryptConfig>,
 }

@@ -22,6 +22,11 @@
 //!   so a sync refuses it before reading a row). The temp-file-then-rename rule holds: a
 //!   failed run leaves the old file, and a half-written age file never takes its place.
 //!
+//! - `encrypt = { pgp_recipients = [...] }` writes `<stream>.<ext>.gpg` (or `.asc`
+//!   armored) instead: OpenPGP to the client's public keys, optionally signed with ours,
+//!   streamed through an encrypting thread; `gpg --decrypt` opens it. The same rules as
+//!   age: `overwrite` only, temp file then rename.
+//!
 //! - A compressed or Parquet file is, like an age file, complete only when closed (a gzip
 //!   or zstd trailer, a Parquet footer), so those too are written with `overwrite` only.
 //!
@@ -31,15 +36,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::{blocking, delivery_name, recipients, Sealed};
-use ferry_formats::age::{self, Recipients};
+use ferry_filestore::{blocking, delivery_name, Sealed, Sealing};
 use ferry_formats::codec::{
     infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
     InferOptions, WriteOptions,
@@ -53,8 +56,8 @@ const WRITE_BUFFER: usize = 256 << 10;
 pub(crate) struct FileSink {
     dir: PathBuf,
     layout: Layout,
-    /// Who the files are encrypted for (none: plain files).
-    encrypt: Option<Arc<Recipients>>,
+    /// How, and for whom, the files are encrypted (none: plain files).
+    encrypt: Option<Sealing>,
 }
 
 /// How a stream's file is laid out.
@@ -69,7 +72,7 @@ impl Layout {
     /// Why the file cannot be appended to (`None`: it can).
     fn no_append(&self, encrypted: bool) -> Option<&'static str> {
         if encrypted {
-            Some("an encrypted (age) file cannot be appended to: set `mode = \"overwrite\"` for it in [[streams]], or remove `encrypt` from [destination]")
+            Some("an encrypted (age or OpenPGP) file cannot be appended to: set `mode = \"overwrite\"` for it in [[streams]], or remove `encrypt` from [destination]")
         } else if self.format == Format::Parquet {
             Some("a Parquet file cannot be appended to (its footer indexes every row group): set `mode = \"overwrite\"` for it in [[streams]]")
         } else if self.compression != Compression::None {
@@ -87,7 +90,7 @@ impl FileSink {
         }
         let csv = config.csv()?;
         let parquet = config.parquet()?;
-        let encrypt = recipients(config.encrypt.as_ref(), base_dir)?;
+        let encrypt = Sealing::of(config.encrypt.as_ref(), base_dir)?;
         Ok(FileSink {
             dir: base_dir.join(&config.path),
             layout: Layout {
@@ -150,7 +153,7 @@ fn check_dir(dir: &Path) -> Result<()> {
 }
 
 /// Refuses stream names that are not plain file names.
-fn file_name(stream: &str, layout: &Layout, encrypted: bool) -> Result<String> {
+fn file_name(stream: &str, layout: &Layout, encrypted: Option<&Sealing>) -> Result<String> {
     delivery_name(stream, layout.format, layout.compression, encrypted)
 }
 
@@ -192,7 +195,7 @@ impl Sink for FileSink {
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        let name = file_name(&request.stream, &self.layout, self.encrypt.is_some())?;
+        let name = file_name(&request.stream, &self.layout, self.encrypt.as_ref())?;
         if request.mode == WriteMode::Upsert {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -240,7 +243,7 @@ type Out = Sealed<HashingWriter<File>>;
 fn sync_data(out: &Out) -> std::io::Result<()> {
     match out {
         Sealed::Plain(f) => f.get_ref().sync_data(),
-        Sealed::Age(_) => Ok(()),
+        Sealed::Age(_) | Sealed::Pgp(_) => Ok(()),
     }
 }
 
@@ -270,7 +273,7 @@ impl FileWriter {
         dir: PathBuf,
         name: String,
         layout: Layout,
-        encrypt: Option<Arc<Recipients>>,
+        encrypt: Option<Sealing>,
         request: WriteRequest,
     ) -> Result<Self> {
         let Layout {
@@ -293,10 +296,14 @@ impl FileWriter {
             let file = File::create(&temp)
                 .map_err(|e| Error::io(e, "cannot create a temporary file", &temp))?;
             let file = HashingWriter::new(file);
+            // the name inside an OpenPGP file: the delivery's without `.gpg`
+            let inner = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(stem, _)| stem);
             let out = match &encrypt {
                 None => Sealed::Plain(file),
-                Some(recipients) => match age::encrypt_writer(recipients, file) {
-                    Ok(w) => Sealed::Age(w),
+                Some(sealing) => match sealing.seal(file, inner) {
+                    Ok(w) => w,
                     Err(e) => {
                         let _ = std::fs::remove_file(&temp);
                         return Err(e.with("file", temp.display()));

@@ -46,18 +46,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
 }
 
-/// Deterministic bytes of every value, `len` long.
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut x: u32 = 0x9E37_79B9 ^ u32::from(seed);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use ferry_testkit::noise as data;
 
 const SIZES: [usize; 6] = [0, 1, 64 << 10, (64 << 10) + 1, 3 * (64 << 10), 1_000_003];
 

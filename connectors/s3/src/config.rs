@@ -190,6 +190,22 @@ pub struct S3SourceConfig {
     /// `name_date`).
     #[serde(default)]
     pub name_date_column: Option<String>,
+    /// Our OpenPGP secret key, armored (`gpg --export-secret-keys --armor`), that decrypts
+    /// objects ending in `.pgp`, `.gpg` or `.asc`, as a reference: `"${secret:our_pgp_key}"`
+    /// (default: none; such an object is then an error). An object is decrypted and
+    /// authenticated whole (spooled to a temporary file) before its first row is read.
+    #[serde(default)]
+    pub pgp_secret_key: Option<Secret>,
+    /// The passphrase that unlocks `pgp_secret_key`, as a reference (default: none; needed
+    /// when the key is protected).
+    #[serde(default)]
+    pub pgp_passphrase: Option<Secret>,
+    /// The client's OpenPGP public key: when set, every OpenPGP object must carry a valid
+    /// signature by it, or the object fails and none of its rows is read. An armored block
+    /// inline, or `file:<path>` of a key file (`gpg --export --armor`), relative to the
+    /// config file's folder (default: none; signatures are not checked).
+    #[serde(default)]
+    pub pgp_verify_key: Option<String>,
     /// AWS region, e.g. `eu-west-1` (default: from `AWS_REGION` or the AWS profile; with
     /// `endpoint` set and no region found, `us-east-1`).
     #[serde(default)]
@@ -317,7 +333,9 @@ pub struct S3SinkConfig {
     pub sse_kms_key_id: Option<String>,
     /// Encrypt every object in the standard age format before upload, so only the client
     /// can read it: `{ recipients = ["age1…", "file:keys/acme.pub"] }` or
-    /// `{ passphrase = "${secret:…}" }` (default: not encrypted). Keys then end in `.age`.
+    /// `{ passphrase = "${secret:…}" }`; or in OpenPGP, so `gpg --decrypt` opens it:
+    /// `{ pgp_recipients = ["file:keys/acme.asc"], pgp_sign_key = "${secret:our_pgp_key}" }`
+    /// (default: not encrypted). Keys then end in `.age` (or `.gpg`).
     #[serde(default)]
     pub encrypt: Option<EncryptConfig>,
     /// AWS region (default: from `AWS_REGION` or the AWS profile; with `endpoint` set and

@@ -20,14 +20,14 @@ pub use config::{EncryptConfig, S3SinkConfig, S3SourceConfig, S3StreamConfig};
 pub const NAME: &str = "s3";
 
 /// One line saying what the connector connects to, for `ferry connectors`.
-const DESCRIPTION: &str = "Objects in Amazon S3 or an S3-compatible store (MinIO, Ceph, R2, GCS): CSV and JSON Lines, compressed, optionally age-encrypted; read by key pattern, written by multipart upload";
+const DESCRIPTION: &str = "Objects in Amazon S3 or an S3-compatible store (MinIO, Ceph, R2, GCS): CSV and JSON Lines, compressed, optionally age- or OpenPGP-encrypted; read by key pattern, written by multipart upload";
 
 /// Adds the `s3` source and destination to `registry`.
 pub fn register(registry: &mut ferry_core::Registry) {
     registry.add(
         ferry_core::ConnectorDef::new(NAME, DESCRIPTION)
-            .with_source(|cfg: S3SourceConfig, _ctx| {
-                Ok(Arc::new(source::source(cfg)?) as Arc<dyn ferry_core::Source>)
+            .with_source(|cfg: S3SourceConfig, ctx| {
+                Ok(Arc::new(source::source(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Source>)
             })
             .with_sink(|cfg: S3SinkConfig, ctx| {
                 Ok(Arc::new(sink::S3Sink::new(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Sink>)

@@ -26,8 +26,7 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
     StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::recipients;
-use ferry_formats::age::{self, Recipients};
+use ferry_filestore::Sealing;
 use ferry_formats::codec::{CompressWriter, FormatWriter};
 use tokio::runtime::Handle;
 
@@ -53,7 +52,7 @@ pub(crate) struct S3Sink {
 struct Shared {
     conn: Connection,
     spec: SinkSpec,
-    encrypt: Option<Arc<Recipients>>,
+    encrypt: Option<Sealing>,
     /// Folder of the upload journals.
     journals: std::path::PathBuf,
 }
@@ -61,7 +60,7 @@ struct Shared {
 impl S3Sink {
     pub(crate) fn new(config: S3SinkConfig, base_dir: &std::path::Path) -> Result<Self> {
         let spec = config.spec()?;
-        let encrypt = recipients(config.encrypt.as_ref(), base_dir)?;
+        let encrypt = Sealing::of(config.encrypt.as_ref(), base_dir)?;
         Ok(S3Sink {
             shared: Arc::new(Shared {
                 conn: config.connection()?,
@@ -74,15 +73,15 @@ impl S3Sink {
 }
 
 /// The extension of written objects: `csv`, `jsonl.gz`, `csv.zst.age` …
-fn extension(spec: &SinkSpec, encrypted: bool) -> String {
+fn extension(spec: &SinkSpec, encrypted: Option<&Sealing>) -> String {
     let mut ext = spec.format.extension().to_string();
     if let Some(c) = spec.compression.extension() {
         ext.push('.');
         ext.push_str(c);
     }
-    if encrypted {
+    if let Some(sealing) = encrypted {
         ext.push('.');
-        ext.push_str(age::EXTENSION);
+        ext.push_str(sealing.extension());
     }
     ext
 }
@@ -247,7 +246,7 @@ impl Sink for S3Sink {
                 run_id,
                 date,
                 time,
-                ext: extension(spec, self.shared.encrypt.is_some()),
+                ext: extension(spec, self.shared.encrypt.as_ref()),
                 n: 0,
                 current: None,
                 done: Vec::new(),
@@ -283,7 +282,7 @@ impl S3Sink {
     }
 }
 
-/// Where the compressed bytes go: the upload, or an age encryptor in front of it.
+/// Where the compressed bytes go: the upload, or an age or OpenPGP encryptor in front of it.
 type Sealed = ferry_filestore::Sealed<ObjectUpload>;
 
 type Encoder = FormatWriter<BufWriter<CompressWriter<Sealed>>>;
@@ -349,7 +348,11 @@ impl Core {
         );
         let sealed = match &self.shared.encrypt {
             None => Sealed::Plain(upload),
-            Some(r) => Sealed::Age(age::encrypt_writer(r, upload)?),
+            // the name inside an OpenPGP object: its key's last segment without `.gpg`
+            Some(s) => {
+                let last = key.rsplit('/').next().unwrap_or(&key);
+                s.seal(upload, last.rsplit_once('.').map_or(last, |(stem, _)| stem))?
+            }
         };
         let compressed = CompressWriter::new(sealed, spec.compression)?;
         let encoder = FormatWriter::with_options(

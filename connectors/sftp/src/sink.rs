@@ -23,8 +23,7 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
     StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::{blocking, delivery, delivery_name, finish_delivery, recipients, Delivery};
-use ferry_formats::age::Recipients;
+use ferry_filestore::{blocking, delivery, delivery_name, finish_delivery, Delivery, Sealing};
 use ferry_formats::codec::{Compression, Format, WriteOptions};
 use ssh2::{ErrorCode, File, Sftp};
 
@@ -48,7 +47,7 @@ struct Layout {
     format: Format,
     options: WriteOptions,
     compression: Compression,
-    encrypt: Option<Arc<Recipients>>,
+    encrypt: Option<Sealing>,
 }
 
 impl SftpSink {
@@ -68,7 +67,7 @@ impl SftpSink {
             } else {
                 compression
             },
-            encrypt: recipients(config.encrypt.as_ref(), base_dir)?,
+            encrypt: Sealing::of(config.encrypt.as_ref(), base_dir)?,
         };
         Ok(SftpSink {
             shared: Arc::new(Shared::new(config.server(base_dir)?)),
@@ -168,7 +167,7 @@ impl Sink for SftpSink {
             &request.stream,
             layout.format,
             layout.compression,
-            layout.encrypt.is_some(),
+            layout.encrypt.as_ref(),
         )?;
         let (server, dir, layout) = (
             self.shared.server.clone(),
@@ -283,9 +282,17 @@ impl Upload {
             .sftp
             .create(Path::new(&temp))
             .map_err(|e| server.error(e, &format!("cannot create `{temp}`")))?;
+        // OpenPGP records the plaintext's name: the delivery's without the `.gpg`
+        let plain = match &layout.encrypt {
+            Some(s) => name
+                .strip_suffix(&format!(".{}", s.extension()))
+                .unwrap_or(&name),
+            None => &name,
+        };
         let inner = delivery(
             Pipelined::new(file),
-            layout.encrypt.as_deref(),
+            layout.encrypt.as_ref(),
+            plain,
             layout.compression,
             layout.format,
             request.schema.clone(),

@@ -32,10 +32,13 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// The compression a file name's last extension names, after a final `.age` is
-    /// stripped: `.gz`/`.gzip` → gzip, `.zst`/`.zstd` → zstd, anything else → none.
+    /// The compression a file name's last extension names, after a final `.age` (or
+    /// OpenPGP `.pgp`/`.gpg`/`.asc`) is stripped: `.gz`/`.gzip` → gzip, `.zst`/`.zstd` →
+    /// zstd, anything else → none.
     pub fn from_path(name: &str) -> Compression {
-        let name = strip_suffix_ci(name, ".age").unwrap_or(name);
+        let name = strip_suffix_ci(name, ".age")
+            .or_else(|| crate::pgp::strip_extension(name))
+            .unwrap_or(name);
         let ext = name
             .rsplit_once('.')
             .map(|(_, e)| e.to_ascii_lowercase())
@@ -89,14 +92,21 @@ pub struct Detected {
     pub compression: Compression,
     /// Whether the name ends in `.age` (age v1 encryption).
     pub encrypted: bool,
+    /// Whether the name ends in `.pgp`, `.gpg` or `.asc` (OpenPGP encryption).
+    pub pgp: bool,
 }
 
 /// Reads a name from the outside in: `a.csv.gz.age` → CSV, gzip, encrypted;
+/// `a.csv.gz.pgp` → CSV, gzip, OpenPGP;
 /// `x.parquet` → Parquet; `y.jsonl.zst` → JSON Lines, zstd.
 pub fn detect(name: &str) -> Detected {
     let (rest, encrypted) = match strip_suffix_ci(name, ".age") {
         Some(r) => (r, true),
         None => (name, false),
+    };
+    let (rest, pgp) = match crate::pgp::strip_extension(rest).filter(|_| !encrypted) {
+        Some(r) => (r, true),
+        None => (rest, false),
     };
     let compression = Compression::from_path(rest);
     let rest = match compression {
@@ -107,6 +117,7 @@ pub fn detect(name: &str) -> Detected {
         format: Format::from_path(rest),
         compression,
         encrypted,
+        pgp,
     }
 }
 
@@ -345,6 +356,15 @@ mod tests {
             (Some(Format::Parquet), Compression::None)
         );
         assert_eq!(detect("x.pq.age").format, Some(Format::Parquet));
+        let d = detect("in/orders.csv.gz.pgp");
+        assert_eq!(
+            (d.format, d.compression, d.encrypted, d.pgp),
+            (Some(Format::Csv), Compression::Gzip, false, true)
+        );
+        let d = detect("orders.CSV.GPG");
+        assert_eq!((d.format, d.pgp), (Some(Format::Csv), true));
+        assert!(detect("orders.jsonl.asc").pgp && !detect("orders.csv").pgp);
+        assert_eq!(Compression::from_path("a.csv.zst.gpg"), Compression::Zstd);
         assert_eq!(detect("a.txt").format, None);
         assert_eq!(detect("a.tsv.gzip").compression, Compression::Gzip);
         assert_eq!(Compression::from_path("a.csv.zstd.age"), Compression::Zstd);
