@@ -33,15 +33,15 @@ mod read;
 mod source;
 mod store;
 
-pub use after::{archived_name, pattern_root, AfterRead};
 pub use chunks::Chunks;
 pub use encrypt::{identities, recipients, EncryptConfig};
 pub use input::{need_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
-pub use naming::{is_tsv, stream_name, strip_layers};
+pub use naming::{archive_folder, archived_name, is_tsv, pattern_root, stream_name, strip_layers};
 pub use options::{
-    ascii, csv_options, defaults, SourceOptions, StreamConfig, StreamSpec, DEFAULT_ARCHIVE,
+    ascii, csv_options, defaults, AfterRead, SourceOptions, StreamConfig, StreamSpec,
+    DEFAULT_ARCHIVE,
 };
 pub use output::Sealed;
 pub use source::StoreSource;

@@ -12,9 +12,21 @@ use ferry_formats::codec::{parse_type_overrides, Compression, CsvOptions, Format
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::after::AfterRead;
 use crate::name_date::NameDate;
 use crate::naming::{is_tsv, stream_name};
+
+/// What to do with a file once its rows and the state that covers them are committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterRead {
+    /// Leave it where it is (the incremental mark keeps it from being read twice).
+    #[default]
+    Leave,
+    /// Move it to the `archive_to` folder.
+    Archive,
+    /// Delete it.
+    Delete,
+}
 
 /// One entry of a source's `streams` list.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -18,11 +18,12 @@ use ferry_formats::age::Identities;
 use ferry_formats::codec::{infer, infer_parquet_with, Format, InferOptions};
 use futures::StreamExt;
 
-use crate::after::{settle, AfterRead, Pending};
+use crate::after::{settle, Pending};
 use crate::blocking;
 use crate::columns;
 use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
+use crate::options::AfterRead;
 use crate::pick::{listing, newest_archived};
 use crate::read::Job;
 use crate::store::{Store, Stream};
