@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 DURATION=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(csv_read jsonl_read parquet_read config_load age_decrypt vault_open receipt_verify)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(csv_read jsonl_read text_read parquet_read excel_read archive_read config_load age_decrypt vault_open receipt_verify)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none || exit 1

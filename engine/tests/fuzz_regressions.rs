@@ -18,7 +18,10 @@ type Entry = fn(&[u8]) -> ferry_core::Result<u64>;
 const TARGETS: &[(&str, Entry)] = &[
     ("csv_read", entries::csv_read),
     ("jsonl_read", entries::jsonl_read),
+    ("text_read", entries::text_read),
     ("parquet_read", entries::parquet_read),
+    ("excel_read", entries::excel_read),
+    ("archive_read", entries::archive_read),
     ("config_load", entries::config_load),
     ("age_decrypt", entries::age_decrypt),
     ("vault_open", entries::vault_open),

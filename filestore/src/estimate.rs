@@ -37,6 +37,10 @@ pub(crate) fn estimate<S: Store>(
         .iter()
         .map(|f| store.codec(&stream.spec, f))
         .collect::<Result<Vec<_>>>()?;
+    if codecs.iter().any(|c| c.archive.is_some()) {
+        // an archive's bytes say little about the rows of its entries
+        return Ok(e);
+    }
     if codecs.iter().all(|c| c.format == Format::Parquet) {
         if files.len() > store.max_footers() {
             return Ok(e);
@@ -51,6 +55,10 @@ pub(crate) fn estimate<S: Store>(
         return Ok(e);
     }
     let format = codecs[0].format;
+    if format.random_access() {
+        // a workbook's bytes say nothing about its rows
+        return Ok(e);
+    }
     let plain = codecs
         .iter()
         .all(|c| c.format == format && c.compression == Compression::None && !c.encrypted);

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use ferry_core::{Error, ErrorKind, Result};
 use ferry_formats::age::{self, Identities};
+use ferry_formats::archive::ArchiveKind;
 use ferry_formats::codec::{decompress, detect, Compression, Format};
 
 use crate::options::StreamSpec;
@@ -24,12 +25,27 @@ pub struct Codec {
     pub compression: Compression,
     /// Whether it is age-encrypted (its name ends in `.age`).
     pub encrypted: bool,
+    /// The archive it is (`.zip`, `.tar.gz` …, under any `.age`), whose entries are read
+    /// each by its own name (`format` and `compression` are then the entries' defaults).
+    pub archive: Option<ArchiveKind>,
 }
 
 impl Codec {
     /// How to decode the file `name` of `spec`; `noun` names it in messages.
     pub fn of(spec: &StreamSpec, name: &str, noun: &str) -> Result<Codec> {
         let d = detect(name);
+        let bare = match d.encrypted {
+            true => &name[..name.len() - ".age".len()],
+            false => name,
+        };
+        if let Some((kind, _)) = ArchiveKind::of(bare) {
+            return Ok(Codec {
+                format: spec.format.unwrap_or(Format::Csv),
+                compression: Compression::None,
+                encrypted: d.encrypted,
+                archive: Some(kind),
+            });
+        }
         let format = spec.format.or(d.format).ok_or_else(|| {
             Error::config(format!(
                 "cannot tell the format of {noun} `{name}` from its extension: set `format = \"csv\"` or `format = \"jsonl\"` for stream `{}`",
@@ -37,11 +53,15 @@ impl Codec {
             ))
         })?;
         let compression = spec.compression.unwrap_or(d.compression);
-        if format == Format::Parquet && compression != Compression::None {
+        if format.random_access() && compression != Compression::None {
+            let (what, plain) = match format {
+                Format::Excel => ("workbook", "`.xlsx`"),
+                _ => ("Parquet", "`.parquet`"),
+            };
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "`{name}` is a {compression}-compressed Parquet {noun}: Parquet compresses inside the file and must not be wrapped; write `.parquet` {noun}s"
+                    "`{name}` is a {compression}-compressed {what} {noun}: a {what} is compressed inside the file and read with random access, so it must not be wrapped; write {plain} {noun}s"
                 ),
             )
             .with("stream", &spec.name));
@@ -50,6 +70,7 @@ impl Codec {
             format,
             compression,
             encrypted: d.encrypted,
+            archive: None,
         })
     }
 

@@ -5,6 +5,8 @@
 //!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O.
 //! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age decryption,
 //!   gzip/zstd) for the codec readers, or with random access for Parquet.
+//! - Archives (`drop.zip`, `drop.tar.gz`): the entries a stream takes ([`ArchiveSpec`],
+//!   `inner`) and the zip-bomb limits ([`ArchiveLimits`]), read through the same codecs.
 //! - [`Mark`]: the incremental listing mark (which files are new or changed since the
 //!   saved state) and its state JSON.
 //! - [`StoreSource`]: the `Source` itself: check, discover, count and estimate over a
@@ -30,8 +32,10 @@ mod options;
 mod output;
 mod pick;
 mod read;
+mod sheets;
 mod source;
 mod store;
+mod unpack;
 
 pub use chunks::Chunks;
 pub use encrypt::{identities, recipients, EncryptConfig};
@@ -40,12 +44,13 @@ pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
 pub use naming::{archive_folder, archived_name, is_tsv, pattern_root, stream_name, strip_layers};
 pub use options::{
-    ascii, csv_options, defaults, AfterRead, SourceOptions, StreamConfig, StreamSpec,
-    DEFAULT_ARCHIVE,
+    ascii, csv_options, defaults, AfterRead, SheetConfig, SourceOptions, StreamConfig, StreamSpec,
+    TextOptions, DEFAULT_ARCHIVE,
 };
 pub use output::Sealed;
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};
+pub use unpack::{entry_name, ArchiveLimits, ArchiveSpec};
 
 use ferry_core::{Error, Result};
 

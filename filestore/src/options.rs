@@ -8,12 +8,16 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, FerryType, Result};
-use ferry_formats::codec::{parse_type_overrides, Compression, CsvOptions, Format};
+use ferry_formats::codec::{
+    parse_type_overrides, CellRange, Compression, CsvOptions, ExcelOptions, Format, NumberFormat,
+    Sheet, TextEncoding,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::name_date::NameDate;
 use crate::naming::{is_tsv, stream_name};
+use crate::unpack::{ArchiveLimits, ArchiveSpec};
 
 /// What to do with a file once its rows and the state that covers them are committed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -49,6 +53,35 @@ pub struct StreamConfig {
     /// Primary key of this stream (default: the source's `primary_key`).
     #[serde(default)]
     pub primary_key: Option<Vec<String>>,
+    /// The workbook sheet of this stream, by name or one-based position (default: the
+    /// source's `sheet`).
+    #[serde(default)]
+    pub sheet: Option<SheetConfig>,
+}
+
+/// A sheet of a workbook as configured: `sheet = "Orders"` or `sheet = 2`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SheetConfig {
+    /// The one-based position of the sheet.
+    Index(usize),
+    /// The sheet's name.
+    Name(String),
+}
+
+impl SheetConfig {
+    fn sheet(&self) -> Result<Sheet> {
+        match self {
+            SheetConfig::Index(0) => Err(Error::config(
+                "`sheet = 0`: sheets are counted from 1 (`sheet = 1` is the first)",
+            )),
+            SheetConfig::Index(i) => Ok(Sheet::Index(*i)),
+            SheetConfig::Name(n) if n.trim().is_empty() => Err(Error::config(
+                "`sheet` is empty: name a sheet, or give its position",
+            )),
+            SheetConfig::Name(n) => Ok(Sheet::Name(n.clone())),
+        }
+    }
 }
 
 /// The fields every file-like source config has, as the user wrote them.
@@ -90,6 +123,34 @@ pub struct SourceOptions {
     pub name_date: Option<String>,
     /// The date column holding each row's `name_date`.
     pub name_date_column: Option<String>,
+    /// Encoding and CSV dialect.
+    pub text: TextOptions,
+    /// Workbooks: the sheet to read (else the first).
+    pub sheet: Option<SheetConfig>,
+    /// Workbooks: the one-based row naming the columns (0: none).
+    pub header_row: Option<u32>,
+    /// Workbooks: the cells to read, `B3:F200`.
+    pub range: Option<String>,
+    /// Archives: the entries to read, `*.csv` (else every entry of a known format).
+    pub inner: Option<String>,
+    /// Archives: how much one may unpack to.
+    pub archive_limits: Option<ArchiveLimits>,
+}
+
+/// How text files are written, beyond delimiter and quote: the encoding, lines around the
+/// data, and how numbers are written. Everything defaults to plain UTF-8 CSV.
+#[derive(Debug, Clone, Default)]
+pub struct TextOptions {
+    /// Text encoding of CSV and JSON Lines files (else UTF-8, or UTF-16 by its mark).
+    pub encoding: Option<TextEncoding>,
+    /// CSV lines before the header to skip.
+    pub skip_rows: usize,
+    /// CSV records at the end of each file to ignore.
+    pub skip_footer_rows: usize,
+    /// Decimal separator of numeric CSV columns (else `.`).
+    pub decimal_separator: Option<char>,
+    /// Thousands separator of numeric CSV columns (else none).
+    pub thousands_separator: Option<char>,
 }
 
 /// One stream of a source, validated (its pattern not yet resolved by the store).
@@ -126,6 +187,12 @@ pub struct StreamSpec {
     /// The date column added last (after the file column), holding each row's
     /// `name_date`.
     pub name_date_column: Option<String>,
+    /// How workbooks are read.
+    pub excel: ExcelOptions,
+    /// `sheet = "*"`: a stream per sheet, `<name>_<sheet>` (`excel.sheet` is then unused).
+    pub every_sheet: bool,
+    /// How archives are read.
+    pub archive: ArchiveSpec,
 }
 
 impl SourceOptions {
@@ -172,6 +239,7 @@ impl SourceOptions {
                     compression: None,
                     columns: None,
                     primary_key: None,
+                    sheet: None,
                 }];
                 &single
             }
@@ -183,6 +251,31 @@ impl SourceOptions {
                 }
                 &self.streams
             }
+        };
+        let range = self.range.as_deref().map(CellRange::parse).transpose()?;
+        if let (Some(r), Some(h)) = (range, self.header_row) {
+            if h != 0 && (h - 1 < r.first_row || r.last_row.is_some_and(|l| h - 1 > l)) {
+                return Err(Error::config(format!(
+                    "`header_row = {h}` is outside `range = \"{}\"`: the header must be one of its rows (or 0 for none)",
+                    self.range.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let inner = self
+            .inner
+            .as_deref()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| {
+                    Error::config(format!(
+                        "`inner = \"{p}\"` is not a valid pattern: {}",
+                        e.msg
+                    ))
+                })
+            })
+            .transpose()?;
+        let archive = ArchiveSpec {
+            inner,
+            limits: self.archive_limits.map(Into::into).unwrap_or_default(),
         };
         let mut specs: Vec<StreamSpec> = Vec::new();
         for entry in entries {
@@ -198,17 +291,35 @@ impl SourceOptions {
             if entry.path.trim_start_matches('/').trim().is_empty() {
                 return Err(Error::config(format!("stream `{name}`: `path` is empty")));
             }
+            let tsv = is_tsv(&entry.path);
             let csv = CsvOptions {
-                delimiter: delimiter.unwrap_or(if is_tsv(&entry.path) { b'\t' } else { b',' }),
+                delimiter: delimiter.unwrap_or(if tsv { b'\t' } else { b',' }),
                 quote,
                 has_header: self.header,
                 null_text: self.null.clone(),
+                // a `.tsv` name says the delimiter as clearly as config does
+                sniff_delimiter: delimiter.is_none() && !tsv,
+                skip_rows: self.text.skip_rows,
+                skip_footer_rows: self.text.skip_footer_rows,
+                numbers: NumberFormat {
+                    decimal: self.text.decimal_separator.unwrap_or('.'),
+                    thousands: self.text.thousands_separator,
+                },
+                encoding: self.text.encoding.map(|e| e.0),
             };
             csv.validate()?;
             let columns = entry.columns.as_ref().unwrap_or(&self.columns);
             let columns =
                 parse_type_overrides(columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?;
+            let sheet = entry.sheet.as_ref().or(self.sheet.as_ref());
+            let every_sheet = sheet == Some(&SheetConfig::Name("*".into()));
+            let sheet = sheet
+                .filter(|_| !every_sheet)
+                .map(SheetConfig::sheet)
+                .transpose()
+                .map_err(|e| Error::config(format!("stream `{name}`: {}", e.message())))?
+                .unwrap_or_default();
             specs.push(StreamSpec {
                 name,
                 pattern: entry.path.clone(),
@@ -227,6 +338,13 @@ impl SourceOptions {
                 newest_only: self.newest_only,
                 name_date: name_date.clone(),
                 name_date_column: self.name_date_column.clone(),
+                excel: ExcelOptions {
+                    sheet,
+                    header_row: self.header_row,
+                    range,
+                },
+                archive: archive.clone(),
+                every_sheet,
             });
         }
         Ok(specs)
@@ -280,6 +398,7 @@ pub fn csv_options(delimiter: char, quote: char, header: bool, null: &str) -> Re
         quote: ascii(quote, "quote")?,
         has_header: header,
         null_text: null.to_string(),
+        ..CsvOptions::default()
     };
     csv.validate()?;
     Ok(csv)

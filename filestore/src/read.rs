@@ -1,13 +1,17 @@
 //! The reading thread of a stream: files one after the other (a full refresh in name
 //! order, an incremental read oldest first after the mark), each streamed through its
 //! codec reader, batches handed back through a bounded channel, checkpoints between files.
+//! An archive's entries are read one after the other, each through its own reader, and
+//! the checkpoint after it covers the whole archive.
 
+use std::io::Read;
 use std::sync::Arc;
 
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{Error, Message, Result};
 use ferry_formats::age::Identities;
-use ferry_formats::codec::{Format, FormatReader};
+use ferry_formats::archive::Flow;
+use ferry_formats::codec::{ChunkCursor, Format, FormatReader};
 use tokio::sync::mpsc::Sender;
 
 use crate::after::Pending;
@@ -16,6 +20,7 @@ use crate::input::{Failure, Input};
 use crate::mark::{order, Listed, Mark};
 use crate::pick::listing;
 use crate::store::{Listing, Store, Stream};
+use crate::unpack::{entries, entry_name, entry_reader};
 
 /// What the reading thread needs.
 pub(crate) struct Job<S: Store> {
@@ -128,6 +133,16 @@ impl<S: Store> Job<S> {
             let reader = FormatReader::parquet(chunks, self.schema.clone())?;
             return Ok((reader, Failure::default()));
         }
+        if codec.format == Format::Excel {
+            let chunks = store.chunks(file, &codec, self.identities.as_deref())?;
+            let reader = FormatReader::excel(
+                ChunkCursor::new(chunks),
+                Some(file.name()),
+                self.schema.clone(),
+                &self.stream.spec.excel,
+            )?;
+            return Ok((reader, Failure::default()));
+        }
         let raw = store.open(file)?;
         let input = codec.input(raw, file.name(), S::NOUN, self.identities.as_deref())?;
         let failure = input.failure();
@@ -140,24 +155,80 @@ impl<S: Store> Job<S> {
         Ok((reader, failure))
     }
 
-    /// Streams one file's rows.
+    /// Streams one file's rows (an archive's: its entries' rows).
     fn file(&mut self, tx: &Tx, file: &S::Entry) -> std::result::Result<(), Stop> {
         let name = file.name();
+        if let Ok(codec) = self.store.codec(&self.stream.spec, file) {
+            if codec.archive.is_some() {
+                return self.archive(tx, file, &codec);
+            }
+        }
         let (reader, failure) = match self.open(file) {
             Ok(r) => r,
             Err(e) => return Err(self.fail(tx, e.with(S::NOUN, name))),
         };
         let reader = reader.with_file(name).with_batch_size(self.batch_size);
+        let location = self.store.location(file);
+        self.pump(tx, reader, file, &location, &|e| match failure.restore(e) {
+            // a decryption failure names no file yet
+            e if e.context_value("file").is_none() => e.with(S::NOUN, name),
+            e => e,
+        })
+    }
+
+    /// Streams the rows of every entry of the archive `file` the stream takes.
+    fn archive(
+        &mut self,
+        tx: &Tx,
+        file: &S::Entry,
+        codec: &crate::input::Codec,
+    ) -> std::result::Result<(), Stop> {
+        let (store, stream) = (self.store.clone(), self.stream.clone());
+        let (name, location) = (file.name(), store.location(file));
+        let ids = self.identities.clone();
+        let mut stopped = false;
+        let read = entries(
+            &*store,
+            file,
+            codec,
+            &stream.spec,
+            ids.as_deref(),
+            &mut |entry, data, breach| {
+                let shown = entry_name(name, entry);
+                let reader = entry_reader(&stream.spec, entry, &shown, data, self.schema.clone())?;
+                let reader = reader.with_batch_size(self.batch_size);
+                let at = entry_name(&location, entry);
+                match self.pump(tx, reader, file, &at, &|e| breach.explain(e)) {
+                    Ok(()) => Ok(Flow::Next),
+                    Err(Stop) => {
+                        stopped = true;
+                        Ok(Flow::Stop)
+                    }
+                }
+            },
+        );
+        match read {
+            Err(e) => Err(self.fail(tx, e.with(S::NOUN, name))),
+            Ok(()) if stopped => Err(Stop),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Sends a reader's messages of `file`, its columns added (named `location`), `fix`
+    /// applied to its error.
+    fn pump<R: Read>(
+        &mut self,
+        tx: &Tx,
+        reader: FormatReader<R>,
+        file: &S::Entry,
+        location: &str,
+        fix: &dyn Fn(Error) -> Error,
+    ) -> std::result::Result<(), Stop> {
         for msg in reader {
-            let msg = msg.map_err(|e| match failure.restore(e) {
-                // a decryption failure names no file yet
-                e if e.context_value("file").is_none() => e.with(S::NOUN, name),
-                e => e,
-            });
+            let msg = msg.map_err(fix);
             let msg = match (msg, &self.with_file) {
                 (Ok(Message::Batch(b)), Some(schema)) => {
-                    let location = self.store.location(file);
-                    columns::add(b, schema, &self.stream.spec, file, &location).map(Message::Batch)
+                    columns::add(b, schema, &self.stream.spec, file, location).map(Message::Batch)
                 }
                 (m, _) => m,
             };

@@ -15,7 +15,9 @@ use ferry_core::{
     Settled, Source, StreamInfo,
 };
 use ferry_formats::age::Identities;
-use ferry_formats::codec::{infer, infer_parquet_with, Format, InferOptions};
+use ferry_formats::codec::{
+    infer, infer_excel, infer_parquet_with, one_column_warning, ChunkCursor, Format, InferOptions,
+};
 use futures::StreamExt;
 
 use crate::after::{settle, Pending};
@@ -26,7 +28,9 @@ use crate::mark::{Listed, Mark};
 use crate::options::AfterRead;
 use crate::pick::{listing, newest_archived};
 use crate::read::Job;
+use crate::sheets::expand;
 use crate::store::{Store, Stream};
+use crate::unpack::infer_archive;
 
 /// Messages buffered between a reading thread and the runtime: memory stays at a few
 /// batches whatever the file size.
@@ -35,7 +39,11 @@ const CHANNEL_CAPACITY: usize = 2;
 /// A [`Source`] over a store's streams.
 pub struct StoreSource<S: Store> {
     store: Arc<S>,
+    /// The streams as configured.
     streams: Vec<Arc<Stream<S::Place>>>,
+    /// The streams offered: as configured, with `sheet = "*"` ones made a stream per
+    /// sheet (found once, when first needed).
+    offered: tokio::sync::OnceCell<Vec<Arc<Stream<S::Place>>>>,
     /// What decrypts `.age` files (none: such a file is an error).
     identities: Option<Arc<Identities>>,
     /// Schemas found by the last `discover`, so `read` yields exactly what it announced.
@@ -54,16 +62,34 @@ impl<S: Store> StoreSource<S> {
         StoreSource {
             store: Arc::new(store),
             streams: streams.into_iter().map(Arc::new).collect(),
+            offered: tokio::sync::OnceCell::new(),
             identities,
             schemas: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new()),
         }
     }
 
-    fn stream(&self, name: &str) -> Result<Arc<Stream<S::Place>>> {
-        let found = self.streams.iter().find(|s| s.spec.name == name);
+    /// The streams offered (see `offered`).
+    async fn streams(&self) -> Result<&[Arc<Stream<S::Place>>]> {
+        let offered = self.offered.get_or_try_init(|| async {
+            if !self.streams.iter().any(|s| s.spec.every_sheet) {
+                return Ok(self.streams.clone());
+            }
+            let (store, streams, ids) = (
+                self.store.clone(),
+                self.streams.clone(),
+                self.identities.clone(),
+            );
+            blocking(S::NOUN, move || expand(&*store, &streams, ids.as_deref())).await
+        });
+        Ok(offered.await?.as_slice())
+    }
+
+    async fn stream(&self, name: &str) -> Result<Arc<Stream<S::Place>>> {
+        let streams = self.streams().await?;
+        let found = streams.iter().find(|s| s.spec.name == name);
         found.cloned().ok_or_else(|| {
-            let names: Vec<&str> = self.streams.iter().map(|s| s.spec.name.as_str()).collect();
+            let names: Vec<&str> = streams.iter().map(|s| s.spec.name.as_str()).collect();
             Error::new(
                 ErrorKind::NotFound,
                 format!(
@@ -141,14 +167,28 @@ fn infer_schema<S: Store>(
             sample_rows: spec.sample_rows,
             overrides: spec.columns.clone(),
         };
+        if codec.archive.is_some() {
+            return infer_archive(store, &first, &codec, spec, identities, &options)
+                .map_err(|e| e.with(S::NOUN, name));
+        }
         if codec.format == Format::Parquet {
             let chunks = store.chunks(&first, &codec, identities)?;
             return infer_parquet_with(&chunks, &options).map_err(|e| e.with(S::NOUN, name));
         }
+        if codec.format == Format::Excel {
+            let chunks = ChunkCursor::new(store.chunks(&first, &codec, identities)?);
+            return infer_excel(chunks, Some(name), &spec.excel, &options)
+                .map_err(|e| e.with(S::NOUN, name));
+        }
         let input = codec.input(store.open(&first)?, name, S::NOUN, identities)?;
         let failure = input.failure();
-        infer(codec.format, input, &spec.csv, &options)
-            .map_err(|e| failure.restore(e).with(S::NOUN, name))
+        let schema = infer(codec.format, input, &spec.csv, &options)
+            .map_err(|e| failure.restore(e).with(S::NOUN, name))?;
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        if let Some(warning) = one_column_warning(&names).filter(|_| codec.format == Format::Csv) {
+            tracing::warn!("stream `{}`, {} `{name}`: {warning}", spec.name, S::NOUN);
+        }
+        Ok(schema)
     };
     let schema = files().map_err(|e| e.with("stream", &spec.name))?;
     for k in &spec.primary_key {
@@ -187,7 +227,7 @@ impl<S: Store> Source for StoreSource<S> {
     async fn check(&self) -> Result<()> {
         let (store, streams, ids) = (
             self.store.clone(),
-            self.streams.clone(),
+            self.streams().await?.to_vec(),
             self.identities.clone(),
         );
         blocking(S::NOUN, move || {
@@ -203,7 +243,7 @@ impl<S: Store> Source for StoreSource<S> {
 
     async fn discover(&self) -> Result<Catalog> {
         let mut infos = Vec::new();
-        for stream in &self.streams {
+        for stream in self.streams().await? {
             let schema = self.infer(stream).await?;
             let info = StreamInfo::new(stream.spec.name.clone(), schema);
             infos.push(info.incremental(std::iter::empty::<String>()));
@@ -227,7 +267,7 @@ impl<S: Store> Source for StoreSource<S> {
         let Some(mark) = self.mark(request)? else {
             return Ok(None);
         };
-        let stream = self.stream(&request.stream)?;
+        let stream = self.stream(&request.stream).await?;
         let (store, ids) = (self.store.clone(), self.identities.clone());
         let e = blocking(S::NOUN, move || {
             estimate(&*store, &stream, &mark, ids.as_deref())
@@ -238,7 +278,7 @@ impl<S: Store> Source for StoreSource<S> {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
-        let stream = self.stream(&request.stream)?;
+        let stream = self.stream(&request.stream).await?;
         let Some(mark) = self.mark(&request)? else {
             // rows are not filtered by a column: rather refuse than reread whole files
             return Err(Error::new(
@@ -293,7 +333,7 @@ impl<S: Store> Source for StoreSource<S> {
     /// Archives or deletes (`after_read`) the files read in full that the committed
     /// checkpoint's mark covers; nothing for `after_read = "leave"`.
     async fn committed(&self, stream: &str, state: &serde_json::Value) -> Result<Vec<Settled>> {
-        let s = self.stream(stream)?;
+        let s = self.stream(stream).await?;
         if s.spec.after_read == AfterRead::Leave {
             return Ok(Vec::new());
         }

@@ -17,8 +17,9 @@ use crate::options::StreamSpec;
 pub trait Store: Send + Sync + 'static {
     /// A file as listed.
     type Entry: Listed + Clone + Send + Sync + 'static;
-    /// Where one stream's files are: its pattern, resolved for this store.
-    type Place: Send + Sync + 'static;
+    /// Where one stream's files are: its pattern, resolved for this store (cloned for
+    /// each stream `sheet = "*"` makes).
+    type Place: Clone + Send + Sync + 'static;
     /// A file opened for random access (Parquet).
     type Chunks: ChunkReader<T = Box<dyn Read + Send>> + 'static;
 

@@ -11,9 +11,9 @@ pub const SAMPLE_BYTES: usize = 64 * 1024;
 
 /// The average bytes per row in `sample`, the first bytes of a plain CSV or JSON Lines
 /// file (`whole`: the sample is the whole file). A CSV header line is not a row. `None`
-/// when the sample holds no complete row (or is Parquet, which has footers instead).
+/// when the sample holds no complete row (or is Parquet or a workbook, not lines of text).
 pub fn bytes_per_row(sample: &[u8], whole: bool, format: Format, csv_header: bool) -> Option<f64> {
-    if format == Format::Parquet {
+    if format.random_access() {
         return None;
     }
     let (bytes, rows) = rows_in(sample, whole, format == Format::Csv && csv_header)?;
@@ -91,7 +91,7 @@ pub fn rows_of_plain_files(
     format: Format,
     csv_header: bool,
 ) -> Option<u64> {
-    if format == Format::Parquet {
+    if format.random_access() {
         return None;
     }
     let header = header_len(head.0, format, csv_header);

@@ -9,9 +9,9 @@
 //! functions also check a few invariants a reader must keep (e.g. the rows it reports are
 //! the rows it yielded), with `assert!`, so breaking one shows up as a crash.
 //!
-//! Input layout: the CSV and JSON Lines targets use the first byte as flags (delimiter,
-//! header, null text) and the rest as the file; every other target takes the whole input
-//! as the file.
+//! Input layout: the CSV, JSON Lines, text, Excel and archive targets use the first byte as
+//! flags (delimiter, header, null text; encoding and dialect; the workbook or archive kind)
+//! and the rest as the file; every other target takes the whole input as the file.
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -23,9 +23,11 @@ use ferry_core::{Message, Result, Secret};
 use ferry_engine::config::SyncConfig;
 use ferry_engine::receipt::{table_digest, SignedReceipt};
 use ferry_formats::age::{decrypt_reader, Identities};
+use ferry_formats::archive::{tar_entries, zip_entries, Breach, Flow, Limits, Unpack};
 use ferry_formats::codec::{
-    infer_csv, infer_jsonl, infer_parquet, Bytes, CsvOptions, CsvReader, InferOptions, JsonlReader,
-    ParquetReader,
+    infer_csv, infer_excel, infer_jsonl, infer_parquet, parse_encoding, sheet_names,
+    sniff_delimiter, Bytes, CsvOptions, CsvReader, DecodeReader, ExcelOptions, ExcelReader,
+    InferOptions, JsonlReader, NumberFormat, ParquetReader, Sheet,
 };
 
 /// The X25519 secret key the `age_decrypt` target decrypts with (its seeds are encrypted
@@ -75,12 +77,17 @@ pub fn csv_read(data: &[u8]) -> Result<u64> {
         },
         ..CsvOptions::default()
     };
+    read_csv(body, &csv)
+}
+
+/// Infers the schema of CSV `body`, then reads it in full, checking the row count.
+fn read_csv(body: &[u8], csv: &CsvOptions) -> Result<u64> {
     let options = InferOptions {
         sample_rows: SAMPLE,
         overrides: Vec::new(),
     };
-    let schema = infer_csv(body, &csv, &options)?;
-    let mut reader = CsvReader::new(body, schema, &csv)?
+    let schema = infer_csv(body, csv, &options)?;
+    let mut reader = CsvReader::new(body, schema, csv)?
         .with_file("fuzz.csv")
         .with_batch_size(BATCH);
     let mut rows = 0u64;
@@ -110,6 +117,89 @@ pub fn jsonl_read(data: &[u8]) -> Result<u64> {
     Ok(rows)
 }
 
+/// Encodings the `text_read` target decodes from (the flag byte's bits 0–2).
+const ENCODINGS: [Option<&str>; 8] = [
+    None,
+    Some("windows-1252"),
+    Some("utf-16le"),
+    Some("utf-16be"),
+    Some("shift_jis"),
+    Some("utf-8"),
+    Some("gb18030"),
+    Some("iso-2022-jp"),
+];
+
+/// Decoding and CSV dialects: the first byte picks the encoding (bits 0–2), guesses the
+/// delimiter (bit 3), skips a line before the header (bit 4) and one record at the end
+/// (bit 5), and reads numbers as `1.234,56` (bit 6). Checks that decoding does not depend
+/// on how the input is cut into reads, that bytes pass untouched without an encoding, and
+/// that the reader reports the rows it yielded.
+pub fn text_read(data: &[u8]) -> Result<u64> {
+    let (f, body) = flags(data);
+    let encoding = ENCODINGS[(f & 7) as usize]
+        .map(parse_encoding)
+        .transpose()?;
+    let mut whole = Vec::new();
+    DecodeReader::new(body, encoding)
+        .read_to_end(&mut whole)
+        .expect("reading from memory");
+    let mut cut = Vec::new();
+    let mut reader = DecodeReader::new(
+        Trickle {
+            data: body,
+            step: 0,
+        },
+        encoding,
+    );
+    let mut buf = [0u8; 5];
+    loop {
+        let n = reader.read(&mut buf).expect("reading from memory");
+        if n == 0 {
+            break;
+        }
+        cut.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(whole, cut, "decoding depends on how the input is cut");
+    if encoding.is_none() && reader.decoding().is_none() {
+        let plain = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        assert_eq!(whole, plain, "bytes changed without an encoding");
+    }
+    let delimiter = sniff_delimiter(&whole, b'"', b',', true);
+    assert!(b",;\t|".contains(&delimiter), "sniffed {delimiter}");
+    let csv = CsvOptions {
+        sniff_delimiter: f & 8 != 0,
+        skip_rows: usize::from(f & 16 != 0),
+        skip_footer_rows: usize::from(f & 32 != 0),
+        numbers: if f & 64 != 0 {
+            NumberFormat {
+                decimal: ',',
+                thousands: Some('.'),
+            }
+        } else {
+            NumberFormat::default()
+        },
+        encoding,
+        ..CsvOptions::default()
+    };
+    read_csv(body, &csv)
+}
+
+/// Hands out 1 to 7 bytes per read.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.step += 1;
+        let n = (self.step % 7 + 1).min(self.data.len()).min(buf.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
 /// A Parquet file: the schema from its footer, then every row group.
 pub fn parquet_read(data: &[u8]) -> Result<u64> {
     let bytes = Bytes::copy_from_slice(data);
@@ -123,6 +213,76 @@ pub fn parquet_read(data: &[u8]) -> Result<u64> {
     }
     assert_eq!(rows, reader.rows(), "Parquet reader's row count is off");
     Ok(rows)
+}
+
+/// A workbook (the first byte picks the kind: bit 0 `.ods`, bit 1 `.xls`, else `.xlsx`;
+/// bit 2 reads without a header; the rest is the file): every sheet, the schema inferred
+/// from each, then every row.
+pub fn excel_read(data: &[u8]) -> Result<u64> {
+    let (f, body) = flags(data);
+    let name = match f & 3 {
+        1 => "fuzz.ods",
+        2 => "fuzz.xls",
+        _ => "fuzz.xlsx",
+    };
+    let sheets = sheet_names(Cursor::new(body), Some(name))?;
+    let mut rows = 0u64;
+    for sheet in sheets.iter().take(4) {
+        let excel = ExcelOptions {
+            sheet: Sheet::Name(sheet.clone()),
+            header_row: (f & 4 != 0).then_some(0),
+            range: None,
+        };
+        let options = InferOptions {
+            sample_rows: SAMPLE,
+            overrides: Vec::new(),
+        };
+        let schema = infer_excel(Cursor::new(body), Some(name), &excel, &options)?;
+        let mut reader =
+            ExcelReader::new(Cursor::new(body), Some(name), schema, &excel)?.with_batch_size(BATCH);
+        let mut n = 0u64;
+        for m in reader.by_ref() {
+            n += count(m?);
+        }
+        assert_eq!(n, reader.rows(), "Excel reader's row count is off");
+        rows += n;
+    }
+    Ok(rows)
+}
+
+/// An archive (the first byte: bit 0 a tar.gz, else a zip; the rest is the file), held to
+/// small limits: every entry read to the end; returns the bytes unpacked.
+pub fn archive_read(data: &[u8]) -> Result<u64> {
+    let (f, body) = flags(data);
+    let limits = Limits {
+        entries: 64,
+        expanded_bytes: 8 << 20,
+        ratio: 100,
+    };
+    let how = Unpack {
+        archive: if f & 1 == 1 {
+            "fuzz.tar.gz"
+        } else {
+            "fuzz.zip"
+        },
+        limits,
+        breach: Breach::default(),
+        keep: &|_| true,
+    };
+    let mut total = 0u64;
+    let mut each = |_: &str, r: &mut dyn Read| -> Result<Flow> {
+        let n = std::io::copy(r, &mut std::io::sink())
+            .map_err(|e| ferry_core::Error::data(format!("cannot read an entry: {e}")))?;
+        total += n;
+        assert!(total <= limits.expanded_bytes, "unpacked past the limit");
+        Ok(Flow::Next)
+    };
+    if f & 1 == 1 {
+        tar_entries(body, true, &how, &mut each)?;
+    } else {
+        zip_entries(Cursor::new(body), &how, &mut each)?;
+    }
+    Ok(total)
 }
 
 /// Rows in a message (and sanity checks on it).

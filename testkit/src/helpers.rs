@@ -34,6 +34,19 @@ pub async fn messages(source: &dyn Source, request: ReadRequest) -> Vec<Message>
     out
 }
 
+/// The batches and the rejected records among `msgs`, each in order.
+pub fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>) {
+    let (mut batches, mut rejected) = (Vec::new(), Vec::new());
+    for m in msgs {
+        match m {
+            Message::Batch(b) => batches.push(b),
+            Message::Rejected(r) => rejected.push(r),
+            _ => {}
+        }
+    }
+    (batches, rejected)
+}
+
 /// The rows of `batches` sorted by `id`, with typed values.
 pub fn rows(batches: &[RecordBatch]) -> Vec<Row> {
     rows_by_id(

@@ -21,6 +21,7 @@ mod documented;
 pub mod fault;
 mod from_toml;
 mod helpers;
+pub mod python;
 mod run;
 #[cfg(feature = "s3")]
 pub mod s3_server;

@@ -1,6 +1,8 @@
 //! One-off parse-speed comparison of the shared codecs on the same rows: CSV, CSV.gz,
 //! JSON Lines.zst and Parquet (zstd), written and then read back through
-//! `ferry_core::codec`. Not a timed test; run in release mode:
+//! `ferry_core::codec`; then an Excel workbook of the same rows (written from the CSV by
+//! Python's XlsxWriter, at most 1,048,575 rows: a sheet's limit), read side by side with
+//! the plain CSV. Not a timed test; run in release mode:
 //!
 //! ```sh
 //! cargo run --release -p ferry-connector-file --example codec_bench -- 1000000
@@ -8,6 +10,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,8 +21,8 @@ use ferry_core::arrow_array::{
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::{FerryType, Message};
 use ferry_formats::codec::{
-    decompress, CompressWriter, Compression, CsvOptions, Format, FormatReader, FormatWriter,
-    WriteOptions,
+    decompress, CompressWriter, Compression, CsvOptions, ExcelOptions, Format, FormatReader,
+    FormatWriter, WriteOptions,
 };
 
 fn schema() -> SchemaRef {
@@ -160,6 +163,82 @@ fn main() {
         println!(
             "{name:<10} {mb:>10.1} {write_s:>9.2} {:>14.0} {read_s:>9.2} {:>14.0}",
             rows as f64 / write_s,
+            rows as f64 / read_s
+        );
+    }
+    excel(dir.path(), rows);
+}
+
+/// Writes the first rows of `bench.csv` (at most a sheet's worth) as `bench.xlsx` with
+/// XlsxWriter, then times reading both: Excel rows/s beside the plain CSV's.
+fn excel(dir: &std::path::Path, rows: usize) {
+    const SCRIPT: &str = r#"
+import csv, sys, xlsxwriter
+src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+wb = xlsxwriter.Workbook(out, {"constant_memory": True})
+ws = wb.add_worksheet("bench")
+def cell(v):
+    for t in (int, float):
+        try:
+            return t(v)
+        except ValueError:
+            pass
+    return v
+with open(src, newline="") as f:
+    for r, row in enumerate(csv.reader(f)):
+        if r > n:
+            break
+        ws.write_row(r, 0, [cell(v) if r else v for v in row])
+wb.close()
+"#;
+    let rows = rows.min(1_048_575);
+    let (csv, xlsx) = (dir.join("bench.csv"), dir.join("bench.xlsx"));
+    write(&csv, Format::Csv, Compression::None, rows);
+    let t = Instant::now();
+    let made = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(&csv)
+        .arg(&xlsx)
+        .arg(rows.to_string())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        println!(
+            "xlsx: skipped (needs python3 with xlsxwriter: python3 -m pip install xlsxwriter)"
+        );
+        return;
+    }
+    let write_s = t.elapsed().as_secs_f64();
+    println!("\nExcel beside CSV, {rows} rows (xlsx written by XlsxWriter in {write_s:.1} s)");
+    println!(
+        "{:<10} {:>10} {:>9} {:>14}",
+        "file", "MB", "read s", "read rows/s"
+    );
+    for (name, path) in [("csv", &csv), ("xlsx", &xlsx)] {
+        let mb = std::fs::metadata(path).unwrap().len() as f64 / 1e6;
+        let t = Instant::now();
+        let file = File::open(path).unwrap();
+        let got = if name == "xlsx" {
+            count(
+                FormatReader::<File>::excel(
+                    file,
+                    Some("bench.xlsx"),
+                    schema(),
+                    &ExcelOptions::default(),
+                )
+                .unwrap()
+                .with_batch_size(8192),
+            )
+        } else {
+            count(
+                FormatReader::new(Format::Csv, file, schema(), &CsvOptions::default())
+                    .unwrap()
+                    .with_batch_size(8192),
+            )
+        };
+        let read_s = t.elapsed().as_secs_f64();
+        assert_eq!(got, rows);
+        println!(
+            "{name:<10} {mb:>10.1} {read_s:>9.2} {:>14.0}",
             rows as f64 / read_s
         );
     }

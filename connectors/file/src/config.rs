@@ -7,17 +7,22 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, AfterRead, SourceOptions, StreamSpec};
+use ferry_filestore::{
+    csv_options, defaults, AfterRead, ArchiveLimits, SheetConfig, SourceOptions, StreamSpec,
+    TextOptions,
+};
+use ferry_formats::archive::ArchiveKind;
 use ferry_formats::codec::{
-    detect, Compression, CsvOptions, Format, ParquetCompression, ParquetOptions,
+    detect, excel_not_written, Compression, CsvOptions, Format, ParquetCompression, ParquetOptions,
+    TextEncoding,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use ferry_filestore::{EncryptConfig, StreamConfig as FileStreamConfig};
 
-/// `[source] type = "file"`: CSV, JSON Lines or Parquet files in a local folder, each
-/// optionally gzip- or zstd-compressed and/or age-encrypted.
+/// `[source] type = "file"`: CSV, JSON Lines, Parquet or Excel files in a local folder,
+/// each optionally gzip- or zstd-compressed (not Parquet or Excel) and/or age-encrypted.
 ///
 /// Give either `path` (one stream) or `streams` (several). Column types are inferred from
 /// the first rows of the first matching file (Parquet: from its footer); `columns`
@@ -36,12 +41,13 @@ pub struct FileSourceConfig {
     #[serde(default)]
     pub stream: Option<String>,
     /// Several streams: `[{ name = "customers", path = "in/customers*.csv" }, …]`; each may
-    /// also set `format`, `columns` and `primary_key` (default: none; set this or `path`).
+    /// also set `format`, `columns`, `primary_key` and `sheet` (default: none; set this or
+    /// `path`).
     #[serde(default)]
     pub streams: Vec<FileStreamConfig>,
-    /// `csv`, `jsonl` or `parquet` (default: from the extension under any `.gz`, `.zst`
-    /// and `.age`: `.csv`/`.tsv` are csv, `.jsonl`/`.ndjson` are jsonl, `.parquet`/`.pq`
-    /// are parquet).
+    /// `csv`, `jsonl`, `parquet` or `excel` (default: from the extension under any `.gz`,
+    /// `.zst` and `.age`: `.csv`/`.tsv` are csv, `.jsonl`/`.ndjson` are jsonl,
+    /// `.parquet`/`.pq` are parquet, `.xlsx`/`.xlsm`/`.xlsb`/`.xls`/`.ods` are excel).
     #[serde(default)]
     pub format: Option<Format>,
     /// `none`, `gzip` or `zstd`: how CSV and JSON Lines files are compressed (default: from
@@ -49,7 +55,9 @@ pub struct FileSourceConfig {
     /// Parquet compresses inside the file and takes none.
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files).
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files;
+    /// when unset, each file's first lines decide among `,` `;` tab `|`, keeping the
+    /// default when unclear).
     #[serde(default)]
     pub delimiter: Option<char>,
     /// CSV quote character (default `"`); a quote inside a quoted field is doubled.
@@ -62,6 +70,26 @@ pub struct FileSourceConfig {
     /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
     #[serde(default)]
     pub null: String,
+    /// Text encoding of CSV and JSON Lines files: any WHATWG label, e.g. `"windows-1252"`
+    /// (also `"latin1"`, `"cp1252"`), `"iso-8859-15"`, `"utf-16"`, `"utf-16be"`,
+    /// `"shift_jis"` (default: UTF-8; a UTF-16 byte-order mark is followed either way). A row
+    /// with bytes the encoding cannot map is rejected with its file and line.
+    #[serde(default)]
+    pub encoding: Option<TextEncoding>,
+    /// CSV lines to skip before the header, such as a title or an export date (default 0).
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// CSV records to ignore at the end of each file, such as a totals line (default 0).
+    #[serde(default)]
+    pub skip_footer_rows: usize,
+    /// Decimal separator of numeric CSV columns (int64, float64, decimal), e.g. `","` for
+    /// `1234,56` (default `.`). Type inference reads numbers the same way.
+    #[serde(default)]
+    pub decimal_separator: Option<char>,
+    /// Thousands separator of numeric CSV columns, e.g. `"."` for `1.234,56`, or `" "`
+    /// (which also matches no-break spaces) (default: none).
+    #[serde(default)]
+    pub thousands_separator: Option<char>,
     /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
     /// (default: none, every type inferred). Types: bool, int64, float64, decimal(p,s),
     /// string, binary, date, timestamp, json.
@@ -78,6 +106,34 @@ pub struct FileSourceConfig {
     /// (default: none). It must not name a column the files have.
     #[serde(default)]
     pub file_column: Option<String>,
+    /// Workbooks (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`): the sheet to read, by name
+    /// (`"Orders"`) or one-based position (`2`), or `"*"` for every sheet, each its own
+    /// stream named `<stream>_<sheet>` (`orders_Q1`; characters other than letters, digits
+    /// and `-` become `_`) (default: the first sheet). Several sheets of one workbook may
+    /// also be several `streams`, each with its own `sheet`.
+    #[serde(default)]
+    pub sheet: Option<SheetConfig>,
+    /// Workbooks: the one-based row that names the columns; rows above it are not read
+    /// (default: the first row of `range`, else the sheet's first row with a value; `0`:
+    /// no header, the columns are `column_1`, `column_2` …).
+    #[serde(default)]
+    pub header_row: Option<u32>,
+    /// Workbooks: the block of cells to read, e.g. `"B3:F200"`, or `"B3:F"` down to the
+    /// last row (default: every used cell of the sheet).
+    #[serde(default)]
+    pub range: Option<String>,
+    /// Archives (`.zip`, `.tar.gz`, `.tgz`, `.tar`, under any `.age`): the files inside to
+    /// read, a pattern matched against each entry's path in the archive, where `*` also
+    /// crosses folders, e.g. `"*.csv"` or `"export/orders_*.csv"` (default: every entry
+    /// whose extension names a format; others are skipped). Each is read with the format
+    /// its own name says; rows name it as `drop.zip!orders.csv`.
+    #[serde(default)]
+    pub inner: Option<String>,
+    /// Archives: how much one archive may unpack to before it is refused as a likely zip
+    /// bomb: `{ entries = 10000, expanded_bytes = 17179869184, ratio = 100 }` (the
+    /// defaults; `ratio`: times its compressed size an entry may grow, past its first MiB).
+    #[serde(default)]
+    pub archive_limits: Option<ArchiveLimits>,
     /// The age secret key(s) that decrypt files ending in `.age`, one `AGE-SECRET-KEY-1…`
     /// per line, as a reference: `"${secret:acme_age_key}"` (default: none; an `.age`
     /// file is then an error). `orders.csv.age` is read as `orders.csv`.
@@ -190,6 +246,18 @@ impl FileSourceConfig {
             newest_only: self.newest_only,
             name_date: self.name_date.clone(),
             name_date_column: self.name_date_column.clone(),
+            text: TextOptions {
+                encoding: self.encoding,
+                skip_rows: self.skip_rows,
+                skip_footer_rows: self.skip_footer_rows,
+                decimal_separator: self.decimal_separator,
+                thousands_separator: self.thousands_separator,
+            },
+            sheet: self.sheet.clone(),
+            header_row: self.header_row,
+            range: self.range.clone(),
+            inner: self.inner.clone(),
+            archive_limits: self.archive_limits,
         }
     }
 
@@ -201,15 +269,23 @@ impl FileSourceConfig {
             let pattern = &spec.pattern;
             // `orders.csv.gz.age` is a gzipped `orders.csv`, encrypted
             let detected = detect(pattern);
+            if is_archive(pattern) {
+                continue; // each entry is read by its own name
+            }
             let Some(format) = spec.format.or(detected.format) else {
                 return Err(Error::config(format!(
                     "cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"`, `\"jsonl\"` or `\"parquet\"`"
                 )));
             };
             let compressed = spec.compression.unwrap_or(detected.compression) != Compression::None;
-            if format == Format::Parquet && compressed {
+            if format.random_access() && compressed {
+                let what = if format == Format::Excel {
+                    "a workbook"
+                } else {
+                    "a Parquet file"
+                };
                 return Err(Error::config(format!(
-                    "stream `{}`: a Parquet file compresses inside itself and cannot be read through gzip or zstd (it needs random access): unpack it first, or remove `compression`",
+                    "stream `{}`: {what} compresses inside itself and cannot be read through gzip or zstd (it needs random access): unpack it first, or remove `compression`",
                     spec.name
                 )));
             }
@@ -219,9 +295,18 @@ impl FileSourceConfig {
     }
 }
 
+/// Whether a pattern names archives (`.zip`, `.tar.gz` …, under any `.age`).
+fn is_archive(pattern: &str) -> bool {
+    let bare = pattern.strip_suffix(".age").unwrap_or(pattern);
+    ArchiveKind::of(bare).is_some()
+}
+
 impl FileSinkConfig {
     /// The Parquet options this config asks for.
     pub(crate) fn parquet(&self) -> Result<ParquetOptions> {
+        if self.format == Format::Excel {
+            return Err(excel_not_written());
+        }
         if self.row_group_rows == 0 {
             return Err(Error::config("`row_group_rows` must be at least 1"));
         }

@@ -46,6 +46,7 @@ pub(crate) struct Folder {
 }
 
 /// Where one stream's files are.
+#[derive(Clone)]
 pub(crate) struct Pattern {
     /// The pattern made absolute, the base folder escaped for `glob`.
     glob: String,

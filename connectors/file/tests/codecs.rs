@@ -12,14 +12,14 @@ use std::sync::Arc;
 use common::{sink, source};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{
-    ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Source, WriteMode, WriteRequest,
+    ErrorKind, FerryType, Message, ReadRequest, Result, Source, WriteMode, WriteRequest,
 };
 use ferry_formats::age;
 use ferry_formats::codec::{
     Bytes, ChunkReader, FormatReader, Length, ParquetCompression, ParquetOptions, ParquetResult,
     ParquetWriter,
 };
-use ferry_testkit::{self as testkit, Fidelity};
+use ferry_testkit::{self as testkit, split, Fidelity};
 use futures::StreamExt;
 
 /// Every message of a full read; the first error ends it.
@@ -32,18 +32,6 @@ async fn read(source: &dyn Source, stream: &str, batch_size: usize) -> Result<Ve
         out.push(m?);
     }
     Ok(out)
-}
-
-fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>) {
-    let (mut b, mut r) = (Vec::new(), Vec::new());
-    for m in msgs {
-        match m {
-            Message::Batch(x) => b.push(x),
-            Message::Rejected(x) => r.push(x),
-            _ => {}
-        }
-    }
-    (b, r)
 }
 
 /// Writes `batch` as stream `stream` through the file sink configured by `toml`; returns

@@ -7,9 +7,13 @@
 use std::collections::BTreeMap;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, AfterRead, SourceOptions, Stream};
+use ferry_filestore::{
+    csv_options, defaults, AfterRead, ArchiveLimits, SheetConfig, SourceOptions, Stream,
+    TextOptions,
+};
+use ferry_formats::archive::ArchiveKind;
 use ferry_formats::codec::{
-    detect, Compression, Format, ParquetCompression, ParquetOptions, WriteOptions,
+    detect, Compression, Format, ParquetCompression, ParquetOptions, TextEncoding, WriteOptions,
     DEFAULT_ROW_GROUP_ROWS,
 };
 use schemars::JsonSchema;
@@ -64,14 +68,17 @@ pub struct S3SourceConfig {
     /// `path`).
     #[serde(default)]
     pub streams: Vec<S3StreamConfig>,
-    /// `csv`, `jsonl` or `parquet` (default: from the key's extension: `.csv`/`.tsv`,
-    /// `.jsonl`/`.ndjson`, `.parquet`/`.pq`, before any `.gz`/`.zst`/`.age`).
+    /// `csv`, `jsonl`, `parquet` or `excel` (default: from the key's extension:
+    /// `.csv`/`.tsv`, `.jsonl`/`.ndjson`, `.parquet`/`.pq`, `.xlsx`/`.xlsm`/`.xlsb`/`.xls`/
+    /// `.ods`, before any `.gz`/`.zst`/`.age`).
     #[serde(default)]
     pub format: Option<Format>,
     /// `none`, `gzip` or `zstd` (default: from each key's extension, `.gz` or `.zst`).
     #[serde(default)]
     pub compression: Option<Compression>,
-    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` keys).
+    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` keys;
+    /// when unset, each object's first lines decide among `,` `;` tab `|`, keeping the
+    /// default when unclear).
     #[serde(default)]
     pub delimiter: Option<char>,
     /// CSV quote character (default `"`).
@@ -83,6 +90,26 @@ pub struct S3SourceConfig {
     /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
     #[serde(default)]
     pub null: String,
+    /// Text encoding of CSV and JSON Lines objects: any WHATWG label, e.g. `"windows-1252"`
+    /// (also `"latin1"`, `"cp1252"`), `"iso-8859-15"`, `"utf-16"`, `"utf-16be"`,
+    /// `"shift_jis"` (default: UTF-8; a UTF-16 byte-order mark is followed either way). A row
+    /// with bytes the encoding cannot map is rejected with its object and line.
+    #[serde(default)]
+    pub encoding: Option<TextEncoding>,
+    /// CSV lines to skip before the header, such as a title or an export date (default 0).
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// CSV records to ignore at the end of each object, such as a totals line (default 0).
+    #[serde(default)]
+    pub skip_footer_rows: usize,
+    /// Decimal separator of numeric CSV columns (int64, float64, decimal), e.g. `","` for
+    /// `1234,56` (default `.`). Type inference reads numbers the same way.
+    #[serde(default)]
+    pub decimal_separator: Option<char>,
+    /// Thousands separator of numeric CSV columns, e.g. `"."` for `1.234,56`, or `" "`
+    /// (which also matches no-break spaces) (default: none).
+    #[serde(default)]
+    pub thousands_separator: Option<char>,
     /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
     /// (default: none, every type inferred).
     #[serde(default)]
@@ -98,6 +125,34 @@ pub struct S3SourceConfig {
     /// not name a column the objects have.
     #[serde(default)]
     pub file_column: Option<String>,
+    /// Workbooks (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`): the sheet to read, by name
+    /// (`"Orders"`) or one-based position (`2`), or `"*"` for every sheet, each its own
+    /// stream named `<stream>_<sheet>` (`orders_Q1`; characters other than letters, digits
+    /// and `-` become `_`) (default: the first sheet). Several sheets of one workbook may
+    /// also be several `streams`, each with its own `sheet`.
+    #[serde(default)]
+    pub sheet: Option<SheetConfig>,
+    /// Workbooks: the one-based row that names the columns; rows above it are not read
+    /// (default: the first row of `range`, else the sheet's first row with a value; `0`:
+    /// no header, the columns are `column_1`, `column_2` …).
+    #[serde(default)]
+    pub header_row: Option<u32>,
+    /// Workbooks: the block of cells to read, e.g. `"B3:F200"`, or `"B3:F"` down to the
+    /// last row (default: every used cell of the sheet).
+    #[serde(default)]
+    pub range: Option<String>,
+    /// Archives (`.zip`, `.tar.gz`, `.tgz`, `.tar`, under any `.age`): the files inside to
+    /// read, a pattern matched against each entry's path in the archive, where `*` also
+    /// crosses folders, e.g. `"*.csv"` or `"export/orders_*.csv"` (default: every entry
+    /// whose extension names a format; others are skipped). Each is read with the format
+    /// its own name says; rows name it as `drop.zip!orders.csv`.
+    #[serde(default)]
+    pub inner: Option<String>,
+    /// Archives: how much one archive may unpack to before it is refused as a likely zip
+    /// bomb: `{ entries = 10000, expanded_bytes = 17179869184, ratio = 100 }` (the
+    /// defaults; `ratio`: times its compressed size an entry may grow, past its first MiB).
+    #[serde(default)]
+    pub archive_limits: Option<ArchiveLimits>,
     /// The age secret key(s) that decrypt objects ending in `.age`, as a reference:
     /// `"${secret:acme_age_key}"` (default: none; an `.age` object is then an error).
     #[serde(default)]
@@ -388,6 +443,18 @@ impl S3SourceConfig {
             newest_only: self.newest_only,
             name_date: self.name_date.clone(),
             name_date_column: self.name_date_column.clone(),
+            text: TextOptions {
+                encoding: self.encoding,
+                skip_rows: self.skip_rows,
+                skip_footer_rows: self.skip_footer_rows,
+                decimal_separator: self.decimal_separator,
+                thousands_separator: self.thousands_separator,
+            },
+            sheet: self.sheet.clone(),
+            header_row: self.header_row,
+            range: self.range.clone(),
+            inner: self.inner.clone(),
+            archive_limits: self.archive_limits,
         }
     }
 
@@ -408,7 +475,9 @@ impl S3SourceConfig {
                 .find(['*', '?', '['])
                 .map_or(pattern, |i| &pattern[..i]);
             let wildcards = literal.len() != pattern.len();
-            if spec.format.is_none() && detect(pattern).format.is_none() && !wildcards {
+            let bare = pattern.strip_suffix(".age").unwrap_or(pattern);
+            let archive = ArchiveKind::of(bare).is_some();
+            if spec.format.is_none() && detect(pattern).format.is_none() && !wildcards && !archive {
                 return Err(Error::config(format!(
                     "stream `{name}`: cannot tell the format of `{pattern}` from its extension: set `format = \"csv\"`, `\"jsonl\"` or `\"parquet\"`"
                 )));
@@ -475,6 +544,9 @@ impl S3SinkConfig {
         }
         if self.sse_kms_key_id.is_some() && self.sse != Some(Sse::Kms) {
             return Err(Error::config("`sse_kms_key_id` needs `sse = \"aws:kms\"`"));
+        }
+        if self.format == Format::Excel {
+            return Err(ferry_formats::codec::excel_not_written());
         }
         let csv = csv_options(self.delimiter, self.quote, self.header, &self.null)?;
         let template = KeyTemplate::parse(&self.key_template)?;

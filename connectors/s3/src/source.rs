@@ -159,11 +159,16 @@ impl Store for Bucket {
     /// Refuses encrypted Parquet: it needs random access, which age over S3 does not give.
     fn codec(&self, spec: &ferry_filestore::StreamSpec, o: &ObjectInfo) -> Result<Codec> {
         let codec = Codec::of(spec, &o.key, Self::NOUN)?;
-        if codec.format == Format::Parquet && codec.encrypted {
+        if codec.format.random_access() && codec.encrypted && codec.archive.is_none() {
+            let what = if codec.format == Format::Excel {
+                "workbook"
+            } else {
+                "Parquet"
+            };
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "`{}` is an encrypted Parquet object: Parquet is read with random access (its index is at the end), which age encryption does not allow over S3; download it and read it with the `file` source, or have it written unencrypted (or as CSV/JSON Lines)",
+                    "`{}` is an encrypted {what} object: a {what} is read with random access (its index is inside), which age encryption does not allow over S3; download it and read it with the `file` source, or have it written unencrypted (or as CSV/JSON Lines)",
                     o.key
                 ),
             )

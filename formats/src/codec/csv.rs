@@ -7,8 +7,16 @@
 //! beyond the Arrow builders.
 //!
 //! Rules:
-//! - A UTF-8 byte-order mark at the start is skipped. Input must be UTF-8; a field that is
-//!   not is a rejected record, not an error.
+//! - Input is decoded from [`CsvOptions::encoding`] (see [`super::encoding`]); without
+//!   one it must be UTF-8, and a UTF-16 byte-order mark switches to UTF-16. A UTF-8 mark is
+//!   skipped. A field that does not decode is a rejected record whose message names the
+//!   likely encoding, not an error.
+//! - The delimiter is guessed from the first lines when [`CsvOptions::sniff_delimiter`] is
+//!   set (see [`super::sniff`]). [`CsvOptions::skip_rows`] lines before the header are
+//!   skipped, and the last [`CsvOptions::skip_footer_rows`] records are held back and
+//!   dropped (the reader still streams: it holds that many records, no more).
+//! - Numeric columns (int64, float64, decimal) are read in [`CsvOptions::numbers`]'s
+//!   format (`1.234,56`); a value not written that way is a rejected record.
 //! - Quoted fields may hold the delimiter, doubled quotes and line breaks.
 //! - Blank lines are skipped.
 //! - NULL is the null text (default empty): a cell holding exactly it reads as NULL, so
@@ -28,16 +36,23 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use csv_core::ReadRecordResult;
 
+use super::encoding::{hint, DecodeReader, Encoding};
+use super::number::NumberFormat;
+use super::sniff::sniff_delimiter;
 use super::{in_file, io_error, Counting, MAX_RECORD_BYTES};
 use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
 use ferry_core::types::{check_schema, FerryType};
-use ferry_core::values::{write_text, BatchBuilder};
+use ferry_core::values::{preview, write_text, BatchBuilder};
 use ferry_core::{Error, ErrorKind, Result};
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 const INPUT_BUFFER: usize = 256 << 10;
+/// The most footer records a reader holds back.
+pub const MAX_FOOTER_ROWS: usize = 10_000;
+/// The most a delimiter sniff looks at.
+const SNIFF_BYTES: u64 = 64 << 10;
 
-/// How a CSV file is laid out. The encoding is always UTF-8.
+/// How a CSV file is laid out. Writers use the delimiter, quote, header and null text only
+/// (they write UTF-8 and plain numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvOptions {
     /// Field separator, one ASCII byte (default `,`).
@@ -50,6 +65,18 @@ pub struct CsvOptions {
     /// A cell holding exactly this text is NULL (default `""`: an empty cell is NULL).
     /// Writers write NULL as this text.
     pub null_text: String,
+    /// Reading: guess the delimiter of each file from its first lines (`,` `;` tab `|`),
+    /// keeping [`Self::delimiter`] when the guess is not clear (default false).
+    pub sniff_delimiter: bool,
+    /// Reading: lines before the header (or the first record) to skip (default 0).
+    pub skip_rows: usize,
+    /// Reading: records at the end of the file to ignore, such as a totals line (default 0).
+    pub skip_footer_rows: usize,
+    /// Reading: how numeric columns write numbers (default `1234.56`).
+    pub numbers: NumberFormat,
+    /// Reading: the text encoding (default `None`: UTF-8, or UTF-16 when a byte-order mark
+    /// says so). Used by JSON Lines readers too.
+    pub encoding: Option<&'static Encoding>,
 }
 
 impl Default for CsvOptions {
@@ -59,6 +86,11 @@ impl Default for CsvOptions {
             quote: b'"',
             has_header: true,
             null_text: String::new(),
+            sniff_delimiter: false,
+            skip_rows: 0,
+            skip_footer_rows: 0,
+            numbers: NumberFormat::default(),
+            encoding: None,
         }
     }
 }
@@ -80,15 +112,21 @@ impl CsvOptions {
                 self.delimiter as char
             )));
         }
-        Ok(())
+        if self.skip_footer_rows > MAX_FOOTER_ROWS {
+            return Err(Error::config(format!(
+                "`skip_footer_rows` is {}: at most {MAX_FOOTER_ROWS} records are held back (they are kept in memory until the file ends)",
+                self.skip_footer_rows
+            )));
+        }
+        self.numbers.validate()
     }
+}
 
-    fn core_reader(&self) -> csv_core::Reader {
-        csv_core::ReaderBuilder::new()
-            .delimiter(self.delimiter)
-            .quote(self.quote)
-            .build()
-    }
+fn core_reader(delimiter: u8, quote: u8) -> csv_core::Reader {
+    csv_core::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .quote(quote)
+        .build()
 }
 
 /// Column names from header cells: trimmed; an empty name becomes `column_N` (N is the
@@ -127,108 +165,260 @@ pub(crate) fn positional_names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("column_{i}")).collect()
 }
 
-/// Raw CSV records, one at a time, with the line each starts on and its raw text.
-pub(crate) struct Records<R> {
-    input: BufReader<R>,
-    core: csv_core::Reader,
+/// Input with bytes put back in front of it (the lines a delimiter sniff looked at).
+struct Replay<R> {
+    head: Vec<u8>,
+    at: usize,
+    inner: R,
+}
+
+impl<R: Read> Read for Replay<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.head.len() {
+                self.head = Vec::new();
+                self.at = 0;
+            }
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// One record as read: its fields, its raw bytes and the lines it spans.
+struct Rec {
     fields: Vec<u8>,
     ends: Vec<usize>,
     len: usize,
     raw: Vec<u8>,
     line: u64,
     end_line: u64,
-    bom_checked: bool,
 }
 
-impl<R: Read> Records<R> {
-    pub(crate) fn new(input: R, options: &CsvOptions) -> Self {
-        Records {
-            input: BufReader::with_capacity(INPUT_BUFFER, input),
-            core: options.core_reader(),
+impl Rec {
+    fn new() -> Self {
+        Rec {
             fields: vec![0; 1024],
             ends: vec![0; 32],
             len: 0,
             raw: Vec::with_capacity(1024),
             line: 0,
             end_line: 0,
-            bom_checked: false,
+        }
+    }
+}
+
+type Input<R> = BufReader<Replay<DecodeReader<R>>>;
+
+/// Raw CSV records, one at a time, with the line each starts on and its raw text.
+pub(crate) struct Records<R> {
+    input: Input<R>,
+    core: csv_core::Reader,
+    /// The configured delimiter (what a sniff falls back to).
+    delimiter: u8,
+    quote: u8,
+    sniff: bool,
+    skip_rows: usize,
+    footer: usize,
+    /// Lines skipped before the first record.
+    offset: u64,
+    cur: Rec,
+    /// Records read ahead of `cur`, to hold back the footer.
+    ahead: VecDeque<Rec>,
+    spare: Vec<Rec>,
+    started: bool,
+    ended: bool,
+}
+
+/// Reads the next record into `rec`; `false` at the end of the input.
+fn read_record<R: Read>(
+    input: &mut Input<R>,
+    core: &mut csv_core::Reader,
+    offset: u64,
+    rec: &mut Rec,
+) -> Result<bool> {
+    let read_error = |e| io_error(e, "cannot read CSV input");
+    rec.raw.clear();
+    let line_before = core.line() + offset;
+    let (mut outlen, mut endlen) = (0, 0);
+    let lead = |raw: &[u8]| {
+        raw.iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .filter(|b| **b == b'\n')
+            .count() as u64
+    };
+    loop {
+        let buf = input.fill_buf().map_err(read_error)?;
+        let (res, nin, nout, nend) =
+            core.read_record(buf, &mut rec.fields[outlen..], &mut rec.ends[endlen..]);
+        rec.raw.extend_from_slice(&buf[..nin]);
+        input.consume(nin);
+        outlen += nout;
+        endlen += nend;
+        match res {
+            ReadRecordResult::InputEmpty => {}
+            ReadRecordResult::OutputFull => {
+                let n = rec.fields.len() * 2;
+                rec.fields.resize(n, 0);
+            }
+            ReadRecordResult::OutputEndsFull => {
+                let n = rec.ends.len() * 2;
+                rec.ends.resize(n, 0);
+            }
+            ReadRecordResult::Record => {
+                rec.len = endlen;
+                rec.line = line_before + lead(&rec.raw);
+                rec.end_line = core.line() + offset;
+                return Ok(true);
+            }
+            ReadRecordResult::End => {
+                rec.len = 0;
+                return Ok(false);
+            }
+        }
+        if rec.raw.len() > MAX_RECORD_BYTES {
+            let start = line_before + lead(&rec.raw);
+            return Err(Error::data(format!(
+                "the record starting on line {start} is larger than {} MiB: is a quote left open?",
+                MAX_RECORD_BYTES >> 20
+            ))
+            .with("line", start));
+        }
+    }
+}
+
+impl<R: Read> Records<R> {
+    pub(crate) fn new(input: R, options: &CsvOptions) -> Self {
+        let input = Replay {
+            head: Vec::new(),
+            at: 0,
+            inner: DecodeReader::new(input, options.encoding),
+        };
+        Records {
+            input: BufReader::with_capacity(INPUT_BUFFER, input),
+            core: core_reader(options.delimiter, options.quote),
+            delimiter: options.delimiter,
+            quote: options.quote,
+            sniff: options.sniff_delimiter,
+            skip_rows: options.skip_rows,
+            footer: options.skip_footer_rows,
+            offset: 0,
+            cur: Rec::new(),
+            ahead: VecDeque::new(),
+            spare: Vec::new(),
+            started: false,
+            ended: false,
         }
     }
 
-    /// Reads the next record; `false` at the end of the input.
-    pub(crate) fn read(&mut self) -> Result<bool> {
+    /// Skips the lines before the header and guesses the delimiter.
+    fn begin(&mut self) -> Result<()> {
         let read_error = |e| io_error(e, "cannot read CSV input");
-        if !self.bom_checked {
-            self.bom_checked = true;
-            if self.input.fill_buf().map_err(read_error)?.starts_with(BOM) {
-                self.input.consume(BOM.len());
+        let mut line = Vec::new();
+        for _ in 0..self.skip_rows {
+            line.clear();
+            let n = (&mut self.input)
+                .take(MAX_RECORD_BYTES as u64)
+                .read_until(b'\n', &mut line)
+                .map_err(read_error)?;
+            if n == 0 {
+                break;
+            }
+            self.offset += 1;
+        }
+        if self.sniff {
+            let mut sample = Vec::new();
+            let mut complete = false;
+            while sample.len() < SNIFF_BYTES as usize {
+                let n = (&mut self.input)
+                    .take(SNIFF_BYTES)
+                    .read_until(b'\n', &mut sample)
+                    .map_err(read_error)?;
+                if n == 0 {
+                    complete = true;
+                    break;
+                }
+                if sample.iter().filter(|b| **b == b'\n').count() > 20 {
+                    break;
+                }
+            }
+            let delimiter = sniff_delimiter(&sample, self.quote, self.delimiter, complete);
+            self.core = core_reader(delimiter, self.quote);
+            // put the sample back in front of what is still buffered
+            sample.extend_from_slice(self.input.buffer());
+            let buffered = self.input.buffer().len();
+            self.input.consume(buffered);
+            let replay = self.input.get_mut();
+            sample.extend_from_slice(&replay.head[replay.at..]);
+            replay.head = sample;
+            replay.at = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads the next record; `false` at the end of the input (or of the data, before
+    /// the footer).
+    pub(crate) fn read(&mut self) -> Result<bool> {
+        if !self.started {
+            self.started = true;
+            self.begin()?;
+        }
+        if self.footer == 0 {
+            return read_record(&mut self.input, &mut self.core, self.offset, &mut self.cur);
+        }
+        while self.ahead.len() <= self.footer {
+            if self.ended {
+                // what is left is the footer
+                self.spare.extend(self.ahead.drain(..));
+                return Ok(false);
+            }
+            let mut rec = self.spare.pop().unwrap_or_else(Rec::new);
+            if read_record(&mut self.input, &mut self.core, self.offset, &mut rec)? {
+                self.ahead.push_back(rec);
+            } else {
+                self.ended = true;
+                self.spare.push(rec);
             }
         }
-        self.raw.clear();
-        let line_before = self.core.line();
-        let (mut outlen, mut endlen) = (0, 0);
-        loop {
-            let input = self.input.fill_buf().map_err(read_error)?;
-            let (res, nin, nout, nend) =
-                self.core
-                    .read_record(input, &mut self.fields[outlen..], &mut self.ends[endlen..]);
-            self.raw.extend_from_slice(&input[..nin]);
-            self.input.consume(nin);
-            outlen += nout;
-            endlen += nend;
-            match res {
-                ReadRecordResult::InputEmpty => {}
-                ReadRecordResult::OutputFull => {
-                    let n = self.fields.len() * 2;
-                    self.fields.resize(n, 0);
-                }
-                ReadRecordResult::OutputEndsFull => {
-                    let n = self.ends.len() * 2;
-                    self.ends.resize(n, 0);
-                }
-                ReadRecordResult::Record => {
-                    self.len = endlen;
-                    let lead = self
-                        .raw
-                        .iter()
-                        .take_while(|b| matches!(b, b'\r' | b'\n'))
-                        .filter(|b| **b == b'\n')
-                        .count();
-                    self.line = line_before + lead as u64;
-                    self.end_line = self.core.line();
-                    return Ok(true);
-                }
-                ReadRecordResult::End => {
-                    self.len = 0;
-                    return Ok(false);
-                }
-            }
-            if self.raw.len() > MAX_RECORD_BYTES {
-                let start = line_before
-                    + self
-                        .raw
-                        .iter()
-                        .take_while(|b| matches!(b, b'\r' | b'\n'))
-                        .filter(|b| **b == b'\n')
-                        .count() as u64;
-                return Err(Error::data(format!(
-                    "the record starting on line {start} is larger than {} MiB: is a quote left open?",
-                    MAX_RECORD_BYTES >> 20
-                ))
-                .with("line", start));
-            }
-        }
+        let next = self.ahead.pop_front().expect("filled above");
+        let old = std::mem::replace(&mut self.cur, next);
+        self.spare.push(old);
+        Ok(true)
+    }
+
+    /// The encoding the input is decoded from (`None`: UTF-8 as is), for messages.
+    pub(crate) fn decoding(&self) -> Option<&'static Encoding> {
+        self.input.get_ref().inner.decoding()
+    }
+
+    /// What to say about a field that is not valid UTF-8 after decoding: the hint of
+    /// [`super::encoding`], from the current record's bytes.
+    pub(crate) fn undecodable(&self) -> String {
+        hint(self.decoding(), &self.cur.raw)
+    }
+
+    /// The error for a header row with field `i` (zero-based) that does not decode.
+    pub(crate) fn undecodable_header(&self, i: usize) -> Error {
+        Error::data(format!(
+            "the header row, field {}: {}",
+            i + 1,
+            self.undecodable()
+        ))
+        .with("line", self.line())
     }
 
     /// Fields in the current record.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.cur.len
     }
 
     /// The bytes of field `i` (zero-based) of the current record.
     pub(crate) fn field(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.fields[start..self.ends[i]]
+        let start = if i == 0 { 0 } else { self.cur.ends[i - 1] };
+        &self.cur.fields[start..self.cur.ends[i]]
     }
 
     /// Field `i` as text; empty when it is not UTF-8 (check with [`Self::invalid_utf8`] first).
@@ -238,15 +428,15 @@ impl<R: Read> Records<R> {
 
     /// The first field that is not valid UTF-8 (zero-based), with the offset of its first bad byte.
     pub(crate) fn invalid_utf8(&self) -> Option<(usize, usize)> {
-        let all = &self.fields[..if self.len == 0 {
+        let all = &self.cur.fields[..if self.cur.len == 0 {
             0
         } else {
-            self.ends[self.len - 1]
+            self.cur.ends[self.cur.len - 1]
         }];
         if all.is_ascii() {
             return None;
         }
-        (0..self.len).find_map(|i| {
+        (0..self.cur.len).find_map(|i| {
             std::str::from_utf8(self.field(i))
                 .err()
                 .map(|e| (i, e.valid_up_to()))
@@ -255,30 +445,33 @@ impl<R: Read> Records<R> {
 
     /// One-based line the current record starts on.
     pub(crate) fn line(&self) -> u64 {
-        self.line
+        self.cur.line
     }
 
     /// The last line the current record touches.
     fn last_line(&self) -> u64 {
-        let ends_in_newline = self.raw.last() == Some(&b'\n');
-        self.end_line
+        let ends_in_newline = self.cur.raw.last() == Some(&b'\n');
+        self.cur
+            .end_line
             .saturating_sub(ends_in_newline as u64)
-            .max(self.line)
+            .max(self.cur.line)
     }
 
     /// The current record as it was in the input (lossy UTF-8, without the line ending).
     pub(crate) fn raw_text(&self) -> String {
         let start = self
+            .cur
             .raw
             .iter()
             .position(|b| !matches!(b, b'\r' | b'\n'))
-            .unwrap_or(self.raw.len());
+            .unwrap_or(self.cur.raw.len());
         let end = self
+            .cur
             .raw
             .iter()
             .rposition(|b| !matches!(b, b'\r' | b'\n'))
             .map_or(start, |e| e + 1);
-        String::from_utf8_lossy(&self.raw[start..end.max(start)]).into_owned()
+        String::from_utf8_lossy(&self.cur.raw[start..end.max(start)]).into_owned()
     }
 }
 
@@ -298,6 +491,12 @@ pub struct CsvReader<R: Read> {
     mapping: Vec<Option<usize>>,
     /// Fields every record must have.
     width: usize,
+    /// How numeric columns write numbers.
+    numbers: NumberFormat,
+    /// Whether each schema column is numeric (int64, float64, decimal).
+    numeric: Vec<bool>,
+    /// Each numeric column's value rewritten plain.
+    scratch: Vec<String>,
     /// The line each row of the batch being built starts on.
     lines: Vec<u64>,
     started: bool,
@@ -312,7 +511,20 @@ impl<R: Read> CsvReader<R> {
     pub fn new(input: R, schema: SchemaRef, options: &CsvOptions) -> Result<Self> {
         options.validate()?;
         check_schema(&schema)?;
+        let numeric: Vec<bool> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                matches!(
+                    FerryType::of(f),
+                    Some(FerryType::Int64 | FerryType::Float64 | FerryType::Decimal { .. })
+                )
+            })
+            .collect();
         Ok(CsvReader {
+            scratch: vec![String::new(); numeric.len()],
+            numeric,
+            numbers: options.numbers,
             records: Records::new(input, options),
             schema,
             null_text: options.null_text.clone(),
@@ -370,11 +582,7 @@ impl<R: Read> CsvReader<R> {
             return Ok(());
         }
         if let Some((i, _)) = self.records.invalid_utf8() {
-            return Err(Error::data(format!(
-                "the header row is not valid UTF-8 (field {})",
-                i + 1
-            ))
-            .with("line", self.records.line()));
+            return Err(self.records.undecodable_header(i));
         }
         let names = column_names((0..self.records.len()).map(|i| self.records.text(i)));
         // by name through maps: a header may have thousands of columns
@@ -456,6 +664,10 @@ impl<R: Read> CsvReader<R> {
             mapping,
             null_text,
             width,
+            numbers,
+            numeric,
+            scratch,
+            schema,
             ..
         } = self;
         let n = records.len();
@@ -474,13 +686,43 @@ impl<R: Read> CsvReader<R> {
             return Some((
                 Some(i as u64 + 1),
                 format!(
-                    "field {} is not valid UTF-8 (bad byte at offset {at})",
-                    i + 1
+                    "field {} (bad byte at offset {at}): {}",
+                    i + 1,
+                    records.undecodable()
                 ),
             ));
         }
         let builder = builder.as_mut()?;
-        let cells = mapping.iter().map(|m| m.map(|j| records.text(j)));
+        // numbers written the local way, rewritten plain into `scratch`
+        let local = !numbers.is_plain();
+        let rewrite = |c: usize, j: usize| local && numeric[c] && records.text(j) != null_text;
+        for (c, j) in mapping.iter().enumerate().filter(|_| local) {
+            let Some(j) = *j else { continue };
+            if rewrite(c, j) && !numbers.normalize(records.text(j), &mut scratch[c]) {
+                let thousands = match numbers.thousands {
+                    Some(t) => format!(" and thousands separator {t:?}"),
+                    None => String::new(),
+                };
+                return Some((
+                    Some(j as u64 + 1),
+                    format!(
+                        "column `{}`: `{}` is not a number written with decimal separator {:?}{thousands}",
+                        schema.field(c).name(),
+                        preview(records.text(j)),
+                        numbers.decimal
+                    ),
+                ));
+            }
+        }
+        let cells = mapping.iter().enumerate().map(|(c, m)| {
+            m.map(|j| {
+                if rewrite(c, j) {
+                    scratch[c].as_str()
+                } else {
+                    records.text(j)
+                }
+            })
+        });
         match builder.push_text_row(cells, null_text) {
             Ok(()) => {
                 self.rows += 1;
@@ -665,6 +907,23 @@ impl<W: Write> CsvWriter<W> {
     }
 }
 
+/// A German Excel export's layout, for tests: cp1252, the delimiter guessed, `1.234,56`,
+/// `skip_rows` title lines and a totals line.
+#[cfg(test)]
+pub(crate) fn german_export(skip_rows: usize) -> CsvOptions {
+    CsvOptions {
+        sniff_delimiter: true,
+        skip_rows,
+        skip_footer_rows: 1,
+        numbers: NumberFormat {
+            decimal: ',',
+            thousands: Some('.'),
+        },
+        encoding: Some(encoding_rs::WINDOWS_1252),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -831,6 +1090,7 @@ mod tests {
             quote: b'\'',
             has_header: false,
             null_text: "NULL".into(),
+            ..Default::default()
         };
         let s = schema(&[
             ("column_1", FerryType::Int64),
@@ -848,6 +1108,128 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    fn floats(batches: &[RecordBatch], col: usize) -> Vec<Option<f64>> {
+        use arrow_array::types::Float64Type;
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(col)
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cp1252_semicolons_decimal_commas_preamble_and_footer() {
+        // what Excel writes on a German Windows: cp1252, `;`, `1.234,56`
+        let data = b"Export vom 01.02.2024\r\n\r\nid;name;amount\r\n1;M\xfcller;1.234,56\r\n2;Fran\xe7ois;-7,5\r\n3;x;1,2,3\r\nSumme;;1.227,06\r\n";
+        let s = schema(&[
+            ("id", FerryType::Int64),
+            ("name", FerryType::String),
+            ("amount", FerryType::Float64),
+        ]);
+        let opts = german_export(2);
+        let (batches, rejected) = read(data, s.clone(), &opts);
+        assert_eq!(ids(&batches), vec![1, 2]);
+        assert_eq!(
+            strings(&batches, 1),
+            vec![Some("Müller".into()), Some("François".into())]
+        );
+        assert_eq!(floats(&batches, 2), vec![Some(1234.56), Some(-7.5)]);
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert_eq!(rejected[0].position.line, Some(6));
+        assert_eq!(rejected[0].position.column, Some(3));
+        assert!(
+            rejected[0]
+                .message
+                .contains("`1,2,3` is not a number written with decimal separator ','"),
+            "{}",
+            rejected[0].message
+        );
+        // the same file read as UTF-8: every accented row rejected, naming the encoding
+        let opts = CsvOptions {
+            encoding: None,
+            ..opts
+        };
+        let (batches, rejected) = read(data, s, &opts);
+        assert!(batches.is_empty());
+        assert_eq!(rejected.len(), 3);
+        assert_eq!(rejected[0].position.line, Some(4));
+        assert_eq!(rejected[0].position.column, Some(2));
+        assert_eq!(rejected[0].raw, "1;M\u{fffd}ller;1.234,56");
+        assert!(
+            rejected[0].message.contains(
+                "not valid UTF-8; it looks like windows-1252: set encoding = \"windows-1252\""
+            ),
+            "{}",
+            rejected[0].message
+        );
+    }
+
+    #[test]
+    fn an_unmappable_row_is_rejected_and_the_rest_read() {
+        let s = schema(&[("id", FerryType::Int64), ("name", FerryType::String)]);
+        let opts = CsvOptions {
+            encoding: Some(encoding_rs::SHIFT_JIS),
+            ..Default::default()
+        };
+        let (batches, rejected) = read(b"id,name\n1,a\n2,\x85\x20\n3,c\n", s, &opts);
+        assert_eq!(ids(&batches), vec![1, 3]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].position.line, Some(3));
+        assert!(
+            rejected[0].message.contains("not valid shift_jis"),
+            "{}",
+            rejected[0].message
+        );
+    }
+
+    #[test]
+    fn utf16_with_a_mark_and_sniffed_tabs() {
+        let text = "id\tname\n1\tZoë\n2\t\"a\tb\"\n";
+        let mut data = vec![0xFF, 0xFE];
+        data.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        let s = schema(&[("id", FerryType::Int64), ("name", FerryType::String)]);
+        let opts = CsvOptions {
+            sniff_delimiter: true,
+            ..Default::default()
+        };
+        let (batches, rejected) = read(&data, s, &opts);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(ids(&batches), vec![1, 2]);
+        assert_eq!(
+            strings(&batches, 1),
+            vec![Some("Zoë".into()), Some("a\tb".into())]
+        );
+    }
+
+    #[test]
+    fn footer_is_held_back_across_batches_and_short_files() {
+        let s = schema(&[("id", FerryType::Int64)]);
+        let opts = CsvOptions {
+            skip_footer_rows: 2,
+            ..Default::default()
+        };
+        let (batches, rejected) = read(b"id\n1\n2\n3\n4\n5\ntotal\n\nend\n", s.clone(), &opts);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(ids(&batches), vec![1, 2, 3, 4, 5]);
+        let (batches, _) = read(b"id\nfooter\n", s.clone(), &opts);
+        assert!(batches.is_empty());
+        let too_many = CsvOptions {
+            skip_footer_rows: MAX_FOOTER_ROWS + 1,
+            ..Default::default()
+        };
+        assert!(too_many.validate().is_err());
+        // more lines to skip than the file has
+        let opts = CsvOptions {
+            skip_rows: 5,
+            ..Default::default()
+        };
+        assert!(read(b"a\nb\n", s, &opts).0.is_empty());
     }
 
     #[test]

@@ -26,6 +26,8 @@ use std::sync::Arc;
 use arrow_schema::{Schema, SchemaRef};
 
 use super::csv::{column_names, positional_names, CsvOptions, Records};
+use super::encoding::{DecodeReader, Encoding};
+use super::number::NumberFormat;
 use super::{strip_bom, Format, MAX_RECORD_BYTES};
 use ferry_core::types::FerryType;
 use ferry_core::values::{parse_date, parse_timestamp_micros};
@@ -81,8 +83,9 @@ pub fn infer<R: Read>(
 ) -> Result<SchemaRef> {
     match format {
         Format::Csv => infer_csv(input, csv, options),
-        Format::Jsonl => infer_jsonl(input, options),
+        Format::Jsonl => infer_jsonl_in(input, csv.encoding, options),
         Format::Parquet => Err(super::parquet_needs_random_access()),
+        Format::Excel => Err(super::excel_needs_random_access()),
     }
 }
 
@@ -95,11 +98,7 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
     let mut names: Option<Vec<String>> = None;
     if csv.has_header && records.read()? {
         if let Some((i, _)) = records.invalid_utf8() {
-            return Err(Error::data(format!(
-                "the header row is not valid UTF-8 (field {})",
-                i + 1
-            ))
-            .with("line", records.line()));
+            return Err(records.undecodable_header(i));
         }
         names = Some(column_names((0..records.len()).map(|i| records.text(i))));
     }
@@ -108,6 +107,7 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
         .map(|n| vec![Guess::default(); n.len()])
         .unwrap_or_default();
     let mut sampled = 0;
+    let mut plain = String::new();
     while sampled < options.sample_rows && records.read()? {
         if names.is_none() {
             names = Some(positional_names(records.len()));
@@ -120,7 +120,7 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
         for (i, g) in guesses.iter_mut().enumerate() {
             let s = records.text(i);
             if s != csv.null_text {
-                g.see(text_kinds(s));
+                g.see(kinds_in(s, &csv.numbers, &mut plain));
             }
         }
     }
@@ -137,7 +137,16 @@ pub fn infer_csv<R: Read>(input: R, csv: &CsvOptions, options: &InferOptions) ->
 /// Infers the schema of JSON Lines `input` from the first `sample_rows` objects: columns
 /// in the order their keys first appear. Lines that are not JSON objects are skipped.
 pub fn infer_jsonl<R: Read>(input: R, options: &InferOptions) -> Result<SchemaRef> {
-    let mut input = BufReader::new(input);
+    infer_jsonl_in(input, None, options)
+}
+
+/// [`infer_jsonl`] of input in `encoding`.
+fn infer_jsonl_in<R: Read>(
+    input: R,
+    encoding: Option<&'static Encoding>,
+    options: &InferOptions,
+) -> Result<SchemaRef> {
+    let mut input = BufReader::new(DecodeReader::new(input, encoding));
     let mut line = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
@@ -179,6 +188,30 @@ pub fn infer_jsonl<R: Read>(input: R, options: &InferOptions) -> Result<SchemaRe
         .zip(guesses.iter().map(Guess::resolve))
         .collect();
     apply_overrides(&mut columns, &options.overrides, true)?;
+    Ok(to_schema(columns))
+}
+
+/// Infers a schema from column `names` and rows of text cells (`None`: NULL), as CSV
+/// would: for readers that turn their cells into text first (Excel).
+pub(crate) fn infer_text_rows(
+    names: Vec<String>,
+    rows: impl Iterator<Item = Vec<Option<String>>>,
+    options: &InferOptions,
+) -> Result<SchemaRef> {
+    let mut guesses = vec![Guess::default(); names.len()];
+    for row in rows {
+        for (g, cell) in guesses.iter_mut().zip(&row) {
+            if let Some(s) = cell.as_deref().filter(|s| !s.is_empty()) {
+                g.see(text_kinds(s));
+            }
+        }
+    }
+    let mut columns: Vec<(String, FerryType)> = names
+        .into_iter()
+        .zip(guesses.iter().map(Guess::resolve))
+        .collect();
+    let may_add = columns.is_empty();
+    apply_overrides(&mut columns, &options.overrides, may_add)?;
     Ok(to_schema(columns))
 }
 
@@ -288,6 +321,19 @@ impl Guess {
             }
         }
         FerryType::String
+    }
+}
+
+/// The types a CSV value fits when numbers are written as `numbers` says (`1.234,56`).
+fn kinds_in(s: &str, numbers: &NumberFormat, plain: &mut String) -> u8 {
+    if numbers.is_plain() {
+        return text_kinds(s);
+    }
+    let other = text_kinds(s) & !(INT | FLOAT);
+    if numbers.normalize(s, plain) {
+        other | (text_kinds(plain) & (INT | FLOAT))
+    } else {
+        other
     }
 }
 
@@ -439,6 +485,65 @@ mod tests {
         };
         let s = infer_csv(&data[..], &CsvOptions::default(), &opts).unwrap();
         assert_eq!(types(&s), pairs(&[("a", "int64"), ("b", "int64")]));
+    }
+
+    #[test]
+    fn csv_local_numbers_encoding_and_dialect() {
+        let data = b"Bericht\nid;name;amount;day;code\n1;M\xfcller;1.234,56;2024-01-02;01.02.2024\n2;B;7;2024-01-03;1\nSumme;;1.241,56;;\n";
+        let csv = super::super::csv::german_export(1);
+        let s = infer_csv(&data[..], &csv, &InferOptions::default()).unwrap();
+        assert_eq!(
+            types(&s),
+            pairs(&[
+                ("id", "int64"),
+                ("name", "string"),
+                ("amount", "float64"),
+                ("day", "date"),
+                ("code", "string"),
+            ])
+        );
+        // with plain numbers `1.234,56` is text; the footer would make `id` text too
+        let plain = CsvOptions {
+            numbers: NumberFormat::default(),
+            skip_footer_rows: 0,
+            ..csv.clone()
+        };
+        let s = infer_csv(&data[..], &plain, &InferOptions::default()).unwrap();
+        assert_eq!(
+            types(&s)[..3],
+            pairs(&[("id", "string"), ("name", "string"), ("amount", "string")])
+        );
+        // a cp1252 header without `encoding` names the likely one
+        let err = infer_csv(
+            &b"id;Stra\xdfe\n1;2\n"[..],
+            &CsvOptions {
+                sniff_delimiter: true,
+                ..Default::default()
+            },
+            &InferOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("field 2") && err.contains("set encoding = \"windows-1252\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn jsonl_in_utf16_and_cp1252() {
+        let text = "{\"id\":1,\"name\":\"Zoë\"}\n";
+        let mut data = vec![0xFE, 0xFF];
+        data.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        let s = infer_jsonl(&data[..], &InferOptions::default()).unwrap();
+        assert_eq!(types(&s), pairs(&[("id", "int64"), ("name", "string")]));
+        let csv = CsvOptions {
+            encoding: Some(encoding_rs::WINDOWS_1252),
+            ..Default::default()
+        };
+        let cp = b"{\"M\xfcller\":1}\n";
+        let s = infer(Format::Jsonl, &cp[..], &csv, &InferOptions::default()).unwrap();
+        assert_eq!(types(&s), pairs(&[("Müller", "int64")]));
     }
 
     #[test]

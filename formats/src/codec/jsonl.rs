@@ -1,6 +1,8 @@
 //! JSON Lines: one JSON object per line, read into batches and written from them.
 //!
-//! Rules: a UTF-8 byte-order mark at the start is skipped; blank lines are skipped; a line
+//! Rules: input is decoded as [`JsonlReader::with_encoding`] says (UTF-8 by default, UTF-16
+//! after its byte-order mark; see [`super::encoding`]) and a line that does not decode is a
+//! rejected record naming the likely encoding; a UTF-8 byte-order mark is skipped; blank lines are skipped; a line
 //! that is not a JSON object, or whose values do not fit their columns, is a rejected
 //! record with its line number, and the rest of the input is still read. Keys are matched
 //! to columns by name; a missing key or `null` is NULL; keys the schema does not have are
@@ -20,6 +22,7 @@ use arrow_array::types::Float64Type;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+use super::encoding::{hint, DecodeReader, Encoding};
 use super::{in_file, io_error, strip_bom, Counting, MAX_RECORD_BYTES};
 use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
 use ferry_core::types::{check_schema, FerryType};
@@ -32,7 +35,7 @@ const INPUT_BUFFER: usize = 256 << 10;
 /// each bad line (see the module docs). An iterator; it reads nothing until the first call
 /// to `next`. An `Err` item (unreadable input, an overlong line) ends the iteration.
 pub struct JsonlReader<R: Read> {
-    input: BufReader<R>,
+    input: BufReader<DecodeReader<R>>,
     line_buf: Vec<u8>,
     line: u64,
     schema: SchemaRef,
@@ -52,7 +55,7 @@ impl<R: Read> JsonlReader<R> {
     pub fn new(input: R, schema: SchemaRef) -> Result<Self> {
         check_schema(&schema)?;
         Ok(JsonlReader {
-            input: BufReader::with_capacity(INPUT_BUFFER, input),
+            input: BufReader::with_capacity(INPUT_BUFFER, DecodeReader::new(input, None)),
             line_buf: Vec::with_capacity(1024),
             line: 0,
             schema,
@@ -65,6 +68,12 @@ impl<R: Read> JsonlReader<R> {
             rejected: 0,
             lines: Vec::new(),
         })
+    }
+
+    /// Decodes the input from `encoding` (`None`: UTF-8, or UTF-16 after its byte-order mark).
+    pub fn with_encoding(mut self, encoding: Option<&'static Encoding>) -> Self {
+        self.input.get_mut().set_encoding(encoding);
+        self
     }
 
     /// Names the input (a file or object name) in positions and errors.
@@ -135,11 +144,21 @@ impl<R: Read> JsonlReader<R> {
             return Ok(());
         }
         let failure = match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Err(e) => {
-                let msg = e.to_string();
-                let msg = msg.split(" at line ").next().unwrap_or(&msg);
-                Some((Some(e.column() as u64), format!("invalid JSON: {msg}")))
-            }
+            Err(e) => match std::str::from_utf8(bytes) {
+                Err(bad) => Some((
+                    Some(bad.valid_up_to() as u64 + 1),
+                    format!(
+                        "bad byte at offset {}: {}",
+                        bad.valid_up_to(),
+                        hint(self.input.get_ref().decoding(), bytes)
+                    ),
+                )),
+                Ok(_) => {
+                    let msg = e.to_string();
+                    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+                    Some((Some(e.column() as u64), format!("invalid JSON: {msg}")))
+                }
+            },
             Ok(serde_json::Value::Object(row)) => {
                 let builder = self.builder.as_mut().expect("created above");
                 match builder.push_json_row(&row) {
@@ -415,10 +434,27 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_rejected() {
-        let (_, rejected) = read(b"{\"id\":1,\"name\":\"\xff\"}\n{\"id\":2}\n");
+    fn invalid_utf8_is_rejected_with_a_hint() {
+        let (_, rejected) = read(b"{\"id\":1,\"name\":\"Jos\xe9 M\xfcller\"}\n{\"id\":2}\n");
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].position.line, Some(1));
+        assert!(
+            rejected[0]
+                .message
+                .contains("set encoding = \"windows-1252\""),
+            "{}",
+            rejected[0].message
+        );
+        let r = JsonlReader::new(&b"{\"id\":1,\"name\":\"Jos\xe9\"}\n"[..], schema())
+            .unwrap()
+            .with_encoding(Some(encoding_rs::WINDOWS_1252));
+        let names: Vec<String> = r
+            .filter_map(|m| match m.unwrap() {
+                Message::Batch(b) => Some(b.column(1).as_string::<i32>().value(0).to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, vec!["José".to_string()]);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Reading, from the bytes at rest to rows:
 //!
 //! ```text
-//! bytes ── age decrypt (name ends in .age) ── decompress (.gz / .zst) ── format reader ── batches
+//! bytes ── age decrypt (name ends in .age) ── decompress (.gz / .zst) ── decode (CSV, JSON Lines) ── format reader ── batches
 //! ```
 //!
 //! and writing is the same in reverse: format writer → [`CompressWriter`] → age
@@ -44,12 +44,20 @@
 //!   always win; [`infer_parquet`] reads the types from the footer.
 //! - **Compression** ([`Compression`], [`decompress`], [`CompressWriter`]) and names
 //!   ([`detect`]); [`HashingWriter`] gives the SHA-256 of what lands on disk.
+//! - **Text** ([`encoding`]): decoding from legacy encodings and UTF-16 ([`DecodeReader`],
+//!   [`parse_encoding`]); CSV dialects: the delimiter guessed from the first lines
+//!   ([`sniff`]) and numbers written the local way, `1.234,56` ([`NumberFormat`]).
 
 pub mod compress;
 pub mod csv;
+mod cursor;
+pub mod encoding;
+pub mod excel;
 pub mod infer;
 pub mod jsonl;
+pub mod number;
 pub mod parquet;
+pub mod sniff;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -62,15 +70,20 @@ pub use self::compress::{
     decompress, detect, CompressWriter, Compression, Detected, HashingWriter,
 };
 pub use self::csv::{CsvOptions, CsvReader, CsvWriter};
+pub use self::cursor::ChunkCursor;
+pub use self::encoding::{parse_encoding, DecodeReader, Encoding, TextEncoding};
+pub use self::excel::{infer_excel, sheet_names, CellRange, ExcelOptions, ExcelReader, Sheet};
 pub use self::infer::{
     infer, infer_csv, infer_jsonl, parse_type_overrides, InferOptions, DEFAULT_SAMPLE_ROWS,
 };
 pub use self::jsonl::{JsonlReader, JsonlWriter};
+pub use self::number::NumberFormat;
 pub use self::parquet::{
     infer_parquet, infer_parquet_with, Bytes, ChunkReader, Length, ParquetCompression,
     ParquetError, ParquetOptions, ParquetReader, ParquetResult, ParquetWriter, SeekChunks,
     DEFAULT_ROW_GROUP_ROWS,
 };
+pub use self::sniff::{one_column_warning, sniff_delimiter};
 
 use ferry_core::source::Message;
 use ferry_core::{Error, ErrorKind, Result};
@@ -84,17 +97,21 @@ pub const MAX_RECORD_BYTES: usize = 64 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// Comma-separated values (or any other single-byte delimiter), UTF-8.
+    /// Comma-separated values (or any other single-byte delimiter); UTF-8 unless `encoding` says otherwise.
     Csv,
-    /// JSON Lines: one JSON object per line, UTF-8.
+    /// JSON Lines: one JSON object per line; UTF-8 unless `encoding` says otherwise.
     Jsonl,
     /// Apache Parquet (columnar, compressed inside; read with random access).
     Parquet,
+    /// An Excel or OpenDocument workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`; read
+    /// with random access, one sheet per stream; never written).
+    Excel,
 }
 
 impl Format {
     /// The format a file name's extension names: `.csv`/`.tsv` → CSV,
-    /// `.jsonl`/`.ndjson` → JSON Lines, `.parquet`/`.pq` → Parquet; `None` for anything
+    /// `.jsonl`/`.ndjson` → JSON Lines, `.parquet`/`.pq` → Parquet, `.xlsx`/`.xlsm`/
+    /// `.xlsb`/`.xls`/`.ods` → Excel; `None` for anything
     /// else (see [`detect`] for names with compression and `.age`).
     pub fn from_path(path: impl AsRef<Path>) -> Option<Format> {
         let ext = path.as_ref().extension()?.to_str()?.to_ascii_lowercase();
@@ -102,6 +119,7 @@ impl Format {
             "csv" | "tsv" => Some(Format::Csv),
             "jsonl" | "ndjson" => Some(Format::Jsonl),
             "parquet" | "pq" => Some(Format::Parquet),
+            "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => Some(Format::Excel),
             _ => None,
         }
     }
@@ -112,7 +130,14 @@ impl Format {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
             Format::Parquet => "parquet",
+            Format::Excel => "xlsx",
         }
+    }
+
+    /// Whether a file of this format is read with random access (its index is not at
+    /// the start), so it cannot be read through a stream or wrapped in gzip or zstd.
+    pub fn random_access(self) -> bool {
+        matches!(self, Format::Parquet | Format::Excel)
     }
 }
 
@@ -137,6 +162,8 @@ pub enum FormatReader<R: Read> {
     Jsonl(JsonlReader<R>),
     /// A Parquet reader.
     Parquet(ParquetReader),
+    /// A reader of one sheet of a workbook.
+    Excel(ExcelReader),
 }
 
 /// The error for a Parquet file offered as a plain stream.
@@ -147,6 +174,21 @@ pub(crate) fn parquet_needs_random_access() -> Error {
     )
 }
 
+/// The error for a workbook offered as a plain stream.
+pub(crate) fn excel_needs_random_access() -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "a workbook needs random access to the file (it is a zip or OLE file with its index inside), not a stream: use `FormatReader::excel` / `infer_excel` with a `Read + Seek` input",
+    )
+}
+
+/// The error for a destination asked to write a workbook.
+pub fn excel_not_written() -> Error {
+    Error::config(
+        "Ferry reads Excel workbooks but does not write them: set `format = \"csv\"` (Excel opens it), `\"jsonl\"` or `\"parquet\"`",
+    )
+}
+
 impl<R: Read> FormatReader<R> {
     /// A reader of `format` producing batches of `schema` from `input`; `csv` is used
     /// for CSV only. No I/O happens until the first call to `next`. Parquet cannot be read
@@ -154,8 +196,11 @@ impl<R: Read> FormatReader<R> {
     pub fn new(format: Format, input: R, schema: SchemaRef, csv: &CsvOptions) -> Result<Self> {
         Ok(match format {
             Format::Csv => FormatReader::Csv(CsvReader::new(input, schema, csv)?),
-            Format::Jsonl => FormatReader::Jsonl(JsonlReader::new(input, schema)?),
+            Format::Jsonl => {
+                FormatReader::Jsonl(JsonlReader::new(input, schema)?.with_encoding(csv.encoding))
+            }
             Format::Parquet => return Err(parquet_needs_random_access()),
+            Format::Excel => return Err(excel_needs_random_access()),
         })
     }
 
@@ -169,12 +214,26 @@ impl<R: Read> FormatReader<R> {
         Ok(FormatReader::Parquet(ParquetReader::new(input, schema)?))
     }
 
+    /// A reader of one sheet of the workbook `input` (the file `name`: it tells `.ods`
+    /// and `.xlsb` apart), producing batches of `schema` (see [`ExcelReader`]).
+    pub fn excel<S: Read + std::io::Seek>(
+        input: S,
+        name: Option<&str>,
+        schema: SchemaRef,
+        options: &ExcelOptions,
+    ) -> Result<Self> {
+        Ok(FormatReader::Excel(ExcelReader::new(
+            input, name, schema, options,
+        )?))
+    }
+
     /// Names the input in the positions of rejected records and in errors.
     pub fn with_file(self, file: impl Into<String>) -> Self {
         match self {
             FormatReader::Csv(r) => FormatReader::Csv(r.with_file(file)),
             FormatReader::Jsonl(r) => FormatReader::Jsonl(r.with_file(file)),
             FormatReader::Parquet(r) => FormatReader::Parquet(r.with_file(file)),
+            FormatReader::Excel(r) => FormatReader::Excel(r.with_file(file)),
         }
     }
 
@@ -184,6 +243,7 @@ impl<R: Read> FormatReader<R> {
             FormatReader::Csv(r) => FormatReader::Csv(r.with_batch_size(batch_size)),
             FormatReader::Jsonl(r) => FormatReader::Jsonl(r.with_batch_size(batch_size)),
             FormatReader::Parquet(r) => FormatReader::Parquet(r.with_batch_size(batch_size)),
+            FormatReader::Excel(r) => FormatReader::Excel(r.with_batch_size(batch_size)),
         }
     }
 
@@ -193,6 +253,7 @@ impl<R: Read> FormatReader<R> {
             FormatReader::Csv(r) => r.rows(),
             FormatReader::Jsonl(r) => r.rows(),
             FormatReader::Parquet(r) => r.rows(),
+            FormatReader::Excel(r) => r.rows(),
         }
     }
 
@@ -202,6 +263,7 @@ impl<R: Read> FormatReader<R> {
             FormatReader::Csv(r) => r.rejected(),
             FormatReader::Jsonl(r) => r.rejected(),
             FormatReader::Parquet(r) => r.rejected(),
+            FormatReader::Excel(r) => r.rejected(),
         }
     }
 }
@@ -214,6 +276,7 @@ impl<R: Read> Iterator for FormatReader<R> {
             FormatReader::Csv(r) => r.next(),
             FormatReader::Jsonl(r) => r.next(),
             FormatReader::Parquet(r) => r.next(),
+            FormatReader::Excel(r) => r.next(),
         }
     }
 }
@@ -269,6 +332,7 @@ impl<W: Write + Send> FormatWriter<W> {
             Format::Parquet => {
                 FormatWriter::Parquet(ParquetWriter::new(out, schema, &options.parquet)?)
             }
+            Format::Excel => return Err(excel_not_written()),
         })
     }
 
@@ -386,5 +450,8 @@ mod tests {
         assert_eq!(Format::from_path("x/a.Parquet"), Some(Format::Parquet));
         assert_eq!(Format::from_path("a.pq"), Some(Format::Parquet));
         assert_eq!(Format::from_path("a"), None);
+        for x in ["a.xlsx", "b.XLSM", "c.xls", "d.ods", "e.xlsb"] {
+            assert_eq!(Format::from_path(x), Some(Format::Excel), "{x}");
+        }
     }
 }
