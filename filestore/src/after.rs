@@ -8,64 +8,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ferry_core::{Error, ErrorKind, Result, Settled};
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 use crate::mark::{Listed, Mark, StateShape};
+use crate::naming::{archive_folder, archived_name};
+use crate::options::AfterRead;
 use crate::store::{Store, Stream};
-
-/// What to do with a file once its rows and the state that covers them are committed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AfterRead {
-    /// Leave it where it is (the incremental mark keeps it from being read twice).
-    #[default]
-    Leave,
-    /// Move it to the `archive_to` folder.
-    Archive,
-    /// Delete it.
-    Delete,
-}
-
-/// The folder a pattern starts in, ending in `/` (empty: the top): everything before the
-/// `/` that precedes its first wildcard, or a plain file's folder.
-pub fn pattern_root(pattern: &str) -> String {
-    let literal = pattern
-        .find(['*', '?', '['])
-        .map_or(pattern, |i| &pattern[..i]);
-    match literal.rfind('/') {
-        Some(i) => literal[..=i].to_string(),
-        None => String::new(),
-    }
-}
-
-/// Where a stream's archive folder is, as names are given: `root` + `archive_to` + `/`.
-pub fn archive_folder(root: &str, archive_to: &str) -> String {
-    format!("{root}{archive_to}/")
-}
-
-/// Where `name` goes in the archive folder: its path below the stream's root, kept, so
-/// files of several subfolders do not collide; the `n`th try (from 1) adds `-n` before
-/// the extensions (`orders.csv.gz` → `orders-2.csv.gz`), for a name already archived.
-pub fn archived_name(root: &str, archive_to: &str, name: &str, n: usize) -> String {
-    let below = name.strip_prefix(root).unwrap_or(name);
-    let below = below.trim_start_matches('/');
-    let below = if n <= 1 {
-        below.to_string()
-    } else {
-        let (dir, file) = match below.rfind('/') {
-            Some(i) => below.split_at(i + 1),
-            None => ("", below),
-        };
-        // the extensions start at the first dot that does not start the name
-        let (stem, ext) = match file[1.min(file.len())..].find('.') {
-            Some(i) => file.split_at(i + 1),
-            None => (file, ""),
-        };
-        format!("{dir}{stem}-{n}{ext}")
-    };
-    format!("{}{below}", archive_folder(root, archive_to))
-}
 
 /// Names tried before an archive gives up on finding a free one.
 const MAX_TRIES: usize = 100;
@@ -169,39 +116,4 @@ fn archive<S: Store>(store: &S, root: &str, archive_to: &str, f: &S::Entry) -> R
             archive_folder(root, archive_to)
         ),
     ))
-}
-
-/// The error of a store that cannot move or delete files.
-pub(crate) fn unsupported(noun: &str, what: &str) -> Error {
-    Error::new(
-        ErrorKind::Unsupported,
-        format!("this store cannot {what} a {noun}: set `after_read = \"leave\"`"),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roots_and_archived_names() {
-        assert_eq!(pattern_root("in/orders_*.csv"), "in/");
-        assert_eq!(pattern_root("in/*/x/*.csv"), "in/");
-        assert_eq!(pattern_root("orders.csv"), "");
-        assert_eq!(pattern_root("a/b/orders.csv"), "a/b/");
-        assert_eq!(pattern_root("*.csv"), "");
-        assert_eq!(
-            archived_name("in/", "processed", "in/2024/a.csv", 1),
-            "in/processed/2024/a.csv"
-        );
-        assert_eq!(
-            archived_name("in/", "processed", "in/a.csv.gz", 2),
-            "in/processed/a-2.csv.gz"
-        );
-        assert_eq!(
-            archived_name("", "done", ".hidden.csv", 3),
-            "done/.hidden-3.csv"
-        );
-        assert_eq!(archived_name("", "done", "README", 2), "done/README-2");
-    }
 }

@@ -38,15 +38,16 @@ mod source;
 mod store;
 mod unpack;
 
-pub use after::{archived_name, pattern_root, AfterRead};
 pub use chunks::Chunks;
 pub use encrypt::{identities, pgp_decryptor, pgp_encryptor, recipients, EncryptConfig};
 pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
-pub use naming::{delivery_name, is_tsv, stream_name, strip_layers};
+pub use naming::{
+    archive_folder, archived_name, delivery_name, is_tsv, pattern_root, stream_name, strip_layers,
+};
 pub use options::{
-    ascii, csv_options, defaults, SheetConfig, SourceOptions, StreamConfig, StreamSpec,
+    ascii, csv_options, defaults, AfterRead, SheetConfig, SourceOptions, StreamConfig, StreamSpec,
     TextOptions, DEFAULT_ARCHIVE,
 };
 pub use output::{delivery, finish_delivery, Delivery, Sealed, Sealing};

@@ -96,6 +96,46 @@ pub fn stream_name(pattern: &str) -> Option<String> {
     (!folder.is_empty()).then_some(folder)
 }
 
+/// The folder a pattern starts in, ending in `/` (empty: the top): everything before the
+/// `/` that precedes its first wildcard, or a plain file's folder.
+pub fn pattern_root(pattern: &str) -> String {
+    let literal = pattern
+        .find(['*', '?', '['])
+        .map_or(pattern, |i| &pattern[..i]);
+    match literal.rfind('/') {
+        Some(i) => literal[..=i].to_string(),
+        None => String::new(),
+    }
+}
+
+/// Where a stream's archive folder is, as names are given: `root` + `archive_to` + `/`.
+pub fn archive_folder(root: &str, archive_to: &str) -> String {
+    format!("{root}{archive_to}/")
+}
+
+/// Where `name` goes in the archive folder: its path below the stream's root, kept, so
+/// files of several subfolders do not collide; the `n`th try (from 1) adds `-n` before
+/// the extensions (`orders.csv.gz` → `orders-2.csv.gz`), for a name already archived.
+pub fn archived_name(root: &str, archive_to: &str, name: &str, n: usize) -> String {
+    let below = name.strip_prefix(root).unwrap_or(name);
+    let below = below.trim_start_matches('/');
+    let below = if n <= 1 {
+        below.to_string()
+    } else {
+        let (dir, file) = match below.rfind('/') {
+            Some(i) => below.split_at(i + 1),
+            None => ("", below),
+        };
+        // the extensions start at the first dot that does not start the name
+        let (stem, ext) = match file[1.min(file.len())..].find('.') {
+            Some(i) => file.split_at(i + 1),
+            None => (file, ""),
+        };
+        format!("{dir}{stem}-{n}{ext}")
+    };
+    format!("{}{below}", archive_folder(root, archive_to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +183,27 @@ mod tests {
             Some("orders")
         );
         assert!(is_tsv("in/x.tsv.gpg"));
+    }
+
+    #[test]
+    fn roots_and_archived_names() {
+        assert_eq!(pattern_root("in/orders_*.csv"), "in/");
+        assert_eq!(pattern_root("in/*/x/*.csv"), "in/");
+        assert_eq!(pattern_root("orders.csv"), "");
+        assert_eq!(pattern_root("a/b/orders.csv"), "a/b/");
+        assert_eq!(pattern_root("*.csv"), "");
+        assert_eq!(
+            archived_name("in/", "processed", "in/2024/a.csv", 1),
+            "in/processed/2024/a.csv"
+        );
+        assert_eq!(
+            archived_name("in/", "processed", "in/a.csv.gz", 2),
+            "in/processed/a-2.csv.gz"
+        );
+        assert_eq!(
+            archived_name("", "done", ".hidden.csv", 3),
+            "done/.hidden-3.csv"
+        );
+        assert_eq!(archived_name("", "done", "README", 2), "done/README-2");
     }
 }

@@ -15,10 +15,22 @@ use ferry_formats::codec::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::after::AfterRead;
 use crate::name_date::NameDate;
 use crate::naming::{is_tsv, stream_name};
 use crate::unpack::{ArchiveLimits, ArchiveSpec};
+
+/// What to do with a file once its rows and the state that covers them are committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterRead {
+    /// Leave it where it is (the incremental mark keeps it from being read twice).
+    #[default]
+    Leave,
+    /// Move it to the `archive_to` folder.
+    Archive,
+    /// Delete it.
+    Delete,
+}
 
 /// One entry of a source's `streams` list.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

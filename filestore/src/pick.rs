@@ -4,9 +4,10 @@
 
 use ferry_core::{Error, Result};
 
-use crate::after::{archive_folder, AfterRead};
 use crate::mark::{order, Listed};
 use crate::name_date::NameDate;
+use crate::naming::archive_folder;
+use crate::options::AfterRead;
 use crate::store::{Listing, Store, Stream};
 
 /// The files of `stream` a read, a check or an inference works on.

@@ -21,11 +21,12 @@ use ferry_formats::codec::{
 use ferry_formats::pgp::Decryptor;
 use futures::StreamExt;
 
-use crate::after::{settle, AfterRead, Pending};
+use crate::after::{settle, Pending};
 use crate::blocking;
 use crate::columns;
 use crate::estimate::estimate;
 use crate::mark::{Listed, Mark};
+use crate::options::AfterRead;
 use crate::pick::{listing, newest_archived};
 use crate::read::Job;
 use crate::sheets::expand;

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use ferry_core::{Error, Result};
+use ferry_core::{Error, ErrorKind, Result};
 use ferry_formats::age::Identities;
 use ferry_formats::codec::ChunkReader;
 
@@ -70,7 +70,7 @@ pub trait Store: Send + Sync + 'static {
     /// names, ending in `/` (empty: the top): `archive_to` is below it. Default: the
     /// configured pattern up to the `/` before its first wildcard ([`crate::pattern_root`]).
     fn root(&self, stream: &Stream<Self::Place>) -> String {
-        crate::after::pattern_root(&stream.spec.pattern)
+        crate::naming::pattern_root(&stream.spec.pattern)
     }
 
     /// The files in the stream's archive folder `folder` (a name prefix ending in `/`, as
@@ -90,14 +90,14 @@ pub trait Store: Send + Sync + 'static {
     /// refuses with an error saying so: its new rows were not read. Default: unsupported.
     fn rename(&self, entry: &Self::Entry, to: &str) -> Result<bool> {
         let _ = (entry, to);
-        Err(crate::after::unsupported(Self::NOUN, "move"))
+        Err(unsupported(Self::NOUN, "move"))
     }
 
     /// Deletes a file that was read, with the same refusal as [`Store::rename`] when it
     /// changed since it was listed. Default: unsupported.
     fn remove(&self, entry: &Self::Entry) -> Result<()> {
         let _ = entry;
-        Err(crate::after::unsupported(Self::NOUN, "delete"))
+        Err(unsupported(Self::NOUN, "delete"))
     }
 
     /// Parquet footers an estimate reads at most, beyond which its rows are unknown
@@ -174,4 +174,12 @@ impl<E> Listing<E> {
             }
         }
     }
+}
+
+/// The error of a store that cannot move or delete files.
+fn unsupported(noun: &str, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("this store cannot {what} a {noun}: set `after_read = \"leave\"`"),
+    )
 }
