@@ -513,7 +513,7 @@ async fn bad_config_is_refused_before_any_file_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     for (toml, needle) in [
         ("pth = \"x.csv\"", "did you mean `path`"),
-        ("path = \"x.xlsx\"", "set `format"),
+        ("path = \"x.dat\"", "set `format"),
         (
             "path = \"x.csv\"\ncolumns = { id = \"integer64\" }",
             "unknown type `integer64`",
