@@ -19,6 +19,7 @@
 mod bench;
 mod documented;
 pub mod fault;
+mod files;
 mod from_toml;
 pub mod gpg;
 mod helpers;
@@ -53,6 +54,7 @@ use ferry_engine::state::StateStore;
 
 pub use bench::bench_write_modes;
 pub use documented::config_is_documented;
+pub use files::{read_batch_file, write_batch_file};
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;
 pub use run::{assert_succeeded, sync};

@@ -5,8 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -16,29 +15,14 @@ use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Sink, Source,
+    async_trait, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Sink, Source,
     WriteMode, WriteRequest,
 };
-use ferry_formats::codec::{
-    decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter,
+use ferry_formats::codec::{Compression, Format};
+use ferry_testkit::{
+    self as testkit, messages, read_batch_file as read_compressed, write_batch_file as write_file,
+    Fidelity, SinkFixture, SourceFixture,
 };
-use ferry_testkit::{self as testkit, messages, Fidelity, SinkFixture, SourceFixture};
-
-/// Writes `batch` to `path` with the codec writer.
-fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<()> {
-    let file = File::create(path).map_err(io)?;
-    let mut w = FormatWriter::new(
-        format,
-        BufWriter::new(file),
-        batch.schema(),
-        &CsvOptions::default(),
-    )?;
-    w.write_batch(batch)?;
-    w.into_inner()?
-        .into_inner()
-        .map_err(|e| io(e.into_error()))?;
-    Ok(())
-}
 
 fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>, Vec<serde_json::Value>) {
     let (mut b, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
@@ -171,44 +155,6 @@ impl SinkFix {
     fn out(&self) -> PathBuf {
         self.dir.path().join("out")
     }
-}
-
-/// Every row of a file compressed with `compression`, read with the codec reader; a
-/// rejected record is an error.
-fn read_compressed(
-    path: &Path,
-    format: Format,
-    compression: Compression,
-    schema: &SchemaRef,
-) -> Result<Vec<RecordBatch>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let file = File::open(path).map_err(io)?;
-    let reader = if format == Format::Parquet {
-        FormatReader::parquet(file, schema.clone())?
-    } else {
-        FormatReader::new(
-            format,
-            decompress(Box::new(file), compression)?,
-            schema.clone(),
-            &CsvOptions::default(),
-        )?
-    };
-    let mut out = Vec::new();
-    for m in reader {
-        match m? {
-            Message::Batch(b) => out.push(b),
-            Message::Rejected(r) => {
-                return Err(Error::data(format!(
-                    "written file has a bad record at {}: {}",
-                    r.position, r.message
-                )))
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
 }
 
 #[async_trait]

@@ -5,76 +5,21 @@
 mod common;
 
 use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{login, names, sink, source, SftpServer};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::{async_trait, Error, ErrorKind, Message, Result, Sink, Source};
-use ferry_formats::codec::{
-    decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter,
+use ferry_core::{async_trait, Error, ErrorKind, Result, Sink, Source};
+use ferry_formats::codec::{Compression, Format};
+use ferry_testkit::{
+    self as testkit, read_batch_file, write_batch_file, Fidelity, SinkFixture, SourceFixture,
 };
-use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
 
 fn io(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, e.to_string())
-}
-
-/// Writes `batch` to `path` with the codec writer.
-fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<()> {
-    std::fs::create_dir_all(path.parent().unwrap()).map_err(io)?;
-    let file = File::create(path).map_err(io)?;
-    let mut w = FormatWriter::new(
-        format,
-        BufWriter::new(file),
-        batch.schema(),
-        &CsvOptions::default(),
-    )?;
-    w.write_batch(batch)?;
-    w.into_inner()?
-        .into_inner()
-        .map_err(|e| io(e.into_error()))?;
-    Ok(())
-}
-
-/// Every row of a local copy of a written file; a rejected record is an error.
-fn read_file(
-    path: &Path,
-    format: Format,
-    compression: Compression,
-    schema: &SchemaRef,
-) -> Result<Vec<RecordBatch>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let file = File::open(path).map_err(io)?;
-    let reader = if format == Format::Parquet {
-        FormatReader::parquet(file, schema.clone())?
-    } else {
-        FormatReader::new(
-            format,
-            decompress(Box::new(file), compression)?,
-            schema.clone(),
-            &CsvOptions::default(),
-        )?
-    };
-    let mut out = Vec::new();
-    for m in reader {
-        match m? {
-            Message::Batch(b) => out.push(b),
-            Message::Rejected(r) => {
-                return Err(Error::data(format!(
-                    "bad record at {}: {}",
-                    r.position, r.message
-                )))
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
 }
 
 struct SourceFix {
@@ -94,7 +39,7 @@ impl SourceFix {
 #[async_trait]
 impl SourceFixture for SourceFix {
     async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        write_file(&self.file(stream, 1), self.format, batch)?;
+        write_batch_file(&self.file(stream, 1), self.format, batch)?;
         common::give_to_user(&self.server.root());
         let ext = self.format.extension();
         let toml = login(
@@ -113,7 +58,7 @@ impl SourceFixture for SourceFix {
             .modified()
             .map_err(io)?;
         let path = self.file(stream, 2);
-        write_file(&path, self.format, batch)?;
+        write_batch_file(&path, self.format, batch)?;
         let f = File::options().write(true).open(&path).map_err(io)?;
         // SFTP times are whole seconds: a later second
         f.set_modified(first + Duration::from_secs(10)).map_err(io)
@@ -177,7 +122,7 @@ impl SinkFixture for SinkFix {
         if let Some(ext) = self.compression.extension() {
             name = format!("{name}.{ext}");
         }
-        read_file(
+        read_batch_file(
             &self.out().join(name),
             self.format,
             self.compression,
