@@ -55,14 +55,7 @@ impl AirbyteSource {
     /// A source from its config; `base_dir` is the config file's folder.
     pub fn new(cfg: AirbyteSourceConfig, base_dir: impl Into<PathBuf>) -> Result<Self> {
         let base_dir = base_dir.into();
-        let launch = Launch::from_fields(
-            cfg.package.as_deref(),
-            cfg.version.as_deref(),
-            cfg.command.as_deref(),
-            cfg.executable.as_deref(),
-            &base_dir,
-            "source",
-        )?;
+        let launch = cfg.launch(&base_dir)?;
         Ok(AirbyteSource {
             launch,
             base_dir,
