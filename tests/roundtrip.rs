@@ -74,15 +74,7 @@ async fn sync(source: ConnectorConfig, sink: ConnectorConfig, stream: &str, to: 
     let mut sc = StreamConfig::named(stream);
     sc.destination = Some(to.into());
     sc.mode = Some(WriteMode::Overwrite);
-    let report = rt
-        .sync(
-            &[sc],
-            &RunOptions::default(),
-            None,
-            ("source", "destination"),
-        )
-        .await
-        .expect("plan");
+    let report = testkit::sync(&rt, &[sc], ("source", "destination")).await;
     assert_eq!(
         report.status,
         Status::Succeeded,

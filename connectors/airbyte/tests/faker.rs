@@ -150,18 +150,7 @@ async fn faker_into_postgres_resumes_its_state() {
     testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_read, 0, "state was resumed");
     // and a full refresh ignores it
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions {
-                full_refresh: true,
-                ..Default::default()
-            },
-            None,
-            ("airbyte", "postgres"),
-        )
-        .await
-        .unwrap();
+    let report = testkit::sync_full_refresh(&rt, std::slice::from_ref(&sc), ("airbyte", "postgres")).await;
     assert_eq!(
         report.streams[0].rows_read, 20,
         "{:?}",
