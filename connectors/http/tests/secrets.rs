@@ -4,33 +4,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{start, Api, Need};
 use ferry_connector_http::{HttpSource, HttpSourceConfig, WebhookSink, WebhookSinkConfig};
 use ferry_core::{ConfigNode, Error, ReadRequest, Sink, Source};
+use ferry_testkit::CapturedLog;
 use futures::StreamExt;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
 
 const CANARIES: [&str; 5] = [
     "canary-apikey-9f3e",
@@ -62,10 +40,11 @@ async fn read(s: &HttpSource) -> Result<usize, Error> {
 
 #[tokio::test]
 async fn no_secret_in_errors_or_trace_logs() {
-    let buf = Buffer::default();
+    let buf = CapturedLog::default();
+    let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
-        .with_writer(buf.clone())
+        .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -167,7 +146,7 @@ async fn no_secret_in_errors_or_trace_logs() {
 
     let issued = api.state.oauth.lock().unwrap().issued.clone();
     assert!(!issued.is_empty());
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = buf.text();
     assert!(
         logs.contains("HTTP request") && logs.contains("retrying"),
         "trace logs were not captured:\n{logs}"
