@@ -4,6 +4,7 @@
 pub mod bridged;
 pub mod config;
 pub mod process;
+pub mod rows;
 pub mod schema;
 mod sink;
 mod source;

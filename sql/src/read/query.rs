@@ -57,7 +57,11 @@ pub fn check_streams(
     fold: fn(&str) -> String,
     types: QueryTypes,
 ) -> Result<()> {
-    if tables.unwrap_or_default().iter().any(|t| t.trim().is_empty()) {
+    if tables
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t.trim().is_empty())
+    {
         return Err(Error::config("`tables` lists an empty name"));
     }
     let mut names = std::collections::HashSet::new();
@@ -80,7 +84,11 @@ pub fn check_streams(
                 q.name
             )));
         }
-        if let Some((col, ty)) = q.columns.iter().find(|(_, ty)| FerryType::parse(ty).is_none()) {
+        if let Some((col, ty)) = q
+            .columns
+            .iter()
+            .find(|(_, ty)| FerryType::parse(ty).is_none())
+        {
             return Err(Error::config(format!(
                 "query `{}`: column `{col}` has unknown type `{ty}` (known: {})",
                 q.name,
