@@ -13,7 +13,7 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{self, ferry, out, exits_saying};
+use support::cli::{self, exits_saying, ferry, out};
 use support::db::{self, mysql_url};
 use support::{folder, read, sqlite};
 
@@ -323,7 +323,11 @@ fn most_rows_rejected_fails_by_default() {
     let dir = tmp.path();
     data(dir, 1, 5);
     let o = ferry(dir, &["sync", "--report", "r.json"]);
-    exits_saying(&o, 1, "4 of 5 rows rejected, more than the default max_bad_ratio 0.1");
+    exits_saying(
+        &o,
+        1,
+        "4 of 5 rows rejected, more than the default max_bad_ratio 0.1",
+    );
     let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
     assert_eq!(f.rejected, 4);
     // a stream may accept any share, saying so
@@ -363,7 +367,11 @@ fn row_count_of_an_incremental_stream_counts_the_destination() {
     let too_few = "incremental = true\nchecks = [{ type = \"row_count\", min = 10 }]";
     folder::write(dir, "sync.toml", sqlite_config(too_few, ""));
     let o = ferry(dir, &["sync"]);
-    exits_saying(&o, 1, "check row_count(destination) failed: 3 rows at the destination, expected between 10 and");
+    exits_saying(
+        &o,
+        1,
+        "check row_count(destination) failed: 3 rows at the destination, expected between 10 and",
+    );
 }
 
 #[test]
@@ -380,7 +388,11 @@ fn row_count_of_a_destination_that_cannot_count_says_so() {
         ),
     );
     let o = ferry(dir, &["sync"]);
-    exits_saying(&o, 1, "cannot be answered: the destination cannot count its rows");
+    exits_saying(
+        &o,
+        1,
+        "cannot be answered: the destination cannot count its rows",
+    );
 }
 
 /// SQLite streams share one transaction: a short stream's close commits it while a long

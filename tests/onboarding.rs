@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use support::cli::{ferry, out_apart as text, words, exits_saying};
+use support::cli::{exits_saying, ferry, out_apart as text, words};
 use support::folder;
 
 #[test]

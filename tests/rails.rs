@@ -4,7 +4,7 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{ferry, ferry_in, out, Setup, exits_saying};
+use support::cli::{exits_saying, ferry, ferry_in, out, Setup};
 use support::folder::{edit, with_config, write};
 use support::read;
 

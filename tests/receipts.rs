@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use ferry_engine::receipt::SignedReceipt;
-use support::cli::{self, ferry_in, out, Setup, MASTER_KEY, exits_saying};
+use support::cli::{self, exits_saying, ferry_in, out, Setup, MASTER_KEY};
 use support::folder::{copy_from_repo, with_config, write};
 use support::read::only_receipt;
 
@@ -275,7 +275,11 @@ fn receipts_of_earlier_builds_with_absolute_paths_still_verify() {
     signed.write(&receipt).unwrap();
     let r = receipt.to_str().unwrap();
     let o = ferry(dir, &["verify", r, "--pubkey", &public]);
-    exits_saying(&o, 0, &format!("ok         file {} (50 rows)", abs.display()));
+    exits_saying(
+        &o,
+        0,
+        &format!("ok         file {} (50 rows)", abs.display()),
+    );
     // and, copied into one folder, is found there by its file name
     let copy = tempfile::tempdir().unwrap();
     std::fs::copy(&abs, copy.path().join("customers.csv")).unwrap();

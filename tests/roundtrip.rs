@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ferry_core::config::ConnectorConfig;
 use ferry_core::WriteMode;
 use ferry_engine::report::Status;
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
 use mysql_async::prelude::Queryable;
 use support::db::{self, mysql_url, mysql_url_for, pg_url};

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::cli::{self, ferry_in, out as all, Setup, exits_saying};
+use support::cli::{self, exits_saying, ferry_in, out as all, Setup};
 use support::folder::{self, write};
 use support::read::state_files;
 use support::sqlite;

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{ferry, out, exits_saying};
+use support::cli::{exits_saying, ferry, out};
 use support::{folder, read};
 
 const COLUMNS: &str =

@@ -167,7 +167,9 @@ pub fn batches(msgs: &[Message]) -> Vec<RecordBatch> {
 
 /// The batches of a reader's messages (a codec reader reading back what a sink wrote):
 /// a rejected record is an error naming its position, other messages are skipped.
-pub fn batches_only(messages: impl IntoIterator<Item = Result<Message>>) -> Result<Vec<RecordBatch>> {
+pub fn batches_only(
+    messages: impl IntoIterator<Item = Result<Message>>,
+) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for m in messages {
         match m? {

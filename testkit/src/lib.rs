@@ -48,7 +48,7 @@ use ferry_engine::report::Status;
 use ferry_engine::runtime::Runtime;
 use ferry_engine::state::StateStore;
 
-pub use bench::bench_write_modes;
+pub use bench::{bench_read, bench_write_modes, bench_write_wide};
 pub use documented::config_is_documented;
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;
@@ -737,12 +737,17 @@ pub async fn write_stream(
     w.close().await
 }
 
-/// Writes one `batch` of [`simple_batch`] rows to stream `name` of the fixture's sink;
-/// `what` names the step when it fails.
-async fn write_simple(f: &dyn SinkFixture, name: &str, mode: WriteMode, batch: RecordBatch, what: &str) {
-    write_stream(f.sink().as_ref(), name, mode, &[batch])
+/// Writes one `batch` to `stream` in one writer; fails the test if that fails.
+pub(crate) async fn write_one(sink: &dyn Sink, stream: &str, mode: WriteMode, batch: RecordBatch) {
+    let rows = batch.num_rows();
+    write_stream(sink, stream, mode, &[batch])
         .await
-        .expect(what);
+        .unwrap_or_else(|e| panic!("{mode:?} of {rows} rows to `{stream}`: {e}"));
+}
+
+/// Writes one `batch` of [`simple_batch`] rows to stream `name` of the fixture's sink.
+async fn write_simple(f: &dyn SinkFixture, name: &str, mode: WriteMode, batch: RecordBatch) {
+    write_one(f.sink().as_ref(), name, mode, batch).await;
 }
 
 /// The [`simple_batch`] rows of stream `name` as the fixture reads them back, by id.
@@ -834,8 +839,8 @@ pub async fn sink_empty_stream(f: &dyn SinkFixture) {
 /// Append keeps earlier rows and adds the new ones.
 pub async fn append_adds_rows(f: &dyn SinkFixture) {
     let name = fresh_name("kit_append");
-    write_simple(f, &name, WriteMode::Append, simple_batch(1, 3, "a"), "first append").await;
-    write_simple(f, &name, WriteMode::Append, simple_batch(4, 2, "b"), "second append").await;
+    write_simple(f, &name, WriteMode::Append, simple_batch(1, 3, "a")).await;
+    write_simple(f, &name, WriteMode::Append, simple_batch(4, 2, "b")).await;
     assert_eq!(
         stored_rows(f, &name).await.len(),
         5,
@@ -846,8 +851,8 @@ pub async fn append_adds_rows(f: &dyn SinkFixture) {
 /// Overwrite leaves exactly the new rows.
 pub async fn overwrite_replaces_rows(f: &dyn SinkFixture) {
     let name = fresh_name("kit_overwrite");
-    write_simple(f, &name, WriteMode::Overwrite, simple_batch(1, 3, "a"), "first overwrite").await;
-    write_simple(f, &name, WriteMode::Overwrite, simple_batch(10, 2, "b"), "second overwrite").await;
+    write_simple(f, &name, WriteMode::Overwrite, simple_batch(1, 3, "a")).await;
+    write_simple(f, &name, WriteMode::Overwrite, simple_batch(10, 2, "b")).await;
     let rows = stored_rows(f, &name).await;
     let names: Vec<_> = rows.iter().map(|r| r["name"].clone()).collect();
     assert_eq!(
@@ -860,13 +865,17 @@ pub async fn overwrite_replaces_rows(f: &dyn SinkFixture) {
 /// An overwrite that fails midway leaves the previous rows untouched (stage, then swap).
 pub async fn failed_overwrite_keeps_old_rows(f: &dyn SinkFixture) {
     let name = fresh_name("kit_overwrite_fail");
-    write_simple(f, &name, WriteMode::Overwrite, simple_batch(1, 3, "old"), "first overwrite").await;
+    write_simple(f, &name, WriteMode::Overwrite, simple_batch(1, 3, "old")).await;
     let mut sc = StreamConfig::named(&name);
     sc.mode = Some(WriteMode::Overwrite);
     let batches = [100, 102, 104].map(|first| simple_batch(first, 2, "new"));
     let dir = tempfile::tempdir().expect("temp dir");
     fail_at_third_write(f, sc, batches.to_vec(), dir.path()).await;
-    let ids: Vec<_> = stored_rows(f, &name).await.iter().map(|r| r["id"].clone()).collect();
+    let ids: Vec<_> = stored_rows(f, &name)
+        .await
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
     assert_eq!(
         ids.len(),
         3,
@@ -877,9 +886,9 @@ pub async fn failed_overwrite_keeps_old_rows(f: &dyn SinkFixture) {
 /// Upsert by primary key: rerunning the same rows changes nothing; changed rows update.
 pub async fn upsert_is_idempotent(f: &dyn SinkFixture) {
     let name = fresh_name("kit_upsert");
-    write_simple(f, &name, WriteMode::Upsert, simple_batch(1, 3, "v1"), "first upsert").await;
-    write_simple(f, &name, WriteMode::Upsert, simple_batch(2, 3, "v2"), "second upsert").await;
-    write_simple(f, &name, WriteMode::Upsert, simple_batch(2, 3, "v2"), "repeated upsert").await;
+    write_simple(f, &name, WriteMode::Upsert, simple_batch(1, 3, "v1")).await;
+    write_simple(f, &name, WriteMode::Upsert, simple_batch(2, 3, "v2")).await;
+    write_simple(f, &name, WriteMode::Upsert, simple_batch(2, 3, "v2")).await;
     let rows = stored_rows(f, &name).await;
     let names: Vec<_> = rows
         .iter()

@@ -139,5 +139,8 @@ pub fn last_line(o: &Output) -> String {
 pub fn exits_saying(o: &Output, code: i32, needle: &str) {
     let printed = out(o);
     assert_eq!(o.status.code(), Some(code), "{printed}");
-    assert!(printed.contains(needle), "expected {needle:?} in:\n{printed}");
+    assert!(
+        printed.contains(needle),
+        "expected {needle:?} in:\n{printed}"
+    );
 }

@@ -14,7 +14,7 @@ use ferry_connector_airbyte::{AirbyteSource, AirbyteSourceConfig};
 use ferry_connector_postgres::{ConnSettings, PostgresSink};
 use ferry_core::{ConfigNode, ErrorKind, Source, WriteMode};
 use ferry_engine::report::Status;
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
 
 fn shared_venvs() {
@@ -150,7 +150,8 @@ async fn faker_into_postgres_resumes_its_state() {
     testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_read, 0, "state was resumed");
     // and a full refresh ignores it
-    let report = testkit::sync_full_refresh(&rt, std::slice::from_ref(&sc), ("airbyte", "postgres")).await;
+    let report =
+        testkit::sync_full_refresh(&rt, std::slice::from_ref(&sc), ("airbyte", "postgres")).await;
     assert_eq!(
         report.streams[0].rows_read, 20,
         "{:?}",

@@ -15,7 +15,7 @@ use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
+    async_trait, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
     WriteMode, WriteRequest,
 };
 use ferry_engine::StreamConfig;

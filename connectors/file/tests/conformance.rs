@@ -16,7 +16,7 @@ use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Sink, Source,
+    async_trait, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Sink, Source,
     WriteMode, WriteRequest,
 };
 use ferry_formats::codec::{

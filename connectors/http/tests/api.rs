@@ -520,15 +520,9 @@ async fn webhook_with_a_wrong_secret_is_refused_by_the_receiver() {
     let api = start().await;
     api.state.hooks.lock().unwrap().secret = "the-receivers-secret".into();
     let sink = hook_sink(&api, "");
-    let mut w = sink
-        .open(ferry_core::WriteRequest {
-            stream: "x".into(),
-            schema: testkit::simple_batch(1, 0, "").schema(),
-            mode: ferry_core::WriteMode::Append,
-            run_id: "run-1".into(),
-        })
-        .await
-        .unwrap();
+    let schema = testkit::simple_batch(1, 0, "").schema();
+    let request = testkit::request("x", schema, ferry_core::WriteMode::Append);
+    let mut w = sink.open(request).await.unwrap();
     w.write(testkit::simple_batch(1, 1, "a")).await.unwrap();
     let e = w.flush().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");

@@ -23,7 +23,7 @@ use ferry_core::arrow_array::{
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::config::ConnectorConfig;
 use ferry_core::{FerryType, WriteMode, WriteRequest};
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 
 const BUCKET: &str = "bench";
 const BATCH: usize = 8192;

@@ -12,7 +12,7 @@ use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Error, ErrorKind, Message, ReadRequest, Result, Secret, Sink, Source, WriteMode,
+    async_trait, ErrorKind, Message, ReadRequest, Result, Secret, Sink, Source, WriteMode,
     WriteRequest,
 };
 use ferry_engine::StreamConfig;
@@ -45,7 +45,12 @@ fn decode(
         )?),
         None => Box::new(std::io::Cursor::new(bytes)),
     };
-    testkit::batches_only(FormatReader::new(format, input, schema.clone(), &CsvOptions::default())?)
+    testkit::batches_only(FormatReader::new(
+        format,
+        input,
+        schema.clone(),
+        &CsvOptions::default(),
+    )?)
 }
 
 fn ids(msgs: &[Message]) -> Vec<i64> {

@@ -12,7 +12,7 @@ use ferry_connector_singer::{SingerSource, SingerSourceConfig};
 use ferry_connector_sqlite::SqliteSink;
 use ferry_core::ConfigNode;
 use ferry_engine::report::Status;
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -102,7 +102,8 @@ async fn canary_secret_reaches_the_tap_and_nothing_else() {
     // failing runs: the tap prints the secret on stderr, then dies
     for mode in ["die", "fail_at_end", "garbage"] {
         let rt = testkit::runtime(source(mode), Arc::new(SqliteSink::from_path(&db)), &work);
-        let report = testkit::sync_full_refresh(&rt, std::slice::from_ref(&sc), ("singer", "sqlite")).await;
+        let report =
+            testkit::sync_full_refresh(&rt, std::slice::from_ref(&sc), ("singer", "sqlite")).await;
         assert_eq!(report.status, Status::Failed, "{mode}");
         let err = report.streams[0].error.clone().unwrap();
         assert!(
