@@ -519,6 +519,7 @@ impl Protocol for AirbyteReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_connector_singer::process::feed;
     use ferry_core::arrow_schema::{Schema, SchemaRef};
 
     fn reader() -> AirbyteReader {
@@ -533,14 +534,6 @@ mod tests {
             rows: RecordRows::new(schema, 10).unwrap(),
             tail: StderrTail::default(),
         }
-    }
-
-    fn feed(r: &mut AirbyteReader, lines: &[&str]) -> std::result::Result<Vec<Message>, LineError> {
-        let mut out = Vec::new();
-        for (i, l) in lines.iter().enumerate() {
-            r.line(i as u64 + 1, l, &mut out)?;
-        }
-        Ok(out)
     }
 
     #[test]

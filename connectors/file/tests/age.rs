@@ -187,12 +187,11 @@ async fn append_to_an_encrypted_file_is_refused_before_anything_is_written() {
 
     // and by `open`, with a config error that says what to do
     let err = snk
-        .open(WriteRequest {
-            stream: "n".into(),
-            schema: testkit::simple_batch(1, 0, "").schema(),
-            mode: WriteMode::Append,
-            run_id: "r1".into(),
-        })
+        .open(testkit::request(
+            "n",
+            testkit::simple_batch(1, 0, "").schema(),
+            WriteMode::Append,
+        ))
         .await
         .err()
         .unwrap();
@@ -434,12 +433,7 @@ async fn the_destination_encrypts_to_a_passphrase() {
     .unwrap();
     let batch = testkit::simple_batch(1, 3, "x");
     let mut w = snk
-        .open(WriteRequest {
-            stream: "x".into(),
-            schema: batch.schema(),
-            mode: WriteMode::Overwrite,
-            run_id: "r".into(),
-        })
+        .open(testkit::request("x", batch.schema(), WriteMode::Overwrite))
         .await
         .unwrap();
     w.write(batch).await.unwrap();

@@ -51,12 +51,11 @@ fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>) {
 async fn write(dir: &Path, toml: &str, stream: &str, batch: &RecordBatch) -> (String, u64, String) {
     let sink = sink(toml, dir).unwrap();
     let mut w = sink
-        .open(WriteRequest {
-            stream: stream.into(),
-            schema: batch.schema(),
-            mode: WriteMode::Overwrite,
-            run_id: "run-1".into(),
-        })
+        .open(testkit::request(
+            &stream,
+            batch.schema(),
+            WriteMode::Overwrite,
+        ))
         .await
         .unwrap();
     w.write(batch.clone()).await.unwrap();
@@ -185,12 +184,11 @@ async fn compressed_and_parquet_files_refuse_append_up_front() {
         let s = sink(toml, dir.path()).unwrap();
         assert_eq!(s.capabilities().modes, vec![WriteMode::Overwrite], "{toml}");
         let err = s
-            .open(WriteRequest {
-                stream: "t".into(),
-                schema: testkit::all_types_schema(),
-                mode: WriteMode::Append,
-                run_id: "r".into(),
-            })
+            .open(testkit::request(
+                "t",
+                testkit::all_types_schema(),
+                WriteMode::Append,
+            ))
             .await
             .err()
             .unwrap();

@@ -56,17 +56,13 @@ macro_rules! mysql_config {
             /// A config with every connection field set to `settings`' (no `url`), the
             /// others at their defaults.
             pub fn from_settings(settings: &ConnSettings) -> Self {
+                let s = settings;
                 $name {
-                    host: Some(settings.host.clone()),
-                    port: Some(settings.port),
-                    database: Some(settings.database.clone()),
-                    user: Some(settings.user.clone()),
-                    password: settings.password.clone(),
-                    tls: Some(settings.tls),
-                    tls_ca: settings.tls_ca.clone(),
-                    url: None,
+                    tls: Some(s.tls),
+                    tls_ca: s.tls_ca.clone(),
                     ..Default::default()
                 }
+                .with_server(&s.host, s.port, &s.database, &s.user, s.password.clone())
             }
         }
     };

@@ -98,20 +98,16 @@ macro_rules! postgres_config {
 
             /// This config with every connection field set to `settings`' (no `url`).
             fn with_connection(self, settings: &ConnSettings) -> Self {
+                let s = settings;
                 $name {
-                    host: Some(settings.host.clone()),
-                    port: Some(settings.port),
-                    database: Some(settings.database.clone()),
-                    user: Some(settings.user.clone()),
-                    password: settings.password.clone(),
-                    sslmode: Some(settings.sslmode),
-                    ca_file: settings.ca_file.clone(),
-                    url: None,
-                    application_name: Some(settings.application_name.clone()),
-                    connect_timeout_secs: Some(settings.connect_timeout.as_secs_f64()),
-                    read_timeout_secs: Some(settings.read_timeout.as_secs_f64()),
+                    sslmode: Some(s.sslmode),
+                    ca_file: s.ca_file.clone(),
+                    application_name: Some(s.application_name.clone()),
+                    connect_timeout_secs: Some(s.connect_timeout.as_secs_f64()),
+                    read_timeout_secs: Some(s.read_timeout.as_secs_f64()),
                     ..self
                 }
+                .with_server(&s.host, s.port, &s.database, &s.user, s.password.clone())
             }
         }
     };

@@ -6,8 +6,7 @@ use ferry_core::values::BatchBuilder;
 use ferry_core::{ErrorKind, Message, Position, Rejected, Result};
 use serde_json::{Map, Value};
 
-/// What stops a read at a line: the error's kind and message.
-pub type LineError = (ErrorKind, String);
+pub use crate::process::LineError;
 
 /// Records turned into batches of at most `batch_size` rows.
 pub struct RecordRows {

@@ -485,6 +485,7 @@ impl Protocol for SingerReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::feed;
     use ferry_core::arrow_schema::Schema;
 
     fn reader() -> SingerReader {
@@ -493,14 +494,6 @@ mod tests {
             FerryType::Timestamp.field("at", true),
         ]));
         SingerReader::new("tap-x", "s", schema, 10).unwrap()
-    }
-
-    fn feed(r: &mut SingerReader, lines: &[&str]) -> std::result::Result<Vec<Message>, LineError> {
-        let mut out = Vec::new();
-        for (i, l) in lines.iter().enumerate() {
-            r.line(i as u64 + 1, l, &mut out)?;
-        }
-        Ok(out)
     }
 
     #[test]
