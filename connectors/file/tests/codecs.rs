@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use common::{sink, source};
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::{
-    ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Source, WriteMode, WriteRequest,
-};
+use ferry_core::{ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Source, WriteMode};
 use ferry_formats::age;
 use ferry_formats::codec::{
     Bytes, ChunkReader, FormatReader, Length, ParquetCompression, ParquetOptions, ParquetResult,

@@ -15,7 +15,7 @@ use ferry_core::{
     Source, WriteMode,
 };
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
-use ferry_testkit::{self as testkit, ids, messages, request, rows, SourceFixture};
+use ferry_testkit::{self as testkit, ids, messages, rows, SourceFixture};
 
 /// A fresh folder with one database file, written by the sink and read by the source.
 struct Fixture {
