@@ -50,7 +50,7 @@ async fn write(dir: &Path, toml: &str, stream: &str, batch: &RecordBatch) -> (St
     let sink = sink(toml, dir).unwrap();
     let mut w = sink
         .open(testkit::request(
-            &stream,
+            stream,
             batch.schema(),
             WriteMode::Overwrite,
         ))
