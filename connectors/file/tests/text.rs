@@ -10,8 +10,8 @@ use std::process::Command;
 
 use common::source;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::values::write_text;
 use ferry_core::{FerryType, Message, ReadRequest, Rejected, Result, Source};
+use ferry_testkit::rows_as_text as rows;
 use futures::StreamExt;
 
 /// Runs a Python script that writes files under `dir`; fails loudly without Python.
@@ -68,30 +68,6 @@ async fn discover_and_read(
     let src = source(config, dir).unwrap();
     src.discover().await.unwrap();
     read(&*src, stream).await.unwrap()
-}
-
-/// Every row as text, as Ferry spells values.
-fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        for row in 0..b.num_rows() {
-            let cells = b
-                .columns()
-                .iter()
-                .zip(b.schema().fields())
-                .map(|(c, f)| {
-                    let mut s = String::new();
-                    let ty = FerryType::of(f).unwrap();
-                    if !write_text(c.as_ref(), ty, row, &mut s) {
-                        s = "NULL".into();
-                    }
-                    s
-                })
-                .collect();
-            out.push(cells);
-        }
-    }
-    out
 }
 
 fn folder() -> tempfile::TempDir {

@@ -5,16 +5,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use common::{login, source, SftpServer};
-use ferry_core::arrow_array::RecordBatch;
-use ferry_core::values::write_text;
+use common::{login, names as files, source, SftpServer};
 use ferry_core::{FerryType, Sink};
 use ferry_engine::config::StreamConfig;
 use ferry_engine::report::Status;
 use ferry_engine::runtime::RunOptions;
+use ferry_testkit::rows_as_text as rows;
 use ferry_testkit::{self as testkit, FailingSink, MemorySink};
 
 /// The German Excel export: cp1252, `;`, a title line, `1.234,56`, a totals line; the
@@ -39,34 +37,6 @@ const SOURCE: &str = "path = \"in/kunden_*.csv\"\nstream = \"kunden\"\n\
     columns = { amount = \"decimal(12,2)\" }\n\
     name_date = \"%Y%m%d\"\nname_date_column = \"file_date\"\n\
     after_read = \"archive\"\narchive_to = \"done\"";
-
-/// Every row as text, as Ferry spells values.
-fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        for row in 0..b.num_rows() {
-            let cells = b
-                .columns()
-                .iter()
-                .zip(b.schema().fields())
-                .map(|(c, f)| {
-                    let mut s = String::new();
-                    let ty = FerryType::of(f).unwrap();
-                    if !write_text(c.as_ref(), ty, row, &mut s) {
-                        s = "NULL".into();
-                    }
-                    s
-                })
-                .collect();
-            out.push(cells);
-        }
-    }
-    out
-}
-
-fn files(dir: &Path) -> Vec<String> {
-    common::names(dir)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cp1252_drop_reads_exactly_and_is_archived_after_the_commit() {
