@@ -235,3 +235,12 @@ pub fn rows_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     }
     out
 }
+
+/// Each column of `schema` as `name type` (`amount decimal(12,2)`), in order.
+pub fn column_types(schema: &Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), FerryType::of(f).expect("a Ferry type")))
+        .collect()
+}

@@ -86,13 +86,8 @@ async fn cp1252_semicolons_and_decimal_commas_read_exactly() {
     let src = source(config, dir.path()).unwrap();
     let catalog = src.discover().await.unwrap();
     let schema = &catalog.get("kunden").unwrap().schema;
-    let types: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| format!("{} {}", f.name(), FerryType::of(f).unwrap()))
-        .collect();
     assert_eq!(
-        types,
+        ferry_testkit::column_types(schema),
         [
             "id int64",
             "name string",

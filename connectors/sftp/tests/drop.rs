@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{login, names as files, source, SftpServer};
-use ferry_core::{FerryType, Sink};
+use ferry_core::Sink;
 use ferry_engine::config::StreamConfig;
 use ferry_engine::report::Status;
 use ferry_engine::runtime::RunOptions;
@@ -81,13 +81,8 @@ async fn a_cp1252_drop_reads_exactly_and_is_archived_after_the_commit() {
     let tables = memory.tables.lock().unwrap();
     let batches = &tables["kunden"];
     let schema = batches[0].schema();
-    let types: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| format!("{} {}", f.name(), FerryType::of(f).unwrap()))
-        .collect();
     assert_eq!(
-        types,
+        ferry_testkit::column_types(&schema),
         [
             "id int64",
             "name string",
