@@ -66,6 +66,7 @@ pub(crate) fn settle<S: Store>(
     pending: &Pending<S::Entry>,
     shape: StateShape,
     state: &serde_json::Value,
+    shared: &HashMap<String, String>,
 ) -> Result<Vec<Settled>> {
     let spec = &stream.spec;
     if spec.after_read == AfterRead::Leave {
@@ -83,6 +84,23 @@ pub(crate) fn settle<S: Store>(
     let mut out = Vec::with_capacity(files.len());
     for f in &files {
         let name = f.name();
+        if let Some(other) = shared.get(name) {
+            let action = match spec.after_read {
+                AfterRead::Delete => "deleted".to_string(),
+                _ => format!(
+                    "archived to {}",
+                    archived_name(&root, &spec.archive_to, name, 1)
+                ),
+            };
+            out.push(Settled::failed(
+                name,
+                action,
+                format!(
+                    "stream `{other}` of this source reads it too, so it was left where it is (moving it would take its rows from `{other}`); give each stream its own files, or set after_read = \"leave\""
+                ),
+            ));
+            continue;
+        }
         out.push(match spec.after_read {
             AfterRead::Leave => continue,
             AfterRead::Delete => match store.remove(f) {

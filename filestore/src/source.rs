@@ -358,15 +358,30 @@ impl<S: Store> Source for StoreSource<S> {
     }
 
     /// Archives or deletes (`after_read`) the files read in full that the committed
-    /// checkpoint's mark covers; nothing for `after_read = "leave"`.
+    /// checkpoint's mark covers; nothing for `after_read = "leave"`. A file another stream
+    /// of this source also lists is left where it is: moving it would take its rows from
+    /// that stream (two sheets of one workbook, overlapping patterns, `sheet = "*"`).
     async fn committed(&self, stream: &str, state: &serde_json::Value) -> Result<Vec<Settled>> {
         let s = self.stream(stream).await?;
         if s.spec.after_read == AfterRead::Leave {
             return Ok(Vec::new());
         }
+        let others: Vec<_> = self
+            .streams()
+            .await?
+            .iter()
+            .filter(|o| o.spec.name != stream)
+            .cloned()
+            .collect();
         let (store, pending, state) = (self.store.clone(), self.pending.clone(), state.clone());
         blocking(S::NOUN, move || {
-            settle(&*store, &s, &pending, S::STATE, &state)
+            let mut shared = HashMap::new();
+            for o in &others {
+                for f in store.list(o)?.collect(|_| true)? {
+                    shared.insert(f.name().to_string(), o.spec.name.clone());
+                }
+            }
+            settle(&*store, &s, &pending, S::STATE, &state, &shared)
         })
         .await
     }

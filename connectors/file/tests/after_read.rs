@@ -450,3 +450,28 @@ async fn a_file_changed_after_it_was_read_is_left_in_place() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_two_streams_read_is_left_in_place_so_neither_loses_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    let toml = "streams = [{ name = \"a\", path = \"in/orders_*.csv\" }, { name = \"b\", path = \"in/*.csv\" }]\nafter_read = \"archive\"\ncolumns = { id = \"int64\" }";
+    let streams: Vec<StreamConfig> = ["a", "b"].into_iter().flat_map(incremental).collect();
+    let src = source(toml, dir.path()).unwrap();
+    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    let report = run(src, snk, state.path(), &streams, &RunOptions::default()).await;
+    testkit::assert_succeeded(&report);
+    // each stream read both rows, whichever committed first
+    assert_eq!(report.rows_committed(), 4);
+    assert_eq!(lines(&dir.path().join("out/a.csv")).len(), 3);
+    assert_eq!(lines(&dir.path().join("out/b.csv")).len(), 3);
+    assert!(dir.path().join("in/orders_1.csv").exists());
+    let summary = report.summary();
+    assert!(
+        summary.contains("WARNING: in/orders_1.csv not archived")
+            && summary.contains("of this source reads it too"),
+        "{summary}"
+    );
+}
