@@ -13,7 +13,7 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{self, ferry, out};
+use support::cli::{self, exits_saying, ferry, out};
 use support::db::{self, mysql_url};
 use support::{folder, read, sqlite};
 
@@ -180,8 +180,7 @@ fn a_source_error_reports_only_the_rows_the_table_holds() {
     // file 6 breaks off in the middle: a record with one field (on_bad_record = fail)
     folder::write(dir, "data/part_06.csv", "id,n\n51,51\n52,52\n53\n54,54\n");
     let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("part_06.csv"), "{}", out(&o));
+    exits_saying(&o, 1, "part_06.csv");
     let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
     // the malformed record failed the stream: it is uncommitted, not quarantined
     assert_eq!(f.rejected, 0, "{f:?}");
@@ -212,8 +211,7 @@ fn a_destination_error_reports_only_the_rows_the_table_holds() {
 
     data(dir, 10, 10);
     let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("already in the table"), "{}", out(&o));
+    exits_saying(&o, 1, "already in the table");
     let held = sqlite_count(&dir.join("out.db"), "orders") - before;
     let f = assert_honest(dir, held);
     assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
@@ -325,11 +323,10 @@ fn most_rows_rejected_fails_by_default() {
     let dir = tmp.path();
     data(dir, 1, 5);
     let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(
-        out(&o).contains("4 of 5 rows rejected, more than the default max_bad_ratio 0.1"),
-        "{}",
-        out(&o)
+    exits_saying(
+        &o,
+        1,
+        "4 of 5 rows rejected, more than the default max_bad_ratio 0.1",
     );
     let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
     assert_eq!(f.rejected, 4);
@@ -364,22 +361,16 @@ fn row_count_of_an_incremental_stream_counts_the_destination() {
     let of_run = "incremental = true\nchecks = [{ type = \"row_count\", min = 1, of = \"run\" }]";
     folder::write(dir, "sync.toml", sqlite_config(of_run, ""));
     let o = ferry(dir, &["sync"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(
-        out(&o).contains("0 rows, expected between 1 and"),
-        "{}",
-        out(&o)
-    );
+    exits_saying(&o, 1, "0 rows, expected between 1 and");
 
     // the destination's count, too few: fails after the rows are committed, saying so
     let too_few = "incremental = true\nchecks = [{ type = \"row_count\", min = 10 }]";
     folder::write(dir, "sync.toml", sqlite_config(too_few, ""));
     let o = ferry(dir, &["sync"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(
-        out(&o).contains("check row_count(destination) failed: 3 rows at the destination, expected between 10 and"),
-        "{}",
-        out(&o)
+    exits_saying(
+        &o,
+        1,
+        "check row_count(destination) failed: 3 rows at the destination, expected between 10 and",
     );
 }
 
@@ -397,11 +388,10 @@ fn row_count_of_a_destination_that_cannot_count_says_so() {
         ),
     );
     let o = ferry(dir, &["sync"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(
-        out(&o).contains("cannot be answered: the destination cannot count its rows"),
-        "{}",
-        out(&o)
+    exits_saying(
+        &o,
+        1,
+        "cannot be answered: the destination cannot count its rows",
     );
 }
 
@@ -543,8 +533,7 @@ fn mysql_destination_error_reports_only_the_rows_the_table_holds() {
     data(dir, 10, 10);
     mysql_folder(dir, &table, "primary_key = [\"id\"]");
     let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("already in the table"), "{}", out(&o));
+    exits_saying(&o, 1, "already in the table");
     let held = mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true) - 1;
     let f = assert_honest(dir, held);
     assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{ferry, out};
+use support::cli::{exits_saying, ferry, out};
 use support::{folder, read};
 
 /// Row 3 has every text column empty (NULL).
@@ -157,7 +157,6 @@ fn a_value_a_function_cannot_take_fails_the_stream_naming_the_transform() {
         r#"{ type = "derive", column = "d", expr = 'split(name, " ", id - 1)', as = "string" },"#,
     );
     let o = ferry(tmp.path(), &["sync"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("count from 1"), "{}", out(&o));
+    exits_saying(&o, 1, "count from 1");
     assert!(out(&o).contains("derive(d)"), "{}", out(&o));
 }

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use support::cli::{ferry, out_apart as text, words};
+use support::cli::{exits_saying, ferry, out_apart as text, words};
 use support::folder;
 
 #[test]
@@ -87,8 +87,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
     assert!(dir.join("data").is_dir());
     // no data yet: check fails, and says what it looked for
     let o = ferry(&dir, &["check"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("data/*.csv"), "{}", text(&o));
+    exits_saying(&o, 1, "data/*.csv");
 
     folder::write(&dir, "data/customers.csv", "id,name\n1,Ada\n2,Grace\n");
     let o = ferry(&dir, &["check"]);
@@ -108,8 +107,7 @@ fn init_never_overwrites_and_suggests_connectors() {
     std::fs::create_dir_all(tmp.path().join("acme")).unwrap();
     folder::write(tmp.path(), "acme/notes.txt", "mine");
     let o = ferry(tmp.path(), &["init", "acme"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("already exists"), "{}", text(&o));
+    exits_saying(&o, 2, "already exists");
     assert_eq!(
         std::fs::read_dir(tmp.path().join("acme")).unwrap().count(),
         1,
@@ -121,11 +119,9 @@ fn init_never_overwrites_and_suggests_connectors() {
     assert!(o.status.success(), "{}", text(&o));
 
     let o = ferry(tmp.path(), &["init", "x", "--source", "sqlit"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("did you mean `sqlite`"), "{}", text(&o));
+    exits_saying(&o, 2, "did you mean `sqlite`");
     let o = ferry(tmp.path(), &["init", "x", "--destination", "generate"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("cannot be a destination"), "{}", text(&o));
+    exits_saying(&o, 2, "cannot be a destination");
     assert!(
         !tmp.path().join("x").exists(),
         "a refused init left a folder"
@@ -277,8 +273,7 @@ fn new_connector_sink_only_and_bad_names() {
     }
     let outside = tempfile::tempdir().unwrap();
     let o = ferry(outside.path(), &["new-connector", "acme"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("no Ferry workspace"), "{}", text(&o));
+    exits_saying(&o, 2, "no Ferry workspace");
 }
 
 #[test]

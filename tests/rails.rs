@@ -4,7 +4,7 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{ferry, ferry_in, out, Setup};
+use support::cli::{exits_saying, ferry, ferry_in, out, Setup};
 use support::folder::{edit, with_config, write};
 use support::read;
 
@@ -77,8 +77,7 @@ fn plan_shows_a_dropped_column_and_the_policies_decide() {
 
     // first plan: a new destination, rows would move → exit 3
     let o = ferry(&dir, &["plan"]);
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
-    assert!(out(&o).contains("create people"), "{}", out(&o));
+    exits_saying(&o, 3, "create people");
     let o = ferry(&dir, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
 
@@ -150,13 +149,11 @@ cursor = "id"
     );
     let dir = tmp.path();
     let o = ferry(dir, &["plan"]);
-    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
-    assert!(out(&o).contains("500 rows to move"), "{}", out(&o));
+    exits_saying(&o, 3, "500 rows to move");
     let o = ferry(dir, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(dir, &["plan"]);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    assert!(out(&o).contains("0 rows to move"), "{}", out(&o));
+    exits_saying(&o, 0, "0 rows to move");
     assert!(out(&o).contains("nothing would change"), "{}", out(&o));
 }
 
@@ -176,8 +173,7 @@ fn a_destination_bound_to_another_client_is_refused_before_reading() {
     let globex = tmp.path().join("globex");
     folder(&globex, "globex", &db, "");
     let o = ferry(&globex, &["plan"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("bound to client `acme`"), "{}", out(&o));
+    exits_saying(&o, 1, "bound to client `acme`");
     let o = ferry(&globex, &["sync"]);
     let text = out(&o);
     assert!(!o.status.success(), "{text}");
@@ -199,12 +195,7 @@ fn a_destination_bound_to_another_client_is_refused_before_reading() {
         "type = \"sqlite\"\nclient = \"globex\"",
     );
     let o = ferry(&acme, &["sync"]);
-    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
-    assert!(
-        out(&o).contains("belongs to client `globex`"),
-        "{}",
-        out(&o)
-    );
+    exits_saying(&o, 2, "belongs to client `globex`");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use ferry_engine::receipt::SignedReceipt;
-use support::cli::{self, ferry_in, out, Setup, MASTER_KEY};
+use support::cli::{self, exits_saying, ferry_in, out, Setup, MASTER_KEY};
 use support::folder::{copy_from_repo, with_config, write};
 use support::read::only_receipt;
 
@@ -173,12 +173,10 @@ fn object_receipt_is_checked_against_the_bucket() {
     bytes.extend_from_slice(b"999,Mallory,m@example.com,XX,2024-01-01,1.00,2025-01-01T00:00:00Z\n");
     server.put("delivered", &keys[0], bytes);
     let o = ferry(dir, &["verify", r, "-c", "sync.toml"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("CHANGED    object"), "{}", out(&o));
+    exits_saying(&o, 1, "CHANGED    object");
     server.delete("delivered", &keys[0]);
     let o = ferry(dir, &["verify", r, "-c", "sync.toml"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("MISSING    object"), "{}", out(&o));
+    exits_saying(&o, 1, "MISSING    object");
     // without the config the bucket cannot be reached: reported with the reason
     let o = ferry(dir, &["verify", r, "--pubkey", &public]);
     assert!(
@@ -243,12 +241,7 @@ fn a_delivery_copied_into_one_folder_verifies_with_dir() {
     let r = r.to_str().unwrap();
     let d = copy.path().to_str().unwrap();
     let o = ferry(copy.path(), &["verify", r, "--dir", d, "--pubkey", &public]);
-    assert_eq!(code(&o), Some(0), "{}", out(&o));
-    assert!(
-        out(&o).contains("ok         file customers.csv (50 rows)"),
-        "{}",
-        out(&o)
-    );
+    exits_saying(&o, 0, "ok         file customers.csv (50 rows)");
     assert!(
         out(&o).contains("outcome    ok: signed by the expected key, 1 outputs ok, 0 not checked"),
         "{}",
@@ -266,12 +259,7 @@ fn a_delivery_copied_into_one_folder_verifies_with_dir() {
     // a changed copy is caught
     write(copy.path(), "customers.csv", "id\n1\n");
     let o = ferry(copy.path(), &["verify", r, "--dir", d, "--pubkey", &public]);
-    assert_eq!(code(&o), Some(1), "{}", out(&o));
-    assert!(
-        out(&o).contains("CHANGED    file customers.csv"),
-        "{}",
-        out(&o)
-    );
+    exits_saying(&o, 1, "CHANGED    file customers.csv");
 }
 
 #[test]
@@ -287,11 +275,10 @@ fn receipts_of_earlier_builds_with_absolute_paths_still_verify() {
     signed.write(&receipt).unwrap();
     let r = receipt.to_str().unwrap();
     let o = ferry(dir, &["verify", r, "--pubkey", &public]);
-    assert_eq!(code(&o), Some(0), "{}", out(&o));
-    assert!(
-        out(&o).contains(&format!("ok         file {} (50 rows)", abs.display())),
-        "{}",
-        out(&o)
+    exits_saying(
+        &o,
+        0,
+        &format!("ok         file {} (50 rows)", abs.display()),
     );
     // and, copied into one folder, is found there by its file name
     let copy = tempfile::tempdir().unwrap();
@@ -450,8 +437,7 @@ fn edited_receipts_are_refused_even_where_the_signature_would_still_match() {
     assert_ne!(repeated, text);
     std::fs::write(&path, &repeated).unwrap();
     let o = ferry(dir.path(), &["verify", r, "--pubkey", &public]);
-    assert_eq!(code(&o), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("duplicate key `cursor`"), "{}", out(&o));
+    exits_saying(&o, 1, "duplicate key `cursor`");
 }
 
 #[test]
@@ -462,8 +448,7 @@ fn a_receipt_re_signed_with_another_key_is_not_trusted_without_the_pinned_key() 
     let r = receipt.to_str().unwrap();
     // the genuine receipt: valid, but without --pubkey nothing says whose it should be
     let o = ferry(dir, &["verify", r, "-c", "sync.toml"]);
-    assert_eq!(code(&o), Some(3), "{}", out(&o));
-    assert!(out(&o).contains("signature  NOT PINNED"), "{}", out(&o));
+    exits_saying(&o, 3, "signature  NOT PINNED");
     // the key pinned, as base64 or as the allowed_signers line
     let o = ferry(dir, &["verify", r, "-c", "sync.toml", "--pubkey", &public]);
     assert_eq!(code(&o), Some(0), "{}", out(&o));
@@ -500,8 +485,7 @@ fn a_receipt_re_signed_with_another_key_is_not_trusted_without_the_pinned_key() 
         out(&o)
     );
     let o = ferry(dir, &["verify", r, "-c", "sync.toml", "--pubkey", &public]);
-    assert_eq!(code(&o), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("signed by a different key"), "{}", out(&o));
+    exits_saying(&o, 1, "signed by a different key");
 }
 
 #[test]
@@ -548,6 +532,5 @@ fn a_secret_that_occurs_in_a_stream_name_leaves_the_receipt_intact() {
         ],
         None,
     );
-    assert_eq!(code(&o), Some(0), "{}", out(&o));
-    assert!(out(&o).contains("signature  ok"), "{}", out(&o));
+    exits_saying(&o, 0, "signature  ok");
 }

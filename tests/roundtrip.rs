@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ferry_core::config::ConnectorConfig;
 use ferry_core::WriteMode;
 use ferry_engine::report::Status;
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
 use mysql_async::prelude::Queryable;
 use support::db::{self, mysql_url, mysql_url_for, pg_url};
@@ -74,15 +74,7 @@ async fn sync(source: ConnectorConfig, sink: ConnectorConfig, stream: &str, to: 
     let mut sc = StreamConfig::named(stream);
     sc.destination = Some(to.into());
     sc.mode = Some(WriteMode::Overwrite);
-    let report = rt
-        .sync(
-            &[sc],
-            &RunOptions::default(),
-            None,
-            ("source", "destination"),
-        )
-        .await
-        .expect("plan");
+    let report = testkit::sync(&rt, &[sc], ("source", "destination")).await;
     assert_eq!(
         report.status,
         Status::Succeeded,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::cli::{self, ferry_in, out as all, Setup};
+use support::cli::{self, exits_saying, ferry_in, out as all, Setup};
 use support::folder::{self, write};
 use support::read::state_files;
 use support::sqlite;
@@ -279,12 +279,7 @@ fn a_second_run_of_one_pipeline_is_refused_naming_the_first() {
     let o = ferry(dir, &["state", "reset", "-c", "sync.toml"]);
     let _ = second.kill();
     let _ = second.wait();
-    assert_eq!(o.status.code(), Some(1), "{}", all(&o));
-    assert!(
-        all(&o).contains("already in use by sync run"),
-        "{}",
-        all(&o)
-    );
+    exits_saying(&o, 1, "already in use by sync run");
 }
 
 #[test]

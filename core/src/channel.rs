@@ -91,16 +91,9 @@ pub async fn spawn_blocking<S: Send + 'static>(
     let (tx, stream) = channel(capacity);
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        let state = match start() {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-        };
-        if ready_tx.send(Ok(())).is_err() {
+        let Some(state) = report_start(start(), ready_tx) else {
             return;
-        }
+        };
         if let Err(e) = run(state, &tx) {
             tx.fail_blocking(e);
         }
@@ -124,16 +117,9 @@ where
     let (tx, stream) = channel(capacity);
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::spawn(async move {
-        let state = match start.await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-        };
-        if ready_tx.send(Ok(())).is_err() {
+        let Some(state) = report_start(start.await, ready_tx) else {
             return;
-        }
+        };
         let fail = tx.clone();
         if let Err(e) = run(state, tx).await {
             fail.fail(e).await;
@@ -141,6 +127,18 @@ where
     });
     started(ready_rx).await?;
     Ok(stream)
+}
+
+/// Tells the caller waiting on `ready` how the start went; the producer's state when it
+/// started and the caller still waits.
+fn report_start<S>(started: Result<S>, ready: oneshot::Sender<Result<()>>) -> Option<S> {
+    match started {
+        Ok(state) => ready.send(Ok(())).is_ok().then_some(state),
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            None
+        }
+    }
 }
 
 async fn started(ready: oneshot::Receiver<Result<()>>) -> Result<()> {

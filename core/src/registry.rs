@@ -25,6 +25,47 @@ pub struct BuildContext {
 type SourceFn = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<dyn Source>> + Send + Sync>;
 type SinkFn = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<dyn Sink>> + Send + Sync>;
 
+/// What a source build function may return: a source, or one already shared.
+pub trait IntoSource {
+    /// The source, shared.
+    fn into_source(self) -> Arc<dyn Source>;
+}
+
+impl<S: Source + 'static> IntoSource for S {
+    fn into_source(self) -> Arc<dyn Source> {
+        Arc::new(self)
+    }
+}
+
+impl IntoSource for Arc<dyn Source> {
+    fn into_source(self) -> Arc<dyn Source> {
+        self
+    }
+}
+
+/// What a sink build function may return: a sink, or one already shared.
+pub trait IntoSink {
+    /// The sink, shared.
+    fn into_sink(self) -> Arc<dyn Sink>;
+}
+
+impl<S: Sink + 'static> IntoSink for S {
+    fn into_sink(self) -> Arc<dyn Sink> {
+        Arc::new(self)
+    }
+}
+
+impl IntoSink for Arc<dyn Sink> {
+    fn into_sink(self) -> Arc<dyn Sink> {
+        self
+    }
+}
+
+/// The JSON Schema of config type `C`, for `ferry spec`.
+fn spec_of<C: schemars::JsonSchema>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(C)).expect("schema serializes")
+}
+
 /// One connector: its name, what it is, and how to build its source and/or sink.
 #[derive(Clone)]
 pub struct ConnectorDef {
@@ -49,30 +90,32 @@ impl ConnectorDef {
         }
     }
 
-    /// Adds a source built from config type `C`.
-    pub fn with_source<C, F>(mut self, build: F) -> Self
+    /// Adds a source built from config type `C`: `build` returns the source itself
+    /// (`.with_source(MySource::new)`) or an `Arc<dyn Source>`.
+    pub fn with_source<C, S, F>(mut self, build: F) -> Self
     where
         C: DeserializeOwned + schemars::JsonSchema + 'static,
-        F: Fn(C, &BuildContext) -> Result<Arc<dyn Source>> + Send + Sync + 'static,
+        S: IntoSource,
+        F: Fn(C, &BuildContext) -> Result<S> + Send + Sync + 'static,
     {
-        let spec = serde_json::to_value(schemars::schema_for!(C)).expect("schema serializes");
         self.source = Some((
-            spec,
-            Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx)),
+            spec_of::<C>(),
+            Arc::new(move |node, ctx| Ok(build(node.parse::<C>()?, ctx)?.into_source())),
         ));
         self
     }
 
-    /// Adds a sink built from config type `C`.
-    pub fn with_sink<C, F>(mut self, build: F) -> Self
+    /// Adds a sink built from config type `C`: `build` returns the sink itself
+    /// (`.with_sink(MySink::new)`) or an `Arc<dyn Sink>`.
+    pub fn with_sink<C, S, F>(mut self, build: F) -> Self
     where
         C: DeserializeOwned + schemars::JsonSchema + 'static,
-        F: Fn(C, &BuildContext) -> Result<Arc<dyn Sink>> + Send + Sync + 'static,
+        S: IntoSink,
+        F: Fn(C, &BuildContext) -> Result<S> + Send + Sync + 'static,
     {
-        let spec = serde_json::to_value(schemars::schema_for!(C)).expect("schema serializes");
         self.sink = Some((
-            spec,
-            Arc::new(move |node, ctx| build(node.parse::<C>()?, ctx)),
+            spec_of::<C>(),
+            Arc::new(move |node, ctx| Ok(build(node.parse::<C>()?, ctx)?.into_sink())),
         ));
         self
     }

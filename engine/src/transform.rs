@@ -805,30 +805,32 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn sparing_sets_aside_only_the_rows_that_do_not_convert() {
+    /// Rows with `id` 0 to `n - 1` and a text `qty` made from each id.
+    fn ids_and_qty(n: i64, qty: impl Fn(i64) -> Option<String>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             FerryType::Int64.field("id", false),
             FerryType::String.field("qty", true),
         ]));
-        let ids: Vec<i64> = (0..100).collect();
-        let qty: Vec<Option<String>> = ids
-            .iter()
-            .map(|i| match i {
-                7 => Some("seven".to_string()),
-                63 => Some("1e999x".to_string()),
-                50 => None,
-                i => Some(i.to_string()),
-            })
-            .collect();
-        let b = RecordBatch::try_new(
+        let ids: Vec<i64> = (0..n).collect();
+        let qty: Vec<Option<String>> = ids.iter().map(|&i| qty(i)).collect();
+        RecordBatch::try_new(
             schema,
             vec![
                 Arc::new(arrow_array::Int64Array::from(ids)),
                 Arc::new(arrow_array::StringArray::from(qty)),
             ],
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn sparing_sets_aside_only_the_rows_that_do_not_convert() {
+        let b = ids_and_qty(100, |i| match i {
+            7 => Some("seven".to_string()),
+            63 => Some("1e999x".to_string()),
+            50 => None,
+            i => Some(i.to_string()),
+        });
         let steps = vec![cast("qty", "int64")];
         // strict: the batch fails, naming column and value
         let e = apply_all(&steps, b.clone()).unwrap_err();
@@ -918,29 +920,13 @@ mod tests {
 
     #[test]
     fn rows_are_tracked_through_a_filter() {
-        let schema = Arc::new(Schema::new(vec![
-            FerryType::Int64.field("id", false),
-            FerryType::String.field("qty", true),
-        ]));
-        let ids: Vec<i64> = (0..10).collect();
-        let qty: Vec<String> = ids
-            .iter()
-            .map(|i| {
-                if *i == 7 {
-                    "seven".into()
-                } else {
-                    i.to_string()
-                }
+        let b = ids_and_qty(10, |i| {
+            Some(if i == 7 {
+                "seven".into()
+            } else {
+                i.to_string()
             })
-            .collect();
-        let b = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(arrow_array::Int64Array::from(ids)),
-                Arc::new(arrow_array::StringArray::from(qty)),
-            ],
-        )
-        .unwrap();
+        });
         let filter = TransformConfig::Filter {
             expr: "id % 3 != 0".into(),
         }

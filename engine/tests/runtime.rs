@@ -107,15 +107,7 @@ async fn cancel_stops_the_run() {
     ));
     let rt = testkit::runtime(source, Arc::new(MemorySink::default()), dir.path());
     rt.cancel.cancel();
-    let report = rt
-        .sync(
-            &[StreamConfig::named("s")],
-            &RunOptions::default(),
-            None,
-            ("m", "m"),
-        )
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, &[StreamConfig::named("s")], ("m", "m")).await;
     assert_eq!(report.status, Status::Cancelled);
 }
 

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod after;
+mod archive_options;
 mod chunks;
 mod columns;
 mod encrypt;
@@ -38,6 +39,7 @@ mod source;
 mod store;
 mod unpack;
 
+pub use archive_options::{ArchiveLimits, ArchiveSpec};
 pub use chunks::Chunks;
 pub use encrypt::{identities, pgp_decryptor, pgp_encryptor, recipients, EncryptConfig};
 pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
@@ -53,7 +55,7 @@ pub use options::{
 pub use output::{delivery, finish_delivery, Delivery, Sealed, Sealing};
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};
-pub use unpack::{entry_name, ArchiveLimits, ArchiveSpec};
+pub use unpack::entry_name;
 
 use ferry_core::{Error, Result};
 

@@ -15,9 +15,9 @@ use ferry_formats::codec::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::archive_options::{ArchiveLimits, ArchiveSpec};
 use crate::name_date::NameDate;
 use crate::naming::{is_tsv, stream_name};
-use crate::unpack::{ArchiveLimits, ArchiveSpec};
 
 /// What to do with a file once its rows and the state that covers them are committed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

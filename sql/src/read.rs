@@ -9,7 +9,9 @@ mod select;
 mod stream;
 
 pub use pump::{expected_rows, RowPump};
-pub use query::{clean_sql, invalid_query, query_columns, Query, QueryColumns};
+pub use query::{
+    check_streams, clean_sql, invalid_query, query_columns, Query, QueryColumns, QueryTypes,
+};
 pub use rules::{is_cursor_candidate, Cursors};
 pub use select::{read_sql, ReadCursor, QUERY_ALIAS};
 pub use stream::{listing, stream_info, unique_names};

@@ -255,6 +255,26 @@ macro_rules! server_config {
         }
 
         impl $name {
+            /// This config with the connection fields set (and no `url`).
+            pub fn with_server(
+                self,
+                host: &str,
+                port: u16,
+                database: &str,
+                user: &str,
+                password: Option<$crate::settings::Secret>,
+            ) -> Self {
+                $name {
+                    host: Some(host.to_string()),
+                    port: Some(port),
+                    database: Some(database.to_string()),
+                    user: Some(user.to_string()),
+                    password,
+                    url: None,
+                    ..self
+                }
+            }
+
             /// The connection fields as written.
             pub fn server_fields(&self) -> $crate::settings::Fields<'_> {
                 $crate::settings::Fields {
@@ -311,7 +331,24 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert_eq!((cfg.tls, cfg.tables), (Some(true), Some(vec![])));
+        assert_eq!((cfg.tls, cfg.tables.clone()), (Some(true), Some(vec![])));
+        // a config written back from settings keeps its own fields and drops a `url`
+        let cfg = DemoConfig {
+            url: Some(Secret::new("demo://old@h/db")),
+            ..cfg
+        }
+        .with_server("db.example", 99, "crm", "ferry", None);
+        let e = DEMO.endpoint(&cfg.server_fields()).unwrap().0;
+        assert_eq!(
+            (
+                e.host.as_str(),
+                e.port,
+                e.database.as_str(),
+                e.user.as_str()
+            ),
+            ("db.example", 99, "crm", "ferry")
+        );
+        assert_eq!((cfg.url.is_none(), cfg.tls), (true, Some(true)));
         let e = endpoint("database = \"crm\"\nuser = \"root\"\ntls = true\ntables = []\n").unwrap();
         assert_eq!(
             (e.host.as_str(), e.port, e.user.as_str()),

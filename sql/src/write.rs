@@ -18,7 +18,7 @@ mod test_dialect;
 mod writer;
 
 pub use dialect::{Dialect, Driver, Existing, KeyPart, NameOf, Table};
-pub use fit::{fit, mismatch, Fit, Fitted};
+pub use fit::{fit, mismatch, takes, Fit, Fitted};
 pub use naming::Staging;
 pub use prepare::{prepare, Prepared};
 pub use writer::{capabilities, duplicate_key, Load, TableWriter};

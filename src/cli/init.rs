@@ -888,8 +888,11 @@ mod tests {
 
     #[test]
     fn secret_fields_are_references_and_required_ones_are_next_steps() {
-        let def = ConnectorDef::new("crm-x", "a CRM")
-            .with_source(|_: WithSecret, _| Err(Error::internal("not built in this test")));
+        let def = ConnectorDef::new("crm-x", "a CRM").with_source(|_: WithSecret, _| {
+            Err::<std::sync::Arc<dyn ferry_core::Source>, _>(Error::internal(
+                "not built in this test",
+            ))
+        });
         let registry = crate::registry();
         let mut secrets = Vec::new();
         let text = render_sync_toml("acme", &def, registry.get("sqlite").unwrap(), &mut secrets);

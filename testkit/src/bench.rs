@@ -2,9 +2,10 @@
 
 use arrow_array::RecordBatch;
 
-use super::{request, simple_batch};
+use super::{read_all, request, simple_batch, wide_batch};
 use ferry_core::catalog::WriteMode;
 use ferry_core::sink::Sink;
+use ferry_core::source::{ReadRequest, Source};
 
 /// Writes `n` rows of [`simple_batch`] (`batch` rows a batch, a flush every 16 batches)
 /// in each mode, to tables `bench_append`, `bench_overwrite` and `bench_upsert`, and
@@ -38,4 +39,46 @@ pub async fn bench_write_modes(sink: &dyn Sink, n: usize, batch: usize) {
             n as f64 / secs
         );
     }
+}
+
+/// Appends `n` rows of [`wide_batch`] (`batch` rows a batch, a flush every 16 batches) to
+/// table `wide`, and prints the rows per second.
+pub async fn bench_write_wide(sink: &dyn Sink, n: usize, batch: usize) {
+    let wide = wide_batch(batch);
+    let t = std::time::Instant::now();
+    let mut w = sink
+        .open(request("wide", wide.schema(), WriteMode::Append))
+        .await
+        .unwrap();
+    for i in 0..n / batch {
+        w.write(wide.clone()).await.unwrap();
+        if i % 16 == 15 {
+            w.flush().await.unwrap();
+        }
+    }
+    w.flush().await.unwrap();
+    w.close().await.unwrap();
+    let rows = (n / batch * batch) as f64;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "     wide: {rows} rows in {secs:.2}s = {:.0} rows/s",
+        rows / secs
+    );
+}
+
+/// Reads `request`'s stream whole, prints the rows per second, and returns the rows read.
+pub async fn bench_read(source: &dyn Source, request: ReadRequest) -> usize {
+    let stream = request.stream.clone();
+    let t = std::time::Instant::now();
+    let got: usize = read_all(source, request)
+        .await
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "read {stream}: {got} rows in {secs:.2}s = {:.0} rows/s",
+        got as f64 / secs
+    );
+    got
 }

@@ -43,6 +43,31 @@ pub enum Direction {
     ToClient,
 }
 
+/// Declares two tests of a fault scenario `async fn scenario(ending: Ending)`: one whose
+/// connection is closed (`Ending::Close`), one whose connection is reset (`Ending::Reset`).
+///
+/// ```ignore
+/// ferry_testkit::cut_tests! {
+///     cut_mid_page => connection_dropped_mid_page_is_retried, connection_reset_mid_page_is_retried;
+/// }
+/// ```
+#[macro_export]
+macro_rules! cut_tests {
+    ($($scenario:ident => $closed:ident, $reset:ident;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $closed() {
+                $scenario($crate::fault::Ending::Close).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $reset() {
+                $scenario($crate::fault::Ending::Reset).await;
+            }
+        )*
+    };
+}
+
 /// How a cut connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {

@@ -16,7 +16,7 @@ use ferry_core::sink::WriteRequest;
 use ferry_core::source::{Message, ReadRequest, Rejected, Source};
 use ferry_core::types::{with_keys, FerryType};
 use ferry_core::values::BatchBuilder;
-use ferry_core::Result;
+use ferry_core::{Error, Result};
 
 /// A row as JSON values by column name.
 pub type Row = BTreeMap<String, serde_json::Value>;
@@ -164,6 +164,37 @@ pub async fn try_messages(source: &dyn Source, request: ReadRequest) -> Result<V
     let mut out = Vec::new();
     while let Some(m) = s.next().await {
         out.push(m?);
+    }
+    Ok(out)
+}
+
+/// The batches among `msgs`, in order.
+pub fn batches(msgs: &[Message]) -> Vec<RecordBatch> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Batch(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The batches of a reader's messages (a codec reader reading back what a sink wrote):
+/// a rejected record is an error naming its position, other messages are skipped.
+pub fn batches_only(
+    messages: impl IntoIterator<Item = Result<Message>>,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for m in messages {
+        match m? {
+            Message::Batch(b) => out.push(b),
+            Message::Rejected(r) => {
+                return Err(Error::data(format!(
+                    "written file has a bad record at {}: {}",
+                    r.position, r.message
+                )))
+            }
+            _ => {}
+        }
     }
     Ok(out)
 }

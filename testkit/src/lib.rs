@@ -23,6 +23,7 @@ mod files;
 mod from_toml;
 pub mod gpg;
 mod helpers;
+mod log;
 pub mod python;
 mod run;
 #[cfg(feature = "s3")]
@@ -49,15 +50,16 @@ use ferry_core::values::{to_json, BatchBuilder};
 use ferry_core::{Error, ErrorKind, Result};
 use ferry_engine::config::StreamConfig;
 use ferry_engine::report::Status;
-use ferry_engine::runtime::{RunOptions, Runtime};
+use ferry_engine::runtime::Runtime;
 use ferry_engine::state::StateStore;
 
-pub use bench::bench_write_modes;
+pub use bench::{bench_read, bench_write_modes, bench_write_wide};
 pub use documented::config_is_documented;
 pub use files::{read_batch_file, write_batch_file};
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;
-pub use run::{assert_succeeded, sync};
+pub use log::CapturedLog;
+pub use run::{assert_succeeded, sync, sync_full_refresh};
 
 /// How faithfully a destination or source keeps values; the kit compares accordingly.
 #[derive(Debug, Clone, Copy, Default)]
@@ -612,15 +614,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
     let mut sc = StreamConfig::named(&name);
     sc.incremental = Some(true);
     sc.cursor = f.cursor();
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions::default(),
-            None,
-            ("kit", "memory"),
-        )
-        .await
-        .expect("first run");
+    let report = sync(&rt, std::slice::from_ref(&sc), ("kit", "memory")).await;
     assert_eq!(
         report.status,
         Status::Succeeded,
@@ -635,15 +629,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
     f.append(&name, &simple_batch(4, 2, "second"))
         .await
         .expect("fixture appends");
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions::default(),
-            None,
-            ("kit", "memory"),
-        )
-        .await
-        .expect("second run");
+    let report = sync(&rt, std::slice::from_ref(&sc), ("kit", "memory")).await;
     assert_eq!(
         report.status,
         Status::Succeeded,
@@ -677,15 +663,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
         vec![1, 2, 3, 4, 5],
         "incremental rerun missed or repeated rows"
     );
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions::default(),
-            None,
-            ("kit", "memory"),
-        )
-        .await
-        .expect("third run");
+    let report = sync(&rt, std::slice::from_ref(&sc), ("kit", "memory")).await;
     assert_eq!(
         report.rows_committed(),
         0,
@@ -765,6 +743,47 @@ pub async fn write_stream(
     w.close().await
 }
 
+/// Writes one `batch` to `stream` in one writer; fails the test if that fails.
+pub(crate) async fn write_one(sink: &dyn Sink, stream: &str, mode: WriteMode, batch: RecordBatch) {
+    let rows = batch.num_rows();
+    write_stream(sink, stream, mode, &[batch])
+        .await
+        .unwrap_or_else(|e| panic!("{mode:?} of {rows} rows to `{stream}`: {e}"));
+}
+
+/// Writes one `batch` of [`simple_batch`] rows to stream `name` of the fixture's sink.
+async fn write_simple(f: &dyn SinkFixture, name: &str, mode: WriteMode, batch: RecordBatch) {
+    write_one(f.sink().as_ref(), name, mode, batch).await;
+}
+
+/// The [`simple_batch`] rows of stream `name` as the fixture reads them back, by id.
+async fn stored_rows(f: &dyn SinkFixture, name: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
+    let schema = simple_batch(1, 0, "").schema();
+    let got = f.read_back(name, &schema).await.expect("read back");
+    rows_by_id(&got, f.fidelity())
+}
+
+/// Runs `batches` of stream `sc` into the fixture's sink through one that fails at its
+/// third write, with state in `dir`; asserts the run failed.
+async fn fail_at_third_write(
+    f: &dyn SinkFixture,
+    sc: StreamConfig,
+    batches: Vec<RecordBatch>,
+    dir: &std::path::Path,
+) -> (Runtime, ferry_engine::report::RunReport) {
+    let schema = simple_batch(1, 0, "").schema();
+    let source = Arc::new(MemorySource::new(&sc.name, schema, batches));
+    let failing = Arc::new(FailingSink::new(f.sink(), 3));
+    let rt = runtime(source, failing, dir);
+    let report = sync(&rt, &[sc], ("kit", "kit")).await;
+    assert_eq!(
+        report.status,
+        Status::Failed,
+        "the injected failure did not fail the run"
+    );
+    (rt, report)
+}
+
 /// Every Ferry type survives the sink and comes back equal.
 pub async fn sink_roundtrip_all_types(f: &dyn SinkFixture) {
     let name = fresh_name("kit_types");
@@ -826,26 +845,10 @@ pub async fn sink_empty_stream(f: &dyn SinkFixture) {
 /// Append keeps earlier rows and adds the new ones.
 pub async fn append_adds_rows(f: &dyn SinkFixture) {
     let name = fresh_name("kit_append");
-    let sink = f.sink();
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Append,
-        &[simple_batch(1, 3, "a")],
-    )
-    .await
-    .expect("first append");
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Append,
-        &[simple_batch(4, 2, "b")],
-    )
-    .await
-    .expect("second append");
-    let schema = simple_batch(1, 0, "").schema();
+    write_simple(f, &name, WriteMode::Append, simple_batch(1, 3, "a")).await;
+    write_simple(f, &name, WriteMode::Append, simple_batch(4, 2, "b")).await;
     assert_eq!(
-        count(&f.read_back(&name, &schema).await.expect("read back")),
+        stored_rows(f, &name).await.len(),
         5,
         "append lost or duplicated rows"
     );
@@ -854,28 +857,9 @@ pub async fn append_adds_rows(f: &dyn SinkFixture) {
 /// Overwrite leaves exactly the new rows.
 pub async fn overwrite_replaces_rows(f: &dyn SinkFixture) {
     let name = fresh_name("kit_overwrite");
-    let sink = f.sink();
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Overwrite,
-        &[simple_batch(1, 3, "a")],
-    )
-    .await
-    .expect("first overwrite");
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Overwrite,
-        &[simple_batch(10, 2, "b")],
-    )
-    .await
-    .expect("second overwrite");
-    let schema = simple_batch(1, 0, "").schema();
-    let rows = rows_by_id(
-        &f.read_back(&name, &schema).await.expect("read back"),
-        f.fidelity(),
-    );
+    write_simple(f, &name, WriteMode::Overwrite, simple_batch(1, 3, "a")).await;
+    write_simple(f, &name, WriteMode::Overwrite, simple_batch(10, 2, "b")).await;
+    let rows = stored_rows(f, &name).await;
     let names: Vec<_> = rows.iter().map(|r| r["name"].clone()).collect();
     assert_eq!(
         names,
@@ -887,41 +871,17 @@ pub async fn overwrite_replaces_rows(f: &dyn SinkFixture) {
 /// An overwrite that fails midway leaves the previous rows untouched (stage, then swap).
 pub async fn failed_overwrite_keeps_old_rows(f: &dyn SinkFixture) {
     let name = fresh_name("kit_overwrite_fail");
-    let sink = f.sink();
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Overwrite,
-        &[simple_batch(1, 3, "old")],
-    )
-    .await
-    .expect("first overwrite");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let schema = simple_batch(1, 0, "").schema();
-    let batches = vec![
-        simple_batch(100, 2, "new"),
-        simple_batch(102, 2, "new"),
-        simple_batch(104, 2, "new"),
-    ];
-    let source = Arc::new(MemorySource::new(&name, schema.clone(), batches));
-    let failing = Arc::new(FailingSink::new(sink.clone(), 3));
-    let rt = runtime(source, failing, dir.path());
+    write_simple(f, &name, WriteMode::Overwrite, simple_batch(1, 3, "old")).await;
     let mut sc = StreamConfig::named(&name);
     sc.mode = Some(WriteMode::Overwrite);
-    let report = rt
-        .sync(&[sc], &RunOptions::default(), None, ("kit", "kit"))
+    let batches = [100, 102, 104].map(|first| simple_batch(first, 2, "new"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    fail_at_third_write(f, sc, batches.to_vec(), dir.path()).await;
+    let ids: Vec<_> = stored_rows(f, &name)
         .await
-        .expect("plan");
-    assert_eq!(
-        report.status,
-        Status::Failed,
-        "the injected failure did not fail the run"
-    );
-    let rows = rows_by_id(
-        &f.read_back(&name, &schema).await.expect("read back"),
-        f.fidelity(),
-    );
-    let ids: Vec<_> = rows.iter().map(|r| r["id"].clone()).collect();
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
     assert_eq!(
         ids.len(),
         3,
@@ -932,36 +892,10 @@ pub async fn failed_overwrite_keeps_old_rows(f: &dyn SinkFixture) {
 /// Upsert by primary key: rerunning the same rows changes nothing; changed rows update.
 pub async fn upsert_is_idempotent(f: &dyn SinkFixture) {
     let name = fresh_name("kit_upsert");
-    let sink = f.sink();
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Upsert,
-        &[simple_batch(1, 3, "v1")],
-    )
-    .await
-    .expect("first upsert");
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Upsert,
-        &[simple_batch(2, 3, "v2")],
-    )
-    .await
-    .expect("second upsert");
-    write_stream(
-        sink.as_ref(),
-        &name,
-        WriteMode::Upsert,
-        &[simple_batch(2, 3, "v2")],
-    )
-    .await
-    .expect("repeated upsert");
-    let schema = simple_batch(1, 0, "").schema();
-    let rows = rows_by_id(
-        &f.read_back(&name, &schema).await.expect("read back"),
-        f.fidelity(),
-    );
+    write_simple(f, &name, WriteMode::Upsert, simple_batch(1, 3, "v1")).await;
+    write_simple(f, &name, WriteMode::Upsert, simple_batch(2, 3, "v2")).await;
+    write_simple(f, &name, WriteMode::Upsert, simple_batch(2, 3, "v2")).await;
+    let rows = stored_rows(f, &name).await;
     let names: Vec<_> = rows
         .iter()
         .map(|r| r["name"].as_str().unwrap_or("").to_string())
@@ -977,29 +911,12 @@ pub async fn upsert_is_idempotent(f: &dyn SinkFixture) {
 /// and every row covered by committed state is in the destination.
 pub async fn failed_write_commits_no_state(f: &dyn SinkFixture) {
     let name = fresh_name("kit_fail");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let schema = simple_batch(1, 0, "").schema();
-    let batches = vec![
-        simple_batch(1, 2, "a"),
-        simple_batch(3, 2, "a"),
-        simple_batch(5, 2, "a"),
-        simple_batch(7, 2, "a"),
-    ];
-    let source = Arc::new(MemorySource::new(&name, schema.clone(), batches));
-    let failing = Arc::new(FailingSink::new(f.sink(), 3));
-    let rt = runtime(source, failing, dir.path());
     let mut sc = StreamConfig::named(&name);
     sc.incremental = Some(true);
     sc.mode = Some(WriteMode::Append);
-    let report = rt
-        .sync(&[sc], &RunOptions::default(), None, ("kit", "kit"))
-        .await
-        .expect("plan");
-    assert_eq!(
-        report.status,
-        Status::Failed,
-        "the injected failure did not fail the run"
-    );
+    let batches = [1, 3, 5, 7].map(|first| simple_batch(first, 2, "a"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (rt, report) = fail_at_third_write(f, sc, batches.to_vec(), dir.path()).await;
     let committed = rt
         .state
         .get(&name)
@@ -1009,7 +926,7 @@ pub async fn failed_write_commits_no_state(f: &dyn SinkFixture) {
         committed <= 2,
         "state was committed for batch {committed}, which the sink never wrote"
     );
-    let stored = count(&f.read_back(&name, &schema).await.expect("read back"));
+    let stored = stored_rows(f, &name).await.len();
     assert!(
         stored as u64 >= committed * 2,
         "state covers {committed} batches but only {stored} rows are stored"

@@ -8,7 +8,29 @@ use ferry_engine::runtime::{RunOptions, Runtime};
 /// and the destination's connector names, for the report. Fails the test when the run
 /// cannot start.
 pub async fn sync(rt: &Runtime, streams: &[StreamConfig], names: (&str, &str)) -> RunReport {
-    rt.sync(streams, &RunOptions::default(), None, names)
+    sync_with(rt, streams, &RunOptions::default(), names).await
+}
+
+/// [`sync`] with a full refresh (`ferry sync --full-refresh`): saved state is ignored.
+pub async fn sync_full_refresh(
+    rt: &Runtime,
+    streams: &[StreamConfig],
+    names: (&str, &str),
+) -> RunReport {
+    let opts = RunOptions {
+        full_refresh: true,
+        ..Default::default()
+    };
+    sync_with(rt, streams, &opts, names).await
+}
+
+async fn sync_with(
+    rt: &Runtime,
+    streams: &[StreamConfig],
+    opts: &RunOptions,
+    names: (&str, &str),
+) -> RunReport {
+    rt.sync(streams, opts, None, names)
         .await
         .unwrap_or_else(|e| panic!("the sync does not start: {e}"))
 }

@@ -60,7 +60,7 @@ pub struct SftpServer {
 fn need(ok: bool, what: &str) {
     assert!(
         ok,
-        "{what}: install OpenSSH's server and client with `apt-get install -y openssh-server openssh-client` (or run .ci/test, which does)"
+        "{what}: install OpenSSH's server and client with `apt-get install openssh-server openssh-client` (or run .ci/test, which does)"
     );
 }
 

@@ -133,3 +133,14 @@ pub fn last_line(o: &Output) -> String {
         .trim()
         .to_string()
 }
+
+/// Fails the test, showing all `o` printed, unless it exited with `code` and printed
+/// `needle` (on stdout or stderr).
+pub fn exits_saying(o: &Output, code: i32, needle: &str) {
+    let printed = out(o);
+    assert_eq!(o.status.code(), Some(code), "{printed}");
+    assert!(
+        printed.contains(needle),
+        "expected {needle:?} in:\n{printed}"
+    );
+}

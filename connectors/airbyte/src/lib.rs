@@ -4,8 +4,6 @@
 pub mod config;
 mod source;
 
-use std::sync::Arc;
-
 pub use config::AirbyteSourceConfig;
 pub use source::AirbyteSource;
 
@@ -19,11 +17,7 @@ const DESCRIPTION: &str =
 /// Adds the `airbyte` source to `registry`.
 pub fn register(registry: &mut ferry_core::Registry) {
     registry.add(
-        ferry_core::ConnectorDef::new(NAME, DESCRIPTION).with_source(
-            |cfg: AirbyteSourceConfig, ctx| {
-                Ok(Arc::new(AirbyteSource::new(cfg, &ctx.base_dir)?)
-                    as Arc<dyn ferry_core::Source>)
-            },
-        ),
+        ferry_core::ConnectorDef::new(NAME, DESCRIPTION)
+            .with_source(|cfg: AirbyteSourceConfig, ctx| AirbyteSource::new(cfg, &ctx.base_dir)),
     );
 }

@@ -23,13 +23,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_connector_singer::process::{self, clip, Protocol, StderrTail};
+use ferry_connector_singer::rows::{LineError, RecordRows};
 use ferry_connector_singer::schema::{self, SchemaOrder};
 use ferry_connector_singer::venv::Launch;
 use ferry_connector_singer::BridgedConfig;
-use ferry_core::values::BatchBuilder;
 use ferry_core::{
-    async_trait, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, Position, ReadMode,
-    ReadRequest, Rejected, Result, Source, StreamInfo,
+    async_trait, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadMode,
+    ReadRequest, Result, Source, StreamInfo,
 };
 use serde_json::{json, Value};
 
@@ -55,14 +55,7 @@ impl AirbyteSource {
     /// A source from its config; `base_dir` is the config file's folder.
     pub fn new(cfg: AirbyteSourceConfig, base_dir: impl Into<PathBuf>) -> Result<Self> {
         let base_dir = base_dir.into();
-        let launch = Launch::from_fields(
-            cfg.package.as_deref(),
-            cfg.version.as_deref(),
-            cfg.command.as_deref(),
-            cfg.executable.as_deref(),
-            &base_dir,
-            "source",
-        )?;
+        let launch = cfg.launch(&base_dir)?;
         Ok(AirbyteSource {
             launch,
             base_dir,
@@ -377,8 +370,7 @@ impl Source for AirbyteSource {
             who: self.who(),
             name,
             stream: request.stream.clone(),
-            builder: BatchBuilder::new(info.schema.clone(), request.batch_size.clamp(1, 65536))?,
-            batch_size: request.batch_size.max(1),
+            rows: RecordRows::new(info.schema.clone(), request.batch_size)?,
             tail: run.stderr.clone(),
         };
         Ok(process::message_stream(run, reader))
@@ -421,27 +413,11 @@ struct AirbyteReader {
     who: String,
     name: String,
     stream: String,
-    builder: BatchBuilder,
-    batch_size: usize,
+    rows: RecordRows,
     tail: StderrTail,
 }
 
-type LineError = (ErrorKind, String);
-
 impl AirbyteReader {
-    fn flush_rows(&mut self, out: &mut Vec<Message>) -> std::result::Result<(), LineError> {
-        if !self.builder.is_empty() {
-            let batch = self
-                .builder
-                .finish()
-                .map_err(|e| (ErrorKind::Internal, e.to_string()))?;
-            if batch.num_rows() > 0 {
-                out.push(Message::Batch(batch));
-            }
-        }
-        Ok(())
-    }
-
     fn checkpoint(
         &mut self,
         state: &Value,
@@ -452,7 +428,7 @@ impl AirbyteReader {
             o.remove("sourceStats");
             o.remove("destinationStats");
         }
-        self.flush_rows(out)?;
+        self.rows.flush(out)?;
         out.push(Message::Checkpoint(state));
         Ok(())
     }
@@ -490,22 +466,8 @@ impl Protocol for AirbyteReader {
                         ),
                     )
                 })?;
-                if let Err(f) = self.builder.push_json_row(data) {
-                    // the rows before it go first, so every row keeps its place
-                    self.flush_rows(out)?;
-                    out.push(Message::Rejected(Rejected {
-                        position: Position {
-                            line: Some(n),
-                            key: Some(format!("{} stdout", self.name)),
-                            ..Default::default()
-                        },
-                        raw: line.to_string(),
-                        message: format!("column `{}`: {}", f.name, f.message),
-                    }));
-                }
-                if self.builder.len() >= self.batch_size {
-                    self.flush_rows(out)?;
-                }
+                let origin = format!("{} stdout", self.name);
+                self.rows.push(data, n, line, origin, out)?;
             }
             "STATE" => {
                 let s = &msg["state"];
@@ -550,13 +512,14 @@ impl Protocol for AirbyteReader {
     }
 
     fn finish(&mut self, out: &mut Vec<Message>) -> Result<()> {
-        self.flush_rows(out).map_err(|(k, m)| Error::new(k, m))
+        self.rows.flush(out).map_err(|(k, m)| Error::new(k, m))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_connector_singer::process::feed;
     use ferry_core::arrow_schema::{Schema, SchemaRef};
 
     fn reader() -> AirbyteReader {
@@ -568,18 +531,9 @@ mod tests {
             who: "Airbyte source `x`".into(),
             name: "x".into(),
             stream: "users".into(),
-            builder: BatchBuilder::new(schema, 10).unwrap(),
-            batch_size: 10,
+            rows: RecordRows::new(schema, 10).unwrap(),
             tail: StderrTail::default(),
         }
-    }
-
-    fn feed(r: &mut AirbyteReader, lines: &[&str]) -> std::result::Result<Vec<Message>, LineError> {
-        let mut out = Vec::new();
-        for (i, l) in lines.iter().enumerate() {
-            r.line(i as u64 + 1, l, &mut out)?;
-        }
-        Ok(out)
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ferry_connector_airbyte::{AirbyteSource, AirbyteSourceConfig};
 use ferry_connector_postgres::{ConnSettings, PostgresSink};
 use ferry_core::{ConfigNode, ErrorKind, Source, WriteMode};
 use ferry_engine::report::Status;
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
 
 fn shared_venvs() {
@@ -25,6 +25,12 @@ fn shared_venvs() {
             std::env::set_var("FERRY_VENV_DIR", dir);
         }
     });
+}
+
+/// The rows of `table` (schema-qualified).
+async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table}");
+    client.query_one(&sql, &[]).await.unwrap().get(0)
 }
 
 async fn pg() -> tokio_postgres::Client {
@@ -115,21 +121,10 @@ async fn faker_into_postgres_resumes_its_state() {
         state["stream"]["stream_state"]["loop_offset"], 20,
         "{state}"
     );
-    let row = client
-        .query_one(
-            &format!("SELECT count(*), count(DISTINCT id), max(id) FROM {schema}.users"),
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            row.get::<_, i64>(0),
-            row.get::<_, i64>(1),
-            row.get::<_, i64>(2)
-        ),
-        (20, 20, 20)
-    );
+    let sql = format!("SELECT count(*), count(DISTINCT id), max(id) FROM {schema}.users");
+    let row = client.query_one(&sql, &[]).await.unwrap();
+    let figures: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(figures, (20, 20, 20));
     let address: String = client
         .query_one(
             &format!("SELECT address::text FROM {schema}.users WHERE id = 1"),
@@ -150,29 +145,18 @@ async fn faker_into_postgres_resumes_its_state() {
     testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_read, 0, "state was resumed");
     // and a full refresh ignores it
-    let report = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &RunOptions {
-                full_refresh: true,
-                ..Default::default()
-            },
-            None,
-            ("airbyte", "postgres"),
-        )
-        .await
-        .unwrap();
+    let report =
+        testkit::sync_full_refresh(&rt, std::slice::from_ref(&sc), ("airbyte", "postgres")).await;
     assert_eq!(
         report.streams[0].rows_read, 20,
         "{:?}",
         report.streams[0].error
     );
-    let n: i64 = client
-        .query_one(&format!("SELECT count(*) FROM {schema}.users"), &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 20, "upsert by id");
+    assert_eq!(
+        count(&client, &format!("{schema}.users")).await,
+        20,
+        "upsert by id"
+    );
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
@@ -247,12 +231,11 @@ async fn a_trace_error_fails_the_read_and_keeps_the_last_state() {
         3
     );
     let client = pg().await;
-    let n: i64 = client
-        .query_one(&format!("SELECT count(*) FROM public.{name}"), &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 3, "rows up to the last state are loaded");
+    assert_eq!(
+        count(&client, &format!("public.{name}")).await,
+        3,
+        "rows up to the last state are loaded"
+    );
     client
         .batch_execute(&format!("DROP TABLE public.{name}"))
         .await

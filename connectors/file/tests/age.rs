@@ -15,7 +15,7 @@ use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Error, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
+    async_trait, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
     WriteMode, WriteRequest,
 };
 use ferry_engine::StreamConfig;
@@ -67,20 +67,7 @@ fn read_encrypted(
     }
     let input = age::decrypt_reader(ids, File::open(path).map_err(io)?)?;
     let reader = FormatReader::new(format, input, schema.clone(), &CsvOptions::default())?;
-    let mut out = Vec::new();
-    for m in reader {
-        match m? {
-            Message::Batch(b) => out.push(b),
-            Message::Rejected(r) => {
-                return Err(Error::data(format!(
-                    "written file has a bad record at {}: {}",
-                    r.position, r.message
-                )))
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+    testkit::batches_only(reader)
 }
 
 fn decrypt_to_string(path: &Path, ids: &Identities) -> String {
@@ -128,15 +115,7 @@ async fn encrypted_files_round_trip_through_the_runtime() {
     .unwrap();
     let state = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(src, snk, state.path());
-    let report = rt
-        .sync(
-            &[overwrite("people")],
-            &Default::default(),
-            None,
-            ("file", "file"),
-        )
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, &[overwrite("people")], ("file", "file")).await;
     assert_eq!(report.rows_committed(), 2, "{}", report.summary());
     let out = base.join("out/people.csv.age");
     assert!(!base.join("out/people.csv").exists(), "no plaintext output");
@@ -208,12 +187,11 @@ async fn append_to_an_encrypted_file_is_refused_before_anything_is_written() {
 
     // and by `open`, with a config error that says what to do
     let err = snk
-        .open(WriteRequest {
-            stream: "n".into(),
-            schema: testkit::simple_batch(1, 0, "").schema(),
-            mode: WriteMode::Append,
-            run_id: "r1".into(),
-        })
+        .open(testkit::request(
+            "n",
+            testkit::simple_batch(1, 0, "").schema(),
+            WriteMode::Append,
+        ))
         .await
         .err()
         .unwrap();
@@ -372,15 +350,7 @@ async fn encrypted_source_files_fail_clearly() {
     let snk = sink("path = \"out\"", base).unwrap();
     let state = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(src.clone(), snk, state.path());
-    let report = rt
-        .sync(
-            &[overwrite("big")],
-            &Default::default(),
-            None,
-            ("file", "file"),
-        )
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, &[overwrite("big")], ("file", "file")).await;
     let err = report.streams[0].error.clone().expect("the stream failed");
     assert!(
         err.contains("truncated") && err.contains("big.csv.age"),
@@ -463,12 +433,7 @@ async fn the_destination_encrypts_to_a_passphrase() {
     .unwrap();
     let batch = testkit::simple_batch(1, 3, "x");
     let mut w = snk
-        .open(WriteRequest {
-            stream: "x".into(),
-            schema: batch.schema(),
-            mode: WriteMode::Overwrite,
-            run_id: "r".into(),
-        })
+        .open(testkit::request("x", batch.schema(), WriteMode::Overwrite))
         .await
         .unwrap();
     w.write(batch).await.unwrap();
@@ -643,25 +608,17 @@ impl SinkFixture for SinkFix {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_csv_source_conformance() {
-    testkit::run_source_suite(&SourceFix::new(Format::Csv)).await;
+async fn encrypted_source_conformance() {
+    for format in [Format::Csv, Format::Jsonl] {
+        testkit::run_source_suite(&SourceFix::new(format)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_jsonl_source_conformance() {
-    testkit::run_source_suite(&SourceFix::new(Format::Jsonl)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_csv_sink_conformance() {
-    let f = SinkFix::new(Format::Csv);
-    testkit::run_sink_suite(&f).await;
-    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypted_jsonl_sink_conformance() {
-    let f = SinkFix::new(Format::Jsonl);
-    testkit::run_sink_suite(&f).await;
-    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
+async fn encrypted_sink_conformance() {
+    for format in [Format::Csv, Format::Jsonl] {
+        let f = SinkFix::new(format);
+        testkit::run_sink_suite(&f).await;
+        assert_eq!(leftovers(&f.out()), Vec::<String>::new(), "{format}");
+    }
 }

@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use common::{sink, source};
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::{
-    ErrorKind, FerryType, Message, ReadRequest, Result, Source, WriteMode, WriteRequest,
-};
+use ferry_core::{ErrorKind, FerryType, Message, ReadRequest, Result, Source, WriteMode};
 use ferry_formats::age;
 use ferry_formats::codec::{
     Bytes, ChunkReader, FormatReader, Length, ParquetCompression, ParquetOptions, ParquetResult,
@@ -39,12 +37,11 @@ async fn read(source: &dyn Source, stream: &str, batch_size: usize) -> Result<Ve
 async fn write(dir: &Path, toml: &str, stream: &str, batch: &RecordBatch) -> (String, u64, String) {
     let sink = sink(toml, dir).unwrap();
     let mut w = sink
-        .open(WriteRequest {
-            stream: stream.into(),
-            schema: batch.schema(),
-            mode: WriteMode::Overwrite,
-            run_id: "run-1".into(),
-        })
+        .open(testkit::request(
+            stream,
+            batch.schema(),
+            WriteMode::Overwrite,
+        ))
         .await
         .unwrap();
     w.write(batch.clone()).await.unwrap();
@@ -173,12 +170,11 @@ async fn compressed_and_parquet_files_refuse_append_up_front() {
         let s = sink(toml, dir.path()).unwrap();
         assert_eq!(s.capabilities().modes, vec![WriteMode::Overwrite], "{toml}");
         let err = s
-            .open(WriteRequest {
-                stream: "t".into(),
-                schema: testkit::all_types_schema(),
-                mode: WriteMode::Append,
-                run_id: "r".into(),
-            })
+            .open(testkit::request(
+                "t",
+                testkit::all_types_schema(),
+                WriteMode::Append,
+            ))
             .await
             .err()
             .unwrap();

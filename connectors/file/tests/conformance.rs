@@ -133,11 +133,7 @@ struct SinkFix {
 }
 
 impl SinkFix {
-    fn new(format: Format) -> Self {
-        Self::compressed(format, Compression::None)
-    }
-
-    fn compressed(format: Format, compression: Compression) -> Self {
+    fn new(format: Format, compression: Compression) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sink = sink(
             &format!("path = \"out\"\nformat = \"{format}\"\ncompression = \"{compression}\""),
@@ -185,50 +181,24 @@ impl SinkFixture for SinkFix {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn csv_source_conformance() {
-    testkit::run_source_suite(&SourceFix::new(Format::Csv)).await;
+async fn source_conformance_in_every_format() {
+    for format in [Format::Csv, Format::Jsonl, Format::Parquet] {
+        testkit::run_source_suite(&SourceFix::new(format)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jsonl_source_conformance() {
-    testkit::run_source_suite(&SourceFix::new(Format::Jsonl)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn csv_sink_conformance() {
-    let f = SinkFix::new(Format::Csv);
-    testkit::run_sink_suite(&f).await;
-    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jsonl_sink_conformance() {
-    let f = SinkFix::new(Format::Jsonl);
-    testkit::run_sink_suite(&f).await;
-    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parquet_source_conformance() {
-    testkit::run_source_suite(&SourceFix::new(Format::Parquet)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parquet_sink_conformance() {
-    let f = SinkFix::new(Format::Parquet);
-    testkit::run_sink_suite(&f).await;
-    assert_eq!(leftovers(&f.out()), Vec::<String>::new());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compressed_sink_conformance() {
+async fn sink_conformance_in_every_format_and_compression() {
     for (format, compression) in [
+        (Format::Csv, Compression::None),
+        (Format::Jsonl, Compression::None),
+        (Format::Parquet, Compression::None),
         (Format::Csv, Compression::Gzip),
         (Format::Jsonl, Compression::Zstd),
     ] {
-        let f = SinkFix::compressed(format, compression);
+        let f = SinkFix::new(format, compression);
         testkit::run_sink_suite(&f).await;
-        assert_eq!(leftovers(&f.out()), Vec::<String>::new());
+        assert_eq!(leftovers(&f.out()), Vec::<String>::new(), "{format}");
     }
 }
 

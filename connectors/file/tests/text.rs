@@ -22,7 +22,7 @@ fn python(dir: &Path, script: &str) {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| {
-            panic!("these tests need python3 to write their fixtures (apt-get install -y python3): {e}")
+            panic!("these tests need python3 to write their fixtures (apt-get install python3): {e}")
         });
     assert!(
         out.status.success(),

@@ -20,14 +20,12 @@ use serde::{Deserialize, Deserializer};
 /// ]
 /// ```
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerateConfig {
     /// Seed of every generated value (default 42). The same seed gives the same rows,
     /// whatever the batch size or where a read starts.
-    #[serde(default = "default_seed")]
     pub seed: u64,
     /// The streams to generate (default: `users` with 1000 rows and `orders` with 5000).
-    #[serde(default = "default_streams")]
     pub streams: Vec<GenerateStream>,
 }
 
@@ -42,25 +40,32 @@ impl Default for GenerateConfig {
 
 /// One generated stream: a preset, your own columns, or a preset plus columns.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerateStream {
     /// The stream's name (default: the preset's name). Also salts its values, so two
     /// streams with the same preset but different names hold different rows.
-    #[serde(default)]
     pub name: Option<String>,
     /// A ready-made set of columns: `users`, `orders` or `bench` (default: none, then
     /// `columns` must list some).
-    #[serde(default)]
     pub preset: Option<Preset>,
     /// Number of rows; ids run from 1 to `rows` (default 1000, 0 allowed). Raise it and
     /// rerun an incremental sync to simulate new rows arriving.
-    #[serde(default = "default_rows")]
     pub rows: u64,
     /// Extra columns (default: none). A column named like a preset column replaces it in
     /// place; others are added after the preset's. Every stream has an `int64` column
     /// `id` first (primary key and cursor), whether listed or not.
-    #[serde(default)]
     pub columns: Vec<GenerateColumn>,
+}
+
+impl Default for GenerateStream {
+    fn default() -> Self {
+        GenerateStream {
+            name: None,
+            preset: None,
+            rows: default_rows(),
+            columns: Vec::new(),
+        }
+    }
 }
 
 impl GenerateStream {

@@ -5,8 +5,6 @@ pub mod config;
 pub mod data;
 pub mod source;
 
-use std::sync::Arc;
-
 pub use config::{GenerateColumn, GenerateConfig, GenerateStream, Kind, Preset};
 pub use source::GenerateSource;
 
@@ -20,8 +18,6 @@ pub fn register(registry: &mut ferry_core::Registry) {
             NAME,
             "deterministic fake data (users, orders, bench or your own columns) for trials, tests and benchmarks",
         )
-        .with_source(|cfg: GenerateConfig, _ctx| {
-            Ok(Arc::new(GenerateSource::new(cfg)?) as Arc<dyn ferry_core::Source>)
-        }),
+        .with_source(|cfg: GenerateConfig, _ctx| GenerateSource::new(cfg)),
     );
 }

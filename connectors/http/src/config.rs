@@ -12,74 +12,112 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use url::Url;
 
-/// `[source] type = "http"`: a REST API read page by page, declared stream by stream.
-///
-/// ```toml
-/// [source]
-/// type = "http"
-/// base_url = "https://api.example.com/v1"
-/// auth = { type = "bearer", token = "${secret:example_token}" }
-/// requests_per_second = 5
-///
-/// [[source.streams]]
-/// name = "customers"
-/// path = "/customers"
-/// records = "data"
-/// primary_key = ["id"]
-/// cursor_field = "updated_at"
-/// cursor_param = "updated_since"
-/// pagination = { type = "page", param = "page", size_param = "per_page", size = 100 }
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSourceConfig {
-    /// The API's root, e.g. `https://api.example.com/v1` (required). Stream paths are
-    /// appended to it; pages may only be followed on this scheme, host and port.
-    pub base_url: String,
-    /// Headers sent with every request, e.g. `{ Accept = "application/json" }` (default:
-    /// none). Put credentials in `auth`, never here: header values are not secrets.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Query parameters sent with every request of every stream (default: none).
-    #[serde(default)]
-    pub params: BTreeMap<String, ParamValue>,
-    /// How to authenticate (default: no authentication).
-    #[serde(default)]
-    pub auth: Option<AuthConfig>,
-    /// How pages follow each other, for streams that set none (default: one page).
-    #[serde(default)]
-    pub pagination: Option<PaginationConfig>,
-    /// Client-side rate limit over all streams of this source, in requests per second
-    /// (default: no limit). Fractions are allowed (`0.5` = one request every 2 s).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Requests allowed at once before `requests_per_second` applies (default 1).
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-    /// Retries of failed requests (default: 5 attempts, backoff from 500 ms to 30 s).
-    #[serde(default)]
-    pub retry: RetryConfig,
-    /// Seconds one request may take, body included, before it is abandoned and retried
-    /// (default 60).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: f64,
-    /// Seconds to wait for a connection (default 10).
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_secs: f64,
-    /// Largest page body accepted, in MiB (default 64): a larger one is an error, so a
-    /// broken API cannot fill memory.
-    #[serde(default = "default_max_page_mib")]
-    pub max_page_mib: u64,
-    /// Records read to infer column types (default 1000).
-    #[serde(default = "default_sample_records")]
-    pub sample_records: usize,
-    /// Pages read at most to infer column types (default 2; for a child stream, pages
-    /// with records, one parent after another).
-    #[serde(default = "default_sample_pages")]
-    pub sample_pages: usize,
-    /// The streams (required, at least one), written as `[[source.streams]]` tables or
-    /// inline, e.g. `[{ name = "customers", path = "/customers", records = "data" }]`.
-    pub streams: Vec<HttpStreamConfig>,
+/// A config struct with the HTTP client fields written in once, after its own:
+/// `headers`, `auth`, `requests_per_second`, `burst`, `retry`, `timeout_secs` and
+/// `connect_timeout_secs`; and `client_settings_up_to(max_body_bytes)` to read them.
+macro_rules! client_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$fmeta:meta])* pub $field:ident : $fty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $fty,)*
+            /// Headers sent with every request, e.g. `{ Accept = "application/json" }`
+            /// (default: none). Put credentials in `auth`, never here: header values are
+            /// not secrets.
+            #[serde(default)]
+            pub headers: BTreeMap<String, String>,
+            /// How to authenticate (default: no authentication).
+            #[serde(default)]
+            pub auth: Option<AuthConfig>,
+            /// Client-side rate limit over all requests of this section, in requests per
+            /// second (default: no limit). Fractions are allowed (`0.5` = one request
+            /// every 2 s).
+            #[serde(default)]
+            pub requests_per_second: Option<f64>,
+            /// Requests allowed at once before `requests_per_second` applies (default 1).
+            #[serde(default = "default_burst")]
+            pub burst: u32,
+            /// Retries of failed requests (default: 5 attempts, backoff from 500 ms to
+            /// 30 s).
+            #[serde(default)]
+            pub retry: RetryConfig,
+            /// Seconds one request may take, body included, before it is abandoned and
+            /// retried (default 60).
+            #[serde(default = "default_timeout")]
+            pub timeout_secs: f64,
+            /// Seconds to wait for a connection (default 10).
+            #[serde(default = "default_connect_timeout")]
+            pub connect_timeout_secs: f64,
+        }
+
+        impl $name {
+            /// The client fields as written, with bodies up to `max_body_bytes`.
+            fn client_settings_up_to(&self, max_body_bytes: u64) -> ClientSettings {
+                ClientSettings {
+                    headers: self.headers.clone().into_iter().collect(),
+                    auth: self.auth.clone(),
+                    requests_per_second: self.requests_per_second,
+                    burst: self.burst,
+                    retry: self.retry.clone(),
+                    timeout_secs: self.timeout_secs,
+                    connect_timeout_secs: self.connect_timeout_secs,
+                    max_body_bytes,
+                }
+            }
+        }
+    };
+}
+
+client_config! {
+    /// `[source] type = "http"`: a REST API read page by page, declared stream by stream.
+    ///
+    /// ```toml
+    /// [source]
+    /// type = "http"
+    /// base_url = "https://api.example.com/v1"
+    /// auth = { type = "bearer", token = "${secret:example_token}" }
+    /// requests_per_second = 5
+    ///
+    /// [[source.streams]]
+    /// name = "customers"
+    /// path = "/customers"
+    /// records = "data"
+    /// primary_key = ["id"]
+    /// cursor_field = "updated_at"
+    /// cursor_param = "updated_since"
+    /// pagination = { type = "page", param = "page", size_param = "per_page", size = 100 }
+    /// ```
+    pub struct HttpSourceConfig {
+        /// The API's root, e.g. `https://api.example.com/v1` (required). Stream paths are
+        /// appended to it; pages may only be followed on this scheme, host and port.
+        pub base_url: String,
+        /// Query parameters sent with every request of every stream (default: none).
+        #[serde(default)]
+        pub params: BTreeMap<String, ParamValue>,
+        /// How pages follow each other, for streams that set none (default: one page).
+        #[serde(default)]
+        pub pagination: Option<PaginationConfig>,
+        /// Largest page body accepted, in MiB (default 64): a larger one is an error, so a
+        /// broken API cannot fill memory.
+        #[serde(default = "default_max_page_mib")]
+        pub max_page_mib: u64,
+        /// Records read to infer column types (default 1000).
+        #[serde(default = "default_sample_records")]
+        pub sample_records: usize,
+        /// Pages read at most to infer column types (default 2; for a child stream, pages
+        /// with records, one parent after another).
+        #[serde(default = "default_sample_pages")]
+        pub sample_pages: usize,
+        /// The streams (required, at least one), written as `[[source.streams]]` tables or
+        /// inline, e.g. `[{ name = "customers", path = "/customers", records = "data" }]`.
+        pub streams: Vec<HttpStreamConfig>,
+    }
 }
 
 /// One `[[source.streams]]` entry: one API resource read as a table.
@@ -335,81 +373,58 @@ pub enum PaginationConfig {
 /// 429 and 5xx). Waits grow exponentially with random jitter; a `Retry-After` answer
 /// (seconds or an HTTP date) is honoured.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts in all, the first included (default 5; 1 = no retry).
-    #[serde(default = "default_attempts")]
     pub attempts: u32,
     /// Wait before the first retry, in milliseconds (default 500); doubled each time.
-    #[serde(default = "default_initial_backoff")]
     pub initial_backoff_ms: u64,
     /// Longest wait between attempts, in milliseconds (default 30000).
-    #[serde(default = "default_max_backoff")]
     pub max_backoff_ms: u64,
     /// Longest `Retry-After` honoured, in seconds (default 300): a server asking for a
     /// longer wait fails the request at once, naming the wait.
-    #[serde(default = "default_max_retry_after")]
     pub max_retry_after_secs: u64,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
-            attempts: default_attempts(),
-            initial_backoff_ms: default_initial_backoff(),
-            max_backoff_ms: default_max_backoff(),
-            max_retry_after_secs: default_max_retry_after(),
+            attempts: 5,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+            max_retry_after_secs: 300,
         }
     }
 }
 
-/// `[destination] type = "webhook"`: rows POSTed in signed batches.
-///
-/// ```toml
-/// [destination]
-/// type = "webhook"
-/// url = "https://hooks.example.com/ferry/{stream}"
-/// secret = "${secret:webhook_secret}"
-/// format = "json"
-/// batch_size = 500
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSinkConfig {
-    /// Where batches are POSTed (required); `{stream}` is replaced by the stream name.
-    pub url: String,
-    /// `json` (a JSON array of row objects, default) or `ndjson` (one object per line).
-    #[serde(default)]
-    pub format: BodyFormat,
-    /// Rows per POST (default 500).
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Signing secret, as a reference (default: none, requests are not signed). Each
-    /// request then carries `X-Ferry-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
-    /// "<t>." + body>`.
-    #[serde(default)]
-    pub secret: Option<Secret>,
-    /// Headers sent with every request (default: none).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// How to authenticate (default: none); the same forms as the http source.
-    #[serde(default)]
-    pub auth: Option<AuthConfig>,
-    /// Client-side rate limit in requests per second (default: none).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Requests allowed at once before the rate limit applies (default 1).
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-    /// Retries (default: 5 attempts); a retried batch keeps its `Idempotency-Key`.
-    #[serde(default)]
-    pub retry: RetryConfig,
-    /// Seconds one request may take (default 60).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: f64,
-    /// Seconds to wait for a connection (default 10).
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_secs: f64,
+client_config! {
+    /// `[destination] type = "webhook"`: rows POSTed in signed batches.
+    ///
+    /// ```toml
+    /// [destination]
+    /// type = "webhook"
+    /// url = "https://hooks.example.com/ferry/{stream}"
+    /// secret = "${secret:webhook_secret}"
+    /// format = "json"
+    /// batch_size = 500
+    /// ```
+    ///
+    /// A retried batch keeps its `Idempotency-Key`.
+    pub struct WebhookSinkConfig {
+        /// Where batches are POSTed (required); `{stream}` is replaced by the stream name.
+        pub url: String,
+        /// `json` (a JSON array of row objects, default) or `ndjson` (one object per line).
+        #[serde(default)]
+        pub format: BodyFormat,
+        /// Rows per POST (default 500).
+        #[serde(default = "default_batch_size")]
+        pub batch_size: usize,
+        /// Signing secret, as a reference (default: none, requests are not signed). Each
+        /// request then carries `X-Ferry-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+        /// "<t>." + body>`.
+        #[serde(default)]
+        pub secret: Option<Secret>,
+    }
 }
 
 /// How a webhook body holds rows.
@@ -461,18 +476,6 @@ fn default_limit_param() -> String {
 }
 fn default_cursor_param() -> String {
     "cursor".into()
-}
-fn default_attempts() -> u32 {
-    5
-}
-fn default_initial_backoff() -> u64 {
-    500
-}
-fn default_max_backoff() -> u64 {
-    30_000
-}
-fn default_max_retry_after() -> u64 {
-    300
 }
 fn default_batch_size() -> usize {
     500
@@ -582,16 +585,7 @@ pub(crate) fn split_path(path: &str) -> Vec<String> {
 
 impl HttpSourceConfig {
     pub(crate) fn client_settings(&self) -> ClientSettings {
-        ClientSettings {
-            headers: self.headers.clone().into_iter().collect(),
-            auth: self.auth.clone(),
-            requests_per_second: self.requests_per_second,
-            burst: self.burst,
-            retry: self.retry.clone(),
-            timeout_secs: self.timeout_secs,
-            connect_timeout_secs: self.connect_timeout_secs,
-            max_body_bytes: self.max_page_mib.saturating_mul(1 << 20),
-        }
+        self.client_settings_up_to(self.max_page_mib.saturating_mul(1 << 20))
     }
 
     /// Checks the fields fit together, without a request.
@@ -712,16 +706,7 @@ impl HttpSourceConfig {
 
 impl WebhookSinkConfig {
     pub(crate) fn client_settings(&self) -> ClientSettings {
-        ClientSettings {
-            headers: self.headers.clone().into_iter().collect(),
-            auth: self.auth.clone(),
-            requests_per_second: self.requests_per_second,
-            burst: self.burst,
-            retry: self.retry.clone(),
-            timeout_secs: self.timeout_secs,
-            connect_timeout_secs: self.connect_timeout_secs,
-            max_body_bytes: 1 << 20,
-        }
+        self.client_settings_up_to(1 << 20)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

@@ -14,8 +14,6 @@ pub mod replay;
 mod sink;
 mod source;
 
-use std::sync::Arc;
-
 pub use builder::{HttpSourceBuilder, HttpStream, Pagination};
 pub use client::{HttpClient, Reply, RequestSpec, SIGNATURE_HEADER};
 pub use config::{
@@ -37,9 +35,7 @@ pub fn register(registry: &mut ferry_core::Registry) {
             SOURCE_NAME,
             "REST APIs declared in sync.toml: auth, pagination, rate limits, incremental by a cursor field",
         )
-        .with_source(|cfg: HttpSourceConfig, _ctx| {
-            Ok(Arc::new(HttpSource::new(cfg)?) as Arc<dyn ferry_core::Source>)
-        })
+        .with_source(|cfg: HttpSourceConfig, _ctx| HttpSource::new(cfg))
         .with_replay(replay::HttpReplay),
     );
     registry.add(
@@ -47,8 +43,6 @@ pub fn register(registry: &mut ferry_core::Registry) {
             SINK_NAME,
             "rows POSTed to a URL in batches (JSON or NDJSON), HMAC-signed, with idempotency keys",
         )
-        .with_sink(|cfg: WebhookSinkConfig, _ctx| {
-            Ok(Arc::new(WebhookSink::new(cfg)?) as Arc<dyn ferry_core::Sink>)
-        }),
+        .with_sink(|cfg: WebhookSinkConfig, _ctx| WebhookSink::new(cfg)),
     );
 }

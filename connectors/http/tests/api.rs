@@ -12,7 +12,7 @@ use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Sink, Source};
 use ferry_engine::StreamConfig;
-use ferry_testkit::{self as testkit, MemorySink};
+use ferry_testkit::{self as testkit, batches, MemorySink};
 use futures::StreamExt;
 
 fn source(api: &Api, toml: &str) -> HttpSource {
@@ -37,15 +37,6 @@ async fn read(source: &HttpSource, req: ReadRequest) -> Result<Vec<Message>, Err
         out.push(m?);
     }
     Ok(out)
-}
-
-fn batches(msgs: &[Message]) -> Vec<RecordBatch> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            Message::Batch(b) => Some(b.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn ids(batches: &[RecordBatch], col: &str) -> Vec<i64> {
@@ -320,15 +311,7 @@ async fn incremental_rerun_moves_only_new_and_updated_records() {
     let rt = testkit::runtime(s.clone(), Arc::new(sink.clone()), dir.path());
     let mut sc = StreamConfig::named("customers");
     sc.incremental = Some(true);
-    let r = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &Default::default(),
-            None,
-            ("http", "memory"),
-        )
-        .await
-        .unwrap();
+    let r = testkit::sync(&rt, std::slice::from_ref(&sc), ("http", "memory")).await;
     assert_eq!(r.rows_committed(), 7, "{:?}", r.streams[0].error);
     let state = rt.state.get("customers").unwrap();
     assert_eq!(state["cursor"], "2024-01-07T00:00:00Z");
@@ -339,15 +322,7 @@ async fn incremental_rerun_moves_only_new_and_updated_records() {
         c[2] = common::customer(3, 9);
         c.push(common::customer(8, 8));
     }
-    let r = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &Default::default(),
-            None,
-            ("http", "memory"),
-        )
-        .await
-        .unwrap();
+    let r = testkit::sync(&rt, std::slice::from_ref(&sc), ("http", "memory")).await;
     assert_eq!(r.rows_committed(), 2, "{:?}", r.streams[0].error);
     let log = api.state.log.lock().unwrap().clone();
     assert!(
@@ -365,15 +340,7 @@ async fn incremental_rerun_moves_only_new_and_updated_records() {
     let mut got = ids(&all, "id");
     got.sort();
     assert_eq!(got, vec![1, 2, 3, 3, 4, 5, 6, 7, 8]);
-    let r = rt
-        .sync(
-            std::slice::from_ref(&sc),
-            &Default::default(),
-            None,
-            ("http", "memory"),
-        )
-        .await
-        .unwrap();
+    let r = testkit::sync(&rt, std::slice::from_ref(&sc), ("http", "memory")).await;
     assert_eq!(r.rows_committed(), 0, "nothing new, nothing read");
 }
 
@@ -533,15 +500,7 @@ async fn webhook_batches_are_signed_and_a_retried_batch_keeps_its_idempotency_ke
     );
     let dir = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(Arc::new(src), Arc::new(sink), dir.path());
-    let r = rt
-        .sync(
-            &[StreamConfig::named("orders")],
-            &Default::default(),
-            None,
-            ("memory", "webhook"),
-        )
-        .await
-        .unwrap();
+    let r = testkit::sync(&rt, &[StreamConfig::named("orders")], ("memory", "webhook")).await;
     assert_eq!(r.rows_committed(), 5, "{:?}", r.streams[0].error);
     let h = api.state.hooks.lock().unwrap();
     assert_eq!(h.bad_signatures, 0);
@@ -561,15 +520,9 @@ async fn webhook_with_a_wrong_secret_is_refused_by_the_receiver() {
     let api = start().await;
     api.state.hooks.lock().unwrap().secret = "the-receivers-secret".into();
     let sink = hook_sink(&api, "");
-    let mut w = sink
-        .open(ferry_core::WriteRequest {
-            stream: "x".into(),
-            schema: testkit::simple_batch(1, 0, "").schema(),
-            mode: ferry_core::WriteMode::Append,
-            run_id: "run-1".into(),
-        })
-        .await
-        .unwrap();
+    let schema = testkit::simple_batch(1, 0, "").schema();
+    let request = testkit::request("x", schema, ferry_core::WriteMode::Append);
+    let mut w = sink.open(request).await.unwrap();
     w.write(testkit::simple_batch(1, 1, "a")).await.unwrap();
     let e = w.flush().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");

@@ -251,14 +251,8 @@ async fn cut_mid_page(ending: Ending) {
     assert_read_whole(&mem, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_dropped_mid_page_is_retried() {
-    cut_mid_page(Ending::Close).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_reset_mid_page_is_retried() {
-    cut_mid_page(Ending::Reset).await;
+ferry_testkit::cut_tests! {
+    cut_mid_page => connection_dropped_mid_page_is_retried, connection_reset_mid_page_is_retried;
 }
 
 async fn cut_mid_post(ending: Ending) {
@@ -279,14 +273,8 @@ async fn cut_mid_post(ending: Ending) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_dropped_mid_post_is_retried() {
-    cut_mid_post(Ending::Close).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_reset_mid_post_is_retried() {
-    cut_mid_post(Ending::Reset).await;
+ferry_testkit::cut_tests! {
+    cut_mid_post => connection_dropped_mid_post_is_retried, connection_reset_mid_post_is_retried;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,33 +4,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{start, Api, Need};
 use ferry_connector_http::{HttpSource, HttpSourceConfig, WebhookSink, WebhookSinkConfig};
 use ferry_core::{ConfigNode, Error, ReadRequest, Sink, Source};
+use ferry_testkit::CapturedLog;
 use futures::StreamExt;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
 
 const CANARIES: [&str; 5] = [
     "canary-apikey-9f3e",
@@ -50,6 +28,14 @@ fn source(api: &Api, extra: &str, path: &str) -> HttpSource {
     HttpSource::new(cfg).unwrap()
 }
 
+/// The error of a check of `/page/customers` with `auth`, which the API refuses.
+async fn refused(api: &Api, auth: &str) -> Error {
+    source(api, auth, "/page/customers")
+        .check()
+        .await
+        .unwrap_err()
+}
+
 async fn read(s: &HttpSource) -> Result<usize, Error> {
     let mut m = s.read(ReadRequest::full("s")).await?;
     let mut n = 0;
@@ -62,10 +48,11 @@ async fn read(s: &HttpSource) -> Result<usize, Error> {
 
 #[tokio::test]
 async fn no_secret_in_errors_or_trace_logs() {
-    let buf = Buffer::default();
+    let buf = CapturedLog::default();
+    let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
-        .with_writer(buf.clone())
+        .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -85,44 +72,24 @@ async fn no_secret_in_errors_or_trace_logs() {
         .store(100, std::sync::atomic::Ordering::SeqCst);
     errors.push(source(&api, &q, "/flaky").check().await.unwrap_err());
     api.need(Need::QueryKey("another-key".into()));
-    errors.push(
-        source(&api, &q, "/page/customers")
-            .check()
-            .await
-            .unwrap_err(),
-    );
+    errors.push(refused(&api, &q).await);
     // the same key in a header, refused
     let h = format!(
         "auth = {{ type = \"api_key\", name = \"X-Api-Key\", value = \"{}\" }}",
         CANARIES[0]
     );
-    errors.push(
-        source(&api, &h, "/page/customers")
-            .check()
-            .await
-            .unwrap_err(),
-    );
+    errors.push(refused(&api, &h).await);
     // bearer and basic, refused
     let b = format!(
         "auth = {{ type = \"bearer\", token = \"{}\" }}",
         CANARIES[1]
     );
-    errors.push(
-        source(&api, &b, "/page/customers")
-            .check()
-            .await
-            .unwrap_err(),
-    );
+    errors.push(refused(&api, &b).await);
     let p = format!(
         "auth = {{ type = \"basic\", username = \"u\", password = \"{}\" }}",
         CANARIES[2]
     );
-    errors.push(
-        source(&api, &p, "/page/customers")
-            .check()
-            .await
-            .unwrap_err(),
-    );
+    errors.push(refused(&api, &p).await);
     // OAuth 2.0: a good client (tokens fetched and used), then a refused one
     {
         let mut o = api.state.oauth.lock().unwrap();
@@ -137,12 +104,7 @@ async fn no_secret_in_errors_or_trace_logs() {
     );
     assert!(read(&source(&api, &o, "/page/customers")).await.unwrap() > 0);
     api.state.oauth.lock().unwrap().client_secret = "rotated".into();
-    errors.push(
-        source(&api, &o, "/page/customers")
-            .check()
-            .await
-            .unwrap_err(),
-    );
+    errors.push(refused(&api, &o).await);
     // webhook: a receiver with another secret refuses the batch
     api.state.hooks.lock().unwrap().secret = "receiver-secret".into();
     let text = format!(
@@ -151,15 +113,9 @@ async fn no_secret_in_errors_or_trace_logs() {
     );
     let cfg: WebhookSinkConfig = ConfigNode::from_toml(&text, ".").unwrap().parse().unwrap();
     let sink = WebhookSink::new(cfg).unwrap();
-    let mut w = sink
-        .open(ferry_core::WriteRequest {
-            stream: "x".into(),
-            schema: ferry_testkit::simple_batch(1, 0, "").schema(),
-            mode: ferry_core::WriteMode::Append,
-            run_id: "r".into(),
-        })
-        .await
-        .unwrap();
+    let schema = ferry_testkit::simple_batch(1, 0, "").schema();
+    let request = ferry_testkit::request("x", schema, ferry_core::WriteMode::Append);
+    let mut w = sink.open(request).await.unwrap();
     w.write(ferry_testkit::simple_batch(1, 2, "a"))
         .await
         .unwrap();
@@ -167,7 +123,7 @@ async fn no_secret_in_errors_or_trace_logs() {
 
     let issued = api.state.oauth.lock().unwrap().issued.clone();
     assert!(!issued.is_empty());
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = buf.text();
     assert!(
         logs.contains("HTTP request") && logs.contains("retrying"),
         "trace logs were not captured:\n{logs}"

@@ -5,10 +5,9 @@
 //! [`ferry_sql::server_config!`]); both turn into one [`crate::core::ConnSettings`], whose
 //! `Debug` never shows the password.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use ferry_core::{Error, FerryType, Result};
+use ferry_core::{Error, Result};
 use ferry_sql::settings::Fields;
 
 use crate::core::{url_tls, ConnSettings, MYSQL};
@@ -33,6 +32,7 @@ macro_rules! mysql_config {
     ($(#[$meta:meta])* pub struct $name:ident { database: $database:expr, $($rest:tt)* }) => {
         ferry_sql::server_config! {
             $(#[$meta])*
+            #[derive(Default)]
             pub struct $name {
                 port: 3306,
                 database: $database,
@@ -49,6 +49,20 @@ macro_rules! mysql_config {
                     pub tls_ca: Option<PathBuf>,
                 }
                 $($rest)*
+            }
+        }
+
+        impl $name {
+            /// A config with every connection field set to `settings`' (no `url`), the
+            /// others at their defaults.
+            pub fn from_settings(settings: &ConnSettings) -> Self {
+                let s = settings;
+                $name {
+                    tls: Some(s.tls),
+                    tls_ca: s.tls_ca.clone(),
+                    ..Default::default()
+                }
+                .with_server(&s.host, s.port, &s.database, &s.user, s.password.clone())
             }
         }
     };
@@ -100,73 +114,20 @@ mysql_config! {
 }
 
 impl MysqlSourceConfig {
-    /// A source config for `settings` offering every table and view.
-    pub fn from_settings(settings: &ConnSettings) -> Self {
-        MysqlSourceConfig {
-            host: Some(settings.host.clone()),
-            port: Some(settings.port),
-            database: Some(settings.database.clone()),
-            user: Some(settings.user.clone()),
-            password: settings.password.clone(),
-            tls: Some(settings.tls),
-            tls_ca: settings.tls_ca.clone(),
-            url: None,
-            tables: None,
-            queries: Vec::new(),
-        }
-    }
-
     /// Checks what serde cannot, without I/O, and returns the connection settings
     /// (`tls_ca` taken relative to `base_dir`).
     pub fn validate(&self, base_dir: &Path) -> Result<ConnSettings> {
-        for t in self.tables.iter().flatten() {
-            if t.trim().is_empty() {
-                return Err(Error::config("`tables` lists an empty name"));
-            }
-        }
-        let mut names = HashSet::new();
-        for q in &self.queries {
-            if q.name.trim().is_empty() {
-                return Err(Error::config("a query in `queries` has an empty `name`"));
-            }
-            if !names.insert(q.name.to_lowercase()) {
-                return Err(Error::config(format!("two queries are named `{}`", q.name)));
-            }
-            if ferry_sql::read::clean_sql(&q.sql).is_empty() {
-                return Err(Error::config(format!(
-                    "query `{}` has an empty `sql`",
-                    q.name
-                )));
-            }
-            for (col, ty) in &q.columns {
-                if FerryType::parse(ty).is_none() {
-                    return Err(Error::config(format!(
-                        "query `{}`: column `{col}` has unknown type `{ty}` (known: {})",
-                        q.name,
-                        FerryType::NAMES.join(", ")
-                    )));
-                }
-            }
-        }
+        ferry_sql::read::check_streams(
+            self.tables.as_deref(),
+            &self.queries,
+            str::to_lowercase,
+            ferry_sql::read::QueryTypes::Named,
+        )?;
         settings(self.server_fields(), self.tls, &self.tls_ca, base_dir)
     }
 }
 
 impl MysqlSinkConfig {
-    /// A destination config for `settings`.
-    pub fn from_settings(settings: &ConnSettings) -> Self {
-        MysqlSinkConfig {
-            host: Some(settings.host.clone()),
-            port: Some(settings.port),
-            database: Some(settings.database.clone()),
-            user: Some(settings.user.clone()),
-            password: settings.password.clone(),
-            tls: Some(settings.tls),
-            tls_ca: settings.tls_ca.clone(),
-            url: None,
-        }
-    }
-
     /// Checks what serde cannot, without I/O, and returns the connection settings.
     pub fn validate(&self, base_dir: &Path) -> Result<ConnSettings> {
         settings(self.server_fields(), self.tls, &self.tls_ca, base_dir)

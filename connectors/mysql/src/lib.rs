@@ -7,8 +7,6 @@ pub mod sink;
 pub mod source;
 pub mod types;
 
-use std::sync::Arc;
-
 pub use crate::core::ConnSettings;
 pub use config::{MysqlQuery, MysqlSinkConfig, MysqlSourceConfig};
 pub use sink::MysqlSink;
@@ -24,11 +22,7 @@ pub fn register(registry: &mut ferry_core::Registry) {
             NAME,
             "MySQL and MariaDB: tables, views and queries in; append, overwrite or upsert out",
         )
-        .with_source(|cfg: MysqlSourceConfig, ctx| {
-            Ok(Arc::new(MysqlSource::new(cfg, ctx)?) as Arc<dyn ferry_core::Source>)
-        })
-        .with_sink(|cfg: MysqlSinkConfig, ctx| {
-            Ok(Arc::new(MysqlSink::new(cfg, ctx)?) as Arc<dyn ferry_core::Sink>)
-        }),
+        .with_source(MysqlSource::new)
+        .with_sink(MysqlSink::new),
     );
 }

@@ -180,22 +180,10 @@ pub fn declared_type(ty: FerryType, in_key: bool, collation: &str) -> String {
 /// enough).
 pub fn compatible(existing: FerryType, incoming: FerryType) -> bool {
     match (existing, incoming) {
-        (a, b) if a == b => true,
-        (FerryType::String, FerryType::Json) => true,
         (FerryType::Decimal { precision, scale }, FerryType::Int64) => {
             precision as i16 - scale as i16 >= 19
         }
-        (
-            FerryType::Decimal {
-                precision: p1,
-                scale: s1,
-            },
-            FerryType::Decimal {
-                precision: p2,
-                scale: s2,
-            },
-        ) => s1 >= s2 && (p1 as i16 - s1 as i16) >= (p2 as i16 - s2 as i16),
-        _ => false,
+        _ => ferry_sql::write::takes(existing, incoming),
     }
 }
 

@@ -1015,18 +1015,7 @@ async fn bulk_speed() {
     let n = 1_000_000usize;
     let batch = 8192usize;
     testkit::bench_write_modes(f.sink.as_ref(), n, batch).await;
-    let t = std::time::Instant::now();
     let mut req = ReadRequest::full("bench_append");
     req.batch_size = batch;
-    let got: usize = testkit::read_all(f.source().as_ref(), req)
-        .await
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(got, n);
-    println!(
-        "     read: {n} rows in {secs:.2}s = {:.0} rows/s",
-        n as f64 / secs
-    );
+    assert_eq!(testkit::bench_read(f.source().as_ref(), req).await, n);
 }

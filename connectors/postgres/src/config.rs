@@ -45,6 +45,7 @@ macro_rules! postgres_config {
     ($(#[$meta:meta])* pub struct $name:ident { database: $database:expr, $($rest:tt)* }) => {
         ferry_sql::server_config! {
             $(#[$meta])*
+            #[derive(Default)]
             pub struct $name {
                 port: 5432,
                 database: $database,
@@ -93,6 +94,20 @@ macro_rules! postgres_config {
                     connect_timeout_secs: self.connect_timeout_secs,
                     read_timeout_secs: self.read_timeout_secs,
                 }
+            }
+
+            /// This config with every connection field set to `settings`' (no `url`).
+            fn with_connection(self, settings: &ConnSettings) -> Self {
+                let s = settings;
+                $name {
+                    sslmode: Some(s.sslmode),
+                    ca_file: s.ca_file.clone(),
+                    application_name: Some(s.application_name.clone()),
+                    connect_timeout_secs: Some(s.connect_timeout.as_secs_f64()),
+                    read_timeout_secs: Some(s.read_timeout.as_secs_f64()),
+                    ..self
+                }
+                .with_server(&s.host, s.port, &s.database, &s.user, s.password.clone())
             }
         }
     };
@@ -222,23 +237,10 @@ impl PostgresSourceConfig {
     /// A source config for `settings`, offering every table and view of `schemas`.
     pub fn from_settings(settings: &ConnSettings, schemas: &[&str]) -> Self {
         PostgresSourceConfig {
-            host: Some(settings.host.clone()),
-            port: Some(settings.port),
-            database: Some(settings.database.clone()),
-            user: Some(settings.user.clone()),
-            password: settings.password.clone(),
-            sslmode: Some(settings.sslmode),
-            ca_file: settings.ca_file.clone(),
-            url: None,
-            application_name: Some(settings.application_name.clone()),
-            connect_timeout_secs: Some(settings.connect_timeout.as_secs_f64()),
-            read_timeout_secs: Some(settings.read_timeout.as_secs_f64()),
             schemas: Some(schemas.iter().map(|s| s.to_string()).collect()),
-            tables: None,
-            queries: Vec::new(),
-            parallel: Vec::new(),
-            exact_count: false,
+            ..Default::default()
         }
+        .with_connection(settings)
     }
 
     /// The schemas to read (`schemas`, or `["public"]`).
@@ -267,31 +269,15 @@ impl PostgresSourceConfig {
             }
             check_ident(s, "`schemas`")?;
         }
-        for t in self.tables.iter().flatten() {
-            if t.trim().is_empty() {
-                return Err(Error::config("`tables` lists an empty name"));
-            }
-        }
-        let mut names = HashSet::new();
+        ferry_sql::read::check_streams(
+            self.tables.as_deref(),
+            &self.queries,
+            str::to_string,
+            ferry_sql::read::QueryTypes::Refused(
+                "cast in SQL to choose one (e.g. `total::numeric(12,2)`)",
+            ),
+        )?;
         for q in &self.queries {
-            if q.name.trim().is_empty() {
-                return Err(Error::config("a query in `queries` has an empty `name`"));
-            }
-            if !names.insert(q.name.as_str()) {
-                return Err(Error::config(format!("two queries are named `{}`", q.name)));
-            }
-            if !q.columns.is_empty() {
-                return Err(Error::config(format!(
-                    "query `{}`: `columns` is not taken here: the result's types are used; cast in SQL to choose one (e.g. `total::numeric(12,2)`)",
-                    q.name
-                )));
-            }
-            if ferry_sql::read::clean_sql(&q.sql).is_empty() {
-                return Err(Error::config(format!(
-                    "query `{}` has an empty `sql`",
-                    q.name
-                )));
-            }
             if q.sql.contains('\0') {
                 return Err(Error::config(format!(
                     "query `{}` contains a NUL character",
@@ -346,19 +332,10 @@ impl PostgresSinkConfig {
     /// A destination config for `settings`, writing into `schema`.
     pub fn from_settings(settings: &ConnSettings, schema: &str) -> Self {
         PostgresSinkConfig {
-            host: Some(settings.host.clone()),
-            port: Some(settings.port),
-            database: Some(settings.database.clone()),
-            user: Some(settings.user.clone()),
-            password: settings.password.clone(),
-            sslmode: Some(settings.sslmode),
-            ca_file: settings.ca_file.clone(),
-            url: None,
-            application_name: Some(settings.application_name.clone()),
-            connect_timeout_secs: Some(settings.connect_timeout.as_secs_f64()),
-            read_timeout_secs: Some(settings.read_timeout.as_secs_f64()),
             schema: Some(schema.to_string()),
+            ..Default::default()
         }
+        .with_connection(settings)
     }
 
     /// The schema written into (`schema`, or `public`).

@@ -7,8 +7,6 @@ pub mod sink;
 pub mod source;
 pub mod types;
 
-use std::sync::Arc;
-
 pub use crate::core::ConnSettings;
 pub use config::{ParallelRead, PostgresQuery, PostgresSinkConfig, PostgresSourceConfig, SslMode};
 pub use sink::PostgresSink;
@@ -24,11 +22,7 @@ pub fn register(registry: &mut ferry_core::Registry) {
             NAME,
             "PostgreSQL: tables, views and queries in (COPY, incremental by cursor); append, overwrite or upsert out (COPY)",
         )
-        .with_source(|cfg: PostgresSourceConfig, ctx| {
-            Ok(Arc::new(PostgresSource::new(cfg, ctx)?) as Arc<dyn ferry_core::Source>)
-        })
-        .with_sink(|cfg: PostgresSinkConfig, ctx| {
-            Ok(Arc::new(PostgresSink::new(cfg, ctx)?) as Arc<dyn ferry_core::Sink>)
-        }),
+        .with_source(PostgresSource::new)
+        .with_sink(PostgresSink::new),
     );
 }

@@ -439,18 +439,7 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
     let s = &inner.pg.settings;
     let schema_name = &inner.schema;
     let client = inner.pg.connect().await?;
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-        .await
-        .pg(s)?;
-    // one open at a time per table: two streams creating the same table do not race
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))",
-            &[&format!("ferry:{schema_name}.{}", req.stream)],
-        )
-        .await
-        .pg(s)?;
+    begin_locked(&client, s, schema_name, &req.stream).await?;
     let has_schema = client
         .query_opt(
             "SELECT 1 FROM pg_namespace WHERE nspname = $1",
@@ -740,6 +729,23 @@ impl PgLoad {
     }
 }
 
+/// Begins a transaction holding the lock of `schema.table`: one open or swap at a time
+/// per table, so two streams creating or swapping the same table do not race.
+async fn begin_locked(client: &Client, s: &ConnSettings, schema: &str, table: &str) -> Result<()> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await
+        .pg(s)?;
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&format!("ferry:{schema}.{table}")],
+        )
+        .await
+        .pg(s)?;
+    Ok(())
+}
+
 async fn swap_once(
     client: &Client,
     schema_name: &str,
@@ -748,17 +754,7 @@ async fn swap_once(
     retried: bool,
     s: &ConnSettings,
 ) -> Result<()> {
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-        .await
-        .pg(s)?;
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))",
-            &[&format!("ferry:{schema_name}.{}", t.table)],
-        )
-        .await
-        .pg(s)?;
+    begin_locked(client, s, schema_name, &t.table).await?;
     let staged = client
         .query_opt(
             "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \

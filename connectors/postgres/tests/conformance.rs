@@ -835,38 +835,8 @@ async fn copy_speed() {
     let n = 1_000_000usize;
     let batch = 8192usize;
     testkit::bench_write_modes(f.sink.as_ref(), n, batch).await;
-    let wide = testkit::wide_batch(batch);
-    let t = std::time::Instant::now();
-    let mut w = f
-        .sink
-        .open(request("wide", wide.schema(), WriteMode::Append))
-        .await
-        .unwrap();
-    for i in 0..n / batch {
-        w.write(wide.clone()).await.unwrap();
-        if i % 16 == 15 {
-            w.flush().await.unwrap();
-        }
-    }
-    w.flush().await.unwrap();
-    w.close().await.unwrap();
-    let rows = (n / batch * batch) as f64;
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "     wide: {rows} rows in {secs:.2}s = {:.0} rows/s",
-        rows / secs
-    );
+    testkit::bench_write_wide(f.sink.as_ref(), n, batch).await;
     for table in ["wide", "bench_append"] {
-        let t = std::time::Instant::now();
-        let got: usize = testkit::read_all(f.source().as_ref(), ReadRequest::full(table))
-            .await
-            .iter()
-            .map(|b| b.num_rows())
-            .sum();
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "read {table}: {got} rows in {secs:.2}s = {:.0} rows/s",
-            got as f64 / secs
-        );
+        testkit::bench_read(f.source().as_ref(), ReadRequest::full(table)).await;
     }
 }

@@ -178,14 +178,8 @@ async fn cut_at_connect(ending: Ending) {
     assert_whole(&f).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_dropped_while_connecting_is_retried() {
-    cut_at_connect(Ending::Close).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_reset_while_connecting_is_retried() {
-    cut_at_connect(Ending::Reset).await;
+ferry_testkit::cut_tests! {
+    cut_at_connect => connection_dropped_while_connecting_is_retried, connection_reset_while_connecting_is_retried;
 }
 
 /// The source's connection ends in the middle of the COPY: rows were already handed
@@ -224,14 +218,8 @@ async fn cut_mid_read(ending: Ending) {
     rerun_completes(&f, dir.path()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_dropped_mid_read_fails_with_position_and_rerun_completes() {
-    cut_mid_read(Ending::Close).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_reset_mid_read_fails_with_position_and_rerun_completes() {
-    cut_mid_read(Ending::Reset).await;
+ferry_testkit::cut_tests! {
+    cut_mid_read => connection_dropped_mid_read_fails_with_position_and_rerun_completes, connection_reset_mid_read_fails_with_position_and_rerun_completes;
 }
 
 /// The destination's connection ends in the middle of a COPY of rows: the rows since
@@ -261,14 +249,8 @@ async fn cut_mid_write(ending: Ending) {
     rerun_completes(&f, dir.path()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_dropped_mid_write_fails_with_position_and_rerun_completes() {
-    cut_mid_write(Ending::Close).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_reset_mid_write_fails_with_position_and_rerun_completes() {
-    cut_mid_write(Ending::Reset).await;
+ferry_testkit::cut_tests! {
+    cut_mid_write => connection_dropped_mid_write_fails_with_position_and_rerun_completes, connection_reset_mid_write_fails_with_position_and_rerun_completes;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,17 +8,8 @@ mod common;
 use common::Fixture;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{ErrorKind, Message, ReadRequest, Source};
-use ferry_testkit::{self as testkit, messages, sql::SqlFixture, Fidelity};
+use ferry_testkit::{self as testkit, batches, messages, sql::SqlFixture, Fidelity};
 use futures::StreamExt;
-
-fn batches(msgs: &[Message]) -> Vec<RecordBatch> {
-    msgs.iter()
-        .filter_map(|m| match m {
-            Message::Batch(b) => Some(b.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The rows as sorted JSON lines: equal sets of rows give equal vectors, in any order.
 fn content(batches: &[RecordBatch]) -> Vec<String> {

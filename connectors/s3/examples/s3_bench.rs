@@ -23,7 +23,7 @@ use ferry_core::arrow_array::{
 use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::config::ConnectorConfig;
 use ferry_core::{FerryType, WriteMode, WriteRequest};
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 
 const BUCKET: &str = "bench";
 const BATCH: usize = 8192;
@@ -150,15 +150,7 @@ async fn main() {
     let rt = ferry_testkit::runtime(source, sink, state.path());
     reset_peak();
     let started = Instant::now();
-    let report = rt
-        .sync(
-            &[StreamConfig::named("bench")],
-            &RunOptions::default(),
-            None,
-            ("sqlite", "s3"),
-        )
-        .await
-        .expect("sync");
+    let report = ferry_testkit::sync(&rt, &[StreamConfig::named("bench")], ("sqlite", "s3")).await;
     let secs = started.elapsed().as_secs_f64();
     let peak = common::peak_rss();
     assert_eq!(report.rows_committed(), rows, "{}", report.summary());
@@ -220,15 +212,7 @@ async fn main() {
     let rt = ferry_testkit::runtime(source, sink, state.path());
     reset_peak();
     let started = Instant::now();
-    let report = rt
-        .sync(
-            &[StreamConfig::named("bench")],
-            &RunOptions::default(),
-            None,
-            ("s3", "sqlite"),
-        )
-        .await
-        .expect("sync");
+    let report = ferry_testkit::sync(&rt, &[StreamConfig::named("bench")], ("s3", "sqlite")).await;
     let secs = started.elapsed().as_secs_f64();
     let peak = common::peak_rss();
     assert_eq!(report.rows_committed(), rows, "{}", report.summary());

@@ -12,7 +12,7 @@ use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Error, ErrorKind, Message, ReadRequest, Result, Secret, Sink, Source, WriteMode,
+    async_trait, ErrorKind, Message, ReadRequest, Result, Secret, Sink, Source, WriteMode,
     WriteRequest,
 };
 use ferry_engine::StreamConfig;
@@ -45,20 +45,12 @@ fn decode(
         )?),
         None => Box::new(std::io::Cursor::new(bytes)),
     };
-    let mut out = Vec::new();
-    for m in FormatReader::new(format, input, schema.clone(), &CsvOptions::default())? {
-        match m? {
-            Message::Batch(b) => out.push(b),
-            Message::Rejected(r) => {
-                return Err(Error::data(format!(
-                    "bad record at {}: {}",
-                    r.position, r.message
-                )))
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+    testkit::batches_only(FormatReader::new(
+        format,
+        input,
+        schema.clone(),
+        &CsvOptions::default(),
+    )?)
 }
 
 fn ids(msgs: &[Message]) -> Vec<i64> {
@@ -528,15 +520,7 @@ async fn an_aborted_upload_leaves_no_object_and_no_open_upload() {
     let failing = Arc::new(testkit::FailingSink::new(snk, 4));
     let state = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(source, failing, state.path());
-    let report = rt
-        .sync(
-            &[StreamConfig::named("t")],
-            &Default::default(),
-            None,
-            ("mem", "s3"),
-        )
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, &[StreamConfig::named("t")], ("mem", "s3")).await;
     assert_eq!(report.status, ferry_engine::report::Status::Failed);
     assert!(
         server.keys(BUCKET, "ab/").await.is_empty(),

@@ -197,14 +197,8 @@ async fn cut_mid_download(ending: Ending) {
     assert_read_whole(&mem);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_dropped_mid_download_is_resumed() {
-    cut_mid_download(Ending::Close).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_reset_mid_download_is_resumed() {
-    cut_mid_download(Ending::Reset).await;
+ferry_testkit::cut_tests! {
+    cut_mid_download => connection_dropped_mid_download_is_resumed, connection_reset_mid_download_is_resumed;
 }
 
 async fn cut_mid_upload(ending: Ending) {
@@ -224,14 +218,8 @@ async fn cut_mid_upload(ending: Ending) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_dropped_mid_upload_is_retried() {
-    cut_mid_upload(Ending::Close).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_reset_mid_upload_is_retried() {
-    cut_mid_upload(Ending::Reset).await;
+ferry_testkit::cut_tests! {
+    cut_mid_upload => connection_dropped_mid_upload_is_retried, connection_reset_mid_upload_is_retried;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

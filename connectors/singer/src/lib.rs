@@ -4,12 +4,11 @@
 pub mod bridged;
 pub mod config;
 pub mod process;
+pub mod rows;
 pub mod schema;
 mod sink;
 mod source;
 pub mod venv;
-
-use std::sync::Arc;
 
 pub use bridged::BridgedConfig;
 pub use config::{CatalogFlag, SingerSinkConfig, SingerSourceConfig};
@@ -27,11 +26,7 @@ const DESCRIPTION: &str =
 pub fn register(registry: &mut ferry_core::Registry) {
     registry.add(
         ferry_core::ConnectorDef::new(NAME, DESCRIPTION)
-            .with_source(|cfg: SingerSourceConfig, ctx| {
-                Ok(Arc::new(SingerSource::new(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Source>)
-            })
-            .with_sink(|cfg: SingerSinkConfig, ctx| {
-                Ok(Arc::new(SingerSink::new(cfg, &ctx.base_dir)?) as Arc<dyn ferry_core::Sink>)
-            }),
+            .with_source(|cfg: SingerSourceConfig, ctx| SingerSource::new(cfg, &ctx.base_dir))
+            .with_sink(|cfg: SingerSinkConfig, ctx| SingerSink::new(cfg, &ctx.base_dir)),
     );
 }

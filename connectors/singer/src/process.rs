@@ -482,6 +482,9 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     }
 }
 
+/// What stops a read at a line: the error's kind and message.
+pub type LineError = (ErrorKind, String);
+
 /// A protocol's reading of a child's stdout: one line at a time into Ferry messages.
 pub trait Protocol: Send + 'static {
     /// What the program is called in messages (`tap \`tap-postgres\``).
@@ -492,9 +495,21 @@ pub trait Protocol: Send + 'static {
         n: u64,
         line: &str,
         out: &mut Vec<ferry_core::Message>,
-    ) -> std::result::Result<(), (ErrorKind, String)>;
+    ) -> std::result::Result<(), LineError>;
     /// After the child exited successfully: what is still buffered.
     fn finish(&mut self, out: &mut Vec<ferry_core::Message>) -> Result<()>;
+}
+
+/// What `protocol` makes of `lines` as stdout lines 1, 2, …: a reader's tests feed it so.
+pub fn feed(
+    protocol: &mut impl Protocol,
+    lines: &[&str],
+) -> std::result::Result<Vec<ferry_core::Message>, LineError> {
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        protocol.line(i as u64 + 1, l, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// The messages `protocol` reads from `run`'s stdout, as a stream. The child runs in a

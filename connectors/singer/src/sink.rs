@@ -45,14 +45,7 @@ impl SingerSink {
     /// A sink from its config; `base_dir` is the config file's folder.
     pub fn new(cfg: SingerSinkConfig, base_dir: impl Into<PathBuf>) -> Result<Self> {
         let base_dir = base_dir.into();
-        let launch = Launch::from_fields(
-            cfg.package.as_deref(),
-            cfg.version.as_deref(),
-            cfg.command.as_deref(),
-            cfg.executable.as_deref(),
-            &base_dir,
-            "target",
-        )?;
+        let launch = cfg.launch(&base_dir)?;
         if !(cfg.echo_timeout_secs >= 0.0 && cfg.echo_timeout_secs.is_finite()) {
             return Err(Error::config(
                 "`echo_timeout_secs` must be a number of seconds, 0 or more",

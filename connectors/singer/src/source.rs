@@ -25,16 +25,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::values::BatchBuilder;
 use ferry_core::{
-    async_trait, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, Position, ReadMode,
-    ReadRequest, Rejected, Result, Source, StreamInfo,
+    async_trait, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadMode,
+    ReadRequest, Result, Source, StreamInfo,
 };
 use serde_json::{json, Value};
 
 use crate::bridged::BridgedConfig;
 use crate::config::{CatalogFlag, SingerSourceConfig};
 use crate::process::{self, clip, Protocol};
+use crate::rows::{LineError, RecordRows};
 use crate::schema;
 use crate::venv::Launch;
 
@@ -60,14 +60,7 @@ impl SingerSource {
     /// A source from its config; `base_dir` is the config file's folder.
     pub fn new(cfg: SingerSourceConfig, base_dir: impl Into<PathBuf>) -> Result<Self> {
         let base_dir = base_dir.into();
-        let launch = Launch::from_fields(
-            cfg.package.as_deref(),
-            cfg.version.as_deref(),
-            cfg.command.as_deref(),
-            cfg.executable.as_deref(),
-            &base_dir,
-            "tap",
-        )?;
+        let launch = cfg.launch(&base_dir)?;
         Ok(SingerSource {
             launch,
             base_dir,
@@ -163,6 +156,17 @@ struct EntryOrder {
     schema: schema::SchemaOrder,
 }
 
+/// The strings of a JSON array (none for anything else).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Ferry's description of one catalog entry (`None` for an entry without a name);
 /// `order` is its properties' order in the tap's text.
 fn stream_info(entry: &Value, order: &[String]) -> Option<StreamInfo> {
@@ -171,31 +175,18 @@ fn stream_info(entry: &Value, order: &[String]) -> Option<StreamInfo> {
         .or_else(|| entry.get("stream"))
         .and_then(Value::as_str)?;
     let root = root_metadata(entry).cloned().unwrap_or(Value::Null);
-    let keys: Vec<String> = entry
-        .get("key_properties")
-        .or_else(|| root.get("table-key-properties"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let keys = strings(
+        entry
+            .get("key_properties")
+            .or_else(|| root.get("table-key-properties")),
+    );
     let arrow = schema::to_arrow(entry.get("schema").unwrap_or(&Value::Null), &keys, order);
     let keys: Vec<String> = keys
         .into_iter()
         .filter(|k| arrow.field_with_name(k).is_ok())
         .collect();
     let mut info = StreamInfo::new(name, arrow.clone()).with_primary_key(keys);
-    let valid: Vec<String> = root
-        .get("valid-replication-keys")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let valid = strings(root.get("valid-replication-keys"));
     let forced = root
         .get("forced-replication-method")
         .and_then(Value::as_str);
@@ -392,12 +383,9 @@ impl Source for SingerSource {
 pub(crate) struct SingerReader {
     tap: String,
     stream: String,
-    builder: BatchBuilder,
-    batch_size: usize,
+    rows: RecordRows,
     declared: HashSet<String>,
 }
-
-type LineError = (ErrorKind, String);
 
 impl SingerReader {
     pub(crate) fn new(
@@ -409,23 +397,9 @@ impl SingerReader {
         Ok(SingerReader {
             tap: tap.to_string(),
             stream: stream.to_string(),
-            builder: BatchBuilder::new(schema, batch_size.min(65536))?,
-            batch_size,
+            rows: RecordRows::new(schema, batch_size)?,
             declared: HashSet::new(),
         })
-    }
-
-    fn flush_rows(&mut self, out: &mut Vec<Message>) -> std::result::Result<(), LineError> {
-        if !self.builder.is_empty() {
-            let batch = self
-                .builder
-                .finish()
-                .map_err(|e| (ErrorKind::Internal, e.to_string()))?;
-            if batch.num_rows() > 0 {
-                out.push(Message::Batch(batch));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -476,29 +450,15 @@ impl Protocol for SingerReader {
                     .get("record")
                     .and_then(Value::as_object)
                     .ok_or_else(|| bad("sent a RECORD whose `record` is not an object".into()))?;
-                if let Err(f) = self.builder.push_json_row(record) {
-                    // the rows before it go first, so every row keeps its place
-                    self.flush_rows(out)?;
-                    out.push(Message::Rejected(Rejected {
-                        position: Position {
-                            line: Some(n),
-                            key: Some(format!("tap {} stdout", self.tap)),
-                            ..Default::default()
-                        },
-                        raw: line.to_string(),
-                        message: format!("column `{}`: {}", f.name, f.message),
-                    }));
-                }
-                if self.builder.len() >= self.batch_size {
-                    self.flush_rows(out)?;
-                }
+                let origin = format!("tap {} stdout", self.tap);
+                self.rows.push(record, n, line, origin, out)?;
             }
             "STATE" => {
                 let value = msg
                     .get("value")
                     .cloned()
                     .ok_or_else(|| bad("sent a STATE message without `value`".into()))?;
-                self.flush_rows(out)?;
+                self.rows.flush(out)?;
                 out.push(Message::Checkpoint(value));
             }
             "BATCH" => {
@@ -518,13 +478,14 @@ impl Protocol for SingerReader {
     }
 
     fn finish(&mut self, out: &mut Vec<Message>) -> Result<()> {
-        self.flush_rows(out).map_err(|(k, m)| Error::new(k, m))
+        self.rows.flush(out).map_err(|(k, m)| Error::new(k, m))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::feed;
     use ferry_core::arrow_schema::Schema;
 
     fn reader() -> SingerReader {
@@ -533,14 +494,6 @@ mod tests {
             FerryType::Timestamp.field("at", true),
         ]));
         SingerReader::new("tap-x", "s", schema, 10).unwrap()
-    }
-
-    fn feed(r: &mut SingerReader, lines: &[&str]) -> std::result::Result<Vec<Message>, LineError> {
-        let mut out = Vec::new();
-        for (i, l) in lines.iter().enumerate() {
-            r.line(i as u64 + 1, l, &mut out)?;
-        }
-        Ok(out)
     }
 
     #[test]

@@ -203,12 +203,11 @@ async fn a_target_that_echoes_state_makes_flushes_durable() {
     sink.check().await.unwrap();
     let batch = testkit::simple_batch(1, 10, "x");
     let mut w = sink
-        .open(WriteRequest {
-            stream: "things".into(),
-            schema: batch.schema(),
-            mode: WriteMode::Append,
-            run_id: "r1".into(),
-        })
+        .open(testkit::request(
+            "things",
+            batch.schema(),
+            WriteMode::Append,
+        ))
         .await
         .unwrap();
     w.write(batch.clone()).await.unwrap();

@@ -288,21 +288,10 @@ async fn generate_into_target_postgres() {
     .await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.streams[0].rows_committed, 300);
-    let row = client
-        .query_one(
-            &format!("SELECT count(*), count(DISTINCT id), sum(id)::bigint FROM {schema}.orders"),
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            row.get::<_, i64>(0),
-            row.get::<_, i64>(1),
-            row.get::<_, i64>(2)
-        ),
-        (300, 300, 300 * 301 / 2)
-    );
+    let sql = format!("SELECT count(*), count(DISTINCT id), sum(id)::bigint FROM {schema}.orders");
+    let row = client.query_one(&sql, &[]).await.unwrap();
+    let figures: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(figures, (300, 300, 300 * 301 / 2));
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await

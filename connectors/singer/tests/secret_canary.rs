@@ -5,29 +5,15 @@
 //! One test in its own binary: it points TMPDIR at a folder of its own (the client folder
 //! is in it too) to inspect what the bridge leaves there.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ferry_connector_singer::{SingerSource, SingerSourceConfig};
 use ferry_connector_sqlite::SqliteSink;
 use ferry_core::ConfigNode;
 use ferry_engine::report::Status;
-use ferry_engine::{RunOptions, StreamConfig};
+use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -56,7 +42,7 @@ fn sha256_hex(s: &str) -> String {
 async fn canary_secret_reaches_the_tap_and_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
     std::env::set_var("TMPDIR", tmp.path());
-    let logs = Captured::default();
+    let logs = testkit::CapturedLog::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -116,18 +102,8 @@ async fn canary_secret_reaches_the_tap_and_nothing_else() {
     // failing runs: the tap prints the secret on stderr, then dies
     for mode in ["die", "fail_at_end", "garbage"] {
         let rt = testkit::runtime(source(mode), Arc::new(SqliteSink::from_path(&db)), &work);
-        let report = rt
-            .sync(
-                std::slice::from_ref(&sc),
-                &RunOptions {
-                    full_refresh: true,
-                    ..Default::default()
-                },
-                None,
-                ("singer", "sqlite"),
-            )
-            .await
-            .unwrap();
+        let report =
+            testkit::sync_full_refresh(&rt, std::slice::from_ref(&sc), ("singer", "sqlite")).await;
         assert_eq!(report.status, Status::Failed, "{mode}");
         let err = report.streams[0].error.clone().unwrap();
         assert!(
@@ -140,7 +116,7 @@ async fn canary_secret_reaches_the_tap_and_nothing_else() {
         );
     }
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.contains("password=[redacted]"),
         "the tap's stderr is logged: {logs}"

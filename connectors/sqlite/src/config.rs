@@ -3,10 +3,9 @@
 //! Parsing and [`SqliteSourceConfig::validate`] are pure: no file is opened until
 //! `check`, `discover`, `read` or `open`.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
-use ferry_core::{Error, FerryType, Result};
+use ferry_core::{Error, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -75,36 +74,12 @@ impl SqliteSourceConfig {
                 "`path` is empty: name the SQLite file to read",
             ));
         }
-        for t in self.tables.iter().flatten() {
-            if t.trim().is_empty() {
-                return Err(Error::config("`tables` lists an empty name"));
-            }
-        }
-        let mut names = HashSet::new();
-        for q in &self.queries {
-            if q.name.trim().is_empty() {
-                return Err(Error::config("a query in `queries` has an empty `name`"));
-            }
-            if !names.insert(q.name.to_ascii_lowercase()) {
-                return Err(Error::config(format!("two queries are named `{}`", q.name)));
-            }
-            if q.sql.trim().trim_end_matches(';').trim().is_empty() {
-                return Err(Error::config(format!(
-                    "query `{}` has an empty `sql`",
-                    q.name
-                )));
-            }
-            for (col, ty) in &q.columns {
-                if FerryType::parse(ty).is_none() {
-                    return Err(Error::config(format!(
-                        "query `{}`: column `{col}` has unknown type `{ty}` (known: {})",
-                        q.name,
-                        FerryType::NAMES.join(", ")
-                    )));
-                }
-            }
-        }
-        Ok(())
+        ferry_sql::read::check_streams(
+            self.tables.as_deref(),
+            &self.queries,
+            str::to_ascii_lowercase,
+            ferry_sql::read::QueryTypes::Named,
+        )
     }
 }
 

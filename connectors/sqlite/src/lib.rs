@@ -7,8 +7,6 @@ pub mod sink;
 pub mod source;
 pub mod types;
 
-use std::sync::Arc;
-
 pub use config::{SqliteQuery, SqliteSinkConfig, SqliteSourceConfig};
 pub use sink::SqliteSink;
 pub use source::SqliteSource;
@@ -23,11 +21,7 @@ pub fn register(registry: &mut ferry_core::Registry) {
             NAME,
             "SQLite database files: tables, views and queries in; append, overwrite or upsert out (embedded, no server)",
         )
-        .with_source(|cfg: SqliteSourceConfig, ctx| {
-            Ok(Arc::new(SqliteSource::new(cfg, ctx)?) as Arc<dyn ferry_core::Source>)
-        })
-        .with_sink(|cfg: SqliteSinkConfig, ctx| {
-            Ok(Arc::new(SqliteSink::new(cfg, ctx)?) as Arc<dyn ferry_core::Sink>)
-        }),
+        .with_source(SqliteSource::new)
+        .with_sink(SqliteSink::new),
     );
 }

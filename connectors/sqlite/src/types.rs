@@ -133,21 +133,7 @@ fn decimal(args: Option<&str>) -> FerryType {
 /// Whether a column of type `existing` can take values of type `incoming` without
 /// losing anything (same type, JSON into text, or a decimal that fits).
 pub fn compatible(existing: FerryType, incoming: FerryType) -> bool {
-    match (existing, incoming) {
-        (a, b) if a == b => true,
-        (FerryType::String, FerryType::Json) => true,
-        (
-            FerryType::Decimal {
-                precision: p1,
-                scale: s1,
-            },
-            FerryType::Decimal {
-                precision: p2,
-                scale: s2,
-            },
-        ) => s1 >= s2 && (p1 as i16 - s1 as i16) >= (p2 as i16 - s2 as i16),
-        _ => false,
-    }
+    ferry_sql::write::takes(existing, incoming)
 }
 
 /// Which columns a read can go by: numbers, dates, timestamps and text, ordered the way

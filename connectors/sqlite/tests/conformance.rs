@@ -15,7 +15,7 @@ use ferry_core::{
     Source, WriteMode,
 };
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
-use ferry_testkit::{self as testkit, ids, messages, request, rows, SourceFixture};
+use ferry_testkit::{self as testkit, ids, messages, rows, SourceFixture};
 
 /// A fresh folder with one database file, written by the sink and read by the source.
 struct Fixture {
@@ -440,46 +440,8 @@ async fn bulk_insert_speed() {
     let n = 1_000_000usize;
     let batch = 8192usize;
     testkit::bench_write_modes(f.sink.as_ref(), n, batch).await;
-    // eight columns of mixed types, like the `bench` preset
-    let wide = testkit::wide_batch(batch);
-    let t = std::time::Instant::now();
-    let mut w = f
-        .sink
-        .open(request("wide", wide.schema(), WriteMode::Append))
-        .await
-        .unwrap();
-    for _ in 0..n / batch {
-        w.write(wide.clone()).await.unwrap();
-    }
-    w.flush().await.unwrap();
-    w.close().await.unwrap();
-    let rows = (n / batch * batch) as f64;
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "     wide: {rows} rows in {secs:.2}s = {:.0} rows/s",
-        rows / secs
-    );
-    let t = std::time::Instant::now();
-    let got: usize = testkit::read_all(f.source().as_ref(), ReadRequest::full("wide"))
-        .await
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "read wide: {got} rows in {secs:.2}s = {:.0} rows/s",
-        got as f64 / secs
-    );
-    let t = std::time::Instant::now();
-    let got: usize = testkit::read_all(f.source().as_ref(), ReadRequest::full("bench_append"))
-        .await
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
-    let secs = t.elapsed().as_secs_f64();
+    testkit::bench_write_wide(f.sink.as_ref(), n, batch).await;
+    testkit::bench_read(f.source().as_ref(), ReadRequest::full("wide")).await;
+    let got = testkit::bench_read(f.source().as_ref(), ReadRequest::full("bench_append")).await;
     assert_eq!(got, n);
-    println!(
-        "     read: {n} rows in {secs:.2}s = {:.0} rows/s",
-        n as f64 / secs
-    );
 }

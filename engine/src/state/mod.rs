@@ -260,20 +260,14 @@ impl StateStore {
 
     /// Commits `state` for `stream` and writes the file atomically.
     pub fn commit(&self, stream: &str, state: serde_json::Value, run_id: &str) -> Result<()> {
-        let mut f = self.lock();
-        f.version = STATE_VERSION;
-        if f.client.is_none() {
-            f.client = self.client.clone();
-        }
-        f.streams.insert(
-            stream.to_string(),
-            StreamState {
+        self.write_with(|f| {
+            let entry = StreamState {
                 state,
                 run_id: run_id.to_string(),
-                committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            },
-        );
-        write_atomic(&self.path, &serde_json::to_vec_pretty(&*f)?)
+                committed_at: now(),
+            };
+            f.streams.insert(stream.to_string(), entry);
+        })
     }
 
     /// The rows `stream` delivered in its last successful run, when recorded.
@@ -283,19 +277,25 @@ impl StateStore {
 
     /// Records the rows `stream` delivered in a successful run and writes the file atomically.
     pub fn record_rows(&self, stream: &str, rows: u64, run_id: &str) -> Result<()> {
+        self.write_with(|f| {
+            let entry = RowCount {
+                rows,
+                run_id: run_id.to_string(),
+                committed_at: now(),
+            };
+            f.row_counts.insert(stream.to_string(), entry);
+        })
+    }
+
+    /// Applies `change` to the file, stamped with this version and client, and writes it
+    /// atomically.
+    fn write_with(&self, change: impl FnOnce(&mut StateFile)) -> Result<()> {
         let mut f = self.lock();
         f.version = STATE_VERSION;
         if f.client.is_none() {
             f.client = self.client.clone();
         }
-        f.row_counts.insert(
-            stream.to_string(),
-            RowCount {
-                rows,
-                run_id: run_id.to_string(),
-                committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            },
-        );
+        change(&mut f);
         write_atomic(&self.path, &serde_json::to_vec_pretty(&*f)?)
     }
 
@@ -376,6 +376,11 @@ fn read_state(path: &Path, client: Option<&str>) -> Result<Option<StateFile>> {
         }
     }
     Ok(Some(f))
+}
+
+/// The time of a commit as the state file records it (UTC, to the second).
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

@@ -39,6 +39,66 @@ pub fn clean_sql(sql: &str) -> &str {
         .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
 }
 
+/// What a connector takes in a query's `columns`.
+#[derive(Debug, Clone, Copy)]
+pub enum QueryTypes {
+    /// Ferry type names, checked here.
+    Named,
+    /// None: the result's types are used; the text says how to choose one in SQL.
+    Refused(&'static str),
+}
+
+/// Checks a source's `tables` and `queries` without I/O: names present, query names
+/// unique (compared as `fold` turns them, as the database compares them), SQL present,
+/// `columns` as `types` says.
+pub fn check_streams(
+    tables: Option<&[String]>,
+    queries: &[Query],
+    fold: fn(&str) -> String,
+    types: QueryTypes,
+) -> Result<()> {
+    if tables
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t.trim().is_empty())
+    {
+        return Err(Error::config("`tables` lists an empty name"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for q in queries {
+        if q.name.trim().is_empty() {
+            return Err(Error::config("a query in `queries` has an empty `name`"));
+        }
+        if !names.insert(fold(&q.name)) {
+            return Err(Error::config(format!("two queries are named `{}`", q.name)));
+        }
+        if let (QueryTypes::Refused(how), false) = (types, q.columns.is_empty()) {
+            return Err(Error::config(format!(
+                "query `{}`: `columns` is not taken here: the result's types are used; {how}",
+                q.name
+            )));
+        }
+        if clean_sql(&q.sql).is_empty() {
+            return Err(Error::config(format!(
+                "query `{}` has an empty `sql`",
+                q.name
+            )));
+        }
+        if let Some((col, ty)) = q
+            .columns
+            .iter()
+            .find(|(_, ty)| FerryType::parse(ty).is_none())
+        {
+            return Err(Error::config(format!(
+                "query `{}`: column `{col}` has unknown type `{ty}` (known: {})",
+                q.name,
+                FerryType::NAMES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A query the database refused to prepare, as `<what>: <the database's message>`: a
 /// config error unless the failure is one of `keep` (unreachable, denied …).
 pub fn invalid_query(what: &str, refused: Error, keep: &[ErrorKind]) -> Error {

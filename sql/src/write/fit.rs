@@ -27,6 +27,27 @@ pub struct Fit<T> {
     pub add: Vec<(String, FerryType)>,
 }
 
+/// Whether a column of type `existing` takes values of type `incoming` without losing
+/// anything: the same type, JSON into text, or a decimal into one with as many digits
+/// before and after the point. A database may take more (see its connector).
+pub fn takes(existing: FerryType, incoming: FerryType) -> bool {
+    match (existing, incoming) {
+        (a, b) if a == b => true,
+        (FerryType::String, FerryType::Json) => true,
+        (
+            FerryType::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            FerryType::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s1 >= s2 && (p1 as i16 - s1 as i16) >= (p2 as i16 - s2 as i16),
+        _ => false,
+    }
+}
+
 /// A `SchemaMismatch` about `table`.
 pub fn mismatch(message: String, table: &str) -> Error {
     Error::new(ErrorKind::SchemaMismatch, message).with("table", table)

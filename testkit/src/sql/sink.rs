@@ -9,7 +9,7 @@ use arrow_schema::Schema;
 use super::SqlFixture;
 use crate::{
     all_types_batch, all_types_schema, assert_succeeded, ids, request, rows, run_sink_suite,
-    runtime, simple_batch, sync, write_stream, SourceFixture,
+    runtime, simple_batch, sync, write_one, write_stream, SourceFixture,
 };
 use ferry_core::catalog::WriteMode;
 use ferry_core::sink::{Durability, Sink};
@@ -31,14 +31,13 @@ pub async fn sink_suite<F: SqlFixture>(f: &F) {
 /// sink.
 async fn people<F: SqlFixture>(f: &F) -> Arc<dyn Sink> {
     let sink = SqlFixture::sink(f);
-    write_stream(
+    write_one(
         sink.as_ref(),
         "people",
         WriteMode::Append,
-        &[simple_batch(1, 2, "old")],
+        simple_batch(1, 2, "old"),
     )
-    .await
-    .unwrap();
+    .await;
     sink
 }
 
@@ -46,14 +45,7 @@ async fn people<F: SqlFixture>(f: &F) -> Arc<dyn Sink> {
 /// and nothing for a table that does not exist.
 pub async fn describe_gives_the_written_schema<F: SqlFixture>(f: &F) {
     let sink = SqlFixture::sink(f);
-    write_stream(
-        sink.as_ref(),
-        "all",
-        WriteMode::Append,
-        &[all_types_batch()],
-    )
-    .await
-    .unwrap();
+    write_one(sink.as_ref(), "all", WriteMode::Append, all_types_batch()).await;
     let described = sink.describe("all").await.unwrap().expect("table exists");
     let pairs = |s: &Schema| {
         s.fields()
@@ -174,9 +166,7 @@ pub async fn overwrite_replaces_any_shape_and_a_duplicate_key_says_upsert<F: Sql
         ],
     )
     .unwrap();
-    write_stream(sink.as_ref(), "people", WriteMode::Overwrite, &[batch])
-        .await
-        .unwrap();
+    write_one(sink.as_ref(), "people", WriteMode::Overwrite, batch).await;
     let r = rows(&f.table_rows("people").await.unwrap());
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["version"], "v9");
@@ -222,9 +212,7 @@ pub async fn upsert_needs_a_unique_key<F: SqlFixture>(f: &F, table: &KeylessTabl
     assert!(e.message().contains(table.hint), "{e}");
     f.sql(table.add_key).await;
     for b in [batch.clone(), batch, simple_batch(2, 3, "b")] {
-        write_stream(sink.as_ref(), table.name, WriteMode::Upsert, &[b])
-            .await
-            .unwrap();
+        write_one(sink.as_ref(), table.name, WriteMode::Upsert, b).await;
     }
     let names: Vec<_> = rows(&f.table_rows(table.name).await.unwrap())
         .iter()
@@ -239,14 +227,13 @@ pub async fn upsert_needs_a_unique_key<F: SqlFixture>(f: &F, table: &KeylessTabl
 /// swap; what a crashed overwrite left is dropped by the next overwrite.
 pub async fn overwrite_stages_until_close_and_abort_leaves_the_old_table<F: SqlFixture>(f: &F) {
     let sink = SqlFixture::sink(f);
-    write_stream(
+    write_one(
         sink.as_ref(),
         "t",
         WriteMode::Overwrite,
-        &[simple_batch(1, 3, "old")],
+        simple_batch(1, 3, "old"),
     )
-    .await
-    .unwrap();
+    .await;
     let schema = simple_batch(1, 0, "").schema();
     let ids_in_t = || async { ids(&f.table_rows("t").await.unwrap()) };
 
@@ -281,14 +268,13 @@ pub async fn overwrite_stages_until_close_and_abort_leaves_the_old_table<F: SqlF
     assert_eq!(f.ferry_tables().await, 1);
     // and a view on the table follows the swap
     f.sql("CREATE VIEW t_names AS SELECT name FROM t").await;
-    write_stream(
+    write_one(
         sink.as_ref(),
         "t",
         WriteMode::Overwrite,
-        &[simple_batch(20, 1, "z")],
+        simple_batch(20, 1, "z"),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(ids_in_t().await, vec![20]);
     assert_eq!(
         f.rows_text("SELECT name FROM t_names").await,
