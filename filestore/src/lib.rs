@@ -2,7 +2,8 @@
 //! a stream's files and opens them ([`Store`]); everything else is here, written once.
 //!
 //! - [`SourceOptions`]: the format options of a source (`path`/`streams`, `format`,
-//!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O.
+//!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O;
+//!   [`source_config!`] declares them, with their docs, in each connector's config.
 //! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age or OpenPGP
 //!   decryption, gzip/zstd) for the codec readers, or with random access for Parquet.
 //! - Archives (`drop.zip`, `drop.tar.gz`): the entries a stream takes ([`ArchiveSpec`],
@@ -26,6 +27,7 @@ mod chunks;
 mod columns;
 mod encrypt;
 mod estimate;
+pub mod fields;
 mod input;
 mod mark;
 mod name_date;
@@ -42,6 +44,7 @@ mod unpack;
 pub use archive_options::{ArchiveLimits, ArchiveSpec};
 pub use chunks::Chunks;
 pub use encrypt::{identities, pgp_decryptor, pgp_encryptor, recipients, EncryptConfig};
+pub use fields::SourceKeys;
 pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};

@@ -1,8 +1,9 @@
 //! The format options of a file-like source: which streams, how their files are parsed.
 //!
-//! Each connector's config declares these fields itself, with its own docs, and converts
-//! them into [`SourceOptions`]: serde's `flatten` would lose what `deny_unknown_fields`
-//! gives users (the "did you mean" suggestion and the position of a wrong field).
+//! Each connector's config declares these fields through
+//! [`source_config!`](crate::source_config), which also converts them into
+//! [`SourceOptions`]: serde's `flatten` would lose what `deny_unknown_fields` gives users
+//! (the "did you mean" suggestion and the position of a wrong field).
 //! Validation here is pure: no file is touched.
 
 use std::collections::BTreeMap;

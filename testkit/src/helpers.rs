@@ -241,3 +241,37 @@ pub fn noise(len: usize, seed: u8) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Every row of `batches` as text, as Ferry spells values (`NULL` for a null): exact
+/// values to compare with what a fixture wrote.
+pub fn rows_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for row in 0..b.num_rows() {
+            let cells = b
+                .columns()
+                .iter()
+                .zip(b.schema().fields())
+                .map(|(c, f)| {
+                    let mut s = String::new();
+                    let ty = FerryType::of(f).expect("a Ferry type");
+                    if !ferry_core::values::write_text(c.as_ref(), ty, row, &mut s) {
+                        s = "NULL".into();
+                    }
+                    s
+                })
+                .collect();
+            out.push(cells);
+        }
+    }
+    out
+}
+
+/// Each column of `schema` as `name type` (`amount decimal(12,2)`), in order.
+pub fn column_types(schema: &Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), FerryType::of(f).expect("a Ferry type")))
+        .collect()
+}

@@ -17,8 +17,7 @@ use std::time::UNIX_EPOCH;
 
 use ferry_core::{Error, ErrorKind, Result};
 use ferry_filestore::{
-    identities, pgp_decryptor, Chunks, Codec, Listed, Listing, StateShape, Store, StoreSource,
-    Stream, StreamSpec,
+    Chunks, Codec, Listed, Listing, StateShape, Store, StoreSource, Stream, StreamSpec,
 };
 use ferry_formats::age::Identities;
 
@@ -26,13 +25,7 @@ use crate::config::FileSourceConfig;
 
 /// The file source: a local folder's files, as patterns relative to `base_dir` name them.
 pub(crate) fn source(config: FileSourceConfig, base_dir: &Path) -> Result<StoreSource<Folder>> {
-    let identities = identities(config.identity.as_ref(), config.passphrase.as_ref())?;
-    let pgp = pgp_decryptor(
-        config.pgp_secret_key.as_ref(),
-        config.pgp_passphrase.as_ref(),
-        config.pgp_verify_key.as_deref(),
-        base_dir,
-    )?;
+    let keys = config.keys(base_dir)?;
     let streams = config
         .specs()?
         .into_iter()
@@ -44,7 +37,7 @@ pub(crate) fn source(config: FileSourceConfig, base_dir: &Path) -> Result<StoreS
     let folder = Folder {
         base_dir: base_dir.to_path_buf(),
     };
-    Ok(StoreSource::new(folder, streams, identities).with_pgp(pgp))
+    Ok(keys.source(folder, streams))
 }
 
 /// The folder relative paths are resolved against and shown relative to.

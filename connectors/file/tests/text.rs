@@ -10,8 +10,8 @@ use std::process::Command;
 
 use common::source;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::values::write_text;
 use ferry_core::{FerryType, Message, ReadRequest, Rejected, Result, Source};
+use ferry_testkit::rows_as_text as rows;
 use futures::StreamExt;
 
 /// Runs a Python script that writes files under `dir`; fails loudly without Python.
@@ -22,7 +22,9 @@ fn python(dir: &Path, script: &str) {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| {
-            panic!("these tests need python3 to write their fixtures (apt-get install python3): {e}")
+            panic!(
+                "these tests need python3 to write their fixtures (apt-get install python3): {e}"
+            )
         });
     assert!(
         out.status.success(),
@@ -70,30 +72,6 @@ async fn discover_and_read(
     read(&*src, stream).await.unwrap()
 }
 
-/// Every row as text, as Ferry spells values.
-fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        for row in 0..b.num_rows() {
-            let cells = b
-                .columns()
-                .iter()
-                .zip(b.schema().fields())
-                .map(|(c, f)| {
-                    let mut s = String::new();
-                    let ty = FerryType::of(f).unwrap();
-                    if !write_text(c.as_ref(), ty, row, &mut s) {
-                        s = "NULL".into();
-                    }
-                    s
-                })
-                .collect();
-            out.push(cells);
-        }
-    }
-    out
-}
-
 fn folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("in")).unwrap();
@@ -110,13 +88,8 @@ async fn cp1252_semicolons_and_decimal_commas_read_exactly() {
     let src = source(config, dir.path()).unwrap();
     let catalog = src.discover().await.unwrap();
     let schema = &catalog.get("kunden").unwrap().schema;
-    let types: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| format!("{} {}", f.name(), FerryType::of(f).unwrap()))
-        .collect();
     assert_eq!(
-        types,
+        ferry_testkit::column_types(schema),
         [
             "id int64",
             "name string",

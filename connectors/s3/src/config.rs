@@ -4,16 +4,11 @@
 //! names and patterns parse, that sizes are in range. The bucket is reached only by
 //! `check`, `discover`, `read` and `open`.
 
-use std::collections::BTreeMap;
-
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{
-    csv_options, defaults, AfterRead, ArchiveLimits, SheetConfig, SourceOptions, Stream,
-    TextOptions,
-};
+use ferry_filestore::{csv_options, defaults, Stream};
 use ferry_formats::archive::ArchiveKind;
 use ferry_formats::codec::{
-    detect, Compression, Format, ParquetCompression, ParquetOptions, TextEncoding, WriteOptions,
+    detect, Compression, Format, ParquetCompression, ParquetOptions, WriteOptions,
     DEFAULT_ROW_GROUP_ROWS,
 };
 use schemars::JsonSchema;
@@ -30,224 +25,77 @@ pub const MAX_PART_SIZE: u64 = 5 << 30;
 /// Parts per multipart upload S3 allows.
 pub const MAX_PARTS: u64 = 10_000;
 
-/// `[source] type = "s3"`: CSV or JSON Lines objects in an S3 bucket (AWS S3 or any
-/// S3-compatible store: MinIO, Ceph, R2, GCS interoperability).
-///
-/// Give either `path` (one stream) or `streams` (several): each is a key pattern under
-/// `prefix`. Column types are inferred from the first rows of the first matching object
-/// (in key order); `columns` overrides any of them.
-///
-/// ```toml
-/// [source]
-/// type = "s3"
-/// bucket = "acme-exports"
-/// region = "eu-west-1"
-/// prefix = "daily/"
-/// path = "orders/*.csv.gz"
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct S3SourceConfig {
-    /// Bucket name (required).
-    pub bucket: String,
-    /// Key prefix every pattern is relative to, e.g. `exports/acme/` (default: none, the
-    /// whole bucket).
-    #[serde(default)]
-    pub prefix: String,
-    /// A key pattern under `prefix` (`orders.csv`, `orders/*.csv.gz`, `2024/**/*.jsonl`):
-    /// `*` and `?` stay within one `/` segment, `**` crosses them. All matching objects form
-    /// one stream. Set this or `streams` (no default).
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Name of the stream `path` makes (default: the pattern's last segment without its
-    /// extensions and wildcards, e.g. `orders` for `orders_*.csv.gz`).
-    #[serde(default)]
-    pub stream: Option<String>,
-    /// Several streams: `[{ name = "orders", path = "orders/*.csv" }, …]`; each may also
-    /// set `format`, `compression`, `columns` and `primary_key` (default: none; set this or
-    /// `path`).
-    #[serde(default)]
-    pub streams: Vec<S3StreamConfig>,
-    /// `csv`, `jsonl`, `parquet` or `excel` (default: from the key's extension:
-    /// `.csv`/`.tsv`, `.jsonl`/`.ndjson`, `.parquet`/`.pq`, `.xlsx`/`.xlsm`/`.xlsb`/`.xls`/
-    /// `.ods`, before any `.gz`/`.zst`/`.age`).
-    #[serde(default)]
-    pub format: Option<Format>,
-    /// `none`, `gzip` or `zstd` (default: from each key's extension, `.gz` or `.zst`).
-    #[serde(default)]
-    pub compression: Option<Compression>,
-    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` keys;
-    /// when unset, each object's first lines decide among `,` `;` tab `|`, keeping the
-    /// default when unclear).
-    #[serde(default)]
-    pub delimiter: Option<char>,
-    /// CSV quote character (default `"`).
-    #[serde(default = "defaults::quote")]
-    pub quote: char,
-    /// Whether the first line of a CSV object names the columns (default true).
-    #[serde(default = "defaults::header")]
-    pub header: bool,
-    /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
-    #[serde(default)]
-    pub null: String,
-    /// Text encoding of CSV and JSON Lines objects: any WHATWG label, e.g. `"windows-1252"`
-    /// (also `"latin1"`, `"cp1252"`), `"iso-8859-15"`, `"utf-16"`, `"utf-16be"`,
-    /// `"shift_jis"` (default: UTF-8; a UTF-16 byte-order mark is followed either way). A row
-    /// with bytes the encoding cannot map is rejected with its object and line.
-    #[serde(default)]
-    pub encoding: Option<TextEncoding>,
-    /// CSV lines to skip before the header, such as a title or an export date (default 0).
-    #[serde(default)]
-    pub skip_rows: usize,
-    /// CSV records to ignore at the end of each object, such as a totals line (default 0).
-    #[serde(default)]
-    pub skip_footer_rows: usize,
-    /// Decimal separator of numeric CSV columns (int64, float64, decimal), e.g. `","` for
-    /// `1234,56` (default `.`). Type inference reads numbers the same way.
-    #[serde(default)]
-    pub decimal_separator: Option<char>,
-    /// Thousands separator of numeric CSV columns, e.g. `"."` for `1.234,56`, or `" "`
-    /// (which also matches no-break spaces) (default: none).
-    #[serde(default)]
-    pub thousands_separator: Option<char>,
-    /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
-    /// (default: none, every type inferred).
-    #[serde(default)]
-    pub columns: BTreeMap<String, String>,
-    /// Columns that identify a row, e.g. `["id"]` (default: none).
-    #[serde(default)]
-    pub primary_key: Vec<String>,
-    /// Records read from the start of the first object to infer column types (default 1000).
-    #[serde(default = "defaults::sample_rows")]
-    pub sample_rows: usize,
-    /// Adds a text column of this name to every stream, holding the object each row was
-    /// read from (`s3://bucket/key`), e.g. `"_ferry_source_file"` (default: none). It must
-    /// not name a column the objects have.
-    #[serde(default)]
-    pub file_column: Option<String>,
-    /// Workbooks (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`): the sheet to read, by name
-    /// (`"Orders"`) or one-based position (`2`), or `"*"` for every sheet, each its own
-    /// stream named `<stream>_<sheet>` (`orders_Q1`; characters other than letters, digits
-    /// and `-` become `_`) (default: the first sheet). Several sheets of one workbook may
-    /// also be several `streams`, each with its own `sheet`.
-    #[serde(default)]
-    pub sheet: Option<SheetConfig>,
-    /// Workbooks: the one-based row that names the columns; rows above it are not read
-    /// (default: the first row of `range`, else the sheet's first row with a value; `0`:
-    /// no header, the columns are `column_1`, `column_2` …).
-    #[serde(default)]
-    pub header_row: Option<u32>,
-    /// Workbooks: the block of cells to read, e.g. `"B3:F200"`, or `"B3:F"` down to the
-    /// last row (default: every used cell of the sheet).
-    #[serde(default)]
-    pub range: Option<String>,
-    /// Archives (`.zip`, `.tar.gz`, `.tgz`, `.tar`, under any `.age`): the files inside to
-    /// read, a pattern matched against each entry's path in the archive, where `*` also
-    /// crosses folders, e.g. `"*.csv"` or `"export/orders_*.csv"` (default: every entry
-    /// whose extension names a format; others are skipped). Each is read with the format
-    /// its own name says; rows name it as `drop.zip!orders.csv`.
-    #[serde(default)]
-    pub inner: Option<String>,
-    /// Archives: how much one archive may unpack to before it is refused as a likely zip
-    /// bomb: `{ entries = 10000, expanded_bytes = 17179869184, ratio = 100 }` (the
-    /// defaults; `ratio`: times its compressed size an entry may grow, past its first MiB).
-    #[serde(default)]
-    pub archive_limits: Option<ArchiveLimits>,
-    /// The age secret key(s) that decrypt objects ending in `.age`, as a reference:
-    /// `"${secret:acme_age_key}"` (default: none; an `.age` object is then an error).
-    #[serde(default)]
-    pub identity: Option<Secret>,
-    /// The passphrase of `.age` objects encrypted with one, as a reference (default: none).
-    #[serde(default)]
-    pub passphrase: Option<Secret>,
-    /// What to do with an object once its rows are committed at the destination and the
-    /// state that covers it is saved: `leave` it, `archive` it (copy it under
-    /// `archive_to`, then delete it) or `delete` it (default `leave`). Never before that
-    /// commit, never in a `--limit` trial or a `--dry-run`. An object changed since it was
-    /// read (another ETag) is left in place; a failure is a warning in the run summary naming the
-    /// object, and the run still succeeds. Needs s3:PutObject and s3:DeleteObject.
-    #[serde(default)]
-    pub after_read: AfterRead,
-    /// With `after_read = "archive"`: the folder objects are moved to, relative to the
-    /// stream's root, the pattern's folder before its first wildcard, under `prefix`
-    /// (default `processed`: `in/orders_*.csv` archives `in/orders_1.csv` as
-    /// `in/processed/orders_1.csv`). A key archived before gets `-2`, `-3` … before its
-    /// extensions. Objects in it are never read. One CopyObject each: at most 5 GiB.
-    #[serde(default)]
-    pub archive_to: Option<String>,
-    /// Read only the newest object matching the pattern: the one with the latest date in
-    /// its name with `name_date`, else the latest modified (default false).
-    #[serde(default)]
-    pub newest_only: bool,
-    /// The date in the objects' names, written as for `date +FORMAT`: `"%Y%m%d"` finds
-    /// 20240131 in `orders_20240131.csv`; `%Y` `%m` `%d` `%H` `%M` `%S` and literal text
-    /// (default: none). Objects are then read in the order of these dates, and a matching
-    /// object without one is an error naming it.
-    #[serde(default)]
-    pub name_date: Option<String>,
-    /// Adds a date column of this name, after any `file_column`, holding the date of
-    /// `name_date` in each row's object name, e.g. `"file_date"` (default: none; needs
-    /// `name_date`).
-    #[serde(default)]
-    pub name_date_column: Option<String>,
-    /// Our OpenPGP secret key, armored (`gpg --export-secret-keys --armor`), that decrypts
-    /// objects ending in `.pgp`, `.gpg` or `.asc`, as a reference: `"${secret:our_pgp_key}"`
-    /// (default: none; such an object is then an error). An object is decrypted and
-    /// authenticated whole (spooled to a temporary file) before its first row is read.
-    #[serde(default)]
-    pub pgp_secret_key: Option<Secret>,
-    /// The passphrase that unlocks `pgp_secret_key`, as a reference (default: none; needed
-    /// when the key is protected).
-    #[serde(default)]
-    pub pgp_passphrase: Option<Secret>,
-    /// The client's OpenPGP public key: when set, every OpenPGP object must carry a valid
-    /// signature by it, or the object fails and none of its rows is read. An armored block
-    /// inline, or `file:<path>` of a key file (`gpg --export --armor`), relative to the
-    /// config file's folder (default: none; signatures are not checked).
-    #[serde(default)]
-    pub pgp_verify_key: Option<String>,
-    /// AWS region, e.g. `eu-west-1` (default: from `AWS_REGION` or the AWS profile; with
-    /// `endpoint` set and no region found, `us-east-1`).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Endpoint URL of an S3-compatible store, e.g. `http://127.0.0.1:9000` for MinIO or
-    /// `https://<account>.r2.cloudflarestorage.com` (default: AWS S3).
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`; most
-    /// S3-compatible stores need it (default false).
-    #[serde(default)]
-    pub force_path_style: bool,
-    /// Access key id, as a reference: `"${secret:s3_access_key_id}"` (default: none, the
-    /// AWS default credential chain: environment, profile, web identity, ECS, EC2 IMDS).
-    #[serde(default)]
-    pub access_key_id: Option<Secret>,
-    /// Secret access key, as a reference (required with `access_key_id`).
-    #[serde(default)]
-    pub secret_access_key: Option<Secret>,
-    /// Session token of temporary credentials, as a reference (default: none).
-    #[serde(default)]
-    pub session_token: Option<Secret>,
-    /// Role to assume (STS AssumeRole) with the credentials above or the default chain,
-    /// e.g. `arn:aws:iam::123456789012:role/ferry-reader` (default: none).
-    #[serde(default)]
-    pub assume_role_arn: Option<String>,
-    /// Seconds to wait for a TCP/TLS connection to S3 (default 10).
-    #[serde(default)]
-    pub connect_timeout_secs: Option<f64>,
-    /// Seconds a request may take until S3's answer starts, counted from the request's
-    /// start (a part's upload included); then the attempt is given up and retried
-    /// (default 120).
-    #[serde(default)]
-    pub read_timeout_secs: Option<f64>,
-    /// Seconds an upload or download may move no data at all before it is given up as
-    /// stalled (a hung connection) and retried, or resumed for downloads (default 20).
-    #[serde(default)]
-    pub stall_timeout_secs: Option<f64>,
-    /// Attempts of each request, the first included, when it fails on the network, times
-    /// out, is throttled or gets a 5xx answer (default 3).
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
+ferry_filestore::source_config! {
+    /// `[source] type = "s3"`: CSV or JSON Lines objects in an S3 bucket (AWS S3 or any
+    /// S3-compatible store: MinIO, Ceph, R2, GCS interoperability).
+    ///
+    /// Give either `path` (one stream) or `streams` (several): each is a key pattern under
+    /// `prefix`. Column types are inferred from the first rows of the first matching object
+    /// (in key order); `columns` overrides any of them.
+    ///
+    /// ```toml
+    /// [source]
+    /// type = "s3"
+    /// bucket = "acme-exports"
+    /// region = "eu-west-1"
+    /// prefix = "daily/"
+    /// path = "orders/*.csv.gz"
+    /// ```
+    pub struct S3SourceConfig {
+        noun: "object",
+        path: "A key pattern under `prefix` (`orders.csv`, `orders/*.csv.gz`, `2024/**/*.jsonl`): `*` and `?` stay within one `/` segment, `**` crosses them. All matching objects form one stream. Set this or `streams` (no default).",
+        file_column: "as `s3://bucket/key`",
+        after_read: "Archiving copies an object under `archive_to`, then deletes it. An object changed since it was read (another ETag) is left in place; a failure is a warning in the run summary naming the object, and the run still succeeds. Needs s3:PutObject and s3:DeleteObject.",
+        archive_to: " The root is under `prefix`. One CopyObject each: at most 5 GiB.",
+        /// Bucket name (required).
+        pub bucket: String,
+        /// Key prefix every pattern is relative to, e.g. `exports/acme/` (default: none, the
+        /// whole bucket).
+        #[serde(default)]
+        pub prefix: String,
+        /// AWS region, e.g. `eu-west-1` (default: from `AWS_REGION` or the AWS profile; with
+        /// `endpoint` set and no region found, `us-east-1`).
+        #[serde(default)]
+        pub region: Option<String>,
+        /// Endpoint URL of an S3-compatible store, e.g. `http://127.0.0.1:9000` for MinIO or
+        /// `https://<account>.r2.cloudflarestorage.com` (default: AWS S3).
+        #[serde(default)]
+        pub endpoint: Option<String>,
+        /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`; most
+        /// S3-compatible stores need it (default false).
+        #[serde(default)]
+        pub force_path_style: bool,
+        /// Access key id, as a reference: `"${secret:s3_access_key_id}"` (default: none, the
+        /// AWS default credential chain: environment, profile, web identity, ECS, EC2 IMDS).
+        #[serde(default)]
+        pub access_key_id: Option<Secret>,
+        /// Secret access key, as a reference (required with `access_key_id`).
+        #[serde(default)]
+        pub secret_access_key: Option<Secret>,
+        /// Session token of temporary credentials, as a reference (default: none).
+        #[serde(default)]
+        pub session_token: Option<Secret>,
+        /// Role to assume (STS AssumeRole) with the credentials above or the default chain,
+        /// e.g. `arn:aws:iam::123456789012:role/ferry-reader` (default: none).
+        #[serde(default)]
+        pub assume_role_arn: Option<String>,
+        /// Seconds to wait for a TCP/TLS connection to S3 (default 10).
+        #[serde(default)]
+        pub connect_timeout_secs: Option<f64>,
+        /// Seconds a request may take until S3's answer starts, counted from the request's
+        /// start (a part's upload included); then the attempt is given up and retried
+        /// (default 120).
+        #[serde(default)]
+        pub read_timeout_secs: Option<f64>,
+        /// Seconds an upload or download may move no data at all before it is given up as
+        /// stalled (a hung connection) and retried, or resumed for downloads (default 20).
+        #[serde(default)]
+        pub stall_timeout_secs: Option<f64>,
+        /// Attempts of each request, the first included, when it fails on the network, times
+        /// out, is throttled or gets a 5xx answer (default 3).
+        #[serde(default)]
+        pub max_attempts: Option<u32>,
+    }
 }
 
 /// Server-side encryption of written objects.
@@ -438,42 +286,6 @@ impl S3SourceConfig {
                 self.max_attempts,
             )?,
         )
-    }
-
-    /// The format fields, for the shared validation.
-    fn options(&self) -> SourceOptions {
-        SourceOptions {
-            path: self.path.clone(),
-            stream: self.stream.clone(),
-            streams: self.streams.clone(),
-            format: self.format,
-            compression: self.compression,
-            delimiter: self.delimiter,
-            quote: self.quote,
-            header: self.header,
-            null: self.null.clone(),
-            columns: self.columns.clone(),
-            primary_key: self.primary_key.clone(),
-            sample_rows: self.sample_rows,
-            file_column: self.file_column.clone(),
-            after_read: self.after_read,
-            archive_to: self.archive_to.clone(),
-            newest_only: self.newest_only,
-            name_date: self.name_date.clone(),
-            name_date_column: self.name_date_column.clone(),
-            text: TextOptions {
-                encoding: self.encoding,
-                skip_rows: self.skip_rows,
-                skip_footer_rows: self.skip_footer_rows,
-                decimal_separator: self.decimal_separator,
-                thousands_separator: self.thousands_separator,
-            },
-            sheet: self.sheet.clone(),
-            header_row: self.header_row,
-            range: self.range.clone(),
-            inner: self.inner.clone(),
-            archive_limits: self.archive_limits,
-        }
     }
 
     /// Checks the fields fit together and resolves defaults, without a request.

@@ -610,6 +610,9 @@ impl StreamWriter for S3Writer {
     }
 }
 
+/// How long an abort waits for part uploads still running before it aborts their upload.
+const PARTS_SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl S3Writer {
     /// Aborts the open multipart upload and deletes the objects completed so far; then
     /// clears the journal (kept when something could not be undone: the next run retries).
@@ -619,6 +622,7 @@ impl S3Writer {
         };
         let bucket = core.shared.conn.bucket.clone();
         let mut first_err = None;
+        core.tracker.parts_settled(PARTS_SETTLE).await;
         if let Some((key, id)) = core.tracker.take_open() {
             if let Err(e) = upload::abort(&core.client, &bucket, &key, &id).await {
                 first_err = Some(e);

@@ -16,9 +16,7 @@ use std::io::Read;
 
 use aws_sdk_s3::Client;
 use ferry_core::{Error, ErrorKind, Result};
-use ferry_filestore::{
-    identities, pgp_decryptor, Codec, Listed, Listing, StateShape, Store, StoreSource, Stream,
-};
+use ferry_filestore::{Codec, Listed, Listing, StateShape, Store, StoreSource, Stream};
 use ferry_formats::age::Identities;
 use ferry_formats::codec::Format;
 use tokio::runtime::Handle;
@@ -37,19 +35,13 @@ pub(crate) fn source(
     config: S3SourceConfig,
     base_dir: &std::path::Path,
 ) -> Result<StoreSource<Bucket>> {
-    let identities = identities(config.identity.as_ref(), config.passphrase.as_ref())?;
-    let pgp = pgp_decryptor(
-        config.pgp_secret_key.as_ref(),
-        config.pgp_passphrase.as_ref(),
-        config.pgp_verify_key.as_deref(),
-        base_dir,
-    )?;
+    let keys = config.keys(base_dir)?;
     let streams = config.streams()?;
     let bucket = Bucket {
         conn: config.connection()?,
         prefix: config.prefix.trim_start_matches('/').to_string(),
     };
-    Ok(StoreSource::new(bucket, streams, identities).with_pgp(pgp))
+    Ok(keys.source(bucket, streams))
 }
 
 /// A bucket (under a prefix), reached from blocking threads.

@@ -10,8 +10,9 @@
 //! value is half-way through a batch or was lost to a failure.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
@@ -51,6 +52,9 @@ pub(crate) struct Tracker {
     bytes: AtomicU64,
     /// The error behind a failed `write` (the codec sees only an `io::Error`, without kind).
     error: Mutex<Option<Error>>,
+    /// Part uploads still running: a part that lands after its upload was aborted would
+    /// stay stored (S3 says to abort again), so an abort waits for them first.
+    parts_in_flight: AtomicUsize,
 }
 
 impl Tracker {
@@ -74,6 +78,16 @@ impl Tracker {
     /// The error of a failed upload, with its kind.
     pub(crate) fn take_error(&self) -> Option<Error> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Waits until no part upload runs, at most `within` (a hung one is given up on).
+    pub(crate) async fn parts_settled(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.parts_in_flight.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn set_open(&self, v: Option<(String, String)>) {
@@ -210,7 +224,9 @@ impl ObjectUpload {
             .part_number(number)
             .body(ByteStream::from(data));
         let (bucket, key) = (self.bucket.clone(), self.key.clone());
+        let running = PartRunning::new(self.tracker.clone());
         self.in_flight = Some(self.handle.spawn(async move {
+            let _running = running;
             let out = req.send().await.map_err(|e| {
                 map(
                     e,
@@ -318,6 +334,22 @@ impl Write for ObjectUpload {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Counts a part upload as running until dropped (finished, failed or cancelled).
+struct PartRunning(Arc<Tracker>);
+
+impl PartRunning {
+    fn new(tracker: Arc<Tracker>) -> Self {
+        tracker.parts_in_flight.fetch_add(1, Ordering::SeqCst);
+        PartRunning(tracker)
+    }
+}
+
+impl Drop for PartRunning {
+    fn drop(&mut self) {
+        self.0.parts_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -4,11 +4,10 @@
 //! log in and a host-key pin are given, the format fields. The server is reached only by
 //! `check`, `discover`, `read` and `open`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, SourceOptions, StreamSpec};
+use ferry_filestore::{csv_options, defaults, StreamSpec};
 use ferry_formats::codec::{
     Compression, CsvOptions, Format, ParquetCompression, ParquetOptions, WriteOptions,
 };
@@ -28,112 +27,63 @@ fn default_timeout() -> u64 {
     30
 }
 
-/// `[source] type = "sftp"`: CSV, JSON Lines or Parquet files on an SFTP server, each
-/// optionally gzip- or zstd-compressed and/or age-encrypted.
-///
-/// ```toml
-/// [source]
-/// type = "sftp"
-/// host = "sftp.acme.example"
-/// user = "ferry"
-/// private_key = "${secret:acme_sftp_key}"
-/// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
-/// path = "outgoing/orders_*.csv"
-/// ```
-///
-/// Give either `path` (one stream) or `streams` (several). The server's host key must be
-/// pinned (`host_key` or `known_hosts`): a server presenting another key is refused.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SftpSourceConfig {
-    /// The server's host name or IP address, e.g. `sftp.acme.example` (required).
-    pub host: String,
-    /// The server's SSH port (default 22).
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// The user to log in as, e.g. `ferry` (required).
-    pub user: String,
-    /// The user's password, as a reference: `"${secret:acme_sftp_password}"` (default:
-    /// none; set this and/or `private_key`).
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// The user's private key (OpenSSH `BEGIN OPENSSH PRIVATE KEY` or PEM format), as a
-    /// reference: `"${secret:acme_sftp_key}"` or `"${file:keys/id_ed25519}"` (default: none;
-    /// set this and/or `password`; tried first when both are set).
-    #[serde(default)]
-    pub private_key: Option<Secret>,
-    /// The passphrase of `private_key` when it has one, as a reference (default: none).
-    #[serde(default)]
-    pub private_key_passphrase: Option<Secret>,
-    /// The server's public host key as `ssh-keyscan` or the server's
-    /// `/etc/ssh/ssh_host_*_key.pub` prints it, e.g. `"ssh-ed25519 AAAAC3Nz…"`; a server
-    /// presenting any other key is refused (default: none; set this or `known_hosts`).
-    #[serde(default)]
-    pub host_key: Option<String>,
-    /// A known_hosts file (OpenSSH format, hashed names allowed) holding the server's key,
-    /// relative to the config file's folder, e.g. `"keys/known_hosts"` (default: none; set
-    /// this or `host_key`).
-    #[serde(default)]
-    pub known_hosts: Option<String>,
-    /// Seconds to wait for the server to connect or answer before the run fails
-    /// (default 30).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// A file or glob pattern on the server (`orders.csv`, `outgoing/orders_*.csv`,
-    /// `outgoing/**/*.jsonl`), relative to the folder the server logs the user into, or
-    /// absolute; all matching files form one stream. Set this or `streams` (no default).
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Name of the stream `path` makes (default: the pattern's file name without its
-    /// extension and wildcards, e.g. `orders` for `outgoing/orders_*.csv`).
-    #[serde(default)]
-    pub stream: Option<String>,
-    /// Several streams: `[{ name = "customers", path = "out/customers*.csv" }, …]`; each may
-    /// also set `format`, `columns` and `primary_key` (default: none; set this or `path`).
-    #[serde(default)]
-    pub streams: Vec<SftpStreamConfig>,
-    /// `csv`, `jsonl` or `parquet` (default: from the extension under any `.gz`, `.zst`
-    /// and `.age`).
-    #[serde(default)]
-    pub format: Option<Format>,
-    /// `none`, `gzip` or `zstd`: how CSV and JSON Lines files are compressed (default: from
-    /// each file's extension).
-    #[serde(default)]
-    pub compression: Option<Compression>,
-    /// CSV field separator, one ASCII character (default `,`, or a tab for `.tsv` files).
-    #[serde(default)]
-    pub delimiter: Option<char>,
-    /// CSV quote character (default `"`).
-    #[serde(default = "defaults::quote")]
-    pub quote: char,
-    /// Whether the first line of a CSV file names the columns (default true).
-    #[serde(default = "defaults::header")]
-    pub header: bool,
-    /// CSV cell text that means NULL (default `""`: an empty cell is NULL).
-    #[serde(default)]
-    pub null: String,
-    /// Column types that win over inference, e.g. `{ id = "int64", amount = "decimal(18,2)" }`
-    /// (default: none, every type inferred).
-    #[serde(default)]
-    pub columns: BTreeMap<String, String>,
-    /// Columns that identify a row, e.g. `["id"]` (default: none).
-    #[serde(default)]
-    pub primary_key: Vec<String>,
-    /// Records read from the start of the first file to infer column types (default 1000).
-    #[serde(default = "defaults::sample_rows")]
-    pub sample_rows: usize,
-    /// Adds a text column of this name to every stream, holding the file each row was read
-    /// from (`sftp://host/path`), e.g. `"_ferry_source_file"` (default: none).
-    #[serde(default)]
-    pub file_column: Option<String>,
-    /// The age secret key(s) that decrypt files ending in `.age`, as a reference:
-    /// `"${secret:acme_age_key}"` (default: none; an `.age` file is then an error).
-    #[serde(default)]
-    pub identity: Option<Secret>,
-    /// The passphrase of `.age` files encrypted with one (`age -p`), as a reference
-    /// (default: none).
-    #[serde(default)]
-    pub passphrase: Option<Secret>,
+ferry_filestore::source_config! {
+    /// `[source] type = "sftp"`: CSV, JSON Lines, Parquet or Excel files on an SFTP server
+    /// (or inside `.zip`/`.tar.gz` archives there), each optionally gzip- or
+    /// zstd-compressed and/or age- or OpenPGP-encrypted.
+    ///
+    /// ```toml
+    /// [source]
+    /// type = "sftp"
+    /// host = "sftp.acme.example"
+    /// user = "ferry"
+    /// private_key = "${secret:acme_sftp_key}"
+    /// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
+    /// path = "outgoing/orders_*.csv"
+    /// ```
+    ///
+    /// Give either `path` (one stream) or `streams` (several). The server's host key must be
+    /// pinned (`host_key` or `known_hosts`): a server presenting another key is refused.
+    pub struct SftpSourceConfig {
+        noun: "file",
+        path: "A file or glob pattern on the server (`orders.csv`, `outgoing/orders_*.csv`, `outgoing/**/*.jsonl`), relative to the folder the server logs the user into, or absolute; all matching files form one stream. Set this or `streams` (no default).",
+        file_column: "as `sftp://host/path`",
+        after_read: "A file changed since it was read (another size or modification time) is left in place and read again next run; a file that cannot be moved or deleted (no permission on the archive folder …) is a warning in the run summary, naming it; the run still succeeds.",
+        archive_to: "",
+        /// The server's host name or IP address, e.g. `sftp.acme.example` (required).
+        pub host: String,
+        /// The server's SSH port (default 22).
+        #[serde(default = "default_port")]
+        pub port: u16,
+        /// The user to log in as, e.g. `ferry` (required).
+        pub user: String,
+        /// The user's password, as a reference: `"${secret:acme_sftp_password}"` (default:
+        /// none; set this and/or `private_key`).
+        #[serde(default)]
+        pub password: Option<Secret>,
+        /// The user's private key (OpenSSH `BEGIN OPENSSH PRIVATE KEY` or PEM format), as a
+        /// reference: `"${secret:acme_sftp_key}"` or `"${file:keys/id_ed25519}"` (default: none;
+        /// set this and/or `password`; tried first when both are set).
+        #[serde(default)]
+        pub private_key: Option<Secret>,
+        /// The passphrase of `private_key` when it has one, as a reference (default: none).
+        #[serde(default)]
+        pub private_key_passphrase: Option<Secret>,
+        /// The server's public host key as `ssh-keyscan` or the server's
+        /// `/etc/ssh/ssh_host_*_key.pub` prints it, e.g. `"ssh-ed25519 AAAAC3Nz…"`; a server
+        /// presenting any other key is refused (default: none; set this or `known_hosts`).
+        #[serde(default)]
+        pub host_key: Option<String>,
+        /// A known_hosts file (OpenSSH format, hashed names allowed) holding the server's key,
+        /// relative to the config file's folder, e.g. `"keys/known_hosts"` (default: none; set
+        /// this or `host_key`).
+        #[serde(default)]
+        pub known_hosts: Option<String>,
+        /// Seconds to wait for the server to connect or answer before the run fails
+        /// (default 30).
+        #[serde(default = "default_timeout")]
+        pub timeout_secs: u64,
+    }
 }
 
 /// `[destination] type = "sftp"`: one CSV, JSON Lines or Parquet file per stream in a
@@ -293,35 +243,9 @@ impl SftpSourceConfig {
         .server(base_dir)
     }
 
-    /// The format fields, for the shared validation.
+    /// Checks the fields fit together and resolves defaults, without connecting.
     pub(crate) fn specs(&self) -> Result<Vec<StreamSpec>> {
-        SourceOptions {
-            path: self.path.clone(),
-            stream: self.stream.clone(),
-            streams: self.streams.clone(),
-            format: self.format,
-            compression: self.compression,
-            delimiter: self.delimiter,
-            quote: self.quote,
-            header: self.header,
-            null: self.null.clone(),
-            columns: self.columns.clone(),
-            primary_key: self.primary_key.clone(),
-            sample_rows: self.sample_rows,
-            file_column: self.file_column.clone(),
-            after_read: Default::default(),
-            archive_to: None,
-            newest_only: false,
-            name_date: None,
-            name_date_column: None,
-            text: Default::default(),
-            sheet: None,
-            header_row: None,
-            range: None,
-            inner: None,
-            archive_limits: None,
-        }
-        .specs("file")
+        self.options().specs("file")
     }
 }
 

@@ -13,9 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ferry_core::{Error, ErrorKind, Result};
-use ferry_filestore::{
-    identities, Chunks, Codec, Listed, Listing, StateShape, Store, StoreSource, Stream,
-};
+use ferry_filestore::{Chunks, Codec, Listed, Listing, StateShape, Store, StoreSource, Stream};
 use ferry_formats::age::Identities;
 use ssh2::{ErrorCode, FileStat};
 
@@ -25,7 +23,7 @@ use crate::session::{Server, Shared};
 
 /// The SFTP source.
 pub(crate) fn source(config: SftpSourceConfig, base_dir: &Path) -> Result<StoreSource<Remote>> {
-    let identities = identities(config.identity.as_ref(), config.passphrase.as_ref())?;
+    let keys = config.keys(base_dir)?;
     let server = config.server(base_dir)?;
     let streams = config
         .specs()?
@@ -38,7 +36,7 @@ pub(crate) fn source(config: SftpSourceConfig, base_dir: &Path) -> Result<StoreS
     let remote = Remote {
         shared: Arc::new(Shared::new(server)),
     };
-    Ok(StoreSource::new(remote, streams, identities))
+    Ok(keys.source(remote, streams))
 }
 
 /// An SFTP server's files.

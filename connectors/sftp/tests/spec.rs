@@ -33,7 +33,8 @@ fn the_config_documents_itself_and_offers_no_way_around_the_host_key() {
                 "{side}.{secret} is a Secret: {text}"
             );
         }
-        for name in props.keys() {
+        // `pgp_verify_key` checks the signature of a client's OpenPGP file, not the host
+        for name in props.keys().filter(|n| *n != "pgp_verify_key") {
             let n = name.to_ascii_lowercase();
             assert!(
                 !(n.contains("insecure")
@@ -54,6 +55,31 @@ fn the_config_documents_itself_and_offers_no_way_around_the_host_key() {
             "{side}: {required:?}"
         );
     }
-    assert!(spec["source"]["properties"].get("identity").is_some());
+    for shared in [
+        "identity",
+        "encoding",
+        "decimal_separator",
+        "sheet",
+        "inner",
+        "after_read",
+        "archive_to",
+        "newest_only",
+        "name_date",
+        "pgp_secret_key",
+        "pgp_verify_key",
+    ] {
+        assert!(
+            spec["source"]["properties"].get(shared).is_some(),
+            "source.{shared} missing"
+        );
+    }
+    // the shared docs name what this store holds
+    let encoding = spec["source"]["properties"]["encoding"].to_string();
+    assert!(
+        encoding.contains("rejected with its file and line"),
+        "{encoding}"
+    );
+    let file_column = spec["source"]["properties"]["file_column"].to_string();
+    assert!(file_column.contains("sftp://host/path"), "{file_column}");
     assert!(spec["destination"]["properties"].get("encrypt").is_some());
 }
