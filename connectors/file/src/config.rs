@@ -121,9 +121,13 @@ impl FileSourceConfig {
     }
 }
 
-/// Whether a pattern names archives (`.zip`, `.tar.gz` …, under any `.age`).
+/// Whether a pattern names archives (`.zip`, `.tar.gz` …, under any `.age`, `.pgp`,
+/// `.gpg` or `.asc`).
 fn is_archive(pattern: &str) -> bool {
-    let bare = pattern.strip_suffix(".age").unwrap_or(pattern);
+    let bare = pattern
+        .strip_suffix(".age")
+        .or_else(|| ferry_formats::pgp::strip_extension(pattern))
+        .unwrap_or(pattern);
     ArchiveKind::of(bare).is_some()
 }
 
@@ -205,6 +209,13 @@ mod tests {
             (s[0].name.as_str(), s[0].format, s[0].csv.delimiter),
             ("orders", Some(Format::Csv), b'\t')
         );
+        // an archive under encryption: each entry is read by its own name
+        for path in ["in/drop_*.zip.gpg", "in/drop.tar.gz.age"] {
+            let s = parse(&format!("path = \"{path}\"\nstream = \"d\""))
+                .specs()
+                .unwrap();
+            assert_eq!(s[0].format, None, "{path}");
+        }
         for (text, needle) in [
             ("", "no files named"),
             ("path = \"a.csv\"\nstreams = [{ name = \"a\", path = \"a.csv\" }]", "not both"),
