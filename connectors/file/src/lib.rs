@@ -14,7 +14,7 @@ pub const NAME: &str = "file";
 
 /// One line saying what the connector connects to, for `ferry connectors`.
 const DESCRIPTION: &str =
-    "CSV, JSON Lines and Parquet files in a local folder (read by glob pattern, written one file per stream), optionally gzip/zstd-compressed and age- or OpenPGP-encrypted";
+    "CSV, JSON Lines and Parquet files in a local folder (read by glob pattern, written one file per stream), optionally gzip/zstd-compressed and age- or OpenPGP-encrypted; reads Excel workbooks, zip/tar.gz archives and legacy encodings too";
 
 /// Adds the `file` source and destination to `registry`.
 pub fn register(registry: &mut ferry_core::Registry) {

@@ -20,7 +20,7 @@ pub use config::{EncryptConfig, S3SinkConfig, S3SourceConfig, S3StreamConfig};
 pub const NAME: &str = "s3";
 
 /// One line saying what the connector connects to, for `ferry connectors`.
-const DESCRIPTION: &str = "Objects in Amazon S3 or an S3-compatible store (MinIO, Ceph, R2, GCS): CSV and JSON Lines, compressed, optionally age- or OpenPGP-encrypted; read by key pattern, written by multipart upload";
+const DESCRIPTION: &str = "Objects in Amazon S3 or an S3-compatible store (MinIO, Ceph, R2, GCS): CSV, JSON Lines and Parquet, compressed, optionally age- or OpenPGP-encrypted, plus Excel workbooks and zip/tar.gz archives; read by key pattern, written by multipart upload";
 
 /// Adds the `s3` source and destination to `registry`.
 pub fn register(registry: &mut ferry_core::Registry) {
