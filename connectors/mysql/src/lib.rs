@@ -6,6 +6,7 @@ mod core;
 pub mod sink;
 pub mod source;
 pub mod types;
+mod upsert;
 
 pub use crate::core::ConnSettings;
 pub use config::{MysqlQuery, MysqlSinkConfig, MysqlSourceConfig};

@@ -37,6 +37,7 @@ use mysql_async::Conn;
 use crate::config::MysqlSinkConfig;
 use crate::core::{self, quote, ConnSettings, Kind, MyResultExt, Server};
 use crate::types::{self, ColumnInfo, Literal};
+use crate::upsert;
 
 /// MySQL's limit on identifier length, in characters.
 const MAX_IDENT: usize = 64;
@@ -372,18 +373,7 @@ async fn open_target(conn: &mut Conn, s: Arc<ConnSettings>, req: &WriteRequest) 
     let (names, key) = (prep.names(), prep.table_key(req));
     let insert_prefix = format!("{} VALUES ", insert_into(&my, prep.write_to(), &names));
     let insert_suffix = match req.mode {
-        WriteMode::Upsert => {
-            let updates: Vec<String> = names
-                .iter()
-                .filter(|c| !key.contains(c))
-                .map(|c| format!("{0} = VALUES({0})", quote(c)))
-                .collect();
-            match updates.is_empty() {
-                // every column is in the key: a repeated row changes nothing
-                true => format!(" ON DUPLICATE KEY UPDATE {0} = {0}", quote(&key[0])),
-                false => format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", ")),
-            }
-        }
+        WriteMode::Upsert => upsert::suffix(my.server, &names, &key),
         _ => String::new(),
     };
     Ok(Target {

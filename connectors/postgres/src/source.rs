@@ -583,11 +583,13 @@ fn plan(stream: &Stream, req: &ReadRequest) -> Result<ReadPlan> {
         .zip(&stream.types)
         .map(|(f, t)| {
             let c = column_sql(f.name());
-            if t.kind == PgKind::Other {
-                // arrays, enums, ranges, intervals …: their JSON form
-                format!("to_json({c}) AS {}", quote(f.name()))
-            } else {
-                c
+            match t.kind {
+                // arrays, enums, ranges …: their JSON form
+                PgKind::Other => format!("to_json({c}) AS {}", quote(f.name())),
+                // inet, interval, money …: their text as psql shows it (the output
+                // function; `::text` would add `/32` to an inet), NULL kept
+                PgKind::Plain => format!("to_json({c}) #>> '{{}}' AS {}", quote(f.name())),
+                _ => c,
             }
         })
         .collect();

@@ -16,7 +16,8 @@
 //! | `date`                                                      | `date`     |
 //! | `timestamp`, `timestamptz` (without time zone taken as UTC) | `timestamp` |
 //! | `json`, `jsonb`                                             | `json`     |
-//! | arrays, enums, ranges, `interval`, `inet`, … (anything else) | `json` (the value's `to_json`) |
+//! | `inet`, `cidr`, `macaddr`, `macaddr8`, `interval`, `money`  | `string` (the value's text, as `psql` shows it) |
+//! | arrays, enums, ranges, composite, … (anything else)         | `json` (the value's `to_json`) |
 //!
 //! Writing creates `boolean`, `bigint`, `double precision`, `numeric(p,s)`, `text`,
 //! `bytea`, `date`, `timestamptz` and `jsonb` columns, and also fills existing columns
@@ -86,6 +87,9 @@ pub enum PgKind {
     Json,
     /// `jsonb`
     Jsonb,
+    /// `inet`, `cidr`, `macaddr`, `macaddr8`, `interval`, `money`: read as their text
+    /// (as `psql` shows it), as other tools deliver them, not as quoted JSON strings.
+    Plain,
     /// Anything else: read through `to_json`.
     Other,
 }
@@ -118,6 +122,8 @@ fn kind_of(oid: u32, name: &str) -> PgKind {
         1700 => PgKind::Numeric,
         2950 => PgKind::Uuid,
         3802 => PgKind::Jsonb,
+        // inet, cidr, macaddr, macaddr8, interval, money
+        869 | 650 | 829 | 774 | 1186 | 790 => PgKind::Plain,
         // an extension type without a fixed OID whose binary form is text's
         _ if name == "citext" => PgKind::Text,
         _ => PgKind::Other,
@@ -191,7 +197,7 @@ impl PgType {
                 // wider than Arrow's Decimal128, or a negative scale: keep the exact text
                 Some(_) => FerryType::String,
             },
-            PgKind::Text | PgKind::Uuid => FerryType::String,
+            PgKind::Text | PgKind::Uuid | PgKind::Plain => FerryType::String,
             PgKind::Bytea => FerryType::Binary,
             PgKind::Date => FerryType::Date,
             PgKind::Timestamp | PgKind::Timestamptz => FerryType::Timestamp,
@@ -450,7 +456,9 @@ impl Col {
             (Col::Float(b), PgKind::Float8) => b.append_value(f64::from_be_bytes(fixed(v)?)),
             (Col::Dec(b, p, s), PgKind::Numeric) => b.append_value(numeric_to_i128(v, *p, *s)?),
             (Col::Str(b), PgKind::Numeric) => b.append_value(numeric_text(v)?),
-            (Col::Str(b), PgKind::Text | PgKind::Json | PgKind::Other) => b.append_value(utf8(v)?),
+            (Col::Str(b), PgKind::Text | PgKind::Json | PgKind::Plain | PgKind::Other) => {
+                b.append_value(utf8(v)?)
+            }
             (Col::Str(b), PgKind::Jsonb) => b.append_value(jsonb_text(v)?),
             (Col::Str(b), PgKind::Uuid) => b.append_value(uuid_text(v)?),
             (Col::Bin(b), PgKind::Bytea) => b.append_value(v),
@@ -671,7 +679,7 @@ pub(crate) fn value_text(kind: PgKind, v: &[u8]) -> Result<String, String> {
         PgKind::Float4 => float_text(f32::from_be_bytes(fixed(v)?) as f64, true),
         PgKind::Float8 => float_text(f64::from_be_bytes(fixed(v)?), false),
         PgKind::Numeric => numeric_text(v)?,
-        PgKind::Text | PgKind::Json | PgKind::Other => utf8(v)?.to_string(),
+        PgKind::Text | PgKind::Json | PgKind::Plain | PgKind::Other => utf8(v)?.to_string(),
         PgKind::Jsonb => jsonb_text(v)?.to_string(),
         PgKind::Uuid => uuid_text(v)?,
         PgKind::Bytea => {

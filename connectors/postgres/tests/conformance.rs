@@ -186,15 +186,19 @@ async fn reads_tables_made_by_other_tools() {
              amount numeric(10,2), loose numeric, huge numeric(50,10), cost price,
              name varchar(20), code char(3), tag uuid, raw bytea, born date,
              seen timestamp, at timestamptz, doc json, docb jsonb, flag boolean,
-             tags text[], feeling mood, addr inet, span interval, modified_at timestamp);
+             tags text[], feeling mood, addr inet, span interval, modified_at timestamp,
+             net cidr, mac macaddr, mac8 macaddr8, price money);
          INSERT INTO legacy (small, medium, ratio, score, amount, loose, huge, cost, name, code, tag, raw, born,
-                             seen, at, doc, docb, flag, tags, feeling, addr, span, modified_at)
+                             seen, at, doc, docb, flag, tags, feeling, addr, span, modified_at,
+                             net, mac, mac8, price)
            VALUES (-3, 70000, 0.5, 1e-300, 12.5, 1.123456789, 12345678901234567890123456789.0123456789, 1.5,
                    'Zoë', 'ab', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '\\x00ff', '2000-02-29',
                    '2024-01-02 03:04:05.5', '2024-01-02 03:04:05+02', '{\"b\": 1,  \"a\": [1, 2]}', '{\"b\": 1, \"a\": 2}',
-                   true, ARRAY['x', 'y'], 'happy', '10.0.0.1', '1 day 2 hours', now()),
+                   true, ARRAY['x', 'y'], 'happy', '10.0.0.1', '1 day 2 hours', now(),
+                   '192.168.0.0/24', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:05', 1234.5),
                   (DEFAULT, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   NULL, NULL, NULL, NULL);
          CREATE VIEW cheap AS SELECT id, amount FROM legacy WHERE amount < 100;
          CREATE MATERIALIZED VIEW snapshot AS SELECT id, name FROM legacy;
          CREATE TABLE \"_ferry_stage_legacy_20000101T000000Z-abcdef\" (x int);",
@@ -232,8 +236,13 @@ async fn reads_tables_made_by_other_tools() {
         ("flag", FerryType::Bool),
         ("tags", FerryType::Json),
         ("feeling", FerryType::Json),
-        ("addr", FerryType::Json),
-        ("span", FerryType::Json),
+        // as other tools deliver them: their text, not a JSON string
+        ("addr", FerryType::String),
+        ("span", FerryType::String),
+        ("net", FerryType::String),
+        ("mac", FerryType::String),
+        ("mac8", FerryType::String),
+        ("price", FerryType::String),
     ] {
         assert_eq!(ty(col), want, "column {col}");
     }
@@ -278,6 +287,10 @@ async fn reads_tables_made_by_other_tools() {
     assert_eq!(a["feeling"], "happy");
     assert_eq!(a["addr"], "10.0.0.1");
     assert_eq!(a["span"], "1 day 02:00:00");
+    assert_eq!(a["net"], "192.168.0.0/24");
+    assert_eq!(a["mac"], "08:00:2b:01:02:03");
+    assert_eq!(a["mac8"], "08:00:2b:01:02:03:04:05");
+    assert_eq!(a["price"], "$1,234.50", "money as lc_monetary formats it");
     let b = &r[1];
     for (k, v) in b {
         if !["id", "small"].contains(&k.as_str()) {
