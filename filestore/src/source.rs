@@ -28,7 +28,7 @@ use crate::estimate::estimate;
 use crate::ledger::Ledger;
 use crate::mark::{Listed, Mark};
 use crate::options::AfterRead;
-use crate::pick::{listing, newest_archived};
+use crate::pick::first;
 use crate::read::Job;
 use crate::sheets::expand;
 use crate::store::{Store, Stream};
@@ -156,19 +156,6 @@ impl<S: Store> StoreSource<S> {
         let state = request.state.clone().unwrap_or(serde_json::Value::Null);
         Mark::parse(S::STATE, &request.stream, &state).map(Some)
     }
-}
-
-/// The first file of a stream in name order; with `after_read = "archive"` and none left,
-/// the newest archived one (a drop folder is often empty, and its columns are still
-/// known); the store's precise error when there is none.
-fn first<S: Store>(store: &S, stream: &Stream<S::Place>) -> Result<S::Entry> {
-    if let Some(f) = listing(store, stream)?.first()? {
-        return Ok(f);
-    }
-    if let Some(f) = newest_archived(store, stream)? {
-        return Ok(f);
-    }
-    Err(store.nothing_found(stream))
 }
 
 /// Infers a stream's schema from its first file, with the configured key and file column.

@@ -45,7 +45,9 @@ const SOURCE: &str = "path = \"in/orders.xlsx\"\nsheet = \"*\"\nafter_read = \"a
 fn streams() -> Vec<StreamConfig> {
     ["orders_north", "orders_south"]
         .iter()
-        .map(|n| serde_json::from_value(serde_json::json!({ "name": n, "incremental": true })).unwrap())
+        .map(|n| {
+            serde_json::from_value(serde_json::json!({ "name": n, "incremental": true })).unwrap()
+        })
         .collect()
 }
 

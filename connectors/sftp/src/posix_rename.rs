@@ -27,11 +27,7 @@ extern "C" {
 
 /// Renames `from` to `to` on the server, replacing `to` in one step. `Ok(false)`: the
 /// server does not have the extension or refuses it (nothing was done).
-pub(crate) fn posix_rename(
-    session: &Session,
-    from: &str,
-    to: &str,
-) -> Result<bool, ssh2::Error> {
+pub(crate) fn posix_rename(session: &Session, from: &str, to: &str) -> Result<bool, ssh2::Error> {
     // held to the end: nothing else uses the session meanwhile
     let mut locked = session.raw();
     let sess: *mut raw::LIBSSH2_SESSION = &mut *locked;
@@ -41,7 +37,9 @@ pub(crate) fn posix_rename(
     unsafe {
         let sftp = raw::libssh2_sftp_init(sess);
         if sftp.is_null() {
-            return Err(ssh2::Error::last_session_error_raw(sess).unwrap_or_else(ssh2::Error::unknown));
+            return Err(
+                ssh2::Error::last_session_error_raw(sess).unwrap_or_else(ssh2::Error::unknown)
+            );
         }
         let rc = libssh2_sftp_posix_rename_ex(
             sftp,
@@ -58,9 +56,7 @@ pub(crate) fn posix_rename(
                 // when its admin refused the request (`sftp-server -P posix-rename`):
                 // SFTP v3's own way may still be allowed
                 match raw::libssh2_sftp_last_error(sftp) as c_int {
-                    raw::LIBSSH2_FX_OP_UNSUPPORTED | raw::LIBSSH2_FX_PERMISSION_DENIED => {
-                        Ok(false)
-                    }
+                    raw::LIBSSH2_FX_OP_UNSUPPORTED | raw::LIBSSH2_FX_PERMISSION_DENIED => Ok(false),
                     status => Err(ssh2::Error::from_errno(ErrorCode::SFTP(status))),
                 }
             }

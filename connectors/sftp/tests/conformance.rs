@@ -130,7 +130,12 @@ impl SinkFixture for SinkFix {
                 .and_then(|r| r.strip_suffix(&format!(".{ext}")));
             if name == format!("{stream}.{ext}") || run.is_some_and(|r| !r.contains('.')) {
                 let path = self.out().join(name);
-                out.extend(read_batch_file(&path, self.format, self.compression, schema)?);
+                out.extend(read_batch_file(
+                    &path,
+                    self.format,
+                    self.compression,
+                    schema,
+                )?);
             }
         }
         Ok(out)

@@ -139,7 +139,12 @@ async fn a_replaced_delivery_is_never_missing_nor_partial_for_a_polling_client()
     let sink = sink(&login(&server, "path = \"out\"")).unwrap();
     let sizes = [1_000, 3_000];
     testkit::assert_succeeded(
-        &deliver(rows(1, 1, sizes[0], "x"), sink.clone(), WriteMode::Overwrite).await,
+        &deliver(
+            rows(1, 1, sizes[0], "x"),
+            sink.clone(),
+            WriteMode::Overwrite,
+        )
+        .await,
     );
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = poll(&target, stop.clone());
