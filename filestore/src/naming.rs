@@ -129,8 +129,8 @@ pub fn archived_name(root: &str, archive_to: &str, name: &str, n: usize) -> Stri
 
 /// The file an `append` delivery adds in run `run_id`: `delivered` (a [`delivery_name`])
 /// with the run id before its extensions (`orders-20241105T093000Z-3fa9c1.csv.gz`), so
-/// each run adds a file of its own and a listing sorts them by when their run started
-/// (run ids begin with the UTC time). The `n`th try (from 1) adds `-n` too
+/// each run adds a file of its own and a listing sorts them by the second their run
+/// started (run ids begin with the UTC time). The `n`th try (from 1) adds `-n` too
 /// (`orders-<run>-2.csv`), for a name already taken (a run id given twice).
 pub fn appended_name(delivered: &str, run_id: &str, n: usize) -> String {
     let run: String = run_id

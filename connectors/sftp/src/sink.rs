@@ -14,8 +14,8 @@
 //!   where the server has `posix-rename@openssh.com` (OpenSSH): a client polling the name
 //!   finds the old file or the new one, never none.
 //! - `append` adds a file per run beside the earlier ones, `<stream>-<run id>.<ext>`
-//!   ([`appended_name`]: the run id starts with the run's UTC time, so the files sort in
-//!   the order of their runs, and the receipt's run id names the file), as the S3
+//!   ([`appended_name`]: the run id starts with the run's UTC time, so the files sort by
+//!   the second their run started, and the receipt's run id names the file), as the S3
 //!   destination adds objects: what a client polling a drop folder expects. An earlier
 //!   delivery is never touched.
 //! - No `upsert`: a delivered file is not updated by key.
