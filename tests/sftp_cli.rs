@@ -49,6 +49,31 @@ mode = \"overwrite\"
     )
 }
 
+/// Puts both logins in the vault and makes a signing key; returns its public half.
+fn logins_and_signing_key(dir: &Path, private_key: &str) -> String {
+    for (name, value) in [
+        ("acme_sftp_password", PASSWORD),
+        ("acme_sftp_key", private_key),
+    ] {
+        let o = ferry(dir, &["secrets", "set", name], Some(value));
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    let o = ferry(dir, &["keys", "generate", "signing"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    support::cli::last_line(&o)
+}
+
+/// `ferry verify` of `receipt` downloads its SFTP delivery again and finds it as signed.
+fn verifies(dir: &Path, receipt: &str, public: &str) {
+    let o = ferry(
+        dir,
+        &["verify", receipt, "--pubkey", public, "-c", "sync.toml"],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("ok         sftp sftp://"), "{}", out(&o));
+}
+
 #[test]
 fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
     let server = SftpServer::start();
@@ -59,16 +84,7 @@ fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
     let tmp = with_config(&sync_toml(&server, server.host_key(), &recipient));
     let dir = tmp.path();
     copy_from_repo("examples/quickstart/customers.csv", dir, "local.csv");
-    for (name, value) in [
-        ("acme_sftp_password", PASSWORD),
-        ("acme_sftp_key", key.private.as_str()),
-    ] {
-        let o = ferry(dir, &["secrets", "set", name], Some(value));
-        assert!(o.status.success(), "{}", out(&o));
-    }
-    let o = ferry(dir, &["keys", "generate", "signing"], None);
-    assert!(o.status.success(), "{}", out(&o));
-    let public = support::cli::last_line(&o);
+    let public = logins_and_signing_key(dir, &key.private);
     let o = ferry(dir, &["check"], None);
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(dir, &["sync"], None);
@@ -104,13 +120,7 @@ fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
         )),
         "{text}"
     );
-    let o = ferry(
-        dir,
-        &["verify", r, "--pubkey", &public, "-c", "sync.toml"],
-        None,
-    );
-    assert!(o.status.success(), "{}", out(&o));
-    assert!(out(&o).contains("ok         sftp sftp://"), "{}", out(&o));
+    verifies(dir, r, &public);
     std::fs::write(incoming.join("customers.csv.age"), b"tampered").unwrap();
     let o = ferry(
         dir,
@@ -170,16 +180,7 @@ fn append_delivers_a_new_file_each_run_and_each_receipt_verifies_its_own() {
         .replace("mode = \"overwrite\"", "mode = \"append\"");
     let tmp = with_config(&toml);
     let dir = tmp.path();
-    for (name, value) in [
-        ("acme_sftp_password", PASSWORD),
-        ("acme_sftp_key", key.private.as_str()),
-    ] {
-        let o = ferry(dir, &["secrets", "set", name], Some(value));
-        assert!(o.status.success(), "{}", out(&o));
-    }
-    let o = ferry(dir, &["keys", "generate", "signing"], None);
-    assert!(o.status.success(), "{}", out(&o));
-    let public = support::cli::last_line(&o);
+    let public = logins_and_signing_key(dir, &key.private);
     let incoming = server.root().join("incoming");
     let mut delivered = Vec::new();
     for run in 1..=2 {
@@ -215,12 +216,6 @@ fn append_delivers_a_new_file_each_run_and_each_receipt_verifies_its_own() {
             .collect();
         assert_eq!(naming.len(), 1, "one receipt names {url}: {receipts:?}");
         let r = naming[0].to_str().unwrap();
-        let o = ferry(
-            dir,
-            &["verify", r, "--pubkey", &public, "-c", "sync.toml"],
-            None,
-        );
-        assert!(o.status.success(), "{}", out(&o));
-        assert!(out(&o).contains("ok         sftp sftp://"), "{}", out(&o));
+        verifies(dir, r, &public);
     }
 }

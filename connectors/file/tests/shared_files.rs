@@ -18,6 +18,7 @@ use ferry_engine::config::StreamConfig;
 use ferry_engine::report::{RunReport, Status};
 use ferry_engine::runtime::RunOptions;
 use ferry_testkit as testkit;
+use ferry_testkit::names as files;
 use ferry_testkit::python::run_python;
 
 /// `in/orders.xlsx`: sheet `north` with orders 1–3, sheet `south` with orders 4–5.
@@ -75,19 +76,6 @@ fn settled(report: &RunReport) -> Vec<(String, String, Option<String>)> {
     let all = report.streams.iter().flat_map(|s| s.settled.iter());
     all.map(|x| (x.item.clone(), x.action.clone(), x.error.clone()))
         .collect()
-}
-
-/// Files in `dir`, sorted (none: no folder).
-fn files(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -50,25 +50,30 @@ fn ids(path: &Path) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_appends_are_two_whole_files_named_by_their_runs_and_verified() {
-    let server = SftpServer::start();
+/// A first `append` of ids 1–3 to folder `out`: the sink, the folder, the file's name and
+/// its bytes.
+async fn first_append(server: &SftpServer) -> (Arc<dyn Sink>, PathBuf, String, Vec<u8>) {
     let out = server.root().join("out");
-    let sink = sink(&login(&server, "path = \"out\"")).unwrap();
-
+    let sink = sink(&login(server, "path = \"out\"")).unwrap();
     let first = deliver(rows(1, 1, 3, "a"), sink.clone(), WriteMode::Append).await;
     testkit::assert_succeeded(&first);
     let one = format!("rows-{}.csv", first.run_id);
-    assert_eq!(names(&out), [one.clone()]);
-    let before = std::fs::read(out.join(&one)).unwrap();
+    assert_eq!(names(&out), [one.as_str()]);
+    assert_eq!(ids(&out.join(&one)), [1, 2, 3]);
+    let bytes = std::fs::read(out.join(&one)).unwrap();
+    (sink, out, one, bytes)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_appends_are_two_whole_files_named_by_their_runs_and_verified() {
+    let server = SftpServer::start();
+    let (sink, out, one, before) = first_append(&server).await;
     let second = deliver(rows(4, 2, 2, "b"), sink.clone(), WriteMode::Append).await;
     testkit::assert_succeeded(&second);
     let two = format!("rows-{}.csv", second.run_id);
     let mut both = vec![one.clone(), two.clone()];
     both.sort();
     assert_eq!(names(&out), both, "a file per run, no temp file");
-    assert_eq!(ids(&out.join(&one)), [1, 2, 3]);
     assert_eq!(ids(&out.join(&two)), [4, 5, 6, 7]);
     assert_eq!(
         std::fs::read(out.join(&one)).unwrap(),
@@ -97,12 +102,7 @@ async fn two_appends_are_two_whole_files_named_by_their_runs_and_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_append_leaves_the_earlier_delivery_and_no_temp_file() {
     let server = SftpServer::start();
-    let out = server.root().join("out");
-    let sink = sink(&login(&server, "path = \"out\"")).unwrap();
-    let first = deliver(rows(1, 1, 3, "a"), sink.clone(), WriteMode::Append).await;
-    testkit::assert_succeeded(&first);
-    let one = format!("rows-{}.csv", first.run_id);
-    let before = std::fs::read(out.join(&one)).unwrap();
+    let (sink, out, one, before) = first_append(&server).await;
 
     // the second run's writer fails on its second batch, after the first was uploaded
     let failing: Arc<dyn Sink> = Arc::new(FailingSink::new(sink, 2));
@@ -110,7 +110,7 @@ async fn a_failed_append_leaves_the_earlier_delivery_and_no_temp_file() {
     assert_eq!(report.status, Status::Failed);
     assert_eq!(report.rows_committed(), 0);
     assert!(report.streams[0].outputs.is_empty());
-    assert_eq!(names(&out), [one.clone()], "no file, no temp file added");
+    assert_eq!(names(&out), [one.as_str()], "no file, no temp file added");
     assert_eq!(std::fs::read(out.join(&one)).unwrap(), before);
 }
 
