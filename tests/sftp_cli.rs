@@ -1,7 +1,8 @@
 //! `ferry` with the `sftp` connector both ends, against a real sshd (the kit's): logins from
 //! the vault, a client's CSV drop read and delivered back age-encrypted under a temp name,
 //! the receipt verified by downloading the delivery again, and a wrong host key refused
-//! naming its fingerprint.
+//! naming its fingerprint; `append` delivering a new file per run, each receipt verifying
+//! its own.
 
 mod support;
 
@@ -48,6 +49,31 @@ mode = \"overwrite\"
     )
 }
 
+/// Puts both logins in the vault and makes a signing key; returns its public half.
+fn logins_and_signing_key(dir: &Path, private_key: &str) -> String {
+    for (name, value) in [
+        ("acme_sftp_password", PASSWORD),
+        ("acme_sftp_key", private_key),
+    ] {
+        let o = ferry(dir, &["secrets", "set", name], Some(value));
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    let o = ferry(dir, &["keys", "generate", "signing"], None);
+    assert!(o.status.success(), "{}", out(&o));
+    support::cli::last_line(&o)
+}
+
+/// `ferry verify` of `receipt` downloads its SFTP delivery again and finds it as signed.
+fn verifies(dir: &Path, receipt: &str, public: &str) {
+    let o = ferry(
+        dir,
+        &["verify", receipt, "--pubkey", public, "-c", "sync.toml"],
+        None,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("ok         sftp sftp://"), "{}", out(&o));
+}
+
 #[test]
 fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
     let server = SftpServer::start();
@@ -58,16 +84,7 @@ fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
     let tmp = with_config(&sync_toml(&server, server.host_key(), &recipient));
     let dir = tmp.path();
     copy_from_repo("examples/quickstart/customers.csv", dir, "local.csv");
-    for (name, value) in [
-        ("acme_sftp_password", PASSWORD),
-        ("acme_sftp_key", key.private.as_str()),
-    ] {
-        let o = ferry(dir, &["secrets", "set", name], Some(value));
-        assert!(o.status.success(), "{}", out(&o));
-    }
-    let o = ferry(dir, &["keys", "generate", "signing"], None);
-    assert!(o.status.success(), "{}", out(&o));
-    let public = support::cli::last_line(&o);
+    let public = logins_and_signing_key(dir, &key.private);
     let o = ferry(dir, &["check"], None);
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(dir, &["sync"], None);
@@ -103,13 +120,7 @@ fn a_client_drop_is_read_and_delivered_back_encrypted_then_verified() {
         )),
         "{text}"
     );
-    let o = ferry(
-        dir,
-        &["verify", r, "--pubkey", &public, "-c", "sync.toml"],
-        None,
-    );
-    assert!(o.status.success(), "{}", out(&o));
-    assert!(out(&o).contains("ok         sftp sftp://"), "{}", out(&o));
+    verifies(dir, r, &public);
     std::fs::write(incoming.join("customers.csv.age"), b"tampered").unwrap();
     let o = ferry(
         dir,
@@ -157,4 +168,54 @@ fn a_wrong_host_key_stops_the_run_naming_the_presented_fingerprint() {
         "no credential was sent: {}",
         server.log()
     );
+}
+
+#[test]
+fn append_delivers_a_new_file_each_run_and_each_receipt_verifies_its_own() {
+    let server = SftpServer::start();
+    server.put("outgoing/customers.csv", b"id,name\n1,a\n2,b\n");
+    let key = server.user_key(KeyKind::Ed25519, "");
+    let (_, recipient) = ferry_formats::age::generate_identity();
+    let toml = sync_toml(&server, server.host_key(), &recipient)
+        .replace("mode = \"overwrite\"", "mode = \"append\"");
+    let tmp = with_config(&toml);
+    let dir = tmp.path();
+    let public = logins_and_signing_key(dir, &key.private);
+    let incoming = server.root().join("incoming");
+    let mut delivered = Vec::new();
+    for run in 1..=2 {
+        let o = ferry(dir, &["sync"], None);
+        assert!(o.status.success(), "{}", out(&o));
+        let mut names: Vec<String> = std::fs::read_dir(&incoming)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names.len(),
+            run,
+            "a new file each run, no temp file: {names:?}"
+        );
+        let new: Vec<String> = names
+            .into_iter()
+            .filter(|n| !delivered.contains(n))
+            .collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert!(
+            new[0].starts_with("customers-") && new[0].ends_with(".csv.age"),
+            "{new:?}"
+        );
+        delivered.push(new[0].clone());
+        // the run's receipt names the file it delivered, and verify downloads it again
+        let url = format!("sftp://127.0.0.1:{}/incoming/{}", server.port(), new[0]);
+        let receipts = support::read::receipts(dir);
+        assert_eq!(receipts.len(), run);
+        let naming: Vec<_> = receipts
+            .iter()
+            .filter(|r| std::fs::read_to_string(r).unwrap().contains(&url))
+            .collect();
+        assert_eq!(naming.len(), 1, "one receipt names {url}: {receipts:?}");
+        let r = naming[0].to_str().unwrap();
+        verifies(dir, r, &public);
+    }
 }

@@ -230,6 +230,14 @@ pub trait Source: Send + Sync {
     async fn committed(&self, _stream: &str, _state: &serde_json::Value) -> Result<Vec<Settled>> {
         Ok(Vec::new())
     }
+
+    /// The states saved for the pipeline's streams when a run starts, by stream (a stream
+    /// that never committed is absent). Called by the runtime once, before the run's
+    /// streams are read. A source whose streams can read the same thing (one file listed by
+    /// two streams) learns from them, and from the [`Source::committed`] calls that
+    /// follow, which streams have committed it, so it archives it only once all have.
+    /// Default: not needed.
+    fn saved_states(&self, _states: &std::collections::BTreeMap<String, serde_json::Value>) {}
 }
 
 /// What a source did with one thing it read once its rows were committed

@@ -2,16 +2,19 @@
 //! notes each file it read in full ([`Pending`]); when the runtime says a checkpoint is
 //! committed ([`ferry_core::Source::committed`]), the files that checkpoint's mark covers
 //! are moved to the archive folder or deleted, and no other: a file is never touched
-//! before the state that covers it is saved.
+//! before the state that covers it is saved. A file other streams of the source read too
+//! waits until each of them has committed it ([`Ledger`]).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use ferry_core::{Error, ErrorKind, Result, Settled};
 
-use crate::mark::{Listed, Mark, StateShape};
+use crate::ledger::Ledger;
+use crate::mark::{Listed, Mark};
 use crate::naming::{archive_folder, archived_name};
 use crate::options::AfterRead;
+use crate::pick::listing;
 use crate::store::{Store, Stream};
 
 /// Names tried before an archive gives up on finding a free one.
@@ -59,21 +62,27 @@ impl<E: Listed + Clone> Pending<E> {
     }
 }
 
-/// Archives or deletes the files of `stream` that the committed `state` covers.
+/// Archives or deletes the files of `stream` that its committed `mark` covers (already
+/// noted in `ledger`). A file one of `others` reads too stays while any of them has not
+/// committed it: the last of them to commit it settles it (`after_read` is the source's,
+/// the same for all its streams).
 pub(crate) fn settle<S: Store>(
     store: &S,
     stream: &Stream<S::Place>,
+    others: &[Arc<Stream<S::Place>>],
     pending: &Pending<S::Entry>,
-    shape: StateShape,
-    state: &serde_json::Value,
-    shared: &HashMap<String, String>,
+    mark: &Mark,
+    ledger: &mut Ledger,
 ) -> Result<Vec<Settled>> {
     let spec = &stream.spec;
     if spec.after_read == AfterRead::Leave {
         return Ok(Vec::new());
     }
-    let mark = Mark::parse(shape, &spec.name, state)?;
-    let (incremental, files) = pending.take(&spec.name, &mark);
+    let (incremental, files) = pending.take(&spec.name, mark);
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let readers = readers(store, others, &files)?;
     // what a failure leaves behind, said once per file
     let stays = if incremental {
         "it stays where it was; its rows are committed and the saved state covers it, so the next run does not read it again: move or delete it by hand"
@@ -84,24 +93,26 @@ pub(crate) fn settle<S: Store>(
     let mut out = Vec::with_capacity(files.len());
     for f in &files {
         let name = f.name();
-        if let Some(other) = shared.get(name) {
-            let action = match spec.after_read {
-                AfterRead::Delete => "deleted".to_string(),
-                _ => format!(
-                    "archived to {}",
-                    archived_name(&root, &spec.archive_to, name, 1)
-                ),
-            };
-            out.push(Settled::failed(
-                name,
-                action,
-                format!(
-                    "stream `{other}` of this source reads it too, so it was left where it is (moving it would take its rows from `{other}`); give each stream its own files, or set after_read = \"leave\""
-                ),
-            ));
+        if ledger.is_settled(f) {
             continue;
         }
-        out.push(match spec.after_read {
+        let others = readers.get(name).map_or(&[][..], Vec::as_slice);
+        let waiting: Vec<&str> = others
+            .iter()
+            .filter(|o| !ledger.covers(&o.spec.name, f))
+            .map(|o| o.spec.name.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            // settled by the last of them to commit it (this run or a later one)
+            tracing::info!(
+                stream = %spec.name,
+                "{} `{name}` stays until stream(s) `{}` of this source, which read it too, have committed it",
+                S::NOUN,
+                waiting.join("`, `")
+            );
+            continue;
+        }
+        let settled = match spec.after_read {
             AfterRead::Leave => continue,
             AfterRead::Delete => match store.remove(f) {
                 Ok(()) => Settled::done(name, "deleted"),
@@ -114,7 +125,27 @@ pub(crate) fn settle<S: Store>(
                     Settled::failed(name, format!("archived to {to}"), format!("{e}; {stays}"))
                 }
             },
-        });
+        };
+        if settled.error.is_none() {
+            ledger.settle(f);
+        }
+        out.push(settled);
+    }
+    Ok(out)
+}
+
+/// Of `files`, those another stream reads, with the streams that read each.
+fn readers<'a, S: Store>(
+    store: &S,
+    others: &'a [Arc<Stream<S::Place>>],
+    files: &[S::Entry],
+) -> Result<HashMap<String, Vec<&'a Stream<S::Place>>>> {
+    let names: HashSet<&str> = files.iter().map(|f| f.name()).collect();
+    let mut out: HashMap<String, Vec<&Stream<S::Place>>> = HashMap::new();
+    for o in others {
+        for f in listing(store, o)?.collect(|f| names.contains(f.name()))? {
+            out.entry(f.name().to_string()).or_default().push(o);
+        }
     }
     Ok(out)
 }

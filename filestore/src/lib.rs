@@ -29,6 +29,7 @@ mod encrypt;
 mod estimate;
 pub mod fields;
 mod input;
+mod ledger;
 mod mark;
 mod name_date;
 mod naming;
@@ -49,7 +50,8 @@ pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
 pub use naming::{
-    archive_folder, archived_name, delivery_name, is_tsv, pattern_root, stream_name, strip_layers,
+    appended_name, archive_folder, archived_name, delivery_name, is_tsv, pattern_root, stream_name,
+    strip_layers,
 };
 pub use options::{
     ascii, csv_options, defaults, AfterRead, SheetConfig, SourceOptions, StreamConfig, StreamSpec,

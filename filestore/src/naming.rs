@@ -122,18 +122,41 @@ pub fn archived_name(root: &str, archive_to: &str, name: &str, n: usize) -> Stri
     let below = if n <= 1 {
         below.to_string()
     } else {
-        let (dir, file) = match below.rfind('/') {
-            Some(i) => below.split_at(i + 1),
-            None => ("", below),
-        };
-        // the extensions start at the first dot that does not start the name
-        let (stem, ext) = match file[1.min(file.len())..].find('.') {
-            Some(i) => file.split_at(i + 1),
-            None => (file, ""),
-        };
-        format!("{dir}{stem}-{n}{ext}")
+        with_suffix(below, &n.to_string())
     };
     format!("{}{below}", archive_folder(root, archive_to))
+}
+
+/// The file an `append` delivery adds in run `run_id`: `delivered` (a [`delivery_name`])
+/// with the run id before its extensions (`orders-20241105T093000Z-3fa9c1.csv.gz`), so
+/// each run adds a file of its own and a listing sorts them by the second their run
+/// started (run ids begin with the UTC time). The `n`th try (from 1) adds `-n` too
+/// (`orders-<run>-2.csv`), for a name already taken (a run id given twice).
+pub fn appended_name(delivered: &str, run_id: &str, n: usize) -> String {
+    let run: String = run_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    let named = with_suffix(delivered, &run);
+    if n <= 1 {
+        named
+    } else {
+        with_suffix(&named, &n.to_string())
+    }
+}
+
+/// `path` with `-suffix` before the extensions of its file name (`in/a.csv.gz`, `2` →
+/// `in/a-2.csv.gz`). The extensions start at the first dot that does not start the name.
+fn with_suffix(path: &str, suffix: &str) -> String {
+    let (dir, file) = match path.rfind('/') {
+        Some(i) => path.split_at(i + 1),
+        None => ("", path),
+    };
+    let (stem, ext) = match file[1.min(file.len())..].find('.') {
+        Some(i) => file.split_at(i + 1),
+        None => (file, ""),
+    };
+    format!("{dir}{stem}-{suffix}{ext}")
 }
 
 #[cfg(test)]
@@ -205,5 +228,20 @@ mod tests {
             "done/.hidden-3.csv"
         );
         assert_eq!(archived_name("", "done", "README", 2), "done/README-2");
+    }
+
+    #[test]
+    fn appended_names_carry_the_run() {
+        let run = "20241105T093000Z-3fa9c1";
+        assert_eq!(
+            appended_name("orders.csv.gz.age", run, 1),
+            "orders-20241105T093000Z-3fa9c1.csv.gz.age"
+        );
+        assert_eq!(
+            appended_name("orders.parquet", run, 3),
+            "orders-20241105T093000Z-3fa9c1-3.parquet"
+        );
+        // what a run id holds besides letters, digits, `-` and `_` is left out
+        assert_eq!(appended_name("a.csv", "r/1 .x", 1), "a-r1x.csv");
     }
 }

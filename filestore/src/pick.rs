@@ -41,6 +41,19 @@ pub(crate) fn listing<S: Store>(store: &S, stream: &Stream<S::Place>) -> Result<
     Ok(Listing::Whole(files))
 }
 
+/// The first file of a stream in name order; with `after_read = "archive"` and none left,
+/// the newest archived one (a drop folder is often empty, and its columns are still
+/// known); the store's precise error when there is none.
+pub(crate) fn first<S: Store>(store: &S, stream: &Stream<S::Place>) -> Result<S::Entry> {
+    if let Some(f) = listing(store, stream)?.first()? {
+        return Ok(f);
+    }
+    if let Some(f) = newest_archived(store, stream)? {
+        return Ok(f);
+    }
+    Err(store.nothing_found(stream))
+}
+
 /// The newest file of the stream's archive folder (`after_read = "archive"`), if any.
 pub(crate) fn newest_archived<S: Store>(
     store: &S,

@@ -1,6 +1,6 @@
 //! `sheet = "*"`: one stream per sheet of a workbook, named `<stream>_<sheet>`, found in
-//! the stream's first file when the source is first used (Excel forbids `*` in a sheet's
-//! name, so it names no sheet).
+//! the stream's first file (none left: the newest archived one) when the source is first
+//! used (Excel forbids `*` in a sheet's name, so it names no sheet).
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use ferry_formats::age::Identities;
 use ferry_formats::codec::{sheet_names, ChunkCursor, Format, Sheet};
 
 use crate::mark::Listed;
+use crate::pick::first;
 use crate::store::{Store, Stream};
 
 /// The configured streams, each `sheet = "*"` one replaced by a stream per sheet of its
@@ -25,10 +26,8 @@ pub(crate) fn expand<S: Store>(
             continue;
         }
         let spec = &s.spec;
-        let first = store
-            .list(s)?
-            .first()?
-            .ok_or_else(|| store.nothing_found(s))?;
+        // an emptied drop folder: the sheets of the newest archived workbook
+        let first = first(store, s)?;
         let codec = store.codec(spec, &first)?;
         if codec.format != Format::Excel || codec.archive.is_some() {
             return Err(Error::config(format!(

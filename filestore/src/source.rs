@@ -5,7 +5,7 @@
 //! footer); `columns` overrides any type. A read streams its files on a blocking thread
 //! (see [`crate::read`]); memory stays at a few batches whatever the files' sizes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use ferry_core::arrow_schema::SchemaRef;
@@ -25,9 +25,10 @@ use crate::after::{settle, Pending};
 use crate::blocking;
 use crate::columns;
 use crate::estimate::estimate;
+use crate::ledger::Ledger;
 use crate::mark::{Listed, Mark};
 use crate::options::AfterRead;
-use crate::pick::{listing, newest_archived};
+use crate::pick::first;
 use crate::read::Job;
 use crate::sheets::expand;
 use crate::store::{Store, Stream};
@@ -53,6 +54,8 @@ pub struct StoreSource<S: Store> {
     schemas: Mutex<HashMap<String, SchemaRef>>,
     /// The files read in full and not yet archived or deleted (`after_read`).
     pending: Arc<Pending<S::Entry>>,
+    /// What each stream committed: a file several read is settled once all did.
+    ledger: Arc<Mutex<Ledger>>,
 }
 
 impl<S: Store> StoreSource<S> {
@@ -70,6 +73,7 @@ impl<S: Store> StoreSource<S> {
             pgp: None,
             schemas: Mutex::new(HashMap::new()),
             pending: Arc::new(Pending::new()),
+            ledger: Arc::new(Mutex::new(Ledger::new())),
         }
     }
 
@@ -152,19 +156,6 @@ impl<S: Store> StoreSource<S> {
         let state = request.state.clone().unwrap_or(serde_json::Value::Null);
         Mark::parse(S::STATE, &request.stream, &state).map(Some)
     }
-}
-
-/// The first file of a stream in name order; with `after_read = "archive"` and none left,
-/// the newest archived one (a drop folder is often empty, and its columns are still
-/// known); the store's precise error when there is none.
-fn first<S: Store>(store: &S, stream: &Stream<S::Place>) -> Result<S::Entry> {
-    if let Some(f) = listing(store, stream)?.first()? {
-        return Ok(f);
-    }
-    if let Some(f) = newest_archived(store, stream)? {
-        return Ok(f);
-    }
-    Err(store.nothing_found(stream))
 }
 
 /// Infers a stream's schema from its first file, with the configured key and file column.
@@ -358,14 +349,13 @@ impl<S: Store> Source for StoreSource<S> {
     }
 
     /// Archives or deletes (`after_read`) the files read in full that the committed
-    /// checkpoint's mark covers; nothing for `after_read = "leave"`. A file another stream
-    /// of this source also lists is left where it is: moving it would take its rows from
-    /// that stream (two sheets of one workbook, overlapping patterns, `sheet = "*"`).
+    /// checkpoint's mark covers; nothing for `after_read = "leave"`. A file other streams
+    /// of this source read too (two sheets of one workbook, overlapping patterns,
+    /// `sheet = "*"`) waits until each of them has committed it: moving it earlier would
+    /// take its rows from them (see [`Ledger`]).
     async fn committed(&self, stream: &str, state: &serde_json::Value) -> Result<Vec<Settled>> {
         let s = self.stream(stream).await?;
-        if s.spec.after_read == AfterRead::Leave {
-            return Ok(Vec::new());
-        }
+        let mark = Mark::parse(S::STATE, stream, state)?;
         let others: Vec<_> = self
             .streams()
             .await?
@@ -373,16 +363,23 @@ impl<S: Store> Source for StoreSource<S> {
             .filter(|o| o.spec.name != stream)
             .cloned()
             .collect();
-        let (store, pending, state) = (self.store.clone(), self.pending.clone(), state.clone());
+        let (store, pending, ledger) = (
+            self.store.clone(),
+            self.pending.clone(),
+            self.ledger.clone(),
+        );
         blocking(S::NOUN, move || {
-            let mut shared = HashMap::new();
-            for o in &others {
-                for f in store.list(o)?.collect(|_| true)? {
-                    shared.insert(f.name().to_string(), o.spec.name.clone());
-                }
-            }
-            settle(&*store, &s, &pending, S::STATE, &state, &shared)
+            // one stream at a time: of two committing a shared file at once, the second
+            // sees the first's mark and settles it
+            let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+            ledger.commit(&s.spec.name, mark.clone());
+            settle(&*store, &s, &others, &pending, &mark, &mut ledger)
         })
         .await
+    }
+
+    fn saved_states(&self, states: &BTreeMap<String, serde_json::Value>) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        ledger.saved(S::STATE, states);
     }
 }

@@ -17,6 +17,20 @@ fn io(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, e.to_string())
 }
 
+/// The names of the files in `dir` (hidden ones included), sorted; none when there is no
+/// such folder.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// Writes `batch` to a new file at `path` (folders made) in `format`.
 pub fn write_batch_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<()> {
     if let Some(dir) = path.parent() {

@@ -55,7 +55,7 @@ use ferry_engine::state::StateStore;
 
 pub use bench::{bench_read, bench_write_modes, bench_write_wide};
 pub use documented::config_is_documented;
-pub use files::{read_batch_file, write_batch_file};
+pub use files::{names, read_batch_file, write_batch_file};
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;
 pub use log::CapturedLog;

@@ -115,6 +115,12 @@ pub fn give_to_user(path: &Path) {
 impl SftpServer {
     /// Starts sshd on a free loopback port, serving a fresh temp folder.
     pub fn start() -> SftpServer {
+        SftpServer::denying("")
+    }
+
+    /// [`SftpServer::start`], its SFTP server refusing `requests` (`internal-sftp -P`,
+    /// e.g. `posix-rename`: a server without OpenSSH's extensions), `""` none.
+    pub fn denying(requests: &str) -> SftpServer {
         need(Path::new(SSHD).exists(), "sshd is not installed");
         need(
             Command::new("ssh-keygen").arg("-?").output().is_ok(),
@@ -152,7 +158,7 @@ impl SftpServer {
         std::fs::write(dir.path().join("authorized_keys"), "").expect("authorized_keys");
         for _ in 0..5 {
             let port = free_port();
-            if let Some(child) = spawn(dir.path(), &root, port) {
+            if let Some(child) = spawn(dir.path(), &root, port, requests) {
                 return SftpServer {
                     dir,
                     port,
@@ -245,9 +251,9 @@ impl Drop for SftpServer {
 
 /// Starts sshd on `port` and waits for it to listen (`None`: it exited, e.g. the port
 /// was taken meanwhile).
-fn spawn(dir: &Path, root: &Path, port: u16) -> Option<Child> {
+fn spawn(dir: &Path, root: &Path, port: u16, denied: &str) -> Option<Child> {
     let config = dir.join("sshd_config");
-    std::fs::write(&config, sshd_config(dir, root, port)).expect("sshd_config");
+    std::fs::write(&config, sshd_config(dir, root, port, denied)).expect("sshd_config");
     let log = std::fs::File::create(dir.join("sshd.log")).expect("sshd.log");
     let mut child = Command::new(SSHD)
         .args(["-D", "-e", "-f"])
@@ -271,8 +277,13 @@ fn spawn(dir: &Path, root: &Path, port: u16) -> Option<Child> {
     None
 }
 
-fn sshd_config(dir: &Path, root: &Path, port: u16) -> String {
+fn sshd_config(dir: &Path, root: &Path, port: u16, denied: &str) -> String {
     let d = dir.display();
+    let deny = if denied.is_empty() {
+        String::new()
+    } else {
+        format!("-P {denied} ")
+    };
     format!(
         "Port {port}
 ListenAddress 127.0.0.1
@@ -289,7 +300,7 @@ MaxStartups 100:30:200
 MaxSessions 100
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
-ForceCommand internal-sftp -d {}
+ForceCommand internal-sftp {deny}-d {}
 ",
         root.display()
     )

@@ -452,7 +452,7 @@ async fn a_file_changed_after_it_was_read_is_left_in_place() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_two_streams_read_is_left_in_place_so_neither_loses_rows() {
+async fn a_file_two_streams_read_is_archived_once_both_committed_it() {
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("in")).unwrap();
@@ -467,11 +467,12 @@ async fn a_file_two_streams_read_is_left_in_place_so_neither_loses_rows() {
     assert_eq!(report.rows_committed(), 4);
     assert_eq!(lines(&dir.path().join("out/a.csv")).len(), 3);
     assert_eq!(lines(&dir.path().join("out/b.csv")).len(), 3);
-    assert!(dir.path().join("in/orders_1.csv").exists());
-    let summary = report.summary();
-    assert!(
-        summary.contains("WARNING: in/orders_1.csv not archived")
-            && summary.contains("of this source reads it too"),
-        "{summary}"
-    );
+    // moved once, by the stream that committed it last
+    let settled: Vec<_> = report.streams.iter().flat_map(|s| &s.settled).collect();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_eq!(settled[0].action, "archived to in/processed/orders_1.csv");
+    assert!(settled[0].error.is_none(), "{settled:?}");
+    assert_eq!(files(&dir.path().join("in")), ["processed"]);
+    assert_eq!(files(&dir.path().join("in/processed")), ["orders_1.csv"]);
+    assert!(!report.summary().contains("WARNING"));
 }

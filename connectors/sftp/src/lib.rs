@@ -5,6 +5,8 @@
 pub mod bench;
 pub mod config;
 mod hostkey;
+mod posix_rename;
+mod publish;
 mod remote;
 mod session;
 mod sink;
@@ -19,7 +21,7 @@ pub use config::{EncryptConfig, SftpSinkConfig, SftpSourceConfig, SftpStreamConf
 pub const NAME: &str = "sftp";
 
 /// One line saying what the connector connects to, for `ferry connectors`.
-const DESCRIPTION: &str = "CSV, JSON Lines and Parquet files on an SFTP server (read by glob pattern, delivered one file per stream under a temp name then renamed), optionally gzip/zstd-compressed and age- or OpenPGP-encrypted; reads Excel workbooks, zip/tar.gz archives and legacy encodings too; the server's host key pinned";
+const DESCRIPTION: &str = "CSV, JSON Lines and Parquet files on an SFTP server (read by glob pattern, delivered under a temp name then renamed: one file per stream replaced in one step, or a new file per run), optionally gzip/zstd-compressed and age- or OpenPGP-encrypted; reads Excel workbooks, zip/tar.gz archives and legacy encodings too; the server's host key pinned";
 
 /// Adds the `sftp` source and destination to `registry`.
 pub fn register(registry: &mut ferry_core::Registry) {

@@ -37,10 +37,11 @@ pub(crate) struct Server {
     pub timeout_secs: u64,
 }
 
-/// A logged-in SFTP session. The `Session` is kept alive beside its channel.
+/// A logged-in SFTP session. The `Session` is kept alive beside its channel (and opens
+/// another for `posix-rename@openssh.com`).
 pub(crate) struct Conn {
     pub sftp: Sftp,
-    _session: Session,
+    pub session: Session,
 }
 
 impl Server {
@@ -97,10 +98,7 @@ impl Server {
             self.error(e, "the server refused to start SFTP")
                 .with("hint", "the account may be allowed shell access only; ask the client to enable SFTP for it")
         })?;
-        Ok(Conn {
-            sftp,
-            _session: session,
-        })
+        Ok(Conn { sftp, session })
     }
 
     fn tcp(&self, timeout: Duration) -> Result<TcpStream> {

@@ -7,12 +7,18 @@
 //!
 //! Each file is uploaded as `.<name>.<run id>.tmp` in the destination folder (a dot
 //! file: clients' pick-up jobs skip them), fsynced (`fsync@openssh.com` where the server
-//! has it) and closed, and only then renamed to `<name>`, so the client never sees half a
-//! file under the final name. SFTP v3 cannot rename over an existing file, so an older
-//! delivery of the same name is removed just before the rename: for that instant there
-//! is no file, never a partial one. `abort` removes the temp file.
+//! has it) and closed, and only then renamed to its final name, so the client never sees
+//! half a file under it ([`crate::publish`]). `abort` removes the temp file.
 //!
-//! Only `overwrite` is offered: each run delivers whole files.
+//! - `overwrite` delivers `<stream>.<ext>`, renamed over the earlier delivery in one step
+//!   where the server has `posix-rename@openssh.com` (OpenSSH): a client polling the name
+//!   finds the old file or the new one, never none.
+//! - `append` adds a file per run beside the earlier ones, `<stream>-<run id>.<ext>`
+//!   ([`appended_name`]: the run id starts with the run's UTC time, so the files sort by
+//!   the second their run started, and the receipt's run id names the file), as the S3
+//!   destination adds objects: what a client polling a drop folder expects. An earlier
+//!   delivery is never touched.
+//! - No `upsert`: a delivered file is not updated by key.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -23,11 +29,15 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
     StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::{blocking, delivery, delivery_name, finish_delivery, Delivery, Sealing};
+use ferry_filestore::{
+    appended_name, blocking, delivery, delivery_name, finish_delivery, Delivery, Sealing,
+};
 use ferry_formats::codec::{Compression, Format, WriteOptions};
-use ssh2::{ErrorCode, File, Sftp};
+use ssh2::{ErrorCode, Sftp};
 
 use crate::config::SftpSinkConfig;
+use crate::publish::add;
+pub(crate) use crate::publish::publish;
 use crate::remote::READ_BUFFER;
 use crate::session::{Conn, Server, Shared};
 use crate::upload::Pipelined;
@@ -153,11 +163,11 @@ impl Sink for SftpSink {
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        if request.mode != WriteMode::Overwrite {
+        if !matches!(request.mode, WriteMode::Overwrite | WriteMode::Append) {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "stream `{}`: the SFTP destination delivers whole files, so it supports `mode = \"overwrite\"` only",
+                    "stream `{}`: the SFTP destination delivers whole files and cannot upsert: use `mode = \"overwrite\"` (one file, replaced each run) or `mode = \"append\"` (a new file each run)",
                     request.stream
                 ),
             ));
@@ -188,7 +198,7 @@ impl Sink for SftpSink {
 
     fn capabilities(&self) -> SinkCapabilities {
         SinkCapabilities {
-            modes: vec![WriteMode::Overwrite],
+            modes: vec![WriteMode::Append, WriteMode::Overwrite],
         }
     }
 
@@ -258,7 +268,20 @@ struct Upload {
     conn: Arc<Conn>,
     server: Server,
     temp: String,
-    target: String,
+    target: Target,
+}
+
+/// Where a finished file goes.
+#[derive(Clone)]
+enum Target {
+    /// `overwrite`: this path, replacing an earlier delivery.
+    Replace(String),
+    /// `append`: a new file in `dir` named after `name` and the run ([`appended_name`]).
+    Add {
+        dir: String,
+        name: String,
+        run_id: String,
+    },
 }
 
 impl Upload {
@@ -277,7 +300,14 @@ impl Upload {
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
             .collect();
         let temp = join(&dir, &format!(".{name}.{run}.tmp"));
-        let target = join(&dir, &name);
+        let target = match request.mode {
+            WriteMode::Append => Target::Add {
+                dir: dir.clone(),
+                name: name.clone(),
+                run_id: request.run_id.clone(),
+            },
+            _ => Target::Replace(join(&dir, &name)),
+        };
         let file = conn
             .sftp
             .create(Path::new(&temp))
@@ -321,14 +351,14 @@ impl Upload {
             .ok_or_else(|| Error::internal("the SFTP writer was used after it failed"))
     }
 
-    /// Ends the temp file and moves it into place; returns its SHA-256 and size.
+    /// Ends the temp file and moves it into place; returns its SHA-256, size and path.
     fn finish(
         inner: Delivery<Remote>,
         conn: &Conn,
         server: &Server,
         temp: &str,
-        target: &str,
-    ) -> Result<(String, u64)> {
+        target: &Target,
+    ) -> Result<(String, u64, String)> {
         let upload_failed = |e: Error| {
             Error::new(
                 e.kind(),
@@ -345,8 +375,16 @@ impl Upload {
             .into_inner()
             .into_inner()
             .map_err(|e| upload_failed(Error::io(e, "cannot write", temp)))?;
-        publish(file, conn, server, temp, target)?;
-        Ok((digest, bytes))
+        let path = match target {
+            Target::Replace(path) => {
+                publish(file, conn, server, temp, path)?;
+                path.clone()
+            }
+            Target::Add { dir, name, run_id } => add(file, conn, server, temp, |n| {
+                join(dir, &appended_name(name, run_id, n))
+            })?,
+        };
+        Ok((digest, bytes, path))
     }
 }
 
@@ -388,10 +426,10 @@ impl StreamWriter for Upload {
             r
         })
         .await;
-        let (digest, bytes) = finished?;
+        let (digest, bytes, path) = finished?;
         let output = Output {
             kind: KIND.into(),
-            location: self.server.location(&self.target),
+            location: self.server.location(&path),
             root: None,
             rows,
             bytes: Some(bytes),
@@ -413,42 +451,6 @@ impl StreamWriter for Upload {
         })
         .await
     }
-}
-
-/// Makes a finished temp file durable (`fsync@openssh.com` where the server has it),
-/// closes it, and moves it to its final name (removing an earlier delivery first: SFTP v3
-/// renames only to a free name).
-pub(crate) fn publish(
-    mut file: File,
-    conn: &Conn,
-    server: &Server,
-    temp: &str,
-    target: &str,
-) -> Result<()> {
-    match file.fsync() {
-        // a server without fsync@openssh.com: closing is all it offers
-        Err(e) if matches!(e.code(), ErrorCode::SFTP(8) | ErrorCode::Session(-31)) => {}
-        r => r.map_err(|e| server.error(e, &format!("cannot fsync `{temp}`")))?,
-    }
-    file.close()
-        .map_err(|e| server.error(e, &format!("cannot close `{temp}`")))?;
-    drop(file);
-    let (sftp, target_path) = (&conn.sftp, Path::new(target));
-    if sftp.lstat(target_path).is_ok() {
-        sftp.unlink(target_path).map_err(|e| {
-            server.error(
-                e,
-                &format!("cannot replace the earlier delivery `{target}`"),
-            )
-        })?;
-    }
-    sftp.rename(Path::new(temp), target_path, None)
-        .map_err(|e| {
-            server.error(
-                e,
-                &format!("cannot move the finished `{temp}` to `{target}`"),
-            )
-        })
 }
 
 /// Removes a temp file, on a new session when the writer's broke (best effort: a temp

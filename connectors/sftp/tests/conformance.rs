@@ -117,17 +117,28 @@ impl SinkFixture for SinkFix {
         self.sink.clone()
     }
 
+    /// The stream's file (`overwrite`) and the files `append` added (`<stream>-<run>.<ext>`).
     async fn read_back(&self, stream: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-        let mut name = format!("{stream}.{}", self.format.extension());
-        if let Some(ext) = self.compression.extension() {
-            name = format!("{name}.{ext}");
+        let mut ext = self.format.extension().to_string();
+        if let Some(c) = self.compression.extension() {
+            ext = format!("{ext}.{c}");
         }
-        read_batch_file(
-            &self.out().join(name),
-            self.format,
-            self.compression,
-            schema,
-        )
+        let mut out = Vec::new();
+        for name in names(&self.out()) {
+            let run = name
+                .strip_prefix(&format!("{stream}-"))
+                .and_then(|r| r.strip_suffix(&format!(".{ext}")));
+            if name == format!("{stream}.{ext}") || run.is_some_and(|r| !r.contains('.')) {
+                let path = self.out().join(name);
+                out.extend(read_batch_file(
+                    &path,
+                    self.format,
+                    self.compression,
+                    schema,
+                )?);
+            }
+        }
+        Ok(out)
     }
 
     fn fidelity(&self) -> Fidelity {

@@ -38,6 +38,11 @@ impl Runtime {
             .chain(refused.iter().map(|(t, _)| t))
             .map(|t| t.read.stream.clone())
             .collect();
+        // what every stream committed before, for a source that archives a file once all
+        // streams reading it committed it
+        let saved = self.state.snapshot().streams;
+        let saved = saved.into_iter().map(|(k, v)| (k, v.state)).collect();
+        self.source.saved_states(&saved);
         let mut reports: Vec<StreamReport> = Vec::new();
         for (task, e) in refused {
             reports.push(self.run_stream(task, opts, None, Some(e)).await);

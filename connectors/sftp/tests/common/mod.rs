@@ -34,14 +34,4 @@ pub fn sink(toml: &str) -> Result<Arc<dyn Sink>> {
 }
 
 /// Files (hidden ones included) in `dir`, sorted.
-pub fn names(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
+pub use ferry_testkit::names;
