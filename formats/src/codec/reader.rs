@@ -1,0 +1,183 @@
+//! What every format reader shares: the messages it has queued, its counts, the batch
+//! being built and the loop that turns its steps into an iterator.
+
+use std::collections::VecDeque;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use super::in_file;
+use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
+use ferry_core::values::BatchBuilder;
+use ferry_core::{Error, Result};
+
+/// A reader's queue of messages and its counts.
+pub(crate) struct Output {
+    pub(crate) file: Option<String>,
+    pub(crate) batch_size: usize,
+    /// The batch being built (Parquet converts whole batches and builds none).
+    pub(crate) builder: Option<BatchBuilder>,
+    /// The line (Excel: the row) each row of the batch being built is on.
+    pub(crate) lines: Vec<u64>,
+    pub(crate) pending: VecDeque<Result<Message>>,
+    pub(crate) done: bool,
+    pub(crate) rows: u64,
+    pub(crate) rejected: u64,
+}
+
+impl Output {
+    pub(crate) fn new(file: Option<String>) -> Self {
+        Output {
+            file,
+            batch_size: DEFAULT_BATCH_SIZE,
+            builder: None,
+            lines: Vec::new(),
+            pending: VecDeque::new(),
+            done: false,
+            rows: 0,
+            rejected: 0,
+        }
+    }
+
+    /// Starts building batches of `schema`.
+    pub(crate) fn start_batch(&mut self, schema: &SchemaRef) -> Result<()> {
+        self.builder = Some(BatchBuilder::new(
+            schema.clone(),
+            self.batch_size.min(1 << 16),
+        )?);
+        Ok(())
+    }
+
+    /// Counts a row just appended to the builder, found on `line`.
+    pub(crate) fn accept(&mut self, line: u64) {
+        self.rows += 1;
+        self.lines.push(line);
+    }
+
+    /// Queues a rejected record of the input at `line`, `column` (one-based) or `key`,
+    /// after the rows read before it (see `Message::Rejected`).
+    pub(crate) fn reject(
+        &mut self,
+        (line, column, key): (Option<u64>, Option<u64>, Option<String>),
+        raw: String,
+        message: String,
+    ) -> Result<()> {
+        self.finish_batch()?;
+        self.rejected += 1;
+        let position = Position {
+            file: self.file.clone(),
+            line,
+            column,
+            key,
+        };
+        self.pending.push_back(Ok(Message::Rejected(Rejected {
+            position,
+            raw,
+            message,
+        })));
+        Ok(())
+    }
+
+    /// Queues a batch that was not built here (its rows not yet counted).
+    pub(crate) fn send(&mut self, batch: RecordBatch) {
+        self.rows += batch.num_rows() as u64;
+        self.pending.push_back(Ok(Message::Batch(batch)));
+    }
+
+    /// Queues the batch being built once it holds `batch_size` rows.
+    pub(crate) fn finish_if_full(&mut self) -> Result<()> {
+        if self
+            .builder
+            .as_ref()
+            .is_some_and(|b| b.len() >= self.batch_size)
+        {
+            self.finish_batch()?;
+        }
+        Ok(())
+    }
+
+    /// The input is read: queues what is left.
+    pub(crate) fn end(&mut self) -> Result<()> {
+        self.done = true;
+        self.finish_batch()
+    }
+
+    /// Queues the batch being built, with the lines of its rows.
+    pub(crate) fn finish_batch(&mut self) -> Result<()> {
+        if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
+            let batch = b.finish()?;
+            let lines = std::mem::take(&mut self.lines);
+            if batch.num_rows() > 0 {
+                self.pending
+                    .push_back(Ok(Message::Positions(Box::new(RowPositions {
+                        file: self.file.clone(),
+                        lines,
+                    }))));
+                self.pending.push_back(Ok(Message::Batch(batch)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reader that works in steps, each queueing what it read on its [`Output`].
+pub(crate) trait Steps {
+    fn output(&mut self) -> &mut Output;
+
+    /// Reads a little (a record, a row, a batch) and queues what came of it.
+    fn step(&mut self) -> Result<()>;
+
+    /// The reader ends with `e`: adds what it knows to it, lets go of what it holds.
+    fn ended(&mut self, e: Error) -> Error {
+        e
+    }
+}
+
+/// The next message of `reader`: its queue first, then its steps until one queues some;
+/// an error ends the reader.
+pub(crate) fn next_message(reader: &mut impl Steps) -> Option<Result<Message>> {
+    loop {
+        if let Some(m) = reader.output().pending.pop_front() {
+            return Some(m);
+        }
+        if reader.output().done {
+            return None;
+        }
+        if let Err(e) = reader.step() {
+            let e = reader.ended(e);
+            let out = reader.output();
+            out.done = true;
+            out.pending.push_back(Err(in_file(e, &out.file)));
+        }
+    }
+}
+
+/// The settings and counts every reader offers, kept on its `out: Output` field.
+macro_rules! reader_settings {
+    ($what:literal) => {
+        /// Names the input (a file or object name) in positions and errors.
+        pub fn with_file(mut self, file: impl Into<String>) -> Self {
+            self.out.file = Some(file.into());
+            self
+        }
+
+        /// Sets the rows per batch (default [`ferry_core::source::DEFAULT_BATCH_SIZE`];
+        /// at least 1).
+        pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+            self.out.batch_size = batch_size.max(1);
+            self
+        }
+
+        /// Good rows read so far.
+        pub fn rows(&self) -> u64 {
+            self.out.rows
+        }
+
+        #[doc = concat!($what, " rejected so far.")]
+        pub fn rejected(&self) -> u64 {
+            self.out.rejected
+        }
+    };
+}
+
+pub(crate) use reader_settings;
