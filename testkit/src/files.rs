@@ -1,17 +1,23 @@
 //! Batches to and from files with the codec writers and readers, for the tests of the
-//! file-like connectors (file, sftp): fixtures in, deliveries back.
+//! file-like connectors (file, sftp): fixtures in, deliveries back, and the sink fixture
+//! of a connector that delivers into a folder.
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use ferry_core::source::Message;
+use async_trait::async_trait;
+use ferry_core::sink::Sink;
 use ferry_core::{Error, ErrorKind, Result};
 use ferry_formats::codec::{
     decompress, Compression, CsvOptions, Format, FormatReader, FormatWriter,
 };
+
+use crate::{Fidelity, SinkFixture};
 
 fn io(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, e.to_string())
@@ -58,18 +64,71 @@ pub fn read_batch_file(
             &CsvOptions::default(),
         )?
     };
-    let mut out = Vec::new();
-    for m in reader {
-        match m? {
-            Message::Batch(b) => out.push(b),
-            Message::Rejected(r) => {
-                return Err(Error::data(format!(
-                    "written file has a bad record at {}: {}",
-                    r.position, r.message
-                )))
-            }
-            _ => {}
-        }
+    crate::batches_only(reader)
+}
+
+/// Writes a newer file of a stream at `path` with `write`, dated ten seconds after the
+/// stream's `first` file, so that an incremental read picks it up (SFTP times are whole
+/// seconds: a later second).
+pub fn write_newer_file(
+    first: &Path,
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let first = std::fs::metadata(first)
+        .map_err(io)?
+        .modified()
+        .map_err(io)?;
+    write(path)?;
+    let f = File::options().write(true).open(path).map_err(io)?;
+    f.set_modified(first + Duration::from_secs(10)).map_err(io)
+}
+
+/// The file a folder sink delivers stream `stream` as: `<stream>.<format>[.<compression>]`.
+pub fn delivered_file(out: &Path, stream: &str, format: Format, compression: Compression) -> PathBuf {
+    let mut name = format!("{stream}.{}", format.extension());
+    if let Some(ext) = compression.extension() {
+        name = format!("{name}.{ext}");
     }
-    Ok(out)
+    out.join(name)
+}
+
+/// The formats and compressions a folder sink's conformance runs in.
+pub const FOLDER_SINK_CASES: [(Format, Compression); 5] = [
+    (Format::Csv, Compression::None),
+    (Format::Jsonl, Compression::None),
+    (Format::Parquet, Compression::None),
+    (Format::Csv, Compression::Gzip),
+    (Format::Jsonl, Compression::Zstd),
+];
+
+/// A sink that delivers one file a stream into a folder this test can read (the file
+/// connector's, or an SFTP server's root), read back with [`read_batch_file`].
+pub struct FolderSinkFixture<K> {
+    /// The sink under test.
+    pub sink: Arc<dyn Sink>,
+    /// What it writes.
+    pub format: Format,
+    /// How it compresses.
+    pub compression: Compression,
+    /// The folder it delivers into.
+    pub out: PathBuf,
+    /// What keeps the folder alive (a temporary folder, a server).
+    pub keep: K,
+}
+
+#[async_trait]
+impl<K: Send + Sync> SinkFixture for FolderSinkFixture<K> {
+    fn sink(&self) -> Arc<dyn Sink> {
+        self.sink.clone()
+    }
+
+    async fn read_back(&self, stream: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        let path = delivered_file(&self.out, stream, self.format, self.compression);
+        read_batch_file(&path, self.format, self.compression, schema)
+    }
+
+    fn fidelity(&self) -> Fidelity {
+        Fidelity::of_format(self.format)
+    }
 }
