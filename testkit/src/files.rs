@@ -85,7 +85,12 @@ pub fn write_newer_file(
 }
 
 /// The file a folder sink delivers stream `stream` as: `<stream>.<format>[.<compression>]`.
-pub fn delivered_file(out: &Path, stream: &str, format: Format, compression: Compression) -> PathBuf {
+pub fn delivered_file(
+    out: &Path,
+    stream: &str,
+    format: Format,
+    compression: Compression,
+) -> PathBuf {
     let mut name = format!("{stream}.{}", format.extension());
     if let Some(ext) = compression.extension() {
         name = format!("{name}.{ext}");

@@ -55,10 +55,7 @@ pub fn assert_says(rejected: &Rejected, text: &str) {
 
 /// The rows of `batches` sorted by `id`, with typed values.
 pub fn rows(batches: &[RecordBatch]) -> Vec<Row> {
-    rows_by_id(
-        batches,
-        Fidelity::EXACT,
-    )
+    rows_by_id(batches, Fidelity::EXACT)
 }
 
 /// The int64 first column of `batches`, in order.

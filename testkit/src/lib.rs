@@ -646,18 +646,15 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
         .get(&name)
         .cloned()
         .unwrap_or_default();
-    let ids: Vec<i64> = rows_by_id(
-        &all,
-        Fidelity::EXACT,
-    )
-    .iter()
-    .map(|r| {
-        r["id"]
-            .as_i64()
-            .or_else(|| r["id"].as_str()?.parse().ok())
-            .expect("id")
-    })
-    .collect();
+    let ids: Vec<i64> = rows_by_id(&all, Fidelity::EXACT)
+        .iter()
+        .map(|r| {
+            r["id"]
+                .as_i64()
+                .or_else(|| r["id"].as_str()?.parse().ok())
+                .expect("id")
+        })
+        .collect();
     assert_eq!(
         ids,
         vec![1, 2, 3, 4, 5],

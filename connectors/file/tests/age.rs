@@ -9,7 +9,6 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::RecordBatch;
@@ -21,7 +20,7 @@ use ferry_core::{
 use ferry_engine::StreamConfig;
 use ferry_formats::age::{self, Identities, Recipients};
 use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
-use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
+use ferry_testkit::{self as testkit, write_newer_file, Fidelity, SinkFixture, SourceFixture};
 use futures::StreamExt;
 
 /// A new key pair, the secret key written to `dir/<name>.key` and the public key to
@@ -500,14 +499,9 @@ impl SourceFixture for SourceFix {
     }
 
     async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        let first = std::fs::metadata(self.file(stream, 1))
-            .map_err(io)?
-            .modified()
-            .map_err(io)?;
-        let path = self.file(stream, 2);
-        write_encrypted(&path, self.format, batch, &self.recipients)?;
-        let f = File::options().write(true).open(&path).map_err(io)?;
-        f.set_modified(first + Duration::from_secs(10)).map_err(io)
+        write_newer_file(&self.file(stream, 1), &self.file(stream, 2), |path| {
+            write_encrypted(path, self.format, batch, &self.recipients)
+        })
     }
 
     fn cursor(&self) -> Option<String> {
@@ -538,10 +532,7 @@ impl SourceFixture for SourceFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+        Fidelity::of_format(self.format)
     }
 }
 
@@ -600,10 +591,7 @@ impl SinkFixture for SinkFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+        Fidelity::of_format(self.format)
     }
 }
 
