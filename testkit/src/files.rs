@@ -2,10 +2,11 @@
 //! file-like connectors (file, sftp): fixtures in, deliveries back, and the sink fixture
 //! of a connector that delivers into a folder.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -65,6 +66,30 @@ pub fn read_batch_file(
         )?
     };
     crate::batches_only(reader)
+}
+
+/// One temporary folder per stream, for source fixtures that keep each stream's files in
+/// a folder of its own; the folders go when this is dropped.
+#[derive(Default)]
+pub struct StreamFolders(Mutex<HashMap<String, tempfile::TempDir>>);
+
+impl StreamFolders {
+    /// Makes a fresh folder for `stream` and returns its path.
+    pub fn create(&self, stream: &str) -> Result<PathBuf> {
+        let dir = tempfile::tempdir().map_err(io)?;
+        let path = dir.path().to_path_buf();
+        self.lock().insert(stream.to_string(), dir);
+        Ok(path)
+    }
+
+    /// The folder of `stream` (made by [`StreamFolders::create`]).
+    pub fn path(&self, stream: &str) -> PathBuf {
+        self.lock()[stream].path().to_path_buf()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, tempfile::TempDir>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Writes a newer file of a stream at `path` with `write`, dated ten seconds after the

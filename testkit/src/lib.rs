@@ -57,7 +57,7 @@ pub use bench::{bench_read, bench_write_modes, bench_write_wide};
 pub use documented::config_is_documented;
 pub use files::{
     delivered_file, read_batch_file, write_batch_file, write_newer_file, FolderSinkFixture,
-    FOLDER_SINK_CASES,
+    StreamFolders, FOLDER_SINK_CASES,
 };
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;

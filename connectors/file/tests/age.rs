@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::RecordBatch;
@@ -20,7 +19,9 @@ use ferry_core::{
 use ferry_engine::StreamConfig;
 use ferry_formats::age::{self, Identities, Recipients};
 use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
-use ferry_testkit::{self as testkit, write_newer_file, Fidelity, SinkFixture, SourceFixture};
+use ferry_testkit::{
+    self as testkit, write_newer_file, Fidelity, SinkFixture, SourceFixture, StreamFolders,
+};
 use futures::StreamExt;
 
 /// A new key pair, the secret key written to `dir/<name>.key` and the public key to
@@ -452,7 +453,7 @@ async fn the_destination_encrypts_to_a_passphrase() {
 
 struct SourceFix {
     format: Format,
-    dirs: Mutex<HashMap<String, tempfile::TempDir>>,
+    dirs: StreamFolders,
     recipients: Recipients,
     secret: Secret,
     scratch: tempfile::TempDir,
@@ -463,7 +464,7 @@ impl SourceFix {
         let (secret, public) = age::generate_identity();
         SourceFix {
             format,
-            dirs: Mutex::new(HashMap::new()),
+            dirs: StreamFolders::default(),
             recipients: Recipients::parse(&[public], Path::new(".")).unwrap(),
             secret,
             scratch: tempfile::tempdir().unwrap(),
@@ -471,8 +472,8 @@ impl SourceFix {
     }
 
     fn file(&self, stream: &str, n: u32) -> PathBuf {
-        self.dirs.lock().unwrap()[stream]
-            .path()
+        self.dirs
+            .path(stream)
             .join(format!("{stream}_{n:04}.{}.age", self.format.extension()))
     }
 }
@@ -480,22 +481,16 @@ impl SourceFix {
 #[async_trait]
 impl SourceFixture for SourceFix {
     async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        let dir = tempfile::tempdir().map_err(io)?;
-        let ext = self.format.extension();
-        write_encrypted(
-            &dir.path().join(format!("{stream}_0001.{ext}.age")),
-            self.format,
-            batch,
-            &self.recipients,
-        )?;
-        std::fs::write(dir.path().join("key.txt"), self.secret.expose()).map_err(io)?;
+        let dir = self.dirs.create(stream)?;
+        let file = self.file(stream, 1);
+        write_encrypted(&file, self.format, batch, &self.recipients)?;
+        std::fs::write(dir.join("key.txt"), self.secret.expose()).map_err(io)?;
         let toml = format!(
-            "path = \"{stream}_*.{ext}.age\"\nidentity = \"${{file:key.txt}}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            "path = \"{stream}_*.{}.age\"\nidentity = \"${{file:key.txt}}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            self.format.extension(),
             testkit::columns_toml(&batch.schema())
         );
-        let src = source(&toml, dir.path())?;
-        self.dirs.lock().unwrap().insert(stream.to_string(), dir);
-        Ok(src)
+        source(&toml, &dir)
     }
 
     async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {

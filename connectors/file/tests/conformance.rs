@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{io, leftovers, sink, source};
+use common::{leftovers, sink, source};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
@@ -20,7 +19,7 @@ use ferry_core::{
 use ferry_formats::codec::{Compression, Format};
 use ferry_testkit::{
     self as testkit, assert_says, messages, write_batch_file as write_file, write_newer_file,
-    Fidelity, FolderSinkFixture, SourceFixture, FOLDER_SINK_CASES,
+    Fidelity, FolderSinkFixture, SourceFixture, StreamFolders, FOLDER_SINK_CASES,
 };
 
 fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>, Vec<serde_json::Value>) {
@@ -48,7 +47,7 @@ fn ids(batches: &[RecordBatch]) -> Vec<i64> {
 
 struct SourceFix {
     format: Format,
-    dirs: Mutex<HashMap<String, tempfile::TempDir>>,
+    dirs: StreamFolders,
     scratch: tempfile::TempDir,
 }
 
@@ -56,17 +55,14 @@ impl SourceFix {
     fn new(format: Format) -> Self {
         SourceFix {
             format,
-            dirs: Mutex::new(HashMap::new()),
+            dirs: StreamFolders::default(),
             scratch: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn dir(&self, stream: &str) -> PathBuf {
-        self.dirs.lock().unwrap()[stream].path().to_path_buf()
-    }
-
     fn file(&self, stream: &str, n: u32) -> PathBuf {
-        self.dir(stream)
+        self.dirs
+            .path(stream)
             .join(format!("{stream}_{n:04}.{}", self.format.extension()))
     }
 }
@@ -74,20 +70,14 @@ impl SourceFix {
 #[async_trait]
 impl SourceFixture for SourceFix {
     async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        let dir = tempfile::tempdir().map_err(io)?;
-        let ext = self.format.extension();
-        write_file(
-            &dir.path().join(format!("{stream}_0001.{ext}")),
-            self.format,
-            batch,
-        )?;
+        let dir = self.dirs.create(stream)?;
+        write_file(&self.file(stream, 1), self.format, batch)?;
         let toml = format!(
-            "path = \"{stream}_*.{ext}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            "path = \"{stream}_*.{}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            self.format.extension(),
             testkit::columns_toml(&batch.schema())
         );
-        let src = source(&toml, dir.path())?;
-        self.dirs.lock().unwrap().insert(stream.to_string(), dir);
-        Ok(src)
+        source(&toml, &dir)
     }
 
     async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {

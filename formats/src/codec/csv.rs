@@ -38,10 +38,9 @@ use csv_core::ReadRecordResult;
 
 use super::encoding::{hint, DecodeReader, Encoding};
 use super::number::NumberFormat;
-use super::reader::{next_message, reader_settings, Output, Steps};
+use super::reader::{map_header, reader_api, Output, Steps};
 use super::sniff::sniff_delimiter;
 use super::{io_error, Counting, MAX_RECORD_BYTES};
-use ferry_core::source::Message;
 use ferry_core::types::{check_schema, FerryType};
 use ferry_core::values::{preview, write_text};
 use ferry_core::{Error, ErrorKind, Result};
@@ -476,10 +475,13 @@ impl<R: Read> Records<R> {
     }
 }
 
-/// Reads CSV into [`Message`]s: batches of the given schema and a [`Rejected`](ferry_core::source::Rejected) for each
+/// Reads CSV into [`Message`]s: batches of the given schema and a [`Rejected`] for each
 /// malformed record (see the module docs for the rules). An iterator; it reads nothing
 /// until the first call to `next`. An `Err` item (unreadable input, a header that does not
 /// fit the schema) ends the iteration.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
 pub struct CsvReader<R: Read> {
     records: Records<R>,
     schema: SchemaRef,
@@ -529,8 +531,6 @@ impl<R: Read> CsvReader<R> {
         })
     }
 
-    reader_settings!("Records");
-
     /// Reads the header (if any) and maps the file's fields to the schema's columns.
     fn start(&mut self) -> Result<()> {
         let columns = self.schema.fields().len();
@@ -548,46 +548,9 @@ impl<R: Read> CsvReader<R> {
             return Err(self.records.undecodable_header(i));
         }
         let names = column_names((0..self.records.len()).map(|i| self.records.text(i)));
-        // by name through maps: a header may have thousands of columns
-        let in_schema: std::collections::HashSet<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        let in_file: std::collections::HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let unknown: Vec<&str> = names
-            .iter()
-            .filter(|n| !in_schema.contains(n.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !unknown.is_empty() {
-            let known: Vec<&str> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "the header has column(s) {} that the stream's schema does not have (schema: {})",
-                    unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                    known.join(", ")
-                ),
-            )
-            .with("line", self.records.line()));
-        }
-        self.mapping = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| in_file.get(f.name().as_str()).copied())
-            .collect();
+        let line = self.records.line();
+        self.mapping =
+            map_header(&self.schema, &names, "the header").map_err(|e| e.with("line", line))?;
         self.width = names.len();
         Ok(())
     }
@@ -705,13 +668,7 @@ impl<R: Read> Steps for CsvReader<R> {
     }
 }
 
-impl<R: Read> Iterator for CsvReader<R> {
-    type Item = Result<Message>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        next_message(self)
-    }
-}
+reader_api!("Records", [R: Read] CsvReader<R>);
 
 /// Writes batches as CSV: a header row (when `has_header`), then one record per row;
 /// values as [`write_text`] spells them, NULL as `null_text`. Fields are quoted only when
@@ -853,7 +810,7 @@ mod tests {
     use ferry_testkit::assert_says;
 
     use super::*;
-    use ferry_core::source::Rejected;
+    use ferry_core::source::{Message, Rejected};
     use ferry_core::values::BatchBuilder;
 
     fn schema(cols: &[(&str, FerryType)]) -> SchemaRef {

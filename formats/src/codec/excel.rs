@@ -16,10 +16,11 @@
 //! - formulas as the value Excel saved with them (the file's cached value);
 //! - error cells (`#DIV/0!`) as their text, so a numeric column rejects that row.
 //!
-//! A row with a cell that does not fit its column's type is a [`Rejected`](ferry_core::source::Rejected) naming the
+//! A row with a cell that does not fit its column's type is a [`Rejected`] naming the
 //! file, the sheet, the row and the cell, and the rest of the sheet is still read.
+//!
+//! [`Rejected`]: ferry_core::source::Rejected
 
-use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -29,8 +30,7 @@ use calamine::{Data, Range, Reader, Sheets};
 use super::csv::{column_names, positional_names};
 use super::in_file;
 use super::infer::{infer_text_rows, InferOptions};
-use super::reader::{next_message, reader_settings, Output, Steps};
-use ferry_core::source::Message;
+use super::reader::{map_header, reader_api, Output, Steps};
 use ferry_core::types::check_schema;
 use ferry_core::{Error, ErrorKind, Result};
 
@@ -401,8 +401,12 @@ pub fn infer_excel<R: Read + Seek>(
 }
 
 /// Reads one sheet of a workbook into [`Message`]s: batches of the given schema, a
-/// [`Rejected`](ferry_core::source::Rejected) for each row with a cell that does not fit its column, and
-/// [`RowPositions`](ferry_core::source::RowPositions) (the rows are the sheet's one-based row numbers). An iterator.
+/// [`Rejected`] for each row with a cell that does not fit its column, and
+/// [`RowPositions`] (the rows are the sheet's one-based row numbers). An iterator.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
+/// [`RowPositions`]: ferry_core::source::RowPositions
 pub struct ExcelReader {
     loaded: Loaded,
     schema: SchemaRef,
@@ -436,8 +440,6 @@ impl ExcelReader {
         })
     }
 
-    reader_settings!("Rows");
-
     /// The sheet being read.
     pub fn sheet(&self) -> &str {
         &self.loaded.sheet
@@ -454,46 +456,12 @@ impl ExcelReader {
             return Ok(());
         }
         let names = self.loaded.names();
-        // by name through maps: a sheet may have thousands of columns
-        let in_schema: HashSet<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        let in_sheet: HashMap<&str, u32> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), first + i as u32))
-            .collect();
-        let unknown: Vec<&str> = names
-            .iter()
-            .filter(|n| !in_schema.contains(n.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !unknown.is_empty() {
-            let known: Vec<&str> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "sheet \"{}\": the header row has column(s) {} that the stream's schema does not have (schema: {})",
-                    self.loaded.sheet,
-                    unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                    known.join(", ")
-                ),
-            )
-            .with("line", self.loaded.header.map_or(0, |h| h + 1)));
-        }
-        self.mapping = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| in_sheet.get(f.name().as_str()).copied())
+        let header = format!("sheet \"{}\": the header row", self.loaded.sheet);
+        let line = self.loaded.header.map_or(0, |h| h + 1);
+        self.mapping = map_header(&self.schema, &names, &header)
+            .map_err(|e| e.with("line", line))?
+            .into_iter()
+            .map(|i| i.map(|i| first + i as u32))
             .collect();
         Ok(())
     }
@@ -576,13 +544,7 @@ impl Steps for ExcelReader {
     }
 }
 
-impl Iterator for ExcelReader {
-    type Item = Result<Message>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        next_message(self)
-    }
-}
+reader_api!("Rows", [] ExcelReader);
 
 #[cfg(test)]
 mod tests {

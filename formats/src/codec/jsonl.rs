@@ -22,18 +22,20 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::encoding::{hint, DecodeReader, Encoding};
-use super::reader::{next_message, reader_settings, Output, Steps};
+use super::reader::{reader_api, Output, Steps};
 use super::{io_error, strip_bom, Counting, MAX_RECORD_BYTES};
-use ferry_core::source::Message;
 use ferry_core::types::{check_schema, FerryType};
 use ferry_core::values::to_json;
 use ferry_core::{Error, ErrorKind, Result};
 
 const INPUT_BUFFER: usize = 256 << 10;
 
-/// Reads JSON Lines into [`Message`]s: batches of the given schema and a [`Rejected`](ferry_core::source::Rejected) for
+/// Reads JSON Lines into [`Message`]s: batches of the given schema and a [`Rejected`] for
 /// each bad line (see the module docs). An iterator; it reads nothing until the first call
 /// to `next`. An `Err` item (unreadable input, an overlong line) ends the iteration.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
 pub struct JsonlReader<R: Read> {
     input: BufReader<DecodeReader<R>>,
     line_buf: Vec<u8>,
@@ -60,8 +62,6 @@ impl<R: Read> JsonlReader<R> {
         self.input.get_mut().set_encoding(encoding);
         self
     }
-
-    reader_settings!("Lines");
 
     /// Reads the next line into `line_buf` (without its line ending); `false` at the end.
     fn read_line(&mut self) -> Result<bool> {
@@ -161,13 +161,7 @@ impl<R: Read> Steps for JsonlReader<R> {
     }
 }
 
-impl<R: Read> Iterator for JsonlReader<R> {
-    type Item = Result<Message>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        next_message(self)
-    }
-}
+reader_api!("Lines", [R: Read] JsonlReader<R>);
 
 /// Writes batches as JSON Lines: one object per row, keys in schema order, values as
 /// [`to_json`] spells them (NULL as `null`). Buffered per row; wrap a file in a
@@ -290,7 +284,7 @@ mod tests {
     use ferry_testkit::assert_says;
 
     use super::*;
-    use ferry_core::source::Rejected;
+    use ferry_core::source::{Message, Rejected};
     use ferry_core::values::BatchBuilder;
 
     fn schema() -> SchemaRef {

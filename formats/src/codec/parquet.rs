@@ -38,8 +38,7 @@ pub type ParquetResult<T> = std::result::Result<T, ParquetError>;
 use serde::{Deserialize, Serialize};
 
 use super::infer::{apply_overrides, InferOptions};
-use super::reader::{next_message, reader_settings, Output, Steps};
-use ferry_core::source::Message;
+use super::reader::{reader_api, Output, Steps};
 use ferry_core::types::{check_schema, is_json, FerryType};
 use ferry_core::values::{write_text, ColumnBuilder};
 use ferry_core::{Error, ErrorKind, Result};
@@ -360,11 +359,14 @@ impl<R: Read + Seek> Read for SeekRead<R> {
 // Reader
 
 /// Reads a Parquet file into [`Message`]s of a given Ferry schema: batches of at most
-/// `batch_size` rows (never spanning two row groups) and a [`Rejected`](ferry_core::source::Rejected) for each row with
+/// `batch_size` rows (never spanning two row groups) and a [`Rejected`] for each row with
 /// a value that cannot convert. Schema columns are matched to the file's top-level columns
 /// by name; a column the file lacks is NULL, file columns the schema lacks are not read.
 /// An iterator; the footer is read at the first call to `next`. An `Err` item (a damaged
 /// file, an unreadable page) ends the iteration.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
 pub struct ParquetReader {
     input: Shared,
     schema: SchemaRef,
@@ -402,8 +404,6 @@ impl ParquetReader {
             current: None,
         })
     }
-
-    reader_settings!("Rows");
 
     /// Row groups in the file (`None` before the footer is read).
     pub fn row_groups(&self) -> Option<usize> {
@@ -743,13 +743,7 @@ impl Steps for ParquetReader {
     }
 }
 
-impl Iterator for ParquetReader {
-    type Item = Result<Message>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        next_message(self)
-    }
-}
+reader_api!("Rows", [] ParquetReader);
 
 // ----------------------------------------------------------------------------------------
 // Writer
@@ -867,7 +861,7 @@ mod tests {
     use super::*;
     use arrow_array::types::Int32Type;
     use arrow_array::{Int32Array, ListArray, TimestampNanosecondArray, UInt64Array};
-    use ferry_core::source::Rejected;
+    use ferry_core::source::{Message, Rejected};
     use ferry_testkit::{all_types_batch, assert_says, rows};
 
     fn write(batches: &[RecordBatch], options: &ParquetOptions) -> Bytes {

@@ -1,7 +1,7 @@
 //! What every format reader shares: the messages it has queued, its counts, the batch
 //! being built and the loop that turns its steps into an iterator.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -9,7 +9,7 @@ use arrow_schema::SchemaRef;
 use super::in_file;
 use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
 use ferry_core::values::BatchBuilder;
-use ferry_core::{Error, Result};
+use ferry_core::{Error, ErrorKind, Result};
 
 /// A reader's queue of messages and its counts.
 pub(crate) struct Output {
@@ -120,6 +120,43 @@ impl Output {
     }
 }
 
+/// Each schema column's place in a header of `names` (by name; `None`: not in the
+/// header). A name the schema lacks is an error: `header` says where it is ("the header").
+pub(crate) fn map_header(
+    schema: &SchemaRef,
+    names: &[String],
+    header: &str,
+) -> Result<Vec<Option<usize>>> {
+    // by name through maps: a header may have thousands of columns
+    let in_schema: HashSet<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let in_header: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let unknown: Vec<String> = names
+        .iter()
+        .filter(|n| !in_schema.contains(n.as_str()))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        return Err(Error::new(
+            ErrorKind::SchemaMismatch,
+            format!(
+                "{header} has column(s) {} that the stream's schema does not have (schema: {})",
+                unknown.join(", "),
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(schema
+        .fields()
+        .iter()
+        .map(|f| in_header.get(f.name().as_str()).copied())
+        .collect())
+}
+
 /// A reader that works in steps, each queueing what it read on its [`Output`].
 pub(crate) trait Steps {
     fn output(&mut self) -> &mut Output;
@@ -152,32 +189,43 @@ pub(crate) fn next_message(reader: &mut impl Steps) -> Option<Result<Message>> {
     }
 }
 
-/// The settings and counts every reader offers, kept on its `out: Output` field.
-macro_rules! reader_settings {
-    ($what:literal) => {
-        /// Names the input (a file or object name) in positions and errors.
-        pub fn with_file(mut self, file: impl Into<String>) -> Self {
-            self.out.file = Some(file.into());
-            self
+/// The settings, counts and `Iterator` of a reader that implements [`Steps`] and keeps its
+/// [`Output`] in `out`; `$what` names what it rejects ("Records").
+macro_rules! reader_api {
+    ($what:literal, [$($generics:tt)*] $ty:ty) => {
+        impl<$($generics)*> $ty {
+            /// Names the input (a file or object name) in positions and errors.
+            pub fn with_file(mut self, file: impl Into<String>) -> Self {
+                self.out.file = Some(file.into());
+                self
+            }
+
+            /// Sets the rows per batch (default
+            /// [`ferry_core::source::DEFAULT_BATCH_SIZE`]; at least 1).
+            pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+                self.out.batch_size = batch_size.max(1);
+                self
+            }
+
+            /// Good rows read so far.
+            pub fn rows(&self) -> u64 {
+                self.out.rows
+            }
+
+            #[doc = concat!($what, " rejected so far.")]
+            pub fn rejected(&self) -> u64 {
+                self.out.rejected
+            }
         }
 
-        /// Sets the rows per batch (default [`ferry_core::source::DEFAULT_BATCH_SIZE`];
-        /// at least 1).
-        pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-            self.out.batch_size = batch_size.max(1);
-            self
-        }
+        impl<$($generics)*> Iterator for $ty {
+            type Item = ferry_core::Result<ferry_core::source::Message>;
 
-        /// Good rows read so far.
-        pub fn rows(&self) -> u64 {
-            self.out.rows
-        }
-
-        #[doc = concat!($what, " rejected so far.")]
-        pub fn rejected(&self) -> u64 {
-            self.out.rejected
+            fn next(&mut self) -> Option<Self::Item> {
+                $crate::codec::reader::next_message(self)
+            }
         }
     };
 }
 
-pub(crate) use reader_settings;
+pub(crate) use reader_api;
