@@ -498,7 +498,6 @@ pub struct CsvReader<R: Read> {
     numeric: Vec<bool>,
     /// Each numeric column's value rewritten plain.
     scratch: Vec<String>,
-    started: bool,
 }
 
 impl<R: Read> CsvReader<R> {
@@ -527,7 +526,6 @@ impl<R: Read> CsvReader<R> {
             out: Output::new(None),
             mapping: Vec::new(),
             width: 0,
-            started: false,
         })
     }
 
@@ -645,15 +643,12 @@ impl<R: Read> Steps for CsvReader<R> {
         &mut self.out
     }
 
+    fn begin(&mut self) -> Result<()> {
+        self.start()
+    }
+
     /// Reads one record; queues a batch when one is full, or a rejection.
     fn step(&mut self) -> Result<()> {
-        if !self.started {
-            self.started = true;
-            self.start()?;
-            if self.out.done {
-                return Ok(());
-            }
-        }
         if !self.records.read()? {
             return self.out.end();
         }

@@ -415,7 +415,6 @@ pub struct ExcelReader {
     mapping: Vec<Option<u32>>,
     /// The next row to read (zero-based).
     next_row: u32,
-    started: bool,
 }
 
 impl ExcelReader {
@@ -436,7 +435,6 @@ impl ExcelReader {
             schema,
             out: Output::new(file),
             mapping: Vec::new(),
-            started: false,
         })
     }
 
@@ -526,11 +524,11 @@ impl Steps for ExcelReader {
         &mut self.out
     }
 
+    fn begin(&mut self) -> Result<()> {
+        self.start()
+    }
+
     fn step(&mut self) -> Result<()> {
-        if !self.started {
-            self.started = true;
-            self.start()?;
-        }
         if self.next_row > self.loaded.rows.1 {
             return self.out.end();
         }

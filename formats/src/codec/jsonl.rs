@@ -106,10 +106,11 @@ impl<R: Read> Steps for JsonlReader<R> {
         &mut self.out
     }
 
+    fn begin(&mut self) -> Result<()> {
+        self.out.start_batch(&self.schema)
+    }
+
     fn step(&mut self) -> Result<()> {
-        if self.out.builder.is_none() {
-            self.out.start_batch(&self.schema)?;
-        }
         if !self.read_line()? {
             return self.out.end();
         }
@@ -138,7 +139,7 @@ impl<R: Read> Steps for JsonlReader<R> {
                 }
             },
             Ok(serde_json::Value::Object(row)) => {
-                let builder = self.out.builder.as_mut().expect("created above");
+                let builder = self.out.builder.as_mut().expect("made in begin");
                 match builder.push_json_row(&row) {
                     Ok(()) => {
                         self.out.accept(self.line);

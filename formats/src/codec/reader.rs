@@ -20,6 +20,8 @@ pub(crate) struct Output {
     /// The line (Excel: the row) each row of the batch being built is on.
     pub(crate) lines: Vec<u64>,
     pub(crate) pending: VecDeque<Result<Message>>,
+    /// Whether [`Steps::begin`] ran.
+    started: bool,
     pub(crate) done: bool,
     pub(crate) rows: u64,
     pub(crate) rejected: u64,
@@ -33,6 +35,7 @@ impl Output {
             builder: None,
             lines: Vec::new(),
             pending: VecDeque::new(),
+            started: false,
             done: false,
             rows: 0,
             rejected: 0,
@@ -161,6 +164,11 @@ pub(crate) fn map_header(
 pub(crate) trait Steps {
     fn output(&mut self) -> &mut Output;
 
+    /// Reads what comes before the rows (a header), once, before the first step.
+    fn begin(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Reads a little (a record, a row, a batch) and queues what came of it.
     fn step(&mut self) -> Result<()>;
 
@@ -180,7 +188,13 @@ pub(crate) fn next_message(reader: &mut impl Steps) -> Option<Result<Message>> {
         if reader.output().done {
             return None;
         }
-        if let Err(e) = reader.step() {
+        let read = if reader.output().started {
+            reader.step()
+        } else {
+            reader.output().started = true;
+            reader.begin()
+        };
+        if let Err(e) = read {
             let e = reader.ended(e);
             let out = reader.output();
             out.done = true;
