@@ -53,6 +53,8 @@ use ::age::{scrypt, x25519, DecryptError};
 
 use ferry_core::{Error, ErrorKind, Result, Secret};
 
+use crate::keyfile::KeyFile;
+
 /// The extension of age files, without the dot.
 pub const EXTENSION: &str = "age";
 
@@ -87,6 +89,12 @@ pub fn is_age_path(path: impl AsRef<Path>) -> bool {
 pub struct Recipients {
     keys: Vec<x25519::Recipient>,
     passphrase: Option<scrypt::Recipient>,
+}
+
+impl fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_keys(f, "Recipients", self.public_keys(), self.has_passphrase())
+    }
 }
 
 impl Recipients {
@@ -173,18 +181,6 @@ impl Recipients {
     }
 }
 
-impl fmt::Debug for Recipients {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Recipients")
-            .field("keys", &self.public_keys())
-            .field(
-                "passphrase",
-                &self.passphrase.as_ref().map(|_| "[redacted]"),
-            )
-            .finish()
-    }
-}
-
 /// How an entry may be shown in an error: never a secret key pasted by mistake.
 fn shown(entry: &str) -> String {
     let t = entry.trim();
@@ -232,20 +228,17 @@ fn parse_entry(entry: &str, n: usize, base_dir: &Path) -> Result<Vec<x25519::Rec
         )));
     }
     let path = base_dir.join(rel);
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        let why = if e.kind() == io::ErrorKind::NotFound {
-            "it is neither an age public key (`age1…`) nor an existing recipients file".to_string()
-        } else {
-            format!("cannot read the recipients file: {e}")
-        };
-        Error::config(format!("{what}: {why}")).with("file", path.display())
-    })?;
-    if !meta.is_file() || meta.len() > MAX_RECIPIENTS_FILE {
-        return Err(Error::config(format!(
+    let file = KeyFile {
+        neither: "an age public key (`age1…`)",
+        kind: "recipients file",
+        max: MAX_RECIPIENTS_FILE,
+    };
+    file.check(&path, &what, || {
+        format!(
             "{what}: `{}` is not a recipients file (one `age1…` key per line)",
             path.display()
-        )));
-    }
+        )
+    })?;
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::config(format!("{what}: cannot read the recipients file: {e}"))
             .with("file", path.display())
@@ -298,6 +291,25 @@ fn parse_public_key(s: &str) -> std::result::Result<x25519::Recipient, String> {
 pub struct Identities {
     keys: Vec<x25519::Identity>,
     passphrase: Option<scrypt::Identity>,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_keys(f, "Identities", self.public_keys(), self.has_passphrase())
+    }
+}
+
+/// Public keys and whether there is a passphrase, never the passphrase.
+fn debug_keys(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    keys: Vec<String>,
+    passphrase: bool,
+) -> fmt::Result {
+    f.debug_struct(name)
+        .field("keys", &keys)
+        .field("passphrase", &passphrase.then_some("[redacted]"))
+        .finish()
 }
 
 impl Identities {
@@ -371,18 +383,6 @@ impl Identities {
             .iter()
             .map(|k| k as &dyn ::age::Identity)
             .chain(self.passphrase.iter().map(|p| p as &dyn ::age::Identity))
-    }
-}
-
-impl fmt::Debug for Identities {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identities")
-            .field("keys", &self.public_keys())
-            .field(
-                "passphrase",
-                &self.passphrase.as_ref().map(|_| "[redacted]"),
-            )
-            .finish()
     }
 }
 

@@ -120,10 +120,9 @@ impl Breach {
 /// Counts what is unpacked, failing a read that crosses a limit.
 struct Meter<'a, R> {
     inner: R,
-    archive: &'a str,
+    how: &'a Unpack<'a>,
     /// The entry read (`None`: the whole archive, as a tar.gz is measured).
     entry: Option<&'a str>,
-    limits: &'a Limits,
     /// Bytes of all entries so far.
     total: &'a AtomicU64,
     /// Bytes of this entry so far.
@@ -131,7 +130,6 @@ struct Meter<'a, R> {
     /// The compressed bytes the ratio is measured against: an entry's (zip) or the bytes
     /// of the archive read so far (tar.gz); `None`: not compressed.
     compressed: Compressed<'a>,
-    breach: &'a Breach,
 }
 
 enum Compressed<'a> {
@@ -145,7 +143,7 @@ impl<R: Read> Read for Meter<'_, R> {
         let n = self.inner.read(buf)?;
         self.out += n as u64;
         let total = self.total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        let limits = self.limits;
+        let limits = &self.how.limits;
         let crossed = if total > limits.expanded_bytes {
             Some(format!(
                 "unpacks to more than {} bytes (`archive_limits.expanded_bytes`)",
@@ -165,12 +163,13 @@ impl<R: Read> Read for Meter<'_, R> {
             })
         };
         if let Some(what) = crossed {
+            let archive = self.how.archive;
             let e = match self.entry {
-                Some(entry) => limit_error(self.archive, &format!(": entry `{entry}` {what}")),
-                None => limit_error(self.archive, &format!(" {what}")),
+                Some(entry) => limit_error(archive, &format!(": entry `{entry}` {what}")),
+                None => limit_error(archive, &format!(" {what}")),
             };
             let message = e.message().to_string();
-            self.breach.record(e);
+            self.how.breach.record(e);
             return Err(io::Error::other(message));
         }
         Ok(n)
@@ -204,6 +203,22 @@ pub struct Unpack<'a> {
     pub keep: &'a dyn Fn(&str) -> bool,
 }
 
+/// What is called with the name and bytes of each entry read.
+pub type EachEntry<'e> = dyn FnMut(&str, &mut dyn Read) -> Result<Flow> + 'e;
+
+impl Unpack<'_> {
+    /// Whether entry `name` is read: data (not junk a packer adds) that the caller keeps.
+    fn keeps(&self, name: &str) -> bool {
+        !junk(name) && (self.keep)(name)
+    }
+
+    /// Hands entry `name` to `each`; whether to go on.
+    fn hand(&self, each: &mut EachEntry<'_>, name: &str, bytes: &mut dyn Read) -> Result<bool> {
+        let flow = each(name, bytes).map_err(|e| self.breach.explain(e))?;
+        Ok(flow == Flow::Next)
+    }
+}
+
 /// Whether an entry is junk a packer adds (macOS resource forks), never data.
 fn junk(name: &str) -> bool {
     name.starts_with("__MACOSX/") || name.rsplit('/').next().is_some_and(|f| f.starts_with("._"))
@@ -215,14 +230,9 @@ fn junk(name: &str) -> bool {
 pub fn zip_entries<R: Read + Seek>(
     input: R,
     how: &Unpack<'_>,
-    each: &mut dyn FnMut(&str, &mut dyn Read) -> Result<Flow>,
+    each: &mut EachEntry<'_>,
 ) -> Result<()> {
-    let Unpack {
-        archive,
-        limits,
-        breach,
-        keep,
-    } = how;
+    let (archive, limits) = (how.archive, &how.limits);
     let mut zip =
         zip::ZipArchive::new(input).map_err(|e| bad_archive(archive, ArchiveKind::Zip, e))?;
     if zip.len() as u64 > limits.entries {
@@ -244,7 +254,7 @@ pub fn zip_entries<R: Read + Seek>(
             .name()
             .map_err(|e| bad_archive(archive, ArchiveKind::Zip, e))?
             .into_owned();
-        if !entry.is_file() || junk(&name) || !keep(&name) {
+        if !entry.is_file() || !how.keeps(&name) {
             continue;
         }
         if entry.encrypted() {
@@ -261,16 +271,13 @@ pub fn zip_entries<R: Read + Seek>(
         };
         let mut meter = Meter {
             inner: entry,
-            archive,
+            how,
             entry: Some(&name),
-            limits,
             total: &total,
             out: 0,
             compressed,
-            breach,
         };
-        let flow = each(&name, &mut meter).map_err(|e| breach.explain(e))?;
-        if flow == Flow::Stop {
+        if !how.hand(each, &name, &mut meter)? {
             break;
         }
     }
@@ -298,14 +305,9 @@ pub fn tar_entries<R: Read>(
     input: R,
     gzip: bool,
     how: &Unpack<'_>,
-    each: &mut dyn FnMut(&str, &mut dyn Read) -> Result<Flow>,
+    each: &mut EachEntry<'_>,
 ) -> Result<()> {
-    let Unpack {
-        archive,
-        limits,
-        breach,
-        keep,
-    } = how;
+    let (archive, limits) = (how.archive, &how.limits);
     let kind = if gzip {
         ArchiveKind::TarGz
     } else {
@@ -326,19 +328,17 @@ pub fn tar_entries<R: Read>(
     };
     let unpacked = Meter {
         inner: bytes,
-        archive,
+        how,
         entry: None,
-        limits,
         total: &total,
         out: 0,
         compressed,
-        breach,
     };
     let mut tar = tar::Archive::new(unpacked);
     let entries = tar.entries().map_err(|e| bad_archive(archive, kind, e))?;
     let mut seen = 0u64;
     for entry in entries {
-        let entry = entry.map_err(|e| breach.explain(bad_archive(archive, kind, e)))?;
+        let entry = entry.map_err(|e| how.breach.explain(bad_archive(archive, kind, e)))?;
         seen += 1;
         if seen > limits.entries {
             return Err(limit_error(
@@ -356,12 +356,11 @@ pub fn tar_entries<R: Read>(
             Ok(p) => p.to_string_lossy().trim_start_matches("./").to_string(),
             Err(e) => return Err(bad_archive(archive, kind, e)),
         };
-        if junk(&name) || !keep(&name) {
+        if !how.keeps(&name) {
             continue;
         }
         let mut entry = entry;
-        let flow = each(&name, &mut entry).map_err(|e| breach.explain(e))?;
-        if flow == Flow::Stop {
+        if !how.hand(each, &name, &mut entry)? {
             break;
         }
     }
@@ -375,7 +374,7 @@ pub fn entries(
     kind: ArchiveKind,
     input: Box<dyn Read + Send>,
     how: &Unpack<'_>,
-    each: &mut dyn FnMut(&str, &mut dyn Read) -> Result<Flow>,
+    each: &mut EachEntry<'_>,
 ) -> Result<()> {
     match kind {
         ArchiveKind::Zip => zip_entries(spool(input, how.archive)?, how, each),

@@ -10,4 +10,5 @@ pub mod archive;
 pub mod codec;
 pub mod digest;
 pub mod estimate;
+mod keyfile;
 pub mod pgp;

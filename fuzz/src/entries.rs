@@ -64,6 +64,28 @@ const BATCH: usize = 7;
 /// Records sampled by inference: enough to see type changes, few enough to stay fast.
 const SAMPLE: usize = 64;
 
+/// How the targets infer schemas: from a sample of [`SAMPLE`] records.
+fn sample() -> InferOptions {
+    InferOptions {
+        sample_rows: SAMPLE,
+        overrides: Vec::new(),
+    }
+}
+
+/// Reads `reader` to the end; checks that it reports (`rows`) the rows it yielded.
+fn drain<R: Iterator<Item = Result<Message>>>(
+    mut reader: R,
+    rows: fn(&R) -> u64,
+    what: &str,
+) -> Result<u64> {
+    let mut n = 0u64;
+    for m in reader.by_ref() {
+        n += count(m?);
+    }
+    assert_eq!(n, rows(&reader), "{what} reader's row count is off");
+    Ok(n)
+}
+
 /// Splits the flag byte off a CSV / JSON Lines input.
 fn flags(data: &[u8]) -> (u8, &[u8]) {
     match data.split_first() {
@@ -91,39 +113,21 @@ pub fn csv_read(data: &[u8]) -> Result<u64> {
 
 /// Infers the schema of CSV `body`, then reads it in full, checking the row count.
 fn read_csv(body: &[u8], csv: &CsvOptions) -> Result<u64> {
-    let options = InferOptions {
-        sample_rows: SAMPLE,
-        overrides: Vec::new(),
-    };
-    let schema = infer_csv(body, csv, &options)?;
-    let mut reader = CsvReader::new(body, schema, csv)?
+    let schema = infer_csv(body, csv, &sample())?;
+    let reader = CsvReader::new(body, schema, csv)?
         .with_file("fuzz.csv")
         .with_batch_size(BATCH);
-    let mut rows = 0u64;
-    for m in reader.by_ref() {
-        rows += count(m?);
-    }
-    assert_eq!(rows, reader.rows(), "CSV reader's row count is off");
-    Ok(rows)
+    drain(reader, CsvReader::rows, "CSV")
 }
 
 /// JSON Lines with schema inference (the first byte is reserved as a flag byte, unused).
 pub fn jsonl_read(data: &[u8]) -> Result<u64> {
     let (_, body) = flags(data);
-    let options = InferOptions {
-        sample_rows: SAMPLE,
-        overrides: Vec::new(),
-    };
-    let schema = infer_jsonl(body, &options)?;
-    let mut reader = JsonlReader::new(body, schema)?
+    let schema = infer_jsonl(body, &sample())?;
+    let reader = JsonlReader::new(body, schema)?
         .with_file("fuzz.jsonl")
         .with_batch_size(BATCH);
-    let mut rows = 0u64;
-    for m in reader.by_ref() {
-        rows += count(m?);
-    }
-    assert_eq!(rows, reader.rows(), "JSON Lines reader's row count is off");
-    Ok(rows)
+    drain(reader, JsonlReader::rows, "JSON Lines")
 }
 
 /// Encodings the `text_read` target decodes from (the flag byte's bits 0–2).
@@ -213,15 +217,10 @@ impl Read for Trickle<'_> {
 pub fn parquet_read(data: &[u8]) -> Result<u64> {
     let bytes = Bytes::copy_from_slice(data);
     let schema = infer_parquet(&bytes)?;
-    let mut reader = ParquetReader::new(bytes, schema)?
+    let reader = ParquetReader::new(bytes, schema)?
         .with_file("fuzz.parquet")
         .with_batch_size(BATCH);
-    let mut rows = 0u64;
-    for m in reader.by_ref() {
-        rows += count(m?);
-    }
-    assert_eq!(rows, reader.rows(), "Parquet reader's row count is off");
-    Ok(rows)
+    drain(reader, ParquetReader::rows, "Parquet")
 }
 
 /// A workbook (the first byte picks the kind: bit 0 `.ods`, bit 1 `.xls`, else `.xlsx`;
@@ -242,19 +241,10 @@ pub fn excel_read(data: &[u8]) -> Result<u64> {
             header_row: (f & 4 != 0).then_some(0),
             range: None,
         };
-        let options = InferOptions {
-            sample_rows: SAMPLE,
-            overrides: Vec::new(),
-        };
-        let schema = infer_excel(Cursor::new(body), Some(name), &excel, &options)?;
-        let mut reader =
+        let schema = infer_excel(Cursor::new(body), Some(name), &excel, &sample())?;
+        let reader =
             ExcelReader::new(Cursor::new(body), Some(name), schema, &excel)?.with_batch_size(BATCH);
-        let mut n = 0u64;
-        for m in reader.by_ref() {
-            n += count(m?);
-        }
-        assert_eq!(n, reader.rows(), "Excel reader's row count is off");
-        rows += n;
+        rows += drain(reader, ExcelReader::rows, "Excel")?;
     }
     Ok(rows)
 }

@@ -47,15 +47,15 @@ pub fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>) {
     (batches, rejected)
 }
 
+/// Asserts that a rejected record's message says `text`.
+#[track_caller]
+pub fn assert_says(rejected: &Rejected, text: &str) {
+    assert!(rejected.message.contains(text), "{}", rejected.message);
+}
+
 /// The rows of `batches` sorted by `id`, with typed values.
 pub fn rows(batches: &[RecordBatch]) -> Vec<Row> {
-    rows_by_id(
-        batches,
-        Fidelity {
-            typed: true,
-            ..Default::default()
-        },
-    )
+    rows_by_id(batches, Fidelity::EXACT)
 }
 
 /// The int64 first column of `batches`, in order.

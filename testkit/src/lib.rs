@@ -55,7 +55,10 @@ use ferry_engine::state::StateStore;
 
 pub use bench::{bench_read, bench_write_modes, bench_write_wide};
 pub use documented::config_is_documented;
-pub use files::{names, read_batch_file, write_batch_file};
+pub use files::{
+    delivered_file, names, read_batch_file, write_batch_file, write_newer_file, FolderSinkFixture,
+    StreamFolders, FOLDER_SINK_CASES,
+};
 pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
 pub use helpers::*;
 pub use log::CapturedLog;
@@ -70,6 +73,22 @@ pub struct Fidelity {
     pub typed: bool,
 }
 
+impl Fidelity {
+    /// Values come back as they went, typed.
+    pub const EXACT: Fidelity = Fidelity {
+        empty_string_is_null: false,
+        typed: true,
+    };
+
+    /// What a file in `format` keeps: types, and in CSV an empty string reads as NULL.
+    pub fn of_format(format: ferry_formats::codec::Format) -> Fidelity {
+        Fidelity {
+            empty_string_is_null: format == ferry_formats::codec::Format::Csv,
+            typed: true,
+        }
+    }
+}
+
 /// How to make a fresh destination on a real system and read it back.
 #[async_trait]
 pub trait SinkFixture: Send + Sync {
@@ -79,10 +98,7 @@ pub trait SinkFixture: Send + Sync {
     async fn read_back(&self, stream: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>>;
     /// How faithfully values survive.
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: false,
-            typed: true,
-        }
+        Fidelity::EXACT
     }
 }
 
@@ -103,10 +119,7 @@ pub trait SourceFixture: Send + Sync {
     }
     /// How faithfully values survive.
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: false,
-            typed: true,
-        }
+        Fidelity::EXACT
     }
 }
 
@@ -512,20 +525,21 @@ pub async fn read_matches_discover(f: &dyn SourceFixture) {
         "read returned a different number of rows than were created"
     );
     for b in &batches {
-        let got: Vec<_> = b
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone()))
-            .collect();
-        let want: Vec<_> = info
-            .schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone()))
-            .collect();
-        assert_eq!(got, want, "batch schema differs from discovered schema");
+        assert_eq!(
+            columns(&b.schema()),
+            columns(&info.schema),
+            "batch schema differs from discovered schema"
+        );
     }
+}
+
+/// The names and types of a schema's columns (keys and other metadata aside).
+fn columns(schema: &SchemaRef) -> Vec<(String, arrow_schema::DataType)> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect()
 }
 
 /// For a source as configured (no fixture): `check` passes, and every stream's batches
@@ -541,20 +555,9 @@ pub async fn source_reads_match_discover(source: &dyn Source, limit: u64) {
         let mut req = ReadRequest::full(&info.name);
         req.limit = Some(limit);
         for b in read_all(source, req).await {
-            let got: Vec<_> = b
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| (f.name().clone(), f.data_type().clone()))
-                .collect();
-            let want: Vec<_> = info
-                .schema
-                .fields()
-                .iter()
-                .map(|f| (f.name().clone(), f.data_type().clone()))
-                .collect();
             assert_eq!(
-                got, want,
+                columns(&b.schema()),
+                columns(&info.schema),
                 "stream `{}`: batch schema differs from discovered schema",
                 info.name
             );
@@ -643,21 +646,15 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
         .get(&name)
         .cloned()
         .unwrap_or_default();
-    let ids: Vec<i64> = rows_by_id(
-        &all,
-        Fidelity {
-            typed: true,
-            ..Default::default()
-        },
-    )
-    .iter()
-    .map(|r| {
-        r["id"]
-            .as_i64()
-            .or_else(|| r["id"].as_str()?.parse().ok())
-            .expect("id")
-    })
-    .collect();
+    let ids: Vec<i64> = rows_by_id(&all, Fidelity::EXACT)
+        .iter()
+        .map(|r| {
+            r["id"]
+                .as_i64()
+                .or_else(|| r["id"].as_str()?.parse().ok())
+                .expect("id")
+        })
+        .collect();
     assert_eq!(
         ids,
         vec![1, 2, 3, 4, 5],

@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::RecordBatch;
@@ -21,7 +19,9 @@ use ferry_core::{
 use ferry_engine::StreamConfig;
 use ferry_formats::age::{self, Identities, Recipients};
 use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
-use ferry_testkit::{self as testkit, Fidelity, SinkFixture, SourceFixture};
+use ferry_testkit::{
+    self as testkit, write_newer_file, Fidelity, SinkFixture, SourceFixture, StreamFolders,
+};
 use futures::StreamExt;
 
 /// A new key pair, the secret key written to `dir/<name>.key` and the public key to
@@ -453,7 +453,7 @@ async fn the_destination_encrypts_to_a_passphrase() {
 
 struct SourceFix {
     format: Format,
-    dirs: Mutex<HashMap<String, tempfile::TempDir>>,
+    dirs: StreamFolders,
     recipients: Recipients,
     secret: Secret,
     scratch: tempfile::TempDir,
@@ -464,7 +464,7 @@ impl SourceFix {
         let (secret, public) = age::generate_identity();
         SourceFix {
             format,
-            dirs: Mutex::new(HashMap::new()),
+            dirs: StreamFolders::default(),
             recipients: Recipients::parse(&[public], Path::new(".")).unwrap(),
             secret,
             scratch: tempfile::tempdir().unwrap(),
@@ -472,8 +472,8 @@ impl SourceFix {
     }
 
     fn file(&self, stream: &str, n: u32) -> PathBuf {
-        self.dirs.lock().unwrap()[stream]
-            .path()
+        self.dirs
+            .path(stream)
             .join(format!("{stream}_{n:04}.{}.age", self.format.extension()))
     }
 }
@@ -481,33 +481,22 @@ impl SourceFix {
 #[async_trait]
 impl SourceFixture for SourceFix {
     async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        let dir = tempfile::tempdir().map_err(io)?;
-        let ext = self.format.extension();
-        write_encrypted(
-            &dir.path().join(format!("{stream}_0001.{ext}.age")),
-            self.format,
-            batch,
-            &self.recipients,
-        )?;
-        std::fs::write(dir.path().join("key.txt"), self.secret.expose()).map_err(io)?;
+        let dir = self.dirs.create(stream)?;
+        let file = self.file(stream, 1);
+        write_encrypted(&file, self.format, batch, &self.recipients)?;
+        std::fs::write(dir.join("key.txt"), self.secret.expose()).map_err(io)?;
         let toml = format!(
-            "path = \"{stream}_*.{ext}.age\"\nidentity = \"${{file:key.txt}}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            "path = \"{stream}_*.{}.age\"\nidentity = \"${{file:key.txt}}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            self.format.extension(),
             testkit::columns_toml(&batch.schema())
         );
-        let src = source(&toml, dir.path())?;
-        self.dirs.lock().unwrap().insert(stream.to_string(), dir);
-        Ok(src)
+        source(&toml, &dir)
     }
 
     async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        let first = std::fs::metadata(self.file(stream, 1))
-            .map_err(io)?
-            .modified()
-            .map_err(io)?;
-        let path = self.file(stream, 2);
-        write_encrypted(&path, self.format, batch, &self.recipients)?;
-        let f = File::options().write(true).open(&path).map_err(io)?;
-        f.set_modified(first + Duration::from_secs(10)).map_err(io)
+        write_newer_file(&self.file(stream, 1), &self.file(stream, 2), |path| {
+            write_encrypted(path, self.format, batch, &self.recipients)
+        })
     }
 
     fn cursor(&self) -> Option<String> {
@@ -538,10 +527,7 @@ impl SourceFixture for SourceFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+        Fidelity::of_format(self.format)
     }
 }
 
@@ -600,10 +586,7 @@ impl SinkFixture for SinkFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+        Fidelity::of_format(self.format)
     }
 }
 

@@ -3,25 +3,23 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{io, leftovers, sink, source};
+use common::{leftovers, sink, source};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Sink, Source,
-    WriteMode, WriteRequest,
+    async_trait, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Source, WriteMode,
+    WriteRequest,
 };
 use ferry_formats::codec::{Compression, Format};
 use ferry_testkit::{
-    self as testkit, messages, read_batch_file as read_compressed, write_batch_file as write_file,
-    Fidelity, SinkFixture, SourceFixture,
+    self as testkit, assert_says, messages, write_batch_file as write_file, write_newer_file,
+    Fidelity, FolderSinkFixture, SourceFixture, StreamFolders, FOLDER_SINK_CASES,
 };
 
 fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>, Vec<serde_json::Value>) {
@@ -49,7 +47,7 @@ fn ids(batches: &[RecordBatch]) -> Vec<i64> {
 
 struct SourceFix {
     format: Format,
-    dirs: Mutex<HashMap<String, tempfile::TempDir>>,
+    dirs: StreamFolders,
     scratch: tempfile::TempDir,
 }
 
@@ -57,17 +55,14 @@ impl SourceFix {
     fn new(format: Format) -> Self {
         SourceFix {
             format,
-            dirs: Mutex::new(HashMap::new()),
+            dirs: StreamFolders::default(),
             scratch: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn dir(&self, stream: &str) -> PathBuf {
-        self.dirs.lock().unwrap()[stream].path().to_path_buf()
-    }
-
     fn file(&self, stream: &str, n: u32) -> PathBuf {
-        self.dir(stream)
+        self.dirs
+            .path(stream)
             .join(format!("{stream}_{n:04}.{}", self.format.extension()))
     }
 }
@@ -75,31 +70,20 @@ impl SourceFix {
 #[async_trait]
 impl SourceFixture for SourceFix {
     async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        let dir = tempfile::tempdir().map_err(io)?;
-        let ext = self.format.extension();
-        write_file(
-            &dir.path().join(format!("{stream}_0001.{ext}")),
-            self.format,
-            batch,
-        )?;
+        let dir = self.dirs.create(stream)?;
+        write_file(&self.file(stream, 1), self.format, batch)?;
         let toml = format!(
-            "path = \"{stream}_*.{ext}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            "path = \"{stream}_*.{}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            self.format.extension(),
             testkit::columns_toml(&batch.schema())
         );
-        let src = source(&toml, dir.path())?;
-        self.dirs.lock().unwrap().insert(stream.to_string(), dir);
-        Ok(src)
+        source(&toml, &dir)
     }
 
     async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        let first = std::fs::metadata(self.file(stream, 1))
-            .map_err(io)?
-            .modified()
-            .map_err(io)?;
-        let path = self.file(stream, 2);
-        write_file(&path, self.format, batch)?;
-        let f = File::options().write(true).open(&path).map_err(io)?;
-        f.set_modified(first + Duration::from_secs(10)).map_err(io)
+        write_newer_file(&self.file(stream, 1), &self.file(stream, 2), |path| {
+            write_file(path, self.format, batch)
+        })
     }
 
     fn cursor(&self) -> Option<String> {
@@ -118,65 +102,24 @@ impl SourceFixture for SourceFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+        Fidelity::of_format(self.format)
     }
 }
 
-struct SinkFix {
-    format: Format,
-    compression: Compression,
-    dir: tempfile::TempDir,
-    sink: Arc<dyn Sink>,
-}
-
-impl SinkFix {
-    fn new(format: Format, compression: Compression) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = sink(
-            &format!("path = \"out\"\nformat = \"{format}\"\ncompression = \"{compression}\""),
-            dir.path(),
-        )
-        .unwrap();
-        SinkFix {
-            format,
-            compression,
-            dir,
-            sink,
-        }
-    }
-
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("out")
-    }
-}
-
-#[async_trait]
-impl SinkFixture for SinkFix {
-    fn sink(&self) -> Arc<dyn Sink> {
-        self.sink.clone()
-    }
-
-    async fn read_back(&self, stream: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-        let mut name = format!("{stream}.{}", self.format.extension());
-        if let Some(ext) = self.compression.extension() {
-            name = format!("{name}.{ext}");
-        }
-        read_compressed(
-            &self.out().join(name),
-            self.format,
-            self.compression,
-            schema,
-        )
-    }
-
-    fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+/// A file sink writing `format` with `compression` into a temporary folder.
+fn sink_fix(format: Format, compression: Compression) -> FolderSinkFixture<tempfile::TempDir> {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(
+        &format!("path = \"out\"\nformat = \"{format}\"\ncompression = \"{compression}\""),
+        dir.path(),
+    )
+    .unwrap();
+    FolderSinkFixture {
+        sink,
+        format,
+        compression,
+        out: dir.path().join("out"),
+        keep: dir,
     }
 }
 
@@ -189,16 +132,10 @@ async fn source_conformance_in_every_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sink_conformance_in_every_format_and_compression() {
-    for (format, compression) in [
-        (Format::Csv, Compression::None),
-        (Format::Jsonl, Compression::None),
-        (Format::Parquet, Compression::None),
-        (Format::Csv, Compression::Gzip),
-        (Format::Jsonl, Compression::Zstd),
-    ] {
-        let f = SinkFix::new(format, compression);
+    for (format, compression) in FOLDER_SINK_CASES {
+        let f = sink_fix(format, compression);
         testkit::run_sink_suite(&f).await;
-        assert_eq!(leftovers(&f.out()), Vec::<String>::new(), "{format}");
+        assert_eq!(leftovers(&f.out), Vec::<String>::new(), "{format}");
     }
 }
 
@@ -246,21 +183,9 @@ async fn malformed_csv_rows_are_rejected_with_their_lines_and_good_rows_survive(
         .iter()
         .all(|r| r.position.file.as_deref() == Some("people.csv")));
     assert_eq!(rejected[0].raw, "3,ragged");
-    assert!(
-        rejected[0].message.contains("expected 3 fields, found 2"),
-        "{}",
-        rejected[0].message
-    );
-    assert!(
-        rejected[1].message.contains("UTF-8"),
-        "{}",
-        rejected[1].message
-    );
-    assert!(
-        rejected[2].message.contains("column `id`: expected int64"),
-        "{}",
-        rejected[2].message
-    );
+    assert_says(&rejected[0], "expected 3 fields, found 2");
+    assert_says(&rejected[1], "UTF-8");
+    assert_says(&rejected[2], "column `id`: expected int64");
     assert_eq!(checkpoints.len(), 1);
 }
 

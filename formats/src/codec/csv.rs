@@ -38,11 +38,11 @@ use csv_core::ReadRecordResult;
 
 use super::encoding::{hint, DecodeReader, Encoding};
 use super::number::NumberFormat;
+use super::reader::{map_header, reader_api, Output, Steps};
 use super::sniff::sniff_delimiter;
-use super::{in_file, io_error, Counting, MAX_RECORD_BYTES};
-use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
+use super::{io_error, Counting, MAX_RECORD_BYTES};
 use ferry_core::types::{check_schema, FerryType};
-use ferry_core::values::{preview, write_text, BatchBuilder};
+use ferry_core::values::{preview, write_text};
 use ferry_core::{Error, ErrorKind, Result};
 
 const INPUT_BUFFER: usize = 256 << 10;
@@ -479,14 +479,15 @@ impl<R: Read> Records<R> {
 /// malformed record (see the module docs for the rules). An iterator; it reads nothing
 /// until the first call to `next`. An `Err` item (unreadable input, a header that does not
 /// fit the schema) ends the iteration.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
 pub struct CsvReader<R: Read> {
     records: Records<R>,
     schema: SchemaRef,
     null_text: String,
     has_header: bool,
-    file: Option<String>,
-    batch_size: usize,
-    builder: Option<BatchBuilder>,
+    out: Output,
     /// Schema column → zero-based field in the file.
     mapping: Vec<Option<usize>>,
     /// Fields every record must have.
@@ -497,13 +498,6 @@ pub struct CsvReader<R: Read> {
     numeric: Vec<bool>,
     /// Each numeric column's value rewritten plain.
     scratch: Vec<String>,
-    /// The line each row of the batch being built starts on.
-    lines: Vec<u64>,
-    started: bool,
-    done: bool,
-    pending: VecDeque<Result<Message>>,
-    rows: u64,
-    rejected: u64,
 }
 
 impl<R: Read> CsvReader<R> {
@@ -529,129 +523,33 @@ impl<R: Read> CsvReader<R> {
             schema,
             null_text: options.null_text.clone(),
             has_header: options.has_header,
-            file: None,
-            batch_size: DEFAULT_BATCH_SIZE,
-            builder: None,
+            out: Output::new(None),
             mapping: Vec::new(),
             width: 0,
-            lines: Vec::new(),
-            started: false,
-            done: false,
-            pending: VecDeque::new(),
-            rows: 0,
-            rejected: 0,
         })
-    }
-
-    /// Names the input (a file or object name) in positions and errors.
-    pub fn with_file(mut self, file: impl Into<String>) -> Self {
-        self.file = Some(file.into());
-        self
-    }
-
-    /// Sets the rows per batch (default [`DEFAULT_BATCH_SIZE`]; at least 1).
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// Good rows read so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Records rejected so far.
-    pub fn rejected(&self) -> u64 {
-        self.rejected
     }
 
     /// Reads the header (if any) and maps the file's fields to the schema's columns.
     fn start(&mut self) -> Result<()> {
         let columns = self.schema.fields().len();
-        self.builder = Some(BatchBuilder::new(
-            self.schema.clone(),
-            self.batch_size.min(1 << 16),
-        )?);
+        self.out.start_batch(&self.schema)?;
         if !self.has_header {
             self.mapping = (0..columns).map(Some).collect();
             self.width = columns;
             return Ok(());
         }
         if !self.records.read()? {
-            self.done = true;
+            self.out.done = true;
             return Ok(());
         }
         if let Some((i, _)) = self.records.invalid_utf8() {
             return Err(self.records.undecodable_header(i));
         }
         let names = column_names((0..self.records.len()).map(|i| self.records.text(i)));
-        // by name through maps: a header may have thousands of columns
-        let in_schema: std::collections::HashSet<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        let in_file: std::collections::HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let unknown: Vec<&str> = names
-            .iter()
-            .filter(|n| !in_schema.contains(n.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !unknown.is_empty() {
-            let known: Vec<&str> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "the header has column(s) {} that the stream's schema does not have (schema: {})",
-                    unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                    known.join(", ")
-                ),
-            )
-            .with("line", self.records.line()));
-        }
-        self.mapping = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| in_file.get(f.name().as_str()).copied())
-            .collect();
+        let line = self.records.line();
+        self.mapping =
+            map_header(&self.schema, &names, "the header").map_err(|e| e.with("line", line))?;
         self.width = names.len();
-        Ok(())
-    }
-
-    /// Reads one record; queues a batch when one is full, or a rejection.
-    fn step(&mut self) -> Result<()> {
-        if !self.started {
-            self.started = true;
-            self.start()?;
-            if self.done {
-                return Ok(());
-            }
-        }
-        if !self.records.read()? {
-            self.done = true;
-            return self.finish_batch();
-        }
-        if let Some((column, message)) = self.push_record() {
-            self.reject(column, message)?;
-        }
-        if self
-            .builder
-            .as_ref()
-            .is_some_and(|b| b.len() >= self.batch_size)
-        {
-            self.finish_batch()?;
-        }
         Ok(())
     }
 
@@ -660,7 +558,7 @@ impl<R: Read> CsvReader<R> {
     fn push_record(&mut self) -> Option<(Option<u64>, String)> {
         let CsvReader {
             records,
-            builder,
+            out,
             mapping,
             null_text,
             width,
@@ -692,7 +590,7 @@ impl<R: Read> CsvReader<R> {
                 ),
             ));
         }
-        let builder = builder.as_mut()?;
+        let builder = out.builder.as_mut()?;
         // numbers written the local way, rewritten plain into `scratch`
         let local = !numbers.is_plain();
         let rewrite = |c: usize, j: usize| local && numeric[c] && records.text(j) != null_text;
@@ -725,8 +623,7 @@ impl<R: Read> CsvReader<R> {
         });
         match builder.push_text_row(cells, null_text) {
             Ok(()) => {
-                self.rows += 1;
-                self.lines.push(records.line());
+                out.accept(records.line());
                 None
             }
             Err(e) => {
@@ -739,60 +636,34 @@ impl<R: Read> CsvReader<R> {
             }
         }
     }
+}
 
-    fn reject(&mut self, column: Option<u64>, message: String) -> Result<()> {
-        // the rows read before it go first (see `Message::Rejected`)
-        self.finish_batch()?;
-        self.rejected += 1;
-        let position = Position {
-            file: self.file.clone(),
-            line: Some(self.records.line()),
-            column,
-            key: None,
-        };
-        self.pending.push_back(Ok(Message::Rejected(Rejected {
-            position,
-            raw: self.records.raw_text(),
-            message,
-        })));
-        Ok(())
+impl<R: Read> Steps for CsvReader<R> {
+    fn output(&mut self) -> &mut Output {
+        &mut self.out
     }
 
-    fn finish_batch(&mut self) -> Result<()> {
-        if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
-            let batch = b.finish()?;
-            let lines = std::mem::take(&mut self.lines);
-            if batch.num_rows() > 0 {
-                self.pending
-                    .push_back(Ok(Message::Positions(Box::new(RowPositions {
-                        file: self.file.clone(),
-                        lines,
-                    }))));
-                self.pending.push_back(Ok(Message::Batch(batch)));
-            }
+    fn begin(&mut self) -> Result<()> {
+        self.start()
+    }
+
+    /// Reads one record; queues a batch when one is full, or a rejection.
+    fn step(&mut self) -> Result<()> {
+        if !self.records.read()? {
+            return self.out.end();
         }
-        Ok(())
+        if let Some((column, message)) = self.push_record() {
+            self.out.reject(
+                (Some(self.records.line()), column, None),
+                self.records.raw_text(),
+                message,
+            )?;
+        }
+        self.out.finish_if_full()
     }
 }
 
-impl<R: Read> Iterator for CsvReader<R> {
-    type Item = Result<Message>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(m) = self.pending.pop_front() {
-                return Some(m);
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.step() {
-                self.done = true;
-                self.pending.push_back(Err(in_file(e, &self.file)));
-            }
-        }
-    }
-}
+reader_api!("Records", [R: Read] CsvReader<R>);
 
 /// Writes batches as CSV: a header row (when `has_header`), then one record per row;
 /// values as [`write_text`] spells them, NULL as `null_text`. Fields are quoted only when
@@ -931,8 +802,11 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
     use arrow_schema::Schema;
+    use ferry_testkit::assert_says;
 
     use super::*;
+    use ferry_core::source::{Message, Rejected};
+    use ferry_core::values::BatchBuilder;
 
     fn schema(cols: &[(&str, FerryType)]) -> SchemaRef {
         Arc::new(Schema::new(
@@ -1023,22 +897,10 @@ mod tests {
             ]
         );
         assert_eq!(rejected[0].raw, "2,b");
-        assert!(
-            rejected[0].message.contains("expected 3 fields, found 2"),
-            "{}",
-            rejected[0].message
-        );
+        assert_says(&rejected[0], "expected 3 fields, found 2");
         assert_eq!(rejected[1].raw, "4,c,x");
-        assert!(
-            rejected[1].message.contains("column `n`: expected int64"),
-            "{}",
-            rejected[1].message
-        );
-        assert!(
-            rejected[2].message.contains("not valid UTF-8"),
-            "{}",
-            rejected[2].message
-        );
+        assert_says(&rejected[1], "column `n`: expected int64");
+        assert_says(&rejected[2], "not valid UTF-8");
         assert_eq!(rejected[2].raw, "5,\u{fffd}\u{fffd},50");
         assert_eq!(rejected[3].raw, "6,f,60,extra");
         assert_eq!(rejected[0].position.file.as_deref(), Some("t.csv"));
@@ -1052,11 +914,7 @@ mod tests {
         assert!(batches.is_empty());
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].position.line, Some(2));
-        assert!(
-            rejected[0].message.contains("spans lines 2–3"),
-            "{}",
-            rejected[0].message
-        );
+        assert_says(&rejected[0], "spans lines 2–3");
     }
 
     #[test]
@@ -1181,11 +1039,7 @@ mod tests {
         assert_eq!(ids(&batches), vec![1, 3]);
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].position.line, Some(3));
-        assert!(
-            rejected[0].message.contains("not valid shift_jis"),
-            "{}",
-            rejected[0].message
-        );
+        assert_says(&rejected[0], "not valid shift_jis");
     }
 
     #[test]

@@ -18,8 +18,9 @@
 //!
 //! A row with a cell that does not fit its column's type is a [`Rejected`] naming the
 //! file, the sheet, the row and the cell, and the rest of the sheet is still read.
+//!
+//! [`Rejected`]: ferry_core::source::Rejected
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -29,9 +30,8 @@ use calamine::{Data, Range, Reader, Sheets};
 use super::csv::{column_names, positional_names};
 use super::in_file;
 use super::infer::{infer_text_rows, InferOptions};
-use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
+use super::reader::{map_header, reader_api, Output, Steps};
 use ferry_core::types::check_schema;
-use ferry_core::values::BatchBuilder;
 use ferry_core::{Error, ErrorKind, Result};
 
 /// Which sheet of a workbook a stream reads.
@@ -403,23 +403,18 @@ pub fn infer_excel<R: Read + Seek>(
 /// Reads one sheet of a workbook into [`Message`]s: batches of the given schema, a
 /// [`Rejected`] for each row with a cell that does not fit its column, and
 /// [`RowPositions`] (the rows are the sheet's one-based row numbers). An iterator.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
+/// [`RowPositions`]: ferry_core::source::RowPositions
 pub struct ExcelReader {
     loaded: Loaded,
     schema: SchemaRef,
-    file: Option<String>,
-    batch_size: usize,
-    builder: Option<BatchBuilder>,
+    out: Output,
     /// Schema column → zero-based column of the sheet.
     mapping: Vec<Option<u32>>,
     /// The next row to read (zero-based).
     next_row: u32,
-    /// The row each row of the batch being built is on (one-based).
-    lines: Vec<u64>,
-    started: bool,
-    done: bool,
-    pending: VecDeque<Result<Message>>,
-    rows: u64,
-    rejected: u64,
 }
 
 impl ExcelReader {
@@ -438,39 +433,9 @@ impl ExcelReader {
             next_row: loaded.rows.0,
             loaded,
             schema,
-            file,
-            batch_size: DEFAULT_BATCH_SIZE,
-            builder: None,
+            out: Output::new(file),
             mapping: Vec::new(),
-            lines: Vec::new(),
-            started: false,
-            done: false,
-            pending: VecDeque::new(),
-            rows: 0,
-            rejected: 0,
         })
-    }
-
-    /// Names the input in positions and errors (default: the name given to `new`).
-    pub fn with_file(mut self, file: impl Into<String>) -> Self {
-        self.file = Some(file.into());
-        self
-    }
-
-    /// Sets the rows per batch (default [`DEFAULT_BATCH_SIZE`]; at least 1).
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// Good rows read so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Rows rejected so far.
-    pub fn rejected(&self) -> u64 {
-        self.rejected
     }
 
     /// The sheet being read.
@@ -480,10 +445,7 @@ impl ExcelReader {
 
     /// Maps the sheet's columns to the schema's, by header name (else by position).
     fn start(&mut self) -> Result<()> {
-        self.builder = Some(BatchBuilder::new(
-            self.schema.clone(),
-            self.batch_size.min(1 << 16),
-        )?);
+        self.out.start_batch(&self.schema)?;
         let first = self.loaded.cols.0;
         if self.loaded.header.is_none() {
             self.mapping = (0..self.schema.fields().len() as u32)
@@ -492,69 +454,13 @@ impl ExcelReader {
             return Ok(());
         }
         let names = self.loaded.names();
-        // by name through maps: a sheet may have thousands of columns
-        let in_schema: HashSet<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
+        let header = format!("sheet \"{}\": the header row", self.loaded.sheet);
+        let line = self.loaded.header.map_or(0, |h| h + 1);
+        self.mapping = map_header(&self.schema, &names, &header)
+            .map_err(|e| e.with("line", line))?
+            .into_iter()
+            .map(|i| i.map(|i| first + i as u32))
             .collect();
-        let in_sheet: HashMap<&str, u32> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), first + i as u32))
-            .collect();
-        let unknown: Vec<&str> = names
-            .iter()
-            .filter(|n| !in_schema.contains(n.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !unknown.is_empty() {
-            let known: Vec<&str> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "sheet \"{}\": the header row has column(s) {} that the stream's schema does not have (schema: {})",
-                    self.loaded.sheet,
-                    unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                    known.join(", ")
-                ),
-            )
-            .with("line", self.loaded.header.map_or(0, |h| h + 1)));
-        }
-        self.mapping = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| in_sheet.get(f.name().as_str()).copied())
-            .collect();
-        Ok(())
-    }
-
-    fn step(&mut self) -> Result<()> {
-        if !self.started {
-            self.started = true;
-            self.start()?;
-        }
-        if self.next_row > self.loaded.rows.1 {
-            self.done = true;
-            return self.finish_batch();
-        }
-        let row = self.next_row;
-        self.next_row += 1;
-        self.push_row(row)?;
-        if self
-            .builder
-            .as_ref()
-            .is_some_and(|b| b.len() >= self.batch_size)
-        {
-            self.finish_batch()?;
-        }
         Ok(())
     }
 
@@ -563,7 +469,7 @@ impl ExcelReader {
             return Ok(()); // a row with no value at all
         };
         let first = self.loaded.cols.0;
-        let Some(builder) = self.builder.as_mut() else {
+        let Some(builder) = self.out.builder.as_mut() else {
             return Ok(());
         };
         let texts = self
@@ -572,8 +478,7 @@ impl ExcelReader {
             .map(|m| m.and_then(|c| cells[(c - first) as usize].as_deref()));
         match builder.push_text_row(texts, "") {
             Ok(()) => {
-                self.rows += 1;
-                self.lines.push(u64::from(row) + 1);
+                self.out.accept(u64::from(row) + 1);
                 Ok(())
             }
             Err(e) => {
@@ -591,9 +496,6 @@ impl ExcelReader {
         column: &str,
         message: &str,
     ) -> Result<()> {
-        // the rows read before it go first (see `Message::Rejected`)
-        self.finish_batch()?;
-        self.rejected += 1;
         let sheet = &self.loaded.sheet;
         let cell = col.map(|c| format!("{}{}", column_letters(c), row + 1));
         let key = match &cell {
@@ -605,53 +507,42 @@ impl ExcelReader {
             row + 1,
             cell.map(|c| format!(", cell {c}")).unwrap_or_default()
         );
-        self.pending.push_back(Ok(Message::Rejected(Rejected {
-            position: Position {
-                file: self.file.clone(),
-                line: Some(u64::from(row) + 1),
-                column: col.map(|c| u64::from(c) + 1),
-                key: Some(key),
-            },
-            raw: serde_json::to_string(cells).unwrap_or_default(),
+        self.out.reject(
+            (
+                Some(u64::from(row) + 1),
+                col.map(|c| u64::from(c) + 1),
+                Some(key),
+            ),
+            serde_json::to_string(cells).unwrap_or_default(),
             message,
-        })));
-        Ok(())
-    }
-
-    fn finish_batch(&mut self) -> Result<()> {
-        if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
-            let batch = b.finish()?;
-            let lines = std::mem::take(&mut self.lines);
-            self.pending
-                .push_back(Ok(Message::Positions(Box::new(RowPositions {
-                    file: self.file.clone(),
-                    lines,
-                }))));
-            self.pending.push_back(Ok(Message::Batch(batch)));
-        }
-        Ok(())
+        )
     }
 }
 
-impl Iterator for ExcelReader {
-    type Item = Result<Message>;
+impl Steps for ExcelReader {
+    fn output(&mut self) -> &mut Output {
+        &mut self.out
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(m) = self.pending.pop_front() {
-                return Some(m);
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.step() {
-                self.done = true;
-                let e = e.with("sheet", &self.loaded.sheet);
-                self.pending.push_back(Err(in_file(e, &self.file)));
-            }
+    fn begin(&mut self) -> Result<()> {
+        self.start()
+    }
+
+    fn step(&mut self) -> Result<()> {
+        if self.next_row > self.loaded.rows.1 {
+            return self.out.end();
         }
+        let row = self.next_row;
+        self.next_row += 1;
+        self.push_row(row)?;
+        self.out.finish_if_full()
+    }
+    fn ended(&mut self, e: Error) -> Error {
+        e.with("sheet", &self.loaded.sheet)
     }
 }
+
+reader_api!("Rows", [] ExcelReader);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,6 @@
 //! `"-inf"` (read back as the same floats). A JSON column's document is embedded as JSON,
 //! so its key order and spacing are not kept, and the document `null` reads back as NULL.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 
 use arrow_array::cast::AsArray;
@@ -23,10 +22,10 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::encoding::{hint, DecodeReader, Encoding};
-use super::{in_file, io_error, strip_bom, Counting, MAX_RECORD_BYTES};
-use ferry_core::source::{Message, Position, Rejected, RowPositions, DEFAULT_BATCH_SIZE};
+use super::reader::{reader_api, Output, Steps};
+use super::{io_error, strip_bom, Counting, MAX_RECORD_BYTES};
 use ferry_core::types::{check_schema, FerryType};
-use ferry_core::values::{to_json, BatchBuilder};
+use ferry_core::values::to_json;
 use ferry_core::{Error, ErrorKind, Result};
 
 const INPUT_BUFFER: usize = 256 << 10;
@@ -34,20 +33,15 @@ const INPUT_BUFFER: usize = 256 << 10;
 /// Reads JSON Lines into [`Message`]s: batches of the given schema and a [`Rejected`] for
 /// each bad line (see the module docs). An iterator; it reads nothing until the first call
 /// to `next`. An `Err` item (unreadable input, an overlong line) ends the iteration.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
 pub struct JsonlReader<R: Read> {
     input: BufReader<DecodeReader<R>>,
     line_buf: Vec<u8>,
     line: u64,
     schema: SchemaRef,
-    file: Option<String>,
-    batch_size: usize,
-    builder: Option<BatchBuilder>,
-    done: bool,
-    pending: VecDeque<Result<Message>>,
-    rows: u64,
-    rejected: u64,
-    /// The line of each row of the batch being built.
-    lines: Vec<u64>,
+    out: Output,
 }
 
 impl<R: Read> JsonlReader<R> {
@@ -59,14 +53,7 @@ impl<R: Read> JsonlReader<R> {
             line_buf: Vec::with_capacity(1024),
             line: 0,
             schema,
-            file: None,
-            batch_size: DEFAULT_BATCH_SIZE,
-            builder: None,
-            done: false,
-            pending: VecDeque::new(),
-            rows: 0,
-            rejected: 0,
-            lines: Vec::new(),
+            out: Output::new(None),
         })
     }
 
@@ -74,28 +61,6 @@ impl<R: Read> JsonlReader<R> {
     pub fn with_encoding(mut self, encoding: Option<&'static Encoding>) -> Self {
         self.input.get_mut().set_encoding(encoding);
         self
-    }
-
-    /// Names the input (a file or object name) in positions and errors.
-    pub fn with_file(mut self, file: impl Into<String>) -> Self {
-        self.file = Some(file.into());
-        self
-    }
-
-    /// Sets the rows per batch (default [`DEFAULT_BATCH_SIZE`]; at least 1).
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// Good rows read so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Lines rejected so far.
-    pub fn rejected(&self) -> u64 {
-        self.rejected
     }
 
     /// Reads the next line into `line_buf` (without its line ending); `false` at the end.
@@ -123,17 +88,31 @@ impl<R: Read> JsonlReader<R> {
         }
         Ok(true)
     }
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+impl<R: Read> Steps for JsonlReader<R> {
+    fn output(&mut self) -> &mut Output {
+        &mut self.out
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.out.start_batch(&self.schema)
+    }
 
     fn step(&mut self) -> Result<()> {
-        if self.builder.is_none() {
-            self.builder = Some(BatchBuilder::new(
-                self.schema.clone(),
-                self.batch_size.min(1 << 16),
-            )?);
-        }
         if !self.read_line()? {
-            self.done = true;
-            return self.finish_batch();
+            return self.out.end();
         }
         let bytes = if self.line == 1 {
             strip_bom(&self.line_buf)
@@ -160,11 +139,10 @@ impl<R: Read> JsonlReader<R> {
                 }
             },
             Ok(serde_json::Value::Object(row)) => {
-                let builder = self.builder.as_mut().expect("created above");
+                let builder = self.out.builder.as_mut().expect("made in begin");
                 match builder.push_json_row(&row) {
                     Ok(()) => {
-                        self.rows += 1;
-                        self.lines.push(self.line);
+                        self.out.accept(self.line);
                         None
                     }
                     Err(e) => Some((None, format!("column `{}`: {}", e.name, e.message))),
@@ -177,77 +155,14 @@ impl<R: Read> JsonlReader<R> {
         };
         if let Some((column, message)) = failure {
             let raw = String::from_utf8_lossy(bytes).into_owned();
-            // the rows read before it go first (see `Message::Rejected`)
-            self.finish_batch()?;
-            self.rejected += 1;
-            let position = Position {
-                file: self.file.clone(),
-                line: Some(self.line),
-                column,
-                key: None,
-            };
-            self.pending.push_back(Ok(Message::Rejected(Rejected {
-                position,
-                raw,
-                message,
-            })));
+            self.out
+                .reject((Some(self.line), column, None), raw, message)?;
         }
-        if self
-            .builder
-            .as_ref()
-            .is_some_and(|b| b.len() >= self.batch_size)
-        {
-            self.finish_batch()?;
-        }
-        Ok(())
-    }
-
-    fn finish_batch(&mut self) -> Result<()> {
-        if let Some(b) = self.builder.as_mut().filter(|b| !b.is_empty()) {
-            let batch = b.finish()?;
-            let lines = std::mem::take(&mut self.lines);
-            if batch.num_rows() > 0 {
-                self.pending
-                    .push_back(Ok(Message::Positions(Box::new(RowPositions {
-                        file: self.file.clone(),
-                        lines,
-                    }))));
-                self.pending.push_back(Ok(Message::Batch(batch)));
-            }
-        }
-        Ok(())
+        self.out.finish_if_full()
     }
 }
 
-fn kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-impl<R: Read> Iterator for JsonlReader<R> {
-    type Item = Result<Message>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(m) = self.pending.pop_front() {
-                return Some(m);
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.step() {
-                self.done = true;
-                self.pending.push_back(Err(in_file(e, &self.file)));
-            }
-        }
-    }
-}
+reader_api!("Lines", [R: Read] JsonlReader<R>);
 
 /// Writes batches as JSON Lines: one object per row, keys in schema order, values as
 /// [`to_json`] spells them (NULL as `null`). Buffered per row; wrap a file in a
@@ -367,8 +282,11 @@ mod tests {
 
     use arrow_array::types::Int64Type;
     use arrow_schema::Schema;
+    use ferry_testkit::assert_says;
 
     use super::*;
+    use ferry_core::source::{Message, Rejected};
+    use ferry_core::values::BatchBuilder;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -406,11 +324,7 @@ mod tests {
         assert_eq!(ids, vec![1, 3, 4]);
         let lines: Vec<_> = rejected.iter().map(|r| r.position.line.unwrap()).collect();
         assert_eq!(lines, vec![4, 5, 6]);
-        assert!(
-            rejected[0].message.contains("column `id`: expected int64"),
-            "{}",
-            rejected[0].message
-        );
+        assert_says(&rejected[0], "column `id`: expected int64");
         assert!(
             rejected[1].message.starts_with("invalid JSON"),
             "{}",
@@ -421,11 +335,7 @@ mod tests {
             "{}",
             rejected[1].message
         );
-        assert!(
-            rejected[2].message.contains("found an array"),
-            "{}",
-            rejected[2].message
-        );
+        assert_says(&rejected[2], "found an array");
         assert_eq!(rejected[1].raw, "{bad json");
         assert_eq!(
             batches[0].column(2).as_string::<i32>().value(0),

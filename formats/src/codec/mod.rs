@@ -57,6 +57,7 @@ pub mod infer;
 pub mod jsonl;
 pub mod number;
 pub mod parquet;
+mod reader;
 pub mod sniff;
 
 use std::io::{Read, Write};

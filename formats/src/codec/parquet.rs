@@ -17,7 +17,6 @@
 //! the microsecond range, text that does not parse as an overridden column type) makes its
 //! row a [`Message::Rejected`] naming the row group and row; the rest of the batch goes on.
 
-use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +38,7 @@ pub type ParquetResult<T> = std::result::Result<T, ParquetError>;
 use serde::{Deserialize, Serialize};
 
 use super::infer::{apply_overrides, InferOptions};
-use ferry_core::source::{Message, Position, Rejected, DEFAULT_BATCH_SIZE};
+use super::reader::{reader_api, Output, Steps};
 use ferry_core::types::{check_schema, is_json, FerryType};
 use ferry_core::values::{write_text, ColumnBuilder};
 use ferry_core::{Error, ErrorKind, Result};
@@ -365,20 +364,18 @@ impl<R: Read + Seek> Read for SeekRead<R> {
 /// by name; a column the file lacks is NULL, file columns the schema lacks are not read.
 /// An iterator; the footer is read at the first call to `next`. An `Err` item (a damaged
 /// file, an unreadable page) ends the iteration.
+///
+/// [`Message`]: ferry_core::source::Message
+/// [`Rejected`]: ferry_core::source::Rejected
 pub struct ParquetReader {
     input: Shared,
     schema: SchemaRef,
-    file: Option<String>,
-    batch_size: usize,
+    out: Output,
     /// Set once the footer is read.
     plan: Option<Plan>,
     row_group: usize,
     /// The open row group's reader, and rows of it read so far.
     current: Option<(ParquetRecordBatchReader, usize)>,
-    pending: VecDeque<Result<Message>>,
-    done: bool,
-    rows: u64,
-    rejected: u64,
 }
 
 /// What the footer told.
@@ -401,38 +398,11 @@ impl ParquetReader {
         Ok(ParquetReader {
             input: Shared(Arc::new(input)),
             schema,
-            file: None,
-            batch_size: DEFAULT_BATCH_SIZE,
+            out: Output::new(None),
             plan: None,
             row_group: 0,
             current: None,
-            pending: VecDeque::new(),
-            done: false,
-            rows: 0,
-            rejected: 0,
         })
-    }
-
-    /// Names the input (a file or object name) in positions and errors.
-    pub fn with_file(mut self, file: impl Into<String>) -> Self {
-        self.file = Some(file.into());
-        self
-    }
-
-    /// Sets the rows per batch (default [`DEFAULT_BATCH_SIZE`]; at least 1).
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// Good rows read so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Rows rejected so far.
-    pub fn rejected(&self) -> u64 {
-        self.rejected
     }
 
     /// Row groups in the file (`None` before the footer is read).
@@ -495,14 +465,14 @@ impl ParquetReader {
     }
 
     /// Reads one batch (opening the next row group when needed); queues what it yields.
-    fn step(&mut self) -> Result<()> {
+    fn read_batch(&mut self) -> Result<()> {
         if self.plan.is_none() {
             self.start()?;
         }
         let plan = self.plan.as_ref().expect("set above");
         if self.current.is_none() {
             if self.row_group >= plan.meta.metadata().num_row_groups() {
-                self.done = true;
+                self.out.done = true;
                 return Ok(());
             }
             let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
@@ -511,7 +481,7 @@ impl ParquetReader {
             )
             .with_row_groups(vec![self.row_group])
             .with_projection(plan.mask.clone())
-            .with_batch_size(self.batch_size)
+            .with_batch_size(self.out.batch_size)
             .build()
             .map_err(|e| pq_error(e, &format!("cannot read row group {}", self.row_group)))?;
             self.current = Some((reader, 0));
@@ -601,31 +571,23 @@ impl ParquetReader {
                 continue;
             };
             if good > done {
-                self.rows += (good - done) as u64;
-                self.pending
-                    .push_back(Ok(Message::Batch(out.slice(done, good - done))));
+                self.out.send(out.slice(done, good - done));
                 done = good;
             }
             let in_group = first + row;
-            self.rejected += 1;
-            self.pending.push_back(Ok(Message::Rejected(Rejected {
-                position: Position {
-                    file: self.file.clone(),
-                    line: None,
-                    column: Some(column as u64 + 1),
-                    key: Some(format!(
-                        "row group {group}, row {in_group} (row {} of the file, counting from 0)",
-                        offset + in_group as u64
-                    )),
-                },
-                raw: raw_row(&batch, row),
+            let key = format!(
+                "row group {group}, row {in_group} (row {} of the file, counting from 0)",
+                offset + in_group as u64
+            );
+            self.out.reject(
+                (None, Some(column as u64 + 1), Some(key)),
+                raw_row(&batch, row),
                 message,
-            })));
+            )?;
         }
         let out = out.slice(done, out.num_rows() - done);
         if out.num_rows() > 0 {
-            self.rows += out.num_rows() as u64;
-            self.pending.push_back(Ok(Message::Batch(out)));
+            self.out.send(out);
         }
         Ok(())
     }
@@ -765,26 +727,23 @@ fn nested_to_json(array: &ArrayRef) -> Result<ArrayRef> {
     Ok(Arc::new(StringArray::from(out)))
 }
 
-impl Iterator for ParquetReader {
-    type Item = Result<Message>;
+impl Steps for ParquetReader {
+    fn output(&mut self) -> &mut Output {
+        &mut self.out
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(m) = self.pending.pop_front() {
-                return Some(m);
-            }
-            if self.done {
-                return None;
-            }
-            let what = format!("row group {}", self.row_group);
-            if let Err(e) = guarded(&what, || self.step()) {
-                self.done = true;
-                self.current = None;
-                self.pending.push_back(Err(super::in_file(e, &self.file)));
-            }
-        }
+    fn step(&mut self) -> Result<()> {
+        let what = format!("row group {}", self.row_group);
+        guarded(&what, || self.read_batch())
+    }
+
+    fn ended(&mut self, e: Error) -> Error {
+        self.current = None;
+        e
     }
 }
+
+reader_api!("Rows", [] ParquetReader);
 
 // ----------------------------------------------------------------------------------------
 // Writer
@@ -902,7 +861,8 @@ mod tests {
     use super::*;
     use arrow_array::types::Int32Type;
     use arrow_array::{Int32Array, ListArray, TimestampNanosecondArray, UInt64Array};
-    use ferry_testkit::{all_types_batch, rows_by_id, Fidelity};
+    use ferry_core::source::{Message, Rejected};
+    use ferry_testkit::{all_types_batch, assert_says, rows};
 
     fn write(batches: &[RecordBatch], options: &ParquetOptions) -> Bytes {
         let mut w = ParquetWriter::new(Vec::new(), batches[0].schema(), options).unwrap();
@@ -960,14 +920,7 @@ mod tests {
                 got.iter().all(|b| b.num_rows() <= 2),
                 "batches stay inside row groups"
             );
-            let exact = Fidelity {
-                empty_string_is_null: false,
-                typed: true,
-            };
-            assert_eq!(
-                rows_by_id(&got, exact),
-                rows_by_id(std::slice::from_ref(&batch), exact)
-            );
+            assert_eq!(rows(&got), rows(std::slice::from_ref(&batch)));
         }
     }
 
@@ -1031,13 +984,7 @@ mod tests {
             "{:?}",
             r.position
         );
-        let rows = rows_by_id(
-            &got,
-            Fidelity {
-                empty_string_is_null: false,
-                typed: true,
-            },
-        );
+        let rows = rows(&got);
         assert_eq!(rows.len(), 2);
         let json: Vec<String> = rows.iter().map(|r| r["l"].to_string()).collect();
         assert!(
@@ -1082,18 +1029,8 @@ mod tests {
         ]));
         let (got, rejected) = read_all(data.clone(), target, 10);
         assert_eq!(rejected.len(), 1);
-        assert!(
-            rejected[0].message.contains("not nullable"),
-            "{}",
-            rejected[0].message
-        );
-        let rows = rows_by_id(
-            &got,
-            Fidelity {
-                empty_string_is_null: false,
-                typed: true,
-            },
-        );
+        assert_says(&rejected[0], "not nullable");
+        let rows = rows(&got);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["b"], serde_json::json!("x"));
         assert_eq!(rows[1]["extra"], serde_json::Value::Null);

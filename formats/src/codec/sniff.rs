@@ -104,29 +104,37 @@ pub fn one_column_warning(columns: &[&str]) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn sniff(s: &str) -> char {
-        sniff_delimiter(s.as_bytes(), b'"', b',', true) as char
+    /// Asserts what is sniffed (fallback `,`) in each text.
+    fn sniffs(cases: &[(&str, char)]) {
+        for (text, want) in cases {
+            let got = sniff_delimiter(text.as_bytes(), b'"', b',', true) as char;
+            assert_eq!(got, *want, "{text:?}");
+        }
     }
 
     #[test]
     fn picks_the_delimiter_that_splits_lines_evenly() {
-        assert_eq!(sniff("name;amount\nMüller;1.234,56\nDupont;7,5\n"), ';');
-        assert_eq!(sniff("a\tb\tc\n1\t2\t3\n"), '\t');
-        assert_eq!(sniff("a|b\n1|2\n"), '|');
-        assert_eq!(sniff("a,b,c\n1,2,3\n"), ',');
-        // quoted delimiters do not count
-        assert_eq!(sniff("a;b\n\"x,y,z\";1\n\"p,q\";2\n"), ';');
-        assert_eq!(sniff("a,b\n\"x;y;z\",1\n\"multi\nline;;\",2\n"), ',');
+        sniffs(&[
+            ("name;amount\nMüller;1.234,56\nDupont;7,5\n", ';'),
+            ("a\tb\tc\n1\t2\t3\n", '\t'),
+            ("a|b\n1|2\n", '|'),
+            ("a,b,c\n1,2,3\n", ','),
+            // quoted delimiters do not count
+            ("a;b\n\"x,y,z\";1\n\"p,q\";2\n", ';'),
+            ("a,b\n\"x;y;z\",1\n\"multi\nline;;\",2\n", ','),
+        ]);
     }
 
     #[test]
     fn keeps_the_fallback_when_ambiguous_or_single_column() {
-        assert_eq!(sniff("name\nx\ny\n"), ',');
-        assert_eq!(sniff("a;b|c\n"), ',');
-        // a header without the candidate: the data's `;` is text
-        assert_eq!(sniff("note\na;b\nc;d\n"), ',');
-        assert_eq!(sniff("a;b,c\n1;2,3\n"), ',');
-        assert_eq!(sniff(""), ',');
+        sniffs(&[
+            ("name\nx\ny\n", ','),
+            ("a;b|c\n", ','),
+            // a header without the candidate: the data's `;` is text
+            ("note\na;b\nc;d\n", ','),
+            ("a;b,c\n1;2,3\n", ','),
+            ("", ','),
+        ]);
         assert_eq!(sniff_delimiter(b"a;b|c\n", b'"', b'\t', true), b'\t');
     }
 

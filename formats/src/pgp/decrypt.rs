@@ -21,18 +21,11 @@ const MAX_LAYERS: usize = 4;
 
 /// What decrypts the files a client sends: our secret keys and, when set, the client's
 /// public keys, one of which must have signed every file.
+// the keys show no secret (see their `Debug`)
+#[derive(Debug)]
 pub struct Decryptor {
     keys: SecretKeys,
     verify: Option<PublicKeys>,
-}
-
-impl fmt::Debug for Decryptor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decryptor")
-            .field("keys", &self.keys)
-            .field("verify", &self.verify)
-            .finish()
-    }
 }
 
 /// A decrypted file's plaintext, authenticated, spooled (memory, then a temporary file

@@ -2,7 +2,7 @@
 //! (from the vault), and the client's public keys (inline or from a file).
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 use pgp::composed::{Deserializable, SignedPublicKey, SignedSecretKey};
@@ -11,6 +11,7 @@ use pgp::types::{KeyDetails, Password, SigningKey};
 use ferry_core::{Error, ErrorKind, Result, Secret};
 
 use super::hex;
+use crate::keyfile::KeyFile;
 
 /// Largest key file read (a key ring of a few keys is a few KiB).
 const MAX_KEY_FILE: u64 = 1 << 20;
@@ -224,19 +225,14 @@ fn parse_entry(entry: &str, what: &str, base_dir: &Path) -> Result<Vec<SignedPub
     let rel = t.strip_prefix("file:").unwrap_or(t);
     let path = base_dir.join(rel);
     let shown = format!("{what} (`{}`)", path.display());
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        let why = if e.kind() == io::ErrorKind::NotFound {
-            "it is neither an armored public key block nor an existing key file".to_string()
-        } else {
-            format!("cannot read the key file: {e}")
-        };
-        Error::config(format!("{shown}: {why}")).with("file", path.display())
+    let file = KeyFile {
+        neither: "an armored public key block",
+        kind: "key file",
+        max: MAX_KEY_FILE,
+    };
+    file.check(&path, &shown, || {
+        format!("{shown} is not a key file (`gpg --export --armor <fingerprint>` writes one)")
     })?;
-    if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-        return Err(Error::config(format!(
-            "{shown} is not a key file (`gpg --export --armor <fingerprint>` writes one)"
-        )));
-    }
     let mut bytes = Vec::new();
     std::fs::File::open(&path)
         .and_then(|f| f.take(MAX_KEY_FILE).read_to_end(&mut bytes))
