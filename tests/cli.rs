@@ -2,7 +2,8 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use support::cli::{ferry, out_split as text, words};
 use support::{cli, folder, read};
@@ -18,6 +19,11 @@ fn quickstart() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
+/// Runs `ferry <line>` in `dir`.
+fn ferry_line(dir: &Path, line: &str) -> Output {
+    ferry(dir, &words(line))
+}
+
 fn written(report: &serde_json::Value, stream: &str) -> u64 {
     read::stream(report, stream)["rows_committed"]
         .as_u64()
@@ -27,10 +33,7 @@ fn written(report: &serde_json::Value, stream: &str) -> u64 {
 #[test]
 fn quickstart_sync_then_incremental_rerun() {
     let (_tmp, dir) = quickstart();
-    let o = ferry(
-        &dir,
-        &words("sync -c sync.toml -c orders.toml --report r1.json"),
-    );
+    let o = ferry_line(&dir, "sync -c sync.toml -c orders.toml --report r1.json");
     let (out, err) = text(&o);
     assert!(o.status.success(), "sync failed:\n{out}\n{err}");
     assert!(
@@ -44,10 +47,7 @@ fn quickstart_sync_then_incremental_rerun() {
 
     // More orders arrive: only those are read; the unchanged CSV is not reread.
     folder::edit(&dir, "orders.toml", "rows = 10000", "rows = 12500");
-    let o = ferry(
-        &dir,
-        &words("sync -c sync.toml -c orders.toml --report r2.json"),
-    );
+    let o = ferry_line(&dir, "sync -c sync.toml -c orders.toml --report r2.json");
     assert!(o.status.success(), "{:?}", text(&o));
     let r2 = read::json(&dir.join("r2.json"));
     assert_eq!(
@@ -91,10 +91,7 @@ fn quickstart_sync_then_incremental_rerun() {
 #[test]
 fn limit_is_a_trial_that_saves_no_state() {
     let (_tmp, dir) = quickstart();
-    let o = ferry(
-        &dir,
-        &words("sync -c orders.toml --limit 100 --report r.json"),
-    );
+    let o = ferry_line(&dir, "sync -c orders.toml --limit 100 --report r.json");
     assert!(o.status.success(), "{:?}", text(&o));
     // a trial reads 100 rows, writes them through SQLite and takes them back
     let r = read::json(&dir.join("r.json"));

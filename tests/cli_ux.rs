@@ -15,6 +15,7 @@ mod s3;
 mod support;
 
 use support::cli::{self, ferry_in, out, Setup};
+use support::config::generate;
 use support::db::{mysql, mysql_url, mysql_url_for, pg, pg_url};
 use support::folder::{self, write};
 
@@ -248,28 +249,20 @@ fn check_finds_what_sync_refuses_with_the_same_message_and_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
-    let schema = format!("cliux_plan_{}", std::process::id());
-    let db = pg_schema(
-        &schema,
-        &format!(
+    let mut db = TestDb::pg("cliux_plan", |schema| {
+        format!(
             "CREATE TABLE {schema}.orders (id bigint PRIMARY KEY, total numeric(10,2));
              INSERT INTO {schema}.orders SELECT g, g * 1.5 FROM generate_series(1, 4) g;"
-        ),
-    )
+        )
+    })
     .await;
-    let tmp = into_sqlite(&pg_source(&schema), "name = \"orders\"\ncursor = \"id\"\n");
+    let tmp = plan_sync_plan(&pg_source(&db.name), 4).await;
     let dir = tmp.path();
-    assert_plan(&ferry_blocking(dir, &["plan"]).await, 4, 3);
-    let o = ferry_blocking(dir, &["sync"]).await;
-    assert!(o.status.success(), "{}", out(&o));
-    let o = ferry_blocking(dir, &["plan"]).await;
-    assert_plan(&o, 0, 0);
-    assert!(out(&o).contains("nothing would change"), "{}", out(&o));
-    db.batch_execute(&format!(
-        "INSERT INTO {schema}.orders VALUES (5, 7.5), (6, 9)"
+    db.run(format!(
+        "INSERT INTO {}.orders VALUES (5, 7.5), (6, 9)",
+        db.name
     ))
-    .await
-    .unwrap();
+    .await;
     assert_plan(&ferry_blocking(dir, &["plan"]).await, 2, 3);
     // a full refresh: the table's size
     let o = ferry_blocking(dir, &["plan", "--full-refresh"]).await;
@@ -278,9 +271,7 @@ async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
         "{}",
         out(&o)
     );
-    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    db.remove().await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -288,18 +279,16 @@ async fn plan_estimates_postgres_tables_and_exits_0_when_nothing_is_new() {
 
 #[test]
 fn s3_without_credentials_says_so_in_one_line() {
-    let tmp = folder::with_config(
-        r#"[source]
-type = "generate"
-streams = [{ name = "orders", preset = "orders", rows = 5 }]
-
+    let tmp = folder::with_config(&format!(
+        r#"{}
 [destination]
 type = "s3"
 bucket = "cliux-no-credentials"
 region = "us-east-1"
 endpoint = "http://127.0.0.1:9"
 "#,
-    );
+        generate("orders", "orders", 5)
+    ));
     let dir = tmp.path();
     let mut cmd = ferry_in(dir);
     for (k, _) in std::env::vars() {
@@ -509,29 +498,19 @@ fn the_readme_test_command_installs_what_the_tests_need() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_counts_mysql_rows_past_the_cursor() {
-    use mysql_async::prelude::Queryable;
-    let db = format!("cliux_plan_{}", std::process::id());
-    let mut conn = mysql_database(
-        &db,
-        &format!(
+    let mut db = TestDb::mysql("cliux_plan", |db| {
+        format!(
             "CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, total DECIMAL(10,2));
              INSERT INTO {db}.orders VALUES (1, 1.5), (2, 3), (3, 4.5);"
-        ),
-    )
+        )
+    })
     .await;
-    let tmp = into_sqlite(&mysql_source(&db), "name = \"orders\"\ncursor = \"id\"\n");
+    let tmp = plan_sync_plan(&mysql_source(&db.name), 3).await;
     let dir = tmp.path();
-    assert_plan(&ferry_blocking(dir, &["plan"]).await, 3, 3);
-    let o = ferry_blocking(dir, &["sync"]).await;
-    assert!(o.status.success(), "{}", out(&o));
-    assert_plan(&ferry_blocking(dir, &["plan"]).await, 0, 0);
-    conn.query_drop(format!("INSERT INTO {db}.orders VALUES (4, 6)"))
-        .await
-        .unwrap();
+    db.run(format!("INSERT INTO {}.orders VALUES (4, 6)", db.name))
+        .await;
     assert_plan(&ferry_blocking(dir, &["plan"]).await, 1, 3);
-    conn.query_drop(format!("DROP DATABASE {db}"))
-        .await
-        .unwrap();
+    db.remove().await;
 }
 
 #[test]
@@ -574,15 +553,18 @@ async fn ferry_blocking(dir: &Path, args: &'static [&'static str]) -> Output {
         .unwrap()
 }
 
-/// A fresh PostgreSQL schema `schema` made by `sql`, and a client of the test server.
-async fn pg_schema(schema: &str, sql: &str) -> tokio_postgres::Client {
-    let db = pg().await;
-    db.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};\n{sql}"
-    ))
-    .await
-    .unwrap();
-    db
+/// A folder reading stream `orders` of `source` by its cursor `id`: a plan counts `rows` to
+/// move, a sync moves them, and the next plan has nothing to do.
+async fn plan_sync_plan(source: &str, rows: u64) -> tempfile::TempDir {
+    let tmp = into_sqlite(source, "name = \"orders\"\ncursor = \"id\"\n");
+    let dir = tmp.path();
+    assert_plan(&ferry_blocking(dir, &["plan"]).await, rows, 3);
+    let o = ferry_blocking(dir, &["sync"]).await;
+    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry_blocking(dir, &["plan"]).await;
+    assert_plan(&o, 0, 0);
+    assert!(out(&o).contains("nothing would change"), "{}", out(&o));
+    tmp
 }
 
 /// The `[source]` fields reading the PostgreSQL schema `schema`.
@@ -593,16 +575,69 @@ fn pg_source(schema: &str) -> String {
     )
 }
 
-/// A fresh MySQL database `db` made by `sql`, and a connection to the test server.
-async fn mysql_database(db: &str, sql: &str) -> mysql_async::Conn {
-    use mysql_async::prelude::Queryable;
-    let mut conn = mysql(&mysql_url()).await;
-    conn.query_drop(format!(
-        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};\n{sql}"
-    ))
-    .await
-    .unwrap();
-    conn
+/// A PostgreSQL schema or a MySQL database of one test, `<prefix>_<pid>`, and a
+/// connection to its server.
+struct TestDb {
+    name: String,
+    conn: Conn,
+}
+
+enum Conn {
+    Pg(tokio_postgres::Client),
+    Mysql(mysql_async::Conn),
+}
+
+impl TestDb {
+    /// A fresh PostgreSQL schema, made by `sql` (given its name).
+    async fn pg(prefix: &str, sql: impl FnOnce(&str) -> String) -> TestDb {
+        TestDb::fresh(prefix, Conn::Pg(pg().await), sql).await
+    }
+
+    /// A fresh MySQL database, made by `sql` (given its name).
+    async fn mysql(prefix: &str, sql: impl FnOnce(&str) -> String) -> TestDb {
+        TestDb::fresh(prefix, Conn::Mysql(mysql(&mysql_url()).await), sql).await
+    }
+
+    async fn fresh(prefix: &str, conn: Conn, sql: impl FnOnce(&str) -> String) -> TestDb {
+        let mut db = TestDb {
+            name: format!("{prefix}_{}", std::process::id()),
+            conn,
+        };
+        let what = match db.conn {
+            Conn::Pg(_) => "SCHEMA",
+            Conn::Mysql(_) => "DATABASE",
+        };
+        let make = format!(
+            "{}; CREATE {what} {};\n{}",
+            db.drop_sql(),
+            db.name,
+            sql(&db.name)
+        );
+        db.run(make).await;
+        db
+    }
+
+    fn drop_sql(&self) -> String {
+        match self.conn {
+            Conn::Pg(_) => format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            Conn::Mysql(_) => format!("DROP DATABASE IF EXISTS {}", self.name),
+        }
+    }
+
+    async fn run(&mut self, sql: String) {
+        match &mut self.conn {
+            Conn::Pg(c) => c.batch_execute(&sql).await.unwrap(),
+            Conn::Mysql(c) => {
+                use mysql_async::prelude::Queryable;
+                c.query_drop(sql).await.unwrap()
+            }
+        }
+    }
+
+    async fn remove(mut self) {
+        let sql = self.drop_sql();
+        self.run(sql).await;
+    }
 }
 
 /// The `[source]` fields reading the MySQL database `db`.
@@ -782,50 +817,41 @@ fn plan_says_rows_unknown_for_compressed_files_but_names_files_and_bytes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_shows_the_postgres_planners_figure_as_an_estimate() {
-    let schema = format!("cliux_planest_{}", std::process::id());
     // ~20 MB, past the 10 MB under which plan counts exactly: the planner's figure is used
-    let db = pg_schema(
-        &schema,
-        &format!(
+    let db = TestDb::pg("cliux_planest", |schema| {
+        format!(
             "CREATE TABLE {schema}.events (id bigint PRIMARY KEY, body text);
              INSERT INTO {schema}.events SELECT g, repeat('x', 100) FROM generate_series(1, 150000) g;
              ANALYZE {schema}.events;"
-        ),
-    )
+        )
+    })
     .await;
-    let tmp = into_sqlite(&pg_source(&schema), "name = \"events\"\n");
+    let tmp = into_sqlite(&pg_source(&db.name), "name = \"events\"\n");
     let o = ferry_blocking(tmp.path(), &["plan"]).await;
     let line = assert_estimate(&o, 135_000..=165_000, "(an estimate)");
     assert!(line.contains('~'), "{line}");
-    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    db.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_shows_the_mysql_optimizers_figure_as_an_estimate() {
-    use mysql_async::prelude::Queryable;
-    let db = format!("cliux_planest_{}", std::process::id());
     // past the 100,000 rows under which plan counts exactly: the optimizer's figure is used
-    let mut conn = mysql_database(
-        &db,
-        &format!(
+    let db = TestDb::mysql("cliux_planest", |db| {
+        format!(
             "CREATE TABLE {db}.events (id BIGINT PRIMARY KEY, body VARCHAR(20)) ENGINE=InnoDB;
              INSERT INTO {db}.events
                WITH RECURSIVE a(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM a WHERE n < 399)
                SELECT x.n * 400 + y.n, 'some body' FROM a x, a y WHERE x.n < 375;
              ANALYZE TABLE {db}.events;"
-        ),
-    )
+        )
+    })
     .await;
-    let tmp = into_sqlite(&mysql_source(&db), "name = \"events\"\n");
+    let tmp = into_sqlite(&mysql_source(&db.name), "name = \"events\"\n");
     let o = ferry_blocking(tmp.path(), &["plan"]).await;
     // InnoDB's figure is rough (sampled pages): within a third of the 150,000 rows
     let line = assert_estimate(&o, 100_000..=200_000, "(an estimate)");
     assert!(line.contains('~'), "{line}");
-    conn.query_drop(format!("DROP DATABASE {db}"))
-        .await
-        .unwrap();
+    db.remove().await;
 }
 
 #[test]

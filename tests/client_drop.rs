@@ -20,7 +20,7 @@ use ferry_testkit::gpg::Gpg;
 use ferry_testkit::python::run_python;
 use ferry_testkit::sftp_server::{SftpServer, PASSWORD, USER};
 use support::cli::{ferry_in, out, Setup, MASTER_KEY};
-use support::{db, folder};
+use support::{db, folder, pgp};
 
 const US: &str = "ferry@example.com";
 const CLIENT: &str = "client@example.com";
@@ -389,21 +389,7 @@ fn a_client_drop_over_sftp_loads_into_postgres_and_goes_back_pgp_encrypted() {
         .filter(|n| n != "SHA256SUMS")
         .collect();
     assert_eq!(names, vec!["customers.csv.gpg"], "no temp file left");
-    let sealed = incoming.join("customers.csv.gpg");
-    let bytes = std::fs::read(&sealed).unwrap();
-    assert!(
-        !bytes.windows(6).any(|w| w == b"Besan"),
-        "the delivery is not encrypted"
-    );
-    let (plain, stderr) = d
-        .client
-        .decrypt(&sealed)
-        .unwrap_or_else(|e| panic!("the client's gpg -d: {e}"));
-    assert!(
-        stderr.contains(&format!("Good signature from \"{US}")),
-        "{stderr}"
-    );
-    let plain = String::from_utf8(plain).expect("a UTF-8 delivery");
+    let plain = pgp::open_delivery(&d.client, &incoming.join("customers.csv.gpg"), b"Besan", US);
     let mut lines: Vec<&str> = plain.lines().collect();
     lines[1..].sort();
     assert_eq!(

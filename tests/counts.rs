@@ -12,6 +12,7 @@
 mod support;
 
 use std::path::Path;
+use std::process::Output;
 
 use support::cli::{self, exits_saying, ferry, out};
 use support::db::{self, mysql_url};
@@ -32,11 +33,72 @@ fn data(dir: &Path, files: usize, rows: usize) {
 
 const SOURCE: &str = "[source]\ntype = \"file\"\npath = \"data/part_*.csv\"\nstream = \"orders\"\ncolumns = { id = \"int64\", n = \"int64\" }\n";
 
+/// A durable flush after every batch of ten.
+const FLUSH_EACH: &str = "batch_size = 10\ncommit_interval_secs = 0";
+
+/// Fails the stream at id 56.
+const FAIL_AT_56: &str =
+    "checks = [{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }]";
+
+/// Where the rows of stream `orders` go: SQLite `out.db`, or a table of the test
+/// PostgreSQL or MySQL/MariaDB database (dropped when the test ends, passed or not).
+enum Dest {
+    Sqlite,
+    Postgres(String),
+    Mysql(String),
+}
+
+impl Dest {
+    /// `kind` (`Dest::Postgres`, `Dest::Mysql`) with the test's table `<prefix>_<pid>`.
+    fn table(kind: fn(String) -> Dest, prefix: &str) -> Dest {
+        kind(format!("{prefix}_{}", std::process::id()))
+    }
+
+    /// The `[destination]` section and the start of the `orders` stream.
+    fn toml(&self) -> String {
+        let (kind, at, table) = match self {
+            Dest::Sqlite => ("sqlite", "path = \"out.db\"".to_string(), None),
+            Dest::Postgres(t) => ("postgres", format!("url = \"{}\"", db::pg_url()), Some(t)),
+            Dest::Mysql(t) => ("mysql", format!("url = \"{}\"", mysql_url()), Some(t)),
+        };
+        let table = table
+            .map(|t| format!("destination = \"{t}\"\n"))
+            .unwrap_or_default();
+        format!("[destination]\ntype = \"{kind}\"\n{at}\n[[streams]]\nname = \"orders\"\n{table}")
+    }
+
+    /// The rows the destination holds (its own `count(*)`).
+    fn held(&self, dir: &Path) -> u64 {
+        match self {
+            Dest::Sqlite => sqlite_count(&dir.join("out.db"), "orders"),
+            Dest::Postgres(t) => pg_exec(&format!("SELECT count(*) FROM \"{t}\""), true),
+            Dest::Mysql(t) => mysql_exec(&format!("SELECT count(*) FROM `{t}`"), true),
+        }
+    }
+}
+
+impl Drop for Dest {
+    fn drop(&mut self) {
+        match self {
+            Dest::Sqlite => {}
+            Dest::Postgres(t) => {
+                pg_exec(&format!("DROP TABLE IF EXISTS \"{t}\""), false);
+            }
+            Dest::Mysql(t) => {
+                mysql_exec(&format!("DROP TABLE IF EXISTS `{t}`"), false);
+            }
+        }
+    }
+}
+
+/// A config syncing `data/` into `dest`.
+fn config(dest: &Dest, stream_extra: &str, run: &str) -> String {
+    format!("{SOURCE}{}{stream_extra}\n[run]\n{run}\n", dest.toml())
+}
+
 /// A config syncing `data/` into SQLite table `orders`.
 fn sqlite_config(stream_extra: &str, run: &str) -> String {
-    format!(
-        "{SOURCE}[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\n{stream_extra}\n[run]\n{run}\n"
-    )
+    config(&Dest::Sqlite, stream_extra, run)
 }
 
 /// A folder syncing `data/` into SQLite table `orders`.
@@ -115,30 +177,75 @@ fn assert_honest_of(dir: &Path, name: Option<&str>, held: u64) -> Figures {
     rep
 }
 
-#[test]
-fn success_commits_every_row_the_table_holds() {
-    let tmp = sqlite_folder("", "batch_size = 10\ncommit_interval_secs = 0");
+/// Ten files of ten rows into `dest`, a durable flush after each: all 100 committed.
+fn success_commits_every_row(dest: &Dest) -> Output {
+    let tmp = folder::with_config(&config(dest, "", FLUSH_EACH));
     let dir = tmp.path();
     data(dir, 10, 10);
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert!(o.status.success(), "{}", out(&o));
-    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    let f = assert_honest(dir, dest.held(dir));
     assert_eq!((f.read, f.committed, f.uncommitted), (100, 100, 0));
-    let text = out(&o);
+    o
+}
+
+/// Ten files into `dest`, a durable flush after each, a fail check at id 56: the five
+/// files before the failing row stay.
+fn a_fail_check_keeps_the_flushed_rows(dest: &Dest) -> Output {
+    let tmp = folder::with_config(&config(dest, FAIL_AT_56, FLUSH_EACH));
+    let dir = tmp.path();
+    data(dir, 10, 10);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let f = assert_honest(dir, dest.held(dir));
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+    assert_eq!(f.status, "failed");
+    o
+}
+
+/// `dest` already holds id 75: appending it again fails in the destination, and the
+/// flushed rows before it stay.
+fn a_destination_error_keeps_the_flushed_rows(dest: &Dest) {
+    let tmp = folder::with_config(&config(dest, "primary_key = [\"id\"]", FLUSH_EACH));
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("seed")).unwrap();
+    folder::write(dir, "seed/orders.csv", "id,n\n75,0\n");
+    folder::write(
+        dir,
+        "seed.toml",
+        format!(
+            "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = {{ id = \"int64\", n = \"int64\" }}\n\
+             {}primary_key = [\"id\"]\n[run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
+            dest.toml()
+        ),
+    );
+    let o = ferry(dir, &["sync", "-c", "seed.toml"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(dest.held(dir), 1);
+
+    data(dir, 10, 10);
+    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    exits_saying(&o, 1, "already in the table");
+    let f = assert_honest(dir, dest.held(dir) - 1);
+    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+}
+
+#[test]
+fn success_commits_every_row_the_table_holds() {
+    let text = out(&success_commits_every_row(&Dest::Sqlite));
     assert!(text.contains("100 rows read, 100 committed in"), "{text}");
     assert!(!text.contains("uncommitted"), "{text}");
 }
 
 #[test]
 fn a_fail_check_reports_only_the_rows_the_table_holds() {
-    let check = "checks = [{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }]";
     // the issue's case: one file, one transaction: nothing committed, 60 rows read
-    let tmp = sqlite_folder(check, "batch_size = 10");
+    let tmp = sqlite_folder(FAIL_AT_56, "batch_size = 10");
     let dir = tmp.path();
     data(dir, 1, 100);
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    let f = assert_honest(dir, Dest::Sqlite.held(dir));
     assert_eq!(
         (f.read, f.committed, f.uncommitted),
         (60, 0, 60),
@@ -157,14 +264,7 @@ fn a_fail_check_reports_only_the_rows_the_table_holds() {
     );
 
     // ten files, a durable flush after each: the five files before the failing row stay
-    let tmp = sqlite_folder(check, "batch_size = 10\ncommit_interval_secs = 0");
-    let dir = tmp.path();
-    data(dir, 10, 10);
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
-    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
-    assert_eq!(f.status, "failed");
+    let o = a_fail_check_keeps_the_flushed_rows(&Dest::Sqlite);
     assert!(
         out(&o).contains("part_06.csv") && out(&o).contains("line 7"),
         "{}",
@@ -174,14 +274,14 @@ fn a_fail_check_reports_only_the_rows_the_table_holds() {
 
 #[test]
 fn a_source_error_reports_only_the_rows_the_table_holds() {
-    let tmp = sqlite_folder("", "batch_size = 10\ncommit_interval_secs = 0");
+    let tmp = sqlite_folder("", FLUSH_EACH);
     let dir = tmp.path();
     data(dir, 10, 10);
     // file 6 breaks off in the middle: a record with one field (on_bad_record = fail)
     folder::write(dir, "data/part_06.csv", "id,n\n51,51\n52,52\n53\n54,54\n");
     let o = ferry(dir, &["sync", "--report", "r.json"]);
     exits_saying(&o, 1, "part_06.csv");
-    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    let f = assert_honest(dir, Dest::Sqlite.held(dir));
     // the malformed record failed the stream: it is uncommitted, not quarantined
     assert_eq!(f.rejected, 0, "{f:?}");
     assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
@@ -189,32 +289,7 @@ fn a_source_error_reports_only_the_rows_the_table_holds() {
 
 #[test]
 fn a_destination_error_reports_only_the_rows_the_table_holds() {
-    let tmp = sqlite_folder(
-        "primary_key = [\"id\"]",
-        "batch_size = 10\ncommit_interval_secs = 0",
-    );
-    let dir = tmp.path();
-    // the table already holds id 75: appending it again fails in the destination
-    std::fs::create_dir_all(dir.join("seed")).unwrap();
-    folder::write(dir, "seed/orders.csv", "id,n\n75,0\n");
-    folder::write(
-        dir,
-        "seed.toml",
-        "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = { id = \"int64\", n = \"int64\" }\n\
-         [destination]\ntype = \"sqlite\"\npath = \"out.db\"\n[[streams]]\nname = \"orders\"\nprimary_key = [\"id\"]\n\
-         [run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
-    );
-    let o = ferry(dir, &["sync", "-c", "seed.toml"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let before = sqlite_count(&dir.join("out.db"), "orders");
-    assert_eq!(before, 1);
-
-    data(dir, 10, 10);
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    exits_saying(&o, 1, "already in the table");
-    let held = sqlite_count(&dir.join("out.db"), "orders") - before;
-    let f = assert_honest(dir, held);
-    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+    a_destination_error_keeps_the_flushed_rows(&Dest::Sqlite);
 }
 
 #[test]
@@ -238,43 +313,14 @@ fn ctrl_c_reports_only_the_rows_the_table_holds() {
     cli::interrupt(&child);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", out(&o));
-    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    let f = assert_honest(dir, Dest::Sqlite.held(dir));
     assert_eq!(f.status, "cancelled");
     assert!(f.committed > 0 && f.read < 20_000_000, "{f:?}");
 }
 
 #[test]
 fn a_fail_check_into_postgres_reports_only_the_rows_the_table_holds() {
-    let url = db::pg_url();
-    let table = format!("counts_fail_check_{}", std::process::id());
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    data(dir, 10, 10);
-    folder::write(
-        dir,
-        "sync.toml",
-        format!(
-            "{SOURCE}[destination]\ntype = \"postgres\"\nurl = \"{url}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
-             checks = [{{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }}]\n\
-             [run]\nbatch_size = 10\ncommit_interval_secs = 0\n"
-        ),
-    );
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let held = db::block(async {
-        let client = db::pg().await;
-        let n: i64 = client
-            .query_one(&format!("SELECT count(*) FROM \"{table}\""), &[])
-            .await
-            .unwrap()
-            .get(0);
-        let _ = client
-            .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
-            .await;
-        n as u64
-    });
-    let f = assert_honest(dir, held);
-    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+    a_fail_check_keeps_the_flushed_rows(&Dest::table(Dest::Postgres, "counts_fail_check"));
 }
 
 #[test]
@@ -310,36 +356,38 @@ fn dry_run_says_what_it_would_write() {
         "{progress}"
     );
     assert!(!progress.contains("rolled back"), "{progress}");
-    assert_eq!(sqlite_count(&dir.join("out.db"), "orders"), 0);
+    assert_eq!(Dest::Sqlite.held(dir), 0);
+}
+
+/// Five rows into SQLite, four failing a check and quarantined (`ratio`: the stream's
+/// `max_bad_ratio`, if any): the folder and the sync's output.
+fn four_of_five_rejected(ratio: &str) -> (tempfile::TempDir, Output) {
+    let tmp = sqlite_folder(
+        &format!(
+            "on_bad_record = \"quarantine\"\n{ratio}checks = [{{ type = \"range\", column = \"n\", max = 1 }}]"
+        ),
+        "",
+    );
+    data(tmp.path(), 1, 5);
+    let o = ferry(tmp.path(), &["sync", "--report", "r.json"]);
+    (tmp, o)
 }
 
 #[test]
 fn most_rows_rejected_fails_by_default() {
     // 4 of 5 rows fail a check: quarantined, and the run fails
-    let tmp = sqlite_folder(
-        "on_bad_record = \"quarantine\"\nchecks = [{ type = \"range\", column = \"n\", max = 1 }]",
-        "",
-    );
-    let dir = tmp.path();
-    data(dir, 1, 5);
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    let (tmp, o) = four_of_five_rejected("");
     exits_saying(
         &o,
         1,
         "4 of 5 rows rejected, more than the default max_bad_ratio 0.1",
     );
-    let f = assert_honest(dir, sqlite_count(&dir.join("out.db"), "orders"));
+    let f = assert_honest(tmp.path(), Dest::Sqlite.held(tmp.path()));
     assert_eq!(f.rejected, 4);
     // a stream may accept any share, saying so
-    let tmp = sqlite_folder(
-        "on_bad_record = \"quarantine\"\nmax_bad_ratio = 1\nchecks = [{ type = \"range\", column = \"n\", max = 1 }]",
-        "",
-    );
-    let dir = tmp.path();
-    data(dir, 1, 5);
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
+    let (tmp, o) = four_of_five_rejected("max_bad_ratio = 1\n");
     assert!(o.status.success(), "{}", out(&o));
-    assert_honest(dir, 1);
+    assert_honest(tmp.path(), 1);
 }
 
 #[test]
@@ -448,93 +496,32 @@ fn mysql_exec(sql: &str, count: bool) -> u64 {
     })
 }
 
-/// A folder syncing `data/` into MySQL table `table` of the test database.
-fn mysql_folder(dir: &Path, table: &str, stream_extra: &str) {
-    folder::write(
-        dir,
-        "sync.toml",
-        format!(
-            "{SOURCE}[destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
-             {stream_extra}\n[run]\nbatch_size = 10\ncommit_interval_secs = 0\n",
-            mysql_url()
-        ),
-    );
-}
-
-/// Drops `table` when the test ends, passed or not.
-struct DropMysql(String);
-
-impl Drop for DropMysql {
-    fn drop(&mut self) {
-        mysql_exec(&format!("DROP TABLE IF EXISTS `{}`", self.0), false);
-    }
+/// Runs `sql` on the test PostgreSQL; `count`: returns `SELECT count(*)` of it, else
+/// ignores a failure (a table that is not there to drop).
+fn pg_exec(sql: &str, count: bool) -> u64 {
+    db::block(async {
+        let client = db::pg().await;
+        if count {
+            let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+            n as u64
+        } else {
+            let _ = client.batch_execute(sql).await;
+            0
+        }
+    })
 }
 
 #[test]
 fn mysql_success_commits_every_row_the_table_holds() {
-    let table = format!("counts_ok_{}", std::process::id());
-    let _drop = DropMysql(table.clone());
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    data(dir, 10, 10);
-    mysql_folder(dir, &table, "");
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let held = mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true);
-    let f = assert_honest(dir, held);
-    assert_eq!((f.read, f.committed, f.uncommitted), (100, 100, 0));
+    success_commits_every_row(&Dest::table(Dest::Mysql, "counts_ok"));
 }
 
 #[test]
 fn mysql_fail_check_reports_only_the_rows_the_table_holds() {
-    let table = format!("counts_fail_check_{}", std::process::id());
-    let _drop = DropMysql(table.clone());
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    data(dir, 10, 10);
-    mysql_folder(
-        dir,
-        &table,
-        "checks = [{ type = \"range\", column = \"n\", max = 55, severity = \"fail\" }]",
-    );
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let held = mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true);
-    let f = assert_honest(dir, held);
-    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
-    assert_eq!(f.status, "failed");
+    a_fail_check_keeps_the_flushed_rows(&Dest::table(Dest::Mysql, "counts_fail_check"));
 }
 
 #[test]
 fn mysql_destination_error_reports_only_the_rows_the_table_holds() {
-    let table = format!("counts_sink_error_{}", std::process::id());
-    let _drop = DropMysql(table.clone());
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // the table already holds id 75: appending it again fails in the destination
-    std::fs::create_dir_all(dir.join("seed")).unwrap();
-    folder::write(dir, "seed/orders.csv", "id,n\n75,0\n");
-    folder::write(
-        dir,
-        "seed.toml",
-        format!(
-            "[source]\ntype = \"file\"\npath = \"seed/orders.csv\"\ncolumns = {{ id = \"int64\", n = \"int64\" }}\n\
-             [destination]\ntype = \"mysql\"\nurl = \"{}\"\n[[streams]]\nname = \"orders\"\ndestination = \"{table}\"\n\
-             primary_key = [\"id\"]\n[run]\nstate = \"seed-state.json\"\nreceipts = \"seed-receipts\"\n",
-            mysql_url()
-        ),
-    );
-    let o = ferry(dir, &["sync", "-c", "seed.toml"]);
-    assert!(o.status.success(), "{}", out(&o));
-    assert_eq!(
-        mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true),
-        1
-    );
-    data(dir, 10, 10);
-    mysql_folder(dir, &table, "primary_key = [\"id\"]");
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    exits_saying(&o, 1, "already in the table");
-    let held = mysql_exec(&format!("SELECT count(*) FROM `{table}`"), true) - 1;
-    let f = assert_honest(dir, held);
-    assert!(f.committed > 0 && f.uncommitted > 0, "{f:?}");
+    a_destination_error_keeps_the_flushed_rows(&Dest::table(Dest::Mysql, "counts_sink_error"));
 }

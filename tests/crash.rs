@@ -613,20 +613,26 @@ commit_interval_secs = 0.2
 
 const PG_ROWS: i64 = 150_000;
 
-/// A blocking PostgreSQL client on its own runtime (the tests are plain threads).
+/// A blocking PostgreSQL client on its own runtime (the tests are plain threads), and the
+/// fresh schema of one test, dropped with it.
 struct Pg {
     rt: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
+    schema: String,
 }
 
 impl Pg {
-    fn connect() -> Pg {
+    fn connect(what: &str) -> Pg {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let client = rt.block_on(db::pg());
-        Pg { rt, client }
+        Pg {
+            rt,
+            client,
+            schema: fresh_schema(what),
+        }
     }
 
     fn exec(&self, sql: &str) {
@@ -658,25 +664,16 @@ fn fresh_schema(what: &str) -> String {
     format!("ferry_crash_{what}_{}_{nanos}", std::process::id())
 }
 
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        let _ = self.rt.block_on(self.client.batch_execute(&sql));
+    }
+}
+
 struct CsvToPg {
     client: Client,
     pg: Pg,
-    schema: String,
-}
-
-impl Drop for CsvToPg {
-    fn drop(&mut self) {
-        let _ = self.rt_drop();
-    }
-}
-
-impl CsvToPg {
-    fn rt_drop(&self) -> Result<(), tokio_postgres::Error> {
-        self.pg.rt.block_on(self.pg.client.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-            self.schema
-        )))
-    }
 }
 
 impl Pair for CsvToPg {
@@ -687,13 +684,15 @@ impl Pair for CsvToPg {
         &self.client
     }
     fn reset(&self) {
-        self.pg
-            .exec(&format!("DROP TABLE IF EXISTS \"{}\".orders", self.schema));
+        self.pg.exec(&format!(
+            "DROP TABLE IF EXISTS \"{}\".orders",
+            self.pg.schema
+        ));
         self.client.forget_state();
     }
     fn check(&self, ctx: &str) {
         let mut got = self.pg.rows(
-            &format!("SELECT id, name, qty FROM \"{}\".orders", self.schema),
+            &format!("SELECT id, name, qty FROM \"{}\".orders", self.pg.schema),
             ctx,
         );
         assert_exact(&mut got, &expected(PG_ROWS), "upsert table orders", ctx);
@@ -709,8 +708,8 @@ impl Pair for CsvToPg {
 
 #[test]
 fn csv_to_postgres_upsert_survives_sigkill() {
-    let pg = Pg::connect();
-    let schema = fresh_schema("upsert");
+    let pg = Pg::connect("upsert");
+    let schema = &pg.schema;
     let toml = format!(
         r#"client = "acme"
 
@@ -739,7 +738,6 @@ commit_interval_secs = 0.2
     let pair = CsvToPg {
         client: Client::new(&toml),
         pg,
-        schema,
     };
     write_csv(pair.client.path(), PG_ROWS, CSV_FILES);
     crash_suite(&pair);
@@ -757,22 +755,13 @@ const S3_OBJECT_ROWS: i64 = 150_000;
 
 struct PgToS3 {
     client: Client,
-    pg: Pg,
-    schema: String,
+    /// The source schema, dropped with the pair.
+    _pg: Pg,
     server: s3::Server,
     /// Kills that left a multipart upload open (the next run must abort it).
     left_open: std::cell::Cell<usize>,
     /// Kills that left objects of the killed run beside the previous run's.
     left_extra: std::cell::Cell<usize>,
-}
-
-impl Drop for PgToS3 {
-    fn drop(&mut self) {
-        let _ = self.pg.rt.block_on(self.pg.client.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-            self.schema
-        )));
-    }
 }
 
 impl PgToS3 {
@@ -860,8 +849,8 @@ impl Pair for PgToS3 {
 
 #[test]
 fn postgres_to_s3_overwrite_survives_sigkill() {
-    let pg = Pg::connect();
-    let schema = fresh_schema("s3");
+    let pg = Pg::connect("s3");
+    let schema = &pg.schema;
     pg.exec(&format!(
         "CREATE SCHEMA \"{schema}\";
          CREATE TABLE \"{schema}\".orders (id bigint PRIMARY KEY, name text NOT NULL, qty bigint NOT NULL);
@@ -897,8 +886,7 @@ commit_interval_secs = 0.2
     );
     let pair = PgToS3 {
         client: Client::new(&toml),
-        pg,
-        schema,
+        _pg: pg,
         server,
         left_open: Default::default(),
         left_extra: Default::default(),

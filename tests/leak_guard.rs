@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use support::cli::{ferry_in, out as text, Setup};
+use support::config::{into_sqlite, POSTGRES_FIELDS};
 use support::{folder, http};
 
 const CANARY: &str = "cAnArY-91b4e2-leak-guard";
@@ -36,6 +37,12 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 /// returns the sync's output so the caller can check the run did what was meant.
 fn no_leak(case: &str, config: &str) -> String {
     no_leak_of(case, config, &[], |_| {})
+}
+
+/// [`no_leak`], and the sync succeeded (`true`) or failed, as the case means it to.
+fn no_leak_ending(case: &str, config: &str, succeeds: bool) {
+    let out = no_leak(case, config);
+    assert_eq!(out.contains("succeeded"), succeeds, "{case}: {out}");
 }
 
 /// [`no_leak`] once `prepare` has made the folder ready, and none of the `derived` forms
@@ -109,7 +116,7 @@ fn rand_suffix() -> u128 {
 /// An HTTP source at `base_url` with `settings` (auth, paging …) and one try a request,
 /// its stream `items` read into SQLite.
 fn http_items(base_url: &str, settings: &str) -> String {
-    format!(
+    into_sqlite(&format!(
         r#"[source]
 type = "http"
 base_url = "{base_url}"
@@ -120,12 +127,8 @@ retry = {{ attempts = 1 }}
 name = "items"
 path = "/items"
 columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
 "#
-    )
+    ))
 }
 
 const GENERATE: &str = r#"[source]
@@ -141,62 +144,52 @@ fn users_into(destination: &str) -> String {
 #[test]
 fn postgres_url_and_password() {
     // PostgreSQL here trusts loopback, so the canary password is accepted: the run succeeds
-    let out = no_leak(
+    no_leak_ending(
         "postgres source url",
-        r#"[source]
+        &into_sqlite(
+            r#"[source]
 type = "postgres"
 url = "postgres://postgres:${env:FERRY_CANARY}@127.0.0.1:5432/test"
 tables = []
-queries = [{ name = "q", sql = "SELECT 1::bigint AS x" }]
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#,
+queries = [{ name = "q", sql = "SELECT 1::bigint AS x" }]"#,
+        ),
+        true,
     );
-    assert!(out.contains("succeeded"), "{out}");
 
     let table = unique("leak_pg");
-    let out = no_leak(
+    no_leak_ending(
         "postgres sink password",
         &users_into(&format!(
-            r#"type = "postgres"
-host = "127.0.0.1"
-database = "test"
-user = "postgres"
-password = "${{env:FERRY_CANARY}}"
+            r#"{POSTGRES_FIELDS}password = "${{env:FERRY_CANARY}}"
 
 [[streams]]
 name = "users"
 destination = "{table}"
 "#
         )),
+        true,
     );
-    assert!(out.contains("succeeded"), "{out}");
 }
 
 #[test]
 fn mysql_url_and_password() {
     // root has no password here: the canary password is refused, and the error must not
     // carry it
-    let out = no_leak(
+    no_leak_ending(
         "mysql source password (refused)",
-        r#"[source]
+        &into_sqlite(
+            r#"[source]
 type = "mysql"
 host = "127.0.0.1"
 database = "test"
 user = "root"
-password = "${env:FERRY_CANARY}"
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#,
+password = "${env:FERRY_CANARY}""#,
+        ),
+        false,
     );
-    assert!(!out.contains("succeeded"), "{out}");
 
     let table = unique("leak_my");
-    let out = no_leak(
+    no_leak_ending(
         "mysql sink url (refused)",
         &users_into(&format!(
             r#"type = "mysql"
@@ -207,13 +200,13 @@ name = "users"
 destination = "{table}"
 "#
         )),
+        false,
     );
-    assert!(!out.contains("succeeded"), "{out}");
 }
 
 #[test]
 fn file_passphrase_and_transform_keys() {
-    let out = no_leak(
+    no_leak_ending(
         "file sink passphrase + hash/encrypt keys",
         &users_into(
             r#"type = "file"
@@ -229,23 +222,23 @@ transforms = [
 ]
 "#,
         ),
+        true,
     );
-    assert!(out.contains("succeeded"), "{out}");
 }
 
 #[test]
 fn http_token_and_webhook_secret() {
     // nothing listens on port 9: every request fails, and the errors must not carry the token
-    let out = no_leak(
+    no_leak_ending(
         "http bearer token (unreachable API)",
         &http_items(
             "http://127.0.0.1:9/v1",
             r#"auth = { type = "bearer", token = "${env:FERRY_CANARY}" }"#,
         ),
+        false,
     );
-    assert!(!out.contains("succeeded"), "{out}");
 
-    let out = no_leak(
+    no_leak_ending(
         "webhook secret (unreachable receiver)",
         &users_into(
             r#"type = "webhook"
@@ -254,14 +247,14 @@ secret = "${env:FERRY_CANARY}"
 retry = { attempts = 1 }
 "#,
         ),
+        false,
     );
-    assert!(!out.contains("succeeded"), "{out}");
 }
 
 #[test]
 fn s3_keys() {
     // nothing listens on port 9: every request fails, and no key may show in the errors
-    let out = no_leak(
+    no_leak_ending(
         "s3 secret key and session token (unreachable endpoint)",
         &users_into(
             r#"type = "s3"
@@ -274,8 +267,8 @@ secret_access_key = "${env:FERRY_CANARY}"
 session_token = "${env:FERRY_CANARY}"
 "#,
         ),
+        false,
     );
-    assert!(!out.contains("succeeded"), "{out}");
 }
 
 #[test]
@@ -284,15 +277,12 @@ fn a_reference_inside_a_longer_string() {
     // careless program would: only the DSN as a whole was registered before
     let out = no_leak_of(
         "password inside a singer tap's DSN",
-        r#"[source]
+        &into_sqlite(
+            r#"[source]
 type = "singer"
 executable = "./tap.py"
-config = { dsn = "postgresql://tap:${env:FERRY_CANARY}@127.0.0.1:1/db" }
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#,
+config = { dsn = "postgresql://tap:${env:FERRY_CANARY}@127.0.0.1:1/db" }"#,
+        ),
         &[],
         |dir| {
             folder::write(
@@ -398,14 +388,10 @@ fn a_mistyped_secret_field_is_not_shown() {
     // its line as written, nor the value in serde's message
     let out = no_leak(
         "mistyped password field",
-        &users_into(
-            r#"type = "postgres"
-host = "127.0.0.1"
-database = "test"
-user = "postgres"
-pasword = "${env:FERRY_CANARY}"
-"#,
-        ),
+        &users_into(&format!(
+            r#"{POSTGRES_FIELDS}pasword = "${{env:FERRY_CANARY}}"
+"#
+        )),
     );
     assert!(out.contains("did you mean `password`"), "{out}");
     for (case, line) in [
@@ -494,16 +480,13 @@ fn pgp_secret_key_and_passphrase() {
     let client_public = client.export_public("client@example.com");
     let out = no_leak_of(
         "file source pgp_passphrase (wrong)",
-        r#"[source]
+        &into_sqlite(
+            r#"[source]
 type = "file"
 path = "orders.csv.gpg"
 pgp_secret_key = "${file:keys/ours.asc}"
-pgp_passphrase = "${env:FERRY_CANARY}"
-
-[destination]
-type = "sqlite"
-path = "out.db"
-"#,
+pgp_passphrase = "${env:FERRY_CANARY}""#,
+        ),
         &[],
         |dir| {
             std::fs::create_dir(dir.join("keys")).unwrap();

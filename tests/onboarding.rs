@@ -10,6 +10,16 @@ use std::path::{Path, PathBuf};
 use support::cli::{exits_saying, ferry, out_apart as text, words};
 use support::folder;
 
+/// `o` succeeded and printed `needle` on stdout.
+fn succeeds_printing(o: &std::process::Output, needle: &str) {
+    assert!(o.status.success(), "{}", text(o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(needle),
+        "{}",
+        text(o)
+    );
+}
+
 #[test]
 fn init_makes_a_folder_that_syncs_without_an_edit() {
     let tmp = tempfile::tempdir().unwrap();
@@ -51,12 +61,9 @@ fn init_makes_a_folder_that_syncs_without_an_edit() {
 
     // the README's order: a trial, the real run, a rerun that finds nothing new
     let o = ferry(&dir, &["sync", "--limit", "100"]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout)
-            .contains("200 rows read, 200 written and rolled back (trial), 0 kept"),
-        "{}",
-        text(&o)
+    succeeds_printing(
+        &o,
+        "200 rows read, 200 written and rolled back (trial), 0 kept",
     );
     let o = ferry(&dir, &["sync"]);
     let out = String::from_utf8_lossy(&o.stdout);
@@ -65,12 +72,7 @@ fn init_makes_a_folder_that_syncs_without_an_edit() {
     assert!(out.contains("6,000 rows read, 6,000 committed"), "{out}");
     assert!(dir.join("out/acme.db").is_file());
     let o = ferry(&dir, &["sync"]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("0 rows read, 0 committed"),
-        "{}",
-        text(&o)
-    );
+    succeeds_printing(&o, "0 rows read, 0 committed");
 }
 
 #[test]
@@ -93,12 +95,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
     let o = ferry(&dir, &["check"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = ferry(&dir, &["sync"]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("2 rows read, 2 committed"),
-        "{}",
-        text(&o)
-    );
+    succeeds_printing(&o, "2 rows read, 2 committed");
 }
 
 #[test]
@@ -200,46 +197,38 @@ fn new_connector_writes_a_crate_and_registers_it_once() {
         );
     }
 
-    // the two registration lines, each in sorted place
-    let root = &after[Path::new("Cargo.toml")];
-    let deps: Vec<&str> = root
-        .lines()
-        .filter(|l| l.starts_with("ferry-connector-"))
-        .collect();
-    assert!(
-        deps.contains(&"ferry-connector-acme-erp = { path = \"connectors/acme-erp\" }"),
-        "{root}"
+    // the two registration lines, each in sorted place, the only lines added
+    let in_sorted_place = |file: &str, prefix: &str, line: &str| {
+        let text = &after[Path::new(file)];
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(prefix))
+            .collect();
+        assert!(lines.contains(&line), "{text}");
+        let mut sorted = lines.clone();
+        sorted.sort();
+        assert_eq!(lines, sorted, "{file}");
+        // the one line more
+        let was = &before[Path::new(file)];
+        assert_eq!(text.lines().count(), was.lines().count() + 1, "{file}");
+    };
+    in_sorted_place(
+        "Cargo.toml",
+        "ferry-connector-",
+        "ferry-connector-acme-erp = { path = \"connectors/acme-erp\" }",
     );
-    let mut sorted = deps.clone();
-    sorted.sort();
-    assert_eq!(deps, sorted);
-    let lib = &after[Path::new("src/lib.rs")];
-    let calls: Vec<&str> = lib
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("ferry_connector_"))
-        .collect();
-    assert!(
-        calls.contains(&"ferry_connector_acme_erp::register(&mut r);"),
-        "{lib}"
+    in_sorted_place(
+        "src/lib.rs",
+        "ferry_connector_",
+        "ferry_connector_acme_erp::register(&mut r);",
     );
-    let mut sorted = calls.clone();
-    sorted.sort();
-    assert_eq!(calls, sorted);
     // nothing else changed
     for (path, old) in &before {
         if path != Path::new("Cargo.toml") && path != Path::new("src/lib.rs") {
             assert_eq!(&after[path], old, "{} changed", path.display());
         }
     }
-    assert_eq!(
-        root.lines().count(),
-        before[Path::new("Cargo.toml")].lines().count() + 1
-    );
-    assert_eq!(
-        lib.lines().count(),
-        before[Path::new("src/lib.rs")].lines().count() + 1
-    );
 
     // twice changes nothing
     let o = ferry(

@@ -15,7 +15,8 @@ use std::process::Output;
 
 use ferry_testkit::gpg::Gpg;
 use support::cli::{ferry_in, out as text, Setup};
-use support::{folder, sqlite};
+use support::config::into_sqlite;
+use support::{folder, pgp, sqlite};
 
 const US: &str = "ferry@example.com";
 const CLIENT: &str = "client@example.com";
@@ -74,7 +75,7 @@ const ORDERS: &str = "id,customer,total,placed\n\
 /// A sync of `in/<pattern>` into `out.db`, decrypted with our key, requiring the client's
 /// signature.
 fn drop_config(pattern: &str) -> String {
-    format!(
+    into_sqlite(&format!(
         r#"[source]
 type = "file"
 path = "in/{pattern}"
@@ -84,12 +85,15 @@ pgp_secret_key = "${{env:OUR_PGP_KEY}}"
 pgp_passphrase = "${{env:OUR_PGP_PASS}}"
 pgp_verify_key = "file:keys/client.asc"
 columns = {{ total = "decimal(10,2)" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
 "#
-    )
+    ))
+}
+
+impl Parties {
+    /// The client encrypts `plain` to us as `in/<name>`, signed by its key when `signed`.
+    fn client_sends(&self, dir: &Path, name: &str, plain: &[u8], signed: bool) {
+        encrypt(&self.client, dir, name, plain, US, signed.then_some(CLIENT));
+    }
 }
 
 /// The client encrypts `plain` to `recipient`, signed by `signer` (in `gpg`'s keyring).
@@ -128,23 +132,9 @@ fn a_signed_gpg_drop_loads_and_a_signed_delivery_opens_with_gpg() {
     let tmp = client_folder(&p);
     let dir = tmp.path();
     // two files of the stream: one plain CSV inside, one gzipped inside (`.csv.gz.pgp`)
-    encrypt(
-        &p.client,
-        dir,
-        "orders_1.csv.gpg",
-        ORDERS.as_bytes(),
-        US,
-        Some(CLIENT),
-    );
+    p.client_sends(dir, "orders_1.csv.gpg", ORDERS.as_bytes(), true);
     let more = "id,customer,total,placed\n4,Ünal,0.99,2024-03-01\n";
-    encrypt(
-        &p.client,
-        dir,
-        "orders_2.csv.gz.pgp",
-        &gzip(more),
-        US,
-        Some(CLIENT),
-    );
+    p.client_sends(dir, "orders_2.csv.gz.pgp", &gzip(more), true);
     folder::write(dir, "sync.toml", drop_config("orders_*"));
 
     let o = ferry(dir, &p, PASS, &["check"]);
@@ -197,20 +187,8 @@ mode = "overwrite"
     let o = ferry(dir, &p, PASS, &["sync"]);
     assert!(o.status.success(), "{}", text(&o));
     let sealed = dir.join("outbox/orders.csv.gpg");
-    let bytes = std::fs::read(&sealed).unwrap();
-    assert!(
-        !bytes.windows(8).any(|w| w == b"customer"),
-        "the delivery is not encrypted"
-    );
-    let (plain, stderr) = p
-        .client
-        .decrypt(&sealed)
-        .unwrap_or_else(|e| panic!("gpg -d: {e}"));
-    assert_eq!(String::from_utf8(plain).unwrap(), ORDERS);
-    assert!(
-        stderr.contains("Good signature from \"ferry@example.com"),
-        "{stderr}"
-    );
+    let plain = pgp::open_delivery(&p.client, &sealed, b"customer", US);
+    assert_eq!(plain, ORDERS);
 }
 
 /// Runs the drop `sync.toml` on `in/<file>` and asserts it failed with `expect` in its
@@ -254,14 +232,7 @@ fn faults_fail_the_file_with_no_row_committed() {
             i % 100
         ));
     }
-    encrypt(
-        &p.client,
-        dir,
-        "good.csv.gpg",
-        big.as_bytes(),
-        US,
-        Some(CLIENT),
-    );
+    p.client_sends(dir, "good.csv.gpg", big.as_bytes(), true);
     let good = std::fs::read(dir.join("in/good.csv.gpg")).unwrap();
 
     // a byte flipped in the middle
@@ -311,7 +282,7 @@ fn faults_fail_the_file_with_no_row_committed() {
     fails(dir, &p, PASS, "other.csv.gpg", "cannot decrypt the file");
 
     // unsigned, while the client's signature is required
-    encrypt(&p.client, dir, "unsigned.csv.gpg", big.as_bytes(), US, None);
+    p.client_sends(dir, "unsigned.csv.gpg", big.as_bytes(), false);
     fails(dir, &p, PASS, "unsigned.csv.gpg", "not signed");
 
     // signed by someone else
@@ -346,18 +317,11 @@ fn an_encrypted_file_without_a_key_says_what_to_set() {
     let p = parties();
     let tmp = client_folder(&p);
     let dir = tmp.path();
-    encrypt(
-        &p.client,
-        dir,
-        "orders.csv.gpg",
-        ORDERS.as_bytes(),
-        US,
-        None,
-    );
+    p.client_sends(dir, "orders.csv.gpg", ORDERS.as_bytes(), false);
     folder::write(
         dir,
         "sync.toml",
-        "[source]\ntype = \"file\"\npath = \"in/orders.csv.gpg\"\n\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n",
+        into_sqlite("[source]\ntype = \"file\"\npath = \"in/orders.csv.gpg\"\n"),
     );
     let o = ferry(dir, &p, PASS, &["sync"]);
     let t = text(&o);

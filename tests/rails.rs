@@ -4,7 +4,8 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{exits_saying, ferry, ferry_in, out, Setup};
+use support::cli::{exits_saying, exits_saying_all, ferry, ferry_in, out, Setup};
+use support::config::{generate, into_sqlite, POSTGRES_FIELDS};
 use support::folder::{edit, with_config, write};
 use support::read;
 
@@ -84,14 +85,15 @@ fn plan_shows_a_dropped_column_and_the_policies_decide() {
     // upstream drops `age`
     write(&dir, "people.csv", "id,name\n3,Cy\n");
     let o = ferry(&dir, &["plan"]);
-    let text = out(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("- age (int64): no longer in the source"),
-        "{text}"
+    exits_saying_all(
+        &o,
+        1,
+        &[
+            "- age (int64): no longer in the source",
+            "REFUSED",
+            "upsert into people (2 rows now)",
+        ],
     );
-    assert!(text.contains("REFUSED"), "{text}");
-    assert!(text.contains("upsert into people (2 rows now)"), "{text}");
 
     // the default refuses the sync too, before anything is written
     let o = ferry(&dir, &["sync"]);
@@ -134,18 +136,8 @@ fn plan_shows_a_dropped_column_and_the_policies_decide() {
 #[test]
 fn plan_exit_code_is_zero_when_nothing_would_change() {
     let tmp = with_config(
-        r#"[source]
-type = "generate"
-streams = [{ name = "orders", preset = "orders", rows = 500 }]
-
-[destination]
-type = "sqlite"
-path = "out.db"
-
-[[streams]]
-name = "orders"
-cursor = "id"
-"#,
+        &(into_sqlite(&generate("orders", "orders", 500))
+            + "\n[[streams]]\nname = \"orders\"\ncursor = \"id\"\n"),
     );
     let dir = tmp.path();
     let o = ferry(dir, &["plan"]);
@@ -323,21 +315,15 @@ fn plan_counts_rows_in_a_postgres_destination() {
         dir,
         "sync.toml",
         format!(
-            r#"[source]
-type = "generate"
-streams = [{{ name = "orders", preset = "orders", rows = 120 }}]
-
+            r#"{}
 [destination]
-type = "postgres"
-host = "127.0.0.1"
-database = "test"
-user = "postgres"
-
+{POSTGRES_FIELDS}
 [[streams]]
 name = "orders"
 destination = "{table}"
 mode = "overwrite"
-"#
+"#,
+            generate("orders", "orders", 120)
         ),
     );
     let o = ferry(dir, &["sync"]);
@@ -384,21 +370,15 @@ fn a_postgres_schema_bound_to_another_client_is_refused() {
         format!(
             r#"client = "{client}"
 
-[source]
-type = "generate"
-streams = [{{ name = "orders", preset = "orders", rows = 50 }}]
-
+{}
 [destination]
-type = "postgres"
-host = "127.0.0.1"
-database = "test"
-user = "postgres"
-schema = "{schema}"
+{POSTGRES_FIELDS}schema = "{schema}"
 
 [[streams]]
 name = "orders"
 mode = "overwrite"
-"#
+"#,
+            generate("orders", "orders", 50)
         )
     };
     let acme = tmp.path().join("acme");

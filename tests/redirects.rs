@@ -15,6 +15,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use support::cli::{ferry_in, out as text, Setup};
+use support::config::{generate, into_sqlite};
 use support::{folder, http, sqlite};
 
 const KEY: &str = "redirect-canary-key-4f1a9c";
@@ -66,6 +67,20 @@ fn redirect(status: StatusCode, to: String) -> Response {
     (status, [("location", to)], "").into_response()
 }
 
+/// The other server, and an API that answers every request with a `status` redirect to
+/// its `/steal/<path>`: the other server's port and log, the API's port and log.
+fn redirecting_away(
+    rt: &tokio::runtime::Runtime,
+    status: StatusCode,
+    path: &'static str,
+) -> (u16, Log, u16, Log) {
+    let (tport, tlog) = thief(rt);
+    let (api, alog) = serve(rt, move |_| {
+        redirect(status, format!("http://127.0.0.1:{tport}/steal/{path}"))
+    });
+    (tport, tlog, api, alog)
+}
+
 fn ferry(dir: &Path, args: &[&str]) -> Output {
     ferry_in(dir)
         .env("API_KEY", KEY)
@@ -75,7 +90,7 @@ fn ferry(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn http_source(api: u16, auth: &str) -> String {
-    format!(
+    into_sqlite(&format!(
         r#"[source]
 type = "http"
 base_url = "http://127.0.0.1:{api}/v1"
@@ -87,12 +102,8 @@ name = "items"
 path = "/items"
 records = "data"
 columns = {{ id = "int64" }}
-
-[destination]
-type = "sqlite"
-path = "out.db"
 "#
-    )
+    ))
 }
 
 /// Runs `ferry sync` on `config`; it must fail naming the other server, which got nothing.
@@ -118,13 +129,7 @@ fn refused(config: &str, thief_port: u16, thief_log: &Log, status: u16) -> Strin
 #[test]
 fn a_header_key_does_not_follow_a_redirect_to_another_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (tport, tlog) = thief(&rt);
-    let (api, alog) = serve(&rt, move |_| {
-        redirect(
-            StatusCode::FOUND,
-            format!("http://127.0.0.1:{tport}/steal/items"),
-        )
-    });
+    let (tport, tlog, api, alog) = redirecting_away(&rt, StatusCode::FOUND, "items");
     let auth = r#"{ type = "api_key", name = "X-Api-Key", value = "${env:API_KEY}" }"#;
     refused(&http_source(api, auth), tport, &tlog, 302);
     // the API itself got the key, once: a refused redirect is not retried
@@ -193,25 +198,17 @@ fn a_redirect_within_the_api_is_followed_without_referer() {
 #[test]
 fn a_webhook_307_to_another_server_gets_no_rows_key_or_signature() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (tport, tlog) = thief(&rt);
-    let (api, alog) = serve(&rt, move |_| {
-        redirect(
-            StatusCode::TEMPORARY_REDIRECT,
-            format!("http://127.0.0.1:{tport}/steal/hook"),
-        )
-    });
+    let (tport, tlog, api, alog) = redirecting_away(&rt, StatusCode::TEMPORARY_REDIRECT, "hook");
     let config = format!(
-        r#"[source]
-type = "generate"
-streams = [{{ name = "users", preset = "users", rows = 5 }}]
-
+        r#"{}
 [destination]
 type = "webhook"
 url = "http://127.0.0.1:{api}/hook"
 secret = "${{env:HOOK_SECRET}}"
 auth = {{ type = "api_key", name = "X-Api-Key", value = "${{env:API_KEY}}" }}
 retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}
-"#
+"#,
+        generate("users", "users", 5)
     );
     refused(&config, tport, &tlog, 307);
     let posted: Vec<Seen> = alog

@@ -10,6 +10,7 @@ use std::process::Output;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use support::cli::{ferry_in, out, Setup, MASTER_KEY};
+use support::config::into_sqlite;
 use support::folder::write;
 use support::{http, read};
 
@@ -76,11 +77,8 @@ fn api(rt: &tokio::runtime::Runtime, page2: Page2) -> u16 {
 /// A client folder reading the API at `port` (bearer token and hash key in its vault)
 /// into SQLite, `email` protected by a `hash` transform.
 fn folder(dir: &Path, port: u16) {
-    write(
-        dir,
-        "sync.toml",
-        format!(
-            r#"client = "acme"
+    let source = format!(
+        r#"client = "acme"
 
 [source]
 type = "http"
@@ -96,17 +94,14 @@ name = "people"
 path = "/people"
 records = "data"
 primary_key = ["id"]
-
-[destination]
-type = "sqlite"
-path = "out.db"
-
+"#
+    );
+    let streams = r#"
 [[streams]]
 name = "people"
-transforms = [{{ type = "hash", column = "email", key = "${{secret:hash_key}}" }}]
-"#
-        ),
-    );
+transforms = [{ type = "hash", column = "email", key = "${secret:hash_key}" }]
+"#;
+    write(dir, "sync.toml", into_sqlite(&source) + streams);
     for (name, value) in [("api_token", TOKEN), ("hash_key", HASH_KEY)] {
         let o = ferry(dir, &["secrets", "set", name], Some(value));
         assert!(o.status.success(), "{}", out(&o));
@@ -151,14 +146,32 @@ fn replay(dir: &Path, bundle: &Path) -> (Option<i32>, String) {
     (o.status.code(), out(&o))
 }
 
+/// A client folder whose sync of the API answering page 2 with `page2` failed: the folder,
+/// the API's runtime (dropping it takes the API away) and the bundle, which is clean.
+fn recorded(page2: Page2) -> (tempfile::TempDir, tokio::runtime::Runtime, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = api(&rt, page2);
+    folder(tmp.path(), port);
+    let bundle = failing_sync(tmp.path());
+    assert_clean(&bundle);
+    (tmp, rt, bundle)
+}
+
+/// With the API gone (`rt` dropped), the replay of `bundle` reproduces its failure and
+/// says `says`; returns what it printed.
+fn reproduces(dir: &Path, bundle: &Path, rt: tokio::runtime::Runtime, says: &str) -> String {
+    drop(rt);
+    let (code, text) = replay(dir, bundle);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(says), "{text}");
+    text
+}
+
 #[test]
 fn a_500_after_retries_is_recorded_and_replayed_without_the_api() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, bundle) = recorded(Page2::Fails);
     let dir = tmp.path();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let port = api(&rt, Page2::Fails);
-    folder(dir, port);
-    let bundle = failing_sync(dir);
 
     let xs = exchanges(&bundle);
     let status = |page: &str| -> Vec<u64> {
@@ -194,16 +207,9 @@ fn a_500_after_retries_is_recorded_and_replayed_without_the_api() {
     assert!(entry.contains(r#""name": "email""#), "{entry}");
     let error = std::fs::read_to_string(bundle.join("error.txt")).unwrap();
     assert!(error.contains("GET answered 500"), "{error}");
-    assert_clean(&bundle);
 
     // the API is gone: only the recording can answer now
-    drop(rt);
-    let (code, text) = replay(dir, &bundle);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains("reproduced: page 2: GET answered 500"),
-        "{text}"
-    );
+    let text = reproduces(dir, &bundle, rt, "reproduced: page 2: GET answered 500");
     assert!(!text.contains("not reproduced"), "{text}");
     for secret in [TOKEN, HASH_KEY] {
         assert!(!text.contains(secret), "{text}");
@@ -229,12 +235,8 @@ fn a_500_after_retries_is_recorded_and_replayed_without_the_api() {
 
 #[test]
 fn a_malformed_page_is_recorded_masked_and_replayed() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, bundle) = recorded(Page2::Malformed);
     let dir = tmp.path();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let port = api(&rt, Page2::Malformed);
-    folder(dir, port);
-    let bundle = failing_sync(dir);
 
     let xs = exchanges(&bundle);
     let last = xs.last().unwrap();
@@ -246,25 +248,18 @@ fn a_malformed_page_is_recorded_masked_and_replayed() {
         "{body}"
     );
     assert!(serde_json::from_str::<serde_json::Value>(body).is_err());
-    assert_clean(&bundle);
-
-    drop(rt);
-    let (code, text) = replay(dir, &bundle);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains("reproduced: page 2 of stream `people` is not valid JSON"),
-        "{text}"
+    reproduces(
+        dir,
+        &bundle,
+        rt,
+        "reproduced: page 2 of stream `people` is not valid JSON",
     );
 }
 
 #[test]
 fn a_timeout_is_recorded_and_replayed_as_one() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, bundle) = recorded(Page2::Hangs);
     let dir = tmp.path();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let port = api(&rt, Page2::Hangs);
-    folder(dir, port);
-    let bundle = failing_sync(dir);
 
     let xs = exchanges(&bundle);
     let timed_out: Vec<_> = xs.iter().filter(|x| x["status"].is_null()).collect();
@@ -276,15 +271,10 @@ fn a_timeout_is_recorded_and_replayed_as_one() {
             .contains("timeout_secs"),
         "{xs:#?}"
     );
-    assert_clean(&bundle);
-
-    drop(rt);
-    let (code, text) = replay(dir, &bundle);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(
-            "reproduced: page 2: GET failed after 2 attempts: no complete answer within 0.5 s"
-        ),
-        "{text}"
+    reproduces(
+        dir,
+        &bundle,
+        rt,
+        "reproduced: page 2: GET failed after 2 attempts: no complete answer within 0.5 s",
     );
 }

@@ -52,6 +52,14 @@ transforms = [
     tmp
 }
 
+/// [`client_folder`] with the canary as its vault's `hash_key`.
+fn keyed_folder() -> tempfile::TempDir {
+    let tmp = client_folder();
+    let o = ferry(tmp.path(), &["secrets", "set", "hash_key"], Some(CANARY));
+    assert!(o.status.success(), "{}", all_text(&o));
+    tmp
+}
+
 #[test]
 fn canary_secret_never_reaches_any_output() {
     let tmp = client_folder();
@@ -110,10 +118,8 @@ fn canary_secret_never_reaches_any_output() {
 
 #[test]
 fn protected_fields_never_reach_the_destination() {
-    let tmp = client_folder();
+    let tmp = keyed_folder();
     let dir = tmp.path();
-    let o = ferry(dir, &["secrets", "set", "hash_key"], Some(CANARY));
-    assert!(o.status.success(), "{}", all_text(&o));
     let o = ferry(dir, &["sync"], None);
     assert!(o.status.success(), "{}", all_text(&o));
     let db = std::fs::read(dir.join("out.db")).unwrap();
@@ -152,10 +158,8 @@ fn protected_fields_never_reach_the_destination() {
 
 #[test]
 fn vault_is_bound_to_its_client_and_needs_the_key() {
-    let tmp = client_folder();
+    let tmp = keyed_folder();
     let dir = tmp.path();
-    let o = ferry(dir, &["secrets", "set", "hash_key"], Some(CANARY));
-    assert!(o.status.success(), "{}", all_text(&o));
     // wrong passphrase
     let o = ferry_in(dir)
         .env("FERRY_PASSPHRASE", "wrong")

@@ -108,27 +108,31 @@ impl StreamInfo {
 
     /// A JSON description (name, columns with Ferry types, keys) for `ferry discover --json`.
     pub fn to_json(&self) -> serde_json::Value {
-        let columns: Vec<_> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "name": f.name(),
-                    "type": FerryType::of(f).map(|t| t.to_string()).unwrap_or_else(|| f.data_type().to_string()),
-                    "nullable": f.is_nullable(),
-                })
-            })
-            .collect();
         serde_json::json!({
             "name": self.name,
-            "columns": columns,
+            "columns": columns_json(&self.schema),
             "primary_key": self.primary_key,
             "cursor_candidates": self.cursor_candidates,
             "default_cursor": self.default_cursor,
             "read_modes": self.read_modes,
         })
     }
+}
+
+/// The columns of `schema` as JSON: name, Ferry type (Arrow's when it has none) and
+/// nullability of each.
+pub fn columns_json(schema: &arrow_schema::Schema) -> serde_json::Value {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name(),
+                "type": FerryType::of(f).map(|t| t.to_string()).unwrap_or_else(|| f.data_type().to_string()),
+                "nullable": f.is_nullable(),
+            })
+        })
+        .collect()
 }
 
 /// Every stream a source offers.

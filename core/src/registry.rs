@@ -22,8 +22,9 @@ pub struct BuildContext {
     pub base_dir: PathBuf,
 }
 
-type SourceFn = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<dyn Source>> + Send + Sync>;
-type SinkFn = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<dyn Sink>> + Send + Sync>;
+type BuildFn<T> = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<T>> + Send + Sync>;
+type SourceFn = BuildFn<dyn Source>;
+type SinkFn = BuildFn<dyn Sink>;
 
 /// What a source build function may return: a source, or one already shared.
 pub trait IntoSource {
@@ -212,34 +213,30 @@ impl Registry {
 
     /// Builds the source a `[source]` section describes.
     pub fn build_source(&self, cfg: &ConnectorConfig) -> Result<Arc<dyn Source>> {
-        let file = cfg.node.file();
-        let def = self
-            .get(&cfg.kind)
-            .map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
-        let (_, build) = def.source.as_ref().ok_or_else(|| {
-            file.error_at(
-                Some(cfg.kind_offset),
-                format!("connector `{}` cannot be a source", def.name),
-            )
-        })?;
-        build(
-            &cfg.node,
-            &BuildContext {
-                base_dir: cfg.node.base_dir().to_path_buf(),
-            },
-        )
+        self.build(cfg, "a source", |def| def.source.as_ref())
     }
 
     /// Builds the sink a `[destination]` section describes.
     pub fn build_sink(&self, cfg: &ConnectorConfig) -> Result<Arc<dyn Sink>> {
+        self.build(cfg, "a destination", |def| def.sink.as_ref())
+    }
+
+    /// Builds the side `pick` takes of `cfg`'s connector; an error at its `type` when the
+    /// connector is unknown or cannot be `role`.
+    fn build<T: ?Sized>(
+        &self,
+        cfg: &ConnectorConfig,
+        role: &str,
+        pick: impl Fn(&ConnectorDef) -> Option<&(serde_json::Value, BuildFn<T>)>,
+    ) -> Result<Arc<T>> {
         let file = cfg.node.file();
         let def = self
             .get(&cfg.kind)
             .map_err(|e| file.error_at(Some(cfg.kind_offset), e.message()))?;
-        let (_, build) = def.sink.as_ref().ok_or_else(|| {
+        let (_, build) = pick(def).ok_or_else(|| {
             file.error_at(
                 Some(cfg.kind_offset),
-                format!("connector `{}` cannot be a destination", def.name),
+                format!("connector `{}` cannot be {role}", def.name),
             )
         })?;
         build(

@@ -248,40 +248,39 @@ mod tests {
         assert!(heard.iter().all(|(_, w)| *w < 2 * MS), "{heard:?}");
     }
 
-    #[tokio::test]
-    async fn run_gives_up_after_the_last_attempt() {
-        let p = RetryPolicy::new(3, MS, MS);
+    /// `run` of `attempts` on a call that always fails with `kind`: the error it returns,
+    /// the calls made and the retries it announced.
+    async fn run_failing(attempts: u32, kind: ErrorKind) -> (Error, u32, usize) {
+        let p = RetryPolicy::new(attempts, MS, MS);
         let calls = AtomicU32::new(0);
+        let mut retries = 0;
         let e = p
             .run(
-                failing(ErrorKind::Unreachable, &calls, u32::MAX),
+                failing(kind, &calls, u32::MAX),
                 Retry::by_kind,
-                |_, _, _| {},
+                |_, _, _| retries += 1,
             )
             .await
             .unwrap_err();
+        (e, calls.load(Ordering::SeqCst), retries)
+    }
+
+    #[tokio::test]
+    async fn run_gives_up_after_the_last_attempt() {
+        let (e, calls, _) = run_failing(3, ErrorKind::Unreachable).await;
         assert_eq!(
             e.kind(),
             ErrorKind::Unreachable,
             "the last error is returned"
         );
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(calls, 3);
     }
 
     #[tokio::test]
     async fn run_does_not_repeat_a_lasting_failure() {
-        let p = RetryPolicy::new(5, MS, MS);
-        let calls = AtomicU32::new(0);
-        let e = p
-            .run(
-                failing(ErrorKind::NotFound, &calls, u32::MAX),
-                Retry::by_kind,
-                |_, _, _| panic!("a lasting failure is not retried"),
-            )
-            .await
-            .unwrap_err();
+        let (e, calls, retries) = run_failing(5, ErrorKind::NotFound).await;
         assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!((calls, retries), (1, 0), "a lasting failure is not retried");
     }
 
     #[tokio::test]

@@ -853,6 +853,21 @@ mod tests {
         assert!(got.is_null(49)); // row 50 (NULL) kept, now at 49
     }
 
+    /// `steps` on [`batch`] fail at the phone that does not convert, naming `step` and not
+    /// the value, strictly and sparing; the one spared row shows `email` as given and the
+    /// phone protected. Returns how many rows went on.
+    fn phone_stays_hidden(steps: &[Arc<dyn Transform>], step: &str, email: &str) -> usize {
+        let e = apply_all(steps, batch()).unwrap_err();
+        assert!(!e.to_string().contains("7946"), "{e}");
+        assert!(e.to_string().contains(step), "{e}");
+        let (out, spared) = apply_all_sparing(steps, batch()).unwrap();
+        assert_eq!(spared.len(), 1);
+        assert_eq!(spared[0].record["phone"], "[protected]");
+        assert_eq!(spared[0].record["email"], email);
+        assert!(!spared[0].error.to_string().contains("7946"));
+        out.num_rows()
+    }
+
     #[test]
     fn values_of_protected_columns_never_show_in_errors_or_spared_rows() {
         let key = Secret::new("0123456789abcdef0123");
@@ -865,15 +880,8 @@ mod tests {
             .build()
             .unwrap(),
         ];
-        let e = apply_all(&steps, batch()).unwrap_err();
-        assert!(!e.to_string().contains("7946"), "{e}");
-        assert!(e.to_string().contains("hash(phone)"), "{e}");
-        let (out, spared) = apply_all_sparing(&steps, batch()).unwrap();
-        assert_eq!(out.num_rows(), 1);
-        assert_eq!(spared.len(), 1);
-        assert_eq!(spared[0].record["phone"], "[protected]");
-        assert_eq!(spared[0].record["email"], "ada@example.com");
-        assert!(!spared[0].error.to_string().contains("7946"));
+        let went_on = phone_stays_hidden(&steps, "hash(phone)", "ada@example.com");
+        assert_eq!(went_on, 1);
     }
 
     #[test]
@@ -908,14 +916,7 @@ mod tests {
         assert_eq!(hidden, ["email", "phone"]);
         assert_eq!(hidden_before(&steps[3..]), ["email"]);
         // the value that does not convert, in a column hashed after a rename, is not shown
-        let e = apply_all(&steps, batch()).unwrap_err();
-        assert!(!e.to_string().contains("7946"), "{e}");
-        assert!(e.to_string().contains("hash(tel)"), "{e}");
-        let (_, spared) = apply_all_sparing(&steps, batch()).unwrap();
-        assert_eq!(spared.len(), 1);
-        assert_eq!(spared[0].record["phone"], "[protected]");
-        assert_eq!(spared[0].record["email"], "[protected]");
-        assert!(!spared[0].error.to_string().contains("7946"));
+        phone_stays_hidden(&steps, "hash(tel)", "[protected]");
     }
 
     #[test]

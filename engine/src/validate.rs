@@ -58,6 +58,10 @@ mod type_check;
 mod unique;
 mod validator;
 
+/// What a check's scan pushes: `(row, message)` for each failing row of a batch, in row
+/// order.
+type Fails = Vec<(usize, String)>;
+
 pub use check_report::CheckReport;
 pub use config::{CheckConfig, CountOf, Severity};
 pub use context::RunContext;

@@ -28,6 +28,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ferry_core::catalog::columns_json;
 use ferry_core::{Error, ErrorKind, FerryType, Replay};
 use ferry_engine::report::{FailedSample, Status, StreamReport};
 use ferry_engine::{RunOptions, SyncConfig};
@@ -151,7 +152,11 @@ fn write_one(
         &pretty(&serde_json::json!({ "stream": s.stream, "state": s.state_before })),
     )?;
     if let Some(sample) = sample {
-        put(folder, "schema.json", &pretty(&schema_json(sample)))?;
+        put(
+            folder,
+            "schema.json",
+            &pretty(&columns_json(&sample.schema)),
+        )?;
         let rows: String = sample.rows.iter().map(|r| format!("{r}\n")).collect();
         put(folder, "rows.jsonl", &rows)?;
         put(folder, "replay.toml", &replay_config(cfg, s, sample)?)?;
@@ -222,6 +227,14 @@ fn config_without_secrets(text: &str) -> Result<String, Error> {
     ))
 }
 
+/// The config of the failed run, as a table.
+fn original_config(cfg: &SyncConfig) -> Result<toml::Table, Error> {
+    cfg.file
+        .text
+        .parse()
+        .map_err(|e| Error::config(format!("cannot re-read the config for the bundle: {e}")))
+}
+
 /// The original config's `[[streams]]` entry of `stream` (empty when none names it).
 fn stream_entry(original: &toml::Table, stream: &str) -> toml::Table {
     original
@@ -234,6 +247,18 @@ fn stream_entry(original: &toml::Table, stream: &str) -> toml::Table {
                 .cloned()
         })
         .unwrap_or_default()
+}
+
+/// The stream's entry for a replay: named, appending, without its `destination` nor the
+/// keys `drop`.
+fn replay_entry(original: &toml::Table, stream: &str, drop: &[&str]) -> toml::Table {
+    let mut entry = stream_entry(original, stream);
+    entry.insert("name".into(), stream.into());
+    for k in drop.iter().chain(&["destination", "mode"]) {
+        entry.remove(*k);
+    }
+    entry.insert("mode".into(), "append".into());
+    entry
 }
 
 /// `[run]` of a replay: state and quarantine inside the bundle, and no vault (`ferry
@@ -263,22 +288,13 @@ fn exchanges_replay_config(
     s: &StreamReport,
     replayer: &dyn Replay,
 ) -> Result<String, Error> {
-    let original: toml::Table = cfg
-        .file
-        .text
-        .parse()
-        .map_err(|e| Error::config(format!("cannot re-read the config for the bundle: {e}")))?;
+    let original = original_config(cfg)?;
     let source = original
         .get("source")
         .cloned()
         .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
     let source = with_json(source, |m| replayer.source_for_replay(m, None))?;
-    let mut entry = stream_entry(&original, &s.stream);
-    entry.insert("name".into(), s.stream.clone().into());
-    for k in ["destination", "mode"] {
-        entry.remove(k);
-    }
-    entry.insert("mode".into(), "append".into());
+    let entry = replay_entry(&original, &s.stream, &[]);
     let mut top = toml::Table::new();
     if let Some(c) = &cfg.client {
         top.insert("client".into(), c.clone().into());
@@ -314,23 +330,6 @@ fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).expect("json")
 }
 
-fn schema_json(sample: &FailedSample) -> serde_json::Value {
-    serde_json::Value::Array(
-        sample
-            .schema
-            .fields()
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "name": f.name(),
-                    "type": FerryType::of(f).map(|t| t.to_string()).unwrap_or_else(|| f.data_type().to_string()),
-                    "nullable": f.is_nullable(),
-                })
-            })
-            .collect(),
-    )
-}
-
 /// A config reading `rows.jsonl` as the stream, with the stream's own entry (its
 /// transforms only when the rows were taken before them), into a throwaway folder.
 fn replay_config(
@@ -338,17 +337,8 @@ fn replay_config(
     s: &StreamReport,
     sample: &FailedSample,
 ) -> Result<String, Error> {
-    let original: toml::Table = cfg
-        .file
-        .text
-        .parse()
-        .map_err(|e| Error::config(format!("cannot re-read the config for the bundle: {e}")))?;
-    let mut entry = stream_entry(&original, &s.stream);
-    entry.insert("name".into(), s.stream.clone().into());
-    for k in ["cursor", "incremental", "destination", "mode"] {
-        entry.remove(k);
-    }
-    entry.insert("mode".into(), "append".into());
+    let original = original_config(cfg)?;
+    let mut entry = replay_entry(&original, &s.stream, &["cursor", "incremental"]);
     if sample.stage != "transform" {
         entry.remove("transforms");
     }

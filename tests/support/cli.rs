@@ -137,10 +137,18 @@ pub fn last_line(o: &Output) -> String {
 /// Fails the test, showing all `o` printed, unless it exited with `code` and printed
 /// `needle` (on stdout or stderr).
 pub fn exits_saying(o: &Output, code: i32, needle: &str) {
+    exits_saying_all(o, code, &[needle]);
+}
+
+/// [`exits_saying`] for each of `needles`; returns what `o` printed, for further checks.
+pub fn exits_saying_all(o: &Output, code: i32, needles: &[&str]) -> String {
     let printed = out(o);
     assert_eq!(o.status.code(), Some(code), "{printed}");
-    assert!(
-        printed.contains(needle),
-        "expected {needle:?} in:\n{printed}"
-    );
+    for needle in needles {
+        assert!(
+            printed.contains(needle),
+            "expected {needle:?} in:\n{printed}"
+        );
+    }
+    printed
 }

@@ -1,7 +1,8 @@
 //! What the CLI tests share: running the `ferry` binary and reading what it printed
-//! ([`cli`]), client folders ([`folder`]), what a run leaves behind ([`read`]), SQLite
-//! destinations ([`sqlite`]), the test databases ([`db`]), a connector's config section
-//! ([`connector`]) and a loopback HTTP server ([`http`]).
+//! ([`cli`]), pieces of configs ([`config`]), client folders ([`folder`]), what a run
+//! leaves behind ([`read`]), SQLite destinations ([`sqlite`]), the test databases
+//! ([`db`]), a connector's config section ([`connector`]), a loopback HTTP server
+//! ([`http`]) and OpenPGP deliveries opened as a client would ([`pgp`]).
 //!
 //! Each test file takes it with `mod support;`; the in-process S3 server stays apart
 //! (`#[path = "support/s3.rs"] mod s3;`), for the tests that need it.
@@ -10,9 +11,11 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod config;
 pub mod connector;
 pub mod db;
 pub mod folder;
 pub mod http;
+pub mod pgp;
 pub mod read;
 pub mod sqlite;

@@ -406,16 +406,22 @@ mod tests {
         assert_eq!(StateStore::open(&p, None).unwrap().get("a"), None);
     }
 
+    /// A folder holding a version 1 state file `name` (no row counts, no pipeline) whose
+    /// stream `a` is at cursor `c`.
+    fn version_1_file(name: &str, c: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        let state = format!(
+            r#"{{"version": 1, "streams": {{"a": {{"state": {{"c": {c}}}, "run_id": "r0", "committed_at": "x"}}}}}}"#
+        );
+        std::fs::write(&p, state).unwrap();
+        (dir, p)
+    }
+
     #[test]
     fn row_counts_are_kept_beside_the_state_and_old_files_still_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("state.json");
         // a file written before row counts existed
-        std::fs::write(
-            &p,
-            r#"{"version": 1, "streams": {"a": {"state": {"c": 1}, "run_id": "r0", "committed_at": "x"}}}"#,
-        )
-        .unwrap();
+        let (_dir, p) = version_1_file("state.json", 1);
         let s = StateStore::open(&p, None).unwrap();
         assert_eq!(s.previous_rows("a"), None);
         s.record_rows("b", 100, "r1").unwrap();
@@ -455,13 +461,7 @@ mod tests {
 
     #[test]
     fn an_explicit_version_1_file_is_adopted_in_place_only_by_exclusive_access() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("mine.json");
-        std::fs::write(
-            &p,
-            r#"{"version": 1, "streams": {"a": {"state": {"c": 7}, "run_id": "r0", "committed_at": "x"}}}"#,
-        )
-        .unwrap();
+        let (dir, p) = version_1_file("mine.json", 7);
         let a = config(dir.path(), "a.toml", "[run]\nstate = \"mine.json\"\n");
         let b = config(dir.path(), "b.toml", "[run]\nstate = \"mine.json\"\n");
         // looking does not take it over

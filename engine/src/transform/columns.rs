@@ -658,15 +658,7 @@ impl ParseTimestamp {
 
     fn index(&self, schema: &Schema) -> Result<usize> {
         let what = self.describe();
-        let i = column_index(schema, &self.column, &what)?;
-        if type_at(schema, i) != FerryType::String {
-            return Err(Error::config(format!(
-                "{what}: column `{}` is {}, not string",
-                self.column,
-                type_at(schema, i)
-            )));
-        }
-        Ok(i)
+        text_column(schema, &self.column, &what, &[FerryType::String], "string")
     }
 }
 
@@ -684,10 +676,7 @@ impl Transform for ParseTimestamp {
     }
 
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let schema = batch.schema();
-        let i = self.index(&schema)?;
-        let out_schema = self.output_schema(&schema)?;
-        let col = batch.column(i).as_string::<i32>();
+        let (i, out_schema, col) = text_input(&batch, self, |s| self.index(s))?;
         let mut out = Vec::with_capacity(col.len());
         for r in 0..col.len() {
             if col.is_null(r) {
@@ -709,6 +698,38 @@ impl Transform for ParseTimestamp {
         cols[i] = Arc::new(TimestampMicrosecondArray::from(out).with_timezone("UTC"));
         rebuild(out_schema, cols, &self.describe())
     }
+}
+
+/// The index of `column` in `schema` (for `what`), which must hold text: one of `types`,
+/// named `want` in the error.
+fn text_column(
+    schema: &Schema,
+    column: &str,
+    what: &str,
+    types: &[FerryType],
+    want: &str,
+) -> Result<usize> {
+    let i = column_index(schema, column, what)?;
+    let have = type_at(schema, i);
+    if !types.contains(&have) {
+        return Err(Error::config(format!(
+            "{what}: column `{column}` is {have}, not {want}"
+        )));
+    }
+    Ok(i)
+}
+
+/// Where `apply` of `t`, a transform of the one text column `index` finds, starts: the
+/// column's index, `t`'s output schema and the column.
+fn text_input<'a>(
+    batch: &'a RecordBatch,
+    t: &dyn Transform,
+    index: impl FnOnce(&Schema) -> Result<usize>,
+) -> Result<(usize, SchemaRef, &'a StringArray)> {
+    let schema = batch.schema();
+    let i = index(&schema)?;
+    let out_schema = t.output_schema(&schema)?;
+    Ok((i, out_schema, batch.column(i).as_string::<i32>()))
 }
 
 // ---------------------------------------------------------------- flatten
@@ -747,15 +768,13 @@ pub(super) fn flatten(
 impl Flatten {
     fn index(&self, schema: &Schema) -> Result<usize> {
         let what = self.describe();
-        let i = column_index(schema, &self.column, &what)?;
-        if !matches!(type_at(schema, i), FerryType::Json | FerryType::String) {
-            return Err(Error::config(format!(
-                "{what}: column `{}` is {}, not json",
-                self.column,
-                type_at(schema, i)
-            )));
-        }
-        Ok(i)
+        text_column(
+            schema,
+            &self.column,
+            &what,
+            &[FerryType::Json, FerryType::String],
+            "json",
+        )
     }
 
     fn fail(&self, value: &str, why: &str) -> Result<()> {
@@ -791,10 +810,7 @@ impl Transform for Flatten {
     }
 
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let schema = batch.schema();
-        let i = self.index(&schema)?;
-        let out_schema = self.output_schema(&schema)?;
-        let col = batch.column(i).as_string::<i32>();
+        let (i, out_schema, col) = text_input(&batch, self, |s| self.index(s))?;
         let n = col.len();
         let mut builders: Vec<ColumnBuilder> = self
             .fields

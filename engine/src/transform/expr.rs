@@ -1028,43 +1028,43 @@ fn fits(v: &Value, ty: FerryType) -> bool {
     }
 }
 
+/// The array `A` of `values` when each is empty (NULL) or one `pick` takes; `None` at the
+/// first other value.
+fn direct_column<T, A>(values: &[Value], pick: impl Fn(&Value) -> Option<T>) -> Option<ArrayRef>
+where
+    A: FromIterator<Option<T>> + Array + 'static,
+{
+    let column: A = values
+        .iter()
+        .map(|v| match v {
+            Value::Empty => Some(None),
+            v => pick(v).map(Some),
+        })
+        .collect::<Option<A>>()?;
+    Some(Arc::new(column))
+}
+
 impl Derive {
     /// The column built straight from whole-column values when their kind is the column's
     /// type (float64 from floats, int64 from integers, bool from booleans); `None` otherwise.
     fn direct(&self, values: &[Value]) -> Option<ArrayRef> {
-        Some(match self.ty {
-            FerryType::Float64 => Arc::new(
-                values
-                    .iter()
-                    .map(|v| match v {
-                        Value::Float(f) if f.is_finite() => Some(Some(*f)),
-                        Value::Empty => Some(None),
-                        _ => None,
-                    })
-                    .collect::<Option<arrow_array::Float64Array>>()?,
-            ),
-            FerryType::Int64 => Arc::new(
-                values
-                    .iter()
-                    .map(|v| match v {
-                        Value::Int(i) => Some(Some(*i)),
-                        Value::Empty => Some(None),
-                        _ => None,
-                    })
-                    .collect::<Option<arrow_array::Int64Array>>()?,
-            ),
-            FerryType::Bool => Arc::new(
-                values
-                    .iter()
-                    .map(|v| match v {
-                        Value::Boolean(b) => Some(Some(*b)),
-                        Value::Empty => Some(None),
-                        _ => None,
-                    })
-                    .collect::<Option<BooleanArray>>()?,
-            ),
-            _ => return None,
-        })
+        match self.ty {
+            FerryType::Float64 => {
+                direct_column::<_, arrow_array::Float64Array>(values, |v| match v {
+                    Value::Float(f) if f.is_finite() => Some(*f),
+                    _ => None,
+                })
+            }
+            FerryType::Int64 => direct_column::<_, arrow_array::Int64Array>(values, |v| match v {
+                Value::Int(i) => Some(*i),
+                _ => None,
+            }),
+            FerryType::Bool => direct_column::<_, BooleanArray>(values, |v| match v {
+                Value::Boolean(b) => Some(*b),
+                _ => None,
+            }),
+            _ => None,
+        }
     }
 
     fn append(&self, b: &mut ColumnBuilder, v: Value, what: &str) -> Result<()> {

@@ -7,6 +7,7 @@ use arrow_array::{Array, RecordBatch};
 
 use super::columns::{each_text, is_text};
 use super::fold_hash::{FoldHash, IntSet};
+use super::Fails;
 use ferry_core::values::preview;
 
 /// The values an `allowed` check accepts. When every one is at most 7 bytes long (country
@@ -34,13 +35,7 @@ impl AllowedSet {
     }
 
     /// Pushes `(row, message)` for each non-NULL value of column `c` not in the set.
-    pub(super) fn scan(
-        &self,
-        batch: &RecordBatch,
-        c: usize,
-        buf: &mut String,
-        out: &mut Vec<(usize, String)>,
-    ) {
+    pub(super) fn scan(&self, batch: &RecordBatch, c: usize, buf: &mut String, out: &mut Fails) {
         match self {
             AllowedSet::Short(set) if is_text(batch, c) => {
                 // straight from the offsets and bytes: no `&str` per value

@@ -143,14 +143,7 @@ pub(super) fn build(
             is,
             severity,
         } => {
-            let n = format!("type({column})");
-            let i = col(schema, column, &n)?;
-            let have = type_of(schema, i);
-            if !matches!(have, FerryType::String | FerryType::Json) {
-                return Err(Error::config(format!(
-                    "check {n}: column `{column}` is {have}, not text; the type check is for string columns"
-                )));
-            }
+            let (n, i) = typed_col(schema, "type", column, Needs::Text)?;
             let ty = FerryType::parse(is).ok_or_else(|| {
                 Error::config(format!(
                     "check {n}: unknown type `{is}` (valid: {})",
@@ -183,14 +176,7 @@ pub(super) fn build(
             max_age,
             severity,
         } => {
-            let n = format!("freshness({column})");
-            let i = col(schema, column, &n)?;
-            let have = type_of(schema, i);
-            if !matches!(have, FerryType::Timestamp | FerryType::Date) {
-                return Err(Error::config(format!(
-                    "check {n}: column `{column}` is {have}, not a timestamp or date"
-                )));
-            }
+            let (n, i) = typed_col(schema, "freshness", column, Needs::Time)?;
             let age = parse_duration(max_age).ok_or_else(|| {
                 Error::config(format!(
                     "check {n}: max_age `{max_age}` is not a duration like `90s`, `30m`, `24h`, `7d`, `2w` or `1h30m`"
@@ -208,4 +194,36 @@ pub(super) fn build(
             )
         }
     })
+}
+
+/// What type of column a check needs.
+enum Needs {
+    /// String or JSON (`type`).
+    Text,
+    /// Timestamp or date (`freshness`).
+    Time,
+}
+
+/// The name of the `check` of `column` and the column's index, when its type is what the
+/// check `needs`; else an error saying what it is.
+fn typed_col(schema: &Schema, check: &str, column: &str, needs: Needs) -> Result<(String, usize)> {
+    let n = format!("{check}({column})");
+    let i = col(schema, column, &n)?;
+    let have = type_of(schema, i);
+    let (fits, not) = match needs {
+        Needs::Text => (
+            matches!(have, FerryType::String | FerryType::Json),
+            "not text; the type check is for string columns",
+        ),
+        Needs::Time => (
+            matches!(have, FerryType::Timestamp | FerryType::Date),
+            "not a timestamp or date",
+        ),
+    };
+    if !fits {
+        return Err(Error::config(format!(
+            "check {n}: column `{column}` is {have}, {not}"
+        )));
+    }
+    Ok((n, i))
 }

@@ -7,7 +7,9 @@ use super::allowed::AllowedSet;
 use super::pattern::Pattern;
 use super::references::Referential;
 use super::unique::Seen;
-use super::{freshness, max_length, not_null, range, row_count, type_check, unique, CountOf};
+use super::{
+    freshness, max_length, not_null, range, row_count, type_check, unique, CountOf, Fails,
+};
 use ferry_core::values::ColumnBuilder;
 use ferry_core::Result;
 
@@ -43,7 +45,7 @@ impl Kind {
         batch: &RecordBatch,
         name: &str,
         buf: &mut String,
-        out: &mut Vec<(usize, String)>,
+        out: &mut Fails,
     ) -> Result<()> {
         match self {
             Kind::NotNull(cols) => not_null::scan(batch, cols, out),

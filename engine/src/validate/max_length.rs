@@ -4,15 +4,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 
 use super::columns::{each_text, is_text};
+use super::Fails;
 
 /// Pushes `(row, message)` for each value of column `c` longer than `max` characters.
-pub(super) fn scan(
-    batch: &RecordBatch,
-    c: usize,
-    max: usize,
-    buf: &mut String,
-    out: &mut Vec<(usize, String)>,
-) {
+pub(super) fn scan(batch: &RecordBatch, c: usize, max: usize, buf: &mut String, out: &mut Fails) {
     if is_text(batch, c) {
         // a text is never longer in characters than in bytes: only values with
         // more bytes than `max` (read from the offsets) are counted

@@ -2,8 +2,10 @@
 
 use arrow_array::{Array, RecordBatch};
 
+use super::Fails;
+
 /// Pushes `(row, message)` for each row of `batch` where one of `cols` is NULL.
-pub(super) fn scan(batch: &RecordBatch, cols: &[usize], out: &mut Vec<(usize, String)>) {
+pub(super) fn scan(batch: &RecordBatch, cols: &[usize], out: &mut Fails) {
     if cols.iter().all(|c| batch.column(*c).null_count() == 0) {
         return;
     }

@@ -27,6 +27,7 @@ use regex_automata::util::start;
 use regex_automata::{Anchored, Input};
 
 use super::columns::{each_text, is_text};
+use super::Fails;
 use ferry_core::values::preview;
 
 /// A compiled `regex` check pattern.
@@ -215,7 +216,7 @@ impl Pattern {
         batch: &RecordBatch,
         c: usize,
         buf: &mut String,
-        out: &mut Vec<(usize, String)>,
+        out: &mut Fails,
     ) {
         if is_text(batch, c) {
             let pattern = self.as_str().to_string();

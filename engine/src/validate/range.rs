@@ -5,6 +5,7 @@ use arrow_array::types::{Decimal128Type, Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 
 use super::columns::{each_text, type_of};
+use super::Fails;
 use ferry_core::types::FerryType;
 
 /// Pushes `(row, message)` for each number of column `c` outside [`min`, `max`] (text that
@@ -15,7 +16,7 @@ pub(super) fn scan(
     min: Option<f64>,
     max: Option<f64>,
     buf: &mut String,
-    out: &mut Vec<(usize, String)>,
+    out: &mut Fails,
 ) {
     let bad = |v: f64| min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m);
     let msg = |t: String| format!("{t} is outside [{}, {}]", fmt_bound(min), fmt_bound(max));

@@ -10,6 +10,7 @@ use arrow_schema::Schema;
 use super::columns::{col, each_text};
 use super::fold_hash::IntSet;
 use super::CheckConfig;
+use super::Fails;
 use ferry_core::values::preview;
 use ferry_core::{Error, ErrorKind, Result};
 
@@ -203,7 +204,7 @@ impl Referential {
         batch: &RecordBatch,
         name: &str,
         buf: &mut String,
-        out: &mut Vec<(usize, String)>,
+        out: &mut Fails,
     ) -> Result<()> {
         let Referential {
             col,

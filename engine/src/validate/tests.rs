@@ -295,31 +295,36 @@ fn referential_uses_values_another_stream_delivered() {
         ErrorKind::ConfigInvalid
     );
 
-    // planning errors
+    // planning errors: each plan of `(orders' checks, customers' checks)` fails saying so
+    let referential = |column: &str, stream: &str, stream_column: &str| {
+        parse(&format!(
+            r#"checks = [{{ type = "referential", column = "{column}", stream = "{stream}", stream_column = "{stream_column}" }}]"#
+        ))
+    };
     let e = References::plan(&[("orders", os.as_ref(), &order_checks)])
         .err()
         .unwrap();
     assert!(e.to_string().contains("not synced in this run"), "{e}");
-    let bad_col = parse(
-        r#"checks = [{ type = "referential", column = "customer_id", stream = "customers", stream_column = "idd" }]"#,
-    );
-    let e = References::plan(&[
-        ("orders", os.as_ref(), &bad_col),
-        ("customers", cs.as_ref(), &no_checks),
-    ])
-    .err()
-    .unwrap();
-    assert!(e.to_string().contains("did you mean `id`"), "{e}");
-    let back = parse(
-        r#"checks = [{ type = "referential", column = "id", stream = "orders", stream_column = "id" }]"#,
-    );
-    let e = References::plan(&[
-        ("orders", os.as_ref(), &order_checks),
-        ("customers", cs.as_ref(), &back),
-    ])
-    .err()
-    .unwrap();
-    assert!(e.to_string().contains("cycle"), "{e}");
+    for (orders_checks, customers_checks, says) in [
+        (
+            referential("customer_id", "customers", "idd"),
+            no_checks.clone(),
+            "did you mean `id`",
+        ),
+        (
+            order_checks.clone(),
+            referential("id", "orders", "id"),
+            "cycle",
+        ),
+    ] {
+        let e = References::plan(&[
+            ("orders", os.as_ref(), &orders_checks),
+            ("customers", cs.as_ref(), &customers_checks),
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains(says), "{e}");
+    }
 }
 
 #[test]

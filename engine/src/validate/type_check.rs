@@ -4,6 +4,7 @@
 use arrow_array::RecordBatch;
 
 use super::columns::each_text;
+use super::Fails;
 use ferry_core::types::FerryType;
 use ferry_core::values::{preview, ColumnBuilder};
 
@@ -13,7 +14,7 @@ pub(super) fn scan(
     c: usize,
     builder: &mut ColumnBuilder,
     buf: &mut String,
-    out: &mut Vec<(usize, String)>,
+    out: &mut Fails,
 ) {
     // every text parses as a string
     if builder.ferry_type() == FerryType::String {

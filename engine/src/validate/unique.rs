@@ -8,6 +8,7 @@ use arrow_array::{Array, RecordBatch};
 
 use super::columns::type_of;
 use super::fold_hash::IntSet;
+use super::Fails;
 use ferry_core::types::FerryType;
 use ferry_core::values::write_text;
 
@@ -104,7 +105,7 @@ pub(super) fn scan(
     cols: &[usize],
     seen: &mut Seen,
     buf: &mut String,
-    out: &mut Vec<(usize, String)>,
+    out: &mut Fails,
 ) {
     let n = batch.num_rows();
     match seen {

@@ -7,7 +7,7 @@ use arrow_schema::Schema;
 use super::build::build;
 use super::kind::Kind;
 use super::references::Collector;
-use super::{CheckConfig, CheckReport, CountOf, References, RunContext, Severity};
+use super::{CheckConfig, CheckReport, CountOf, Fails, References, RunContext, Severity};
 use crate::rows::row_json;
 use ferry_core::values::preview;
 use ferry_core::{Error, ErrorKind, Result};
@@ -125,7 +125,7 @@ impl Validator {
         let n = batch.num_rows();
         self.rows += n as u64;
         let mut first_error: Vec<Option<Failure>> = Vec::new();
-        let mut fails: Vec<(usize, String)> = Vec::new();
+        let mut fails: Fails = Vec::new();
         for check in &mut self.checks {
             fails.clear();
             check
