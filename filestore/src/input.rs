@@ -131,12 +131,8 @@ pub fn need_key<'a>(
     name: &str,
     noun: &'static str,
 ) -> Result<&'a Identities> {
-    identities.ok_or_else(|| {
-        Error::config(format!(
-            "`{name}` is encrypted (age), and the source has no key to read it: set `identity = \"${{secret:…}}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`"
-        ))
-        .with(noun, name)
-    })
+    let how = "set `identity = \"${secret:…}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`";
+    need(identities, "age", how, name, noun)
 }
 
 /// The OpenPGP keys that decrypt `name`, or the error saying there are none.
@@ -145,9 +141,22 @@ pub fn need_pgp_key<'a>(
     name: &str,
     noun: &'static str,
 ) -> Result<&'a Decryptor> {
-    pgp.ok_or_else(|| {
+    let how = "set `pgp_secret_key = \"${secret:…}\"` (our armored secret key it was encrypted to) and, if the key is protected, `pgp_passphrase`";
+    need(pgp, "OpenPGP", how, name, noun)
+}
+
+/// `keys`, or the error that `name` is encrypted (`kind`) and there are none: `how` says
+/// what to set.
+fn need<'a, K>(
+    keys: Option<&'a K>,
+    kind: &str,
+    how: &str,
+    name: &str,
+    noun: &'static str,
+) -> Result<&'a K> {
+    keys.ok_or_else(|| {
         Error::config(format!(
-            "`{name}` is encrypted (OpenPGP), and the source has no key to read it: set `pgp_secret_key = \"${{secret:…}}\"` (our armored secret key it was encrypted to) and, if the key is protected, `pgp_passphrase`"
+            "`{name}` is encrypted ({kind}), and the source has no key to read it: {how}"
         ))
         .with(noun, name)
     })

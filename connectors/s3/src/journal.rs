@@ -243,10 +243,7 @@ pub(crate) async fn recover(
                 return Err(map(
                     e,
                     Op::Delete,
-                    At {
-                        bucket,
-                        key: Some(&o.key),
-                    },
+                    At::object(bucket, &o.key),
                 )
                 .with("journal", journal.path().display()))
             }

@@ -159,10 +159,7 @@ impl Resuming {
             map(
                 e,
                 Op::Get,
-                At {
-                    bucket: &self.bucket,
-                    key: Some(&self.key),
-                },
+                At::object(&self.bucket, &self.key),
             )
         })?;
         let etag = out.e_tag.clone();
@@ -250,10 +247,7 @@ impl RangedObject {
             map(
                 e,
                 Op::Get,
-                At {
-                    bucket: &self.bucket,
-                    key: Some(&self.key),
-                },
+                At::object(&self.bucket, &self.key),
             )
         })
     }

@@ -143,10 +143,7 @@ impl Sink for S3Sink {
             map(
                 e,
                 Op::Put,
-                At {
-                    bucket,
-                    key: Some(&probe),
-                },
+                At::object(bucket, &probe),
             )
         })?;
         client
@@ -159,10 +156,7 @@ impl Sink for S3Sink {
                 let e = map(
                     e,
                     Op::Delete,
-                    At {
-                        bucket,
-                        key: Some(&probe),
-                    },
+                    At::object(bucket, &probe),
                 );
                 Error::new(
                     e.kind(),
@@ -483,10 +477,7 @@ async fn delete_keys(client: &Client, bucket: &str, keys: &[String]) -> Result<(
                     map(
                         e,
                         Op::Delete,
-                        At {
-                            bucket,
-                            key: Some(key),
-                        },
+                        At::object(bucket, key),
                     )
                 })?;
             continue;

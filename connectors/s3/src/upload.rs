@@ -151,10 +151,7 @@ impl ObjectUpload {
     }
 
     fn at(&self) -> At<'_> {
-        At {
-            bucket: &self.bucket,
-            key: Some(&self.key),
-        }
+        At::object(&self.bucket, &self.key)
     }
 
     /// Starts the multipart upload.
@@ -231,10 +228,7 @@ impl ObjectUpload {
                 map(
                     e,
                     Op::Put,
-                    At {
-                        bucket: &bucket,
-                        key: Some(&key),
-                    },
+                    At::object(&bucket, &key),
                 )
                 .with("part", number)
             })?;
@@ -366,10 +360,7 @@ pub(crate) async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &
             map(
                 e,
                 Op::Abort,
-                At {
-                    bucket,
-                    key: Some(key),
-                },
+                At::object(bucket, key),
             )
         })?;
     Ok(())
