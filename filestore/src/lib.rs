@@ -48,7 +48,7 @@ pub use archive_options::{ArchiveLimits, ArchiveSpec};
 pub use chunks::Chunks;
 pub use encrypt::{identities, pgp_decryptor, pgp_encryptor, recipients, EncryptConfig};
 pub use fields::SourceKeys;
-pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
+pub use input::{need_key, Codec, Failure, Input, Key};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
 pub use naming::{

@@ -4,7 +4,9 @@
 //! [`source_config!`](crate::source_config), written as a macro for the same reason.
 
 use ferry_core::{Error, Result};
-use ferry_formats::codec::{excel_not_written, Compression, Format, ParquetCompression, ParquetOptions};
+use ferry_formats::codec::{
+    excel_not_written, Compression, Format, ParquetCompression, ParquetOptions,
+};
 
 /// The Parquet options a whole-file destination's fields ask for, checked: Excel is never
 /// written, a row group holds at least one row, and Parquet takes no whole-file
@@ -43,22 +45,12 @@ pub fn parquet_options(
 /// connector crate needs `serde` and `schemars` as dependencies.
 #[macro_export]
 macro_rules! sink_config {
-    (
-        $(#[$meta:meta])*
-        pub struct $name:ident {
-            noun: $noun:literal,
-            compression: $compression:literal,
-            header: $header:literal,
-            encrypt: $encrypt:literal,
-            $($rest:tt)*
-        }
-    ) => {
+    // whole files: the compression fields added, then the general arm
+    ($(#[$meta:meta])* pub struct $name:ident { noun: $noun:literal, compression: $compression:literal, $($rest:tt)* }) => {
         $crate::sink_config! {
             $(#[$meta])*
             pub struct $name {
                 noun: $noun,
-                header: $header,
-                encrypt: $encrypt,
                 $($rest)*
                 #[doc = concat!("`none`, `gzip` or `zstd`: compress the whole CSV or JSON Lines ", $noun, ", which is then named `<stream>.csv.gz` / `<stream>.jsonl.zst` (default `none`). Parquet compresses inside the file: see `parquet_compression`.", $compression)]
                 #[serde(default)]
