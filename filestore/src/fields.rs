@@ -22,7 +22,9 @@ use crate::store::{Store, Stream};
 #[doc(hidden)]
 pub mod reexport {
     pub use ferry_core::{Result, Secret};
-    pub use ferry_formats::codec::{Compression, Format, TextEncoding};
+    pub use ferry_formats::codec::{
+        Compression, CsvOptions, Format, ParquetCompression, ParquetOptions, TextEncoding,
+    };
     pub use std::collections::BTreeMap;
 }
 
@@ -57,6 +59,19 @@ impl SourceKeys {
     }
 }
 
+/// A config struct as every connector's is: serde with `deny_unknown_fields` (a misspelt
+/// key is an error, with "did you mean"), and a JSON Schema for `ferry spec`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! config_struct {
+    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, ::serde::Deserialize, ::schemars::JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name { $($body)* }
+    };
+}
+
 /// Declares a file-like source config: the connector's own fields first, then every
 /// shared field with its docs; `noun` (`"file"`, `"object"`) is what the docs call the
 /// things a pattern matches. The other headers are the docs that differ by store:
@@ -79,9 +94,8 @@ macro_rules! source_config {
             $($(#[$fmeta:meta])* pub $field:ident : $fty:ty,)*
         }
     ) => {
+        $crate::config_struct! {
         $(#[$meta])*
-        #[derive(Debug, Clone, ::serde::Deserialize, ::schemars::JsonSchema)]
-        #[serde(deny_unknown_fields)]
         pub struct $name {
             $($(#[$fmeta])* pub $field: $fty,)*
             #[doc = $path]
@@ -204,6 +218,7 @@ macro_rules! source_config {
             #[doc = concat!("The client's OpenPGP public key: when set, every OpenPGP ", $noun, " must carry a valid signature by it (`gpg --sign --encrypt`), or the ", $noun, " fails and none of its rows is read. An armored block inline, or `file:<path>` (or a plain path) of a key file (`gpg --export --armor`), relative to the config file's folder (default: none; signatures are not checked).")]
             #[serde(default)]
             pub pgp_verify_key: Option<String>,
+        }
         }
 
         impl $name {

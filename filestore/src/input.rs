@@ -108,7 +108,7 @@ impl Codec {
     ) -> Result<Input> {
         let failure = Failure::default();
         let plain: Box<dyn Read + Send> = if self.pgp {
-            let keys = need_pgp_key(pgp, name, noun)?;
+            let keys = need_key(pgp, name, noun)?;
             Box::new(keys.decrypt(raw).map_err(|e| e.with(noun, name))?)
         } else if self.encrypted {
             let ids = need_key(identities, name, noun)?;
@@ -125,29 +125,32 @@ impl Codec {
     }
 }
 
-/// The keys that decrypt `name`, or the error saying there are none.
-pub fn need_key<'a>(
-    identities: Option<&'a Identities>,
-    name: &str,
-    noun: &'static str,
-) -> Result<&'a Identities> {
-    identities.ok_or_else(|| {
-        Error::config(format!(
-            "`{name}` is encrypted (age), and the source has no key to read it: set `identity = \"${{secret:…}}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`"
-        ))
-        .with(noun, name)
-    })
+/// Keys a file may need (age identities, an OpenPGP decryptor), and what to set when a
+/// source has none.
+pub trait Key {
+    /// What the file is encrypted with: `age`, `OpenPGP`.
+    const KIND: &'static str;
+    /// The fields that give the keys.
+    const HOW: &'static str;
 }
 
-/// The OpenPGP keys that decrypt `name`, or the error saying there are none.
-pub fn need_pgp_key<'a>(
-    pgp: Option<&'a Decryptor>,
-    name: &str,
-    noun: &'static str,
-) -> Result<&'a Decryptor> {
-    pgp.ok_or_else(|| {
+impl Key for Identities {
+    const KIND: &'static str = "age";
+    const HOW: &'static str = "set `identity = \"${secret:…}\"` (the AGE-SECRET-KEY-1… it was encrypted for) or `passphrase`";
+}
+
+impl Key for Decryptor {
+    const KIND: &'static str = "OpenPGP";
+    const HOW: &'static str = "set `pgp_secret_key = \"${secret:…}\"` (our armored secret key it was encrypted to) and, if the key is protected, `pgp_passphrase`";
+}
+
+/// The keys that decrypt `name`, or the error saying there are none.
+pub fn need_key<'a, K: Key>(keys: Option<&'a K>, name: &str, noun: &'static str) -> Result<&'a K> {
+    keys.ok_or_else(|| {
         Error::config(format!(
-            "`{name}` is encrypted (OpenPGP), and the source has no key to read it: set `pgp_secret_key = \"${{secret:…}}\"` (our armored secret key it was encrypted to) and, if the key is protected, `pgp_passphrase`"
+            "`{name}` is encrypted ({}), and the source has no key to read it: {}",
+            K::KIND,
+            K::HOW
         ))
         .with(noun, name)
     })

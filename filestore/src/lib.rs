@@ -3,7 +3,8 @@
 //!
 //! - [`SourceOptions`]: the format options of a source (`path`/`streams`, `format`,
 //!   `compression`, CSV layout, `columns`, `primary_key` …), validated without I/O;
-//!   [`source_config!`] declares them, with their docs, in each connector's config.
+//!   [`source_config!`] declares them, with their docs, in each connector's config;
+//!   [`sink_config!`] the destination's, [`server_config!`] a server's login fields both share.
 //! - [`Codec`] and [`Chunks`]: opening a file's bytes through its layers (age or OpenPGP
 //!   decryption, gzip/zstd) for the codec readers, or with random access for Parquet.
 //! - Archives (`drop.zip`, `drop.tar.gz`): the entries a stream takes ([`ArchiveSpec`],
@@ -37,7 +38,9 @@ mod options;
 mod output;
 mod pick;
 mod read;
+mod server_fields;
 mod sheets;
+mod sink_fields;
 mod source;
 mod store;
 mod unpack;
@@ -46,7 +49,7 @@ pub use archive_options::{ArchiveLimits, ArchiveSpec};
 pub use chunks::Chunks;
 pub use encrypt::{identities, pgp_decryptor, pgp_encryptor, recipients, EncryptConfig};
 pub use fields::SourceKeys;
-pub use input::{need_key, need_pgp_key, Codec, Failure, Input};
+pub use input::{need_key, Codec, Failure, Input, Key};
 pub use mark::{order, Listed, Mark, StateShape};
 pub use name_date::{Found, NameDate};
 pub use naming::{
@@ -58,6 +61,7 @@ pub use options::{
     TextOptions, DEFAULT_ARCHIVE,
 };
 pub use output::{delivery, finish_delivery, Delivery, Sealed, Sealing};
+pub use sink_fields::parquet_options;
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};
 pub use unpack::entry_name;

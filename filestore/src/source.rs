@@ -224,7 +224,7 @@ fn check_stream<S: Store>(
     let codec = store.codec(&stream.spec, &first)?;
     if codec.pgp {
         let (name, noun) = (first.name(), S::NOUN);
-        let keys = crate::input::need_pgp_key(pgp, name, noun)?;
+        let keys = crate::input::need_key(pgp, name, noun)?;
         return keys
             .check(store.open(&first)?)
             .map_err(|e| e.with(noun, name));

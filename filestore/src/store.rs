@@ -24,7 +24,7 @@ pub trait Store: Send + Sync + 'static {
     type Chunks: ChunkReader<T = Box<dyn Read + Send>> + 'static;
 
     /// What a file is called in messages and error context (`file`, `object`).
-    const NOUN: &'static str;
+    const NOUN: &'static str = "file";
     /// How the incremental state is saved.
     const STATE: StateShape;
 

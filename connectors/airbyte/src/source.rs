@@ -18,15 +18,12 @@
 //! stats); the next run passes it back as `--state [<message>]` (a legacy state's `data`
 //! as is). Lines that are not JSON are logged and skipped, as the Airbyte platform does.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ferry_connector_singer::process::{self, clip, Protocol, StderrTail};
+use ferry_connector_singer::process::{self, clip, Program, Protocol, StderrTail};
 use ferry_connector_singer::rows::{LineError, RecordRows};
 use ferry_connector_singer::schema::{self, SchemaOrder};
-use ferry_connector_singer::venv::Launch;
-use ferry_connector_singer::BridgedConfig;
 use ferry_core::{
     async_trait, Catalog, Error, ErrorKind, FerryType, Message, MessageStream, ReadMode,
     ReadRequest, Result, Source, StreamInfo,
@@ -37,12 +34,8 @@ use crate::config::AirbyteSourceConfig;
 
 /// The `airbyte` source.
 pub struct AirbyteSource {
-    launch: Launch,
-    base_dir: PathBuf,
-    config: BridgedConfig,
-    /// The config's `env`: variables the child gets besides the minimal set.
-    env: BridgedConfig,
-    discovered: tokio::sync::Mutex<Option<Arc<Discovered>>>,
+    program: Program,
+    discovered: tokio::sync::OnceCell<Arc<Discovered>>,
 }
 
 struct Discovered {
@@ -54,19 +47,14 @@ struct Discovered {
 impl AirbyteSource {
     /// A source from its config; `base_dir` is the config file's folder.
     pub fn new(cfg: AirbyteSourceConfig, base_dir: impl Into<PathBuf>) -> Result<Self> {
-        let base_dir = base_dir.into();
-        let launch = cfg.launch(&base_dir)?;
         Ok(AirbyteSource {
-            launch,
-            base_dir,
-            config: cfg.config,
-            env: cfg.env,
-            discovered: tokio::sync::Mutex::new(None),
+            program: cfg.program(base_dir)?,
+            discovered: tokio::sync::OnceCell::new(),
         })
     }
 
     fn who(&self) -> String {
-        format!("Airbyte source `{}`", self.launch.display_name())
+        format!("Airbyte source `{}`", self.program.name())
     }
 
     /// The connector's own spec (`connectionSpecification`: the settings `config` takes).
@@ -81,17 +69,12 @@ impl AirbyteSource {
     /// Runs `<program> <cmd> [--config c.json]` to the end and returns its protocol
     /// messages (with their raw lines). A TRACE error or a non-zero exit is an error.
     async fn command(&self, cmd: &str, with_config: bool) -> Result<Vec<(String, Value)>> {
-        let program = self.launch.resolve(&self.base_dir).await?;
-        let mut args: Vec<OsString> = vec![cmd.into()];
-        let mut files = Vec::new();
-        if with_config {
-            let f = process::secret_file(&self.base_dir, &self.config.expose(), "airbyte-config")?;
-            args.push("--config".into());
-            args.push(f.path().into());
-            files.push(f);
-        }
-        let name = self.launch.display_name();
-        let mut run = process::spawn(&program, &name, args, false, files, &self.env)?;
+        let args = match with_config {
+            true => self.program.args_with_config(&[cmd], "airbyte-config")?,
+            false => self.program.args(&[cmd]),
+        };
+        let (program, mut run) = self.program.start(args, false).await?;
+        let name = self.program.name();
         let mut lines = run.stdout.take().expect("stdout is piped");
         let mut out = Vec::new();
         let mut failure = None;
@@ -121,10 +104,11 @@ impl AirbyteSource {
     }
 
     async fn discovered(&self) -> Result<Arc<Discovered>> {
-        let mut slot = self.discovered.lock().await;
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
+        let d = self.discovered.get_or_try_init(|| self.discovery()).await?;
+        Ok(d.clone())
+    }
+
+    async fn discovery(&self) -> Result<Arc<Discovered>> {
         let msgs = self.command("discover", true).await?;
         let (line, msg) = msgs
             .into_iter()
@@ -150,12 +134,10 @@ impl AirbyteSource {
                 stream_info(s, o.unwrap_or(&[]))
             })
             .collect();
-        let d = Arc::new(Discovered {
+        Ok(Arc::new(Discovered {
             raw,
             catalog: Catalog::new(streams),
-        });
-        *slot = Some(d.clone());
-        Ok(d)
+        }))
     }
 }
 
@@ -251,7 +233,7 @@ impl Source for AirbyteSource {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let have: Vec<&str> = self.config.keys().collect();
+        let have: Vec<&str> = self.program.config().keys().collect();
         let missing: Vec<String> = required
             .iter()
             .filter(|r| !have.contains(r))
@@ -347,28 +329,15 @@ impl Source for AirbyteSource {
             configured["cursor_field"] = json!([cursor]);
         }
         let catalog = json!({ "streams": [configured] });
-        let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.base_dir, &self.config.expose(), "airbyte-config")?;
-        let catalog_file = process::secret_file(&self.base_dir, &catalog, "airbyte-catalog")?;
-        let mut args: Vec<OsString> = vec![
-            "read".into(),
-            "--config".into(),
-            config.path().into(),
-            "--catalog".into(),
-            catalog_file.path().into(),
-        ];
-        let mut files = vec![config, catalog_file];
+        let mut args = self.program.args_with_config(&["read"], "airbyte-config")?;
+        args.file("--catalog", &catalog, "airbyte-catalog")?;
         if let Some(state) = request.state.as_ref().filter(|s| !s.is_null()) {
-            let f = process::secret_file(&self.base_dir, &state_arg(state), "airbyte-state")?;
-            args.push("--state".into());
-            args.push(f.path().into());
-            files.push(f);
+            args.file("--state", &state_arg(state), "airbyte-state")?;
         }
-        let name = self.launch.display_name();
-        let run = process::spawn(&program, &name, args, false, files, &self.env)?;
+        let (_, run) = self.program.start(args, false).await?;
         let reader = AirbyteReader {
             who: self.who(),
-            name,
+            name: self.program.name(),
             stream: request.stream.clone(),
             rows: RecordRows::new(info.schema.clone(), request.batch_size)?,
             tail: run.stderr.clone(),
@@ -435,6 +404,10 @@ impl AirbyteReader {
 }
 
 impl Protocol for AirbyteReader {
+    fn rows(&mut self) -> &mut RecordRows {
+        &mut self.rows
+    }
+
     fn who(&self) -> String {
         self.who.clone()
     }
@@ -509,10 +482,6 @@ impl Protocol for AirbyteReader {
             _ => {}
         }
         Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<Message>) -> Result<()> {
-        self.rows.flush(out).map_err(|(k, m)| Error::new(k, m))
     }
 }
 

@@ -7,6 +7,9 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 (user postgres, no password, database `test`) and
 //! PyPI reachable for the first install (about two minutes; later runs reuse it).
 
+#[path = "../../singer/tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,33 +20,12 @@ use ferry_engine::report::Status;
 use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
 
-fn shared_venvs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("FERRY_VENV_DIR").is_none() {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ferry-test-venvs");
-            std::env::set_var("FERRY_VENV_DIR", dir);
-        }
-    });
-}
+use common::{pg, shared_venvs};
 
 /// The rows of `table` (schema-qualified).
 async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
     let sql = format!("SELECT count(*) FROM {table}");
     client.query_one(&sql, &[]).await.unwrap().get(0)
-}
-
-async fn pg() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=test",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed on 127.0.0.1:5432 (user postgres, db test); start it (`.ci/run` does): {e}")
-    });
-    tokio::spawn(conn);
-    client
 }
 
 fn faker(dir: &Path, config: &str) -> Arc<AirbyteSource> {

@@ -5,13 +5,9 @@
 //! files opened only by `check`, `discover`, `read` and `open`.
 
 use ferry_core::{Error, Result};
-use ferry_filestore::{csv_options, defaults, StreamSpec};
+use ferry_filestore::StreamSpec;
 use ferry_formats::archive::ArchiveKind;
-use ferry_formats::codec::{
-    detect, excel_not_written, Compression, CsvOptions, Format, ParquetCompression, ParquetOptions,
-};
-use schemars::JsonSchema;
-use serde::Deserialize;
+use ferry_formats::codec::{detect, Compression, Format};
 
 pub use ferry_filestore::{EncryptConfig, StreamConfig as FileStreamConfig};
 
@@ -34,56 +30,22 @@ ferry_filestore::source_config! {
     }
 }
 
-/// `[destination] type = "file"`: one CSV, JSON Lines or Parquet file per stream in a
-/// folder, optionally compressed and/or age-encrypted.
-///
-/// The file name says how to read it back: `orders.csv`, `orders.csv.gz`,
-/// `orders.jsonl.zst`, `orders.parquet`, and `.age` after any of them when encrypted.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
-    /// Output folder, relative to the config file's folder; created when missing
-    /// (required). Stream `s` is written to `<path>/s.csv`, `<path>/s.jsonl` or
-    /// `<path>/s.parquet` (plus `.gz` / `.zst` and `.age` as configured).
-    pub path: String,
-    /// `csv`, `jsonl` or `parquet` (default `csv`).
-    #[serde(default = "defaults::format")]
-    pub format: Format,
-    /// `none`, `gzip` or `zstd`: compress the whole CSV or JSON Lines file, which is then
-    /// named `<stream>.csv.gz` / `<stream>.jsonl.zst` (default `none`). Compressed files
-    /// are only written with `overwrite`. Parquet compresses inside the file: see
-    /// `parquet_compression`.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Parquet column compression: `zstd`, `snappy`, `gzip`, `lz4` or `none` (default
-    /// `zstd`).
-    #[serde(default)]
-    pub parquet_compression: ParquetCompression,
-    /// Rows per Parquet row group (default 131072): the writer holds one row group in
-    /// memory, encoded and compressed, and readers can skip or parallelise by row group.
-    #[serde(default = "defaults::row_group_rows")]
-    pub row_group_rows: usize,
-    /// CSV field separator, one ASCII character (default `,`).
-    #[serde(default = "defaults::delimiter")]
-    pub delimiter: char,
-    /// CSV quote character (default `"`).
-    #[serde(default = "defaults::quote")]
-    pub quote: char,
-    /// Whether CSV files start with a header row (default true). Appending to an
-    /// existing file never writes a second header.
-    #[serde(default = "defaults::header")]
-    pub header: bool,
-    /// CSV text written for NULL (default `""`, an empty cell).
-    #[serde(default)]
-    pub null: String,
-    /// Encrypt every file in the standard age format, so only the client can read it
-    /// (`age -d -i key.txt orders.csv.age`): `{ recipients = ["age1…", "file:keys/acme.pub"] }`
-    /// or `{ passphrase = "${secret:…}" }`; or in OpenPGP (`gpg --decrypt orders.csv.gpg`):
-    /// `{ pgp_recipients = ["file:keys/acme.asc"], pgp_sign_key = "${secret:our_pgp_key}" }`
-    /// (default: not encrypted). Files are then named `<stream>.<ext>.age` (or `.gpg`),
-    /// and only `overwrite` is supported.
-    #[serde(default)]
-    pub encrypt: Option<EncryptConfig>,
+ferry_filestore::sink_config! {
+    /// `[destination] type = "file"`: one CSV, JSON Lines or Parquet file per stream in a
+    /// folder, optionally compressed and/or age-encrypted.
+    ///
+    /// The file name says how to read it back: `orders.csv`, `orders.csv.gz`,
+    /// `orders.jsonl.zst`, `orders.parquet`, and `.age` after any of them when encrypted.
+    pub struct FileSinkConfig {
+        noun: "file",
+        compression: " Compressed files are only written with `overwrite`.",
+        header: " Appending to an existing file never writes a second header.",
+        encrypt: " Files are then named `<stream>.<ext>.age` (or `.gpg`), and only `overwrite` is supported.",
+        /// Output folder, relative to the config file's folder; created when missing
+        /// (required). Stream `s` is written to `<path>/s.csv`, `<path>/s.jsonl` or
+        /// `<path>/s.parquet` (plus `.gz` / `.zst` and `.age` as configured).
+        pub path: String,
+    }
 }
 
 impl FileSourceConfig {
@@ -129,34 +91,6 @@ fn is_archive(pattern: &str) -> bool {
         .or_else(|| ferry_formats::pgp::strip_extension(pattern))
         .unwrap_or(pattern);
     ArchiveKind::of(bare).is_some()
-}
-
-impl FileSinkConfig {
-    /// The Parquet options this config asks for.
-    pub(crate) fn parquet(&self) -> Result<ParquetOptions> {
-        if self.format == Format::Excel {
-            return Err(excel_not_written());
-        }
-        if self.row_group_rows == 0 {
-            return Err(Error::config("`row_group_rows` must be at least 1"));
-        }
-        if self.format == Format::Parquet && self.compression != Compression::None {
-            return Err(Error::config(format!(
-                "`compression = \"{}\"` is for CSV and JSON Lines: Parquet compresses inside the file; set `parquet_compression = \"{}\"` instead",
-                self.compression,
-                self.compression
-            )));
-        }
-        Ok(ParquetOptions {
-            compression: self.parquet_compression,
-            row_group_rows: self.row_group_rows,
-        })
-    }
-
-    /// The CSV layout this config asks for.
-    pub(crate) fn csv(&self) -> Result<CsvOptions> {
-        csv_options(self.delimiter, self.quote, self.header, &self.null)
-    }
 }
 
 #[cfg(test)]

@@ -139,7 +139,6 @@ impl Store for Folder {
     type Entry = Entry;
     type Place = Pattern;
     type Chunks = Chunks<File>;
-    const NOUN: &'static str = "file";
     const STATE: StateShape = StateShape::Paths;
 
     /// Every matching file, sorted by path.

@@ -56,29 +56,54 @@ fn lines(path: &Path) -> Vec<String> {
     text.lines().map(String::from).collect()
 }
 
+/// A config folder whose drop folder `in` holds some files, and a state folder.
+struct Folders {
+    dir: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+impl Folders {
+    /// `files` (name under `in`, text) written.
+    fn with(files: &[(&str, &str)]) -> Folders {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("in")).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join("in").join(name), text).unwrap();
+        }
+        let state = tempfile::tempdir().unwrap();
+        Folders { dir, state }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A run of the source `toml` into the file sink's folder `out`.
+    async fn run(&self, toml: &str, streams: &[StreamConfig], opts: &RunOptions) -> RunReport {
+        let src = source(toml, self.dir.path()).unwrap();
+        let snk = sink("path = \"out\"", self.dir.path()).unwrap();
+        run(src, snk, self.state.path(), streams, opts).await
+    }
+}
+
 const SOURCE: &str =
     "path = \"in/orders_*.csv\"\nafter_read = \"archive\"\ncolumns = { id = \"int64\" }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_are_archived_after_the_commit_and_never_read_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("in")).unwrap();
-    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
-    std::fs::write(dir.path().join("in/orders_2.csv"), "id,v\n3,c\n").unwrap();
+    let f = Folders::with(&[
+        ("orders_1.csv", "id,v\n1,a\n2,b\n"),
+        ("orders_2.csv", "id,v\n3,c\n"),
+    ]);
     let streams = incremental("orders");
-    let go = || async {
-        let src = source(SOURCE, dir.path()).unwrap();
-        let snk = sink("path = \"out\"", dir.path()).unwrap();
-        run(src, snk, state.path(), &streams, &RunOptions::default()).await
-    };
+    let go = || async { f.run(SOURCE, &streams, &RunOptions::default()).await };
 
     let report = go().await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 3);
-    assert_eq!(files(&dir.path().join("in")), ["processed"]);
+    assert_eq!(files(&f.path("in")), ["processed"]);
     assert_eq!(
-        files(&dir.path().join("in/processed")),
+        files(&f.path("in/processed")),
         ["orders_1.csv", "orders_2.csv"]
     );
     let summary = report.summary();
@@ -89,12 +114,12 @@ async fn files_are_archived_after_the_commit_and_never_read_twice() {
     assert_eq!(report.streams[0].settled.len(), 2);
 
     // a new file: only it is read, then archived beside the others
-    std::fs::write(dir.path().join("in/orders_3.csv"), "id,v\n4,d\n").unwrap();
+    std::fs::write(f.path("in/orders_3.csv"), "id,v\n4,d\n").unwrap();
     let report = go().await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 1, "{}", report.summary());
     assert_eq!(
-        files(&dir.path().join("in/processed")),
+        files(&f.path("in/processed")),
         ["orders_1.csv", "orders_2.csv", "orders_3.csv"]
     );
 
@@ -104,11 +129,11 @@ async fn files_are_archived_after_the_commit_and_never_read_twice() {
     assert_eq!(report.rows_read(), 0, "{}", report.summary());
 
     // a file of a name archived before is archived beside it, not over it
-    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n5,e\n").unwrap();
+    std::fs::write(f.path("in/orders_1.csv"), "id,v\n5,e\n").unwrap();
     let report = go().await;
     testkit::assert_succeeded(&report);
     assert_eq!(
-        files(&dir.path().join("in/processed")),
+        files(&f.path("in/processed")),
         [
             "orders_1-2.csv",
             "orders_1.csv",
@@ -117,7 +142,7 @@ async fn files_are_archived_after_the_commit_and_never_read_twice() {
         ]
     );
     assert_eq!(
-        lines(&dir.path().join("out/orders.csv")),
+        lines(&f.path("out/orders.csv")),
         ["id,v", "1,a", "2,b", "3,c", "4,d", "5,e"],
         "every row once"
     );
@@ -125,33 +150,28 @@ async fn files_are_archived_after_the_commit_and_never_read_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_removes_only_what_was_read_and_a_trial_touches_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("in")).unwrap();
-    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
-    std::fs::write(dir.path().join("in/other.csv"), "id,v\n9,z\n").unwrap();
+    let f = Folders::with(&[
+        ("orders_1.csv", "id,v\n1,a\n2,b\n"),
+        ("other.csv", "id,v\n9,z\n"),
+    ]);
     let toml = "path = \"in/orders_*.csv\"\nafter_read = \"delete\"";
     let streams = incremental("orders");
 
     // a trial (--limit) and a dry run roll back: nothing is deleted
-    let src = source(toml, dir.path()).unwrap();
-    let snk = sink("path = \"out\"", dir.path()).unwrap();
     let trial = RunOptions {
         limit: Some(1),
         ..Default::default()
     };
-    let report = run(src, snk, state.path(), &streams, &trial).await;
+    let report = f.run(toml, &streams, &trial).await;
     testkit::assert_succeeded(&report);
     assert!(report.streams[0].settled.is_empty());
-    assert_eq!(files(&dir.path().join("in")), ["orders_1.csv", "other.csv"]);
+    assert_eq!(files(&f.path("in")), ["orders_1.csv", "other.csv"]);
 
-    let src = source(toml, dir.path()).unwrap();
-    let snk = sink("path = \"out\"", dir.path()).unwrap();
-    let report = run(src, snk, state.path(), &streams, &RunOptions::default()).await;
+    let report = f.run(toml, &streams, &RunOptions::default()).await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 2);
     assert_eq!(
-        files(&dir.path().join("in")),
+        files(&f.path("in")),
         ["other.csv"],
         "only the stream's file"
     );
@@ -215,13 +235,10 @@ impl StreamWriter for FailingWriter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_archived_before_the_state_is_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("in")).unwrap();
-    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    let f = Folders::with(&[("orders_1.csv", "id,v\n1,a\n2,b\n")]);
     let streams = incremental("orders");
     let go = |after_commit: Option<bool>| {
-        let (dir, state, streams) = (dir.path(), state.path(), &streams);
+        let (dir, state, streams) = (f.dir.path(), f.state.path(), &streams);
         async move {
             let src = source(SOURCE, dir).unwrap();
             let file_sink = sink("path = \"out\"", dir).unwrap();
@@ -238,28 +255,28 @@ async fn nothing_is_archived_before_the_state_is_committed() {
 
     // run 1 commits and archives orders_1
     testkit::assert_succeeded(&go(None).await);
-    std::fs::write(dir.path().join("in/orders_2.csv"), "id,v\n3,c\n").unwrap();
-    let state_before = std::fs::read_to_string(state.path().join("state.json")).unwrap();
+    std::fs::write(f.path("in/orders_2.csv"), "id,v\n3,c\n").unwrap();
+    let state_before = std::fs::read_to_string(f.state.path().join("state.json")).unwrap();
 
     // the destination fails: nothing committed, nothing archived
     let report = go(Some(false)).await;
     assert_eq!(report.status, Status::Failed);
     assert!(report.streams[0].settled.is_empty());
-    assert_eq!(files(&dir.path().join("in")), ["orders_2.csv", "processed"]);
+    assert_eq!(files(&f.path("in")), ["orders_2.csv", "processed"]);
 
     // killed after the sink's commit, before the state's: the file stays, its rows are in
     let report = go(Some(true)).await;
     assert_eq!(report.status, Status::Failed);
     assert!(report.streams[0].settled.is_empty());
-    assert_eq!(files(&dir.path().join("in")), ["orders_2.csv", "processed"]);
-    let after = std::fs::read_to_string(state.path().join("state.json")).unwrap();
+    assert_eq!(files(&f.path("in")), ["orders_2.csv", "processed"]);
+    let after = std::fs::read_to_string(f.state.path().join("state.json")).unwrap();
     let covered = |s: &str| s.contains("orders_2.csv");
     assert!(
         !covered(&after) && !covered(&state_before),
         "state unchanged"
     );
     assert_eq!(
-        lines(&dir.path().join("out/orders.csv")),
+        lines(&f.path("out/orders.csv")),
         ["id,v", "1,a", "2,b", "3,c"]
     );
 
@@ -267,9 +284,9 @@ async fn nothing_is_archived_before_the_state_is_committed() {
     let report = go(None).await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_read(), 1);
-    assert_eq!(files(&dir.path().join("in")), ["processed"]);
+    assert_eq!(files(&f.path("in")), ["processed"]);
     assert_eq!(
-        lines(&dir.path().join("out/orders.csv")),
+        lines(&f.path("out/orders.csv")),
         ["id,v", "1,a", "2,b", "3,c", "3,c"],
         "append: the rows of the file read twice are there twice, none lost"
     );
@@ -277,23 +294,12 @@ async fn nothing_is_archived_before_the_state_is_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_cannot_be_archived_is_a_warning_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("in")).unwrap();
-    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n").unwrap();
     // a file where the archive folder should be
-    std::fs::write(dir.path().join("in/done"), "not a folder").unwrap();
+    let f = Folders::with(&[("orders_1.csv", "id,v\n1,a\n"), ("done", "not a folder")]);
     let toml = format!("{SOURCE}\narchive_to = \"done\"");
-    let src = source(&toml, dir.path()).unwrap();
-    let snk = sink("path = \"out\"", dir.path()).unwrap();
-    let report = run(
-        src,
-        snk,
-        state.path(),
-        &incremental("orders"),
-        &RunOptions::default(),
-    )
-    .await;
+    let report = f
+        .run(&toml, &incremental("orders"), &RunOptions::default())
+        .await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 1);
     let summary = report.summary();
@@ -302,7 +308,7 @@ async fn a_file_that_cannot_be_archived_is_a_warning_naming_it() {
             && summary.contains("the saved state covers it"),
         "{summary}"
     );
-    assert!(dir.path().join("in/orders_1.csv").exists());
+    assert!(f.path("in/orders_1.csv").exists());
 }
 
 /// A file with `mtime` seconds since the epoch as its modification time.
@@ -319,14 +325,7 @@ fn write_at(path: &Path, text: &str, mtime: u64) {
 
 async fn ids(src: &dyn Source, stream: &str) -> Result<Vec<i64>> {
     let msgs = testkit::try_messages(src, ReadRequest::full(stream)).await?;
-    let batches: Vec<_> = msgs
-        .into_iter()
-        .filter_map(|m| match m {
-            ferry_core::Message::Batch(b) => Some(b),
-            _ => None,
-        })
-        .collect();
-    Ok(testkit::ids(&batches))
+    Ok(testkit::ids(&testkit::batches(&msgs)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,26 +452,21 @@ async fn a_file_changed_after_it_was_read_is_left_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_two_streams_read_is_archived_once_both_committed_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("in")).unwrap();
-    std::fs::write(dir.path().join("in/orders_1.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    let f = Folders::with(&[("orders_1.csv", "id,v\n1,a\n2,b\n")]);
     let toml = "streams = [{ name = \"a\", path = \"in/orders_*.csv\" }, { name = \"b\", path = \"in/*.csv\" }]\nafter_read = \"archive\"\ncolumns = { id = \"int64\" }";
     let streams: Vec<StreamConfig> = ["a", "b"].into_iter().flat_map(incremental).collect();
-    let src = source(toml, dir.path()).unwrap();
-    let snk = sink("path = \"out\"", dir.path()).unwrap();
-    let report = run(src, snk, state.path(), &streams, &RunOptions::default()).await;
+    let report = f.run(toml, &streams, &RunOptions::default()).await;
     testkit::assert_succeeded(&report);
     // each stream read both rows, whichever committed first
     assert_eq!(report.rows_committed(), 4);
-    assert_eq!(lines(&dir.path().join("out/a.csv")).len(), 3);
-    assert_eq!(lines(&dir.path().join("out/b.csv")).len(), 3);
+    assert_eq!(lines(&f.path("out/a.csv")).len(), 3);
+    assert_eq!(lines(&f.path("out/b.csv")).len(), 3);
     // moved once, by the stream that committed it last
     let settled: Vec<_> = report.streams.iter().flat_map(|s| &s.settled).collect();
     assert_eq!(settled.len(), 1, "{settled:?}");
     assert_eq!(settled[0].action, "archived to in/processed/orders_1.csv");
     assert!(settled[0].error.is_none(), "{settled:?}");
-    assert_eq!(files(&dir.path().join("in")), ["processed"]);
-    assert_eq!(files(&dir.path().join("in/processed")), ["orders_1.csv"]);
+    assert_eq!(files(&f.path("in")), ["processed"]);
+    assert_eq!(files(&f.path("in/processed")), ["orders_1.csv"]);
     assert!(!report.summary().contains("WARNING"));
 }

@@ -211,6 +211,17 @@ fn age_with_tty(args: &[&str], passphrase_lines: &str) -> Output {
     }
 }
 
+/// Runs `age args…` with `input` typed at its terminal; `what` failing fails the test.
+fn age_with_tty_ok(args: &[&str], input: &str, what: &str) {
+    let run = age_with_tty(args, input);
+    assert!(
+        run.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 #[test]
 fn passphrases_interoperate_with_the_age_cli() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,29 +237,18 @@ fn passphrases_interoperate_with_the_age_cli() {
     let sealed = d.join("ferry.age");
     age::encrypt_file(&plain, &sealed, &recipients).unwrap();
     let out = d.join("from-ferry");
-    let run = age_with_tty(
+    let input = format!("{}\n", pw.expose());
+    age_with_tty_ok(
         &["-d", "-o", s(&out), s(&sealed)],
-        &format!("{}\n", pw.expose()),
-    );
-    assert!(
-        run.status.success(),
-        "`age -d` of Ferry's passphrase file failed: {}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+        &input,
+        "`age -d` of Ferry's file",
     );
     assert!(std::fs::read(&out).unwrap() == want);
 
     // age -p → Ferry (age's own work factor, 2^18)
     let sealed = d.join("cli.age");
-    let run = age_with_tty(
-        &["-p", "-o", s(&sealed), s(&plain)],
-        &format!("{0}\n{0}\n", pw.expose()),
-    );
-    assert!(
-        run.status.success(),
-        "`age -p` failed: {}",
-        String::from_utf8_lossy(&run.stdout)
-    );
+    let input = format!("{0}\n{0}\n", pw.expose());
+    age_with_tty_ok(&["-p", "-o", s(&sealed), s(&plain)], &input, "`age -p`");
     let header = std::fs::read(&sealed).unwrap();
     assert!(String::from_utf8_lossy(&header[..60]).contains("-> scrypt "));
     let out = d.join("from-cli");

@@ -6,31 +6,26 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::source;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{FerryType, Message, ReadRequest, Rejected, Result, Source};
+use ferry_testkit::python::run_python;
 use ferry_testkit::rows_as_text as rows;
 use futures::StreamExt;
 
-/// Runs a Python script that writes files under `dir`; fails loudly without Python.
+/// Runs a Python script in `dir` (it writes files there); fails loudly without Python.
 fn python(dir: &Path, script: &str) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "these tests need python3 to write their fixtures (apt-get install python3): {e}"
-            )
-        });
-    assert!(
-        out.status.success(),
-        "python3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let script = format!("import os, sys\nos.chdir(sys.argv[1])\n{script}");
+    run_python(&script, &[dir.to_str().unwrap()], &[]);
+}
+
+/// Writes `text` to `name` under `dir`, encoded by Python's codec `encoding`.
+fn encoded(dir: &Path, name: &str, encoding: &str, text: &str) {
+    let path = dir.join(name);
+    let script =
+        "import sys\nopen(sys.argv[1], 'w', encoding=sys.argv[2], newline='').write(sys.argv[3])";
+    run_python(script, &[path.to_str().unwrap(), encoding, text], &[]);
 }
 
 /// The German Excel export: cp1252, `;`, a title line, `1.234,56`, a totals line.
@@ -129,13 +124,8 @@ async fn cp1252_semicolons_and_decimal_commas_read_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_encoding_accented_rows_are_rejected_with_a_hint_and_the_rest_kept() {
     let dir = folder();
-    python(
-        dir.path(),
-        r#"
-with open("in/people.csv", "w", encoding="cp1252", newline="") as f:
-    f.write("id;name\r\n1;Smith\r\n2;Müller\r\n3;Jones\r\n")
-"#,
-    );
+    let text = "id;name\r\n1;Smith\r\n2;Müller\r\n3;Jones\r\n";
+    encoded(dir.path(), "in/people.csv", "cp1252", text);
     let (batches, rejected) =
         discover_and_read(dir.path(), "path = \"in/people.csv\"", "people").await;
     assert_eq!(rows(&batches), [["1", "Smith"], ["3", "Jones"]]);
@@ -154,14 +144,13 @@ with open("in/people.csv", "w", encoding="cp1252", newline="") as f:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn utf16_with_a_mark_needs_no_setting_and_tabs_are_guessed() {
     let dir = folder();
-    python(
+    let text = "id\tname\tqty\n1\tZoë\t3\n2\t東京\t4\n";
+    encoded(dir.path(), "in/orders.csv", "utf-16", text);
+    encoded(
         dir.path(),
-        r#"
-with open("in/orders.csv", "w", encoding="utf-16", newline="") as f:
-    f.write("id\tname\tqty\n1\tZoë\t3\n2\t東京\t4\n")
-with open("in/pipes.csv", "w", encoding="utf-8-sig", newline="") as f:
-    f.write("id|note\n1|a,b\n2|c;d\n")
-"#,
+        "in/pipes.csv",
+        "utf-8-sig",
+        "id|note\n1|a,b\n2|c;d\n",
     );
     let (batches, rejected) =
         discover_and_read(dir.path(), "path = \"in/orders.csv\"", "orders").await;

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,9 @@ use ferry_connector_http::{HttpSource, HttpSourceConfig, WebhookSink, WebhookSin
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::{ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Sink, Source};
+use ferry_core::{
+    ConfigNode, Error, ErrorKind, FerryType, Message, ReadRequest, Sink, Source, StreamInfo,
+};
 use ferry_engine::StreamConfig;
 use ferry_testkit::{self as testkit, batches, MemorySink};
 use futures::StreamExt;
@@ -37,6 +40,14 @@ async fn read(source: &HttpSource, req: ReadRequest) -> Result<Vec<Message>, Err
         out.push(m?);
     }
     Ok(out)
+}
+
+fn column_names(info: &StreamInfo) -> Vec<&str> {
+    info.schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect()
 }
 
 fn ids(batches: &[RecordBatch], col: &str) -> Vec<i64> {
@@ -136,12 +147,7 @@ async fn schema_is_inferred_in_api_order_flattened_on_request_and_overridable() 
     );
     let s = source(&api, &flat);
     let info = s.discover().await.unwrap().streams.remove(0);
-    let names: Vec<&str> = info
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let names = column_names(&info);
     assert_eq!(
         names,
         [
@@ -271,12 +277,7 @@ async fn child_stream_reads_once_per_parent_with_parent_fields() {
     );
     let cat = s.discover().await.unwrap();
     let info = cat.get("orders").unwrap();
-    let names: Vec<&str> = info
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+    let names = column_names(info);
     // the parent's fields first, then the API's order (the fake API sorts its keys)
     assert_eq!(names, ["customer_id", "order_id", "placed", "total"]);
     let got = batches(&read(&s, ReadRequest::full("orders")).await.unwrap());
@@ -351,14 +352,24 @@ fn single(api: &Api, path: &str, extra: &str) -> HttpSource {
     )
 }
 
+/// Stream `s` of `path` (`/limited`, `/limited-date`), whose next request is answered 429.
+fn limited(api: &Api, path: &str, extra: &str) -> HttpSource {
+    api.state.limited_left.store(1, SeqCst);
+    single(api, path, extra)
+}
+
+/// Stream `s` of `/flaky`, whose next `n` requests are answered 503, read with `attempts`.
+fn flaky(api: &Api, n: u32, attempts: u32) -> HttpSource {
+    api.state.flaky_left.store(n, SeqCst);
+    let retry = format!("retry = {{ attempts = {attempts}, initial_backoff_ms = 20 }}");
+    single(api, "/flaky", &retry)
+}
+
 #[tokio::test]
 async fn retry_after_in_seconds_and_as_a_date_is_honoured() {
     let api = start().await;
     for path in ["/limited", "/limited-date"] {
-        api.state
-            .limited_left
-            .store(1, std::sync::atomic::Ordering::SeqCst);
-        let s = single(&api, path, "");
+        let s = limited(&api, path, "");
         let t = Instant::now();
         let got = batches(&read(&s, ReadRequest::full("s")).await.unwrap());
         assert_eq!(ids(&got, "id"), vec![1]);
@@ -374,10 +385,7 @@ async fn retry_after_in_seconds_and_as_a_date_is_honoured() {
         );
     }
     // a wait longer than allowed fails at once, naming it
-    api.state
-        .limited_left
-        .store(1, std::sync::atomic::Ordering::SeqCst);
-    let s = single(
+    let s = limited(
         &api,
         "/limited-date",
         "retry = { max_retry_after_secs = 0 }",
@@ -390,26 +398,12 @@ async fn retry_after_in_seconds_and_as_a_date_is_honoured() {
 #[tokio::test]
 async fn a_burst_of_503s_is_retried_and_running_out_of_retries_names_stream_url_and_status() {
     let api = start().await;
-    api.state
-        .flaky_left
-        .store(3, std::sync::atomic::Ordering::SeqCst);
-    let s = single(
-        &api,
-        "/flaky",
-        "retry = { attempts = 4, initial_backoff_ms = 20 }",
-    );
+    let s = flaky(&api, 3, 4);
     let got = batches(&read(&s, ReadRequest::full("s")).await.unwrap());
     assert_eq!(ids(&got, "id"), vec![1, 2]);
     // 3 × 503 then 200 while inferring the schema, then 200 for the read itself
     assert_eq!(api.hits("/flaky"), 5);
-    api.state
-        .flaky_left
-        .store(10, std::sync::atomic::Ordering::SeqCst);
-    let s = single(
-        &api,
-        "/flaky",
-        "retry = { attempts = 3, initial_backoff_ms = 20 }",
-    );
+    let s = flaky(&api, 10, 3);
     let e = s.check().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Temporary);
     let text = e.to_string();

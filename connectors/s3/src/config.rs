@@ -5,7 +5,7 @@
 //! `check`, `discover`, `read` and `open`.
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, Stream};
+use ferry_filestore::Stream;
 use ferry_formats::archive::ArchiveKind;
 use ferry_formats::codec::{
     detect, Compression, Format, ParquetCompression, ParquetOptions, WriteOptions,
@@ -25,34 +25,11 @@ pub const MAX_PART_SIZE: u64 = 5 << 30;
 /// Parts per multipart upload S3 allows.
 pub const MAX_PARTS: u64 = 10_000;
 
-ferry_filestore::source_config! {
-    /// `[source] type = "s3"`: CSV or JSON Lines objects in an S3 bucket (AWS S3 or any
-    /// S3-compatible store: MinIO, Ceph, R2, GCS interoperability).
-    ///
-    /// Give either `path` (one stream) or `streams` (several): each is a key pattern under
-    /// `prefix`. Column types are inferred from the first rows of the first matching object
-    /// (in key order); `columns` overrides any of them.
-    ///
-    /// ```toml
-    /// [source]
-    /// type = "s3"
-    /// bucket = "acme-exports"
-    /// region = "eu-west-1"
-    /// prefix = "daily/"
-    /// path = "orders/*.csv.gz"
-    /// ```
-    pub struct S3SourceConfig {
-        noun: "object",
-        path: "A key pattern under `prefix` (`orders.csv`, `orders/*.csv.gz`, `2024/**/*.jsonl`): `*` and `?` stay within one `/` segment, `**` crosses them. All matching objects form one stream. Set this or `streams` (no default).",
-        file_column: "as `s3://bucket/key`",
-        after_read: "Archiving copies an object under `archive_to`, then deletes it. An object changed since it was read (another ETag) is left in place; a failure is a warning in the run summary naming the object, and the run still succeeds. Needs s3:PutObject and s3:DeleteObject.",
-        archive_to: " The root is under `prefix`. One CopyObject each: at most 5 GiB.",
+ferry_filestore::server_config! {
+    /// The bucket and how to reach it: the fields both sections have.
+    pub(crate) struct BucketAccess {
         /// Bucket name (required).
         pub bucket: String,
-        /// Key prefix every pattern is relative to, e.g. `exports/acme/` (default: none, the
-        /// whole bucket).
-        #[serde(default)]
-        pub prefix: String,
         /// AWS region, e.g. `eu-west-1` (default: from `AWS_REGION` or the AWS profile; with
         /// `endpoint` set and no region found, `us-east-1`).
         #[serde(default)]
@@ -76,7 +53,7 @@ ferry_filestore::source_config! {
         #[serde(default)]
         pub session_token: Option<Secret>,
         /// Role to assume (STS AssumeRole) with the credentials above or the default chain,
-        /// e.g. `arn:aws:iam::123456789012:role/ferry-reader` (default: none).
+        /// e.g. `arn:aws:iam::123456789012:role/ferry` (default: none).
         #[serde(default)]
         pub assume_role_arn: Option<String>,
         /// Seconds to wait for a TCP/TLS connection to S3 (default 10).
@@ -96,6 +73,115 @@ ferry_filestore::source_config! {
         #[serde(default)]
         pub max_attempts: Option<u32>,
     }
+
+    source {
+        /// `[source] type = "s3"`: CSV or JSON Lines objects in an S3 bucket (AWS S3 or any
+        /// S3-compatible store: MinIO, Ceph, R2, GCS interoperability).
+        ///
+        /// Give either `path` (one stream) or `streams` (several): each is a key pattern under
+        /// `prefix`. Column types are inferred from the first rows of the first matching object
+        /// (in key order); `columns` overrides any of them.
+        ///
+        /// ```toml
+        /// [source]
+        /// type = "s3"
+        /// bucket = "acme-exports"
+        /// region = "eu-west-1"
+        /// prefix = "daily/"
+        /// path = "orders/*.csv.gz"
+        /// ```
+        pub struct S3SourceConfig {
+            noun: "object",
+            path: "A key pattern under `prefix` (`orders.csv`, `orders/*.csv.gz`, `2024/**/*.jsonl`): `*` and `?` stay within one `/` segment, `**` crosses them. All matching objects form one stream. Set this or `streams` (no default).",
+            file_column: "as `s3://bucket/key`",
+            after_read: "Archiving copies an object under `archive_to`, then deletes it. An object changed since it was read (another ETag) is left in place; a failure is a warning in the run summary naming the object, and the run still succeeds. Needs s3:PutObject and s3:DeleteObject.",
+            archive_to: " The root is under `prefix`. One CopyObject each: at most 5 GiB.",
+            /// Key prefix every pattern is relative to, e.g. `exports/acme/` (default: none, the
+            /// whole bucket).
+            #[serde(default)]
+            pub prefix: String,
+        }
+    }
+
+    sink {
+        /// `[destination] type = "s3"`: objects written by multipart upload, one or more per
+        /// stream and run.
+        ///
+        /// ```toml
+        /// [destination]
+        /// type = "s3"
+        /// bucket = "acme-imports"
+        /// region = "eu-west-1"
+        /// prefix = "ferry/"
+        /// format = "csv"
+        /// ```
+        pub struct S3SinkConfig {
+            noun: "object",
+            header: "",
+            encrypt: " Keys then end in `.age` (or `.gpg`).",
+            /// Key prefix of every object written, e.g. `imports/acme/` (default: none).
+            #[serde(default)]
+            pub prefix: String,
+            /// Key of each object under `prefix` (default `{stream}/{date}/{run_id}-{n}.{ext}`).
+            /// Placeholders: `{stream}` the stream name, `{date}` the run's UTC date
+            /// (`2024-05-01`), `{time}` its UTC time (`120501`), `{run_id}` the run's id, `{n}` the
+            /// object's number within the stream and run (`0001`, `0002` … as objects roll over),
+            /// `{ext}` the extension (`csv`, `jsonl.gz`, `csv.zst.age` …). `{run_id}` and `{n}` are
+            /// required (keys must never collide); `overwrite` also needs the key to start with
+            /// `{stream}/`, the folder it replaces.
+            #[serde(default = "default_key_template")]
+            pub key_template: String,
+            /// `none`, `gzip` or `zstd`: of the whole object for CSV and JSON Lines (default
+            /// `none`), of the column chunks inside the file for Parquet (default `zstd`).
+            #[serde(default)]
+            pub compression: Option<Compression>,
+            /// Parquet: rows per row group (default 131072). The writer holds one row group in
+            /// memory, encoded and compressed.
+            #[serde(default)]
+            pub row_group_rows: Option<usize>,
+            /// Bytes per uploaded part, at least 5 MiB (the S3 minimum), at most 5 GiB (default
+            /// 8 MiB). Memory per open stream is about one part.
+            #[serde(default = "default_part_size")]
+            pub part_size: u64,
+            /// Start a new object once the current one holds about this many bytes (default: no
+            /// limit but S3's 10,000 parts).
+            #[serde(default)]
+            pub max_object_bytes: Option<u64>,
+            /// Start a new object once the current one holds this many rows (default: no limit).
+            #[serde(default)]
+            pub max_object_rows: Option<u64>,
+            /// Server-side encryption: `"AES256"` (SSE-S3) or `"aws:kms"` (SSE-KMS) (default:
+            /// none, the bucket's default encryption applies).
+            #[serde(default)]
+            pub sse: Option<Sse>,
+            /// KMS key id or ARN for `sse = "aws:kms"` (default: the bucket's or account's default
+            /// KMS key).
+            #[serde(default)]
+            pub sse_kms_key_id: Option<String>,
+        }
+    }
+}
+
+impl BucketAccess {
+    /// The connection these fields ask for, checked without a request.
+    fn connection(self) -> Result<Connection> {
+        Connection::new(
+            &self.bucket,
+            self.region,
+            self.endpoint,
+            self.force_path_style,
+            self.access_key_id,
+            self.secret_access_key,
+            self.session_token,
+            self.assume_role_arn,
+            Timeouts::from_fields(
+                self.connect_timeout_secs,
+                self.read_timeout_secs,
+                self.stall_timeout_secs,
+                self.max_attempts,
+            )?,
+        )
+    }
 }
 
 /// Server-side encryption of written objects.
@@ -107,124 +193,6 @@ pub enum Sse {
     /// SSE-KMS: keys in AWS KMS (`sse_kms_key_id`, or the bucket's default KMS key).
     #[serde(rename = "aws:kms")]
     Kms,
-}
-
-/// `[destination] type = "s3"`: objects written by multipart upload, one or more per
-/// stream and run.
-///
-/// ```toml
-/// [destination]
-/// type = "s3"
-/// bucket = "acme-imports"
-/// region = "eu-west-1"
-/// prefix = "ferry/"
-/// format = "csv"
-/// ```
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct S3SinkConfig {
-    /// Bucket name (required).
-    pub bucket: String,
-    /// Key prefix of every object written, e.g. `imports/acme/` (default: none).
-    #[serde(default)]
-    pub prefix: String,
-    /// Key of each object under `prefix` (default `{stream}/{date}/{run_id}-{n}.{ext}`).
-    /// Placeholders: `{stream}` the stream name, `{date}` the run's UTC date
-    /// (`2024-05-01`), `{time}` its UTC time (`120501`), `{run_id}` the run's id, `{n}` the
-    /// object's number within the stream and run (`0001`, `0002` … as objects roll over),
-    /// `{ext}` the extension (`csv`, `jsonl.gz`, `csv.zst.age` …). `{run_id}` and `{n}` are
-    /// required (keys must never collide); `overwrite` also needs the key to start with
-    /// `{stream}/`, the folder it replaces.
-    #[serde(default = "default_key_template")]
-    pub key_template: String,
-    /// `csv`, `jsonl` or `parquet` (default `csv`).
-    #[serde(default = "defaults::format")]
-    pub format: Format,
-    /// `none`, `gzip` or `zstd`: of the whole object for CSV and JSON Lines (default
-    /// `none`), of the column chunks inside the file for Parquet (default `zstd`).
-    #[serde(default)]
-    pub compression: Option<Compression>,
-    /// Parquet: rows per row group (default 131072). The writer holds one row group in
-    /// memory, encoded and compressed.
-    #[serde(default)]
-    pub row_group_rows: Option<usize>,
-    /// CSV field separator, one ASCII character (default `,`).
-    #[serde(default = "defaults::delimiter")]
-    pub delimiter: char,
-    /// CSV quote character (default `"`).
-    #[serde(default = "defaults::quote")]
-    pub quote: char,
-    /// Whether CSV objects start with a header row (default true).
-    #[serde(default = "defaults::header")]
-    pub header: bool,
-    /// CSV text written for NULL (default `""`, an empty cell).
-    #[serde(default)]
-    pub null: String,
-    /// Bytes per uploaded part, at least 5 MiB (the S3 minimum), at most 5 GiB (default
-    /// 8 MiB). Memory per open stream is about one part.
-    #[serde(default = "default_part_size")]
-    pub part_size: u64,
-    /// Start a new object once the current one holds about this many bytes (default: no
-    /// limit but S3's 10,000 parts).
-    #[serde(default)]
-    pub max_object_bytes: Option<u64>,
-    /// Start a new object once the current one holds this many rows (default: no limit).
-    #[serde(default)]
-    pub max_object_rows: Option<u64>,
-    /// Server-side encryption: `"AES256"` (SSE-S3) or `"aws:kms"` (SSE-KMS) (default:
-    /// none, the bucket's default encryption applies).
-    #[serde(default)]
-    pub sse: Option<Sse>,
-    /// KMS key id or ARN for `sse = "aws:kms"` (default: the bucket's or account's default
-    /// KMS key).
-    #[serde(default)]
-    pub sse_kms_key_id: Option<String>,
-    /// Encrypt every object in the standard age format before upload, so only the client
-    /// can read it: `{ recipients = ["age1…", "file:keys/acme.pub"] }` or
-    /// `{ passphrase = "${secret:…}" }`; or in OpenPGP, so `gpg --decrypt` opens it:
-    /// `{ pgp_recipients = ["file:keys/acme.asc"], pgp_sign_key = "${secret:our_pgp_key}" }`
-    /// (default: not encrypted). Keys then end in `.age` (or `.gpg`).
-    #[serde(default)]
-    pub encrypt: Option<EncryptConfig>,
-    /// AWS region (default: from `AWS_REGION` or the AWS profile; with `endpoint` set and
-    /// no region found, `us-east-1`).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Endpoint URL of an S3-compatible store (default: AWS S3).
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Address buckets as `endpoint/bucket/key` (default false).
-    #[serde(default)]
-    pub force_path_style: bool,
-    /// Access key id, as a reference (default: none, the AWS default credential chain).
-    #[serde(default)]
-    pub access_key_id: Option<Secret>,
-    /// Secret access key, as a reference (required with `access_key_id`).
-    #[serde(default)]
-    pub secret_access_key: Option<Secret>,
-    /// Session token of temporary credentials, as a reference (default: none).
-    #[serde(default)]
-    pub session_token: Option<Secret>,
-    /// Role to assume (STS AssumeRole), e.g. `arn:aws:iam::123456789012:role/ferry-writer`
-    /// (default: none).
-    #[serde(default)]
-    pub assume_role_arn: Option<String>,
-    /// Seconds to wait for a TCP/TLS connection to S3 (default 10).
-    #[serde(default)]
-    pub connect_timeout_secs: Option<f64>,
-    /// Seconds a request may take until S3's answer starts, counted from the request's
-    /// start (a part's upload included); then the attempt is given up and retried
-    /// (default 120).
-    #[serde(default)]
-    pub read_timeout_secs: Option<f64>,
-    /// Seconds an upload or download may move no data at all before it is given up as
-    /// stalled (a hung connection) and retried, or resumed for downloads (default 20).
-    #[serde(default)]
-    pub stall_timeout_secs: Option<f64>,
-    /// Attempts of each request, the first included, when it fails on the network, times
-    /// out, is throttled or gets a 5xx answer (default 3).
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
 }
 
 fn default_part_size() -> u64 {
@@ -270,22 +238,7 @@ pub(crate) fn match_options() -> glob::MatchOptions {
 impl S3SourceConfig {
     /// The connection part of the config.
     pub(crate) fn connection(&self) -> Result<Connection> {
-        Connection::new(
-            &self.bucket,
-            self.region.clone(),
-            self.endpoint.clone(),
-            self.force_path_style,
-            self.access_key_id.clone(),
-            self.secret_access_key.clone(),
-            self.session_token.clone(),
-            self.assume_role_arn.clone(),
-            Timeouts::from_fields(
-                self.connect_timeout_secs,
-                self.read_timeout_secs,
-                self.stall_timeout_secs,
-                self.max_attempts,
-            )?,
-        )
+        BucketAccess::from(self).connection()
     }
 
     /// Checks the fields fit together and resolves defaults, without a request.
@@ -341,22 +294,7 @@ pub(crate) struct SinkSpec {
 impl S3SinkConfig {
     /// The connection part of the config.
     pub(crate) fn connection(&self) -> Result<Connection> {
-        Connection::new(
-            &self.bucket,
-            self.region.clone(),
-            self.endpoint.clone(),
-            self.force_path_style,
-            self.access_key_id.clone(),
-            self.secret_access_key.clone(),
-            self.session_token.clone(),
-            self.assume_role_arn.clone(),
-            Timeouts::from_fields(
-                self.connect_timeout_secs,
-                self.read_timeout_secs,
-                self.stall_timeout_secs,
-                self.max_attempts,
-            )?,
-        )
+        BucketAccess::from(self).connection()
     }
 
     /// Checks the fields fit together, without a request.
@@ -378,7 +316,7 @@ impl S3SinkConfig {
         if self.format == Format::Excel {
             return Err(ferry_formats::codec::excel_not_written());
         }
-        let csv = csv_options(self.delimiter, self.quote, self.header, &self.null)?;
+        let csv = self.csv()?;
         let template = KeyTemplate::parse(&self.key_template)?;
         if self.row_group_rows == Some(0) {
             return Err(Error::config("`row_group_rows` must be at least 1"));

@@ -258,46 +258,24 @@ mod tests {
 
     #[test]
     fn codes_map_to_kinds() {
-        assert_eq!(
-            kind(Some("NoSuchBucket"), 404, Op::List).0,
-            ErrorKind::NotFound
-        );
-        assert_eq!(kind(None, 404, Op::Get).0, ErrorKind::NotFound);
-        assert_eq!(
-            kind(Some("InvalidAccessKeyId"), 403, Op::List).0,
-            ErrorKind::AuthFailed
-        );
-        assert_eq!(
-            kind(Some("SignatureDoesNotMatch"), 403, Op::Put).0,
-            ErrorKind::AuthFailed
-        );
-        let (k, m) = kind(Some("AccessDenied"), 403, Op::Put);
-        assert_eq!(k, ErrorKind::PermissionDenied);
+        use ErrorKind::*;
+        for (code, status, op, want) in [
+            (Some("NoSuchBucket"), 404, Op::List, NotFound),
+            (None, 404, Op::Get, NotFound),
+            (Some("InvalidAccessKeyId"), 403, Op::List, AuthFailed),
+            (Some("SignatureDoesNotMatch"), 403, Op::Put, AuthFailed),
+            (Some("AccessDenied"), 403, Op::Put, PermissionDenied),
+            (None, 403, Op::Get, PermissionDenied),
+            (Some("SlowDown"), 503, Op::Get, RateLimited),
+            (Some("InternalError"), 500, Op::Get, Temporary),
+            (Some("NotImplemented"), 501, Op::Get, Unsupported),
+            (Some("PermanentRedirect"), 301, Op::List, ConfigInvalid),
+            (Some("KMS.NotFoundException"), 400, Op::Put, ConfigInvalid),
+            (Some("InvalidArgument"), 400, Op::Put, ConfigInvalid),
+        ] {
+            assert_eq!(kind(code, status, op).0, want, "{code:?} {status} {op:?}");
+        }
+        let (_, m) = kind(Some("AccessDenied"), 403, Op::Put);
         assert!(m.contains("s3:PutObject"), "{m}");
-        assert_eq!(kind(None, 403, Op::Get).0, ErrorKind::PermissionDenied);
-        assert_eq!(
-            kind(Some("SlowDown"), 503, Op::Get).0,
-            ErrorKind::RateLimited
-        );
-        assert_eq!(
-            kind(Some("InternalError"), 500, Op::Get).0,
-            ErrorKind::Temporary
-        );
-        assert_eq!(
-            kind(Some("NotImplemented"), 501, Op::Get).0,
-            ErrorKind::Unsupported
-        );
-        assert_eq!(
-            kind(Some("PermanentRedirect"), 301, Op::List).0,
-            ErrorKind::ConfigInvalid
-        );
-        assert_eq!(
-            kind(Some("KMS.NotFoundException"), 400, Op::Put).0,
-            ErrorKind::ConfigInvalid
-        );
-        assert_eq!(
-            kind(Some("InvalidArgument"), 400, Op::Put).0,
-            ErrorKind::ConfigInvalid
-        );
     }
 }

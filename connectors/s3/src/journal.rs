@@ -240,15 +240,8 @@ pub(crate) async fn recover(
         match out {
             Ok(_) => done.deleted += usize::from(o.completed),
             Err(e) => {
-                return Err(map(
-                    e,
-                    Op::Delete,
-                    At {
-                        bucket,
-                        key: Some(&o.key),
-                    },
-                )
-                .with("journal", journal.path().display()))
+                return Err(map(e, Op::Delete, At::object(bucket, &o.key))
+                    .with("journal", journal.path().display()))
             }
         }
     }

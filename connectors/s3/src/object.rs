@@ -155,16 +155,10 @@ impl Resuming {
         if let Some(e) = &self.etag {
             req = req.if_match(e);
         }
-        let out = self.handle.block_on(req.send()).map_err(|e| {
-            map(
-                e,
-                Op::Get,
-                At {
-                    bucket: &self.bucket,
-                    key: Some(&self.key),
-                },
-            )
-        })?;
+        let out = self
+            .handle
+            .block_on(req.send())
+            .map_err(|e| map(e, Op::Get, At::object(&self.bucket, &self.key)))?;
         let etag = out.e_tag.clone();
         let body = Box::pin(out.body.into_async_read());
         let reader: Box<dyn Read + Send> =
@@ -246,16 +240,9 @@ impl RangedObject {
         if !self.etag.is_empty() {
             req = req.if_match(&self.etag);
         }
-        self.handle.block_on(req.send()).map_err(|e| {
-            map(
-                e,
-                Op::Get,
-                At {
-                    bucket: &self.bucket,
-                    key: Some(&self.key),
-                },
-            )
-        })
+        self.handle
+            .block_on(req.send())
+            .map_err(|e| map(e, Op::Get, At::object(&self.bucket, &self.key)))
     }
 }
 

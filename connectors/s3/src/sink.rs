@@ -139,16 +139,9 @@ impl Sink for S3Sink {
         if let Some(k) = &sse.kms_key_id {
             put = put.ssekms_key_id(k);
         }
-        put.send().await.map_err(|e| {
-            map(
-                e,
-                Op::Put,
-                At {
-                    bucket,
-                    key: Some(&probe),
-                },
-            )
-        })?;
+        put.send()
+            .await
+            .map_err(|e| map(e, Op::Put, At::object(bucket, &probe)))?;
         client
             .delete_object()
             .bucket(bucket)
@@ -156,14 +149,7 @@ impl Sink for S3Sink {
             .send()
             .await
             .map_err(|e| {
-                let e = map(
-                    e,
-                    Op::Delete,
-                    At {
-                        bucket,
-                        key: Some(&probe),
-                    },
-                );
+                let e = map(e, Op::Delete, At::object(bucket, &probe));
                 Error::new(
                     e.kind(),
                     format!(
@@ -479,16 +465,7 @@ async fn delete_keys(client: &Client, bucket: &str, keys: &[String]) -> Result<(
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| {
-                    map(
-                        e,
-                        Op::Delete,
-                        At {
-                            bucket,
-                            key: Some(key),
-                        },
-                    )
-                })?;
+                .map_err(|e| map(e, Op::Delete, At::object(bucket, key)))?;
             continue;
         }
         let ids = chunk

@@ -151,10 +151,7 @@ impl ObjectUpload {
     }
 
     fn at(&self) -> At<'_> {
-        At {
-            bucket: &self.bucket,
-            key: Some(&self.key),
-        }
+        At::object(&self.bucket, &self.key)
     }
 
     /// Starts the multipart upload.
@@ -227,17 +224,10 @@ impl ObjectUpload {
         let running = PartRunning::new(self.tracker.clone());
         self.in_flight = Some(self.handle.spawn(async move {
             let _running = running;
-            let out = req.send().await.map_err(|e| {
-                map(
-                    e,
-                    Op::Put,
-                    At {
-                        bucket: &bucket,
-                        key: Some(&key),
-                    },
-                )
-                .with("part", number)
-            })?;
+            let out = req
+                .send()
+                .await
+                .map_err(|e| map(e, Op::Put, At::object(&bucket, &key)).with("part", number))?;
             Ok(CompletedPart::builder()
                 .set_e_tag(out.e_tag().map(str::to_string))
                 .part_number(number)
@@ -362,15 +352,6 @@ pub(crate) async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &
         .upload_id(upload_id)
         .send()
         .await
-        .map_err(|e| {
-            map(
-                e,
-                Op::Abort,
-                At {
-                    bucket,
-                    key: Some(key),
-                },
-            )
-        })?;
+        .map_err(|e| map(e, Op::Abort, At::object(bucket, key)))?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::{source, Server};
 use ferry_core::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use ferry_core::{Message, ReadRequest, Source};
+use ferry_core::{Estimate, Message, ReadRequest, Source};
 use ferry_formats::codec::{CompressWriter, Compression, CsvOptions, Format, FormatWriter};
 use futures::StreamExt;
 
@@ -40,6 +40,23 @@ fn parquet(rows: i64) -> Vec<u8> {
     w.into_inner().unwrap()
 }
 
+/// The source of the objects `path` matches as stream `stream`, discovered.
+async fn discovered(server: &Server, path: &str, stream: &str) -> Arc<dyn Source> {
+    let toml = format!(
+        "{}path = \"{path}\"\nstream = \"{stream}\"",
+        server.toml(BUCKET)
+    );
+    let src = source(&toml).unwrap();
+    src.discover().await.unwrap();
+    src
+}
+
+/// The estimate of reading all of `stream`, which there must be.
+async fn estimate(src: &dyn Source, stream: &str) -> Estimate {
+    let e = src.estimate(&ReadRequest::full(stream)).await.unwrap();
+    e.expect("an estimate")
+}
+
 /// The state after reading the whole stream incrementally.
 async fn read_all(src: &dyn Source, stream: &str) -> serde_json::Value {
     let mut s = src
@@ -63,18 +80,9 @@ async fn csv_objects_are_estimated_from_their_sizes_and_nothing_new_is_exactly_0
     let bytes = (a.len() + b.len()) as u64;
     server.put(BUCKET, "people/a.csv", a).await;
     server.put(BUCKET, "people/b.csv", b).await;
-    let src = source(&format!(
-        "{}path = \"people/*.csv\"\nstream = \"people\"",
-        server.toml(BUCKET)
-    ))
-    .unwrap();
-    src.discover().await.unwrap();
+    let src = discovered(&server, "people/*.csv", "people").await;
 
-    let e = src
-        .estimate(&ReadRequest::full("people"))
-        .await
-        .unwrap()
-        .expect("an estimate");
+    let e = estimate(src.as_ref(), "people").await;
     let rows = e.rows.expect("rows estimated");
     assert!((10_800..=13_200).contains(&rows), "{e:?}");
     assert!(!e.exact, "a sample is an estimate, not a count: {e:?}");
@@ -105,17 +113,8 @@ async fn parquet_footers_count_exactly_and_compressed_rows_are_unknown() {
     let server = Server::start(&[BUCKET]).await;
     server.put(BUCKET, "pq/a.parquet", parquet(1234)).await;
     server.put(BUCKET, "pq/b.parquet", parquet(66)).await;
-    let src = source(&format!(
-        "{}path = \"pq/*.parquet\"\nstream = \"pq\"",
-        server.toml(BUCKET)
-    ))
-    .unwrap();
-    src.discover().await.unwrap();
-    let e = src
-        .estimate(&ReadRequest::full("pq"))
-        .await
-        .unwrap()
-        .unwrap();
+    let src = discovered(&server, "pq/*.parquet", "pq").await;
+    let e = estimate(src.as_ref(), "pq").await;
     assert_eq!(
         (e.rows, e.exact, e.files),
         (Some(1300), true, Some(2)),
@@ -131,17 +130,8 @@ async fn parquet_footers_count_exactly_and_compressed_rows_are_unknown() {
     let gz = gz.finish().unwrap();
     let size = gz.len() as u64;
     server.put(BUCKET, "gz/a.csv.gz", gz).await;
-    let src = source(&format!(
-        "{}path = \"gz/*.csv.gz\"\nstream = \"gz\"",
-        server.toml(BUCKET)
-    ))
-    .unwrap();
-    src.discover().await.unwrap();
-    let e = src
-        .estimate(&ReadRequest::full("gz"))
-        .await
-        .unwrap()
-        .unwrap();
+    let src = discovered(&server, "gz/*.csv.gz", "gz").await;
+    let e = estimate(src.as_ref(), "gz").await;
     assert_eq!(e.rows, None, "{e:?}");
     assert_eq!((e.files, e.bytes), (Some(1), Some(size)));
 }

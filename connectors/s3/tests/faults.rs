@@ -222,14 +222,24 @@ ferry_testkit::cut_tests! {
     cut_mid_upload => connection_dropped_mid_upload_is_retried, connection_reset_mid_upload_is_retried;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hang_mid_download_times_out_and_rerun_completes() {
-    let server = server().await;
-    let (report, _, p) = read_with(&server, |p| p.hang_after(Direction::ToClient, MID)).await;
+/// The error of the failed run's stream `rows`, which timed out.
+fn timed_out(report: &RunReport) -> String {
     assert_eq!(report.status, Status::Failed);
     let error = report.streams[0].error.clone().unwrap();
     eprintln!("the stream failed with: {error}");
     assert!(error.contains("stream rows"), "names the stream: {error}");
+    assert!(
+        error.contains("did not answer in time") || error.contains("timeout"),
+        "says what timed out: {error}"
+    );
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_mid_download_times_out_and_rerun_completes() {
+    let server = server().await;
+    let (report, _, p) = read_with(&server, |p| p.hang_after(Direction::ToClient, MID)).await;
+    let error = timed_out(&report);
     // the hang starts at the first byte after MID bytes reached the client, counted over
     // every connection: usually in an object's body, but on a loaded machine the bytes a
     // socket buffered for the schema sample before it was dropped may move it into the
@@ -241,10 +251,6 @@ async fn hang_mid_download_times_out_and_rerun_completes() {
     assert!(
         error.contains("; full refresh, nothing is committed: a rerun starts from the beginning"),
         "{error}"
-    );
-    assert!(
-        error.contains("did not answer in time") || error.contains("timeout"),
-        "says what timed out: {error}"
     );
     drop(p);
     let mem = MemorySink::default();
@@ -263,17 +269,10 @@ async fn hang_mid_upload_times_out_and_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(memory_source(), s3_sink(&via(&p)), dir.path());
     let report = sync(&rt).await;
-    assert_eq!(report.status, Status::Failed);
-    let error = report.streams[0].error.clone().unwrap();
-    eprintln!("the stream failed with: {error}");
-    assert!(error.contains("stream rows"), "names the stream: {error}");
+    let error = timed_out(&report);
     assert!(
         error.contains("s3://data/out/"),
         "names the object: {error}"
-    );
-    assert!(
-        error.contains("did not answer in time") || error.contains("timeout"),
-        "says what timed out: {error}"
     );
     assert!(
         error.contains("; full refresh, nothing is committed"),

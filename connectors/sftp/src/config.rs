@@ -7,12 +7,8 @@
 use std::path::Path;
 
 use ferry_core::{Error, Result, Secret};
-use ferry_filestore::{csv_options, defaults, StreamSpec};
-use ferry_formats::codec::{
-    Compression, CsvOptions, Format, ParquetCompression, ParquetOptions, WriteOptions,
-};
-use schemars::JsonSchema;
-use serde::Deserialize;
+use ferry_filestore::StreamSpec;
+use ferry_formats::codec::{Compression, WriteOptions};
 
 pub use ferry_filestore::{EncryptConfig, StreamConfig as SftpStreamConfig};
 
@@ -27,29 +23,9 @@ fn default_timeout() -> u64 {
     30
 }
 
-ferry_filestore::source_config! {
-    /// `[source] type = "sftp"`: CSV, JSON Lines, Parquet or Excel files on an SFTP server
-    /// (or inside `.zip`/`.tar.gz` archives there), each optionally gzip- or
-    /// zstd-compressed and/or age- or OpenPGP-encrypted.
-    ///
-    /// ```toml
-    /// [source]
-    /// type = "sftp"
-    /// host = "sftp.acme.example"
-    /// user = "ferry"
-    /// private_key = "${secret:acme_sftp_key}"
-    /// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
-    /// path = "outgoing/orders_*.csv"
-    /// ```
-    ///
-    /// Give either `path` (one stream) or `streams` (several). The server's host key must be
-    /// pinned (`host_key` or `known_hosts`): a server presenting another key is refused.
-    pub struct SftpSourceConfig {
-        noun: "file",
-        path: "A file or glob pattern on the server (`orders.csv`, `outgoing/orders_*.csv`, `outgoing/**/*.jsonl`), relative to the folder the server logs the user into, or absolute; all matching files form one stream. Set this or `streams` (no default).",
-        file_column: "as `sftp://host/path`",
-        after_read: "A file changed since it was read (another size or modification time) is left in place and read again next run; a file that cannot be moved or deleted (no permission on the archive folder …) is a warning in the run summary, naming it; the run still succeeds.",
-        archive_to: "",
+ferry_filestore::server_config! {
+    /// The login fields both sections have.
+    struct Login {
         /// The server's host name or IP address, e.g. `sftp.acme.example` (required).
         pub host: String,
         /// The server's SSH port (default 22).
@@ -84,108 +60,65 @@ ferry_filestore::source_config! {
         #[serde(default = "default_timeout")]
         pub timeout_secs: u64,
     }
+
+    source {
+        /// `[source] type = "sftp"`: CSV, JSON Lines, Parquet or Excel files on an SFTP server
+        /// (or inside `.zip`/`.tar.gz` archives there), each optionally gzip- or
+        /// zstd-compressed and/or age- or OpenPGP-encrypted.
+        ///
+        /// ```toml
+        /// [source]
+        /// type = "sftp"
+        /// host = "sftp.acme.example"
+        /// user = "ferry"
+        /// private_key = "${secret:acme_sftp_key}"
+        /// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
+        /// path = "outgoing/orders_*.csv"
+        /// ```
+        ///
+        /// Give either `path` (one stream) or `streams` (several). The server's host key must be
+        /// pinned (`host_key` or `known_hosts`): a server presenting another key is refused.
+        pub struct SftpSourceConfig {
+            noun: "file",
+            path: "A file or glob pattern on the server (`orders.csv`, `outgoing/orders_*.csv`, `outgoing/**/*.jsonl`), relative to the folder the server logs the user into, or absolute; all matching files form one stream. Set this or `streams` (no default).",
+            file_column: "as `sftp://host/path`",
+            after_read: "A file changed since it was read (another size or modification time) is left in place and read again next run; a file that cannot be moved or deleted (no permission on the archive folder …) is a warning in the run summary, naming it; the run still succeeds.",
+            archive_to: "",
+        }
+    }
+
+    sink {
+        /// `[destination] type = "sftp"`: one CSV, JSON Lines or Parquet file per stream in a
+        /// folder on an SFTP server, optionally compressed and/or age-encrypted.
+        ///
+        /// ```toml
+        /// [destination]
+        /// type = "sftp"
+        /// host = "sftp.acme.example"
+        /// user = "ferry"
+        /// private_key = "${secret:acme_sftp_key}"
+        /// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
+        /// path = "incoming"
+        /// ```
+        ///
+        /// Each file is uploaded under a temporary name (`.<name>.<run id>.tmp`) and renamed to
+        /// its final name only once complete, so the client never picks up half a file.
+        pub struct SftpSinkConfig {
+            noun: "file",
+            compression: "",
+            header: "",
+            encrypt: " Files are then named `<stream>.<ext>.age` (or `.gpg`).",
+            /// Folder on the server, relative to the login folder or absolute; created when
+            /// missing (required). Stream `s` is written to `<path>/s.csv` (plus `.gz` / `.zst`
+            /// and `.age` as configured).
+            pub path: String,
+        }
+    }
 }
 
-/// `[destination] type = "sftp"`: one CSV, JSON Lines or Parquet file per stream in a
-/// folder on an SFTP server, optionally compressed and/or age-encrypted.
-///
-/// ```toml
-/// [destination]
-/// type = "sftp"
-/// host = "sftp.acme.example"
-/// user = "ferry"
-/// private_key = "${secret:acme_sftp_key}"
-/// host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…"
-/// path = "incoming"
-/// ```
-///
-/// Each file is uploaded under a temporary name (`.<name>.<run id>.tmp`) and renamed to
-/// its final name only once complete, so the client never picks up half a file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SftpSinkConfig {
-    /// The server's host name or IP address, e.g. `sftp.acme.example` (required).
-    pub host: String,
-    /// The server's SSH port (default 22).
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// The user to log in as, e.g. `ferry` (required).
-    pub user: String,
-    /// The user's password, as a reference: `"${secret:acme_sftp_password}"` (default:
-    /// none; set this and/or `private_key`).
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// The user's private key (OpenSSH or PEM format), as a reference:
-    /// `"${secret:acme_sftp_key}"` (default: none; set this and/or `password`).
-    #[serde(default)]
-    pub private_key: Option<Secret>,
-    /// The passphrase of `private_key` when it has one, as a reference (default: none).
-    #[serde(default)]
-    pub private_key_passphrase: Option<Secret>,
-    /// The server's public host key, e.g. `"ssh-ed25519 AAAAC3Nz…"`; a server presenting
-    /// any other key is refused (default: none; set this or `known_hosts`).
-    #[serde(default)]
-    pub host_key: Option<String>,
-    /// A known_hosts file holding the server's key, relative to the config file's folder
-    /// (default: none; set this or `host_key`).
-    #[serde(default)]
-    pub known_hosts: Option<String>,
-    /// Seconds to wait for the server to connect or answer before the run fails
-    /// (default 30).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// Folder on the server, relative to the login folder or absolute; created when
-    /// missing (required). Stream `s` is written to `<path>/s.csv` (plus `.gz` / `.zst`
-    /// and `.age` as configured).
-    pub path: String,
-    /// `csv`, `jsonl` or `parquet` (default `csv`).
-    #[serde(default = "defaults::format")]
-    pub format: Format,
-    /// `none`, `gzip` or `zstd`: compress the whole CSV or JSON Lines file (default `none`).
-    #[serde(default)]
-    pub compression: Compression,
-    /// Parquet column compression: `zstd`, `snappy`, `gzip`, `lz4` or `none` (default
-    /// `zstd`).
-    #[serde(default)]
-    pub parquet_compression: ParquetCompression,
-    /// Rows per Parquet row group (default 131072).
-    #[serde(default = "defaults::row_group_rows")]
-    pub row_group_rows: usize,
-    /// CSV field separator, one ASCII character (default `,`).
-    #[serde(default = "defaults::delimiter")]
-    pub delimiter: char,
-    /// CSV quote character (default `"`).
-    #[serde(default = "defaults::quote")]
-    pub quote: char,
-    /// Whether CSV files start with a header row (default true).
-    #[serde(default = "defaults::header")]
-    pub header: bool,
-    /// CSV text written for NULL (default `""`, an empty cell).
-    #[serde(default)]
-    pub null: String,
-    /// Encrypt every file in the standard age format: `{ recipients = ["age1…"] }` or
-    /// `{ passphrase = "${secret:…}" }` (default: not encrypted). Files are then named
-    /// `<stream>.<ext>.age`.
-    #[serde(default)]
-    pub encrypt: Option<EncryptConfig>,
-}
-
-/// The connection fields both sections have.
-struct Login<'a> {
-    host: &'a str,
-    port: u16,
-    user: &'a str,
-    password: &'a Option<Secret>,
-    private_key: &'a Option<Secret>,
-    private_key_passphrase: &'a Option<Secret>,
-    host_key: &'a Option<String>,
-    known_hosts: &'a Option<String>,
-    timeout_secs: u64,
-}
-
-impl Login<'_> {
+impl Login {
     /// The server, validated without connecting.
-    fn server(&self, base_dir: &Path) -> Result<Server> {
+    fn server(self, base_dir: &Path) -> Result<Server> {
         let host = self.host.trim();
         if host.is_empty() {
             return Err(Error::config("`host` (the SFTP server) is empty"));
@@ -216,10 +149,10 @@ impl Login<'_> {
         Ok(Server {
             host: host.to_string(),
             port: self.port,
-            user: self.user.to_string(),
-            password: self.password.clone(),
-            private_key: self.private_key.clone(),
-            private_key_passphrase: self.private_key_passphrase.clone(),
+            user: self.user,
+            password: self.password,
+            private_key: self.private_key,
+            private_key_passphrase: self.private_key_passphrase,
             pin,
             timeout_secs: self.timeout_secs,
         })
@@ -229,18 +162,7 @@ impl Login<'_> {
 impl SftpSourceConfig {
     /// The server this source reads from.
     pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
-        Login {
-            host: &self.host,
-            port: self.port,
-            user: &self.user,
-            password: &self.password,
-            private_key: &self.private_key,
-            private_key_passphrase: &self.private_key_passphrase,
-            host_key: &self.host_key,
-            known_hosts: &self.known_hosts,
-            timeout_secs: self.timeout_secs,
-        }
-        .server(base_dir)
+        Login::from(self).server(base_dir)
     }
 
     /// Checks the fields fit together and resolves defaults, without connecting.
@@ -252,36 +174,12 @@ impl SftpSourceConfig {
 impl SftpSinkConfig {
     /// The server this destination writes to.
     pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
-        Login {
-            host: &self.host,
-            port: self.port,
-            user: &self.user,
-            password: &self.password,
-            private_key: &self.private_key,
-            private_key_passphrase: &self.private_key_passphrase,
-            host_key: &self.host_key,
-            known_hosts: &self.known_hosts,
-            timeout_secs: self.timeout_secs,
-        }
-        .server(base_dir)
+        Login::from(self).server(base_dir)
     }
 
     /// How files are written.
     pub(crate) fn write_options(&self) -> Result<(WriteOptions, Compression)> {
-        if self.row_group_rows == 0 {
-            return Err(Error::config("`row_group_rows` must be at least 1"));
-        }
-        if self.format == Format::Parquet && self.compression != Compression::None {
-            return Err(Error::config(format!(
-                "`compression = \"{}\"` is for CSV and JSON Lines: Parquet compresses inside the file; set `parquet_compression = \"{}\"` instead",
-                self.compression, self.compression
-            )));
-        }
-        let csv: CsvOptions = csv_options(self.delimiter, self.quote, self.header, &self.null)?;
-        let parquet = ParquetOptions {
-            compression: self.parquet_compression,
-            row_group_rows: self.row_group_rows,
-        };
+        let (csv, parquet) = (self.csv()?, self.parquet()?);
         Ok((WriteOptions { csv, parquet }, self.compression))
     }
 }

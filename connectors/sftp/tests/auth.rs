@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{login, source, source_at, KeyKind, SftpServer, PASSWORD, USER};
 use ferry_core::ErrorKind;
 
@@ -14,6 +16,11 @@ fn with(server: &SftpServer, credentials: &str) -> String {
         server.port(),
         server.host_key()
     )
+}
+
+/// The error `check` of the source `toml` fails with; relative paths are under `dir`.
+async fn refused(toml: &str, dir: &Path) -> ferry_core::Error {
+    source_at(toml, dir).unwrap().check().await.unwrap_err()
 }
 
 /// Writes `text` to a fresh file and returns `${file:…}` of it.
@@ -74,11 +81,7 @@ async fn private_keys_in_openssh_and_pem_formats_log_in_with_and_without_passphr
         if !passphrase.is_empty() {
             // the same key with a wrong passphrase is refused, saying so
             let creds = creds.replace(passphrase, "wrong");
-            let e = source(&with(&server, &creds))
-                .unwrap()
-                .check()
-                .await
-                .unwrap_err();
+            let e = refused(&with(&server, &creds), Path::new(".")).await;
             assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{kind:?}: {e}");
             assert!(e.to_string().contains("passphrase"), "{e}");
         }
@@ -175,11 +178,7 @@ async fn known_hosts_files_pin_the_key_too() {
     let other = SftpServer::start();
     let wrong = format!("[127.0.0.1]:{} {}\n", server.port(), other.host_key());
     std::fs::write(dir.path().join("wrong"), wrong).unwrap();
-    let e = source_at(&toml("wrong"), dir.path())
-        .unwrap()
-        .check()
-        .await
-        .unwrap_err();
+    let e = refused(&toml("wrong"), dir.path()).await;
     assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");
     assert!(e.to_string().contains("known_hosts"), "{e}");
     std::fs::write(
@@ -187,11 +186,7 @@ async fn known_hosts_files_pin_the_key_too() {
         "other.example ".to_string() + server.host_key(),
     )
     .unwrap();
-    let e = source_at(&toml("none"), dir.path())
-        .unwrap()
-        .check()
-        .await
-        .unwrap_err();
+    let e = refused(&toml("none"), dir.path()).await;
     assert!(
         e.to_string().contains("has no key for `[127.0.0.1]:"),
         "{e}"

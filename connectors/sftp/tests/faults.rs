@@ -15,6 +15,7 @@ use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::{Sink, Source};
 use ferry_engine::report::Status;
+use ferry_engine::runtime::Runtime;
 use ferry_engine::StreamConfig;
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
 use ferry_testkit::{self as testkit, simple_batch, MemorySink, MemorySource};
@@ -44,6 +45,28 @@ async fn proxy(server: &SftpServer) -> FaultProxy {
         .unwrap()
 }
 
+/// A source of `drop/big.csv` reached through a new proxy, discovered already (so a cut
+/// set now falls in the read).
+async fn big_via_proxy(server: &SftpServer) -> (Arc<dyn Source>, FaultProxy) {
+    let p = proxy(server).await;
+    let src = source(&via(
+        server,
+        &p,
+        "path = \"drop/big.csv\"\ncolumns = { id = \"int64\" }",
+    ))
+    .unwrap();
+    src.discover().await.unwrap();
+    (src, p)
+}
+
+/// A runtime from `src` into a memory sink, with the state folder it keeps.
+fn into_memory(src: Arc<dyn Source>) -> (Runtime, MemorySink, tempfile::TempDir) {
+    let mem = MemorySink::default();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = testkit::runtime(src, Arc::new(mem.clone()), dir.path());
+    (rt, mem, dir)
+}
+
 fn ids(mem: &MemorySink, stream: &str) -> Vec<i64> {
     mem.tables
         .lock()
@@ -62,19 +85,10 @@ async fn a_download_cut_mid_file_resumes_on_a_new_connection() {
     let server = SftpServer::start();
     server.put("drop/big.csv", &big_csv());
     for ending in [Ending::Reset, Ending::Close] {
-        let p = proxy(&server).await;
-        let src = source(&via(
-            &server,
-            &p,
-            "path = \"drop/big.csv\"\ncolumns = { id = \"int64\" }",
-        ))
-        .unwrap();
-        src.discover().await.unwrap();
+        let (src, p) = big_via_proxy(&server).await;
         // past discovery's sample, well inside the file
         p.cut_after(Direction::ToClient, 3_000_000, ending, 1);
-        let mem = MemorySink::default();
-        let dir = tempfile::tempdir().unwrap();
-        let rt = testkit::runtime(src, Arc::new(mem.clone()), dir.path());
+        let (rt, mem, _dir) = into_memory(src);
         let report = testkit::sync(&rt, &[StreamConfig::named("big")], ("sftp", "memory")).await;
         testkit::assert_succeeded(&report);
         let stats = p.stats();
@@ -95,19 +109,10 @@ async fn a_download_cut_mid_file_resumes_on_a_new_connection() {
 async fn a_link_that_keeps_breaking_fails_the_read_clearly_and_commits_nothing() {
     let server = SftpServer::start();
     server.put("drop/big.csv", &big_csv());
-    let p = proxy(&server).await;
-    let src = source(&via(
-        &server,
-        &p,
-        "path = \"drop/big.csv\"\ncolumns = { id = \"int64\" }",
-    ))
-    .unwrap();
-    src.discover().await.unwrap();
+    let (src, p) = big_via_proxy(&server).await;
     // every connection breaks after 1.5 MB: three resumes do not get through 8 MB
     p.cut_after(Direction::ToClient, 1_500_000, Ending::Reset, u64::MAX);
-    let mem = MemorySink::default();
-    let dir = tempfile::tempdir().unwrap();
-    let rt = testkit::runtime(src, Arc::new(mem.clone()), dir.path());
+    let (rt, mem, _dir) = into_memory(src);
     let mut sc = StreamConfig::named("big");
     sc.incremental = Some(true);
     let report = testkit::sync(&rt, &[sc], ("sftp", "memory")).await;

@@ -68,6 +68,17 @@ macro_rules! bridged_config {
                     $role,
                 )
             }
+
+            /// The program these fields configure; `base_dir` is the config file's folder.
+            pub fn program(&self, base_dir: impl Into<::std::path::PathBuf>) -> ::ferry_core::Result<$crate::process::Program> {
+                let base_dir = base_dir.into();
+                Ok($crate::process::Program::new(
+                    self.launch(&base_dir)?,
+                    base_dir,
+                    self.config.clone(),
+                    self.env.clone(),
+                ))
+            }
         }
     };
 }

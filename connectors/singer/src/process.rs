@@ -31,6 +31,10 @@ use tokio::task::JoinHandle;
 
 use crate::bridged::BridgedConfig;
 
+mod program;
+
+pub use program::{Args, Program};
+
 /// Lines of stderr kept for error messages.
 const TAIL_LINES: usize = 20;
 
@@ -496,8 +500,12 @@ pub trait Protocol: Send + 'static {
         line: &str,
         out: &mut Vec<ferry_core::Message>,
     ) -> std::result::Result<(), LineError>;
+    /// The rows it keeps until a batch is full.
+    fn rows(&mut self) -> &mut crate::rows::RecordRows;
     /// After the child exited successfully: what is still buffered.
-    fn finish(&mut self, out: &mut Vec<ferry_core::Message>) -> Result<()>;
+    fn finish(&mut self, out: &mut Vec<ferry_core::Message>) -> Result<()> {
+        self.rows().flush(out).map_err(|(k, m)| Error::new(k, m))
+    }
 }
 
 /// What `protocol` makes of `lines` as stdout lines 1, 2, …: a reader's tests feed it so.

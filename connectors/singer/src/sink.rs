@@ -12,7 +12,6 @@
 //! Only `append` is offered: how a target loads (insert, merge by `key_properties`,
 //! replace) is the target's own setting, which Ferry cannot check.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,37 +24,27 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::bridged::BridgedConfig;
 use crate::config::SingerSinkConfig;
-use crate::process::{self, Running};
+use crate::process::{self, Program, Running};
 use crate::schema;
-use crate::venv::Launch;
 
 /// The `singer` destination.
 pub struct SingerSink {
-    launch: Launch,
-    base_dir: PathBuf,
-    config: BridgedConfig,
-    /// The config's `env`: variables the child gets besides the minimal set.
-    env: BridgedConfig,
+    program: Program,
     echo_timeout: Duration,
 }
 
 impl SingerSink {
     /// A sink from its config; `base_dir` is the config file's folder.
     pub fn new(cfg: SingerSinkConfig, base_dir: impl Into<PathBuf>) -> Result<Self> {
-        let base_dir = base_dir.into();
-        let launch = cfg.launch(&base_dir)?;
+        let program = cfg.program(base_dir)?;
         if !(cfg.echo_timeout_secs >= 0.0 && cfg.echo_timeout_secs.is_finite()) {
             return Err(Error::config(
                 "`echo_timeout_secs` must be a number of seconds, 0 or more",
             ));
         }
         Ok(SingerSink {
-            launch,
-            base_dir,
-            config: cfg.config,
-            env: cfg.env,
+            program,
             echo_timeout: Duration::from_secs_f64(cfg.echo_timeout_secs),
         })
     }
@@ -65,15 +54,10 @@ impl SingerSink {
 impl Sink for SingerSink {
     async fn check(&self) -> Result<()> {
         // a target has no check of its own: make sure it is installed and can start
-        let program = self.launch.resolve(&self.base_dir).await?;
-        let mut run = process::spawn(
-            &program,
-            &self.launch.display_name(),
-            vec!["--help".into()],
-            false,
-            Vec::new(),
-            &self.env,
-        )?;
+        let (_, mut run) = self
+            .program
+            .start(self.program.args(&["--help"]), false)
+            .await?;
         let _ = tokio::time::timeout(Duration::from_secs(60), run.wait("")).await;
         Ok(())
     }
@@ -85,11 +69,9 @@ impl Sink for SingerSink {
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.base_dir, &self.config.expose(), "target-config")?;
-        let args: Vec<OsString> = vec!["--config".into(), config.path().into()];
-        let name = self.launch.display_name();
-        let mut run = process::spawn(&program, &name, args, true, vec![config], &self.env)?;
+        let args = self.program.args_with_config(&[], "target-config")?;
+        let (_, mut run) = self.program.start(args, true).await?;
+        let name = self.program.name();
         let stdout = run.stdout.take().expect("stdout is piped");
         let (tx, rx) = watch::channel(None::<String>);
         let echoes = tokio::spawn(read_echoes(stdout, name.clone(), tx));

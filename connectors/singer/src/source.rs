@@ -20,7 +20,6 @@
 //! name, the stdout line and its stderr tail; rows after the last STATE are not checkpointed.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,23 +30,17 @@ use ferry_core::{
 };
 use serde_json::{json, Value};
 
-use crate::bridged::BridgedConfig;
 use crate::config::{CatalogFlag, SingerSourceConfig};
-use crate::process::{self, clip, Protocol};
+use crate::process::{self, clip, Program, Protocol};
 use crate::rows::{LineError, RecordRows};
 use crate::schema;
-use crate::venv::Launch;
 
 /// The `singer` source.
 pub struct SingerSource {
-    launch: Launch,
-    base_dir: PathBuf,
-    config: BridgedConfig,
-    /// The config's `env`: variables the child gets besides the minimal set.
-    env: BridgedConfig,
+    program: Program,
     catalog_flag: CatalogFlag,
-    /// The tap's catalog from the last discovery, and Ferry's view of it.
-    discovered: tokio::sync::Mutex<Option<Arc<Discovered>>>,
+    /// The tap's catalog from the first discovery, and Ferry's view of it.
+    discovered: tokio::sync::OnceCell<Arc<Discovered>>,
 }
 
 struct Discovered {
@@ -59,38 +52,26 @@ struct Discovered {
 impl SingerSource {
     /// A source from its config; `base_dir` is the config file's folder.
     pub fn new(cfg: SingerSourceConfig, base_dir: impl Into<PathBuf>) -> Result<Self> {
-        let base_dir = base_dir.into();
-        let launch = cfg.launch(&base_dir)?;
         Ok(SingerSource {
-            launch,
-            base_dir,
-            config: cfg.config,
-            env: cfg.env,
+            program: cfg.program(base_dir)?,
             catalog_flag: cfg.catalog_flag,
-            discovered: tokio::sync::Mutex::new(None),
+            discovered: tokio::sync::OnceCell::new(),
         })
     }
 
     fn tap(&self) -> String {
-        self.launch.display_name()
+        self.program.name()
     }
 
     async fn discovered(&self) -> Result<Arc<Discovered>> {
-        let mut slot = self.discovered.lock().await;
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
-        let d = Arc::new(self.run_discovery().await?);
-        *slot = Some(d.clone());
-        Ok(d)
+        let d = self.discovered.get_or_try_init(|| self.discovery()).await?;
+        Ok(d.clone())
     }
 
-    async fn run_discovery(&self) -> Result<Discovered> {
-        let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.base_dir, &self.config.expose(), "tap-config")?;
-        let args: Vec<OsString> =
-            vec!["--config".into(), config.path().into(), "--discover".into()];
-        let mut run = process::spawn(&program, &self.tap(), args, false, vec![config], &self.env)?;
+    async fn discovery(&self) -> Result<Arc<Discovered>> {
+        let mut args = self.program.args_with_config(&[], "tap-config")?;
+        args.push("--discover");
+        let (program, mut run) = self.program.start(args, false).await?;
         let mut text = String::new();
         let mut lines = run.stdout.take().expect("stdout is piped");
         while let Some((_, line)) = lines
@@ -140,7 +121,7 @@ impl SingerSource {
                 })
                 .collect(),
         );
-        Ok(Discovered { raw, catalog })
+        Ok(Arc::new(Discovered { raw, catalog }))
     }
 }
 
@@ -348,25 +329,14 @@ impl Source for SingerSource {
             ),
         };
         let catalog = select(&d.raw, &request.stream, cursor.as_deref())?;
-        let program = self.launch.resolve(&self.base_dir).await?;
-        let config = process::secret_file(&self.base_dir, &self.config.expose(), "tap-config")?;
-        let catalog_file = process::secret_file(&self.base_dir, &catalog, "tap-catalog")?;
         let flag = match self.catalog_flag {
             CatalogFlag::Catalog => "--catalog",
             CatalogFlag::Properties => "--properties",
         };
-        let mut args: Vec<OsString> = vec![
-            "--config".into(),
-            config.path().into(),
-            flag.into(),
-            catalog_file.path().into(),
-        ];
-        let mut files = vec![config, catalog_file];
+        let mut args = self.program.args_with_config(&[], "tap-config")?;
+        args.file(flag, &catalog, "tap-catalog")?;
         if let Some(state) = request.state.as_ref().filter(|s| !s.is_null()) {
-            let f = process::secret_file(&self.base_dir, state, "tap-state")?;
-            args.push("--state".into());
-            args.push(f.path().into());
-            files.push(f);
+            args.file("--state", state, "tap-state")?;
         }
         let reader = SingerReader::new(
             &self.tap(),
@@ -374,7 +344,7 @@ impl Source for SingerSource {
             info.schema.clone(),
             request.batch_size.max(1),
         )?;
-        let run = process::spawn(&program, &self.tap(), args, false, files, &self.env)?;
+        let (_, run) = self.program.start(args, false).await?;
         Ok(process::message_stream(run, reader))
     }
 }
@@ -404,6 +374,10 @@ impl SingerReader {
 }
 
 impl Protocol for SingerReader {
+    fn rows(&mut self) -> &mut RecordRows {
+        &mut self.rows
+    }
+
     fn who(&self) -> String {
         format!("tap `{}`", self.tap)
     }
@@ -475,10 +449,6 @@ impl Protocol for SingerReader {
             other => tracing::debug!(tap = %self.tap, "ignoring a {other} message on stdout line {n}"),
         }
         Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<Message>) -> Result<()> {
-        self.rows.flush(out).map_err(|(k, m)| Error::new(k, m))
     }
 }
 

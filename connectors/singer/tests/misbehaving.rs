@@ -53,6 +53,15 @@ impl Setup {
         )
     }
 
+    /// Runs the fake tap in `mode` over 6 rows, which fails; the runtime and the error.
+    async fn failed_run(&self, mode: &str) -> (Runtime, String) {
+        let rt = self.runtime(fake_tap(self.dir.path(), mode, 6));
+        let report = sync(&rt).await;
+        assert_eq!(report.status, Status::Failed);
+        let err = report.streams[0].error.clone().unwrap();
+        (rt, err)
+    }
+
     fn ids(&self) -> Vec<i64> {
         let c = rusqlite::Connection::open(&self.db).unwrap();
         let mut st = c.prepare("SELECT id FROM items ORDER BY id").unwrap();
@@ -73,10 +82,7 @@ async fn sync(rt: &Runtime) -> RunReport {
 #[tokio::test]
 async fn a_tap_that_dies_midway_keeps_state_at_its_last_good_checkpoint() {
     let s = Setup::new();
-    let rt = s.runtime(fake_tap(s.dir.path(), "die", 6));
-    let report = sync(&rt).await;
-    assert_eq!(report.status, Status::Failed);
-    let err = report.streams[0].error.clone().unwrap();
+    let (rt, err) = s.failed_run("die").await;
     assert!(err.contains("fake_tap.py"), "names the tap: {err}");
     assert!(err.contains("exited with status 3"), "{err}");
     assert!(err.contains("after stdout line 5"), "names the line: {err}");
@@ -106,10 +112,7 @@ async fn a_tap_that_dies_midway_keeps_state_at_its_last_good_checkpoint() {
 #[tokio::test]
 async fn garbage_on_stdout_fails_with_the_line_number() {
     let s = Setup::new();
-    let rt = s.runtime(fake_tap(s.dir.path(), "garbage", 6));
-    let report = sync(&rt).await;
-    assert_eq!(report.status, Status::Failed);
-    let err = report.streams[0].error.clone().unwrap();
+    let (rt, err) = s.failed_run("garbage").await;
     assert!(err.contains("tap `fake_tap.py`"), "{err}");
     assert!(
         err.contains("stdout line 6"),
@@ -127,10 +130,7 @@ async fn garbage_on_stdout_fails_with_the_line_number() {
 #[tokio::test]
 async fn a_record_for_an_undeclared_stream_fails() {
     let s = Setup::new();
-    let rt = s.runtime(fake_tap(s.dir.path(), "undeclared", 6));
-    let report = sync(&rt).await;
-    assert_eq!(report.status, Status::Failed);
-    let err = report.streams[0].error.clone().unwrap();
+    let (rt, err) = s.failed_run("undeclared").await;
     assert!(
         err.contains("`ghost`") && err.contains("no SCHEMA"),
         "{err}"

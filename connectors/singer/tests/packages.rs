@@ -6,7 +6,9 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 (user postgres, no password, database `test`) and
 //! PyPI reachable for the first install (about a minute per package; later runs reuse it).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use ferry_connector_generate::{GenerateConfig, GenerateSource};
@@ -16,30 +18,7 @@ use ferry_core::{ConfigNode, Source, WriteMode};
 use ferry_engine::{RunOptions, StreamConfig};
 use ferry_testkit as testkit;
 
-/// Points the bridge at the shared venv cache (unless the caller chose one).
-fn shared_venvs() -> PathBuf {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("FERRY_VENV_DIR").is_none() {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ferry-test-venvs");
-            std::env::set_var("FERRY_VENV_DIR", dir);
-        }
-    });
-    PathBuf::from(std::env::var_os("FERRY_VENV_DIR").unwrap())
-}
-
-async fn pg() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=test",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed on 127.0.0.1:5432 (user postgres, db test); start it (`.ci/run` does): {e}")
-    });
-    tokio::spawn(conn);
-    client
-}
+use common::{pg, shared_venvs};
 
 #[tokio::test]
 async fn tap_postgres_into_sqlite_incrementally() {
@@ -188,19 +167,21 @@ async fn tap_postgres_into_sqlite_incrementally() {
         .unwrap();
 }
 
+/// Ferry's generate source as `toml` configures it.
+fn generate(dir: &Path, toml: &str) -> Arc<GenerateSource> {
+    let gen: GenerateConfig = ConfigNode::from_toml(toml, dir).unwrap().parse().unwrap();
+    Arc::new(GenerateSource::new(gen).unwrap())
+}
+
 #[tokio::test]
 async fn generate_into_target_jsonl() {
     shared_venvs();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let gen: GenerateConfig = ConfigNode::from_toml(
-        "seed = 7\nstreams = [{ name = \"users\", preset = \"users\", rows = 250 }]",
+    let source = generate(
         dir.path(),
-    )
-    .unwrap()
-    .parse()
-    .unwrap();
-    let source = Arc::new(GenerateSource::new(gen).unwrap());
+        "seed = 7\nstreams = [{ name = \"users\", preset = \"users\", rows = 250 }]",
+    );
     let toml = format!(
         "package = \"target-jsonl\"\nversion = \"0.1.4\"\necho_timeout_secs = 1\nconfig = {{ destination_path = {:?}, do_timestamp_file = false }}\n",
         out.display().to_string()
@@ -252,14 +233,10 @@ async fn generate_into_target_postgres() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let gen: GenerateConfig = ConfigNode::from_toml(
-        "seed = 3\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 300 }]",
+    let source = generate(
         dir.path(),
-    )
-    .unwrap()
-    .parse()
-    .unwrap();
-    let source = Arc::new(GenerateSource::new(gen).unwrap());
+        "seed = 3\nstreams = [{ name = \"orders\", preset = \"orders\", rows = 300 }]",
+    );
     let toml = format!(
         r#"
         package = "meltanolabs-target-postgres"
