@@ -54,6 +54,9 @@ impl Runtime {
         {
             Ok(_) if opts.limit.is_some() => {
                 // a trial: everything went through the destination; now take it all back
+                if task.write.deletes.is_some() {
+                    rep.deletes_skipped = Some("a trial (--limit) deletes nothing".into());
+                }
                 writer
                     .abort()
                     .await
@@ -73,6 +76,20 @@ impl Runtime {
                 Ok(())
             }
             Ok(pending) => {
+                if task.write.deletes.is_some() {
+                    match incomplete(task, rep) {
+                        Some(why) => rep.deletes_skipped = Some(why),
+                        None => match writer.delete_missing().await {
+                            Ok(n) => rep.rows_deleted = Some(n),
+                            Err(e) => {
+                                if let Err(abort) = writer.abort().await {
+                                    tracing::warn!(stream = %task.read.stream, "abort after failure also failed: {abort}");
+                                }
+                                return Err(e.with("destination", &task.write.stream));
+                            }
+                        },
+                    }
+                }
                 let summary = writer.close().await?;
                 committed(rep);
                 rep.outputs = summary.outputs;
@@ -122,6 +139,25 @@ impl Runtime {
                 Err(e)
             }
         }
+    }
+}
+
+/// Why a stream's read does not show every key the source holds, so `deletes` must
+/// delete nothing; `None` when it does (a full read that wrote every row it read).
+fn incomplete(task: &StreamTask, rep: &StreamReport) -> Option<String> {
+    if task.read.mode == ReadMode::Incremental {
+        return Some("an incremental read sees only changed rows".into());
+    }
+    if rep.complete == Some(false) {
+        return Some("the source reported more rows than were read".into());
+    }
+    let (filtered, rejected) = (rep.rows_filtered, rep.rows_rejected);
+    match (filtered, rejected) {
+        (0, 0) => None,
+        (0, n) => Some(format!("{n} rows were rejected, so their keys are unknown")),
+        (n, _) => Some(format!(
+            "a filter removed {n} rows, so the read was not the whole source"
+        )),
     }
 }
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{Error, ErrorKind, Result};
 
+use super::missing::Missing;
 use super::writer::Load;
 
 /// What the writer needs of its connection.
@@ -14,6 +15,8 @@ use super::writer::Load;
 pub trait Session: Send {
     /// Runs a statement that returns no rows.
     async fn exec(&mut self, sql: &str) -> Result<()>;
+    /// Runs a statement that changes rows; returns how many it changed.
+    async fn exec_count(&mut self, sql: &str) -> Result<u64>;
     /// Sends `batch`'s rows.
     async fn insert(&mut self, batch: &RecordBatch) -> Result<()>;
     /// Overwrite, after the last commit: puts the staging table in the table's place.
@@ -115,6 +118,22 @@ impl<S: Session> Load for Transacted<S> {
         Ok(())
     }
 
+    async fn delete_missing(&mut self, missing: &Missing) -> Result<u64> {
+        self.commit().await?;
+        let session = self.session()?;
+        session.exec("START TRANSACTION").await?;
+        let mut n = Ok(0);
+        for sql in &missing.statements {
+            n = session.exec_count(sql).await;
+            if n.is_err() {
+                let _ = session.exec("ROLLBACK").await;
+                return n;
+            }
+        }
+        session.exec("COMMIT").await?;
+        n
+    }
+
     async fn abort(&mut self) -> Result<()> {
         let Some(mut session) = self.session.take() else {
             return Ok(());
@@ -155,6 +174,9 @@ mod tests {
                 true => Err(Error::new(ErrorKind::Temporary, "no such savepoint")),
                 false => Ok(()),
             }
+        }
+        async fn exec_count(&mut self, sql: &str) -> Result<u64> {
+            self.exec(sql).await.map(|()| 1)
         }
         async fn insert(&mut self, _batch: &RecordBatch) -> Result<()> {
             self.log.lock().unwrap().push("rows".into());
