@@ -181,6 +181,18 @@ pub trait StreamWriter: Send {
         ))
     }
 
+    /// Every key the source holds, in batches of the key columns ([`Source::read_keys`]
+    /// after an incremental read), called before [`StreamWriter::delete_missing`]: the
+    /// keys it then keeps are these, not those of the rows written. The default: unsupported.
+    ///
+    /// [`Source::read_keys`]: crate::Source::read_keys
+    async fn keep_keys(&mut self, _keys: RecordBatch) -> Result<()> {
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            "this destination cannot take the source's keys",
+        ))
+    }
+
     /// Gives up: discards staged data where possible. Called after a failure or Ctrl-C.
     async fn abort(self: Box<Self>) -> Result<()> {
         Ok(())

@@ -2,7 +2,7 @@
 //! delete or mark, counted by reading the source's keys (through the stream's
 //! transforms) and asking the destination how many of its rows have one of them.
 
-use ferry_core::{Deletes, Message, Result, Sink, Source};
+use ferry_core::{Deletes, Message, ReadMode, Result, Sink, Source};
 use ferry_engine::report::group;
 use ferry_engine::runtime::StreamTask;
 use futures_util::StreamExt;
@@ -50,12 +50,26 @@ async fn missing(source: &dyn Source, sink: &dyn Sink, task: &StreamTask) -> Res
         return Ok(None);
     };
     let key = task.write.primary_key();
-    let mut messages = source.read(task.read.clone()).await?;
+    // an incremental read sees only changed rows: the sync lists every key instead
+    let incremental = task.read.mode == ReadMode::Incremental;
+    let mut messages = match incremental {
+        true => {
+            source
+                .read_keys(&task.read.stream, &key, task.read.batch_size)
+                .await?
+        }
+        false => source.read(task.read.clone()).await?,
+    };
     let mut kept = 0;
     while let Some(m) = messages.next().await {
         let Message::Batch(batch) = m? else { continue };
-        let batch = ferry_engine::runtime::conform(&task.source_schema, batch)?;
-        let batch = ferry_engine::transform::apply_all(&task.transforms, batch)?;
+        let batch = match incremental {
+            true => batch,
+            false => {
+                let batch = ferry_engine::runtime::conform(&task.source_schema, batch)?;
+                ferry_engine::transform::apply_all(&task.transforms, batch)?
+            }
+        };
         let schema = batch.schema();
         let columns: Option<Vec<usize>> = key.iter().map(|k| schema.index_of(k).ok()).collect();
         let Some(columns) = columns else {

@@ -105,6 +105,23 @@ impl Source for MysqlSource {
         catalog
     }
 
+    // a full read's key columns (every column is read: a keys-only SELECT is to come)
+    async fn read_keys(
+        &self,
+        stream: &str,
+        key: &[String],
+        batch_size: usize,
+    ) -> Result<MessageStream> {
+        let mut request = ReadRequest::full(stream);
+        request.batch_size = batch_size;
+        let all = self.read(request).await?;
+        Ok(ferry_core::source::keys_only(all, key))
+    }
+
+    fn reads_keys(&self) -> bool {
+        true
+    }
+
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         let inner = self.inner.clone();
         let stream = request.stream.clone();

@@ -37,7 +37,7 @@ use ferry_core::{
     StreamWriter, WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::{column_list, temp_upsert};
-use ferry_sql::write::missing::{self, Missing};
+use ferry_sql::write::missing;
 use ferry_sql::write::naming::OWNER_TABLE;
 use ferry_sql::write::{
     duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
@@ -908,7 +908,7 @@ impl Load for PgLoad {
         }
     }
 
-    async fn delete_missing(&mut self, m: &Missing) -> Result<u64> {
+    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
         if self.broken {
             return Err(self.lost());
         }
@@ -923,7 +923,7 @@ impl Load for PgLoad {
         let what = "deleting the rows the source no longer holds";
         let deleted = within(s, what, async {
             client.batch_execute("BEGIN").await.pg(s)?;
-            let n = missing::apply(&mut ddl, m).await?;
+            let n = missing::apply(&mut ddl, statements).await?;
             client.batch_execute("COMMIT").await.pg(s)?;
             Ok::<_, Error>(n)
         })

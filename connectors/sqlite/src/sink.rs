@@ -27,7 +27,7 @@ use ferry_core::{
     StreamWriter, WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
-use ferry_sql::write::missing::{self, Missing};
+use ferry_sql::write::missing;
 use ferry_sql::write::single::{self, ready, Session, Shared};
 use ferry_sql::write::{
     duplicate_key, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table,
@@ -639,12 +639,12 @@ impl Load for SqliteLoad {
             .await
     }
 
-    async fn delete_missing(&mut self, m: &Missing) -> Result<u64> {
-        let (id, m) = (self.target.id, m.clone());
+    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+        let (id, statements) = (self.target.id, statements.to_vec());
         self.db
             .run(move |db| {
                 db.check_lost(id)?;
-                let n = db.atomically(|s| ready(missing::apply(&mut s.ddl(), &m)))?;
+                let n = db.atomically(|s| ready(missing::apply(&mut s.ddl(), &statements)))?;
                 db.flush(id)?;
                 Ok(n)
             })

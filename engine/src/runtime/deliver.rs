@@ -7,6 +7,7 @@ use super::{RunOptions, Runtime, StreamTask};
 use crate::report::StreamReport;
 use crate::validate::{CheckConfig, CountOf, References, RunContext, Validator};
 use ferry_core::catalog::ReadMode;
+use ferry_core::sink::StreamWriter;
 use ferry_core::{Result, ResultExt};
 
 impl Runtime {
@@ -77,9 +78,9 @@ impl Runtime {
             }
             Ok(pending) => {
                 if task.write.deletes.is_some() {
-                    match incomplete(task, rep) {
+                    match incomplete(rep) {
                         Some(why) => rep.deletes_skipped = Some(why),
-                        None => match writer.delete_missing().await {
+                        None => match self.delete_missing(task, writer.as_mut()).await {
                             Ok(n) => rep.rows_deleted = Some(n),
                             Err(e) => {
                                 if let Err(abort) = writer.abort().await {
@@ -142,12 +143,24 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Deletes or marks the destination's rows whose key the source no longer holds: the
+    /// keys written, or after an incremental read every key the source lists.
+    async fn delete_missing(
+        &self,
+        task: &StreamTask,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64> {
+        if task.read.mode == ReadMode::Incremental {
+            self.keep_source_keys(task, writer).await?;
+        }
+        writer.delete_missing().await
+    }
+}
+
 /// Why a stream's read does not show every key the source holds, so `deletes` must
 /// delete nothing; `None` when it does (a full read that wrote every row it read).
-fn incomplete(task: &StreamTask, rep: &StreamReport) -> Option<String> {
-    if task.read.mode == ReadMode::Incremental {
-        return Some("an incremental read sees only changed rows".into());
-    }
+fn incomplete(rep: &StreamReport) -> Option<String> {
     if rep.complete == Some(false) {
         return Some("the source reported more rows than were read".into());
     }

@@ -132,10 +132,17 @@ impl Runtime {
                         "stream `{}` has deletes = \"{d}\", but the destination cannot delete rows the source no longer holds; remove `deletes`",
                         sc.name
                     ))
-                } else if sc.is_incremental() {
+                } else if sc.is_incremental() && !self.source.reads_keys() {
                     Some(format!(
-                        "stream `{}` has deletes = \"{d}\" and is read incrementally, which sees only changed rows; \
-                         deletes need a full read: remove `cursor`/`incremental` or `deletes`",
+                        "stream `{}` has deletes = \"{d}\" and is read incrementally, which sees only changed rows, \
+                         and the source cannot list its keys; remove `cursor`/`incremental` (a full read) or `deletes`",
+                        sc.name
+                    ))
+                } else if sc.is_incremental() && !sc.transforms.is_empty() {
+                    Some(format!(
+                        "stream `{}` has deletes = \"{d}\" and is read incrementally: its missing rows are found by the \
+                         source's keys as they are, which transforms would change; remove the transforms, `deletes`, or \
+                         `cursor`/`incremental`",
                         sc.name
                     ))
                 } else {

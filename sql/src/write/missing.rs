@@ -52,6 +52,8 @@ pub fn keys_of(batch: &RecordBatch, columns: &[usize]) -> Result<RecordBatch> {
 pub struct Missing {
     /// Run in order, in one transaction; the last one's row count is the result.
     pub statements: Vec<String>,
+    /// Empties the keys table (before the source's own keys replace those written).
+    pub clear_keys: String,
 }
 
 /// The [`Missing`] of `table` (the database's spelling), whose `key` columns (as the
@@ -85,7 +87,10 @@ pub fn missing<D: Dialect + ?Sized>(
             ),
         ],
     };
-    Missing { statements }
+    Missing {
+        statements,
+        clear_keys: format!("DELETE FROM {k}"),
+    }
 }
 
 /// Chunks of keys per counting statement of [`count_keys`].
@@ -174,11 +179,11 @@ async fn count<D: Driver>(db: &mut D, sql: &str) -> Result<u64> {
     })
 }
 
-/// Runs `m`'s statements on `db` (in the caller's transaction); returns the rows deleted
-/// or marked.
-pub async fn apply<D: Driver>(db: &mut D, m: &Missing) -> Result<u64> {
+/// Runs `statements` on `db` (in the caller's transaction); returns the rows the last one
+/// changed (deleted or marked).
+pub async fn apply<D: Driver>(db: &mut D, statements: &[String]) -> Result<u64> {
     let mut n = 0;
-    for sql in &m.statements {
+    for sql in statements {
         n = db.execute_count(sql).await?;
     }
     Ok(n)

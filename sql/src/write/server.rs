@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{Error, ErrorKind, Result};
 
-use super::missing::Missing;
 use super::writer::Load;
 
 /// What the writer needs of its connection.
@@ -118,12 +117,12 @@ impl<S: Session> Load for Transacted<S> {
         Ok(())
     }
 
-    async fn delete_missing(&mut self, missing: &Missing) -> Result<u64> {
+    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
         self.commit().await?;
         let session = self.session()?;
         session.exec("START TRANSACTION").await?;
         let mut n = Ok(0);
-        for sql in &missing.statements {
+        for sql in statements {
             n = session.exec_count(sql).await;
             if n.is_err() {
                 let _ = session.exec("ROLLBACK").await;

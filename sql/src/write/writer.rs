@@ -28,9 +28,9 @@ pub trait Load: Send {
     /// Gives up: rolls back what was not committed, drops an overwrite's staging table.
     async fn abort(&mut self) -> Result<()>;
 
-    /// After the last commit: runs `missing`'s statements in a transaction of their own
-    /// (see [`super::missing::apply`]) and returns the rows they deleted or marked.
-    async fn delete_missing(&mut self, _missing: &Missing) -> Result<u64> {
+    /// After the last commit: runs `statements` in a transaction of their own (see
+    /// [`super::missing::apply`]) and returns the rows the last one changed.
+    async fn apply(&mut self, _statements: &[String]) -> Result<u64> {
         Err(Error::new(
             ErrorKind::Unsupported,
             "this destination cannot delete rows the source no longer holds",
@@ -46,6 +46,9 @@ struct Deleting<L> {
     /// The key's columns in the stream.
     columns: Vec<usize>,
     missing: Missing,
+    /// Keys the source listed itself ([`StreamWriter::keep_keys`]), which replaced
+    /// those of the rows written.
+    listed: Option<u64>,
 }
 
 /// A [`StreamWriter`] into one table, over the database's [`Load`].
@@ -89,6 +92,7 @@ impl<L: Load> TableWriter<L> {
             keys,
             columns,
             missing,
+            listed: None,
         });
         self
     }
@@ -155,11 +159,32 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         d.keys.commit().await.ctx("table", &self.table)?;
         let n = self
             .load
-            .delete_missing(&d.missing)
+            .apply(&d.missing.statements)
             .await
             .ctx("table", &self.table)?;
         self.drop_keys().await?;
         Ok(n)
+    }
+
+    async fn keep_keys(&mut self, keys: RecordBatch) -> Result<()> {
+        let Some(d) = &mut self.deleting else {
+            return Err(Error::internal(
+                "a writer opened without `deletes` was given keys",
+            ));
+        };
+        let table = &self.table;
+        let before = match d.listed {
+            Some(n) => n,
+            None => {
+                d.keys.commit().await.ctx("table", table)?;
+                let clear = [d.missing.clear_keys.clone()];
+                d.keys.apply(&clear).await.ctx("table", table)?;
+                0
+            }
+        };
+        d.keys.write(&keys, before).await.ctx("table", table)?;
+        d.listed = Some(before + keys.num_rows() as u64);
+        Ok(())
     }
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
