@@ -105,17 +105,8 @@ impl Source for SqliteSource {
         self.blocking(|inner, conn| discover(inner, &conn)).await
     }
 
-    // a full read's key columns (every column is read: a keys-only SELECT is to come)
-    async fn read_keys(
-        &self,
-        stream: &str,
-        key: &[String],
-        batch_size: usize,
-    ) -> Result<MessageStream> {
-        let mut request = ReadRequest::full(stream);
-        request.batch_size = batch_size;
-        let all = self.read(request).await?;
-        Ok(ferry_core::source::keys_only(all, key))
+    async fn read_keys(&self, stream: &str, key: &[String], size: usize) -> Result<MessageStream> {
+        ferry_sql::read::read_keys(self, stream, key, size).await
     }
 
     fn reads_keys(&self) -> bool {
