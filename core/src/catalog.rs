@@ -28,6 +28,29 @@ impl std::fmt::Display for WriteMode {
     }
 }
 
+/// What happens to destination rows whose key the source no longer holds (a stream's
+/// `deletes`). Only after a complete read: a trial, a failed or a filtered read deletes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Deletes {
+    /// Delete them.
+    Hard,
+    /// Keep them, marked: `_ferry_deleted_at` holds when they were found gone.
+    Soft,
+}
+
+impl std::fmt::Display for Deletes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Deletes::Hard => "hard",
+            Deletes::Soft => "soft",
+        })
+    }
+}
+
+/// The column a soft delete marks rows in.
+pub const DELETED_AT: &str = "_ferry_deleted_at";
+
 /// How a source stream is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -27,7 +27,7 @@ pub use arrow_array;
 pub use arrow_schema;
 pub use async_trait::async_trait;
 
-pub use catalog::{Catalog, ReadMode, StreamInfo, WriteMode};
+pub use catalog::{Catalog, Deletes, ReadMode, StreamInfo, WriteMode};
 pub use config::{ConfigNode, ConnectorConfig};
 pub use error::{Error, ErrorKind, Result, ResultExt};
 pub use estimate::Estimate;

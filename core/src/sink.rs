@@ -9,7 +9,7 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::catalog::WriteMode;
+use crate::catalog::{Deletes, WriteMode};
 use crate::Result;
 
 /// What to open: one destination stream, its schema and how to write it.
@@ -23,6 +23,9 @@ pub struct WriteRequest {
     pub mode: WriteMode,
     /// The run's id, for names that must be unique per run (staging tables, object keys).
     pub run_id: String,
+    /// What to do with destination rows whose key the source no longer holds, once the
+    /// engine says the read was complete ([`StreamWriter::delete_missing`]).
+    pub deletes: Option<Deletes>,
 }
 
 impl WriteRequest {
@@ -77,6 +80,15 @@ impl WriteRequest {
                 ),
             )
             .with("table", table));
+        }
+        if let Some(d) = self.deletes {
+            if self.mode != WriteMode::Upsert || key.is_empty() {
+                return Err(crate::Error::config(format!(
+                    "deletes = \"{d}\" on `{table}` needs mode = \"upsert\" and a primary key: \
+                     missing rows are found by key"
+                ))
+                .with("table", table));
+            }
         }
         Ok(key)
     }
@@ -157,6 +169,30 @@ pub trait StreamWriter: Send {
     /// Finishes the stream (swap staged data in, rename temp files) and reports.
     async fn close(self: Box<Self>) -> Result<WriteSummary>;
 
+    /// The read was complete: every key the source holds went through `write`. A writer
+    /// opened with [`WriteRequest::deletes`] now deletes (hard) or marks (soft) the rows
+    /// of the destination whose key it was not given, durably, and returns how many. The
+    /// engine calls it only then, before `close`; a trial, a failed or a filtered read
+    /// never. The default: this writer cannot (see [`Sink::deletes`]).
+    async fn delete_missing(&mut self) -> Result<u64> {
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            "this destination cannot delete rows the source no longer holds",
+        ))
+    }
+
+    /// Every key the source holds, in batches of the key columns ([`Source::read_keys`]
+    /// after an incremental read), called before [`StreamWriter::delete_missing`]: the
+    /// keys it then keeps are these, not those of the rows written. The default: unsupported.
+    ///
+    /// [`Source::read_keys`]: crate::Source::read_keys
+    async fn keep_keys(&mut self, _keys: RecordBatch) -> Result<()> {
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            "this destination cannot take the source's keys",
+        ))
+    }
+
     /// Gives up: discards staged data where possible. Called after a failure or Ctrl-C.
     async fn abort(self: Box<Self>) -> Result<()> {
         Ok(())
@@ -202,6 +238,13 @@ pub trait Sink: Send + Sync {
         false
     }
 
+    /// Whether its writers take [`WriteRequest::deletes`] (and implement
+    /// [`StreamWriter::delete_missing`]). The default: no, and the runtime refuses a stream
+    /// with `deletes` before reading a row.
+    fn deletes(&self) -> bool {
+        false
+    }
+
     /// The destination's current schema of `stream` (for plans and schema checks), if it exists.
     async fn describe(&self, _stream: &str) -> Result<Option<SchemaRef>> {
         Ok(None)
@@ -210,6 +253,13 @@ pub trait Sink: Send + Sync {
     /// Rows the destination of `stream` holds now, when it can tell cheaply (for
     /// `ferry plan`: "overwrite will replace table orders: 1,204 rows now"). `None`: unknown.
     async fn count(&self, _stream: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// For `ferry plan` with `deletes`: of the rows of `stream` (those not marked deleted),
+    /// how many have their key among `keys` (a batch of the stream's key columns, each key
+    /// once), or all of them with `None`. `None`: it cannot tell (the default).
+    async fn count_keys(&self, _stream: &str, _keys: Option<&RecordBatch>) -> Result<Option<u64>> {
         Ok(None)
     }
 
@@ -321,6 +371,7 @@ mod tests {
             schema: with_keys(&Schema::new(fields.collect::<Vec<_>>()), &key, None),
             mode,
             run_id: "run".into(),
+            deletes: None,
         }
     }
 
@@ -345,6 +396,12 @@ mod tests {
         assert!(e.unwrap_err().message().contains("`nope`"));
         let e = request(WriteMode::Upsert, &["id"], &[]).check("X", NameMatch::Exact);
         assert_eq!(e.unwrap_err().kind(), ErrorKind::Unsupported);
+        let mut deleting = request(WriteMode::Upsert, &["id"], &["id"]);
+        deleting.deletes = Some(Deletes::Soft);
+        assert!(deleting.check("X", NameMatch::Exact).is_ok());
+        deleting.mode = WriteMode::Append;
+        let e = deleting.check("X", NameMatch::Exact).unwrap_err();
+        assert!(e.message().contains("needs mode = \"upsert\""), "{e}");
         let e = request(WriteMode::Append, &[], &[]).check("X", NameMatch::Exact);
         assert!(e.unwrap_err().message().contains("no columns"));
         let mut unnamed = request(WriteMode::Append, &["id"], &[]);

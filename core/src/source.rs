@@ -204,6 +204,27 @@ pub trait Source: Send + Sync {
     /// Checkpoints should come every few batches so a crash loses little work.
     async fn read(&self, request: ReadRequest) -> Result<MessageStream>;
 
+    /// Every key of `stream`: batches of its `key` columns only, for `deletes` on a stream
+    /// read incrementally (an incremental read sees only changed rows). The default: not
+    /// offered (see [`Source::reads_keys`]), and such a stream is refused before a row is
+    /// read.
+    async fn read_keys(
+        &self,
+        stream: &str,
+        _key: &[String],
+        _batch_size: usize,
+    ) -> Result<MessageStream> {
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            format!("the source cannot list the keys of stream `{stream}`"),
+        ))
+    }
+
+    /// Whether [`Source::read_keys`] is offered.
+    fn reads_keys(&self) -> bool {
+        false
+    }
+
     /// How many rows `read(request)` would yield, when the source can count cheaply
     /// (`COUNT(*)`, a listing, a configured total) — for `ferry plan`. `None`: unknown.
     async fn count(&self, _request: &ReadRequest) -> Result<Option<u64>> {
@@ -311,4 +332,27 @@ pub trait ReplayServer: Send + Sync {
 
     /// The requests the recording held no answer for.
     fn misses(&self) -> Vec<String>;
+}
+
+/// The `key` columns of the batches of `messages` (other messages dropped): a full read
+/// turned into a [`Source::read_keys`].
+pub fn keys_only(messages: MessageStream, key: &[String]) -> MessageStream {
+    use futures::StreamExt;
+    let key = key.to_vec();
+    let keys = messages.filter_map(move |m| {
+        let batch = match m {
+            Ok(Message::Batch(b)) => b,
+            Ok(_) => return std::future::ready(None),
+            Err(e) => return std::future::ready(Some(Err(e))),
+        };
+        let schema = batch.schema();
+        let columns: std::result::Result<Vec<usize>, _> =
+            key.iter().map(|k| schema.index_of(k)).collect();
+        let projected = columns
+            .and_then(|c| batch.project(&c))
+            .map(Message::Batch)
+            .map_err(|e| crate::Error::internal(format!("cannot take the key columns: {e}")));
+        std::future::ready(Some(projected))
+    });
+    keys.boxed()
 }

@@ -53,6 +53,12 @@ pub struct StreamConfig {
     /// Columns identifying a row (default: the source's primary key). Needed by `upsert`.
     #[serde(default)]
     pub primary_key: Option<Vec<String>>,
+    /// What happens to destination rows whose key the source no longer holds: `hard`
+    /// (deleted) or `soft` (marked in `_ferry_deleted_at`); default: they stay. Needs
+    /// `mode = "upsert"`. Only a complete read deletes: a trial (`--limit`), a failed
+    /// run, or one that filtered or rejected rows deletes nothing.
+    #[serde(default)]
+    pub deletes: Option<ferry_core::Deletes>,
     /// Read incrementally by this column (default: full refresh, or the source's default
     /// cursor when `incremental = true`).
     #[serde(default)]
@@ -103,6 +109,7 @@ impl StreamConfig {
             destination: None,
             mode: None,
             primary_key: None,
+            deletes: None,
             cursor: None,
             incremental: None,
             transforms: Vec::new(),

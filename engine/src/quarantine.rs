@@ -197,6 +197,7 @@ impl Quarantine {
                     schema: sink_schema(),
                     mode: WriteMode::Append,
                     run_id: records[0].run_id.clone(),
+                    deletes: None,
                 })
                 .await
                 .ctx("quarantine", &name)?;

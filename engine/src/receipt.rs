@@ -97,6 +97,10 @@ pub struct ReceiptStream {
     /// rows_filtered + rows_uncommitted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_uncommitted: Option<u64>,
+    /// Destination rows whose key the source no longer holds, deleted or marked by this
+    /// run (`deletes`); `None` for a stream without them, and in older receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_deleted: Option<u64>,
     /// The true total the source reported for this read (a `COUNT(*)`, an API's total).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_total: Option<u64>,
@@ -224,6 +228,7 @@ impl Receipt {
                 rows_rejected: s.rows_rejected,
                 rows_filtered: Some(s.rows_filtered),
                 rows_uncommitted: Some(s.rows_uncommitted),
+                rows_deleted: s.rows_deleted,
                 rows_total: s.rows_total,
                 complete: s.complete,
                 schema_fingerprint: s.schema_fingerprint.clone(),

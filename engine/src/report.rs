@@ -43,6 +43,15 @@ pub struct StreamReport {
     /// stopped early (failed check, source or sink error, Ctrl-C). Always
     /// `rows_read = rows_committed + rows_rejected + rows_filtered + rows_uncommitted`.
     pub rows_uncommitted: u64,
+    /// Destination rows whose key the source no longer holds, deleted or marked
+    /// (`deletes`) by this run; `None` for a stream without `deletes`. Not part of
+    /// `rows_read`'s sum: they were never read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_deleted: Option<u64>,
+    /// Why a stream with `deletes` deleted nothing this run (a trial, rows filtered or
+    /// rejected, an incomplete read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletes_skipped: Option<String>,
     /// Rows the source said it would yield, when it could tell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_expected: Option<u64>,
@@ -113,6 +122,8 @@ impl StreamReport {
             rows_rejected: 0,
             rows_filtered: 0,
             rows_uncommitted: 0,
+            rows_deleted: None,
+            deletes_skipped: None,
             rows_expected: None,
             rows_total: None,
             complete: None,
@@ -302,6 +313,16 @@ impl RunReport {
                         group(s.rows_rejected)
                     )
                 });
+            }
+            if let Some(n) = s.rows_deleted {
+                out.push_str(&format!(
+                    "  {}: {} rows the source no longer holds deleted\n",
+                    s.stream,
+                    group(n)
+                ));
+            }
+            if let Some(why) = &s.deletes_skipped {
+                out.push_str(&format!("  {}: nothing deleted: {why}\n", s.stream));
             }
             settled_lines(&mut out, s);
             if s.rows_uncommitted > 0 && self.trial {

@@ -32,6 +32,7 @@ mod batch;
 mod commit;
 mod complete;
 mod deliver;
+mod keys;
 mod observer;
 mod options;
 mod owner;

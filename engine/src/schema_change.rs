@@ -155,6 +155,8 @@ impl SchemaDiff {
         let mut changes = Vec::new();
         for d in destination.fields() {
             match find(incoming, d.name()) {
+                // Ferry's own columns (`_ferry_deleted_at` of soft deletes) are no source's
+                None if ferry_core::sink::is_reserved(d.name()) => {}
                 None => changes.push(Change::Removed {
                     column: d.name().clone(),
                     ty: type_name(d),
@@ -404,6 +406,8 @@ mod tests {
             ("id", FerryType::Int64, false),
             ("age", FerryType::Int64, true),
             ("score", FerryType::Float64, true),
+            // Ferry's own column of soft deletes is no difference
+            ("_ferry_deleted_at", FerryType::Timestamp, true),
         ]);
         let incoming = schema(&[
             ("ID", FerryType::Int64, false),

@@ -172,6 +172,7 @@ fn write_seeds() {
             rows_rejected: 0,
             rows_filtered: Some(0),
             rows_uncommitted: Some(0),
+            rows_deleted: None,
             rows_total: Some(2),
             complete: Some(true),
             schema_fingerprint: "sha256:00".into(),

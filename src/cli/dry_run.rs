@@ -80,6 +80,10 @@ impl Sink for DryRunSink {
         self.inner.capabilities()
     }
 
+    fn deletes(&self) -> bool {
+        self.inner.deletes()
+    }
+
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
         self.inner.describe(stream).await
     }
@@ -121,6 +125,11 @@ impl StreamWriter for DryRunWriter {
 
     async fn flush(&mut self) -> Result<Durability> {
         Ok(Durability::AtClose)
+    }
+
+    // a dry run reads a sample: the runtime never asks it to delete, and it writes nothing
+    async fn delete_missing(&mut self) -> Result<u64> {
+        Ok(0)
     }
 
     async fn close(self: Box<Self>) -> Result<WriteSummary> {

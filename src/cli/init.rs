@@ -335,6 +335,8 @@ const STREAMS_EXAMPLE: &str = "
 # name = \"customers\"             # a stream `ferry discover` lists
 # mode = \"upsert\"                # append | overwrite | upsert
 # primary_key = [\"id\"]           # default: the source's key
+# deletes = \"soft\"               # upsert into a SQL database: rows that left the source are
+#                                  # marked in `_ferry_deleted_at` (\"soft\") or deleted (\"hard\")
 # cursor = \"updated_at\"          # read incrementally by this column
 # destination = \"crm_customers\"  # another name at the destination (default: the same)
 ";

@@ -15,6 +15,7 @@ mod init;
 mod logging;
 mod output;
 mod plan;
+mod plan_deletes;
 mod progress;
 mod receipt;
 mod scaffold;

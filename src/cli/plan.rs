@@ -111,6 +111,12 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             ),
         };
         println!("  write:       {effect}");
+        if task.write.deletes.is_some() {
+            let (line, deleting) =
+                super::plan_deletes::line(source.as_ref(), sink.as_ref(), task, r.exists).await;
+            changes |= deleting;
+            println!("  deletes:     {line}");
+        }
         match task.read.mode {
             ReadMode::Incremental => println!(
                 "  incremental: by {} from {} → newest in the source",

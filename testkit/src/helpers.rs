@@ -91,6 +91,7 @@ pub fn request(stream: &str, schema: SchemaRef, mode: WriteMode) -> WriteRequest
         schema,
         mode,
         run_id: ferry_engine::runtime::new_run_id(),
+        deletes: None,
     }
 }
 

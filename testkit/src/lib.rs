@@ -731,6 +731,7 @@ pub async fn write_stream(
             schema,
             mode,
             run_id: ferry_engine::runtime::new_run_id(),
+            deletes: None,
         })
         .await?;
     for b in batches {
@@ -823,6 +824,7 @@ pub async fn sink_empty_stream(f: &dyn SinkFixture) {
             schema: all_types_schema(),
             mode,
             run_id: ferry_engine::runtime::new_run_id(),
+            deletes: None,
         })
         .await
         .expect("open");

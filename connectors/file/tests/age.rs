@@ -217,6 +217,7 @@ async fn an_aborted_encrypted_overwrite_keeps_the_old_file() {
         schema: batch.schema(),
         mode: WriteMode::Overwrite,
         run_id: "r1".into(),
+        deletes: None,
     };
     let mut w = snk.open(request()).await.unwrap();
     w.write(batch.clone()).await.unwrap();

@@ -394,6 +394,7 @@ async fn sink_appends_carefully_and_checks_its_folder() {
         schema: batch.schema(),
         mode,
         run_id: "r1".into(),
+        deletes: None,
     };
 
     // an existing file without a final line break, same header

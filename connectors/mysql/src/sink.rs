@@ -25,6 +25,7 @@ use ferry_core::{
 };
 use ferry_sql::write::ddl::insert_into;
 use ferry_sql::write::ddl::Values;
+use ferry_sql::write::missing;
 use ferry_sql::write::naming::{tagged_name, OLD_PREFIX};
 use ferry_sql::write::server::{Session, Transacted};
 use ferry_sql::write::{
@@ -102,27 +103,24 @@ impl Sink for MysqlSink {
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let s = self.settings.clone();
-        let mut conn = core::connect(&s).await?;
-        let t = match open_target(&mut conn, s.clone(), &request).await {
-            Ok(t) => t,
+        let (conn, t) = self.connect_target(&request).await?;
+        let (table, key) = (t.table.clone(), t.key.clone());
+        let location = format!("{}#{table}", s.location());
+        let writer = TableWriter::new(self.transacted(conn, t), &table, &request, location);
+        let (Some(keys), Some(deletes)) = (missing::keys_request(&request), request.deletes) else {
+            return Ok(Box::new(writer));
+        };
+        let (mut conn, keys) = self.connect_target(&keys).await?;
+        let started = missing::started(&request.run_id);
+        let missing = match session(&mut conn, &s).await {
+            Ok(my) => missing::missing(&my, &table, &keys.write_to, &key, deletes, &started),
             Err(e) => {
                 let _ = conn.disconnect().await;
                 return Err(e.with("table", &request.stream));
             }
         };
-        let table = t.table.clone();
-        let staging = (t.mode == WriteMode::Overwrite).then(|| qualified(&s, &t.write_to));
-        let load = Transacted::new(
-            MySession {
-                conn,
-                settings: s.clone(),
-                t,
-            },
-            staging,
-        );
-        let location = format!("{}#{table}", s.location());
-        let writer = TableWriter::new(load, &table, &request, location);
-        Ok(Box::new(writer))
+        let keys = self.transacted(conn, keys);
+        Ok(Box::new(writer.deleting(keys, &request, missing)))
     }
 
     // abort rolls the writer's open transaction back and drops an overwrite's staging table
@@ -132,6 +130,10 @@ impl Sink for MysqlSink {
 
     fn capabilities(&self) -> SinkCapabilities {
         ferry_sql::write::capabilities()
+    }
+
+    fn deletes(&self) -> bool {
+        true
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
@@ -161,6 +163,17 @@ impl Sink for MysqlSink {
     }
 
     /// The client in the database's one-row `_ferry_owner` table, if it has one.
+    async fn count_keys(&self, stream: &str, keys: Option<&RecordBatch>) -> Result<Option<u64>> {
+        let s = self.settings.clone();
+        let mut conn = core::connect(&s).await?;
+        let counted = match session(&mut conn, &s).await {
+            Ok(mut my) => missing::count_keys(&mut my, stream, keys).await,
+            Err(e) => Err(e),
+        };
+        let _ = conn.disconnect().await;
+        counted
+    }
+
     async fn owner(&self) -> Result<Option<String>> {
         let s = &*self.settings;
         let mut conn = core::connect(s).await?;
@@ -251,6 +264,11 @@ impl Dialect for My<'_> {
         " FROM DUAL"
     }
 
+    /// `DATETIME(6)` takes no zone: Ferry's are UTC.
+    fn timestamp(&self, utc: &str) -> String {
+        self.literal(&format!("{utc}.000000"))
+    }
+
     fn check_name(&self, name: &str, of: NameOf, table: &str) -> Result<()> {
         let long = name.chars().count() > 64;
         match of {
@@ -306,6 +324,11 @@ impl Driver for My<'_> {
         self.conn.query_drop(sql).await.my(self.s)
     }
 
+    async fn execute_count(&mut self, sql: &str) -> Result<u64> {
+        self.conn.query_drop(sql).await.my(self.s)?;
+        Ok(self.conn.affected_rows())
+    }
+
     async fn table(&mut self, name: &str) -> Result<Option<Table<ColumnInfo>>> {
         let rel = core::relation(self.conn, self.s, self.server, name).await?;
         let Some(rel) = rel.filter(|r| r.name == name) else {
@@ -339,6 +362,33 @@ impl Driver for My<'_> {
 
     async fn has_unique_key(&mut self, table: &str, key: &[String]) -> Result<bool> {
         core::has_unique_key(self.conn, self.s, table, key).await
+    }
+}
+
+impl MysqlSink {
+    /// Connects and makes `req`'s table ready.
+    async fn connect_target(&self, req: &WriteRequest) -> Result<(Conn, Target)> {
+        let s = self.settings.clone();
+        let mut conn = core::connect(&s).await?;
+        match open_target(&mut conn, s, req).await {
+            Ok(t) => Ok((conn, t)),
+            Err(e) => {
+                let _ = conn.disconnect().await;
+                Err(e.with("table", &req.stream))
+            }
+        }
+    }
+
+    /// The loader of `t`'s rows over `conn`.
+    fn transacted(&self, conn: Conn, t: Target) -> Transacted<MySession> {
+        let s = self.settings.clone();
+        let staging = (t.mode == WriteMode::Overwrite).then(|| qualified(&s, &t.write_to));
+        let session = MySession {
+            conn,
+            settings: s,
+            t,
+        };
+        Transacted::new(session, staging)
     }
 }
 
@@ -380,6 +430,7 @@ async fn open_target(conn: &mut Conn, s: Arc<ConnSettings>, req: &WriteRequest) 
         table: prep.table.clone(),
         write_to: prep.write_to().to_string(),
         mode: req.mode,
+        key: key.clone(),
         run_id: req.run_id.clone(),
         insert_prefix,
         insert_suffix,
@@ -408,6 +459,8 @@ struct Target {
     table: String,
     write_to: String,
     mode: WriteMode,
+    /// The key's columns as the table names them.
+    key: Vec<String>,
     run_id: String,
     /// `INSERT INTO t (cols) VALUES `.
     insert_prefix: String,
@@ -436,6 +489,11 @@ impl MySession {
 impl Session for MySession {
     async fn exec(&mut self, sql: &str) -> Result<()> {
         self.conn.query_drop(sql).await.my(&self.settings)
+    }
+
+    async fn exec_count(&mut self, sql: &str) -> Result<u64> {
+        self.exec(sql).await?;
+        Ok(self.conn.affected_rows())
     }
 
     /// Sends the batch's rows as multi-row `INSERT`s of escaped literals.

@@ -105,6 +105,14 @@ impl Source for MysqlSource {
         catalog
     }
 
+    async fn read_keys(&self, stream: &str, key: &[String], size: usize) -> Result<MessageStream> {
+        ferry_sql::read::read_keys(self, stream, key, size).await
+    }
+
+    fn reads_keys(&self) -> bool {
+        true
+    }
+
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         let inner = self.inner.clone();
         let stream = request.stream.clone();

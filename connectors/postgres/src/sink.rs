@@ -37,6 +37,7 @@ use ferry_core::{
     StreamWriter, WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::{column_list, temp_upsert};
+use ferry_sql::write::missing;
 use ferry_sql::write::naming::OWNER_TABLE;
 use ferry_sql::write::{
     duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
@@ -159,19 +160,25 @@ impl Sink for PostgresSink {
             .ctx("table", &request.stream)?;
         let table = target.table.clone();
         let location = format!("{}#{}.{table}", s.location(), inner.schema);
-        let load = PgLoad {
-            inner: self.inner.clone(),
-            client: Some(client),
-            target,
-            copy: None,
-            in_tx: false,
-            committing: false,
-            broken: false,
-            outcome_unknown: false,
-            buf: BytesMut::with_capacity(CHUNK + 64 * 1024),
+        let (main_key, deletes) = (target.key.clone(), request.deletes);
+        let writer = TableWriter::new(self.load(client, target), &table, &request, location);
+        let (Some(keys), Some(deletes)) = (missing::keys_request(&request), deletes) else {
+            return Ok(Box::new(writer));
         };
-        let writer = TableWriter::new(load, &table, &request, location);
-        Ok(Box::new(writer))
+        let what = "opening the keys table of `deletes`";
+        let (client, keys) = retry(|| within(s, what, open_target(&inner, &keys)))
+            .await
+            .ctx("table", &request.stream)?;
+        let ddl = PgDdl {
+            client: &client,
+            schema: &inner.schema,
+            s,
+        };
+        let staged = keys.staging.clone().expect("keys are staged");
+        let started = missing::started(&request.run_id);
+        let missing = missing::missing(&ddl, &table, &staged, &main_key, deletes, &started);
+        let keys = self.load(client, keys);
+        Ok(Box::new(writer.deleting(keys, &request, missing)))
     }
 
     // abort cancels the COPY, rolls the open transaction back and drops the staging table
@@ -181,6 +188,10 @@ impl Sink for PostgresSink {
 
     fn capabilities(&self) -> SinkCapabilities {
         ferry_sql::write::capabilities()
+    }
+
+    fn deletes(&self) -> bool {
+        true
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
@@ -199,6 +210,18 @@ impl Sink for PostgresSink {
             }))
         })
         .await
+    }
+
+    async fn count_keys(&self, stream: &str, keys: Option<&RecordBatch>) -> Result<Option<u64>> {
+        let (inner, what) = (&self.inner, "counting the destination's keys");
+        let s = &inner.pg.settings;
+        let client = inner.pg.connect().await?;
+        let mut ddl = PgDdl {
+            client: &client,
+            schema: &inner.schema,
+            s,
+        };
+        within(s, what, missing::count_keys(&mut ddl, stream, keys)).await
     }
 
     async fn owner(&self) -> Result<Option<String>> {
@@ -267,6 +290,23 @@ impl PostgresSink {
     }
 }
 
+impl PostgresSink {
+    /// A loader of `target`'s rows over `client`.
+    fn load(&self, client: Client, target: Target) -> PgLoad {
+        PgLoad {
+            inner: self.inner.clone(),
+            client: Some(client),
+            target,
+            copy: None,
+            in_tx: false,
+            committing: false,
+            broken: false,
+            outcome_unknown: false,
+            buf: BytesMut::with_capacity(CHUNK + 64 * 1024),
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------------------
 // Opening a stream
 
@@ -277,6 +317,8 @@ struct Target {
     /// The staging table of an overwrite.
     staging: Option<String>,
     mode: WriteMode,
+    /// The key's columns as the destination names them.
+    key: Vec<String>,
     /// Columns as the destination names them, in the stream's order.
     columns: Vec<String>,
     types: Vec<FerryType>,
@@ -379,6 +421,10 @@ impl Dialect for PgDdl<'_> {
 impl Driver for PgDdl<'_> {
     async fn execute(&mut self, sql: &str) -> Result<()> {
         self.client.batch_execute(sql).await.pg(self.s)
+    }
+
+    async fn execute_count(&mut self, sql: &str) -> Result<u64> {
+        self.client.execute(sql, &[]).await.pg(self.s)
     }
 
     async fn query_text(&mut self, sql: &str) -> Result<Option<String>> {
@@ -499,6 +545,7 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
         table: prep.table.clone(),
         staging: prep.staging.clone(),
         mode: req.mode,
+        key: key.clone(),
         columns,
         types,
         encs,
@@ -859,6 +906,32 @@ impl Load for PgLoad {
             WriteMode::Overwrite => self.swap().await,
             _ => Ok(()),
         }
+    }
+
+    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+        if self.broken {
+            return Err(self.lost());
+        }
+        let inner = self.inner.clone();
+        let s = &inner.pg.settings;
+        let client = self.client()?;
+        let mut ddl = PgDdl {
+            client,
+            schema: &inner.schema,
+            s,
+        };
+        let what = "deleting the rows the source no longer holds";
+        let deleted = within(s, what, async {
+            client.batch_execute("BEGIN").await.pg(s)?;
+            let n = missing::apply(&mut ddl, statements).await?;
+            client.batch_execute("COMMIT").await.pg(s)?;
+            Ok::<_, Error>(n)
+        })
+        .await;
+        if deleted.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        deleted
     }
 
     async fn abort(&mut self) -> Result<()> {

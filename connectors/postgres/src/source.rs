@@ -120,6 +120,14 @@ impl Source for PostgresSource {
         retry(|| within(s, "discovering the streams", discover(&inner))).await
     }
 
+    async fn read_keys(&self, stream: &str, key: &[String], size: usize) -> Result<MessageStream> {
+        ferry_sql::read::read_keys(self, stream, key, size).await
+    }
+
+    fn reads_keys(&self) -> bool {
+        true
+    }
+
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         read(self.inner.clone(), request).await
     }

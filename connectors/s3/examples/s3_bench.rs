@@ -117,6 +117,7 @@ async fn main() {
             schema: schema(),
             mode: WriteMode::Overwrite,
             run_id: "setup".into(),
+            deletes: None,
         })
         .await
         .expect("open");

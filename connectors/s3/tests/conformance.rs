@@ -238,6 +238,7 @@ async fn every_codec_round_trips_through_s3() {
                         schema: input.schema(),
                         mode: WriteMode::Append,
                         run_id: "run-1".into(),
+                        deletes: None,
                     })
                     .await
                     .unwrap();
@@ -487,6 +488,7 @@ async fn an_aborted_upload_leaves_no_object_and_no_open_upload() {
             schema: batch.schema(),
             mode: WriteMode::Append,
             run_id: "r1".into(),
+            deletes: None,
         })
         .await
         .unwrap();
@@ -549,6 +551,7 @@ async fn large_objects_use_several_parts_and_roll_over() {
             schema: batch.schema(),
             mode: WriteMode::Overwrite,
             run_id: "r1".into(),
+            deletes: None,
         })
         .await
         .unwrap();
@@ -592,6 +595,7 @@ async fn large_objects_use_several_parts_and_roll_over() {
             schema: batch.schema(),
             mode: WriteMode::Overwrite,
             run_id: "r2".into(),
+            deletes: None,
         })
         .await
         .unwrap();
@@ -707,6 +711,7 @@ async fn bad_config_is_refused_before_any_request() {
             schema: testkit::simple_batch(1, 1, "a").schema(),
             mode: WriteMode::Overwrite,
             run_id: "r".into(),
+            deletes: None,
         })
         .await
         .err()

@@ -43,6 +43,7 @@ fn request(run: &str, batch: &RecordBatch, mode: WriteMode) -> WriteRequest {
         schema: batch.schema(),
         mode,
         run_id: run.into(),
+        deletes: None,
     }
 }
 

@@ -237,6 +237,7 @@ async fn a_target_that_echoes_only_at_the_end_is_durable_at_close() {
         schema: batch.schema(),
         mode: WriteMode::Append,
         run_id: "r1".into(),
+        deletes: None,
     };
     let mut w = sink.open(request.clone()).await.unwrap();
     w.write(batch.clone()).await.unwrap();

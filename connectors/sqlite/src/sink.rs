@@ -27,6 +27,7 @@ use ferry_core::{
     StreamWriter, WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
+use ferry_sql::write::missing;
 use ferry_sql::write::single::{self, ready, Session, Shared};
 use ferry_sql::write::{
     duplicate_key, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table,
@@ -168,10 +169,28 @@ impl Sink for SqliteSink {
         let (location, target) = (target.location.clone(), Arc::new(target));
         let load = SqliteLoad {
             db: self.db.clone(),
-            target,
+            target: target.clone(),
         };
         let writer = TableWriter::new(load, &request.stream, &request, location);
-        Ok(Box::new(writer))
+        let (Some(keys), Some(deletes)) = (missing::keys_request(&request), request.deletes) else {
+            return Ok(Box::new(writer));
+        };
+        let started = missing::started(&request.run_id);
+        let (keys, missing) = self
+            .db
+            .run(move |db| {
+                let keys = open_target(db, &keys)?;
+                let (t, k) = (&target.table, &keys.write_to);
+                let m = missing::missing(&db.session.ddl(), t, k, &target.key, deletes, &started);
+                Ok((keys, m))
+            })
+            .await
+            .ctx("table", &request.stream)?;
+        let keys = SqliteLoad {
+            db: self.db.clone(),
+            target: Arc::new(keys),
+        };
+        Ok(Box::new(writer.deleting(keys, &request, missing)))
     }
 
     // abort rolls back, or deletes, the rows written since the last flush (the runtime runs a
@@ -182,6 +201,10 @@ impl Sink for SqliteSink {
 
     fn capabilities(&self) -> SinkCapabilities {
         ferry_sql::write::capabilities()
+    }
+
+    fn deletes(&self) -> bool {
+        true
     }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
@@ -198,6 +221,12 @@ impl Sink for SqliteSink {
 
     async fn owner(&self) -> Result<Option<String>> {
         self.inspect(|mut d| ready(owner::read(&mut d))).await
+    }
+
+    async fn count_keys(&self, stream: &str, keys: Option<&RecordBatch>) -> Result<Option<u64>> {
+        let (stream, keys) = (stream.to_string(), keys.cloned());
+        self.inspect(move |mut d| ready(missing::count_keys(&mut d, &stream, keys.as_ref())))
+            .await
     }
 
     /// Insert-if-absent inside one `BEGIN IMMEDIATE` transaction: SQLite's write lock
@@ -332,6 +361,8 @@ struct Target {
     table: String,
     write_to: String,
     mode: WriteMode,
+    /// The key's columns as the table names them.
+    key: Vec<String>,
     insert_sql: String,
     /// `DELETE ... WHERE rowid BETWEEN ?1 AND ?2` (append into a rowid table), to undo
     /// an aborted stream's uncommitted rows.
@@ -389,6 +420,10 @@ impl Dialect for Ddl<'_> {
 impl Driver for Ddl<'_> {
     async fn execute(&mut self, sql: &str) -> Result<()> {
         self.conn.execute_batch(sql).sql(self.file)
+    }
+
+    async fn execute_count(&mut self, sql: &str) -> Result<u64> {
+        Ok(self.conn.execute(sql, []).sql(self.file)? as u64)
     }
 
     async fn table(&mut self, name: &str) -> Result<Option<Table<String>>> {
@@ -475,6 +510,7 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         undo_sql,
         write_to,
         mode: req.mode,
+        key: prep.table_key(req),
         // the database's file name, not its folder: receipts name no local folders
         location: format!("{file}#{}", req.stream),
     })
@@ -599,6 +635,18 @@ impl Load for SqliteLoad {
                         Err(e)
                     }
                 }
+            })
+            .await
+    }
+
+    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+        let (id, statements) = (self.target.id, statements.to_vec());
+        self.db
+            .run(move |db| {
+                db.check_lost(id)?;
+                let n = db.atomically(|s| ready(missing::apply(&mut s.ddl(), &statements)))?;
+                db.flush(id)?;
+                Ok(n)
             })
             .await
     }

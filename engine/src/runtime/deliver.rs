@@ -7,6 +7,7 @@ use super::{RunOptions, Runtime, StreamTask};
 use crate::report::StreamReport;
 use crate::validate::{CheckConfig, CountOf, References, RunContext, Validator};
 use ferry_core::catalog::ReadMode;
+use ferry_core::sink::StreamWriter;
 use ferry_core::{Result, ResultExt};
 
 impl Runtime {
@@ -54,6 +55,9 @@ impl Runtime {
         {
             Ok(_) if opts.limit.is_some() => {
                 // a trial: everything went through the destination; now take it all back
+                if task.write.deletes.is_some() {
+                    rep.deletes_skipped = Some("a trial (--limit) deletes nothing".into());
+                }
                 writer
                     .abort()
                     .await
@@ -73,6 +77,20 @@ impl Runtime {
                 Ok(())
             }
             Ok(pending) => {
+                if task.write.deletes.is_some() {
+                    match incomplete(rep) {
+                        Some(why) => rep.deletes_skipped = Some(why),
+                        None => match self.delete_missing(task, writer.as_mut()).await {
+                            Ok(n) => rep.rows_deleted = Some(n),
+                            Err(e) => {
+                                if let Err(abort) = writer.abort().await {
+                                    tracing::warn!(stream = %task.read.stream, "abort after failure also failed: {abort}");
+                                }
+                                return Err(e.with("destination", &task.write.stream));
+                            }
+                        },
+                    }
+                }
                 let summary = writer.close().await?;
                 committed(rep);
                 rep.outputs = summary.outputs;
@@ -122,6 +140,37 @@ impl Runtime {
                 Err(e)
             }
         }
+    }
+}
+
+impl Runtime {
+    /// Deletes or marks the destination's rows whose key the source no longer holds: the
+    /// keys written, or after an incremental read every key the source lists.
+    async fn delete_missing(
+        &self,
+        task: &StreamTask,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64> {
+        if task.read.mode == ReadMode::Incremental {
+            self.keep_source_keys(task, writer).await?;
+        }
+        writer.delete_missing().await
+    }
+}
+
+/// Why a stream's read does not show every key the source holds, so `deletes` must
+/// delete nothing; `None` when it does (a full read that wrote every row it read).
+fn incomplete(rep: &StreamReport) -> Option<String> {
+    if rep.complete == Some(false) {
+        return Some("the source reported more rows than were read".into());
+    }
+    let (filtered, rejected) = (rep.rows_filtered, rep.rows_rejected);
+    match (filtered, rejected) {
+        (0, 0) => None,
+        (0, n) => Some(format!("{n} rows were rejected, so their keys are unknown")),
+        (n, _) => Some(format!(
+            "a filter removed {n} rows, so the read was not the whole source"
+        )),
     }
 }
 

@@ -121,6 +121,37 @@ impl Runtime {
                 )
                 .with("stream", &sc.name));
             }
+            if let Some(d) = sc.deletes {
+                let refused = if mode != WriteMode::Upsert {
+                    Some(format!(
+                        "stream `{}` has deletes = \"{d}\", which needs mode = \"upsert\" (missing rows are found by key)",
+                        sc.name
+                    ))
+                } else if !self.sink.deletes() {
+                    Some(format!(
+                        "stream `{}` has deletes = \"{d}\", but the destination cannot delete rows the source no longer holds; remove `deletes`",
+                        sc.name
+                    ))
+                } else if sc.is_incremental() && !self.source.reads_keys() {
+                    Some(format!(
+                        "stream `{}` has deletes = \"{d}\" and is read incrementally, which sees only changed rows, \
+                         and the source cannot list its keys; remove `cursor`/`incremental` (a full read) or `deletes`",
+                        sc.name
+                    ))
+                } else if sc.is_incremental() && !sc.transforms.is_empty() {
+                    Some(format!(
+                        "stream `{}` has deletes = \"{d}\" and is read incrementally: its missing rows are found by the \
+                         source's keys as they are, which transforms would change; remove the transforms, `deletes`, or \
+                         `cursor`/`incremental`",
+                        sc.name
+                    ))
+                } else {
+                    None
+                };
+                if let Some(m) = refused {
+                    return Err(positioned(&needle, m).with("stream", &sc.name));
+                }
+            }
             let incremental = sc.is_incremental();
             let cursor = if incremental {
                 if !info.supports_incremental() {
@@ -200,6 +231,7 @@ impl Runtime {
                 schema,
                 mode,
                 run_id: run_id.to_string(),
+                deletes: sc.deletes,
             };
             Validator::new(&sc.checks, &write.schema).map_err(|e| {
                 positioned(&needle, e.message().to_string()).with("stream", &sc.name)

@@ -81,6 +81,12 @@ pub trait Dialect {
         format!("'{}'", text.replace('\'', "''"))
     }
 
+    /// A timestamp literal for `utc` (`YYYY-MM-DD HH:MM:SS`), as a timestamp column of
+    /// the database compares and reads it back (default: RFC 3339 with microseconds).
+    fn timestamp(&self, utc: &str) -> String {
+        self.literal(&format!("{}.000000Z", utc.replacen(' ', "T", 1)))
+    }
+
     /// What a `SELECT` of values only needs where a table would go (` FROM DUAL`).
     fn dual(&self) -> &'static str {
         ""
@@ -137,6 +143,9 @@ pub trait Dialect {
 pub trait Driver: Dialect {
     /// Runs a statement that returns no rows.
     async fn execute(&mut self, sql: &str) -> Result<()>;
+
+    /// Runs a statement that changes rows; returns how many it changed.
+    async fn execute_count(&mut self, sql: &str) -> Result<u64>;
 
     /// The first column of the first row `sql` returns, as text (`None`: no row, NULL).
     async fn query_text(&mut self, sql: &str) -> Result<Option<String>>;

@@ -3,8 +3,9 @@
 //! upsert), or a fresh staging table made for an overwrite after the leftovers of
 //! crashed overwrites are dropped.
 
+use ferry_core::catalog::DELETED_AT;
 use ferry_core::sink::WriteRequest;
-use ferry_core::{Result, WriteMode};
+use ferry_core::{Deletes, FerryType, Result, WriteMode};
 
 use super::ddl::{add_columns, column_list, create_table};
 use super::dialect::{Driver, NameOf};
@@ -105,6 +106,19 @@ pub async fn prepare<D: Driver>(db: &mut D, req: &WriteRequest) -> Result<Prepar
             fit.columns
         }
     };
+    if req.deletes == Some(Deletes::Soft) {
+        // soft deletes mark rows in a column of the table's own, added once
+        let marked = existing.as_ref().is_some_and(|t| {
+            let lookup = db.lookup();
+            t.columns.iter().any(|c| lookup.same(&c.name, DELETED_AT))
+        });
+        if !marked {
+            let add = [(DELETED_AT.to_string(), FerryType::Timestamp)];
+            for sql in add_columns(db, &table, &add) {
+                db.execute(&sql).await?;
+            }
+        }
+    }
     let prepared = Prepared {
         key,
         table,
@@ -151,6 +165,7 @@ mod tests {
             schema: with_keys(&schema, &["id".to_string()], None),
             mode,
             run_id: RUN.into(),
+            deletes: None,
         }
     }
 

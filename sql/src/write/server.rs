@@ -14,6 +14,8 @@ use super::writer::Load;
 pub trait Session: Send {
     /// Runs a statement that returns no rows.
     async fn exec(&mut self, sql: &str) -> Result<()>;
+    /// Runs a statement that changes rows; returns how many it changed.
+    async fn exec_count(&mut self, sql: &str) -> Result<u64>;
     /// Sends `batch`'s rows.
     async fn insert(&mut self, batch: &RecordBatch) -> Result<()>;
     /// Overwrite, after the last commit: puts the staging table in the table's place.
@@ -115,6 +117,22 @@ impl<S: Session> Load for Transacted<S> {
         Ok(())
     }
 
+    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+        self.commit().await?;
+        let session = self.session()?;
+        session.exec("START TRANSACTION").await?;
+        let mut n = Ok(0);
+        for sql in statements {
+            n = session.exec_count(sql).await;
+            if n.is_err() {
+                let _ = session.exec("ROLLBACK").await;
+                return n;
+            }
+        }
+        session.exec("COMMIT").await?;
+        n
+    }
+
     async fn abort(&mut self) -> Result<()> {
         let Some(mut session) = self.session.take() else {
             return Ok(());
@@ -155,6 +173,9 @@ mod tests {
                 true => Err(Error::new(ErrorKind::Temporary, "no such savepoint")),
                 false => Ok(()),
             }
+        }
+        async fn exec_count(&mut self, sql: &str) -> Result<u64> {
+            self.exec(sql).await.map(|()| 1)
         }
         async fn insert(&mut self, _batch: &RecordBatch) -> Result<()> {
             self.log.lock().unwrap().push("rows".into());

@@ -104,6 +104,11 @@ impl Dialect for Fake {
 }
 
 impl Driver for Fake {
+    async fn execute_count(&mut self, sql: &str) -> Result<u64> {
+        self.log.push(sql.to_string());
+        Ok(0)
+    }
+
     async fn execute(&mut self, sql: &str) -> Result<()> {
         self.log.push(sql.to_string());
         if let Some(rest) = sql

@@ -4,11 +4,12 @@
 use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{
-    Durability, FerryType, Output, Result, ResultExt, SinkCapabilities, StreamWriter, WriteMode,
-    WriteRequest, WriteSummary,
+    Durability, Error, ErrorKind, FerryType, Output, Result, ResultExt, SinkCapabilities,
+    StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
 
 use super::fit::mismatch;
+use super::missing::{keys_of, Missing};
 
 /// The database's half of a stream writer.
 #[async_trait]
@@ -26,6 +27,28 @@ pub trait Load: Send {
 
     /// Gives up: rolls back what was not committed, drops an overwrite's staging table.
     async fn abort(&mut self) -> Result<()>;
+
+    /// After the last commit: runs `statements` in a transaction of their own (see
+    /// [`super::missing::apply`]) and returns the rows the last one changed.
+    async fn apply(&mut self, _statements: &[String]) -> Result<u64> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "this destination cannot delete rows the source no longer holds",
+        ))
+    }
+}
+
+/// A writer's keys table and what to do with the rows whose key is not in it
+/// (`deletes`, see [`super::missing`]).
+struct Deleting<L> {
+    /// Writes the key columns into the keys table.
+    keys: L,
+    /// The key's columns in the stream.
+    columns: Vec<usize>,
+    missing: Missing,
+    /// Keys the source listed itself ([`StreamWriter::keep_keys`]), which replaced
+    /// those of the rows written.
+    listed: Option<u64>,
 }
 
 /// A [`StreamWriter`] into one table, over the database's [`Load`].
@@ -36,6 +59,7 @@ pub struct TableWriter<L> {
     types: Vec<FerryType>,
     location: String,
     rows: u64,
+    deleting: Option<Deleting<L>>,
 }
 
 impl<L: Load> TableWriter<L> {
@@ -55,6 +79,29 @@ impl<L: Load> TableWriter<L> {
             types,
             location,
             rows: 0,
+            deleting: None,
+        }
+    }
+
+    /// Stages every key written through `keys` (the database's loader into the keys
+    /// table [`super::missing::keys_request`] opened), for `missing` to run after a
+    /// complete read.
+    pub fn deleting(mut self, keys: L, req: &WriteRequest, missing: Missing) -> Self {
+        let columns = super::missing::key_columns(req);
+        self.deleting = Some(Deleting {
+            keys,
+            columns,
+            missing,
+            listed: None,
+        });
+        self
+    }
+
+    /// Drops the keys table (its loader gives up, which drops an overwrite's staging).
+    async fn drop_keys(&mut self) -> Result<()> {
+        match self.deleting.take() {
+            Some(mut d) => d.keys.abort().await.ctx("table", &self.table),
+            None => Ok(()),
         }
     }
 }
@@ -80,20 +127,69 @@ impl<L: Load> StreamWriter for TableWriter<L> {
             .write(&batch, self.rows)
             .await
             .ctx("table", &self.table)?;
+        if let Some(d) = &mut self.deleting {
+            let keys = keys_of(&batch, &d.columns)?;
+            d.keys
+                .write(&keys, self.rows)
+                .await
+                .ctx("table", &self.table)?;
+        }
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<Durability> {
         self.load.commit().await.ctx("table", &self.table)?;
+        if let Some(d) = &mut self.deleting {
+            d.keys.commit().await.ctx("table", &self.table)?;
+        }
         Ok(match self.mode {
             WriteMode::Overwrite => Durability::AtClose,
             _ => Durability::Durable,
         })
     }
 
+    async fn delete_missing(&mut self) -> Result<u64> {
+        let Some(d) = &mut self.deleting else {
+            return Err(Error::internal(
+                "a writer opened without `deletes` was asked to delete",
+            ));
+        };
+        self.load.commit().await.ctx("table", &self.table)?;
+        d.keys.commit().await.ctx("table", &self.table)?;
+        let n = self
+            .load
+            .apply(&d.missing.statements)
+            .await
+            .ctx("table", &self.table)?;
+        self.drop_keys().await?;
+        Ok(n)
+    }
+
+    async fn keep_keys(&mut self, keys: RecordBatch) -> Result<()> {
+        let Some(d) = &mut self.deleting else {
+            return Err(Error::internal(
+                "a writer opened without `deletes` was given keys",
+            ));
+        };
+        let table = &self.table;
+        let before = match d.listed {
+            Some(n) => n,
+            None => {
+                d.keys.commit().await.ctx("table", table)?;
+                let clear = [d.missing.clear_keys.clone()];
+                d.keys.apply(&clear).await.ctx("table", table)?;
+                0
+            }
+        };
+        d.keys.write(&keys, before).await.ctx("table", table)?;
+        d.listed = Some(before + keys.num_rows() as u64);
+        Ok(())
+    }
+
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
         self.load.commit().await.ctx("table", &self.table)?;
+        self.drop_keys().await?;
         self.load.finish().await.ctx("table", &self.table)?;
         Ok(WriteSummary {
             rows: self.rows,
@@ -107,7 +203,10 @@ impl<L: Load> StreamWriter for TableWriter<L> {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.load.abort().await.ctx("table", &self.table)
+        // the rows first: a database with one shared transaction (SQLite) rolls it back
+        // only once no writer has rows in it
+        let rows = self.load.abort().await.ctx("table", &self.table);
+        self.drop_keys().await.and(rows)
     }
 }
 
