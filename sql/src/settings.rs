@@ -193,6 +193,27 @@ impl Product {
     }
 }
 
+/// Lets a connector's settings struct, which holds its [`Endpoint`] in field `endpoint`,
+/// read and set the endpoint's fields as its own (`s.host`, `s.port = 1`).
+#[macro_export]
+macro_rules! endpoint_fields {
+    ($settings:ty) => {
+        impl ::std::ops::Deref for $settings {
+            type Target = $crate::settings::Endpoint;
+
+            fn deref(&self) -> &$crate::settings::Endpoint {
+                &self.endpoint
+            }
+        }
+
+        impl ::std::ops::DerefMut for $settings {
+            fn deref_mut(&mut self) -> &mut $crate::settings::Endpoint {
+                &mut self.endpoint
+            }
+        }
+    };
+}
+
 /// A server connector's config struct with the shared connection fields written in:
 /// `host`, `port`, `database`, `user`, `password` and `url` (with the `tls { … }`
 /// fields before `url`, the others after it), `serde(deny_unknown_fields)`, a doc

@@ -18,6 +18,7 @@ use ferry_core::{
 };
 use ferry_engine::StreamConfig;
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
+use ferry_testkit::sql_fixtures;
 use ferry_testkit::{self as testkit, ids, messages, request, rows, write_stream};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -360,45 +361,14 @@ async fn reads_tables_made_by_other_tools() {
     let catalog = source.discover().await.unwrap();
     assert_eq!(catalog.names(), vec!["cheap", "legacy"]);
     let legacy = catalog.get("legacy").unwrap();
-    let ty = |n: &str| FerryType::of(legacy.schema.field_with_name(n).unwrap()).unwrap();
-    let d = |p, s| FerryType::Decimal {
-        precision: p,
-        scale: s,
-    };
-    for (col, want) in [
-        ("id", d(20, 0)),
-        ("flag", FerryType::Bool),
-        ("small", FerryType::Int64),
-        ("n", FerryType::Int64),
-        ("big", FerryType::Int64),
-        ("price", d(10, 2)),
-        ("huge", FerryType::String),
-        ("ratio", FerryType::Float64),
-        ("score", FerryType::Float64),
-        ("name", FerryType::String),
-        ("notes", FerryType::String),
-        ("kind", FerryType::String),
-        ("tags", FerryType::String),
-        ("raw", FerryType::Binary),
-        ("pic", FerryType::Binary),
-        ("born", FerryType::Date),
-        ("seen", FerryType::Timestamp),
-        ("stamped", FerryType::Timestamp),
-        ("doc", FerryType::Json),
-        ("dur", FerryType::String),
-        ("yr", FerryType::Int64),
-        ("bits", FerryType::Int64),
-        ("onebit", FerryType::Bool),
-    ] {
-        assert_eq!(ty(col), want, "{col}");
-    }
-    assert!(!legacy.schema.field_with_name("id").unwrap().is_nullable());
-    assert!(!legacy
-        .schema
-        .field_with_name("small")
-        .unwrap()
-        .is_nullable());
-    assert!(legacy.schema.field_with_name("name").unwrap().is_nullable());
+    assert_eq!(
+        sql_fixtures::columns(&legacy.schema),
+        "id decimal(20,0) not null, flag bool, small int64 not null, n int64, big int64, \
+         price decimal(10,2), huge string, ratio float64, score float64, name string, \
+         notes string, kind string, tags string, raw binary, pic binary, born date, \
+         seen timestamp, stamped timestamp, doc json, dur string, yr int64, bits int64, \
+         onebit bool"
+    );
     assert_eq!(legacy.primary_key, vec!["id"]);
     assert_eq!(legacy.default_cursor.as_deref(), Some("id"));
     testkit::source_reads_match_discover(source.as_ref(), 100).await;
@@ -608,10 +578,7 @@ async fn values_are_stored_natively() {
         ],
     )
     .unwrap();
-    let e = write_stream(f.sink.as_ref(), "all", WriteMode::Append, &[bad_json])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    sql_fixtures::append_refused(f.sink.as_ref(), "all", bad_json, ErrorKind::DataInvalid).await;
     // NaN cannot be stored: a clear error, nothing of the batch written
     let nan = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
@@ -627,10 +594,7 @@ async fn values_are_stored_natively() {
         ],
     )
     .unwrap();
-    let e = write_stream(f.sink.as_ref(), "nan", WriteMode::Append, &[nan])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    let e = sql_fixtures::append_refused(f.sink.as_ref(), "nan", nan, ErrorKind::DataInvalid).await;
     assert!(e.message().contains("NaN"), "{e}");
     assert_eq!(f.count("SELECT COUNT(*) FROM nan").await, 0);
 }

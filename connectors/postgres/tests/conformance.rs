@@ -23,6 +23,7 @@ use ferry_core::{
 use ferry_engine::report::Status;
 use ferry_engine::StreamConfig;
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
+use ferry_testkit::sql_fixtures;
 use ferry_testkit::{self as testkit, ids, messages, request, rows, write_stream, MemorySource};
 use futures::StreamExt;
 
@@ -208,42 +209,14 @@ async fn reads_tables_made_by_other_tools() {
         "views and materialized views are streams; Ferry's staging tables are not"
     );
     let legacy = catalog.get("legacy").unwrap();
-    let ty = |n: &str| FerryType::of(legacy.schema.field_with_name(n).unwrap()).unwrap();
-    let dec = |precision, scale| FerryType::Decimal { precision, scale };
-    for (col, want) in [
-        ("id", FerryType::Int64),
-        ("small", FerryType::Int64),
-        ("medium", FerryType::Int64),
-        ("ratio", FerryType::Float64),
-        ("score", FerryType::Float64),
-        ("amount", dec(10, 2)),
-        ("loose", dec(38, 9)),
-        ("huge", FerryType::String),
-        ("cost", dec(8, 3)),
-        ("name", FerryType::String),
-        ("code", FerryType::String),
-        ("tag", FerryType::String),
-        ("raw", FerryType::Binary),
-        ("born", FerryType::Date),
-        ("seen", FerryType::Timestamp),
-        ("at", FerryType::Timestamp),
-        ("doc", FerryType::Json),
-        ("docb", FerryType::Json),
-        ("flag", FerryType::Bool),
-        ("tags", FerryType::Json),
-        ("feeling", FerryType::Json),
-        ("addr", FerryType::Json),
-        ("span", FerryType::Json),
-    ] {
-        assert_eq!(ty(col), want, "column {col}");
-    }
-    assert!(!legacy.schema.field_with_name("id").unwrap().is_nullable());
-    assert!(!legacy
-        .schema
-        .field_with_name("small")
-        .unwrap()
-        .is_nullable());
-    assert!(legacy.schema.field_with_name("name").unwrap().is_nullable());
+    assert_eq!(
+        sql_fixtures::columns(&legacy.schema),
+        "id int64 not null, small int64 not null, medium int64, ratio float64, \
+         score float64, amount decimal(10,2), loose decimal(38,9), huge string, \
+         cost decimal(8,3), name string, code string, tag string, raw binary, born date, \
+         seen timestamp, at timestamp, doc json, docb json, flag bool, tags json, \
+         feeling json, addr json, span json, modified_at timestamp"
+    );
     assert_eq!(legacy.primary_key, vec!["id"]);
     assert_eq!(
         legacy.cursor_candidates,
@@ -544,15 +517,13 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
         .unwrap();
     b.push_text_row([Some("3000000000"), Some("ok"), None, None, None], "\0")
         .unwrap();
-    let e = write_stream(
+    let e = sql_fixtures::append_refused(
         f.sink.as_ref(),
         "Legacy",
-        WriteMode::Append,
-        &[b.finish().unwrap()],
+        b.finish().unwrap(),
+        ErrorKind::DataInvalid,
     )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    .await;
     assert_eq!(e.context_value("column"), Some("id"));
     assert_eq!(e.context_value("row"), Some("2"));
     let mut b = ferry_core::values::BatchBuilder::new(schema.clone(), 2).unwrap();
@@ -561,28 +532,24 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
         "\0",
     )
     .unwrap();
-    let e = write_stream(
+    let e = sql_fixtures::append_refused(
         f.sink.as_ref(),
         "Legacy",
-        WriteMode::Append,
-        &[b.finish().unwrap()],
+        b.finish().unwrap(),
+        ErrorKind::DataInvalid,
     )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    .await;
     assert!(e.message().contains("too long"), "{e}");
     assert_eq!(f.value("SELECT count(*) FROM \"Legacy\"").await, "1");
     // a view is not a table
     f.sql("CREATE VIEW v AS SELECT 1 AS id").await;
-    let e = write_stream(
+    let e = sql_fixtures::append_refused(
         f.sink.as_ref(),
         "v",
-        WriteMode::Append,
-        &[testkit::simple_batch(1, 1, "x")],
+        testkit::simple_batch(1, 1, "x"),
+        ErrorKind::SchemaMismatch,
     )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+    .await;
     assert!(e.message().contains("view"), "{e}");
 }
 

@@ -97,6 +97,26 @@ fn runtime(source: Arc<dyn Source>, sink: Arc<dyn Sink>, dir: &std::path::Path) 
     rt
 }
 
+/// Which side of a sync connects through the proxy (the other connects directly).
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Sink,
+    Both,
+}
+
+/// A runtime whose `side` connects through `p`, state in a new folder (kept for a rerun).
+fn runtime_via(f: &Fixture, p: &FaultProxy, side: Side) -> (Runtime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = match side {
+        Side::Source => (via(f, p), f.server.clone()),
+        Side::Sink => (f.server.clone(), via(f, p)),
+        Side::Both => (via(f, p), via(f, p)),
+    };
+    let rt = runtime(source(f, src), sink(f, dst), dir.path());
+    (rt, dir)
+}
+
 async fn sync(rt: &Runtime) -> RunReport {
     bounded(
         "the sync",
@@ -170,8 +190,7 @@ async fn cut_at_connect(ending: Ending) {
     let p = proxy(&f).await;
     // the first connection (discovery's) is cut at its first answer; later ones pass
     p.cut_after(Direction::ToClient, 0, ending, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(source(&f, via(&f, &p)), sink(&f, via(&f, &p)), dir.path());
+    let (rt, _dir) = runtime_via(&f, &p, Side::Both);
     let report = sync(&rt).await;
     testkit::assert_succeeded(&report);
     assert_eq!(p.stats().cut, 1, "the fault happened");
@@ -188,12 +207,7 @@ async fn cut_mid_read(ending: Ending) {
     let f = fixture().await;
     let p = proxy(&f).await;
     p.cut_after(Direction::ToClient, MID, ending, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, via(&f, &p)),
-        sink(&f, f.server.clone()),
-        dir.path(),
-    );
+    let (rt, dir) = runtime_via(&f, &p, Side::Source);
     let report = sync(&rt).await;
     let error = failure(&report);
     assert!(
@@ -228,12 +242,7 @@ async fn cut_mid_write(ending: Ending) {
     let f = fixture().await;
     let p = proxy(&f).await;
     p.cut_after(Direction::ToTarget, MID, ending, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, f.server.clone()),
-        sink(&f, via(&f, &p)),
-        dir.path(),
-    );
+    let (rt, dir) = runtime_via(&f, &p, Side::Sink);
     let report = sync(&rt).await;
     let error = failure(&report);
     assert!(
@@ -258,12 +267,7 @@ async fn hang_while_connecting_times_out() {
     let f = fixture().await;
     let p = proxy(&f).await;
     p.hang();
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, via(&f, &p)),
-        sink(&f, f.server.clone()),
-        dir.path(),
-    );
+    let (rt, _dir) = runtime_via(&f, &p, Side::Source);
     let e = bounded(
         "the sync",
         rt.sync(&[stream()], &RunOptions::default(), None, ("pg", "pg")),
@@ -285,12 +289,7 @@ async fn hang_mid_read_times_out_with_position() {
     let f = fixture().await;
     let p = proxy(&f).await;
     p.hang_after(Direction::ToClient, MID);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, via(&f, &p)),
-        sink(&f, f.server.clone()),
-        dir.path(),
-    );
+    let (rt, dir) = runtime_via(&f, &p, Side::Source);
     let report = sync(&rt).await;
     let error = failure(&report);
     assert!(
@@ -307,12 +306,7 @@ async fn hang_mid_write_times_out_with_position() {
     let f = fixture().await;
     let p = proxy(&f).await;
     p.hang_after(Direction::ToTarget, MID);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, f.server.clone()),
-        sink(&f, via(&f, &p)),
-        dir.path(),
-    );
+    let (rt, dir) = runtime_via(&f, &p, Side::Sink);
     let report = sync(&rt).await;
     let error = failure(&report);
     // where it hangs depends on socket buffers: sending COPY data, or waiting for the
