@@ -22,7 +22,8 @@ mod tests {
 
     #[test]
     fn marks_inside_are_doubled() {
-        assert_eq!(ident("a \"b\"", '"'), "\"a \"\"b\"\"\"");
+        assert_eq!(ident("plain", '"'), "\"plain\"");
+        assert_eq!(ident("a \"b\"; DROP", '"'), "\"a \"\"b\"\"; DROP\"");
         assert_eq!(ident("a`b", '`'), "`a``b`");
         assert_eq!(ident("", '"'), "\"\"");
     }

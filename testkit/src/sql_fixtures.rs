@@ -19,6 +19,20 @@ pub async fn append_refused(
     e
 }
 
+/// Checks that `e` is of `kind` and its message says `says`.
+pub fn assert_error(e: &Error, kind: ErrorKind, says: &str) {
+    assert_eq!(e.kind(), kind, "{e}");
+    assert!(e.message().contains(says), "{e}");
+}
+
+/// Appends [`crate::all_types_batch`] to `stream`, which the sink must take.
+pub async fn append_all_types(sink: &dyn Sink, stream: &str) {
+    let batch = crate::all_types_batch();
+    crate::write_stream(sink, stream, WriteMode::Append, &[batch])
+        .await
+        .expect("the sink takes a batch of every type");
+}
+
 /// The columns of `schema` in one line, `name type` each (`not null` where so), as a
 /// discovered schema is checked whole: `id int64 not null, name string`.
 pub fn columns(schema: &Schema) -> String {

@@ -697,6 +697,10 @@ impl<'a> Literal<'a> {
 mod tests {
     use super::*;
 
+    fn d(precision: u8, scale: i8) -> FerryType {
+        FerryType::Decimal { precision, scale }
+    }
+
     #[test]
     fn civil_dates_round_trip() {
         for (y, m, d) in [
@@ -733,10 +737,6 @@ mod tests {
 
     #[test]
     fn schema_types() {
-        let d = |p, s| FerryType::Decimal {
-            precision: p,
-            scale: s,
-        };
         let cases = [
             ("tinyint", "tinyint(1)", None, None, false, FerryType::Bool),
             ("tinyint", "tinyint(4)", None, None, false, FerryType::Int64),
@@ -832,10 +832,6 @@ mod tests {
 
     #[test]
     fn compatibility() {
-        let d = |p, s| FerryType::Decimal {
-            precision: p,
-            scale: s,
-        };
         assert!(compatible(FerryType::String, FerryType::Json));
         assert!(compatible(d(20, 0), FerryType::Int64));
         assert!(!compatible(d(18, 0), FerryType::Int64));

@@ -265,8 +265,7 @@ async fn custom_query_streams() {
     );
     let broken = f.source_with("queries = [{ name = \"typo\", sql = \"SELEC 1\" }]\n");
     let e = broken.discover().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
-    assert!(e.message().contains("typo"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::ConfigInvalid, "typo");
     assert_eq!(f.count("SELECT COUNT(*) FROM orders").await, 10);
 }
 
@@ -497,14 +496,7 @@ async fn a_read_stopped_early_ends_its_query_on_the_server() {
 #[tokio::test]
 async fn values_are_stored_natively() {
     let f = Fixture::new().await;
-    write_stream(
-        f.sink.as_ref(),
-        "all",
-        WriteMode::Append,
-        &[testkit::all_types_batch()],
-    )
-    .await
-    .unwrap();
+    sql_fixtures::append_all_types(f.sink.as_ref(), "all").await;
     let got = f
         .rows_text(
             "SELECT flag, amount, name, HEX(`blob`), day, `at`, doc, CHAR_LENGTH(name) FROM `all` ORDER BY id",
@@ -848,8 +840,7 @@ async fn connection_failures_map_to_kinds() {
     let mut s = f.settings.clone();
     s.database = "ferry_no_such_database".into();
     let e = MysqlSink::from_settings(s).check().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(e.message().contains("ferry_no_such_database"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::NotFound, "ferry_no_such_database");
     // a user who may read but not write, nor see another database
     let user = format!("ferry_ro_{}", std::process::id());
     f.sql(&format!(
@@ -884,8 +875,7 @@ async fn connection_failures_map_to_kinds() {
     let mut tls = f.settings.clone();
     tls.tls = true;
     let e = MysqlSource::from_settings(tls).check().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
-    assert!(e.message().contains("TLS"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::Unreachable, "TLS");
 }
 
 #[tokio::test]
@@ -965,8 +955,7 @@ async fn tls_with_a_private_ca() {
     let mut plain = source.settings().clone();
     plain.tls_ca = None;
     let e = MysqlSource::from_settings(plain).check().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
-    assert!(e.message().contains("TLS"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::Unreachable, "TLS");
 }
 
 // ----------------------------------------------------------------------------------------

@@ -83,8 +83,7 @@ async fn custom_query_streams() {
         .await
         .err()
         .expect("refused");
-    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
-    assert!(e.message().contains("read-only"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::ConfigInvalid, "read-only");
     assert_eq!(f.value("SELECT count(*) FROM orders").await, "10");
 }
 
@@ -386,14 +385,7 @@ async fn a_reader_that_stops_early_stops_the_server() {
 #[tokio::test]
 async fn values_are_stored_with_native_types() {
     let f = Fixture::new().await;
-    write_stream(
-        f.sink.as_ref(),
-        "all",
-        WriteMode::Append,
-        &[testkit::all_types_batch()],
-    )
-    .await
-    .unwrap();
+    sql_fixtures::append_all_types(f.sink.as_ref(), "all").await;
     let types = f
         .rows_text(&format!(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull::text FROM pg_attribute a \

@@ -184,6 +184,39 @@ async fn latency_changes_nothing() {
     );
 }
 
+/// A sync whose `side` connects through a proxy that ends the connection (`ending`) after
+/// MID bytes `towards` one end: the stream fails saying the connection was lost. The
+/// proxy, the state folder, the report and the stream's error.
+async fn cut_mid(
+    f: &Fixture,
+    towards: Direction,
+    side: Side,
+    ending: Ending,
+) -> (FaultProxy, tempfile::TempDir, RunReport, String) {
+    let failed = failing(f, side, |p| p.cut_after(towards, MID, ending, 1)).await;
+    let error = &failed.3;
+    assert!(
+        error.contains("was lost"),
+        "says the connection was lost: {error}"
+    );
+    failed
+}
+
+/// A sync whose `side` connects through a proxy with `fault`, which fails the stream: the
+/// proxy, the state folder, the report and the stream's error.
+async fn failing(
+    f: &Fixture,
+    side: Side,
+    fault: impl FnOnce(&FaultProxy),
+) -> (FaultProxy, tempfile::TempDir, RunReport, String) {
+    let p = proxy(f).await;
+    fault(&p);
+    let (rt, dir) = runtime_via(f, &p, side);
+    let report = sync(&rt).await;
+    let error = failure(&report);
+    (p, dir, report, error)
+}
+
 /// A connection cut or reset while logging in is retried: the sync does not notice.
 async fn cut_at_connect(ending: Ending) {
     let f = fixture().await;
@@ -205,15 +238,7 @@ ferry_testkit::cut_tests! {
 /// on, so nothing retries; the stream fails with its position and a rerun completes.
 async fn cut_mid_read(ending: Ending) {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.cut_after(Direction::ToClient, MID, ending, 1);
-    let (rt, dir) = runtime_via(&f, &p, Side::Source);
-    let report = sync(&rt).await;
-    let error = failure(&report);
-    assert!(
-        error.contains("was lost"),
-        "says the connection was lost: {error}"
-    );
+    let (p, dir, report, error) = cut_mid(&f, Direction::ToClient, Side::Source, ending).await;
     if ending == Ending::Close {
         assert!(
             error.contains("last committed: {"),
@@ -240,15 +265,7 @@ ferry_testkit::cut_tests! {
 /// the last flush are lost with it, the stream fails saying so, and a rerun completes.
 async fn cut_mid_write(ending: Ending) {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.cut_after(Direction::ToTarget, MID, ending, 1);
-    let (rt, dir) = runtime_via(&f, &p, Side::Sink);
-    let report = sync(&rt).await;
-    let error = failure(&report);
-    assert!(
-        error.contains("was lost"),
-        "says the connection was lost: {error}"
-    );
+    let (p, dir, _, error) = cut_mid(&f, Direction::ToTarget, Side::Sink, ending).await;
     assert!(
         error.contains("since the last flush"),
         "says what happened to the unflushed rows: {error}"
@@ -287,11 +304,8 @@ async fn hang_while_connecting_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_mid_read_times_out_with_position() {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.hang_after(Direction::ToClient, MID);
-    let (rt, dir) = runtime_via(&f, &p, Side::Source);
-    let report = sync(&rt).await;
-    let error = failure(&report);
+    let (p, dir, _, error) =
+        failing(&f, Side::Source, |p| p.hang_after(Direction::ToClient, MID)).await;
     assert!(
         error.contains("did not answer within 2 s while reading COPY data"),
         "says what timed out: {error}"
@@ -304,11 +318,8 @@ async fn hang_mid_read_times_out_with_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_mid_write_times_out_with_position() {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.hang_after(Direction::ToTarget, MID);
-    let (rt, dir) = runtime_via(&f, &p, Side::Sink);
-    let report = sync(&rt).await;
-    let error = failure(&report);
+    let (p, dir, _, error) =
+        failing(&f, Side::Sink, |p| p.hang_after(Direction::ToTarget, MID)).await;
     // where it hangs depends on socket buffers: sending COPY data, or waiting for the
     // COPY's end or the COMMIT to be acknowledged
     assert!(

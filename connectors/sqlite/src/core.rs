@@ -332,14 +332,3 @@ pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
         base.join(path)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_is_safe() {
-        assert_eq!(quote("plain"), "\"plain\"");
-        assert_eq!(quote("a \"b\"; DROP"), "\"a \"\"b\"\"; DROP\"");
-    }
-}

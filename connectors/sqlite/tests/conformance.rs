@@ -15,6 +15,7 @@ use ferry_core::{
     Source, WriteMode,
 };
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
+use ferry_testkit::sql_fixtures;
 use ferry_testkit::{self as testkit, ids, messages, rows, SourceFixture};
 
 /// A fresh folder with one database file, written by the sink and read by the source.
@@ -308,8 +309,7 @@ async fn check_refuses_a_missing_file_and_a_file_of_another_kind() {
         .check()
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
-    assert!(e.message().contains("not a SQLite database"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::DataInvalid, "not a SQLite database");
 }
 
 // ----------------------------------------------------------------------------------------
@@ -318,14 +318,7 @@ async fn check_refuses_a_missing_file_and_a_file_of_another_kind() {
 #[tokio::test]
 async fn values_are_stored_exactly_and_readably() {
     let f = Fixture::new();
-    testkit::write_stream(
-        f.sink.as_ref(),
-        "all",
-        WriteMode::Append,
-        &[testkit::all_types_batch()],
-    )
-    .await
-    .unwrap();
+    sql_fixtures::append_all_types(f.sink.as_ref(), "all").await;
     let conn = f.conn();
     let row = |sql: &str| -> (String, String) {
         conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
