@@ -247,3 +247,37 @@ impl Registry {
         )
     }
 }
+
+/// Writes a connector crate's `NAME` (the `type` written in `sync.toml`) and its
+/// `register` function, which adds the connector with its source and/or sink builders
+/// (each `Fn(Config, &BuildContext) -> Result<impl IntoSource>`, or `IntoSink`).
+///
+/// ```ignore
+/// ferry_core::connector! {
+///     name: "demo",
+///     description: "what it connects to, in one line",
+///     source: DemoSource::new,
+///     sink: DemoSink::new,
+/// }
+/// ```
+#[macro_export]
+macro_rules! connector {
+    (
+        name: $name:literal,
+        description: $description:expr,
+        $(source: $source:expr,)?
+        $(sink: $sink:expr,)?
+    ) => {
+        /// The connector's name, the `type` written in `sync.toml`.
+        pub const NAME: &str = $name;
+
+        #[doc = concat!("Adds the `", $name, "` connector to `registry`.")]
+        pub fn register(registry: &mut $crate::Registry) {
+            registry.add(
+                $crate::ConnectorDef::new(NAME, $description)
+                    $(.with_source($source))?
+                    $(.with_sink($sink))?,
+            );
+        }
+    };
+}

@@ -3,6 +3,7 @@
 //! small traits; this crate never names a database.
 #![deny(missing_docs)]
 
+pub mod quote;
 pub mod read;
 pub mod settings;
 pub mod write;

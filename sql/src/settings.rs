@@ -193,6 +193,27 @@ impl Product {
     }
 }
 
+/// Lets a connector's settings struct, which holds its [`Endpoint`] in field `endpoint`,
+/// read and set the endpoint's fields as its own (`s.host`, `s.port = 1`).
+#[macro_export]
+macro_rules! endpoint_fields {
+    ($settings:ty) => {
+        impl ::std::ops::Deref for $settings {
+            type Target = $crate::settings::Endpoint;
+
+            fn deref(&self) -> &$crate::settings::Endpoint {
+                &self.endpoint
+            }
+        }
+
+        impl ::std::ops::DerefMut for $settings {
+            fn deref_mut(&mut self) -> &mut $crate::settings::Endpoint {
+                &mut self.endpoint
+            }
+        }
+    };
+}
+
 /// A server connector's config struct with the shared connection fields written in:
 /// `host`, `port`, `database`, `user`, `password` and `url` (with the `tls { … }`
 /// fields before `url`, the others after it), `serde(deny_unknown_fields)`, a doc
@@ -325,6 +346,11 @@ mod tests {
         Ok(e)
     }
 
+    /// Host, port, user and database.
+    fn parts(e: &Endpoint) -> String {
+        format!("{} {} {} {}", e.host, e.port, e.user, e.database)
+    }
+
     #[test]
     fn fields_or_a_url() {
         let cfg: DemoConfig = ConfigNode::from_toml("tls = true\ntables = []\n", "/cfg")
@@ -339,31 +365,12 @@ mod tests {
         }
         .with_server("db.example", 99, "crm", "ferry", None);
         let e = DEMO.endpoint(&cfg.server_fields()).unwrap().0;
-        assert_eq!(
-            (
-                e.host.as_str(),
-                e.port,
-                e.database.as_str(),
-                e.user.as_str()
-            ),
-            ("db.example", 99, "crm", "ferry")
-        );
+        assert_eq!(parts(&e), "db.example 99 ferry crm");
         assert_eq!((cfg.url.is_none(), cfg.tls), (true, Some(true)));
         let e = endpoint("database = \"crm\"\nuser = \"root\"\ntls = true\ntables = []\n").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.user.as_str()),
-            ("127.0.0.1", 1234, "root")
-        );
+        assert_eq!(parts(&e), "127.0.0.1 1234 root crm");
         let e = endpoint("url = \"demodb://u%40x:p%2Fw@[::1]:99/crm\"\n").unwrap();
-        assert_eq!(
-            (
-                e.host.as_str(),
-                e.port,
-                e.user.as_str(),
-                e.database.as_str()
-            ),
-            ("::1", 99, "u@x", "crm")
-        );
+        assert_eq!(parts(&e), "::1 99 u@x crm");
         assert_eq!(e.password.as_ref().unwrap().expose(), "p/w");
         assert_eq!(
             DEMO.location(&e.host, e.port, &e.database),

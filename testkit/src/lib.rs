@@ -31,6 +31,7 @@ pub mod s3_server;
 #[cfg(feature = "sftp")]
 pub mod sftp_server;
 pub mod sql;
+pub mod sql_fixtures;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_core::{Error, ErrorKind, Result};
 use ferry_sql::settings::{Endpoint, Product};
 use ferry_sql::write::naming::FERRY_PREFIX;
 use mysql_async::prelude::Queryable;
@@ -17,24 +17,20 @@ use crate::types::{self, ColumnInfo};
 /// How long connecting (TCP, TLS and login) may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Where and how to connect. `Debug` shows no password (it is a [`Secret`]).
+/// Where and how to connect: the server, database and login (its [`Endpoint`], whose
+/// fields read as the settings' own), and TLS. `Debug` shows no password (it is a
+/// [`Secret`](ferry_core::Secret)).
 #[derive(Debug, Clone)]
 pub struct ConnSettings {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Database (schema).
-    pub database: String,
-    /// User name.
-    pub user: String,
-    /// Password, if any.
-    pub password: Option<Secret>,
+    /// Host, port, database (schema), user and password.
+    pub endpoint: Endpoint,
     /// Whether to use TLS.
     pub tls: bool,
     /// CA certificate file for TLS.
     pub tls_ca: Option<PathBuf>,
 }
+
+ferry_sql::endpoint_fields!(ConnSettings);
 
 /// How MySQL's settings are read.
 pub(crate) const MYSQL: Product = Product {
@@ -70,19 +66,8 @@ pub(crate) fn url_tls(params: &[(String, String)]) -> Result<bool> {
 impl ConnSettings {
     /// Settings for `endpoint`, with TLS or not.
     pub(crate) fn new(endpoint: Endpoint, tls: bool) -> ConnSettings {
-        let Endpoint {
-            host,
-            port,
-            database,
-            user,
-            password,
-        } = endpoint;
         ConnSettings {
-            host,
-            port,
-            database,
-            user,
-            password,
+            endpoint,
             tls,
             tls_ca: None,
         }
@@ -161,6 +146,17 @@ pub(crate) async fn connect_to(s: &ConnSettings, with_database: bool) -> Result<
         .await
         .map_err(|e| map_err(e, s))?;
     Ok(conn)
+}
+
+/// Connects and asks `SELECT 1`: the check of a source and a sink alike.
+pub(crate) async fn ping(s: &ConnSettings) -> Result<()> {
+    let mut conn = connect(s).await?;
+    let one: Option<i64> = conn.query_first("SELECT 1").await.my(s)?;
+    if one != Some(1) {
+        return Err(Error::internal("`SELECT 1` did not answer 1"));
+    }
+    let _ = conn.disconnect().await;
+    Ok(())
 }
 
 /// Ends the session of connection `id` (a read stopped early: dropping a connection
@@ -290,16 +286,7 @@ impl<T> MyResultExt<T> for mysql_async::Result<T> {
 
 /// `name` as a quoted identifier: `` `a``b` ``. Safe for any text.
 pub(crate) fn quote(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 2);
-    s.push('`');
-    for c in name.chars() {
-        if c == '`' {
-            s.push('`');
-        }
-        s.push(c);
-    }
-    s.push('`');
-    s
+    ferry_sql::quote::ident(name, '`')
 }
 
 /// The text of a value read from `information_schema` (`""` for NULL).

@@ -13,17 +13,9 @@ pub use config::{MysqlQuery, MysqlSinkConfig, MysqlSourceConfig};
 pub use sink::MysqlSink;
 pub use source::MysqlSource;
 
-/// The connector's name, the `type` written in `sync.toml`.
-pub const NAME: &str = "mysql";
-
-/// Adds the `mysql` source and destination to `registry`.
-pub fn register(registry: &mut ferry_core::Registry) {
-    registry.add(
-        ferry_core::ConnectorDef::new(
-            NAME,
-            "MySQL and MariaDB: tables, views and queries in; append, overwrite or upsert out",
-        )
-        .with_source(MysqlSource::new)
-        .with_sink(MysqlSink::new),
-    );
+ferry_core::connector! {
+    name: "mysql",
+    description: "MySQL and MariaDB: tables, views and queries in; append, overwrite or upsert out",
+    source: MysqlSource::new,
+    sink: MysqlSink::new,
 }

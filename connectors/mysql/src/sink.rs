@@ -20,8 +20,7 @@ use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::sink::NameMatch;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    BuildContext, Error, ErrorKind, FerryType, Result, Sink, SinkCapabilities, StreamWriter,
-    WriteMode, WriteRequest,
+    BuildContext, Error, ErrorKind, FerryType, Result, Sink, StreamWriter, WriteMode, WriteRequest,
 };
 use ferry_sql::write::ddl::insert_into;
 use ferry_sql::write::ddl::Values;
@@ -91,14 +90,7 @@ impl MysqlSink {
 #[async_trait]
 impl Sink for MysqlSink {
     async fn check(&self) -> Result<()> {
-        let s = &*self.settings;
-        let mut conn = core::connect(s).await?;
-        let one: Option<i64> = conn.query_first("SELECT 1").await.my(s)?;
-        if one != Some(1) {
-            return Err(Error::internal("`SELECT 1` did not answer 1"));
-        }
-        let _ = conn.disconnect().await;
-        Ok(())
+        core::ping(&self.settings).await
     }
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
@@ -124,13 +116,7 @@ impl Sink for MysqlSink {
     }
 
     // abort rolls the writer's open transaction back and drops an overwrite's staging table
-    fn rolls_back(&self) -> bool {
-        true
-    }
-
-    fn capabilities(&self) -> SinkCapabilities {
-        ferry_sql::write::capabilities()
-    }
+    ferry_sql::table_sink!();
 
     fn deletes(&self) -> bool {
         true

@@ -31,7 +31,7 @@ use mysql_async::{Conn, Row, Value};
 
 use crate::config::MysqlSourceConfig;
 use crate::core::{self, quote, ConnSettings, Kind, MyResultExt, Relation, Server};
-use crate::types::{self, Cursors, LastCursor, ReadColumns};
+use crate::types::{self, Cursors, LastCursor};
 
 /// How long the server waits for the reader to take more rows (a slow destination may
 /// pause a read for a long time; the default 60 s would end the connection).
@@ -87,14 +87,7 @@ impl MysqlSource {
 #[async_trait]
 impl Source for MysqlSource {
     async fn check(&self) -> Result<()> {
-        let s = &self.inner.conn;
-        let mut conn = core::connect(s).await?;
-        let one: Option<i64> = conn.query_first("SELECT 1").await.my(s)?;
-        if one != Some(1) {
-            return Err(Error::internal("`SELECT 1` did not answer 1"));
-        }
-        let _ = conn.disconnect().await;
-        Ok(())
+        core::ping(&self.inner.conn).await
     }
 
     async fn discover(&self) -> Result<Catalog> {
@@ -177,20 +170,13 @@ async fn discover(inner: &Inner, conn: &mut Conn) -> Result<Catalog> {
     for q in &inner.cfg.queries {
         streams.push(query_stream(conn, q, s).await?.0);
     }
-    sql::unique_names(&streams, Case::Exact)?;
-    Ok(Catalog::new(streams))
+    sql::catalog(streams, Case::Exact)
 }
 
 fn not_found(name: &str, relations: &[(String, Kind)], s: &ConnSettings) -> Error {
-    let names = sql::listing(relations.iter().map(|(n, _)| n.as_str()));
-    Error::new(
-        ErrorKind::NotFound,
-        format!(
-            "no table or view `{name}` in database `{}` (it has: {names})",
-            s.database
-        ),
-    )
-    .with("server", s.location())
+    let place = format!("database `{}`", s.database);
+    sql::no_relation(name, &place, relations.iter().map(|(n, _)| n.as_str()))
+        .with("server", s.location())
 }
 
 fn table_stream(rel: &Relation) -> StreamInfo {
@@ -421,7 +407,7 @@ async fn pump(conn: &mut Conn, plan: &ReadPlan, s: &ConnSettings, tx: &Sender) -
         .await
         .my(s)
         .ctx("table", &plan.stream)?;
-    let columns = ReadColumns::new(&plan.schema, plan.batch_size);
+    let columns = types::read_columns(&plan.schema, plan.batch_size);
     let batcher = Batcher::new(plan.schema.clone(), plan.batch_size, columns);
     let checkpoints = ReadCursor::checkpointer(plan.cursor.as_ref(), |c| LastCursor::new(c.ty));
     let mut pump = RowPump::new(batcher, checkpoints, &plan.stream);

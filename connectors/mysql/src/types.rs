@@ -19,20 +19,16 @@
 
 use std::fmt::Write as _;
 
-use ferry_core::arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::{
     Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
 };
-use ferry_core::arrow_array::{Array, ArrayRef};
+use ferry_core::arrow_array::Array;
 use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
-use ferry_core::batcher::{Appender, Columns};
 use ferry_core::cursor::{Case, Cursor, CursorOf};
-use ferry_core::values::{preview, ColumnBuilder};
+use ferry_core::values::preview;
 use ferry_core::FerryType;
+use ferry_sql::read::{utf8, Col, ReadColumns, RowValues};
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::{Column, Row, Value};
 
@@ -195,17 +191,8 @@ impl ferry_sql::read::Cursors for Cursors {
     const CASE: Case = Case::Ignore;
 
     fn supported(&self, _: usize, ty: FerryType) -> Result<(), String> {
-        match ty {
-            FerryType::Int64
-            | FerryType::Float64
-            | FerryType::Decimal { .. }
-            | FerryType::Date
-            | FerryType::Timestamp
-            | FerryType::String => Ok(()),
-            ty => Err(format!(
-                "{ty}; a cursor must be int64, decimal, float64, date, timestamp or string"
-            )),
-        }
+        let kinds = ["int64", "decimal", "float64", "date", "timestamp", "string"];
+        ferry_sql::read::cursor_kinds(ty, &kinds)
     }
 
     fn offered(&self, _: usize, ty: FerryType) -> bool {
@@ -416,78 +403,43 @@ fn is_zero_date(v: &Value) -> bool {
 // ----------------------------------------------------------------------------------------
 // Reading: MySQL values into Arrow columns.
 
-/// One column being read. Numbers, text, bytes and date-times go straight into Arrow
+/// A column's builder: numbers, text, bytes and date-times go straight into Arrow
 /// builders; decimals and JSON go through Ferry's shared text parsing.
-enum Col {
-    Bool(BooleanBuilder),
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Str(StringBuilder),
-    Bin(BinaryBuilder),
-    Date(Date32Builder),
-    Ts(TimestampMicrosecondBuilder),
-    Parsed(ColumnBuilder),
+fn column(ty: FerryType, capacity: usize) -> Col {
+    match ty {
+        FerryType::Decimal { .. } | FerryType::Json => Col::parsed(ty, capacity),
+        _ => Col::native(ty, capacity),
+    }
 }
 
-impl Col {
-    fn new(ty: FerryType, capacity: usize) -> Col {
-        match ty {
-            FerryType::Bool => Col::Bool(BooleanBuilder::with_capacity(capacity)),
-            FerryType::Int64 => Col::Int(Int64Builder::with_capacity(capacity)),
-            FerryType::Float64 => Col::Float(Float64Builder::with_capacity(capacity)),
-            FerryType::String => Col::Str(StringBuilder::with_capacity(capacity, capacity * 16)),
-            FerryType::Binary => Col::Bin(BinaryBuilder::with_capacity(capacity, capacity * 16)),
-            FerryType::Date => Col::Date(Date32Builder::with_capacity(capacity)),
-            FerryType::Timestamp => Col::Ts(TimestampMicrosecondBuilder::with_capacity(capacity)),
-            FerryType::Decimal { .. } | FerryType::Json => {
-                Col::Parsed(ColumnBuilder::new(ty, capacity))
-            }
-        }
-    }
+/// How MySQL rows go into a read's columns (see [`read_columns`]).
+pub(crate) struct MyValues {
+    nullable: Vec<bool>,
+    scratch: String,
+}
 
-    fn append_null(&mut self) {
-        match self {
-            Col::Bool(b) => b.append_null(),
-            Col::Int(b) => b.append_null(),
-            Col::Float(b) => b.append_null(),
-            Col::Str(b) => b.append_null(),
-            Col::Bin(b) => b.append_null(),
-            Col::Date(b) => b.append_null(),
-            Col::Ts(b) => b.append_null(),
-            Col::Parsed(b) => b.append_null(),
-        }
-    }
+/// The column builders of a read, filled from MySQL rows by a [`Batcher`], which keeps
+/// rows whole: for `schema` (every field a Ferry type) with room for `capacity` rows.
+///
+/// [`Batcher`]: ferry_core::batcher::Batcher
+pub(crate) fn read_columns(schema: &SchemaRef, capacity: usize) -> ReadColumns<MyValues> {
+    let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
+    let values = MyValues {
+        nullable,
+        scratch: String::new(),
+    };
+    ReadColumns::new(schema, capacity, values, column)
+}
 
-    fn finish(&mut self) -> ArrayRef {
-        use std::sync::Arc;
-        match self {
-            Col::Bool(b) => Arc::new(b.finish()),
-            Col::Int(b) => Arc::new(b.finish()),
-            Col::Float(b) => Arc::new(b.finish()),
-            Col::Str(b) => Arc::new(b.finish()),
-            Col::Bin(b) => Arc::new(b.finish()),
-            Col::Date(b) => Arc::new(b.finish()),
-            Col::Ts(b) => Arc::new(b.finish().with_timezone("UTC")),
-            Col::Parsed(b) => b.finish(),
-        }
-    }
-
+impl MyValues {
     /// Appends a non-NULL value; `bit` says the column is a `BIT(n)` (raw bytes).
-    fn append(
-        &mut self,
-        ty: FerryType,
-        v: &Value,
-        bit: bool,
-        scratch: &mut String,
-    ) -> Result<(), String> {
+    fn put(&mut self, col: &mut Col, ty: FerryType, v: &Value, bit: bool) -> Result<(), String> {
+        let scratch = &mut self.scratch;
         let bad = |v: &Value| format!("expected {ty}, found {}", describe(v));
-        match (self, v) {
+        match (col, v) {
             (Col::Bool(b), Value::Int(i)) => b.append_value(*i != 0),
             (Col::Bool(b), Value::UInt(u)) => b.append_value(*u != 0),
             (Col::Bool(b), Value::Bytes(x)) if bit => b.append_value(x.iter().any(|c| *c != 0)),
-            (Col::Bool(b), Value::Bytes(x)) => {
-                b.append_value(ferry_core::values::parse_bool(utf8(x)?).ok_or_else(|| bad(v))?)
-            }
             (Col::Int(b), Value::Int(i)) => b.append_value(*i),
             (Col::Int(b), Value::UInt(u)) => b.append_value(i64::try_from(*u).map_err(|_| bad(v))?),
             (Col::Int(b), Value::Bytes(x)) if bit => {
@@ -496,9 +448,6 @@ impl Col {
                 }
                 b.append_value(x.iter().fold(0i64, |acc, c| (acc << 8) | *c as i64))
             }
-            (Col::Int(b), Value::Bytes(x)) => {
-                b.append_value(utf8(x)?.trim().parse::<i64>().map_err(|_| bad(v))?)
-            }
             (Col::Float(b), Value::Double(f)) => b.append_value(*f),
             // a FLOAT's shortest decimal form, so 0.1 reads as 0.1, not 0.10000000149…
             (Col::Float(b), Value::Float(f)) => {
@@ -506,46 +455,32 @@ impl Col {
             }
             (Col::Float(b), Value::Int(i)) => b.append_value(*i as f64),
             (Col::Float(b), Value::UInt(u)) => b.append_value(*u as f64),
-            (Col::Float(b), Value::Bytes(x)) => {
-                b.append_value(utf8(x)?.trim().parse::<f64>().map_err(|_| bad(v))?)
-            }
-            (Col::Str(b), Value::Bytes(x)) => b.append_value(utf8(x)?),
-            (Col::Str(b), other) => {
-                scratch.clear();
-                value_text(other, scratch);
-                b.append_value(&*scratch)
-            }
             (Col::Bin(b), Value::Bytes(x)) => b.append_value(x),
-            (Col::Bin(b), other) => {
-                scratch.clear();
-                value_text(other, scratch);
-                b.append_value(scratch.as_bytes())
-            }
             (Col::Date(b), Value::Date(..)) => {
                 let us = date_value_micros(v).ok_or_else(|| bad(v))?;
                 b.append_value(i32::try_from(us.div_euclid(MICROS_PER_DAY)).map_err(|_| bad(v))?)
             }
-            (Col::Date(b), Value::Bytes(x)) => {
-                b.append_value(ferry_core::values::parse_date(utf8(x)?).ok_or_else(|| bad(v))?)
-            }
             (Col::Ts(b), Value::Date(..)) => {
                 b.append_value(date_value_micros(v).ok_or_else(|| bad(v))?)
-            }
-            (Col::Ts(b), Value::Bytes(x)) => b.append_value(
-                ferry_core::values::parse_timestamp_micros(utf8(x)?).ok_or_else(|| bad(v))?,
-            ),
-            (Col::Parsed(c), Value::Bytes(x)) => c.append_text(utf8(x)?)?,
-            (Col::Parsed(c), other @ (Value::Int(_) | Value::UInt(_) | Value::Double(_)))
-                if matches!(ty, FerryType::Decimal { .. } | FerryType::Json) =>
-            {
-                scratch.clear();
-                value_text(other, scratch);
-                c.append_text(scratch)?
             }
             (Col::Parsed(c), Value::Float(f)) => {
                 scratch.clear();
                 let _ = write!(scratch, "{f}");
                 c.append_text(scratch)?
+            }
+            // text, parsed as the column's type
+            (col, Value::Bytes(x)) => {
+                if !col.append_text(utf8(x)?)? {
+                    return Err(bad(v));
+                }
+            }
+            // a number or date-time as text (decimals and JSON are parsed columns)
+            (col @ (Col::Str(_) | Col::Bin(_)), other)
+            | (col @ Col::Parsed(_), other @ (Value::Int(_) | Value::UInt(_) | Value::Double(_))) =>
+            {
+                scratch.clear();
+                value_text(other, scratch);
+                col.append_text(scratch)?;
             }
             (_, Value::NULL) => return Err("NULL reached a typed append".into()),
             _ => return Err(bad(v)),
@@ -554,71 +489,33 @@ impl Col {
     }
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(bytes).map_err(|_| "text is not valid UTF-8".to_string())
-}
-
-/// The column builders of a read, filled from MySQL rows by a [`Batcher`], which keeps
-/// rows whole.
-///
-/// [`Batcher`]: ferry_core::batcher::Batcher
-pub(crate) struct ReadColumns {
-    types: Vec<FerryType>,
-    nullable: Vec<bool>,
-    cols: Vec<Col>,
-    scratch: String,
-}
-
-impl ReadColumns {
-    /// Columns for `schema` (every field a Ferry type) with room for `capacity` rows.
-    pub fn new(schema: &SchemaRef, capacity: usize) -> ReadColumns {
-        let types: Vec<FerryType> = schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
-            .collect();
-        let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
-        let cols = types.iter().map(|t| Col::new(*t, capacity)).collect();
-        ReadColumns {
-            types,
-            nullable,
-            cols,
-            scratch: String::new(),
-        }
-    }
-}
-
-impl Columns for ReadColumns {
-    fn append_null(&mut self, column: usize) {
-        self.cols[column].append_null();
-    }
-
-    fn finish(&mut self, column: usize) -> ArrayRef {
-        self.cols[column].finish()
-    }
-}
-
-impl Appender<Row> for ReadColumns {
-    fn check(&self, row: &Row) -> Result<(), String> {
-        if row.len() == self.cols.len() {
+impl RowValues<Row> for MyValues {
+    fn check(&self, row: &Row, columns: usize) -> Result<(), String> {
+        if row.len() == columns {
             return Ok(());
         }
         Err(format!(
             "the query returned {} columns, the stream's schema has {}",
             row.len(),
-            self.cols.len()
+            columns
         ))
     }
 
     /// A zero date (`0000-00-00`) reads as NULL where the column allows NULL.
-    fn append(&mut self, row: &Row, i: usize) -> Result<bool, String> {
+    fn append(
+        &mut self,
+        col: &mut Col,
+        ty: FerryType,
+        row: &Row,
+        i: usize,
+    ) -> Result<bool, String> {
         let v = row.as_ref(i).unwrap_or(&Value::NULL);
         if *v == Value::NULL || (is_zero_date(v) && self.nullable[i]) {
             return Ok(false);
         }
         let bit = matches!(v, Value::Bytes(_))
             && row.columns_ref()[i].column_type() == ColumnType::MYSQL_TYPE_BIT;
-        self.cols[i].append(self.types[i], v, bit, &mut self.scratch)?;
+        self.put(col, ty, v, bit)?;
         Ok(true)
     }
 
@@ -800,6 +697,10 @@ impl<'a> Literal<'a> {
 mod tests {
     use super::*;
 
+    fn d(precision: u8, scale: i8) -> FerryType {
+        FerryType::Decimal { precision, scale }
+    }
+
     #[test]
     fn civil_dates_round_trip() {
         for (y, m, d) in [
@@ -836,10 +737,6 @@ mod tests {
 
     #[test]
     fn schema_types() {
-        let d = |p, s| FerryType::Decimal {
-            precision: p,
-            scale: s,
-        };
         let cases = [
             ("tinyint", "tinyint(1)", None, None, false, FerryType::Bool),
             ("tinyint", "tinyint(4)", None, None, false, FerryType::Int64),
@@ -935,10 +832,6 @@ mod tests {
 
     #[test]
     fn compatibility() {
-        let d = |p, s| FerryType::Decimal {
-            precision: p,
-            scale: s,
-        };
         assert!(compatible(FerryType::String, FerryType::Json));
         assert!(compatible(d(20, 0), FerryType::Int64));
         assert!(!compatible(d(18, 0), FerryType::Int64));

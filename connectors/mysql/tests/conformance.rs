@@ -18,6 +18,7 @@ use ferry_core::{
 };
 use ferry_engine::StreamConfig;
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
+use ferry_testkit::sql_fixtures;
 use ferry_testkit::{self as testkit, ids, messages, request, rows, write_stream};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -264,8 +265,7 @@ async fn custom_query_streams() {
     );
     let broken = f.source_with("queries = [{ name = \"typo\", sql = \"SELEC 1\" }]\n");
     let e = broken.discover().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
-    assert!(e.message().contains("typo"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::ConfigInvalid, "typo");
     assert_eq!(f.count("SELECT COUNT(*) FROM orders").await, 10);
 }
 
@@ -360,45 +360,14 @@ async fn reads_tables_made_by_other_tools() {
     let catalog = source.discover().await.unwrap();
     assert_eq!(catalog.names(), vec!["cheap", "legacy"]);
     let legacy = catalog.get("legacy").unwrap();
-    let ty = |n: &str| FerryType::of(legacy.schema.field_with_name(n).unwrap()).unwrap();
-    let d = |p, s| FerryType::Decimal {
-        precision: p,
-        scale: s,
-    };
-    for (col, want) in [
-        ("id", d(20, 0)),
-        ("flag", FerryType::Bool),
-        ("small", FerryType::Int64),
-        ("n", FerryType::Int64),
-        ("big", FerryType::Int64),
-        ("price", d(10, 2)),
-        ("huge", FerryType::String),
-        ("ratio", FerryType::Float64),
-        ("score", FerryType::Float64),
-        ("name", FerryType::String),
-        ("notes", FerryType::String),
-        ("kind", FerryType::String),
-        ("tags", FerryType::String),
-        ("raw", FerryType::Binary),
-        ("pic", FerryType::Binary),
-        ("born", FerryType::Date),
-        ("seen", FerryType::Timestamp),
-        ("stamped", FerryType::Timestamp),
-        ("doc", FerryType::Json),
-        ("dur", FerryType::String),
-        ("yr", FerryType::Int64),
-        ("bits", FerryType::Int64),
-        ("onebit", FerryType::Bool),
-    ] {
-        assert_eq!(ty(col), want, "{col}");
-    }
-    assert!(!legacy.schema.field_with_name("id").unwrap().is_nullable());
-    assert!(!legacy
-        .schema
-        .field_with_name("small")
-        .unwrap()
-        .is_nullable());
-    assert!(legacy.schema.field_with_name("name").unwrap().is_nullable());
+    assert_eq!(
+        sql_fixtures::columns(&legacy.schema),
+        "id decimal(20,0) not null, flag bool, small int64 not null, n int64, big int64, \
+         price decimal(10,2), huge string, ratio float64, score float64, name string, \
+         notes string, kind string, tags string, raw binary, pic binary, born date, \
+         seen timestamp, stamped timestamp, doc json, dur string, yr int64, bits int64, \
+         onebit bool"
+    );
     assert_eq!(legacy.primary_key, vec!["id"]);
     assert_eq!(legacy.default_cursor.as_deref(), Some("id"));
     testkit::source_reads_match_discover(source.as_ref(), 100).await;
@@ -527,14 +496,7 @@ async fn a_read_stopped_early_ends_its_query_on_the_server() {
 #[tokio::test]
 async fn values_are_stored_natively() {
     let f = Fixture::new().await;
-    write_stream(
-        f.sink.as_ref(),
-        "all",
-        WriteMode::Append,
-        &[testkit::all_types_batch()],
-    )
-    .await
-    .unwrap();
+    sql_fixtures::append_all_types(f.sink.as_ref(), "all").await;
     let got = f
         .rows_text(
             "SELECT flag, amount, name, HEX(`blob`), day, `at`, doc, CHAR_LENGTH(name) FROM `all` ORDER BY id",
@@ -608,10 +570,7 @@ async fn values_are_stored_natively() {
         ],
     )
     .unwrap();
-    let e = write_stream(f.sink.as_ref(), "all", WriteMode::Append, &[bad_json])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    sql_fixtures::append_refused(f.sink.as_ref(), "all", bad_json, ErrorKind::DataInvalid).await;
     // NaN cannot be stored: a clear error, nothing of the batch written
     let nan = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
@@ -627,10 +586,7 @@ async fn values_are_stored_natively() {
         ],
     )
     .unwrap();
-    let e = write_stream(f.sink.as_ref(), "nan", WriteMode::Append, &[nan])
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    let e = sql_fixtures::append_refused(f.sink.as_ref(), "nan", nan, ErrorKind::DataInvalid).await;
     assert!(e.message().contains("NaN"), "{e}");
     assert_eq!(f.count("SELECT COUNT(*) FROM nan").await, 0);
 }
@@ -884,8 +840,7 @@ async fn connection_failures_map_to_kinds() {
     let mut s = f.settings.clone();
     s.database = "ferry_no_such_database".into();
     let e = MysqlSink::from_settings(s).check().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(e.message().contains("ferry_no_such_database"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::NotFound, "ferry_no_such_database");
     // a user who may read but not write, nor see another database
     let user = format!("ferry_ro_{}", std::process::id());
     f.sql(&format!(
@@ -920,8 +875,7 @@ async fn connection_failures_map_to_kinds() {
     let mut tls = f.settings.clone();
     tls.tls = true;
     let e = MysqlSource::from_settings(tls).check().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
-    assert!(e.message().contains("TLS"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::Unreachable, "TLS");
 }
 
 #[tokio::test]
@@ -1001,8 +955,7 @@ async fn tls_with_a_private_ca() {
     let mut plain = source.settings().clone();
     plain.tls_ca = None;
     let e = MysqlSource::from_settings(plain).check().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
-    assert!(e.message().contains("TLS"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::Unreachable, "TLS");
 }
 
 // ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ferry_core::retry::{Retry, RetryPolicy};
-use ferry_core::{Error, ErrorKind, Result, Secret};
+use ferry_core::{Error, ErrorKind, Result};
 use ferry_sql::settings::{Endpoint, Product};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -37,19 +37,13 @@ const ATTEMPTS: u32 = 4;
 const RETRY: RetryPolicy =
     RetryPolicy::new(ATTEMPTS, Duration::from_millis(250), Duration::from_secs(1));
 
-/// Where and how to connect. `Debug` shows no password (it is a [`Secret`]).
+/// Where and how to connect: the server, database and login (its [`Endpoint`], whose
+/// fields read as the settings' own), TLS, and timeouts. `Debug` shows no password (it
+/// is a [`Secret`](ferry_core::Secret)).
 #[derive(Debug, Clone)]
 pub struct ConnSettings {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Database.
-    pub database: String,
-    /// User name.
-    pub user: String,
-    /// Password, if any.
-    pub password: Option<Secret>,
+    /// Host, port, database, user and password.
+    pub endpoint: Endpoint,
     /// TLS mode.
     pub sslmode: SslMode,
     /// PEM file of trusted authorities for `verify-full` (default: the system's).
@@ -63,6 +57,8 @@ pub struct ConnSettings {
     pub read_timeout: Duration,
 }
 
+ferry_sql::endpoint_fields!(ConnSettings);
+
 /// How PostgreSQL's settings are read.
 pub(crate) const POSTGRES: Product = Product {
     name: "PostgreSQL",
@@ -73,19 +69,8 @@ pub(crate) const POSTGRES: Product = Product {
 impl ConnSettings {
     /// Settings for `endpoint`, the others at their defaults.
     pub(crate) fn new(endpoint: Endpoint) -> ConnSettings {
-        let Endpoint {
-            host,
-            port,
-            database,
-            user,
-            password,
-        } = endpoint;
         ConnSettings {
-            host,
-            port,
-            database,
-            user,
-            password,
+            endpoint,
             sslmode: SslMode::Prefer,
             ca_file: None,
             application_name: DEFAULT_APPLICATION_NAME.to_string(),
@@ -616,16 +601,7 @@ where
 
 /// `name` as a quoted SQL identifier: `"a ""b"""`. Safe for any text without NUL.
 pub(crate) fn quote(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 2);
-    s.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            s.push('"');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
+    ferry_sql::quote::ident(name, '"')
 }
 
 /// `schema.table`, both quoted.
@@ -878,9 +854,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting_is_safe() {
-        assert_eq!(quote("plain"), "\"plain\"");
-        assert_eq!(quote("a \"b\"; DROP"), "\"a \"\"b\"\"; DROP\"");
+    fn literals_are_safe() {
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal("a\\'b"), "E'a\\\\''b'");
     }

@@ -12,17 +12,9 @@ pub use config::{ParallelRead, PostgresQuery, PostgresSinkConfig, PostgresSource
 pub use sink::PostgresSink;
 pub use source::PostgresSource;
 
-/// The connector's name, the `type` written in `sync.toml`.
-pub const NAME: &str = "postgres";
-
-/// Adds the `postgres` source and destination to `registry`.
-pub fn register(registry: &mut ferry_core::Registry) {
-    registry.add(
-        ferry_core::ConnectorDef::new(
-            NAME,
-            "PostgreSQL: tables, views and queries in (COPY, incremental by cursor); append, overwrite or upsert out (COPY)",
-        )
-        .with_source(PostgresSource::new)
-        .with_sink(PostgresSink::new),
-    );
+ferry_core::connector! {
+    name: "postgres",
+    description: "PostgreSQL: tables, views and queries in (COPY, incremental by cursor); append, overwrite or upsert out (COPY)",
+    source: PostgresSource::new,
+    sink: PostgresSink::new,
 }

@@ -33,8 +33,8 @@ use ferry_core::arrow_schema::{Schema, SchemaRef};
 use ferry_core::sink::NameMatch;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, SinkCapabilities,
-    StreamWriter, WriteMode, WriteRequest,
+    BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, StreamWriter, WriteMode,
+    WriteRequest,
 };
 use ferry_sql::write::ddl::{column_list, temp_upsert};
 use ferry_sql::write::missing;
@@ -182,13 +182,7 @@ impl Sink for PostgresSink {
     }
 
     // abort cancels the COPY, rolls the open transaction back and drops the staging table
-    fn rolls_back(&self) -> bool {
-        true
-    }
-
-    fn capabilities(&self) -> SinkCapabilities {
-        ferry_sql::write::capabilities()
-    }
+    ferry_sql::table_sink!();
 
     fn deletes(&self) -> bool {
         true

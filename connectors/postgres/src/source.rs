@@ -39,7 +39,7 @@ use crate::core::{
     self, literal, qualified, quote, retry, within, ConnSettings, Pg, PgResultExt, RelKind,
     Relation,
 };
-use crate::types::{CopyReader, CopyRow, Cursors, LastCursor, Next, PgKind, PgType, ReadColumns};
+use crate::types::{self, CopyReader, CopyRow, Cursors, LastCursor, Next, PgKind, PgType};
 
 /// Reads tables, views and queries of a PostgreSQL database.
 #[derive(Clone)]
@@ -307,9 +307,9 @@ async fn discover(inner: &Inner) -> Result<Catalog> {
     for q in &inner.queries {
         streams.push(query_stream(&client, q, s).await?.info);
     }
-    sql::unique_names(&streams, Case::Exact)?;
+    let catalog = sql::catalog(streams, Case::Exact)?;
     let _ = client.batch_execute("COMMIT").await;
-    Ok(Catalog::new(streams))
+    Ok(catalog)
 }
 
 /// The relations of `schemas` (or their `table`), but Ferry's staging tables.
@@ -474,6 +474,17 @@ struct ReadPlan {
     limit: Option<u64>,
 }
 
+/// Connects and begins a read-only transaction with one snapshot, for the estimate and
+/// the rows alike (read-only also keeps queries honest).
+async fn snapshot(inner: &Inner) -> Result<Client> {
+    let client = inner.pg.connect().await?;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .pg(&inner.pg.settings)?;
+    Ok(client)
+}
+
 /// Connects, opens the read transaction, plans the read, estimates its size, starts the
 /// COPY and waits for its first data (the server sends the header with the first row),
 /// so a query that fails at once fails `read` itself. Safe to repeat: nothing has been
@@ -483,12 +494,7 @@ async fn setup(
     req: &ReadRequest,
 ) -> Result<(Client, ReadPlan, Pin<Box<CopyOutStream>>, Option<Bytes>)> {
     let s = &inner.pg.settings;
-    let client = inner.pg.connect().await?;
-    // one snapshot for the estimate and the rows; read-only also keeps queries honest
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await
-        .pg(s)?;
+    let client = snapshot(inner).await?;
     let stream = resolve(inner, &client, &req.stream).await?;
     let mut plan = plan(&stream, req)?;
     if req.mode == ReadMode::FullRefresh {
@@ -664,7 +670,7 @@ async fn pump(
         reader.feed(&chunk);
     }
     let mut fields: Vec<Option<(usize, usize)>> = Vec::with_capacity(ncols);
-    let columns = ReadColumns::new(&plan.schema, plan.kinds.clone(), batch_size);
+    let columns = types::read_columns(&plan.schema, plan.kinds.clone(), batch_size);
     let batcher = Batcher::new(plan.schema.clone(), batch_size, columns);
     let keeper = |c: &ReadCursor| LastCursor::new(plan.kinds[c.index], &c.name);
     let checkpoints = match plan.checkpoints {

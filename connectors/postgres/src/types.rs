@@ -24,27 +24,22 @@
 //! of related types (see the `encoder` module).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
-use ferry_core::arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::{
     Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
 };
 use ferry_core::arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
-    Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::batcher::{Appender, Columns};
 use ferry_core::cursor::{Case, Cursor, CursorOf};
 use ferry_core::types::{DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
 use ferry_core::values::{days_to_date, format_timestamp_micros, preview};
 use ferry_core::FerryType;
+use ferry_sql::read::{utf8, Col, ReadColumns, RowValues};
 use tokio_postgres::types::{Kind, Type};
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
@@ -384,101 +379,34 @@ impl CopyReader {
     }
 }
 
-/// One column being read.
-enum Col {
-    Bool(BooleanBuilder),
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Dec(Decimal128Builder, u8, i8),
-    /// Text, `json`, `to_json` output, and `numeric` kept as text.
-    Str(StringBuilder),
-    Bin(BinaryBuilder),
-    Date(Date32Builder),
-    Ts(TimestampMicrosecondBuilder),
-}
-
-impl Col {
-    fn new(ty: FerryType, capacity: usize) -> Col {
-        match ty {
-            FerryType::Bool => Col::Bool(BooleanBuilder::with_capacity(capacity)),
-            FerryType::Int64 => Col::Int(Int64Builder::with_capacity(capacity)),
-            FerryType::Float64 => Col::Float(Float64Builder::with_capacity(capacity)),
-            FerryType::Decimal { precision, scale } => {
-                Col::Dec(Decimal128Builder::with_capacity(capacity), precision, scale)
-            }
-            FerryType::String | FerryType::Json => {
-                Col::Str(StringBuilder::with_capacity(capacity, capacity * 16))
-            }
-            FerryType::Binary => Col::Bin(BinaryBuilder::with_capacity(capacity, capacity * 16)),
-            FerryType::Date => Col::Date(Date32Builder::with_capacity(capacity)),
-            FerryType::Timestamp => Col::Ts(TimestampMicrosecondBuilder::with_capacity(capacity)),
+/// Appends a non-NULL value of kind `kind` to `col`, or appends nothing and says what was
+/// wrong. Text, `json`, `to_json` output and `numeric` kept as text go into string columns.
+fn put(col: &mut Col, kind: PgKind, v: &[u8]) -> Result<(), String> {
+    match (col, kind) {
+        (Col::Bool(b), PgKind::Bool) => b.append_value(fixed::<1>(v)?[0] != 0),
+        (Col::Int(b), PgKind::Int2) => b.append_value(i16::from_be_bytes(fixed(v)?) as i64),
+        (Col::Int(b), PgKind::Int4) => b.append_value(i32::from_be_bytes(fixed(v)?) as i64),
+        (Col::Int(b), PgKind::Int8) => b.append_value(i64::from_be_bytes(fixed(v)?)),
+        (Col::Float(b), PgKind::Float4) => b.append_value(f32::from_be_bytes(fixed(v)?) as f64),
+        (Col::Float(b), PgKind::Float8) => b.append_value(f64::from_be_bytes(fixed(v)?)),
+        (Col::Dec(b, p, s), PgKind::Numeric) => b.append_value(numeric_to_i128(v, *p, *s)?),
+        (Col::Str(b), PgKind::Numeric) => b.append_value(numeric_text(v)?),
+        (Col::Str(b), PgKind::Text | PgKind::Json | PgKind::Plain | PgKind::Other) => b.append_value(utf8(v)?),
+        (Col::Str(b), PgKind::Jsonb) => b.append_value(jsonb_text(v)?),
+        (Col::Str(b), PgKind::Uuid) => b.append_value(uuid_text(v)?),
+        (Col::Bin(b), PgKind::Bytea) => b.append_value(v),
+        (Col::Date(b), PgKind::Date) => b.append_value(date_days(v)?),
+        (Col::Ts(b), PgKind::Timestamp | PgKind::Timestamptz) => {
+            b.append_value(timestamp_micros(v)?)
         }
+        (_, kind) => return Err(format!("cannot read a {kind:?} value into this column")),
     }
-
-    fn append_null(&mut self) {
-        match self {
-            Col::Bool(b) => b.append_null(),
-            Col::Int(b) => b.append_null(),
-            Col::Float(b) => b.append_null(),
-            Col::Dec(b, ..) => b.append_null(),
-            Col::Str(b) => b.append_null(),
-            Col::Bin(b) => b.append_null(),
-            Col::Date(b) => b.append_null(),
-            Col::Ts(b) => b.append_null(),
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Col::Bool(b) => Arc::new(b.finish()),
-            Col::Int(b) => Arc::new(b.finish()),
-            Col::Float(b) => Arc::new(b.finish()),
-            Col::Dec(b, p, s) => Arc::new(
-                b.finish()
-                    .with_precision_and_scale(*p, *s)
-                    .expect("a Ferry decimal type"),
-            ),
-            Col::Str(b) => Arc::new(b.finish()),
-            Col::Bin(b) => Arc::new(b.finish()),
-            Col::Date(b) => Arc::new(b.finish()),
-            Col::Ts(b) => Arc::new(b.finish().with_timezone("UTC")),
-        }
-    }
-
-    /// Appends a non-NULL value of kind `kind`, or appends nothing and says what was wrong.
-    fn append(&mut self, kind: PgKind, v: &[u8]) -> Result<(), String> {
-        match (self, kind) {
-            (Col::Bool(b), PgKind::Bool) => b.append_value(fixed::<1>(v)?[0] != 0),
-            (Col::Int(b), PgKind::Int2) => b.append_value(i16::from_be_bytes(fixed(v)?) as i64),
-            (Col::Int(b), PgKind::Int4) => b.append_value(i32::from_be_bytes(fixed(v)?) as i64),
-            (Col::Int(b), PgKind::Int8) => b.append_value(i64::from_be_bytes(fixed(v)?)),
-            (Col::Float(b), PgKind::Float4) => b.append_value(f32::from_be_bytes(fixed(v)?) as f64),
-            (Col::Float(b), PgKind::Float8) => b.append_value(f64::from_be_bytes(fixed(v)?)),
-            (Col::Dec(b, p, s), PgKind::Numeric) => b.append_value(numeric_to_i128(v, *p, *s)?),
-            (Col::Str(b), PgKind::Numeric) => b.append_value(numeric_text(v)?),
-            (Col::Str(b), PgKind::Text | PgKind::Json | PgKind::Plain | PgKind::Other) => {
-                b.append_value(utf8(v)?)
-            }
-            (Col::Str(b), PgKind::Jsonb) => b.append_value(jsonb_text(v)?),
-            (Col::Str(b), PgKind::Uuid) => b.append_value(uuid_text(v)?),
-            (Col::Bin(b), PgKind::Bytea) => b.append_value(v),
-            (Col::Date(b), PgKind::Date) => b.append_value(date_days(v)?),
-            (Col::Ts(b), PgKind::Timestamp | PgKind::Timestamptz) => {
-                b.append_value(timestamp_micros(v)?)
-            }
-            (_, kind) => return Err(format!("cannot read a {kind:?} value into this column")),
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], String> {
     v.try_into()
         .map_err(|_| format!("expected {N} bytes, the server sent {}", v.len()))
-}
-
-fn utf8(v: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(v).map_err(|_| "text is not valid UTF-8".to_string())
 }
 
 fn jsonb_text(v: &[u8]) -> Result<&str, String> {
@@ -759,43 +687,36 @@ impl CopyRow<'_> {
     }
 }
 
+/// How binary COPY rows go into a read's columns: the kind each column's values arrive as.
+pub(crate) struct PgValues {
+    kinds: Vec<PgKind>,
+}
+
 /// The column builders of a read, filled from binary COPY rows by a [`Batcher`], which
-/// keeps rows whole.
+/// keeps rows whole: for `schema`, whose values arrive as `kinds`, with room for
+/// `capacity` rows.
 ///
 /// [`Batcher`]: ferry_core::batcher::Batcher
-pub(crate) struct ReadColumns {
+pub(crate) fn read_columns(
+    schema: &SchemaRef,
     kinds: Vec<PgKind>,
-    cols: Vec<Col>,
+    capacity: usize,
+) -> ReadColumns<PgValues> {
+    ReadColumns::new(schema, capacity, PgValues { kinds }, Col::native)
 }
 
-impl ReadColumns {
-    /// Columns for `schema` whose values arrive as `kinds`, with room for `capacity` rows.
-    pub fn new(schema: &SchemaRef, kinds: Vec<PgKind>, capacity: usize) -> ReadColumns {
-        let cols = schema
-            .fields()
-            .iter()
-            .map(|f| Col::new(FerryType::of(f).unwrap_or(FerryType::String), capacity))
-            .collect();
-        ReadColumns { kinds, cols }
-    }
-}
-
-impl Columns for ReadColumns {
-    fn append_null(&mut self, column: usize) {
-        self.cols[column].append_null();
-    }
-
-    fn finish(&mut self, column: usize) -> ArrayRef {
-        self.cols[column].finish()
-    }
-}
-
-impl Appender<CopyRow<'_>> for ReadColumns {
-    fn append(&mut self, row: &CopyRow<'_>, i: usize) -> Result<bool, String> {
+impl RowValues<CopyRow<'_>> for PgValues {
+    fn append(
+        &mut self,
+        col: &mut Col,
+        _ty: FerryType,
+        row: &CopyRow<'_>,
+        i: usize,
+    ) -> Result<bool, String> {
         let Some(v) = row.value(i) else {
             return Ok(false);
         };
-        self.cols[i].append(self.kinds[i], v)?;
+        put(col, self.kinds[i], v)?;
         Ok(true)
     }
 

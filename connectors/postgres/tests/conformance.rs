@@ -23,6 +23,7 @@ use ferry_core::{
 use ferry_engine::report::Status;
 use ferry_engine::StreamConfig;
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
+use ferry_testkit::sql_fixtures;
 use ferry_testkit::{self as testkit, ids, messages, request, rows, write_stream, MemorySource};
 use futures::StreamExt;
 
@@ -82,8 +83,7 @@ async fn custom_query_streams() {
         .await
         .err()
         .expect("refused");
-    assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
-    assert!(e.message().contains("read-only"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::ConfigInvalid, "read-only");
     assert_eq!(f.value("SELECT count(*) FROM orders").await, "10");
 }
 
@@ -212,47 +212,15 @@ async fn reads_tables_made_by_other_tools() {
         "views and materialized views are streams; Ferry's staging tables are not"
     );
     let legacy = catalog.get("legacy").unwrap();
-    let ty = |n: &str| FerryType::of(legacy.schema.field_with_name(n).unwrap()).unwrap();
-    let dec = |precision, scale| FerryType::Decimal { precision, scale };
-    for (col, want) in [
-        ("id", FerryType::Int64),
-        ("small", FerryType::Int64),
-        ("medium", FerryType::Int64),
-        ("ratio", FerryType::Float64),
-        ("score", FerryType::Float64),
-        ("amount", dec(10, 2)),
-        ("loose", dec(38, 9)),
-        ("huge", FerryType::String),
-        ("cost", dec(8, 3)),
-        ("name", FerryType::String),
-        ("code", FerryType::String),
-        ("tag", FerryType::String),
-        ("raw", FerryType::Binary),
-        ("born", FerryType::Date),
-        ("seen", FerryType::Timestamp),
-        ("at", FerryType::Timestamp),
-        ("doc", FerryType::Json),
-        ("docb", FerryType::Json),
-        ("flag", FerryType::Bool),
-        ("tags", FerryType::Json),
-        ("feeling", FerryType::Json),
-        // as other tools deliver them: their text, not a JSON string
-        ("addr", FerryType::String),
-        ("span", FerryType::String),
-        ("net", FerryType::String),
-        ("mac", FerryType::String),
-        ("mac8", FerryType::String),
-        ("price", FerryType::String),
-    ] {
-        assert_eq!(ty(col), want, "column {col}");
-    }
-    assert!(!legacy.schema.field_with_name("id").unwrap().is_nullable());
-    assert!(!legacy
-        .schema
-        .field_with_name("small")
-        .unwrap()
-        .is_nullable());
-    assert!(legacy.schema.field_with_name("name").unwrap().is_nullable());
+    assert_eq!(
+        sql_fixtures::columns(&legacy.schema),
+        "id int64 not null, small int64 not null, medium int64, ratio float64, \
+         score float64, amount decimal(10,2), loose decimal(38,9), huge string, \
+         cost decimal(8,3), name string, code string, tag string, raw binary, born date, \
+         seen timestamp, at timestamp, doc json, docb json, flag bool, tags json, \
+         feeling json, addr string, span string, modified_at timestamp, net string, \
+         mac string, mac8 string, price string"
+    );
     assert_eq!(legacy.primary_key, vec!["id"]);
     assert_eq!(
         legacy.cursor_candidates,
@@ -426,14 +394,7 @@ async fn a_reader_that_stops_early_stops_the_server() {
 #[tokio::test]
 async fn values_are_stored_with_native_types() {
     let f = Fixture::new().await;
-    write_stream(
-        f.sink.as_ref(),
-        "all",
-        WriteMode::Append,
-        &[testkit::all_types_batch()],
-    )
-    .await
-    .unwrap();
+    sql_fixtures::append_all_types(f.sink.as_ref(), "all").await;
     let types = f
         .rows_text(&format!(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull::text FROM pg_attribute a \
@@ -557,15 +518,13 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
         .unwrap();
     b.push_text_row([Some("3000000000"), Some("ok"), None, None, None], "\0")
         .unwrap();
-    let e = write_stream(
+    let e = sql_fixtures::append_refused(
         f.sink.as_ref(),
         "Legacy",
-        WriteMode::Append,
-        &[b.finish().unwrap()],
+        b.finish().unwrap(),
+        ErrorKind::DataInvalid,
     )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    .await;
     assert_eq!(e.context_value("column"), Some("id"));
     assert_eq!(e.context_value("row"), Some("2"));
     let mut b = ferry_core::values::BatchBuilder::new(schema.clone(), 2).unwrap();
@@ -574,28 +533,24 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
         "\0",
     )
     .unwrap();
-    let e = write_stream(
+    let e = sql_fixtures::append_refused(
         f.sink.as_ref(),
         "Legacy",
-        WriteMode::Append,
-        &[b.finish().unwrap()],
+        b.finish().unwrap(),
+        ErrorKind::DataInvalid,
     )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
+    .await;
     assert!(e.message().contains("too long"), "{e}");
     assert_eq!(f.value("SELECT count(*) FROM \"Legacy\"").await, "1");
     // a view is not a table
     f.sql("CREATE VIEW v AS SELECT 1 AS id").await;
-    let e = write_stream(
+    let e = sql_fixtures::append_refused(
         f.sink.as_ref(),
         "v",
-        WriteMode::Append,
-        &[testkit::simple_batch(1, 1, "x")],
+        testkit::simple_batch(1, 1, "x"),
+        ErrorKind::SchemaMismatch,
     )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+    .await;
     assert!(e.message().contains("view"), "{e}");
 }
 

@@ -97,6 +97,26 @@ fn runtime(source: Arc<dyn Source>, sink: Arc<dyn Sink>, dir: &std::path::Path) 
     rt
 }
 
+/// Which side of a sync connects through the proxy (the other connects directly).
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Sink,
+    Both,
+}
+
+/// A runtime whose `side` connects through `p`, state in a new folder (kept for a rerun).
+fn runtime_via(f: &Fixture, p: &FaultProxy, side: Side) -> (Runtime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = match side {
+        Side::Source => (via(f, p), f.server.clone()),
+        Side::Sink => (f.server.clone(), via(f, p)),
+        Side::Both => (via(f, p), via(f, p)),
+    };
+    let rt = runtime(source(f, src), sink(f, dst), dir.path());
+    (rt, dir)
+}
+
 async fn sync(rt: &Runtime) -> RunReport {
     bounded(
         "the sync",
@@ -164,14 +184,46 @@ async fn latency_changes_nothing() {
     );
 }
 
+/// A sync whose `side` connects through a proxy that ends the connection (`ending`) after
+/// MID bytes `towards` one end: the stream fails saying the connection was lost. The
+/// proxy, the state folder, the report and the stream's error.
+async fn cut_mid(
+    f: &Fixture,
+    towards: Direction,
+    side: Side,
+    ending: Ending,
+) -> (FaultProxy, tempfile::TempDir, RunReport, String) {
+    let failed = failing(f, side, |p| p.cut_after(towards, MID, ending, 1)).await;
+    let error = &failed.3;
+    assert!(
+        error.contains("was lost"),
+        "says the connection was lost: {error}"
+    );
+    failed
+}
+
+/// A sync whose `side` connects through a proxy with `fault`, which fails the stream: the
+/// proxy, the state folder, the report and the stream's error.
+async fn failing(
+    f: &Fixture,
+    side: Side,
+    fault: impl FnOnce(&FaultProxy),
+) -> (FaultProxy, tempfile::TempDir, RunReport, String) {
+    let p = proxy(f).await;
+    fault(&p);
+    let (rt, dir) = runtime_via(f, &p, side);
+    let report = sync(&rt).await;
+    let error = failure(&report);
+    (p, dir, report, error)
+}
+
 /// A connection cut or reset while logging in is retried: the sync does not notice.
 async fn cut_at_connect(ending: Ending) {
     let f = fixture().await;
     let p = proxy(&f).await;
     // the first connection (discovery's) is cut at its first answer; later ones pass
     p.cut_after(Direction::ToClient, 0, ending, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(source(&f, via(&f, &p)), sink(&f, via(&f, &p)), dir.path());
+    let (rt, _dir) = runtime_via(&f, &p, Side::Both);
     let report = sync(&rt).await;
     testkit::assert_succeeded(&report);
     assert_eq!(p.stats().cut, 1, "the fault happened");
@@ -186,20 +238,7 @@ ferry_testkit::cut_tests! {
 /// on, so nothing retries; the stream fails with its position and a rerun completes.
 async fn cut_mid_read(ending: Ending) {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.cut_after(Direction::ToClient, MID, ending, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, via(&f, &p)),
-        sink(&f, f.server.clone()),
-        dir.path(),
-    );
-    let report = sync(&rt).await;
-    let error = failure(&report);
-    assert!(
-        error.contains("was lost"),
-        "says the connection was lost: {error}"
-    );
+    let (p, dir, report, error) = cut_mid(&f, Direction::ToClient, Side::Source, ending).await;
     if ending == Ending::Close {
         assert!(
             error.contains("last committed: {"),
@@ -226,20 +265,7 @@ ferry_testkit::cut_tests! {
 /// the last flush are lost with it, the stream fails saying so, and a rerun completes.
 async fn cut_mid_write(ending: Ending) {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.cut_after(Direction::ToTarget, MID, ending, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, f.server.clone()),
-        sink(&f, via(&f, &p)),
-        dir.path(),
-    );
-    let report = sync(&rt).await;
-    let error = failure(&report);
-    assert!(
-        error.contains("was lost"),
-        "says the connection was lost: {error}"
-    );
+    let (p, dir, _, error) = cut_mid(&f, Direction::ToTarget, Side::Sink, ending).await;
     assert!(
         error.contains("since the last flush"),
         "says what happened to the unflushed rows: {error}"
@@ -258,12 +284,7 @@ async fn hang_while_connecting_times_out() {
     let f = fixture().await;
     let p = proxy(&f).await;
     p.hang();
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, via(&f, &p)),
-        sink(&f, f.server.clone()),
-        dir.path(),
-    );
+    let (rt, _dir) = runtime_via(&f, &p, Side::Source);
     let e = bounded(
         "the sync",
         rt.sync(&[stream()], &RunOptions::default(), None, ("pg", "pg")),
@@ -283,16 +304,8 @@ async fn hang_while_connecting_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_mid_read_times_out_with_position() {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.hang_after(Direction::ToClient, MID);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, via(&f, &p)),
-        sink(&f, f.server.clone()),
-        dir.path(),
-    );
-    let report = sync(&rt).await;
-    let error = failure(&report);
+    let (p, dir, _, error) =
+        failing(&f, Side::Source, |p| p.hang_after(Direction::ToClient, MID)).await;
     assert!(
         error.contains("did not answer within 2 s while reading COPY data"),
         "says what timed out: {error}"
@@ -305,16 +318,8 @@ async fn hang_mid_read_times_out_with_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_mid_write_times_out_with_position() {
     let f = fixture().await;
-    let p = proxy(&f).await;
-    p.hang_after(Direction::ToTarget, MID);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(
-        source(&f, f.server.clone()),
-        sink(&f, via(&f, &p)),
-        dir.path(),
-    );
-    let report = sync(&rt).await;
-    let error = failure(&report);
+    let (p, dir, _, error) =
+        failing(&f, Side::Sink, |p| p.hang_after(Direction::ToTarget, MID)).await;
     // where it hangs depends on socket buffers: sending COPY data, or waiting for the
     // COPY's end or the COMMIT to be acknowledged
     assert!(

@@ -94,16 +94,7 @@ impl<T> SqlResultExt<T> for rusqlite::Result<T> {
 
 /// `name` as a quoted SQL identifier: `"a ""b"""`. Safe for any text.
 pub(crate) fn quote(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 2);
-    s.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            s.push('"');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
+    ferry_sql::quote::ident(name, '"')
 }
 
 fn busy(conn: &Connection, ms: u64, file: &Path) -> Result<()> {
@@ -339,16 +330,5 @@ pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
         path.to_path_buf()
     } else {
         base.join(path)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_is_safe() {
-        assert_eq!(quote("plain"), "\"plain\"");
-        assert_eq!(quote("a \"b\"; DROP"), "\"a \"\"b\"\"; DROP\"");
     }
 }

@@ -23,8 +23,8 @@ use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::sink::NameMatch;
 use ferry_core::types::with_keys;
 use ferry_core::{
-    BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, SinkCapabilities,
-    StreamWriter, WriteMode, WriteRequest,
+    BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, StreamWriter, WriteMode,
+    WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
 use ferry_sql::write::missing;
@@ -195,13 +195,7 @@ impl Sink for SqliteSink {
 
     // abort rolls back, or deletes, the rows written since the last flush (the runtime runs a
     // trial one stream at a time, so no other stream's commit makes them durable first)
-    fn rolls_back(&self) -> bool {
-        true
-    }
-
-    fn capabilities(&self) -> SinkCapabilities {
-        ferry_sql::write::capabilities()
-    }
+    ferry_sql::table_sink!();
 
     fn deletes(&self) -> bool {
         true

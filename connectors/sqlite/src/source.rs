@@ -28,7 +28,7 @@ use rusqlite::Connection;
 
 use crate::config::{SqliteSourceConfig, DEFAULT_BUSY_TIMEOUT_MS};
 use crate::core::{self, quote, Kind, Relation, SqlResultExt};
-use crate::types::{self, Cursors, LastCursor, ReadColumns};
+use crate::types::{self, Cursors, LastCursor};
 
 /// Reads tables, views and queries of a SQLite file.
 #[derive(Clone)]
@@ -168,17 +168,12 @@ fn discover(inner: &Inner, conn: &Connection) -> Result<Catalog> {
     for q in &inner.cfg.queries {
         streams.push(query_stream(conn, q, file)?.0);
     }
-    sql::unique_names(&streams, Case::Ignore)?;
-    Ok(Catalog::new(streams))
+    sql::catalog(streams, Case::Ignore)
 }
 
 fn not_found(name: &str, relations: &[(String, Kind)], file: &Path) -> Error {
-    let names = sql::listing(relations.iter().map(|(n, _)| n.as_str()));
-    Error::new(
-        ErrorKind::NotFound,
-        format!("no table or view `{name}` in the SQLite file (it has: {names})"),
-    )
-    .with("file", file.display())
+    let names = relations.iter().map(|(n, _)| n.as_str());
+    sql::no_relation(name, "the SQLite file", names).with("file", file.display())
 }
 
 fn table_stream(rel: &Relation) -> StreamInfo {
@@ -343,7 +338,7 @@ fn pump(conn: &Connection, plan: &ReadPlan, file: &Path, tx: &Sender) -> Result<
     let mut rows = stmt
         .query(rusqlite::params_from_iter(plan.params.iter()))
         .sql(file)?;
-    let columns = ReadColumns::new(&plan.schema, plan.batch_size);
+    let columns = types::read_columns(&plan.schema, plan.batch_size);
     let batcher = Batcher::new(plan.schema.clone(), plan.batch_size, columns);
     let checkpoints = ReadCursor::checkpointer(plan.cursor.as_ref(), |_| LastCursor::new(file));
     let mut pump =

@@ -22,20 +22,16 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use ferry_core::arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType};
-use ferry_core::arrow_array::{Array, ArrayRef};
+use ferry_core::arrow_array::Array;
 use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
-use ferry_core::batcher::{Appender, Columns};
 use ferry_core::cursor::{Case, Cursor, CursorOf};
 use ferry_core::types::{DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
-use ferry_core::values::{days_to_date, parse_bool, preview, write_text, ColumnBuilder};
+use ferry_core::values::{days_to_date, preview, write_text};
 use ferry_core::FerryType;
+use ferry_sql::read::{utf8, Col, ReadColumns, RowValues};
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{Row, Statement};
 
@@ -144,16 +140,8 @@ impl ferry_sql::read::Cursors for Cursors {
     const CASE: Case = Case::Ignore;
 
     fn supported(&self, _: usize, ty: FerryType) -> Result<(), String> {
-        match ty {
-            FerryType::Int64
-            | FerryType::Float64
-            | FerryType::Date
-            | FerryType::Timestamp
-            | FerryType::String => Ok(()),
-            ty => Err(format!(
-                "{ty}; a cursor must be int64, float64, date, timestamp or string"
-            )),
-        }
+        let kinds = ["int64", "float64", "date", "timestamp", "string"];
+        ferry_sql::read::cursor_kinds(ty, &kinds)
     }
 }
 
@@ -182,66 +170,44 @@ pub fn format_timestamp(us: i64, out: &mut String) {
 // ----------------------------------------------------------------------------------------
 // Reading: SQLite values into Arrow columns.
 
-/// One column being read. Numbers, text and bytes go straight into Arrow builders;
-/// decimals, dates, timestamps and JSON go through Ferry's shared text parsing, so they
-/// mean the same as in every other connector.
-enum Col {
-    Bool(BooleanBuilder),
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Str(StringBuilder),
-    Bin(BinaryBuilder),
-    Parsed(ColumnBuilder),
+/// A column's builder: numbers, text and bytes go straight into Arrow builders; decimals,
+/// dates, timestamps and JSON go through Ferry's shared text parsing, so they mean the same
+/// as in every other connector.
+fn column(ty: FerryType, capacity: usize) -> Col {
+    match ty {
+        FerryType::Bool
+        | FerryType::Int64
+        | FerryType::Float64
+        | FerryType::String
+        | FerryType::Binary => Col::native(ty, capacity),
+        _ => Col::parsed(ty, capacity),
+    }
 }
 
-impl Col {
-    fn new(ty: FerryType, capacity: usize) -> Col {
-        match ty {
-            FerryType::Bool => Col::Bool(BooleanBuilder::with_capacity(capacity)),
-            FerryType::Int64 => Col::Int(Int64Builder::with_capacity(capacity)),
-            FerryType::Float64 => Col::Float(Float64Builder::with_capacity(capacity)),
-            FerryType::String => Col::Str(StringBuilder::with_capacity(capacity, capacity * 16)),
-            FerryType::Binary => Col::Bin(BinaryBuilder::with_capacity(capacity, capacity * 16)),
-            _ => Col::Parsed(ColumnBuilder::new(ty, capacity)),
-        }
-    }
+/// How SQLite rows go into a read's columns (see [`read_columns`]).
+pub(crate) struct LiteValues {
+    scratch: String,
+}
 
-    fn append_null(&mut self) {
-        match self {
-            Col::Bool(b) => b.append_null(),
-            Col::Int(b) => b.append_null(),
-            Col::Float(b) => b.append_null(),
-            Col::Str(b) => b.append_null(),
-            Col::Bin(b) => b.append_null(),
-            Col::Parsed(b) => b.append_null(),
-        }
-    }
+/// The column builders of a read, filled from SQLite rows by a [`Batcher`], which keeps
+/// rows whole: for `schema` (every field a Ferry type) with room for `capacity` rows.
+///
+/// [`Batcher`]: ferry_core::batcher::Batcher
+pub(crate) fn read_columns(schema: &SchemaRef, capacity: usize) -> ReadColumns<LiteValues> {
+    let values = LiteValues {
+        scratch: String::new(),
+    };
+    ReadColumns::new(schema, capacity, values, column)
+}
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Col::Bool(b) => Arc::new(b.finish()),
-            Col::Int(b) => Arc::new(b.finish()),
-            Col::Float(b) => Arc::new(b.finish()),
-            Col::Str(b) => Arc::new(b.finish()),
-            Col::Bin(b) => Arc::new(b.finish()),
-            Col::Parsed(b) => b.finish(),
-        }
-    }
-
+impl LiteValues {
     /// Appends a non-NULL value, or appends nothing and says what was wrong.
-    fn append(
-        &mut self,
-        ty: FerryType,
-        v: ValueRef<'_>,
-        scratch: &mut String,
-    ) -> Result<(), String> {
+    fn put(&mut self, col: &mut Col, ty: FerryType, v: ValueRef<'_>) -> Result<(), String> {
+        let scratch = &mut self.scratch;
         let bad = |v: ValueRef<'_>| format!("expected {ty}, found {}", describe(v));
-        match (self, v) {
+        match (col, v) {
             (Col::Bool(b), ValueRef::Integer(i)) => b.append_value(i != 0),
             (Col::Bool(b), ValueRef::Real(f)) => b.append_value(f != 0.0),
-            (Col::Bool(b), ValueRef::Text(t)) => {
-                b.append_value(parse_bool(utf8(t)?).ok_or_else(|| bad(v))?)
-            }
             (Col::Int(b), ValueRef::Integer(i)) => b.append_value(i),
             // an integral REAL within i64 (2^63 itself is not)
             (Col::Int(b), ValueRef::Real(f))
@@ -250,34 +216,29 @@ impl Col {
             {
                 b.append_value(f as i64)
             }
-            (Col::Int(b), ValueRef::Text(t)) => {
-                b.append_value(utf8(t)?.trim().parse::<i64>().map_err(|_| bad(v))?)
-            }
             (Col::Float(b), ValueRef::Real(f)) => b.append_value(f),
             (Col::Float(b), ValueRef::Integer(i)) => b.append_value(i as f64),
-            (Col::Float(b), ValueRef::Text(t)) => {
-                b.append_value(utf8(t)?.trim().parse::<f64>().map_err(|_| bad(v))?)
-            }
-            (Col::Str(b), ValueRef::Text(t)) => b.append_value(utf8(t)?),
+            (Col::Bin(b), ValueRef::Blob(x) | ValueRef::Text(x)) => b.append_value(x),
             (Col::Str(b), ValueRef::Blob(t)) => b.append_value(utf8(t)?),
-            (Col::Str(b), ValueRef::Integer(i)) => {
+            (col, ValueRef::Text(t)) => {
+                if !col.append_text(utf8(t)?)? {
+                    return Err(bad(v));
+                }
+            }
+            (col @ (Col::Str(_) | Col::Parsed(_)), ValueRef::Integer(i))
+                if matches!(
+                    ty,
+                    FerryType::String | FerryType::Decimal { .. } | FerryType::Json
+                ) =>
+            {
                 scratch.clear();
                 let _ = write!(scratch, "{i}");
-                b.append_value(&*scratch)
+                col.append_text(scratch)?;
             }
             (Col::Str(b), ValueRef::Real(f)) => {
                 scratch.clear();
                 let _ = write!(scratch, "{f:?}");
                 b.append_value(&*scratch)
-            }
-            (Col::Bin(b), ValueRef::Blob(x) | ValueRef::Text(x)) => b.append_value(x),
-            (Col::Parsed(c), ValueRef::Text(t)) => c.append_text(utf8(t)?)?,
-            (Col::Parsed(c), ValueRef::Integer(i))
-                if matches!(ty, FerryType::Decimal { .. } | FerryType::Json) =>
-            {
-                scratch.clear();
-                let _ = write!(scratch, "{i}");
-                c.append_text(scratch)?
             }
             (Col::Parsed(c), ValueRef::Real(f))
                 if f.is_finite() && matches!(ty, FerryType::Decimal { .. } | FerryType::Json) =>
@@ -296,10 +257,6 @@ impl Col {
         }
         Ok(())
     }
-}
-
-fn utf8(bytes: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(bytes).map_err(|_| "text is not valid UTF-8".to_string())
 }
 
 /// A short description of a SQLite value for error messages: `integer 42`, `text `abc``.
@@ -326,52 +283,21 @@ pub(crate) fn value_json(v: ValueRef<'_>) -> serde_json::Value {
     }
 }
 
-/// The column builders of a read, filled from SQLite rows by a [`Batcher`], which
-/// keeps rows whole.
-///
-/// [`Batcher`]: ferry_core::batcher::Batcher
-pub(crate) struct ReadColumns {
-    types: Vec<FerryType>,
-    cols: Vec<Col>,
-    scratch: String,
-}
-
-impl ReadColumns {
-    /// Columns for `schema` (every field a Ferry type) with room for `capacity` rows.
-    pub fn new(schema: &SchemaRef, capacity: usize) -> ReadColumns {
-        let types: Vec<FerryType> = schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
-            .collect();
-        let cols = types.iter().map(|t| Col::new(*t, capacity)).collect();
-        ReadColumns {
-            types,
-            cols,
-            scratch: String::new(),
-        }
-    }
-}
-
-impl Columns for ReadColumns {
-    fn append_null(&mut self, column: usize) {
-        self.cols[column].append_null();
-    }
-
-    fn finish(&mut self, column: usize) -> ArrayRef {
-        self.cols[column].finish()
-    }
-}
-
-impl Appender<Row<'_>> for ReadColumns {
-    fn append(&mut self, row: &Row<'_>, i: usize) -> Result<bool, String> {
+impl RowValues<Row<'_>> for LiteValues {
+    fn append(
+        &mut self,
+        col: &mut Col,
+        ty: FerryType,
+        row: &Row<'_>,
+        i: usize,
+    ) -> Result<bool, String> {
         let v = row
             .get_ref(i)
             .map_err(|e| format!("cannot read the value: {e}"))?;
         if v == ValueRef::Null {
             return Ok(false);
         }
-        self.cols[i].append(self.types[i], v, &mut self.scratch)?;
+        self.put(col, ty, v)?;
         Ok(true)
     }
 

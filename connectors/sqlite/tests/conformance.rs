@@ -15,6 +15,7 @@ use ferry_core::{
     Source, WriteMode,
 };
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
+use ferry_testkit::sql_fixtures;
 use ferry_testkit::{self as testkit, ids, messages, rows, SourceFixture};
 
 /// A fresh folder with one database file, written by the sink and read by the source.
@@ -308,8 +309,7 @@ async fn check_refuses_a_missing_file_and_a_file_of_another_kind() {
         .check()
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DataInvalid, "{e}");
-    assert!(e.message().contains("not a SQLite database"), "{e}");
+    sql_fixtures::assert_error(&e, ErrorKind::DataInvalid, "not a SQLite database");
 }
 
 // ----------------------------------------------------------------------------------------
@@ -318,39 +318,24 @@ async fn check_refuses_a_missing_file_and_a_file_of_another_kind() {
 #[tokio::test]
 async fn values_are_stored_exactly_and_readably() {
     let f = Fixture::new();
-    testkit::write_stream(
-        f.sink.as_ref(),
-        "all",
-        WriteMode::Append,
-        &[testkit::all_types_batch()],
-    )
-    .await
-    .unwrap();
+    sql_fixtures::append_all_types(f.sink.as_ref(), "all").await;
     let conn = f.conn();
     let row = |sql: &str| -> (String, String) {
         conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
     };
-    assert_eq!(
-        row("SELECT typeof(amount), amount FROM \"all\" WHERE id = 3"),
-        ("text".into(), "-9999999999999999.9999".into())
-    );
-    assert_eq!(
-        row("SELECT typeof(at), at FROM \"all\" WHERE id = 1"),
-        ("text".into(), "2024-05-01T12:00:00.250000Z".into())
-    );
-    assert_eq!(
-        row("SELECT typeof(day), day FROM \"all\" WHERE id = 1"),
-        ("text".into(), "2024-02-29".into())
-    );
-    assert_eq!(
-        row("SELECT typeof(doc), doc FROM \"all\" WHERE id = 5"),
-        ("text".into(), "\"just a string\"".into())
-    );
-    assert_eq!(
-        row("SELECT typeof(flag), CAST(flag AS TEXT) FROM \"all\" WHERE id = 1"),
-        ("integer".into(), "1".into())
-    );
+    // each value's storage class and text
+    for (column, id, class, text) in [
+        ("amount", 3, "text", "-9999999999999999.9999"),
+        ("at", 1, "text", "2024-05-01T12:00:00.250000Z"),
+        ("day", 1, "text", "2024-02-29"),
+        ("doc", 5, "text", "\"just a string\""),
+        ("flag", 1, "integer", "1"),
+    ] {
+        let sql =
+            format!("SELECT typeof({column}), CAST({column} AS TEXT) FROM \"all\" WHERE id = {id}");
+        assert_eq!(row(&sql), (class.to_string(), text.to_string()), "{sql}");
+    }
     let schema: String = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE name = 'all'",

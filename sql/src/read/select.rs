@@ -1,7 +1,7 @@
 //! The statement of a read: `<select> [WHERE <cursor> > <saved>] [ORDER BY <cursor>]
 //! [LIMIT n]`, and the cursor column it is ordered by.
 
-use ferry_core::arrow_schema::Field;
+use ferry_core::arrow_schema::{Field, Fields};
 use ferry_core::cursor::{saved_cursor, Checkpointer, Cursor};
 use ferry_core::{Error, ErrorKind, FerryType, ReadMode, ReadRequest, Result, StreamInfo};
 
@@ -74,21 +74,23 @@ fn cursor_column<'a>(req: &ReadRequest, info: &'a StreamInfo) -> Result<(usize, 
         ))
     })?;
     let fields = info.schema.fields();
-    let index = fields
-        .iter()
-        .position(|f| f.name() == name)
-        .or_else(|| {
-            fields
-                .iter()
-                .position(|f| f.name().eq_ignore_ascii_case(name))
-        })
-        .ok_or_else(|| {
-            Error::config(format!(
-                "cursor `{name}` is not a column of stream `{}`",
-                req.stream
-            ))
-        })?;
+    let index = field_index(fields, name).ok_or_else(|| {
+        Error::config(format!(
+            "cursor `{name}` is not a column of stream `{}`",
+            req.stream
+        ))
+    })?;
     Ok((index, &fields[index]))
+}
+
+/// The index of the field named `name`: matched exactly, else ignoring case.
+pub fn field_index(fields: &Fields, name: &str) -> Option<usize> {
+    let exact = fields.iter().position(|f| f.name() == name);
+    exact.or_else(|| {
+        fields
+            .iter()
+            .position(|f| f.name().eq_ignore_ascii_case(name))
+    })
 }
 
 /// `select` with the rows after the saved cursor (`filter`, e.g. `"id" > ?`), in cursor

@@ -4,7 +4,7 @@
 use ferry_core::arrow_schema::Schema;
 use ferry_core::cursor::Case;
 use ferry_core::types::with_keys;
-use ferry_core::{Error, FerryType, Result, StreamInfo};
+use ferry_core::{Catalog, Error, ErrorKind, FerryType, Result, StreamInfo};
 
 use super::rules::Cursors;
 
@@ -68,6 +68,24 @@ pub fn unique_names(streams: &[StreamInfo], case: Case) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The catalog of `streams`, refused when two have one name (see [`unique_names`]).
+pub fn catalog(streams: Vec<StreamInfo>, case: Case) -> Result<Catalog> {
+    unique_names(&streams, case)?;
+    Ok(Catalog::new(streams))
+}
+
+/// The error of a table or view `name` that `place` (`database `crm``) does not have,
+/// listing the `relations` it has.
+pub fn no_relation<'a>(
+    name: &str,
+    place: &str,
+    relations: impl IntoIterator<Item = &'a str>,
+) -> Error {
+    let names = listing(relations);
+    let message = format!("no table or view `{name}` in {place} (it has: {names})");
+    Error::new(ErrorKind::NotFound, message)
 }
 
 /// Names for a message: `a, b, c`, or `none`.

@@ -217,6 +217,22 @@ pub fn capabilities() -> SinkCapabilities {
     SinkCapabilities { modes }
 }
 
+/// Writes the two `Sink` methods every SQL destination shares into its `impl Sink`: it
+/// rolls back (`rolls_back`: a trial's `abort` undoes what it wrote; the sink says how in
+/// a comment above) and writes in the modes of [`capabilities`].
+#[macro_export]
+macro_rules! table_sink {
+    () => {
+        fn rolls_back(&self) -> bool {
+            true
+        }
+
+        fn capabilities(&self) -> ::ferry_core::SinkCapabilities {
+            $crate::write::capabilities()
+        }
+    };
+}
+
 /// The message of a duplicate key in append mode, saying how to update instead.
 pub fn duplicate_key(message: &str) -> String {
     format!("{message}: a row with this key is already in the table (write with mode = \"upsert\" to update it)")

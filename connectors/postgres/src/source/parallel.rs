@@ -25,10 +25,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferry_core::channel;
 use ferry_core::{Error, ErrorKind, Message, MessageStream, ReadMode, ReadRequest, Result};
+use ferry_sql::read as sql;
 use futures::StreamExt;
 use tokio_postgres::{Client, CopyOutStream};
 
-use super::{copy_sql, estimate, plan, resolve, run_copy, Inner, Origin, ReadPlan, Stream};
+use super::{
+    copy_sql, estimate, plan, resolve, run_copy, snapshot, Inner, Origin, ReadPlan, Stream,
+};
 use crate::config::ParallelRead;
 use crate::core::{self, literal, retry, within, PgResultExt};
 use crate::types::PgKind;
@@ -161,11 +164,7 @@ pub(super) async fn read(
 /// Opens the first connection's snapshot, plans the read and finds the ranges.
 async fn prepare(inner: &Inner, req: &ReadRequest, p: &ParallelRead) -> Result<Option<Prepared>> {
     let s = &inner.pg.settings;
-    let client = inner.pg.connect().await?;
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await
-        .pg(s)?;
+    let client = snapshot(inner).await?;
     let stream = resolve(inner, &client, &req.stream).await?;
     let Some(index) = split_column(&stream, p)? else {
         return Ok(None);
@@ -255,22 +254,14 @@ fn split_column(stream: &Stream, p: &ParallelRead) -> Result<Option<usize>> {
     };
     match &p.column {
         Some(name) => {
-            let i = fields
-                .iter()
-                .position(|f| f.name() == name)
-                .or_else(|| {
-                    fields
-                        .iter()
-                        .position(|f| f.name().eq_ignore_ascii_case(name))
-                })
-                .ok_or_else(|| {
-                    let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
-                    Error::config(format!(
-                        "`parallel`: column `{name}` is not a column of stream `{}` (it has: {})",
-                        stream.info.name,
-                        names.join(", ")
-                    ))
-                })?;
+            let i = sql::field_index(fields, name).ok_or_else(|| {
+                let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+                Error::config(format!(
+                    "`parallel`: column `{name}` is not a column of stream `{}` (it has: {})",
+                    stream.info.name,
+                    names.join(", ")
+                ))
+            })?;
             if !integer(i) {
                 return Err(Error::new(
                     ErrorKind::ConfigInvalid,
