@@ -149,6 +149,41 @@ impl Step {
     }
 }
 
+/// Prints one table line: what was measured, then its [`Step::figures`].
+pub fn line(what: &str, s: &Step, bytes: u64) {
+    println!("{what:<34} {}", s.figures(bytes));
+}
+
+/// Prints how the peak RSS with the larger input compares with the smaller's.
+pub fn print_flat(small: f64, big: f64) {
+    println!(
+        "peak RSS {small:.1} MiB vs {big:.1} MiB: {:+.1}% (target: within 20%, under 150 MiB)",
+        (big / small - 1.0) * 100.0
+    );
+}
+
+/// The machine and its load now (CPU, cores, load average, UTC time), for the record.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let now = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{now}: {model}, {} core(s), load average {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load.join(" ")
+    )
+}
+
 /// Writes `toml` to `dir/name.toml` and starts its step in a child process of this
 /// binary; `counting` replaces the destination by [`CountingSink`], `progress` makes
 /// the child print `progress <rows> <bytes>` lines as it goes.

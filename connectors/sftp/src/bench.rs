@@ -1,6 +1,6 @@
-//! The connector's own transfer paths without formats, for `examples/sftp_bench.rs`: a
-//! download through the resuming reader and an upload through the temp-name-then-rename
-//! delivery, as the source and destination use them.
+//! The connector's own transfer paths without formats, for the `sftp` section of the root
+//! package's `examples/bench.rs`: a download through the resuming reader and an upload
+//! through the temp-name-then-rename delivery, as the source and destination use them.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -55,4 +55,9 @@ pub fn upload(toml: &str, path: &str, input: &mut impl Read) -> Result<(u64, f64
     let start = std::time::Instant::now();
     publish(file, &conn, &server, &temp, path)?;
     Ok((n, start.elapsed().as_secs_f64()))
+}
+
+/// The cipher and MAC a session with the server negotiates (client to server).
+pub fn negotiated(toml: &str) -> Result<String> {
+    Ok(server(toml)?.connect()?.negotiated())
 }

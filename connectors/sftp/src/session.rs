@@ -40,7 +40,7 @@ pub(crate) struct Server {
 /// A logged-in SFTP session. The `Session` is kept alive beside its channel.
 pub(crate) struct Conn {
     pub sftp: Sftp,
-    _session: Session,
+    session: Session,
 }
 
 impl Server {
@@ -99,7 +99,7 @@ impl Server {
         })?;
         Ok(Conn {
             sftp,
-            _session: session,
+            session,
         })
     }
 
@@ -188,6 +188,16 @@ impl Server {
             _ => ErrorKind::Io,
         };
         Error::new(kind, format!("{what} on {}: {}", self.url(), e.message()))
+    }
+}
+
+impl Conn {
+    /// The cipher and MAC negotiated (client to server), for the benchmark.
+    pub fn negotiated(&self) -> String {
+        let s = &self.session;
+        let cipher = s.methods(MethodType::CryptCs).unwrap_or("?");
+        let mac = s.methods(MethodType::MacCs).unwrap_or("?");
+        format!("{cipher} MAC {mac}")
     }
 }
 
