@@ -26,6 +26,8 @@ use ferry_formats::age::{self, Identities, Recipients};
 use ferry_formats::pgp::{self, Decryptor, Encryptor, PublicKeys, SecretKeys};
 use ferry_testkit::gpg::Gpg;
 
+use crate::support::cpu_seconds;
+
 /// The generated file a section encrypts, and the baseline copy's MB/s.
 struct Plain {
     path: PathBuf,
@@ -68,34 +70,6 @@ fn plain(dir: &Path, mb: u64, runs: u32) -> Plain {
     }
 }
 
-/// CPU seconds (user + system) of this process and of its waited-for children, from
-/// `/proc/self/stat` (in clock ticks, converted with `getconf CLK_TCK`).
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // fields after the command name, which is in parentheses and may hold spaces
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    let tick = clock_tick();
-    if f.len() < 15 {
-        return (0.0, 0.0);
-    }
-    // utime stime cutime cstime are fields 14-17 of the line: 12-15 after the name
-    ((f[11] + f[12]) / tick, (f[13] + f[14]) / tick)
-}
-
-fn clock_tick() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// Runs `step` `runs` times (syncing the disk before each, untimed) and prints the best
 /// wall-clock and per-CPU-second throughput for `bytes`; returns the best wall-clock MB/s.
 fn measure(name: &str, bytes: u64, runs: u32, mut step: impl FnMut()) -> f64 {
@@ -103,11 +77,11 @@ fn measure(name: &str, bytes: u64, runs: u32, mut step: impl FnMut()) -> f64 {
     let (mut best_wall, mut best_cpu) = (f64::MAX, f64::MAX);
     for _ in 0..runs {
         let _ = Command::new("sync").status();
-        let (self0, child0) = cpu_seconds();
+        let (self0, child0) = cpu_seconds("self");
         let start = Instant::now();
         step();
         let wall = start.elapsed().as_secs_f64();
-        let (self1, child1) = cpu_seconds();
+        let (self1, child1) = cpu_seconds("self");
         best_wall = best_wall.min(wall);
         best_cpu = best_cpu.min((self1 - self0) + (child1 - child0));
     }

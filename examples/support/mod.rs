@@ -59,6 +59,35 @@ pub fn proc_status_mb(pid: &str, field: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user + system) of process `pid` (`"self"`: this one) and of the children
+/// it waited for, from `/proc/<pid>/stat` (in clock ticks, converted with `getconf
+/// CLK_TCK`).
+pub fn cpu_seconds(pid: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the command name, which is in parentheses and may hold spaces
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    if f.len() < 15 {
+        return (0.0, 0.0);
+    }
+    let tick = clock_tick();
+    // utime stime cutime cstime are fields 14-17 of the line: 12-15 after the name
+    ((f[11] + f[12]) / tick, (f[13] + f[14]) / tick)
+}
+
+fn clock_tick() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 /// A destination that only counts, so a figure is the reading side's alone.
 #[derive(Clone, Default)]
 pub struct CountingSink;

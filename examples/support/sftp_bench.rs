@@ -5,12 +5,15 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ferry_testkit::sftp_server::{give_to_user, KeyKind, SftpServer, PASSWORD, USER};
 
-use crate::support::{line, print_flat, run};
+use crate::support::{cpu_seconds, line, print_flat, run};
 use crate::Args;
 
 /// Writes a CSV of about `mb` MiB (`id,name,amount` rows) to `path`; returns its rows.
@@ -72,7 +75,7 @@ impl Client<'_> {
         start.elapsed().as_secs_f64()
     }
 
-    /// The cipher (and MAC) the client negotiates with the server, from `sftp -v`.
+    /// The cipher the client negotiates with the server, from `sftp -v`.
     fn negotiated(&self) -> String {
         let out = self
             .command("-v")
@@ -82,14 +85,106 @@ impl Client<'_> {
         let err = String::from_utf8_lossy(&out.stderr);
         err.lines()
             .find_map(|l| l.split("kex: client->server cipher: ").nth(1))
+            .and_then(|c| c.split_whitespace().next())
             .unwrap_or("?")
             .to_string()
     }
 }
 
-/// The best (smallest) seconds of `runs` calls of `step`.
-fn best(runs: u32, mut step: impl FnMut() -> f64) -> f64 {
-    (0..runs).map(|_| step()).fold(f64::MAX, f64::min)
+/// The processes under `pid` (children, theirs, …), from `/proc/<pid>/task/<pid>/children`.
+fn descendants(pid: u32, out: &mut Vec<u32>) {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+    for child in children.unwrap_or_default().split_whitespace() {
+        if let Ok(child) = child.parse() {
+            out.push(child);
+            descendants(child, out);
+        }
+    }
+}
+
+/// Adds up the CPU time of sshd's session processes while a transfer runs: a sampler
+/// reads each one's own time (`/proc/<pid>/stat`) every 20 ms and keeps its last
+/// reading. (sshd's children's CPU time in its own `stat` misses sessions whose
+/// processes are not reaped by their parent.)
+struct ServerCpu {
+    stop: Arc<AtomicBool>,
+    /// Returns the sessions' CPU seconds and its own (not the client's work).
+    sampler: std::thread::JoinHandle<(f64, f64)>,
+}
+
+impl ServerCpu {
+    fn watch(sshd: u32) -> ServerCpu {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut seen: HashMap<u32, f64> = HashMap::new();
+            loop {
+                let done = flag.load(Ordering::Relaxed);
+                let mut pids = Vec::new();
+                descendants(sshd, &mut pids);
+                for pid in pids {
+                    let (own, _) = cpu_seconds(&pid.to_string());
+                    let last = seen.entry(pid).or_default();
+                    *last = last.max(own);
+                }
+                if done {
+                    return (seen.values().sum(), cpu_seconds("thread-self").0);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        ServerCpu { stop, sampler }
+    }
+
+    /// Waits (untimed, up to 30 s) until the sessions ended; returns their CPU seconds,
+    /// and the sampler's own.
+    fn finish(self, sshd: u32) -> (f64, f64) {
+        let start = Instant::now();
+        loop {
+            let mut left = Vec::new();
+            descendants(sshd, &mut left);
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "sshd's sessions did not end within 30 s after the transfer"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.join().unwrap()
+    }
+}
+
+/// The best of several runs of a transfer: wall seconds, and CPU seconds (user + system)
+/// of the client and of the server, each the least of the runs.
+struct Best {
+    secs: f64,
+    client: f64,
+    server: f64,
+}
+
+/// Runs `step` `runs` times and keeps the best figures; `sshd` is the server's pid.
+fn best(runs: u32, sshd: u32, mut step: impl FnMut()) -> Best {
+    let mut b = Best {
+        secs: f64::MAX,
+        client: f64::MAX,
+        server: f64::MAX,
+    };
+    for _ in 0..runs {
+        let (me0, kids0) = cpu_seconds("self");
+        let server = ServerCpu::watch(sshd);
+        let start = Instant::now();
+        step();
+        let secs = start.elapsed().as_secs_f64();
+        let (me1, kids1) = cpu_seconds("self");
+        let (sessions, sampler) = server.finish(sshd);
+        b.server = b.server.min(sessions);
+        b.secs = b.secs.min(secs);
+        b.client = b.client.min(me1 - me0 + kids1 - kids0 - sampler);
+    }
+    b
 }
 
 pub fn section(a: &Args, dir: &Path) {
@@ -128,17 +223,27 @@ pub fn section(a: &Args, dir: &Path) {
     );
     println!(
         "ciphers: Ferry (libssh2) {}; OpenSSH sftp {}",
-        ferry_connector_sftp::bench::negotiated(&login).unwrap(),
+        ferry_connector_sftp::bench::cipher(&login).unwrap(),
         client.negotiated()
     );
-    println!("{:<44} {:>8} {:>9}", "", "MiB/s", "seconds");
-    let row = |what: &str, secs: f64, note: &str| {
-        println!("{what:<44} {:>8.1} {secs:>9.2}{note}", mibps(size, secs));
+    println!(
+        "{:<42} {:>7} {:>8} {:>11} {:>11} {:>10}",
+        "", "MiB/s", "seconds", "client CPU", "server CPU", "MiB/CPU-s"
+    );
+    let row = |what: &str, b: &Best| {
+        println!(
+            "{what:<42} {:>7.1} {:>8.2} {:>10.2}s {:>10.2}s {:>10.1}",
+            mibps(size, b.secs),
+            b.secs,
+            b.client,
+            b.server,
+            mibps(size, b.client + b.server)
+        );
     };
+    let sshd = server.pid();
 
     // download: bytes only, into nothing
-    let ferry = best(a.runs, || {
-        let start = Instant::now();
+    let ferry = best(a.runs, sshd, || {
         let n = ferry_connector_sftp::bench::download(
             &login,
             "bench/big/data.csv",
@@ -146,47 +251,39 @@ pub fn section(a: &Args, dir: &Path) {
         )
         .unwrap();
         assert_eq!(n, size);
-        start.elapsed().as_secs_f64()
     });
-    let cli = best(a.runs, || client.run("get bench/big/data.csv /dev/null\n"));
-    row("download, Ferry (libssh2)", ferry, "");
-    row("download, OpenSSH sftp", cli, "");
-    println!("download, Ferry / sftp: {:.2}x", cli / ferry);
+    let cli = best(a.runs, sshd, || {
+        client.run("get bench/big/data.csv /dev/null\n");
+    });
+    row("download, Ferry (libssh2)", &ferry);
+    row("download, OpenSSH sftp", &cli);
+    println!("download, Ferry / sftp: {:.2}x", cli.secs / ferry.secs);
 
     // upload: the same file back; Ferry writes a temp name, fsyncs and renames
     let up = server.root().join("bench/up.csv");
-    let mut publish = 0.0;
-    let ferry = best(a.runs, || {
-        let start = Instant::now();
+    let mut publish = f64::MAX;
+    let ferry = best(a.runs, sshd, || {
         let mut input = std::fs::File::open(&big).unwrap();
         let (n, p) =
             ferry_connector_sftp::bench::upload(&login, "bench/up.csv", &mut input).unwrap();
-        let secs = start.elapsed().as_secs_f64();
         assert_eq!(n, size);
-        assert_eq!(std::fs::metadata(&up).unwrap().len(), size);
-        std::fs::remove_file(&up).unwrap();
-        publish = p;
-        secs
+        publish = publish.min(p);
     });
+    assert_eq!(std::fs::metadata(&up).unwrap().len(), size);
     let put = |flags: &str| {
-        let secs = client.run(&format!("put {flags}{} bench/up.csv\n", big.display()));
+        client.run(&format!("put {flags}{} bench/up.csv\n", big.display()));
         assert_eq!(std::fs::metadata(&up).unwrap().len(), size);
-        std::fs::remove_file(&up).unwrap();
-        secs
     };
-    let cli = best(a.runs, || put(""));
-    let cli_fsync = best(a.runs, || put("-f "));
-    row(
-        "upload, Ferry (temp name, fsync, rename)",
-        ferry,
-        &format!("   (the last run's fsync, close, rename: {publish:.2} s)"),
-    );
-    row("upload, OpenSSH sftp `put`", cli, "");
-    row("upload, OpenSSH sftp `put -f` (fsync)", cli_fsync, "");
+    let cli = best(a.runs, sshd, || put(""));
+    let cli_fsync = best(a.runs, sshd, || put("-f "));
+    let _ = std::fs::remove_file(&up);
+    row("upload, Ferry (temp name, fsync, rename)", &ferry);
+    row("upload, OpenSSH sftp `put`", &cli);
+    row("upload, OpenSSH sftp `put -f` (fsync)", &cli_fsync);
     println!(
-        "upload, Ferry / sftp: {:.2}x (put), {:.2}x (put -f)",
-        cli / ferry,
-        cli_fsync / ferry
+        "upload, Ferry / sftp: {:.2}x (put), {:.2}x (put -f); Ferry's fsync, close and rename took {publish:.2} s",
+        cli.secs / ferry.secs,
+        cli_fsync.secs / ferry.secs
     );
 
     // the source through the runtime, and its peak memory at two sizes
