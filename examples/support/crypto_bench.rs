@@ -45,9 +45,7 @@ fn plain(dir: &Path, mb: u64, runs: u32) -> Plain {
         generate(&path, bytes);
     }
     warm(&path);
-    println!(
-        "{bytes} bytes, best of {runs} runs; single-threaded steps, no fsync"
-    );
+    println!("{bytes} bytes, best of {runs} runs; single-threaded steps, no fsync");
     let copy = dir.join("copy.bin");
     let base = measure("plain copy (baseline)", bytes, runs, || {
         let mut r = File::open(&path).unwrap();
@@ -63,11 +61,7 @@ fn plain(dir: &Path, mb: u64, runs: u32) -> Plain {
         w.flush().unwrap();
     });
     std::fs::remove_file(&copy).unwrap();
-    Plain {
-        path,
-        bytes,
-        base,
-    }
+    Plain { path, bytes, base }
 }
 
 /// Runs `step` `runs` times (syncing the disk before each, untimed) and prints the best

@@ -3,9 +3,9 @@
 //! `--runs`), then the source reading a small and a large CSV through the runtime (CSV →
 //! Arrow → counting sink), each in a child process, to show its peak RSS stays flat.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -297,7 +297,10 @@ pub fn section(a: &Args, dir: &Path) {
         );
         let s = run(dir, &format!("sftp_{name}"), &toml, true);
         line(
-            &format!("SFTP source, {:.0} MiB CSV", bytes as f64 / (1 << 20) as f64),
+            &format!(
+                "SFTP source, {:.0} MiB CSV",
+                bytes as f64 / (1 << 20) as f64
+            ),
             &s,
             bytes,
         );

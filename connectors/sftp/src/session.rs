@@ -97,10 +97,7 @@ impl Server {
             self.error(e, "the server refused to start SFTP")
                 .with("hint", "the account may be allowed shell access only; ask the client to enable SFTP for it")
         })?;
-        Ok(Conn {
-            sftp,
-            session,
-        })
+        Ok(Conn { sftp, session })
     }
 
     fn tcp(&self, timeout: Duration) -> Result<TcpStream> {
