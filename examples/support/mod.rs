@@ -59,6 +59,35 @@ pub fn proc_status_mb(pid: &str, field: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user + system) of process `pid` (`"self"`: this one) and of the children
+/// it waited for, from `/proc/<pid>/stat` (in clock ticks, converted with `getconf
+/// CLK_TCK`).
+pub fn cpu_seconds(pid: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the command name, which is in parentheses and may hold spaces
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    if f.len() < 15 {
+        return (0.0, 0.0);
+    }
+    let tick = clock_tick();
+    // utime stime cutime cstime are fields 14-17 of the line: 12-15 after the name
+    ((f[11] + f[12]) / tick, (f[13] + f[14]) / tick)
+}
+
+fn clock_tick() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 /// A destination that only counts, so a figure is the reading side's alone.
 #[derive(Clone, Default)]
 pub struct CountingSink;
@@ -147,6 +176,41 @@ impl Step {
             self.peak_mb
         )
     }
+}
+
+/// Prints one table line: what was measured, then its [`Step::figures`].
+pub fn line(what: &str, s: &Step, bytes: u64) {
+    println!("{what:<34} {}", s.figures(bytes));
+}
+
+/// Prints how the peak RSS with the larger input compares with the smaller's.
+pub fn print_flat(small: f64, big: f64) {
+    println!(
+        "peak RSS {small:.1} MiB vs {big:.1} MiB: {:+.1}% (target: within 20%, under 150 MiB)",
+        (big / small - 1.0) * 100.0
+    );
+}
+
+/// The machine and its load now (CPU, cores, load average, UTC time), for the record.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let now = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{now}: {model}, {} core(s), load average {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load.join(" ")
+    )
 }
 
 /// Writes `toml` to `dir/name.toml` and starts its step in a child process of this

@@ -171,6 +171,12 @@ impl SftpServer {
         panic!("sshd did not start: {log}");
     }
 
+    /// The listening sshd's process id: each session is a child process of it, so its
+    /// children's CPU time (`/proc/<pid>/stat`) is the server's work for ended sessions.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port sshd listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port

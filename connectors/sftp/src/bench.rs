@@ -1,14 +1,14 @@
-//! The connector's own transfer paths without formats, for `examples/sftp_bench.rs`: a
-//! download through the resuming reader and an upload through the temp-name-then-rename
-//! delivery, as the source and destination use them.
+//! The connector's own transfer paths without formats, for the `sftp` section of the root
+//! package's `examples/bench.rs`: a download through the resuming reader and an upload
+//! through the temp-name-then-rename delivery, as the source and destination use them.
 
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use ferry_core::{ConfigNode, Error, Result};
 
 use crate::config::SftpSourceConfig;
-use crate::remote::{Listed, Resuming};
+use crate::remote::{Listed, Resuming, READ_BUFFER};
 use crate::session::Server;
 use crate::sink::publish;
 use crate::upload::Pipelined;
@@ -47,12 +47,20 @@ pub fn upload(toml: &str, path: &str, input: &mut impl Read) -> Result<(u64, f64
         .sftp
         .create(Path::new(&temp))
         .map_err(|e| server.error(e, "cannot create"))?;
-    let mut w = Pipelined::new(file);
+    // the destination's buffer over the pipeline (see `sink.rs`)
+    let mut w = BufWriter::with_capacity(READ_BUFFER, Pipelined::new(file));
     let n = std::io::copy(input, &mut w).map_err(|e| Error::io(e, "cannot upload", path))?;
     let file = w
         .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(Pipelined::into_inner)
         .map_err(|e| Error::io(e, "cannot upload", path))?;
     let start = std::time::Instant::now();
     publish(file, &conn, &server, &temp, path)?;
     Ok((n, start.elapsed().as_secs_f64()))
+}
+
+/// The cipher a session with the server negotiates (client to server).
+pub fn cipher(toml: &str) -> Result<String> {
+    Ok(server(toml)?.connect()?.cipher())
 }

@@ -189,6 +189,16 @@ impl Server {
     }
 }
 
+impl Conn {
+    /// The cipher negotiated (client to server), for the benchmark. (libssh2 prefers
+    /// chacha20-poly1305, which it computes itself, whole packets at a time; its AES-GCM
+    /// and AES-CTR call OpenSSL once per 16-byte block, which costs more CPU per byte.)
+    pub fn cipher(&self) -> String {
+        let cipher = self.session.methods(MethodType::CryptCs);
+        cipher.unwrap_or("?").to_string()
+    }
+}
+
 /// Whether a login call failed because the server said no (not because the link broke).
 fn is_refusal(e: &ssh2::Error) -> bool {
     matches!(e.code(), ErrorCode::Session(-18 | -19))

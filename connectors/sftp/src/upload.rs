@@ -1,28 +1,38 @@
 //! Writing a remote file with libssh2's SFTP write pipeline kept full.
 //!
-//! libssh2 sends a write call's whole buffer as pipelined write requests, returns when the
-//! first is acknowledged, and expects the next call to pass the unacknowledged bytes again
-//! (it skips what it already sent) plus any new ones. Behind a plain `BufWriter` the
-//! pipeline runs dry at every buffer boundary, a round trip per MiB; [`Pipelined`] keeps
-//! the unacknowledged bytes and hands them back with the new ones, so requests stay in
-//! flight continuously (up to [`WINDOW`] bytes, the memory it holds).
+//! libssh2 cuts the new bytes of a write call into write requests of up to [`REQUEST`]
+//! bytes, sends them all (pipelined), returns when the first is acknowledged, and expects
+//! the next call to pass the unacknowledged bytes again (it skips what it already sent)
+//! plus any new ones. Behind a plain `BufWriter` the pipeline runs dry at every buffer
+//! boundary, a round trip per MiB; [`Pipelined`] keeps the unacknowledged bytes and hands
+//! them back with the new ones, so requests stay in flight continuously (up to [`WINDOW`]
+//! bytes, the memory it holds).
+//!
+//! New bytes are handed over in whole requests only (a short one only when flushing):
+//! each small write would otherwise become a small request of its own, with its own
+//! packet, MAC, server-side write and acknowledgement.
 
 use std::io::{self, Write};
 
 use ssh2::File;
 
+/// libssh2's largest write request (`MAX_SFTP_OUTGOING_SIZE`).
+const REQUEST: usize = 30_000;
+
 /// Bytes held unacknowledged at most.
 const WINDOW: usize = 4 << 20;
 
-/// Pending bytes from which a write hands them to libssh2 (smaller writes gather first).
+/// New bytes from which a write hands them to libssh2 (smaller writes gather first).
 const LOW: usize = 1 << 20;
 
 /// A remote file written through a sliding window (see the module docs).
 pub(crate) struct Pipelined {
     file: File,
-    /// `buf[start..]`: bytes handed to libssh2 (or about to be) and not yet acknowledged.
+    /// `buf[start..]`: bytes not yet acknowledged.
     buf: Vec<u8>,
     start: usize,
+    /// How many of those libssh2 has already made into requests.
+    handed: usize,
 }
 
 impl Pipelined {
@@ -31,6 +41,7 @@ impl Pipelined {
             file,
             buf: Vec::with_capacity(WINDOW),
             start: 0,
+            handed: 0,
         }
     }
 
@@ -38,13 +49,20 @@ impl Pipelined {
         self.buf.len() - self.start
     }
 
-    /// Hands the pending bytes to libssh2; returns once some were acknowledged.
-    fn push(&mut self) -> io::Result<()> {
-        let acked = self.file.write(&self.buf[self.start..])?;
+    /// Hands libssh2 the requests made so far and the new bytes (in whole requests
+    /// unless `all`); returns once some were acknowledged.
+    fn push(&mut self, all: bool) -> io::Result<()> {
+        let pending = self.pending();
+        let len = match all {
+            true => pending,
+            false => pending - (pending - self.handed) % REQUEST,
+        };
+        let acked = self.file.write(&self.buf[self.start..self.start + len])?;
         if acked == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
         self.start += acked;
+        self.handed = len - acked;
         if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
@@ -65,20 +83,21 @@ impl Pipelined {
 
 impl Write for Pipelined {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // a full window holds at least one whole request, so a push always has one
         while self.pending() >= WINDOW {
-            self.push()?;
+            self.push(false)?;
         }
         let n = data.len().min(WINDOW - self.pending());
         self.buf.extend_from_slice(&data[..n]);
-        if self.pending() >= LOW {
-            self.push()?;
+        if self.pending() - self.handed >= LOW {
+            self.push(false)?;
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         while self.pending() > 0 {
-            self.push()?;
+            self.push(true)?;
         }
         Ok(())
     }

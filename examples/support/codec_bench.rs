@@ -1,16 +1,12 @@
-//! One-off parse-speed comparison of the shared codecs on the same rows: CSV, CSV.gz,
-//! JSON Lines.zst and Parquet (zstd), written and then read back through
-//! `ferry_core::codec`; then an Excel workbook of the same rows (written from the CSV by
-//! Python's XlsxWriter, at most 1,048,575 rows: a sheet's limit), read side by side with
-//! the plain CSV. Not a timed test; run in release mode:
-//!
-//! ```sh
-//! cargo run --release -p ferry-connector-file --example codec_bench -- 1000000
-//! ```
+//! The `codecs` and `excel` sections of `examples/bench.rs`: the shared codecs
+//! (`ferry_formats::codec`) writing and reading the same rows as CSV, CSV.gz, CSV.zst,
+//! JSONL.zst and Parquet (zstd); and an Excel workbook of those rows (written from the
+//! CSV by Python's XlsxWriter, at most 1,048,575 rows: a sheet's limit) read beside the
+//! plain CSV.
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,7 +72,7 @@ fn batch(first: i64, n: usize) -> RecordBatch {
     RecordBatch::try_new(schema(), cols).unwrap()
 }
 
-fn write(path: &std::path::Path, format: Format, compression: Compression, rows: usize) {
+fn write(path: &Path, format: Format, compression: Compression, rows: usize) {
     let out = CompressWriter::new(File::create(path).unwrap(), compression).unwrap();
     let mut w = FormatWriter::with_options(
         format,
@@ -114,12 +110,7 @@ fn count(reader: impl Iterator<Item = ferry_core::Result<Message>>) -> usize {
     rows
 }
 
-fn main() {
-    let rows: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
+pub fn codecs(dir: &Path, rows: usize) {
     let cases = [
         ("csv", Format::Csv, Compression::None),
         ("csv.gz", Format::Csv, Compression::Gzip),
@@ -133,7 +124,7 @@ fn main() {
         "file", "MB", "write s", "write rows/s", "read s", "read rows/s"
     );
     for (name, format, compression) in cases {
-        let path = dir.path().join(format!("bench.{name}"));
+        let path = dir.join(format!("bench.{name}"));
         let t = Instant::now();
         write(&path, format, compression, rows);
         let write_s = t.elapsed().as_secs_f64();
@@ -165,13 +156,13 @@ fn main() {
             rows as f64 / write_s,
             rows as f64 / read_s
         );
+        let _ = std::fs::remove_file(&path);
     }
-    excel(dir.path(), rows);
 }
 
 /// Writes the first rows of `bench.csv` (at most a sheet's worth) as `bench.xlsx` with
 /// XlsxWriter, then times reading both: Excel rows/s beside the plain CSV's.
-fn excel(dir: &std::path::Path, rows: usize) {
+pub fn excel(dir: &Path, rows: usize) {
     const SCRIPT: &str = r#"
 import csv, sys, xlsxwriter
 src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -195,24 +186,22 @@ wb.close()
     let (csv, xlsx) = (dir.join("bench.csv"), dir.join("bench.xlsx"));
     write(&csv, Format::Csv, Compression::None, rows);
     let t = Instant::now();
-    let made = Command::new("python3")
-        .args(["-c", SCRIPT])
-        .arg(&csv)
-        .arg(&xlsx)
-        .arg(rows.to_string())
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
-        println!(
-            "xlsx: skipped (needs python3 with xlsxwriter: python3 -m pip install xlsxwriter)"
-        );
-        return;
-    }
+    ferry_testkit::python::run_python(
+        SCRIPT,
+        &[
+            csv.to_str().unwrap(),
+            xlsx.to_str().unwrap(),
+            &rows.to_string(),
+        ],
+        &[("xlsxwriter", "xlsxwriter")],
+    );
     let write_s = t.elapsed().as_secs_f64();
-    println!("\nExcel beside CSV, {rows} rows (xlsx written by XlsxWriter in {write_s:.1} s)");
+    println!("Excel beside CSV, {rows} rows (xlsx written by XlsxWriter in {write_s:.1} s)");
     println!(
         "{:<10} {:>10} {:>9} {:>14}",
         "file", "MB", "read s", "read rows/s"
     );
+    let mut rates = Vec::new();
     for (name, path) in [("csv", &csv), ("xlsx", &xlsx)] {
         let mb = std::fs::metadata(path).unwrap().len() as f64 / 1e6;
         let t = Instant::now();
@@ -237,9 +226,15 @@ wb.close()
         };
         let read_s = t.elapsed().as_secs_f64();
         assert_eq!(got, rows);
+        rates.push(rows as f64 / read_s);
         println!(
             "{name:<10} {mb:>10.1} {read_s:>9.2} {:>14.0}",
             rows as f64 / read_s
         );
     }
+    println!(
+        "xlsx / csv: {:.3}x (the CSV reads {:.0} times faster)",
+        rates[1] / rates[0],
+        rates[0] / rates[1]
+    );
 }

@@ -1,26 +1,20 @@
-//! age and OpenPGP encryption throughput (not a test: run it, read the figures).
+//! The `age` and `pgp` sections of `examples/bench.rs`: encryption throughput against the
+//! reference tools, on one generated file (incompressible bytes), in the same run and on
+//! the same disk.
 //!
-//! ```sh
-//! cargo run --release --example crypto_bench -- [--mb 1024] [--runs 3] [--dir target/bench]
-//! ```
+//! - `age`: Ferry's age encryption and decryption (`ferry_formats::age`, streaming to a
+//!   file) against the `age` command's, on the same file.
+//! - `pgp`: Ferry's OpenPGP (`ferry_formats::pgp`, rPGP; decryption includes spooling the
+//!   plaintext to a temporary file and reading it back, as a source does) against `gpg`,
+//!   each party with its own keyring, no compression inside (`gpg -z 0`).
 //!
-//! For one generated file (default 1 GiB of incompressible bytes) it times, in the same
-//! run and on the same disk: a plain read + write copy (the baseline), Ferry's encryption
-//! and decryption (`ferry_core::age`, streaming to a file), and the `age` command's
-//! encryption and decryption of the same file (if `age` is installed); then the same for
-//! OpenPGP: Ferry's (`ferry_formats::pgp`, rPGP; decryption includes spooling the plaintext
-//! to a temporary file and reading it back, as a source does) against `gpg` (if installed),
-//! each party with its own keyring, no compression inside (`gpg -z 0`). Every step is
-//! single-threaded, reads a file the page cache holds and writes one without fsync, so
-//! the figures compare the work of each, not the disk.
-//!
-//! Printed per step, best of `--runs` (the disk is synced, untimed, before each run, so
-//! one step's writeback is not charged to the next): wall-clock MB/s, and MB per
-//! CPU-second (user + system time, from `/proc`), which is the throughput per core and
-//! the steadier figure on a busy machine. MB = 10^6 bytes of plaintext.
-
-#[path = "support/mod.rs"]
-mod support;
+//! Each section first times a plain read + write copy of the file (the baseline). Every
+//! step is single-threaded, reads a file the page cache holds and writes one without
+//! fsync, so the figures compare the work of each, not the disk. Printed per step, best
+//! of `--runs` (the disk is synced, untimed, before each run, so one step's writeback is
+//! not charged to the next): wall-clock MB/s, and MB per CPU-second (user + system time,
+//! from `/proc`), which is the throughput per core and the steadier figure on a busy
+//! machine. MB = 10^6 bytes of plaintext.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -32,56 +26,42 @@ use ferry_formats::age::{self, Identities, Recipients};
 use ferry_formats::pgp::{self, Decryptor, Encryptor, PublicKeys, SecretKeys};
 use ferry_testkit::gpg::Gpg;
 
-struct Args {
-    mb: u64,
-    runs: u32,
-    dir: PathBuf,
+use crate::support::cpu_seconds;
+
+/// The generated file a section encrypts, and the baseline copy's MB/s.
+struct Plain {
+    path: PathBuf,
+    bytes: u64,
+    base: f64,
 }
 
-fn args() -> Args {
-    let mut a = Args {
-        mb: 1024,
-        runs: 3,
-        dir: PathBuf::from("target/bench"),
-    };
-    support::read_args("crypto_bench", &[], |name, next| {
-        match name {
-            "--mb" => a.mb = next.parse().expect("--mb N (MiB)"),
-            "--runs" => a.runs = next.parse::<u32>().expect("--runs N").max(1),
-            "--dir" => a.dir = PathBuf::from(next),
-            _ => return false,
-        }
-        true
-    });
-    a
-}
-
-/// CPU seconds (user + system) of this process and of its waited-for children, from
-/// `/proc/self/stat` (in clock ticks, converted with `getconf CLK_TCK`).
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // fields after the command name, which is in parentheses and may hold spaces
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    let tick = clock_tick();
-    if f.len() < 15 {
-        return (0.0, 0.0);
+/// Generates `mb` MiB in `dir`'s parent (once: the `age` and `pgp` sections share it),
+/// brings it into the page cache and times the baseline copy.
+fn plain(dir: &Path, mb: u64, runs: u32) -> Plain {
+    let bytes = mb << 20;
+    let path = dir.parent().unwrap_or(dir).join(format!("crypto-{mb}.bin"));
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(bytes) {
+        println!("generating {mb} MiB in {} …", path.display());
+        generate(&path, bytes);
     }
-    // utime stime cutime cstime are fields 14-17 of the line: 12-15 after the name
-    ((f[11] + f[12]) / tick, (f[13] + f[14]) / tick)
-}
-
-fn clock_tick() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    warm(&path);
+    println!("{bytes} bytes, best of {runs} runs; single-threaded steps, no fsync");
+    let copy = dir.join("copy.bin");
+    let base = measure("plain copy (baseline)", bytes, runs, || {
+        let mut r = File::open(&path).unwrap();
+        let mut w = BufWriter::with_capacity(256 << 10, File::create(&copy).unwrap());
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n]).unwrap();
+        }
+        w.flush().unwrap();
+    });
+    std::fs::remove_file(&copy).unwrap();
+    Plain { path, bytes, base }
 }
 
 /// Runs `step` `runs` times (syncing the disk before each, untimed) and prints the best
@@ -91,11 +71,11 @@ fn measure(name: &str, bytes: u64, runs: u32, mut step: impl FnMut()) -> f64 {
     let (mut best_wall, mut best_cpu) = (f64::MAX, f64::MAX);
     for _ in 0..runs {
         let _ = Command::new("sync").status();
-        let (self0, child0) = cpu_seconds();
+        let (self0, child0) = cpu_seconds("self");
         let start = Instant::now();
         step();
         let wall = start.elapsed().as_secs_f64();
-        let (self1, child1) = cpu_seconds();
+        let (self1, child1) = cpu_seconds("self");
         best_wall = best_wall.min(wall);
         best_cpu = best_cpu.min((self1 - self0) + (child1 - child0));
     }
@@ -174,80 +154,51 @@ fn age_cli_version() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn main() {
-    let a = args();
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let dir = tempfile::tempdir_in(&a.dir).unwrap();
-    let d = dir.path();
-    let bytes = a.mb << 20;
-    let plain = d.join("plain.bin");
-    println!("generating {} MiB in {} …", a.mb, a.dir.display());
-    generate(&plain, bytes);
-    warm(&plain);
-
+/// Ferry's age against the `age` command, both ways, on the same file.
+pub fn age(d: &Path, mb: u64, runs: u32) {
+    let p = plain(d, mb, runs);
+    let (plain, bytes) = (&p.path, p.bytes);
     let (secret, public) = age::generate_identity();
     let key_file = d.join("identity.txt");
     std::fs::write(&key_file, format!("{}\n", secret.expose())).unwrap();
     let recipients = Recipients::parse(std::slice::from_ref(&public), d).unwrap();
     let identities = Identities::parse(&secret).unwrap();
 
-    println!(
-        "{} bytes, {} core(s), best of {} runs; single-threaded steps, no fsync",
-        bytes,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        a.runs
-    );
-    let copy = d.join("copy.bin");
-    let base = measure("plain copy (baseline)", bytes, a.runs, || {
-        let mut r = File::open(&plain).unwrap();
-        let mut w = BufWriter::with_capacity(256 << 10, File::create(&copy).unwrap());
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = r.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            w.write_all(&buf[..n]).unwrap();
-        }
-        w.flush().unwrap();
-    });
-    std::fs::remove_file(&copy).unwrap();
-
     let sealed = d.join("ferry.age");
-    let enc = measure("Ferry encrypt", bytes, a.runs, || {
+    let enc = measure("Ferry encrypt", bytes, runs, || {
         let out = BufWriter::with_capacity(256 << 10, File::create(&sealed).unwrap());
         let mut w = age::encrypt_writer(&recipients, out).unwrap();
-        let mut r = File::open(&plain).unwrap();
+        let mut r = File::open(plain).unwrap();
         age::copy(&mut r, &mut w, None, None).unwrap();
         w.finish().unwrap().flush().unwrap();
     });
     warm(&sealed);
     let opened = d.join("ferry.out");
-    let dec = measure("Ferry decrypt", bytes, a.runs, || {
+    let dec = measure("Ferry decrypt", bytes, runs, || {
         let mut r = age::decrypt_reader(&identities, File::open(&sealed).unwrap()).unwrap();
         let mut w = BufWriter::with_capacity(256 << 10, File::create(&opened).unwrap());
         age::copy(&mut r, &mut w, None, None).unwrap();
         w.flush().unwrap();
     });
-    assert!(same(&plain, &opened), "Ferry's round trip changed the data");
+    assert!(same(plain, &opened), "Ferry's round trip changed the data");
     std::fs::remove_file(&opened).unwrap();
 
     match age_cli_version() {
         None => println!("age CLI: not installed (apt-get install age), so not measured"),
         Some(version) => {
             let cli_sealed = d.join("cli.age");
-            let cli_enc = measure(&format!("age {version} encrypt"), bytes, a.runs, || {
+            let cli_enc = measure(&format!("age {version} encrypt"), bytes, runs, || {
                 let st = Command::new("age")
                     .args(["-e", "-r", &public, "-o"])
                     .arg(&cli_sealed)
-                    .arg(&plain)
+                    .arg(plain)
                     .status()
                     .unwrap();
                 assert!(st.success(), "age -e failed");
             });
             warm(&cli_sealed);
             let cli_out = d.join("cli.out");
-            let cli_dec = measure(&format!("age {version} decrypt"), bytes, a.runs, || {
+            let cli_dec = measure(&format!("age {version} decrypt"), bytes, runs, || {
                 let st = Command::new("age")
                     .args(["-d", "-i"])
                     .arg(&key_file)
@@ -259,7 +210,7 @@ fn main() {
                 assert!(st.success(), "age -d failed");
             });
             assert!(
-                same(&plain, &cli_out),
+                same(plain, &cli_out),
                 "the age CLI's round trip changed the data"
             );
             // and across: the CLI opens Ferry's file
@@ -272,7 +223,7 @@ fn main() {
                 .status()
                 .unwrap();
             assert!(
-                st.success() && same(&plain, &cli_out),
+                st.success() && same(plain, &cli_out),
                 "age -d of Ferry's file"
             );
             println!(
@@ -284,14 +235,15 @@ fn main() {
     }
     println!(
         "Ferry / plain copy: encrypt {:.2}x, decrypt {:.2}x",
-        enc / base,
-        dec / base
+        enc / p.base,
+        dec / p.base
     );
-    openpgp(d, &plain, bytes, a.runs, base);
 }
 
 /// Ferry's OpenPGP against `gpg`, both ways, on the same file.
-fn openpgp(d: &Path, plain: &Path, bytes: u64, runs: u32, base: f64) {
+pub fn pgp(d: &Path, mb: u64, runs: u32) {
+    let p = plain(d, mb, runs);
+    let (plain, bytes, base) = (p.path.as_path(), p.bytes, p.base);
     let installed = Command::new("gpg").arg("--version").output().ok();
     let Some(version) = installed.filter(|o| o.status.success()).map(|o| {
         let text = String::from_utf8_lossy(&o.stdout).to_string();
