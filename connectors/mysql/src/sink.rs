@@ -88,6 +88,10 @@ impl MysqlSink {
 
 #[async_trait]
 impl Sink for MysqlSink {
+    fn route(&self) -> Vec<String> {
+        ferry_sql::settings::routes(self.settings().tunnel.as_ref())
+    }
+
     async fn check(&self) -> Result<()> {
         let s = &*self.settings;
         let mut conn = core::connect(s).await?;

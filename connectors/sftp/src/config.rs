@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 pub use ferry_filestore::{EncryptConfig, StreamConfig as SftpStreamConfig};
 
-use crate::hostkey::Pin;
 use crate::session::Server;
+use ferry_ssh::Fields;
 
 fn default_port() -> u16 {
     22
@@ -170,77 +170,26 @@ pub struct SftpSinkConfig {
     pub encrypt: Option<EncryptConfig>,
 }
 
-/// The connection fields both sections have.
-struct Login<'a> {
-    host: &'a str,
-    port: u16,
-    user: &'a str,
-    password: &'a Option<Secret>,
-    private_key: &'a Option<Secret>,
-    private_key_passphrase: &'a Option<Secret>,
-    host_key: &'a Option<String>,
-    known_hosts: &'a Option<String>,
-    timeout_secs: u64,
-}
-
-impl Login<'_> {
-    /// The server, validated without connecting.
-    fn server(&self, base_dir: &Path) -> Result<Server> {
-        let host = self.host.trim();
-        if host.is_empty() {
-            return Err(Error::config("`host` (the SFTP server) is empty"));
-        }
-        if self.user.trim().is_empty() {
-            return Err(Error::config(
-                "`user` (who logs in to the SFTP server) is empty",
-            ));
-        }
-        if self.password.is_none() && self.private_key.is_none() {
-            return Err(Error::config(
-                "the SFTP source/destination has no way to log in: set `password = \"${secret:…}\"` or `private_key = \"${secret:…}\"`",
-            ));
-        }
-        if self.private_key_passphrase.is_some() && self.private_key.is_none() {
-            return Err(Error::config(
-                "`private_key_passphrase` is set without `private_key`",
-            ));
-        }
-        if self.timeout_secs == 0 {
-            return Err(Error::config("`timeout_secs` must be at least 1"));
-        }
-        let pin = Pin::new(
-            self.host_key.as_deref(),
-            self.known_hosts.as_deref(),
-            base_dir,
-        )?;
-        Ok(Server {
-            host: host.to_string(),
-            port: self.port,
-            user: self.user.to_string(),
-            password: self.password.clone(),
-            private_key: self.private_key.clone(),
-            private_key_passphrase: self.private_key_passphrase.clone(),
-            pin,
-            timeout_secs: self.timeout_secs,
-        })
-    }
-}
-
 impl SftpSourceConfig {
     /// The server this source reads from.
     pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
-        Login {
-            host: &self.host,
-            port: self.port,
-            user: &self.user,
-            password: &self.password,
-            private_key: &self.private_key,
-            private_key_passphrase: &self.private_key_passphrase,
-            host_key: &self.host_key,
-            known_hosts: &self.known_hosts,
-            timeout_secs: self.timeout_secs,
-        }
-        .server(base_dir)
+        Server::fields(
+            Fields {
+                role: "SFTP server",
+                scheme: "sftp",
+                prefix: "",
+                host: &self.host,
+                port: self.port,
+                user: &self.user,
+                password: &self.password,
+                private_key: &self.private_key,
+                private_key_passphrase: &self.private_key_passphrase,
+                host_key: &self.host_key,
+                known_hosts: &self.known_hosts,
+                timeout_secs: self.timeout_secs,
+            },
+            base_dir,
+        )
     }
 
     /// Checks the fields fit together and resolves defaults, without connecting.
@@ -252,18 +201,23 @@ impl SftpSourceConfig {
 impl SftpSinkConfig {
     /// The server this destination writes to.
     pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
-        Login {
-            host: &self.host,
-            port: self.port,
-            user: &self.user,
-            password: &self.password,
-            private_key: &self.private_key,
-            private_key_passphrase: &self.private_key_passphrase,
-            host_key: &self.host_key,
-            known_hosts: &self.known_hosts,
-            timeout_secs: self.timeout_secs,
-        }
-        .server(base_dir)
+        Server::fields(
+            Fields {
+                role: "SFTP server",
+                scheme: "sftp",
+                prefix: "",
+                host: &self.host,
+                port: self.port,
+                user: &self.user,
+                password: &self.password,
+                private_key: &self.private_key,
+                private_key_passphrase: &self.private_key_passphrase,
+                host_key: &self.host_key,
+                known_hosts: &self.known_hosts,
+                timeout_secs: self.timeout_secs,
+            },
+            base_dir,
+        )
     }
 
     /// How files are written.
