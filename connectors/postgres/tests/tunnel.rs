@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::Fixture;
-use ferry_connector_postgres::{PostgresSink, PostgresSource};
+use ferry_connector_postgres::PostgresSink;
 use ferry_core::{ErrorKind, ReadRequest, Sink, Source, WriteMode};
 use ferry_engine::report::{RunReport, Status};
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
