@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 
 use ferry_testkit::sftp_server::{KeyKind, SftpServer, USER};
-use support::cli::{ferry_in, out, MASTER_KEY};
+use support::cli::{ferry_in, out, Setup, MASTER_KEY};
 use support::db::{block, fresh, pg};
 use support::folder::with_config;
 
