@@ -10,8 +10,9 @@
 //! One run generates a CSV (the `bench` preset of the `generate` connector: 8 columns
 //! of ints, text, float, timestamp and bool), then times, on the same data:
 //! `psql \copy … FROM` (the baseline) against Ferry's CSV → PostgreSQL (append), Ferry's
-//! PostgreSQL → CSV against `psql \copy (SELECT …) TO`, a parallel read, and Ferry's
-//! PostgreSQL → MySQL. Every Ferry step runs in a child process of this binary through
+//! PostgreSQL → CSV against `psql \copy (SELECT …) TO`, a parallel read, the same read
+//! through an SSH tunnel (the kit's sshd on loopback; target: under 20 % slower), and
+//! Ferry's PostgreSQL → MySQL. Every Ferry step runs in a child process of this binary through
 //! the config loading and runtime of `ferry sync`, so each peak RSS (VmHWM) is the
 //! step's own; psql's comes from `/usr/bin/time` when installed. Needs `psql` on the
 //! PATH. Works in the schema `ferry_bench` and the MySQL database `ferry_bench`,
@@ -247,6 +248,34 @@ async fn main() {
         &s,
         out_size,
         Some(&base_out),
+    );
+    let direct_read = s;
+    // the same read through an SSH tunnel (a real sshd on loopback forwarding to the server)
+    let sshd = ferry_testkit::sftp_server::SftpServer::start();
+    let tunnel = format!(
+        "tunnel = {{ host = \"127.0.0.1\", port = {}, user = \"{}\", password = \"{}\", host_key = \"{}\" }}\n",
+        sshd.port(),
+        ferry_testkit::sftp_server::USER,
+        ferry_testkit::sftp_server::PASSWORD,
+        sshd.host_key()
+    );
+    let s = run(
+        &dir,
+        "pg_read_tunnel",
+        &format!(
+            "{}[destination]\ntype = \"file\"\npath = \"unused\"\n",
+            pg_source(&tunnel)
+        ),
+        true,
+    );
+    line("  … through an SSH tunnel", &s, out_size, Some(&base_out));
+    let tunnel_cost = s.secs / direct_read.secs - 1.0;
+    println!(
+        "{:<36} {:+.1} % time, peak RSS {:.1} → {:.1} MiB (target: under +20 %)",
+        "  tunnel vs direct read",
+        tunnel_cost * 100.0,
+        direct_read.peak_mb,
+        s.peak_mb
     );
     let s = run(
         &dir,

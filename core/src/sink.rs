@@ -220,6 +220,12 @@ pub trait Sink: Send + Sync {
     /// Makes the cheapest real round trip and says precisely what failed.
     async fn check(&self) -> Result<()>;
 
+    /// Lines `ferry check` prints under a passed `check`: the way it went, e.g. the SSH
+    /// tunnel and the host key it verified (default: none).
+    fn route(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Opens a writer for one stream, creating the destination if needed.
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>>;
 

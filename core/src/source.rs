@@ -197,6 +197,12 @@ pub trait Source: Send + Sync {
     /// says precisely what failed.
     async fn check(&self) -> Result<()>;
 
+    /// Lines `ferry check` prints under a passed `check`: the way it went, e.g. the SSH
+    /// tunnel and the host key it verified (default: none).
+    fn route(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Lists the streams and their schemas.
     async fn discover(&self) -> Result<Catalog>;
 

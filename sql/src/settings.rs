@@ -9,6 +9,7 @@
 
 pub use ferry_core::Secret;
 use ferry_core::{Error, Result};
+pub use ferry_ssh::{Tunnel, TunnelConfig};
 
 /// A URL's query parameters, `(key, value)`, in order.
 pub type Params = Vec<(String, String)>;
@@ -58,6 +59,45 @@ pub struct Fields<'a> {
     pub password: &'a Option<Secret>,
     /// `url`.
     pub url: &'a Option<Secret>,
+    /// `tunnel`.
+    pub tunnel: &'a Option<TunnelConfig>,
+}
+
+impl Fields<'_> {
+    /// The tunnel `tunnel = { … }` asks for, to `host:port` (the server, as the tunnel
+    /// host sees it), validated without connecting; `known_hosts` is relative to
+    /// `base_dir`. Every connection of a connector shares it (one SSH session).
+    pub fn tunnel(
+        &self,
+        base_dir: &std::path::Path,
+        host: &str,
+        port: u16,
+    ) -> Result<Option<std::sync::Arc<Tunnel>>> {
+        match self.tunnel {
+            Some(t) => Ok(Some(std::sync::Arc::new(t.tunnel(base_dir, host, port)?))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// What a connector's `route` says: the tunnel its connections went through, if any.
+pub fn routes(tunnel: Option<&std::sync::Arc<Tunnel>>) -> Vec<String> {
+    tunnel.and_then(|t| t.status()).into_iter().collect()
+}
+
+/// Where a driver connects: the local end of `tunnel` (its SSH session opened when none
+/// is up), or nowhere else (`None`: the server itself).
+pub async fn route(
+    tunnel: Option<&std::sync::Arc<Tunnel>>,
+) -> Result<Option<std::net::SocketAddr>> {
+    match tunnel {
+        Some(t) => {
+            let opened = t.open_async().await?;
+            tracing::debug!("{}", t.describe(&opened));
+            Ok(Some(opened.addr))
+        }
+        None => Ok(None),
+    }
 }
 
 /// `host:port` as written in a URL (`[::1]:5432`).
@@ -272,6 +312,12 @@ macro_rules! server_config {
             #[doc = $url]
             #[serde(default)]
             pub url: Option<$crate::settings::Secret>,
+            /// Reach the server through an SSH tunnel (a bastion host; the fields are below),
+            /// e.g. `{ host = "bastion.acme.example", user = "ferry", private_key = "${secret:bastion_key}", host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…" }`;
+            /// `host` and `port` are then the database's as the tunnel host sees them
+            /// (default: none, connect directly).
+            #[serde(default)]
+            pub tunnel: Option<$crate::settings::TunnelConfig>,
             $($(#[$fmeta])* pub $field: $fty,)*
         }
 
@@ -305,6 +351,7 @@ macro_rules! server_config {
                     user: &self.user,
                     password: &self.password,
                     url: &self.url,
+                    tunnel: &self.tunnel,
                 }
             }
         }

@@ -353,12 +353,22 @@ async fn check(path: &Path) -> Result<u8, Error> {
     let (src_result, dst_result) = tokio::join!(source.check(), sink.check());
     let mut failed = false;
     println!("{:<12} {:<10} status", "connection", "connector");
-    for (role, kind, res) in [
-        ("source", &cfg.source.kind, src_result),
-        ("destination", &cfg.destination.kind, dst_result),
+    for (role, kind, res, route) in [
+        ("source", &cfg.source.kind, src_result, source.route()),
+        (
+            "destination",
+            &cfg.destination.kind,
+            dst_result,
+            sink.route(),
+        ),
     ] {
         match res {
-            Ok(()) => println!("{role:<12} {kind:<10} ok"),
+            Ok(()) => {
+                println!("{role:<12} {kind:<10} ok");
+                for line in route {
+                    println!("{:<23} {line}", "");
+                }
+            }
             Err(e) => {
                 failed = true;
                 println!(

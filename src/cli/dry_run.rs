@@ -59,6 +59,10 @@ impl Sink for DryRunSink {
         self.inner.check().await
     }
 
+    fn route(&self) -> Vec<String> {
+        self.inner.route()
+    }
+
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         self.seen.lock().unwrap().insert(
             request.stream.clone(),

@@ -9,6 +9,8 @@
 //!   `UsePAM no`); keys are authorized with [`SftpServer::authorize`] or made with
 //!   [`SftpServer::user_key`]. This needs root, as the tests here run.
 //! - `StrictModes no`: the temp folder's keys are owned by root, not the user.
+//! - Local TCP forwarding is allowed (`AllowTcpForwarding local`), so the database
+//!   connectors' tunnel tests use it as their bastion.
 //!
 //! A machine without `sshd` fails loudly with the install command; nothing is skipped.
 
@@ -306,6 +308,7 @@ MaxStartups 100:30:200
 MaxSessions 100
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
+AllowTcpForwarding local
 ForceCommand internal-sftp {deny}-d {}
 ",
         root.display()

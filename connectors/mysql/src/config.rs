@@ -162,6 +162,7 @@ fn settings(
             base_dir.join(ca)
         });
     }
+    s.tunnel = f.tunnel(base_dir, &s.host, s.port)?;
     Ok(s)
 }
 

@@ -3,11 +3,13 @@
 //! definitions from `information_schema`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::{Error, ErrorKind, Result};
-use ferry_sql::settings::{Endpoint, Product};
+use ferry_sql::settings::{Endpoint, Product, Tunnel};
 use ferry_sql::write::naming::FERRY_PREFIX;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, Value};
@@ -28,6 +30,8 @@ pub struct ConnSettings {
     pub tls: bool,
     /// CA certificate file for TLS.
     pub tls_ca: Option<PathBuf>,
+    /// The SSH tunnel every connection goes through (`tunnel = { … }`), if any.
+    pub tunnel: Option<Arc<Tunnel>>,
 }
 
 ferry_sql::endpoint_fields!(ConnSettings);
@@ -70,6 +74,7 @@ impl ConnSettings {
             endpoint,
             tls,
             tls_ca: None,
+            tunnel: None,
         }
     }
 
@@ -85,10 +90,16 @@ impl ConnSettings {
         MYSQL.location(&self.host, self.port, &self.database)
     }
 
-    fn opts(&self, with_database: bool) -> mysql_async::Opts {
+    /// The driver's settings; `route` is the local end of the tunnel, when there is one
+    /// (TLS still checks the certificate against `host`).
+    fn opts(&self, with_database: bool, route: Option<SocketAddr>) -> mysql_async::Opts {
+        let (host, port) = match route {
+            Some(a) => (a.ip().to_string(), a.port()),
+            None => (self.host.clone(), self.port),
+        };
         let mut b = OptsBuilder::default()
-            .ip_or_hostname(self.host.clone())
-            .tcp_port(self.port)
+            .ip_or_hostname(host)
+            .tcp_port(port)
             .user(Some(self.user.clone()))
             .pass(self.password.as_ref().map(|p| p.expose().to_string()))
             .db_name(with_database.then(|| self.database.clone()))
@@ -102,6 +113,9 @@ impl ConnSettings {
             let mut ssl = SslOpts::default();
             if let Some(ca) = &self.tls_ca {
                 ssl = ssl.with_root_certs(vec![ca.clone().into()]);
+            }
+            if route.is_some() {
+                ssl = ssl.with_danger_tls_hostname_override(Some(self.host.clone()));
             }
             b = b.ssl_opts(Some(ssl));
         }
@@ -122,7 +136,10 @@ pub(crate) async fn connect_to(s: &ConnSettings, with_database: bool) -> Result<
         // builds with (another crate may have enabled a second one)
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    let opts = s.opts(with_database);
+    let opts = s.opts(
+        with_database,
+        ferry_sql::settings::route(s.tunnel.as_ref()).await?,
+    );
     let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Err(map_err(e, s)),

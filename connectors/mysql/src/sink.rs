@@ -89,6 +89,10 @@ impl MysqlSink {
 
 #[async_trait]
 impl Sink for MysqlSink {
+    fn route(&self) -> Vec<String> {
+        ferry_sql::settings::routes(self.settings().tunnel.as_ref())
+    }
+
     async fn check(&self) -> Result<()> {
         core::ping(&self.settings).await
     }

@@ -86,6 +86,10 @@ impl MysqlSource {
 
 #[async_trait]
 impl Source for MysqlSource {
+    fn route(&self) -> Vec<String> {
+        ferry_sql::settings::routes(self.settings().tunnel.as_ref())
+    }
+
     async fn check(&self) -> Result<()> {
         core::ping(&self.inner.conn).await
     }

@@ -377,6 +377,7 @@ fn settings(f: Fields<'_>, x: Extra<'_>, base_dir: &Path) -> Result<ConnSettings
     let (endpoint, params) = POSTGRES.endpoint(&f)?;
     POSTGRES.check(&endpoint)?;
     let mut s = ConnSettings::new(endpoint);
+    s.tunnel = f.tunnel(base_dir, &s.host, s.port)?;
     let mut explicit_mode = x.sslmode;
     if let Some(params) = params {
         let mut from_url = UrlExtras::default();

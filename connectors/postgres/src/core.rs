@@ -3,13 +3,14 @@
 //! reading table definitions from the catalog.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ferry_core::retry::{Retry, RetryPolicy};
 use ferry_core::{Error, ErrorKind, Result};
-use ferry_sql::settings::{Endpoint, Product};
+use ferry_sql::settings::{Endpoint, Product, Tunnel};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -55,6 +56,8 @@ pub struct ConnSettings {
     /// How long any one wait for the connected server may take before the connection
     /// is given up as hung (default 600 s).
     pub read_timeout: Duration,
+    /// The SSH tunnel every connection goes through (`tunnel = { … }`), if any.
+    pub tunnel: Option<Arc<Tunnel>>,
 }
 
 ferry_sql::endpoint_fields!(ConnSettings);
@@ -76,6 +79,7 @@ impl ConnSettings {
             application_name: DEFAULT_APPLICATION_NAME.to_string(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            tunnel: None,
         }
     }
 
@@ -108,10 +112,15 @@ impl ConnSettings {
         ferry_sql::settings::host_port(&self.host, self.port)
     }
 
-    fn pg_config(&self) -> tokio_postgres::Config {
+    /// The driver's settings; `route` is the local end of the tunnel, when there is one
+    /// (the host name is kept for TLS: `verify-full` checks the certificate names it).
+    fn pg_config(&self, route: Option<SocketAddr>) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.host)
-            .port(self.port)
+        c.host(&self.host);
+        if let Some(addr) = route {
+            c.hostaddr(addr.ip());
+        }
+        c.port(route.map_or(self.port, |a| a.port()))
             .user(&self.user)
             .dbname(&self.database)
             .application_name(&self.application_name)
@@ -187,7 +196,7 @@ impl Pg {
     pub async fn connect(&self) -> Result<Client> {
         let s = &self.settings;
         let tls = self.tls()?;
-        let config = s.pg_config();
+        let config = s.pg_config(ferry_sql::settings::route(s.tunnel.as_ref()).await?);
         let fut = config.connect(tls);
         // the driver's own timeout covers each step; this one the whole login
         let (client, connection) = match tokio::time::timeout(s.connect_timeout, fut).await {

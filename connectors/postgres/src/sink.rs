@@ -110,6 +110,10 @@ impl PostgresSink {
 
 #[async_trait]
 impl Sink for PostgresSink {
+    fn route(&self) -> Vec<String> {
+        ferry_sql::settings::routes(self.settings().tunnel.as_ref())
+    }
+
     async fn check(&self) -> Result<()> {
         let settings = self.inner.pg.settings.clone();
         within::<_, Error, _>(&settings, "checking the destination schema", async {

@@ -109,6 +109,10 @@ impl PostgresSource {
 
 #[async_trait]
 impl Source for PostgresSource {
+    fn route(&self) -> Vec<String> {
+        ferry_sql::settings::routes(self.settings().tunnel.as_ref())
+    }
+
     async fn check(&self) -> Result<()> {
         let s = &self.inner.pg.settings;
         within(s, "checking access to the schemas", check(&self.inner)).await

@@ -391,7 +391,9 @@ fn put(col: &mut Col, kind: PgKind, v: &[u8]) -> Result<(), String> {
         (Col::Float(b), PgKind::Float8) => b.append_value(f64::from_be_bytes(fixed(v)?)),
         (Col::Dec(b, p, s), PgKind::Numeric) => b.append_value(numeric_to_i128(v, *p, *s)?),
         (Col::Str(b), PgKind::Numeric) => b.append_value(numeric_text(v)?),
-        (Col::Str(b), PgKind::Text | PgKind::Json | PgKind::Plain | PgKind::Other) => b.append_value(utf8(v)?),
+        (Col::Str(b), PgKind::Text | PgKind::Json | PgKind::Plain | PgKind::Other) => {
+            b.append_value(utf8(v)?)
+        }
         (Col::Str(b), PgKind::Jsonb) => b.append_value(jsonb_text(v)?),
         (Col::Str(b), PgKind::Uuid) => b.append_value(uuid_text(v)?),
         (Col::Bin(b), PgKind::Bytea) => b.append_value(v),

@@ -6,14 +6,14 @@
 
 use std::path::Path;
 
-use ferry_core::{Error, Result, Secret};
+use ferry_core::{Result, Secret};
 use ferry_filestore::StreamSpec;
 use ferry_formats::codec::{Compression, WriteOptions};
 
 pub use ferry_filestore::{EncryptConfig, StreamConfig as SftpStreamConfig};
 
-use crate::hostkey::Pin;
 use crate::session::Server;
+use ferry_ssh::Fields;
 
 fn default_port() -> u16 {
     22
@@ -117,45 +117,25 @@ ferry_filestore::server_config! {
 }
 
 impl Login {
-    /// The server, validated without connecting.
-    fn server(self, base_dir: &Path) -> Result<Server> {
-        let host = self.host.trim();
-        if host.is_empty() {
-            return Err(Error::config("`host` (the SFTP server) is empty"));
-        }
-        if self.user.trim().is_empty() {
-            return Err(Error::config(
-                "`user` (who logs in to the SFTP server) is empty",
-            ));
-        }
-        if self.password.is_none() && self.private_key.is_none() {
-            return Err(Error::config(
-                "the SFTP source/destination has no way to log in: set `password = \"${secret:…}\"` or `private_key = \"${secret:…}\"`",
-            ));
-        }
-        if self.private_key_passphrase.is_some() && self.private_key.is_none() {
-            return Err(Error::config(
-                "`private_key_passphrase` is set without `private_key`",
-            ));
-        }
-        if self.timeout_secs == 0 {
-            return Err(Error::config("`timeout_secs` must be at least 1"));
-        }
-        let pin = Pin::new(
-            self.host_key.as_deref(),
-            self.known_hosts.as_deref(),
+    /// The server, validated without connecting (`ferry_ssh` checks the login and the pin).
+    fn server(&self, base_dir: &Path) -> Result<Server> {
+        Server::fields(
+            Fields {
+                role: "SFTP server",
+                scheme: "sftp",
+                prefix: "",
+                host: &self.host,
+                port: self.port,
+                user: &self.user,
+                password: &self.password,
+                private_key: &self.private_key,
+                private_key_passphrase: &self.private_key_passphrase,
+                host_key: &self.host_key,
+                known_hosts: &self.known_hosts,
+                timeout_secs: self.timeout_secs,
+            },
             base_dir,
-        )?;
-        Ok(Server {
-            host: host.to_string(),
-            port: self.port,
-            user: self.user,
-            password: self.password,
-            private_key: self.private_key,
-            private_key_passphrase: self.private_key_passphrase,
-            pin,
-            timeout_secs: self.timeout_secs,
-        })
+        )
     }
 }
 

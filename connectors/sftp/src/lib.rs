@@ -4,7 +4,6 @@
 #[doc(hidden)]
 pub mod bench;
 pub mod config;
-mod hostkey;
 mod posix_rename;
 mod publish;
 mod remote;

@@ -13,7 +13,7 @@ use ferry_core::{Error, ErrorKind, Result};
 
 /// Where the accepted keys come from.
 #[derive(Debug, Clone)]
-pub(crate) enum Pin {
+pub enum Pin {
     /// `host_key = "ssh-ed25519 AAAA…"`.
     Key(HostKey),
     /// `known_hosts = "path"`, read at each connection.
@@ -22,8 +22,10 @@ pub(crate) enum Pin {
 
 /// A public host key: its algorithm name and its wire-format blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HostKey {
+pub struct HostKey {
+    /// The algorithm's name, e.g. `ssh-ed25519`.
     pub algorithm: String,
+    /// The key in the SSH wire format.
     pub blob: Vec<u8>,
 }
 
@@ -60,7 +62,7 @@ impl HostKey {
 }
 
 /// `SHA256:<unpadded base64>` of a key blob.
-pub(crate) fn fingerprint(blob: &[u8]) -> String {
+pub fn fingerprint(blob: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, blob);
     format!("SHA256:{}", STANDARD_NO_PAD.encode(digest.as_ref()))
 }
@@ -74,17 +76,22 @@ fn blob_algorithm(blob: &[u8]) -> Option<String> {
 
 impl Pin {
     /// The pin a config asks for: exactly one of `host_key` and `known_hosts` (a relative
-    /// file is relative to `base_dir`).
-    pub fn new(host_key: Option<&str>, known_hosts: Option<&str>, base_dir: &Path) -> Result<Pin> {
+    /// file is relative to `base_dir`). `role` names the server in errors (`SFTP server`).
+    pub fn new(
+        host_key: Option<&str>,
+        known_hosts: Option<&str>,
+        base_dir: &Path,
+        role: &str,
+    ) -> Result<Pin> {
         match (host_key, known_hosts) {
             (Some(k), None) => Ok(Pin::Key(HostKey::parse(k, "`host_key`")?)),
             (None, Some(f)) => Ok(Pin::KnownHosts(base_dir.join(f))),
             (Some(_), Some(_)) => Err(Error::config(
                 "set `host_key` or `known_hosts`, not both",
             )),
-            (None, None) => Err(Error::config(
-                "the SFTP server's host key is not pinned: set `host_key = \"ssh-ed25519 AAAA…\"` (from `ssh-keyscan -p PORT HOST`, checked with the client out of band) or `known_hosts = \"path\"`; Ferry never accepts an unknown server key",
-            )),
+            (None, None) => Err(Error::config(format!(
+                "the {role}'s host key is not pinned: set `host_key = \"ssh-ed25519 AAAA…\"` (from `ssh-keyscan -p PORT HOST`, checked with the client out of band) or `known_hosts = \"path\"`; Ferry never accepts an unknown server key",
+            ))),
         }
     }
 
@@ -111,8 +118,9 @@ impl Pin {
         }
     }
 
-    /// Refuses a presented key that is not accepted, naming its fingerprint.
-    pub fn verify(&self, host: &str, port: u16, presented: &[u8]) -> Result<()> {
+    /// Refuses a presented key that is not accepted, naming its fingerprint (`role` names
+    /// the server: `SFTP server`).
+    pub fn verify(&self, role: &str, host: &str, port: u16, presented: &[u8]) -> Result<()> {
         let accepted = self.accepted(host, port)?;
         if accepted.iter().any(|k| k.blob == presented) {
             return Ok(());
@@ -126,7 +134,7 @@ impl Pin {
         Err(Error::new(
             ErrorKind::AuthFailed,
             format!(
-                "the SFTP server {} presented host key {algorithm} {}, which is not the one pinned in {source} ({}): nothing was sent to it. If the client changed the server's key, confirm the new fingerprint with them out of band and update {source}; otherwise the connection may be intercepted",
+                "the {role} {} presented host key {algorithm} {}, which is not the one pinned in {source} ({}): nothing was sent to it. If the client changed the server's key, confirm the new fingerprint with them out of band and update {source}; otherwise the connection may be intercepted",
                 host_name(host, port),
                 fingerprint(presented),
                 pinned.join(", ")

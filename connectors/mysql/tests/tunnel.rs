@@ -1,0 +1,124 @@
+//! Reading and writing through an SSH tunnel (`tunnel = { … }`): a real OpenSSH sshd on
+//! loopback (the kit's `sftp_server`, TCP forwarding on) forwarding to the real MariaDB
+//! at 127.0.0.1:3306 (`FERRY_TEST_MYSQL_URL` overrides it), with the kit's TCP proxy
+//! between Ferry and sshd so the test sees the rows cross the tunnel.
+
+use std::sync::Arc;
+
+use ferry_connector_mysql::{ConnSettings, MysqlSink, MysqlSource};
+use ferry_core::{ErrorKind, Sink, Source, WriteMode};
+use ferry_engine::StreamConfig;
+use ferry_testkit as testkit;
+use ferry_testkit::fault::FaultProxy;
+use ferry_testkit::sftp_server::{SftpServer, PASSWORD, USER};
+use mysql_async::prelude::Queryable;
+
+const ROWS: i64 = 5_000;
+/// The digits 0–9 as a derived table (no recursive CTE: MariaDB caps its iterations).
+const DIGITS: &str = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
+     UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
+     UNION ALL SELECT 8 UNION ALL SELECT 9)";
+
+fn server() -> ConnSettings {
+    let url = std::env::var("FERRY_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    ConnSettings::from_url(&url).expect("FERRY_TEST_MYSQL_URL is a mysql:// URL")
+}
+
+async fn admin(s: &ConnSettings, db: Option<&str>) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(s.host.clone())
+        .tcp_port(s.port)
+        .user(Some(s.user.clone()))
+        .pass(s.password.as_ref().map(|p| p.expose().to_string()))
+        .db_name(db.map(str::to_string))
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
+        panic!(
+            "MariaDB is not reachable on {}:{}: start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` ({e})",
+            s.host, s.port
+        )
+    })
+}
+
+/// The connection fields of database `db` as TOML, then `extra`.
+fn toml(s: &ConnSettings, db: &str, extra: &str) -> String {
+    let password = s
+        .password
+        .as_ref()
+        .map(|p| format!("password = \"{}\"\n", p.expose()))
+        .unwrap_or_default();
+    format!(
+        "host = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{db}\"\n{password}{extra}",
+        s.host, s.port, s.user
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_read_and_written_through_the_tunnel() {
+    let s = server();
+    let db = testkit::fresh_name("ferry_test").to_lowercase();
+    let mut c = admin(&s, None).await;
+    c.query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4"))
+        .await
+        .unwrap();
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.src (id BIGINT PRIMARY KEY, v VARCHAR(40) NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    c.query_drop(format!(
+        "INSERT INTO `{db}`.src SELECT n, md5(n) FROM (SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 1 AS n \
+         FROM {DIGITS} a, {DIGITS} b, {DIGITS} c, {DIGITS} e) g WHERE n <= {ROWS}"
+    ))
+    .await
+    .unwrap();
+
+    let sshd = SftpServer::start();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], sshd.port()).into())
+        .await
+        .unwrap();
+    let tunnel = |host_key: &str| {
+        format!(
+            "tunnel = {{ host = \"127.0.0.1\", port = {}, user = \"{USER}\", password = \"{PASSWORD}\", host_key = \"{host_key}\" }}\n",
+            proxy.port()
+        )
+    };
+    let through = tunnel(sshd.host_key());
+    let dir = std::env::temp_dir();
+    let source: Arc<dyn Source> =
+        Arc::new(testkit::from_toml(&toml(&s, &db, &through), &dir, MysqlSource::new).unwrap());
+    let sink: Arc<dyn Sink> =
+        Arc::new(testkit::from_toml(&toml(&s, &db, &through), &dir, MysqlSink::new).unwrap());
+    source.check().await.unwrap();
+    sink.check().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let rt = testkit::runtime(source, sink, state.path());
+    let mut sc = StreamConfig::named("src");
+    sc.destination = Some("dst".into());
+    sc.mode = Some(WriteMode::Overwrite);
+    let report = testkit::sync(&rt, &[sc], ("mysql", "mysql")).await;
+    testkit::assert_succeeded(&report);
+    let (n, distinct, right): (i64, i64, i64) = c
+        .query_first(format!(
+            "SELECT count(*), count(DISTINCT id), sum(v = md5(id)) FROM `{db}`.dst"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((n, distinct, right), (ROWS, ROWS, ROWS));
+    let st = proxy.stats();
+    assert!(st.to_client > 100_000 && st.to_target > 100_000, "{st:?}");
+
+    // a tunnel host presenting another key is refused, nothing sent to it
+    let other = SftpServer::start();
+    let wrong = toml(&s, &db, &tunnel(other.host_key()));
+    let source = testkit::from_toml(&wrong, &dir, MysqlSource::new).unwrap();
+    let e = source.check().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");
+    assert!(e.to_string().contains("SSH tunnel"), "{e}");
+    assert!(!sshd.log().contains("Failed password"), "{}", sshd.log());
+
+    c.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+    let _ = c.disconnect().await;
+}
