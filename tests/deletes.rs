@@ -48,6 +48,17 @@ fn rows(list: &[(i64, &str, bool)]) -> Vec<Row> {
         .collect()
 }
 
+/// What the destination should hold of `all` once `gone` left the source: every row with
+/// its mark (soft), or only the rows still there (hard).
+fn held_after(soft: bool, all: &[(i64, &str)], gone: &[i64]) -> Vec<Row> {
+    let marked: Vec<(i64, &str, bool)> = all
+        .iter()
+        .map(|&(i, n)| (i, n, gone.contains(&i)))
+        .filter(|r| soft || !r.2)
+        .collect();
+    rows(&marked)
+}
+
 /// The report's `items` stream after `ferry sync --report r.json ARGS`.
 fn sync(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
     let mut all = vec!["sync", "--report", "r.json"];
@@ -138,23 +149,11 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
         .to_string();
     let receipt = read::json(&dir.join(format!(".ferry/receipts/{run}.json")));
     assert_eq!(receipt["receipt"]["streams"][0]["rows_deleted"], 2);
-    let expect = if soft {
-        rows(&[
-            (1, "A", false),
-            (2, "b", true),
-            (3, "c", false),
-            (4, "d", true),
-            (5, "e", false),
-            (6, "f", false),
-        ])
-    } else {
-        rows(&[
-            (1, "A", false),
-            (3, "c", false),
-            (5, "e", false),
-            (6, "f", false),
-        ])
-    };
+    let expect = held_after(
+        soft,
+        &[(1, "A"), (2, "b"), (3, "c"), (4, "d"), (5, "e"), (6, "f")],
+        &[2, 4],
+    );
     assert_eq!(held("items", soft), expect);
     // rows read are what the source holds: deleted rows are not missing from the count
     assert_eq!(rep["rows_read"], 4);
@@ -172,24 +171,11 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
     let (ok, rep, out) = sync(dir, &[]);
     assert!(ok, "sync: {out}");
     assert_eq!(rep["rows_deleted"], 0, "{rep:#}");
-    let expect = if soft {
-        rows(&[
-            (1, "A", false),
-            (2, "b", false),
-            (3, "c", false),
-            (4, "d", true),
-            (5, "e", false),
-            (6, "f", false),
-        ])
-    } else {
-        rows(&[
-            (1, "A", false),
-            (2, "b", false),
-            (3, "c", false),
-            (5, "e", false),
-            (6, "f", false),
-        ])
-    };
+    let expect = held_after(
+        soft,
+        &[(1, "A"), (2, "b"), (3, "c"), (4, "d"), (5, "e"), (6, "f")],
+        &[4],
+    );
     assert_eq!(held("items", soft), expect);
     let o = ferry(dir, &["plan"]);
     assert!(

@@ -466,7 +466,7 @@ mod tests {
         names.sort_unstable();
         assert_eq!(
             names,
-            ["database", "host", "password", "port", "tables", "tls", "url", "user"]
+            ["database", "host", "password", "port", "tables", "tls", "tunnel", "url", "user"]
         );
         for (name, p) in props {
             let doc = p["description"].as_str().unwrap_or_default();

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use common::Fixture;
 use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
-use ferry_core::{Sink, Source, WriteMode};
+use ferry_core::{Sink, Source};
 use ferry_engine::report::{RunReport, Status};
-use ferry_engine::{RunOptions, Runtime, StreamConfig};
+use ferry_engine::{RunOptions, Runtime};
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
 use ferry_testkit::{self as testkit, sql::SqlFixture};
 
@@ -80,23 +80,6 @@ fn sink(f: &Fixture, s: ConnSettings) -> Arc<dyn Sink> {
     Arc::new(PostgresSink::from_settings(s, &f.schema))
 }
 
-/// `src` read incrementally by `id` and upserted into `dst`.
-fn stream() -> StreamConfig {
-    let mut sc = StreamConfig::named("src");
-    sc.destination = Some("dst".into());
-    sc.mode = Some(WriteMode::Upsert);
-    sc.incremental = Some(true);
-    sc.cursor = Some("id".into());
-    sc
-}
-
-/// A runtime committing every checkpoint, state in `dir`.
-fn runtime(source: Arc<dyn Source>, sink: Arc<dyn Sink>, dir: &std::path::Path) -> Runtime {
-    let mut rt = testkit::runtime(source, sink, dir);
-    rt.settings.batch_size = BATCH;
-    rt
-}
-
 /// Which side of a sync connects through the proxy (the other connects directly).
 #[derive(Clone, Copy)]
 enum Side {
@@ -113,14 +96,19 @@ fn runtime_via(f: &Fixture, p: &FaultProxy, side: Side) -> (Runtime, tempfile::T
         Side::Sink => (f.server.clone(), via(f, p)),
         Side::Both => (via(f, p), via(f, p)),
     };
-    let rt = runtime(source(f, src), sink(f, dst), dir.path());
+    let rt = common::runtime(source(f, src), sink(f, dst), dir.path(), BATCH);
     (rt, dir)
 }
 
 async fn sync(rt: &Runtime) -> RunReport {
     bounded(
         "the sync",
-        rt.sync(&[stream()], &RunOptions::default(), None, ("pg", "pg")),
+        rt.sync(
+            &[common::upsert_stream()],
+            &RunOptions::default(),
+            None,
+            ("pg", "pg"),
+        ),
     )
     .await
     .expect("the sync starts")
@@ -158,7 +146,7 @@ fn failure(report: &RunReport) -> String {
 /// A rerun without faults completes, from the committed position, without duplicates.
 async fn rerun_completes(f: &Fixture, dir: &std::path::Path) {
     let direct = f.server.clone();
-    let rt = runtime(source(f, direct.clone()), sink(f, direct), dir);
+    let rt = common::runtime(source(f, direct.clone()), sink(f, direct), dir, BATCH);
     let report = sync(&rt).await;
     testkit::assert_succeeded(&report);
     assert_whole(f).await;
@@ -172,7 +160,7 @@ async fn latency_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = via(&f, &p);
     s.read_timeout = Duration::from_secs(60);
-    let rt = runtime(source(&f, s.clone()), sink(&f, s), dir.path());
+    let rt = common::runtime(source(&f, s.clone()), sink(&f, s), dir.path(), BATCH);
     let report = sync(&rt).await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), ROWS as u64);
@@ -287,7 +275,12 @@ async fn hang_while_connecting_times_out() {
     let (rt, _dir) = runtime_via(&f, &p, Side::Source);
     let e = bounded(
         "the sync",
-        rt.sync(&[stream()], &RunOptions::default(), None, ("pg", "pg")),
+        rt.sync(
+            &[common::upsert_stream()],
+            &RunOptions::default(),
+            None,
+            ("pg", "pg"),
+        ),
     )
     .await
     .expect_err("discovery cannot connect");

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use common::Fixture;
 use ferry_connector_postgres::PostgresSink;
-use ferry_core::{ErrorKind, ReadRequest, Sink, Source, WriteMode};
+use ferry_core::{ErrorKind, ReadRequest, Sink, Source};
 use ferry_engine::report::{RunReport, Status};
-use ferry_engine::{RunOptions, Runtime, StreamConfig};
+use ferry_engine::{RunOptions, Runtime};
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
 use ferry_testkit::sftp_server::{KeyKind, SftpServer, PASSWORD, USER};
 use ferry_testkit::{self as testkit, sql::SqlFixture};
@@ -95,26 +95,15 @@ async fn fixture() -> Fixture {
     f
 }
 
-/// `src` read incrementally by `id` and upserted into `dst`.
-fn stream() -> StreamConfig {
-    let mut sc = StreamConfig::named("src");
-    sc.destination = Some("dst".into());
-    sc.mode = Some(WriteMode::Upsert);
-    sc.incremental = Some(true);
-    sc.cursor = Some("id".into());
-    sc
-}
-
-fn runtime(source: Arc<dyn Source>, sink: Arc<dyn Sink>, dir: &std::path::Path) -> Runtime {
-    let mut rt = testkit::runtime(source, sink, dir);
-    rt.settings.batch_size = 1_000;
-    rt
-}
-
 async fn sync(rt: &Runtime) -> RunReport {
     tokio::time::timeout(
         Duration::from_secs(120),
-        rt.sync(&[stream()], &RunOptions::default(), None, ("pg", "pg")),
+        rt.sync(
+            &[common::upsert_stream()],
+            &RunOptions::default(),
+            None,
+            ("pg", "pg"),
+        ),
     )
     .await
     .expect("the sync ends within 120 s")
@@ -151,7 +140,7 @@ async fn rows_are_read_and_written_through_the_tunnel() {
     let source = source_via(&f, &by_key);
     source.check().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(source, sink_via(&f, &b.password()), dir.path());
+    let rt = common::runtime(source, sink_via(&f, &b.password()), dir.path(), 1_000);
     let report = sync(&rt).await;
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_committed(), ROWS as u64);
@@ -210,7 +199,7 @@ async fn cut_mid_read(ending: Ending) {
     let dir = tempfile::tempdir().unwrap();
     let source = source_via(&f, &b.password());
     let direct = Arc::new(PostgresSink::from_settings(f.server.clone(), &f.schema));
-    let rt = runtime(source.clone(), direct.clone(), dir.path());
+    let rt = common::runtime(source.clone(), direct.clone(), dir.path(), 1_000);
     let report = sync(&rt).await;
     assert_eq!(report.status, Status::Failed, "{report:?}");
     let error = report.streams[0].error.clone().expect("an error");
@@ -222,7 +211,7 @@ async fn cut_mid_read(ending: Ending) {
     assert!(report.streams[0].rows_committed < ROWS as u64);
     assert_eq!(b.proxy.stats().cut, 1, "the fault happened");
     // the same source: its tunnel reconnects
-    let rt = runtime(source, direct, dir.path());
+    let rt = common::runtime(source, direct, dir.path(), 1_000);
     let report = sync(&rt).await;
     testkit::assert_succeeded(&report);
     assert_whole(&f).await;

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
-use ferry_core::{async_trait, Sink, Source};
+use ferry_core::{async_trait, Sink, Source, WriteMode};
+use ferry_engine::{Runtime, StreamConfig};
 use ferry_testkit::{self as testkit, sql::SqlFixture};
 
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
@@ -218,4 +219,26 @@ impl SqlFixture for Fixture {
     fn location(&self, table: &str) -> String {
         format!("{}#{}.{table}", self.server.location(), self.schema)
     }
+}
+
+/// `src` read incrementally by `id` and upserted into `dst` (the fault and tunnel tests).
+pub fn upsert_stream() -> StreamConfig {
+    let mut sc = StreamConfig::named("src");
+    sc.destination = Some("dst".into());
+    sc.mode = Some(WriteMode::Upsert);
+    sc.incremental = Some(true);
+    sc.cursor = Some("id".into());
+    sc
+}
+
+/// A runtime committing every checkpoint of `batch` rows, state in `dir`.
+pub fn runtime(
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    dir: &std::path::Path,
+    batch: usize,
+) -> Runtime {
+    let mut rt = testkit::runtime(source, sink, dir);
+    rt.settings.batch_size = batch;
+    rt
 }
