@@ -16,6 +16,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "sftp")]
+pub mod bastion;
 mod bench;
 mod documented;
 pub mod fault;

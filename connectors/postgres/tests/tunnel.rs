@@ -16,48 +16,15 @@ use ferry_connector_postgres::PostgresSink;
 use ferry_core::{ErrorKind, ReadRequest, Sink, Source};
 use ferry_engine::report::{RunReport, Status};
 use ferry_engine::{RunOptions, Runtime};
-use ferry_testkit::fault::{Direction, Ending, FaultProxy};
-use ferry_testkit::sftp_server::{KeyKind, SftpServer, PASSWORD, USER};
+use ferry_testkit::bastion::Bastion;
+use ferry_testkit::fault::{Direction, Ending};
+use ferry_testkit::sftp_server::{KeyKind, SftpServer, PASSWORD};
 use ferry_testkit::{self as testkit, sql::SqlFixture};
 
 const ROWS: i64 = 20_000;
 /// Bytes through the tunnel before a cut mid-read: past login and discovery, well
 /// before the end of the ~1 MB of rows.
 const MID: u64 = 400_000;
-
-/// sshd, and a proxy in front of it (Ferry connects to the proxy).
-struct Bastion {
-    sshd: SftpServer,
-    proxy: FaultProxy,
-}
-
-impl Bastion {
-    async fn start() -> Bastion {
-        let sshd = SftpServer::start();
-        let proxy = FaultProxy::start(([127, 0, 0, 1], sshd.port()).into())
-            .await
-            .expect("the proxy starts");
-        Bastion { sshd, proxy }
-    }
-
-    /// `tunnel = { … }` logging in with `credentials`, the host key pinned.
-    fn tunnel(&self, credentials: &str) -> String {
-        format!(
-            "tunnel = {{ host = \"127.0.0.1\", port = {}, user = \"{USER}\", {credentials}, host_key = \"{}\", keepalive_secs = 2, timeout_secs = 10 }}\n",
-            self.proxy.port(),
-            self.sshd.host_key()
-        )
-    }
-
-    fn password(&self) -> String {
-        self.tunnel(&format!("password = \"{PASSWORD}\""))
-    }
-
-    /// How many SSH logins sshd accepted.
-    fn logins(&self) -> usize {
-        self.sshd.log().matches("Accepted ").count()
-    }
-}
 
 /// The fixture's connection fields as TOML, then `extra`.
 fn connection(f: &Fixture, extra: &str) -> String {
