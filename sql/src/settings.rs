@@ -85,6 +85,16 @@ pub fn routes(tunnel: Option<&std::sync::Arc<Tunnel>>) -> Vec<String> {
     tunnel.and_then(|t| t.status()).into_iter().collect()
 }
 
+/// `message` of a connection's error, with why the tunnel it went through died when it
+/// did (`…; the SSH tunnel ssh://… was lost: the tunnel host sent nothing for 16 s…`):
+/// the driver only sees its connection end.
+pub fn with_tunnel_loss(tunnel: Option<&std::sync::Arc<Tunnel>>, message: String) -> String {
+    match tunnel.and_then(|t| t.lost()) {
+        Some(lost) => format!("{message}; {lost}"),
+        None => message,
+    }
+}
+
 /// Where a driver connects: the local end of `tunnel` (its SSH session opened when none
 /// is up), or nowhere else (`None`: the server itself).
 pub async fn route(

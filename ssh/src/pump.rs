@@ -11,6 +11,7 @@ use std::io::{ErrorKind as IoKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, ErrorCode, Session};
@@ -272,6 +273,28 @@ fn channel_fault(e: std::io::Error) -> Fault {
     }
 }
 
+/// What the tunnel and its pump share: whether the session lives, why it died, and the
+/// request to stop.
+#[derive(Debug)]
+pub(crate) struct Health {
+    /// Cleared by the pump when the session died.
+    pub alive: AtomicBool,
+    /// Set to stop the pump.
+    pub stop: AtomicBool,
+    /// Why the session died, set before `alive` is cleared.
+    pub lost: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn new() -> Health {
+        Health {
+            alive: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+            lost: Mutex::new(None),
+        }
+    }
+}
+
 /// Runs the tunnel until `stop` is set or the session dies (then `alive` is cleared
 /// before any local connection is closed, so a reconnect opens a new session).
 pub(crate) fn pump(
@@ -279,10 +302,10 @@ pub(crate) fn pump(
     listener: TcpListener,
     target: &Target,
     keepalive_secs: u32,
-    alive: &AtomicBool,
-    stop: &AtomicBool,
+    health: &Health,
     url: &str,
 ) {
+    let (alive, stop) = (&health.alive, &health.stop);
     session.set_blocking(false);
     if let Err(e) = listener.set_nonblocking(true) {
         alive.store(false, Ordering::Relaxed);
@@ -366,6 +389,9 @@ pub(crate) fn pump(
             }
         }
     };
+    if let Some(why) = &died {
+        *health.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+    }
     alive.store(false, Ordering::Relaxed);
     if let Some(why) = died {
         tracing::warn!(

@@ -7,13 +7,13 @@
 //! connector's retry policy repeats the connect that asked for it).
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use ferry_core::{Error, ErrorKind, Result};
 
 use crate::login::Login;
-use crate::pump::{pump, Target};
+use crate::pump::{pump, Health, Target};
 
 /// The tunnel's route, and the session when one is up.
 #[derive(Debug)]
@@ -29,15 +29,12 @@ pub struct Tunnel {
 struct Running {
     addr: SocketAddr,
     fingerprint: String,
-    /// Cleared by the pump when the session died.
-    alive: Arc<AtomicBool>,
-    /// Set to stop the pump.
-    stop: Arc<AtomicBool>,
+    health: Arc<Health>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.health.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -87,7 +84,7 @@ impl Tunnel {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let r = running
             .as_ref()
-            .filter(|r| r.alive.load(Ordering::Relaxed))?;
+            .filter(|r| r.health.alive.load(Ordering::Relaxed))?;
         Some(self.describe(&Opened {
             addr: r.addr,
             fingerprint: r.fingerprint.clone(),
@@ -98,7 +95,10 @@ impl Tunnel {
     /// last one died). Blocks: call it from a blocking thread, or use [`Tunnel::open_async`].
     pub fn open(&self) -> Result<Opened> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = running.as_ref().filter(|r| r.alive.load(Ordering::Relaxed)) {
+        if let Some(r) = running
+            .as_ref()
+            .filter(|r| r.health.alive.load(Ordering::Relaxed))
+        {
             return Ok(Opened {
                 addr: r.addr,
                 fingerprint: r.fingerprint.clone(),
@@ -112,21 +112,19 @@ impl Tunnel {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io(e, "cannot open the tunnel's local port", "127.0.0.1:0"))?;
-        let alive = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::new());
         let target = self.target.clone();
-        let (a, s, url) = (alive.clone(), stop.clone(), self.url());
+        let (h, url) = (health.clone(), self.url());
         let keepalive = self.keepalive_secs;
         std::thread::Builder::new()
             .name("ferry-ssh-tunnel".into())
-            .spawn(move || pump(session, listener, &target, keepalive, &a, &s, &url))
+            .spawn(move || pump(session, listener, &target, keepalive, &h, &url))
             .map_err(|e| Error::internal(format!("cannot start the tunnel's thread: {e}")))?;
         tracing::debug!("tunnel {} up on {addr}", self.url());
         *running = Some(Running {
             addr,
             fingerprint: fingerprint.clone(),
-            alive,
-            stop,
+            health,
         });
         Ok(Opened { addr, fingerprint })
     }
@@ -137,6 +135,22 @@ impl Tunnel {
         tokio::task::spawn_blocking(move || me.open())
             .await
             .map_err(|e| Error::internal(format!("the tunnel's connect panicked: {e}")))?
+    }
+
+    /// Why the last session died, while no new one has been opened: a connector adds it
+    /// to the error of a connection that ended with it (`the SSH tunnel … was lost: …`).
+    pub fn lost(&self) -> Option<String> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let r = running
+            .as_ref()
+            .filter(|r| !r.health.alive.load(Ordering::Relaxed))?;
+        let why = r
+            .health
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(format!("the SSH tunnel {} was lost: {why}", self.url()))
     }
 
     /// Closes the session (the next [`Tunnel::open`] opens a new one); connections

@@ -281,6 +281,10 @@ pub(crate) fn map_err(e: mysql_async::Error, s: &ConnSettings) -> Error {
         E::Url(_) => (ErrorKind::ConfigInvalid, "the MySQL connection settings are not valid".to_string()),
         _ => (ErrorKind::Internal, format!("MySQL: {e}")),
     };
+    let message = match &e {
+        E::Server(_) => message,
+        _ => ferry_sql::settings::with_tunnel_loss(s.tunnel.as_ref(), message),
+    };
     let err = Error::new(kind, message).with("server", s.location());
     // the driver's own error goes along as the source, except for URL errors (they may
     // quote a URL parameter)

@@ -4,6 +4,7 @@
 //! between Ferry and sshd so the tests see the rows cross the tunnel and can cut it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_connector_mysql::{ConnSettings, MysqlSink, MysqlSource};
 use ferry_core::{ErrorKind, Sink, Source, WriteMode};
@@ -138,8 +139,9 @@ async fn rows_are_read_and_written_through_the_tunnel() {
     let _ = c.disconnect().await;
 }
 
-/// The tunnel's SSH connection ends in the middle of the read: the stream fails with
-/// its position, and a rerun (the tunnel reopened) completes without duplicates.
+/// The tunnel's SSH connection ends (or goes silent: keepalives unanswered) in the middle
+/// of the read: the stream fails with its position, and a rerun (the tunnel reopened)
+/// completes without duplicates.
 async fn cut_mid_read(ending: Ending) {
     let (s, db, mut c) = fixture().await;
     let b = Bastion::start().await;
@@ -160,7 +162,11 @@ async fn cut_mid_read(ending: Ending) {
         rt.settings.batch_size = 500;
         rt
     };
-    let report = testkit::sync(&runtime(), std::slice::from_ref(&sc), ("mysql", "mysql")).await;
+    let rt = runtime();
+    let first = testkit::sync(&rt, std::slice::from_ref(&sc), ("mysql", "mysql"));
+    let report = tokio::time::timeout(Duration::from_secs(120), first)
+        .await
+        .expect("a tunnel gone silent is given up, not waited on forever");
     assert_eq!(report.status, Status::Failed, "{report:?}");
     let error = report.streams[0].error.clone().expect("an error");
     assert!(error.contains("stream src"), "names the stream: {error}");
@@ -169,7 +175,15 @@ async fn cut_mid_read(ending: Ending) {
         "says where a rerun resumes: {error}"
     );
     assert!(report.streams[0].rows_committed < ROWS as u64);
-    assert_eq!(b.proxy.stats().cut, 1, "the fault happened");
+    if ending == Ending::Hang {
+        assert!(
+            error.contains("sent nothing"),
+            "says the tunnel went silent: {error}"
+        );
+        b.proxy.heal();
+    } else {
+        assert_eq!(b.proxy.stats().cut, 1, "the fault happened");
+    }
     // the same source: its tunnel reconnects, and the read resumes after the last commit
     let report = testkit::sync(&runtime(), &[sc], ("mysql", "mysql")).await;
     testkit::assert_succeeded(&report);
@@ -178,6 +192,11 @@ async fn cut_mid_read(ending: Ending) {
 
     c.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
     let _ = c.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_gone_silent_mid_read_is_given_up_with_position_and_rerun_completes() {
+    cut_mid_read(Ending::Hang).await;
 }
 
 ferry_testkit::cut_tests! {

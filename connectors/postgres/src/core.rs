@@ -501,6 +501,7 @@ pub(crate) fn map_err_at(e: tokio_postgres::Error, s: &ConnSettings, connecting:
             format!("PostgreSQL driver: {what}{cause}"),
         )
     };
+    let message = ferry_sql::settings::with_tunnel_loss(s.tunnel.as_ref(), message);
     Error::new(kind, message)
         .with("server", server)
         .set_source(e)

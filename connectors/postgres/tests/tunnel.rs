@@ -157,8 +157,9 @@ async fn a_tunnel_host_with_another_key_is_refused_before_any_credential() {
     assert!(!b.sshd.log().contains("password for"), "{}", b.sshd.log());
 }
 
-/// The tunnel's SSH connection ends in the middle of the read: the stream fails with
-/// its position, and a rerun (the tunnel reopened) completes without duplicates.
+/// The tunnel's SSH connection ends (or goes silent: keepalives unanswered) in the middle
+/// of the read: the stream fails with its position, and a rerun (the tunnel reopened)
+/// completes without duplicates.
 async fn cut_mid_read(ending: Ending) {
     let f = fixture().await;
     let b = Bastion::start().await;
@@ -170,19 +171,33 @@ async fn cut_mid_read(ending: Ending) {
     let report = sync(&rt).await;
     assert_eq!(report.status, Status::Failed, "{report:?}");
     let error = report.streams[0].error.clone().expect("an error");
+    if ending == Ending::Hang {
+        assert!(
+            error.contains("SSH tunnel") && error.contains("keepalives unanswered"),
+            "says the tunnel went silent: {error}"
+        );
+        b.proxy.heal();
+    }
     assert!(error.contains("stream src"), "names the stream: {error}");
     assert!(
         error.contains("last committed: {") || error.contains("nothing committed yet"),
         "says where a rerun resumes: {error}"
     );
     assert!(report.streams[0].rows_committed < ROWS as u64);
-    assert_eq!(b.proxy.stats().cut, 1, "the fault happened");
+    if ending != Ending::Hang {
+        assert_eq!(b.proxy.stats().cut, 1, "the fault happened");
+    }
     // the same source: its tunnel reconnects
     let rt = common::runtime(source, direct, dir.path(), 1_000);
     let report = sync(&rt).await;
     testkit::assert_succeeded(&report);
     assert_whole(&f).await;
     assert_eq!(b.logins(), 2, "the rerun logged in again: {}", b.sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_gone_silent_mid_read_is_given_up_with_position_and_rerun_completes() {
+    cut_mid_read(Ending::Hang).await;
 }
 
 ferry_testkit::cut_tests! {
