@@ -193,6 +193,17 @@ pub trait StreamWriter: Send {
         ))
     }
 
+    /// Keys the source deleted (change data capture, [`crate::Message::Deleted`]), a
+    /// batch of the key columns: after what was written before, delete (hard) or mark
+    /// (soft) their rows, as the writer's [`WriteRequest::deletes`] says, durably, and
+    /// return how many rows it changed. The default: this writer cannot.
+    async fn delete_keys(&mut self, _keys: RecordBatch) -> Result<u64> {
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            "this destination cannot delete rows by key",
+        ))
+    }
+
     /// Gives up: discards staged data where possible. Called after a failure or Ctrl-C.
     async fn abort(self: Box<Self>) -> Result<()> {
         Ok(())

@@ -77,7 +77,10 @@ impl Runtime {
                 Ok(())
             }
             Ok(pending) => {
-                if task.write.deletes.is_some() {
+                // a read of changes applied the source's own deletes as they came
+                if task.changes {
+                    rep.rows_deleted = Some(rep.rows_deleted.unwrap_or(0));
+                } else if task.write.deletes.is_some() {
                     match incomplete(rep) {
                         Some(why) => rep.deletes_skipped = Some(why),
                         None => match self.delete_missing(task, writer.as_mut()).await {

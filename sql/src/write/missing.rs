@@ -54,6 +54,9 @@ pub struct Missing {
     pub statements: Vec<String>,
     /// Empties the keys table (before the source's own keys replace those written).
     pub clear_keys: String,
+    /// Deletes or marks the rows whose key is staged: keys the source deleted
+    /// ([`super::listed`]).
+    pub listed: Vec<String>,
 }
 
 /// The [`Missing`] of `table` (the database's spelling), whose `key` columns (as the
@@ -90,6 +93,7 @@ pub fn missing<D: Dialect + ?Sized>(
     Missing {
         statements,
         clear_keys: format!("DELETE FROM {k}"),
+        listed: super::listed::listed(d, table, keys, key, deletes, started),
     }
 }
 

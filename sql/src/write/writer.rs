@@ -187,6 +187,25 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         Ok(())
     }
 
+    async fn delete_keys(&mut self, keys: RecordBatch) -> Result<u64> {
+        let Some(d) = &mut self.deleting else {
+            return Err(Error::internal(
+                "a writer opened without `deletes` was asked to delete keys",
+            ));
+        };
+        let table = &self.table;
+        // the rows written before go first: a key deleted after its upsert stays deleted
+        self.load.commit().await.ctx("table", table)?;
+        d.keys.commit().await.ctx("table", table)?;
+        let clear = [d.missing.clear_keys.clone()];
+        d.keys.apply(&clear).await.ctx("table", table)?;
+        d.keys.write(&keys, 0).await.ctx("table", table)?;
+        d.keys.commit().await.ctx("table", table)?;
+        let n = self.load.apply(&d.missing.listed).await.ctx("table", table)?;
+        d.keys.apply(&clear).await.ctx("table", table)?;
+        Ok(n)
+    }
+
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
         self.load.commit().await.ctx("table", &self.table)?;
         self.drop_keys().await?;
