@@ -193,6 +193,12 @@ pub trait StreamWriter: Send {
         ))
     }
 
+    /// Called once, before the first `write`, for a stream whose deletes all come from the
+    /// source by key ([`StreamWriter::delete_keys`], change data capture), never from a
+    /// complete read: the writer need not keep the keys of the rows written. Default:
+    /// nothing to do.
+    fn deletes_by_key(&mut self) {}
+
     /// Keys the source deleted (change data capture, [`crate::Message::Deleted`]), a
     /// batch of the key columns: after what was written before, delete (hard) or mark
     /// (soft) their rows, as the writer's [`WriteRequest::deletes`] says, durably, and

@@ -49,6 +49,9 @@ impl Runtime {
             .open(task.write.clone())
             .await
             .ctx("destination", &task.write.stream)?;
+        if task.changes {
+            writer.deletes_by_key();
+        }
         match self
             .pump(task, opts, writer.as_mut(), rep, &mut validator)
             .await

@@ -49,6 +49,9 @@ struct Deleting<L> {
     /// Keys the source listed itself ([`StreamWriter::keep_keys`]), which replaced
     /// those of the rows written.
     listed: Option<u64>,
+    /// Deletes come from the source by key ([`StreamWriter::deletes_by_key`]): the keys
+    /// of rows written are not staged.
+    by_key: bool,
 }
 
 /// A [`StreamWriter`] into one table, over the database's [`Load`].
@@ -93,6 +96,7 @@ impl<L: Load> TableWriter<L> {
             columns,
             missing,
             listed: None,
+            by_key: false,
         });
         self
     }
@@ -127,7 +131,7 @@ impl<L: Load> StreamWriter for TableWriter<L> {
             .write(&batch, self.rows)
             .await
             .ctx("table", &self.table)?;
-        if let Some(d) = &mut self.deleting {
+        if let Some(d) = self.deleting.as_mut().filter(|d| !d.by_key) {
             let keys = keys_of(&batch, &d.columns)?;
             d.keys
                 .write(&keys, self.rows)
@@ -185,6 +189,12 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         d.keys.write(&keys, before).await.ctx("table", table)?;
         d.listed = Some(before + keys.num_rows() as u64);
         Ok(())
+    }
+
+    fn deletes_by_key(&mut self) {
+        if let Some(d) = &mut self.deleting {
+            d.by_key = true;
+        }
     }
 
     async fn delete_keys(&mut self, keys: RecordBatch) -> Result<u64> {
