@@ -52,14 +52,24 @@ impl Source {
     /// Runs `sql` (statements; `items` is this source's table) in one transaction.
     fn change(&self, sql: &str) {
         let sql = sql.replace("items", &format!("\"{}\".items", self.schema));
-        block(async { pg().await.batch_execute(&format!("BEGIN; {sql}; COMMIT")).await.unwrap() });
+        block(async {
+            pg().await
+                .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+                .await
+                .unwrap()
+        });
     }
 
     fn rows(&self) -> Vec<Row> {
-        let sql = format!("SELECT id, name, n FROM \"{}\".items ORDER BY id", self.schema);
+        let sql = format!(
+            "SELECT id, name, n FROM \"{}\".items ORDER BY id",
+            self.schema
+        );
         block(async {
             let rows = pg().await.query(&sql, &[]).await.unwrap();
-            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect()
         })
     }
 
@@ -96,7 +106,8 @@ impl Drop for Source {
         let (schema, prefix) = (self.schema.clone(), self.prefix.clone());
         block(async move {
             let c = pg().await;
-            let drop_slots = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+            let drop_slots =
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
                               WHERE slot_name LIKE $1 || '%' AND NOT active";
             let _ = c.query(drop_slots, &[&prefix]).await;
             let sql = format!(
@@ -129,7 +140,9 @@ fn changes_arrive_in_commit_order(destination: &str, held: &dyn Fn() -> Vec<Row>
     assert_eq!(src.slots(), [format!("{}_items", src.prefix)]);
 
     src.change("UPDATE items SET name = 'A' WHERE id = 1; DELETE FROM items WHERE id = 2");
-    src.change("INSERT INTO items VALUES (5, 'e', 5), (6, 'f', 6); UPDATE items SET n = 30 WHERE id = 3");
+    src.change(
+        "INSERT INTO items VALUES (5, 'e', 5), (6, 'f', 6); UPDATE items SET n = 30 WHERE id = 3",
+    );
     src.change("DELETE FROM items WHERE id = 4; INSERT INTO items VALUES (4, 'd again', 40)");
     src.change("DELETE FROM items WHERE id = 6; UPDATE items SET name = NULL WHERE id = 5");
     // a key changes: 3 is gone, 7 holds its row
@@ -139,7 +152,10 @@ fn changes_arrive_in_commit_order(destination: &str, held: &dyn Fn() -> Vec<Row>
     assert_eq!(held(), src.rows(), "{out}");
     // deleted: 2, 6 (never at the destination: nothing to delete) and 3; 4 came back
     assert_eq!(rep["rows_deleted"], 2, "{rep:#}");
-    let run = read::json(&dir.join("r.json"))["run_id"].as_str().unwrap().to_string();
+    let run = read::json(&dir.join("r.json"))["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let receipt = read::json(&dir.join(format!(".ferry/receipts/{run}.json")));
     assert_eq!(receipt["receipt"]["streams"][0]["rows_deleted"], 2);
 
@@ -157,8 +173,12 @@ fn cdc_into_sqlite() {
     let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
     let held = || {
         let c = rusqlite::Connection::open(&db).unwrap();
-        let mut stmt = c.prepare("SELECT id, name, n FROM items ORDER BY id").unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        let mut stmt = c
+            .prepare("SELECT id, name, n FROM items ORDER BY id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
         rows.map(|r| r.unwrap()).collect()
     };
     changes_arrive_in_commit_order(&section, &held);
@@ -171,12 +191,17 @@ fn cdc_into_postgres() {
         let sql = format!("CREATE SCHEMA \"{schema}\"");
         pg().await.batch_execute(&sql).await.unwrap()
     });
-    let section = format!("type = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"", pg_url());
+    let section = format!(
+        "type = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"",
+        pg_url()
+    );
     let held = || {
         let sql = format!("SELECT id, name, n FROM \"{schema}\".items ORDER BY id");
         block(async {
             let rows = pg().await.query(&sql, &[]).await.unwrap();
-            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect()
         })
     };
     changes_arrive_in_commit_order(&section, &held);
@@ -189,20 +214,28 @@ fn cdc_into_postgres() {
 #[test]
 fn cdc_needs_an_upsert_with_deletes() {
     let src = Source::new("ferry_cdc_refused");
-    let config = src.config("type = \"sqlite\"\npath = \"out.db\"").replace("deletes = \"hard\"\n", "");
+    let config = src
+        .config("type = \"sqlite\"\npath = \"out.db\"")
+        .replace("deletes = \"hard\"\n", "");
     let tmp = folder(&config);
     let o = ferry(tmp.path(), &["sync"]);
     assert!(!o.status.success());
     let said = text(&o);
     assert!(said.contains("reads the source's changes (cdc)"), "{said}");
     assert!(said.contains("deletes"), "{said}");
-    assert!(src.slots().is_empty(), "a refused run created a slot: {:?}", src.slots());
+    assert!(
+        src.slots().is_empty(),
+        "a refused run created a slot: {:?}",
+        src.slots()
+    );
 }
 
 #[test]
 fn plan_reports_the_lag_and_a_slot_left_by_a_removed_stream() {
     let src = Source::new("ferry_cdc_plan");
-    src.change("INSERT INTO items VALUES (1, 'a', 1); CREATE TABLE items_too (id bigint PRIMARY KEY)");
+    src.change(
+        "INSERT INTO items VALUES (1, 'a', 1); CREATE TABLE items_too (id bigint PRIMARY KEY)",
+    );
     let tmp = folder(&src.config("type = \"sqlite\"\npath = \"out.db\""));
     let dir = tmp.path();
     let (ok, _, out) = sync(dir);
@@ -215,15 +248,25 @@ fn plan_reports_the_lag_and_a_slot_left_by_a_removed_stream() {
         .lines()
         .find(|l| l.contains(&format!("cdc slot {slot} (stream items)")))
         .unwrap_or_else(|| panic!("{said}"));
-    let behind: u64 = lag.split(": ").nth(2).and_then(|x| x.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{lag}"));
+    let behind: u64 = lag
+        .split(": ")
+        .nth(2)
+        .and_then(|x| x.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{lag}"));
     assert!(behind > 0, "an update is pending: {lag}");
 
     // the stream goes from the config; its slot stays on the server, and plan says so
-    let other = src.config("type = \"sqlite\"\npath = \"out.db\"").replace("name = \"items\"", "name = \"items_too\"");
+    let other = src
+        .config("type = \"sqlite\"\npath = \"out.db\"")
+        .replace("name = \"items\"", "name = \"items_too\"");
     std::fs::write(dir.join("sync.toml"), other).unwrap();
     let said = text(&ferry(dir, &["plan"]));
     let drop = format!("SELECT pg_drop_replication_slot('{slot}');");
-    assert!(said.contains(&format!("cdc slot {slot} is read by no stream")) && said.contains(&drop), "{said}");
+    assert!(
+        said.contains(&format!("cdc slot {slot} is read by no stream")) && said.contains(&drop),
+        "{said}"
+    );
     block(async { pg().await.batch_execute(&drop).await.unwrap() });
     assert!(src.slots().iter().all(|s| *s != slot), "{:?}", src.slots());
 }
@@ -270,8 +313,12 @@ fn killed_mid_stream_and_rerun_loses_and_duplicates_nothing() {
     let dir = tmp.path();
     let held = || {
         let c = rusqlite::Connection::open(dir.join("out.db")).unwrap();
-        let mut stmt = c.prepare("SELECT id, name, n FROM items ORDER BY id").unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        let mut stmt = c
+            .prepare("SELECT id, name, n FROM items ORDER BY id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
         rows.map(|r| r.unwrap()).collect::<Vec<Row>>()
     };
     let (ok, _, out) = sync(dir);
@@ -279,7 +326,9 @@ fn killed_mid_stream_and_rerun_loses_and_duplicates_nothing() {
     // 40 transactions: every row updated twice, one in ten deleted, new rows inserted
     for t in 0..20 {
         let (lo, hi) = (t * 1000 + 1, t * 1000 + 1000);
-        src.change(&format!("UPDATE items SET n = n + 1, name = 'once' WHERE id BETWEEN {lo} AND {hi}"));
+        src.change(&format!(
+            "UPDATE items SET n = n + 1, name = 'once' WHERE id BETWEEN {lo} AND {hi}"
+        ));
         src.change(&format!(
             "UPDATE items SET n = n * 2 WHERE id BETWEEN {lo} AND {hi}; \
              DELETE FROM items WHERE id BETWEEN {lo} AND {hi} AND id % 10 = 0; \
@@ -306,6 +355,9 @@ fn killed_mid_stream_and_rerun_loses_and_duplicates_nothing() {
     assert_eq!(held(), expected, "after {killed_at}: {rep:#}");
     let (ok, rep, out) = sync(dir);
     assert!(ok, "{out}");
-    assert_eq!(rep["rows_read"], 0, "everything was read and committed: {rep:#}");
+    assert_eq!(
+        rep["rows_read"], 0,
+        "everything was read and committed: {rep:#}"
+    );
     assert_eq!(held(), expected);
 }

@@ -142,7 +142,9 @@ impl Source for PostgresSource {
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         match &self.inner.cdc {
-            Some(c) if request.mode == ReadMode::Incremental && self.reads_changes(&request.stream) => {
+            Some(c)
+                if request.mode == ReadMode::Incremental && self.reads_changes(&request.stream) =>
+            {
                 let stream = request.stream.clone();
                 let s = &self.inner.pg.settings;
                 let what = "starting to read the changes";
@@ -161,7 +163,11 @@ impl Source for PostgresSource {
         }
     }
 
-    async fn committed(&self, _stream: &str, state: &serde_json::Value) -> Result<Vec<ferry_core::Settled>> {
+    async fn committed(
+        &self,
+        _stream: &str,
+        state: &serde_json::Value,
+    ) -> Result<Vec<ferry_core::Settled>> {
         if self.inner.cdc.is_some() {
             cdc::committed(&self.inner, state).await?;
         }

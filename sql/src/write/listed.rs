@@ -47,12 +47,16 @@ mod tests {
         let at = "2024-05-01 12:00:00";
         assert_eq!(
             listed(&Plain, "t", "k", &key, Deletes::Hard, at),
-            [r#"DELETE FROM "t" WHERE EXISTS (SELECT 1 FROM "k" WHERE "k"."a" = "t"."a" AND "k"."b" = "t"."b")"#]
+            [
+                r#"DELETE FROM "t" WHERE EXISTS (SELECT 1 FROM "k" WHERE "k"."a" = "t"."a" AND "k"."b" = "t"."b")"#
+            ]
         );
         let soft = listed(&Plain, "t", "k", &key[..1], Deletes::Soft, at);
         assert_eq!(
             soft,
-            [r#"UPDATE "t" SET "_ferry_deleted_at" = '2024-05-01T12:00:00.000000Z' WHERE "_ferry_deleted_at" IS NULL AND EXISTS (SELECT 1 FROM "k" WHERE "k"."a" = "t"."a")"#]
+            [
+                r#"UPDATE "t" SET "_ferry_deleted_at" = '2024-05-01T12:00:00.000000Z' WHERE "_ferry_deleted_at" IS NULL AND EXISTS (SELECT 1 FROM "k" WHERE "k"."a" = "t"."a")"#
+            ]
         );
     }
 }

@@ -211,7 +211,11 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         d.keys.apply(&clear).await.ctx("table", table)?;
         d.keys.write(&keys, 0).await.ctx("table", table)?;
         d.keys.commit().await.ctx("table", table)?;
-        let n = self.load.apply(&d.missing.listed).await.ctx("table", table)?;
+        let n = self
+            .load
+            .apply(&d.missing.listed)
+            .await
+            .ctx("table", table)?;
         d.keys.apply(&clear).await.ctx("table", table)?;
         Ok(n)
     }

@@ -49,14 +49,20 @@ fn saved(state: &serde_json::Value) -> Option<(&str, u64)> {
 }
 
 /// Reads the changes of `request`'s table (or the whole table, on the first read).
-pub(super) async fn read(inner: Arc<Inner>, request: ReadRequest, cdc: &CdcConfig) -> Result<MessageStream> {
+pub(super) async fn read(
+    inner: Arc<Inner>,
+    request: ReadRequest,
+    cdc: &CdcConfig,
+) -> Result<MessageStream> {
     let s = &inner.pg.settings;
     let name = request.stream.clone();
     let client = inner.pg.connect().await?;
     slot::check_wal_level(&client, s).await?;
     let stream = resolve(&inner, &client, &name).await?;
     let Origin::Table(rel) = &stream.origin else {
-        return Err(Error::config(format!("stream `{name}` is a query; cdc reads tables")));
+        return Err(Error::config(format!(
+            "stream `{name}` is a query; cdc reads tables"
+        )));
     };
     let key_names = rel.primary_key();
     if key_names.is_empty() {
@@ -120,7 +126,11 @@ pub(super) async fn read(inner: Arc<Inner>, request: ReadRequest, cdc: &CdcConfi
 }
 
 /// The first read: the whole table, then the slot's position as the checkpoint.
-async fn snapshot(inner: Arc<Inner>, request: ReadRequest, checkpoint: serde_json::Value) -> Result<MessageStream> {
+async fn snapshot(
+    inner: Arc<Inner>,
+    request: ReadRequest,
+    checkpoint: serde_json::Value,
+) -> Result<MessageStream> {
     let full = ReadRequest {
         mode: ReadMode::FullRefresh,
         cursor: None,
@@ -169,7 +179,11 @@ impl Read<'_> {
         }
         loop {
             let no_params: [&(dyn ToSql + Sync); 0] = [];
-            let rows = self.client.query_raw(sql.as_str(), no_params).await.pg(self.s)?;
+            let rows = self
+                .client
+                .query_raw(sql.as_str(), no_params)
+                .await
+                .pg(self.s)?;
             let mut rows = std::pin::pin!(rows);
             let mut read = 0u64;
             loop {
@@ -182,7 +196,10 @@ impl Read<'_> {
                 read += 1;
                 let data: &[u8] = row.get(0);
                 let msg = pgoutput::decode(data).map_err(|m| {
-                    Error::internal(format!("slot `{}` sent a change Ferry cannot read: {m}", self.slot))
+                    Error::internal(format!(
+                        "slot `{}` sent a change Ferry cannot read: {m}",
+                        self.slot
+                    ))
                 })?;
                 changes.apply(msg)?;
                 if changes.len() >= batch_size && !tx.send_all(changes.take()?).await {
@@ -217,7 +234,11 @@ pub(super) async fn committed(inner: &Inner, state: &serde_json::Value) -> Resul
 /// For `ferry plan`: each of Ferry's slots (those of the `cdc` prefix) with how far it
 /// is behind, and the SQL that drops one whose stream is not in `streams`, since a slot
 /// nobody reads keeps the server's WAL until its disk is full.
-pub(super) async fn plan_notes(inner: &Inner, cdc: &CdcConfig, streams: &[String]) -> Result<Vec<String>> {
+pub(super) async fn plan_notes(
+    inner: &Inner,
+    cdc: &CdcConfig,
+    streams: &[String],
+) -> Result<Vec<String>> {
     let s = &inner.pg.settings;
     let client = inner.pg.connect().await?;
     let prefix = format!("{}_", cdc.prefix());
@@ -229,7 +250,10 @@ pub(super) async fn plan_notes(inner: &Inner, cdc: &CdcConfig, streams: &[String
         )
         .await
         .pg(s)?;
-    let ours: Vec<String> = streams.iter().map(|n| slot::slot_name(cdc.prefix(), n)).collect();
+    let ours: Vec<String> = streams
+        .iter()
+        .map(|n| slot::slot_name(cdc.prefix(), n))
+        .collect();
     let mut notes = Vec::new();
     for row in rows {
         let (name, behind): (String, Option<i64>) = (row.get(0), row.get(1));

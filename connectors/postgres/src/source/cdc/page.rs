@@ -56,7 +56,9 @@ impl Changes {
     /// Takes one decoded message into account.
     pub fn apply(&mut self, msg: Msg) -> Result<()> {
         match msg {
-            Msg::Relation(r) if r.namespace == self.target.namespace && r.name == self.target.table => {
+            Msg::Relation(r)
+                if r.namespace == self.target.namespace && r.name == self.target.table =>
+            {
                 self.relation = Some((r.id, self.columns(&r)));
             }
             Msg::Commit { end_lsn, .. } => self.commit_lsn = Some(end_lsn),
@@ -110,7 +112,9 @@ impl Changes {
             if *v != Value::Unchanged {
                 continue;
             }
-            let before = old.and_then(|o| o.get(c)).filter(|o| **o != Value::Unchanged);
+            let before = old
+                .and_then(|o| o.get(c))
+                .filter(|o| **o != Value::Unchanged);
             *v = before.cloned().ok_or_else(|| {
                 let name = self.target.schema.field(c).name();
                 Error::new(
@@ -153,7 +157,13 @@ impl Changes {
             None if new.contains(&Value::Unchanged) => {
                 let probe = self.row(
                     new.iter()
-                        .map(|v| if *v == Value::Unchanged { Value::Null } else { v.clone() })
+                        .map(|v| {
+                            if *v == Value::Unchanged {
+                                Value::Null
+                            } else {
+                                v.clone()
+                            }
+                        })
                         .collect(),
                     None,
                 )?;
@@ -176,7 +186,8 @@ impl Changes {
             .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
             .collect();
         let n = self.latest.len();
-        let mut rows: Vec<ColumnBuilder> = types.iter().map(|t| ColumnBuilder::new(*t, n)).collect();
+        let mut rows: Vec<ColumnBuilder> =
+            types.iter().map(|t| ColumnBuilder::new(*t, n)).collect();
         let mut keys: Vec<ColumnBuilder> = (target.key.iter())
             .map(|c| ColumnBuilder::new(types[*c], n))
             .collect();
@@ -206,7 +217,10 @@ impl Changes {
         }
         if deletes > 0 {
             let key_fields: Vec<_> = (target.key.iter()).map(|c| fields[*c].clone()).collect();
-            out.push(Message::Deleted(finish(Arc::new(Schema::new(key_fields)), keys)?));
+            out.push(Message::Deleted(finish(
+                Arc::new(Schema::new(key_fields)),
+                keys,
+            )?));
         }
         Ok(out)
     }
@@ -226,7 +240,11 @@ fn bad_value(target: &Target, column: usize, message: String) -> Error {
 }
 
 /// Appends a value as `pgoutput` sends it (the type's output text) to a column.
-fn append(column: &mut ColumnBuilder, kind: PgKind, value: &Value) -> std::result::Result<(), String> {
+fn append(
+    column: &mut ColumnBuilder,
+    kind: PgKind,
+    value: &Value,
+) -> std::result::Result<(), String> {
     let text = match value {
         Value::Text(t) => t,
         _ => {
@@ -293,7 +311,12 @@ mod tests {
             namespace: "public".into(),
             name: name.into(),
             // another order than the schema's, and a column the stream does not read
-            columns: vec![col("name", false), col("gone", false), col("id", true), col("data", false)],
+            columns: vec![
+                col("name", false),
+                col("gone", false),
+                col("id", true),
+                col("data", false),
+            ],
         })
     }
 
@@ -308,18 +331,37 @@ mod tests {
         for m in [
             relation(7, "t"),
             relation(8, "other"),
-            Msg::Insert { rel: 7, new: row("1", "a") },
-            Msg::Insert { rel: 7, new: row("2", "b") },
-            Msg::Insert { rel: 8, new: row("3", "elsewhere") },
-            Msg::Update { rel: 7, old: None, new: row("1", "a2") },
-            Msg::Delete { rel: 7, old: vec![Value::Null, Value::Null, t("2"), Value::Null] },
+            Msg::Insert {
+                rel: 7,
+                new: row("1", "a"),
+            },
+            Msg::Insert {
+                rel: 7,
+                new: row("2", "b"),
+            },
+            Msg::Insert {
+                rel: 8,
+                new: row("3", "elsewhere"),
+            },
+            Msg::Update {
+                rel: 7,
+                old: None,
+                new: row("1", "a2"),
+            },
+            Msg::Delete {
+                rel: 7,
+                old: vec![Value::Null, Value::Null, t("2"), Value::Null],
+            },
             // the key changed: 1 is gone, 4 holds the row
             Msg::Update {
                 rel: 7,
                 old: Some(vec![Value::Null, Value::Null, t("1"), Value::Null]),
                 new: row("4", "a3"),
             },
-            Msg::Commit { commit_lsn: 1, end_lsn: 9 },
+            Msg::Commit {
+                commit_lsn: 1,
+                end_lsn: 9,
+            },
         ] {
             c.apply(m).unwrap();
         }
@@ -346,16 +388,33 @@ mod tests {
         let e = c.apply(Msg::Truncate { rels: vec![7] }).unwrap_err();
         assert!(e.message().contains("truncated"), "{e}");
         let unchanged = vec![Value::Unchanged, t("x"), t("1"), Value::Null];
-        let e = c.apply(Msg::Update { rel: 7, old: None, new: unchanged.clone() }).unwrap_err();
+        let e = c
+            .apply(Msg::Update {
+                rel: 7,
+                old: None,
+                new: unchanged.clone(),
+            })
+            .unwrap_err();
         assert!(e.message().contains("REPLICA IDENTITY FULL"), "{e}");
         // a value held for the key fills it in
         let full = vec![t("kept"), t("x"), t("1"), Value::Null];
         c.apply(Msg::Insert { rel: 7, new: full }).unwrap();
-        c.apply(Msg::Update { rel: 7, old: None, new: unchanged }).unwrap();
+        c.apply(Msg::Update {
+            rel: 7,
+            old: None,
+            new: unchanged,
+        })
+        .unwrap();
         let out = c.take().unwrap();
-        let [Message::Batch(rows)] = &out[..] else { panic!("{out:?}") };
+        let [Message::Batch(rows)] = &out[..] else {
+            panic!("{out:?}")
+        };
         assert_eq!(rows.column(1).as_string::<i32>().value(0), "kept");
-        c.apply(Msg::Insert { rel: 7, new: vec![t("a"), t("x"), t("one"), Value::Null] }).unwrap();
+        c.apply(Msg::Insert {
+            rel: 7,
+            new: vec![t("a"), t("x"), t("one"), Value::Null],
+        })
+        .unwrap();
         let e = c.take().unwrap_err();
         assert_eq!(e.context_value("column"), Some("id"), "{e}");
     }

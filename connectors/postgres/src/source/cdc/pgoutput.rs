@@ -6,13 +6,22 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
     /// A transaction starts.
-    Begin { final_lsn: u64, xid: u32 },
+    Begin {
+        final_lsn: u64,
+        xid: u32,
+    },
     /// A transaction ends; `end_lsn` is where the next one starts (the slot's position
     /// once it is read).
-    Commit { commit_lsn: u64, end_lsn: u64 },
+    Commit {
+        commit_lsn: u64,
+        end_lsn: u64,
+    },
     /// The columns of a table, sent before its first change in a session.
     Relation(Relation),
-    Insert { rel: u32, new: Tuple },
+    Insert {
+        rel: u32,
+        new: Tuple,
+    },
     /// `old`: the old key (`K`) or whole old row (`O`), when the key changed or the
     /// table's replica identity is full.
     Update {
@@ -21,8 +30,13 @@ pub enum Msg {
         new: Tuple,
     },
     /// `old`: the deleted row's key (or whole row, replica identity full).
-    Delete { rel: u32, old: Tuple },
-    Truncate { rels: Vec<u32> },
+    Delete {
+        rel: u32,
+        old: Tuple,
+    },
+    Truncate {
+        rels: Vec<u32>,
+    },
     /// Origin, type and logical message records: nothing to apply.
     Other(u8),
 }
@@ -273,7 +287,10 @@ mod tests {
 
     #[test]
     fn captured_messages_decode_to_the_changes_made() {
-        let msgs: Vec<Msg> = CAPTURED.iter().map(|h| decode(&bytes(h)).unwrap()).collect();
+        let msgs: Vec<Msg> = CAPTURED
+            .iter()
+            .map(|h| decode(&bytes(h)).unwrap())
+            .collect();
         assert_eq!(
             msgs[0],
             Msg::Begin {
@@ -284,16 +301,35 @@ mod tests {
         let Msg::Relation(rel) = &msgs[1] else {
             panic!("{:?}", msgs[1])
         };
-        assert_eq!((rel.namespace.as_str(), rel.name.as_str()), ("public", "cdc_fixture"));
+        assert_eq!(
+            (rel.namespace.as_str(), rel.name.as_str()),
+            ("public", "cdc_fixture")
+        );
         let cols: Vec<(&str, u32, bool)> = (rel.columns.iter())
             .map(|c| (c.name.as_str(), c.type_oid, c.key))
             .collect();
         assert_eq!(
             cols,
-            [("id", 20, true), ("name", 25, false), ("price", 1700, false), ("at", 1184, false)]
+            [
+                ("id", 20, true),
+                ("name", 25, false),
+                ("price", 1700, false),
+                ("at", 1184, false)
+            ]
         );
-        let row = vec![text("1"), text("a"), text("1.50"), text("2024-05-01 12:00:00+00")];
-        assert_eq!(msgs[2], Msg::Insert { rel: rel.id, new: row });
+        let row = vec![
+            text("1"),
+            text("a"),
+            text("1.50"),
+            text("2024-05-01 12:00:00+00"),
+        ];
+        assert_eq!(
+            msgs[2],
+            Msg::Insert {
+                rel: rel.id,
+                new: row
+            }
+        );
         assert_eq!(
             msgs[3],
             Msg::Commit {
@@ -301,7 +337,12 @@ mod tests {
                 end_lsn: 0x1d9ebd8
             }
         );
-        let updated = vec![text("1"), Value::Null, text("1.50"), text("2024-05-01 12:00:00+00")];
+        let updated = vec![
+            text("1"),
+            Value::Null,
+            text("1.50"),
+            text("2024-05-01 12:00:00+00"),
+        ];
         assert_eq!(
             msgs[5],
             Msg::Update {
@@ -311,7 +352,13 @@ mod tests {
             }
         );
         let key = vec![text("1"), Value::Null, Value::Null, Value::Null];
-        assert_eq!(msgs[8], Msg::Delete { rel: rel.id, old: key });
+        assert_eq!(
+            msgs[8],
+            Msg::Delete {
+                rel: rel.id,
+                old: key
+            }
+        );
         assert_eq!(msgs[12], Msg::Truncate { rels: vec![rel.id] });
     }
 

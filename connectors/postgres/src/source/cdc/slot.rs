@@ -52,11 +52,17 @@ pub async fn ensure_publication(
 ) -> Result<()> {
     let target = qualified(schema, table);
     let exists = client
-        .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&publication])
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
         .await
         .pg(s)?;
     let sql = match exists {
-        None => format!("CREATE PUBLICATION {} FOR TABLE {target}", quote(publication)),
+        None => format!(
+            "CREATE PUBLICATION {} FOR TABLE {target}",
+            quote(publication)
+        ),
         Some(row) if row.get::<_, bool>(0) => return Ok(()),
         Some(_) => {
             let listed = client
@@ -69,7 +75,10 @@ pub async fn ensure_publication(
             if listed.is_some() {
                 return Ok(());
             }
-            format!("ALTER PUBLICATION {} ADD TABLE {target}", quote(publication))
+            format!(
+                "ALTER PUBLICATION {} ADD TABLE {target}",
+                quote(publication)
+            )
         }
     };
     client.batch_execute(&sql).await.pg(s)
@@ -84,7 +93,9 @@ pub async fn confirmed(client: &Client, slot: &str, s: &ConnSettings) -> Result<
         )
         .await
         .pg(s)?;
-    Ok(row.and_then(|r| r.get::<_, Option<String>>(0)).and_then(|t| parse_lsn(&t)))
+    Ok(row
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|t| parse_lsn(&t)))
 }
 
 /// Creates the permanent `slot` (`pgoutput`); returns its position.
@@ -101,14 +112,20 @@ pub async fn create(client: &Client, slot: &str, s: &ConnSettings) -> Result<u64
 
 /// The server's current WAL position: what a run reads up to.
 pub async fn current(client: &Client, s: &ConnSettings) -> Result<u64> {
-    let row = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.pg(s)?;
+    let row = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .pg(s)?;
     lsn(row.get(0))
 }
 
 /// A temporary copy of `slot` for this session to consume (gone with the session): the
 /// permanent slot stays where it is until the rows are committed.
 pub async fn copy(client: &Client, slot: &str, s: &ConnSettings) -> Result<String> {
-    let row = client.query_one("SELECT pg_backend_pid()", &[]).await.pg(s)?;
+    let row = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .pg(s)?;
     let pid: i32 = row.get(0);
     let tmp: String = format!("{}_run{pid}", &slot[..slot.len().min(50)]);
     client
@@ -157,7 +174,10 @@ mod tests {
 
     #[test]
     fn slot_names_are_what_postgres_allows() {
-        assert_eq!(slot_name("ferry", "Sales.Orders-2024"), "ferry_sales_orders_2024");
+        assert_eq!(
+            slot_name("ferry", "Sales.Orders-2024"),
+            "ferry_sales_orders_2024"
+        );
         assert_eq!(slot_name("p", &"x".repeat(100)).len(), 63);
     }
 
@@ -166,8 +186,16 @@ mod tests {
         let s = ConnSettings::from_url("postgres://u@db.example:5432/crm").unwrap();
         let e = wal_level_error("replica", &s);
         assert!(e.message().contains("wal_level = replica"), "{e}");
-        assert!(e.message().contains("ALTER SYSTEM SET wal_level = logical;"), "{e}");
+        assert!(
+            e.message()
+                .contains("ALTER SYSTEM SET wal_level = logical;"),
+            "{e}"
+        );
         assert!(e.message().contains("restart"), "{e}");
-        assert!(e.context_value("server").is_some_and(|v| v.contains("db.example")), "{e}");
+        assert!(
+            e.context_value("server")
+                .is_some_and(|v| v.contains("db.example")),
+            "{e}"
+        );
     }
 }
