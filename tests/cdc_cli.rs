@@ -61,16 +61,7 @@ impl Source {
     }
 
     fn rows(&self) -> Vec<Row> {
-        let sql = format!(
-            "SELECT id, name, n FROM \"{}\".items ORDER BY id",
-            self.schema
-        );
-        block(async {
-            let rows = pg().await.query(&sql, &[]).await.unwrap();
-            rows.iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect()
-        })
+        pg_items(&self.schema)
     }
 
     /// The `[source]` section and the `items` stream, read by change data capture.
@@ -116,6 +107,32 @@ impl Drop for Source {
             let _ = c.batch_execute(&sql).await;
         });
     }
+}
+
+/// Runs `sql` on the test database.
+fn pg_exec(sql: &str) {
+    block(async { pg().await.batch_execute(sql).await.unwrap() })
+}
+
+/// The rows of table `items` of PostgreSQL schema `schema`, by id.
+fn pg_items(schema: &str) -> Vec<Row> {
+    let sql = format!("SELECT id, name, n FROM \"{schema}\".items ORDER BY id");
+    block(async {
+        let rows = pg().await.query(&sql, &[]).await.unwrap();
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    })
+}
+
+/// The rows of table `items` of the SQLite file `db`, by id.
+fn sqlite_items(db: &Path) -> Vec<Row> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = c
+        .prepare("SELECT id, name, n FROM items ORDER BY id")
+        .unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
+    rows.unwrap().map(|r| r.unwrap()).collect()
 }
 
 /// `ferry sync --report r.json`: whether it succeeded, the `items` stream's report, the output.
@@ -171,44 +188,20 @@ fn cdc_into_sqlite() {
     let out = tempfile::tempdir().unwrap();
     let db = out.path().join("out.db");
     let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
-    let held = || {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        let mut stmt = c
-            .prepare("SELECT id, name, n FROM items ORDER BY id")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap();
-        rows.map(|r| r.unwrap()).collect()
-    };
+    let held = || sqlite_items(&db);
     changes_arrive_in_commit_order(&section, &held);
 }
 
 #[test]
 fn cdc_into_postgres() {
     let schema = fresh("ferry_cdc_out");
-    block(async {
-        let sql = format!("CREATE SCHEMA \"{schema}\"");
-        pg().await.batch_execute(&sql).await.unwrap()
-    });
+    pg_exec(&format!("CREATE SCHEMA \"{schema}\""));
     let section = format!(
         "type = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"",
         pg_url()
     );
-    let held = || {
-        let sql = format!("SELECT id, name, n FROM \"{schema}\".items ORDER BY id");
-        block(async {
-            let rows = pg().await.query(&sql, &[]).await.unwrap();
-            rows.iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect()
-        })
-    };
-    changes_arrive_in_commit_order(&section, &held);
-    block(async {
-        let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
-        pg().await.batch_execute(&sql).await.unwrap()
-    });
+    changes_arrive_in_commit_order(&section, &|| pg_items(&schema));
+    pg_exec(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
 }
 
 #[test]
@@ -267,7 +260,7 @@ fn plan_reports_the_lag_and_a_slot_left_by_a_removed_stream() {
         said.contains(&format!("cdc slot {slot} is read by no stream")) && said.contains(&drop),
         "{said}"
     );
-    block(async { pg().await.batch_execute(&drop).await.unwrap() });
+    pg_exec(&drop);
     assert!(src.slots().iter().all(|s| *s != slot), "{:?}", src.slots());
 }
 
@@ -311,16 +304,7 @@ fn killed_mid_stream_and_rerun_loses_and_duplicates_nothing() {
         + "\n[run]\nbatch_size = 1000\ncommit_interval_secs = 0\n";
     let tmp = folder(&config);
     let dir = tmp.path();
-    let held = || {
-        let c = rusqlite::Connection::open(dir.join("out.db")).unwrap();
-        let mut stmt = c
-            .prepare("SELECT id, name, n FROM items ORDER BY id")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap();
-        rows.map(|r| r.unwrap()).collect::<Vec<Row>>()
-    };
+    let held = || sqlite_items(&dir.join("out.db"));
     let (ok, _, out) = sync(dir);
     assert!(ok, "first sync: {out}");
     // 40 transactions: every row updated twice, one in ten deleted, new rows inserted
