@@ -216,6 +216,15 @@ fn cdc_needs_an_upsert_with_deletes() {
     let said = text(&o);
     assert!(said.contains("reads the source's changes (cdc)"), "{said}");
     assert!(said.contains("deletes"), "{said}");
+    // soft deletes: a key deleted and inserted again would stay marked, so not yet
+    let soft = src
+        .config("type = \"sqlite\"\npath = \"out.db\"")
+        .replace("deletes = \"hard\"", "deletes = \"soft\"");
+    std::fs::write(tmp.path().join("sync.toml"), soft).unwrap();
+    let o = ferry(tmp.path(), &["sync"]);
+    assert!(!o.status.success());
+    let said = text(&o);
+    assert!(said.contains("apply deletes = \"hard\" only"), "{said}");
     assert!(
         src.slots().is_empty(),
         "a refused run created a slot: {:?}",

@@ -275,7 +275,14 @@ fn changes_refused(sc: &StreamConfig, mode: WriteMode, sink_deletes: bool) -> Op
     let name = &sc.name;
     if mode != WriteMode::Upsert || sc.deletes.is_none() {
         Some(format!(
-            "stream `{name}` reads the source's changes (cdc), which are applied by key: set              mode = \"upsert\" and deletes = \"hard\" (or \"soft\") on the stream"
+            "stream `{name}` reads the source's changes (cdc), which are applied by key: set \
+             mode = \"upsert\" and deletes = \"hard\" on the stream"
+        ))
+    } else if sc.deletes == Some(ferry_core::Deletes::Soft) {
+        // a key deleted, then inserted again, would stay marked
+        Some(format!(
+            "stream `{name}` reads the source's changes (cdc), which apply deletes = \"hard\" \
+             only for now; set deletes = \"hard\""
         ))
     } else if !sink_deletes {
         Some(format!(
