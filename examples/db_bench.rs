@@ -20,6 +20,12 @@
 //! one step: `perf record target/release/examples/db_bench --step target/db_bench/pg_csv.toml real`).
 //! Each timed load starts after a `CHECKPOINT`, so one step's WAL does not slow the
 //! next. Target: CSV → PostgreSQL ≥ 0.8× psql, peak RSS < 150 MB.
+//!
+//! Change data capture (`--cdc-rows 1000000`): a table of that many rows is copied into
+//! SQLite by a first `cdc` run, every row is then updated in one burst (one `UPDATE`),
+//! and the run that applies the burst is timed (rows/s, peak RSS) beside the server's
+//! own decoding of the same changes (`pg_logical_slot_peek_binary_changes`, counted in
+//! `psql`: the floor any reader of the slot pays).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -42,6 +48,7 @@ struct Args {
     pg: String,
     mysql: String,
     keep: bool,
+    cdc_rows: u64,
 }
 
 fn args() -> Args {
@@ -51,6 +58,7 @@ fn args() -> Args {
         pg: "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into(),
         mysql: "mysql://root@127.0.0.1:3306/test".into(),
         keep: false,
+        cdc_rows: 1_000_000,
     };
     support::read_args("db_bench", &["--keep"], |name, next| {
         match name {
@@ -59,6 +67,7 @@ fn args() -> Args {
             "--pg" => a.pg = next,
             "--mysql" => a.mysql = next,
             "--keep" => a.keep = true,
+            "--cdc-rows" => a.cdc_rows = next.parse().expect("--cdc-rows N"),
             _ => return false,
         }
         true
@@ -314,13 +323,68 @@ async fn main() {
         .await
         .unwrap();
     assert_eq!(n, Some(a.rows), "rows in MySQL");
+    let _ = m.disconnect().await;
+    cdc(&dir, pg, a.cdc_rows);
     if !a.keep {
+        let mut m = mysql_async::Conn::new(mysql_async::Opts::from_url(&a.mysql).unwrap())
+            .await
+            .expect("MySQL/MariaDB reachable");
         m.query_drop("DROP DATABASE ferry_bench").await.unwrap();
+        let _ = m.disconnect().await;
         sql(pg, &format!("DROP SCHEMA {SCHEMA} CASCADE"));
     }
-    let _ = m.disconnect().await;
 
     println!(
         "\nCSV → PostgreSQL: {ratio_in:.2}× psql (target ≥ 0.80), peak RSS {peak_in:.1} MiB (target < 150)"
     );
+}
+
+/// The `cdc` section: a burst of `rows` updates read from a replication slot into SQLite.
+fn cdc(dir: &Path, pg: &str, rows: u64) {
+    println!();
+    let prefix = "ferry_bench_cdc";
+    let slot = format!("{prefix}_cdc");
+    let drop_slot = format!(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    );
+    sql(pg, &drop_slot);
+    sql(
+        pg,
+        &format!(
+            "DROP PUBLICATION IF EXISTS {prefix}; CREATE TABLE {SCHEMA}.cdc (id bigint PRIMARY KEY, \
+             n bigint, name text); INSERT INTO {SCHEMA}.cdc SELECT i, i, 'row ' || i \
+             FROM generate_series(1, {rows}) i"
+        ),
+    );
+    let db = dir.join("cdc.db");
+    let _ = std::fs::remove_file(&db);
+    let toml = format!(
+        "[source]\ntype = \"postgres\"\nurl = \"{pg}\"\nschemas = [\"{SCHEMA}\"]\ntables = [\"cdc\"]\n\
+         cdc = {{ slot_prefix = \"{prefix}\" }}\n[destination]\ntype = \"sqlite\"\npath = \"{}\"\n\
+         [[streams]]\nname = \"cdc\"\nincremental = true\nmode = \"upsert\"\ndeletes = \"hard\"\n",
+        db.display()
+    );
+    let s = run(dir, "cdc", &toml, false);
+    line("Ferry cdc: first run (whole table)", &s, 0, None);
+    sql(
+        pg,
+        &format!("UPDATE {SCHEMA}.cdc SET n = n + 1, name = 'updated'"),
+    );
+    let peek = format!(
+        "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('{slot}', NULL, NULL, \
+         'proto_version', '1', 'publication_names', '{prefix}')"
+    );
+    let base = psql(pg, &peek, rows);
+    line("server decoding the slot (baseline)", &base, 0, None);
+    let s = run(dir, "cdc", &toml, false);
+    line("Ferry cdc: the burst of updates", &s, 0, Some(&base));
+    assert_eq!(s.rows, rows, "rows the burst upserted");
+    println!(
+        "{:<36} {:.0} rows/s, peak RSS {:.1} MiB",
+        "  cdc throughput",
+        rows as f64 / s.secs,
+        s.peak_mb
+    );
+    sql(pg, &drop_slot);
+    sql(pg, &format!("DROP PUBLICATION IF EXISTS {prefix}"));
 }

@@ -193,6 +193,23 @@ pub trait StreamWriter: Send {
         ))
     }
 
+    /// Called once, before the first `write`, for a stream whose deletes all come from the
+    /// source by key ([`StreamWriter::delete_keys`], change data capture), never from a
+    /// complete read: the writer need not keep the keys of the rows written. Default:
+    /// nothing to do.
+    fn deletes_by_key(&mut self) {}
+
+    /// Keys the source deleted (change data capture, [`crate::Message::Deleted`]), a
+    /// batch of the key columns: after what was written before, delete (hard) or mark
+    /// (soft) their rows, as the writer's [`WriteRequest::deletes`] says, durably, and
+    /// return how many rows it changed. The default: this writer cannot.
+    async fn delete_keys(&mut self, _keys: RecordBatch) -> Result<u64> {
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            "this destination cannot delete rows by key",
+        ))
+    }
+
     /// Gives up: discards staged data where possible. Called after a failure or Ctrl-C.
     async fn abort(self: Box<Self>) -> Result<()> {
         Ok(())

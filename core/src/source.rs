@@ -150,6 +150,10 @@ pub enum Message {
     /// sources that know (the file formats): the runtime then positions a rejected or
     /// failing row as `data/customers.csv:301 (row 300)`, not only `row 300`.
     Positions(Box<RowPositions>),
+    /// Keys deleted at the source (change data capture), a batch of the stream's key
+    /// columns: the writer deletes or marks their rows ([`crate::StreamWriter::delete_keys`])
+    /// after the batches before it, and before those after it.
+    Deleted(RecordBatch),
 }
 
 /// Where the rows of one batch were read: one file, a line per row.
@@ -229,6 +233,21 @@ pub trait Source: Send + Sync {
     /// Whether [`Source::read_keys`] is offered.
     fn reads_keys(&self) -> bool {
         false
+    }
+
+    /// Whether an incremental read of `stream` reads the source's changes (change data
+    /// capture): rows inserted or updated as batches, deleted keys as
+    /// [`Message::Deleted`], in commit order. The runtime then needs an upsert with
+    /// `deletes` and never deletes "missing" rows after it. Default: no.
+    fn reads_changes(&self, _stream: &str) -> bool {
+        false
+    }
+
+    /// Lines `ferry plan` prints about the source itself, given the config's `streams`:
+    /// e.g. each replication slot's lag, and a slot no stream reads any more with the
+    /// SQL that drops it. Default: none.
+    async fn plan_notes(&self, _streams: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 
     /// How many rows `read(request)` would yield, when the source can count cheaply

@@ -131,6 +131,17 @@ impl ColumnBuilder {
         Ok(())
     }
 
+    /// Appends raw bytes to a binary column (the error names the column's type otherwise).
+    pub fn append_bytes(&mut self, bytes: &[u8]) -> std::result::Result<(), String> {
+        match &mut self.inner {
+            Inner::Binary(b) => {
+                b.append_value(bytes);
+                Ok(())
+            }
+            _ => Err(format!("expected {}, found bytes", self.ty)),
+        }
+    }
+
     /// Appends a JSON value, converting it to this column's type (NULL for `null`).
     pub fn append_json(&mut self, v: &serde_json::Value) -> std::result::Result<(), String> {
         use serde_json::Value as J;

@@ -8,6 +8,7 @@
 pub mod ddl;
 mod dialect;
 pub mod fit;
+pub mod listed;
 pub mod missing;
 pub mod naming;
 pub mod owner;

@@ -66,6 +66,11 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
     if let Some(b) = binding {
         println!("{b}");
     }
+    let names: Vec<String> = cfg.streams.iter().map(|s| s.name.clone()).collect();
+    match source.plan_notes(&names).await {
+        Ok(notes) => notes.iter().for_each(|n| println!("source: {n}")),
+        Err(e) => println!("source: could not ask about its replication slots: {e}"),
+    }
     let (mut changing, mut refused) = (0, 0);
     for (task, r) in tasks.iter().zip(&found) {
         let now = sink.count(&task.write.stream).await.unwrap_or(None);

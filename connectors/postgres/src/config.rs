@@ -174,6 +174,59 @@ postgres_config! {
     /// larger ones estimated from the planner's statistics).
     #[serde(default)]
     pub exact_count: bool,
+    /// Change data capture: streams read incrementally (`incremental = true`, written with
+    /// `mode = "upsert"` and `deletes`) read the table's inserts, updates and deletes from a
+    /// logical replication slot (`pgoutput`), in commit order, instead of a cursor column.
+    /// Needs `wal_level = logical` and a user with the REPLICATION attribute (or a
+    /// superuser), e.g. `{ slot_prefix = "ferry_crm" }` (default: none).
+    #[serde(default)]
+    pub cdc: Option<CdcConfig>,
+    }
+}
+
+/// `cdc = { publication = "…", slot_prefix = "…" }`: where a stream's changes are read.
+///
+/// The first run creates the stream's slot (`<slot_prefix>_<stream>`) and the publication
+/// when absent, then reads the whole table; later runs read the changes since. The slot's
+/// position moves only once the destination holds the rows. A slot keeps the server's
+/// WAL until it is read: `ferry plan` shows each one's lag, and a slot whose stream was
+/// removed, with the SQL that drops it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CdcConfig {
+    /// The publication whose changes are read (default: the `slot_prefix`). Ferry creates
+    /// it when absent and adds the stream's table when it is not in it.
+    #[serde(default)]
+    pub publication: Option<String>,
+    /// Start of Ferry's slot names, one slot per stream (default `ferry`): lower-case
+    /// letters, digits and `_`. Give each pipeline reading one database its own.
+    #[serde(default)]
+    pub slot_prefix: Option<String>,
+}
+
+/// The default [`CdcConfig::slot_prefix`].
+pub const DEFAULT_SLOT_PREFIX: &str = "ferry";
+
+impl CdcConfig {
+    /// The start of slot names.
+    pub fn prefix(&self) -> &str {
+        self.slot_prefix.as_deref().unwrap_or(DEFAULT_SLOT_PREFIX)
+    }
+
+    /// The publication.
+    pub fn publication(&self) -> &str {
+        self.publication.as_deref().unwrap_or(self.prefix())
+    }
+
+    fn check(&self) -> Result<()> {
+        let p = self.prefix();
+        let fits = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+        if p.is_empty() || p.len() > 40 || !p.chars().all(fits) {
+            return Err(Error::config(format!(
+                "cdc: slot_prefix `{p}` must be 1 to 40 lower-case letters, digits or `_` (slot names are)"
+            )));
+        }
+        check_ident(self.publication(), "cdc: publication")
     }
 }
 
@@ -296,6 +349,9 @@ impl PostgresSourceConfig {
                     q.name
                 )));
             }
+        }
+        if let Some(cdc) = &self.cdc {
+            cdc.check()?;
         }
         let mut parallel = HashSet::new();
         for p in &self.parallel {

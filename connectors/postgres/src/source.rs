@@ -14,6 +14,7 @@
 //! Full reads of a stream listed in `parallel` are split by key ranges and read over
 //! several connections at once (see the `parallel` module).
 
+pub(crate) mod cdc;
 mod count;
 mod parallel;
 
@@ -34,7 +35,7 @@ use ferry_sql::read::{self as sql, Query, ReadCursor, RowPump, QUERY_ALIAS};
 use futures::StreamExt;
 use tokio_postgres::{Client, CopyOutStream};
 
-use crate::config::{ParallelRead, PostgresSourceConfig};
+use crate::config::{CdcConfig, ParallelRead, PostgresSourceConfig};
 use crate::core::{
     self, literal, qualified, quote, retry, within, ConnSettings, Pg, PgResultExt, RelKind,
     Relation,
@@ -54,6 +55,7 @@ struct Inner {
     queries: Vec<Query>,
     parallel: Vec<ParallelRead>,
     exact_count: bool,
+    cdc: Option<CdcConfig>,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -79,6 +81,7 @@ impl PostgresSource {
                 queries: cfg.queries,
                 parallel: cfg.parallel,
                 exact_count: cfg.exact_count,
+                cdc: cfg.cdc,
             }),
         })
     }
@@ -97,6 +100,7 @@ impl PostgresSource {
                 queries: Vec::new(),
                 parallel: Vec::new(),
                 exact_count: false,
+                cdc: None,
             }),
         }
     }
@@ -132,8 +136,42 @@ impl Source for PostgresSource {
         true
     }
 
+    fn reads_changes(&self, stream: &str) -> bool {
+        cdc::reads_changes(&self.inner, stream)
+    }
+
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
-        read(self.inner.clone(), request).await
+        match &self.inner.cdc {
+            Some(c)
+                if request.mode == ReadMode::Incremental && self.reads_changes(&request.stream) =>
+            {
+                let stream = request.stream.clone();
+                let s = &self.inner.pg.settings;
+                let what = "starting to read the changes";
+                within(s, what, cdc::read(self.inner.clone(), request, c))
+                    .await
+                    .ctx("stream", &stream)
+            }
+            _ => read(self.inner.clone(), request).await,
+        }
+    }
+
+    async fn plan_notes(&self, streams: &[String]) -> Result<Vec<String>> {
+        match &self.inner.cdc {
+            Some(c) => cdc::plan_notes(&self.inner, c, streams).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn committed(
+        &self,
+        _stream: &str,
+        state: &serde_json::Value,
+    ) -> Result<Vec<ferry_core::Settled>> {
+        if self.inner.cdc.is_some() {
+            cdc::committed(&self.inner, state).await?;
+        }
+        Ok(Vec::new())
     }
 
     async fn count(&self, request: &ReadRequest) -> Result<Option<u64>> {

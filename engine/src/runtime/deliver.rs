@@ -49,6 +49,9 @@ impl Runtime {
             .open(task.write.clone())
             .await
             .ctx("destination", &task.write.stream)?;
+        if task.changes {
+            writer.deletes_by_key();
+        }
         match self
             .pump(task, opts, writer.as_mut(), rep, &mut validator)
             .await
@@ -77,7 +80,10 @@ impl Runtime {
                 Ok(())
             }
             Ok(pending) => {
-                if task.write.deletes.is_some() {
+                // a read of changes applied the source's own deletes as they came
+                if task.changes {
+                    rep.rows_deleted = Some(rep.rows_deleted.unwrap_or(0));
+                } else if task.write.deletes.is_some() {
                     match incomplete(rep) {
                         Some(why) => rep.deletes_skipped = Some(why),
                         None => match self.delete_missing(task, writer.as_mut()).await {

@@ -121,6 +121,12 @@ impl Runtime {
                 )
                 .with("stream", &sc.name));
             }
+            let changes = sc.is_incremental() && self.source.reads_changes(&sc.name);
+            if changes {
+                if let Some(m) = changes_refused(&sc, mode, self.sink.deletes()) {
+                    return Err(positioned(&needle, m).with("stream", &sc.name));
+                }
+            }
             if let Some(d) = sc.deletes {
                 let refused = if mode != WriteMode::Upsert {
                     Some(format!(
@@ -153,7 +159,7 @@ impl Runtime {
                 }
             }
             let incremental = sc.is_incremental();
-            let cursor = if incremental {
+            let cursor = if incremental && !changes {
                 if !info.supports_incremental() {
                     return Err(positioned(
                         &needle,
@@ -256,8 +262,39 @@ impl Runtime {
                 on_bad_record: sc.on_bad_record,
                 max_bad_ratio: sc.max_bad_ratio,
                 protected,
+                changes,
             });
         }
         Ok(tasks)
+    }
+}
+
+/// Why stream `sc`, whose source reads its changes (change data capture), cannot be
+/// written as configured: its changes are applied by key, deletes included.
+fn changes_refused(sc: &StreamConfig, mode: WriteMode, sink_deletes: bool) -> Option<String> {
+    let name = &sc.name;
+    if mode != WriteMode::Upsert || sc.deletes.is_none() {
+        Some(format!(
+            "stream `{name}` reads the source's changes (cdc), which are applied by key: set \
+             mode = \"upsert\" and deletes = \"hard\" on the stream"
+        ))
+    } else if sc.deletes == Some(ferry_core::Deletes::Soft) {
+        // a key deleted, then inserted again, would stay marked
+        Some(format!(
+            "stream `{name}` reads the source's changes (cdc), which apply deletes = \"hard\" \
+             only for now; set deletes = \"hard\""
+        ))
+    } else if !sink_deletes {
+        Some(format!(
+            "stream `{name}` reads the source's changes (cdc), deletes included, but the \
+             destination cannot delete rows; write it to a database destination"
+        ))
+    } else if !sc.transforms.is_empty() {
+        Some(format!(
+            "stream `{name}` reads the source's changes (cdc): deleted keys are applied as the \
+             source has them, which transforms would change; remove the stream's transforms"
+        ))
+    } else {
+        None
     }
 }

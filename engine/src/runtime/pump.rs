@@ -236,6 +236,13 @@ impl Runtime {
                 }
                 Message::Exchange(x) => exchanges.push(*x),
                 Message::Positions(p) => positions = Some(p),
+                Message::Deleted(keys) => {
+                    // a trial writes rows and rolls them back; a delete it could not take back
+                    if limit.is_none() && keys.num_rows() > 0 {
+                        let n = writer.delete_keys(keys).await?;
+                        *rep.rows_deleted.get_or_insert(0) += n;
+                    }
+                }
             }
         }
         validator.finish()?;

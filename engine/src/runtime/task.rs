@@ -34,6 +34,10 @@ pub struct StreamTask {
     /// names, through renames): masked in any sample of rows taken before the transforms
     /// ran (debug bundles), and never shown in a malformed record's raw text.
     pub protected: Vec<String>,
+    /// Whether the read yields the source's changes (change data capture,
+    /// [`ferry_core::Source::reads_changes`]): deleted keys come from the source, and no
+    /// "missing" row is deleted after it.
+    pub changes: bool,
 }
 
 impl std::fmt::Debug for StreamTask {

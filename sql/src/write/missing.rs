@@ -54,6 +54,9 @@ pub struct Missing {
     pub statements: Vec<String>,
     /// Empties the keys table (before the source's own keys replace those written).
     pub clear_keys: String,
+    /// Deletes or marks the rows whose key is staged: keys the source deleted
+    /// ([`super::listed`]).
+    pub listed: Vec<String>,
 }
 
 /// The [`Missing`] of `table` (the database's spelling), whose `key` columns (as the
@@ -72,24 +75,21 @@ pub fn missing<D: Dialect + ?Sized>(
         .iter()
         .map(|c| format!("{k}.{c} = {t}.{c}", c = d.quote(c)))
         .collect();
-    let gone = format!(
-        "NOT EXISTS (SELECT 1 FROM {k} WHERE {})",
-        same.join(" AND ")
-    );
+    let staged = format!("EXISTS (SELECT 1 FROM {k} WHERE {})", same.join(" AND "));
+    let gone = format!("NOT {staged}");
     let mark = d.quote(DELETED_AT);
+    let stamp = d.timestamp(started);
     let statements = match deletes {
         Deletes::Hard => vec![format!("DELETE FROM {t} WHERE {gone}")],
         Deletes::Soft => vec![
             format!("UPDATE {t} SET {mark} = NULL WHERE {mark} IS NOT NULL AND NOT {gone}"),
-            format!(
-                "UPDATE {t} SET {mark} = {} WHERE {mark} IS NULL AND {gone}",
-                d.timestamp(started)
-            ),
+            format!("UPDATE {t} SET {mark} = {stamp} WHERE {mark} IS NULL AND {gone}"),
         ],
     };
     Missing {
         statements,
         clear_keys: format!("DELETE FROM {k}"),
+        listed: super::listed::listed(&t, &staged, &mark, &stamp, deletes),
     }
 }
 

@@ -49,6 +49,9 @@ struct Deleting<L> {
     /// Keys the source listed itself ([`StreamWriter::keep_keys`]), which replaced
     /// those of the rows written.
     listed: Option<u64>,
+    /// Deletes come from the source by key ([`StreamWriter::deletes_by_key`]): the keys
+    /// of rows written are not staged.
+    by_key: bool,
 }
 
 /// A [`StreamWriter`] into one table, over the database's [`Load`].
@@ -93,6 +96,7 @@ impl<L: Load> TableWriter<L> {
             columns,
             missing,
             listed: None,
+            by_key: false,
         });
         self
     }
@@ -127,7 +131,7 @@ impl<L: Load> StreamWriter for TableWriter<L> {
             .write(&batch, self.rows)
             .await
             .ctx("table", &self.table)?;
-        if let Some(d) = &mut self.deleting {
+        if let Some(d) = self.deleting.as_mut().filter(|d| !d.by_key) {
             let keys = keys_of(&batch, &d.columns)?;
             d.keys
                 .write(&keys, self.rows)
@@ -185,6 +189,35 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         d.keys.write(&keys, before).await.ctx("table", table)?;
         d.listed = Some(before + keys.num_rows() as u64);
         Ok(())
+    }
+
+    fn deletes_by_key(&mut self) {
+        if let Some(d) = &mut self.deleting {
+            d.by_key = true;
+        }
+    }
+
+    async fn delete_keys(&mut self, keys: RecordBatch) -> Result<u64> {
+        let Some(d) = &mut self.deleting else {
+            return Err(Error::internal(
+                "a writer opened without `deletes` was asked to delete keys",
+            ));
+        };
+        let table = &self.table;
+        // the rows written before go first: a key deleted after its upsert stays deleted
+        self.load.commit().await.ctx("table", table)?;
+        d.keys.commit().await.ctx("table", table)?;
+        let clear = [d.missing.clear_keys.clone()];
+        d.keys.apply(&clear).await.ctx("table", table)?;
+        d.keys.write(&keys, 0).await.ctx("table", table)?;
+        d.keys.commit().await.ctx("table", table)?;
+        let n = self
+            .load
+            .apply(&d.missing.listed)
+            .await
+            .ctx("table", table)?;
+        d.keys.apply(&clear).await.ctx("table", table)?;
+        Ok(n)
     }
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
