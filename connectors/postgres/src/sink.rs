@@ -37,6 +37,7 @@ use ferry_core::{
     WriteRequest,
 };
 use ferry_sql::write::ddl::{column_list, temp_upsert};
+use ferry_sql::write::history::{self, History};
 use ferry_sql::write::missing;
 use ferry_sql::write::naming::OWNER_TABLE;
 use ferry_sql::write::{
@@ -159,18 +160,22 @@ impl Sink for PostgresSink {
         let inner = self.inner.clone();
         let s = &inner.pg.settings;
         let what = "opening the table (connecting, creating or fitting it)";
-        let (client, target) = retry(|| within(s, what, open_target(&inner, &request)))
-            .await
-            .ctx("table", &request.stream)?;
-        let table = target.table.clone();
+        let (client, target, history) =
+            retry(|| within(s, what, open_target(&inner, &request)))
+                .await
+                .ctx("table", &request.stream)?;
+        let table = history.as_ref().map_or(&target.table, |h| &h.0.table).clone();
         let location = format!("{}#{}.{table}", s.location(), inner.schema);
         let (main_key, deletes) = (target.key.clone(), request.deletes);
-        let writer = TableWriter::new(self.load(client, target), &table, &request, location);
+        let mut writer = TableWriter::new(self.load(client, target), &table, &request, location);
+        if let Some((_, statements)) = &history {
+            writer = writer.history(&request, statements.clone());
+        }
         let (Some(keys), Some(deletes)) = (missing::keys_request(&request), deletes) else {
             return Ok(Box::new(writer));
         };
         let what = "opening the keys table of `deletes`";
-        let (client, keys) = retry(|| within(s, what, open_target(&inner, &keys)))
+        let (client, keys, _) = retry(|| within(s, what, open_target(&inner, &keys)))
             .await
             .ctx("table", &request.stream)?;
         let ddl = PgDdl {
@@ -180,7 +185,10 @@ impl Sink for PostgresSink {
         };
         let staged = keys.staging.clone().expect("keys are staged");
         let started = missing::started(&request.run_id);
-        let missing = missing::missing(&ddl, &table, &staged, &main_key, deletes, &started);
+        let missing = match &history {
+            Some((h, _)) => h.missing(&ddl, &staged),
+            None => missing::missing(&ddl, &table, &staged, &main_key, deletes, &started),
+        };
         let keys = self.load(client, keys);
         Ok(Box::new(writer.deleting(keys, &request, missing)))
     }
@@ -477,9 +485,13 @@ fn pkey_name(table: &str) -> String {
     format!("{base}_pkey")
 }
 
-/// Connects, creates or fits the table (one transaction), and prepares the statements.
-/// Safe to repeat as a whole.
-async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Target)> {
+/// Connects, creates or fits the table (one transaction), and prepares the statements;
+/// for history, the history table and the staging table its rows are copied into, and
+/// the statements that make the versions from it. Safe to repeat as a whole.
+async fn open_target(
+    inner: &Inner,
+    req: &WriteRequest,
+) -> Result<(Client, Target, Option<(History, Vec<String>)>)> {
     let s = &inner.pg.settings;
     let schema_name = &inner.schema;
     let client = inner.pg.connect().await?;
@@ -501,8 +513,21 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
         schema: schema_name,
         s,
     };
+    let (history, staged) = match req.mode {
+        WriteMode::History => {
+            let h = history::prepare(&mut ddl, req).await?;
+            let staged = history::staging_request(req, &h.table);
+            (Some(h), Some(staged))
+        }
+        _ => (None, None),
+    };
+    let req = staged.as_ref().unwrap_or(req);
     let prep = prepare(&mut ddl, req).await?;
     client.batch_execute("COMMIT").await.pg(s)?;
+    let history = history.map(|h| {
+        let statements = h.statements(&ddl, prep.write_to());
+        (h, statements)
+    });
 
     let (mut types, mut columns, mut encs) = (Vec::new(), Vec::new(), Vec::new());
     let (key, write_to) = (prep.table_key(req), qualified(schema_name, prep.write_to()));
@@ -550,7 +575,7 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
         copy_sql,
         merge_sql,
     };
-    Ok((client, target))
+    Ok((client, target, history))
 }
 
 // ----------------------------------------------------------------------------------------
@@ -906,7 +931,7 @@ impl Load for PgLoad {
         }
     }
 
-    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+    async fn apply(&mut self, statements: &[String]) -> Result<Vec<u64>> {
         if self.broken {
             return Err(self.lost());
         }
@@ -918,7 +943,7 @@ impl Load for PgLoad {
             schema: &inner.schema,
             s,
         };
-        let what = "deleting the rows the source no longer holds";
+        let what = "deleting the rows the source no longer holds, or making versions";
         let deleted = within(s, what, async {
             client.batch_execute("BEGIN").await.pg(s)?;
             let n = missing::apply(&mut ddl, statements).await?;

@@ -1,4 +1,5 @@
-//! The `sqlite` destination: append, upsert and staged overwrite into one file.
+//! The `sqlite` destination: append, upsert, staged overwrite and history (see
+//! [`ferry_sql::write::history`]) into one file.
 //!
 //! SQLite allows one writer per file, so a sink keeps **one** connection, opened on
 //! first use, behind a mutex, and every writer of the run (one per stream) takes turns
@@ -27,7 +28,7 @@ use ferry_core::{
     WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
-use ferry_sql::write::missing;
+use ferry_sql::write::{history, missing};
 use ferry_sql::write::single::{self, ready, Session, Shared};
 use ferry_sql::write::{
     duplicate_key, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table,
@@ -161,9 +162,20 @@ impl Sink for SqliteSink {
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let req = request.clone();
-        let target = self
+        let (target, versions) = self
             .db
-            .run(move |db| open_target(db, &req))
+            .run(move |db| {
+                if req.mode != WriteMode::History {
+                    return Ok((open_target(db, &req)?, None));
+                }
+                // a history's rows are staged, then made versions at close
+                let h = db.atomically(|s| ready(history::prepare(&mut s.ddl(), &req)))?;
+                db.commit()?;
+                let mut staged = open_target(db, &history::staging_request(&req, &h.table))?;
+                staged.location = location(&db.session.path, &req.stream);
+                let statements = h.statements(&db.session.ddl(), &staged.write_to);
+                Ok((staged, Some((h, statements))))
+            })
             .await
             .ctx("table", &request.stream)?;
         let (location, target) = (target.location.clone(), Arc::new(target));
@@ -172,6 +184,10 @@ impl Sink for SqliteSink {
             target: target.clone(),
         };
         let writer = TableWriter::new(load, &request.stream, &request, location);
+        let (writer, history) = match versions {
+            Some((h, statements)) => (writer.history(&request, statements), Some(h)),
+            None => (writer, None),
+        };
         let (Some(keys), Some(deletes)) = (missing::keys_request(&request), request.deletes) else {
             return Ok(Box::new(writer));
         };
@@ -180,8 +196,11 @@ impl Sink for SqliteSink {
             .db
             .run(move |db| {
                 let keys = open_target(db, &keys)?;
-                let (t, k) = (&target.table, &keys.write_to);
-                let m = missing::missing(&db.session.ddl(), t, k, &target.key, deletes, &started);
+                let (t, k, ddl) = (&target.table, &keys.write_to, db.session.ddl());
+                let m = match &history {
+                    Some(h) => h.missing(&ddl, k),
+                    None => missing::missing(&ddl, t, k, &target.key, deletes, &started),
+                };
                 Ok((keys, m))
             })
             .await
@@ -493,10 +512,6 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
     if req.mode == WriteMode::Upsert {
         insert_sql.push_str(&on_conflict(&ddl, &prep.names(), &prep.table_key(req)));
     }
-    let file = s.path.file_name().map_or_else(
-        || s.path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     Ok(Target {
         id,
         table: prep.table.clone(),
@@ -505,9 +520,18 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         write_to,
         mode: req.mode,
         key: prep.table_key(req),
-        // the database's file name, not its folder: receipts name no local folders
-        location: format!("{file}#{}", req.stream),
+        location: location(&s.path, &req.stream),
     })
+}
+
+/// Where table `table` of the file at `path` is, for reports: the database's file name,
+/// not its folder (receipts name no local folders).
+fn location(path: &Path, table: &str) -> String {
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    format!("{file}#{table}")
 }
 
 /// How to name the rowid of `table`: `rowid`, or `_rowid_` / `oid` when a column
@@ -633,7 +657,7 @@ impl Load for SqliteLoad {
             .await
     }
 
-    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+    async fn apply(&mut self, statements: &[String]) -> Result<Vec<u64>> {
         let (id, statements) = (self.target.id, statements.to_vec());
         self.db
             .run(move |db| {
