@@ -517,6 +517,7 @@ impl StreamWriter for FileWriter {
             bytes: Some(written_bytes + self.prefix),
             // of the whole file as written (an appended file is hashed by the receipt)
             digest: (self.mode == WriteMode::Overwrite).then_some(digest),
+            closed: None,
         };
         Ok(WriteSummary {
             rows,

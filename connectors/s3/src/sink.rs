@@ -434,6 +434,7 @@ impl Core {
                     ferry_formats::digest::FILE_PREFIX,
                     c.sha256
                 )),
+                closed: None,
             })
             .collect()
     }
