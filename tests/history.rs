@@ -107,7 +107,13 @@ fn three_runs(destination: &str, held: Reader<'_>) {
     // 1 and 3 change, 2 and 4 do not, 5 is new
     source(
         dir,
-        &[(1, "A", 1), (2, "b", 2), (3, "c", 30), (4, "d", 4), (5, "e", 5)],
+        &[
+            (1, "A", 1),
+            (2, "b", 2),
+            (3, "c", 30),
+            (4, "d", 4),
+            (5, "e", 5),
+        ],
     );
     let r2 = run(dir, [5, 3, 2, 0], "run 2");
     let s2 = stamp(&r2, Some(&s1));
@@ -154,6 +160,15 @@ fn three_runs(destination: &str, held: Reader<'_>) {
     assert_eq!(held(), expected);
 }
 
+/// The query of the versions of `table`, its timestamps as text by `day`.
+fn select(table: &str, day: fn(&str) -> String) -> String {
+    format!(
+        "SELECT id, name, n, {}, {}, _ferry_is_current FROM {table} ORDER BY id, _ferry_valid_from",
+        day("_ferry_valid_from"),
+        day("_ferry_valid_to")
+    )
+}
+
 #[test]
 fn history_into_sqlite() {
     let out = tempfile::tempdir().unwrap();
@@ -161,16 +176,20 @@ fn history_into_sqlite() {
     let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
     let held = || -> Vec<Version> {
         let c = rusqlite::Connection::open(&db).unwrap();
-        let day = |c: &str| format!("substr(replace({c}, 'T', ' '), 1, 19)");
-        let sql = format!(
-            "SELECT id, name, n, {}, {}, _ferry_is_current FROM items ORDER BY id, _ferry_valid_from",
-            day("_ferry_valid_from"),
-            day("_ferry_valid_to")
-        );
+        let sql = select("items", |c| {
+            format!("substr(replace({c}, 'T', ' '), 1, 19)")
+        });
         let mut stmt = c.prepare(&sql).unwrap();
         let found = stmt
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .unwrap();
         found.map(|r| r.unwrap()).collect()
@@ -182,13 +201,9 @@ fn history_into_sqlite() {
 fn history_into_postgres() {
     let dest = PgDestination::new("ferry_history");
     let held = || -> Vec<Version> {
-        let day = |c: &str| format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')");
-        let sql = format!(
-            "SELECT id, name, n, {}, {}, _ferry_is_current FROM {{schema}}.items \
-             ORDER BY id, _ferry_valid_from",
-            day("_ferry_valid_from"),
-            day("_ferry_valid_to")
-        );
+        let sql = select("{schema}.items", |c| {
+            format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
+        });
         let rows = dest.query(&sql);
         rows.iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
@@ -202,12 +217,9 @@ fn history_into_postgres() {
 fn history_into_mysql() {
     let dest = MysqlDestination::new("ferry_history");
     let held = || -> Vec<Version> {
-        let day = |c: &str| format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s')");
-        let sql = format!(
-            "SELECT id, name, n, {}, {}, _ferry_is_current FROM items ORDER BY id, _ferry_valid_from",
-            day("_ferry_valid_from"),
-            day("_ferry_valid_to")
-        );
+        let sql = select("items", |c| {
+            format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s')")
+        });
         type Row = (i64, String, i64, String, Option<String>, i64);
         let rows: Vec<Row> = dest.query(&sql);
         let current = |r: Row| (r.0, r.1, r.2, r.3, r.4, r.5 != 0);

@@ -79,7 +79,8 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             task.read.stream,
             task.write.stream,
             task.write.mode,
-            if key.is_empty() || !matches!(task.write.mode, WriteMode::Upsert | WriteMode::History) {
+            if key.is_empty() || !matches!(task.write.mode, WriteMode::Upsert | WriteMode::History)
+            {
                 String::new()
             } else {
                 format!(" on {}", key.join(", "))

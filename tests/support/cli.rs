@@ -160,5 +160,9 @@ pub fn sync_reported(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, Str
     all.extend_from_slice(args);
     let o = ferry(dir, &all);
     let report = super::read::json(&dir.join("r.json"));
-    (o.status.success(), report["streams"][0].clone(), out_apart(&o))
+    (
+        o.status.success(),
+        report["streams"][0].clone(),
+        out_apart(&o),
+    )
 }

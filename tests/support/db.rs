@@ -104,7 +104,11 @@ impl PgDestination {
                 )
                 .await
                 .unwrap();
-            assert_eq!(left.get::<_, i64>(0), 0, "a staging or keys table was left behind");
+            assert_eq!(
+                left.get::<_, i64>(0),
+                0,
+                "a staging or keys table was left behind"
+            );
             let sql = format!("DROP SCHEMA \"{}\" CASCADE", self.schema);
             c.batch_execute(&sql).await.unwrap()
         });
@@ -126,7 +130,9 @@ impl MysqlDestination {
         let db = fresh(prefix);
         block(async {
             let mut m = mysql(&mysql_url()).await;
-            m.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+            m.query_drop(format!("CREATE DATABASE `{db}`"))
+                .await
+                .unwrap();
             let _ = m.disconnect().await;
         });
         let section = format!("type = \"mysql\"\nurl = \"{}\"", mysql_url_for(&db));
@@ -157,7 +163,9 @@ impl MysqlDestination {
                 .await
                 .unwrap();
             assert_eq!(left, Some(0), "a staging or keys table was left behind");
-            m.query_drop(format!("DROP DATABASE `{}`", self.db)).await.unwrap();
+            m.query_drop(format!("DROP DATABASE `{}`", self.db))
+                .await
+                .unwrap();
             let _ = m.disconnect().await;
         });
     }

@@ -25,13 +25,13 @@ use ferry_core::{
 };
 use ferry_sql::write::ddl::insert_into;
 use ferry_sql::write::ddl::Values;
-use ferry_sql::write::history::{self, History};
+use ferry_sql::write::history;
 use ferry_sql::write::missing;
 use ferry_sql::write::naming::{tagged_name, OLD_PREFIX};
 use ferry_sql::write::server::{Session, Transacted};
 use ferry_sql::write::{
-    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, NameOf, Staging,
-    Table, TableWriter,
+    duplicate_key, mismatch, owner, Dialect, Driver, Existing, KeyPart, NameOf, Staging, Table,
+    TableWriter,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -117,7 +117,14 @@ impl Sink for MysqlSink {
         let started = missing::started(&request.run_id);
         let missing = match (session(&mut conn, &s).await, &history) {
             (Ok(my), Some((h, _))) => Ok(h.missing(&my, &keys.write_to)),
-            (Ok(my), None) => Ok(missing::missing(&my, &table, &keys.write_to, &key, deletes, &started)),
+            (Ok(my), None) => Ok(missing::missing(
+                &my,
+                &table,
+                &keys.write_to,
+                &key,
+                deletes,
+                &started,
+            )),
             (Err(e), _) => Err(e),
         };
         let missing = match missing {
@@ -421,20 +428,8 @@ async fn open_target(conn: &mut Conn, s: Arc<ConnSettings>, req: &WriteRequest) 
         .my(&s)?;
     let chunk_bytes =
         (max_packet.unwrap_or(4 << 20) as usize / 2).clamp(16 << 10, BYTES_PER_STATEMENT);
-    let (history, staged) = match req.mode {
-        WriteMode::History => {
-            let h = history::prepare(&mut my, req).await?;
-            let staged = history::staging_request(req, &h.table);
-            (Some(h), Some(staged))
-        }
-        _ => (None, None),
-    };
-    let req = staged.as_ref().unwrap_or(req);
-    let prep = prepare(&mut my, req).await?;
-    let history = history.map(|h| {
-        let statements = h.statements(&my, prep.write_to());
-        (h, statements)
-    });
+    let (req, prep, history) = history::open(&mut my, req).await?;
+    let req = &req;
     let (names, key) = (prep.names(), prep.table_key(req));
     let insert_prefix = format!("{} VALUES ", insert_into(&my, prep.write_to(), &names));
     let insert_suffix = match req.mode {
@@ -485,7 +480,7 @@ struct Target {
     /// Bytes per statement.
     chunk_bytes: usize,
     /// History: the table, and the statements that make its versions from the staged rows.
-    history: Option<(History, Vec<String>)>,
+    history: history::Opened,
 }
 
 impl MySession {

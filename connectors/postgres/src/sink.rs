@@ -37,12 +37,12 @@ use ferry_core::{
     WriteRequest,
 };
 use ferry_sql::write::ddl::{column_list, temp_upsert};
-use ferry_sql::write::history::{self, History};
+use ferry_sql::write::history;
 use ferry_sql::write::missing;
 use ferry_sql::write::naming::OWNER_TABLE;
 use ferry_sql::write::{
-    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
-    Staging, Table, TableWriter,
+    duplicate_key, mismatch, owner, Dialect, Driver, Existing, KeyPart, Load, NameOf, Staging,
+    Table, TableWriter,
 };
 use futures::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
@@ -160,11 +160,13 @@ impl Sink for PostgresSink {
         let inner = self.inner.clone();
         let s = &inner.pg.settings;
         let what = "opening the table (connecting, creating or fitting it)";
-        let (client, target, history) =
-            retry(|| within(s, what, open_target(&inner, &request)))
-                .await
-                .ctx("table", &request.stream)?;
-        let table = history.as_ref().map_or(&target.table, |h| &h.0.table).clone();
+        let (client, target, history) = retry(|| within(s, what, open_target(&inner, &request)))
+            .await
+            .ctx("table", &request.stream)?;
+        let table = history
+            .as_ref()
+            .map_or(&target.table, |h| &h.0.table)
+            .clone();
         let location = format!("{}#{}.{table}", s.location(), inner.schema);
         let (main_key, deletes) = (target.key.clone(), request.deletes);
         let mut writer = TableWriter::new(self.load(client, target), &table, &request, location);
@@ -491,7 +493,7 @@ fn pkey_name(table: &str) -> String {
 async fn open_target(
     inner: &Inner,
     req: &WriteRequest,
-) -> Result<(Client, Target, Option<(History, Vec<String>)>)> {
+) -> Result<(Client, Target, history::Opened)> {
     let s = &inner.pg.settings;
     let schema_name = &inner.schema;
     let client = inner.pg.connect().await?;
@@ -513,21 +515,9 @@ async fn open_target(
         schema: schema_name,
         s,
     };
-    let (history, staged) = match req.mode {
-        WriteMode::History => {
-            let h = history::prepare(&mut ddl, req).await?;
-            let staged = history::staging_request(req, &h.table);
-            (Some(h), Some(staged))
-        }
-        _ => (None, None),
-    };
-    let req = staged.as_ref().unwrap_or(req);
-    let prep = prepare(&mut ddl, req).await?;
+    let (req, prep, history) = history::open(&mut ddl, req).await?;
+    let req = &req;
     client.batch_execute("COMMIT").await.pg(s)?;
-    let history = history.map(|h| {
-        let statements = h.statements(&ddl, prep.write_to());
-        (h, statements)
-    });
 
     let (mut types, mut columns, mut encs) = (Vec::new(), Vec::new(), Vec::new());
     let (key, write_to) = (prep.table_key(req), qualified(schema_name, prep.write_to()));

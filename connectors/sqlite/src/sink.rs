@@ -28,12 +28,11 @@ use ferry_core::{
     WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
-use ferry_sql::write::{history, missing};
 use ferry_sql::write::single::{self, ready, Session, Shared};
 use ferry_sql::write::{
-    duplicate_key, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table,
-    TableWriter,
+    duplicate_key, owner, Dialect, Driver, Existing, KeyPart, Load, Staging, Table, TableWriter,
 };
+use ferry_sql::write::{history, missing};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{SqliteSinkConfig, DEFAULT_BUSY_TIMEOUT_MS};
@@ -164,18 +163,7 @@ impl Sink for SqliteSink {
         let req = request.clone();
         let (target, versions) = self
             .db
-            .run(move |db| {
-                if req.mode != WriteMode::History {
-                    return Ok((open_target(db, &req)?, None));
-                }
-                // a history's rows are staged, then made versions at close
-                let h = db.atomically(|s| ready(history::prepare(&mut s.ddl(), &req)))?;
-                db.commit()?;
-                let mut staged = open_target(db, &history::staging_request(&req, &h.table))?;
-                staged.location = location(&db.session.path, &req.stream);
-                let statements = h.statements(&db.session.ddl(), &staged.write_to);
-                Ok((staged, Some((h, statements))))
-            })
+            .run(move |db| open_target(db, &req))
             .await
             .ctx("table", &request.stream)?;
         let (location, target) = (target.location.clone(), Arc::new(target));
@@ -195,7 +183,7 @@ impl Sink for SqliteSink {
         let (keys, missing) = self
             .db
             .run(move |db| {
-                let keys = open_target(db, &keys)?;
+                let (keys, _) = open_target(db, &keys)?;
                 let (t, k, ddl) = (&target.table, &keys.write_to, db.session.ddl());
                 let m = match &history {
                     Some(h) => h.missing(&ddl, k),
@@ -486,11 +474,15 @@ fn rowid_alias(rel: &Relation) -> Option<&str> {
         .then(|| pk[0].name.as_str())
 }
 
-fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
-    let prep = db.atomically(|s| {
+/// Makes `req`'s table ready (for history, its table and its rows' staging table) and
+/// the statements that write it.
+fn open_target(db: &mut Db, req: &WriteRequest) -> Result<(Target, history::Opened)> {
+    let location = location(&db.session.path, &req.stream);
+    let (req, prep, history) = db.atomically(|s| {
         // SQLite's driver never waits: its futures are ready when polled
-        ready(prepare(&mut s.ddl(), req))
+        ready(history::open(&mut s.ddl(), req))
     })?;
+    let req = &req;
     let write_to = prep.write_to().to_string();
     let s = &db.session;
     let undo_sql = match req.mode {
@@ -512,7 +504,7 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
     if req.mode == WriteMode::Upsert {
         insert_sql.push_str(&on_conflict(&ddl, &prep.names(), &prep.table_key(req)));
     }
-    Ok(Target {
+    let target = Target {
         id,
         table: prep.table.clone(),
         insert_sql,
@@ -520,8 +512,9 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         write_to,
         mode: req.mode,
         key: prep.table_key(req),
-        location: location(&s.path, &req.stream),
-    })
+        location,
+    };
+    Ok((target, history))
 }
 
 /// Where table `table` of the file at `path` is, for reports: the database's file name,

@@ -23,6 +23,7 @@ use super::ddl::column_list;
 use super::dialect::{Dialect, Driver};
 use super::fit::mismatch;
 use super::missing::Missing;
+use super::prepare::Prepared;
 
 /// Prefix of the stream name a history's rows are staged under.
 const STAGED_PREFIX: &str = "_ferry_history_";
@@ -30,7 +31,12 @@ const STAGED_PREFIX: &str = "_ferry_history_";
 /// The request that creates or fits the history table: the stream's columns, then
 /// Ferry's four, keyed by the stream's key and [`VALID_FROM`].
 pub fn table_request(req: &WriteRequest) -> WriteRequest {
-    let mut fields: Vec<_> = req.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<_> = req
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.extend([
         FerryType::Timestamp.field(VALID_FROM, false),
         FerryType::Timestamp.field(VALID_TO, true),
@@ -52,7 +58,12 @@ pub fn table_request(req: &WriteRequest) -> WriteRequest {
 /// [`ROW_HASH`], keyed by the stream's key (a key twice in one run is refused), staged
 /// like an overwrite of `_ferry_history_<table>` and never swapped in.
 pub fn staging_request(req: &WriteRequest, table: &str) -> WriteRequest {
-    let mut fields: Vec<_> = req.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<_> = req
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(FerryType::String.field(ROW_HASH, false));
     WriteRequest {
         stream: format!("{STAGED_PREFIX}{table}"),
@@ -103,7 +114,12 @@ pub async fn prepare<D: Driver>(db: &mut D, req: &WriteRequest) -> Result<Histor
     let n = req.schema.fields().len();
     let columns = names[..n].to_vec();
     let own = [0, 1, 2, 3].map(|i| names[n + i].clone());
-    let staged: Vec<String> = req.schema.fields().iter().map(|f| f.name().clone()).collect();
+    let staged: Vec<String> = req
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let key = req
         .primary_key()
         .iter()
@@ -127,6 +143,28 @@ pub async fn prepare<D: Driver>(db: &mut D, req: &WriteRequest) -> Result<Histor
         own,
         stamp,
     })
+}
+
+/// The history of a stream opened by [`open`]: its table, and the statements that make
+/// the versions from the staged rows.
+pub type Opened = Option<(History, Vec<String>)>;
+
+/// [`super::prepare`] for a stream of any mode. For history, the history table is made
+/// ready ([`prepare`]) and then the staging of its rows ([`staging_request`]); returns
+/// the request the database's loader then writes (the staging's, for history), what
+/// was prepared for it, and the history.
+pub async fn open<D: Driver>(
+    db: &mut D,
+    req: &WriteRequest,
+) -> Result<(WriteRequest, Prepared<D::Type>, Opened)> {
+    if req.mode != WriteMode::History {
+        return Ok((req.clone(), super::prepare(db, req).await?, None));
+    }
+    let h = prepare(db, req).await?;
+    let staged = staging_request(req, &h.table);
+    let prep = super::prepare(db, &staged).await?;
+    let statements = h.statements(db, prep.write_to());
+    Ok((staged, prep, Some((h, statements))))
 }
 
 /// `started`, or the second after `latest` (a stored version start) when that is not
@@ -169,7 +207,11 @@ impl History {
             "UPDATE {t} SET {to} = {stamp}, {current} = FALSE WHERE {current} = TRUE AND EXISTS \
              (SELECT 1 FROM {s} WHERE {same} AND ({t}.{hash} IS NULL OR {s}.{hash} <> {t}.{hash}))"
         );
-        let staged: Vec<String> = self.staged.iter().map(|c| format!("{s}.{}", d.quote(c))).collect();
+        let staged: Vec<String> = self
+            .staged
+            .iter()
+            .map(|c| format!("{s}.{}", d.quote(c)))
+            .collect();
         let insert = format!(
             "INSERT INTO {t} ({}, {hash}, {from}, {to}, {current}) SELECT {}, {s}.{hash}, {stamp}, \
              NULL, TRUE FROM {s} WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {same} AND {t}.{current} = TRUE)",
@@ -211,7 +253,9 @@ impl History {
 /// new column that is NULL, or columns in another order, make no new version.
 pub fn with_row_hash(batch: &RecordBatch, key: &[usize]) -> Result<RecordBatch> {
     let schema = batch.schema();
-    let mut order: Vec<usize> = (0..batch.num_columns()).filter(|i| !key.contains(i)).collect();
+    let mut order: Vec<usize> = (0..batch.num_columns())
+        .filter(|i| !key.contains(i))
+        .collect();
     order.sort_by(|a, b| schema.field(*a).name().cmp(schema.field(*b).name()));
     let types: Vec<FerryType> = schema
         .fields()
@@ -232,7 +276,10 @@ pub fn with_row_hash(batch: &RecordBatch, key: &[usize]) -> Result<RecordBatch> 
                     }
                 }
             }
-            h.finish().as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+            h.finish().as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
         })
         .collect();
     let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -284,10 +331,19 @@ mod tests {
         let run = "2024-05-01 12:00:00";
         assert_eq!(after(run, None), run);
         assert_eq!(after(run, Some("2024-05-01 11:59:59+00")), run);
-        assert_eq!(after(run, Some("2024-05-01T12:00:00.000000Z")), "2024-05-01 12:00:01");
-        assert_eq!(after(run, Some("2024-05-01 12:00:03.000000")), "2024-05-01 12:00:04");
+        assert_eq!(
+            after(run, Some("2024-05-01T12:00:00.000000Z")),
+            "2024-05-01 12:00:01"
+        );
+        assert_eq!(
+            after(run, Some("2024-05-01 12:00:03.000000")),
+            "2024-05-01 12:00:04"
+        );
         // a server showing another zone: the same instant
-        assert_eq!(after(run, Some("2024-05-01 14:00:00+02")), "2024-05-01 12:00:01");
+        assert_eq!(
+            after(run, Some("2024-05-01 14:00:00+02")),
+            "2024-05-01 12:00:01"
+        );
     }
 
     #[test]
@@ -299,12 +355,21 @@ mod tests {
         let col = |v: Vec<Option<i64>>| Arc::new(Int64Array::from(v)) as ArrayRef;
         let hash = |b: &RecordBatch, key: &[usize]| {
             let h = with_row_hash(b, key).unwrap();
-            let a = h.column(3).as_any().downcast_ref::<StringArray>().unwrap().clone();
+            let a = h
+                .column(3)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone();
             a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
         };
         let a = RecordBatch::try_new(
             schema(["id", "a", "b"], false),
-            vec![col(vec![Some(1), Some(2)]), col(vec![Some(5), Some(5)]), col(vec![None, None])],
+            vec![
+                col(vec![Some(1), Some(2)]),
+                col(vec![Some(5), Some(5)]),
+                col(vec![None, None]),
+            ],
         )
         .unwrap();
         let ha = hash(&a, &[0]);

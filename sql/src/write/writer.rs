@@ -118,7 +118,11 @@ impl<L: Load> TableWriter<L> {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        let mut counts = self.load.apply(&statements).await.ctx("table", &self.table)?;
+        let mut counts = self
+            .load
+            .apply(&statements)
+            .await
+            .ctx("table", &self.table)?;
         let rest = counts.split_off(ours.min(counts.len()));
         if let (Some(v), &[changed, inserted]) = (&mut self.versions, counts.as_slice()) {
             v.applied = Some(Applied { inserted, changed });

@@ -411,7 +411,11 @@ pub async fn history_keeps_every_version<F: SqlFixture>(f: &F) {
             (summary.rows, o.rows, o.closed, gone)
         }
     };
-    let r1 = run("20240501T120000Z-aaaaaa", vec![(1, "a"), (2, "b"), (3, "c")], false);
+    let r1 = run(
+        "20240501T120000Z-aaaaaa",
+        vec![(1, "a"), (2, "b"), (3, "c")],
+        false,
+    );
     assert_eq!(r1.await, (3, 3, Some(0), None));
     let r2 = run(
         "20240502T120000Z-bbbbbb",
@@ -451,13 +455,28 @@ pub async fn history_keeps_every_version<F: SqlFixture>(f: &F) {
     w.flush().await.unwrap();
     w.abort().await.unwrap();
     assert_eq!(versions(f, "people").await, expected);
-    assert_eq!(f.ferry_tables().await, 0, "a staging or keys table was left");
+    assert_eq!(
+        f.ferry_tables().await,
+        0,
+        "a staging or keys table was left"
+    );
 
     // a table that is not a history table is refused, named
-    write_one(sink.as_ref(), "plain", WriteMode::Append, batch(&[(1, "a")])).await;
-    let e = write_stream(sink.as_ref(), "plain", WriteMode::History, &[batch(&[(1, "a")])])
-        .await
-        .unwrap_err();
+    write_one(
+        sink.as_ref(),
+        "plain",
+        WriteMode::Append,
+        batch(&[(1, "a")]),
+    )
+    .await;
+    let e = write_stream(
+        sink.as_ref(),
+        "plain",
+        WriteMode::History,
+        &[batch(&[(1, "a")])],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
     assert!(e.message().contains("not a history table"), "{e}");
 }
