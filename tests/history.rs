@@ -20,8 +20,27 @@ use support::read;
 /// A version: id, name, n, valid from, valid to (UTC, `YYYY-MM-DD HH:MM:SS`), current.
 type Version = (i64, String, i64, String, Option<String>, bool);
 
-/// The versions of table `items`, by id and start.
-type Reader<'a> = &'a dyn Fn() -> Vec<Version>;
+/// How a test reads the versions of `items`: the table as its queries name it, the SQL
+/// that gives a timestamp column as that text, and the versions a query returns.
+struct Reading<'a> {
+    table: &'a str,
+    day: fn(&str) -> String,
+    rows: &'a dyn Fn(&str) -> Vec<Version>,
+}
+
+impl Reading<'_> {
+    /// The versions, by id and start.
+    fn versions(&self) -> Vec<Version> {
+        let day = self.day;
+        let sql = format!(
+            "SELECT id, name, n, {}, {}, _ferry_is_current FROM {} ORDER BY id, _ferry_valid_from",
+            day("_ferry_valid_from"),
+            day("_ferry_valid_to"),
+            self.table
+        );
+        (self.rows)(&sql)
+    }
+}
 
 const STREAM: &str = "mode = \"history\"\nprimary_key = [\"id\"]\ndeletes = \"soft\"\n";
 
@@ -80,8 +99,9 @@ fn v(id: i64, name: &str, n: i64, from: &str, to: Option<&str>, current: bool) -
     (id, name.into(), n, from.into(), to.map(Into::into), current)
 }
 
-/// Three runs and a rerun into `destination`, whose versions `held` reads.
-fn three_runs(destination: &str, held: Reader<'_>) {
+/// Three runs and a rerun into `destination`, whose versions `reading` reads.
+fn three_runs(destination: &str, reading: Reading<'_>) {
+    let held = || reading.versions();
     let tmp = folder(&items::config(destination, STREAM));
     let dir = tmp.path();
     source(dir, &[(1, "a", 1), (2, "b", 2), (3, "c", 3), (4, "d", 4)]);
@@ -160,26 +180,14 @@ fn three_runs(destination: &str, held: Reader<'_>) {
     assert_eq!(held(), expected);
 }
 
-/// The query of the versions of `table`, its timestamps as text by `day`.
-fn select(table: &str, day: fn(&str) -> String) -> String {
-    format!(
-        "SELECT id, name, n, {}, {}, _ferry_is_current FROM {table} ORDER BY id, _ferry_valid_from",
-        day("_ferry_valid_from"),
-        day("_ferry_valid_to")
-    )
-}
-
 #[test]
 fn history_into_sqlite() {
     let out = tempfile::tempdir().unwrap();
     let db = out.path().join("out.db");
     let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
-    let held = || -> Vec<Version> {
+    let rows = |sql: &str| -> Vec<Version> {
         let c = rusqlite::Connection::open(&db).unwrap();
-        let sql = select("items", |c| {
-            format!("substr(replace({c}, 'T', ' '), 1, 19)")
-        });
-        let mut stmt = c.prepare(&sql).unwrap();
+        let mut stmt = c.prepare(sql).unwrap();
         let found = stmt
             .query_map([], |r| {
                 Ok((
@@ -194,38 +202,59 @@ fn history_into_sqlite() {
             .unwrap();
         found.map(|r| r.unwrap()).collect()
     };
-    three_runs(&section, &held);
+    let day = |c: &str| format!("substr(replace({c}, 'T', ' '), 1, 19)");
+    let table = "items";
+    three_runs(
+        &section,
+        Reading {
+            table,
+            day,
+            rows: &rows,
+        },
+    );
 }
 
 #[test]
 fn history_into_postgres() {
     let dest = PgDestination::new("ferry_history");
-    let held = || -> Vec<Version> {
-        let sql = select("{schema}.items", |c| {
-            format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
-        });
-        let rows = dest.query(&sql);
-        rows.iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-            .collect()
+    let rows = |sql: &str| -> Vec<Version> {
+        let rows = dest.query(sql);
+        let version =
+            |r: &tokio_postgres::Row| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        rows.iter().map(version).collect()
     };
-    three_runs(&dest.section, &held);
+    let day = |c: &str| format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')");
+    let table = "{schema}.items";
+    three_runs(
+        &dest.section,
+        Reading {
+            table,
+            day,
+            rows: &rows,
+        },
+    );
     dest.finish();
 }
 
 #[test]
 fn history_into_mysql() {
     let dest = MysqlDestination::new("ferry_history");
-    let held = || -> Vec<Version> {
-        let sql = select("items", |c| {
-            format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s')")
-        });
-        type Row = (i64, String, i64, String, Option<String>, i64);
-        let rows: Vec<Row> = dest.query(&sql);
-        let current = |r: Row| (r.0, r.1, r.2, r.3, r.4, r.5 != 0);
-        rows.into_iter().map(current).collect()
+    // `_ferry_is_current` is a TINYINT(1)
+    type Row = (i64, String, i64, String, Option<String>, i64);
+    let rows = |sql: &str| -> Vec<Version> {
+        let rows: Vec<Row> = dest.query(sql);
+        let version = |r: Row| (r.0, r.1, r.2, r.3, r.4, r.5 != 0);
+        rows.into_iter().map(version).collect()
     };
-    three_runs(&dest.section, &held);
+    let day = |c: &str| format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s')");
+    three_runs(
+        &dest.section,
+        Reading {
+            table: "items",
+            day,
+            rows: &rows,
+        },
+    );
     dest.finish();
 }
 

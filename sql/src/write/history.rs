@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use ferry_core::arrow_array::{ArrayRef, RecordBatch, StringArray};
-use ferry_core::arrow_schema::Schema;
+use ferry_core::arrow_schema::{Field, Schema};
 use ferry_core::catalog::{IS_CURRENT, ROW_HASH, VALID_FROM, VALID_TO};
 use ferry_core::types::with_keys;
 use ferry_core::values::{format_timestamp_micros, parse_timestamp_micros, write_text};
@@ -31,44 +31,45 @@ const STAGED_PREFIX: &str = "_ferry_history_";
 /// The request that creates or fits the history table: the stream's columns, then
 /// Ferry's four, keyed by the stream's key and [`VALID_FROM`].
 pub fn table_request(req: &WriteRequest) -> WriteRequest {
-    let mut fields: Vec<_> = req
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.extend([
+    let own = [
         FerryType::Timestamp.field(VALID_FROM, false),
         FerryType::Timestamp.field(VALID_TO, true),
         FerryType::Bool.field(IS_CURRENT, false),
         FerryType::String.field(ROW_HASH, false),
-    ]);
+    ];
     let mut key = req.primary_key();
     key.push(VALID_FROM.into());
-    WriteRequest {
-        stream: req.stream.clone(),
-        schema: with_keys(&Schema::new(fields), &key, None),
-        mode: WriteMode::Append,
-        run_id: req.run_id.clone(),
-        deletes: None,
-    }
+    derived(req, req.stream.clone(), WriteMode::Append, own, &key)
 }
 
 /// The request that opens the staging of a run's rows: the stream's columns and
 /// [`ROW_HASH`], keyed by the stream's key (a key twice in one run is refused), staged
 /// like an overwrite of `_ferry_history_<table>` and never swapped in.
 pub fn staging_request(req: &WriteRequest, table: &str) -> WriteRequest {
-    let mut fields: Vec<_> = req
+    let hash = [FerryType::String.field(ROW_HASH, false)];
+    let stream = format!("{STAGED_PREFIX}{table}");
+    derived(req, stream, WriteMode::Overwrite, hash, &req.primary_key())
+}
+
+/// A request for `stream` in `mode`: `req`'s columns and `extra`, keyed by `key`.
+fn derived(
+    req: &WriteRequest,
+    stream: String,
+    mode: WriteMode,
+    extra: impl IntoIterator<Item = Field>,
+    key: &[String],
+) -> WriteRequest {
+    let mut fields: Vec<Field> = req
         .schema
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields.push(FerryType::String.field(ROW_HASH, false));
+    fields.extend(extra);
     WriteRequest {
-        stream: format!("{STAGED_PREFIX}{table}"),
-        schema: with_keys(&Schema::new(fields), &req.primary_key(), None),
-        mode: WriteMode::Overwrite,
+        stream,
+        schema: with_keys(&Schema::new(fields), key, None),
+        mode,
         run_id: req.run_id.clone(),
         deletes: None,
     }
