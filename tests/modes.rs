@@ -339,7 +339,7 @@ fn trial_then_sync_mysql() {
     ));
     let count = |s: &str| -> (u64, u64) {
         block(async {
-            let mut m = mysql(&mysql_url_for(&db)).await;
+            let mut m = mysql(&mysql_url_for(db)).await;
             let r: Result<Option<(u64, u64)>, _> = m
                 .query_first(format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM `{s}`"))
                 .await;
