@@ -11,10 +11,10 @@ mod support;
 
 use std::path::Path;
 
-use mysql_async::prelude::Queryable;
-use support::cli::{ferry, out_apart as text};
-use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
-use support::folder::{with_config as folder, write};
+use support::cli::{ferry, out_apart as text, sync_reported as sync};
+use support::db::{MysqlDestination, PgDestination};
+use support::folder::with_config as folder;
+use support::items::{self, source};
 use support::read;
 
 /// A destination row: id, name, whether `_ferry_deleted_at` is set.
@@ -24,22 +24,11 @@ type Row = (i64, String, bool);
 type Reader<'a> = &'a dyn Fn(&str, bool) -> Vec<Row>;
 
 fn config(destination: &str, deletes: &str, extra: &str) -> String {
-    format!(
-        "[source]\ntype = \"file\"\npath = \"items.csv\"\nstream = \"items\"\n\
-         columns = {{ id = \"int64\", name = \"string\", n = \"int64\" }}\n\n\
-         [destination]\n{destination}\n\n\
-         [[streams]]\nname = \"items\"\nmode = \"upsert\"\nprimary_key = [\"id\"]\n\
-         deletes = \"{deletes}\"\nchecks = [{{ type = \"range\", column = \"n\", min = 0 }}]\n{extra}"
-    )
-}
-
-/// `items.csv` with these (id, name, n) rows.
-fn source(dir: &Path, rows: &[(i64, &str, i64)]) {
-    let mut csv = String::from("id,name,n\n");
-    for (id, name, n) in rows {
-        csv.push_str(&format!("{id},{name},{n}\n"));
-    }
-    write(dir, "items.csv", csv);
+    let stream = format!(
+        "mode = \"upsert\"\nprimary_key = [\"id\"]\ndeletes = \"{deletes}\"\n\
+         checks = [{{ type = \"range\", column = \"n\", min = 0 }}]\n{extra}"
+    );
+    items::config(destination, &stream)
 }
 
 fn rows(list: &[(i64, &str, bool)]) -> Vec<Row> {
@@ -57,15 +46,6 @@ fn held_after(soft: bool, all: &[(i64, &str)], gone: &[i64]) -> Vec<Row> {
         .filter(|r| soft || !r.2)
         .collect();
     rows(&marked)
-}
-
-/// The report's `items` stream after `ferry sync --report r.json ARGS`.
-fn sync(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
-    let mut all = vec!["sync", "--report", "r.json"];
-    all.extend_from_slice(args);
-    let o = ferry(dir, &all);
-    let report = read::json(&dir.join("r.json"));
-    (o.status.success(), report["streams"][0].clone(), text(&o))
 }
 
 /// Four runs into one destination: a first sync, a trial, a failing run and a sync
@@ -223,58 +203,28 @@ fn deletes_into_sqlite() {
 #[test]
 fn deletes_into_postgres() {
     for soft in [false, true] {
-        let schema = fresh("ferry_deletes");
-        block(async {
-            let sql = format!("CREATE SCHEMA \"{schema}\"");
-            pg().await.batch_execute(&sql).await.unwrap()
-        });
-        let section = format!(
-            "type = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"",
-            pg_url()
-        );
+        let dest = PgDestination::new("ferry_deletes");
         let held = |t: &str, s: bool| -> Vec<Row> {
             let mark = if s {
                 "_ferry_deleted_at IS NOT NULL"
             } else {
                 "false"
             };
-            let sql = format!("SELECT id, name, {mark} FROM \"{schema}\".\"{t}\" ORDER BY id");
-            block(async {
-                let rows = pg().await.query(&sql, &[]).await.unwrap();
-                rows.iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect()
-            })
+            let sql = format!("SELECT id, name, {mark} FROM {{schema}}.\"{t}\" ORDER BY id");
+            let rows = dest.query(&sql);
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect()
         };
-        deletes_after_complete_reads_only(&section, soft, &held);
-        block(async {
-            let c = pg().await;
-            let left = c
-                .query_one(
-                    "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE '\\_ferry\\_stage%'",
-                    &[&schema],
-                )
-                .await
-                .unwrap();
-            assert_eq!(left.get::<_, i64>(0), 0, "a keys table was left behind");
-            let sql = format!("DROP SCHEMA \"{schema}\" CASCADE");
-            c.batch_execute(&sql).await.unwrap()
-        });
+        deletes_after_complete_reads_only(&dest.section, soft, &held);
+        dest.finish();
     }
 }
 
 #[test]
 fn deletes_into_mysql() {
     for soft in [false, true] {
-        let db = fresh("ferry_deletes");
-        block(async {
-            let mut m = mysql(&mysql_url()).await;
-            m.query_drop(format!("CREATE DATABASE `{db}`"))
-                .await
-                .unwrap();
-            let _ = m.disconnect().await;
-        });
-        let section = format!("type = \"mysql\"\nurl = \"{}\"", mysql_url_for(&db));
+        let dest = MysqlDestination::new("ferry_deletes");
         let held = |t: &str, s: bool| -> Vec<Row> {
             let mark = if s {
                 "_ferry_deleted_at IS NOT NULL"
@@ -282,27 +232,11 @@ fn deletes_into_mysql() {
                 "0"
             };
             let sql = format!("SELECT id, name, {mark} FROM `{t}` ORDER BY id");
-            block(async {
-                let mut m = mysql(&mysql_url_for(&db)).await;
-                let rows: Vec<(i64, String, i64)> = m.query(sql).await.unwrap();
-                let _ = m.disconnect().await;
-                rows.into_iter().map(|(i, n, d)| (i, n, d != 0)).collect()
-            })
+            let rows: Vec<(i64, String, i64)> = dest.query(&sql);
+            rows.into_iter().map(|(i, n, d)| (i, n, d != 0)).collect()
         };
-        deletes_after_complete_reads_only(&section, soft, &held);
-        block(async {
-            let mut m = mysql(&mysql_url()).await;
-            let left: Option<i64> = m
-                .exec_first(
-                    "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE '\\_ferry\\_stage%'",
-                    (db.as_str(),),
-                )
-                .await
-                .unwrap();
-            assert_eq!(left, Some(0), "a keys table was left behind");
-            m.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
-            let _ = m.disconnect().await;
-        });
+        deletes_after_complete_reads_only(&dest.section, soft, &held);
+        dest.finish();
     }
 }
 

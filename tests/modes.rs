@@ -20,7 +20,7 @@ use std::path::Path;
 
 use mysql_async::prelude::Queryable;
 use support::cli::{ferry, out_apart as text};
-use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
+use support::db::{block, mysql, mysql_url_for, pg, MysqlDestination, PgDestination};
 use support::folder::{with_config as folder, write};
 use support::{read, sqlite};
 
@@ -302,17 +302,12 @@ fn trial_then_sync_s3() {
 
 #[test]
 fn trial_then_sync_postgres() {
-    let schema = fresh("ferry_trial");
-    block(async {
-        pg().await
-            .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
-            .await
-            .unwrap()
-    });
+    let dest = PgDestination::new("ferry_trial");
+    let schema = &dest.schema;
     let tmp = folder(&format!(
-        "{}\n[destination]\ntype = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"\n{FOUR_WAYS}",
+        "{}\n[destination]\n{}\n{FOUR_WAYS}",
         generate(),
-        pg_url()
+        dest.section
     ));
     let count = |s: &str| -> (u64, u64) {
         block(async {
@@ -330,32 +325,21 @@ fn trial_then_sync_postgres() {
         })
     };
     trial_sync_trial(tmp.path(), &count);
-    block(async {
-        pg().await
-            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .await
-            .unwrap()
-    });
+    dest.finish();
 }
 
 #[test]
 fn trial_then_sync_mysql() {
-    let db = fresh("ferry_trial");
-    block(async {
-        let mut m = mysql(&mysql_url()).await;
-        m.query_drop(format!("CREATE DATABASE `{db}`"))
-            .await
-            .unwrap();
-        let _ = m.disconnect().await;
-    });
+    let dest = MysqlDestination::new("ferry_trial");
+    let db = &dest.db;
     let tmp = folder(&format!(
-        "{}\n[destination]\ntype = \"mysql\"\nurl = \"{}\"\n{FOUR_WAYS}",
+        "{}\n[destination]\n{}\n{FOUR_WAYS}",
         generate(),
-        mysql_url_for(&db)
+        dest.section
     ));
     let count = |s: &str| -> (u64, u64) {
         block(async {
-            let mut m = mysql(&mysql_url_for(&db)).await;
+            let mut m = mysql(&mysql_url_for(db)).await;
             let r: Result<Option<(u64, u64)>, _> = m
                 .query_first(format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM `{s}`"))
                 .await;
@@ -364,11 +348,7 @@ fn trial_then_sync_mysql() {
         })
     };
     trial_sync_trial(tmp.path(), &count);
-    block(async {
-        let mut m = mysql(&mysql_url()).await;
-        m.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
-        let _ = m.disconnect().await;
-    });
+    dest.finish();
 }
 
 #[test]

@@ -379,6 +379,7 @@ fn edited_receipts_are_refused_even_where_the_signature_would_still_match() {
             rows_filtered: Some(0),
             rows_uncommitted: None,
             rows_deleted: None,
+            versions_closed: None,
             rows_total: None,
             complete: None,
             schema_fingerprint: "f".into(),

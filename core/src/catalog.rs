@@ -16,6 +16,10 @@ pub enum WriteMode {
     Overwrite,
     /// Insert new rows and update existing ones, matched by the primary key.
     Upsert,
+    /// Keep every version of each keyed row (SCD type 2): a changed row closes its
+    /// current version ([`VALID_TO`]) and adds a new one ([`VALID_FROM`],
+    /// [`IS_CURRENT`]); an unchanged row (same [`ROW_HASH`]) writes nothing.
+    History,
 }
 
 impl std::fmt::Display for WriteMode {
@@ -24,6 +28,7 @@ impl std::fmt::Display for WriteMode {
             WriteMode::Append => "append",
             WriteMode::Overwrite => "overwrite",
             WriteMode::Upsert => "upsert",
+            WriteMode::History => "history",
         })
     }
 }
@@ -50,6 +55,15 @@ impl std::fmt::Display for Deletes {
 
 /// The column a soft delete marks rows in.
 pub const DELETED_AT: &str = "_ferry_deleted_at";
+
+/// A history table's version start: the run's start, part of the primary key.
+pub const VALID_FROM: &str = "_ferry_valid_from";
+/// A history table's version end: NULL while the version is current.
+pub const VALID_TO: &str = "_ferry_valid_to";
+/// Whether a history table's row is its key's current version.
+pub const IS_CURRENT: &str = "_ferry_is_current";
+/// A hash of a history row's delivered values outside the key: equal hashes, no new version.
+pub const ROW_HASH: &str = "_ferry_row_hash";
 
 /// How a source stream is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

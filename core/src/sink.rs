@@ -72,20 +72,22 @@ impl WriteRequest {
                 "primary key column `{k}` is not in the stream's schema"
             )));
         }
-        if self.mode == WriteMode::Upsert && key.is_empty() {
+        let keyed = matches!(self.mode, WriteMode::Upsert | WriteMode::History);
+        if keyed && key.is_empty() {
             return Err(crate::Error::new(
                 crate::ErrorKind::Unsupported,
                 format!(
-                    "upsert into `{table}` needs a primary key; set `primary_key` on the stream"
+                    "{} into `{table}` needs a primary key; set `primary_key` on the stream",
+                    self.mode
                 ),
             )
             .with("table", table));
         }
         if let Some(d) = self.deletes {
-            if self.mode != WriteMode::Upsert || key.is_empty() {
+            if !keyed || key.is_empty() {
                 return Err(crate::Error::config(format!(
-                    "deletes = \"{d}\" on `{table}` needs mode = \"upsert\" and a primary key: \
-                     missing rows are found by key"
+                    "deletes = \"{d}\" on `{table}` needs mode = \"upsert\" or \"history\" and a \
+                     primary key: missing rows are found by key"
                 ))
                 .with("table", table));
             }
@@ -146,6 +148,10 @@ pub struct Output {
     /// Hex SHA-256 of the bytes (files) or an order-independent digest of the rows (tables).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// `mode = "history"`: current versions this run closed because their row changed
+    /// (`rows` counts the versions it inserted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed: Option<u64>,
 }
 
 /// What a writer did, returned by [`StreamWriter::close`].

@@ -13,7 +13,7 @@
 //!
 //! [[streams]]                     # optional: without it every stream is synced (append)
 //! name = "customers"
-//! mode = "upsert"                 # append | overwrite | upsert
+//! mode = "upsert"                 # append | overwrite | upsert | history
 //! primary_key = ["id"]
 //! cursor = "updated_at"           # read incrementally by this column
 //!
@@ -47,7 +47,9 @@ pub struct StreamConfig {
     /// Name at the destination (default: the same name).
     #[serde(default)]
     pub destination: Option<String>,
-    /// How to write: `append` (default), `overwrite` or `upsert`.
+    /// How to write: `append` (default), `overwrite`, `upsert` or `history` (every
+    /// version of each keyed row, SCD type 2: a changed row closes its current version
+    /// and adds one; needs a primary key and a SQL destination).
     #[serde(default)]
     pub mode: Option<WriteMode>,
     /// Columns identifying a row (default: the source's primary key). Needed by `upsert`.
@@ -55,8 +57,9 @@ pub struct StreamConfig {
     pub primary_key: Option<Vec<String>>,
     /// What happens to destination rows whose key the source no longer holds: `hard`
     /// (deleted) or `soft` (marked in `_ferry_deleted_at`); default: they stay. Needs
-    /// `mode = "upsert"`. Only a complete read deletes: a trial (`--limit`), a failed
-    /// run, or one that filtered or rejected rows deletes nothing.
+    /// `mode = "upsert"`, or `mode = "history"`, where both close the key's current
+    /// version (history is never deleted). Only a complete read deletes: a trial
+    /// (`--limit`), a failed run, or one that filtered or rejected rows deletes nothing.
     #[serde(default)]
     pub deletes: Option<ferry_core::Deletes>,
     /// Read incrementally by this column (default: full refresh, or the source's default

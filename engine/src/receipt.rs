@@ -101,6 +101,11 @@ pub struct ReceiptStream {
     /// run (`deletes`); `None` for a stream without them, and in older receipts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_deleted: Option<u64>,
+    /// `mode = "history"`: current versions closed because their row changed (the
+    /// versions inserted are the output's `rows`); `None` for other modes, and in older
+    /// receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions_closed: Option<u64>,
     /// The true total the source reported for this read (a `COUNT(*)`, an API's total).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_total: Option<u64>,
@@ -229,6 +234,7 @@ impl Receipt {
                 rows_filtered: Some(s.rows_filtered),
                 rows_uncommitted: Some(s.rows_uncommitted),
                 rows_deleted: s.rows_deleted,
+                versions_closed: s.versions_closed,
                 rows_total: s.rows_total,
                 complete: s.complete,
                 schema_fingerprint: s.schema_fingerprint.clone(),

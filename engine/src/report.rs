@@ -48,6 +48,11 @@ pub struct StreamReport {
     /// `rows_read`'s sum: they were never read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_deleted: Option<u64>,
+    /// `mode = "history"`: current versions this run closed because their row changed
+    /// (the versions it inserted are its output's `rows`; those closed because the key
+    /// left the source, `rows_deleted`). `None` for other modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions_closed: Option<u64>,
     /// Why a stream with `deletes` deleted nothing this run (a trial, rows filtered or
     /// rejected, an incomplete read).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,6 +128,7 @@ impl StreamReport {
             rows_filtered: 0,
             rows_uncommitted: 0,
             rows_deleted: None,
+            versions_closed: None,
             deletes_skipped: None,
             rows_expected: None,
             rows_total: None,
@@ -314,12 +320,27 @@ impl RunReport {
                     )
                 });
             }
-            if let Some(n) = s.rows_deleted {
+            if let Some(closed) = s.versions_closed {
+                let added: u64 = s.outputs.iter().map(|o| o.rows).sum();
                 out.push_str(&format!(
+                    "  {}: history: {} versions added, {} closed by a change\n",
+                    s.stream,
+                    group(added),
+                    group(closed)
+                ));
+            }
+            match (s.rows_deleted, s.write_mode) {
+                (Some(n), ferry_core::WriteMode::History) => out.push_str(&format!(
+                    "  {}: {} current versions closed: the source no longer holds their key\n",
+                    s.stream,
+                    group(n)
+                )),
+                (Some(n), _) => out.push_str(&format!(
                     "  {}: {} rows the source no longer holds deleted\n",
                     s.stream,
                     group(n)
-                ));
+                )),
+                (None, _) => {}
             }
             if let Some(why) = &s.deletes_skipped {
                 out.push_str(&format!("  {}: nothing deleted: {why}\n", s.stream));

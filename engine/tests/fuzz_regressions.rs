@@ -173,6 +173,7 @@ fn write_seeds() {
             rows_filtered: Some(0),
             rows_uncommitted: Some(0),
             rows_deleted: None,
+            versions_closed: None,
             rows_total: Some(2),
             complete: Some(true),
             schema_fingerprint: "sha256:00".into(),

@@ -271,7 +271,9 @@ fn render_streams(sync_toml: &str, folder: &Path) -> String {
         out.push_str(&format!("[[streams]]\nname = {}\n", toml_string(&s.name)));
         if upsert && !s.primary_key.is_empty() {
             let line = "mode = \"upsert\"";
-            out.push_str(&format!("{line:<30} # append | overwrite | upsert\n"));
+            out.push_str(&format!(
+                "{line:<30} # append | overwrite | upsert | history (every version)\n"
+            ));
         }
         if let Some(c) = s
             .default_cursor
@@ -333,10 +335,12 @@ const STREAMS_EXAMPLE: &str = "
 # is appended). `ferry discover` lists the streams, their columns and keys.
 # [[streams]]
 # name = \"customers\"             # a stream `ferry discover` lists
-# mode = \"upsert\"                # append | overwrite | upsert
+# mode = \"upsert\"                # append | overwrite | upsert | history (SQL: every version
+#                                  # of a keyed row, dated by the run's start; see the README)
 # primary_key = [\"id\"]           # default: the source's key
 # deletes = \"soft\"               # upsert into a SQL database: rows that left the source are
-#                                  # marked in `_ferry_deleted_at` (\"soft\") or deleted (\"hard\")
+#                                  # marked in `_ferry_deleted_at` (\"soft\") or deleted (\"hard\");
+#                                  # with history, either closes the key's current version
 # cursor = \"updated_at\"          # read incrementally by this column
 # destination = \"crm_customers\"  # another name at the destination (default: the same)
 ";

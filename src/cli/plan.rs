@@ -84,7 +84,8 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             task.read.stream,
             task.write.stream,
             task.write.mode,
-            if key.is_empty() || task.write.mode != WriteMode::Upsert {
+            if key.is_empty() || !matches!(task.write.mode, WriteMode::Upsert | WriteMode::History)
+            {
                 String::new()
             } else {
                 format!(" on {}", key.join(", "))
@@ -114,6 +115,18 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
                 task.write.stream,
                 rows_now.map(|n| format!(" ({n})")).unwrap_or_default()
             ),
+            (WriteMode::History, true) => {
+                let current = sink.count_keys(&task.write.stream, None).await;
+                let versions = match (now, current.unwrap_or(None)) {
+                    (Some(n), Some(c)) => format!(" ({} versions, {} current)", group(n), group(c)),
+                    _ => String::new(),
+                };
+                format!(
+                    "keep the history of {}{versions}: a changed row closes its current version \
+                     and adds one dated this run's start; unchanged rows write nothing",
+                    task.write.stream
+                )
+            }
         };
         println!("  write:       {effect}");
         if task.write.deletes.is_some() {

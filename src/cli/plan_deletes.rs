@@ -2,7 +2,7 @@
 //! delete or mark, counted by reading the source's keys (through the stream's
 //! transforms) and asking the destination how many of its rows have one of them.
 
-use ferry_core::{Deletes, Message, ReadMode, Result, Sink, Source};
+use ferry_core::{Deletes, Message, ReadMode, Result, Sink, Source, WriteMode};
 use ferry_engine::report::group;
 use ferry_engine::runtime::StreamTask;
 use futures_util::StreamExt;
@@ -17,9 +17,11 @@ pub async fn line(
     let Some(deletes) = task.write.deletes else {
         return (String::new(), false);
     };
-    let verb = match deletes {
-        Deletes::Hard => "delete",
-        Deletes::Soft => "mark deleted",
+    // history is never deleted: a key gone from the source closes its current version
+    let verb = match (deletes, task.write.mode) {
+        (_, WriteMode::History) => "close the current versions of",
+        (Deletes::Hard, _) => "delete",
+        (Deletes::Soft, _) => "mark deleted",
     };
     if !exists {
         return (

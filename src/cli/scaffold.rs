@@ -1105,6 +1105,7 @@ impl StreamWriter for JsonlWriter {
                 rows: self.rows,
                 bytes: Some(self.bytes),
                 digest: None,
+                closed: None,
             }],
         })
     }

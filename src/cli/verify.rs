@@ -96,7 +96,13 @@ pub async fn verify(
                         }
                         (check_table(o, &digest), None)
                     }
-                    (_, ferry_core::WriteMode::Append | ferry_core::WriteMode::Upsert, _) => (
+                    (
+                        _,
+                        ferry_core::WriteMode::Append
+                        | ferry_core::WriteMode::Upsert
+                        | ferry_core::WriteMode::History,
+                        _,
+                    ) => (
                         OutputCheck::Unverifiable,
                         Some("the stream was not overwritten, so the table holds more than this run's rows".to_string()),
                     ),

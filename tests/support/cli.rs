@@ -152,3 +152,17 @@ pub fn exits_saying_all(o: &Output, code: i32, needles: &[&str]) -> String {
     }
     printed
 }
+
+/// `ferry sync --report r.json ARGS` in `dir`: whether it succeeded, the report's first
+/// stream, and what it printed (stdout and stderr a line apart).
+pub fn sync_reported(dir: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let mut all = vec!["sync", "--report", "r.json"];
+    all.extend_from_slice(args);
+    let o = ferry(dir, &all);
+    let report = super::read::json(&dir.join("r.json"));
+    (
+        o.status.success(),
+        report["streams"][0].clone(),
+        out_apart(&o),
+    )
+}

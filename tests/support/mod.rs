@@ -2,7 +2,8 @@
 //! ([`cli`]), pieces of configs ([`config`]), client folders ([`folder`]), what a run
 //! leaves behind ([`read`]), SQLite destinations ([`sqlite`]), the test databases
 //! ([`db`]), a connector's config section ([`connector`]), a loopback HTTP server
-//! ([`http`]) and OpenPGP deliveries opened as a client would ([`pgp`]).
+//! ([`http`]), OpenPGP deliveries opened as a client would ([`pgp`]) and the `items`
+//! CSV source of the deletes and history tests ([`items`]).
 //!
 //! Each test file takes it with `mod support;`; the in-process S3 server stays apart
 //! (`#[path = "support/s3.rs"] mod s3;`), for the tests that need it.
@@ -16,6 +17,7 @@ pub mod connector;
 pub mod db;
 pub mod folder;
 pub mod http;
+pub mod items;
 pub mod pgp;
 pub mod read;
 pub mod sqlite;

@@ -196,10 +196,13 @@ impl Sink for FileSink {
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let name = file_name(&request.stream, &self.layout, self.encrypt.as_ref())?;
-        if request.mode == WriteMode::Upsert {
+        if matches!(request.mode, WriteMode::Upsert | WriteMode::History) {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                "the file destination cannot upsert (it supports append and overwrite)",
+                format!(
+                    "the file destination cannot write with mode = \"{}\" (it supports append and overwrite)",
+                    request.mode
+                ),
             ));
         }
         if request.mode == WriteMode::Append {
@@ -514,6 +517,7 @@ impl StreamWriter for FileWriter {
             bytes: Some(written_bytes + self.prefix),
             // of the whole file as written (an appended file is hashed by the receipt)
             digest: (self.mode == WriteMode::Overwrite).then_some(digest),
+            closed: None,
         };
         Ok(WriteSummary {
             rows,

@@ -238,6 +238,7 @@ impl StreamWriter for WebhookWriter {
                 rows: self.rows,
                 bytes: Some(self.bytes),
                 digest: Some(self.digest.to_receipt_string()),
+                closed: None,
             }],
         })
     }

@@ -1,4 +1,5 @@
-//! The `mysql` destination: append, upsert and staged overwrite into InnoDB tables.
+//! The `mysql` destination: append, upsert, staged overwrite and history (see
+//! [`ferry_sql::write::history`]) into InnoDB tables.
 //!
 //! Each writer (one per stream) has its own connection and keeps one transaction open
 //! between flushes; `flush` commits it. Each batch is atomic inside it (a savepoint), and
@@ -24,12 +25,13 @@ use ferry_core::{
 };
 use ferry_sql::write::ddl::insert_into;
 use ferry_sql::write::ddl::Values;
+use ferry_sql::write::history;
 use ferry_sql::write::missing;
 use ferry_sql::write::naming::{tagged_name, OLD_PREFIX};
 use ferry_sql::write::server::{Session, Transacted};
 use ferry_sql::write::{
-    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, NameOf, Staging,
-    Table, TableWriter,
+    duplicate_key, mismatch, owner, Dialect, Driver, Existing, KeyPart, NameOf, Staging, Table,
+    TableWriter,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -99,17 +101,34 @@ impl Sink for MysqlSink {
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let s = self.settings.clone();
-        let (conn, t) = self.connect_target(&request).await?;
-        let (table, key) = (t.table.clone(), t.key.clone());
+        let (conn, mut t) = self.connect_target(&request).await?;
+        let history = t.history.take();
+        let table = history.as_ref().map_or(&t.table, |h| &h.0.table).clone();
+        let key = t.key.clone();
         let location = format!("{}#{table}", s.location());
-        let writer = TableWriter::new(self.transacted(conn, t), &table, &request, location);
+        let mut writer = TableWriter::new(self.transacted(conn, t), &table, &request, location);
+        if let Some((_, statements)) = &history {
+            writer = writer.history(&request, statements.clone());
+        }
         let (Some(keys), Some(deletes)) = (missing::keys_request(&request), request.deletes) else {
             return Ok(Box::new(writer));
         };
         let (mut conn, keys) = self.connect_target(&keys).await?;
         let started = missing::started(&request.run_id);
-        let missing = match session(&mut conn, &s).await {
-            Ok(my) => missing::missing(&my, &table, &keys.write_to, &key, deletes, &started),
+        let missing = match (session(&mut conn, &s).await, &history) {
+            (Ok(my), Some((h, _))) => Ok(h.missing(&my, &keys.write_to)),
+            (Ok(my), None) => Ok(missing::missing(
+                &my,
+                &table,
+                &keys.write_to,
+                &key,
+                deletes,
+                &started,
+            )),
+            (Err(e), _) => Err(e),
+        };
+        let missing = match missing {
+            Ok(m) => m,
             Err(e) => {
                 let _ = conn.disconnect().await;
                 return Err(e.with("table", &request.stream));
@@ -409,7 +428,8 @@ async fn open_target(conn: &mut Conn, s: Arc<ConnSettings>, req: &WriteRequest) 
         .my(&s)?;
     let chunk_bytes =
         (max_packet.unwrap_or(4 << 20) as usize / 2).clamp(16 << 10, BYTES_PER_STATEMENT);
-    let prep = prepare(&mut my, req).await?;
+    let (req, prep, history) = history::open(&mut my, req).await?;
+    let req = &req;
     let (names, key) = (prep.names(), prep.table_key(req));
     let insert_prefix = format!("{} VALUES ", insert_into(&my, prep.write_to(), &names));
     let insert_suffix = match req.mode {
@@ -425,6 +445,7 @@ async fn open_target(conn: &mut Conn, s: Arc<ConnSettings>, req: &WriteRequest) 
         insert_prefix,
         insert_suffix,
         chunk_bytes,
+        history,
     })
 }
 
@@ -458,6 +479,8 @@ struct Target {
     insert_suffix: String,
     /// Bytes per statement.
     chunk_bytes: usize,
+    /// History: the table, and the statements that make its versions from the staged rows.
+    history: history::Opened,
 }
 
 impl MySession {

@@ -37,11 +37,12 @@ use ferry_core::{
     WriteRequest,
 };
 use ferry_sql::write::ddl::{column_list, temp_upsert};
+use ferry_sql::write::history;
 use ferry_sql::write::missing;
 use ferry_sql::write::naming::OWNER_TABLE;
 use ferry_sql::write::{
-    duplicate_key, mismatch, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, NameOf,
-    Staging, Table, TableWriter,
+    duplicate_key, mismatch, owner, Dialect, Driver, Existing, KeyPart, Load, NameOf, Staging,
+    Table, TableWriter,
 };
 use futures::SinkExt;
 use tokio_postgres::{Client, CopyInSink};
@@ -159,18 +160,24 @@ impl Sink for PostgresSink {
         let inner = self.inner.clone();
         let s = &inner.pg.settings;
         let what = "opening the table (connecting, creating or fitting it)";
-        let (client, target) = retry(|| within(s, what, open_target(&inner, &request)))
+        let (client, target, history) = retry(|| within(s, what, open_target(&inner, &request)))
             .await
             .ctx("table", &request.stream)?;
-        let table = target.table.clone();
+        let table = history
+            .as_ref()
+            .map_or(&target.table, |h| &h.0.table)
+            .clone();
         let location = format!("{}#{}.{table}", s.location(), inner.schema);
         let (main_key, deletes) = (target.key.clone(), request.deletes);
-        let writer = TableWriter::new(self.load(client, target), &table, &request, location);
+        let mut writer = TableWriter::new(self.load(client, target), &table, &request, location);
+        if let Some((_, statements)) = &history {
+            writer = writer.history(&request, statements.clone());
+        }
         let (Some(keys), Some(deletes)) = (missing::keys_request(&request), deletes) else {
             return Ok(Box::new(writer));
         };
         let what = "opening the keys table of `deletes`";
-        let (client, keys) = retry(|| within(s, what, open_target(&inner, &keys)))
+        let (client, keys, _) = retry(|| within(s, what, open_target(&inner, &keys)))
             .await
             .ctx("table", &request.stream)?;
         let ddl = PgDdl {
@@ -180,7 +187,10 @@ impl Sink for PostgresSink {
         };
         let staged = keys.staging.clone().expect("keys are staged");
         let started = missing::started(&request.run_id);
-        let missing = missing::missing(&ddl, &table, &staged, &main_key, deletes, &started);
+        let missing = match &history {
+            Some((h, _)) => h.missing(&ddl, &staged),
+            None => missing::missing(&ddl, &table, &staged, &main_key, deletes, &started),
+        };
         let keys = self.load(client, keys);
         Ok(Box::new(writer.deleting(keys, &request, missing)))
     }
@@ -477,9 +487,13 @@ fn pkey_name(table: &str) -> String {
     format!("{base}_pkey")
 }
 
-/// Connects, creates or fits the table (one transaction), and prepares the statements.
-/// Safe to repeat as a whole.
-async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Target)> {
+/// Connects, creates or fits the table (one transaction), and prepares the statements;
+/// for history, the history table and the staging table its rows are copied into, and
+/// the statements that make the versions from it. Safe to repeat as a whole.
+async fn open_target(
+    inner: &Inner,
+    req: &WriteRequest,
+) -> Result<(Client, Target, history::Opened)> {
     let s = &inner.pg.settings;
     let schema_name = &inner.schema;
     let client = inner.pg.connect().await?;
@@ -501,7 +515,8 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
         schema: schema_name,
         s,
     };
-    let prep = prepare(&mut ddl, req).await?;
+    let (req, prep, history) = history::open(&mut ddl, req).await?;
+    let req = &req;
     client.batch_execute("COMMIT").await.pg(s)?;
 
     let (mut types, mut columns, mut encs) = (Vec::new(), Vec::new(), Vec::new());
@@ -550,7 +565,7 @@ async fn open_target(inner: &Inner, req: &WriteRequest) -> Result<(Client, Targe
         copy_sql,
         merge_sql,
     };
-    Ok((client, target))
+    Ok((client, target, history))
 }
 
 // ----------------------------------------------------------------------------------------
@@ -906,7 +921,7 @@ impl Load for PgLoad {
         }
     }
 
-    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+    async fn apply(&mut self, statements: &[String]) -> Result<Vec<u64>> {
         if self.broken {
             return Err(self.lost());
         }
@@ -918,7 +933,7 @@ impl Load for PgLoad {
             schema: &inner.schema,
             s,
         };
-        let what = "deleting the rows the source no longer holds";
+        let what = "deleting the rows the source no longer holds, or making versions";
         let deleted = within(s, what, async {
             client.batch_execute("BEGIN").await.pg(s)?;
             let n = missing::apply(&mut ddl, statements).await?;

@@ -166,10 +166,10 @@ impl Sink for S3Sink {
         check_stream_name(&request.stream)?;
         let spec = &self.shared.spec;
         let folder = match request.mode {
-            WriteMode::Upsert => {
+            WriteMode::Upsert | WriteMode::History => {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
-                    "the S3 destination cannot upsert (it supports append and overwrite): objects cannot be updated by key",
+                    format!("the S3 destination cannot write with mode = \"{}\" (it supports append and overwrite): objects cannot be updated by key", request.mode),
                 ))
             }
             WriteMode::Overwrite => match spec.template.stream_folder(&request.stream) {
@@ -434,6 +434,7 @@ impl Core {
                     ferry_formats::digest::FILE_PREFIX,
                     c.sha256
                 )),
+                closed: None,
             })
             .collect()
     }

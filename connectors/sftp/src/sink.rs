@@ -434,6 +434,7 @@ impl StreamWriter for Upload {
             rows,
             bytes: Some(bytes),
             digest: Some(digest),
+            closed: None,
         };
         Ok(WriteSummary {
             rows,

@@ -49,6 +49,12 @@ pub type SqliteQuery = ferry_sql::read::Query;
 
 /// Configuration of a `sqlite` destination.
 ///
+/// Streams are written with `mode = "append"`, `"overwrite"`, `"upsert"` or `"history"`:
+/// every version of a keyed row (SCD type 2), in the columns `_ferry_valid_from` (the
+/// run's start; with the key, the primary key), `_ferry_valid_to`, `_ferry_is_current`
+/// and `_ferry_row_hash`; an unchanged row writes nothing, and with `deletes` a key gone
+/// from the source has its current version closed.
+///
 /// ```toml
 /// [destination]
 /// type = "sqlite"

@@ -1,4 +1,5 @@
-//! The `sqlite` destination: append, upsert and staged overwrite into one file.
+//! The `sqlite` destination: append, upsert, staged overwrite and history (see
+//! [`ferry_sql::write::history`]) into one file.
 //!
 //! SQLite allows one writer per file, so a sink keeps **one** connection, opened on
 //! first use, behind a mutex, and every writer of the run (one per stream) takes turns
@@ -27,12 +28,11 @@ use ferry_core::{
     WriteRequest,
 };
 use ferry_sql::write::ddl::{insert_into, on_conflict};
-use ferry_sql::write::missing;
 use ferry_sql::write::single::{self, ready, Session, Shared};
 use ferry_sql::write::{
-    duplicate_key, owner, prepare, Dialect, Driver, Existing, KeyPart, Load, Staging, Table,
-    TableWriter,
+    duplicate_key, owner, Dialect, Driver, Existing, KeyPart, Load, Staging, Table, TableWriter,
 };
+use ferry_sql::write::{history, missing};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{SqliteSinkConfig, DEFAULT_BUSY_TIMEOUT_MS};
@@ -161,7 +161,7 @@ impl Sink for SqliteSink {
 
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
         let req = request.clone();
-        let target = self
+        let (target, versions) = self
             .db
             .run(move |db| open_target(db, &req))
             .await
@@ -172,6 +172,10 @@ impl Sink for SqliteSink {
             target: target.clone(),
         };
         let writer = TableWriter::new(load, &request.stream, &request, location);
+        let (writer, history) = match versions {
+            Some((h, statements)) => (writer.history(&request, statements), Some(h)),
+            None => (writer, None),
+        };
         let (Some(keys), Some(deletes)) = (missing::keys_request(&request), request.deletes) else {
             return Ok(Box::new(writer));
         };
@@ -179,9 +183,12 @@ impl Sink for SqliteSink {
         let (keys, missing) = self
             .db
             .run(move |db| {
-                let keys = open_target(db, &keys)?;
-                let (t, k) = (&target.table, &keys.write_to);
-                let m = missing::missing(&db.session.ddl(), t, k, &target.key, deletes, &started);
+                let (keys, _) = open_target(db, &keys)?;
+                let (t, k, ddl) = (&target.table, &keys.write_to, db.session.ddl());
+                let m = match &history {
+                    Some(h) => h.missing(&ddl, k),
+                    None => missing::missing(&ddl, t, k, &target.key, deletes, &started),
+                };
                 Ok((keys, m))
             })
             .await
@@ -467,11 +474,15 @@ fn rowid_alias(rel: &Relation) -> Option<&str> {
         .then(|| pk[0].name.as_str())
 }
 
-fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
-    let prep = db.atomically(|s| {
+/// Makes `req`'s table ready (for history, its table and its rows' staging table) and
+/// the statements that write it.
+fn open_target(db: &mut Db, req: &WriteRequest) -> Result<(Target, history::Opened)> {
+    let location = location(&db.session.path, &req.stream);
+    let (req, prep, history) = db.atomically(|s| {
         // SQLite's driver never waits: its futures are ready when polled
-        ready(prepare(&mut s.ddl(), req))
+        ready(history::open(&mut s.ddl(), req))
     })?;
+    let req = &req;
     let write_to = prep.write_to().to_string();
     let s = &db.session;
     let undo_sql = match req.mode {
@@ -493,11 +504,7 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
     if req.mode == WriteMode::Upsert {
         insert_sql.push_str(&on_conflict(&ddl, &prep.names(), &prep.table_key(req)));
     }
-    let file = s.path.file_name().map_or_else(
-        || s.path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    Ok(Target {
+    let target = Target {
         id,
         table: prep.table.clone(),
         insert_sql,
@@ -505,9 +512,19 @@ fn open_target(db: &mut Db, req: &WriteRequest) -> Result<Target> {
         write_to,
         mode: req.mode,
         key: prep.table_key(req),
-        // the database's file name, not its folder: receipts name no local folders
-        location: format!("{file}#{}", req.stream),
-    })
+        location,
+    };
+    Ok((target, history))
+}
+
+/// Where table `table` of the file at `path` is, for reports: the database's file name,
+/// not its folder (receipts name no local folders).
+fn location(path: &Path, table: &str) -> String {
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    format!("{file}#{table}")
 }
 
 /// How to name the rowid of `table`: `rowid`, or `_rowid_` / `oid` when a column
@@ -633,7 +650,7 @@ impl Load for SqliteLoad {
             .await
     }
 
-    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+    async fn apply(&mut self, statements: &[String]) -> Result<Vec<u64>> {
         let (id, statements) = (self.target.id, statements.to_vec());
         self.db
             .run(move |db| {

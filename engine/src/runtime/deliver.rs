@@ -99,6 +99,8 @@ impl Runtime {
                 }
                 let summary = writer.close().await?;
                 committed(rep);
+                let closed = summary.outputs.iter().filter_map(|o| o.closed);
+                rep.versions_closed = closed.reduce(|a, b| a + b);
                 rep.outputs = summary.outputs;
                 // only values that were really written may satisfy other streams' checks
                 validator.publish();

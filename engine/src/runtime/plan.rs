@@ -84,7 +84,11 @@ impl Runtime {
                 return Err(positioned(
                     &needle,
                     format!(
-                        "the destination cannot {mode} (it supports: {})",
+                        "the destination cannot {} (it supports: {})",
+                        match mode {
+                            WriteMode::History => "keep history (mode = \"history\")".to_string(),
+                            m => m.to_string(),
+                        },
                         caps.modes
                             .iter()
                             .map(|m| m.to_string())
@@ -114,10 +118,11 @@ impl Runtime {
                     .with("stream", &sc.name));
                 }
             }
-            if mode == WriteMode::Upsert && primary_key.is_empty() {
+            let keyed = matches!(mode, WriteMode::Upsert | WriteMode::History);
+            if keyed && primary_key.is_empty() {
                 return Err(positioned(
                     &needle,
-                    format!("stream `{}` is written with upsert but has no primary key: add `primary_key = [\"id\"]`", sc.name),
+                    format!("stream `{}` is written with {mode} but has no primary key: add `primary_key = [\"id\"]`", sc.name),
                 )
                 .with("stream", &sc.name));
             }
@@ -128,9 +133,9 @@ impl Runtime {
                 }
             }
             if let Some(d) = sc.deletes {
-                let refused = if mode != WriteMode::Upsert {
+                let refused = if !keyed {
                     Some(format!(
-                        "stream `{}` has deletes = \"{d}\", which needs mode = \"upsert\" (missing rows are found by key)",
+                        "stream `{}` has deletes = \"{d}\", which needs mode = \"upsert\" or \"history\" (missing rows are found by key)",
                         sc.name
                     ))
                 } else if !self.sink.deletes() {

@@ -50,6 +50,17 @@ pub struct Table<T> {
     pub columns: Vec<Existing<T>>,
 }
 
+impl<T> Table<T> {
+    /// The name of its column `name`: the one so spelled, else the one name the
+    /// database takes for it under `lookup`.
+    pub fn column(&self, name: &str, lookup: NameMatch) -> Option<&str> {
+        let found = self.columns.iter().find(|c| c.name == name);
+        found
+            .or_else(|| self.columns.iter().find(|c| lookup.same(&c.name, name)))
+            .map(|c| c.name.as_str())
+    }
+}
+
 /// A database's SQL, as far as writing needs it. Pure: no I/O.
 pub trait Dialect {
     /// How the driver describes an existing column's type.

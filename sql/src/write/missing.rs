@@ -7,7 +7,7 @@
 
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::Schema;
-use ferry_core::catalog::DELETED_AT;
+use ferry_core::catalog::{DELETED_AT, IS_CURRENT};
 use ferry_core::types::with_keys;
 use ferry_core::{Deletes, Result, WriteMode, WriteRequest};
 
@@ -97,7 +97,7 @@ pub fn missing<D: Dialect + ?Sized>(
 const KEYS_PER_COUNT: usize = 500;
 
 /// For plans: of the rows of table `stream` (not marked deleted, when it has
-/// [`DELETED_AT`]), how many have their key among `keys` (a batch of the key columns by
+/// [`DELETED_AT`]; current versions, when it is a history table), how many have their key among `keys` (a batch of the key columns by
 /// name, each key once), or all of them with `keys = None`. `None`: no such table, or
 /// keys of a type other than int64 and string, which are not counted here.
 pub async fn count_keys<D: Driver>(
@@ -109,18 +109,17 @@ pub async fn count_keys<D: Driver>(
         return Ok(None);
     };
     let lookup = db.lookup();
-    let column = |name: &str| {
-        let found = table.columns.iter().find(|c| c.name == name);
-        found
-            .or_else(|| table.columns.iter().find(|c| lookup.same(&c.name, name)))
-            .map(|c| c.name.clone())
-    };
+    let column = |name: &str| table.column(name, lookup).map(str::to_string);
     let mut sql = format!(
         "SELECT CAST(COUNT(*) AS CHAR(20)) FROM {} WHERE 1 = 1",
         db.qualified(&table.name)
     );
     if let Some(mark) = column(DELETED_AT) {
         sql.push_str(&format!(" AND {} IS NULL", db.quote(&mark)));
+    }
+    // a history table: its current versions
+    if let Some(current) = column(IS_CURRENT) {
+        sql.push_str(&format!(" AND {} = TRUE", db.quote(&current)));
     }
     let Some(keys) = keys else {
         return count(db, &sql).await.map(Some);
@@ -179,14 +178,14 @@ async fn count<D: Driver>(db: &mut D, sql: &str) -> Result<u64> {
     })
 }
 
-/// Runs `statements` on `db` (in the caller's transaction); returns the rows the last one
-/// changed (deleted or marked).
-pub async fn apply<D: Driver>(db: &mut D, statements: &[String]) -> Result<u64> {
-    let mut n = 0;
+/// Runs `statements` on `db` (in the caller's transaction); returns the rows each one
+/// changed (deleted, marked, closed or inserted).
+pub async fn apply<D: Driver>(db: &mut D, statements: &[String]) -> Result<Vec<u64>> {
+    let mut counts = Vec::with_capacity(statements.len());
     for sql in statements {
-        n = db.execute_count(sql).await?;
+        counts.push(db.execute_count(sql).await?);
     }
-    Ok(n)
+    Ok(counts)
 }
 
 /// The run's start (UTC, `YYYY-MM-DD HH:MM:SS`): from its id, else now.

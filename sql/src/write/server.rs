@@ -117,20 +117,22 @@ impl<S: Session> Load for Transacted<S> {
         Ok(())
     }
 
-    async fn apply(&mut self, statements: &[String]) -> Result<u64> {
+    async fn apply(&mut self, statements: &[String]) -> Result<Vec<u64>> {
         self.commit().await?;
         let session = self.session()?;
         session.exec("START TRANSACTION").await?;
-        let mut n = Ok(0);
+        let mut counts = Vec::with_capacity(statements.len());
         for sql in statements {
-            n = session.exec_count(sql).await;
-            if n.is_err() {
-                let _ = session.exec("ROLLBACK").await;
-                return n;
+            match session.exec_count(sql).await {
+                Ok(n) => counts.push(n),
+                Err(e) => {
+                    let _ = session.exec("ROLLBACK").await;
+                    return Err(e);
+                }
             }
         }
         session.exec("COMMIT").await?;
-        n
+        Ok(counts)
     }
 
     async fn abort(&mut self) -> Result<()> {

@@ -9,6 +9,7 @@ use ferry_core::{
 };
 
 use super::fit::mismatch;
+use super::history::{self, Applied};
 use super::missing::{keys_of, Missing};
 
 /// The database's half of a stream writer.
@@ -29,8 +30,8 @@ pub trait Load: Send {
     async fn abort(&mut self) -> Result<()>;
 
     /// After the last commit: runs `statements` in a transaction of their own (see
-    /// [`super::missing::apply`]) and returns the rows the last one changed.
-    async fn apply(&mut self, _statements: &[String]) -> Result<u64> {
+    /// [`super::missing::apply`]) and returns the rows each one changed.
+    async fn apply(&mut self, _statements: &[String]) -> Result<Vec<u64>> {
         Err(Error::new(
             ErrorKind::Unsupported,
             "this destination cannot delete rows the source no longer holds",
@@ -54,6 +55,16 @@ struct Deleting<L> {
     by_key: bool,
 }
 
+/// A history writer's end (see [`super::history`]): its rows are staged (the load
+/// writes into the staging table), then these statements make the versions.
+struct Versions {
+    statements: Vec<String>,
+    /// The key's columns in the stream (left out of the row hash).
+    key: Vec<usize>,
+    /// What the statements did, once they ran.
+    applied: Option<Applied>,
+}
+
 /// A [`StreamWriter`] into one table, over the database's [`Load`].
 pub struct TableWriter<L> {
     load: L,
@@ -63,6 +74,7 @@ pub struct TableWriter<L> {
     location: String,
     rows: u64,
     deleting: Option<Deleting<L>>,
+    versions: Option<Versions>,
 }
 
 impl<L: Load> TableWriter<L> {
@@ -83,7 +95,42 @@ impl<L: Load> TableWriter<L> {
             location,
             rows: 0,
             deleting: None,
+            versions: None,
         }
+    }
+
+    /// A history writer (`mode = "history"`): `load` writes the rows, hashed, into the
+    /// staging table [`super::history::staging_request`] opened, and `statements`
+    /// ([`super::history::History::statements`]) make the versions at the end.
+    pub fn history(mut self, req: &WriteRequest, statements: Vec<String>) -> Self {
+        self.versions = Some(Versions {
+            statements,
+            key: super::missing::key_columns(req),
+            applied: None,
+        });
+        self
+    }
+
+    /// Runs `more` after the history's statements, if they have not run yet, in one
+    /// transaction; returns the counts of `more`.
+    async fn apply(&mut self, more: &[String]) -> Result<Vec<u64>> {
+        let pending = self.versions.as_ref().filter(|v| v.applied.is_none());
+        let mut statements = pending.map_or_else(Vec::new, |v| v.statements.clone());
+        let ours = statements.len();
+        statements.extend_from_slice(more);
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut counts = self
+            .load
+            .apply(&statements)
+            .await
+            .ctx("table", &self.table)?;
+        let rest = counts.split_off(ours.min(counts.len()));
+        if let (Some(v), &[changed, inserted]) = (&mut self.versions, counts.as_slice()) {
+            v.applied = Some(Applied { inserted, changed });
+        }
+        Ok(rest)
     }
 
     /// Stages every key written through `keys` (the database's loader into the keys
@@ -127,8 +174,12 @@ impl<L: Load> StreamWriter for TableWriter<L> {
             let m = "a batch does not have the schema the stream was opened with";
             return Err(mismatch(m.into(), &self.table));
         }
+        let staged = match &self.versions {
+            Some(v) => history::with_row_hash(&batch, &v.key)?,
+            None => batch.clone(),
+        };
         self.load
-            .write(&batch, self.rows)
+            .write(&staged, self.rows)
             .await
             .ctx("table", &self.table)?;
         if let Some(d) = self.deleting.as_mut().filter(|d| !d.by_key) {
@@ -147,8 +198,9 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         if let Some(d) = &mut self.deleting {
             d.keys.commit().await.ctx("table", &self.table)?;
         }
+        // a history's rows are only staged until its versions are made at close
         Ok(match self.mode {
-            WriteMode::Overwrite => Durability::AtClose,
+            WriteMode::Overwrite | WriteMode::History => Durability::AtClose,
             _ => Durability::Durable,
         })
     }
@@ -161,13 +213,11 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         };
         self.load.commit().await.ctx("table", &self.table)?;
         d.keys.commit().await.ctx("table", &self.table)?;
-        let n = self
-            .load
-            .apply(&d.missing.statements)
-            .await
-            .ctx("table", &self.table)?;
+        // a history's versions and the closing of its missing keys: one transaction
+        let statements = d.missing.statements.clone();
+        let counts = self.apply(&statements).await?;
         self.drop_keys().await?;
-        Ok(n)
+        Ok(counts.last().copied().unwrap_or(0))
     }
 
     async fn keep_keys(&mut self, keys: RecordBatch) -> Result<()> {
@@ -222,14 +272,26 @@ impl<L: Load> StreamWriter for TableWriter<L> {
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
         self.load.commit().await.ctx("table", &self.table)?;
-        self.drop_keys().await?;
-        self.load.finish().await.ctx("table", &self.table)?;
+        let (mut rows, mut closed) = (self.rows, None);
+        if self.versions.is_some() {
+            self.apply(&[]).await?;
+            self.drop_keys().await?;
+            // the staging table has served: dropped, never swapped in
+            self.load.abort().await.ctx("table", &self.table)?;
+            let applied = self.versions.as_ref().and_then(|v| v.applied);
+            let applied = applied.unwrap_or_default();
+            (rows, closed) = (applied.inserted, Some(applied.changed));
+        } else {
+            self.drop_keys().await?;
+            self.load.finish().await.ctx("table", &self.table)?;
+        }
         Ok(WriteSummary {
             rows: self.rows,
             outputs: vec![Output {
                 kind: "table".into(),
                 location: self.location.clone(),
-                rows: self.rows,
+                rows,
+                closed,
                 ..Default::default()
             }],
         })
@@ -243,10 +305,15 @@ impl<L: Load> StreamWriter for TableWriter<L> {
     }
 }
 
-/// What a SQL destination supports: append, overwrite (staged, swapped in at close)
-/// and upsert by key.
+/// What a SQL destination supports: append, overwrite (staged, swapped in at close),
+/// upsert by key and history (versions by key, made at close).
 pub fn capabilities() -> SinkCapabilities {
-    let modes = vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert];
+    let modes = vec![
+        WriteMode::Append,
+        WriteMode::Overwrite,
+        WriteMode::Upsert,
+        WriteMode::History,
+    ];
     SinkCapabilities { modes }
 }
 

@@ -1,7 +1,7 @@
 //! The SQL conformance suite: what every SQL connector (sqlite, mysql, postgres) promises
 //! beyond the kit's source and sink suites, checked on its real database: ties on the
 //! cursor, custom queries, estimates, schema evolution, staged overwrite, upsert keys,
-//! concurrent streams, a run through the runtime.
+//! history, concurrent streams, a run through the runtime.
 //!
 //! A connector's test gives a [`SqlFixture`] (a fresh database, schema or file, and how to
 //! run SQL in it) and runs the checks, each in a test of its own with [`sql_suite!`]:
@@ -162,6 +162,7 @@ macro_rules! sql_suite {
             overwrite_replaces_any_shape_and_a_duplicate_key_says_upsert,
             overwrite_stages_until_close_and_abort_leaves_the_old_table,
             to_another_database_through_the_runtime,
+            history_keeps_every_version,
         );
     };
     ($fixture:expr; $($check:ident),* $(,)?) => {

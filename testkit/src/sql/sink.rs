@@ -366,3 +366,136 @@ pub async fn to_another_database_through_the_runtime<F: SqlFixture>(from: &F) {
     assert_eq!(report.streams[0].outputs[0].location, to.location("orders"));
     assert_eq!(to.count("SELECT COUNT(*) FROM orders").await, 1005);
 }
+
+/// One version of a history table: id, name, valid from, valid to, current.
+type Version = (i64, String, String, Option<String>, bool);
+
+/// `mode = "history"`, run by run: a first load; a run with a change, an unchanged row
+/// and a new key; a run in the same second with another change and a key gone
+/// (`deletes`); an unchanged rerun that writes nothing; an aborted run that leaves no
+/// trace. Every version is checked, and nothing of Ferry's is left in the database.
+pub async fn history_keeps_every_version<F: SqlFixture>(f: &F) {
+    let sink = SqlFixture::sink(f);
+    let batch = |rows: &[(i64, &str)]| {
+        let schema = Schema::new(vec![
+            FerryType::Int64.field("id", false),
+            FerryType::String.field("name", true),
+        ]);
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let names: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        RecordBatch::try_new(
+            with_keys(&schema, &["id".to_string()], None),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap()
+    };
+    // (run id, rows, deletes): what each run wrote, closed and found gone
+    let run = |run_id: &'static str, rows: Vec<(i64, &'static str)>, deletes: bool| {
+        let (sink, b) = (sink.clone(), batch(&rows));
+        async move {
+            let mut req = request("people", b.schema(), WriteMode::History);
+            req.run_id = run_id.into();
+            req.deletes = deletes.then_some(ferry_core::Deletes::Hard);
+            let mut w = sink.open(req).await.unwrap();
+            w.write(b).await.unwrap();
+            assert_eq!(w.flush().await.unwrap(), Durability::AtClose);
+            let gone = match deletes {
+                true => Some(w.delete_missing().await.unwrap()),
+                false => None,
+            };
+            let summary = w.close().await.unwrap();
+            let o = &summary.outputs[0];
+            (summary.rows, o.rows, o.closed, gone)
+        }
+    };
+    let r1 = run(
+        "20240501T120000Z-aaaaaa",
+        vec![(1, "a"), (2, "b"), (3, "c")],
+        false,
+    );
+    assert_eq!(r1.await, (3, 3, Some(0), None));
+    let r2 = run(
+        "20240502T120000Z-bbbbbb",
+        vec![(1, "A"), (2, "b"), (3, "c"), (4, "d")],
+        false,
+    );
+    assert_eq!(r2.await, (4, 2, Some(1), None), "1 changed, 4 new");
+    // the same second as the run before: its versions start a second later
+    let third = vec![(1, "A"), (2, "B"), (4, "d")];
+    let r3 = run("20240502T120000Z-cccccc", third.clone(), true);
+    assert_eq!(r3.await, (3, 1, Some(1), Some(1)), "2 changed, 3 gone");
+    let r4 = run("20240503T120000Z-dddddd", third.clone(), true);
+    assert_eq!(r4.await, (3, 0, Some(0), Some(0)), "a rerun writes nothing");
+    let (t1, t2, t3) = (
+        "2024-05-01T12:00:00Z",
+        "2024-05-02T12:00:00Z",
+        "2024-05-02T12:00:01Z",
+    );
+    let v = |id, name: &str, from: &str, to: Option<&str>, current| -> Version {
+        (id, name.into(), from.into(), to.map(Into::into), current)
+    };
+    let expected = vec![
+        v(1, "a", t1, Some(t2), false),
+        v(1, "A", t2, None, true),
+        v(2, "b", t1, Some(t3), false),
+        v(2, "B", t3, None, true),
+        v(3, "c", t1, Some(t3), false),
+        v(4, "d", t2, None, true),
+    ];
+    assert_eq!(versions(f, "people").await, expected);
+
+    // an aborted run changes nothing
+    let mut req = request("people", batch(&third).schema(), WriteMode::History);
+    req.run_id = "20240504T120000Z-eeeeee".into();
+    let mut w = sink.open(req).await.unwrap();
+    w.write(batch(&[(1, "changed"), (5, "new")])).await.unwrap();
+    w.flush().await.unwrap();
+    w.abort().await.unwrap();
+    assert_eq!(versions(f, "people").await, expected);
+    assert_eq!(
+        f.ferry_tables().await,
+        0,
+        "a staging or keys table was left"
+    );
+
+    // a table that is not a history table is refused, named
+    write_one(
+        sink.as_ref(),
+        "plain",
+        WriteMode::Append,
+        batch(&[(1, "a")]),
+    )
+    .await;
+    let e = write_stream(
+        sink.as_ref(),
+        "plain",
+        WriteMode::History,
+        &[batch(&[(1, "a")])],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+    assert!(e.message().contains("not a history table"), "{e}");
+}
+
+/// The versions in history table `table`, by id and start.
+async fn versions<F: SqlFixture>(f: &F, table: &str) -> Vec<Version> {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let mut found: Vec<Version> = rows(&f.table_rows(table).await.unwrap())
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_i64().unwrap(),
+                text(&r["name"]).unwrap(),
+                text(&r["_ferry_valid_from"]).unwrap(),
+                text(&r["_ferry_valid_to"]),
+                r["_ferry_is_current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+    found
+}
