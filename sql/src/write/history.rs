@@ -229,6 +229,8 @@ impl History {
         Missing {
             statements: vec![self.close_missing(d, keys)],
             clear_keys: format!("DELETE FROM {}", d.qualified(keys)),
+            // changes captured by key (CDC) are refused for history at plan time
+            listed: Vec::new(),
         }
     }
 

@@ -261,13 +261,14 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         d.keys.apply(&clear).await.ctx("table", table)?;
         d.keys.write(&keys, 0).await.ctx("table", table)?;
         d.keys.commit().await.ctx("table", table)?;
-        let n = self
+        let counts = self
             .load
             .apply(&d.missing.listed)
             .await
             .ctx("table", table)?;
         d.keys.apply(&clear).await.ctx("table", table)?;
-        Ok(n)
+        // the last statement's count, as for the rows missing at the end
+        Ok(counts.last().copied().unwrap_or(0))
     }
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
