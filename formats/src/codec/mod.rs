@@ -49,6 +49,7 @@
 //!   ([`sniff`]) and numbers written the local way, `1.234,56` ([`NumberFormat`]).
 
 pub mod compress;
+mod checks;
 pub mod csv;
 mod cursor;
 pub mod encoding;
