@@ -184,7 +184,11 @@ impl Catalog {
     /// The stream named `name` with its place in the catalog; when there is none, an error
     /// naming the `source` (`` tap `tap-csv` ``) and the streams it offers.
     pub fn offered(&self, name: &str, source: &str) -> crate::Result<(usize, &StreamInfo)> {
-        let found = self.streams.iter().enumerate().find(|(_, s)| s.name == name);
+        let found = self
+            .streams
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == name);
         found.ok_or_else(|| {
             crate::Error::new(
                 crate::ErrorKind::NotFound,

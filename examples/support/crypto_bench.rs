@@ -212,7 +212,10 @@ pub fn age(d: &Path, mb: u64, runs: u32) {
             warm(&cli_sealed);
             let cli_out = d.join("cli.out");
             let cli_dec = measure(&format!("age {version} decrypt"), bytes, runs, || {
-                assert!(age_decrypt(&key_file, &cli_sealed, &cli_out), "age -d failed");
+                assert!(
+                    age_decrypt(&key_file, &cli_sealed, &cli_out),
+                    "age -d failed"
+                );
             });
             assert!(
                 same(plain, &cli_out),

@@ -35,8 +35,7 @@ impl TunnelConfig {
     /// The tunnel to `host:port` (the database, as the SSH host sees it), validated
     /// without connecting; `known_hosts` is relative to `base_dir`.
     pub fn tunnel(&self, base_dir: &Path, host: &str, port: u16) -> Result<Tunnel> {
-        let login = self.ssh_fields()
-            .login(base_dir)?;
+        let login = self.ssh_fields().login(base_dir)?;
         if host.contains('/') {
             return Err(Error::config(
                 "a database reached through `tunnel` is named by host and port, not a socket path",

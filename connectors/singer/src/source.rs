@@ -305,13 +305,15 @@ impl Source for SingerSource {
         let (_, info) = d.catalog.offered(&request.stream, &source)?;
         let cursor = match request.mode {
             ReadMode::FullRefresh => None,
-            ReadMode::Incremental => Some(info.cursor(request.cursor.as_deref()).ok_or_else(|| {
-                Error::config(format!(
-                    "stream `{}` has no default replication key: set `cursor = \"…\"` (one of: {})",
-                    request.stream,
-                    info.cursor_candidates.join(", ")
-                ))
-            })?),
+            ReadMode::Incremental => Some(info.cursor(request.cursor.as_deref()).ok_or_else(
+                || {
+                    let candidates = info.cursor_candidates.join(", ");
+                    Error::config(format!(
+                        "stream `{}` has no default replication key: set `cursor = \"…\"` (one of: {candidates})",
+                        request.stream
+                    ))
+                },
+            )?),
         };
         let catalog = select(&d.raw, &request.stream, cursor)?;
         let flag = match self.catalog_flag {

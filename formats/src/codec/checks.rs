@@ -8,7 +8,11 @@ use ferry_core::{Error, ErrorKind, Result};
 /// The Ferry type of each of `schema`'s columns; an error when one has none.
 pub(crate) fn column_types(schema: &Schema) -> Result<Vec<FerryType>> {
     check_schema(schema)?;
-    Ok(schema.fields().iter().filter_map(|f| FerryType::of(f)).collect())
+    Ok(schema
+        .fields()
+        .iter()
+        .filter_map(|f| FerryType::of(f))
+        .collect())
 }
 
 /// Refuses a batch whose column count is not the `columns` of the `writer` (`CSV`).

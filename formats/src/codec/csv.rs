@@ -36,11 +36,11 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use csv_core::ReadRecordResult;
 
+use super::checks::{check_width, column_types};
 use super::encoding::{hint, DecodeReader, Encoding};
 use super::number::NumberFormat;
 use super::reader::{map_header, reader_api, Output, Steps};
 use super::sniff::sniff_delimiter;
-use super::checks::{check_width, column_types};
 use super::{io_error, Counting, MAX_RECORD_BYTES};
 use ferry_core::types::{check_schema, FerryType};
 use ferry_core::values::{preview, write_text};
@@ -791,10 +791,11 @@ mod tests {
     use arrow_schema::Schema;
     use ferry_testkit::assert_says;
 
+    use super::super::reader::read_all;
     use super::*;
     use ferry_core::source::{Message, Rejected};
-    use ferry_core::ErrorKind;
     use ferry_core::values::BatchBuilder;
+    use ferry_core::ErrorKind;
 
     fn schema(cols: &[(&str, FerryType)]) -> SchemaRef {
         Arc::new(Schema::new(
@@ -813,16 +814,7 @@ mod tests {
             .unwrap()
             .with_file("t.csv")
             .with_batch_size(2);
-        let (mut batches, mut rejected) = (Vec::new(), Vec::new());
-        for m in reader {
-            match m.unwrap() {
-                Message::Batch(b) => batches.push(b),
-                Message::Rejected(r) => rejected.push(r),
-                Message::Positions(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        (batches, rejected)
+        read_all(reader)
     }
 
     fn ids(batches: &[RecordBatch]) -> Vec<i64> {

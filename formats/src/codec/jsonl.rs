@@ -21,9 +21,9 @@ use arrow_array::types::Float64Type;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+use super::checks::{check_width, column_types};
 use super::encoding::{hint, DecodeReader, Encoding};
 use super::reader::{reader_api, Output, Steps};
-use super::checks::{check_width, column_types};
 use super::{io_error, strip_bom, Counting, MAX_RECORD_BYTES};
 use ferry_core::types::{check_schema, FerryType};
 use ferry_core::values::to_json;
@@ -271,6 +271,7 @@ mod tests {
     use arrow_schema::Schema;
     use ferry_testkit::assert_says;
 
+    use super::super::reader::read_all;
     use super::*;
     use ferry_core::source::{Message, Rejected};
     use ferry_core::values::BatchBuilder;
@@ -288,16 +289,7 @@ mod tests {
             .unwrap()
             .with_file("t.jsonl")
             .with_batch_size(2);
-        let (mut batches, mut rejected) = (Vec::new(), Vec::new());
-        for m in r {
-            match m.unwrap() {
-                Message::Batch(b) => batches.push(b),
-                Message::Rejected(r) => rejected.push(r),
-                Message::Positions(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        (batches, rejected)
+        read_all(r)
     }
 
     #[test]
