@@ -178,10 +178,9 @@ fn new_connector_writes_a_crate_and_registers_it_once() {
     );
     let lib = &after[Path::new("connectors/acme-erp/src/lib.rs")];
     assert!(
-        lib.contains("pub const NAME: &str = \"acme-erp\";"),
+        lib.contains("ferry_core::connector! {\n    name: \"acme-erp\","),
         "{lib}"
     );
-    assert!(lib.contains("pub fn register("), "{lib}");
     let config = &after[Path::new("connectors/acme-erp/src/config.rs")];
     assert!(
         config.contains("deny_unknown_fields") && config.contains("JsonSchema"),
@@ -251,7 +250,7 @@ fn new_connector_sink_only_and_bad_names() {
     assert!(dir.join("src/sink.rs").is_file());
     assert!(!dir.join("src/source.rs").exists());
     let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
-    assert!(lib.contains(".with_sink(") && !lib.contains(".with_source("));
+    assert!(lib.contains("\n    sink: ") && !lib.contains("\n    source: "));
     let test = std::fs::read_to_string(dir.join("tests/conformance.rs")).unwrap();
     assert!(test.contains("run_sink_suite") && !test.contains("run_source_suite"));
 

@@ -138,6 +138,11 @@ impl StreamInfo {
         self
     }
 
+    /// The cursor a read goes by: the one it `asks` for, else the stream's default.
+    pub fn cursor<'a>(&'a self, asks: Option<&'a str>) -> Option<&'a str> {
+        asks.or(self.default_cursor.as_deref())
+    }
+
     /// Whether incremental reads are supported.
     pub fn supports_incremental(&self) -> bool {
         self.read_modes.contains(&ReadMode::Incremental)
@@ -188,6 +193,25 @@ impl Catalog {
     /// The stream named `name`.
     pub fn get(&self, name: &str) -> Option<&StreamInfo> {
         self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// The stream named `name` with its place in the catalog; when there is none, an error
+    /// naming the `source` (`` tap `tap-csv` ``) and the streams it offers.
+    pub fn offered(&self, name: &str, source: &str) -> crate::Result<(usize, &StreamInfo)> {
+        let found = self
+            .streams
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == name);
+        found.ok_or_else(|| {
+            crate::Error::new(
+                crate::ErrorKind::NotFound,
+                format!(
+                    "{source} offers no stream `{name}` (streams: {})",
+                    self.names().join(", ")
+                ),
+            )
+        })
     }
 
     /// Stream names, in order.

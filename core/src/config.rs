@@ -253,6 +253,20 @@ pub fn is_config_error(e: &Error) -> bool {
     e.kind() == ErrorKind::ConfigInvalid
 }
 
+/// A config struct as every connector's is: serde with `deny_unknown_fields` (a misspelt
+/// key is an error, with "did you mean"), and a JSON Schema for `ferry spec`. The crate
+/// using it needs `serde` and `schemars` as dependencies.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! config_struct {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, ::serde::Deserialize, ::schemars::JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $name { $($body)* }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ pub use catalog::{Catalog, Deletes, ReadMode, StreamInfo, WriteMode};
 pub use config::{ConfigNode, ConnectorConfig};
 pub use error::{Error, ErrorKind, Result, ResultExt};
 pub use estimate::Estimate;
-pub use registry::{BuildContext, ConnectorDef, IntoSink, IntoSource, Registry};
+pub use registry::{BuildContext, ConnectorDef, IntoShared, Registry};
 pub use secret::Secret;
 pub use sink::{
     Durability, Output, Sink, SinkCapabilities, StreamWriter, WriteRequest, WriteSummary,

@@ -26,38 +26,27 @@ type BuildFn<T> = Arc<dyn Fn(&ConfigNode, &BuildContext) -> Result<Arc<T>> + Sen
 type SourceFn = BuildFn<dyn Source>;
 type SinkFn = BuildFn<dyn Sink>;
 
-/// What a source build function may return: a source, or one already shared.
-pub trait IntoSource {
-    /// The source, shared.
-    fn into_source(self) -> Arc<dyn Source>;
+/// What a build function may return: the source or sink itself, or one already shared
+/// (`T` is `dyn Source` or `dyn Sink`).
+pub trait IntoShared<T: ?Sized> {
+    /// It, shared.
+    fn into_shared(self) -> Arc<T>;
 }
 
-impl<S: Source + 'static> IntoSource for S {
-    fn into_source(self) -> Arc<dyn Source> {
+impl<S: Source + 'static> IntoShared<dyn Source> for S {
+    fn into_shared(self) -> Arc<dyn Source> {
         Arc::new(self)
     }
 }
 
-impl IntoSource for Arc<dyn Source> {
-    fn into_source(self) -> Arc<dyn Source> {
-        self
-    }
-}
-
-/// What a sink build function may return: a sink, or one already shared.
-pub trait IntoSink {
-    /// The sink, shared.
-    fn into_sink(self) -> Arc<dyn Sink>;
-}
-
-impl<S: Sink + 'static> IntoSink for S {
-    fn into_sink(self) -> Arc<dyn Sink> {
+impl<S: Sink + 'static> IntoShared<dyn Sink> for S {
+    fn into_shared(self) -> Arc<dyn Sink> {
         Arc::new(self)
     }
 }
 
-impl IntoSink for Arc<dyn Sink> {
-    fn into_sink(self) -> Arc<dyn Sink> {
+impl<T: ?Sized> IntoShared<T> for Arc<T> {
+    fn into_shared(self) -> Arc<T> {
         self
     }
 }
@@ -96,12 +85,12 @@ impl ConnectorDef {
     pub fn with_source<C, S, F>(mut self, build: F) -> Self
     where
         C: DeserializeOwned + schemars::JsonSchema + 'static,
-        S: IntoSource,
+        S: IntoShared<dyn Source>,
         F: Fn(C, &BuildContext) -> Result<S> + Send + Sync + 'static,
     {
         self.source = Some((
             spec_of::<C>(),
-            Arc::new(move |node, ctx| Ok(build(node.parse::<C>()?, ctx)?.into_source())),
+            Arc::new(move |node, ctx| Ok(build(node.parse::<C>()?, ctx)?.into_shared())),
         ));
         self
     }
@@ -111,12 +100,12 @@ impl ConnectorDef {
     pub fn with_sink<C, S, F>(mut self, build: F) -> Self
     where
         C: DeserializeOwned + schemars::JsonSchema + 'static,
-        S: IntoSink,
+        S: IntoShared<dyn Sink>,
         F: Fn(C, &BuildContext) -> Result<S> + Send + Sync + 'static,
     {
         self.sink = Some((
             spec_of::<C>(),
-            Arc::new(move |node, ctx| Ok(build(node.parse::<C>()?, ctx)?.into_sink())),
+            Arc::new(move |node, ctx| Ok(build(node.parse::<C>()?, ctx)?.into_shared())),
         ));
         self
     }
@@ -250,7 +239,8 @@ impl Registry {
 
 /// Writes a connector crate's `NAME` (the `type` written in `sync.toml`) and its
 /// `register` function, which adds the connector with its source and/or sink builders
-/// (each `Fn(Config, &BuildContext) -> Result<impl IntoSource>`, or `IntoSink`).
+/// (each `Fn(Config, &BuildContext) -> Result<impl IntoShared<…>>`: the source or sink) and,
+/// optionally, the replay of the exchanges its source records.
 ///
 /// ```ignore
 /// ferry_core::connector! {
@@ -260,24 +250,55 @@ impl Registry {
 ///     sink: DemoSink::new,
 /// }
 /// ```
+///
+/// A crate with several connectors names a constant for each:
+///
+/// ```ignore
+/// ferry_core::connector! {
+///     /// The source's name.
+///     SOURCE_NAME = { name: "demo", description: "…", source: DemoSource::new, }
+///     /// The sink's name.
+///     SINK_NAME = { name: "demo-out", description: "…", sink: DemoSink::new, }
+/// }
+/// ```
 #[macro_export]
 macro_rules! connector {
     (
         name: $name:literal,
-        description: $description:expr,
-        $(source: $source:expr,)?
-        $(sink: $sink:expr,)?
+        $($def:tt)*
     ) => {
-        /// The connector's name, the `type` written in `sync.toml`.
-        pub const NAME: &str = $name;
+        $crate::connector! {
+            /// The connector's name, the `type` written in `sync.toml`.
+            NAME = { name: $name, $($def)* }
+        }
+    };
+    (
+        $(
+            $(#[$meta:meta])*
+            $const:ident = {
+                name: $name:literal,
+                description: $description:expr,
+                $(source: $source:expr,)?
+                $(sink: $sink:expr,)?
+                $(replay: $replay:expr,)?
+            }
+        )+
+    ) => {
+        $(
+            $(#[$meta])*
+            pub const $const: &str = $name;
+        )+
 
-        #[doc = concat!("Adds the `", $name, "` connector to `registry`.")]
+        #[doc = concat!("Adds the connector", $(" `", $name, "`",)+ " to `registry`.")]
         pub fn register(registry: &mut $crate::Registry) {
-            registry.add(
-                $crate::ConnectorDef::new(NAME, $description)
-                    $(.with_source($source))?
-                    $(.with_sink($sink))?,
-            );
+            $(
+                registry.add(
+                    $crate::ConnectorDef::new($const, $description)
+                        $(.with_source($source))?
+                        $(.with_sink($sink))?
+                        $(.with_replay($replay))?,
+                );
+            )+
         }
     };
 }

@@ -147,6 +147,19 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
     n
 }
 
+/// Whether the age CLI decrypted `sealed` into `out` with the identity in `key_file`.
+fn age_decrypt(key_file: &Path, sealed: &Path, out: &Path) -> bool {
+    Command::new("age")
+        .args(["-d", "-i"])
+        .arg(key_file)
+        .arg("-o")
+        .arg(out)
+        .arg(sealed)
+        .status()
+        .unwrap()
+        .success()
+}
+
 fn age_cli_version() -> Option<String> {
     let out = Command::new("age").arg("--version").output().ok()?;
     out.status
@@ -199,31 +212,18 @@ pub fn age(d: &Path, mb: u64, runs: u32) {
             warm(&cli_sealed);
             let cli_out = d.join("cli.out");
             let cli_dec = measure(&format!("age {version} decrypt"), bytes, runs, || {
-                let st = Command::new("age")
-                    .args(["-d", "-i"])
-                    .arg(&key_file)
-                    .arg("-o")
-                    .arg(&cli_out)
-                    .arg(&cli_sealed)
-                    .status()
-                    .unwrap();
-                assert!(st.success(), "age -d failed");
+                assert!(
+                    age_decrypt(&key_file, &cli_sealed, &cli_out),
+                    "age -d failed"
+                );
             });
             assert!(
                 same(plain, &cli_out),
                 "the age CLI's round trip changed the data"
             );
             // and across: the CLI opens Ferry's file
-            let st = Command::new("age")
-                .args(["-d", "-i"])
-                .arg(&key_file)
-                .arg("-o")
-                .arg(&cli_out)
-                .arg(&sealed)
-                .status()
-                .unwrap();
             assert!(
-                st.success() && same(plain, &cli_out),
+                age_decrypt(&key_file, &sealed, &cli_out) && same(plain, &cli_out),
                 "age -d of Ferry's file"
             );
             println!(

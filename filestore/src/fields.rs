@@ -59,19 +59,6 @@ impl SourceKeys {
     }
 }
 
-/// A config struct as every connector's is: serde with `deny_unknown_fields` (a misspelt
-/// key is an error, with "did you mean"), and a JSON Schema for `ferry spec`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! config_struct {
-    ($(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, ::serde::Deserialize, ::schemars::JsonSchema)]
-        #[serde(deny_unknown_fields)]
-        pub struct $name { $($body)* }
-    };
-}
-
 /// Declares a file-like source config: the connector's own fields first, then every
 /// shared field with its docs; `noun` (`"file"`, `"object"`) is what the docs call the
 /// things a pattern matches. The other headers are the docs that differ by store:
@@ -94,7 +81,7 @@ macro_rules! source_config {
             $($(#[$fmeta:meta])* pub $field:ident : $fty:ty,)*
         }
     ) => {
-        $crate::config_struct! {
+        ::ferry_core::config_struct! {
         $(#[$meta])*
         pub struct $name {
             $($(#[$fmeta])* pub $field: $fty,)*

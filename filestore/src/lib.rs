@@ -36,6 +36,7 @@ mod name_date;
 mod naming;
 mod options;
 mod output;
+mod parked;
 mod pick;
 mod read;
 mod server_fields;
@@ -61,6 +62,7 @@ pub use options::{
     TextOptions, DEFAULT_ARCHIVE,
 };
 pub use output::{delivery, finish_delivery, Delivery, Sealed, Sealing};
+pub use parked::{take_parked, with_parked};
 pub use sink_fields::parquet_options;
 pub use source::StoreSource;
 pub use store::{Listing, Store, Stream};

@@ -88,7 +88,7 @@ macro_rules! sink_config {
             $($own:tt)*
         }
     ) => {
-        $crate::config_struct! {
+        ::ferry_core::config_struct! {
             $(#[$meta])*
             pub struct $name {
                 $($own)*

@@ -353,11 +353,6 @@ tokio = { version = "1.54.1", features = ["macros", "rt-multi-thread"] }
 }
 
 fn lib_rs(source: bool, sink: bool) -> String {
-    let what = match (source, sink) {
-        (true, true) => "source and destination",
-        (true, false) => "source",
-        _ => "destination",
-    };
     let mut s = String::from(
         "#![doc = include_str!(\"../README.md\")]\n#![deny(missing_docs)]\n\npub mod config;\n",
     );
@@ -367,7 +362,6 @@ fn lib_rs(source: bool, sink: bool) -> String {
     if source {
         s.push_str("mod source;\n");
     }
-    s.push_str("\nuse std::sync::Arc;\n\n");
     let mut exports = Vec::new();
     if sink {
         exports.push("__TYPE__SinkConfig");
@@ -375,43 +369,27 @@ fn lib_rs(source: bool, sink: bool) -> String {
     if source {
         exports.extend(["__TYPE__SourceConfig", "ColumnDef", "StreamDef"]);
     }
-    s.push_str(&format!("pub use config::{{{}}};\n", exports.join(", ")));
+    s.push_str(&format!("\npub use config::{{{}}};\n", exports.join(", ")));
     if sink {
         s.push_str("pub use sink::__TYPE__Sink;\n");
     }
     if source {
         s.push_str("pub use source::__TYPE__Source;\n");
     }
-    s.push_str(&format!(
+    s.push_str(
         r#"
-/// The connector's name, the `type` written in `sync.toml`.
-pub const NAME: &str = "__NAME__";
-
-/// One line saying what the connector connects to, for `ferry connectors`.
-const DESCRIPTION: &str = "__NAME__ (say in one line what it connects to)";
-
-/// Adds the `__NAME__` {what} to `registry`.
-pub fn register(registry: &mut ferry_core::Registry) {{
-    registry.add(
-        ferry_core::ConnectorDef::new(NAME, DESCRIPTION)"#
-    ));
+ferry_core::connector! {
+    name: "__NAME__",
+    description: "__NAME__ (say in one line what it connects to)",
+"#,
+    );
     if source {
-        s.push_str(
-            r#"
-            .with_source(|cfg: __TYPE__SourceConfig, _ctx| {
-                Ok(Arc::new(__TYPE__Source::new(cfg)?) as Arc<dyn ferry_core::Source>)
-            })"#,
-        );
+        s.push_str("    source: |cfg, _| __TYPE__Source::new(cfg),\n");
     }
     if sink {
-        s.push_str(
-            r#"
-            .with_sink(|cfg: __TYPE__SinkConfig, ctx| {
-                Ok(Arc::new(__TYPE__Sink::new(cfg, ctx)?) as Arc<dyn ferry_core::Sink>)
-            })"#,
-        );
+        s.push_str("    sink: __TYPE__Sink::new,\n");
     }
-    s.push_str(",\n    );\n}\n");
+    s.push_str("}\n");
     s
 }
 

@@ -91,3 +91,95 @@ impl Fields<'_> {
         })
     }
 }
+
+/// The defaults of the login fields, for the expansion of [`login_config!`](crate::login_config).
+#[doc(hidden)]
+pub mod defaults {
+    /// SSH's port.
+    pub fn port() -> u16 {
+        22
+    }
+
+    /// Seconds connecting and logging in may take.
+    pub fn timeout_secs() -> u64 {
+        30
+    }
+}
+
+/// Declares a config struct whose first fields are an SSH login (`host`, `port`, `user`,
+/// `password`, `private_key`, `private_key_passphrase`, `host_key`, `known_hosts`,
+/// `timeout_secs`, with their docs), followed by its own, through `$then!`
+/// (`ferry_core::config_struct`, or `ferry_filestore::server_config` with its sections
+/// after the struct); and the struct's `ssh_fields()`, the [`Fields`] they make.
+///
+/// `role` names the server in docs and messages (`SFTP server`), `scheme` in URLs,
+/// `prefix` the fields in messages (`tunnel.`); `example` (a host name) and `secret` (the
+/// stem of secret names, `acme_sftp`) are for the docs. The crate needs `ferry-ssh`,
+/// `ferry-core`, `serde` and `schemars` as dependencies.
+#[macro_export]
+macro_rules! login_config {
+    (
+        $($then:ident)::+;
+        role: $role:literal,
+        scheme: $scheme:literal,
+        prefix: $prefix:literal,
+        example: $example:literal,
+        secret: $secret:literal,
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident { $($own:tt)* }
+        $($rest:tt)*
+    ) => {
+        $($then)::+! {
+            $(#[$meta])*
+            $vis struct $name {
+                #[doc = concat!("Host name or IP address of the ", $role, ", e.g. `", $example, "` (required).")]
+                pub host: String,
+                #[doc = concat!("SSH port of the ", $role, " (default 22).")]
+                #[serde(default = "ferry_ssh::defaults::port")]
+                pub port: u16,
+                /// The user to log in as, e.g. `ferry` (required).
+                pub user: String,
+                #[doc = concat!("The user's password, as a reference: `\"${secret:", $secret, "_password}\"` (default: none; set this and/or `private_key`).")]
+                #[serde(default)]
+                pub password: Option<::ferry_core::Secret>,
+                #[doc = concat!("The user's private key (OpenSSH `BEGIN OPENSSH PRIVATE KEY` or PEM format), as a reference: `\"${secret:", $secret, "_key}\"` or `\"${file:keys/id_ed25519}\"` (default: none; set this and/or `password`; tried first when both are set).")]
+                #[serde(default)]
+                pub private_key: Option<::ferry_core::Secret>,
+                /// The passphrase of `private_key` when it has one, as a reference (default: none).
+                #[serde(default)]
+                pub private_key_passphrase: Option<::ferry_core::Secret>,
+                #[doc = concat!("The ", $role, "'s public host key as `ssh-keyscan` or its `/etc/ssh/ssh_host_*_key.pub` prints it, e.g. `\"ssh-ed25519 AAAAC3Nz…\"`; any other key it presents is refused (default: none; set this or `known_hosts`).")]
+                #[serde(default)]
+                pub host_key: Option<String>,
+                #[doc = concat!("A known_hosts file (OpenSSH format, hashed names allowed) holding the ", $role, "'s key, relative to the config file's folder, e.g. `\"keys/known_hosts\"` (default: none; set this or `host_key`).")]
+                #[serde(default)]
+                pub known_hosts: Option<String>,
+                #[doc = concat!("Seconds connecting and logging in to the ", $role, ", or waiting for it to answer, may take before the run fails (default 30).")]
+                #[serde(default = "ferry_ssh::defaults::timeout_secs")]
+                pub timeout_secs: u64,
+                $($own)*
+            }
+            $($rest)*
+        }
+
+        impl $name {
+            /// The login fields, borrowed, to be checked into a login.
+            pub fn ssh_fields(&self) -> $crate::Fields<'_> {
+                $crate::Fields {
+                    role: $role,
+                    scheme: $scheme,
+                    prefix: $prefix,
+                    host: &self.host,
+                    port: self.port,
+                    user: &self.user,
+                    password: &self.password,
+                    private_key: &self.private_key,
+                    private_key_passphrase: &self.private_key_passphrase,
+                    host_key: &self.host_key,
+                    known_hosts: &self.known_hosts,
+                    timeout_secs: self.timeout_secs,
+                }
+            }
+        }
+    };
+}

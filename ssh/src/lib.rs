@@ -6,6 +6,9 @@
 
 #![deny(missing_docs)]
 
+// `login_config!` names the defaults by path, in this crate too.
+extern crate self as ferry_ssh;
+
 mod config;
 mod fields;
 pub mod hostkey;
@@ -14,7 +17,7 @@ mod pump;
 mod tunnel;
 
 pub use config::TunnelConfig;
-pub use fields::Fields;
+pub use fields::{defaults, Fields};
 pub use login::{is_link, Login};
 pub use ssh2;
 pub use tunnel::{Opened, Tunnel};

@@ -291,23 +291,8 @@ impl Source for AirbyteSource {
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         let d = self.discovered().await?;
-        let (info, raw) = d
-            .catalog
-            .streams
-            .iter()
-            .zip(&d.raw)
-            .find(|(i, _)| i.name == request.stream)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "{} offers no stream `{}` (streams: {})",
-                        self.who(),
-                        request.stream,
-                        d.catalog.names().join(", ")
-                    ),
-                )
-            })?;
+        let (i, info) = d.catalog.offered(&request.stream, &self.who())?;
+        let raw = &d.raw[i];
         let mut configured = json!({
             "stream": raw,
             "sync_mode": "full_refresh",
@@ -315,16 +300,12 @@ impl Source for AirbyteSource {
             "primary_key": raw.get("source_defined_primary_key").cloned().unwrap_or(json!([])),
         });
         if request.mode == ReadMode::Incremental {
-            let cursor = request
-                .cursor
-                .clone()
-                .or_else(|| info.default_cursor.clone())
-                .ok_or_else(|| {
-                    Error::config(format!(
-                        "stream `{}` has no default cursor: set `cursor = \"…\"`",
-                        request.stream
-                    ))
-                })?;
+            let cursor = info.cursor(request.cursor.as_deref()).ok_or_else(|| {
+                Error::config(format!(
+                    "stream `{}` has no default cursor: set `cursor = \"…\"`",
+                    request.stream
+                ))
+            })?;
             configured["sync_mode"] = json!("incremental");
             configured["cursor_field"] = json!([cursor]);
         }

@@ -42,7 +42,7 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, Result, Sink, SinkCapabilities,
     StreamWriter, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::{blocking, delivery_name, Sealed, Sealing};
+use ferry_filestore::{blocking, delivery_name, take_parked, with_parked, Sealed, Sealing};
 use ferry_formats::codec::{
     infer_csv, CompressWriter, Compression, CsvOptions, Format, FormatWriter, HashingWriter,
     InferOptions, WriteOptions,
@@ -409,12 +409,6 @@ impl FileWriter {
         })
     }
 
-    fn take(&mut self) -> Result<Inner> {
-        self.inner
-            .take()
-            .ok_or_else(|| Error::internal("the file writer was used after it failed"))
-    }
-
     /// The file being written.
     fn written(&self) -> &Path {
         self.temp.as_deref().unwrap_or(&self.target)
@@ -424,17 +418,13 @@ impl FileWriter {
 #[async_trait]
 impl StreamWriter for FileWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        let mut inner = self.take()?;
         let path = self.written().to_path_buf();
-        let (inner, result) = blocking("file", move || {
-            let r = inner
+        with_parked(&mut self.inner, "file", move |inner| {
+            inner
                 .write_batch(&batch)
-                .map_err(|e| e.with("file", path.display()));
-            Ok((inner, r))
+                .map_err(|e| e.with("file", path.display()))
         })
-        .await?;
-        self.inner = Some(inner);
-        result
+        .await?
     }
 
     async fn flush(&mut self) -> Result<Durability> {
@@ -442,25 +432,22 @@ impl StreamWriter for FileWriter {
             // made durable, all at once, by close
             return Ok(Durability::AtClose);
         }
-        let mut inner = self.take()?;
         let path = self.target.clone();
-        let (inner, result) = blocking("file", move || {
-            let r = inner.flush().and_then(|()| {
+        let result = with_parked(&mut self.inner, "file", move |inner| {
+            inner.flush().and_then(|()| {
                 sync_data(inner.get_ref().get_ref().get_ref())
                     .map_err(|e| Error::io(e, "cannot fsync", &path))
-            });
-            Ok((inner, r))
+            })
         })
         .await?;
-        if result.is_ok() {
+        if let (Ok(()), Some(inner)) = (&result, &self.inner) {
             self.durable_len = self.start_len + self.prefix + inner.bytes();
         }
-        self.inner = Some(inner);
         result.map(|()| Durability::Durable)
     }
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
-        let inner = self.take()?;
+        let inner = take_parked(&mut self.inner, "file")?;
         let rows = inner.rows();
         let (written, target, temp, dir) = (
             self.written().to_path_buf(),

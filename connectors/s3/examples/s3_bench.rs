@@ -87,6 +87,25 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// Syncs the `bench` stream from `source` into `sink` (named in messages by `names`),
+/// checks all `rows` were committed, and returns the seconds it took and the peak RSS.
+async fn timed_sync(
+    source: Arc<dyn ferry_core::Source>,
+    sink: Arc<dyn ferry_core::Sink>,
+    names: (&str, &str),
+    rows: u64,
+) -> (f64, u64) {
+    let state = tempfile::tempdir().expect("state");
+    let rt = ferry_testkit::runtime(source, sink, state.path());
+    reset_peak();
+    let started = Instant::now();
+    let report = ferry_testkit::sync(&rt, &[StreamConfig::named("bench")], names).await;
+    let secs = started.elapsed().as_secs_f64();
+    let peak = common::peak_rss();
+    assert_eq!(report.rows_committed(), rows, "{}", report.summary());
+    (secs, peak)
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -147,14 +166,7 @@ async fn main() {
         ))
         .expect("sqlite source");
     let sink = reg.build_sink(&connector("s3", &s3)).expect("s3 sink");
-    let state = tempfile::tempdir().expect("state");
-    let rt = ferry_testkit::runtime(source, sink, state.path());
-    reset_peak();
-    let started = Instant::now();
-    let report = ferry_testkit::sync(&rt, &[StreamConfig::named("bench")], ("sqlite", "s3")).await;
-    let secs = started.elapsed().as_secs_f64();
-    let peak = common::peak_rss();
-    assert_eq!(report.rows_committed(), rows, "{}", report.summary());
+    let (secs, peak) = timed_sync(source, sink, ("sqlite", "s3"), rows).await;
     let keys = server.keys(BUCKET, "export/").await;
     let mut objects = Vec::new();
     for k in &keys {
@@ -209,14 +221,7 @@ async fn main() {
             &format!("path = \"{}\"", target.display()),
         ))
         .expect("sqlite sink");
-    let state = tempfile::tempdir().expect("state");
-    let rt = ferry_testkit::runtime(source, sink, state.path());
-    reset_peak();
-    let started = Instant::now();
-    let report = ferry_testkit::sync(&rt, &[StreamConfig::named("bench")], ("s3", "sqlite")).await;
-    let secs = started.elapsed().as_secs_f64();
-    let peak = common::peak_rss();
-    assert_eq!(report.rows_committed(), rows, "{}", report.summary());
+    let (secs, peak) = timed_sync(source, sink, ("s3", "sqlite"), rows).await;
     println!(
         "S3 parquet → SQLite: {rows} rows in {secs:.2}s = {:.0} rows/s, {:.1} MB/s of Parquet, peak RSS {} MB",
         rows as f64 / secs,

@@ -197,16 +197,6 @@ impl Read for Resuming {
     }
 }
 
-/// Runs `f` on a blocking thread, with a handle to the runtime for S3 calls.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce(Handle) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let handle = Handle::current();
-    tokio::task::spawn_blocking(move || f(handle))
-        .await
-        .map_err(|e| Error::internal(format!("an S3 task failed: {e}")))?
-}
-
 /// An object read with ranged GETs, for Parquet: the reader fetches the footer, then one
 /// row group's column chunks at a time, so the object is never whole in memory. Each
 /// request carries the listed ETag, so a replaced object fails the read instead of mixing

@@ -26,7 +26,7 @@ use ferry_core::{
     async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
     StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
-use ferry_filestore::Sealing;
+use ferry_filestore::{take_parked, with_parked, Sealing};
 use ferry_formats::codec::{CompressWriter, FormatWriter};
 use tokio::runtime::Handle;
 
@@ -34,7 +34,7 @@ use crate::client::Connection;
 use crate::config::{KeyParts, S3SinkConfig, SinkSpec};
 use crate::error::{map, At, Op};
 use crate::journal::{self, Journal};
-use crate::object::{blocking, Listing};
+use crate::object::Listing;
 use crate::upload::{self, Completed, ObjectUpload, SseSettings, Tracker};
 
 const WRITE_BUFFER: usize = 256 << 10;
@@ -448,14 +448,6 @@ struct S3Writer {
     folder: Option<String>,
 }
 
-impl S3Writer {
-    fn take(&mut self) -> Result<Core> {
-        self.core
-            .take()
-            .ok_or_else(|| Error::internal("the S3 writer was used after it failed"))
-    }
-}
-
 /// Deletes `keys` (DeleteObjects, 1,000 a request).
 async fn delete_keys(client: &Client, bucket: &str, keys: &[String]) -> Result<()> {
     for chunk in keys.chunks(1000) {
@@ -519,14 +511,7 @@ async fn delete_keys(client: &Client, bucket: &str, keys: &[String]) -> Result<(
 #[async_trait]
 impl StreamWriter for S3Writer {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        let mut core = self.take()?;
-        let (core, result) = blocking(move |_| {
-            let r = core.write(&batch);
-            Ok((core, r))
-        })
-        .await?;
-        self.core = Some(core);
-        result
+        with_parked(&mut self.core, "S3", move |core| core.write(&batch)).await?
     }
 
     async fn flush(&mut self) -> Result<Durability> {
@@ -535,12 +520,8 @@ impl StreamWriter for S3Writer {
     }
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
-        let mut core = self.take()?;
-        let (core, result) = blocking(move |_| {
-            let r = core.close();
-            Ok((core, r))
-        })
-        .await?;
+        let result = with_parked(&mut self.core, "S3", |core| core.close()).await?;
+        let core = take_parked(&mut self.core, "S3")?;
         if let Err(e) = result {
             // leave nothing half-made behind
             let _ = S3Writer {

@@ -6,60 +6,23 @@
 
 use std::path::Path;
 
-use ferry_core::{Result, Secret};
+use ferry_core::Result;
 use ferry_filestore::StreamSpec;
 use ferry_formats::codec::{Compression, WriteOptions};
 
 pub use ferry_filestore::{EncryptConfig, StreamConfig as SftpStreamConfig};
 
 use crate::session::Server;
-use ferry_ssh::Fields;
 
-fn default_port() -> u16 {
-    22
-}
-
-fn default_timeout() -> u64 {
-    30
-}
-
-ferry_filestore::server_config! {
+ferry_ssh::login_config! {
+    ferry_filestore::server_config;
+    role: "SFTP server",
+    scheme: "sftp",
+    prefix: "",
+    example: "sftp.acme.example",
+    secret: "acme_sftp",
     /// The login fields both sections have.
-    struct Login {
-        /// The server's host name or IP address, e.g. `sftp.acme.example` (required).
-        pub host: String,
-        /// The server's SSH port (default 22).
-        #[serde(default = "default_port")]
-        pub port: u16,
-        /// The user to log in as, e.g. `ferry` (required).
-        pub user: String,
-        /// The user's password, as a reference: `"${secret:acme_sftp_password}"` (default:
-        /// none; set this and/or `private_key`).
-        #[serde(default)]
-        pub password: Option<Secret>,
-        /// The user's private key (OpenSSH `BEGIN OPENSSH PRIVATE KEY` or PEM format), as a
-        /// reference: `"${secret:acme_sftp_key}"` or `"${file:keys/id_ed25519}"` (default: none;
-        /// set this and/or `password`; tried first when both are set).
-        #[serde(default)]
-        pub private_key: Option<Secret>,
-        /// The passphrase of `private_key` when it has one, as a reference (default: none).
-        #[serde(default)]
-        pub private_key_passphrase: Option<Secret>,
-        /// The server's public host key as `ssh-keyscan` or the server's
-        /// `/etc/ssh/ssh_host_*_key.pub` prints it, e.g. `"ssh-ed25519 AAAAC3Nz…"`; a server
-        /// presenting any other key is refused (default: none; set this or `known_hosts`).
-        #[serde(default)]
-        pub host_key: Option<String>,
-        /// A known_hosts file (OpenSSH format, hashed names allowed) holding the server's key,
-        /// relative to the config file's folder, e.g. `"keys/known_hosts"` (default: none; set
-        /// this or `host_key`).
-        #[serde(default)]
-        pub known_hosts: Option<String>,
-        /// Seconds to wait for the server to connect or answer before the run fails
-        /// (default 30).
-        #[serde(default = "default_timeout")]
-        pub timeout_secs: u64,
-    }
+    struct Login {}
 
     source {
         /// `[source] type = "sftp"`: CSV, JSON Lines, Parquet or Excel files on an SFTP server
@@ -116,33 +79,10 @@ ferry_filestore::server_config! {
     }
 }
 
-impl Login {
-    /// The server, validated without connecting (`ferry_ssh` checks the login and the pin).
-    fn server(&self, base_dir: &Path) -> Result<Server> {
-        Server::fields(
-            Fields {
-                role: "SFTP server",
-                scheme: "sftp",
-                prefix: "",
-                host: &self.host,
-                port: self.port,
-                user: &self.user,
-                password: &self.password,
-                private_key: &self.private_key,
-                private_key_passphrase: &self.private_key_passphrase,
-                host_key: &self.host_key,
-                known_hosts: &self.known_hosts,
-                timeout_secs: self.timeout_secs,
-            },
-            base_dir,
-        )
-    }
-}
-
 impl SftpSourceConfig {
     /// The server this source reads from.
     pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
-        Login::from(self).server(base_dir)
+        Server::fields(Login::from(self).ssh_fields(), base_dir)
     }
 
     /// Checks the fields fit together and resolves defaults, without connecting.
@@ -154,7 +94,7 @@ impl SftpSourceConfig {
 impl SftpSinkConfig {
     /// The server this destination writes to.
     pub(crate) fn server(&self, base_dir: &Path) -> Result<Server> {
-        Login::from(self).server(base_dir)
+        Server::fields(Login::from(self).ssh_fields(), base_dir)
     }
 
     /// How files are written.

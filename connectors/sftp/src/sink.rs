@@ -30,7 +30,8 @@ use ferry_core::{
     StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
 };
 use ferry_filestore::{
-    appended_name, blocking, delivery, delivery_name, finish_delivery, Delivery, Sealing,
+    appended_name, blocking, delivery, delivery_name, finish_delivery, take_parked, with_parked,
+    Delivery, Sealing,
 };
 use ferry_formats::codec::{Compression, Format, WriteOptions};
 use ssh2::{ErrorCode, Sftp};
@@ -345,12 +346,6 @@ impl Upload {
         })
     }
 
-    fn take(&mut self) -> Result<Delivery<Remote>> {
-        self.inner
-            .take()
-            .ok_or_else(|| Error::internal("the SFTP writer was used after it failed"))
-    }
-
     /// Ends the temp file and moves it into place; returns its SHA-256, size and path.
     fn finish(
         inner: Delivery<Remote>,
@@ -391,21 +386,17 @@ impl Upload {
 #[async_trait]
 impl StreamWriter for Upload {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        let mut inner = self.take()?;
         let (temp, url) = (self.temp.clone(), self.server.url());
-        let (inner, result) = blocking("sftp", move || {
-            let r = inner.write_batch(&batch).map_err(|e| {
+        with_parked(&mut self.inner, "SFTP", move |inner| {
+            inner.write_batch(&batch).map_err(|e| {
                 let e = Error::new(
                     e.kind(),
                     format!("uploading to {url} failed: {}", e.message()),
                 );
                 e.with("file", &temp)
-            });
-            Ok((inner, r))
+            })
         })
-        .await?;
-        self.inner = Some(inner);
-        result
+        .await?
     }
 
     async fn flush(&mut self) -> Result<Durability> {
@@ -414,7 +405,7 @@ impl StreamWriter for Upload {
     }
 
     async fn close(mut self: Box<Self>) -> Result<WriteSummary> {
-        let inner = self.take()?;
+        let inner = take_parked(&mut self.inner, "SFTP")?;
         let rows = inner.rows();
         let (conn, server) = (self.conn.clone(), self.server.clone());
         let (temp, target) = (self.temp.clone(), self.target.clone());

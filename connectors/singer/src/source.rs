@@ -301,34 +301,21 @@ impl Source for SingerSource {
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream> {
         let d = self.discovered().await?;
-        let info = d.catalog.get(&request.stream).ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "tap `{}` offers no stream `{}` (streams: {})",
-                    self.tap(),
-                    request.stream,
-                    d.catalog.names().join(", ")
-                ),
-            )
-        })?;
+        let source = format!("tap `{}`", self.tap());
+        let (_, info) = d.catalog.offered(&request.stream, &source)?;
         let cursor = match request.mode {
             ReadMode::FullRefresh => None,
-            ReadMode::Incremental => Some(
-                request
-                    .cursor
-                    .clone()
-                    .or_else(|| info.default_cursor.clone())
-                    .ok_or_else(|| {
-                        Error::config(format!(
-                            "stream `{}` has no default replication key: set `cursor = \"…\"` (one of: {})",
-                            request.stream,
-                            info.cursor_candidates.join(", ")
-                        ))
-                    })?,
-            ),
+            ReadMode::Incremental => Some(info.cursor(request.cursor.as_deref()).ok_or_else(
+                || {
+                    let candidates = info.cursor_candidates.join(", ");
+                    Error::config(format!(
+                        "stream `{}` has no default replication key: set `cursor = \"…\"` (one of: {candidates})",
+                        request.stream
+                    ))
+                },
+            )?),
         };
-        let catalog = select(&d.raw, &request.stream, cursor.as_deref())?;
+        let catalog = select(&d.raw, &request.stream, cursor)?;
         let flag = match self.catalog_flag {
             CatalogFlag::Catalog => "--catalog",
             CatalogFlag::Properties => "--properties",

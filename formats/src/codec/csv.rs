@@ -36,6 +36,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use csv_core::ReadRecordResult;
 
+use super::checks::{check_width, column_types};
 use super::encoding::{hint, DecodeReader, Encoding};
 use super::number::NumberFormat;
 use super::reader::{map_header, reader_api, Output, Steps};
@@ -43,7 +44,7 @@ use super::sniff::sniff_delimiter;
 use super::{io_error, Counting, MAX_RECORD_BYTES};
 use ferry_core::types::{check_schema, FerryType};
 use ferry_core::values::{preview, write_text};
-use ferry_core::{Error, ErrorKind, Result};
+use ferry_core::{Error, Result};
 
 const INPUT_BUFFER: usize = 256 << 10;
 /// The most footer records a reader holds back.
@@ -687,12 +688,7 @@ impl<W: Write> CsvWriter<W> {
     /// A writer of batches of `schema` to `out`; writes the header at once when `options.has_header`.
     pub fn new(out: W, schema: SchemaRef, options: &CsvOptions) -> Result<Self> {
         options.validate()?;
-        check_schema(&schema)?;
-        let types = schema
-            .fields()
-            .iter()
-            .filter_map(|f| FerryType::of(f))
-            .collect();
+        let types = column_types(&schema)?;
         let out = ::csv::WriterBuilder::new()
             .delimiter(options.delimiter)
             .quote(options.quote)
@@ -718,16 +714,7 @@ impl<W: Write> CsvWriter<W> {
 
     /// Writes every row of `batch`.
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_columns() != self.types.len() {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "batch has {} columns, the CSV writer {}",
-                    batch.num_columns(),
-                    self.types.len()
-                ),
-            ));
-        }
+        check_width(batch, self.types.len(), "CSV")?;
         let columns = batch.columns();
         for row in 0..batch.num_rows() {
             for (column, ty) in columns.iter().zip(&self.types) {
@@ -804,9 +791,11 @@ mod tests {
     use arrow_schema::Schema;
     use ferry_testkit::assert_says;
 
+    use super::super::reader::read_all;
     use super::*;
     use ferry_core::source::{Message, Rejected};
     use ferry_core::values::BatchBuilder;
+    use ferry_core::ErrorKind;
 
     fn schema(cols: &[(&str, FerryType)]) -> SchemaRef {
         Arc::new(Schema::new(
@@ -825,16 +814,7 @@ mod tests {
             .unwrap()
             .with_file("t.csv")
             .with_batch_size(2);
-        let (mut batches, mut rejected) = (Vec::new(), Vec::new());
-        for m in reader {
-            match m.unwrap() {
-                Message::Batch(b) => batches.push(b),
-                Message::Rejected(r) => rejected.push(r),
-                Message::Positions(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        (batches, rejected)
+        read_all(reader)
     }
 
     fn ids(batches: &[RecordBatch]) -> Vec<i64> {

@@ -21,12 +21,13 @@ use arrow_array::types::Float64Type;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+use super::checks::{check_width, column_types};
 use super::encoding::{hint, DecodeReader, Encoding};
 use super::reader::{reader_api, Output, Steps};
 use super::{io_error, strip_bom, Counting, MAX_RECORD_BYTES};
 use ferry_core::types::{check_schema, FerryType};
 use ferry_core::values::to_json;
-use ferry_core::{Error, ErrorKind, Result};
+use ferry_core::{Error, Result};
 
 const INPUT_BUFFER: usize = 256 << 10;
 
@@ -179,18 +180,13 @@ pub struct JsonlWriter<W: Write> {
 impl<W: Write> JsonlWriter<W> {
     /// A writer of batches of `schema` to `out`.
     pub fn new(out: W, schema: SchemaRef) -> Result<Self> {
-        check_schema(&schema)?;
+        let types = column_types(&schema)?;
         let mut keys = Vec::new();
         for f in schema.fields() {
             let mut k = serde_json::to_vec(f.name())?;
             k.push(b':');
             keys.push(k);
         }
-        let types = schema
-            .fields()
-            .iter()
-            .filter_map(|f| FerryType::of(f))
-            .collect();
         Ok(JsonlWriter {
             out: Counting {
                 inner: out,
@@ -205,16 +201,7 @@ impl<W: Write> JsonlWriter<W> {
 
     /// Writes every row of `batch`.
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_columns() != self.types.len() {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "batch has {} columns, the JSON Lines writer {}",
-                    batch.num_columns(),
-                    self.types.len()
-                ),
-            ));
-        }
+        check_width(batch, self.types.len(), "JSON Lines")?;
         let columns = batch.columns();
         for row in 0..batch.num_rows() {
             self.line.clear();
@@ -284,6 +271,7 @@ mod tests {
     use arrow_schema::Schema;
     use ferry_testkit::assert_says;
 
+    use super::super::reader::read_all;
     use super::*;
     use ferry_core::source::{Message, Rejected};
     use ferry_core::values::BatchBuilder;
@@ -301,16 +289,7 @@ mod tests {
             .unwrap()
             .with_file("t.jsonl")
             .with_batch_size(2);
-        let (mut batches, mut rejected) = (Vec::new(), Vec::new());
-        for m in r {
-            match m.unwrap() {
-                Message::Batch(b) => batches.push(b),
-                Message::Rejected(r) => rejected.push(r),
-                Message::Positions(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        (batches, rejected)
+        read_all(r)
     }
 
     #[test]

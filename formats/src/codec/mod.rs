@@ -48,6 +48,7 @@
 //!   [`parse_encoding`]); CSV dialects: the delimiter guessed from the first lines
 //!   ([`sniff`]) and numbers written the local way, `1.234,56` ([`NumberFormat`]).
 
+mod checks;
 pub mod compress;
 pub mod csv;
 mod cursor;

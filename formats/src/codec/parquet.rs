@@ -37,6 +37,7 @@ pub use parquet::file::reader::{ChunkReader, Length};
 pub type ParquetResult<T> = std::result::Result<T, ParquetError>;
 use serde::{Deserialize, Serialize};
 
+use super::checks::check_width;
 use super::infer::{apply_overrides, InferOptions};
 use super::reader::{reader_api, Output, Steps};
 use ferry_core::types::{check_schema, is_json, FerryType};
@@ -777,16 +778,7 @@ impl<W: Write + Send> ParquetWriter<W> {
 
     /// Writes every row of `batch` (cutting row groups as they fill).
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_columns() != self.schema.fields().len() {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "batch has {} columns, the Parquet writer {}",
-                    batch.num_columns(),
-                    self.schema.fields().len()
-                ),
-            ));
-        }
+        check_width(batch, self.schema.fields().len(), "Parquet")?;
         // the writer checks types exactly; a batch whose fields differ only in metadata or
         // nullability is rebuilt on the writer's schema
         let batch = if batch.schema().as_ref() == self.schema.as_ref() {

@@ -243,3 +243,21 @@ macro_rules! reader_api {
 }
 
 pub(crate) use reader_api;
+
+/// The batches and the rejected records a reader yields, for tests; an error, or another
+/// message than these and positions, fails the test.
+#[cfg(test)]
+pub(crate) fn read_all(
+    reader: impl Iterator<Item = Result<Message>>,
+) -> (Vec<RecordBatch>, Vec<Rejected>) {
+    let (mut batches, mut rejected) = (Vec::new(), Vec::new());
+    for m in reader {
+        match m.unwrap() {
+            Message::Batch(b) => batches.push(b),
+            Message::Rejected(r) => rejected.push(r),
+            Message::Positions(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (batches, rejected)
+}

@@ -67,7 +67,7 @@ impl ReadCursor {
 /// The cursor column of an incremental read of `info`: the one `req` names, else the
 /// stream's default; matched exactly, else ignoring case. Its index and field.
 fn cursor_column<'a>(req: &ReadRequest, info: &'a StreamInfo) -> Result<(usize, &'a Field)> {
-    let name = req.cursor.as_ref().or(info.default_cursor.as_ref()).ok_or_else(|| {
+    let name = info.cursor(req.cursor.as_deref()).ok_or_else(|| {
         Error::config(format!(
             "stream `{}` has no int64, timestamp or date column to read incrementally by; name a cursor column",
             req.stream
