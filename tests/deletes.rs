@@ -13,7 +13,9 @@ use std::path::Path;
 
 use mysql_async::prelude::Queryable;
 use support::cli::{ferry, out_apart as text};
-use support::db::{block, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url};
+use support::db::{
+    block, create_mysql_database, fresh, mysql, mysql_url, mysql_url_for, pg, pg_url,
+};
 use support::folder::{with_config as folder, write};
 use support::read;
 
@@ -31,6 +33,12 @@ fn config(destination: &str, deletes: &str, extra: &str) -> String {
          [[streams]]\nname = \"items\"\nmode = \"upsert\"\nprimary_key = [\"id\"]\n\
          deletes = \"{deletes}\"\nchecks = [{{ type = \"range\", column = \"n\", min = 0 }}]\n{extra}"
     )
+}
+
+/// `items.csv` with these (id, name) rows, `n` the id.
+fn items(dir: &Path, rows: &[(i64, &str)]) {
+    let with_n: Vec<_> = rows.iter().map(|&(id, name)| (id, name, id)).collect();
+    source(dir, &with_n);
 }
 
 /// `items.csv` with these (id, name, n) rows.
@@ -74,29 +82,17 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
     let deletes = if soft { "soft" } else { "hard" };
     let tmp = folder(&config(destination, deletes, ""));
     let dir = tmp.path();
-    let first = [
-        (1, "a", 1),
-        (2, "b", 2),
-        (3, "c", 3),
-        (4, "d", 4),
-        (5, "e", 5),
-    ];
-    source(dir, &first);
+    let first = [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")];
+    items(dir, &first);
     let (ok, rep, out) = sync(dir, &[]);
     assert!(ok, "first sync: {out}");
     assert_eq!(rep["rows_deleted"], 0, "{rep:#}");
-    let all = rows(&[
-        (1, "a", false),
-        (2, "b", false),
-        (3, "c", false),
-        (4, "d", false),
-        (5, "e", false),
-    ]);
+    let all = held_after(soft, &first, &[]);
     assert_eq!(held("items", soft), all);
 
     // 2 and 4 leave the source, 1 changes, 6 arrives
-    let later = [(1, "A", 1), (3, "c", 3), (5, "e", 5), (6, "f", 6)];
-    source(dir, &later);
+    let later = [(1, "A"), (3, "c"), (5, "e"), (6, "f")];
+    items(dir, &later);
     let o = ferry(dir, &["plan"]);
     let verb = if soft { "mark deleted" } else { "delete" };
     assert!(
@@ -122,7 +118,7 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
     assert_eq!(held("items", soft), all, "a trial deleted or changed rows");
 
     // a row fails its check: the stream fails, nothing is deleted
-    let mut failing = later.to_vec();
+    let mut failing: Vec<_> = later.iter().map(|&(id, name)| (id, name, id)).collect();
     failing.push((7, "g", -1));
     source(dir, &failing);
     let (ok, rep, out) = sync(dir, &[]);
@@ -134,7 +130,7 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
         "a failed run deleted rows: {kept:?}"
     );
 
-    source(dir, &later);
+    items(dir, &later);
     let (ok, rep, out) = sync(dir, &[]);
     assert!(ok, "sync: {out}");
     assert_eq!(rep["rows_deleted"], 2, "{rep:#}");
@@ -160,14 +156,7 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
     assert_eq!(rep["rows_committed"], 4);
 
     // 2 comes back: reinserted (hard) or unmarked (soft); 4 stays gone
-    let back = [
-        (1, "A", 1),
-        (2, "b", 2),
-        (3, "c", 3),
-        (5, "e", 5),
-        (6, "f", 6),
-    ];
-    source(dir, &back);
+    items(dir, &[(1, "A"), (2, "b"), (3, "c"), (5, "e"), (6, "f")]);
     let (ok, rep, out) = sync(dir, &[]);
     assert!(ok, "sync: {out}");
     assert_eq!(rep["rows_deleted"], 0, "{rep:#}");
@@ -185,14 +174,20 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
     );
 }
 
-fn sqlite_rows(db: &Path, table: &str, soft: bool) -> Vec<Row> {
-    let c = rusqlite::Connection::open(db).unwrap();
+/// The query of the rows of `table` (quoted) as [`Row`]s; without `soft`, `no` (the
+/// dialect's false) stands for the mark.
+fn held_sql(table: &str, soft: bool, no: &str) -> String {
     let mark = if soft {
         "_ferry_deleted_at IS NOT NULL"
     } else {
-        "0"
+        no
     };
-    let sql = format!("SELECT id, name, {mark} FROM \"{table}\" ORDER BY id");
+    format!("SELECT id, name, {mark} FROM {table} ORDER BY id")
+}
+
+fn sqlite_rows(db: &Path, table: &str, soft: bool) -> Vec<Row> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let sql = held_sql(&format!("\"{table}\""), soft, "0");
     let mut stmt = c.prepare(&sql).unwrap();
     let found = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -233,12 +228,7 @@ fn deletes_into_postgres() {
             pg_url()
         );
         let held = |t: &str, s: bool| -> Vec<Row> {
-            let mark = if s {
-                "_ferry_deleted_at IS NOT NULL"
-            } else {
-                "false"
-            };
-            let sql = format!("SELECT id, name, {mark} FROM \"{schema}\".\"{t}\" ORDER BY id");
+            let sql = held_sql(&format!("\"{schema}\".\"{t}\""), s, "false");
             block(async {
                 let rows = pg().await.query(&sql, &[]).await.unwrap();
                 rows.iter()
@@ -267,21 +257,10 @@ fn deletes_into_postgres() {
 fn deletes_into_mysql() {
     for soft in [false, true] {
         let db = fresh("ferry_deletes");
-        block(async {
-            let mut m = mysql(&mysql_url()).await;
-            m.query_drop(format!("CREATE DATABASE `{db}`"))
-                .await
-                .unwrap();
-            let _ = m.disconnect().await;
-        });
+        create_mysql_database(&db);
         let section = format!("type = \"mysql\"\nurl = \"{}\"", mysql_url_for(&db));
         let held = |t: &str, s: bool| -> Vec<Row> {
-            let mark = if s {
-                "_ferry_deleted_at IS NOT NULL"
-            } else {
-                "0"
-            };
-            let sql = format!("SELECT id, name, {mark} FROM `{t}` ORDER BY id");
+            let sql = held_sql(&format!("`{t}`"), s, "0");
             block(async {
                 let mut m = mysql(&mysql_url_for(&db)).await;
                 let rows: Vec<(i64, String, i64)> = m.query(sql).await.unwrap();
