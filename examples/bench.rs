@@ -97,8 +97,7 @@ async fn main() {
         return;
     }
     let a = args();
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let dir = a.dir.canonicalize().unwrap();
+    let dir = support::folder(&a.dir);
     println!("Ferry benchmark, folder {}", dir.display());
     println!("{}", support::machine());
     for section in SECTIONS.iter().filter(|s| a.only.iter().any(|o| o == *s)) {

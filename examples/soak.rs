@@ -51,25 +51,18 @@ fn args() -> Args {
         keep: false,
         reuse: false,
     };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let next = v.get(i + 1).cloned().unwrap_or_default();
-        match v[i].as_str() {
+    support::read_args("soak", &["--keep", "--reuse"], |name, next| {
+        match name {
             "--rows" => a.rows = next.parse().expect("--rows N"),
             "--dir" => a.dir = PathBuf::from(next),
             "--pg" => a.pg = next,
             "--every" => a.every = next.parse().expect("--every SECONDS"),
-            "--keep" | "--reuse" => {
-                a.keep |= v[i] == "--keep";
-                a.reuse |= v[i] == "--reuse";
-                i += 1;
-                continue;
-            }
-            other => panic!("unknown argument {other}; see the doc comment of examples/soak.rs"),
+            "--keep" => a.keep = true,
+            "--reuse" => a.reuse = true,
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     a
 }
 
@@ -183,8 +176,7 @@ async fn main() {
         return;
     }
     let a = args();
-    std::fs::create_dir_all(&a.dir).unwrap();
-    let dir = a.dir.canonicalize().unwrap();
+    let dir = support::folder(&a.dir);
     println!(
         "Ferry soak: {} rows of 8 columns (generate preset `bench`), folder {}, a sample every {} s",
         ferry_engine::report::group(a.rows),

@@ -141,11 +141,16 @@ pub fn read_args(example: &str, switches: &[&str], mut set: impl FnMut(&str, Str
     }
 }
 
-/// Makes the example's folder `dir` and returns its full path, saying what the example
-/// measures (`what`) on `rows` rows of the `bench` preset.
-pub fn work_dir(what: &str, rows: u64, dir: &Path) -> std::path::PathBuf {
+/// Makes the example's folder `dir` and returns its full path.
+pub fn folder(dir: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let dir = dir.canonicalize().unwrap();
+    dir.canonicalize().unwrap()
+}
+
+/// [`folder`], saying what the example measures (`what`) on `rows` rows of the `bench`
+/// preset.
+pub fn work_dir(what: &str, rows: u64, dir: &Path) -> std::path::PathBuf {
+    let dir = folder(dir);
     println!(
         "{what}: {} rows of 8 columns (generate preset `bench`), folder {}\n",
         ferry_engine::report::group(rows),
