@@ -243,11 +243,13 @@ impl ClientDrop {
         );
     }
 
-    /// Loads `file` with `after_read = "leave"` (config `config`): it stays in `outgoing/`.
-    fn load_leaving(&self, file: &str, config: &str, source: &str, streams: &[&str]) {
-        let o = self.sync(config, &self.load_config(source, streams, false, "leave"));
-        assert!(o.status.success(), "{config}:\n{}", out(&o));
-        assert!(self.outgoing(file), "{config} moved {file}:\n{}", out(&o));
+    /// Checks that `sql` (every column cast to text, `{s}` the schema) gives rows `want`.
+    fn assert_rows(&self, sql: &str, want: &[&[&str]]) {
+        let want: Vec<Vec<String>> = want
+            .iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect();
+        assert_eq!(self.rows(sql), want, "{sql}");
     }
 
     /// The rows of `sql` (every column cast to text by the query), NULL as `NULL`.
@@ -273,12 +275,6 @@ impl ClientDrop {
     }
 }
 
-fn table(rows: &[&[&str]]) -> Vec<Vec<String>> {
-    rows.iter()
-        .map(|r| r.iter().map(|c| c.to_string()).collect())
-        .collect()
-}
-
 #[test]
 fn a_client_drop_over_sftp_loads_into_postgres_and_goes_back_pgp_encrypted() {
     let d = ClientDrop::new();
@@ -291,58 +287,48 @@ fn a_client_drop_over_sftp_loads_into_postgres_and_goes_back_pgp_encrypted() {
          columns = { balance = \"decimal(12,2)\", since = \"date\" }\n",
         &["customers"],
     );
-    assert_eq!(
-        d.rows(
-            "SELECT id::text, name, city, balance::text, since::text \
-             FROM \"{s}\".customers ORDER BY id"
-        ),
-        table(&[
+    d.assert_rows(
+        "SELECT id::text, name, city, balance::text, since::text \
+         FROM \"{s}\".customers ORDER BY id",
+        &[
             &["1", "Müller", "Besançon", "1234.56", "2024-03-15"],
             &["2", "Dupont; Zoë", "Saint-Étienne", "-7.05", "2023-12-31"],
             &["3", "Øster € AG", "Ærøskøbing", "1000000.00", "2024-02-29"],
-        ])
+        ],
     );
 
-    // 2. the workbook, one sync per sheet. Not two streams of one source: with
-    // `after_read = "archive"` the first stream to commit archives the shared workbook,
-    // and the other, if it lists the folder after that, reads no row and succeeds. So the
-    // first sheet leaves the file and the last one archives it.
+    // 2. the workbook, both sheets in one sync: with `after_read = "archive"` the shared
+    // workbook is archived once, after both streams committed it
     let sheet = |name: &str, columns: &str| {
         format!(
-            "streams = [{{ name = \"{name}\", path = \"outgoing/book*.xlsx\", sheet = \"{name}\", columns = {{ {columns} }} }}]\n"
+            "{{ name = \"{name}\", path = \"outgoing/book*.xlsx\", sheet = \"{name}\", columns = {{ {columns} }} }}"
         )
     };
-    d.load_leaving(
-        "book.xlsx",
-        "book_orders.toml",
-        &sheet("orders", "amount = \"decimal(12,2)\", ordered = \"date\""),
-        &["orders"],
-    );
     d.load(
         "book.xlsx",
-        &sheet("products", "price = \"decimal(8,2)\", launched = \"date\""),
-        &["products"],
-    );
-    assert_eq!(
-        d.rows(
-            "SELECT id::text, customer, amount::text, ordered::text \
-             FROM \"{s}\".orders ORDER BY id"
+        &format!(
+            "streams = [{}, {}]\n",
+            sheet("orders", "amount = \"decimal(12,2)\", ordered = \"date\""),
+            sheet("products", "price = \"decimal(8,2)\", launched = \"date\"")
         ),
-        table(&[
+        &["orders", "products"],
+    );
+    d.assert_rows(
+        "SELECT id::text, customer, amount::text, ordered::text \
+         FROM \"{s}\".orders ORDER BY id",
+        &[
             &["1", "Müller", "1234.56", "2024-01-31"],
             &["2", "Société Générale", "0.10", "2024-02-29"],
             &["3", "Zoë Ñandú", "99999.99", "1999-12-31"],
-        ])
+        ],
     );
-    assert_eq!(
-        d.rows(
-            "SELECT id::text, label, price::text, launched::text \
-             FROM \"{s}\".products ORDER BY id"
-        ),
-        table(&[
+    d.assert_rows(
+        "SELECT id::text, label, price::text, launched::text \
+         FROM \"{s}\".products ORDER BY id",
+        &[
             &["10", "Crème brûlée", "4.50", "2023-06-01"],
             &["11", "Smørrebrød", "12.75", "2024-01-02"],
-        ])
+        ],
     );
 
     // 3. the zip, encrypted to us and signed by the client: decrypted with our key from
@@ -355,15 +341,13 @@ fn a_client_drop_over_sftp_loads_into_postgres_and_goes_back_pgp_encrypted() {
          columns = { amount = \"decimal(10,2)\", paid_on = \"date\" }\n",
         &["payments"],
     );
-    assert_eq!(
-        d.rows(
-            "SELECT id::text, customer_id::text, paid_on::text, amount::text, memo \
-             FROM \"{s}\".payments ORDER BY id"
-        ),
-        table(&[
+    d.assert_rows(
+        "SELECT id::text, customer_id::text, paid_on::text, amount::text, memo \
+         FROM \"{s}\".payments ORDER BY id",
+        &[
             &["1", "1", "2024-04-02", "1234.56", "Facture n° 42"],
             &["2", "3", "2024-04-03", "0.99", "Überweisung"],
-        ])
+        ],
     );
 
     // 4. the delivery back: the customers as CSV, encrypted to the client, signed by us,

@@ -14,7 +14,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use support::cli::{self, exits_saying, ferry, out};
+use support::cli::{self, exits_saying, ferry, ferry_ok, out};
 use support::db::{self, mysql_url};
 use support::{folder, read, sqlite};
 
@@ -182,8 +182,7 @@ fn success_commits_every_row(dest: &Dest) -> Output {
     let tmp = folder::with_config(&config(dest, "", FLUSH_EACH));
     let dir = tmp.path();
     data(dir, 10, 10);
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry_ok(dir, &["sync", "--report", "r.json"]);
     let f = assert_honest(dir, dest.held(dir));
     assert_eq!((f.read, f.committed, f.uncommitted), (100, 100, 0));
     o
@@ -219,8 +218,7 @@ fn a_destination_error_keeps_the_flushed_rows(dest: &Dest) {
             dest.toml()
         ),
     );
-    let o = ferry(dir, &["sync", "-c", "seed.toml"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "-c", "seed.toml"]);
     assert_eq!(dest.held(dir), 1);
 
     data(dir, 10, 10);
@@ -331,8 +329,7 @@ fn dry_run_says_what_it_would_write() {
     );
     let dir = tmp.path();
     data(dir, 1, 100);
-    let o = ferry(dir, &["sync", "--dry-run"]);
-    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry_ok(dir, &["sync", "--dry-run"]);
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(text.contains("100 rows read, would write 95 in"), "{text}");
     assert!(text.contains("orders: would quarantine 5 rows"), "{text}");
@@ -398,11 +395,9 @@ fn row_count_of_an_incremental_stream_counts_the_destination() {
     );
     let dir = tmp.path();
     data(dir, 1, 3);
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync"]);
     // a quiet rerun reads nothing new; the table still holds 3 rows: the check passes
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     assert_eq!(report(dir).read, 0);
 
     // counting the run instead: the quiet rerun has 0 rows and fails

@@ -354,41 +354,13 @@ fn a_file_delivery_checks_with_sha256sum_and_ssh_keygen() {
 
 #[test]
 fn edited_receipts_are_refused_even_where_the_signature_would_still_match() {
-    use ferry_engine::receipt::{Receipt, ReceiptStream, FORMAT};
-    use ferry_engine::report::Status;
+    use ferry_engine::receipt::ReceiptStream;
     let dir = tempfile::tempdir().unwrap();
-    let receipt = Receipt {
-        format: FORMAT.into(),
-        run_id: "r1".into(),
-        client: Some("acme".into()),
-        started_at: "2026-01-01T00:00:00Z".into(),
-        finished_at: "2026-01-01T00:00:01Z".into(),
-        source: "postgres".into(),
-        destination: "file".into(),
-        status: Status::Succeeded,
-        ferry_version: "0.1.0".into(),
-        streams: vec![ReceiptStream {
-            stream: "orders".into(),
-            destination: "orders".into(),
-            write_mode: ferry_core::WriteMode::Append,
-            status: Status::Succeeded,
-            rows_read: 0,
-            rows_committed: Some(0),
-            rows_written: None,
-            rows_rejected: 0,
-            rows_filtered: Some(0),
-            rows_uncommitted: None,
-            rows_deleted: None,
-            versions_closed: None,
-            rows_total: None,
-            complete: None,
-            schema_fingerprint: "f".into(),
-            rows_digest: "rows2-sha256-sum:00".into(),
-            state_before: None,
-            state_after: Some(serde_json::json!({"cursor": "2024-06-30"})),
-            outputs: vec![],
-        }],
+    let orders = ReceiptStream {
+        state_after: Some(serde_json::json!({"cursor": "2024-06-30"})),
+        ..ferry_testkit::orders_stream(ferry_core::WriteMode::Append, 0)
     };
+    let receipt = ferry_testkit::receipt("postgres", "file", vec![orders]);
     let (signed, public) = sign_with_own_key(receipt);
     let path = dir.path().join("r1.json");
     signed.write(&path).unwrap();

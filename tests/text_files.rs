@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::cli::{ferry, out, out_split};
+use support::cli::{ferry, ferry_ok, out, out_split};
 use support::{folder, read};
 
 /// Excel on a German Windows: cp1252, `;`, a title line, `1.234,56`, a totals line.
@@ -34,8 +34,7 @@ fn a_cp1252_export_with_decimal_commas_loads_exactly() {
         "",
     );
     let dir = tmp.path();
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync"]);
     let rows = read::jsonl(&dir.join("out/kunden.jsonl"));
     let got: Vec<(i64, &str, &str)> = rows
         .iter()
@@ -86,8 +85,7 @@ fn rows_that_are_not_utf8_are_quarantined_with_file_line_and_hint() {
         "on_bad_record = \"quarantine\"\nmax_bad_ratio = 1",
     );
     let dir = tmp.path();
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync"]);
     let rows = read::jsonl(&dir.join("out/kunden.jsonl"));
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["id"], "Summe");

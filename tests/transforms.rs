@@ -7,8 +7,8 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{ferry, ferry_in, out, Setup};
-use support::{folder, read};
+use support::cli::{exits_saying_all, ferry, ferry_in, ferry_ok, out, Setup};
+use support::{config, folder, read};
 
 /// Five people; row 2 has an amount that is not a number, row 3 no email and no address.
 const CSV: &str = "id,name,email,amount,qty,status,address,seen\n\
@@ -22,14 +22,8 @@ const COLUMNS: &str = "columns = { id = \"int64\", name = \"string\", email = \"
 
 fn setup(stream_extra: &str) -> tempfile::TempDir {
     // these five rows reject one or two on purpose: more than the default max_bad_ratio
-    let ratio = if stream_extra.contains("max_bad_ratio") {
-        ""
-    } else {
-        "max_bad_ratio = 1\n"
-    };
-    let tmp = folder::with_config(&format!(
-        "[source]\ntype = \"file\"\npath = \"people.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"people\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
-    ));
+    let config = config::file_to_jsonl("people.csv", COLUMNS, "people", stream_extra);
+    let tmp = folder::with_config(&config);
     folder::write(tmp.path(), "people.csv", CSV);
     tmp
 }
@@ -88,8 +82,7 @@ checks = [{ type = "not_null", columns = ["email", "amount", "_ferry_synced_at"]
 "#,
     );
     let dir = tmp.path();
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     let rows = written(dir);
     assert_eq!(ids(&rows), [1, 2, 3, 4, 5]);
     let ada = &rows[0];
@@ -144,8 +137,7 @@ checks = [{ type = "not_null", columns = ["email"] }]
 "#,
     );
     let dir = tmp.path();
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     // 2: NULL amount (the filter drops NULL), 4: negative, 5: void; 3 has no email
     let rows = written(dir);
     assert_eq!(ids(&rows), [1]);
@@ -178,12 +170,7 @@ fn cast_error_fails_the_stream_by_default_naming_column_and_value() {
     let tmp = setup(r#"transforms = [{ type = "cast", column = "amount", to = "float64" }]"#);
     let dir = tmp.path();
     let o = ferry(dir, &["sync"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let text = out(&o);
-    assert!(
-        text.contains("cast(amount, float64)") && text.contains("`amount`") && text.contains("`x`"),
-        "{text}"
-    );
+    exits_saying_all(&o, 1, &["cast(amount, float64)", "`amount`", "`x`"]);
     assert!(
         !dir.join("out/people.jsonl").exists(),
         "a failed overwrite replaced the output"
@@ -198,8 +185,7 @@ checks = [{ type = "not_null", columns = ["amount"] }]
 "#,
     );
     let dir = tmp.path();
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     assert_eq!(ids(&written(dir)), [1, 3, 4, 5]);
     let q = quarantined(dir);
     assert_eq!(q.len(), 1, "{q:?}");
@@ -213,8 +199,7 @@ checks = [{ type = "not_null", columns = ["amount"] }]
 fn type_check_quarantines_text_that_does_not_parse() {
     let tmp = setup(r#"checks = [{ type = "type", column = "amount", is = "decimal(10,2)" }]"#);
     let dir = tmp.path();
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     let q = quarantined(dir);
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["check"], "type(amount)");
@@ -235,8 +220,7 @@ fn freshness_fails_stale_data_at_the_end_of_the_stream() {
 checks = [{ type = "freshness", column = "seen", max_age = "36500d" }]
 "#;
     let tmp = setup(fresh);
-    let o = ferry(tmp.path(), &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(tmp.path(), &["sync"]);
     let tmp = setup(&fresh.replace("36500d", "24h"));
     let o = ferry(tmp.path(), &["sync"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
@@ -319,8 +303,7 @@ transforms = [
 "#,
     );
     let dir = tmp.path();
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     // the other rows go on, converted
     let rows = written(dir);
     assert_eq!(ids(&rows), [1, 3, 4, 5]);

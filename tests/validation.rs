@@ -6,22 +6,16 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{exits_saying, ferry, out};
-use support::{folder, read};
+use support::cli::{assert_says, exits_saying, ferry, ferry_ok, out};
+use support::{config, folder, read};
 
 const COLUMNS: &str =
     "columns = { id = \"int64\", name = \"string\", amount = \"float64\", status = \"string\" }";
 
 fn setup(stream_extra: &str) -> tempfile::TempDir {
     // the fixture's rows are mostly bad on purpose: more than the default max_bad_ratio
-    let ratio = if stream_extra.contains("max_bad_ratio") {
-        ""
-    } else {
-        "max_bad_ratio = 1\n"
-    };
-    let tmp = folder::with_config(&format!(
-        "[source]\ntype = \"file\"\npath = \"orders.csv\"\n{COLUMNS}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"orders\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
-    ));
+    let config = config::file_to_jsonl("orders.csv", COLUMNS, "orders", stream_extra);
+    let tmp = folder::with_config(&config);
     folder::copy_from_repo("tests/data/bad_rows.csv", tmp.path(), "orders.csv");
     tmp
 }
@@ -69,8 +63,7 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
         "on_bad_record = \"quarantine\"\nchecks = [\n  { type = \"range\", column = \"amount\", min = 0 },\n  { type = \"allowed\", column = \"status\", values = [\"paid\", \"open\"], severity = \"warn\" },\n  { type = \"not_null\", columns = [\"name\"] },\n]\n",
     );
     let dir = tmp.path();
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry_ok(dir, &["sync", "--report", "r.json"]);
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(
         summary.contains("quarantined") && summary.contains("check allowed(status)"),
@@ -125,13 +118,11 @@ fn bad_rows_are_quarantined_with_their_line_and_good_rows_delivered() {
     let parse = check("parse");
     assert_eq!(parse["failed"], 3);
     let first = parse["examples"][0].as_str().unwrap();
-    assert!(
-        first.contains("orders.csv:5: ") && first.contains("fields"),
-        "{first}"
-    );
-    assert!(
-        summary.contains("check parse (severity error) failed for 3 rows"),
-        "{summary}"
+    assert_says(first, &["orders.csv:5: ", "fields"], &[]);
+    assert_says(
+        &summary,
+        &["check parse (severity error) failed for 3 rows"],
+        &[],
     );
 }
 
@@ -149,8 +140,7 @@ fn a_check_failure_names_its_record_also_before_a_malformed_one() {
         ));
         let dir = tmp.path();
         folder::write(dir, "orders.csv", csv);
-        let o = ferry(dir, &["sync"]);
-        assert!(o.status.success(), "{}", out(&o));
+        ferry_ok(dir, &["sync"]);
         let q = quarantined(dir);
         let at: Vec<(String, String)> = q
             .iter()
@@ -260,8 +250,7 @@ fn referential_check_runs_the_referenced_stream_first() {
     };
     // every user exists: nothing rejected, although orders is listed first
     folder::write(dir, "sync.toml", cfg(1000));
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     let s = &report(dir)["streams"][0];
     assert_eq!(
         (
@@ -273,8 +262,7 @@ fn referential_check_runs_the_referenced_stream_first() {
     );
     // only users 1..=10 exist: orders of other users are quarantined, the identity holds
     folder::write(dir, "sync.toml", cfg(10));
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     let s = &report(dir)["streams"][0];
     let (read, written, rejected) = figures(s);
     assert!(rejected > 100 && written > 0, "{s}");
@@ -362,8 +350,7 @@ fn quarantine_can_go_through_the_destination_connector() {
          [[streams]]\nname = \"orders_rejects\"\nmode = \"overwrite\"\n[run]\nstate = \"back-state.json\"\n",
     );
     let read_back = || -> Vec<serde_json::Value> {
-        let o = ferry(dir, &["sync", "-c", "back.toml"]);
-        assert!(o.status.success(), "{}", out(&o));
+        ferry_ok(dir, &["sync", "-c", "back.toml"]);
         read::jsonl(&dir.join("back/orders_rejects.jsonl"))
     };
     let json = |v: &serde_json::Value| match v {
@@ -371,8 +358,7 @@ fn quarantine_can_go_through_the_destination_connector() {
         other => other.clone(),
     };
 
-    let o = ferry(dir, &["sync", "--report", "r.json"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync", "--report", "r.json"]);
     let s = &report(dir)["streams"][0];
     let (read, written, rejected) = figures(s);
     assert_eq!(read, written + rejected);
@@ -408,8 +394,7 @@ fn quarantine_can_go_through_the_destination_connector() {
     assert!(range[0]["message"].as_str().unwrap().contains("-5"));
 
     // a second run appends its own records
-    let o = ferry(dir, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
+    ferry_ok(dir, &["sync"]);
     assert_eq!(read_back().len(), 8);
 
     // a destination the config does not have is a config error

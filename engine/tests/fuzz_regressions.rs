@@ -80,11 +80,10 @@ fn kept_inputs_are_read_or_refused_without_panicking() {
 fn write_seeds() {
     use ferry_core::vault::{KeySource, VaultFile};
     use ferry_core::Secret;
-    use ferry_engine::receipt::{Receipt, FORMAT};
-    use ferry_engine::report::Status;
+    use ferry_engine::receipt::{ReceiptOutput, ReceiptStream};
     use ferry_formats::age::{encrypt_writer, public_key, Recipients};
     use ferry_formats::codec::{CsvOptions, CsvWriter, JsonlWriter, ParquetOptions, ParquetWriter};
-    use ferry_testkit::{all_types_batch, all_types_schema};
+    use ferry_testkit::{all_types_batch, all_types_schema, orders_stream, receipt};
     use std::io::Write;
 
     let put = |target: &str, name: &str, bytes: &[u8]| {
@@ -151,44 +150,24 @@ fn write_seeds() {
         ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
     use base64::Engine;
     let signing = Secret::new(base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref()));
-    let receipt = Receipt {
-        format: FORMAT.into(),
-        run_id: "r1".into(),
-        client: Some("acme".into()),
-        started_at: "2026-01-01T00:00:00Z".into(),
-        finished_at: "2026-01-01T00:00:01Z".into(),
-        source: "file".into(),
-        destination: "sqlite".into(),
-        status: Status::Succeeded,
-        ferry_version: "0.1.0".into(),
-        streams: vec![ferry_engine::receipt::ReceiptStream {
-            stream: "orders".into(),
-            destination: "orders".into(),
-            write_mode: ferry_core::WriteMode::Overwrite,
-            status: Status::Succeeded,
-            rows_read: 2,
-            rows_committed: Some(2),
-            rows_written: None,
-            rows_rejected: 0,
-            rows_filtered: Some(0),
-            rows_uncommitted: Some(0),
-            rows_deleted: None,
-            versions_closed: None,
-            rows_total: Some(2),
-            complete: Some(true),
-            schema_fingerprint: "sha256:00".into(),
-            rows_digest: format!("rows2-sha256-sum:{}", "ab".repeat(32)),
-            state_before: None,
-            state_after: Some(serde_json::json!({"cursor": 2})),
-            outputs: vec![ferry_engine::receipt::ReceiptOutput {
-                kind: "table".into(),
-                location: "out.db#orders".into(),
-                rows: 2,
-                bytes: None,
-                digest: Some(format!("rows2-sha256-sum:{}", "ab".repeat(32))),
-            }],
+    let digest = format!("rows2-sha256-sum:{}", "ab".repeat(32));
+    let orders = ReceiptStream {
+        rows_uncommitted: Some(0),
+        rows_total: Some(2),
+        complete: Some(true),
+        schema_fingerprint: "sha256:00".into(),
+        rows_digest: digest.clone(),
+        state_after: Some(serde_json::json!({"cursor": 2})),
+        outputs: vec![ReceiptOutput {
+            kind: "table".into(),
+            location: "out.db#orders".into(),
+            rows: 2,
+            bytes: None,
+            digest: Some(digest),
         }],
+        ..orders_stream(ferry_core::WriteMode::Overwrite, 2)
     };
+    let receipt = receipt("file", "sqlite", vec![orders]);
     let signed = receipt.sign(&signing).unwrap();
     put(
         "receipt_verify",

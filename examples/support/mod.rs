@@ -147,8 +147,8 @@ pub fn folder(dir: &Path) -> std::path::PathBuf {
     dir.canonicalize().unwrap()
 }
 
-/// Makes the example's folder `dir` and returns its full path, saying what the example
-/// measures (`what`) on `rows` rows of the `bench` preset.
+/// [`folder`], saying what the example measures (`what`) on `rows` rows of the `bench`
+/// preset.
 pub fn work_dir(what: &str, rows: u64, dir: &Path) -> std::path::PathBuf {
     let dir = folder(dir);
     println!(

@@ -1,7 +1,7 @@
 //! The check that a connector's config documents itself: `ferry spec` and the docs are
 //! generated from the config types' doc comments.
 
-use ferry_core::registry::ConnectorDef;
+use ferry_core::registry::{ConnectorDef, Registry};
 
 /// Every field of each config `def` offers (source, destination) has a doc comment that
 /// states its default or that it is required, and `fields` are among them. Returns the
@@ -30,4 +30,19 @@ pub fn config_is_documented(def: &ConnectorDef, fields: &[&str]) -> serde_json::
         }
     }
     spec
+}
+
+/// The connector `name` that `register` adds, which reads and writes, checked with
+/// [`config_is_documented`]: the spec.
+pub fn documented_source_and_sink(
+    register: fn(&mut Registry),
+    name: &str,
+    fields: &[&str],
+) -> serde_json::Value {
+    let registry = crate::registry_with(register);
+    let def = registry
+        .get(name)
+        .unwrap_or_else(|e| panic!("{name} is not registered: {e}"));
+    assert!(def.is_source() && def.is_sink(), "{name} reads and writes");
+    config_is_documented(def, fields)
 }

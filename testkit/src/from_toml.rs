@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,6 +34,13 @@ pub fn connector_config(
     })
 }
 
+/// A registry holding what `register` adds.
+pub fn registry_with(register: impl FnOnce(&mut Registry)) -> Registry {
+    let mut registry = Registry::new();
+    register(&mut registry);
+    registry
+}
+
 /// The source connector `kind` builds from `toml`, once `register` has added it to a
 /// registry.
 pub fn source_from_toml(
@@ -41,9 +49,7 @@ pub fn source_from_toml(
     toml: &str,
     base_dir: impl AsRef<Path>,
 ) -> Result<Arc<dyn Source>> {
-    let mut registry = Registry::new();
-    register(&mut registry);
-    registry.build_source(&connector_config(kind, toml, base_dir)?)
+    registry_with(register).build_source(&connector_config(kind, toml, base_dir)?)
 }
 
 /// The sink connector `kind` builds from `toml`, once `register` has added it to a
@@ -54,9 +60,7 @@ pub fn sink_from_toml(
     toml: &str,
     base_dir: impl AsRef<Path>,
 ) -> Result<Arc<dyn Sink>> {
-    let mut registry = Registry::new();
-    register(&mut registry);
-    registry.build_sink(&connector_config(kind, toml, base_dir)?)
+    registry_with(register).build_sink(&connector_config(kind, toml, base_dir)?)
 }
 
 /// A connector's own type from its config in TOML, through its constructor (as
@@ -74,4 +78,18 @@ pub fn from_toml<C: DeserializeOwned, T>(
             base_dir: base_dir.to_path_buf(),
         },
     )
+}
+
+/// [`from_toml`], adding to `shown` how the parsed config prints with `{:?}` (for the
+/// checks that a secret is never shown).
+pub fn from_toml_shown<C: DeserializeOwned + Debug, T>(
+    toml: &str,
+    base_dir: impl AsRef<Path>,
+    shown: &mut Vec<String>,
+    build: impl FnOnce(C, &BuildContext) -> Result<T>,
+) -> Result<T> {
+    from_toml(toml, base_dir, |config: C, ctx| {
+        shown.push(format!("{config:?}"));
+        build(config, ctx)
+    })
 }

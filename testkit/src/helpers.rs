@@ -7,12 +7,12 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{Field, Schema, SchemaRef};
 use futures::StreamExt;
 
 use super::{rows_by_id, Fidelity};
-use ferry_core::catalog::WriteMode;
-use ferry_core::sink::WriteRequest;
+use ferry_core::catalog::{StreamInfo, WriteMode};
+use ferry_core::sink::{Sink, WriteRequest};
 use ferry_core::source::{Message, ReadRequest, Rejected, Source};
 use ferry_core::types::{with_keys, FerryType};
 use ferry_core::values::BatchBuilder;
@@ -117,6 +117,30 @@ pub async fn read_with_rejections(source: &dyn Source, stream: &str) -> Rejectio
         }
     }
     out
+}
+
+/// What `source` discovers of `stream`, which it must list.
+pub async fn discover_one(source: &dyn Source, stream: &str) -> StreamInfo {
+    let catalog = source.discover().await.expect("discover");
+    catalog.get(stream).cloned().expect("stream listed")
+}
+
+/// Opens a writer for `stream` in `mode`, which `sink` must refuse: the error.
+pub async fn open_refused(
+    sink: &dyn Sink,
+    stream: &str,
+    schema: SchemaRef,
+    mode: WriteMode,
+) -> Error {
+    match sink.open(request(stream, schema, mode)).await {
+        Ok(_) => panic!("the sink opened `{stream}` in {mode:?} mode"),
+        Err(e) => e,
+    }
+}
+
+/// A schema of `fields` whose primary key is column `key` (no cursor).
+pub fn keyed(key: &str, fields: Vec<Field>) -> SchemaRef {
+    with_keys(&Schema::new(fields), &[key.to_string()], None)
 }
 
 /// `n` rows of eight mixed columns (no key: rows repeat), like the `bench` preset.

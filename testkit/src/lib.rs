@@ -27,6 +27,7 @@ pub mod gpg;
 mod helpers;
 mod log;
 pub mod python;
+mod receipt;
 mod run;
 #[cfg(feature = "s3")]
 pub mod s3_server;
@@ -57,15 +58,18 @@ use ferry_engine::runtime::Runtime;
 use ferry_engine::state::StateStore;
 
 pub use bench::{bench_read, bench_write_modes, bench_write_wide};
-pub use documented::config_is_documented;
+pub use documented::{config_is_documented, documented_source_and_sink};
 pub use files::{
     delivered_file, names, read_batch_file, write_batch_file, write_newer_file, FolderSinkFixture,
     StreamFolders, FOLDER_SINK_CASES,
 };
-pub use from_toml::{connector_config, from_toml, sink_from_toml, source_from_toml};
+pub use from_toml::{
+    connector_config, from_toml, from_toml_shown, registry_with, sink_from_toml, source_from_toml,
+};
 pub use helpers::*;
 pub use log::CapturedLog;
-pub use run::{assert_succeeded, sync, sync_full_refresh};
+pub use receipt::{orders_stream, receipt};
+pub use run::{assert_succeeded, failed_stream, sync, sync_full_refresh};
 
 /// How faithfully a destination or source keeps values; the kit compares accordingly.
 #[derive(Debug, Clone, Copy, Default)]
@@ -577,12 +581,13 @@ pub async fn source_roundtrip_all_types(f: &dyn SourceFixture) {
         .await
         .expect("fixture creates stream");
     let got = read_all(source.as_ref(), ReadRequest::full(&name)).await;
-    let fid = f.fidelity();
-    assert_eq!(
-        rows_by_id(&got, fid),
-        rows_by_id(&[input], fid),
-        "values changed between the system and the source"
-    );
+    let changed = "values changed between the system and the source";
+    assert_same_rows(&got, input, f.fidelity(), changed);
+}
+
+/// Checks that `got` holds the rows of `input`, as far as `fid` keeps them.
+fn assert_same_rows(got: &[RecordBatch], input: RecordBatch, fid: Fidelity, changed: &str) {
+    assert_eq!(rows_by_id(got, fid), rows_by_id(&[input], fid), "{changed}");
 }
 
 /// An empty stream reads as zero rows, without error.
@@ -604,13 +609,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
         .create(&name, &simple_batch(1, 3, "first"))
         .await
         .expect("fixture creates stream");
-    let info = source
-        .discover()
-        .await
-        .expect("discover")
-        .get(&name)
-        .cloned()
-        .expect("stream listed");
+    let info = discover_one(source.as_ref(), &name).await;
     if !info.supports_incremental() {
         return;
     }
@@ -621,12 +620,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
     sc.incremental = Some(true);
     sc.cursor = f.cursor();
     let report = sync(&rt, std::slice::from_ref(&sc), ("kit", "memory")).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "first incremental run failed: {:?}",
-        report.streams[0].error
-    );
+    assert_succeeded(&report);
     assert_eq!(report.rows_committed(), 3);
     assert!(
         rt.state.get(&name).is_some(),
@@ -636,12 +630,7 @@ pub async fn incremental_resume(f: &dyn SourceFixture) {
         .await
         .expect("fixture appends");
     let report = sync(&rt, std::slice::from_ref(&sc), ("kit", "memory")).await;
-    assert_eq!(
-        report.status,
-        Status::Succeeded,
-        "second run failed: {:?}",
-        report.streams[0].error
-    );
+    assert_succeeded(&report);
     let all = sink
         .tables
         .lock()
@@ -789,12 +778,7 @@ async fn fail_at_third_write(
 pub async fn sink_roundtrip_all_types(f: &dyn SinkFixture) {
     let name = fresh_name("kit_types");
     let input = all_types_batch();
-    let mode = *f
-        .sink()
-        .capabilities()
-        .modes
-        .first()
-        .expect("sink supports a mode");
+    let mode = first_mode(f);
     let summary = write_stream(f.sink().as_ref(), &name, mode, std::slice::from_ref(&input))
         .await
         .expect("write all types");
@@ -803,23 +787,20 @@ pub async fn sink_roundtrip_all_types(f: &dyn SinkFixture) {
         .read_back(&name, &input.schema())
         .await
         .expect("read back");
-    let fid = f.fidelity();
-    assert_eq!(
-        rows_by_id(&got, fid),
-        rows_by_id(&[input], fid),
-        "values changed on the way through the sink"
-    );
+    let changed = "values changed on the way through the sink";
+    assert_same_rows(&got, input, f.fidelity(), changed);
+}
+
+/// The first write mode the fixture's sink supports.
+fn first_mode(f: &dyn SinkFixture) -> WriteMode {
+    let modes = f.sink().capabilities().modes;
+    *modes.first().expect("sink supports a mode")
 }
 
 /// A stream with no rows closes cleanly and leaves no rows.
 pub async fn sink_empty_stream(f: &dyn SinkFixture) {
     let name = fresh_name("kit_empty");
-    let mode = *f
-        .sink()
-        .capabilities()
-        .modes
-        .first()
-        .expect("sink supports a mode");
+    let mode = first_mode(f);
     let sink = f.sink();
     let mut w = sink
         .open(WriteRequest {

@@ -40,3 +40,15 @@ pub fn assert_succeeded(report: &RunReport) {
     let errors: Vec<_> = report.streams.iter().map(|s| &s.error).collect();
     assert_eq!(report.status, Status::Succeeded, "{errors:?}");
 }
+
+/// The error of the failed run's first stream, which must name `stream` (`stream <name>`).
+pub fn failed_stream(report: &RunReport, stream: &str) -> String {
+    assert_eq!(report.status, Status::Failed, "{report:?}");
+    let error = report.streams[0].error.clone().expect("an error");
+    eprintln!("the stream failed with: {error}");
+    assert!(
+        error.contains(&format!("stream {stream}")),
+        "names the stream: {error}"
+    );
+    error
+}

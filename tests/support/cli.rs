@@ -134,6 +134,26 @@ pub fn last_line(o: &Output) -> String {
         .to_string()
 }
 
+/// [`ferry`], failing the test, with all it printed, unless it succeeded.
+pub fn ferry_ok(dir: &Path, args: &[&str]) -> Output {
+    let o = ferry(dir, args);
+    assert!(o.status.success(), "ferry {}: {}", args.join(" "), out(&o));
+    o
+}
+
+/// Fails the test, showing `text`, unless it holds each of `needles` and none of `never`.
+pub fn assert_says(text: &str, needles: &[&str], never: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    }
+    for needle in never {
+        assert!(
+            !text.contains(needle),
+            "{needle:?} should not be in:\n{text}"
+        );
+    }
+}
+
 /// Fails the test, showing all `o` printed, unless it exited with `code` and printed
 /// `needle` (on stdout or stderr).
 pub fn exits_saying(o: &Output, code: i32, needle: &str) {
@@ -144,12 +164,7 @@ pub fn exits_saying(o: &Output, code: i32, needle: &str) {
 pub fn exits_saying_all(o: &Output, code: i32, needles: &[&str]) -> String {
     let printed = out(o);
     assert_eq!(o.status.code(), Some(code), "{printed}");
-    for needle in needles {
-        assert!(
-            printed.contains(needle),
-            "expected {needle:?} in:\n{printed}"
-        );
-    }
+    assert_says(&printed, needles, &[]);
     printed
 }
 

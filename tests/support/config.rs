@@ -17,6 +17,20 @@ pub fn generate(name: &str, preset: &str, rows: u64) -> String {
     )
 }
 
+/// A config reading `file` (in the folder, with `columns`) as stream `stream`, overwritten
+/// into JSON Lines in `out/`; `max_bad_ratio = 1` unless `stream_extra` (more lines of the
+/// stream) sets it.
+pub fn file_to_jsonl(file: &str, columns: &str, stream: &str, stream_extra: &str) -> String {
+    let ratio = if stream_extra.contains("max_bad_ratio") {
+        ""
+    } else {
+        "max_bad_ratio = 1\n"
+    };
+    format!(
+        "[source]\ntype = \"file\"\npath = \"{file}\"\n{columns}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n[[streams]]\nname = \"{stream}\"\nmode = \"overwrite\"\n{ratio}{stream_extra}\n"
+    )
+}
+
 /// The test PostgreSQL database as a destination (trust auth, user `postgres`, database
 /// `test`), its fields after `[destination]`.
 pub const POSTGRES_FIELDS: &str =

@@ -50,6 +50,18 @@ pub async fn mysql(url: &str) -> mysql_async::Conn {
     })
 }
 
+/// Creates the database `db` on the test MySQL/MariaDB server.
+pub fn create_mysql_database(db: &str) {
+    use mysql_async::prelude::Queryable;
+    block(async {
+        let mut m = mysql(&mysql_url()).await;
+        m.query_drop(format!("CREATE DATABASE `{db}`"))
+            .await
+            .unwrap_or_else(|e| panic!("create the database {db}: {e}"));
+        let _ = m.disconnect().await;
+    })
+}
+
 /// Runs `f` to its end on a runtime of its own (for tests that are plain threads).
 pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()

@@ -5,23 +5,21 @@
 mod common;
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::source_fix::{write_encrypted, SourceFix};
 use common::{io, leftovers, sink, source};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, ErrorKind, FerryType, Message, ReadRequest, Result, Secret, Sink, Source,
-    WriteMode, WriteRequest,
+    async_trait, ErrorKind, Message, ReadRequest, Result, Secret, Sink, WriteMode, WriteRequest,
 };
 use ferry_engine::StreamConfig;
 use ferry_formats::age::{self, Identities, Recipients};
-use ferry_formats::codec::{CsvOptions, Format, FormatReader, FormatWriter};
-use ferry_testkit::{
-    self as testkit, write_newer_file, Fidelity, SinkFixture, SourceFixture, StreamFolders,
-};
+use ferry_formats::codec::{CsvOptions, Format, FormatReader};
+use ferry_testkit::{self as testkit, Fidelity, SinkFixture};
 use futures::StreamExt;
 
 /// A new key pair, the secret key written to `dir/<name>.key` and the public key to
@@ -35,24 +33,6 @@ fn key_files(dir: &Path, name: &str) -> (Secret, String) {
     )
     .unwrap();
     (secret, public)
-}
-
-/// Writes `batch` to `path` as an age file for `recipients`.
-fn write_encrypted(
-    path: &Path,
-    format: Format,
-    batch: &RecordBatch,
-    recipients: &Recipients,
-) -> Result<()> {
-    let file = BufWriter::new(File::create(path).map_err(io)?);
-    let mut w = FormatWriter::new(
-        format,
-        age::encrypt_writer(recipients, file)?,
-        batch.schema(),
-        &CsvOptions::default(),
-    )?;
-    w.write_batch(batch)?;
-    w.into_inner()?.finish()?.flush().map_err(io)
 }
 
 /// Every row of an age file, read with the codec reader; a rejected record is an error.
@@ -142,13 +122,10 @@ async fn encrypted_files_round_trip_through_the_runtime() {
     back.check().await.unwrap();
     let info = back.discover().await.unwrap();
     assert_eq!(info.names(), vec!["people"]);
-    let types: Vec<_> = info.streams[0]
-        .schema
-        .fields()
-        .iter()
-        .map(|f| FerryType::of(f).unwrap().to_string())
-        .collect();
-    assert_eq!(types, vec!["int64", "string", "date", "float64"]);
+    assert_eq!(
+        testkit::column_types(&info.streams[0].schema),
+        ["id int64", "name string", "joined date", "score float64"]
+    );
     let snk = sink("path = \"plain\"\nformat = \"jsonl\"", base).unwrap();
     let rt = testkit::runtime(back, snk, state.path());
     let report = rt
@@ -186,15 +163,13 @@ async fn append_to_an_encrypted_file_is_refused_before_anything_is_written() {
     assert!(err.to_string().contains("cannot append"), "{err}");
 
     // and by `open`, with a config error that says what to do
-    let err = snk
-        .open(testkit::request(
-            "n",
-            testkit::simple_batch(1, 0, "").schema(),
-            WriteMode::Append,
-        ))
-        .await
-        .err()
-        .unwrap();
+    let err = testkit::open_refused(
+        snk.as_ref(),
+        "n",
+        testkit::simple_batch(1, 0, "").schema(),
+        WriteMode::Append,
+    )
+    .await;
     assert_eq!(err.kind(), ErrorKind::ConfigInvalid, "{err}");
     assert!(err.to_string().contains("mode = \"overwrite\""), "{err}");
     assert!(!base.join("out").exists());
@@ -452,86 +427,6 @@ async fn the_destination_encrypts_to_a_passphrase() {
 // ----------------------------------------------------------------------------------------
 // The conformance kit, with encryption on
 
-struct SourceFix {
-    format: Format,
-    dirs: StreamFolders,
-    recipients: Recipients,
-    secret: Secret,
-    scratch: tempfile::TempDir,
-}
-
-impl SourceFix {
-    fn new(format: Format) -> Self {
-        let (secret, public) = age::generate_identity();
-        SourceFix {
-            format,
-            dirs: StreamFolders::default(),
-            recipients: Recipients::parse(&[public], Path::new(".")).unwrap(),
-            secret,
-            scratch: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn file(&self, stream: &str, n: u32) -> PathBuf {
-        self.dirs
-            .path(stream)
-            .join(format!("{stream}_{n:04}.{}.age", self.format.extension()))
-    }
-}
-
-#[async_trait]
-impl SourceFixture for SourceFix {
-    async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        let dir = self.dirs.create(stream)?;
-        let file = self.file(stream, 1);
-        write_encrypted(&file, self.format, batch, &self.recipients)?;
-        std::fs::write(dir.join("key.txt"), self.secret.expose()).map_err(io)?;
-        let toml = format!(
-            "path = \"{stream}_*.{}.age\"\nidentity = \"${{file:key.txt}}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
-            self.format.extension(),
-            testkit::columns_toml(&batch.schema())
-        );
-        source(&toml, &dir)
-    }
-
-    async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        write_newer_file(&self.file(stream, 1), &self.file(stream, 2), |path| {
-            write_encrypted(path, self.format, batch, &self.recipients)
-        })
-    }
-
-    fn cursor(&self) -> Option<String> {
-        None
-    }
-
-    /// An encrypted file and a key that does not open it.
-    fn broken(&self) -> Option<Arc<dyn Source>> {
-        let dir = self.scratch.path();
-        let ext = self.format.extension();
-        let batch = testkit::simple_batch(1, 1, "b");
-        write_encrypted(
-            &dir.join(format!("b.{ext}.age")),
-            self.format,
-            &batch,
-            &self.recipients,
-        )
-        .unwrap();
-        let (other, _) = age::generate_identity();
-        std::fs::write(dir.join("other.key"), other.expose()).unwrap();
-        Some(
-            source(
-                &format!("path = \"b.{ext}.age\"\nidentity = \"${{file:other.key}}\""),
-                dir,
-            )
-            .expect("config is valid"),
-        )
-    }
-
-    fn fidelity(&self) -> Fidelity {
-        Fidelity::of_format(self.format)
-    }
-}
-
 struct SinkFix {
     format: Format,
     dir: tempfile::TempDir,
@@ -594,7 +489,7 @@ impl SinkFixture for SinkFix {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_source_conformance() {
     for format in [Format::Csv, Format::Jsonl] {
-        testkit::run_source_suite(&SourceFix::new(format)).await;
+        testkit::run_source_suite(&SourceFix::encrypted(format)).await;
     }
 }
 

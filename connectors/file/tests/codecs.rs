@@ -169,15 +169,13 @@ async fn compressed_and_parquet_files_refuse_append_up_front() {
     ] {
         let s = sink(toml, dir.path()).unwrap();
         assert_eq!(s.capabilities().modes, vec![WriteMode::Overwrite], "{toml}");
-        let err = s
-            .open(testkit::request(
-                "t",
-                testkit::all_types_schema(),
-                WriteMode::Append,
-            ))
-            .await
-            .err()
-            .unwrap();
+        let err = testkit::open_refused(
+            s.as_ref(),
+            "t",
+            testkit::all_types_schema(),
+            WriteMode::Append,
+        )
+        .await;
         assert!(err.to_string().contains("cannot be appended"), "{err}");
     }
     let err = sink(

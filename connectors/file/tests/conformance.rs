@@ -4,23 +4,16 @@
 mod common;
 
 use std::fs::File;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use common::source_fix::SourceFix;
 use common::{leftovers, sink, source};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::{
-    async_trait, ErrorKind, FerryType, Message, ReadRequest, Rejected, Result, Source, WriteMode,
-    WriteRequest,
-};
+use ferry_core::{ErrorKind, FerryType, Message, ReadRequest, Rejected, WriteMode, WriteRequest};
 use ferry_formats::codec::{Compression, Format};
-use ferry_testkit::{
-    self as testkit, assert_says, messages, write_batch_file as write_file, write_newer_file,
-    Fidelity, FolderSinkFixture, SourceFixture, StreamFolders, FOLDER_SINK_CASES,
-};
+use ferry_testkit::{self as testkit, assert_says, messages, FolderSinkFixture, FOLDER_SINK_CASES};
 
 fn split(msgs: Vec<Message>) -> (Vec<RecordBatch>, Vec<Rejected>, Vec<serde_json::Value>) {
     let (mut b, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
@@ -45,67 +38,6 @@ fn ids(batches: &[RecordBatch]) -> Vec<i64> {
 // ----------------------------------------------------------------------------------------
 // The conformance kit
 
-struct SourceFix {
-    format: Format,
-    dirs: StreamFolders,
-    scratch: tempfile::TempDir,
-}
-
-impl SourceFix {
-    fn new(format: Format) -> Self {
-        SourceFix {
-            format,
-            dirs: StreamFolders::default(),
-            scratch: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn file(&self, stream: &str, n: u32) -> PathBuf {
-        self.dirs
-            .path(stream)
-            .join(format!("{stream}_{n:04}.{}", self.format.extension()))
-    }
-}
-
-#[async_trait]
-impl SourceFixture for SourceFix {
-    async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        let dir = self.dirs.create(stream)?;
-        write_file(&self.file(stream, 1), self.format, batch)?;
-        let toml = format!(
-            "path = \"{stream}_*.{}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
-            self.format.extension(),
-            testkit::columns_toml(&batch.schema())
-        );
-        source(&toml, &dir)
-    }
-
-    async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        write_newer_file(&self.file(stream, 1), &self.file(stream, 2), |path| {
-            write_file(path, self.format, batch)
-        })
-    }
-
-    fn cursor(&self) -> Option<String> {
-        None
-    }
-
-    fn broken(&self) -> Option<Arc<dyn Source>> {
-        let ext = self.format.extension();
-        Some(
-            source(
-                &format!("path = \"missing-folder/*.{ext}\""),
-                self.scratch.path(),
-            )
-            .expect("config is valid"),
-        )
-    }
-
-    fn fidelity(&self) -> Fidelity {
-        Fidelity::of_format(self.format)
-    }
-}
-
 /// A file sink writing `format` with `compression` into a temporary folder.
 fn sink_fix(format: Format, compression: Compression) -> FolderSinkFixture<tempfile::TempDir> {
     let dir = tempfile::tempdir().unwrap();
@@ -126,7 +58,7 @@ fn sink_fix(format: Format, compression: Compression) -> FolderSinkFixture<tempf
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_conformance_in_every_format() {
     for format in [Format::Csv, Format::Jsonl, Format::Parquet] {
-        testkit::run_source_suite(&SourceFix::new(format)).await;
+        testkit::run_source_suite(&SourceFix::plain(format)).await;
     }
 }
 
@@ -413,14 +345,7 @@ async fn sink_appends_carefully_and_checks_its_folder() {
 
     // another header: refused, file untouched
     std::fs::write(out.join("t.csv"), "id,other\n1,2\n").unwrap();
-    let err = snk
-        .open(WriteRequest {
-            stream: "t".into(),
-            ..request(WriteMode::Append)
-        })
-        .await
-        .err()
-        .unwrap();
+    let err = testkit::open_refused(snk.as_ref(), "t", batch.schema(), WriteMode::Append).await;
     assert_eq!(err.kind(), ErrorKind::SchemaMismatch, "{err}");
     assert_eq!(
         std::fs::read_to_string(out.join("t.csv")).unwrap(),
@@ -450,16 +375,9 @@ async fn sink_appends_carefully_and_checks_its_folder() {
     assert_eq!(leftovers(&out), Vec::<String>::new());
 
     // upsert and odd stream names are refused
-    let err = snk.open(request(WriteMode::Upsert)).await.err().unwrap();
+    let err = testkit::open_refused(snk.as_ref(), "s", batch.schema(), WriteMode::Upsert).await;
     assert_eq!(err.kind(), ErrorKind::Unsupported);
-    let err = snk
-        .open(WriteRequest {
-            stream: "../x".into(),
-            ..request(WriteMode::Append)
-        })
-        .await
-        .err()
-        .unwrap();
+    let err = testkit::open_refused(snk.as_ref(), "../x", batch.schema(), WriteMode::Append).await;
     assert!(err.to_string().contains("cannot be a file name"), "{err}");
 
     // a folder that cannot be made
@@ -496,13 +414,10 @@ async fn csv_to_jsonl_through_the_runtime_and_back() {
     );
     let back = source("path = \"out/people.jsonl\"", dir.path()).unwrap();
     let info = back.discover().await.unwrap();
-    let types: Vec<_> = info.streams[0]
-        .schema
-        .fields()
-        .iter()
-        .map(|f| FerryType::of(f).unwrap().to_string())
-        .collect();
-    assert_eq!(types, vec!["int64", "string", "date", "float64"]);
+    assert_eq!(
+        testkit::column_types(&info.streams[0].schema),
+        ["id int64", "name string", "joined date", "score float64"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

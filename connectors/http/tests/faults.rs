@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ferry_core::{Sink, Source};
-use ferry_engine::report::{RunReport, Status};
+use ferry_engine::report::RunReport;
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
 use ferry_testkit::{self as testkit, MemorySink};
@@ -205,11 +205,7 @@ fn assert_received_whole(r: &Shared) {
 
 /// The stream failed; its error names the stream and where a rerun resumes.
 fn failure(report: &RunReport) -> String {
-    assert_eq!(report.status, Status::Failed, "{report:?}");
-    let error = report.streams[0].error.clone().expect("an error");
-    eprintln!("the stream failed with: {error}");
-    assert!(error.contains("stream items"), "names the stream: {error}");
-    error
+    testkit::failed_stream(report, "items")
 }
 
 /// Reads the API through a proxy with `fault` set once the source is built.

@@ -7,19 +7,18 @@
 use std::sync::Arc;
 
 use ferry_connector_mysql::{
-    register, ConnSettings, MysqlSink, MysqlSinkConfig, MysqlSource, MysqlSourceConfig, NAME,
+    register, ConnSettings, MysqlSink, MysqlSinkConfig, MysqlSource, NAME,
 };
 use ferry_core::arrow_array::{Int64Array, RecordBatch, StringArray};
 use ferry_core::arrow_schema::Schema;
-use ferry_core::types::with_keys;
 use ferry_core::{
-    async_trait, ConfigNode, Durability, ErrorKind, FerryType, Message, ReadRequest, Registry,
-    Secret, Sink, Source, WriteMode,
+    async_trait, ConfigNode, Durability, ErrorKind, FerryType, Message, ReadRequest, Secret, Sink,
+    Source, WriteMode,
 };
 use ferry_engine::StreamConfig;
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
 use ferry_testkit::sql_fixtures;
-use ferry_testkit::{self as testkit, ids, messages, request, rows, write_stream};
+use ferry_testkit::{self as testkit, ids, keyed, messages, request, rows};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 
@@ -284,13 +283,7 @@ async fn incremental_rerun_picks_up_new_and_updated_rows() {
     )
     .await;
     let source = from.source();
-    let info = source
-        .discover()
-        .await
-        .unwrap()
-        .get("customers")
-        .cloned()
-        .unwrap();
+    let info = testkit::discover_one(source.as_ref(), "customers").await;
     assert_eq!(info.default_cursor.as_deref(), Some("id"));
     assert_eq!(info.cursor_candidates, vec!["id", "updated_at"]);
     let to = Fixture::new().await;
@@ -556,13 +549,12 @@ async fn values_are_stored_natively() {
     assert_eq!(cols[0][2].as_deref(), Some("NO"));
     // JSON is checked by the server
     let bad_json = RecordBatch::try_new(
-        with_keys(
-            &Schema::new(vec![
+        keyed(
+            "id",
+            vec![
                 FerryType::Int64.field("id", false),
                 FerryType::Json.field("doc", true),
-            ]),
-            &["id".to_string()],
-            None,
+            ],
         ),
         vec![
             Arc::new(Int64Array::from(vec![9])),
@@ -610,13 +602,7 @@ async fn every_type_round_trips_mysql_to_ferry_to_mysql() {
     .await;
     let source = f.source();
     let batches = testkit::read_all(source.as_ref(), ReadRequest::full("src")).await;
-    let info = source
-        .discover()
-        .await
-        .unwrap()
-        .get("src")
-        .cloned()
-        .unwrap();
+    let info = testkit::discover_one(source.as_ref(), "src").await;
     let mut w = f
         .sink
         .open(request("dst", info.schema.clone(), WriteMode::Append))
@@ -684,13 +670,12 @@ async fn upsert_is_idempotent_and_needs_a_unique_key() {
     let names: Vec<_> = after.iter().map(|r| r[1].clone().unwrap()).collect();
     assert_eq!(names, vec!["a-1", "b-2", "b-3", "b-4"]);
     // a key of text columns: VARCHAR(255) with an exact collation ('a' ≠ 'A' ≠ 'a ')
-    let schema = with_keys(
-        &Schema::new(vec![
+    let schema = keyed(
+        "code",
+        vec![
             FerryType::String.field("code", false),
             FerryType::Int64.field("n", true),
-        ]),
-        &["code".to_string()],
-        None,
+        ],
     );
     let codes = |n: i64| {
         RecordBatch::try_new(
@@ -702,12 +687,8 @@ async fn upsert_is_idempotent_and_needs_a_unique_key() {
         )
         .unwrap()
     };
-    write_stream(f.sink.as_ref(), "codes", WriteMode::Upsert, &[codes(1)])
-        .await
-        .unwrap();
-    write_stream(f.sink.as_ref(), "codes", WriteMode::Upsert, &[codes(2)])
-        .await
-        .unwrap();
+    f.write("codes", WriteMode::Upsert, &[codes(1)]).await;
+    f.write("codes", WriteMode::Upsert, &[codes(2)]).await;
     assert_eq!(f.count("SELECT COUNT(*) FROM codes WHERE n = 2").await, 4);
 }
 
@@ -716,13 +697,12 @@ async fn big_batches_split_into_statements_within_the_packet_limit() {
     let f = Fixture::new().await;
     // 20,000 rows of ~1 KiB: about 20 MiB, more than MariaDB's default 16 MiB packet
     let n = 20_000usize;
-    let schema = with_keys(
-        &Schema::new(vec![
+    let schema = keyed(
+        "id",
+        vec![
             FerryType::Int64.field("id", false),
             FerryType::String.field("pad", true),
-        ]),
-        &["id".to_string()],
-        None,
+        ],
     );
     let pad = "é".repeat(500);
     let batch = RecordBatch::try_new(
@@ -733,9 +713,7 @@ async fn big_batches_split_into_statements_within_the_packet_limit() {
         ],
     )
     .unwrap();
-    let summary = write_stream(f.sink.as_ref(), "wide", WriteMode::Append, &[batch])
-        .await
-        .unwrap();
+    let summary = f.write("wide", WriteMode::Append, &[batch]).await;
     assert_eq!(summary.rows, n as u64);
     assert_eq!(
         f.count("SELECT COUNT(*) FROM wide WHERE CHAR_LENGTH(pad) = 500")
@@ -743,9 +721,6 @@ async fn big_batches_split_into_statements_within_the_packet_limit() {
         n as i64
     );
 }
-
-// ----------------------------------------------------------------------------------------
-// Connections, errors and secrets
 
 // ----------------------------------------------------------------------------------------
 // Connections, errors and secrets
@@ -760,15 +735,8 @@ async fn a_canary_password_never_leaks() {
     let sink = MysqlSink::from_settings(s.clone());
     let e1 = source.check().await.unwrap_err();
     let e2 = sink.check().await.unwrap_err();
-    let e3 = sink
-        .open(request(
-            "t",
-            testkit::simple_batch(1, 0, "").schema(),
-            WriteMode::Append,
-        ))
-        .await
-        .err()
-        .unwrap();
+    let schema = testkit::simple_batch(1, 0, "").schema();
+    let e3 = testkit::open_refused(&sink, "t", schema, WriteMode::Append).await;
     for e in [&e1, &e2, &e3] {
         assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");
     }
@@ -785,11 +753,7 @@ async fn a_canary_password_never_leaks() {
             "host = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{}\"\n{fields}\n",
             s.host, s.port, s.user, s.database
         );
-        let sink = testkit::from_toml(&toml, dir.path(), |cfg: MysqlSinkConfig, ctx| {
-            shown.push(format!("{cfg:?}"));
-            MysqlSink::new(cfg, ctx)
-        })
-        .unwrap();
+        let sink = testkit::from_toml_shown(&toml, dir.path(), &mut shown, MysqlSink::new).unwrap();
         shown.push(format!("{sink:?}"));
         errors.push(sink.check().await.unwrap_err());
     }
@@ -797,11 +761,7 @@ async fn a_canary_password_never_leaks() {
         "url = \"mysql://{}:{canary}@{}:{}/{}\"\n",
         s.user, s.host, s.port, s.database
     );
-    let source = testkit::from_toml(&url, dir.path(), |cfg: MysqlSourceConfig, ctx| {
-        shown.push(format!("{cfg:?}"));
-        MysqlSource::new(cfg, ctx)
-    })
-    .unwrap();
+    let source = testkit::from_toml_shown(&url, dir.path(), &mut shown, MysqlSource::new).unwrap();
     shown.push(format!("{source:?} {:?}", source.settings()));
     errors.push(source.check().await.unwrap_err());
     // a config error in a URL holding the password does not repeat it
@@ -856,15 +816,9 @@ async fn connection_failures_map_to_kinds() {
         .check()
         .await
         .unwrap();
-    let e = MysqlSink::from_settings(ro.clone())
-        .open(request(
-            "t",
-            testkit::simple_batch(1, 0, "").schema(),
-            WriteMode::Append,
-        ))
-        .await
-        .err()
-        .unwrap();
+    let ro_sink = MysqlSink::from_settings(ro.clone());
+    let schema = testkit::simple_batch(1, 0, "").schema();
+    let e = testkit::open_refused(&ro_sink, "t", schema, WriteMode::Append).await;
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     let mut other = ro.clone();
     other.database = "mysql".into();
@@ -880,12 +834,9 @@ async fn connection_failures_map_to_kinds() {
 
 #[tokio::test]
 async fn registers_with_documented_config() {
-    let mut registry = Registry::new();
-    register(&mut registry);
-    let def = registry.get(NAME).unwrap();
-    assert!(def.is_source() && def.is_sink());
-    testkit::config_is_documented(
-        def,
+    testkit::documented_source_and_sink(
+        register,
+        NAME,
         &["host", "port", "database", "user", "password", "tls", "url"],
     );
     let dir = tempfile::tempdir().unwrap();

@@ -14,17 +14,15 @@ use ferry_connector_postgres::{
     register, PostgresSink, PostgresSinkConfig, PostgresSourceConfig, NAME,
 };
 use ferry_core::arrow_array::RecordBatch;
-use ferry_core::arrow_schema::Schema;
-use ferry_core::types::with_keys;
 use ferry_core::{
     async_trait, Catalog, ConfigNode, Durability, ErrorKind, FerryType, Message, MessageStream,
-    ReadRequest, Registry, Result, Sink, Source, WriteMode,
+    ReadRequest, Result, Sink, Source, WriteMode,
 };
 use ferry_engine::report::Status;
 use ferry_engine::StreamConfig;
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
 use ferry_testkit::sql_fixtures;
-use ferry_testkit::{self as testkit, ids, messages, request, rows, write_stream, MemorySource};
+use ferry_testkit::{self as testkit, ids, keyed, messages, request, rows, MemorySource};
 use futures::StreamExt;
 
 async fn sync(rt: &ferry_engine::Runtime, sc: &StreamConfig) -> ferry_engine::RunReport {
@@ -104,13 +102,7 @@ async fn an_incremental_rerun_moves_exactly_the_new_and_updated_rows() {
     )
     .await;
     let source = f.source();
-    let info = source
-        .discover()
-        .await
-        .unwrap()
-        .get("accounts")
-        .cloned()
-        .unwrap();
+    let info = testkit::discover_one(source.as_ref(), "accounts").await;
     assert_eq!(info.primary_key, vec!["id"]);
     assert_eq!(info.cursor_candidates, vec!["id", "updated_at"]);
     let state = tempfile::tempdir().unwrap();
@@ -465,16 +457,15 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
              doc json, created timestamptz NOT NULL DEFAULT now(), serial_no bigserial)",
     )
     .await;
-    let schema = with_keys(
-        &Schema::new(vec![
+    let schema = keyed(
+        "ID",
+        vec![
             FerryType::Int64.field("ID", false),
             FerryType::String.field("name", true),
             FerryType::String.field("ref", true),
             FerryType::Timestamp.field("seen", true),
             FerryType::Json.field("doc", true),
-        ]),
-        &["ID".to_string()],
-        None,
+        ],
     );
     let mut b = ferry_core::values::BatchBuilder::new(schema.clone(), 2).unwrap();
     b.push_text_row(
@@ -489,17 +480,9 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
     )
     .unwrap();
     let batch = b.finish().unwrap();
-    write_stream(
-        f.sink.as_ref(),
-        "legacy",
-        WriteMode::Upsert,
-        std::slice::from_ref(&batch),
-    )
-    .await
-    .unwrap();
-    write_stream(f.sink.as_ref(), "legacy", WriteMode::Upsert, &[batch])
-        .await
-        .unwrap();
+    f.write("legacy", WriteMode::Upsert, std::slice::from_ref(&batch))
+        .await;
+    f.write("legacy", WriteMode::Upsert, &[batch]).await;
     assert_eq!(
         f.rows_text("SELECT id, name, ref::text, seen::text, doc::text, serial_no FROM \"Legacy\"")
             .await,
@@ -558,25 +541,14 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
 async fn upsert_twice_is_idempotent_and_the_last_row_of_a_key_wins() {
     let f = Fixture::new().await;
     let first = testkit::simple_batch(1, 1000, "v1");
-    write_stream(
-        f.sink.as_ref(),
-        "u",
-        WriteMode::Upsert,
-        std::slice::from_ref(&first),
-    )
-    .await
-    .unwrap();
+    f.write("u", WriteMode::Upsert, std::slice::from_ref(&first))
+        .await;
     let versions = "SELECT string_agg(xmin::text, ',' ORDER BY id) FROM u";
     let before = f.value(versions).await;
     // the same rows again: nothing changes, not even the row versions
-    let s = write_stream(
-        f.sink.as_ref(),
-        "u",
-        WriteMode::Upsert,
-        std::slice::from_ref(&first),
-    )
-    .await
-    .unwrap();
+    let s = f
+        .write("u", WriteMode::Upsert, std::slice::from_ref(&first))
+        .await;
     assert_eq!(s.rows, 1000);
     assert_eq!(
         f.value(versions).await,
@@ -614,14 +586,12 @@ async fn upsert_twice_is_idempotent_and_the_last_row_of_a_key_wins() {
 async fn the_swapped_in_tables_key_takes_the_tables_name() {
     let f = Fixture::new().await;
     for first in [1, 10] {
-        write_stream(
-            f.sink.as_ref(),
+        f.write(
             "t",
             WriteMode::Overwrite,
             &[testkit::simple_batch(first, 2, "x")],
         )
-        .await
-        .unwrap();
+        .await;
     }
     assert_eq!(
         f.value(
@@ -763,17 +733,11 @@ async fn a_connection_killed_mid_load_fails_the_run_and_the_rerun_has_no_duplica
 // ----------------------------------------------------------------------------------------
 // Config and registration
 
-// ----------------------------------------------------------------------------------------
-// Config and registration
-
 #[tokio::test]
 async fn registers_with_documented_config() {
-    let mut registry = Registry::new();
-    register(&mut registry);
-    let def = registry.get(NAME).unwrap();
-    assert!(def.is_source() && def.is_sink());
-    let spec = testkit::config_is_documented(
-        def,
+    let spec = testkit::documented_source_and_sink(
+        register,
+        NAME,
         &[
             "host", "port", "database", "user", "password", "sslmode", "ca_file", "url",
         ],

@@ -8,10 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{admin_to, quote, server, Fixture};
-use ferry_connector_postgres::{
-    ConnSettings, PostgresSink, PostgresSinkConfig, PostgresSource, PostgresSourceConfig, SslMode,
-};
-use ferry_core::{BuildContext, ConfigNode, ErrorKind, ReadRequest, Secret, Sink, Source};
+use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource, SslMode};
+use ferry_core::{ErrorKind, ReadRequest, Secret, Sink, Source};
 use ferry_testkit::sql_fixtures;
 use ferry_testkit::{self as testkit, sql::SqlFixture, SourceFixture};
 use futures::FutureExt;
@@ -137,15 +135,13 @@ async fn permissions_are_reported_as_permission_denied() {
             .expect("refused");
         sql_fixtures::assert_error(&e, ErrorKind::PermissionDenied, "permission denied");
         // a destination schema the user may not create tables in
-        let e = PostgresSink::from_settings(s.clone(), &f.schema)
-            .open(testkit::request(
-                "new_table",
-                testkit::simple_batch(1, 1, "x").schema(),
-                ferry_core::WriteMode::Append,
-            ))
-            .await
-            .err()
-            .expect("refused");
+        let e = testkit::open_refused(
+            &PostgresSink::from_settings(s.clone(), &f.schema),
+            "new_table",
+            testkit::simple_batch(1, 1, "x").schema(),
+            ferry_core::WriteMode::Append,
+        )
+        .await;
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     };
     let outcome = std::panic::AssertUnwindSafe(result).catch_unwind().await;
@@ -301,9 +297,8 @@ async fn a_canary_password_never_shows_in_errors_logs_or_debug() {
     const CANARY: &str = "canary-Pw-7f3a9c1e";
     std::env::set_var("FERRY_TEST_PG_CANARY", CANARY);
     let dir = tempfile::tempdir().unwrap();
-    let ctx = BuildContext {
-        base_dir: dir.path().into(),
-    };
+    // how each parsed config prints
+    let mut configs = Vec::new();
 
     // the field form, against a server that rejects the password (28P01)
     let (port, seen) = refusing_server().await;
@@ -311,12 +306,9 @@ async fn a_canary_password_never_shows_in_errors_logs_or_debug() {
         "host = \"127.0.0.1\"\nport = {port}\ndatabase = \"db\"\nuser = \"ferry\"\n\
          password = \"${{env:FERRY_TEST_PG_CANARY}}\"\nsslmode = \"prefer\"\n"
     );
-    let cfg: PostgresSourceConfig = ConfigNode::from_toml(&toml, dir.path())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(!format!("{cfg:?}").contains(CANARY));
-    let src = PostgresSource::new(cfg, &ctx).unwrap();
+    let src =
+        testkit::from_toml_shown(&toml, dir.path(), &mut configs, PostgresSource::new).unwrap();
+    assert!(!configs.concat().contains(CANARY), "{configs:?}");
     assert!(!format!("{src:?}").contains(CANARY), "{src:?}");
     let e = src.check().await.unwrap_err();
     assert_eq!(
@@ -335,12 +327,9 @@ async fn a_canary_password_never_shows_in_errors_logs_or_debug() {
     let toml = format!(
         "url = \"postgres://ferry:${{env:FERRY_TEST_PG_CANARY}}@127.0.0.1:{port}/db?sslmode=disable\"\n"
     );
-    let cfg: PostgresSinkConfig = ConfigNode::from_toml(&toml, dir.path())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(!format!("{cfg:?}").contains(CANARY));
-    let sink = PostgresSink::new(cfg, &ctx).unwrap();
+    let sink =
+        testkit::from_toml_shown(&toml, dir.path(), &mut configs, PostgresSink::new).unwrap();
+    assert!(!configs.concat().contains(CANARY), "{configs:?}");
     assert!(!format!("{sink:?} {:?}", sink.settings()).contains(CANARY));
     assert_eq!(
         sink.settings().location(),

@@ -12,40 +12,22 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Fixture;
+use common::{assert_whole, failure, src_fixture, Fixture, ROWS};
 use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
 use ferry_core::{Sink, Source};
-use ferry_engine::report::{RunReport, Status};
-use ferry_engine::{RunOptions, Runtime};
+use ferry_engine::report::RunReport;
+use ferry_engine::Runtime;
+use ferry_testkit as testkit;
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
-use ferry_testkit::{self as testkit, sql::SqlFixture};
 
-/// Rows of the source table: about 1 MB of binary COPY data, 20 batches.
-const ROWS: i64 = 20_000;
 const BATCH: usize = 1_000;
 /// Bytes let through before a fault mid-stream: past discovery and the read's start,
 /// well before the end of the data.
 const MID: u64 = 300_000;
 /// The timeout the hang tests configure.
 const TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Fails a test that would hang instead of letting it wait for ever.
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not end within 60 s"))
-}
-
-/// A fixture with table `src` (ROWS rows, primary key `id`) in its schema.
-async fn fixture() -> Fixture {
-    let f = Fixture::new().await;
-    f.sql(&format!(
-        "CREATE TABLE src (id int8 PRIMARY KEY, v text NOT NULL); \
-         INSERT INTO src SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g"
-    ))
-    .await;
-    f
-}
+/// How long a sync may take before the test fails rather than hangs.
+const WITHIN: Duration = Duration::from_secs(60);
 
 fn server_addr(s: &ConnSettings) -> SocketAddr {
     (s.host.as_str(), s.port)
@@ -100,47 +82,11 @@ fn runtime_via(f: &Fixture, p: &FaultProxy, side: Side) -> (Runtime, tempfile::T
     (rt, dir)
 }
 
+/// A sync, failing the test if it has not ended within 60 s.
 async fn sync(rt: &Runtime) -> RunReport {
-    bounded(
-        "the sync",
-        rt.sync(
-            &[common::upsert_stream()],
-            &RunOptions::default(),
-            None,
-            ("pg", "pg"),
-        ),
-    )
-    .await
-    .expect("the sync starts")
-}
-
-/// `dst` holds every row of `src` once, with its value.
-async fn assert_whole(f: &Fixture) {
-    let got = f
-        .rows_text(
-            "SELECT count(*), count(DISTINCT id), \
-             count(*) FILTER (WHERE d.v = md5(d.id::text)) FROM dst d",
-        )
-        .await;
-    let n = ROWS.to_string();
-    assert_eq!(
-        got[0],
-        vec![Some(n.clone()), Some(n.clone()), Some(n)],
-        "rows, distinct keys, right values"
-    );
-}
-
-/// The stream failed, and its error names the stream and where a rerun resumes.
-fn failure(report: &RunReport) -> String {
-    assert_eq!(report.status, Status::Failed, "{report:?}");
-    let error = report.streams[0].error.clone().expect("an error");
-    eprintln!("the stream failed with: {error}");
-    assert!(error.contains("stream src"), "names the stream: {error}");
-    assert!(
-        error.contains("; last committed: {") || error.contains("; nothing committed yet"),
-        "says where a rerun resumes: {error}"
-    );
-    error
+    common::sync_upsert(rt, WITHIN)
+        .await
+        .expect("the sync starts")
 }
 
 /// A rerun without faults completes, from the committed position, without duplicates.
@@ -154,7 +100,7 @@ async fn rerun_completes(f: &Fixture, dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_changes_nothing() {
-    let f = fixture().await;
+    let f = src_fixture().await;
     let p = proxy(&f).await;
     p.set_latency(Duration::from_millis(2));
     let dir = tempfile::tempdir().unwrap();
@@ -207,7 +153,7 @@ async fn failing(
 
 /// A connection cut or reset while logging in is retried: the sync does not notice.
 async fn cut_at_connect(ending: Ending) {
-    let f = fixture().await;
+    let f = src_fixture().await;
     let p = proxy(&f).await;
     // the first connection (discovery's) is cut at its first answer; later ones pass
     p.cut_after(Direction::ToClient, 0, ending, 1);
@@ -225,7 +171,7 @@ ferry_testkit::cut_tests! {
 /// The source's connection ends in the middle of the COPY: rows were already handed
 /// on, so nothing retries; the stream fails with its position and a rerun completes.
 async fn cut_mid_read(ending: Ending) {
-    let f = fixture().await;
+    let f = src_fixture().await;
     let (p, dir, report, error) = cut_mid(&f, Direction::ToClient, Side::Source, ending).await;
     if ending == Ending::Close {
         assert!(
@@ -252,7 +198,7 @@ ferry_testkit::cut_tests! {
 /// The destination's connection ends in the middle of a COPY of rows: the rows since
 /// the last flush are lost with it, the stream fails saying so, and a rerun completes.
 async fn cut_mid_write(ending: Ending) {
-    let f = fixture().await;
+    let f = src_fixture().await;
     let (p, dir, _, error) = cut_mid(&f, Direction::ToTarget, Side::Sink, ending).await;
     assert!(
         error.contains("since the last flush"),
@@ -269,21 +215,13 @@ ferry_testkit::cut_tests! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_while_connecting_times_out() {
-    let f = fixture().await;
+    let f = src_fixture().await;
     let p = proxy(&f).await;
     p.hang();
     let (rt, _dir) = runtime_via(&f, &p, Side::Source);
-    let e = bounded(
-        "the sync",
-        rt.sync(
-            &[common::upsert_stream()],
-            &RunOptions::default(),
-            None,
-            ("pg", "pg"),
-        ),
-    )
-    .await
-    .expect_err("discovery cannot connect");
+    let e = common::sync_upsert(&rt, WITHIN)
+        .await
+        .expect_err("discovery cannot connect");
     eprintln!("the sync failed with: {e}");
     assert!(
         e.to_string()
@@ -296,7 +234,7 @@ async fn hang_while_connecting_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_mid_read_times_out_with_position() {
-    let f = fixture().await;
+    let f = src_fixture().await;
     let (p, dir, _, error) =
         failing(&f, Side::Source, |p| p.hang_after(Direction::ToClient, MID)).await;
     assert!(
@@ -310,7 +248,7 @@ async fn hang_mid_read_times_out_with_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_mid_write_times_out_with_position() {
-    let f = fixture().await;
+    let f = src_fixture().await;
     let (p, dir, _, error) =
         failing(&f, Side::Sink, |p| p.hang_after(Direction::ToTarget, MID)).await;
     // where it hangs depends on socket buffers: sending COPY data, or waiting for the

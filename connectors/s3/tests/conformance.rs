@@ -352,14 +352,7 @@ async fn file_column_names_each_rows_object() {
         server.toml(BUCKET)
     );
     let src = source(&toml).unwrap();
-    let schema = src
-        .discover()
-        .await
-        .unwrap()
-        .get("fc")
-        .unwrap()
-        .schema
-        .clone();
+    let schema = testkit::discover_one(src.as_ref(), "fc").await.schema;
     assert_eq!(schema.field(1).name(), "_ferry_source_file");
     let msgs = try_messages(src.as_ref(), ReadRequest::full("fc"))
         .await

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{sink, source, Server};
 use ferry_core::{Sink, Source};
-use ferry_engine::report::{RunReport, Status};
+use ferry_engine::report::RunReport;
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
 use ferry_testkit::fault::{Direction, Ending, FaultProxy};
 use ferry_testkit::{self as testkit, MemorySink, MemorySource};
@@ -224,10 +224,7 @@ ferry_testkit::cut_tests! {
 
 /// The error of the failed run's stream `rows`, which timed out.
 fn timed_out(report: &RunReport) -> String {
-    assert_eq!(report.status, Status::Failed);
-    let error = report.streams[0].error.clone().unwrap();
-    eprintln!("the stream failed with: {error}");
-    assert!(error.contains("stream rows"), "names the stream: {error}");
+    let error = testkit::failed_stream(report, "rows");
     assert!(
         error.contains("did not answer in time") || error.contains("timeout"),
         "says what timed out: {error}"

@@ -1,15 +1,11 @@
 //! `ferry spec sftp`: every field documented with its default, secrets as references, and
 //! no way to switch host-key checking off.
 
-use ferry_core::Registry;
-
 #[test]
 fn the_config_documents_itself_and_offers_no_way_around_the_host_key() {
-    let mut r = Registry::new();
-    ferry_connector_sftp::register(&mut r);
-    let def = r.get("sftp").expect("registered");
-    let spec = ferry_testkit::config_is_documented(
-        def,
+    let spec = ferry_testkit::documented_source_and_sink(
+        ferry_connector_sftp::register,
+        "sftp",
         &[
             "host",
             "port",

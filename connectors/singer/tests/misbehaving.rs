@@ -178,9 +178,10 @@ async fn a_missing_tap_program_is_a_clear_error() {
     assert!(e.to_string().contains("no-such-tap"), "{e}");
 }
 
-fn fake_target(dir: &Path, extra: &str) -> SingerSink {
+/// The fake target, waiting `echo_timeout_secs` for an echo of each flush's state.
+fn fake_target(dir: &Path, echo_timeout_secs: u32, extra: &str) -> SingerSink {
     let toml = format!(
-        "executable = {:?}\necho_timeout_secs = 1\nconfig = {{ path = {:?}{extra} }}\n",
+        "executable = {:?}\necho_timeout_secs = {echo_timeout_secs}\nconfig = {{ path = {:?}{extra} }}\n",
         fixture("fake_target.py").display().to_string(),
         dir.join("out").display().to_string()
     );
@@ -199,7 +200,8 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn a_target_that_echoes_state_makes_flushes_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = fake_target(dir.path(), ", echo = true");
+    // a target that echoes answers once Python runs, which under load takes seconds
+    let sink = fake_target(dir.path(), 10, ", echo = true");
     sink.check().await.unwrap();
     let batch = testkit::simple_batch(1, 10, "x");
     let mut w = sink
@@ -230,7 +232,7 @@ async fn a_target_that_echoes_state_makes_flushes_durable() {
 #[tokio::test]
 async fn a_target_that_echoes_only_at_the_end_is_durable_at_close() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = fake_target(dir.path(), "");
+    let sink = fake_target(dir.path(), 1, "");
     let batch = testkit::simple_batch(1, 3, "x");
     let request = WriteRequest {
         stream: "things".into(),
@@ -256,7 +258,7 @@ async fn a_target_that_echoes_only_at_the_end_is_durable_at_close() {
     w.close().await.unwrap();
 
     // a target that fails fails close, with its stderr
-    let sink = fake_target(dir.path(), ", fail_on_id = 2");
+    let sink = fake_target(dir.path(), 1, ", fail_on_id = 2");
     let mut w = sink.open(request).await.unwrap();
     let r = w.write(batch).await;
     let e = match r {

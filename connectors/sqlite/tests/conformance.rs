@@ -9,14 +9,13 @@ use ferry_connector_sqlite::{register, SqliteSink, SqliteSinkConfig, SqliteSourc
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::{Int64Array, RecordBatch};
 use ferry_core::arrow_schema::Schema;
-use ferry_core::types::with_keys;
 use ferry_core::{
-    async_trait, ConfigNode, ErrorKind, FerryType, Message, ReadRequest, Registry, Result, Sink,
-    Source, WriteMode,
+    async_trait, ConfigNode, ErrorKind, FerryType, Message, ReadRequest, Result, Sink, Source,
+    WriteMode,
 };
 use ferry_testkit::sql::{self, CustomQueries, KeylessTable, SqlFixture};
 use ferry_testkit::sql_fixtures;
-use ferry_testkit::{self as testkit, ids, messages, rows, SourceFixture};
+use ferry_testkit::{self as testkit, ids, keyed, messages, rows, SourceFixture};
 
 /// A fresh folder with one database file, written by the sink and read by the source.
 struct Fixture {
@@ -162,13 +161,12 @@ async fn custom_query_streams() {
 #[tokio::test]
 async fn incremental_by_timestamp_compares_instants() {
     let f = Fixture::new();
-    let schema = with_keys(
-        &Schema::new(vec![
+    let schema = keyed(
+        "id",
+        vec![
             FerryType::Int64.field("id", false),
             FerryType::Timestamp.field("at", true),
-        ]),
-        &["id".to_string()],
-        None,
+        ],
     );
     let mut b = ferry_core::values::BatchBuilder::new(schema, 4).unwrap();
     // whole seconds and fractions: as variable-width text, `...00Z` would sort after `...00.5Z`
@@ -181,13 +179,7 @@ async fn incremental_by_timestamp_compares_instants() {
         b.push_text_row([Some(id), Some(at)], "").unwrap();
     }
     let source = f.create("events", &b.finish().unwrap()).await.unwrap();
-    let info = source
-        .discover()
-        .await
-        .unwrap()
-        .get("events")
-        .cloned()
-        .unwrap();
+    let info = testkit::discover_one(source.as_ref(), "events").await;
     assert_eq!(info.cursor_candidates, vec!["id", "at"]);
     let mut req = ReadRequest::incremental("events", None);
     req.cursor = Some("at".into());
@@ -374,9 +366,7 @@ async fn values_are_stored_exactly_and_readably() {
         ],
     )
     .unwrap();
-    testkit::write_stream(f.sink.as_ref(), "nan", WriteMode::Append, &[nan])
-        .await
-        .unwrap();
+    f.write("nan", WriteMode::Append, &[nan]).await;
     let back = f.table_rows("nan").await.unwrap();
     assert!(back[0]
         .column(1)
@@ -390,11 +380,7 @@ async fn values_are_stored_exactly_and_readably() {
 
 #[tokio::test]
 async fn registers_with_documented_config() {
-    let mut registry = Registry::new();
-    register(&mut registry);
-    let def = registry.get(NAME).unwrap();
-    assert!(def.is_source() && def.is_sink());
-    testkit::config_is_documented(def, &["path"]);
+    testkit::documented_source_and_sink(register, NAME, &["path"]);
     let dir = tempfile::tempdir().unwrap();
     let sink = testkit::from_toml("path = \"sub/x.db\"\n", dir.path(), SqliteSink::new).unwrap();
     assert_eq!(sink.path(), dir.path().join("sub/x.db"));

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 
 use super::{read_all, write_stream, SinkFixture, SourceFixture};
 use ferry_core::catalog::WriteMode;
-use ferry_core::sink::Sink;
+use ferry_core::sink::{Sink, WriteSummary};
 use ferry_core::source::{ReadRequest, Source};
 use ferry_core::Result;
 
@@ -64,6 +64,14 @@ pub trait SqlFixture: Send + Sync {
     /// The `location` of the output the sink reports for table `table`.
     fn location(&self, table: &str) -> String;
 
+    /// Writes `batches` to table `stream` in `mode` through the fixture's sink; fails the
+    /// test on an error.
+    async fn write(&self, stream: &str, mode: WriteMode, batches: &[RecordBatch]) -> WriteSummary {
+        let sink = SqlFixture::sink(self);
+        write_stream(sink.as_ref(), stream, mode, batches)
+            .await
+            .unwrap_or_else(|e| panic!("writing {stream}: {e}"))
+    }
     /// Every row of table `stream` as the source reads it (none if there is no such table).
     async fn table_rows(&self, stream: &str) -> Result<Vec<RecordBatch>> {
         table_rows(self.source().as_ref(), stream).await

@@ -8,12 +8,12 @@ use arrow_schema::Schema;
 
 use super::SqlFixture;
 use crate::{
-    all_types_batch, all_types_schema, assert_succeeded, ids, request, rows, run_sink_suite,
-    runtime, simple_batch, sync, write_one, write_stream, SourceFixture,
+    all_types_batch, all_types_schema, assert_succeeded, ids, keyed, open_refused, request, rows,
+    run_sink_suite, runtime, simple_batch, sync, write_one, write_stream, SourceFixture,
 };
 use ferry_core::catalog::WriteMode;
 use ferry_core::sink::{Durability, Sink};
-use ferry_core::types::{primary_key, with_keys, FerryType};
+use ferry_core::types::{primary_key, FerryType};
 use ferry_core::{Error, ErrorKind};
 use ferry_engine::config::StreamConfig;
 
@@ -30,15 +30,9 @@ pub async fn sink_suite<F: SqlFixture>(f: &F) {
 /// Table `people` with two rows of [`simple_batch`] (`id`, `name`, `version`); returns the
 /// sink.
 async fn people<F: SqlFixture>(f: &F) -> Arc<dyn Sink> {
-    let sink = SqlFixture::sink(f);
-    write_one(
-        sink.as_ref(),
-        "people",
-        WriteMode::Append,
-        simple_batch(1, 2, "old"),
-    )
-    .await;
-    sink
+    f.write("people", WriteMode::Append, &[simple_batch(1, 2, "old")])
+        .await;
+    SqlFixture::sink(f)
 }
 
 /// `describe` gives back the schema that was written (names, types, nullability, key),
@@ -81,7 +75,7 @@ pub async fn a_new_nullable_column_is_added<F: SqlFixture>(f: &F) {
         .map(|f| f.as_ref().clone())
         .collect();
     fields.push(FerryType::String.field("note", true));
-    let schema = with_keys(&Schema::new(fields), &["id".to_string()], None);
+    let schema = keyed("id", fields);
     let mut cols = old.columns().to_vec();
     cols.push(Arc::new(StringArray::from(vec![Some("hello"), None])));
     append(RecordBatch::try_new(schema, cols).unwrap())
@@ -107,19 +101,14 @@ pub async fn a_new_nullable_column_is_added<F: SqlFixture>(f: &F) {
 /// naming table and column. Returns the error, for the dialect's own checks.
 pub async fn a_changed_column_type_is_refused<F: SqlFixture>(f: &F, changed: FerryType) -> Error {
     let sink = people(f).await;
-    let schema = with_keys(
-        &Schema::new(vec![
+    let schema = keyed(
+        "id",
+        vec![
             FerryType::Int64.field("id", false),
             changed.field("version", true),
-        ]),
-        &["id".to_string()],
-        None,
+        ],
     );
-    let e = sink
-        .open(request("people", schema, WriteMode::Append))
-        .await
-        .err()
-        .expect("type change refused");
+    let e = open_refused(sink.as_ref(), "people", schema, WriteMode::Append).await;
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
     assert!(
         e.message().contains("`version`") && e.message().contains("`people`"),
@@ -137,11 +126,7 @@ pub async fn a_new_not_null_column_is_refused<F: SqlFixture>(f: &F) {
         FerryType::Int64.field("id", false),
         FerryType::Int64.field("rank", false),
     ]);
-    let e = sink
-        .open(request("people", Arc::new(schema), WriteMode::Append))
-        .await
-        .err()
-        .expect("refused");
+    let e = open_refused(sink.as_ref(), "people", Arc::new(schema), WriteMode::Append).await;
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
     assert!(e.message().contains("`rank`"), "{e}");
 }
@@ -150,13 +135,12 @@ pub async fn a_new_not_null_column_is_refused<F: SqlFixture>(f: &F) {
 /// mode is refused saying how to update instead.
 pub async fn overwrite_replaces_any_shape_and_a_duplicate_key_says_upsert<F: SqlFixture>(f: &F) {
     let sink = people(f).await;
-    let schema = with_keys(
-        &Schema::new(vec![
+    let schema = keyed(
+        "id",
+        vec![
             FerryType::Int64.field("id", false),
             FerryType::String.field("version", true),
-        ]),
-        &["id".to_string()],
-        None,
+        ],
     );
     let batch = RecordBatch::try_new(
         schema,
@@ -227,13 +211,8 @@ pub async fn upsert_needs_a_unique_key<F: SqlFixture>(f: &F, table: &KeylessTabl
 /// swap; what a crashed overwrite left is dropped by the next overwrite.
 pub async fn overwrite_stages_until_close_and_abort_leaves_the_old_table<F: SqlFixture>(f: &F) {
     let sink = SqlFixture::sink(f);
-    write_one(
-        sink.as_ref(),
-        "t",
-        WriteMode::Overwrite,
-        simple_batch(1, 3, "old"),
-    )
-    .await;
+    f.write("t", WriteMode::Overwrite, &[simple_batch(1, 3, "old")])
+        .await;
     let schema = simple_batch(1, 0, "").schema();
     let ids_in_t = || async { ids(&f.table_rows("t").await.unwrap()) };
 
@@ -268,13 +247,8 @@ pub async fn overwrite_stages_until_close_and_abort_leaves_the_old_table<F: SqlF
     assert_eq!(f.ferry_tables().await, 1);
     // and a view on the table follows the swap
     f.sql("CREATE VIEW t_names AS SELECT name FROM t").await;
-    write_one(
-        sink.as_ref(),
-        "t",
-        WriteMode::Overwrite,
-        simple_batch(20, 1, "z"),
-    )
-    .await;
+    f.write("t", WriteMode::Overwrite, &[simple_batch(20, 1, "z")])
+        .await;
     assert_eq!(ids_in_t().await, vec![20]);
     assert_eq!(
         f.rows_text("SELECT name FROM t_names").await,

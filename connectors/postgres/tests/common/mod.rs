@@ -7,10 +7,12 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_connector_postgres::{ConnSettings, PostgresSink, PostgresSource};
-use ferry_core::{async_trait, Sink, Source, WriteMode};
-use ferry_engine::{Runtime, StreamConfig};
+use ferry_core::{async_trait, Result, Sink, Source, WriteMode};
+use ferry_engine::report::RunReport;
+use ferry_engine::{RunOptions, Runtime, StreamConfig};
 use ferry_testkit::{self as testkit, sql::SqlFixture};
 
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
@@ -241,4 +243,53 @@ pub fn runtime(
     let mut rt = testkit::runtime(source, sink, dir);
     rt.settings.batch_size = batch;
     rt
+}
+
+/// Rows of table `src` in a [`src_fixture`]: about 1 MB of binary COPY data.
+pub const ROWS: i64 = 20_000;
+
+/// A fixture with table `src` (ROWS rows, primary key `id`, `v` the md5 of the id).
+pub async fn src_fixture() -> Fixture {
+    let f = Fixture::new().await;
+    f.sql(&format!(
+        "CREATE TABLE src (id int8 PRIMARY KEY, v text NOT NULL); \
+         INSERT INTO src SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g"
+    ))
+    .await;
+    f
+}
+
+/// Runs [`upsert_stream`] once; fails the test instead of waiting longer than `within`.
+pub async fn sync_upsert(rt: &Runtime, within: Duration) -> Result<RunReport> {
+    let (streams, options) = ([upsert_stream()], RunOptions::default());
+    let run = rt.sync(&streams, &options, None, ("pg", "pg"));
+    tokio::time::timeout(within, run)
+        .await
+        .unwrap_or_else(|_| panic!("the sync did not end within {} s", within.as_secs()))
+}
+
+/// `dst` holds every row of `src` once, with its value.
+pub async fn assert_whole(f: &Fixture) {
+    let got = f
+        .rows_text(
+            "SELECT count(*), count(DISTINCT id), \
+             count(*) FILTER (WHERE d.v = md5(d.id::text)) FROM dst d",
+        )
+        .await;
+    let n = Some(ROWS.to_string());
+    assert_eq!(
+        got[0],
+        vec![n.clone(), n.clone(), n],
+        "rows, distinct keys, right values"
+    );
+}
+
+/// The stream `src` failed, and its error says where a rerun resumes.
+pub fn failure(report: &RunReport) -> String {
+    let error = testkit::failed_stream(report, "src");
+    assert!(
+        error.contains("; last committed: {") || error.contains("; nothing committed yet"),
+        "says where a rerun resumes: {error}"
+    );
+    error
 }
