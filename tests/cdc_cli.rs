@@ -169,11 +169,7 @@ fn changes_arrive_in_commit_order(destination: &str, held: &dyn Fn() -> Vec<Row>
     assert_eq!(held(), src.rows(), "{out}");
     // deleted: 2, 6 (never at the destination: nothing to delete) and 3; 4 came back
     assert_eq!(rep["rows_deleted"], 2, "{rep:#}");
-    let run = read::json(&dir.join("r.json"))["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let receipt = read::json(&dir.join(format!(".ferry/receipts/{run}.json")));
+    let receipt = read::receipt_of_report(dir, "r.json");
     assert_eq!(receipt["receipt"]["streams"][0]["rows_deleted"], 2);
 
     let (ok, rep, out) = sync(dir);

@@ -122,12 +122,7 @@ fn deletes_after_complete_reads_only(destination: &str, soft: bool, held: Reader
         out.contains("items: 2 rows the source no longer holds deleted"),
         "{out}"
     );
-    // the receipt of this run (runs of one second sort by their random part)
-    let run = read::json(&dir.join("r.json"))["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let receipt = read::json(&dir.join(format!(".ferry/receipts/{run}.json")));
+    let receipt = read::receipt_of_report(dir, "r.json");
     assert_eq!(receipt["receipt"]["streams"][0]["rows_deleted"], 2);
     let expect = held_after(
         soft,

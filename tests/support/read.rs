@@ -67,6 +67,16 @@ pub fn newest_receipt(dir: &Path) -> PathBuf {
         .unwrap_or_else(|| panic!("no receipts in {}", dir.join(".ferry/receipts").display()))
 }
 
+/// The receipt of the run whose report `ferry sync --report` wrote to `dir/report` (runs
+/// of one second sort by their random part, so the newest file may not be that run's).
+pub fn receipt_of_report(dir: &Path, report: &str) -> Value {
+    let run = json(&dir.join(report))["run_id"]
+        .as_str()
+        .expect("the report names its run")
+        .to_string();
+    json(&dir.join(format!(".ferry/receipts/{run}.json")))
+}
+
 /// The pipelines' state files in the folder `dir` (`.ferry/state/<pipeline>.json`).
 pub fn state_files(dir: &Path) -> Vec<PathBuf> {
     listed(dir, "state", |p| p.extension().is_some_and(|x| x == "json"))
