@@ -21,7 +21,7 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -337,8 +337,11 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>, _live: LiveGuard) {
     let cut = {
         let (cr, cw) = client.split();
         let (tr, tw) = target.split();
-        let up = pump(cr, tw, Direction::ToTarget, &shared);
-        let down = pump(tr, cw, Direction::ToClient, &shared);
+        // set when a direction ends: the other direction's bytes then go to a peer that has
+        // left (a client that dropped a connection it only sampled), so no cut is spent there
+        let ended = [AtomicBool::new(false), AtomicBool::new(false)];
+        let up = pump(cr, tw, Direction::ToTarget, &shared, [&ended[0], &ended[1]]);
+        let down = pump(tr, cw, Direction::ToClient, &shared, [&ended[1], &ended[0]]);
         tokio::pin!(up, down);
         let (mut up_done, mut down_done) = (false, false);
         loop {
@@ -375,12 +378,26 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>, _live: LiveGuard) {
     }
 }
 
-/// Forwards `from` to `to` chunk by chunk, applying the faults in force.
+/// Forwards `from` to `to` chunk by chunk, applying the faults in force. `ended` is this
+/// direction's flag (set when it ends) and the other direction's.
 async fn pump(
     mut from: tokio::net::tcp::ReadHalf<'_>,
     mut to: tokio::net::tcp::WriteHalf<'_>,
     direction: Direction,
     shared: &Shared,
+    ended: [&AtomicBool; 2],
+) -> End {
+    let end = pump_until_end(&mut from, &mut to, direction, shared, ended).await;
+    ended[0].store(true, Ordering::SeqCst);
+    end
+}
+
+async fn pump_until_end(
+    from: &mut tokio::net::tcp::ReadHalf<'_>,
+    to: &mut tokio::net::tcp::WriteHalf<'_>,
+    direction: Direction,
+    shared: &Shared,
+    [this_ended, other_ended]: [&AtomicBool; 2],
 ) -> End {
     let mut steady = shared.steady.subscribe();
     let counter = match direction {
@@ -395,6 +412,8 @@ async fn pump(
         }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => {
+                // flagged before the peer can see the end
+                this_ended.store(true, Ordering::SeqCst);
                 let _ = to.shutdown().await;
                 return End::Eof;
             }
@@ -408,10 +427,18 @@ async fn pump(
         if steady.wait_for(|s| !s.hang).await.is_err() {
             return End::Eof;
         }
-        let (pass, ending) = budget(shared, direction, n as u64);
+        let (pass, ending, taken) = if other_ended.load(Ordering::SeqCst) {
+            (n as u64, None, None)
+        } else {
+            budget(shared, direction, n as u64)
+        };
         let pass = pass as usize;
         if pass > 0 {
             if to.write_all(&buf[..pass]).await.is_err() {
+                // the peer left before the cut could hit it: the cut waits for a live one
+                if let Some(cut) = taken {
+                    rearm(shared, cut);
+                }
                 return End::Eof;
             }
             counter.fetch_add(pass as u64, Ordering::SeqCst);
@@ -433,16 +460,18 @@ async fn pump(
     }
 }
 
-/// How many of `n` bytes in `direction` may pass, and whether the connection is then cut.
-fn budget(shared: &Shared, direction: Direction, n: u64) -> (u64, Option<Ending>) {
+/// How many of `n` bytes in `direction` may pass, whether the connection is then cut, and
+/// the cut as it was before this one was spent (to [`rearm`] it if it hit no live peer).
+fn budget(shared: &Shared, direction: Direction, n: u64) -> (u64, Option<Ending>, Option<Cut>) {
     let mut slot = lock(&shared.cut);
     let Some(cut) = slot.as_mut().filter(|c| c.direction == direction) else {
-        return (n, None);
+        return (n, None, None);
     };
     if n <= cut.left {
         cut.left -= n;
-        return (n, None);
+        return (n, None, None);
     }
+    let before = cut.clone();
     let pass = cut.left;
     let ending = cut.ending;
     cut.times -= 1;
@@ -451,7 +480,21 @@ fn budget(shared: &Shared, direction: Direction, n: u64) -> (u64, Option<Ending>
     } else {
         cut.left = cut.after;
     }
-    (pass, Some(ending))
+    (pass, Some(ending), Some(before))
+}
+
+/// Puts back a cut that was spent on a connection whose peer had already gone: it ends
+/// the next live connection carrying bytes its way (unless a new cut replaced it).
+fn rearm(shared: &Shared, before: Cut) {
+    let mut slot = lock(&shared.cut);
+    match slot.as_mut() {
+        Some(cut) if cut.direction == before.direction && cut.ending == before.ending => {
+            cut.times += 1;
+            cut.left = 0;
+        }
+        Some(_) => {}
+        None => *slot = Some(Cut { left: 0, ..before }),
+    }
 }
 
 #[cfg(test)]
@@ -514,6 +557,45 @@ mod tests {
         // the cut was one-shot: a new connection works
         let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(roundtrip(&mut c, b"ok").await.unwrap(), b"ok");
+    }
+
+    /// A target whose first connection answers only once the proxy has passed on the
+    /// client's end (a client that sampled a connection and left), and whose next
+    /// connections answer at once; every answer is `n` bytes.
+    async fn answers_after_the_first_leaves(n: usize) -> SocketAddr {
+        let l = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut first = true;
+            while let Ok((mut s, _)) = l.accept().await {
+                let wait = std::mem::take(&mut first);
+                tokio::spawn(async move {
+                    if wait {
+                        let mut sink = Vec::new();
+                        let _ = s.read_to_end(&mut sink).await;
+                    }
+                    let _ = s.write_all(&vec![b'x'; n]).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_cut_is_not_spent_on_a_client_that_left() {
+        let proxy = FaultProxy::start(answers_after_the_first_leaves(100_000).await)
+            .await
+            .unwrap();
+        proxy.drop_after(Direction::ToClient, 10);
+        let left = TcpStream::connect(proxy.addr()).await.unwrap();
+        drop(left);
+        // the left connection's answer passes by; the next connection gets the cut
+        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut got));
+        read.await.expect("the live connection ends").ok();
+        assert_eq!(got.len(), 10, "the cut hit the live connection");
+        assert_eq!(proxy.stats().cut, 1);
     }
 
     #[tokio::test]

@@ -134,6 +134,15 @@ async fn cut_mid_read(ending: Ending) {
     let direct = Arc::new(PostgresSink::from_settings(f.server.clone(), &f.schema));
     let rt = common::runtime(source.clone(), direct.clone(), dir.path(), 1_000);
     let report = sync(&rt).await;
+    // what the proxy and sshd saw, should the read not have failed
+    assert_ne!(
+        report.status,
+        ferry_engine::report::Status::Succeeded,
+        "the cut did not end the read: {:?}, logins {}, sshd log: {}",
+        b.proxy.stats(),
+        b.logins(),
+        b.sshd.log()
+    );
     let error = failure(&report);
     if ending == Ending::Hang {
         assert!(
