@@ -122,20 +122,29 @@ impl AirbyteSource {
             .unwrap_or_default();
         // serde_json sorts object keys: read the properties' order from the line itself
         let order: CatalogLine = serde_json::from_str(&line).unwrap_or_default();
-        let streams = raw
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let o = order
-                    .catalog
-                    .streams
-                    .get(i)
-                    .map(|s| s.json_schema.properties.0.as_slice());
-                stream_info(s, o.unwrap_or(&[]))
-            })
-            .collect();
+        // a stream left out (no name) leaves out its raw entry too: `raw[i]` stays the
+        // entry of the catalog's stream `i`
+        let (mut kept, mut streams) = (Vec::new(), Vec::new());
+        for (i, s) in raw.into_iter().enumerate() {
+            let o = order
+                .catalog
+                .streams
+                .get(i)
+                .map(|s| s.json_schema.properties.0.as_slice());
+            match stream_info(&s, o.unwrap_or(&[])) {
+                Some(info) => {
+                    streams.push(info);
+                    kept.push(s);
+                }
+                None => tracing::warn!(
+                    "{} offered a stream without a name (catalog entry {}): it is left out",
+                    self.who(),
+                    i + 1
+                ),
+            }
+        }
         Ok(Arc::new(Discovered {
-            raw,
+            raw: kept,
             catalog: Catalog::new(streams),
         }))
     }

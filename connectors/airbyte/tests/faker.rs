@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ferry_connector_airbyte::{AirbyteSource, AirbyteSourceConfig};
 use ferry_connector_postgres::{ConnSettings, PostgresSink};
-use ferry_core::{ConfigNode, ErrorKind, Source, WriteMode};
+use ferry_core::{ConfigNode, ErrorKind, ReadRequest, Source, WriteMode};
 use ferry_engine::report::Status;
 use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
@@ -181,6 +181,18 @@ async fn check_names_missing_settings_and_failed_connections() {
         .check()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_stream_without_a_name_is_left_out_and_the_others_read_their_own_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fake_source(dir.path(), "api_key = \"right\", nameless_first = true");
+    let catalog = source.discover().await.unwrap();
+    let names: Vec<_> = catalog.streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["items"]);
+    // the fake source fails a read whose configured catalog is not `items`'s entry
+    let batches = testkit::read_all(&*source, ReadRequest::full("items")).await;
+    assert_eq!(testkit::ids(&batches), (1..=6).collect::<Vec<i64>>());
 }
 
 #[tokio::test]
