@@ -8,6 +8,7 @@
 pub mod checksums;
 pub mod config;
 pub mod quarantine;
+pub mod profile;
 pub mod receipt;
 pub mod report;
 pub mod rows;
