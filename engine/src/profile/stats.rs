@@ -103,6 +103,15 @@ impl ColumnStats {
             DataType::LargeUtf8 => array.as_string::<i64>().iter().for_each(|v| self.value(v)),
             DataType::Utf8View => array.as_string_view().iter().for_each(|v| self.value(v)),
             _ => {
+                // a zoned timestamp prints only with arrow's time-zone tables (not built
+                // in): Ferry's timestamps are UTC, so print them as UTC wall time
+                let array = match array.data_type() {
+                    DataType::Timestamp(unit, Some(_)) => {
+                        arrow_cast::cast(array, &DataType::Timestamp(*unit, None))
+                            .unwrap_or_else(|_| array.clone())
+                    }
+                    _ => array.clone(),
+                };
                 let options = FormatOptions::default();
                 let Ok(f) = ArrayFormatter::try_new(array.as_ref(), &options) else {
                     // a type arrow cannot print: count rows and nulls only

@@ -145,9 +145,10 @@ fn column_checks(col: &ColumnProfile, seen: &str, complete: bool, out: &mut Stri
     if values == 0 {
         return;
     }
-    let float = col.numeric && col.r#type != "int64";
-    // a key candidate: every row has a value and no two share one
-    if !float && col.nulls == 0 && col.distinct_exact && col.distinct == col.rows && col.rows >= 2 {
+    // a key candidate: every row has a value and no two share one (not numbers with
+    // fractions, nor timestamps: distinct by chance, not by design)
+    let keyable = col.r#type == "int64" || col.r#type == "string";
+    if keyable && col.nulls == 0 && col.distinct_exact && col.distinct == col.rows && col.rows >= 2 {
         if complete {
             let _ = writeln!(out, "  # {who}: {} distinct values in {seen}", group(col.distinct));
             let _ = writeln!(out, "  {{ type = \"unique\", columns = [{name}] }},");
