@@ -91,7 +91,14 @@ const PLANTED: &[(&str, &str)] = &[
 
 /// Columns that must not be flagged.
 const LOOK_ALIKES: &[&str] = &[
-    "id", "order_number", "sku", "created_at", "request_id", "token", "status", "amount",
+    "id",
+    "order_number",
+    "sku",
+    "created_at",
+    "request_id",
+    "token",
+    "status",
+    "amount",
 ];
 
 fn client() -> tempfile::TempDir {
@@ -153,10 +160,10 @@ fn finds_every_planted_column_and_flags_no_look_alike() {
         let matched = f["matched"].as_u64().unwrap();
         assert!(matched as f64 >= 0.8 * ROWS as f64, "{name}: {f}");
         assert!(
-            f["evidence"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("{} of 2,000 values", support_group(matched))),
+            f["evidence"].as_str().unwrap().starts_with(&format!(
+                "{} of 2,000 values",
+                ferry_engine::report::group(matched)
+            )),
             "{f}"
         );
         // the values of a personal-data column stay out of the output
@@ -187,19 +194,6 @@ fn finds_every_planted_column_and_flags_no_look_alike() {
     assert_eq!(column(s, "sku")["length"]["min"], 10);
 }
 
-/// `1,234` as the evidence writes numbers.
-fn support_group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[test]
 fn sample_bounds_the_rows_read_and_the_table_says_so() {
     let tmp = client();
@@ -208,20 +202,37 @@ fn sample_bounds_the_rows_read_and_the_table_says_so() {
     assert_eq!(s["rows"], 300);
     assert_eq!(s["complete"], false);
     assert_eq!(column(s, "id")["max"], "300", "the first 300 rows");
-    let ev = column(s, "email")["findings"][0]["evidence"].as_str().unwrap().to_string();
+    let ev = column(s, "email")["findings"][0]["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(ev, "300 of 300 sampled values (100 %) are e-mail addresses");
     // the sample is only a sample: unique is suggested commented out
     let toml = s["suggested_toml"].as_str().unwrap();
-    assert!(toml.contains("  # { type = \"unique\", columns = [\"id\"] },"), "{toml}");
+    assert!(
+        toml.contains("  # { type = \"unique\", columns = [\"id\"] },"),
+        "{toml}"
+    );
 
     let o = ferry(tmp.path(), &["profile", "--sample", "300"]);
     assert!(o.status.success(), "{}", out(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("stream people: the first 300 rows (a sample; --full reads all)"), "{text}");
-    assert!(text.contains("iban: iban — 300 of 300 sampled values (100 %) pass the IBAN checksum (mod 97)"), "{text}");
+    assert!(
+        text.contains("stream people: the first 300 rows (a sample; --full reads all)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "iban: iban — 300 of 300 sampled values (100 %) pass the IBAN checksum (mod 97)"
+        ),
+        "{text}"
+    );
 
     let doc = profile_json(tmp.path(), &["--sample", "2000"]);
-    assert_eq!(doc["streams"][0]["complete"], true, "exactly all rows: complete");
+    assert_eq!(
+        doc["streams"][0]["complete"], true,
+        "exactly all rows: complete"
+    );
 }
 
 #[test]
@@ -237,7 +248,10 @@ fn the_suggested_toml_is_config_a_sync_runs_with() {
     let tmp = client();
     let d = tmp.path();
     let doc = profile_json(d, &["--full"]);
-    let toml = doc["streams"][0]["suggested_toml"].as_str().unwrap().to_string();
+    let toml = doc["streams"][0]["suggested_toml"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for expected in [
         "{ type = \"hash\", column = \"email\", key = \"${secret:hash_key}\" },",
         "{ type = \"encrypt\", column = \"iban\", key = \"${secret:field_key}\" },",
@@ -265,7 +279,11 @@ fn the_suggested_toml_is_config_a_sync_runs_with() {
         assert!(o.status.success(), "{}", out(&o));
     }
     let o = ferry(d, &["check"]);
-    assert!(o.status.success(), "ferry check takes the pasted TOML: {}", out(&o));
+    assert!(
+        o.status.success(),
+        "ferry check takes the pasted TOML: {}",
+        out(&o)
+    );
     let o = ferry(d, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
     let db = rusqlite::Connection::open(d.join("out/people.db")).unwrap();
@@ -280,7 +298,10 @@ fn the_suggested_toml_is_config_a_sync_runs_with() {
         .unwrap();
     assert_eq!(email.len(), 64, "hashed: {email}");
     assert!(email.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert!(card.starts_with("************") && card.len() == 16, "{card}");
+    assert!(
+        card.starts_with("************") && card.len() == 16,
+        "{card}"
+    );
     let columns: Vec<String> = db
         .prepare("SELECT name FROM pragma_table_info('people')")
         .unwrap()
@@ -289,7 +310,10 @@ fn the_suggested_toml_is_config_a_sync_runs_with() {
         .map(Result::unwrap)
         .collect();
     for gone in ["birth_date", "postcode", "street"] {
-        assert!(!columns.contains(&gone.to_string()), "{gone} dropped: {columns:?}");
+        assert!(
+            !columns.contains(&gone.to_string()),
+            "{gone} dropped: {columns:?}"
+        );
     }
 }
 
@@ -302,7 +326,18 @@ fn quickstart_example() {
     let doc = profile_json(d, &[]);
     let s = &doc["streams"][0];
     assert_eq!(kinds(column(s, "email")), vec!["email"]);
-    for plain in ["id", "name", "country", "signup_date", "balance", "updated_at"] {
-        assert!(kinds(column(s, plain)).is_empty(), "{plain}: {}", column(s, plain));
+    for plain in [
+        "id",
+        "name",
+        "country",
+        "signup_date",
+        "balance",
+        "updated_at",
+    ] {
+        assert!(
+            kinds(column(s, plain)).is_empty(),
+            "{plain}: {}",
+            column(s, plain)
+        );
     }
 }

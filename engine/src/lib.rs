@@ -7,8 +7,8 @@
 
 pub mod checksums;
 pub mod config;
-pub mod quarantine;
 pub mod profile;
+pub mod quarantine;
 pub mod receipt;
 pub mod report;
 pub mod rows;

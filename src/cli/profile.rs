@@ -58,7 +58,10 @@ pub async fn profile(
             "config": path.display().to_string(),
             "streams": streams,
         });
-        super::output::emit(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("json")))?;
+        super::output::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("json")
+        ))?;
         return Ok(0);
     }
     let mut out = String::new();
@@ -85,7 +88,10 @@ fn table(p: &StreamProfile, out: &mut String) {
     let rows = if p.complete {
         format!("{} rows (all)", group(p.rows))
     } else {
-        format!("the first {} rows (a sample; --full reads all)", group(p.rows))
+        format!(
+            "the first {} rows (a sample; --full reads all)",
+            group(p.rows)
+        )
     };
     let rejected = if p.rejected > 0 {
         format!(", {} unreadable records left out", group(p.rejected))
@@ -93,13 +99,29 @@ fn table(p: &StreamProfile, out: &mut String) {
         String::new()
     };
     let _ = writeln!(out, "stream {}: {rows}{rejected}", p.stream);
-    let head = ["column", "type", "nulls", "distinct", "min", "max", "length", "top values / shape", "holds"];
+    let head = [
+        "column",
+        "type",
+        "nulls",
+        "distinct",
+        "min",
+        "max",
+        "length",
+        "top values / shape",
+        "holds",
+    ];
     let mut lines: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
     for c in &p.columns {
         lines.push(row(c));
     }
     let widths: Vec<usize> = (0..head.len())
-        .map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for l in &lines {
         let mut line = String::new();
@@ -127,13 +149,22 @@ fn row(c: &ColumnProfile) -> Vec<String> {
     } else {
         format!("~{}", group(c.distinct))
     };
-    let hidden = || if c.redacted { "(hidden)".to_string() } else { String::new() };
+    let hidden = || {
+        if c.redacted {
+            "(hidden)".to_string()
+        } else {
+            String::new()
+        }
+    };
     let length = c
         .length
         .map(|l| format!("{}–{} (avg {:.1})", l.min, l.max, l.mean))
         .unwrap_or_default();
     let top = if c.redacted {
-        c.shapes.first().map(|s| format!("shape {}", s.value)).unwrap_or_default()
+        c.shapes
+            .first()
+            .map(|s| format!("shape {}", s.value))
+            .unwrap_or_default()
     } else {
         let values: Vec<String> = c
             .top_values

@@ -120,10 +120,8 @@ impl Hints {
         let mut cur = String::new();
         let mut prev_lower = false;
         for c in column.chars() {
-            if !c.is_alphanumeric() || (c.is_uppercase() && prev_lower) {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
+            if (!c.is_alphanumeric() || (c.is_uppercase() && prev_lower)) && !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
             }
             if c.is_alphanumeric() {
                 cur.extend(c.to_lowercase());
@@ -134,18 +132,52 @@ impl Hints {
         let compact: String = words.concat();
         let any = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
         Hints {
-            phone: any(&["phone", "telephone", "tel", "mobile", "gsm", "cell", "cellphone", "fax", "msisdn", "telefoon", "telefon"])
-                || compact.contains("phone"),
+            phone: any(&[
+                "phone",
+                "telephone",
+                "tel",
+                "mobile",
+                "gsm",
+                "cell",
+                "cellphone",
+                "fax",
+                "msisdn",
+                "telefoon",
+                "telefon",
+            ]) || compact.contains("phone"),
             ssn: any(&["ssn", "ssnr"]) || compact.contains("socialsecurity"),
-            birth: any(&["dob", "birth", "birthday", "birthdate", "born", "geboortedatum", "geburtsdatum"])
-                || compact.contains("dateofbirth")
+            birth: any(&[
+                "dob",
+                "birth",
+                "birthday",
+                "birthdate",
+                "born",
+                "geboortedatum",
+                "geburtsdatum",
+            ]) || compact.contains("dateofbirth")
                 || compact.contains("birthdate"),
-            postal: any(&["zip", "zipcode", "postcode", "postal", "postalcode", "plz", "postleitzahl"])
-                || compact.contains("postcode")
+            postal: any(&[
+                "zip",
+                "zipcode",
+                "postcode",
+                "postal",
+                "postalcode",
+                "plz",
+                "postleitzahl",
+            ]) || compact.contains("postcode")
                 || compact.contains("postalcode")
                 || compact.contains("zipcode"),
-            address: any(&["address", "addr", "street", "city", "town", "straat", "woonplaats", "housenumber", "streetname"])
-                || compact.contains("address")
+            address: any(&[
+                "address",
+                "addr",
+                "street",
+                "city",
+                "town",
+                "straat",
+                "woonplaats",
+                "housenumber",
+                "streetname",
+            ]) || compact.contains("address")
                 || compact.contains("street"),
         }
     }

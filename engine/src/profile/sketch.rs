@@ -172,7 +172,11 @@ mod tests {
             }
             let e = h.estimate() as f64;
             let err = (e - n as f64).abs() / n as f64;
-            assert!(err < 0.024, "n {n}: estimate {e}, error {:.3} %", err * 100.0);
+            assert!(
+                err < 0.024,
+                "n {n}: estimate {e}, error {:.3} %",
+                err * 100.0
+            );
         }
     }
 

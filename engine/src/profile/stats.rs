@@ -207,12 +207,20 @@ impl ColumnStats {
             distinct,
             distinct_exact,
             numeric: matches!(self.family, Family::Integer | Family::Number),
-            min: (!personal).then(|| self.min.as_ref().map(|m| m.1.clone())).flatten(),
-            max: (!personal).then(|| self.max.as_ref().map(|m| m.1.clone())).flatten(),
+            min: (!personal)
+                .then(|| self.min.as_ref().map(|m| m.1.clone()))
+                .flatten(),
+            max: (!personal)
+                .then(|| self.max.as_ref().map(|m| m.1.clone()))
+                .flatten(),
             length: self.lengths.map(|(min, max, sum)| Lengths {
                 min,
                 max,
-                mean: if values == 0 { 0.0 } else { sum as f64 / values as f64 },
+                mean: if values == 0 {
+                    0.0
+                } else {
+                    sum as f64 / values as f64
+                },
             }),
             top_values: if personal {
                 Vec::new()

@@ -83,7 +83,10 @@ pub fn suggest(p: &StreamProfile) -> String {
                 }
                 Protection::Hash => {
                     transforms.push_str(&why);
-                    let _ = writeln!(transforms, "  {{ type = \"hash\", column = {name}, key = \"${{secret:hash_key}}\" }},");
+                    let _ = writeln!(
+                        transforms,
+                        "  {{ type = \"hash\", column = {name}, key = \"${{secret:hash_key}}\" }},"
+                    );
                 }
                 Protection::Encrypt => {
                     transforms.push_str(&why);
@@ -91,7 +94,10 @@ pub fn suggest(p: &StreamProfile) -> String {
                 }
                 Protection::Mask => {
                     transforms.push_str(&why);
-                    let _ = writeln!(transforms, "  {{ type = \"mask\", column = {name}, keep_last = 4 }},");
+                    let _ = writeln!(
+                        transforms,
+                        "  {{ type = \"mask\", column = {name}, keep_last = 4 }},"
+                    );
                 }
             }
             if col.rows > 0 && col.nulls == 0 {
@@ -107,24 +113,45 @@ pub fn suggest(p: &StreamProfile) -> String {
     if !dropped.is_empty() {
         transforms.push_str(&drop_why);
         let list: Vec<String> = dropped.iter().map(|n| q(n)).collect();
-        let _ = writeln!(transforms, "  {{ type = \"drop\", columns = [{}] }},", list.join(", "));
+        let _ = writeln!(
+            transforms,
+            "  {{ type = \"drop\", columns = [{}] }},",
+            list.join(", ")
+        );
     }
     let mut head = String::new();
     if !not_null.is_empty() {
         let list: Vec<String> = not_null.iter().map(|col| q(&col.name)).collect();
         let _ = writeln!(head, "  # no NULL in {seen}");
-        let _ = writeln!(head, "  {{ type = \"not_null\", columns = [{}] }},", list.join(", "));
+        let _ = writeln!(
+            head,
+            "  {{ type = \"not_null\", columns = [{}] }},",
+            list.join(", ")
+        );
     }
     let checks = head + &checks;
 
     let mut out = String::new();
-    let _ = writeln!(out, "# Suggested by `ferry profile` from {seen} of `{}`.", c(&p.stream));
-    let _ = writeln!(out, "# Review it, then merge these keys into the stream's [[streams]] entry.");
+    let _ = writeln!(
+        out,
+        "# Suggested by `ferry profile` from {seen} of `{}`.",
+        c(&p.stream)
+    );
+    let _ = writeln!(
+        out,
+        "# Review it, then merge these keys into the stream's [[streams]] entry."
+    );
     if transforms.contains("hash_key") {
-        let _ = writeln!(out, "# `hash` needs a key in the vault: ferry keys generate hash");
+        let _ = writeln!(
+            out,
+            "# `hash` needs a key in the vault: ferry keys generate hash"
+        );
     }
     if transforms.contains("field_key") {
-        let _ = writeln!(out, "# `encrypt` needs a key in the vault: ferry keys generate field");
+        let _ = writeln!(
+            out,
+            "# `encrypt` needs a key in the vault: ferry keys generate field"
+        );
     }
     let _ = writeln!(out, "[[streams]]");
     let _ = writeln!(out, "name = {}", q(&p.stream));
@@ -148,9 +175,14 @@ fn column_checks(col: &ColumnProfile, seen: &str, complete: bool, out: &mut Stri
     // a key candidate: every row has a value and no two share one (not numbers with
     // fractions, nor timestamps: distinct by chance, not by design)
     let keyable = col.r#type == "int64" || col.r#type == "string";
-    if keyable && col.nulls == 0 && col.distinct_exact && col.distinct == col.rows && col.rows >= 2 {
+    if keyable && col.nulls == 0 && col.distinct_exact && col.distinct == col.rows && col.rows >= 2
+    {
         if complete {
-            let _ = writeln!(out, "  # {who}: {} distinct values in {seen}", group(col.distinct));
+            let _ = writeln!(
+                out,
+                "  # {who}: {} distinct values in {seen}",
+                group(col.distinct)
+            );
             let _ = writeln!(out, "  {{ type = \"unique\", columns = [{name}] }},");
         } else {
             let _ = writeln!(out, "  # {who}: {} distinct values in {seen}; a key candidate: confirm with `ferry profile --full`, then uncomment", group(col.distinct));
@@ -164,7 +196,11 @@ fn column_checks(col: &ColumnProfile, seen: &str, complete: bool, out: &mut Stri
             all.sort();
             let list: Vec<String> = all.iter().map(|v| q(v)).collect();
             let _ = writeln!(out, "  # {who}: {} distinct values in {seen}", all.len());
-            let _ = writeln!(out, "  {{ type = \"allowed\", column = {name}, values = [{}] }},", list.join(", "));
+            let _ = writeln!(
+                out,
+                "  {{ type = \"allowed\", column = {name}, values = [{}] }},",
+                list.join(", ")
+            );
             return;
         }
     }
@@ -174,15 +210,26 @@ fn column_checks(col: &ColumnProfile, seen: &str, complete: bool, out: &mut Stri
             col.max.as_deref().and_then(number),
         ) {
             let _ = writeln!(out, "  # {who}: from {lo} to {hi} in {seen}");
-            let _ = writeln!(out, "  {{ type = \"range\", column = {name}, min = {lo}, max = {hi} }},");
+            let _ = writeln!(
+                out,
+                "  {{ type = \"range\", column = {name}, min = {lo}, max = {hi} }},"
+            );
         }
         return;
     }
     if text && col.distinct > MAX_ALLOWED {
         if let Some(re) = col.one_shape.as_deref().and_then(shape_regex) {
             let shape = col.one_shape.as_deref().unwrap_or_default();
-            let _ = writeln!(out, "  # {who}: every value has the shape {} in {seen}", c(shape));
-            let _ = writeln!(out, "  {{ type = \"regex\", column = {name}, pattern = {} }},", q(&re));
+            let _ = writeln!(
+                out,
+                "  # {who}: every value has the shape {} in {seen}",
+                c(shape)
+            );
+            let _ = writeln!(
+                out,
+                "  {{ type = \"regex\", column = {name}, pattern = {} }},",
+                q(&re)
+            );
         }
     }
 }
