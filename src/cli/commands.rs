@@ -53,6 +53,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Replay { bundle } => super::bundle::replay(&bundle).await,
         Command::Check { config } => check(&config).await,
         Command::Discover { config, json } => discover(&config, json).await,
+        Command::Profile {
+            config,
+            streams,
+            sample,
+            full,
+            json,
+        } => super::profile::profile(&config, streams, sample, full, json).await,
         Command::Spec { connector } => spec(&connector),
         Command::Connectors => connectors(),
         Command::State { action } => state(action),

@@ -16,6 +16,7 @@ mod logging;
 mod output;
 mod plan;
 mod plan_deletes;
+mod profile;
 mod progress;
 mod receipt;
 mod scaffold;
@@ -100,6 +101,26 @@ pub enum Command {
         /// Config file.
         #[arg(short, long, default_value = "sync.toml")]
         config: PathBuf,
+    },
+    /// Profile the source's streams: per column its type, nulls, distinct values, min/max,
+    /// top values, lengths, shapes and the personal data it appears to hold, then the
+    /// checks and protections to paste into sync.toml (see docs/profile.md).
+    Profile {
+        /// Config file.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: PathBuf,
+        /// Only these streams (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        streams: Option<Vec<String>>,
+        /// Read the first N rows of each stream (default 10,000).
+        #[arg(long, value_name = "N", conflicts_with = "full")]
+        sample: Option<u64>,
+        /// Read every row.
+        #[arg(long)]
+        full: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// List the source's streams and their schemas.
     Discover {
