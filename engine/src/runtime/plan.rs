@@ -281,13 +281,7 @@ fn changes_refused(sc: &StreamConfig, mode: WriteMode, sink_deletes: bool) -> Op
     if mode != WriteMode::Upsert || sc.deletes.is_none() {
         Some(format!(
             "stream `{name}` reads the source's changes (cdc), which are applied by key: set \
-             mode = \"upsert\" and deletes = \"hard\" on the stream"
-        ))
-    } else if sc.deletes == Some(ferry_core::Deletes::Soft) {
-        // a key deleted, then inserted again, would stay marked
-        Some(format!(
-            "stream `{name}` reads the source's changes (cdc), which apply deletes = \"hard\" \
-             only for now; set deletes = \"hard\""
+             mode = \"upsert\" and deletes = \"hard\" (or \"soft\") on the stream"
         ))
     } else if !sink_deletes {
         Some(format!(

@@ -231,6 +231,7 @@ impl History {
             clear_keys: format!("DELETE FROM {}", d.qualified(keys)),
             // changes captured by key (CDC) are refused for history at plan time
             listed: Vec::new(),
+            revived: Vec::new(),
         }
     }
 

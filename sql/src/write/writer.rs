@@ -148,6 +148,31 @@ impl<L: Load> TableWriter<L> {
         self
     }
 
+    /// With soft deletes read by key: unmarks the rows of `batch`, just written, whose
+    /// key the source had deleted before (a key deleted, then inserted again, is back).
+    /// Their keys go through the keys table, emptied again (the next batch may hold the
+    /// same keys); the rows are committed first, as before a delete by key.
+    async fn revive(&mut self, batch: &RecordBatch) -> Result<()> {
+        let Some(d) = self.deleting.as_mut().filter(|d| d.by_key) else {
+            return Ok(());
+        };
+        if d.missing.revived.is_empty() {
+            return Ok(());
+        }
+        let table = &self.table;
+        let keys = keys_of(batch, &d.columns)?;
+        d.keys.write(&keys, 0).await.ctx("table", table)?;
+        d.keys.commit().await.ctx("table", table)?;
+        self.load.commit().await.ctx("table", table)?;
+        self.load
+            .apply(&d.missing.revived)
+            .await
+            .ctx("table", table)?;
+        let clear = [d.missing.clear_keys.clone()];
+        d.keys.apply(&clear).await.ctx("table", table)?;
+        Ok(())
+    }
+
     /// Drops the keys table (its loader gives up, which drops an overwrite's staging).
     async fn drop_keys(&mut self) -> Result<()> {
         match self.deleting.take() {
@@ -189,6 +214,7 @@ impl<L: Load> StreamWriter for TableWriter<L> {
                 .await
                 .ctx("table", &self.table)?;
         }
+        self.revive(&batch).await?;
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
