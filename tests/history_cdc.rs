@@ -16,6 +16,7 @@ use std::path::Path;
 use support::cli::{ferry, out_apart as text, sync_reported as sync};
 use support::db::{fresh, pg_url, MysqlDestination, PgDestination};
 use support::folder::with_config as folder;
+use support::items::{self, source};
 
 /// A version as read: id, name, n, valid from, valid to, current.
 type Read = (i64, String, i64, String, Option<String>, bool);
@@ -249,4 +250,79 @@ fn history_by_change_data_capture_is_refused_with_the_alternative() {
         assert!(said.contains(needle), "`{needle}` in: {said}");
     }
     assert!(!tmp.path().join("out.db").exists(), "nothing is written");
+}
+
+/// A source giving key 2 twice in one run: the run fails naming the stream, the key
+/// column and value (never another column's value) and what to do; the table keeps
+/// what the run before left.
+fn a_repeated_key_is_named(destination: &str, stream: &str, setting: &str, held: &dyn Fn() -> i64) {
+    let tmp = folder(&items::config(destination, stream));
+    let dir = tmp.path();
+    source(dir, &[(1, "a", 1), (2, "b", 2)]);
+    let (ok, _, out) = sync(dir, &[]);
+    assert!(ok, "first sync: {out}");
+    let before = held();
+    source(
+        dir,
+        &[
+            (1, "a", 1),
+            (2, "private-b", 2),
+            (3, "c", 3),
+            (2, "private-b2", 20),
+        ],
+    );
+    let (ok, rep, out) = sync(dir, &[]);
+    assert!(!ok, "a repeated key fails the run: {out}");
+    for needle in [
+        "items",
+        "key id = 2 twice in one run",
+        "again at row 4",
+        setting,
+        "primary_key",
+    ] {
+        assert!(out.contains(needle), "`{needle}` in: {out}");
+    }
+    assert!(
+        !out.contains("private-b") && !rep.to_string().contains("private-b"),
+        "another column's value is shown: {out}"
+    );
+    assert!(
+        !out.to_lowercase().contains("duplicate"),
+        "the database's own error leaks: {out}"
+    );
+    assert_eq!(held(), before, "the failed run changed the table");
+}
+
+#[test]
+fn a_repeated_key_under_history_into_sqlite() {
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join("out.db");
+    let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
+    let held = || -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+            .unwrap()
+    };
+    let stream = "mode = \"history\"\nprimary_key = [\"id\"]\n";
+    a_repeated_key_is_named(&section, stream, "mode = \"history\"", &held);
+}
+
+#[test]
+fn a_repeated_key_under_history_into_mysql() {
+    let dest = MysqlDestination::new("ferry_history_rep");
+    let held = || -> i64 { dest.query::<i64>("SELECT count(*) FROM items")[0] };
+    let stream = "mode = \"history\"\nprimary_key = [\"id\"]\n";
+    a_repeated_key_is_named(&dest.section, stream, "mode = \"history\"", &held);
+    dest.finish();
+}
+
+#[test]
+fn a_repeated_key_under_deletes_into_postgres() {
+    let dest = PgDestination::new("ferry_deletes_rep");
+    let held = || -> i64 {
+        dest.query("SELECT count(*) FROM {schema}.items WHERE _ferry_deleted_at IS NULL")[0].get(0)
+    };
+    let stream = "mode = \"upsert\"\nprimary_key = [\"id\"]\ndeletes = \"soft\"\n";
+    a_repeated_key_is_named(&dest.section, stream, "deletes = \"soft\"", &held);
+    dest.finish();
 }

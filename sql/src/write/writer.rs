@@ -11,6 +11,7 @@ use ferry_core::{
 use super::fit::mismatch;
 use super::history::{self, Applied};
 use super::missing::{keys_of, Missing};
+use super::repeated::Seen;
 
 /// The database's half of a stream writer.
 #[async_trait]
@@ -75,6 +76,9 @@ pub struct TableWriter<L> {
     rows: u64,
     deleting: Option<Deleting<L>>,
     versions: Option<Versions>,
+    /// The keys written in this run, where each key may come once (history, and
+    /// `deletes` after a complete read).
+    seen: Option<Seen>,
 }
 
 impl<L: Load> TableWriter<L> {
@@ -96,6 +100,7 @@ impl<L: Load> TableWriter<L> {
             rows: 0,
             deleting: None,
             versions: None,
+            seen: None,
         }
     }
 
@@ -108,6 +113,8 @@ impl<L: Load> TableWriter<L> {
             key: super::missing::key_columns(req),
             applied: None,
         });
+        let key = super::missing::key_columns(req);
+        self.seen = Some(Seen::new("mode = \"history\"", key));
         self
     }
 
@@ -145,6 +152,10 @@ impl<L: Load> TableWriter<L> {
             listed: None,
             by_key: false,
         });
+        if let (None, Some(d)) = (&self.seen, req.deletes) {
+            let key = super::missing::key_columns(req);
+            self.seen = Some(Seen::new(format!("deletes = \"{d}\""), key));
+        }
         self
     }
 
@@ -198,6 +209,9 @@ impl<L: Load> StreamWriter for TableWriter<L> {
         if !fits {
             let m = "a batch does not have the schema the stream was opened with";
             return Err(mismatch(m.into(), &self.table));
+        }
+        if let Some(seen) = &mut self.seen {
+            seen.take(&batch, self.rows, &self.table)?;
         }
         let staged = match &self.versions {
             Some(v) => history::with_row_hash(&batch, &v.key)?,
@@ -270,6 +284,8 @@ impl<L: Load> StreamWriter for TableWriter<L> {
     fn deletes_by_key(&mut self) {
         if let Some(d) = &mut self.deleting {
             d.by_key = true;
+            // changes come by key: a key changes as often as the source changes it
+            self.seen = None;
         }
     }
 
