@@ -326,3 +326,43 @@ fn a_repeated_key_under_deletes_into_postgres() {
     a_repeated_key_is_named(&dest.section, stream, "deletes = \"soft\"", &held);
     dest.finish();
 }
+
+/// A history into a MariaDB table of 60 characters (its staging table's plain name would
+/// pass MySQL's 64): two runs with a change and a delete make the expected versions, and
+/// no helper table is left.
+#[test]
+fn a_history_of_a_long_table_name_into_mysql() {
+    let dest = MysqlDestination::new("ferry_history_long");
+    let table = format!("items_{}", "x".repeat(54));
+    assert_eq!(table.len(), 60);
+    let stream = format!(
+        "destination = \"{table}\"\nmode = \"history\"\nprimary_key = [\"id\"]\ndeletes = \"soft\"\n"
+    );
+    let tmp = folder(&items::config(&dest.section, &stream));
+    let dir = tmp.path();
+    source(dir, &[(1, "a", 1), (2, "b", 2), (3, "c", 3)]);
+    let (ok, rep, out) = sync(dir, &[]);
+    assert!(ok, "first sync: {out}");
+    assert_eq!(rep["outputs"][0]["rows"], 3, "{rep:#}");
+    source(dir, &[(1, "A", 1), (2, "b", 2)]);
+    let (ok, rep, out) = sync(dir, &[]);
+    assert!(ok, "second sync: {out}");
+    assert_eq!(rep["outputs"][0]["rows"], 1, "{rep:#}");
+    assert_eq!(rep["versions_closed"], 1, "{rep:#}");
+    assert_eq!(rep["rows_deleted"], 1, "{rep:#}");
+    let versions: Vec<(i64, String, i64)> = dest.query(&format!(
+        "SELECT id, name, _ferry_is_current + 0 FROM `{table}` ORDER BY id, _ferry_valid_from"
+    ));
+    let expected = [(1, "a", 0), (1, "A", 1), (2, "b", 1), (3, "c", 0)];
+    let expected: Vec<(i64, String, i64)> = expected
+        .iter()
+        .map(|(i, n, c)| (*i, n.to_string(), *c))
+        .collect();
+    assert_eq!(versions, expected);
+    let helpers: Vec<String> = dest.query(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME LIKE '\\_ferry\\_%' AND TABLE_NAME <> '_ferry_owner'",
+    );
+    assert!(helpers.is_empty(), "helper tables were left: {helpers:?}");
+    dest.finish();
+}
