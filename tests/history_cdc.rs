@@ -140,6 +140,14 @@ fn incremental_history_with_deletes(destination: &str, reading: Reading<'_>) {
         ),
         "{plan}"
     );
+    let history = plan
+        .lines()
+        .find(|l| l.trim_start().starts_with("history:"))
+        .unwrap_or_else(|| panic!("no history line: {plan}"));
+    assert!(
+        history.contains("compared against the 5 current versions by row hash"),
+        "{history}"
+    );
     run(dir, [1, 1, 1], "run 3");
     let expected: Vec<Version> = vec![
         (1, "a", 1, 1, Some(2), false),
