@@ -374,3 +374,36 @@ fn a_history_of_a_long_table_name_into_mysql() {
     assert!(helpers.is_empty(), "helper tables were left: {helpers:?}");
     dest.finish();
 }
+
+/// `ferry spec postgres` and a `ferry init` from PostgreSQL tell about history and cdc.
+#[test]
+fn spec_and_init_tell_about_history_and_cdc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = text(&ferry(tmp.path(), &["spec", "postgres"]));
+    for needle in ["\"cdc\"", "mode = \\\"history\\\"", "\\\"soft\\\""] {
+        assert!(spec.contains(needle), "`{needle}` in: {spec}");
+    }
+    let o = ferry(
+        tmp.path(),
+        &[
+            "init",
+            "acme",
+            "--source",
+            "postgres",
+            "--destination",
+            "sqlite",
+            "--dir",
+            "acme",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let toml = std::fs::read_to_string(tmp.path().join("acme/sync.toml")).unwrap();
+    for needle in [
+        "# cdc",
+        "# mode = \"upsert\"",
+        "| history",
+        "# incremental = true",
+    ] {
+        assert!(toml.contains(needle), "`{needle}` in:\n{toml}");
+    }
+}
