@@ -13,7 +13,7 @@ mod support;
 use std::path::Path;
 
 use support::cli::{ferry, out_apart as text};
-use support::db::{block, fresh, pg, pg_url};
+use support::db::{block, fresh, pg, pg_url, MysqlDestination, PgDestination};
 use support::folder::with_config as folder;
 use support::read;
 
@@ -212,15 +212,6 @@ fn cdc_needs_an_upsert_with_deletes() {
     let said = text(&o);
     assert!(said.contains("reads the source's changes (cdc)"), "{said}");
     assert!(said.contains("deletes"), "{said}");
-    // soft deletes: a key deleted and inserted again would stay marked, so not yet
-    let soft = src
-        .config("type = \"sqlite\"\npath = \"out.db\"")
-        .replace("deletes = \"hard\"", "deletes = \"soft\"");
-    std::fs::write(tmp.path().join("sync.toml"), soft).unwrap();
-    let o = ferry(tmp.path(), &["sync"]);
-    assert!(!o.status.success());
-    let said = text(&o);
-    assert!(said.contains("apply deletes = \"hard\" only"), "{said}");
     assert!(
         src.slots().is_empty(),
         "a refused run created a slot: {:?}",
@@ -349,4 +340,123 @@ fn killed_mid_stream_and_rerun_loses_and_duplicates_nothing() {
         "everything was read and committed: {rep:#}"
     );
     assert_eq!(held(), expected);
+}
+
+/// A destination row of `items`: id, name, n, whether `_ferry_deleted_at` is set.
+type Marked = (i64, Option<String>, i64, bool);
+
+/// `deletes = "soft"` read by key, one change per batch (`batch_size = 1`): three runs;
+/// the second's deletes mark their rows (the report and receipt count them) and a key
+/// changes twice; the third brings a marked key back (unmarked, with its new values),
+/// deletes a key and inserts it again, and marks another, leaving the row marked
+/// before as it was.
+fn soft_deletes_mark_by_key(destination: &str, held: &dyn Fn() -> Vec<Marked>) {
+    let src = Source::new("ferry_cdc_soft");
+    src.change("INSERT INTO items VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3), (4, 'd', 4)");
+    let config = src
+        .config(destination)
+        .replace("deletes = \"hard\"", "deletes = \"soft\"")
+        + "\n[run]\nbatch_size = 1\n";
+    let tmp = folder(&config);
+    let dir = tmp.path();
+    let (ok, rep, out) = sync(dir);
+    assert!(ok, "first sync: {out}");
+    assert_eq!(rep["rows_committed"], 4, "{rep:#}");
+    let row = |i: i64, name: &str, n: i64, marked: bool| (i, Some(name.to_string()), n, marked);
+    let first = vec![
+        row(1, "a", 1, false),
+        row(2, "b", 2, false),
+        row(3, "c", 3, false),
+        row(4, "d", 4, false),
+    ];
+    assert_eq!(held(), first);
+
+    src.change("DELETE FROM items WHERE id = 2");
+    src.change("UPDATE items SET name = 'A' WHERE id = 1");
+    src.change("UPDATE items SET n = 10 WHERE id = 1");
+    src.change("DELETE FROM items WHERE id = 4");
+    let (ok, rep, out) = sync(dir);
+    assert!(ok, "second sync: {out}");
+    assert_eq!(rep["rows_deleted"], 2, "{rep:#}");
+    let receipt = read::receipt_of_report(dir, "r.json");
+    assert_eq!(receipt["receipt"]["streams"][0]["rows_deleted"], 2);
+    let second = vec![
+        row(1, "A", 10, false),
+        row(2, "b", 2, true),
+        row(3, "c", 3, false),
+        row(4, "d", 4, true),
+    ];
+    assert_eq!(held(), second, "{out}");
+
+    // 4 comes back; 3 goes and comes back in this run; 5 arrives; 1 goes
+    src.change("INSERT INTO items VALUES (4, 'd again', 40)");
+    src.change("DELETE FROM items WHERE id = 3");
+    src.change("INSERT INTO items VALUES (3, 'c again', 30)");
+    src.change("INSERT INTO items VALUES (5, 'e', 5)");
+    src.change("DELETE FROM items WHERE id = 1");
+    let (ok, rep, out) = sync(dir);
+    assert!(ok, "third sync: {out}");
+    assert_eq!(rep["rows_deleted"], 2, "{rep:#}");
+    let third = vec![
+        row(1, "A", 10, true),
+        row(2, "b", 2, true),
+        row(3, "c again", 30, false),
+        row(4, "d again", 40, false),
+        row(5, "e", 5, false),
+    ];
+    assert_eq!(held(), third, "{out}");
+    // the rows not marked are the source's
+    let live: Vec<Row> = third
+        .iter()
+        .filter(|r| !r.3)
+        .map(|r| (r.0, r.1.clone(), r.2))
+        .collect();
+    assert_eq!(live, src.rows());
+}
+
+/// `SELECT id, name, n, marked` of `items`, in any of the three databases' SQL.
+const MARKED: &str =
+    "SELECT id, name, n, CASE WHEN _ferry_deleted_at IS NULL THEN 0 ELSE 1 END FROM ";
+
+#[test]
+fn cdc_soft_deletes_into_sqlite() {
+    let out = tempfile::tempdir().unwrap();
+    let db = out.path().join("out.db");
+    let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
+    let held = || {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = c.prepare(&format!("{MARKED}items ORDER BY id")).unwrap();
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? == 1))
+        });
+        rows.unwrap().map(|r| r.unwrap()).collect()
+    };
+    soft_deletes_mark_by_key(&section, &held);
+}
+
+#[test]
+fn cdc_soft_deletes_into_postgres() {
+    let dest = PgDestination::new("ferry_cdc_soft_out");
+    let held = || {
+        let rows = dest.query(&format!("{MARKED}{{schema}}.items ORDER BY id"));
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<_, i32>(3) == 1))
+            .collect()
+    };
+    soft_deletes_mark_by_key(&dest.section, &held);
+    dest.finish();
+}
+
+#[test]
+fn cdc_soft_deletes_into_mysql() {
+    let dest = MysqlDestination::new("ferry_cdc_soft_out");
+    let held = || {
+        let rows: Vec<(i64, Option<String>, i64, i64)> =
+            dest.query(&format!("{MARKED}items ORDER BY id"));
+        rows.into_iter()
+            .map(|(i, name, n, m)| (i, name, n, m == 1))
+            .collect()
+    };
+    soft_deletes_mark_by_key(&dest.section, &held);
+    dest.finish();
 }

@@ -15,6 +15,7 @@ pub mod missing;
 pub mod naming;
 pub mod owner;
 mod prepare;
+pub mod repeated;
 pub mod server;
 pub mod single;
 #[cfg(test)]

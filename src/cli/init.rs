@@ -342,6 +342,8 @@ const STREAMS_EXAMPLE: &str = "
 #                                  # marked in `_ferry_deleted_at` (\"soft\") or deleted (\"hard\");
 #                                  # with history, either closes the key's current version
 # cursor = \"updated_at\"          # read incrementally by this column
+# incremental = true             # with `cdc` on a PostgreSQL source: read the table's changes
+#                                  # (mode = \"upsert\" and deletes; not with history)
 # destination = \"crm_customers\"  # another name at the destination (default: the same)
 ";
 

@@ -93,6 +93,8 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
         );
         schema_lines(r);
         let rows_now = now.map(|n| format!("{} rows now", group(n)));
+        // a history's current versions, once known
+        let mut current = None;
         let effect = match (task.write.mode, r.exists) {
             (_, false) => format!("create {} and load it", task.write.stream),
             (WriteMode::Overwrite, true) => {
@@ -116,8 +118,11 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
                 rows_now.map(|n| format!(" ({n})")).unwrap_or_default()
             ),
             (WriteMode::History, true) => {
-                let current = sink.count_keys(&task.write.stream, None).await;
-                let versions = match (now, current.unwrap_or(None)) {
+                current = sink
+                    .count_keys(&task.write.stream, None)
+                    .await
+                    .unwrap_or(None);
+                let versions = match (now, current) {
                     (Some(n), Some(c)) => format!(" ({} versions, {} current)", group(n), group(c)),
                     _ => String::new(),
                 };
@@ -129,6 +134,9 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             }
         };
         println!("  write:       {effect}");
+        if task.write.mode == WriteMode::History && r.exists {
+            println!("  history:     {}", history_line(to_read.as_ref(), current));
+        }
         if task.write.deletes.is_some() {
             let (line, deleting) =
                 super::plan_deletes::line(source.as_ref(), sink.as_ref(), task, r.exists).await;
@@ -194,6 +202,24 @@ fn schema_lines(r: &Reconciled) {
     if let Some(why) = &r.decision.refusal {
         println!("    REFUSED: {why}");
     }
+}
+
+/// What a history run would compare: which rows changed is known only once they are
+/// read and hashed, so the plan says how many rows meet how many current versions.
+fn history_line(to_read: Option<&Estimate>, current: Option<u64>) -> String {
+    let rows = match to_read.map(|e| (e.rows, e.exact)) {
+        Some((Some(n), true)) => format!("{} rows", group(n)),
+        Some((Some(n), false)) => format!("~{} rows (an estimate)", group(n)),
+        _ => "the rows read".into(),
+    };
+    let against = match current {
+        Some(c) => format!("the {} current versions", group(c)),
+        None => "the current versions".into(),
+    };
+    format!(
+        "{rows} compared against {against} by row hash: a changed row closes 1 version and \
+         adds 1, a new key adds 1, an unchanged row writes nothing (known after the read)"
+    )
 }
 
 /// `1,234 rows to move` for a count, `~1,200 rows to move (an estimate) …` for a guess, never mixed up.

@@ -175,10 +175,12 @@ postgres_config! {
     #[serde(default)]
     pub exact_count: bool,
     /// Change data capture: streams read incrementally (`incremental = true`, written with
-    /// `mode = "upsert"` and `deletes`) read the table's inserts, updates and deletes from a
-    /// logical replication slot (`pgoutput`), in commit order, instead of a cursor column.
-    /// Needs `wal_level = logical` and a user with the REPLICATION attribute (or a
-    /// superuser), e.g. `{ slot_prefix = "ferry_crm" }` (default: none).
+    /// `mode = "upsert"` and `deletes = "hard"` or `"soft"`) read the table's inserts,
+    /// updates and deletes from a logical replication slot (`pgoutput`), in commit order,
+    /// instead of a cursor column; `mode = "history"` is refused with it (keep a history
+    /// with `incremental = false`). Needs `wal_level = logical` and a user with the
+    /// REPLICATION attribute (or a superuser), e.g. `{ slot_prefix = "ferry_crm" }`
+    /// (default: none).
     #[serde(default)]
     pub cdc: Option<CdcConfig>,
     }
@@ -257,7 +259,10 @@ pub struct ParallelRead {
 pub type PostgresQuery = ferry_sql::read::Query;
 
 postgres_config! {
-    /// Configuration of a `postgres` destination.
+    /// Configuration of a `postgres` destination. Streams are written with `mode =
+    /// "append"`, `"overwrite"`, `"upsert"` or `"history"` (every version of a keyed row,
+    /// SCD type 2: `_ferry_valid_from`, `_ferry_valid_to`, `_ferry_is_current`), and
+    /// `deletes = "hard" | "soft"` (soft: marked in `_ferry_deleted_at`).
     ///
     /// ```toml
     /// [destination]

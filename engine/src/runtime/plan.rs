@@ -278,16 +278,21 @@ impl Runtime {
 /// written as configured: its changes are applied by key, deletes included.
 fn changes_refused(sc: &StreamConfig, mode: WriteMode, sink_deletes: bool) -> Option<String> {
     let name = &sc.name;
-    if mode != WriteMode::Upsert || sc.deletes.is_none() {
+    if mode == WriteMode::History {
+        // a history compares whole rows against the current versions once per run; the
+        // changes come as many versions of a key, which it does not take yet
+        Some(format!(
+            "stream `{name}` has mode = \"history\" and reads the source's changes (cdc on \
+             the source, incremental = true on the stream), which Ferry does not combine yet: \
+             keep the history with incremental = false (each run compares the whole table \
+             with the current versions; deletes = \"soft\" closes the versions of keys that \
+             are gone) or a `cursor` on a source without cdc, or write the changes with \
+             mode = \"upsert\""
+        ))
+    } else if mode != WriteMode::Upsert || sc.deletes.is_none() {
         Some(format!(
             "stream `{name}` reads the source's changes (cdc), which are applied by key: set \
-             mode = \"upsert\" and deletes = \"hard\" on the stream"
-        ))
-    } else if sc.deletes == Some(ferry_core::Deletes::Soft) {
-        // a key deleted, then inserted again, would stay marked
-        Some(format!(
-            "stream `{name}` reads the source's changes (cdc), which apply deletes = \"hard\" \
-             only for now; set deletes = \"hard\""
+             mode = \"upsert\" and deletes = \"hard\" (or \"soft\") on the stream"
         ))
     } else if !sink_deletes {
         Some(format!(

@@ -23,6 +23,7 @@ use super::ddl::column_list;
 use super::dialect::{Dialect, Driver};
 use super::fit::mismatch;
 use super::missing::Missing;
+use super::naming::fnv1a;
 use super::prepare::Prepared;
 
 /// Prefix of the stream name a history's rows are staged under.
@@ -47,8 +48,34 @@ pub fn table_request(req: &WriteRequest) -> WriteRequest {
 /// like an overwrite of `_ferry_history_<table>` and never swapped in.
 pub fn staging_request(req: &WriteRequest, table: &str) -> WriteRequest {
     let hash = [FerryType::String.field(ROW_HASH, false)];
-    let stream = format!("{STAGED_PREFIX}{table}");
-    derived(req, stream, WriteMode::Overwrite, hash, &req.primary_key())
+    derived(
+        req,
+        staged_name(table),
+        WriteMode::Overwrite,
+        hash,
+        &req.primary_key(),
+    )
+}
+
+/// Longest name every destination takes (PostgreSQL's 63 bytes; MySQL's 64 characters).
+const MAX_NAME: usize = 63;
+
+/// `_ferry_history_<table>`; when that is longer than [`MAX_NAME`] bytes,
+/// `_ferry_history_<hash of table>_<start of table>`, as long as fits: the same table
+/// always gets the same name, and two long names differ by their hash.
+fn staged_name(table: &str) -> String {
+    let plain = format!("{STAGED_PREFIX}{table}");
+    if plain.len() <= MAX_NAME {
+        return plain;
+    }
+    let mut name = format!("{STAGED_PREFIX}{:012x}_", fnv1a(table) & 0xffff_ffff_ffff);
+    for c in table.chars() {
+        if name.len() + c.len_utf8() > MAX_NAME {
+            break;
+        }
+        name.push(c);
+    }
+    name
 }
 
 /// A request for `stream` in `mode`: `req`'s columns and `extra`, keyed by `key`.
@@ -231,6 +258,7 @@ impl History {
             clear_keys: format!("DELETE FROM {}", d.qualified(keys)),
             // changes captured by key (CDC) are refused for history at plan time
             listed: Vec::new(),
+            revived: Vec::new(),
         }
     }
 
@@ -327,6 +355,21 @@ mod tests {
             gone.ends_with(r#"WHERE "_ferry_is_current" = TRUE AND NOT EXISTS (SELECT 1 FROM "k" WHERE "k"."id" = "t"."ID")"#),
             "{gone}"
         );
+    }
+
+    #[test]
+    fn staging_names_of_long_tables_fit_and_stay_apart() {
+        assert_eq!(staged_name("orders"), "_ferry_history_orders");
+        let long = format!("{}_a", "é".repeat(30));
+        let other = format!("{}_b", "é".repeat(30));
+        let name = staged_name(&long);
+        assert!(name.len() <= MAX_NAME, "{name}");
+        assert!(
+            name.starts_with(STAGED_PREFIX) && name.contains("_éé"),
+            "{name}"
+        );
+        assert_eq!(name, staged_name(&long), "the same name every run");
+        assert_ne!(name, staged_name(&other));
     }
 
     #[test]

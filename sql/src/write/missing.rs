@@ -57,6 +57,9 @@ pub struct Missing {
     /// Deletes or marks the rows whose key is staged: keys the source deleted
     /// ([`super::listed`]).
     pub listed: Vec<String>,
+    /// With soft deletes read by key (CDC): unmarks the rows whose key is staged, the
+    /// keys written since the last deletes (a key deleted, then inserted again, is back).
+    pub revived: Vec<String>,
 }
 
 /// The [`Missing`] of `table` (the database's spelling), whose `key` columns (as the
@@ -79,17 +82,22 @@ pub fn missing<D: Dialect + ?Sized>(
     let gone = format!("NOT {staged}");
     let mark = d.quote(DELETED_AT);
     let stamp = d.timestamp(started);
-    let statements = match deletes {
-        Deletes::Hard => vec![format!("DELETE FROM {t} WHERE {gone}")],
-        Deletes::Soft => vec![
-            format!("UPDATE {t} SET {mark} = NULL WHERE {mark} IS NOT NULL AND NOT {gone}"),
-            format!("UPDATE {t} SET {mark} = {stamp} WHERE {mark} IS NULL AND {gone}"),
-        ],
+    let revive = format!("UPDATE {t} SET {mark} = NULL WHERE {mark} IS NOT NULL AND {staged}");
+    let (statements, revived) = match deletes {
+        Deletes::Hard => (vec![format!("DELETE FROM {t} WHERE {gone}")], Vec::new()),
+        Deletes::Soft => (
+            vec![
+                revive.clone(),
+                format!("UPDATE {t} SET {mark} = {stamp} WHERE {mark} IS NULL AND {gone}"),
+            ],
+            vec![revive],
+        ),
     };
     Missing {
         statements,
         clear_keys: format!("DELETE FROM {k}"),
         listed: super::listed::listed(&t, &staged, &mark, &stamp, deletes),
+        revived,
     }
 }
 

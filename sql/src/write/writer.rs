@@ -11,6 +11,7 @@ use ferry_core::{
 use super::fit::mismatch;
 use super::history::{self, Applied};
 use super::missing::{keys_of, Missing};
+use super::repeated::Seen;
 
 /// The database's half of a stream writer.
 #[async_trait]
@@ -75,6 +76,9 @@ pub struct TableWriter<L> {
     rows: u64,
     deleting: Option<Deleting<L>>,
     versions: Option<Versions>,
+    /// The keys written in this run, where each key may come once (history, and
+    /// `deletes` after a complete read).
+    seen: Option<Seen>,
 }
 
 impl<L: Load> TableWriter<L> {
@@ -96,6 +100,7 @@ impl<L: Load> TableWriter<L> {
             rows: 0,
             deleting: None,
             versions: None,
+            seen: None,
         }
     }
 
@@ -108,6 +113,8 @@ impl<L: Load> TableWriter<L> {
             key: super::missing::key_columns(req),
             applied: None,
         });
+        let key = super::missing::key_columns(req);
+        self.seen = Some(Seen::new("mode = \"history\"", key));
         self
     }
 
@@ -145,7 +152,36 @@ impl<L: Load> TableWriter<L> {
             listed: None,
             by_key: false,
         });
+        if let (None, Some(d)) = (&self.seen, req.deletes) {
+            let key = super::missing::key_columns(req);
+            self.seen = Some(Seen::new(format!("deletes = \"{d}\""), key));
+        }
         self
+    }
+
+    /// With soft deletes read by key: unmarks the rows of `batch`, just written, whose
+    /// key the source had deleted before (a key deleted, then inserted again, is back).
+    /// Their keys go through the keys table, emptied again (the next batch may hold the
+    /// same keys); the rows are committed first, as before a delete by key.
+    async fn revive(&mut self, batch: &RecordBatch) -> Result<()> {
+        let Some(d) = self.deleting.as_mut().filter(|d| d.by_key) else {
+            return Ok(());
+        };
+        if d.missing.revived.is_empty() {
+            return Ok(());
+        }
+        let table = &self.table;
+        let keys = keys_of(batch, &d.columns)?;
+        d.keys.write(&keys, 0).await.ctx("table", table)?;
+        d.keys.commit().await.ctx("table", table)?;
+        self.load.commit().await.ctx("table", table)?;
+        self.load
+            .apply(&d.missing.revived)
+            .await
+            .ctx("table", table)?;
+        let clear = [d.missing.clear_keys.clone()];
+        d.keys.apply(&clear).await.ctx("table", table)?;
+        Ok(())
     }
 
     /// Drops the keys table (its loader gives up, which drops an overwrite's staging).
@@ -174,6 +210,9 @@ impl<L: Load> StreamWriter for TableWriter<L> {
             let m = "a batch does not have the schema the stream was opened with";
             return Err(mismatch(m.into(), &self.table));
         }
+        if let Some(seen) = &mut self.seen {
+            seen.take(&batch, self.rows, &self.table)?;
+        }
         let staged = match &self.versions {
             Some(v) => history::with_row_hash(&batch, &v.key)?,
             None => batch.clone(),
@@ -189,6 +228,7 @@ impl<L: Load> StreamWriter for TableWriter<L> {
                 .await
                 .ctx("table", &self.table)?;
         }
+        self.revive(&batch).await?;
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
@@ -244,6 +284,8 @@ impl<L: Load> StreamWriter for TableWriter<L> {
     fn deletes_by_key(&mut self) {
         if let Some(d) = &mut self.deleting {
             d.by_key = true;
+            // changes come by key: a key changes as often as the source changes it
+            self.seen = None;
         }
     }
 
