@@ -90,13 +90,31 @@ impl schemars::JsonSchema for Secret {
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        let clear_text = !raw.contains("${");
+        let clear_text = !raw.contains("${") && !is_password_free_database_url(&raw);
         let value = resolve(&raw).map_err(serde::de::Error::custom)?;
         if clear_text && !raw.is_empty() {
             CONTEXT.with(|c| c.borrow_mut().clear_text.push(SecretString::from(raw)));
         }
         Ok(Secret::new(value))
     }
+}
+
+/// A database URL with no password in it (`postgres://ferry@db:5432/app`): a connection
+/// field that is a secret only when it holds one, so it is not reported as one in clear text.
+/// Only database schemes: other URLs (webhooks) carry tokens in their paths.
+fn is_password_free_database_url(raw: &str) -> bool {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return false;
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !["postgres", "postgresql", "mysql", "mariadb"].contains(&scheme.as_str()) {
+        return false;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let userinfo_has_password = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    !userinfo_has_password && !rest.to_ascii_lowercase().contains("password=")
 }
 
 /// Looks up `${secret:NAME}` references; the vault implements it.
@@ -234,6 +252,32 @@ mod tests {
     fn a_secret_file_is_read_only_up_to_a_bound() {
         let e = read_secret_file(std::path::Path::new("/dev/zero")).unwrap_err();
         assert!(e.to_string().contains("larger than"), "{e}");
+    }
+
+    #[test]
+    fn only_secrets_that_hold_one_are_reported_in_clear_text() {
+        let clear = |raw: &str| {
+            let (s, clear) = with_context(ResolveContext::default(), || {
+                serde_json::from_value::<Secret>(serde_json::json!(raw)).unwrap()
+            });
+            assert_eq!(s.expose(), raw);
+            !clear.is_empty()
+        };
+        for free in [
+            "postgres://ferry@127.0.0.1:5432/app",
+            "postgresql://db/app?sslmode=require",
+            "mysql://root@localhost/shop",
+        ] {
+            assert!(!clear(free), "{free} holds no password");
+        }
+        for held in [
+            "postgres://ferry:pw@127.0.0.1/app",
+            "postgresql://db/app?user=a&password=pw",
+            "https://hooks.example.com/services/T00/B00/token",
+            "plain-api-key",
+        ] {
+            assert!(clear(held), "{held} is a secret in clear text");
+        }
     }
 
     #[test]
