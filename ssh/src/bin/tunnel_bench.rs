@@ -73,8 +73,11 @@ fn main() {
         a.ciphers.as_deref().unwrap_or("with its default ciphers")
     );
     println!("Ferry negotiated: {}", sshd.ferry_methods());
-    let mut results: Vec<(&str, Vec<Figures>)> =
-        vec![("direct", vec![]), ("Ferry tunnel", vec![]), ("ssh -L", vec![])];
+    let mut results: Vec<(&str, Vec<Figures>)> = vec![
+        ("direct", vec![]),
+        ("Ferry tunnel", vec![]),
+        ("ssh -L", vec![]),
+    ];
     let mut openssh_cipher = String::new();
     for round in 1..=a.rounds {
         let direct = measure(source.port, a.mib, None);
@@ -396,7 +399,14 @@ impl Sshd {
         let port = free_port();
         let log = std::fs::File::create(self.dir.join("ssh.log")).expect("ssh.log");
         let mut child = Command::new("ssh")
-            .args(["-v", "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes"])
+            .args([
+                "-v",
+                "-N",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ExitOnForwardFailure=yes",
+            ])
             .args(["-o", "StrictHostKeyChecking=yes"])
             .arg("-o")
             .arg(format!(
