@@ -142,10 +142,6 @@ impl Sink for MysqlSink {
     // abort rolls the writer's open transaction back and drops an overwrite's staging table
     ferry_sql::table_sink!();
 
-    fn deletes(&self) -> bool {
-        true
-    }
-
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
         let s = &*self.settings;
         let mut conn = core::connect(s).await?;
@@ -247,13 +243,8 @@ struct My<'a> {
 impl Dialect for My<'_> {
     type Type = ColumnInfo;
 
-    fn system(&self) -> &'static str {
-        "MySQL"
-    }
-
-    fn names(&self) -> NameMatch {
-        NameMatch::Caseless
-    }
+    const SYSTEM: &'static str = "MySQL";
+    const NAMES: NameMatch = NameMatch::Caseless;
 
     fn quote(&self, name: &str) -> String {
         quote(name)

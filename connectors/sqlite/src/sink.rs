@@ -205,10 +205,6 @@ impl Sink for SqliteSink {
     // trial one stream at a time, so no other stream's commit makes them durable first)
     ferry_sql::table_sink!();
 
-    fn deletes(&self) -> bool {
-        true
-    }
-
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
         let stream = stream.to_string();
         self.inspect(move |d| {
@@ -382,13 +378,8 @@ impl Dialect for Ddl<'_> {
     /// The declared type.
     type Type = String;
 
-    fn system(&self) -> &'static str {
-        "SQLite"
-    }
-
-    fn names(&self) -> NameMatch {
-        NameMatch::AsciiCaseless
-    }
+    const SYSTEM: &'static str = "SQLite";
+    const NAMES: NameMatch = NameMatch::AsciiCaseless;
 
     fn quote(&self, name: &str) -> String {
         quote(name)
