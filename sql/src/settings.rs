@@ -389,7 +389,7 @@ pub fn assert_refused_quietly<T>(bad: &[&str], secret: &str, parse: impl Fn(&str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::{ConfigNode, ErrorKind};
+    use ferry_core::ConfigNode;
 
     const DEMO: Product = Product {
         name: "Demo",
