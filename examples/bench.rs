@@ -93,10 +93,9 @@ fn args() -> Args {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    if support::step_if_asked().await {
+    let Some(a) = support::args_unless_step(args).await else {
         return;
-    }
-    let a = args();
+    };
     let dir = support::folder(&a.dir);
     println!("Ferry benchmark, folder {}", dir.display());
     println!("{}", support::machine());

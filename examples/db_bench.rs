@@ -138,10 +138,9 @@ fn line(what: &str, s: &Step, bytes: u64, baseline: Option<&Step>) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    if support::step_if_asked().await {
+    let Some(a) = support::args_unless_step(args).await else {
         return;
-    }
-    let a = args();
+    };
     let dir = support::work_dir("Ferry vs psql", a.rows, &a.dir);
     let pg = &a.pg;
 

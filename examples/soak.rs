@@ -172,10 +172,9 @@ fn verdict(samples: &[Sample]) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    if support::step_if_asked().await {
+    let Some(a) = support::args_unless_step(args).await else {
         return;
-    }
-    let a = args();
+    };
     let dir = support::folder(&a.dir);
     println!(
         "Ferry soak: {} rows of 8 columns (generate preset `bench`), folder {}, a sample every {} s",

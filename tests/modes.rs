@@ -64,6 +64,67 @@ mode = "overwrite"
 
 const STREAMS: [&str; 4] = ["plain", "keyed", "merged", "replaced"];
 
+/// A folder whose config writes the four streams of [`generate`] to `destination` (the
+/// lines of a `[destination]` section), in `ways`.
+fn four_ways_to(destination: &str, ways: &str) -> tempfile::TempDir {
+    folder(&format!(
+        "{}\n[destination]\n{destination}\n{ways}",
+        generate()
+    ))
+}
+
+/// The number of ids and of distinct ids in JSON Lines `bodies`.
+fn jsonl_ids<'a>(bodies: impl IntoIterator<Item = &'a str>) -> (u64, u64) {
+    let ids: Vec<i64> = bodies
+        .into_iter()
+        .flat_map(str::lines)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    (ids.len() as u64, distinct.len() as u64)
+}
+
+/// [`trial_sync_trial`] of the four ways of [`FOUR_WAYS`] into `destination` (the lines
+/// of a `[destination]` section).
+fn four_ways_trial(destination: &str, count: &dyn Fn(&str) -> (u64, u64)) {
+    trial_sync_trial(four_ways_to(destination, FOUR_WAYS).path(), count);
+}
+
+/// The number of rows and distinct ids in table `s` of PostgreSQL schema `schema` (none
+/// when there is no such table).
+fn pg_ids(schema: &str, s: &str) -> (u64, u64) {
+    block(async {
+        let c = pg().await;
+        match c
+            .query_one(
+                &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM \"{schema}\".\"{s}\""),
+                &[],
+            )
+            .await
+        {
+            Ok(r) => (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64),
+            Err(_) => (0, 0),
+        }
+    })
+}
+
+/// The number of rows and distinct ids in table `s` of MySQL database `db` (none when
+/// there is no such table).
+fn mysql_ids(db: &str, s: &str) -> (u64, u64) {
+    block(async {
+        let mut m = mysql(&mysql_url_for(db)).await;
+        let r: Result<Option<(u64, u64)>, _> = m
+            .query_first(format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM `{s}`"))
+            .await;
+        let _ = m.disconnect().await;
+        r.ok().flatten().unwrap_or((0, 0))
+    })
+}
+
 /// Trial, sync, trial: after each step every stream holds what `expect` says (`None`:
 /// no rows, the table may or may not be there), read by `count`.
 fn trial_sync_trial(dir: &Path, count: &dyn Fn(&str) -> (u64, u64)) {
@@ -137,10 +198,7 @@ fn overwrite_with_an_incremental_read_is_refused() {
 
 #[test]
 fn trial_then_sync_sqlite() {
-    let tmp = folder(&format!(
-        "{}\n[destination]\ntype = \"sqlite\"\npath = \"out.db\"\n{FOUR_WAYS}",
-        generate()
-    ));
+    let tmp = four_ways_to("type = \"sqlite\"\npath = \"out.db\"", FOUR_WAYS);
     let db = tmp.path().join("out.db");
     trial_sync_trial(tmp.path(), &|s| {
         let Ok(conn) = rusqlite::Connection::open(&db) else {
@@ -233,27 +291,15 @@ fn a_trial_says_it_kept_nothing_and_skips_the_destination_count() {
 
 #[test]
 fn trial_then_sync_file() {
-    let tmp = folder(&format!(
-        "{}\n[destination]\ntype = \"file\"\npath = \"out\"\nformat = \"jsonl\"\n{}",
-        generate(),
+    let tmp = four_ways_to(
+        "type = \"file\"\npath = \"out\"\nformat = \"jsonl\"",
         // a file is appended or overwritten (upsert is not offered)
-        FOUR_WAYS.replace("mode = \"upsert\"", "mode = \"append\"")
-    ));
+        &FOUR_WAYS.replace("mode = \"upsert\"", "mode = \"append\""),
+    );
     let out = tmp.path().join("out");
     trial_sync_trial(tmp.path(), &|s| {
-        let Ok(body) = std::fs::read_to_string(out.join(format!("{s}.jsonl"))) else {
-            return (0, 0);
-        };
-        let ids: Vec<i64> = body
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect();
-        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
-        (ids.len() as u64, distinct.len() as u64)
+        let body = std::fs::read_to_string(out.join(format!("{s}.jsonl"))).unwrap_or_default();
+        jsonl_ids([body.as_str()])
     });
     // nothing half-written or temporary stays beside the files (the real sync's checksum
     // file for the client is expected)
@@ -273,26 +319,17 @@ fn trial_then_sync_file() {
 #[test]
 fn trial_then_sync_s3() {
     let server = s3::Server::start(&["trial"]);
-    let tmp = folder(&format!(
-        "{}\n[destination]\ntype = \"s3\"\n{}format = \"jsonl\"\n{}",
-        generate(),
-        server.toml("trial"),
-        FOUR_WAYS.replace("mode = \"upsert\"", "mode = \"append\"")
-    ));
+    let tmp = four_ways_to(
+        &format!("type = \"s3\"\n{}format = \"jsonl\"", server.toml("trial")),
+        &FOUR_WAYS.replace("mode = \"upsert\"", "mode = \"append\""),
+    );
     trial_sync_trial(tmp.path(), &|s| {
-        let mut ids = Vec::new();
-        for key in server.keys("trial", &format!("{s}/")) {
-            let body = String::from_utf8(server.get("trial", &key)).unwrap();
-            for l in body.lines() {
-                ids.push(
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                        .as_i64()
-                        .unwrap(),
-                );
-            }
-        }
-        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
-        (ids.len() as u64, distinct.len() as u64)
+        let bodies: Vec<String> = server
+            .keys("trial", &format!("{s}/"))
+            .iter()
+            .map(|key| String::from_utf8(server.get("trial", key)).unwrap())
+            .collect();
+        jsonl_ids(bodies.iter().map(String::as_str))
     });
     assert!(
         server.open_upload_files().is_empty(),
@@ -303,51 +340,14 @@ fn trial_then_sync_s3() {
 #[test]
 fn trial_then_sync_postgres() {
     let dest = PgDestination::new("ferry_trial");
-    let schema = &dest.schema;
-    let tmp = folder(&format!(
-        "{}\n[destination]\n{}\n{FOUR_WAYS}",
-        generate(),
-        dest.section
-    ));
-    let count = |s: &str| -> (u64, u64) {
-        block(async {
-            let c = pg().await;
-            match c
-                .query_one(
-                    &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM \"{schema}\".\"{s}\""),
-                    &[],
-                )
-                .await
-            {
-                Ok(r) => (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64),
-                Err(_) => (0, 0),
-            }
-        })
-    };
-    trial_sync_trial(tmp.path(), &count);
+    four_ways_trial(&dest.section, &|s| pg_ids(&dest.schema, s));
     dest.finish();
 }
 
 #[test]
 fn trial_then_sync_mysql() {
     let dest = MysqlDestination::new("ferry_trial");
-    let db = &dest.db;
-    let tmp = folder(&format!(
-        "{}\n[destination]\n{}\n{FOUR_WAYS}",
-        generate(),
-        dest.section
-    ));
-    let count = |s: &str| -> (u64, u64) {
-        block(async {
-            let mut m = mysql(&mysql_url_for(db)).await;
-            let r: Result<Option<(u64, u64)>, _> = m
-                .query_first(format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM `{s}`"))
-                .await;
-            let _ = m.disconnect().await;
-            r.ok().flatten().unwrap_or((0, 0))
-        })
-    };
-    trial_sync_trial(tmp.path(), &count);
+    four_ways_trial(&dest.section, &|s| mysql_ids(&dest.db, s));
     dest.finish();
 }
 

@@ -19,6 +19,7 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod suggest;
+pub mod typed;
 pub mod types;
 pub mod values;
 pub mod vault;

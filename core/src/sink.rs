@@ -163,6 +163,16 @@ pub struct WriteSummary {
     pub outputs: Vec<Output>,
 }
 
+impl WriteSummary {
+    /// The summary of a writer that produced one output: its rows are all the writer's.
+    pub fn of(output: Output) -> WriteSummary {
+        WriteSummary {
+            rows: output.rows,
+            outputs: vec![output],
+        }
+    }
+}
+
 /// Writes one stream's batches.
 #[async_trait]
 pub trait StreamWriter: Send {

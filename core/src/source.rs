@@ -215,22 +215,28 @@ pub trait Source: Send + Sync {
     async fn read(&self, request: ReadRequest) -> Result<MessageStream>;
 
     /// Every key of `stream`: batches of its `key` columns only, for `deletes` on a stream
-    /// read incrementally (an incremental read sees only changed rows). The default: not
-    /// offered (see [`Source::reads_keys`]), and such a stream is refused before a row is
-    /// read.
+    /// read incrementally (an incremental read sees only changed rows). The default, where
+    /// [`Source::reads_keys`] offers it: the key columns of a full read (every column is
+    /// read). Where it is not offered, such a stream is refused before a row is read.
     async fn read_keys(
         &self,
         stream: &str,
-        _key: &[String],
-        _batch_size: usize,
+        key: &[String],
+        batch_size: usize,
     ) -> Result<MessageStream> {
-        Err(crate::Error::new(
-            crate::ErrorKind::Unsupported,
-            format!("the source cannot list the keys of stream `{stream}`"),
-        ))
+        if !self.reads_keys() {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Unsupported,
+                format!("the source cannot list the keys of stream `{stream}`"),
+            ));
+        }
+        let mut request = ReadRequest::full(stream);
+        request.batch_size = batch_size;
+        let all = self.read(request).await?;
+        Ok(keys_only(all, key))
     }
 
-    /// Whether [`Source::read_keys`] is offered.
+    /// Whether [`Source::read_keys`] is offered (by default, through a full read).
     fn reads_keys(&self) -> bool {
         false
     }

@@ -137,14 +137,7 @@ fn same(a: &Path, b: &Path) -> bool {
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]).unwrap() {
-            0 => break,
-            k => n += k,
-        }
-    }
-    n
+    ferry_formats::fill::read_up_to(r, buf).unwrap()
 }
 
 /// Whether the age CLI decrypted `sealed` into `out` with the identity in `key_file`.

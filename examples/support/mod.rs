@@ -349,9 +349,18 @@ impl Observer for Progress {
     }
 }
 
-/// If this process was started as a step (`--step <config> real|counting [--progress]`),
-/// runs it and returns true: the example's `main` then returns.
-pub async fn step_if_asked() -> bool {
+/// The example's command line, read by `args`; or `None` when this process was started
+/// as a step (`--step <config> real|counting [--progress]`), which then ran here: the
+/// example's `main` returns.
+pub async fn args_unless_step<A>(args: impl FnOnce() -> A) -> Option<A> {
+    if step_if_asked().await {
+        return None;
+    }
+    Some(args())
+}
+
+/// If this process was started as a step, runs it and returns true.
+async fn step_if_asked() -> bool {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) != Some("--step") {
         return false;

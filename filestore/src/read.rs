@@ -21,7 +21,7 @@ use crate::input::{Failure, Input};
 use crate::mark::{order, Listed, Mark};
 use crate::pick::listing;
 use crate::store::{Listing, Store, Stream};
-use crate::unpack::{entries, entry_name, entry_reader};
+use crate::unpack::{entries, entry_name, entry_reader, Archive};
 
 /// What the reading thread needs.
 pub(crate) struct Job<S: Store> {
@@ -190,27 +190,27 @@ impl<S: Store> Job<S> {
         let (name, location) = (file.name(), store.location(file));
         let (ids, pgp) = (self.identities.clone(), self.pgp.clone());
         let mut stopped = false;
-        let read = entries(
-            &*store,
+        let archive = Archive {
+            store: &*store,
             file,
             codec,
-            &stream.spec,
-            ids.as_deref(),
-            pgp.as_deref(),
-            &mut |entry, data, breach| {
-                let shown = entry_name(name, entry);
-                let reader = entry_reader(&stream.spec, entry, &shown, data, self.schema.clone())?;
-                let reader = reader.with_batch_size(self.batch_size);
-                let at = entry_name(&location, entry);
-                match self.pump(tx, reader, file, &at, &|e| breach.explain(e)) {
-                    Ok(()) => Ok(Flow::Next),
-                    Err(Stop) => {
-                        stopped = true;
-                        Ok(Flow::Stop)
-                    }
+            spec: &stream.spec,
+            identities: ids.as_deref(),
+            pgp: pgp.as_deref(),
+        };
+        let read = entries(&archive, &mut |entry, data, breach| {
+            let shown = entry_name(name, entry);
+            let reader = entry_reader(&stream.spec, entry, &shown, data, self.schema.clone())?;
+            let reader = reader.with_batch_size(self.batch_size);
+            let at = entry_name(&location, entry);
+            match self.pump(tx, reader, file, &at, &|e| breach.explain(e)) {
+                Ok(()) => Ok(Flow::Next),
+                Err(Stop) => {
+                    stopped = true;
+                    Ok(Flow::Stop)
                 }
-            },
-        );
+            }
+        });
         match read {
             Err(e) => Err(self.fail(tx, e.with(S::NOUN, name))),
             Ok(()) if stopped => Err(Stop),

@@ -32,7 +32,7 @@ use crate::pick::first;
 use crate::read::Job;
 use crate::sheets::expand;
 use crate::store::{Store, Stream};
-use crate::unpack::infer_archive;
+use crate::unpack::{infer_archive, Archive};
 
 /// Messages buffered between a reading thread and the runtime: memory stays at a few
 /// batches whatever the file size.
@@ -175,8 +175,15 @@ fn infer_schema<S: Store>(
             overrides: spec.columns.clone(),
         };
         if codec.archive.is_some() {
-            return infer_archive(store, &first, &codec, spec, identities, pgp, &options)
-                .map_err(|e| e.with(S::NOUN, name));
+            let archive = Archive {
+                store,
+                file: &first,
+                codec: &codec,
+                spec,
+                identities,
+                pgp,
+            };
+            return infer_archive(&archive, &options).map_err(|e| e.with(S::NOUN, name));
         }
         if codec.format == Format::Parquet {
             let chunks = store.chunks(&first, &codec, identities)?;

@@ -57,17 +57,31 @@ fn entry_codec(spec: &StreamSpec, entry: &str, shown: &str) -> Result<Codec> {
     })
 }
 
-/// Calls `each` with every entry of the archive `file` that the stream takes, as a reader
-/// of its rows' bytes; a crossed limit is the error, naming the archive.
+/// An archive a stream reads: the file in its store, how it is stored, the stream's
+/// settings and the keys that decrypt it.
+pub(crate) struct Archive<'a, S: Store> {
+    pub store: &'a S,
+    pub file: &'a S::Entry,
+    pub codec: &'a Codec,
+    pub spec: &'a StreamSpec,
+    pub identities: Option<&'a Identities>,
+    pub pgp: Option<&'a Decryptor>,
+}
+
+/// Calls `each` with every entry of the archive that the stream takes, as a reader of its
+/// rows' bytes; a crossed limit is the error, naming the archive.
 pub(crate) fn entries<S: Store>(
-    store: &S,
-    file: &S::Entry,
-    codec: &Codec,
-    spec: &StreamSpec,
-    identities: Option<&Identities>,
-    pgp: Option<&Decryptor>,
+    a: &Archive<'_, S>,
     each: &mut dyn FnMut(&str, &mut dyn Read, &Breach) -> Result<Flow>,
 ) -> Result<()> {
+    let Archive {
+        store,
+        file,
+        codec,
+        spec,
+        identities,
+        pgp,
+    } = *a;
     let name = file.name();
     let Some(kind) = codec.archive else {
         return Err(Error::internal(format!("`{name}` is not an archive")));
@@ -155,30 +169,18 @@ pub(crate) fn infer_entry(
     .map_err(|e| e.with("file", shown))
 }
 
-/// The schema of the first entry the stream takes from the archive `file`.
+/// The schema of the first entry the stream takes from the archive.
 pub(crate) fn infer_archive<S: Store>(
-    store: &S,
-    file: &S::Entry,
-    codec: &Codec,
-    spec: &StreamSpec,
-    identities: Option<&Identities>,
-    pgp: Option<&Decryptor>,
+    a: &Archive<'_, S>,
     options: &InferOptions,
 ) -> Result<SchemaRef> {
+    let (file, spec) = (a.file, a.spec);
     let mut schema = None;
-    entries(
-        store,
-        file,
-        codec,
-        spec,
-        identities,
-        pgp,
-        &mut |entry, data, _| {
-            let shown = entry_name(file.name(), entry);
-            schema = Some(infer_entry(spec, entry, &shown, data, options)?);
-            Ok(Flow::Stop)
-        },
-    )?;
+    entries(a, &mut |entry, data, _| {
+        let shown = entry_name(file.name(), entry);
+        schema = Some(infer_entry(spec, entry, &shown, data, options)?);
+        Ok(Flow::Stop)
+    })?;
     schema.ok_or_else(|| {
         let which = spec.archive.inner.as_ref().map_or(
             "an extension Ferry reads (`.csv`, `.jsonl`, `.parquet`, `.xlsx` …)".to_string(),

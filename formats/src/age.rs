@@ -1053,14 +1053,7 @@ mod tests {
     }
 
     fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
-        let mut n = 0;
-        while n < buf.len() {
-            match r.read(&mut buf[n..]).unwrap() {
-                0 => break,
-                k => n += k,
-            }
-        }
-        n
+        crate::fill::read_up_to(r, buf).unwrap()
     }
 
     #[test]

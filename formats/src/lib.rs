@@ -10,5 +10,6 @@ pub mod archive;
 pub mod codec;
 pub mod digest;
 pub mod estimate;
+pub mod fill;
 mod keyfile;
 pub mod pgp;

@@ -17,17 +17,3 @@ pub use query::{
 pub use rules::{cursor_kinds, is_cursor_candidate, Cursors};
 pub use select::{field_index, read_sql, ReadCursor, QUERY_ALIAS};
 pub use stream::{catalog, listing, no_relation, stream_info, unique_names};
-
-/// A SQL source's [`ferry_core::Source::read_keys`]: a full read's key columns (every
-/// column is read; a keys-only `SELECT` is to come).
-pub async fn read_keys<S: ferry_core::Source + ?Sized>(
-    source: &S,
-    stream: &str,
-    key: &[String],
-    batch_size: usize,
-) -> ferry_core::Result<ferry_core::MessageStream> {
-    let mut request = ferry_core::ReadRequest::full(stream);
-    request.batch_size = batch_size;
-    let all = source.read(request).await?;
-    Ok(ferry_core::source::keys_only(all, key))
-}

@@ -156,6 +156,14 @@ struct Shared {
     live: LiveTasks,
 }
 
+/// Awaits `f`, failing the test (naming `what`) when it takes more than 60 s: a fault
+/// test that would hang fails instead of waiting for ever.
+pub async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not end within 60 s"))
+}
+
 /// A TCP proxy on `127.0.0.1:0` forwarding to one target, with faults switchable while
 /// it runs. Dropping it stops every task it started and closes every socket.
 pub struct FaultProxy {
@@ -517,6 +525,18 @@ mod tests {
         addr
     }
 
+    /// A proxy to an [`echo`] server, and a connection through it.
+    async fn echo_proxy() -> (FaultProxy, TcpStream) {
+        let proxy = FaultProxy::start(echo().await).await.unwrap();
+        let c = connect(&proxy).await;
+        (proxy, c)
+    }
+
+    /// A new connection through `proxy`.
+    async fn connect(proxy: &FaultProxy) -> TcpStream {
+        TcpStream::connect(proxy.addr()).await.unwrap()
+    }
+
     async fn roundtrip(s: &mut TcpStream, data: &[u8]) -> std::io::Result<Vec<u8>> {
         s.write_all(data).await?;
         let mut got = vec![0u8; data.len()];
@@ -532,8 +552,7 @@ mod tests {
 
     #[tokio::test]
     async fn forwards_and_counts() {
-        let proxy = FaultProxy::start(echo().await).await.unwrap();
-        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (proxy, mut c) = echo_proxy().await;
         assert_eq!(roundtrip(&mut c, b"hello").await.unwrap(), b"hello");
         proxy.set_latency(Duration::from_millis(20));
         assert_eq!(roundtrip(&mut c, b"again").await.unwrap(), b"again");
@@ -546,8 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn drop_after_cuts_once_then_passes() {
-        let proxy = FaultProxy::start(echo().await).await.unwrap();
-        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (proxy, mut c) = echo_proxy().await;
         proxy.drop_after(Direction::ToClient, 3);
         c.write_all(b"hello").await.unwrap();
         let mut got = Vec::new();
@@ -555,7 +573,7 @@ mod tests {
         assert_eq!(got, b"hel", "3 bytes pass, then the stream ends");
         assert_eq!(proxy.stats().cut, 1);
         // the cut was one-shot: a new connection works
-        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let mut c = connect(&proxy).await;
         assert_eq!(roundtrip(&mut c, b"ok").await.unwrap(), b"ok");
     }
 
@@ -600,8 +618,7 @@ mod tests {
 
     #[tokio::test]
     async fn reset_after_sends_a_reset() {
-        let proxy = FaultProxy::start(echo().await).await.unwrap();
-        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (proxy, mut c) = echo_proxy().await;
         proxy.reset_after(Direction::ToTarget, 0);
         c.write_all(b"x").await.unwrap();
         assert_eq!(
@@ -612,8 +629,7 @@ mod tests {
 
     #[tokio::test]
     async fn hang_after_forwards_then_holds() {
-        let proxy = FaultProxy::start(echo().await).await.unwrap();
-        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (proxy, mut c) = echo_proxy().await;
         proxy.hang_after(Direction::ToClient, 2);
         c.write_all(b"abcd").await.unwrap();
         let mut got = [0u8; 2];
@@ -629,19 +645,17 @@ mod tests {
 
     #[tokio::test]
     async fn cut_now_ends_open_connections_only() {
-        let proxy = FaultProxy::start(echo().await).await.unwrap();
-        let mut a = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (proxy, mut a) = echo_proxy().await;
         assert_eq!(roundtrip(&mut a, b"1").await.unwrap(), b"1");
         proxy.cut_now(Ending::Close);
         assert_eq!(read_to_end(&mut a).await, Ok(0));
-        let mut b = TcpStream::connect(proxy.addr()).await.unwrap();
+        let mut b = connect(&proxy).await;
         assert_eq!(roundtrip(&mut b, b"2").await.unwrap(), b"2");
     }
 
     #[tokio::test]
     async fn hang_holds_data_until_healed() {
-        let proxy = FaultProxy::start(echo().await).await.unwrap();
-        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (proxy, mut c) = echo_proxy().await;
         proxy.hang();
         c.write_all(b"held").await.unwrap();
         let mut got = [0u8; 4];

@@ -138,6 +138,21 @@ pub async fn open_refused(
     }
 }
 
+/// A batch of `schema` from rows of text cells, as a text file gives them (`None`: NULL;
+/// an empty cell is an empty value). Fails the test on a cell the type does not take.
+pub fn text_batch<'a, R>(schema: SchemaRef, rows: impl IntoIterator<Item = R>) -> RecordBatch
+where
+    R: IntoIterator<Item = Option<&'a str>>,
+{
+    let mut b = BatchBuilder::new(schema, 16).expect("the schema has Ferry types");
+    for (i, row) in rows.into_iter().enumerate() {
+        // a null marker no cell equals, so that only `None` is NULL
+        b.push_text_row(row, "\u{0}")
+            .unwrap_or_else(|e| panic!("row {i}: {}: {}", e.name, e.message));
+    }
+    b.finish().expect("the batch builds")
+}
+
 /// A schema of `fields` whose primary key is column `key` (no cursor).
 pub fn keyed(key: &str, fields: Vec<Field>) -> SchemaRef {
     with_keys(&Schema::new(fields), &[key.to_string()], None)

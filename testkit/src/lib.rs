@@ -50,7 +50,7 @@ use ferry_core::sink::{
 };
 use ferry_core::source::{Message, MessageStream, ReadRequest, Source};
 use ferry_core::types::{with_keys, FerryType};
-use ferry_core::values::{to_json, BatchBuilder};
+use ferry_core::values::to_json;
 use ferry_core::{Error, ErrorKind, Result};
 use ferry_engine::config::StreamConfig;
 use ferry_engine::report::Status;
@@ -222,12 +222,8 @@ pub fn all_types_batch() -> RecordBatch {
             Some("\"just a string\""),
         ],
     ];
-    let mut b = BatchBuilder::new(all_types_schema(), rows.len()).expect("kit schema is valid");
-    for r in rows {
-        // the empty blob is a real empty value, not NULL: use a null marker no cell equals
-        b.push_text_row(r, "\u{0}").expect("kit rows are valid");
-    }
-    b.finish().expect("kit batch builds")
+    // the empty blob is a real empty value, not NULL
+    text_batch(all_types_schema(), rows)
 }
 
 /// `n` simple rows `id, name, updated` with ids from `first`.

@@ -238,6 +238,12 @@ impl S3Server {
         out
     }
 
+    /// Fails the test when a multipart upload is still open (see [`S3Server::open_uploads`]).
+    pub fn assert_no_open_uploads(&self) {
+        let open = self.open_uploads();
+        assert!(open.is_empty(), "multipart uploads left open: {open:?}");
+    }
+
     /// The upload records and parts of multipart uploads still open (`s3s-fs` keeps them
     /// as `.upload*` files in its root).
     pub fn open_uploads(&self) -> Vec<String> {

@@ -506,10 +506,7 @@ impl StreamWriter for FileWriter {
             digest: (self.mode == WriteMode::Overwrite).then_some(digest),
             closed: None,
         };
-        Ok(WriteSummary {
-            rows,
-            outputs: vec![output],
-        })
+        Ok(WriteSummary::of(output))
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {

@@ -128,10 +128,7 @@ async fn encrypted_files_round_trip_through_the_runtime() {
     );
     let snk = sink("path = \"plain\"\nformat = \"jsonl\"", base).unwrap();
     let rt = testkit::runtime(back, snk, state.path());
-    let report = rt
-        .sync(&[], &Default::default(), None, ("file", "file"))
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, &[], ("file", "file")).await;
     assert_eq!(report.rows_committed(), 2, "{}", report.summary());
     assert_eq!(
         std::fs::read_to_string(base.join("plain/people.jsonl")).unwrap(),

@@ -320,6 +320,7 @@ async fn sink_appends_carefully_and_checks_its_folder() {
     );
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
+    let text = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
     let batch = testkit::simple_batch(1, 2, "a");
     let request = |mode| WriteRequest {
         stream: "s".into(),
@@ -338,19 +339,13 @@ async fn sink_appends_carefully_and_checks_its_folder() {
     assert_eq!(summary.rows, 2);
     assert_eq!(summary.outputs[0].kind, "file");
     assert!(summary.outputs[0].location.ends_with("s.csv"));
-    assert_eq!(
-        std::fs::read_to_string(out.join("s.csv")).unwrap(),
-        "id,name,version\n0,z,1\n1,a-1,1\n2,a-2,1\n"
-    );
+    assert_eq!(text("s.csv"), "id,name,version\n0,z,1\n1,a-1,1\n2,a-2,1\n");
 
     // another header: refused, file untouched
     std::fs::write(out.join("t.csv"), "id,other\n1,2\n").unwrap();
     let err = testkit::open_refused(snk.as_ref(), "t", batch.schema(), WriteMode::Append).await;
     assert_eq!(err.kind(), ErrorKind::SchemaMismatch, "{err}");
-    assert_eq!(
-        std::fs::read_to_string(out.join("t.csv")).unwrap(),
-        "id,other\n1,2\n"
-    );
+    assert_eq!(text("t.csv"), "id,other\n1,2\n");
 
     // an aborted append leaves the file as of its last flush
     let mut w = snk.open(request(WriteMode::Append)).await.unwrap();
@@ -361,7 +356,7 @@ async fn sink_appends_carefully_and_checks_its_folder() {
         .unwrap();
     w.abort().await.unwrap();
     assert_eq!(
-        std::fs::read_to_string(out.join("s.csv")).unwrap(),
+        text("s.csv"),
         "id,name,version\n0,z,1\n1,a-1,1\n2,a-2,1\n3,b-3,1\n"
     );
 
@@ -369,9 +364,7 @@ async fn sink_appends_carefully_and_checks_its_folder() {
     let mut w = snk.open(request(WriteMode::Overwrite)).await.unwrap();
     w.write(testkit::simple_batch(10, 5, "new")).await.unwrap();
     w.abort().await.unwrap();
-    assert!(std::fs::read_to_string(out.join("s.csv"))
-        .unwrap()
-        .starts_with("id,name,version\n0,z,1\n"));
+    assert!(text("s.csv").starts_with("id,name,version\n0,z,1\n"));
     assert_eq!(leftovers(&out), Vec::<String>::new());
 
     // upsert and odd stream names are refused
@@ -402,10 +395,7 @@ async fn csv_to_jsonl_through_the_runtime_and_back() {
     let snk = sink("path = \"out\"\nformat = \"jsonl\"", dir.path()).unwrap();
     let state = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(src, snk, state.path());
-    let report = rt
-        .sync(&[], &Default::default(), None, ("file", "file"))
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, &[], ("file", "file")).await;
     assert_eq!(report.rows_committed(), 2, "{}", report.summary());
     let text = std::fs::read_to_string(dir.path().join("out/people.jsonl")).unwrap();
     assert_eq!(
@@ -428,10 +418,7 @@ async fn a_bad_row_fails_the_run_naming_file_and_line() {
     let snk = sink("path = \"out\"", dir.path()).unwrap();
     let state = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(src, snk, state.path());
-    let report = rt
-        .sync(&[], &Default::default(), None, ("file", "file"))
-        .await
-        .unwrap();
+    let report = testkit::sync(&rt, &[], ("file", "file")).await;
     let err = report.streams[0].error.clone().unwrap();
     assert!(
         err.contains("n.csv") && err.contains("line 4") && err.contains("expected int64"),

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use ferry_core::{Sink, Source};
 use ferry_engine::report::RunReport;
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
-use ferry_testkit::fault::{Direction, Ending, FaultProxy};
+use ferry_testkit::fault::{bounded, Direction, Ending, FaultProxy};
 use ferry_testkit::{self as testkit, MemorySink};
 use serde_json::{json, Value};
 
@@ -27,13 +27,6 @@ const RECORDS: i64 = 2_000;
 const PER_PAGE: i64 = 100;
 /// Bytes let through before a fault mid-transfer.
 const MID: u64 = 60_000;
-
-/// Fails a test that would hang instead of letting it wait for ever.
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not end within 60 s"))
-}
 
 fn record(id: i64) -> Value {
     json!({

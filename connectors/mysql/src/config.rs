@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn refusals_never_echo_the_url() {
-        for bad in [
+        let bad = [
             "host = \"h\"",
             "url = \"mysql://u:sekrit-canary@h:3306/db\"\nhost = \"h\"",
             "url = \"postgres://u:sekrit-canary@h/db\"",
@@ -216,10 +216,7 @@ mod tests {
             "url = \"mysql://u:sekrit-canary@h/db\"\npassword = \"again\"",
             "database = \"d\"\nqueries = [{ name = \"q\", sql = \" ; \" }]",
             "database = \"d\"\nbogus = 1",
-        ] {
-            let e = src(bad).unwrap_err();
-            assert_eq!(e.kind(), ferry_core::ErrorKind::ConfigInvalid, "{bad}: {e}");
-            assert!(!format!("{e} {e:?}").contains("sekrit-canary"), "{e:?}");
-        }
+        ];
+        ferry_sql::settings::assert_refused_quietly(&bad, "sekrit-canary", src);
     }
 }

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::sink::NameMatch;
+use ferry_core::typed::TypedColumn;
 use ferry_core::types::with_keys;
 use ferry_core::{
     BuildContext, Error, ErrorKind, FerryType, Result, Sink, StreamWriter, WriteMode, WriteRequest,
@@ -38,7 +39,7 @@ use mysql_async::Conn;
 
 use crate::config::MysqlSinkConfig;
 use crate::core::{self, quote, ConnSettings, Kind, MyResultExt, Server};
-use crate::types::{self, ColumnInfo, Literal};
+use crate::types::{self, push_literal, ColumnInfo};
 use crate::upsert;
 
 /// MySQL's limit on identifier length, in characters.
@@ -141,10 +142,6 @@ impl Sink for MysqlSink {
     // abort rolls the writer's open transaction back and drops an overwrite's staging table
     ferry_sql::table_sink!();
 
-    fn deletes(&self) -> bool {
-        true
-    }
-
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
         let s = &*self.settings;
         let mut conn = core::connect(s).await?;
@@ -246,13 +243,8 @@ struct My<'a> {
 impl Dialect for My<'_> {
     type Type = ColumnInfo;
 
-    fn system(&self) -> &'static str {
-        "MySQL"
-    }
-
-    fn names(&self) -> NameMatch {
-        NameMatch::Caseless
-    }
+    const SYSTEM: &'static str = "MySQL";
+    const NAMES: NameMatch = NameMatch::Caseless;
 
     fn quote(&self, name: &str) -> String {
         quote(name)
@@ -512,12 +504,7 @@ impl Session for MySession {
     /// Sends the batch's rows as multi-row `INSERT`s of escaped literals.
     async fn insert(&mut self, batch: &RecordBatch) -> Result<()> {
         let schema = batch.schema();
-        let columns: Vec<Literal<'_>> = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(a, f)| Literal::new(a.as_ref(), FerryType::of(f).expect("checked")))
-            .collect();
+        let columns = TypedColumn::of_batch(batch);
         let (prefix, suffix) = (self.t.insert_prefix.clone(), self.t.insert_suffix.clone());
         let mut values = Values::new(&prefix, &suffix, ROWS_PER_STATEMENT, self.t.chunk_bytes);
         let mut row_sql = String::new();
@@ -528,7 +515,7 @@ impl Session for MySession {
                 if i > 0 {
                     row_sql.push_str(", ");
                 }
-                c.push(row, &mut row_sql).map_err(|m| {
+                push_literal(c, row, &mut row_sql).map_err(|m| {
                     let column = schema.field(i).name();
                     Error::data(format!("column `{column}`, row {}: {m}", row + 1))
                 })?;

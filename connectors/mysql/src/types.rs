@@ -19,13 +19,9 @@
 
 use std::fmt::Write as _;
 
-use ferry_core::arrow_array::cast::AsArray;
-use ferry_core::arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
-};
-use ferry_core::arrow_array::Array;
 use ferry_core::arrow_schema::{Field, Schema, SchemaRef};
 use ferry_core::cursor::{Case, Cursor, CursorOf};
+use ferry_core::typed::TypedColumn;
 use ferry_core::values::preview;
 use ferry_core::FerryType;
 use ferry_sql::read::{utf8, Col, ReadColumns, RowValues};
@@ -594,103 +590,65 @@ pub(crate) fn escape_into(s: &str, out: &mut String) {
     }
 }
 
-/// One column of a batch being written, typed once per batch.
-pub(crate) enum Literal<'a> {
-    Bool(&'a ferry_core::arrow_array::BooleanArray),
-    Int(&'a ferry_core::arrow_array::Int64Array),
-    Float(&'a ferry_core::arrow_array::Float64Array),
-    Decimal(&'a ferry_core::arrow_array::Decimal128Array),
-    Text(&'a ferry_core::arrow_array::StringArray),
-    Bin(&'a ferry_core::arrow_array::BinaryArray),
-    Date(&'a ferry_core::arrow_array::Date32Array),
-    Timestamp(&'a ferry_core::arrow_array::TimestampMicrosecondArray),
-}
-
-impl<'a> Literal<'a> {
-    /// A writer for `array` of Ferry type `ty`.
-    pub fn new(array: &'a dyn Array, ty: FerryType) -> Literal<'a> {
-        match ty {
-            FerryType::Bool => Literal::Bool(array.as_boolean()),
-            FerryType::Int64 => Literal::Int(array.as_primitive::<Int64Type>()),
-            FerryType::Float64 => Literal::Float(array.as_primitive::<Float64Type>()),
-            FerryType::Decimal { .. } => Literal::Decimal(array.as_primitive::<Decimal128Type>()),
-            FerryType::String | FerryType::Json => Literal::Text(array.as_string::<i32>()),
-            FerryType::Binary => Literal::Bin(array.as_binary::<i32>()),
-            FerryType::Date => Literal::Date(array.as_primitive::<Date32Type>()),
-            FerryType::Timestamp => {
-                Literal::Timestamp(array.as_primitive::<TimestampMicrosecondType>())
+/// Appends row `row` of `column` as a SQL literal; the error says why a value cannot be
+/// stored.
+pub(crate) fn push_literal(
+    column: &TypedColumn<'_>,
+    row: usize,
+    out: &mut String,
+) -> Result<(), String> {
+    if column.is_null(row) {
+        out.push_str("NULL");
+        return Ok(());
+    }
+    match *column {
+        TypedColumn::Bool(a) => out.push_str(if a.value(row) { "1" } else { "0" }),
+        TypedColumn::Int(a) => {
+            let _ = write!(out, "{}", a.value(row));
+        }
+        TypedColumn::Float(a) => {
+            let f = a.value(row);
+            if !f.is_finite() {
+                return Err(format!(
+                    "{f} cannot be stored: MySQL's DOUBLE has no NaN or infinity"
+                ));
+            }
+            // `{:?}` is the shortest exact form, with an exponent where needed (1e300)
+            let _ = write!(out, "{f:?}");
+        }
+        TypedColumn::Decimal(a, _) => out.push_str(&a.value_as_string(row)),
+        TypedColumn::Text(a) => {
+            out.push('\'');
+            escape_into(a.value(row), out);
+            out.push('\'');
+        }
+        TypedColumn::Binary(a) => {
+            out.push_str("X'");
+            for b in a.value(row) {
+                let _ = write!(out, "{b:02X}");
+            }
+            out.push('\'');
+        }
+        TypedColumn::Date(a) => {
+            let (y, m, d) = civil_from_days(a.value(row) as i64);
+            if !(1000..=9999).contains(&y) {
+                return Err(format!(
+                    "date {y:04}-{m:02}-{d:02} is outside MySQL's DATE range (1000-01-01 … 9999-12-31)"
+                ));
+            }
+            let _ = write!(out, "'{y:04}-{m:02}-{d:02}'");
+        }
+        TypedColumn::Timestamp(a) => {
+            let us = a.value(row);
+            if !push_datetime(us, out) {
+                return Err(format!(
+                    "timestamp {} is outside MySQL's DATETIME range (years 1000 … 9999)",
+                    format_timestamp(us)
+                ));
             }
         }
     }
-
-    fn array(&self) -> &dyn Array {
-        match self {
-            Literal::Bool(a) => *a,
-            Literal::Int(a) => *a,
-            Literal::Float(a) => *a,
-            Literal::Decimal(a) => *a,
-            Literal::Text(a) => *a,
-            Literal::Bin(a) => *a,
-            Literal::Date(a) => *a,
-            Literal::Timestamp(a) => *a,
-        }
-    }
-
-    /// Appends row `row` as a SQL literal; the error says why a value cannot be stored.
-    pub fn push(&self, row: usize, out: &mut String) -> Result<(), String> {
-        if self.array().is_null(row) {
-            out.push_str("NULL");
-            return Ok(());
-        }
-        match self {
-            Literal::Bool(a) => out.push_str(if a.value(row) { "1" } else { "0" }),
-            Literal::Int(a) => {
-                let _ = write!(out, "{}", a.value(row));
-            }
-            Literal::Float(a) => {
-                let f = a.value(row);
-                if !f.is_finite() {
-                    return Err(format!(
-                        "{f} cannot be stored: MySQL's DOUBLE has no NaN or infinity"
-                    ));
-                }
-                // `{:?}` is the shortest exact form, with an exponent where needed (1e300)
-                let _ = write!(out, "{f:?}");
-            }
-            Literal::Decimal(a) => out.push_str(&a.value_as_string(row)),
-            Literal::Text(a) => {
-                out.push('\'');
-                escape_into(a.value(row), out);
-                out.push('\'');
-            }
-            Literal::Bin(a) => {
-                out.push_str("X'");
-                for b in a.value(row) {
-                    let _ = write!(out, "{b:02X}");
-                }
-                out.push('\'');
-            }
-            Literal::Date(a) => {
-                let (y, m, d) = civil_from_days(a.value(row) as i64);
-                if !(1000..=9999).contains(&y) {
-                    return Err(format!(
-                        "date {y:04}-{m:02}-{d:02} is outside MySQL's DATE range (1000-01-01 … 9999-12-31)"
-                    ));
-                }
-                let _ = write!(out, "'{y:04}-{m:02}-{d:02}'");
-            }
-            Literal::Timestamp(a) => {
-                let us = a.value(row);
-                if !push_datetime(us, out) {
-                    return Err(format!(
-                        "timestamp {} is outside MySQL's DATETIME range (years 1000 … 9999)",
-                        format_timestamp(us)
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]

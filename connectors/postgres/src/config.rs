@@ -602,7 +602,7 @@ mod tests {
 
     #[test]
     fn refusals_never_echo_the_url() {
-        for bad in [
+        let bad = [
             "host = \"h\"",
             "url = \"postgres://u:sekrit-canary@h:5432/db\"\nhost = \"h\"",
             "url = \"mysql://u:sekrit-canary@h/db\"",
@@ -624,11 +624,8 @@ mod tests {
             "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 65 }]",
             "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 2 }, { stream = \"t\", partitions = 3 }]",
             "database = \"d\"\nuser = \"u\"\nparallel = [{ stream = \"t\", partitions = 2, column = \"\" }]",
-        ] {
-            let e = src(bad).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{bad}: {e}");
-            assert!(!format!("{e} {e:?}").contains("sekrit-canary"), "{e:?}");
-        }
+        ];
+        ferry_sql::settings::assert_refused_quietly(&bad, "sekrit-canary", src);
     }
 
     #[test]

@@ -198,10 +198,6 @@ impl Sink for PostgresSink {
     // abort cancels the COPY, rolls the open transaction back and drops the staging table
     ferry_sql::table_sink!();
 
-    fn deletes(&self) -> bool {
-        true
-    }
-
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
         let settings = self.inner.pg.settings.clone();
         within::<_, Error, _>(&settings, "reading the table's definition", async {
@@ -347,13 +343,8 @@ struct PgDdl<'a> {
 impl Dialect for PgDdl<'_> {
     type Type = PgType;
 
-    fn system(&self) -> &'static str {
-        "PostgreSQL"
-    }
-
-    fn names(&self) -> NameMatch {
-        NameMatch::Exact
-    }
+    const SYSTEM: &'static str = "PostgreSQL";
+    const NAMES: NameMatch = NameMatch::Exact;
 
     /// A table created without quotes is stored in lower case.
     fn lookup(&self) -> NameMatch {

@@ -26,16 +26,10 @@
 use std::fmt::Write as _;
 
 use bytes::{Buf, BufMut, BytesMut};
-use ferry_core::arrow_array::cast::AsArray;
-use ferry_core::arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
-};
-use ferry_core::arrow_array::{
-    Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::cursor::{Case, Cursor, CursorOf};
+use ferry_core::typed::TypedColumn;
 use ferry_core::types::{DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
 use ferry_core::values::{days_to_date, format_timestamp_micros, preview};
 use ferry_core::FerryType;
@@ -859,21 +853,9 @@ pub(crate) fn put_copy_trailer(out: &mut BytesMut) {
     out.put_i16(-1);
 }
 
-/// One column of a batch, typed once so each value encodes without a lookup.
-enum Src<'a> {
-    Bool(&'a BooleanArray),
-    Int(&'a Int64Array),
-    Float(&'a Float64Array),
-    Dec(&'a Decimal128Array, i8),
-    Str(&'a StringArray),
-    Bin(&'a BinaryArray),
-    Date(&'a Date32Array),
-    Ts(&'a TimestampMicrosecondArray),
-}
-
 /// Encodes the rows of one batch in binary COPY format.
 pub(crate) struct BatchEncoder<'a> {
-    cols: Vec<(Src<'a>, Enc, &'a dyn Array)>,
+    cols: Vec<(TypedColumn<'a>, Enc)>,
 }
 
 /// A value that cannot be written: zero-based column and why.
@@ -890,22 +872,7 @@ impl<'a> BatchEncoder<'a> {
             .iter()
             .zip(types)
             .zip(encs)
-            .map(|((a, ty), enc)| {
-                let a = a.as_ref();
-                let src = match ty {
-                    FerryType::Bool => Src::Bool(a.as_boolean()),
-                    FerryType::Int64 => Src::Int(a.as_primitive::<Int64Type>()),
-                    FerryType::Float64 => Src::Float(a.as_primitive::<Float64Type>()),
-                    FerryType::Decimal { scale, .. } => {
-                        Src::Dec(a.as_primitive::<Decimal128Type>(), *scale)
-                    }
-                    FerryType::String | FerryType::Json => Src::Str(a.as_string::<i32>()),
-                    FerryType::Binary => Src::Bin(a.as_binary::<i32>()),
-                    FerryType::Date => Src::Date(a.as_primitive::<Date32Type>()),
-                    FerryType::Timestamp => Src::Ts(a.as_primitive::<TimestampMicrosecondType>()),
-                };
-                (src, *enc, a)
-            })
+            .map(|((a, ty), enc)| (TypedColumn::new(a.as_ref(), *ty), *enc))
             .collect();
         BatchEncoder { cols }
     }
@@ -913,18 +880,18 @@ impl<'a> BatchEncoder<'a> {
     /// Appends row `row` to `out`.
     pub fn row(&self, row: usize, out: &mut BytesMut) -> Result<(), EncodeError> {
         out.put_i16(self.cols.len() as i16);
-        for (i, (src, enc, array)) in self.cols.iter().enumerate() {
-            if array.is_null(row) {
+        for (i, (src, enc)) in self.cols.iter().enumerate() {
+            if src.is_null(row) {
                 out.put_i32(-1);
                 continue;
             }
             let bad = |message: String| EncodeError { column: i, message };
             match (src, enc) {
-                (Src::Bool(a), _) => {
+                (TypedColumn::Bool(a), _) => {
                     out.put_i32(1);
                     out.put_u8(a.value(row) as u8);
                 }
-                (Src::Int(a), Enc::Int4) => {
+                (TypedColumn::Int(a), Enc::Int4) => {
                     let v = a.value(row);
                     let v = i32::try_from(v).map_err(|_| {
                         bad(format!("{v} does not fit the column's type `integer`"))
@@ -932,7 +899,7 @@ impl<'a> BatchEncoder<'a> {
                     out.put_i32(4);
                     out.put_i32(v);
                 }
-                (Src::Int(a), Enc::Int2) => {
+                (TypedColumn::Int(a), Enc::Int2) => {
                     let v = a.value(row);
                     let v = i16::try_from(v).map_err(|_| {
                         bad(format!("{v} does not fit the column's type `smallint`"))
@@ -940,40 +907,40 @@ impl<'a> BatchEncoder<'a> {
                     out.put_i32(2);
                     out.put_i16(v);
                 }
-                (Src::Int(a), Enc::IntNumeric) => put_numeric(out, a.value(row) as i128, 0),
-                (Src::Int(a), _) => {
+                (TypedColumn::Int(a), Enc::IntNumeric) => put_numeric(out, a.value(row) as i128, 0),
+                (TypedColumn::Int(a), _) => {
                     out.put_i32(8);
                     out.put_i64(a.value(row));
                 }
-                (Src::Float(a), _) => {
+                (TypedColumn::Float(a), _) => {
                     out.put_i32(8);
                     out.put_f64(a.value(row));
                 }
-                (Src::Dec(a, scale), _) => put_numeric(out, a.value(row), *scale),
-                (Src::Str(a), Enc::Uuid) => {
+                (TypedColumn::Decimal(a, scale), _) => put_numeric(out, a.value(row), *scale),
+                (TypedColumn::Text(a), Enc::Uuid) => {
                     let s = a.value(row);
                     let b = parse_uuid(s)
                         .ok_or_else(|| bad(format!("`{}` is not a UUID", preview(s))))?;
                     out.put_i32(16);
                     out.put_slice(&b);
                 }
-                (Src::Str(a), Enc::Jsonb) => {
+                (TypedColumn::Text(a), Enc::Jsonb) => {
                     let s = a.value(row).as_bytes();
                     out.put_i32(s.len() as i32 + 1);
                     out.put_u8(1);
                     out.put_slice(s);
                 }
-                (Src::Str(a), _) => {
+                (TypedColumn::Text(a), _) => {
                     let s = a.value(row).as_bytes();
                     out.put_i32(s.len() as i32);
                     out.put_slice(s);
                 }
-                (Src::Bin(a), _) => {
+                (TypedColumn::Binary(a), _) => {
                     let s = a.value(row);
                     out.put_i32(s.len() as i32);
                     out.put_slice(s);
                 }
-                (Src::Date(a), _) => {
+                (TypedColumn::Date(a), _) => {
                     let d = a.value(row);
                     let d = d.checked_sub(PG_EPOCH_DAYS).ok_or_else(|| {
                         bad(format!(
@@ -983,7 +950,7 @@ impl<'a> BatchEncoder<'a> {
                     out.put_i32(4);
                     out.put_i32(d);
                 }
-                (Src::Ts(a), _) => {
+                (TypedColumn::Timestamp(a), _) => {
                     let t = a.value(row);
                     let t = t.checked_sub(PG_EPOCH_MICROS).ok_or_else(|| {
                         bad(format!(

@@ -467,19 +467,16 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
             FerryType::Json.field("doc", true),
         ],
     );
-    let mut b = ferry_core::values::BatchBuilder::new(schema.clone(), 2).unwrap();
-    b.push_text_row(
-        [
+    let batch = testkit::text_batch(
+        schema.clone(),
+        [[
             Some("1"),
             Some("short"),
             Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
             Some("2024-05-01T12:00:00Z"),
             Some("{\"x\": [1]}"),
-        ],
-        "\0",
-    )
-    .unwrap();
-    let batch = b.finish().unwrap();
+        ]],
+    );
     f.write("legacy", WriteMode::Upsert, std::slice::from_ref(&batch))
         .await;
     f.write("legacy", WriteMode::Upsert, &[batch]).await;
@@ -496,33 +493,14 @@ async fn tables_made_by_other_tools_take_the_streams_values_or_refuse_clearly() 
         ]]
     );
     // values that do not fit fail naming the column and row
-    let mut b = ferry_core::values::BatchBuilder::new(schema.clone(), 2).unwrap();
-    b.push_text_row([Some("2"), Some("ok"), None, None, None], "\0")
-        .unwrap();
-    b.push_text_row([Some("3000000000"), Some("ok"), None, None, None], "\0")
-        .unwrap();
-    let e = sql_fixtures::append_refused(
-        f.sink.as_ref(),
-        "Legacy",
-        b.finish().unwrap(),
-        ErrorKind::DataInvalid,
-    )
-    .await;
+    let refused = |rows: &[[Option<&str>; 2]]| {
+        let batch = testkit::text_batch(schema.clone(), rows.iter().map(|r| r.iter().copied()));
+        sql_fixtures::append_refused(f.sink.as_ref(), "Legacy", batch, ErrorKind::DataInvalid)
+    };
+    let e = refused(&[[Some("2"), Some("ok")], [Some("3000000000"), Some("ok")]]).await;
     assert_eq!(e.context_value("column"), Some("id"));
     assert_eq!(e.context_value("row"), Some("2"));
-    let mut b = ferry_core::values::BatchBuilder::new(schema.clone(), 2).unwrap();
-    b.push_text_row(
-        [Some("2"), Some("far too long for ten"), None, None, None],
-        "\0",
-    )
-    .unwrap();
-    let e = sql_fixtures::append_refused(
-        f.sink.as_ref(),
-        "Legacy",
-        b.finish().unwrap(),
-        ErrorKind::DataInvalid,
-    )
-    .await;
+    let e = refused(&[[Some("2"), Some("far too long for ten")]]).await;
     assert!(e.message().contains("too long"), "{e}");
     assert_eq!(f.value("SELECT count(*) FROM \"Legacy\"").await, "1");
     // a view is not a table

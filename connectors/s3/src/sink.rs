@@ -23,8 +23,8 @@ use aws_sdk_s3::Client;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
-    async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
-    StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
+    async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, StreamWriter,
+    Verdict, WriteMode, WriteRequest, WriteSummary,
 };
 use ferry_filestore::{take_parked, with_parked, Sealing};
 use ferry_formats::codec::{CompressWriter, FormatWriter};
@@ -35,7 +35,7 @@ use crate::config::{KeyParts, S3SinkConfig, SinkSpec};
 use crate::error::{map, At, Op};
 use crate::journal::{self, Journal};
 use crate::object::Listing;
-use crate::upload::{self, Completed, ObjectUpload, SseSettings, Tracker};
+use crate::upload::{self, Completed, ObjectTarget, ObjectUpload, SseSettings, Tracker};
 
 const WRITE_BUFFER: usize = 256 << 10;
 
@@ -248,12 +248,6 @@ impl Sink for S3Sink {
         true
     }
 
-    fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            modes: vec![WriteMode::Append, WriteMode::Overwrite],
-        }
-    }
-
     async fn verify_output(&self, output: &OutputRef) -> Result<Option<Verdict>> {
         crate::verify::check_object(&self.shared.conn, output).await
     }
@@ -320,18 +314,18 @@ impl Core {
         let key = self.key(self.n);
         self.journal.started(&key)?;
         let spec = &self.shared.spec;
-        let upload = ObjectUpload::new(
-            self.handle.clone(),
-            self.client.clone(),
-            self.shared.conn.bucket.clone(),
-            key.clone(),
-            SseSettings {
+        let to = ObjectTarget {
+            handle: self.handle.clone(),
+            client: self.client.clone(),
+            bucket: self.shared.conn.bucket.clone(),
+            key: key.clone(),
+            sse: SseSettings {
                 sse: spec.sse,
                 kms_key_id: spec.sse_kms_key_id.clone(),
             },
-            spec.part_size,
-            self.tracker.clone(),
-        );
+            part_size: spec.part_size,
+        };
+        let upload = ObjectUpload::new(to, self.tracker.clone());
         let sealed = match &self.shared.encrypt {
             None => Sealed::Plain(upload),
             // the name inside an OpenPGP object: its key's last segment without `.gpg`

@@ -103,14 +103,19 @@ pub(crate) struct Completed {
     pub sha256: String,
 }
 
+/// Where an object goes and how it is uploaded.
+pub(crate) struct ObjectTarget {
+    pub handle: Handle,
+    pub client: Client,
+    pub bucket: String,
+    pub key: String,
+    pub sse: SseSettings,
+    pub part_size: usize,
+}
+
 /// Writes one object (see the module docs). Blocking: use on a blocking thread.
 pub(crate) struct ObjectUpload {
-    handle: Handle,
-    client: Client,
-    bucket: String,
-    key: String,
-    sse: SseSettings,
-    part_size: usize,
+    to: ObjectTarget,
     buf: Vec<u8>,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
@@ -122,23 +127,10 @@ pub(crate) struct ObjectUpload {
 }
 
 impl ObjectUpload {
-    pub(crate) fn new(
-        handle: Handle,
-        client: Client,
-        bucket: String,
-        key: String,
-        sse: SseSettings,
-        part_size: usize,
-        tracker: Arc<Tracker>,
-    ) -> Self {
+    pub(crate) fn new(to: ObjectTarget, tracker: Arc<Tracker>) -> Self {
         tracker.bytes.store(0, Ordering::Relaxed);
         ObjectUpload {
-            handle,
-            client,
-            bucket,
-            key,
-            sse,
-            part_size,
+            to,
             buf: Vec::new(),
             upload_id: None,
             parts: Vec::new(),
@@ -151,23 +143,25 @@ impl ObjectUpload {
     }
 
     fn at(&self) -> At<'_> {
-        At::object(&self.bucket, &self.key)
+        At::object(&self.to.bucket, &self.to.key)
     }
 
     /// Starts the multipart upload.
     fn create(&mut self) -> Result<String> {
         let mut req = self
+            .to
             .client
             .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key);
-        if let Some(m) = self.sse.mode() {
+            .bucket(&self.to.bucket)
+            .key(&self.to.key);
+        if let Some(m) = self.to.sse.mode() {
             req = req.server_side_encryption(m);
         }
-        if let Some(k) = &self.sse.kms_key_id {
+        if let Some(k) = &self.to.sse.kms_key_id {
             req = req.ssekms_key_id(k);
         }
         let out = self
+            .to
             .handle
             .block_on(req.send())
             .map_err(|e| map(e, Op::Put, self.at()))?;
@@ -176,14 +170,14 @@ impl ObjectUpload {
                 ErrorKind::Internal,
                 format!(
                     "S3 started a multipart upload of s3://{}/{} without an id",
-                    self.bucket, self.key
+                    self.to.bucket, self.to.key
                 ),
             )
         })?;
         self.tracker
-            .set_open(Some((self.key.clone(), id.to_string())));
+            .set_open(Some((self.to.key.clone(), id.to_string())));
         if let Some(j) = &self.tracker.journal {
-            j.named(&self.key, id)?;
+            j.named(&self.to.key, id)?;
         }
         Ok(id.to_string())
     }
@@ -192,6 +186,7 @@ impl ObjectUpload {
     fn wait(&mut self) -> Result<()> {
         if let Some(task) = self.in_flight.take() {
             let part = self
+                .to
                 .handle
                 .block_on(task)
                 .map_err(|e| Error::internal(format!("an upload task failed: {e}")))??;
@@ -213,16 +208,17 @@ impl ObjectUpload {
         self.wait()?;
         let number = self.parts.len() as i32 + 1;
         let req = self
+            .to
             .client
             .upload_part()
-            .bucket(&self.bucket)
-            .key(&self.key)
+            .bucket(&self.to.bucket)
+            .key(&self.to.key)
             .upload_id(upload_id)
             .part_number(number)
             .body(ByteStream::from(data));
-        let (bucket, key) = (self.bucket.clone(), self.key.clone());
+        let (bucket, key) = (self.to.bucket.clone(), self.to.key.clone());
         let running = PartRunning::new(self.tracker.clone());
-        self.in_flight = Some(self.handle.spawn(async move {
+        self.in_flight = Some(self.to.handle.spawn(async move {
             let _running = running;
             let out = req
                 .send()
@@ -249,18 +245,20 @@ impl ObjectUpload {
             None => {
                 // smaller than one part: one PutObject
                 let mut req = self
+                    .to
                     .client
                     .put_object()
-                    .bucket(&self.bucket)
-                    .key(&self.key)
+                    .bucket(&self.to.bucket)
+                    .key(&self.to.key)
                     .body(ByteStream::from(data));
-                if let Some(m) = self.sse.mode() {
+                if let Some(m) = self.to.sse.mode() {
                     req = req.server_side_encryption(m);
                 }
-                if let Some(k) = &self.sse.kms_key_id {
+                if let Some(k) = &self.to.sse.kms_key_id {
                     req = req.ssekms_key_id(k);
                 }
-                self.handle
+                self.to
+                    .handle
                     .block_on(req.send())
                     .map_err(|e| map(e, Op::Put, self.at()))?;
             }
@@ -273,13 +271,15 @@ impl ObjectUpload {
                     .set_parts(Some(std::mem::take(&mut self.parts)))
                     .build();
                 let req = self
+                    .to
                     .client
                     .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&self.key)
+                    .bucket(&self.to.bucket)
+                    .key(&self.to.key)
                     .upload_id(id)
                     .multipart_upload(done);
-                self.handle
+                self.to
+                    .handle
                     .block_on(req.send())
                     .map_err(|e| map(e, Op::Put, self.at()))?;
                 self.tracker.set_open(None);
@@ -290,7 +290,7 @@ impl ObjectUpload {
             ring::digest::Context::new(&ring::digest::SHA256),
         );
         Ok(Completed {
-            key: self.key.clone(),
+            key: self.to.key.clone(),
             bytes: self.bytes,
             sha256: ferry_formats::digest::hex(sha.finish().as_ref()),
         })
@@ -307,10 +307,10 @@ impl Write for ObjectUpload {
         self.tracker.bytes.store(self.bytes, Ordering::Relaxed);
         if self.buf.capacity() == 0 {
             // one part and some slack: no reallocation while it fills
-            self.buf.reserve_exact(self.part_size + (1 << 20));
+            self.buf.reserve_exact(self.to.part_size + (1 << 20));
         }
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= self.part_size {
+        if self.buf.len() >= self.to.part_size {
             let part = std::mem::take(&mut self.buf);
             if let Err(e) = self.send_part(part) {
                 let msg = e.to_string();

@@ -202,11 +202,7 @@ async fn sink_passes_the_conformance_kit() {
         (Format::Csv, true),
     ] {
         testkit::run_sink_suite(&SinkFix::new(server.clone(), format, encrypted)).await;
-        assert!(
-            server.open_uploads().is_empty(),
-            "{:?}",
-            server.open_uploads()
-        );
+        server.assert_no_open_uploads();
     }
 }
 
@@ -494,11 +490,7 @@ async fn an_aborted_upload_leaves_no_object_and_no_open_upload() {
     );
     w.abort().await.unwrap();
     assert!(server.keys(BUCKET, "ab/").await.is_empty());
-    assert!(
-        server.open_uploads().is_empty(),
-        "{:?}",
-        server.open_uploads()
-    );
+    server.assert_no_open_uploads();
 
     // the same through the runtime, with a failure injected after two parts' worth and
     // an object already rolled over
@@ -522,11 +514,7 @@ async fn an_aborted_upload_leaves_no_object_and_no_open_upload() {
         "{:?}",
         server.keys(BUCKET, "ab/").await
     );
-    assert!(
-        server.open_uploads().is_empty(),
-        "{:?}",
-        server.open_uploads()
-    );
+    server.assert_no_open_uploads();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,17 +705,9 @@ async fn bad_config_is_refused_before_any_request() {
 
 #[test]
 fn every_config_field_is_documented() {
-    let spec = common::registry().get("s3").unwrap().spec();
+    let spec = testkit::documented_source_and_sink(ferry_connector_s3::register, "s3", &["bucket"]);
     for side in ["source", "destination"] {
         let props = spec[side]["properties"].as_object().expect("properties");
         assert!(props.len() > 10, "{side}: {props:?}");
-        for (name, p) in props {
-            let doc = p["description"].as_str().unwrap_or_default();
-            assert!(!doc.is_empty(), "{side}.{name} has no doc comment");
-            assert!(
-                doc.contains("default") || doc.contains("required"),
-                "{side}.{name} does not say its default: {doc}"
-            );
-        }
     }
 }

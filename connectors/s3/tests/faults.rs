@@ -15,7 +15,7 @@ use common::{sink, source, Server};
 use ferry_core::{Sink, Source};
 use ferry_engine::report::RunReport;
 use ferry_engine::{RunOptions, Runtime, StreamConfig};
-use ferry_testkit::fault::{Direction, Ending, FaultProxy};
+use ferry_testkit::fault::{bounded, Direction, Ending, FaultProxy};
 use ferry_testkit::{self as testkit, MemorySink, MemorySource};
 
 const BUCKET: &str = "data";
@@ -28,13 +28,6 @@ const MID: u64 = 300_000;
 /// because discovery's schema sample GETs the first object and drops it early, and the
 /// socket may have taken up to all of it by then; the fault then always falls in the read.
 const DOWNLOAD_MID: u64 = 700_000;
-
-/// Fails a test that would hang instead of letting it wait for ever.
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not end within 60 s"))
-}
 
 fn csv(first: i64, n: i64) -> Vec<u8> {
     let mut out = String::from("id,payload\n");
@@ -215,11 +208,7 @@ async fn cut_mid_upload(ending: Ending) {
     succeeded(&sync(&rt).await);
     assert_eq!(p.stats().cut, 1, "the fault happened");
     assert_written_whole(&server).await;
-    assert!(
-        server.open_uploads().is_empty(),
-        "{:?}",
-        server.open_uploads()
-    );
+    server.assert_no_open_uploads();
 }
 
 ferry_testkit::cut_tests! {
@@ -279,11 +268,7 @@ async fn hang_mid_upload_times_out_and_rerun_completes() {
         "{error}"
     );
     // the failed run's upload was aborted or never opened a part
-    assert!(
-        server.open_uploads().is_empty(),
-        "{:?}",
-        server.open_uploads()
-    );
+    server.assert_no_open_uploads();
     drop(p);
     let dir = tempfile::tempdir().unwrap();
     let rt = testkit::runtime(memory_source(), s3_sink(&server.toml(BUCKET)), dir.path());

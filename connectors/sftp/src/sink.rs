@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{
-    async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, SinkCapabilities,
-    StreamWriter, Verdict, WriteMode, WriteRequest, WriteSummary,
+    async_trait, Durability, Error, ErrorKind, Output, OutputRef, Result, Sink, StreamWriter,
+    Verdict, WriteMode, WriteRequest, WriteSummary,
 };
 use ferry_filestore::{
     appended_name, blocking, delivery, delivery_name, finish_delivery, take_parked, with_parked,
@@ -195,12 +195,6 @@ impl Sink for SftpSink {
     // abort removes the temp file; nothing is visible before close
     fn rolls_back(&self) -> bool {
         true
-    }
-
-    fn capabilities(&self) -> SinkCapabilities {
-        SinkCapabilities {
-            modes: vec![WriteMode::Append, WriteMode::Overwrite],
-        }
     }
 
     /// Downloads a delivered file again and compares its SHA-256 (`ferry verify`).
@@ -427,10 +421,7 @@ impl StreamWriter for Upload {
             digest: Some(digest),
             closed: None,
         };
-        Ok(WriteSummary {
-            rows,
-            outputs: vec![output],
-        })
+        Ok(WriteSummary::of(output))
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {

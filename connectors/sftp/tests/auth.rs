@@ -30,6 +30,13 @@ fn file_ref(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     format!("${{file:{}}}", path.display())
 }
 
+/// A server holding one small CSV file, `in/a.csv`.
+fn one_file_server() -> SftpServer {
+    let server = SftpServer::start();
+    server.put("in/a.csv", b"id\n1\n");
+    server
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_login_reads_a_file() {
     let server = SftpServer::start();
@@ -47,8 +54,7 @@ async fn password_login_reads_a_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_keys_in_openssh_and_pem_formats_log_in_with_and_without_passphrases() {
-    let server = SftpServer::start();
-    server.put("in/a.csv", b"id\n1\n");
+    let server = one_file_server();
     let dir = tempfile::tempdir().unwrap();
     for (kind, passphrase) in [
         (KeyKind::Ed25519, ""),
@@ -90,8 +96,7 @@ async fn private_keys_in_openssh_and_pem_formats_log_in_with_and_without_passphr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_refused_as_auth_failed_without_showing_it() {
-    let server = SftpServer::start();
-    server.put("in/a.csv", b"id\n1\n");
+    let server = one_file_server();
     let src = source(&with(&server, "password = \"not-the-password\"")).unwrap();
     let e = src.check().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AuthFailed, "{e}");
@@ -146,8 +151,7 @@ async fn a_server_presenting_another_host_key_is_refused_naming_its_fingerprint(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_hosts_files_pin_the_key_too() {
-    let server = SftpServer::start();
-    server.put("in/a.csv", b"id\n1\n");
+    let server = one_file_server();
     let dir = tempfile::tempdir().unwrap();
     let toml = |file: &str| {
         format!(

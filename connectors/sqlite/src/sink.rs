@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::sink::NameMatch;
+use ferry_core::typed::TypedColumn;
 use ferry_core::types::with_keys;
 use ferry_core::{
     BuildContext, Error, ErrorKind, FerryType, Result, ResultExt, Sink, StreamWriter, WriteMode,
@@ -37,7 +38,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{SqliteSinkConfig, DEFAULT_BUSY_TIMEOUT_MS};
 use crate::core::{self, quote, Kind, Relation, SqlResultExt};
-use crate::types::{self, Binder};
+use crate::types;
 
 /// Writes streams into tables of a SQLite file.
 #[derive(Clone)]
@@ -203,10 +204,6 @@ impl Sink for SqliteSink {
     // abort rolls back, or deletes, the rows written since the last flush (the runtime runs a
     // trial one stream at a time, so no other stream's commit makes them durable first)
     ferry_sql::table_sink!();
-
-    fn deletes(&self) -> bool {
-        true
-    }
 
     async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
         let stream = stream.to_string();
@@ -381,13 +378,8 @@ impl Dialect for Ddl<'_> {
     /// The declared type.
     type Type = String;
 
-    fn system(&self) -> &'static str {
-        "SQLite"
-    }
-
-    fn names(&self) -> NameMatch {
-        NameMatch::AsciiCaseless
-    }
+    const SYSTEM: &'static str = "SQLite";
+    const NAMES: NameMatch = NameMatch::AsciiCaseless;
 
     fn quote(&self, name: &str) -> String {
         quote(name)
@@ -568,18 +560,13 @@ fn insert_batch(
     batch: &RecordBatch,
     file: &Path,
 ) -> Result<Vec<(i64, i64)>> {
-    let binders: Vec<Binder<'_>> = batch
-        .columns()
-        .iter()
-        .zip(batch.schema().fields())
-        .map(|(a, f)| Binder::new(a.as_ref(), FerryType::of(f).expect("checked")))
-        .collect();
+    let columns = TypedColumn::of_batch(batch);
     let mut stmt = conn.prepare_cached(&t.insert_sql).sql(file)?;
     let mut scratch = String::new();
     let mut ranges: Vec<(i64, i64)> = Vec::new();
     for row in 0..batch.num_rows() {
-        for (i, b) in binders.iter().enumerate() {
-            b.bind(&mut stmt, i + 1, row, &mut scratch).sql(file)?;
+        for (i, c) in columns.iter().enumerate() {
+            types::bind(c, &mut stmt, i + 1, row, &mut scratch).sql(file)?;
         }
         if let Err(e) = stmt.raw_execute() {
             let duplicate = matches!(

@@ -105,10 +105,7 @@ impl Source for SqliteSource {
         self.blocking(|inner, conn| discover(inner, &conn)).await
     }
 
-    async fn read_keys(&self, stream: &str, key: &[String], size: usize) -> Result<MessageStream> {
-        ferry_sql::read::read_keys(self, stream, key, size).await
-    }
-
+    // the keys of a full read (the default `read_keys`)
     fn reads_keys(&self) -> bool {
         true
     }

@@ -168,17 +168,17 @@ async fn incremental_by_timestamp_compares_instants() {
             FerryType::Timestamp.field("at", true),
         ],
     );
-    let mut b = ferry_core::values::BatchBuilder::new(schema, 4).unwrap();
     // whole seconds and fractions: as variable-width text, `...00Z` would sort after `...00.5Z`
-    for (id, at) in [
-        ("1", "2024-05-01T12:00:00Z"),
-        ("2", "2024-05-01T12:00:00.5Z"),
-        ("3", "2024-05-01T12:00:01Z"),
-        ("4", "2024-05-01T12:00:01.000001Z"),
-    ] {
-        b.push_text_row([Some(id), Some(at)], "").unwrap();
-    }
-    let source = f.create("events", &b.finish().unwrap()).await.unwrap();
+    let batch = testkit::text_batch(
+        schema,
+        [
+            [Some("1"), Some("2024-05-01T12:00:00Z")],
+            [Some("2"), Some("2024-05-01T12:00:00.5Z")],
+            [Some("3"), Some("2024-05-01T12:00:01Z")],
+            [Some("4"), Some("2024-05-01T12:00:01.000001Z")],
+        ],
+    );
+    let source = f.create("events", &batch).await.unwrap();
     let info = testkit::discover_one(source.as_ref(), "events").await;
     assert_eq!(info.cursor_candidates, vec!["id", "at"]);
     let mut req = ReadRequest::incremental("events", None);

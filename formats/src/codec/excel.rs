@@ -155,7 +155,7 @@ fn kind<R: Read + Seek>(input: &mut R, name: Option<&str>) -> Result<Kind> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let mut magic = [0u8; 4];
-    let n = read_up_to(input, &mut magic)
+    let n = crate::fill::read_up_to(input, &mut magic)
         .map_err(|e| super::io_error(e, "cannot read the workbook"))?;
     input
         .rewind()
@@ -167,17 +167,6 @@ fn kind<R: Read + Seek>(input: &mut R, name: Option<&str>) -> Result<Kind> {
         (_, Some("xls")) => Kind::Xls,
         _ => Kind::Xlsx,
     })
-}
-
-fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 fn book_error(e: impl std::fmt::Display) -> Error {

@@ -67,16 +67,16 @@ pub trait Dialect {
     type Type: Clone;
 
     /// The database's name in messages (`SQLite`).
-    fn system(&self) -> &'static str;
+    const SYSTEM: &'static str;
 
     /// How the database compares column names (two stream columns it takes for one are
     /// refused).
-    fn names(&self) -> NameMatch;
+    const NAMES: NameMatch;
 
     /// How a stream column finds its column in an existing table when no name is equal
     /// (the only one equal under this rule).
     fn lookup(&self) -> NameMatch {
-        self.names()
+        Self::NAMES
     }
 
     /// `name` quoted as an identifier, safe for any text.

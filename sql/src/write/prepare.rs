@@ -54,7 +54,7 @@ pub async fn prepare<D: Driver>(db: &mut D, req: &WriteRequest) -> Result<Prepar
     let stream = req.stream.as_str();
     let schema = &req.schema;
     db.check_name(stream, NameOf::Table, stream)?;
-    let key = req.check(db.system(), db.names())?;
+    let key = req.check(D::SYSTEM, D::NAMES)?;
     for f in schema.fields() {
         db.check_name(f.name(), NameOf::Column, stream)?;
     }

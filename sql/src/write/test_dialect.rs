@@ -14,13 +14,8 @@ pub(crate) struct Plain;
 impl Dialect for Plain {
     type Type = FerryType;
 
-    fn system(&self) -> &'static str {
-        "Plain"
-    }
-
-    fn names(&self) -> NameMatch {
-        NameMatch::AsciiCaseless
-    }
+    const SYSTEM: &'static str = "Plain";
+    const NAMES: NameMatch = NameMatch::AsciiCaseless;
 
     fn quote(&self, name: &str) -> String {
         format!("\"{}\"", name.replace('"', "\"\""))
@@ -70,13 +65,8 @@ fn name(s: &str) -> String {
 impl Dialect for Fake {
     type Type = FerryType;
 
-    fn system(&self) -> &'static str {
-        Plain.system()
-    }
-
-    fn names(&self) -> NameMatch {
-        Plain.names()
-    }
+    const SYSTEM: &'static str = Plain::SYSTEM;
+    const NAMES: NameMatch = Plain::NAMES;
 
     fn quote(&self, name: &str) -> String {
         Plain.quote(name)

@@ -360,13 +360,17 @@ pub fn capabilities() -> SinkCapabilities {
     SinkCapabilities { modes }
 }
 
-/// Writes the two `Sink` methods every SQL destination shares into its `impl Sink`: it
-/// rolls back (`rolls_back`: a trial's `abort` undoes what it wrote; the sink says how in
-/// a comment above) and writes in the modes of [`capabilities`].
+/// Writes the `Sink` methods every SQL destination shares into its `impl Sink`: it rolls
+/// back (`rolls_back`: a trial's `abort` undoes what it wrote; the sink says how in a
+/// comment above), writes in the modes of [`capabilities`] and takes `deletes`.
 #[macro_export]
 macro_rules! table_sink {
     () => {
         fn rolls_back(&self) -> bool {
+            true
+        }
+
+        fn deletes(&self) -> bool {
             true
         }
 
