@@ -22,6 +22,13 @@ fn ferry(dir: &Path, args: &[&str]) -> Output {
         .run(args, None)
 }
 
+/// [`ferry`], failing the test, with all it printed, unless it succeeded.
+fn ferry_ok(dir: &Path, args: &[&str]) -> Output {
+    let o = ferry(dir, args);
+    assert!(o.status.success(), "ferry {}: {}", args.join(" "), out(&o));
+    o
+}
+
 /// Writes `people.csv` with ROWS rows: planted personal-data columns and look-alikes.
 const WRITER: &str = r#"
 import csv, random, sys, uuid, datetime
@@ -121,8 +128,7 @@ fn client() -> tempfile::TempDir {
 fn profile_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["profile", "--json"];
     all.extend_from_slice(args);
-    let o = ferry(dir, &all);
-    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry_ok(dir, &all);
     serde_json::from_slice(&o.stdout).expect("--json prints JSON")
 }
 
@@ -214,8 +220,7 @@ fn sample_bounds_the_rows_read_and_the_table_says_so() {
         "{toml}"
     );
 
-    let o = ferry(tmp.path(), &["profile", "--sample", "300"]);
-    assert!(o.status.success(), "{}", out(&o));
+    let o = ferry_ok(tmp.path(), &["profile", "--sample", "300"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
         text.contains("stream people: the first 300 rows (a sample; --full reads all)"),
@@ -275,17 +280,11 @@ fn the_suggested_toml_is_config_a_sync_runs_with() {
         ),
     );
     for kind in ["hash", "field"] {
-        let o = ferry(d, &["keys", "generate", kind]);
-        assert!(o.status.success(), "{}", out(&o));
+        ferry_ok(d, &["keys", "generate", kind]);
     }
-    let o = ferry(d, &["check"]);
-    assert!(
-        o.status.success(),
-        "ferry check takes the pasted TOML: {}",
-        out(&o)
-    );
-    let o = ferry(d, &["sync"]);
-    assert!(o.status.success(), "{}", out(&o));
+    // ferry check takes the pasted TOML
+    ferry_ok(d, &["check"]);
+    ferry_ok(d, &["sync"]);
     let db = rusqlite::Connection::open(d.join("out/people.db")).unwrap();
     let n: i64 = db
         .query_row("SELECT count(*) FROM people", [], |r| r.get(0))

@@ -130,55 +130,68 @@ impl Hints {
         }
         words.push(cur);
         let compact: String = words.concat();
-        let any = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
+        // a whole word of the name is one of `whole`, or the name without separators
+        // holds one of `inside`
+        let hint = |whole: &[&str], inside: &[&str]| {
+            words.iter().any(|w| whole.contains(&w.as_str()))
+                || inside.iter().any(|i| compact.contains(i))
+        };
         Hints {
-            phone: any(&[
-                "phone",
-                "telephone",
-                "tel",
-                "mobile",
-                "gsm",
-                "cell",
-                "cellphone",
-                "fax",
-                "msisdn",
-                "telefoon",
-                "telefon",
-            ]) || compact.contains("phone"),
-            ssn: any(&["ssn", "ssnr"]) || compact.contains("socialsecurity"),
-            birth: any(&[
-                "dob",
-                "birth",
-                "birthday",
-                "birthdate",
-                "born",
-                "geboortedatum",
-                "geburtsdatum",
-            ]) || compact.contains("dateofbirth")
-                || compact.contains("birthdate"),
-            postal: any(&[
-                "zip",
-                "zipcode",
-                "postcode",
-                "postal",
-                "postalcode",
-                "plz",
-                "postleitzahl",
-            ]) || compact.contains("postcode")
-                || compact.contains("postalcode")
-                || compact.contains("zipcode"),
-            address: any(&[
-                "address",
-                "addr",
-                "street",
-                "city",
-                "town",
-                "straat",
-                "woonplaats",
-                "housenumber",
-                "streetname",
-            ]) || compact.contains("address")
-                || compact.contains("street"),
+            phone: hint(
+                &[
+                    "phone",
+                    "telephone",
+                    "tel",
+                    "mobile",
+                    "gsm",
+                    "cell",
+                    "cellphone",
+                    "fax",
+                    "msisdn",
+                    "telefoon",
+                    "telefon",
+                ],
+                &["phone"],
+            ),
+            ssn: hint(&["ssn", "ssnr"], &["socialsecurity"]),
+            birth: hint(
+                &[
+                    "dob",
+                    "birth",
+                    "birthday",
+                    "birthdate",
+                    "born",
+                    "geboortedatum",
+                    "geburtsdatum",
+                ],
+                &["dateofbirth", "birthdate"],
+            ),
+            postal: hint(
+                &[
+                    "zip",
+                    "zipcode",
+                    "postcode",
+                    "postal",
+                    "postalcode",
+                    "plz",
+                    "postleitzahl",
+                ],
+                &["postcode", "postalcode", "zipcode"],
+            ),
+            address: hint(
+                &[
+                    "address",
+                    "addr",
+                    "street",
+                    "city",
+                    "town",
+                    "straat",
+                    "woonplaats",
+                    "housenumber",
+                    "streetname",
+                ],
+                &["address", "street"],
+            ),
         }
     }
 }
@@ -228,47 +241,31 @@ impl Detector {
         self.values += 1;
         let h = self.hints;
         let age = self.age(text);
-        let mut pass = |k: Kind| self.passed[k as usize] += 1;
-        if ids::email(text) {
-            pass(Kind::Email);
+        let checks = [
+            (Kind::Email, ids::email(text)),
+            (Kind::Phone, ids::phone(text, h.phone)),
+            (Kind::Iban, ids::iban(text)),
+            (Kind::PaymentCard, ids::card(text)),
+            (Kind::UsSsn, ids::us_ssn(text, h.ssn)),
+            (Kind::UkNino, ids::uk_nino(text)),
+            (Kind::NlBsn, ids::nl_bsn(text)),
+            (Kind::Ipv4, ids::ipv4(text)),
+            (Kind::Ipv6, ids::ipv6(text)),
+            (Kind::PostalCode, h.postal && ids::postal_code(text)),
+            (
+                Kind::Address,
+                h.address && text.chars().any(char::is_alphabetic),
+            ),
+            (
+                Kind::DateOfBirth,
+                age.is_some_and(|a| (0..=120).contains(&a)),
+            ),
+        ];
+        for (kind, _) in checks.into_iter().filter(|(_, hit)| *hit) {
+            self.passed[kind as usize] += 1;
         }
-        if ids::phone(text, h.phone) {
-            pass(Kind::Phone);
-        }
-        if ids::iban(text) {
-            pass(Kind::Iban);
-        }
-        if ids::card(text) {
-            pass(Kind::PaymentCard);
-        }
-        if ids::us_ssn(text, h.ssn) {
-            pass(Kind::UsSsn);
-        }
-        if ids::uk_nino(text) {
-            pass(Kind::UkNino);
-        }
-        if ids::nl_bsn(text) {
-            pass(Kind::NlBsn);
-        }
-        if ids::ipv4(text) {
-            pass(Kind::Ipv4);
-        }
-        if ids::ipv6(text) {
-            pass(Kind::Ipv6);
-        }
-        if h.postal && ids::postal_code(text) {
-            pass(Kind::PostalCode);
-        }
-        if h.address && text.chars().any(char::is_alphabetic) {
-            pass(Kind::Address);
-        }
-        if let Some(age) = age {
-            if (0..=120).contains(&age) {
-                pass(Kind::DateOfBirth);
-            }
-            if (16..=100).contains(&age) {
-                self.adult_ages += 1;
-            }
+        if age.is_some_and(|a| (16..=100).contains(&a)) {
+            self.adult_ages += 1;
         }
     }
 

@@ -44,6 +44,27 @@ fn with_luhn(body: &str) -> String {
         .unwrap()
 }
 
+/// A date `from` to `from + years - 1`, days 1 to 28 so every month has them.
+fn ymd(r: &mut Rng, from: u64, years: u64) -> String {
+    format!(
+        "{}-{:02}-{:02}",
+        from + r.next() % years,
+        1 + r.next() % 12,
+        1 + r.next() % 28
+    )
+}
+
+/// `MM-DD{sep}hh:mm`, the middle of a timestamp.
+fn day_and_minute(r: &mut Rng, sep: char) -> String {
+    format!(
+        "{:02}-{:02}{sep}{:02}:{:02}",
+        1 + r.next() % 12,
+        1 + r.next() % 28,
+        r.next() % 24,
+        r.next() % 60
+    )
+}
+
 fn iban_of(country: &str, bban: &str) -> String {
     let num: String = format!("{bban}{country}00")
         .chars()
@@ -113,12 +134,8 @@ fn true_columns_are_found_with_their_evidence() {
         (
             "client_ip",
             column(200, |r, _| {
-                format!(
-                    "10.{}.{}.{}",
-                    r.next() % 256,
-                    r.next() % 256,
-                    r.next() % 256
-                )
+                let octets: Vec<String> = (0..3).map(|_| (r.next() % 256).to_string()).collect();
+                format!("10.{}", octets.join("."))
             }),
             Kind::Ipv4,
         ),
@@ -129,26 +146,12 @@ fn true_columns_are_found_with_their_evidence() {
         ),
         (
             "date_of_birth",
-            column(200, |r, _| {
-                format!(
-                    "{}-{:02}-{:02}",
-                    1940 + r.next() % 66,
-                    1 + r.next() % 12,
-                    1 + r.next() % 28
-                )
-            }),
+            column(200, |r, _| ymd(r, 1940, 66)),
             Kind::DateOfBirth,
         ),
         (
             "d1",
-            column(200, |r, _| {
-                format!(
-                    "{}-{:02}-{:02}",
-                    1940 + r.next() % 66,
-                    1 + r.next() % 12,
-                    1 + r.next() % 28
-                )
-            }),
+            column(200, |r, _| ymd(r, 1940, 66)),
             Kind::DateOfBirth,
         ),
         (
@@ -215,40 +218,16 @@ fn look_alikes_are_not_flagged() {
         ("sku2", column(500, |r, _| format!("AB{}", r.digits(16)))),
         (
             "created_at",
-            column(500, |r, _| {
-                format!(
-                    "2025-{:02}-{:02}T{:02}:{:02}:00Z",
-                    1 + r.next() % 12,
-                    1 + r.next() % 28,
-                    r.next() % 24,
-                    r.next() % 60
-                )
-            }),
+            column(500, |r, _| format!("2025-{}:00Z", day_and_minute(r, 'T'))),
         ),
         (
             "updated",
             column(500, |r, _| {
-                format!(
-                    "2025-{:02}-{:02} {:02}:{:02}:{:02}",
-                    1 + r.next() % 12,
-                    1 + r.next() % 28,
-                    r.next() % 24,
-                    r.next() % 60,
-                    r.next() % 60
-                )
+                let minute = day_and_minute(r, ' ');
+                format!("2025-{minute}:{:02}", r.next() % 60)
             }),
         ),
-        (
-            "order_date",
-            column(500, |r, _| {
-                format!(
-                    "{}-{:02}-{:02}",
-                    2015 + r.next() % 11,
-                    1 + r.next() % 12,
-                    1 + r.next() % 28
-                )
-            }),
-        ),
+        ("order_date", column(500, |r, _| ymd(r, 2015, 11))),
         (
             "uuid",
             column(500, |r, _| {
