@@ -16,6 +16,7 @@ use support::cli::{ferry, out_apart as text};
 use support::db::{block, fresh, pg, pg_url, MysqlDestination, PgDestination};
 use support::folder::with_config as folder;
 use support::read;
+use support::sqlite::SqliteDestination;
 
 /// A row of the `items` table: id, name, n.
 type Row = (i64, Option<String>, i64);
@@ -47,6 +48,13 @@ impl Source {
             c.batch_execute(&sql).await.unwrap();
         });
         Source { schema, prefix }
+    }
+
+    /// Runs each of `changes` in a transaction of its own, in order.
+    fn commit_each(&self, changes: &[&str]) {
+        for sql in changes {
+            self.change(sql);
+        }
     }
 
     /// Runs `sql` (statements; `items` is this source's table) in one transaction.
@@ -342,6 +350,14 @@ fn killed_mid_stream_and_rerun_loses_and_duplicates_nothing() {
     assert_eq!(held(), expected);
 }
 
+/// Syncs `dir`, which must succeed and report `deleted` rows deleted; returns what it printed.
+fn sync_deleting(dir: &Path, deleted: u64, label: &str) -> String {
+    let (ok, rep, out) = sync(dir);
+    assert!(ok, "{label}: {out}");
+    assert_eq!(rep["rows_deleted"], deleted, "{label}: {rep:#}");
+    out
+}
+
 /// A destination row of `items`: id, name, n, whether `_ferry_deleted_at` is set.
 type Marked = (i64, Option<String>, i64, bool);
 
@@ -371,13 +387,13 @@ fn soft_deletes_mark_by_key(destination: &str, held: &dyn Fn() -> Vec<Marked>) {
     ];
     assert_eq!(held(), first);
 
-    src.change("DELETE FROM items WHERE id = 2");
-    src.change("UPDATE items SET name = 'A' WHERE id = 1");
-    src.change("UPDATE items SET n = 10 WHERE id = 1");
-    src.change("DELETE FROM items WHERE id = 4");
-    let (ok, rep, out) = sync(dir);
-    assert!(ok, "second sync: {out}");
-    assert_eq!(rep["rows_deleted"], 2, "{rep:#}");
+    src.commit_each(&[
+        "DELETE FROM items WHERE id = 2",
+        "UPDATE items SET name = 'A' WHERE id = 1",
+        "UPDATE items SET n = 10 WHERE id = 1",
+        "DELETE FROM items WHERE id = 4",
+    ]);
+    let out = sync_deleting(dir, 2, "second sync");
     let receipt = read::receipt_of_report(dir, "r.json");
     assert_eq!(receipt["receipt"]["streams"][0]["rows_deleted"], 2);
     let second = vec![
@@ -389,14 +405,14 @@ fn soft_deletes_mark_by_key(destination: &str, held: &dyn Fn() -> Vec<Marked>) {
     assert_eq!(held(), second, "{out}");
 
     // 4 comes back; 3 goes and comes back in this run; 5 arrives; 1 goes
-    src.change("INSERT INTO items VALUES (4, 'd again', 40)");
-    src.change("DELETE FROM items WHERE id = 3");
-    src.change("INSERT INTO items VALUES (3, 'c again', 30)");
-    src.change("INSERT INTO items VALUES (5, 'e', 5)");
-    src.change("DELETE FROM items WHERE id = 1");
-    let (ok, rep, out) = sync(dir);
-    assert!(ok, "third sync: {out}");
-    assert_eq!(rep["rows_deleted"], 2, "{rep:#}");
+    src.commit_each(&[
+        "INSERT INTO items VALUES (4, 'd again', 40)",
+        "DELETE FROM items WHERE id = 3",
+        "INSERT INTO items VALUES (3, 'c again', 30)",
+        "INSERT INTO items VALUES (5, 'e', 5)",
+        "DELETE FROM items WHERE id = 1",
+    ]);
+    let out = sync_deleting(dir, 2, "third sync");
     let third = vec![
         row(1, "A", 10, true),
         row(2, "b", 2, true),
@@ -420,18 +436,16 @@ const MARKED: &str =
 
 #[test]
 fn cdc_soft_deletes_into_sqlite() {
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join("out.db");
-    let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
+    let dest = SqliteDestination::new();
     let held = || {
-        let c = rusqlite::Connection::open(&db).unwrap();
+        let c = rusqlite::Connection::open(&dest.db).unwrap();
         let mut stmt = c.prepare(&format!("{MARKED}items ORDER BY id")).unwrap();
         let rows = stmt.query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? == 1))
         });
         rows.unwrap().map(|r| r.unwrap()).collect()
     };
-    soft_deletes_mark_by_key(&section, &held);
+    soft_deletes_mark_by_key(&dest.section, &held);
 }
 
 #[test]

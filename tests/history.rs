@@ -12,35 +12,10 @@ mod support;
 use std::path::Path;
 
 use support::cli::{ferry, out_apart as text, sync_reported as sync};
-use support::db::{MysqlDestination, PgDestination};
 use support::folder::with_config as folder;
+use support::history::{self, Reading, Version};
 use support::items::{self, source};
 use support::read;
-
-/// A version: id, name, n, valid from, valid to (UTC, `YYYY-MM-DD HH:MM:SS`), current.
-type Version = (i64, String, i64, String, Option<String>, bool);
-
-/// How a test reads the versions of `items`: the table as its queries name it, the SQL
-/// that gives a timestamp column as that text, and the versions a query returns.
-struct Reading<'a> {
-    table: &'a str,
-    day: fn(&str) -> String,
-    rows: &'a dyn Fn(&str) -> Vec<Version>,
-}
-
-impl Reading<'_> {
-    /// The versions, by id and start.
-    fn versions(&self) -> Vec<Version> {
-        let day = self.day;
-        let sql = format!(
-            "SELECT id, name, n, {}, {}, _ferry_is_current FROM {} ORDER BY id, _ferry_valid_from",
-            day("_ferry_valid_from"),
-            day("_ferry_valid_to"),
-            self.table
-        );
-        (self.rows)(&sql)
-    }
-}
 
 const STREAM: &str = "mode = \"history\"\nprimary_key = [\"id\"]\ndeletes = \"soft\"\n";
 
@@ -182,80 +157,17 @@ fn three_runs(destination: &str, reading: Reading<'_>) {
 
 #[test]
 fn history_into_sqlite() {
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join("out.db");
-    let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
-    let rows = |sql: &str| -> Vec<Version> {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        let mut stmt = c.prepare(sql).unwrap();
-        let found = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .unwrap();
-        found.map(|r| r.unwrap()).collect()
-    };
-    let day = |c: &str| format!("substr(replace({c}, 'T', ' '), 1, 19)");
-    let table = "items";
-    three_runs(
-        &section,
-        Reading {
-            table,
-            day,
-            rows: &rows,
-        },
-    );
+    history::into_sqlite(three_runs);
 }
 
 #[test]
 fn history_into_postgres() {
-    let dest = PgDestination::new("ferry_history");
-    let rows = |sql: &str| -> Vec<Version> {
-        let rows = dest.query(sql);
-        let version =
-            |r: &tokio_postgres::Row| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
-        rows.iter().map(version).collect()
-    };
-    let day = |c: &str| format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')");
-    let table = "{schema}.items";
-    three_runs(
-        &dest.section,
-        Reading {
-            table,
-            day,
-            rows: &rows,
-        },
-    );
-    dest.finish();
+    history::into_postgres("ferry_history", three_runs);
 }
 
 #[test]
 fn history_into_mysql() {
-    let dest = MysqlDestination::new("ferry_history");
-    // `_ferry_is_current` is a TINYINT(1)
-    type Row = (i64, String, i64, String, Option<String>, i64);
-    let rows = |sql: &str| -> Vec<Version> {
-        let rows: Vec<Row> = dest.query(sql);
-        let version = |r: Row| (r.0, r.1, r.2, r.3, r.4, r.5 != 0);
-        rows.into_iter().map(version).collect()
-    };
-    let day = |c: &str| format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s')");
-    three_runs(
-        &dest.section,
-        Reading {
-            table: "items",
-            day,
-            rows: &rows,
-        },
-    );
-    dest.finish();
+    history::into_mysql("ferry_history", three_runs);
 }
 
 /// A history needs a key: refused before anything is read, at the stream's entry.

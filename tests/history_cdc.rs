@@ -16,56 +16,41 @@ use std::path::Path;
 use support::cli::{ferry, out_apart as text, sync_reported as sync};
 use support::db::{fresh, pg_url, MysqlDestination, PgDestination};
 use support::folder::with_config as folder;
+use support::history::{self, Reading};
 use support::items::{self, source};
-
-/// A version as read: id, name, n, valid from, valid to, current.
-type Read = (i64, String, i64, String, Option<String>, bool);
+use support::sqlite::{self, SqliteDestination};
 
 /// A version with its start and end as run numbers (1, 2, 3): id, name, n, from, to,
 /// current.
 type Version = (i64, &'static str, i64, usize, Option<usize>, bool);
 
-/// Reads a destination's versions of `items`: the SQL that gives a timestamp column as
-/// text, and the rows of a query (`{t}` in it is the table).
-struct Reading<'a> {
-    day: fn(&str) -> String,
-    rows: &'a dyn Fn(&str) -> Vec<Read>,
-}
-
-impl Reading<'_> {
-    /// The versions, by id and start, with their starts and ends as run numbers: every
-    /// run here adds a version, so the distinct starts are the runs' starts, in order.
-    fn versions(&self) -> Vec<(i64, String, i64, usize, Option<usize>, bool)> {
-        let day = self.day;
-        let sql = format!(
-            "SELECT id, name, n, {}, {}, _ferry_is_current FROM {{t}} ORDER BY id, _ferry_valid_from",
-            day("_ferry_valid_from"),
-            day("_ferry_valid_to"),
-        );
-        let read = (self.rows)(&sql);
-        let mut starts: Vec<String> = read.iter().map(|r| r.3.clone()).collect();
-        starts.sort();
-        starts.dedup();
-        let run = |t: &str| {
-            starts
-                .iter()
-                .position(|s| s == t)
-                .map(|i| i + 1)
-                .unwrap_or_else(|| panic!("{t} is no run's start: {starts:?}"))
-        };
-        read.iter()
-            .map(|r| {
-                (
-                    r.0,
-                    r.1.clone(),
-                    r.2,
-                    run(&r.3),
-                    r.4.as_deref().map(run),
-                    r.5,
-                )
-            })
-            .collect()
-    }
+/// The versions `reading` reads, by id and start, with their starts and ends as run
+/// numbers: every run here adds a version, so the distinct starts are the runs' starts,
+/// in order.
+fn by_run(reading: &Reading<'_>) -> Vec<(i64, String, i64, usize, Option<usize>, bool)> {
+    let read = reading.versions();
+    let mut starts: Vec<String> = read.iter().map(|r| r.3.clone()).collect();
+    starts.sort();
+    starts.dedup();
+    let run = |t: &str| {
+        starts
+            .iter()
+            .position(|s| s == t)
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{t} is no run's start: {starts:?}"))
+    };
+    read.iter()
+        .map(|r| {
+            (
+                r.0,
+                r.1.clone(),
+                r.2,
+                run(&r.3),
+                r.4.as_deref().map(run),
+                r.5,
+            )
+        })
+        .collect()
 }
 
 /// The SQLite source's `items` table: id, name, n, and `version` (the cursor).
@@ -163,64 +148,26 @@ fn incremental_history_with_deletes(destination: &str, reading: Reading<'_>) {
         .into_iter()
         .map(|(i, name, n, from, to, current)| (i, name.to_string(), n, from, to, current))
         .collect();
-    assert_eq!(reading.versions(), expected);
+    assert_eq!(by_run(&reading), expected);
 
     // nothing changed: nothing read or written, nothing closed
     run(dir, [0, 0, 0], "rerun");
-    assert_eq!(reading.versions(), expected);
+    assert_eq!(by_run(&reading), expected);
 }
 
 #[test]
 fn incremental_history_with_deletes_into_sqlite() {
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join("out.db");
-    let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
-    let rows = |sql: &str| -> Vec<Read> {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        let mut stmt = c.prepare(&sql.replace("{t}", "items")).unwrap();
-        let found = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        });
-        found.unwrap().map(|r| r.unwrap()).collect()
-    };
-    let day = |c: &str| format!("substr(replace({c}, 'T', ' '), 1, 19)");
-    incremental_history_with_deletes(&section, Reading { day, rows: &rows });
+    history::into_sqlite(incremental_history_with_deletes);
 }
 
 #[test]
 fn incremental_history_with_deletes_into_postgres() {
-    let dest = PgDestination::new("ferry_history_inc");
-    let rows = |sql: &str| -> Vec<Read> {
-        let rows = dest.query(&sql.replace("{t}", "{schema}.items"));
-        let version =
-            |r: &tokio_postgres::Row| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
-        rows.iter().map(version).collect()
-    };
-    let day = |c: &str| format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')");
-    incremental_history_with_deletes(&dest.section, Reading { day, rows: &rows });
-    dest.finish();
+    history::into_postgres("ferry_history_inc", incremental_history_with_deletes);
 }
 
 #[test]
 fn incremental_history_with_deletes_into_mysql() {
-    let dest = MysqlDestination::new("ferry_history_inc");
-    type Row = (i64, String, i64, String, Option<String>, i64);
-    let rows = |sql: &str| -> Vec<Read> {
-        let rows: Vec<Row> = dest.query(&sql.replace("{t}", "items"));
-        rows.into_iter()
-            .map(|r| (r.0, r.1, r.2, r.3, r.4, r.5 != 0))
-            .collect()
-    };
-    let day = |c: &str| format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s')");
-    incremental_history_with_deletes(&dest.section, Reading { day, rows: &rows });
-    dest.finish();
+    history::into_mysql("ferry_history_inc", incremental_history_with_deletes);
 }
 
 /// History read by change data capture is refused before anything is read: the message
@@ -303,16 +250,10 @@ fn a_repeated_key_is_named(destination: &str, stream: &str, setting: &str, held:
 
 #[test]
 fn a_repeated_key_under_history_into_sqlite() {
-    let out = tempfile::tempdir().unwrap();
-    let db = out.path().join("out.db");
-    let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
-    let held = || -> i64 {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.query_row("SELECT count(*) FROM items", [], |r| r.get(0))
-            .unwrap()
-    };
+    let dest = SqliteDestination::new();
+    let held = || sqlite::rows(&dest.db, "items").unwrap() as i64;
     let stream = "mode = \"history\"\nprimary_key = [\"id\"]\n";
-    a_repeated_key_is_named(&section, stream, "mode = \"history\"", &held);
+    a_repeated_key_is_named(&dest.section, stream, "mode = \"history\"", &held);
 }
 
 #[test]

@@ -1,6 +1,28 @@
-//! Reading a SQLite destination the way a person checking it would: with SQL.
+//! SQLite destinations, read the way a person checking them would: with SQL.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A SQLite file in a folder of its own, removed when this is dropped.
+pub struct SqliteDestination {
+    _dir: tempfile::TempDir,
+    /// The file (not there until a run writes it).
+    pub db: PathBuf,
+    /// Its `[destination]` lines.
+    pub section: String,
+}
+
+impl SqliteDestination {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("out.db");
+        let section = format!("type = \"sqlite\"\npath = \"{}\"", db.display());
+        SqliteDestination {
+            _dir: dir,
+            db,
+            section,
+        }
+    }
+}
 
 /// Rows of `table` in the SQLite file `db`; `None` when the file or the table is not there.
 pub fn rows(db: &Path, table: &str) -> Option<u64> {
