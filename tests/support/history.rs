@@ -9,12 +9,15 @@ use super::sqlite::SqliteDestination;
 /// A version: id, name, n, valid from, valid to (UTC, `YYYY-MM-DD HH:MM:SS`), current.
 pub type Version = (i64, String, i64, String, Option<String>, bool);
 
+/// The versions a query returns.
+type Rows<'a> = Box<dyn Fn(&str) -> Vec<Version> + 'a>;
+
 /// How a test reads the versions of `items`: the table as its queries name it, the SQL
 /// that gives a timestamp column as that text, and the versions a query returns.
 pub struct Reading<'a> {
     table: &'a str,
     day: fn(&str) -> String,
-    rows: Box<dyn Fn(&str) -> Vec<Version> + 'a>,
+    rows: Rows<'a>,
 }
 
 impl<'a> Reading<'a> {
