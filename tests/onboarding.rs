@@ -90,6 +90,7 @@ fn init_defaults_to_files_and_says_where_they_go() {
     // no data yet: check fails, and says what it looked for
     let o = ferry(&dir, &["check"]);
     exits_saying(&o, 1, "data/*.csv");
+    exits_saying(&o, 1, "put the client's files in that folder");
 
     folder::write(&dir, "data/customers.csv", "id,name\n1,Ada\n2,Grace\n");
     let o = ferry(&dir, &["check"]);

@@ -73,8 +73,16 @@ pub fn hint(e: &Error) -> Option<String> {
             "check the path given with -c (default: sync.toml in the current folder); \
              `ferry init <client>` creates a client folder with one"
         }
+        ErrorKind::NotFound if e.context_value("pattern").is_some() => {
+            "put the client's files in that folder, or change the stream's `path` pattern to \
+             where they are; `ferry discover` lists what matches"
+        }
         ErrorKind::NotFound if !file.is_empty() && e.context_value("stream").is_none() => {
             "check the path, and that Ferry runs in the folder you expect"
+        }
+        ErrorKind::ConfigInvalid if e.context_value("option") == Some("--streams") => {
+            "give --streams names from the list above (comma-separated), or leave --streams \
+             out to profile every stream of the config"
         }
         ErrorKind::ConfigInvalid if e.context_value("stream").is_some() => {
             "fix the stream's entry at the line shown; `ferry discover` lists the source's \

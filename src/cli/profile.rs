@@ -18,6 +18,7 @@ pub async fn profile(
     let cfg = super::commands::load(path)?;
     let source = crate::registry().build_source(&cfg.source)?;
     let catalog = source.discover().await?;
+    let from_option = only.is_some();
     let names: Vec<String> = match only {
         Some(list) => list,
         None if cfg.streams.is_empty() => catalog.names().iter().map(|s| s.to_string()).collect(),
@@ -26,12 +27,14 @@ pub async fn profile(
     let mut streams = Vec::new();
     for name in &names {
         let Some(info) = catalog.get(name) else {
-            return Err(Error::config(format!(
+            let e = Error::config(format!(
                 "the source of {} has no stream `{name}`; its streams are: {}",
                 path.display(),
                 catalog.names().join(", ")
             ))
-            .with("stream", name));
+            .with("stream", name);
+            // the name came from the command line, not from a line of the config
+            return Err(if from_option { e.with("option", "--streams") } else { e });
         };
         streams.push(info);
     }

@@ -189,7 +189,9 @@ impl Store for Folder {
                 .map(Path::to_path_buf)
                 .unwrap_or_default()
         };
-        let msg = if !folder.as_os_str().is_empty() && !folder.is_dir() {
+        let missing_folder = !folder.as_os_str().is_empty() && !folder.is_dir();
+        let empty_folder = place.wildcards && !missing_folder;
+        let msg = if missing_folder {
             format!(
                 "no such folder `{}` (from `path = \"{pattern}\"`)",
                 folder.display()
@@ -206,7 +208,13 @@ impl Store for Folder {
         } else {
             format!("no file matches `{pattern}` in `{}`", folder.display())
         };
-        Error::new(ErrorKind::NotFound, msg).with("stream", &spec.name)
+        let e = Error::new(ErrorKind::NotFound, msg).with("stream", &spec.name);
+        // the folder is there but holds no matching file yet (a new client's `data/`)
+        if empty_folder {
+            e.with("pattern", pattern)
+        } else {
+            e
+        }
     }
 
     fn open(&self, entry: &Entry) -> Result<Box<dyn Read + Send>> {
