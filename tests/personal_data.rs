@@ -141,6 +141,19 @@ fn refuse_stops_an_unprotected_iban_until_it_is_hashed_or_allowed() {
     assert_eq!(flag(s, "email")["status"], "allowed");
     assert_eq!(s["personal_data"]["columns"].as_array().unwrap().len(), 2);
 
+    // `ferry plan` samples the same rows and says the sync would refuse (exit 1)
+    let o = ferry(dir, &["plan"]);
+    exits_saying_all(
+        &o,
+        1,
+        &[
+            "personal:    iban appears to hold iban (1,000 of 1,000 sampled values",
+            "UNPROTECTED: `ferry sync` would refuse",
+            "personal:    email appears to hold email",
+            "allowed: the client's own contacts",
+        ],
+    );
+
     // hashed: it passes, and the IBAN is recorded as protected
     folder::edit(
         dir,
@@ -180,12 +193,15 @@ fn refuse_stops_an_unprotected_iban_until_it_is_hashed_or_allowed() {
         .unwrap();
     assert_eq!(iban["status"], "allowed", "{pd}");
     assert!(iban["matched"].as_u64().unwrap() >= 800, "{iban}");
-    let o = ferry(dir, &["verify", &receipt_path]);
+    let shown = ferry_ok(dir, &["keys", "show", "signing"]);
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    let pubkey = shown.lines().last().unwrap().trim().to_string();
+    let o = ferry(dir, &["verify", &receipt_path, "--pubkey", &pubkey]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     // an edited reason no longer verifies
     let text = std::fs::read_to_string(&receipt_path).unwrap();
     std::fs::write(&receipt_path, text.replace("contract §4", "contract §5")).unwrap();
-    let o = ferry(dir, &["verify", &receipt_path]);
+    let o = ferry(dir, &["verify", &receipt_path, "--pubkey", &pubkey]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
 }
 
