@@ -132,7 +132,11 @@ fn refuse_stops_an_unprotected_iban_until_it_is_hashed_or_allowed() {
     assert_says(error_line, &[], &["column `email`"]);
     assert_eq!(sqlite::rows(&db(dir), "payments").unwrap_or(0), 0);
     let o = ferry_ok(dir, &["state", "show"]);
-    assert!(!out(&o).contains("\"payments\""), "state committed: {}", out(&o));
+    assert!(
+        !out(&o).contains("\"payments\""),
+        "state committed: {}",
+        out(&o)
+    );
     let report = read::json(&dir.join("r.json"));
     let s = &report["streams"][0];
     assert_eq!(s["rows_committed"], 0, "{s}");
@@ -215,8 +219,16 @@ fn warn_is_the_default_and_warns_once_per_column() {
         let needle = format!("warning: stream `payments`, column `{column}` appears to hold");
         assert_eq!(printed.matches(&needle).count(), 1, "{printed}");
     }
-    assert_eq!(printed.matches("warning: stream `payments`").count(), 2, "{printed}");
-    assert_says(&printed, &["hash it (`{ type = \"hash\", column = \"iban\""], &LOOK_ALIKES);
+    assert_eq!(
+        printed.matches("warning: stream `payments`").count(),
+        2,
+        "{printed}"
+    );
+    assert_says(
+        &printed,
+        &["hash it (`{ type = \"hash\", column = \"iban\""],
+        &LOOK_ALIKES,
+    );
     assert_eq!(sqlite::rows(&db(dir), "payments"), Some(ROWS as u64));
     let s = read::json(&dir.join("r.json"))["streams"][0].clone();
     assert_eq!(s["personal_data"]["policy"], "warn");
@@ -254,6 +266,9 @@ fn allowances_must_name_a_delivered_column_and_give_a_reason() {
     exits_saying_all(
         &o,
         2,
-        &["allows column `email` to hold personal data without a reason", "line "],
+        &[
+            "allows column `email` to hold personal data without a reason",
+            "line ",
+        ],
     );
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use ferry_core::sink::Output;
 use crate::personal_data::Policy;
+use ferry_core::sink::Output;
 
 /// How a stream or run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,7 +283,11 @@ impl RunReport {
         }
         for s in &self.streams {
             // under `refuse` an unprotected column failed the stream (its error says so)
-            if let Some(pd) = s.personal_data.as_ref().filter(|p| p.policy == Policy::Warn) {
+            if let Some(pd) = s
+                .personal_data
+                .as_ref()
+                .filter(|p| p.policy == Policy::Warn)
+            {
                 for w in crate::personal_data::warnings(&s.stream, pd) {
                     out.push_str(&format!("  {w}\n"));
                 }

@@ -15,9 +15,9 @@ use ferry_engine::personal_data::{Policy, Status};
 use ferry_engine::profile::suggest::hash_line;
 use ferry_engine::report::group;
 use ferry_engine::runtime::reconcile;
+use ferry_engine::runtime::StreamTask;
 use ferry_engine::schema_change::Reconciled;
 use ferry_engine::state::{Access, StateStore};
-use ferry_engine::runtime::StreamTask;
 use ferry_engine::{RunOptions, Runtime};
 
 /// Exit code when the plan would change something.
@@ -195,7 +195,10 @@ async fn personal_lines(rt: &Runtime, task: &StreamTask) -> bool {
     let (record, verdict) = match rt.personal_data(task).await {
         Ok(found) => found,
         Err(e) => {
-            println!("  personal:    not sampled (the rows could not be read: {})", e.message());
+            println!(
+                "  personal:    not sampled (the rows could not be read: {})",
+                e.message()
+            );
             return false;
         }
     };
@@ -210,7 +213,10 @@ async fn personal_lines(rt: &Runtime, task: &StreamTask) -> bool {
             Status::Protected => "protected by a transform".to_string(),
             Status::Allowed => {
                 let why = record.allowances.iter().find(|a| a.column == f.column);
-                format!("allowed: {}", why.map(|a| a.reason.as_str()).unwrap_or_default())
+                format!(
+                    "allowed: {}",
+                    why.map(|a| a.reason.as_str()).unwrap_or_default()
+                )
             }
             Status::Unprotected if record.policy == Policy::Refuse => format!(
                 "UNPROTECTED: `ferry sync` would refuse the stream; add `{}` to its transforms, \

@@ -17,9 +17,9 @@ use crate::quarantine::QuarantineRecord;
 use crate::report::StreamReport;
 use crate::transform;
 use crate::validate::Validator;
+use arrow_array::RecordBatch;
 use ferry_core::sink::{Durability, StreamWriter};
 use ferry_core::source::{Message, RowPositions};
-use arrow_array::RecordBatch;
 use ferry_core::{Error, ErrorKind, Result};
 use ferry_formats::digest::BackgroundDigest;
 
@@ -49,10 +49,8 @@ impl Runtime {
         let mut pending: Option<serde_json::Value> = None;
         // the receipt's row digest is summed on other threads, overlapping the transforms,
         // checks and writes (it costs more per row than most of them)
-        let mut digest = BackgroundDigest::start(
-            digest_workers(),
-            self.settings.channel_capacity.max(1),
-        );
+        let mut digest =
+            BackgroundDigest::start(digest_workers(), self.settings.channel_capacity.max(1));
 
         let stream = task.read.stream.as_str();
         let quarantine = |rep: &mut StreamReport, rec: QuarantineRecord| -> Result<()> {
@@ -63,7 +61,11 @@ impl Runtime {
         let mut exchanges = ferry_core::exchange::Recorder::new(&task.protected);
         // where the rows of the next batch were read (file sources say, before each batch)
         let mut positions: Option<Box<RowPositions>> = None;
-        let mut guard = Some(Guard::new(self.settings.personal_data, &task.transforms, &task.allow_personal));
+        let mut guard = Some(Guard::new(
+            self.settings.personal_data,
+            &task.transforms,
+            &task.allow_personal,
+        ));
         let mut held: Vec<RecordBatch> = Vec::new();
         let result: Result<()> = async {
         loop {
