@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::profile::stats::ColumnStats;
 use crate::profile::suggest::hash_line;
-use crate::report::group;
 use crate::transform::{hidden_before, Transform};
 use ferry_core::{Error, Result};
 
@@ -272,9 +271,4 @@ fn covered_after(steps: &[Arc<dyn Transform>]) -> Vec<String> {
         names.extend(s.hides());
     }
     names
-}
-
-/// The sample's size as the docs and `ferry plan` say it.
-pub fn sample_text() -> String {
-    format!("the first {} rows", group(SAMPLE_ROWS))
 }

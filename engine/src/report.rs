@@ -105,7 +105,7 @@ pub struct StreamReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub settled: Vec<ferry_core::Settled>,
     /// What the personal-data guard found in the stream's first rows (`None`: the stream
-    /// delivered no row, or failed before the guard decided).
+    /// failed before the guard had tested them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personal_data: Option<crate::personal_data::Record>,
     /// The error, if it failed (redacted).
