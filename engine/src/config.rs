@@ -87,6 +87,10 @@ pub struct StreamConfig {
     /// (default: add new columns, refuse every other change). See [`crate::schema_change`].
     #[serde(default)]
     pub on_schema_change: crate::schema_change::OnSchemaChange,
+    /// Delivered columns that may hold personal data unprotected, each with the reason
+    /// (`[{ column = "email", reason = "contract §4" }]`); see `[run] personal_data`.
+    #[serde(default)]
+    pub allow_personal: Vec<crate::personal_data::Allowance>,
 }
 
 /// The share of rejected rows above which a stream fails when it sets no `max_bad_ratio`:
@@ -120,6 +124,7 @@ impl StreamConfig {
             on_bad_record: BadRecordPolicy::Fail,
             max_bad_ratio: None,
             on_schema_change: Default::default(),
+            allow_personal: Vec::new(),
         }
     }
 
@@ -161,6 +166,11 @@ pub struct RunSettings {
     /// (default `.ferry/quarantine`), or `{ destination = "destination", stream =
     /// "{stream}_quarantine" }` to write them through the config's destination connector.
     pub quarantine: QuarantineTarget,
+    /// What a run does with a delivered column that appears to hold personal data (an
+    /// IBAN, e-mail addresses …) and is neither protected by a transform nor allowed by
+    /// the stream's `allow_personal`: `warn` (default: one warning per column) or
+    /// `refuse` (the stream stops before a row is written). See docs/profile.md.
+    pub personal_data: crate::personal_data::Policy,
 }
 
 /// `[run] quarantine`: where rejected records go.
@@ -211,6 +221,7 @@ impl Default for RunSettings {
             signing_key: "signing_key".into(),
             vault: PathBuf::from(".ferry/secrets.vault"),
             quarantine: QuarantineTarget::Folder(PathBuf::from(".ferry/quarantine")),
+            personal_data: Default::default(),
         }
     }
 }
@@ -377,6 +388,18 @@ impl SyncConfig {
             }
         }
         for s in &top.streams {
+            if let Some(a) = s.allow_personal.iter().find(|a| a.reason.trim().is_empty()) {
+                return Err(file
+                    .error_at(
+                        find_offset(file.text, "allow_personal", 0),
+                        format!(
+                            "stream `{}` allows column `{}` to hold personal data without a reason: \
+                             write why it may go unprotected, e.g. `reason = \"contract §4\"`",
+                            s.name, a.column
+                        ),
+                    )
+                    .with("stream", &s.name));
+            }
             if s.on_schema_change == crate::schema_change::OnSchemaChange::Replace
                 && s.mode != Some(WriteMode::Overwrite)
             {

@@ -27,6 +27,12 @@
 //! receipt is written exactly as signed (no redaction afterwards): it holds no secret by
 //! construction.
 //!
+//! A stream may hold `personal_data` (added within v2, optional like the other later
+//! fields, so older receipts read and verify unchanged): `{"policy": "warn"|"refuse",
+//! "sampled_rows": n, "columns": [{"column", "kind", "matched", "of", "evidence",
+//! "status": "protected"|"allowed"|"unprotected"}], "allowances": [{"column", "reason"}]}`,
+//! what the personal-data guard found ([`crate::personal_data`]); the signature covers it.
+//!
 //! Versions: v2 (written now) has the same fields as v1; its row digests use the binary row
 //! encoding (`rows2-sha256-sum:`). v1 receipts (text encoding, `rows-sha256-sum:`) are still
 //! read and verified: the digest's prefix says which encoding to recompute.
@@ -122,6 +128,12 @@ pub struct ReceiptStream {
     pub state_after: Option<serde_json::Value>,
     /// What was written.
     pub outputs: Vec<ReceiptOutput>,
+    /// The personal-data guard: the run's policy, the columns that appear to hold
+    /// personal data (kind, evidence, protected / allowed / unprotected) and the stream's
+    /// allowances with their reasons. `None` in older receipts, and for a stream that
+    /// stopped before the guard decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_data: Option<crate::personal_data::Record>,
 }
 
 /// The signed part of a receipt.
@@ -242,6 +254,7 @@ impl Receipt {
                 state_before: s.state_before.clone(),
                 state_after: s.state_after.clone(),
                 outputs,
+                personal_data: s.personal_data.clone(),
             });
         }
         Ok(Receipt {

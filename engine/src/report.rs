@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::personal_data::Policy;
 use ferry_core::sink::Output;
 
 /// How a stream or run ended.
@@ -103,6 +104,10 @@ pub struct StreamReport {
     /// the run still succeeded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub settled: Vec<ferry_core::Settled>,
+    /// What the personal-data guard found in the stream's first rows (`None`: the stream
+    /// failed before the guard had tested them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personal_data: Option<crate::personal_data::Record>,
     /// The error, if it failed (redacted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -146,6 +151,7 @@ impl StreamReport {
             rows_digest: String::new(),
             checks: Vec::new(),
             settled: Vec::new(),
+            personal_data: None,
             error: None,
         }
     }
@@ -276,6 +282,16 @@ impl RunReport {
             ));
         }
         for s in &self.streams {
+            // under `refuse` an unprotected column failed the stream (its error says so)
+            if let Some(pd) = s
+                .personal_data
+                .as_ref()
+                .filter(|p| p.policy == Policy::Warn)
+            {
+                for w in crate::personal_data::warnings(&s.stream, pd) {
+                    out.push_str(&format!("  {w}\n"));
+                }
+            }
             let mut failing: Vec<_> = s.checks.iter().filter(|c| c.failed > 0).collect();
             failing.sort_by_key(|c| std::cmp::Reverse(c.failed));
             for c in failing.iter().take(5) {

@@ -32,6 +32,7 @@ mod batch;
 mod commit;
 mod complete;
 mod deliver;
+mod guard_sample;
 mod keys;
 mod observer;
 mod options;

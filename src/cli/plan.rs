@@ -3,14 +3,19 @@
 //! It resolves the run exactly as `sync` does (same [`Runtime::plan`], same schema
 //! policy via [`reconcile`]), then asks the destination what is there now
 //! and the source how much it would read. Exit codes, for CI gates: 0 nothing would
-//! change, 3 something would, 1 the sync would refuse (a schema change its policy forbids).
+//! change, 3 something would, 1 the sync would refuse (a schema change its policy forbids,
+//! or, under `[run] personal_data = "refuse"`, a column that looks like unprotected
+//! personal data in the stream's first rows).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use ferry_core::{Error, Estimate, ReadMode, WriteMode};
+use ferry_engine::personal_data::{Policy, Status};
+use ferry_engine::profile::suggest::hash_line;
 use ferry_engine::report::group;
 use ferry_engine::runtime::reconcile;
+use ferry_engine::runtime::StreamTask;
 use ferry_engine::schema_change::Reconciled;
 use ferry_engine::state::{Access, StateStore};
 use ferry_engine::{RunOptions, Runtime};
@@ -163,7 +168,8 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
             ReadMode::FullRefresh => println!("  read:        everything (full refresh)"),
         }
         println!("  estimate:    {}", estimate_line(to_read.as_ref()));
-        if r.decision.refusal.is_some() {
+        let guard_refuses = personal_lines(&rt, task).await;
+        if r.decision.refusal.is_some() || guard_refuses {
             refused += 1;
         } else if changes {
             changing += 1;
@@ -181,6 +187,50 @@ pub async fn plan(path: &Path, only: Option<Vec<String>>, full_refresh: bool) ->
         println!("{changing} stream(s) would change; nothing was written");
         Ok(CHANGES)
     }
+}
+
+/// What the personal-data guard would find in the stream's first rows (read and
+/// transformed as `sync` would); whether `sync` would refuse the stream for it.
+async fn personal_lines(rt: &Runtime, task: &StreamTask) -> bool {
+    let (record, verdict) = match rt.personal_data(task).await {
+        Ok(found) => found,
+        Err(e) => {
+            println!(
+                "  personal:    not sampled (the rows could not be read: {})",
+                e.message()
+            );
+            return false;
+        }
+    };
+    if record.columns.is_empty() {
+        println!(
+            "  personal:    nothing flagged in the first {} rows",
+            group(record.sampled_rows)
+        );
+    }
+    for f in &record.columns {
+        let status = match f.status {
+            Status::Protected => "protected by a transform".to_string(),
+            Status::Allowed => {
+                let why = record.allowances.iter().find(|a| a.column == f.column);
+                format!(
+                    "allowed: {}",
+                    why.map(|a| a.reason.as_str()).unwrap_or_default()
+                )
+            }
+            Status::Unprotected if record.policy == Policy::Refuse => format!(
+                "UNPROTECTED: `ferry sync` would refuse the stream; add `{}` to its transforms, \
+                 or allow it in allow_personal with a reason",
+                hash_line(&f.column)
+            ),
+            Status::Unprotected => "unprotected: `ferry sync` would warn".to_string(),
+        };
+        println!(
+            "  personal:    {} appears to hold {} ({}); {status}",
+            f.column, f.kind, f.evidence
+        );
+    }
+    verdict.is_err()
 }
 
 fn schema_lines(r: &Reconciled) {

@@ -44,5 +44,6 @@ pub fn orders_stream(mode: WriteMode, rows: u64) -> ReceiptStream {
         state_before: None,
         state_after: None,
         outputs: vec![],
+        personal_data: None,
     }
 }

@@ -45,6 +45,14 @@ fn q(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// The `hash` transform for `column`, keyed by the vault's `hash_key`, ready to paste.
+pub fn hash_line(column: &str) -> String {
+    format!(
+        "{{ type = \"hash\", column = {}, key = \"${{secret:hash_key}}\" }}",
+        q(column)
+    )
+}
+
 /// Text safe on one comment line.
 fn c(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
@@ -83,10 +91,7 @@ pub fn suggest(p: &StreamProfile) -> String {
                 }
                 Protection::Hash => {
                     transforms.push_str(&why);
-                    let _ = writeln!(
-                        transforms,
-                        "  {{ type = \"hash\", column = {name}, key = \"${{secret:hash_key}}\" }},"
-                    );
+                    let _ = writeln!(transforms, "  {},", hash_line(&col.name));
                 }
                 Protection::Encrypt => {
                     transforms.push_str(&why);

@@ -256,6 +256,29 @@ impl Runtime {
                     ),
                 ));
             }
+            if let Some(a) = sc
+                .allow_personal
+                .iter()
+                .find(|a| write.schema.field_with_name(&a.column).is_err())
+            {
+                return Err(positioned(
+                    "allow_personal",
+                    format!(
+                        "stream `{}` allows personal data in column `{}`, which it does not deliver \
+                         (after its transforms it delivers: {}); name a delivered column or remove the entry",
+                        sc.name,
+                        a.column,
+                        write
+                            .schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .with("stream", &sc.name));
+            }
             let protected = transform::hidden_before(&transforms);
             tasks.push(StreamTask {
                 info: info.clone(),
@@ -268,6 +291,7 @@ impl Runtime {
                 max_bad_ratio: sc.max_bad_ratio,
                 protected,
                 changes,
+                allow_personal: sc.allow_personal.clone(),
             });
         }
         Ok(tasks)

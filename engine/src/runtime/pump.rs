@@ -12,13 +12,16 @@ use super::position::{locate, row_position};
 use super::sample::sample;
 use super::{RunOptions, Runtime, StreamTask};
 use crate::config::BadRecordPolicy;
+use crate::personal_data::Guard;
 use crate::quarantine::QuarantineRecord;
 use crate::report::StreamReport;
 use crate::transform;
 use crate::validate::Validator;
+use arrow_array::RecordBatch;
 use ferry_core::sink::{Durability, StreamWriter};
 use ferry_core::source::{Message, RowPositions};
 use ferry_core::{Error, ErrorKind, Result};
+use ferry_formats::digest::BackgroundDigest;
 
 impl Runtime {
     /// Moves messages from the source to the writer; returns the checkpoint still to
@@ -46,10 +49,8 @@ impl Runtime {
         let mut pending: Option<serde_json::Value> = None;
         // the receipt's row digest is summed on other threads, overlapping the transforms,
         // checks and writes (it costs more per row than most of them)
-        let mut digest = ferry_formats::digest::BackgroundDigest::start(
-            digest_workers(),
-            self.settings.channel_capacity.max(1),
-        );
+        let mut digest =
+            BackgroundDigest::start(digest_workers(), self.settings.channel_capacity.max(1));
 
         let stream = task.read.stream.as_str();
         let quarantine = |rep: &mut StreamReport, rec: QuarantineRecord| -> Result<()> {
@@ -60,6 +61,12 @@ impl Runtime {
         let mut exchanges = ferry_core::exchange::Recorder::new(&task.protected);
         // where the rows of the next batch were read (file sources say, before each batch)
         let mut positions: Option<Box<RowPositions>> = None;
+        let mut guard = Some(Guard::new(
+            self.settings.personal_data,
+            &task.transforms,
+            &task.allow_personal,
+        ));
+        let mut held: Vec<RecordBatch> = Vec::new();
         let result: Result<()> = async {
         loop {
             let msg = tokio::select! {
@@ -170,23 +177,21 @@ impl Runtime {
                         }
                         batch = outcome.batch;
                     }
-                    digest.add(batch.clone()).await?;
-                    let n = batch.num_rows() as u64;
-                    let bytes = batch_bytes(&batch);
-                    if n > 0 {
-                        if let Err(e) = writer.write(batch).await {
-                            keep_sample(rep, "write");
-                            return Err(e);
+                    // the personal-data guard holds the first rows back until it has
+                    // tested its sample: under `refuse`, nothing reaches the destination
+                    match guard.as_mut() {
+                        Some(g) => {
+                            g.observe(&raw, &transformed);
+                            held.push(batch);
+                            if g.full() {
+                                decide(&mut guard, stream, rep, false)?;
+                                for b in std::mem::take(&mut held) {
+                                    self.put(task, &mut *writer, rep, &mut digest, b).await?;
+                                }
+                            }
                         }
+                        None => self.put(task, &mut *writer, rep, &mut digest, batch).await?,
                     }
-                    // with the writer, not durable until a durable flush or the close
-                    rep.rows_uncommitted += n;
-                    rep.bytes += bytes;
-                    self.observer.progress(
-                        &task.read.stream,
-                        rep.rows_committed + rep.rows_uncommitted,
-                        rep.bytes,
-                    );
                     if limit.is_some_and(|l| rep.rows_read >= l) {
                         break;
                     }
@@ -194,7 +199,8 @@ impl Runtime {
                 Message::Checkpoint(state) => {
                     pending = Some(state);
                     // with --require-complete nothing is committed before the end
-                    if limit.is_none() && !opts.require_complete && last_commit.elapsed() >= interval {
+                    // nor while the guard holds rows back
+                    if limit.is_none() && !opts.require_complete && guard.is_none() && last_commit.elapsed() >= interval {
                         self.quarantine.flush_async(stream).await?;
                         if writer.flush().await? == Durability::Durable {
                             committed(rep);
@@ -245,6 +251,12 @@ impl Runtime {
                 }
             }
         }
+        if guard.is_some() {
+            decide(&mut guard, stream, rep, limit.is_none())?;
+            for b in std::mem::take(&mut held) {
+                self.put(task, &mut *writer, rep, &mut digest, b).await?;
+            }
+        }
         validator.finish()?;
         check_ratio(task, rep)?;
         check_complete(rep, limit, opts.require_complete)
@@ -267,6 +279,53 @@ impl Runtime {
         // a trial run (`--limit`) must not move the incremental window
         Ok(if limit.is_some() { None } else { pending })
     }
+}
+
+impl Runtime {
+    /// Hands one checked batch to the writer and the row digest, and counts it.
+    async fn put(
+        &self,
+        task: &StreamTask,
+        writer: &mut dyn StreamWriter,
+        rep: &mut StreamReport,
+        digest: &mut BackgroundDigest,
+        batch: RecordBatch,
+    ) -> Result<()> {
+        digest.add(batch.clone()).await?;
+        let n = batch.num_rows() as u64;
+        let bytes = batch_bytes(&batch);
+        if n > 0 {
+            let kept = batch.clone();
+            if let Err(e) = writer.write(batch).await {
+                rep.failed_sample = Some(sample("write", &kept, &[]));
+                return Err(e);
+            }
+        }
+        // with the writer, not durable until a durable flush or the close
+        rep.rows_uncommitted += n;
+        rep.bytes += bytes;
+        self.observer.progress(
+            &task.read.stream,
+            rep.rows_committed + rep.rows_uncommitted,
+            rep.bytes,
+        );
+        Ok(())
+    }
+}
+
+/// The guard's verdict on its sample, kept in the report; an error under `refuse`.
+fn decide(
+    guard: &mut Option<Guard>,
+    stream: &str,
+    rep: &mut StreamReport,
+    complete: bool,
+) -> Result<()> {
+    let Some(g) = guard.take() else {
+        return Ok(());
+    };
+    let (record, outcome) = g.decide(stream, complete);
+    rep.personal_data = Some(record);
+    outcome
 }
 
 /// Threads that sum a stream's row digest: two when the machine has two cores or more, so

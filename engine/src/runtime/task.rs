@@ -38,6 +38,8 @@ pub struct StreamTask {
     /// [`ferry_core::Source::reads_changes`]): deleted keys come from the source, and no
     /// "missing" row is deleted after it.
     pub changes: bool,
+    /// Delivered columns that may hold personal data as they are (`allow_personal`).
+    pub allow_personal: Vec<crate::personal_data::Allowance>,
 }
 
 impl std::fmt::Debug for StreamTask {
