@@ -102,7 +102,10 @@ fn figures_equal_the_receipt(html: &str, receipt: &Value) {
             .iter()
             .filter(|(k, v)| k.starts_with("rows_") && v.is_u64())
             .count();
-        assert_eq!(numbers, in_receipt, "{name}: a count the receipt does not hold");
+        assert_eq!(
+            numbers, in_receipt,
+            "{name}: a count the receipt does not hold"
+        );
         for o in s["outputs"].as_array().unwrap() {
             let shown = tags(html, "tr", "output")
                 .into_iter()
@@ -149,7 +152,10 @@ fn every_run_writes_a_page_whose_figures_are_the_receipts_and_a_browser_shows_it
         figures_equal_the_receipt(&html, &json);
         let orders = read::stream(&json["receipt"], "orders");
         assert!(orders["rows_rejected"].as_u64().unwrap() > 0, "{orders}");
-        assert!(!html.contains("<script"), "no script, and `<script>` is escaped");
+        assert!(
+            !html.contains("<script"),
+            "no script, and `<script>` is escaped"
+        );
         assert!(html.contains("&lt;script&gt;"));
     }
     let failed = read::json(&second);
@@ -167,7 +173,10 @@ fn every_run_writes_a_page_whose_figures_are_the_receipts_and_a_browser_shows_it
         .iter()
         .map(|r| read::json(r)["receipt"]["run_id"].clone())
         .collect();
-    assert_eq!(runs, ids.iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>());
+    assert_eq!(
+        runs,
+        ids.iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>()
+    );
     for (bar, receipt) in bars.iter().zip([&first, &second]) {
         let json = read::json(receipt);
         let sum = |f: &str| -> u64 {
@@ -178,7 +187,10 @@ fn every_run_writes_a_page_whose_figures_are_the_receipts_and_a_browser_shows_it
                 .map(|s| s[f].as_u64().unwrap())
                 .sum()
         };
-        assert_eq!(bar["data-rows-committed"], sum("rows_committed").to_string());
+        assert_eq!(
+            bar["data-rows-committed"],
+            sum("rows_committed").to_string()
+        );
         assert_eq!(bar["data-rows-rejected"], sum("rows_rejected").to_string());
     }
 
@@ -190,7 +202,12 @@ fn every_run_writes_a_page_whose_figures_are_the_receipts_and_a_browser_shows_it
     let colours = png::distinct_colours(&std::fs::read(&shot).unwrap());
     assert!(colours > 8, "a blank page: {colours} colours");
     let dom = browser::dump_dom(&page);
-    for shown in ["orders", "users", "&lt;script&gt;", "Check this delivery yourself"] {
+    for shown in [
+        "orders",
+        "users",
+        "&lt;script&gt;",
+        "Check this delivery yourself",
+    ] {
         assert!(dom.contains(shown), "{shown} not in the DOM:\n{dom}");
     }
     assert!(!dom.contains("<script"), "{dom}");
@@ -204,7 +221,11 @@ fn report_makes_the_page_of_a_run_and_names_the_folder_for_an_unknown_run() {
     assert!(o.status.success(), "{}", out(&o));
     let o = ferry(dir, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
-    assert!(!out(&o).contains("report: "), "html_report is off: {}", out(&o));
+    assert!(
+        !out(&o).contains("report: "),
+        "html_report is off: {}",
+        out(&o)
+    );
     let receipt = receipt_printed(dir, &o);
     assert!(!receipt.with_extension("html").exists());
     let json = read::json(&receipt);
@@ -217,7 +238,10 @@ fn report_makes_the_page_of_a_run_and_names_the_folder_for_an_unknown_run() {
     let path = receipt.to_str().unwrap();
     let o = ferry(dir, &["report", path, "--html", "by-path.html"]);
     assert!(o.status.success(), "{}", out(&o));
-    assert_eq!(std::fs::read_to_string(dir.join("by-path.html")).unwrap(), html);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("by-path.html")).unwrap(),
+        html
+    );
 
     // the verify section: the client's commands, and the SHA256SUMS the run wrote
     let text = unescape(&html);
@@ -232,7 +256,10 @@ fn report_makes_the_page_of_a_run_and_names_the_folder_for_an_unknown_run() {
     let sums = std::fs::read_to_string(dir.join("out/SHA256SUMS")).unwrap();
     assert!(sums.lines().count() == 3 && text.contains(&sums), "{sums}");
 
-    let o = ferry(dir, &["report", "20990101T000000Z-abcdef", "--html", "x.html"]);
+    let o = ferry(
+        dir,
+        &["report", "20990101T000000Z-abcdef", "--html", "x.html"],
+    );
     exits_saying_all(
         &o,
         2,

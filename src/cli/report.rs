@@ -29,11 +29,10 @@ fn find(run: &str, config: &Path) -> Result<PathBuf> {
         return Ok(given.to_path_buf());
     }
     if run.ends_with(".json") || run.contains(std::path::MAIN_SEPARATOR) {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no receipt file at {run}"),
-        )
-        .with("receipt", run));
+        return Err(
+            Error::new(ErrorKind::NotFound, format!("no receipt file at {run}"))
+                .with("receipt", run),
+        );
     }
     let cfg = super::commands::load(config)?;
     let folder = cfg.dir.join(&cfg.run.receipts);
@@ -61,16 +60,21 @@ fn find(run: &str, config: &Path) -> Result<PathBuf> {
     .with("receipts", shown.display()))
 }
 
-/// The run ids of the receipts in `folder`, in order (ids start with their time).
+/// The run ids of the receipts in `folder`, oldest written first (two runs of one second
+/// have ids that sort by their random part, so the time a receipt was written decides).
 fn run_ids(folder: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(folder)
+    let mut ids: Vec<(Option<std::time::SystemTime>, String)> = std::fs::read_dir(folder)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter_map(|p| {
+            let written = p.metadata().and_then(|m| m.modified()).ok();
+            p.file_stem()
+                .map(|s| (written, s.to_string_lossy().into_owned()))
+        })
         .collect();
     ids.sort();
-    ids
+    ids.into_iter().map(|(_, id)| id).collect()
 }

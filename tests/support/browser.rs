@@ -17,7 +17,14 @@ fn chromium(page: &Path, args: &[&str]) -> Output {
     );
     let profile = tempfile::tempdir().unwrap();
     let o = Command::new("timeout")
-        .args(["--kill-after=5", "60", "chromium", "--headless", "--no-sandbox", "--disable-gpu"])
+        .args([
+            "--kill-after=5",
+            "60",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .arg(format!("file://{}", page.display()))

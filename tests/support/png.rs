@@ -52,9 +52,17 @@ fn pixels(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
         let filter = raw[y * (stride + 1)];
         let line = &raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
         for x in 0..stride {
-            let a = if x >= channels { out[y * stride + x - channels] } else { 0 };
+            let a = if x >= channels {
+                out[y * stride + x - channels]
+            } else {
+                0
+            };
             let b = if y > 0 { out[(y - 1) * stride + x] } else { 0 };
-            let c = if x >= channels && y > 0 { out[(y - 1) * stride + x - channels] } else { 0 };
+            let c = if x >= channels && y > 0 {
+                out[(y - 1) * stride + x - channels]
+            } else {
+                0
+            };
             let predicted = match filter {
                 0 => 0,
                 1 => a,
@@ -71,7 +79,11 @@ fn pixels(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
 
 fn paeth(a: u8, b: u8, c: u8) -> u8 {
     let p = a as i16 + b as i16 - c as i16;
-    let (pa, pb, pc) = ((p - a as i16).abs(), (p - b as i16).abs(), (p - c as i16).abs());
+    let (pa, pb, pc) = (
+        (p - a as i16).abs(),
+        (p - b as i16).abs(),
+        (p - c as i16).abs(),
+    );
     if pa <= pb && pa <= pc {
         a
     } else if pb <= pc {

@@ -50,7 +50,9 @@ fn listed(dir: &Path, folder: &str, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf
 
 /// The receipts in the folder `dir`, oldest first (not their HTML reports).
 pub fn receipts(dir: &Path) -> Vec<PathBuf> {
-    listed(dir, "receipts", |p| p.extension().is_some_and(|x| x == "json"))
+    listed(dir, "receipts", |p| {
+        p.extension().is_some_and(|x| x == "json")
+    })
 }
 
 /// The one receipt in the folder `dir`.

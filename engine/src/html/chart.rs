@@ -42,11 +42,11 @@ const LEFT: f64 = 70.0;
 /// Vertical bars side by side (one per run, oldest first), the largest total at the top.
 pub fn columns(bars: &[Bar], caption: &str) -> String {
     let (top, plot) = (24.0, 180.0);
-    let height = top + plot + 28.0;
+    let height = top + plot + 40.0;
     let max = bars.iter().map(Bar::total).max().unwrap_or(0).max(1) as f64;
     let slot = (WIDTH - LEFT) / bars.len().max(1) as f64;
     let width = (slot * 0.7).min(60.0);
-    let mut out = svg_open(height, caption);
+    let mut out = svg_open("chart runs", height, caption);
     let base = top + plot;
     let _ = write!(
         out,
@@ -69,13 +69,23 @@ pub fn columns(bars: &[Bar], caption: &str) -> String {
                 "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{h:.1}\"/>"
             );
         }
+        // a label of two lines (a date, a time) keeps twenty bars' labels apart
         let _ = write!(
             out,
-            "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></g>",
+            "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">",
             x + width / 2.0,
-            base + 18.0,
-            text(&bar.label)
+            base + 16.0,
         );
+        for (i, line) in bar.label.lines().enumerate() {
+            let dy = if i == 0 { 0.0 } else { 14.0 };
+            let _ = write!(
+                out,
+                "<tspan x=\"{:.1}\" dy=\"{dy}\">{}</tspan>",
+                x + width / 2.0,
+                text(line)
+            );
+        }
+        out.push_str("</text></g>");
     }
     out.push_str("</svg>");
     out
@@ -87,7 +97,7 @@ pub fn rows(bars: &[Bar], caption: &str) -> String {
     let height = row * bars.len().max(1) as f64 + 8.0;
     let max = bars.iter().map(Bar::total).max().unwrap_or(0).max(1) as f64;
     let plot = WIDTH - left - right;
-    let mut out = svg_open(height, caption);
+    let mut out = svg_open("chart", height, caption);
     for (i, bar) in bars.iter().enumerate() {
         bar.open(&mut out);
         let y = 4.0 + row * i as f64;
@@ -119,9 +129,9 @@ pub fn rows(bars: &[Bar], caption: &str) -> String {
     out
 }
 
-fn svg_open(height: f64, caption: &str) -> String {
+fn svg_open(class: &str, height: f64, caption: &str) -> String {
     format!(
-        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" \
+        "<svg class=\"{class}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" \
          role=\"img\" aria-label=\"{}\">",
         text(caption)
     )

@@ -14,7 +14,12 @@ const STYLE: &str = include_str!("style.css");
 
 /// The whole page for `signed` (saved as `file_name`), with `runs` (oldest first, ending
 /// with this one) for the history chart and `unreadable` files left out of it.
-pub fn render(signed: &SignedReceipt, file_name: &str, runs: &[Receipt], unreadable: usize) -> String {
+pub fn render(
+    signed: &SignedReceipt,
+    file_name: &str,
+    runs: &[Receipt],
+    unreadable: usize,
+) -> String {
     let r = &signed.receipt;
     let mut out = String::new();
     let _ = write!(
@@ -62,7 +67,12 @@ fn summary(signed: &SignedReceipt, out: &mut String) {
     let figures = [
         ("rows_read", "rows read", sum(|s| Some(s.rows_read)), ""),
         ("rows_committed", "rows delivered", sum(delivered), " ok"),
-        ("rows_rejected", "rows rejected", sum(|s| Some(s.rows_rejected)), " bad"),
+        (
+            "rows_rejected",
+            "rows rejected",
+            sum(|s| Some(s.rows_rejected)),
+            " bad",
+        ),
     ];
     out.push_str("<section class=\"figures\">");
     for (field, label, n, class) in figures {
@@ -220,7 +230,7 @@ fn history(runs: &[Receipt], unreadable: usize, out: &mut String) {
             let bad: u64 = run.streams.iter().map(|s| s.rows_rejected).sum();
             let last = i + 1 == runs.len();
             Bar {
-                label: run.started_at.get(..10).unwrap_or(&run.started_at).to_string(),
+                label: day_and_time(&run.started_at),
                 title: format!(
                     "{} ({}, {}): {} delivered, {} rejected",
                     run.run_id,
@@ -248,6 +258,14 @@ fn history(runs: &[Receipt], unreadable: usize, out: &mut String) {
         );
     }
     out.push_str("</section>");
+}
+
+/// `2026-12-08T00:43:27.962Z` as `2026-12-08` and `00:43` on two lines (UTC).
+fn day_and_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day}\n{time}"),
+        _ => rfc3339.to_string(),
+    }
 }
 
 fn status(s: Status) -> &'static str {

@@ -77,7 +77,8 @@ pub fn section(signed: &SignedReceipt, file_name: &str) -> String {
         for o in &s.outputs {
             let bytes = o.bytes.map(|b| b.to_string()).unwrap_or_default();
             let digest = o.digest.clone().unwrap_or_default();
-            let _ = write!(
+            let _ =
+                write!(
                 out,
                 "<tr class=\"output\" data-output-of=\"{}\" data-kind=\"{}\" data-location=\"{}\" \
                  data-rows=\"{}\" data-bytes=\"{}\" data-digest=\"{}\"><td>{}</td><td>{} {}</td>\
