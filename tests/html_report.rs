@@ -36,6 +36,14 @@ fn config(users: u64, orders_extra: &str, html_report: bool) -> String {
     )
 }
 
+/// A folder of [`config`] (10 users, any share of orders may be rejected) with a signing key.
+fn signing_folder(html_report: bool) -> tempfile::TempDir {
+    let tmp = folder::with_config(&config(10, "max_bad_ratio = 1\n", html_report));
+    let o = ferry(tmp.path(), &["keys", "generate", "signing"]);
+    assert!(o.status.success(), "{}", out(&o));
+    tmp
+}
+
 /// The receipt `ferry sync` said it wrote.
 fn receipt_printed(dir: &Path, o: &std::process::Output) -> PathBuf {
     let printed = out(o);
@@ -132,10 +140,8 @@ fn figures_equal_the_receipt(html: &str, receipt: &Value) {
 
 #[test]
 fn every_run_writes_a_page_whose_figures_are_the_receipts_and_a_browser_shows_it() {
-    let tmp = folder::with_config(&config(10, "max_bad_ratio = 1\n", true));
+    let tmp = signing_folder(true);
     let dir = tmp.path();
-    let o = ferry(dir, &["keys", "generate", "signing"]);
-    assert!(o.status.success(), "{}", out(&o));
     // orders of users 11 and up are quarantined: the run succeeds with rejected rows
     let o = ferry(dir, &["sync"]);
     exits_saying_all(&o, 0, &["report: ", ".html (for the client)"]);
@@ -215,10 +221,8 @@ fn every_run_writes_a_page_whose_figures_are_the_receipts_and_a_browser_shows_it
 
 #[test]
 fn report_makes_the_page_of_a_run_and_names_the_folder_for_an_unknown_run() {
-    let tmp = folder::with_config(&config(10, "max_bad_ratio = 1\n", false));
+    let tmp = signing_folder(false);
     let dir = tmp.path();
-    let o = ferry(dir, &["keys", "generate", "signing"]);
-    assert!(o.status.success(), "{}", out(&o));
     let o = ferry(dir, &["sync"]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(
