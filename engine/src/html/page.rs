@@ -41,10 +41,10 @@ pub fn render(
     streams(r, &mut out);
     history(runs, unreadable, &mut out);
     out.push_str(&super::verify::section(signed, file_name));
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<footer>Made by Ferry {} from the receipt <code>{}</code>: every figure on this page is \
-         the receipt's.</footer></body></html>\n",
+         the receipt's.</footer></body></html>",
         text(env!("CARGO_PKG_VERSION")),
         text(file_name)
     );
