@@ -160,6 +160,9 @@ pub struct RunSettings {
     pub receipts: PathBuf,
     /// Vault entry holding the Ed25519 key that signs receipts (default `signing_key`).
     pub signing_key: String,
+    /// Also write the client's delivery report, `<run id>.html`, beside each receipt
+    /// (default false; `ferry report RUN_ID --html FILE` makes one for any receipt).
+    pub html_report: bool,
     /// The client's vault, relative to the config file (default `.ferry/secrets.vault`).
     pub vault: PathBuf,
     /// Where rejected records go: a folder of JSON Lines files, relative to the config file
@@ -219,6 +222,7 @@ impl Default for RunSettings {
             commit_interval_secs: 5.0,
             receipts: PathBuf::from(".ferry/receipts"),
             signing_key: "signing_key".into(),
+            html_report: false,
             vault: PathBuf::from(".ferry/secrets.vault"),
             quarantine: QuarantineTarget::Folder(PathBuf::from(".ferry/quarantine")),
             personal_data: Default::default(),

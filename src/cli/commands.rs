@@ -96,6 +96,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             )
             .await
         }
+        Command::Report { run, html, config } => super::report::report(&run, &html, &config),
         Command::Secrets { action, config } => match ClientFolder::of(&config) {
             Ok(folder) => match action {
                 SecretsAction::Set { name } => secrets::set(&folder, &name),

@@ -19,6 +19,7 @@ mod plan_deletes;
 mod profile;
 mod progress;
 mod receipt;
+mod report;
 mod scaffold;
 mod secrets;
 mod verify;
@@ -181,6 +182,19 @@ pub enum Command {
         /// receipt's file names are relative to.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Write the client's delivery report of a run: one HTML page (no script, nothing
+    /// fetched) with the receipt's figures, the rows of the pipeline's last runs, and the
+    /// commands and digests to check the delivery.
+    Report {
+        /// The run id (`.ferry/receipts/<run id>.json`), or the path of a receipt file.
+        run: String,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// The config whose receipts folder holds the run's receipt.
+        #[arg(short, long, default_value = "sync.toml")]
+        config: PathBuf,
     },
     /// Create a client folder, ready to check and sync.
     ///

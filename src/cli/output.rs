@@ -77,6 +77,13 @@ pub fn hint(e: &Error) -> Option<String> {
             "put the client's files in that folder, or change the stream's `path` pattern to \
              where they are; `ferry discover` lists what matches"
         }
+        ErrorKind::NotFound if e.context_value("receipts").is_some() => {
+            "give the run id a sync printed (`receipt: …/<run id>.json`) or the path of a \
+             receipt file; -c names the config whose receipts folder is searched"
+        }
+        ErrorKind::NotFound if e.context_value("receipt").is_some() => {
+            "check the path of the receipt file, or give a run id to find it in the receipts folder"
+        }
         ErrorKind::NotFound if !file.is_empty() && e.context_value("stream").is_none() => {
             "check the path, and that Ferry runs in the folder you expect"
         }
@@ -102,6 +109,12 @@ pub fn exit_code(e: &Error) -> u8 {
     match e.kind() {
         ErrorKind::ConfigInvalid => CONFIG,
         ErrorKind::NotFound if e.context_value("config").is_some() => CONFIG,
+        // `ferry report`: a run id or receipt path that names nothing
+        ErrorKind::NotFound
+            if e.context_value("receipts").is_some() || e.context_value("receipt").is_some() =>
+        {
+            CONFIG
+        }
         ErrorKind::Cancelled => 130,
         _ => 1,
     }

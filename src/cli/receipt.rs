@@ -1,4 +1,5 @@
-//! After a sync: the run's receipt (`.ferry/receipts/<run>.json`), and beside the files of
+//! After a sync: the run's receipt (`.ferry/receipts/<run>.json`), its HTML report beside
+//! it when `[run] html_report = true`, and beside the files of
 //! a file delivery their `SHA256SUMS`, signed as `SHA256SUMS.sig` (an OpenSSH signature),
 //! so the client can check the delivery with `sha256sum` and `ssh-keygen` alone.
 
@@ -42,6 +43,13 @@ pub fn write(cfg: &SyncConfig, report: &ferry_engine::RunReport) -> String {
         .join(&cfg.run.receipts)
         .join(format!("{}.json", report.run_id));
     let mut note = match signed.write(&path) {
+        Ok(()) if cfg.run.html_report => {
+            let page = match ferry_engine::html::write_beside(&signed, &path) {
+                Ok(page) => format!("report: {} (for the client)", page.display()),
+                Err(e) => format!("report: not written: {e}"),
+            };
+            format!("receipt: {} ({how})\n{page}", path.display())
+        }
         Ok(()) => format!("receipt: {} ({how})", path.display()),
         Err(e) => format!("receipt: not written: {e}"),
     };

@@ -7,7 +7,8 @@
 //! leaves ([`history`]).
 //!
 //! Each test file takes it with `mod support;`; the in-process S3 server stays apart
-//! (`#[path = "support/s3.rs"] mod s3;`), for the tests that need it.
+//! (`#[path = "support/s3.rs"] mod s3;`), for the tests that need it, and so do the
+//! headless browser (`support/browser.rs`) and the screenshot reader (`support/png.rs`).
 
 // every test binary uses only a part of this
 #![allow(dead_code)]

@@ -48,9 +48,11 @@ fn listed(dir: &Path, folder: &str, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf
     files
 }
 
-/// The receipts in the folder `dir`, oldest first.
+/// The receipts in the folder `dir`, oldest first (not their HTML reports).
 pub fn receipts(dir: &Path) -> Vec<PathBuf> {
-    listed(dir, "receipts", |_| true)
+    listed(dir, "receipts", |p| {
+        p.extension().is_some_and(|x| x == "json")
+    })
 }
 
 /// The one receipt in the folder `dir`.
