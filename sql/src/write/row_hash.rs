@@ -37,24 +37,14 @@ pub fn row_hash(
 mod tests {
     use super::*;
     use ferry_core::arrow_array::{ArrayRef, StringArray};
-    use ferry_core::arrow_schema::Schema;
     use std::sync::Arc;
 
     #[test]
     fn null_empty_and_the_column_a_value_is_in_hash_apart() {
-        let schema = Schema::new(vec![
-            FerryType::String.field("a", true),
-            FerryType::String.field("b", true),
-        ]);
         let col = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
-        let batch = RecordBatch::try_new(
-            Arc::new(schema),
-            vec![
-                col(vec![None, Some(""), Some("x"), None, Some("x")]),
-                col(vec![None, None, None, Some("x"), None]),
-            ],
-        )
-        .unwrap();
+        let a = col(vec![None, Some(""), Some("x"), None, Some("x")]);
+        let b = col(vec![None, None, None, Some("x"), None]);
+        let batch = RecordBatch::try_from_iter([("a", a), ("b", b)]).unwrap();
         let types = [FerryType::String, FerryType::String];
         let mut text = String::new();
         let h: Vec<u128> = (0..5)
