@@ -155,20 +155,8 @@ fn three_runs(destination: &str, reading: Reading<'_>) {
     assert_eq!(held(), expected);
 }
 
-#[test]
-fn history_into_sqlite() {
-    history::into_sqlite(three_runs);
-}
-
-#[test]
-fn history_into_postgres() {
-    history::into_postgres("ferry_history", three_runs);
-}
-
-#[test]
-fn history_into_mysql() {
-    history::into_mysql("ferry_history", three_runs);
-}
+history::into_each!(three_runs, "ferry_history":
+    history_into_sqlite, history_into_postgres, history_into_mysql);
 
 /// A history needs a key: refused before anything is read, at the stream's entry.
 #[test]

@@ -155,20 +155,10 @@ fn incremental_history_with_deletes(destination: &str, reading: Reading<'_>) {
     assert_eq!(by_run(&reading), expected);
 }
 
-#[test]
-fn incremental_history_with_deletes_into_sqlite() {
-    history::into_sqlite(incremental_history_with_deletes);
-}
-
-#[test]
-fn incremental_history_with_deletes_into_postgres() {
-    history::into_postgres("ferry_history_inc", incremental_history_with_deletes);
-}
-
-#[test]
-fn incremental_history_with_deletes_into_mysql() {
-    history::into_mysql("ferry_history_inc", incremental_history_with_deletes);
-}
+history::into_each!(incremental_history_with_deletes, "ferry_history_inc":
+    incremental_history_with_deletes_into_sqlite,
+    incremental_history_with_deletes_into_postgres,
+    incremental_history_with_deletes_into_mysql);
 
 /// History read by change data capture is refused before anything is read: the message
 /// names both settings and the ways that work.
@@ -207,10 +197,22 @@ fn history_by_change_data_capture_is_refused_with_the_alternative() {
     assert!(!tmp.path().join("out.db").exists(), "nothing is written");
 }
 
+/// A stream's lines that need each key once per run, and the setting the error names.
+type Under = (&'static str, &'static str);
+const HISTORY: Under = (
+    "mode = \"history\"\nprimary_key = [\"id\"]\n",
+    "mode = \"history\"",
+);
+const SOFT_DELETES: Under = (
+    "mode = \"upsert\"\nprimary_key = [\"id\"]\ndeletes = \"soft\"\n",
+    "deletes = \"soft\"",
+);
+
 /// A source giving key 2 twice in one run: the run fails naming the stream, the key
 /// column and value (never another column's value) and what to do; the table keeps
 /// what the run before left.
-fn a_repeated_key_is_named(destination: &str, stream: &str, setting: &str, held: &dyn Fn() -> i64) {
+fn a_repeated_key_is_named(destination: &str, under: Under, held: &dyn Fn() -> i64) {
+    let (stream, setting) = under;
     let tmp = folder(&items::config(destination, stream));
     let dir = tmp.path();
     source(dir, &[(1, "a", 1), (2, "b", 2)]);
@@ -252,16 +254,14 @@ fn a_repeated_key_is_named(destination: &str, stream: &str, setting: &str, held:
 fn a_repeated_key_under_history_into_sqlite() {
     let dest = SqliteDestination::new();
     let held = || sqlite::rows(&dest.db, "items").unwrap() as i64;
-    let stream = "mode = \"history\"\nprimary_key = [\"id\"]\n";
-    a_repeated_key_is_named(&dest.section, stream, "mode = \"history\"", &held);
+    a_repeated_key_is_named(&dest.section, HISTORY, &held);
 }
 
 #[test]
 fn a_repeated_key_under_history_into_mysql() {
     let dest = MysqlDestination::new("ferry_history_rep");
     let held = || -> i64 { dest.query::<i64>("SELECT count(*) FROM items")[0] };
-    let stream = "mode = \"history\"\nprimary_key = [\"id\"]\n";
-    a_repeated_key_is_named(&dest.section, stream, "mode = \"history\"", &held);
+    a_repeated_key_is_named(&dest.section, HISTORY, &held);
     dest.finish();
 }
 
@@ -271,8 +271,7 @@ fn a_repeated_key_under_deletes_into_postgres() {
     let held = || -> i64 {
         dest.query("SELECT count(*) FROM {schema}.items WHERE _ferry_deleted_at IS NULL")[0].get(0)
     };
-    let stream = "mode = \"upsert\"\nprimary_key = [\"id\"]\ndeletes = \"soft\"\n";
-    a_repeated_key_is_named(&dest.section, stream, "deletes = \"soft\"", &held);
+    a_repeated_key_is_named(&dest.section, SOFT_DELETES, &held);
     dest.finish();
 }
 

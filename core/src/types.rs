@@ -125,6 +125,14 @@ impl FerryType {
         })
     }
 
+    /// The Ferry type of each field of `schema`, in order; `fallback` for a field outside
+    /// the model.
+    pub fn of_each(schema: &Schema, fallback: FerryType) -> Vec<FerryType> {
+        (schema.fields().iter())
+            .map(|f| FerryType::of(f).unwrap_or(fallback))
+            .collect()
+    }
+
     /// Parses a type name as written in config files: `int64`, `decimal(18,2)`, `timestamp` …
     pub fn parse(s: &str) -> Option<FerryType> {
         let s = s.trim().to_ascii_lowercase();

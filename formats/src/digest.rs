@@ -192,12 +192,7 @@ impl RowDigest {
     }
 
     fn add_text(&mut self, batch: &RecordBatch) {
-        let schema = batch.schema();
-        let types: Vec<FerryType> = schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
-            .collect();
+        let types = FerryType::of_each(&batch.schema(), FerryType::String);
         let mut text = String::new();
         for r in 0..batch.num_rows() {
             text.clear();

@@ -16,6 +16,7 @@ pub mod naming;
 pub mod owner;
 mod prepare;
 pub mod repeated;
+pub mod row_hash;
 pub mod server;
 pub mod single;
 #[cfg(test)]

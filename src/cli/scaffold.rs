@@ -1016,12 +1016,7 @@ impl StreamWriter for JsonlWriter {
         // Each row as one JSON object, columns in schema order. The mapping of Ferry types
         // to JSON is `to_json`'s: decimals as exact text, binary as base64, timestamps as
         // RFC 3339 in UTC, json columns embedded as documents.
-        let types: Vec<FerryType> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
-            .collect();
+        let types = FerryType::of_each(&self.schema, FerryType::String);
         let names: Vec<String> = self
             .schema
             .fields()

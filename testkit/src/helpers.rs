@@ -125,6 +125,15 @@ pub async fn discover_one(source: &dyn Source, stream: &str) -> StreamInfo {
     catalog.get(stream).cloned().expect("stream listed")
 }
 
+/// The error `source` refuses the read `req` with; panics when the read starts.
+pub async fn read_refused(source: &dyn Source, req: ReadRequest) -> Error {
+    let stream = req.stream.clone();
+    match source.read(req).await {
+        Ok(_) => panic!("the source started reading `{stream}`"),
+        Err(e) => e,
+    }
+}
+
 /// Opens a writer for `stream` in `mode`, which `sink` must refuse: the error.
 pub async fn open_refused(
     sink: &dyn Sink,

@@ -20,6 +20,7 @@
 pub mod bastion;
 mod bench;
 mod documented;
+mod failing;
 pub mod fault;
 mod files;
 mod from_toml;
@@ -35,6 +36,8 @@ pub mod s3_server;
 pub mod sftp_server;
 pub mod sql;
 pub mod sql_fixtures;
+#[cfg(feature = "sftp")]
+mod sshd;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -59,6 +62,7 @@ use ferry_engine::state::StateStore;
 
 pub use bench::{bench_read, bench_write_modes, bench_write_wide};
 pub use documented::{config_is_documented, documented_source_and_sink};
+pub use failing::FailingSink;
 pub use files::{
     delivered_file, names, read_batch_file, write_batch_file, write_newer_file, FolderSinkFixture,
     StreamFolders, FOLDER_SINK_CASES,
@@ -405,65 +409,6 @@ impl StreamWriter for MemoryWriter {
     }
 }
 
-/// Wraps a sink so its writers fail on the `fail_at`-th write (1-based).
-pub struct FailingSink {
-    inner: Arc<dyn Sink>,
-    fail_at: usize,
-}
-
-impl FailingSink {
-    /// A sink that fails its `fail_at`-th write of every stream.
-    pub fn new(inner: Arc<dyn Sink>, fail_at: usize) -> Self {
-        FailingSink { inner, fail_at }
-    }
-}
-
-struct FailingWriter {
-    inner: Box<dyn StreamWriter>,
-    writes: usize,
-    fail_at: usize,
-}
-
-#[async_trait]
-impl Sink for FailingSink {
-    async fn check(&self) -> Result<()> {
-        self.inner.check().await
-    }
-    async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        Ok(Box::new(FailingWriter {
-            inner: self.inner.open(request).await?,
-            writes: 0,
-            fail_at: self.fail_at,
-        }))
-    }
-    fn capabilities(&self) -> SinkCapabilities {
-        self.inner.capabilities()
-    }
-}
-
-#[async_trait]
-impl StreamWriter for FailingWriter {
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        self.writes += 1;
-        if self.writes >= self.fail_at {
-            return Err(Error::new(
-                ErrorKind::Temporary,
-                "injected failure (conformance kit)",
-            ));
-        }
-        self.inner.write(batch).await
-    }
-    async fn flush(&mut self) -> Result<Durability> {
-        self.inner.flush().await
-    }
-    async fn close(self: Box<Self>) -> Result<WriteSummary> {
-        self.inner.close().await
-    }
-    async fn abort(self: Box<Self>) -> Result<()> {
-        self.inner.abort().await
-    }
-}
-
 /// A runtime over `source` and `sink` with state in a fresh temp folder, committing
 /// every checkpoint at once.
 pub fn runtime(
@@ -578,12 +523,14 @@ pub async fn source_roundtrip_all_types(f: &dyn SourceFixture) {
         .expect("fixture creates stream");
     let got = read_all(source.as_ref(), ReadRequest::full(&name)).await;
     let changed = "values changed between the system and the source";
-    assert_same_rows(&got, input, f.fidelity(), changed);
+    assert_same_rows(&got, &input, f.fidelity(), changed);
 }
 
-/// Checks that `got` holds the rows of `input`, as far as `fid` keeps them.
-fn assert_same_rows(got: &[RecordBatch], input: RecordBatch, fid: Fidelity, changed: &str) {
-    assert_eq!(rows_by_id(got, fid), rows_by_id(&[input], fid), "{changed}");
+/// Checks that `got` holds the rows of `sent`, as far as `fid` keeps them (`what` says
+/// which case failed).
+pub fn assert_same_rows(got: &[RecordBatch], sent: &RecordBatch, fid: Fidelity, what: &str) {
+    let sent = rows_by_id(std::slice::from_ref(sent), fid);
+    assert_eq!(rows_by_id(got, fid), sent, "{what}");
 }
 
 /// An empty stream reads as zero rows, without error.
@@ -784,7 +731,7 @@ pub async fn sink_roundtrip_all_types(f: &dyn SinkFixture) {
         .await
         .expect("read back");
     let changed = "values changed on the way through the sink";
-    assert_same_rows(&got, input, f.fidelity(), changed);
+    assert_same_rows(&got, &input, f.fidelity(), changed);
 }
 
 /// The first write mode the fixture's sink supports.

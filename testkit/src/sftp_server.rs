@@ -15,19 +15,17 @@
 //! A machine without `sshd` fails loudly with the install command; nothing is skipped.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
-use std::time::{Duration, Instant};
+
+use crate::sshd::{free_port, keygen, run, SSHD};
 
 /// The user tests log in as.
 pub const USER: &str = "ferrytest";
 /// [`USER`]'s password.
 pub const PASSWORD: &str = "ferry-test-password-7";
-
-const SSHD: &str = "/usr/sbin/sshd";
 
 /// A private key's kind and file format, as `ssh-keygen` writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,18 +64,6 @@ fn need(ok: bool, what: &str) {
     );
 }
 
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Creates [`USER`] when missing and sets its password (once per process).
 fn ensure_user() {
     static USER_READY: Once = Once::new();
@@ -101,14 +87,6 @@ fn ensure_user() {
     });
 }
 
-/// A port free now on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 /// `chown USER path` (the user writes where tests put files).
 pub fn give_to_user(path: &Path) {
     run(Command::new("chown").arg("-R").arg(USER).arg(path));
@@ -129,8 +107,6 @@ impl SftpServer {
             "ssh-keygen is not installed",
         );
         ensure_user();
-        // sshd's privilege separation folder
-        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         let dir = tempfile::tempdir().expect("temp dir");
         // the user walks through the temp folder to its root
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -138,29 +114,12 @@ impl SftpServer {
         let root = dir.path().join("root");
         std::fs::create_dir(&root).expect("root folder");
         give_to_user(&root);
-        let host_key = dir.path().join("host_ed25519");
-        run(Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "ferry-test-host",
-                "-f",
-            ])
-            .arg(&host_key));
-        let public = std::fs::read_to_string(host_key.with_extension("pub")).expect("host key");
-        let public = public
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let public = keygen(&dir.path().join("host_ed25519"), "ferry-test-host");
         std::fs::write(dir.path().join("authorized_keys"), "").expect("authorized_keys");
         for _ in 0..5 {
             let port = free_port();
-            if let Some(child) = spawn(dir.path(), &root, port, requests) {
+            let config = sshd_config(dir.path(), &root, port, requests);
+            if let Some(child) = crate::sshd::start(dir.path(), port, &config) {
                 return SftpServer {
                     dir,
                     port,
@@ -255,34 +214,6 @@ impl Drop for SftpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Starts sshd on `port` and waits for it to listen (`None`: it exited, e.g. the port
-/// was taken meanwhile).
-fn spawn(dir: &Path, root: &Path, port: u16, denied: &str) -> Option<Child> {
-    let config = dir.join("sshd_config");
-    std::fs::write(&config, sshd_config(dir, root, port, denied)).expect("sshd_config");
-    let log = std::fs::File::create(dir.join("sshd.log")).expect("sshd.log");
-    let mut child = Command::new(SSHD)
-        .args(["-D", "-e", "-f"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return None;
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(child);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 fn sshd_config(dir: &Path, root: &Path, port: u16, denied: &str) -> String {

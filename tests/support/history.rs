@@ -110,3 +110,29 @@ pub fn into_mysql(prefix: &str, test: fn(&str, Reading<'_>)) {
     test(&dest.section, Reading::mysql(&dest));
     dest.finish();
 }
+
+/// One `#[test]` per SQL destination, each running `$check` (a `fn(&str, Reading)`) on a
+/// fresh one: the tests are named `$sqlite`, `$postgres` and `$mysql`; `$prefix` names
+/// the PostgreSQL schema and the MySQL database.
+#[allow(unused_macros)]
+macro_rules! into_each {
+    ($check:ident, $prefix:literal: $sqlite:ident, $postgres:ident, $mysql:ident) => {
+        #[test]
+        fn $sqlite() {
+            $crate::support::history::into_sqlite($check);
+        }
+
+        #[test]
+        fn $postgres() {
+            $crate::support::history::into_postgres($prefix, $check);
+        }
+
+        #[test]
+        fn $mysql() {
+            $crate::support::history::into_mysql($prefix, $check);
+        }
+    };
+}
+// only the history test binaries use it
+#[allow(unused_imports)]
+pub(crate) use into_each;

@@ -20,7 +20,7 @@ use ferry_engine::report::Status;
 use ferry_engine::StreamConfig;
 use ferry_testkit as testkit;
 
-use common::{pg, shared_venvs};
+use common::{drop_schema, fresh_schema, pg, shared_venvs};
 
 /// The rows of `table` (schema-qualified).
 async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
@@ -75,11 +75,7 @@ async fn faker_into_postgres_resumes_its_state() {
     );
 
     let client = pg().await;
-    let schema = testkit::fresh_name("ferry_airbyte");
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
+    let schema = fresh_schema(&client, "ferry_airbyte").await;
     let settings = ConnSettings::from_url("postgres://postgres@127.0.0.1:5432/test").unwrap();
     let sink = Arc::new(PostgresSink::from_settings(settings, &schema));
     let state_dir = dir.path().join("state");
@@ -139,10 +135,7 @@ async fn faker_into_postgres_resumes_its_state() {
         20,
         "upsert by id"
     );
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    drop_schema(&client, &schema).await;
 }
 
 fn fake_source(dir: &Path, config: &str) -> Arc<AirbyteSource> {

@@ -13,16 +13,12 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{sink, source};
-use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::{
-    async_trait, Durability, ReadRequest, Result, Sink, SinkCapabilities, Source, StreamWriter,
-    WriteRequest, WriteSummary,
-};
+use common::{sink, source, source_refused};
+use ferry_core::{ReadRequest, Result, Sink, Source};
 use ferry_engine::config::StreamConfig;
 use ferry_engine::report::{RunReport, Status};
 use ferry_engine::runtime::RunOptions;
-use ferry_testkit as testkit;
+use ferry_testkit::{self as testkit, FailingSink};
 
 fn incremental(name: &str) -> Vec<StreamConfig> {
     vec![serde_json::from_value(serde_json::json!({ "name": name, "incremental": true })).unwrap()]
@@ -178,61 +174,6 @@ async fn delete_removes_only_what_was_read_and_a_trial_touches_nothing() {
     assert!(report.summary().contains("in/orders_1.csv deleted"));
 }
 
-/// A sink that writes through the file sink, holds its rows to the close, and then fails
-/// the close: before the inner close (nothing committed), or after it (the rows durable,
-/// the run dying before its state is saved).
-struct Failing {
-    inner: Arc<dyn Sink>,
-    after_commit: bool,
-}
-
-struct FailingWriter {
-    inner: Box<dyn StreamWriter>,
-    after_commit: bool,
-}
-
-#[async_trait]
-impl Sink for Failing {
-    async fn check(&self) -> Result<()> {
-        self.inner.check().await
-    }
-    async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        Ok(Box::new(FailingWriter {
-            inner: self.inner.open(request).await?,
-            after_commit: self.after_commit,
-        }))
-    }
-    fn capabilities(&self) -> SinkCapabilities {
-        self.inner.capabilities()
-    }
-    async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
-        self.inner.describe(stream).await
-    }
-}
-
-#[async_trait]
-impl StreamWriter for FailingWriter {
-    async fn write(&mut self, batch: ferry_core::arrow_array::RecordBatch) -> Result<()> {
-        self.inner.write(batch).await
-    }
-    async fn flush(&mut self) -> Result<Durability> {
-        Ok(Durability::AtClose)
-    }
-    async fn close(self: Box<Self>) -> Result<WriteSummary> {
-        if self.after_commit {
-            self.inner.close().await?;
-            return Err(ferry_core::Error::internal(
-                "killed after the sink's commit",
-            ));
-        }
-        self.inner.abort().await?;
-        Err(ferry_core::Error::internal("the destination failed"))
-    }
-    async fn abort(self: Box<Self>) -> Result<()> {
-        self.inner.abort().await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_archived_before_the_state_is_committed() {
     let f = Folders::with(&[("orders_1.csv", "id,v\n1,a\n2,b\n")]);
@@ -243,10 +184,7 @@ async fn nothing_is_archived_before_the_state_is_committed() {
             let src = source(SOURCE, dir).unwrap();
             let file_sink = sink("path = \"out\"", dir).unwrap();
             let snk: Arc<dyn Sink> = match after_commit {
-                Some(after_commit) => Arc::new(Failing {
-                    inner: file_sink,
-                    after_commit,
-                }),
+                Some(after_commit) => Arc::new(FailingSink::at_close(file_sink, after_commit)),
                 None => file_sink,
             };
             run(src, snk, state, streams, &RunOptions::default()).await
@@ -403,10 +341,7 @@ async fn the_date_in_the_name_as_a_column() {
         "{text:?}"
     );
     assert!(text[2].contains("2024-02-01"), "{text:?}");
-    let e = source("path = \"*.csv\"\nname_date_column = \"d\"", dir.path())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = source_refused("path = \"*.csv\"\nname_date_column = \"d\"", dir.path()).to_string();
     assert!(e.contains("set `name_date` too"), "{e}");
 }
 

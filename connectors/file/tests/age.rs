@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::source_fix::{write_encrypted, SourceFix};
-use common::{io, leftovers, sink, source};
+use common::{io, leftovers, sink, sink_refused, source, source_refused};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::arrow_schema::SchemaRef;
 use ferry_core::{
@@ -268,12 +268,10 @@ async fn encrypted_source_files_fail_clearly() {
     );
     assert!(err.is_err(), "an unset variable is refused");
     std::env::set_var("FERRY_TEST_AGE_BAD_KEY", "AGE-SECRET-KEY-1CANARY");
-    let err = source(
+    let err = source_refused(
         "path = \"big.csv.age\"\nidentity = \"${env:FERRY_TEST_AGE_BAD_KEY}\"",
         base,
-    )
-    .err()
-    .unwrap();
+    );
     assert_eq!(err.kind(), ErrorKind::ConfigInvalid, "{err}");
     assert!(
         err.to_string().contains("`identity`") && !err.to_string().contains("CANARY"),
@@ -363,12 +361,8 @@ async fn passphrase_files_are_read_with_the_source_passphrase() {
     assert_eq!(n, 4);
 
     // passphrase and recipients together are refused: age allows a passphrase only alone
-    let err = sink(
-        "path = \"out\"\nencrypt = { recipients = [\"file:k.pub\"], passphrase = \"${file:pw.txt}\" }",
-        base,
-    )
-    .err()
-    .unwrap();
+    let err = sink_refused("path = \"out\"\nencrypt = { recipients = [\"file:k.pub\"], passphrase = \"${file:pw.txt}\" }",
+        base,);
     assert_eq!(err.kind(), ErrorKind::ConfigInvalid, "{err}");
     assert!(err.to_string().contains("cannot be combined"), "{err}");
     // and so are no recipients at all, or a key file that is not there
@@ -384,9 +378,7 @@ async fn passphrase_files_are_read_with_the_source_passphrase() {
         ),
         ("encrypt = { recipient = [] }", "did you mean `recipients`"),
     ] {
-        let err = sink(&format!("path = \"out\"\n{toml}"), base)
-            .err()
-            .unwrap();
+        let err = sink_refused(&format!("path = \"out\"\n{toml}"), base);
         assert_eq!(err.kind(), ErrorKind::ConfigInvalid, "{toml}: {err}");
         assert!(err.to_string().contains(needle), "{toml}: {err}");
         assert!(!err.to_string().contains("AGE-SECRET-KEY"), "{err}");

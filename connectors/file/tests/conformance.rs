@@ -7,7 +7,7 @@ use std::fs::File;
 use std::time::{Duration, SystemTime};
 
 use common::source_fix::SourceFix;
-use common::{leftovers, sink, source};
+use common::{leftovers, sink, source, source_refused};
 use ferry_core::arrow_array::cast::AsArray;
 use ferry_core::arrow_array::types::Int64Type;
 use ferry_core::arrow_array::RecordBatch;
@@ -234,14 +234,8 @@ async fn incremental_rereads_only_new_or_modified_files_and_limit_stops_early() 
     assert!(b.is_empty());
 
     // a state that is not a file position is an error, not a silent full read
-    let err = src
-        .read(ReadRequest::incremental(
-            "f",
-            Some(serde_json::json!({"cursor": 3})),
-        ))
-        .await
-        .err()
-        .unwrap();
+    let state = serde_json::json!({"cursor": 3});
+    let err = testkit::read_refused(src.as_ref(), ReadRequest::incremental("f", Some(state))).await;
     assert!(err.to_string().contains("ferry state reset"), "{err}");
 
     // a cursor column is refused rather than ignored
@@ -292,7 +286,7 @@ async fn bad_config_is_refused_before_any_file_is_touched() {
             "unknown type `integer64`",
         ),
     ] {
-        let err = source(toml, dir.path()).err().unwrap();
+        let err = source_refused(toml, dir.path());
         assert_eq!(err.kind(), ErrorKind::ConfigInvalid, "{toml}: {err}");
         assert!(err.to_string().contains(needle), "{toml}: {err}");
     }

@@ -9,17 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{sink, source};
-use ferry_core::arrow_schema::SchemaRef;
-use ferry_core::{
-    async_trait, Durability, Error, Result, Sink, SinkCapabilities, StreamWriter, WriteRequest,
-    WriteSummary,
-};
+use ferry_core::Sink;
 use ferry_engine::config::StreamConfig;
 use ferry_engine::report::{RunReport, Status};
 use ferry_engine::runtime::RunOptions;
-use ferry_testkit as testkit;
 use ferry_testkit::names as files;
 use ferry_testkit::python::run_python;
+use ferry_testkit::{self as testkit, FailingSink};
+use tempfile::TempDir;
 
 /// `in/orders.xlsx`: sheet `north` with orders 1–3, sheet `south` with orders 4–5.
 fn workbook(dir: &Path) {
@@ -41,6 +38,14 @@ wb.close()
 }
 
 const SOURCE: &str = "path = \"in/orders.xlsx\"\nsheet = \"*\"\nafter_read = \"archive\"";
+
+/// A client folder holding the workbook, a state folder, and the file sink into `out/`.
+fn setup() -> (TempDir, TempDir, Arc<dyn Sink>) {
+    let dir = tempfile::tempdir().unwrap();
+    workbook(dir.path());
+    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    (dir, tempfile::tempdir().unwrap(), snk)
+}
 
 /// Both sheets' streams, incremental.
 fn streams() -> Vec<StreamConfig> {
@@ -80,10 +85,7 @@ fn settled(report: &RunReport) -> Vec<(String, String, Option<String>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workbook_is_archived_once_after_both_sheets_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    workbook(dir.path());
-    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    let (dir, state, snk) = setup();
     let report = run(dir.path(), state.path(), snk.clone()).await;
     testkit::assert_succeeded(&report);
     assert_eq!(ids(dir.path(), "orders_north"), [1, 2, 3]);
@@ -110,16 +112,11 @@ async fn a_workbook_is_archived_once_after_both_sheets_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sheet_that_failed_keeps_the_workbook_until_a_later_run_commits_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    workbook(dir.path());
-    let snk = sink("path = \"out\"", dir.path()).unwrap();
+    let (dir, state, snk) = setup();
 
     // the south sheet's delivery fails: north commits, the workbook stays for south
-    let failing: Arc<dyn Sink> = Arc::new(FailFor {
-        inner: snk.clone(),
-        stream: "orders_south",
-    });
+    let failing: Arc<dyn Sink> =
+        Arc::new(FailingSink::at_close(snk.clone(), false).only("orders_south"));
     let report = run(dir.path(), state.path(), failing).await;
     assert_eq!(report.status, Status::Failed);
     let north = report.streams.iter().find(|s| s.stream == "orders_north");
@@ -148,48 +145,4 @@ async fn a_sheet_that_failed_keeps_the_workbook_until_a_later_run_commits_it() {
     testkit::assert_succeeded(&report);
     assert_eq!(report.rows_read(), 0);
     assert!(settled(&report).is_empty());
-}
-
-/// A sink whose writer for `stream` fails at its close (after taking its rows back); the
-/// other streams' writers are the inner sink's.
-struct FailFor {
-    inner: Arc<dyn Sink>,
-    stream: &'static str,
-}
-
-struct Failing(Box<dyn StreamWriter>);
-
-#[async_trait]
-impl Sink for FailFor {
-    async fn check(&self) -> Result<()> {
-        self.inner.check().await
-    }
-    async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>> {
-        let fails = request.stream == self.stream;
-        let w = self.inner.open(request).await?;
-        Ok(if fails { Box::new(Failing(w)) } else { w })
-    }
-    fn capabilities(&self) -> SinkCapabilities {
-        self.inner.capabilities()
-    }
-    async fn describe(&self, stream: &str) -> Result<Option<SchemaRef>> {
-        self.inner.describe(stream).await
-    }
-}
-
-#[async_trait]
-impl StreamWriter for Failing {
-    async fn write(&mut self, batch: ferry_core::arrow_array::RecordBatch) -> Result<()> {
-        self.0.write(batch).await
-    }
-    async fn flush(&mut self) -> Result<Durability> {
-        Ok(Durability::AtClose)
-    }
-    async fn close(self: Box<Self>) -> Result<WriteSummary> {
-        self.0.abort().await?;
-        Err(Error::internal("the destination failed"))
-    }
-    async fn abort(self: Box<Self>) -> Result<()> {
-        self.0.abort().await
-    }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::source;
+use common::{source, source_refused};
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::{FerryType, Message, ReadRequest, Rejected, Result, Source};
 use ferry_testkit::python::run_python;
@@ -163,9 +163,7 @@ async fn utf16_with_a_mark_needs_no_setting_and_tabs_are_guessed() {
 #[test]
 fn unknown_encodings_and_bad_separators_are_config_errors() {
     let dir = folder();
-    let err = source("path = \"a.csv\"\nencoding = \"windows-1225\"", dir.path())
-        .err()
-        .unwrap();
+    let err = source_refused("path = \"a.csv\"\nencoding = \"windows-1225\"", dir.path());
     let text = err.to_string();
     assert!(
         text.contains("unknown encoding `windows-1225`")
@@ -173,11 +171,9 @@ fn unknown_encodings_and_bad_separators_are_config_errors() {
         "{text}"
     );
     assert_eq!(err.context_value("line"), Some("2"));
-    let err = source(
+    let err = source_refused(
         "path = \"a.csv\"\ndecimal_separator = \",\"\nthousands_separator = \",\"",
         dir.path(),
-    )
-    .err()
-    .unwrap();
+    );
     assert!(err.to_string().contains("thousands_separator"), "{err}");
 }

@@ -479,11 +479,7 @@ async fn a_cursor_that_does_not_grow_is_refused() {
     let e = s.read(req).await.err().expect("foreign state");
     assert!(e.message().contains("ferry state reset"), "{e}");
 
-    let e = s
-        .read(ReadRequest::full("user"))
-        .await
-        .err()
-        .expect("unknown stream");
+    let e = testkit::read_refused(s.as_ref(), ReadRequest::full("user")).await;
     assert_eq!(e.kind(), ErrorKind::NotFound);
 }
 

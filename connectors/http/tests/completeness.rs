@@ -2,6 +2,8 @@
 //! page early, as some do under load) is caught: the report says `complete: false`, and
 //! `--require-complete` fails the stream before its state is committed.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
@@ -35,14 +37,7 @@ async fn start(claimed: u64) -> String {
     let app = Router::new()
         .route("/items", get(items))
         .with_state(claimed);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.ok();
-    });
-    format!("http://{addr}")
+    format!("http://{}", common::listen(app).await)
 }
 
 fn source(url: &str) -> Arc<HttpSource> {

@@ -6,6 +6,8 @@
 //! stream fails naming the page and its last committed position, and a rerun
 //! completes).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,14 +57,7 @@ async fn api() -> (std::net::SocketAddr, Shared) {
         .route("/items", get(items))
         .route("/hook/{stream}", post(hook))
         .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.ok();
-    });
-    (addr, received)
+    (common::listen(app).await, received)
 }
 
 async fn items(uri: Uri) -> Json<Value> {

@@ -6,9 +6,9 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::{start, Api, Need};
-use ferry_connector_http::{HttpSource, HttpSourceConfig};
+use ferry_connector_http::HttpSource;
 use ferry_core::exchange::Exchange;
-use ferry_core::{ConfigNode, Message, ReadRequest, Source};
+use ferry_core::{Message, ReadRequest, Source};
 use futures::StreamExt;
 
 const KEY: &str = "canary-recorded-8e2f";
@@ -20,8 +20,7 @@ fn source(api: &Api, extra: &str, path: &str, stream: &str) -> HttpSource {
          [[streams]]\nname = \"s\"\npath = \"{path}\"\n{stream}",
         api.url
     );
-    let cfg: HttpSourceConfig = ConfigNode::from_toml(&text, ".").unwrap().parse().unwrap();
-    HttpSource::new(cfg).unwrap()
+    ferry_testkit::from_toml(&text, ".", |c, _| HttpSource::new(c)).unwrap()
 }
 
 /// The exchanges of a whole read (which must succeed).

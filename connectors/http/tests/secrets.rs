@@ -5,8 +5,8 @@
 mod common;
 
 use common::{start, Api, Need};
-use ferry_connector_http::{HttpSource, HttpSourceConfig, WebhookSink, WebhookSinkConfig};
-use ferry_core::{ConfigNode, Error, ReadRequest, Sink, Source};
+use ferry_connector_http::{HttpSource, WebhookSink};
+use ferry_core::{Error, ReadRequest, Sink, Source};
 use ferry_testkit::CapturedLog;
 use futures::StreamExt;
 
@@ -24,8 +24,7 @@ fn source(api: &Api, extra: &str, path: &str) -> HttpSource {
          [[streams]]\nname = \"s\"\npath = \"{path}\"\nrecords = \"data\"\npagination = {{ type = \"page\" }}\n",
         api.url
     );
-    let cfg: HttpSourceConfig = ConfigNode::from_toml(&text, ".").unwrap().parse().unwrap();
-    HttpSource::new(cfg).unwrap()
+    ferry_testkit::from_toml(&text, ".", |c, _| HttpSource::new(c)).unwrap()
 }
 
 /// The error of a check of `/page/customers` with `auth`, which the API refuses.
@@ -111,8 +110,7 @@ async fn no_secret_in_errors_or_trace_logs() {
         "url = \"{}/hook/x\"\nsecret = \"{}\"\nretry = {{ attempts = 2, initial_backoff_ms = 10 }}",
         api.url, CANARIES[4]
     );
-    let cfg: WebhookSinkConfig = ConfigNode::from_toml(&text, ".").unwrap().parse().unwrap();
-    let sink = WebhookSink::new(cfg).unwrap();
+    let sink = ferry_testkit::from_toml(&text, ".", |c, _| WebhookSink::new(c)).unwrap();
     let schema = ferry_testkit::simple_batch(1, 0, "").schema();
     let request = ferry_testkit::request("x", schema, ferry_core::WriteMode::Append);
     let mut w = sink.open(request).await.unwrap();

@@ -63,27 +63,6 @@ impl Fixture {
         Fixture { settings, sink }
     }
 
-    fn source(&self) -> Arc<MysqlSource> {
-        Arc::new(MysqlSource::from_settings(self.settings.clone()))
-    }
-
-    /// A source with a config written in TOML (connection fields added).
-    fn source_with(&self, extra: &str) -> MysqlSource {
-        let toml = format!(
-            "host = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{}\"\n{}{extra}",
-            self.settings.host,
-            self.settings.port,
-            self.settings.user,
-            self.settings.database,
-            self.settings
-                .password
-                .as_ref()
-                .map(|p| format!("password = \"{}\"\n", p.expose()))
-                .unwrap_or_default(),
-        );
-        testkit::from_toml(&toml, std::env::temp_dir(), MysqlSource::new).unwrap()
-    }
-
     async fn conn(&self) -> mysql_async::Conn {
         let mut c = mysql_async::Conn::new(opts(&self.settings, true))
             .await
@@ -120,6 +99,8 @@ impl Drop for Fixture {
 
 #[async_trait]
 impl SqlFixture for Fixture {
+    type Source = MysqlSource;
+
     async fn another(&self) -> Fixture {
         Fixture::new().await
     }
@@ -128,12 +109,25 @@ impl SqlFixture for Fixture {
         self.sink.clone()
     }
 
-    fn source(&self) -> Arc<dyn Source> {
-        Fixture::source(self)
+    fn source(&self) -> Arc<MysqlSource> {
+        Arc::new(MysqlSource::from_settings(self.settings.clone()))
     }
 
-    fn source_with(&self, extra: &str) -> Arc<dyn Source> {
-        Arc::new(Fixture::source_with(self, extra))
+    /// A source with a config written in TOML (connection fields added).
+    fn source_with(&self, extra: &str) -> MysqlSource {
+        let toml = format!(
+            "host = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{}\"\n{}{extra}",
+            self.settings.host,
+            self.settings.port,
+            self.settings.user,
+            self.settings.database,
+            self.settings
+                .password
+                .as_ref()
+                .map(|p| format!("password = \"{}\"\n", p.expose()))
+                .unwrap_or_default(),
+        );
+        testkit::from_toml(&toml, std::env::temp_dir(), MysqlSource::new).unwrap()
     }
 
     fn broken_source(&self) -> Arc<dyn Source> {

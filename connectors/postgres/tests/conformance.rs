@@ -76,11 +76,7 @@ async fn custom_query_streams() {
     f.sql("CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'DELETE FROM orders RETURNING 1';")
         .await;
     let bad = f.source_with("queries = [{ name = \"oops\", sql = \"SELECT sneaky() AS x\" }]\n");
-    let e = bad
-        .read(ReadRequest::full("oops"))
-        .await
-        .err()
-        .expect("refused");
+    let e = testkit::read_refused(&bad, ReadRequest::full("oops")).await;
     sql_fixtures::assert_error(&e, ErrorKind::ConfigInvalid, "read-only");
     assert_eq!(f.value("SELECT count(*) FROM orders").await, "10");
 }

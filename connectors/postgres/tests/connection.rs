@@ -128,11 +128,7 @@ async fn permissions_are_reported_as_permission_denied() {
             .await
             .unwrap();
         src.check().await.unwrap();
-        let e = src
-            .read(ReadRequest::full("secret_stuff"))
-            .await
-            .err()
-            .expect("refused");
+        let e = testkit::read_refused(&src, ReadRequest::full("secret_stuff")).await;
         sql_fixtures::assert_error(&e, ErrorKind::PermissionDenied, "permission denied");
         // a destination schema the user may not create tables in
         let e = testkit::open_refused(

@@ -13,16 +13,10 @@ use futures::StreamExt;
 
 /// The rows as sorted JSON lines: equal sets of rows give equal vectors, in any order.
 fn content(batches: &[RecordBatch]) -> Vec<String> {
-    let mut rows: Vec<String> = testkit::rows_by_id(
-        batches,
-        Fidelity {
-            typed: true,
-            ..Default::default()
-        },
-    )
-    .into_iter()
-    .map(|r| serde_json::to_string(&r).unwrap())
-    .collect();
+    let mut rows: Vec<String> = testkit::rows_by_id(batches, Fidelity::EXACT)
+        .into_iter()
+        .map(|r| serde_json::to_string(&r).unwrap())
+        .collect();
     rows.sort();
     rows
 }

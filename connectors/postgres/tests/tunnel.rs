@@ -20,6 +20,7 @@ use ferry_testkit as testkit;
 use ferry_testkit::bastion::Bastion;
 use ferry_testkit::fault::{Direction, Ending};
 use ferry_testkit::sftp_server::{KeyKind, SftpServer, PASSWORD};
+use ferry_testkit::sql::SqlFixture;
 
 /// Bytes through the tunnel before a cut mid-read: past login and discovery, well
 /// before the end of the ~1 MB of rows.

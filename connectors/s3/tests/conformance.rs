@@ -81,33 +81,29 @@ struct SourceFix {
     format: Format,
 }
 
+impl SourceFix {
+    /// Puts `batch` as object `part` of `stream`, under `kit/<stream>/`.
+    async fn put(&self, stream: &str, part: u32, batch: &RecordBatch) {
+        let key = format!("kit/{stream}/part-{part:04}.{}", self.format.extension());
+        let body = encode(self.format, batch);
+        self.server.put(BUCKET, &key, body).await;
+    }
+}
+
 #[async_trait]
 impl SourceFixture for SourceFix {
     async fn create(&self, stream: &str, batch: &RecordBatch) -> Result<Arc<dyn Source>> {
-        let ext = self.format.extension();
-        self.server
-            .put(
-                BUCKET,
-                &format!("kit/{stream}/part-0001.{ext}"),
-                encode(self.format, batch),
-            )
-            .await;
+        self.put(stream, 1, batch).await;
         source(&format!(
-            "{}prefix = \"kit/\"\npath = \"{stream}/*.{ext}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
+            "{}prefix = \"kit/\"\npath = \"{stream}/*.{}\"\nstream = \"{stream}\"\nprimary_key = [\"id\"]\ncolumns = {}\n",
             self.server.toml(BUCKET),
+            self.format.extension(),
             testkit::columns_toml(&batch.schema())
         ))
     }
 
     async fn append(&self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        let ext = self.format.extension();
-        self.server
-            .put(
-                BUCKET,
-                &format!("kit/{stream}/part-0002.{ext}"),
-                encode(self.format, batch),
-            )
-            .await;
+        self.put(stream, 2, batch).await;
         Ok(())
     }
 
@@ -124,10 +120,7 @@ impl SourceFixture for SourceFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+        Fidelity::of_format(self.format)
     }
 }
 
@@ -174,10 +167,7 @@ impl SinkFixture for SinkFix {
     }
 
     fn fidelity(&self) -> Fidelity {
-        Fidelity {
-            empty_string_is_null: self.format == Format::Csv,
-            typed: true,
-        }
+        Fidelity::of_format(self.format)
     }
 }
 
@@ -284,15 +274,7 @@ async fn every_codec_round_trips_through_s3() {
                 src.check().await.unwrap();
                 src.discover().await.unwrap();
                 let got = testkit::read_all(src.as_ref(), ReadRequest::full("s")).await;
-                let fid = Fidelity {
-                    empty_string_is_null: format == Format::Csv,
-                    typed: true,
-                };
-                assert_eq!(
-                    testkit::rows_by_id(&got, fid),
-                    testkit::rows_by_id(std::slice::from_ref(&input), fid),
-                    "{case}"
-                );
+                testkit::assert_same_rows(&got, &input, Fidelity::of_format(format), &case);
                 cases += 1;
             }
         }
@@ -436,14 +418,9 @@ async fn incremental_picks_up_new_and_overwritten_objects_once() {
     assert!(ids(&msgs).is_empty());
 
     // a state that is not an S3 position is refused, not read as "everything"
-    let err = src
-        .read(ReadRequest::incremental(
-            "inc",
-            Some(serde_json::json!({"cursor": 1})),
-        ))
-        .await
-        .err()
-        .unwrap();
+    let state = serde_json::json!({"cursor": 1});
+    let err =
+        testkit::read_refused(src.as_ref(), ReadRequest::incremental("inc", Some(state))).await;
     assert!(err.to_string().contains("ferry state reset"), "{err}");
 
     // --limit stops early

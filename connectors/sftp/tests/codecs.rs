@@ -63,11 +63,8 @@ async fn delivered_files_read_back_with_the_same_values_in_every_format_and_laye
             empty_string_is_null: format == "csv",
             typed: true,
         };
-        assert_eq!(
-            testkit::rows_by_id(&got, fid),
-            testkit::rows_by_id(std::slice::from_ref(&batch), fid),
-            "{format}/{compression}/encrypted {encrypted}"
-        );
+        let case = format!("{format}/{compression}/encrypted {encrypted}");
+        testkit::assert_same_rows(&got, &batch, fid, &case);
     }
 }
 

@@ -80,12 +80,7 @@ impl Sink for SingerSink {
             stream: request.stream.clone(),
             run_id: request.run_id.clone(),
             run,
-            types: request
-                .schema
-                .fields()
-                .iter()
-                .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
-                .collect(),
+            types: FerryType::of_each(&request.schema, FerryType::String),
             names: request
                 .schema
                 .fields()

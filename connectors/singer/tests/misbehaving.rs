@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource, SingerSourceConfig};
+use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource};
 use ferry_connector_sqlite::SqliteSink;
 use ferry_core::{ConfigNode, Durability, FerryType, Sink, Source, WriteMode, WriteRequest};
 use ferry_engine::report::{RunReport, Status};
@@ -29,8 +29,7 @@ fn fake_tap(dir: &Path, mode: &str, rows: u64) -> Arc<dyn Source> {
         "executable = {:?}\nconfig = {{ mode = {mode:?}, rows = {rows} }}\n",
         fixture("fake_tap.py").display().to_string()
     );
-    let cfg: SingerSourceConfig = ConfigNode::from_toml(&toml, dir).unwrap().parse().unwrap();
-    Arc::new(SingerSource::new(cfg, dir).unwrap())
+    Arc::new(testkit::from_toml(&toml, dir, |c, ctx| SingerSource::new(c, &ctx.base_dir)).unwrap())
 }
 
 struct Setup {
@@ -164,16 +163,11 @@ async fn discovery_maps_the_catalog() {
 #[tokio::test]
 async fn a_missing_tap_program_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg: SingerSourceConfig =
-        ConfigNode::from_toml("executable = \"bin/no-such-tap\"", dir.path())
-            .unwrap()
-            .parse()
-            .unwrap();
-    let e = SingerSource::new(cfg, dir.path())
-        .unwrap()
-        .check()
-        .await
-        .unwrap_err();
+    let toml = "executable = \"bin/no-such-tap\"";
+    let tap = testkit::from_toml(toml, dir.path(), |c, ctx| {
+        SingerSource::new(c, &ctx.base_dir)
+    });
+    let e = tap.unwrap().check().await.unwrap_err();
     assert_eq!(e.kind(), ferry_core::ErrorKind::NotFound, "{e}");
     assert!(e.to_string().contains("no-such-tap"), "{e}");
 }

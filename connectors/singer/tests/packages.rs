@@ -12,13 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ferry_connector_generate::{GenerateConfig, GenerateSource};
-use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource, SingerSourceConfig};
+use ferry_connector_singer::{SingerSink, SingerSinkConfig, SingerSource};
 use ferry_connector_sqlite::SqliteSink;
 use ferry_core::{ConfigNode, Source, WriteMode};
 use ferry_engine::{RunOptions, StreamConfig};
 use ferry_testkit as testkit;
 
-use common::{pg, shared_venvs};
+use common::{drop_schema, fresh_schema, pg, shared_venvs};
 
 #[tokio::test]
 async fn tap_postgres_into_sqlite_incrementally() {
@@ -46,12 +46,14 @@ async fn tap_postgres_into_sqlite_incrementally() {
         config = {{ host = "127.0.0.1", port = 5432, user = "postgres", password = "", database = "test", filter_schemas = ["{schema}"] }}
         "#
     );
-    let cfg: SingerSourceConfig = ConfigNode::from_toml(&toml, dir.path())
+    let tap = |toml: &str| {
+        testkit::from_toml(toml, dir.path(), |c, ctx| {
+            SingerSource::new(c, &ctx.base_dir)
+        })
         .unwrap()
-        .parse()
-        .unwrap();
+    };
     let started = std::time::Instant::now();
-    let source = Arc::new(SingerSource::new(cfg, dir.path()).unwrap());
+    let source = Arc::new(tap(&toml));
     source.check().await.unwrap();
     eprintln!(
         "tap-postgres ready (install + discovery) in {:.1}s, venvs in {}",
@@ -59,15 +61,7 @@ async fn tap_postgres_into_sqlite_incrementally() {
         venvs.display()
     );
     // a wrong port fails check with a kind the CLI can hint on, and the tap's own words
-    let wrong: SingerSourceConfig = ConfigNode::from_toml(&toml.replace("5432", "1"), dir.path())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let e = SingerSource::new(wrong, dir.path())
-        .unwrap()
-        .check()
-        .await
-        .unwrap_err();
+    let e = tap(&toml.replace("5432", "1")).check().await.unwrap_err();
     assert_eq!(e.kind(), ferry_core::ErrorKind::Unreachable, "{e}");
     assert!(
         e.to_string()
@@ -161,10 +155,7 @@ async fn tap_postgres_into_sqlite_incrementally() {
         rt.state.get(&stream).unwrap()["bookmarks"][&stream]["replication_key_value"],
         5
     );
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    drop_schema(&client, &schema).await;
 }
 
 /// Ferry's generate source as `toml` configures it.
@@ -227,11 +218,7 @@ async fn generate_into_target_jsonl() {
 async fn generate_into_target_postgres() {
     shared_venvs();
     let client = pg().await;
-    let schema = testkit::fresh_name("ferry_target");
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
+    let schema = fresh_schema(&client, "ferry_target").await;
     let dir = tempfile::tempdir().unwrap();
     let source = generate(
         dir.path(),
@@ -269,8 +256,5 @@ async fn generate_into_target_postgres() {
     let row = client.query_one(&sql, &[]).await.unwrap();
     let figures: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     assert_eq!(figures, (300, 300, 300 * 301 / 2));
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    drop_schema(&client, &schema).await;
 }

@@ -33,10 +33,6 @@ impl Fixture {
         Fixture { dir, db, sink }
     }
 
-    fn source(&self) -> Arc<SqliteSource> {
-        Arc::new(SqliteSource::from_path(&self.db))
-    }
-
     /// A connection to the database file (created, with its folder, if missing).
     fn conn(&self) -> rusqlite::Connection {
         std::fs::create_dir_all(self.db.parent().unwrap()).unwrap();
@@ -46,6 +42,8 @@ impl Fixture {
 
 #[async_trait]
 impl SqlFixture for Fixture {
+    type Source = SqliteSource;
+
     async fn another(&self) -> Fixture {
         Fixture::new()
     }
@@ -54,13 +52,13 @@ impl SqlFixture for Fixture {
         self.sink.clone()
     }
 
-    fn source(&self) -> Arc<dyn Source> {
-        Fixture::source(self)
+    fn source(&self) -> Arc<SqliteSource> {
+        Arc::new(SqliteSource::from_path(&self.db))
     }
 
-    fn source_with(&self, extra: &str) -> Arc<dyn Source> {
+    fn source_with(&self, extra: &str) -> SqliteSource {
         let toml = format!("path = \"{}\"\n{extra}", self.db.display());
-        Arc::new(testkit::from_toml(&toml, self.dir.path(), SqliteSource::new).unwrap())
+        testkit::from_toml(&toml, self.dir.path(), SqliteSource::new).unwrap()
     }
 
     fn broken_source(&self) -> Arc<dyn Source> {

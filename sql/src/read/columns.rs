@@ -161,11 +161,7 @@ impl<V> ReadColumns<V> {
         values: V,
         col: impl Fn(FerryType, usize) -> Col,
     ) -> ReadColumns<V> {
-        let types: Vec<FerryType> = schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
-            .collect();
+        let types = FerryType::of_each(schema, FerryType::String);
         let cols = types.iter().map(|t| col(*t, capacity)).collect();
         ReadColumns {
             types,

@@ -4,11 +4,12 @@
 //! made), and told in Ferry's words with the key's value and what to do.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use ferry_core::arrow_array::RecordBatch;
 use ferry_core::values::write_text;
 use ferry_core::{Error, FerryType, Result};
+
+use super::row_hash::row_hash;
 
 /// The keys written so far in a run, as 128-bit fingerprints (16 bytes a key: about
 /// 35 MB for a million keys, held only by history and `deletes` streams).
@@ -35,26 +36,14 @@ impl Seen {
     /// run, and its row (`before` rows came earlier).
     pub fn take(&mut self, batch: &RecordBatch, before: u64, table: &str) -> Result<()> {
         let keys = &super::missing::keys_of(batch, &self.columns)?;
-        let schema = keys.schema();
-        let types: Vec<FerryType> = schema
-            .fields()
-            .iter()
-            .map(|f| FerryType::of(f).unwrap_or(FerryType::Json))
-            .collect();
+        let types = FerryType::of_each(&keys.schema(), FerryType::Json);
+        let all: Vec<usize> = (0..keys.num_columns()).collect();
         let mut text = String::new();
         for row in 0..keys.num_rows() {
-            let (mut a, mut b) = (DefaultHasher::new(), DefaultHasher::new());
-            1u8.hash(&mut b);
-            for (i, ty) in types.iter().enumerate() {
-                text.clear();
-                let set = write_text(keys.column(i).as_ref(), *ty, row, &mut text);
-                for h in [&mut a, &mut b] {
-                    set.hash(h);
-                    text.hash(h);
-                }
-            }
-            let fingerprint = (a.finish() as u128) << 64 | b.finish() as u128;
-            if !self.keys.insert(fingerprint) {
+            if !self
+                .keys
+                .insert(row_hash(keys, &all, &types, row, &mut text))
+            {
                 return Err(self.repeated(keys, row, before + row as u64 + 1, table));
             }
         }

@@ -29,8 +29,11 @@ use ferry_ssh::hostkey::Pin;
 use ferry_ssh::ssh2::MethodType;
 use ferry_ssh::{Login, Tunnel};
 
+// the kit's sshd launcher, as a file: a dependency on the kit would build all of it
+#[path = "../../../testkit/src/sshd.rs"]
+mod sshd;
+
 const MIB: usize = 1024 * 1024;
-const SSHD: &str = "/usr/sbin/sshd";
 
 struct Args {
     mib: usize,
@@ -268,65 +271,20 @@ struct Sshd {
     user_key: PathBuf,
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn keygen(path: &Path) {
-    run(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "tunnel-bench", "-f"])
-        .arg(path));
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn wait_listening(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited: {status}");
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{what} did not listen on {port}");
-}
-
 impl Sshd {
     fn start(ciphers: Option<&str>) -> Sshd {
         assert!(
-            Path::new(SSHD).exists(),
+            Path::new(sshd::SSHD).exists(),
             "sshd is not installed: `apt-get install openssh-server openssh-client`"
         );
         let dir = std::env::temp_dir().join(format!("ferry-tunnel-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp folder");
-        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
-        keygen(&dir.join("host"));
-        keygen(&dir.join("user"));
+        let host_key = sshd::keygen(&dir.join("host"), "tunnel-bench");
+        sshd::keygen(&dir.join("user"), "tunnel-bench");
         std::fs::copy(dir.join("user.pub"), dir.join("authorized_keys")).expect("authorized_keys");
-        let host_key = std::fs::read_to_string(dir.join("host.pub")).expect("host key");
-        let host_key = host_key
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let user = run(Command::new("id").arg("-un"));
-        let port = free_port();
+        let id = sshd::run(Command::new("id").arg("-un"));
+        let user = String::from_utf8_lossy(&id.stdout).trim().to_string();
+        let port = sshd::free_port();
         let d = dir.display();
         let mut config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile none\n\
@@ -338,20 +296,15 @@ impl Sshd {
         if let Some(c) = ciphers {
             config += &format!("Ciphers {c}\n");
         }
-        std::fs::write(dir.join("sshd_config"), config).expect("sshd_config");
         std::fs::write(
             dir.join("known_hosts"),
             format!("[127.0.0.1]:{port} {host_key}\n"),
         )
         .expect("known_hosts");
-        let log = std::fs::File::create(dir.join("sshd.log")).expect("sshd.log");
-        let mut child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(dir.join("sshd_config"))
-            .stderr(log)
-            .spawn()
-            .expect("sshd starts");
-        wait_listening(port, &mut child, "sshd");
+        let child = sshd::start(&dir, port, &config).unwrap_or_else(|| {
+            let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
+            panic!("sshd did not listen on {port}: {log}")
+        });
         Sshd {
             user_key: dir.join("user"),
             dir,
@@ -396,7 +349,7 @@ impl Sshd {
     /// `ssh -N -L` to `target` through this sshd; returns it and its local port once it
     /// listens.
     fn forward(&self, target: u16) -> (Child, u16) {
-        let port = free_port();
+        let port = sshd::free_port();
         let log = std::fs::File::create(self.dir.join("ssh.log")).expect("ssh.log");
         let mut child = Command::new("ssh")
             .args([
@@ -421,7 +374,11 @@ impl Sshd {
             .stderr(log)
             .spawn()
             .expect("ssh starts");
-        wait_listening(port, &mut child, "ssh -L");
+        assert!(
+            sshd::listening(port, &mut child),
+            "ssh -L did not listen on {port}: see {}",
+            self.dir.join("ssh.log").display()
+        );
         (child, port)
     }
 

@@ -43,13 +43,15 @@ pub trait SqlFixture: Send + Sync {
     async fn another(&self) -> Self
     where
         Self: Sized;
+    /// The connector's source type, so a connector's own tests get its own methods too.
+    type Source: Source + 'static;
     /// The sink under test, writing into the fixture's database.
     fn sink(&self) -> Arc<dyn Sink>;
     /// A source reading the fixture's database.
-    fn source(&self) -> Arc<dyn Source>;
+    fn source(&self) -> Arc<Self::Source>;
     /// A source built from its TOML config: the fixture's connection lines, then `extra`
     /// (`tables`, `queries`, …).
-    fn source_with(&self, extra: &str) -> Arc<dyn Source>;
+    fn source_with(&self, extra: &str) -> Self::Source;
     /// A source whose connection fails (nothing listens there, no such file).
     fn broken_source(&self) -> Arc<dyn Source>;
     /// Runs statements (separated by `;`) in the fixture's database.

@@ -13,6 +13,7 @@ use crate::{
 };
 use ferry_core::catalog::WriteMode;
 use ferry_core::sink::{Durability, Sink};
+use ferry_core::source::Source;
 use ferry_core::types::{primary_key, with_keys, FerryType};
 use ferry_core::{Error, ErrorKind};
 use ferry_engine::config::StreamConfig;

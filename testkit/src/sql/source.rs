@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::SqlFixture;
 use crate::{
-    id_v_batch, ids, messages, read_all, rows, source_reads_match_discover, Row, SourceFixture,
+    id_v_batch, ids, messages, read_all, read_refused, rows, source_reads_match_discover, Row,
+    SourceFixture,
 };
 use ferry_core::catalog::StreamInfo;
 use ferry_core::source::{Message, ReadRequest, Source};
@@ -63,11 +64,7 @@ pub async fn incremental_ties_are_never_split_or_repeated<F: SqlFixture>(f: &F) 
     // a state taken with another cursor is refused, not misread
     let mut other = req.clone();
     other.state = Some(serde_json::json!({ "cursor": "3", "column": "id" }));
-    let e = source
-        .read(other)
-        .await
-        .err()
-        .expect("a state of another cursor must be refused");
+    let e = read_refused(source.as_ref(), other).await;
     assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
 }
 
@@ -113,11 +110,7 @@ pub async fn estimate_limit_and_missing_things<F: SqlFixture>(f: &F) {
         })
         .sum();
     assert_eq!(n, 3);
-    let e = source
-        .read(ReadRequest::full("nope"))
-        .await
-        .err()
-        .expect("unknown stream");
+    let e = read_refused(source.as_ref(), ReadRequest::full("nope")).await;
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(
         e.message().contains("ten"),
@@ -169,10 +162,10 @@ pub async fn custom_query_streams<F: SqlFixture>(
 ) -> QueryStreams {
     let orders: Vec<(i64, i64)> = (1..=10).map(|i| (i, i * 50)).collect();
     f.create("orders", &id_v_batch(&orders)).await.unwrap();
-    let source = f.source_with(&format!(
+    let source = Arc::new(f.source_with(&format!(
         "tables = [\"orders\"]\nqueries = [\n  {{ name = \"big_orders\", sql = \"{}\", primary_key = [\"id\"], cursor = \"id\" }},\n  {},\n]\n",
         queries.big_orders, queries.stats
-    ));
+    )));
     source.check().await.unwrap();
     let catalog = source.discover().await.unwrap();
     assert_eq!(catalog.names(), vec!["orders", "big_orders", "stats"]);

@@ -34,3 +34,15 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The error the file source's config `toml` is refused with.
+pub fn source_refused(toml: &str, base: &Path) -> Error {
+    source(toml, base)
+        .err()
+        .expect("the source config is refused")
+}
+
+/// The error the file sink's config `toml` is refused with.
+pub fn sink_refused(toml: &str, base: &Path) -> Error {
+    sink(toml, base).err().expect("the sink config is refused")
+}

@@ -115,18 +115,23 @@ pub async fn start() -> Api {
         kit: Mutex::new(HashMap::new()),
         log: Mutex::new(Vec::new()),
     });
-    let app = Router::new().fallback(serve).with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.ok();
-    });
+    let addr = listen(Router::new().fallback(serve).with_state(state.clone())).await;
     Api {
         url: format!("http://{addr}"),
         state,
     }
+}
+
+/// Serves `app` on a free loopback port, in the background; its address.
+pub async fn listen(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    addr
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {

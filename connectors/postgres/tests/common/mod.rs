@@ -90,34 +90,6 @@ impl Fixture {
         }
     }
 
-    pub fn source(&self) -> Arc<PostgresSource> {
-        Arc::new(PostgresSource::from_settings(
-            self.server.clone(),
-            &[&self.schema],
-        ))
-    }
-
-    /// A source configured in TOML: the connection fields and `schemas = [<fixture's>]`
-    /// unless `extra` sets them, plus `extra`.
-    pub fn source_with(&self, extra: &str) -> PostgresSource {
-        let s = &self.server;
-        let mut toml = format!(
-            "host = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{}\"\n",
-            s.host, s.port, s.user, s.database,
-        );
-        if !extra.contains("sslmode") {
-            toml.push_str(&format!("sslmode = \"{}\"\n", s.sslmode.name()));
-        }
-        if let Some(p) = &s.password {
-            toml.push_str(&format!("password = \"{}\"\n", p.expose()));
-        }
-        if !extra.contains("schemas") {
-            toml.push_str(&format!("schemas = [\"{}\"]\n", self.schema));
-        }
-        toml.push_str(extra);
-        testkit::from_toml(&toml, std::env::temp_dir(), PostgresSource::new).unwrap()
-    }
-
     /// A driver connection whose `search_path` is the fixture's schema.
     pub async fn admin(&self) -> tokio_postgres::Client {
         let c = admin_to(&self.server, &self.server.database).await;
@@ -156,6 +128,8 @@ impl Drop for Fixture {
 
 #[async_trait]
 impl SqlFixture for Fixture {
+    type Source = PostgresSource;
+
     async fn another(&self) -> Fixture {
         Fixture::new().await
     }
@@ -164,12 +138,32 @@ impl SqlFixture for Fixture {
         self.sink.clone()
     }
 
-    fn source(&self) -> Arc<dyn Source> {
-        Fixture::source(self)
+    fn source(&self) -> Arc<PostgresSource> {
+        Arc::new(PostgresSource::from_settings(
+            self.server.clone(),
+            &[&self.schema],
+        ))
     }
 
-    fn source_with(&self, extra: &str) -> Arc<dyn Source> {
-        Arc::new(Fixture::source_with(self, extra))
+    /// A source configured in TOML: the connection fields and `schemas = [<fixture's>]`
+    /// unless `extra` sets them, plus `extra`.
+    fn source_with(&self, extra: &str) -> PostgresSource {
+        let s = &self.server;
+        let mut toml = format!(
+            "host = \"{}\"\nport = {}\nuser = \"{}\"\ndatabase = \"{}\"\n",
+            s.host, s.port, s.user, s.database,
+        );
+        if !extra.contains("sslmode") {
+            toml.push_str(&format!("sslmode = \"{}\"\n", s.sslmode.name()));
+        }
+        if let Some(p) = &s.password {
+            toml.push_str(&format!("password = \"{}\"\n", p.expose()));
+        }
+        if !extra.contains("schemas") {
+            toml.push_str(&format!("schemas = [\"{}\"]\n", self.schema));
+        }
+        toml.push_str(extra);
+        testkit::from_toml(&toml, std::env::temp_dir(), PostgresSource::new).unwrap()
     }
 
     fn broken_source(&self) -> Arc<dyn Source> {

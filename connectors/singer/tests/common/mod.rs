@@ -30,3 +30,21 @@ pub async fn pg() -> tokio_postgres::Client {
     tokio::spawn(conn);
     client
 }
+
+/// A fresh schema in the local PostgreSQL, its name starting with `prefix`.
+pub async fn fresh_schema(client: &tokio_postgres::Client, prefix: &str) -> String {
+    let schema = ferry_testkit::fresh_name(prefix);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    schema
+}
+
+/// Drops `schema` and everything in it.
+pub async fn drop_schema(client: &tokio_postgres::Client, schema: &str) {
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

@@ -182,9 +182,7 @@ impl Changes {
     pub fn take(&mut self) -> Result<Vec<Message>> {
         let target = &self.target;
         let fields = target.schema.fields();
-        let types: Vec<FerryType> = (fields.iter())
-            .map(|f| FerryType::of(f).unwrap_or(FerryType::String))
-            .collect();
+        let types = FerryType::of_each(&target.schema, FerryType::String);
         let n = self.latest.len();
         let mut rows: Vec<ColumnBuilder> =
             types.iter().map(|t| ColumnBuilder::new(*t, n)).collect();
