@@ -221,7 +221,10 @@ pub fn age(d: &Path, mb: u64, runs: u32) {
         f.sync_all().unwrap();
         fsync = fsync.min(start.elapsed().as_secs_f64());
     }
-    println!("{:<24} {fsync:>6.2} s (of a {mb} MiB age file just written)", "fsync");
+    println!(
+        "{:<24} {fsync:>6.2} s (of a {mb} MiB age file just written)",
+        "fsync"
+    );
 
     // row 2: to a file, Ferry atomic and durable
     let atomic = d.join("ferry-o.age");
@@ -280,7 +283,9 @@ pub fn age(d: &Path, mb: u64, runs: u32) {
         mbps
     });
 
-    println!("issue 22 rows ({mb} MiB; wall seconds, best of {runs}; speed-up = age time / Ferry time):");
+    println!(
+        "issue 22 rows ({mb} MiB; wall seconds, best of {runs}; speed-up = age time / Ferry time):"
+    );
     let row = |name: &str, ferry: f64, age: Option<f64>, goal: &str| match age {
         Some(a) => println!(
             "  {name:<34} Ferry {:>5.2} s   age {:>5.2} s   {:>4.2}x (goal {goal})",
@@ -291,7 +296,12 @@ pub fn age(d: &Path, mb: u64, runs: u32) {
         None => println!("  {name:<34} Ferry {:>5.2} s", secs(ferry)),
     };
     row("encrypt to stdout", enc, cli_enc, ">= 1.5x");
-    row("encrypt -o FILE (Ferry: fsync)", enc_o, cli_enc_o, ">= 1.0x");
+    row(
+        "encrypt -o FILE (Ferry: fsync)",
+        enc_o,
+        cli_enc_o,
+        ">= 1.0x",
+    );
     row("decrypt -o FILE (Ferry: fsync)", dec_o, cli_dec, ">= 1.5x");
     row("decrypt > file (no fsync)", dec_stream, cli_dec, "-");
     println!("  fsync of the output, apart: {fsync:.2} s");

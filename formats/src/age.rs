@@ -995,9 +995,17 @@ mod tests {
     fn age_payload_rules_of_the_spec() {
         let full = noise(3, 64 << 10);
         let cases: [(&str, Vec<(&[u8], bool)>, Option<&str>); 7] = [
-            ("empty payload, one empty last chunk", vec![(b"", true)], None),
+            (
+                "empty payload, one empty last chunk",
+                vec![(b"", true)],
+                None,
+            ),
             ("full last chunk", vec![(&full, false), (&full, true)], None),
-            ("short last chunk", vec![(&full, false), (b"xy", true)], None),
+            (
+                "short last chunk",
+                vec![(&full, false), (b"xy", true)],
+                None,
+            ),
             (
                 "empty last chunk after a full one",
                 vec![(&full, false), (b"", true)],
@@ -1054,7 +1062,10 @@ mod tests {
         assert_eq!(plain.seek(io::SeekFrom::End(0)).unwrap(), len as u64);
         let mut buf = vec![0u8; 200_000];
         for at in [0, 1, 65_535, 65_536, 3 << 20, len - 100, len / 2, 17] {
-            assert_eq!(plain.seek(io::SeekFrom::Start(at as u64)).unwrap(), at as u64);
+            assert_eq!(
+                plain.seek(io::SeekFrom::Start(at as u64)).unwrap(),
+                at as u64
+            );
             let n = read_full(&mut plain, &mut buf);
             assert_eq!(n, buf.len().min(len - at), "at {at}");
             assert!(buf[..n] == data[at..at + n], "bytes at {at}");
@@ -1095,9 +1106,18 @@ mod tests {
         assert_eq!((lines[at + 1].len(), lines[at + 2]), (64, ""));
         // refused: padding, a missing empty line, a space too many, an unknown version
         for (bad, why) in [
-            (text_with(&text, "-> t1 a b+/=\n", "-> t1  a b+/=\n"), "double space"),
-            (text_with(&text, "age-encryption.org/v1", "age-encryption.org/v2"), "v2"),
-            (b"age-encryption.org/v1\n-> X\nAA=\n--- x\n".to_vec(), "padding"),
+            (
+                text_with(&text, "-> t1 a b+/=\n", "-> t1  a b+/=\n"),
+                "double space",
+            ),
+            (
+                text_with(&text, "age-encryption.org/v1", "age-encryption.org/v2"),
+                "v2",
+            ),
+            (
+                b"age-encryption.org/v1\n-> X\nAA=\n--- x\n".to_vec(),
+                "padding",
+            ),
             (b"age-encryption.org/v1\n--- x\n".to_vec(), "no stanza"),
         ] {
             let err = header::read(&mut &bad[..]).err().expect(why);

@@ -192,7 +192,11 @@ fn sizes_around_boundaries(seed: u64) -> Vec<usize> {
 
 /// Bytes after an age file's header and payload nonce.
 fn payload_len(file: &[u8]) -> usize {
-    let mac = file.windows(5).position(|w| w == b"\n--- ").expect("a MAC line") + 1;
+    let mac = file
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("a MAC line")
+        + 1;
     let end = mac + file[mac..].iter().position(|&b| b == b'\n').unwrap() + 1;
     file.len() - end - 16
 }
@@ -238,7 +242,11 @@ fn sizes_around_chunk_and_batch_boundaries_interoperate_both_ways() {
             .unwrap();
         assert!(got == want, "Ferry's decryption of age's {what} differs");
         let out = d.join("out");
-        assert_eq!(age::decrypt_file(&theirs, &out, &ids).unwrap(), len as u64, "{what}");
+        assert_eq!(
+            age::decrypt_file(&theirs, &out, &ids).unwrap(),
+            len as u64,
+            "{what}"
+        );
         assert!(std::fs::read(&out).unwrap() == want, "{what}");
     }
 }

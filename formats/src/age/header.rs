@@ -214,8 +214,7 @@ impl<R: BufRead> Lines<'_, R> {
             .map_err(DecryptError::Io)?;
         let line = &self.text[start..];
         // refuse what is not an age file as soon as its first bytes say so
-        if start == 0 && !line.starts_with(&MAGIC_PREFIX[..line.len().min(MAGIC_PREFIX.len())])
-        {
+        if start == 0 && !line.starts_with(&MAGIC_PREFIX[..line.len().min(MAGIC_PREFIX.len())]) {
             return Err(DecryptError::InvalidHeader);
         }
         if line.last() != Some(&b'\n') {

@@ -316,7 +316,8 @@ impl<R: Read + Seek> DecryptingReader<R> {
         } else {
             let last = chunks - 1;
             let size = (sealed - last * SEALED as u64) as usize;
-            self.input.seek(SeekFrom::Start(start + last * SEALED as u64))?;
+            self.input
+                .seek(SeekFrom::Start(start + last * SEALED as u64))?;
             let mut buf = vec![0u8; size];
             self.input.read_exact(&mut buf)?;
             let mut slot = vec![0u8; size];

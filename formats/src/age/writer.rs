@@ -30,7 +30,10 @@ pub struct EncryptingWriter<W: Write> {
 
 /// Starts an age file for `recipients` on `out`: writes the header at once and returns a
 /// writer that encrypts the payload as it is written.
-pub fn encrypt_writer<W: Write>(recipients: &Recipients, mut out: W) -> Result<EncryptingWriter<W>> {
+pub fn encrypt_writer<W: Write>(
+    recipients: &Recipients,
+    mut out: W,
+) -> Result<EncryptingWriter<W>> {
     let rng = SystemRandom::new();
     let file_key = FileKey::try_init_with_mut(|k| rng.fill(k))
         .map_err(|_| Error::new(ErrorKind::Io, "cannot draw a random age file key"))?;
