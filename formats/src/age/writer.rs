@@ -19,7 +19,8 @@ use super::{header, Recipients};
 /// produce). Memory: two batches (2 MiB each with 2 cores, at most 8 MiB each).
 pub struct EncryptingWriter<W: Write> {
     out: W,
-    key: LessSafeKey,
+    /// Boxed: ring's expanded key is large, and this writer sits in enums of writers.
+    key: Box<LessSafeKey>,
     /// Index of the next chunk to seal.
     counter: u64,
     /// Plaintext not sealed yet: at most a batch.
@@ -58,7 +59,7 @@ pub fn encrypt_writer<W: Write>(
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot write the age header: {e}")))?;
     Ok(EncryptingWriter {
         out,
-        key,
+        key: Box::new(key),
         counter: 0,
         plain: Vec::new(),
         sealed: Vec::new(),
