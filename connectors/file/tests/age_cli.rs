@@ -170,6 +170,87 @@ fn the_age_cli_encrypts_and_ferry_decrypts() {
     assert!(!out.exists());
 }
 
+/// Sizes around the boundaries the payload code has: chunks (64 KiB), and the batches
+/// Ferry seals and opens on several threads (a reader's batches grow from one chunk per
+/// core, doubling, up to 16 per core; the writer's are 16 per core): each size is
+/// `k` chunks plus a random offset of -2..=2 bytes, for a seed printed on failure.
+fn sizes_around_boundaries(seed: u64) -> Vec<usize> {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut sizes = vec![0, 1, 65_535, 65_536, 65_537, 3 * 65_536];
+    for k in [1usize, 2, 3, 4, 6, 7, 14, 16, 30, 32, 33, 62, 64] {
+        let offset = (next() % 5) as i64 - 2;
+        sizes.push((k as i64 * 65_536 + offset) as usize);
+    }
+    sizes
+}
+
+/// Bytes after an age file's header and payload nonce.
+fn payload_len(file: &[u8]) -> usize {
+    let mac = file
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("a MAC line")
+        + 1;
+    let end = mac + file[mac..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    file.len() - end - 16
+}
+
+#[test]
+fn sizes_around_chunk_and_batch_boundaries_interoperate_both_ways() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key_file = d.join("key.txt");
+    ok("age-keygen", &["-o", s(&key_file)]);
+    let secret = Secret::new(std::fs::read_to_string(&key_file).unwrap().trim_end());
+    let public = age::public_key(&secret).unwrap();
+    let ids = Identities::parse(&secret).unwrap();
+    let recipients = Recipients::parse(std::slice::from_ref(&public), d).unwrap();
+    for (i, len) in sizes_around_boundaries(seed).into_iter().enumerate() {
+        let what = format!("{len} bytes (seed {seed})");
+        let plain = d.join("plain");
+        let want = data(len, i as u8);
+        std::fs::write(&plain, &want).unwrap();
+        // Ferry → age -d (to stdout: `-o` makes no file for an empty plaintext)
+        let sealed = d.join("ferry.age");
+        age::encrypt_file(&plain, &sealed, &recipients).unwrap();
+        let out = run("age", &["-d", "-i", s(&key_file), s(&sealed)]);
+        assert!(out.status.success(), "age -d of Ferry's {what}: {out:?}");
+        assert!(out.stdout == want, "age -d of Ferry's {what} differs");
+        // age -e → Ferry, both streamed and into a file
+        let theirs = d.join("cli.age");
+        ok("age", &["-e", "-r", &public, "-o", s(&theirs), s(&plain)]);
+        // the same framing on both sides: 16 bytes of tag per 64 KiB chunk, at least one
+        let chunks = len.div_ceil(65_536).max(1);
+        for f in [&sealed, &theirs] {
+            let bytes = std::fs::read(f).unwrap();
+            assert_eq!(payload_len(&bytes), len + 16 * chunks, "{what}: {f:?}");
+        }
+        let mut got = Vec::new();
+        age::decrypt_reader(&ids, std::fs::File::open(&theirs).unwrap())
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got == want, "Ferry's decryption of age's {what} differs");
+        let out = d.join("out");
+        assert_eq!(
+            age::decrypt_file(&theirs, &out, &ids).unwrap(),
+            len as u64,
+            "{what}"
+        );
+        assert!(std::fs::read(&out).unwrap() == want, "{what}");
+    }
+}
+
 /// Runs `age` with `args` under `script`, so it reads `passphrase_lines` from a terminal.
 fn age_with_tty(args: &[&str], passphrase_lines: &str) -> Output {
     run("age", &["--version"]); // the install hint, if age is missing
