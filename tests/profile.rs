@@ -244,7 +244,15 @@ fn sample_bounds_the_rows_read_and_the_table_says_so() {
 fn an_unknown_stream_is_named_with_the_streams_there_are() {
     let tmp = client();
     let o = ferry(tmp.path(), &["profile", "--streams", "people,persons"]);
-    exits_saying_all(&o, 2, &["`persons`", "its streams are: people", "leave --streams out"]);
+    exits_saying_all(
+        &o,
+        2,
+        &[
+            "`persons`",
+            "its streams are: people",
+            "leave --streams out",
+        ],
+    );
     assert!(o.stdout.is_empty(), "nothing profiled before the error");
 }
 

@@ -34,7 +34,11 @@ pub async fn profile(
             ))
             .with("stream", name);
             // the name came from the command line, not from a line of the config
-            return Err(if from_option { e.with("option", "--streams") } else { e });
+            return Err(if from_option {
+                e.with("option", "--streams")
+            } else {
+                e
+            });
         };
         streams.push(info);
     }
