@@ -991,10 +991,14 @@ mod tests {
         (Identities::parse(&secret).unwrap(), file)
     }
 
+    /// A hand-built payload's case: its name, its chunks (plaintext, flagged last) and the
+    /// error it must fail with (`None`: it must open).
+    type PayloadCase<'a> = (&'a str, Vec<(&'a [u8], bool)>, Option<&'a str>);
+
     #[test]
     fn age_payload_rules_of_the_spec() {
         let full = noise(3, 64 << 10);
-        let cases: [(&str, Vec<(&[u8], bool)>, Option<&str>); 7] = [
+        let cases: [PayloadCase; 7] = [
             (
                 "empty payload, one empty last chunk",
                 vec![(b"", true)],
