@@ -12,7 +12,7 @@ use super::position::{locate, row_position};
 use super::sample::sample;
 use super::{RunOptions, Runtime, StreamTask};
 use crate::config::BadRecordPolicy;
-use crate::personal_data::Guard;
+use crate::personal_data::{Guard, Policy};
 use crate::quarantine::QuarantineRecord;
 use crate::report::StreamReport;
 use crate::transform;
@@ -61,6 +61,9 @@ impl Runtime {
         let mut exchanges = ferry_core::exchange::Recorder::new(&task.protected);
         // where the rows of the next batch were read (file sources say, before each batch)
         let mut positions: Option<Box<RowPositions>> = None;
+        // only `refuse` holds rows (and commits) back: under `warn` the sample is tested as
+        // the rows go through, so commits and counts stay as they were without a guard
+        let holds = self.settings.personal_data == Policy::Refuse;
         let mut guard = Some(Guard::new(
             self.settings.personal_data,
             &task.transforms,
@@ -182,7 +185,11 @@ impl Runtime {
                     match guard.as_mut() {
                         Some(g) => {
                             g.observe(&raw, &transformed);
-                            held.push(batch);
+                            if holds {
+                                held.push(batch);
+                            } else {
+                                self.put(task, &mut *writer, rep, &mut digest, batch).await?;
+                            }
                             if g.full() {
                                 decide(&mut guard, stream, rep, false)?;
                                 for b in std::mem::take(&mut held) {
@@ -200,7 +207,7 @@ impl Runtime {
                     pending = Some(state);
                     // with --require-complete nothing is committed before the end
                     // nor while the guard holds rows back
-                    if limit.is_none() && !opts.require_complete && guard.is_none() && last_commit.elapsed() >= interval {
+                    if limit.is_none() && !opts.require_complete && !(holds && guard.is_some()) && last_commit.elapsed() >= interval {
                         self.quarantine.flush_async(stream).await?;
                         if writer.flush().await? == Durability::Durable {
                             committed(rep);
