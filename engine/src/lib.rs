@@ -7,6 +7,7 @@
 
 pub mod checksums;
 pub mod config;
+pub mod group;
 pub mod html;
 pub mod personal_data;
 pub mod profile;

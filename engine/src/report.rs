@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::group::group;
 use crate::personal_data::Policy;
 use ferry_core::sink::Output;
 
@@ -453,26 +454,15 @@ fn settled_lines(out: &mut String, s: &StreamReport) {
     }
 }
 
-/// `1234567` as `1,234,567`.
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::group;
+
     #[test]
     fn groups_thousands() {
-        assert_eq!(super::group(0), "0");
-        assert_eq!(super::group(1234567), "1,234,567");
-        assert_eq!(super::group(100), "100");
+        assert_eq!(group(0), "0");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(100), "100");
     }
 
     #[test]

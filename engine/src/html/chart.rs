@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::escape::text;
-use crate::report::group;
+use crate::group::group;
 
 /// One bar.
 pub struct Bar {

@@ -7,8 +7,9 @@ use std::fmt::Write;
 
 use super::chart::{self, Bar};
 use super::escape::text;
+use crate::group::group;
 use crate::receipt::{Receipt, ReceiptStream, SignedReceipt};
-use crate::report::{group, Status};
+use crate::report::Status;
 
 const STYLE: &str = include_str!("style.css");
 

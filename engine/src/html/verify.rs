@@ -9,8 +9,8 @@ use base64::Engine;
 
 use super::escape::text;
 use crate::checksums;
+use crate::group::group;
 use crate::receipt::SignedReceipt;
-use crate::report::group;
 use crate::sshsig;
 
 /// The section, for the receipt saved as `file_name`.

@@ -10,7 +10,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use super::ids;
-use crate::report::group;
+use crate::group::group;
 
 /// The share of non-null values that must pass a kind's test (80 %).
 pub const MIN_SHARE: f64 = 0.8;

@@ -8,7 +8,7 @@ use super::detect::Kind;
 use super::read::StreamProfile;
 use super::shape::shape_regex;
 use super::stats::ColumnProfile;
-use crate::report::group;
+use crate::group::group;
 
 /// At most this many distinct values make an `allowed` check.
 const MAX_ALLOWED: u64 = 10;
